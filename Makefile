@@ -1,0 +1,33 @@
+# `make demo` and `make test` work on a fresh clone with only python3 installed.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.hcctme-installed
+DEMO_OUT ?= hcctme_demo_out
+PYTEST_WORKERS ?= 2
+
+.PHONY: demo test test-fast bench venv clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml .ci/constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c .ci/constraints.txt -e ".[dev]"
+	$(PY) -m ipykernel install --user --name python3 >/dev/null 2>&1 || true
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/hcctme demo --out $(DEMO_OUT)
+
+test: $(STAMP)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not notebook"
+
+bench: $(STAMP)
+	$(PY) benchmarks/score_bench.py --sizes 10000 50000
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

@@ -1,0 +1,76 @@
+"""Every AnnData key and default that hcctme reads or writes, in one place."""
+
+from __future__ import annotations
+
+from typing import Final
+
+
+class Keys:
+    """Keys of ``obs``/``obsm``/``uns``/``var``/``layers`` written or read by hcctme."""
+
+    SCORES: Final = "hcctme_scores"  # obsm (cells x signatures) and uns (parameters)
+    STATE: Final = "hcctme_state"  # obs (categorical state call), uns (mapping, thresholds)
+    CONFIDENCE_SUFFIX: Final = "_confidence"  # obs[STATE + suffix]
+    PARENT_SUFFIX: Final = "_context"  # obs[STATE + suffix]: the cell_context each cell was read in
+    COMPARE: Final = "hcctme_compare"  # uns: tidy comparison table
+    ENRICH: Final = "hcctme_enrich"  # uns: preranked GSEA table
+    TA_RESPONSE: Final = "hcctme_ta_response"  # uns: T+A response comparison
+    CROSSTALK: Final = "hcctme_crosstalk"  # uns: liana results annotated with axes
+    CROSSTALK_DIFF: Final = "hcctme_crosstalk_diff"  # uns: patient-level differential crosstalk
+    TIB: Final = "hcctme_tib"  # uns: per-sample tumour immune barrier table
+    PROFILE: Final = "hcctme_profile"  # uns: per-sample x axis resistance profile
+    SYMBOL: Final = "hcctme_symbol"  # var: harmonised gene symbol
+    SPATIAL: Final = "spatial"  # obsm: coordinates (squidpy convention)
+    COUNTS: Final = "counts"  # layers: raw integer counts
+    SIM: Final = "hcctme_sim"  # uns: ground truth of simulated cohorts
+    N_CELLS: Final = "n_cells"  # obs of pseudobulk AnnData
+
+
+class Defaults:
+    """Default parameters shared by several tools."""
+
+    MAX_RANK: Final = 1500
+    MIN_COVERAGE: Final = 0.5
+    MIN_GENES: Final = 3  # never score a signature on fewer genes than this
+    MIN_CELLS: Final = 10
+    SEED: Final = 0
+    ALPHA: Final = 0.05
+    CHUNK_SIZE: Final = 10_000
+    SAMPLE_KEY: Final = "patient"
+    CONDITION_KEY: Final = "response"
+    CELL_TYPE_KEY: Final = "cell_type"
+    UNASSIGNED: Final = "unassigned"
+
+
+CELL_CONTEXTS: Final = (
+    "t_cell",
+    "cd8_t",
+    "cd4_t",
+    "nk",
+    "b_cell",
+    "plasma",
+    "myeloid",
+    "macrophage",
+    "monocyte",
+    "neutrophil",
+    "dendritic",
+    "fibroblast",
+    "endothelial",
+    "hepatocyte",
+    "tumour",
+    "any",
+)
+
+# A context's parents: a cell read as cd8_t is also a t_cell, a macrophage also myeloid.
+CONTEXT_PARENTS: Final = {
+    "cd8_t": "t_cell",
+    "cd4_t": "t_cell",
+    "macrophage": "myeloid",
+    "monocyte": "myeloid",
+    "neutrophil": "myeloid",
+    "dendritic": "myeloid",
+}
+
+ROLES: Final = ("resistance", "response", "state", "program", "marker")
+EVIDENCE: Final = ("published_list", "marker_panel", "derived")
+SPECIES: Final = ("human", "mouse")

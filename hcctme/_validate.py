@@ -1,0 +1,300 @@
+"""Input checks shared by every hcctme tool.
+
+Each check either returns the validated object or raises a ``ValueError``, ``KeyError``,
+``TypeError`` or ``FileNotFoundError`` whose message names the problem and the fix. Checks never
+modify their input, so a tool that validates first and writes last leaves a user's AnnData as it
+was when it fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+
+from hcctme._constants import Keys
+
+MatrixKind = Literal["counts", "lognorm", "scaled", "other"]
+
+_PREVIEW = 12
+
+
+def _preview(values: Iterable[Any]) -> str:
+    values = [str(v) for v in values]
+    shown = ", ".join(repr(v) for v in values[:_PREVIEW])
+    return shown + (f", ... ({len(values)} in all)" if len(values) > _PREVIEW else "")
+
+
+# --------------------------------------------------------------------------------------------------
+# AnnData and keys
+# --------------------------------------------------------------------------------------------------
+def anndata(adata: Any, *, allow_empty: bool = False) -> AnnData:
+    """Check that ``adata`` is a non-empty AnnData."""
+    if not isinstance(adata, AnnData):
+        raise TypeError(
+            f"expected an AnnData object, got {type(adata).__name__}; "
+            "read your data with anndata.read_h5ad or scanpy.read_* first"
+        )
+    if not allow_empty and (adata.n_obs == 0 or adata.n_vars == 0):
+        raise ValueError(
+            f"the AnnData is empty ({adata.n_obs} cells x {adata.n_vars} genes); "
+            "check the filtering steps that produced it"
+        )
+    return adata
+
+
+def obs_column(adata: AnnData, key: Any, *, purpose: str = "") -> pd.Series:
+    """Return ``adata.obs[key]``, raising a KeyError that lists the columns when it is missing."""
+    if not isinstance(key, str):
+        raise TypeError(f"an obs column name must be a string, got {type(key).__name__} ({key!r})")
+    if key not in adata.obs.columns:
+        why = f" ({purpose})" if purpose else ""
+        raise KeyError(
+            f"adata.obs has no column {key!r}{why}; available columns: {_preview(adata.obs.columns)}"
+        )
+    col = adata.obs[key]
+    if col.isna().any():
+        raise ValueError(
+            f"adata.obs[{key!r}] has {int(col.isna().sum())} missing values; "
+            "fill or drop those cells before calling this tool"
+        )
+    return col
+
+
+def categorical_levels(
+    adata: AnnData, key: str, *, purpose: str = "", min_levels: int = 1
+) -> pd.Series:
+    """Return obs[key] as strings, requiring at least ``min_levels`` distinct values."""
+    col = obs_column(adata, key, purpose=purpose).astype(str)
+    levels = pd.unique(col)
+    if len(levels) < min_levels:
+        raise ValueError(
+            f"adata.obs[{key!r}] has {len(levels)} level(s) ({_preview(levels)}); "
+            f"{purpose or 'this tool'} needs at least {min_levels}"
+        )
+    return col
+
+
+def level(values: pd.Series, value: Any, *, key: str, what: str = "reference") -> str:
+    """Check that ``value`` is one of the levels of ``values`` (an obs column)."""
+    levels = pd.unique(values.astype(str))
+    if value is None or str(value) not in set(levels):
+        raise ValueError(
+            f"{what} {value!r} is not a level of obs[{key!r}]; levels are: {_preview(levels)}"
+        )
+    return str(value)
+
+
+def constant_within(adata: AnnData, key: str, by: str) -> pd.Series:
+    """Check that obs[key] takes one value per obs[by] group; return it indexed by group."""
+    frame = adata.obs[[by, key]].astype(str)
+    n_values = frame.groupby(by, observed=True)[key].nunique()
+    bad = n_values[n_values > 1]
+    if len(bad):
+        raise ValueError(
+            f"obs[{key!r}] varies within samples of obs[{by!r}] ({_preview(bad.index)}); "
+            f"each sample must have one {key} value (the sample is the unit of replication)"
+        )
+    return frame.groupby(by, observed=True)[key].first()
+
+
+def key_added(key: Any) -> str:
+    """Check a ``key_added`` argument."""
+    if not isinstance(key, str) or not key:
+        raise TypeError(f"key_added must be a non-empty string, got {key!r}")
+    return key
+
+
+def choice(value: Any, options: Sequence[str], *, name: str) -> str:
+    """Check that ``value`` is one of ``options``."""
+    if value not in options:
+        raise ValueError(f"{name}={value!r} is not supported; choose one of {list(options)}")
+    return value
+
+
+def positive_int(value: Any, *, name: str, allow_none: bool = False, minimum: int = 1) -> int | None:
+    """Check an integer parameter (``bool`` is refused)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} ({value!r})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def fraction(value: Any, *, name: str) -> float:
+    """Check a number in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}")
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return float(value)
+
+
+def existing_file(path: Any, *, what: str = "file") -> Path:
+    """Check that ``path`` names an existing file or directory."""
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"expected a path to a {what}, got {type(path).__name__}")
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist; check the path")
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# Expression matrices
+# --------------------------------------------------------------------------------------------------
+def matrix(
+    adata: AnnData, *, layer: str | None = None, use_raw: bool | None = None
+) -> tuple[Any, pd.Index]:
+    """Resolve the expression matrix a tool reads (``layer`` or ``.raw`` or ``.X``).
+
+    ``use_raw=None`` follows scanpy: ``.raw`` is used when present and no layer is given.
+    Returns the matrix (not copied) and its gene names.
+    """
+    if layer is not None and use_raw:
+        raise ValueError("give either layer= or use_raw=True, not both")
+    if layer is not None:
+        if not isinstance(layer, str):
+            raise TypeError(f"layer must be a string, got {type(layer).__name__}")
+        if layer not in adata.layers:
+            raise KeyError(
+                f"adata.layers has no {layer!r}; available layers: {_preview(adata.layers.keys()) or 'none'}"
+                " (pass layer=None to use .X)"
+            )
+        return adata.layers[layer], adata.var_names
+    if use_raw is None:
+        use_raw = adata.raw is not None
+    if use_raw:
+        if adata.raw is None:
+            raise ValueError("use_raw=True but adata.raw is None; pass use_raw=False or set adata.raw")
+        return adata.raw.X, adata.raw.var_names
+    return adata.X, adata.var_names
+
+
+def unique_genes(var_names: pd.Index) -> pd.Index:
+    """Refuse duplicated gene names (a gene would be scored twice)."""
+    if not var_names.is_unique:
+        dups = var_names[var_names.duplicated()].unique()
+        raise ValueError(
+            f"{len(dups)} gene name(s) are duplicated ({_preview(dups)}); "
+            "call adata.var_names_make_unique() or hcctme.pp.harmonize_genes first"
+        )
+    return var_names
+
+
+def _row_sample(X: Any, n_rows: int, max_rows: int = 2000) -> np.ndarray | sp.spmatrix:
+    """A deterministic sample of rows, loaded into memory (works for backed and dask matrices)."""
+    if n_rows <= max_rows:
+        idx = np.arange(n_rows)
+    else:
+        idx = np.sort(np.random.default_rng(0).choice(n_rows, max_rows, replace=False))
+    block = X[idx]
+    if hasattr(block, "compute"):  # dask
+        block = block.compute()
+    if hasattr(block, "to_memory"):  # anndata backed sparse dataset
+        block = block.to_memory()
+    return block
+
+
+def _values(block: Any) -> np.ndarray:
+    if sp.issparse(block):
+        return np.asarray(block.data)
+    return np.asarray(block).ravel()
+
+
+def matrix_kind(X: Any, *, n_rows: int | None = None, check_finite: bool = True) -> MatrixKind:
+    """Classify a matrix as integer counts, log-normalised, scaled (negative values) or other.
+
+    Reads a deterministic sample of up to 2000 rows. Raises ValueError on NaN or infinite values.
+    """
+    n_rows = X.shape[0] if n_rows is None else n_rows
+    if not np.issubdtype(np.dtype(X.dtype), np.number) or np.dtype(X.dtype) == np.bool_:
+        raise TypeError(f"the expression matrix has dtype {X.dtype}; expected numbers")
+    values = _values(_row_sample(X, n_rows))
+    if values.size == 0:
+        return "counts"
+    if check_finite and not np.all(np.isfinite(values)):
+        raise ValueError(
+            "the expression matrix contains NaN or infinite values; "
+            "replace them (e.g. np.nan_to_num) or fix the normalisation step that produced them"
+        )
+    if values.min() < 0:
+        return "scaled"
+    if np.all(values == np.round(values)):
+        return "counts"
+    if values.max() < 50:
+        return "lognorm"
+    return "other"
+
+
+def counts(X: Any, *, what: str = "this tool") -> None:
+    """Require integer counts."""
+    kind = matrix_kind(X)
+    if kind != "counts":
+        raise ValueError(
+            f"{what} needs raw integer counts but the matrix looks {kind}; "
+            "pass layer='counts' (or the layer holding raw counts)"
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Results of earlier tools
+# --------------------------------------------------------------------------------------------------
+def scores(adata: AnnData, key: str = Keys.SCORES) -> pd.DataFrame:
+    """Return signature scores stored by :func:`hcctme.tl.score`."""
+    if key not in adata.obsm:
+        raise KeyError(
+            f"no signature scores in adata.obsm[{key!r}]; run hcctme.tl.score(adata) first "
+            f"(or pass the scores_key it wrote)"
+        )
+    frame = adata.obsm[key]
+    if not isinstance(frame, pd.DataFrame):
+        raise TypeError(
+            f"adata.obsm[{key!r}] is a {type(frame).__name__}, not a DataFrame of scores; "
+            "re-run hcctme.tl.score"
+        )
+    return frame
+
+
+def state_calls(adata: AnnData, key: str = Keys.STATE) -> pd.Series:
+    """Return state calls stored by :func:`hcctme.tl.call_states`."""
+    if key not in adata.obs.columns:
+        raise KeyError(
+            f"no state calls in adata.obs[{key!r}]; run hcctme.tl.call_states(adata, cell_type_key=...) "
+            "first (or pass the key it wrote)"
+        )
+    return adata.obs[key]
+
+
+def spatial(adata: AnnData, key: str = Keys.SPATIAL) -> np.ndarray:
+    """Return 2-D spatial coordinates from ``obsm[key]``."""
+    if key not in adata.obsm:
+        raise KeyError(
+            f"no spatial coordinates in adata.obsm[{key!r}]; this tool needs spatial data "
+            "(squidpy/Visium convention obsm['spatial'], or pass spatial_key=)"
+        )
+    coords = np.asarray(adata.obsm[key], dtype=float)
+    if coords.ndim != 2 or coords.shape[1] < 2:
+        raise ValueError(f"adata.obsm[{key!r}] must be cells x 2 coordinates, got shape {coords.shape}")
+    if not np.all(np.isfinite(coords[:, :2])):
+        raise ValueError(f"adata.obsm[{key!r}] has NaN or infinite coordinates")
+    return coords[:, :2]
+
+
+def uns_table(adata: AnnData, key: str, *, tool: str) -> pd.DataFrame:
+    """Return a DataFrame stored in ``uns[key]`` by an earlier tool."""
+    if key not in adata.uns:
+        raise KeyError(f"adata.uns has no {key!r}; run {tool} first")
+    table = adata.uns[key]
+    if isinstance(table, dict) and "table" in table:
+        table = table["table"]
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"adata.uns[{key!r}] is not a results table; re-run {tool}")
+    return table

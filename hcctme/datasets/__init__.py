@@ -1,0 +1,1 @@
+"""Simulated HCC cohorts with ground truth, and the demo cohort."""

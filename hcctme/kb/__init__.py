@@ -1,0 +1,1 @@
+"""Knowledge base of HCC resistance axes: ligand-receptor pairs, mechanisms, therapies, citations."""

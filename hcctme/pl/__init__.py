@@ -1,0 +1,1 @@
+"""Plots for each tool's results (matplotlib, scanpy look)."""

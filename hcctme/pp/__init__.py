@@ -1,0 +1,1 @@
+"""Preprocessing: gene-symbol harmonisation and input checks."""

@@ -1,0 +1,154 @@
+"""Readers and writers: YAML, GMT, decoupler nets and plain dicts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from hcctme.sig._model import Signature, SignatureSet
+from hcctme.sig._schema import SignatureSchemaError, to_signature, to_signatures
+
+
+def read_yaml(path: Path, *, strict: bool = False, known_symbols: frozenset[str] | None = None
+              ) -> list[Signature]:
+    """Read one signature YAML file (safe loader only)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            entries = yaml.safe_load(handle)
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML ({err.__class__.__name__}: {err})") from None
+    if entries is None:
+        raise SignatureSchemaError(f"{path}: the file is empty")
+    return to_signatures(entries, where=str(path), strict=strict, known_symbols=known_symbols)
+
+
+def read_yaml_dir(directory: Path, *, strict: bool = False,
+                  known_symbols: frozenset[str] | None = None) -> list[Signature]:
+    """Read every ``*.yaml``/``*.yml`` file of a directory, in name order; ids unique across files."""
+    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+    if not files:
+        raise FileNotFoundError(f"{directory}: no *.yaml signature files in this directory")
+    sigs: list[Signature] = []
+    first_seen: dict[str, Path] = {}
+    for path in files:
+        for sig in read_yaml(path, strict=strict, known_symbols=known_symbols):
+            if sig.id in first_seen:
+                raise SignatureSchemaError(
+                    f"{path}: signature {sig.id!r}: duplicate id (also in {first_seen[sig.id].name})"
+                )
+            first_seen[sig.id] = path
+            sigs.append(sig)
+    return sigs
+
+
+def read_gmt(path: Path) -> list[Signature]:
+    """Read a GMT file (name, description, genes...; tab separated)."""
+    sigs = []
+    with open(path, encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip() or line.startswith("#"):
+                continue
+            fields = line.split("\t")
+            if len(fields) < 3:
+                raise ValueError(
+                    f"{path}:{lineno}: malformed GMT line: expected 'name<TAB>description<TAB>gene...' "
+                    f"with tabs, found {len(fields)} tab-separated field(s)"
+                )
+            name, description, genes = fields[0].strip(), fields[1].strip(), [g.strip() for g in fields[2:]]
+            genes = list(dict.fromkeys(g for g in genes if g))
+            entry = {"id": _safe_id(name), "name": name, "genes_up": genes,
+                     "source": {"where": str(path), "note": description} if description else {}}
+            sigs.append(to_signature(entry, where=f"{path}:{lineno}", strict=False))
+    if not sigs:
+        raise ValueError(f"{path}: no gene sets found in this GMT file")
+    ids = [s.id for s in sigs]
+    dups = sorted({i for i in ids if ids.count(i) > 1})
+    if dups:
+        raise SignatureSchemaError(f"{path}: gene set names repeated: {dups}")
+    return sigs
+
+
+def _safe_id(name: str) -> str:
+    safe = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+    return safe or "unnamed"
+
+
+def from_dict(mapping: Mapping[str, Any]) -> list[Signature]:
+    """``{id: [genes]}`` or ``{id: {"up": [...], "down": [...]}}`` -> signatures."""
+    sigs = []
+    for key, value in mapping.items():
+        if isinstance(value, Mapping):
+            unknown = set(value) - {"up", "down"}
+            if unknown:
+                raise ValueError(f"signature {key!r}: dict values take keys 'up' and 'down', got {sorted(unknown)}")
+            up, down = value.get("up", []), value.get("down", [])
+        else:
+            up, down = value, []
+        if isinstance(up, str):
+            raise TypeError(f"signature {key!r}: give a list of genes, not the string {up!r}")
+        sigs.append(to_signature({"id": str(key), "genes_up": list(up), "genes_down": list(down)},
+                                 where="dict", strict=False))
+    if not sigs:
+        raise ValueError("the signature dict is empty")
+    return sigs
+
+
+def from_net(net: pd.DataFrame, *, source: str = "source", target: str = "target",
+             weight: str = "weight") -> list[Signature]:
+    """decoupler net (source, target, weight) -> signatures; negative weights are genes_down."""
+    missing = [c for c in (source, target) if c not in net.columns]
+    if missing:
+        raise KeyError(f"the net has no column(s) {missing}; expected columns {source!r}, {target!r}"
+                       f" and optionally {weight!r} (decoupler format)")
+    if net.empty:
+        raise ValueError("the net is empty")
+    sigs = []
+    weights = net[weight] if weight in net.columns else pd.Series(1.0, index=net.index)
+    for name, block in net.assign(_w=weights).groupby(source, sort=False):
+        up = block.loc[block["_w"] >= 0, target].astype(str).tolist()
+        down = block.loc[block["_w"] < 0, target].astype(str).tolist()
+        signed = {g: float(w) for g, w in zip(block[target].astype(str), block["_w"]) if abs(w) != 1}
+        entry = {"id": _safe_id(str(name)), "name": str(name), "genes_up": up, "genes_down": down,
+                 "weights": signed}
+        sigs.append(to_signature(entry, where="net", strict=False))
+    return sigs
+
+
+def to_net(sigs: SignatureSet) -> pd.DataFrame:
+    """Signatures -> decoupler net (source, target, weight)."""
+    rows = []
+    for sig in sigs:
+        for gene in sig.genes_up:
+            rows.append((sig.id, gene, float(sig.weights.get(gene, 1.0))))
+        for gene in sig.genes_down:
+            rows.append((sig.id, gene, -abs(float(sig.weights.get(gene, 1.0)))))
+    return pd.DataFrame(rows, columns=["source", "target", "weight"])
+
+
+def to_gmt(sigs: SignatureSet, path: str | Path | None = None) -> str:
+    """Signatures -> GMT text; written to ``path`` when given."""
+    lines = []
+    for sig in sigs:
+        description = sig.citation or sig.name
+        if sig.genes_down:
+            lines.append("\t".join([f"{sig.id}_UP", description, *sig.genes_up]))
+            lines.append("\t".join([f"{sig.id}_DOWN", description, *sig.genes_down]))
+        else:
+            lines.append("\t".join([sig.id, description, *sig.genes_up]))
+    text = "\n".join(lines) + "\n"
+    if path is not None:
+        Path(path).write_text(text, encoding="utf-8")
+    return text
+
+
+def to_yaml(sigs: SignatureSet, path: str | Path | None = None) -> str:
+    """Signatures -> YAML text in the library schema."""
+    text = yaml.safe_dump([s.to_dict() for s in sigs], sort_keys=False, allow_unicode=True)
+    if path is not None:
+        Path(path).write_text(text, encoding="utf-8")
+    return text

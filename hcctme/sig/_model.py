@@ -1,0 +1,196 @@
+"""Signature and SignatureSet: the gene-set model every tool consumes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Signature:
+    """One curated (or user) gene signature.
+
+    Attributes mirror the YAML schema of ``signatures/*.yaml`` (see DESIGN.md). ``genes_down``
+    holds genes expected to be low in the state; scorers that support signed signatures (UCell)
+    subtract their score.
+    """
+
+    id: str
+    genes_up: tuple[str, ...]
+    genes_down: tuple[str, ...] = ()
+    name: str = ""
+    collection: str = "user"
+    cell_context: str = "any"
+    species: str = "human"
+    weights: Mapping[str, float] = field(default_factory=dict)
+    source: Mapping[str, str] = field(default_factory=dict)
+    evidence: str = "derived"
+    role: str = "program"
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "genes_up", tuple(self.genes_up))
+        object.__setattr__(self, "genes_down", tuple(self.genes_down))
+        object.__setattr__(self, "weights", MappingProxyType(dict(self.weights)))
+        object.__setattr__(self, "source", MappingProxyType(dict(self.source)))
+        if not self.name:
+            object.__setattr__(self, "name", self.id)
+
+    @property
+    def genes(self) -> tuple[str, ...]:
+        """All genes, up then down."""
+        return self.genes_up + self.genes_down
+
+    @property
+    def citation(self) -> str:
+        """Short citation with PMID or DOI when known."""
+        src = self.source
+        parts = [src.get("citation", "")]
+        if src.get("pmid"):
+            parts.append(f"PMID {src['pmid']}")
+        elif src.get("doi"):
+            parts.append(f"doi:{src['doi']}")
+        return "; ".join(p for p in parts if p)
+
+    def with_genes(self, genes_up: Iterable[str], genes_down: Iterable[str] = ()) -> Signature:
+        """A copy with other gene lists (used by harmonisation and ortholog mapping)."""
+        return replace(self, genes_up=tuple(genes_up), genes_down=tuple(genes_down))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-dict form (the YAML schema)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "collection": self.collection,
+            "cell_context": self.cell_context,
+            "species": self.species,
+            "genes_up": list(self.genes_up),
+            "genes_down": list(self.genes_down),
+            "weights": dict(self.weights),
+            "source": dict(self.source),
+            "evidence": self.evidence,
+            "role": self.role,
+            "version": self.version,
+        }
+
+
+class SignatureSet(Sequence[Signature]):
+    """An ordered, id-unique collection of signatures with the library version it came from.
+
+    Index by position or by id: ``sigs["TAM2_SPP1"]``.
+    """
+
+    def __init__(
+        self, signatures: Iterable[Signature], *, library_version: str = "user", origin: str = ""
+    ) -> None:
+        self._sigs: tuple[Signature, ...] = tuple(signatures)
+        ids = [s.id for s in self._sigs]
+        dups = sorted({i for i in ids if ids.count(i) > 1})
+        if dups:
+            raise ValueError(f"duplicate signature ids: {dups}; ids must be unique within a set")
+        self._index = {s.id: s for s in self._sigs}
+        self.library_version = library_version
+        self.origin = origin
+
+    # Sequence protocol -----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._sigs)
+
+    def __iter__(self) -> Iterator[Signature]:
+        return iter(self._sigs)
+
+    def __getitem__(self, key: int | str) -> Signature:  # type: ignore[override]
+        if isinstance(key, str):
+            try:
+                return self._index[key]
+            except KeyError:
+                raise KeyError(
+                    f"no signature {key!r} in this set; see hcctme.sig.list() for the library ids"
+                ) from None
+        return self._sigs[key]
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            return key in self._index
+        return key in self._sigs
+
+    def __repr__(self) -> str:
+        return f"SignatureSet({len(self)} signatures, library_version={self.library_version!r})"
+
+    def __add__(self, other: SignatureSet) -> SignatureSet:
+        return SignatureSet(list(self) + list(other), library_version=self.library_version)
+
+    # Views -----------------------------------------------------------------------------------------
+    @property
+    def ids(self) -> list[str]:
+        return [s.id for s in self._sigs]
+
+    def subset(self, ids: Iterable[str]) -> SignatureSet:
+        """The signatures with these ids, in the given order."""
+        return SignatureSet([self[i] for i in ids], library_version=self.library_version, origin=self.origin)
+
+    def filter(self, **fields: Any) -> SignatureSet:
+        """Signatures whose attributes equal the given values (a list means any of them).
+
+        ``sigs.filter(cell_context="macrophage", role=["state", "resistance"])``
+        """
+
+        def keep(sig: Signature) -> bool:
+            for name, wanted in fields.items():
+                value = getattr(sig, name)
+                if isinstance(wanted, (list, tuple, set, frozenset)):
+                    if value not in wanted:
+                        return False
+                elif value != wanted:
+                    return False
+            return True
+
+        return SignatureSet(
+            [s for s in self._sigs if keep(s)], library_version=self.library_version, origin=self.origin
+        )
+
+    def genes(self) -> list[str]:
+        """Union of all genes, in first-seen order."""
+        return list(dict.fromkeys(g for s in self._sigs for g in s.genes))
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per signature: id, name, collection, cell_context, role, n_genes, citation."""
+        rows = [
+            {
+                "id": s.id,
+                "name": s.name,
+                "collection": s.collection,
+                "cell_context": s.cell_context,
+                "role": s.role,
+                "evidence": s.evidence,
+                "n_genes": len(s.genes),
+                "n_up": len(s.genes_up),
+                "n_down": len(s.genes_down),
+                "citation": s.citation,
+            }
+            for s in self._sigs
+        ]
+        columns = ["id", "name", "collection", "cell_context", "role", "evidence", "n_genes", "n_up",
+                   "n_down", "citation"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def to_net(self) -> pd.DataFrame:
+        """decoupler network: columns source, target, weight (+1 up, -1 down unless weighted)."""
+        from hcctme.sig._io import to_net
+
+        return to_net(self)
+
+    def to_gmt(self, path: str | Path | None = None) -> str:
+        """GMT text (genes_up only; a signed signature gives ``ID_UP``/``ID_DOWN`` lines)."""
+        from hcctme.sig._io import to_gmt
+
+        return to_gmt(self, path)
+
+    def to_dict(self) -> dict[str, list[str]]:
+        """id -> genes_up (the form scanpy/decoupler users pass around)."""
+        return {s.id: list(s.genes_up) for s in self._sigs}

@@ -1,0 +1,163 @@
+"""The curated library (``signatures/*.yaml``) and the public ``sig`` functions."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from hcctme._logging import logger
+from hcctme.sig import _genes, _io
+from hcctme.sig._model import Signature, SignatureSet
+
+
+def library_dir() -> Path:
+    """Where the curated YAML files live: inside the wheel, or the repository's ``signatures/``."""
+    packaged = resources.files("hcctme").joinpath("_signatures")
+    if packaged.is_dir():
+        return Path(str(packaged))
+    repo = Path(__file__).resolve().parents[2] / "signatures"
+    if repo.is_dir():
+        return repo
+    raise FileNotFoundError("the hcctme signature library is missing from this installation; reinstall hcctme")
+
+
+def _library_version(directory: Path) -> str:
+    from hcctme import __version__
+
+    digest = hashlib.sha256()
+    for path in sorted(directory.glob("*.yaml")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return f"{__version__}+sig.{digest.hexdigest()[:10]}"
+
+
+@lru_cache(maxsize=1)
+def library() -> SignatureSet:
+    """The whole curated library, validated against the schema and the known human symbols."""
+    directory = library_dir()
+    sigs = _io.read_yaml_dir(directory, strict=True, known_symbols=_genes.known_human_symbols())
+    return SignatureSet(sigs, library_version=_library_version(directory), origin=str(directory))
+
+
+def list_signatures(**fields: Any) -> pd.DataFrame:
+    """The library as a table: id, name, collection, cell_context, role, n_genes, citation.
+
+    Keyword arguments filter rows, e.g. ``sig.list(cell_context="macrophage")``.
+    """
+    return library().filter(**fields).to_frame()
+
+
+def get(signature_id: str) -> Signature:
+    """One library signature by id."""
+    return library()[signature_id]
+
+
+def _to_human(sigs: Iterable[Signature]) -> list[Signature]:
+    """Map mouse signatures to human symbols through the ortholog table (never by case)."""
+    mapping = _genes.mouse_to_human()
+    out = []
+    for sig in sigs:
+        if sig.species != "mouse":
+            out.append(sig)
+            continue
+        up = [mapping[g] for g in sig.genes_up if g in mapping]
+        down = [mapping[g] for g in sig.genes_down if g in mapping]
+        lost = [g for g in sig.genes if g not in mapping]
+        if lost:
+            logger.warning("signature %s: %d mouse gene(s) without a human ortholog dropped: %s",
+                           sig.id, len(lost), lost[:10])
+        out.append(sig.with_genes(dict.fromkeys(up), dict.fromkeys(down)))
+    return out
+
+
+def load(x: Any = None, *, species: str = "human") -> SignatureSet:
+    """Load signatures from any supported source.
+
+    Parameters
+    ----------
+    x
+        ``None`` (the whole library); a library id or list of ids; a dict ``{name: [genes]}`` or
+        ``{name: {"up": [...], "down": [...]}}``; a path to a ``.gmt`` file, a ``.yaml`` file or a
+        directory of YAML files; a decoupler net DataFrame (source, target, weight); a
+        :class:`SignatureSet` (returned as is).
+    species
+        Species of the gene symbols in dicts/GMT/nets ("human" or "mouse"). Mouse lists are mapped
+        to human symbols through the shipped ortholog table.
+
+    Returns
+    -------
+    SignatureSet
+    """
+    if species not in ("human", "mouse"):
+        raise ValueError(f"species={species!r}; use 'human' or 'mouse'")
+    if x is None:
+        return library()
+    if isinstance(x, SignatureSet):
+        return x
+    if isinstance(x, Signature):
+        return SignatureSet([x])
+    if isinstance(x, pd.DataFrame):
+        sigs = _io.from_net(x)
+    elif isinstance(x, Mapping):
+        sigs = _io.from_dict(x)
+    elif isinstance(x, Path) or (isinstance(x, str) and _looks_like_path(x)):
+        sigs = _from_path(Path(x))
+    elif isinstance(x, str):
+        return library().subset([x])
+    elif isinstance(x, (list, tuple)) and all(isinstance(i, str) for i in x):
+        lib = library()
+        missing = [i for i in x if i not in lib]
+        if missing:
+            raise KeyError(f"unknown signature id(s) {missing}; see hcctme.sig.list() for the library ids")
+        return lib.subset(x)
+    else:
+        raise TypeError(
+            f"cannot load signatures from {type(x).__name__}; pass library ids, a dict of gene lists, "
+            "a GMT/YAML path or a decoupler net DataFrame"
+        )
+    if species == "mouse":
+        sigs = [_with_species(s, "mouse") for s in sigs]
+    return SignatureSet(_to_human(sigs), library_version=library().library_version, origin=str(type(x).__name__))
+
+
+def _with_species(sig: Signature, species: str) -> Signature:
+    from dataclasses import replace
+
+    return replace(sig, species=species)
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.endswith((".gmt", ".yaml", ".yml")) or "/" in text or "\\" in text
+
+
+def _from_path(path: Path) -> list[Signature]:
+    if not path.exists():
+        raise FileNotFoundError(f"signature file {str(path)!r} does not exist; check the path")
+    if path.is_dir():
+        return _io.read_yaml_dir(path)
+    if path.suffix == ".gmt":
+        return _io.read_gmt(path)
+    if path.suffix in (".yaml", ".yml"):
+        return _io.read_yaml(path)
+    raise ValueError(f"{path}: unknown signature file type {path.suffix!r}; use .gmt, .yaml or .yml")
+
+
+def to_net(x: Any = None) -> pd.DataFrame:
+    """decoupler net (source, target, weight) of the library or of anything :func:`load` takes."""
+    return load(x).to_net()
+
+
+def to_gmt(x: Any = None, path: str | Path | None = None) -> str:
+    """GMT text of the library or of anything :func:`load` takes; written to ``path`` if given."""
+    return load(x).to_gmt(path)
+
+
+def to_yaml(x: Any = None, path: str | Path | None = None) -> str:
+    """YAML text (library schema) of the library or of anything :func:`load` takes."""
+    return _io.to_yaml(load(x), path)

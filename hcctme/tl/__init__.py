@@ -1,0 +1,1 @@
+"""Tools: scoring, state calling, patient-level comparison, crosstalk, spatial barrier, profiles."""
