@@ -72,6 +72,8 @@ def ensembl_to_symbol() -> dict[str, str]:
 def mouse_to_human() -> dict[str, str]:
     """Mouse symbol -> human symbol (preferred ortholog)."""
     table = mouse_orthologs()
+    # a mouse symbol with several Ensembl ids has several rows; the first is the preferred one
+    table = table[table["mouse_symbol"] != ""].drop_duplicates("mouse_symbol", keep="first")
     return dict(zip(table["mouse_symbol"], table["human_symbol"]))
 
 

@@ -1,0 +1,300 @@
+"""The ``hcctme`` command.
+
+``hcctme demo`` and ``hcctme run`` run the whole pipeline; ``score``, ``states``, ``compare`` and
+``crosstalk`` run single steps on an h5ad file; ``signatures`` and ``axes`` show the curated
+knowledge; ``workflow`` runs the shipped Snakemake workflow. Inputs are never overwritten and every
+output is written atomically. The command never executes content read from input files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from hcctme._constants import Defaults, Keys
+
+EXIT_USAGE = 2
+
+
+def _add_keys(parser: argparse.ArgumentParser, *, condition: bool = True) -> None:
+    parser.add_argument("--sample-key", default=Defaults.SAMPLE_KEY, help="obs column naming the patient/sample")
+    if condition:
+        parser.add_argument("--condition-key", default=Defaults.CONDITION_KEY,
+                            help="obs column with the condition (e.g. response)")
+        parser.add_argument("--reference", default="responder", help="reference level of the condition")
+
+
+def _add_matrix(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--layer", default=None, help="layer with log-normalised expression (default .X)")
+    parser.add_argument("--use-raw", action=argparse.BooleanOptionalAction, default=None,
+                        help="read adata.raw (default: scanpy's rule)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hcctme", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="run the whole pipeline on the built-in demo cohort")
+    demo.add_argument("--out", default="hcctme_demo_out", help="output folder")
+
+    run = sub.add_parser("run", help="run the whole pipeline on an h5ad file")
+    run.add_argument("input", help="input .h5ad (never modified)")
+    run.add_argument("--out", required=True, help="output folder")
+    _add_keys(run)
+    run.add_argument("--cell-type-key", default=Defaults.CELL_TYPE_KEY)
+    _add_matrix(run)
+    run.add_argument("--counts-layer", default=Keys.COUNTS, help="layer with raw counts for gene-level tests")
+    run.add_argument("--signatures", default=None, help="GMT/YAML path or comma-separated library ids")
+    run.add_argument("--no-genes", action="store_true", help="skip pseudobulk differential expression")
+    run.add_argument("--no-crosstalk", action="store_true", help="skip ligand-receptor inference")
+    run.add_argument("--n-jobs", type=int, default=1)
+
+    score = sub.add_parser("score", help="score cells against signatures (tl.score)")
+    score.add_argument("input")
+    score.add_argument("--out", required=True, help="output .h5ad")
+    score.add_argument("--signatures", default=None, help="GMT/YAML path or comma-separated library ids")
+    score.add_argument("--method", default="ucell", choices=["ucell", "mean", "aucell", "ulm"])
+    _add_matrix(score)
+    score.add_argument("--max-rank", type=int, default=Defaults.MAX_RANK)
+    score.add_argument("--chunk-size", type=int, default=None)
+    score.add_argument("--n-jobs", type=int, default=1)
+    score.add_argument("--backed", action="store_true", help="read the input backed (large files)")
+
+    states = sub.add_parser("states", help="call resistance cell states (tl.call_states)")
+    states.add_argument("input")
+    states.add_argument("--out", required=True, help="output .h5ad")
+    states.add_argument("--cell-type-key", required=True)
+    states.add_argument("--sample-key", default=None)
+    states.add_argument("--context-map", action="append", default=[], metavar="LABEL=CONTEXT",
+                        help="map one of your cell-type labels to a cell_context (repeatable)")
+
+    compare = sub.add_parser("compare", help="patient-level comparison (tl.compare)")
+    compare.add_argument("input")
+    compare.add_argument("--out", required=True, help="output .tsv")
+    _add_keys(compare)
+    compare.add_argument("--features", default="scores", choices=["scores", "composition", "genes"])
+    compare.add_argument("--groupby", default=None)
+    compare.add_argument("--parent-key", default=None)
+    compare.add_argument("--layer", default=Keys.COUNTS, help="counts layer for features=genes")
+
+    crosstalk = sub.add_parser("crosstalk", help="ligand-receptor crosstalk on resistance axes (tl.crosstalk)")
+    crosstalk.add_argument("input")
+    crosstalk.add_argument("--out", required=True, help="output .tsv")
+    crosstalk.add_argument("--groupby", required=True)
+    crosstalk.add_argument("--sample-key", default=None)
+    crosstalk.add_argument("--condition-key", default=None)
+    crosstalk.add_argument("--reference", default=None)
+
+    sigs = sub.add_parser("signatures", help="the curated signature library")
+    sigs_sub = sigs.add_subparsers(dest="action", required=True)
+    sigs_list = sigs_sub.add_parser("list", help="list signatures")
+    sigs_list.add_argument("--context", default=None, help="only this cell_context")
+    sigs_show = sigs_sub.add_parser("show", help="show one signature")
+    sigs_show.add_argument("id")
+    sigs_export = sigs_sub.add_parser("export", help="export signatures")
+    sigs_export.add_argument("--format", choices=["gmt", "net", "yaml"], default="gmt")
+    sigs_export.add_argument("--out", default=None, help="file (default: standard output)")
+    sigs_export.add_argument("ids", nargs="*", help="library ids (default: all)")
+
+    axes = sub.add_parser("axes", help="the resistance axes knowledge base")
+    axes.add_argument("--therapies", action="store_true", help="list therapies instead of axes")
+
+    workflow = sub.add_parser("workflow", help="run the shipped Snakemake workflow")
+    workflow.add_argument("--configfile", required=True)
+    workflow.add_argument("--cores", type=int, default=1)
+    workflow.add_argument("--directory", default=None, help="working directory (default: current)")
+    workflow.add_argument("snakemake_args", nargs=argparse.REMAINDER,
+                          help="further arguments passed to snakemake (after --)")
+    return parser
+
+
+def _signatures_arg(value: str | None):
+    if value is None:
+        return None
+    if Path(value).suffix in (".gmt", ".yaml", ".yml") or Path(value).is_dir():
+        return value
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from hcctme import datasets, pipeline
+
+    adata = datasets.demo()
+    pipeline.run(adata)
+    written = pipeline.write_outputs(adata, args.out)
+    print(f"hcctme demo: {len(written)} files in {Path(args.out).resolve()}")
+    print(f"report: {written['report'].resolve()}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from hcctme import _files, pipeline
+
+    adata = _files.read_h5ad(args.input)
+    pipeline.run(
+        adata,
+        sample_key=args.sample_key,
+        condition_key=args.condition_key,
+        reference=args.reference,
+        cell_type_key=args.cell_type_key,
+        layer=args.layer,
+        use_raw=args.use_raw,
+        counts_layer=args.counts_layer,
+        signatures=_signatures_arg(args.signatures),
+        genes=not args.no_genes,
+        crosstalk=not args.no_crosstalk,
+        n_jobs=args.n_jobs,
+    )
+    written = pipeline.write_outputs(adata, args.out, input_path=args.input)
+    print(f"report: {written['report'].resolve()}")
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from hcctme import _files, tl
+
+    _files.refuse_overwrite(args.out, args.input)
+    adata = _files.read_h5ad(args.input, backed=args.backed)
+    tl.score(adata, _signatures_arg(args.signatures), method=args.method, layer=args.layer,
+             use_raw=args.use_raw, max_rank=args.max_rank, chunk_size=args.chunk_size, n_jobs=args.n_jobs)
+    if args.backed:
+        adata = adata.to_memory()
+    _files.write_h5ad(adata, args.out)
+    print(args.out)
+    return 0
+
+
+def _parse_context_map(pairs: Sequence[str]) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    mapping = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--context-map takes LABEL=CONTEXT, got {pair!r}")
+        label, context = pair.rsplit("=", 1)
+        mapping[label] = context
+    return mapping
+
+
+def _cmd_states(args: argparse.Namespace) -> int:
+    from hcctme import _files, tl
+
+    _files.refuse_overwrite(args.out, args.input)
+    context_map = _parse_context_map(args.context_map)
+    adata = _files.read_h5ad(args.input)
+    tl.call_states(adata, cell_type_key=args.cell_type_key, sample_key=args.sample_key, context_map=context_map)
+    _files.write_h5ad(adata, args.out)
+    print(args.out)
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from hcctme import _files, tl
+
+    adata = _files.read_h5ad(args.input)
+    table = tl.compare(adata, condition_key=args.condition_key, sample_key=args.sample_key,
+                       reference=args.reference, features=args.features, groupby=args.groupby,
+                       parent_key=args.parent_key, layer=args.layer)
+    _files.write_table(table, args.out)
+    print(args.out)
+    return 0
+
+
+def _cmd_crosstalk(args: argparse.Namespace) -> int:
+    from hcctme import _files, tl
+
+    adata = _files.read_h5ad(args.input)
+    table = tl.crosstalk(adata, groupby=args.groupby, sample_key=args.sample_key,
+                         condition_key=args.condition_key, reference=args.reference)
+    _files.write_table(table, args.out)
+    print(args.out)
+    return 0
+
+
+def _cmd_signatures(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from hcctme import sig
+
+    if args.action == "list":
+        table = sig.list() if args.context is None else sig.list(cell_context=args.context)
+        with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 60):
+            print(table[["id", "cell_context", "role", "n_genes", "citation"]].to_string(index=False))
+        return 0
+    if args.action == "show":
+        import yaml
+
+        print(yaml.safe_dump(sig.get(args.id).to_dict(), sort_keys=False, allow_unicode=True), end="")
+        return 0
+    sigs = sig.load(args.ids or None)
+    if args.format == "gmt":
+        text = sigs.to_gmt()
+    elif args.format == "net":
+        text = sigs.to_net().to_csv(sep="\t", index=False)
+    else:
+        text = sig.to_yaml(sigs)
+    if args.out:
+        from hcctme import _files
+
+        _files.write_text(text, args.out)
+        print(args.out)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def _cmd_axes(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from hcctme import kb
+
+    table = kb.therapies() if args.therapies else kb.axes()
+    with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 50):
+        print(table.to_string(index=False))
+    return 0
+
+
+def _cmd_workflow(args: argparse.Namespace) -> int:
+    from hcctme.workflow import run_workflow
+
+    extra = [a for a in args.snakemake_args if a != "--"]
+    return run_workflow(args.configfile, cores=args.cores, directory=args.directory, extra_args=extra)
+
+
+COMMANDS = {
+    "demo": _cmd_demo,
+    "run": _cmd_run,
+    "score": _cmd_score,
+    "states": _cmd_states,
+    "compare": _cmd_compare,
+    "crosstalk": _cmd_crosstalk,
+    "signatures": _cmd_signatures,
+    "axes": _cmd_axes,
+    "workflow": _cmd_workflow,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``hcctme`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.no_progress:
+        from hcctme import settings
+
+        settings.progress = False
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, KeyError, TypeError, FileNotFoundError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"hcctme {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

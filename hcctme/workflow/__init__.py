@@ -1,0 +1,46 @@
+"""The shipped Snakemake workflow (``Snakefile``, ``rules/*.smk``) and a runner for ``hcctme workflow``.
+
+Use it from your own workflow with a ``module`` directive::
+
+    from hcctme.workflow import snakefile
+    module hcctme:
+        snakefile: snakefile()
+        config: config["hcctme"]
+    use rule * from hcctme as hcctme_*
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+
+def snakefile() -> str:
+    """Path of the shipped Snakefile."""
+    return str(resources.files("hcctme.workflow").joinpath("Snakefile"))
+
+
+def config_schema() -> str:
+    """Path of the JSON schema (YAML) the workflow validates its config against."""
+    return str(resources.files("hcctme.workflow").joinpath("schemas", "config.schema.yaml"))
+
+
+def run_workflow(configfile: str | Path, *, cores: int = 1, directory: str | Path | None = None,
+                 extra_args: Sequence[str] = ()) -> int:
+    """Run the workflow with snakemake in a subprocess; returns snakemake's exit status."""
+    configfile = Path(configfile)
+    if not configfile.is_file():
+        raise FileNotFoundError(f"config file {str(configfile)!r} does not exist")
+    try:
+        import snakemake  # noqa: F401
+    except ImportError:
+        raise ImportError("the workflow needs snakemake: pip install 'hcctme[workflow]'") from None
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", snakefile(), "--configfile", str(configfile.resolve()),
+           "--cores", str(cores)]
+    if directory is not None:
+        cmd += ["--directory", str(directory)]
+    cmd += list(extra_args)
+    return subprocess.call(cmd)

@@ -1,0 +1,59 @@
+# Cohort-level rules: states, pseudobulk, comparisons, crosstalk, spatial barrier.
+
+
+rule states:
+    input:
+        f"{OUT}/scored.h5ad",
+    output:
+        f"{OUT}/states.h5ad",
+    params:
+        config=config,
+    script:
+        "../scripts/states.py"
+
+
+rule pseudobulk:
+    input:
+        f"{OUT}/states.h5ad",
+    output:
+        f"{OUT}/pseudobulk.h5ad",
+    params:
+        config=config,
+    script:
+        "../scripts/pseudobulk.py"
+
+
+rule compare:
+    input:
+        f"{OUT}/states.h5ad",
+    output:
+        f"{OUT}/compare_{{features}}.tsv",
+    wildcard_constraints:
+        features="composition|scores|genes",
+    params:
+        config=config,
+    script:
+        "../scripts/compare.py"
+
+
+rule crosstalk:
+    input:
+        f"{OUT}/states.h5ad",
+    output:
+        pooled=f"{OUT}/crosstalk.tsv",
+        diff=f"{OUT}/crosstalk_diff.tsv",
+    params:
+        config=config,
+    script:
+        "../scripts/crosstalk.py"
+
+
+rule tib:
+    input:
+        f"{OUT}/states.h5ad",
+    output:
+        f"{OUT}/tib.tsv",
+    params:
+        config=config,
+    script:
+        "../scripts/tib.py"

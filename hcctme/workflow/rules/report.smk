@@ -1,0 +1,25 @@
+# Resistance profile from every evidence table, then the HTML report.
+
+
+rule profile:
+    input:
+        states=f"{OUT}/states.h5ad",
+        crosstalk=f"{OUT}/crosstalk.tsv",
+        tib=f"{OUT}/tib.tsv",
+        compare=expand(f"{OUT}/compare_{{features}}.tsv", features=_steps.compare_features(config)),
+    output:
+        h5ad=f"{OUT}/hcctme.h5ad",
+        table=f"{OUT}/resistance_profile.tsv",
+    params:
+        config=config,
+    script:
+        "../scripts/profile.py"
+
+
+rule report:
+    input:
+        f"{OUT}/hcctme.h5ad",
+    output:
+        f"{OUT}/report.html",
+    script:
+        "../scripts/report.py"

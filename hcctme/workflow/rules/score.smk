@@ -1,0 +1,32 @@
+# Per-sample rules: each sample is split out of the input and scored on its own (cluster fan-out).
+
+
+rule split_sample:
+    input:
+        config["input"],
+    output:
+        temp(f"{OUT}/samples/{{sample}}.h5ad"),
+    params:
+        config=config,
+    script:
+        "../scripts/split_sample.py"
+
+
+rule score_sample:
+    input:
+        f"{OUT}/samples/{{sample}}.h5ad",
+    output:
+        f"{OUT}/scored/{{sample}}.h5ad",
+    params:
+        config=config,
+    script:
+        "../scripts/score_sample.py"
+
+
+rule merge_scores:
+    input:
+        expand(f"{OUT}/scored/{{sample}}.h5ad", sample=SAMPLES),
+    output:
+        f"{OUT}/scored.h5ad",
+    script:
+        "../scripts/merge_scores.py"
