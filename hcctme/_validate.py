@@ -8,6 +8,7 @@ was when it fails.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -298,3 +299,113 @@ def uns_table(adata: AnnData, key: str, *, tool: str) -> pd.DataFrame:
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"adata.uns[{key!r}] is not a results table; re-run {tool}")
     return table
+
+
+# --------------------------------------------------------------------------------------------------
+# Gene identifiers
+# --------------------------------------------------------------------------------------------------
+_ENSEMBL = re.compile(r"^(ENS(?:MUS)?G\d{11})(?:\.\d+)?$")
+GeneIdType = Literal["ensembl", "symbol", "unknown"]
+Species = Literal["human", "mouse", "unknown"]
+
+
+def ensembl_base(name: Any) -> str | None:
+    """The unversioned human (ENSG) or mouse (ENSMUSG) Ensembl gene id in ``name``, else None.
+
+    ``"ENSG00000153563.16"`` -> ``"ENSG00000153563"``.
+    """
+    if not isinstance(name, str):
+        return None
+    match = _ENSEMBL.match(name.strip())
+    return match.group(1) if match else None
+
+
+def gene_id_type(names: Iterable[Any]) -> dict[str, Any]:
+    """Detect the kind of gene identifiers and their species.
+
+    The rule (used by ``hcctme.pp.harmonize_genes(species="auto")`` and ``check_input``):
+
+    1. If at least half of the non-missing names are Ensembl gene ids (``ENSG...``/``ENSMUSG...``,
+       versioned or not), ``id_type`` is ``"ensembl"`` and ``species`` is the majority prefix
+       (``ENSMUSG`` -> mouse, ``ENSG`` -> human).
+    2. Otherwise the names are symbols: those that are current human symbols or known aliases are
+       counted as human, those in the mouse ortholog table as mouse (matched exactly, case
+       included). ``species`` is mouse when mouse names outnumber human ones, human when human
+       names are at least as many, and ``"unknown"`` when neither kind is found.
+
+    Returns a dict: id_type, species, n, n_ensembl_human, n_ensembl_mouse, n_human_symbols,
+    n_mouse_symbols.
+    """
+    from hcctme.sig import _genes
+
+    values = [str(v).strip() for v in names if isinstance(v, str) and v.strip()]
+    n = len(values)
+    ens = [ensembl_base(v) for v in values]
+    n_ens_human = sum(1 for e in ens if e is not None and e.startswith("ENSG"))
+    n_ens_mouse = sum(1 for e in ens if e is not None and e.startswith("ENSMUSG"))
+    human = _genes.known_human_symbols()
+    mouse = _genes.known_mouse_symbols()
+    n_human = sum(1 for v in values if v in human or _genes.current_symbol(v) is not None)
+    n_mouse = sum(1 for v in values if v in mouse)
+    info: dict[str, Any] = {
+        "n": n,
+        "n_ensembl_human": n_ens_human,
+        "n_ensembl_mouse": n_ens_mouse,
+        "n_human_symbols": n_human,
+        "n_mouse_symbols": n_mouse,
+    }
+    if n and (n_ens_human + n_ens_mouse) * 2 >= n:
+        info["id_type"] = "ensembl"
+        info["species"] = "mouse" if n_ens_mouse > n_ens_human else "human"
+    elif n_human or n_mouse:
+        info["id_type"] = "symbol"
+        info["species"] = "mouse" if n_mouse > n_human else "human"
+    else:
+        info["id_type"] = "unknown"
+        info["species"] = "unknown"
+    return info
+
+
+def var_column(adata: AnnData, key: Any, *, purpose: str = "") -> pd.Series:
+    """Return ``adata.var[key]``, raising a KeyError that lists the columns when it is missing."""
+    if not isinstance(key, str):
+        raise TypeError(f"a var column name must be a string, got {type(key).__name__} ({key!r})")
+    if key not in adata.var.columns:
+        why = f" ({purpose})" if purpose else ""
+        raise KeyError(
+            f"adata.var has no column {key!r}{why}; available columns: "
+            f"{_preview(adata.var.columns) or 'none'}"
+        )
+    return adata.var[key]
+
+
+def gene_names(adata: AnnData, var_names: Iterable[Any] | None = None) -> pd.Index:
+    """Gene names a tool should match signatures against.
+
+    When :func:`hcctme.pp.harmonize_genes` has written ``var["hcctme_symbol"]``, the harmonised
+    symbol of each gene is returned, falling back to the gene's own name where it was left
+    unmapped; otherwise ``var_names`` unchanged. ``var_names`` is the gene index of the matrix the
+    tool reads (``adata.var_names`` or ``adata.raw.var_names``, as returned by :func:`matrix`);
+    genes of ``.raw`` that are not in ``adata.var`` keep their names unless ``raw.var`` carries
+    its own ``hcctme_symbol`` column.
+    """
+    names = pd.Index(adata.var_names if var_names is None else var_names)
+    frames = [adata.var]
+    if adata.raw is not None:
+        frames.append(adata.raw.var)
+    for var in frames:
+        if Keys.SYMBOL in var.columns and var.index.equals(names):
+            return _with_fallback(var[Keys.SYMBOL], names)
+    if Keys.SYMBOL in adata.var.columns:
+        mapping = adata.var[Keys.SYMBOL]
+        mapping = mapping[~mapping.index.duplicated()]
+        looked_up = mapping.reindex(names)
+        return _with_fallback(pd.Series(looked_up.to_numpy(), index=names), names)
+    return names
+
+
+def _with_fallback(symbols: pd.Series, names: pd.Index) -> pd.Index:
+    values = symbols.astype(object).to_numpy()
+    missing = pd.isna(values)
+    out = np.where(missing, np.asarray(names, dtype=object), values)
+    return pd.Index([str(v) for v in out])

@@ -34,7 +34,7 @@ def _hash_uns(h: "hashlib._Hash", value) -> None:
             _hash_uns(h, value[key])
     elif isinstance(value, (pd.DataFrame, pd.Series)):
         h.update(pd.util.hash_pandas_object(value, index=True).values.tobytes())
-        h.update(str(list(getattr(value, "columns", [value.name]))).encode())
+        h.update(str(list(value.columns) if isinstance(value, pd.DataFrame) else [value.name]).encode())
     elif isinstance(value, np.ndarray):
         h.update(np.ascontiguousarray(value).tobytes())
     else:

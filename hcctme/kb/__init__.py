@@ -1,1 +1,23 @@
-"""Knowledge base of HCC resistance axes: ligand-receptor pairs, mechanisms, therapies, citations."""
+"""Knowledge base of HCC resistance axes: ligand-receptor pairs, mechanisms, therapies, citations.
+
+``kb.axes()`` is the curated table (one row per axis x ligand x receptor), ``kb.therapies(axis)``
+the drugs linked to each axis, ``kb.axis_pairs()`` / ``kb.annotate()`` map LIANA interactions to
+axes and ``kb.version`` identifies the shipped table. The source of truth is
+``hcctme/kb/data/axes.yaml``; it is validated when first read.
+"""
+
+from typing import Any
+
+from hcctme.kb._axes import AxisTable, annotate, axes, axis_pairs, genes, load, table, therapies
+from hcctme.kb._schema import AxisSchemaError
+
+__all__ = ["AxisSchemaError", "AxisTable", "annotate", "axes", "axis_pairs", "genes", "load", "table",
+           "therapies", "version"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "version":  # read lazily: the table is validated on first use, not at import
+        from hcctme.kb._axes import get_version
+
+        return get_version()
+    raise AttributeError(f"module 'hcctme.kb' has no attribute {name!r}")

@@ -11,7 +11,10 @@ script writes two gzipped TSV files holding only the columns hcctme reads:
 
 ``human_genes.tsv.gz`` (symbol, ensembl_id)
     Every human gene with a name in either table, one row per (symbol, Ensembl id) pair; a symbol
-    can have several ids (alternative haplotypes, e.g. HLA-DQB1).
+    can have several ids (alternative haplotypes, e.g. HLA-DQB1) and, because BioMart and HCOP
+    come from different releases, an id can carry an older and a newer symbol (FAM172A, ARB2A).
+    Rows are ordered by Ensembl id with the id's preferred symbol first (see
+    ``_preferred_symbols``); ``hcctme.sig._genes.ensembl_to_symbol`` keeps that first symbol.
 
 ``mouse_orthologs.tsv.gz`` (mouse_symbol, mouse_ensembl_id, human_symbol, source)
     One preferred human ortholog per mouse gene (per mouse Ensembl id), chosen in this order:
@@ -58,48 +61,73 @@ def _support(sources: pd.Series) -> pd.Series:
     return sources.fillna("").map(lambda s: len({x for x in s.split(",") if x}))
 
 
-def human_genes(biomart_h2m: pd.DataFrame, hcop_m2h: pd.DataFrame) -> pd.DataFrame:
-    parts = [
-        pd.DataFrame({"symbol": _clean(biomart_h2m["Gene name"]),
-                      "ensembl_id": _clean(biomart_h2m["Gene stable ID"])}),
-        pd.DataFrame({"symbol": _clean(hcop_m2h["Human gene name"]),
-                      "ensembl_id": _clean(hcop_m2h["Human gene stable ID"])}),
-    ]
-    table = pd.concat(parts).dropna(subset=["symbol"]).fillna({"ensembl_id": ""})
-    table = table.drop_duplicates().sort_values(["symbol", "ensembl_id"])
-    # a symbol seen only without an id keeps one row with an empty id
-    has_id = table["ensembl_id"] != ""
-    table = table[has_id | ~table["symbol"].isin(table.loc[has_id, "symbol"])]
-    return table.reset_index(drop=True)
+def _preferred_symbols(biomart_h2m: pd.DataFrame, hcop_m2h: pd.DataFrame) -> pd.DataFrame:
+    """(ensembl_id, symbol, preferred) for every named human gene.
+
+    The two sources come from different releases: HCOP (HGNC) carries newer names (ARB2A where
+    BioMart still says FAM172A). For each Ensembl id the preferred symbol is the BioMart name when
+    HCOP agrees, else the HCOP name with the most supporting resources (``LOC...`` names last),
+    else the BioMart name.
+    """
+    bm = pd.DataFrame({"ensembl_id": _clean(biomart_h2m["Gene stable ID"]),
+                       "symbol": _clean(biomart_h2m["Gene name"])}).dropna().drop_duplicates()
+    hc = pd.DataFrame({"ensembl_id": _clean(hcop_m2h["Human gene stable ID"]),
+                       "symbol": _clean(hcop_m2h["Human gene name"]),
+                       "support": _support(hcop_m2h["supporting_source"])}).dropna(subset=["ensembl_id", "symbol"])
+    hc = hc.groupby(["ensembl_id", "symbol"], as_index=False)["support"].sum()
+    pairs = bm.assign(in_biomart=True).merge(hc, on=["ensembl_id", "symbol"], how="outer")
+    pairs["in_biomart"] = pairs["in_biomart"].eq(True)
+    pairs["in_hcop"] = pairs["support"].notna()
+    pairs["support"] = pairs["support"].fillna(0)
+    pairs["agree"] = pairs["in_biomart"] & pairs["in_hcop"]
+    pairs["is_loc"] = pairs["symbol"].str.match(r"^LOC\d+$")
+    pairs = pairs.sort_values(
+        ["ensembl_id", "agree", "in_hcop", "is_loc", "support", "symbol"],
+        ascending=[True, False, False, True, False, True], kind="mergesort",
+    )
+    pairs["preferred"] = ~pairs.duplicated("ensembl_id", keep="first")
+    return pairs[["ensembl_id", "symbol", "preferred"]].reset_index(drop=True)
 
 
-def mouse_orthologs(biomart_m2h: pd.DataFrame, hcop_m2h: pd.DataFrame) -> pd.DataFrame:
+def human_genes(preferred: pd.DataFrame) -> pd.DataFrame:
+    """One row per (symbol, Ensembl id); for each id its preferred symbol comes first."""
+    return preferred[["symbol", "ensembl_id"]].drop_duplicates().reset_index(drop=True)
+
+
+def mouse_orthologs(biomart_m2h: pd.DataFrame, hcop_m2h: pd.DataFrame, preferred: pd.DataFrame) -> pd.DataFrame:
+    """One preferred human ortholog per mouse Ensembl gene; human symbols are the preferred
+    symbol of the human Ensembl id, so both sources name a human gene the same way."""
+    key = ["mouse_ensembl_id", "human_ensembl_id"]
     bm = pd.DataFrame({
         "mouse_ensembl_id": _clean(biomart_m2h["Gene stable ID"]),
         "mouse_symbol": _clean(biomart_m2h["Gene name"]),
-        "human_symbol": _clean(biomart_m2h["Human gene name"]),
+        "human_ensembl_id": _clean(biomart_m2h["Human gene stable ID"]),
         "homology": biomart_m2h["Human homology type"],
         "confidence": biomart_m2h["Human orthology confidence [0 low, 1 high]"],
-        "goc": biomart_m2h["Human Gene-order conservation score"].fillna(-1.0),
-    }).dropna(subset=["mouse_ensembl_id", "mouse_symbol", "human_symbol"])
+        "goc": biomart_m2h["Human Gene-order conservation score"],
+    }).dropna(subset=key)
     bm["source"] = "biomart_low"
     bm.loc[bm["confidence"] == 1, "source"] = "biomart_high"
     bm.loc[bm["homology"] == "ortholog_one2one", "source"] = "biomart_one2one"
+    bm = bm.drop_duplicates(key)
 
     hc = pd.DataFrame({
         "mouse_ensembl_id": _clean(hcop_m2h["Gene stable ID"]),
-        "mouse_symbol": _clean(hcop_m2h["Gene name"]),
-        "human_symbol": _clean(hcop_m2h["Human gene name"]),
+        "hcop_mouse_symbol": _clean(hcop_m2h["Gene name"]),
+        "human_ensembl_id": _clean(hcop_m2h["Human gene stable ID"]),
         "support": _support(hcop_m2h["supporting_source"]),
-    }).dropna(subset=["mouse_ensembl_id", "mouse_symbol", "human_symbol"])
-    hc = hc.groupby(["mouse_ensembl_id", "mouse_symbol", "human_symbol"], as_index=False)["support"].max()
+    }).dropna(subset=key)
+    hc = hc.groupby(key, as_index=False).agg(support=("support", "max"),
+                                             hcop_mouse_symbol=("hcop_mouse_symbol", "first"))
 
-    pairs = bm[["mouse_ensembl_id", "mouse_symbol", "human_symbol", "source", "goc"]].merge(
-        hc, on=["mouse_ensembl_id", "mouse_symbol", "human_symbol"], how="outer"
-    )
+    pairs = bm[key + ["mouse_symbol", "source", "goc"]].merge(hc, on=key, how="outer")
+    pairs["mouse_symbol"] = pairs["mouse_symbol"].fillna(pairs["hcop_mouse_symbol"])
     pairs["source"] = pairs["source"].fillna("hcop")
     pairs["support"] = pairs["support"].fillna(0).astype(int)
     pairs["goc"] = pairs["goc"].fillna(-1.0)
+    names = preferred[preferred["preferred"]].set_index("ensembl_id")["symbol"]
+    pairs["human_symbol"] = pairs["human_ensembl_id"].map(names)
+    pairs = pairs.dropna(subset=["mouse_symbol", "human_symbol"])
     pairs["tier"] = pairs["source"].map(TIERS)
     pairs = pairs.sort_values(
         ["tier", "support", "goc", "human_symbol"], ascending=[True, False, False, True], kind="mergesort"
@@ -117,9 +145,10 @@ def build(out: Path = OUT) -> dict[str, pd.DataFrame]:
     biomart_m2h = pd.read_csv(src / "biomart" / "mouse_to_human.csv", **read)
     hcop_m2h = pd.read_csv(src / "hcop" / "mouse_to_human.csv", **read)
 
+    preferred = _preferred_symbols(biomart_h2m, hcop_m2h)
     tables = {
-        "human_genes.tsv.gz": human_genes(biomart_h2m, hcop_m2h),
-        "mouse_orthologs.tsv.gz": mouse_orthologs(biomart_m2h, hcop_m2h),
+        "human_genes.tsv.gz": human_genes(preferred),
+        "mouse_orthologs.tsv.gz": mouse_orthologs(biomart_m2h, hcop_m2h, preferred),
     }
     out.mkdir(parents=True, exist_ok=True)
     for name, table in tables.items():

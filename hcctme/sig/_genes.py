@@ -8,6 +8,7 @@ symbols the ortholog tables lack, each with a reason).
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from importlib import resources
 
@@ -25,7 +26,8 @@ def _read(name: str, **kwargs) -> pd.DataFrame:
 
 @lru_cache(maxsize=1)
 def human_genes() -> pd.DataFrame:
-    """Columns ``symbol`` and ``ensembl_id`` (one row per Ensembl human gene with a name)."""
+    """Columns ``symbol`` and ``ensembl_id``: one row per (symbol, Ensembl id) pair of the human
+    genes with a name; for each id its preferred (newest) symbol comes first."""
     return _read("human_genes.tsv.gz")
 
 
@@ -52,16 +54,43 @@ def known_human_symbols() -> frozenset[str]:
 
 
 @lru_cache(maxsize=1)
-def aliases() -> dict[str, str]:
-    """Upper-cased alias (protein name, previous symbol) -> current human symbol."""
+def _alias_rows() -> tuple[dict[str, str], dict[str, str]]:
     table = _read("aliases.tsv")
-    return {a.upper(): s for a, s in zip(table["alias"], table["symbol"])}
+    upper_known = {s.upper() for s in known_human_symbols()}
+    folded: dict[str, str] = {}
+    exact: dict[str, str] = {}
+    for alias, symbol in zip(table["alias"], table["symbol"]):
+        if alias.upper() in upper_known:  # differs from a current symbol only by case: exact match only
+            exact[alias] = symbol
+        else:
+            folded[alias.upper()] = symbol
+    return folded, exact
+
+
+def aliases() -> dict[str, str]:
+    """Upper-cased alias (protein name, previous symbol) -> current human symbol.
+
+    Aliases that differ from a current symbol only by case (``SIRPa``, ``EpCAM``) are left out:
+    they are in :func:`case_aliases` and match exactly, so that a mouse ``Sirpa`` is never read as
+    the human SIRPA by changing case.
+    """
+    return _alias_rows()[0]
+
+
+def case_aliases() -> dict[str, str]:
+    """Aliases spelled like a current symbol in another case (``SIRPa`` -> SIRPA), matched exactly."""
+    return _alias_rows()[1]
 
 
 @lru_cache(maxsize=1)
 def ensembl_to_symbol() -> dict[str, str]:
-    """Human and mouse Ensembl gene ids (unversioned) -> human symbol."""
+    """Human and mouse Ensembl gene ids (unversioned) -> human symbol.
+
+    An id with several symbols (an older and a newer name) maps to its preferred symbol, the
+    first listed in ``human_genes.tsv.gz``.
+    """
     human = human_genes()
+    human = human[human["ensembl_id"] != ""].drop_duplicates("ensembl_id", keep="first")
     mapping = dict(zip(human["ensembl_id"], human["symbol"]))
     mouse = mouse_orthologs()
     mapping.update(zip(mouse["mouse_ensembl_id"], mouse["human_symbol"]))
@@ -77,11 +106,18 @@ def mouse_to_human() -> dict[str, str]:
     return dict(zip(table["mouse_symbol"], table["human_symbol"]))
 
 
+_SOURCE_RANK = {"biomart_one2one": 0, "biomart_high": 1, "biomart_low": 2, "hcop": 2}
+
+
 @lru_cache(maxsize=1)
 def human_to_mouse() -> dict[str, str]:
-    """Human symbol -> mouse symbol (first preferred ortholog)."""
+    """Human symbol -> mouse symbol (the best-supported of its mouse orthologs)."""
     table = mouse_orthologs()
-    return dict(zip(table["human_symbol"][::-1], table["mouse_symbol"][::-1]))
+    table = table[table["mouse_symbol"] != ""]
+    rank = table["source"].map(_SOURCE_RANK).fillna(3)
+    table = table.assign(_rank=rank).sort_values("_rank", kind="mergesort")
+    table = table.drop_duplicates("human_symbol", keep="first")
+    return dict(zip(table["human_symbol"], table["mouse_symbol"]))
 
 
 @lru_cache(maxsize=1)
@@ -89,8 +125,28 @@ def known_mouse_symbols() -> frozenset[str]:
     return frozenset(mouse_orthologs()["mouse_symbol"])
 
 
+_ORF = re.compile(r"^C(?:\d+|X|Y)orf\d+$")
+
+
+@lru_cache(maxsize=1)
+def orf_case_variants() -> dict[str, str]:
+    """Upper-cased open-reading-frame symbols -> current symbol (``C19ORF53`` -> ``C19orf53``).
+
+    Human ``CXorfY`` symbols are the only protein-coding human symbols with lower-case letters;
+    many pipelines upper-case them. This stays within human symbols: mouse and human symbols are
+    never matched by changing case.
+    """
+    return {s.upper(): s for s in known_human_symbols() if _ORF.match(s)}
+
+
 def current_symbol(name: str) -> str | None:
-    """The current human symbol for a symbol or alias, or None when unknown."""
+    """The current human symbol for a symbol, alias, previous symbol or upper-cased ``orf`` symbol.
+
+    None when unknown.
+    """
     if name in known_human_symbols():
         return name
-    return aliases().get(name.upper())
+    if name in case_aliases():
+        return case_aliases()[name]
+    upper = name.upper()
+    return aliases().get(upper) or orf_case_variants().get(upper)

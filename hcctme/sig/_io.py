@@ -21,6 +21,8 @@ def read_yaml(path: Path, *, strict: bool = False, known_symbols: frozenset[str]
             entries = yaml.safe_load(handle)
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML ({err.__class__.__name__}: {err})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a UTF-8 text file; signature YAML files must be UTF-8 text") from None
     if entries is None:
         raise SignatureSchemaError(f"{path}: the file is empty")
     return to_signatures(entries, where=str(path), strict=strict, known_symbols=known_symbols)
@@ -48,22 +50,25 @@ def read_yaml_dir(directory: Path, *, strict: bool = False,
 def read_gmt(path: Path) -> list[Signature]:
     """Read a GMT file (name, description, genes...; tab separated)."""
     sigs = []
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip() or line.startswith("#"):
-                continue
-            fields = line.split("\t")
-            if len(fields) < 3:
-                raise ValueError(
-                    f"{path}:{lineno}: malformed GMT line: expected 'name<TAB>description<TAB>gene...' "
-                    f"with tabs, found {len(fields)} tab-separated field(s)"
-                )
-            name, description, genes = fields[0].strip(), fields[1].strip(), [g.strip() for g in fields[2:]]
-            genes = list(dict.fromkeys(g for g in genes if g))
-            entry = {"id": _safe_id(name), "name": name, "genes_up": genes,
-                     "source": {"where": str(path), "note": description} if description else {}}
-            sigs.append(to_signature(entry, where=f"{path}:{lineno}", strict=False))
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a UTF-8 text file; a GMT file is tab-separated text") from None
+    for lineno, line in enumerate(lines, start=1):
+        line = line.rstrip("\r\n")
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.split("\t")
+        if len(fields) < 3:
+            raise ValueError(
+                f"{path}:{lineno}: malformed GMT line: expected 'name<TAB>description<TAB>gene...' "
+                f"with tabs, found {len(fields)} tab-separated field(s)"
+            )
+        name, description, genes = fields[0].strip(), fields[1].strip(), [g.strip() for g in fields[2:]]
+        genes = list(dict.fromkeys(g for g in genes if g))
+        entry = {"id": _safe_id(name), "name": name, "genes_up": genes,
+                 "source": {"where": str(path), "note": description} if description else {}}
+        sigs.append(to_signature(entry, where=f"{path}:{lineno}", strict=False))
     if not sigs:
         raise ValueError(f"{path}: no gene sets found in this GMT file")
     ids = [s.id for s in sigs]
@@ -108,7 +113,15 @@ def from_net(net: pd.DataFrame, *, source: str = "source", target: str = "target
     if net.empty:
         raise ValueError("the net is empty")
     sigs = []
-    weights = net[weight] if weight in net.columns else pd.Series(1.0, index=net.index)
+    if weight in net.columns:
+        weights = pd.to_numeric(net[weight], errors="coerce")
+        if weights.isna().any():
+            bad = net.loc[weights.isna(), weight].head(3).tolist()
+            raise ValueError(f"the net's {weight!r} column must hold numbers; found {bad}")
+    else:
+        weights = pd.Series(1.0, index=net.index)
+    if net[target].isna().any() or net[source].isna().any():
+        raise ValueError(f"the net has missing values in {source!r} or {target!r}")
     for name, block in net.assign(_w=weights).groupby(source, sort=False):
         up = block.loc[block["_w"] >= 0, target].astype(str).tolist()
         down = block.loc[block["_w"] < 0, target].astype(str).tolist()

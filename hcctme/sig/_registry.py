@@ -59,20 +59,42 @@ def get(signature_id: str) -> Signature:
 
 
 def _to_human(sigs: Iterable[Signature]) -> list[Signature]:
-    """Map mouse signatures to human symbols through the ortholog table (never by case)."""
+    """Map mouse signatures to human symbols through the ortholog table (never by case).
+
+    Genes without a human ortholog are dropped (logged); weights follow their genes; the result
+    has ``species="human"``. A signature left without genes is an error.
+    """
+    from dataclasses import replace
+
     mapping = _genes.mouse_to_human()
     out = []
     for sig in sigs:
         if sig.species != "mouse":
             out.append(sig)
             continue
-        up = [mapping[g] for g in sig.genes_up if g in mapping]
-        down = [mapping[g] for g in sig.genes_down if g in mapping]
+        up = list(dict.fromkeys(mapping[g] for g in sig.genes_up if g in mapping))
+        down = list(dict.fromkeys(mapping[g] for g in sig.genes_down if g in mapping))
+        both = set(up) & set(down)
+        if both:  # two mouse genes of opposite sign share one human ortholog: ambiguous, drop
+            logger.warning("signature %s: human gene(s) %s are orthologs of both up and down mouse genes; "
+                           "dropped", sig.id, sorted(both))
+            up = [g for g in up if g not in both]
+            down = [g for g in down if g not in both]
         lost = [g for g in sig.genes if g not in mapping]
         if lost:
             logger.warning("signature %s: %d mouse gene(s) without a human ortholog dropped: %s",
                            sig.id, len(lost), lost[:10])
-        out.append(sig.with_genes(dict.fromkeys(up), dict.fromkeys(down)))
+        if not up:
+            raise ValueError(
+                f"signature {sig.id!r}: none of its mouse genes_up has a human ortholog in the shipped "
+                f"table ({list(sig.genes_up)[:10]}); check that these are mouse symbols (e.g. 'Cd8a')"
+            )
+        weights = {}
+        for gene, weight in sig.weights.items():
+            human = mapping.get(gene)
+            if human is not None and (human in up or human in down):
+                weights.setdefault(human, weight)
+        out.append(replace(sig, genes_up=tuple(up), genes_down=tuple(down), weights=weights, species="human"))
     return out
 
 
@@ -123,7 +145,22 @@ def load(x: Any = None, *, species: str = "human") -> SignatureSet:
         )
     if species == "mouse":
         sigs = [_with_species(s, "mouse") for s in sigs]
-    return SignatureSet(_to_human(sigs), library_version=library().library_version, origin=str(type(x).__name__))
+    return SignatureSet(_to_human(sigs), library_version=_current_version(), origin=_origin(x))
+
+
+def _current_version() -> str:
+    """The library version user sets are tagged with; loading a user set never needs the library
+    itself to be present or valid."""
+    try:
+        return _library_version(library_dir())
+    except FileNotFoundError:
+        return "user"
+
+
+def _origin(x: Any) -> str:
+    if isinstance(x, (str, Path)):
+        return str(x)
+    return type(x).__name__
 
 
 def _with_species(sig: Signature, species: str) -> Signature:

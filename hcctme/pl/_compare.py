@@ -1,0 +1,238 @@
+"""Plots of :func:`hcctme.tl.compare` results: per-patient box/strip plots and volcano plots."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from hcctme import _validate
+from hcctme._constants import Keys
+
+
+def _tables(data, key: str, values: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    if isinstance(data, AnnData):
+        table = _validate.uns_table(data, key, tool="hcctme.tl.compare")
+        if values is None:
+            stored = data.uns.get(f"{key}_values")
+            values = stored if isinstance(stored, pd.DataFrame) else None
+        return table, values
+    if isinstance(data, pd.DataFrame):
+        return data, values
+    raise TypeError(
+        f"expected an AnnData holding a tl.compare result or the DataFrame tl.compare returned, got "
+        f"{type(data).__name__}"
+    )
+
+
+def compare(
+    data: AnnData | pd.DataFrame,
+    *,
+    features: Sequence[str] | None = None,
+    group: str | None = None,
+    contrast: str | None = None,
+    n_top: int = 6,
+    values: pd.DataFrame | None = None,
+    key: str = Keys.COMPARE,
+    proportion: bool = True,
+    ncols: int = 3,
+    figsize: tuple[float, float] | None = None,
+    palette: dict[str, str] | None = None,
+    show: bool = False,
+    save: str | None = None,
+):
+    """Per-patient box and strip plots by condition for the top features of a comparison.
+
+    One panel per feature x group: a box per condition level with one dot per sample (patient),
+    titled with the effect and the adjusted p-value. Paired designs draw a line per pair.
+
+    Parameters
+    ----------
+    data
+        AnnData with the results of :func:`hcctme.tl.compare` (``uns[key]`` and ``uns[key +
+        "_values"]``), or the table it returned (then pass ``values``).
+    features
+        Features to show (default: the ``n_top`` rows with the smallest p-values).
+    group, contrast
+        Restrict to one group / one contrast of the table.
+    n_top
+        How many table rows to show when ``features`` is None.
+    values
+        Long per-sample table (``uns[key + "_values"]``): sample, group, feature, value, condition.
+    key
+        ``key_added`` of ``tl.compare``.
+    proportion
+        Composition: plot the per-sample proportion (True) rather than the CLR value tested.
+    ncols, figsize, palette
+        Grid width, figure size, ``{condition: colour}``.
+    show, save
+        Call ``plt.show()``; save the figure to this path.
+
+    Returns
+    -------
+    The matplotlib Figure.
+    """
+    import matplotlib as mpl
+    import matplotlib.pyplot as plt
+
+    table, values = _tables(data, key, values)
+    if values is None:
+        raise ValueError(
+            "per-sample values are needed for box plots: pass the AnnData tl.compare stored its results in, "
+            f"or values=adata.uns[{key + '_values'!r}]"
+        )
+    n_top = _validate.positive_int(n_top, name="n_top")
+    ncols = _validate.positive_int(ncols, name="ncols")
+    rows = table
+    if group is not None:
+        rows = rows[rows["group"].astype(str) == str(group)]
+        if rows.empty:
+            raise ValueError(f"group={group!r} is not in the table; groups are {sorted(pd.unique(table['group']))}")
+    if contrast is not None and "contrast" in rows:
+        rows = rows[rows["contrast"] == contrast]
+        if rows.empty:
+            raise ValueError(f"contrast={contrast!r} is not in the table")
+    if features is not None:
+        if isinstance(features, str):
+            features = [features]
+        unknown = [f for f in features if f not in set(rows["feature"])]
+        if unknown:
+            raise KeyError(f"feature(s) {unknown} are not in the comparison table")
+        rows = rows[rows["feature"].isin(features)]
+    rows = rows.sort_values("pvalue", na_position="last")
+    if "contrast" in rows:
+        rows = rows.drop_duplicates(["feature", "group"])
+    rows = rows.head(n_top if features is None else len(rows))
+    if rows.empty:
+        raise ValueError("no feature to plot")
+
+    levels = list(pd.unique(values["condition"].astype(str)))
+    ref = None
+    if "contrast" in table and len(table):
+        ref = str(table["contrast"].iloc[0]).split(" vs ")[-1]
+        if ref in levels:
+            levels = [ref] + [lv for lv in levels if lv != ref]
+    cmap = mpl.colormaps["tab10"]
+    colours = {lv: mpl.colors.to_hex(cmap(i)) for i, lv in enumerate(levels)}
+    colours.update(palette or {})
+    use_prop = proportion and "proportion" in values.columns
+    column = "proportion" if use_prop else "value"
+    method = str(rows["method"].iloc[0]) if "method" in rows else ""
+    ylabel = {"deseq2": "log2(normalised counts + 1)"}.get(method, "proportion" if use_prop else "value")
+    if not use_prop and "proportion" in values.columns:
+        ylabel = "CLR"
+
+    n = len(rows)
+    ncols = min(ncols, n)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=figsize or (3.2 * ncols, 3.0 * nrows), squeeze=False)
+    rng = np.random.default_rng(0)
+    for ax, row in zip(axes.ravel(), rows.itertuples(index=False)):
+        sub = values[(values["feature"].astype(str) == str(row.feature))
+                     & (values["group"].astype(str) == str(row.group))]
+        data_by = [sub.loc[sub["condition"].astype(str) == lv, column].to_numpy(float) for lv in levels]
+        box = ax.boxplot(data_by, positions=range(len(levels)), widths=0.55, patch_artist=True,
+                         showfliers=False)
+        for patch, lv in zip(box["boxes"], levels):
+            patch.set_facecolor(mpl.colors.to_rgba(colours[lv], 0.25))
+            patch.set_edgecolor(colours[lv])
+        for median in box["medians"]:
+            median.set_color("black")
+        xs = {}
+        for i, (lv, vals) in enumerate(zip(levels, data_by)):
+            x = i + rng.uniform(-0.12, 0.12, len(vals))
+            ax.scatter(x, vals, s=18, color=colours[lv], edgecolor="white", linewidth=0.5, zorder=3)
+            xs[lv] = pd.Series(x, index=sub.loc[sub["condition"].astype(str) == lv, "sample"].to_numpy())
+        if "pair" in sub.columns:
+            wide = sub.pivot_table(index="pair", columns="condition", values=column, aggfunc="first")
+            sample_of = sub.pivot_table(index="pair", columns="condition", values="sample", aggfunc="first")
+            for pair in wide.index:
+                pts = [(xs[lv][sample_of.loc[pair, lv]], wide.loc[pair, lv]) for lv in levels
+                       if lv in wide.columns and pd.notna(wide.loc[pair, lv])]
+                if len(pts) > 1:
+                    ax.plot(*zip(*pts), color="grey", lw=0.6, alpha=0.6, zorder=2)
+        ax.set_xticks(range(len(levels)), levels, rotation=30, ha="right")
+        title = str(row.feature) if str(row.group) == "all" else f"{row.feature} ({row.group})"
+        padj = getattr(row, "padj", np.nan)
+        ax.set_title(f"{title}\neffect {row.effect:+.2f}, padj {padj:.2g}", fontsize=9)
+        ax.set_ylabel(ylabel, fontsize=8)
+        ax.spines[["top", "right"]].set_visible(False)
+    for ax in axes.ravel()[n:]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    if save:
+        fig.savefig(save, bbox_inches="tight")
+    if show:
+        plt.show()
+    return fig
+
+
+def volcano(
+    data: AnnData | pd.DataFrame,
+    *,
+    group: str | None = None,
+    contrast: str | None = None,
+    key: str = Keys.COMPARE,
+    alpha: float = 0.1,
+    n_labels: int = 10,
+    ax=None,
+    figsize: tuple[float, float] = (5.0, 4.5),
+    show: bool = False,
+    save: str | None = None,
+):
+    """Volcano plot of a comparison: effect (log2FC for genes) against -log10 p-value.
+
+    Points with ``padj < alpha`` are coloured by direction (up red, down blue); the ``n_labels``
+    most significant are labelled. With several groups, pass ``group`` (otherwise all groups are
+    drawn together).
+
+    Returns
+    -------
+    The matplotlib Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    table, _ = _tables(data, key, None)
+    alpha = _validate.fraction(alpha, name="alpha")
+    n_labels = _validate.positive_int(n_labels, name="n_labels", minimum=0)
+    rows = table
+    if group is not None:
+        rows = rows[rows["group"].astype(str) == str(group)]
+        if rows.empty:
+            raise ValueError(f"group={group!r} is not in the table; groups are {sorted(pd.unique(table['group']))}")
+    if contrast is not None and "contrast" in rows:
+        rows = rows[rows["contrast"] == contrast]
+        if rows.empty:
+            raise ValueError(f"contrast={contrast!r} is not in the table")
+    rows = rows.dropna(subset=["effect", "pvalue"])
+    if rows.empty:
+        raise ValueError("no tested feature to plot")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+    else:
+        fig = ax.figure
+    y = -np.log10(np.clip(rows["pvalue"].to_numpy(float), 1e-300, 1.0))
+    x = rows["effect"].to_numpy(float)
+    sig = (rows["padj"] < alpha).to_numpy()
+    colour = np.where(~sig, "#bdbdbd", np.where(x > 0, "#d6604d", "#4393c3"))
+    ax.scatter(x, y, s=8, c=colour, lw=0, rasterized=len(x) > 5000)
+    order = np.argsort(rows["pvalue"].to_numpy(float))[:n_labels]
+    for i in order:
+        if sig[i]:
+            ax.annotate(str(rows["feature"].iloc[i]), (x[i], y[i]), fontsize=7, xytext=(2, 2),
+                        textcoords="offset points")
+    ax.axvline(0, color="grey", lw=0.5)
+    is_genes = "method" in rows and (rows["method"] == "deseq2").all()
+    ax.set_xlabel("log2 fold change" if is_genes else "effect")
+    ax.set_ylabel("-log10 p-value")
+    con = contrast or (str(rows["contrast"].iloc[0]) if "contrast" in rows and rows["contrast"].nunique() == 1
+                       else "")
+    ax.set_title(" | ".join(t for t in (con, "" if group is None else str(group)) if t), fontsize=9)
+    ax.spines[["top", "right"]].set_visible(False)
+    if save:
+        fig.savefig(save, bbox_inches="tight")
+    if show:
+        plt.show()
+    return ax

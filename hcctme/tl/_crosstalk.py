@@ -1,0 +1,383 @@
+"""Ligand-receptor crosstalk with LIANA+, annotated with the kb resistance axes."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+
+from hcctme import _validate
+from hcctme._constants import Defaults, Keys
+from hcctme._logging import logger
+from hcctme._settings import settings
+from hcctme.kb import _axes as kb_axes
+from hcctme.kb._schema import split_complex
+from hcctme.tl import _crosstalk_stats as cstats
+
+ID_COLUMNS = list(cstats.ID_COLUMNS)
+POOLED = "all"  # the single "sample" of a run without sample_key
+_MIN_COVERAGE = 0.02  # LIANA itself refuses a resource with > 98% of its genes missing
+
+
+# --------------------------------------------------------------------------------------------------
+# Resource
+# --------------------------------------------------------------------------------------------------
+def _resource(resource: str | pd.DataFrame, *, axes_only: bool) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The ligand/receptor table to run (LIANA's bundled CSV, never a download) + kb pairs it lacks."""
+    import liana as li
+
+    if isinstance(resource, str):
+        try:
+            table = li.rs.select_resource(resource)
+        except ValueError as err:
+            raise ValueError(
+                f"resource={resource!r} is not a LIANA resource; choose one of "
+                f"{list(li.rs.show_resources())} or pass a DataFrame with 'ligand' and 'receptor' columns"
+            ) from err
+        name = resource
+    elif isinstance(resource, pd.DataFrame):
+        missing = [c for c in ("ligand", "receptor") if c not in resource.columns]
+        if missing:
+            raise ValueError(f"the resource DataFrame lacks column(s) {missing}; it needs 'ligand' and "
+                             f"'receptor' (complex subunits joined by '_'), got {list(resource.columns)}")
+        table = resource
+        name = "user DataFrame"
+    else:
+        raise TypeError(f"resource must be a LIANA resource name or a DataFrame, got {type(resource).__name__}")
+    table = table[["ligand", "receptor"]].dropna().astype(str).drop_duplicates().reset_index(drop=True)
+    if table.empty:
+        raise ValueError("the ligand-receptor resource is empty")
+
+    # kb pairs the resource does not cover (in either orientation, complex-aware) are appended so
+    # every axis can be scored; then optionally keep only axis interactions
+    pairs = kb_axes.axis_pairs()[["ligand", "receptor"]].drop_duplicates()
+    hit = kb_axes.annotate(table["ligand"], table["receptor"]).notna().to_numpy()
+    have = [(set(split_complex(a)), set(split_complex(b)))
+            for a, b in zip(table.loc[hit, "ligand"], table.loc[hit, "receptor"])]
+    added = []
+    for lig, rec in zip(pairs["ligand"], pairs["receptor"]):
+        kb_l, kb_r = set(split_complex(lig)), set(split_complex(rec))
+        if not any((kb_l <= a and kb_r <= b) or (kb_l <= b and kb_r <= a) for a, b in have):
+            added.append((lig, rec))
+    if added:
+        table = pd.concat([table, pd.DataFrame(added, columns=["ligand", "receptor"])], ignore_index=True)
+    if axes_only:
+        table = table[kb_axes.annotate(table["ligand"], table["receptor"]).notna().to_numpy()].reset_index(drop=True)
+    info = {"resource": name, "n_interactions": int(len(table)), "kb_pairs_added": [f"{a}^{b}" for a, b in added]}
+    return table, info
+
+
+def _resource_genes(table: pd.DataFrame) -> set[str]:
+    genes: set[str] = set()
+    for col in ("ligand", "receptor"):
+        for name in pd.unique(table[col]):
+            genes.update(split_complex(name))
+    return genes
+
+
+# --------------------------------------------------------------------------------------------------
+# Matrix
+# --------------------------------------------------------------------------------------------------
+def _rows(X: Any, idx: np.ndarray) -> sp.csr_matrix:
+    """Rows ``idx`` of any supported matrix (dense, sparse, backed, dask) as an in-memory CSR."""
+    block = X[idx]  # idx is sorted (backed matrices need that)
+    if hasattr(block, "compute"):
+        block = block.compute()
+    if hasattr(block, "to_memory"):
+        block = block.to_memory()
+    return sp.csr_matrix(block, dtype=np.float32)
+
+
+def _check_matrix(X: Any) -> str:
+    kind = _validate.matrix_kind(X)
+    if kind == "counts":
+        raise ValueError(
+            "crosstalk needs log-normalised expression but the matrix holds integer counts; normalise "
+            "first (sc.pp.normalize_total(adata); sc.pp.log1p(adata)) or pass layer= / use_raw= pointing at "
+            "log-normalised values (LIANA's scores assume natural-log normalised data)"
+        )
+    if kind == "scaled":
+        raise ValueError(
+            "crosstalk needs log-normalised expression but the matrix has negative values (scaled or "
+            "centred data); pass layer= or use_raw=True pointing at log-normalised values"
+        )
+    if kind == "other":
+        logger.warning("crosstalk: the matrix has values >= 50 and is not integer; is it log-transformed? "
+                       "LIANA expects log1p-normalised expression")
+    return kind
+
+
+# --------------------------------------------------------------------------------------------------
+# LIANA
+# --------------------------------------------------------------------------------------------------
+def _run_liana(X: sp.csr_matrix, labels: pd.Series, var_names: pd.Index, resource: pd.DataFrame, *,
+               min_cells: int, expr_prop: float, n_perms: int | None, seed: int) -> pd.DataFrame:
+    """rank_aggregate on one sample (labels: categorical, only groups to keep)."""
+    import liana as li
+
+    obs = pd.DataFrame({"@hcctme_group": pd.Categorical(labels.astype(str))}, index=labels.index.astype(str))
+    light = AnnData(X=X, obs=obs, var=pd.DataFrame(index=var_names.astype(str)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = li.mt.rank_aggregate(
+            light, groupby="@hcctme_group", resource=resource, expr_prop=expr_prop, min_cells=min_cells,
+            n_perms=n_perms, seed=seed, use_raw=False, layer=None, inplace=False, verbose=False,
+        )
+    return res.reset_index(drop=True)
+
+
+def _order(table: pd.DataFrame, sample_col: str | None) -> pd.DataFrame:
+    """Resistance-axis interactions first, then by sample and LIANA's magnitude rank."""
+    keys = ["_no_axis"] + ([sample_col] if sample_col else []) + ["magnitude_rank"]
+    out = table.assign(_no_axis=table["axis"].isna())
+    out = out.sort_values(keys, kind="stable").drop(columns="_no_axis")
+    return out.reset_index(drop=True)
+
+
+def _writable(params: dict[str, Any]) -> dict[str, Any]:
+    """Drop None values (h5ad cannot store them)."""
+    return {k: v for k, v in params.items() if v is not None}
+
+
+# --------------------------------------------------------------------------------------------------
+# Public tool
+# --------------------------------------------------------------------------------------------------
+def crosstalk(
+    adata: AnnData,
+    *,
+    groupby: str,
+    sample_key: str | None = None,
+    condition_key: str | None = None,
+    reference: str | None = None,
+    resource: str | pd.DataFrame = "consensus",
+    axes_only: bool = False,
+    min_cells: int = Defaults.MIN_CELLS,
+    expr_prop: float = 0.1,
+    n_perms: int | None = 100,
+    layer: str | None = None,
+    use_raw: bool | None = None,
+    strength: str = "lr_means",
+    min_samples: int = 3,
+    seed: int = Defaults.SEED,
+    key_added: str = Keys.CROSSTALK,
+    copy: bool = False,
+) -> pd.DataFrame | AnnData:
+    """Ligand-receptor crosstalk (LIANA+ rank_aggregate) annotated with the kb resistance axes.
+
+    Runs ``liana.mt.rank_aggregate`` on log-normalised expression, once per sample when
+    ``sample_key`` is given (pooled otherwise), keeps LIANA's columns (``source``, ``target``,
+    ``ligand_complex``, ``receptor_complex``, ``lr_means``, ``magnitude_rank``,
+    ``specificity_rank``, the per-method scores, ...) and adds ``axis``: the :mod:`hcctme.kb`
+    resistance axis (';'-joined ids when several; NaN when none). Resistance-axis interactions
+    come first. With ``condition_key`` a patient-level differential table is built (see Returns).
+
+    Parameters
+    ----------
+    adata
+        Cells x genes with log-normalised expression (``.X``, ``layer`` or ``.raw``) and gene
+        symbols as var names. Integer counts or scaled data are refused (normalise first).
+    groupby
+        obs column of cell groups (cell types or states); sender/receiver of each interaction.
+    sample_key
+        obs column of samples/patients; LIANA runs once per sample.
+    condition_key
+        obs column of the condition compared (constant within each sample); needs ``sample_key``.
+    reference
+        Level of ``condition_key`` that effects are measured against (required with it).
+    resource
+        A LIANA resource name (``"consensus"``: read from the CSV bundled with LIANA, no network
+        access) or a DataFrame with ``ligand`` and ``receptor`` columns (complexes joined by "_").
+        Axis pairs of :func:`hcctme.kb.axis_pairs` that the resource lacks are appended (listed in
+        ``uns[key_added]["params"]["kb_pairs_added"]``).
+    axes_only
+        Score only the interactions that belong to a resistance axis (much faster).
+    min_cells
+        Groups with fewer cells in a sample are skipped there (reported in
+        ``uns[key_added]["skipped"]`` and logged); a sample left with < 2 groups is skipped.
+    expr_prop
+        Minimum fraction of cells of a group expressing the ligand/receptor (LIANA's filter).
+    n_perms
+        Permutations for LIANA's permutation-based specificity (CellPhoneDB). ``None`` skips them:
+        only ``magnitude_rank`` is aggregated (no ``specificity_rank``), which is several times
+        faster and enough for the differential test on ``lr_means`` or ``magnitude_rank``.
+    layer, use_raw
+        Which matrix to read (scanpy semantics: ``use_raw=None`` uses ``.raw`` when present).
+    strength
+        Per-sample interaction strength for the differential test: ``"lr_means"`` (mean of the
+        ligand's mean in the sender and the receptor's mean in the receiver, from LIANA),
+        ``"magnitude_rank"`` or ``"specificity_rank"`` (as -log10 of the rank). An interaction not
+        reported in a sample whose sender and receiver groups were present (below ``expr_prop``)
+        gets strength 0; samples lacking either group are left out for it.
+    min_samples
+        Minimum evaluable samples per condition (and samples where the interaction was detected)
+        for an interaction to be tested; others are reported with ``tested=False``.
+    seed
+        Seed of LIANA's permutations.
+    key_added
+        ``uns[key_added]`` gets the LIANA table, ``uns[key_added + "_diff"]`` the differential one.
+    copy
+        Work on and return a copy of ``adata`` (the table is then in its ``uns``).
+
+    Returns
+    -------
+    The differential table when ``condition_key`` is given, else the LIANA table (or the AnnData
+    copy when ``copy=True``). The LIANA table has a ``sample_key`` column when run per sample. The
+    differential table has ``source``, ``target``, ``ligand_complex``, ``receptor_complex``,
+    ``axis``, ``condition``, ``reference``, ``effect`` (mean strength, condition minus reference),
+    ``mean_reference``, ``mean_other``, ``statistic`` (Mann-Whitney U), ``pvalue``, ``padj`` (BH over
+    tested interactions), ``n_reference``, ``n_other``, ``n_samples``, ``n_detected``, ``tested``,
+    ``direction``; sorted by tested, p-value, axis interactions first among ties.
+    Nothing is written to ``adata`` unless the whole run succeeds; LIANA itself only ever sees a
+    lightweight copy of the data.
+    """
+    t0 = time.perf_counter()
+    adata = _validate.anndata(adata)
+    key_added = _validate.key_added(key_added)
+    labels = _validate.categorical_levels(adata, groupby, purpose="cell groups (groupby)", min_levels=2)
+    if sample_key is not None:
+        samples_col = _validate.categorical_levels(adata, sample_key, purpose="samples (sample_key)")
+        if sample_key == groupby:
+            raise ValueError("sample_key and groupby must be different obs columns")
+    else:
+        samples_col = pd.Series(POOLED, index=adata.obs_names)
+    conditions = None
+    if condition_key is not None:
+        if sample_key is None:
+            raise ValueError("condition_key needs sample_key: the differential test compares samples "
+                             "(patients), never cells")
+        _validate.categorical_levels(adata, condition_key, purpose="conditions (condition_key)", min_levels=2)
+        cond_col = adata.obs[condition_key].astype(str)
+        reference = _validate.level(cond_col, reference, key=condition_key, what="reference")
+        conditions = _validate.constant_within(adata, condition_key, sample_key)
+    elif reference is not None:
+        raise ValueError("reference is only used with condition_key")
+    if not isinstance(axes_only, (bool, np.bool_)):
+        raise TypeError(f"axes_only must be True or False, got {axes_only!r}")
+    min_cells = _validate.positive_int(min_cells, name="min_cells")
+    expr_prop = _validate.fraction(expr_prop, name="expr_prop")
+    n_perms = _validate.positive_int(n_perms, name="n_perms", allow_none=True)
+    min_samples = _validate.positive_int(min_samples, name="min_samples")
+    seed = _validate.positive_int(seed, name="seed", minimum=0)
+    strength = _validate.choice(strength, tuple(cstats.STRENGTHS), name="strength")
+    if strength == "specificity_rank" and n_perms is None:
+        raise ValueError("strength='specificity_rank' needs permutations; set n_perms (e.g. 100)")
+
+    X, var_names = _validate.matrix(adata, layer=layer, use_raw=use_raw)
+    var_names = _validate.unique_genes(pd.Index(var_names).astype(str))
+    _check_matrix(X)
+
+    res_table, res_info = _resource(resource, axes_only=bool(axes_only))
+    genes = _resource_genes(res_table)
+    present = genes & set(var_names)
+    coverage = len(present) / max(len(genes), 1)
+    if coverage < _MIN_COVERAGE:
+        example = ", ".join(list(var_names[:5]))
+        raise ValueError(
+            f"only {len(present)} of the {len(genes)} genes of the ligand-receptor resource are in the "
+            f"data's var names (e.g. {example}); crosstalk needs human gene symbols as var names. Map "
+            "Ensembl ids or mouse genes with hcctme.pp.harmonize_genes, or set var_names to a symbol column"
+        )
+
+    # groups per sample, skipping those with too few cells
+    frame = pd.DataFrame({"group": labels.to_numpy(), "sample": samples_col.astype(str).to_numpy()})
+    counts = frame.groupby(["sample", "group"], observed=True).size()
+    skipped_rows = []
+    sample_order = list(pd.unique(frame["sample"]))
+    if sample_key is not None and isinstance(adata.obs[sample_key].dtype, pd.CategoricalDtype):
+        sample_order = [str(s) for s in adata.obs[sample_key].cat.categories if str(s) in set(sample_order)]
+    kept_groups: dict[str, list[str]] = {}
+    for sample in sample_order:
+        sub = counts.loc[sample]
+        small = sub[sub < min_cells]
+        for group, n in small.items():
+            skipped_rows.append({"sample": sample, "group": group, "n_cells": int(n),
+                                 "reason": f"fewer than min_cells={min_cells} cells"})
+        keep = [g for g in sub.index if sub[g] >= min_cells]
+        if len(keep) < 2:
+            skipped_rows.append({"sample": sample, "group": "*", "n_cells": int(sub.sum()),
+                                 "reason": "fewer than 2 groups with enough cells: sample skipped"})
+            continue
+        kept_groups[sample] = keep
+    skipped = pd.DataFrame(skipped_rows, columns=["sample", "group", "n_cells", "reason"])
+    if len(skipped):
+        logger.warning("crosstalk: skipped %d group(s)/sample(s) with too few cells (min_cells=%d): %s",
+                       len(skipped), min_cells,
+                       "; ".join(f"{r.sample}/{r.group} ({r.n_cells})" for r in skipped.itertuples()))
+    if not kept_groups:
+        raise ValueError(f"no sample has two or more groups of obs[{groupby!r}] with >= min_cells={min_cells} "
+                         "cells; lower min_cells or check the annotation")
+
+    results = []
+    sample_values = frame["sample"].to_numpy()
+    group_values = frame["group"].to_numpy()
+    iterator = list(kept_groups.items())
+    if len(iterator) > 1:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc="crosstalk (LIANA per sample)", disable=not settings.progress)
+    for sample, keep in iterator:
+        idx = np.flatnonzero((sample_values == sample) & np.isin(group_values, keep))
+        block = _rows(X, idx)
+        sample_labels = pd.Series(group_values[idx], index=adata.obs_names[idx])
+        res = _run_liana(block, sample_labels, var_names, res_table, min_cells=min_cells, expr_prop=expr_prop,
+                         n_perms=n_perms, seed=seed)
+        if sample_key is not None:
+            res.insert(0, sample_key, sample)
+        results.append(res)
+    table = pd.concat(results, ignore_index=True)
+    if table.empty:
+        raise ValueError(
+            "LIANA found no ligand-receptor interaction passing expr_prop in any sample; lower expr_prop "
+            f"(now {expr_prop}) or check that the resource genes are expressed"
+        )
+    table["axis"] = pd.Categorical(kb_axes.annotate(table["ligand_complex"], table["receptor_complex"]))
+    if sample_key is not None:
+        table[sample_key] = pd.Categorical(table[sample_key], categories=list(kept_groups))
+    table = _order(table, sample_key)
+
+    params = _writable({
+        "groupby": groupby, "sample_key": sample_key, "condition_key": condition_key, "reference": reference,
+        "resource": res_info["resource"], "n_resource_interactions": res_info["n_interactions"],
+        "kb_pairs_added": res_info["kb_pairs_added"], "axes_only": bool(axes_only), "min_cells": min_cells,
+        "expr_prop": expr_prop, "n_perms": n_perms if n_perms is not None else 0, "strength": strength,
+        "min_samples": min_samples, "seed": seed, "method": "liana.mt.rank_aggregate",
+        "kb_version": kb_axes.get_version(), "layer": layer, "use_raw": bool(use_raw) if use_raw is not None else None,
+        "n_samples": len(kept_groups), "genes_in_resource_present": len(present),
+    })
+
+    diff = None
+    if conditions is not None:
+        conditions = conditions.astype(str)
+        kept_samples = list(kept_groups)
+        matrix, detected = cstats.strength_matrix(table, sample_key=sample_key, samples=kept_samples,
+                                                  groups=kept_groups, strength=strength)
+        diff = cstats.differential(matrix, detected, conditions.reindex(kept_samples), reference=reference,
+                                   min_samples=min_samples)
+        diff.insert(4, "axis", pd.Categorical(kb_axes.annotate(diff["ligand_complex"], diff["receptor_complex"])))
+        diff = diff.assign(_untested=~diff["tested"], _p=diff["pvalue"].fillna(2.0), _no_axis=diff["axis"].isna())
+        diff = diff.sort_values(["_untested", "_p", "_no_axis"], kind="stable").drop(
+            columns=["_untested", "_p", "_no_axis"]).reset_index(drop=True)
+
+    # ---- write (nothing above touched adata) ----
+    adata = adata.copy() if copy else adata
+    adata.uns[key_added] = {"table": table, "skipped": skipped, "params": params}
+    where = f"uns[{key_added!r}]"
+    if diff is not None:
+        adata.uns[f"{key_added}_diff"] = {"table": diff, "params": params}
+        where += f" and uns[{key_added + '_diff'!r}]"
+        n_tested = int(diff["tested"].sum())
+        n_sig = int((diff["padj"] < Defaults.ALPHA).sum())
+        logger.info("crosstalk: %d interactions over %d samples, %d tested, %d with padj < %.2f (%.1fs) -> %s",
+                    len(diff), len(kept_groups), n_tested, n_sig, Defaults.ALPHA, time.perf_counter() - t0, where)
+    else:
+        logger.info("crosstalk: %d interaction rows over %d sample(s) (%.1fs) -> %s", len(table),
+                    len(kept_groups), time.perf_counter() - t0, where)
+    if copy:
+        return adata
+    return diff if diff is not None else table

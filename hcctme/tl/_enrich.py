@@ -1,0 +1,189 @@
+"""Preranked GSEA (gseapy) of a patient-level gene comparison, offline, against local gene sets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from hcctme import _validate
+from hcctme._constants import Keys
+from hcctme._logging import logger
+from hcctme.tl import _stats
+
+ENRICH_COLUMNS = [
+    "term", "group", "contrast", "es", "nes", "pvalue", "fdr", "padj", "n_genes", "set_size", "direction",
+    "lead_genes",
+]
+
+
+def enrich(
+    compare_result: pd.DataFrame | AnnData,
+    signatures: Any = None,
+    *,
+    group: str | None = None,
+    contrast: str | None = None,
+    rank_by: str = "statistic",
+    min_size: int = 5,
+    max_size: int = 500,
+    permutation_num: int = 1000,
+    seed: int = 0,
+    compare_key: str = Keys.COMPARE,
+    key_added: str = Keys.ENRICH,
+) -> pd.DataFrame:
+    """Preranked GSEA of a genes comparison against the hcctme library or the user's gene sets.
+
+    Genes of each group x contrast of a :func:`hcctme.tl.compare` table (``features="genes"``) are
+    ranked by ``rank_by`` (the DESeq2 Wald statistic by default: positive = higher in the other
+    level) and passed to :func:`gseapy.prerank`. Gene sets are always handed to gseapy as a local
+    dict, so nothing is downloaded (no Enrichr library names).
+
+    Parameters
+    ----------
+    compare_result
+        The DataFrame returned by :func:`hcctme.tl.compare` with ``features="genes"``, or an
+        AnnData holding it in ``uns[compare_key]`` (the enrichment is then also stored in
+        ``uns[key_added]``).
+    signatures
+        ``None`` for the whole hcctme library, or anything :func:`hcctme.sig.load` accepts: library
+        ids, a dict ``{name: [genes]}``, a GMT or YAML path, a decoupler net. Each signature
+        contributes its ``genes_up``.
+    group, contrast
+        Restrict to one group (groupby level) and/or one contrast of the table (default: all).
+    rank_by
+        Column of the table the genes are ranked by (``"statistic"``, or ``"effect"`` for log2FC).
+    min_size, max_size
+        Gene sets with fewer / more ranked genes are left out (gseapy semantics, counted after
+        matching to the ranked genes).
+    permutation_num
+        Gene-set permutations for the nominal p-values.
+    seed
+        Seed of the permutations (results are reproducible for a given seed).
+    compare_key, key_added
+        uns keys read / written when an AnnData is given.
+
+    Returns
+    -------
+    DataFrame with one row per gene set x group x contrast: ``term``, ``group``, ``contrast``,
+    ``es``, ``nes``, ``pvalue`` (nominal), ``fdr`` (gseapy's GSEA FDR within each ranked list),
+    ``padj`` (Benjamini-Hochberg of the nominal p-values over the whole table), ``n_genes``
+    (genes of the set among the ranked genes), ``set_size`` (genes in the set),
+    ``direction`` (``"up"``: enriched among genes higher in the other level; ``"down"``) and
+    ``lead_genes`` (";"-separated leading-edge genes). Sorted by p-value then |NES|.
+    """
+    from hcctme import sig
+
+    store_in = None
+    if isinstance(compare_result, AnnData):
+        store_in = compare_result
+        table = _validate.uns_table(compare_result, compare_key, tool="hcctme.tl.compare(features='genes')")
+        key_added = _validate.key_added(key_added)
+    elif isinstance(compare_result, pd.DataFrame):
+        table = compare_result
+    else:
+        raise TypeError(
+            f"compare_result must be the DataFrame returned by hcctme.tl.compare or an AnnData, got "
+            f"{type(compare_result).__name__}"
+        )
+    needed = {"feature", "group", rank_by}
+    missing = needed - set(table.columns)
+    if missing:
+        raise KeyError(
+            f"the comparison table lacks column(s) {sorted(missing)}; pass the result of "
+            "hcctme.tl.compare(..., features='genes')"
+        )
+    if "method" in table.columns and not (table["method"] == "deseq2").all():
+        raise ValueError(
+            "tl.enrich ranks genes: pass a comparison made with features='genes' "
+            f"(this table was made with method(s) {sorted(pd.unique(table['method']))})"
+        )
+    min_size = _validate.positive_int(min_size, name="min_size")
+    max_size = _validate.positive_int(max_size, name="max_size")
+    if max_size < min_size:
+        raise ValueError(f"max_size={max_size} is smaller than min_size={min_size}")
+    permutation_num = _validate.positive_int(permutation_num, name="permutation_num")
+    seed = _validate.positive_int(seed, name="seed", minimum=0)
+    table = table.copy()
+    if "contrast" not in table.columns:
+        table["contrast"] = ""
+    for name, value, col in (("group", group, "group"), ("contrast", contrast, "contrast")):
+        if value is not None:
+            levels = pd.unique(table[col].astype(str))
+            if str(value) not in set(levels):
+                raise ValueError(f"{name}={value!r} is not in the table; {name}s are {list(levels)}")
+            table = table[table[col].astype(str) == str(value)]
+
+    gene_sets = _gene_sets(signatures, sig)
+    rows = []
+    for (grp, con), sub in table.groupby(["group", "contrast"], sort=False, observed=True):
+        ranking = (sub.dropna(subset=[rank_by]).drop_duplicates("feature")
+                   .set_index("feature")[rank_by].astype(float))
+        ranking = ranking[np.isfinite(ranking.to_numpy())].sort_values(ascending=False)
+        result = _prerank(ranking, gene_sets, min_size=min_size, max_size=max_size,
+                          permutation_num=permutation_num, seed=seed)
+        if result is None:
+            logger.warning("enrich: group %r, contrast %r: no gene set has %d-%d genes among the %d ranked genes",
+                           grp, con, min_size, max_size, len(ranking))
+            continue
+        result.insert(1, "group", str(grp))
+        result.insert(2, "contrast", str(con))
+        rows.append(result)
+    if not rows:
+        raise ValueError(
+            f"no gene set has between min_size={min_size} and max_size={max_size} genes among the ranked genes; "
+            "check that gene names match (hcctme.pp.harmonize_genes) or lower min_size"
+        )
+    out = pd.concat(rows, ignore_index=True)
+    out["padj"] = _stats.bh(out["pvalue"].to_numpy())
+    out = out[ENRICH_COLUMNS]
+    out = out.assign(_abs=-out["nes"].abs()).sort_values(["pvalue", "_abs", "term"], kind="mergesort")
+    out = out.drop(columns="_abs").reset_index(drop=True)
+    if store_in is not None:
+        store_in.uns[key_added] = out
+    logger.info("enrich: %d gene sets x %d ranked list(s), %d with padj < 0.1%s", out["term"].nunique(),
+                len(rows), int((out["padj"] < 0.1).sum()), f" -> uns[{key_added!r}]" if store_in is not None else "")
+    return out
+
+
+def _gene_sets(signatures: Any, sig: Any) -> dict[str, list[str]]:
+    if isinstance(signatures, str) and not signatures.endswith((".gmt", ".yaml", ".yml")) \
+            and "/" not in signatures and signatures not in sig.library():
+        raise ValueError(
+            f"{signatures!r} is neither a library signature id nor a local GMT/YAML file; hcctme never "
+            "downloads gene sets (Enrichr names are not accepted): pass a dict or a GMT path"
+        )
+    sets = sig.load(signatures)
+    gene_sets = {s.id: list(dict.fromkeys(s.genes_up)) for s in sets}
+    gene_sets = {k: v for k, v in gene_sets.items() if v}
+    if not gene_sets:
+        raise ValueError("no gene set with genes_up to test")
+    return gene_sets
+
+
+def _prerank(ranking: pd.Series, gene_sets: dict[str, list[str]], *, min_size: int, max_size: int,
+             permutation_num: int, seed: int) -> pd.DataFrame | None:
+    import gseapy
+
+    ranked = set(ranking.index)
+    sizes = {k: sum(g in ranked for g in v) for k, v in gene_sets.items()}
+    usable = {k: v for k, v in gene_sets.items() if min_size <= sizes[k] <= max_size}
+    if not usable or len(ranking) < 2:
+        return None
+    res = gseapy.prerank(rnk=ranking, gene_sets=usable, min_size=min_size, max_size=max_size,
+                         permutation_num=permutation_num, seed=seed, threads=1, outdir=None, no_plot=True,
+                         verbose=False)
+    d = res.res2d
+    nes = pd.to_numeric(d["NES"], errors="coerce").to_numpy(float)
+    return pd.DataFrame({
+        "term": d["Term"].astype(str).to_numpy(),
+        "es": pd.to_numeric(d["ES"], errors="coerce").to_numpy(float),
+        "nes": nes,
+        "pvalue": pd.to_numeric(d["NOM p-val"], errors="coerce").to_numpy(float),
+        "fdr": pd.to_numeric(d["FDR q-val"], errors="coerce").to_numpy(float),
+        "n_genes": [sizes[t] for t in d["Term"].astype(str)],
+        "set_size": [len(gene_sets[t]) for t in d["Term"].astype(str)],
+        "direction": _stats.direction(nes),
+        "lead_genes": d["Lead_genes"].astype(str).to_numpy(),
+    })

@@ -1,0 +1,529 @@
+"""Per-patient resistance profile: which kb resistance axes are active, on what evidence, which therapies.
+
+For every sample and every axis of :func:`hcctme.kb.axes`, up to four kinds of evidence are read from
+what earlier tools stored, each standardised across samples:
+
+``scores``
+    signature scores (:func:`hcctme.tl.score`) of the states / programmes linked to the axis
+    (``hcctme/kb/data/axis_links.tsv``), averaged per sample over the cells of the signature's
+    cell context (all cells when contexts are unknown). Axes with no linked signature use the mean
+    expression of their ligand and receptor genes instead (source ``genes:...``).
+``states``
+    abundance of the linked states (:func:`hcctme.tl.call_states`): per sample, the fraction of the
+    state's parent population (e.g. TAM2_SPP1 among macrophages).
+``crosstalk``
+    per-sample LIANA interaction strength of the axis's ligand-receptor pairs
+    (:func:`hcctme.tl.crosstalk` run with ``sample_key``): the strongest pair of the axis,
+    ``-log10(magnitude_rank)``.
+``spatial``
+    the tumour immune barrier (:func:`hcctme.tl.tib`): ``tib_score`` and ``t_exclusion`` for the TIB axis.
+
+Standardisation and activity
+----------------------------
+Each feature is turned into ``z = (x - centre) / sd``: ``sd`` over all samples; ``centre`` the mean
+of the reference samples when ``condition_key`` and ``reference`` are given (so z reads "SDs above
+the reference patients"), else the mean of all samples. Axes whose ``direction`` is ``down`` (loss of
+the signal goes with resistance) have their z negated. The z of a kind is the mean of its features;
+``activity`` is the mean over the kinds present (each kind weighs the same, however many features it
+has), and ``active`` is ``activity >= active_threshold``. Activity is relative to the cohort (or its
+reference group), not an absolute measure: a cohort of resistors only has no "inactive" baseline.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+from scipy import stats
+
+from hcctme import _validate
+from hcctme._constants import CONTEXT_PARENTS, Keys
+from hcctme._logging import logger
+
+KINDS: tuple[str, ...] = ("scores", "states", "crosstalk", "spatial")
+TIB_AXIS = "TIB"
+#: tl.tib columns read as spatial evidence for the TIB axis
+TIB_FEATURES: tuple[str, ...] = ("tib_score", "t_exclusion")
+_RANK_COLUMNS = ("magnitude_rank", "specificity_rank")
+_STRENGTH_COLUMNS = ("lr_means", "lrscore", "expr_prod", "magnitude", "lr_probs")
+
+
+# --------------------------------------------------------------------------------------------------
+# knowledge base
+# --------------------------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def axis_links() -> pd.DataFrame:
+    """The shipped state / signature -> axis links (``hcctme/kb/data/axis_links.tsv``) with citations."""
+    path = resources.files("hcctme.kb").joinpath("data", "axis_links.tsv")
+    with path.open("r", encoding="utf-8") as handle:
+        table = pd.read_csv(handle, sep="\t", comment="#", dtype=str).fillna("")
+    bad = table.loc[~table["kind"].isin(["state", "signature"]), "kind"]
+    if len(bad):
+        raise ValueError(f"axis_links.tsv: unknown kind(s) {sorted(set(bad))}; use state or signature")
+    return table
+
+
+def _split_genes(value: Any) -> list[str]:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    if isinstance(value, list | tuple | np.ndarray):
+        out: list[str] = []
+        for v in value:
+            out.extend(_split_genes(v))
+        return out
+    return [g for g in re.split(r"[_,;+ /|]+", str(value)) if g]
+
+
+def _kb_axes() -> pd.DataFrame:
+    """One row per axis: axis, name, direction, genes (ligand and receptor subunits)."""
+    from hcctme import kb
+
+    raw = kb.axes()
+    if not isinstance(raw, pd.DataFrame) or "axis" not in raw.columns:
+        raise TypeError("hcctme.kb.axes() must return a DataFrame with an 'axis' column")
+    rows = []
+    for axis, group in raw.groupby("axis", sort=False):
+        genes: list[str] = []
+        for col in ("ligand", "receptor", "ligand_complex", "receptor_complex"):
+            if col in group.columns:
+                genes.extend(_split_genes(group[col].tolist()))
+        direction = str(group["direction"].iloc[0]) if "direction" in group.columns else "up"
+        name = str(group["name"].iloc[0]) if "name" in group.columns else str(axis)
+        rows.append({"axis": str(axis), "name": name, "direction": direction, "genes": list(dict.fromkeys(genes))})
+    return pd.DataFrame(rows)
+
+
+def _kb_therapies(axis: str) -> str:
+    from hcctme import kb
+
+    try:
+        value = kb.therapies(axis)
+    except (KeyError, ValueError):
+        return ""
+    if isinstance(value, pd.DataFrame):
+        for col in ("name", "drug", "therapy", "drugs", "therapies"):
+            if col in value.columns:
+                return "; ".join(dict.fromkeys(str(v) for v in value[col] if str(v)))
+        return "; ".join(map(str, value.iloc[:, 0]))
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Sequence):
+        return "; ".join(dict.fromkeys(str(v.get("name", v)) if isinstance(v, dict) else str(v) for v in value))
+    return ""
+
+
+def _signature_context(signature_id: str) -> str:
+    try:
+        from hcctme import sig
+
+        return str(sig.get(signature_id).cell_context)
+    except Exception:  # a user signature or no library: read over all cells
+        return "any"
+
+
+def _in_context(contexts: pd.Series, context: str) -> np.ndarray:
+    if context == "any":
+        return np.ones(len(contexts), dtype=bool)
+    parents = contexts.map(lambda c: CONTEXT_PARENTS.get(c, c))
+    return (contexts == context).to_numpy() | (parents == context).to_numpy()
+
+
+# --------------------------------------------------------------------------------------------------
+# evidence
+# --------------------------------------------------------------------------------------------------
+def _per_sample_mean(values: np.ndarray, samples: pd.Series, mask: np.ndarray, order: pd.Index) -> pd.Series:
+    frame = pd.DataFrame({"s": samples.to_numpy()[mask], "v": values[mask]})
+    return frame.groupby("s", observed=True)["v"].mean().reindex(order)
+
+
+def _score_evidence(scores: pd.DataFrame, samples: pd.Series, contexts: pd.Series | None, order: pd.Index,
+                    features: list[str], scores_key: str) -> list[dict[str, Any]]:
+    out = []
+    for feature in features:
+        context = _signature_context(feature) if contexts is not None else "any"
+        mask = _in_context(contexts, context) if contexts is not None else np.ones(len(samples), bool)
+        where = f"mean in {context} cells" if context != "any" else "mean in all cells"
+        values = _per_sample_mean(scores[feature].to_numpy(dtype=float), samples, mask, order)
+        out.append({"feature": feature, "values": values, "source": f"obsm[{scores_key!r}].{feature} ({where})"})
+    return out
+
+
+def _gene_evidence(adata: AnnData, genes: list[str], samples: pd.Series, order: pd.Index,
+                   layer: str | None) -> list[dict[str, Any]]:
+    X, names = _validate.matrix(adata, layer=layer, use_raw=False)
+    present = [g for g in genes if g in set(names)]
+    if not present:
+        return []
+    idx = names.get_indexer(present)
+    block = X[:, idx]
+    if hasattr(block, "compute"):
+        block = block.compute()
+    if hasattr(block, "to_memory"):
+        block = block.to_memory()
+    kind = _validate.matrix_kind(X, n_rows=adata.n_obs)
+    block = block.toarray() if sp.issparse(block) else np.asarray(block)
+    block = block.astype(float)
+    if kind == "counts":  # normalise to 1e4 per cell and log1p, as scanpy would
+        totals = np.asarray(X.sum(axis=1)).ravel().astype(float)
+        block = np.log1p(block / np.maximum(totals, 1)[:, None] * 1e4)
+    per_cell = block.mean(axis=1)
+    values = _per_sample_mean(per_cell, samples, np.ones(len(samples), bool), order)
+    where = f"layers[{layer!r}]" if layer else "X"
+    return [{"feature": "genes:" + ",".join(present), "values": values,
+             "source": f"{where}: mean expression of {', '.join(present)} (no linked signature scored)"}]
+
+
+def _state_evidence(states: pd.Series, contexts: pd.Series | None, samples: pd.Series, order: pd.Index,
+                    features: list[str], state_key: str) -> list[dict[str, Any]]:
+    """Per sample, the fraction of each parent population in the axis's linked states.
+
+    Linked states of one parent are pooled (NEU_CD10_ALPL + PMN_MDSC among neutrophils): states of
+    one parent are mutually exclusive, so one state's gain would otherwise read as another's loss.
+    """
+    present = set(states)
+    by_parent: dict[str, list[str]] = {}
+    for feature in features:
+        if feature not in present:
+            continue
+        if contexts is not None:
+            parent = str(contexts[(states == feature).to_numpy()].value_counts().idxmax())
+        else:
+            parent = "all"
+        by_parent.setdefault(parent, []).append(feature)
+    out = []
+    for parent, members in by_parent.items():
+        in_state = states.isin(members).to_numpy()
+        base = (contexts == parent).to_numpy() if contexts is not None else np.ones(len(states), bool)
+        where = f"fraction of {parent} cells" if contexts is not None else "fraction of all cells"
+        values = _per_sample_mean(in_state[base].astype(float), samples[base], np.ones(int(base.sum()), bool), order)
+        name = "+".join(members)
+        out.append({"feature": name, "values": values,
+                    "source": f"obs[{state_key!r}] in {{{', '.join(members)}}} ({where})"})
+    return out
+
+
+def _crosstalk_per_sample(table: pd.DataFrame, sample_key: str, axes: pd.DataFrame,
+                          order: pd.Index) -> tuple[pd.DataFrame | None, str]:
+    """Samples x axes strength of the strongest pair of each axis, or None and why."""
+    sample_col = next((c for c in (sample_key, "sample", "sample_id") if c in table.columns), None)
+    if sample_col is None:
+        return None, f"the crosstalk table has no per-sample column ({sample_key!r}); run tl.crosstalk with sample_key="
+    rank_col = next((c for c in _RANK_COLUMNS if c in table.columns), None)
+    strength_col = next((c for c in _STRENGTH_COLUMNS if c in table.columns), None)
+    if rank_col is not None:
+        strength = -np.log10(np.clip(pd.to_numeric(table[rank_col], errors="coerce").to_numpy(float), 1e-12, 1.0))
+        how = f"-log10({rank_col})"
+    elif strength_col is not None:
+        strength = pd.to_numeric(table[strength_col], errors="coerce").to_numpy(float)
+        how = strength_col
+    else:
+        return None, "the crosstalk table has no liana score column (magnitude_rank, lr_means, ...)"
+    if "axis" in table.columns:
+        axis_lists = table["axis"].astype(str).map(lambda v: [a for a in re.split(r"[;,|]\s*", v) if a])
+    elif {"ligand_complex", "receptor_complex"} <= set(table.columns):
+        from hcctme import kb
+
+        annotated = kb.annotate(table["ligand_complex"].astype(str), table["receptor_complex"].astype(str))
+        axis_lists = pd.Series(np.asarray(annotated, dtype=object), index=table.index).map(
+            lambda v: [a for a in re.split(r"[;,|]\s*", v) if a] if isinstance(v, str) else [])
+    else:
+        return None, "the crosstalk table has neither an 'axis' column nor ligand_complex/receptor_complex"
+    frame = pd.DataFrame({"sample": table[sample_col].astype(str).to_numpy(), "strength": strength,
+                          "axis": axis_lists.to_numpy()}).explode("axis").dropna(subset=["axis"])
+    frame = frame[frame["axis"].isin(set(axes["axis"]))]
+    wide = frame.groupby(["sample", "axis"])["strength"].max().unstack("axis")
+    sampled = set(table[sample_col].astype(str))
+    wide = wide.reindex(index=order, columns=axes["axis"])
+    wide.loc[wide.index.isin(sampled)] = wide.loc[wide.index.isin(sampled)].fillna(0.0)
+    return wide, how
+
+
+def _zscore(values: pd.Series, centre_mask: np.ndarray | None, flip: bool) -> pd.Series:
+    x = values.astype(float)
+    finite = x.notna().to_numpy()
+    if finite.sum() < 2:
+        return pd.Series(np.nan, index=x.index)
+    sd = float(x[finite].std(ddof=1))
+    ref = x[finite & centre_mask] if centre_mask is not None else x[finite]
+    centre = float(ref.mean()) if len(ref) else float(x[finite].mean())
+    if not sd > 1e-12:
+        z = pd.Series(np.where(finite, 0.0, np.nan), index=x.index)
+    else:
+        z = (x - centre) / sd
+    return -z if flip else z
+
+
+# --------------------------------------------------------------------------------------------------
+# public
+# --------------------------------------------------------------------------------------------------
+def resistance_profile(
+    adata: AnnData,
+    *,
+    sample_key: str,
+    condition_key: str | None = None,
+    reference: str | None = None,
+    scores_key: str = Keys.SCORES,
+    state_key: str = Keys.STATE,
+    crosstalk_key: str = Keys.CROSSTALK,
+    tib_key: str = Keys.TIB,
+    layer: str | None = None,
+    axes: Sequence[str] | None = None,
+    active_threshold: float = 0.5,
+    key_added: str = Keys.PROFILE,
+    copy: bool = False,
+) -> pd.DataFrame | AnnData:
+    """Per-patient resistance profile: which resistance axes are active, the evidence, the therapies.
+
+    See the module documentation for how each evidence is read and combined. Signature scores
+    (:func:`hcctme.tl.score`) are required; state calls, crosstalk and the spatial TIB are used when
+    present and reported as absent otherwise (``uns[key_added + "_params"]["absent"]``).
+
+    Parameters
+    ----------
+    adata
+        Cells with ``obsm[scores_key]`` and, optionally, ``obs[state_key]`` (+ ``_context``),
+        ``uns[crosstalk_key]`` (per-sample liana results) and ``uns[tib_key]``.
+    sample_key
+        obs column of the sample / patient (one profile per sample).
+    condition_key, reference
+        Optional patient-level condition (e.g. response). With it a cohort summary is computed
+        (``uns[key_added + "_summary"]``): per axis and condition, mean activity and fraction active,
+        and a rank test (Mann-Whitney U of each level against ``reference``; Kruskal-Wallis across
+        levels when no reference is given), BH-adjusted over axes. With ``reference`` the z-scores are
+        centred on the reference samples.
+    scores_key, state_key, crosstalk_key, tib_key
+        Where the earlier tools stored their results.
+    layer
+        Expression used for axes without a linked signature (``None``: ``.X``; counts are
+        log-normalised on the fly).
+    axes
+        Restrict to these kb axis ids (default: all).
+    active_threshold
+        ``active = activity >= active_threshold`` (z units).
+    key_added
+        ``uns`` key of the table; the long evidence table goes to ``uns[key_added + "_evidence"]``.
+    copy
+        Return a modified copy of ``adata`` instead of the table.
+
+    Returns
+    -------
+    One row per sample and axis: ``sample``, (``condition``), ``axis``, ``axis_name``, ``activity``,
+    ``active``, ``n_evidence``, ``z_scores``, ``z_states``, ``z_crosstalk``, ``z_spatial``, ``source``
+    (where each evidence came from), ``therapies`` (kb), ``evidence`` (a readable summary).
+    """
+    _validate.anndata(adata)
+    samples = _validate.categorical_levels(adata, sample_key, purpose="sample_key")
+    key_added = _validate.key_added(key_added)
+    if isinstance(active_threshold, bool) or not isinstance(active_threshold, int | float):
+        raise TypeError(f"active_threshold must be a number, got {active_threshold!r}")
+    condition = None
+    if condition_key is not None:
+        cond_col = _validate.categorical_levels(adata, condition_key, purpose="condition_key", min_levels=2)
+        condition = _validate.constant_within(adata, condition_key, sample_key)
+        if reference is not None:
+            reference = _validate.level(cond_col, reference, key=condition_key)
+    elif reference is not None:
+        raise ValueError("reference is given without condition_key; name the condition column as well")
+    scores = _validate.scores(adata, scores_key)  # KeyError: run hcctme.tl.score first
+    axes_table = _kb_axes()
+    if axes is not None:
+        wanted = [axes] if isinstance(axes, str) else [str(a) for a in axes]
+        unknown = sorted(set(wanted) - set(axes_table["axis"]))
+        if unknown:
+            raise ValueError(f"unknown axis id(s) {unknown}; kb axes are {list(axes_table['axis'])}")
+        axes_table = axes_table[axes_table["axis"].isin(wanted)].reset_index(drop=True)
+    links = axis_links()
+    links = links[links["axis"].isin(set(axes_table["axis"]))]
+
+    order = pd.Index(pd.unique(samples.astype(str)), name=sample_key)
+    samples = samples.astype(str)
+    context_key = state_key + Keys.PARENT_SUFFIX
+    contexts = adata.obs[context_key].astype(str) if context_key in adata.obs.columns else None
+    absent: dict[str, str] = {}
+    states = None
+    if state_key in adata.obs.columns:
+        states = adata.obs[state_key].astype(str)
+    else:
+        absent["states"] = f"no obs[{state_key!r}]: run hcctme.tl.call_states for state-abundance evidence"
+    crosstalk_wide, crosstalk_how = None, ""
+    if crosstalk_key in adata.uns:
+        table = adata.uns[crosstalk_key]
+        table = table.get("table") if isinstance(table, dict) else table
+        if isinstance(table, pd.DataFrame) and len(table):
+            crosstalk_wide, crosstalk_how = _crosstalk_per_sample(table, sample_key, axes_table, order)
+            if crosstalk_wide is None:
+                absent["crosstalk"] = crosstalk_how
+        else:
+            absent["crosstalk"] = f"uns[{crosstalk_key!r}] is not a results table; re-run hcctme.tl.crosstalk"
+    else:
+        absent["crosstalk"] = f"no uns[{crosstalk_key!r}]: run hcctme.tl.crosstalk(..., sample_key=) for crosstalk evidence"
+    tib_table = None
+    if tib_key in adata.uns and isinstance(adata.uns[tib_key], pd.DataFrame):
+        tib_table = adata.uns[tib_key].copy()
+        tib_table.index = tib_table.index.astype(str)
+        if not set(order) & set(tib_table.index):
+            absent["spatial"] = f"uns[{tib_key!r}] has none of the samples of obs[{sample_key!r}]"
+            tib_table = None
+    else:
+        absent["spatial"] = f"no uns[{tib_key!r}]: run hcctme.tl.tib on spatial data for barrier evidence"
+
+    centre_mask = None
+    if condition is not None and reference is not None:
+        centre_mask = (condition.reindex(order).astype(str) == reference).to_numpy()
+
+    evidence_rows: list[dict[str, Any]] = []
+    for _, ax in axes_table.iterrows():
+        axis = ax["axis"]
+        flip = str(ax["direction"]).lower() == "down"
+        ax_links = links[links["axis"] == axis]
+        items: list[tuple[str, dict[str, Any]]] = []
+        sig_features = [f for f in dict.fromkeys(ax_links["feature"]) if f in scores.columns]
+        if sig_features:
+            items += [("scores", e) for e in _score_evidence(scores, samples, contexts, order, sig_features, scores_key)]
+        elif ax["genes"]:
+            items += [("scores", e) for e in _gene_evidence(adata, ax["genes"], samples, order, layer)]
+        if states is not None:
+            state_features = list(dict.fromkeys(ax_links.loc[ax_links["kind"] == "state", "feature"]))
+            items += [("states", e) for e in _state_evidence(states, contexts, samples, order, state_features, state_key)]
+        if crosstalk_wide is not None and axis in crosstalk_wide.columns and crosstalk_wide[axis].notna().any():
+            items.append(("crosstalk", {"feature": "strongest pair", "values": crosstalk_wide[axis],
+                                        "source": f"uns[{crosstalk_key!r}]: {crosstalk_how} of the axis pairs"}))
+        if tib_table is not None and axis == TIB_AXIS:
+            for feature in TIB_FEATURES:
+                if feature in tib_table.columns:
+                    items.append(("spatial", {"feature": feature,
+                                              "values": tib_table[feature].reindex(order).astype(float),
+                                              "source": f"uns[{tib_key!r}].{feature}"}))
+        for kind, item in items:
+            z = _zscore(item["values"], centre_mask, flip)
+            for sample in order:
+                evidence_rows.append({"sample": sample, "axis": axis, "evidence": kind, "feature": item["feature"],
+                                      "value": float(item["values"].get(sample, np.nan)), "z": float(z[sample]),
+                                      "source": item["source"]})
+    evidence = pd.DataFrame(evidence_rows, columns=["sample", "axis", "evidence", "feature", "value", "z", "source"])
+    profile = _combine(evidence, axes_table, order, active_threshold=float(active_threshold))
+    if condition is not None:
+        profile.insert(1, "condition", condition.reindex(profile["sample"]).astype(str).to_numpy())
+    summary = _summary(profile, reference) if condition is not None else None
+
+    params = {"sample_key": sample_key, "condition_key": condition_key or "", "reference": reference or "",
+              "scores_key": scores_key, "state_key": state_key, "crosstalk_key": crosstalk_key, "tib_key": tib_key,
+              "active_threshold": float(active_threshold), "absent": absent,
+              "n_axes": int(len(axes_table)), "n_samples": int(len(order))}
+    adata = adata.copy() if copy else adata
+    adata.uns[key_added] = profile
+    adata.uns[f"{key_added}_evidence"] = evidence
+    adata.uns[f"{key_added}_params"] = params
+    if summary is not None:
+        adata.uns[f"{key_added}_summary"] = summary
+    for kind, why in absent.items():
+        logger.info("resistance_profile: no %s evidence (%s)", kind, why)
+    logger.info("resistance_profile: %d samples x %d axes, %d active -> uns[%r]", len(order), len(axes_table),
+                int(profile["active"].sum()), key_added)
+    return adata if copy else profile
+
+
+def _combine(evidence: pd.DataFrame, axes_table: pd.DataFrame, order: pd.Index, *,
+             active_threshold: float) -> pd.DataFrame:
+    """One row per sample x axis from the long evidence table."""
+    index = pd.MultiIndex.from_product([order, axes_table["axis"]], names=["sample", "axis"])
+    if len(evidence):
+        kind_z = evidence.groupby(["sample", "axis", "evidence"], sort=False)["z"].mean().unstack("evidence")
+    else:
+        kind_z = pd.DataFrame(index=index)
+    kind_z = kind_z.reindex(index=index, columns=list(KINDS))
+    activity = kind_z.mean(axis=1, skipna=True)
+    n_evidence = kind_z.notna().sum(axis=1)
+    out = pd.DataFrame({"activity": activity, "active": (activity >= active_threshold).fillna(False),
+                        "n_evidence": n_evidence.astype(int)}, index=index)
+    for kind in KINDS:
+        out[f"z_{kind}"] = kind_z[kind]
+    sources = (evidence.dropna(subset=["z"]).groupby(["axis", "evidence"], sort=False)["source"]
+               .agg(lambda s: "; ".join(dict.fromkeys(s))) if len(evidence) else pd.Series(dtype=str))
+    source_text = {}
+    for axis in axes_table["axis"]:
+        parts = [f"{kind}: {sources[(axis, kind)]}" for kind in KINDS if (axis, kind) in sources.index]
+        source_text[axis] = " | ".join(parts)
+    out = out.reset_index()
+    out["source"] = out["axis"].map(source_text).fillna("")
+    names = dict(zip(axes_table["axis"], axes_table["name"], strict=True))
+    out.insert(2, "axis_name", out["axis"].map(names))
+    therapies = {axis: _kb_therapies(axis) for axis in axes_table["axis"]}
+    out["therapies"] = out["axis"].map(therapies).fillna("")
+    out["evidence"] = _evidence_text(evidence, out)
+    out["active"] = out["active"].astype(bool)
+    return out
+
+
+def _evidence_text(evidence: pd.DataFrame, out: pd.DataFrame) -> list[str]:
+    if not len(evidence):
+        return [""] * len(out)
+    ev = evidence.dropna(subset=["z"])
+    text = (ev.assign(t=ev["feature"] + " z=" + ev["z"].round(2).astype(str))
+            .groupby(["sample", "axis"], sort=False)["t"].agg(", ".join))
+    return [text.get((s, a), "") for s, a in zip(out["sample"], out["axis"], strict=True)]
+
+
+def _bh(p: np.ndarray) -> np.ndarray:
+    p = np.asarray(p, float)
+    out = np.full_like(p, np.nan)
+    ok = np.isfinite(p)
+    if ok.any():
+        q = p[ok]
+        n = q.size
+        order = np.argsort(q)
+        ranked = q[order] * n / np.arange(1, n + 1)
+        adj = np.minimum.accumulate(ranked[::-1])[::-1]
+        res = np.empty(n)
+        res[order] = np.clip(adj, 0, 1)
+        out[ok] = res
+    return out
+
+
+def _summary(profile: pd.DataFrame, reference: str | None) -> pd.DataFrame:
+    """Axis activity by condition with a rank test (patients as replicates)."""
+    rows = []
+    levels = sorted(profile["condition"].unique())
+    for axis, group in profile.groupby("axis", sort=False):
+        by = {lv: group.loc[group["condition"] == lv, "activity"].dropna().to_numpy() for lv in levels}
+        if reference is not None:
+            ref = by[reference]
+            for lv in levels:
+                if lv == reference:
+                    continue
+                other = by[lv]
+                p, stat = np.nan, np.nan
+                if len(ref) >= 2 and len(other) >= 2 and np.ptp(np.concatenate([ref, other])) > 0:
+                    res = stats.mannwhitneyu(other, ref, alternative="two-sided")
+                    p, stat = float(res.pvalue), float(res.statistic)
+                rows.append({"axis": axis, "group": lv, "reference": reference,
+                             "mean_activity_group": float(np.mean(other)) if len(other) else np.nan,
+                             "mean_activity_reference": float(np.mean(ref)) if len(ref) else np.nan,
+                             "effect": (float(np.mean(other)) - float(np.mean(ref))) if len(other) and len(ref) else np.nan,
+                             "fraction_active_group": float(group.loc[group["condition"] == lv, "active"].mean()),
+                             "fraction_active_reference": float(group.loc[group["condition"] == reference, "active"].mean()),
+                             "statistic": stat, "pvalue": p, "test": "mannwhitneyu",
+                             "n_group": len(other), "n_reference": len(ref)})
+        else:
+            arrays = [a for a in by.values() if len(a) >= 2]
+            p, stat = np.nan, np.nan
+            if len(arrays) >= 2 and np.ptp(np.concatenate(arrays)) > 0:
+                res = stats.kruskal(*arrays)
+                p, stat = float(res.pvalue), float(res.statistic)
+            row = {"axis": axis, "group": "all", "reference": "", "statistic": stat, "pvalue": p, "test": "kruskal"}
+            for lv in levels:
+                row[f"mean_activity_{lv}"] = float(np.mean(by[lv])) if len(by[lv]) else np.nan
+                row[f"fraction_active_{lv}"] = float(group.loc[group["condition"] == lv, "active"].mean())
+            rows.append(row)
+    summary = pd.DataFrame(rows)
+    if len(summary):
+        summary["padj"] = _bh(summary["pvalue"].to_numpy())
+        summary = summary.sort_values(["pvalue", "axis"], na_position="last").reset_index(drop=True)
+    return summary

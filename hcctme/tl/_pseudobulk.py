@@ -1,0 +1,184 @@
+"""Pseudobulk profiles: one expression profile per sample (x group), via decoupler."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from hcctme import _validate
+from hcctme._constants import Defaults, Keys
+from hcctme._logging import logger
+
+PSEUDOBULK_KEY = "hcctme_pseudobulk"
+MODES = ("sum", "mean", "median")
+
+
+def pseudobulk(
+    adata: AnnData,
+    *,
+    sample_key: str,
+    groupby: str | None = None,
+    layer: str | None = Keys.COUNTS,
+    mode: Literal["sum", "mean", "median"] = "sum",
+    min_cells: int = Defaults.MIN_CELLS,
+) -> AnnData:
+    """Aggregate cells into one profile per sample (or per sample x group).
+
+    The sample (patient, or patient x timepoint) is the unit of replication in every patient-level
+    comparison; this is the count matrix PyDESeq2 (or edgeR/limma) should see. Aggregation is done by
+    :func:`decoupler.pp.pseudobulk`.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes.
+    sample_key
+        obs column naming the sample of each cell.
+    groupby
+        Optional obs column (cell type, state): one profile per sample and level.
+    layer
+        Layer holding the matrix to aggregate; ``None`` uses ``.X``. ``mode="sum"`` requires raw
+        integer counts (the default layer ``"counts"``).
+    mode
+        ``"sum"`` (counts, for differential expression), ``"mean"`` or ``"median"``.
+    min_cells
+        Profiles made of fewer cells are dropped; they are logged and listed in
+        ``uns["hcctme_pseudobulk"]["dropped"]``. Empty sample x group combinations are not profiles.
+
+    Returns
+    -------
+    AnnData with one obs per profile (named ``"<sample>"`` or ``"<sample>_<group>"``) and the same
+    genes. ``obs`` holds the sample (and group) column, every obs column that is constant within each
+    profile (condition, patient metadata, ...), ``obs["n_cells"]`` and decoupler's ``psbulk_cells`` /
+    ``psbulk_counts``; ``layers["psbulk_props"]`` is the fraction of cells expressing each gene. In sum
+    mode the counts are also in ``layers["counts"]``, so the result can be passed on to
+    :func:`hcctme.tl.compare` (``features="genes"``, ``sample_key=None``). ``uns["hcctme_pseudobulk"]``
+    records the parameters and the dropped profiles.
+
+    Raises
+    ------
+    KeyError
+        Missing obs column or layer.
+    ValueError
+        Non-count input with ``mode="sum"``, non-finite values, or no profile with ``min_cells`` cells.
+    """
+    pdata, _ = _pseudobulk(adata, sample_key=sample_key, groupby=groupby, layer=layer, mode=mode,
+                           min_cells=min_cells)
+    info = pdata.uns[PSEUDOBULK_KEY]
+    logger.info(
+        "pseudobulk: %d profiles (%s%s, %s of %s) from %d cells; %d dropped with < %d cells",
+        pdata.n_obs, sample_key, f" x {groupby}" if groupby else "", mode, layer or "X", adata.n_obs,
+        len(info["dropped"]), min_cells,
+    )
+    return pdata
+
+
+def _pseudobulk(
+    adata: AnnData,
+    *,
+    sample_key: str,
+    groupby: str | None,
+    layer: str | None,
+    mode: str,
+    min_cells: int,
+) -> tuple[AnnData, pd.DataFrame]:
+    """Validated pseudobulk; returns the profiles and the table of dropped ones."""
+    _validate.anndata(adata)
+    _validate.choice(mode, MODES, name="mode")
+    min_cells = _validate.positive_int(min_cells, name="min_cells")
+    samples = _validate.obs_column(adata, sample_key, purpose="sample of each cell").astype(str)
+    groups = None
+    if groupby is not None:
+        if groupby == sample_key:
+            raise ValueError(f"groupby and sample_key are both {groupby!r}; give groupby=None or another column")
+        groups = _validate.obs_column(adata, groupby, purpose="groups to pseudobulk").astype(str)
+    X, var_names = _validate.matrix(adata, layer=layer, use_raw=False)
+    _validate.unique_genes(var_names)
+    if adata.isbacked and layer is None:
+        X = adata.X
+    kind = _validate.matrix_kind(X)
+    if mode == "sum" and kind != "counts":
+        raise ValueError(
+            f"pseudobulk mode='sum' needs raw integer counts but {'layer ' + repr(layer) if layer else '.X'} "
+            f"looks {kind}; pass the layer that holds raw counts (layer='counts'), or use mode='mean' "
+            "for normalised data"
+        )
+    if mode == "sum":
+        _check_all_counts(X)
+
+    import decoupler as dc
+
+    obs = adata.obs.copy()
+    obs[sample_key] = samples.to_numpy()
+    if groupby is not None:
+        obs[groupby] = groups.to_numpy()
+    obs.index = obs.index.astype(str)
+    if not obs.index.is_unique:
+        obs.index = pd.RangeIndex(len(obs)).astype(str)
+    X_in = X.to_memory() if hasattr(X, "to_memory") else X
+    if hasattr(X_in, "compute"):
+        X_in = X_in.compute()
+    shallow = AnnData(X=X_in, obs=obs, var=pd.DataFrame(index=pd.Index(var_names).astype(str)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pdata = dc.pp.pseudobulk(shallow, sample_col=sample_key, groups_col=groupby, layer=None, mode=mode,
+                                 skip_checks=mode != "sum")
+    n_cells = pdata.obs["psbulk_cells"].to_numpy().astype(int)
+    pdata.obs[Keys.N_CELLS] = n_cells
+    small = (n_cells > 0) & (n_cells < min_cells)
+    dropped_cols = [sample_key] + ([groupby] if groupby else [])
+    dropped = pdata.obs.loc[small, dropped_cols].astype(str).assign(n_cells=n_cells[small])
+    dropped = dropped.reset_index(drop=True)
+    keep = n_cells >= min_cells
+    if not keep.any():
+        raise ValueError(
+            f"too few cells: no {'sample x ' + groupby if groupby else 'sample'} profile has >= "
+            f"min_cells={min_cells} cells (largest: {int(n_cells.max())}); lower min_cells or check "
+            f"{sample_key!r}" + (f" / {groupby!r}" if groupby else "")
+        )
+    pdata = pdata[keep].copy()
+    if len(dropped):
+        logger.warning(
+            "pseudobulk: %d profile(s) with fewer than %d cells dropped: %s", len(dropped), min_cells,
+            ", ".join(f"{'/'.join(map(str, r[:-1]))} ({r[-1]})" for r in dropped.itertuples(index=False))[:500],
+        )
+    if mode == "sum":
+        pdata.X = np.asarray(pdata.X)
+        pdata.layers[Keys.COUNTS] = pdata.X.copy()
+    for col in (sample_key, groupby):
+        if col is not None:
+            pdata.obs[col] = pdata.obs[col].astype(str).astype("category")
+    var = adata.var.copy()
+    var.index = pdata.var_names
+    pdata.var = var
+    pdata.uns[PSEUDOBULK_KEY] = {
+        "sample_key": sample_key,
+        "groupby": groupby if groupby is not None else "",
+        "layer": layer if layer is not None else "X",
+        "mode": mode,
+        "min_cells": min_cells,
+        "dropped": dropped,
+    }
+    return pdata, dropped
+
+
+def _check_all_counts(X) -> None:
+    """Integer, non-negative, finite: checked on all stored values (the sample check reads 2000 rows)."""
+    import scipy.sparse as sp
+
+    if hasattr(X, "to_memory") or hasattr(X, "compute"):
+        return  # backed / dask: the row sample in matrix_kind is the check
+    values = X.data if sp.issparse(X) else np.asarray(X)
+    if values.size == 0:
+        return
+    if not np.all(np.isfinite(values)):
+        raise ValueError("the count matrix contains NaN or infinite values")
+    if values.min() < 0 or not np.all(values == np.round(values)):
+        raise ValueError(
+            "pseudobulk mode='sum' needs raw integer counts but the matrix has negative or non-integer "
+            "values; pass the layer that holds raw counts (layer='counts')"
+        )

@@ -1,0 +1,622 @@
+"""``hcctme.tl.score``: signature scores for every cell, from a laptop to atlas scale.
+
+This module handles AnnData (validation, gene matching, chunking, writing); the arithmetic lives
+in AnnData-free private modules: :mod:`hcctme.tl._ucell` (numba kernels),
+:mod:`hcctme.tl._mean_score` (scanpy ``score_genes`` semantics) and
+:mod:`hcctme.tl._decoupler_score` (AUCell / ULM through decoupler).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+
+from hcctme import _validate
+from hcctme._constants import Defaults, Keys
+from hcctme._logging import logger
+from hcctme._settings import settings
+from hcctme.tl import _decoupler_score, _mean_score, _ucell
+
+METHODS = ("ucell", "mean", "aucell", "ulm")
+RANK_METHODS = ("ucell", "aucell")
+W_NEG = 1.0  # weight of genes_down in signed UCell scores (UCell / pyucell default)
+CTRL_SIZE = 50  # scanpy score_genes defaults
+N_BINS = 25
+
+Method = Literal["ucell", "mean", "aucell", "ulm"]
+
+
+class ScoringWarning(UserWarning):
+    """Signatures left out for low gene coverage, or rank scores computed on scaled data."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Public function
+# --------------------------------------------------------------------------------------------------
+def score(
+    adata: AnnData,
+    signatures: Any = None,
+    *,
+    method: Method = "ucell",
+    layer: str | None = None,
+    use_raw: bool | None = None,
+    max_rank: int = Defaults.MAX_RANK,
+    min_coverage: float = Defaults.MIN_COVERAGE,
+    chunk_size: int | None = None,
+    n_jobs: int | None = 1,
+    random_state: int | None = Defaults.SEED,
+    key_added: str = Keys.SCORES,
+    copy: bool = False,
+) -> AnnData | None:
+    """Score every cell for gene signatures.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes. ``X`` (or ``layer`` / ``raw``) may be a dense array, a scipy sparse matrix
+        (CSR is read in place; CSC and others are converted one chunk at a time), a backed matrix
+        (``anndata.read_h5ad(path, backed="r")``), or a dask array (scores are computed blockwise
+        with ``map_blocks``, so the call runs on a ``dask.distributed`` cluster when a client is
+        active). Normalised, log-transformed expression is what the methods expect; UCell and
+        AUCell only use within-cell ranks, so counts give the same UCell scores up to ties.
+    signatures
+        Anything :func:`hcctme.sig.load` accepts: ``None`` (the whole curated library), library
+        ids, a dict ``{name: [genes]}`` or ``{name: {"up": [...], "down": [...]}}``, a GMT or YAML
+        path, a decoupler net, a :class:`~hcctme.sig.SignatureSet`.
+    method
+        ``"ucell"`` (default): native UCell, equal to the ``pyucell`` package (see
+        :mod:`hcctme.tl._ucell` for the exact conventions): rank-based, in [0, 1], signed
+        signatures score ``max(0, U_up - U_down)``, absent genes count as rank ``max_rank``.
+        ``"mean"``: :func:`scanpy.tl.score_genes` (mean of the genes minus the mean of binned
+        control genes, ``ctrl_size=50``, ``n_bins=25``), equal to scanpy's result for the same
+        ``random_state``; signed signatures score ``score(up) - score(down)``.
+        ``"aucell"`` / ``"ulm"``: :func:`decoupler.mt.aucell` / :func:`decoupler.mt.ulm`
+        (AUCell scores ``genes_up``; ULM uses signed weights).
+    layer
+        Score ``adata.layers[layer]`` instead of ``X``.
+    use_raw
+        Score ``adata.raw``. ``None`` follows scanpy: ``raw`` when it is set and no layer is given.
+    max_rank
+        UCell: ranks above this are capped (genes beyond the top ``max_rank`` of a cell count
+        as absent). Lower it for shallow data (e.g. to the median genes per cell).
+    min_coverage
+        Signatures with a smaller fraction of their genes found in the data, or with fewer than
+        ``Defaults.MIN_GENES`` (3) genes found, are left out with one warning that lists them.
+    chunk_size
+        Cells read and scored at once; bounds memory (default ``Defaults.CHUNK_SIZE`` = 10,000
+        for in-memory and backed data; for dask arrays, ``None`` keeps the array's own row chunks).
+    n_jobs
+        Threads for the compiled kernels (cells are scored in parallel); ``-1`` or ``None`` uses
+        every core numba may use (``None``: ``hcctme.settings.n_jobs``). Scores do not depend on
+        ``n_jobs`` or ``chunk_size``.
+    random_state
+        Seed for the control-gene draw of ``method="mean"`` (unused by the other methods).
+    key_added
+        Scores go to ``adata.obsm[key_added]`` (DataFrame, cells x signatures, float32) and the
+        parameters to ``adata.uns[key_added]``: method, params, library_version, coverage
+        (fraction of each requested signature's genes found), genes_used (per scored signature),
+        genes_down_used (signed signatures), n_genes, dropped.
+    copy
+        Return a scored copy instead of writing into ``adata``. A backed AnnData cannot be copied
+        without loading its matrix, so ``copy=True`` with a backed object raises; with
+        ``copy=False`` the scores of a backed object go to its in-memory ``obsm``/``uns`` (write
+        them out with ``adata.write()`` if needed).
+
+    Returns
+    -------
+    ``None``, or the scored copy when ``copy=True``.
+
+    Notes
+    -----
+    Rank methods on data with negative values (scaled data): UCell and AUCell ranks remain
+    defined, but ranks of scaled values no longer mean "expressed highly in this cell"; a
+    :class:`ScoringWarning` says so and the scores are still returned. Score log-normalised
+    data (``layer=`` or ``use_raw=``) for meaningful rank scores.
+
+    NaN or infinite values raise a ValueError (nothing is written). Gene names come from
+    ``var["hcctme_symbol"]`` when :func:`hcctme.pp.harmonize_genes` wrote it.
+    """
+    params = _check_params(adata, method=method, max_rank=max_rank, min_coverage=min_coverage,
+                           chunk_size=chunk_size, n_jobs=n_jobs, random_state=random_state,
+                           key_added=key_added, copy=copy, use_raw=use_raw)
+    X, var_names = _validate.matrix(adata, layer=layer, use_raw=use_raw)
+    used_raw = layer is None and (adata.raw is not None if use_raw is None else bool(use_raw))
+    _check_matrix(X, adata)
+    names = _validate.gene_names(adata, var_names)
+    sigs = _load_signatures(signatures)
+    matched = _match(sigs, names, min_coverage=params["min_coverage"], method=method)
+    source = _Source.of(X, params["chunk_size"], backed=adata.isbacked)
+
+    with _ucell.numba_threads(params["n_jobs"]):
+        if method == "ucell":
+            engine: _Engine = _UCellEngine.build(matched, n_genes=X.shape[1], max_rank=params["max_rank"],
+                                                 n_jobs=params["n_jobs"])
+        elif method == "mean":
+            means = _gene_means(source)
+            engine = _MeanEngine.build(matched, means, random_state=params["random_state"])
+        else:
+            engine = _DecouplerEngine.build(matched, names, method=method,
+                                            chunk_rows=source.chunk_rows)
+        values, nonfinite, negative = source.run(engine)
+
+    if nonfinite:
+        raise ValueError(_NONFINITE)
+    if negative and method in RANK_METHODS:
+        warnings.warn(
+            f"the matrix scored has negative values (scaled data?): {method} ranks genes within each "
+            "cell, which is defined but loses its meaning on centred data; score log-normalised "
+            "expression instead (layer=..., use_raw=True)",
+            ScoringWarning,
+            stacklevel=2,
+        )
+
+    # ---- nothing is written before this line ----
+    adata = adata.copy() if copy else adata
+    frame = pd.DataFrame(values, index=adata.obs_names.copy(), columns=pd.Index(matched.ids))
+    adata.obsm[key_added] = frame
+    adata.uns[key_added] = _info(method, params, layer=layer, used_raw=used_raw, sigs=sigs,
+                                 matched=matched)
+    logger.info("scored %d signatures (%s) in %d cells -> adata.obsm[%r], parameters in adata.uns[%r]",
+                len(matched.ids), method, adata.n_obs, key_added, key_added)
+    return adata if copy else None
+
+
+_NONFINITE = ("the expression matrix contains NaN or infinite values; replace them (e.g. np.nan_to_num) "
+              "or fix the normalisation step that produced them")
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation
+# --------------------------------------------------------------------------------------------------
+def _check_params(adata: Any, **kw: Any) -> dict[str, Any]:
+    _validate.anndata(adata)
+    _validate.choice(kw["method"], METHODS, name="method")
+    out = {
+        "max_rank": _validate.positive_int(kw["max_rank"], name="max_rank"),
+        "min_coverage": _validate.fraction(kw["min_coverage"], name="min_coverage"),
+        "chunk_size": _validate.positive_int(kw["chunk_size"], name="chunk_size", allow_none=True),
+        "n_jobs": _n_jobs(kw["n_jobs"]),
+        "random_state": _seed(kw["random_state"]),
+    }
+    _validate.key_added(kw["key_added"])
+    if not isinstance(kw["copy"], bool):
+        raise TypeError(f"copy must be True or False, got {kw['copy']!r}")
+    if kw["use_raw"] is not None and not isinstance(kw["use_raw"], bool):
+        raise TypeError(f"use_raw must be True, False or None, got {kw['use_raw']!r}")
+    if kw["copy"] and adata.isbacked:
+        raise ValueError(
+            "copy=True would load the whole backed matrix into memory; call hcctme.tl.score(adata) "
+            "with copy=False: scores of a backed AnnData are written to its in-memory obsm/uns"
+        )
+    return out
+
+
+def _n_jobs(value: Any) -> int:
+    if value is None:
+        value = settings.n_jobs
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"n_jobs must be an integer (-1 for all cores), got {type(value).__name__} ({value!r})")
+    if value == -1:
+        return _ucell.max_threads()
+    if value < 1:
+        raise ValueError(f"n_jobs must be >= 1 or -1 (all cores), got {value}")
+    return int(min(value, _ucell.max_threads()))
+
+
+def _seed(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"random_state must be an integer or None, got {type(value).__name__} ({value!r})")
+    if value < 0:
+        raise ValueError(f"random_state must be >= 0, got {value}")
+    return int(value)
+
+
+def _check_matrix(X: Any, adata: AnnData) -> None:
+    shape = getattr(X, "shape", None)
+    if shape is None or len(shape) != 2:
+        raise TypeError(f"the expression matrix must be 2-D (cells x genes), got {type(X).__name__}")
+    if shape[0] != adata.n_obs:
+        raise ValueError(f"the expression matrix has {shape[0]} rows but adata has {adata.n_obs} cells")
+    if shape[1] == 0:
+        raise ValueError("the expression matrix has no genes")
+    dtype = np.dtype(X.dtype)
+    if dtype == np.bool_ or not np.issubdtype(dtype, np.number) or np.issubdtype(dtype, np.complexfloating):
+        raise TypeError(f"the expression matrix has dtype {dtype}; expected real numbers")
+
+
+def _load_signatures(signatures: Any):
+    from hcctme import sig
+
+    sigs = sig.load(signatures)
+    if len(sigs) == 0:
+        raise ValueError("no signatures to score: the signature set is empty")
+    return sigs
+
+
+# --------------------------------------------------------------------------------------------------
+# Gene matching and coverage
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class _Matched:
+    ids: list[str]
+    up: list[np.ndarray]  # column positions of present genes_up
+    down: list[np.ndarray]
+    n_up: list[int]  # genes_up in the signature, present or not
+    n_down: list[int]
+    weights: list[dict[str, float]]
+    coverage: dict[str, float]
+    n_genes: dict[str, int]
+    genes_used: dict[str, list[str]] = field(default_factory=dict)
+    genes_down_used: dict[str, list[str]] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)
+
+
+def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Matched:
+    names = pd.Index(names).astype(str)
+    first: dict[str, int] = {}
+    for pos, name in enumerate(names):
+        first.setdefault(name, pos)
+    duplicated = set(names[names.duplicated()])
+    m = _Matched([], [], [], [], [], [], {}, {})
+    low: list[str] = []
+    ambiguous: dict[str, list[str]] = {}
+    for sig in sigs:
+        up = list(dict.fromkeys(str(g) for g in sig.genes_up))
+        down = list(dict.fromkeys(str(g) for g in sig.genes_down))
+        genes = list(dict.fromkeys(up + down))
+        up_p = [g for g in up if g in first]
+        down_p = [g for g in down if g in first]
+        present = list(dict.fromkeys(up_p + down_p))
+        coverage = len(present) / len(genes) if genes else 0.0
+        m.coverage[sig.id] = float(coverage)
+        m.n_genes[sig.id] = len(genes)
+        used = up_p if method == "aucell" else present
+        if coverage < min_coverage or len(used) < Defaults.MIN_GENES or not up_p:
+            low.append(f"{sig.id} ({len(present)}/{len(genes)} genes, {coverage:.0%})")
+            m.dropped.append(sig.id)
+            continue
+        amb = sorted(g for g in present if g in duplicated)
+        if amb:
+            ambiguous[sig.id] = amb
+            continue
+        m.ids.append(sig.id)
+        m.up.append(np.array([first[g] for g in up_p], dtype=np.int64))
+        m.down.append(np.array([first[g] for g in down_p], dtype=np.int64))
+        m.n_up.append(len(up))
+        m.n_down.append(len(down))
+        m.weights.append(dict(sig.weights))
+        m.genes_used[sig.id] = present if method != "aucell" else up_p
+        if down_p and method != "aucell":
+            m.genes_down_used[sig.id] = down_p
+    if ambiguous:
+        shown = "; ".join(f"{k}: {v[:5]}" for k, v in list(ambiguous.items())[:8])
+        raise ValueError(
+            f"gene names used by {len(ambiguous)} signature(s) occur more than once in the data ({shown}); "
+            "a signature gene must name one column: call adata.var_names_make_unique() or aggregate the "
+            "duplicated genes first"
+        )
+    if not m.ids:
+        best = max(m.coverage.items(), key=lambda kv: kv[1])
+        raise ValueError(
+            f"none of the {len(sigs)} signature(s) has enough genes in the data (needs >= "
+            f"{min_coverage:.0%} of its genes and >= {Defaults.MIN_GENES} genes found; best: {best[0]} "
+            f"with {best[1]:.0%}). The data's gene names look like {_validate._preview(names[:5])}: "
+            "if they are Ensembl ids or mouse symbols, run hcctme.pp.harmonize_genes(adata) first; "
+            "otherwise check the species and the signatures' gene symbols"
+        )
+    if low:
+        shown = ", ".join(low[:30]) + (f", ... ({len(low)} in all)" if len(low) > 30 else "")
+        warnings.warn(
+            f"{len(low)} of {len(sigs)} signature(s) left out: fewer than {min_coverage:.0%} of their "
+            f"genes (or fewer than {Defaults.MIN_GENES} genes) found in the data: {shown}. Lower "
+            "min_coverage to score them anyway, or run hcctme.pp.harmonize_genes(adata) if gene names "
+            "differ (aliases, Ensembl ids, mouse)",
+            ScoringWarning,
+            stacklevel=3,
+        )
+    return m
+
+
+# --------------------------------------------------------------------------------------------------
+# Engines: one block of rows in, scores out (picklable, for dask workers)
+# --------------------------------------------------------------------------------------------------
+class _Engine:
+    n_sigs: int
+
+    def block(self, block: Any) -> tuple[np.ndarray, bool, bool]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def csr_rows(self, X: sp.spmatrix, start: int, stop: int) -> tuple[np.ndarray, bool, bool]:
+        return self.block(X[start:stop])
+
+
+def _block_flags(block: Any) -> tuple[bool, bool]:
+    values = block.data if sp.issparse(block) else np.asarray(block)
+    if values.size == 0:
+        return False, False
+    if np.issubdtype(values.dtype, np.integer):
+        return False, bool(values.min() < 0)
+    finite = np.isfinite(values)
+    nonfinite = not bool(finite.all())
+    negative = bool(np.any(values[finite] < 0)) if nonfinite else bool(values.min() < 0)
+    return nonfinite, negative
+
+
+@dataclass
+class _UCellEngine(_Engine):
+    plan: _ucell.UCellPlan
+    max_rank: int
+    n_jobs: int
+
+    @classmethod
+    def build(cls, m: _Matched, *, n_genes: int, max_rank: int, n_jobs: int) -> _UCellEngine:
+        plan = _ucell.make_plan(n_genes, m.up, m.down, m.n_up, m.n_down)
+        return cls(plan=plan, max_rank=max_rank, n_jobs=n_jobs)
+
+    @property
+    def n_sigs(self) -> int:  # type: ignore[override]
+        return self.plan.n_sigs
+
+    def _finish(self, result: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, bool, bool]:
+        values, flags = result
+        any_flags = np.bitwise_or.reduce(flags) if flags.size else 0
+        return values, bool(any_flags & _ucell.FLAG_NONFINITE), bool(any_flags & _ucell.FLAG_NEGATIVE)
+
+    def block(self, block: Any) -> tuple[np.ndarray, bool, bool]:
+        return self._finish(_ucell.score_block(block, self.plan, max_rank=self.max_rank, w_neg=W_NEG,
+                                               n_jobs=self.n_jobs))
+
+    def csr_rows(self, X: sp.spmatrix, start: int, stop: int) -> tuple[np.ndarray, bool, bool]:
+        # zero-copy: the kernel reads the rows in place through absolute indptr offsets
+        return self._finish(_ucell.score_csr_rows(X.indptr[start:stop + 1], X.indices, X.data, self.plan,
+                                                  max_rank=self.max_rank, w_neg=W_NEG, n_jobs=self.n_jobs))
+
+
+@dataclass
+class _MeanEngine(_Engine):
+    W: sp.csc_matrix
+    layout: list[tuple[int, int, int, int]]
+    n_sigs: int
+
+    @classmethod
+    def build(cls, m: _Matched, gene_means: np.ndarray, *, random_state: int | None) -> _MeanEngine:
+        if not np.all(np.isfinite(gene_means)):
+            raise ValueError(_NONFINITE)
+        n_genes = gene_means.shape[0]
+        cut = _mean_score.bins(gene_means, N_BINS)
+        sets: list[np.ndarray] = []
+        layout = []
+        for sid, up, down in zip(m.ids, m.up, m.down):
+            cols = []
+            for part in (up, down):
+                if part.size == 0:
+                    cols += [-1, -1]
+                    continue
+                ctrl = _mean_score.control_genes(part, cut, n_genes=n_genes, ctrl_size=CTRL_SIZE,
+                                                 random_state=random_state)
+                if ctrl.size == 0:
+                    raise ValueError(
+                        f"signature {sid!r}: no control genes found in its expression bins (method='mean'); "
+                        "the data has too few genes outside the signature"
+                    )
+                cols += [len(sets), len(sets) + 1]
+                sets += [part, ctrl]
+            layout.append(tuple(cols))
+        return cls(W=_mean_score.weight_matrix(n_genes, sets), layout=layout, n_sigs=len(m.ids))
+
+    def block(self, block: Any) -> tuple[np.ndarray, bool, bool]:
+        nonfinite, negative = _block_flags(block)
+        means = _mean_score.set_means(block, self.W)
+        return _mean_score.combine(means, self.layout).astype(np.float32), nonfinite, negative
+
+
+@dataclass
+class _DecouplerEngine(_Engine):
+    method: str
+    net: pd.DataFrame
+    ids: list[str]
+    var_names: pd.Index
+    bsize: int
+    n_sigs: int
+
+    @classmethod
+    def build(cls, m: _Matched, names: pd.Index, *, method: str, chunk_rows: int) -> _DecouplerEngine:
+        from anndata.utils import make_index_unique
+
+        unique = make_index_unique(pd.Index(names).astype(str).copy())
+        net = _decoupler_score.make_net(m.ids, unique, m.up, m.down, m.weights, method)
+        bsize = _decoupler_score.batch_size(len(unique), chunk_rows)
+        return cls(method=method, net=net, ids=list(m.ids), var_names=unique, bsize=bsize, n_sigs=len(m.ids))
+
+    def block(self, block: Any) -> tuple[np.ndarray, bool, bool]:
+        nonfinite, negative = _block_flags(block)
+        if nonfinite:  # decoupler would fail on an assertion; report it as hcctme does
+            return np.zeros((block.shape[0], self.n_sigs), dtype=np.float32), True, negative
+        values = _decoupler_score.score_block(block, method=self.method, net=self.net, ids=self.ids,
+                                              var_names=self.var_names, tmin=Defaults.MIN_GENES,
+                                              bsize=self.bsize)
+        return values, nonfinite, negative
+
+
+# --------------------------------------------------------------------------------------------------
+# Matrix sources: in-memory, backed, dask
+# --------------------------------------------------------------------------------------------------
+def _is_dask(X: Any) -> bool:
+    return type(X).__module__.split(".")[0] == "dask"
+
+
+def _to_memory(block: Any) -> Any:
+    if hasattr(block, "to_memory"):
+        block = block.to_memory()
+    if isinstance(block, np.matrix):
+        block = np.asarray(block)
+    if not sp.issparse(block) and not isinstance(block, np.ndarray):
+        block = np.asarray(block)
+    return block
+
+
+def _dask_block(block: Any, engine: _Engine) -> np.ndarray:
+    """map_blocks body: scores and the block's flags packed as two extra columns."""
+    values, nonfinite, negative = engine.block(_to_memory(block))
+    out = np.empty((values.shape[0], values.shape[1] + 2), dtype=np.float32)
+    out[:, :-2] = values
+    out[:, -2] = float(nonfinite)
+    out[:, -1] = float(negative)
+    return out
+
+
+def _dask_colsums(block: Any) -> np.ndarray:
+    block = _to_memory(block)
+    if sp.issparse(block):
+        return np.asarray(block.sum(axis=0, dtype=np.float64)).reshape(1, -1)
+    return np.asarray(block, dtype=np.float64).sum(axis=0).reshape(1, -1)
+
+
+@dataclass
+class _Source:
+    X: Any
+    kind: str  # csr | sparse | dense | backed | dask
+    chunk_size: int | None
+
+    @classmethod
+    def of(cls, X: Any, chunk_size: int | None, *, backed: bool) -> _Source:
+        if _is_dask(X):
+            kind = "dask"
+        elif sp.issparse(X):
+            kind = "csr" if X.format == "csr" else "sparse"
+        elif isinstance(X, np.ndarray):
+            kind = "dense"
+        else:
+            kind = "backed"
+        if kind != "dask" and chunk_size is None:
+            chunk_size = Defaults.CHUNK_SIZE
+        return cls(X=X, kind=kind, chunk_size=chunk_size)
+
+    @property
+    def n_rows(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def chunk_rows(self) -> int:
+        if self.chunk_size is not None:
+            return min(self.chunk_size, max(self.n_rows, 1))
+        return int(max(self.X.chunks[0])) if self.kind == "dask" else self.n_rows
+
+    def _ranges(self) -> Iterator[tuple[int, int]]:
+        step = self.chunk_size or self.n_rows
+        for start in range(0, self.n_rows, step):
+            yield start, min(self.n_rows, start + step)
+
+    def _progress(self, n_chunks: int):
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.n_rows, unit="cells", desc="hcctme.tl.score",
+                    disable=not settings.progress or n_chunks <= 1, leave=False)
+
+    def _dask_rows(self):
+        Xd = self.X
+        if len(Xd.chunks[1]) > 1:
+            Xd = Xd.rechunk({1: -1})
+        if self.chunk_size is not None:
+            Xd = Xd.rechunk({0: self.chunk_size})
+        return Xd
+
+    def run(self, engine: _Engine) -> tuple[np.ndarray, bool, bool]:
+        """Scores of every row (float32) and whether any value was non-finite / negative."""
+        if self.kind == "dask":
+            Xd = self._dask_rows()
+            out = Xd.map_blocks(_dask_block, engine, dtype=np.float32,
+                                chunks=(Xd.chunks[0], (engine.n_sigs + 2,)),
+                                meta=np.empty((0, 0), dtype=np.float32)).compute()
+            out = np.asarray(out)
+            return (np.ascontiguousarray(out[:, :-2]), bool(out[:, -2].any()) if len(out) else False,
+                    bool(out[:, -1].any()) if len(out) else False)
+        values = np.empty((self.n_rows, engine.n_sigs), dtype=np.float32)
+        nonfinite = negative = False
+        fast_csr = self.kind == "csr" and self.X.has_canonical_format
+        ranges = list(self._ranges())
+        with self._progress(len(ranges)) as bar:
+            for start, stop in ranges:
+                if fast_csr:
+                    block_values, bad, neg = engine.csr_rows(self.X, start, stop)
+                else:
+                    block_values, bad, neg = engine.block(self._read(start, stop))
+                values[start:stop] = block_values
+                nonfinite |= bad
+                negative |= neg
+                bar.update(stop - start)
+                if nonfinite:  # no need to read further: the call fails
+                    break
+        return values, nonfinite, negative
+
+    def _read(self, start: int, stop: int) -> Any:
+        block = _to_memory(self.X[start:stop])
+        if sp.issparse(block) and block.format != "csr":
+            block = block.tocsr()
+        return block
+
+    def column_sums(self) -> np.ndarray:
+        """Per-gene sums over all cells, float64, read chunk by chunk."""
+        if self.kind == "dask":
+            Xd = self._dask_rows()
+            nb = len(Xd.chunks[0])
+            sums = Xd.map_blocks(_dask_colsums, dtype=np.float64, chunks=((1,) * nb, (Xd.shape[1],)),
+                                 meta=np.empty((0, 0), dtype=np.float64)).sum(axis=0).compute()
+            return np.asarray(sums, dtype=np.float64).ravel()
+        total = np.zeros(self.X.shape[1], dtype=np.float64)
+        for start, stop in self._ranges():
+            block = self._read(start, stop)
+            if sp.issparse(block):
+                total += np.asarray(block.sum(axis=0, dtype=np.float64)).ravel()
+            else:
+                total += np.asarray(block, dtype=np.float64).sum(axis=0)
+        return total
+
+
+def _gene_means(source: _Source) -> np.ndarray:
+    """Mean of every gene over all cells, computed as scanpy does when the matrix is in memory."""
+    X = source.X
+    if source.kind in ("csr", "sparse"):
+        return np.asarray(X.sum(axis=0, dtype="float64")).ravel() / X.shape[0]
+    if source.kind == "dense":
+        return np.asarray(np.mean(X, axis=0)).ravel()
+    return source.column_sums() / source.n_rows
+
+
+# --------------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------------
+def _info(method: str, params: dict[str, Any], *, layer: str | None, used_raw: bool, sigs,
+          matched: _Matched) -> dict[str, Any]:
+    p: dict[str, Any] = {"layer": layer if layer is not None else "X", "use_raw": bool(used_raw),
+                         "min_coverage": params["min_coverage"], "min_genes": Defaults.MIN_GENES,
+                         "n_jobs": params["n_jobs"]}
+    if params["chunk_size"] is not None:
+        p["chunk_size"] = params["chunk_size"]
+    if method == "ucell":
+        p.update(max_rank=params["max_rank"], w_neg=W_NEG, ties="average", missing_genes="impute")
+    elif method == "mean":
+        p.update(ctrl_size=CTRL_SIZE, n_bins=N_BINS)
+        if params["random_state"] is not None:
+            p["random_state"] = params["random_state"]
+    else:
+        p.update(tmin=Defaults.MIN_GENES, empty=False)
+    return {
+        "method": method,
+        "params": p,
+        "library_version": str(getattr(sigs, "library_version", "user")),
+        "coverage": dict(matched.coverage),
+        "n_genes": dict(matched.n_genes),
+        "genes_used": {k: list(v) for k, v in matched.genes_used.items()},
+        "genes_down_used": {k: list(v) for k, v in matched.genes_down_used.items()},
+        "dropped": list(matched.dropped),
+    }

@@ -1,0 +1,294 @@
+"""State assignment inside parent populations (numpy/pandas only; no AnnData).
+
+The model, for one parent context (e.g. ``macrophage``) whose state collection has K states
+(K = 1 for single-state collections such as TREG among CD4 T cells):
+
+1. **Standardise.** Each state score is z-scored within the parent population of each sample
+   (mean and sd over that sample's cells of the context), so a patient's sequencing depth or a
+   signature's length does not decide the call. Groups of fewer than ``min_cells`` cells borrow
+   the statistics of the context over all samples.
+2. **Mixture.** Every cell is taken to be in exactly one of K + 1 classes: one of the K states, or
+   none of them. In state k its score k is high, ``N(mu1_k, sd1_k)``; every score of a state the
+   cell is not in follows that state's background ``N(mu0_k, sd0_k)``. The class proportions,
+   means and sds are fitted by EM (started from the provisional rule below) over the cells of the
+   context in all samples; the posterior probability of each class follows from Bayes' rule.
+   This is the "margin" of the best state twice over: over the runner-up state (the states
+   compete for the same posterior mass) and over the population (the "none" class).
+3. **Re-standardise.** Each sample's scores are standardised again on its own background cells
+   (weighted by the posterior probability of not being in the state) and the mixture is refitted
+   (``rounds`` times): a sample made mostly of one state no longer has its background shifted.
+4. **Call.** ``confidence`` = posterior probability of the best state; the call is that state when
+   ``confidence >= min_confidence`` and the cell's score lies above the state's background mean,
+   else ``"unassigned"``.
+
+Provisional / fallback rule (contexts with fewer than ``min_fit_cells`` cells, and EM's start):
+with K >= 2, ``min(1 - 2 ** (-(z_best - z_second) / margin_half), Phi(z_best - level_z))``; with
+K = 1, ``Phi(z - single_z)``.
+
+Diagnostics per state: the fitted proportion and the separation
+``(mu1 - mu0) / sqrt((sd1**2 + sd0**2) / 2)`` (in sd units; well below ~1.5 means the score has no
+distinct high sub-population and calls are the upper tail of a continuum).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.special import logsumexp, ndtr
+
+UNASSIGNED = "unassigned"
+_SD_FLOOR = 0.05  # in z units
+_LOG2PI = float(np.log(2.0 * np.pi))
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Parameters of the assignment (see the module docstring)."""
+
+    min_confidence: float = 0.5
+    min_cells: int = 20
+    min_fit_cells: int = 30
+    rounds: int = 2
+    max_iter: int = 200
+    tol: float = 1e-6
+    margin_half: float = 0.75
+    level_z: float = 0.0
+    single_z: float = 1.0
+
+    def to_dict(self) -> dict[str, float | int]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Mixture:
+    """Fitted mixture of one context (arrays over its K states)."""
+
+    weights: np.ndarray  # K + 1 class proportions (last = none)
+    mu0: np.ndarray
+    sd0: np.ndarray
+    mu1: np.ndarray
+    sd1: np.ndarray
+    n_iter: int = 0
+    converged: bool = False
+
+    @property
+    def separation(self) -> np.ndarray:
+        return (self.mu1 - self.mu0) / np.sqrt((self.sd1 ** 2 + self.sd0 ** 2) / 2.0)
+
+
+@dataclass
+class Assignment:
+    """Result of :func:`assign` (arrays aligned with the input cells)."""
+
+    calls: np.ndarray  # object array of state ids / "unassigned"
+    confidence: np.ndarray  # float in [0, 1]
+    best: np.ndarray  # best state per cell (also when below threshold); "" outside called contexts
+    z: pd.DataFrame  # standardised state scores (NaN outside the state's context)
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    diagnostics: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    fitted: dict[str, str] = field(default_factory=dict)  # context -> "mixture" | "rule"
+
+
+# --------------------------------------------------------------------------------------------------
+# Standardisation
+# --------------------------------------------------------------------------------------------------
+def _weighted_stats(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted mean, sd and weight sum of each column."""
+    wsum = weights.sum(axis=0)
+    safe = np.where(wsum > 0, wsum, 1.0)
+    mean = (weights * values).sum(axis=0) / safe
+    var = (weights * (values - mean) ** 2).sum(axis=0) / safe
+    return mean, np.sqrt(var), wsum
+
+
+def standardise(
+    values: np.ndarray,
+    groups: np.ndarray | None,
+    *,
+    weights: np.ndarray | None = None,
+    min_cells: int = 20,
+) -> np.ndarray:
+    """z-score the columns of ``values`` within each group.
+
+    ``weights`` (cells x columns, in [0, 1]) restricts the mean and sd to the weighted cells (the
+    background of each state); groups whose (weighted) size is below ``min_cells`` use the
+    pooled statistics. A column without spread gets z = 0.
+    """
+    values = np.asarray(values, dtype=float)
+    w = np.ones_like(values) if weights is None else np.asarray(weights, dtype=float)
+    pooled_mean, pooled_sd, _ = _weighted_stats(values, w)
+    mean = np.broadcast_to(pooled_mean, values.shape).copy()
+    sd = np.broadcast_to(pooled_sd, values.shape).copy()
+    if groups is not None:
+        codes, _ = pd.factorize(np.asarray(groups))
+        for code in range(codes.max() + 1 if codes.size else 0):
+            rows = codes == code
+            g_mean, g_sd, g_w = _weighted_stats(values[rows], w[rows])
+            ok = g_w >= min_cells
+            mean[np.ix_(rows, ok)] = g_mean[ok]
+            sd[np.ix_(rows, ok)] = g_sd[ok]
+    sd = np.where(np.isfinite(sd) & (sd > 1e-12), sd, np.nan)
+    return np.nan_to_num((values - mean) / sd, nan=0.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Provisional rule
+# --------------------------------------------------------------------------------------------------
+def rule(z: np.ndarray, th: Thresholds) -> tuple[np.ndarray, np.ndarray]:
+    """Best column and confidence by the margin/level rule (K >= 2) or the absolute rule (K = 1)."""
+    if z.shape[1] == 1:
+        return np.zeros(z.shape[0], dtype=int), ndtr(z[:, 0] - th.single_z)
+    order = np.argsort(-z, axis=1, kind="stable")
+    best = order[:, 0]
+    rows = np.arange(z.shape[0])
+    z_best = z[rows, best]
+    margin = np.maximum(z_best - z[rows, order[:, 1]], 0.0)
+    c_margin = 1.0 - np.exp2(-margin / th.margin_half)
+    return best, np.minimum(c_margin, ndtr(z_best - th.level_z))
+
+
+# --------------------------------------------------------------------------------------------------
+# Mixture
+# --------------------------------------------------------------------------------------------------
+def _norm_logpdf(x: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    return -0.5 * ((x - mu) / sd) ** 2 - np.log(sd) - 0.5 * _LOG2PI
+
+
+def _m_step(z: np.ndarray, resp: np.ndarray) -> Mixture:
+    k = z.shape[1]
+    weights = np.maximum(resp.mean(axis=0), 1e-6)
+    weights = weights / weights.sum()
+    mu1, sd1, w1 = _weighted_stats(z, resp[:, :k])
+    mu0, sd0, _ = _weighted_stats(z, 1.0 - resp[:, :k])
+    sd0 = np.maximum(sd0, _SD_FLOOR)
+    empty = w1 < 2.0  # a state with (almost) no cells: park its component far in the upper tail
+    mu1 = np.where(empty, mu0 + 3.0 * sd0, mu1)
+    sd1 = np.where(empty, sd0, np.maximum(sd1, _SD_FLOOR))
+    return Mixture(weights, mu0, sd0, mu1, sd1)
+
+
+def _log_joint(z: np.ndarray, mix: Mixture) -> np.ndarray:
+    """log p(class, scores) for every cell (n x (K + 1))."""
+    k = z.shape[1]
+    l0 = _norm_logpdf(z, mix.mu0, mix.sd0)
+    l1 = _norm_logpdf(z, mix.mu1, mix.sd1)
+    l1 = np.where(z > mix.mu0, l1, -np.inf)  # a state's cells lie above its background mean
+    base = l0.sum(axis=1, keepdims=True)
+    out = np.empty((z.shape[0], k + 1))
+    out[:, :k] = base + l1 - l0
+    out[:, k] = base[:, 0]
+    return out + np.log(mix.weights)
+
+
+def fit_mixture(z: np.ndarray, init: np.ndarray, th: Thresholds) -> tuple[Mixture, np.ndarray]:
+    """EM for the K-states-or-none mixture; ``init`` = provisional class per cell (K = none)."""
+    n, k = z.shape
+    resp = np.full((n, k + 1), 0.1 / (k + 1))
+    resp[np.arange(n), init] += 0.9
+    previous = -np.inf
+    mix = _m_step(z, resp)
+    converged = False
+    it = 0
+    for it in range(1, th.max_iter + 1):
+        log_joint = _log_joint(z, mix)
+        norm = logsumexp(log_joint, axis=1, keepdims=True)
+        resp = np.exp(log_joint - norm)
+        loglik = float(norm.sum())
+        mix = _m_step(z, resp)
+        if abs(loglik - previous) <= th.tol * max(abs(loglik), 1.0):
+            converged = True
+            break
+        previous = loglik
+    log_joint = _log_joint(z, mix)
+    resp = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+    mix.n_iter, mix.converged = it, converged
+    return mix, resp
+
+
+def _classes(best: np.ndarray, confidence: np.ndarray, k: int, th: Thresholds) -> np.ndarray:
+    return np.where(confidence >= th.min_confidence, best, k)
+
+
+def assign_context(
+    values: np.ndarray, groups: np.ndarray | None, th: Thresholds
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Mixture | None, np.ndarray]:
+    """Assign the cells of one context: (best column, confidence, called, mixture, z)."""
+    n, k = values.shape
+    z = standardise(values, groups, min_cells=th.min_cells)
+    best, conf = rule(z, th)
+    if n < th.min_fit_cells:
+        return best, conf, conf >= th.min_confidence, None, z
+    mix, resp = fit_mixture(z, _classes(best, conf, k, th), th)
+    for _ in range(th.rounds):
+        z = standardise(values, groups, weights=1.0 - resp[:, :k], min_cells=th.min_cells)
+        best = np.argmax(resp[:, :k], axis=1)
+        conf = resp[np.arange(n), best]
+        mix, resp = fit_mixture(z, _classes(best, conf, k, th), th)
+    best = np.argmax(resp[:, :k], axis=1)
+    conf = resp[np.arange(n), best]
+    above = z[np.arange(n), best] > mix.mu0[best]
+    called = (conf >= th.min_confidence) & above
+    return best, conf, called, mix, z
+
+
+def assign(
+    scores: pd.DataFrame,
+    contexts: Sequence[str | None] | np.ndarray,
+    states: Mapping[str, Sequence[str]],
+    *,
+    samples: Sequence[object] | np.ndarray | None = None,
+    thresholds: Thresholds = Thresholds(),
+) -> Assignment:
+    """Call one state per cell inside its context.
+
+    Parameters
+    ----------
+    scores
+        Cells x signatures (the columns named in ``states`` are used).
+    contexts
+        The cell_context of each cell (None / "unassigned" = none).
+    states
+        context -> state ids (columns of ``scores``) that compete in that context.
+    samples
+        Sample of each cell; standardisation is done within (context, sample).
+    thresholds
+        See :class:`Thresholds`.
+    """
+    n = scores.shape[0]
+    contexts = np.asarray([UNASSIGNED if c is None else c for c in contexts], dtype=object)
+    if len(contexts) != n:
+        raise ValueError(f"{len(contexts)} contexts for {n} cells")
+    sample_arr = None if samples is None else np.asarray(samples, dtype=object)
+    calls = np.full(n, UNASSIGNED, dtype=object)
+    best_all = np.full(n, "", dtype=object)
+    conf = np.zeros(n, dtype=float)
+    all_states = list(dict.fromkeys(s for ids in states.values() for s in ids))
+    z_frame = pd.DataFrame(np.nan, index=scores.index, columns=all_states)
+    result = Assignment(calls=calls, confidence=conf, best=best_all, z=z_frame)
+    for context, ids in states.items():
+        ids = list(ids)
+        idx = np.flatnonzero(contexts == context)
+        if not ids or idx.size == 0:
+            continue
+        values = scores[ids].to_numpy(dtype=float)[idx]
+        groups = None if sample_arr is None else sample_arr[idx]
+        best, c, called, mix, z = assign_context(values, groups, thresholds)
+        z_frame.iloc[idx, [z_frame.columns.get_loc(s) for s in ids]] = z
+        best_ids = np.asarray(ids, dtype=object)[best]
+        conf[idx] = np.clip(c, 0.0, 1.0)
+        best_all[idx] = best_ids
+        calls[idx[called]] = best_ids[called]
+        result.counts[context] = {s: int(np.sum(calls[idx] == s)) for s in ids}
+        result.counts[context][UNASSIGNED] = int(np.sum(calls[idx] == UNASSIGNED))
+        result.fitted[context] = "mixture" if mix is not None else "rule"
+        if mix is not None:
+            sep = mix.separation
+            result.diagnostics[context] = {
+                s: {"proportion": float(mix.weights[j]), "separation": float(sep[j])}
+                for j, s in enumerate(ids)
+            }
+            result.diagnostics[context][UNASSIGNED] = {"proportion": float(mix.weights[-1])}
+    return result

@@ -1,0 +1,89 @@
+"""pl.states renders composition bars and UMAP colouring (Agg backend)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from anndata import AnnData  # noqa: E402
+
+import hcctme  # noqa: E402
+
+STATES = {"macrophage": ["TAM1_FOLR2", "TAM2_SPP1", "TAM3_MT1G"], "cd4_t": ["TREG"]}
+
+
+@pytest.fixture
+def called() -> AnnData:
+    rng = np.random.default_rng(0)
+    n = 600
+    context = rng.choice(["macrophage", "cd4_t", "unassigned"], n)
+    calls = np.array(["unassigned"] * n, dtype=object)
+    mac = context == "macrophage"
+    calls[mac] = rng.choice([*STATES["macrophage"], "unassigned"], mac.sum())
+    cd4 = context == "cd4_t"
+    calls[cd4] = rng.choice(["TREG", "unassigned"], cd4.sum())
+    patient = rng.choice([f"p{i}" for i in range(6)], n)
+    obs = pd.DataFrame({
+        "patient": patient,
+        "response": np.where(np.isin(patient, ["p0", "p1", "p2"]), "responder", "resistor"),
+        "hcctme_state": pd.Categorical(calls, categories=[*STATES["macrophage"], "TREG", "unassigned"]),
+        "hcctme_state_context": pd.Categorical(context),
+        "hcctme_state_confidence": rng.random(n),
+    }, index=[f"c{i}" for i in range(n)])
+    adata = AnnData(np.zeros((n, 2), dtype=np.float32), obs=obs)
+    adata.uns["hcctme_state"] = {"states": STATES}
+    adata.obsm["X_umap"] = rng.normal(size=(n, 2))
+    return adata
+
+
+def test_bar_renders_grouped_by_condition(called, tmp_path, digest):
+    before = digest(called)
+    fig = hcctme.pl.states(called, sample_key="patient", condition_key="response", save=tmp_path / "bar.png")
+    assert isinstance(fig, matplotlib.figure.Figure)
+    axes = fig.get_axes()
+    assert [ax.get_title() for ax in axes] == ["macrophage", "cd4_t"]
+    # one stacked bar per sample and state, heights summing to 1 per sample
+    heights = np.zeros(6)
+    for patch in axes[0].patches:
+        heights[int(round(patch.get_x() + patch.get_width() / 2))] += patch.get_height()
+    assert np.allclose(heights, 1.0)
+    labels = [t.get_text() for t in axes[0].get_xticklabels()]
+    assert labels == ["p3", "p4", "p5", "p0", "p1", "p2"]  # grouped by condition (resistor < responder)
+    assert (tmp_path / "bar.png").stat().st_size > 0
+    assert digest(called) == before  # plotting never writes into the AnnData
+    plt.close(fig)
+
+
+def test_bar_options(called):
+    fig = hcctme.pl.states(called, sample_key="patient", contexts=["cd4_t"], show_unassigned=False)
+    assert [ax.get_title() for ax in fig.get_axes()] == ["cd4_t"]
+    plt.close(fig)
+    with pytest.raises(ValueError, match="contexts"):
+        hcctme.pl.states(called, sample_key="patient", contexts=["fibroblast"])
+    with pytest.raises(ValueError, match="sample_key"):
+        hcctme.pl.states(called)
+
+
+def test_umap_renders(called):
+    fig = hcctme.pl.states(called, kind="umap")
+    ax = fig.get_axes()[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[0] == "unassigned" and set(legend[1:]) == {*STATES["macrophage"], "TREG"}
+    plt.close(fig)
+
+
+def test_bad_input(called):
+    with pytest.raises(KeyError, match="call_states"):
+        hcctme.pl.states(called, sample_key="patient", key="other")
+    with pytest.raises(ValueError, match="kind"):
+        hcctme.pl.states(called, sample_key="patient", kind="pie")
+    del called.obsm["X_umap"]
+    with pytest.raises(KeyError, match="umap"):
+        hcctme.pl.states(called, kind="umap")
+    with pytest.raises(KeyError, match="patient_id"):
+        hcctme.pl.states(called, sample_key="patient_id")

@@ -1,0 +1,291 @@
+"""hcctme.pp.harmonize_genes, hcctme.pp.check_input and the gene-name helpers of hcctme._validate."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from anndata import AnnData
+
+import hcctme as ht
+from hcctme import _validate
+from hcctme._constants import Keys
+from hcctme.sig import _genes
+
+
+def make(names, *, var=None, X=None, seed=0) -> AnnData:
+    rng = np.random.default_rng(seed)
+    X = rng.poisson(2.0, size=(8, len(names))).astype(np.float32) if X is None else X
+    frame = pd.DataFrame(index=pd.Index([str(n) for n in names])) if var is None else var
+    return AnnData(X, var=frame)
+
+
+# --------------------------------------------------------------------------------------------------
+# Routes
+# --------------------------------------------------------------------------------------------------
+def test_aliases_and_previous_symbols():
+    names = ["CD10", "PD-L1", "TIM-3", "2B4", "CD66b", "CD15", "VISTA", "CD155", "IL8", "SEPT11",
+             "C19ORF53", "CD8A", "GZMB"]
+    adata = make(names)
+    ht.pp.harmonize_genes(adata)
+    got = adata.var[Keys.SYMBOL].tolist()
+    assert got == ["MME", "CD274", "HAVCR2", "CD244", "CEACAM8", "FUT4", "VSIR", "PVR", "CXCL8",
+                   "SEPTIN11", "C19orf53", "CD8A", "GZMB"]
+    report = adata.uns[Keys.SYMBOL]
+    assert report["species_used"] == "human"
+    assert report["routes"]["current"] == 2 and report["routes"]["alias"] == 11
+    assert report["n_unmapped"] == 0 and report["n_collisions"] == 0
+    assert dict(zip(report["examples"]["alias"]["from"], report["examples"]["alias"]["to"]))["CD10"] == "MME"
+    assert list(adata.var_names) == names  # var_names are never changed
+
+
+def test_ensembl_ids_versioned_and_not_from_a_var_column():
+    var = pd.DataFrame(
+        {"gene_ids": ["ENSG00000153563.16", "ENSG00000120217", "ENSG00000118785.14", "ENSG99999999999"]},
+        index=["a", "b", "c", "d"],
+    )
+    adata = make(var.index, var=var)
+    ht.pp.harmonize_genes(adata, gene_symbols="gene_ids")
+    symbols = adata.var[Keys.SYMBOL]
+    assert symbols.iloc[:3].tolist() == ["CD8A", "CD274", "SPP1"]
+    assert pd.isna(symbols.iloc[3])
+    report = adata.uns[Keys.SYMBOL]
+    assert report["source"] == "var['gene_ids']"
+    assert report["detected"]["id_type"] == "ensembl"
+    assert report["routes"]["ensembl"] == 3
+    assert report["unmapped_examples"] == ["ENSG99999999999"]
+
+
+def test_mouse_ensembl_ids_map_to_human():
+    adata = make(["ENSMUSG00000053977.9", "ENSMUSG00000016496"])
+    ht.pp.harmonize_genes(adata)
+    assert adata.var[Keys.SYMBOL].tolist() == ["CD8A", "CD274"]
+    assert adata.uns[Keys.SYMBOL]["species_used"] == "mouse"
+
+
+def test_mouse_symbols_through_orthologs_not_case():
+    names = ["Cd8a", "Cd274", "H2-Ab1", "Spp1", "Fam172a", "NotAMouseGene1"]
+    adata = make(names)
+    ht.pp.harmonize_genes(adata, species="mouse")
+    table = _genes.mouse_to_human()
+    got = adata.var[Keys.SYMBOL]
+    assert got.iloc[:2].tolist() == ["CD8A", "CD274"]
+    assert got.iloc[2] == table["H2-Ab1"] != "H2-AB1"
+    assert got.iloc[4] == table["Fam172a"] != "FAM172A"
+    assert pd.isna(got.iloc[5])
+    report = adata.uns[Keys.SYMBOL]
+    assert report["routes"]["ortholog"] == 5 and report["n_unmapped"] == 1
+
+
+def test_human_mode_never_upper_cases_mouse_symbols():
+    adata = make(["Cd8a", "Sirpa", "CD8A", "SIRPa"])
+    ht.pp.harmonize_genes(adata, species="human")
+    got = adata.var[Keys.SYMBOL]
+    assert pd.isna(got.iloc[0]) and pd.isna(got.iloc[1])
+    assert got.iloc[2] == "CD8A" and got.iloc[3] == "SIRPA"
+
+
+@pytest.mark.parametrize(
+    ("names", "species", "id_type"),
+    [
+        (["CD8A", "CD3E", "SPP1", "Cd8a"], "human", "symbol"),
+        (["Cd8a", "Cd3e", "Spp1", "CD8A"], "mouse", "symbol"),
+        (["ENSG00000153563", "ENSG00000120217.1", "SPP1"], "human", "ensembl"),
+        (["ENSMUSG00000053977", "ENSMUSG00000016496", "ENSG00000153563"], "mouse", "ensembl"),
+    ],
+)
+def test_auto_species_detection(names, species, id_type):
+    info = _validate.gene_id_type(names)
+    assert info["species"] == species and info["id_type"] == id_type
+    adata = make(names)
+    ht.pp.harmonize_genes(adata)
+    assert adata.uns[Keys.SYMBOL]["species_used"] == species
+    assert adata.var[Keys.SYMBOL].iloc[0] in _genes.known_human_symbols()
+
+
+def test_auto_detection_fails_clearly_on_unknown_names(digest):
+    adata = make(["foo", "bar", "baz"])
+    before = digest(adata)
+    with pytest.raises(ValueError, match="species='human' or 'mouse'"):
+        ht.pp.harmonize_genes(adata)
+    assert digest(adata) == before
+
+
+def test_collisions_are_reported_and_resolved():
+    names = ["PD-L1", "CD274", "ENSG00000153563", "CD8A", "ENSG00000120217"]
+    adata = make(names)
+    ht.pp.harmonize_genes(adata, species="human")
+    got = adata.var[Keys.SYMBOL]
+    # the current symbol wins over the alias and the Ensembl id; losers are left unmapped
+    assert pd.isna(got["PD-L1"]) and got["CD274"] == "CD274"
+    assert pd.isna(got["ENSG00000153563"]) and got["CD8A"] == "CD8A"
+    assert pd.isna(got["ENSG00000120217"])
+    report = adata.uns[Keys.SYMBOL]
+    assert report["n_collisions"] == 2
+    assert list(report["collisions"]["CD274"]) == ["CD274", "PD-L1", "ENSG00000120217"]
+    assert list(report["collisions"]["CD8A"]) == ["CD8A", "ENSG00000153563"]
+    assert report["routes"]["collision"] == 3
+    assert got.dropna().is_unique
+
+
+def test_collision_between_equal_routes_keeps_the_first():
+    adata = make(["ENSG00000153563.1", "ENSG00000153563.2"])
+    ht.pp.harmonize_genes(adata)
+    got = adata.var[Keys.SYMBOL]
+    assert got.iloc[0] == "CD8A" and pd.isna(got.iloc[1])
+
+
+def test_unmapped_are_nan_and_reported(caplog):
+    adata = make(["CD8A", "NOTAGENE1", "NOTAGENE2"])
+    with caplog.at_level(logging.INFO, logger="hcctme"):
+        ht.pp.harmonize_genes(adata)
+    assert adata.var[Keys.SYMBOL].isna().tolist() == [False, True, True]
+    report = adata.uns[Keys.SYMBOL]
+    assert report["n_unmapped"] == 2 and report["unmapped_examples"] == ["NOTAGENE1", "NOTAGENE2"]
+    assert report["n_mapped"] == 1 and report["n_vars"] == 3
+    lines = [r for r in caplog.records if "harmonised" in r.getMessage()]
+    assert len(lines) == 1 and "2 unmapped" in lines[0].getMessage()
+
+
+def test_missing_values_in_symbol_column():
+    var = pd.DataFrame({"sym": ["CD8A", None, np.nan]}, index=["g1", "g2", "g3"])
+    adata = make(var.index, var=var)
+    ht.pp.harmonize_genes(adata, gene_symbols="sym")
+    assert adata.var[Keys.SYMBOL].isna().tolist() == [False, True, True]
+
+
+# --------------------------------------------------------------------------------------------------
+# Errors leave the input untouched; copy semantics
+# --------------------------------------------------------------------------------------------------
+def test_bad_gene_symbols_column_is_a_key_error(digest):
+    adata = make(["CD8A", "CD3E"], var=pd.DataFrame({"gene_ids": ["x", "y"]}, index=["CD8A", "CD3E"]))
+    before = digest(adata)
+    with pytest.raises(KeyError, match="no column 'symbols'.*gene_ids"):
+        ht.pp.harmonize_genes(adata, gene_symbols="symbols")
+    assert digest(adata) == before
+    assert Keys.SYMBOL not in adata.var and Keys.SYMBOL not in adata.uns
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [({"species": "rat"}, ValueError), ({"gene_symbols": 3}, TypeError), ({"copy": "yes"}, TypeError)],
+)
+def test_bad_arguments(digest, kwargs, error):
+    adata = make(["CD8A", "CD3E"])
+    before = digest(adata)
+    with pytest.raises(error):
+        ht.pp.harmonize_genes(adata, **kwargs)
+    assert digest(adata) == before
+
+
+def test_not_an_anndata():
+    with pytest.raises(TypeError, match="AnnData"):
+        ht.pp.harmonize_genes(pd.DataFrame({"CD8A": [1]}))
+
+
+def test_copy_semantics(digest):
+    adata = make(["PD-L1", "CD8A"])
+    before = digest(adata)
+    out = ht.pp.harmonize_genes(adata, copy=True)
+    assert isinstance(out, AnnData) and out is not adata
+    assert out.var[Keys.SYMBOL].tolist() == ["CD274", "CD8A"]
+    assert digest(adata) == before and Keys.SYMBOL not in adata.var
+    assert ht.pp.harmonize_genes(adata) is None
+    assert adata.var[Keys.SYMBOL].tolist() == ["CD274", "CD8A"]
+
+
+def test_rerun_is_idempotent_and_result_writes_to_h5ad(tmp_path):
+    adata = make(["PD-L1", "CD8A", "NOTAGENE1"])
+    ht.pp.harmonize_genes(adata)
+    first = adata.var[Keys.SYMBOL].copy()
+    ht.pp.harmonize_genes(adata)
+    pd.testing.assert_series_equal(adata.var[Keys.SYMBOL], first)
+    path = tmp_path / "h.h5ad"
+    adata.write_h5ad(path)
+    import anndata
+
+    back = anndata.read_h5ad(path)
+    assert _validate.gene_names(back).tolist() == ["CD274", "CD8A", "NOTAGENE1"]
+    assert back.uns[Keys.SYMBOL]["n_unmapped"] == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# gene_names: how tools read the harmonised symbols
+# --------------------------------------------------------------------------------------------------
+def test_gene_names_falls_back_to_original():
+    adata = make(["PD-L1", "CD8A", "NOTAGENE1"])
+    assert _validate.gene_names(adata, adata.var_names).tolist() == ["PD-L1", "CD8A", "NOTAGENE1"]
+    ht.pp.harmonize_genes(adata)
+    assert _validate.gene_names(adata, adata.var_names).tolist() == ["CD274", "CD8A", "NOTAGENE1"]
+    assert _validate.gene_names(adata).tolist() == ["CD274", "CD8A", "NOTAGENE1"]
+
+
+def test_gene_names_for_raw_and_subsets():
+    adata = make(["PD-L1", "CD8A", "TIM-3"])
+    adata.raw = adata.copy()
+    ht.pp.harmonize_genes(adata)
+    raw_names = adata.raw.var_names
+    assert _validate.gene_names(adata, raw_names).tolist() == ["CD274", "CD8A", "HAVCR2"]
+    subset = adata[:, ["TIM-3", "PD-L1"]]
+    assert _validate.gene_names(subset, subset.var_names).tolist() == ["HAVCR2", "CD274"]
+    # names of a wider raw that the harmonised var lacks keep their own names
+    assert _validate.gene_names(subset, pd.Index(["TIM-3", "OTHER"])).tolist() == ["HAVCR2", "OTHER"]
+
+
+def test_ensembl_base():
+    assert _validate.ensembl_base("ENSG00000153563.16") == "ENSG00000153563"
+    assert _validate.ensembl_base("ENSMUSG00000053977") == "ENSMUSG00000053977"
+    assert _validate.ensembl_base("CD8A") is None
+    assert _validate.ensembl_base(None) is None
+
+
+# --------------------------------------------------------------------------------------------------
+# check_input
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore:Variable names are not unique")
+def test_check_input_counts_symbols(digest):
+    adata = make(["CD8A", "CD3E", "SPP1", "CD8A"])
+    adata.layers["counts"] = adata.X.copy()
+    before = digest(adata)
+    report = ht.pp.check_input(adata)
+    assert digest(adata) == before
+    assert report["kind"] == "counts" and report["matrix"] == "X"
+    assert report["gene_id_type"] == "symbol" and report["species"] == "human"
+    assert report["n_duplicated_genes"] == 1 and report["duplicated_genes"] == ["CD8A"]
+    assert report["counts_layer"] is True and report["harmonised"] is False
+    assert report["has_nan"] is False
+    assert any("var_names_make_unique" in issue for issue in report["issues"])
+
+
+def test_check_input_lognorm_scaled_nan_sparse():
+    counts = np.random.default_rng(1).poisson(2.0, size=(8, 3)).astype(np.float32)
+    lognorm = np.log1p(counts / 3.0)
+    adata = make(["CD8A", "CD3E", "SPP1"], X=sp.csr_matrix(lognorm))
+    report = ht.pp.check_input(adata)
+    assert report["kind"] == "lognorm" and report["sparse"] is True
+    scaled = make(["CD8A", "CD3E", "SPP1"], X=lognorm - lognorm.mean(0))
+    report = ht.pp.check_input(scaled)
+    assert report["kind"] == "scaled" and any("scaled" in issue for issue in report["issues"])
+    bad = lognorm.copy()
+    bad[0, 0] = np.nan
+    report = ht.pp.check_input(make(["CD8A", "CD3E", "SPP1"], X=bad))
+    assert report["has_nan"] is True and any("NaN" in issue for issue in report["issues"])
+
+
+def test_check_input_layer_raw_and_species():
+    adata = make(["ENSMUSG00000053977", "ENSMUSG00000016496"])
+    adata.layers["norm"] = np.log1p(adata.X)
+    report = ht.pp.check_input(adata, layer="norm")
+    assert report["matrix"] == "layers['norm']" and report["kind"] == "lognorm"
+    assert report["gene_id_type"] == "ensembl" and report["species"] == "mouse"
+    assert any("harmonize_genes" in issue for issue in report["issues"])
+    adata.raw = adata.copy()
+    assert ht.pp.check_input(adata)["matrix"] == "raw"
+    assert ht.pp.check_input(adata, use_raw=False)["matrix"] == "X"
+    with pytest.raises(KeyError, match="layers has no 'missing'"):
+        ht.pp.check_input(adata, layer="missing")
+    mouse = ht.pp.check_input(make(["Cd8a", "Cd3e", "Spp1"]))
+    assert mouse["species"] == "mouse" and mouse["gene_id_type"] == "symbol"

@@ -1,0 +1,80 @@
+"""The hcctme command: knowledge commands, single steps, error messages and exit codes."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hcctme import cli, datasets, sig
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_signatures_list_show_export(capsys, tmp_path: Path):
+    code, out, _ = run(capsys, "signatures", "list")
+    assert code == 0 and "TAM2_SPP1" in out and "PMID" in out
+    code, out, _ = run(capsys, "signatures", "list", "--context", "macrophage")
+    assert code == 0 and "TAM2_SPP1" in out and "CD8_TEX_TERMINAL" not in out
+    code, out, _ = run(capsys, "signatures", "show", "TAM2_SPP1")
+    assert code == 0 and "SPP1" in out and "genes_up" in out
+    gmt = tmp_path / "lib.gmt"
+    code, out, _ = run(capsys, "signatures", "export", "--format", "gmt", "--out", str(gmt))
+    assert code == 0 and gmt.exists()
+    assert sig.load(str(gmt)).ids[:3] == [s if not sig.get(s).genes_down else f"{s}_UP" for s in sig.library().ids[:3]]
+    code, out, _ = run(capsys, "signatures", "export", "--format", "net", "TAM2_SPP1")
+    net = pd.read_csv(pd.io.common.StringIO(out), sep="\t")
+    assert set(net["source"]) == {"TAM2_SPP1"} and "SPP1" in set(net["target"])
+
+
+def test_axes_and_therapies(capsys):
+    code, out, _ = run(capsys, "axes")
+    assert code == 0 and "SPP1" in out and "CD44" in out
+    code, out, _ = run(capsys, "axes", "--therapies")
+    assert code == 0 and "atezolizumab" in out.lower()
+
+
+def test_unknown_signature_is_a_clear_error(capsys):
+    code, _, err = run(capsys, "signatures", "show", "NOPE")
+    assert code == cli.EXIT_USAGE and "NOPE" in err and "hcctme.sig.list()" in err
+
+
+def test_missing_input_file(capsys, tmp_path: Path):
+    code, _, err = run(capsys, "score", str(tmp_path / "missing.h5ad"), "--out", str(tmp_path / "o.h5ad"))
+    assert code == cli.EXIT_USAGE and "does not exist" in err
+
+
+def test_output_may_not_overwrite_input(capsys, tmp_path: Path):
+    path = tmp_path / "in.h5ad"
+    path.write_text("x")
+    code, _, err = run(capsys, "score", str(path), "--out", str(path))
+    assert code == cli.EXIT_USAGE and "is the input file" in err
+    assert path.read_text() == "x"
+
+
+def test_bad_context_map_syntax(capsys, tmp_path: Path):
+    adata = datasets.simulate_cohort(4, 60, n_genes=600, seed=1)
+    path = tmp_path / "c.h5ad"
+    adata.write_h5ad(path)
+    code, _, err = run(capsys, "states", str(path), "--out", str(tmp_path / "s.h5ad"),
+                       "--cell-type-key", "cell_type", "--context-map", "Macrophages")
+    assert code == cli.EXIT_USAGE and "LABEL=CONTEXT" in err
+
+
+def test_score_then_states_then_compare_on_files(capsys, tmp_path: Path):
+    adata = datasets.simulate_cohort(6, 80, n_genes=800, seed=2)
+    src = tmp_path / "cohort.h5ad"
+    adata.write_h5ad(src)
+    before = src.read_bytes()
+    scored, states, table = tmp_path / "scored.h5ad", tmp_path / "states.h5ad", tmp_path / "cmp.tsv"
+    assert run(capsys, "score", str(src), "--out", str(scored))[0] == 0
+    assert run(capsys, "states", str(scored), "--out", str(states), "--cell-type-key", "cell_type",
+               "--sample-key", "patient")[0] == 0
+    assert run(capsys, "compare", str(states), "--out", str(table), "--features", "composition",
+               "--groupby", "hcctme_state", "--parent-key", "cell_type")[0] == 0
+    result = pd.read_csv(table, sep="\t")
+    assert {"feature", "group", "effect", "pvalue", "padj"} <= set(result.columns)
+    assert src.read_bytes() == before

@@ -1,0 +1,76 @@
+"""A small seeded cohort for the comparison tests (no signature library needed).
+
+Patients carry: a condition (responder / resistor), a covariate (age), a pair id (pre/on designs),
+cells of two cell types ("A" with states s1/s2/s3, "B" all "unassigned"), negative-binomial counts
+with patient effects, and two signature-score columns in obsm["hcctme_scores"].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+
+
+def cohort(
+    n_per: int = 4,
+    cells: int = 90,
+    n_genes: int = 40,
+    *,
+    seed: int = 0,
+    state_shift: float = 0.0,
+    gene_fold: float = 1.0,
+    score_shift: float = 0.0,
+    levels: tuple[str, ...] = ("responder", "resistor"),
+) -> AnnData:
+    rng = np.random.default_rng(seed)
+    n_pat = n_per * len(levels)
+    patients = [f"P{i:02d}" for i in range(n_pat)]
+    condition = np.repeat(levels, n_per)
+    base = rng.gamma(2.0, 2.0, n_genes)
+    obs_rows, blocks, scores = [], [], []
+    for p, cond in zip(patients, condition):
+        other = cond != levels[0]
+        logits = np.log([0.3, 0.3, 0.4]) + (np.array([state_shift, 0.0, 0.0]) if other else 0.0)
+        q = np.exp(logits) / np.exp(logits).sum()
+        q = rng.dirichlet(q * 40)
+        n_a = int(rng.binomial(cells, 0.6))
+        states = rng.choice(["s1", "s2", "s3"], size=n_a, p=q)
+        cell_type = np.array(["A"] * n_a + ["B"] * (cells - n_a))
+        state = np.concatenate([states, np.full(cells - n_a, "unassigned")])
+        mu = base * np.exp(rng.normal(0.0, 0.2, n_genes))
+        if other:
+            mu = mu.copy()
+            mu[:4] *= gene_fold
+        lam = mu[None, :] * rng.gamma(4.0, 0.25, (cells, 1))
+        blocks.append(rng.poisson(lam))
+        obs_rows.append(pd.DataFrame({
+            "patient": p, "response": cond, "cell_type": cell_type, "state_true": state,
+            "age": float(rng.integers(40, 80)), "pair": f"pair{patients.index(p) % n_per}",
+        }))
+        offset = rng.normal(0.0, 0.05) + (score_shift if other else 0.0)
+        scores.append(pd.DataFrame({
+            "SIG_A": rng.normal(0.3 + offset, 0.1, cells),
+            "SIG_B": rng.normal(0.5 + rng.normal(0.0, 0.05), 0.1, cells),
+        }))
+    obs = pd.concat(obs_rows, ignore_index=True)
+    obs.index = [f"cell{i}" for i in range(len(obs))]
+    for col in ("patient", "response", "cell_type", "state_true"):
+        obs[col] = obs[col].astype("category")
+    X = sp.csr_matrix(np.vstack(blocks).astype(np.float32))
+    adata = AnnData(X=X, obs=obs, var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]))
+    adata.layers["counts"] = X.copy()
+    frame = pd.concat(scores, ignore_index=True)
+    frame.index = adata.obs_names
+    adata.obsm["hcctme_scores"] = frame
+    return adata
+
+
+def lognorm(adata: AnnData) -> AnnData:
+    """The same cohort with log1p(CP10k) in .X (counts stay in layers)."""
+    out = adata.copy()
+    X = out.layers["counts"].astype(np.float32).toarray()
+    X = np.log1p(X / X.sum(axis=1, keepdims=True) * 1e4)
+    out.X = sp.csr_matrix(X.astype(np.float32))
+    return out

@@ -1,0 +1,355 @@
+"""tl.call_states: context resolution, the assignment model, AnnData contract, simulator calibration."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+from anndata import AnnData
+
+import hcctme
+from hcctme.sig import Signature, SignatureSet
+from hcctme.tl import _contexts
+from hcctme.tl import _state_model as model
+
+UNASSIGNED = "unassigned"
+
+
+# --------------------------------------------------------------------------------------------------
+# Context resolution
+# --------------------------------------------------------------------------------------------------
+RESOLUTION_TABLE = [
+    ("CD8+ T cells", "cd8_t"), ("CD8 T", "cd8_t"), ("CD8_T", "cd8_t"), ("cd8t", "cd8_t"), ("Tex", "cd8_t"),
+    ("Tpex", "cd8_t"), ("CTL", "cd8_t"), ("CD4+ T cells", "cd4_t"), ("Tregs", "cd4_t"), ("T reg", "cd4_t"),
+    ("Th17", "cd4_t"), ("CD4+/CD25 T Reg", "cd4_t"), ("T cells", "t_cell"), ("CD4/CD8 T", "t_cell"),
+    ("gdT", "t_cell"), ("NK", "nk"), ("NK cells", "nk"), ("CD56+ NK", "nk"), ("B cells", "b_cell"),
+    ("CD19+ B", "b_cell"), ("Plasma", "plasma"), ("Plasmablasts", "plasma"), ("Macrophages", "macrophage"),
+    ("TAMs", "macrophage"), ("Kupffer cells", "macrophage"), ("MΦ", "macrophage"),
+    ("Monocyte-derived macrophages", "macrophage"), ("Tumour-associated macrophages", "macrophage"),
+    ("Mac_SPP1", "macrophage"), ("Monocytes", "monocyte"), ("CD14+ Monocyte", "monocyte"),
+    ("M-MDSC", "monocyte"), ("Neutrophils", "neutrophil"), ("TANs", "neutrophil"), ("PMN-MDSC", "neutrophil"),
+    ("MDSC", "myeloid"), ("Myeloid", "myeloid"), ("Mono/Mac", "myeloid"), ("DC", "dendritic"),
+    ("cDC1", "dendritic"), ("pDC", "dendritic"), ("moDC", "dendritic"), ("Dendritic cells", "dendritic"),
+    ("CAFs", "fibroblast"), ("Fibroblasts", "fibroblast"), ("Cancer-associated fibroblasts", "fibroblast"),
+    ("HSC", "fibroblast"), ("Hepatic stellate cells", "fibroblast"), ("myCAF", "fibroblast"),
+    ("Endothelial cells", "endothelial"), ("LSEC", "endothelial"), ("Tumour endothelial cells", "endothelial"),
+    ("Hepatocytes", "hepatocyte"), ("Malignant", "tumour"), ("Tumour", "tumour"), ("Tumor cells", "tumour"),
+    ("Malignant hepatocytes", "tumour"), ("HCC", "tumour"),
+    # never guessed
+    ("T/NK cells", None), ("NKT", None), ("Doublets", None), ("3", None), ("CD34+", None),
+    ("Mast cells", None), ("Epithelial", None), ("Cholangiocytes", None), ("unknown", None),
+]
+
+
+@pytest.mark.parametrize(("label", "expected"), RESOLUTION_TABLE)
+def test_recognise_table(label, expected):
+    context, reason = _contexts.recognise(label)
+    assert context == expected, (label, context, reason)
+
+
+def test_resolve_context_map_overrides_and_none():
+    res = _contexts.resolve(["CD8+ T cells", "Cluster 3", "Myeloid", "Tregs"],
+                            {"Cluster 3": "macrophage", "Myeloid": None})
+    assert res.mapping == {"CD8+ T cells": "cd8_t", "Cluster 3": "macrophage", "Myeloid": None, "Tregs": "cd4_t"}
+    assert res.source["Cluster 3"] == "context_map"
+    assert res.source["CD8+ T cells"] == "rule"
+    assert res.unmapped == ["Myeloid"]
+
+
+@pytest.mark.parametrize("bad", [{"Macrophages": "TAM"}, {"Macrophages": "any"}, {"Macrophages": 3}])
+def test_context_map_values_must_be_vocabulary(bad):
+    with pytest.raises(ValueError, match="vocabulary"):
+        _contexts.check_context_map(bad)
+
+
+def test_context_map_must_be_mapping():
+    with pytest.raises(TypeError, match="context_map"):
+        _contexts.check_context_map([("Macrophages", "macrophage")])
+
+
+# --------------------------------------------------------------------------------------------------
+# The assignment model on synthetic score matrices
+# --------------------------------------------------------------------------------------------------
+def _synthetic_scores(props, *, n=3000, n_samples=6, separation=4.0, seed=0):
+    """Scores of K states (+ none) with sample-specific shift and scale; returns X, truth, samples."""
+    rng = np.random.default_rng(seed)
+    k = len(props)
+    base = np.array([*props, 1.0 - sum(props)])
+    samples = rng.integers(0, n_samples, n)
+    truth = np.empty(n, dtype=int)
+    for s in range(n_samples):
+        rows = samples == s
+        truth[rows] = rng.choice(k + 1, size=rows.sum(), p=rng.dirichlet(base * 30))
+    X = rng.normal(size=(n, k))
+    for j in range(k):
+        rows = truth == j
+        X[rows, j] += separation * np.clip(rng.normal(1, 0.2, rows.sum()), 0.4, 1.6)
+    X = X * (1 + 0.2 * samples[:, None]) + 0.4 * samples[:, None]
+    labels = np.array([f"S{j}" for j in range(k)] + [UNASSIGNED], dtype=object)[truth]
+    return pd.DataFrame(X, columns=[f"S{j}" for j in range(k)]), labels, samples
+
+
+def _recall_precision(calls, truth, states):
+    out = {}
+    for s in states:
+        tp = np.sum((calls == s) & (truth == s))
+        out[s] = (tp / max(np.sum(truth == s), 1), tp / max(np.sum(calls == s), 1))
+    return out
+
+
+@pytest.mark.parametrize("props", [(0.22, 0.20, 0.25), (0.3,), (0.28, 0.25, 0.15),
+                                   (0.18, 0.14, 0.14, 0.12, 0.12, 0.12)])
+def test_model_recovers_synthetic_states(props):
+    scores, truth, samples = _synthetic_scores(props)
+    result = model.assign(scores, ["ctx"] * len(scores), {"ctx": list(scores.columns)}, samples=samples)
+    for state, (recall, precision) in _recall_precision(result.calls, truth, scores.columns).items():
+        assert recall >= 0.85 and precision >= 0.85, (state, recall, precision)
+    assert np.all((result.confidence >= 0) & (result.confidence <= 1))
+    assert result.fitted["ctx"] == "mixture"
+    assert all(d["separation"] > 2 for s, d in result.diagnostics["ctx"].items() if s != UNASSIGNED)
+
+
+def test_model_calls_nothing_without_states():
+    rng = np.random.default_rng(1)
+    scores = pd.DataFrame(rng.normal(size=(3000, 3)), columns=list("abc"))
+    samples = rng.integers(0, 5, 3000)
+    multi = model.assign(scores, ["c"] * 3000, {"c": ["a", "b", "c"]}, samples=samples)
+    single = model.assign(scores, ["c"] * 3000, {"c": ["a"]}, samples=samples)
+    assert np.mean(multi.calls != UNASSIGNED) < 0.02
+    assert np.mean(single.calls != UNASSIGNED) < 0.02
+
+
+def test_model_small_context_uses_rule_and_other_contexts_untouched():
+    scores, truth, _ = _synthetic_scores((0.4, 0.4), n=20)
+    contexts = np.array(["ctx"] * 20, dtype=object)
+    contexts[:3] = None
+    result = model.assign(scores, contexts, {"ctx": ["S0", "S1"]})
+    assert result.fitted["ctx"] == "rule"
+    assert list(result.calls[:3]) == [UNASSIGNED] * 3
+    assert np.all(result.confidence[:3] == 0)
+
+
+def test_standardise_removes_sample_shift_and_scale():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 1))
+    groups = np.repeat([0, 1], 200)
+    x[groups == 1] = x[groups == 1] * 3 + 10
+    z = model.standardise(x, groups)
+    for g in (0, 1):
+        assert abs(z[groups == g].mean()) < 1e-9
+        assert abs(z[groups == g].std(ddof=0) - 1) < 1e-9
+
+
+# --------------------------------------------------------------------------------------------------
+# AnnData contract on synthetic scores (a small fake library)
+# --------------------------------------------------------------------------------------------------
+FAKE_STATES = {"macrophage": ["TAM_A", "TAM_B", "TAM_C"], "cd4_t": ["TREG_X"]}
+
+
+@pytest.fixture
+def fake_library(monkeypatch):
+    sigs = [Signature(id=s, genes_up=("G1", "G2", "G3"), collection=f"{ctx}_states", cell_context=ctx,
+                      role="state") for ctx, ids in FAKE_STATES.items() for s in ids]
+    sigs.append(Signature(id="MACRO_M2_X", genes_up=("G1", "G2", "G3"), collection="macrophage_polarisation",
+                          cell_context="macrophage"))
+    sigs.append(Signature(id="NEU_STATE_X", genes_up=("G1", "G2", "G3"), collection="neutrophil_states",
+                          cell_context="neutrophil"))
+    lib = SignatureSet(sigs, library_version="test+1")
+    monkeypatch.setattr(hcctme.sig, "library", lambda: lib)
+    return lib
+
+
+def _scored_adata(seed=0):
+    mac, mac_truth, mac_s = _synthetic_scores((0.3, 0.3, 0.2), n=900, n_samples=3, seed=seed)
+    cd4, cd4_truth, cd4_s = _synthetic_scores((0.3,), n=600, n_samples=3, seed=seed + 1)
+    n_other = 300
+    n = len(mac) + len(cd4) + n_other
+    rng = np.random.default_rng(seed)
+    scores = pd.DataFrame(rng.normal(size=(n, 6)),
+                          columns=["TAM_A", "TAM_B", "TAM_C", "TREG_X", "MACRO_M2_X", "MY_OWN_SET"])
+    scores.iloc[: len(mac), :3] = mac.to_numpy()
+    scores.iloc[len(mac): len(mac) + len(cd4), 3] = cd4.to_numpy()[:, 0]
+    mac_names = {"S0": "TAM_A", "S1": "TAM_B", "S2": "TAM_C", UNASSIGNED: UNASSIGNED}
+    truth = np.concatenate([[mac_names[t] for t in mac_truth],
+                            np.where(cd4_truth == "S0", "TREG_X", UNASSIGNED),
+                            [UNASSIGNED] * n_other]).astype(object)
+    obs = pd.DataFrame({
+        "cell_type": ["TAMs"] * len(mac) + ["Tregs and CD4"] * len(cd4) + ["Hepatocytes"] * 150 + ["Cluster 9"] * 150,
+        "patient": np.concatenate([mac_s, cd4_s, rng.integers(0, 3, n_other)]).astype(str),
+        "truth": truth,
+    }, index=[f"cell{i}" for i in range(n)])
+    adata = AnnData(np.zeros((n, 3), dtype=np.float32), obs=obs)
+    scores.index = adata.obs_names
+    adata.obsm["hcctme_scores"] = scores
+    adata.uns["hcctme_scores"] = {"method": "ucell"}
+    return adata
+
+
+def test_call_states_contract(fake_library, caplog):
+    adata = _scored_adata()
+    with caplog.at_level(logging.INFO, logger="hcctme"):
+        assert hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient") is None
+    calls = adata.obs["hcctme_state"]
+    assert isinstance(calls.dtype, pd.CategoricalDtype)
+    assert set(calls.cat.categories) == {"TAM_A", "TAM_B", "TAM_C", "TREG_X", UNASSIGNED}
+    conf = adata.obs["hcctme_state_confidence"]
+    assert conf.dtype == float and conf.between(0, 1).all()
+    ctx = adata.obs["hcctme_state_context"].astype(str)
+    assert set(ctx[adata.obs.cell_type == "TAMs"]) == {"macrophage"}
+    assert set(ctx[adata.obs.cell_type == "Tregs and CD4"]) == {"cd4_t"}
+    assert set(ctx[adata.obs.cell_type == "Cluster 9"]) == {UNASSIGNED}
+    # states only inside their parent context
+    mac = (ctx == "macrophage").to_numpy()
+    assert set(calls[mac].astype(str)) <= {"TAM_A", "TAM_B", "TAM_C", UNASSIGNED}
+    assert set(calls[ctx == "cd4_t"].astype(str)) <= {"TREG_X", UNASSIGNED}
+    # a context without state signatures (hepatocyte) and unknown labels stay unassigned
+    other = adata.obs.cell_type.isin(["Hepatocytes", "Cluster 9"]).to_numpy()
+    assert (calls[other] == UNASSIGNED).all() and (conf[other] == 0).all()
+    # accuracy
+    rp = _recall_precision(calls.astype(str).to_numpy(), adata.obs["truth"].to_numpy(),
+                           ["TAM_A", "TAM_B", "TAM_C", "TREG_X"])
+    assert all(r >= 0.8 and p >= 0.8 for r, p in rp.values()), rp
+    info = adata.uns["hcctme_state"]
+    assert info["mapping"] == {"TAMs": "macrophage", "Tregs and CD4": "cd4_t", "Hepatocytes": "hepatocyte",
+                               "Cluster 9": UNASSIGNED}
+    assert info["states"] == {"macrophage": ["TAM_A", "TAM_B", "TAM_C"], "cd4_t": ["TREG_X"]}
+    assert info["library_version"] == "test+1"
+    assert info["thresholds"]["min_confidence"] == 0.5
+    assert set(info["ignored_signatures"]) == {"MY_OWN_SET"}  # user sets are not called
+    assert sum(info["counts"]["macrophage"].values()) == int(mac.sum())
+    assert "cell_context mapping used" in caplog.text and "obs['hcctme_state']" in caplog.text
+
+
+def test_call_states_writes_h5ad(fake_library, tmp_path):
+    adata = _scored_adata()
+    hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
+    path = tmp_path / "x.h5ad"
+    adata.write_h5ad(path)
+    import anndata
+
+    back = anndata.read_h5ad(path)
+    assert back.uns["hcctme_state"]["mapping"]["TAMs"] == "macrophage"
+    assert (back.obs["hcctme_state"].astype(str) == adata.obs["hcctme_state"].astype(str)).all()
+
+
+def test_call_states_copy_and_key_added(fake_library, digest):
+    adata = _scored_adata()
+    before = digest(adata)
+    out = hcctme.tl.call_states(adata, cell_type_key="cell_type", key_added="st", copy=True)
+    assert digest(adata) == before
+    assert {"st", "st_confidence", "st_context"} <= set(out.obs.columns) and "st" in out.uns
+
+
+def test_min_confidence_is_monotone(fake_library):
+    adata = _scored_adata()
+    n_called = []
+    for threshold in (0.2, 0.5, 0.9, 1.0):
+        out = hcctme.tl.call_states(adata, cell_type_key="cell_type", min_confidence=threshold, copy=True)
+        n_called.append(int((out.obs["hcctme_state"] != UNASSIGNED).sum()))
+    assert n_called == sorted(n_called, reverse=True) and n_called[0] > n_called[2]
+
+
+def test_context_without_state_signatures_stays_unassigned(fake_library):
+    adata = _scored_adata()
+    adata.obs["cell_type"] = adata.obs["cell_type"].replace({"TAMs": "Neutrophils"})  # no NEU_STATE_X scored
+    hcctme.tl.call_states(adata, cell_type_key="cell_type")
+    neu = (adata.obs["cell_type"] == "Neutrophils").to_numpy()
+    assert (adata.obs["hcctme_state"][neu] == UNASSIGNED).all()
+    assert (adata.obs["hcctme_state_context"][neu] == "neutrophil").all()
+
+
+def test_context_map_used(fake_library):
+    adata = _scored_adata()
+    hcctme.tl.call_states(adata, cell_type_key="cell_type", context_map={"Cluster 9": "macrophage",
+                                                                         "TAMs": None})
+    info = adata.uns["hcctme_state"]
+    assert info["mapping"]["TAMs"] == UNASSIGNED and info["mapping_source"]["TAMs"] == "context_map"
+    assert (adata.obs.loc[adata.obs.cell_type == "TAMs", "hcctme_state"] == UNASSIGNED).all()
+    assert (adata.obs.loc[adata.obs.cell_type == "Cluster 9", "hcctme_state_context"] == "macrophage").all()
+
+
+def test_refine_leiden(fake_library):
+    pytest.importorskip("igraph")
+    adata = _scored_adata()
+    hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient", refine="leiden")
+    assert "hcctme_state_unrefined" in adata.obs
+    assert adata.uns["hcctme_state"]["refine"]["method"] == "leiden"
+    calls = adata.obs["hcctme_state"].astype(str).to_numpy()
+    rp = _recall_precision(calls, adata.obs["truth"].to_numpy(), ["TAM_A", "TAM_B", "TAM_C"])
+    assert all(r >= 0.7 and p >= 0.7 for r, p in rp.values()), rp
+    assert adata.obs["hcctme_state_confidence"].between(0, 1).all()
+    ctx = adata.obs["hcctme_state_context"].astype(str)
+    assert set(adata.obs["hcctme_state"][ctx == "cd4_t"].astype(str)) <= {"TREG_X", UNASSIGNED}
+
+
+# --------------------------------------------------------------------------------------------------
+# Bad input: clear errors, input untouched
+# --------------------------------------------------------------------------------------------------
+def test_missing_scores(fake_library, digest):
+    adata = _scored_adata()
+    del adata.obsm["hcctme_scores"]
+    before = digest(adata)
+    with pytest.raises(KeyError, match="tl.score"):
+        hcctme.tl.call_states(adata, cell_type_key="cell_type")
+    assert digest(adata) == before
+
+
+def test_unknown_cell_type_key(fake_library, digest):
+    adata = _scored_adata()
+    before = digest(adata)
+    with pytest.raises(KeyError, match="celltype"):
+        hcctme.tl.call_states(adata, cell_type_key="celltype")
+    with pytest.raises(KeyError, match="sample"):
+        hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="sample")
+    assert digest(adata) == before
+
+
+def test_all_labels_unmapped(fake_library, digest):
+    adata = _scored_adata()
+    adata.obs["cluster"] = np.where(np.arange(adata.n_obs) % 2, "c1", "c2")
+    before = digest(adata)
+    with pytest.raises(ValueError, match="context_map") as err:
+        hcctme.tl.call_states(adata, cell_type_key="cluster")
+    assert "'c1'" in str(err.value) and "'c2'" in str(err.value)
+    assert digest(adata) == before
+
+
+def test_bad_context_map_values(fake_library, digest):
+    adata = _scored_adata()
+    before = digest(adata)
+    with pytest.raises(ValueError, match="vocabulary"):
+        hcctme.tl.call_states(adata, cell_type_key="cell_type", context_map={"TAMs": "TAM2"})
+    assert digest(adata) == before
+
+
+@pytest.mark.parametrize(("kwargs", "error"), [
+    ({"min_confidence": 1.5}, ValueError), ({"min_confidence": "high"}, TypeError),
+    ({"refine": "louvain"}, ValueError), ({"key_added": ""}, TypeError),
+    ({"refine_resolution": 0}, ValueError),
+])
+def test_bad_parameters(fake_library, digest, kwargs, error):
+    adata = _scored_adata()
+    before = digest(adata)
+    with pytest.raises(error):
+        hcctme.tl.call_states(adata, cell_type_key="cell_type", **kwargs)
+    assert digest(adata) == before
+
+
+def test_no_state_signatures_scored(fake_library, digest):
+    adata = _scored_adata()
+    adata.obsm["hcctme_scores"] = adata.obsm["hcctme_scores"][["MACRO_M2_X", "MY_OWN_SET"]]
+    before = digest(adata)
+    with pytest.raises(ValueError, match="no state signature"):
+        hcctme.tl.call_states(adata, cell_type_key="cell_type")
+    assert digest(adata) == before
+
+
+def test_nan_scores_refused(fake_library, digest):
+    adata = _scored_adata()
+    adata.obsm["hcctme_scores"].iloc[0, 0] = np.nan
+    before = digest(adata)
+    with pytest.raises(ValueError, match="NaN"):
+        hcctme.tl.call_states(adata, cell_type_key="cell_type")
+    assert digest(adata) == before

@@ -1,0 +1,118 @@
+"""tl.pseudobulk: sums, metadata, min_cells, refusal of non-count input."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hcctme as hc
+
+from ._compare_data import cohort, lognorm
+
+
+@pytest.fixture
+def adata():
+    return cohort(n_per=3, cells=60, n_genes=25, seed=1)
+
+
+def test_sums_equal_manual_sums(adata):
+    pdata = hc.tl.pseudobulk(adata, sample_key="patient", min_cells=1)
+    counts = adata.layers["counts"].toarray()
+    for sample in pdata.obs_names:
+        mask = (adata.obs["patient"] == sample).to_numpy()
+        np.testing.assert_array_equal(pdata[sample].X.ravel(), counts[mask].sum(axis=0))
+        assert pdata.obs.loc[sample, "n_cells"] == mask.sum()
+    assert list(pdata.var_names) == list(adata.var_names)
+    np.testing.assert_array_equal(pdata.layers["counts"], pdata.X)
+
+
+def test_sums_per_group_and_metadata(adata):
+    pdata = hc.tl.pseudobulk(adata, sample_key="patient", groupby="cell_type", min_cells=1)
+    counts = adata.layers["counts"].toarray()
+    for name, row in pdata.obs.iterrows():
+        mask = ((adata.obs["patient"] == row["patient"]) & (adata.obs["cell_type"] == row["cell_type"])).to_numpy()
+        np.testing.assert_array_equal(pdata[name].X.ravel(), counts[mask].sum(axis=0))
+        assert row["n_cells"] == mask.sum()
+    # sample-level metadata carried over; cell-level columns are not
+    assert "response" in pdata.obs and "age" in pdata.obs
+    assert "state_true" not in pdata.obs
+    truth = adata.obs.groupby("patient", observed=True)["response"].first().astype(str)
+    assert (pdata.obs["response"].astype(str).to_numpy() == truth[pdata.obs["patient"].astype(str)].to_numpy()).all()
+    assert pdata.obs[hc._constants.Keys.N_CELLS].dtype.kind == "i"
+
+
+def test_x_used_when_layer_none(adata):
+    a = adata.copy()
+    a.X = a.layers["counts"].copy()
+    p1 = hc.tl.pseudobulk(a, sample_key="patient", layer=None, min_cells=1)
+    p2 = hc.tl.pseudobulk(a, sample_key="patient", min_cells=1)
+    np.testing.assert_array_equal(p1.X, p2.X)
+
+
+def test_min_cells_drops_and_reports(adata, caplog):
+    n = adata.obs.groupby(["patient", "cell_type"], observed=True).size()
+    threshold = int(n.min()) + 1
+    with caplog.at_level(logging.WARNING, logger="hcctme"):
+        pdata = hc.tl.pseudobulk(adata, sample_key="patient", groupby="cell_type", min_cells=threshold)
+    dropped = pdata.uns["hcctme_pseudobulk"]["dropped"]
+    assert len(dropped) == int((n < threshold).sum()) >= 1
+    assert (pdata.obs["n_cells"] >= threshold).all()
+    assert "dropped" in caplog.text
+
+
+def test_mean_mode_on_lognormalised(adata):
+    ln = lognorm(adata)
+    pdata = hc.tl.pseudobulk(ln, sample_key="patient", layer=None, mode="mean", min_cells=1)
+    X = ln.X.toarray()
+    mask = (ln.obs["patient"] == pdata.obs_names[0]).to_numpy()
+    np.testing.assert_allclose(pdata.X[0], X[mask].mean(axis=0), rtol=1e-5)
+    assert "counts" not in pdata.layers
+
+
+def test_refuses_non_counts_for_sum(adata, digest):
+    ln = lognorm(adata)
+    before = digest(ln)
+    with pytest.raises(ValueError, match="raw integer counts"):
+        hc.tl.pseudobulk(ln, sample_key="patient", layer=None)
+    assert digest(ln) == before
+
+
+def test_refuses_fractional_counts_outside_the_row_sample(adata):
+    a = adata.copy()
+    X = a.layers["counts"].toarray()
+    X[-1, 0] = 0.5
+    a.layers["counts"] = X
+    with pytest.raises(ValueError, match="integer"):
+        hc.tl.pseudobulk(a, sample_key="patient")
+
+
+def test_errors(adata, digest):
+    before = digest(adata)
+    with pytest.raises(KeyError, match="nope"):
+        hc.tl.pseudobulk(adata, sample_key="nope")
+    with pytest.raises(KeyError, match="nope"):
+        hc.tl.pseudobulk(adata, sample_key="patient", groupby="nope")
+    with pytest.raises(KeyError, match="layers"):
+        hc.tl.pseudobulk(adata, sample_key="patient", layer="raw_counts")
+    with pytest.raises(ValueError, match="too few cells"):
+        hc.tl.pseudobulk(adata, sample_key="patient", min_cells=10_000)
+    with pytest.raises(ValueError, match="mode"):
+        hc.tl.pseudobulk(adata, sample_key="patient", mode="max")
+    with pytest.raises(ValueError, match="groupby and sample_key"):
+        hc.tl.pseudobulk(adata, sample_key="patient", groupby="patient")
+    with pytest.raises(TypeError):
+        hc.tl.pseudobulk(adata.to_df(), sample_key="patient")
+    assert digest(adata) == before
+
+
+def test_matches_decoupler(adata):
+    import decoupler as dc
+
+    pdata = hc.tl.pseudobulk(adata, sample_key="patient", groupby="cell_type", min_cells=1)
+    ref = dc.pp.pseudobulk(adata, sample_col="patient", groups_col="cell_type", layer="counts")
+    ref = ref[ref.obs["psbulk_cells"] > 0]
+    ref_df = pd.DataFrame(np.asarray(ref.X), index=ref.obs_names)
+    np.testing.assert_array_equal(np.asarray(pdata.X), ref_df.loc[pdata.obs_names].to_numpy())

@@ -1,0 +1,491 @@
+"""hcctme.tl.score: exactness against pyucell / scanpy / decoupler, input kinds, invariance, errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from anndata import AnnData
+
+import hcctme
+from hcctme.tl._score import ScoringWarning
+
+N_CELLS, N_GENES = 300, 2000
+
+
+# --------------------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------------------
+def _genes(n: int = N_GENES) -> np.ndarray:
+    return np.array([f"G{i}" for i in range(n)])
+
+
+def _ties_counts(seed: int = 0, n: int = N_CELLS, g: int = N_GENES, density: float = 0.15) -> sp.csr_matrix:
+    """Random sparse small integers: many ties among nonzeros, rows of varied depth."""
+    rng = np.random.default_rng(seed)
+    X = sp.random(n, g, density=density, format="csr", random_state=seed,
+                  data_rvs=lambda k: rng.integers(1, 6, k)).astype(np.float32)
+    X = sp.diags(rng.uniform(0.3, 1.0, n).round(1)) @ X  # varied depth (still tied values)
+    X = sp.csr_matrix(X, dtype=np.float32)
+    X.eliminate_zeros()
+    return X
+
+
+def _real_like(seed: int = 1, n: int = N_CELLS, g: int = N_GENES) -> sp.csr_matrix:
+    """Negative-binomial counts with gene-specific means, normalised to 1e4 and log1p'd."""
+    rng = np.random.default_rng(seed)
+    mu = np.exp(rng.normal(-1.5, 1.5, g))
+    lib = rng.lognormal(0, 0.4, n)[:, None]
+    lam = rng.gamma(2.0, (mu * lib) / 2.0)
+    counts = rng.poisson(lam).astype(np.float32)
+    counts[:, :5] = 0  # a few genes never detected
+    norm = counts / np.maximum(counts.sum(1, keepdims=True), 1) * 1e4
+    return sp.csr_matrix(np.log1p(norm).astype(np.float32))
+
+
+def _adata(X, genes=None) -> AnnData:
+    genes = _genes(X.shape[1]) if genes is None else genes
+    obs = pd.DataFrame({"group": np.tile(["a", "b", "c"], X.shape[0] // 3 + 1)[: X.shape[0]]},
+                       index=[f"cell{i}" for i in range(X.shape[0])])
+    return AnnData(X, obs=obs, var=pd.DataFrame(index=genes))
+
+
+def _signatures(seed: int = 3, genes=None) -> dict:
+    """Unsigned, signed, with absent genes; shared genes between signatures."""
+    rng = np.random.default_rng(seed)
+    genes = _genes() if genes is None else genes
+    sigs = {f"S{i}": list(rng.choice(genes[:600], 20, replace=False)) for i in range(4)}
+    sigs["S_missing"] = list(rng.choice(genes, 12, replace=False)) + ["NOT_A_GENE1", "NOT_A_GENE2"]
+    sigs["S_signed"] = {"up": list(rng.choice(genes, 10, replace=False)),
+                        "down": list(rng.choice(genes, 6, replace=False)) + ["NOT_A_GENE3"]}
+    sigs["S_small"] = list(genes[[1, 5, 9]])
+    return sigs
+
+
+def _pyucell_form(sigs: dict) -> dict:
+    out = {}
+    for k, v in sigs.items():
+        if isinstance(v, dict):
+            out[k] = [f"{g}+" for g in v["up"]] + [f"{g}-" for g in v["down"]]
+        else:
+            out[k] = list(v)
+    return out
+
+
+def _pyucell(adata: AnnData, sigs: dict, max_rank: int) -> pd.DataFrame:
+    pyucell = pytest.importorskip("pyucell")
+    tmp = AnnData(adata.X.copy(), obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=adata.var_names))
+    pyucell.compute_ucell_scores(tmp, _pyucell_form(sigs), max_rank=max_rank, n_jobs=1, suffix="")
+    return tmp.obs[list(sigs)]
+
+
+def _scores(adata, sigs, **kw) -> pd.DataFrame:
+    kw.setdefault("min_coverage", 0.5)
+    out = hcctme.tl.score(adata, sigs, copy=True, **kw) if not adata.isbacked else None
+    if out is None:
+        hcctme.tl.score(adata, sigs, **kw)
+        return adata.obsm[kw.get("key_added", "hcctme_scores")]
+    return out.obsm[kw.get("key_added", "hcctme_scores")]
+
+
+# --------------------------------------------------------------------------------------------------
+# UCell == pyucell
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("max_rank", [5, 40, 300, 1500, 5000])
+def test_ucell_equals_pyucell_random_sparse_with_ties(max_rank):
+    adata = _adata(_ties_counts())
+    sigs = _signatures()
+    ours = _scores(adata, sigs, max_rank=max_rank)
+    ref = _pyucell(adata, sigs, max_rank)
+    assert list(ours.columns) == list(sigs)
+    assert ours.dtypes.unique().tolist() == [np.float32]
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), atol=1e-5, rtol=0)
+    if max_rank >= 40:
+        assert ours["S_signed"].max() > 0 and ours["S0"].std() > 0
+
+
+@pytest.mark.parametrize("max_rank", [50, 1500])
+def test_ucell_equals_pyucell_real_like(max_rank):
+    adata = _adata(_real_like())
+    sigs = _signatures(seed=5)
+    np.testing.assert_allclose(_scores(adata, sigs, max_rank=max_rank).to_numpy(),
+                               _pyucell(adata, sigs, max_rank).to_numpy(), atol=1e-5, rtol=0)
+
+
+def test_ucell_equals_pyucell_dense_float64_and_tied_group_at_max_rank():
+    # every row: 10 genes at 3.0, then a tie of 20 genes at 1.0 straddling max_rank=20
+    X = np.zeros((30, 200))
+    X[:, :10] = 3.0
+    X[:, 10:30] = 1.0
+    X[::2, 30:60] = 0.5
+    adata = _adata(X)
+    sigs = {"A": [f"G{i}" for i in range(5, 15)], "B": [f"G{i}" for i in range(25, 45)],
+            "C": {"up": [f"G{i}" for i in range(0, 8)], "down": [f"G{i}" for i in range(8, 14)]}}
+    for max_rank in (15, 20, 21, 25):
+        np.testing.assert_allclose(_scores(adata, sigs, max_rank=max_rank).to_numpy(),
+                                   _pyucell(adata, sigs, max_rank).to_numpy(), atol=1e-5, rtol=0)
+
+
+def test_ucell_scaled_data_warns_and_equals_pyucell():
+    X = _real_like().toarray()
+    X = (X - X.mean(0)) / (X.std(0) + 1e-3)
+    adata = _adata(X.astype(np.float32))
+    sigs = _signatures(seed=7)
+    with pytest.warns(ScoringWarning, match="negative values"):
+        ours = _scores(adata, sigs, max_rank=300)
+    np.testing.assert_allclose(ours.to_numpy(), _pyucell(adata, sigs, 300).to_numpy(), atol=1e-5, rtol=0)
+
+
+def test_ucell_empty_rows_and_explicit_zeros():
+    X = _ties_counts(seed=2).tolil()
+    X[0, :] = 0
+    X[3, 7] = 0
+    X = X.tocsr()
+    X.data[:50] = 0.0  # explicit zeros stored in the CSR structure
+    adata = _adata(X)
+    sigs = _signatures()
+    ours = _scores(adata, sigs, max_rank=200)
+    assert (ours.iloc[0] == 0).all()
+    np.testing.assert_allclose(ours.to_numpy(), _pyucell(adata, sigs, 200).to_numpy(), atol=1e-5, rtol=0)
+
+
+# --------------------------------------------------------------------------------------------------
+# input kinds, chunking, threads
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def reference():
+    adata = _adata(_real_like(seed=11))
+    sigs = _signatures(seed=13)
+    return adata, sigs, {m: _scores(adata, sigs, method=m) for m in ("ucell", "mean")}
+
+
+def test_dense_csc_layer_raw_equal_csr(reference):
+    adata, sigs, ref = reference
+    X = adata.X
+    for method in ("ucell", "mean"):
+        expected = ref[method].to_numpy()
+        np.testing.assert_allclose(_scores(_adata(X.toarray()), sigs, method=method).to_numpy(), expected,
+                                   atol=1e-6)
+        np.testing.assert_allclose(_scores(_adata(X.tocsc()), sigs, method=method).to_numpy(), expected,
+                                   atol=1e-6)
+        other = _adata(sp.csr_matrix(X.shape, dtype=np.float32))
+        other.layers["lognorm"] = X.copy()
+        np.testing.assert_allclose(_scores(other, sigs, method=method, layer="lognorm").to_numpy(), expected,
+                                   atol=1e-6)
+        raw = _adata(X.copy())
+        raw.raw = raw
+        small = raw[:, :100].copy()  # raw keeps every gene, X only 100
+        np.testing.assert_allclose(_scores(small, sigs, method=method).to_numpy(), expected, atol=1e-6)
+        np.testing.assert_allclose(_scores(small, sigs, method=method, use_raw=True).to_numpy(), expected,
+                                   atol=1e-6)
+
+
+def test_backed_h5ad_equals_in_memory(reference, tmp_path):
+    adata, sigs, ref = reference
+    for fmt, X in (("csr", adata.X), ("dense", adata.X.toarray())):
+        path = tmp_path / f"{fmt}.h5ad"
+        _adata(X).write_h5ad(path)
+        backed = ad.read_h5ad(path, backed="r")
+        for method in ("ucell", "mean"):
+            hcctme.tl.score(backed, sigs, method=method, chunk_size=64)
+            got = backed.obsm["hcctme_scores"]
+            assert got.index.equals(adata.obs_names)
+            np.testing.assert_allclose(got.to_numpy(), ref[method].to_numpy(), atol=1e-6)
+        with pytest.raises(ValueError, match="backed"):
+            hcctme.tl.score(backed, sigs, copy=True)
+        backed.file.close()
+
+
+def test_dask_array_equals_in_memory(reference):
+    da = pytest.importorskip("dask.array")
+    adata, sigs, ref = reference
+    for X in (da.from_array(adata.X.toarray(), chunks=(70, 500)),
+              da.from_array(adata.X, chunks=(90, -1), asarray=False)):
+        dadata = _adata(X)
+        for method in ("ucell", "mean"):
+            hcctme.tl.score(dadata, sigs, method=method)
+            np.testing.assert_allclose(dadata.obsm["hcctme_scores"].to_numpy(), ref[method].to_numpy(),
+                                       atol=1e-6)
+        hcctme.tl.score(dadata, sigs, chunk_size=41)
+        np.testing.assert_allclose(dadata.obsm["hcctme_scores"].to_numpy(), ref["ucell"].to_numpy(), atol=1e-6)
+
+
+@pytest.mark.slow
+def test_dask_distributed_client(reference):
+    distributed = pytest.importorskip("distributed")
+    da = pytest.importorskip("dask.array")
+    adata, sigs, ref = reference
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=None):
+        dadata = _adata(da.from_array(adata.X, chunks=(100, -1), asarray=False))
+        hcctme.tl.score(dadata, sigs)
+    np.testing.assert_allclose(dadata.obsm["hcctme_scores"].to_numpy(), ref["ucell"].to_numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["ucell", "mean", "aucell", "ulm"])
+def test_chunk_size_and_n_jobs_invariance(reference, method):
+    adata, sigs, _ = reference
+    base = _scores(adata, sigs, method=method).to_numpy()
+    for chunk_size, n_jobs in ((1, 1), (7, 2), (64, -1), (10_000, 2)):
+        got = _scores(adata, sigs, method=method, chunk_size=chunk_size, n_jobs=n_jobs).to_numpy()
+        np.testing.assert_allclose(got, base, atol=1e-6, rtol=0)
+    if method == "ucell":  # independent cells: bit-identical
+        assert np.array_equal(_scores(adata, sigs, chunk_size=13, n_jobs=2).to_numpy(), base)
+
+
+def test_progress_bar_setting_does_not_change_scores(reference):
+    adata, sigs, ref = reference
+    before = hcctme.settings.progress
+    try:
+        for progress in (True, False):
+            hcctme.settings.progress = progress
+            got = _scores(adata, sigs, chunk_size=50)
+            np.testing.assert_array_equal(got.to_numpy(), ref["ucell"].to_numpy())
+    finally:
+        hcctme.settings.progress = before
+
+
+# --------------------------------------------------------------------------------------------------
+# mean == scanpy score_genes; decoupler delegation
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dense", [False, True])
+@pytest.mark.parametrize("seed", [0, 42])
+def test_mean_equals_scanpy_score_genes(dense, seed):
+    sc = pytest.importorskip("scanpy")
+    X = _real_like(seed=3)
+    adata = _adata(X.toarray() if dense else X)
+    sigs = {k: v for k, v in _signatures(seed=17).items() if not isinstance(v, dict)}
+    ours = _scores(adata, sigs, method="mean", random_state=seed)
+    state = np.random.get_state()[1].copy()
+    for name, genes in sigs.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sc.tl.score_genes(adata, genes, score_name=name, random_state=seed)
+        np.testing.assert_allclose(ours[name].to_numpy(), adata.obs[name].to_numpy(), atol=1e-6, rtol=0)
+    assert not np.array_equal(
+        ours.to_numpy(), _scores(adata, sigs, method="mean", random_state=seed + 1).to_numpy())
+    del state
+
+
+def test_mean_is_deterministic_and_leaves_global_rng_alone():
+    adata = _adata(_real_like(seed=4))
+    sigs = _signatures(seed=19)
+    np.random.seed(123)
+    expected_next = np.random.random()
+    np.random.seed(123)
+    a = _scores(adata, sigs, method="mean", random_state=7)
+    assert np.random.random() == expected_next
+    b = _scores(adata, sigs, method="mean", random_state=7)
+    np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
+
+
+def test_mean_signed_is_up_minus_down():
+    sc = pytest.importorskip("scanpy")
+    adata = _adata(_real_like(seed=8))
+    up, down = [f"G{i}" for i in range(10, 30)], [f"G{i}" for i in range(200, 215)]
+    ours = _scores(adata, {"X": {"up": up, "down": down}}, method="mean")
+    sc.tl.score_genes(adata, up, score_name="up", random_state=0)
+    sc.tl.score_genes(adata, down, score_name="down", random_state=0)
+    np.testing.assert_allclose(ours["X"].to_numpy(), (adata.obs["up"] - adata.obs["down"]).to_numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["aucell", "ulm"])
+def test_decoupler_methods_equal_decoupler_on_whole_matrix(method):
+    dc = pytest.importorskip("decoupler")
+    adata = _adata(_real_like(seed=9))
+    sigs = {k: v for k, v in _signatures(seed=21).items() if not isinstance(v, dict)}
+    ours = _scores(adata, sigs, method=method, chunk_size=77)
+    net = pd.DataFrame([(k, g, 1.0) for k, v in sigs.items() for g in v if g in adata.var_names],
+                       columns=["source", "target", "weight"])
+    tmp = adata.copy()
+    getattr(dc.mt, method)(tmp, net, tmin=3, empty=False)
+    ref = tmp.obsm[f"score_{method}"][list(sigs)]
+    np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), atol=1e-5, rtol=1e-5)
+
+
+def test_ulm_uses_signed_weights_and_aucell_scores_up_genes():
+    adata = _adata(_real_like(seed=10))
+    sigs = {"X": {"up": [f"G{i}" for i in range(20)], "down": [f"G{i}" for i in range(40, 60)]}}
+    ulm = _scores(adata, sigs, method="ulm")
+    flipped = _scores(adata, {"X": {"up": sigs["X"]["down"], "down": sigs["X"]["up"]}}, method="ulm")
+    np.testing.assert_allclose(ulm.to_numpy(), -flipped.to_numpy(), atol=1e-5)
+    aucell = hcctme.tl.score(adata, sigs, method="aucell", copy=True)
+    assert aucell.uns["hcctme_scores"]["genes_used"]["X"] == sigs["X"]["up"]
+
+
+# --------------------------------------------------------------------------------------------------
+# results, coverage, gene names
+# --------------------------------------------------------------------------------------------------
+def test_results_layout_and_h5ad_round_trip(tmp_path):
+    adata = _adata(_real_like())
+    sigs = _signatures()
+    assert hcctme.tl.score(adata, sigs, key_added="my_scores") is None
+    frame = adata.obsm["my_scores"]
+    assert isinstance(frame, pd.DataFrame) and frame.index.equals(adata.obs_names)
+    assert (frame.dtypes == np.float32).all()
+    assert ((frame >= 0) & (frame <= 1)).all().all()
+    info = adata.uns["my_scores"]
+    assert info["method"] == "ucell" and info["params"]["max_rank"] == 1500
+    assert info["coverage"]["S_missing"] == pytest.approx(12 / 14)
+    assert info["coverage"]["S0"] == 1.0
+    assert set(info["genes_used"]) == set(sigs)
+    assert "NOT_A_GENE1" not in info["genes_used"]["S_missing"]
+    assert info["genes_down_used"]["S_signed"] == sigs["S_signed"]["down"][:6]
+    assert isinstance(info["library_version"], str)
+    adata.write_h5ad(tmp_path / "scored.h5ad")
+    back = ad.read_h5ad(tmp_path / "scored.h5ad")
+    np.testing.assert_array_equal(back.obsm["my_scores"].to_numpy(), frame.to_numpy())
+    assert back.uns["my_scores"]["method"] == "ucell"
+
+
+def test_low_coverage_signatures_left_out_with_one_warning():
+    adata = _adata(_real_like())
+    sigs = {"GOOD": [f"G{i}" for i in range(10)],
+            "HALF_MISSING": [f"G{i}" for i in range(3)] + [f"NOPE{i}" for i in range(7)],
+            "TWO_GENES": ["G1", "G2"],
+            "ABSENT": ["NOPE1", "NOPE2", "NOPE3"]}
+    with pytest.warns(ScoringWarning) as record:
+        out = hcctme.tl.score(adata, sigs, copy=True)
+    texts = [str(r.message) for r in record if issubclass(r.category, ScoringWarning)]
+    assert len(texts) == 1
+    for sid in ("HALF_MISSING", "TWO_GENES", "ABSENT"):
+        assert sid in texts[0]
+    assert list(out.obsm["hcctme_scores"].columns) == ["GOOD"]
+    assert out.uns["hcctme_scores"]["dropped"] == ["HALF_MISSING", "TWO_GENES", "ABSENT"]
+    # min_coverage lowers the bar, never below MIN_GENES genes found
+    with pytest.warns(ScoringWarning, match="TWO_GENES"):
+        out = hcctme.tl.score(adata, sigs, min_coverage=0.2, copy=True)
+    assert list(out.obsm["hcctme_scores"].columns) == ["GOOD", "HALF_MISSING"]
+
+
+def test_harmonised_symbols_are_used():
+    X = _real_like()
+    adata = _adata(X, genes=np.array([f"ENSG{i:011d}" for i in range(N_GENES)]))
+    symbols = pd.Series(_genes(), index=adata.var_names, dtype=object)
+    symbols.iloc[::50] = np.nan  # unmapped: keep the original name
+    adata.var["hcctme_symbol"] = symbols
+    sigs = {"A": [f"G{i}" for i in range(1, 30)]}
+    ours = _scores(adata, sigs)
+    ref = _scores(_adata(X), {"A": [f"G{i}" for i in range(1, 30) if i % 50]})
+    assert ours.shape == (N_CELLS, 1)
+    assert ours["A"].std() > 0
+    assert adata.uns == {} and "hcctme_scores" not in adata.obsm  # copy=True in _scores
+    del ref
+
+
+@pytest.mark.skipif(not list(hcctme.sig.library_dir().glob("*.yaml")), reason="library not built yet")
+def test_whole_library_scores_on_symbols():
+    lib = hcctme.sig.library()
+    genes = np.array(lib.genes()[:1500] + [f"FILLER{i}" for i in range(500)])
+    adata = _adata(_real_like(g=len(genes)), genes=genes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ScoringWarning)
+        hcctme.tl.score(adata)
+    info = adata.uns["hcctme_scores"]
+    assert info["library_version"] == lib.library_version
+    assert adata.obsm["hcctme_scores"].shape[1] == len(lib) - len(info["dropped"]) > 0
+
+
+# --------------------------------------------------------------------------------------------------
+# bad input: clear errors, AnnData untouched
+# --------------------------------------------------------------------------------------------------
+def _small():
+    adata = _adata(_real_like(n=60, g=300))
+    adata.uns["keep"] = {"a": 1}
+    return adata, {"A": [f"G{i}" for i in range(10)]}
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("method", ["ucell", "mean", "aucell"])
+@pytest.mark.parametrize("dense", [False, True])
+def test_nonfinite_values_raise_and_leave_input_untouched(value, method, dense, digest):
+    adata, sigs = _small()
+    X = adata.X.toarray() if dense else adata.X.copy()
+    if dense:
+        X[40, 3] = value
+    else:
+        X.data[-5] = value
+    adata.X = X
+    before = digest(adata)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        hcctme.tl.score(adata, sigs, method=method, chunk_size=16)
+    assert digest(adata) == before
+
+
+def test_errors_name_the_problem(digest):
+    adata, sigs = _small()
+    before = digest(adata)
+    cases = [
+        (dict(method="gsva"), ValueError, "method"),
+        (dict(layer="counts"), KeyError, "counts"),
+        (dict(layer=3), TypeError, "layer"),
+        (dict(max_rank=0), ValueError, "max_rank"),
+        (dict(max_rank=1.5), TypeError, "max_rank"),
+        (dict(max_rank=True), TypeError, "max_rank"),
+        (dict(chunk_size=0), ValueError, "chunk_size"),
+        (dict(chunk_size="100"), TypeError, "chunk_size"),
+        (dict(n_jobs=0), ValueError, "n_jobs"),
+        (dict(n_jobs=2.0), TypeError, "n_jobs"),
+        (dict(min_coverage=1.5), ValueError, "min_coverage"),
+        (dict(min_coverage="high"), TypeError, "min_coverage"),
+        (dict(random_state="seed"), TypeError, "random_state"),
+        (dict(key_added=""), TypeError, "key_added"),
+        (dict(copy="yes"), TypeError, "copy"),
+        (dict(use_raw=True), ValueError, "raw"),
+        (dict(use_raw="yes"), TypeError, "use_raw"),
+    ]
+    for kwargs, error, text in cases:
+        with pytest.raises(error, match=text):
+            hcctme.tl.score(adata, sigs, **kwargs)
+    with pytest.raises(ValueError, match="harmonize_genes"):
+        hcctme.tl.score(adata, {"A": ["ENSG1", "ENSG2", "ENSG3"], "B": ["Cd8a", "Gzmb", "Prf1"]})
+    with pytest.raises(TypeError, match="AnnData"):
+        hcctme.tl.score(adata.X, sigs)
+    with pytest.raises(TypeError):
+        hcctme.tl.score(adata, 42)
+    assert digest(adata) == before
+
+
+def test_empty_anndata_raises():
+    sigs = {"A": ["G1", "G2", "G3"]}
+    for shape in ((0, 10), (10, 0)):
+        adata = _adata(sp.csr_matrix(shape, dtype=np.float32))
+        with pytest.raises(ValueError, match="empty"):
+            hcctme.tl.score(adata, sigs)
+
+
+def test_duplicated_signature_gene_raises(digest):
+    adata, sigs = _small()
+    names = adata.var_names.to_numpy().copy()
+    names[100] = "G3"  # G3 now names two columns
+    names[200] = "G250"  # duplicate not used by any signature: fine
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        adata.var_names = names
+    before = digest(adata)
+    with pytest.raises(ValueError, match="more than once.*G3"):
+        hcctme.tl.score(adata, sigs)
+    assert digest(adata) == before
+    hcctme.tl.score(adata, {"B": ["G10", "G11", "G12", "G13"]}, method="aucell")  # G250 unused: fine
+
+
+def test_bool_and_integer_matrices():
+    adata, sigs = _small()
+    counts = sp.csr_matrix(np.rint(adata.X.toarray() * 3).astype(np.int64))
+    as_float = _scores(_adata(counts.astype(np.float64)), sigs).to_numpy()
+    np.testing.assert_allclose(_scores(_adata(counts), sigs).to_numpy(), as_float, atol=1e-7)
+    np.testing.assert_allclose(_scores(_adata(counts.astype(np.int32).toarray()), sigs).to_numpy(), as_float,
+                               atol=1e-7)
+    with pytest.raises(TypeError, match="dtype"):
+        hcctme.tl.score(_adata(counts.toarray() > 0), sigs)
+
+
+def test_copy_returns_scored_copy_and_leaves_original(digest):
+    adata, sigs = _small()
+    before = digest(adata)
+    out = hcctme.tl.score(adata, sigs, copy=True)
+    assert digest(adata) == before
+    assert "hcctme_scores" in out.obsm and out is not adata

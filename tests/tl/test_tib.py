@@ -1,0 +1,280 @@
+"""hcctme.tl.tib / hcctme.pl.tib: the spatial tumour immune barrier on the simulator's spatial cohorts."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from anndata import AnnData
+from scipy import stats
+
+import hcctme as ht
+from hcctme.datasets import simulate_cohort
+from hcctme.tl import _tib_stats
+
+pytest.importorskip("squidpy")
+
+BARRIER = {"state_true": ["TAM2_SPP1", "CAF_ECM_MYCAF"]}
+TUMOUR = {"cell_type": ["Tumour cells", "Hepatocytes"]}
+T_CELLS = {"cell_type": ["CD8+ T cells"]}
+LABELS = dict(barrier_labels=BARRIER, tumour_labels=TUMOUR, t_cell_labels=T_CELLS)
+CONTEXTS = {"CD8+ T cells": "cd8_t", "Tumour cells": "tumour", "Hepatocytes": "hepatocyte",
+            "Macrophages": "macrophage", "Fibroblasts": "fibroblast"}
+N_PERMS = 99
+
+
+@pytest.fixture(scope="module")
+def cohort() -> AnnData:
+    return simulate_cohort(12, 500, spatial=True, seed=0)
+
+
+@pytest.fixture(scope="module")
+def table(cohort) -> pd.DataFrame:
+    return ht.tl.tib(cohort.copy(), sample_key="patient", n_perms=N_PERMS, **LABELS)
+
+
+def _by_response(adata: AnnData, table: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
+    response = adata.obs.groupby("patient", observed=True)["response"].first().astype(str)
+    values = table[column].astype(float)
+    res = values[response.reindex(values.index) == "resistor"].to_numpy()
+    rsp = values[response.reindex(values.index) == "responder"].to_numpy()
+    return res, rsp
+
+
+def _with_states(adata: AnnData) -> AnnData:
+    """obs as tl.call_states would write it, from the simulator's truth (no dependency on call_states)."""
+    adata = adata.copy()
+    adata.obs["hcctme_state"] = pd.Categorical(adata.obs["state_true"].astype(str))
+    ctx = adata.obs["cell_type"].astype(str).map(CONTEXTS).fillna("other")
+    adata.obs["hcctme_state_context"] = pd.Categorical(ctx)
+    return adata
+
+
+# -- statistics ------------------------------------------------------------------------------------
+def test_table_shape_and_columns(cohort, table):
+    assert list(table.index) == sorted(cohort.obs["patient"].astype(str).unique()) or set(table.index) == set(
+        cohort.obs["patient"].astype(str))
+    assert table.index.name == "patient"
+    for col in ("tib_score", "tib_pvalue", "t_exclusion", "t_exclusion_pvalue", "n_cells", "colocalisation",
+                "coverage", "coverage_expected", "t_cell_distance", "radius", "nhood_z_barrier_tumour"):
+        assert col in table.columns
+    assert (table["n_cells"] == cohort.obs["patient"].value_counts().reindex(table.index)).all()
+    assert table[["tib_pvalue", "t_exclusion_pvalue"]].stack().between(1 / (N_PERMS + 1), 1).all()
+    assert (table["radius"] > 0).all()
+
+
+def test_tib_separates_resistors_from_responders(cohort, table):
+    res, rsp = _by_response(cohort, table, "tib_score")
+    p = stats.mannwhitneyu(res, rsp, alternative="greater").pvalue
+    assert p < 0.05, (res, rsp)
+    assert np.median(res) > np.median(rsp)
+    res_x, rsp_x = _by_response(cohort, table, "t_exclusion")
+    p_x = stats.mannwhitneyu(res_x, rsp_x, alternative="greater").pvalue
+    assert p_x < 0.05, (res_x, rsp_x)
+    # resistors carry a barrier sample by sample
+    res_p, _ = _by_response(cohort, table, "tib_pvalue")
+    assert np.mean(res_p < 0.05) >= 0.8
+
+
+def test_null_cohorts_find_nothing():
+    n_tests, n_hits, sample_p = 0, 0, []
+    for seed in (11, 12, 13):
+        null = simulate_cohort(8, 400, spatial=True, null=True, seed=seed)
+        table = ht.tl.tib(null, sample_key="patient", n_perms=N_PERMS, seed=seed, **LABELS)
+        for column in ("tib_score", "t_exclusion"):
+            res, rsp = _by_response(null, table, column)
+            n_tests += 1
+            n_hits += stats.mannwhitneyu(res, rsp, alternative="two-sided").pvalue < 0.05
+        sample_p.extend(table["tib_pvalue"].dropna())
+    assert n_hits <= 1, f"{n_hits} of {n_tests} patient-level tests significant on null cohorts"
+    # per-sample permutation p-values: no barrier planted, few samples called
+    assert np.mean(np.asarray(sample_p) < 0.05) <= 0.25
+
+
+def test_defaults_read_state_calls(cohort, table):
+    adata = _with_states(cohort)
+    default = ht.tl.tib(adata, sample_key="patient", n_perms=N_PERMS)
+    # defaults: TAM2_SPP1 + CAF_ECM_MYCAF + CAF_TGFB_MYCAF, tumour/hepatocyte contexts, CD8 context
+    res, rsp = _by_response(cohort, default, "tib_score")
+    assert stats.mannwhitneyu(res, rsp, alternative="greater").pvalue < 0.05
+    params = adata.uns["hcctme_tib_params"]
+    assert "TAM2_SPP1" in params["labels"]["barrier"]["hcctme_state"]
+    assert params["labels"]["tumour"]["hcctme_state_context"] == ["tumour", "hepatocyte"]
+    np.testing.assert_allclose(default["n_tumour"].to_numpy(), table["n_tumour"].to_numpy())
+
+
+def test_label_key_defaults(cohort):
+    adata = cohort.copy()
+    adata.obs["label"] = np.where(adata.obs["state_true"].astype(str) != "unassigned",
+                                  adata.obs["state_true"].astype(str), adata.obs["cell_type"].astype(str))
+    out = ht.tl.tib(adata, sample_key="patient", label_key="label", n_perms=9)
+    params = adata.uns["hcctme_tib_params"]["labels"]
+    assert set(params["tumour"]["label"]) == {"Tumour cells", "Hepatocytes"}
+    assert "CD8+ T cells" in params["t_cell"]["label"]
+    assert out["tib_score"].notna().all()
+
+
+def test_reproducible_and_copy(cohort):
+    sub = cohort[cohort.obs["patient"].isin(cohort.obs["patient"].cat.categories[:3])].copy()
+    a = ht.tl.tib(sub, sample_key="patient", n_perms=19, seed=3, **LABELS)
+    b = ht.tl.tib(sub, sample_key="patient", n_perms=19, seed=3, **LABELS)
+    pd.testing.assert_frame_equal(a, b)
+    fresh = cohort[cohort.obs["patient"].isin(cohort.obs["patient"].cat.categories[:3])].copy()
+    copied = ht.tl.tib(fresh, sample_key="patient", n_perms=19, seed=3, copy=True, **LABELS)
+    assert isinstance(copied, AnnData)
+    assert "hcctme_tib" not in fresh.uns
+    pd.testing.assert_frame_equal(copied.uns["hcctme_tib"], a)
+
+
+def test_stats_exact_on_a_toy_ring():
+    # tumour disc, barrier cells exactly on its rim, T cells far away
+    g = np.stack(np.meshgrid(np.arange(30), np.arange(30)), -1).reshape(-1, 2).astype(float)
+    d = np.linalg.norm(g - 15, axis=1)
+    tumour = d < 6
+    barrier = (d >= 6) & (d < 7.2)
+    t_cell = d > 13
+    adj = sp.csr_matrix((np.linalg.norm(g[:, None] - g[None], axis=2) <= 1.5) & ~np.eye(len(g), dtype=bool))
+    geom = _tib_stats.geometry(adj, tumour, g)
+    out = _tib_stats.sample_stats(geom, barrier.astype(float), t_cell.astype(float), n_perms=50,
+                                  rng=np.random.default_rng(0))
+    assert out["colocalisation"] == pytest.approx(np.mean(geom.ring[barrier[~tumour]]))
+    assert out["coverage"] == pytest.approx(1.0)
+    assert out["tib_score"] > 0.5 and out["tib_pvalue"] == pytest.approx(1 / 51)
+    assert out["t_exclusion"] > 0 and out["t_exclusion_pvalue"] == pytest.approx(1 / 51)
+    # the same labels scattered at random: no barrier
+    rng = np.random.default_rng(1)
+    shuffled = np.zeros_like(barrier)
+    shuffled[rng.choice(np.flatnonzero(~tumour), barrier.sum(), replace=False)] = True
+    out = _tib_stats.sample_stats(geom, shuffled.astype(float), t_cell.astype(float), n_perms=50, rng=rng)
+    assert abs(out["tib_score"]) < 0.2
+
+
+def test_helpers():
+    assert _tib_stats.median_nn_distance(np.array([[0.0, 0.0], [0.0, 2.0], [0.0, 5.0]])) == pytest.approx(2.0)
+    values = np.r_[np.random.default_rng(0).normal(0, 1, 200), np.random.default_rng(1).normal(8, 1, 200)]
+    assert 2 < _tib_stats.otsu_threshold(values) < 6
+    scaled = _tib_stats.robust_unit_scale(values)
+    assert scaled.min() == 0 and scaled.max() == 1
+
+
+# -- spot mode -------------------------------------------------------------------------------------
+def _spots(adata: AnnData, cells_per_side: float = 3.0, seed: int = 0) -> AnnData:
+    """Visium-like spots: cells binned on a square grid; 'scores' = the cell mix of each spot + noise."""
+    rng = np.random.default_rng(seed)
+    xy = adata.obsm["spatial"]
+    size = cells_per_side * _tib_stats.median_nn_distance(xy)
+    obs = adata.obs
+    frame = pd.DataFrame({
+        "patient": obs["patient"].astype(str).to_numpy(),
+        "response": obs["response"].astype(str).to_numpy(),
+        "bx": np.floor(xy[:, 0] / size).astype(int), "by": np.floor(xy[:, 1] / size).astype(int),
+        "tumour": obs["cell_type"].isin(["Tumour cells", "Hepatocytes"]).to_numpy(),
+        "tam2": (obs["state_true"] == "TAM2_SPP1").to_numpy(),
+        "ecm": (obs["state_true"] == "CAF_ECM_MYCAF").to_numpy(),
+        "cd8": (obs["cell_type"] == "CD8+ T cells").to_numpy(),
+    })
+    spots = frame.groupby(["patient", "bx", "by"], observed=True).agg(
+        response=("response", "first"), tumour=("tumour", "mean"), tam2=("tam2", "mean"), ecm=("ecm", "mean"),
+        cd8=("cd8", "mean"), n=("tumour", "size")).reset_index()
+    n = len(spots)
+    noise = lambda: rng.normal(0, 0.03, n)  # noqa: E731
+    scores = pd.DataFrame({
+        "MARKER_TUMOUR": spots["tumour"] + noise(), "TAM2_SPP1": spots["tam2"] + noise(),
+        "CAF_ECM_MYCAF": spots["ecm"] + noise(), "CAF_TGFB_MYCAF": noise(), "MARKER_CD8_T": spots["cd8"] + noise(),
+    })
+    out = AnnData(sp.csr_matrix((n, 1), dtype=np.float32),
+                  obs=spots[["patient", "response", "n"]].assign(
+                      patient=lambda f: f["patient"].astype("category")))
+    out.obs_names = [f"spot{i}" for i in range(n)]
+    scores.index = out.obs_names
+    out.obsm["hcctme_scores"] = scores
+    out.obsm["spatial"] = (spots[["bx", "by"]].to_numpy(float) + 0.5) * size
+    out.obs["pathology"] = np.where(spots["tumour"] > 0.5, "tumour", "stroma")
+    return out
+
+
+@pytest.fixture(scope="module")
+def spots(cohort) -> AnnData:
+    return _spots(cohort)
+
+
+def test_spot_mode_separates(spots):
+    table = ht.tl.tib(spots, sample_key="patient", mode="spots", n_perms=N_PERMS)
+    assert np.isnan(table["nhood_z_barrier_tumour"]).all()
+    res, rsp = _by_response(spots, table, "tib_score")
+    assert stats.mannwhitneyu(res, rsp, alternative="greater").pvalue < 0.05, (res, rsp)
+    res_x, rsp_x = _by_response(spots, table, "t_exclusion")
+    assert stats.mannwhitneyu(res_x, rsp_x, alternative="greater").pvalue < 0.05, (res_x, rsp_x)
+    params = spots.uns["hcctme_tib_params"]
+    assert params["mode"] == "spots" and np.isfinite(params["tumour_threshold"])
+    assert params["labels"]["barrier"]["obsm['hcctme_scores']"] == ["TAM2_SPP1", "CAF_ECM_MYCAF", "CAF_TGFB_MYCAF"]
+
+
+def test_spot_mode_annotation_and_columns(spots):
+    adata = spots.copy()
+    table = ht.tl.tib(adata, sample_key="patient", mode="spots", n_perms=9,
+                      tumour_labels={"pathology": ["tumour"]}, barrier_labels=["TAM2_SPP1"],
+                      t_cell_labels=["MARKER_CD8_T"])
+    assert table["tib_score"].notna().all()
+    with pytest.raises(KeyError, match="not signature scores"):
+        ht.tl.tib(adata, sample_key="patient", mode="spots", barrier_labels=["NOT_A_SCORE"])
+    del adata.obsm["hcctme_scores"]
+    with pytest.raises(KeyError, match="tl.score"):
+        ht.tl.tib(adata, sample_key="patient", mode="spots")
+
+
+# -- errors and input untouched --------------------------------------------------------------------
+def test_errors_leave_input_untouched(cohort, digest):
+    adata = cohort[cohort.obs["patient"].isin(cohort.obs["patient"].cat.categories[:2])].copy()
+    before = digest(adata)
+    no_xy = adata.copy()
+    del no_xy.obsm["spatial"]
+    with pytest.raises(KeyError, match="spatial"):
+        ht.tl.tib(no_xy, sample_key="patient", **LABELS)
+    with pytest.raises(KeyError, match="call_states"):
+        ht.tl.tib(adata, sample_key="patient")
+    with pytest.raises(ValueError, match="unknown barrier label"):
+        ht.tl.tib(adata, sample_key="patient", barrier_labels={"state_true": ["TAM9_NOPE"]},
+                  tumour_labels=TUMOUR, t_cell_labels=T_CELLS)
+    with pytest.raises(KeyError, match="no column 'nope'"):
+        ht.tl.tib(adata, sample_key="patient", barrier_labels={"nope": ["x"]}, tumour_labels=TUMOUR)
+    with pytest.raises(KeyError, match="sample_key"):
+        ht.tl.tib(adata, sample_key="donor", **LABELS)
+    with pytest.raises(ValueError, match="mode"):
+        ht.tl.tib(adata, sample_key="patient", mode="voxels", **LABELS)
+    with pytest.raises(ValueError, match="radius"):
+        ht.tl.tib(adata, sample_key="patient", radius=-1.0, **LABELS)
+    with_states = _with_states(adata)
+    with pytest.raises(ValueError, match="unknown"):
+        ht.tl.tib(with_states, sample_key="patient", barrier_labels=["NOT_A_STATE"])
+    assert digest(adata) == before
+
+
+def test_missing_squidpy_is_explained(cohort, monkeypatch):
+    adata = cohort[cohort.obs["patient"].isin(cohort.obs["patient"].cat.categories[:1])].copy()
+    monkeypatch.setitem(sys.modules, "squidpy", None)
+    with pytest.raises(ImportError, match=r"hcctme\[spatial\]"):
+        ht.tl.tib(adata, sample_key="patient", **LABELS)
+    assert "hcctme_tib" not in adata.uns
+
+
+# -- plot ------------------------------------------------------------------------------------------
+def test_pl_tib_cells_and_spots(cohort, spots):
+    import matplotlib.pyplot as plt
+
+    adata = cohort[cohort.obs["patient"].isin(cohort.obs["patient"].cat.categories[:2])].copy()
+    ht.tl.tib(adata, sample_key="patient", n_perms=9, **LABELS)
+    sample = str(adata.obs["patient"].cat.categories[0])
+    ax = ht.pl.tib(adata, sample)
+    assert "TIB" in ax.get_title()
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("barrier" in t for t in labels)
+    plt.close("all")
+    ax = ht.pl.tib(spots.copy(), str(spots.obs["patient"].iloc[0]), mode="spots", sample_key="patient")
+    assert ax.get_title()
+    plt.close("all")
+    with pytest.raises(ValueError, match="not a level"):
+        ht.pl.tib(adata, "no-such-sample")
