@@ -141,7 +141,14 @@ _LIB_FACTOR: dict[str, float] = {
     "Fibroblasts": 1.2, "Endothelial cells": 1.0, "Hepatocytes": 2.0, "Tumour cells": 1.8,
 }
 _STATE_GENE_RESPONSIVE = 0.8  # fraction of a state's genes_up that are truly induced
-_STATE_INTENSITY_SD = 0.3  # cell-to-cell variation of the state programme strength
+_STATE_INTENSITY_SD = 0.3
+#: Genes that define a state (named in its id or its defining markers): always induced when listed.
+_KEY_GENES: dict[str, tuple[str, ...]] = {
+    "TAM1_FOLR2": ("FOLR2",), "TAM2_SPP1": ("SPP1",), "TAM3_MT1G": ("MT1G",),
+    "NEU_CD10_ALPL": ("MME", "ALPL"), "ENDO_ONCOFETAL_PLVAP": ("PLVAP",), "TREG": ("FOXP3",),
+    "CD8_TEX_TERMINAL": ("HAVCR2", "ENTPD1", "LAYN"), "CD8_TEX_PROGENITOR": ("TCF7", "GZMK"),
+    "CD8_TEFF": ("GZMB", "PRF1"),
+}  # cell-to-cell variation of the state programme strength
 _MIN_CELLS_PER_PATIENT = 50
 _MIN_PATIENTS = 4
 
@@ -270,7 +277,8 @@ def _biology(n_genes: int, library_version: str) -> _Biology:
         t = CELL_TYPES.index(STATE_PARENT[state])
         cols = np.array([col[g] for g in ups[state]], dtype=int)
         # Published lists are imperfect: about one gene in five is not induced in the state.
-        cols = cols[rng.random(cols.size) < _STATE_GENE_RESPONSIVE]
+        key = np.isin(np.asarray(ups[state], dtype=object), _KEY_GENES.get(state, ()))
+        cols = cols[(rng.random(cols.size) < _STATE_GENE_RESPONSIVE) | key]
         target = rng.normal(2.0, 0.7, cols.size)
         delta[s, cols] = np.maximum(0.7, target - levels[t, cols])
         if downs[state]:

@@ -598,7 +598,7 @@ def run_deseq2(
     formula = "~" + " + ".join([*terms, "condition"])
     counts_int = counts.round().astype(np.int64)
     inference = DefaultInference(n_cpus=1)
-    with warnings.catch_warnings(record=True) as caught:
+    with _one_blas_thread(), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         dds = DeseqDataSet(counts=counts_int, metadata=meta, design=formula, refit_cooks=True,
                            inference=inference, quiet=True, n_cpus=1)
@@ -613,6 +613,18 @@ def run_deseq2(
         logger.debug("PyDESeq2: %s", w.message)
     normed = pd.DataFrame(np.asarray(dds.layers["normed_counts"]), index=counts.index, columns=counts.columns)
     return results, normed
+
+
+def _one_blas_thread():
+    """BLAS limited to one thread: PyDESeq2's many tiny L-BFGS-B fits are several times slower with a
+    multi-threaded BLAS (thread start-up per call), the more so on a busy machine."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn (scanpy)
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 # --------------------------------------------------------------------------------------------------

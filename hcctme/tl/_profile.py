@@ -10,7 +10,10 @@ what earlier tools stored, each standardised across samples:
     expression of their ligand and receptor genes instead (source ``genes:...``).
 ``states``
     abundance of the linked states (:func:`hcctme.tl.call_states`): per sample, the fraction of the
-    state's parent population (e.g. TAM2_SPP1 among macrophages).
+    state's parent population (e.g. TAM2_SPP1 among macrophages; linked states of one parent are
+    pooled, e.g. NEU_CD10_ALPL + PMN_MDSC among neutrophils); for recruitment axes also the linked
+    population's share of all cells (neutrophils for CXCR2, monocytes for CCL2-CCR2, macrophages for
+    CSF1-CSF1R).
 ``crosstalk``
     per-sample LIANA interaction strength of the axis's ligand-receptor pairs
     (:func:`hcctme.tl.crosstalk` run with ``sample_key``): the strongest pair of the axis,
@@ -64,9 +67,9 @@ def axis_links() -> pd.DataFrame:
     path = resources.files("hcctme.kb").joinpath("data", "axis_links.tsv")
     with path.open("r", encoding="utf-8") as handle:
         table = pd.read_csv(handle, sep="\t", comment="#", dtype=str).fillna("")
-    bad = table.loc[~table["kind"].isin(["state", "signature"]), "kind"]
+    bad = table.loc[~table["kind"].isin(["state", "signature", "population"]), "kind"]
     if len(bad):
-        raise ValueError(f"axis_links.tsv: unknown kind(s) {sorted(set(bad))}; use state or signature")
+        raise ValueError(f"axis_links.tsv: unknown kind(s) {sorted(set(bad))}; use state, signature or population")
     return table
 
 
@@ -145,6 +148,7 @@ def _per_sample_mean(values: np.ndarray, samples: pd.Series, mask: np.ndarray, o
 
 def _score_evidence(scores: pd.DataFrame, samples: pd.Series, contexts: pd.Series | None, order: pd.Index,
                     features: list[str], scores_key: str) -> list[dict[str, Any]]:
+    """Per sample and linked signature, the mean score over the cells of the signature's cell context."""
     out = []
     for feature in features:
         context = _signature_context(feature) if contexts is not None else "any"
@@ -206,6 +210,20 @@ def _state_evidence(states: pd.Series, contexts: pd.Series | None, samples: pd.S
         name = "+".join(members)
         out.append({"feature": name, "values": values,
                     "source": f"obs[{state_key!r}] in {{{', '.join(members)}}} ({where})"})
+    return out
+
+
+def _population_evidence(contexts: pd.Series, samples: pd.Series, order: pd.Index, populations: list[str],
+                         context_key: str) -> list[dict[str, Any]]:
+    """Per sample, the fraction of all cells in each linked population (recruitment axes)."""
+    out = []
+    for population in populations:
+        members = _in_context(contexts, population)
+        if not members.any():
+            continue
+        values = _per_sample_mean(members.astype(float), samples, np.ones(len(samples), bool), order)
+        out.append({"feature": f"{population} cells", "values": values,
+                    "source": f"obs[{context_key!r}] == {population} (fraction of all cells)"})
     return out
 
 
@@ -392,6 +410,9 @@ def resistance_profile(
         if states is not None:
             state_features = list(dict.fromkeys(ax_links.loc[ax_links["kind"] == "state", "feature"]))
             items += [("states", e) for e in _state_evidence(states, contexts, samples, order, state_features, state_key)]
+        if contexts is not None:
+            populations = list(dict.fromkeys(ax_links.loc[ax_links["kind"] == "population", "feature"]))
+            items += [("states", e) for e in _population_evidence(contexts, samples, order, populations, context_key)]
         if crosstalk_wide is not None and axis in crosstalk_wide.columns and crosstalk_wide[axis].notna().any():
             items.append(("crosstalk", {"feature": "strongest pair", "values": crosstalk_wide[axis],
                                         "source": f"uns[{crosstalk_key!r}]: {crosstalk_how} of the axis pairs"}))

@@ -40,7 +40,7 @@ import pandas as pd
 from scipy.special import logsumexp, ndtr
 
 UNASSIGNED = "unassigned"
-_SD_FLOOR = 0.05  # in z units
+_SD_FLOOR = 0.25  # in (symlog) z units: discrete scores of short signatures must not make a spike
 _LOG2PI = float(np.log(2.0 * np.pi))
 
 
@@ -51,7 +51,8 @@ class Thresholds:
     min_confidence: float = 0.5
     min_cells: int = 20
     min_fit_cells: int = 30
-    rounds: int = 2
+    rounds: int = 0
+    symlog: bool = False
     max_iter: int = 200
     tol: float = 1e-6
     margin_half: float = 0.75
@@ -71,6 +72,8 @@ class Mixture:
     sd0: np.ndarray
     mu1: np.ndarray
     sd1: np.ndarray
+    p0_bg: np.ndarray  # probability that a background cell's score sits at the floor (e.g. UCell 0)
+    p0_in: np.ndarray  # ... that an in-state cell's score does
     n_iter: int = 0
     converged: bool = False
 
@@ -157,25 +160,36 @@ def _norm_logpdf(x: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
     return -0.5 * ((x - mu) / sd) ** 2 - np.log(sd) - 0.5 * _LOG2PI
 
 
-def _m_step(z: np.ndarray, resp: np.ndarray) -> Mixture:
+def _m_step(z: np.ndarray, floor: np.ndarray, resp: np.ndarray) -> Mixture:
     k = z.shape[1]
     weights = np.maximum(resp.mean(axis=0), 1e-6)
     weights = weights / weights.sum()
-    mu1, sd1, w1 = _weighted_stats(z, resp[:, :k])
-    mu0, sd0, _ = _weighted_stats(z, 1.0 - resp[:, :k])
-    sd0 = np.maximum(sd0, _SD_FLOOR)
+    w_in = resp[:, :k]
+    w_bg = 1.0 - w_in
+    above = ~floor
+    p0_in = np.clip((w_in * floor).sum(axis=0) / np.maximum(w_in.sum(axis=0), 1e-12), 1e-4, 1 - 1e-4)
+    p0_bg = np.clip((w_bg * floor).sum(axis=0) / np.maximum(w_bg.sum(axis=0), 1e-12), 1e-4, 1 - 1e-4)
+    mu1, sd1, w1 = _weighted_stats(z, w_in * above)
+    mu0, sd0, w0 = _weighted_stats(z, w_bg * above)
+    # a background without cells above the floor: centre it at the floor, unit spread
+    floor_z = np.where(floor.any(axis=0), np.where(floor, z, np.inf).min(axis=0), z.min(axis=0))
+    mu0 = np.where(w0 < 2.0, floor_z, mu0)
+    sd0 = np.where(w0 < 2.0, 1.0, np.maximum(sd0, _SD_FLOOR))
     empty = w1 < 2.0  # a state with (almost) no cells: park its component far in the upper tail
     mu1 = np.where(empty, mu0 + 3.0 * sd0, mu1)
     sd1 = np.where(empty, sd0, np.maximum(sd1, _SD_FLOOR))
-    return Mixture(weights, mu0, sd0, mu1, sd1)
+    return Mixture(weights, mu0, sd0, mu1, sd1, p0_bg, p0_in)
 
 
-def _log_joint(z: np.ndarray, mix: Mixture) -> np.ndarray:
-    """log p(class, scores) for every cell (n x (K + 1))."""
+def _log_joint(z: np.ndarray, floor: np.ndarray, mix: Mixture) -> np.ndarray:
+    """log p(class, scores) for every cell (n x (K + 1)).
+
+    Each score is a hurdle: at the floor with probability p0, else normal.
+    """
     k = z.shape[1]
-    l0 = _norm_logpdf(z, mix.mu0, mix.sd0)
-    l1 = _norm_logpdf(z, mix.mu1, mix.sd1)
-    l1 = np.where(z > mix.mu0, l1, -np.inf)  # a state's cells lie above its background mean
+    l0 = np.where(floor, np.log(mix.p0_bg), np.log1p(-mix.p0_bg) + _norm_logpdf(z, mix.mu0, mix.sd0))
+    l1 = np.where(floor, np.log(mix.p0_in), np.log1p(-mix.p0_in) + _norm_logpdf(z, mix.mu1, mix.sd1))
+    l1 = np.where(floor | (z > mix.mu0), l1, -np.inf)  # a state's cells lie above its background mean
     base = l0.sum(axis=1, keepdims=True)
     out = np.empty((z.shape[0], k + 1))
     out[:, :k] = base + l1 - l0
@@ -183,26 +197,28 @@ def _log_joint(z: np.ndarray, mix: Mixture) -> np.ndarray:
     return out + np.log(mix.weights)
 
 
-def fit_mixture(z: np.ndarray, init: np.ndarray, th: Thresholds) -> tuple[Mixture, np.ndarray]:
+def fit_mixture(
+    z: np.ndarray, floor: np.ndarray, init: np.ndarray, th: Thresholds
+) -> tuple[Mixture, np.ndarray]:
     """EM for the K-states-or-none mixture; ``init`` = provisional class per cell (K = none)."""
     n, k = z.shape
     resp = np.full((n, k + 1), 0.1 / (k + 1))
     resp[np.arange(n), init] += 0.9
     previous = -np.inf
-    mix = _m_step(z, resp)
+    mix = _m_step(z, floor, resp)
     converged = False
     it = 0
     for it in range(1, th.max_iter + 1):
-        log_joint = _log_joint(z, mix)
+        log_joint = _log_joint(z, floor, mix)
         norm = logsumexp(log_joint, axis=1, keepdims=True)
         resp = np.exp(log_joint - norm)
         loglik = float(norm.sum())
-        mix = _m_step(z, resp)
+        mix = _m_step(z, floor, resp)
         if abs(loglik - previous) <= th.tol * max(abs(loglik), 1.0):
             converged = True
             break
         previous = loglik
-    log_joint = _log_joint(z, mix)
+    log_joint = _log_joint(z, floor, mix)
     resp = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
     mix.n_iter, mix.converged = it, converged
     return mix, resp
@@ -210,6 +226,24 @@ def fit_mixture(z: np.ndarray, init: np.ndarray, th: Thresholds) -> tuple[Mixtur
 
 def _classes(best: np.ndarray, confidence: np.ndarray, k: int, th: Thresholds) -> np.ndarray:
     return np.where(confidence >= th.min_confidence, best, k)
+
+
+def floor_mask(values: np.ndarray, *, min_fraction: float = 0.01) -> np.ndarray:
+    """Cells whose score sits at the column's minimum (e.g. UCell 0), when that is a point mass."""
+    values = np.asarray(values, dtype=float)
+    low = values.min(axis=0) if values.size else np.zeros(values.shape[1])
+    tol = 1e-9 * np.maximum(np.abs(values).max(axis=0, initial=0.0), 1.0) if values.size else 0.0
+    mask = values <= low + tol
+    return mask & (mask.mean(axis=0) >= min_fraction)
+
+
+def symlog(z: np.ndarray) -> np.ndarray:
+    """``sign(z) * log1p(|z|)``: tames the long upper tail of in-state scores (heteroscedastic states)."""
+    return np.sign(z) * np.log1p(np.abs(z))
+
+
+def _transform(z: np.ndarray, th: Thresholds) -> np.ndarray:
+    return symlog(z) if th.symlog else z
 
 
 def assign_context(
@@ -221,15 +255,18 @@ def assign_context(
     best, conf = rule(z, th)
     if n < th.min_fit_cells:
         return best, conf, conf >= th.min_confidence, None, z
-    mix, resp = fit_mixture(z, _classes(best, conf, k, th), th)
+    floor = floor_mask(values)
+    z = _transform(z, th)
+    mix, resp = fit_mixture(z, floor, _classes(best, conf, k, th), th)
     for _ in range(th.rounds):
-        z = standardise(values, groups, weights=1.0 - resp[:, :k], min_cells=th.min_cells)
+        z = _transform(standardise(values, groups, weights=1.0 - resp[:, :k], min_cells=th.min_cells), th)
         best = np.argmax(resp[:, :k], axis=1)
         conf = resp[np.arange(n), best]
-        mix, resp = fit_mixture(z, _classes(best, conf, k, th), th)
+        mix, resp = fit_mixture(z, floor, _classes(best, conf, k, th), th)
+    rows = np.arange(n)
     best = np.argmax(resp[:, :k], axis=1)
-    conf = resp[np.arange(n), best]
-    above = z[np.arange(n), best] > mix.mu0[best]
+    conf = resp[rows, best]
+    above = ~floor[rows, best] & (z[rows, best] > mix.mu0[best])
     called = (conf >= th.min_confidence) & above
     return best, conf, called, mix, z
 

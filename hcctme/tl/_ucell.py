@@ -104,12 +104,116 @@ def _lower_bound(arr, n, x):
     return lo
 
 
+@njit(cache=True, inline="always")
+def _slot(key, mask):
+    k = np.int64(key)
+    k ^= k >> 33
+    k *= np.int64(-49064778989728563)  # 0xff51afd7ed558ccd (murmur3 fmix64)
+    k ^= k >> 33
+    return k & mask
+
+
+_FEW = 64  # rows with at most this many distinct nonzero values rank them by insertion sort
+
+
+@njit(cache=True, inline="always")
+def _add_rank(rank, mr, g, gs_ptr, gs_sets, acc):
+    """Add one signature gene's capped rank (as an offset from max_rank) to its sets' sums."""
+    if rank > mr:
+        rank = mr
+    delta = rank - mr
+    for q in range(gs_ptr[g], gs_ptr[g + 1]):
+        acc[gs_sets[q]] += delta
+
+
 @njit(cache=True)
-def _score_cell(vals, cols, gene_map, gs_ptr, gs_sets, set_n, max_rank, w_neg, n_sigs,
-                sv, su, usv, gt, eq, acc, out_row):
-    """Score one cell given its stored values and their columns; returns the cell's flags."""
+def _ranks_few(sv, su, k, tval, tcount, slots, n_slots, fval, fcount, fgt, mr, gs_ptr, gs_sets, acc):
+    """Few distinct values in the row (count-derived data): sort them with their counts by
+    insertion sort; a value's average rank is (nonzeros greater) + (ties + 1) / 2."""
+    for q in range(n_slots):
+        h = slots[q]
+        x = tval[h]
+        c = tcount[h]
+        t = q
+        while t > 0 and fval[t - 1] > x:  # slots hold distinct values
+            fval[t] = fval[t - 1]
+            fcount[t] = fcount[t - 1]
+            t -= 1
+        fval[t] = x
+        fcount[t] = c
+    run = 0
+    for t in range(n_slots - 1, -1, -1):
+        fgt[t] = run
+        run += fcount[t]
+    for j in range(k):
+        t = _lower_bound(fval, n_slots, sv[j])
+        _add_rank(fgt[t] + (fcount[t] + 1) * 0.5, mr, su[j], gs_ptr, gs_sets, acc)
+
+
+@njit(cache=True)
+def _ranks_many(sv, su, k, tval, tcount, slots, n_slots, spill, n_spill, usv, gt, eq, mr, gs_ptr,
+                gs_sets, acc):
+    """Many distinct values: sort the (fewer) distinct signature values instead, and count the
+    row's values above / equal to each by one binary search per distinct row value."""
+    for j in range(k):
+        usv[j] = sv[j]
+    usv[:k].sort()
+    ku = 1
+    for j in range(1, k):
+        if usv[j] != usv[ku - 1]:
+            usv[ku] = usv[j]
+            ku += 1
+    for t in range(ku + 1):
+        gt[t] = 0
+    for t in range(ku):
+        eq[t] = 0
+    lowest = usv[0]
+    # a row value x (multiplicity c) is > usv[t] for every t < p and == usv[p] when it matches
+    for q in range(n_slots):
+        h = slots[q]
+        x = tval[h]
+        if x < lowest:
+            continue
+        p = _lower_bound(usv, ku, x)
+        c = tcount[h]
+        gt[p] += c
+        if p < ku and usv[p] == x:
+            eq[p] += c
+    for q in range(n_spill):
+        x = spill[q]
+        if x < lowest:
+            continue
+        p = _lower_bound(usv, ku, x)
+        gt[p] += 1
+        if p < ku and usv[p] == x:
+            eq[p] += 1
+    run = 0  # gt[t] <- nonzeros strictly greater than usv[t]: suffix sums over p > t
+    for t in range(ku, -1, -1):
+        c = gt[t]
+        gt[t] = run
+        run += c
+    for j in range(k):
+        t = _lower_bound(usv, ku, sv[j])
+        _add_rank(gt[t] + (eq[t] + 1) * 0.5, mr, su[j], gs_ptr, gs_sets, acc)
+
+
+@njit(cache=True)
+def _score_cell(vals, keys, cols, row_id, gene_map, gs_ptr, gs_sets, set_n, max_rank, w_neg, n_sigs,
+                sv, su, usv, gt, eq, acc, tag, tkey, tval, tcount, slots, spill, fval, fcount, fgt,
+                out_row):
+    """Score one cell from its stored values and their columns; returns the cell's flags.
+
+    One pass over the row gathers the signature genes' values and a histogram of the row's
+    distinct nonzero values (open hash table keyed on the values' bits, tagged with the row id so
+    it never needs clearing; a value whose slot is taken by another goes to ``spill``). The exact
+    average ranks then come from sorting whichever is smaller: the row's distinct values or the
+    signature's.
+    """
     flag = 0
     k = 0
+    n_slots = 0
+    n_spill = 0
+    mask = tag.shape[0] - 1
     for j in range(vals.shape[0]):
         x = vals[j]
         if x == 0:
@@ -123,49 +227,30 @@ def _score_cell(vals, cols, gene_map, gs_ptr, gs_sets, set_n, max_rank, w_neg, n
             sv[k] = x
             su[k] = u
             k += 1
+        key = keys[j]
+        h = _slot(key, mask)
+        if tag[h] != row_id:
+            tag[h] = row_id
+            tkey[h] = key
+            tval[h] = x
+            tcount[h] = 1
+            slots[n_slots] = h
+            n_slots += 1
+        elif tkey[h] == key:
+            tcount[h] += 1
+        else:
+            spill[n_spill] = x
+            n_spill += 1
     for t in range(acc.shape[0]):
         acc[t] = 0.0
-    if k > 0:
-        # distinct signature values, ascending
-        for j in range(k):
-            usv[j] = sv[j]
-        usv[:k].sort()
-        ku = 1
-        for j in range(1, k):
-            if usv[j] != usv[ku - 1]:
-                usv[ku] = usv[j]
-                ku += 1
-        for t in range(ku + 1):
-            gt[t] = 0
-        for t in range(ku):
-            eq[t] = 0
-        lowest = usv[0]
-        # one pass over the nonzeros: x > usv[t] for all t < p, x == usv[p] if it matches
-        for j in range(vals.shape[0]):
-            x = vals[j]
-            if x == 0 or x < lowest:
-                continue
-            p = _lower_bound(usv, ku, x)
-            gt[p] += 1
-            if p < ku and usv[p] == x:
-                eq[p] += 1
-        # gt[t] <- number of nonzeros strictly greater than usv[t] (suffix sums over p > t)
-        run = 0
-        for t in range(ku, -1, -1):
-            c = gt[t]
-            gt[t] = run
-            run += c
-        mr = float(max_rank)
-        for j in range(k):
-            t = _lower_bound(usv, ku, sv[j])
-            rank = gt[t] + (eq[t] + 1) * 0.5
-            if rank > mr:
-                rank = mr
-            delta = rank - mr
-            g = su[j]
-            for q in range(gs_ptr[g], gs_ptr[g + 1]):
-                acc[gs_sets[q]] += delta
     mr = float(max_rank)
+    if k > 0:
+        if n_spill == 0 and n_slots <= _FEW:
+            _ranks_few(sv, su, k, tval, tcount, slots, n_slots, fval, fcount, fgt, mr, gs_ptr, gs_sets,
+                       acc)
+        else:
+            _ranks_many(sv, su, k, tval, tcount, slots, n_slots, spill, n_spill, usv, gt, eq, mr,
+                        gs_ptr, gs_sets, acc)
     for s in range(n_sigs):
         up = _u_stat(set_n[2 * s], acc[2 * s], mr)
         down = _u_stat(set_n[2 * s + 1], acc[2 * s + 1], mr)
@@ -188,65 +273,82 @@ def _u_stat(n, acc, mr):
     return 1.0 - (rank_sum - s_min) / (s_max - s_min)
 
 
+_TABLE = 1024  # slots of the per-thread value histogram (a power of two)
+
+
 @njit(cache=True)
-def _csr_range(indptr, indices, data, start, stop, gene_map, gs_ptr, gs_sets, set_n, max_rank,
-               w_neg, n_sigs, n_union, out, flags):
-    sv = np.empty(n_union, dtype=data.dtype)
-    usv = np.empty(n_union, dtype=data.dtype)
+def _buffers(n_union, n_sets, max_len, dtype_like):
+    sv = np.empty(n_union, dtype=dtype_like.dtype)
+    usv = np.empty(n_union, dtype=dtype_like.dtype)
     su = np.empty(n_union, dtype=np.int64)
     gt = np.empty(n_union + 1, dtype=np.int64)
     eq = np.empty(n_union, dtype=np.int64)
-    acc = np.empty(set_n.shape[0], dtype=np.float64)
-    for i in range(start, stop):
-        a = indptr[i]
-        b = indptr[i + 1]
-        flags[i] = _score_cell(data[a:b], indices[a:b], gene_map, gs_ptr, gs_sets, set_n, max_rank,
-                               w_neg, n_sigs, sv, su, usv, gt, eq, acc, out[i])
+    acc = np.empty(n_sets, dtype=np.float64)
+    tag = np.full(_TABLE, -1, dtype=np.int64)
+    tkey = np.empty(_TABLE, dtype=np.int64)
+    tval = np.empty(_TABLE, dtype=dtype_like.dtype)
+    tcount = np.empty(_TABLE, dtype=np.int64)
+    slots = np.empty(_TABLE, dtype=np.int64)
+    spill = np.empty(max(max_len, 1), dtype=dtype_like.dtype)
+    fval = np.empty(_FEW, dtype=dtype_like.dtype)
+    fcount = np.empty(_FEW, dtype=np.int64)
+    fgt = np.empty(_FEW, dtype=np.int64)
+    return sv, usv, su, gt, eq, acc, tag, tkey, tval, tcount, slots, spill, fval, fcount, fgt
 
 
 @njit(cache=True)
-def _ucell_csr_serial(indptr, indices, data, gene_map, gs_ptr, gs_sets, set_n, max_rank, w_neg,
-                      n_sigs, n_union, out, flags):
-    _csr_range(indptr, indices, data, 0, out.shape[0], gene_map, gs_ptr, gs_sets, set_n, max_rank,
-               w_neg, n_sigs, n_union, out, flags)
+def _csr_range(indptr, indices, data, keys, start, stop, gene_map, gs_ptr, gs_sets, set_n, max_rank,
+               w_neg, n_sigs, n_union, max_len, out, flags):
+    sv, usv, su, gt, eq, acc, tag, tkey, tval, tcount, slots, spill, fval, fcount, fgt = _buffers(
+        n_union, set_n.shape[0], max_len, data[:1])
+    for i in range(start, stop):
+        a = indptr[i]
+        b = indptr[i + 1]
+        flags[i] = _score_cell(data[a:b], keys[a:b], indices[a:b], i, gene_map, gs_ptr, gs_sets, set_n,
+                               max_rank, w_neg, n_sigs, sv, su, usv, gt, eq, acc, tag, tkey, tval, tcount,
+                               slots, spill, fval, fcount, fgt, out[i])
+
+
+@njit(cache=True)
+def _ucell_csr_serial(indptr, indices, data, keys, gene_map, gs_ptr, gs_sets, set_n, max_rank, w_neg,
+                      n_sigs, n_union, max_len, out, flags):
+    _csr_range(indptr, indices, data, keys, 0, out.shape[0], gene_map, gs_ptr, gs_sets, set_n, max_rank,
+               w_neg, n_sigs, n_union, max_len, out, flags)
 
 
 @njit(cache=True, parallel=True)
-def _ucell_csr_parallel(indptr, indices, data, gene_map, gs_ptr, gs_sets, set_n, max_rank, w_neg,
-                        n_sigs, n_union, out, flags, n_blocks):
+def _ucell_csr_parallel(indptr, indices, data, keys, gene_map, gs_ptr, gs_sets, set_n, max_rank, w_neg,
+                        n_sigs, n_union, max_len, out, flags, n_blocks):
     n = out.shape[0]
     step = (n + n_blocks - 1) // n_blocks
     for blk in prange(n_blocks):
         start = blk * step
         stop = min(n, start + step)
         if start < stop:
-            _csr_range(indptr, indices, data, start, stop, gene_map, gs_ptr, gs_sets, set_n,
-                       max_rank, w_neg, n_sigs, n_union, out, flags)
+            _csr_range(indptr, indices, data, keys, start, stop, gene_map, gs_ptr, gs_sets, set_n,
+                       max_rank, w_neg, n_sigs, n_union, max_len, out, flags)
 
 
 @njit(cache=True)
-def _dense_range(X, cols, start, stop, gene_map, gs_ptr, gs_sets, set_n, max_rank, w_neg, n_sigs,
+def _dense_range(X, K, cols, start, stop, gene_map, gs_ptr, gs_sets, set_n, max_rank, w_neg, n_sigs,
                  n_union, out, flags):
-    sv = np.empty(n_union, dtype=X.dtype)
-    usv = np.empty(n_union, dtype=X.dtype)
-    su = np.empty(n_union, dtype=np.int64)
-    gt = np.empty(n_union + 1, dtype=np.int64)
-    eq = np.empty(n_union, dtype=np.int64)
-    acc = np.empty(set_n.shape[0], dtype=np.float64)
+    sv, usv, su, gt, eq, acc, tag, tkey, tval, tcount, slots, spill, fval, fcount, fgt = _buffers(
+        n_union, set_n.shape[0], X.shape[1], X[0, :1])
     for i in range(start, stop):
-        flags[i] = _score_cell(X[i], cols, gene_map, gs_ptr, gs_sets, set_n, max_rank, w_neg, n_sigs,
-                               sv, su, usv, gt, eq, acc, out[i])
+        flags[i] = _score_cell(X[i], K[i], cols, i, gene_map, gs_ptr, gs_sets, set_n, max_rank, w_neg,
+                               n_sigs, sv, su, usv, gt, eq, acc, tag, tkey, tval, tcount, slots, spill,
+                               fval, fcount, fgt, out[i])
 
 
 @njit(cache=True)
-def _ucell_dense_serial(X, cols, gene_map, gs_ptr, gs_sets, set_n, max_rank, w_neg, n_sigs, n_union,
+def _ucell_dense_serial(X, K, cols, gene_map, gs_ptr, gs_sets, set_n, max_rank, w_neg, n_sigs, n_union,
                         out, flags):
-    _dense_range(X, cols, 0, out.shape[0], gene_map, gs_ptr, gs_sets, set_n, max_rank, w_neg, n_sigs,
+    _dense_range(X, K, cols, 0, out.shape[0], gene_map, gs_ptr, gs_sets, set_n, max_rank, w_neg, n_sigs,
                  n_union, out, flags)
 
 
 @njit(cache=True, parallel=True)
-def _ucell_dense_parallel(X, cols, gene_map, gs_ptr, gs_sets, set_n, max_rank, w_neg, n_sigs,
+def _ucell_dense_parallel(X, K, cols, gene_map, gs_ptr, gs_sets, set_n, max_rank, w_neg, n_sigs,
                           n_union, out, flags, n_blocks):
     n = out.shape[0]
     step = (n + n_blocks - 1) // n_blocks
@@ -254,7 +356,7 @@ def _ucell_dense_parallel(X, cols, gene_map, gs_ptr, gs_sets, set_n, max_rank, w
         start = blk * step
         stop = min(n, start + step)
         if start < stop:
-            _dense_range(X, cols, start, stop, gene_map, gs_ptr, gs_sets, set_n, max_rank, w_neg,
+            _dense_range(X, K, cols, start, stop, gene_map, gs_ptr, gs_sets, set_n, max_rank, w_neg,
                          n_sigs, n_union, out, flags)
 
 
@@ -285,6 +387,18 @@ def _as_kernel_dtype(values: np.ndarray) -> np.ndarray:
     return values.astype(np.int64)
 
 
+def _keys(values: np.ndarray) -> np.ndarray:
+    """Integer view of the values' bits (zero-copy): the key of the per-cell value histogram.
+
+    Equal values have equal bits except 0.0 / -0.0, which the kernel skips as zeros.
+    """
+    if values.dtype == np.float32:
+        return values.view(np.int32)
+    if values.dtype == np.float64:
+        return values.view(np.int64)
+    return values
+
+
 def score_csr_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, plan: UCellPlan, *,
                    max_rank: int, w_neg: float = 1.0, n_jobs: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """UCell scores of the rows described by a CSR ``indptr`` (may be a slice of a larger matrix).
@@ -298,9 +412,11 @@ def score_csr_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, pl
     if n_rows == 0:
         return out.astype(np.float32), flags
     indptr = np.ascontiguousarray(indptr, dtype=np.int64)
-    data = _as_kernel_dtype(np.asarray(data))
-    args = (indptr, indices, data, plan.gene_map, plan.gs_ptr, plan.gs_sets, plan.set_n,
-            int(max_rank), float(w_neg), plan.n_sigs, max(plan.n_union, 1), out, flags)
+    data = _as_kernel_dtype(np.ascontiguousarray(data))
+    max_len = int(np.diff(indptr).max())
+    args = (indptr, np.ascontiguousarray(indices), data, _keys(data), plan.gene_map, plan.gs_ptr,
+            plan.gs_sets, plan.set_n, int(max_rank), float(w_neg), plan.n_sigs, max(plan.n_union, 1),
+            max_len, out, flags)
     if n_jobs > 1 and n_rows > 1:
         with numba_threads(n_jobs):
             _ucell_csr_parallel(*args, min(n_rows, 8 * numba.get_num_threads()))
@@ -319,7 +435,7 @@ def score_dense(X: np.ndarray, plan: UCellPlan, *, max_rank: int, w_neg: float =
     if n_rows == 0:
         return out.astype(np.float32), flags
     cols = np.arange(X.shape[1], dtype=np.int64)
-    args = (X, cols, plan.gene_map, plan.gs_ptr, plan.gs_sets, plan.set_n, int(max_rank),
+    args = (X, _keys(X), cols, plan.gene_map, plan.gs_ptr, plan.gs_sets, plan.set_n, int(max_rank),
             float(w_neg), plan.n_sigs, max(plan.n_union, 1), out, flags)
     if n_jobs > 1 and n_rows > 1:
         with numba_threads(n_jobs):

@@ -1,0 +1,102 @@
+"""tl.enrich: preranked GSEA on a genes comparison, offline gene sets only."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hcctme as hc
+
+from ._compare_data import cohort
+
+KW = dict(condition_key="response", sample_key="patient", reference="responder")
+
+
+@pytest.fixture(scope="module")
+def genes_result():
+    adata = cohort(n_per=4, cells=80, n_genes=120, seed=2, gene_fold=3.0)
+    table = hc.tl.compare(adata, features="genes", **KW)
+    return adata, table
+
+
+GENE_SETS = {
+    "PLANTED": ["G0", "G1", "G2", "G3", "G50", "G51", "G52"],
+    "RANDOM": [f"G{i}" for i in range(60, 90)],
+}
+
+
+def test_planted_set_enriched_up(genes_result):
+    _, table = genes_result
+    out = hc.tl.enrich(table, GENE_SETS, permutation_num=200, seed=1)
+    assert list(out.columns[:4]) == ["term", "group", "contrast", "es"]
+    row = out.set_index("term").loc["PLANTED"]
+    assert row["nes"] > 0 and row["direction"] == "up"
+    assert row["pvalue"] < 0.05
+    assert row["n_genes"] == 7 and row["set_size"] == 7
+    assert set(row["lead_genes"].split(";")) >= {"G0", "G1", "G2", "G3"}
+    assert out.set_index("term").loc["PLANTED", "pvalue"] <= out.set_index("term").loc["RANDOM", "pvalue"]
+
+
+def test_reproducible_with_seed(genes_result):
+    _, table = genes_result
+    a = hc.tl.enrich(table, GENE_SETS, permutation_num=100, seed=3)
+    b = hc.tl.enrich(table, GENE_SETS, permutation_num=100, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_anndata_in_uns_out(genes_result, tmp_path):
+    adata, _ = genes_result
+    a = adata.copy()
+    out = hc.tl.enrich(a, GENE_SETS, permutation_num=50)
+    pd.testing.assert_frame_equal(a.uns["hcctme_enrich"], out)
+
+
+def test_gmt_file(genes_result, tmp_path):
+    _, table = genes_result
+    path = tmp_path / "sets.gmt"
+    path.write_text("".join(f"{k}\tdesc\t" + "\t".join(v) + "\n" for k, v in GENE_SETS.items()))
+    out = hc.tl.enrich(table, str(path), permutation_num=50)
+    assert set(out["term"]) == set(GENE_SETS)
+
+
+def test_group_and_contrast_filters(genes_result):
+    _, table = genes_result
+    out = hc.tl.enrich(table, GENE_SETS, group="all", contrast="resistor vs responder", permutation_num=50)
+    assert set(out["group"]) == {"all"}
+    with pytest.raises(ValueError, match="group"):
+        hc.tl.enrich(table, GENE_SETS, group="nope")
+
+
+def test_errors_and_offline(genes_result):
+    adata, table = genes_result
+    with pytest.raises(ValueError, match="downloads"):
+        hc.tl.enrich(table, "KEGG_2021_Human")
+    with pytest.raises(ValueError, match="min_size"):
+        hc.tl.enrich(table, {"TINY": ["G0", "G1"]}, min_size=5)
+    with pytest.raises(KeyError, match="statistic"):
+        hc.tl.enrich(table.drop(columns="statistic"), GENE_SETS)
+    scores = table.assign(method="mannwhitney")
+    with pytest.raises(ValueError, match="features='genes'"):
+        hc.tl.enrich(scores, GENE_SETS)
+    with pytest.raises(TypeError):
+        hc.tl.enrich([1, 2, 3], GENE_SETS)
+    bare = adata.copy()
+    del bare.uns["hcctme_compare"]
+    with pytest.raises(KeyError, match="tl.compare"):
+        hc.tl.enrich(bare, GENE_SETS)
+
+
+def test_library_by_default():
+    """With signatures=None the curated library is used (offline)."""
+    try:
+        lib = hc.sig.library()
+    except FileNotFoundError:  # pragma: no cover - library not installed
+        pytest.skip("signature library missing")
+    genes = list(dict.fromkeys(g for s in lib for g in s.genes_up))
+    rng = np.random.default_rng(0)
+    stat = rng.normal(size=len(genes))
+    table = pd.DataFrame({"feature": genes, "group": "all", "contrast": "b vs a", "statistic": stat,
+                          "method": "deseq2"})
+    out = hc.tl.enrich(table, permutation_num=20)
+    assert set(out["term"]) <= set(lib.ids) and len(out) > 10
