@@ -141,14 +141,14 @@ _LIB_FACTOR: dict[str, float] = {
     "Fibroblasts": 1.2, "Endothelial cells": 1.0, "Hepatocytes": 2.0, "Tumour cells": 1.8,
 }
 _STATE_GENE_RESPONSIVE = 0.8  # fraction of a state's genes_up that are truly induced
-_STATE_INTENSITY_SD = 0.3
+_STATE_INTENSITY_SD = 0.3  # cell-to-cell variation of the state programme strength
 #: Genes that define a state (named in its id or its defining markers): always induced when listed.
 _KEY_GENES: dict[str, tuple[str, ...]] = {
     "TAM1_FOLR2": ("FOLR2",), "TAM2_SPP1": ("SPP1",), "TAM3_MT1G": ("MT1G",),
     "NEU_CD10_ALPL": ("MME", "ALPL"), "ENDO_ONCOFETAL_PLVAP": ("PLVAP",), "TREG": ("FOXP3",),
     "CD8_TEX_TERMINAL": ("HAVCR2", "ENTPD1", "LAYN"), "CD8_TEX_PROGENITOR": ("TCF7", "GZMK"),
     "CD8_TEFF": ("GZMB", "PRF1"),
-}  # cell-to-cell variation of the state programme strength
+}
 _MIN_CELLS_PER_PATIENT = 50
 _MIN_PATIENTS = 4
 
@@ -225,10 +225,9 @@ def _biology(n_genes: int, library_version: str) -> _Biology:
         + [LR_TRUTH["ligand"], LR_TRUTH["receptor"]]
     ))
     if n_genes < len(programme):
-        raise ValueError(
-            f"n_genes={n_genes} is smaller than the {len(programme)} genes of the cell-type and state "
-            f"programmes; use n_genes >= {len(programme)}"
-        )
+        logger.warning("n_genes=%d is smaller than the %d genes of the cell-type and state programmes; "
+                       "simulating those %d genes", n_genes, len(programme), len(programme))
+        n_genes = len(programme)
     in_universe = set(programme)
     others = [g for g in _other_library_genes() if g not in in_universe][: n_genes - len(programme)]
     in_universe.update(others)
@@ -447,7 +446,9 @@ def simulate_cohort(
         Plant nothing: responders and resistors are labelled but drawn from identical
         distributions (same composition, expression and spatial layout). ``effects`` must be None.
     n_genes
-        Size of the gene universe (at least the number of programme genes, ~ several hundred).
+        Size of the gene universe. The genes of the cell-type and state programmes (about 500 with
+        the current library) are always simulated: a smaller ``n_genes`` gives just those (with a
+        warning); the rest are other library genes, then filler human symbols.
     noise
         > 0; 1 is the default cohort. Effects are divided by ``noise`` (log-scale effects and the
         barrier; ``lr_fold`` becomes ``lr_fold ** (1 / noise)``) while the NB dispersion and the
@@ -460,10 +461,36 @@ def simulate_cohort(
     AnnData
         ``layers["counts"]``: integer UMI counts (CSR); ``.X``: ``log1p(normalize_total(1e4))``
         float32 CSR. ``obs``: ``patient``, ``response`` ("responder"/"resistor"), ``cell_type``,
-        ``state_true`` (a state id or "unassigned"), ``sample_id`` (= patient), ``treatment``,
+        ``state_true`` (a state id or "unassigned"), ``treatment``,
         ``age``, ``sex``, ``etiology``, ``n_counts``. ``var``: ``sim_programmes`` (signature ids a
-        gene belongs to), ``sim_gene_kind`` (programme / library / filler). ``uns["hcctme_sim"]``:
-        the ground truth (see the README section "Simulated cohorts").
+        gene belongs to), ``sim_gene_kind`` (programme / library / filler). ``obsm["spatial"]``
+        with ``spatial=True``. ``uns["hcctme_sim"]``: the ground truth, see Notes.
+
+    Notes
+    -----
+    ``uns["hcctme_sim"]`` holds (all h5ad-serialisable):
+
+    * ``seed``, ``null``, ``noise``, ``spatial`` and ``params`` (sizes, n_responders/n_resistors,
+      concentrations, batch sd, dispersion, library sizes, ``library_version``, ``reference``);
+    * ``effects`` (as resolved, before ``noise``; ``{}`` for null cohorts), ``effects_applied``
+      (after ``noise``) and ``effects_table`` (DataFrame: name, kind = state | cell_type |
+      ligand_receptor | spatial, parent, unit, value, applied, direction_in_resistors = up | down |
+      none; no rows for null cohorts);
+    * ``patients`` (patient, response, treatment, age, sex, etiology);
+    * ``cell_type_proportions`` and ``state_proportions``: tidy DataFrames, one row per patient
+      and cell type (resp. state or "unassigned" within its parent type) with n_cells, n_parent,
+      proportion (observed), expected (the patient's Dirichlet draw) and group_mean (the mean of
+      the patient's group; responders and resistors differ only by the planted shifts, so other
+      states of a shifted parent move a little too);
+    * ``lr``: DataFrame (ligand, receptor, source_cell_type, source_state, target_cell_type,
+      target_state, fold, condition, reference, planted);
+    * ``programmes`` (cell type or state -> signature ids), ``state_parent`` (state -> cell type),
+      ``cell_contexts`` (cell type -> library cell_context);
+    * with ``spatial=True``: ``barrier`` (DataFrame per patient: barrier, strength, n_nests, ring
+      and exclusion distances, realised mean distances of barrier cells and CD8+ T cells to the
+      nearest tumour/hepatocyte, fraction of CD8+ T cells inside nests, frame offsets), ``nests``
+      (patient, nest, x_um, y_um, radius_um), ``barrier_states``, ``excluded_cell_types``,
+      ``tumour_cell_types``.
     """
     n_patients = _validate.positive_int(n_patients, name="n_patients", minimum=_MIN_PATIENTS)
     cells_per_patient = _validate.positive_int(cells_per_patient, name="cells_per_patient",
@@ -581,7 +608,6 @@ def simulate_cohort(
         "response": pd.Categorical(response[cell_p], categories=[RESPONDER, RESISTOR]),
         "cell_type": pd.Categorical(np.array(CELL_TYPES, dtype=object)[cell_t], categories=list(CELL_TYPES)),
         "state_true": pd.Categorical(state_labels, categories=list(STATE_IDS) + [UNASSIGNED]),
-        "sample_id": pd.Categorical(patients[cell_p], categories=patients),
         "treatment": pd.Categorical(np.full(n_obs, TREATMENT)),
         "age": cov["age"].to_numpy()[cell_p],
         "sex": pd.Categorical(cov["sex"].to_numpy()[cell_p], categories=["female", "male"]),

@@ -47,17 +47,23 @@ def _ring(rng, m, centres, radii, width):
 
 
 def _stroma(rng, m, centres, radii, side, d_min):
-    """Uniform points of the frame whose distance to every nest edge is >= d_min (rejection)."""
+    """Uniform points of the frame at >= d_min from every nest edge (rejection sampling).
+
+    Should the region be too small to fill by rejection, the rest are the candidates farthest
+    from the nests.
+    """
+    if m == 0:
+        return np.empty((0, 2))
     out = np.empty((0, 2))
-    for _ in range(50):
-        if len(out) >= m:
-            break
+    for _ in range(20):
         cand = rng.uniform(0, side, (max(4 * (m - len(out)), 64), 2))
         cand = cand[_edge_distance(cand, centres, radii) >= d_min]
         out = np.vstack([out, cand])
-    if len(out) < m:  # pragma: no cover - frames are sized so this does not happen
-        raise RuntimeError("could not place stroma cells; frame too small")
-    return out[:m]
+        if len(out) >= m:
+            return out[:m]
+    cand = rng.uniform(0, side, (20 * m, 2))
+    far = cand[np.argsort(-_edge_distance(cand, centres, radii))[: m - len(out)]]
+    return np.vstack([out, far])
 
 
 def _nests(rng, n_tumour: int, side_hint: float):
@@ -143,7 +149,7 @@ def layout(
 
         d_edge = _edge_distance(xy, centres, radii)
         rows.append({
-            "patient": name, "barrier": bool(strength > 0), "strength": strength,
+            "patient": str(name), "barrier": bool(strength > 0), "strength": strength,
             "n_nests": int(len(radii)), "ring_width_um": RING_WIDTH,
             "exclusion_um": RING_WIDTH + EXCLUSION_GAP,
             "n_barrier_cells": int(is_barrier.sum()), "n_barrier_in_ring": int(ring.sum()),
@@ -152,7 +158,7 @@ def layout(
             "cd8_in_nests_fraction": float((d_edge[is_excl] < 0).mean()) if is_excl.any() else float("nan"),
         })
         for j, (c, r) in enumerate(zip(centres, radii)):
-            nest_rows.append({"patient": name, "nest": j, "x_um": float(c[0]), "y_um": float(c[1]),
+            nest_rows.append({"patient": str(name), "nest": j, "x_um": float(c[0]), "y_um": float(c[1]),
                               "radius_um": float(r)})
     # offset frames on a grid
     pitch = max(frames) + FRAME_GAP

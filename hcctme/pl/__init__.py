@@ -5,3 +5,4 @@ from hcctme.pl._tib import tib  # noqa: E402,F401
 from hcctme.pl._compare import compare, volcano  # noqa: E402,F401
 from hcctme.pl._profile import resistance_profile  # noqa: E402,F401
 from hcctme.pl._scores import scores  # noqa: E402,F401
+from hcctme.pl._crosstalk import crosstalk  # noqa: E402,F401

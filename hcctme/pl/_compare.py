@@ -120,9 +120,12 @@ def compare(
     use_prop = proportion and "proportion" in values.columns
     column = "proportion" if use_prop else "value"
     method = str(rows["method"].iloc[0]) if "method" in rows else ""
-    ylabel = {"deseq2": "log2(normalised counts + 1)"}.get(method, "proportion" if use_prop else "value")
-    if not use_prop and "proportion" in values.columns:
-        ylabel = "CLR"
+    if method == "deseq2":
+        ylabel = "log2(normalised counts + 1)"
+    elif "proportion" in values.columns:
+        ylabel = "proportion" if use_prop else "CLR"
+    else:
+        ylabel = "per-sample score"
 
     n = len(rows)
     ncols = min(ncols, n)

@@ -52,6 +52,7 @@ def resistance_profile(
     vmax: float | None = None,
     cmap: str = "RdBu_r",
     ax: Axes | None = None,
+    show: bool = False,
 ) -> Axes:
     """Heatmap of axis activity per patient, active cells marked, therapies written over each axis.
 
@@ -73,6 +74,8 @@ def resistance_profile(
         Diverging colour map.
     ax
         Axes to draw on.
+    show
+        Call ``plt.show()``.
 
     Returns
     -------
@@ -118,8 +121,7 @@ def resistance_profile(
         height = 2.5 + 0.28 * len(sample_order)
         _, ax = plt.subplots(figsize=(width, height))
     masked = np.ma.masked_invalid(values)
-    cm = plt.get_cmap(cmap).copy()
-    cm.set_bad("#f0f0f0")
+    cm = plt.get_cmap(cmap).with_extremes(bad="#f0f0f0")
     image = ax.imshow(masked, aspect="auto", cmap=cm, norm=TwoSlopeNorm(vcenter=0.0, vmin=-lim, vmax=lim),
                       interpolation="nearest")
     rows, cols = np.nonzero(active.to_numpy())
@@ -143,6 +145,8 @@ def resistance_profile(
     plt.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label=value)
     ax.set_xlabel("resistance axis")
     ax.legend(loc="upper left", bbox_to_anchor=(1.12, -0.02), frameon=False, fontsize=7)
+    if show:
+        plt.show()
     return ax
 
 

@@ -46,6 +46,7 @@ def tib(
     size: float | None = None,
     ax: Axes | None = None,
     title: str | None = None,
+    show: bool = False,
 ) -> Axes:
     """Draw one sample's spatial map with the tumour immune barrier highlighted.
 
@@ -57,6 +58,8 @@ def tib(
     Parameters default to those :func:`hcctme.tl.tib` stored in ``uns[key + "_params"]`` (sample key,
     mode, labels, coordinates), so ``pl.tib(adata, "P01")`` after ``tl.tib(...)`` draws what was
     measured. Without a stored run they follow :func:`hcctme.tl.tib`'s defaults.
+
+    ``show=True`` calls ``plt.show()``.
 
     Returns
     -------
@@ -129,4 +132,6 @@ def tib(
             title += (f"\nTIB {row['tib_score']:.2f} (p={row['tib_pvalue']:.3g}), "
                       f"T exclusion {row['t_exclusion']:.2f} (p={row['t_exclusion_pvalue']:.3g})")
     ax.set_title(title, fontsize=9)
+    if show:
+        plt.show()
     return ax

@@ -165,6 +165,7 @@ def crosstalk(
     strength: str = "lr_means",
     min_samples: int = 3,
     seed: int = Defaults.SEED,
+    n_jobs: int | None = None,
     key_added: str = Keys.CROSSTALK,
     copy: bool = False,
 ) -> pd.DataFrame | AnnData:
@@ -219,6 +220,10 @@ def crosstalk(
         for an interaction to be tested; others are reported with ``tested=False``.
     seed
         Seed of LIANA's permutations.
+    n_jobs
+        Samples run in parallel (joblib processes); None uses ``hcctme.settings.n_jobs``. LIANA's
+        cost grows with the number of group pairs x resource interactions, so many samples with
+        the full resource take minutes; ``axes_only=True`` or ``n_perms=None`` cut it down.
     key_added
         ``uns[key_added]`` gets the LIANA table, ``uns[key_added + "_diff"]`` the differential one.
     copy
@@ -232,7 +237,8 @@ def crosstalk(
     ``axis``, ``condition``, ``reference``, ``effect`` (mean strength, condition minus reference),
     ``mean_reference``, ``mean_other``, ``statistic`` (Mann-Whitney U), ``pvalue``, ``padj`` (BH over
     tested interactions), ``n_reference``, ``n_other``, ``n_samples``, ``n_detected``, ``tested``,
-    ``direction``; sorted by tested, p-value, axis interactions first among ties.
+    ``direction``; sorted by tested, p-value, then larger |effect| (axis interactions first among
+    remaining ties).
     Nothing is written to ``adata`` unless the whole run succeeds; LIANA itself only ever sees a
     lightweight copy of the data.
     """
@@ -264,6 +270,7 @@ def crosstalk(
     n_perms = _validate.positive_int(n_perms, name="n_perms", allow_none=True)
     min_samples = _validate.positive_int(min_samples, name="min_samples")
     seed = _validate.positive_int(seed, name="seed", minimum=0)
+    n_jobs = _validate.positive_int(settings.n_jobs if n_jobs is None else n_jobs, name="n_jobs")
     strength = _validate.choice(strength, tuple(cstats.STRENGTHS), name="strength")
     if strength == "specificity_rank" and n_perms is None:
         raise ValueError("strength='specificity_rank' needs permutations; set n_perms (e.g. 100)")
@@ -313,20 +320,32 @@ def crosstalk(
         raise ValueError(f"no sample has two or more groups of obs[{groupby!r}] with >= min_cells={min_cells} "
                          "cells; lower min_cells or check the annotation")
 
-    results = []
     sample_values = frame["sample"].to_numpy()
     group_values = frame["group"].to_numpy()
-    iterator = list(kept_groups.items())
-    if len(iterator) > 1:
+
+    def jobs():
+        for sample, keep in kept_groups.items():
+            idx = np.flatnonzero((sample_values == sample) & np.isin(group_values, keep))
+            labels_s = pd.Series(group_values[idx], index=adata.obs_names[idx])
+            yield sample, _rows(X, idx), labels_s
+
+    run = dict(min_cells=min_cells, expr_prop=expr_prop, n_perms=n_perms, seed=seed)
+    progress = settings.progress and len(kept_groups) > 1
+    if n_jobs > 1 and len(kept_groups) > 1:
+        from joblib import Parallel, delayed
+
+        outs = Parallel(n_jobs=min(n_jobs, len(kept_groups)), backend="loky")(
+            delayed(_run_liana)(block, lab, var_names, res_table, **run) for _, block, lab in jobs())
+        outs = dict(zip(kept_groups, outs))
+    else:
         from tqdm.auto import tqdm
 
-        iterator = tqdm(iterator, desc="crosstalk (LIANA per sample)", disable=not settings.progress)
-    for sample, keep in iterator:
-        idx = np.flatnonzero((sample_values == sample) & np.isin(group_values, keep))
-        block = _rows(X, idx)
-        sample_labels = pd.Series(group_values[idx], index=adata.obs_names[idx])
-        res = _run_liana(block, sample_labels, var_names, res_table, min_cells=min_cells, expr_prop=expr_prop,
-                         n_perms=n_perms, seed=seed)
+        outs = {}
+        for sample, block, lab in tqdm(jobs(), total=len(kept_groups), desc="crosstalk (LIANA per sample)",
+                                       disable=not progress):
+            outs[sample] = _run_liana(block, lab, var_names, res_table, **run)
+    results = []
+    for sample, res in outs.items():
         if sample_key is not None:
             res.insert(0, sample_key, sample)
         results.append(res)
@@ -346,7 +365,7 @@ def crosstalk(
         "resource": res_info["resource"], "n_resource_interactions": res_info["n_interactions"],
         "kb_pairs_added": res_info["kb_pairs_added"], "axes_only": bool(axes_only), "min_cells": min_cells,
         "expr_prop": expr_prop, "n_perms": n_perms if n_perms is not None else 0, "strength": strength,
-        "min_samples": min_samples, "seed": seed, "method": "liana.mt.rank_aggregate",
+        "min_samples": min_samples, "seed": seed, "n_jobs": n_jobs, "method": "liana.mt.rank_aggregate",
         "kb_version": kb_axes.get_version(), "layer": layer, "use_raw": bool(use_raw) if use_raw is not None else None,
         "n_samples": len(kept_groups), "genes_in_resource_present": len(present),
     })
@@ -360,16 +379,19 @@ def crosstalk(
         diff = cstats.differential(matrix, detected, conditions.reindex(kept_samples), reference=reference,
                                    min_samples=min_samples)
         diff.insert(4, "axis", pd.Categorical(kb_axes.annotate(diff["ligand_complex"], diff["receptor_complex"])))
-        diff = diff.assign(_untested=~diff["tested"], _p=diff["pvalue"].fillna(2.0), _no_axis=diff["axis"].isna())
-        diff = diff.sort_values(["_untested", "_p", "_no_axis"], kind="stable").drop(
-            columns=["_untested", "_p", "_no_axis"]).reset_index(drop=True)
+        diff = diff.assign(_untested=~diff["tested"], _p=diff["pvalue"].fillna(2.0),
+                           _size=-diff["effect"].abs().fillna(0.0), _no_axis=diff["axis"].isna())
+        order = ["_untested", "_p", "_size", "_no_axis"]
+        diff = diff.sort_values(order, kind="stable").drop(columns=order).reset_index(drop=True)
 
     # ---- write (nothing above touched adata) ----
     adata = adata.copy() if copy else adata
-    adata.uns[key_added] = {"table": table, "skipped": skipped, "params": params}
+    groups_long = pd.DataFrame([(s_, g) for s_, gs in kept_groups.items() for g in gs], columns=["sample", "group"])
+    adata.uns[key_added] = {"table": table, "skipped": skipped, "groups": groups_long, "params": params}
     where = f"uns[{key_added!r}]"
     if diff is not None:
-        adata.uns[f"{key_added}_diff"] = {"table": diff, "params": params}
+        cond_table = conditions.reindex(list(kept_groups)).rename_axis("sample").reset_index(name="condition")
+        adata.uns[f"{key_added}_diff"] = {"table": diff, "conditions": cond_table, "params": params}
         where += f" and uns[{key_added + '_diff'!r}]"
         n_tested = int(diff["tested"].sum())
         n_sig = int((diff["padj"] < Defaults.ALPHA).sum())

@@ -145,8 +145,8 @@ def differential(
         if tested.any():
             # rows share a test shape only when their evaluable samples coincide: group by NaN pattern
             mask = ~np.isnan(np.concatenate([oth_vals, ref_vals], axis=1))
-            patterns = pd.Series([row.tobytes() for row in mask]).to_numpy()
-            for pattern in pd.unique(patterns[tested]):
+            patterns, _ = pd.factorize(pd.Series([row.tobytes() for row in mask], dtype=object))
+            for pattern in np.unique(patterns[tested]):
                 rows = np.flatnonzero(tested & (patterns == pattern))
                 keep = mask[rows[0]]
                 keep_oth, keep_ref = keep[: oth_vals.shape[1]], keep[oth_vals.shape[1]:]

@@ -16,8 +16,10 @@ what earlier tools stored, each standardised across samples:
     CSF1-CSF1R).
 ``crosstalk``
     per-sample LIANA interaction strength of the axis's ligand-receptor pairs
-    (:func:`hcctme.tl.crosstalk` run with ``sample_key``): the strongest pair of the axis,
-    ``-log10(magnitude_rank)``.
+    (:func:`hcctme.tl.crosstalk` run with ``sample_key``): the largest ``lr_means`` (else
+    ``expr_prod``, ``lrscore``, ``-log10(magnitude_rank)``) over the axis's pairs, counting only
+    senders / receivers in the axis's kb contexts when the crosstalk groups map to cell contexts
+    (``obs[state_key + "_context"]``); an axis pair not reported in a sample counts as 0 there.
 ``spatial``
     the tumour immune barrier (:func:`hcctme.tl.tib`): ``tib_score`` and ``t_exclusion`` for the TIB axis.
 
@@ -54,8 +56,8 @@ KINDS: tuple[str, ...] = ("scores", "states", "crosstalk", "spatial")
 TIB_AXIS = "TIB"
 #: tl.tib columns read as spatial evidence for the TIB axis
 TIB_FEATURES: tuple[str, ...] = ("tib_score", "t_exclusion")
+_STRENGTH_COLUMNS = ("lr_means", "expr_prod", "lrscore")
 _RANK_COLUMNS = ("magnitude_rank", "specificity_rank")
-_STRENGTH_COLUMNS = ("lr_means", "lrscore", "expr_prod", "magnitude", "lr_probs")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -84,6 +86,14 @@ def _split_genes(value: Any) -> list[str]:
     return [g for g in re.split(r"[_,;+ /|]+", str(value)) if g]
 
 
+def _split_list(value: Any) -> list[str]:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return []
+    if isinstance(value, list | tuple | set | np.ndarray):
+        return [str(v) for v in value]
+    return [v.strip() for v in re.split(r"[;,|]", str(value)) if v.strip()]
+
+
 def _kb_axes() -> pd.DataFrame:
     """One row per axis: axis, name, direction, genes (ligand and receptor subunits)."""
     from hcctme import kb
@@ -99,7 +109,14 @@ def _kb_axes() -> pd.DataFrame:
                 genes.extend(_split_genes(group[col].tolist()))
         direction = str(group["direction"].iloc[0]) if "direction" in group.columns else "up"
         name = str(group["name"].iloc[0]) if "name" in group.columns else str(axis)
-        rows.append({"axis": str(axis), "name": name, "direction": direction, "genes": list(dict.fromkeys(genes))})
+        senders: set[str] = set()
+        receivers: set[str] = set()
+        for col, bucket in (("sender", senders), ("receiver", receivers)):
+            if col in group.columns:
+                for value in group[col]:
+                    bucket.update(_split_list(value))
+        rows.append({"axis": str(axis), "name": name, "direction": direction, "genes": list(dict.fromkeys(genes)),
+                     "senders": senders, "receivers": receivers})
     return pd.DataFrame(rows)
 
 
@@ -147,11 +164,12 @@ def _per_sample_mean(values: np.ndarray, samples: pd.Series, mask: np.ndarray, o
 
 
 def _score_evidence(scores: pd.DataFrame, samples: pd.Series, contexts: pd.Series | None, order: pd.Index,
-                    features: list[str], scores_key: str) -> list[dict[str, Any]]:
-    """Per sample and linked signature, the mean score over the cells of the signature's cell context."""
+                    features: list[str], scores_key: str, *, density: bool = False) -> list[dict[str, Any]]:
+    """Per sample and linked signature, the mean score over the cells of the signature's cell context
+    (over all cells when ``density``: recruitment axes, where more such cells is the signal)."""
     out = []
     for feature in features:
-        context = _signature_context(feature) if contexts is not None else "any"
+        context = _signature_context(feature) if contexts is not None and not density else "any"
         mask = _in_context(contexts, context) if contexts is not None else np.ones(len(samples), bool)
         where = f"mean in {context} cells" if context != "any" else "mean in all cells"
         values = _per_sample_mean(scores[feature].to_numpy(dtype=float), samples, mask, order)
@@ -185,18 +203,20 @@ def _gene_evidence(adata: AnnData, genes: list[str], samples: pd.Series, order: 
 
 
 def _state_evidence(states: pd.Series, contexts: pd.Series | None, samples: pd.Series, order: pd.Index,
-                    features: list[str], state_key: str) -> list[dict[str, Any]]:
+                    features: list[str], state_key: str, *, density: bool = False) -> list[dict[str, Any]]:
     """Per sample, the fraction of each parent population in the axis's linked states.
 
     Linked states of one parent are pooled (NEU_CD10_ALPL + PMN_MDSC among neutrophils): states of
     one parent are mutually exclusive, so one state's gain would otherwise read as another's loss.
+    With ``density`` (recruitment axes) the fraction is taken of all cells: recruiting more of these
+    cells, not changing their mix, is what such an axis does.
     """
     present = set(states)
     by_parent: dict[str, list[str]] = {}
     for feature in features:
         if feature not in present:
             continue
-        if contexts is not None:
+        if contexts is not None and not density:
             parent = str(contexts[(states == feature).to_numpy()].value_counts().idxmax())
         else:
             parent = "all"
@@ -204,8 +224,8 @@ def _state_evidence(states: pd.Series, contexts: pd.Series | None, samples: pd.S
     out = []
     for parent, members in by_parent.items():
         in_state = states.isin(members).to_numpy()
-        base = (contexts == parent).to_numpy() if contexts is not None else np.ones(len(states), bool)
-        where = f"fraction of {parent} cells" if contexts is not None else "fraction of all cells"
+        base = (contexts == parent).to_numpy() if parent != "all" else np.ones(len(states), bool)
+        where = f"fraction of {parent} cells" if parent != "all" else "fraction of all cells"
         values = _per_sample_mean(in_state[base].astype(float), samples[base], np.ones(int(base.sum()), bool), order)
         name = "+".join(members)
         out.append({"feature": name, "values": values,
@@ -227,24 +247,53 @@ def _population_evidence(contexts: pd.Series, samples: pd.Series, order: pd.Inde
     return out
 
 
-def _crosstalk_per_sample(table: pd.DataFrame, sample_key: str, axes: pd.DataFrame,
-                          order: pd.Index) -> tuple[pd.DataFrame | None, str]:
-    """Samples x axes strength of the strongest pair of each axis, or None and why."""
+def _label_contexts(adata: AnnData, labels: set[str], groupby: str | None, context_key: str) -> dict[str, str]:
+    """Map crosstalk sender/receiver labels to cell contexts (modal context of the cells carrying them)."""
+    if context_key not in adata.obs.columns or not labels:
+        return {}
+    candidates = [groupby] if groupby and groupby in adata.obs.columns else [
+        c for c in adata.obs.columns
+        if c != context_key and (isinstance(adata.obs[c].dtype, pd.CategoricalDtype) or adata.obs[c].dtype == object)
+    ]
+    contexts = adata.obs[context_key].astype(str)
+    for column in candidates:
+        values = adata.obs[column].astype(str)
+        if labels <= set(values):
+            frame = pd.DataFrame({"label": values, "context": contexts})
+            frame = frame[frame["label"].isin(labels)]
+            return frame.groupby("label")["context"].agg(lambda s: s.value_counts().idxmax()).to_dict()
+    return {}
+
+
+def _context_ok(context: str | None, allowed: set[str]) -> bool:
+    if not allowed or "any" in allowed or context is None:
+        return True
+    return context in allowed or CONTEXT_PARENTS.get(context, context) in allowed
+
+
+def _crosstalk_per_sample(adata: AnnData, table: pd.DataFrame, sample_key: str, axes: pd.DataFrame,
+                          order: pd.Index, *, groupby: str | None,
+                          context_key: str) -> tuple[pd.DataFrame | None, str]:
+    """Samples x axes strength of the strongest pair of each axis, or None and why.
+
+    Rows are kept when their sender and receiver match the axis's kb sender/receiver contexts (when
+    the table's groups can be mapped to contexts through ``obs[context_key]``).
+    """
     sample_col = next((c for c in (sample_key, "sample", "sample_id") if c in table.columns), None)
     if sample_col is None:
         return None, f"the crosstalk table has no per-sample column ({sample_key!r}); run tl.crosstalk with sample_key="
-    rank_col = next((c for c in _RANK_COLUMNS if c in table.columns), None)
     strength_col = next((c for c in _STRENGTH_COLUMNS if c in table.columns), None)
-    if rank_col is not None:
-        strength = -np.log10(np.clip(pd.to_numeric(table[rank_col], errors="coerce").to_numpy(float), 1e-12, 1.0))
-        how = f"-log10({rank_col})"
-    elif strength_col is not None:
+    rank_col = next((c for c in _RANK_COLUMNS if c in table.columns), None)
+    if strength_col is not None:
         strength = pd.to_numeric(table[strength_col], errors="coerce").to_numpy(float)
-        how = strength_col
+        how = f"max {strength_col} over the axis pairs"
+    elif rank_col is not None:
+        strength = -np.log10(np.clip(pd.to_numeric(table[rank_col], errors="coerce").to_numpy(float), 1e-12, 1.0))
+        how = f"max -log10({rank_col}) over the axis pairs"
     else:
-        return None, "the crosstalk table has no liana score column (magnitude_rank, lr_means, ...)"
+        return None, "the crosstalk table has no liana score column (lr_means, magnitude_rank, ...)"
     if "axis" in table.columns:
-        axis_lists = table["axis"].astype(str).map(lambda v: [a for a in re.split(r"[;,|]\s*", v) if a])
+        axis_lists = table["axis"].astype(object).map(lambda v: [a for a in re.split(r"[;,|]\s*", v) if a] if isinstance(v, str) else [])
     elif {"ligand_complex", "receptor_complex"} <= set(table.columns):
         from hcctme import kb
 
@@ -254,8 +303,20 @@ def _crosstalk_per_sample(table: pd.DataFrame, sample_key: str, axes: pd.DataFra
     else:
         return None, "the crosstalk table has neither an 'axis' column nor ligand_complex/receptor_complex"
     frame = pd.DataFrame({"sample": table[sample_col].astype(str).to_numpy(), "strength": strength,
-                          "axis": axis_lists.to_numpy()}).explode("axis").dropna(subset=["axis"])
+                          "axis": axis_lists.to_numpy(),
+                          "source": table["source"].astype(str).to_numpy() if "source" in table.columns else None,
+                          "target": table["target"].astype(str).to_numpy() if "target" in table.columns else None})
+    frame = frame.explode("axis").dropna(subset=["axis"])
     frame = frame[frame["axis"].isin(set(axes["axis"]))]
+    if {"source", "target"} <= set(table.columns) and {"senders", "receivers"} <= set(axes.columns):
+        mapping = _label_contexts(adata, set(frame["source"]) | set(frame["target"]), groupby, context_key)
+        if mapping:
+            senders = dict(zip(axes["axis"], axes["senders"], strict=True))
+            receivers = dict(zip(axes["axis"], axes["receivers"], strict=True))
+            keep = [_context_ok(mapping.get(src), senders[ax]) and _context_ok(mapping.get(tgt), receivers[ax])
+                    for src, tgt, ax in zip(frame["source"], frame["target"], frame["axis"], strict=True)]
+            frame = frame[np.asarray(keep, dtype=bool)]
+            how += " (kb sender -> receiver contexts only)"
     wide = frame.groupby(["sample", "axis"])["strength"].max().unstack("axis")
     sampled = set(table[sample_col].astype(str))
     wide = wide.reindex(index=order, columns=axes["axis"])
@@ -352,6 +413,8 @@ def resistance_profile(
     scores = _validate.scores(adata, scores_key)  # KeyError: run hcctme.tl.score first
     axes_table = _kb_axes()
     if axes is not None:
+        if not isinstance(axes, str | Sequence | pd.Index | np.ndarray):
+            raise TypeError(f"axes must be a kb axis id or a list of them, got {type(axes).__name__} ({axes!r})")
         wanted = [axes] if isinstance(axes, str) else [str(a) for a in axes]
         unknown = sorted(set(wanted) - set(axes_table["axis"]))
         if unknown:
@@ -374,8 +437,12 @@ def resistance_profile(
     if crosstalk_key in adata.uns:
         table = adata.uns[crosstalk_key]
         table = table.get("table") if isinstance(table, dict) else table
+        groupby = None
+        if isinstance(adata.uns[crosstalk_key], dict):
+            groupby = (adata.uns[crosstalk_key].get("params") or {}).get("groupby")
         if isinstance(table, pd.DataFrame) and len(table):
-            crosstalk_wide, crosstalk_how = _crosstalk_per_sample(table, sample_key, axes_table, order)
+            crosstalk_wide, crosstalk_how = _crosstalk_per_sample(adata, table, sample_key, axes_table, order,
+                                                                  groupby=groupby, context_key=context_key)
             if crosstalk_wide is None:
                 absent["crosstalk"] = crosstalk_how
         else:
@@ -403,19 +470,22 @@ def resistance_profile(
         ax_links = links[links["axis"] == axis]
         items: list[tuple[str, dict[str, Any]]] = []
         sig_features = [f for f in dict.fromkeys(ax_links["feature"]) if f in scores.columns]
+        density = bool((ax_links["kind"] == "population").any())  # a recruitment axis
         if sig_features:
-            items += [("scores", e) for e in _score_evidence(scores, samples, contexts, order, sig_features, scores_key)]
+            items += [("scores", e) for e in _score_evidence(scores, samples, contexts, order, sig_features, scores_key,
+                                                             density=density)]
         elif ax["genes"]:
             items += [("scores", e) for e in _gene_evidence(adata, ax["genes"], samples, order, layer)]
         if states is not None:
             state_features = list(dict.fromkeys(ax_links.loc[ax_links["kind"] == "state", "feature"]))
-            items += [("states", e) for e in _state_evidence(states, contexts, samples, order, state_features, state_key)]
+            items += [("states", e) for e in _state_evidence(states, contexts, samples, order, state_features, state_key,
+                                                             density=density)]
         if contexts is not None:
             populations = list(dict.fromkeys(ax_links.loc[ax_links["kind"] == "population", "feature"]))
             items += [("states", e) for e in _population_evidence(contexts, samples, order, populations, context_key)]
         if crosstalk_wide is not None and axis in crosstalk_wide.columns and crosstalk_wide[axis].notna().any():
             items.append(("crosstalk", {"feature": "strongest pair", "values": crosstalk_wide[axis],
-                                        "source": f"uns[{crosstalk_key!r}]: {crosstalk_how} of the axis pairs"}))
+                                        "source": f"uns[{crosstalk_key!r}]: {crosstalk_how}"}))
         if tib_table is not None and axis == TIB_AXIS:
             for feature in TIB_FEATURES:
                 if feature in tib_table.columns:

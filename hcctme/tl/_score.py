@@ -93,9 +93,10 @@ def score(
         Cells read and scored at once; bounds memory (default ``Defaults.CHUNK_SIZE`` = 10,000
         for in-memory and backed data; for dask arrays, ``None`` keeps the array's own row chunks).
     n_jobs
-        Threads for the compiled kernels (cells are scored in parallel); ``-1`` or ``None`` uses
-        every core numba may use (``None``: ``hcctme.settings.n_jobs``). Scores do not depend on
-        ``n_jobs`` or ``chunk_size``.
+        Threads for the compiled kernels (cells are scored in parallel); ``-1`` uses every core
+        numba may use, ``None`` takes ``hcctme.settings.n_jobs``. For dask arrays the parallelism
+        is dask's (its scheduler or cluster) and each block is scored by a single-threaded kernel.
+        Scores do not depend on ``n_jobs`` or ``chunk_size``.
     random_state
         Seed for the control-gene draw of ``method="mean"`` (unused by the other methods).
     key_added
@@ -136,8 +137,10 @@ def score(
 
     with _ucell.numba_threads(params["n_jobs"]):
         if method == "ucell":
+            # dask blocks run in the scheduler's threads/workers: the kernel is serial inside each
+            kernel_jobs = 1 if source.kind == "dask" else params["n_jobs"]
             engine: _Engine = _UCellEngine.build(matched, n_genes=X.shape[1], max_rank=params["max_rank"],
-                                                 n_jobs=params["n_jobs"])
+                                                 n_jobs=kernel_jobs)
         elif method == "mean":
             means = _gene_means(source)
             engine = _MeanEngine.build(matched, means, random_state=params["random_state"])

@@ -14,11 +14,14 @@ The model, for one parent context (e.g. ``macrophage``) whose state collection h
    context in all samples; the posterior probability of each class follows from Bayes' rule.
    This is the "margin" of the best state twice over: over the runner-up state (the states
    compete for the same posterior mass) and over the population (the "none" class).
-3. **Re-standardise.** Each sample's scores are standardised again on its own background cells
-   (weighted by the posterior probability of not being in the state) and the mixture is refitted
-   (``rounds`` times): a sample made mostly of one state no longer has its background shifted.
+3. **Hurdle.** Scores at the column's floor (UCell gives 0 when no gene of the signature ranks)
+   are a point mass with a probability of their own in the state and in the background; only the
+   scores above it are normal. (``rounds`` > 0 re-standardises each sample on its own background
+   cells and refits; off by default: with zero-inflated UCell scores it was less stable on the
+   simulator.)
 4. **Call.** ``confidence`` = posterior probability of the best state; the call is that state when
-   ``confidence >= min_confidence`` and the cell's score lies above the state's background mean,
+   ``confidence >= min_confidence`` and the cell's score lies above the floor and above the
+   state's background mean,
    else ``"unassigned"``.
 
 Provisional / fallback rule (contexts with fewer than ``min_fit_cells`` cells, and EM's start):

@@ -174,7 +174,7 @@ def design_matrix(
     return X
 
 
-def _check_design(X: pd.DataFrame, others: Sequence[str]) -> None:
+def check_design(X: pd.DataFrame, others: Sequence[str]) -> None:
     rank = np.linalg.matrix_rank(X.to_numpy())
     if rank < X.shape[1]:
         raise ValueError(
@@ -302,7 +302,7 @@ def _ols_rows(
             return []
     cov = covariates.reindex(y.index) if covariates is not None else None
     X = design_matrix(cond, reference, others, covariates=cov, pairs=p_sub)
-    _check_design(X, others)
+    check_design(X, others)
     if np.ptp(y.to_numpy(float)) == 0:
         fit = None
     else:

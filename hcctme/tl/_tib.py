@@ -9,6 +9,7 @@ T cells out and blunts anti-PD-1. :func:`tib` measures that structure per sample
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -390,6 +391,8 @@ def tib(
 
     Null and p-values: labels are permuted within each sample among its non-tumour positions
     (``n_perms`` times; tumour architecture kept), one-sided ``tib_pvalue`` and ``t_exclusion_pvalue``.
+    Each sample's permutations are seeded from ``seed`` and the sample name, so a sample's result
+    does not depend on which other samples are analysed with it.
     Neighbouring cells are not independent, so compare groups of patients with samples as replicates
     (e.g. a rank test on ``tib_score``), not by counting significant samples.
 
@@ -479,11 +482,11 @@ def tib(
             logger.warning("tib: %d cells are labelled both tumour and barrier/T cell; read as tumour", overlap)
     sq = _squidpy()
 
-    rng = np.random.default_rng(seed)
     with _quiet_squidpy():
         rows = [
             _sample_row(sq, sample, np.flatnonzero((samples == sample).to_numpy()), coords, tumour, weights,
-                        masks if mode == "cells" else None, radius=radius, mode=mode, n_perms=n_perms, rng=rng)
+                        masks if mode == "cells" else None, radius=radius, mode=mode, n_perms=n_perms,
+                        rng=np.random.default_rng([int(seed), zlib.crc32(str(sample).encode())]))
             for sample in pd.unique(samples)
         ]
     table = pd.DataFrame(rows).set_index("sample")

@@ -353,3 +353,146 @@ def test_nan_scores_refused(fake_library, digest):
     with pytest.raises(ValueError, match="NaN"):
         hcctme.tl.call_states(adata, cell_type_key="cell_type")
     assert digest(adata) == before
+
+
+# --------------------------------------------------------------------------------------------------
+# The simulator (ground truth) and real data
+# --------------------------------------------------------------------------------------------------
+
+
+def _state_table(adata) -> pd.DataFrame:
+    calls = adata.obs["hcctme_state"].astype(str).to_numpy()
+    truth = adata.obs["state_true"].astype(str).to_numpy()
+    rows = []
+    for state in sorted(set(truth) - {UNASSIGNED}):
+        tp = int(np.sum((calls == state) & (truth == state)))
+        rows.append({"state": state, "n_true": int(np.sum(truth == state)), "n_called": int(np.sum(calls == state)),
+                     "recall": tp / max(np.sum(truth == state), 1), "precision": tp / max(np.sum(calls == state), 1)})
+    return pd.DataFrame(rows).set_index("state")
+
+
+def _oracle_recall(adata, precision: float = 0.85) -> pd.Series:
+    """Best recall any threshold on the state's own score reaches at ``precision`` (its parent's cells)."""
+    scores = adata.obsm["hcctme_scores"]
+    truth = adata.obs["state_true"].astype(str)
+    parent = adata.uns["hcctme_sim"]["state_parent"]
+    out = {}
+    for state, cell_type in parent.items():
+        if state not in scores:
+            continue
+        rows = (adata.obs["cell_type"] == cell_type).to_numpy()
+        x = scores.loc[rows, state].to_numpy()
+        is_state = (truth[rows] == state).to_numpy()
+        order = np.argsort(-x, kind="stable")
+        tp = np.cumsum(is_state[order])
+        prec = tp / np.arange(1, len(x) + 1)
+        rec = tp / max(is_state.sum(), 1)
+        ok = prec >= precision
+        out[state] = float(rec[ok].max()) if ok.any() else 0.0
+    return pd.Series(out, name="oracle_recall_at_p85")
+
+
+@pytest.fixture(scope="module")
+def demo_called():
+    adata = hcctme.datasets.demo()
+    hcctme.tl.score(adata)
+    hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
+    return adata
+
+
+@pytest.mark.slow
+def test_simulator_demo_recall_precision(demo_called):
+    table = _state_table(demo_called).join(_oracle_recall(demo_called))
+    print("\nstate calls on datasets.demo() (ucell scores):\n" + table.round(3).to_string())
+    assert set(table.index) == set(demo_called.uns["hcctme_sim"]["state_parent"])
+    # the states are called only inside their parent type
+    parent = demo_called.uns["hcctme_sim"]["state_parent"]
+    calls = demo_called.obs["hcctme_state"].astype(str)
+    for state, cell_type in parent.items():
+        assert (demo_called.obs.loc[calls == state, "cell_type"] == cell_type).all()
+    # floors that hold today (see test_simulator_demo_target for the 0.85 target)
+    assert (table["precision"] >= 0.75).all(), table
+    assert (table["recall"] >= 0.25).all(), table
+    assert table["precision"].mean() >= 0.85 and table["recall"].mean() >= 0.5, table
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=False, reason=(
+    "the demo cohort's planted states are too weak for several short signatures: even the best "
+    "threshold on a state's own score misses 0.85 recall at 0.85 precision (oracle column of the "
+    "printed table); tracked for the simulator / calling model"))
+def test_simulator_demo_target(demo_called):
+    table = _state_table(demo_called)
+    assert (table["recall"] >= 0.85).all() and (table["precision"] >= 0.85).all(), table
+
+
+@pytest.mark.slow
+def test_simulator_noisy_cohort_reported():
+    adata = hcctme.datasets.simulate_cohort(12, 800, noise=2.0, seed=1)
+    hcctme.tl.score(adata)
+    hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
+    table = _state_table(adata).join(_oracle_recall(adata))
+    print("\nstate calls on simulate_cohort(12, 800, noise=2, seed=1):\n" + table.round(3).to_string())
+    logging.getLogger("hcctme").info("noisy cohort state calls:\n%s", table.round(3).to_string())
+    assert (table["precision"] >= 0.6).all(), table
+    assert table["precision"].mean() >= 0.75, table
+
+
+@pytest.mark.slow
+def test_mouse_symbols_via_harmonisation(demo_called):
+    from hcctme.sig import _genes
+
+    orthologs = _genes.mouse_orthologs()
+    to_mouse = dict(zip(orthologs["human_symbol"], orthologs["mouse_symbol"]))
+    mouse = hcctme.datasets.demo()
+    names = [to_mouse.get(g, g) for g in mouse.var_names]
+    keep = ~pd.Index(names).duplicated()
+    mouse = mouse[:, keep].copy()
+    mouse.var_names = pd.Index(np.asarray(names)[keep])
+    assert sum(n in set(orthologs["mouse_symbol"]) for n in mouse.var_names) > 0.5 * mouse.n_vars
+    hcctme.pp.harmonize_genes(mouse, species="mouse")
+    hcctme.tl.score(mouse)
+    hcctme.tl.call_states(mouse, cell_type_key="cell_type", sample_key="patient")
+    human_calls = demo_called.obs["hcctme_state"].astype(str)
+    mouse_calls = mouse.obs["hcctme_state"].astype(str)
+    assert (mouse_calls != UNASSIGNED).sum() > 0.5 * (human_calls != UNASSIGNED).sum()
+    assert (mouse_calls == human_calls).mean() > 0.85
+    table = _state_table(mouse)
+    assert table["precision"].mean() >= 0.8, table
+
+
+@pytest.mark.slow
+def test_pbmc68k_reduced_treg_calls():
+    """Real data (scanpy's bundled pbmc68k_reduced: scaled .X, log data in .raw).
+
+    What the data supports: only 12 of the 50 TREG genes are among its 765 genes (no FOXP3,
+    IL2RA, CTLA4) and the "CD4+/CD25 T Reg" bulk label (assigned by correlation to sorted
+    populations) does not have higher TREG scores than the other CD4 labels, so a significant
+    enrichment of Treg calls in that label cannot be asserted honestly. The test checks the
+    real-data path: scores from .raw, a context_map for the bulk labels, Treg calls only in
+    cd4_t cells, a conservative fraction of calls, and that the label holds the calls.
+    """
+    import scanpy as sc
+    from scipy.stats import fisher_exact
+
+    adata = sc.datasets.pbmc68k_reduced()
+    hcctme.tl.score(adata, ["TREG", "TAM2_SPP1", "CD8_TEFF", "CD8_TEX_TERMINAL", "CD8_TEX_PROGENITOR"],
+                    use_raw=True, min_coverage=0.2)
+    cd4 = ["CD4+/CD25 T Reg", "CD4+/CD45RO+ Memory", "CD4+/CD45RA+/CD25- Naive T"]
+    hcctme.tl.call_states(adata, cell_type_key="bulk_labels", context_map={label: "cd4_t" for label in cd4})
+    info = adata.uns["hcctme_state"]
+    assert info["mapping"]["CD4+/CD25 T Reg"] == "cd4_t" and info["mapping"]["CD8+ Cytotoxic T"] == "cd8_t"
+    assert info["mapping"]["CD34+"] == UNASSIGNED
+    calls = adata.obs["hcctme_state"].astype(str)
+    labels = adata.obs["bulk_labels"].astype(str)
+    treg = calls == "TREG"
+    assert set(labels[treg]) <= set(cd4)
+    in_cd4 = labels.isin(cd4)
+    assert 0 < treg.sum() <= 0.5 * in_cd4.sum()
+    is_treg_label = labels == "CD4+/CD25 T Reg"
+    table = [[int((treg & is_treg_label).sum()), int((~treg & is_treg_label).sum())],
+             [int((treg & in_cd4 & ~is_treg_label).sum()), int((~treg & in_cd4 & ~is_treg_label).sum())]]
+    odds, p = fisher_exact(table, alternative="greater")
+    print(f"\npbmc68k_reduced Treg calls: [[T Reg label: called, not], [other CD4: called, not]] = {table}; "
+          f"odds ratio {odds}, one-sided Fisher p = {p:.3g}")
+    assert table[0][0] >= table[1][0]  # the calls sit in the T Reg label (direction only; see docstring)

@@ -321,6 +321,7 @@ def _bad_cases(adata):
         (adata, dict(KW, covariates="nope"), KeyError, "nope"),
         (var_cov, dict(KW, covariates="cov"), ValueError, "varies within samples"),
         (conf, dict(KW, covariates="cov"), ValueError, "rank deficient"),
+        (conf, dict(KW, features="genes", covariates="cov"), ValueError, "rank deficient"),
         (dup_pair, dict(KW, pair_key="pair"), ValueError, "more than one sample"),
         (adata, dict(KW, min_cells=0), ValueError, "min_cells"),
         (adata, dict(KW, pseudocount=0), ValueError, "pseudocount"),

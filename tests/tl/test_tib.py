@@ -127,6 +127,10 @@ def test_reproducible_and_copy(cohort):
     assert isinstance(copied, AnnData)
     assert "hcctme_tib" not in fresh.uns
     pd.testing.assert_frame_equal(copied.uns["hcctme_tib"], a)
+    # a sample's result does not depend on the other samples analysed with it
+    one = fresh[fresh.obs["patient"] == a.index[1]].copy()
+    alone = ht.tl.tib(one, sample_key="patient", n_perms=19, seed=3, **LABELS)
+    pd.testing.assert_frame_equal(alone, a.iloc[[1]], check_dtype=False)
 
 
 def test_stats_exact_on_a_toy_ring():
@@ -185,10 +189,9 @@ def _spots(adata: AnnData, cells_per_side: float = 3.0, seed: int = 0) -> AnnDat
         "MARKER_TUMOUR": spots["tumour"] + noise(), "TAM2_SPP1": spots["tam2"] + noise(),
         "CAF_ECM_MYCAF": spots["ecm"] + noise(), "CAF_TGFB_MYCAF": noise(), "MARKER_CD8_T": spots["cd8"] + noise(),
     })
-    out = AnnData(sp.csr_matrix((n, 1), dtype=np.float32),
-                  obs=spots[["patient", "response", "n"]].assign(
-                      patient=lambda f: f["patient"].astype("category")))
-    out.obs_names = [f"spot{i}" for i in range(n)]
+    obs = spots[["patient", "response", "n"]].assign(patient=lambda f: f["patient"].astype("category"))
+    obs.index = [f"spot{i}" for i in range(n)]
+    out = AnnData(sp.csr_matrix((n, 1), dtype=np.float32), obs=obs)
     scores.index = out.obs_names
     out.obsm["hcctme_scores"] = scores
     out.obsm["spatial"] = (spots[["bx", "by"]].to_numpy(float) + 0.5) * size
@@ -211,6 +214,30 @@ def test_spot_mode_separates(spots):
     params = spots.uns["hcctme_tib_params"]
     assert params["mode"] == "spots" and np.isfinite(params["tumour_threshold"])
     assert params["labels"]["barrier"]["obsm['hcctme_scores']"] == ["TAM2_SPP1", "CAF_ECM_MYCAF", "CAF_TGFB_MYCAF"]
+
+
+def test_spot_mode_on_scored_spots(cohort):
+    """Counts of the cells under each spot summed, log-normalised and scored with tl.score."""
+    import scanpy as sc
+
+    xy = cohort.obsm["spatial"]
+    size = 5 * _tib_stats.median_nn_distance(xy)
+    key = (cohort.obs["patient"].astype(str) + ":" + np.floor(xy[:, 0] / size).astype(int).astype(str) + ":"
+           + np.floor(xy[:, 1] / size).astype(int).astype(str))
+    codes, spots_id = pd.factorize(key)
+    agg = sp.csr_matrix((np.ones(cohort.n_obs), (codes, np.arange(cohort.n_obs))), shape=(len(spots_id), cohort.n_obs))
+    parts = pd.Series(spots_id).str.split(":", expand=True)
+    obs = pd.DataFrame({"patient": pd.Categorical(parts[0].to_numpy())}, index=[f"spot{i}" for i in range(len(parts))])
+    obs["response"] = obs["patient"].map(cohort.obs.groupby("patient", observed=True)["response"].first()).astype(str)
+    spots = AnnData((agg @ cohort.layers["counts"]).astype(np.float32).tocsr(), obs=obs, var=cohort.var[[]].copy())
+    spots.obsm["spatial"] = (parts[[1, 2]].astype(float).to_numpy() + 0.5) * size
+    sc.pp.normalize_total(spots, target_sum=1e4)
+    sc.pp.log1p(spots)
+    ht.tl.score(spots, ["TAM2_SPP1", "CAF_ECM_MYCAF", "CAF_TGFB_MYCAF", "MARKER_TUMOUR", "MARKER_CD8_T"])
+    table = ht.tl.tib(spots, sample_key="patient", mode="spots", n_perms=N_PERMS)
+    for column in ("tib_score", "t_exclusion"):
+        res, rsp = _by_response(spots, table, column)
+        assert stats.mannwhitneyu(res, rsp, alternative="greater").pvalue < 0.05, (column, res, rsp)
 
 
 def test_spot_mode_annotation_and_columns(spots):

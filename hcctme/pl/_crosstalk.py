@@ -1,0 +1,264 @@
+"""Plots of :func:`hcctme.tl.crosstalk` results: dotplot, sender x receiver axis heatmap, strip plot."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+
+from hcctme._constants import Keys
+from hcctme.tl import _crosstalk_stats as cstats
+
+_ARROW = " \u2192 "
+KINDS = ("dotplot", "heatmap", "strip")
+
+
+def _stored(adata: AnnData, key: str, *, diff: bool) -> dict[str, Any]:
+    name = f"{key}_diff" if diff else key
+    if name not in adata.uns:
+        need = " with condition_key" if diff else ""
+        raise KeyError(f"adata.uns has no {name!r}; run hcctme.tl.crosstalk(adata, ...{need}) first "
+                       f"(key_added={key!r})")
+    stored = adata.uns[name]
+    if not isinstance(stored, dict) or not isinstance(stored.get("table"), pd.DataFrame):
+        raise TypeError(f"adata.uns[{name!r}] is not a crosstalk result; re-run hcctme.tl.crosstalk")
+    return stored
+
+
+def _finish(fig, show: bool, save: str | None):
+    import matplotlib.pyplot as plt
+
+    if save:
+        fig.savefig(save, bbox_inches="tight", dpi=150)
+    if show:
+        plt.show()
+    return fig
+
+
+def _interaction_label(row: pd.Series | Any) -> str:
+    return f"{row['ligand_complex']}{_ARROW}{row['receptor_complex']}"
+
+
+def _pair_label(row: pd.Series | Any) -> str:
+    return f"{row['source']}{_ARROW}{row['target']}"
+
+
+def dotplot(adata: AnnData, *, key: str = Keys.CROSSTALK, n_top: int = 20, axes_only: bool = False,
+            condition: str | None = None, direction: str | None = None, cmap: str = "RdBu_r",
+            figsize: tuple[float, float] | None = None, show: bool = False, save: str | None = None):
+    """Top differential interactions: sender -> receiver (x) by ligand -> receptor (y).
+
+    Dot size is -log10(p-value), colour the effect (condition minus reference); axis interactions
+    are labelled with their kb axis. ``direction`` ("up"/"down") keeps one sign of effect.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import TwoSlopeNorm
+
+    diff = _stored(adata, key, diff=True)["table"]
+    table = diff[diff["tested"]]
+    if condition is not None:
+        table = table[table["condition"] == condition]
+    elif table["condition"].nunique() > 1:
+        table = table[table["condition"] == table["condition"].iloc[0]]
+    if axes_only:
+        table = table[table["axis"].notna()]
+    if direction is not None:
+        if direction not in ("up", "down"):
+            raise ValueError(f"direction must be 'up', 'down' or None, got {direction!r}")
+        table = table[table["direction"] == direction]
+    if table.empty:
+        raise ValueError("no tested interaction to plot (check axes_only/direction/condition)")
+    top = table.head(int(n_top)).copy()
+    top["y"] = [_interaction_label(r) + (f"  [{r['axis']}]" if isinstance(r["axis"], str) else "")
+                for _, r in top.iterrows()]
+    top["x"] = [_pair_label(r) for _, r in top.iterrows()]
+    ys = list(dict.fromkeys(top["y"]))[::-1]
+    xs = list(dict.fromkeys(top["x"]))
+    size = -np.log10(top["pvalue"].clip(lower=1e-300)).to_numpy()
+    figsize = figsize or (max(4.0, 0.6 * len(xs) + 3.5), max(3.0, 0.32 * len(ys) + 1.5))
+    fig, ax = plt.subplots(figsize=figsize)
+    lim = float(np.nanmax(np.abs(top["effect"]))) or 1.0
+    sc = ax.scatter([xs.index(x) for x in top["x"]], [ys.index(y) for y in top["y"]], s=30 + 60 * size,
+                    c=top["effect"], cmap=cmap, norm=TwoSlopeNorm(0.0, -lim, lim), edgecolors="0.3", linewidths=0.5)
+    ax.set_xticks(range(len(xs)), xs, rotation=60, ha="right")
+    ax.set_yticks(range(len(ys)), ys)
+    ax.set_xlim(-0.7, len(xs) - 0.3)
+    ax.set_ylim(-0.7, len(ys) - 0.3)
+    ax.grid(True, color="0.92", zorder=0)
+    ax.set_axisbelow(True)
+    ax.set_xlabel(f"sender{_ARROW}receiver")
+    ax.set_ylabel(f"ligand{_ARROW}receptor")
+    first = top.iloc[0]
+    ax.set_title(f"{first['condition']} vs {first['reference']}: top {len(top)} interactions")
+    fig.colorbar(sc, ax=ax, shrink=0.6, label="effect")
+    for p in (0.05, 0.01):
+        ax.scatter([], [], s=30 + 60 * -np.log10(p), c="0.6", label=f"p = {p:g}")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.25, 1.0), frameon=False, title="-log10 p")
+    fig.tight_layout()
+    return fig
+
+
+def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[str] | None = None,
+            value: str = "strength", condition: str | None = None, cmap: str | None = None,
+            figsize: tuple[float, float] | None = None, show: bool = False, save: str | None = None):
+    """Sender x receiver heatmap of resistance-axis activity.
+
+    ``value="strength"``: mean over samples of the summed ``lr_means`` of the axis interactions
+    between each sender and receiver. ``value="effect"`` (needs a differential run): summed effect
+    (condition minus reference) of those interactions. ``axis`` restricts to some kb axes.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import TwoSlopeNorm
+
+    if value not in ("strength", "effect"):
+        raise ValueError(f"value must be 'strength' or 'effect', got {value!r}")
+    wanted = None if axis is None else ([axis] if isinstance(axis, str) else list(axis))
+
+    def axis_rows(frame: pd.DataFrame) -> pd.DataFrame:
+        rows = frame[frame["axis"].notna()]
+        if wanted is not None:
+            hit = rows["axis"].astype(str).str.split(";").apply(lambda ids: any(a in wanted for a in ids))
+            rows = rows[hit.to_numpy()]
+        return rows
+
+    if value == "strength":
+        stored = _stored(adata, key, diff=False)
+        table = axis_rows(stored["table"])
+        sample_key = stored["params"].get("sample_key")
+        if table.empty:
+            raise ValueError(f"no interaction of axis {wanted or 'any'} in the crosstalk table")
+        by = ([sample_key] if sample_key else []) + ["source", "target"]
+        summed = table.groupby(by, observed=True)["lr_means"].sum().reset_index()
+        mat = summed.groupby(["source", "target"], observed=True)["lr_means"].mean().unstack("target")
+        label = "summed lr_means (mean over samples)"
+        norm = None
+        cmap = cmap or "viridis"
+    else:
+        table = axis_rows(_stored(adata, key, diff=True)["table"])
+        if condition is not None:
+            table = table[table["condition"] == condition]
+        if table.empty:
+            raise ValueError(f"no interaction of axis {wanted or 'any'} in the differential table")
+        mat = table.groupby(["source", "target"], observed=True)["effect"].sum().unstack("target")
+        label = "summed effect"
+        lim = float(np.nanmax(np.abs(mat.to_numpy()))) or 1.0
+        norm = TwoSlopeNorm(0.0, -lim, lim)
+        cmap = cmap or "RdBu_r"
+    mat = mat.astype(float)
+    figsize = figsize or (0.5 * mat.shape[1] + 3.5, 0.45 * mat.shape[0] + 2.0)
+    fig, ax = plt.subplots(figsize=figsize)
+    im = ax.imshow(mat.to_numpy(), cmap=cmap, norm=norm, aspect="auto")
+    ax.set_xticks(range(mat.shape[1]), [str(c) for c in mat.columns], rotation=60, ha="right")
+    ax.set_yticks(range(mat.shape[0]), [str(i) for i in mat.index])
+    ax.set_xlabel("receiver")
+    ax.set_ylabel("sender")
+    ax.set_title("axis activity" + (f": {', '.join(wanted)}" if wanted else " (all kb axes)"))
+    fig.colorbar(im, ax=ax, shrink=0.7, label=label)
+    fig.tight_layout()
+    return fig
+
+
+def _pick(diff: pd.DataFrame, interaction: Any) -> pd.Series:
+    ids = list(cstats.ID_COLUMNS)
+    tested = diff[diff["tested"]] if diff["tested"].any() else diff
+    if interaction is None:
+        return tested.iloc[0]
+    if isinstance(interaction, (int, np.integer)):
+        return diff.iloc[int(interaction)]
+    if isinstance(interaction, dict):
+        interaction = tuple(interaction[c] for c in ids)
+    if isinstance(interaction, (tuple, list)) and len(interaction) == 4:
+        hit = diff
+        for col, val in zip(ids, interaction):
+            hit = hit[hit[col].astype(str) == str(val)]
+        if hit.empty:
+            raise KeyError(f"interaction {tuple(interaction)} (source, target, ligand, receptor) is not in the "
+                           "differential table")
+        return hit.iloc[0]
+    raise TypeError("interaction must be None (top tested), a row position, a (source, target, ligand_complex, "
+                    f"receptor_complex) tuple or a dict of those, got {interaction!r}")
+
+
+def strip(adata: AnnData, *, key: str = Keys.CROSSTALK, interaction: Any = None,
+          palette: dict[str, str] | None = None, figsize: tuple[float, float] = (3.6, 3.6), seed: int = 0,
+          show: bool = False, save: str | None = None):
+    """Per-patient strength of one interaction by condition (one dot per sample).
+
+    ``interaction``: None (top tested), a row position of the differential table, or a
+    ``(source, target, ligand_complex, receptor_complex)`` tuple.
+    """
+    import matplotlib.pyplot as plt
+
+    stored = _stored(adata, key, diff=False)
+    dstored = _stored(adata, key, diff=True)
+    row = _pick(dstored["table"], interaction)
+    params = stored["params"]
+    sample_key = params["sample_key"]
+    groups_long = stored["groups"]
+    groups = {s: list(g["group"]) for s, g in groups_long.groupby("sample", observed=True)}
+    samples = list(dict.fromkeys(groups_long["sample"]))
+    table = stored["table"]
+    mask = np.ones(len(table), dtype=bool)
+    for col in cstats.ID_COLUMNS:
+        mask &= (table[col].astype(str) == str(row[col])).to_numpy()
+    matrix, _ = cstats.strength_matrix(table[mask], sample_key=sample_key, samples=samples, groups=groups,
+                                       strength=params.get("strength", "lr_means"))
+    if matrix.empty:  # never detected: all evaluable samples are at the floor
+        present = [s for s in samples if row["source"] in groups[s] and row["target"] in groups[s]]
+        values = pd.Series(0.0, index=present)
+    else:
+        values = matrix.iloc[0].dropna()
+    cond = dstored["conditions"].set_index("sample")["condition"].astype(str)
+    levels = [row["reference"], row["condition"]]
+    rng = np.random.default_rng(seed)
+    colours = palette or {levels[0]: "#4477aa", levels[1]: "#cc6677"}
+    fig, ax = plt.subplots(figsize=figsize)
+    for i, level in enumerate(levels):
+        vals = values[cond.reindex(values.index) == level].to_numpy(dtype=float)
+        ax.boxplot([vals], positions=[i], widths=0.5, showfliers=False,
+                   medianprops={"color": "0.2"}, boxprops={"color": "0.5"}, whiskerprops={"color": "0.5"},
+                   capprops={"color": "0.5"})
+        ax.scatter(i + rng.uniform(-0.12, 0.12, len(vals)), vals, color=colours.get(level, "0.4"), s=28,
+                   zorder=3, edgecolors="white", linewidths=0.5)
+    ax.set_xticks([0, 1], levels)
+    ax.set_ylabel(f"{params.get('strength', 'lr_means')} per {sample_key}")
+    p = row["pvalue"]
+    ptxt = f"p = {p:.2g}" if pd.notna(p) else "not tested"
+    ax.set_title(f"{_pair_label(row)}\n{_interaction_label(row)}\neffect {row['effect']:.2f}, {ptxt}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def crosstalk(adata: AnnData, *, kind: str = "dotplot", key: str = Keys.CROSSTALK, show: bool = False,
+              save: str | None = None, **kwargs: Any):
+    """Plot :func:`hcctme.tl.crosstalk` results.
+
+    Parameters
+    ----------
+    adata
+        AnnData the crosstalk results were written to.
+    kind
+        ``"dotplot"``: top differential interactions (sender -> receiver by ligand -> receptor;
+        size -log10 p, colour effect); ``"heatmap"``: sender x receiver activity of the resistance
+        axes; ``"strip"``: per-patient strength of one interaction by condition.
+    key
+        ``key_added`` of ``tl.crosstalk``.
+    show, save
+        Call ``plt.show()``; save the figure to this path.
+    **kwargs
+        Passed to :func:`dotplot` (n_top, axes_only, condition, direction, cmap, figsize),
+        :func:`heatmap` (axis, value, condition, cmap, figsize) or :func:`strip` (interaction,
+        palette, figsize, seed).
+
+    Returns
+    -------
+    The matplotlib Figure.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r} is not supported; choose one of {list(KINDS)}")
+    fn = {"dotplot": dotplot, "heatmap": heatmap, "strip": strip}[kind]
+    fig = fn(adata, key=key, **kwargs)
+    return _finish(fig, show, save)

@@ -1,0 +1,98 @@
+"""pl.compare / pl.volcano render (Agg) for every kind of comparison."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+from anndata import AnnData  # noqa: E402
+
+import hcctme as hc  # noqa: E402
+
+KW = dict(condition_key="response", sample_key="patient", reference="responder")
+
+
+@pytest.fixture
+def adata():
+    rng = np.random.default_rng(0)
+    n_pat, cells, n_genes = 8, 60, 30
+    obs = pd.DataFrame({
+        "patient": np.repeat([f"P{i}" for i in range(n_pat)], cells),
+        "response": np.repeat(["responder"] * 4 + ["resistor"] * 4, cells),
+        "pair": np.repeat([f"pair{i % 4}" for i in range(n_pat)], cells),
+        "cell_type": rng.choice(["A", "B"], n_pat * cells),
+        "state": rng.choice(["s1", "s2", "s3"], n_pat * cells),
+    }, index=[f"c{i}" for i in range(n_pat * cells)])
+    X = rng.poisson(3.0, (n_pat * cells, n_genes)).astype(np.float32)
+    X[obs["response"].to_numpy() == "resistor", :3] *= 3
+    a = AnnData(sp.csr_matrix(X), obs=obs, var=pd.DataFrame(index=[f"G{i}" for i in range(n_genes)]))
+    a.layers["counts"] = a.X.copy()
+    a.obsm["hcctme_scores"] = pd.DataFrame(rng.random((a.n_obs, 3)), index=a.obs_names,
+                                           columns=["SIG_A", "SIG_B", "SIG_C"])
+    return a
+
+
+def test_scores_boxplots(adata, tmp_path):
+    hc.tl.compare(adata, features="scores", groupby="cell_type", **KW)
+    fig = hc.pl.compare(adata, n_top=4, save=str(tmp_path / "scores.png"))
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 4
+    assert (tmp_path / "scores.png").stat().st_size > 1000
+    plt.close(fig)
+
+
+def test_composition_proportions_and_clr(adata):
+    hc.tl.compare(adata, features="composition", groupby="state", parent_key="cell_type", **KW)
+    fig = hc.pl.compare(adata, features=["s1"], group="A")
+    ax = fig.axes[0]
+    assert ax.get_ylabel() == "proportion"
+    plt.close(fig)
+    fig = hc.pl.compare(adata, proportion=False, n_top=2)
+    assert fig.axes[0].get_ylabel() == "CLR"
+    plt.close(fig)
+
+
+def test_paired_lines(adata):
+    hc.tl.compare(adata, features="scores", pair_key="pair", **KW)
+    fig = hc.pl.compare(adata, features="SIG_A")
+    assert len(fig.axes[0].lines) >= 4  # box parts + one line per pair
+    plt.close(fig)
+
+
+def test_genes_boxplots_and_volcano(adata):
+    table = hc.tl.compare(adata, features="genes", **KW)
+    fig = hc.pl.compare(adata, n_top=3)
+    assert "log2" in fig.axes[0].get_ylabel()
+    plt.close(fig)
+    ax = hc.pl.volcano(adata)
+    assert ax.get_xlabel() == "log2 fold change"
+    assert len(ax.texts) >= 1  # the planted genes are labelled
+    plt.close(ax.figure)
+    ax = hc.pl.volcano(table, group="all", n_labels=0)
+    assert len(ax.texts) == 0
+    plt.close(ax.figure)
+
+
+def test_errors(adata):
+    table = hc.tl.compare(adata, features="scores", **KW)
+    with pytest.raises(ValueError, match="per-sample values"):
+        hc.pl.compare(table)
+    fig = hc.pl.compare(table, values=adata.uns["hcctme_compare_values"])
+    plt.close(fig)
+    with pytest.raises(KeyError, match="NOPE"):
+        hc.pl.compare(adata, features=["NOPE"])
+    with pytest.raises(ValueError, match="group"):
+        hc.pl.compare(adata, group="nope")
+    with pytest.raises(ValueError, match="group"):
+        hc.pl.volcano(adata, group="nope")
+    with pytest.raises(TypeError):
+        hc.pl.compare([1, 2])
+    bare = adata.copy()
+    del bare.uns["hcctme_compare"]
+    with pytest.raises(KeyError, match="tl.compare"):
+        hc.pl.volcano(bare)

@@ -1,0 +1,487 @@
+"""Every public tool refuses bad input with a clear ValueError/KeyError/TypeError/FileNotFoundError
+and leaves the AnnData it was given exactly as it was (digest of X, layers, raw, obs, var, obsm, uns).
+
+One table drives the test: (tool call, how the input is broken, expected exception, message fragment).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+import warnings
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from anndata import AnnData
+
+import hcctme as hc
+
+ALLOWED = (ValueError, KeyError, TypeError, FileNotFoundError)
+FORBIDDEN = (IndexError, AttributeError, AssertionError, ZeroDivisionError, RuntimeError)
+REF = "responder"
+KW = {"condition_key": "response", "sample_key": "patient", "reference": REF}
+
+
+@pytest.fixture(scope="module")
+def cohort() -> AnnData:
+    """One small spatial cohort: log-normalised X, counts layer, scores and state calls."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        adata = hc.datasets.simulate_cohort(6, 80, n_genes=800, spatial=True, seed=3)
+        hc.tl.score(adata)
+        hc.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
+    return adata
+
+
+# --------------------------------------------------------------------------------------------------
+# ways to break the input (each returns the object the tool is given; applied to a deep copy)
+# --------------------------------------------------------------------------------------------------
+def same(a: AnnData) -> AnnData:
+    return a
+
+
+def empty(a: AnnData) -> AnnData:
+    return a[:0].copy()
+
+
+def as_frame(a: AnnData) -> pd.DataFrame:
+    return a.obs
+
+
+def nan_x(a: AnnData) -> AnnData:
+    X = a.X.toarray() if sp.issparse(a.X) else np.array(a.X)
+    X[3, :50] = np.nan
+    a.X = X
+    return a
+
+
+def nan_counts(a: AnnData) -> AnnData:
+    C = a.layers["counts"].toarray().astype(np.float32)
+    C[0, 0] = np.nan
+    a.layers["counts"] = C
+    return a
+
+
+def inf_x(a: AnnData) -> AnnData:
+    X = a.X.toarray() if sp.issparse(a.X) else np.array(a.X)
+    X[1, :] = np.inf
+    a.X = X
+    return a
+
+
+def scaled_x(a: AnnData) -> AnnData:
+    X = a.X.toarray() if sp.issparse(a.X) else np.array(a.X)
+    a.X = ((X - X.mean(0)) / (X.std(0) + 1e-6)).astype(np.float32)
+    return a
+
+
+def counts_x(a: AnnData) -> AnnData:
+    a.X = a.layers["counts"].copy()
+    return a
+
+
+def bool_x(a: AnnData) -> AnnData:
+    a.X = (a.X > 0)
+    return a
+
+
+def dup_vars(a: AnnData) -> AnnData:
+    names = a.var_names.to_numpy().copy()
+    names[1::2] = names[0::2][: len(names[1::2])]
+    a.var_names = pd.Index(names)
+    return a
+
+
+def garbage_genes(a: AnnData) -> AnnData:
+    a.var_names = pd.Index([f"xq{i}" for i in range(a.n_vars)])
+    return a
+
+
+def no_scores(a: AnnData) -> AnnData:
+    del a.obsm["hcctme_scores"]
+    return a
+
+
+def array_scores(a: AnnData) -> AnnData:
+    a.obsm["hcctme_scores"] = a.obsm["hcctme_scores"].to_numpy()
+    return a
+
+
+def nan_scores(a: AnnData) -> AnnData:
+    frame = a.obsm["hcctme_scores"].copy()
+    frame.iloc[:5, :] = np.nan
+    a.obsm["hcctme_scores"] = frame
+    return a
+
+
+def marker_scores_only(a: AnnData) -> AnnData:
+    frame = a.obsm["hcctme_scores"]
+    a.obsm["hcctme_scores"] = frame[[c for c in frame.columns if c.startswith("MARKER_")]]
+    return a
+
+
+def no_states(a: AnnData) -> AnnData:
+    del a.obs["hcctme_state"], a.obs["hcctme_state_context"]
+    return a
+
+
+def no_spatial(a: AnnData) -> AnnData:
+    del a.obsm["spatial"]
+    return a
+
+
+def nan_spatial(a: AnnData) -> AnnData:
+    xy = np.array(a.obsm["spatial"], dtype=float)
+    xy[2, 0] = np.nan
+    a.obsm["spatial"] = xy
+    return a
+
+
+def one_level(a: AnnData) -> AnnData:
+    a.obs["response"] = "responder"
+    return a
+
+
+def nan_cell_type(a: AnnData) -> AnnData:
+    col = a.obs["cell_type"].astype(object)
+    col.iloc[0] = np.nan
+    a.obs["cell_type"] = col
+    return a
+
+
+def unknown_cell_types(a: AnnData) -> AnnData:
+    a.obs["cell_type"] = [f"cluster_{i % 4}" for i in range(a.n_obs)]
+    return a
+
+
+def condition_varies(a: AnnData) -> AnnData:
+    resp = a.obs["response"].astype(str).to_numpy().copy()
+    first = np.flatnonzero(a.obs["patient"].astype(str).to_numpy() == "P01")[0]
+    resp[first] = "resistor" if resp[first] == "responder" else "responder"
+    a.obs["response"] = resp
+    return a
+
+
+def one_sample_per_level(a: AnnData) -> AnnData:
+    keep = a.obs["patient"].astype(str).isin(["P01", "P02", "P03", "P04"]).to_numpy()
+    a = a[keep].copy()
+    resp = a.obs["patient"].astype(str).map({"P01": "responder", "P02": "resistor", "P03": "resistor",
+                                            "P04": "resistor"})
+    a.obs["response"] = resp.to_numpy()
+    return a
+
+
+def gene_table(a: AnnData) -> AnnData:
+    """A small genes comparison table (what tl.compare(features='genes') stores) in uns."""
+    rng = np.random.default_rng(0)
+    genes = a.var_names[:300]
+    a.uns["hcctme_compare"] = pd.DataFrame({
+        "feature": genes, "group": "all", "contrast": "resistor vs responder",
+        "statistic": rng.normal(size=len(genes)), "effect": rng.normal(size=len(genes)),
+        "method": "deseq2",
+    })
+    return a
+
+
+def scores_table(a: AnnData) -> AnnData:
+    a = gene_table(a)
+    a.uns["hcctme_compare"]["method"] = "mannwhitney"
+    return a
+
+
+def table_without_statistic(a: AnnData) -> AnnData:
+    a = gene_table(a)
+    a.uns["hcctme_compare"] = a.uns["hcctme_compare"].drop(columns="statistic")
+    return a
+
+
+# --------------------------------------------------------------------------------------------------
+# the table
+# --------------------------------------------------------------------------------------------------
+class Case(NamedTuple):
+    tool: str
+    call: Callable[[Any], Any]
+    prepare: Callable[[AnnData], Any]
+    error: type[BaseException]
+    match: str
+
+
+tl, pp = hc.tl, hc.pp
+
+# a valid call of each tool: used for the generic cases (not an AnnData, empty AnnData)
+VALID: dict[str, Callable[[Any], Any]] = {
+    "score": lambda a: tl.score(a, ["TAM2_SPP1"]),
+    "call_states": lambda a: tl.call_states(a, cell_type_key="cell_type"),
+    "pseudobulk": lambda a: tl.pseudobulk(a, sample_key="patient"),
+    "compare_scores": lambda a: tl.compare(a, **KW),
+    "compare_composition": lambda a: tl.compare(a, **KW, features="composition", groupby="cell_type"),
+    "compare_genes": lambda a: tl.compare(a, **KW, features="genes"),
+    "ta_response": lambda a: tl.ta_response(a, sample_key="patient"),
+    "crosstalk": lambda a: tl.crosstalk(a, groupby="cell_type", axes_only=True, n_perms=None),
+    "tib": lambda a: tl.tib(a, sample_key="patient", n_perms=0),
+    "resistance_profile": lambda a: tl.resistance_profile(a, sample_key="patient"),
+    "harmonize_genes": lambda a: pp.harmonize_genes(a),
+}
+
+CASES: dict[str, Case] = {}
+for _tool, _call in VALID.items():
+    CASES[f"{_tool}-not_anndata"] = Case(_tool, _call, as_frame, TypeError, "AnnData")
+    CASES[f"{_tool}-empty"] = Case(_tool, _call, empty, ValueError, "empty")
+
+CASES.update({
+    # ---- tl.score -------------------------------------------------------------------------------
+    "score-unknown_method": Case("score", lambda a: tl.score(a, method="gsva"), same, ValueError, "method="),
+    "score-missing_layer": Case("score", lambda a: tl.score(a, layer="lognorm"), same, KeyError,
+                                "layers has no 'lognorm'"),
+    "score-layer_not_str": Case("score", lambda a: tl.score(a, layer=1), same, TypeError, "layer must be"),
+    "score-raw_missing": Case("score", lambda a: tl.score(a, use_raw=True), same, ValueError, "adata.raw is None"),
+    "score-layer_and_raw": Case("score", lambda a: tl.score(a, layer="counts", use_raw=True), same, ValueError,
+                                "not both"),
+    "score-nan_matrix": Case("score", lambda a: tl.score(a, ["TAM2_SPP1"]), nan_x, ValueError, "NaN"),
+    "score-inf_matrix": Case("score", lambda a: tl.score(a, ["TAM2_SPP1"], method="mean"), inf_x, ValueError,
+                             "infinite"),
+    "score-bool_matrix": Case("score", lambda a: tl.score(a, ["TAM2_SPP1"]), bool_x, TypeError, "dtype"),
+    "score-duplicated_genes": Case("score", lambda a: tl.score(a, ["TAM2_SPP1", "CD8_TEFF"]), dup_vars,
+                                   ValueError, "more than once"),
+    "score-no_gene_overlap": Case("score", lambda a: tl.score(a), garbage_genes, ValueError, "harmonize_genes"),
+    "score-unknown_signature": Case("score", lambda a: tl.score(a, ["NOT_A_SIGNATURE"]), same, KeyError,
+                                    "NOT_A_SIGNATURE"),
+    "score-missing_gmt": Case("score", lambda a: tl.score(a, "/nonexistent/sets.gmt"), same, FileNotFoundError,
+                              "sets.gmt"),
+    "score-max_rank_type": Case("score", lambda a: tl.score(a, max_rank="1500"), same, TypeError, "max_rank"),
+    "score-min_coverage_range": Case("score", lambda a: tl.score(a, min_coverage=2), same, ValueError,
+                                     "min_coverage"),
+    "score-chunk_size_zero": Case("score", lambda a: tl.score(a, chunk_size=0), same, ValueError, "chunk_size"),
+    "score-n_jobs_type": Case("score", lambda a: tl.score(a, n_jobs="2"), same, TypeError, "n_jobs"),
+    "score-key_added_empty": Case("score", lambda a: tl.score(a, key_added=""), same, TypeError, "key_added"),
+    "score-copy_type": Case("score", lambda a: tl.score(a, copy="yes"), same, TypeError, "copy"),
+    # ---- tl.call_states -------------------------------------------------------------------------
+    "call_states-no_scores": Case("call_states", VALID["call_states"], no_scores, KeyError, "tl.score"),
+    "call_states-scores_not_frame": Case("call_states", VALID["call_states"], array_scores, TypeError,
+                                         "not a DataFrame"),
+    "call_states-nan_scores": Case("call_states", VALID["call_states"], nan_scores, ValueError, "NaN"),
+    "call_states-no_state_signatures": Case("call_states", VALID["call_states"], marker_scores_only, ValueError,
+                                            "no state signature"),
+    "call_states-missing_cell_type_key": Case("call_states", lambda a: tl.call_states(a, cell_type_key="celltype"),
+                                              same, KeyError, "no column 'celltype'"),
+    "call_states-nan_labels": Case("call_states", VALID["call_states"], nan_cell_type, ValueError,
+                                   "missing values"),
+    "call_states-unmappable_labels": Case("call_states", VALID["call_states"], unknown_cell_types, ValueError,
+                                          "maps to a cell_context"),
+    "call_states-missing_sample_key": Case("call_states",
+                                           lambda a: tl.call_states(a, cell_type_key="cell_type", sample_key="pt"),
+                                           same, KeyError, "no column 'pt'"),
+    "call_states-min_confidence": Case("call_states",
+                                       lambda a: tl.call_states(a, cell_type_key="cell_type", min_confidence=1.5),
+                                       same, ValueError, "min_confidence"),
+    "call_states-unknown_refine": Case("call_states",
+                                       lambda a: tl.call_states(a, cell_type_key="cell_type", refine="louvain"),
+                                       same, ValueError, "refine="),
+    # ---- tl.pseudobulk --------------------------------------------------------------------------
+    "pseudobulk-missing_sample_key": Case("pseudobulk", lambda a: tl.pseudobulk(a, sample_key="donor"), same,
+                                          KeyError, "no column 'donor'"),
+    "pseudobulk-missing_layer": Case("pseudobulk", lambda a: tl.pseudobulk(a, sample_key="patient", layer="raw"),
+                                     same, KeyError, "layers has no 'raw'"),
+    "pseudobulk-lognorm_for_sum": Case("pseudobulk", lambda a: tl.pseudobulk(a, sample_key="patient", layer=None),
+                                       same, ValueError, "raw integer counts"),
+    "pseudobulk-scaled_for_sum": Case("pseudobulk", lambda a: tl.pseudobulk(a, sample_key="patient", layer=None),
+                                      scaled_x, ValueError, "scaled"),
+    "pseudobulk-nan_counts": Case("pseudobulk", VALID["pseudobulk"], nan_counts, ValueError, "NaN"),
+    "pseudobulk-duplicated_genes": Case("pseudobulk", VALID["pseudobulk"], dup_vars, ValueError, "duplicated"),
+    "pseudobulk-unknown_mode": Case("pseudobulk", lambda a: tl.pseudobulk(a, sample_key="patient", mode="max"),
+                                    same, ValueError, "mode="),
+    "pseudobulk-groupby_is_sample": Case("pseudobulk",
+                                         lambda a: tl.pseudobulk(a, sample_key="patient", groupby="patient"),
+                                         same, ValueError, "groupby and sample_key"),
+    "pseudobulk-too_few_cells": Case("pseudobulk", lambda a: tl.pseudobulk(a, sample_key="patient", min_cells=10**6),
+                                     same, ValueError, "too few cells"),
+    # ---- tl.compare -----------------------------------------------------------------------------
+    "compare-single_level": Case("compare_scores", VALID["compare_scores"], one_level, ValueError, "single level"),
+    "compare-reference_not_level": Case("compare_scores", lambda a: tl.compare(a, **{**KW, "reference": "CR"}),
+                                        same, ValueError, "'CR' is not a level"),
+    "compare-missing_condition": Case("compare_scores",
+                                      lambda a: tl.compare(a, **{**KW, "condition_key": "outcome"}),
+                                      same, KeyError, "no column 'outcome'"),
+    "compare-no_scores": Case("compare_scores", VALID["compare_scores"], no_scores, KeyError, "tl.score"),
+    "compare-condition_varies": Case("compare_scores", VALID["compare_scores"], condition_varies, ValueError,
+                                     "varies within samples"),
+    "compare-one_sample_per_level": Case("compare_scores", VALID["compare_scores"], one_sample_per_level,
+                                         ValueError, "one sample per group"),
+    "compare-unknown_features": Case("compare_scores", lambda a: tl.compare(a, **KW, features="cells"), same,
+                                     ValueError, "features="),
+    "compare-unknown_method": Case("compare_scores", lambda a: tl.compare(a, **KW, method="anova"), same,
+                                   ValueError, "anova"),
+    "compare-covariates_type": Case("compare_scores", lambda a: tl.compare(a, **KW, covariates=[1]), same,
+                                    TypeError, "covariates"),
+    "compare-missing_covariate": Case("compare_scores", lambda a: tl.compare(a, **KW, covariates="bmi"), same,
+                                      KeyError, "no column 'bmi'"),
+    "compare-composition_no_sample": Case("compare_composition",
+                                          lambda a: tl.compare(a, **{**KW, "sample_key": None},
+                                                               features="composition", groupby="cell_type"),
+                                          same, ValueError, "give sample_key"),
+    "compare-composition_missing_groupby": Case("compare_composition",
+                                                lambda a: tl.compare(a, **KW, features="composition",
+                                                                     groupby="hcctme_stat"),
+                                                same, KeyError, "hcctme_stat"),
+    "compare-composition_pseudocount": Case("compare_composition",
+                                            lambda a: tl.compare(a, **KW, features="composition",
+                                                                 groupby="cell_type", pseudocount=-1),
+                                            same, ValueError, "pseudocount"),
+    "compare-genes_lognorm": Case("compare_genes", lambda a: tl.compare(a, **KW, features="genes", layer=None),
+                                  same, ValueError, "counts"),
+    "compare-genes_scaled": Case("compare_genes", lambda a: tl.compare(a, **KW, features="genes", layer=None),
+                                 scaled_x, ValueError, "counts"),
+    "compare-genes_missing_layer": Case("compare_genes",
+                                        lambda a: tl.compare(a, **KW, features="genes", layer="umis"),
+                                        same, KeyError, "layers has no 'umis'"),
+    # ---- tl.enrich ------------------------------------------------------------------------------
+    "enrich-not_table": Case("enrich", lambda a: tl.enrich([1, 2, 3]), same, TypeError, "compare_result"),
+    "enrich-no_comparison": Case("enrich", lambda a: tl.enrich(a), same, KeyError, "run hcctme.tl.compare"),
+    "enrich-scores_comparison": Case("enrich", lambda a: tl.enrich(a, permutation_num=10), scores_table,
+                                     ValueError, "features='genes'"),
+    "enrich-missing_column": Case("enrich", lambda a: tl.enrich(a.uns["hcctme_compare"], permutation_num=10),
+                                  table_without_statistic, KeyError, "statistic"),
+    "enrich-enrichr_name": Case("enrich", lambda a: tl.enrich(a, "KEGG_2021_Human", permutation_num=10),
+                                gene_table, ValueError, "never downloads"),
+    "enrich-sizes": Case("enrich", lambda a: tl.enrich(a, min_size=50, max_size=10), gene_table, ValueError,
+                         "max_size"),
+    "enrich-unknown_group": Case("enrich", lambda a: tl.enrich(a, group="Macrophages", permutation_num=10),
+                                 gene_table, ValueError, "group='Macrophages'"),
+    # ---- tl.ta_response -------------------------------------------------------------------------
+    "ta_response-missing_sample_key": Case("ta_response", lambda a: tl.ta_response(a, sample_key="donor"), same,
+                                           KeyError, "no column 'donor'"),
+    "ta_response-condition_without_reference": Case(
+        "ta_response", lambda a: tl.ta_response(a, sample_key="patient", condition_key="response"), same,
+        ValueError, "without reference"),
+    "ta_response-reference_without_condition": Case(
+        "ta_response", lambda a: tl.ta_response(a, sample_key="patient", reference=REF), same, ValueError,
+        "needs condition_key"),
+    "ta_response-reference_not_level": Case(
+        "ta_response", lambda a: tl.ta_response(a, sample_key="patient", condition_key="response", reference="CR"),
+        same, ValueError, "'CR' is not a level"),
+    "ta_response-single_level": Case(
+        "ta_response", lambda a: tl.ta_response(a, sample_key="patient", condition_key="response", reference=REF),
+        one_level, ValueError, "single level"),
+    "ta_response-unknown_aggregate": Case(
+        "ta_response", lambda a: tl.ta_response(a, sample_key="patient", aggregate="sum"), same, ValueError,
+        "aggregate="),
+    "ta_response-too_few_cells": Case(
+        "ta_response", lambda a: tl.ta_response(a, sample_key="patient", min_cells=10**6), same, ValueError,
+        "too few cells"),
+    # ---- tl.crosstalk ---------------------------------------------------------------------------
+    "crosstalk-counts": Case("crosstalk", VALID["crosstalk"], counts_x, ValueError, "log-normalised"),
+    "crosstalk-scaled": Case("crosstalk", VALID["crosstalk"], scaled_x, ValueError, "negative values"),
+    "crosstalk-nan_matrix": Case("crosstalk", VALID["crosstalk"], nan_x, ValueError, "NaN"),
+    "crosstalk-missing_groupby": Case("crosstalk", lambda a: tl.crosstalk(a, groupby="cluster"), same, KeyError,
+                                      "no column 'cluster'"),
+    "crosstalk-single_group": Case("crosstalk", lambda a: tl.crosstalk(a, groupby="treatment"), same, ValueError,
+                                   "at least 2"),
+    "crosstalk-condition_without_sample": Case(
+        "crosstalk", lambda a: tl.crosstalk(a, groupby="cell_type", condition_key="response", reference=REF),
+        same, ValueError, "needs sample_key"),
+    "crosstalk-reference_not_level": Case(
+        "crosstalk", lambda a: tl.crosstalk(a, groupby="cell_type", **{**KW, "reference": "CR"}), same,
+        ValueError, "'CR' is not a level"),
+    "crosstalk-unknown_resource": Case("crosstalk", lambda a: tl.crosstalk(a, groupby="cell_type",
+                                                                          resource="nonexistent_db"),
+                                       same, ValueError, "not a LIANA resource"),
+    "crosstalk-resource_type": Case("crosstalk", lambda a: tl.crosstalk(a, groupby="cell_type", resource=42),
+                                    same, TypeError, "resource must be"),
+    "crosstalk-resource_columns": Case("crosstalk",
+                                       lambda a: tl.crosstalk(a, groupby="cell_type",
+                                                              resource=pd.DataFrame({"source": ["A"]})),
+                                       same, ValueError, "'ligand'"),
+    "crosstalk-no_symbols": Case("crosstalk", VALID["crosstalk"], garbage_genes, ValueError, "harmonize_genes"),
+    "crosstalk-duplicated_genes": Case("crosstalk", VALID["crosstalk"], dup_vars, ValueError, "duplicated"),
+    "crosstalk-unknown_strength": Case("crosstalk", lambda a: tl.crosstalk(a, groupby="cell_type", strength="max"),
+                                       same, ValueError, "strength="),
+    "crosstalk-expr_prop": Case("crosstalk", lambda a: tl.crosstalk(a, groupby="cell_type", expr_prop=2.0), same,
+                                ValueError, "expr_prop"),
+    # ---- tl.tib ---------------------------------------------------------------------------------
+    "tib-no_spatial": Case("tib", VALID["tib"], no_spatial, KeyError, "spatial"),
+    "tib-nan_spatial": Case("tib", VALID["tib"], nan_spatial, ValueError, "NaN"),
+    "tib-no_states": Case("tib", VALID["tib"], no_states, KeyError, "call_states"),
+    "tib-missing_sample_key": Case("tib", lambda a: tl.tib(a, sample_key="slide"), same, KeyError,
+                                   "no column 'slide'"),
+    "tib-unknown_mode": Case("tib", lambda a: tl.tib(a, sample_key="patient", mode="pixels"), same, ValueError,
+                             "mode="),
+    "tib-negative_radius": Case("tib", lambda a: tl.tib(a, sample_key="patient", radius=-1.0), same, ValueError,
+                                "radius"),
+    "tib-radius_type": Case("tib", lambda a: tl.tib(a, sample_key="patient", radius="50"), same, TypeError,
+                            "radius"),
+    "tib-no_tumour": Case("tib", lambda a: tl.tib(a, sample_key="patient", label_key="cell_type",
+                                                 tumour_labels=["Not a cell type"], n_perms=0),
+                          same, ValueError, "tumour"),
+    "tib-spots_without_scores": Case("tib", lambda a: tl.tib(a, sample_key="patient", mode="spots", n_perms=0),
+                                     no_scores, KeyError, "tl.score"),
+    # ---- tl.resistance_profile ------------------------------------------------------------------
+    "profile-no_scores": Case("resistance_profile", VALID["resistance_profile"], no_scores, KeyError, "tl.score"),
+    "profile-unknown_axis": Case("resistance_profile",
+                                 lambda a: tl.resistance_profile(a, sample_key="patient", axes=["NO_SUCH_AXIS"]),
+                                 same, ValueError, "unknown axis"),
+    "profile-reference_not_level": Case("resistance_profile",
+                                        lambda a: tl.resistance_profile(a, sample_key="patient",
+                                                                        condition_key="response", reference="CR"),
+                                        same, ValueError, "'CR' is not a level"),
+    "profile-reference_without_condition": Case("resistance_profile",
+                                                lambda a: tl.resistance_profile(a, sample_key="patient",
+                                                                                reference=REF),
+                                                same, ValueError, "without condition_key"),
+    "profile-single_level": Case("resistance_profile",
+                                 lambda a: tl.resistance_profile(a, sample_key="patient", condition_key="response"),
+                                 one_level, ValueError, "at least 2"),
+    "profile-condition_varies": Case("resistance_profile",
+                                     lambda a: tl.resistance_profile(a, sample_key="patient",
+                                                                     condition_key="response"),
+                                     condition_varies, ValueError, "varies within samples"),
+    "profile-axes_type": Case("resistance_profile", lambda a: tl.resistance_profile(a, sample_key="patient", axes=5),
+                              same, TypeError, "axes must be"),
+    "profile-threshold_type": Case("resistance_profile",
+                                   lambda a: tl.resistance_profile(a, sample_key="patient", active_threshold="high"),
+                                   same, TypeError, "active_threshold"),
+    # ---- pp.harmonize_genes ---------------------------------------------------------------------
+    "harmonize-missing_column": Case("harmonize_genes", lambda a: pp.harmonize_genes(a, gene_symbols="gene_ids"),
+                                     same, KeyError, "no column 'gene_ids'"),
+    "harmonize-unknown_species": Case("harmonize_genes", lambda a: pp.harmonize_genes(a, species="rat"), same,
+                                      ValueError, "species="),
+    "harmonize-unknown_names": Case("harmonize_genes", VALID["harmonize_genes"], garbage_genes, ValueError,
+                                    "species"),
+    "harmonize-copy_type": Case("harmonize_genes", lambda a: pp.harmonize_genes(a, copy=1), same, TypeError,
+                                "copy"),
+})
+
+
+def _fingerprint(obj: Any, digest: Callable[[AnnData], str]) -> str:
+    if isinstance(obj, AnnData):
+        return digest(obj)
+    h = hashlib.sha256(pd.util.hash_pandas_object(obj, index=True).values.tobytes())
+    h.update(str(list(obj.columns)).encode())
+    return h.hexdigest()
+
+
+def test_public_tools_are_covered():
+    tools = {case.tool.split("_")[0] if case.tool.startswith("compare") else case.tool for case in CASES.values()}
+    assert tools >= {"score", "call_states", "pseudobulk", "compare", "enrich", "ta_response", "crosstalk", "tib",
+                     "resistance_profile", "harmonize_genes"}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_is_refused_cleanly(name, cohort, digest):
+    case = CASES[name]
+    obj = case.prepare(copy.deepcopy(cohort))
+    before = _fingerprint(obj, digest)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ALLOWED) as info:
+            case.call(obj)
+    err = info.value
+    assert isinstance(err, case.error) and not isinstance(err, FORBIDDEN), (
+        f"{name}: expected {case.error.__name__}, got {type(err).__name__}: {err}")
+    message = err.args[0] if err.args else ""
+    assert re.search(re.escape(case.match), str(message)), f"{name}: message does not say {case.match!r}: {message}"
+    assert _fingerprint(obj, digest) == before, f"{name}: the input was modified by a failed call"

@@ -1,0 +1,186 @@
+"""Statistical properties of tl.compare on simulated cohorts (slow).
+
+* Null cohorts (``simulate_cohort(null=True)``: responders and resistors drawn from one
+  distribution, with patient-level variation in composition and expression): the false-positive
+  rate at p < 0.05 of the patient-level tests is <= 0.05 within binomial noise, for composition,
+  scores and genes, while a naive test that treats cells as replicates on the same data exceeds it
+  badly.
+* Cohorts with the default planted effects at 8 vs 8 patients: the planted state shifts and the
+  planted ligand-receptor gene gain are found (padj < 0.1) with the right sign.
+
+Power at 4/8/16 patients per arm: ``benchmarks/compare_power.py``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+import hcctme as hc
+
+pytestmark = pytest.mark.slow
+
+datasets = pytest.importorskip("hcctme.datasets")
+try:
+    from hcctme.datasets import STATE_IDS, simulate_cohort
+    from hcctme.datasets._simulate import STATE_PARENT
+except ImportError:  # pragma: no cover
+    pytest.skip("simulator missing", allow_module_level=True)
+
+KW = dict(condition_key="response", sample_key="patient", reference="responder")
+N_NULL = 100  # null cohorts for composition and scores
+N_GENE_NULL = 3  # null cohorts through PyDESeq2 (x 2 cell types x ~500 genes)
+ALPHA = 0.05
+
+
+def _fpr_ok(pvalues: np.ndarray, alpha: float = ALPHA) -> tuple[float, float]:
+    """Observed FPR and the one-sided binomial p-value of 'FPR > alpha'."""
+    k = int((pvalues < alpha).sum())
+    n = len(pvalues)
+    return k / n, stats.binomtest(k, n, alpha, alternative="greater").pvalue
+
+
+def _naive_composition(adata) -> list[float]:
+    """Chi-square on cells pooled over patients: state vs rest of its parent, by condition."""
+    out = []
+    for _, sub in adata.obs.groupby("cell_type", observed=True):
+        states = sub["state_true"].astype(str)
+        if states.nunique() < 2:
+            continue
+        for state in states.unique():
+            tab = pd.crosstab(states == state, sub["response"].astype(str))
+            if tab.shape == (2, 2):
+                out.append(stats.chi2_contingency(tab)[1])
+    return out
+
+
+def _naive_scores(adata) -> list[float]:
+    """Mann-Whitney of cells' state scores between conditions, in the state's parent type."""
+    scores = adata.obsm["hcctme_scores"]
+    resp = adata.obs["response"].astype(str).to_numpy()
+    cell_type = adata.obs["cell_type"].astype(str).to_numpy()
+    out = []
+    for state in scores.columns:
+        mask = cell_type == STATE_PARENT[state]
+        x, r = scores[state].to_numpy()[mask], resp[mask]
+        out.append(stats.mannwhitneyu(x[r == "resistor"], x[r == "responder"]).pvalue)
+    return out
+
+
+@pytest.fixture(scope="module")
+def null_runs():
+    """p-values of tl.compare and of naive cell-level tests on N_NULL null cohorts (6 vs 6)."""
+    warnings.simplefilter("ignore")
+    hc.settings.progress = False
+    res = {"composition": [], "scores": [], "ols": [], "naive_composition": [], "naive_scores": []}
+    for seed in range(N_NULL):
+        adata = simulate_cohort(12, 400, n_genes=500, null=True, seed=10_000 + seed)
+        hc.tl.score(adata, list(STATE_IDS))
+        comp = hc.tl.compare(adata, features="composition", groupby="state_true", parent_key="cell_type",
+                             store=False, **KW)
+        scores = hc.tl.compare(adata, features="scores", groupby="cell_type", store=False, **KW)
+        scores = scores[[STATE_PARENT[f] == g for f, g in zip(scores["feature"], scores["group"])]]
+        res["composition"].extend(comp["pvalue"])
+        res["scores"].extend(scores["pvalue"])
+        if seed < 30:  # OLS with a covariate: fewer cohorts, same data
+            ols = hc.tl.compare(adata, features="composition", groupby="state_true", parent_key="cell_type",
+                                covariates=["age"], store=False, **KW)
+            res["ols"].extend(ols["pvalue"])
+        res["naive_composition"].extend(_naive_composition(adata))
+        res["naive_scores"].extend(_naive_scores(adata))
+    return {k: np.asarray(v, dtype=float) for k, v in res.items()}
+
+
+def test_null_composition_fpr(null_runs):
+    fpr, p_exceed = _fpr_ok(null_runs["composition"])
+    naive, _ = _fpr_ok(null_runs["naive_composition"])
+    assert len(null_runs["composition"]) >= 1500
+    assert p_exceed > 0.001, f"composition FPR {fpr:.3f} above {ALPHA} beyond noise"
+    assert naive > 2 * ALPHA and naive > fpr + 0.05, (fpr, naive)
+    # p-values roughly uniform, not just few small ones (MW exact is conservative, not degenerate)
+    assert 0.3 < np.mean(null_runs["composition"] < 0.5) < 0.7
+
+
+def test_null_composition_ols_fpr(null_runs):
+    fpr, p_exceed = _fpr_ok(null_runs["ols"])
+    assert p_exceed > 0.001, f"OLS composition FPR {fpr:.3f} above {ALPHA} beyond noise"
+
+
+def test_null_scores_fpr(null_runs):
+    fpr, p_exceed = _fpr_ok(null_runs["scores"])
+    naive, _ = _fpr_ok(null_runs["naive_scores"])
+    assert len(null_runs["scores"]) >= 1500
+    assert p_exceed > 0.001, f"scores FPR {fpr:.3f} above {ALPHA} beyond noise"
+    assert naive > 2 * ALPHA and naive > fpr + 0.05, (fpr, naive)
+
+
+def test_null_genes_fpr():
+    """PyDESeq2 on pseudobulk vs a cell-level t-test, pooled over genes of 2 cell types x N cohorts."""
+    warnings.simplefilter("ignore")
+    ours, naive = [], []
+    for seed in range(N_GENE_NULL):
+        adata = simulate_cohort(16, 300, n_genes=500, null=True, seed=20_000 + seed)
+        sub = adata[adata.obs["cell_type"].isin(["Macrophages", "Tumour cells"])].copy()
+        table = hc.tl.compare(sub, features="genes", groupby="cell_type", store=False, **KW)
+        ours.extend(table["pvalue"].dropna())
+        for cell_type in ("Macrophages", "Tumour cells"):
+            mask = (sub.obs["cell_type"] == cell_type).to_numpy()
+            X = sub.X[mask].toarray()
+            r = sub.obs["response"].astype(str).to_numpy()[mask]
+            keep = X.sum(axis=0) > 0
+            with np.errstate(all="ignore"):
+                p = stats.ttest_ind(X[r == "resistor"][:, keep], X[r == "responder"][:, keep],
+                                    equal_var=False).pvalue
+            naive.extend(p[np.isfinite(p)])
+    ours, naive = np.asarray(ours), np.asarray(naive)
+    fpr, p_exceed = _fpr_ok(ours)
+    naive_fpr, _ = _fpr_ok(naive)
+    assert len(ours) >= 2000
+    # genes of one cohort share size factors and dispersion trend: allow for that correlation
+    assert fpr <= 0.065 and p_exceed > 1e-4, f"genes FPR {fpr:.3f}"
+    assert naive_fpr > 3 * ALPHA and naive_fpr > fpr + 0.1, (fpr, naive_fpr)
+
+
+def _planted(adata) -> dict[tuple[str, str], str]:
+    table = adata.uns["hcctme_sim"]["effects_table"]
+    table = table[(table["kind"] == "state") & (table["direction_in_resistors"] != "none")]
+    return {(s, STATE_PARENT[s]): d for s, d in zip(table["name"], table["direction_in_resistors"])}
+
+
+def test_planted_state_shifts_found_8v8():
+    """Default planted effects, 8 vs 8 patients: each planted state shift is found with the right sign.
+
+    Between-patient (Dirichlet) variation of the simulator limits per-shift power at 8 vs 8 to ~0.9
+    (benchmarks/compare_power.py), so the test runs several cohorts: every shift must be found in
+    most of them, >= 85% of all shifts found, and none ever called significant in the wrong direction.
+    """
+    warnings.simplefilter("ignore")
+    hits: dict[tuple[str, str], list[bool]] = {}
+    for seed in range(4):
+        adata = simulate_cohort(16, 1000, n_genes=500, seed=30_000 + seed)
+        table = hc.tl.compare(adata, features="composition", groupby="state_true", parent_key="cell_type",
+                              store=False, **KW).set_index(["feature", "group"])
+        for key, direction in _planted(adata).items():
+            row = table.loc[key]
+            if row["padj"] < 0.1:
+                assert row["direction"] == direction, (key, row["direction"], direction)
+            hits.setdefault(key, []).append(bool(row["padj"] < 0.1 and row["direction"] == direction))
+    assert len(hits) == 5
+    for key, found in hits.items():
+        assert sum(found) >= 3, (key, found)
+    assert np.mean([h for found in hits.values() for h in found]) >= 0.85
+
+
+def test_planted_gene_gain_found_8v8():
+    """The planted SPP1 -> CD44 gain: CD44 up in resistors' fibroblasts, SPP1 up in macrophages."""
+    warnings.simplefilter("ignore")
+    adata = simulate_cohort(16, 400, n_genes=500, seed=40_000)
+    sub = adata[adata.obs["cell_type"].isin(["Fibroblasts", "Macrophages"])].copy()
+    table = hc.tl.compare(sub, features="genes", groupby="cell_type", store=False, **KW)
+    indexed = table.set_index(["feature", "group"])
+    for key in (("CD44", "Fibroblasts"), ("SPP1", "Macrophages")):
+        assert indexed.loc[key, "padj"] < 0.1 and indexed.loc[key, "direction"] == "up", indexed.loc[key]

@@ -1,0 +1,206 @@
+"""hcctme.tl.resistance_profile / hcctme.pl.resistance_profile on small simulated cohorts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from anndata import AnnData
+
+import hcctme as ht
+from hcctme.datasets import simulate_cohort
+from hcctme.tl import _profile
+
+# obs as tl.call_states writes it, built from the simulator's truth so these tests do not depend on
+# the state caller's accuracy
+CONTEXTS = {"CD8+ T cells": "cd8_t", "CD4+ T cells": "cd4_t", "Tumour cells": "tumour", "Hepatocytes": "hepatocyte",
+            "Macrophages": "macrophage", "Fibroblasts": "fibroblast", "Neutrophils": "neutrophil",
+            "Monocytes": "monocyte", "Endothelial cells": "endothelial", "NK cells": "nk", "B cells": "b_cell",
+            "Plasma cells": "plasma", "Dendritic cells": "dendritic"}
+TIB_LABELS = dict(barrier_labels={"state_true": ["TAM2_SPP1", "CAF_ECM_MYCAF"]},
+                  tumour_labels={"cell_type": ["Tumour cells", "Hepatocytes"]},
+                  t_cell_labels={"cell_type": ["CD8+ T cells"]})
+COLUMNS = ["sample", "condition", "axis", "axis_name", "activity", "active", "n_evidence", "z_scores", "z_states",
+           "z_crosstalk", "z_spatial", "source", "therapies", "evidence"]
+
+
+def _states(adata: AnnData) -> None:
+    adata.obs["hcctme_state"] = pd.Categorical(adata.obs["state_true"].astype(str))
+    adata.obs["hcctme_state_context"] = pd.Categorical(adata.obs["cell_type"].astype(str).map(CONTEXTS))
+
+
+@pytest.fixture(scope="module")
+def scored() -> AnnData:
+    adata = simulate_cohort(16, 500, spatial=True, seed=0)
+    ht.tl.score(adata)
+    return adata
+
+
+@pytest.fixture(scope="module")
+def full(scored) -> AnnData:
+    adata = scored.copy()
+    _states(adata)
+    ht.tl.tib(adata, sample_key="patient", n_perms=49, **TIB_LABELS)
+    ht.tl.resistance_profile(adata, sample_key="patient", condition_key="response", reference="responder")
+    return adata
+
+
+def test_table_shape_and_columns(full):
+    table = full.uns["hcctme_profile"]
+    n_axes = ht.kb.axes()["axis"].nunique()
+    assert list(table.columns) == COLUMNS
+    assert len(table) == 16 * n_axes
+    assert not table.duplicated(["sample", "axis"]).any()
+    assert table["active"].dtype == bool
+    tib = table[table["axis"] == "TIB"]
+    assert tib["n_evidence"].eq(3).all()  # scores, states, spatial (no crosstalk run)
+    assert tib["therapies"].str.contains("SPP1").all()
+    assert tib["source"].str.contains("hcctme_tib").all()
+    evidence = full.uns["hcctme_profile_evidence"]
+    assert {"sample", "axis", "evidence", "feature", "value", "z", "source"} <= set(evidence.columns)
+    assert set(evidence["evidence"]) <= set(_profile.KINDS)
+    absent = full.uns["hcctme_profile_params"]["absent"]
+    assert set(absent) == {"crosstalk"} and "tl.crosstalk" in absent["crosstalk"]
+
+
+def test_tib_and_cxcr2_more_active_in_resistors(full):
+    summary = full.uns["hcctme_profile_summary"].set_index("axis")
+    for axis in ("TIB", "CXCR2"):
+        row = summary.loc[axis]
+        assert row["effect"] > 0.5, (axis, row.to_dict())
+        assert row["pvalue"] < 0.05, (axis, row.to_dict())
+        assert row["fraction_active_group"] > row["fraction_active_reference"]
+    # z is centred on the responders: their mean activity is ~0
+    assert abs(summary.loc["TIB", "mean_activity_reference"]) < 1e-9
+    table = full.uns["hcctme_profile"]
+    tib = table[table["axis"] == "TIB"]
+    assert tib.loc[tib["condition"] == "resistor", "z_spatial"].min() > tib.loc[
+        tib["condition"] == "responder", "z_spatial"].max()
+
+
+def test_scores_only_and_absent_evidence(scored):
+    adata = scored.copy()
+    table = ht.tl.resistance_profile(adata, sample_key="patient")
+    absent = adata.uns["hcctme_profile_params"]["absent"]
+    assert "call_states" in absent["states"] and "tl.tib" in absent["spatial"]
+    assert table["z_states"].isna().all() and table["z_spatial"].isna().all()
+    assert table.loc[table["axis"] == "TIB", "z_scores"].notna().all()
+    assert "condition" not in table.columns and "hcctme_profile_summary" not in adata.uns
+    # an axis with no linked signature reads its ligand/receptor genes
+    sources = adata.uns["hcctme_profile_evidence"].query("axis == 'CD47_SIRPA'")["source"]
+    assert sources.str.contains("mean expression").all()
+    # z over all samples: mean 0
+    z = table.loc[table["axis"] == "TIB", "z_scores"]
+    assert abs(z.mean()) < 1e-9
+
+
+def test_crosstalk_evidence_from_a_per_sample_table(full):
+    adata = full.copy()
+    patients = adata.obs["patient"].cat.categories
+    response = adata.obs.groupby("patient", observed=True)["response"].first()
+    rows = []
+    for i, p in enumerate(patients):
+        strong = response[p] == "resistor"
+        rows += [
+            {"patient": p, "source": "Macrophages", "target": "Fibroblasts", "ligand_complex": "SPP1",
+             "receptor_complex": "CD44", "lr_means": 2.0 + strong + 0.01 * i, "magnitude_rank": 0.01, "axis": "TIB"},
+            # a TIB pair from a sender the kb does not list: ignored
+            {"patient": p, "source": "Tumour cells", "target": "Fibroblasts", "ligand_complex": "SPP1",
+             "receptor_complex": "CD44", "lr_means": 9.0 * (not strong), "magnitude_rank": 0.01, "axis": "TIB"},
+            {"patient": p, "source": "Tumour cells", "target": "Neutrophils", "ligand_complex": "CXCL8",
+             "receptor_complex": "CXCR2", "lr_means": 1.0 + 0.02 * i, "magnitude_rank": 0.2, "axis": np.nan},
+        ]
+    adata.uns["hcctme_crosstalk"] = {"table": pd.DataFrame(rows), "params": {"groupby": "cell_type"}}
+    table = ht.tl.resistance_profile(adata, sample_key="patient", condition_key="response", reference="responder")
+    tib = table[table["axis"] == "TIB"]
+    assert tib["n_evidence"].eq(4).all()
+    assert (tib.loc[tib["condition"] == "resistor", "z_crosstalk"] > 0).all()
+    assert (tib.loc[tib["condition"] == "responder", "z_crosstalk"].abs() < 1).all()
+    assert "lr_means" in tib["source"].iloc[0]
+    # unannotated rows are matched to axes through the kb
+    cxcr2 = table[table["axis"] == "CXCR2"]
+    assert cxcr2["z_crosstalk"].notna().all()
+    # a pooled table (no sample column) is reported as absent, not guessed
+    adata.uns["hcctme_crosstalk"] = pd.DataFrame(rows).drop(columns="patient")
+    ht.tl.resistance_profile(adata, sample_key="patient")
+    assert "sample_key" in adata.uns["hcctme_profile_params"]["absent"]["crosstalk"]
+
+
+def test_kruskal_summary_without_reference(full):
+    adata = full.copy()
+    ht.tl.resistance_profile(adata, sample_key="patient", condition_key="response")
+    summary = adata.uns["hcctme_profile_summary"]
+    assert (summary["test"] == "kruskal").all()
+    assert {"mean_activity_resistor", "mean_activity_responder", "pvalue", "padj"} <= set(summary.columns)
+    assert summary.set_index("axis").loc["TIB", "pvalue"] < 0.05
+
+
+def test_prerequisite_errors_leave_input_untouched(scored, digest):
+    adata = scored[scored.obs["patient"].isin(scored.obs["patient"].cat.categories[:4])].copy()
+    before = digest(adata)
+    no_scores = adata.copy()
+    del no_scores.obsm["hcctme_scores"]
+    with pytest.raises(KeyError, match=r"tl\.score"):
+        ht.tl.resistance_profile(no_scores, sample_key="patient")
+    with pytest.raises(KeyError, match="donor"):
+        ht.tl.resistance_profile(adata, sample_key="donor")
+    with pytest.raises(ValueError, match="condition_key"):
+        ht.tl.resistance_profile(adata, sample_key="patient", reference="responder")
+    with pytest.raises(ValueError, match="not a level"):
+        ht.tl.resistance_profile(adata, sample_key="patient", condition_key="response", reference="stable")
+    with pytest.raises(ValueError, match="unknown axis"):
+        ht.tl.resistance_profile(adata, sample_key="patient", axes=["NOT_AN_AXIS"])
+    varying = adata.copy()
+    varying.obs["response"] = np.where(np.arange(varying.n_obs) % 2, "responder", "resistor")
+    with pytest.raises(ValueError, match="varies within samples"):
+        ht.tl.resistance_profile(varying, sample_key="patient", condition_key="response", reference="responder")
+    assert digest(adata) == before
+
+
+def test_copy_and_axes_subset(scored):
+    adata = scored[scored.obs["patient"].isin(scored.obs["patient"].cat.categories[:6])].copy()
+    out = ht.tl.resistance_profile(adata, sample_key="patient", axes=["TIB", "CXCR2"], copy=True)
+    assert isinstance(out, AnnData) and "hcctme_profile" not in adata.uns
+    assert set(out.uns["hcctme_profile"]["axis"]) == {"TIB", "CXCR2"}
+    again = ht.tl.resistance_profile(adata, sample_key="patient", axes=["TIB", "CXCR2"])
+    pd.testing.assert_frame_equal(again, out.uns["hcctme_profile"])
+
+
+def test_links_table_is_curated():
+    links = _profile.axis_links()
+    axes = set(ht.kb.axes()["axis"])
+    assert set(links["axis"]) <= axes
+    assert links["citation"].str.len().gt(0).all() and links["pmid_doi"].str.len().gt(0).all()
+    library = set(ht.sig.list()["id"])
+    features = links.loc[links["kind"] != "population", "feature"]
+    assert set(features) <= library
+    assert {("TIB", "TAM2_SPP1"), ("CXCR2", "NEU_CD10_ALPL"), ("CXCR2", "PMN_MDSC"), ("PD1", "CD8_TEX_TERMINAL"),
+            ("CTLA4", "TREG"), ("CCR4", "TREG")} <= set(zip(links["axis"], links["feature"], strict=True))
+
+
+def test_pl_resistance_profile(full):
+    import matplotlib.pyplot as plt
+
+    ax = ht.pl.resistance_profile(full)
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert "TIB" in labels and "CXCR2" in labels
+    assert any("resistor" in t.get_text() for t in ax.get_yticklabels())
+    plt.close("all")
+    ax = ht.pl.resistance_profile(full.uns["hcctme_profile"], axes=["TIB", "PD1"], value="z_states")
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["TIB", "PD1"]
+    plt.close("all")
+    with pytest.raises(KeyError, match="resistance_profile"):
+        ht.pl.resistance_profile(AnnData(np.zeros((2, 2))))
+    with pytest.raises(ValueError, match="unknown axis"):
+        ht.pl.resistance_profile(full, axes=["NOPE"])
+
+
+@pytest.mark.slow
+def test_reads_real_crosstalk_output():
+    adata = simulate_cohort(6, 300, seed=2)
+    ht.tl.score(adata)
+    _states(adata)
+    ht.tl.crosstalk(adata, groupby="cell_type", sample_key="patient", axes_only=True, n_perms=None)
+    table = ht.tl.resistance_profile(adata, sample_key="patient")
+    assert "crosstalk" not in adata.uns["hcctme_profile_params"]["absent"]
+    assert table.loc[table["axis"] == "TIB", "z_crosstalk"].notna().all()
