@@ -409,3 +409,14 @@ def _with_fallback(symbols: pd.Series, names: pd.Index) -> pd.Index:
     missing = pd.isna(values)
     out = np.where(missing, np.asarray(names, dtype=object), values)
     return pd.Index([str(v) for v in out])
+
+
+# --------------------------------------------------------------------------------------------------
+# Provenance
+# --------------------------------------------------------------------------------------------------
+def library_version() -> str:
+    """The version every tool records with its result in ``uns``: ``"<hcctme version>+sig.<digest>"``
+    (:attr:`hcctme.sig.library().library_version`, which changes with the package or the signatures)."""
+    from hcctme import sig
+
+    return sig.library().library_version

@@ -202,10 +202,11 @@ def result_tables(adata: AnnData) -> dict[str, pd.DataFrame]:
     tables = {}
     for stem, key in keys.items():
         value = adata.uns.get(key)
-        if isinstance(value, dict):
-            value = value.get("table")
         if isinstance(value, pd.DataFrame):
             tables[stem] = value
+        elif isinstance(value, dict):  # e.g. ta_response: {"per_sample": ..., "compare": ...}
+            tables.update({f"{stem}_{part}": frame for part, frame in value.items()
+                           if isinstance(frame, pd.DataFrame)})
     return tables
 
 

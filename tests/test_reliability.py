@@ -485,3 +485,48 @@ def test_bad_input_is_refused_cleanly(name, cohort, digest):
     message = err.args[0] if err.args else ""
     assert re.search(re.escape(case.match), str(message)), f"{name}: message does not say {case.match!r}: {message}"
     assert _fingerprint(obj, digest) == before, f"{name}: the input was modified by a failed call"
+
+
+# --------------------------------------------------------------------------------------------------
+# out-of-core input: backed and dask matrices give the in-memory results
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def counts_on_disk(cohort, tmp_path_factory) -> tuple[AnnData, AnnData]:
+    """The cohort with counts in X, in memory and read back backed."""
+    import anndata as ad
+
+    adata = AnnData(cohort.layers["counts"].copy(), obs=cohort.obs[["patient", "response", "cell_type"]].copy(),
+                    var=pd.DataFrame(index=cohort.var_names))
+    path = tmp_path_factory.mktemp("backed") / "counts.h5ad"
+    adata.write_h5ad(path)
+    return adata, ad.read_h5ad(path, backed="r")
+
+
+@pytest.mark.parametrize("kw", [{}, {"groupby": "cell_type"}, {"mode": "mean", "groupby": "cell_type", "min_cells": 1}],
+                         ids=["sum", "sum-by-type", "mean-by-type"])
+def test_pseudobulk_of_backed_and_dask_equals_in_memory(counts_on_disk, kw):
+    import dask.array as da
+
+    memory, backed = counts_on_disk
+    lazy = memory.copy()
+    lazy.X = da.from_array(memory.X.toarray(), chunks=(97, memory.n_vars))
+    expected = tl.pseudobulk(memory, sample_key="patient", layer=None, **kw)
+    for other in (backed, lazy):
+        got = tl.pseudobulk(other, sample_key="patient", layer=None, chunk_size=53, **kw)
+        np.testing.assert_allclose(got.X, expected.X, rtol=1e-12)
+        np.testing.assert_allclose(got.layers["psbulk_props"], expected.layers["psbulk_props"], rtol=1e-12)
+        pd.testing.assert_frame_equal(got.obs, expected.obs)
+        assert got.var_names.equals(expected.var_names)
+
+
+def test_backed_median_and_non_counts_are_refused(counts_on_disk, tmp_path):
+    import anndata as ad
+
+    memory, backed = counts_on_disk
+    with pytest.raises(ValueError, match="mode='sum' or 'mean'"):
+        tl.pseudobulk(backed, sample_key="patient", layer=None, mode="median")
+    halves = memory.copy()
+    halves.X = halves.X.multiply(0.5).tocsr()
+    halves.write_h5ad(tmp_path / "halves.h5ad")
+    with pytest.raises(ValueError, match="raw integer counts"):
+        tl.pseudobulk(ad.read_h5ad(tmp_path / "halves.h5ad", backed="r"), sample_key="patient", layer=None)

@@ -141,7 +141,12 @@ _LIB_FACTOR: dict[str, float] = {
     "Fibroblasts": 1.2, "Endothelial cells": 1.0, "Hepatocytes": 2.0, "Tumour cells": 1.8,
 }
 _STATE_GENE_RESPONSIVE = 0.8  # fraction of a state's genes_up that are truly induced
+_STATE_TARGET_UMI = 1.5  # median in-state mean UMI of an induced gene at the parent's median depth
+_STATE_TARGET_SD = 0.6  # log sd of that mean across the genes of a state
+_STATE_MIN_LOG_FOLD = 0.7  # genes already high in the parent are still raised 2-fold
+_SHORT_SIGNATURE = 10  # lists of n < 10 genes: all induced, each sqrt(10 / n) times stronger
 _STATE_INTENSITY_SD = 0.3  # cell-to-cell variation of the state programme strength
+_STATE_DOWN_LOG_FOLD = 1.5  # genes_down of a state: lowered this much (natural log)
 #: Genes that define a state (named in its id or its defining markers): always induced when listed.
 _KEY_GENES: dict[str, tuple[str, ...]] = {
     "TAM1_FOLR2": ("FOLR2",), "TAM2_SPP1": ("SPP1",), "TAM3_MT1G": ("MT1G",),
@@ -270,19 +275,25 @@ def _biology(n_genes: int, library_version: str) -> _Biology:
     rec = col[LR_TRUTH["receptor"]]
     levels[tgt, rec] = max(levels[tgt, rec], 1.5)
 
-    # States: genes_up raised to a high target (at least +1 log-unit), genes_down lowered.
+    # States: genes_up raised to a target mean UMI at the parent's median depth (at least
+    # _STATE_MIN_LOG_FOLD above the parent), genes_down lowered.
+    log_umi_per_level = np.log(_LIB_MEDIAN * np.array([_LIB_FACTOR[c] for c in CELL_TYPES])) - np.log(
+        np.exp(levels).sum(axis=1))
     delta = np.zeros((len(STATE_IDS) + 1, n_g))
     for s, state in enumerate(STATE_IDS):
         t = CELL_TYPES.index(STATE_PARENT[state])
         cols = np.array([col[g] for g in ups[state]], dtype=int)
-        # Published lists are imperfect: about one gene in five is not induced in the state.
+        # Published lists are imperfect: about one gene in five of a long list is not induced in
+        # the state; short curated lists (marker panels) are all induced.
         key = np.isin(np.asarray(ups[state], dtype=object), _KEY_GENES.get(state, ()))
-        cols = cols[(rng.random(cols.size) < _STATE_GENE_RESPONSIVE) | key]
-        target = rng.normal(2.0, 0.7, cols.size)
-        delta[s, cols] = np.maximum(0.7, target - levels[t, cols])
+        if cols.size > _SHORT_SIGNATURE:
+            cols = cols[(rng.random(cols.size) < _STATE_GENE_RESPONSIVE) | key]
+        umi = _STATE_TARGET_UMI * math.sqrt(max(1.0, _SHORT_SIGNATURE / cols.size))
+        target = rng.normal(math.log(umi), _STATE_TARGET_SD, cols.size) - log_umi_per_level[t]
+        delta[s, cols] = np.maximum(_STATE_MIN_LOG_FOLD, target - levels[t, cols])
         if downs[state]:
             dcols = np.array([col[g] for g in downs[state]], dtype=int)
-            delta[s, dcols] = -1.5
+            delta[s, dcols] = -_STATE_DOWN_LOG_FOLD
     phi = np.exp(rng.normal(math.log(_DISPERSION), 0.4, n_g))
 
     membership: dict[str, list[str]] = {g: [] for g in genes}

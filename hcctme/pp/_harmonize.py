@@ -198,6 +198,7 @@ def _report(table: pd.DataFrame, collisions: dict[str, list[str]], *, source: st
         examples[route] = {"from": [str(n) for n in rows["name"]], "to": [str(s) for s in rows["symbol"]]}
     return {
         "source": source,
+        "library_version": _validate.library_version(),
         "species": species,
         "species_used": resolved,
         "detected": {k: (int(v) if isinstance(v, (int, np.integer)) else str(v)) for k, v in detected.items()},

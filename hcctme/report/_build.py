@@ -38,10 +38,10 @@ def _run_config(adata: AnnData) -> dict[str, Any]:
     return dict(run.get("config", {})) if isinstance(run, dict) else {}
 
 
-def _table(adata: AnnData, key: str) -> pd.DataFrame | None:
+def _table(adata: AnnData, key: str, part: str = "table") -> pd.DataFrame | None:
     value = adata.uns.get(key)
     if isinstance(value, dict):
-        value = value.get("table")
+        value = value.get(part)
     return value if isinstance(value, pd.DataFrame) else None
 
 
@@ -106,7 +106,7 @@ def _compare_section(adata: AnnData) -> str:
         body += f"<h3>{titles[features]}</h3>" + _html.paragraph(
             f"{len(table)} tests; {n_sig} with padj < 0.1 (samples are the unit of replication)."
         ) + _html.table(_top(table))
-    ta = _table(adata, Keys.TA_RESPONSE)
+    ta = _table(adata, Keys.TA_RESPONSE, part="compare")
     if ta is not None:
         body += "<h3>Atezolizumab + bevacizumab (T+A) response signatures</h3>" + _html.table(_top(ta))
     return body or _html.paragraph("No comparison was run.", note=True)

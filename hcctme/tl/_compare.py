@@ -211,6 +211,7 @@ def compare(
             "layer": layer if layer is not None else "X",
             "dropped": dropped_table.astype(str),
             "skipped": list(skipped),
+            "library_version": _validate.library_version(),
         }
     n_sig = int((table["padj"] < 0.1).sum())
     logger.info(

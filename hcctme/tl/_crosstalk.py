@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -368,6 +367,7 @@ def crosstalk(
         "min_samples": min_samples, "seed": seed, "n_jobs": n_jobs, "method": "liana.mt.rank_aggregate",
         "kb_version": kb_axes.get_version(), "layer": layer, "use_raw": bool(use_raw) if use_raw is not None else None,
         "n_samples": len(kept_groups), "genes_in_resource_present": len(present),
+        "library_version": _validate.library_version(),
     })
 
     diff = None

@@ -82,7 +82,8 @@ def bh(pvalues: np.ndarray) -> np.ndarray:
 
 
 def _mwu_block(other: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two-sided Mann-Whitney U (other vs reference) for each row; exact without ties."""
+    """Two-sided Mann-Whitney U (other vs reference) per row: exact without ties when a group has
+    <= 8 samples (scipy's rule), else the normal approximation with tie and continuity correction."""
     n_rows = other.shape[0]
     stat = np.full(n_rows, np.nan)
     pval = np.full(n_rows, np.nan)
@@ -96,10 +97,13 @@ def _mwu_block(other: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarr
     sorted_rows = np.sort(both[todo], axis=1)
     ties = np.any(sorted_rows[:, 1:] == sorted_rows[:, :-1], axis=1)
     rows = np.flatnonzero(todo)
-    for has_ties, method in ((False, "exact"), (True, "asymptotic")):
-        pick = rows[ties == has_ties]
+    # scipy's "auto" rule per row: exact without ties unless both groups exceed 8 samples
+    small = min(other.shape[1], ref.shape[1]) <= 8
+    for exact in (True, False):
+        pick = rows[(~ties & small) == exact]
         if pick.size == 0:
             continue
+        method = "exact" if exact else "asymptotic"
         res = stats.mannwhitneyu(other[pick], ref[pick], alternative="two-sided", method=method, axis=1)
         stat[pick] = res.statistic
         pval[pick] = res.pvalue
@@ -117,8 +121,8 @@ def differential(
     """Condition-vs-reference test of each interaction over samples.
 
     ``conditions`` maps sample -> condition level. For every other level: effect = mean(other) -
-    mean(reference) of the per-sample strength, Mann-Whitney U over samples (exact without ties,
-    normal approximation with tie correction otherwise), BH over the tested interactions of that
+    mean(reference) of the per-sample strength, Mann-Whitney U over samples (exact without ties for
+    small groups, normal approximation with tie correction otherwise), BH over the tested interactions of that
     comparison. An interaction is tested when each group has >= ``min_samples`` evaluable samples
     and it was detected in >= ``min_samples`` samples in all; otherwise ``tested=False`` and the
     p-values are NaN.

@@ -45,7 +45,7 @@ def enrich(
     compare_result
         The DataFrame returned by :func:`hcctme.tl.compare` with ``features="genes"``, or an
         AnnData holding it in ``uns[compare_key]`` (the enrichment is then also stored in
-        ``uns[key_added]``).
+        ``uns[key_added]``, its parameters and library version in ``uns[key_added + "_params"]``).
     signatures
         ``None`` for the whole hcctme library, or anything :func:`hcctme.sig.load` accepts: library
         ids, a dict ``{name: [genes]}``, a GMT or YAML path, a decoupler net. Each signature
@@ -142,6 +142,11 @@ def enrich(
     out = out.drop(columns="_abs").reset_index(drop=True)
     if store_in is not None:
         store_in.uns[key_added] = out
+        store_in.uns[f"{key_added}_params"] = {
+            "compare_key": compare_key, "group": group or "", "contrast": contrast or "", "rank_by": rank_by,
+            "min_size": min_size, "max_size": max_size, "permutation_num": permutation_num, "seed": seed,
+            "library_version": _validate.library_version(),
+        }
     logger.info("enrich: %d gene sets x %d ranked list(s), %d with padj < 0.1%s", out["term"].nunique(),
                 len(rows), int((out["padj"] < 0.1).sum()), f" -> uns[{key_added!r}]" if store_in is not None else "")
     return out

@@ -13,15 +13,19 @@ For each signature scanpy (1.10/1.11):
 Here the gene means and bins are computed once, the sampling uses a private
 ``np.random.RandomState(random_state)`` per signature (the draws equal scanpy's, and the global
 numpy state is left alone), and the per-cell means of all signatures and controls come from one
-sparse product ``X @ W`` per chunk. A signed signature scores
+pass of a numba kernel over each row's nonzeros (a float64 sum per set divided by its size, as
+scanpy's ``x[:, genes].sum(axis=1, dtype="float64") / len(genes)``). A signed signature scores
 ``score(genes_up) - score(genes_down)``, each part with its own controls drawn as scanpy would.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from numba import njit
 
 
 def bins(gene_means: np.ndarray, n_bins: int) -> pd.Series:
@@ -54,29 +58,73 @@ def control_genes(gene_pos: np.ndarray, obs_cut: pd.Series, *, n_genes: int, ctr
     return np.unique(np.concatenate(chosen))
 
 
-def weight_matrix(n_genes: int, sets: list[np.ndarray]) -> sp.csc_matrix:
-    """genes x sets matrix with ``1 / len(set)`` for members: ``X @ W`` gives per-cell set means."""
-    rows, cols, vals = [], [], []
-    for j, pos in enumerate(sets):
-        pos = np.unique(np.asarray(pos, dtype=np.int64))
-        if pos.size == 0:
-            continue
-        rows.append(pos)
-        cols.append(np.full(pos.size, j, dtype=np.int64))
-        vals.append(np.full(pos.size, 1.0 / pos.size))
-    if not rows:
-        return sp.csc_matrix((n_genes, len(sets)), dtype=np.float64)
-    return sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=(n_genes, len(sets)), dtype=np.float64)
+@dataclass(frozen=True)
+class SetIndex:
+    """Gene sets as a gene -> sets map (CSR arrays) for the per-cell sums kernel."""
+
+    gene_map: np.ndarray  # (n_genes,) int64: row of the gene in gs_ptr, -1 when in no set
+    gs_ptr: np.ndarray
+    gs_sets: np.ndarray
+    sizes: np.ndarray  # (n_sets,) float64
 
 
-def set_means(block, W: sp.csc_matrix) -> np.ndarray:
-    """Per-cell means of each set for one block of rows (float64, cells x sets)."""
-    if sp.issparse(block):
-        out = block.astype(np.float64, copy=False) @ W
-        return np.asarray(out.toarray() if sp.issparse(out) else out)
-    block = np.asarray(block, dtype=np.float64)
-    return np.asarray(W.T.dot(block.T).T)
+def set_index(n_genes: int, sets: list[np.ndarray]) -> SetIndex:
+    members = [np.unique(np.asarray(pos, dtype=np.int64)) for pos in sets]
+    genes = np.concatenate(members) if members else np.zeros(0, np.int64)
+    owner = np.concatenate([np.full(m.size, j, dtype=np.int64) for j, m in enumerate(members)]) \
+        if members else np.zeros(0, np.int64)
+    union = np.unique(genes)
+    gene_map = np.full(n_genes, -1, dtype=np.int64)
+    gene_map[union] = np.arange(union.size)
+    compact = gene_map[genes]
+    order = np.lexsort((owner, compact))
+    gs_ptr = np.zeros(union.size + 1, dtype=np.int64)
+    np.add.at(gs_ptr, compact + 1, 1)
+    return SetIndex(gene_map=gene_map, gs_ptr=np.cumsum(gs_ptr), gs_sets=owner[order],
+                    sizes=np.array([m.size for m in members], dtype=np.float64))
+
+
+@njit(cache=True)
+def _set_sums(indptr, indices, data, gene_map, gs_ptr, gs_sets, out):
+    for i in range(out.shape[0]):
+        for j in range(indptr[i], indptr[i + 1]):
+            g = gene_map[indices[j]]
+            if g >= 0:
+                x = np.float64(data[j])
+                for q in range(gs_ptr[g], gs_ptr[g + 1]):
+                    out[i, gs_sets[q]] += x
+
+
+def set_means_csr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, index: SetIndex) -> np.ndarray:
+    """Per-cell means of each set (float64, cells x sets) for CSR rows; ``indptr`` may hold
+    absolute offsets into ``indices``/``data`` (a row range of a larger matrix, read in place)."""
+    n_rows = indptr.shape[0] - 1
+    out = np.zeros((n_rows, index.sizes.size), dtype=np.float64)
+    if n_rows == 0:
+        return out
+    first, last = int(indptr[0]), int(indptr[-1])
+    values = np.ascontiguousarray(data[first:last])
+    if values.dtype not in (np.float32, np.float64):
+        values = values.astype(np.float64)
+    cols = np.ascontiguousarray(indices[first:last])
+    if cols.dtype not in (np.int32, np.int64):
+        cols = cols.astype(np.int64)
+    _set_sums(np.asarray(indptr, dtype=np.int64) - first, cols, values, index.gene_map, index.gs_ptr,
+              index.gs_sets, out)
+    sizes = np.where(index.sizes > 0, index.sizes, 1.0)
+    return out / sizes
+
+
+def set_means(block, index: SetIndex) -> np.ndarray:
+    """Per-cell means of each set for an in-memory block (dense blocks are converted to CSR)."""
+    if not sp.issparse(block):
+        block = sp.csr_matrix(np.asarray(block))
+    elif block.format != "csr":
+        block = block.tocsr()
+    if not block.has_canonical_format:
+        block = block.copy()
+        block.sum_duplicates()
+    return set_means_csr(block.indptr, block.indices, block.data, index)
 
 
 def combine(means: np.ndarray, layout: list[tuple[int, int, int, int]]) -> np.ndarray:

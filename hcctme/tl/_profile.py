@@ -507,7 +507,8 @@ def resistance_profile(
     params = {"sample_key": sample_key, "condition_key": condition_key or "", "reference": reference or "",
               "scores_key": scores_key, "state_key": state_key, "crosstalk_key": crosstalk_key, "tib_key": tib_key,
               "active_threshold": float(active_threshold), "absent": absent,
-              "n_axes": int(len(axes_table)), "n_samples": int(len(order))}
+              "n_axes": int(len(axes_table)), "n_samples": int(len(order)),
+              "library_version": _validate.library_version()}
     adata = adata.copy() if copy else adata
     adata.uns[key_added] = profile
     adata.uns[f"{key_added}_evidence"] = evidence

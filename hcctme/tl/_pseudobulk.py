@@ -7,6 +7,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from anndata import AnnData
 
 from hcctme import _validate
@@ -25,6 +26,7 @@ def pseudobulk(
     layer: str | None = Keys.COUNTS,
     mode: Literal["sum", "mean", "median"] = "sum",
     min_cells: int = Defaults.MIN_CELLS,
+    chunk_size: int = Defaults.CHUNK_SIZE,
 ) -> AnnData:
     """Aggregate cells into one profile per sample (or per sample x group).
 
@@ -48,6 +50,10 @@ def pseudobulk(
     min_cells
         Profiles made of fewer cells are dropped; they are logged and listed in
         ``uns["hcctme_pseudobulk"]["dropped"]``. Empty sample x group combinations are not profiles.
+    chunk_size
+        Backed (``read_h5ad(..., backed="r")``, ``layer=None``) or dask matrices are summed this many
+        cells at a time, in bounded memory (``mode="sum"`` or ``"mean"``; the values equal the
+        in-memory result).
 
     Returns
     -------
@@ -67,7 +73,7 @@ def pseudobulk(
         Non-count input with ``mode="sum"``, non-finite values, or no profile with ``min_cells`` cells.
     """
     pdata, _ = _pseudobulk(adata, sample_key=sample_key, groupby=groupby, layer=layer, mode=mode,
-                           min_cells=min_cells)
+                           min_cells=min_cells, chunk_size=chunk_size)
     info = pdata.uns[PSEUDOBULK_KEY]
     logger.info(
         "pseudobulk: %d profiles (%s%s, %s of %s) from %d cells; %d dropped with < %d cells",
@@ -85,11 +91,13 @@ def _pseudobulk(
     layer: str | None,
     mode: str,
     min_cells: int,
+    chunk_size: int = Defaults.CHUNK_SIZE,
 ) -> tuple[AnnData, pd.DataFrame]:
     """Validated pseudobulk; returns the profiles and the table of dropped ones."""
     _validate.anndata(adata)
     _validate.choice(mode, MODES, name="mode")
     min_cells = _validate.positive_int(min_cells, name="min_cells")
+    chunk_size = _validate.positive_int(chunk_size, name="chunk_size")
     samples = _validate.obs_column(adata, sample_key, purpose="sample of each cell").astype(str)
     groups = None
     if groupby is not None:
@@ -119,14 +127,27 @@ def _pseudobulk(
     obs.index = obs.index.astype(str)
     if not obs.index.is_unique:
         obs.index = pd.RangeIndex(len(obs)).astype(str)
-    X_in = X.to_memory() if hasattr(X, "to_memory") else X
-    if hasattr(X_in, "compute"):
-        X_in = X_in.compute()
-    shallow = AnnData(X=X_in, obs=obs, var=pd.DataFrame(index=pd.Index(var_names).astype(str)))
+    out_of_core = (adata.isbacked and layer is None) or hasattr(X, "compute")
+    if out_of_core and mode == "median":
+        raise ValueError(
+            "mode='median' needs every cell of a profile in memory, but the matrix is backed or a dask array; "
+            "use mode='sum' or 'mean' (computed chunk by chunk), or load the data with adata.to_memory()"
+        )
+    if out_of_core:
+        # decoupler lays out the profiles and their metadata from one obs row per profile (and a
+        # placeholder matrix); the expression is then summed chunk by chunk in bounded memory
+        layout = _profile_rows(obs, sample_key, groupby)
+        shallow = AnnData(X=sp.csr_matrix((len(layout), 1), dtype=np.float32), obs=layout,
+                          var=pd.DataFrame(index=["_placeholder"]))
+    else:
+        shallow = AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(var_names).astype(str)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        pdata = dc.pp.pseudobulk(shallow, sample_col=sample_key, groups_col=groupby, layer=None, mode=mode,
-                                 skip_checks=mode != "sum")
+        pdata = dc.pp.pseudobulk(shallow, sample_col=sample_key, groups_col=groupby, layer=None,
+                                 mode="sum" if out_of_core else mode, skip_checks=out_of_core or mode != "sum")
+    if out_of_core:
+        pdata = _chunked_profiles(pdata, X, obs, var_names, sample_key=sample_key, groupby=groupby, mode=mode,
+                                  chunk_size=chunk_size)
     n_cells = pdata.obs["psbulk_cells"].to_numpy().astype(int)
     pdata.obs[Keys.N_CELLS] = n_cells
     small = (n_cells > 0) & (n_cells < min_cells)
@@ -161,9 +182,70 @@ def _pseudobulk(
         "layer": layer if layer is not None else "X",
         "mode": mode,
         "min_cells": min_cells,
+        "library_version": _validate.library_version(),
         "dropped": dropped,
     }
     return pdata, dropped
+
+
+def _profile_rows(obs: pd.DataFrame, sample_key: str, groupby: str | None) -> pd.DataFrame:
+    """The first cell of each profile, with the obs columns constant within every profile.
+
+    decoupler keeps exactly these columns (``nunique(dropna=False) == 1`` within each profile) and
+    orders profiles by first appearance (no groupby) or sorted, so its layout of these rows equals
+    its layout of all the cells.
+    """
+    by = [sample_key] + ([groupby] if groupby else [])
+    constant = obs.groupby(by, observed=True).nunique(dropna=False).eq(1).all(axis=0)
+    return obs[by + list(constant.index[constant])].drop_duplicates(subset=by)
+
+
+def _chunked_profiles(pdata: AnnData, X, obs: pd.DataFrame, var_names: pd.Index, *, sample_key: str,
+                      groupby: str | None, mode: str, chunk_size: int) -> AnnData:
+    """Profiles of a backed or dask matrix, summed ``chunk_size`` cells at a time.
+
+    ``pdata`` is decoupler's layout of the profiles (obs metadata); their expression, ``psbulk_cells``,
+    ``psbulk_counts`` and ``psbulk_props`` are filled in as decoupler computes them in memory.
+    """
+    from tqdm.auto import tqdm
+
+    from hcctme._settings import settings
+
+    cols = [sample_key] + ([groupby] if groupby else [])
+    profiles = pd.MultiIndex.from_frame(pdata.obs[cols].astype(str))
+    codes = profiles.get_indexer(pd.MultiIndex.from_frame(obs[cols].astype(str)))
+    n_rows, n_genes = X.shape
+    n_cells = np.bincount(codes, minlength=pdata.n_obs).astype(float)
+    sums = np.zeros((pdata.n_obs, n_genes))
+    expressed = np.zeros((pdata.n_obs, n_genes))
+    with tqdm(total=n_rows, unit="cells", desc="hcctme.tl.pseudobulk", leave=False,
+              disable=not settings.progress or n_rows <= chunk_size) as bar:
+        for start in range(0, n_rows, chunk_size):
+            stop = min(n_rows, start + chunk_size)
+            block = X[start:stop]
+            block = block.compute() if hasattr(block, "compute") else block
+            block = sp.csr_matrix(block.to_memory() if hasattr(block, "to_memory") else block)
+            if mode == "sum":
+                _check_all_counts(block)
+            elif not np.all(np.isfinite(block.data)):
+                raise ValueError("the matrix contains NaN or infinite values")
+            member = sp.csr_matrix((np.ones(stop - start), (codes[start:stop], np.arange(stop - start))),
+                                   shape=(pdata.n_obs, stop - start))
+            sums += np.asarray((member @ block).todense())
+            expressed += np.asarray((member @ (block != 0).astype(np.float64)).todense())
+            bar.update(stop - start)
+    counts = sums.sum(axis=1)
+    empty = (n_cells == 0) | (counts == 0)  # decoupler leaves these profiles at zero
+    denominator = np.where(empty, 1.0, n_cells)[:, None]
+    values = sums / denominator if mode == "mean" else sums
+    values[empty] = 0.0
+    props = expressed / denominator
+    props[empty] = 0.0
+    obs_out = pdata.obs.copy()
+    obs_out["psbulk_cells"] = n_cells
+    obs_out["psbulk_counts"] = counts
+    return AnnData(X=values, obs=obs_out, var=pd.DataFrame(index=pd.Index(var_names).astype(str)),
+                   layers={"psbulk_props": props})
 
 
 def _check_all_counts(X) -> None:

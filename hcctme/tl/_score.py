@@ -386,7 +386,7 @@ class _UCellEngine(_Engine):
 
 @dataclass
 class _MeanEngine(_Engine):
-    W: sp.csc_matrix
+    index: _mean_score.SetIndex
     layout: list[tuple[int, int, int, int]]
     n_sigs: int
 
@@ -414,11 +414,17 @@ class _MeanEngine(_Engine):
                 cols += [len(sets), len(sets) + 1]
                 sets += [part, ctrl]
             layout.append(tuple(cols))
-        return cls(W=_mean_score.weight_matrix(n_genes, sets), layout=layout, n_sigs=len(m.ids))
+        return cls(index=_mean_score.set_index(n_genes, sets), layout=layout, n_sigs=len(m.ids))
 
     def block(self, block: Any) -> tuple[np.ndarray, bool, bool]:
         nonfinite, negative = _block_flags(block)
-        means = _mean_score.set_means(block, self.W)
+        means = _mean_score.set_means(block, self.index)
+        return _mean_score.combine(means, self.layout).astype(np.float32), nonfinite, negative
+
+    def csr_rows(self, X: sp.spmatrix, start: int, stop: int) -> tuple[np.ndarray, bool, bool]:
+        first, last = int(X.indptr[start]), int(X.indptr[stop])
+        nonfinite, negative = _block_flags(X.data[first:last])
+        means = _mean_score.set_means_csr(X.indptr[start:stop + 1], X.indices, X.data, self.index)
         return _mean_score.combine(means, self.layout).astype(np.float32), nonfinite, negative
 
 

@@ -54,7 +54,7 @@ class Thresholds:
     min_confidence: float = 0.5
     min_cells: int = 20
     min_fit_cells: int = 30
-    rounds: int = 0
+    rounds: int = 1
     symlog: bool = False
     max_iter: int = 200
     tol: float = 1e-6
@@ -180,7 +180,10 @@ def _m_step(z: np.ndarray, floor: np.ndarray, resp: np.ndarray) -> Mixture:
     sd0 = np.where(w0 < 2.0, 1.0, np.maximum(sd0, _SD_FLOOR))
     empty = w1 < 2.0  # a state with (almost) no cells: park its component far in the upper tail
     mu1 = np.where(empty, mu0 + 3.0 * sd0, mu1)
-    sd1 = np.where(empty, sd0, np.maximum(sd1, _SD_FLOOR))
+    # in-state scores spread at least as much as the background (count noise grows with the mean);
+    # without this, EM fits a narrow high component and a wide background swallows the state's
+    # lower cells
+    sd1 = np.where(empty, sd0, np.maximum(np.maximum(sd1, _SD_FLOOR), sd0))
     return Mixture(weights, mu0, sd0, mu1, sd1, p0_bg, p0_in)
 
 
@@ -249,12 +252,41 @@ def _transform(z: np.ndarray, th: Thresholds) -> np.ndarray:
     return symlog(z) if th.symlog else z
 
 
+def align_samples(
+    z: np.ndarray,
+    groups: np.ndarray | None,
+    background: np.ndarray,
+    *,
+    min_cells: int = 20,
+    max_ratio: float = 2.0,
+) -> np.ndarray:
+    """Shift and scale each sample's scores so that its background matches the pooled background.
+
+    ``background`` (cells x columns, in [0, 1]) weights the cells that are not in the column's
+    state (above the floor only, so a sample's share of floor cells does not move it). A sample
+    with fewer than ``min_cells`` (weighted) background cells of a column is left as it is; the
+    scale factor is clipped to [1 / max_ratio, max_ratio].
+    """
+    if groups is None:
+        return z
+    pooled_mean, pooled_sd, _ = _weighted_stats(z, background)
+    out = z.copy()
+    codes, _ = pd.factorize(np.asarray(groups))
+    for code in range(codes.max() + 1 if codes.size else 0):
+        rows = codes == code
+        g_mean, g_sd, g_w = _weighted_stats(z[rows], background[rows])
+        ok = (g_w >= min_cells) & (g_sd > 1e-12) & (pooled_sd > 1e-12)
+        ratio = np.clip(np.divide(pooled_sd, g_sd, out=np.ones_like(g_sd), where=ok), 1.0 / max_ratio, max_ratio)
+        out[rows] = np.where(ok, pooled_mean + (z[rows] - g_mean) * ratio, z[rows])
+    return out
+
+
 def assign_context(
     values: np.ndarray, groups: np.ndarray | None, th: Thresholds
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Mixture | None, np.ndarray]:
     """Assign the cells of one context: (best column, confidence, called, mixture, z)."""
     n, k = values.shape
-    z = standardise(values, groups, min_cells=th.min_cells)
+    z = standardise(values, None)
     best, conf = rule(z, th)
     if n < th.min_fit_cells:
         return best, conf, conf >= th.min_confidence, None, z
@@ -262,7 +294,7 @@ def assign_context(
     z = _transform(z, th)
     mix, resp = fit_mixture(z, floor, _classes(best, conf, k, th), th)
     for _ in range(th.rounds):
-        z = _transform(standardise(values, groups, weights=1.0 - resp[:, :k], min_cells=th.min_cells), th)
+        z = align_samples(z, groups, (1.0 - resp[:, :k]) * ~floor, min_cells=th.min_cells)
         best = np.argmax(resp[:, :k], axis=1)
         conf = resp[np.arange(n), best]
         mix, resp = fit_mixture(z, floor, _classes(best, conf, k, th), th)

@@ -175,6 +175,7 @@ def ta_response(
                 "aggregate": aggregate,
                 "min_cells": min_cells,
                 "signatures": list(have),
+                "library_version": _validate.library_version(),
             },
         }
         if table is not None:

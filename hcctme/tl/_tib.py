@@ -506,6 +506,7 @@ def tib(
         "labels": {role: {str(k): list(v) if isinstance(v, list) else v for k, v in rec.items()}
                    for role, rec in used.items() if isinstance(rec, dict)},
         "tumour_threshold": float(used.get("tumour_threshold", np.nan)),
+        "library_version": _validate.library_version(),
     }
     adata = adata.copy() if copy else adata
     adata.uns[key_added] = table

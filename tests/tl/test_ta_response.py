@@ -54,14 +54,14 @@ def test_scores_on_the_fly_with_the_library():
     try:
         from hcctme.datasets import simulate_cohort
 
-        a = simulate_cohort(8, 200, n_genes=800, seed=0)
+        a = simulate_cohort(8, 200, n_genes=1500, seed=0)
     except FileNotFoundError:  # pragma: no cover - library not installed
         pytest.skip("signature library missing")
     obsm_before = set(a.obsm)
     res = hc.tl.ta_response(a, sample_key="patient", condition_key="response", reference="responder")
     assert set(a.obsm) == obsm_before  # scores computed on the side, not written
     assert res.per_sample.shape[0] == 8
-    assert {c for c in res.per_sample.columns if c.startswith("TA_")} >= {TREG_TEFF}
+    assert {c for c in res.per_sample.columns if c.startswith("TA_")} == set(TA_SIGNATURES) | {TREG_TEFF}
     assert res.compare["pvalue"].between(0, 1).all()
     assert "tl.score" in a.uns["hcctme_ta_response"]["params"]["scores"]
 

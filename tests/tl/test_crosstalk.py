@@ -1,0 +1,304 @@
+"""hcctme.tl.crosstalk: LIANA per sample, kb annotation, patient-level differential crosstalk."""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import hcctme
+from hcctme import kb
+from hcctme.tl import _crosstalk_stats as cstats
+
+from ._crosstalk_data import lr_cohort, resource_genes
+
+ARGS = dict(groupby="cell_type", sample_key="patient", condition_key="response", reference="responder",
+            n_perms=None)
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    old = hcctme.settings.progress
+    hcctme.settings.progress = False
+    yield
+    hcctme.settings.progress = old
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    return lr_cohort(8, 25, n_genes=150, seed=0)
+
+
+@pytest.fixture(scope="module")
+def result(cohort):
+    adata = cohort.copy()
+    diff = hcctme.tl.crosstalk(adata, **ARGS)
+    return adata, diff
+
+
+def _resistor_up(diff: pd.DataFrame) -> pd.DataFrame:
+    """Tested resistor-up interactions with p < 0.05, ranked by effect (largest first)."""
+    up = diff[diff["tested"] & (diff["effect"] > 0) & (diff["pvalue"] < 0.05)]
+    return up.sort_values("effect", ascending=False).reset_index(drop=True)
+
+
+def _is_spp1_cd44(frame: pd.DataFrame, sources=("Macrophages",)) -> pd.Series:
+    return (frame["source"].isin(sources) & (frame["target"] == "Fibroblasts")
+            & (frame["ligand_complex"] == "SPP1") & (frame["receptor_complex"] == "CD44"))
+
+
+# ---- output shape and storage -------------------------------------------------------------------------
+def test_liana_table_columns_axis_first_and_storage(result):
+    adata, diff = result
+    stored = adata.uns["hcctme_crosstalk"]
+    table = stored["table"]
+    for col in ("patient", "source", "target", "ligand_complex", "receptor_complex", "lr_means",
+                "magnitude_rank", "axis"):
+        assert col in table.columns
+    has_axis = table["axis"].notna().to_numpy()
+    assert has_axis.any() and not has_axis.all()
+    assert has_axis[: int(has_axis.sum())].all(), "resistance-axis interactions must come first"
+    assert (table.loc[table["ligand_complex"].eq("SPP1") & table["receptor_complex"].eq("CD44"), "axis"]
+            == "TIB").all()
+    assert set(table["patient"].astype(str)) == set(adata.obs["patient"])
+    assert "liana_res" not in adata.uns  # LIANA never wrote into the user's AnnData
+    assert set(adata.uns) >= {"hcctme_crosstalk", "hcctme_crosstalk_diff"}
+    params = stored["params"]
+    assert params["resource"] == "consensus" and params["n_perms"] == 0
+    assert params["kb_version"] == kb.version
+    # differential table
+    for col in ("source", "target", "ligand_complex", "receptor_complex", "axis", "effect", "statistic",
+                "pvalue", "padj", "n_samples", "tested", "condition", "reference"):
+        assert col in diff.columns
+    assert diff is not None and diff["tested"].iloc[0]
+    assert (diff["condition"] == "resistor").all() and (diff["reference"] == "responder").all()
+    untested = diff[~diff["tested"]]
+    assert untested["pvalue"].isna().all()
+    tested = diff[diff["tested"]]
+    assert (tested["n_reference"] >= 3).all() and (tested["n_other"] >= 3).all()
+    assert np.all(np.diff(tested["pvalue"].to_numpy()) >= 0)
+
+
+def test_planted_gain_found_in_synthetic_cohort(result):
+    _, diff = result
+    up = _resistor_up(diff)
+    hit = up.index[_is_spp1_cd44(up)]
+    assert len(hit) == 1 and hit[0] < 10
+    row = up.loc[hit[0]]
+    assert row["pvalue"] < 0.05 and row["axis"] == "TIB" and row["direction"] == "up"
+
+
+def test_pooled_run_without_sample_key(cohort):
+    adata = cohort.copy()
+    table = hcctme.tl.crosstalk(adata, groupby="cell_type", n_perms=None, axes_only=True)
+    assert "patient" not in table.columns and table["axis"].notna().all()
+    assert "hcctme_crosstalk_diff" not in adata.uns
+    assert adata.uns["hcctme_crosstalk"]["params"]["axes_only"]
+
+
+def test_copy_returns_new_anndata(cohort, digest):
+    before = digest(cohort)
+    out = hcctme.tl.crosstalk(cohort, **ARGS, axes_only=True, copy=True, key_added="ct")
+    assert digest(cohort) == before
+    assert "ct" in out.uns and "ct_diff" in out.uns
+
+
+def test_permutations_give_specificity(cohort):
+    adata = cohort[cohort.obs["patient"].isin(["p0", "p1"])].copy()
+    table = hcctme.tl.crosstalk(adata, groupby="cell_type", sample_key="patient", n_perms=20, axes_only=True)
+    assert "specificity_rank" in table.columns and "cellphone_pvals" in table.columns
+
+
+def test_user_resource_dataframe(cohort):
+    resource = pd.DataFrame({"ligand": ["SPP1", "CXCL12"], "receptor": ["CD44", "CXCR4"]})
+    table = hcctme.tl.crosstalk(cohort.copy(), groupby="cell_type", resource=resource, n_perms=None)
+    assert set(table["ligand_complex"]) <= set(kb.axis_pairs()["ligand"]) | {"SPP1", "CXCL12"}
+    assert "user DataFrame" == hcctme.tl.crosstalk(cohort.copy(), groupby="cell_type", resource=resource,
+                                                     n_perms=None, copy=True).uns["hcctme_crosstalk"][
+        "params"]["resource"]
+
+
+def test_results_survive_h5ad_round_trip(result, tmp_path):
+    import anndata
+
+    adata, diff = result
+    path = tmp_path / "ct.h5ad"
+    adata.write_h5ad(path)
+    back = anndata.read_h5ad(path)
+    table = back.uns["hcctme_crosstalk"]["table"]
+    assert len(table) == len(adata.uns["hcctme_crosstalk"]["table"])
+    assert table["axis"].isna().sum() == adata.uns["hcctme_crosstalk"]["table"]["axis"].isna().sum()
+    assert len(back.uns["hcctme_crosstalk_diff"]["table"]) == len(diff)
+
+
+def test_kb_pairs_missing_from_resource_are_added(result):
+    adata, _ = result
+    added = adata.uns["hcctme_crosstalk"]["params"]["kb_pairs_added"]
+    assert "FSTL1^TLR4" in added  # not in LIANA's consensus resource
+
+
+# ---- statistics -------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_null_cohorts_keep_false_positive_rate():
+    hits = total = 0
+    for seed in (11, 12, 13):
+        adata = lr_cohort(10, 20, n_groups=4, n_genes=120, null=True, seed=seed)
+        diff = hcctme.tl.crosstalk(adata, **ARGS)
+        tested = diff[diff["tested"]]
+        hits += int((tested["pvalue"] < 0.05).sum())
+        total += len(tested)
+    assert total > 300
+    assert hits / total <= 0.05 + 0.02  # pooled over interactions (correlated) and replicates
+
+
+def test_differential_marks_sparse_interactions_untested():
+    idx = pd.MultiIndex.from_tuples([("A", "B", "L1", "R1"), ("A", "B", "L2", "R2")], names=cstats.ID_COLUMNS)
+    samples = [f"s{i}" for i in range(8)]
+    matrix = pd.DataFrame([[1, 2, 3, 4, 5, 6, 7, 8], [0, 0, 0, 0, 0, 0, 0, 1]], index=idx, columns=samples,
+                          dtype=float)
+    detected = matrix > 0
+    conditions = pd.Series(["ref"] * 4 + ["oth"] * 4, index=samples)
+    out = cstats.differential(matrix, detected, conditions, reference="ref", min_samples=3)
+    assert out["tested"].tolist() == [True, False]
+    assert out.loc[0, "effect"] == pytest.approx(4.0) and out.loc[0, "pvalue"] == pytest.approx(2 / 70)
+    assert np.isnan(out.loc[1, "pvalue"])
+    matrix.iloc[0, :3] = np.nan  # only 1 evaluable reference sample
+    out = cstats.differential(matrix, detected, conditions, reference="ref", min_samples=3)
+    assert not out.loc[0, "tested"] and out.loc[0, "n_reference"] == 1
+
+
+def test_strength_matrix_zero_vs_not_evaluable():
+    table = pd.DataFrame({"s": ["a", "b"], "source": ["X", "X"], "target": ["Y", "Y"], "ligand_complex": ["L", "L"],
+                          "receptor_complex": ["R", "R"], "lr_means": [1.0, 2.0]})
+    table = pd.concat([table, table.assign(s="c", ligand_complex="L2", lr_means=3.0)], ignore_index=True)
+    matrix, detected = cstats.strength_matrix(table, sample_key="s", samples=["a", "b", "c", "d"],
+                                              groups={"a": ["X", "Y"], "b": ["X", "Y"], "c": ["X", "Y"], "d": ["X"]},
+                                              strength="lr_means")
+    row = matrix.loc[("X", "Y", "L", "R")]
+    assert row["a"] == 1.0 and row["c"] == 0.0 and np.isnan(row["d"])
+    assert detected.loc[("X", "Y", "L", "R")].tolist() == [True, True, False, False]
+
+
+# ---- offline ------------------------------------------------------------------------------------------------
+def test_runs_with_network_blocked(cohort, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("network access attempted during crosstalk")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    diff = hcctme.tl.crosstalk(cohort.copy(), **ARGS, axes_only=True)
+    assert len(diff) > 0
+
+
+# ---- bad input -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(ARGS, groupby="nope"), KeyError, "no column 'nope'"),
+    (dict(ARGS, sample_key="nope"), KeyError, "no column 'nope'"),
+    (dict(ARGS, condition_key="nope"), KeyError, "no column 'nope'"),
+    (dict(ARGS, reference="partial"), ValueError, "not a level"),
+    (dict(ARGS, reference=None), ValueError, "not a level"),
+    (dict(ARGS, sample_key=None), ValueError, "needs sample_key"),
+    (dict(groupby="cell_type", reference="responder"), ValueError, "only used with condition_key"),
+    (dict(ARGS, resource="not_a_resource"), ValueError, "not a LIANA resource"),
+    (dict(ARGS, resource=pd.DataFrame({"a": [1]})), ValueError, "lacks column"),
+    (dict(ARGS, n_perms=0), ValueError, "n_perms must be >= 1"),
+    (dict(ARGS, expr_prop=2.0), ValueError, "expr_prop must be in"),
+    (dict(ARGS, strength="specificity_rank"), ValueError, "needs permutations"),
+    (dict(ARGS, strength="bogus"), ValueError, "strength='bogus' is not supported"),
+    (dict(ARGS, layer="counts"), ValueError, "integer counts"),
+    (dict(ARGS, layer="missing"), KeyError, "no 'missing'"),
+])
+def test_bad_input_raises_and_leaves_input_untouched(cohort, digest, kwargs, error, message):
+    adata = cohort.copy()
+    before = digest(adata)
+    with pytest.raises(error, match=message):
+        hcctme.tl.crosstalk(adata, **kwargs)
+    assert digest(adata) == before
+
+
+def test_condition_must_be_constant_within_samples(cohort, digest):
+    adata = cohort.copy()
+    adata.obs["mixed"] = np.where(np.arange(adata.n_obs) % 2, "a", "b")
+    before = digest(adata)
+    with pytest.raises(ValueError, match="varies within samples"):
+        hcctme.tl.crosstalk(adata, groupby="cell_type", sample_key="patient", condition_key="mixed", reference="a")
+    assert digest(adata) == before
+
+
+def test_no_resource_genes_present(digest):
+    adata = lr_cohort(4, 15, n_genes=40, seed=2)
+    adata.var_names = [f"G{i}" for i in range(adata.n_vars)]
+    before = digest(adata)
+    with pytest.raises(ValueError, match="human gene symbols"):
+        hcctme.tl.crosstalk(adata, groupby="cell_type", n_perms=None)
+    assert digest(adata) == before
+
+
+def test_scaled_matrix_refused(cohort, digest):
+    adata = cohort.copy()
+    adata.layers["scaled"] = adata.X.toarray() - 1.0
+    before = digest(adata)
+    with pytest.raises(ValueError, match="negative values"):
+        hcctme.tl.crosstalk(adata, groupby="cell_type", layer="scaled", n_perms=None)
+    assert digest(adata) == before
+
+
+def test_small_groups_reported_and_skipped(cohort, caplog):
+    adata = cohort.copy()
+    small = adata.obs.index[(adata.obs["patient"] == "p0") & (adata.obs["cell_type"] == "Tumour")][:5]
+    drop = adata.obs.index[(adata.obs["patient"] == "p0") & (adata.obs["cell_type"] == "Tumour")].difference(small)
+    adata = adata[~adata.obs.index.isin(drop)].copy()
+    with caplog.at_level(logging.WARNING, logger="hcctme"):
+        table = hcctme.tl.crosstalk(adata, groupby="cell_type", sample_key="patient", n_perms=None, axes_only=True)
+    skipped = adata.uns["hcctme_crosstalk"]["skipped"]
+    assert ((skipped["sample"] == "p0") & (skipped["group"] == "Tumour") & (skipped["n_cells"] == 5)).any()
+    p0 = table[table["patient"] == "p0"]
+    assert not ((p0["source"] == "Tumour") | (p0["target"] == "Tumour")).any()
+    assert "too few cells" in caplog.text
+
+
+def test_all_groups_too_small_raises(cohort, digest):
+    adata = cohort.copy()
+    before = digest(adata)
+    with pytest.raises(ValueError, match="no sample has two or more groups"):
+        hcctme.tl.crosstalk(adata, groupby="cell_type", sample_key="patient", min_cells=1000, n_perms=None)
+    assert digest(adata) == before
+
+
+# ---- the simulator's planted gain (statistical, slower) ---------------------------------------------------------
+def _simulated(null: bool, seed: int, n_patients: int = 12, cells: int = 800):
+    from hcctme.datasets import simulate_cohort
+
+    adata = simulate_cohort(n_patients, cells, null=null, seed=seed)
+    keep_types = ["Macrophages", "Fibroblasts", "Tumour cells", "Endothelial cells", "CD8+ T cells", "Neutrophils"]
+    genes = set(resource_genes()) | kb.genes()
+    adata = adata[adata.obs["cell_type"].isin(keep_types), adata.var_names.isin(genes)].copy()
+    group = adata.obs["cell_type"].astype(str).to_numpy().copy()
+    group[(adata.obs["state_true"].astype(str) == "TAM2_SPP1").to_numpy()] = "TAM2_SPP1"
+    adata.obs["group"] = group
+    return adata
+
+
+@pytest.mark.slow
+def test_simulator_planted_spp1_cd44_gain_in_top10():
+    adata = _simulated(null=False, seed=3)
+    diff = hcctme.tl.crosstalk(adata, groupby="group", sample_key="patient", condition_key="response",
+                               reference="responder", n_perms=None)
+    up = _resistor_up(diff)
+    hit = up.index[_is_spp1_cd44(up, sources=("TAM2_SPP1", "Macrophages"))]
+    assert len(hit) >= 1 and hit.min() < 10, up.head(12)
+    assert up.loc[hit.min(), "pvalue"] < 0.05 and up.loc[hit.min(), "axis"] == "TIB"
+
+
+@pytest.mark.slow
+def test_simulator_null_cohort_false_positive_rate():
+    adata = _simulated(null=True, seed=21, n_patients=10, cells=400)
+    diff = hcctme.tl.crosstalk(adata, groupby="group", sample_key="patient", condition_key="response",
+                               reference="responder", n_perms=None)
+    tested = diff[diff["tested"]]
+    assert len(tested) > 500
+    assert (tested["pvalue"] < 0.05).mean() <= 0.05 + 0.03  # pooled over (correlated) interactions
