@@ -237,6 +237,10 @@ def run_size(n_cells: int, *, n_jobs: int, skip: set[str], dc_threads: int) -> l
     if "pyucell" not in skip:
         def _pyucell():
             tmp = make_adata(adata.X)
+            # fresh joblib workers for every call: their start-up and memory are part of pyucell's cost
+            from joblib.externals.loky import get_reusable_executor
+
+            get_reusable_executor().shutdown(wait=True)
             pyucell.compute_ucell_scores(tmp, sigs, max_rank=MAX_RANK, suffix="")
             return tmp.obs[list(sigs)]
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 import scipy.sparse as sp
 from anndata import AnnData
 
@@ -106,9 +107,6 @@ def fingerprints(adata: AnnData, out: dict[str, Any]) -> dict[str, str]:
 # --------------------------------------------------------------------------------------------------
 # tests
 # --------------------------------------------------------------------------------------------------
-import pytest  # noqa: E402
-
-
 @pytest.fixture(scope="module")
 def first_run() -> tuple[AnnData, dict[str, Any]]:
     return run_all()

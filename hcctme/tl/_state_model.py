@@ -172,6 +172,7 @@ def _m_step(z: np.ndarray, floor: np.ndarray, resp: np.ndarray) -> Mixture:
     above = ~floor
     p0_in = np.clip((w_in * floor).sum(axis=0) / np.maximum(w_in.sum(axis=0), 1e-12), 1e-4, 1 - 1e-4)
     p0_bg = np.clip((w_bg * floor).sum(axis=0) / np.maximum(w_bg.sum(axis=0), 1e-12), 1e-4, 1 - 1e-4)
+    p0_in = np.minimum(p0_in, p0_bg)  # a state raises its score: it is at the floor no more often
     mu1, sd1, w1 = _weighted_stats(z, w_in * above)
     mu0, sd0, w0 = _weighted_stats(z, w_bg * above)
     # a background without cells above the floor: centre it at the floor, unit spread
@@ -286,15 +287,16 @@ def assign_context(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Mixture | None, np.ndarray]:
     """Assign the cells of one context: (best column, confidence, called, mixture, z)."""
     n, k = values.shape
-    z = standardise(values, None)
+    z = standardise(values, groups, min_cells=th.min_cells)
     best, conf = rule(z, th)
     if n < th.min_fit_cells:
         return best, conf, conf >= th.min_confidence, None, z
     floor = floor_mask(values)
     z = _transform(z, th)
     mix, resp = fit_mixture(z, floor, _classes(best, conf, k, th), th)
+    pooled = _transform(standardise(values, None), th)
     for _ in range(th.rounds):
-        z = align_samples(z, groups, (1.0 - resp[:, :k]) * ~floor, min_cells=th.min_cells)
+        z = align_samples(pooled, groups, (1.0 - resp[:, :k]) * ~floor, min_cells=th.min_cells)
         best = np.argmax(resp[:, :k], axis=1)
         conf = resp[np.arange(n), best]
         mix, resp = fit_mixture(z, floor, _classes(best, conf, k, th), th)

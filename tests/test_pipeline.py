@@ -1,0 +1,82 @@
+"""End to end: the whole pipeline on a small simulated spatial cohort, its outputs and the `hcctme run` command."""
+
+from pathlib import Path
+
+import anndata as ad
+import pandas as pd
+import pytest
+
+from hcctme import cli, datasets, pipeline
+from hcctme._constants import Keys
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cohort_file(tmp_path_factory) -> Path:
+    adata = datasets.simulate_cohort(8, 150, n_genes=800, spatial=True, seed=11)
+    path = tmp_path_factory.mktemp("cohort") / "cohort.h5ad"
+    adata.write_h5ad(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def run_dir(cohort_file: Path, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    code = cli.main(["run", str(cohort_file), "--out", str(out), "--sample-key", "patient",
+                     "--condition-key", "response", "--reference", "responder", "--cell-type-key", "cell_type"])
+    assert code == 0
+    return out
+
+
+def test_run_writes_every_output(run_dir: Path):
+    names = {p.name for p in run_dir.iterdir()}
+    expected = {"hcctme.h5ad", "report.html", "compare_composition.tsv", "compare_scores.tsv",
+                "compare_genes.tsv", "crosstalk.tsv", "crosstalk_diff.tsv", "tib.tsv", "resistance_profile.tsv",
+                "ta_response_per_sample.tsv", "ta_response_compare.tsv"}
+    assert expected <= names
+    assert not [n for n in names if n.endswith(".part")]
+
+
+def test_stored_results_and_provenance(run_dir: Path):
+    adata = ad.read_h5ad(run_dir / "hcctme.h5ad")
+    assert Keys.SCORES in adata.obsm and Keys.STATE in adata.obs
+    for key in (Keys.TIB, Keys.PROFILE, Keys.CROSSTALK):
+        assert key in adata.uns
+    run = adata.uns["hcctme_run"]
+    assert run["config"]["sample_key"] == "patient"
+    assert set(run["timings_s"]) == set(pipeline.STEPS)
+    assert "library_version" in adata.uns[Keys.SCORES]
+
+
+def test_tables_are_tidy(run_dir: Path):
+    composition = pd.read_csv(run_dir / "compare_composition.tsv", sep="\t")
+    assert {"feature", "group", "effect", "statistic", "pvalue", "padj", "n_reference", "n_other",
+            "direction"} <= set(composition.columns)
+    assert composition["pvalue"].between(0, 1).all()
+    profile = pd.read_csv(run_dir / "resistance_profile.tsv", sep="\t")
+    assert {"axis", "activity", "active"} <= set(profile.columns)
+    assert profile["patient" if "patient" in profile.columns else profile.columns[0]].nunique() == 8
+
+
+def test_input_file_is_never_modified(cohort_file: Path, run_dir: Path):
+    adata = ad.read_h5ad(cohort_file)
+    assert Keys.SCORES not in adata.obsm and Keys.STATE not in adata.obs
+
+
+def test_run_refuses_bad_keys_before_writing(cohort_file: Path, tmp_path: Path, capsys):
+    out = tmp_path / "out"
+    code = cli.main(["run", str(cohort_file), "--out", str(out), "--sample-key", "nope"])
+    assert code == cli.EXIT_USAGE
+    assert "nope" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_pipeline_config_validation_names_the_problem():
+    adata = datasets.simulate_cohort(4, 60, n_genes=600, seed=2)
+    before = adata.copy()
+    with pytest.raises(ValueError, match="reference 'nope' is not a level"):
+        pipeline.run(adata, reference="nope")
+    with pytest.raises(ValueError, match="unknown pipeline step"):
+        pipeline.run(adata, steps=("score", "fly"))
+    assert adata.obsm.keys() == before.obsm.keys() and list(adata.uns) == list(before.uns)
