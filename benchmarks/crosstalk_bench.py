@@ -14,6 +14,11 @@ Modes (``--modes``):
 
 Usage: ``python benchmarks/crosstalk_bench.py [--modes axes fast full] [--n-jobs 2]
 [--cells 100000] [--samples 16]``.
+
+Measured once (2-CPU x86_64 container shared with other jobs, n_jobs=2, LIANA 1.10, simulation
+time excluded): full 228 s (104,914 per-sample LIANA rows, 13,844 interactions, 9,347 tested),
+fast 178 s, axes 67 s (1,349 rows, 316 interactions). Time grows linearly with samples and
+with (groups^2 x resource size); divide by the cores given to n_jobs.
 """
 
 from __future__ import annotations

@@ -237,13 +237,13 @@ def run_size(n_cells: int, *, n_jobs: int, skip: set[str], dc_threads: int) -> l
     if "pyucell" not in skip:
         def _pyucell():
             tmp = make_adata(adata.X)
-            # fresh joblib workers for every call: their start-up and memory are part of pyucell's cost
-            from joblib.externals.loky import get_reusable_executor
-
-            get_reusable_executor().shutdown(wait=True)
             pyucell.compute_ucell_scores(tmp, sigs, max_rank=MAX_RANK, suffix="")
             return tmp.obs[list(sigs)]
 
+        # fresh joblib workers for every call: their start-up and memory are part of pyucell's cost
+        from joblib.externals.loky import get_reusable_executor
+
+        get_reusable_executor().shutdown(wait=True)
         ref = measure("pyucell 0.8 (n_jobs=-1)", _pyucell, results)
         exact["max |hcctme ucell - pyucell|"] = float(np.abs(ours.to_numpy() - ref.to_numpy()).max())
     if "aucell" not in skip:

@@ -136,6 +136,8 @@ def crosstalk(smk) -> None:
     adata = _run_step(smk, "crosstalk") if _cfg(smk)["crosstalk"] else _files.read_h5ad(smk.input[0])
     for name, key in (("pooled", Keys.CROSSTALK), ("diff", Keys.CROSSTALK_DIFF)):
         table = adata.uns.get(key, pd.DataFrame())
+        if isinstance(table, dict):  # tl.crosstalk stores {"table": ..., "params": ..., ...}
+            table = table.get("table")
         _files.write_table(table if isinstance(table, pd.DataFrame) else pd.DataFrame(), smk.output[name])
 
 

@@ -489,3 +489,46 @@ def test_copy_returns_scored_copy_and_leaves_original(digest):
     out = hcctme.tl.score(adata, sigs, copy=True)
     assert digest(adata) == before
     assert "hcctme_scores" in out.obsm and out is not adata
+
+
+def test_other_matrix_layouts_equal_csr(reference):
+    adata, sigs, ref = reference
+    X = adata.X
+    expected = ref["ucell"].to_numpy()
+    # non-canonical CSR: unsorted indices, and in 10 rows one entry split into two duplicates
+    rng = np.random.default_rng(0)
+    indptr, indices, data = [0], [], []
+    for i in range(X.shape[0]):
+        cols = X.indices[X.indptr[i]:X.indptr[i + 1]].copy()
+        vals = X.data[X.indptr[i]:X.indptr[i + 1]].copy()
+        order = rng.permutation(cols.size)
+        cols, vals = cols[order], vals[order]
+        if i < 10 and cols.size:
+            vals[0] /= 2
+            cols, vals = np.append(cols, cols[0]), np.append(vals, vals[0])
+        indices.append(cols)
+        data.append(vals)
+        indptr.append(indptr[-1] + cols.size)
+    messy = sp.csr_matrix((np.concatenate(data), np.concatenate(indices), np.array(indptr)), shape=X.shape)
+    assert not messy.has_canonical_format
+    for other in (messy, sp.csr_array(X), np.asfortranarray(X.toarray()), X.tocoo().tocsr().astype(np.float64)):
+        for method in ("ucell", "mean"):
+            got = _scores(_adata(other), sigs, method=method, chunk_size=97).to_numpy()
+            np.testing.assert_allclose(got, ref[method].to_numpy(), atol=1e-6)
+    assert np.abs(_scores(_adata(messy), sigs).to_numpy() - expected).max() < 1e-6
+
+
+def test_dask_sparse_column_chunks_and_nonfinite():
+    da = pytest.importorskip("dask.array")
+    X = _real_like(seed=12, n=120, g=400)
+    sigs = {"A": [f"G{i}" for i in range(20)], "B": [f"G{i}" for i in range(100, 130)]}
+    expected = _scores(_adata(X), sigs).to_numpy()
+    dadata = _adata(da.from_array(X, chunks=(50, 150), asarray=False))
+    hcctme.tl.score(dadata, sigs)
+    np.testing.assert_allclose(dadata.obsm["hcctme_scores"].to_numpy(), expected, atol=1e-6)
+    bad = X.toarray()
+    bad[77, 3] = np.nan
+    dbad = _adata(da.from_array(bad, chunks=(50, 400)))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        hcctme.tl.score(dbad, sigs)
+    assert "hcctme_scores" not in dbad.obsm
