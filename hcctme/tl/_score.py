@@ -90,8 +90,10 @@ def score(
         Signatures with a smaller fraction of their genes found in the data, or with fewer than
         ``Defaults.MIN_GENES`` (3) genes found, are left out with one warning that lists them.
     chunk_size
-        Cells read and scored at once; bounds memory (default ``Defaults.CHUNK_SIZE`` = 10,000
-        for in-memory and backed data; for dask arrays, ``None`` keeps the array's own row chunks).
+        Cells read and scored at once; bounds memory. Default ``Defaults.CHUNK_SIZE`` (10,000)
+        for in-memory and backed sparse data, blocks of about 256 MB for a dense matrix on disk,
+        and the array's own row chunks for dask arrays. A backed matrix should be CSR (row
+        slices of a CSC file read every column).
     n_jobs
         Threads for the compiled kernels (cells are scored in parallel); ``-1`` uses every core
         numba may use, ``None`` takes ``hcctme.settings.n_jobs``. For dask arrays the parallelism
@@ -459,6 +461,9 @@ class _DecouplerEngine(_Engine):
 # --------------------------------------------------------------------------------------------------
 # Matrix sources: in-memory, backed, dask
 # --------------------------------------------------------------------------------------------------
+_DENSE_BLOCK_BYTES = 2**28
+
+
 def _is_dask(X: Any) -> bool:
     return type(X).__module__.split(".")[0] == "dask"
 
@@ -508,6 +513,9 @@ class _Source:
             kind = "backed"
         if kind != "dask" and chunk_size is None:
             chunk_size = Defaults.CHUNK_SIZE
+            if kind == "backed" and getattr(X, "format", None) is None:  # dense on disk: ~256 MB blocks
+                row_bytes = X.shape[1] * np.dtype(X.dtype).itemsize
+                chunk_size = int(max(1, min(chunk_size, _DENSE_BLOCK_BYTES // max(row_bytes, 1))))
         return cls(X=X, kind=kind, chunk_size=chunk_size)
 
     @property

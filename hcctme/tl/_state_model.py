@@ -3,26 +3,28 @@
 The model, for one parent context (e.g. ``macrophage``) whose state collection has K states
 (K = 1 for single-state collections such as TREG among CD4 T cells):
 
-1. **Standardise.** Each state score is z-scored within the parent population of each sample
-   (mean and sd over that sample's cells of the context), so a patient's sequencing depth or a
-   signature's length does not decide the call. Groups of fewer than ``min_cells`` cells borrow
-   the statistics of the context over all samples.
+1. **Standardise.** A first fit uses each state score z-scored within the parent population of
+   each sample (mean and sd over that sample's cells of the context; groups of fewer than
+   ``min_cells`` cells borrow the statistics of the context over all samples). Those statistics
+   depend on the sample's state composition (a sample rich in a state gets a larger sd and smaller
+   z for it), so each of ``rounds`` refits standardises the scores over the context, then aligns
+   every sample's *background* (cells not in the state, above the floor, weighted by the previous
+   fit) to the pooled background by a shift and a scale (clipped to [1/2, 2]): one patient's
+   depth does not decide, and neither does its composition.
 2. **Mixture.** Every cell is taken to be in exactly one of K + 1 classes: one of the K states, or
-   none of them. In state k its score k is high, ``N(mu1_k, sd1_k)``; every score of a state the
-   cell is not in follows that state's background ``N(mu0_k, sd0_k)``. The class proportions,
-   means and sds are fitted by EM (started from the provisional rule below) over the cells of the
-   context in all samples; the posterior probability of each class follows from Bayes' rule.
-   This is the "margin" of the best state twice over: over the runner-up state (the states
-   compete for the same posterior mass) and over the population (the "none" class).
+   none of them. In state k its score k is high, ``N(mu1_k, sd1_k)`` with ``sd1_k >= sd0_k``;
+   every score of a state the cell is not in follows that state's background ``N(mu0_k, sd0_k)``.
+   The class proportions, means and sds are fitted by EM over the cells of the context in all
+   samples; the posterior probability of each class follows from Bayes' rule. This is the
+   "margin" of the best state twice over: over the runner-up state (the states compete for the
+   same posterior mass) and over the population (the "none" class). A refit starts from the
+   previous fit and from the provisional rule; the start with the higher likelihood is kept.
 3. **Hurdle.** Scores at the column's floor (UCell gives 0 when no gene of the signature ranks)
-   are a point mass with a probability of their own in the state and in the background; only the
-   scores above it are normal. (``rounds`` > 0 re-standardises each sample on its own background
-   cells and refits; off by default: with zero-inflated UCell scores it was less stable on the
-   simulator.)
+   are a point mass with a probability of their own in the state (at most the background's) and
+   in the background; only the scores above it are normal.
 4. **Call.** ``confidence`` = posterior probability of the best state; the call is that state when
    ``confidence >= min_confidence`` and the cell's score lies above the floor and above the
-   state's background mean,
-   else ``"unassigned"``.
+   state's background mean, else ``"unassigned"``.
 
 Provisional / fallback rule (contexts with fewer than ``min_fit_cells`` cells, and EM's start):
 with K >= 2, ``min(1 - 2 ** (-(z_best - z_second) / margin_half), Phi(z_best - level_z))``; with
@@ -31,6 +33,12 @@ K = 1, ``Phi(z - single_z)``.
 Diagnostics per state: the fitted proportion and the separation
 ``(mu1 - mu0) / sqrt((sd1**2 + sd0**2) / 2)`` (in sd units; well below ~1.5 means the score has no
 distinct high sub-population and calls are the upper tail of a continuum).
+
+Known limit: the components are normal. A state whose scores are bimodal (e.g. a signed score
+that one detected ``genes_down`` gene pulls down) or a background with a long right tail loses
+its cells in the overlap (the Bayes decision at posterior 0.5 is stricter there than a threshold
+tuned to 85 % precision); and a zero-inflated score without any state (censored noise) can still
+be split into a background and a spurious upper-tail "state".
 """
 
 from __future__ import annotations
@@ -79,6 +87,7 @@ class Mixture:
     p0_in: np.ndarray  # ... that an in-state cell's score does
     n_iter: int = 0
     converged: bool = False
+    loglik: float = -np.inf
 
     @property
     def separation(self) -> np.ndarray:
@@ -226,8 +235,9 @@ def fit_mixture(
             break
         previous = loglik
     log_joint = _log_joint(z, floor, mix)
-    resp = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
-    mix.n_iter, mix.converged = it, converged
+    norm = logsumexp(log_joint, axis=1, keepdims=True)
+    resp = np.exp(log_joint - norm)
+    mix.n_iter, mix.converged, mix.loglik = it, converged, float(norm.sum())
     return mix, resp
 
 
@@ -297,9 +307,12 @@ def assign_context(
     pooled = _transform(standardise(values, None), th)
     for _ in range(th.rounds):
         z = align_samples(pooled, groups, (1.0 - resp[:, :k]) * ~floor, min_cells=th.min_cells)
-        best = np.argmax(resp[:, :k], axis=1)
-        conf = resp[np.arange(n), best]
-        mix, resp = fit_mixture(z, floor, _classes(best, conf, k, th), th)
+        # two starts: the previous fit and the provisional rule on the aligned scores
+        previous = np.argmax(resp[:, :k], axis=1)
+        fresh, fresh_conf = rule(z, th)
+        fits = [fit_mixture(z, floor, _classes(previous, resp[np.arange(n), previous], k, th), th),
+                fit_mixture(z, floor, _classes(fresh, fresh_conf, k, th), th)]
+        mix, resp = max(fits, key=lambda fit: fit[0].loglik)
     rows = np.arange(n)
     best = np.argmax(resp[:, :k], axis=1)
     conf = resp[rows, best]
