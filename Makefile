@@ -14,14 +14,13 @@ $(STAMP): pyproject.toml .ci/constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c .ci/constraints.txt -e ".[dev]"
-	$(PY) -m ipykernel install --user --name python3 >/dev/null 2>&1 || true
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/hcctme demo --out $(DEMO_OUT)
 
 test: $(STAMP)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q --nbmake tests tutorials
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not notebook"

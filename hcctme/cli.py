@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--groupby", default=None)
     compare.add_argument("--parent-key", default=None)
     compare.add_argument("--layer", default=Keys.COUNTS, help="counts layer for features=genes")
+    compare.add_argument("--min-cells", type=int, default=Defaults.MIN_CELLS,
+                         help="samples with fewer cells in a group are left out of that group")
 
     crosstalk = sub.add_parser("crosstalk", help="ligand-receptor crosstalk on resistance axes (tl.crosstalk)")
     crosstalk.add_argument("input")
@@ -199,7 +201,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     adata = _files.read_h5ad(args.input)
     table = tl.compare(adata, condition_key=args.condition_key, sample_key=args.sample_key,
                        reference=args.reference, features=args.features, groupby=args.groupby,
-                       parent_key=args.parent_key, layer=args.layer)
+                       parent_key=args.parent_key, layer=args.layer, min_cells=args.min_cells)
     _files.write_table(table, args.out)
     print(args.out)
     return 0

@@ -204,9 +204,9 @@ def result_tables(adata: AnnData) -> dict[str, pd.DataFrame]:
         value = adata.uns.get(key)
         if isinstance(value, pd.DataFrame):
             tables[stem] = value
-        elif isinstance(value, dict):  # e.g. ta_response: {"per_sample": ..., "compare": ...}
-            tables.update({f"{stem}_{part}": frame for part, frame in value.items()
-                           if isinstance(frame, pd.DataFrame)})
+        elif isinstance(value, dict):  # {"table": ...} or ta_response's {"per_sample": ..., "compare": ...}
+            tables.update({stem if part == "table" else f"{stem}_{part}": frame
+                           for part, frame in value.items() if isinstance(frame, pd.DataFrame)})
     return tables
 
 
@@ -220,7 +220,8 @@ def write_outputs(adata: AnnData, out_dir: str | Path, *, input_path: str | Path
     h5ad_path = out_dir / "hcctme.h5ad"
     _files.refuse_overwrite(h5ad_path, input_path)
     for stem, table in result_tables(adata).items():
-        written[stem] = _files.write_table(table, out_dir / f"{stem}.tsv", index=stem == "tib")
+        keep_index = stem in ("tib", "ta_response_per_sample")
+        written[stem] = _files.write_table(table, out_dir / f"{stem}.tsv", index=keep_index)
     written["report"] = report.build(adata, out_dir / "report.html")
     written["h5ad"] = _files.write_h5ad(adata, h5ad_path)
     logger.info("wrote %d files to %s", len(written), out_dir)

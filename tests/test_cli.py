@@ -65,7 +65,7 @@ def test_bad_context_map_syntax(capsys, tmp_path: Path):
 
 
 def test_score_then_states_then_compare_on_files(capsys, tmp_path: Path):
-    adata = datasets.simulate_cohort(6, 80, n_genes=800, seed=2)
+    adata = datasets.simulate_cohort(6, 200, n_genes=800, seed=2)
     src = tmp_path / "cohort.h5ad"
     adata.write_h5ad(src)
     before = src.read_bytes()
@@ -74,7 +74,7 @@ def test_score_then_states_then_compare_on_files(capsys, tmp_path: Path):
     assert run(capsys, "states", str(scored), "--out", str(states), "--cell-type-key", "cell_type",
                "--sample-key", "patient")[0] == 0
     assert run(capsys, "compare", str(states), "--out", str(table), "--features", "composition",
-               "--groupby", "hcctme_state", "--parent-key", "cell_type")[0] == 0
+               "--groupby", "hcctme_state", "--parent-key", "cell_type", "--min-cells", "5")[0] == 0
     result = pd.read_csv(table, sep="\t")
     assert {"feature", "group", "effect", "pvalue", "padj"} <= set(result.columns)
     assert src.read_bytes() == before

@@ -337,7 +337,7 @@ def crosstalk(
             delayed(_run_liana)(block, lab, var_names, res_table, **run) for _, block, lab in jobs())
         outs = dict(zip(kept_groups, outs))
     else:
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         outs = {}
         for sample, block, lab in tqdm(jobs(), total=len(kept_groups), desc="crosstalk (LIANA per sample)",

@@ -207,7 +207,7 @@ def _chunked_profiles(pdata: AnnData, X, obs: pd.DataFrame, var_names: pd.Index,
     ``pdata`` is decoupler's layout of the profiles (obs metadata); their expression, ``psbulk_cells``,
     ``psbulk_counts`` and ``psbulk_props`` are filled in as decoupler computes them in memory.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     from hcctme._settings import settings
 

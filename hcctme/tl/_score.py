@@ -534,7 +534,7 @@ class _Source:
             yield start, min(self.n_rows, start + step)
 
     def _progress(self, n_chunks: int):
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         return tqdm(total=self.n_rows, unit="cells", desc="hcctme.tl.score",
                     disable=not settings.progress or n_chunks <= 1, leave=False)

@@ -12,13 +12,14 @@ The model, for one parent context (e.g. ``macrophage``) whose state collection h
    fit) to the pooled background by a shift and a scale (clipped to [1/2, 2]): one patient's
    depth does not decide, and neither does its composition.
 2. **Mixture.** Every cell is taken to be in exactly one of K + 1 classes: one of the K states, or
-   none of them. In state k its score k is high, ``N(mu1_k, sd1_k)`` with ``sd1_k >= sd0_k``;
-   every score of a state the cell is not in follows that state's background ``N(mu0_k, sd0_k)``.
+   none of them. In state k its score k is high, ``N(mu1_k, sd1_k)``; every score of a state
+   the cell is not in follows that state's background ``N(mu0_k, sd0_k)``.
    The class proportions, means and sds are fitted by EM over the cells of the context in all
    samples; the posterior probability of each class follows from Bayes' rule. This is the
    "margin" of the best state twice over: over the runner-up state (the states compete for the
-   same posterior mass) and over the population (the "none" class). A refit starts from the
-   previous fit and from the provisional rule; the start with the higher likelihood is kept.
+   same posterior mass) and over the population (the "none" class); the refit starts from the
+   previous fit. The in-state sd is at least 0.35 (the background's 0.25): the scores of 3-4 gene
+   signatures cluster at a few levels.
 3. **Hurdle.** Scores at the column's floor (UCell gives 0 when no gene of the signature ranks)
    are a point mass with a probability of their own in the state (at most the background's) and
    in the background; only the scores above it are normal.
@@ -51,7 +52,10 @@ import pandas as pd
 from scipy.special import logsumexp, ndtr
 
 UNASSIGNED = "unassigned"
-_SD_FLOOR = 0.25  # in (symlog) z units: discrete scores of short signatures must not make a spike
+_SD_FLOOR = 0.25  # in z units: discrete scores of short signatures must not make a spike
+# the scores of 3-4 gene signatures cluster at a few levels (0.25-0.5 apart): a narrower in-state
+# component sits on the top level and leaves the lower ones to the background
+_SD_FLOOR_STATE = 0.35
 _LOG2PI = float(np.log(2.0 * np.pi))
 
 
@@ -87,7 +91,6 @@ class Mixture:
     p0_in: np.ndarray  # ... that an in-state cell's score does
     n_iter: int = 0
     converged: bool = False
-    loglik: float = -np.inf
 
     @property
     def separation(self) -> np.ndarray:
@@ -123,17 +126,15 @@ def standardise(
     values: np.ndarray,
     groups: np.ndarray | None,
     *,
-    weights: np.ndarray | None = None,
     min_cells: int = 20,
 ) -> np.ndarray:
     """z-score the columns of ``values`` within each group.
 
-    ``weights`` (cells x columns, in [0, 1]) restricts the mean and sd to the weighted cells (the
-    background of each state); groups whose (weighted) size is below ``min_cells`` use the
-    pooled statistics. A column without spread gets z = 0.
+    Groups of fewer than ``min_cells`` cells use the pooled statistics. A column without spread
+    gets z = 0.
     """
     values = np.asarray(values, dtype=float)
-    w = np.ones_like(values) if weights is None else np.asarray(weights, dtype=float)
+    w = np.ones_like(values)
     pooled_mean, pooled_sd, _ = _weighted_stats(values, w)
     mean = np.broadcast_to(pooled_mean, values.shape).copy()
     sd = np.broadcast_to(pooled_sd, values.shape).copy()
@@ -190,10 +191,7 @@ def _m_step(z: np.ndarray, floor: np.ndarray, resp: np.ndarray) -> Mixture:
     sd0 = np.where(w0 < 2.0, 1.0, np.maximum(sd0, _SD_FLOOR))
     empty = w1 < 2.0  # a state with (almost) no cells: park its component far in the upper tail
     mu1 = np.where(empty, mu0 + 3.0 * sd0, mu1)
-    # in-state scores spread at least as much as the background (count noise grows with the mean);
-    # without this, EM fits a narrow high component and a wide background swallows the state's
-    # lower cells
-    sd1 = np.where(empty, sd0, np.maximum(np.maximum(sd1, _SD_FLOOR), sd0))
+    sd1 = np.where(empty, sd0, np.maximum(sd1, _SD_FLOOR_STATE))
     return Mixture(weights, mu0, sd0, mu1, sd1, p0_bg, p0_in)
 
 
@@ -235,9 +233,8 @@ def fit_mixture(
             break
         previous = loglik
     log_joint = _log_joint(z, floor, mix)
-    norm = logsumexp(log_joint, axis=1, keepdims=True)
-    resp = np.exp(log_joint - norm)
-    mix.n_iter, mix.converged, mix.loglik = it, converged, float(norm.sum())
+    resp = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+    mix.n_iter, mix.converged = it, converged
     return mix, resp
 
 
@@ -307,12 +304,8 @@ def assign_context(
     pooled = _transform(standardise(values, None), th)
     for _ in range(th.rounds):
         z = align_samples(pooled, groups, (1.0 - resp[:, :k]) * ~floor, min_cells=th.min_cells)
-        # two starts: the previous fit and the provisional rule on the aligned scores
-        previous = np.argmax(resp[:, :k], axis=1)
-        fresh, fresh_conf = rule(z, th)
-        fits = [fit_mixture(z, floor, _classes(previous, resp[np.arange(n), previous], k, th), th),
-                fit_mixture(z, floor, _classes(fresh, fresh_conf, k, th), th)]
-        mix, resp = max(fits, key=lambda fit: fit[0].loglik)
+        best = np.argmax(resp[:, :k], axis=1)
+        mix, resp = fit_mixture(z, floor, _classes(best, resp[np.arange(n), best], k, th), th)
     rows = np.arange(n)
     best = np.argmax(resp[:, :k], axis=1)
     conf = resp[rows, best]

@@ -154,16 +154,26 @@ def _read_table(path: str, **kwargs) -> pd.DataFrame:
         return pd.DataFrame()
 
 
+def ta_response(smk) -> None:
+    adata = _run_step(smk, "ta_response")
+    result = adata.uns[Keys.TA_RESPONSE]
+    _files.write_table(result["per_sample"], smk.output.per_sample, index=True)
+    compare = result.get("compare")
+    _files.write_table(compare if isinstance(compare, pd.DataFrame) else pd.DataFrame(), smk.output.compare)
+
+
 def profile(smk) -> None:
     config = _cfg(smk)
     adata = _files.read_h5ad(smk.input.states)
-    for key, path in ((Keys.CROSSTALK, smk.input.crosstalk),):
+    for key, path in ((Keys.CROSSTALK, smk.input.crosstalk), (Keys.CROSSTALK_DIFF, smk.input.crosstalk_diff)):
         table = _read_table(path)
         if not table.empty:
-            adata.uns[key] = table
+            adata.uns[key] = {"table": table}
     tib_table = _read_table(smk.input.tib, index_col=0)
     if not tib_table.empty:
         adata.uns[Keys.TIB] = tib_table
+    adata.uns[Keys.TA_RESPONSE] = {"per_sample": _read_table(smk.input.ta_per_sample, index_col=0),
+                                   "compare": _read_table(smk.input.ta_compare)}
     for path in smk.input.compare:
         features = re.search(r"compare_(\w+)\.tsv$", path).group(1)
         adata.uns[COMPARE_KEYS[features]] = _read_table(path)

@@ -30,6 +30,8 @@ def test_workflow_runs_end_to_end(tmp_path: Path):
     results = tmp_path / "results"
     assert (results / "report.html").stat().st_size > 10_000
     assert len(list((results / "scored").glob("*.h5ad"))) == 4  # per-sample fan-out
+    per_sample = pd.read_csv(results / "ta_response_per_sample.tsv", sep="\t", index_col=0)
+    assert len(per_sample) == 4 and "TA_TREG_TEFF" in per_sample.columns
     profile = pd.read_csv(results / "resistance_profile.tsv", sep="\t")
     assert {"axis", "activity", "active"} <= set(profile.columns)
     composition = pd.read_csv(results / "compare_composition.tsv", sep="\t")

@@ -57,3 +57,15 @@ rule tib:
         config=config,
     script:
         "../scripts/tib.py"
+
+
+rule ta_response:
+    input:
+        f"{OUT}/states.h5ad",
+    output:
+        per_sample=f"{OUT}/ta_response_per_sample.tsv",
+        compare=f"{OUT}/ta_response_compare.tsv",
+    params:
+        config=config,
+    script:
+        "../scripts/ta_response.py"

@@ -5,7 +5,10 @@ rule profile:
     input:
         states=f"{OUT}/states.h5ad",
         crosstalk=f"{OUT}/crosstalk.tsv",
+        crosstalk_diff=f"{OUT}/crosstalk_diff.tsv",
         tib=f"{OUT}/tib.tsv",
+        ta_per_sample=f"{OUT}/ta_response_per_sample.tsv",
+        ta_compare=f"{OUT}/ta_response_compare.tsv",
         compare=expand(f"{OUT}/compare_{{features}}.tsv", features=_steps.compare_features(config)),
     output:
         h5ad=f"{OUT}/hcctme.h5ad",
