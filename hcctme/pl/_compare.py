@@ -10,6 +10,7 @@ from anndata import AnnData
 
 from hcctme import _validate
 from hcctme._constants import Keys
+from hcctme.pl._utils import finish
 
 
 def _tables(data, key: str, values: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -85,15 +86,7 @@ def compare(
         )
     n_top = _validate.positive_int(n_top, name="n_top")
     ncols = _validate.positive_int(ncols, name="ncols")
-    rows = table
-    if group is not None:
-        rows = rows[rows["group"].astype(str) == str(group)]
-        if rows.empty:
-            raise ValueError(f"group={group!r} is not in the table; groups are {sorted(pd.unique(table['group']))}")
-    if contrast is not None and "contrast" in rows:
-        rows = rows[rows["contrast"] == contrast]
-        if rows.empty:
-            raise ValueError(f"contrast={contrast!r} is not in the table")
+    rows = _select_rows(table, group, contrast)
     if features is not None:
         if isinstance(features, str):
             features = [features]
@@ -165,11 +158,7 @@ def compare(
     for ax in axes.ravel()[n:]:
         ax.set_visible(False)
     fig.tight_layout()
-    if save:
-        fig.savefig(save, bbox_inches="tight")
-    if show:
-        plt.show()
-    return fig
+    return finish(fig, show=show, save=save)
 
 
 def volcano(
@@ -200,15 +189,7 @@ def volcano(
     table, _ = _tables(data, key, None)
     alpha = _validate.fraction(alpha, name="alpha")
     n_labels = _validate.positive_int(n_labels, name="n_labels", minimum=0)
-    rows = table
-    if group is not None:
-        rows = rows[rows["group"].astype(str) == str(group)]
-        if rows.empty:
-            raise ValueError(f"group={group!r} is not in the table; groups are {sorted(pd.unique(table['group']))}")
-    if contrast is not None and "contrast" in rows:
-        rows = rows[rows["contrast"] == contrast]
-        if rows.empty:
-            raise ValueError(f"contrast={contrast!r} is not in the table")
+    rows = _select_rows(table, group, contrast)
     rows = rows.dropna(subset=["effect", "pvalue"])
     if rows.empty:
         raise ValueError("no tested feature to plot")
@@ -234,8 +215,19 @@ def volcano(
                        else "")
     ax.set_title(" | ".join(t for t in (con, "" if group is None else str(group)) if t), fontsize=9)
     ax.spines[["top", "right"]].set_visible(False)
-    if save:
-        fig.savefig(save, bbox_inches="tight")
-    if show:
-        plt.show()
+    finish(fig, show=show, save=save)
     return ax
+
+
+def _select_rows(table: pd.DataFrame, group: str | None, contrast: str | None) -> pd.DataFrame:
+    """Rows of one group and/or contrast, with a clear error when the value is absent."""
+    rows = table
+    if group is not None:
+        rows = rows[rows["group"].astype(str) == str(group)]
+        if rows.empty:
+            raise ValueError(f"group={group!r} is not in the table; groups are {sorted(pd.unique(table['group']))}")
+    if contrast is not None and "contrast" in rows:
+        rows = rows[rows["contrast"] == contrast]
+        if rows.empty:
+            raise ValueError(f"contrast={contrast!r} is not in the table")
+    return rows

@@ -11,6 +11,7 @@ from anndata import AnnData
 
 from hcctme._constants import Keys
 from hcctme.tl import _crosstalk_stats as cstats
+from hcctme.pl._utils import finish
 
 _ARROW = " \u2192 "
 KINDS = ("dotplot", "heatmap", "strip")
@@ -26,16 +27,6 @@ def _stored(adata: AnnData, key: str, *, diff: bool) -> dict[str, Any]:
     if not isinstance(stored, dict) or not isinstance(stored.get("table"), pd.DataFrame):
         raise TypeError(f"adata.uns[{name!r}] is not a crosstalk result; re-run hcctme.tl.crosstalk")
     return stored
-
-
-def _finish(fig, show: bool, save: str | None):
-    import matplotlib.pyplot as plt
-
-    if save:
-        fig.savefig(save, bbox_inches="tight", dpi=150)
-    if show:
-        plt.show()
-    return fig
 
 
 def _interaction_label(row: pd.Series | Any) -> str:
@@ -261,4 +252,4 @@ def crosstalk(adata: AnnData, *, kind: str = "dotplot", key: str = Keys.CROSSTAL
         raise ValueError(f"kind={kind!r} is not supported; choose one of {list(KINDS)}")
     fn = {"dotplot": dotplot, "heatmap": heatmap, "strip": strip}[kind]
     fig = fn(adata, key=key, **kwargs)
-    return _finish(fig, show, save)
+    return finish(fig, show=show, save=save)

@@ -10,6 +10,7 @@ from anndata import AnnData
 
 from hcctme import _validate
 from hcctme._constants import Defaults, Keys
+from hcctme.pl._utils import finish
 
 UNASSIGNED_COLOUR = "#d9d9d9"
 KINDS = ("bar", "umap")
@@ -156,9 +157,13 @@ def states(
             conditions = _validate.constant_within(adata, condition_key, sample_key)
             sample_order = sorted(sample_order, key=lambda s: (str(conditions[s]), s))
         n = len(available)
-        fig, axes = plt.subplots(1, n, figsize=figsize or (max(3.0, 0.35 * len(sample_order) + 1.5) * n, 4),
-                                 squeeze=False, sharey=True)
-        for ax, context in zip(axes[0], available):
+        ncols = min(n, 3)
+        nrows = -(-n // ncols)
+        fig, axes = plt.subplots(nrows, ncols, squeeze=False, sharey=True,
+                                 figsize=figsize or (max(3.0, 0.35 * len(sample_order) + 1.5) * ncols, 5.5 * nrows))
+        for ax in axes.ravel()[n:]:
+            ax.set_visible(False)
+        for ax, context in zip(axes.ravel(), available):
             sub = table[table["context"] == context]
             wide = sub.pivot_table(index="sample", columns="state", values="fraction", fill_value=0.0,
                                    observed=True)
@@ -188,10 +193,7 @@ def states(
                             transform=ax.get_xaxis_transform())
                 ax.set_title(context, pad=14)
             ax.legend(frameon=False, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=1)
-        axes[0][0].set_ylabel("fraction of the context's cells")
+        for row in axes:
+            row[0].set_ylabel("fraction of the context's cells")
         fig.tight_layout()
-    if save:
-        fig.savefig(save, bbox_inches="tight")
-    if show:
-        plt.show()
-    return fig
+    return finish(fig, show=show, save=save)

@@ -8,6 +8,8 @@ in AnnData-free private modules: :mod:`hcctme.tl._ucell` (numba kernels),
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -334,11 +336,12 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
 # --------------------------------------------------------------------------------------------------
 # Engines: one block of rows in, scores out (picklable, for dask workers)
 # --------------------------------------------------------------------------------------------------
-class _Engine:
+class _Engine(ABC):
     n_sigs: int
 
-    def block(self, block: Any) -> tuple[np.ndarray, bool, bool]:  # pragma: no cover - interface
-        raise NotImplementedError
+    @abstractmethod
+    def block(self, block: Any) -> tuple[np.ndarray, bool, bool]:
+        """Scores (rows x signatures) of one block of rows, and its negative / non-finite flags."""
 
     def csr_rows(self, X: sp.spmatrix, start: int, stop: int) -> tuple[np.ndarray, bool, bool]:
         return self.block(X[start:stop])
