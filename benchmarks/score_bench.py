@@ -286,7 +286,7 @@ def table(results: list[dict]) -> str:
         ours = next(r for r in rows if r["method"].startswith("hcctme ucell") and "n_jobs=1" not in r["method"])
         ours1 = next(r for r in rows if r["method"] == "hcctme ucell (n_jobs=1)")
         lines.append(f"\n{n_cells:,} cells (matrix {rows[0]['matrix_MB']:.0f} MB)")
-        lines.append(f"| method | time (s) | extra RSS (MB) | peak RSS (MB) | time / hcctme | time / hcctme 1 thread |")
+        lines.append("| method | time (s) | extra RSS (MB) | peak RSS (MB) | time / hcctme | time / hcctme 1 thread |")
         lines.append("|---|---:|---:|---:|---:|---:|")
         for r in rows:
             lines.append(f"| {r['method']} | {r['seconds']:.2f} | {r['extra_MB']:.0f} | {r['peak_MB']:.0f} | "

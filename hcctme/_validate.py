@@ -305,8 +305,6 @@ def uns_table(adata: AnnData, key: str, *, tool: str) -> pd.DataFrame:
 # Gene identifiers
 # --------------------------------------------------------------------------------------------------
 _ENSEMBL = re.compile(r"^(ENS(?:MUS)?G\d{11})(?:\.\d+)?$")
-GeneIdType = Literal["ensembl", "symbol", "unknown"]
-Species = Literal["human", "mouse", "unknown"]
 
 
 def ensembl_base(name: Any) -> str | None:

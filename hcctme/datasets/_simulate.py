@@ -234,7 +234,6 @@ class _Biology:
     var: pd.DataFrame  # per-gene annotation
     programmes: dict[str, list[str]]  # cell type or state -> signature ids used
     lr_index: tuple[int, int]  # column of ligand, receptor
-    n_programme_genes: int
 
 
 def _programme_genes() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
@@ -342,7 +341,7 @@ def _biology(n_genes: int, library_version: str) -> _Biology:
     return _Biology(
         genes=genes.astype(str), type_levels=levels.astype(np.float32), state_delta=delta.astype(np.float32),
         phi=phi.astype(np.float32), var=var, programmes=programmes,
-        lr_index=(col[LR_TRUTH["ligand"]], col[LR_TRUTH["receptor"]]), n_programme_genes=len(programme),
+        lr_index=(col[LR_TRUTH["ligand"]], col[LR_TRUTH["receptor"]]),
     )
 
 

@@ -20,7 +20,9 @@ def _palette(states: Sequence[str], palette: Mapping[str, str] | None) -> dict[s
     import matplotlib as mpl
 
     cmap = mpl.colormaps["tab20"] if len(states) > 10 else mpl.colormaps["tab10"]
-    colours = {s: mpl.colors.to_hex(cmap(i % cmap.N)) for i, s in enumerate(states)}
+    # greys are reserved for "unassigned"
+    hues = [c for c in (mpl.colors.to_hex(cmap(i)) for i in range(cmap.N)) if len({c[1:3], c[3:5], c[5:7]}) > 1]
+    colours = {s: hues[i % len(hues)] for i, s in enumerate(states)}
     colours[Defaults.UNASSIGNED] = UNASSIGNED_COLOUR
     if palette:
         colours.update(palette)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -56,10 +56,6 @@ class Signature:
         elif src.get("doi"):
             parts.append(f"doi:{src['doi']}")
         return "; ".join(p for p in parts if p)
-
-    def with_genes(self, genes_up: Iterable[str], genes_down: Iterable[str] = ()) -> Signature:
-        """A copy with other gene lists (used by harmonisation and ortholog mapping)."""
-        return replace(self, genes_up=tuple(genes_up), genes_down=tuple(genes_down))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-dict form (the YAML schema)."""

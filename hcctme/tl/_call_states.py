@@ -61,7 +61,7 @@ def _refine_leiden(
         import igraph  # noqa: F401
     except ImportError as err:  # pragma: no cover - igraph is a dependency of the dev/refine extras
         raise ImportError(
-            "refine='leiden' needs the igraph package: pip install igraph (or hcctme[refine])"
+            "refine='leiden' needs the igraph package: pip install igraph"
         ) from err
     calls = assignment.calls.copy()
     conf = assignment.confidence.copy()

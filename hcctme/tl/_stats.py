@@ -37,22 +37,6 @@ SAMPLE_METHODS = UNPAIRED_METHODS + PAIRED_METHODS + MODEL_METHODS
 GENE_METHODS = ("deseq2",)
 METHODS = ("auto",) + SAMPLE_METHODS + GENE_METHODS
 
-RESULT_COLUMNS = [
-    "feature",
-    "group",
-    "contrast",
-    "effect",
-    "statistic",
-    "pvalue",
-    "padj",
-    "n_reference",
-    "n_other",
-    "direction",
-    "method",
-    "mean_reference",
-    "mean_other",
-]
-
 
 def bh(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values; NaN entries stay NaN and do not count as tests."""
