@@ -60,10 +60,16 @@ def refuse_overwrite(output: str | Path, *inputs: str | Path) -> None:
 
 
 def write_h5ad(adata: AnnData, path: str | Path) -> Path:
-    """Write an AnnData atomically (uns tables are stringified where h5ad cannot store objects)."""
+    """Write an AnnData atomically; uns values h5py cannot store (object columns, None) are stringified
+    in the file only, never in the caller's object."""
     path = Path(path)
+    original = adata.uns
     with atomic_path(path) as tmp:
-        _h5ad_safe(adata).write_h5ad(tmp)
+        try:
+            adata.uns = _safe_value(dict(original))  # swapped for the write only: no copy of the matrices
+            adata.write_h5ad(tmp)
+        finally:
+            adata.uns = original
     return path
 
 
@@ -81,17 +87,6 @@ def write_text(text: str, path: str | Path) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
-
-
-def _h5ad_safe(adata: AnnData) -> AnnData:
-    """A shallow copy whose uns holds only what h5py can store (object columns as strings)."""
-    out = adata.copy()
-    out.uns = _safe_value(dict(adata.uns))
-    for key, value in list(out.obsm.items()):
-        if isinstance(value, pd.DataFrame):
-            out.obsm[key] = value.copy()
-            out.obsm[key].columns = value.columns.astype(str)
-    return out
 
 
 def _safe_value(value):
