@@ -118,6 +118,13 @@ def choice(value: Any, options: Sequence[str], *, name: str) -> str:
     return value
 
 
+def boolean(value: Any, *, name: str) -> bool:
+    """Check a True/False flag (``0``/``1`` and other truthy values are refused)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
 def positive_int(value: Any, *, name: str, allow_none: bool = False, minimum: int = 1) -> int | None:
     """Check an integer parameter (``bool`` is refused)."""
     if value is None and allow_none:
@@ -210,6 +217,12 @@ def _values(block: Any) -> np.ndarray:
     return np.asarray(block).ravel()
 
 
+NONFINITE_MESSAGE = (
+    "the expression matrix contains NaN or infinite values; "
+    "replace them (e.g. np.nan_to_num) or fix the normalisation step that produced them"
+)
+
+
 def matrix_kind(X: Any, *, n_rows: int | None = None, check_finite: bool = True) -> MatrixKind:
     """Classify a matrix as integer counts, log-normalised, scaled (negative values) or other.
 
@@ -222,10 +235,7 @@ def matrix_kind(X: Any, *, n_rows: int | None = None, check_finite: bool = True)
     if values.size == 0:
         return "counts"
     if check_finite and not np.all(np.isfinite(values)):
-        raise ValueError(
-            "the expression matrix contains NaN or infinite values; "
-            "replace them (e.g. np.nan_to_num) or fix the normalisation step that produced them"
-        )
+        raise ValueError(NONFINITE_MESSAGE)
     if values.min() < 0:
         return "scaled"
     if np.all(values == np.round(values)):

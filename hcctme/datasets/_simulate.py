@@ -195,12 +195,6 @@ def _signature(signature_id: str) -> Any:
     return sig.get(signature_id)
 
 
-def _library_version() -> str:
-    from hcctme import sig
-
-    return sig.library().library_version
-
-
 def _other_library_genes() -> tuple[str, ...]:
     """Genes of every library signature, in library order (scored, not planted)."""
     from hcctme import sig
@@ -544,7 +538,7 @@ def simulate_cohort(
         raise ValueError(f"noise must be > 0 (1 = default cohort), got {noise}")
     given = _resolve_effects(effects, null=bool(null))
     applied = _applied(given, noise)
-    bio = _biology(n_genes, _library_version())
+    bio = _biology(n_genes, _validate.library_version())
 
     rng = np.random.default_rng(seed)
     n_types = len(CELL_TYPES)
@@ -681,7 +675,7 @@ def simulate_cohort(
             "type_concentration": _TYPE_CONCENTRATION / noise, "state_concentration": _STATE_CONCENTRATION / noise,
             "batch_sd": _BATCH_SD * noise, "dispersion_median": _DISPERSION * noise,
             "library_median": _LIB_MEDIAN, "library_sd": _LIB_SD, "depth_sd": _DEPTH_SD,
-            "library_version": _library_version(), "reference": RESPONDER,
+            "library_version": _validate.library_version(), "reference": RESPONDER,
         },
         "effects": dict(given),
         "effects_applied": dict(applied),

@@ -39,7 +39,7 @@ def _pair_label(row: pd.Series | Any) -> str:
 
 def dotplot(adata: AnnData, *, key: str = Keys.CROSSTALK, n_top: int = 20, axes_only: bool = False,
             condition: str | None = None, direction: str | None = None, cmap: str = "RdBu_r",
-            figsize: tuple[float, float] | None = None, show: bool = False, save: str | None = None):
+            figsize: tuple[float, float] | None = None):
     """Top differential interactions: sender -> receiver (x) by ligand -> receptor (y).
 
     Dot size is -log10(p-value), colour the effect (condition minus reference); axis interactions
@@ -94,7 +94,7 @@ def dotplot(adata: AnnData, *, key: str = Keys.CROSSTALK, n_top: int = 20, axes_
 
 def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[str] | None = None,
             value: str = "strength", condition: str | None = None, cmap: str | None = None,
-            figsize: tuple[float, float] | None = None, show: bool = False, save: str | None = None):
+            figsize: tuple[float, float] | None = None):
     """Sender x receiver heatmap of resistance-axis activity.
 
     ``value="strength"``: mean over samples of the summed ``lr_means`` of the axis interactions
@@ -174,8 +174,7 @@ def _pick(diff: pd.DataFrame, interaction: Any) -> pd.Series:
 
 
 def strip(adata: AnnData, *, key: str = Keys.CROSSTALK, interaction: Any = None,
-          palette: dict[str, str] | None = None, figsize: tuple[float, float] = (3.6, 3.6), seed: int = 0,
-          show: bool = False, save: str | None = None):
+          palette: dict[str, str] | None = None, figsize: tuple[float, float] = (3.6, 3.6), seed: int = 0):
     """Per-patient strength of one interaction by condition (one dot per sample).
 
     ``interaction``: None (top tested), a row position of the differential table, or a

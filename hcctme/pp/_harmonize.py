@@ -156,8 +156,7 @@ def harmonize_genes(
     """
     _validate.anndata(adata)
     _validate.choice(species, SPECIES_OPTIONS, name="species")
-    if not isinstance(copy, bool):
-        raise TypeError(f"copy must be True or False, got {copy!r}")
+    _validate.boolean(copy, name="copy")
     if gene_symbols is None:
         names = pd.Index(adata.var_names)
         source = "var_names"

@@ -35,9 +35,10 @@ def state_signatures(columns: pd.Index, library) -> tuple[dict[str, list[str]], 
         sig = library[col]
         if sig.collection == f"{sig.cell_context}_states":
             states.setdefault(sig.cell_context, []).append(col)
+    scored = set(map(str, columns))
     missing: dict[str, list[str]] = {}
     for sig in library:
-        if sig.collection == f"{sig.cell_context}_states" and sig.id not in set(map(str, columns)):
+        if sig.collection == f"{sig.cell_context}_states" and sig.id not in scored:
             missing.setdefault(sig.cell_context, []).append(sig.id)
     return states, ignored, missing
 
@@ -50,10 +51,10 @@ def _refine_leiden(
     resolution: float,
     n_neighbors: int = 15,
     min_cells: int = 30,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:
     """Majority vote of the calls within leiden sub-clusters of each parent population.
 
-    Returns (calls, confidence, cluster label per cell ("" where not refined)).
+    Returns (calls, confidence).
     """
     import scanpy as sc
 
@@ -65,7 +66,6 @@ def _refine_leiden(
         ) from err
     calls = assignment.calls.copy()
     conf = assignment.confidence.copy()
-    clusters = np.full(calls.shape[0], "", dtype=object)
     for context, ids in states.items():
         idx = np.flatnonzero(contexts == context)
         if idx.size < min_cells:
@@ -88,8 +88,7 @@ def _refine_leiden(
         )
         calls[idx] = winner.reindex(labels).to_numpy()
         conf[idx] = win_share.reindex(labels).to_numpy()
-        clusters[idx] = np.char.add(f"{context}:", labels.astype(str))
-    return calls, conf, clusters
+    return calls, conf
 
 
 def call_states(
@@ -270,9 +269,8 @@ def call_states(
     thresholds = _model.Thresholds(min_confidence=min_confidence)
     result = _model.assign(values, contexts, states, samples=samples, thresholds=thresholds)
     calls, confidence = result.calls, result.confidence
-    clusters = None
     if refine == "leiden":
-        calls, confidence, clusters = _refine_leiden(result, contexts, states, resolution=refine_resolution)
+        calls, confidence = _refine_leiden(result, contexts, states, resolution=refine_resolution)
 
     for context, diag in result.diagnostics.items():
         weak = {s: round(v["separation"], 2) for s, v in diag.items()

@@ -250,10 +250,9 @@ def _sample_design(
         samples = pd.Series(adata.obs_names.astype(str), index=adata.obs_names, name="sample")
         if not samples.is_unique:
             raise ValueError("sample_key=None needs unique obs names (each obs is a sample)")
-        frame = pd.DataFrame({"sample": samples.to_numpy()}, index=adata.obs_names)
     else:
         samples = _validate.obs_column(adata, sample_key, purpose="the sample of each cell").astype(str)
-        frame = pd.DataFrame({"sample": samples.to_numpy()}, index=adata.obs_names)
+    frame = pd.DataFrame({"sample": samples.to_numpy()}, index=adata.obs_names)
     levels = pd.unique(condition)
     if len(levels) < 2:
         raise ValueError(

@@ -224,9 +224,12 @@ def crosstalk(
         cost grows with the number of group pairs x resource interactions, so many samples with
         the full resource take minutes; ``axes_only=True`` or ``n_perms=None`` cut it down.
     key_added
-        ``uns[key_added]`` gets the LIANA table, ``uns[key_added + "_diff"]`` the differential one.
+        ``uns[key_added]`` gets a dict: ``"table"`` (the LIANA table), ``"skipped"`` (groups/samples
+        below ``min_cells``), ``"groups"`` (sample, group pairs run) and ``"params"``. With
+        ``condition_key``, ``uns[key_added + "_diff"]`` gets ``"table"`` (the differential table),
+        ``"conditions"`` (sample, condition) and ``"params"``.
     copy
-        Work on and return a copy of ``adata`` (the table is then in its ``uns``).
+        Work on and return a copy of ``adata`` (the results are then in its ``uns``).
 
     Returns
     -------
@@ -296,7 +299,8 @@ def crosstalk(
     skipped_rows = []
     sample_order = list(pd.unique(frame["sample"]))
     if sample_key is not None and isinstance(adata.obs[sample_key].dtype, pd.CategoricalDtype):
-        sample_order = [str(s) for s in adata.obs[sample_key].cat.categories if str(s) in set(sample_order)]
+        seen = set(sample_order)
+        sample_order = [str(s) for s in adata.obs[sample_key].cat.categories if str(s) in seen]
     kept_groups: dict[str, list[str]] = {}
     for sample in sample_order:
         sub = counts.loc[sample]

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from hcctme.tl import _stats
+
 ID_COLUMNS: tuple[str, ...] = ("source", "target", "ligand_complex", "receptor_complex")
 
 #: Per-sample interaction strength: name -> (LIANA column, transform). Ranks are turned into
@@ -69,16 +71,6 @@ def strength_matrix(
         column[~evaluable] = np.nan
     matrix = pd.DataFrame(values, index=wide.index, columns=list(samples))
     return matrix, detected.reindex(columns=list(samples)).fillna(False).astype(bool)
-
-
-def bh(pvalues: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (NaN kept as NaN)."""
-    p = np.asarray(pvalues, dtype=float)
-    out = np.full_like(p, np.nan)
-    ok = ~np.isnan(p)
-    if ok.any():
-        out[ok] = stats.false_discovery_control(p[ok], method="bh")
-    return out
 
 
 def _mwu_block(other: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -164,12 +156,12 @@ def differential(
         frame["mean_other"] = mean_oth
         frame["statistic"] = stat
         frame["pvalue"] = pval
-        frame["padj"] = bh(pval)
+        frame["padj"] = _stats.bh(pval)
         frame["n_reference"] = n_ref
         frame["n_other"] = n_oth
         frame["n_samples"] = n_ref + n_oth
         frame["n_detected"] = n_detected
         frame["tested"] = tested
-        frame["direction"] = np.where(frame["effect"] > 0, "up", np.where(frame["effect"] < 0, "down", "none"))
+        frame["direction"] = _stats.direction(frame["effect"].to_numpy())
         frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -51,6 +51,7 @@ from scipy import stats
 from hcctme import _validate
 from hcctme._constants import CONTEXT_PARENTS, Keys
 from hcctme._logging import logger
+from hcctme.tl import _stats
 
 KINDS: tuple[str, ...] = ("scores", "states", "crosstalk", "spatial")
 TIB_AXIS = "TIB"
@@ -563,22 +564,6 @@ def _evidence_text(evidence: pd.DataFrame, out: pd.DataFrame) -> list[str]:
     return [text.get((s, a), "") for s, a in zip(out["sample"], out["axis"], strict=True)]
 
 
-def _bh(p: np.ndarray) -> np.ndarray:
-    p = np.asarray(p, float)
-    out = np.full_like(p, np.nan)
-    ok = np.isfinite(p)
-    if ok.any():
-        q = p[ok]
-        n = q.size
-        order = np.argsort(q)
-        ranked = q[order] * n / np.arange(1, n + 1)
-        adj = np.minimum.accumulate(ranked[::-1])[::-1]
-        res = np.empty(n)
-        res[order] = np.clip(adj, 0, 1)
-        out[ok] = res
-    return out
-
-
 def _summary(profile: pd.DataFrame, reference: str | None) -> pd.DataFrame:
     """Axis activity by condition with a rank test (patients as replicates)."""
     rows = []
@@ -616,6 +601,6 @@ def _summary(profile: pd.DataFrame, reference: str | None) -> pd.DataFrame:
             rows.append(row)
     summary = pd.DataFrame(rows)
     if len(summary):
-        summary["padj"] = _bh(summary["pvalue"].to_numpy())
+        summary["padj"] = _stats.bh(summary["pvalue"].to_numpy())
         summary = summary.sort_values(["pvalue", "axis"], na_position="last").reset_index(drop=True)
     return summary

@@ -106,8 +106,6 @@ def _pseudobulk(
         groups = _validate.obs_column(adata, groupby, purpose="groups to pseudobulk").astype(str)
     X, var_names = _validate.matrix(adata, layer=layer, use_raw=False)
     _validate.unique_genes(var_names)
-    if adata.isbacked and layer is None:
-        X = adata.X
     kind = _validate.matrix_kind(X)
     if mode == "sum" and kind != "counts":
         raise ValueError(
@@ -250,8 +248,6 @@ def _chunked_profiles(pdata: AnnData, X, obs: pd.DataFrame, var_names: pd.Index,
 
 def _check_all_counts(X) -> None:
     """Integer, non-negative, finite: checked on all stored values (the sample check reads 2000 rows)."""
-    import scipy.sparse as sp
-
     if hasattr(X, "to_memory") or hasattr(X, "compute"):
         return  # backed / dask: the row sample in matrix_kind is the check
     values = X.data if sp.issparse(X) else np.asarray(X)

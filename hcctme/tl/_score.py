@@ -8,9 +8,8 @@ in AnnData-free private modules: :mod:`hcctme.tl._ucell` (numba kernels),
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-
 import warnings
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -175,8 +174,7 @@ def score(
     return adata if copy else None
 
 
-_NONFINITE = ("the expression matrix contains NaN or infinite values; replace them (e.g. np.nan_to_num) "
-              "or fix the normalisation step that produced them")
+_NONFINITE = _validate.NONFINITE_MESSAGE
 
 
 # --------------------------------------------------------------------------------------------------
@@ -193,8 +191,7 @@ def _check_params(adata: Any, **kw: Any) -> dict[str, Any]:
         "random_state": _seed(kw["random_state"]),
     }
     _validate.key_added(kw["key_added"])
-    if not isinstance(kw["copy"], bool):
-        raise TypeError(f"copy must be True or False, got {kw['copy']!r}")
+    _validate.boolean(kw["copy"], name="copy")
     if kw["use_raw"] is not None and not isinstance(kw["use_raw"], bool):
         raise TypeError(f"use_raw must be True, False or None, got {kw['use_raw']!r}")
     if kw["copy"] and adata.isbacked:
@@ -301,7 +298,7 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
         m.n_up.append(len(up))
         m.n_down.append(len(down))
         m.weights.append(dict(sig.weights))
-        m.genes_used[sig.id] = present if method != "aucell" else up_p
+        m.genes_used[sig.id] = used
         if down_p and method != "aucell":
             m.genes_down_used[sig.id] = down_p
     if ambiguous:

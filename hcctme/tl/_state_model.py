@@ -51,7 +51,9 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp, ndtr
 
-UNASSIGNED = "unassigned"
+from hcctme._constants import Defaults
+
+UNASSIGNED = Defaults.UNASSIGNED
 _SD_FLOOR = 0.25  # in z units: discrete scores of short signatures must not make a spike
 # the scores of 3-4 gene signatures cluster at a few levels (0.25-0.5 apart): a narrower in-state
 # component sits on the top level and leaves the lower ones to the background

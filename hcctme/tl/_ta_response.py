@@ -108,6 +108,10 @@ def ta_response(
         _validate.obs_column(adata, condition_key, purpose="the condition to compare")
         if reference is None:
             raise ValueError("condition_key was given without reference= (the baseline condition level)")
+        design_cols = [c for c in [condition_key, pair_key,
+                                   *([covariates] if isinstance(covariates, str) else (covariates or []))] if c]
+        for c in design_cols:
+            _validate.obs_column(adata, c)
     elif reference is not None:
         raise ValueError("reference= needs condition_key= (the obs column with the condition)")
 
@@ -145,11 +149,7 @@ def ta_response(
     table = None
     if condition_key is not None:
         # the comparison runs on a light AnnData carrying only the design and the scores
-        cols = [c for c in [condition_key, pair_key,
-                            *([covariates] if isinstance(covariates, str) else (covariates or []))] if c]
-        for c in cols:
-            _validate.obs_column(adata, c)
-        obs = adata.obs[list(dict.fromkeys(cols))].copy()
+        obs = adata.obs[list(dict.fromkeys(design_cols))].copy()
         obs["_sample"] = samples.to_numpy()
         light = AnnData(X=sp.csr_matrix((adata.n_obs, 1), dtype=np.float32), obs=obs)
         light.obsm["_ta"] = cell_values.set_axis(light.obs_names)
@@ -189,7 +189,7 @@ def ta_response(
 
 def _ta_scores(adata, *, scores_key, method, layer, use_raw, min_coverage, sig):
     """Existing T+A scores from obsm[scores_key], or new ones scored on a light copy."""
-    existing = adata.obsm.get(scores_key) if scores_key in adata.obsm else None
+    existing = adata.obsm.get(scores_key)
     if isinstance(existing, pd.DataFrame) and all(s in existing.columns for s in TA_SIGNATURES):
         return existing[list(TA_SIGNATURES)], f"obsm[{scores_key!r}]"
     from hcctme.tl import score
