@@ -120,9 +120,9 @@ def choice(value: Any, options: Sequence[str], *, name: str) -> str:
 
 def boolean(value: Any, *, name: str) -> bool:
     """Check a True/False flag (``0``/``1`` and other truthy values are refused)."""
-    if not isinstance(value, bool):
+    if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
+    return bool(value)
 
 
 def positive_int(value: Any, *, name: str, allow_none: bool = False, minimum: int = 1) -> int | None:

@@ -530,9 +530,8 @@ def simulate_cohort(
                                                minimum=_MIN_CELLS_PER_PATIENT)
     n_genes = _validate.positive_int(n_genes, name="n_genes", minimum=1)
     seed = _validate.positive_int(seed, name="seed", minimum=0)
-    for flag, name in ((spatial, "spatial"), (null, "null")):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise TypeError(f"{name} must be True or False, got {flag!r}")
+    spatial = _validate.boolean(spatial, name="spatial")
+    null = _validate.boolean(null, name="null")
     noise = _number(noise, name="noise")
     if noise <= 0:
         raise ValueError(f"noise must be > 0 (1 = default cohort), got {noise}")

@@ -265,8 +265,7 @@ def crosstalk(
         conditions = _validate.constant_within(adata, condition_key, sample_key)
     elif reference is not None:
         raise ValueError("reference is only used with condition_key")
-    if not isinstance(axes_only, (bool, np.bool_)):
-        raise TypeError(f"axes_only must be True or False, got {axes_only!r}")
+    axes_only = _validate.boolean(axes_only, name="axes_only")
     min_cells = _validate.positive_int(min_cells, name="min_cells")
     expr_prop = _validate.fraction(expr_prop, name="expr_prop")
     n_perms = _validate.positive_int(n_perms, name="n_perms", allow_none=True)
