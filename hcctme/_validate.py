@@ -49,16 +49,22 @@ def anndata(adata: Any, *, allow_empty: bool = False) -> AnnData:
     return adata
 
 
-def obs_column(adata: AnnData, key: Any, *, purpose: str = "") -> pd.Series:
-    """Return ``adata.obs[key]``, raising a KeyError that lists the columns when it is missing."""
+def _column(frame: pd.DataFrame, where: str, key: Any, purpose: str) -> pd.Series:
+    """``frame[key]`` with a TypeError for non-string keys and a KeyError listing the columns."""
     if not isinstance(key, str):
-        raise TypeError(f"an obs column name must be a string, got {type(key).__name__} ({key!r})")
-    if key not in adata.obs.columns:
+        article = "an" if where == "obs" else "a"
+        raise TypeError(f"{article} {where} column name must be a string, got {type(key).__name__} ({key!r})")
+    if key not in frame.columns:
         why = f" ({purpose})" if purpose else ""
         raise KeyError(
-            f"adata.obs has no column {key!r}{why}; available columns: {_preview(adata.obs.columns)}"
+            f"adata.{where} has no column {key!r}{why}; available columns: {_preview(frame.columns) or 'none'}"
         )
-    col = adata.obs[key]
+    return frame[key]
+
+
+def obs_column(adata: AnnData, key: Any, *, purpose: str = "") -> pd.Series:
+    """Return ``adata.obs[key]``, raising a KeyError that lists the columns when it is missing."""
+    col = _column(adata.obs, "obs", key, purpose)
     if col.isna().any():
         raise ValueError(
             f"adata.obs[{key!r}] has {int(col.isna().sum())} missing values; "
@@ -376,15 +382,7 @@ def gene_id_type(names: Iterable[Any]) -> dict[str, Any]:
 
 def var_column(adata: AnnData, key: Any, *, purpose: str = "") -> pd.Series:
     """Return ``adata.var[key]``, raising a KeyError that lists the columns when it is missing."""
-    if not isinstance(key, str):
-        raise TypeError(f"a var column name must be a string, got {type(key).__name__} ({key!r})")
-    if key not in adata.var.columns:
-        why = f" ({purpose})" if purpose else ""
-        raise KeyError(
-            f"adata.var has no column {key!r}{why}; available columns: "
-            f"{_preview(adata.var.columns) or 'none'}"
-        )
-    return adata.var[key]
+    return _column(adata.var, "var", key, purpose)
 
 
 def gene_names(adata: AnnData, var_names: Iterable[Any] | None = None) -> pd.Index:
