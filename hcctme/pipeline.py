@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from anndata import AnnData
 
-from hcctme import _files, _validate
+from hcctme import _files, _validate, tl
 from hcctme._constants import Defaults, Keys
 from hcctme._logging import logger
 
@@ -105,52 +105,53 @@ def _config_record(config: PipelineConfig) -> dict:
 
 
 def _score(adata: AnnData, config: PipelineConfig) -> bool:
-    from hcctme import tl
-
     tl.score(adata, config.signatures, method=config.method, layer=config.layer, use_raw=config.use_raw,
              n_jobs=config.n_jobs)
     return True
 
 
 def _states(adata: AnnData, config: PipelineConfig) -> bool:
-    from hcctme import tl
-
     tl.call_states(adata, cell_type_key=config.cell_type_key, sample_key=config.sample_key,
                    context_map=config.context_map)
     return True
 
 
-def _compare(adata: AnnData, config: PipelineConfig) -> bool:
-    from hcctme import tl
+def compare_one(adata: AnnData, config: PipelineConfig, features: str) -> pd.DataFrame:
+    """One of the pipeline's comparisons (composition of states, scores or genes per cell type).
 
+    The table is stored in ``adata.uns[COMPARE_KEYS[features]]`` and returned.
+    """
     common = dict(condition_key=config.condition_key, sample_key=config.sample_key,
-                  reference=config.reference)
-    tl.compare(adata, features="composition", groupby=Keys.STATE, parent_key=config.cell_type_key,
-               key_added=COMPARE_KEYS["composition"], **common)
-    tl.compare(adata, features="scores", groupby=config.cell_type_key, key_added=COMPARE_KEYS["scores"],
-               **common)
-    if config.genes and config.counts_layer in adata.layers:
-        subset = adata
-        if config.genes_groups:
-            subset = adata[adata.obs[config.cell_type_key].astype(str).isin(config.genes_groups)]
-        table = tl.compare(subset, features="genes", groupby=config.cell_type_key, layer=config.counts_layer,
-                           key_added=COMPARE_KEYS["genes"], **common)
-        if subset is not adata:
-            adata.uns[COMPARE_KEYS["genes"]] = table
+                  reference=config.reference, key_added=COMPARE_KEYS[features])
+    if features == "composition":
+        return tl.compare(adata, features="composition", groupby=Keys.STATE, parent_key=config.cell_type_key,
+                          **common)
+    if features == "scores":
+        return tl.compare(adata, features="scores", groupby=config.cell_type_key, **common)
+    if not config.genes_groups:
+        return tl.compare(adata, features="genes", groupby=config.cell_type_key, layer=config.counts_layer,
+                          **common)
+    subset = adata[adata.obs[config.cell_type_key].astype(str).isin(config.genes_groups)]
+    table = tl.compare(subset, features="genes", groupby=config.cell_type_key, layer=config.counts_layer,
+                       store=False, **common)
+    adata.uns[COMPARE_KEYS["genes"]] = table
+    return table
+
+
+def _compare(adata: AnnData, config: PipelineConfig) -> bool:
+    genes = config.genes and config.counts_layer in adata.layers
+    for features in ("composition", "scores", "genes") if genes else ("composition", "scores"):
+        compare_one(adata, config, features)
     return True
 
 
 def _ta_response(adata: AnnData, config: PipelineConfig) -> bool:
-    from hcctme import tl
-
     tl.ta_response(adata, sample_key=config.sample_key, condition_key=config.condition_key,
                    reference=config.reference)
     return True
 
 
 def _crosstalk(adata: AnnData, config: PipelineConfig) -> bool:
-    from hcctme import tl
-
     if not config.crosstalk:
         return False
     tl.crosstalk(adata, groupby=config.crosstalk_groupby or config.cell_type_key,
@@ -160,8 +161,6 @@ def _crosstalk(adata: AnnData, config: PipelineConfig) -> bool:
 
 
 def _tib(adata: AnnData, config: PipelineConfig) -> bool:
-    from hcctme import tl
-
     if config.spatial_key not in adata.obsm:
         return False
     tl.tib(adata, sample_key=config.sample_key, spatial_key=config.spatial_key, seed=config.seed)
@@ -169,8 +168,6 @@ def _tib(adata: AnnData, config: PipelineConfig) -> bool:
 
 
 def _profile(adata: AnnData, config: PipelineConfig) -> bool:
-    from hcctme import tl
-
     tl.resistance_profile(adata, sample_key=config.sample_key, condition_key=config.condition_key,
                           reference=config.reference)
     return True

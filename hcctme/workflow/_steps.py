@@ -11,7 +11,7 @@ import pandas as pd
 
 from hcctme import _files, _validate
 from hcctme._constants import Keys
-from hcctme.pipeline import COMPARE_KEYS, PipelineConfig, _STEP_FUNCTIONS
+from hcctme.pipeline import _STEP_FUNCTIONS, COMPARE_KEYS, PipelineConfig, compare_one
 
 DEFAULTS = {
     "outdir": "results",
@@ -117,18 +117,8 @@ def pseudobulk(smk) -> None:
 
 
 def compare(smk) -> None:
-    from hcctme import tl
-
-    cfg = _config(_cfg(smk))
-    features = smk.wildcards.features
     adata = _files.read_h5ad(smk.input[0])
-    common = dict(condition_key=cfg.condition_key, sample_key=cfg.sample_key, reference=cfg.reference)
-    if features == "composition":
-        table = tl.compare(adata, features="composition", groupby=Keys.STATE, parent_key=cfg.cell_type_key, **common)
-    elif features == "scores":
-        table = tl.compare(adata, features="scores", groupby=cfg.cell_type_key, **common)
-    else:
-        table = tl.compare(adata, features="genes", groupby=cfg.cell_type_key, layer=cfg.counts_layer, **common)
+    table = compare_one(adata, _config(_cfg(smk)), smk.wildcards.features)
     _files.write_table(table, smk.output[0])
 
 

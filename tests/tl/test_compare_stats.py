@@ -16,11 +16,11 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pandas as pd
 import pytest
 from scipy import stats
 
 import hcctme as hc
+from benchmarks.compare_power import naive_composition, naive_scores
 
 pytestmark = pytest.mark.slow
 
@@ -44,33 +44,6 @@ def _fpr_ok(pvalues: np.ndarray, alpha: float = ALPHA) -> tuple[float, float]:
     return k / n, stats.binomtest(k, n, alpha, alternative="greater").pvalue
 
 
-def _naive_composition(adata) -> list[float]:
-    """Chi-square on cells pooled over patients: state vs rest of its parent, by condition."""
-    out = []
-    for _, sub in adata.obs.groupby("cell_type", observed=True):
-        states = sub["state_true"].astype(str)
-        if states.nunique() < 2:
-            continue
-        for state in states.unique():
-            tab = pd.crosstab(states == state, sub["response"].astype(str))
-            if tab.shape == (2, 2):
-                out.append(stats.chi2_contingency(tab)[1])
-    return out
-
-
-def _naive_scores(adata) -> list[float]:
-    """Mann-Whitney of cells' state scores between conditions, in the state's parent type."""
-    scores = adata.obsm["hcctme_scores"]
-    resp = adata.obs["response"].astype(str).to_numpy()
-    cell_type = adata.obs["cell_type"].astype(str).to_numpy()
-    out = []
-    for state in scores.columns:
-        mask = cell_type == STATE_PARENT[state]
-        x, r = scores[state].to_numpy()[mask], resp[mask]
-        out.append(stats.mannwhitneyu(x[r == "resistor"], x[r == "responder"]).pvalue)
-    return out
-
-
 @pytest.fixture(scope="module")
 def null_runs():
     """p-values of tl.compare and of naive cell-level tests on N_NULL null cohorts (6 vs 6)."""
@@ -90,8 +63,8 @@ def null_runs():
             ols = hc.tl.compare(adata, features="composition", groupby="state_true", parent_key="cell_type",
                                 covariates=["age"], store=False, **KW)
             res["ols"].extend(ols["pvalue"])
-        res["naive_composition"].extend(_naive_composition(adata))
-        res["naive_scores"].extend(_naive_scores(adata))
+        res["naive_composition"].extend(naive_composition(adata))
+        res["naive_scores"].extend(naive_scores(adata))
     return {k: np.asarray(v, dtype=float) for k, v in res.items()}
 
 
