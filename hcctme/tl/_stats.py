@@ -252,6 +252,14 @@ def compare_samples(
     return pd.DataFrame(rows, columns=columns)
 
 
+def _testable_levels(cond: pd.Series, reference: str, levels: list[str], min_samples: int) -> list[str]:
+    """Levels with at least ``min_samples`` samples; none when the reference itself has too few."""
+    counts = cond.value_counts()
+    if counts.get(reference, 0) < min_samples:
+        return []
+    return [lv for lv in levels if counts.get(lv, 0) >= min_samples]
+
+
 def _ols_rows(
     feature: str,
     y: pd.Series,
@@ -264,10 +272,7 @@ def _ols_rows(
 ) -> list[dict]:
     import statsmodels.api as sm
 
-    counts = cond.value_counts()
-    if counts.get(reference, 0) < min_samples:
-        return []
-    others = [lv for lv in levels if counts.get(lv, 0) >= min_samples]
+    others = _testable_levels(cond, reference, levels, min_samples)
     if not others:
         return []
     keep = cond.isin([reference, *others])
@@ -278,10 +283,7 @@ def _ols_rows(
         # a pair seen once carries no within-pair information: leave it out
         seen = p_sub.map(p_sub.value_counts())
         y, cond, p_sub = y[seen > 1], cond[seen > 1], p_sub[seen > 1]
-        counts = cond.value_counts()
-        if counts.get(reference, 0) < min_samples:
-            return []
-        others = [lv for lv in others if counts.get(lv, 0) >= min_samples]
+        others = _testable_levels(cond, reference, others, min_samples)
         if not others:
             return []
     cov = covariates.reindex(y.index) if covariates is not None else None
