@@ -26,6 +26,17 @@ class Keys:
     N_CELLS: Final = "n_cells"  # obs of pseudobulk AnnData
 
 
+class Suffix:
+    """Suffixes appended to a tool's ``key_added`` for its second outputs (``uns[key_added + suffix]``)."""
+
+    PARAMS: Final = "_params"  # uns: dict of tool, params, library_version and tool-specific provenance
+    VALUES: Final = "_values"  # uns: compare's long per-sample values (sample, group, feature, value, condition)
+    DIFF: Final = "_diff"  # uns: crosstalk's patient-level differential table
+    PER_SAMPLE: Final = "_per_sample"  # uns: ta_response's per-sample table
+    SUMMARY: Final = "_summary"  # uns: resistance_profile's per-axis summary by condition
+    EVIDENCE: Final = "_evidence"  # uns: resistance_profile's long evidence table
+
+
 class Defaults:
     """Default parameters shared by several tools."""
 

@@ -17,7 +17,7 @@ import pandas as pd
 from anndata import AnnData
 
 from hcctme import _files, _validate, tl
-from hcctme._constants import Defaults, Keys
+from hcctme._constants import Defaults, Keys, Suffix
 from hcctme._logging import logger
 
 STEPS = ("score", "states", "compare", "ta_response", "crosstalk", "tib", "profile")
@@ -121,21 +121,22 @@ def compare_one(adata: AnnData, config: PipelineConfig, features: str) -> pd.Dat
 
     The table is stored in ``adata.uns[COMPARE_KEYS[features]]`` and returned.
     """
+    key = COMPARE_KEYS[features]
     common = dict(condition_key=config.condition_key, sample_key=config.sample_key,
-                  reference=config.reference, key_added=COMPARE_KEYS[features])
+                  reference=config.reference, key_added=key)
     if features == "composition":
-        return tl.compare(adata, features="composition", groupby=Keys.STATE, parent_key=config.cell_type_key,
-                          **common)
-    if features == "scores":
-        return tl.compare(adata, features="scores", groupby=config.cell_type_key, **common)
-    if not config.genes_groups:
-        return tl.compare(adata, features="genes", groupby=config.cell_type_key, layer=config.counts_layer,
-                          **common)
-    subset = adata[adata.obs[config.cell_type_key].astype(str).isin(config.genes_groups)]
-    table = tl.compare(subset, features="genes", groupby=config.cell_type_key, layer=config.counts_layer,
-                       store=False, **common)
-    adata.uns[COMPARE_KEYS["genes"]] = table
-    return table
+        tl.compare(adata, features="composition", groupby=Keys.STATE, parent_key=config.cell_type_key, **common)
+    elif features == "scores":
+        tl.compare(adata, features="scores", groupby=config.cell_type_key, **common)
+    elif not config.genes_groups:
+        tl.compare(adata, features="genes", groupby=config.cell_type_key, layer=config.counts_layer, **common)
+    else:
+        subset = adata[adata.obs[config.cell_type_key].astype(str).isin(config.genes_groups)]
+        done = tl.compare(subset, features="genes", groupby=config.cell_type_key, layer=config.counts_layer,
+                          copy=True, **common)
+        for suffix in ("", Suffix.VALUES, Suffix.PARAMS):
+            adata.uns[key + suffix] = done.uns[key + suffix]
+    return adata.uns[key]
 
 
 def _compare(adata: AnnData, config: PipelineConfig) -> bool:

@@ -11,14 +11,15 @@ import pandas as pd
 from anndata import AnnData
 
 from hcctme import _validate
-from hcctme._constants import Defaults, Keys
+from hcctme._constants import Defaults, Keys, Suffix
 from hcctme._logging import logger
-from hcctme.tl import _stats
+from hcctme.tl import _design, _stats
 from hcctme.tl._pseudobulk import _pseudobulk
 
 FEATURES = ("scores", "composition", "genes")
 AGGREGATES = ("mean", "median")
 ALL = "all"  # the group label when groupby (or parent_key for composition) is None
+_SEP = "\x1f"  # joins a group index and a feature name in one call to the engine
 N_GENE_VALUES = 50  # per group and contrast, genes whose per-sample values are kept for plotting
 
 TABLE_COLUMNS = [
@@ -37,8 +38,10 @@ def compare(
     groupby: str | None = None,
     parent_key: str | None = None,
     covariates: str | Sequence[str] | None = None,
+    patient_key: str | None = None,
     pair_key: str | None = None,
     method: str = "auto",
+    transform: Literal["asin", "logit", "clr"] = "asin",
     scores_key: str = Keys.SCORES,
     signatures: Sequence[str] | None = None,
     layer: str | None = Keys.COUNTS,
@@ -46,13 +49,17 @@ def compare(
     min_cells: int = Defaults.MIN_CELLS,
     pseudocount: float = 0.5,
     key_added: str = Keys.COMPARE,
-    store: bool = True,
-) -> pd.DataFrame:
-    """Compare conditions (e.g. resistors vs responders) with the sample as the unit of replication.
+    copy: bool = False,
+) -> AnnData | None:
+    """Compare conditions (e.g. resistors vs responders) with the patient as the unit of replication.
 
-    Cells are first summarised per sample (patient, or patient x timepoint); only those per-sample
-    values are tested, so thousands of cells from a handful of patients count as a handful of
-    observations. Each condition level other than ``reference`` is compared with ``reference``.
+    Cells are first summarised per unit (the sample; the patient when ``patient_key`` pools a
+    patient's samples); only those per-unit values are tested, so thousands of cells from a handful
+    of patients count as a handful of observations. Each condition level other than ``reference`` is
+    compared with ``reference``. Scores and composition go through one engine
+    (:mod:`hcctme.tl._stats`): a weighted linear model per feature on the design (condition,
+    covariates, pair / patient blocks) with empirical-Bayes moderated t-tests (limma / propeller
+    style); genes through PyDESeq2 on pseudobulk counts with the same design.
 
     Parameters
     ----------
@@ -66,17 +73,21 @@ def compare(
     reference
         The baseline condition level; effects are *other minus reference*.
     features
-        ``"scores"``: per-sample mean (or median, see ``aggregate``) of each signature score in
-        ``obsm[scores_key]`` (written by :func:`hcctme.tl.score`), per ``groupby`` level when given.
+        ``"scores"``: per-unit mean (or median, see ``aggregate``) of each signature score in
+        ``obsm[scores_key]`` (written by :func:`hcctme.tl.score`), per ``groupby`` level when given;
+        a unit's weight grows with its cells only as far as the within-unit spread of the score
+        (variance / cells) matters next to the between-unit variation.
         ``"composition"``: proportions of each ``groupby`` level (e.g. a state) within each
-        ``parent_key`` level (e.g. the cell type; all cells of the sample when ``None``). The test
-        is on the centred log-ratio (CLR) of the per-sample counts with ``pseudocount``, so one
-        population's expansion is not read as the loss of the others; ``effect`` is on the CLR
-        scale (natural log) and the table adds the mean proportions (``prop_reference``,
-        ``prop_other``, ``prop_diff``). Samples with fewer than ``min_cells`` cells in a parent
-        level are left out of that parent; parents with a single ``groupby`` level are skipped.
-        ``"genes"``: pseudobulk (sum of counts in ``layer``) per sample and ``groupby`` level,
-        PyDESeq2 (single-threaded, Wald test) with design ``~ [pair +] [covariates +] condition``;
+        ``parent_key`` level (e.g. the cell type; all cells of the unit when ``None``), tested
+        propeller-style on ``transform``-ed proportions (Phipson et al. 2022). Every transform is a
+        function of the proportions alone, so identical proportions from 12 or 1,200 cells give
+        identical values; the number of cells enters only through the weights (binomial sampling
+        variance next to the between-unit variance). ``effect`` is on the transformed scale and the
+        table adds the mean proportions (``prop_reference``, ``prop_other``, ``prop_diff``). Units
+        with fewer than ``min_cells`` cells in a parent level are left out of that parent; parents
+        with a single ``groupby`` level are skipped.
+        ``"genes"``: pseudobulk (sum of counts in ``layer``) per unit and ``groupby`` level,
+        PyDESeq2 (single-threaded, Wald test) with design ``~ [block +] [covariates +] condition``;
         ``effect`` is the log2 fold change, ``statistic`` the Wald statistic; ``baseMean`` and
         ``lfcSE`` are added.
     groupby
@@ -85,23 +96,28 @@ def compare(
     parent_key
         Composition only: obs column of the parent population the proportions are taken within.
     covariates
-        Sample-level obs column(s) to adjust for (constant within each sample). Scores and
-        composition are then fitted by OLS (statsmodels) on ``condition + covariates``; genes add
-        them to the DESeq2 design.
+        Sample-level obs column(s) to adjust for (constant within each unit). A covariate that is
+        constant or collinear with the condition is refused, naming the column.
+    patient_key
+        obs column of the patient of each sample, above ``sample_key``. Patients whose samples are
+        all in one condition level (multi-region, tumour + adjacent) are pooled into one unit;
+        patients with samples in several levels (pre / on treatment) make a paired design: one unit
+        per patient and level, the patient a block (fixed effect). A sample in two patients, or a
+        patient in one level while others span several, is refused.
     pair_key
-        obs column pairing samples of the same patient across conditions (pre/on treatment).
-        Scores/composition: Wilcoxon signed-rank test on the within-pair differences
-        (``method="auto"``), or OLS with the pair as a fixed effect when covariates are given;
-        genes: the pair enters the DESeq2 design. Pairs without a sample in both levels of a
-        contrast are left out of it.
+        obs column pairing samples of one patient across conditions (one sample per pair and level);
+        the pair is a block as with ``patient_key``. Give one of ``patient_key`` and ``pair_key``.
     method
-        ``"auto"`` (Mann-Whitney U unpaired; Wilcoxon signed-rank paired; OLS with covariates;
-        DESeq2 for genes), or one of ``"mannwhitney"``, ``"welch"``, ``"ols"``, ``"wilcoxon"``,
-        ``"paired_t"``, ``"deseq2"``. Rank tests make no distributional assumption but are
-        discrete: with 4 samples per level the smallest two-sided Mann-Whitney p-value is
-        2/70 = 0.029 (0.0625 for the signed-rank test with 5 pairs), so with many features
-        nothing passes the BH adjustment; for such cohorts ``"welch"`` (or ``"ols"``) trades that
-        for a normality assumption on the per-sample values.
+        ``"auto"`` (``"moderated"`` for scores and composition, ``"deseq2"`` for genes), or one of
+        ``"moderated"``, ``"ols"`` (no weights, no moderation), ``"mannwhitney"``, ``"welch"``
+        (unpaired, no covariates), ``"wilcoxon"``, ``"paired_t"`` (paired, no covariates),
+        ``"deseq2"``. Rank tests are discrete: with 4 samples per level the smallest two-sided
+        Mann-Whitney p-value is 2/70 = 0.029, so with many features nothing passes BH.
+    transform
+        Composition: ``"asin"`` (arcsine square root of the proportions, the default), ``"logit"``
+        or ``"clr"`` (centred log-ratio within the parent, natural log; zeros by multiplicative
+        replacement). Note that with 3-4 parts one part's expansion moves every other part's CLR by
+        ``-log(f) / D``: CLR effects are not per-part changes.
     scores_key
         obsm key of the signature scores (features="scores").
     signatures
@@ -109,77 +125,81 @@ def compare(
     layer
         Layer with raw counts for features="genes" (``None``: ``.X``).
     aggregate
-        Per-sample summary of scores: ``"mean"`` or ``"median"``.
+        Per-unit summary of scores: ``"mean"`` or ``"median"``.
     min_cells
-        Fewest cells behind a per-sample value (per sample x group, or per sample within a parent);
+        Fewest cells behind a per-unit value (per unit x group, or per unit within a parent);
         smaller ones are left out and reported. Ignored when ``sample_key=None``.
     pseudocount
-        Added to counts before the CLR (composition).
+        ``"logit"`` and ``"clr"``: a zero proportion is replaced by ``pseudocount / m``, ``m`` the
+        median number of cells per unit in the parent: one value for every unit of the call, so the
+        replacement does not depend on a unit's depth.
     key_added
-        Where results are stored in ``adata.uns``.
-    store
-        Write results into ``adata.uns``: ``uns[key_added]`` (the table), ``uns[key_added +
-        "_values"]`` (the per-sample values tested, long format, for :func:`hcctme.pl.compare`) and
-        ``uns[key_added + "_params"]`` (parameters, dropped samples and skipped groups). Nothing is
-        written when the call fails.
+        ``uns[key_added]``: the table (one row per feature x group x contrast: ``feature``,
+        ``group`` (``"all"`` without groupby/parent_key), ``contrast`` (``"<other> vs
+        <reference>"``), ``effect``, ``statistic`` (moderated t, t, U, W or Wald), ``pvalue``,
+        ``padj`` (Benjamini-Hochberg over the whole table), ``n_reference``, ``n_other`` (units
+        tested), ``direction``, ``method``, ``mean_reference``, ``mean_other``, ``df`` plus the
+        feature-specific columns above; sorted by p-value). ``uns[key_added + "_values"]``: the
+        per-unit values tested (long), for :func:`hcctme.pl.compare`. ``uns[key_added +
+        "_params"]``: tool, params, library_version, the design (units), dropped units and skipped
+        groups.
+    copy
+        Return a copy of ``adata`` with the results instead of writing into ``adata``.
 
     Returns
     -------
-    DataFrame with one row per feature x group x contrast: ``feature``, ``group`` (``"all"`` without
-    groupby/parent_key), ``contrast`` (``"<other> vs <reference>"``), ``effect`` (other minus
-    reference: mean difference of per-sample values; mean within-pair difference for paired tests;
-    the condition coefficient for OLS; log2FC for genes), ``statistic`` (U of the other level,
-    signed-rank W, t, or Wald), ``pvalue``, ``padj`` (Benjamini-Hochberg over the whole table),
-    ``n_reference``, ``n_other`` (samples, or pairs, tested), ``direction`` (``"up"``/``"down"``: higher
-    /lower in the other level), ``method``, ``mean_reference``, ``mean_other``, plus the
-    feature-specific columns above. Sorted by p-value.
+    None, or the AnnData copy when ``copy=True``. Nothing is written when the call fails.
 
     Raises
     ------
     KeyError
         A missing obs column, layer or ``obsm[scores_key]`` (run :func:`hcctme.tl.score` first).
     ValueError
-        A single condition level, a reference that is not a level, fewer than two samples in a
-        level, a condition (pair, covariate) that varies within a sample, too few cells, non-count
-        data for genes, a rank-deficient covariate design.
+        A single condition level, a reference that is not a level, fewer than two units in a
+        level, a condition (pair, patient, covariate) that varies within a sample, a sample in two
+        patients, a pair with one member, too few cells, non-count data for genes, a constant or
+        collinear covariate.
     """
     _validate.anndata(adata)
     _validate.choice(features, FEATURES, name="features")
     _validate.choice(aggregate, AGGREGATES, name="aggregate")
+    _validate.choice(transform, _stats.TRANSFORMS, name="transform")
     key_added = _validate.key_added(key_added)
+    copy = _validate.boolean(copy, name="copy")
     min_cells = _validate.positive_int(min_cells, name="min_cells")
-    if isinstance(pseudocount, bool) or not isinstance(pseudocount, (int, float)) or pseudocount <= 0:
+    if isinstance(pseudocount, bool) or not isinstance(pseudocount, int | float) or pseudocount <= 0:
         raise ValueError(f"pseudocount must be a positive number, got {pseudocount!r}")
-    covariates = _covariate_list(covariates)
-    method = _stats.resolve_method(method, features=features, paired=pair_key is not None,
-                                   covariates=bool(covariates))
+    covariates = _design.covariate_list(covariates)
     if sample_key is None and features == "composition":
         raise ValueError(
             "features='composition' counts cells per sample: give sample_key (the obs column of the sample "
             "of each cell)"
         )
-    for name, key in (("groupby", groupby), ("parent_key", parent_key), ("pair_key", pair_key)):
+    for name, key in (("groupby", groupby), ("parent_key", parent_key), ("pair_key", pair_key),
+                      ("patient_key", patient_key)):
         if key is not None and key in (condition_key, sample_key):
             raise ValueError(f"{name}={key!r} is also the condition_key or sample_key; pass a different column")
 
-    samples, design = _sample_design(adata, condition_key=condition_key, sample_key=sample_key,
-                                     reference=reference, pair_key=pair_key, covariates=covariates)
+    units, design = _design.unit_design(adata, condition_key=condition_key, sample_key=sample_key,
+                                        reference=reference, patient_key=patient_key, pair_key=pair_key,
+                                        covariates=covariates)
+    method = _stats.resolve_method(method, features=features, paired="block" in design,
+                                   covariates=bool(covariates))
     reference = str(reference)
     dropped: list[pd.DataFrame] = []
     skipped: list[str] = []
-
+    per_cell = sample_key is not None
     if features == "composition":
-        table, values = _composition(adata, samples, design, reference, groupby=groupby, parent_key=parent_key,
-                                     method=method, min_cells=min_cells, pseudocount=pseudocount,
-                                     dropped=dropped, skipped=skipped)
+        table, values = _composition(adata, units, design, reference, groupby=groupby, parent_key=parent_key,
+                                     method=method, transform=transform, min_cells=min_cells,
+                                     pseudocount=pseudocount, dropped=dropped, skipped=skipped)
     elif features == "scores":
-        table, values = _scores(adata, samples, design, reference, sample_key=sample_key, groupby=groupby,
+        table, values = _scores(adata, units, design, reference, per_cell=per_cell, groupby=groupby,
                                 method=method, scores_key=scores_key, signatures=signatures,
                                 aggregate=aggregate, min_cells=min_cells, dropped=dropped, skipped=skipped)
     else:
-        table, values = _genes(adata, samples, design, reference, sample_key=sample_key, groupby=groupby,
-                               layer=layer, min_cells=min_cells, dropped=dropped, skipped=skipped)
-
+        table, values = _genes(adata, units, design, reference, per_cell=per_cell, groupby=groupby, layer=layer,
+                               min_cells=min_cells, dropped=dropped, skipped=skipped)
     if table.empty:
         raise ValueError(
             f"too few cells: after leaving out samples with fewer than min_cells={min_cells} cells, no "
@@ -190,153 +210,38 @@ def compare(
     table = _finish(table)
     dropped_table = (pd.concat(dropped, ignore_index=True) if dropped
                      else pd.DataFrame(columns=["sample", "group", "n_cells"]))
-
-    if store:
-        adata.uns[key_added] = table
-        adata.uns[f"{key_added}_values"] = values
-        adata.uns[f"{key_added}_params"] = {
-            "features": features,
-            "condition_key": condition_key,
-            "sample_key": sample_key if sample_key is not None else "",
-            "reference": reference,
-            "groupby": groupby if groupby is not None else "",
-            "parent_key": parent_key if parent_key is not None else "",
-            "covariates": list(covariates),
-            "pair_key": pair_key if pair_key is not None else "",
-            "method": method,
-            "min_cells": min_cells,
-            "aggregate": aggregate,
-            "pseudocount": float(pseudocount),
-            "scores_key": scores_key,
-            "layer": layer if layer is not None else "X",
-            "dropped": dropped_table.astype(str),
-            "skipped": list(skipped),
-            "library_version": _validate.library_version(),
-        }
-    n_sig = int((table["padj"] < 0.1).sum())
-    logger.info(
-        "compare(%s, %s): %d tests over %d samples, %d with padj < 0.1%s",
-        features, method, len(table), design.shape[0], n_sig,
-        f" -> uns[{key_added!r}]" if store else "",
-    )
-    return table
+    params = {
+        "tool": "compare",
+        "params": _writable({
+            "features": features, "condition_key": condition_key, "sample_key": sample_key,
+            "reference": reference, "groupby": groupby, "parent_key": parent_key, "covariates": list(covariates),
+            "patient_key": patient_key, "pair_key": pair_key, "method": method, "transform": transform,
+            "min_cells": min_cells, "aggregate": aggregate, "pseudocount": float(pseudocount),
+            "scores_key": scores_key, "layer": layer if layer is not None else "X",
+        }),
+        "library_version": _validate.library_version(),
+        "paired": "block" in design,
+        "n_units": int(design.shape[0]),
+        "units": design.reset_index().astype(str),
+        "dropped": dropped_table.astype(str),
+        "skipped": list(skipped),
+    }
+    target = adata.copy() if copy else adata
+    target.uns[key_added] = table
+    target.uns[key_added + Suffix.VALUES] = values
+    target.uns[key_added + Suffix.PARAMS] = params
+    logger.info("compare(%s, %s): %d tests over %d units, %d with padj < 0.1 -> uns[%r]", features, method,
+                len(table), design.shape[0], int((table["padj"] < 0.1).sum()), key_added)
+    return target if copy else None
 
 
-# --------------------------------------------------------------------------------------------------
-# Validation of the sample-level design
-# --------------------------------------------------------------------------------------------------
-def _covariate_list(covariates: str | Sequence[str] | None) -> list[str]:
-    if covariates is None:
-        return []
-    if isinstance(covariates, str):
-        return [covariates]
-    if not all(isinstance(c, str) for c in covariates):
-        raise TypeError(f"covariates must be an obs column name or a list of them, got {covariates!r}")
-    return list(covariates)
-
-
-def _sample_design(
-    adata: AnnData,
-    *,
-    condition_key: str,
-    sample_key: str | None,
-    reference: str,
-    pair_key: str | None,
-    covariates: list[str],
-) -> tuple[pd.Series, pd.DataFrame]:
-    """Sample of each obs, and one row per sample: condition, pair, covariates."""
-    condition = _validate.obs_column(adata, condition_key, purpose="the condition to compare").astype(str)
-    if sample_key is None:
-        samples = pd.Series(adata.obs_names.astype(str), index=adata.obs_names, name="sample")
-        if not samples.is_unique:
-            raise ValueError("sample_key=None needs unique obs names (each obs is a sample)")
-    else:
-        samples = _validate.obs_column(adata, sample_key, purpose="the sample of each cell").astype(str)
-    frame = pd.DataFrame({"sample": samples.to_numpy()}, index=adata.obs_names)
-    levels = pd.unique(condition)
-    if len(levels) < 2:
-        raise ValueError(
-            f"adata.obs[{condition_key!r}] has a single level ({levels[0]!r}); a comparison needs at least "
-            "two condition levels"
-        )
-    reference = _validate.level(condition, reference, key=condition_key, what="reference")
-    frame["condition"] = condition.to_numpy()
-    extra = [("pair", pair_key)] + [(f"covariate:{c}", c) for c in covariates]
-    for name, key in extra:
-        if key is None:
-            continue
-        col = _validate.obs_column(adata, key, purpose=name.split(":")[0])
-        frame[name] = col.to_numpy()
-    if sample_key is not None:
-        for name, key in [("condition", condition_key)] + extra:
-            if key is None:
-                continue
-            n_values = frame.groupby("sample", observed=True)[name].nunique()
-            bad = n_values[n_values > 1]
-            if len(bad):
-                what = {"condition": "the condition", "pair": "the pair"}.get(name, "a covariate")
-                raise ValueError(
-                    f"obs[{key!r}] ({what}) varies within samples of obs[{sample_key!r}] "
-                    f"({_validate._preview(bad.index)}); each sample must have one {key} value "
-                    "(the sample is the unit of replication)"
-                )
-    design = frame.groupby("sample", observed=True, sort=True).first()
-    for name, key in extra:
-        if key is not None and name.startswith("covariate:"):
-            original = adata.obs[key]
-            if pd.api.types.is_numeric_dtype(original) and not pd.api.types.is_bool_dtype(original):
-                design[name] = design[name].astype(float)
-            else:
-                design[name] = design[name].astype(str)
-    if "pair" in design:
-        design["pair"] = design["pair"].astype(str)
-    per_level = design["condition"].value_counts()
-    thin = per_level[per_level < 2]
-    if len(thin):
-        raise ValueError(
-            "one sample per group: condition level(s) "
-            + ", ".join(f"{lv!r} ({n} sample)" for lv, n in thin.items())
-            + f" of obs[{condition_key!r}]; the sample"
-            + (f" (obs[{sample_key!r}])" if sample_key else "")
-            + " is the unit of replication and each level needs at least 2 samples"
-        )
-    if pair_key is not None:
-        dup = design.groupby(["pair", "condition"]).size()
-        dup = dup[dup > 1]
-        if len(dup):
-            raise ValueError(
-                f"pairs of obs[{pair_key!r}] have more than one sample in one condition level "
-                f"({_validate._preview(f'{p}/{c}' for p, c in dup.index)}); a pair is one sample per level"
-            )
-        ref_pairs = set(design.loc[design["condition"] == reference, "pair"])
-        other_pairs = set(design.loc[design["condition"] != reference, "pair"])
-        complete = ref_pairs & other_pairs
-        if len(complete) < 2:
-            raise ValueError(
-                f"paired design: only {len(complete)} pair(s) of obs[{pair_key!r}] have a sample in the "
-                f"reference {reference!r} and another level; at least 2 are needed"
-            )
-    return frame["sample"], design
-
-
-def _covariate_frame(design: pd.DataFrame) -> pd.DataFrame | None:
-    cols = [c for c in design.columns if c.startswith("covariate:")]
-    if not cols:
-        return None
-    return design[cols].rename(columns=lambda c: c.split(":", 1)[1])
-
-
-def _test(values: pd.DataFrame, design: pd.DataFrame, reference: str, method: str) -> pd.DataFrame:
-    sub = design.loc[values.index]
-    return _stats.compare_samples(
-        values, sub["condition"], reference, method=method,
-        pairs=sub["pair"] if "pair" in sub else None,
-        covariates=_covariate_frame(sub),
-    )
+def _writable(params: dict) -> dict:
+    """Drop None values (h5ad cannot store them)."""
+    return {k: v for k, v in params.items() if v is not None}
 
 
 def _long_values(values: pd.DataFrame, design: pd.DataFrame, group: str, **extra: pd.DataFrame) -> pd.DataFrame:
-    """Samples x features -> long (sample, group, feature, value, condition[, pair], extra columns)."""
+    """Units x features -> long (sample, group, feature, value, condition[, pair], extra columns)."""
     matrix = values.to_numpy(dtype=float)
     n_s, n_f = matrix.shape
     sample = np.repeat(values.index.to_numpy().astype(str), n_f)
@@ -350,16 +255,16 @@ def _long_values(values: pd.DataFrame, design: pd.DataFrame, group: str, **extra
         long[name] = frame.reindex(index=values.index, columns=values.columns).to_numpy(dtype=float).ravel()
     cond = design["condition"].reindex(values.index).to_numpy()
     long["condition"] = np.repeat(cond, n_f)
-    if "pair" in design:
-        long["pair"] = np.repeat(design["pair"].reindex(values.index).to_numpy(), n_f)
+    if "block" in design:
+        long["pair"] = np.repeat(design["block"].reindex(values.index).to_numpy(), n_f)
     return long[~np.isnan(long["value"].to_numpy())].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------------
 # Composition
 # --------------------------------------------------------------------------------------------------
-def _composition(adata, samples, design, reference, *, groupby, parent_key, method, min_cells, pseudocount,
-                 dropped, skipped):
+def _composition(adata, units, design, reference, *, groupby, parent_key, method, transform, min_cells,
+                 pseudocount, dropped, skipped):
     if groupby is None:
         raise ValueError(
             "features='composition' needs groupby (the obs column whose levels' proportions are compared, "
@@ -372,9 +277,9 @@ def _composition(adata, samples, design, reference, *, groupby, parent_key, meth
         parents = _validate.obs_column(adata, parent_key, purpose="parent population").astype(str)
     else:
         parents = pd.Series(ALL, index=adata.obs_names)
-    counts = pd.crosstab([samples.to_numpy(), parents.to_numpy()], levels.to_numpy())
+    counts = pd.crosstab([units.to_numpy(), parents.to_numpy()], levels.to_numpy())
     counts.index.names = ["sample", "parent"]
-    tables, longs = [], []
+    blocks = []
     for parent in pd.unique(parents):
         sub = counts.xs(parent, level="parent")
         sub = sub.loc[:, sub.sum(axis=0) > 0]
@@ -386,34 +291,55 @@ def _composition(adata, samples, design, reference, *, groupby, parent_key, meth
                                          "n_cells": totals[small].astype(int).to_numpy()}))
         sub = sub.loc[~small]
         if sub.shape[1] < 2:
-            skipped.append(f"{parent}: a single {groupby} level")
+            skipped.append(f"{parent}: a single level of {groupby}")
             continue
         if sub.shape[0] == 0:
             skipped.append(f"{parent}: no sample with >= {min_cells} cells")
             continue
-        clr = pd.DataFrame(_stats.clr(sub.to_numpy(), pseudocount), index=sub.index, columns=sub.columns)
-        props = sub.div(sub.sum(axis=1), axis=0)
-        result = _test(clr, design, reference, method)
+        delta = pseudocount / float(np.median(sub.sum(axis=1)))
+        y, v = _stats.transform_proportions(sub.to_numpy(), transform, delta)
+        blocks.append((parent, sub, pd.DataFrame(y, index=sub.index, columns=sub.columns),
+                       pd.DataFrame(v, index=sub.index, columns=sub.columns)))
+    tables, longs = [], []
+    for parent, result, (_, sub, y, _) in zip(*_test_blocks(blocks, design, reference, method), blocks, strict=True):
         if result.empty:
             skipped.append(f"{parent}: fewer than 2 samples with >= {min_cells} cells in a condition level")
             continue
         result.insert(1, "group", parent)
+        props = sub.div(sub.sum(axis=1), axis=0)
         cond = design.loc[props.index, "condition"]
         prop_means = props.groupby(cond.to_numpy()).mean()
         other = result["contrast"].str.split(" vs ").str[0]
         result["prop_reference"] = prop_means.loc[reference, result["feature"]].to_numpy()
-        result["prop_other"] = [prop_means.loc[o, f] for o, f in zip(other, result["feature"])]
+        result["prop_other"] = [prop_means.loc[o, f] for o, f in zip(other, result["feature"], strict=True)]
         result["prop_diff"] = result["prop_other"] - result["prop_reference"]
         tables.append(result)
-        longs.append(_long_values(clr, design, parent, proportion=props, n_cells=sub))
+        longs.append(_long_values(y, design, parent, proportion=props, n_cells=sub))
     return _concat(tables), _concat(longs)
+
+
+def _test_blocks(blocks, design, reference, method):
+    """Test the features of every group in one call (the empirical-Bayes prior is shared across them);
+    returns the group names and one result table per group.
+    """
+    if not blocks:
+        return [], []
+    names = [b[0] for b in blocks]
+    keyed_values = pd.concat([b[2].add_prefix(f"{i}{_SEP}") for i, b in enumerate(blocks)], axis=1)
+    keyed_var = pd.concat([b[3].add_prefix(f"{i}{_SEP}") for i, b in enumerate(blocks)], axis=1)
+    result = _stats.compare_samples(keyed_values, design, reference, method=method, variances=keyed_var)
+    split = result["feature"].str.split(_SEP, n=1)
+    idx, feature = split.str[0].astype(int), split.str[1]
+    result = result.assign(feature=feature)
+    tables = [result[idx.to_numpy() == i].reset_index(drop=True) for i in range(len(blocks))]
+    return names, tables
 
 
 # --------------------------------------------------------------------------------------------------
 # Signature scores
 # --------------------------------------------------------------------------------------------------
-def _scores(adata, samples, design, reference, *, sample_key, groupby, method, scores_key, signatures,
-            aggregate, min_cells, dropped, skipped):
+def _scores(adata, units, design, reference, *, per_cell, groupby, method, scores_key, signatures, aggregate,
+            min_cells, dropped, skipped):
     scores = _validate.scores(adata, scores_key)
     if signatures is not None:
         if isinstance(signatures, str):
@@ -435,24 +361,27 @@ def _scores(adata, samples, design, reference, *, sample_key, groupby, method, s
         groups = _validate.obs_column(adata, groupby, purpose="groups to compare within").astype(str)
     else:
         groups = pd.Series(ALL, index=adata.obs_names)
-    tables, longs = [], []
+    blocks = []
     for group in pd.unique(groups):
         mask = (groups == group).to_numpy()
-        sub = scores.loc[mask]
-        by = samples.to_numpy()[mask]
-        grouped = sub.groupby(by, observed=True, sort=True)
+        grouped = scores.loc[mask].groupby(units.to_numpy()[mask], observed=True, sort=True)
         values = grouped.mean() if aggregate == "mean" else grouped.median()
-        if sample_key is not None:
-            n = grouped.size()
+        n = grouped.size()
+        # sampling variance of a unit's value: within-unit variance / cells (x pi/2 for a median)
+        variances = grouped.var(ddof=1).div(n, axis=0).fillna(0.0) * (1.0 if aggregate == "mean" else np.pi / 2)
+        if per_cell:
             small = n < min_cells
             if small.any():
                 dropped.append(pd.DataFrame({"sample": n.index[small], "group": group,
                                              "n_cells": n[small].astype(int).to_numpy()}))
-            values = values.loc[~small]
+            values, variances = values.loc[~small], variances.loc[~small]
         if values.empty:
             skipped.append(f"{group}: no sample with >= {min_cells} cells")
             continue
-        result = _test(values, design, reference, method)
+        blocks.append((group, values, values, variances))
+    tables, longs = [], []
+    for group, result, (_, values, _, _) in zip(*_test_blocks(blocks, design, reference, method), blocks,
+                                                strict=True):
         if result.empty:
             skipped.append(f"{group}: fewer than 2 samples with >= {min_cells} cells in a condition level")
             continue
@@ -465,8 +394,9 @@ def _scores(adata, samples, design, reference, *, sample_key, groupby, method, s
 # --------------------------------------------------------------------------------------------------
 # Genes (pseudobulk + PyDESeq2)
 # --------------------------------------------------------------------------------------------------
-def _genes(adata, samples, design, reference, *, sample_key, groupby, layer, min_cells, dropped, skipped):
-    if sample_key is None:
+def _genes(adata, units, design, reference, *, per_cell, groupby, layer, min_cells, dropped, skipped):
+    samples = units
+    if not units.duplicated().any():  # every obs is a unit already (bulk or pseudobulk input)
         X, var_names = _validate.matrix(adata, layer=layer, use_raw=False)
         _validate.unique_genes(var_names)
         _validate.counts(X, what="features='genes' (PyDESeq2)")
@@ -498,7 +428,7 @@ def _genes(adata, samples, design, reference, *, sample_key, groupby, layer, min
         if layer is not None:
             shallow.layers[layer] = X
         pdata, small = _pseudobulk(shallow, sample_key="_sample", groupby="_group" if groupby else None,
-                                   layer=layer, mode="sum", min_cells=min_cells)
+                                   layer=layer, mode="sum", min_cells=min_cells if per_cell else 1)
         if len(small):
             dropped.append(pd.DataFrame({
                 "sample": small["_sample"].to_numpy(),
@@ -527,8 +457,8 @@ def _genes(adata, samples, design, reference, *, sample_key, groupby, layer, min
 def _deseq2_group(counts: pd.DataFrame, design: pd.DataFrame, reference: str):
     """PyDESeq2 on one group's samples x genes counts; None when too few samples."""
     sub = design.loc[counts.index].copy()
-    if "pair" in sub:
-        seen = sub["pair"].map(sub["pair"].value_counts())
+    if "block" in sub:
+        seen = sub["block"].map(sub["block"].value_counts())
         sub = sub[seen > 1]
         counts = counts.loc[sub.index]
     n_per = sub["condition"].value_counts()
@@ -542,11 +472,11 @@ def _deseq2_group(counts: pd.DataFrame, design: pd.DataFrame, reference: str):
     counts = counts.loc[:, counts.sum(axis=0) > 0]
     if counts.shape[1] == 0:
         return None, None
-    covariates = _covariate_frame(sub)
-    if covariates is not None or "pair" in sub:
+    covariates = _design.covariate_frame(sub)
+    if covariates is not None or "block" in sub:
         X = _stats.design_matrix(sub["condition"], reference, others, covariates=covariates,
-                                 pairs=sub["pair"] if "pair" in sub else None)
-        _stats.check_design(X, others)
+                                 blocks=sub.get("block", None))
+        _stats.check_design(X)
     res, normed = run_deseq2(counts, sub, reference, others)
     is_ref = (sub["condition"] == reference).to_numpy()
     n_ref = int(is_ref.sum())
@@ -584,7 +514,7 @@ def run_deseq2(
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
     """Fit PyDESeq2 (quiet, one thread) and return results per other level and normalised counts.
 
-    ``design`` holds ``condition`` and optionally ``pair`` and ``covariate:<name>`` columns (one
+    ``design`` holds ``condition`` and optionally ``block`` and ``covariate:<name>`` columns (one
     row per sample of ``counts``). Levels and names are mapped to safe tokens for the formula.
     """
     from pydeseq2.dds import DeseqDataSet
@@ -594,10 +524,10 @@ def run_deseq2(
     level_code = {reference: "L0", **{o: f"L{i + 1}" for i, o in enumerate(others)}}
     meta = pd.DataFrame({"condition": design["condition"].map(level_code).to_numpy()}, index=counts.index)
     terms = []
-    if "pair" in design:
-        codes = {p: f"P{i}" for i, p in enumerate(pd.unique(design["pair"]))}
-        meta["pair"] = design["pair"].map(codes).to_numpy()
-        terms.append("pair")
+    if "block" in design:
+        codes = {p: f"P{i}" for i, p in enumerate(pd.unique(design["block"]))}
+        meta["block"] = design["block"].map(codes).to_numpy()
+        terms.append("block")
     for i, col in enumerate(c for c in design.columns if c.startswith("covariate:")):
         values = design[col]
         if pd.api.types.is_numeric_dtype(values):
@@ -628,7 +558,8 @@ def run_deseq2(
 
 def _one_blas_thread():
     """BLAS limited to one thread: PyDESeq2's many tiny L-BFGS-B fits are several times slower with a
-    multi-threaded BLAS (thread start-up per call), the more so on a busy machine."""
+    multi-threaded BLAS (thread start-up per call), the more so on a busy machine.
+    """
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn (scanpy)

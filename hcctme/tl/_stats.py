@@ -1,24 +1,29 @@
-"""Sample-level statistics for :func:`hcctme.tl.compare` (no AnnData in here).
+"""Sample-level statistics shared by :func:`hcctme.tl.compare` and :func:`hcctme.tl.crosstalk`.
 
-Every function takes one value per *sample* (patient, or patient x timepoint): the sample is the unit
-of replication, so cells never enter these tests.
+Every function takes one value per *unit* (a sample, or a patient when samples are pooled per
+patient): the unit is the replicate, so cells never enter these tests. No AnnData in here.
 
 Methods
 -------
-``mannwhitney``
-    Two-sided Mann-Whitney U test (exact when there are no ties and a group has <= 8 samples,
-    normal approximation with tie and continuity correction otherwise). Default for unpaired designs.
-``welch``
-    Welch's two-sample t-test.
+``moderated``
+    The default for scores and composition (propeller / limma style). Each feature is fitted by
+    weighted least squares on the design (intercept, condition, covariates, pair or patient
+    blocks); a unit's weight is ``1 / (tau2 + v)``, its known sampling variance ``v`` (e.g.
+    ``1 / (4 n)`` for an arcsine-square-root proportion of ``n`` cells) plus the feature's
+    between-unit variance ``tau2`` (method of moments), so cells per unit weigh in only as far as
+    sampling noise matters next to biological variation. Residual variances are then moderated
+    across features by empirical Bayes (limma's ``squeezeVar``: a scaled inverse chi-square prior
+    fitted by moments of ``log s2``) and each condition coefficient gets a moderated t-test.
 ``ols``
-    Ordinary least squares (statsmodels) of the value on the condition (treatment coding, the
-    reference level as baseline) plus covariates (numeric as is, categorical as dummies) and, with
-    pairs, the pair as a fixed effect. Default when covariates are given.
-``wilcoxon``
-    Wilcoxon signed-rank test of the within-pair differences (other minus reference). Default for
-    paired designs without covariates.
-``paired_t``
-    Paired t-test of the within-pair differences.
+    Ordinary least squares (statsmodels), no weights, no moderation.
+``mannwhitney``, ``welch``
+    Two-sided Mann-Whitney U / Welch t-test (unpaired, no covariates).
+``wilcoxon``, ``paired_t``
+    Wilcoxon signed-rank / paired t-test of within-pair differences (paired, no covariates).
+
+No test returns a p-value of 0 from a degenerate input: a feature with no variation at all gets
+p = 1 (nothing to detect); groups that are each constant but differ, or identical non-zero paired
+differences, have no estimable variance and get NaN with a warning.
 """
 
 from __future__ import annotations
@@ -28,14 +33,18 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
+
+from hcctme._logging import logger
 
 UNPAIRED_METHODS = ("mannwhitney", "welch")
 PAIRED_METHODS = ("wilcoxon", "paired_t")
-MODEL_METHODS = ("ols",)
-SAMPLE_METHODS = UNPAIRED_METHODS + PAIRED_METHODS + MODEL_METHODS
+MODEL_METHODS = ("moderated", "ols")
+SAMPLE_METHODS = MODEL_METHODS + UNPAIRED_METHODS + PAIRED_METHODS
 GENE_METHODS = ("deseq2",)
-METHODS = ("auto",) + SAMPLE_METHODS + GENE_METHODS
+METHODS = ("auto", *SAMPLE_METHODS, *GENE_METHODS)
+RESULT_COLUMNS = ["feature", "contrast", "effect", "statistic", "pvalue", "n_reference", "n_other",
+                  "mean_reference", "mean_other", "method", "df"]
 
 
 def bh(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -48,17 +57,6 @@ def bh(pvalues: Sequence[float] | np.ndarray) -> np.ndarray:
     return out
 
 
-def clr(counts: np.ndarray, pseudocount: float = 0.5) -> np.ndarray:
-    """Centred log-ratio of each row of a samples x parts count matrix (natural log).
-
-    ``clr(x)_j = log(x_j + c) - mean_k log(x_k + c)``. A rise of one part by a factor f moves the
-    others' CLR by only ``-log(f) / D`` (D parts) instead of the ``-f``-driven drop of their
-    proportions, so an expansion of one population is not read as the loss of all the others.
-    """
-    logs = np.log(np.asarray(counts, dtype=float) + pseudocount)
-    return logs - logs.mean(axis=1, keepdims=True)
-
-
 def direction(effect: np.ndarray) -> np.ndarray:
     """"up" (higher in the other level), "down" (lower) or "none" (zero or undefined)."""
     effect = np.asarray(effect, dtype=float)
@@ -68,6 +66,56 @@ def direction(effect: np.ndarray) -> np.ndarray:
     return out
 
 
+# --------------------------------------------------------------------------------------------------
+# Composition transforms (every one a function of the proportions only: depth-independent)
+# --------------------------------------------------------------------------------------------------
+TRANSFORMS = ("asin", "logit", "clr")
+
+
+def multiplicative_replacement(props: np.ndarray, delta: float) -> np.ndarray:
+    """Zeros of each row of a proportion matrix replaced by ``delta``, the other parts shrunk by the
+    same factor so that rows still sum to 1 (Martin-Fernandez et al. 2003). The result depends on
+    the proportions and ``delta`` only, never on the number of cells behind them.
+    """
+    props = np.asarray(props, dtype=float)
+    zeros = props <= 0
+    k = zeros.sum(axis=1, keepdims=True)
+    return np.where(zeros, delta, props * (1.0 - k * delta))
+
+
+def transform_proportions(counts: np.ndarray, transform: str, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Transformed proportions of a units x parts count matrix and their binomial sampling variance.
+
+    ``asin``: ``arcsin(sqrt(p))`` of the raw proportions (propeller's default; zeros need no
+    replacement), variance ``1 / (4 n)``. ``logit`` and ``clr`` (natural log): after multiplicative
+    replacement of zeros by ``delta``; variances by the delta method, ``1 / (n p (1 - p))`` and
+    ``(1 - p) / (n p)``. ``n`` = cells of the unit.
+    """
+    counts = np.asarray(counts, dtype=float)
+    n = counts.sum(axis=1, keepdims=True)
+    props = counts / n
+    if transform == "asin":
+        return np.arcsin(np.sqrt(props)), np.broadcast_to(1.0 / (4.0 * n), props.shape).copy()
+    repl = multiplicative_replacement(props, delta)
+    if transform == "logit":
+        return np.log(repl / (1.0 - repl)), 1.0 / (n * repl * (1.0 - repl))
+    logs = np.log(repl)
+    return logs - logs.mean(axis=1, keepdims=True), (1.0 - repl) / (n * repl)
+
+
+def clr(counts: np.ndarray, delta: float) -> np.ndarray:
+    """Centred log-ratio (natural log) of each row after multiplicative replacement of zeros.
+
+    A rise of one part by a factor f moves every other part's CLR by ``-log(f) / D`` (D parts): with
+    3-4 parts that is a visible, spurious change of the parts that did not move, so CLR effects of
+    a single expansion spread over all parts (read them together, not one by one).
+    """
+    return transform_proportions(counts, "clr", delta)[0]
+
+
+# --------------------------------------------------------------------------------------------------
+# Method choice
+# --------------------------------------------------------------------------------------------------
 def resolve_method(method: str, *, features: str, paired: bool, covariates: bool) -> str:
     """Pick the test for ``method="auto"`` and refuse combinations that would ignore the design."""
     if method not in METHODS:
@@ -82,26 +130,30 @@ def resolve_method(method: str, *, features: str, paired: bool, covariates: bool
     if method == "deseq2":
         raise ValueError("method='deseq2' needs count data: use it with features='genes'")
     if method == "auto":
-        if covariates:
-            return "ols"
-        return "wilcoxon" if paired else "mannwhitney"
-    if covariates and method != "ols":
+        return "moderated"
+    if covariates and method not in MODEL_METHODS:
         raise ValueError(
-            f"covariates are adjusted for only by method='ols' (or 'auto'); method={method!r} would ignore them"
+            f"covariates are adjusted for only by method='moderated' or 'ols' (or 'auto'); method={method!r} "
+            "would ignore them"
         )
     if paired and method in UNPAIRED_METHODS:
         raise ValueError(
-            f"pair_key was given but method={method!r} ignores the pairing; use 'wilcoxon', 'paired_t', "
-            "'ols' or 'auto'"
+            f"the design is paired (pair_key, or patient_key with a patient in several condition levels) but "
+            f"method={method!r} ignores the pairing; use 'moderated', 'ols', 'wilcoxon', 'paired_t' or 'auto'"
         )
     if not paired and method in PAIRED_METHODS:
-        raise ValueError(f"method={method!r} is a paired test and needs pair_key")
+        raise ValueError(f"method={method!r} is a paired test and needs pair_key (or patient_key with pairs)")
     return method
 
 
 # --------------------------------------------------------------------------------------------------
-# Tests on a samples x features table
+# Rank and t tests (degenerate inputs never give p = 0)
 # --------------------------------------------------------------------------------------------------
+def _no_variance(what: str) -> tuple[float, float]:
+    warnings.warn(f"{what}: no variance to test against; p-value set to NaN", RuntimeWarning, stacklevel=3)
+    return np.nan, np.nan
+
+
 def _mannwhitney(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     if np.ptp(np.concatenate([x, y])) == 0:
         return len(x) * len(y) / 2.0, 1.0
@@ -111,7 +163,7 @@ def _mannwhitney(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
 def _welch(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     if np.ptp(x) == 0 and np.ptp(y) == 0:
-        return (0.0, 1.0) if x[0] == y[0] else (np.sign(x[0] - y[0]) * np.inf, 0.0)
+        return (0.0, 1.0) if x[0] == y[0] else _no_variance("Welch test with two constant groups")
     res = stats.ttest_ind(x, y, equal_var=False)
     return float(res.statistic), float(res.pvalue)
 
@@ -127,20 +179,23 @@ def _wilcoxon(d: np.ndarray) -> tuple[float, float]:
 
 def _paired_t(d: np.ndarray) -> tuple[float, float]:
     if np.ptp(d) == 0:
-        return (0.0, 1.0) if d[0] == 0 else (np.sign(d[0]) * np.inf, 0.0)
+        return (0.0, 1.0) if d[0] == 0 else _no_variance("paired t-test with identical differences")
     res = stats.ttest_1samp(d, 0.0)
     return float(res.statistic), float(res.pvalue)
 
 
+# --------------------------------------------------------------------------------------------------
+# Design matrix
+# --------------------------------------------------------------------------------------------------
 def design_matrix(
     condition: pd.Series,
     reference: str,
     others: Sequence[str],
     *,
     covariates: pd.DataFrame | None = None,
-    pairs: pd.Series | None = None,
+    blocks: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """Intercept, one 0/1 column per other condition level, covariates and pair fixed effects."""
+    """Intercept, one 0/1 column per other condition level, covariates and block (pair) fixed effects."""
     X = pd.DataFrame({"Intercept": 1.0}, index=condition.index)
     for other in others:
         X[f"condition[{other}]"] = (condition == other).astype(float)
@@ -152,36 +207,208 @@ def design_matrix(
             else:
                 dummies = pd.get_dummies(values.astype(str), prefix=f"covariate[{col}]", drop_first=True)
                 X = X.join(dummies.astype(float))
-    if pairs is not None:
-        dummies = pd.get_dummies(pairs.astype(str), prefix="pair", drop_first=True)
+    if blocks is not None:
+        dummies = pd.get_dummies(blocks.astype(str), prefix="block", drop_first=True)
         X = X.join(dummies.astype(float))
     return X
 
 
-def check_design(X: pd.DataFrame, others: Sequence[str]) -> None:
-    rank = np.linalg.matrix_rank(X.to_numpy())
-    if rank < X.shape[1]:
-        raise ValueError(
-            "the model matrix (condition + covariates"
-            + (" + pairs" if any(c.startswith("pair_") for c in X.columns) else "")
-            + f") is rank deficient ({rank} < {X.shape[1]} columns): a covariate is constant, duplicated "
-            "or confounded with the condition; drop it from covariates"
-        )
+def _rank(X: pd.DataFrame) -> int:
+    return int(np.linalg.matrix_rank(X.to_numpy(dtype=float))) if X.shape[1] else 0
+
+
+def check_design(X: pd.DataFrame) -> None:
+    """Refuse a rank-deficient design, naming the first covariate (or the blocks) that makes it so."""
+    base = [c for c in X.columns if c == "Intercept" or c.startswith("condition[")]
+    cols = list(base)
+    if _rank(X[cols]) < len(cols):
+        raise ValueError("the condition levels are not estimable from these samples")
+    groups: dict[str, list[str]] = {}
+    for c in X.columns:
+        if c.startswith("covariate["):
+            groups.setdefault(c[len("covariate["):].split("]", 1)[0], []).append(c)
+        elif c.startswith("block_"):
+            groups.setdefault("block", []).append(c)
+    for name, members in groups.items():
+        trial = cols + members
+        if _rank(X[trial]) < len(trial):
+            if name == "block":
+                raise ValueError("the model matrix is rank deficient: the pair/patient blocks are collinear with the "
+                                 "condition or a covariate (a covariate constant within pairs?)")
+            raise ValueError(
+                f"the model matrix is rank deficient: the covariate obs[{name!r}] is constant, duplicated or "
+                f"collinear with the condition (or an earlier covariate); drop {name!r} from covariates"
+            )
+        cols = trial
     if X.shape[0] - X.shape[1] < 1:
         raise ValueError(
             f"{X.shape[0]} samples cannot fit a model with {X.shape[1]} parameters "
-            "(condition + covariates); use fewer covariates"
+            "(condition + covariates + blocks); use fewer covariates"
         )
 
 
+# --------------------------------------------------------------------------------------------------
+# Moderated weighted linear model (limma-style empirical Bayes)
+# --------------------------------------------------------------------------------------------------
+def _trigamma_inverse(x: float) -> float:
+    """Solve trigamma(y) = x for y > 0 (limma's Newton iteration)."""
+    if x > 1e7:
+        return 1.0 / np.sqrt(x)
+    if x < 1e-6:
+        return 1.0 / x
+    y = 0.5 + 1.0 / x
+    for _ in range(50):
+        tri = special.polygamma(1, y)
+        dif = tri * (1.0 - tri / x) / special.polygamma(2, y)
+        y += dif
+        if -dif / y < 1e-8:
+            break
+    return float(y)
+
+
+def squeeze_var(s2: np.ndarray, df: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Empirical-Bayes posterior variances (limma ``squeezeVar``): returns s2_post, df_total, d0, s0^2.
+
+    The prior (``d0``, ``s0^2``) is fitted by moments of ``log s2`` over the features with a positive
+    variance; with fewer than three such features there is no moderation (``d0 = 0``).
+    """
+    s2 = np.asarray(s2, float)
+    df = np.asarray(df, float)
+    ok = (s2 > 1e-300) & (df > 0) & np.isfinite(s2)
+    if ok.sum() < 3:
+        return s2.copy(), df.copy(), 0.0, np.nan
+    z = np.log(s2[ok])
+    d = df[ok]
+    e = z - special.digamma(d / 2) + np.log(d / 2)
+    emean = float(e.mean())
+    evar = float(np.sum((e - emean) ** 2) / (len(e) - 1) - np.mean(special.polygamma(1, d / 2)))
+    if evar > 0:
+        d0 = 2.0 * _trigamma_inverse(evar)
+        s0 = float(np.exp(emean + special.digamma(d0 / 2) - np.log(d0 / 2)))
+    else:
+        d0, s0 = np.inf, float(np.mean(s2[ok]))
+    if np.isinf(d0):
+        post = np.full_like(s2, s0)
+        total = np.full_like(df, float(df[ok].sum()))
+    else:
+        post = (d0 * s0 + df * np.where(np.isfinite(s2), s2, 0.0)) / (d0 + df)
+        total = np.minimum(df + d0, float(df[ok].sum()))
+    return post, total, d0, s0
+
+
+def _wls(y: np.ndarray, X: np.ndarray, v: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, float, int]:
+    """Coefficients, unscaled covariance diagonal, residual variance and df of one feature."""
+    n, p = X.shape
+    XtX_inv = np.linalg.pinv(X.T @ X)
+    w = np.ones(n)
+    if v is not None and np.any(v > 0):
+        beta = XtX_inv @ X.T @ y
+        resid = y - X @ beta
+        h = np.einsum("ij,jk,ik->i", X, XtX_inv, X)
+        tau2 = max(0.0, (float(resid @ resid) - float(np.sum((1.0 - h) * v))) / (n - p))
+        w = 1.0 / np.maximum(tau2 + v, 1e-12 * max(float(np.mean(v)), 1e-300))
+        w = w / w.mean()
+    Xw = X * w[:, None]
+    cov = np.linalg.pinv(X.T @ Xw)
+    beta = cov @ Xw.T @ y
+    resid = y - X @ beta
+    s2 = float(np.sum(w * resid**2) / (n - p))
+    scale = max(float(np.mean(np.abs(y))), 1.0)
+    if s2 < 1e-24 * scale**2:
+        s2 = 0.0
+    return beta, np.diag(cov), s2, n - p
+
+
+def moderated_fit(
+    values: pd.DataFrame,
+    design: pd.DataFrame,
+    reference: str,
+    *,
+    variances: pd.DataFrame | None = None,
+    min_samples: int = 2,
+    moderate: bool = True,
+) -> pd.DataFrame:
+    """Weighted linear model per feature + empirical-Bayes moderated t of each condition coefficient.
+
+    ``values`` and ``variances``: units x features (NaN = not measured there). ``design``: units with
+    ``condition``, optional ``block`` and ``covariate:<name>`` columns. Returns the rows of
+    :data:`RESULT_COLUMNS` (``df`` = moderated degrees of freedom).
+    """
+    cond_all = design["condition"].astype(str)
+    fits = []
+    for feature in values.columns:
+        col = values[feature]
+        keep = col.notna()
+        sub = design.loc[keep[keep].index]
+        cond = cond_all.loc[sub.index]
+        blocks = sub.get("block", None)
+        if blocks is not None:  # a block seen once carries no within-block information
+            seen = blocks.map(blocks.value_counts())
+            sub, cond, blocks = sub[seen > 1], cond[seen > 1], blocks[seen > 1]
+        counts = cond.value_counts()
+        if counts.get(reference, 0) < min_samples:
+            continue
+        others = [lv for lv in pd.unique(cond_all) if lv != reference and counts.get(lv, 0) >= min_samples]
+        if not others:
+            continue
+        sub = sub[cond.isin([reference, *others])]
+        cond = cond.loc[sub.index]
+        blocks = blocks.loc[sub.index] if blocks is not None else None
+        cov_cols = [c for c in sub.columns if c.startswith("covariate:")]
+        covs = sub[cov_cols].rename(columns=lambda c: c.split(":", 1)[1]) if cov_cols else None
+        X = design_matrix(cond, reference, others, covariates=covs, blocks=blocks)
+        check_design(X)
+        y = col.loc[sub.index].to_numpy(float)
+        v = variances[feature].loc[sub.index].to_numpy(float) if variances is not None else None
+        beta, unscaled, s2, df = _wls(y, X.to_numpy(float), v)
+        for other in others:
+            j = X.columns.get_loc(f"condition[{other}]")
+            r, o = y[(cond == reference).to_numpy()], y[(cond == other).to_numpy()]
+            fits.append({"feature": feature, "contrast": f"{other} vs {reference}", "effect": float(beta[j]),
+                         "unscaled": float(unscaled[j]), "s2": s2, "df_resid": df, "n_reference": len(r),
+                         "n_other": len(o), "mean_reference": float(r.mean()), "mean_other": float(o.mean()),
+                         "constant": bool(np.ptp(y) == 0)})
+    if not fits:
+        return pd.DataFrame(columns=RESULT_COLUMNS)
+    frame = pd.DataFrame(fits)
+    # one variance per feature (shared by its contrasts) enters the prior
+    per_feature = frame.drop_duplicates("feature")
+    if moderate:
+        post, total, _, _ = squeeze_var(per_feature["s2"].to_numpy(), per_feature["df_resid"].to_numpy(float))
+    else:
+        post, total = per_feature["s2"].to_numpy(), per_feature["df_resid"].to_numpy(float)
+    s2_post = dict(zip(per_feature["feature"], post, strict=True))
+    df_post = dict(zip(per_feature["feature"], total, strict=True))
+    frame["s2_post"] = frame["feature"].map(s2_post)
+    frame["df"] = frame["feature"].map(df_post)
+    se = np.sqrt(frame["s2_post"] * frame["unscaled"]).to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = frame["effect"].to_numpy() / se
+    p = 2.0 * stats.t.sf(np.abs(t), frame["df"])
+    constant = frame["constant"].to_numpy()
+    t = np.where(constant, 0.0, t)
+    p = np.where(constant, 1.0, p)
+    bad = ~np.isfinite(p) | ((se == 0) & ~constant)
+    if bad.any():
+        logger.warning("%d feature(s) have no residual variance and no prior to borrow from; p-value set to NaN",
+                       int(bad.sum()))
+        p[bad], t[bad] = np.nan, np.nan
+    frame["statistic"] = t
+    frame["pvalue"] = p
+    frame["method"] = "moderated" if moderate else "ols"
+    return frame[RESULT_COLUMNS]
+
+
+# --------------------------------------------------------------------------------------------------
+# Entry point for a units x features table
+# --------------------------------------------------------------------------------------------------
 def compare_samples(
     values: pd.DataFrame,
-    condition: pd.Series,
+    design: pd.DataFrame,
     reference: str,
     *,
     method: str,
-    pairs: pd.Series | None = None,
-    covariates: pd.DataFrame | None = None,
+    variances: pd.DataFrame | None = None,
     min_samples: int = 2,
 ) -> pd.DataFrame:
     """Compare each other condition level with ``reference``, feature by feature.
@@ -189,120 +416,108 @@ def compare_samples(
     Parameters
     ----------
     values
-        Samples x features (one value per sample; NaN = feature not measured in that sample).
-    condition
-        Condition level of each sample (index = ``values.index``).
+        Units x features (one value per unit; NaN = feature not measured in that unit).
+    design
+        Units (index, a superset of ``values.index``) with ``condition`` and optionally ``block``
+        (pair / patient, for paired designs) and ``covariate:<name>`` columns.
     reference
         The baseline level; effects are other minus reference.
     method
         One of :data:`SAMPLE_METHODS`.
-    pairs
-        Pair (patient) of each sample, for paired methods and the OLS pair fixed effect.
-    covariates
-        Samples x covariates, for ``method="ols"``.
+    variances
+        Units x features sampling variances of ``values`` (``method="moderated"``: precision weights).
     min_samples
-        Fewest samples (pairs for paired tests) per level for a test; features below it are left out.
+        Fewest units (pairs for paired tests) per level for a test; features below it are left out.
 
     Returns
     -------
-    DataFrame with columns feature, contrast, effect, statistic, pvalue, n_reference, n_other,
-    mean_reference, mean_other, method (no padj: adjust over the whole table with :func:`bh`).
+    DataFrame with :data:`RESULT_COLUMNS` (no padj: adjust over the whole table with :func:`bh`).
     """
-    condition = condition.astype(str).reindex(values.index)
+    design = design.loc[values.index]
+    if method in MODEL_METHODS:
+        ols = method == "ols"
+        return moderated_fit(values, design, reference, variances=None if ols else variances,
+                             min_samples=min_samples, moderate=not ols)
+    condition = design["condition"].astype(str)
     levels = [lv for lv in pd.unique(condition) if lv != reference]
     cond = condition.to_numpy()
-    pair_arr = pairs.reindex(values.index).astype(str).to_numpy() if pairs is not None else None
+    blocks = design["block"].astype(str).to_numpy() if "block" in design else None
     matrix = values.to_numpy(dtype=float)
     rows: list[dict] = []
     for j, feature in enumerate(values.columns):
         col = matrix[:, j]
         keep = ~np.isnan(col)
-        if method == "ols":
-            y = pd.Series(col[keep], index=values.index[keep])
-            rows.extend(_ols_rows(feature, y, condition[keep], reference, levels, pairs, covariates, min_samples))
-            continue
         is_ref = keep & (cond == reference)
         for other in levels:
             is_oth = keep & (cond == other)
-            row = {"feature": feature, "contrast": f"{other} vs {reference}", "method": method}
             if method in PAIRED_METHODS:
-                assert pair_arr is not None
-                ref_by_pair = dict(zip(pair_arr[is_ref], col[is_ref]))
-                oth_by_pair = dict(zip(pair_arr[is_oth], col[is_oth]))
-                common = [p for p in ref_by_pair if p in oth_by_pair]
+                ref_by = dict(zip(blocks[is_ref], col[is_ref], strict=True))
+                oth_by = dict(zip(blocks[is_oth], col[is_oth], strict=True))
+                common = [b for b in ref_by if b in oth_by]
                 if len(common) < min_samples:
                     continue
-                r = np.array([ref_by_pair[p] for p in common])
-                o = np.array([oth_by_pair[p] for p in common])
+                r = np.array([ref_by[b] for b in common])
+                o = np.array([oth_by[b] for b in common])
                 d = o - r
                 stat, p = _wilcoxon(d) if method == "wilcoxon" else _paired_t(d)
-                row.update(effect=float(d.mean()), statistic=stat, pvalue=p, n_reference=len(common),
-                           n_other=len(common), mean_reference=float(r.mean()), mean_other=float(o.mean()))
+                effect = float(d.mean())
             else:
-                r = col[is_ref]
-                o = col[is_oth]
+                r, o = col[is_ref], col[is_oth]
                 if len(r) < min_samples or len(o) < min_samples:
                     continue
                 stat, p = _mannwhitney(o, r) if method == "mannwhitney" else _welch(o, r)
-                row.update(effect=float(o.mean() - r.mean()), statistic=stat, pvalue=p, n_reference=len(r),
-                           n_other=len(o), mean_reference=float(r.mean()), mean_other=float(o.mean()))
-            rows.append(row)
-    columns = ["feature", "contrast", "effect", "statistic", "pvalue", "n_reference", "n_other",
-               "mean_reference", "mean_other", "method"]
-    return pd.DataFrame(rows, columns=columns)
+                effect = float(o.mean() - r.mean())
+            rows.append({"feature": feature, "contrast": f"{other} vs {reference}", "effect": effect,
+                         "statistic": stat, "pvalue": p, "n_reference": len(r), "n_other": len(o),
+                         "mean_reference": float(r.mean()), "mean_other": float(o.mean()), "method": method,
+                         "df": np.nan})
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
-def _testable_levels(cond: pd.Series, reference: str, levels: list[str], min_samples: int) -> list[str]:
-    """Levels with at least ``min_samples`` samples; none when the reference itself has too few."""
-    counts = cond.value_counts()
-    if counts.get(reference, 0) < min_samples:
-        return []
-    return [lv for lv in levels if counts.get(lv, 0) >= min_samples]
+# --------------------------------------------------------------------------------------------------
+# Detection (presence/absence per unit): the first part of a two-part test
+# --------------------------------------------------------------------------------------------------
+def detection_test(detected: np.ndarray, condition: np.ndarray, reference: str, other: str,
+                   blocks: np.ndarray | None = None) -> tuple[float, float]:
+    """Difference in detection rate (other minus reference) and an exact two-sided p-value.
+
+    Unpaired: Fisher's exact test of the 2 x 2 table. Paired (``blocks``): exact McNemar test (a
+    binomial test on the discordant pairs). No information (everything detected, or nothing)
+    gives p = 1.
+    """
+    detected = np.asarray(detected, bool)
+    is_ref, is_oth = condition == reference, condition == other
+    if blocks is None:
+        a, b = int(detected[is_oth].sum()), int((~detected[is_oth]).sum())
+        c, d = int(detected[is_ref].sum()), int((~detected[is_ref]).sum())
+        diff = a / max(a + b, 1) - c / max(c + d, 1)
+        if (a + c) == 0 or (b + d) == 0:
+            return diff, 1.0
+        return diff, float(stats.fisher_exact([[a, b], [c, d]]).pvalue)
+    ref = dict(zip(blocks[is_ref], detected[is_ref], strict=True))
+    oth = dict(zip(blocks[is_oth], detected[is_oth], strict=True))
+    common = [k for k in ref if k in oth]
+    gain = sum(oth[k] and not ref[k] for k in common)
+    loss = sum(ref[k] and not oth[k] for k in common)
+    diff = (gain - loss) / max(len(common), 1)
+    if gain + loss == 0:
+        return diff, 1.0
+    return diff, float(stats.binomtest(gain, gain + loss, 0.5).pvalue)
 
 
-def _ols_rows(
-    feature: str,
-    y: pd.Series,
-    cond: pd.Series,
-    reference: str,
-    levels: list[str],
-    pairs: pd.Series | None,
-    covariates: pd.DataFrame | None,
-    min_samples: int,
-) -> list[dict]:
-    import statsmodels.api as sm
-
-    others = _testable_levels(cond, reference, levels, min_samples)
-    if not others:
-        return []
-    keep = cond.isin([reference, *others])
-    y, cond = y[keep], cond[keep]
-    p_sub = None
-    if pairs is not None:
-        p_sub = pairs.reindex(y.index)
-        # a pair seen once carries no within-pair information: leave it out
-        seen = p_sub.map(p_sub.value_counts())
-        y, cond, p_sub = y[seen > 1], cond[seen > 1], p_sub[seen > 1]
-        others = _testable_levels(cond, reference, others, min_samples)
-        if not others:
-            return []
-    cov = covariates.reindex(y.index) if covariates is not None else None
-    X = design_matrix(cond, reference, others, covariates=cov, pairs=p_sub)
-    check_design(X, others)
-    if np.ptp(y.to_numpy(float)) == 0:
-        fit = None
-    else:
-        fit = sm.OLS(y.to_numpy(float), X.to_numpy(), hasconst=True).fit()
-    rows = []
-    for other in others:
-        j = X.columns.get_loc(f"condition[{other}]")
-        r = y[cond == reference].to_numpy(float)
-        o = y[cond == other].to_numpy(float)
-        if fit is None:
-            effect, stat, p = 0.0, 0.0, 1.0
-        else:
-            effect, stat, p = float(fit.params[j]), float(fit.tvalues[j]), float(fit.pvalues[j])
-        rows.append({"feature": feature, "contrast": f"{other} vs {reference}", "effect": effect,
-                     "statistic": stat, "pvalue": p, "n_reference": len(r), "n_other": len(o),
-                     "mean_reference": float(r.mean()), "mean_other": float(o.mean()), "method": "ols"})
-    return rows
+def combine_two_part(p_detection: np.ndarray, p_strength: np.ndarray) -> np.ndarray:
+    """One p-value per row from the detection and strength p-values (sum of chi-square(1) statistics,
+    as in hurdle models); a part that was not tested (NaN) is left out; NaN when neither was.
+    """
+    pd_ = np.asarray(p_detection, float)
+    ps = np.asarray(p_strength, float)
+    chi = np.zeros(len(pd_))
+    dof = np.zeros(len(pd_))
+    for p in (pd_, ps):
+        ok = np.isfinite(p)
+        chi[ok] += stats.chi2.isf(np.clip(p[ok], 1e-300, 1.0), 1)
+        dof[ok] += 1
+    out = np.full(len(pd_), np.nan)
+    has = dof > 0
+    out[has] = stats.chi2.sf(chi[has], dof[has])
+    return out

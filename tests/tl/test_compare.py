@@ -7,7 +7,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+import anndata as ad
+
 import hcctme as hc
+from hcctme import _validate
 from hcctme.tl import _stats
 
 from ._compare_data import cohort, lognorm
@@ -20,6 +23,12 @@ COLUMNS = ["feature", "group", "effect", "statistic", "pvalue", "padj", "n_refer
 @pytest.fixture
 def adata():
     return cohort(n_per=4, cells=90, n_genes=40, seed=0, state_shift=1.2, gene_fold=3.0, score_shift=0.1)
+
+
+def run(adata, **kwargs):
+    """tl.compare on a copy; the table it stored."""
+    out = hc.tl.compare(adata, copy=True, **kwargs)
+    return out.uns[kwargs.get("key_added", "hcctme_compare")]
 
 
 def _sample_means(adata, column, mask=None):
@@ -37,7 +46,7 @@ def _conditions(adata):
 # scores
 # --------------------------------------------------------------------------------------------------
 def test_scores_mannwhitney_on_sample_means(adata):
-    table = hc.tl.compare(adata, features="scores", **KW)
+    table = run(adata, features="scores", method="mannwhitney", **KW)
     assert all(c in table.columns for c in COLUMNS)
     assert set(table["group"]) == {"all"}
     row = table.set_index("feature").loc["SIG_A"]
@@ -56,7 +65,7 @@ def test_scores_mannwhitney_on_sample_means(adata):
 
 
 def test_scores_per_group_and_median(adata):
-    table = hc.tl.compare(adata, features="scores", groupby="cell_type", aggregate="median", **KW)
+    table = run(adata, features="scores", groupby="cell_type", aggregate="median", method="welch", **KW)
     assert set(table["group"]) == {"A", "B"}
     assert len(table) == 4
     mask = (adata.obs["cell_type"] == "A").to_numpy()
@@ -69,24 +78,24 @@ def test_scores_per_group_and_median(adata):
 
 def test_scores_when_obs_are_samples(adata):
     """sample_key=None: every obs is a sample; same result as aggregating the cells."""
-    cell_level = hc.tl.compare(adata, features="scores", **KW)
+    cell_level = run(adata, features="scores", method="welch", **KW)
     means = adata.obsm["hcctme_scores"].groupby(adata.obs["patient"].astype(str).to_numpy()).mean()
     import anndata as ad
 
     bulk = ad.AnnData(X=np.zeros((len(means), 1), dtype=np.float32),
                       obs=pd.DataFrame({"response": _conditions(adata)[means.index].to_numpy()}, index=means.index))
     bulk.obsm["hcctme_scores"] = means
-    sample_level = hc.tl.compare(bulk, condition_key="response", sample_key=None, reference="responder")
+    sample_level = run(bulk, condition_key="response", sample_key=None, reference="responder", method="welch")
     pd.testing.assert_frame_equal(cell_level, sample_level)
 
 
 def test_signatures_subset_and_missing_scores(adata, digest):
-    table = hc.tl.compare(adata, features="scores", signatures=["SIG_B"], store=False, **KW)
+    table = run(adata, features="scores", signatures=["SIG_B"], **KW)
     assert list(table["feature"]) == ["SIG_B"]
     before = digest(adata)
     with pytest.raises(KeyError, match="NOPE"):
         hc.tl.compare(adata, features="scores", signatures=["NOPE"], **KW)
-    with pytest.raises(KeyError, match="tl.score"):
+    with pytest.raises(KeyError, match=r"tl\.score"):
         hc.tl.compare(adata, features="scores", scores_key="other_scores", **KW)
     assert digest(adata) == before
 
@@ -94,31 +103,80 @@ def test_signatures_subset_and_missing_scores(adata, digest):
 # --------------------------------------------------------------------------------------------------
 # composition
 # --------------------------------------------------------------------------------------------------
-def test_composition_clr_within_parent(adata):
-    table = hc.tl.compare(adata, features="composition", groupby="state_true", parent_key="cell_type", **KW)
+def _state_counts(adata):
+    a = adata.obs[adata.obs["cell_type"] == "A"]
+    return pd.crosstab(a["patient"].astype(str), a["state_true"].astype(str))[["s1", "s2", "s3"]]
+
+
+def test_composition_asin_within_parent(adata):
+    table = run(adata, features="composition", groupby="state_true", parent_key="cell_type", method="mannwhitney",
+                key_added="cmp", **KW)
     # B has a single level ("unassigned"): skipped and reported
     assert set(table["group"]) == {"A"}
     assert set(table["feature"]) == {"s1", "s2", "s3"}
-    assert any("B" in s for s in adata.uns["hcctme_compare_params"]["skipped"])
-    a = adata.obs[adata.obs["cell_type"] == "A"]
-    counts = pd.crosstab(a["patient"].astype(str), a["state_true"].astype(str))[["s1", "s2", "s3"]]
-    clr = np.log(counts + 0.5)
-    clr = clr.sub(clr.mean(axis=1), axis=0)
+    counts = _state_counts(adata)
+    props = counts.div(counts.sum(axis=1), axis=0)
+    y = np.arcsin(np.sqrt(props))
     cond = _conditions(adata)[counts.index]
     row = table.set_index("feature").loc["s1"]
-    ref, oth = clr.loc[cond == "responder", "s1"], clr.loc[cond == "resistor", "s1"]
+    ref, oth = y.loc[cond == "responder", "s1"], y.loc[cond == "resistor", "s1"]
     assert row["effect"] == pytest.approx(oth.mean() - ref.mean())
     assert row["pvalue"] == pytest.approx(stats.mannwhitneyu(oth, ref).pvalue)
-    props = counts.div(counts.sum(axis=1), axis=0)
     assert row["prop_reference"] == pytest.approx(props.loc[cond == "responder", "s1"].mean())
     assert row["prop_diff"] == pytest.approx(row["prop_other"] - row["prop_reference"])
     assert row["direction"] == "up"  # planted: s1 expanded in resistors
-    values = adata.uns["hcctme_compare_values"]
-    assert {"sample", "group", "feature", "value", "condition", "proportion"} <= set(values.columns)
+
+
+def test_composition_default_is_moderated_and_finds_the_planted_shift(adata):
+    out = hc.tl.compare(adata, features="composition", groupby="state_true", parent_key="cell_type", copy=True, **KW)
+    table = out.uns["hcctme_compare"].set_index("feature")
+    assert (table["method"] == "moderated").all()
+    assert table.loc["s1", "direction"] == "up" and table.loc["s1", "padj"] < 0.05
+    assert any("A" not in s and "single level" in s for s in out.uns["hcctme_compare_params"]["skipped"])
+    values = out.uns["hcctme_compare_values"]
+    assert {"sample", "group", "feature", "value", "condition", "proportion", "n_cells"} <= set(values.columns)
+    np.testing.assert_allclose(values["value"], np.arcsin(np.sqrt(values["proportion"])))
+
+
+def test_composition_clr_multiplicative_replacement(adata):
+    table = run(adata, features="composition", groupby="state_true", parent_key="cell_type", transform="clr",
+                method="mannwhitney", **KW)
+    counts = _state_counts(adata)
+    props = counts.div(counts.sum(axis=1), axis=0).to_numpy()
+    delta = 0.5 / np.median(counts.sum(axis=1))
+    repl = np.where(props == 0, delta, props * (1 - (props == 0).sum(axis=1, keepdims=True) * delta))
+    clr = pd.DataFrame(np.log(repl) - np.log(repl).mean(axis=1, keepdims=True), index=counts.index,
+                       columns=counts.columns)
+    cond = _conditions(adata)[counts.index]
+    row = table.set_index("feature").loc["s2"]
+    assert row["effect"] == pytest.approx(clr.loc[cond == "resistor", "s2"].mean() - clr.loc[cond == "responder",
+                                                                                             "s2"].mean())
+
+
+@pytest.mark.parametrize("transform", ["asin", "logit", "clr"])
+def test_identical_proportions_give_identical_values_at_any_depth(transform):
+    """The review's example: (5, 5, 0, 2) and (500, 500, 0, 200) cells are the same composition."""
+    rows = {"S1": (5, 5, 0, 2), "S2": (500, 500, 0, 200), "S3": (30, 10, 4, 6), "S4": (20, 25, 1, 2)}
+    cells = []
+    for sample, counts in rows.items():
+        for state, n in zip(("TAM1", "TAM2", "empty", "MDSC"), counts, strict=True):
+            cells += [(sample, "r" if sample in ("S1", "S3") else "n", state)] * n
+    obs = pd.DataFrame(cells, columns=["sample", "response", "state"])
+    obs.index = obs.index.astype(str)
+    import anndata as ad
+
+    adata = ad.AnnData(np.zeros((len(obs), 1), dtype=np.float32), obs=obs)
+    out = hc.tl.compare(adata, condition_key="response", sample_key="sample", reference="r", features="composition",
+                        groupby="state", transform=transform, min_cells=1, copy=True)
+    values = out.uns["hcctme_compare_values"].pivot(index="sample", columns="feature", values="value")
+    np.testing.assert_allclose(values.loc["S1"], values.loc["S2"], rtol=1e-12)
+    direct = _stats.transform_proportions(np.array([rows["S1"], rows["S2"]]), transform, 0.01)[0]
+    np.testing.assert_allclose(direct[0], direct[1], rtol=1e-12)
+    assert np.isfinite(values.to_numpy()).all()
 
 
 def test_composition_without_parent(adata):
-    table = hc.tl.compare(adata, features="composition", groupby="cell_type", store=False, **KW)
+    table = run(adata, features="composition", groupby="cell_type", transform="clr", method="ols", **KW)
     assert set(table["group"]) == {"all"}
     assert set(table["feature"]) == {"A", "B"}
     # two parts: CLR effects are opposite
@@ -129,8 +187,9 @@ def test_composition_without_parent(adata):
 def test_composition_min_cells_drops_samples(adata):
     n = adata.obs[adata.obs["cell_type"] == "A"].groupby("patient", observed=True).size()
     threshold = int(np.sort(n.to_numpy())[1]) + 1  # drops the two smallest samples
-    table = hc.tl.compare(adata, features="composition", groupby="state_true", parent_key="cell_type",
-                          min_cells=threshold, **KW)
+    hc.tl.compare(adata, features="composition", groupby="state_true", parent_key="cell_type", min_cells=threshold,
+                  **KW)
+    table = adata.uns["hcctme_compare"]
     assert (table["n_reference"] + table["n_other"] == int((n >= threshold).sum())).all()
     dropped = adata.uns["hcctme_compare_params"]["dropped"]
     assert len(dropped[dropped["group"] == "A"]) == int((n < threshold).sum())
@@ -144,7 +203,7 @@ def test_genes_equal_direct_pydeseq2(adata):
     from pydeseq2.default_inference import DefaultInference
     from pydeseq2.ds import DeseqStats
 
-    table = hc.tl.compare(adata, features="genes", **KW)
+    table = run(adata, features="genes", **KW)
     pdata = hc.tl.pseudobulk(adata, sample_key="patient")
     counts = pd.DataFrame(pdata.X.astype(int), index=pdata.obs_names, columns=pdata.var_names)
     meta = pd.DataFrame({"condition": pdata.obs["response"].astype(str).to_numpy()}, index=pdata.obs_names)
@@ -170,11 +229,11 @@ def test_genes_equal_direct_pydeseq2(adata):
 
 
 def test_genes_from_pseudobulk_anndata_equal_cell_level(adata):
-    cell_level = hc.tl.compare(adata, features="genes", groupby="cell_type", store=False, **KW)
+    cell_level = run(adata, features="genes", groupby="cell_type", **KW)
     pdata = hc.tl.pseudobulk(adata, sample_key="patient", groupby="cell_type")
     pdata.obs_names = pdata.obs["patient"].astype(str) + "_" + pdata.obs["cell_type"].astype(str)
-    table = hc.tl.compare(pdata, condition_key="response", sample_key=None, reference="responder",
-                          features="genes", groupby="cell_type", store=False)
+    table = run(pdata, condition_key="response", sample_key=None, reference="responder",
+                          features="genes", groupby="cell_type")
     merged = cell_level.merge(table, on=["feature", "group"], suffixes=("", "_pb"))
     assert len(merged) == len(cell_level)
     np.testing.assert_allclose(merged["pvalue"], merged["pvalue_pb"], rtol=1e-6)
@@ -190,9 +249,9 @@ def test_genes_refuse_lognormalised(adata, digest):
 
 def test_genes_paired_and_covariates_run(adata):
     a = adata  # obs['pair'] pairs P00 with P04, P01 with P05, ...
-    table = hc.tl.compare(a, features="genes", pair_key="pair", store=False, **KW)
+    table = run(a, features="genes", pair_key="pair", **KW)
     assert (table["n_reference"] == 4).all()
-    table = hc.tl.compare(adata, features="genes", covariates="age", store=False, **KW)
+    table = run(adata, features="genes", covariates="age", **KW)
     assert table["pvalue"].notna().any()
 
 
@@ -202,7 +261,7 @@ def test_genes_paired_and_covariates_run(adata):
 def test_covariates_ols_equals_statsmodels(adata):
     import statsmodels.formula.api as smf
 
-    table = hc.tl.compare(adata, features="scores", covariates=["age"], **KW)
+    table = run(adata, features="scores", covariates=["age"], method="ols", **KW)
     assert (table["method"] == "ols").all()
     means = _sample_means(adata, "SIG_A")
     frame = pd.DataFrame({
@@ -219,7 +278,7 @@ def test_covariates_ols_equals_statsmodels(adata):
 
 def test_paired_wilcoxon(adata):
     a = adata  # obs['pair'] pairs P00 with P04, P01 with P05, ...
-    table = hc.tl.compare(a, features="scores", pair_key="pair", **KW)
+    table = run(a, features="scores", pair_key="pair", method="wilcoxon", **KW)
     assert (table["method"] == "wilcoxon").all()
     means = _sample_means(a, "SIG_A")
     pair = a.obs.groupby("patient", observed=True)["pair"].first()
@@ -231,7 +290,7 @@ def test_paired_wilcoxon(adata):
     assert row["pvalue"] == pytest.approx(stats.wilcoxon(d).pvalue)
     assert row["effect"] == pytest.approx(d.mean())
     assert row["n_reference"] == row["n_other"] == 4
-    t = hc.tl.compare(a, features="scores", pair_key="pair", method="paired_t", store=False, **KW)
+    t = run(a, features="scores", pair_key="pair", method="paired_t", **KW)
     assert t.set_index("feature").loc["SIG_A", "pvalue"] == pytest.approx(stats.ttest_rel(post[pre.index], pre).pvalue)
 
 
@@ -239,25 +298,26 @@ def test_paired_ols_with_covariates(adata):
     a = adata.copy()
     a.obs["batch"] = np.where(a.obs["pair"].isin(["pair0", "pair1"]), "b1", "b2")
     a.obs["dose"] = a.obs["age"] / 10  # sample-level numeric covariate, varies within pairs
-    table = hc.tl.compare(a, features="scores", pair_key="pair", covariates="dose", store=False, **KW)
-    assert (table["method"] == "ols").all()
+    table = run(a, features="scores", pair_key="pair", covariates="dose", **KW)
+    assert (table["method"] == "moderated").all()
+    assert (table["n_reference"] == 4).all() and table["pvalue"].between(0, 1).all()
 
 
 def test_more_than_two_levels_each_vs_reference():
     a = cohort(n_per=3, cells=60, n_genes=20, seed=3, levels=("responder", "resistor", "stable"))
-    table = hc.tl.compare(a, features="scores", **KW)
+    table = run(a, features="scores", **KW)
     assert set(table["contrast"]) == {"resistor vs responder", "stable vs responder"}
     assert len(table) == 4
     np.testing.assert_allclose(table["padj"], _stats.bh(table["pvalue"]))
-    ols = hc.tl.compare(a, features="composition", groupby="state_true", parent_key="cell_type",
-                        covariates="age", store=False, **KW)
+    ols = run(a, features="composition", groupby="state_true", parent_key="cell_type",
+                        covariates="age", **KW)
     assert set(ols["contrast"]) == {"resistor vs responder", "stable vs responder"}
-    genes = hc.tl.compare(a, features="genes", store=False, **KW)
+    genes = run(a, features="genes", **KW)
     assert set(genes["contrast"]) == {"resistor vs responder", "stable vs responder"}
 
 
 def test_welch_method(adata):
-    table = hc.tl.compare(adata, features="scores", method="welch", store=False, **KW)
+    table = run(adata, features="scores", method="welch", **KW)
     means = _sample_means(adata, "SIG_A")
     cond = _conditions(adata)
     p = stats.ttest_ind(means[cond == "resistor"], means[cond == "responder"], equal_var=False).pvalue
@@ -269,13 +329,15 @@ def test_welch_method(adata):
 # --------------------------------------------------------------------------------------------------
 def test_storage(adata, digest, tmp_path):
     before = digest(adata)
-    table = hc.tl.compare(adata, features="scores", store=False, **KW)
-    assert digest(adata) == before
-    table2 = hc.tl.compare(adata, features="scores", key_added="cmp", **KW)
-    pd.testing.assert_frame_equal(table, table2)
-    pd.testing.assert_frame_equal(adata.uns["cmp"], table)
+    out = hc.tl.compare(adata, features="scores", copy=True, **KW)
+    assert digest(adata) == before and isinstance(out, ad.AnnData)
+    assert hc.tl.compare(adata, features="scores", key_added="cmp", **KW) is None
+    pd.testing.assert_frame_equal(adata.uns["cmp"], out.uns["hcctme_compare"])
     assert isinstance(adata.uns["cmp_values"], pd.DataFrame)
-    assert adata.uns["cmp_params"]["method"] == "mannwhitney"
+    params = adata.uns["cmp_params"]
+    assert params["tool"] == "compare" and params["params"]["method"] == "moderated"
+    assert params["library_version"] == _validate.library_version()
+    assert params["params"]["features"] == "scores" and not params["paired"]
     # the obs, X and obsm are untouched; uns is writable to h5ad
     adata.write_h5ad(tmp_path / "a.h5ad")
 
@@ -296,6 +358,15 @@ def _bad_cases(adata):
     conf.obs["cov"] = adata.obs["response"].astype(str)
     dup_pair = adata.copy()
     dup_pair.obs["pair"] = "same"
+    two_patients = adata.copy()
+    two_patients.obs["donor"] = np.where(np.arange(adata.n_obs) % 2, "d1", "d2")
+    lonely = adata.copy()
+    lonely.obs["pair2"] = np.where(adata.obs["patient"] == "P04", "solo", adata.obs["pair"].astype(str))
+    mixed = adata.copy()  # P00/P04 pre/on one patient, the others one sample each
+    mixed.obs["donor"] = np.where(adata.obs["patient"].isin(["P00", "P04"]), "D0", adata.obs["patient"].astype(str))
+    cov = adata.copy()
+    cov.obs["site"] = "liver"
+    cov.obs["dose"] = np.where(adata.obs["response"] == "resistor", 3.0, 1.0)
     return [
         (adata, dict(KW, condition_key="nope"), KeyError, "nope"),
         (adata, dict(KW, sample_key="nope"), KeyError, "nope"),
@@ -323,6 +394,14 @@ def _bad_cases(adata):
         (conf, dict(KW, covariates="cov"), ValueError, "rank deficient"),
         (conf, dict(KW, features="genes", covariates="cov"), ValueError, "rank deficient"),
         (dup_pair, dict(KW, pair_key="pair"), ValueError, "more than one sample"),
+        (two_patients, dict(KW, patient_key="donor"), ValueError, "more than one patient of obs\\['donor'\\]"),
+        (lonely, dict(KW, pair_key="pair2"), ValueError, "pair with one member.*obs\\['pair2'\\]"),
+        (mixed, dict(KW, patient_key="donor"), ValueError, "pair with one member.*obs\\['donor'\\]"),
+        (adata, dict(KW, patient_key="pair", pair_key="pair"), ValueError, "not both"),
+        (cov, dict(KW, covariates="site"), ValueError, "obs\\['site'\\] is constant"),
+        (cov, dict(KW, covariates=["age", "dose"]), ValueError, "rank deficient.*obs\\['dose'\\]"),
+        (cov, dict(KW, features="genes", covariates="dose"), ValueError, "obs\\['dose'\\]"),
+        (adata, dict(KW, transform="sqrt"), ValueError, "transform"),
         (adata, dict(KW, min_cells=0), ValueError, "min_cells"),
         (adata, dict(KW, pseudocount=0), ValueError, "pseudocount"),
         (adata, dict(KW, key_added=""), TypeError, "key_added"),
@@ -351,3 +430,141 @@ def test_sample_key_none_needs_unique_obs(adata):
     bulk.obsm["hcctme_scores"] = means.set_axis(bulk.obs_names)
     with pytest.raises(ValueError, match="unique"):
         hc.tl.compare(bulk, condition_key="response", sample_key=None, reference="a")
+
+
+# --------------------------------------------------------------------------------------------------
+# patients above samples, paired designs, degenerate inputs, the empirical-Bayes prior
+# --------------------------------------------------------------------------------------------------
+def _regions(adata, n_regions=3):
+    """Each patient's cells split into ``n_regions`` samples (multi-region biopsies)."""
+    out = adata.copy()
+    region = np.arange(out.n_obs) % n_regions
+    out.obs["biopsy"] = out.obs["patient"].astype(str) + "_r" + region.astype(str)
+    return out
+
+
+@pytest.mark.parametrize("features, extra", [("scores", {}),
+                                             ("composition", dict(groupby="state_true", parent_key="cell_type"))])
+def test_patient_key_pools_the_samples_of_a_patient(adata, features, extra):
+    multi = _regions(adata)
+    pooled = run(multi, condition_key="response", sample_key="biopsy", reference="responder", patient_key="patient",
+                 features=features, **extra)
+    per_patient = run(adata, features=features, **KW, **extra)
+    pd.testing.assert_frame_equal(pooled, per_patient)
+    naive = run(multi, condition_key="response", sample_key="biopsy", reference="responder", features=features,
+                **extra)
+    assert (naive["n_reference"] == 12).all() and (pooled["n_reference"] == 4).all()
+
+
+def test_patient_key_pools_genes(adata):
+    multi = _regions(adata)
+    pooled = run(multi, condition_key="response", sample_key="biopsy", reference="responder", patient_key="patient",
+                 features="genes")
+    per_patient = run(adata, features="genes", **KW)
+    pd.testing.assert_frame_equal(pooled, per_patient)
+
+
+def _pre_on(seed: int, n_patients: int = 6, cells: int = 80, shift: float = 0.12):
+    """Pre/on-treatment biopsies: large between-patient spread, a small consistent on-treatment change."""
+    rng = np.random.default_rng(seed)
+    obs, scores = [], []
+    for p in range(n_patients):
+        base = rng.normal(0.0, 0.3)
+        logit = np.array([0.0, rng.normal(0.0, 0.8), rng.normal(0.0, 0.8)])
+        for visit in ("pre", "on"):
+            on = visit == "on"
+            level = base + rng.normal(0.0, 0.03) + (shift if on else 0.0)
+            scores.append(rng.normal(level, 0.1, cells))
+            q = np.exp(logit + (np.array([0.6, 0.0, 0.0]) if on else 0.0) + rng.normal(0.0, 0.05, 3))
+            states = rng.choice(["s1", "s2", "s3"], size=cells, p=q / q.sum())
+            obs += [(f"P{p}", f"P{p}_{visit}", visit, s) for s in states]
+    frame = pd.DataFrame(obs, columns=["patient", "sample", "visit", "state"])
+    frame.index = frame.index.astype(str)
+    adata = ad.AnnData(np.zeros((len(frame), 1), dtype=np.float32), obs=frame)
+    adata.obsm["hcctme_scores"] = pd.DataFrame({"SIG": np.concatenate(scores),
+                                                "NOISE": rng.normal(0, 0.1, len(frame))}, index=frame.index)
+    return adata
+
+
+def test_paired_design_finds_a_within_patient_change_at_6_pairs():
+    """20 cohorts of 6 patients biopsied pre and on treatment: the patient-blocked test finds the
+    planted on-treatment change (score +0.12, s1 log-odds +0.6) that the unpaired test, drowned by
+    between-patient variation, cannot.
+    """
+    args = dict(condition_key="visit", sample_key="sample", reference="pre")
+    found = {"paired": [], "unpaired": [], "paired_comp": [], "unpaired_comp": []}
+    for seed in range(20):
+        adata = _pre_on(seed)
+        paired = run(adata, patient_key="patient", **args).set_index("feature")
+        unpaired = run(adata, **args).set_index("feature")
+        assert (paired["n_reference"] == 6).all() and paired["method"].eq("moderated").all()
+        found["paired"].append(paired.loc["SIG", "pvalue"] < 0.05 and paired.loc["SIG", "effect"] > 0)
+        found["unpaired"].append(unpaired.loc["SIG", "pvalue"] < 0.05)
+        comp = dict(features="composition", groupby="state")
+        paired = run(adata, patient_key="patient", **comp, **args).set_index("feature")
+        unpaired = run(adata, **comp, **args).set_index("feature")
+        found["paired_comp"].append(paired.loc["s1", "pvalue"] < 0.05 and paired.loc["s1", "effect"] > 0)
+        found["unpaired_comp"].append(unpaired.loc["s1", "pvalue"] < 0.05)
+    rates = {k: float(np.mean(v)) for k, v in found.items()}
+    assert rates["paired"] >= 0.9 and rates["unpaired"] <= 0.25, rates
+    assert rates["paired_comp"] >= 0.8 and rates["unpaired_comp"] <= 0.3, rates
+
+
+def _design(cond):
+    return pd.DataFrame({"condition": cond}, index=[f"u{i}" for i in range(len(cond))])
+
+
+def test_degenerate_inputs_never_give_p_zero():
+    design = _design(["r", "r", "r", "o", "o", "o"])
+    values = pd.DataFrame({"flat": [1.0] * 6, "split": [1.0, 1.0, 1.0, 2.0, 2.0, 2.0]}, index=design.index)
+    with pytest.warns(RuntimeWarning, match="no variance"):
+        welch = _stats.compare_samples(values, design, "r", method="welch").set_index("feature")
+    assert welch.loc["flat", "pvalue"] == 1.0 and np.isnan(welch.loc["split", "pvalue"])
+    mw = _stats.compare_samples(values, design, "r", method="mannwhitney").set_index("feature")
+    assert mw.loc["flat", "pvalue"] == 1.0 and mw.loc["split", "pvalue"] > 0.04  # tied: normal approximation
+    lm = _stats.compare_samples(values, design, "r", method="moderated").set_index("feature")
+    assert lm.loc["flat", "pvalue"] == 1.0 and np.isnan(lm.loc["split", "pvalue"])
+    paired = design.assign(block=["a", "b", "c", "a", "b", "c"])
+    with pytest.warns(RuntimeWarning, match="identical differences"):
+        pt = _stats.compare_samples(values, paired, "r", method="paired_t").set_index("feature")
+    assert np.isnan(pt.loc["split", "pvalue"]) and pt.loc["flat", "pvalue"] == 1.0
+    # with other features to borrow a variance from, the exact split is finite and tiny, never 0
+    rng = np.random.default_rng(0)
+    more = pd.concat([values, pd.DataFrame(rng.normal(0, 0.1, (6, 5)), index=design.index).add_prefix("f")], axis=1)
+    lm = _stats.compare_samples(more, design, "r", method="moderated").set_index("feature")
+    assert 0 < lm.loc["split", "pvalue"] < 1e-3 and lm.loc["flat", "pvalue"] == 1.0
+
+
+@pytest.mark.parametrize("spread", [0.3, 1.0])  # prior df infinite, finite
+def test_squeeze_var_matches_scanpro(spread):
+    scanpro_ebayes = pytest.importorskip("scanpro.ebayes")
+    rng = np.random.default_rng(1)
+    df = np.full(40, 6.0)
+    s2 = 0.2 * rng.chisquare(6, 40) / 6 * rng.lognormal(0, spread, 40)
+    post, total, d0, s0 = _stats.squeeze_var(s2, df)
+    assert np.isinf(d0) == (spread < 0.5)
+    var_prior, _, df_prior = scanpro_ebayes.squeeze_var(s2, df)
+    assert d0 == pytest.approx(float(np.ravel(df_prior)[0]), rel=1e-6)
+    assert s0 == pytest.approx(float(np.ravel(var_prior)[0]), rel=1e-6)
+    # limma's posterior (scanpro's own var_post only updates the first entry when d0 is finite)
+    expected = np.full(40, s0) if np.isinf(d0) else (d0 * s0 + 6.0 * s2) / (d0 + 6.0)
+    np.testing.assert_allclose(post, expected, rtol=1e-12)
+    np.testing.assert_allclose(total, np.minimum(6.0 + d0, 240.0))
+
+
+def test_moderated_without_prior_equals_weighted_least_squares():
+    import statsmodels.api as sm
+
+    rng = np.random.default_rng(2)
+    design = _design(["r"] * 5 + ["o"] * 5)
+    y = pd.DataFrame({"x": rng.normal(0, 1, 10)}, index=design.index)
+    v = pd.DataFrame({"x": rng.uniform(0.1, 2.0, 10)}, index=design.index)
+    row = _stats.moderated_fit(y, design, "r", variances=v).iloc[0]  # one feature: no prior
+    X = np.column_stack([np.ones(10), (design["condition"] == "o").astype(float)])
+    ols = sm.OLS(y["x"].to_numpy(), X).fit()
+    h = np.einsum("ij,jk,ik->i", X, np.linalg.inv(X.T @ X), X)
+    tau2 = max(0.0, (ols.ssr - np.sum((1 - h) * v["x"])) / 8)
+    fit = sm.WLS(y["x"].to_numpy(), X, weights=1 / (tau2 + v["x"].to_numpy())).fit()
+    assert row["effect"] == pytest.approx(fit.params[1])
+    assert row["statistic"] == pytest.approx(fit.tvalues[1])
+    assert row["pvalue"] == pytest.approx(fit.pvalues[1])
