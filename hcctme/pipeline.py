@@ -192,6 +192,7 @@ def result_tables(adata: AnnData) -> dict[str, pd.DataFrame]:
         "compare_scores": COMPARE_KEYS["scores"],
         "compare_genes": COMPARE_KEYS["genes"],
         "ta_response": Keys.TA_RESPONSE,
+        "ta_response_per_sample": Keys.TA_RESPONSE + Suffix.PER_SAMPLE,
         "crosstalk": Keys.CROSSTALK,
         "crosstalk_diff": Keys.CROSSTALK_DIFF,
         "tib": Keys.TIB,
@@ -218,7 +219,7 @@ def write_outputs(adata: AnnData, out_dir: str | Path, *, input_path: str | Path
     h5ad_path = out_dir / "hcctme.h5ad"
     _files.refuse_overwrite(h5ad_path, input_path)
     for stem, table in result_tables(adata).items():
-        keep_index = stem in ("tib", "ta_response_per_sample")
+        keep_index = stem == "tib"
         written[stem] = _files.write_table(table, out_dir / f"{stem}.tsv", index=keep_index)
     written["report"] = report.build(adata, out_dir / "report.html")
     written["h5ad"] = _files.write_h5ad(adata, h5ad_path)

@@ -7,8 +7,8 @@ from hcctme.tl._enrich import enrich
 from hcctme.tl._profile import resistance_profile
 from hcctme.tl._pseudobulk import pseudobulk
 from hcctme.tl._score import ScoringWarning, score
-from hcctme.tl._ta_response import TAResponse, ta_response
+from hcctme.tl._ta_response import ta_response
 from hcctme.tl._tib import tib
 
-__all__ = ["ScoringWarning", "TAResponse", "call_states", "compare", "crosstalk", "enrich", "pseudobulk",
+__all__ = ["ScoringWarning", "call_states", "compare", "crosstalk", "enrich", "pseudobulk",
            "resistance_profile", "score", "ta_response", "tib"]

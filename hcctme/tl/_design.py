@@ -78,7 +78,8 @@ def unit_design(
     if patient_key is not None and pair_key is not None:
         raise ValueError("give patient_key or pair_key, not both (patient_key covers pairs: a patient with samples "
                          "in several condition levels is a pair)")
-    frame = pd.DataFrame({"sample": samples.to_numpy(), "condition": condition.to_numpy()}, index=adata.obs_names)
+    frame = pd.DataFrame({"sample": samples.to_numpy(), "condition": condition.to_numpy()},
+                         index=adata.obs_names.rename(None))
     keys = {"condition": condition_key}
     if patient_key is not None:
         frame["patient"] = _validate.obs_column(adata, patient_key, purpose="the patient of each sample") \

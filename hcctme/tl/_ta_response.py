@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -11,25 +10,19 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from hcctme import _validate
-from hcctme._constants import Defaults, Keys
+from hcctme._constants import Defaults, Keys, Suffix
 from hcctme._logging import logger
+from hcctme.tl import _design
 
 #: The T+A response signatures of Zhu et al. 2022 Nat Med (PMID 35739268), library collection
 #: "ta_response".
 TA_SIGNATURES: tuple[str, ...] = (
     "TA_ABRS", "TA_TEFF", "TA_TREG", "TA_ANGIOGENESIS", "TA_MYELOID_INFLAMMATION", "TA_ONCOFETAL",
 )
-#: Column of the Treg/Teff contrast: mean TA_TREG minus mean TA_TEFF per sample.
+#: Column of the Treg/Teff contrast: TA_TREG minus TA_TEFF per sample.
 TREG_TEFF = "TA_TREG_TEFF"
-
-
-class TAResponse(NamedTuple):
-    """Result of :func:`ta_response`."""
-
-    per_sample: pd.DataFrame
-    """Samples x (T+A signatures, TA_TREG_TEFF, n_cells[, condition])."""
-    compare: pd.DataFrame | None
-    """The :func:`hcctme.tl.compare` table of the per-sample values (None without a condition)."""
+AGGREGATES = ("pseudobulk", "mean", "median")
+PRIOR_COUNT = 1.0  # log2(CPM + PRIOR_COUNT)
 
 
 def ta_response(
@@ -38,171 +31,230 @@ def ta_response(
     sample_key: str,
     condition_key: str | None = None,
     reference: str | None = None,
+    aggregate: str = "pseudobulk",
+    layer: str | None = Keys.COUNTS,
     scores_key: str = Keys.SCORES,
     score_method: str = "ucell",
-    layer: str | None = None,
     use_raw: bool | None = None,
     min_coverage: float = Defaults.MIN_COVERAGE,
-    aggregate: str = "mean",
     min_cells: int = Defaults.MIN_CELLS,
     method: str = "auto",
     covariates: str | Sequence[str] | None = None,
+    patient_key: str | None = None,
     pair_key: str | None = None,
     key_added: str = Keys.TA_RESPONSE,
-    store: bool = True,
-) -> TAResponse:
+    copy: bool = False,
+) -> AnnData | None:
     """Score the T+A response signatures per sample and, with a condition, compare groups.
 
     The signatures of Zhu et al. 2022 (Nat Med, PMID 35739268; library collection
-    ``"ta_response"``): ``TA_ABRS`` (atezolizumab-bevacizumab response signature), ``TA_TEFF``
-    (pre-existing effector T cells), ``TA_TREG``, ``TA_ANGIOGENESIS``, ``TA_MYELOID_INFLAMMATION`` and
-    ``TA_ONCOFETAL`` (GPC3/AFP). They were defined on bulk tumours, so each sample's value is the mean
-    (or median) score over all of its cells, a bulk-like readout.
+    ``"ta_response"``): ``TA_ABRS``, ``TA_TEFF``, ``TA_TREG``, ``TA_ANGIOGENESIS``,
+    ``TA_MYELOID_INFLAMMATION`` and ``TA_ONCOFETAL``. They were defined on bulk tumours, so by
+    default (``aggregate="pseudobulk"``) each unit (sample, or patient with ``patient_key``) is read
+    as the trial analyses read a bulk sample: the counts of all its cells are summed, turned into
+    log2 CPM (prior count 1), each signature gene is z-scored across units and a signature's value
+    is the mean z of its genes found in the data (signatures with fewer than ``min_coverage`` of
+    their genes are left out). ``"mean"`` / ``"median"`` instead summarise per-cell scores
+    (``obsm[scores_key]``, or UCell scores computed on the side): those are weighted by the cell
+    composition of each sample, unlike the bulk readout.
 
-    The Treg/Teff ratio of the paper is reported as ``TA_TREG_TEFF = TA_TREG - TA_TEFF`` (per-sample
-    means): a difference on the score scale, the analogue of the log-ratio of the paper's log-scale
-    bulk scores; a plain ratio of rank scores is unstable when the Teff score is near zero. Higher
-    means relatively more Treg than effector T cell signal (associated with resistance).
+    ``TA_TREG_TEFF = TA_TREG - TA_TEFF`` reports the paper's Treg/Teff ratio on the log scale
+    (higher = relatively more Treg than effector T signal, associated with resistance).
 
     Parameters
     ----------
     adata
-        Cells x genes.
+        Cells x genes (raw counts in ``layer`` for the pseudobulk readout).
     sample_key
-        obs column of the sample (patient) of each cell.
+        obs column of the sample of each cell.
     condition_key, reference
-        Optional: compare the per-sample values between condition levels (other minus reference)
-        with :func:`hcctme.tl.compare` (``features="scores"``; Mann-Whitney by default).
-    scores_key
-        obsm key of existing scores. When it holds every T+A signature they are used as they are;
-        otherwise the T+A signatures are scored now with :func:`hcctme.tl.score`
-        (``score_method``, ``layer``, ``use_raw``, ``min_coverage``) on the side: the new scores are not
-        written into ``adata`` (run ``tl.score`` yourself to keep them).
+        Optional: compare the per-unit values between condition levels (other minus reference)
+        with the engine of :func:`hcctme.tl.compare` (empirical-Bayes moderated linear model by
+        default; ``method``, ``covariates``, ``patient_key``, ``pair_key`` as there).
     aggregate
-        Per-sample summary: ``"mean"`` or ``"median"`` (TA_TREG_TEFF is always the difference of the
-        two per-sample summaries).
+        ``"pseudobulk"`` (default), ``"mean"`` or ``"median"`` of per-cell scores.
+    layer
+        Layer of raw counts for the pseudobulk (``None``: ``.X``).
+    scores_key, score_method, use_raw, min_coverage
+        ``"mean"``/``"median"``: existing scores in ``obsm[scores_key]`` when it holds every T+A
+        signature, else scored now with :func:`hcctme.tl.score` (``score_method`` on ``.X``, or
+        ``.raw`` per ``use_raw``) on the side (not written into ``adata``). ``min_coverage`` also applies to
+        the pseudobulk readout.
     min_cells
-        Samples with fewer cells are left out (reported).
-    method, covariates, pair_key
-        Passed on to :func:`hcctme.tl.compare`.
+        Units with fewer cells are left out (logged).
+    method, covariates, patient_key, pair_key
+        The design and test, as in :func:`hcctme.tl.compare`. ``patient_key`` pools a patient's
+        samples (or pairs pre/on samples of one patient).
     key_added
-        ``uns[key_added]`` receives ``{"per_sample": ..., "compare": ..., "params": ...}``.
-    store
-        Write the results into ``adata.uns`` (nothing is written when the call fails).
+        ``uns[key_added + "_per_sample"]``: one row per unit (``sample``, the T+A signatures,
+        ``TA_TREG_TEFF``, ``n_cells``, the condition). With ``condition_key``, ``uns[key_added]``:
+        the comparison table (columns of :func:`hcctme.tl.compare`). ``uns[key_added + "_params"]``:
+        tool, params, library_version, the signatures read and their genes found.
+    copy
+        Return a copy of ``adata`` with the results instead of writing into ``adata``.
 
     Returns
     -------
-    TAResponse
-        ``per_sample`` (DataFrame indexed by sample) and ``compare`` (the comparison table, or None
-        without ``condition_key``).
+    None, or the AnnData copy when ``copy=True``. Nothing is written when the call fails.
     """
-    from hcctme import sig
     from hcctme.tl._compare import compare
 
     _validate.anndata(adata)
     key_added = _validate.key_added(key_added)
-    _validate.choice(aggregate, ("mean", "median"), name="aggregate")
+    copy = _validate.boolean(copy, name="copy")
+    _validate.choice(aggregate, AGGREGATES, name="aggregate")
     min_cells = _validate.positive_int(min_cells, name="min_cells")
-    samples = _validate.obs_column(adata, sample_key, purpose="the sample of each cell").astype(str)
+    covariates = _design.covariate_list(covariates)
     if condition_key is not None:
-        _validate.obs_column(adata, condition_key, purpose="the condition to compare")
         if reference is None:
             raise ValueError("condition_key was given without reference= (the baseline condition level)")
-        design_cols = [c for c in [condition_key, pair_key,
-                                   *([covariates] if isinstance(covariates, str) else (covariates or []))] if c]
-        for c in design_cols:
-            _validate.obs_column(adata, c)
-    elif reference is not None:
-        raise ValueError("reference= needs condition_key= (the obs column with the condition)")
+        units, design = _design.unit_design(adata, condition_key=condition_key, sample_key=sample_key,
+                                            reference=reference, patient_key=patient_key, pair_key=pair_key,
+                                            covariates=covariates)
+    else:
+        if reference is not None:
+            raise ValueError("reference= needs condition_key= (the obs column with the condition)")
+        if patient_key is not None or pair_key is not None or covariates:
+            raise ValueError("patient_key, pair_key and covariates describe a comparison: give condition_key too")
+        units = _validate.obs_column(adata, sample_key, purpose="the sample of each cell").astype(str)
+        design = None
+    n_cells = units.value_counts()
+    small = n_cells[n_cells < min_cells]
+    if len(small) == len(n_cells):
+        raise ValueError(f"too few cells: no sample of obs[{sample_key!r}] has >= min_cells={min_cells} cells "
+                         f"(largest: {int(n_cells.max())})")
+    if len(small):
+        logger.warning("ta_response: %d sample(s) with fewer than %d cells left out: %s", len(small), min_cells,
+                       list(small.index)[:20])
 
-    scores, origin = _ta_scores(adata, scores_key=scores_key, method=score_method, layer=layer,
-                                use_raw=use_raw, min_coverage=min_coverage, sig=sig)
-    have = [s for s in TA_SIGNATURES if s in scores.columns]
-    if not have:
-        raise ValueError("none of the T+A signatures could be scored (gene coverage too low?)")
-    missing = [s for s in TA_SIGNATURES if s not in have]
-    if missing:
-        logger.warning("ta_response: signature(s) %s not scored (below min_coverage); left out", missing)
-    scores = scores[have].astype(float)
-    cell_values = scores.copy()
-    if "TA_TREG" in have and "TA_TEFF" in have and aggregate == "mean":
-        cell_values[TREG_TEFF] = scores["TA_TREG"] - scores["TA_TEFF"]
-
-    grouped = scores.groupby(samples.to_numpy(), observed=True, sort=True)
-    per_sample = grouped.mean() if aggregate == "mean" else grouped.median()
-    if "TA_TREG" in have and "TA_TEFF" in have:
-        per_sample[TREG_TEFF] = per_sample["TA_TREG"] - per_sample["TA_TEFF"]
-    n_cells = grouped.size()
-    per_sample["n_cells"] = n_cells.astype(int)
-    small = n_cells < min_cells
-    if small.all():
-        raise ValueError(
-            f"too few cells: no sample of obs[{sample_key!r}] has >= min_cells={min_cells} cells "
-            f"(largest: {int(n_cells.max())})"
-        )
-    if small.any():
-        logger.warning("ta_response: %d sample(s) with fewer than %d cells left out: %s", int(small.sum()),
-                       min_cells, list(n_cells.index[small])[:20])
-    per_sample = per_sample.loc[~small]
-    per_sample.index.name = sample_key
-
+    if aggregate == "pseudobulk":
+        values, provenance = _pseudobulk_scores(adata, units, layer=layer, min_coverage=min_coverage)
+    else:
+        values, provenance = _cell_scores(adata, units, aggregate=aggregate, scores_key=scores_key,
+                                          method=score_method, use_raw=use_raw, min_coverage=min_coverage)
+    values = values.drop(index=small.index, errors="ignore")
+    if "TA_TREG" in values and "TA_TEFF" in values:
+        values[TREG_TEFF] = values["TA_TREG"] - values["TA_TEFF"]
     table = None
-    if condition_key is not None:
-        # the comparison runs on a light AnnData carrying only the design and the scores
-        obs = adata.obs[list(dict.fromkeys(design_cols))].copy()
-        obs["_sample"] = samples.to_numpy()
-        light = AnnData(X=sp.csr_matrix((adata.n_obs, 1), dtype=np.float32), obs=obs)
-        light.obsm["_ta"] = cell_values.set_axis(light.obs_names)
-        value_cols = list(per_sample.columns.drop("n_cells"))
-        if aggregate == "median" and TREG_TEFF in value_cols:
-            value_cols.remove(TREG_TEFF)  # a difference of medians is not a median of cell values
-        table = compare(light, condition_key=condition_key, sample_key="_sample", reference=reference,
-                        features="scores", scores_key="_ta", signatures=[c for c in value_cols
-                                                                         if c in cell_values.columns],
-                        covariates=covariates, pair_key=pair_key, method=method, aggregate=aggregate,
-                        min_cells=min_cells, store=False)
-        cond = obs.groupby("_sample", observed=True)[condition_key].first().astype(str)
-        per_sample[condition_key] = cond.reindex(per_sample.index).to_numpy()
+    if design is not None:
+        table = _compare_units(values, design.loc[values.index], reference=str(reference), method=method,
+                               compare=compare)
+    per_sample = values.copy()
+    per_sample.insert(0, "sample", per_sample.index.astype(str))
+    per_sample["n_cells"] = n_cells.reindex(values.index).astype(int).to_numpy()
+    if design is not None:
+        per_sample[condition_key] = design["condition"].reindex(values.index).to_numpy()
+    per_sample = per_sample.reset_index(drop=True)
 
-    if store:
-        entry = {
-            "per_sample": per_sample.reset_index(),
-            "params": {
-                "sample_key": sample_key,
-                "condition_key": condition_key or "",
-                "reference": "" if reference is None else str(reference),
-                "scores": origin,
-                "aggregate": aggregate,
-                "min_cells": min_cells,
-                "signatures": list(have),
-                "library_version": _validate.library_version(),
-            },
-        }
-        if table is not None:
-            entry["compare"] = table
-        adata.uns[key_added] = entry
-    logger.info("ta_response: %d T+A signatures over %d samples (%s)%s%s", len(have), per_sample.shape[0],
-                origin, ", compared by " + condition_key if condition_key else "",
-                f" -> uns[{key_added!r}]" if store else "")
-    return TAResponse(per_sample=per_sample, compare=table)
+    params = {
+        "tool": "ta_response",
+        "params": {k: v for k, v in {
+            "sample_key": sample_key, "condition_key": condition_key, "reference": reference,
+            "aggregate": aggregate, "layer": layer, "min_coverage": float(min_coverage), "min_cells": min_cells,
+            "method": method, "covariates": list(covariates), "patient_key": patient_key, "pair_key": pair_key,
+        }.items() if v is not None},
+        "library_version": _validate.library_version(),
+        "signatures": [c for c in values.columns if c != TREG_TEFF],
+        **provenance,
+    }
+    target = adata.copy() if copy else adata
+    target.uns[key_added + Suffix.PER_SAMPLE] = per_sample
+    if table is not None:
+        target.uns[key_added] = table
+    target.uns[key_added + Suffix.PARAMS] = params
+    logger.info("ta_response: %d T+A signatures over %d units (%s)%s -> uns[%r]", len(params["signatures"]),
+                len(per_sample), aggregate, ", compared by " + condition_key if condition_key else "",
+                key_added + Suffix.PER_SAMPLE)
+    return target if copy else None
 
 
-def _ta_scores(adata, *, scores_key, method, layer, use_raw, min_coverage, sig):
-    """Existing T+A scores from obsm[scores_key], or new ones scored on a light copy."""
-    existing = adata.obsm.get(scores_key)
-    if isinstance(existing, pd.DataFrame) and all(s in existing.columns for s in TA_SIGNATURES):
-        return existing[list(TA_SIGNATURES)], f"obsm[{scores_key!r}]"
-    from hcctme.tl import score
+def _signature_genes() -> dict[str, list[str]]:
+    from hcctme import sig
 
     try:
-        signatures = sig.load(list(TA_SIGNATURES))
+        return sig.load(list(TA_SIGNATURES)).to_dict()
     except KeyError:
-        signatures = sig.library().filter(collection="ta_response")
-        if len(signatures) == 0:
+        found = sig.library().filter(collection="ta_response")
+        if len(found) == 0:
             raise
-    X, var_names = _validate.matrix(adata, layer=layer, use_raw=use_raw)
-    light = AnnData(X=X, obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=var_names))
-    score(light, signatures, method=method, min_coverage=min_coverage, key_added="_ta")
-    where = "layer " + layer if layer else ("raw" if (use_raw or (use_raw is None and adata.raw is not None))
-                                             else "X")
-    return light.obsm["_ta"], f"tl.score(method={method!r}) on {where}"
+        return found.to_dict()
+
+
+def _pseudobulk_scores(adata: AnnData, units: pd.Series, *, layer: str | None,
+                       min_coverage: float) -> tuple[pd.DataFrame, dict]:
+    """Units x signatures: mean z (across units) of the signature genes' pseudobulk log2 CPM."""
+    X, var_names = _validate.matrix(adata, layer=layer, use_raw=False)
+    var_names = _validate.unique_genes(pd.Index(var_names).astype(str))
+    kind = _validate.matrix_kind(X)
+    if kind != "counts":
+        where = f"layer {layer!r}" if layer is not None else ".X"
+        raise ValueError(f"aggregate='pseudobulk' sums raw counts but {where} looks {kind}; pass the layer with raw "
+                         "counts (layer='counts') or use aggregate='mean' on per-cell scores")
+    codes, order = pd.factorize(units.to_numpy(), sort=True)
+    member = sp.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(len(order), len(codes)))
+    X = X.to_memory() if hasattr(X, "to_memory") else X
+    sums = np.asarray((member @ sp.csr_matrix(X, dtype=np.float64)).todense())
+    lib = sums.sum(axis=1, keepdims=True)
+    logcpm = np.log2(sums / np.maximum(lib, 1.0) * 1e6 + PRIOR_COUNT)
+    frame = pd.DataFrame(logcpm, index=pd.Index(order, name="sample"), columns=var_names)
+    sd = frame.std(axis=0, ddof=1)
+    z = (frame - frame.mean(axis=0)) / sd.where(sd > 0)
+    values, used = {}, {}
+    for name, genes in _signature_genes().items():
+        present = [g for g in genes if g in z.columns and np.isfinite(sd[g]) and sd[g] > 0]
+        if not genes or len(present) / len(genes) < min_coverage:
+            logger.warning("ta_response: %s has %d of its %d genes varying in the pseudobulk (min_coverage=%.2f); "
+                           "left out", name, len(present), len(genes), min_coverage)
+            continue
+        values[name] = z[present].mean(axis=1)
+        used[name] = present
+    if not values:
+        raise ValueError("none of the T+A signatures has enough of its genes in the data (min_coverage="
+                         f"{min_coverage}); check that var_names are gene symbols")
+    return pd.DataFrame(values), {"scores": f"pseudobulk log2 CPM of {'layer ' + layer if layer else 'X'}",
+                                  "genes_used": used}
+
+
+def _cell_scores(adata: AnnData, units: pd.Series, *, aggregate: str, scores_key: str, method: str,
+                 use_raw: bool | None, min_coverage: float) -> tuple[pd.DataFrame, dict]:
+    """Units x signatures: mean or median of per-cell scores."""
+    existing = adata.obsm.get(scores_key)
+    if isinstance(existing, pd.DataFrame) and all(s in existing.columns for s in TA_SIGNATURES):
+        scores, origin = existing[list(TA_SIGNATURES)], f"obsm[{scores_key!r}]"
+    else:
+        from hcctme import sig
+        from hcctme.tl import score
+
+        X, var_names = _validate.matrix(adata, layer=None, use_raw=use_raw)
+        light = AnnData(X=X, obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=var_names))
+        signatures = sig.load(list(_signature_genes()))
+        score(light, signatures, method=method, min_coverage=min_coverage, key_added="_ta")
+        scores, origin = light.obsm["_ta"], f"tl.score(method={method!r})"
+    scores = scores.astype(float)
+    grouped = scores.groupby(units.to_numpy(), observed=True, sort=True)
+    values = grouped.mean() if aggregate == "mean" else grouped.median()
+    values.index.name = "sample"
+    return values, {"scores": f"{aggregate} of per-cell {origin}"}
+
+
+def _compare_units(values: pd.DataFrame, design: pd.DataFrame, *, reference: str, method: str,
+                   compare) -> pd.DataFrame:
+    """The comparison table of per-unit values, through tl.compare's engine on a unit-level AnnData."""
+    obs = pd.DataFrame({"condition": design["condition"].astype(str).to_numpy()},
+                       index=pd.Index(values.index.astype(str), name=None))
+    covariates = []
+    for col in design.columns:
+        if col.startswith("covariate:"):
+            name = col.split(":", 1)[1]
+            obs[name] = design[col].to_numpy()
+            covariates.append(name)
+    pair = None
+    if "block" in design:
+        obs["_block"] = design["block"].astype(str).to_numpy()
+        pair = "_block"
+    light = AnnData(X=sp.csr_matrix((len(obs), 1), dtype=np.float32), obs=obs)
+    light.obsm["_ta"] = values.set_axis(light.obs_names)
+    out = compare(light, condition_key="condition", sample_key=None, reference=reference, features="scores",
+                  scores_key="_ta", covariates=covariates or None, pair_key=pair, method=method, key_added="_ta",
+                  copy=True)
+    return out.uns["_ta"]

@@ -10,7 +10,7 @@ import h5py
 import pandas as pd
 
 from hcctme import _files, _validate
-from hcctme._constants import Keys
+from hcctme._constants import Keys, Suffix
 from hcctme.pipeline import _STEP_FUNCTIONS, COMPARE_KEYS, PipelineConfig, compare_one
 
 DEFAULTS = {
@@ -146,9 +146,8 @@ def _read_table(path: str, **kwargs) -> pd.DataFrame:
 
 def ta_response(smk) -> None:
     adata = _run_step(smk, "ta_response")
-    result = adata.uns[Keys.TA_RESPONSE]
-    _files.write_table(result["per_sample"], smk.output.per_sample, index=True)
-    compare = result.get("compare")
+    _files.write_table(adata.uns[Keys.TA_RESPONSE + Suffix.PER_SAMPLE], smk.output.per_sample)
+    compare = adata.uns.get(Keys.TA_RESPONSE)
     _files.write_table(compare if isinstance(compare, pd.DataFrame) else pd.DataFrame(), smk.output.compare)
 
 
@@ -162,8 +161,8 @@ def profile(smk) -> None:
     tib_table = _read_table(smk.input.tib, index_col=0)
     if not tib_table.empty:
         adata.uns[Keys.TIB] = tib_table
-    adata.uns[Keys.TA_RESPONSE] = {"per_sample": _read_table(smk.input.ta_per_sample, index_col=0),
-                                   "compare": _read_table(smk.input.ta_compare)}
+    adata.uns[Keys.TA_RESPONSE + Suffix.PER_SAMPLE] = _read_table(smk.input.ta_per_sample)
+    adata.uns[Keys.TA_RESPONSE] = _read_table(smk.input.ta_compare)
     for path in smk.input.compare:
         features = re.search(r"compare_(\w+)\.tsv$", path).group(1)
         adata.uns[COMPARE_KEYS[features]] = _read_table(path)

@@ -1,15 +1,20 @@
-"""tl.ta_response: T+A response signatures per sample, Treg/Teff contrast, group comparison."""
+"""tl.ta_response: T+A signatures per unit (pseudobulk log-CPM or per-cell scores), Treg/Teff, comparison."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
+from anndata import AnnData
 
 import hcctme as hc
+from hcctme import sig
 from hcctme.tl._ta_response import TA_SIGNATURES, TREG_TEFF
 
 from ._compare_data import cohort
+
+ARGS = dict(sample_key="patient", condition_key="response", reference="responder")
 
 
 @pytest.fixture
@@ -23,59 +28,119 @@ def adata():
     return a
 
 
-def test_existing_scores_per_sample_and_compare(adata):
-    res = hc.tl.ta_response(adata, sample_key="patient", condition_key="response", reference="responder")
-    per_sample, table = res
+@pytest.fixture(scope="module")
+def ta_counts():
+    """8 patients, counts over the T+A genes plus background genes; resistors carry 3x the Treg genes in
+    their T cells, and half of each patient's cells are T cells or tumour cells at varying ratios."""
+    genes = list(dict.fromkeys(g for gs in sig.load(list(TA_SIGNATURES)).to_dict().values() for g in gs))
+    names = genes + [f"BG{i}" for i in range(200)]
+    treg = set(sig.load(["TA_TREG"]).to_dict()["TA_TREG"])
+    rng = np.random.default_rng(5)
+    base = rng.gamma(2.0, 1.0, len(names))
+    blocks, obs = [], []
+    for p in range(8):
+        resistor = p % 2 == 1
+        n = int(rng.integers(80, 200))
+        mu = base * rng.lognormal(0, 0.1, len(names))
+        if resistor:
+            mu = np.where(np.isin(names, list(treg)), mu * 3.0, mu)
+        lam = mu[None, :] * rng.gamma(4.0, 0.25 * rng.uniform(0.5, 2.0), (n, 1))
+        blocks.append(rng.poisson(lam))
+        obs += [(f"p{p}", "resistor" if resistor else "responder")] * n
+    counts = np.vstack(blocks).astype(np.float32)
+    frame = pd.DataFrame(obs, columns=["patient", "response"], index=[f"c{i}" for i in range(len(obs))])
+    adata = AnnData(sp.csr_matrix(counts), obs=frame, var=pd.DataFrame(index=names))
+    adata.layers["counts"] = adata.X.copy()
+    return adata
+
+
+def test_pseudobulk_log_cpm_readout(ta_counts):
+    out = hc.tl.ta_response(ta_counts, **ARGS, copy=True)
+    per_sample = out.uns["hcctme_ta_response_per_sample"].set_index("sample")
+    # direct: summed counts -> log2 CPM (+1) -> z per gene across patients -> mean over the signature's genes
+    X = ta_counts.layers["counts"].toarray().astype(np.float64)
+    sums = pd.DataFrame(X, columns=ta_counts.var_names).groupby(ta_counts.obs["patient"].to_numpy()).sum()
+    logcpm = np.log2(sums.div(sums.sum(axis=1), axis=0) * 1e6 + 1)
+    z = (logcpm - logcpm.mean()) / logcpm.std(ddof=1)
+    teff = sig.load(["TA_TEFF"]).to_dict()["TA_TEFF"]
+    np.testing.assert_allclose(per_sample["TA_TEFF"], z[teff].mean(axis=1).loc[per_sample.index])
+    np.testing.assert_allclose(per_sample[TREG_TEFF], per_sample["TA_TREG"] - per_sample["TA_TEFF"])
+    table = out.uns["hcctme_ta_response"].set_index("feature")
+    assert table.loc["TA_TREG", "direction"] == "up" and table.loc["TA_TREG", "pvalue"] < 0.01
+    assert table.loc[TREG_TEFF, "direction"] == "up"
+    assert (table["method"] == "moderated").all()
+    params = out.uns["hcctme_ta_response_params"]
+    assert params["tool"] == "ta_response" and params["params"]["aggregate"] == "pseudobulk"
+    assert set(params["genes_used"]["TA_TEFF"]) == set(teff)
+
+
+def test_existing_scores_per_sample_mean(adata):
+    out = hc.tl.ta_response(adata, **ARGS, aggregate="mean", method="mannwhitney", copy=True)
+    per_sample = out.uns["hcctme_ta_response_per_sample"].set_index("sample")
     manual = adata.obsm["hcctme_scores"].groupby(adata.obs["patient"].astype(str).to_numpy()).mean()
-    pd.testing.assert_frame_equal(per_sample[list(TA_SIGNATURES)], manual[list(TA_SIGNATURES)],
-                                  check_names=False)
+    pd.testing.assert_frame_equal(per_sample[list(TA_SIGNATURES)], manual[list(TA_SIGNATURES)], check_names=False)
     np.testing.assert_allclose(per_sample[TREG_TEFF], manual["TA_TREG"] - manual["TA_TEFF"])
     assert (per_sample["n_cells"] == 60).all()
     assert set(per_sample["response"]) == {"responder", "resistor"}
+    table = out.uns["hcctme_ta_response"]
     assert set(table["feature"]) == set(TA_SIGNATURES) | {TREG_TEFF}
     row = table.set_index("feature")
     assert row.loc["TA_TREG", "direction"] == "up" and row.loc["TA_TREG", "pvalue"] < 0.05
-    assert row.loc[TREG_TEFF, "effect"] == pytest.approx(
-        row.loc["TA_TREG", "effect"] - row.loc["TA_TEFF", "effect"])
-    stored = adata.uns["hcctme_ta_response"]
-    pd.testing.assert_frame_equal(stored["compare"], table)
-    assert "obsm" in stored["params"]["scores"]
+    means = per_sample.groupby("response")[TREG_TEFF].mean()
+    assert row.loc[TREG_TEFF, "effect"] == pytest.approx(means["resistor"] - means["responder"])
+    assert "obsm" in out.uns["hcctme_ta_response_params"]["scores"]
 
 
-def test_without_condition(adata, digest):
+def test_without_condition_writes_per_sample_only(adata, digest):
     before = digest(adata)
-    res = hc.tl.ta_response(adata, sample_key="patient", store=False)
-    assert res.compare is None
-    assert res.per_sample.shape[0] == 8
+    assert hc.tl.ta_response(adata, sample_key="patient", aggregate="mean", copy=True) is not None
     assert digest(adata) == before
+    assert hc.tl.ta_response(adata, sample_key="patient", aggregate="mean") is None
+    assert adata.uns["hcctme_ta_response_per_sample"].shape[0] == 8
+    assert "hcctme_ta_response" not in adata.uns
+
+
+def test_patient_key_pools_biopsies(ta_counts):
+    multi = ta_counts.copy()
+    multi.obs["biopsy"] = multi.obs["patient"].astype(str) + "_" + (np.arange(multi.n_obs) % 2).astype(str)
+    pooled = hc.tl.ta_response(multi, sample_key="biopsy", condition_key="response", reference="responder",
+                               patient_key="patient", copy=True)
+    direct = hc.tl.ta_response(ta_counts, **ARGS, copy=True)
+    pd.testing.assert_frame_equal(pooled.uns["hcctme_ta_response"], direct.uns["hcctme_ta_response"])
 
 
 def test_scores_on_the_fly_with_the_library():
-    try:
-        from hcctme.datasets import simulate_cohort
+    from hcctme.datasets import simulate_cohort
 
-        a = simulate_cohort(8, 200, n_genes=1500, seed=0)
-    except FileNotFoundError:  # pragma: no cover - library not installed
-        pytest.skip("signature library missing")
+    a = simulate_cohort(8, 200, n_genes=1500, seed=0)
     obsm_before = set(a.obsm)
-    res = hc.tl.ta_response(a, sample_key="patient", condition_key="response", reference="responder")
+    hc.tl.ta_response(a, **ARGS, aggregate="mean")
     assert set(a.obsm) == obsm_before  # scores computed on the side, not written
-    assert res.per_sample.shape[0] == 8
-    assert {c for c in res.per_sample.columns if c.startswith("TA_")} == set(TA_SIGNATURES) | {TREG_TEFF}
-    assert res.compare["pvalue"].between(0, 1).all()
-    assert "tl.score" in a.uns["hcctme_ta_response"]["params"]["scores"]
+    per_sample = a.uns["hcctme_ta_response_per_sample"]
+    assert per_sample.shape[0] == 8
+    assert {c for c in per_sample.columns if c.startswith("TA_")} == set(TA_SIGNATURES) | {TREG_TEFF}
+    assert a.uns["hcctme_ta_response"]["pvalue"].between(0, 1).all()
+    assert "tl.score" in a.uns["hcctme_ta_response_params"]["scores"]
 
 
 def test_errors(adata, digest):
     before = digest(adata)
-    with pytest.raises(ValueError, match="reference"):
-        hc.tl.ta_response(adata, sample_key="patient", condition_key="response")
-    with pytest.raises(ValueError, match="condition_key"):
-        hc.tl.ta_response(adata, sample_key="patient", reference="responder")
-    with pytest.raises(KeyError, match="nope"):
-        hc.tl.ta_response(adata, sample_key="nope")
-    with pytest.raises(ValueError, match="too few cells"):
-        hc.tl.ta_response(adata, sample_key="patient", min_cells=1000)
-    with pytest.raises(ValueError, match="not a level"):
-        hc.tl.ta_response(adata, sample_key="patient", condition_key="response", reference="x")
+    ln = adata.copy()
+    ln.layers["counts"] = ln.layers["counts"] * 0.5
+    cases = [
+        (adata, dict(sample_key="patient", condition_key="response"), ValueError, "reference"),
+        (adata, dict(sample_key="patient", reference="responder"), ValueError, "condition_key"),
+        (adata, dict(sample_key="patient", patient_key="pair"), ValueError, "condition_key"),
+        (adata, dict(sample_key="nope"), KeyError, "nope"),
+        (adata, dict(sample_key="patient", min_cells=1000), ValueError, "too few cells"),
+        (adata, dict(ARGS, reference="x"), ValueError, "not a level"),
+        (adata, dict(ARGS, aggregate="sum"), ValueError, "aggregate"),
+        (ln, dict(ARGS), ValueError, "raw counts"),
+        (adata, dict(ARGS), ValueError, "T\\+A signatures"),  # cohort genes G0.. are not symbols
+    ]
+    for data, kwargs, exc, message in cases:
+        snapshot = digest(data)
+        with pytest.raises(exc, match=message):
+            hc.tl.ta_response(data, **kwargs)
+        assert digest(data) == snapshot, kwargs
     assert digest(adata) == before
