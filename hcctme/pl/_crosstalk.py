@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from hcctme._constants import Keys
+from hcctme._constants import Keys, Suffix
 from hcctme.tl import _crosstalk_stats as cstats
 from hcctme.pl._utils import finish
 
@@ -18,15 +18,17 @@ KINDS = ("dotplot", "heatmap", "strip")
 
 
 def _stored(adata: AnnData, key: str, *, diff: bool) -> dict[str, Any]:
-    name = f"{key}_diff" if diff else key
+    """The crosstalk table (or its differential table) with the run's parameters and provenance."""
+    name = key + Suffix.DIFF if diff else key
     if name not in adata.uns:
         need = " with condition_key" if diff else ""
         raise KeyError(f"adata.uns has no {name!r}; run hcctme.tl.crosstalk(adata, ...{need}) first "
                        f"(key_added={key!r})")
-    stored = adata.uns[name]
-    if not isinstance(stored, dict) or not isinstance(stored.get("table"), pd.DataFrame):
+    table = adata.uns[name]
+    provenance = adata.uns.get(key + Suffix.PARAMS)
+    if not isinstance(table, pd.DataFrame) or not isinstance(provenance, dict):
         raise TypeError(f"adata.uns[{name!r}] is not a crosstalk result; re-run hcctme.tl.crosstalk")
-    return stored
+    return {**provenance, "table": table, "params": provenance.get("params", {})}
 
 
 def _interaction_label(row: pd.Series | Any) -> str:
@@ -194,14 +196,10 @@ def strip(adata: AnnData, *, key: str = Keys.CROSSTALK, interaction: Any = None,
     mask = np.ones(len(table), dtype=bool)
     for col in cstats.ID_COLUMNS:
         mask &= (table[col].astype(str) == str(row[col])).to_numpy()
-    matrix, _ = cstats.strength_matrix(table[mask], sample_key=sample_key, samples=samples, groups=groups,
+    matrix, _, _ = cstats.strength_matrix(table[mask], sample_key=sample_key, samples=samples, groups=groups,
                                        strength=params.get("strength", "lr_means"))
-    if matrix.empty:  # never detected: all evaluable samples are at the floor
-        present = [s for s in samples if row["source"] in groups[s] and row["target"] in groups[s]]
-        values = pd.Series(0.0, index=present)
-    else:
-        values = matrix.iloc[0].dropna()
-    cond = dstored["conditions"].set_index("sample")["condition"].astype(str)
+    values = pd.Series(dtype=float) if matrix.empty else matrix.iloc[0].dropna()  # strength where detected
+    cond = stored["conditions"].set_index("sample")["condition"].astype(str)
     levels = [row["reference"], row["condition"]]
     rng = np.random.default_rng(seed)
     colours = palette or {levels[0]: "#4477aa", levels[1]: "#cc6677"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -12,12 +13,13 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from hcctme import _validate
-from hcctme._constants import Defaults, Keys
+from hcctme._constants import Defaults, Keys, Suffix
 from hcctme._logging import logger
 from hcctme._settings import settings
 from hcctme.kb import _axes as kb_axes
 from hcctme.kb._schema import split_complex
 from hcctme.tl import _crosstalk_stats as cstats
+from hcctme.tl import _design
 
 ID_COLUMNS = list(cstats.ID_COLUMNS)
 POOLED = "all"  # the single "sample" of a run without sample_key
@@ -58,9 +60,9 @@ def _resource(resource: str | pd.DataFrame, *, axes_only: bool) -> tuple[pd.Data
     pairs = kb_axes.axis_pairs()[["ligand", "receptor"]].drop_duplicates()
     hit = kb_axes.annotate(table["ligand"], table["receptor"]).notna().to_numpy()
     have = [(set(split_complex(a)), set(split_complex(b)))
-            for a, b in zip(table.loc[hit, "ligand"], table.loc[hit, "receptor"])]
+            for a, b in zip(table.loc[hit, "ligand"], table.loc[hit, "receptor"], strict=True)]
     added = []
-    for lig, rec in zip(pairs["ligand"], pairs["receptor"]):
+    for lig, rec in zip(pairs["ligand"], pairs["receptor"], strict=True):
         kb_l, kb_r = set(split_complex(lig)), set(split_complex(rec))
         if not any((kb_l <= a and kb_r <= b) or (kb_l <= b and kb_r <= a) for a, b in have):
             added.append((lig, rec))
@@ -68,7 +70,7 @@ def _resource(resource: str | pd.DataFrame, *, axes_only: bool) -> tuple[pd.Data
         table = pd.concat([table, pd.DataFrame(added, columns=["ligand", "receptor"])], ignore_index=True)
     if axes_only:
         table = table[kb_axes.annotate(table["ligand"], table["receptor"]).notna().to_numpy()].reset_index(drop=True)
-    info = {"resource": name, "n_interactions": int(len(table)), "kb_pairs_added": [f"{a}^{b}" for a, b in added]}
+    info = {"resource": name, "n_interactions": len(table), "kb_pairs_added": [f"{a}^{b}" for a, b in added]}
     return table, info
 
 
@@ -154,6 +156,9 @@ def crosstalk(
     sample_key: str | None = None,
     condition_key: str | None = None,
     reference: str | None = None,
+    covariates: str | Sequence[str] | None = None,
+    patient_key: str | None = None,
+    pair_key: str | None = None,
     resource: str | pd.DataFrame = "consensus",
     axes_only: bool = False,
     min_cells: int = Defaults.MIN_CELLS,
@@ -167,7 +172,7 @@ def crosstalk(
     n_jobs: int | None = None,
     key_added: str = Keys.CROSSTALK,
     copy: bool = False,
-) -> pd.DataFrame | AnnData:
+) -> AnnData | None:
     """Ligand-receptor crosstalk (LIANA+ rank_aggregate) annotated with the kb resistance axes.
 
     Runs ``liana.mt.rank_aggregate`` on log-normalised expression, once per sample when
@@ -175,7 +180,11 @@ def crosstalk(
     ``ligand_complex``, ``receptor_complex``, ``lr_means``, ``magnitude_rank``,
     ``specificity_rank``, the per-method scores, ...) and adds ``axis``: the :mod:`hcctme.kb`
     resistance axis (';'-joined ids when several; NaN when none). Resistance-axis interactions
-    come first. With ``condition_key`` a patient-level differential table is built (see Returns).
+    come first. With ``condition_key`` a patient-level differential table is built: a two-part
+    test per interaction (see :mod:`hcctme.tl._crosstalk_stats`): whether it is detected (fraction of
+    units) and how strong it is where detected, never imputing a strength where LIANA did not
+    report it; pairs (pre / on treatment), patients above samples and covariates as in
+    :func:`hcctme.tl.compare`.
 
     Parameters
     ----------
@@ -190,16 +199,20 @@ def crosstalk(
         obs column of the condition compared (constant within each sample); needs ``sample_key``.
     reference
         Level of ``condition_key`` that effects are measured against (required with it).
+    covariates, patient_key, pair_key
+        The design of the differential test, as in :func:`hcctme.tl.compare` (sample-level
+        covariates; ``patient_key`` pools a patient's samples into one unit, LIANA then runs once
+        per unit, or pairs a patient's samples across levels; ``pair_key`` pairs samples).
     resource
         A LIANA resource name (``"consensus"``: read from the CSV bundled with LIANA, no network
         access) or a DataFrame with ``ligand`` and ``receptor`` columns (complexes joined by "_").
         Axis pairs of :func:`hcctme.kb.axis_pairs` that the resource lacks are appended (listed in
-        ``uns[key_added]["params"]["kb_pairs_added"]``).
+        ``uns[key_added + "_params"]["kb_pairs_added"]``).
     axes_only
         Score only the interactions that belong to a resistance axis (much faster).
     min_cells
         Groups with fewer cells in a sample are skipped there (reported in
-        ``uns[key_added]["skipped"]`` and logged); a sample left with < 2 groups is skipped.
+        ``uns[key_added + "_params"]["skipped"]`` and logged); a sample left with < 2 groups is skipped.
     expr_prop
         Minimum fraction of cells of a group expressing the ligand/receptor (LIANA's filter).
     n_perms
@@ -212,8 +225,9 @@ def crosstalk(
         Per-sample interaction strength for the differential test: ``"lr_means"`` (mean of the
         ligand's mean in the sender and the receptor's mean in the receiver, from LIANA),
         ``"magnitude_rank"`` or ``"specificity_rank"`` (as -log10 of the rank). An interaction not
-        reported in a sample whose sender and receiver groups were present (below ``expr_prop``)
-        gets strength 0; samples lacking either group are left out for it.
+        reported in a unit whose sender and receiver groups were present (below ``expr_prop``) is
+        not detected there (the detection part), with no strength; units lacking either group are
+        left out for it.
     min_samples
         Minimum evaluable samples per condition (and samples where the interaction was detected)
         for an interaction to be tested; others are reported with ``tested=False``.
@@ -224,23 +238,26 @@ def crosstalk(
         cost grows with the number of group pairs x resource interactions, so many samples with
         the full resource take minutes; ``axes_only=True`` or ``n_perms=None`` cut it down.
     key_added
-        ``uns[key_added]`` gets a dict: ``"table"`` (the LIANA table), ``"skipped"`` (groups/samples
-        below ``min_cells``), ``"groups"`` (sample, group pairs run) and ``"params"``. With
-        ``condition_key``, ``uns[key_added + "_diff"]`` gets ``"table"`` (the differential table),
-        ``"conditions"`` (sample, condition) and ``"params"``.
+        ``uns[key_added]``: the LIANA table (a ``sample_key`` column when run per sample).
+        ``uns[key_added + "_params"]``: tool, params, library_version, kb_version, the resource,
+        ``skipped`` (groups / samples below ``min_cells``), ``groups`` (unit, group pairs run) and,
+        with ``condition_key``, ``conditions`` (unit, condition). With ``condition_key``,
+        ``uns[key_added + "_diff"]``: the differential table, one row per interaction: ``source``,
+        ``target``, ``ligand_complex``, ``receptor_complex``, ``axis``, ``condition``,
+        ``reference``, ``effect`` (strength where detected, moderated model coefficient),
+        ``mean_reference``, ``mean_other`` (mean strength where detected), ``detection_reference``,
+        ``detection_other`` (fractions of evaluable units), ``detection_effect``,
+        ``pvalue_detection``, ``pvalue_strength``, ``pvalue`` (the two parts combined), ``padj``
+        (BH over tested interactions), ``n_reference``, ``n_other`` (evaluable units),
+        ``n_samples``, ``n_detected``, ``tested``, ``direction`` (of the part with the smaller
+        p-value); sorted by tested, p-value, then larger |effect| (axis interactions first among
+        remaining ties).
     copy
-        Work on and return a copy of ``adata`` (the results are then in its ``uns``).
+        Return a copy of ``adata`` with the results instead of writing into ``adata``.
 
     Returns
     -------
-    The differential table when ``condition_key`` is given, else the LIANA table (or the AnnData
-    copy when ``copy=True``). The LIANA table has a ``sample_key`` column when run per sample. The
-    differential table has ``source``, ``target``, ``ligand_complex``, ``receptor_complex``,
-    ``axis``, ``condition``, ``reference``, ``effect`` (mean strength, condition minus reference),
-    ``mean_reference``, ``mean_other``, ``statistic`` (Mann-Whitney U), ``pvalue``, ``padj`` (BH over
-    tested interactions), ``n_reference``, ``n_other``, ``n_samples``, ``n_detected``, ``tested``,
-    ``direction``; sorted by tested, p-value, then larger |effect| (axis interactions first among
-    remaining ties).
+    None, or the AnnData copy when ``copy=True``.
     Nothing is written to ``adata`` unless the whole run succeeds; LIANA itself only ever sees a
     lightweight copy of the data.
     """
@@ -254,7 +271,8 @@ def crosstalk(
             raise ValueError("sample_key and groupby must be different obs columns")
     else:
         samples_col = pd.Series(POOLED, index=adata.obs_names)
-    conditions = None
+    design = None
+    covariates = _design.covariate_list(covariates)
     if condition_key is not None:
         if sample_key is None:
             raise ValueError("condition_key needs sample_key: the differential test compares samples "
@@ -262,9 +280,12 @@ def crosstalk(
         _validate.categorical_levels(adata, condition_key, purpose="conditions (condition_key)", min_levels=2)
         cond_col = adata.obs[condition_key].astype(str)
         reference = _validate.level(cond_col, reference, key=condition_key, what="reference")
-        conditions = _validate.constant_within(adata, condition_key, sample_key)
-    elif reference is not None:
-        raise ValueError("reference is only used with condition_key")
+        units, design = _design.unit_design(adata, condition_key=condition_key, sample_key=sample_key,
+                                            reference=reference, patient_key=patient_key, pair_key=pair_key,
+                                            covariates=covariates)
+        samples_col = units.astype(str)
+    elif reference is not None or patient_key is not None or pair_key is not None or covariates:
+        raise ValueError("reference, covariates, patient_key and pair_key are only used with condition_key")
     axes_only = _validate.boolean(axes_only, name="axes_only")
     min_cells = _validate.positive_int(min_cells, name="min_cells")
     expr_prop = _validate.fraction(expr_prop, name="expr_prop")
@@ -297,7 +318,7 @@ def crosstalk(
     counts = frame.groupby(["sample", "group"], observed=True).size()
     skipped_rows = []
     sample_order = list(pd.unique(frame["sample"]))
-    if sample_key is not None and isinstance(adata.obs[sample_key].dtype, pd.CategoricalDtype):
+    if design is None and sample_key is not None and isinstance(adata.obs[sample_key].dtype, pd.CategoricalDtype):
         seen = set(sample_order)
         sample_order = [str(s) for s in adata.obs[sample_key].cat.categories if str(s) in seen]
     kept_groups: dict[str, list[str]] = {}
@@ -338,7 +359,7 @@ def crosstalk(
 
         outs = Parallel(n_jobs=min(n_jobs, len(kept_groups)), backend="loky")(
             delayed(_run_liana)(block, lab, var_names, res_table, **run) for _, block, lab in jobs())
-        outs = dict(zip(kept_groups, outs))
+        outs = dict(zip(kept_groups, outs, strict=True))
     else:
         from tqdm import tqdm
 
@@ -364,45 +385,48 @@ def crosstalk(
 
     params = _writable({
         "groupby": groupby, "sample_key": sample_key, "condition_key": condition_key, "reference": reference,
-        "resource": res_info["resource"], "n_resource_interactions": res_info["n_interactions"],
-        "kb_pairs_added": res_info["kb_pairs_added"], "axes_only": bool(axes_only), "min_cells": min_cells,
+        "covariates": list(covariates), "patient_key": patient_key, "pair_key": pair_key,
+        "resource": res_info["resource"], "axes_only": bool(axes_only), "min_cells": min_cells,
         "expr_prop": expr_prop, "n_perms": n_perms if n_perms is not None else 0, "strength": strength,
-        "min_samples": min_samples, "seed": seed, "n_jobs": n_jobs, "method": "liana.mt.rank_aggregate",
-        "kb_version": kb_axes.get_version(), "layer": layer, "use_raw": bool(use_raw) if use_raw is not None else None,
-        "n_samples": len(kept_groups), "genes_in_resource_present": len(present),
-        "library_version": _validate.library_version(),
+        "min_samples": min_samples, "seed": seed, "n_jobs": n_jobs, "layer": layer,
+        "use_raw": bool(use_raw) if use_raw is not None else None,
     })
+    groups_long = pd.DataFrame([(s_, g) for s_, gs in kept_groups.items() for g in gs], columns=["sample", "group"])
+    provenance = {
+        "tool": "crosstalk", "params": params, "library_version": _validate.library_version(),
+        "kb_version": kb_axes.get_version(), "method": "liana.mt.rank_aggregate",
+        "n_resource_interactions": res_info["n_interactions"], "kb_pairs_added": res_info["kb_pairs_added"],
+        "n_samples": len(kept_groups), "genes_in_resource_present": len(present), "skipped": skipped,
+        "groups": groups_long,
+    }
 
     diff = None
-    if conditions is not None:
-        conditions = conditions.astype(str)
-        kept_samples = list(kept_groups)
-        matrix, detected = cstats.strength_matrix(table, sample_key=sample_key, samples=kept_samples,
-                                                  groups=kept_groups, strength=strength)
-        diff = cstats.differential(matrix, detected, conditions.reindex(kept_samples), reference=reference,
+    if design is not None:
+        kept = list(kept_groups)
+        matrix, detected, evaluable = cstats.strength_matrix(table, sample_key=sample_key, samples=kept,
+                                                             groups=kept_groups, strength=strength)
+        diff = cstats.differential(matrix, detected, evaluable, design.loc[kept], reference=reference,
                                    min_samples=min_samples)
         diff.insert(4, "axis", pd.Categorical(kb_axes.annotate(diff["ligand_complex"], diff["receptor_complex"])))
         diff = diff.assign(_untested=~diff["tested"], _p=diff["pvalue"].fillna(2.0),
                            _size=-diff["effect"].abs().fillna(0.0), _no_axis=diff["axis"].isna())
         order = ["_untested", "_p", "_size", "_no_axis"]
         diff = diff.sort_values(order, kind="stable").drop(columns=order).reset_index(drop=True)
+        provenance["conditions"] = design.loc[kept, "condition"].rename_axis("sample").reset_index()
 
     # ---- write (nothing above touched adata) ----
-    adata = adata.copy() if copy else adata
-    groups_long = pd.DataFrame([(s_, g) for s_, gs in kept_groups.items() for g in gs], columns=["sample", "group"])
-    adata.uns[key_added] = {"table": table, "skipped": skipped, "groups": groups_long, "params": params}
+    target = adata.copy() if copy else adata
+    target.uns[key_added] = table
+    target.uns[key_added + Suffix.PARAMS] = provenance
     where = f"uns[{key_added!r}]"
     if diff is not None:
-        cond_table = conditions.reindex(list(kept_groups)).rename_axis("sample").reset_index(name="condition")
-        adata.uns[f"{key_added}_diff"] = {"table": diff, "conditions": cond_table, "params": params}
-        where += f" and uns[{key_added + '_diff'!r}]"
+        target.uns[key_added + Suffix.DIFF] = diff
+        where += f" and uns[{key_added + Suffix.DIFF!r}]"
         n_tested = int(diff["tested"].sum())
         n_sig = int((diff["padj"] < Defaults.ALPHA).sum())
-        logger.info("crosstalk: %d interactions over %d samples, %d tested, %d with padj < %.2f (%.1fs) -> %s",
+        logger.info("crosstalk: %d interactions over %d units, %d tested, %d with padj < %.2f (%.1fs) -> %s",
                     len(diff), len(kept_groups), n_tested, n_sig, Defaults.ALPHA, time.perf_counter() - t0, where)
     else:
         logger.info("crosstalk: %d interaction rows over %d sample(s) (%.1fs) -> %s", len(table),
                     len(kept_groups), time.perf_counter() - t0, where)
-    if copy:
-        return adata
-    return diff if diff is not None else table
+    return target if copy else None

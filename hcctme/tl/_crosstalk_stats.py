@@ -1,7 +1,22 @@
-"""Patient-level differential crosstalk: per-sample interaction strength, rank test, BH.
+"""Patient-level differential crosstalk: a two-part test per interaction (detection, then strength).
 
-Knows nothing of AnnData: it works on the long per-sample LIANA table and on which sender and
-receiver groups each sample had (enough cells), so the unit of replication is the sample.
+Knows nothing of AnnData: it works on the long per-unit LIANA table, on which sender and receiver
+groups each unit had (enough cells) and on the unit design of :mod:`hcctme.tl._design`, so the unit
+of replication is the sample (or patient), and pairs and covariates enter as in ``tl.compare``.
+
+An interaction LIANA did not report in a unit where both groups were present was *not detected*
+there (below ``expr_prop``): that is information about detection, not a strength of 0. So the test
+has two parts (as hurdle models do):
+
+* detection: the fraction of evaluable units in which the interaction is detected, compared with
+  Fisher's exact test (unpaired), an exact McNemar test (paired) or, with covariates, the moderated
+  linear model of :mod:`hcctme.tl._stats` on the 0/1 detection;
+* strength: among units where it was detected, the per-unit strength, compared with the moderated
+  linear model (empirical-Bayes prior shared over all interactions; pairs and covariates as in
+  ``tl.compare``);
+
+and the two p-values are combined by summing their chi-square(1) statistics (2 degrees of freedom;
+1 when only one part could be tested).
 """
 
 from __future__ import annotations
@@ -10,15 +25,13 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from hcctme.tl import _stats
 
 ID_COLUMNS: tuple[str, ...] = ("source", "target", "ligand_complex", "receptor_complex")
 
-#: Per-sample interaction strength: name -> (LIANA column, transform). Ranks are turned into
-#: -log10(rank) so that larger = stronger for every choice; an interaction LIANA did not report in
-#: a sample where both groups were present (below ``expr_prop``) gets strength 0, i.e. the floor.
+#: Per-unit interaction strength: name -> LIANA column. Ranks are turned into -log10(rank) so that
+#: larger = stronger for every choice.
 STRENGTHS: dict[str, str] = {
     "lr_means": "lr_means",
     "magnitude_rank": "magnitude_rank",
@@ -47,121 +60,119 @@ def strength_matrix(
     samples: Sequence[str],
     groups: Mapping[str, Iterable[str]],
     strength: str,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Interactions x samples strength matrix and the matching 'detected' mask.
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Interactions x units: strength where detected (NaN elsewhere), detected, evaluable.
 
-    ``groups`` maps each sample to the cell groups that were analysed in it. A cell is NaN when the
-    sample lacks the sender or the receiver group (not evaluable), 0 when both groups were present
-    but LIANA did not report the interaction (not expressed above ``expr_prop``), else the strength.
+    ``groups`` maps each unit to the cell groups analysed in it. An interaction is evaluable in a
+    unit that has both its sender and its receiver group, detected where LIANA reported it; its
+    strength is never imputed where it was not detected.
     """
     ids = list(ID_COLUMNS)
-    long = table[ids + [sample_key]].copy()
+    long = table[[*ids, sample_key]].copy()
     long["value"] = strength_values(table, strength).to_numpy()
     long[sample_key] = long[sample_key].astype(str)
     wide = long.pivot_table(index=ids, columns=sample_key, values="value", aggfunc="first", observed=True)
     wide = wide.reindex(columns=list(samples))
-    detected = wide.notna()
     index = wide.index.to_frame(index=False)
-    values = wide.to_numpy(dtype=float, copy=True)
+    evaluable = np.zeros(wide.shape, dtype=bool)
     for j, sample in enumerate(samples):
         present = set(groups.get(sample, ()))
-        evaluable = index["source"].isin(present).to_numpy() & index["target"].isin(present).to_numpy()
-        column = values[:, j]
-        column[evaluable & np.isnan(column)] = 0.0
-        column[~evaluable] = np.nan
-    matrix = pd.DataFrame(values, index=wide.index, columns=list(samples))
-    return matrix, detected.reindex(columns=list(samples)).fillna(False).astype(bool)
+        evaluable[:, j] = index["source"].isin(present).to_numpy() & index["target"].isin(present).to_numpy()
+    values = wide.to_numpy(dtype=float, copy=True)
+    values[~evaluable] = np.nan
+    frame = lambda x: pd.DataFrame(x, index=wide.index, columns=list(samples))  # noqa: E731
+    return frame(values), frame(~np.isnan(values)), frame(evaluable)
 
 
-def _mwu_block(other: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two-sided Mann-Whitney U (other vs reference) per row: exact without ties when a group has
-    <= 8 samples (scipy's rule), else the normal approximation with tie and continuity correction."""
-    n_rows = other.shape[0]
-    stat = np.full(n_rows, np.nan)
-    pval = np.full(n_rows, np.nan)
-    both = np.concatenate([other, ref], axis=1)
-    constant = np.all(both == both[:, :1], axis=1)
-    stat[constant] = other.shape[1] * ref.shape[1] / 2.0
-    pval[constant] = 1.0
-    todo = ~constant
-    if not todo.any():
-        return stat, pval
-    sorted_rows = np.sort(both[todo], axis=1)
-    ties = np.any(sorted_rows[:, 1:] == sorted_rows[:, :-1], axis=1)
-    rows = np.flatnonzero(todo)
-    # scipy's "auto" rule per row: exact without ties unless both groups exceed 8 samples
-    small = min(other.shape[1], ref.shape[1]) <= 8
-    for exact in (True, False):
-        pick = rows[(~ties & small) == exact]
-        if pick.size == 0:
-            continue
-        method = "exact" if exact else "asymptotic"
-        res = stats.mannwhitneyu(other[pick], ref[pick], alternative="two-sided", method=method, axis=1)
-        stat[pick] = res.statistic
-        pval[pick] = res.pvalue
-    return stat, pval
+def _detection_part(detected: np.ndarray, evaluable: np.ndarray, design: pd.DataFrame, reference: str,
+                    other: str, tested: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per interaction: detection-rate difference (other minus reference) and its p-value."""
+    cond = design["condition"].to_numpy()
+    blocks = design["block"].to_numpy() if "block" in design else None
+    covariates = any(c.startswith("covariate:") for c in design.columns)
+    effect = np.full(len(detected), np.nan)
+    pval = np.full(len(detected), np.nan)
+    if covariates:
+        values = pd.DataFrame(np.where(evaluable, detected.astype(float), np.nan).T, index=design.index)
+        res = _stats.compare_samples(values.loc[:, tested], design, reference, method="ols")
+        res = res[res["contrast"] == f"{other} vs {reference}"]
+        effect[res["feature"].to_numpy(int)] = res["effect"].to_numpy()
+        pval[res["feature"].to_numpy(int)] = res["pvalue"].to_numpy()
+        return effect, pval
+    for i in np.flatnonzero(tested):
+        ok = evaluable[i]
+        effect[i], pval[i] = _stats.detection_test(detected[i, ok], cond[ok], reference, other,
+                                                   blocks[ok] if blocks is not None else None)
+    return effect, pval
 
 
 def differential(
     matrix: pd.DataFrame,
     detected: pd.DataFrame,
-    conditions: pd.Series,
+    evaluable: pd.DataFrame,
+    design: pd.DataFrame,
     *,
     reference: str,
     min_samples: int = 3,
 ) -> pd.DataFrame:
-    """Condition-vs-reference test of each interaction over samples.
+    """Two-part condition-vs-reference test of each interaction over units.
 
-    ``conditions`` maps sample -> condition level. For every other level: effect = mean(other) -
-    mean(reference) of the per-sample strength, Mann-Whitney U over samples (exact without ties for
-    small groups, normal approximation with tie correction otherwise), BH over the tested interactions of that
-    comparison. An interaction is tested when each group has >= ``min_samples`` evaluable samples
-    and it was detected in >= ``min_samples`` samples in all; otherwise ``tested=False`` and the
-    p-values are NaN.
+    ``design``: units (the columns of ``matrix``) with ``condition`` and optionally ``block`` and
+    ``covariate:<name>`` (see :func:`hcctme.tl._design.unit_design`). An interaction is tested when
+    each level has >= ``min_samples`` evaluable units and it was detected in >= ``min_samples``
+    units in all; its strength part needs >= ``min_samples`` detected units per level (else only the
+    detection part counts). Untested rows have ``tested=False`` and NaN p-values.
     """
-    conditions = conditions.astype(str).reindex(matrix.columns)
-    others = [lvl for lvl in pd.unique(conditions) if lvl != reference]
-    ref_cols = conditions.index[conditions == reference]
+    design = design.loc[list(matrix.columns)]
+    cond = design["condition"].astype(str).to_numpy()
+    det, ev = detected.to_numpy(bool), evaluable.to_numpy(bool)
+    values = matrix.to_numpy(float)
+    strength_in = pd.DataFrame(values.T, index=design.index)  # units x interaction positions
+    others = [lv for lv in pd.unique(cond) if lv != reference]
+    strength_all = _stats.compare_samples(strength_in, design, reference, method="moderated",
+                                          min_samples=min_samples)
     frames = []
     for other in others:
-        oth_cols = conditions.index[conditions == other]
-        ref_vals = matrix[ref_cols].to_numpy(dtype=float)
-        oth_vals = matrix[oth_cols].to_numpy(dtype=float)
-        n_ref = np.sum(~np.isnan(ref_vals), axis=1)
-        n_oth = np.sum(~np.isnan(oth_vals), axis=1)
-        cols = list(ref_cols) + list(oth_cols)
-        n_detected = detected[cols].to_numpy().sum(axis=1)
-        with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as sup:
-            sup.filter(RuntimeWarning)
-            mean_ref = np.nanmean(ref_vals, axis=1) if ref_vals.shape[1] else np.full(len(matrix), np.nan)
-            mean_oth = np.nanmean(oth_vals, axis=1) if oth_vals.shape[1] else np.full(len(matrix), np.nan)
-        tested = (n_ref >= min_samples) & (n_oth >= min_samples) & (n_detected >= min_samples)
-        stat = np.full(len(matrix), np.nan)
-        pval = np.full(len(matrix), np.nan)
-        if tested.any():
-            # rows share a test shape only when their evaluable samples coincide: group by NaN pattern
-            mask = ~np.isnan(np.concatenate([oth_vals, ref_vals], axis=1))
-            patterns, _ = pd.factorize(pd.Series([row.tobytes() for row in mask], dtype=object))
-            for pattern in np.unique(patterns[tested]):
-                rows = np.flatnonzero(tested & (patterns == pattern))
-                keep = mask[rows[0]]
-                keep_oth, keep_ref = keep[: oth_vals.shape[1]], keep[oth_vals.shape[1]:]
-                s, p = _mwu_block(oth_vals[np.ix_(rows, keep_oth)], ref_vals[np.ix_(rows, keep_ref)])
-                stat[rows], pval[rows] = s, p
+        is_ref, is_oth = cond == reference, cond == other
+        n_ref, n_oth = ev[:, is_ref].sum(axis=1), ev[:, is_oth].sum(axis=1)
+        n_det = det[:, is_ref | is_oth].sum(axis=1)
+        tested = (n_ref >= min_samples) & (n_oth >= min_samples) & (n_det >= min_samples)
+        det_effect, det_p = _detection_part(det, ev, design, reference, other, tested)
+        part = strength_all[strength_all["contrast"] == f"{other} vs {reference}"]
+        rows = part["feature"].to_numpy(int)
+        s_effect, s_p = np.full(len(matrix), np.nan), np.full(len(matrix), np.nan)
+        s_effect[rows], s_p[rows] = part["effect"].to_numpy(), part["pvalue"].to_numpy()
+        s_p[~tested] = np.nan
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac_ref = det[:, is_ref].sum(axis=1) / n_ref
+            frac_oth = det[:, is_oth].sum(axis=1) / n_oth
+            mean_ref = np.nanmean(np.where(is_ref[None, :], values, np.nan), axis=1) if is_ref.any() else np.nan
+            mean_oth = np.nanmean(np.where(is_oth[None, :], values, np.nan), axis=1) if is_oth.any() else np.nan
+        pval = np.where(tested, _stats.combine_two_part(np.where(tested, det_p, np.nan), s_p), np.nan)
         frame = matrix.index.to_frame(index=False)
         frame["condition"] = other
         frame["reference"] = reference
-        frame["effect"] = mean_oth - mean_ref
+        frame["effect"] = s_effect
         frame["mean_reference"] = mean_ref
         frame["mean_other"] = mean_oth
-        frame["statistic"] = stat
+        frame["detection_reference"] = frac_ref
+        frame["detection_other"] = frac_oth
+        frame["detection_effect"] = det_effect
+        frame["pvalue_detection"] = np.where(tested, det_p, np.nan)
+        frame["pvalue_strength"] = s_p
         frame["pvalue"] = pval
         frame["padj"] = _stats.bh(pval)
         frame["n_reference"] = n_ref
         frame["n_other"] = n_oth
         frame["n_samples"] = n_ref + n_oth
-        frame["n_detected"] = n_detected
+        frame["n_detected"] = n_det
         frame["tested"] = tested
-        frame["direction"] = _stats.direction(frame["effect"].to_numpy())
+        frame["direction"] = _direction(s_effect, det_effect, s_p, det_p)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _direction(s_effect: np.ndarray, det_effect: np.ndarray, s_p: np.ndarray, det_p: np.ndarray) -> np.ndarray:
+    """Direction of the part with the smaller p-value (strength when only it was tested)."""
+    use_detection = np.isnan(s_p) | (np.nan_to_num(det_p, nan=2.0) < np.nan_to_num(s_p, nan=2.0))
+    return _stats.direction(np.where(use_detection, det_effect, s_effect))

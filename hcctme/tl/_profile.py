@@ -49,7 +49,7 @@ from anndata import AnnData
 from scipy import stats
 
 from hcctme import _validate
-from hcctme._constants import CONTEXT_PARENTS, Keys
+from hcctme._constants import CONTEXT_PARENTS, Keys, Suffix
 from hcctme._logging import logger
 from hcctme.tl import _stats
 
@@ -167,7 +167,8 @@ def _per_sample_mean(values: np.ndarray, samples: pd.Series, mask: np.ndarray, o
 def _score_evidence(scores: pd.DataFrame, samples: pd.Series, contexts: pd.Series | None, order: pd.Index,
                     features: list[str], scores_key: str, *, density: bool = False) -> list[dict[str, Any]]:
     """Per sample and linked signature, the mean score over the cells of the signature's cell context
-    (over all cells when ``density``: recruitment axes, where more such cells is the signal)."""
+    (over all cells when ``density``: recruitment axes, where more such cells is the signal).
+    """
     out = []
     for feature in features:
         context = _signature_context(feature) if contexts is not None and not density else "any"
@@ -437,10 +438,8 @@ def resistance_profile(
     crosstalk_wide, crosstalk_how = None, ""
     if crosstalk_key in adata.uns:
         table = adata.uns[crosstalk_key]
-        table = table.get("table") if isinstance(table, dict) else table
-        groupby = None
-        if isinstance(adata.uns[crosstalk_key], dict):
-            groupby = (adata.uns[crosstalk_key].get("params") or {}).get("groupby")
+        provenance = adata.uns.get(crosstalk_key + Suffix.PARAMS)
+        groupby = (provenance.get("params") or {}).get("groupby") if isinstance(provenance, dict) else None
         if isinstance(table, pd.DataFrame) and len(table):
             crosstalk_wide, crosstalk_how = _crosstalk_per_sample(adata, table, sample_key, axes_table, order,
                                                                   groupby=groupby, context_key=context_key)
@@ -508,7 +507,7 @@ def resistance_profile(
     params = {"sample_key": sample_key, "condition_key": condition_key or "", "reference": reference or "",
               "scores_key": scores_key, "state_key": state_key, "crosstalk_key": crosstalk_key, "tib_key": tib_key,
               "active_threshold": float(active_threshold), "absent": absent,
-              "n_axes": int(len(axes_table)), "n_samples": int(len(order)),
+              "n_axes": len(axes_table), "n_samples": len(order),
               "library_version": _validate.library_version()}
     adata = adata.copy() if copy else adata
     adata.uns[key_added] = profile

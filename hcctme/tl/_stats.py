@@ -319,6 +319,40 @@ def _wls(y: np.ndarray, X: np.ndarray, v: np.ndarray | None) -> tuple[np.ndarray
     return beta, np.diag(cov), s2, n - p
 
 
+def _pattern_design(sub: pd.DataFrame, cond_all: pd.Series, reference: str,
+                    min_samples: int) -> tuple[pd.DataFrame, np.ndarray, list[str]] | None:
+    """Design matrix of the units in ``sub``, which of them enter it, and the testable levels (None if none)."""
+    cond = cond_all.loc[sub.index]
+    keep = np.ones(len(sub), dtype=bool)
+    blocks = sub.get("block")
+    if blocks is not None:  # a block seen once carries no within-block information
+        keep &= (blocks.map(blocks.value_counts()) > 1).to_numpy()
+    counts = cond[keep].value_counts()
+    if counts.get(reference, 0) < min_samples:
+        return None
+    others = [lv for lv in pd.unique(cond_all) if lv != reference and counts.get(lv, 0) >= min_samples]
+    if not others:
+        return None
+    keep &= cond.isin([reference, *others]).to_numpy()
+    if blocks is not None:  # again: dropping levels can leave blocks with one unit
+        kept = blocks[keep]
+        keep &= blocks.map(kept.value_counts()).fillna(0).to_numpy() > 1
+        counts = cond[keep].value_counts()
+        others = [lv for lv in others if counts.get(lv, 0) >= min_samples]
+        if counts.get(reference, 0) < min_samples or not others:
+            return None
+        keep &= cond.isin([reference, *others]).to_numpy()
+    sub = sub[keep]
+    cov_cols = [c for c in sub.columns if c.startswith("covariate:")]
+    covs = sub[cov_cols].rename(columns=lambda c: c.split(":", 1)[1]) if cov_cols else None
+    X = design_matrix(cond[keep], reference, others, covariates=covs, blocks=sub.get("block"))
+    try:
+        check_design(X)
+    except ValueError:  # the full design was checked up front: these units alone cannot fit it
+        return None
+    return X, keep, others
+
+
 def moderated_fit(
     values: pd.DataFrame,
     design: pd.DataFrame,
@@ -335,39 +369,32 @@ def moderated_fit(
     :data:`RESULT_COLUMNS` (``df`` = moderated degrees of freedom).
     """
     cond_all = design["condition"].astype(str)
+    matrix = values.to_numpy(dtype=float)
+    var_matrix = variances.reindex(index=values.index, columns=values.columns).to_numpy(dtype=float) \
+        if variances is not None else None
+    patterns, codes = np.unique(~np.isnan(matrix.T), axis=0, return_inverse=True)
     fits = []
-    for feature in values.columns:
-        col = values[feature]
-        keep = col.notna()
-        sub = design.loc[keep[keep].index]
-        cond = cond_all.loc[sub.index]
-        blocks = sub.get("block", None)
-        if blocks is not None:  # a block seen once carries no within-block information
-            seen = blocks.map(blocks.value_counts())
-            sub, cond, blocks = sub[seen > 1], cond[seen > 1], blocks[seen > 1]
-        counts = cond.value_counts()
-        if counts.get(reference, 0) < min_samples:
+    for k, pattern in enumerate(patterns):  # features measured in the same units share a design
+        setup = _pattern_design(design.loc[values.index[pattern]], cond_all, reference, min_samples)
+        if setup is None:
             continue
-        others = [lv for lv in pd.unique(cond_all) if lv != reference and counts.get(lv, 0) >= min_samples]
-        if not others:
-            continue
-        sub = sub[cond.isin([reference, *others])]
-        cond = cond.loc[sub.index]
-        blocks = blocks.loc[sub.index] if blocks is not None else None
-        cov_cols = [c for c in sub.columns if c.startswith("covariate:")]
-        covs = sub[cov_cols].rename(columns=lambda c: c.split(":", 1)[1]) if cov_cols else None
-        X = design_matrix(cond, reference, others, covariates=covs, blocks=blocks)
-        check_design(X)
-        y = col.loc[sub.index].to_numpy(float)
-        v = variances[feature].loc[sub.index].to_numpy(float) if variances is not None else None
-        beta, unscaled, s2, df = _wls(y, X.to_numpy(float), v)
-        for other in others:
-            j = X.columns.get_loc(f"condition[{other}]")
-            r, o = y[(cond == reference).to_numpy()], y[(cond == other).to_numpy()]
-            fits.append({"feature": feature, "contrast": f"{other} vs {reference}", "effect": float(beta[j]),
-                         "unscaled": float(unscaled[j]), "s2": s2, "df_resid": df, "n_reference": len(r),
-                         "n_other": len(o), "mean_reference": float(r.mean()), "mean_other": float(o.mean()),
-                         "constant": bool(np.ptp(y) == 0)})
+        X, keep, others = setup
+        rows = np.flatnonzero(pattern)[keep]
+        cond = cond_all.loc[values.index[rows]].to_numpy()
+        Xn = X.to_numpy(float)
+        is_ref = cond == reference
+        for j in np.flatnonzero(codes.ravel() == k):
+            y = matrix[rows, j]
+            v = var_matrix[rows, j] if var_matrix is not None else None
+            beta, unscaled, s2, df = _wls(y, Xn, v)
+            for other in others:
+                c = X.columns.get_loc(f"condition[{other}]")
+                is_oth = cond == other
+                fits.append({"feature": values.columns[j], "contrast": f"{other} vs {reference}",
+                             "effect": float(beta[c]), "unscaled": float(unscaled[c]), "s2": s2, "df_resid": df,
+                             "n_reference": int(is_ref.sum()), "n_other": int(is_oth.sum()),
+                             "mean_reference": float(y[is_ref].mean()), "mean_other": float(y[is_oth].mean()),
+                             "constant": bool(np.ptp(y) == 0)})
     if not fits:
         return pd.DataFrame(columns=RESULT_COLUMNS)
     frame = pd.DataFrame(fits)

@@ -125,9 +125,7 @@ def compare(smk) -> None:
 def crosstalk(smk) -> None:
     adata = _run_step(smk, "crosstalk") if _cfg(smk)["crosstalk"] else _files.read_h5ad(smk.input[0])
     for name, key in (("pooled", Keys.CROSSTALK), ("diff", Keys.CROSSTALK_DIFF)):
-        table = adata.uns.get(key, pd.DataFrame())
-        if isinstance(table, dict):  # tl.crosstalk stores {"table": ..., "params": ..., ...}
-            table = table.get("table")
+        table = adata.uns.get(key)
         _files.write_table(table if isinstance(table, pd.DataFrame) else pd.DataFrame(), smk.output[name])
 
 
@@ -157,7 +155,7 @@ def profile(smk) -> None:
     for key, path in ((Keys.CROSSTALK, smk.input.crosstalk), (Keys.CROSSTALK_DIFF, smk.input.crosstalk_diff)):
         table = _read_table(path)
         if not table.empty:
-            adata.uns[key] = {"table": table}
+            adata.uns[key] = table
     tib_table = _read_table(smk.input.tib, index_col=0)
     if not tib_table.empty:
         adata.uns[Keys.TIB] = tib_table

@@ -12,6 +12,7 @@ import pytest
 import hcctme
 from hcctme import kb
 from hcctme.tl import _crosstalk_stats as cstats
+from scipy import stats
 
 from ._crosstalk_data import lr_cohort, resource_genes
 
@@ -32,10 +33,17 @@ def cohort():
     return lr_cohort(8, 25, n_genes=150, seed=0)
 
 
+def _run(adata, **kwargs):
+    """tl.crosstalk on ``adata``; the table it stored (the differential one with condition_key)."""
+    key = kwargs.get("key_added", "hcctme_crosstalk")
+    assert hcctme.tl.crosstalk(adata, **kwargs) is None
+    return adata.uns[key + "_diff"] if kwargs.get("condition_key") else adata.uns[key]
+
+
 @pytest.fixture(scope="module")
 def result(cohort):
     adata = cohort.copy()
-    diff = hcctme.tl.crosstalk(adata, **ARGS)
+    diff = _run(adata, **ARGS)
     return adata, diff
 
 
@@ -53,8 +61,7 @@ def _is_spp1_cd44(frame: pd.DataFrame, sources=("Macrophages",)) -> pd.Series:
 # ---- output shape and storage -------------------------------------------------------------------------
 def test_liana_table_columns_axis_first_and_storage(result):
     adata, diff = result
-    stored = adata.uns["hcctme_crosstalk"]
-    table = stored["table"]
+    table = adata.uns["hcctme_crosstalk"]
     for col in ("patient", "source", "target", "ligand_complex", "receptor_complex", "lr_means",
                 "magnitude_rank", "axis"):
         assert col in table.columns
@@ -65,13 +72,15 @@ def test_liana_table_columns_axis_first_and_storage(result):
             == "TIB").all()
     assert set(table["patient"].astype(str)) == set(adata.obs["patient"])
     assert "liana_res" not in adata.uns  # LIANA never wrote into the user's AnnData
-    assert set(adata.uns) >= {"hcctme_crosstalk", "hcctme_crosstalk_diff"}
-    params = stored["params"]
-    assert params["resource"] == "consensus" and params["n_perms"] == 0
-    assert params["kb_version"] == kb.version
+    assert set(adata.uns) >= {"hcctme_crosstalk", "hcctme_crosstalk_diff", "hcctme_crosstalk_params"}
+    provenance = adata.uns["hcctme_crosstalk_params"]
+    assert provenance["tool"] == "crosstalk" and provenance["kb_version"] == kb.version
+    assert provenance["params"]["resource"] == "consensus" and provenance["params"]["n_perms"] == 0
+    assert set(provenance["conditions"]["condition"]) == {"responder", "resistor"}
     # differential table
-    for col in ("source", "target", "ligand_complex", "receptor_complex", "axis", "effect", "statistic",
-                "pvalue", "padj", "n_samples", "tested", "condition", "reference"):
+    for col in ("source", "target", "ligand_complex", "receptor_complex", "axis", "effect", "pvalue_detection",
+                "pvalue_strength", "detection_reference", "detection_other", "pvalue", "padj", "n_samples", "tested",
+                "condition", "reference"):
         assert col in diff.columns
     assert diff is not None and diff["tested"].iloc[0]
     assert (diff["condition"] == "resistor").all() and (diff["reference"] == "responder").all()
@@ -93,32 +102,31 @@ def test_planted_gain_found_in_synthetic_cohort(result):
 
 def test_pooled_run_without_sample_key(cohort):
     adata = cohort.copy()
-    table = hcctme.tl.crosstalk(adata, groupby="cell_type", n_perms=None, axes_only=True)
+    table = _run(adata, groupby="cell_type", n_perms=None, axes_only=True)
     assert "patient" not in table.columns and table["axis"].notna().all()
     assert "hcctme_crosstalk_diff" not in adata.uns
-    assert adata.uns["hcctme_crosstalk"]["params"]["axes_only"]
+    assert adata.uns["hcctme_crosstalk_params"]["params"]["axes_only"]
 
 
 def test_copy_returns_new_anndata(cohort, digest):
     before = digest(cohort)
     out = hcctme.tl.crosstalk(cohort, **ARGS, axes_only=True, copy=True, key_added="ct")
     assert digest(cohort) == before
-    assert "ct" in out.uns and "ct_diff" in out.uns
+    assert {"ct", "ct_diff", "ct_params"} <= set(out.uns)
 
 
 def test_permutations_give_specificity(cohort):
     adata = cohort[cohort.obs["patient"].isin(["p0", "p1"])].copy()
-    table = hcctme.tl.crosstalk(adata, groupby="cell_type", sample_key="patient", n_perms=20, axes_only=True)
+    table = _run(adata, groupby="cell_type", sample_key="patient", n_perms=20, axes_only=True)
     assert "specificity_rank" in table.columns and "cellphone_pvals" in table.columns
 
 
 def test_user_resource_dataframe(cohort):
     resource = pd.DataFrame({"ligand": ["SPP1", "CXCL12"], "receptor": ["CD44", "CXCR4"]})
-    table = hcctme.tl.crosstalk(cohort.copy(), groupby="cell_type", resource=resource, n_perms=None)
+    table = _run(cohort.copy(), groupby="cell_type", resource=resource, n_perms=None)
     assert set(table["ligand_complex"]) <= set(kb.axis_pairs()["ligand"]) | {"SPP1", "CXCL12"}
-    assert "user DataFrame" == hcctme.tl.crosstalk(cohort.copy(), groupby="cell_type", resource=resource,
-                                                     n_perms=None, copy=True).uns["hcctme_crosstalk"][
-        "params"]["resource"]
+    out = hcctme.tl.crosstalk(cohort.copy(), groupby="cell_type", resource=resource, n_perms=None, copy=True)
+    assert out.uns["hcctme_crosstalk_params"]["params"]["resource"] == "user DataFrame"
 
 
 def test_results_survive_h5ad_round_trip(result, tmp_path):
@@ -128,15 +136,15 @@ def test_results_survive_h5ad_round_trip(result, tmp_path):
     path = tmp_path / "ct.h5ad"
     adata.write_h5ad(path)
     back = anndata.read_h5ad(path)
-    table = back.uns["hcctme_crosstalk"]["table"]
-    assert len(table) == len(adata.uns["hcctme_crosstalk"]["table"])
-    assert table["axis"].isna().sum() == adata.uns["hcctme_crosstalk"]["table"]["axis"].isna().sum()
-    assert len(back.uns["hcctme_crosstalk_diff"]["table"]) == len(diff)
+    table = back.uns["hcctme_crosstalk"]
+    assert len(table) == len(adata.uns["hcctme_crosstalk"])
+    assert table["axis"].isna().sum() == adata.uns["hcctme_crosstalk"]["axis"].isna().sum()
+    assert len(back.uns["hcctme_crosstalk_diff"]) == len(diff)
 
 
 def test_kb_pairs_missing_from_resource_are_added(result):
     adata, _ = result
-    added = adata.uns["hcctme_crosstalk"]["params"]["kb_pairs_added"]
+    added = adata.uns["hcctme_crosstalk_params"]["kb_pairs_added"]
     assert "FSTL1^TLR4" in added  # not in LIANA's consensus resource
 
 
@@ -146,7 +154,7 @@ def test_null_cohorts_keep_false_positive_rate():
     hits = total = 0
     for seed in (11, 12, 13):
         adata = lr_cohort(10, 20, n_groups=4, n_genes=120, null=True, seed=seed)
-        diff = hcctme.tl.crosstalk(adata, **ARGS)
+        diff = _run(adata, **ARGS)
         tested = diff[diff["tested"]]
         hits += int((tested["pvalue"] < 0.05).sum())
         total += len(tested)
@@ -154,32 +162,51 @@ def test_null_cohorts_keep_false_positive_rate():
     assert hits / total <= 0.05 + 0.02  # pooled over interactions (correlated) and replicates
 
 
-def test_differential_marks_sparse_interactions_untested():
-    idx = pd.MultiIndex.from_tuples([("A", "B", "L1", "R1"), ("A", "B", "L2", "R2")], names=cstats.ID_COLUMNS)
+def _units(conditions, blocks=None):
+    design = pd.DataFrame({"condition": conditions}, index=[f"s{i}" for i in range(len(conditions))])
+    if blocks is not None:
+        design["block"] = blocks
+    return design
+
+
+def test_differential_two_parts_without_imputation():
+    idx = pd.MultiIndex.from_tuples([("A", "B", "L1", "R1"), ("A", "B", "L2", "R2"), ("A", "B", "L3", "R3")],
+                                    names=cstats.ID_COLUMNS)
     samples = [f"s{i}" for i in range(8)]
-    matrix = pd.DataFrame([[1, 2, 3, 4, 5, 6, 7, 8], [0, 0, 0, 0, 0, 0, 0, 1]], index=idx, columns=samples,
-                          dtype=float)
-    detected = matrix > 0
-    conditions = pd.Series(["ref"] * 4 + ["oth"] * 4, index=samples)
-    out = cstats.differential(matrix, detected, conditions, reference="ref", min_samples=3)
-    assert out["tested"].tolist() == [True, False]
-    assert out.loc[0, "effect"] == pytest.approx(4.0) and out.loc[0, "pvalue"] == pytest.approx(2 / 70)
-    assert np.isnan(out.loc[1, "pvalue"])
-    matrix.iloc[0, :3] = np.nan  # only 1 evaluable reference sample
-    out = cstats.differential(matrix, detected, conditions, reference="ref", min_samples=3)
+    nan = np.nan
+    matrix = pd.DataFrame([[1, 2, 3, 4, 5, 6, 7, 8],  # detected everywhere, stronger in "oth"
+                           [nan, nan, nan, 1, 2, 2, 2, 2],  # detection gained in "oth"
+                           [nan] * 7 + [1]], index=idx, columns=samples, dtype=float)
+    detected = matrix.notna()
+    evaluable = pd.DataFrame(True, index=idx, columns=samples)
+    design = _units(["ref"] * 4 + ["oth"] * 4)
+    out = cstats.differential(matrix, detected, evaluable, design, reference="ref", min_samples=3)
+    assert out["tested"].tolist() == [True, True, False]
+    first, second = out.iloc[0], out.iloc[1]
+    # strength: a weighted/moderated model on detected units only; detection: Fisher on 4/4 vs 4/4 -> 1
+    assert first["effect"] == pytest.approx(4.0) and first["pvalue_detection"] == 1.0
+    assert first["pvalue"] == pytest.approx(stats.chi2.sf(stats.chi2.isf(first["pvalue_strength"], 1), 2))
+    # L2 was never given a strength of 0 where absent: its strength part needs 3 detected reference units
+    assert np.isnan(second["pvalue_strength"]) and np.isnan(second["effect"])
+    assert second["pvalue_detection"] == pytest.approx(stats.fisher_exact([[4, 0], [1, 3]]).pvalue)
+    assert second["pvalue"] == pytest.approx(second["pvalue_detection"])
+    assert second["detection_other"] == 1.0 and second["detection_reference"] == 0.25
+    assert second["direction"] == "up" and np.isnan(out.loc[2, "pvalue"])
+    evaluable.iloc[0, :3] = False  # only 1 evaluable reference sample
+    out = cstats.differential(matrix.where(evaluable), detected & evaluable, evaluable, design, reference="ref",
+                              min_samples=3)
     assert not out.loc[0, "tested"] and out.loc[0, "n_reference"] == 1
 
 
-def test_strength_matrix_zero_vs_not_evaluable():
-    table = pd.DataFrame({"s": ["a", "b"], "source": ["X", "X"], "target": ["Y", "Y"], "ligand_complex": ["L", "L"],
-                          "receptor_complex": ["R", "R"], "lr_means": [1.0, 2.0]})
-    table = pd.concat([table, table.assign(s="c", ligand_complex="L2", lr_means=3.0)], ignore_index=True)
-    matrix, detected = cstats.strength_matrix(table, sample_key="s", samples=["a", "b", "c", "d"],
-                                              groups={"a": ["X", "Y"], "b": ["X", "Y"], "c": ["X", "Y"], "d": ["X"]},
-                                              strength="lr_means")
-    row = matrix.loc[("X", "Y", "L", "R")]
-    assert row["a"] == 1.0 and row["c"] == 0.0 and np.isnan(row["d"])
-    assert detected.loc[("X", "Y", "L", "R")].tolist() == [True, True, False, False]
+def test_differential_paired_detection_is_mcnemar():
+    idx = pd.MultiIndex.from_tuples([("A", "B", "L", "R")], names=cstats.ID_COLUMNS)
+    samples = [f"s{i}" for i in range(12)]
+    pre = [1.0, np.nan, np.nan, np.nan, np.nan, np.nan]
+    on = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    matrix = pd.DataFrame([pre + on], index=idx, columns=samples)
+    design = _units(["pre"] * 6 + ["on"] * 6, blocks=[f"p{i}" for i in range(6)] * 2)
+    out = cstats.differential(matrix, matrix.notna(), matrix.notna() | True, design, reference="pre", min_samples=1)
+    assert out.loc[0, "pvalue_detection"] == pytest.approx(stats.binomtest(5, 5, 0.5).pvalue)
 
 
 # ---- offline ------------------------------------------------------------------------------------------------
@@ -190,7 +217,7 @@ def test_runs_with_network_blocked(cohort, monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    diff = hcctme.tl.crosstalk(cohort.copy(), **ARGS, axes_only=True)
+    diff = _run(cohort.copy(), **ARGS, axes_only=True)
     assert len(diff) > 0
 
 
@@ -203,6 +230,8 @@ def test_runs_with_network_blocked(cohort, monkeypatch):
     (dict(ARGS, reference=None), ValueError, "not a level"),
     (dict(ARGS, sample_key=None), ValueError, "needs sample_key"),
     (dict(groupby="cell_type", reference="responder"), ValueError, "only used with condition_key"),
+    (dict(groupby="cell_type", sample_key="patient", pair_key="patient"), ValueError, "only used with condition_key"),
+    (dict(ARGS, patient_key="donor"), KeyError, "no column 'donor'"),
     (dict(ARGS, resource="not_a_resource"), ValueError, "not a LIANA resource"),
     (dict(ARGS, resource=pd.DataFrame({"a": [1]})), ValueError, "lacks column"),
     (dict(ARGS, n_perms=0), ValueError, "n_perms must be >= 1"),
@@ -253,8 +282,8 @@ def test_small_groups_reported_and_skipped(cohort, caplog):
     drop = adata.obs.index[(adata.obs["patient"] == "p0") & (adata.obs["cell_type"] == "Tumour")].difference(small)
     adata = adata[~adata.obs.index.isin(drop)].copy()
     with caplog.at_level(logging.WARNING, logger="hcctme"):
-        table = hcctme.tl.crosstalk(adata, groupby="cell_type", sample_key="patient", n_perms=None, axes_only=True)
-    skipped = adata.uns["hcctme_crosstalk"]["skipped"]
+        table = _run(adata, groupby="cell_type", sample_key="patient", n_perms=None, axes_only=True)
+    skipped = adata.uns["hcctme_crosstalk_params"]["skipped"]
     assert ((skipped["sample"] == "p0") & (skipped["group"] == "Tumour") & (skipped["n_cells"] == 5)).any()
     p0 = table[table["patient"] == "p0"]
     assert not ((p0["source"] == "Tumour") | (p0["target"] == "Tumour")).any()
@@ -286,8 +315,8 @@ def _simulated(null: bool, seed: int, n_patients: int = 12, cells: int = 800):
 @pytest.mark.slow
 def test_simulator_planted_spp1_cd44_gain_in_top10():
     adata = _simulated(null=False, seed=3)
-    diff = hcctme.tl.crosstalk(adata, groupby="group", sample_key="patient", condition_key="response",
-                               reference="responder", n_perms=None)
+    diff = _run(adata, groupby="group", sample_key="patient", condition_key="response", reference="responder",
+                n_perms=None)
     up = _resistor_up(diff)
     hit = up.index[_is_spp1_cd44(up, sources=("TAM2_SPP1", "Macrophages"))]
     assert len(hit) >= 1 and hit.min() < 10, up.head(12)
@@ -297,8 +326,8 @@ def test_simulator_planted_spp1_cd44_gain_in_top10():
 @pytest.mark.slow
 def test_simulator_null_cohort_false_positive_rate():
     adata = _simulated(null=True, seed=21, n_patients=10, cells=400)
-    diff = hcctme.tl.crosstalk(adata, groupby="group", sample_key="patient", condition_key="response",
-                               reference="responder", n_perms=None)
+    diff = _run(adata, groupby="group", sample_key="patient", condition_key="response", reference="responder",
+                n_perms=None)
     tested = diff[diff["tested"]]
     assert len(tested) > 500
     assert (tested["pvalue"] < 0.05).mean() <= 0.05 + 0.03  # pooled over (correlated) interactions

@@ -110,7 +110,8 @@ def test_crosstalk_evidence_from_a_per_sample_table(full):
             {"patient": p, "source": "Tumour cells", "target": "Neutrophils", "ligand_complex": "CXCL8",
              "receptor_complex": "CXCR2", "lr_means": 1.0 + 0.02 * i, "magnitude_rank": 0.2, "axis": np.nan},
         ]
-    adata.uns["hcctme_crosstalk"] = {"table": pd.DataFrame(rows), "params": {"groupby": "cell_type"}}
+    adata.uns["hcctme_crosstalk"] = pd.DataFrame(rows)
+    adata.uns["hcctme_crosstalk_params"] = {"tool": "crosstalk", "params": {"groupby": "cell_type"}}
     table = ht.tl.resistance_profile(adata, sample_key="patient", condition_key="response", reference="responder")
     tib = table[table["axis"] == "TIB"]
     assert tib["n_evidence"].eq(4).all()

@@ -31,7 +31,8 @@ def adata():
 @pytest.fixture(scope="module")
 def ta_counts():
     """8 patients, counts over the T+A genes plus background genes; resistors carry 3x the Treg genes in
-    their T cells, and half of each patient's cells are T cells or tumour cells at varying ratios."""
+    their T cells, and half of each patient's cells are T cells or tumour cells at varying ratios.
+    """
     genes = list(dict.fromkeys(g for gs in sig.load(list(TA_SIGNATURES)).to_dict().values() for g in gs))
     names = genes + [f"BG{i}" for i in range(200)]
     treg = set(sig.load(["TA_TREG"]).to_dict()["TA_TREG"])
