@@ -180,7 +180,7 @@ def _score_evidence(scores: pd.DataFrame, samples: pd.Series, contexts: pd.Serie
 
 
 def _gene_evidence(adata: AnnData, genes: list[str], samples: pd.Series, order: pd.Index,
-                   layer: str | None) -> list[dict[str, Any]]:
+                   layer: str | None, *, why: str = "no linked signature scored") -> list[dict[str, Any]]:
     X, names = _validate.matrix(adata, layer=layer, use_raw=False)
     present = [g for g in genes if g in set(names)]
     if not present:
@@ -201,7 +201,7 @@ def _gene_evidence(adata: AnnData, genes: list[str], samples: pd.Series, order: 
     values = _per_sample_mean(per_cell, samples, np.ones(len(samples), bool), order)
     where = f"layers[{layer!r}]" if layer else "X"
     return [{"feature": "genes:" + ",".join(present), "values": values,
-             "source": f"{where}: mean expression of {', '.join(present)} (no linked signature scored)"}]
+             "source": f"{where}: mean expression of {', '.join(present)} ({why})"}]
 
 
 def _state_evidence(states: pd.Series, contexts: pd.Series | None, samples: pd.Series, order: pd.Index,
@@ -326,6 +326,26 @@ def _crosstalk_per_sample(adata: AnnData, table: pd.DataFrame, sample_key: str, 
     return wide, how
 
 
+def _add_specific_genes(axis_items: dict[str, tuple[bool, list[tuple[str, dict[str, Any]]]]],
+                        axes_table: pd.DataFrame, adata: AnnData, samples: pd.Series, order: pd.Index,
+                        layer: str | None) -> None:
+    """Give every axis whose evidence features are all shared with other axes (CD8_TEX_TERMINAL read by
+    PD1, TIM3, LAG3 and TIGIT) the mean expression of its own ligand / receptor genes, when the data
+    have them, so that it keeps one feature specific to it."""
+    users: dict[tuple[str, str], set[str]] = {}
+    for axis, (_, items) in axis_items.items():
+        for kind, item in items:
+            users.setdefault((kind, item["feature"]), set()).add(axis)
+    genes = dict(zip(axes_table["axis"], axes_table["genes"], strict=True))
+    for axis, (_, items) in axis_items.items():
+        specific = any(users[(kind, item["feature"])] == {axis} for kind, item in items)
+        if specific or not genes.get(axis):
+            continue
+        extra = _gene_evidence(adata, genes[axis], samples, order, layer,
+                               why="axis-specific: its other evidence is shared with other axes")
+        items.extend(("scores", item) for item in extra)
+
+
 def _zscore(values: pd.Series, centre_mask: np.ndarray | None, flip: bool) -> pd.Series:
     x = values.astype(float)
     finite = x.notna().to_numpy()
@@ -359,7 +379,7 @@ def resistance_profile(
     active_threshold: float = 0.5,
     key_added: str = Keys.PROFILE,
     copy: bool = False,
-) -> pd.DataFrame | AnnData:
+) -> AnnData | None:
     """Per-patient resistance profile: which resistance axes are active, the evidence, the therapies.
 
     See the module documentation for how each evidence is read and combined. Signature scores
@@ -377,27 +397,34 @@ def resistance_profile(
         Optional patient-level condition (e.g. response). With it a cohort summary is computed
         (``uns[key_added + "_summary"]``): per axis and condition, mean activity and fraction active,
         and a rank test (Mann-Whitney U of each level against ``reference``; Kruskal-Wallis across
-        levels when no reference is given), BH-adjusted over axes. With ``reference`` the z-scores are
-        centred on the reference samples.
+        levels when no reference is given). Axes whose per-sample activities are identical (they read
+        the same evidence) share an ``evidence_group`` and are flagged ``shared_evidence``; the BH
+        adjustment counts one test per distinct evidence vector, not one per axis. With
+        ``reference`` the z-scores are centred on the reference samples.
     scores_key, state_key, crosstalk_key, tib_key
         Where the earlier tools stored their results.
     layer
-        Expression used for axes without a linked signature (``None``: ``.X``; counts are
-        log-normalised on the fly).
+        Expression used for axes without a linked signature, and for the axis-specific gene evidence
+        of axes whose other evidence is all shared with other axes (each axis then keeps a feature
+        of its own: the mean expression of its ligand and receptor genes); ``None``: ``.X``; counts
+        are log-normalised on the fly.
     axes
         Restrict to these kb axis ids (default: all).
     active_threshold
         ``active = activity >= active_threshold`` (z units).
     key_added
-        ``uns`` key of the table; the long evidence table goes to ``uns[key_added + "_evidence"]``.
+        ``uns[key_added]``: one row per sample and axis: ``sample``, (``condition``), ``axis``,
+        ``axis_name``, ``activity``, ``active``, ``n_evidence``, ``z_scores``, ``z_states``,
+        ``z_crosstalk``, ``z_spatial``, ``source`` (where each evidence came from), ``therapies``
+        (kb), ``evidence`` (a readable summary). ``uns[key_added + "_evidence"]``: the long
+        evidence table; ``uns[key_added + "_summary"]``: the cohort summary (with a condition);
+        ``uns[key_added + "_params"]``: tool, params, library_version, absent evidence kinds.
     copy
-        Return a modified copy of ``adata`` instead of the table.
+        Return a copy of ``adata`` with the results instead of writing into ``adata``.
 
     Returns
     -------
-    One row per sample and axis: ``sample``, (``condition``), ``axis``, ``axis_name``, ``activity``,
-    ``active``, ``n_evidence``, ``z_scores``, ``z_states``, ``z_crosstalk``, ``z_spatial``, ``source``
-    (where each evidence came from), ``therapies`` (kb), ``evidence`` (a readable summary).
+    None, or the AnnData copy when ``copy=True``.
     """
     _validate.anndata(adata)
     samples = _validate.categorical_levels(adata, sample_key, purpose="sample_key")
@@ -464,6 +491,7 @@ def resistance_profile(
         centre_mask = (condition.reindex(order).astype(str) == reference).to_numpy()
 
     evidence_rows: list[dict[str, Any]] = []
+    axis_items: dict[str, tuple[bool, list[tuple[str, dict[str, Any]]]]] = {}
     for _, ax in axes_table.iterrows():
         axis = ax["axis"]
         flip = str(ax["direction"]).lower() == "down"
@@ -492,6 +520,9 @@ def resistance_profile(
                     items.append(("spatial", {"feature": feature,
                                               "values": tib_table[feature].reindex(order).astype(float),
                                               "source": f"uns[{tib_key!r}].{feature}"}))
+        axis_items[axis] = (flip, items)
+    _add_specific_genes(axis_items, axes_table, adata, samples, order, layer)
+    for axis, (flip, items) in axis_items.items():
         for kind, item in items:
             z = _zscore(item["values"], centre_mask, flip)
             for sample in order:
@@ -504,22 +535,29 @@ def resistance_profile(
         profile.insert(1, "condition", condition.reindex(profile["sample"]).astype(str).to_numpy())
     summary = _summary(profile, reference) if condition is not None else None
 
-    params = {"sample_key": sample_key, "condition_key": condition_key or "", "reference": reference or "",
-              "scores_key": scores_key, "state_key": state_key, "crosstalk_key": crosstalk_key, "tib_key": tib_key,
-              "active_threshold": float(active_threshold), "absent": absent,
-              "n_axes": len(axes_table), "n_samples": len(order),
-              "library_version": _validate.library_version()}
-    adata = adata.copy() if copy else adata
-    adata.uns[key_added] = profile
-    adata.uns[f"{key_added}_evidence"] = evidence
-    adata.uns[f"{key_added}_params"] = params
+    params = {
+        "tool": "resistance_profile",
+        "params": {k: v for k, v in {
+            "sample_key": sample_key, "condition_key": condition_key, "reference": reference,
+            "scores_key": scores_key, "state_key": state_key, "crosstalk_key": crosstalk_key, "tib_key": tib_key,
+            "layer": layer, "axes": list(axes_table["axis"]), "active_threshold": float(active_threshold),
+        }.items() if v is not None},
+        "library_version": _validate.library_version(),
+        "absent": absent, "n_axes": int(len(axes_table)), "n_samples": int(len(order)),
+    }
+    if summary is not None and len(summary):
+        params["n_distinct_tests"] = int(summary.drop_duplicates(["evidence_group", "group"]).shape[0])
+    target = adata.copy() if copy else adata
+    target.uns[key_added] = profile
+    target.uns[key_added + Suffix.EVIDENCE] = evidence
+    target.uns[key_added + Suffix.PARAMS] = params
     if summary is not None:
-        adata.uns[f"{key_added}_summary"] = summary
+        target.uns[key_added + Suffix.SUMMARY] = summary
     for kind, why in absent.items():
         logger.info("resistance_profile: no %s evidence (%s)", kind, why)
     logger.info("resistance_profile: %d samples x %d axes, %d active -> uns[%r]", len(order), len(axes_table),
                 int(profile["active"].sum()), key_added)
-    return adata if copy else profile
+    return target if copy else None
 
 
 def _combine(evidence: pd.DataFrame, axes_table: pd.DataFrame, order: pd.Index, *,
@@ -563,8 +601,37 @@ def _evidence_text(evidence: pd.DataFrame, out: pd.DataFrame) -> list[str]:
     return [text.get((s, a), "") for s, a in zip(out["sample"], out["axis"], strict=True)]
 
 
+def _evidence_groups(profile: pd.DataFrame) -> pd.Series:
+    """Axis -> its evidence group: axes whose per-sample activity vectors are identical share one group
+    (named after the axes in it, ';'-joined); they carry the same evidence and are one test."""
+    wide = profile.pivot(index="sample", columns="axis", values="activity")
+    keys: dict[tuple, list[str]] = {}
+    for axis in pd.unique(profile["axis"]):
+        vector = wide[axis].to_numpy(dtype=float)
+        key = tuple(np.where(np.isnan(vector), np.inf, np.round(vector, 10)))
+        keys.setdefault(key, []).append(axis)
+    return pd.Series({axis: ";".join(members) for members in keys.values() for axis in members}, name="evidence_group")
+
+
 def _summary(profile: pd.DataFrame, reference: str | None) -> pd.DataFrame:
-    """Axis activity by condition with a rank test (patients as replicates)."""
+    """Axis activity by condition with a rank test (patients as replicates); BH over distinct evidence."""
+    rows = _summary_rows(profile, reference)
+    summary = pd.DataFrame(rows)
+    if not len(summary):
+        return summary
+    groups = _evidence_groups(profile)
+    summary["evidence_group"] = summary["axis"].map(groups)
+    summary["shared_evidence"] = summary["evidence_group"].str.contains(";", regex=False)
+    # one test per distinct evidence vector (and compared level): identical axes are not independent tests
+    distinct = summary.drop_duplicates(["evidence_group", "group"])
+    padj = pd.Series(_stats.bh(distinct["pvalue"].to_numpy()),
+                     index=pd.MultiIndex.from_frame(distinct[["evidence_group", "group"]]))
+    summary["padj"] = padj.reindex(pd.MultiIndex.from_frame(summary[["evidence_group", "group"]])).to_numpy()
+    return summary.sort_values(["pvalue", "axis"], na_position="last").reset_index(drop=True)
+
+
+def _summary_rows(profile: pd.DataFrame, reference: str | None) -> list[dict[str, Any]]:
+    """One row per axis (and compared level) with the rank test of its activity."""
     rows = []
     levels = sorted(profile["condition"].unique())
     for axis, group in profile.groupby("axis", sort=False):
@@ -598,8 +665,4 @@ def _summary(profile: pd.DataFrame, reference: str | None) -> pd.DataFrame:
                 row[f"mean_activity_{lv}"] = float(np.mean(by[lv])) if len(by[lv]) else np.nan
                 row[f"fraction_active_{lv}"] = float(group.loc[group["condition"] == lv, "active"].mean())
             rows.append(row)
-    summary = pd.DataFrame(rows)
-    if len(summary):
-        summary["padj"] = _stats.bh(summary["pvalue"].to_numpy())
-        summary = summary.sort_values(["pvalue", "axis"], na_position="last").reset_index(drop=True)
-    return summary
+    return rows

@@ -9,7 +9,7 @@ from anndata import AnnData
 
 import hcctme as ht
 from hcctme.datasets import simulate_cohort
-from hcctme.tl import _profile
+from hcctme.tl import _profile, _stats
 
 # obs as tl.call_states writes it, built from the simulator's truth so these tests do not depend on
 # the state caller's accuracy
@@ -80,7 +80,8 @@ def test_tib_and_cxcr2_more_active_in_resistors(full):
 
 def test_scores_only_and_absent_evidence(scored):
     adata = scored.copy()
-    table = ht.tl.resistance_profile(adata, sample_key="patient")
+    assert ht.tl.resistance_profile(adata, sample_key="patient") is None
+    table = adata.uns["hcctme_profile"]
     absent = adata.uns["hcctme_profile_params"]["absent"]
     assert "call_states" in absent["states"] and "tl.tib" in absent["spatial"]
     assert table["z_states"].isna().all() and table["z_spatial"].isna().all()
@@ -112,7 +113,8 @@ def test_crosstalk_evidence_from_a_per_sample_table(full):
         ]
     adata.uns["hcctme_crosstalk"] = pd.DataFrame(rows)
     adata.uns["hcctme_crosstalk_params"] = {"tool": "crosstalk", "params": {"groupby": "cell_type"}}
-    table = ht.tl.resistance_profile(adata, sample_key="patient", condition_key="response", reference="responder")
+    ht.tl.resistance_profile(adata, sample_key="patient", condition_key="response", reference="responder")
+    table = adata.uns["hcctme_profile"]
     tib = table[table["axis"] == "TIB"]
     assert tib["n_evidence"].eq(4).all()
     assert (tib.loc[tib["condition"] == "resistor", "z_crosstalk"] > 0).all()
@@ -163,8 +165,9 @@ def test_copy_and_axes_subset(scored):
     out = ht.tl.resistance_profile(adata, sample_key="patient", axes=["TIB", "CXCR2"], copy=True)
     assert isinstance(out, AnnData) and "hcctme_profile" not in adata.uns
     assert set(out.uns["hcctme_profile"]["axis"]) == {"TIB", "CXCR2"}
-    again = ht.tl.resistance_profile(adata, sample_key="patient", axes=["TIB", "CXCR2"])
-    pd.testing.assert_frame_equal(again, out.uns["hcctme_profile"])
+    ht.tl.resistance_profile(adata, sample_key="patient", axes=["TIB", "CXCR2"])
+    pd.testing.assert_frame_equal(adata.uns["hcctme_profile"], out.uns["hcctme_profile"])
+    assert out.uns["hcctme_profile_params"]["tool"] == "resistance_profile"
 
 
 def test_links_table_is_curated():
@@ -202,6 +205,33 @@ def test_reads_real_crosstalk_output():
     ht.tl.score(adata)
     _states(adata)
     ht.tl.crosstalk(adata, groupby="cell_type", sample_key="patient", axes_only=True, n_perms=None)
-    table = ht.tl.resistance_profile(adata, sample_key="patient")
+    ht.tl.resistance_profile(adata, sample_key="patient")
+    table = adata.uns["hcctme_profile"]
     assert "crosstalk" not in adata.uns["hcctme_profile_params"]["absent"]
     assert table.loc[table["axis"] == "TIB", "z_crosstalk"].notna().all()
+
+
+def test_shared_evidence_axes_get_their_own_genes_and_count_once_in_bh(scored):
+    """PD1, TIM3, LAG3 and TIGIT all read CD8_TEX_TERMINAL: each gets its own ligand/receptor genes when the data
+    have them; without those genes the axes are identical, flagged, and BH counts them as one test."""
+    axes = ["PD1", "TIM3", "LAG3", "TIGIT", "TIB"]
+    adata = scored.copy()
+    ht.tl.resistance_profile(adata, sample_key="patient", condition_key="response", reference="responder", axes=axes)
+    evidence = adata.uns["hcctme_profile_evidence"]
+    specific = evidence[evidence["source"].str.contains("axis-specific")]
+    assert set(specific["axis"]) == {"PD1", "TIM3", "LAG3", "TIGIT"}  # TIB has evidence of its own
+    assert specific.groupby("axis")["feature"].first().nunique() == 4
+    summary = adata.uns["hcctme_profile_summary"]
+    assert not summary["shared_evidence"].any()
+    # the same cohort without the axes' own genes: four identical evidence vectors, one test
+    kb_genes = {g for a in axes[:4] for g in _profile._kb_axes().set_index("axis").loc[a, "genes"]}
+    no_genes = scored[:, ~scored.var_names.isin(kb_genes)].copy()
+    ht.tl.resistance_profile(no_genes, sample_key="patient", condition_key="response", reference="responder",
+                             axes=axes)
+    summary = no_genes.uns["hcctme_profile_summary"].set_index("axis")
+    assert summary.loc[axes[:4], "shared_evidence"].all() and not summary.loc["TIB", "shared_evidence"]
+    assert summary.loc[axes[:4], "evidence_group"].nunique() == 1
+    assert no_genes.uns["hcctme_profile_params"]["n_distinct_tests"] == 2
+    distinct = summary.drop_duplicates("evidence_group")
+    expected = pd.Series(_stats.bh(distinct["pvalue"].to_numpy()), index=distinct["evidence_group"])
+    np.testing.assert_allclose(summary["padj"], expected.loc[summary["evidence_group"]].to_numpy())
