@@ -115,6 +115,43 @@ def _check_matrix(X: Any) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
+# Depth equalisation (differential runs)
+# --------------------------------------------------------------------------------------------------
+def _depth_fractions(adata: AnnData, counts_layer: str | None, cells: dict[str, np.ndarray],
+                     var_names: pd.Index) -> tuple[Any, dict[str, float]] | None:
+    """The counts matrix and, per unit, the thinning fraction that brings its median counts per cell
+    to the shallowest unit's; None (logged) when there are no usable raw counts."""
+    if counts_layer is None:
+        return None
+    if counts_layer not in adata.layers or not pd.Index(adata.var_names).astype(str).equals(var_names):
+        logger.warning("crosstalk: no layer %r of raw counts matching the expression matrix's genes; sequencing "
+                       "depth is not equalised across samples before the differential test", counts_layer)
+        return None
+    counts = adata.layers[counts_layer]
+    if _validate.matrix_kind(counts) != "counts":
+        raise ValueError(f"crosstalk: layers[{counts_layer!r}] does not hold raw integer counts; pass the layer of "
+                         "raw counts as counts_layer, or counts_layer=None to skip depth equalisation")
+    totals = np.asarray(counts.sum(axis=1)).ravel()
+    medians = {sample: float(np.median(totals[idx])) for sample, idx in cells.items()}
+    target = min(medians.values())
+    if target <= 0:
+        raise ValueError("crosstalk: a sample has a median of 0 counts per cell; remove empty cells first")
+    return counts, {sample: min(1.0, target / m) for sample, m in medians.items()}
+
+
+def _thinned_lognorm(block: sp.csr_matrix, fraction: float, rng: np.random.Generator) -> sp.csr_matrix:
+    """Binomially thinned counts, log1p(CP10k)-normalised."""
+    block = block.copy()
+    if fraction < 1.0:
+        block.data = rng.binomial(np.round(block.data).astype(np.int64), fraction).astype(np.float32)
+        block.eliminate_zeros()
+    size = np.asarray(block.sum(axis=1)).ravel()
+    block = sp.csr_matrix(sp.diags(1e4 / np.where(size > 0, size, 1.0)) @ block, dtype=np.float32)
+    block.data = np.log1p(block.data)
+    return block
+
+
+# --------------------------------------------------------------------------------------------------
 # LIANA
 # --------------------------------------------------------------------------------------------------
 def _run_liana(X: sp.csr_matrix, labels: pd.Series, var_names: pd.Index, resource: pd.DataFrame, *,
@@ -168,6 +205,7 @@ def crosstalk(
     use_raw: bool | None = None,
     strength: str = "lr_means",
     min_samples: int = 3,
+    counts_layer: str | None = Keys.COUNTS,
     seed: int = Defaults.SEED,
     n_jobs: int | None = None,
     key_added: str = Keys.CROSSTALK,
@@ -228,6 +266,13 @@ def crosstalk(
         reported in a unit whose sender and receiver groups were present (below ``expr_prop``) is
         not detected there (the detection part), with no strength; units lacking either group are
         left out for it.
+    counts_layer
+        With ``condition_key``: layer of raw counts used to equalise sequencing depth before LIANA
+        (each unit's counts are binomially thinned so that its median counts per cell match the
+        shallowest unit's, then log1p(CP10k)-normalised): detection above ``expr_prop`` and
+        ``lr_means`` both grow with depth, so a depth difference between conditions would
+        otherwise read as a difference in crosstalk. ``None``, a missing layer or ``use_raw``
+        data skip it (logged; ``depth_equalized`` in the provenance).
     min_samples
         Minimum evaluable samples per condition (and samples where the interaction was detected)
         for an interaction to be tested; others are reported with ``tested=False``.
@@ -346,11 +391,19 @@ def crosstalk(
     sample_values = frame["sample"].to_numpy()
     group_values = frame["group"].to_numpy()
 
+    cells = {sample: np.flatnonzero((sample_values == sample) & np.isin(group_values, keep))
+             for sample, keep in kept_groups.items()}
+    thinning = _depth_fractions(adata, counts_layer, cells, var_names) if design is not None else None
+
     def jobs():
-        for sample, keep in kept_groups.items():
-            idx = np.flatnonzero((sample_values == sample) & np.isin(group_values, keep))
+        for i, (sample, idx) in enumerate(cells.items()):
             labels_s = pd.Series(group_values[idx], index=adata.obs_names[idx])
-            yield sample, _rows(X, idx), labels_s
+            if thinning is None:
+                yield sample, _rows(X, idx), labels_s
+            else:
+                counts, fractions = thinning
+                rng = np.random.default_rng([seed, i])
+                yield sample, _thinned_lognorm(_rows(counts, idx), fractions[sample], rng), labels_s
 
     run = dict(min_cells=min_cells, expr_prop=expr_prop, n_perms=n_perms, seed=seed)
     progress = settings.progress and len(kept_groups) > 1
@@ -397,6 +450,7 @@ def crosstalk(
         "kb_version": kb_axes.get_version(), "method": "liana.mt.rank_aggregate",
         "n_resource_interactions": res_info["n_interactions"], "kb_pairs_added": res_info["kb_pairs_added"],
         "n_samples": len(kept_groups), "genes_in_resource_present": len(present), "skipped": skipped,
+        "depth_equalized": thinning is not None,
         "groups": groups_long,
     }
 
