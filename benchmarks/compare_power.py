@@ -1,31 +1,36 @@
-"""False-positive rate and power of ``hcctme.tl.compare`` on simulated cohorts.
+"""False-positive rate and power of hcctme's composition test next to scanpro (propeller) and scCODA.
 
-For each cohort size (patients per arm) the script simulates ``--reps`` cohorts with the default
-planted effects of :func:`hcctme.datasets.simulate_cohort` and ``--reps`` null cohorts (nothing
-planted), runs the patient-level comparisons and prints:
+All methods see the same cohorts, per parent cell type (the proportions of each state within its
+cell type):
 
-* composition: power = fraction of planted state shifts (``effects_table`` rows of kind "state")
-  found with padj < 0.1 and the right sign; "all found" = fraction of cohorts where every one was;
-  the same with ``method="welch"`` (at 4 vs 4 the exact Mann-Whitney p-value cannot go below
-  2/70 = 0.029, so nothing passes BH at 0.1 over the ~25 tests of a cohort);
-* scores: the same for the planted states' own signature scores, read in their parent cell type
-  (UCell scores of the state signatures, per-patient means);
-* genes: the planted ligand-receptor gain (CD44 in fibroblasts, SPP1 in macrophages; PyDESeq2 on
-  pseudobulk of those two cell types), found with padj < 0.1 and up;
-* FPR: fraction of p < 0.05 on the null cohorts (pooled over features), next to a naive cell-level
-  test of the same data (chi-square on pooled cell counts for composition; Mann-Whitney on cells for
-  scores; Welch t-test on cells' log-normalised expression for genes).
+* planted cohorts: :func:`hcctme.datasets.simulate_cohort` with its default planted state shifts
+  (effects_table rows of kind "state"); power = fraction of planted shifts called with the right sign;
+* null cohorts: ``simulate_cohort(null=True)`` (nothing planted), FPR = fraction of states called;
+* nuisance null cohorts (``tests/tl/_compare_data.nuisance_null``): the arms differ only in cells per
+  patient (3x) and sequencing depth (2x); FPR as above.
 
-Usage: ``python benchmarks/compare_power.py [--sizes 4 8 16] [--reps 20] [--cells 600]``.
-On a 2-core machine the defaults take about 10 minutes (most of it PyDESeq2); ``--no-genes`` skips
-the gene-level part.
+Methods: ``hcctme`` (``tl.compare`` default: arcsine-square-root proportions, precision-weighted linear
+model, empirical-Bayes moderated t), ``hcctme_clr`` (CLR with multiplicative replacement, same
+engine), ``hcctme_mw`` (the 0.1 default: Mann-Whitney on CLR), ``scanpro`` (propeller: logit
+proportions, robust eBayes; ``scanpro.scanpro``), ``sccoda`` (pertpy's scCODA, Bayesian Dirichlet-
+multinomial; credible effects at its default FDR 0.05, automatic reference, 1,000 NUTS samples after 300
+warm-up; only in the cell types with a planted shift and on few cohorts: about a minute per cell type on
+2 shared cores).
+For the p-value methods "power@0.05" calls p < 0.05 and "power@FPR" calls p below the 5% quantile of
+that method's own null p-values at the same cohort size (matched FPR of 0.05).
+
+Usage: ``python benchmarks/compare_power.py [--sizes 6 10 20] [--reps 20] [--sccoda-reps 2]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,27 +40,15 @@ import hcctme as hc
 from hcctme.datasets import STATE_IDS, simulate_cohort
 from hcctme.datasets._simulate import STATE_PARENT
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.tl._compare_data import nuisance_null
+
 KW = dict(condition_key="response", sample_key="patient", reference="responder")
-GENE_TYPES = ("Fibroblasts", "Macrophages")
-PLANTED_GENES = {("CD44", "Fibroblasts"), ("SPP1", "Macrophages")}
+P_METHODS = ("hcctme", "hcctme_clr", "hcctme_mw", "scanpro")
 
 
-def _planted_states(adata) -> dict[str, str]:
-    table = adata.uns["hcctme_sim"]["effects_table"]
-    table = table[(table["kind"] == "state") & (table["direction_in_resistors"] != "none")]
-    return dict(zip(table["name"], table["direction_in_resistors"]))
-
-
-def _hits(table: pd.DataFrame, truth: dict[tuple[str, str], str], alpha: float = 0.1) -> list[bool]:
-    indexed = table.set_index(["feature", "group"])
-    out = []
-    for key, direction in truth.items():
-        if key not in indexed.index:
-            out.append(False)
-            continue
-        row = indexed.loc[key]
-        out.append(bool(row["padj"] < alpha and row["direction"] == direction))
-    return out
+def _table(adata, **kwargs) -> pd.DataFrame:
+    return hc.tl.compare(adata, copy=True, **KW, **kwargs).uns["hcctme_compare"]
 
 
 def naive_composition(adata) -> np.ndarray:
@@ -86,98 +79,155 @@ def naive_scores(adata) -> np.ndarray:
     return np.asarray(pvals)
 
 
-def naive_genes(adata, cell_type: str) -> np.ndarray:
-    """Welch t-test of log-normalised expression between conditions, cells as replicates."""
-    mask = (adata.obs["cell_type"] == cell_type).to_numpy()
-    X = adata.X[mask].toarray()
-    r = adata.obs["response"].astype(str).to_numpy()[mask]
-    keep = X.sum(axis=0) > 0
-    with np.errstate(all="ignore"):
-        p = stats.ttest_ind(X[r == "resistor"][:, keep], X[r == "responder"][:, keep], equal_var=False).pvalue
-    return p[np.isfinite(p)]
+def _hcctme(adata, **kwargs) -> pd.DataFrame:
+    table = _table(adata, features="composition", groupby="state_true", parent_key="cell_type", **kwargs)
+    return pd.DataFrame({"state": table["feature"], "parent": table["group"], "pvalue": table["pvalue"],
+                         "effect": table["effect"], "called": np.nan})
 
 
-def run_size(n_per: int, reps: int, cells: int, n_genes: int, genes: bool, gene_reps: int, seed0: int) -> dict:
-    comp_hits, comp_all, score_hits, gene_hits, welch_hits = [], [], [], [], []
-    fpr = {"composition": [], "composition_welch": [], "scores": [], "genes": []}
-    naive = {"composition": [], "scores": [], "genes": []}
-    states = list(STATE_IDS)
+def _scanpro(adata) -> pd.DataFrame:
+    from scanpro import scanpro
+
+    rows = []
+    for parent, obs in adata.obs.groupby("cell_type", observed=True):
+        obs = obs[["patient", "response", "state_true"]].astype(str)
+        if obs["state_true"].nunique() < 2:
+            continue
+        res = scanpro(obs, clusters_col="state_true", conds_col="response", samples_col="patient",
+                      conditions=["responder", "resistor"], verbosity=0).results
+        diff = res["mean_props_resistor"] - res["mean_props_responder"]
+        rows.append(pd.DataFrame({"state": res.index, "parent": parent, "pvalue": res["p_values"].to_numpy(),
+                                  "effect": diff.to_numpy(), "called": np.nan}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def _sccoda(adata, seed: int, parents: set[str]) -> pd.DataFrame:
+    import numpyro
+    import pertpy as pt
+
+    numpyro.enable_validation(False)  # pertpy 1.0.3 hands numpyro 0.22 float total counts, which it refuses
+    rows = []
+    for parent, obs in adata.obs.groupby("cell_type", observed=True):
+        if parent not in parents or obs["state_true"].nunique() < 2:
+            continue
+        sub = adata[obs.index].copy()
+        model = pt.tl.Sccoda()
+        mdata = model.load(sub, type="cell_level", generate_sample_level=True, cell_type_identifier="state_true",
+                           sample_identifier="patient", covariate_obs=["response"])
+        mdata = model.prepare(mdata, modality_key="coda", formula="C(response, Treatment('responder'))",
+                              reference_cell_type="automatic")
+        with contextlib.redirect_stderr(io.StringIO()):  # numpyro's progress bar
+            model.run_nuts(mdata, modality_key="coda", num_samples=1000, num_warmup=300, rng_key=seed)
+        effects = model.get_effect_df(mdata, modality_key="coda").reset_index()
+        effect = effects["Final Parameter"].to_numpy(dtype=float)
+        rows.append(pd.DataFrame({"state": effects["Cell Type"].astype(str), "parent": parent, "pvalue": np.nan,
+                                  "effect": effect, "called": effect != 0}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def _planted(adata) -> dict[tuple[str, str], str]:
+    table = adata.uns["hcctme_sim"]["effects_table"]
+    table = table[(table["kind"] == "state") & (table["direction_in_resistors"] != "none")]
+    return {(s, STATE_PARENT[s]): d for s, d in zip(table["name"], table["direction_in_resistors"], strict=True)}
+
+
+def run_size(n_per: int, reps: int, sccoda_reps: int, cells: int, seed0: int) -> pd.DataFrame:
+    """FPR (null and nuisance-null cohorts) and power (planted cohorts) of every method at one size."""
+    planted_states = {s for s, _ in _planted(simulate_cohort(4, 60, n_genes=50, seed=seed0))}
+    null_p = {m: [] for m in P_METHODS}
+    nuisance_p = {m: [] for m in P_METHODS}
+    null_called = []
+    planted = {m: [] for m in (*P_METHODS, "sccoda")}  # (pvalue, right sign, called) per planted shift
+    seconds = dict.fromkeys((*P_METHODS, "sccoda"), 0.0)
     for rep in range(reps):
-        for null in (False, True):
-            seed = seed0 + 1000 * n_per + 2 * rep + int(null)
-            adata = simulate_cohort(2 * n_per, cells, n_genes=n_genes, null=null, seed=seed)
-            hc.tl.score(adata, states)
-            comp = hc.tl.compare(adata, features="composition", groupby="state_true", parent_key="cell_type",
-                                 store=False, **KW)
-            welch = hc.tl.compare(adata, features="composition", groupby="state_true", parent_key="cell_type",
-                                  method="welch", store=False, **KW)
-            scores = hc.tl.compare(adata, features="scores", groupby="cell_type", store=False, **KW)
-            # a state's score is read in its parent cell type only
-            scores = scores[[STATE_PARENT[f] == g for f, g in zip(scores["feature"], scores["group"])]]
-            if null:
-                fpr["composition"].append(comp["pvalue"].to_numpy())
-                fpr["composition_welch"].append(welch["pvalue"].to_numpy())
-                fpr["scores"].append(scores["pvalue"].to_numpy())
-                naive["composition"].append(naive_composition(adata))
-                naive["scores"].append(naive_scores(adata))
-            else:
-                planted = _planted_states(adata)
-                truth = {(s, STATE_PARENT[s]): d for s, d in planted.items()}
-                hits = _hits(comp, truth)
-                comp_hits.extend(hits)
-                comp_all.append(all(hits))
-                welch_hits.extend(_hits(welch, truth))
-                score_hits.extend(_hits(scores, truth))
-            if genes and rep < gene_reps:
-                sub = adata[adata.obs["cell_type"].isin(GENE_TYPES)].copy()
-                table = hc.tl.compare(sub, features="genes", groupby="cell_type", store=False, **KW)
-                if null:
-                    fpr["genes"].append(table["pvalue"].dropna().to_numpy())
-                    naive["genes"].append(np.concatenate([naive_genes(sub, t) for t in GENE_TYPES]))
-                else:
-                    gene_hits.extend(_hits(table, {k: "up" for k in PLANTED_GENES}))
-    rate = lambda xs: float(np.mean(np.concatenate(xs) < 0.05)) if xs else float("nan")  # noqa: E731
-    return {
-        "n_per_arm": n_per,
-        "composition_power": float(np.mean(comp_hits)),
-        "composition_all_found": float(np.mean(comp_all)),
-        "composition_power_welch": float(np.mean(welch_hits)),
-        "scores_power": float(np.mean(score_hits)),
-        "genes_power": float(np.mean(gene_hits)) if gene_hits else float("nan"),
-        "fpr_composition": rate(fpr["composition"]),
-        "naive_fpr_composition": rate(naive["composition"]),
-        "fpr_composition_welch": rate(fpr["composition_welch"]),
-        "fpr_scores": rate(fpr["scores"]),
-        "naive_fpr_scores": rate(naive["scores"]),
-        "fpr_genes": rate(fpr["genes"]),
-        "naive_fpr_genes": rate(naive["genes"]),
-    }
+        use_sccoda = rep < sccoda_reps
+        for kind in ("planted", "null", "nuisance"):
+            seed = seed0 + 1000 * n_per + 3 * rep + ("planted", "null", "nuisance").index(kind)
+            if kind == "nuisance":
+                adata = nuisance_null(n_per, 80, n_genes=10, seed=seed)
+                for m in ("hcctme", "hcctme_clr", "hcctme_mw"):
+                    kwargs = {"hcctme": {}, "hcctme_clr": {"transform": "clr"},
+                              "hcctme_mw": {"transform": "clr", "method": "mannwhitney"}}[m]
+                    nuisance_p[m].extend(_hcctme(adata, **kwargs)["pvalue"])
+                nuisance_p["scanpro"].extend(_scanpro(adata)["pvalue"])
+                continue
+            adata = simulate_cohort(2 * n_per, cells, n_genes=100, null=kind == "null", seed=seed)
+            results = {}
+            for m in (*P_METHODS, "sccoda"):
+                if m == "sccoda" and not use_sccoda:
+                    continue
+                start = time.perf_counter()
+                parents = set(STATE_PARENT[s] for s in STATE_IDS if s in planted_states)
+                results[m] = _sccoda(adata, seed, parents) if m == "sccoda" else _methods_one(m, adata)
+                seconds[m] += time.perf_counter() - start
+            if kind == "null":
+                for m in P_METHODS:
+                    null_p[m].extend(results[m]["pvalue"])
+                if "sccoda" in results:
+                    null_called.extend(results["sccoda"]["called"])
+                continue
+            truth = _planted(adata)
+            for m, table in results.items():
+                indexed = table.set_index(["state", "parent"])
+                for key, direction in truth.items():
+                    row = indexed.loc[key]
+                    sign = np.sign(row["effect"]) == (1 if direction == "up" else -1)
+                    planted[m].append((row["pvalue"], bool(sign), bool(row["called"]) if m == "sccoda" else None))
+    rows = []
+    for m in (*P_METHODS, "sccoda"):
+        hits = planted[m]
+        if not hits:
+            continue
+        if m == "sccoda":
+            rows.append({"method": m, "fpr_null": float(np.mean(null_called)), "fpr_nuisance": np.nan,
+                         "power@0.05": float(np.mean([c and s for _, s, c in hits])), "power@FPR": np.nan,
+                         "threshold@FPR": np.nan, "n_cohorts": sccoda_reps, "seconds/cohort": seconds[m] / 2 /
+                         max(sccoda_reps, 1)})
+            continue
+        nulls = np.asarray(null_p[m], float)
+        threshold = float(np.quantile(nulls[np.isfinite(nulls)], 0.05))
+        p = np.array([h[0] for h in hits], float)
+        sign = np.array([h[1] for h in hits])
+        nuis = np.asarray(nuisance_p[m], float)
+        rows.append({"method": m, "fpr_null": float(np.mean(nulls < 0.05)),
+                     "fpr_nuisance": float(np.mean(nuis < 0.05)),
+                     "power@0.05": float(np.mean((p < 0.05) & sign)),
+                     "power@FPR": float(np.mean((p <= threshold) & sign)),
+                     "threshold@FPR": threshold, "n_cohorts": reps, "seconds/cohort": seconds[m] / 2 / reps})
+    table = pd.DataFrame(rows)
+    table.insert(0, "n_per_arm", n_per)
+    return table
+
+
+def _methods_one(method: str, adata) -> pd.DataFrame:
+    """P-values of one of :data:`P_METHODS` on one cohort."""
+    if method == "scanpro":
+        return _scanpro(adata)
+    kwargs = {"hcctme": {}, "hcctme_clr": {"transform": "clr"},
+              "hcctme_mw": {"transform": "clr", "method": "mannwhitney"}}[method]
+    return _hcctme(adata, **kwargs)
 
 
 def main() -> None:
+    """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[4, 8, 16], help="patients per arm")
-    parser.add_argument("--reps", type=int, default=20, help="cohorts per size (planted and null each)")
-    parser.add_argument("--gene-reps", type=int, default=3, help="cohorts per size run through PyDESeq2")
-    parser.add_argument("--cells", type=int, default=600, help="cells per patient")
-    parser.add_argument("--n-genes", type=int, default=600)
-    parser.add_argument("--no-genes", action="store_true")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[6, 10, 20], help="patients per arm")
+    parser.add_argument("--reps", type=int, default=20, help="cohorts per size (planted, null and nuisance each)")
+    parser.add_argument("--sccoda-reps", type=int, default=2, help="of those, cohorts also run through scCODA")
+    parser.add_argument("--cells", type=int, default=500, help="cells per patient")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     hc.settings.progress = False
-    rows = []
+    tables = []
     for n_per in args.sizes:
-        start = time.time()
-        row = run_size(n_per, args.reps, args.cells, args.n_genes, not args.no_genes, args.gene_reps, args.seed)
-        row["seconds"] = round(time.time() - start, 1)
-        rows.append(row)
-        print(pd.DataFrame([row]).to_string(index=False), flush=True)
-    table = pd.DataFrame(rows).set_index("n_per_arm")
-    print(f"\nreps={args.reps} cohorts per size (planted and null), {args.cells} cells/patient, "
-          f"{args.n_genes} genes, PyDESeq2 on {args.gene_reps} cohorts per size; padj < 0.1 for power, "
-          "p < 0.05 for FPR")
-    print(table.round(3).to_string())
+        table = run_size(n_per, args.reps, args.sccoda_reps, args.cells, args.seed)
+        print(table.round(3).to_string(index=False), flush=True)
+        tables.append(table)
+    print(f"\n{args.reps} planted + {args.reps} null + {args.reps} nuisance-null cohorts per size "
+          f"({args.cells} cells/patient; scCODA on {args.sccoda_reps} planted + null cohorts per size); "
+          "FPR and power@0.05 at p < 0.05, power@FPR at each method's own 5% null quantile")
+    print(pd.concat(tables, ignore_index=True).round(3).to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,11 @@ N_GENE_NULL = 3  # null cohorts through PyDESeq2 (x 2 cell types x ~500 genes)
 ALPHA = 0.05
 
 
+def _table(adata, **kwargs):
+    """tl.compare on a copy; the table it stored."""
+    return hc.tl.compare(adata, copy=True, **kwargs).uns["hcctme_compare"]
+
+
 def _fpr_ok(pvalues: np.ndarray, alpha: float = ALPHA) -> tuple[float, float]:
     """Observed FPR and the one-sided binomial p-value of 'FPR > alpha'."""
     k = int((pvalues < alpha).sum())
@@ -53,15 +58,15 @@ def null_runs():
     for seed in range(N_NULL):
         adata = simulate_cohort(12, 400, n_genes=500, null=True, seed=10_000 + seed)
         hc.tl.score(adata, list(STATE_IDS))
-        comp = hc.tl.compare(adata, features="composition", groupby="state_true", parent_key="cell_type",
-                             store=False, **KW)
-        scores = hc.tl.compare(adata, features="scores", groupby="cell_type", store=False, **KW)
-        scores = scores[[STATE_PARENT[f] == g for f, g in zip(scores["feature"], scores["group"])]]
+        comp = _table(adata, features="composition", groupby="state_true", parent_key="cell_type",
+                             **KW)
+        scores = _table(adata, features="scores", groupby="cell_type", **KW)
+        scores = scores[[STATE_PARENT[f] == g for f, g in zip(scores["feature"], scores["group"], strict=True)]]
         res["composition"].extend(comp["pvalue"])
         res["scores"].extend(scores["pvalue"])
         if seed < 30:  # OLS with a covariate: fewer cohorts, same data
-            ols = hc.tl.compare(adata, features="composition", groupby="state_true", parent_key="cell_type",
-                                covariates=["age"], store=False, **KW)
+            ols = _table(adata, features="composition", groupby="state_true", parent_key="cell_type",
+                                covariates=["age"], **KW)
             res["ols"].extend(ols["pvalue"])
         res["naive_composition"].extend(naive_composition(adata))
         res["naive_scores"].extend(naive_scores(adata))
@@ -98,7 +103,7 @@ def test_null_genes_fpr():
     for seed in range(N_GENE_NULL):
         adata = simulate_cohort(16, 500, n_genes=500, null=True, seed=20_000 + seed)
         sub = adata[adata.obs["cell_type"].isin(["Macrophages", "Tumour cells"])].copy()
-        table = hc.tl.compare(sub, features="genes", groupby="cell_type", store=False, **KW)
+        table = _table(sub, features="genes", groupby="cell_type", **KW)
         ours.extend(table["pvalue"].dropna())
         for cell_type in ("Macrophages", "Tumour cells"):
             mask = (sub.obs["cell_type"] == cell_type).to_numpy()
@@ -121,7 +126,7 @@ def test_null_genes_fpr():
 def _planted(adata) -> dict[tuple[str, str], str]:
     table = adata.uns["hcctme_sim"]["effects_table"]
     table = table[(table["kind"] == "state") & (table["direction_in_resistors"] != "none")]
-    return {(s, STATE_PARENT[s]): d for s, d in zip(table["name"], table["direction_in_resistors"])}
+    return {(s, STATE_PARENT[s]): d for s, d in zip(table["name"], table["direction_in_resistors"], strict=True)}
 
 
 def test_planted_state_shifts_found_8v8():
@@ -135,8 +140,8 @@ def test_planted_state_shifts_found_8v8():
     hits: dict[tuple[str, str], list[bool]] = {}
     for seed in range(4):
         adata = simulate_cohort(16, 1000, n_genes=500, seed=30_000 + seed)
-        table = hc.tl.compare(adata, features="composition", groupby="state_true", parent_key="cell_type",
-                              store=False, **KW).set_index(["feature", "group"])
+        table = _table(adata, features="composition", groupby="state_true", parent_key="cell_type",
+                              **KW).set_index(["feature", "group"])
         for key, direction in _planted(adata).items():
             row = table.loc[key]
             if row["padj"] < 0.1:
@@ -153,7 +158,7 @@ def test_planted_gene_gain_found_8v8():
     warnings.simplefilter("ignore")
     adata = simulate_cohort(16, 400, n_genes=500, seed=40_000)
     sub = adata[adata.obs["cell_type"].isin(["Fibroblasts", "Macrophages"])].copy()
-    table = hc.tl.compare(sub, features="genes", groupby="cell_type", store=False, **KW)
+    table = _table(sub, features="genes", groupby="cell_type", **KW)
     indexed = table.set_index(["feature", "group"])
     for key in (("CD44", "Fibroblasts"), ("SPP1", "Macrophages")):
         assert indexed.loc[key, "padj"] < 0.1 and indexed.loc[key, "direction"] == "up", indexed.loc[key]
