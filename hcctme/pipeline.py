@@ -191,7 +191,7 @@ def result_tables(adata: AnnData) -> dict[str, pd.DataFrame]:
         "compare_composition": COMPARE_KEYS["composition"],
         "compare_scores": COMPARE_KEYS["scores"],
         "compare_genes": COMPARE_KEYS["genes"],
-        "ta_response": Keys.TA_RESPONSE,
+        "ta_response_compare": Keys.TA_RESPONSE,
         "ta_response_per_sample": Keys.TA_RESPONSE + Suffix.PER_SAMPLE,
         "crosstalk": Keys.CROSSTALK,
         "crosstalk_diff": Keys.CROSSTALK_DIFF,
@@ -203,9 +203,6 @@ def result_tables(adata: AnnData) -> dict[str, pd.DataFrame]:
         value = adata.uns.get(key)
         if isinstance(value, pd.DataFrame):
             tables[stem] = value
-        elif isinstance(value, dict):  # {"table": ...} or ta_response's {"per_sample": ..., "compare": ...}
-            tables.update({stem if part == "table" else f"{stem}_{part}": frame
-                           for part, frame in value.items() if isinstance(frame, pd.DataFrame)})
     return tables
 
 

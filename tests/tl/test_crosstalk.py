@@ -331,3 +331,24 @@ def test_simulator_null_cohort_false_positive_rate():
     tested = diff[diff["tested"]]
     assert len(tested) > 500
     assert (tested["pvalue"] < 0.05).mean() <= 0.05 + 0.03  # pooled over (correlated) interactions
+
+
+def test_paired_design_and_covariates_through_the_shared_engine(cohort, digest):
+    """Pre/on-style pairs (p0 with p1, ...) and a covariate enter the differential test as in tl.compare."""
+    adata = cohort.copy()
+    number = adata.obs["patient"].str[1:].astype(int)
+    adata.obs["pair"] = "pair" + (number // 2).astype(str)
+    adata.obs["site"] = np.where(number % 4 < 2, "a", "b")
+    diff = _run(adata, **ARGS, pair_key="pair", axes_only=True)
+    hit = diff[_is_spp1_cd44(diff)].iloc[0]
+    assert hit["tested"] and hit["pvalue"] < 0.05 and hit["direction"] == "up"
+    assert adata.uns["hcctme_crosstalk_params"]["params"]["pair_key"] == "pair"
+    assert adata.uns["hcctme_crosstalk_params"]["depth_equalized"]
+    diff = _run(adata, **ARGS, covariates="site", axes_only=True)
+    assert diff.loc[_is_spp1_cd44(diff), "pvalue"].iloc[0] < 0.05
+    lonely = adata.copy()
+    lonely.obs["pair"] = np.where(lonely.obs["patient"] == "p1", "solo", lonely.obs["pair"])
+    before = digest(lonely)
+    with pytest.raises(ValueError, match=r"pair with one member.*obs\['pair'\]"):
+        hcctme.tl.crosstalk(lonely, **ARGS, pair_key="pair")
+    assert digest(lonely) == before
