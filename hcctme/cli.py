@@ -199,10 +199,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from hcctme import _files, tl
 
     adata = _files.read_h5ad(args.input)
-    table = tl.compare(adata, condition_key=args.condition_key, sample_key=args.sample_key,
-                       reference=args.reference, features=args.features, groupby=args.groupby,
-                       parent_key=args.parent_key, layer=args.layer, min_cells=args.min_cells)
-    _files.write_table(table, args.out)
+    tl.compare(adata, condition_key=args.condition_key, sample_key=args.sample_key, reference=args.reference,
+               features=args.features, groupby=args.groupby, parent_key=args.parent_key, layer=args.layer,
+               min_cells=args.min_cells, key_added=Keys.COMPARE)
+    _files.write_table(adata.uns[Keys.COMPARE], args.out)
     print(args.out)
     return 0
 
@@ -211,9 +211,9 @@ def _cmd_crosstalk(args: argparse.Namespace) -> int:
     from hcctme import _files, tl
 
     adata = _files.read_h5ad(args.input)
-    table = tl.crosstalk(adata, groupby=args.groupby, sample_key=args.sample_key,
-                         condition_key=args.condition_key, reference=args.reference)
-    _files.write_table(table, args.out)
+    tl.crosstalk(adata, groupby=args.groupby, sample_key=args.sample_key, condition_key=args.condition_key,
+                 reference=args.reference, key_added=Keys.CROSSTALK)
+    _files.write_table(adata.uns[Keys.CROSSTALK_DIFF if args.condition_key else Keys.CROSSTALK], args.out)
     print(args.out)
     return 0
 

@@ -224,8 +224,9 @@ KEY = ["feature", "group", "contrast"]
 def run_compare(adata, reference="L0", **kw) -> pd.DataFrame:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        table = hc.tl.compare(adata, condition_key="condition", sample_key="sample", reference=reference,
-                              store=False, **kw)
+        out = hc.tl.compare(adata, condition_key="condition", sample_key="sample", reference=reference, copy=True,
+                            **kw)
+    table = out.uns["hcctme_compare"]
     return table.sort_values(KEY).reset_index(drop=True)
 
 

@@ -65,7 +65,7 @@ def compare(
     key
         ``key_added`` of ``tl.compare``.
     proportion
-        Composition: plot the per-sample proportion (True) rather than the CLR value tested.
+        Composition: plot the per-sample proportion (True) rather than the transformed value tested.
     ncols, figsize, palette
         Grid width, figure size, ``{condition: colour}``.
     show, save
@@ -116,7 +116,7 @@ def compare(
     if method == "deseq2":
         ylabel = "log2(normalised counts + 1)"
     elif "proportion" in values.columns:
-        ylabel = "proportion" if use_prop else "CLR"
+        ylabel = "proportion" if use_prop else "transformed proportion"
     else:
         ylabel = "per-sample score"
 

@@ -96,7 +96,7 @@ def _compare_section(adata: AnnData) -> str:
     from hcctme.pipeline import COMPARE_KEYS
 
     body = ""
-    titles = {"composition": "States within their cell type (CLR composition)",
+    titles = {"composition": "States within their cell type (composition, propeller-style moderated test)",
               "scores": "Signature scores per cell type", "genes": "Genes (pseudobulk PyDESeq2)"}
     for features, key in COMPARE_KEYS.items():
         table = _table(adata, key)

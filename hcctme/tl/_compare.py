@@ -367,8 +367,7 @@ def _scores(adata, units, design, reference, *, per_cell, groupby, method, score
         grouped = scores.loc[mask].groupby(units.to_numpy()[mask], observed=True, sort=True)
         values = grouped.mean() if aggregate == "mean" else grouped.median()
         n = grouped.size()
-        # sampling variance of a unit's value: within-unit variance / cells (x pi/2 for a median)
-        variances = grouped.var(ddof=1).div(n, axis=0).fillna(0.0) * (1.0 if aggregate == "mean" else np.pi / 2)
+        variances = _sampling_variances(grouped.var(ddof=1), n) * (1.0 if aggregate == "mean" else np.pi / 2)
         if per_cell:
             small = n < min_cells
             if small.any():
@@ -389,6 +388,15 @@ def _scores(adata, units, design, reference, *, per_cell, groupby, method, score
         tables.append(result)
         longs.append(_long_values(values, design, group))
     return _concat(tables), _concat(longs)
+
+
+def _sampling_variances(within: pd.DataFrame, n: pd.Series) -> pd.DataFrame:
+    """Sampling variance of each unit's mean: the feature's within-unit variance pooled over units,
+    divided by the unit's cells (x pi/2 for a median, by the caller); 0 when no unit has 2 cells."""
+    dof = (n - 1).clip(lower=0).astype(float)
+    pooled = within.mul(dof, axis=0).sum(axis=0, min_count=1) / max(float(dof.sum()), 1.0)
+    return pd.DataFrame(np.outer(1.0 / n.to_numpy(float), pooled.fillna(0.0).to_numpy()), index=within.index,
+                        columns=within.columns)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ def test_composition_proportions_and_clr(adata):
     assert ax.get_ylabel() == "proportion"
     plt.close(fig)
     fig = hc.pl.compare(adata, proportion=False, n_top=2)
-    assert fig.axes[0].get_ylabel() == "CLR"
+    assert fig.axes[0].get_ylabel() == "transformed proportion"
     plt.close(fig)
 
 
@@ -65,7 +65,8 @@ def test_paired_lines(adata):
 
 
 def test_genes_boxplots_and_volcano(adata):
-    table = hc.tl.compare(adata, features="genes", **KW)
+    hc.tl.compare(adata, features="genes", **KW)
+    table = adata.uns["hcctme_compare"]
     fig = hc.pl.compare(adata, n_top=3)
     assert "log2" in fig.axes[0].get_ylabel()
     plt.close(fig)
@@ -79,7 +80,8 @@ def test_genes_boxplots_and_volcano(adata):
 
 
 def test_errors(adata):
-    table = hc.tl.compare(adata, features="scores", **KW)
+    hc.tl.compare(adata, features="scores", **KW)
+    table = adata.uns["hcctme_compare"]
     with pytest.raises(ValueError, match="per-sample values"):
         hc.pl.compare(table)
     fig = hc.pl.compare(table, values=adata.uns["hcctme_compare_values"])
