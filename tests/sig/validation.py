@@ -25,7 +25,7 @@ import argparse
 import sys
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import anndata as ad
@@ -75,7 +75,7 @@ class Dataset:
     states: tuple[StateMap, ...]
     max_rank: int = 1500
     hcc: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
+    peak_check: bool = True
 
 
 def _as_tuple(value: str | Sequence[str]) -> tuple[str, ...]:
@@ -102,7 +102,7 @@ def load_dataset(directory: Path) -> Dataset:
     return Dataset(
         name=spec["name"], path=directory / spec["file"], title=spec["title"], citation=spec["citation"],
         label_key=spec["label_key"], contexts=contexts, states=states, max_rank=int(spec.get("max_rank", 1500)),
-        hcc=bool(spec.get("hcc", False)),
+        hcc=bool(spec.get("hcc", False)), peak_check=bool(spec.get("peak_check", True)),
     )
 
 
@@ -179,9 +179,11 @@ def score_dataset(dataset: Dataset, library: hcctme.sig.SignatureSet) -> Scored:
 
 
 def state_rows(scored: Scored) -> list[dict]:
-    """One row per mapped state: AUROC of the matching cluster against its siblings."""
+    """One row per mapped state in the library: AUROC of the matching cluster against its siblings."""
     rows = []
     for state in scored.dataset.states:
+        if state.signature not in scored.measured:
+            continue
         pos = scored.labels.isin(state.cluster).to_numpy()
         neg = scored.labels.isin(state.siblings).to_numpy()
         n_measured, n_total = scored.measured.get(state.signature, (0, 0))
@@ -198,7 +200,9 @@ def state_rows(scored: Scored) -> list[dict]:
 
 def peak_rows(scored: Scored, library: hcctme.sig.SignatureSet) -> list[dict]:
     """One row per cell-context signature that has its own cell type in the dataset."""
-    rows = []
+    rows: list[dict] = []
+    if not scored.dataset.peak_check:
+        return rows
     labels = scored.labels
     means = scored.scores.groupby(labels.to_numpy(), observed=True).mean()
     for sig in library:
@@ -235,6 +239,12 @@ class Results:
         if self.states.empty:
             return pd.Series(dtype=float)
         return self.states.groupby("signature")["auroc"].max()
+
+    def not_in_library(self) -> list[tuple[str, str]]:
+        """(dataset, signature) pairs a mapping.yaml names but the library does not (yet) have."""
+        ids = set(self.library.ids)
+        return sorted({(s.dataset.name, st.signature) for s in self.scored for st in s.dataset.states
+                       if st.signature not in ids})
 
     def validated(self) -> list[str]:
         """State signatures at or above ``AUROC_PASS`` on at least one dataset."""
@@ -306,6 +316,10 @@ def _summary_section(results: Results) -> list[str]:
                 and (s.id not in best.index or pd.isna(best[s.id]))]
     lines.append(f"- State signatures not testable on these datasets ({len(untested)}):")
     lines += [f"  - {s.id}: {_untested_reason(s, results)}" for s in untested]
+    missing = results.not_in_library()
+    if missing:
+        lines.append("- Mapped in a dataset but not in the library (no row below): "
+                     + ", ".join(f"{sig} ({ds})" for ds, sig in missing) + ".")
     for s in results.scored:
         peaks = results.peaks[(results.peaks["dataset"] == s.dataset.name) & results.peaks["in_own"].notna()]
         if peaks.empty:
