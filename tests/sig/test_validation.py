@@ -71,3 +71,11 @@ def test_own_labels_follow_the_context_hierarchy():
     assert v.own_labels("cd8_t", contexts) == ["CD8 T"]
     assert v.own_labels("macrophage", contexts) == ["Myeloid"]  # only a coarser label exists
     assert v.own_labels("fibroblast", contexts) == []
+
+
+def test_expected_states_lists_every_mapped_cluster():
+    ds = v.load_dataset(v.DATA_DIR / "sadefeldman2018_melanoma")
+    table = v.expected_states(ds)
+    tex = table[table["signature"] == "CD8_TEX_TERMINAL"]
+    assert sorted(tex["cluster"]) == ["Exhausted Cd8+ cells", "Exhausted/HS Cd8+ cells"]
+    assert set(table["signature"]) == {s.signature for s in ds.states}
