@@ -107,7 +107,7 @@ def load_dataset(directory: Path) -> Dataset:
 
 
 def expected_states(dataset: Dataset) -> pd.DataFrame:
-    """The mapping as a table for state-calling evaluations: one row per (authors' cluster, state).
+    """Tabulate the mapping for state-calling evaluations: one row per (authors' cluster, state).
 
     Columns: cluster, signature, parent, siblings (the clusters the state must be told apart from).
     A cluster may match several library entries (a state and a programme of the same cells).
