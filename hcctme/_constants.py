@@ -71,6 +71,8 @@ CONTEXT_PARENTS: Final = {
     "dendritic": "myeloid",
 }
 
-ROLES: Final = ("resistance", "response", "state", "program", "marker")
+ROLES: Final = ("resistance", "response", "state", "program", "marker", "artefact")
 EVIDENCE: Final = ("published_list", "marker_panel", "derived")
 SPECIES: Final = ("human", "mouse")
+#: Version of the curated signature library (signatures/*.yaml); signatures/CHANGELOG.md says what changed.
+SIGNATURE_LIBRARY_VERSION: Final = "2.0"
