@@ -338,3 +338,12 @@ def test_list_shows_a_validated_column(lib):
     row = df.set_index("id").loc["TAM3_MT1G"]
     assert not pd.isna(row["validated"]) and not bool(row["validated"])
     assert df.loc[df["validated"].isna(), "validation"].eq("").all()
+
+
+def test_every_state_says_whether_it_was_validated_on_real_data(lib):
+    for s in lib:
+        if s.collection.endswith("_states"):
+            assert s.validated is not None and s.validation, s.id
+        if s.validated:
+            assert "AUROC" in s.validation, s.id
+    assert {"CD8_TEX_TERMINAL", "CD8_TEX_PROGENITOR", "TREG"} <= {s.id for s in lib if s.validated}
