@@ -45,6 +45,7 @@ REGENERATE = "python -m tests.sig.validation --write"
 AUROC_PASS = 0.8  # a state signature is validated at or above this AUROC on one dataset
 PEAK_TARGET = 0.9  # fraction of cell-context signatures that should peak in their own cell type
 MIN_COVERAGE = 0.2  # score signatures with at least this fraction of their genes measured
+PEAK_MIN_CELLS = 5  # cell types with fewer cells cannot be the peak (their mean is too noisy)
 SCORE_KEY = "validation_scores"
 STATE_HEADING = "## State signatures: matching cluster against its siblings"
 
@@ -215,23 +216,23 @@ def peak_rows(scored: Scored, library: hcctme.sig.SignatureSet) -> list[dict]:
     if not scored.dataset.peak_check:
         return rows
     labels = scored.labels
-    means = scored.scores.groupby(labels.to_numpy(), observed=True).mean()
+    counts = labels.value_counts()
+    candidates = counts.index[counts >= PEAK_MIN_CELLS]
+    means = scored.scores.groupby(labels.to_numpy(), observed=True).mean().loc[candidates]
     for sig in library:
         if sig.cell_context == "any":
             continue
-        own = own_labels(sig.cell_context, scored.dataset.contexts)
+        own = [lab for lab in own_labels(sig.cell_context, scored.dataset.contexts) if lab in candidates]
         if not own:
             continue
         row = {"signature": sig.id, "context": sig.cell_context, "dataset": scored.dataset.name,
                "measured": scored.measured[sig.id][0], "n_genes": scored.measured[sig.id][1],
                "own": " + ".join(sorted(own)), "peak": None, "auroc": None, "in_own": None}
         if sig.id in scored.scores:
-            values = scored.scores[sig.id]
             is_own = labels.isin(own).to_numpy()
             row["peak"] = str(means[sig.id].idxmax())
             row["in_own"] = row["peak"] in own
-            if is_own.any() and (~is_own).any():
-                row["auroc"] = auroc(values[is_own], values[~is_own])
+            row["auroc"] = auroc(scored.scores.loc[is_own, sig.id], scored.scores.loc[~is_own, sig.id])
         rows.append(row)
     return rows
 
@@ -359,8 +360,9 @@ def _peak_section(results: Results) -> list[str]:
              _fmt(r.auroc), "n/a" if r.in_own is None else ("yes" if r.in_own else "no"))
             for r in results.peaks.sort_values(["dataset", "signature"]).itertuples()]
     return ["## Cell-context signatures: do they peak in their own cell type?", "",
-            "Mean UCell score per authors' cell type; the peak is the cell type with the highest mean. "
-            "AUROC: own cell type against every other cell of the dataset.", "",
+            "Mean UCell score per authors' cell type; the peak is the cell type with the highest mean among "
+            f"those with at least {PEAK_MIN_CELLS} cells. AUROC: own cell type against every other cell of the "
+            "dataset.", "",
             *_table(["signature", "cell_context", "dataset", "genes measured", "own cell type(s)", "peak",
                      "AUROC own vs rest", "peaks in own type"], rows)]
 
