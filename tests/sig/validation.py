@@ -46,6 +46,7 @@ REGENERATE = "python -m tests.sig.validation --write"
 AUROC_PASS = 0.8  # a state signature is validated at or above this AUROC on one dataset
 PEAK_TARGET = 0.9  # fraction of cell-context signatures that should peak in their own cell type
 MIN_COVERAGE = 0.2  # score signatures with at least this fraction of their genes measured
+WEAK_COVERAGE = 0.5  # a validation on fewer than this fraction of the signature's genes is flagged as weaker
 PEAK_MIN_CELLS = 5  # cell types with fewer cells cannot be the peak (their mean is too noisy)
 SCORE_KEY = "validation_scores"
 STATE_HEADING = "## State signatures: matching cluster against its siblings"
@@ -323,6 +324,7 @@ def _summary_section(results: Results) -> list[str]:
     lines = ["## Summary for the library", "",
              f"- Validated (AUROC >= {AUROC_PASS} on at least one dataset): "
              + (", ".join(f"{i} ({_fmt(best[i])})" for i in validated) or "none") + ".",
+             *_weak_lines(results, validated),
              "- Tested and below the bar on every dataset: "
              + (", ".join(f"{i} ({_fmt(best[i])})" for i in failing) or "none") + "."]
     untested = [s for s in results.library if s.id in state_signature_ids(results.library)
@@ -343,6 +345,20 @@ def _summary_section(results: Results) -> list[str]:
                      f"{len(peaks)} cell-context signatures ({n_pass / len(peaks):.0%}) peak in their own cell "
                      f"type (target {PEAK_TARGET:.0%})" + (f"; elsewhere: {missed}." if missed else "."))
     return lines
+
+
+def _weak_lines(results: Results, validated: list[str]) -> list[str]:
+    """List validated signatures whose passing rows all measured fewer than WEAK_COVERAGE of their genes."""
+    weak = []
+    for sig_id in validated:
+        rows = results.states[(results.states["signature"] == sig_id) & (results.states["auroc"] >= AUROC_PASS)]
+        if (rows["measured"] < WEAK_COVERAGE * rows["n_genes"]).all():
+            cover = ", ".join(f"{r.measured}/{r.n_genes} genes on {r.dataset}" for r in rows.itertuples())
+            weak.append(f"{sig_id} ({cover})")
+    if not weak:
+        return []
+    return [f"- Validated with fewer than {WEAK_COVERAGE:.0%} of their genes measured (weaker evidence): "
+            + "; ".join(weak) + "."]
 
 
 def _state_section(results: Results) -> list[str]:
