@@ -122,22 +122,24 @@ def _kb_axes() -> pd.DataFrame:
 
 
 def _kb_therapies(axis: str) -> str:
+    """The axis' therapies ranked by evidence tier, each with its tier and supporting trial.
+
+    ``"atezolizumab + bevacizumab [I, IMbrave150]; ... ; anti-SPP1 blocking antibody [IV]"``:
+    :func:`hcctme.kb.therapies` is already sorted by tier; the first supporting trial (or the tier
+    alone when there is none) is written after each name, so a reader can follow the suggestion to
+    its trial and tier.
+    """
     from hcctme import kb
 
     try:
-        value = kb.therapies(axis)
-    except (KeyError, ValueError):
+        table = kb.therapies(axis)
+    except KeyError:
         return ""
-    if isinstance(value, pd.DataFrame):
-        for col in ("name", "drug", "therapy", "drugs", "therapies"):
-            if col in value.columns:
-                return "; ".join(dict.fromkeys(str(v) for v in value[col] if str(v)))
-        return "; ".join(map(str, value.iloc[:, 0]))
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Sequence):
-        return "; ".join(dict.fromkeys(str(v.get("name", v)) if isinstance(v, dict) else str(v) for v in value))
-    return ""
+    items = []
+    for name, tier, trial in zip(table["therapy"], table["tier"], table["trial"], strict=True):
+        label = f"{tier}, {trial}" if isinstance(trial, str) and trial else str(tier)
+        items.append(f"{name} [{label}]")
+    return "; ".join(dict.fromkeys(items))
 
 
 def _signature_context(signature_id: str) -> str:
