@@ -166,7 +166,7 @@ def axes(axis: str | Sequence[str] | None = None, *, setting: str | None = None)
 
 THERAPY_COLUMNS = ["axis", "axis_name", "therapy", "tier", "status", "fda", "ema", "nmpa", "settings", "trial",
                    "nct", "trial_phase", "trial_outcome", "negative_trials", "drug_class", "target", "checked",
-                   "note", "citation", "pmid", "doi"]
+                   "note", "citation_key", "citation", "pmid", "doi"]
 
 
 def _negative_text(therapy: dict[str, Any]) -> str:
@@ -183,7 +183,8 @@ def _therapy_row(entry: dict[str, Any], th: dict[str, Any]) -> dict[str, Any]:
         "nmpa": th["approval"]["NMPA"], "settings": _JOIN.join(th["settings"]), "trial": trial.get("name"),
         "nct": trial.get("nct"), "trial_phase": trial.get("phase"), "trial_outcome": trial.get("outcome"),
         "negative_trials": _negative_text(th) or None, "drug_class": th["drug_class"], "target": th["target"],
-        "checked": th["checked"], "note": th["note"], "citation": cite["citation"], "pmid": cite["pmid"],
+        "checked": th["checked"], "note": th["note"], "citation_key": cite["key"], "citation": cite["citation"],
+        "pmid": cite["pmid"],
         "doi": cite["doi"],
     }
 
@@ -207,8 +208,9 @@ def therapies(axis: str | Sequence[str] | None = None, *, setting: str | None = 
     preclinical, discontinued), fda, ema, nmpa (approval for HCC per region: approved, withdrawn,
     not_approved, unverified), settings, trial, nct, trial_phase, trial_outcome (the supporting
     trial), negative_trials (negative trials, recorded as such and never as support), drug_class,
-    target, checked (date the status was checked, or unverified), note, citation, pmid, doi (the
-    paper behind the link). Rows are ordered by tier, then in the order of the table.
+    target, checked (date the status was checked, or unverified), note, citation_key, citation,
+    pmid, doi (the paper behind the link; keys are listed in ``hcctme/kb/CITATIONS.md``). Rows are
+    ordered by tier, then in the order of the table.
     """
     _check_setting(setting)
     t = table()

@@ -122,12 +122,12 @@ def _kb_axes() -> pd.DataFrame:
 
 
 def _kb_therapies(axis: str) -> str:
-    """The axis' therapies ranked by evidence tier, each with its tier and supporting trial.
+    """The axis' therapies ranked by evidence tier, each with its tier and supporting trial or paper.
 
-    ``"atezolizumab + bevacizumab [I, IMbrave150]; ... ; anti-SPP1 blocking antibody [IV]"``:
-    :func:`hcctme.kb.therapies` is already sorted by tier; the first supporting trial (or the tier
-    alone when there is none) is written after each name, so a reader can follow the suggestion to
-    its trial and tier.
+    ``"atezolizumab + bevacizumab [I, IMbrave150]; ... ; anti-SPP1 blocking antibody [IV, Liu2023]"``:
+    :func:`hcctme.kb.therapies` is already sorted by tier; the supporting trial (or, without one, the
+    kb citation key listed in ``hcctme/kb/CITATIONS.md``) follows each name, so a reader can follow
+    every suggestion to its evidence and tier.
     """
     from hcctme import kb
 
@@ -136,9 +136,10 @@ def _kb_therapies(axis: str) -> str:
     except KeyError:
         return ""
     items = []
-    for name, tier, trial in zip(table["therapy"], table["tier"], table["trial"], strict=True):
-        label = f"{tier}, {trial}" if isinstance(trial, str) and trial else str(tier)
-        items.append(f"{name} [{label}]")
+    for name, tier, trial, key in zip(table["therapy"], table["tier"], table["trial"], table["citation_key"],
+                                      strict=True):
+        source = trial if isinstance(trial, str) and trial else key
+        items.append(f"{name} [{tier}, {source}]")
     return "; ".join(dict.fromkeys(items))
 
 
