@@ -42,6 +42,10 @@ class Defaults:
     UNASSIGNED: Final = "unassigned"
 
 
+# treatment settings of the knowledge base (hcctme.kb.axes(setting=...), hcctme.kb.therapies(setting=...)):
+# first/second-line systemic therapy, transarterial chemoembolisation, hepatic arterial infusion
+# chemotherapy, conversion therapy (locoregional +/- TKI/anti-PD-1 to make a tumour resectable), adjuvant
+KB_SETTINGS: Final = ("systemic_first_line", "systemic_second_line", "tace", "haic", "conversion", "adjuvant")
 CELL_CONTEXTS: Final = (
     "t_cell",
     "cd8_t",
