@@ -344,7 +344,7 @@ def _summary_section(results: Results) -> list[str]:
             continue
         n_pass = int(peaks["in_own"].astype(bool).sum())
         missed = ", ".join(f"{r.signature} -> {r.peak}" for r in peaks.itertuples() if not r.in_own)
-        lines.append(f"- Peak check on `{s.dataset.name}`{' (HCC)' if s.dataset.hcc else ''}: {n_pass} of "
+        lines.append(f"- Peak check on `{s.dataset.name}`{' (HCC/liver)' if s.dataset.hcc else ''}: {n_pass} of "
                      f"{len(peaks)} cell-context signatures ({n_pass / len(peaks):.0%}) peak in their own cell "
                      f"type (target {PEAK_TARGET:.0%})" + (f"; elsewhere: {missed}." if missed else "."))
     return lines
