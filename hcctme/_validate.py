@@ -8,7 +8,7 @@ was when it fails.
 
 from __future__ import annotations
 
-import re
+
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +18,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from hcctme import _version
 from hcctme._constants import Keys
 
 MatrixKind = Literal["counts", "lognorm", "scaled", "other"]
@@ -139,6 +140,18 @@ def positive_int(value: Any, *, name: str, allow_none: bool = False, minimum: in
         raise TypeError(f"{name} must be an integer, got {type(value).__name__} ({value!r})")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def random_state(value: Any, *, name: str = "random_state", allow_none: bool = False) -> int | None:
+    """Check a seed: a non-negative integer (or None when ``allow_none``), as numpy's generators take."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        kind = "an integer or None" if allow_none else "an integer"
+        raise TypeError(f"{name} must be {kind}, got {type(value).__name__} ({value!r})")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
     return int(value)
 
 
@@ -305,81 +318,6 @@ def spatial(adata: AnnData, key: str = Keys.SPATIAL) -> np.ndarray:
     return coords[:, :2]
 
 
-def uns_table(adata: AnnData, key: str, *, tool: str) -> pd.DataFrame:
-    """Return a DataFrame stored in ``uns[key]`` by an earlier tool."""
-    if key not in adata.uns:
-        raise KeyError(f"adata.uns has no {key!r}; run {tool} first")
-    table = adata.uns[key]
-    if isinstance(table, dict) and "table" in table:
-        table = table["table"]
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"adata.uns[{key!r}] is not a results table; re-run {tool}")
-    return table
-
-
-# --------------------------------------------------------------------------------------------------
-# Gene identifiers
-# --------------------------------------------------------------------------------------------------
-_ENSEMBL = re.compile(r"^(ENS(?:MUS)?G\d{11})(?:\.\d+)?$")
-
-
-def ensembl_base(name: Any) -> str | None:
-    """The unversioned human (ENSG) or mouse (ENSMUSG) Ensembl gene id in ``name``, else None.
-
-    ``"ENSG00000153563.16"`` -> ``"ENSG00000153563"``.
-    """
-    if not isinstance(name, str):
-        return None
-    match = _ENSEMBL.match(name.strip())
-    return match.group(1) if match else None
-
-
-def gene_id_type(names: Iterable[Any]) -> dict[str, Any]:
-    """Detect the kind of gene identifiers and their species.
-
-    The rule (used by ``hcctme.pp.harmonize_genes(species="auto")`` and ``check_input``):
-
-    1. If at least half of the non-missing names are Ensembl gene ids (``ENSG...``/``ENSMUSG...``,
-       versioned or not), ``id_type`` is ``"ensembl"`` and ``species`` is the majority prefix
-       (``ENSMUSG`` -> mouse, ``ENSG`` -> human).
-    2. Otherwise the names are symbols: those that are current human symbols or known aliases are
-       counted as human, those in the mouse ortholog table as mouse (matched exactly, case
-       included). ``species`` is mouse when mouse names outnumber human ones, human when human
-       names are at least as many, and ``"unknown"`` when neither kind is found.
-
-    Returns a dict: id_type, species, n, n_ensembl_human, n_ensembl_mouse, n_human_symbols,
-    n_mouse_symbols.
-    """
-    from hcctme.sig import _genes
-
-    values = [str(v).strip() for v in names if isinstance(v, str) and v.strip()]
-    n = len(values)
-    ens = [ensembl_base(v) for v in values]
-    n_ens_human = sum(1 for e in ens if e is not None and e.startswith("ENSG"))
-    n_ens_mouse = sum(1 for e in ens if e is not None and e.startswith("ENSMUSG"))
-    human = _genes.known_human_symbols()
-    mouse = _genes.known_mouse_symbols()
-    n_human = sum(1 for v in values if v in human or _genes.current_symbol(v) is not None)
-    n_mouse = sum(1 for v in values if v in mouse)
-    info: dict[str, Any] = {
-        "n": n,
-        "n_ensembl_human": n_ens_human,
-        "n_ensembl_mouse": n_ens_mouse,
-        "n_human_symbols": n_human,
-        "n_mouse_symbols": n_mouse,
-    }
-    if n and (n_ens_human + n_ens_mouse) * 2 >= n:
-        info["id_type"] = "ensembl"
-        info["species"] = "mouse" if n_ens_mouse > n_ens_human else "human"
-    elif n_human or n_mouse:
-        info["id_type"] = "symbol"
-        info["species"] = "mouse" if n_mouse > n_human else "human"
-    else:
-        info["id_type"] = "unknown"
-        info["species"] = "unknown"
-    return info
-
-
 def var_column(adata: AnnData, key: Any, *, purpose: str = "") -> pd.Series:
     """Return ``adata.var[key]``, raising a KeyError that lists the columns when it is missing."""
     return _column(adata.var, "var", key, purpose)
@@ -423,6 +361,4 @@ def _with_fallback(symbols: pd.Series, names: pd.Index) -> pd.Index:
 def library_version() -> str:
     """The version every tool records with its result in ``uns``: ``"<hcctme version>+sig.<digest>"``
     (:attr:`hcctme.sig.library().library_version`, which changes with the package or the signatures)."""
-    from hcctme import sig
-
-    return sig.library().library_version
+    return _version.library_version()

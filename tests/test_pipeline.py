@@ -6,7 +6,7 @@ import anndata as ad
 import pandas as pd
 import pytest
 
-from hcctme import cli, datasets, pipeline
+from hcctme import cli, datasets, get, pipeline
 from hcctme._constants import Keys
 
 pytestmark = pytest.mark.slow
@@ -46,7 +46,7 @@ def test_stored_results_and_provenance(run_dir: Path):
     run = adata.uns["hcctme_run"]
     assert run["config"]["sample_key"] == "patient"
     assert set(run["timings_s"]) == set(pipeline.STEPS)
-    assert "library_version" in adata.uns[Keys.SCORES]
+    assert "library_version" in get.params(adata, Keys.SCORES)
 
 
 def test_tables_are_tidy(run_dir: Path):

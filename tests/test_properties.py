@@ -173,8 +173,8 @@ def test_copy_equals_in_place(method, data):
     copied = score(original, sets, method=method, copy=True)
     assert "hcctme_scores" not in original.obsm and "hcctme_scores" not in original.uns
     pd.testing.assert_frame_equal(copied.obsm["hcctme_scores"], in_place.obsm["hcctme_scores"])
-    assert copied.uns["hcctme_scores"]["genes_used"] == in_place.uns["hcctme_scores"]["genes_used"]
-    assert copied.uns["hcctme_scores"]["params"] == in_place.uns["hcctme_scores"]["params"]
+    assert copied.uns["hcctme_scores_params"]["genes_used"] == in_place.uns["hcctme_scores_params"]["genes_used"]
+    assert copied.uns["hcctme_scores_params"]["params"] == in_place.uns["hcctme_scores_params"]["params"]
 
 
 @SETTINGS

@@ -62,7 +62,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from hcctme import _validate
-from hcctme._constants import Defaults, Keys
+from hcctme._constants import BARRIER_STATES, Defaults, Keys
 from hcctme._logging import logger
 
 # --------------------------------------------------------------------------------------------------
@@ -128,8 +128,9 @@ STATE_IDS: tuple[str, ...] = tuple(STATE_PARENT)
 LR_TRUTH: dict[str, str] = {"ligand": "SPP1", "receptor": "CD44", "source_cell_type": "Macrophages",
                             "source_state": "TAM2_SPP1", "target_cell_type": "Fibroblasts",
                             "target_state": "any"}
-#: States that ring tumour nests in resistors (spatial=True) and the cells kept out.
-BARRIER_STATES: tuple[str, ...] = ("TAM2_SPP1", "CAF_ECM_MYCAF")
+#: States that ring tumour nests in resistors (spatial=True): the SPP1+ TAM and matrix myCAF of the
+#: barrier states (:data:`hcctme._constants.BARRIER_STATES`); and the cells kept out.
+PLANTED_BARRIER_STATES: tuple[str, ...] = tuple(s for s in BARRIER_STATES if s in ("TAM2_SPP1", "CAF_ECM_MYCAF"))
 EXCLUDED_TYPES: tuple[str, ...] = ("CD8+ T cells",)
 TUMOUR_TYPES: tuple[str, ...] = ("Tumour cells", "Hepatocytes")
 
@@ -693,13 +694,13 @@ def simulate_cohort(
         coords, barrier_table, nests = layout(
             patient=cell_p, cell_type=cell_t, state=cell_s, resistor=resistor, patients=patients,
             barrier=applied.get("barrier", 0.0), rng=rng,
-            cell_types=CELL_TYPES, state_ids=STATE_IDS, barrier_states=BARRIER_STATES,
+            cell_types=CELL_TYPES, state_ids=STATE_IDS, barrier_states=PLANTED_BARRIER_STATES,
             excluded_types=EXCLUDED_TYPES, tumour_types=TUMOUR_TYPES,
         )
         adata.obsm[Keys.SPATIAL] = coords
         truth["barrier"] = barrier_table
         truth["nests"] = nests
-        truth["barrier_states"] = list(BARRIER_STATES)
+        truth["barrier_states"] = list(PLANTED_BARRIER_STATES)
         truth["excluded_cell_types"] = list(EXCLUDED_TYPES)
         truth["tumour_cell_types"] = list(TUMOUR_TYPES)
     adata.uns[Keys.SIM] = truth

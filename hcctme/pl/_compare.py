@@ -8,17 +8,16 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from hcctme import _validate
-from hcctme._constants import Keys
+from hcctme import _validate, get
+from hcctme._constants import Keys, Suffix
 from hcctme.pl._utils import finish
 
 
 def _tables(data, key: str, values: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     if isinstance(data, AnnData):
-        table = _validate.uns_table(data, key, tool="hcctme.tl.compare")
-        if values is None:
-            stored = data.uns.get(f"{key}_values")
-            values = stored if isinstance(stored, pd.DataFrame) else None
+        table = get.compare(data, key)
+        if values is None and key + Suffix.VALUES in data.uns:
+            values = get.compare(data, key, values=True)
         return table, values
     if isinstance(data, pd.DataFrame):
         return data, values

@@ -9,24 +9,13 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from hcctme import get
 from hcctme._constants import Keys
 from hcctme.tl import _crosstalk_stats as cstats
 from hcctme.pl._utils import finish
 
 _ARROW = " \u2192 "
 KINDS = ("dotplot", "heatmap", "strip")
-
-
-def _stored(adata: AnnData, key: str, *, diff: bool) -> dict[str, Any]:
-    name = f"{key}_diff" if diff else key
-    if name not in adata.uns:
-        need = " with condition_key" if diff else ""
-        raise KeyError(f"adata.uns has no {name!r}; run hcctme.tl.crosstalk(adata, ...{need}) first "
-                       f"(key_added={key!r})")
-    stored = adata.uns[name]
-    if not isinstance(stored, dict) or not isinstance(stored.get("table"), pd.DataFrame):
-        raise TypeError(f"adata.uns[{name!r}] is not a crosstalk result; re-run hcctme.tl.crosstalk")
-    return stored
 
 
 def _interaction_label(row: pd.Series | Any) -> str:
@@ -48,7 +37,7 @@ def dotplot(adata: AnnData, *, key: str = Keys.CROSSTALK, n_top: int = 20, axes_
     import matplotlib.pyplot as plt
     from matplotlib.colors import TwoSlopeNorm
 
-    diff = _stored(adata, key, diff=True)["table"]
+    diff = get.crosstalk(adata, key, differential=True)
     table = diff[diff["tested"]]
     if condition is not None:
         table = table[table["condition"] == condition]
@@ -116,9 +105,8 @@ def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[s
         return rows
 
     if value == "strength":
-        stored = _stored(adata, key, diff=False)
-        table = axis_rows(stored["table"])
-        sample_key = stored["params"].get("sample_key")
+        table = axis_rows(get.crosstalk(adata, key))
+        sample_key = get.params(adata, key)["params"].get("sample_key")
         if table.empty:
             raise ValueError(f"no interaction of axis {wanted or 'any'} in the crosstalk table")
         by = ([sample_key] if sample_key else []) + ["source", "target"]
@@ -128,7 +116,7 @@ def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[s
         norm = None
         cmap = cmap or "viridis"
     else:
-        table = axis_rows(_stored(adata, key, diff=True)["table"])
+        table = axis_rows(get.crosstalk(adata, key, differential=True))
         if condition is not None:
             table = table[table["condition"] == condition]
         if table.empty:
@@ -182,15 +170,14 @@ def strip(adata: AnnData, *, key: str = Keys.CROSSTALK, interaction: Any = None,
     """
     import matplotlib.pyplot as plt
 
-    stored = _stored(adata, key, diff=False)
-    dstored = _stored(adata, key, diff=True)
-    row = _pick(dstored["table"], interaction)
-    params = stored["params"]
+    provenance = get.params(adata, key)  # groups per sample and sample conditions are crosstalk's provenance
+    row = _pick(get.crosstalk(adata, key, differential=True), interaction)
+    params = provenance["params"]
     sample_key = params["sample_key"]
-    groups_long = stored["groups"]
+    groups_long = provenance["groups"]
     groups = {s: list(g["group"]) for s, g in groups_long.groupby("sample", observed=True)}
     samples = list(dict.fromkeys(groups_long["sample"]))
-    table = stored["table"]
+    table = get.crosstalk(adata, key)
     mask = np.ones(len(table), dtype=bool)
     for col in cstats.ID_COLUMNS:
         mask &= (table[col].astype(str) == str(row[col])).to_numpy()
@@ -201,7 +188,7 @@ def strip(adata: AnnData, *, key: str = Keys.CROSSTALK, interaction: Any = None,
         values = pd.Series(0.0, index=present)
     else:
         values = matrix.iloc[0].dropna()
-    cond = dstored["conditions"].set_index("sample")["condition"].astype(str)
+    cond = provenance["conditions"].set_index("sample")["condition"].astype(str)
     levels = [row["reference"], row["condition"]]
     rng = np.random.default_rng(seed)
     colours = palette or {levels[0]: "#4477aa", levels[1]: "#cc6677"}

@@ -11,6 +11,7 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.colors import TwoSlopeNorm
 
+from hcctme import get
 from hcctme._constants import Keys
 
 _REQUIRED = ("sample", "axis", "activity", "active")
@@ -20,9 +21,7 @@ def _table(data: AnnData | pd.DataFrame, key: str) -> pd.DataFrame:
     if isinstance(data, pd.DataFrame):
         table = data
     elif isinstance(data, AnnData):
-        if key not in data.uns:
-            raise KeyError(f"adata.uns has no {key!r}; run hcctme.tl.resistance_profile first")
-        table = data.uns[key]
+        table = get.profile(data, key)
     else:
         raise TypeError(f"expected an AnnData or the resistance_profile table, got {type(data).__name__}")
     if not isinstance(table, pd.DataFrame):

@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from hcctme import _validate
-from hcctme._constants import Keys
+from hcctme import _validate, get
+from hcctme._constants import Keys, Suffix
 
 KINDS = ("dotplot", "heatmap")
 
@@ -18,7 +18,7 @@ KINDS = ("dotplot", "heatmap")
 def score_summary(adata: AnnData, groupby: str, signatures: Sequence[str] | None = None, *,
                   key: str = Keys.SCORES) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per group: mean score (groups x signatures) and fraction of cells with a score above 0."""
-    scores = _validate.scores(adata, key)
+    scores = get.scores(adata, key)
     groups = _validate.obs_column(adata, groupby, purpose="groups to summarise scores by")
     if signatures is None:
         signatures = list(scores.columns)
@@ -33,7 +33,7 @@ def score_summary(adata: AnnData, groupby: str, signatures: Sequence[str] | None
         raise KeyError(
             f"signature(s) {missing} are not in adata.obsm[{key!r}]; scored signatures: "
             f"{_validate._preview(scores.columns)} (left-out signatures are listed in "
-            f"adata.uns[{key!r}]['dropped'])"
+            f"adata.uns[{key + Suffix.PARAMS!r}]['dropped'])"
         )
     frame = scores[signatures].astype(np.float64)
     order = groups.cat.categories if isinstance(groups.dtype, pd.CategoricalDtype) else pd.unique(groups)
@@ -129,7 +129,7 @@ def scores(
     ax.set_yticks(np.arange(n_groups))
     ax.set_yticklabels(colour.index)
     ax.set_ylabel(groupby)
-    method = adata.uns.get(key, {}).get("method", "") if isinstance(adata.uns.get(key), dict) else ""
+    method = get.params(adata, key).get("method", "") if key + Suffix.PARAMS in adata.uns else ""
     ax.set_title(f"{method} scores by {groupby}" if method else f"scores by {groupby}")
     for side in ("top", "right"):
         ax.spines[side].set_visible(kind == "heatmap")

@@ -7,12 +7,11 @@ from typing import Any, Literal
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from anndata import AnnData
 from matplotlib.axes import Axes
 
-from hcctme import _validate
-from hcctme._constants import Keys
+from hcctme import _validate, get
+from hcctme._constants import Keys, Suffix
 
 COLOURS = {"other": "#d9d9d9", "tumour": "#f4a582", "t_cell": "#2166ac", "barrier": "#7b3294"}
 
@@ -68,7 +67,8 @@ def tib(
     from hcctme.tl import _tib as tl_tib
 
     _validate.anndata(adata)
-    params = adata.uns.get(f"{key}_params", {}) or {}
+    stored = get.params(adata, key) if key + Suffix.PARAMS in adata.uns else {}
+    params = dict(stored.get("params") or {})
     given = any(x is not None for x in (barrier_labels, tumour_labels, t_cell_labels, label_key))
     sample_key = sample_key or params.get("sample_key") or "patient"
     spatial_key = spatial_key or params.get("spatial_key") or Keys.SPATIAL
@@ -76,9 +76,9 @@ def tib(
     state_key = state_key or params.get("state_key") or Keys.STATE
     scores_key = scores_key or params.get("scores_key") or Keys.SCORES
     if not given and params:
-        barrier_labels = _labels_from_params(params, "barrier")
-        tumour_labels = _labels_from_params(params, "tumour")
-        t_cell_labels = _labels_from_params(params, "t_cell")
+        barrier_labels = _labels_from_params(stored, "barrier")
+        tumour_labels = _labels_from_params(stored, "tumour")
+        t_cell_labels = _labels_from_params(stored, "t_cell")
     samples = _validate.categorical_levels(adata, sample_key, purpose="sample_key")
     sample = _validate.level(samples, sample, key=sample_key, what="sample")
     coords = _validate.spatial(adata, spatial_key)
@@ -126,8 +126,8 @@ def tib(
     ax.set_yticks([])
     if title is None:
         title = str(sample)
-        table = adata.uns.get(key)
-        if isinstance(table, pd.DataFrame) and sample in table.index.astype(str):
+        table = get.tib(adata, key) if key in adata.uns else None
+        if table is not None and sample in table.index.astype(str):
             row = table.loc[table.index.astype(str) == sample].iloc[0]
             title += (f"\nTIB {row['tib_score']:.2f} (p={row['tib_pvalue']:.3g}), "
                       f"T exclusion {row['t_exclusion']:.2f} (p={row['t_exclusion_pvalue']:.3g})")

@@ -9,6 +9,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from hcctme import _validate
+from hcctme.sig import _genes
 from hcctme._constants import Keys
 from hcctme._logging import logger
 
@@ -36,7 +37,7 @@ def check_input(adata: AnnData, *, layer: str | None = None, use_raw: bool | Non
     - ``has_nan`` (NaN or infinite values in that sample);
     - ``gene_id_type`` (``"ensembl"``, ``"symbol"`` or ``"unknown"``) and ``species``
       (``"human"``, ``"mouse"``, ``"unknown"``), by the rule of
-      :func:`hcctme._validate.gene_id_type`, with the counts behind them in ``gene_ids``;
+      :func:`hcctme._genes.gene_id_type`, with the counts behind them in ``gene_ids``;
     - ``n_duplicated_genes`` / ``duplicated_genes`` (examples) and ``n_duplicated_cells``;
     - ``harmonised``: whether ``var["hcctme_symbol"]`` exists; ``counts_layer``: whether
       ``layers["counts"]`` holds integer counts;
@@ -65,7 +66,7 @@ def check_input(adata: AnnData, *, layer: str | None = None, use_raw: bool | Non
     else:
         issues.append(f"the AnnData is empty ({adata.n_obs} cells x {adata.n_vars} genes)")
 
-    ids = _validate.gene_id_type(var_names)
+    ids = _genes.gene_id_type(var_names)
     dups = var_names[var_names.duplicated()].unique()
     n_dup_cells = int(adata.obs_names.duplicated().sum())
     harmonised = Keys.SYMBOL in adata.var.columns

@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from importlib import resources
+from typing import Any
+from collections.abc import Iterable
 
 import pandas as pd
 
@@ -150,3 +152,61 @@ def current_symbol(name: str) -> str | None:
         return case_aliases()[name]
     upper = name.upper()
     return aliases().get(upper) or orf_case_variants().get(upper)
+
+
+_ENSEMBL = re.compile(r"^(ENS(?:MUS)?G\d{11})(?:\.\d+)?$")
+
+
+def ensembl_base(name: Any) -> str | None:
+    """The unversioned human (ENSG) or mouse (ENSMUSG) Ensembl gene id in ``name``, else None.
+
+    ``"ENSG00000153563.16"`` -> ``"ENSG00000153563"``.
+    """
+    if not isinstance(name, str):
+        return None
+    match = _ENSEMBL.match(name.strip())
+    return match.group(1) if match else None
+
+
+def gene_id_type(names: Iterable[Any]) -> dict[str, Any]:
+    """Detect the kind of gene identifiers and their species.
+
+    The rule (used by ``hcctme.pp.harmonize_genes(species="auto")`` and ``check_input``):
+
+    1. If at least half of the non-missing names are Ensembl gene ids (``ENSG...``/``ENSMUSG...``,
+       versioned or not), ``id_type`` is ``"ensembl"`` and ``species`` is the majority prefix
+       (``ENSMUSG`` -> mouse, ``ENSG`` -> human).
+    2. Otherwise the names are symbols: those that are current human symbols or known aliases are
+       counted as human, those in the mouse ortholog table as mouse (matched exactly, case
+       included). ``species`` is mouse when mouse names outnumber human ones, human when human
+       names are at least as many, and ``"unknown"`` when neither kind is found.
+
+    Returns a dict: id_type, species, n, n_ensembl_human, n_ensembl_mouse, n_human_symbols,
+    n_mouse_symbols.
+    """
+    values = [str(v).strip() for v in names if isinstance(v, str) and v.strip()]
+    n = len(values)
+    ens = [ensembl_base(v) for v in values]
+    n_ens_human = sum(1 for e in ens if e is not None and e.startswith("ENSG"))
+    n_ens_mouse = sum(1 for e in ens if e is not None and e.startswith("ENSMUSG"))
+    human = known_human_symbols()
+    mouse = known_mouse_symbols()
+    n_human = sum(1 for v in values if v in human or current_symbol(v) is not None)
+    n_mouse = sum(1 for v in values if v in mouse)
+    info: dict[str, Any] = {
+        "n": n,
+        "n_ensembl_human": n_ens_human,
+        "n_ensembl_mouse": n_ens_mouse,
+        "n_human_symbols": n_human,
+        "n_mouse_symbols": n_mouse,
+    }
+    if n and (n_ens_human + n_ens_mouse) * 2 >= n:
+        info["id_type"] = "ensembl"
+        info["species"] = "mouse" if n_ens_mouse > n_ens_human else "human"
+    elif n_human or n_mouse:
+        info["id_type"] = "symbol"
+        info["species"] = "mouse" if n_mouse > n_human else "human"
+    else:
+        info["id_type"] = "unknown"
+        info["species"] = "unknown"
+    return info

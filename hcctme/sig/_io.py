@@ -132,33 +132,6 @@ def from_net(net: pd.DataFrame, *, source: str = "source", target: str = "target
     return sigs
 
 
-def to_net(sigs: SignatureSet) -> pd.DataFrame:
-    """Signatures -> decoupler net (source, target, weight)."""
-    rows = []
-    for sig in sigs:
-        for gene in sig.genes_up:
-            rows.append((sig.id, gene, float(sig.weights.get(gene, 1.0))))
-        for gene in sig.genes_down:
-            rows.append((sig.id, gene, -abs(float(sig.weights.get(gene, 1.0)))))
-    return pd.DataFrame(rows, columns=["source", "target", "weight"])
-
-
-def to_gmt(sigs: SignatureSet, path: str | Path | None = None) -> str:
-    """Signatures -> GMT text; written to ``path`` when given."""
-    lines = []
-    for sig in sigs:
-        description = sig.citation or sig.name
-        if sig.genes_down:
-            lines.append("\t".join([f"{sig.id}_UP", description, *sig.genes_up]))
-            lines.append("\t".join([f"{sig.id}_DOWN", description, *sig.genes_down]))
-        else:
-            lines.append("\t".join([sig.id, description, *sig.genes_up]))
-    text = "\n".join(lines) + "\n"
-    if path is not None:
-        Path(path).write_text(text, encoding="utf-8")
-    return text
-
-
 def to_yaml(sigs: SignatureSet, path: str | Path | None = None) -> str:
     """Signatures -> YAML text in the library schema."""
     text = yaml.safe_dump([s.to_dict() for s in sigs], sort_keys=False, allow_unicode=True)

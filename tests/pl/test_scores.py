@@ -28,7 +28,7 @@ def scored() -> AnnData:
     values[:30, 0] += 0.5  # T cells high on SIG_T
     values[60:, 2] = 0  # Mac: SIG_Z never above 0
     adata.obsm["hcctme_scores"] = pd.DataFrame(values, index=adata.obs_names, columns=["SIG_T", "SIG_B", "SIG_Z"])
-    adata.uns["hcctme_scores"] = {"method": "ucell"}
+    adata.uns["hcctme_scores_params"] = {"method": "ucell"}
     return adata
 
 

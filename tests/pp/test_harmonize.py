@@ -1,4 +1,4 @@
-"""hcctme.pp.harmonize_genes, hcctme.pp.check_input and the gene-name helpers of hcctme._validate."""
+"""hcctme.pp.harmonize_genes, hcctme.pp.check_input and the gene-id helpers of hcctme.sig._genes."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from anndata import AnnData
 
 import hcctme as ht
 from hcctme import _validate
+from hcctme.sig import _genes
 from hcctme._constants import Keys
 from hcctme.sig import _genes
 
@@ -98,7 +99,7 @@ def test_human_mode_never_upper_cases_mouse_symbols():
     ],
 )
 def test_auto_species_detection(names, species, id_type):
-    info = _validate.gene_id_type(names)
+    info = _genes.gene_id_type(names)
     assert info["species"] == species and info["id_type"] == id_type
     adata = make(names)
     ht.pp.harmonize_genes(adata)
@@ -236,10 +237,10 @@ def test_gene_names_for_raw_and_subsets():
 
 
 def test_ensembl_base():
-    assert _validate.ensembl_base("ENSG00000153563.16") == "ENSG00000153563"
-    assert _validate.ensembl_base("ENSMUSG00000053977") == "ENSMUSG00000053977"
-    assert _validate.ensembl_base("CD8A") is None
-    assert _validate.ensembl_base(None) is None
+    assert _genes.ensembl_base("ENSG00000153563.16") == "ENSG00000153563"
+    assert _genes.ensembl_base("ENSMUSG00000053977") == "ENSMUSG00000053977"
+    assert _genes.ensembl_base("CD8A") is None
+    assert _genes.ensembl_base(None) is None
 
 
 # --------------------------------------------------------------------------------------------------
