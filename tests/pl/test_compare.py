@@ -60,7 +60,18 @@ def test_composition_proportions_and_clr(adata):
 def test_paired_lines(adata):
     hc.tl.compare(adata, features="scores", pair_key="pair", **KW)
     fig = hc.pl.compare(adata, features="SIG_A")
-    assert len(fig.axes[0].lines) >= 4  # box parts + one line per pair
+    pair_lines = [line for line in fig.axes[0].lines if line.get_color() == "grey"]
+    assert len(pair_lines) == 4  # one line per pair, from the reference box (x ~ 0) to the other (x ~ 1)
+    for line in pair_lines:
+        x = np.asarray(line.get_xdata(), dtype=float)
+        assert len(x) == 2 and abs(x[0]) <= 0.12 and abs(x[1] - 1) <= 0.12
+    values = hc.get.compare(adata, values=True)
+    values = values[values["feature"] == "SIG_A"]
+    pairs = adata.obs.groupby("patient", observed=True)["pair"].first()
+    expected = {frozenset(np.round(group["value"].to_numpy(float), 6))
+                for _, group in values.groupby(values["sample"].map(pairs))}
+    drawn = {frozenset(np.round(np.asarray(line.get_ydata(), dtype=float), 6)) for line in pair_lines}
+    assert drawn == expected
     plt.close(fig)
 
 
