@@ -8,7 +8,6 @@ was when it fails.
 
 from __future__ import annotations
 
-
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -359,6 +358,9 @@ def _with_fallback(symbols: pd.Series, names: pd.Index) -> pd.Index:
 # Provenance
 # --------------------------------------------------------------------------------------------------
 def library_version() -> str:
-    """The version every tool records with its result in ``uns``: ``"<hcctme version>+sig.<digest>"``
-    (:attr:`hcctme.sig.library().library_version`, which changes with the package or the signatures)."""
+    """Return the version every tool records with its result in ``uns``.
+
+    ``"<hcctme version>+sig.<digest>"`` (:attr:`hcctme.sig.library().library_version`), which changes with
+    the package or the signatures.
+    """
     return _version.library_version()

@@ -34,6 +34,7 @@ def _add_matrix(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``hcctme`` argument parser with one subcommand per tool."""
     parser = argparse.ArgumentParser(prog="hcctme", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -189,11 +190,11 @@ _STEP_FUNCTIONS: dict[str, Callable[[AnnData, PipelineConfig], bool]] = {
 
 # file stem -> how the table is read back (the stems are the TSV names write_outputs uses)
 _RESULT_TABLES: dict[str, Callable[[AnnData], pd.DataFrame]] = {
-    **{f"compare_{features}": (lambda adata, key=key: get.compare(adata, key)) for features, key in COMPARE_KEYS.items()},
+    **{f"compare_{features}": partial(get.compare, key=key) for features, key in COMPARE_KEYS.items()},
     "ta_response_compare": get.ta_response,
-    "ta_response_per_sample": lambda adata: get.ta_response(adata, per_sample=True),
+    "ta_response_per_sample": partial(get.ta_response, per_sample=True),
     "crosstalk": get.crosstalk,
-    "crosstalk_diff": lambda adata: get.crosstalk(adata, differential=True),
+    "crosstalk_diff": partial(get.crosstalk, differential=True),
     "tib": get.tib,
     "resistance_profile": get.profile,
 }

@@ -238,7 +238,7 @@ def test_compare_ignores_sample_names_and_cell_order(kind, adata, data):
     samples = sorted(adata.obs["sample"].unique())
     names = data.draw(st.permutations([f"patient_{i}" for i in range(len(samples))]))
     relabelled = adata.copy()
-    relabelled.obs["sample"] = adata.obs["sample"].map(dict(zip(samples, names)))
+    relabelled.obs["sample"] = adata.obs["sample"].map(dict(zip(samples, names, strict=True)))
     pd.testing.assert_frame_equal(run_compare(relabelled, **kw), base, check_exact=False, rtol=1e-10)
     perm = list(data.draw(st.permutations(range(adata.n_obs))))
     pd.testing.assert_frame_equal(run_compare(adata[perm].copy(), **kw), base, check_exact=False, rtol=1e-10)

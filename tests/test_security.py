@@ -78,7 +78,7 @@ def test_yaml_readers_only_use_the_safe_loader(tmp_path: Path, monkeypatch):
     loaders = []
     load = yaml.load
 
-    def spy(stream, Loader):  # noqa: N803 - PyYAML's parameter name
+    def spy(stream, Loader):
         loaders.append(Loader)
         return load(stream, Loader)
 

@@ -584,7 +584,7 @@ def simulate_cohort(
         for k, s_idx in enumerate(idx):
             block_p.append(np.arange(n_patients)), block_t.append(np.full(n_patients, t))
             block_s.append(np.full(n_patients, s_idx)), block_n.append(n_s[:, k])
-        labels = states + [UNASSIGNED]
+        labels = [*states, UNASSIGNED]
         parent_n = n_cells_t[:, t]
         for k, label in enumerate(labels):
             state_rows.append(pd.DataFrame({
@@ -635,12 +635,12 @@ def simulate_cohort(
     X.data *= np.repeat(scale, np.diff(X.indptr))
     np.log1p(X.data, out=X.data)
     cov = covariates.set_index("patient")
-    state_labels = np.array(list(STATE_IDS) + [UNASSIGNED], dtype=object)[np.where(cell_s >= 0, cell_s, -1)]
+    state_labels = np.array([*list(STATE_IDS), UNASSIGNED], dtype=object)[np.where(cell_s >= 0, cell_s, -1)]
     obs = pd.DataFrame({
         "patient": pd.Categorical(patients[cell_p], categories=patients),
         "response": pd.Categorical(response[cell_p], categories=[RESPONDER, RESISTOR]),
         "cell_type": pd.Categorical(np.array(CELL_TYPES, dtype=object)[cell_t], categories=list(CELL_TYPES)),
-        "state_true": pd.Categorical(state_labels, categories=list(STATE_IDS) + [UNASSIGNED]),
+        "state_true": pd.Categorical(state_labels, categories=[*list(STATE_IDS), UNASSIGNED]),
         "treatment": pd.Categorical(np.full(n_obs, TREATMENT)),
         "age": cov["age"].to_numpy()[cell_p],
         "sex": pd.Categorical(cov["sex"].to_numpy()[cell_p], categories=["female", "male"]),

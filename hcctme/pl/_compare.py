@@ -124,19 +124,19 @@ def compare(
     nrows = int(np.ceil(n / ncols))
     fig, axes = plt.subplots(nrows, ncols, figsize=figsize or (3.2 * ncols, 3.0 * nrows), squeeze=False)
     rng = np.random.default_rng(0)
-    for ax, row in zip(axes.ravel(), rows.itertuples(index=False)):
+    for ax, row in zip(axes.ravel(), rows.itertuples(index=False), strict=False):
         sub = values[(values["feature"].astype(str) == str(row.feature))
                      & (values["group"].astype(str) == str(row.group))]
         data_by = [sub.loc[sub["condition"].astype(str) == lv, column].to_numpy(float) for lv in levels]
         box = ax.boxplot(data_by, positions=range(len(levels)), widths=0.55, patch_artist=True,
                          showfliers=False)
-        for patch, lv in zip(box["boxes"], levels):
+        for patch, lv in zip(box["boxes"], levels, strict=True):
             patch.set_facecolor(mpl.colors.to_rgba(colours[lv], 0.25))
             patch.set_edgecolor(colours[lv])
         for median in box["medians"]:
             median.set_color("black")
         xs = {}
-        for i, (lv, vals) in enumerate(zip(levels, data_by)):
+        for i, (lv, vals) in enumerate(zip(levels, data_by, strict=True)):
             x = i + rng.uniform(-0.12, 0.12, len(vals))
             ax.scatter(x, vals, s=18, color=colours[lv], edgecolor="white", linewidth=0.5, zorder=3)
             xs[lv] = pd.Series(x, index=sub.loc[sub["condition"].astype(str) == lv, "sample"].to_numpy())
@@ -147,7 +147,7 @@ def compare(
                 pts = [(xs[lv][sample_of.loc[pair, lv]], wide.loc[pair, lv]) for lv in levels
                        if lv in wide.columns and pd.notna(wide.loc[pair, lv])]
                 if len(pts) > 1:
-                    ax.plot(*zip(*pts), color="grey", lw=0.6, alpha=0.6, zorder=2)
+                    ax.plot(*zip(*pts, strict=True), color="grey", lw=0.6, alpha=0.6, zorder=2)
         ax.set_xticks(range(len(levels)), levels, rotation=30, ha="right")
         title = str(row.feature) if str(row.group) == "all" else f"{row.feature} ({row.group})"
         padj = getattr(row, "padj", np.nan)

@@ -11,8 +11,8 @@ from anndata import AnnData
 
 from hcctme import get
 from hcctme._constants import Keys
-from hcctme.tl import _crosstalk_stats as cstats
 from hcctme.pl._utils import finish
+from hcctme.tl import _crosstalk_stats as cstats
 
 _ARROW = " \u2192 "
 KINDS = ("dotplot", "heatmap", "strip")
@@ -151,7 +151,7 @@ def _pick(diff: pd.DataFrame, interaction: Any) -> pd.Series:
         interaction = tuple(interaction[c] for c in ids)
     if isinstance(interaction, (tuple, list)) and len(interaction) == 4:
         hit = diff
-        for col, val in zip(ids, interaction):
+        for col, val in zip(ids, interaction, strict=False):
             hit = hit[hit[col].astype(str) == str(val)]
         if hit.empty:
             raise KeyError(f"interaction {tuple(interaction)} (source, target, ligand, receptor) is not in the "

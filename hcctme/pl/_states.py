@@ -35,16 +35,11 @@ def composition(adata: AnnData, *, sample_key: str, key: str = Keys.STATE) -> pd
     samples = _validate.obs_column(adata, sample_key, purpose="samples").astype(str)
     ctx_key = f"{key}{Keys.PARENT_SUFFIX}"
     info = adata.uns.get(key, {})
-    if ctx_key in adata.obs:
-        contexts = adata.obs[ctx_key].astype(str)
-    else:  # calls from elsewhere: one pseudo-context
-        contexts = pd.Series("all", index=adata.obs_names)
+    # calls from elsewhere have no context column: one pseudo-context
+    contexts = adata.obs[ctx_key].astype(str) if ctx_key in adata.obs else pd.Series("all", index=adata.obs_names)
     called = set(info.get("states", {})) if isinstance(info, Mapping) else set()
     frame = pd.DataFrame({"sample": samples.values, "context": contexts.values, "state": calls.values})
-    if called:
-        frame = frame[frame["context"].isin(called)]
-    else:
-        frame = frame[frame["context"] != Defaults.UNASSIGNED]
+    frame = frame[frame["context"].isin(called)] if called else frame[frame["context"] != Defaults.UNASSIGNED]
     table = frame.groupby(["sample", "context", "state"], observed=True).size().rename("n").reset_index()
     table["fraction"] = table["n"] / table.groupby(["sample", "context"])["n"].transform("sum")
     return table
@@ -165,7 +160,7 @@ def states(
                                  figsize=figsize or (max(3.0, 0.35 * len(sample_order) + 1.5) * ncols, 5.5 * nrows))
         for ax in axes.ravel()[n:]:
             ax.set_visible(False)
-        for ax, context in zip(axes.ravel(), available):
+        for ax, context in zip(axes.ravel(), available, strict=False):
             sub = table[table["context"] == context]
             wide = sub.pivot_table(index="sample", columns="state", values="fraction", fill_value=0.0,
                                    observed=True)
@@ -190,7 +185,7 @@ def states(
                     ax.axvline(e - 0.5, color="black", lw=0.8)
                 starts = [0, *edges]
                 ends = [*edges, len(conds)]
-                for s0, e0 in zip(starts, ends):
+                for s0, e0 in zip(starts, ends, strict=True):
                     ax.text((s0 + e0 - 1) / 2, 1.01, conds[s0], ha="center", va="bottom", fontsize=8,
                             transform=ax.get_xaxis_transform())
                 ax.set_title(context, pad=14)

@@ -111,7 +111,8 @@ def tib(
         for name, mask, size_, label in layers:
             if mask.any():
                 ax.scatter(xy[mask, 0], xy[mask, 1], s=size_, c=COLOURS[name], label=f"{label} ({int(mask.sum())})",
-                           linewidths=0.3 if name == "barrier" else 0, edgecolors="black" if name == "barrier" else "none",
+                           linewidths=0.3 if name == "barrier" else 0,
+                           edgecolors="black" if name == "barrier" else "none",
                            rasterized=True)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8, markerscale=1.5)
     else:

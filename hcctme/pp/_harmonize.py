@@ -130,7 +130,7 @@ def harmonize_genes(
         ``"feature_name"``); ``None`` uses ``adata.var_names``.
     species
         ``"human"``, ``"mouse"`` or ``"auto"``. ``"auto"`` applies the rule of
-        :func:`hcctme._genes.gene_id_type`: Ensembl ids when at least half the names are
+        :func:`hcctme.sig._genes.gene_id_type`: Ensembl ids when at least half the names are
         ENSG/ENSMUSG ids (species from the majority prefix); otherwise mouse when more names are
         mouse symbols of the ortholog table than current human symbols/aliases, else human.
         Ensembl ids are mapped whatever the species.
@@ -201,11 +201,11 @@ def _report(table: pd.DataFrame, collisions: dict[str, list[str]], *, source: st
         "species": species,
         "species_used": resolved,
         "detected": {k: (int(v) if isinstance(v, (int, np.integer)) else str(v)) for k, v in detected.items()},
-        "n_vars": int(len(table)),
+        "n_vars": len(table),
         "n_mapped": int(table["symbol"].notna().sum()),
         "n_changed": int(changed.sum()),
         "routes": routes,
-        "n_unmapped": int(len(unmapped)),
+        "n_unmapped": len(unmapped),
         "unmapped_examples": [str(n) for n in unmapped["name"].head(_N_EXAMPLES)],
         "examples": examples,
         "n_collisions": len(collisions),

@@ -184,7 +184,7 @@ def build(adata: AnnData, path: str | Path | None = None, *, title: str = "hcctm
         ("profile", "Per-patient resistance profile and therapies", _profile_section(adata)),
         ("parameters", "Parameters and versions", _parameters(adata)),
     ]
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = _html.page(title, f"Generated {stamp}", sections)
     if path is None:
         return text

@@ -9,10 +9,10 @@ symbols the ortholog tables lack, each with a reason).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
 from typing import Any
-from collections.abc import Iterable
 
 import pandas as pd
 
@@ -28,8 +28,10 @@ def _read(name: str, **kwargs) -> pd.DataFrame:
 
 @lru_cache(maxsize=1)
 def human_genes() -> pd.DataFrame:
-    """Columns ``symbol`` and ``ensembl_id``: one row per (symbol, Ensembl id) pair of the human
-    genes with a name; for each id its preferred (newest) symbol comes first."""
+    """Human genes with a name: columns ``symbol`` and ``ensembl_id``.
+
+    One row per (symbol, Ensembl id) pair; for each id its preferred (newest) symbol comes first.
+    """
     return _read("human_genes.tsv.gz")
 
 
@@ -46,7 +48,7 @@ def mouse_orthologs() -> pd.DataFrame:
 def allowlist() -> dict[str, str]:
     """Valid human symbols absent from the ortholog tables, mapped to the reason they are allowed."""
     table = _read("symbol_allowlist.tsv")
-    return dict(zip(table["symbol"], table["reason"]))
+    return dict(zip(table["symbol"], table["reason"], strict=True))
 
 
 @lru_cache(maxsize=1)
@@ -61,7 +63,7 @@ def _alias_rows() -> tuple[dict[str, str], dict[str, str]]:
     upper_known = {s.upper() for s in known_human_symbols()}
     folded: dict[str, str] = {}
     exact: dict[str, str] = {}
-    for alias, symbol in zip(table["alias"], table["symbol"]):
+    for alias, symbol in zip(table["alias"], table["symbol"], strict=True):
         if alias.upper() in upper_known:  # differs from a current symbol only by case: exact match only
             exact[alias] = symbol
         else:
@@ -93,9 +95,9 @@ def ensembl_to_symbol() -> dict[str, str]:
     """
     human = human_genes()
     human = human[human["ensembl_id"] != ""].drop_duplicates("ensembl_id", keep="first")
-    mapping = dict(zip(human["ensembl_id"], human["symbol"]))
+    mapping = dict(zip(human["ensembl_id"], human["symbol"], strict=True))
     mouse = mouse_orthologs()
-    mapping.update(zip(mouse["mouse_ensembl_id"], mouse["human_symbol"]))
+    mapping.update(zip(mouse["mouse_ensembl_id"], mouse["human_symbol"], strict=True))
     return mapping
 
 
@@ -105,7 +107,7 @@ def mouse_to_human() -> dict[str, str]:
     table = mouse_orthologs()
     # a mouse symbol with several Ensembl ids has several rows; the first is the preferred one
     table = table[table["mouse_symbol"] != ""].drop_duplicates("mouse_symbol", keep="first")
-    return dict(zip(table["mouse_symbol"], table["human_symbol"]))
+    return dict(zip(table["mouse_symbol"], table["human_symbol"], strict=True))
 
 
 _SOURCE_RANK = {"biomart_one2one": 0, "biomart_high": 1, "biomart_low": 2, "hcop": 2}
@@ -119,7 +121,7 @@ def human_to_mouse() -> dict[str, str]:
     rank = table["source"].map(_SOURCE_RANK).fillna(3)
     table = table.assign(_rank=rank).sort_values("_rank", kind="mergesort")
     table = table.drop_duplicates("human_symbol", keep="first")
-    return dict(zip(table["human_symbol"], table["mouse_symbol"]))
+    return dict(zip(table["human_symbol"], table["mouse_symbol"], strict=True))
 
 
 @lru_cache(maxsize=1)

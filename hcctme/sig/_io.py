@@ -105,7 +105,7 @@ def from_dict(mapping: Mapping[str, Any]) -> list[Signature]:
 
 def from_net(net: pd.DataFrame, *, source: str = "source", target: str = "target",
              weight: str = "weight") -> list[Signature]:
-    """decoupler net (source, target, weight) -> signatures; negative weights are genes_down."""
+    """Decoupler net (source, target, weight) -> signatures; negative weights are genes_down."""
     missing = [c for c in (source, target) if c not in net.columns]
     if missing:
         raise KeyError(f"the net has no column(s) {missing}; expected columns {source!r}, {target!r}"
@@ -125,7 +125,7 @@ def from_net(net: pd.DataFrame, *, source: str = "source", target: str = "target
     for name, block in net.assign(_w=weights).groupby(source, sort=False):
         up = block.loc[block["_w"] >= 0, target].astype(str).tolist()
         down = block.loc[block["_w"] < 0, target].astype(str).tolist()
-        signed = {g: float(w) for g, w in zip(block[target].astype(str), block["_w"]) if abs(w) != 1}
+        signed = {g: float(w) for g, w in zip(block[target].astype(str), block["_w"], strict=True) if abs(w) != 1}
         entry = {"id": _safe_id(str(name)), "name": str(name), "genes_up": up, "genes_down": down,
                  "weights": signed}
         sigs.append(to_signature(entry, where="net", strict=False))

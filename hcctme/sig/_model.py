@@ -176,7 +176,7 @@ class SignatureSet(Sequence[Signature]):
         return pd.DataFrame(rows, columns=columns)
 
     def to_net(self) -> pd.DataFrame:
-        """decoupler network: columns source, target, weight (+1 up, -1 down unless weighted)."""
+        """Decoupler network: columns source, target, weight (+1 up, -1 down unless weighted)."""
         rows = []
         for sig in self._sigs:
             rows += [(sig.id, gene, float(sig.weights.get(gene, 1.0))) for gene in sig.genes_up]
@@ -199,5 +199,5 @@ class SignatureSet(Sequence[Signature]):
         return text
 
     def to_dict(self) -> dict[str, list[str]]:
-        """id -> genes_up (the form scanpy/decoupler users pass around)."""
+        """Id -> genes_up (the form scanpy/decoupler users pass around)."""
         return {s.id: list(s.genes_up) for s in self._sigs}

@@ -127,8 +127,10 @@ def load(x: Any = None, *, species: str = "human") -> SignatureSet:
 
 
 def _current_version() -> str:
-    """The library version user sets are tagged with; loading a user set never needs the library
-    itself to be present or valid."""
+    """The library version user sets are tagged with.
+
+    Loading a user set never needs the library itself to be present or valid.
+    """
     try:
         return signature_digest(library_dir())
     except FileNotFoundError:
@@ -164,7 +166,7 @@ def _from_path(path: Path) -> list[Signature]:
 
 
 def to_net(x: Any = None) -> pd.DataFrame:
-    """decoupler net (source, target, weight) of the library or of anything :func:`load` takes."""
+    """Decoupler net (source, target, weight) of the library or of anything :func:`load` takes."""
     return load(x).to_net()
 
 

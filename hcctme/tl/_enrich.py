@@ -70,12 +70,13 @@ def enrich(
 
     Returns
     -------
-    ``None``, or the modified copy when ``copy=True``. The table has one row per gene set x group x
-    contrast: ``term``, ``group``, ``contrast``, ``es``, ``nes``, ``pvalue`` (nominal), ``fdr``
-    (gseapy's GSEA FDR within each ranked list), ``padj`` (Benjamini-Hochberg of the nominal p-values
-    over the whole table), ``n_genes`` (genes of the set among the ranked genes), ``set_size`` (genes in
-    the set), ``direction`` (``"up"``: enriched among genes higher in the other level; ``"down"``) and
-    ``lead_genes`` (";"-separated leading-edge genes). Sorted by p-value then |NES|.
+    AnnData or None
+        ``None``, or the modified copy when ``copy=True``. The table has one row per gene set x group x
+        contrast: ``term``, ``group``, ``contrast``, ``es``, ``nes``, ``pvalue`` (nominal), ``fdr``
+        (gseapy's GSEA FDR within each ranked list), ``padj`` (Benjamini-Hochberg of the nominal p-values
+        over the whole table), ``n_genes`` (genes of the set among the ranked genes), ``set_size`` (genes
+        in the set), ``direction`` (``"up"``: enriched among genes higher in the other level; ``"down"``)
+        and ``lead_genes`` (";"-separated leading-edge genes). Sorted by p-value then absolute NES.
     """
     from hcctme import sig
 

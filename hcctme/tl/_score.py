@@ -391,7 +391,7 @@ class _MeanEngine(_Engine):
         cut = _mean_score.bins(gene_means, N_BINS)
         sets: list[np.ndarray] = []
         layout = []
-        for sid, up, down in zip(m.ids, m.up, m.down):
+        for sid, up, down in zip(m.ids, m.up, m.down, strict=True):
             cols = []
             for part in (up, down):
                 if part.size == 0:

@@ -279,7 +279,7 @@ def _radius_graph(sq, coords: np.ndarray, radius: float) -> sp.csr_matrix:
 
 def _nhood_z(sq, coords: np.ndarray, graph: sp.csr_matrix, masks: dict[str, np.ndarray], *, n_perms: int,
              seed: int) -> tuple[float, float]:
-    """squidpy neighbourhood-enrichment z-scores of barrier-tumour and T cell-tumour contacts."""
+    """Squidpy neighbourhood-enrichment z-scores of barrier-tumour and T cell-tumour contacts."""
     labels = np.full(coords.shape[0], "other", dtype=object)
     labels[masks["t_cell"]] = "t_cell"
     labels[masks["barrier"]] = "barrier"
@@ -441,10 +441,11 @@ def tib(
 
     Returns
     -------
-    ``None``, or the modified copy when ``copy=True``. The table (index = sample) has the columns
-    ``n_cells, n_tumour, n_barrier, n_t_cell, radius, tib_score, tib_pvalue, t_exclusion,
-    t_exclusion_pvalue`` and the components above (``note`` says why a value is missing). In spot mode
-    ``n_barrier`` / ``n_t_cell`` are the summed proxies.
+    AnnData or None
+        ``None``, or the modified copy when ``copy=True``. The table (index = sample) has the columns
+        ``n_cells``, ``n_tumour``, ``n_barrier``, ``n_t_cell``, ``radius``, ``tib_score``, ``tib_pvalue``,
+        ``t_exclusion``, ``t_exclusion_pvalue`` and the components above (``note`` says why a value is
+        missing). In spot mode ``n_barrier`` / ``n_t_cell`` are the summed proxies.
     """
     samples, coords = _check_tib(adata, sample_key=sample_key, spatial_key=spatial_key, key_added=key_added,
                                  n_perms=n_perms, radius=radius, label_key=label_key, copy=copy)

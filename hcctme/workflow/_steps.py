@@ -9,7 +9,8 @@ import anndata as ad
 import h5py
 import pandas as pd
 
-from hcctme import _files, _validate, get, report as report_module, tl
+from hcctme import _files, _validate, get, tl
+from hcctme import report as report_module
 from hcctme._constants import COMPARE_KEYS, Keys, Suffix
 from hcctme.pipeline import PipelineConfig, compare_one, run_step
 

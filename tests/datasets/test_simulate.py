@@ -57,7 +57,7 @@ def _mwu(values: pd.Series, response: pd.Series, alternative: str) -> float:
 # ------------------------------------------------------------------------------------------------
 # Counts, shapes, obs
 # ------------------------------------------------------------------------------------------------
-def test_counts_are_nonnegative_integers_and_X_is_lognormalised(cohort):
+def test_counts_are_nonnegative_integers_and_x_is_lognormalised(cohort):
     counts = cohort.layers[Keys.COUNTS]
     assert sp.isspmatrix_csr(counts) or isinstance(counts, sp.csr_array)
     assert np.issubdtype(counts.dtype, np.integer)

@@ -6,14 +6,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
-from anndata import AnnData  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from anndata import AnnData
 
-import hcctme as hc  # noqa: E402
+import hcctme as hc
 
 KW = dict(condition_key="response", sample_key="patient", reference="responder")
 
@@ -105,5 +105,5 @@ def test_errors(adata):
         hc.pl.compare([1, 2])
     bare = adata.copy()
     del bare.uns["hcctme_compare"]
-    with pytest.raises(KeyError, match="tl.compare"):
+    with pytest.raises(KeyError, match=r"tl\.compare"):
         hc.pl.volcano(bare)

@@ -6,12 +6,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-import hcctme  # noqa: E402
-
+import hcctme
 
 
 def _load_builder():
@@ -61,7 +60,7 @@ def test_renders(adata, kind, kwargs, tmp_path):
 def test_bad_input(adata):
     with pytest.raises(ValueError, match="kind='bars' is not supported"):
         hcctme.pl.crosstalk(adata, kind="bars")
-    with pytest.raises(KeyError, match="run hcctme.tl.crosstalk"):
+    with pytest.raises(KeyError, match=r"run hcctme\.tl\.crosstalk"):
         hcctme.pl.crosstalk(adata, key="missing")
     with pytest.raises(KeyError, match="not in the differential table"):
         hcctme.pl.crosstalk(adata, kind="strip", interaction=("A", "B", "C", "D"))

@@ -6,13 +6,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from anndata import AnnData  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from anndata import AnnData
 
-import hcctme  # noqa: E402
+import hcctme
 
 STATES = {"macrophage": ["TAM1_FOLR2", "TAM2_SPP1", "TAM3_MT1G"], "cd4_t": ["TREG"]}
 
@@ -50,7 +50,7 @@ def test_bar_renders_grouped_by_condition(called, tmp_path, digest):
     # one stacked bar per sample and state, heights summing to 1 per sample
     heights = np.zeros(6)
     for patch in axes[0].patches:
-        heights[int(round(patch.get_x() + patch.get_width() / 2))] += patch.get_height()
+        heights[round(patch.get_x() + patch.get_width() / 2)] += patch.get_height()
     assert np.allclose(heights, 1.0)
     labels = [t.get_text() for t in axes[0].get_xticklabels()]
     assert labels == ["p3", "p4", "p5", "p0", "p1", "p2"]  # grouped by condition (resistor < responder)

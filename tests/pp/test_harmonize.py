@@ -12,7 +12,6 @@ from anndata import AnnData
 
 import hcctme as ht
 from hcctme import _validate
-from hcctme.sig import _genes
 from hcctme._constants import Keys
 from hcctme.sig import _genes
 
@@ -39,7 +38,8 @@ def test_aliases_and_previous_symbols():
     assert report["species_used"] == "human"
     assert report["routes"]["current"] == 2 and report["routes"]["alias"] == 11
     assert report["n_unmapped"] == 0 and report["n_collisions"] == 0
-    assert dict(zip(report["examples"]["alias"]["from"], report["examples"]["alias"]["to"]))["CD10"] == "MME"
+    aliases = report["examples"]["alias"]
+    assert dict(zip(aliases["from"], aliases["to"], strict=True))["CD10"] == "MME"
     assert list(adata.var_names) == names  # var_names are never changed
 
 
@@ -164,7 +164,7 @@ def test_missing_values_in_symbol_column():
 def test_bad_gene_symbols_column_is_a_key_error(digest):
     adata = make(["CD8A", "CD3E"], var=pd.DataFrame({"gene_ids": ["x", "y"]}, index=["CD8A", "CD3E"]))
     before = digest(adata)
-    with pytest.raises(KeyError, match="no column 'symbols'.*gene_ids"):
+    with pytest.raises(KeyError, match=r"no column 'symbols'.*gene_ids"):
         ht.pp.harmonize_genes(adata, gene_symbols="symbols")
     assert digest(adata) == before
     assert Keys.SYMBOL not in adata.var and Keys.SYMBOL not in adata.uns

@@ -81,7 +81,7 @@ def test_report_returns_text_without_path(analysed):
 
 def test_report_needs_scores():
     adata = datasets.simulate_cohort(4, 60, n_genes=600, seed=1)
-    with pytest.raises(KeyError, match="tl.score"):
+    with pytest.raises(KeyError, match=r"tl\.score"):
         report.build(adata)
 
 

@@ -106,7 +106,7 @@ def test_errors_and_offline(genes_result):
         hc.tl.enrich(table, GENE_SETS)
     bare = adata.copy()
     del bare.uns["hcctme_compare"]
-    with pytest.raises(KeyError, match="tl.compare"):
+    with pytest.raises(KeyError, match=r"tl\.compare"):
         hc.tl.enrich(bare, GENE_SETS)
 
 

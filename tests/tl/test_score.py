@@ -59,9 +59,9 @@ def _signatures(seed: int = 3, genes=None) -> dict:
     rng = np.random.default_rng(seed)
     genes = _genes() if genes is None else genes
     sigs = {f"S{i}": list(rng.choice(genes[:600], 20, replace=False)) for i in range(4)}
-    sigs["S_missing"] = list(rng.choice(genes, 12, replace=False)) + ["NOT_A_GENE1", "NOT_A_GENE2"]
+    sigs["S_missing"] = [*list(rng.choice(genes, 12, replace=False)), "NOT_A_GENE1", "NOT_A_GENE2"]
     sigs["S_signed"] = {"up": list(rng.choice(genes, 10, replace=False)),
-                        "down": list(rng.choice(genes, 6, replace=False)) + ["NOT_A_GENE3"]}
+                        "down": [*list(rng.choice(genes, 6, replace=False)), "NOT_A_GENE3"]}
     sigs["S_small"] = list(genes[[1, 5, 9]])
     return sigs
 
@@ -466,7 +466,7 @@ def test_duplicated_signature_gene_raises(digest):
         warnings.simplefilter("ignore")
         adata.var_names = names
     before = digest(adata)
-    with pytest.raises(ValueError, match="more than once.*G3"):
+    with pytest.raises(ValueError, match=r"more than once.*G3"):
         hcctme.tl.score(adata, sigs)
     assert digest(adata) == before
     hcctme.tl.score(adata, {"B": ["G10", "G11", "G12", "G13"]}, method="aucell")  # G250 unused: fine

@@ -190,7 +190,7 @@ def _spots(adata: AnnData, cells_per_side: float = 3.0, seed: int = 0) -> AnnDat
         response=("response", "first"), tumour=("tumour", "mean"), tam2=("tam2", "mean"), ecm=("ecm", "mean"),
         cd8=("cd8", "mean"), n=("tumour", "size")).reset_index()
     n = len(spots)
-    noise = lambda: rng.normal(0, 0.03, n)  # noqa: E731
+    noise = lambda: rng.normal(0, 0.03, n)
     scores = pd.DataFrame({
         "MARKER_TUMOUR": spots["tumour"] + noise(), "TAM2_SPP1": spots["tam2"] + noise(),
         "CAF_ECM_MYCAF": spots["ecm"] + noise(), "CAF_TGFB_MYCAF": noise(), "MARKER_CD8_T": spots["cd8"] + noise(),
@@ -256,7 +256,7 @@ def test_spot_mode_annotation_and_columns(spots):
     with pytest.raises(KeyError, match="not signature scores"):
         ht.tl.tib(adata, sample_key="patient", mode="spots", barrier_labels=["NOT_A_SCORE"])
     del adata.obsm["hcctme_scores"]
-    with pytest.raises(KeyError, match="tl.score"):
+    with pytest.raises(KeyError, match=r"tl\.score"):
         ht.tl.tib(adata, sample_key="patient", mode="spots")
 
 
