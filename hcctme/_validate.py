@@ -23,6 +23,7 @@ from hcctme._constants import Keys
 MatrixKind = Literal["counts", "lognorm", "scaled", "other"]
 
 _PREVIEW = 12
+LOGNORM_MAX = 50  # non-integer values all below this read as log-normalised (log1p of normalised counts)
 
 
 def _preview(values: Iterable[Any]) -> str:
@@ -221,12 +222,22 @@ def _row_sample(X: Any, n_rows: int, max_rows: int = 2000) -> np.ndarray | sp.sp
         idx = np.arange(n_rows)
     else:
         idx = np.sort(np.random.default_rng(0).choice(n_rows, max_rows, replace=False))
-    block = X[idx]
+    return in_memory(X[idx])
+
+
+def in_memory(block: Any) -> np.ndarray | sp.spmatrix:
+    """A block of rows read from any supported matrix, in memory: a scipy sparse matrix or a numpy array.
+
+    The one place that knows how dask arrays (``compute``), anndata's backed sparse datasets
+    (``to_memory``) and ``np.matrix`` are brought into memory; every chunked reader goes through it.
+    """
     if hasattr(block, "compute"):  # dask
         block = block.compute()
     if hasattr(block, "to_memory"):  # anndata backed sparse dataset
         block = block.to_memory()
-    return block
+    if sp.issparse(block):
+        return block
+    return np.asarray(block)
 
 
 def _values(block: Any) -> np.ndarray:
@@ -249,7 +260,11 @@ def matrix_kind(X: Any, *, n_rows: int | None = None, check_finite: bool = True)
     n_rows = X.shape[0] if n_rows is None else n_rows
     if not np.issubdtype(np.dtype(X.dtype), np.number) or np.dtype(X.dtype) == np.bool_:
         raise TypeError(f"the expression matrix has dtype {X.dtype}; expected numbers")
-    values = _values(_row_sample(X, n_rows))
+    return _kind(_values(_row_sample(X, n_rows)), check_finite=check_finite)
+
+
+def _kind(values: np.ndarray, *, check_finite: bool = True) -> MatrixKind:
+    """The one rule telling counts (non-negative integers) from log-normalised, scaled and other values."""
     if values.size == 0:
         return "counts"
     if check_finite and not np.all(np.isfinite(values)):
@@ -258,9 +273,23 @@ def matrix_kind(X: Any, *, n_rows: int | None = None, check_finite: bool = True)
         return "scaled"
     if np.all(values == np.round(values)):
         return "counts"
-    if values.max() < 50:
+    if values.max() < LOGNORM_MAX:
         return "lognorm"
     return "other"
+
+
+def all_counts(X: Any, *, what: str = "this tool") -> None:
+    """Require integer counts in every stored value of an in-memory matrix (block).
+
+    :func:`counts` classifies a sample of rows; this reads all values, for tools that sum them
+    (backed and dask matrices are checked block by block by their readers).
+    """
+    kind = _kind(_values(in_memory(X)))
+    if kind != "counts":
+        raise ValueError(
+            f"{what} needs raw integer counts but the matrix has negative or non-integer values ({kind}); "
+            "pass the layer that holds raw counts (layer='counts')"
+        )
 
 
 def counts(X: Any, *, what: str = "this tool") -> None:

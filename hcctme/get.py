@@ -127,7 +127,7 @@ def compare(adata: AnnData, key: str = Keys.COMPARE, *, values: bool = False) ->
 
 
 def enrich(adata: AnnData, key: str = Keys.ENRICH) -> pd.DataFrame:
-    """Table of :func:`hcctme.tl.enrich` (term, nes, pvalue, padj, leading_edge, ...)."""
+    """Table of :func:`hcctme.tl.enrich` (term, group, contrast, nes, pvalue, padj, lead_genes, ...)."""
     return _table(adata, key, "", tool="hcctme.tl.enrich")
 
 

@@ -32,7 +32,7 @@ def cohort() -> AnnData:
     """One small spatial cohort: log-normalised X, counts layer, scores and state calls."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        adata = hc.datasets.simulate_cohort(6, 80, n_genes=800, spatial=True, seed=3)
+        adata = hc.datasets.simulate_cohort(6, 80, n_genes=800, spatial=True, random_state=3)
         hc.tl.score(adata)
         hc.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
     return adata

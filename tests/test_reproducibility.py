@@ -58,7 +58,7 @@ def run_all() -> tuple[AnnData, dict[str, Any]]:
     out: dict[str, Any] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        adata = hc.datasets.simulate_cohort(6, 80, n_genes=800, spatial=True, seed=3)
+        adata = hc.datasets.simulate_cohort(6, 80, n_genes=800, spatial=True, random_state=3)
         out["simulate"] = adata.copy()
         hc.pp.harmonize_genes(adata)
         hc.tl.score(adata)
@@ -130,8 +130,8 @@ def test_two_runs_are_byte_identical(first_run):
 
 
 def test_fingerprints_see_a_different_seed():
-    a = hc.datasets.simulate_cohort(4, 50, n_genes=300, seed=1)
-    b = hc.datasets.simulate_cohort(4, 50, n_genes=300, seed=2)
+    a = hc.datasets.simulate_cohort(4, 50, n_genes=300, random_state=1)
+    b = hc.datasets.simulate_cohort(4, 50, n_genes=300, random_state=2)
     assert matrix_hash(a.layers["counts"]) != matrix_hash(b.layers["counts"])
     changed = a.obs.copy()
     changed.iloc[0, changed.columns.get_loc("n_counts")] += 1

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from matplotlib.axes import Axes
 
 from hcctme import _validate, get
-from hcctme._constants import Keys, Suffix
-from hcctme.pl._utils import finish
+from hcctme._constants import Defaults, Keys, Suffix
+from hcctme.pl._utils import finish, panels
 
 
 def _tables(data, key: str, values: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -40,9 +41,10 @@ def compare(
     ncols: int = 3,
     figsize: tuple[float, float] | None = None,
     palette: dict[str, str] | None = None,
+    ax: Axes | None = None,
     show: bool = False,
     save: str | None = None,
-):
+) -> list[Axes] | None:
     """Per-patient box and strip plots by condition for the top features of a comparison.
 
     One panel per feature x group: a box per condition level with one dot per sample (patient),
@@ -67,15 +69,17 @@ def compare(
         Composition: plot the per-sample proportion (True) rather than the CLR value tested.
     ncols, figsize, palette
         Grid width, figure size, ``{condition: colour}``.
+    ax
+        Draw into this Axes (only when one panel is drawn).
     show, save
-        Call ``plt.show()``; save the figure to this path.
+        Call ``plt.show()`` (and return None); save the figure to this path.
 
     Returns
     -------
-    The matplotlib Figure.
+    list of Axes or None
+        One Axes per panel, unless ``show=True``.
     """
     import matplotlib as mpl
-    import matplotlib.pyplot as plt
 
     table, values = _tables(data, key, values)
     if values is None:
@@ -121,8 +125,8 @@ def compare(
 
     n = len(rows)
     ncols = min(ncols, n)
-    nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=figsize or (3.2 * ncols, 3.0 * nrows), squeeze=False)
+    axes = panels(n, ax=ax, ncols=ncols, figsize=figsize or (3.2 * ncols, 3.0 * int(np.ceil(n / ncols))))
+    fig = axes.ravel()[0].figure
     rng = np.random.default_rng(0)
     for ax, row in zip(axes.ravel(), rows.itertuples(index=False), strict=False):
         sub = values[(values["feature"].astype(str) == str(row.feature))
@@ -154,10 +158,8 @@ def compare(
         ax.set_title(f"{title}\neffect {row.effect:+.2f}, padj {padj:.2g}", fontsize=9)
         ax.set_ylabel(ylabel, fontsize=8)
         ax.spines[["top", "right"]].set_visible(False)
-    for ax in axes.ravel()[n:]:
-        ax.set_visible(False)
     fig.tight_layout()
-    return finish(fig, show=show, save=save)
+    return finish(list(axes.ravel()[:n]), show=show, save=save)
 
 
 def volcano(
@@ -166,13 +168,13 @@ def volcano(
     group: str | None = None,
     contrast: str | None = None,
     key: str = Keys.COMPARE,
-    alpha: float = 0.1,
+    alpha: float = Defaults.ALPHA,
     n_labels: int = 10,
-    ax=None,
+    ax: Axes | None = None,
     figsize: tuple[float, float] = (5.0, 4.5),
     show: bool = False,
     save: str | None = None,
-):
+) -> Axes | None:
     """Volcano plot of a comparison: effect (log2FC for genes) against -log10 p-value.
 
     Points with ``padj < alpha`` are coloured by direction (up red, down blue); the ``n_labels``
@@ -181,10 +183,9 @@ def volcano(
 
     Returns
     -------
-    The matplotlib Axes.
+    Axes or None
+        The Axes, unless ``show=True``.
     """
-    import matplotlib.pyplot as plt
-
     table, _ = _tables(data, key, None)
     alpha = _validate.fraction(alpha, name="alpha")
     n_labels = _validate.positive_int(n_labels, name="n_labels", minimum=0)
@@ -192,10 +193,7 @@ def volcano(
     rows = rows.dropna(subset=["effect", "pvalue"])
     if rows.empty:
         raise ValueError("no tested feature to plot")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-    else:
-        fig = ax.figure
+    ax = panels(ax=ax, figsize=figsize)[0, 0]
     y = -np.log10(np.clip(rows["pvalue"].to_numpy(float), 1e-300, 1.0))
     x = rows["effect"].to_numpy(float)
     sig = (rows["padj"] < alpha).to_numpy()
@@ -214,8 +212,7 @@ def volcano(
                        else "")
     ax.set_title(" | ".join(t for t in (con, "" if group is None else str(group)) if t), fontsize=9)
     ax.spines[["top", "right"]].set_visible(False)
-    finish(fig, show=show, save=save)
-    return ax
+    return finish(ax, show=show, save=save)
 
 
 def _select_rows(table: pd.DataFrame, group: str | None, contrast: str | None) -> pd.DataFrame:

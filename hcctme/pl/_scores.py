@@ -8,9 +8,11 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from matplotlib.axes import Axes
 
 from hcctme import _validate, get
 from hcctme._constants import Keys, Suffix
+from hcctme.pl._utils import finish, panels
 
 KINDS = ("dotplot", "heatmap")
 
@@ -55,9 +57,10 @@ def scores(
     key: str = Keys.SCORES,
     standard_scale: Literal["var"] | None = None,
     cmap: str = "Reds",
-    ax=None,
+    ax: Axes | None = None,
     show: bool | None = None,
-):
+    save: str | None = None,
+) -> Axes | None:
     """Mean signature scores per group of cells.
 
     Parameters
@@ -82,13 +85,13 @@ def scores(
         Axes to draw in (a new figure otherwise).
     show
         ``True`` calls ``plt.show()`` and returns None; otherwise the Axes is returned.
+    save
+        Path the figure is written to.
 
     Returns
     -------
     The matplotlib Axes (unless ``show=True``).
     """
-    import matplotlib.pyplot as plt
-
     _validate.choice(kind, KINDS, name="kind")
     if standard_scale not in (None, "var"):
         raise ValueError(f"standard_scale={standard_scale!r}; use 'var' or None")
@@ -103,7 +106,7 @@ def scores(
     if ax is None:
         width = 1.6 + 0.38 * n_sigs + (1.2 if kind == "dotplot" else 0.6)
         height = 1.4 + 0.34 * n_groups + 0.08 * max(len(s) for s in colour.columns)
-        _, ax = plt.subplots(figsize=(max(width, 3.0), max(height, 2.5)))
+        ax = panels(figsize=(max(width, 3.0), max(height, 2.5)))[0, 0]
     fig = ax.figure
     values = colour.to_numpy()
     vmin, vmax = float(np.nanmin(values)), float(np.nanmax(values))
@@ -133,7 +136,4 @@ def scores(
     ax.set_title(f"{method} scores by {groupby}" if method else f"scores by {groupby}")
     for side in ("top", "right"):
         ax.spines[side].set_visible(kind == "heatmap")
-    if show:
-        plt.show()
-        return None
-    return ax
+    return finish(ax, show=show, save=save)

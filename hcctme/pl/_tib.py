@@ -12,6 +12,7 @@ from matplotlib.axes import Axes
 
 from hcctme import _validate, get
 from hcctme._constants import Keys, Suffix
+from hcctme.pl._utils import finish, panels
 
 COLOURS = {"other": "#d9d9d9", "tumour": "#f4a582", "t_cell": "#2166ac", "barrier": "#7b3294"}
 
@@ -46,7 +47,8 @@ def tib(
     ax: Axes | None = None,
     title: str | None = None,
     show: bool = False,
-) -> Axes:
+    save: str | None = None,
+) -> Axes | None:
     """Draw one sample's spatial map with the tumour immune barrier highlighted.
 
     Cells mode: tumour cells (salmon), barrier cells (SPP1+ TAM / myCAF, purple, drawn on top), CD8
@@ -58,11 +60,12 @@ def tib(
     mode, labels, coordinates), so ``pl.tib(adata, "P01")`` after ``tl.tib(...)`` draws what was
     measured. Without a stored run they follow :func:`hcctme.tl.tib`'s defaults.
 
-    ``show=True`` calls ``plt.show()``.
+    ``show=True`` calls ``plt.show()`` (and returns None); ``save`` writes the figure to that path.
 
     Returns
     -------
-    The matplotlib Axes.
+    Axes or None
+        The Axes, unless ``show=True``.
     """
     from hcctme.tl import _tib as tl_tib
 
@@ -96,8 +99,7 @@ def tib(
     barrier = np.asarray(weights["barrier"], float)[sel]
     t_cell = np.asarray(weights["t_cell"], float)[sel]
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 5))
+    ax = panels(ax=ax, figsize=(5.5, 5))[0, 0]
     n = max(int(sel.sum()), 1)
     s = size if size is not None else float(np.clip(20000 / n, 2, 60))
     if mode == "cells":
@@ -133,6 +135,4 @@ def tib(
             title += (f"\nTIB {row['tib_score']:.2f} (p={row['tib_pvalue']:.3g}), "
                       f"T exclusion {row['t_exclusion']:.2f} (p={row['t_exclusion_pvalue']:.3g})")
     ax.set_title(title, fontsize=9)
-    if show:
-        plt.show()
-    return ax
+    return finish(ax, show=show, save=save)

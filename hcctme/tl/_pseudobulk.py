@@ -113,8 +113,8 @@ def _pseudobulk(
             f"looks {kind}; pass the layer that holds raw counts (layer='counts'), or use mode='mean' "
             "for normalised data"
         )
-    if mode == "sum":
-        _check_all_counts(X)
+    if mode == "sum" and not (hasattr(X, "to_memory") or hasattr(X, "compute")):  # backed/dask: per block
+        _validate.all_counts(X, what="pseudobulk mode='sum'")
 
     import decoupler as dc
 
@@ -219,10 +219,9 @@ def _chunked_profiles(pdata: AnnData, X, obs: pd.DataFrame, var_names: pd.Index,
         for start in range(0, n_rows, chunk_size):
             stop = min(n_rows, start + chunk_size)
             block = X[start:stop]
-            block = block.compute() if hasattr(block, "compute") else block
-            block = sp.csr_matrix(block.to_memory() if hasattr(block, "to_memory") else block)
+            block = sp.csr_matrix(_validate.in_memory(block))
             if mode == "sum":
-                _check_all_counts(block)
+                _validate.all_counts(block, what="pseudobulk mode='sum'")
             elif not np.all(np.isfinite(block.data)):
                 raise ValueError("the matrix contains NaN or infinite values")
             member = sp.csr_matrix((np.ones(stop - start), (codes[start:stop], np.arange(stop - start))),
@@ -242,19 +241,3 @@ def _chunked_profiles(pdata: AnnData, X, obs: pd.DataFrame, var_names: pd.Index,
     obs_out["psbulk_counts"] = counts
     return AnnData(X=values, obs=obs_out, var=pd.DataFrame(index=pd.Index(var_names).astype(str)),
                    layers={"psbulk_props": props})
-
-
-def _check_all_counts(X) -> None:
-    """Integer, non-negative, finite: checked on all stored values (the sample check reads 2000 rows)."""
-    if hasattr(X, "to_memory") or hasattr(X, "compute"):
-        return  # backed / dask: the row sample in matrix_kind is the check
-    values = X.data if sp.issparse(X) else np.asarray(X)
-    if values.size == 0:
-        return
-    if not np.all(np.isfinite(values)):
-        raise ValueError("the count matrix contains NaN or infinite values")
-    if values.min() < 0 or not np.all(values == np.round(values)):
-        raise ValueError(
-            "pseudobulk mode='sum' needs raw integer counts but the matrix has negative or non-integer "
-            "values; pass the layer that holds raw counts (layer='counts')"
-        )

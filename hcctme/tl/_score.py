@@ -459,19 +459,9 @@ def _is_dask(X: Any) -> bool:
     return type(X).__module__.split(".")[0] == "dask"
 
 
-def _to_memory(block: Any) -> Any:
-    if hasattr(block, "to_memory"):
-        block = block.to_memory()
-    if isinstance(block, np.matrix):
-        block = np.asarray(block)
-    if not sp.issparse(block) and not isinstance(block, np.ndarray):
-        block = np.asarray(block)
-    return block
-
-
 def _dask_block(block: Any, engine: _Engine) -> np.ndarray:
     """map_blocks body: scores and the block's flags packed as two extra columns."""
-    values, nonfinite, negative = engine.block(_to_memory(block))
+    values, nonfinite, negative = engine.block(_validate.in_memory(block))
     out = np.empty((values.shape[0], values.shape[1] + 2), dtype=np.float32)
     out[:, :-2] = values
     out[:, -2] = float(nonfinite)
@@ -480,7 +470,7 @@ def _dask_block(block: Any, engine: _Engine) -> np.ndarray:
 
 
 def _dask_colsums(block: Any) -> np.ndarray:
-    block = _to_memory(block)
+    block = _validate.in_memory(block)
     if sp.issparse(block):
         return np.asarray(block.sum(axis=0, dtype=np.float64)).reshape(1, -1)
     return np.asarray(block, dtype=np.float64).sum(axis=0).reshape(1, -1)
@@ -567,7 +557,7 @@ class _Source:
         return values, nonfinite, negative
 
     def _read(self, start: int, stop: int) -> Any:
-        block = _to_memory(self.X[start:stop])
+        block = _validate.in_memory(self.X[start:stop])
         if sp.issparse(block) and block.format != "csr":
             block = block.tocsr()
         return block

@@ -28,7 +28,7 @@ N_PERMS = 99
 
 @pytest.fixture(scope="module")
 def cohort() -> AnnData:
-    return simulate_cohort(12, 500, spatial=True, seed=0)
+    return simulate_cohort(12, 500, spatial=True, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_tib_separates_resistors_from_responders(cohort, table):
 def test_null_cohorts_find_nothing():
     n_tests, n_hits, sample_p = 0, 0, []
     for seed in (11, 12, 13):
-        null = simulate_cohort(8, 400, spatial=True, null=True, seed=seed)
+        null = simulate_cohort(8, 400, spatial=True, null=True, random_state=seed)
         table = _tib(null, sample_key="patient", n_perms=N_PERMS, random_state=seed, **LABELS)
         for column in ("tib_score", "t_exclusion"):
             res, rsp = _by_response(null, table, column)
