@@ -24,6 +24,38 @@ class Keys:
     COUNTS: Final = "counts"  # layers: raw integer counts
     SIM: Final = "hcctme_sim"  # uns: ground truth of simulated cohorts
     N_CELLS: Final = "n_cells"  # obs of pseudobulk AnnData
+    PSEUDOBULK: Final = "hcctme_pseudobulk"  # uns of the AnnData tl.pseudobulk returns (+ PARAMS suffix)
+    RUN: Final = "hcctme_run"  # uns: configuration and timings of pipeline.run
+    # uns keys of the three comparisons the pipeline runs
+    COMPARE_COMPOSITION: Final = "hcctme_compare_composition"
+    COMPARE_SCORES: Final = "hcctme_compare_scores"
+    COMPARE_GENES: Final = "hcctme_compare_genes"
+
+
+class Suffix:
+    """Suffixes appended to a tool's ``key_added`` for its second outputs (``uns[key_added + suffix]``)."""
+
+    PARAMS: Final = "_params"  # uns: dict of tool, params, library_version and tool-specific provenance
+    VALUES: Final = "_values"  # uns: compare's long per-sample values (sample, group, feature, value, condition)
+    DIFF: Final = "_diff"  # uns: crosstalk's patient-level differential table
+    PER_SAMPLE: Final = "_per_sample"  # uns: ta_response's per-sample table
+    SUMMARY: Final = "_summary"  # uns: resistance_profile's per-axis summary by condition
+    EVIDENCE: Final = "_evidence"  # uns: resistance_profile's long evidence table
+    UNREFINED: Final = "_unrefined"  # obs: call_states' calls before refinement
+    CONFIDENCE: Final = "_confidence"  # obs: call_states' confidence
+    CONTEXT: Final = "_context"  # obs: the cell_context each cell was read in
+
+
+# features -> uns key of the pipeline's comparison
+COMPARE_KEYS: Final = {
+    "composition": Keys.COMPARE_COMPOSITION,
+    "scores": Keys.COMPARE_SCORES,
+    "genes": Keys.COMPARE_GENES,
+}
+
+# States whose cells form the tumour immune barrier (SPP1+ TAM, matrix and TGF-beta myCAF): tl.tib's default
+# barrier labels and the barrier the simulator plants.
+BARRIER_STATES: Final = ("TAM2_SPP1", "CAF_ECM_MYCAF", "CAF_TGFB_MYCAF")
 
 
 class Defaults:
@@ -33,11 +65,12 @@ class Defaults:
     MIN_COVERAGE: Final = 0.5
     MIN_GENES: Final = 3  # never score a signature on fewer genes than this
     MIN_CELLS: Final = 10
-    SEED: Final = 0
-    ALPHA: Final = 0.05
+    SEED: Final = 0  # random_state of every stochastic tool
+    ALPHA: Final = 0.05  # the one significance level: padj < ALPHA is "significant" unless a parameter says otherwise
     CHUNK_SIZE: Final = 10_000
     SAMPLE_KEY: Final = "patient"
     CONDITION_KEY: Final = "response"
+    REFERENCE: Final = "responder"  # reference level of CONDITION_KEY
     CELL_TYPE_KEY: Final = "cell_type"
     UNASSIGNED: Final = "unassigned"
 

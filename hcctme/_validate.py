@@ -8,7 +8,6 @@ was when it fails.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -18,11 +17,13 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
+from hcctme import _version
 from hcctme._constants import Keys
 
 MatrixKind = Literal["counts", "lognorm", "scaled", "other"]
 
 _PREVIEW = 12
+LOGNORM_MAX = 50  # non-integer values all below this read as log-normalised (log1p of normalised counts)
 
 
 def _preview(values: Iterable[Any]) -> str:
@@ -142,6 +143,18 @@ def positive_int(value: Any, *, name: str, allow_none: bool = False, minimum: in
     return int(value)
 
 
+def random_state(value: Any, *, name: str = "random_state", allow_none: bool = False) -> int | None:
+    """Check a seed: a non-negative integer (or None when ``allow_none``), as numpy's generators take."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        kind = "an integer or None" if allow_none else "an integer"
+        raise TypeError(f"{name} must be {kind}, got {type(value).__name__} ({value!r})")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)
+
+
 def fraction(value: Any, *, name: str) -> float:
     """Check a number in [0, 1]."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
@@ -209,12 +222,22 @@ def _row_sample(X: Any, n_rows: int, max_rows: int = 2000) -> np.ndarray | sp.sp
         idx = np.arange(n_rows)
     else:
         idx = np.sort(np.random.default_rng(0).choice(n_rows, max_rows, replace=False))
-    block = X[idx]
+    return in_memory(X[idx])
+
+
+def in_memory(block: Any) -> np.ndarray | sp.spmatrix:
+    """A block of rows read from any supported matrix, in memory: a scipy sparse matrix or a numpy array.
+
+    The one place that knows how dask arrays (``compute``), anndata's backed sparse datasets
+    (``to_memory``) and ``np.matrix`` are brought into memory; every chunked reader goes through it.
+    """
     if hasattr(block, "compute"):  # dask
         block = block.compute()
     if hasattr(block, "to_memory"):  # anndata backed sparse dataset
         block = block.to_memory()
-    return block
+    if sp.issparse(block):
+        return block
+    return np.asarray(block)
 
 
 def _values(block: Any) -> np.ndarray:
@@ -237,7 +260,11 @@ def matrix_kind(X: Any, *, n_rows: int | None = None, check_finite: bool = True)
     n_rows = X.shape[0] if n_rows is None else n_rows
     if not np.issubdtype(np.dtype(X.dtype), np.number) or np.dtype(X.dtype) == np.bool_:
         raise TypeError(f"the expression matrix has dtype {X.dtype}; expected numbers")
-    values = _values(_row_sample(X, n_rows))
+    return _kind(_values(_row_sample(X, n_rows)), check_finite=check_finite)
+
+
+def _kind(values: np.ndarray, *, check_finite: bool = True) -> MatrixKind:
+    """The one rule telling counts (non-negative integers) from log-normalised, scaled and other values."""
     if values.size == 0:
         return "counts"
     if check_finite and not np.all(np.isfinite(values)):
@@ -246,9 +273,23 @@ def matrix_kind(X: Any, *, n_rows: int | None = None, check_finite: bool = True)
         return "scaled"
     if np.all(values == np.round(values)):
         return "counts"
-    if values.max() < 50:
+    if values.max() < LOGNORM_MAX:
         return "lognorm"
     return "other"
+
+
+def all_counts(X: Any, *, what: str = "this tool") -> None:
+    """Require integer counts in every stored value of an in-memory matrix (block).
+
+    :func:`counts` classifies a sample of rows; this reads all values, for tools that sum them
+    (backed and dask matrices are checked block by block by their readers).
+    """
+    kind = _kind(_values(in_memory(X)))
+    if kind != "counts":
+        raise ValueError(
+            f"{what} needs raw integer counts but the matrix has negative or non-integer values ({kind}); "
+            "pass the layer that holds raw counts (layer='counts')"
+        )
 
 
 def counts(X: Any, *, what: str = "this tool") -> None:
@@ -305,81 +346,6 @@ def spatial(adata: AnnData, key: str = Keys.SPATIAL) -> np.ndarray:
     return coords[:, :2]
 
 
-def uns_table(adata: AnnData, key: str, *, tool: str) -> pd.DataFrame:
-    """Return a DataFrame stored in ``uns[key]`` by an earlier tool."""
-    if key not in adata.uns:
-        raise KeyError(f"adata.uns has no {key!r}; run {tool} first")
-    table = adata.uns[key]
-    if isinstance(table, dict) and "table" in table:
-        table = table["table"]
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"adata.uns[{key!r}] is not a results table; re-run {tool}")
-    return table
-
-
-# --------------------------------------------------------------------------------------------------
-# Gene identifiers
-# --------------------------------------------------------------------------------------------------
-_ENSEMBL = re.compile(r"^(ENS(?:MUS)?G\d{11})(?:\.\d+)?$")
-
-
-def ensembl_base(name: Any) -> str | None:
-    """The unversioned human (ENSG) or mouse (ENSMUSG) Ensembl gene id in ``name``, else None.
-
-    ``"ENSG00000153563.16"`` -> ``"ENSG00000153563"``.
-    """
-    if not isinstance(name, str):
-        return None
-    match = _ENSEMBL.match(name.strip())
-    return match.group(1) if match else None
-
-
-def gene_id_type(names: Iterable[Any]) -> dict[str, Any]:
-    """Detect the kind of gene identifiers and their species.
-
-    The rule (used by ``hcctme.pp.harmonize_genes(species="auto")`` and ``check_input``):
-
-    1. If at least half of the non-missing names are Ensembl gene ids (``ENSG...``/``ENSMUSG...``,
-       versioned or not), ``id_type`` is ``"ensembl"`` and ``species`` is the majority prefix
-       (``ENSMUSG`` -> mouse, ``ENSG`` -> human).
-    2. Otherwise the names are symbols: those that are current human symbols or known aliases are
-       counted as human, those in the mouse ortholog table as mouse (matched exactly, case
-       included). ``species`` is mouse when mouse names outnumber human ones, human when human
-       names are at least as many, and ``"unknown"`` when neither kind is found.
-
-    Returns a dict: id_type, species, n, n_ensembl_human, n_ensembl_mouse, n_human_symbols,
-    n_mouse_symbols.
-    """
-    from hcctme.sig import _genes
-
-    values = [str(v).strip() for v in names if isinstance(v, str) and v.strip()]
-    n = len(values)
-    ens = [ensembl_base(v) for v in values]
-    n_ens_human = sum(1 for e in ens if e is not None and e.startswith("ENSG"))
-    n_ens_mouse = sum(1 for e in ens if e is not None and e.startswith("ENSMUSG"))
-    human = _genes.known_human_symbols()
-    mouse = _genes.known_mouse_symbols()
-    n_human = sum(1 for v in values if v in human or _genes.current_symbol(v) is not None)
-    n_mouse = sum(1 for v in values if v in mouse)
-    info: dict[str, Any] = {
-        "n": n,
-        "n_ensembl_human": n_ens_human,
-        "n_ensembl_mouse": n_ens_mouse,
-        "n_human_symbols": n_human,
-        "n_mouse_symbols": n_mouse,
-    }
-    if n and (n_ens_human + n_ens_mouse) * 2 >= n:
-        info["id_type"] = "ensembl"
-        info["species"] = "mouse" if n_ens_mouse > n_ens_human else "human"
-    elif n_human or n_mouse:
-        info["id_type"] = "symbol"
-        info["species"] = "mouse" if n_mouse > n_human else "human"
-    else:
-        info["id_type"] = "unknown"
-        info["species"] = "unknown"
-    return info
-
-
 def var_column(adata: AnnData, key: Any, *, purpose: str = "") -> pd.Series:
     """Return ``adata.var[key]``, raising a KeyError that lists the columns when it is missing."""
     return _column(adata.var, "var", key, purpose)
@@ -421,8 +387,9 @@ def _with_fallback(symbols: pd.Series, names: pd.Index) -> pd.Index:
 # Provenance
 # --------------------------------------------------------------------------------------------------
 def library_version() -> str:
-    """The version every tool records with its result in ``uns``: ``"<hcctme version>+sig.<digest>"``
-    (:attr:`hcctme.sig.library().library_version`, which changes with the package or the signatures)."""
-    from hcctme import sig
+    """Return the version every tool records with its result in ``uns``.
 
-    return sig.library().library_version
+    ``"<hcctme version>+sig.<digest>"`` (:attr:`hcctme.sig.library().library_version`), which changes with
+    the package or the signatures.
+    """
+    return _version.library_version()

@@ -24,7 +24,7 @@ def _add_keys(parser: argparse.ArgumentParser, *, condition: bool = True) -> Non
     if condition:
         parser.add_argument("--condition-key", default=Defaults.CONDITION_KEY,
                             help="obs column with the condition (e.g. response)")
-        parser.add_argument("--reference", default="responder", help="reference level of the condition")
+        parser.add_argument("--reference", default=Defaults.REFERENCE, help="reference level of the condition")
 
 
 def _add_matrix(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +34,7 @@ def _add_matrix(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``hcctme`` argument parser with one subcommand per tool."""
     parser = argparse.ArgumentParser(prog="hcctme", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -200,24 +201,24 @@ def _cmd_states(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from hcctme import _files, tl
+    from hcctme import _files, get, tl
 
     adata = _files.read_h5ad(args.input)
-    table = tl.compare(adata, condition_key=args.condition_key, sample_key=args.sample_key,
-                       reference=args.reference, features=args.features, groupby=args.groupby,
-                       parent_key=args.parent_key, layer=args.layer, min_cells=args.min_cells)
-    _files.write_table(table, args.out)
+    tl.compare(adata, condition_key=args.condition_key, sample_key=args.sample_key,
+               reference=args.reference, features=args.features, groupby=args.groupby,
+               parent_key=args.parent_key, layer=args.layer, min_cells=args.min_cells)
+    _files.write_table(get.compare(adata), args.out)
     print(args.out)
     return 0
 
 
 def _cmd_crosstalk(args: argparse.Namespace) -> int:
-    from hcctme import _files, tl
+    from hcctme import _files, get, tl
 
     adata = _files.read_h5ad(args.input)
-    table = tl.crosstalk(adata, groupby=args.groupby, sample_key=args.sample_key,
-                         condition_key=args.condition_key, reference=args.reference)
-    _files.write_table(table, args.out)
+    tl.crosstalk(adata, groupby=args.groupby, sample_key=args.sample_key,
+                 condition_key=args.condition_key, reference=args.reference)
+    _files.write_table(get.crosstalk(adata, differential=args.condition_key is not None), args.out)
     print(args.out)
     return 0
 
@@ -299,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     if args.no_progress:
-        from hcctme import settings
+        from hcctme._settings import settings
 
         settings.progress = False
     try:

@@ -11,23 +11,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 from anndata import AnnData
 
-from hcctme import _files, _validate, tl
-from hcctme._constants import Defaults, Keys
+from hcctme import _files, _validate, get, tl
+from hcctme._constants import COMPARE_KEYS, Defaults, Keys
 from hcctme._logging import logger
 
 STEPS = ("score", "states", "compare", "ta_response", "crosstalk", "tib", "profile")
-
-# uns keys of the three comparisons the pipeline runs
-COMPARE_KEYS = {
-    "composition": f"{Keys.COMPARE}_composition",
-    "scores": f"{Keys.COMPARE}_scores",
-    "genes": f"{Keys.COMPARE}_genes",
-}
 
 
 @dataclass
@@ -36,7 +30,7 @@ class PipelineConfig:
 
     sample_key: str = Defaults.SAMPLE_KEY
     condition_key: str = Defaults.CONDITION_KEY
-    reference: str = "responder"
+    reference: str = Defaults.REFERENCE
     cell_type_key: str = Defaults.CELL_TYPE_KEY
     layer: str | None = None
     use_raw: bool | None = None
@@ -50,7 +44,7 @@ class PipelineConfig:
     crosstalk_groupby: str | None = None
     spatial_key: str = Keys.SPATIAL
     n_jobs: int = 1
-    seed: int = Defaults.SEED
+    random_state: int = Defaults.SEED
     steps: tuple[str, ...] = field(default=STEPS)
 
     def validate(self, adata: AnnData) -> None:
@@ -83,16 +77,26 @@ def run(adata: AnnData, config: PipelineConfig | None = None, **params) -> AnnDa
     config = PipelineConfig(**{**(asdict(config) if config else {}), **params})
     config.validate(adata)
     timings: dict[str, float] = {}
-    for name, step in _STEP_FUNCTIONS.items():
+    for name in STEPS:
         if name not in config.steps:
             continue
         start = time.perf_counter()
-        done = step(adata, config)
+        run_step(adata, config, name)
         timings[name] = round(time.perf_counter() - start, 2)
-        if done is False:
-            logger.info("pipeline: step %s skipped", name)
-    adata.uns["hcctme_run"] = {"config": _config_record(config), "timings_s": timings}
+    adata.uns[Keys.RUN] = {"config": _config_record(config), "timings_s": timings}
     return adata
+
+
+def run_step(adata: AnnData, config: PipelineConfig, step: str) -> bool:
+    """Run one pipeline step (one of :data:`STEPS`) on ``adata``; False when the step had nothing to do.
+
+    The Snakemake rules call this, one step per rule, so that they and :func:`run` run the same code.
+    """
+    _validate.choice(step, STEPS, name="step")
+    done = _STEP_FUNCTIONS[step](adata, config)
+    if not done:
+        logger.info("pipeline: step %s skipped", step)
+    return done
 
 
 def _config_record(config: PipelineConfig) -> dict:
@@ -119,23 +123,23 @@ def _states(adata: AnnData, config: PipelineConfig) -> bool:
 def compare_one(adata: AnnData, config: PipelineConfig, features: str) -> pd.DataFrame:
     """One of the pipeline's comparisons (composition of states, scores or genes per cell type).
 
-    The table is stored in ``adata.uns[COMPARE_KEYS[features]]`` and returned.
+    The results are stored under ``COMPARE_KEYS[features]`` (:data:`hcctme._constants.COMPARE_KEYS`)
+    and the table is returned (as :func:`hcctme.get.compare` reads it).
     """
+    key = COMPARE_KEYS[features]
     common = dict(condition_key=config.condition_key, sample_key=config.sample_key,
-                  reference=config.reference, key_added=COMPARE_KEYS[features])
+                  reference=config.reference, key_added=key)
     if features == "composition":
-        return tl.compare(adata, features="composition", groupby=Keys.STATE, parent_key=config.cell_type_key,
-                          **common)
-    if features == "scores":
-        return tl.compare(adata, features="scores", groupby=config.cell_type_key, **common)
-    if not config.genes_groups:
-        return tl.compare(adata, features="genes", groupby=config.cell_type_key, layer=config.counts_layer,
-                          **common)
-    subset = adata[adata.obs[config.cell_type_key].astype(str).isin(config.genes_groups)]
-    table = tl.compare(subset, features="genes", groupby=config.cell_type_key, layer=config.counts_layer,
-                       store=False, **common)
-    adata.uns[COMPARE_KEYS["genes"]] = table
-    return table
+        tl.compare(adata, features="composition", groupby=Keys.STATE, parent_key=config.cell_type_key, **common)
+    elif features == "scores":
+        tl.compare(adata, features="scores", groupby=config.cell_type_key, **common)
+    elif not config.genes_groups:
+        tl.compare(adata, features="genes", groupby=config.cell_type_key, layer=config.counts_layer, **common)
+    else:  # genes of some cell types: compare a subset, then store its results in adata
+        subset = adata[adata.obs[config.cell_type_key].astype(str).isin(config.genes_groups)].copy()
+        tl.compare(subset, features="genes", groupby=config.cell_type_key, layer=config.counts_layer, **common)
+        adata.uns.update({name: value for name, value in subset.uns.items() if name.startswith(key)})
+    return get.compare(adata, key)
 
 
 def _compare(adata: AnnData, config: PipelineConfig) -> bool:
@@ -156,14 +160,14 @@ def _crosstalk(adata: AnnData, config: PipelineConfig) -> bool:
         return False
     tl.crosstalk(adata, groupby=config.crosstalk_groupby or config.cell_type_key,
                  sample_key=config.sample_key, condition_key=config.condition_key,
-                 reference=config.reference, seed=config.seed)
+                 reference=config.reference, seed=config.random_state)
     return True
 
 
 def _tib(adata: AnnData, config: PipelineConfig) -> bool:
     if config.spatial_key not in adata.obsm:
         return False
-    tl.tib(adata, sample_key=config.sample_key, spatial_key=config.spatial_key, seed=config.seed)
+    tl.tib(adata, sample_key=config.sample_key, spatial_key=config.spatial_key, random_state=config.random_state)
     return True
 
 
@@ -184,26 +188,26 @@ _STEP_FUNCTIONS: dict[str, Callable[[AnnData, PipelineConfig], bool]] = {
 }
 
 
+# file stem -> how the table is read back (the stems are the TSV names write_outputs uses)
+_RESULT_TABLES: dict[str, Callable[[AnnData], pd.DataFrame]] = {
+    **{f"compare_{features}": partial(get.compare, key=key) for features, key in COMPARE_KEYS.items()},
+    "ta_response_compare": get.ta_response,
+    "ta_response_per_sample": partial(get.ta_response, per_sample=True),
+    "crosstalk": get.crosstalk,
+    "crosstalk_diff": partial(get.crosstalk, differential=True),
+    "tib": get.tib,
+    "resistance_profile": get.profile,
+}
+
+
 def result_tables(adata: AnnData) -> dict[str, pd.DataFrame]:
-    """Every results table the pipeline stored, by file stem."""
-    keys = {
-        "compare_composition": COMPARE_KEYS["composition"],
-        "compare_scores": COMPARE_KEYS["scores"],
-        "compare_genes": COMPARE_KEYS["genes"],
-        "ta_response": Keys.TA_RESPONSE,
-        "crosstalk": Keys.CROSSTALK,
-        "crosstalk_diff": Keys.CROSSTALK_DIFF,
-        "tib": Keys.TIB,
-        "resistance_profile": Keys.PROFILE,
-    }
+    """Every results table the pipeline stored, by file stem (steps that did not run are left out)."""
     tables = {}
-    for stem, key in keys.items():
-        value = adata.uns.get(key)
-        if isinstance(value, pd.DataFrame):
-            tables[stem] = value
-        elif isinstance(value, dict):  # {"table": ...} or ta_response's {"per_sample": ..., "compare": ...}
-            tables.update({stem if part == "table" else f"{stem}_{part}": frame
-                           for part, frame in value.items() if isinstance(frame, pd.DataFrame)})
+    for stem, read in _RESULT_TABLES.items():
+        try:
+            tables[stem] = read(adata)
+        except KeyError:
+            continue
     return tables
 
 

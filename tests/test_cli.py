@@ -66,7 +66,7 @@ def test_output_may_not_overwrite_input(capsys, tmp_path: Path):
 
 
 def test_bad_context_map_syntax(capsys, tmp_path: Path):
-    adata = datasets.simulate_cohort(4, 60, n_genes=600, seed=1)
+    adata = datasets.simulate_cohort(4, 60, n_genes=600, random_state=1)
     path = tmp_path / "c.h5ad"
     adata.write_h5ad(path)
     code, _, err = run(capsys, "states", str(path), "--out", str(tmp_path / "s.h5ad"),
@@ -75,7 +75,7 @@ def test_bad_context_map_syntax(capsys, tmp_path: Path):
 
 
 def test_score_then_states_then_compare_on_files(capsys, tmp_path: Path):
-    adata = datasets.simulate_cohort(6, 200, n_genes=800, seed=2)
+    adata = datasets.simulate_cohort(6, 200, n_genes=800, random_state=2)
     src = tmp_path / "cohort.h5ad"
     adata.write_h5ad(src)
     before = src.read_bytes()

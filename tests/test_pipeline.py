@@ -6,7 +6,7 @@ import anndata as ad
 import pandas as pd
 import pytest
 
-from hcctme import cli, datasets, pipeline
+from hcctme import cli, datasets, get, pipeline
 from hcctme._constants import Keys
 
 pytestmark = pytest.mark.slow
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def cohort_file(tmp_path_factory) -> Path:
-    adata = datasets.simulate_cohort(8, 150, n_genes=800, spatial=True, seed=11)
+    adata = datasets.simulate_cohort(8, 150, n_genes=800, spatial=True, random_state=11)
     path = tmp_path_factory.mktemp("cohort") / "cohort.h5ad"
     adata.write_h5ad(path)
     return path
@@ -46,7 +46,7 @@ def test_stored_results_and_provenance(run_dir: Path):
     run = adata.uns["hcctme_run"]
     assert run["config"]["sample_key"] == "patient"
     assert set(run["timings_s"]) == set(pipeline.STEPS)
-    assert "library_version" in adata.uns[Keys.SCORES]
+    assert "library_version" in get.params(adata, Keys.SCORES)
 
 
 def test_tables_are_tidy(run_dir: Path):
@@ -73,7 +73,7 @@ def test_run_refuses_bad_keys_before_writing(cohort_file: Path, tmp_path: Path, 
 
 
 def test_pipeline_config_validation_names_the_problem():
-    adata = datasets.simulate_cohort(4, 60, n_genes=600, seed=2)
+    adata = datasets.simulate_cohort(4, 60, n_genes=600, random_state=2)
     before = adata.copy()
     with pytest.raises(ValueError, match="reference 'nope' is not a level"):
         pipeline.run(adata, reference="nope")

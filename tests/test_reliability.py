@@ -32,7 +32,7 @@ def cohort() -> AnnData:
     """One small spatial cohort: log-normalised X, counts layer, scores and state calls."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        adata = hc.datasets.simulate_cohort(6, 80, n_genes=800, spatial=True, seed=3)
+        adata = hc.datasets.simulate_cohort(6, 80, n_genes=800, spatial=True, random_state=3)
         hc.tl.score(adata)
         hc.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
     return adata
@@ -340,12 +340,13 @@ CASES.update({
                                         lambda a: tl.compare(a, **KW, features="genes", layer="umis"),
                                         same, KeyError, "layers has no 'umis'"),
     # ---- tl.enrich ------------------------------------------------------------------------------
-    "enrich-not_table": Case("enrich", lambda a: tl.enrich([1, 2, 3]), same, TypeError, "compare_result"),
+    "enrich-not_anndata": Case("enrich", lambda a: tl.enrich(a.uns["hcctme_compare"]), gene_table, TypeError,
+                               "AnnData"),
     "enrich-no_comparison": Case("enrich", lambda a: tl.enrich(a), same, KeyError, "run hcctme.tl.compare"),
     "enrich-scores_comparison": Case("enrich", lambda a: tl.enrich(a, permutation_num=10), scores_table,
                                      ValueError, "features='genes'"),
-    "enrich-missing_column": Case("enrich", lambda a: tl.enrich(a.uns["hcctme_compare"], permutation_num=10),
-                                  table_without_statistic, KeyError, "statistic"),
+    "enrich-missing_column": Case("enrich", lambda a: tl.enrich(a, permutation_num=10), table_without_statistic,
+                                  KeyError, "statistic"),
     "enrich-enrichr_name": Case("enrich", lambda a: tl.enrich(a, "KEGG_2021_Human", permutation_num=10),
                                 gene_table, ValueError, "never downloads"),
     "enrich-sizes": Case("enrich", lambda a: tl.enrich(a, min_size=50, max_size=10), gene_table, ValueError,

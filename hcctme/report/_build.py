@@ -11,9 +11,10 @@ import pandas as pd
 from anndata import AnnData
 from matplotlib.figure import Figure
 
-from hcctme import _files, _validate
-from hcctme._constants import Defaults, Keys
+from hcctme import _files, _validate, get, pl
+from hcctme._constants import COMPARE_KEYS, Defaults, Keys, Suffix
 from hcctme._logging import logger
+from hcctme._version import __version__
 from hcctme.report import _html
 
 
@@ -34,15 +35,20 @@ def _figure_of(obj: Any) -> Figure | None:
 
 
 def _run_config(adata: AnnData) -> dict[str, Any]:
-    run = adata.uns.get("hcctme_run", {})
+    run = adata.uns.get(Keys.RUN, {})
     return dict(run.get("config", {})) if isinstance(run, dict) else {}
 
 
-def _table(adata: AnnData, key: str, part: str = "table") -> pd.DataFrame | None:
-    value = adata.uns.get(key)
-    if isinstance(value, dict):
-        value = value.get(part)
-    return value if isinstance(value, pd.DataFrame) else None
+def _table(read: Any, adata: AnnData, *args: Any, **kwargs: Any) -> pd.DataFrame | None:
+    """The table ``read`` (a :mod:`hcctme.get` function) returns, or None when the tool was not run."""
+    try:
+        return read(adata, *args, **kwargs)
+    except KeyError:
+        return None
+
+
+def _score_params(adata: AnnData) -> dict[str, Any]:
+    return get.params(adata, Keys.SCORES) if Keys.SCORES + Suffix.PARAMS in adata.uns else {}
 
 
 def _top(table: pd.DataFrame, n: int = 15) -> pd.DataFrame:
@@ -67,46 +73,41 @@ def _overview(adata: AnnData, cfg: dict[str, Any]) -> str:
 
 
 def _scores_section(adata: AnnData, cfg: dict[str, Any]) -> str:
-    from hcctme import pl
-
     cell_type_key = cfg.get("cell_type_key", Defaults.CELL_TYPE_KEY)
-    info = adata.uns.get(Keys.SCORES, {})
+    info = _score_params(adata)
+    scores = get.scores(adata)
     body = _html.paragraph(
-        f"Method {info.get('method', '?')}; {adata.obsm[Keys.SCORES].shape[1]} signatures scored; "
+        f"Method {info.get('method', '?')}; {scores.shape[1]} signatures scored; "
         f"library {info.get('library_version', '?')}."
     )
     if cell_type_key in adata.obs:
-        states = [c for c in adata.obsm[Keys.SCORES].columns if not str(c).startswith("MARKER_")][:40]
+        states = [c for c in scores.columns if not str(c).startswith("MARKER_")][:40]
         body += _html.figure(_figure_of(pl.scores(adata, cell_type_key, states, kind="heatmap", show=False)),
                              alt="mean signature score per cell type")
     return body
 
 
 def _states_section(adata: AnnData, cfg: dict[str, Any]) -> str:
-    from hcctme import pl
-
     sample_key = cfg.get("sample_key", Defaults.SAMPLE_KEY)
     condition_key = cfg.get("condition_key", Defaults.CONDITION_KEY)
-    counts = adata.obs[Keys.STATE].astype(str).value_counts().rename("cells").to_frame()
+    counts = get.states(adata)["state"].astype(str).value_counts().rename("cells").to_frame()
     fig = pl.states(adata, sample_key=sample_key, condition_key=condition_key, show=False)
     return _html.figure(_figure_of(fig), alt="state composition per patient") + _html.table(counts, index=True)
 
 
 def _compare_section(adata: AnnData) -> str:
-    from hcctme.pipeline import COMPARE_KEYS
-
     body = ""
     titles = {"composition": "States within their cell type (CLR composition)",
               "scores": "Signature scores per cell type", "genes": "Genes (pseudobulk PyDESeq2)"}
     for features, key in COMPARE_KEYS.items():
-        table = _table(adata, key)
+        table = _table(get.compare, adata, key)
         if table is None:
             continue
-        n_sig = int((table["padj"] < 0.1).sum()) if "padj" in table else 0
+        n_sig = int((table["padj"] < Defaults.ALPHA).sum()) if "padj" in table else 0
         body += f"<h3>{titles[features]}</h3>" + _html.paragraph(
-            f"{len(table)} tests; {n_sig} with padj < 0.1 (samples are the unit of replication)."
+            f"{len(table)} tests; {n_sig} with padj < {Defaults.ALPHA:g} (samples are the unit of replication)."
         ) + _html.table(_top(table))
-    ta = _table(adata, Keys.TA_RESPONSE, part="compare")
+    ta = _table(get.ta_response, adata)
     if ta is not None:
         body += "<h3>Atezolizumab + bevacizumab (T+A) response signatures</h3>" + _html.table(_top(ta))
     return body or _html.paragraph("No comparison was run.", note=True)
@@ -114,8 +115,8 @@ def _compare_section(adata: AnnData) -> str:
 
 def _crosstalk_section(adata: AnnData) -> str:
     body = ""
-    diff = _table(adata, Keys.CROSSTALK_DIFF)
-    pooled = _table(adata, Keys.CROSSTALK)
+    diff = _table(get.crosstalk, adata, differential=True)
+    pooled = _table(get.crosstalk, adata)
     if diff is not None:
         body += "<h3>Differential crosstalk (patient level)</h3>" + _html.table(_top(diff))
     elif pooled is not None:
@@ -124,16 +125,14 @@ def _crosstalk_section(adata: AnnData) -> str:
 
 
 def _tib_section(adata: AnnData) -> str:
-    table = _table(adata, Keys.TIB)
+    table = _table(get.tib, adata)
     if table is None:
         return _html.paragraph("No spatial coordinates: the tumour immune barrier was not measured.", note=True)
     return _html.table(table, index=True, max_rows=50)
 
 
 def _profile_section(adata: AnnData) -> str:
-    from hcctme import pl
-
-    table = _table(adata, Keys.PROFILE)
+    table = _table(get.profile, adata)
     if table is None:
         return _html.paragraph("The resistance profile was not computed.", note=True)
     fig = _figure_of(pl.resistance_profile(adata, show=False))
@@ -142,12 +141,10 @@ def _profile_section(adata: AnnData) -> str:
 
 
 def _parameters(adata: AnnData) -> str:
-    from hcctme import __version__
-
-    run = adata.uns.get("hcctme_run", {})
+    run = adata.uns.get(Keys.RUN, {})
     rows = [("hcctme version", __version__)]
-    info = adata.uns.get(Keys.SCORES, {})
-    if isinstance(info, dict) and "library_version" in info:
+    info = _score_params(adata)
+    if "library_version" in info:
         rows.append(("signature library", str(info["library_version"])))
     for key, value in _run_config(adata).items():
         rows.append((f"config.{key}", str(value)))
@@ -174,11 +171,11 @@ def build(adata: AnnData, path: str | Path | None = None, *, title: str = "hcctm
     The path written, or the HTML text when ``path`` is None.
     """
     _validate.anndata(adata)
-    _validate.scores(adata)
+    get.scores(adata)  # KeyError: run hcctme.tl.score first
     cfg = _run_config(adata)
     sections = [("overview", "Cohort overview", _overview(adata, cfg)),
                 ("scores", "Signature scores per cell type", _scores_section(adata, cfg))]
-    if Keys.STATE in adata.obs:
+    if _table(get.states, adata) is not None:
         sections.append(("states", "Resistance cell states per patient", _states_section(adata, cfg)))
     sections += [
         ("compare", "Responders versus resistors", _compare_section(adata)),
@@ -187,7 +184,7 @@ def build(adata: AnnData, path: str | Path | None = None, *, title: str = "hcctm
         ("profile", "Per-patient resistance profile and therapies", _profile_section(adata)),
         ("parameters", "Parameters and versions", _parameters(adata)),
     ]
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = _html.page(title, f"Generated {stamp}", sections)
     if path is None:
         return text

@@ -193,17 +193,28 @@ class SignatureSet(Sequence[Signature]):
         return frame
 
     def to_net(self) -> pd.DataFrame:
-        """decoupler network: columns source, target, weight (+1 up, -1 down unless weighted)."""
-        from hcctme.sig._io import to_net
-
-        return to_net(self)
+        """Decoupler network: columns source, target, weight (+1 up, -1 down unless weighted)."""
+        rows = []
+        for sig in self._sigs:
+            rows += [(sig.id, gene, float(sig.weights.get(gene, 1.0))) for gene in sig.genes_up]
+            rows += [(sig.id, gene, -abs(float(sig.weights.get(gene, 1.0)))) for gene in sig.genes_down]
+        return pd.DataFrame(rows, columns=["source", "target", "weight"])
 
     def to_gmt(self, path: str | Path | None = None) -> str:
         """GMT text (genes_up only; a signed signature gives ``ID_UP``/``ID_DOWN`` lines)."""
-        from hcctme.sig._io import to_gmt
-
-        return to_gmt(self, path)
+        lines = []
+        for sig in self._sigs:
+            description = sig.citation or sig.name
+            if sig.genes_down:
+                lines.append("\t".join([f"{sig.id}_UP", description, *sig.genes_up]))
+                lines.append("\t".join([f"{sig.id}_DOWN", description, *sig.genes_down]))
+            else:
+                lines.append("\t".join([sig.id, description, *sig.genes_up]))
+        text = "\n".join(lines) + "\n"
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
 
     def to_dict(self) -> dict[str, list[str]]:
-        """id -> genes_up (the form scanpy/decoupler users pass around)."""
+        """Id -> genes_up (the form scanpy/decoupler users pass around)."""
         return {s.id: list(s.genes_up) for s in self._sigs}

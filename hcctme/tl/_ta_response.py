@@ -192,7 +192,7 @@ def _ta_scores(adata, *, scores_key, method, layer, use_raw, min_coverage, sig):
     existing = adata.obsm.get(scores_key)
     if isinstance(existing, pd.DataFrame) and all(s in existing.columns for s in TA_SIGNATURES):
         return existing[list(TA_SIGNATURES)], f"obsm[{scores_key!r}]"
-    from hcctme.tl import score
+    from hcctme.tl._score import score
 
     try:
         signatures = sig.load(list(TA_SIGNATURES))

@@ -45,7 +45,7 @@ class _Checker(HTMLParser):
 
 @pytest.fixture(scope="module")
 def analysed():
-    adata = datasets.simulate_cohort(6, 120, n_genes=700, spatial=True, seed=5)
+    adata = datasets.simulate_cohort(6, 120, n_genes=700, spatial=True, random_state=5)
     pipeline.run(adata, genes=False)
     return adata
 
@@ -80,8 +80,8 @@ def test_report_returns_text_without_path(analysed):
 
 
 def test_report_needs_scores():
-    adata = datasets.simulate_cohort(4, 60, n_genes=600, seed=1)
-    with pytest.raises(KeyError, match="tl.score"):
+    adata = datasets.simulate_cohort(4, 60, n_genes=600, random_state=1)
+    with pytest.raises(KeyError, match=r"tl\.score"):
         report.build(adata)
 
 

@@ -169,7 +169,7 @@ def test_user_yaml_needs_only_id_and_genes(tmp_path):
     assert sigs.ids == ["MINE"] and sigs["MINE"].genes_up == ("SPP1", "NOTAGENE1")
     # a user file still gets the structural checks
     write(tmp_path / "bad.yaml", [{"id": "MINE", "genes_up": []}])
-    with pytest.raises(SignatureSchemaError, match="bad.yaml.*genes_up is empty"):
+    with pytest.raises(SignatureSchemaError, match=r"bad\.yaml.*genes_up is empty"):
         ht.sig.load(tmp_path / "bad.yaml")
 
 
@@ -319,7 +319,7 @@ def test_missing_files_and_bad_inputs(tmp_path):
         ht.sig.load(str(tmp_path / "nope.yaml"))
     empty_dir = tmp_path / "empty"
     empty_dir.mkdir()
-    with pytest.raises(FileNotFoundError, match="no \\*.yaml"):
+    with pytest.raises(FileNotFoundError, match=r"no \*\.yaml"):
         ht.sig.load(empty_dir)
     other = tmp_path / "x.csv"
     other.write_text("a,b\n", encoding="utf-8")
@@ -377,7 +377,7 @@ def test_mouse_gmt_and_net(tmp_path, caplog):
 
 
 def test_mouse_set_without_orthologs_is_an_error():
-    with pytest.raises(ValueError, match="no human ortholog|none of its mouse genes"):
+    with pytest.raises(ValueError, match=r"no human ortholog|none of its mouse genes"):
         ht.sig.load({"S": ["NotAMouseGene1", "CD8A"]}, species="mouse")
 
 
