@@ -42,6 +42,16 @@ class Defaults:
     UNASSIGNED: Final = "unassigned"
 
 
+class Report:
+    """Limits of the HTML report (hcctme.report.build)."""
+
+    FDR: Final = 0.1  # padj under which a comparison is stated as a finding
+    FINDINGS_PER_KIND: Final = 3  # sentences per kind of result in the cohort summary
+    MAX_ROWS: Final = 500  # rows embedded per table; longer tables are written in full as TSV beside the report
+    MAX_POINTS: Final = 3000  # points drawn per volcano plot (smallest p-values first, the rest evenly sampled)
+    CARD_STATES: Final = 8  # states shown per patient card (those differing most from the cohort)
+
+
 CELL_CONTEXTS: Final = (
     "t_cell",
     "cd8_t",

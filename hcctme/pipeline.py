@@ -8,6 +8,7 @@ the AnnData, one TSV per table and ``report.html``.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,7 +19,9 @@ from anndata import AnnData
 
 from hcctme import _files, _validate, tl
 from hcctme._constants import Defaults, Keys
-from hcctme._logging import logger
+from hcctme._logging import STEP_LOGGER, logger
+
+_step_logger = logging.getLogger(STEP_LOGGER)
 
 STEPS = ("score", "states", "compare", "ta_response", "crosstalk", "tib", "profile")
 
@@ -83,14 +86,13 @@ def run(adata: AnnData, config: PipelineConfig | None = None, **params) -> AnnDa
     config = PipelineConfig(**{**(asdict(config) if config else {}), **params})
     config.validate(adata)
     timings: dict[str, float] = {}
-    for name, step in _STEP_FUNCTIONS.items():
-        if name not in config.steps:
-            continue
+    steps = [name for name in _STEP_FUNCTIONS if name in config.steps]
+    for number, name in enumerate(steps, start=1):
         start = time.perf_counter()
-        done = step(adata, config)
+        done = _STEP_FUNCTIONS[name](adata, config)
         timings[name] = round(time.perf_counter() - start, 2)
-        if done is False:
-            logger.info("pipeline: step %s skipped", name)
+        _step_logger.info("[%d/%d] %s %s (%.1f s)", number, len(steps), name,
+                          "skipped" if done is False else "done", timings[name])
     adata.uns["hcctme_run"] = {"config": _config_record(config), "timings_s": timings}
     return adata
 
