@@ -211,10 +211,13 @@ def _methods_section(ctx: _Context) -> str:
     params = {"scores": results.scores_params(adata), "states": results.states_params(adata),
               "crosstalk": results.crosstalk_params(adata), "tib": results.tib_params(adata),
               "profile": results.profile_params(adata)}
-    params |= {f"compare_{f}": results.compare_params(adata, f) for f in _COMPARE_TITLES}
+    tables = {title.lower(): results.compare(adata, f) for f, title in _COMPARE_TITLES.items()}
+    tables["T+A response signatures"] = results.ta_response(adata)
+    tests = {title: sorted(set(t["method"].astype(str))) for title, t in tables.items()
+             if t is not None and "method" in t.columns}
     library = str(params["scores"].get("library_version", "?"))
     kb_version = results.kb_version()
-    body = _summary.methods(params, n_signatures=results.scores(adata).shape[1], fdr=Report.FDR,
+    body = _summary.methods(params, tests, n_signatures=results.scores(adata).shape[1], fdr=Report.FDR,
                             library_version=library, kb_version=kb_version, hcctme_version=__version__)
     rows = [("hcctme version", __version__), ("signature library", library), ("knowledge base", kb_version)]
     rows += [(f"config.{k}", str(v)) for k, v in results.run_config(adata).items()]

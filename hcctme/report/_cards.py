@@ -97,17 +97,17 @@ def therapy_label(row: pd.Series) -> str:
 def _therapies(active_axes: list[str], therapies: pd.DataFrame) -> str:
     if not active_axes:
         return ""
-    chosen = therapies[therapies["axis"].isin(active_axes)]
+    chosen = therapies[therapies["axis"].isin(active_axes)].copy()
     if chosen.empty:
         return '<h4>Therapies</h4><p class="note">The knowledge base links no therapy to these axes.</p>'
-    cols = ["axis", "therapy"] + [c for c in ("tier", "trial", "status") if c in chosen.columns]
-    frame = chosen[cols].copy()
-    frame["axis"] = pd.Categorical(frame["axis"], categories=active_axes, ordered=True)
-    if "tier" in frame.columns:
-        frame = frame.sort_values(["axis", "tier"], kind="stable")
-    else:
-        frame = frame.sort_values("axis", kind="stable")
-    return "<h4>Therapies linked to the active axes</h4>" + _html.static_table(frame.astype(object))
+    chosen["rank"] = chosen["axis"].map({axis: i for i, axis in enumerate(active_axes)})
+    chosen = chosen.sort_values(["rank", "tier"] if "tier" in chosen.columns else ["rank"], kind="stable")
+    header = "therapy [tier, trial]" if "tier" in chosen.columns else "therapy (status)"
+    frame = pd.DataFrame({"axis": chosen["axis"].astype(str).to_numpy(),
+                          header: [therapy_label(row) for _, row in chosen.iterrows()]})
+    if "drug_class" in chosen.columns:
+        frame["class"] = chosen["drug_class"].astype(str).to_numpy()
+    return "<h4>Therapies linked to the active axes</h4>" + _html.static_table(frame)
 
 
 def card(sample: str, *, condition: str, n_cells: int, fractions: pd.DataFrame | None, cohort: pd.Series | None,

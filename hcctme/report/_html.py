@@ -35,7 +35,7 @@ table.data{border-collapse:collapse;font-size:12.5px;width:100%}
 table.data th{background:#f0f3f6;text-align:left;padding:4px 8px;border-bottom:1px solid #ccc;white-space:nowrap;
  overflow-wrap:normal}
 table.data td{padding:3px 8px;border-bottom:1px solid #eee;vertical-align:top;white-space:normal;
- overflow-wrap:anywhere;max-width:38em}
+ overflow-wrap:break-word;max-width:38em}
 .figure{max-width:100%;margin:6px 0}
 p.note{color:#666;font-size:13px}
 ul.findings li{margin:5px 0}

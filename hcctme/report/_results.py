@@ -83,11 +83,6 @@ def compare(adata: AnnData, features: str) -> pd.DataFrame | None:
     return _frame(adata, compare_key(features))
 
 
-def compare_params(adata: AnnData, features: str) -> dict[str, Any]:
-    """Parameters of one comparison."""
-    return _params(adata, compare_key(features))
-
-
 def ta_response(adata: AnnData, *, per_sample: bool = False) -> pd.DataFrame | None:
     """The T+A response comparison, or its per-sample scores."""
     suffixed = _frame(adata, f"{Keys.TA_RESPONSE}_per_sample") if per_sample else None

@@ -23,6 +23,12 @@ CITATIONS = {
     "propeller": "propeller: Phipson B, et al. Bioinformatics 2022;38:4720-4726.",
 }
 
+TEST_NAMES = {
+    "mannwhitney": "Mann-Whitney U test", "welch": "Welch's t-test", "ols": "linear model on the condition",
+    "wilcoxon": "Wilcoxon signed-rank test", "deseq2": "PyDESeq2 Wald test", "propeller": "propeller",
+}
+CITED_TESTS = {"mannwhitney": "mannwhitneyu", "deseq2": "pydeseq2", "propeller": "propeller"}
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -180,9 +186,9 @@ def barrier(tib: pd.DataFrame | None, conditions: pd.Series, *, alpha: float, an
     return [Finding(text, anchor)]
 
 
-def methods(params: dict[str, dict[str, Any]], *, n_signatures: int, fdr: float, library_version: str,
-            kb_version: str, hcctme_version: str) -> str:
-    """The methods section written from the stored parameters."""
+def methods(params: dict[str, dict[str, Any]], tests: dict[str, list[str]], *, n_signatures: int, fdr: float,
+            library_version: str, kb_version: str, hcctme_version: str) -> str:
+    """The methods section written from the stored parameters and the tests named in each comparison table."""
     used: list[str] = ["scanpy"]
     score = params.get("scores", {})
     method = str(score.get("method", "ucell"))
@@ -191,20 +197,17 @@ def methods(params: dict[str, dict[str, Any]], *, n_signatures: int, fdr: float,
             f"(version {library_version}) with {method}."]
     states = params.get("states", {})
     if states:
-        text.append("Each cell was assigned a resistance state within its cell context (hcctme.tl.call_states"
-                    + (f", minimum confidence {states['min_confidence']}" if "min_confidence" in states else "")
-                    + "); cells below the threshold stay unassigned.")
-    tests = sorted({str(p.get("method", p.get("test", ""))) for k, p in params.items()
-                    if k.startswith("compare") and p} - {""})
-    text.append("Responders and resistors were compared with patients as the unit of replication "
-                "(per-patient pseudobulk or per-patient fractions)"
-                + (f" using {', '.join(tests)}" if tests else "")
-                + "; p-values were adjusted with Benjamini-Hochberg over each table.")
+        how = f", method {states['method']}" if "method" in states else ""
+        text.append(f"Each cell was assigned a resistance state within its cell context (hcctme.tl.call_states{how}); "
+                    "cells below the confidence threshold stay unassigned.")
+    described = [f"{what} by {' and '.join(TEST_NAMES.get(t, t) for t in names)}"
+                 for what, names in tests.items() if names]
+    text.append("Responders and resistors were compared with patients as the unit of replication (per-patient "
+                "means, fractions or pseudobulk counts)" + (": " + "; ".join(described) if described else "")
+                + ". P-values were adjusted with Benjamini-Hochberg over each table.")
     used.append("bh")
-    if any("deseq" in t.lower() for t in tests):
-        used.append("pydeseq2")
-    if any("propeller" in t.lower() for t in tests):
-        used.append("propeller")
+    flat = {t for names in tests.values() for t in names}
+    used += [CITED_TESTS[t] for t in sorted(flat) if t in CITED_TESTS]
     cross = params.get("crosstalk", {})
     if cross:
         used.append("liana")
@@ -213,9 +216,11 @@ def methods(params: dict[str, dict[str, Any]], *, n_signatures: int, fdr: float,
                     "mapped to the curated resistance axes; differential crosstalk uses a Mann-Whitney U test "
                     "over patients.")
         used.append("mannwhitneyu")
-    if params.get("tib"):
-        text.append("The spatial tumour immune barrier was measured per sample from cell coordinates against a "
-                    "permutation null (hcctme.tl.tib).")
+    tib = params.get("tib", {})
+    if tib:
+        perms = f"{tib['n_perms']} label permutations" if "n_perms" in tib else "a permutation null"
+        text.append(f"The spatial tumour immune barrier was measured per sample from cell coordinates against {perms} "
+                    "(hcctme.tl.tib).")
     prof = params.get("profile", {})
     if prof:
         text.append(f"An axis is active in a patient when its mean evidence z-score is at least "

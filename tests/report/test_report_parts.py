@@ -96,7 +96,7 @@ def test_card_lists_active_axes_then_barrier_then_tiered_therapies():
     assert text.index("Active resistance axes") < text.index("Spatial barrier") < text.index("Therapies linked")
     assert "barrier present: TIB score 3.10 (p 0.01), T-cell exclusion 0.40." in text
     assert "states z=1.40" in text and "spatial z=2.00" in text and "crosstalk z=" not in text
-    assert "anti-SPP1" in text and "<td>III</td>" in text and "atezolizumab" not in text  # PD1 is not active
+    assert "<td>anti-SPP1 [III]</td>" in text and "atezolizumab" not in text  # PD1 is not active
 
 
 def test_table_embeds_escaped_rows_as_json_and_names_the_full_file():
