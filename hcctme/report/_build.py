@@ -190,8 +190,7 @@ def _profile_section(ctx: _Context) -> str:
     body += "<h3>Activity per patient and axis</h3>" + ctx.table(shown, "resistance_profile")
     if "source" in profile.columns:
         sources = profile.drop_duplicates("axis")[["axis", "source"]]
-        body += ("<details><summary>Where each axis's evidence comes from</summary>"
-                 + _html.table(sources, anchor="table-profile_sources") + "</details>")
+        body += "<h3>Where each axis's evidence comes from</h3>" + _html.table(sources, anchor="table-profile_sources")
     return body
 
 

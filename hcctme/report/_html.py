@@ -1,7 +1,8 @@
 """Self-contained HTML pieces: tables, figures, sections and the page with its embedded assets.
 
-Tables are plain HTML made interactive in the browser by DataTables (bundled by the itables package);
-figures are plotly divs sharing one embedded copy of plotly.js. Nothing is loaded from the network.
+Tables are DataTables (the bundle shipped by the itables package) and figures plotly divs sharing one
+embedded copy of plotly.js; both are drawn when they come near the viewport, so the page opens at once
+whatever its length. Nothing is loaded from the network.
 """
 
 from __future__ import annotations
@@ -54,7 +55,6 @@ ul.findings li{margin:5px 0}
 .bar.cohort{background:#bbb}
 .tag{display:inline-block;font-size:11px;padding:0 5px;border-radius:3px;background:#e4ebf2;margin:1px 2px}
 .tier{font-weight:600;color:#1f3b57}
-details summary{cursor:pointer;color:#1f3b57}
 """
 
 SCRIPT = """
@@ -73,23 +73,31 @@ async function hcctmeDraw(div) {
   await hcctmeLoadPlotly().newPlot(div, spec.data, spec.layout, {displaylogo: false, responsive: true});
   div.dataset.rendered = 'true';
 }
-const hcctmeObserver = new IntersectionObserver(entries => entries.forEach(e => {
-  if (e.isIntersecting) { hcctmeObserver.unobserve(e.target); hcctmeDraw(e.target); }
-}), {rootMargin: '300px'});
-document.querySelectorAll('.plotly-lazy').forEach(div => hcctmeObserver.observe(div));
-(async () => {
+const hcctmeDataTable = (async () => {
   const src = atob(document.getElementById('hcctme-datatables').textContent.trim());
   const url = URL.createObjectURL(new Blob([src], {type: 'text/javascript'}));
   const {default: DataTable} = await import(url);
   URL.revokeObjectURL(url);
-  document.querySelectorAll('table.interactive').forEach(t => {
-    const data = JSON.parse(document.querySelector(`script[data-for="${t.id}"]`).textContent);
-    new DataTable(t, {data: data, deferRender: true, pageLength: Number(t.dataset.pageLength || 10),
-                      order: [], autoWidth: false, lengthMenu: [5, 10, 25, 50, 100]});
-    t.dataset.ready = 'true';
-  });
-  document.body.dataset.tablesReady = 'true';
+  return DataTable;
 })();
+async function hcctmeTable(t) {
+  const DataTable = await hcctmeDataTable;
+  const data = JSON.parse(document.querySelector(`script[data-for="${t.id}"]`).textContent);
+  new DataTable(t, {data: data, deferRender: true, pageLength: Number(t.dataset.pageLength || 10),
+                    order: [], autoWidth: false, lengthMenu: [5, 10, 25, 50, 100]});
+  t.dataset.ready = 'true';
+  if (!document.querySelector('table.interactive:not([data-ready])')) document.body.dataset.tablesReady = 'true';
+}
+const hcctmeObserver = new IntersectionObserver(entries => entries.forEach(e => {
+  if (!e.isIntersecting) return;
+  hcctmeObserver.unobserve(e.target);
+  if (e.target.classList.contains('plotly-lazy')) hcctmeDraw(e.target); else hcctmeTable(e.target);
+}), {rootMargin: '600px'});
+document.querySelectorAll('.plotly-lazy, table.interactive').forEach(el => hcctmeObserver.observe(el));
+hcctmeDataTable.then(() => {
+  document.body.dataset.interactive = 'true';
+  performance.mark('hcctme-interactive');
+});
 function hcctmeFilterCards(query) {
   const q = query.trim().toLowerCase();
   let shown = 0;

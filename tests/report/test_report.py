@@ -202,24 +202,28 @@ def test_report_works_in_headless_chromium(browser, analysed, report_path: Path,
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(report_path.as_uri())
-    WebDriverWait(browser, 120).until(lambda d: d.execute_script("return document.body.dataset.tablesReady"))
+    WebDriverWait(browser, 120).until(lambda d: d.execute_script("return document.body.dataset.interactive"))
     timing = browser.execute_script("const t = performance.getEntriesByType('navigation')[0];"
-                                    "return {domContentLoaded: t.domContentLoadedEventEnd, load: t.loadEventEnd};")
+                                    "const m = performance.getEntriesByName('hcctme-interactive')[0];"
+                                    "return {domContentLoaded: t.domContentLoadedEventEnd, interactive: m.startTime};")
     (tmp_path / "timing.json").write_text(json.dumps(timing))
-
-    tables = browser.find_elements(By.CSS_SELECTOR, "table.interactive")
-    assert tables and all("dataTable" in t.get_attribute("class") for t in tables)
     assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
 
     for section in browser.find_elements(By.CSS_SELECTOR, "main > section"):
-        for figure in section.find_elements(By.CSS_SELECTOR, ".plotly-lazy"):  # drawn when scrolled to
-            browser.execute_script("arguments[0].scrollIntoView()", figure)
-            WebDriverWait(browser, 60).until(lambda d, f=figure: f.get_attribute("data-rendered") == "true")
+        # tables and figures are drawn when they come near the viewport
+        for element in section.find_elements(By.CSS_SELECTOR, ".plotly-lazy, table.interactive"):
+            browser.execute_script("arguments[0].scrollIntoView()", element)
+            done = "data-rendered" if "plotly-lazy" in element.get_attribute("class") else "data-ready"
+            WebDriverWait(browser, 60).until(lambda d, e=element, a=done: e.get_attribute(a) == "true")
         browser.execute_script("arguments[0].scrollIntoView()", section)
         assert section.is_displayed() and section.size["height"] > 40
         section.screenshot(str(tmp_path / f"{section.get_attribute('id')}.png"))
     assert sorted(p.stem for p in tmp_path.glob("*.png")) == sorted(SECTIONS)
+    tables = browser.find_elements(By.CSS_SELECTOR, "table.interactive")
+    assert tables and all("dataTable" in t.get_attribute("class") for t in tables)
+    assert browser.execute_script("return document.body.dataset.tablesReady") == "true"
     assert browser.execute_script("return document.querySelectorAll('.js-plotly-plot .main-svg').length") > 0
+    assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
 
     patient = sorted(analysed.obs["patient"].astype(str).unique())[-1]
     search = browser.find_element(By.ID, "patient-search")
