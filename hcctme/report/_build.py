@@ -102,13 +102,13 @@ def _patients_section(ctx: _Context) -> str:
     profile = results.profile(adata)
     by_sample = dict(iter(profile.groupby("sample", sort=False))) if profile is not None else {}
     n_cells = ctx.samples.value_counts()
-    therapies = results.therapies()
-    order = sorted(n_cells.index, key=lambda s: (ctx.conditions.get(s, "") if ctx.conditions is not None else "", s))
+    conditions = ctx.conditions if ctx.conditions is not None else pd.Series("", index=n_cells.index)
+    therapies, tib = results.therapies(), results.tib(adata)
+    order = sorted(n_cells.index, key=lambda s: (conditions.get(s, ""), s))
     cards = "".join(
-        _cards.card(s, condition=ctx.conditions.get(s, "") if ctx.conditions is not None else "",
-                    n_cells=int(n_cells[s]), fractions=fractions, cohort=cohort,
-                    profile_rows=by_sample.get(s) if profile is not None else None, tib=results.tib(adata),
-                    therapies=therapies, alpha=Defaults.ALPHA, max_states=Report.CARD_STATES)
+        _cards.card(s, condition=conditions.get(s, ""), n_cells=int(n_cells[s]), fractions=fractions, cohort=cohort,
+                    profile_rows=by_sample.get(s), tib=tib, therapies=therapies, alpha=Defaults.ALPHA,
+                    max_states=Report.CARD_STATES)
         for s in order)
     tools = ('<div class="cards-tools"><input id="patient-search" type="search" placeholder="Search patient id '
              'or condition" oninput="hcctmeFilterCards(this.value)" aria-label="search patients">'

@@ -165,18 +165,18 @@ def table(frame: pd.DataFrame | None, *, anchor: str, max_rows: int | None = Non
     return out
 
 
+class Raw(str):
+    """HTML that is already escaped (a static_table cell holding markup)."""
+
+    __slots__ = ()
+
+
 def static_table(frame: pd.DataFrame, *, digits: int = 3) -> str:
     """A small plain table (no paging, no search), e.g. inside a patient card."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     rows = "".join("<tr>" + "".join(f"<td>{v if isinstance(v, Raw) else html.escape(_cell(v, digits))}</td>"
                                     for v in row) + "</tr>" for row in frame.itertuples(index=False, name=None))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-
-
-class Raw(str):
-    """HTML that is already escaped (a static_table cell holding markup)."""
-
-    __slots__ = ()
 
 
 def figure(fig: Any, *, anchor: str) -> str:
