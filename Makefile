@@ -6,7 +6,7 @@ STAMP := $(VENV)/.hcctme-installed
 DEMO_OUT ?= hcctme_demo_out
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-fast lint docs bench venv clean
+.PHONY: demo test test-fast lint docs bench bench-report venv clean
 
 venv: $(STAMP)
 
@@ -35,6 +35,10 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/score_bench.py --sizes 10000 50000
+
+# report size and opening time in headless Chromium (demo output when present, and 200 simulated patients)
+bench-report: $(STAMP)
+	$(PY) benchmarks/report_bench.py $(if $(wildcard $(DEMO_OUT)/hcctme.h5ad),--h5ad $(DEMO_OUT)/hcctme.h5ad) --patients 200
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache docs/_build docs/generated

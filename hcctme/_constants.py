@@ -79,6 +79,15 @@ class Defaults:
 # first/second-line systemic therapy, transarterial chemoembolisation, hepatic arterial infusion
 # chemotherapy, conversion therapy (locoregional +/- TKI/anti-PD-1 to make a tumour resectable), adjuvant
 KB_SETTINGS: Final = ("systemic_first_line", "systemic_second_line", "tace", "haic", "conversion", "adjuvant")
+class Report:
+    """Limits of the HTML report (hcctme.report.build)."""
+
+    FINDINGS_PER_KIND: Final = 3  # sentences per kind of result in the cohort summary
+    MAX_ROWS: Final = 500  # rows embedded per table; longer tables are written in full as TSV beside the report
+    MAX_POINTS: Final = 3000  # points drawn per volcano plot (smallest p-values first, the rest evenly sampled)
+    CARD_STATES: Final = 8  # states shown per patient card (those differing most from the cohort)
+
+
 CELL_CONTEXTS: Final = (
     "t_cell",
     "cd8_t",

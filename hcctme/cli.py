@@ -11,10 +11,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from hcctme._constants import KB_SETTINGS, Defaults, Keys
+from hcctme._logging import STEP_LOGGER
 
 EXIT_USAGE = 2
 
@@ -294,11 +296,29 @@ COMMANDS = {
 }
 
 
+def _quiet_terminal(*, verbose: bool) -> None:
+    """Third-party warnings off the terminal (unless verbose) and one hcctme line per pipeline step."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    steps = logging.getLogger(STEP_LOGGER)
+    steps.setLevel(logging.INFO)
+    steps.propagate = verbose
+    for old in [h for h in steps.handlers if h.get_name() == STEP_LOGGER]:
+        steps.removeHandler(old)
+    if verbose:
+        return
+    warnings.filterwarnings("ignore", category=SyntaxWarning)
+    warnings.filterwarnings("ignore", module=r"(?!hcctme\b)")
+    handler = logging.StreamHandler()  # the current sys.stderr
+    handler.set_name(STEP_LOGGER)
+    handler.setFormatter(logging.Formatter("hcctme %(message)s"))
+    steps.addHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hcctme`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    _quiet_terminal(verbose=args.verbose)
     if args.no_progress:
         from hcctme._settings import settings
 

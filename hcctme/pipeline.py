@@ -8,6 +8,7 @@ the AnnData, one TSV per table and ``report.html``.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,7 +20,9 @@ from anndata import AnnData
 
 from hcctme import _files, _validate, get, tl
 from hcctme._constants import COMPARE_KEYS, Defaults, Keys
-from hcctme._logging import logger
+from hcctme._logging import STEP_LOGGER, logger
+
+_step_logger = logging.getLogger(STEP_LOGGER)
 
 STEPS = ("score", "states", "compare", "ta_response", "crosstalk", "tib", "profile")
 
@@ -77,12 +80,13 @@ def run(adata: AnnData, config: PipelineConfig | None = None, **params) -> AnnDa
     config = PipelineConfig(**{**(asdict(config) if config else {}), **params})
     config.validate(adata)
     timings: dict[str, float] = {}
-    for name in STEPS:
-        if name not in config.steps:
-            continue
+    steps = [name for name in STEPS if name in config.steps]
+    for number, name in enumerate(steps, start=1):
         start = time.perf_counter()
-        run_step(adata, config, name)
+        done = run_step(adata, config, name)
         timings[name] = round(time.perf_counter() - start, 2)
+        _step_logger.info("[%d/%d] %s %s (%.1f s)", number, len(steps), name, "done" if done else "skipped",
+                          timings[name])
     adata.uns[Keys.RUN] = {"config": _config_record(config), "timings_s": timings}
     return adata
 
@@ -93,10 +97,7 @@ def run_step(adata: AnnData, config: PipelineConfig, step: str) -> bool:
     The Snakemake rules call this, one step per rule, so that they and :func:`run` run the same code.
     """
     _validate.choice(step, STEPS, name="step")
-    done = _STEP_FUNCTIONS[step](adata, config)
-    if not done:
-        logger.info("pipeline: step %s skipped", step)
-    return done
+    return _STEP_FUNCTIONS[step](adata, config)
 
 
 def _config_record(config: PipelineConfig) -> dict:
