@@ -8,6 +8,6 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.1.0"
 
 from hcctme._settings import settings
-from hcctme import sig, pp, tl, pl, kb, datasets, report  # noqa: E402
+from hcctme import sig, pp, tl, pl, kb, datasets, report, pipeline  # noqa: E402
 
-__all__ = ["sig", "pp", "tl", "pl", "kb", "datasets", "report", "settings", "__version__"]
+__all__ = ["sig", "pp", "tl", "pl", "kb", "datasets", "report", "pipeline", "settings", "__version__"]

@@ -26,6 +26,16 @@ class Keys:
     N_CELLS: Final = "n_cells"  # obs of pseudobulk AnnData
 
 
+class Files:
+    """Names and limits of the files hcctme reads and writes."""
+
+    MANIFEST: Final = "manifest.json"  # completion marker of a run folder (files, sizes, sha256, parameters)
+    MANIFEST_FORMAT: Final = "hcctme-run/1"
+    PART_SUFFIX: Final = ".part"  # temporary outputs, moved into place when complete
+    MAX_GENE_SET_BYTES: Final = 64 * 1024 * 1024  # GMT/YAML gene-set files larger than this are refused
+    SPARSE_CHUNK: Final = 10_000_000  # indices checked per block in backed sparse matrices
+
+
 class Defaults:
     """Default parameters shared by several tools."""
 

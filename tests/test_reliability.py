@@ -247,7 +247,7 @@ CASES.update({
                              "infinite"),
     "score-bool_matrix": Case("score", lambda a: tl.score(a, ["TAM2_SPP1"]), bool_x, TypeError, "dtype"),
     "score-duplicated_genes": Case("score", lambda a: tl.score(a, ["TAM2_SPP1", "CD8_TEFF"]), dup_vars,
-                                   ValueError, "more than once"),
+                                   ValueError, "var_names_make_unique"),
     "score-no_gene_overlap": Case("score", lambda a: tl.score(a), garbage_genes, ValueError, "harmonize_genes"),
     "score-unknown_signature": Case("score", lambda a: tl.score(a, ["NOT_A_SIGNATURE"]), same, KeyError,
                                     "NOT_A_SIGNATURE"),

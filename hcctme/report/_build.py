@@ -151,6 +151,8 @@ def _parameters(adata: AnnData) -> str:
         rows.append(("signature library", str(info["library_version"])))
     for key, value in _run_config(adata).items():
         rows.append((f"config.{key}", str(value)))
+    for key, value in (run.get("skipped", {}) if isinstance(run, dict) else {}).items():
+        rows.append((f"skipped.{key}", str(value)))
     for key, value in (run.get("timings_s", {}) if isinstance(run, dict) else {}).items():
         rows.append((f"time.{key} (s)", str(value)))
     return _html.table(pd.DataFrame(rows, columns=["parameter", "value"]), max_rows=200)
