@@ -179,9 +179,9 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def refuse_overwrite(output: str | Path, *inputs: str | Path | None) -> None:
+def refuse_overwrite(output: str | Path, *inputs: str | Path | None, folder: bool = False) -> None:
     """Refuse an output path that is, or resolves to (symbolic or hard links), one of the inputs,
-    or an output folder that contains one of them (the folder is replaced as a whole)."""
+    or, when ``folder``, an output folder that contains one of them (it is replaced as a whole)."""
     out = Path(output)
     resolved = out.resolve()
     for inp in inputs:
@@ -190,7 +190,7 @@ def refuse_overwrite(output: str | Path, *inputs: str | Path | None) -> None:
         inp_path = Path(inp)
         if _same_file(out, inp_path):
             raise ValueError(f"output {str(output)!r} is the input file {str(inp)!r}; choose another output path")
-        if resolved in inp_path.resolve().parents:
+        if folder and resolved in inp_path.resolve().parents:
             raise ValueError(
                 f"input {str(inp)!r} is inside the output folder {str(output)!r}, which each run replaces; "
                 "choose an output folder that does not contain the input"

@@ -161,9 +161,11 @@ def existing_file(path: Any, *, what: str = "file") -> Path:
     return path
 
 
-def small_text_file(path: str | Path, *, what: str, limit: int = Files.MAX_GENE_SET_BYTES) -> str:
+def small_text_file(path: str | Path, *, what: str, limit: int | None = None) -> str:
     """The UTF-8 text of a small input file (gene sets, context maps): a regular file of at most
-    ``limit`` bytes (never read past it: ``/dev/zero`` is refused), byte-order mark removed."""
+    ``limit`` bytes (default ``Files.MAX_GENE_SET_BYTES``; never read past it, and devices such as
+    ``/dev/zero`` are refused), byte-order mark removed."""
+    limit = Files.MAX_GENE_SET_BYTES if limit is None else limit
     path = existing_file(path, what=what)
     if not path.is_file():
         raise ValueError(f"{what} {str(path)!r} is not a regular file; give the path of a text file")
@@ -327,14 +329,20 @@ def matrix_kind(X: Any, *, n_rows: int | None = None, check_finite: bool = True)
     return "other"
 
 
-def counts(X: Any, *, what: str = "this tool") -> None:
-    """Require integer counts."""
+def counts_hint(layer: str | None) -> str:
+    """How to point a tool at raw counts, given the layer it read (``None``: ``.X``)."""
+    if layer is None:
+        return f"pass layer= naming the layer that holds raw counts (e.g. layer={Keys.COUNTS!r})"
+    return (f"layers[{layer!r}] does not hold raw counts: pass layer= naming the layer that does, or put the raw "
+            f"integer counts in layers[{layer!r}] (e.g. from adata.raw.X when .raw holds them)")
+
+
+def counts(X: Any, *, what: str = "this tool", layer: str | None = None) -> None:
+    """Require integer counts (``layer``: the layer ``X`` was read from, named in the message)."""
     kind = matrix_kind(X)
     if kind != "counts":
-        raise ValueError(
-            f"{what} needs raw integer counts but the matrix looks {kind}; "
-            "pass layer='counts' (or the layer holding raw counts)"
-        )
+        where = f"layers[{layer!r}]" if layer is not None else "the matrix"
+        raise ValueError(f"{what} needs raw integer counts but {where} looks {kind}; {counts_hint(layer)}")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -167,7 +167,7 @@ def _check_outputs(out: str, *inputs: str, folder: bool = False) -> None:
     """Refuse, before any work, an output that is one of the inputs or cannot be written."""
     from hcctme import _files
 
-    _files.refuse_overwrite(out, *inputs)
+    _files.refuse_overwrite(out, *inputs, folder=folder)
     _files.check_writable(out, folder=folder)
 
 

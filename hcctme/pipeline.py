@@ -378,7 +378,7 @@ def write_outputs(adata: AnnData, out_dir: str | Path, *, input_path: str | Path
     from hcctme import report
 
     out_dir = Path(out_dir)
-    _files.refuse_overwrite(out_dir, input_path)
+    _files.refuse_overwrite(out_dir, input_path, folder=True)
     _files.check_writable(out_dir, folder=True)
     names: dict[str, str] = {}
     with _files.atomic_dir(out_dir, manifest=_manifest(adata, input_path)) as tmp:

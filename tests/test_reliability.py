@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 import re
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -94,6 +96,26 @@ def dup_vars(a: AnnData) -> AnnData:
     names = a.var_names.to_numpy().copy()
     names[1::2] = names[0::2][: len(names[1::2])]
     a.var_names = pd.Index(names)
+    return a
+
+
+def bad_index(a: AnnData, *, value: int | None = None, layer: str | None = None) -> AnnData:
+    """A CSR matrix whose column index points past the last gene (a corrupt file)."""
+    X = a.layers[layer] if layer else a.X
+    X.indices[7] = a.n_vars if value is None else value
+    return a
+
+
+def huge_index(a: AnnData) -> AnnData:
+    return bad_index(a, value=2**30)
+
+
+def bad_count_index(a: AnnData) -> AnnData:
+    return bad_index(a, layer="counts")
+
+
+def bad_indptr(a: AnnData) -> AnnData:
+    a.X.indptr[5] = a.X.indptr[6] + 3
     return a
 
 
@@ -245,6 +267,12 @@ CASES.update({
     "score-nan_matrix": Case("score", lambda a: tl.score(a, ["TAM2_SPP1"]), nan_x, ValueError, "NaN"),
     "score-inf_matrix": Case("score", lambda a: tl.score(a, ["TAM2_SPP1"], method="mean"), inf_x, ValueError,
                              "infinite"),
+    "score-csr_index_past_last_gene": Case("score", lambda a: tl.score(a, ["TAM2_SPP1"]), bad_index, ValueError,
+                                           "corrupt CSR"),
+    "score-csr_index_huge": Case("score", lambda a: tl.score(a, ["TAM2_SPP1"], method="mean"), huge_index,
+                                 ValueError, "corrupt CSR"),
+    "score-csr_indptr_decreasing": Case("score", lambda a: tl.score(a, ["TAM2_SPP1"]), bad_indptr, ValueError,
+                                        "indptr"),
     "score-bool_matrix": Case("score", lambda a: tl.score(a, ["TAM2_SPP1"]), bool_x, TypeError, "dtype"),
     "score-duplicated_genes": Case("score", lambda a: tl.score(a, ["TAM2_SPP1", "CD8_TEFF"]), dup_vars,
                                    ValueError, "var_names_make_unique"),
@@ -293,6 +321,8 @@ CASES.update({
                                       scaled_x, ValueError, "scaled"),
     "pseudobulk-nan_counts": Case("pseudobulk", VALID["pseudobulk"], nan_counts, ValueError, "NaN"),
     "pseudobulk-duplicated_genes": Case("pseudobulk", VALID["pseudobulk"], dup_vars, ValueError, "duplicated"),
+    "pseudobulk-corrupt_counts": Case("pseudobulk", VALID["pseudobulk"], bad_count_index, ValueError,
+                                      "layers['counts'] is a corrupt CSR"),
     "pseudobulk-unknown_mode": Case("pseudobulk", lambda a: tl.pseudobulk(a, sample_key="patient", mode="max"),
                                     same, ValueError, "mode="),
     "pseudobulk-groupby_is_sample": Case("pseudobulk",
@@ -336,6 +366,8 @@ CASES.update({
                                   same, ValueError, "counts"),
     "compare-genes_scaled": Case("compare_genes", lambda a: tl.compare(a, **KW, features="genes", layer=None),
                                  scaled_x, ValueError, "counts"),
+    "compare-genes_corrupt_counts": Case("compare_genes", VALID["compare_genes"], bad_count_index, ValueError,
+                                         "corrupt CSR"),
     "compare-genes_missing_layer": Case("compare_genes",
                                         lambda a: tl.compare(a, **KW, features="genes", layer="umis"),
                                         same, KeyError, "layers has no 'umis'"),
@@ -377,6 +409,7 @@ CASES.update({
     "crosstalk-counts": Case("crosstalk", VALID["crosstalk"], counts_x, ValueError, "log-normalised"),
     "crosstalk-scaled": Case("crosstalk", VALID["crosstalk"], scaled_x, ValueError, "negative values"),
     "crosstalk-nan_matrix": Case("crosstalk", VALID["crosstalk"], nan_x, ValueError, "NaN"),
+    "crosstalk-corrupt_matrix": Case("crosstalk", VALID["crosstalk"], huge_index, ValueError, "corrupt CSR"),
     "crosstalk-missing_groupby": Case("crosstalk", lambda a: tl.crosstalk(a, groupby="cluster"), same, KeyError,
                                       "no column 'cluster'"),
     "crosstalk-single_group": Case("crosstalk", lambda a: tl.crosstalk(a, groupby="treatment"), same, ValueError,
@@ -530,3 +563,190 @@ def test_backed_median_and_non_counts_are_refused(counts_on_disk, tmp_path):
     halves.write_h5ad(tmp_path / "halves.h5ad")
     with pytest.raises(ValueError, match="raw integer counts"):
         tl.pseudobulk(ad.read_h5ad(tmp_path / "halves.h5ad", backed="r"), sample_key="patient", layer=None)
+
+
+# --------------------------------------------------------------------------------------------------
+# user input shapes, end to end through the command line: every case works or ends in a clear error
+# (exit 2, no traceback) before any expensive step, and no input is ever modified
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def scored_file(cohort, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("inputs") / "scored.h5ad"
+    cohort.write_h5ad(path)
+    return path
+
+
+def _ten_x_h5(path: Path) -> None:
+    """A Cell Ranger v3 .h5 layout (matrix group with barcodes, data, indices, indptr, shape, features)."""
+    import h5py
+
+    with h5py.File(path, "w") as handle:
+        group = handle.create_group("matrix")
+        group["barcodes"] = np.array([b"AAAC-1", b"AAAG-1"])
+        group["data"] = np.array([1, 2], dtype=np.int32)
+        group["indices"] = np.array([0, 1], dtype=np.int64)
+        group["indptr"] = np.array([0, 1, 2], dtype=np.int64)
+        group["shape"] = np.array([2, 2], dtype=np.int32)
+        group.create_group("features")["name"] = np.array([b"CD8A", b"SPP1"])
+
+
+def _loom(path: Path) -> None:
+    import h5py
+
+    with h5py.File(path, "w") as handle:
+        handle["matrix"] = np.ones((2, 3), dtype=np.float32)
+        handle.create_group("row_attrs")
+        handle.create_group("col_attrs")
+
+
+def _corrupt_h5ad(src: Path, path: Path) -> None:
+    """A copy of ``src`` whose X/indices holds an index past the last gene (flipped bytes on disk)."""
+    import shutil
+
+    import h5py
+
+    shutil.copyfile(src, path)
+    with h5py.File(path, "r+") as handle:
+        indices = handle["X"]["indices"]
+        indices[11] = 2**30
+
+
+class CliCase(NamedTuple):
+    argv: Callable[[Path, Path], list[str]]  # (input file, tmp folder) -> arguments
+    code: int
+    match: str
+    before_read: bool = False  # the error must come before the input is read
+
+
+def _in(name: str) -> Callable[[Path, Path], Path]:
+    return lambda src, tmp: tmp / name
+
+
+CLI_CASES: dict[str, CliCase] = {
+    # ---- outputs that are inputs --------------------------------------------------------------------
+    "crosstalk-out_is_input": CliCase(lambda i, t: ["crosstalk", str(i), "--out", str(i), "--groupby", "cell_type"],
+                                      2, "is the input file", True),
+    "compare-out_is_input": CliCase(lambda i, t: ["compare", str(i), "--out", str(i)], 2, "is the input file", True),
+    "crosstalk-out_links_to_input": CliCase(
+        lambda i, t: ["crosstalk", str(i), "--out", str(_link(i, t / "link.tsv")), "--groupby", "cell_type"],
+        2, "is the input file", True),
+    "score-out_is_hard_link_of_input": CliCase(
+        lambda i, t: ["score", str(i), "--out", str(_link(i, t / "hard.h5ad", hard=True))], 2, "is the input file",
+        True),
+    "run-out_is_input": CliCase(lambda i, t: ["run", str(i), "--out", str(i)], 2, "is the input file", True),
+    "run-out_contains_input": CliCase(lambda i, t: ["run", str(i), "--out", str(i.parent)], 2,
+                                      "inside the output folder", True),
+    # ---- outputs that cannot be written -------------------------------------------------------------
+    "run-out_below_a_file": CliCase(lambda i, t: ["run", str(i), "--out", str(_file(t / "f") / "out")], 2,
+                                    "is a file, not a folder", True),
+    "run-out_is_a_file": CliCase(lambda i, t: ["run", str(i), "--out", str(_file(t / "f"))], 2, "is a file", True),
+    "run-out_is_a_user_folder": CliCase(lambda i, t: ["run", str(i), "--out", str(_file(t / "mine" / "notes.txt")
+                                                                                    .parent)],
+                                        2, "not an hcctme run folder", True),
+    "compare-out_is_a_folder": CliCase(lambda i, t: ["compare", str(i), "--out", str(t)], 2, "is a folder", True),
+    "states-out_below_a_file": CliCase(lambda i, t: ["states", str(i), "--out", str(_file(t / "f") / "s.h5ad"),
+                                                     "--cell-type-key", "cell_type"], 2, "is a file", True),
+    # ---- inputs of the wrong format: the right reader is named ---------------------------------------
+    "run-cellranger_h5": CliCase(lambda i, t: ["run", str(_make(t / "m.h5", _ten_x_h5)), "--out", str(t / "o")], 2,
+                                 "scanpy.read_10x_h5"),
+    "score-loom": CliCase(lambda i, t: ["score", str(_make(t / "m.loom", _loom)), "--out", str(t / "o.h5ad")], 2,
+                          "scanpy.read_loom"),
+    "score-csv": CliCase(lambda i, t: ["score", str(_text(t / "m.csv", "cell,CD8A\nc1,3\n")), "--out",
+                                       str(t / "o.h5ad")], 2, "anndata.read_csv"),
+    "states-zarr_folder": CliCase(lambda i, t: ["states", str(_file(t / "m.zarr" / ".zgroup").parent), "--out",
+                                                str(t / "o.h5ad"), "--cell-type-key", "cell_type"], 2, "read_zarr"),
+    "run-corrupt_sparse_file": CliCase(lambda i, t: ["run", str(_make(t / "c.h5ad", lambda p: _corrupt_h5ad(i, p))),
+                                                     "--out", str(t / "o")], 2, "X is a corrupt CSR"),
+    # ---- gene sets and context maps -----------------------------------------------------------------
+    "score-missing_txt_gene_sets": CliCase(lambda i, t: ["score", str(i), "--out", str(t / "o.h5ad"), "--signatures",
+                                                         str(t / "my_sets.txt")], 2, "does not exist", True),
+    "score-missing_relative_gmt": CliCase(lambda i, t: ["score", str(i), "--out", str(t / "o.h5ad"), "--signatures",
+                                                        "no_such_sets.gmt"], 2, "does not exist", True),
+    "run-library_ids_as_user_sets": CliCase(lambda i, t: ["run", str(i), "--out", str(t / "o"), "--signatures",
+                                                          "TAM2_SPP1"], 2, "added to the library", True),
+    "states-missing_context_map": CliCase(lambda i, t: ["states", str(i), "--out", str(t / "o.h5ad"),
+                                                        "--cell-type-key", "cell_type", "--context-map",
+                                                        str(t / "map.yaml")], 2, "does not exist", True),
+    "states-context_map_not_a_mapping": CliCase(lambda i, t: ["states", str(i), "--out", str(t / "o.h5ad"),
+                                                              "--cell-type-key", "cell_type", "--context-map",
+                                                              str(_text(t / "map.yaml", "- a\n- b\n"))],
+                                                2, "YAML mapping", True),
+    # ---- pipeline options refused up front ----------------------------------------------------------
+    "run-counts_layer_missing": CliCase(lambda i, t: ["run", str(i), "--out", str(t / "o"), "--sample-key", "patient",
+                                                      "--counts-layer", "umis"], 2, "layers has no 'umis'"),
+    "run-crosstalk_on_counts": CliCase(lambda i, t: ["run", str(i), "--out", str(t / "o"), "--layer", "counts"], 2,
+                                       "crosstalk needs log-normalised"),
+    "run-unknown_gene_symbols_column": CliCase(lambda i, t: ["run", str(i), "--out", str(t / "o"), "--gene-symbols",
+                                                             "feature_name"], 2, "no column 'feature_name'"),
+}
+
+
+def _link(src: Path, path: Path, *, hard: bool = False) -> Path:
+    (os.link if hard else os.symlink)(src, path)
+    return path
+
+
+def _file(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("user data\n")
+    return path
+
+
+def _text(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _make(path: Path, build: Callable[[Path], None]) -> Path:
+    build(path)
+    return path
+
+
+@pytest.mark.parametrize("name", list(CLI_CASES))
+def test_command_line_input_shapes(name, scored_file, tmp_path, capsys, monkeypatch):
+    from hcctme import _files, cli
+
+    case = CLI_CASES[name]
+    src = tmp_path / "input.h5ad"
+    src.write_bytes(scored_file.read_bytes())
+    argv = case.argv(src, tmp_path)
+    inputs = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and not p.is_symlink()}
+    if case.before_read:
+        def no_read(*args, **kwargs):
+            raise AssertionError("the input was read before the output/argument checks")
+
+        monkeypatch.setattr(_files, "read_h5ad", no_read)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = cli.main(argv)
+    err = capsys.readouterr().err
+    assert code == case.code, f"{name}: exit {code}, stderr: {err}"
+    assert case.match in err, f"{name}: the message does not say {case.match!r}: {err}"
+    assert "Traceback" not in err
+    for path, content in inputs.items():
+        assert path.read_bytes() == content, f"{name}: {path.name} was modified"
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".part")]
+
+
+def test_global_flags_after_the_command(capsys):
+    from hcctme import cli
+
+    assert cli.main(["axes", "--no-progress", "-v"]) == 0
+    assert cli.main(["--no-progress", "axes"]) == 0
+    assert "SPP1" in capsys.readouterr().out
+
+
+def test_unwritable_output_folder_is_refused_before_work(scored_file, tmp_path, capsys, monkeypatch):
+    from hcctme import _files, cli
+
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    monkeypatch.setattr(_files, "read_h5ad", lambda *a, **k: pytest.fail("input read before the output check"))
+    try:
+        assert cli.main(["run", str(scored_file), "--out", str(locked / "out")]) == cli.EXIT_USAGE
+    finally:
+        locked.chmod(0o755)
+    assert "not writable" in capsys.readouterr().err

@@ -110,11 +110,10 @@ def _pseudobulk(
     if mode == "sum" and kind != "counts":
         raise ValueError(
             f"pseudobulk mode='sum' needs raw integer counts but {'layer ' + repr(layer) if layer else '.X'} "
-            f"looks {kind}; pass the layer that holds raw counts (layer='counts'), or use mode='mean' "
-            "for normalised data"
+            f"looks {kind}; {_validate.counts_hint(layer)}, or use mode='mean' for normalised data"
         )
     if mode == "sum":
-        _check_all_counts(X)
+        _check_all_counts(X, layer)
 
     import decoupler as dc
 
@@ -246,7 +245,7 @@ def _chunked_profiles(pdata: AnnData, X, obs: pd.DataFrame, var_names: pd.Index,
                    layers={"psbulk_props": props})
 
 
-def _check_all_counts(X) -> None:
+def _check_all_counts(X, layer: str | None = None) -> None:
     """Integer, non-negative, finite: checked on all stored values (the sample check reads 2000 rows)."""
     if hasattr(X, "to_memory") or hasattr(X, "compute"):
         return  # backed / dask: the row sample in matrix_kind is the check
@@ -258,5 +257,5 @@ def _check_all_counts(X) -> None:
     if values.min() < 0 or not np.all(values == np.round(values)):
         raise ValueError(
             "pseudobulk mode='sum' needs raw integer counts but the matrix has negative or non-integer "
-            "values; pass the layer that holds raw counts (layer='counts')"
+            f"values; {_validate.counts_hint(layer)}"
         )
