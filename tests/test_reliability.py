@@ -82,6 +82,13 @@ def scaled_x(a: AnnData) -> AnnData:
     return a
 
 
+def negative_counts(a: AnnData) -> AnnData:
+    C = a.layers["counts"].copy()
+    C.data[0] = -3.0
+    a.layers["counts"] = C
+    return a
+
+
 def counts_x(a: AnnData) -> AnnData:
     a.X = a.layers["counts"].copy()
     return a
@@ -321,6 +328,8 @@ CASES.update({
                                       scaled_x, ValueError, "scaled"),
     "pseudobulk-nan_counts": Case("pseudobulk", VALID["pseudobulk"], nan_counts, ValueError, "NaN"),
     "pseudobulk-duplicated_genes": Case("pseudobulk", VALID["pseudobulk"], dup_vars, ValueError, "duplicated"),
+    "pseudobulk-negative_counts_layer": Case("pseudobulk", VALID["pseudobulk"], negative_counts, ValueError,
+                                             "layers['counts'] does not hold raw counts"),
     "pseudobulk-corrupt_counts": Case("pseudobulk", VALID["pseudobulk"], bad_count_index, ValueError,
                                       "layers['counts'] is a corrupt CSR"),
     "pseudobulk-unknown_mode": Case("pseudobulk", lambda a: tl.pseudobulk(a, sample_key="patient", mode="max"),
@@ -750,3 +759,319 @@ def test_unwritable_output_folder_is_refused_before_work(scored_file, tmp_path, 
     finally:
         locked.chmod(0o755)
     assert "not writable" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------
+# the pipeline: matrices reach every step, problems are found before the first step, a failed run
+# leaves the AnnData as it was, steps that cannot run are recorded as skipped
+# --------------------------------------------------------------------------------------------------
+PIPE = {"sample_key": "patient", "condition_key": "response", "reference": REF, "cell_type_key": "cell_type"}
+
+
+@pytest.fixture(scope="module")
+def small() -> AnnData:
+    """4 patients x 50 cells, log-normalised X and counts, nothing computed yet."""
+    return hc.datasets.simulate_cohort(4, 50, n_genes=600, seed=1)
+
+
+def _recorder(calls: list, name: str):
+    def record(adata, *args, **kwargs):
+        calls.append((name, adata, kwargs))
+
+    return record
+
+
+def test_layer_and_use_raw_reach_every_step(small, monkeypatch):
+    """Seurat-converted data: scaled X, log-normalised .raw; every step must read .raw."""
+    adata = small.copy()
+    adata.raw = adata.copy()
+    X = adata.X.toarray()
+    adata.X = ((X - X.mean(0)) / (X.std(0) + 1e-6)).astype(np.float32)
+    calls: list = []
+    for name in ("score", "ta_response", "crosstalk", "resistance_profile"):
+        monkeypatch.setattr(tl, name, _recorder(calls, name))
+    hc.pipeline.run(adata, **PIPE, use_raw=True, steps=("score", "ta_response", "crosstalk", "profile"))
+    seen = {name: (a, kw) for name, a, kw in calls}
+    assert set(seen) == {"score", "ta_response", "crosstalk", "resistance_profile"}
+    for name in ("score", "ta_response", "crosstalk"):
+        assert seen[name][1]["use_raw"] is True and seen[name][1]["layer"] is None, name
+    profiled = seen["resistance_profile"][0]
+    assert profiled.X is adata.raw.X  # the profile's gene evidence reads .raw, not the scaled X
+
+
+def test_crosstalk_on_counts_is_refused_before_any_step(small, monkeypatch, digest):
+    adata = small.copy()
+    adata.X = adata.layers["counts"].copy()
+    monkeypatch.setattr(tl, "score", lambda *a, **k: pytest.fail("scoring ran before the check"))
+    before = digest(adata)
+    with pytest.raises(ValueError, match=r"crosstalk needs log-normalised values.*--no-crosstalk"):
+        hc.pipeline.run(adata, **PIPE)
+    assert digest(adata) == before
+
+
+def test_failed_step_leaves_the_anndata_as_it_was(small, monkeypatch, digest):
+    adata = small.copy()
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(tl, "ta_response", fail)
+    before = digest(adata)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(RuntimeError, match="disk full"):
+            hc.pipeline.run(adata, **PIPE, steps=("score", "states", "ta_response"))
+    assert digest(adata) == before and "hcctme_scores" not in adata.obsm
+
+
+def test_missing_counts_skip_gene_tests_with_a_warning_and_a_record(small, monkeypatch):
+    adata = small.copy()
+    del adata.layers["counts"]
+    calls: list = []
+    monkeypatch.setattr(tl, "compare", _recorder(calls, "compare"))
+    with pytest.warns(UserWarning, match="compare_genes skipped: no raw counts"):
+        hc.pipeline.run(adata, **PIPE, steps=("compare",))
+    assert [kw["features"] for _, _, kw in calls] == ["composition", "scores"]
+    assert adata.uns["hcctme_run"]["skipped"]["compare_genes"].startswith("no raw counts")
+
+
+def test_counts_taken_from_raw(small, monkeypatch):
+    adata = small.copy()
+    adata.raw = AnnData(adata.layers["counts"].copy(), var=adata.var.copy())
+    del adata.layers["counts"]
+    calls: list = []
+
+    def compare(a, **kw):
+        calls.append((a, kw))
+        a.uns[kw["key_added"]] = pd.DataFrame({"feature": ["x"]})
+
+    monkeypatch.setattr(tl, "compare", compare)
+    hc.pipeline.run(adata, **PIPE, steps=("compare",), counts_layer="raw", use_raw=False)
+    genes = [(a, kw) for a, kw in calls if kw["features"] == "genes"]
+    assert len(genes) == 1
+    view, kw = genes[0]
+    assert view.X is adata.raw.X and kw["layer"] is None
+    assert list(adata.uns["hcctme_compare_genes"]["feature"]) == ["x"]
+    assert "compare_genes" not in adata.uns["hcctme_run"]["skipped"]
+
+
+def test_counts_layer_raw_without_raw_is_refused(small):
+    adata = small.copy()
+    with pytest.raises(ValueError, match=r"adata\.raw is None"):
+        hc.pipeline.run(adata, **PIPE, counts_layer="raw")
+
+
+def _gmt(path: Path, sets: dict[str, list[str]], *, bom: bool = False) -> Path:
+    text = "".join(f"{name}\tuser set\t" + "\t".join(genes) + "\n" for name, genes in sets.items())
+    path.write_bytes(("\ufeff" if bom else "").encode() + text.encode())
+    return path
+
+
+def test_user_gene_sets_are_added_to_the_library(small, tmp_path):
+    adata = small.copy()
+    gmt = _gmt(tmp_path / "my.gmt", {"MY_SET": list(adata.var_names[:8])})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hc.pipeline.run(adata, **PIPE, signatures=str(gmt), steps=("score", "states"))
+    scored = set(adata.obsm["hcctme_scores"].columns)
+    assert {"MY_SET", "TAM2_SPP1", "CD8_TEX_TERMINAL"} <= scored
+    assert "hcctme_state" in adata.obs
+    clash = _gmt(tmp_path / "clash.gmt", {"TAM2_SPP1": list(adata.var_names[:8])})
+    with pytest.raises(ValueError, match=r"\['TAM2_SPP1'\] have the id of a library signature"):
+        hc.pipeline.run(small.copy(), **PIPE, signatures=str(clash), steps=("score",))
+
+
+def test_context_map_file_and_accented_labels(small, tmp_path):
+    adata = small.copy()
+    labels = adata.obs["cell_type"].astype(str).replace({"Macrophages": "Cluster 7", "Hepatocytes": "Hépatocytes"})
+    adata.obs["cell_type"] = pd.Categorical(labels)
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text("Cluster 7: macrophage\n", encoding="utf-8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hc.pipeline.run(adata, **PIPE, context_map=str(mapping), steps=("score", "states"))
+    used = adata.uns["hcctme_state"]["mapping"]
+    assert used["Cluster 7"] == "macrophage" and used["Hépatocytes"] == "hepatocyte"
+
+
+def _cellxgene(adata: AnnData) -> AnnData:
+    """CELLxGENE layout: Ensembl-style ids as var_names, symbols in var['feature_name']."""
+    out = adata.copy()
+    out.var["feature_name"] = out.var_names.astype(str)
+    out.var_names = [f"ENSG{i:011d}" for i in range(out.n_vars)]
+    return out
+
+
+def test_cellxgene_symbols_reach_scoring_and_crosstalk(small):
+    adata = _cellxgene(small)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hc.pipeline.run(adata, **PIPE, gene_symbols="feature_name", steps=("score", "states"))
+        assert "TAM2_SPP1" in adata.obsm["hcctme_scores"].columns
+        tl.crosstalk(adata, groupby="cell_type", axes_only=True, n_perms=None)
+    table = tl_table(adata, "hcctme_crosstalk")
+    complexes = table["ligand_complex" if "ligand_complex" in table else "ligand"].astype(str)
+    ligands = {gene for name in complexes for gene in name.split("_")}
+    assert ligands and ligands <= set(adata.var["feature_name"])  # symbols, not the ENSG ids of var_names
+
+
+def tl_table(adata: AnnData, key: str) -> pd.DataFrame:
+    value = adata.uns[key]
+    return value["table"] if isinstance(value, dict) else value
+
+
+# --------------------------------------------------------------------------------------------------
+# outputs: one run per folder, manifest.json as the completion marker, nothing half-written
+# --------------------------------------------------------------------------------------------------
+def test_a_run_folder_holds_exactly_one_run_with_its_manifest(cohort, tmp_path):
+    import hashlib as _hashlib
+    import json
+
+    out = tmp_path / "results"
+    first = cohort.copy()
+    first.uns["hcctme_tib"] = pd.DataFrame({"tib": [0.5, 0.7]}, index=["P01", "P02"])
+    first.uns["hcctme_run"] = {"config": {"sample_key": "patient"}, "skipped": {}}
+    hc.pipeline.write_outputs(first, out)
+    assert (out / "tib.tsv").is_file()
+    second = cohort.copy()
+    second.uns["hcctme_run"] = {"config": {"sample_key": "patient", "seed": 1},
+                                "skipped": {"tib": "no spatial coordinates"}}
+    written = hc.pipeline.write_outputs(second, out)
+
+    names = sorted(p.name for p in out.iterdir())
+    assert "tib.tsv" not in names  # the earlier run's table is gone, not left beside the new ones
+    assert sorted(p.name for p in written.values()) == names
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(f["name"] for f in manifest["files"]) == sorted(n for n in names if n != "manifest.json")
+    for entry in manifest["files"]:
+        data = (out / entry["name"]).read_bytes()
+        assert entry["bytes"] == len(data) and entry["sha256"] == _hashlib.sha256(data).hexdigest()
+    assert manifest["parameters"] == {"sample_key": "patient", "seed": 1}
+    assert manifest["skipped"] == {"tib": "no spatial coordinates"}
+    assert manifest["versions"]["hcctme"] == hc.__version__ and "anndata" in manifest["versions"]
+    assert [p.name for p in tmp_path.iterdir()] == ["results"]  # no temporary folder left beside it
+
+
+_SIGTERM_SCRIPT = """
+import sys, time, warnings
+from pathlib import Path
+warnings.simplefilter("ignore")
+import hcctme as hc
+from hcctme import _files
+
+adata = hc.datasets.simulate_cohort(4, 50, n_genes=600, seed=1)
+hc.tl.score(adata, ["TAM2_SPP1", "CD8_TEFF"])
+adata.uns["hcctme_tib"] = adata.obs[["n_counts"]].head(3)
+out, marker = Path(sys.argv[1]), Path(sys.argv[2])
+hc.pipeline.write_outputs(adata, out)  # a complete earlier run
+write_table = _files.write_table
+
+def slow_write(table, path, **kw):
+    written = write_table(table, path, **kw)
+    marker.write_text("writing")
+    time.sleep(120)
+    return written
+
+_files.write_table = slow_write
+adata.uns["hcctme_tib"] = adata.obs[["n_counts"]].head(2)
+hc.pipeline.write_outputs(adata, out)
+"""
+
+
+def test_sigterm_while_writing_leaves_the_earlier_run_and_no_part_files(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out, marker = tmp_path / "results", tmp_path / "marker"
+    proc = subprocess.Popen([sys.executable, "-c", _SIGTERM_SCRIPT, str(out), str(marker)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ})
+    deadline = time.monotonic() + 240
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert marker.exists(), proc.communicate()[1].decode()[-2000:]
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, err.decode()[-2000:]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the earlier complete run, untouched
+    assert "manifest.json" in before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["marker", "results"]  # no .part folder or file
+
+
+# --------------------------------------------------------------------------------------------------
+# labels: never HDF5 keys; accents and Cell Ontology names recognised
+# --------------------------------------------------------------------------------------------------
+def test_labels_with_slashes_are_not_hdf5_keys(tmp_path):
+    import h5py
+
+    from hcctme import _files
+
+    adata = AnnData(np.ones((2, 2), dtype=np.float32))
+    adata.uns["hcctme_state"] = {"mapping": {"CD4/CD8 T cells": "t_cell", "100% tumour": "tumour"}}
+    adata.uns["table"] = pd.DataFrame({"Mono/Mac": [1.0, 2.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # anndata warns (and will refuse) keys holding "/"
+        path = _files.write_h5ad(adata, tmp_path / "x.h5ad")
+    with h5py.File(path, "r") as handle:
+        assert "CD4" not in handle["uns/hcctme_state/mapping"] and "Mono" not in handle["uns/table"]
+    back = _files.read_h5ad(path)
+    assert back.uns["hcctme_state"]["mapping"] == {"CD4/CD8 T cells": "t_cell", "100% tumour": "tumour"}
+    assert list(back.uns["table"].columns) == ["Mono/Mac"]
+    assert list(adata.uns["table"].columns) == ["Mono/Mac"]  # the caller's object is untouched
+
+
+@pytest.mark.parametrize(("label", "context"), [
+    ("Hépatocytes", "hepatocyte"), ("Macrophagès", "macrophage"), ("Cellules NK", "nk"),
+    ("hepatocyte", "hepatocyte"), ("CD8-positive, alpha-beta T cell", "cd8_t"),
+    ("CD4-positive, alpha-beta T cell", "cd4_t"), ("macrophage", "macrophage"), ("Kupffer cell", "macrophage"),
+    ("neutrophil", "neutrophil"), ("fibroblast", "fibroblast"), ("endothelial cell", "endothelial"),
+    ("endothelial cell of hepatic sinusoid", "endothelial"), ("natural killer cell", "nk"), ("B cell", "b_cell"),
+    ("plasma cell", "plasma"), ("classical monocyte", "monocyte"), ("conventional dendritic cell", "dendritic"),
+    ("hepatic stellate cell", "fibroblast"), ("malignant cell", "tumour"), ("neoplastic cell", "tumour"),
+    ("regulatory T cell", "cd4_t"), ("gamma-delta T cell", "t_cell"), ("T\u03b3\u03b4", "t_cell"),
+    ("M\u03a6", "macrophage"), ("mature NK T cell", None),
+])
+def test_label_spellings(label, context):
+    from hcctme.tl import _contexts
+
+    assert _contexts.recognise(label)[0] == context
+
+
+# --------------------------------------------------------------------------------------------------
+# gene-set files
+# --------------------------------------------------------------------------------------------------
+def test_byte_order_mark_does_not_rename_the_first_gene_set(tmp_path):
+    path = _gmt(tmp_path / "bom.gmt", {"MY_SET": ["CD8A", "GZMB", "PRF1"], "OTHER": ["SPP1", "CD68", "APOE"]},
+                bom=True)
+    assert hc.sig.load(str(path)).ids == ["MY_SET", "OTHER"]
+
+
+def test_gene_set_files_over_the_limit_or_not_regular_are_refused(tmp_path, monkeypatch):
+    from hcctme._constants import Files
+
+    big = _gmt(tmp_path / "big.gmt", {f"SET_{i}": ["CD8A", "GZMB", "PRF1"] for i in range(100)})
+    monkeypatch.setattr(Files, "MAX_GENE_SET_BYTES", 1000)
+    with pytest.raises(ValueError, match="larger than the limit of 1,000 bytes"):
+        hc.sig.load(str(big))
+    device = tmp_path / "device.gmt"
+    device.symlink_to("/dev/null")
+    with pytest.raises(ValueError, match="not a regular file"):
+        hc.sig.load(str(device))
+
+
+def test_path_like_gene_set_arguments_are_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        hc.sig.load("my_sets.txt")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        hc.tl.score(AnnData(np.ones((3, 3), dtype=np.float32)), str(tmp_path / "sets.txt"))
+
+
+def test_pipeline_is_importable_as_the_readme_lists_it():
+    import subprocess
+    import sys
+
+    code = "import hcctme as ht; print(ht.pipeline.run.__name__, ht.pipeline.write_outputs.__name__)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["run", "write_outputs"], result.stderr[-2000:]
