@@ -230,9 +230,16 @@ def sparse_structure(X: Any, *, where: str = "the expression matrix") -> Any:
         return X
     group = getattr(X, "group", None)  # anndata's backed CSR/CSC dataset
     if group is not None and getattr(X, "format", None) in ("csr", "csc"):
-        _compressed_structure(group["indptr"], group["indices"], group["data"], X.shape, X.format, where,
-                              chunk=Files.SPARSE_CHUNK)
+        stat = Path(group.file.filename).stat()
+        key = (group.file.filename, group.name, stat.st_size, stat.st_mtime_ns)
+        if key not in _CHECKED_ON_DISK:  # one pass over a file's indices, however many tools read it
+            _compressed_structure(group["indptr"], group["indices"], group["data"], X.shape, X.format, where,
+                                  chunk=Files.SPARSE_CHUNK)
+            _CHECKED_ON_DISK.add(key)
     return X
+
+
+_CHECKED_ON_DISK: set[tuple[str, str, int, int]] = set()
 
 
 def _corrupt(where: str, fmt: str, problem: str) -> ValueError:

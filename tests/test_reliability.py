@@ -1075,3 +1075,22 @@ def test_pipeline_is_importable_as_the_readme_lists_it():
     code = "import hcctme as ht; print(ht.pipeline.run.__name__, ht.pipeline.write_outputs.__name__)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == ["run", "write_outputs"], result.stderr[-2000:]
+
+
+def test_backed_corrupt_matrix_is_refused_before_scoring(cohort, tmp_path):
+    import anndata as ad
+
+    from hcctme import _files
+
+    good = tmp_path / "good.h5ad"
+    AnnData(cohort.X.copy(), obs=cohort.obs[["patient"]].copy(), var=pd.DataFrame(index=cohort.var_names)
+            ).write_h5ad(good)
+    bad = tmp_path / "bad.h5ad"
+    _corrupt_h5ad(good, bad)
+    with pytest.raises(ValueError, match=r"bad\.h5ad: X is a corrupt CSR sparse matrix: 1 column index"):
+        _files.read_h5ad(bad, backed=True)
+    backed = ad.read_h5ad(bad, backed="r")
+    with pytest.raises(ValueError, match=r"adata\.X is a corrupt CSR"):
+        tl.score(backed, ["TAM2_SPP1"])
+    assert "hcctme_scores" not in backed.obsm
+    tl.score(ad.read_h5ad(good, backed="r"), ["TAM2_SPP1"])  # the intact file scores
