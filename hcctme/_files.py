@@ -109,7 +109,7 @@ def atomic_dir(path: str | Path, *, manifest: Mapping[str, Any] | None = None) -
     never merged: no stale file of an earlier run stays beside the new ones). On an exception,
     Ctrl-C or SIGTERM the temporary folder is removed and ``path`` is left as it was.
     """
-    path = Path(path)
+    path = Path(path).resolve()  # "." or a trailing "..": the temporary folder must lie beside it, not inside
     _check_replaceable_dir(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=Files.PART_SUFFIX, dir=path.parent))
@@ -290,7 +290,8 @@ _READER_HINTS = {
     "folder": "it is a directory: give the .h5ad file inside it (a 10x matrix folder reads with scanpy.read_10x_mtx"
               + _SAVE + ")",
     "mtx": "it is a Matrix Market file: read it with scanpy.read_mtx(path) or scanpy.read_10x_mtx(folder)" + _SAVE,
-    "gzip": "it is gzip-compressed: decompress it first (a 10x .mtx.gz folder reads with scanpy.read_10x_mtx)",
+    "gzip": "it is gzip-compressed: a Seurat .rds must be converted to .h5ad (e.g. SeuratDisk or zellkonverter), "
+            "a 10x .mtx.gz folder reads with scanpy.read_10x_mtx",
     "rds": "it looks like an R data file (Seurat .rds): convert it to .h5ad (e.g. SeuratDisk or zellkonverter)",
     "text": "it is a text table: read it with anndata.read_csv(path) or scanpy.read_text(path)" + _SAVE,
     "unknown": "it is not an HDF5 file (an .h5ad file is HDF5 written by anndata/scanpy)",
