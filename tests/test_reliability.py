@@ -1094,3 +1094,42 @@ def test_backed_corrupt_matrix_is_refused_before_scoring(cohort, tmp_path):
         tl.score(backed, ["TAM2_SPP1"])
     assert "hcctme_scores" not in backed.obsm
     tl.score(ad.read_h5ad(good, backed="r"), ["TAM2_SPP1"])  # the intact file scores
+
+
+_FLIP_SCRIPT = """
+import random, sys, warnings
+warnings.simplefilter("ignore")
+from hcctme import _files, datasets, tl
+
+adata = datasets.simulate_cohort(4, 50, n_genes=600, seed=1)
+good = sys.argv[1] + "/good.h5ad"
+adata.write_h5ad(good)
+data = open(good, "rb").read()
+for seed in range(12):
+    rng = random.Random(seed)
+    damaged = bytearray(data)
+    for _ in range(8):
+        damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+    path = sys.argv[1] + f"/bad{seed}.h5ad"
+    open(path, "wb").write(damaged)
+    try:
+        tl.score(_files.read_h5ad(path), ["TAM2_SPP1", "CD8_TEFF"])
+        print(seed, "read")
+    except ValueError as err:
+        print(seed, "refused", str(err)[:60].replace(" ", "_"))
+"""
+
+
+def test_flipped_bytes_in_an_h5ad_give_clear_errors_not_a_crash(tmp_path):
+    """Twelve copies with 8 random bytes overwritten: each is read (damage in the values) or refused."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", _FLIP_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [line.split() for line in result.stdout.splitlines()]
+    assert [int(line[0]) for line in lines] == list(range(12))
+    refused = [line[2] for line in lines if line[1] == "refused"]
+    assert any("corrupt_CSR" in text for text in refused)  # damaged indices are caught before the kernel
+    assert all(text.startswith(("cannot_read", "bad")) for text in refused), refused
