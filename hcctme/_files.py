@@ -181,7 +181,8 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def refuse_overwrite(output: str | Path, *inputs: str | Path | None, folder: bool = False) -> None:
     """Refuse an output path that is, or resolves to (symbolic or hard links), one of the inputs,
-    or, when ``folder``, an output folder that contains one of them (it is replaced as a whole)."""
+    or, when ``folder``, an output folder that contains one of them (it is replaced as a whole).
+    """
     out = Path(output)
     resolved = out.resolve()
     for inp in inputs:
@@ -260,7 +261,8 @@ def _hdf5_kind(path: Path) -> str:
 
 def sniff(path: str | Path) -> str:
     """What a file looks like: ``h5ad``, ``10x_h5``, ``loom``, ``hdf5``, ``zarr``, ``mtx``, ``gzip``,
-    ``rds``, ``text`` or ``unknown`` (from its first bytes and, for HDF5, its top-level names)."""
+    ``rds``, ``text`` or ``unknown`` (from its first bytes and, for HDF5, its top-level names).
+    """
     path = Path(path)
     if path.is_dir():
         return "zarr" if any((path / n).exists() for n in (".zgroup", ".zattrs", "zarr.json")) else "folder"
@@ -352,7 +354,8 @@ def read_context_map(path: str | Path) -> dict[str, str | None]:
 def write_h5ad(adata: AnnData, path: str | Path) -> Path:
     """Write an AnnData atomically; uns values h5py cannot store (object columns, None) are stringified
     and keys holding "/" (cell-type labels such as "CD4/CD8 T") are escaped, in the file only, never in
-    the caller's object (:func:`read_h5ad` restores the keys)."""
+    the caller's object (:func:`read_h5ad` restores the keys).
+    """
     path = Path(path)
     original = adata.uns
     with atomic_path(path) as tmp:

@@ -25,7 +25,8 @@ _WORDS = re.compile(r"\b(" + "|".join(map(re.escape, CELL_ONTOLOGY_WORDS)) + r")
 
 def fold(label: object) -> str:
     """Lower-case ``label`` with accents removed, Greek letters spelled out and Cell Ontology words
-    replaced; punctuation is kept (the caller decides how to read it)."""
+    replaced; punctuation is kept (the caller decides how to read it).
+    """
     text = str(label).lower()
     for letter, spelled in _GREEK.items():
         text = text.replace(letter, spelled)

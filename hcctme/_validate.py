@@ -164,7 +164,8 @@ def existing_file(path: Any, *, what: str = "file") -> Path:
 def small_text_file(path: str | Path, *, what: str, limit: int | None = None) -> str:
     """The UTF-8 text of a small input file (gene sets, context maps): a regular file of at most
     ``limit`` bytes (default ``Files.MAX_GENE_SET_BYTES``; never read past it, and devices such as
-    ``/dev/zero`` are refused), byte-order mark removed."""
+    ``/dev/zero`` are refused), byte-order mark removed.
+    """
     limit = Files.MAX_GENE_SET_BYTES if limit is None else limit
     path = existing_file(path, what=what)
     if not path.is_file():
@@ -513,7 +514,8 @@ def _with_fallback(symbols: pd.Series, names: pd.Index) -> pd.Index:
 # --------------------------------------------------------------------------------------------------
 def library_version() -> str:
     """The version every tool records with its result in ``uns``: ``"<hcctme version>+sig.<digest>"``
-    (:attr:`hcctme.sig.library().library_version`, which changes with the package or the signatures)."""
+    (:attr:`hcctme.sig.library().library_version`, which changes with the package or the signatures).
+    """
     from hcctme import sig
 
     return sig.library().library_version

@@ -54,6 +54,7 @@ def _add_context_map(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``hcctme`` command (global flags are accepted before or after the command)."""
     parser = argparse.ArgumentParser(prog="hcctme", description=__doc__.splitlines()[0])
     _add_global(parser)
     common = argparse.ArgumentParser(add_help=False)  # the global flags, accepted after the command too
@@ -150,17 +151,13 @@ def _looks_like_path(value: str) -> bool:
 
 def _signatures_arg(value: str | None):
     """A GMT/YAML path (anything path-like: a missing one is reported as a missing file) or library ids."""
+    from hcctme import _validate
+
     if value is None:
         return None
     if _looks_like_path(value):
-        return str(_validate_existing(value, what="signature file"))
+        return str(_validate.existing_file(value, what="signature file"))
     return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def _validate_existing(value: str, *, what: str) -> Path:
-    from hcctme import _validate
-
-    return _validate.existing_file(value, what=what)
 
 
 def _check_outputs(out: str, *inputs: str, folder: bool = False) -> None:

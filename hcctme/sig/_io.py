@@ -104,7 +104,7 @@ def from_dict(mapping: Mapping[str, Any]) -> list[Signature]:
 
 def from_net(net: pd.DataFrame, *, source: str = "source", target: str = "target",
              weight: str = "weight") -> list[Signature]:
-    """decoupler net (source, target, weight) -> signatures; negative weights are genes_down."""
+    """Decoupler net (source, target, weight) -> signatures; negative weights are genes_down."""
     missing = [c for c in (source, target) if c not in net.columns]
     if missing:
         raise KeyError(f"the net has no column(s) {missing}; expected columns {source!r}, {target!r}"
