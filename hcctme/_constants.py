@@ -58,6 +58,16 @@ COMPARE_KEYS: Final = {
 BARRIER_STATES: Final = ("TAM2_SPP1", "CAF_ECM_MYCAF", "CAF_TGFB_MYCAF")
 
 
+class Files:
+    """Names and limits of the files hcctme reads and writes."""
+
+    MANIFEST: Final = "manifest.json"  # completion marker of a run folder (files, sizes, sha256, parameters)
+    MANIFEST_FORMAT: Final = "hcctme-run/1"
+    PART_SUFFIX: Final = ".part"  # temporary outputs, moved into place when complete
+    MAX_GENE_SET_BYTES: Final = 64 * 1024 * 1024  # GMT/YAML gene-set files larger than this are refused
+    SPARSE_CHUNK: Final = 10_000_000  # indices checked per block in backed sparse matrices
+
+
 class Defaults:
     """Default parameters shared by several tools."""
 

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from hcctme import _version
-from hcctme._constants import Keys
+from hcctme._constants import Files, Keys
 
 MatrixKind = Literal["counts", "lognorm", "scaled", "other"]
 
@@ -174,6 +174,27 @@ def existing_file(path: Any, *, what: str = "file") -> Path:
     return path
 
 
+def small_text_file(path: str | Path, *, what: str, limit: int | None = None) -> str:
+    """Return the UTF-8 text of a small input file (gene sets, context maps).
+
+    A regular file of at most ``limit`` bytes (default ``Files.MAX_GENE_SET_BYTES``; never read past it,
+    and devices such as ``/dev/zero`` are refused), byte-order mark removed.
+    """
+    limit = Files.MAX_GENE_SET_BYTES if limit is None else limit
+    path = existing_file(path, what=what)
+    if not path.is_file():
+        raise ValueError(f"{what} {str(path)!r} is not a regular file; give the path of a text file")
+    with open(path, "rb") as handle:
+        raw = handle.read(limit + 1)
+    if len(raw) > limit:
+        raise ValueError(f"{what} {str(path)!r} is larger than the limit of {limit:,} bytes "
+                         f"({limit / 2**20:g} MiB) for such files; is it the right file?")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} {str(path)!r}: not a UTF-8 text file") from None
+
+
 # --------------------------------------------------------------------------------------------------
 # Expression matrices
 # --------------------------------------------------------------------------------------------------
@@ -195,14 +216,80 @@ def matrix(
                 f"adata.layers has no {layer!r}; available layers: {_preview(adata.layers.keys()) or 'none'}"
                 " (pass layer=None to use .X)"
             )
-        return adata.layers[layer], adata.var_names
+        return sparse_structure(adata.layers[layer], where=f"adata.layers[{layer!r}]"), adata.var_names
     if use_raw is None:
         use_raw = adata.raw is not None
     if use_raw:
         if adata.raw is None:
             raise ValueError("use_raw=True but adata.raw is None; pass use_raw=False or set adata.raw")
-        return adata.raw.X, adata.raw.var_names
-    return adata.X, adata.var_names
+        return sparse_structure(adata.raw.X, where="adata.raw.X"), adata.raw.var_names
+    return sparse_structure(adata.X, where="adata.X"), adata.var_names
+
+
+def sparse_structure(X: Any, *, where: str = "the expression matrix") -> Any:
+    """Check the structure of a sparse matrix before any compiled kernel reads it; return ``X``.
+
+    CSR/CSC (in memory, or an anndata backed sparse dataset): ``indptr`` has one entry per row
+    (column) plus one, starts at 0, never decreases and ends at the number of stored values;
+    ``indices`` and ``data`` have that length and every index lies within the matrix. Backed
+    matrices read ``indptr`` whole and ``indices`` in blocks of ``Files.SPARSE_CHUNK``. COO: row and
+    column indices within the shape. Dense and dask matrices pass unchanged. A corrupt matrix (a
+    damaged file) raises ValueError instead of shifting values silently or crashing the process.
+    """
+    if sp.issparse(X):
+        if X.format in ("csr", "csc"):
+            _compressed_structure(X.indptr, X.indices, X.data, X.shape, X.format, where)
+        elif X.format == "coo":
+            for axis, idx in enumerate((X.row, X.col)):
+                _index_range(np.asarray(idx), X.shape[axis], where, "coo", f"{('row', 'column')[axis]} index")
+        return X
+    group = getattr(X, "group", None)  # anndata's backed CSR/CSC dataset
+    if group is not None and getattr(X, "format", None) in ("csr", "csc"):
+        stat = Path(group.file.filename).stat()
+        key = (group.file.filename, group.name, stat.st_size, stat.st_mtime_ns)
+        if key not in _CHECKED_ON_DISK:  # one pass over a file's indices, however many tools read it
+            _compressed_structure(group["indptr"], group["indices"], group["data"], X.shape, X.format, where,
+                                  chunk=Files.SPARSE_CHUNK)
+            _CHECKED_ON_DISK.add(key)
+    return X
+
+
+_CHECKED_ON_DISK: set[tuple[str, str, int, int]] = set()
+
+
+def _corrupt(where: str, fmt: str, problem: str) -> ValueError:
+    return ValueError(
+        f"{where} is a corrupt {fmt.upper()} sparse matrix: {problem}. The file or the step that built it is "
+        "damaged; re-create the matrix (re-export the file; X.check_format(full_check=True) shows the problem)"
+    )
+
+
+def _index_range(block: np.ndarray, size: int, where: str, fmt: str, what: str) -> None:
+    if not np.issubdtype(block.dtype, np.integer):
+        raise _corrupt(where, fmt, f"its {what} array has dtype {block.dtype}, not integers")
+    if block.size and (block.min() < 0 or block.max() >= size):
+        bad = int(np.sum((block < 0) | (block >= size)))
+        raise _corrupt(where, fmt, f"{bad} {what}(es) outside 0..{size - 1} (e.g. {int(block.max())})")
+
+
+def _compressed_structure(indptr: Any, indices: Any, data: Any, shape: tuple[int, int], fmt: str, where: str,
+                          *, chunk: int | None = None) -> None:
+    major, minor = (shape[0], shape[1]) if fmt == "csr" else (shape[1], shape[0])
+    pointers = np.asarray(indptr[...])
+    n_indices, n_data = int(indices.shape[0]), int(data.shape[0])
+    if pointers.ndim != 1 or len(pointers) != major + 1:
+        raise _corrupt(where, fmt, f"indptr has {pointers.size} entries, expected {major + 1}")
+    if not np.issubdtype(pointers.dtype, np.integer):
+        raise _corrupt(where, fmt, f"indptr has dtype {pointers.dtype}, not integers")
+    if pointers[0] != 0 or np.any(np.diff(pointers) < 0):
+        raise _corrupt(where, fmt, "indptr does not start at 0 and increase")
+    if not int(pointers[-1]) == n_indices == n_data:
+        raise _corrupt(where, fmt, f"indptr ends at {int(pointers[-1])} but there are {n_indices} indices "
+                                   f"and {n_data} values")
+    step = chunk or max(n_indices, 1)
+    for start in range(0, n_indices, step):
+        _index_range(np.asarray(indices[start:start + step]), minor, where, fmt, "column index" if fmt == "csr"
+                     else "row index")
 
 
 def unique_genes(var_names: pd.Index) -> pd.Index:
@@ -278,7 +365,15 @@ def _kind(values: np.ndarray, *, check_finite: bool = True) -> MatrixKind:
     return "other"
 
 
-def all_counts(X: Any, *, what: str = "this tool") -> None:
+def counts_hint(layer: str | None) -> str:
+    """How to point a tool at raw counts, given the layer it read (``None``: ``.X``)."""
+    if layer is None:
+        return f"pass layer= naming the layer that holds raw counts (e.g. layer={Keys.COUNTS!r})"
+    return (f"layers[{layer!r}] does not hold raw counts: pass layer= naming the layer that does, or put the raw "
+            f"integer counts in layers[{layer!r}] (e.g. from adata.raw.X when .raw holds them)")
+
+
+def all_counts(X: Any, *, what: str = "this tool", layer: str | None = None) -> None:
     """Require integer counts in every stored value of an in-memory matrix (block).
 
     :func:`counts` classifies a sample of rows; this reads all values, for tools that sum them
@@ -288,18 +383,16 @@ def all_counts(X: Any, *, what: str = "this tool") -> None:
     if kind != "counts":
         raise ValueError(
             f"{what} needs raw integer counts but the matrix has negative or non-integer values ({kind}); "
-            "pass the layer that holds raw counts (layer='counts')"
+            f"{counts_hint(layer)}"
         )
 
 
-def counts(X: Any, *, what: str = "this tool") -> None:
-    """Require integer counts."""
+def counts(X: Any, *, what: str = "this tool", layer: str | None = None) -> None:
+    """Require integer counts (``layer``: the layer ``X`` was read from, named in the message)."""
     kind = matrix_kind(X)
     if kind != "counts":
-        raise ValueError(
-            f"{what} needs raw integer counts but the matrix looks {kind}; "
-            "pass layer='counts' (or the layer holding raw counts)"
-        )
+        where = f"layers[{layer!r}]" if layer is not None else "the matrix"
+        raise ValueError(f"{what} needs raw integer counts but {where} looks {kind}; {counts_hint(layer)}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -389,7 +482,7 @@ def _with_fallback(symbols: pd.Series, names: pd.Index) -> pd.Index:
 def library_version() -> str:
     """Return the version every tool records with its result in ``uns``.
 
-    ``"<hcctme version>+sig.<digest>"`` (:attr:`hcctme.sig.library().library_version`), which changes with
-    the package or the signatures.
+    ``"<hcctme version>+sig.<library version>.<digest>"`` (:attr:`hcctme.sig.library().library_version`),
+    which changes with the package or the signatures.
     """
     return _version.library_version()

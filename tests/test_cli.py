@@ -88,3 +88,37 @@ def test_score_then_states_then_compare_on_files(capsys, tmp_path: Path):
     result = pd.read_csv(table, sep="\t")
     assert {"feature", "group", "effect", "pvalue", "padj"} <= set(result.columns)
     assert src.read_bytes() == before
+
+
+def test_states_with_a_context_map_file(capsys, tmp_path: Path):
+    import anndata as ad
+
+    from hcctme import tl
+
+    adata = datasets.simulate_cohort(4, 60, n_genes=600, seed=1)
+    tl.score(adata)
+    adata.obs["cell_type"] = adata.obs["cell_type"].astype(str).replace({"Macrophages": "Cluster 7"})
+    src, out, mapping = tmp_path / "in.h5ad", tmp_path / "states.h5ad", tmp_path / "map.yaml"
+    adata.write_h5ad(src)
+    mapping.write_text("Cluster 7: macrophage\n")
+    code, _, err = run(capsys, "states", str(src), "--out", str(out), "--cell-type-key", "cell_type",
+                       "--context-map", str(mapping), "--context-map", "Hepatocytes=unassigned")
+    assert code == 0, err
+    used = ad.read_h5ad(out).uns["hcctme_state"]["mapping"]
+    assert used["Cluster 7"] == "macrophage" and used["Hepatocytes"] == "unassigned"
+
+
+def test_score_harmonises_gene_symbols_first(capsys, tmp_path: Path):
+    import anndata as ad
+
+    adata = datasets.simulate_cohort(4, 60, n_genes=600, seed=1)
+    adata.var["feature_name"] = adata.var_names.astype(str)
+    adata.var_names = [f"ENSG{i:011d}" for i in range(adata.n_vars)]
+    src, out = tmp_path / "cellxgene.h5ad", tmp_path / "scored.h5ad"
+    adata.write_h5ad(src)
+    code, _, err = run(capsys, "score", str(src), "--out", str(out), "--signatures", "TAM2_SPP1,CD8_TEFF")
+    assert code == cli.EXIT_USAGE and "harmonize_genes" in err  # without the option: the message names the fix
+    code, _, err = run(capsys, "score", str(src), "--out", str(out), "--signatures", "TAM2_SPP1,CD8_TEFF",
+                       "--gene-symbols", "feature_name")
+    assert code == 0, err
+    assert list(ad.read_h5ad(out).obsm["hcctme_scores"].columns) == ["TAM2_SPP1", "CD8_TEFF"]

@@ -80,3 +80,26 @@ def test_pipeline_config_validation_names_the_problem():
     with pytest.raises(ValueError, match="unknown pipeline step"):
         pipeline.run(adata, steps=("score", "fly"))
     assert adata.obsm.keys() == before.obsm.keys() and list(adata.uns) == list(before.uns)
+
+
+def test_run_without_counts_records_skipped_steps_in_manifest_and_report(tmp_path: Path, capsys):
+    import json
+
+    adata = datasets.simulate_cohort(6, 150, n_genes=600, seed=3)
+    del adata.layers["counts"]
+    adata.var["feature_name"] = adata.var_names.astype(str)
+    adata.var_names = [f"ENSG{i:011d}" for i in range(adata.n_vars)]
+    src, out = tmp_path / "in.h5ad", tmp_path / "out"
+    adata.write_h5ad(src)
+    before = src.read_bytes()
+    with pytest.warns(UserWarning, match="compare_genes skipped"):
+        code = cli.main(["run", str(src), "--out", str(out), "--sample-key", "patient", "--no-crosstalk",
+                         "--gene-symbols", "feature_name", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["skipped"]) == {"compare_genes", "crosstalk", "tib"}
+    assert manifest["skipped"]["compare_genes"].startswith("no raw counts")
+    assert manifest["input"]["bytes"] == len(before) and manifest["parameters"]["gene_symbols"] == "feature_name"
+    assert not (out / "compare_genes.tsv").exists() and (out / "compare_scores.tsv").exists()
+    assert "skipped.compare_genes" in (out / "report.html").read_text()
+    assert src.read_bytes() == before

@@ -220,6 +220,7 @@ def _methods_section(ctx: _Context) -> str:
                             library_version=library, kb_version=kb_version, hcctme_version=__version__)
     rows = [("hcctme version", __version__), ("signature library", library), ("knowledge base", kb_version)]
     rows += [(f"config.{k}", str(v)) for k, v in results.run_config(adata).items()]
+    rows += [(f"skipped.{k}", str(v)) for k, v in results.skipped(adata).items()]
     rows += [(f"time.{k} (s)", str(v)) for k, v in results.timings(adata).items()]
     return body + "<h3>Parameters and versions</h3>" + _html.table(
         pd.DataFrame(rows, columns=["parameter", "value"]), anchor="table-parameters", page_length=25)

@@ -46,6 +46,12 @@ def run_config(adata: AnnData) -> dict[str, Any]:
     return dict(run.get("config", {})) if isinstance(run, dict) else {}
 
 
+def skipped(adata: AnnData) -> dict[str, str]:
+    """Pipeline steps that were skipped, with the reason."""
+    run = adata.uns.get(Keys.RUN, {})
+    return dict(run.get("skipped", {})) if isinstance(run, dict) else {}
+
+
 def timings(adata: AnnData) -> dict[str, float]:
     """Seconds per pipeline step."""
     run = adata.uns.get(Keys.RUN, {})

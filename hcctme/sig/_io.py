@@ -9,20 +9,19 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from hcctme import _validate
 from hcctme.sig._model import Signature, SignatureSet
 from hcctme.sig._schema import SignatureSchemaError, to_signature, to_signatures
 
 
 def read_yaml(path: Path, *, strict: bool = False, known_symbols: frozenset[str] | None = None
               ) -> list[Signature]:
-    """Read one signature YAML file (safe loader only)."""
+    """Read one signature YAML file (safe loader only; UTF-8, at most ``Files.MAX_GENE_SET_BYTES`` bytes)."""
+    text = _validate.small_text_file(path, what="signature YAML file")
     try:
-        with open(path, encoding="utf-8") as handle:
-            entries = yaml.safe_load(handle)
+        entries = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML ({err.__class__.__name__}: {err})") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a UTF-8 text file; signature YAML files must be UTF-8 text") from None
     if entries is None:
         raise SignatureSchemaError(f"{path}: the file is empty")
     return to_signatures(entries, where=str(path), strict=strict, known_symbols=known_symbols)
@@ -48,12 +47,12 @@ def read_yaml_dir(directory: Path, *, strict: bool = False,
 
 
 def read_gmt(path: Path) -> list[Signature]:
-    """Read a GMT file (name, description, genes...; tab separated)."""
+    """Read a GMT file (name, description, genes...; tab separated).
+
+    UTF-8 text (a byte-order mark is ignored), at most ``Files.MAX_GENE_SET_BYTES`` bytes.
+    """
     sigs = []
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a UTF-8 text file; a GMT file is tab-separated text") from None
+    lines = _validate.small_text_file(path, what="GMT file").splitlines()
     for lineno, line in enumerate(lines, start=1):
         line = line.rstrip("\r\n")
         if not line.strip() or line.startswith("#"):

@@ -154,7 +154,8 @@ def _with_species(sig: Signature, species: str) -> Signature:
 
 
 def _looks_like_path(text: str) -> bool:
-    return text.endswith((".gmt", ".yaml", ".yml")) or "/" in text or "\\" in text
+    """Library ids never hold a dot or a slash: "sets.txt" or "dir/x" is a (maybe missing) file."""
+    return "." in text or "/" in text or "\\" in text
 
 
 def _from_path(path: Path) -> list[Signature]:

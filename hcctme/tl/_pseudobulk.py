@@ -110,11 +110,10 @@ def _pseudobulk(
     if mode == "sum" and kind != "counts":
         raise ValueError(
             f"pseudobulk mode='sum' needs raw integer counts but {'layer ' + repr(layer) if layer else '.X'} "
-            f"looks {kind}; pass the layer that holds raw counts (layer='counts'), or use mode='mean' "
-            "for normalised data"
+            f"looks {kind}; {_validate.counts_hint(layer)}, or use mode='mean' for normalised data"
         )
     if mode == "sum" and not (hasattr(X, "to_memory") or hasattr(X, "compute")):  # backed/dask: per block
-        _validate.all_counts(X, what="pseudobulk mode='sum'")
+        _validate.all_counts(X, what="pseudobulk mode='sum'", layer=layer)
 
     import decoupler as dc
 

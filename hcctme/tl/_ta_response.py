@@ -201,7 +201,8 @@ def _ta_scores(adata, *, scores_key, method, layer, use_raw, min_coverage, sig):
         if len(signatures) == 0:
             raise
     X, var_names = _validate.matrix(adata, layer=layer, use_raw=use_raw)
-    light = AnnData(X=X, obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=var_names))
+    light = AnnData(X=X, obs=pd.DataFrame(index=adata.obs_names),
+                    var=pd.DataFrame(index=_validate.gene_names(adata, var_names)))  # harmonised symbols
     score(light, signatures, method=method, min_coverage=min_coverage, key_added="_ta")
     where = "layer " + layer if layer else ("raw" if (use_raw or (use_raw is None and adata.raw is not None))
                                              else "X")

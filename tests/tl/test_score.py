@@ -457,19 +457,20 @@ def test_empty_anndata_raises():
             hcctme.tl.score(adata, sigs)
 
 
-def test_duplicated_signature_gene_raises(digest):
+def test_duplicated_gene_names_are_refused(digest):
     adata, sigs = _small()
     names = adata.var_names.to_numpy().copy()
     names[100] = "G3"  # G3 now names two columns
-    names[200] = "G250"  # duplicate not used by any signature: fine
+    names[200] = "G250"  # a duplicate no signature uses is refused too (the AnnData is ill-formed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         adata.var_names = names
     before = digest(adata)
-    with pytest.raises(ValueError, match=r"more than once.*G3"):
+    with pytest.raises(ValueError, match=r"2 gene name\(s\) are duplicated \('G3', 'G250'\).*var_names_make_unique"):
         hcctme.tl.score(adata, sigs)
+    with pytest.raises(ValueError, match="'G250'.*var_names_make_unique"):
+        hcctme.tl.score(adata, {"B": ["G10", "G11", "G12", "G13"]}, method="aucell")
     assert digest(adata) == before
-    hcctme.tl.score(adata, {"B": ["G10", "G11", "G12", "G13"]}, method="aucell")  # G250 unused: fine
 
 
 def test_bool_and_integer_matrices():
