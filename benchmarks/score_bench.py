@@ -23,6 +23,7 @@ max |hcctme mean - scanpy score_genes|.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import gc
 import os
@@ -126,10 +127,8 @@ def matrix_bytes(X: sp.csr_matrix) -> int:
 # --------------------------------------------------------------------------------------------------
 def _trim() -> None:
     gc.collect()
-    try:
+    with contextlib.suppress(OSError):  # not glibc
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:  # not glibc
-        pass
 
 
 class RSSSampler:
@@ -144,12 +143,12 @@ class RSSSampler:
         self._stop = threading.Event()
 
     def rss(self) -> int:
+        import psutil
+
         total = self.proc.memory_info().rss
         for child in self.proc.children(recursive=True):
-            try:
+            with contextlib.suppress(psutil.Error):  # child exited meanwhile
                 total += child.memory_info().rss
-            except Exception:  # child exited meanwhile
-                pass
         return total
 
     def _run(self) -> None:
@@ -188,10 +187,11 @@ def machine() -> str:
 
     cpu = platform.processor() or platform.machine()
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
     except OSError:
         pass
     return (f"{os.cpu_count()} logical CPUs ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GB RAM, "

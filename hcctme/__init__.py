@@ -1,13 +1,7 @@
 """hcctme: tumour-microenvironment resistance analysis for HCC single-cell and spatial data."""
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("hcctme")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.1.0"
-
+from hcctme import datasets, get, kb, pipeline, pl, pp, report, sig, tl
 from hcctme._settings import settings
-from hcctme import sig, pp, tl, pl, kb, datasets, report  # noqa: E402
+from hcctme._version import __version__
 
-__all__ = ["sig", "pp", "tl", "pl", "kb", "datasets", "report", "settings", "__version__"]
+__all__ = ["__version__", "datasets", "get", "kb", "pipeline", "pl", "pp", "report", "settings", "sig", "tl"]

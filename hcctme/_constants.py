@@ -24,6 +24,12 @@ class Keys:
     COUNTS: Final = "counts"  # layers: raw integer counts
     SIM: Final = "hcctme_sim"  # uns: ground truth of simulated cohorts
     N_CELLS: Final = "n_cells"  # obs of pseudobulk AnnData
+    PSEUDOBULK: Final = "hcctme_pseudobulk"  # uns of the AnnData tl.pseudobulk returns (+ PARAMS suffix)
+    RUN: Final = "hcctme_run"  # uns: configuration and timings of pipeline.run
+    # uns keys of the three comparisons the pipeline runs
+    COMPARE_COMPOSITION: Final = "hcctme_compare_composition"
+    COMPARE_SCORES: Final = "hcctme_compare_scores"
+    COMPARE_GENES: Final = "hcctme_compare_genes"
 
 
 class Suffix:
@@ -35,6 +41,31 @@ class Suffix:
     PER_SAMPLE: Final = "_per_sample"  # uns: ta_response's per-sample table
     SUMMARY: Final = "_summary"  # uns: resistance_profile's per-axis summary by condition
     EVIDENCE: Final = "_evidence"  # uns: resistance_profile's long evidence table
+    UNREFINED: Final = "_unrefined"  # obs: call_states' calls before refinement
+    CONFIDENCE: Final = "_confidence"  # obs: call_states' confidence
+    CONTEXT: Final = "_context"  # obs: the cell_context each cell was read in
+
+
+# features -> uns key of the pipeline's comparison
+COMPARE_KEYS: Final = {
+    "composition": Keys.COMPARE_COMPOSITION,
+    "scores": Keys.COMPARE_SCORES,
+    "genes": Keys.COMPARE_GENES,
+}
+
+# States whose cells form the tumour immune barrier (SPP1+ TAM, matrix and TGF-beta myCAF): tl.tib's default
+# barrier labels and the barrier the simulator plants.
+BARRIER_STATES: Final = ("TAM2_SPP1", "CAF_ECM_MYCAF", "CAF_TGFB_MYCAF")
+
+
+class Files:
+    """Names and limits of the files hcctme reads and writes."""
+
+    MANIFEST: Final = "manifest.json"  # completion marker of a run folder (files, sizes, sha256, parameters)
+    MANIFEST_FORMAT: Final = "hcctme-run/1"
+    PART_SUFFIX: Final = ".part"  # temporary outputs, moved into place when complete
+    MAX_GENE_SET_BYTES: Final = 64 * 1024 * 1024  # GMT/YAML gene-set files larger than this are refused
+    SPARSE_CHUNK: Final = 10_000_000  # indices checked per block in backed sparse matrices
 
 
 class Defaults:
@@ -44,13 +75,27 @@ class Defaults:
     MIN_COVERAGE: Final = 0.5
     MIN_GENES: Final = 3  # never score a signature on fewer genes than this
     MIN_CELLS: Final = 10
-    SEED: Final = 0
-    ALPHA: Final = 0.05
+    SEED: Final = 0  # random_state of every stochastic tool
+    ALPHA: Final = 0.05  # the one significance level: padj < ALPHA is "significant" unless a parameter says otherwise
     CHUNK_SIZE: Final = 10_000
     SAMPLE_KEY: Final = "patient"
     CONDITION_KEY: Final = "response"
+    REFERENCE: Final = "responder"  # reference level of CONDITION_KEY
     CELL_TYPE_KEY: Final = "cell_type"
     UNASSIGNED: Final = "unassigned"
+
+
+# treatment settings of the knowledge base (hcctme.kb.axes(setting=...), hcctme.kb.therapies(setting=...)):
+# first/second-line systemic therapy, transarterial chemoembolisation, hepatic arterial infusion
+# chemotherapy, conversion therapy (locoregional +/- TKI/anti-PD-1 to make a tumour resectable), adjuvant
+KB_SETTINGS: Final = ("systemic_first_line", "systemic_second_line", "tace", "haic", "conversion", "adjuvant")
+class Report:
+    """Limits of the HTML report (hcctme.report.build)."""
+
+    FINDINGS_PER_KIND: Final = 3  # sentences per kind of result in the cohort summary
+    MAX_ROWS: Final = 500  # rows embedded per table; longer tables are written in full as TSV beside the report
+    MAX_POINTS: Final = 3000  # points drawn per volcano plot (smallest p-values first, the rest evenly sampled)
+    CARD_STATES: Final = 8  # states shown per patient card (those differing most from the cohort)
 
 
 CELL_CONTEXTS: Final = (
@@ -82,6 +127,8 @@ CONTEXT_PARENTS: Final = {
     "dendritic": "myeloid",
 }
 
-ROLES: Final = ("resistance", "response", "state", "program", "marker")
+ROLES: Final = ("resistance", "response", "state", "program", "marker", "artefact")
 EVIDENCE: Final = ("published_list", "marker_panel", "derived")
 SPECIES: Final = ("human", "mouse")
+#: Version of the curated signature library (signatures/*.yaml); signatures/CHANGELOG.md says what changed.
+SIGNATURE_LIBRARY_VERSION: Final = "2.0"

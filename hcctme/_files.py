@@ -1,22 +1,70 @@
 """File reading and atomic writing shared by the CLI, the pipeline and the workflow scripts.
 
 Outputs are written to a temporary name in the destination folder and moved into place, so an
-interrupted run never leaves a half-written file; an input is never overwritten.
+interrupted run (an exception, Ctrl-C or SIGTERM) never leaves a half-written file under its final
+name; an output folder is written as a whole (:func:`atomic_dir`) with ``manifest.json`` as its
+completion marker, so it holds exactly one run's results. An input is never overwritten
+(:func:`refuse_overwrite`), and an output that cannot be written is refused before any work
+(:func:`check_writable`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
+import shutil
+import signal
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import anndata as ad
 import pandas as pd
 from anndata import AnnData
 
 from hcctme import _validate
+from hcctme._constants import Files
+
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_HDF5_OFFSETS = (0, 512, 1024, 2048)
+
+
+# --------------------------------------------------------------------------------------------------
+# Interruption: SIGTERM runs the same clean-up as an exception
+# --------------------------------------------------------------------------------------------------
+class Terminated(SystemExit):
+    """Raised in the main thread when the process receives SIGTERM while hcctme writes."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated(128 + signum)
+
+
+@contextlib.contextmanager
+def sigterm_as_exit() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` so ``finally`` clean-ups run.
+
+    Only the main thread can install a handler; elsewhere the block runs unchanged.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _usual_mode(path: Path, *, folder: bool) -> None:
+    """mkstemp/mkdtemp create 0600/0700; give the output the permissions of a normal file/folder."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if folder else 0o666) & ~umask)
 
 
 @contextlib.contextmanager
@@ -24,44 +72,290 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it into place only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=Files.PART_SUFFIX, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp_path, path)
+        with sigterm_as_exit():
+            yield tmp_path
+            _usual_mode(tmp_path, folder=False)
+            os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
 
 
-def read_h5ad(path: str | Path, *, backed: bool = False) -> AnnData:
-    """Read an h5ad file with a clear error for missing or unreadable files."""
-    path = _validate.existing_file(path, what="input h5ad file")
-    if path.is_dir():
-        raise ValueError(f"{str(path)!r} is a directory; give an .h5ad file")
-    try:
-        return ad.read_h5ad(path, backed="r" if backed else None)
-    except (OSError, KeyError, ValueError) as err:
+# --------------------------------------------------------------------------------------------------
+# Output folders: one run per folder, manifest.json as the completion marker
+# --------------------------------------------------------------------------------------------------
+def _check_replaceable_dir(path: Path) -> None:
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise ValueError(f"output folder {str(path)!r} exists and is not a folder; choose another --out")
+    if any(path.iterdir()) and not (path / Files.MANIFEST).is_file():
         raise ValueError(
-            f"cannot read {str(path)!r} as h5ad ({err.__class__.__name__}: {err}); "
-            "is it an AnnData .h5ad file written by anndata/scanpy?"
-        ) from None
+            f"output folder {str(path)!r} exists and is not an hcctme run folder (no {Files.MANIFEST}); "
+            "hcctme replaces the whole folder with each run, so choose a new or empty folder"
+        )
 
 
-def refuse_overwrite(output: str | Path, *inputs: str | Path) -> None:
-    """Refuse an output path that is one of the inputs."""
-    out = Path(output).resolve()
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, *, manifest: Mapping[str, Any] | None = None) -> Iterator[Path]:
+    """Yield a fresh temporary folder next to ``path``; on success it replaces ``path`` as a whole.
+
+    Before the move the folder gets ``manifest.json`` (every file with its size and sha256, plus
+    ``manifest``'s entries: parameters, versions...), written last: a folder with a manifest is a
+    complete run. An existing ``path`` must be empty or an earlier hcctme run folder (it is replaced,
+    never merged: no stale file of an earlier run stays beside the new ones). On an exception,
+    Ctrl-C or SIGTERM the temporary folder is removed and ``path`` is left as it was.
+    """
+    path = Path(path).resolve()  # "." or a trailing "..": the temporary folder must lie beside it, not inside
+    _check_replaceable_dir(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=Files.PART_SUFFIX, dir=path.parent))
+    try:
+        with sigterm_as_exit():
+            yield tmp
+            write_manifest(tmp, manifest or {})
+            _usual_mode(tmp, folder=True)
+            _replace_dir(tmp, path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _replace_dir(new: Path, path: Path) -> None:
+    if not path.exists():
+        os.rename(new, path)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+    os.rmdir(old)
+    os.rename(path, old)
+    try:
+        os.rename(new, path)
+    except BaseException:
+        os.rename(old, path)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(folder: Path, extra: Mapping[str, Any]) -> Path:
+    """Write ``folder/manifest.json``: every file (name, bytes, sha256), then ``extra``'s entries."""
+    files = [
+        {"name": p.relative_to(folder).as_posix(), "bytes": p.stat().st_size, "sha256": sha256(p)}
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != Files.MANIFEST
+    ]
+    record = {"format": Files.MANIFEST_FORMAT, "files": files, **extra}
+    text = json.dumps(record, indent=2, sort_keys=False, default=str) + "\n"
+    return write_text(text, folder / Files.MANIFEST)
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """The manifest of a run folder; FileNotFoundError when the folder holds no complete run."""
+    path = Path(folder) / Files.MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{str(folder)!r} holds no complete hcctme run (no {Files.MANIFEST})")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Checks before any work
+# --------------------------------------------------------------------------------------------------
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)  # hard links
+    except OSError:
+        return False
+
+
+def refuse_overwrite(output: str | Path, *inputs: str | Path | None, folder: bool = False) -> None:
+    """Refuse an output path that is, or resolves to (symbolic or hard links), one of the inputs,
+    or, when ``folder``, an output folder that contains one of them (it is replaced as a whole).
+    """
+    out = Path(output)
+    resolved = out.resolve()
     for inp in inputs:
-        if inp is not None and Path(inp).resolve() == out:
-            raise ValueError(f"output {str(output)!r} is the input file; choose another output path")
+        if inp is None:
+            continue
+        inp_path = Path(inp)
+        if _same_file(out, inp_path):
+            raise ValueError(f"output {str(output)!r} is the input file {str(inp)!r}; choose another output path")
+        if folder and resolved in inp_path.resolve().parents:
+            raise ValueError(
+                f"input {str(inp)!r} is inside the output folder {str(output)!r}, which each run replaces; "
+                "choose an output folder that does not contain the input"
+            )
 
 
+def _existing_ancestor(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path.cwd()
+
+
+def check_writable(path: str | Path, *, folder: bool = False) -> Path:
+    """Check, before any work, that ``path`` (a file, or a folder when ``folder``) can be written.
+
+    The nearest existing folder above ``path`` is tested by creating and removing a temporary
+    file in it (permission bits alone do not tell: ACLs, read-only mounts, root). Raises
+    ValueError naming the path and the reason.
+    """
+    path = Path(path)
+    if not str(path).strip():
+        raise ValueError("the output path is empty; give a file or folder name")
+    if path.exists() and folder and not path.is_dir():
+        raise ValueError(f"output folder {str(path)!r} exists and is a file; choose a folder name")
+    if path.exists() and not folder and path.is_dir():
+        raise ValueError(f"output {str(path)!r} is a folder; give a file name (e.g. {str(path / 'out')!r})")
+    if folder:
+        _check_replaceable_dir(path)
+    base = _existing_ancestor(path.parent)
+    if not base.is_dir():
+        raise ValueError(f"cannot write {str(path)!r}: {str(base)!r} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".hcctme-write-test.", dir=base)
+    except OSError as err:
+        raise ValueError(
+            f"cannot write {str(path)!r}: the folder {str(base)!r} is not writable ({err.strerror}); "
+            "choose another output path"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+    return path
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------------
+def _hdf5_kind(path: Path) -> str:
+    """``h5ad``, ``10x_h5``, ``loom`` or ``hdf5`` (another HDF5 layout), from the top-level names."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            names = set(handle.keys())
+            encoding = handle.attrs.get("encoding-type", "")
+            groups = [handle[n] for n in names if isinstance(handle[n], h5py.Group)]
+            if encoding == "anndata" or {"X", "obs", "var"} <= names or {"obs", "var"} <= names:
+                return "h5ad"
+            if "matrix" in names and {"row_attrs", "col_attrs"} & names:
+                return "loom"
+            if any({"barcodes", "data", "indices", "indptr"} <= set(g.keys()) for g in groups):
+                return "10x_h5"
+            return "hdf5"
+    except OSError:
+        return "h5ad"  # an HDF5 signature but unreadable metadata: let the reader report the damage
+
+
+def sniff(path: str | Path) -> str:
+    """What a file looks like: ``h5ad``, ``10x_h5``, ``loom``, ``hdf5``, ``zarr``, ``mtx``, ``gzip``,
+    ``rds``, ``text`` or ``unknown`` (from its first bytes and, for HDF5, its top-level names).
+    """
+    path = Path(path)
+    if path.is_dir():
+        return "zarr" if any((path / n).exists() for n in (".zgroup", ".zattrs", "zarr.json")) else "folder"
+    with open(path, "rb") as handle:
+        head = handle.read(max(_HDF5_OFFSETS) + len(_HDF5_MAGIC))
+    if any(head[o:o + len(_HDF5_MAGIC)] == _HDF5_MAGIC for o in _HDF5_OFFSETS):
+        return _hdf5_kind(path)
+    if head.startswith(b"%%MatrixMarket"):
+        return "mtx"
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip"
+    if head.startswith((b"RDX", b"RDS", b"X\n")):
+        return "rds"
+    try:
+        text = head[:512].decode("utf-8")
+    except UnicodeDecodeError:
+        return "unknown"
+    return "text" if text and ("," in text or "\t" in text) else "unknown"
+
+
+_SAVE = ", then save it with adata.write_h5ad('data.h5ad') and give that file"
+_READER_HINTS = {
+    "10x_h5": "it is a Cell Ranger .h5 matrix: read it with scanpy.read_10x_h5(path)" + _SAVE,
+    "loom": "it is a loom file: read it with scanpy.read_loom(path)" + _SAVE,
+    "hdf5": "it is an HDF5 file but not an AnnData one (no obs/var groups)",
+    "zarr": "it is a zarr store: read it with anndata.read_zarr(path)" + _SAVE,
+    "folder": "it is a directory: give the .h5ad file inside it (a 10x matrix folder reads with scanpy.read_10x_mtx"
+              + _SAVE + ")",
+    "mtx": "it is a Matrix Market file: read it with scanpy.read_mtx(path) or scanpy.read_10x_mtx(folder)" + _SAVE,
+    "gzip": "it is gzip-compressed: a Seurat .rds must be converted to .h5ad (e.g. SeuratDisk or zellkonverter), "
+            "a 10x .mtx.gz folder reads with scanpy.read_10x_mtx",
+    "rds": "it looks like an R data file (Seurat .rds): convert it to .h5ad (e.g. SeuratDisk or zellkonverter)",
+    "text": "it is a text table: read it with anndata.read_csv(path) or scanpy.read_text(path)" + _SAVE,
+    "unknown": "it is not an HDF5 file (an .h5ad file is HDF5 written by anndata/scanpy)",
+}
+
+
+def read_h5ad(path: str | Path, *, backed: bool = False) -> AnnData:
+    """Read an h5ad file with a clear error for missing, unreadable, corrupt or non-AnnData files.
+
+    Other formats (Cell Ranger .h5, loom, zarr, csv, mtx) are recognised and the right reader is
+    named; after reading, the structure of every sparse matrix (X, layers, raw) is checked
+    (:func:`hcctme._validate.sparse_structure`), so a corrupt file never reaches a compiled kernel.
+    """
+    path = _validate.existing_file(path, what="input h5ad file")
+    kind = sniff(path)
+    if kind != "h5ad":
+        raise ValueError(f"cannot read {str(path)!r} as h5ad: {_READER_HINTS[kind]}")
+    try:
+        adata = ad.read_h5ad(path, backed="r" if backed else None)
+    except Exception as err:  # h5py and anndata raise many exception types on damaged files
+        raise ValueError(
+            f"cannot read {str(path)!r} as h5ad ({err.__class__.__name__}: {err}); the file is damaged or "
+            "was not written by anndata/scanpy: re-export it (adata.write_h5ad) or restore a good copy"
+        ) from None
+    for where, matrix in _matrices(adata):
+        _validate.sparse_structure(matrix, where=f"{path.name}: {where}")
+    return unescape_keys(adata)
+
+
+def _matrices(adata: AnnData) -> Iterator[tuple[str, Any]]:
+    yield "X", adata.X
+    for name in adata.layers:
+        yield f"layers[{name!r}]", adata.layers[name]
+    if adata.raw is not None:
+        yield "raw.X", adata.raw.X
+
+
+def read_context_map(path: str | Path) -> dict[str, str | None]:
+    """A YAML mapping ``{cell-type label: cell_context}`` (safe loader; values checked by the caller)."""
+    import yaml
+
+    text = _validate.small_text_file(path, what="context map file")
+    try:
+        mapping = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"context map file {str(path)!r} is not valid YAML ({err.__class__.__name__})") from None
+    if not isinstance(mapping, Mapping) or not mapping:
+        raise ValueError(
+            f"context map file {str(path)!r} must hold a YAML mapping of your cell-type labels to cell contexts, "
+            "one per line, e.g. 'CD8 TILs: cd8_t'"
+        )
+    return {str(label): (None if ctx is None else str(ctx)) for label, ctx in mapping.items()}
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------
 def write_h5ad(adata: AnnData, path: str | Path) -> Path:
     """Write an AnnData atomically; uns values h5py cannot store (object columns, None) are stringified
-    in the file only, never in the caller's object."""
+    and keys holding "/" (cell-type labels such as "CD4/CD8 T") are escaped, in the file only, never in
+    the caller's object (:func:`read_h5ad` restores the keys).
+    """
     path = Path(path)
     original = adata.uns
     with atomic_path(path) as tmp:
@@ -89,12 +383,36 @@ def write_text(text: str, path: str | Path) -> Path:
     return path
 
 
+def escape_key(key: Any) -> str:
+    """An HDF5-safe name for a key: "%" -> "%25", "/" -> "%2F" (reversed by :func:`unescape_key`)."""
+    return str(key).replace("%", "%25").replace("/", "%2F")
+
+
+def unescape_key(key: str) -> str:
+    """The key :func:`escape_key` escaped."""
+    return key.replace("%2F", "/").replace("%25", "%")
+
+
+def unescape_keys(adata: AnnData) -> AnnData:
+    """Restore, in place, the uns keys and uns table columns that :func:`write_h5ad` escaped."""
+    adata.uns = _unescape(dict(adata.uns))
+    return adata
+
+
+def _unescape(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {unescape_key(str(k)): _unescape(v) for k, v in value.items()}
+    if isinstance(value, pd.DataFrame) and any("%" in str(c) for c in value.columns):
+        return value.rename(columns=lambda c: unescape_key(str(c)))
+    return value
+
+
 def _safe_value(value):
     if isinstance(value, dict):
-        return {str(k): _safe_value(v) for k, v in value.items() if v is not None}
+        return {escape_key(k): _safe_value(v) for k, v in value.items() if v is not None}
     if isinstance(value, pd.DataFrame):
         frame = value.copy()
-        frame.columns = frame.columns.astype(str)
+        frame.columns = [escape_key(c) for c in frame.columns]
         frame.index = frame.index.astype(str)
         for col in frame.columns:
             if frame[col].dtype == object or isinstance(frame[col].dtype, pd.CategoricalDtype):

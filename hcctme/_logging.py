@@ -3,4 +3,6 @@
 import logging
 
 logger = logging.getLogger("hcctme")
+#: the pipeline's one line per step (the command line shows it without --verbose)
+STEP_LOGGER = "hcctme.pipeline"
 logger.addHandler(logging.NullHandler())

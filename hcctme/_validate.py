@@ -8,7 +8,6 @@ was when it fails.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -18,11 +17,13 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from hcctme._constants import Keys
+from hcctme import _version
+from hcctme._constants import Files, Keys
 
 MatrixKind = Literal["counts", "lognorm", "scaled", "other"]
 
 _PREVIEW = 12
+LOGNORM_MAX = 50  # non-integer values all below this read as log-normalised (log1p of normalised counts)
 
 
 def _preview(values: Iterable[Any]) -> str:
@@ -142,6 +143,18 @@ def positive_int(value: Any, *, name: str, allow_none: bool = False, minimum: in
     return int(value)
 
 
+def random_state(value: Any, *, name: str = "random_state", allow_none: bool = False) -> int | None:
+    """Check a seed: a non-negative integer (or None when ``allow_none``), as numpy's generators take."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        kind = "an integer or None" if allow_none else "an integer"
+        raise TypeError(f"{name} must be {kind}, got {type(value).__name__} ({value!r})")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, got {value}")
+    return int(value)
+
+
 def fraction(value: Any, *, name: str) -> float:
     """Check a number in [0, 1]."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
@@ -159,6 +172,27 @@ def existing_file(path: Any, *, what: str = "file") -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{what} {str(path)!r} does not exist; check the path")
     return path
+
+
+def small_text_file(path: str | Path, *, what: str, limit: int | None = None) -> str:
+    """Return the UTF-8 text of a small input file (gene sets, context maps).
+
+    A regular file of at most ``limit`` bytes (default ``Files.MAX_GENE_SET_BYTES``; never read past it,
+    and devices such as ``/dev/zero`` are refused), byte-order mark removed.
+    """
+    limit = Files.MAX_GENE_SET_BYTES if limit is None else limit
+    path = existing_file(path, what=what)
+    if not path.is_file():
+        raise ValueError(f"{what} {str(path)!r} is not a regular file; give the path of a text file")
+    with open(path, "rb") as handle:
+        raw = handle.read(limit + 1)
+    if len(raw) > limit:
+        raise ValueError(f"{what} {str(path)!r} is larger than the limit of {limit:,} bytes "
+                         f"({limit / 2**20:g} MiB) for such files; is it the right file?")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ValueError(f"{what} {str(path)!r}: not a UTF-8 text file") from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -182,14 +216,80 @@ def matrix(
                 f"adata.layers has no {layer!r}; available layers: {_preview(adata.layers.keys()) or 'none'}"
                 " (pass layer=None to use .X)"
             )
-        return adata.layers[layer], adata.var_names
+        return sparse_structure(adata.layers[layer], where=f"adata.layers[{layer!r}]"), adata.var_names
     if use_raw is None:
         use_raw = adata.raw is not None
     if use_raw:
         if adata.raw is None:
             raise ValueError("use_raw=True but adata.raw is None; pass use_raw=False or set adata.raw")
-        return adata.raw.X, adata.raw.var_names
-    return adata.X, adata.var_names
+        return sparse_structure(adata.raw.X, where="adata.raw.X"), adata.raw.var_names
+    return sparse_structure(adata.X, where="adata.X"), adata.var_names
+
+
+def sparse_structure(X: Any, *, where: str = "the expression matrix") -> Any:
+    """Check the structure of a sparse matrix before any compiled kernel reads it; return ``X``.
+
+    CSR/CSC (in memory, or an anndata backed sparse dataset): ``indptr`` has one entry per row
+    (column) plus one, starts at 0, never decreases and ends at the number of stored values;
+    ``indices`` and ``data`` have that length and every index lies within the matrix. Backed
+    matrices read ``indptr`` whole and ``indices`` in blocks of ``Files.SPARSE_CHUNK``. COO: row and
+    column indices within the shape. Dense and dask matrices pass unchanged. A corrupt matrix (a
+    damaged file) raises ValueError instead of shifting values silently or crashing the process.
+    """
+    if sp.issparse(X):
+        if X.format in ("csr", "csc"):
+            _compressed_structure(X.indptr, X.indices, X.data, X.shape, X.format, where)
+        elif X.format == "coo":
+            for axis, idx in enumerate((X.row, X.col)):
+                _index_range(np.asarray(idx), X.shape[axis], where, "coo", f"{('row', 'column')[axis]} index")
+        return X
+    group = getattr(X, "group", None)  # anndata's backed CSR/CSC dataset
+    if group is not None and getattr(X, "format", None) in ("csr", "csc"):
+        stat = Path(group.file.filename).stat()
+        key = (group.file.filename, group.name, stat.st_size, stat.st_mtime_ns)
+        if key not in _CHECKED_ON_DISK:  # one pass over a file's indices, however many tools read it
+            _compressed_structure(group["indptr"], group["indices"], group["data"], X.shape, X.format, where,
+                                  chunk=Files.SPARSE_CHUNK)
+            _CHECKED_ON_DISK.add(key)
+    return X
+
+
+_CHECKED_ON_DISK: set[tuple[str, str, int, int]] = set()
+
+
+def _corrupt(where: str, fmt: str, problem: str) -> ValueError:
+    return ValueError(
+        f"{where} is a corrupt {fmt.upper()} sparse matrix: {problem}. The file or the step that built it is "
+        "damaged; re-create the matrix (re-export the file; X.check_format(full_check=True) shows the problem)"
+    )
+
+
+def _index_range(block: np.ndarray, size: int, where: str, fmt: str, what: str) -> None:
+    if not np.issubdtype(block.dtype, np.integer):
+        raise _corrupt(where, fmt, f"its {what} array has dtype {block.dtype}, not integers")
+    if block.size and (block.min() < 0 or block.max() >= size):
+        bad = int(np.sum((block < 0) | (block >= size)))
+        raise _corrupt(where, fmt, f"{bad} {what}(es) outside 0..{size - 1} (e.g. {int(block.max())})")
+
+
+def _compressed_structure(indptr: Any, indices: Any, data: Any, shape: tuple[int, int], fmt: str, where: str,
+                          *, chunk: int | None = None) -> None:
+    major, minor = (shape[0], shape[1]) if fmt == "csr" else (shape[1], shape[0])
+    pointers = np.asarray(indptr[...])
+    n_indices, n_data = int(indices.shape[0]), int(data.shape[0])
+    if pointers.ndim != 1 or len(pointers) != major + 1:
+        raise _corrupt(where, fmt, f"indptr has {pointers.size} entries, expected {major + 1}")
+    if not np.issubdtype(pointers.dtype, np.integer):
+        raise _corrupt(where, fmt, f"indptr has dtype {pointers.dtype}, not integers")
+    if pointers[0] != 0 or np.any(np.diff(pointers) < 0):
+        raise _corrupt(where, fmt, "indptr does not start at 0 and increase")
+    if not int(pointers[-1]) == n_indices == n_data:
+        raise _corrupt(where, fmt, f"indptr ends at {int(pointers[-1])} but there are {n_indices} indices "
+                                   f"and {n_data} values")
+    step = chunk or max(n_indices, 1)
+    for start in range(0, n_indices, step):
+        _index_range(np.asarray(indices[start:start + step]), minor, where, fmt, "column index" if fmt == "csr"
+                     else "row index")
 
 
 def unique_genes(var_names: pd.Index) -> pd.Index:
@@ -209,12 +309,22 @@ def _row_sample(X: Any, n_rows: int, max_rows: int = 2000) -> np.ndarray | sp.sp
         idx = np.arange(n_rows)
     else:
         idx = np.sort(np.random.default_rng(0).choice(n_rows, max_rows, replace=False))
-    block = X[idx]
+    return in_memory(X[idx])
+
+
+def in_memory(block: Any) -> np.ndarray | sp.spmatrix:
+    """A block of rows read from any supported matrix, in memory: a scipy sparse matrix or a numpy array.
+
+    The one place that knows how dask arrays (``compute``), anndata's backed sparse datasets
+    (``to_memory``) and ``np.matrix`` are brought into memory; every chunked reader goes through it.
+    """
     if hasattr(block, "compute"):  # dask
         block = block.compute()
     if hasattr(block, "to_memory"):  # anndata backed sparse dataset
         block = block.to_memory()
-    return block
+    if sp.issparse(block):
+        return block
+    return np.asarray(block)
 
 
 def _values(block: Any) -> np.ndarray:
@@ -237,7 +347,11 @@ def matrix_kind(X: Any, *, n_rows: int | None = None, check_finite: bool = True)
     n_rows = X.shape[0] if n_rows is None else n_rows
     if not np.issubdtype(np.dtype(X.dtype), np.number) or np.dtype(X.dtype) == np.bool_:
         raise TypeError(f"the expression matrix has dtype {X.dtype}; expected numbers")
-    values = _values(_row_sample(X, n_rows))
+    return _kind(_values(_row_sample(X, n_rows)), check_finite=check_finite)
+
+
+def _kind(values: np.ndarray, *, check_finite: bool = True) -> MatrixKind:
+    """The one rule telling counts (non-negative integers) from log-normalised, scaled and other values."""
     if values.size == 0:
         return "counts"
     if check_finite and not np.all(np.isfinite(values)):
@@ -246,19 +360,39 @@ def matrix_kind(X: Any, *, n_rows: int | None = None, check_finite: bool = True)
         return "scaled"
     if np.all(values == np.round(values)):
         return "counts"
-    if values.max() < 50:
+    if values.max() < LOGNORM_MAX:
         return "lognorm"
     return "other"
 
 
-def counts(X: Any, *, what: str = "this tool") -> None:
-    """Require integer counts."""
-    kind = matrix_kind(X)
+def counts_hint(layer: str | None) -> str:
+    """How to point a tool at raw counts, given the layer it read (``None``: ``.X``)."""
+    if layer is None:
+        return f"pass layer= naming the layer that holds raw counts (e.g. layer={Keys.COUNTS!r})"
+    return (f"layers[{layer!r}] does not hold raw counts: pass layer= naming the layer that does, or put the raw "
+            f"integer counts in layers[{layer!r}] (e.g. from adata.raw.X when .raw holds them)")
+
+
+def all_counts(X: Any, *, what: str = "this tool", layer: str | None = None) -> None:
+    """Require integer counts in every stored value of an in-memory matrix (block).
+
+    :func:`counts` classifies a sample of rows; this reads all values, for tools that sum them
+    (backed and dask matrices are checked block by block by their readers).
+    """
+    kind = _kind(_values(in_memory(X)))
     if kind != "counts":
         raise ValueError(
-            f"{what} needs raw integer counts but the matrix looks {kind}; "
-            "pass layer='counts' (or the layer holding raw counts)"
+            f"{what} needs raw integer counts but the matrix has negative or non-integer values ({kind}); "
+            f"{counts_hint(layer)}"
         )
+
+
+def counts(X: Any, *, what: str = "this tool", layer: str | None = None) -> None:
+    """Require integer counts (``layer``: the layer ``X`` was read from, named in the message)."""
+    kind = matrix_kind(X)
+    if kind != "counts":
+        where = f"layers[{layer!r}]" if layer is not None else "the matrix"
+        raise ValueError(f"{what} needs raw integer counts but {where} looks {kind}; {counts_hint(layer)}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -305,81 +439,6 @@ def spatial(adata: AnnData, key: str = Keys.SPATIAL) -> np.ndarray:
     return coords[:, :2]
 
 
-def uns_table(adata: AnnData, key: str, *, tool: str) -> pd.DataFrame:
-    """Return a DataFrame stored in ``uns[key]`` by an earlier tool."""
-    if key not in adata.uns:
-        raise KeyError(f"adata.uns has no {key!r}; run {tool} first")
-    table = adata.uns[key]
-    if isinstance(table, dict) and "table" in table:
-        table = table["table"]
-    if not isinstance(table, pd.DataFrame):
-        raise TypeError(f"adata.uns[{key!r}] is not a results table; re-run {tool}")
-    return table
-
-
-# --------------------------------------------------------------------------------------------------
-# Gene identifiers
-# --------------------------------------------------------------------------------------------------
-_ENSEMBL = re.compile(r"^(ENS(?:MUS)?G\d{11})(?:\.\d+)?$")
-
-
-def ensembl_base(name: Any) -> str | None:
-    """The unversioned human (ENSG) or mouse (ENSMUSG) Ensembl gene id in ``name``, else None.
-
-    ``"ENSG00000153563.16"`` -> ``"ENSG00000153563"``.
-    """
-    if not isinstance(name, str):
-        return None
-    match = _ENSEMBL.match(name.strip())
-    return match.group(1) if match else None
-
-
-def gene_id_type(names: Iterable[Any]) -> dict[str, Any]:
-    """Detect the kind of gene identifiers and their species.
-
-    The rule (used by ``hcctme.pp.harmonize_genes(species="auto")`` and ``check_input``):
-
-    1. If at least half of the non-missing names are Ensembl gene ids (``ENSG...``/``ENSMUSG...``,
-       versioned or not), ``id_type`` is ``"ensembl"`` and ``species`` is the majority prefix
-       (``ENSMUSG`` -> mouse, ``ENSG`` -> human).
-    2. Otherwise the names are symbols: those that are current human symbols or known aliases are
-       counted as human, those in the mouse ortholog table as mouse (matched exactly, case
-       included). ``species`` is mouse when mouse names outnumber human ones, human when human
-       names are at least as many, and ``"unknown"`` when neither kind is found.
-
-    Returns a dict: id_type, species, n, n_ensembl_human, n_ensembl_mouse, n_human_symbols,
-    n_mouse_symbols.
-    """
-    from hcctme.sig import _genes
-
-    values = [str(v).strip() for v in names if isinstance(v, str) and v.strip()]
-    n = len(values)
-    ens = [ensembl_base(v) for v in values]
-    n_ens_human = sum(1 for e in ens if e is not None and e.startswith("ENSG"))
-    n_ens_mouse = sum(1 for e in ens if e is not None and e.startswith("ENSMUSG"))
-    human = _genes.known_human_symbols()
-    mouse = _genes.known_mouse_symbols()
-    n_human = sum(1 for v in values if v in human or _genes.current_symbol(v) is not None)
-    n_mouse = sum(1 for v in values if v in mouse)
-    info: dict[str, Any] = {
-        "n": n,
-        "n_ensembl_human": n_ens_human,
-        "n_ensembl_mouse": n_ens_mouse,
-        "n_human_symbols": n_human,
-        "n_mouse_symbols": n_mouse,
-    }
-    if n and (n_ens_human + n_ens_mouse) * 2 >= n:
-        info["id_type"] = "ensembl"
-        info["species"] = "mouse" if n_ens_mouse > n_ens_human else "human"
-    elif n_human or n_mouse:
-        info["id_type"] = "symbol"
-        info["species"] = "mouse" if n_mouse > n_human else "human"
-    else:
-        info["id_type"] = "unknown"
-        info["species"] = "unknown"
-    return info
-
-
 def var_column(adata: AnnData, key: Any, *, purpose: str = "") -> pd.Series:
     """Return ``adata.var[key]``, raising a KeyError that lists the columns when it is missing."""
     return _column(adata.var, "var", key, purpose)
@@ -421,8 +480,9 @@ def _with_fallback(symbols: pd.Series, names: pd.Index) -> pd.Index:
 # Provenance
 # --------------------------------------------------------------------------------------------------
 def library_version() -> str:
-    """The version every tool records with its result in ``uns``: ``"<hcctme version>+sig.<digest>"``
-    (:attr:`hcctme.sig.library().library_version`, which changes with the package or the signatures)."""
-    from hcctme import sig
+    """Return the version every tool records with its result in ``uns``.
 
-    return sig.library().library_version
+    ``"<hcctme version>+sig.<library version>.<digest>"`` (:attr:`hcctme.sig.library().library_version`),
+    which changes with the package or the signatures.
+    """
+    return _version.library_version()

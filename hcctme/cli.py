@@ -9,14 +9,23 @@ output is written atomically. The command never executes content read from input
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from hcctme._constants import Defaults, Keys
+from hcctme._constants import KB_SETTINGS, Defaults, Keys
+from hcctme._logging import STEP_LOGGER
 
 EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+def _add_global(parser: argparse.ArgumentParser, *, default: object = False) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="log progress (INFO)")
+    parser.add_argument("--no-progress", action="store_true", default=default, help="hide progress bars")
 
 
 def _add_keys(parser: argparse.ArgumentParser, *, condition: bool = True) -> None:
@@ -24,7 +33,7 @@ def _add_keys(parser: argparse.ArgumentParser, *, condition: bool = True) -> Non
     if condition:
         parser.add_argument("--condition-key", default=Defaults.CONDITION_KEY,
                             help="obs column with the condition (e.g. response)")
-        parser.add_argument("--reference", default="responder", help="reference level of the condition")
+        parser.add_argument("--reference", default=Defaults.REFERENCE, help="reference level of the condition")
 
 
 def _add_matrix(parser: argparse.ArgumentParser) -> None:
@@ -33,47 +42,68 @@ def _add_matrix(parser: argparse.ArgumentParser) -> None:
                         help="read adata.raw (default: scanpy's rule)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hcctme", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO)")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_genes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--gene-symbols", default=None, metavar="COLUMN",
+                        help="harmonise gene names first, from this var column (e.g. feature_name, gene_ids)")
+    parser.add_argument("--species", default=None, choices=["auto", "human", "mouse"],
+                        help="harmonise gene names first (mouse genes map to human orthologs)")
 
-    demo = sub.add_parser("demo", help="run the whole pipeline on the built-in demo cohort")
+
+def _add_context_map(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--context-map", action="append", default=[], metavar="FILE.yaml|LABEL=CONTEXT",
+                        help="map your cell-type labels to cell contexts: a YAML file {label: context} or "
+                             "LABEL=CONTEXT (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``hcctme`` command (global flags are accepted before or after the command)."""
+    parser = argparse.ArgumentParser(prog="hcctme", description=__doc__.splitlines()[0])
+    _add_global(parser)
+    common = argparse.ArgumentParser(add_help=False)  # the global flags, accepted after the command too
+    _add_global(common, default=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add = functools.partial(sub.add_parser, parents=[common])
+
+    demo = add("demo", help="run the whole pipeline on the built-in demo cohort")
     demo.add_argument("--out", default="hcctme_demo_out", help="output folder")
 
-    run = sub.add_parser("run", help="run the whole pipeline on an h5ad file")
+    run = add("run", help="run the whole pipeline on an h5ad file")
     run.add_argument("input", help="input .h5ad (never modified)")
     run.add_argument("--out", required=True, help="output folder")
     _add_keys(run)
     run.add_argument("--cell-type-key", default=Defaults.CELL_TYPE_KEY)
     _add_matrix(run)
-    run.add_argument("--counts-layer", default=Keys.COUNTS, help="layer with raw counts for gene-level tests")
-    run.add_argument("--signatures", default=None, help="GMT/YAML path or comma-separated library ids")
+    run.add_argument("--counts-layer", default=None,
+                     help=f"layer with raw counts for gene-level tests, or 'raw' for adata.raw (default: "
+                          f"{Keys.COUNTS!r} when present, else the tests are skipped and recorded as skipped)")
+    run.add_argument("--signatures", default=None,
+                     help="your gene sets (GMT/YAML file), scored in addition to the library's")
+    _add_genes(run)
+    _add_context_map(run)
     run.add_argument("--no-genes", action="store_true", help="skip pseudobulk differential expression")
     run.add_argument("--no-crosstalk", action="store_true", help="skip ligand-receptor inference")
     run.add_argument("--n-jobs", type=int, default=1)
 
-    score = sub.add_parser("score", help="score cells against signatures (tl.score)")
+    score = add("score", help="score cells against signatures (tl.score)")
     score.add_argument("input")
     score.add_argument("--out", required=True, help="output .h5ad")
     score.add_argument("--signatures", default=None, help="GMT/YAML path or comma-separated library ids")
     score.add_argument("--method", default="ucell", choices=["ucell", "mean", "aucell", "ulm"])
     _add_matrix(score)
+    _add_genes(score)
     score.add_argument("--max-rank", type=int, default=Defaults.MAX_RANK)
     score.add_argument("--chunk-size", type=int, default=None)
     score.add_argument("--n-jobs", type=int, default=1)
     score.add_argument("--backed", action="store_true", help="read the input backed (large files)")
 
-    states = sub.add_parser("states", help="call resistance cell states (tl.call_states)")
+    states = add("states", help="call resistance cell states (tl.call_states)")
     states.add_argument("input")
     states.add_argument("--out", required=True, help="output .h5ad")
     states.add_argument("--cell-type-key", required=True)
     states.add_argument("--sample-key", default=None)
-    states.add_argument("--context-map", action="append", default=[], metavar="LABEL=CONTEXT",
-                        help="map one of your cell-type labels to a cell_context (repeatable)")
+    _add_context_map(states)
 
-    compare = sub.add_parser("compare", help="patient-level comparison (tl.compare)")
+    compare = add("compare", help="patient-level comparison (tl.compare)")
     compare.add_argument("input")
     compare.add_argument("--out", required=True, help="output .tsv")
     _add_keys(compare)
@@ -84,15 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--min-cells", type=int, default=Defaults.MIN_CELLS,
                          help="samples with fewer cells in a group are left out of that group")
 
-    crosstalk = sub.add_parser("crosstalk", help="ligand-receptor crosstalk on resistance axes (tl.crosstalk)")
+    crosstalk = add("crosstalk", help="ligand-receptor crosstalk on resistance axes (tl.crosstalk)")
     crosstalk.add_argument("input")
     crosstalk.add_argument("--out", required=True, help="output .tsv")
     crosstalk.add_argument("--groupby", required=True)
     crosstalk.add_argument("--sample-key", default=None)
     crosstalk.add_argument("--condition-key", default=None)
     crosstalk.add_argument("--reference", default=None)
+    _add_matrix(crosstalk)
+    _add_genes(crosstalk)
 
-    sigs = sub.add_parser("signatures", help="the curated signature library")
+    sigs = add("signatures", help="the curated signature library")
     sigs_sub = sigs.add_subparsers(dest="action", required=True)
     sigs_list = sigs_sub.add_parser("list", help="list signatures")
     sigs_list.add_argument("--context", default=None, help="only this cell_context")
@@ -103,10 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
     sigs_export.add_argument("--out", default=None, help="file (default: standard output)")
     sigs_export.add_argument("ids", nargs="*", help="library ids (default: all)")
 
-    axes = sub.add_parser("axes", help="the resistance axes knowledge base")
-    axes.add_argument("--therapies", action="store_true", help="list therapies instead of axes")
+    axes = add("axes", help="the resistance axes knowledge base")
+    axes.add_argument("--therapies", action="store_true",
+                      help="list therapies (tier, approval status per region, trial) instead of axes")
+    axes.add_argument("--setting", choices=KB_SETTINGS, default=None,
+                      help="only the axes / therapies of this treatment setting")
+    axes.add_argument("--axis", action="append", default=None, help="only this axis id (repeatable)")
 
-    workflow = sub.add_parser("workflow", help="run the shipped Snakemake workflow")
+    workflow = add("workflow", help="run the shipped Snakemake workflow")
     workflow.add_argument("--configfile", required=True)
     workflow.add_argument("--cores", type=int, default=1)
     workflow.add_argument("--directory", default=None, help="working directory (default: current)")
@@ -115,17 +151,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _looks_like_path(value: str) -> bool:
+    return Path(value).suffix != "" or "/" in value or "\\" in value or Path(value).exists()
+
+
 def _signatures_arg(value: str | None):
+    """A GMT/YAML path (anything path-like: a missing one is reported as a missing file) or library ids."""
+    from hcctme import _validate
+
     if value is None:
         return None
-    if Path(value).suffix in (".gmt", ".yaml", ".yml") or Path(value).is_dir():
-        return value
+    if _looks_like_path(value):
+        return str(_validate.existing_file(value, what="signature file"))
     return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _check_outputs(out: str, *inputs: str, folder: bool = False) -> None:
+    """Refuse, before any work, an output that is one of the inputs or cannot be written."""
+    from hcctme import _files
+
+    _files.refuse_overwrite(out, *inputs, folder=folder)
+    _files.check_writable(out, folder=folder)
+
+
+def _harmonise(adata, args: argparse.Namespace) -> None:
+    if args.gene_symbols is None and args.species is None:
+        return
+    from hcctme import pp
+
+    pp.harmonize_genes(adata, gene_symbols=args.gene_symbols, species=args.species or "auto")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from hcctme import datasets, pipeline
 
+    _check_outputs(args.out, folder=True)
     adata = datasets.demo()
     pipeline.run(adata)
     written = pipeline.write_outputs(adata, args.out)
@@ -137,6 +197,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from hcctme import _files, pipeline
 
+    _check_outputs(args.out, args.input, folder=True)
+    signatures = _signatures_arg(args.signatures)
+    if isinstance(signatures, list):
+        raise ValueError("--signatures takes a GMT/YAML file of your gene sets (added to the library's); "
+                         "library signatures are always scored")
+    context_map = _parse_context_map(args.context_map)
     adata = _files.read_h5ad(args.input)
     pipeline.run(
         adata,
@@ -147,7 +213,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         layer=args.layer,
         use_raw=args.use_raw,
         counts_layer=args.counts_layer,
-        signatures=_signatures_arg(args.signatures),
+        signatures=signatures,
+        context_map=context_map,
+        gene_symbols=args.gene_symbols,
+        species=args.species,
         genes=not args.no_genes,
         crosstalk=not args.no_crosstalk,
         n_jobs=args.n_jobs,
@@ -160,9 +229,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_score(args: argparse.Namespace) -> int:
     from hcctme import _files, tl
 
-    _files.refuse_overwrite(args.out, args.input)
+    _check_outputs(args.out, args.input)
+    signatures = _signatures_arg(args.signatures)
     adata = _files.read_h5ad(args.input, backed=args.backed)
-    tl.score(adata, _signatures_arg(args.signatures), method=args.method, layer=args.layer,
+    _harmonise(adata, args)
+    tl.score(adata, signatures, method=args.method, layer=args.layer,
              use_raw=args.use_raw, max_rank=args.max_rank, chunk_size=args.chunk_size, n_jobs=args.n_jobs)
     if args.backed:
         adata = adata.to_memory()
@@ -171,22 +242,28 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_context_map(pairs: Sequence[str]) -> dict[str, str] | None:
-    if not pairs:
+def _parse_context_map(values: Sequence[str]) -> dict[str, str] | None:
+    """``--context-map`` values: YAML files ``{label: context}`` and ``LABEL=CONTEXT`` pairs, merged in order."""
+    if not values:
         return None
-    mapping = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"--context-map takes LABEL=CONTEXT, got {pair!r}")
-        label, context = pair.rsplit("=", 1)
-        mapping[label] = context
+    from hcctme import _files
+
+    mapping: dict[str, str | None] = {}
+    for value in values:
+        if value.endswith((".yaml", ".yml")) or (Path(value).is_file() and "=" not in value):
+            mapping.update(_files.read_context_map(value))
+        elif "=" in value:
+            label, context = value.rsplit("=", 1)
+            mapping[label] = context
+        else:
+            raise ValueError(f"--context-map takes a YAML file or LABEL=CONTEXT, got {value!r}")
     return mapping
 
 
 def _cmd_states(args: argparse.Namespace) -> int:
     from hcctme import _files, tl
 
-    _files.refuse_overwrite(args.out, args.input)
+    _check_outputs(args.out, args.input)
     context_map = _parse_context_map(args.context_map)
     adata = _files.read_h5ad(args.input)
     tl.call_states(adata, cell_type_key=args.cell_type_key, sample_key=args.sample_key, context_map=context_map)
@@ -196,24 +273,27 @@ def _cmd_states(args: argparse.Namespace) -> int:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from hcctme import _files, tl
+    from hcctme import _files, get, tl
 
+    _check_outputs(args.out, args.input)
     adata = _files.read_h5ad(args.input)
-    tl.compare(adata, condition_key=args.condition_key, sample_key=args.sample_key, reference=args.reference,
-               features=args.features, groupby=args.groupby, parent_key=args.parent_key, layer=args.layer,
-               min_cells=args.min_cells, key_added=Keys.COMPARE)
-    _files.write_table(adata.uns[Keys.COMPARE], args.out)
+    tl.compare(adata, condition_key=args.condition_key, sample_key=args.sample_key,
+               reference=args.reference, features=args.features, groupby=args.groupby,
+               parent_key=args.parent_key, layer=args.layer, min_cells=args.min_cells)
+    _files.write_table(get.compare(adata), args.out)
     print(args.out)
     return 0
 
 
 def _cmd_crosstalk(args: argparse.Namespace) -> int:
-    from hcctme import _files, tl
+    from hcctme import _files, get, tl
 
+    _check_outputs(args.out, args.input)
     adata = _files.read_h5ad(args.input)
+    _harmonise(adata, args)
     tl.crosstalk(adata, groupby=args.groupby, sample_key=args.sample_key, condition_key=args.condition_key,
-                 reference=args.reference, key_added=Keys.CROSSTALK)
-    _files.write_table(adata.uns[Keys.CROSSTALK_DIFF if args.condition_key else Keys.CROSSTALK], args.out)
+                 reference=args.reference, layer=args.layer, use_raw=args.use_raw)
+    _files.write_table(get.crosstalk(adata, differential=args.condition_key is not None), args.out)
     print(args.out)
     return 0
 
@@ -233,6 +313,8 @@ def _cmd_signatures(args: argparse.Namespace) -> int:
 
         print(yaml.safe_dump(sig.get(args.id).to_dict(), sort_keys=False, allow_unicode=True), end="")
         return 0
+    if args.out:
+        _check_outputs(args.out)
     sigs = sig.load(args.ids or None)
     if args.format == "gmt":
         text = sigs.to_gmt()
@@ -250,14 +332,22 @@ def _cmd_signatures(args: argparse.Namespace) -> int:
     return 0
 
 
+AXES_COLUMNS = ["axis", "name", "ligand", "receptor", "interaction", "sender", "receiver", "settings", "therapies"]
+THERAPY_COLUMNS = ["axis", "therapy", "tier", "status", "fda", "ema", "nmpa", "settings", "trial", "nct",
+                   "trial_outcome", "negative_trials"]
+
+
 def _cmd_axes(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from hcctme import kb
 
-    table = kb.therapies() if args.therapies else kb.axes()
-    with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 50):
-        print(table.to_string(index=False))
+    if args.therapies:
+        table = kb.therapies(args.axis, setting=args.setting)[THERAPY_COLUMNS]
+    else:
+        table = kb.axes(args.axis, setting=args.setting)[AXES_COLUMNS]
+    with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 60):
+        print(table.fillna("-").to_string(index=False))
     return 0
 
 
@@ -281,13 +371,31 @@ COMMANDS = {
 }
 
 
+def _quiet_terminal(*, verbose: bool) -> None:
+    """Third-party warnings off the terminal (unless verbose) and one hcctme line per pipeline step."""
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    steps = logging.getLogger(STEP_LOGGER)
+    steps.setLevel(logging.INFO)
+    steps.propagate = verbose
+    for old in [h for h in steps.handlers if h.get_name() == STEP_LOGGER]:
+        steps.removeHandler(old)
+    if verbose:
+        return
+    warnings.filterwarnings("ignore", category=SyntaxWarning)
+    warnings.filterwarnings("ignore", module=r"(?!hcctme\b)")
+    handler = logging.StreamHandler()  # the current sys.stderr
+    handler.set_name(STEP_LOGGER)
+    handler.setFormatter(logging.Formatter("hcctme %(message)s"))
+    steps.addHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``hcctme`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    _quiet_terminal(verbose=args.verbose)
     if args.no_progress:
-        from hcctme import settings
+        from hcctme._settings import settings
 
         settings.progress = False
     try:
@@ -296,6 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"hcctme {args.command}: error: {message}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as err:  # disk full, permissions changed while running...
+        print(f"hcctme {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

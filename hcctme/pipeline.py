@@ -8,53 +8,68 @@ the AnnData, one TSV per table and ``report.html``.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import platform
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 from anndata import AnnData
 
-from hcctme import _files, _validate, tl
-from hcctme._constants import Defaults, Keys, Suffix
-from hcctme._logging import logger
+from hcctme import _files, _validate, get, tl
+from hcctme._constants import COMPARE_KEYS, Defaults, Files, Keys
+from hcctme._logging import STEP_LOGGER, logger
+
+_step_logger = logging.getLogger(STEP_LOGGER)
 
 STEPS = ("score", "states", "compare", "ta_response", "crosstalk", "tib", "profile")
-
-# uns keys of the three comparisons the pipeline runs
-COMPARE_KEYS = {
-    "composition": f"{Keys.COMPARE}_composition",
-    "scores": f"{Keys.COMPARE}_scores",
-    "genes": f"{Keys.COMPARE}_genes",
-}
 
 
 @dataclass
 class PipelineConfig:
-    """Parameters of a full run (the CLI flags and the Snakemake config map onto these fields)."""
+    """Parameters of a full run (the CLI flags and the Snakemake config map onto these fields).
+
+    ``layer`` / ``use_raw`` choose the log-normalised matrix every step reads (score, ta_response,
+    crosstalk, profile). ``counts_layer`` names the raw counts for gene-level tests: a layer, or
+    ``"raw"`` for ``adata.raw.X`` (when no layer is called "raw"); ``None`` uses
+    ``layers["counts"]`` when it holds counts and otherwise skips the gene-level tests with a
+    warning (recorded in ``uns["hcctme_run"]["skipped"]``). ``signatures`` are the user's gene sets,
+    scored in addition to the library's (state calling needs the library). ``gene_symbols`` /
+    ``species`` run :func:`hcctme.pp.harmonize_genes` first. ``context_map`` maps cell-type labels to
+    contexts (a dict, or the path of a YAML file holding one).
+    """
 
     sample_key: str = Defaults.SAMPLE_KEY
     condition_key: str = Defaults.CONDITION_KEY
-    reference: str = "responder"
+    reference: str = Defaults.REFERENCE
     cell_type_key: str = Defaults.CELL_TYPE_KEY
     layer: str | None = None
     use_raw: bool | None = None
-    counts_layer: str = Keys.COUNTS
+    counts_layer: str | None = None
     signatures: list[str] | str | None = None
     method: str = "ucell"
-    context_map: dict[str, str] | None = None
+    context_map: dict[str, str] | str | None = None
+    gene_symbols: str | None = None
+    species: str | None = None
     genes: bool = True
     genes_groups: list[str] | None = None
     crosstalk: bool = True
     crosstalk_groupby: str | None = None
     spatial_key: str = Keys.SPATIAL
     n_jobs: int = 1
-    seed: int = Defaults.SEED
+    random_state: int = Defaults.SEED
     steps: tuple[str, ...] = field(default=STEPS)
 
-    def validate(self, adata: AnnData) -> None:
-        """Check the keys this run needs before any step writes anything."""
+    def validate(self, adata: AnnData) -> dict[str, str]:
+        """Check everything knowable before any step writes anything or runs an expensive computation.
+
+        Returns the steps that will be skipped, with the reason (``{"compare_genes": "..."}``).
+        """
         _validate.anndata(adata)
         _validate.categorical_levels(adata, self.sample_key, purpose="sample_key", min_levels=2)
         conditions = _validate.categorical_levels(
@@ -66,6 +81,88 @@ class PipelineConfig:
         unknown = sorted(set(self.steps) - set(STEPS))
         if unknown:
             raise ValueError(f"unknown pipeline step(s) {unknown}; steps are {list(STEPS)}")
+        X, var_names = _validate.matrix(adata, layer=self.layer, use_raw=self.use_raw)
+        _validate.unique_genes(pd.Index(var_names))
+        if self.crosstalk and "crosstalk" in self.steps:
+            _expression_for_crosstalk(X)
+        context_map(self)
+        extra_signatures(self)
+        skipped = {}
+        if "compare" in self.steps:
+            reason = "genes=False" if not self.genes else _counts_problem(adata, self.counts_layer)
+            if reason:
+                skipped["compare_genes"] = reason
+        if "crosstalk" in self.steps and not self.crosstalk:
+            skipped["crosstalk"] = "crosstalk=False"
+        if "tib" in self.steps and self.spatial_key not in adata.obsm:
+            skipped["tib"] = f"no spatial coordinates in obsm[{self.spatial_key!r}]"
+        return skipped
+
+
+def _expression_for_crosstalk(X) -> None:
+    kind = _validate.matrix_kind(X)
+    if kind in ("counts", "scaled"):
+        what = "integer counts" if kind == "counts" else "negative (scaled) values"
+        raise ValueError(
+            f"the expression matrix the steps read holds {what}, but crosstalk needs log-normalised values; "
+            "choose the log-normalised matrix with layer= / use_raw= (--layer / --use-raw), or turn crosstalk "
+            "off (crosstalk=False, --no-crosstalk)"
+        )
+
+
+def _counts_problem(adata: AnnData, counts_layer: str | None) -> str | None:
+    """Why gene-level tests cannot run (None when they can); an explicit bad ``counts_layer`` raises."""
+    if counts_layer is None:
+        if Keys.COUNTS not in adata.layers:
+            return f"no raw counts: adata.layers has no {Keys.COUNTS!r} (pass counts_layer= / --counts-layer)"
+        X = adata.layers[Keys.COUNTS]
+    elif counts_layer == _RAW and _RAW not in adata.layers:
+        if adata.raw is None:
+            raise ValueError("counts_layer='raw' takes the counts from adata.raw, but adata.raw is None; "
+                             "name the layer holding raw counts instead")
+        X = adata.raw.X
+    else:
+        X, _ = _validate.matrix(adata, layer=counts_layer, use_raw=False)
+    where = "adata.raw.X" if counts_layer == _RAW and _RAW not in adata.layers else \
+        f"adata.layers[{counts_layer or Keys.COUNTS!r}]"
+    kind = _validate.matrix_kind(X)
+    if kind == "counts":
+        return None
+    if counts_layer is None:
+        return f"no raw counts: {where} looks {kind}, not integer counts"
+    raise ValueError(f"counts_layer={counts_layer!r}: {where} looks {kind}, not raw integer counts; name the "
+                     "layer holding raw counts (or 'raw' for adata.raw), or pass genes=False (--no-genes)")
+
+
+_RAW = "raw"
+
+
+def context_map(config: PipelineConfig) -> dict[str, str | None] | None:
+    """The run's context map: ``config.context_map`` as given, or read from its YAML path; checked."""
+    from hcctme.tl import _contexts
+
+    value = config.context_map
+    if isinstance(value, (str, Path)):
+        value = _files.read_context_map(value)
+    return _contexts.check_context_map(value) if value is not None else None
+
+
+def extra_signatures(config: PipelineConfig):
+    """The signature library plus the user's gene sets (ids must not repeat library ids)."""
+    from hcctme import sig
+
+    library = sig.library()
+    if config.signatures is None:
+        return library
+    user = sig.load(config.signatures)
+    user = [s for s in user if not (s.id in library and library[s.id] == s)]  # library ids given by name
+    clash = sorted(s.id for s in user if s.id in library)
+    if clash:
+        raise ValueError(
+            f"user gene set(s) {clash} have the id of a library signature; rename them (user sets are scored in "
+            "addition to the library)"
+        )
+    return library + sig.SignatureSet(user)
 
 
 def run(adata: AnnData, config: PipelineConfig | None = None, **params) -> AnnData:
@@ -74,25 +171,66 @@ def run(adata: AnnData, config: PipelineConfig | None = None, **params) -> AnnDa
     Parameters
     ----------
     adata
-        Cells x genes with log-normalised ``.X`` (or ``layer``), raw counts in
-        ``layers[config.counts_layer]`` for gene-level tests, and sample / condition / cell-type
-        annotations in ``obs``.
+        Cells x genes with log-normalised ``.X`` (or ``layer``/``.raw``), raw counts in
+        ``layers[config.counts_layer]`` (or ``.raw``) for gene-level tests, and sample / condition /
+        cell-type annotations in ``obs``.
     config
         A :class:`PipelineConfig`; keyword arguments override its fields.
+
+    Everything knowable is checked before the first step; a step that cannot run (no counts, no
+    coordinates) is skipped with a warning and recorded in ``uns["hcctme_run"]["skipped"]``. When a
+    step fails, ``adata`` is restored to what it was before the call.
     """
     config = PipelineConfig(**{**(asdict(config) if config else {}), **params})
-    config.validate(adata)
-    timings: dict[str, float] = {}
-    for name, step in _STEP_FUNCTIONS.items():
-        if name not in config.steps:
-            continue
-        start = time.perf_counter()
-        done = step(adata, config)
-        timings[name] = round(time.perf_counter() - start, 2)
-        if done is False:
-            logger.info("pipeline: step %s skipped", name)
-    adata.uns["hcctme_run"] = {"config": _config_record(config), "timings_s": timings}
+    with _restored_on_error(adata):
+        _harmonize(adata, config)
+        skipped = config.validate(adata)
+        for step, reason in skipped.items():
+            if not reason.endswith("=False"):
+                warnings.warn(f"pipeline: {step} skipped: {reason}", UserWarning, stacklevel=2)
+        timings: dict[str, float] = {}
+        steps = [name for name in STEPS if name in config.steps and name not in skipped]
+        for number, name in enumerate(steps, start=1):
+            start = time.perf_counter()
+            run_step(adata, config, name)
+            timings[name] = round(time.perf_counter() - start, 2)
+            _step_logger.info("[%d/%d] %s done (%.1f s)", number, len(steps), name, timings[name])
+        adata.uns[Keys.RUN] = {"config": _config_record(config), "timings_s": timings, "skipped": skipped}
     return adata
+
+
+def run_step(adata: AnnData, config: PipelineConfig, step: str) -> None:
+    """Run one pipeline step (one of :data:`STEPS`) on ``adata``; a step whose input is absent does nothing.
+
+    The Snakemake rules call this, one step per rule, so that they and :func:`run` run the same code.
+    """
+    _validate.choice(step, STEPS, name="step")
+    _STEP_FUNCTIONS[step](adata, config)
+
+
+@contextlib.contextmanager
+def _restored_on_error(adata: AnnData) -> Iterator[None]:
+    """Undo, when the block raises, whatever the steps wrote into obs, var, obsm and uns."""
+    obs, var, obsm, uns = adata.obs.copy(), adata.var.copy(), dict(adata.obsm), dict(adata.uns)
+    try:
+        yield
+    except BaseException:
+        adata.obs, adata.var = obs, var
+        for key in [k for k in adata.obsm if k not in obsm]:
+            del adata.obsm[key]
+        for key, value in obsm.items():
+            adata.obsm[key] = value
+        adata.uns.clear()
+        adata.uns.update(uns)
+        raise
+
+
+def _harmonize(adata: AnnData, config: PipelineConfig) -> None:
+    if config.gene_symbols is None and config.species is None:
+        return
+    from hcctme import pp
+
+    pp.harmonize_genes(adata, gene_symbols=config.gene_symbols, species=config.species or "auto")
 
 
 def _config_record(config: PipelineConfig) -> dict:
@@ -104,22 +242,40 @@ def _config_record(config: PipelineConfig) -> dict:
     return record
 
 
-def _score(adata: AnnData, config: PipelineConfig) -> bool:
-    tl.score(adata, config.signatures, method=config.method, layer=config.layer, use_raw=config.use_raw,
+def _score(adata: AnnData, config: PipelineConfig) -> None:
+    tl.score(adata, extra_signatures(config), method=config.method, layer=config.layer, use_raw=config.use_raw,
              n_jobs=config.n_jobs)
-    return True
 
 
-def _states(adata: AnnData, config: PipelineConfig) -> bool:
+def _states(adata: AnnData, config: PipelineConfig) -> None:
     tl.call_states(adata, cell_type_key=config.cell_type_key, sample_key=config.sample_key,
-                   context_map=config.context_map)
-    return True
+                   context_map=context_map(config))
+
+
+def _counts_view(adata: AnnData, config: PipelineConfig) -> tuple[AnnData, str | None]:
+    """The AnnData and layer holding the counts: ``adata`` itself, or a light one over ``adata.raw``."""
+    if config.counts_layer == _RAW and _RAW not in adata.layers and adata.raw is not None:
+        return _light(adata, adata.raw.X, adata.raw.var), None
+    return adata, config.counts_layer or Keys.COUNTS
+
+
+def _light(adata: AnnData, X, var: pd.DataFrame) -> AnnData:
+    """An AnnData over another matrix sharing ``adata``'s annotations (the matrix is not copied)."""
+    return AnnData(X=X, obs=adata.obs.copy(), var=var.copy(), obsm=dict(adata.obsm), uns=dict(adata.uns))
+
+
+def _adopt(light: AnnData, adata: AnnData) -> None:
+    """Copy the results a tool wrote into ``light`` back to ``adata``."""
+    for key, value in light.uns.items():
+        if key not in adata.uns or adata.uns[key] is not value:
+            adata.uns[key] = value
 
 
 def compare_one(adata: AnnData, config: PipelineConfig, features: str) -> pd.DataFrame:
     """One of the pipeline's comparisons (composition of states, scores or genes per cell type).
 
-    The table is stored in ``adata.uns[COMPARE_KEYS[features]]`` and returned.
+    The results are stored under ``COMPARE_KEYS[features]`` (:data:`hcctme._constants.COMPARE_KEYS`)
+    and the table is returned (as :func:`hcctme.get.compare` reads it).
     """
     key = COMPARE_KEYS[features]
     common = dict(condition_key=config.condition_key, sample_key=config.sample_key,
@@ -128,53 +284,58 @@ def compare_one(adata: AnnData, config: PipelineConfig, features: str) -> pd.Dat
         tl.compare(adata, features="composition", groupby=Keys.STATE, parent_key=config.cell_type_key, **common)
     elif features == "scores":
         tl.compare(adata, features="scores", groupby=config.cell_type_key, **common)
-    elif not config.genes_groups:
-        tl.compare(adata, features="genes", groupby=config.cell_type_key, layer=config.counts_layer, **common)
     else:
-        subset = adata[adata.obs[config.cell_type_key].astype(str).isin(config.genes_groups)]
-        done = tl.compare(subset, features="genes", groupby=config.cell_type_key, layer=config.counts_layer,
-                          copy=True, **common)
-        for suffix in ("", Suffix.VALUES, Suffix.PARAMS):
-            adata.uns[key + suffix] = done.uns[key + suffix]
-    return adata.uns[key]
+        view, layer = _counts_view(adata, config)
+        if config.genes_groups:  # genes of some cell types: compare a subset, then store its results in adata
+            view = view[view.obs[config.cell_type_key].astype(str).isin(config.genes_groups)].copy()
+        tl.compare(view, features="genes", groupby=config.cell_type_key, layer=layer, **common)
+        if view is not adata:
+            adata.uns.update({name: value for name, value in view.uns.items() if name.startswith(key)})
+    return get.compare(adata, key)
 
 
-def _compare(adata: AnnData, config: PipelineConfig) -> bool:
-    genes = config.genes and config.counts_layer in adata.layers
-    for features in ("composition", "scores", "genes") if genes else ("composition", "scores"):
-        compare_one(adata, config, features)
-    return True
+def _compare(adata: AnnData, config: PipelineConfig) -> None:
+    features = ("composition", "scores", "genes")
+    if not config.genes or _counts_problem(adata, config.counts_layer):
+        features = ("composition", "scores")
+    for feature in features:
+        compare_one(adata, config, feature)
 
 
-def _ta_response(adata: AnnData, config: PipelineConfig) -> bool:
+def _ta_response(adata: AnnData, config: PipelineConfig) -> None:
     tl.ta_response(adata, sample_key=config.sample_key, condition_key=config.condition_key,
-                   reference=config.reference)
-    return True
+                   reference=config.reference, layer=config.layer, use_raw=config.use_raw)
 
 
-def _crosstalk(adata: AnnData, config: PipelineConfig) -> bool:
+def _crosstalk(adata: AnnData, config: PipelineConfig) -> None:
     if not config.crosstalk:
-        return False
+        return
     tl.crosstalk(adata, groupby=config.crosstalk_groupby or config.cell_type_key,
                  sample_key=config.sample_key, condition_key=config.condition_key,
-                 reference=config.reference, seed=config.seed)
-    return True
+                 reference=config.reference, layer=config.layer, use_raw=config.use_raw, seed=config.random_state)
 
 
-def _tib(adata: AnnData, config: PipelineConfig) -> bool:
+def _tib(adata: AnnData, config: PipelineConfig) -> None:
     if config.spatial_key not in adata.obsm:
-        return False
-    tl.tib(adata, sample_key=config.sample_key, spatial_key=config.spatial_key, seed=config.seed)
-    return True
+        return
+    tl.tib(adata, sample_key=config.sample_key, spatial_key=config.spatial_key, random_state=config.random_state)
 
 
-def _profile(adata: AnnData, config: PipelineConfig) -> bool:
-    tl.resistance_profile(adata, sample_key=config.sample_key, condition_key=config.condition_key,
-                          reference=config.reference)
-    return True
+def _uses_raw(adata: AnnData, config: PipelineConfig) -> bool:
+    return config.layer is None and (adata.raw is not None if config.use_raw is None else bool(config.use_raw))
 
 
-_STEP_FUNCTIONS: dict[str, Callable[[AnnData, PipelineConfig], bool]] = {
+def _profile(adata: AnnData, config: PipelineConfig) -> None:
+    kw = dict(sample_key=config.sample_key, condition_key=config.condition_key, reference=config.reference)
+    if not _uses_raw(adata, config):
+        tl.resistance_profile(adata, layer=config.layer, **kw)
+        return
+    light = _light(adata, adata.raw.X, adata.raw.var)  # the profile's gene evidence reads the same matrix
+    tl.resistance_profile(light, **kw)
+    _adopt(light, adata)
+
+
+_STEP_FUNCTIONS: dict[str, Callable[[AnnData, PipelineConfig], None]] = {
     "score": _score,
     "states": _states,
     "compare": _compare,
@@ -185,40 +346,77 @@ _STEP_FUNCTIONS: dict[str, Callable[[AnnData, PipelineConfig], bool]] = {
 }
 
 
+# file stem -> how the table is read back (the stems are the TSV names write_outputs uses)
+_RESULT_TABLES: dict[str, Callable[[AnnData], pd.DataFrame]] = {
+    **{f"compare_{features}": partial(get.compare, key=key) for features, key in COMPARE_KEYS.items()},
+    "ta_response_compare": get.ta_response,
+    "ta_response_per_sample": partial(get.ta_response, per_sample=True),
+    "crosstalk": get.crosstalk,
+    "crosstalk_diff": partial(get.crosstalk, differential=True),
+    "tib": get.tib,
+    "resistance_profile": get.profile,
+}
+
+
 def result_tables(adata: AnnData) -> dict[str, pd.DataFrame]:
-    """Every results table the pipeline stored, by file stem."""
-    keys = {
-        "compare_composition": COMPARE_KEYS["composition"],
-        "compare_scores": COMPARE_KEYS["scores"],
-        "compare_genes": COMPARE_KEYS["genes"],
-        "ta_response_compare": Keys.TA_RESPONSE,
-        "ta_response_per_sample": Keys.TA_RESPONSE + Suffix.PER_SAMPLE,
-        "crosstalk": Keys.CROSSTALK,
-        "crosstalk_diff": Keys.CROSSTALK_DIFF,
-        "tib": Keys.TIB,
-        "resistance_profile": Keys.PROFILE,
-    }
+    """Every results table the pipeline stored, by file stem (steps that did not run are left out)."""
     tables = {}
-    for stem, key in keys.items():
-        value = adata.uns.get(key)
-        if isinstance(value, pd.DataFrame):
-            tables[stem] = value
+    for stem, read in _RESULT_TABLES.items():
+        try:
+            tables[stem] = read(adata)
+        except KeyError:
+            continue
     return tables
 
 
 def write_outputs(adata: AnnData, out_dir: str | Path, *, input_path: str | Path | None = None) -> dict[str, Path]:
-    """Write ``hcctme.h5ad``, one TSV per table and ``report.html`` into ``out_dir`` (atomically)."""
+    """Write ``hcctme.h5ad``, one TSV per table, ``report.html`` and ``manifest.json`` into ``out_dir``.
+
+    The files are written into a fresh temporary folder next to ``out_dir`` that then replaces
+    ``out_dir`` as a whole (:func:`hcctme._files.atomic_dir`): the folder holds exactly one run's
+    results, never a mix with an earlier run's and never a half-written file. ``manifest.json``,
+    written last, lists every file with its size and sha256, the run's parameters, skipped steps,
+    the input file and the package versions. ``out_dir`` must be new, empty or an earlier hcctme
+    run folder, and must not be or contain ``input_path``.
+    """
     from hcctme import report
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
-    h5ad_path = out_dir / "hcctme.h5ad"
-    _files.refuse_overwrite(h5ad_path, input_path)
-    for stem, table in result_tables(adata).items():
-        keep_index = stem == "tib"
-        written[stem] = _files.write_table(table, out_dir / f"{stem}.tsv", index=keep_index)
-    written["report"] = report.build(adata, out_dir / "report.html")
-    written["h5ad"] = _files.write_h5ad(adata, h5ad_path)
+    _files.refuse_overwrite(out_dir, input_path, folder=True)
+    _files.check_writable(out_dir, folder=True)
+    names: dict[str, str] = {}
+    with _files.atomic_dir(out_dir, manifest=_manifest(adata, input_path)) as tmp:
+        for stem, table in result_tables(adata).items():
+            keep_index = stem in ("tib", "ta_response_per_sample")
+            names[stem] = _files.write_table(table, tmp / f"{stem}.tsv", index=keep_index).name
+        names["report"] = Path(report.build(adata, tmp / "report.html")).name
+        names["h5ad"] = _files.write_h5ad(adata, tmp / "hcctme.h5ad").name
+    written = {stem: out_dir / name for stem, name in names.items()}
+    written["manifest"] = out_dir / Files.MANIFEST
     logger.info("wrote %d files to %s", len(written), out_dir)
     return written
+
+
+_VERSIONED = ("anndata", "scanpy", "numpy", "scipy", "pandas", "h5py", "liana", "decoupler", "pydeseq2")
+
+
+def _manifest(adata: AnnData, input_path: str | Path | None) -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from hcctme import __version__
+
+    run = adata.uns.get("hcctme_run", {})
+    versions = {"hcctme": __version__, "signature_library": _validate.library_version(),
+                "python": platform.python_version()}
+    for name in _VERSIONED:
+        with contextlib.suppress(PackageNotFoundError):
+            versions[name] = version(name)
+    record: dict = {
+        "parameters": run.get("config", {}) if isinstance(run, dict) else {},
+        "skipped": run.get("skipped", {}) if isinstance(run, dict) else {},
+        "versions": versions,
+    }
+    if input_path is not None:
+        path = Path(input_path)
+        record["input"] = {"path": str(path.resolve()), "bytes": path.stat().st_size, "sha256": _files.sha256(path)}
+    return record

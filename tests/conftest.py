@@ -15,7 +15,7 @@ from anndata import AnnData
 matplotlib.use("Agg")
 
 
-def _hash_matrix(h: "hashlib._Hash", X) -> None:
+def _hash_matrix(h: hashlib._Hash, X) -> None:
     if X is None:
         h.update(b"none")
     elif sp.issparse(X):
@@ -27,7 +27,7 @@ def _hash_matrix(h: "hashlib._Hash", X) -> None:
         h.update(np.ascontiguousarray(np.asarray(X)).tobytes())
 
 
-def _hash_uns(h: "hashlib._Hash", value) -> None:
+def _hash_uns(h: hashlib._Hash, value) -> None:
     if isinstance(value, dict):
         for key in sorted(value):
             h.update(str(key).encode())

@@ -34,6 +34,17 @@ def test_axes_and_therapies(capsys):
     assert code == 0 and "SPP1" in out and "CD44" in out
     code, out, _ = run(capsys, "axes", "--therapies")
     assert code == 0 and "atezolizumab" in out.lower()
+    header = out.splitlines()[0].split()
+    assert header[:4] == ["axis", "therapy", "tier", "status"] and {"fda", "ema", "nmpa", "trial", "nct"} <= set(header)
+    assert "IMbrave150" in out and "NCT03434379" in out
+    code, out, _ = run(capsys, "axes", "--therapies", "--setting", "tace")
+    assert code == 0 and "EMERALD-1" in out and "IMbrave150" not in out
+    code, out, _ = run(capsys, "axes", "--setting", "haic")
+    assert code == 0 and "PRMT3" in out and "SPP1" not in out
+    code, out, _ = run(capsys, "axes", "--therapies", "--axis", "TIGIT")
+    assert code == 0 and "NCT05904886" in out and "negative" in out
+    code, _, err = run(capsys, "axes", "--axis", "NOPE")
+    assert code == cli.EXIT_USAGE and "NOPE" in err
 
 
 def test_unknown_signature_is_a_clear_error(capsys):
@@ -55,7 +66,7 @@ def test_output_may_not_overwrite_input(capsys, tmp_path: Path):
 
 
 def test_bad_context_map_syntax(capsys, tmp_path: Path):
-    adata = datasets.simulate_cohort(4, 60, n_genes=600, seed=1)
+    adata = datasets.simulate_cohort(4, 60, n_genes=600, random_state=1)
     path = tmp_path / "c.h5ad"
     adata.write_h5ad(path)
     code, _, err = run(capsys, "states", str(path), "--out", str(tmp_path / "s.h5ad"),
@@ -64,7 +75,7 @@ def test_bad_context_map_syntax(capsys, tmp_path: Path):
 
 
 def test_score_then_states_then_compare_on_files(capsys, tmp_path: Path):
-    adata = datasets.simulate_cohort(6, 200, n_genes=800, seed=2)
+    adata = datasets.simulate_cohort(6, 200, n_genes=800, random_state=2)
     src = tmp_path / "cohort.h5ad"
     adata.write_h5ad(src)
     before = src.read_bytes()
@@ -77,3 +88,37 @@ def test_score_then_states_then_compare_on_files(capsys, tmp_path: Path):
     result = pd.read_csv(table, sep="\t")
     assert {"feature", "group", "effect", "pvalue", "padj"} <= set(result.columns)
     assert src.read_bytes() == before
+
+
+def test_states_with_a_context_map_file(capsys, tmp_path: Path):
+    import anndata as ad
+
+    from hcctme import tl
+
+    adata = datasets.simulate_cohort(4, 60, n_genes=600, seed=1)
+    tl.score(adata)
+    adata.obs["cell_type"] = adata.obs["cell_type"].astype(str).replace({"Macrophages": "Cluster 7"})
+    src, out, mapping = tmp_path / "in.h5ad", tmp_path / "states.h5ad", tmp_path / "map.yaml"
+    adata.write_h5ad(src)
+    mapping.write_text("Cluster 7: macrophage\n")
+    code, _, err = run(capsys, "states", str(src), "--out", str(out), "--cell-type-key", "cell_type",
+                       "--context-map", str(mapping), "--context-map", "Hepatocytes=unassigned")
+    assert code == 0, err
+    used = ad.read_h5ad(out).uns["hcctme_state"]["mapping"]
+    assert used["Cluster 7"] == "macrophage" and used["Hepatocytes"] == "unassigned"
+
+
+def test_score_harmonises_gene_symbols_first(capsys, tmp_path: Path):
+    import anndata as ad
+
+    adata = datasets.simulate_cohort(4, 60, n_genes=600, seed=1)
+    adata.var["feature_name"] = adata.var_names.astype(str)
+    adata.var_names = [f"ENSG{i:011d}" for i in range(adata.n_vars)]
+    src, out = tmp_path / "cellxgene.h5ad", tmp_path / "scored.h5ad"
+    adata.write_h5ad(src)
+    code, _, err = run(capsys, "score", str(src), "--out", str(out), "--signatures", "TAM2_SPP1,CD8_TEFF")
+    assert code == cli.EXIT_USAGE and "harmonize_genes" in err  # without the option: the message names the fix
+    code, _, err = run(capsys, "score", str(src), "--out", str(out), "--signatures", "TAM2_SPP1,CD8_TEFF",
+                       "--gene-symbols", "feature_name")
+    assert code == 0, err
+    assert list(ad.read_h5ad(out).obsm["hcctme_scores"].columns) == ["TAM2_SPP1", "CD8_TEFF"]

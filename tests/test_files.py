@@ -12,10 +12,9 @@ from hcctme import _files
 
 def test_atomic_path_leaves_nothing_when_interrupted(tmp_path: Path):
     target = tmp_path / "out.tsv"
-    with pytest.raises(RuntimeError):
-        with _files.atomic_path(target) as tmp:
-            tmp.write_text("half")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), _files.atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
 
@@ -23,10 +22,9 @@ def test_atomic_path_leaves_nothing_when_interrupted(tmp_path: Path):
 def test_atomic_path_replaces_existing_file_only_on_success(tmp_path: Path):
     target = tmp_path / "out.txt"
     target.write_text("old")
-    with pytest.raises(RuntimeError):
-        with _files.atomic_path(target) as tmp:
-            tmp.write_text("new")
-            raise RuntimeError
+    with pytest.raises(RuntimeError), _files.atomic_path(target) as tmp:
+        tmp.write_text("new")
+        raise RuntimeError
     assert target.read_text() == "old"
     _files.write_text("new", target)
     assert target.read_text() == "new"
@@ -59,3 +57,59 @@ def test_write_h5ad_round_trip_with_tables_in_uns(tmp_path: Path):
     assert list(back.uns["table"].columns) == ["a", "b", "ok"]
     assert back.uns["nested"]["mapping"]["CD8+ T cells"] == "cd8_t"
     assert "table" in adata.uns and adata.uns["table"]["a"].iloc[1] is None  # the caller's object is untouched
+
+
+def test_atomic_dir_replaces_a_run_as_a_whole_and_keeps_it_when_interrupted(tmp_path: Path):
+    out = tmp_path / "run"
+    with _files.atomic_dir(out, manifest={"parameters": {"n": 1}}) as tmp:
+        (tmp / "a.tsv").write_text("first")
+        (tmp / "old.tsv").write_text("stale")
+    assert sorted(p.name for p in out.iterdir()) == ["a.tsv", "manifest.json", "old.tsv"]
+    with pytest.raises(KeyboardInterrupt), _files.atomic_dir(out) as tmp:
+        (tmp / "a.tsv").write_text("second")
+        raise KeyboardInterrupt
+    assert (out / "a.tsv").read_text() == "first"  # the earlier run, whole
+    with _files.atomic_dir(out, manifest={"parameters": {"n": 3}}) as tmp:
+        (tmp / "a.tsv").write_text("third")
+    assert sorted(p.name for p in out.iterdir()) == ["a.tsv", "manifest.json"]  # no stale file
+    manifest = _files.read_manifest(out)
+    assert manifest["parameters"] == {"n": 3}
+    assert manifest["files"] == [{"name": "a.tsv", "bytes": 5, "sha256": _files.sha256(out / "a.tsv")}]
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_atomic_dir_never_replaces_a_folder_that_is_not_a_run(tmp_path: Path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    with pytest.raises(ValueError, match="not an hcctme run folder"), _files.atomic_dir(mine):
+        pass
+    assert (mine / "notes.txt").read_text() == "keep"
+    with pytest.raises(FileNotFoundError, match="no complete hcctme run"):
+        _files.read_manifest(mine)
+
+
+def test_refuse_overwrite_through_links_and_containing_folders(tmp_path: Path):
+    src = tmp_path / "in.h5ad"
+    src.write_text("x")
+    (tmp_path / "soft.h5ad").symlink_to(src)
+    (tmp_path / "hard.h5ad").hardlink_to(src)
+    for out in ("soft.h5ad", "hard.h5ad"):
+        with pytest.raises(ValueError, match="is the input file"):
+            _files.refuse_overwrite(tmp_path / out, src)
+    with pytest.raises(ValueError, match="inside the output folder"):
+        _files.refuse_overwrite(tmp_path, src, folder=True)
+    _files.refuse_overwrite(tmp_path / "results", src, folder=True)
+
+
+def test_check_writable_names_the_problem(tmp_path: Path):
+    afile = tmp_path / "f"
+    afile.write_text("x")
+    with pytest.raises(ValueError, match="is a file, not a folder"):
+        _files.check_writable(afile / "out.tsv")
+    with pytest.raises(ValueError, match="is a folder; give a file name"):
+        _files.check_writable(tmp_path)
+    with pytest.raises(ValueError, match="exists and is a file"):
+        _files.check_writable(afile, folder=True)
+    assert _files.check_writable(tmp_path / "new" / "deep" / "out.tsv") == tmp_path / "new" / "deep" / "out.tsv"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]  # the check leaves nothing behind

@@ -6,7 +6,7 @@ import anndata as ad
 import pandas as pd
 import pytest
 
-from hcctme import cli, datasets, pipeline
+from hcctme import cli, datasets, get, pipeline
 from hcctme._constants import Keys
 
 pytestmark = pytest.mark.slow
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def cohort_file(tmp_path_factory) -> Path:
-    adata = datasets.simulate_cohort(8, 150, n_genes=800, spatial=True, seed=11)
+    adata = datasets.simulate_cohort(8, 150, n_genes=800, spatial=True, random_state=11)
     path = tmp_path_factory.mktemp("cohort") / "cohort.h5ad"
     adata.write_h5ad(path)
     return path
@@ -46,7 +46,7 @@ def test_stored_results_and_provenance(run_dir: Path):
     run = adata.uns["hcctme_run"]
     assert run["config"]["sample_key"] == "patient"
     assert set(run["timings_s"]) == set(pipeline.STEPS)
-    assert "library_version" in adata.uns[Keys.SCORES]
+    assert "library_version" in get.params(adata, Keys.SCORES)
 
 
 def test_tables_are_tidy(run_dir: Path):
@@ -73,10 +73,33 @@ def test_run_refuses_bad_keys_before_writing(cohort_file: Path, tmp_path: Path, 
 
 
 def test_pipeline_config_validation_names_the_problem():
-    adata = datasets.simulate_cohort(4, 60, n_genes=600, seed=2)
+    adata = datasets.simulate_cohort(4, 60, n_genes=600, random_state=2)
     before = adata.copy()
     with pytest.raises(ValueError, match="reference 'nope' is not a level"):
         pipeline.run(adata, reference="nope")
     with pytest.raises(ValueError, match="unknown pipeline step"):
         pipeline.run(adata, steps=("score", "fly"))
     assert adata.obsm.keys() == before.obsm.keys() and list(adata.uns) == list(before.uns)
+
+
+def test_run_without_counts_records_skipped_steps_in_manifest_and_report(tmp_path: Path, capsys):
+    import json
+
+    adata = datasets.simulate_cohort(6, 150, n_genes=600, seed=3)
+    del adata.layers["counts"]
+    adata.var["feature_name"] = adata.var_names.astype(str)
+    adata.var_names = [f"ENSG{i:011d}" for i in range(adata.n_vars)]
+    src, out = tmp_path / "in.h5ad", tmp_path / "out"
+    adata.write_h5ad(src)
+    before = src.read_bytes()
+    with pytest.warns(UserWarning, match="compare_genes skipped"):
+        code = cli.main(["run", str(src), "--out", str(out), "--sample-key", "patient", "--no-crosstalk",
+                         "--gene-symbols", "feature_name", "--no-progress"])
+    assert code == 0, capsys.readouterr().err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert set(manifest["skipped"]) == {"compare_genes", "crosstalk", "tib"}
+    assert manifest["skipped"]["compare_genes"].startswith("no raw counts")
+    assert manifest["input"]["bytes"] == len(before) and manifest["parameters"]["gene_symbols"] == "feature_name"
+    assert not (out / "compare_genes.tsv").exists() and (out / "compare_scores.tsv").exists()
+    assert "skipped.compare_genes" in (out / "report.html").read_text()
+    assert src.read_bytes() == before

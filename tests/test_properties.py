@@ -173,8 +173,8 @@ def test_copy_equals_in_place(method, data):
     copied = score(original, sets, method=method, copy=True)
     assert "hcctme_scores" not in original.obsm and "hcctme_scores" not in original.uns
     pd.testing.assert_frame_equal(copied.obsm["hcctme_scores"], in_place.obsm["hcctme_scores"])
-    assert copied.uns["hcctme_scores"]["genes_used"] == in_place.uns["hcctme_scores"]["genes_used"]
-    assert copied.uns["hcctme_scores"]["params"] == in_place.uns["hcctme_scores"]["params"]
+    assert copied.uns["hcctme_scores_params"]["genes_used"] == in_place.uns["hcctme_scores_params"]["genes_used"]
+    assert copied.uns["hcctme_scores_params"]["params"] == in_place.uns["hcctme_scores_params"]["params"]
 
 
 @SETTINGS
@@ -239,7 +239,7 @@ def test_compare_ignores_sample_names_and_cell_order(kind, adata, data):
     samples = sorted(adata.obs["sample"].unique())
     names = data.draw(st.permutations([f"patient_{i}" for i in range(len(samples))]))
     relabelled = adata.copy()
-    relabelled.obs["sample"] = adata.obs["sample"].map(dict(zip(samples, names)))
+    relabelled.obs["sample"] = adata.obs["sample"].map(dict(zip(samples, names, strict=True)))
     pd.testing.assert_frame_equal(run_compare(relabelled, **kw), base, check_exact=False, rtol=1e-10)
     perm = list(data.draw(st.permutations(range(adata.n_obs))))
     pd.testing.assert_frame_equal(run_compare(adata[perm].copy(), **kw), base, check_exact=False, rtol=1e-10)

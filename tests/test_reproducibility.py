@@ -58,7 +58,7 @@ def run_all() -> tuple[AnnData, dict[str, Any]]:
     out: dict[str, Any] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        adata = hc.datasets.simulate_cohort(6, 80, n_genes=800, spatial=True, seed=3)
+        adata = hc.datasets.simulate_cohort(6, 80, n_genes=800, spatial=True, random_state=3)
         out["simulate"] = adata.copy()
         hc.pp.harmonize_genes(adata)
         hc.tl.score(adata)
@@ -66,19 +66,24 @@ def run_all() -> tuple[AnnData, dict[str, Any]]:
                                         copy=True).obsm["mean_scores"]
         hc.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
         out["pseudobulk"] = hc.tl.pseudobulk(adata, sample_key="patient")
-        out["compare_scores"] = hc.tl.compare(adata, **KW, key_added="cmp_scores")
-        out["compare_composition"] = hc.tl.compare(adata, **KW, features="composition", groupby="cell_type",
-                                                   key_added="cmp_composition")
+        hc.tl.compare(adata, **KW, key_added="cmp_scores")
+        out["compare_scores"] = hc.get.compare(adata, "cmp_scores")
+        hc.tl.compare(adata, **KW, features="composition", groupby="cell_type", key_added="cmp_composition")
+        out["compare_composition"] = hc.get.compare(adata, "cmp_composition")
         genes = adata[:, :150].copy()
-        out["compare_genes"] = hc.tl.compare(genes, **KW, features="genes")
-        adata.uns["hcctme_compare"] = out["compare_genes"]
-        out["enrich"] = hc.tl.enrich(adata, permutation_num=50, min_size=3, seed=1)
-        out["ta_response"] = hc.tl.ta_response(adata, **KW, min_coverage=0.3).per_sample
-        out["crosstalk"] = hc.tl.crosstalk(adata, groupby="cell_type", **KW, axes_only=True, n_perms=20,
-                                           min_cells=5, seed=2)
-        out["tib"] = hc.tl.tib(adata, sample_key="patient", n_perms=20, seed=4)
-        out["resistance_profile"] = hc.tl.resistance_profile(adata, sample_key="patient",
-                                                             condition_key="response", reference="responder")
+        hc.tl.compare(genes, **KW, features="genes")
+        out["compare_genes"] = hc.get.compare(genes)
+        hc.tl.enrich(genes, permutation_num=50, min_size=3, random_state=1)
+        out["enrich"] = hc.get.enrich(genes)
+        out["genes"] = genes
+        hc.tl.ta_response(adata, **KW, min_coverage=0.3)
+        out["ta_response"] = hc.get.ta_response(adata, per_sample=True)
+        hc.tl.crosstalk(adata, groupby="cell_type", **KW, axes_only=True, n_perms=20, min_cells=5, seed=2)
+        out["crosstalk"] = hc.get.crosstalk(adata, differential=True)
+        hc.tl.tib(adata, sample_key="patient", n_perms=20, random_state=4)
+        out["tib"] = hc.get.tib(adata)
+        hc.tl.resistance_profile(adata, sample_key="patient", condition_key="response", reference="responder")
+        out["resistance_profile"] = hc.get.profile(adata)
     return adata, out
 
 
@@ -100,7 +105,7 @@ def fingerprints(adata: AnnData, out: dict[str, Any]) -> dict[str, str]:
     for key in ("compare_scores", "compare_composition", "compare_genes", "enrich", "ta_response", "crosstalk",
                 "tib", "resistance_profile"):
         prints[key] = frame_hash(out[key])
-    prints["crosstalk.liana"] = frame_hash(adata.uns["hcctme_crosstalk"]["table"])
+    prints["crosstalk.liana"] = frame_hash(hc.get.crosstalk(adata))
     return prints
 
 
@@ -125,8 +130,8 @@ def test_two_runs_are_byte_identical(first_run):
 
 
 def test_fingerprints_see_a_different_seed():
-    a = hc.datasets.simulate_cohort(4, 50, n_genes=300, seed=1)
-    b = hc.datasets.simulate_cohort(4, 50, n_genes=300, seed=2)
+    a = hc.datasets.simulate_cohort(4, 50, n_genes=300, random_state=1)
+    b = hc.datasets.simulate_cohort(4, 50, n_genes=300, random_state=2)
     assert matrix_hash(a.layers["counts"]) != matrix_hash(b.layers["counts"])
     changed = a.obs.copy()
     changed.iloc[0, changed.columns.get_loc("n_counts")] += 1
@@ -135,19 +140,18 @@ def test_fingerprints_see_a_different_seed():
 
 def _provenance(adata: AnnData, out: dict[str, Any]) -> dict[str, tuple[dict, str]]:
     """tool -> (the uns dict it records its provenance in, a parameter that dict must hold)."""
-    uns = adata.uns
+    params = hc.get.params
     return {
-        "harmonize_genes": (uns["hcctme_symbol"], "species"),
-        "score": (uns["hcctme_scores"], "params"),
-        "call_states": (uns["hcctme_state"], "cell_type_key"),
-        "pseudobulk": (out["pseudobulk"].uns["hcctme_pseudobulk"], "sample_key"),
-        "compare": (uns["cmp_scores_params"], "features"),
-        "enrich": (uns.get("hcctme_enrich_params", {}), "permutation_num"),
-        "ta_response": (uns["hcctme_ta_response"]["params"], "sample_key"),
-        "crosstalk": (uns["hcctme_crosstalk"]["params"], "groupby"),
-        "crosstalk_diff": (uns["hcctme_crosstalk_diff"]["params"], "reference"),
-        "tib": (uns["hcctme_tib_params"], "n_perms"),
-        "resistance_profile": (uns["hcctme_profile_params"], "sample_key"),
+        "harmonize_genes": (adata.uns["hcctme_symbol"], "species"),
+        "score": (params(adata, "hcctme_scores"), "params"),
+        "call_states": (params(adata, "hcctme_state"), "cell_type_key"),
+        "pseudobulk": (params(out["pseudobulk"], "hcctme_pseudobulk"), "sample_key"),
+        "compare": (params(adata, "cmp_scores"), "features"),
+        "enrich": (params(out["genes"], "hcctme_enrich"), "permutation_num"),
+        "ta_response": (params(adata, "hcctme_ta_response"), "sample_key"),
+        "crosstalk": (params(adata, "hcctme_crosstalk"), "groupby"),
+        "tib": (params(adata, "hcctme_tib"), "n_perms"),
+        "resistance_profile": (params(adata, "hcctme_profile"), "sample_key"),
     }
 
 
@@ -156,7 +160,8 @@ def test_every_result_records_library_version_and_parameters(first_run):
     assert version.startswith(hc.__version__)
     missing = {}
     for tool, (record, parameter) in _provenance(*first_run).items():
-        if record.get("library_version") != version or parameter not in record:
+        recorded = {**record, **(record.get("params") or {})}  # the call's arguments sit in "params"
+        if record.get("library_version") != version or parameter not in recorded:
             missing[tool] = sorted(record)
     assert not missing, f"library_version or parameters missing from uns: {missing}"
 

@@ -73,11 +73,21 @@ def test_score_and_cli_refuse_python_tags(evil_yaml, tmp_path: Path, capsys):
     assert not marker.exists() and not (tmp_path / "out.h5ad").exists()
 
 
-def test_safe_yaml_is_what_a_tag_needs():
-    """The payloads would execute under an unsafe loader: the refusal above is not an accident."""
-    assert yaml.safe_load("a: 1") == {"a": 1}
-    with pytest.raises(yaml.constructor.ConstructorError):
-        yaml.safe_load(PAYLOADS["apply_os_system"].format(marker="/nonexistent/x"))
+def test_yaml_readers_only_use_the_safe_loader(tmp_path: Path, monkeypatch):
+    """hcctme reads signature YAML with the safe loader and never with an unsafe one."""
+    loaders = []
+    load = yaml.load
+
+    def spy(stream, Loader):
+        loaders.append(Loader)
+        return load(stream, Loader)
+
+    monkeypatch.setattr(yaml, "load", spy)
+    path = tmp_path / "sig.yaml"
+    path.write_text("- id: MY_SIG\n  genes_up: [CD8A, CD8B, GZMB]\n")
+    loaded = hcctme.sig.load(str(path))
+    assert loaded.ids == ["MY_SIG"] and list(loaded["MY_SIG"].genes_up) == ["CD8A", "CD8B", "GZMB"]
+    assert loaders and set(loaders) <= {yaml.SafeLoader, getattr(yaml, "CSafeLoader", yaml.SafeLoader)}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -174,12 +184,12 @@ def validate():
 def test_example_config_is_valid_and_gets_defaults(validate):
     example = yaml.safe_load((PACKAGE / "workflow" / "config.example.yaml").read_text())
     validate(example)
-    assert example["method"] == "ucell" and example["seed"] == 0
+    assert example["method"] == "ucell" and example["random_state"] == 0
 
 
 @pytest.mark.parametrize("config, fragment", [
     ({"input": "x.h5ad", "unknwon_key": 1}, "unknwon_key"),
-    ({"input": "x.h5ad", "seed": "zero"}, "'zero' is not of type 'integer'"),
+    ({"input": "x.h5ad", "random_state": "zero"}, "'zero' is not of type 'integer'"),
     ({"input": "x.h5ad", "genes": "yes"}, "is not of type 'boolean'"),
     ({"input": "x.h5ad", "method": "gsva"}, "'gsva' is not one of"),
     ({"input": ["a.h5ad"]}, "is not of type 'string'"),

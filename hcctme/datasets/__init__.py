@@ -1,9 +1,9 @@
 """Simulated HCC cohorts with ground truth, and the demo cohort."""
 
 from hcctme.datasets._simulate import (
-    BARRIER_STATES,
     CELL_TYPES,
     DEFAULT_EFFECTS,
+    PLANTED_BARRIER_STATES,
     STATE_IDS,
     STATE_PARENT,
     VALID_EFFECTS,
@@ -11,5 +11,5 @@ from hcctme.datasets._simulate import (
     simulate_cohort,
 )
 
-__all__ = ["BARRIER_STATES", "CELL_TYPES", "DEFAULT_EFFECTS", "STATE_IDS", "STATE_PARENT", "VALID_EFFECTS",
+__all__ = ["CELL_TYPES", "DEFAULT_EFFECTS", "PLANTED_BARRIER_STATES", "STATE_IDS", "STATE_PARENT", "VALID_EFFECTS",
            "demo", "simulate_cohort"]

@@ -51,6 +51,7 @@ out-of-state background is cleaner than in many real data sets (often 10-30 % de
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -62,7 +63,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from hcctme import _validate
-from hcctme._constants import Defaults, Keys
+from hcctme._constants import BARRIER_STATES, Defaults, Keys
 from hcctme._logging import logger
 
 # --------------------------------------------------------------------------------------------------
@@ -128,8 +129,9 @@ STATE_IDS: tuple[str, ...] = tuple(STATE_PARENT)
 LR_TRUTH: dict[str, str] = {"ligand": "SPP1", "receptor": "CD44", "source_cell_type": "Macrophages",
                             "source_state": "TAM2_SPP1", "target_cell_type": "Fibroblasts",
                             "target_state": "any"}
-#: States that ring tumour nests in resistors (spatial=True) and the cells kept out.
-BARRIER_STATES: tuple[str, ...] = ("TAM2_SPP1", "CAF_ECM_MYCAF")
+#: States that ring tumour nests in resistors (spatial=True): the SPP1+ TAM and matrix myCAF of the
+#: barrier states (:data:`hcctme._constants.BARRIER_STATES`); and the cells kept out.
+PLANTED_BARRIER_STATES: tuple[str, ...] = tuple(s for s in BARRIER_STATES if s in ("TAM2_SPP1", "CAF_ECM_MYCAF"))
 EXCLUDED_TYPES: tuple[str, ...] = ("CD8+ T cells",)
 TUMOUR_TYPES: tuple[str, ...] = ("Tumour cells", "Hepatocytes")
 
@@ -442,7 +444,8 @@ def simulate_cohort(
     null: bool = False,
     n_genes: int = 3000,
     noise: float = 1.0,
-    seed: int = Defaults.SEED,
+    random_state: int = Defaults.SEED,
+    seed: int | None = None,
 ) -> AnnData:
     """Simulate an HCC tumour-microenvironment scRNA-seq cohort with ground truth.
 
@@ -486,8 +489,10 @@ def simulate_cohort(
         barrier; ``lr_fold`` becomes ``lr_fold ** (1 / noise)``) while the NB dispersion and the
         patient batch sd are multiplied by it and the Dirichlet concentrations divided by it. The
         cell-type and state programmes (module docstring) are the same at every ``noise``.
-    seed
+    random_state
         Seed of patients, cells and counts (the gene-level biology is fixed).
+    seed
+        Deprecated alias of ``random_state`` (a FutureWarning says so).
 
     Returns
     -------
@@ -503,7 +508,7 @@ def simulate_cohort(
     -----
     ``uns["hcctme_sim"]`` holds (all h5ad-serialisable):
 
-    * ``seed``, ``null``, ``noise``, ``spatial`` and ``params`` (sizes, n_responders/n_resistors,
+    * ``random_state``, ``null``, ``noise``, ``spatial`` and ``params`` (sizes, n_responders/n_resistors,
       concentrations, batch sd, dispersion, library sizes, ``library_version``, ``reference``);
     * ``effects`` (as resolved, before ``noise``; ``{}`` for null cohorts), ``effects_applied``
       (after ``noise``) and ``effects_table`` (DataFrame: name, kind = state | cell_type |
@@ -525,29 +530,86 @@ def simulate_cohort(
       (patient, nest, x_um, y_um, radius_um), ``barrier_states``, ``excluded_cell_types``,
       ``tumour_cell_types``.
     """
-    n_patients = _validate.positive_int(n_patients, name="n_patients", minimum=_MIN_PATIENTS)
-    cells_per_patient = _validate.positive_int(cells_per_patient, name="cells_per_patient",
-                                               minimum=_MIN_CELLS_PER_PATIENT)
-    n_genes = _validate.positive_int(n_genes, name="n_genes", minimum=1)
-    seed = _validate.positive_int(seed, name="seed", minimum=0)
-    spatial = _validate.boolean(spatial, name="spatial")
-    null = _validate.boolean(null, name="null")
-    noise = _number(noise, name="noise")
-    if noise <= 0:
-        raise ValueError(f"noise must be > 0 (1 = default cohort), got {noise}")
-    given = _resolve_effects(effects, null=bool(null))
-    applied = _applied(given, noise)
-    bio = _biology(n_genes, _validate.library_version())
+    if seed is not None:
+        warnings.warn("simulate_cohort(seed=...) is deprecated; pass random_state=", FutureWarning, stacklevel=2)
+        random_state = seed
+    args = _check_cohort(n_patients=n_patients, cells_per_patient=cells_per_patient, n_genes=n_genes,
+                         random_state=random_state, spatial=spatial, null=null, noise=noise)
+    given = _resolve_effects(effects, null=args["null"])
+    applied = _applied(given, args["noise"])
+    bio = _biology(args["n_genes"], _validate.library_version())
+    rng = np.random.default_rng(args["random_state"])
+    cohort = _draw_patients(rng, args["n_patients"])
+    cells = _draw_cells(rng, cohort, applied, noise=args["noise"], cells_per_patient=args["cells_per_patient"])
+    counts = _draw_counts(rng, bio, cohort, cells, applied, noise=args["noise"])
+    adata = _cohort_anndata(counts, bio, cohort, cells)
+    truth = _truth(args, cohort, cells, bio, given, applied)
+    if args["spatial"]:
+        from hcctme.datasets._spatial import layout
 
-    rng = np.random.default_rng(seed)
-    n_types = len(CELL_TYPES)
+        coords, barrier_table, nests = layout(
+            patient=cells.patient, cell_type=cells.cell_type, state=cells.state, resistor=cohort.resistor,
+            patients=cohort.patients, barrier=applied.get("barrier", 0.0), rng=rng,
+            cell_types=CELL_TYPES, state_ids=STATE_IDS, barrier_states=PLANTED_BARRIER_STATES,
+            excluded_types=EXCLUDED_TYPES, tumour_types=TUMOUR_TYPES,
+        )
+        adata.obsm[Keys.SPATIAL] = coords
+        truth.update(barrier=barrier_table, nests=nests, barrier_states=list(PLANTED_BARRIER_STATES),
+                     excluded_cell_types=list(EXCLUDED_TYPES), tumour_cell_types=list(TUMOUR_TYPES))
+    adata.uns[Keys.SIM] = truth
+    logger.info("simulated %d patients (%d resistors), %d cells x %d genes%s%s -> layers[%r], uns[%r]",
+                args["n_patients"], int(cohort.resistor.sum()), adata.n_obs, adata.n_vars,
+                ", spatial" if args["spatial"] else "", ", null" if args["null"] else "", Keys.COUNTS, Keys.SIM)
+    return adata
 
-    # Patients ----------------------------------------------------------------------------------
+
+def _check_cohort(*, n_patients: Any, cells_per_patient: Any, n_genes: Any, random_state: Any, spatial: Any,
+                  null: Any, noise: Any) -> dict[str, Any]:
+    """The checked arguments of :func:`simulate_cohort` (a typed error names the bad one)."""
+    args = {
+        "n_patients": _validate.positive_int(n_patients, name="n_patients", minimum=_MIN_PATIENTS),
+        "cells_per_patient": _validate.positive_int(cells_per_patient, name="cells_per_patient",
+                                                    minimum=_MIN_CELLS_PER_PATIENT),
+        "n_genes": _validate.positive_int(n_genes, name="n_genes", minimum=1),
+        "random_state": _validate.random_state(random_state),
+        "spatial": _validate.boolean(spatial, name="spatial"),
+        "null": _validate.boolean(null, name="null"),
+        "noise": _number(noise, name="noise"),
+    }
+    if args["noise"] <= 0:
+        raise ValueError(f"noise must be > 0 (1 = default cohort), got {args['noise']}")
+    return args
+
+
+@dataclass(frozen=True)
+class _Cohort:
+    """The patients of a simulated cohort."""
+
+    patients: np.ndarray  # names, P01...
+    resistor: np.ndarray  # bool per patient
+    response: np.ndarray  # "responder" / "resistor" per patient
+    covariates: pd.DataFrame  # patient, response, treatment, age, sex, etiology
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """Every simulated cell as indices: its patient, cell type and state (into STATE_IDS, -1 = none)."""
+
+    patient: np.ndarray
+    cell_type: np.ndarray
+    state: np.ndarray
+    n_cells_type: np.ndarray  # (patients, cell types) counts
+    prop_type: np.ndarray  # each patient's Dirichlet draw of type proportions
+    mean_type: np.ndarray  # the group mean of type proportions
+    state_table: pd.DataFrame  # truth: state proportions within their parent type
+
+
+def _draw_patients(rng: np.random.Generator, n_patients: int) -> _Cohort:
+    """Half the patients (rounded down) are resistors; covariates drawn from HCC-like demographics."""
     width = max(2, len(str(n_patients)))
     patients = np.array([f"P{i + 1:0{width}d}" for i in range(n_patients)])
-    n_res = n_patients // 2
     resistor = np.zeros(n_patients, dtype=bool)
-    resistor[rng.permutation(n_patients)[:n_res]] = True
+    resistor[rng.permutation(n_patients)[: n_patients // 2]] = True
     response = np.where(resistor, RESISTOR, RESPONDER)
     covariates = pd.DataFrame({
         "patient": patients,
@@ -557,54 +619,58 @@ def simulate_cohort(
         "sex": np.where(rng.random(n_patients) < 0.78, "male", "female"),
         "etiology": rng.choice(["HBV", "HCV", "alcohol", "MASLD"], size=n_patients, p=[0.4, 0.2, 0.2, 0.2]),
     })
+    return _Cohort(patients, resistor, response, covariates)
 
-    # Composition: cell types, then states within types -------------------------------------------
+
+def _draw_cells(rng: np.random.Generator, cohort: _Cohort, applied: Mapping[str, float], *, noise: float,
+                cells_per_patient: int) -> _Cells:
+    """Cell types per patient, then states within types; cells ordered by patient, shuffled within."""
+    n_patients, resistor = cohort.patients.size, cohort.resistor
     shift_t = np.array([applied.get(t, 0.0) for t in CELL_TYPES])
     logits = np.log([BASE_PROPORTIONS[t] for t in CELL_TYPES])[None, :] + resistor[:, None] * shift_t[None, :]
     mean_t = _softmax(logits)
     prop_t = _dirichlet(rng, mean_t * (_TYPE_CONCENTRATION / noise))
     n_cells_t = _multinomial(rng, np.full(n_patients, cells_per_patient), prop_t)  # (P, T)
-
-    # blocks of cells: (patient, type, state index into STATE_IDS or -1)
-    block_p, block_t, block_s, block_n = [], [], [], []
-    state_rows = []  # truth table rows
+    blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # (patient, type, state, n)
+    state_rows = []
     for t, cell_type in enumerate(CELL_TYPES):
         states = list(STATES.get(cell_type, {}))
         if not states:
-            block_p.append(np.arange(n_patients)), block_t.append(np.full(n_patients, t))
-            block_s.append(np.full(n_patients, -1)), block_n.append(n_cells_t[:, t])
+            blocks.append((np.arange(n_patients), np.full(n_patients, t), np.full(n_patients, -1), n_cells_t[:, t]))
             continue
         base = np.array([STATES[cell_type][s] for s in states] + [1.0 - sum(STATES[cell_type].values())])
         shift_s = np.array([applied.get(s, 0.0) for s in states] + [0.0])
         mean_s = _softmax(np.log(base)[None, :] + resistor[:, None] * shift_s[None, :])
         prop_s = _dirichlet(rng, mean_s * (_STATE_CONCENTRATION / noise))
         n_s = _multinomial(rng, n_cells_t[:, t], prop_s)  # (P, K + 1)
-        idx = [STATE_IDS.index(s) for s in states] + [-1]
-        for k, s_idx in enumerate(idx):
-            block_p.append(np.arange(n_patients)), block_t.append(np.full(n_patients, t))
-            block_s.append(np.full(n_patients, s_idx)), block_n.append(n_s[:, k])
-        labels = states + [UNASSIGNED]
-        parent_n = n_cells_t[:, t]
-        for k, label in enumerate(labels):
-            state_rows.append(pd.DataFrame({
-                "patient": patients, "response": response, "cell_type": cell_type, "state": label,
-                "n_cells": n_s[:, k], "n_parent": parent_n,
-                "proportion": np.divide(n_s[:, k], parent_n, out=np.full(n_patients, np.nan),
-                                        where=parent_n > 0),
-                "expected": prop_s[:, k], "group_mean": mean_s[:, k],
-            }))
-    block_p, block_t = np.concatenate(block_p), np.concatenate(block_t)
-    block_s, block_n = np.concatenate(block_s), np.concatenate(block_n)
-    cell_p = np.repeat(block_p, block_n)
-    cell_t = np.repeat(block_t, block_n)
-    cell_s = np.repeat(block_s, block_n)
+        for k, s_idx in enumerate([STATE_IDS.index(s) for s in states] + [-1]):
+            blocks.append((np.arange(n_patients), np.full(n_patients, t), np.full(n_patients, s_idx), n_s[:, k]))
+        state_rows += _state_rows(cohort, cell_type, [*states, UNASSIGNED], n_s, n_cells_t[:, t], prop_s, mean_s)
+    block_p, block_t, block_s, block_n = (np.concatenate(part) for part in zip(*blocks, strict=True))
+    cell_p, cell_t, cell_s = (np.repeat(part, block_n) for part in (block_p, block_t, block_s))
     order = np.lexsort((rng.random(cell_p.size), cell_p))  # patients in order, cells shuffled within
-    cell_p, cell_t, cell_s = cell_p[order], cell_t[order], cell_s[order]
-    n_obs = cell_p.size
+    state_table = pd.concat(state_rows, ignore_index=True) if state_rows else pd.DataFrame()
+    return _Cells(cell_p[order], cell_t[order], cell_s[order], n_cells_t, prop_t, mean_t, state_table)
 
-    # Expression ---------------------------------------------------------------------------------
-    n_g = bio.genes.size
-    batch = rng.normal(0.0, _BATCH_SD * noise, (n_patients, n_g)).astype(np.float32)
+
+def _state_rows(cohort: _Cohort, cell_type: str, labels: list[str], n_s: np.ndarray, parent_n: np.ndarray,
+                prop_s: np.ndarray, mean_s: np.ndarray) -> list[pd.DataFrame]:
+    """Truth rows of the states (and "unassigned") of one parent type, one frame per state."""
+    n_patients = cohort.patients.size
+    return [pd.DataFrame({
+        "patient": cohort.patients, "response": cohort.response, "cell_type": cell_type, "state": label,
+        "n_cells": n_s[:, k], "n_parent": parent_n,
+        "proportion": np.divide(n_s[:, k], parent_n, out=np.full(n_patients, np.nan), where=parent_n > 0),
+        "expected": prop_s[:, k], "group_mean": mean_s[:, k],
+    }) for k, label in enumerate(labels)]
+
+
+def _draw_counts(rng: np.random.Generator, bio: _Biology, cohort: _Cohort, cells: _Cells,
+                 applied: Mapping[str, float], *, noise: float) -> sp.csr_matrix:
+    """Negative-binomial UMI counts: type programme + patient batch + state programme, library size."""
+    n_patients, n_obs = cohort.patients.size, cells.patient.size
+    cell_p, cell_t, cell_s = cells.patient, cells.cell_type, cells.state
+    batch = rng.normal(0.0, _BATCH_SD * noise, (n_patients, bio.genes.size)).astype(np.float32)
     log_mu = bio.type_levels[cell_t]
     log_mu += batch[cell_p]
     in_state = np.flatnonzero(cell_s >= 0)
@@ -613,7 +679,7 @@ def simulate_cohort(
     lr_fold = applied.get("lr_fold", 1.0)
     lig, rec = bio.lr_index
     if lr_fold != 1.0:
-        res_cell = resistor[cell_p]
+        res_cell = cohort.resistor[cell_p]
         src = res_cell & (cell_s == STATE_IDS.index(LR_TRUTH["source_state"]))
         tgt = res_cell & (cell_t == CELL_TYPES.index(LR_TRUTH["target_cell_type"]))
         log_mu[src, lig] += np.float32(math.log(lr_fold))
@@ -624,53 +690,59 @@ def simulate_cohort(
     lib_factor = np.array([_LIB_FACTOR[t] for t in CELL_TYPES])
     lib = _LIB_MEDIAN * lib_factor[cell_t] * depth[cell_p] * np.exp(rng.normal(0.0, _LIB_SD, n_obs))
     log_mu *= (lib / log_mu.sum(axis=1, dtype=np.float64)).astype(np.float32)[:, None]
-    counts = _negative_binomial(rng, log_mu, bio.phi * np.float32(noise))
-    del log_mu
+    return _negative_binomial(rng, log_mu, bio.phi * np.float32(noise))
 
-    # AnnData ------------------------------------------------------------------------------------
+
+def _cohort_anndata(counts: sp.csr_matrix, bio: _Biology, cohort: _Cohort, cells: _Cells) -> AnnData:
+    """Counts in ``layers["counts"]``, ``log1p(normalize_total(1e4))`` in X, patient covariates in obs."""
+    n_obs, cell_p = cells.patient.size, cells.patient
+    patients = cohort.patients
     totals = np.asarray(counts.sum(axis=1)).ravel()
     X = counts.astype(np.float32)
     scale = np.divide(1e4, totals, out=np.zeros(n_obs), where=totals > 0).astype(np.float32)
     X.data *= np.repeat(scale, np.diff(X.indptr))
     np.log1p(X.data, out=X.data)
-    cov = covariates.set_index("patient")
-    state_labels = np.array(list(STATE_IDS) + [UNASSIGNED], dtype=object)[np.where(cell_s >= 0, cell_s, -1)]
+    cov = cohort.covariates.set_index("patient")
+    state_labels = np.array([*list(STATE_IDS), UNASSIGNED], dtype=object)[np.where(cells.state >= 0, cells.state, -1)]
     obs = pd.DataFrame({
         "patient": pd.Categorical(patients[cell_p], categories=patients),
-        "response": pd.Categorical(response[cell_p], categories=[RESPONDER, RESISTOR]),
-        "cell_type": pd.Categorical(np.array(CELL_TYPES, dtype=object)[cell_t], categories=list(CELL_TYPES)),
-        "state_true": pd.Categorical(state_labels, categories=list(STATE_IDS) + [UNASSIGNED]),
+        "response": pd.Categorical(cohort.response[cell_p], categories=[RESPONDER, RESISTOR]),
+        "cell_type": pd.Categorical(np.array(CELL_TYPES, dtype=object)[cells.cell_type], categories=list(CELL_TYPES)),
+        "state_true": pd.Categorical(state_labels, categories=[*list(STATE_IDS), UNASSIGNED]),
         "treatment": pd.Categorical(np.full(n_obs, TREATMENT)),
         "age": cov["age"].to_numpy()[cell_p],
         "sex": pd.Categorical(cov["sex"].to_numpy()[cell_p], categories=["female", "male"]),
-        "etiology": pd.Categorical(cov["etiology"].to_numpy()[cell_p],
-                                   categories=["HBV", "HCV", "alcohol", "MASLD"]),
+        "etiology": pd.Categorical(cov["etiology"].to_numpy()[cell_p], categories=["HBV", "HCV", "alcohol", "MASLD"]),
         "n_counts": totals.astype(np.int64),
     })
-    starts = np.searchsorted(cell_p, np.arange(n_patients))
+    starts = np.searchsorted(cell_p, np.arange(patients.size))
     counter = np.arange(n_obs) - starts[cell_p]
-    obs.index = pd.Index(np.char.add(np.char.add(patients[cell_p].astype(str), "_"),
-                                     counter.astype(str)), name=None)
+    obs.index = pd.Index(np.char.add(np.char.add(patients[cell_p].astype(str), "_"), counter.astype(str)), name=None)
     adata = AnnData(X=X, obs=obs, var=bio.var.copy())
     adata.layers[Keys.COUNTS] = counts
     adata.uns["log1p"] = {"base": None}
+    return adata
 
-    # Truth ----------------------------------------------------------------------------------------
+
+def _truth(args: Mapping[str, Any], cohort: _Cohort, cells: _Cells, bio: _Biology, given: Mapping[str, float],
+           applied: Mapping[str, float]) -> dict[str, Any]:
+    """The ground truth written to ``uns["hcctme_sim"]`` (without the spatial entries)."""
+    n_patients, noise = cohort.patients.size, args["noise"]
+    n_types, n_res = len(CELL_TYPES), int(cohort.resistor.sum())
     type_table = pd.DataFrame({
-        "patient": np.repeat(patients, n_types), "response": np.repeat(response, n_types),
-        "cell_type": np.tile(CELL_TYPES, n_patients), "n_cells": n_cells_t.ravel(),
-        "n_parent": cells_per_patient, "proportion": n_cells_t.ravel() / cells_per_patient,
-        "expected": prop_t.ravel(), "group_mean": mean_t.ravel(),
+        "patient": np.repeat(cohort.patients, n_types), "response": np.repeat(cohort.response, n_types),
+        "cell_type": np.tile(CELL_TYPES, n_patients), "n_cells": cells.n_cells_type.ravel(),
+        "n_parent": args["cells_per_patient"], "proportion": cells.n_cells_type.ravel() / args["cells_per_patient"],
+        "expected": cells.prop_type.ravel(), "group_mean": cells.mean_type.ravel(),
     })
-    state_table = (pd.concat(state_rows, ignore_index=True) if state_rows else pd.DataFrame())
-    truth: dict[str, Any] = {
-        "seed": int(seed),
-        "null": bool(null),
+    return {
+        "random_state": int(args["random_state"]),
+        "null": bool(args["null"]),
         "noise": float(noise),
-        "spatial": bool(spatial),
+        "spatial": bool(args["spatial"]),
         "params": {
-            "n_patients": int(n_patients), "cells_per_patient": int(cells_per_patient),
-            "n_genes": int(n_g), "n_responders": int(n_patients - n_res), "n_resistors": int(n_res),
+            "n_patients": int(n_patients), "cells_per_patient": int(args["cells_per_patient"]),
+            "n_genes": int(bio.genes.size), "n_responders": int(n_patients - n_res), "n_resistors": n_res,
             "type_concentration": _TYPE_CONCENTRATION / noise, "state_concentration": _STATE_CONCENTRATION / noise,
             "batch_sd": _BATCH_SD * noise, "dispersion_median": _DISPERSION * noise,
             "library_median": _LIB_MEDIAN, "library_sd": _LIB_SD, "depth_sd": _DEPTH_SD,
@@ -679,34 +751,14 @@ def simulate_cohort(
         "effects": dict(given),
         "effects_applied": dict(applied),
         "effects_table": _effects_table(given, applied),
-        "patients": covariates,
+        "patients": cohort.covariates,
         "cell_type_proportions": type_table,
-        "state_proportions": state_table,
+        "state_proportions": cells.state_table,
         "programmes": {k: list(v) for k, v in bio.programmes.items()},
         "state_parent": dict(STATE_PARENT),
         "cell_contexts": dict(CONTEXTS),
         "lr": _lr_table(applied),
     }
-    if spatial:
-        from hcctme.datasets._spatial import layout
-
-        coords, barrier_table, nests = layout(
-            patient=cell_p, cell_type=cell_t, state=cell_s, resistor=resistor, patients=patients,
-            barrier=applied.get("barrier", 0.0), rng=rng,
-            cell_types=CELL_TYPES, state_ids=STATE_IDS, barrier_states=BARRIER_STATES,
-            excluded_types=EXCLUDED_TYPES, tumour_types=TUMOUR_TYPES,
-        )
-        adata.obsm[Keys.SPATIAL] = coords
-        truth["barrier"] = barrier_table
-        truth["nests"] = nests
-        truth["barrier_states"] = list(BARRIER_STATES)
-        truth["excluded_cell_types"] = list(EXCLUDED_TYPES)
-        truth["tumour_cell_types"] = list(TUMOUR_TYPES)
-    adata.uns[Keys.SIM] = truth
-    logger.info("simulated %d patients (%d resistors), %d cells x %d genes%s%s -> layers[%r], uns[%r]",
-                n_patients, n_res, n_obs, n_g, ", spatial" if spatial else "", ", null" if null else "",
-                Keys.COUNTS, Keys.SIM)
-    return adata
 
 
 def _effects_table(given: Mapping[str, float], applied: Mapping[str, float]) -> pd.DataFrame:
@@ -738,11 +790,11 @@ def _lr_table(applied: Mapping[str, float]) -> pd.DataFrame:
 
 @lru_cache(maxsize=1)
 def _demo_cached() -> AnnData:
-    return simulate_cohort(16, 600, spatial=True, seed=0)
+    return simulate_cohort(16, 600, spatial=True, random_state=0)
 
 
 def demo() -> AnnData:
-    """The cohort ``hcctme demo`` runs on: 16 patients (8 resistors) x 600 cells, spatial, seed 0.
+    """The cohort ``hcctme demo`` runs on: 16 patients (8 resistors) x 600 cells, spatial, random_state 0.
 
     Built once per process (cached) and returned as a fresh copy, so callers may modify it.
     """

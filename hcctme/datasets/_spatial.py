@@ -150,14 +150,14 @@ def layout(
         d_edge = _edge_distance(xy, centres, radii)
         rows.append({
             "patient": str(name), "barrier": bool(strength > 0), "strength": strength,
-            "n_nests": int(len(radii)), "ring_width_um": RING_WIDTH,
+            "n_nests": len(radii), "ring_width_um": RING_WIDTH,
             "exclusion_um": RING_WIDTH + EXCLUSION_GAP,
             "n_barrier_cells": int(is_barrier.sum()), "n_barrier_in_ring": int(ring.sum()),
             "barrier_dist_to_tumour_um": mean_dist(is_barrier),
             "cd8_dist_to_tumour_um": mean_dist(is_excl),
             "cd8_in_nests_fraction": float((d_edge[is_excl] < 0).mean()) if is_excl.any() else float("nan"),
         })
-        for j, (c, r) in enumerate(zip(centres, radii)):
+        for j, (c, r) in enumerate(zip(centres, radii, strict=True)):
             nest_rows.append({"patient": str(name), "nest": j, "x_um": float(c[0]), "y_um": float(c[1]),
                               "radius_um": float(r)})
     # offset frames on a grid

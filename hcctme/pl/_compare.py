@@ -7,18 +7,18 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from matplotlib.axes import Axes
 
-from hcctme import _validate
-from hcctme._constants import Keys
-from hcctme.pl._utils import finish
+from hcctme import _validate, get
+from hcctme._constants import Defaults, Keys, Suffix
+from hcctme.pl._utils import finish, panels
 
 
 def _tables(data, key: str, values: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     if isinstance(data, AnnData):
-        table = _validate.uns_table(data, key, tool="hcctme.tl.compare")
-        if values is None:
-            stored = data.uns.get(f"{key}_values")
-            values = stored if isinstance(stored, pd.DataFrame) else None
+        table = get.compare(data, key)
+        if values is None and key + Suffix.VALUES in data.uns:
+            values = get.compare(data, key, values=True)
         return table, values
     if isinstance(data, pd.DataFrame):
         return data, values
@@ -41,9 +41,10 @@ def compare(
     ncols: int = 3,
     figsize: tuple[float, float] | None = None,
     palette: dict[str, str] | None = None,
+    ax: Axes | None = None,
     show: bool = False,
     save: str | None = None,
-):
+) -> list[Axes] | None:
     """Per-patient box and strip plots by condition for the top features of a comparison.
 
     One panel per feature x group: a box per condition level with one dot per sample (patient),
@@ -68,15 +69,17 @@ def compare(
         Composition: plot the per-sample proportion (True) rather than the transformed value tested.
     ncols, figsize, palette
         Grid width, figure size, ``{condition: colour}``.
+    ax
+        Draw into this Axes (only when one panel is drawn).
     show, save
-        Call ``plt.show()``; save the figure to this path.
+        Call ``plt.show()`` (and return None); save the figure to this path.
 
     Returns
     -------
-    The matplotlib Figure.
+    list of Axes or None
+        One Axes per panel, unless ``show=True``.
     """
     import matplotlib as mpl
-    import matplotlib.pyplot as plt
 
     table, values = _tables(data, key, values)
     if values is None:
@@ -122,22 +125,22 @@ def compare(
 
     n = len(rows)
     ncols = min(ncols, n)
-    nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=figsize or (3.2 * ncols, 3.0 * nrows), squeeze=False)
+    axes = panels(n, ax=ax, ncols=ncols, figsize=figsize or (3.2 * ncols, 3.0 * int(np.ceil(n / ncols))))
+    fig = axes.ravel()[0].figure
     rng = np.random.default_rng(0)
-    for ax, row in zip(axes.ravel(), rows.itertuples(index=False)):
+    for ax, row in zip(axes.ravel(), rows.itertuples(index=False), strict=False):
         sub = values[(values["feature"].astype(str) == str(row.feature))
                      & (values["group"].astype(str) == str(row.group))]
         data_by = [sub.loc[sub["condition"].astype(str) == lv, column].to_numpy(float) for lv in levels]
         box = ax.boxplot(data_by, positions=range(len(levels)), widths=0.55, patch_artist=True,
                          showfliers=False)
-        for patch, lv in zip(box["boxes"], levels):
+        for patch, lv in zip(box["boxes"], levels, strict=True):
             patch.set_facecolor(mpl.colors.to_rgba(colours[lv], 0.25))
             patch.set_edgecolor(colours[lv])
         for median in box["medians"]:
             median.set_color("black")
         xs = {}
-        for i, (lv, vals) in enumerate(zip(levels, data_by)):
+        for i, (lv, vals) in enumerate(zip(levels, data_by, strict=True)):
             x = i + rng.uniform(-0.12, 0.12, len(vals))
             ax.scatter(x, vals, s=18, color=colours[lv], edgecolor="white", linewidth=0.5, zorder=3)
             xs[lv] = pd.Series(x, index=sub.loc[sub["condition"].astype(str) == lv, "sample"].to_numpy())
@@ -148,17 +151,15 @@ def compare(
                 pts = [(xs[lv][sample_of.loc[pair, lv]], wide.loc[pair, lv]) for lv in levels
                        if lv in wide.columns and pd.notna(wide.loc[pair, lv])]
                 if len(pts) > 1:
-                    ax.plot(*zip(*pts), color="grey", lw=0.6, alpha=0.6, zorder=2)
+                    ax.plot(*zip(*pts, strict=True), color="grey", lw=0.6, alpha=0.6, zorder=2)
         ax.set_xticks(range(len(levels)), levels, rotation=30, ha="right")
         title = str(row.feature) if str(row.group) == "all" else f"{row.feature} ({row.group})"
         padj = getattr(row, "padj", np.nan)
         ax.set_title(f"{title}\neffect {row.effect:+.2f}, padj {padj:.2g}", fontsize=9)
         ax.set_ylabel(ylabel, fontsize=8)
         ax.spines[["top", "right"]].set_visible(False)
-    for ax in axes.ravel()[n:]:
-        ax.set_visible(False)
     fig.tight_layout()
-    return finish(fig, show=show, save=save)
+    return finish(list(axes.ravel()[:n]), show=show, save=save)
 
 
 def volcano(
@@ -167,13 +168,13 @@ def volcano(
     group: str | None = None,
     contrast: str | None = None,
     key: str = Keys.COMPARE,
-    alpha: float = 0.1,
+    alpha: float = Defaults.ALPHA,
     n_labels: int = 10,
-    ax=None,
+    ax: Axes | None = None,
     figsize: tuple[float, float] = (5.0, 4.5),
     show: bool = False,
     save: str | None = None,
-):
+) -> Axes | None:
     """Volcano plot of a comparison: effect (log2FC for genes) against -log10 p-value.
 
     Points with ``padj < alpha`` are coloured by direction (up red, down blue); the ``n_labels``
@@ -182,10 +183,9 @@ def volcano(
 
     Returns
     -------
-    The matplotlib Axes.
+    Axes or None
+        The Axes, unless ``show=True``.
     """
-    import matplotlib.pyplot as plt
-
     table, _ = _tables(data, key, None)
     alpha = _validate.fraction(alpha, name="alpha")
     n_labels = _validate.positive_int(n_labels, name="n_labels", minimum=0)
@@ -193,10 +193,7 @@ def volcano(
     rows = rows.dropna(subset=["effect", "pvalue"])
     if rows.empty:
         raise ValueError("no tested feature to plot")
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-    else:
-        fig = ax.figure
+    ax = panels(ax=ax, figsize=figsize)[0, 0]
     y = -np.log10(np.clip(rows["pvalue"].to_numpy(float), 1e-300, 1.0))
     x = rows["effect"].to_numpy(float)
     sig = (rows["padj"] < alpha).to_numpy()
@@ -215,8 +212,7 @@ def volcano(
                        else "")
     ax.set_title(" | ".join(t for t in (con, "" if group is None else str(group)) if t), fontsize=9)
     ax.spines[["top", "right"]].set_visible(False)
-    finish(fig, show=show, save=save)
-    return ax
+    return finish(ax, show=show, save=save)
 
 
 def _select_rows(table: pd.DataFrame, group: str | None, contrast: str | None) -> pd.DataFrame:

@@ -8,27 +8,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from matplotlib.axes import Axes
 
-from hcctme._constants import Keys, Suffix
+from hcctme import _validate, get
+from hcctme._constants import Defaults, Keys
+from hcctme.pl._utils import finish, panels
 from hcctme.tl import _crosstalk_stats as cstats
-from hcctme.pl._utils import finish
 
 _ARROW = " \u2192 "
 KINDS = ("dotplot", "heatmap", "strip")
-
-
-def _stored(adata: AnnData, key: str, *, diff: bool) -> dict[str, Any]:
-    """The crosstalk table (or its differential table) with the run's parameters and provenance."""
-    name = key + Suffix.DIFF if diff else key
-    if name not in adata.uns:
-        need = " with condition_key" if diff else ""
-        raise KeyError(f"adata.uns has no {name!r}; run hcctme.tl.crosstalk(adata, ...{need}) first "
-                       f"(key_added={key!r})")
-    table = adata.uns[name]
-    provenance = adata.uns.get(key + Suffix.PARAMS)
-    if not isinstance(table, pd.DataFrame) or not isinstance(provenance, dict):
-        raise TypeError(f"adata.uns[{name!r}] is not a crosstalk result; re-run hcctme.tl.crosstalk")
-    return {**provenance, "table": table, "params": provenance.get("params", {})}
 
 
 def _interaction_label(row: pd.Series | Any) -> str:
@@ -41,16 +29,15 @@ def _pair_label(row: pd.Series | Any) -> str:
 
 def dotplot(adata: AnnData, *, key: str = Keys.CROSSTALK, n_top: int = 20, axes_only: bool = False,
             condition: str | None = None, direction: str | None = None, cmap: str = "RdBu_r",
-            figsize: tuple[float, float] | None = None):
+            figsize: tuple[float, float] | None = None, ax: Axes | None = None) -> Axes:
     """Top differential interactions: sender -> receiver (x) by ligand -> receptor (y).
 
     Dot size is -log10(p-value), colour the effect (condition minus reference); axis interactions
     are labelled with their kb axis. ``direction`` ("up"/"down") keeps one sign of effect.
     """
-    import matplotlib.pyplot as plt
     from matplotlib.colors import TwoSlopeNorm
 
-    diff = _stored(adata, key, diff=True)["table"]
+    diff = get.crosstalk(adata, key, differential=True)
     table = diff[diff["tested"]]
     if condition is not None:
         table = table[table["condition"] == condition]
@@ -72,7 +59,8 @@ def dotplot(adata: AnnData, *, key: str = Keys.CROSSTALK, n_top: int = 20, axes_
     xs = list(dict.fromkeys(top["x"]))
     size = -np.log10(top["pvalue"].clip(lower=1e-300)).to_numpy()
     figsize = figsize or (max(4.0, 0.6 * len(xs) + 3.5), max(3.0, 0.32 * len(ys) + 1.5))
-    fig, ax = plt.subplots(figsize=figsize)
+    ax = panels(ax=ax, figsize=figsize)[0, 0]
+    fig = ax.figure
     lim = float(np.nanmax(np.abs(top["effect"]))) or 1.0
     sc = ax.scatter([xs.index(x) for x in top["x"]], [ys.index(y) for y in top["y"]], s=30 + 60 * size,
                     c=top["effect"], cmap=cmap, norm=TwoSlopeNorm(0.0, -lim, lim), edgecolors="0.3", linewidths=0.5)
@@ -91,19 +79,18 @@ def dotplot(adata: AnnData, *, key: str = Keys.CROSSTALK, n_top: int = 20, axes_
         ax.scatter([], [], s=30 + 60 * -np.log10(p), c="0.6", label=f"p = {p:g}")
     ax.legend(loc="upper left", bbox_to_anchor=(1.25, 1.0), frameon=False, title="-log10 p")
     fig.tight_layout()
-    return fig
+    return ax
 
 
 def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[str] | None = None,
             value: str = "strength", condition: str | None = None, cmap: str | None = None,
-            figsize: tuple[float, float] | None = None):
+            figsize: tuple[float, float] | None = None, ax: Axes | None = None) -> Axes:
     """Sender x receiver heatmap of resistance-axis activity.
 
     ``value="strength"``: mean over samples of the summed ``lr_means`` of the axis interactions
     between each sender and receiver. ``value="effect"`` (needs a differential run): summed effect
     (condition minus reference) of those interactions. ``axis`` restricts to some kb axes.
     """
-    import matplotlib.pyplot as plt
     from matplotlib.colors import TwoSlopeNorm
 
     if value not in ("strength", "effect"):
@@ -118,9 +105,8 @@ def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[s
         return rows
 
     if value == "strength":
-        stored = _stored(adata, key, diff=False)
-        table = axis_rows(stored["table"])
-        sample_key = stored["params"].get("sample_key")
+        table = axis_rows(get.crosstalk(adata, key))
+        sample_key = get.params(adata, key)["params"].get("sample_key")
         if table.empty:
             raise ValueError(f"no interaction of axis {wanted or 'any'} in the crosstalk table")
         by = ([sample_key] if sample_key else []) + ["source", "target"]
@@ -130,7 +116,7 @@ def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[s
         norm = None
         cmap = cmap or "viridis"
     else:
-        table = axis_rows(_stored(adata, key, diff=True)["table"])
+        table = axis_rows(get.crosstalk(adata, key, differential=True))
         if condition is not None:
             table = table[table["condition"] == condition]
         if table.empty:
@@ -142,7 +128,8 @@ def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[s
         cmap = cmap or "RdBu_r"
     mat = mat.astype(float)
     figsize = figsize or (0.5 * mat.shape[1] + 3.5, 0.45 * mat.shape[0] + 2.0)
-    fig, ax = plt.subplots(figsize=figsize)
+    ax = panels(ax=ax, figsize=figsize)[0, 0]
+    fig = ax.figure
     im = ax.imshow(mat.to_numpy(), cmap=cmap, norm=norm, aspect="auto")
     ax.set_xticks(range(mat.shape[1]), [str(c) for c in mat.columns], rotation=60, ha="right")
     ax.set_yticks(range(mat.shape[0]), [str(i) for i in mat.index])
@@ -151,7 +138,7 @@ def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[s
     ax.set_title("axis activity" + (f": {', '.join(wanted)}" if wanted else " (all kb axes)"))
     fig.colorbar(im, ax=ax, shrink=0.7, label=label)
     fig.tight_layout()
-    return fig
+    return ax
 
 
 def _pick(diff: pd.DataFrame, interaction: Any) -> pd.Series:
@@ -165,7 +152,7 @@ def _pick(diff: pd.DataFrame, interaction: Any) -> pd.Series:
         interaction = tuple(interaction[c] for c in ids)
     if isinstance(interaction, (tuple, list)) and len(interaction) == 4:
         hit = diff
-        for col, val in zip(ids, interaction):
+        for col, val in zip(ids, interaction, strict=False):
             hit = hit[hit[col].astype(str) == str(val)]
         if hit.empty:
             raise KeyError(f"interaction {tuple(interaction)} (source, target, ligand, receptor) is not in the "
@@ -176,34 +163,33 @@ def _pick(diff: pd.DataFrame, interaction: Any) -> pd.Series:
 
 
 def strip(adata: AnnData, *, key: str = Keys.CROSSTALK, interaction: Any = None,
-          palette: dict[str, str] | None = None, figsize: tuple[float, float] = (3.6, 3.6), seed: int = 0):
+          palette: dict[str, str] | None = None, figsize: tuple[float, float] = (3.6, 3.6),
+          random_state: int = Defaults.SEED, ax: Axes | None = None) -> Axes:
     """Per-patient strength of one interaction by condition (one dot per sample).
 
     ``interaction``: None (top tested), a row position of the differential table, or a
     ``(source, target, ligand_complex, receptor_complex)`` tuple.
     """
-    import matplotlib.pyplot as plt
-
-    stored = _stored(adata, key, diff=False)
-    dstored = _stored(adata, key, diff=True)
-    row = _pick(dstored["table"], interaction)
-    params = stored["params"]
+    provenance = get.params(adata, key)  # groups per sample and sample conditions are crosstalk's provenance
+    row = _pick(get.crosstalk(adata, key, differential=True), interaction)
+    params = provenance["params"]
     sample_key = params["sample_key"]
-    groups_long = stored["groups"]
+    groups_long = provenance["groups"]
     groups = {s: list(g["group"]) for s, g in groups_long.groupby("sample", observed=True)}
     samples = list(dict.fromkeys(groups_long["sample"]))
-    table = stored["table"]
+    table = get.crosstalk(adata, key)
     mask = np.ones(len(table), dtype=bool)
     for col in cstats.ID_COLUMNS:
         mask &= (table[col].astype(str) == str(row[col])).to_numpy()
     matrix, _, _ = cstats.strength_matrix(table[mask], sample_key=sample_key, samples=samples, groups=groups,
-                                       strength=params.get("strength", "lr_means"))
+                                          strength=params.get("strength", "lr_means"))
     values = pd.Series(dtype=float) if matrix.empty else matrix.iloc[0].dropna()  # strength where detected
-    cond = stored["conditions"].set_index("sample")["condition"].astype(str)
+    cond = provenance["conditions"].set_index("sample")["condition"].astype(str)
     levels = [row["reference"], row["condition"]]
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(_validate.random_state(random_state))
     colours = palette or {levels[0]: "#4477aa", levels[1]: "#cc6677"}
-    fig, ax = plt.subplots(figsize=figsize)
+    ax = panels(ax=ax, figsize=figsize)[0, 0]
+    fig = ax.figure
     for i, level in enumerate(levels):
         vals = values[cond.reindex(values.index) == level].to_numpy(dtype=float)
         ax.boxplot([vals], positions=[i], widths=0.5, showfliers=False,
@@ -217,11 +203,11 @@ def strip(adata: AnnData, *, key: str = Keys.CROSSTALK, interaction: Any = None,
     ptxt = f"p = {p:.2g}" if pd.notna(p) else "not tested"
     ax.set_title(f"{_pair_label(row)}\n{_interaction_label(row)}\neffect {row['effect']:.2f}, {ptxt}", fontsize=9)
     fig.tight_layout()
-    return fig
+    return ax
 
 
-def crosstalk(adata: AnnData, *, kind: str = "dotplot", key: str = Keys.CROSSTALK, show: bool = False,
-              save: str | None = None, **kwargs: Any):
+def crosstalk(adata: AnnData, *, kind: str = "dotplot", key: str = Keys.CROSSTALK, ax: Axes | None = None,
+              show: bool = False, save: str | None = None, **kwargs: Any) -> Axes | None:
     """Plot :func:`hcctme.tl.crosstalk` results.
 
     Parameters
@@ -234,19 +220,21 @@ def crosstalk(adata: AnnData, *, kind: str = "dotplot", key: str = Keys.CROSSTAL
         axes; ``"strip"``: per-patient strength of one interaction by condition.
     key
         ``key_added`` of ``tl.crosstalk``.
+    ax
+        Draw into this Axes.
     show, save
-        Call ``plt.show()``; save the figure to this path.
+        Call ``plt.show()`` (and return None); save the figure to this path.
     **kwargs
         Passed to :func:`dotplot` (n_top, axes_only, condition, direction, cmap, figsize),
         :func:`heatmap` (axis, value, condition, cmap, figsize) or :func:`strip` (interaction,
-        palette, figsize, seed).
+        palette, figsize, random_state).
 
     Returns
     -------
-    The matplotlib Figure.
+    Axes or None
+        The Axes, unless ``show=True``.
     """
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r} is not supported; choose one of {list(KINDS)}")
     fn = {"dotplot": dotplot, "heatmap": heatmap, "strip": strip}[kind]
-    fig = fn(adata, key=key, **kwargs)
-    return finish(fig, show=show, save=save)
+    return finish(fn(adata, key=key, ax=ax, **kwargs), show=show, save=save)

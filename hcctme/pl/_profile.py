@@ -11,7 +11,9 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.colors import TwoSlopeNorm
 
+from hcctme import get
 from hcctme._constants import Keys
+from hcctme.pl._utils import finish, panels
 
 _REQUIRED = ("sample", "axis", "activity", "active")
 
@@ -20,9 +22,7 @@ def _table(data: AnnData | pd.DataFrame, key: str) -> pd.DataFrame:
     if isinstance(data, pd.DataFrame):
         table = data
     elif isinstance(data, AnnData):
-        if key not in data.uns:
-            raise KeyError(f"adata.uns has no {key!r}; run hcctme.tl.resistance_profile first")
-        table = data.uns[key]
+        table = get.profile(data, key)
     else:
         raise TypeError(f"expected an AnnData or the resistance_profile table, got {type(data).__name__}")
     if not isinstance(table, pd.DataFrame):
@@ -53,7 +53,8 @@ def resistance_profile(
     cmap: str = "RdBu_r",
     ax: Axes | None = None,
     show: bool = False,
-) -> Axes:
+    save: str | None = None,
+) -> Axes | None:
     """Heatmap of axis activity per patient, active cells marked, therapies written over each axis.
 
     Parameters
@@ -74,8 +75,8 @@ def resistance_profile(
         Diverging colour map.
     ax
         Axes to draw on.
-    show
-        Call ``plt.show()``.
+    show, save
+        Call ``plt.show()`` (and return None); save the figure to this path.
 
     Returns
     -------
@@ -116,10 +117,7 @@ def resistance_profile(
     values = grid.to_numpy(dtype=float)
     lim = vmax if vmax is not None else float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
     lim = max(lim, 1e-6)
-    if ax is None:
-        width = 2.5 + 0.45 * len(axis_order)
-        height = 2.5 + 0.28 * len(sample_order)
-        _, ax = plt.subplots(figsize=(width, height))
+    ax = panels(ax=ax, figsize=(2.5 + 0.45 * len(axis_order), 2.5 + 0.28 * len(sample_order)))[0, 0]
     masked = np.ma.masked_invalid(values)
     cm = plt.get_cmap(cmap).with_extremes(bad="#f0f0f0")
     image = ax.imshow(masked, aspect="auto", cmap=cm, norm=TwoSlopeNorm(vcenter=0.0, vmin=-lim, vmax=lim),
@@ -145,9 +143,7 @@ def resistance_profile(
     plt.colorbar(image, ax=ax, fraction=0.04, pad=0.02, label=value)
     ax.set_xlabel("resistance axis")
     ax.legend(loc="upper left", bbox_to_anchor=(1.12, -0.02), frameon=False, fontsize=7)
-    if show:
-        plt.show()
-    return ax
+    return finish(ax, show=show, save=save)
 
 
 def _preview(values: pd.Series) -> str:

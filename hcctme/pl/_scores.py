@@ -8,9 +8,11 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from matplotlib.axes import Axes
 
-from hcctme import _validate
-from hcctme._constants import Keys
+from hcctme import _validate, get
+from hcctme._constants import Keys, Suffix
+from hcctme.pl._utils import finish, panels
 
 KINDS = ("dotplot", "heatmap")
 
@@ -18,7 +20,7 @@ KINDS = ("dotplot", "heatmap")
 def score_summary(adata: AnnData, groupby: str, signatures: Sequence[str] | None = None, *,
                   key: str = Keys.SCORES) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per group: mean score (groups x signatures) and fraction of cells with a score above 0."""
-    scores = _validate.scores(adata, key)
+    scores = get.scores(adata, key)
     groups = _validate.obs_column(adata, groupby, purpose="groups to summarise scores by")
     if signatures is None:
         signatures = list(scores.columns)
@@ -33,7 +35,7 @@ def score_summary(adata: AnnData, groupby: str, signatures: Sequence[str] | None
         raise KeyError(
             f"signature(s) {missing} are not in adata.obsm[{key!r}]; scored signatures: "
             f"{_validate._preview(scores.columns)} (left-out signatures are listed in "
-            f"adata.uns[{key!r}]['dropped'])"
+            f"adata.uns[{key + Suffix.PARAMS!r}]['dropped'])"
         )
     frame = scores[signatures].astype(np.float64)
     order = groups.cat.categories if isinstance(groups.dtype, pd.CategoricalDtype) else pd.unique(groups)
@@ -55,9 +57,10 @@ def scores(
     key: str = Keys.SCORES,
     standard_scale: Literal["var"] | None = None,
     cmap: str = "Reds",
-    ax=None,
+    ax: Axes | None = None,
     show: bool | None = None,
-):
+    save: str | None = None,
+) -> Axes | None:
     """Mean signature scores per group of cells.
 
     Parameters
@@ -82,13 +85,13 @@ def scores(
         Axes to draw in (a new figure otherwise).
     show
         ``True`` calls ``plt.show()`` and returns None; otherwise the Axes is returned.
+    save
+        Path the figure is written to.
 
     Returns
     -------
     The matplotlib Axes (unless ``show=True``).
     """
-    import matplotlib.pyplot as plt
-
     _validate.choice(kind, KINDS, name="kind")
     if standard_scale not in (None, "var"):
         raise ValueError(f"standard_scale={standard_scale!r}; use 'var' or None")
@@ -103,7 +106,7 @@ def scores(
     if ax is None:
         width = 1.6 + 0.38 * n_sigs + (1.2 if kind == "dotplot" else 0.6)
         height = 1.4 + 0.34 * n_groups + 0.08 * max(len(s) for s in colour.columns)
-        _, ax = plt.subplots(figsize=(max(width, 3.0), max(height, 2.5)))
+        ax = panels(figsize=(max(width, 3.0), max(height, 2.5)))[0, 0]
     fig = ax.figure
     values = colour.to_numpy()
     vmin, vmax = float(np.nanmin(values)), float(np.nanmax(values))
@@ -129,11 +132,8 @@ def scores(
     ax.set_yticks(np.arange(n_groups))
     ax.set_yticklabels(colour.index)
     ax.set_ylabel(groupby)
-    method = adata.uns.get(key, {}).get("method", "") if isinstance(adata.uns.get(key), dict) else ""
+    method = get.params(adata, key).get("method", "") if key + Suffix.PARAMS in adata.uns else ""
     ax.set_title(f"{method} scores by {groupby}" if method else f"scores by {groupby}")
     for side in ("top", "right"):
         ax.spines[side].set_visible(kind == "heatmap")
-    if show:
-        plt.show()
-        return None
-    return ax
+    return finish(ax, show=show, save=save)

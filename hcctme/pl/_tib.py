@@ -7,12 +7,12 @@ from typing import Any, Literal
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from anndata import AnnData
 from matplotlib.axes import Axes
 
-from hcctme import _validate
-from hcctme._constants import Keys
+from hcctme import _validate, get
+from hcctme._constants import Keys, Suffix
+from hcctme.pl._utils import finish, panels
 
 COLOURS = {"other": "#d9d9d9", "tumour": "#f4a582", "t_cell": "#2166ac", "barrier": "#7b3294"}
 
@@ -47,7 +47,8 @@ def tib(
     ax: Axes | None = None,
     title: str | None = None,
     show: bool = False,
-) -> Axes:
+    save: str | None = None,
+) -> Axes | None:
     """Draw one sample's spatial map with the tumour immune barrier highlighted.
 
     Cells mode: tumour cells (salmon), barrier cells (SPP1+ TAM / myCAF, purple, drawn on top), CD8
@@ -59,16 +60,18 @@ def tib(
     mode, labels, coordinates), so ``pl.tib(adata, "P01")`` after ``tl.tib(...)`` draws what was
     measured. Without a stored run they follow :func:`hcctme.tl.tib`'s defaults.
 
-    ``show=True`` calls ``plt.show()``.
+    ``show=True`` calls ``plt.show()`` (and returns None); ``save`` writes the figure to that path.
 
     Returns
     -------
-    The matplotlib Axes.
+    Axes or None
+        The Axes, unless ``show=True``.
     """
     from hcctme.tl import _tib as tl_tib
 
     _validate.anndata(adata)
-    params = adata.uns.get(f"{key}_params", {}) or {}
+    stored = get.params(adata, key) if key + Suffix.PARAMS in adata.uns else {}
+    params = dict(stored.get("params") or {})
     given = any(x is not None for x in (barrier_labels, tumour_labels, t_cell_labels, label_key))
     sample_key = sample_key or params.get("sample_key") or "patient"
     spatial_key = spatial_key or params.get("spatial_key") or Keys.SPATIAL
@@ -76,9 +79,9 @@ def tib(
     state_key = state_key or params.get("state_key") or Keys.STATE
     scores_key = scores_key or params.get("scores_key") or Keys.SCORES
     if not given and params:
-        barrier_labels = _labels_from_params(params, "barrier")
-        tumour_labels = _labels_from_params(params, "tumour")
-        t_cell_labels = _labels_from_params(params, "t_cell")
+        barrier_labels = _labels_from_params(stored, "barrier")
+        tumour_labels = _labels_from_params(stored, "tumour")
+        t_cell_labels = _labels_from_params(stored, "t_cell")
     samples = _validate.categorical_levels(adata, sample_key, purpose="sample_key")
     sample = _validate.level(samples, sample, key=sample_key, what="sample")
     coords = _validate.spatial(adata, spatial_key)
@@ -96,8 +99,7 @@ def tib(
     barrier = np.asarray(weights["barrier"], float)[sel]
     t_cell = np.asarray(weights["t_cell"], float)[sel]
 
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 5))
+    ax = panels(ax=ax, figsize=(5.5, 5))[0, 0]
     n = max(int(sel.sum()), 1)
     s = size if size is not None else float(np.clip(20000 / n, 2, 60))
     if mode == "cells":
@@ -111,7 +113,8 @@ def tib(
         for name, mask, size_, label in layers:
             if mask.any():
                 ax.scatter(xy[mask, 0], xy[mask, 1], s=size_, c=COLOURS[name], label=f"{label} ({int(mask.sum())})",
-                           linewidths=0.3 if name == "barrier" else 0, edgecolors="black" if name == "barrier" else "none",
+                           linewidths=0.3 if name == "barrier" else 0,
+                           edgecolors="black" if name == "barrier" else "none",
                            rasterized=True)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8, markerscale=1.5)
     else:
@@ -126,12 +129,10 @@ def tib(
     ax.set_yticks([])
     if title is None:
         title = str(sample)
-        table = adata.uns.get(key)
-        if isinstance(table, pd.DataFrame) and sample in table.index.astype(str):
+        table = get.tib(adata, key) if key in adata.uns else None
+        if table is not None and sample in table.index.astype(str):
             row = table.loc[table.index.astype(str) == sample].iloc[0]
             title += (f"\nTIB {row['tib_score']:.2f} (p={row['tib_pvalue']:.3g}), "
                       f"T exclusion {row['t_exclusion']:.2f} (p={row['t_exclusion_pvalue']:.3g})")
     ax.set_title(title, fontsize=9)
-    if show:
-        plt.show()
-    return ax
+    return finish(ax, show=show, save=save)

@@ -1,18 +1,44 @@
-"""What every plotting function does last: save and/or show the figure, then return it."""
+"""What every plotting function shares (scanpy's convention): panels on a given ``ax``, then save / show / return.
+
+Every ``hcctme.pl`` function takes ``ax`` (draw into an existing Axes; plots with several panels accept it
+only when they draw one), ``show`` (call ``plt.show()`` and return None) and ``save`` (a path the figure is
+written to), and returns the Axes, or a list of Axes for several panels, when ``show`` is False.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from matplotlib.figure import Figure
+import numpy as np
+from matplotlib.axes import Axes
 
 
-def finish(fig: Figure, *, show: bool | None, save: str | Path | None) -> Figure:
-    """Save ``fig`` to ``save`` when given, call ``plt.show()`` when ``show``; return ``fig``."""
+def panels(n_panels: int = 1, *, ax: Axes | None = None, ncols: int | None = None,
+           figsize: tuple[float, float] | None = None, **subplots: Any) -> np.ndarray:
+    """A grid of Axes (2-D array) for ``n_panels`` panels; ``ax`` is used when one panel is drawn."""
     import matplotlib.pyplot as plt
 
+    if ax is not None:
+        if n_panels != 1:
+            raise ValueError(f"ax= takes one panel but this plot draws {n_panels}; leave ax=None")
+        return np.array([[ax]])
+    ncols = max(1, min(n_panels, ncols or n_panels))
+    nrows = -(-n_panels // ncols)
+    _, axes = plt.subplots(nrows, ncols, squeeze=False, figsize=figsize, **subplots)
+    for extra in axes.ravel()[n_panels:]:
+        extra.set_visible(False)
+    return axes
+
+
+def finish(axes: Axes | list[Axes], *, show: bool | None, save: str | Path | None) -> Axes | list[Axes] | None:
+    """Save the figure to ``save`` when given, call ``plt.show()`` when ``show``; return ``axes`` unless shown."""
+    import matplotlib.pyplot as plt
+
+    first = axes[0] if isinstance(axes, list) else axes
     if save:
-        fig.savefig(save, bbox_inches="tight", dpi=150)
+        first.figure.savefig(save, bbox_inches="tight", dpi=150)
     if show:
         plt.show()
-    return fig
+        return None
+    return axes

@@ -11,6 +11,7 @@ from anndata import AnnData
 from hcctme import _validate
 from hcctme._constants import Keys
 from hcctme._logging import logger
+from hcctme.sig import _genes
 
 
 def check_input(adata: AnnData, *, layer: str | None = None, use_raw: bool | None = None) -> dict[str, Any]:
@@ -27,20 +28,21 @@ def check_input(adata: AnnData, *, layer: str | None = None, use_raw: bool | Non
 
     Returns
     -------
-    dict with
+    dict
+        The input report:
 
-    - ``matrix``: which matrix was read (``"X"``, ``"raw"`` or ``"layers['name']"``), ``shape``,
-      ``sparse``, ``dtype``;
-    - ``kind``: ``"counts"`` (non-negative integers), ``"lognorm"`` (non-negative, non-integer,
-      max < 50), ``"scaled"`` (negative values) or ``"other"``, from a sample of up to 2000 cells;
-    - ``has_nan`` (NaN or infinite values in that sample);
-    - ``gene_id_type`` (``"ensembl"``, ``"symbol"`` or ``"unknown"``) and ``species``
-      (``"human"``, ``"mouse"``, ``"unknown"``), by the rule of
-      :func:`hcctme._validate.gene_id_type`, with the counts behind them in ``gene_ids``;
-    - ``n_duplicated_genes`` / ``duplicated_genes`` (examples) and ``n_duplicated_cells``;
-    - ``harmonised``: whether ``var["hcctme_symbol"]`` exists; ``counts_layer``: whether
-      ``layers["counts"]`` holds integer counts;
-    - ``issues``: a list of plain-language problems and how to fix them (empty when fine).
+        - ``matrix``: which matrix was read (``"X"``, ``"raw"`` or ``"layers['name']"``), ``shape``,
+          ``sparse``, ``dtype``;
+        - ``kind``: ``"counts"`` (non-negative integers), ``"lognorm"`` (non-negative, non-integer,
+          max < 50), ``"scaled"`` (negative values) or ``"other"``, from a sample of up to 2000 cells;
+        - ``has_nan`` (NaN or infinite values in that sample);
+        - ``gene_id_type`` (``"ensembl"``, ``"symbol"`` or ``"unknown"``) and ``species``
+          (``"human"``, ``"mouse"``, ``"unknown"``), by the rule of
+          :func:`hcctme.sig._genes.gene_id_type`, with the counts behind them in ``gene_ids``;
+        - ``n_duplicated_genes`` / ``duplicated_genes`` (examples) and ``n_duplicated_cells``;
+        - ``harmonised``: whether ``var["hcctme_symbol"]`` exists; ``counts_layer``: whether
+          ``layers["counts"]`` holds integer counts;
+        - ``issues``: a list of plain-language problems and how to fix them (empty when fine).
     """
     _validate.anndata(adata, allow_empty=True)
     X, var_names = _validate.matrix(adata, layer=layer, use_raw=use_raw)
@@ -65,7 +67,7 @@ def check_input(adata: AnnData, *, layer: str | None = None, use_raw: bool | Non
     else:
         issues.append(f"the AnnData is empty ({adata.n_obs} cells x {adata.n_vars} genes)")
 
-    ids = _validate.gene_id_type(var_names)
+    ids = _genes.gene_id_type(var_names)
     dups = var_names[var_names.duplicated()].unique()
     n_dup_cells = int(adata.obs_names.duplicated().sum())
     harmonised = Keys.SYMBOL in adata.var.columns
@@ -105,7 +107,7 @@ def check_input(adata: AnnData, *, layer: str | None = None, use_raw: bool | Non
         "gene_id_type": ids["id_type"],
         "species": ids["species"],
         "gene_ids": {k: v for k, v in ids.items() if k.startswith("n")},
-        "n_duplicated_genes": int(len(dups)),
+        "n_duplicated_genes": len(dups),
         "duplicated_genes": [str(d) for d in dups[:20]],
         "n_duplicated_cells": n_dup_cells,
         "harmonised": harmonised,

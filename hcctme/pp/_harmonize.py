@@ -49,7 +49,7 @@ def map_names(names: Sequence[Any], species: str) -> pd.DataFrame:
         name = raw.strip() if isinstance(raw, str) else None
         symbol, route = None, UNMAPPED
         if name:
-            base = _validate.ensembl_base(name)
+            base = _genes.ensembl_base(name)
             if base is not None:
                 symbol = ensembl.get(base)
                 route = "ensembl"
@@ -93,7 +93,7 @@ def resolve_collisions(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, lis
 
 
 def _resolve_species(species: str, names: Sequence[Any]) -> tuple[str, dict[str, Any]]:
-    detected = _validate.gene_id_type(names)
+    detected = _genes.gene_id_type(names)
     if species != "auto":
         return species, detected
     if detected["species"] == "unknown":
@@ -130,7 +130,7 @@ def harmonize_genes(
         ``"feature_name"``); ``None`` uses ``adata.var_names``.
     species
         ``"human"``, ``"mouse"`` or ``"auto"``. ``"auto"`` applies the rule of
-        :func:`hcctme._validate.gene_id_type`: Ensembl ids when at least half the names are
+        :func:`hcctme.sig._genes.gene_id_type`: Ensembl ids when at least half the names are
         ENSG/ENSMUSG ids (species from the majority prefix); otherwise mouse when more names are
         mouse symbols of the ortholog table than current human symbols/aliases, else human.
         Ensembl ids are mapped whatever the species.
@@ -201,11 +201,11 @@ def _report(table: pd.DataFrame, collisions: dict[str, list[str]], *, source: st
         "species": species,
         "species_used": resolved,
         "detected": {k: (int(v) if isinstance(v, (int, np.integer)) else str(v)) for k, v in detected.items()},
-        "n_vars": int(len(table)),
+        "n_vars": len(table),
         "n_mapped": int(table["symbol"].notna().sum()),
         "n_changed": int(changed.sum()),
         "routes": routes,
-        "n_unmapped": int(len(unmapped)),
+        "n_unmapped": len(unmapped),
         "unmapped_examples": [str(n) for n in unmapped["name"].head(_N_EXAMPLES)],
         "examples": examples,
         "n_collisions": len(collisions),

@@ -1,4 +1,9 @@
-"""``hcctme.report.build``: one self-contained HTML file summarising a full run."""
+"""``hcctme.report.build``: one self-contained, interactive HTML file summarising a run.
+
+Reading order: the cohort summary in sentences, one card per patient (searchable), then the sections
+behind each sentence (states, comparisons, crosstalk, spatial barrier, resistance profile, scores), and
+the methods written from the stored parameters. All results are read through :mod:`._results`.
+"""
 
 from __future__ import annotations
 
@@ -6,158 +11,223 @@ import datetime as _dt
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from anndata import AnnData
-from matplotlib.figure import Figure
 
 from hcctme import _files, _validate
-from hcctme._constants import Defaults, Keys
+from hcctme._constants import Defaults, Report
 from hcctme._logging import logger
-from hcctme.report import _html
+from hcctme.report import _cards, _figures, _html, _summary
+from hcctme.report import _results as results
+
+_COMPARE_TITLES = {"composition": "States within their cell type", "scores": "Signature scores per cell type",
+                   "genes": "Genes (pseudobulk)"}
 
 
-def _figure_of(obj: Any) -> Figure | None:
-    """The Figure behind whatever a plotting function returned (Figure, Axes, arrays or dicts of Axes)."""
-    if obj is None:
-        return None
-    if isinstance(obj, Figure):
-        return obj
-    if hasattr(obj, "figure") and isinstance(obj.figure, Figure):
-        return obj.figure
-    if isinstance(obj, dict):
-        return _figure_of(next(iter(obj.values()), None))
-    if isinstance(obj, (list, tuple, np.ndarray)):
-        flat = np.ravel(np.asarray(obj, dtype=object))
-        return _figure_of(flat[0]) if flat.size else None
-    return None
+class _Context:
+    """What every section needs: keys, the cohort's patients and their conditions, and spilled tables."""
+
+    def __init__(self, adata: AnnData, out_dir: Path | None):
+        cfg = results.run_config(adata)
+        self.adata = adata
+        self.sample_key = cfg.get("sample_key", Defaults.SAMPLE_KEY)
+        self.condition_key = cfg.get("condition_key", Defaults.CONDITION_KEY)
+        self.cell_type_key = cfg.get("cell_type_key", Defaults.CELL_TYPE_KEY)
+        self.out_dir = out_dir
+        obs = adata.obs
+        self.samples = obs[self.sample_key].astype(str) if self.sample_key in obs else None
+        self.conditions = (obs[[self.sample_key, self.condition_key]].astype(str).drop_duplicates(self.sample_key)
+                           .set_index(self.sample_key)[self.condition_key]
+                           if self.samples is not None and self.condition_key in obs else None)
+
+    def table(self, frame: pd.DataFrame | None, stem: str, *, index: bool = False, **kwargs: Any) -> str:
+        """An interactive table of at most Report.MAX_ROWS rows; the full table goes to ``<stem>.tsv``."""
+        if frame is not None and len(frame) > Report.MAX_ROWS and self.out_dir is not None:
+            target = self.out_dir / f"{stem}.tsv"
+            if not target.exists():
+                _files.write_table(frame, target, index=index)
+        return _html.table(frame, anchor=f"table-{stem}", max_rows=Report.MAX_ROWS, index=index,
+                           full_file=f"{stem}.tsv", **kwargs)
 
 
-def _run_config(adata: AnnData) -> dict[str, Any]:
-    run = adata.uns.get("hcctme_run", {})
-    return dict(run.get("config", {})) if isinstance(run, dict) else {}
+def _overview_sentence(ctx: _Context) -> str:
+    adata = ctx.adata
+    text = f"{adata.n_obs:,} cells x {adata.n_vars:,} genes"
+    if ctx.conditions is not None:
+        per = ctx.conditions.value_counts().sort_index()
+        text += f" from {len(ctx.conditions)} patients (" + ", ".join(f"{n} {lv}" for lv, n in per.items()) + ")"
+    return _html.paragraph(text + ".")
 
 
-def _table(adata: AnnData, key: str, part: str = "table") -> pd.DataFrame | None:
-    value = adata.uns.get(key)
-    if isinstance(value, dict):
-        value = value.get(part)
-    return value if isinstance(value, pd.DataFrame) else None
+def _findings(ctx: _Context) -> list[_summary.Finding]:
+    adata, fdr, limit = ctx.adata, Defaults.ALPHA, Report.FINDINGS_PER_KIND
+    found = _summary.axes(results.profile(adata, summary=True), fdr=fdr, limit=limit,
+                          anchors=("table-profile_summary", "fig-profile"))
+    found += _summary.composition(results.compare(adata, "composition"), fdr=fdr, limit=limit,
+                                  anchors=("table-compare_composition", "fig-compare-composition"))
+    found += _summary.scores(results.compare(adata, "scores"), fdr=fdr, limit=limit,
+                             anchors=("table-compare_scores", "fig-compare-scores"))
+    found += _summary.genes(results.compare(adata, "genes"), fdr=fdr, limit=limit,
+                            anchors=("table-compare_genes", "fig-compare-genes"))
+    found += _summary.scores(results.ta_response(adata), fdr=fdr, limit=limit, what="T+A response signature",
+                             anchors=("table-ta_response_compare", "fig-ta-response"))
+    found += _summary.crosstalk(results.crosstalk(adata, differential=True), fdr=fdr, limit=limit,
+                                anchor="table-crosstalk_diff")
+    if ctx.conditions is not None:
+        found += _summary.barrier(results.tib(adata), ctx.conditions, alpha=Defaults.ALPHA, anchor="table-tib")
+    return found
 
 
-def _top(table: pd.DataFrame, n: int = 15) -> pd.DataFrame:
-    if "padj" in table.columns:
-        table = table.sort_values(["padj", "pvalue"] if "pvalue" in table.columns else ["padj"])
-    return table.head(n)
+def _summary_section(ctx: _Context) -> str:
+    findings = _findings(ctx)
+    items = "".join(f.html() for f in findings)
+    body = _overview_sentence(ctx)
+    if items:
+        body += f'<h3>Main findings</h3><ul class="findings">{items}</ul>'
+    return body + _html.paragraph(
+        "Patients are the unit of replication throughout; numbers are group means of per-patient values. "
+        "Each sentence links to the table and figure it comes from.", note=True)
 
 
-def _overview(adata: AnnData, cfg: dict[str, Any]) -> str:
-    sample_key = cfg.get("sample_key", Defaults.SAMPLE_KEY)
-    condition_key = cfg.get("condition_key", Defaults.CONDITION_KEY)
-    cell_type_key = cfg.get("cell_type_key", Defaults.CELL_TYPE_KEY)
-    parts = [_html.paragraph(f"{adata.n_obs:,} cells x {adata.n_vars:,} genes.")]
-    if sample_key in adata.obs and condition_key in adata.obs:
-        samples = adata.obs[[sample_key, condition_key]].astype(str).drop_duplicates()
-        per_condition = samples[condition_key].value_counts().rename("samples").to_frame()
-        parts.append(_html.table(per_condition, index=True))
-    if cell_type_key in adata.obs and condition_key in adata.obs:
-        counts = pd.crosstab(adata.obs[cell_type_key].astype(str), adata.obs[condition_key].astype(str))
-        parts.append(_html.table(counts, index=True, max_rows=40))
-    return "".join(parts)
+def _patients_section(ctx: _Context) -> str:
+    adata = ctx.adata
+    if ctx.samples is None:
+        return _html.paragraph("No sample column: no per-patient view.", note=True)
+    states = results.states(adata)
+    fractions = cohort = None
+    if states is not None:
+        fractions = _cards.state_fractions(states, ctx.samples, results.state_contexts(adata),
+                                           unassigned=Defaults.UNASSIGNED)
+        cohort = fractions.median(axis=0)
+    profile = results.profile(adata)
+    by_sample = dict(iter(profile.groupby("sample", sort=False))) if profile is not None else {}
+    n_cells = ctx.samples.value_counts()
+    conditions = ctx.conditions if ctx.conditions is not None else pd.Series("", index=n_cells.index)
+    therapies, tib = results.therapies(), results.tib(adata)
+    order = sorted(n_cells.index, key=lambda s: (conditions.get(s, ""), s))
+    cards = "".join(
+        _cards.card(s, condition=conditions.get(s, ""), n_cells=int(n_cells[s]), fractions=fractions, cohort=cohort,
+                    profile_rows=by_sample.get(s), tib=tib, therapies=therapies, alpha=Defaults.ALPHA,
+                    max_states=Report.CARD_STATES)
+        for s in order)
+    tools = ('<div class="cards-tools"><input id="patient-search" type="search" placeholder="Search patient id '
+             'or condition" oninput="hcctmeFilterCards(this.value)" aria-label="search patients">'
+             f'<span id="cards-count">{len(order)} shown</span></div>')
+    legend = _html.paragraph("Composition: fraction of the patient's cells of each state's cell context (blue) "
+                             "against the cohort median (grey), states that differ most first. Axes: activity "
+                             "(mean z of the evidence kinds shown). Therapies: kb evidence tier and trial "
+                             "when known, else development status.", note=True)
+    return tools + legend + f'<div class="cards">{cards}</div>'
 
 
-def _scores_section(adata: AnnData, cfg: dict[str, Any]) -> str:
-    from hcctme import pl
-
-    cell_type_key = cfg.get("cell_type_key", Defaults.CELL_TYPE_KEY)
-    info = adata.uns.get(Keys.SCORES, {})
-    body = _html.paragraph(
-        f"Method {info.get('method', '?')}; {adata.obsm[Keys.SCORES].shape[1]} signatures scored; "
-        f"library {info.get('library_version', '?')}."
-    )
-    if cell_type_key in adata.obs:
-        states = [c for c in adata.obsm[Keys.SCORES].columns if not str(c).startswith("MARKER_")][:40]
-        body += _html.figure(_figure_of(pl.scores(adata, cell_type_key, states, kind="heatmap", show=False)),
-                             alt="mean signature score per cell type")
-    return body
+def _states_section(ctx: _Context) -> str:
+    states = results.states(ctx.adata)
+    if states is None or ctx.samples is None:
+        return _html.paragraph("Cell states were not called.", note=True)
+    keep = states != Defaults.UNASSIGNED
+    fractions = pd.crosstab(ctx.samples[keep], states[keep], normalize="index")
+    counts = states.value_counts().rename_axis("state").rename("cells").to_frame()
+    return (_html.figure(_figures.composition(fractions, ctx.conditions), anchor="fig-states")
+            + ctx.table(counts, "state_counts", index=True))
 
 
-def _states_section(adata: AnnData, cfg: dict[str, Any]) -> str:
-    from hcctme import pl
-
-    sample_key = cfg.get("sample_key", Defaults.SAMPLE_KEY)
-    condition_key = cfg.get("condition_key", Defaults.CONDITION_KEY)
-    counts = adata.obs[Keys.STATE].astype(str).value_counts().rename("cells").to_frame()
-    fig = pl.states(adata, sample_key=sample_key, condition_key=condition_key, show=False)
-    return _html.figure(_figure_of(fig), alt="state composition per patient") + _html.table(counts, index=True)
-
-
-def _compare_section(adata: AnnData) -> str:
-    from hcctme.pipeline import COMPARE_KEYS
-
+def _compare_section(ctx: _Context) -> str:
     body = ""
-    titles = {"composition": "States within their cell type (composition, propeller-style moderated test)",
-              "scores": "Signature scores per cell type", "genes": "Genes (pseudobulk PyDESeq2)"}
-    for features, key in COMPARE_KEYS.items():
-        table = _table(adata, key)
+    for features, title in _COMPARE_TITLES.items():
+        table = results.compare(ctx.adata, features)
         if table is None:
             continue
-        n_sig = int((table["padj"] < 0.1).sum()) if "padj" in table else 0
-        body += f"<h3>{titles[features]}</h3>" + _html.paragraph(
-            f"{len(table)} tests; {n_sig} with padj < 0.1 (samples are the unit of replication)."
-        ) + _html.table(_top(table))
-    ta = _table(adata, Keys.TA_RESPONSE, part="compare")
+        n_sig = int((table["padj"] < Defaults.ALPHA).sum()) if "padj" in table else 0
+        body += (f"<h3>{title}</h3>"
+                 + _html.paragraph(f"{len(table):,} tests; {n_sig} with padj < {Defaults.ALPHA:g}.")
+                 + _html.figure(_figures.volcano(table, title=title, alpha=Defaults.ALPHA,
+                                                  max_points=Report.MAX_POINTS),
+                                anchor=f"fig-compare-{features}")
+                 + ctx.table(_sorted(table), f"compare_{features}"))
+    ta = results.ta_response(ctx.adata)
     if ta is not None:
-        body += "<h3>Atezolizumab + bevacizumab (T+A) response signatures</h3>" + _html.table(_top(ta))
+        body += ("<h3>Atezolizumab + bevacizumab (T+A) response signatures</h3>"
+                 + _html.figure(_figures.volcano(ta, title="T+A response signatures", alpha=Defaults.ALPHA,
+                                                  max_points=Report.MAX_POINTS),
+                                anchor="fig-ta-response")
+                 + ctx.table(_sorted(ta), "ta_response_compare"))
     return body or _html.paragraph("No comparison was run.", note=True)
 
 
-def _crosstalk_section(adata: AnnData) -> str:
-    body = ""
-    diff = _table(adata, Keys.CROSSTALK_DIFF)
-    pooled = _table(adata, Keys.CROSSTALK)
+def _sorted(table: pd.DataFrame) -> pd.DataFrame:
+    if "padj" in table.columns:
+        return table.sort_values(["padj", "pvalue"] if "pvalue" in table.columns else ["padj"])
+    return table
+
+
+def _crosstalk_section(ctx: _Context) -> str:
+    diff = results.crosstalk(ctx.adata, differential=True)
     if diff is not None:
-        body += "<h3>Differential crosstalk (patient level)</h3>" + _html.table(_top(diff))
-    elif pooled is not None:
-        body += "<h3>Top interactions</h3>" + _html.table(pooled.head(20))
-    return body or _html.paragraph("Crosstalk was not run.", note=True)
+        return ("<h3>Differential crosstalk (patient level)</h3>"
+                + ctx.table(diff, "crosstalk_diff"))
+    pooled = results.crosstalk(ctx.adata)
+    if pooled is not None:
+        return "<h3>Interactions</h3>" + ctx.table(pooled, "crosstalk")
+    return _html.paragraph("Crosstalk was not run.", note=True)
 
 
-def _tib_section(adata: AnnData) -> str:
-    table = _table(adata, Keys.TIB)
+def _tib_section(ctx: _Context) -> str:
+    table = results.tib(ctx.adata)
     if table is None:
         return _html.paragraph("No spatial coordinates: the tumour immune barrier was not measured.", note=True)
-    return _html.table(table, index=True, max_rows=50)
+    return ctx.table(table.rename_axis(ctx.sample_key), "tib", index=True)
 
 
-def _profile_section(adata: AnnData) -> str:
-    from hcctme import pl
-
-    table = _table(adata, Keys.PROFILE)
-    if table is None:
+def _profile_section(ctx: _Context) -> str:
+    profile = results.profile(ctx.adata)
+    if profile is None:
         return _html.paragraph("The resistance profile was not computed.", note=True)
-    fig = _figure_of(pl.resistance_profile(adata, show=False))
-    active = table[table["active"]] if "active" in table.columns else table
-    return _html.figure(fig, alt="resistance profile heatmap") + _html.table(active, max_rows=40)
+    body = _html.figure(_figures.profile_heatmap(profile), anchor="fig-profile")
+    summary = results.profile(ctx.adata, summary=True)
+    if summary is not None:
+        body += "<h3>Axes by condition</h3>" + ctx.table(_sorted(summary), "profile_summary")
+    shown = profile.drop(columns=[c for c in ("source", "therapies") if c in profile.columns])
+    body += "<h3>Activity per patient and axis</h3>" + ctx.table(shown, "resistance_profile")
+    if "source" in profile.columns:
+        sources = profile.drop_duplicates("axis")[["axis", "source"]]
+        body += "<h3>Where each axis's evidence comes from</h3>" + _html.table(sources, anchor="table-profile_sources")
+    return body
 
 
-def _parameters(adata: AnnData) -> str:
+def _scores_section(ctx: _Context) -> str:
+    scores = results.scores(ctx.adata)
+    if ctx.cell_type_key not in ctx.adata.obs:
+        return _html.paragraph(f"{scores.shape[1]} signatures scored.", note=True)
+    states = [c for c in scores.columns if not str(c).startswith("MARKER_")]
+    means = scores[states].groupby(ctx.adata.obs[ctx.cell_type_key].astype(str).to_numpy()).mean()
+    return _html.figure(_figures.score_heatmap(means), anchor="fig-scores")
+
+
+def _methods_section(ctx: _Context) -> str:
     from hcctme import __version__
 
-    run = adata.uns.get("hcctme_run", {})
-    rows = [("hcctme version", __version__)]
-    info = adata.uns.get(Keys.SCORES, {})
-    if isinstance(info, dict) and "library_version" in info:
-        rows.append(("signature library", str(info["library_version"])))
-    for key, value in _run_config(adata).items():
-        rows.append((f"config.{key}", str(value)))
-    for key, value in (run.get("timings_s", {}) if isinstance(run, dict) else {}).items():
-        rows.append((f"time.{key} (s)", str(value)))
-    return _html.table(pd.DataFrame(rows, columns=["parameter", "value"]), max_rows=200)
+    adata = ctx.adata
+    params = {"scores": results.scores_params(adata), "states": results.states_params(adata),
+              "crosstalk": results.crosstalk_params(adata), "tib": results.tib_params(adata),
+              "profile": results.profile_params(adata)}
+    tables = {title.lower(): results.compare(adata, f) for f, title in _COMPARE_TITLES.items()}
+    tables["T+A response signatures"] = results.ta_response(adata)
+    tests = {title: sorted(set(t["method"].astype(str))) for title, t in tables.items()
+             if t is not None and "method" in t.columns}
+    library = str(params["scores"].get("library_version", "?"))
+    kb_version = results.kb_version()
+    body = _summary.methods(params, tests, n_signatures=results.scores(adata).shape[1], fdr=Defaults.ALPHA,
+                            library_version=library, kb_version=kb_version, hcctme_version=__version__)
+    rows = [("hcctme version", __version__), ("signature library", library), ("knowledge base", kb_version)]
+    rows += [(f"config.{k}", str(v)) for k, v in results.run_config(adata).items()]
+    rows += [(f"skipped.{k}", str(v)) for k, v in results.skipped(adata).items()]
+    rows += [(f"time.{k} (s)", str(v)) for k, v in results.timings(adata).items()]
+    return body + "<h3>Parameters and versions</h3>" + _html.table(
+        pd.DataFrame(rows, columns=["parameter", "value"]), anchor="table-parameters", page_length=25)
 
 
 def build(adata: AnnData, path: str | Path | None = None, *, title: str = "hcctme resistance report") -> Path | str:
-    """Build the HTML report of a run.
+    """Build the interactive HTML report of a run.
 
     Parameters
     ----------
@@ -165,7 +235,9 @@ def build(adata: AnnData, path: str | Path | None = None, *, title: str = "hcctm
         The AnnData after :func:`hcctme.pipeline.run` (or the individual tools); each section is
         shown when its results are present.
     path
-        Where to write the report (atomically). When None the HTML text is returned.
+        Where to write the report (atomically). Tables longer than ``Report.MAX_ROWS`` are shortened
+        in the page and written in full as TSV beside it (unless that file exists). When None the
+        HTML text is returned.
     title
         Page title.
 
@@ -175,22 +247,22 @@ def build(adata: AnnData, path: str | Path | None = None, *, title: str = "hcctm
     """
     _validate.anndata(adata)
     _validate.scores(adata)
-    cfg = _run_config(adata)
-    sections = [("overview", "Cohort overview", _overview(adata, cfg)),
-                ("scores", "Signature scores per cell type", _scores_section(adata, cfg))]
-    if Keys.STATE in adata.obs:
-        sections.append(("states", "Resistance cell states per patient", _states_section(adata, cfg)))
-    sections += [
-        ("compare", "Responders versus resistors", _compare_section(adata)),
-        ("crosstalk", "Ligand-receptor crosstalk on resistance axes", _crosstalk_section(adata)),
-        ("tib", "Spatial tumour immune barrier", _tib_section(adata)),
-        ("profile", "Per-patient resistance profile and therapies", _profile_section(adata)),
-        ("parameters", "Parameters and versions", _parameters(adata)),
-    ]
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    ctx = _Context(adata, Path(path).parent if path is not None else None)
+    if ctx.out_dir is not None:
+        ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    sections = [("summary", "Cohort summary", _summary_section(ctx)),
+                ("patients", "Patients", _patients_section(ctx)),
+                ("states", "Resistance cell states per patient", _states_section(ctx)),
+                ("compare", "Responders versus resistors", _compare_section(ctx)),
+                ("crosstalk", "Ligand-receptor crosstalk on resistance axes", _crosstalk_section(ctx)),
+                ("tib", "Spatial tumour immune barrier", _tib_section(ctx)),
+                ("profile", "Resistance profile and therapies", _profile_section(ctx)),
+                ("scores", "Signature scores per cell type", _scores_section(ctx)),
+                ("methods", "Methods", _methods_section(ctx))]
+    stamp = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     text = _html.page(title, f"Generated {stamp}", sections)
     if path is None:
         return text
     written = _files.write_text(text, path)
-    logger.info("report written to %s", written)
+    logger.info("report written to %s (%.1f MB)", written, len(text.encode()) / 1e6)
     return written

@@ -95,8 +95,11 @@ def human_genes(preferred: pd.DataFrame) -> pd.DataFrame:
 
 
 def mouse_orthologs(biomart_m2h: pd.DataFrame, hcop_m2h: pd.DataFrame, preferred: pd.DataFrame) -> pd.DataFrame:
-    """One preferred human ortholog per mouse Ensembl gene; human symbols are the preferred
-    symbol of the human Ensembl id, so both sources name a human gene the same way."""
+    """One preferred human ortholog per mouse Ensembl gene.
+
+    Human symbols are the preferred symbol of the human Ensembl id, so both sources name a human gene
+    the same way.
+    """
     key = ["mouse_ensembl_id", "human_ensembl_id"]
     bm = pd.DataFrame({
         "mouse_ensembl_id": _clean(biomart_m2h["Gene stable ID"]),
@@ -120,7 +123,7 @@ def mouse_orthologs(biomart_m2h: pd.DataFrame, hcop_m2h: pd.DataFrame, preferred
     hc = hc.groupby(key, as_index=False).agg(support=("support", "max"),
                                              hcop_mouse_symbol=("hcop_mouse_symbol", "first"))
 
-    pairs = bm[key + ["mouse_symbol", "source", "goc"]].merge(hc, on=key, how="outer")
+    pairs = bm[[*key, "mouse_symbol", "source", "goc"]].merge(hc, on=key, how="outer")
     pairs["mouse_symbol"] = pairs["mouse_symbol"].fillna(pairs["hcop_mouse_symbol"])
     pairs["source"] = pairs["source"].fillna("hcop")
     pairs["support"] = pairs["support"].fillna(0).astype(int)

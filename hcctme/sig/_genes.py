@@ -9,8 +9,10 @@ symbols the ortholog tables lack, each with a reason).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 import pandas as pd
 
@@ -26,8 +28,10 @@ def _read(name: str, **kwargs) -> pd.DataFrame:
 
 @lru_cache(maxsize=1)
 def human_genes() -> pd.DataFrame:
-    """Columns ``symbol`` and ``ensembl_id``: one row per (symbol, Ensembl id) pair of the human
-    genes with a name; for each id its preferred (newest) symbol comes first."""
+    """Human genes with a name: columns ``symbol`` and ``ensembl_id``.
+
+    One row per (symbol, Ensembl id) pair; for each id its preferred (newest) symbol comes first.
+    """
     return _read("human_genes.tsv.gz")
 
 
@@ -44,7 +48,7 @@ def mouse_orthologs() -> pd.DataFrame:
 def allowlist() -> dict[str, str]:
     """Valid human symbols absent from the ortholog tables, mapped to the reason they are allowed."""
     table = _read("symbol_allowlist.tsv")
-    return dict(zip(table["symbol"], table["reason"]))
+    return dict(zip(table["symbol"], table["reason"], strict=True))
 
 
 @lru_cache(maxsize=1)
@@ -59,7 +63,7 @@ def _alias_rows() -> tuple[dict[str, str], dict[str, str]]:
     upper_known = {s.upper() for s in known_human_symbols()}
     folded: dict[str, str] = {}
     exact: dict[str, str] = {}
-    for alias, symbol in zip(table["alias"], table["symbol"]):
+    for alias, symbol in zip(table["alias"], table["symbol"], strict=True):
         if alias.upper() in upper_known:  # differs from a current symbol only by case: exact match only
             exact[alias] = symbol
         else:
@@ -91,9 +95,9 @@ def ensembl_to_symbol() -> dict[str, str]:
     """
     human = human_genes()
     human = human[human["ensembl_id"] != ""].drop_duplicates("ensembl_id", keep="first")
-    mapping = dict(zip(human["ensembl_id"], human["symbol"]))
+    mapping = dict(zip(human["ensembl_id"], human["symbol"], strict=True))
     mouse = mouse_orthologs()
-    mapping.update(zip(mouse["mouse_ensembl_id"], mouse["human_symbol"]))
+    mapping.update(zip(mouse["mouse_ensembl_id"], mouse["human_symbol"], strict=True))
     return mapping
 
 
@@ -103,7 +107,7 @@ def mouse_to_human() -> dict[str, str]:
     table = mouse_orthologs()
     # a mouse symbol with several Ensembl ids has several rows; the first is the preferred one
     table = table[table["mouse_symbol"] != ""].drop_duplicates("mouse_symbol", keep="first")
-    return dict(zip(table["mouse_symbol"], table["human_symbol"]))
+    return dict(zip(table["mouse_symbol"], table["human_symbol"], strict=True))
 
 
 _SOURCE_RANK = {"biomart_one2one": 0, "biomart_high": 1, "biomart_low": 2, "hcop": 2}
@@ -117,7 +121,7 @@ def human_to_mouse() -> dict[str, str]:
     rank = table["source"].map(_SOURCE_RANK).fillna(3)
     table = table.assign(_rank=rank).sort_values("_rank", kind="mergesort")
     table = table.drop_duplicates("human_symbol", keep="first")
-    return dict(zip(table["human_symbol"], table["mouse_symbol"]))
+    return dict(zip(table["human_symbol"], table["mouse_symbol"], strict=True))
 
 
 @lru_cache(maxsize=1)
@@ -150,3 +154,61 @@ def current_symbol(name: str) -> str | None:
         return case_aliases()[name]
     upper = name.upper()
     return aliases().get(upper) or orf_case_variants().get(upper)
+
+
+_ENSEMBL = re.compile(r"^(ENS(?:MUS)?G\d{11})(?:\.\d+)?$")
+
+
+def ensembl_base(name: Any) -> str | None:
+    """The unversioned human (ENSG) or mouse (ENSMUSG) Ensembl gene id in ``name``, else None.
+
+    ``"ENSG00000153563.16"`` -> ``"ENSG00000153563"``.
+    """
+    if not isinstance(name, str):
+        return None
+    match = _ENSEMBL.match(name.strip())
+    return match.group(1) if match else None
+
+
+def gene_id_type(names: Iterable[Any]) -> dict[str, Any]:
+    """Detect the kind of gene identifiers and their species.
+
+    The rule (used by ``hcctme.pp.harmonize_genes(species="auto")`` and ``check_input``):
+
+    1. If at least half of the non-missing names are Ensembl gene ids (``ENSG...``/``ENSMUSG...``,
+       versioned or not), ``id_type`` is ``"ensembl"`` and ``species`` is the majority prefix
+       (``ENSMUSG`` -> mouse, ``ENSG`` -> human).
+    2. Otherwise the names are symbols: those that are current human symbols or known aliases are
+       counted as human, those in the mouse ortholog table as mouse (matched exactly, case
+       included). ``species`` is mouse when mouse names outnumber human ones, human when human
+       names are at least as many, and ``"unknown"`` when neither kind is found.
+
+    Returns a dict: id_type, species, n, n_ensembl_human, n_ensembl_mouse, n_human_symbols,
+    n_mouse_symbols.
+    """
+    values = [str(v).strip() for v in names if isinstance(v, str) and v.strip()]
+    n = len(values)
+    ens = [ensembl_base(v) for v in values]
+    n_ens_human = sum(1 for e in ens if e is not None and e.startswith("ENSG"))
+    n_ens_mouse = sum(1 for e in ens if e is not None and e.startswith("ENSMUSG"))
+    human = known_human_symbols()
+    mouse = known_mouse_symbols()
+    n_human = sum(1 for v in values if v in human or current_symbol(v) is not None)
+    n_mouse = sum(1 for v in values if v in mouse)
+    info: dict[str, Any] = {
+        "n": n,
+        "n_ensembl_human": n_ens_human,
+        "n_ensembl_mouse": n_ens_mouse,
+        "n_human_symbols": n_human,
+        "n_mouse_symbols": n_mouse,
+    }
+    if n and (n_ens_human + n_ens_mouse) * 2 >= n:
+        info["id_type"] = "ensembl"
+        info["species"] = "mouse" if n_ens_mouse > n_ens_human else "human"
+    elif n_human or n_mouse:
+        info["id_type"] = "symbol"
+        info["species"] = "mouse" if n_mouse > n_human else "human"
+    else:
+        info["id_type"] = "unknown"
+        info["species"] = "unknown"
+    return info

@@ -9,20 +9,19 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from hcctme import _validate
 from hcctme.sig._model import Signature, SignatureSet
 from hcctme.sig._schema import SignatureSchemaError, to_signature, to_signatures
 
 
 def read_yaml(path: Path, *, strict: bool = False, known_symbols: frozenset[str] | None = None
               ) -> list[Signature]:
-    """Read one signature YAML file (safe loader only)."""
+    """Read one signature YAML file (safe loader only; UTF-8, at most ``Files.MAX_GENE_SET_BYTES`` bytes)."""
+    text = _validate.small_text_file(path, what="signature YAML file")
     try:
-        with open(path, encoding="utf-8") as handle:
-            entries = yaml.safe_load(handle)
+        entries = yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML ({err.__class__.__name__}: {err})") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a UTF-8 text file; signature YAML files must be UTF-8 text") from None
     if entries is None:
         raise SignatureSchemaError(f"{path}: the file is empty")
     return to_signatures(entries, where=str(path), strict=strict, known_symbols=known_symbols)
@@ -48,12 +47,12 @@ def read_yaml_dir(directory: Path, *, strict: bool = False,
 
 
 def read_gmt(path: Path) -> list[Signature]:
-    """Read a GMT file (name, description, genes...; tab separated)."""
+    """Read a GMT file (name, description, genes...; tab separated).
+
+    UTF-8 text (a byte-order mark is ignored), at most ``Files.MAX_GENE_SET_BYTES`` bytes.
+    """
     sigs = []
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise ValueError(f"{path}: not a UTF-8 text file; a GMT file is tab-separated text") from None
+    lines = _validate.small_text_file(path, what="GMT file").splitlines()
     for lineno, line in enumerate(lines, start=1):
         line = line.rstrip("\r\n")
         if not line.strip() or line.startswith("#"):
@@ -105,7 +104,7 @@ def from_dict(mapping: Mapping[str, Any]) -> list[Signature]:
 
 def from_net(net: pd.DataFrame, *, source: str = "source", target: str = "target",
              weight: str = "weight") -> list[Signature]:
-    """decoupler net (source, target, weight) -> signatures; negative weights are genes_down."""
+    """Decoupler net (source, target, weight) -> signatures; negative weights are genes_down."""
     missing = [c for c in (source, target) if c not in net.columns]
     if missing:
         raise KeyError(f"the net has no column(s) {missing}; expected columns {source!r}, {target!r}"
@@ -125,38 +124,11 @@ def from_net(net: pd.DataFrame, *, source: str = "source", target: str = "target
     for name, block in net.assign(_w=weights).groupby(source, sort=False):
         up = block.loc[block["_w"] >= 0, target].astype(str).tolist()
         down = block.loc[block["_w"] < 0, target].astype(str).tolist()
-        signed = {g: float(w) for g, w in zip(block[target].astype(str), block["_w"]) if abs(w) != 1}
+        signed = {g: float(w) for g, w in zip(block[target].astype(str), block["_w"], strict=True) if abs(w) != 1}
         entry = {"id": _safe_id(str(name)), "name": str(name), "genes_up": up, "genes_down": down,
                  "weights": signed}
         sigs.append(to_signature(entry, where="net", strict=False))
     return sigs
-
-
-def to_net(sigs: SignatureSet) -> pd.DataFrame:
-    """Signatures -> decoupler net (source, target, weight)."""
-    rows = []
-    for sig in sigs:
-        for gene in sig.genes_up:
-            rows.append((sig.id, gene, float(sig.weights.get(gene, 1.0))))
-        for gene in sig.genes_down:
-            rows.append((sig.id, gene, -abs(float(sig.weights.get(gene, 1.0)))))
-    return pd.DataFrame(rows, columns=["source", "target", "weight"])
-
-
-def to_gmt(sigs: SignatureSet, path: str | Path | None = None) -> str:
-    """Signatures -> GMT text; written to ``path`` when given."""
-    lines = []
-    for sig in sigs:
-        description = sig.citation or sig.name
-        if sig.genes_down:
-            lines.append("\t".join([f"{sig.id}_UP", description, *sig.genes_up]))
-            lines.append("\t".join([f"{sig.id}_DOWN", description, *sig.genes_down]))
-        else:
-            lines.append("\t".join([sig.id, description, *sig.genes_up]))
-    text = "\n".join(lines) + "\n"
-    if path is not None:
-        Path(path).write_text(text, encoding="utf-8")
-    return text
 
 
 def to_yaml(sigs: SignatureSet, path: str | Path | None = None) -> str:

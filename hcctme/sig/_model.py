@@ -17,7 +17,9 @@ class Signature:
 
     Attributes mirror the YAML schema of ``signatures/*.yaml`` (see DESIGN.md). ``genes_down``
     holds genes expected to be low in the state; scorers that support signed signatures (UCell)
-    subtract their score.
+    subtract their score. ``validated`` says whether the signature was shown on real labelled data
+    to separate its state from the sibling states (None: no such claim made); ``validation`` gives
+    the dataset and AUROC, or the reason it could not be tested.
     """
 
     id: str
@@ -32,6 +34,8 @@ class Signature:
     evidence: str = "derived"
     role: str = "program"
     version: int = 1
+    validated: bool | None = None
+    validation: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "genes_up", tuple(self.genes_up))
@@ -72,7 +76,16 @@ class Signature:
             "evidence": self.evidence,
             "role": self.role,
             "version": self.version,
+            **self._validation_fields(),
         }
+
+    def _validation_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if self.validated is not None:
+            fields["validated"] = self.validated
+        if self.validation:
+            fields["validation"] = self.validation
+        return fields
 
 
 class SignatureSet(Sequence[Signature]):
@@ -155,7 +168,7 @@ class SignatureSet(Sequence[Signature]):
         return list(dict.fromkeys(g for s in self._sigs for g in s.genes))
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per signature: id, name, collection, cell_context, role, n_genes, citation."""
+        """One row per signature: id, name, collection, cell_context, role, n_genes, validated, citation."""
         rows = [
             {
                 "id": s.id,
@@ -167,26 +180,41 @@ class SignatureSet(Sequence[Signature]):
                 "n_genes": len(s.genes),
                 "n_up": len(s.genes_up),
                 "n_down": len(s.genes_down),
+                "validated": s.validated,
                 "citation": s.citation,
+                "validation": s.validation,
             }
             for s in self._sigs
         ]
         columns = ["id", "name", "collection", "cell_context", "role", "evidence", "n_genes", "n_up",
-                   "n_down", "citation"]
-        return pd.DataFrame(rows, columns=columns)
+                   "n_down", "validated", "citation", "validation"]
+        frame = pd.DataFrame(rows, columns=columns)
+        frame["validated"] = frame["validated"].astype("boolean")
+        return frame
 
     def to_net(self) -> pd.DataFrame:
-        """decoupler network: columns source, target, weight (+1 up, -1 down unless weighted)."""
-        from hcctme.sig._io import to_net
-
-        return to_net(self)
+        """Decoupler network: columns source, target, weight (+1 up, -1 down unless weighted)."""
+        rows = []
+        for sig in self._sigs:
+            rows += [(sig.id, gene, float(sig.weights.get(gene, 1.0))) for gene in sig.genes_up]
+            rows += [(sig.id, gene, -abs(float(sig.weights.get(gene, 1.0)))) for gene in sig.genes_down]
+        return pd.DataFrame(rows, columns=["source", "target", "weight"])
 
     def to_gmt(self, path: str | Path | None = None) -> str:
         """GMT text (genes_up only; a signed signature gives ``ID_UP``/``ID_DOWN`` lines)."""
-        from hcctme.sig._io import to_gmt
-
-        return to_gmt(self, path)
+        lines = []
+        for sig in self._sigs:
+            description = sig.citation or sig.name
+            if sig.genes_down:
+                lines.append("\t".join([f"{sig.id}_UP", description, *sig.genes_up]))
+                lines.append("\t".join([f"{sig.id}_DOWN", description, *sig.genes_down]))
+            else:
+                lines.append("\t".join([sig.id, description, *sig.genes_up]))
+        text = "\n".join(lines) + "\n"
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
 
     def to_dict(self) -> dict[str, list[str]]:
-        """id -> genes_up (the form scanpy/decoupler users pass around)."""
+        """Id -> genes_up (the form scanpy/decoupler users pass around)."""
         return {s.id: list(s.genes_up) for s in self._sigs}

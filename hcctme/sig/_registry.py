@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from hcctme._logging import logger
+from hcctme._version import library_dir, signature_digest
 from hcctme.sig import _genes, _io
 from hcctme.sig._model import Signature, SignatureSet
-
-
-def library_dir() -> Path:
-    """Where the curated YAML files live: inside the wheel, or the repository's ``signatures/``."""
-    packaged = resources.files("hcctme").joinpath("_signatures")
-    if packaged.is_dir():
-        return Path(str(packaged))
-    repo = Path(__file__).resolve().parents[2] / "signatures"
-    if repo.is_dir():
-        return repo
-    raise FileNotFoundError("the hcctme signature library is missing from this installation; reinstall hcctme")
-
-
-def _library_version(directory: Path) -> str:
-    from hcctme import __version__
-
-    digest = hashlib.sha256()
-    for path in sorted(directory.glob("*.yaml")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return f"{__version__}+sig.{digest.hexdigest()[:10]}"
 
 
 @lru_cache(maxsize=1)
@@ -42,11 +20,15 @@ def library() -> SignatureSet:
     """The whole curated library, validated against the schema and the known human symbols."""
     directory = library_dir()
     sigs = _io.read_yaml_dir(directory, strict=True, known_symbols=_genes.known_human_symbols())
-    return SignatureSet(sigs, library_version=_library_version(directory), origin=str(directory))
+    return SignatureSet(sigs, library_version=signature_digest(directory), origin=str(directory))
 
 
 def list_signatures(**fields: Any) -> pd.DataFrame:
-    """The library as a table: id, name, collection, cell_context, role, n_genes, citation.
+    """The library as a table: id, name, collection, cell_context, role, n_genes, validated, citation.
+
+    ``validated`` is True when the signature separates its state from the sibling states on real
+    labelled data (AUROC >= 0.8, see signatures/VALIDATION.md), False when it could not be shown or
+    tested (``validation`` says why) and missing for entries that make no such claim (programmes).
 
     Keyword arguments filter rows, e.g. ``sig.list(cell_context="macrophage")``.
     """
@@ -149,10 +131,12 @@ def load(x: Any = None, *, species: str = "human") -> SignatureSet:
 
 
 def _current_version() -> str:
-    """The library version user sets are tagged with; loading a user set never needs the library
-    itself to be present or valid."""
+    """The library version user sets are tagged with.
+
+    Loading a user set never needs the library itself to be present or valid.
+    """
     try:
-        return _library_version(library_dir())
+        return signature_digest(library_dir())
     except FileNotFoundError:
         return "user"
 
@@ -170,7 +154,8 @@ def _with_species(sig: Signature, species: str) -> Signature:
 
 
 def _looks_like_path(text: str) -> bool:
-    return text.endswith((".gmt", ".yaml", ".yml")) or "/" in text or "\\" in text
+    """Library ids never hold a dot or a slash: "sets.txt" or "dir/x" is a (maybe missing) file."""
+    return "." in text or "/" in text or "\\" in text
 
 
 def _from_path(path: Path) -> list[Signature]:
@@ -186,7 +171,7 @@ def _from_path(path: Path) -> list[Signature]:
 
 
 def to_net(x: Any = None) -> pd.DataFrame:
-    """decoupler net (source, target, weight) of the library or of anything :func:`load` takes."""
+    """Decoupler net (source, target, weight) of the library or of anything :func:`load` takes."""
     return load(x).to_net()
 
 

@@ -407,7 +407,7 @@ def _genes(adata, units, design, reference, *, per_cell, groupby, layer, min_cel
     if not units.duplicated().any():  # every obs is a unit already (bulk or pseudobulk input)
         X, var_names = _validate.matrix(adata, layer=layer, use_raw=False)
         _validate.unique_genes(var_names)
-        _validate.counts(X, what="features='genes' (PyDESeq2)")
+        _validate.counts(X, what="features='genes' (PyDESeq2)", layer=layer)
         X = X.toarray() if hasattr(X, "toarray") else np.asarray(X)
         profiles = pd.DataFrame(X, index=samples.to_numpy(), columns=var_names.astype(str))
         if groupby is not None:

@@ -9,7 +9,8 @@ A label is resolved in this order:
 
 Built-in recognition
 --------------------
-The label is lower-cased, Greek phi (as in "MΦ") is spelled "phi", and every character that is
+The label is lower-cased, accents are removed and Greek letters spelled out ("MΦ" -> "mphi";
+:func:`hcctme._labels.fold`, which also reads Cell Ontology wording), and every character that is
 not a letter or digit (``+ - _ / . ( )`` ...) becomes a space, so "CD8+ T cells", "CD8 T",
 "cd8_t", "CD8-T" and "CD8T" read alike. Independent rules (regular expressions on that text,
 the table :data:`RULES`) each propose a context; the proposals are combined as follows:
@@ -39,6 +40,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from hcctme import _labels
 from hcctme._constants import CELL_CONTEXTS, CONTEXT_PARENTS, Defaults
 
 # Contexts a label may be mapped to ("any" is a signature context, not a cell population).
@@ -101,9 +103,9 @@ _OVERRIDE_RULES = tuple((ctx, re.compile(p)) for ctx, p in _OVERRIDES)
 
 
 def normalise(label: object) -> str:
-    """The text the rules read: lower case, letters and digits only, single spaces."""
-    text = str(label).lower().replace("φ", "phi").replace("ϕ", "phi")
-    text = re.sub(r"[^a-z0-9]+", " ", text)
+    """The text the rules read: :func:`hcctme._labels.fold` (accents, Greek letters, Cell Ontology
+    words), then letters and digits only, single spaces."""
+    text = re.sub(r"[^a-z0-9]+", " ", _labels.fold(label))
     # "cd8t" / "cd4tcells": split a trailing t (cells) glued to cd4/cd8 is handled by the rules.
     return re.sub(r"\s+", " ", text).strip()
 

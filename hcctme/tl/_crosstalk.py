@@ -343,7 +343,7 @@ def crosstalk(
         raise ValueError("strength='specificity_rank' needs permutations; set n_perms (e.g. 100)")
 
     X, var_names = _validate.matrix(adata, layer=layer, use_raw=use_raw)
-    var_names = _validate.unique_genes(pd.Index(var_names).astype(str))
+    var_names = _validate.unique_genes(_validate.gene_names(adata, var_names))  # harmonised symbols
     _check_matrix(X)
 
     res_table, res_info = _resource(resource, axes_only=bool(axes_only))

@@ -19,13 +19,13 @@ _DENSE_BUDGET = 2**25  # float64 values densified at once by decoupler's ULM bat
 
 def make_net(ids: list[str], names: pd.Index, up: list[np.ndarray], down: list[np.ndarray],
              weights: list[dict[str, float]], method: str) -> pd.DataFrame:
-    """decoupler net over the genes present in the data.
+    """Decoupler net over the genes present in the data.
 
     AUCell is a set method (membership only): it scores ``genes_up``. ULM uses signed weights
     (+1 up, -1 down, or the signature's weights).
     """
     rows = []
-    for sid, pos_up, pos_down, w in zip(ids, up, down, weights):
+    for sid, pos_up, pos_down, w in zip(ids, up, down, weights, strict=True):
         for p in pos_up:
             rows.append((sid, names[p], float(w.get(names[p], 1.0))))
         if method == "ulm":
@@ -47,10 +47,7 @@ def score_block(block, *, method: str, net: pd.DataFrame, ids: list[str], var_na
     n_rows = block.shape[0]
     if n_rows == 0:
         return np.zeros((0, len(ids)), dtype=np.float32)
-    if sp.issparse(block):
-        block = sp.csr_matrix(block)
-    else:
-        block = np.asarray(block)
+    block = sp.csr_matrix(block) if sp.issparse(block) else np.asarray(block)
     tmp = AnnData(X=block, obs=pd.DataFrame(index=pd.RangeIndex(n_rows).astype(str)),
                   var=pd.DataFrame(index=var_names))
     func = getattr(dc.mt, method)

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from hcctme import _validate
-from hcctme._constants import Keys
+from hcctme import _validate, get
+from hcctme._constants import Defaults, Keys, Suffix
 from hcctme._logging import logger
 from hcctme.tl import _stats
 
@@ -20,19 +20,20 @@ ENRICH_COLUMNS = [
 
 
 def enrich(
-    compare_result: pd.DataFrame | AnnData,
+    adata: AnnData,
     signatures: Any = None,
     *,
+    compare_key: str = Keys.COMPARE,
     group: str | None = None,
     contrast: str | None = None,
     rank_by: str = "statistic",
     min_size: int = 5,
     max_size: int = 500,
     permutation_num: int = 1000,
-    seed: int = 0,
-    compare_key: str = Keys.COMPARE,
+    random_state: int = Defaults.SEED,
     key_added: str = Keys.ENRICH,
-) -> pd.DataFrame:
+    copy: bool = False,
+) -> AnnData | None:
     """Preranked GSEA of a genes comparison against the hcctme library or the user's gene sets.
 
     Genes of each group x contrast of a :func:`hcctme.tl.compare` table (``features="genes"``) are
@@ -42,14 +43,14 @@ def enrich(
 
     Parameters
     ----------
-    compare_result
-        The DataFrame returned by :func:`hcctme.tl.compare` with ``features="genes"``, or an
-        AnnData holding it in ``uns[compare_key]`` (the enrichment is then also stored in
-        ``uns[key_added]``, its parameters and library version in ``uns[key_added + "_params"]``).
+    adata
+        AnnData holding a :func:`hcctme.tl.compare` result with ``features="genes"`` in ``uns[compare_key]``.
     signatures
         ``None`` for the whole hcctme library, or anything :func:`hcctme.sig.load` accepts: library
         ids, a dict ``{name: [genes]}``, a GMT or YAML path, a decoupler net. Each signature
         contributes its ``genes_up``.
+    compare_key
+        ``key_added`` of the genes comparison.
     group, contrast
         Restrict to one group (groupby level) and/or one contrast of the table (default: all).
     rank_by
@@ -59,70 +60,97 @@ def enrich(
         matching to the ranked genes).
     permutation_num
         Gene-set permutations for the nominal p-values.
-    seed
+    random_state
         Seed of the permutations (results are reproducible for a given seed).
-    compare_key, key_added
-        uns keys read / written when an AnnData is given.
+    key_added
+        The table goes to ``uns[key_added]`` (read it with :func:`hcctme.get.enrich`), the parameters
+        and library version to ``uns[key_added + "_params"]``.
+    copy
+        Write into a copy of ``adata`` and return it.
 
     Returns
     -------
-    DataFrame with one row per gene set x group x contrast: ``term``, ``group``, ``contrast``,
-    ``es``, ``nes``, ``pvalue`` (nominal), ``fdr`` (gseapy's GSEA FDR within each ranked list),
-    ``padj`` (Benjamini-Hochberg of the nominal p-values over the whole table), ``n_genes``
-    (genes of the set among the ranked genes), ``set_size`` (genes in the set),
-    ``direction`` (``"up"``: enriched among genes higher in the other level; ``"down"``) and
-    ``lead_genes`` (";"-separated leading-edge genes). Sorted by p-value then |NES|.
+    AnnData or None
+        ``None``, or the modified copy when ``copy=True``. The table has one row per gene set x group x
+        contrast: ``term``, ``group``, ``contrast``, ``es``, ``nes``, ``pvalue`` (nominal), ``fdr``
+        (gseapy's GSEA FDR within each ranked list), ``padj`` (Benjamini-Hochberg of the nominal p-values
+        over the whole table), ``n_genes`` (genes of the set among the ranked genes), ``set_size`` (genes
+        in the set), ``direction`` (``"up"``: enriched among genes higher in the other level; ``"down"``)
+        and ``lead_genes`` (";"-separated leading-edge genes). Sorted by p-value then absolute NES.
     """
     from hcctme import sig
 
-    store_in = None
-    if isinstance(compare_result, AnnData):
-        store_in = compare_result
-        table = _validate.uns_table(compare_result, compare_key, tool="hcctme.tl.compare(features='genes')")
-        key_added = _validate.key_added(key_added)
-    elif isinstance(compare_result, pd.DataFrame):
-        table = compare_result
-    else:
-        raise TypeError(
-            f"compare_result must be the DataFrame returned by hcctme.tl.compare or an AnnData, got "
-            f"{type(compare_result).__name__}"
-        )
-    needed = {"feature", "group", rank_by}
-    missing = needed - set(table.columns)
+    _validate.anndata(adata)
+    table = get.compare(adata, compare_key)
+    params = _check_enrich(table, rank_by=rank_by, min_size=min_size, max_size=max_size,
+                           permutation_num=permutation_num, random_state=random_state)
+    _validate.key_added(key_added)
+    _validate.boolean(copy, name="copy")
+    table = _select(table, group=group, contrast=contrast)
+    out = _enrich_table(table, _gene_sets(signatures, sig), rank_by=rank_by, **params)
+    record = {
+        "tool": "hcctme.tl.enrich",
+        "params": {"compare_key": compare_key, "group": group or "", "contrast": contrast or "", "rank_by": rank_by,
+                   **params},
+        "library_version": _validate.library_version(),
+    }
+    adata = adata.copy() if copy else adata  # nothing is written before this line
+    adata.uns[key_added] = out
+    adata.uns[key_added + Suffix.PARAMS] = record
+    logger.info("enrich: %d gene sets, %d with padj < %g -> uns[%r]", out["term"].nunique(),
+                int((out["padj"] < Defaults.ALPHA).sum()), Defaults.ALPHA, key_added)
+    return adata if copy else None
+
+
+def _check_enrich(table: pd.DataFrame, *, rank_by: str, min_size: Any, max_size: Any, permutation_num: Any,
+                  random_state: Any) -> dict[str, int]:
+    """Check the comparison table and the numeric parameters; returns the checked numbers."""
+    missing = {"feature", "group", rank_by} - set(table.columns)
     if missing:
         raise KeyError(
-            f"the comparison table lacks column(s) {sorted(missing)}; pass the result of "
-            "hcctme.tl.compare(..., features='genes')"
+            f"the comparison table lacks column(s) {sorted(missing)}; run "
+            "hcctme.tl.compare(..., features='genes') and pass its key_added as compare_key"
         )
     if "method" in table.columns and not (table["method"] == "deseq2").all():
         raise ValueError(
             "tl.enrich ranks genes: pass a comparison made with features='genes' "
             f"(this table was made with method(s) {sorted(pd.unique(table['method']))})"
         )
-    min_size = _validate.positive_int(min_size, name="min_size")
-    max_size = _validate.positive_int(max_size, name="max_size")
-    if max_size < min_size:
-        raise ValueError(f"max_size={max_size} is smaller than min_size={min_size}")
-    permutation_num = _validate.positive_int(permutation_num, name="permutation_num")
-    seed = _validate.positive_int(seed, name="seed", minimum=0)
+    params = {
+        "min_size": _validate.positive_int(min_size, name="min_size"),
+        "max_size": _validate.positive_int(max_size, name="max_size"),
+        "permutation_num": _validate.positive_int(permutation_num, name="permutation_num"),
+        "random_state": _validate.random_state(random_state),
+    }
+    if params["max_size"] < params["min_size"]:
+        raise ValueError(f"max_size={params['max_size']} is smaller than min_size={params['min_size']}")
+    return params
+
+
+def _select(table: pd.DataFrame, *, group: str | None, contrast: str | None) -> pd.DataFrame:
+    """The rows of one group and/or contrast (all when None); a ValueError names the levels."""
     table = table.copy()
     if "contrast" not in table.columns:
         table["contrast"] = ""
-    for name, value, col in (("group", group, "group"), ("contrast", contrast, "contrast")):
+    for name, value in (("group", group), ("contrast", contrast)):
         if value is not None:
-            levels = pd.unique(table[col].astype(str))
+            levels = pd.unique(table[name].astype(str))
             if str(value) not in set(levels):
                 raise ValueError(f"{name}={value!r} is not in the table; {name}s are {list(levels)}")
-            table = table[table[col].astype(str) == str(value)]
+            table = table[table[name].astype(str) == str(value)]
+    return table
 
-    gene_sets = _gene_sets(signatures, sig)
+
+def _enrich_table(table: pd.DataFrame, gene_sets: dict[str, list[str]], *, rank_by: str, min_size: int,
+                  max_size: int, permutation_num: int, random_state: int) -> pd.DataFrame:
+    """GSEA of every group x contrast ranked list of ``table`` (AnnData-free)."""
     rows = []
     for (grp, con), sub in table.groupby(["group", "contrast"], sort=False, observed=True):
         ranking = (sub.dropna(subset=[rank_by]).drop_duplicates("feature")
                    .set_index("feature")[rank_by].astype(float))
         ranking = ranking[np.isfinite(ranking.to_numpy())].sort_values(ascending=False)
         result = _prerank(ranking, gene_sets, min_size=min_size, max_size=max_size,
-                          permutation_num=permutation_num, seed=seed)
+                          permutation_num=permutation_num, seed=random_state)
         if result is None:
             logger.warning("enrich: group %r, contrast %r: no gene set has %d-%d genes among the %d ranked genes",
                            grp, con, min_size, max_size, len(ranking))
@@ -139,17 +167,7 @@ def enrich(
     out["padj"] = _stats.bh(out["pvalue"].to_numpy())
     out = out[ENRICH_COLUMNS]
     out = out.assign(_abs=-out["nes"].abs()).sort_values(["pvalue", "_abs", "term"], kind="mergesort")
-    out = out.drop(columns="_abs").reset_index(drop=True)
-    if store_in is not None:
-        store_in.uns[key_added] = out
-        store_in.uns[f"{key_added}_params"] = {
-            "compare_key": compare_key, "group": group or "", "contrast": contrast or "", "rank_by": rank_by,
-            "min_size": min_size, "max_size": max_size, "permutation_num": permutation_num, "seed": seed,
-            "library_version": _validate.library_version(),
-        }
-    logger.info("enrich: %d gene sets x %d ranked list(s), %d with padj < 0.1%s", out["term"].nunique(),
-                len(rows), int((out["padj"] < 0.1).sum()), f" -> uns[{key_added!r}]" if store_in is not None else "")
-    return out
+    return out.drop(columns="_abs").reset_index(drop=True)
 
 
 def _gene_sets(signatures: Any, sig: Any) -> dict[str, list[str]]:

@@ -1,5 +1,6 @@
-"""Mean-minus-control scores with the semantics of :func:`scanpy.tl.score_genes` (Seurat's
-``AddModuleScore``), for many signatures in one pass over the matrix.
+"""Mean-minus-control scores with the semantics of :func:`scanpy.tl.score_genes`.
+
+Seurat's ``AddModuleScore``, for many signatures in one pass over the matrix.
 
 For each signature scanpy (1.10/1.11):
 
@@ -96,8 +97,11 @@ def _set_sums(indptr, indices, data, gene_map, gs_ptr, gs_sets, out):
 
 
 def set_means_csr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, index: SetIndex) -> np.ndarray:
-    """Per-cell means of each set (float64, cells x sets) for CSR rows; ``indptr`` may hold
-    absolute offsets into ``indices``/``data`` (a row range of a larger matrix, read in place)."""
+    """Per-cell means of each set (float64, cells x sets) for CSR rows.
+
+    ``indptr`` may hold absolute offsets into ``indices``/``data`` (a row range of a larger matrix, read
+    in place).
+    """
     n_rows = indptr.shape[0] - 1
     out = np.zeros((n_rows, index.sizes.size), dtype=np.float64)
     if n_rows == 0:

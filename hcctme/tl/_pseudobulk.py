@@ -11,10 +11,9 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from hcctme import _validate
-from hcctme._constants import Defaults, Keys
+from hcctme._constants import Defaults, Keys, Suffix
 from hcctme._logging import logger
 
-PSEUDOBULK_KEY = "hcctme_pseudobulk"
 MODES = ("sum", "mean", "median")
 
 
@@ -49,7 +48,7 @@ def pseudobulk(
         ``"sum"`` (counts, for differential expression), ``"mean"`` or ``"median"``.
     min_cells
         Profiles made of fewer cells are dropped; they are logged and listed in
-        ``uns["hcctme_pseudobulk"]["dropped"]``. Empty sample x group combinations are not profiles.
+        ``uns["hcctme_pseudobulk_params"]["dropped"]``. Empty sample x group combinations are not profiles.
     chunk_size
         Backed (``read_h5ad(..., backed="r")``, ``layer=None``) or dask matrices are summed this many
         cells at a time, in bounded memory (``mode="sum"`` or ``"mean"``; the values equal the
@@ -62,8 +61,9 @@ def pseudobulk(
     profile (condition, patient metadata, ...), ``obs["n_cells"]`` and decoupler's ``psbulk_cells`` /
     ``psbulk_counts``; ``layers["psbulk_props"]`` is the fraction of cells expressing each gene. In sum
     mode the counts are also in ``layers["counts"]``, so the result can be passed on to
-    :func:`hcctme.tl.compare` (``features="genes"``, ``sample_key=None``). ``uns["hcctme_pseudobulk"]``
-    records the parameters and the dropped profiles.
+    :func:`hcctme.tl.compare` (``features="genes"``, ``sample_key=None``). ``uns["hcctme_pseudobulk_params"]``
+    records the tool, its parameters, the library version and the dropped profiles (read it with
+    ``hcctme.get.params(pdata, "hcctme_pseudobulk")``).
 
     Raises
     ------
@@ -74,7 +74,7 @@ def pseudobulk(
     """
     pdata, _ = _pseudobulk(adata, sample_key=sample_key, groupby=groupby, layer=layer, mode=mode,
                            min_cells=min_cells, chunk_size=chunk_size)
-    info = pdata.uns[PSEUDOBULK_KEY]
+    info = pdata.uns[Keys.PSEUDOBULK + Suffix.PARAMS]
     logger.info(
         "pseudobulk: %d profiles (%s%s, %s of %s) from %d cells; %d dropped with < %d cells",
         pdata.n_obs, sample_key, f" x {groupby}" if groupby else "", mode, layer or "X", adata.n_obs,
@@ -110,11 +110,10 @@ def _pseudobulk(
     if mode == "sum" and kind != "counts":
         raise ValueError(
             f"pseudobulk mode='sum' needs raw integer counts but {'layer ' + repr(layer) if layer else '.X'} "
-            f"looks {kind}; pass the layer that holds raw counts (layer='counts'), or use mode='mean' "
-            "for normalised data"
+            f"looks {kind}; {_validate.counts_hint(layer)}, or use mode='mean' for normalised data"
         )
-    if mode == "sum":
-        _check_all_counts(X)
+    if mode == "sum" and not (hasattr(X, "to_memory") or hasattr(X, "compute")):  # backed/dask: per block
+        _validate.all_counts(X, what="pseudobulk mode='sum'", layer=layer)
 
     import decoupler as dc
 
@@ -174,12 +173,10 @@ def _pseudobulk(
     var = adata.var.copy()
     var.index = pdata.var_names
     pdata.var = var
-    pdata.uns[PSEUDOBULK_KEY] = {
-        "sample_key": sample_key,
-        "groupby": groupby if groupby is not None else "",
-        "layer": layer if layer is not None else "X",
-        "mode": mode,
-        "min_cells": min_cells,
+    pdata.uns[Keys.PSEUDOBULK + Suffix.PARAMS] = {
+        "tool": "hcctme.tl.pseudobulk",
+        "params": {"sample_key": sample_key, "groupby": groupby if groupby is not None else "",
+                   "layer": layer if layer is not None else "X", "mode": mode, "min_cells": min_cells},
         "library_version": _validate.library_version(),
         "dropped": dropped,
     }
@@ -221,10 +218,9 @@ def _chunked_profiles(pdata: AnnData, X, obs: pd.DataFrame, var_names: pd.Index,
         for start in range(0, n_rows, chunk_size):
             stop = min(n_rows, start + chunk_size)
             block = X[start:stop]
-            block = block.compute() if hasattr(block, "compute") else block
-            block = sp.csr_matrix(block.to_memory() if hasattr(block, "to_memory") else block)
+            block = sp.csr_matrix(_validate.in_memory(block))
             if mode == "sum":
-                _check_all_counts(block)
+                _validate.all_counts(block, what="pseudobulk mode='sum'")
             elif not np.all(np.isfinite(block.data)):
                 raise ValueError("the matrix contains NaN or infinite values")
             member = sp.csr_matrix((np.ones(stop - start), (codes[start:stop], np.arange(stop - start))),
@@ -244,19 +240,3 @@ def _chunked_profiles(pdata: AnnData, X, obs: pd.DataFrame, var_names: pd.Index,
     obs_out["psbulk_counts"] = counts
     return AnnData(X=values, obs=obs_out, var=pd.DataFrame(index=pd.Index(var_names).astype(str)),
                    layers={"psbulk_props": props})
-
-
-def _check_all_counts(X) -> None:
-    """Integer, non-negative, finite: checked on all stored values (the sample check reads 2000 rows)."""
-    if hasattr(X, "to_memory") or hasattr(X, "compute"):
-        return  # backed / dask: the row sample in matrix_kind is the check
-    values = X.data if sp.issparse(X) else np.asarray(X)
-    if values.size == 0:
-        return
-    if not np.all(np.isfinite(values)):
-        raise ValueError("the count matrix contains NaN or infinite values")
-    if values.min() < 0 or not np.all(values == np.round(values)):
-        raise ValueError(
-            "pseudobulk mode='sum' needs raw integer counts but the matrix has negative or non-integer "
-            "values; pass the layer that holds raw counts (layer='counts')"
-        )

@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from hcctme import _validate
-from hcctme._constants import Defaults, Keys
+from hcctme._constants import Defaults, Keys, Suffix
 from hcctme._logging import logger
 from hcctme._settings import settings
 from hcctme.tl import _decoupler_score, _mean_score, _ucell
@@ -104,9 +104,10 @@ def score(
         Seed for the control-gene draw of ``method="mean"`` (unused by the other methods).
     key_added
         Scores go to ``adata.obsm[key_added]`` (DataFrame, cells x signatures, float32) and the
-        parameters to ``adata.uns[key_added]``: method, params, library_version, coverage
-        (fraction of each requested signature's genes found), genes_used (per scored signature),
-        genes_down_used (signed signatures), n_genes, dropped.
+        parameters to ``adata.uns[key_added + "_params"]``: tool, method, params, library_version,
+        coverage (fraction of each requested signature's genes found), genes_used (per scored
+        signature), genes_down_used (signed signatures), n_genes, dropped. Read them back with
+        :func:`hcctme.get.scores` and :func:`hcctme.get.params`.
     copy
         Return a scored copy instead of writing into ``adata``. A backed AnnData cannot be copied
         without loading its matrix, so ``copy=True`` with a backed object raises; with
@@ -131,6 +132,7 @@ def score(
                            chunk_size=chunk_size, n_jobs=n_jobs, random_state=random_state,
                            key_added=key_added, copy=copy, use_raw=use_raw)
     X, var_names = _validate.matrix(adata, layer=layer, use_raw=use_raw)
+    _validate.unique_genes(pd.Index(var_names))
     used_raw = layer is None and (adata.raw is not None if use_raw is None else bool(use_raw))
     _check_matrix(X, adata)
     names = _validate.gene_names(adata, var_names)
@@ -167,10 +169,10 @@ def score(
     adata = adata.copy() if copy else adata
     frame = pd.DataFrame(values, index=adata.obs_names.copy(), columns=pd.Index(matched.ids))
     adata.obsm[key_added] = frame
-    adata.uns[key_added] = _info(method, params, layer=layer, used_raw=used_raw, sigs=sigs,
-                                 matched=matched)
+    adata.uns[key_added + Suffix.PARAMS] = _info(method, params, layer=layer, used_raw=used_raw, sigs=sigs,
+                                                 matched=matched)
     logger.info("scored %d signatures (%s) in %d cells -> adata.obsm[%r], parameters in adata.uns[%r]",
-                len(matched.ids), method, adata.n_obs, key_added, key_added)
+                len(matched.ids), method, adata.n_obs, key_added, key_added + Suffix.PARAMS)
     return adata if copy else None
 
 
@@ -188,7 +190,7 @@ def _check_params(adata: Any, **kw: Any) -> dict[str, Any]:
         "min_coverage": _validate.fraction(kw["min_coverage"], name="min_coverage"),
         "chunk_size": _validate.positive_int(kw["chunk_size"], name="chunk_size", allow_none=True),
         "n_jobs": _n_jobs(kw["n_jobs"]),
-        "random_state": _seed(kw["random_state"]),
+        "random_state": _validate.random_state(kw["random_state"], allow_none=True),
     }
     _validate.key_added(kw["key_added"])
     _validate.boolean(kw["copy"], name="copy")
@@ -212,16 +214,6 @@ def _n_jobs(value: Any) -> int:
     if value < 1:
         raise ValueError(f"n_jobs must be >= 1 or -1 (all cores), got {value}")
     return int(min(value, _ucell.max_threads()))
-
-
-def _seed(value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"random_state must be an integer or None, got {type(value).__name__} ({value!r})")
-    if value < 0:
-        raise ValueError(f"random_state must be >= 0, got {value}")
-    return int(value)
 
 
 def _check_matrix(X: Any, adata: AnnData) -> None:
@@ -400,7 +392,7 @@ class _MeanEngine(_Engine):
         cut = _mean_score.bins(gene_means, N_BINS)
         sets: list[np.ndarray] = []
         layout = []
-        for sid, up, down in zip(m.ids, m.up, m.down):
+        for sid, up, down in zip(m.ids, m.up, m.down, strict=True):
             cols = []
             for part in (up, down):
                 if part.size == 0:
@@ -468,19 +460,9 @@ def _is_dask(X: Any) -> bool:
     return type(X).__module__.split(".")[0] == "dask"
 
 
-def _to_memory(block: Any) -> Any:
-    if hasattr(block, "to_memory"):
-        block = block.to_memory()
-    if isinstance(block, np.matrix):
-        block = np.asarray(block)
-    if not sp.issparse(block) and not isinstance(block, np.ndarray):
-        block = np.asarray(block)
-    return block
-
-
 def _dask_block(block: Any, engine: _Engine) -> np.ndarray:
     """map_blocks body: scores and the block's flags packed as two extra columns."""
-    values, nonfinite, negative = engine.block(_to_memory(block))
+    values, nonfinite, negative = engine.block(_validate.in_memory(block))
     out = np.empty((values.shape[0], values.shape[1] + 2), dtype=np.float32)
     out[:, :-2] = values
     out[:, -2] = float(nonfinite)
@@ -489,7 +471,7 @@ def _dask_block(block: Any, engine: _Engine) -> np.ndarray:
 
 
 def _dask_colsums(block: Any) -> np.ndarray:
-    block = _to_memory(block)
+    block = _validate.in_memory(block)
     if sp.issparse(block):
         return np.asarray(block.sum(axis=0, dtype=np.float64)).reshape(1, -1)
     return np.asarray(block, dtype=np.float64).sum(axis=0).reshape(1, -1)
@@ -576,7 +558,7 @@ class _Source:
         return values, nonfinite, negative
 
     def _read(self, start: int, stop: int) -> Any:
-        block = _to_memory(self.X[start:stop])
+        block = _validate.in_memory(self.X[start:stop])
         if sp.issparse(block) and block.format != "csr":
             block = block.tocsr()
         return block
@@ -628,6 +610,7 @@ def _info(method: str, params: dict[str, Any], *, layer: str | None, used_raw: b
     else:
         p.update(tmin=Defaults.MIN_GENES, empty=False)
     return {
+        "tool": "hcctme.tl.score",
         "method": method,
         "params": p,
         "library_version": str(getattr(sigs, "library_version", "user")),

@@ -184,7 +184,7 @@ def _pseudobulk_scores(adata: AnnData, units: pd.Series, *, layer: str | None,
                        min_coverage: float) -> tuple[pd.DataFrame, dict]:
     """Units x signatures: mean z (across units) of the signature genes' pseudobulk log2 CPM."""
     X, var_names = _validate.matrix(adata, layer=layer, use_raw=False)
-    var_names = _validate.unique_genes(pd.Index(var_names).astype(str))
+    var_names = _validate.unique_genes(_validate.gene_names(adata, var_names))  # harmonised symbols
     kind = _validate.matrix_kind(X)
     if kind != "counts":
         where = f"layer {layer!r}" if layer is not None else ".X"
@@ -223,10 +223,11 @@ def _cell_scores(adata: AnnData, units: pd.Series, *, aggregate: str, scores_key
         scores, origin = existing[list(TA_SIGNATURES)], f"obsm[{scores_key!r}]"
     else:
         from hcctme import sig
-        from hcctme.tl import score
+        from hcctme.tl._score import score
 
         X, var_names = _validate.matrix(adata, layer=None, use_raw=use_raw)
-        light = AnnData(X=X, obs=pd.DataFrame(index=adata.obs_names), var=pd.DataFrame(index=var_names))
+        light = AnnData(X=X, obs=pd.DataFrame(index=adata.obs_names),
+                        var=pd.DataFrame(index=_validate.gene_names(adata, var_names)))  # harmonised symbols
         signatures = sig.load(list(_signature_genes()))
         score(light, signatures, method=method, min_coverage=min_coverage, key_added="_ta")
         scores, origin = light.obsm["_ta"], f"tl.score(method={method!r})"

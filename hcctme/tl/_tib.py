@@ -20,12 +20,10 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from hcctme import _validate
-from hcctme._constants import Defaults, Keys
+from hcctme._constants import BARRIER_STATES, Defaults, Keys, Suffix
 from hcctme._logging import logger
 from hcctme.tl import _tib_stats
 
-#: default barrier states (SPP1+ TAM2 and the ECM / TGFB myCAF subsets)
-BARRIER_STATES: tuple[str, ...] = ("TAM2_SPP1", "CAF_ECM_MYCAF", "CAF_TGFB_MYCAF")
 #: default CD8 T-cell states (any CD8 T cell counts: the context ``cd8_t`` is used as well)
 CD8_STATES: tuple[str, ...] = ("CD8_TEX_TERMINAL", "CD8_TEX_PROGENITOR", "CD8_TEFF")
 #: cell contexts read as tumour (HCC tumour cells are hepatocyte-derived)
@@ -281,7 +279,7 @@ def _radius_graph(sq, coords: np.ndarray, radius: float) -> sp.csr_matrix:
 
 def _nhood_z(sq, coords: np.ndarray, graph: sp.csr_matrix, masks: dict[str, np.ndarray], *, n_perms: int,
              seed: int) -> tuple[float, float]:
-    """squidpy neighbourhood-enrichment z-scores of barrier-tumour and T cell-tumour contacts."""
+    """Squidpy neighbourhood-enrichment z-scores of barrier-tumour and T cell-tumour contacts."""
     labels = np.full(coords.shape[0], "other", dtype=object)
     labels[masks["t_cell"]] = "t_cell"
     labels[masks["barrier"]] = "barrier"
@@ -363,10 +361,10 @@ def tib(
     scores_key: str = Keys.SCORES,
     radius: float | None = None,
     n_perms: int = 200,
-    seed: int = Defaults.SEED,
+    random_state: int = Defaults.SEED,
     key_added: str = Keys.TIB,
     copy: bool = False,
-) -> pd.DataFrame | AnnData:
+) -> AnnData | None:
     """Measure the spatial tumour immune barrier (TIB) and CD8 T-cell exclusion in each sample.
 
     A barrier is SPP1+ TAMs and myCAFs sitting on the tumour boundary (Liu Y et al. 2023 J Hepatol
@@ -391,7 +389,7 @@ def tib(
 
     Null and p-values: labels are permuted within each sample among its non-tumour positions
     (``n_perms`` times; tumour architecture kept), one-sided ``tib_pvalue`` and ``t_exclusion_pvalue``.
-    Each sample's permutations are seeded from ``seed`` and the sample name, so a sample's result
+    Each sample's permutations are seeded from ``random_state`` and the sample name, so a sample's result
     does not depend on which other samples are analysed with it.
     Neighbouring cells are not independent, so compare groups of patients with samples as replicates
     (e.g. a rank test on ``tib_score``), not by counting significant samples.
@@ -433,28 +431,69 @@ def tib(
         median nearest-neighbour distance (first ring of neighbours).
     n_perms
         Permutations per sample (0 skips p-values).
-    seed
+    random_state
         Seed of the permutations.
     key_added
-        ``uns`` key of the table (``uns[key_added + "_params"]`` holds the parameters).
+        The per-sample table goes to ``uns[key_added]`` (read it with :func:`hcctme.get.tib`), the
+        parameters, labels used and library version to ``uns[key_added + "_params"]``.
     copy
-        Return a modified copy of ``adata`` instead of the table.
+        Write into a copy of ``adata`` and return it.
 
     Returns
     -------
-    The per-sample table (index = sample) when ``copy=False``, else the modified copy. Columns:
-    ``n_cells, n_tumour, n_barrier, n_t_cell, radius, tib_score, tib_pvalue, t_exclusion,
-    t_exclusion_pvalue`` and the components above (``note`` says why a value is missing). In spot mode
-    ``n_barrier`` / ``n_t_cell`` are the summed proxies.
+    AnnData or None
+        ``None``, or the modified copy when ``copy=True``. The table (index = sample) has the columns
+        ``n_cells``, ``n_tumour``, ``n_barrier``, ``n_t_cell``, ``radius``, ``tib_score``, ``tib_pvalue``,
+        ``t_exclusion``, ``t_exclusion_pvalue`` and the components above (``note`` says why a value is
+        missing). In spot mode ``n_barrier`` / ``n_t_cell`` are the summed proxies.
     """
+    samples, coords = _check_tib(adata, sample_key=sample_key, spatial_key=spatial_key, key_added=key_added,
+                                 n_perms=n_perms, radius=radius, label_key=label_key, copy=copy)
+    mode = _validate.choice(mode, ("cells", "spots"), name="mode")
+    random_state = _validate.random_state(random_state)
+    if mode == "cells":
+        masks, used = _cells_masks(adata, state_key=state_key, label_key=label_key, barrier=barrier_labels,
+                                   tumour=tumour_labels, t_cell=t_cell_labels)
+        weights = {k: v.astype(float) for k, v in masks.items()}
+        tumour = masks["tumour"]
+    else:
+        masks = None
+        weights, used = _spots_weights(adata, label_key=label_key, scores_key=scores_key, barrier=barrier_labels,
+                                       tumour=tumour_labels, t_cell=t_cell_labels)
+        tumour = np.asarray(weights.pop("tumour"), dtype=bool)
+    _check_tumour(tumour, masks, used, mode=mode)
+    table = _tib_table(samples, coords, tumour, weights, masks, radius=radius, mode=mode, n_perms=n_perms,
+                       random_state=random_state)
+    table.index.name = sample_key
+    params = {
+        "tool": "hcctme.tl.tib",
+        "params": {"sample_key": sample_key, "mode": mode, "state_key": state_key, "label_key": label_key or "",
+                   "spatial_key": spatial_key, "scores_key": scores_key,
+                   "radius": -1.0 if radius is None else float(radius), "n_perms": int(n_perms),
+                   "random_state": random_state},
+        "radius_factor": RADIUS_FACTOR[mode],
+        "labels": {role: {str(k): list(v) if isinstance(v, list) else v for k, v in rec.items()}
+                   for role, rec in used.items() if isinstance(rec, dict)},
+        "tumour_threshold": float(used.get("tumour_threshold", np.nan)),
+        "library_version": _validate.library_version(),
+    }
+    adata = adata.copy() if copy else adata  # nothing is written before this line
+    adata.uns[key_added] = table
+    adata.uns[key_added + Suffix.PARAMS] = params
+    logger.info("tib: %d samples (%s mode) -> uns[%r], parameters in uns[%r]", len(table), mode, key_added,
+                key_added + Suffix.PARAMS)
+    return adata if copy else None
+
+
+def _check_tib(adata: AnnData, *, sample_key: str, spatial_key: str, key_added: str, n_perms: int,
+               radius: float | None, label_key: str | None, copy: bool) -> tuple[pd.Series, np.ndarray]:
+    """The checks of :func:`tib` that need no labels; returns the sample column and the coordinates."""
     _validate.anndata(adata)
     samples = _validate.categorical_levels(adata, sample_key, purpose="sample_key")
-    mode = _validate.choice(mode, ("cells", "spots"), name="mode")
     coords = _validate.spatial(adata, spatial_key)
-    key_added = _validate.key_added(key_added)
-    n_perms = _validate.positive_int(n_perms, name="n_perms", minimum=0)
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise TypeError(f"seed must be an integer, got {seed!r}")
+    _validate.key_added(key_added)
+    _validate.positive_int(n_perms, name="n_perms", minimum=0)
+    _validate.boolean(copy, name="copy")
     if radius is not None:
         if isinstance(radius, bool) or not isinstance(radius, int | float | np.integer | np.floating):
             raise TypeError(f"radius must be a positive number or None, got {radius!r}")
@@ -462,54 +501,39 @@ def tib(
             raise ValueError(f"radius must be > 0, got {radius}")
     if label_key is not None:
         _validate.obs_column(adata, label_key, purpose="label_key")
-    if mode == "cells":
-        masks, used = _cells_masks(adata, state_key=state_key, label_key=label_key, barrier=barrier_labels,
-                                   tumour=tumour_labels, t_cell=t_cell_labels)
-        weights = {k: v.astype(float) for k, v in masks.items()}
-        tumour = masks["tumour"]
-    else:
-        weights, used = _spots_weights(adata, label_key=label_key, scores_key=scores_key, barrier=barrier_labels,
-                                       tumour=tumour_labels, t_cell=t_cell_labels)
-        tumour = np.asarray(weights.pop("tumour"), dtype=bool)
+    return samples, coords
+
+
+def _check_tumour(tumour: np.ndarray, masks: dict[str, np.ndarray] | None, used: dict, *, mode: str) -> None:
+    """Refuse data without tumour; warn when cells are labelled tumour and barrier/T cell at once."""
     if not tumour.any():
         raise ValueError(
             f"no tumour {'spots' if mode == 'spots' else 'cells'} found ({used.get('tumour')}); "
             "tl.tib measures a barrier around tumour: name the tumour with tumour_labels="
         )
-    if mode == "cells":
+    if masks is not None:
         overlap = int((tumour & (masks["barrier"] | masks["t_cell"])).sum())
         if overlap:
             logger.warning("tib: %d cells are labelled both tumour and barrier/T cell; read as tumour", overlap)
-    sq = _squidpy()
 
+
+def _tib_table(samples: pd.Series, coords: np.ndarray, tumour: np.ndarray, weights: dict[str, np.ndarray],
+               masks: dict[str, np.ndarray] | None, *, radius: float | None, mode: str, n_perms: int,
+               random_state: int) -> pd.DataFrame:
+    """One row per sample (index = sample name), each sample's permutations seeded by its name."""
+    sq = _squidpy()
     with _quiet_squidpy():
         rows = [
             _sample_row(sq, sample, np.flatnonzero((samples == sample).to_numpy()), coords, tumour, weights,
-                        masks if mode == "cells" else None, radius=radius, mode=mode, n_perms=n_perms,
-                        rng=np.random.default_rng([int(seed), zlib.crc32(str(sample).encode())]))
+                        masks, radius=radius, mode=mode, n_perms=n_perms,
+                        rng=np.random.default_rng([random_state, zlib.crc32(str(sample).encode())]))
             for sample in pd.unique(samples)
         ]
     table = pd.DataFrame(rows).set_index("sample")
     table.index = table.index.astype(str)
-    table.index.name = sample_key
     for col in ("n_cells", "n_tumour", "n_boundary", "n_ring"):
         table[col] = table[col].astype(int)
     if mode == "cells":
         for col in ("n_barrier", "n_t_cell"):
             table[col] = table[col].astype(int)
-    table = table[_COLUMNS]
-
-    params = {
-        "sample_key": sample_key, "mode": mode, "state_key": state_key, "label_key": label_key or "",
-        "spatial_key": spatial_key, "scores_key": scores_key, "radius": -1.0 if radius is None else float(radius),
-        "radius_factor": RADIUS_FACTOR[mode], "n_perms": n_perms, "seed": int(seed),
-        "labels": {role: {str(k): list(v) if isinstance(v, list) else v for k, v in rec.items()}
-                   for role, rec in used.items() if isinstance(rec, dict)},
-        "tumour_threshold": float(used.get("tumour_threshold", np.nan)),
-        "library_version": _validate.library_version(),
-    }
-    adata = adata.copy() if copy else adata
-    adata.uns[key_added] = table
-    adata.uns[f"{key_added}_params"] = params
-    logger.info("tib: %d samples (%s mode) -> uns[%r]", len(table), mode, key_added)
-    return adata if copy else table
+    return table[_COLUMNS]

@@ -132,8 +132,11 @@ def _add_rank(rank, mr, g, gs_ptr, gs_sets, acc):
 
 @njit(cache=True)
 def _ranks_few(sv, su, k, tval, tcount, slots, n_slots, fval, fcount, fgt, mr, gs_ptr, gs_sets, acc):
-    """Few distinct values in the row (count-derived data): sort them with their counts by
-    insertion sort; a value's average rank is (nonzeros greater) + (ties + 1) / 2."""
+    """Rank a row with few distinct values (count-derived data).
+
+    Sort the values with their counts by insertion sort; a value's average rank is
+    (nonzeros greater) + (ties + 1) / 2.
+    """
     for q in range(n_slots):
         h = slots[q]
         x = tval[h]
@@ -157,8 +160,11 @@ def _ranks_few(sv, su, k, tval, tcount, slots, n_slots, fval, fcount, fgt, mr, g
 @njit(cache=True)
 def _ranks_many(sv, su, k, tval, tcount, slots, n_slots, spill, n_spill, usv, gt, eq, mr, gs_ptr,
                 gs_sets, acc):
-    """Many distinct values: sort the (fewer) distinct signature values instead, and count the
-    row's values above / equal to each by one binary search per distinct row value."""
+    """Rank a row with many distinct values.
+
+    Sort the (fewer) distinct signature values instead, and count the row's values above / equal to
+    each by one binary search per distinct row value.
+    """
     for j in range(k):
         usv[j] = sv[j]
     usv[:k].sort()
@@ -352,8 +358,11 @@ def numba_threads(n_jobs: int):
 
 
 def _as_kernel_dtype(values: np.ndarray) -> np.ndarray:
-    """Kernels are compiled for float32 and float64 values; integers are cast to float64 (exact
-    below 2**53, so equal values stay equal) and other floats to the nearest of the two."""
+    """Cast values to a dtype the kernels are compiled for (float32 or float64).
+
+    Integers are cast to float64 (exact below 2**53, so equal values stay equal) and other floats to
+    the nearest of the two.
+    """
     if values.dtype in (np.float32, np.float64):
         return values
     if values.dtype == np.float16:
@@ -401,8 +410,11 @@ def score_csr_rows(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, pl
 
 def score_block(block, plan: UCellPlan, *, max_rank: int, w_neg: float = 1.0,
                 n_jobs: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """UCell scores of an in-memory block: any scipy sparse format, or dense (converted to CSR
-    one block at a time, which costs less than the dense array itself)."""
+    """UCell scores of an in-memory block.
+
+    Any scipy sparse format, or dense (converted to CSR one block at a time, which costs less than the
+    dense array itself).
+    """
     if not sp.issparse(block):
         block = sp.csr_matrix(_as_kernel_dtype(np.asarray(block)))
     elif block.format != "csr":

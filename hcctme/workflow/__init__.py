@@ -35,7 +35,7 @@ def run_workflow(configfile: str | Path, *, cores: int = 1, directory: str | Pat
     if not configfile.is_file():
         raise FileNotFoundError(f"config file {str(configfile)!r} does not exist")
     try:
-        import snakemake  # noqa: F401
+        import snakemake
     except ImportError:
         raise ImportError("the workflow needs snakemake: pip install 'hcctme[workflow]'") from None
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", snakefile(), "--configfile", str(configfile.resolve()),

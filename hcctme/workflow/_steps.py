@@ -9,26 +9,18 @@ import anndata as ad
 import h5py
 import pandas as pd
 
-from hcctme import _files, _validate
-from hcctme._constants import Keys, Suffix
-from hcctme.pipeline import _STEP_FUNCTIONS, COMPARE_KEYS, PipelineConfig, compare_one
+from hcctme import _files, _validate, get, tl
+from hcctme import report as report_module
+from hcctme._constants import COMPARE_KEYS, Keys, Suffix
+from hcctme.pipeline import PipelineConfig, compare_one, run_step
 
-DEFAULTS = {
-    "outdir": "results",
-    "sample_key": "patient",
-    "condition_key": "response",
-    "reference": "responder",
-    "cell_type_key": "cell_type",
-    "layer": None,
-    "use_raw": None,
-    "counts_layer": "counts",
-    "signatures": None,
-    "method": "ucell",
-    "genes": True,
-    "crosstalk": True,
-    "spatial_key": "spatial",
-    "seed": 0,
-}
+# the config keys of the workflow that are not PipelineConfig fields
+_WORKFLOW_ONLY = {"input": None, "outdir": "results"}
+# PipelineConfig fields the workflow's config schema exposes (their defaults are PipelineConfig's)
+_CONFIG_FIELDS = ("sample_key", "condition_key", "reference", "cell_type_key", "layer", "use_raw", "counts_layer",
+                  "signatures", "method", "genes", "crosstalk", "spatial_key", "random_state")
+DEFAULTS = {"outdir": _WORKFLOW_ONLY["outdir"],
+            **{name: getattr(PipelineConfig(), name) for name in _CONFIG_FIELDS}}
 
 
 def schema_path() -> str:
@@ -39,8 +31,7 @@ def schema_path() -> str:
 
 def _config(config: dict[str, Any]) -> PipelineConfig:
     merged = {**DEFAULTS, **config}
-    fields = {k: v for k, v in merged.items() if k not in ("input", "outdir")}
-    return PipelineConfig(**fields)
+    return PipelineConfig(**{k: v for k, v in merged.items() if k not in _WORKFLOW_ONLY})
 
 
 def _safe(name: str) -> str:
@@ -85,20 +76,20 @@ def split_sample(smk) -> None:
 
 def score_sample(smk) -> None:
     adata = _files.read_h5ad(smk.input[0])
-    _STEP_FUNCTIONS["score"](adata, _config(_cfg(smk)))
+    run_step(adata, _config(_cfg(smk)), "score")
     _files.write_h5ad(adata, smk.output[0])
 
 
 def merge_scores(smk) -> None:
     parts = [_files.read_h5ad(path) for path in smk.input]
     merged = ad.concat(parts, merge="same", uns_merge="first")
-    merged.obsm[Keys.SCORES] = pd.concat([p.obsm[Keys.SCORES] for p in parts]).loc[merged.obs_names]
+    merged.obsm[Keys.SCORES] = pd.concat([get.scores(p) for p in parts]).loc[merged.obs_names]
     _files.write_h5ad(merged, smk.output[0])
 
 
 def _run_step(smk, step: str) -> ad.AnnData:
     adata = _files.read_h5ad(smk.input[0])
-    _STEP_FUNCTIONS[step](adata, _config(_cfg(smk)))
+    run_step(adata, _config(_cfg(smk)), step)
     return adata
 
 
@@ -107,8 +98,6 @@ def states(smk) -> None:
 
 
 def pseudobulk(smk) -> None:
-    from hcctme import tl
-
     config = _cfg(smk)
     adata = _files.read_h5ad(smk.input[0])
     bulk = tl.pseudobulk(adata, sample_key=config["sample_key"], groupby=config["cell_type_key"],
@@ -122,17 +111,23 @@ def compare(smk) -> None:
     _files.write_table(table, smk.output[0])
 
 
+def _or_empty(read: Any, adata: ad.AnnData, **kwargs: Any) -> pd.DataFrame:
+    """The table ``read`` (a :mod:`hcctme.get` function) returns; an empty one when the step did not run."""
+    try:
+        return read(adata, **kwargs)
+    except KeyError:
+        return pd.DataFrame()
+
+
 def crosstalk(smk) -> None:
     adata = _run_step(smk, "crosstalk") if _cfg(smk)["crosstalk"] else _files.read_h5ad(smk.input[0])
-    for name, key in (("pooled", Keys.CROSSTALK), ("diff", Keys.CROSSTALK_DIFF)):
-        table = adata.uns.get(key)
-        _files.write_table(table if isinstance(table, pd.DataFrame) else pd.DataFrame(), smk.output[name])
+    for name, differential in (("pooled", False), ("diff", True)):
+        _files.write_table(_or_empty(get.crosstalk, adata, differential=differential), smk.output[name])
 
 
 def tib(smk) -> None:
     adata = _run_step(smk, "tib")
-    table = adata.uns.get(Keys.TIB, pd.DataFrame())
-    _files.write_table(table, smk.output[0], index=True)
+    _files.write_table(_or_empty(get.tib, adata), smk.output[0], index=True)
 
 
 def _read_table(path: str, **kwargs) -> pd.DataFrame:
@@ -144,33 +139,32 @@ def _read_table(path: str, **kwargs) -> pd.DataFrame:
 
 def ta_response(smk) -> None:
     adata = _run_step(smk, "ta_response")
-    _files.write_table(adata.uns[Keys.TA_RESPONSE + Suffix.PER_SAMPLE], smk.output.per_sample)
-    compare = adata.uns.get(Keys.TA_RESPONSE)
-    _files.write_table(compare if isinstance(compare, pd.DataFrame) else pd.DataFrame(), smk.output.compare)
+    _files.write_table(get.ta_response(adata, per_sample=True), smk.output.per_sample, index=True)
+    _files.write_table(_or_empty(get.ta_response, adata), smk.output.compare)
+
+
+def _restore(adata: ad.AnnData, key: str, table: pd.DataFrame) -> None:
+    """Put a table another rule wrote back where its tool stores it (``uns[key]``), unless it is empty."""
+    if not table.empty:
+        adata.uns[key] = table
 
 
 def profile(smk) -> None:
     config = _cfg(smk)
     adata = _files.read_h5ad(smk.input.states)
-    for key, path in ((Keys.CROSSTALK, smk.input.crosstalk), (Keys.CROSSTALK_DIFF, smk.input.crosstalk_diff)):
-        table = _read_table(path)
-        if not table.empty:
-            adata.uns[key] = table
-    tib_table = _read_table(smk.input.tib, index_col=0)
-    if not tib_table.empty:
-        adata.uns[Keys.TIB] = tib_table
-    adata.uns[Keys.TA_RESPONSE + Suffix.PER_SAMPLE] = _read_table(smk.input.ta_per_sample)
-    adata.uns[Keys.TA_RESPONSE] = _read_table(smk.input.ta_compare)
+    _restore(adata, Keys.CROSSTALK, _read_table(smk.input.crosstalk))
+    _restore(adata, Keys.CROSSTALK + Suffix.DIFF, _read_table(smk.input.crosstalk_diff))
+    _restore(adata, Keys.TIB, _read_table(smk.input.tib, index_col=0))
+    _restore(adata, Keys.TA_RESPONSE, _read_table(smk.input.ta_compare))
+    _restore(adata, Keys.TA_RESPONSE + Suffix.PER_SAMPLE, _read_table(smk.input.ta_per_sample, index_col=0))
     for path in smk.input.compare:
         features = re.search(r"compare_(\w+)\.tsv$", path).group(1)
-        adata.uns[COMPARE_KEYS[features]] = _read_table(path)
-    _STEP_FUNCTIONS["profile"](adata, _config(config))
-    _files.write_table(adata.uns[Keys.PROFILE], smk.output.table)
+        _restore(adata, COMPARE_KEYS[features], _read_table(path))
+    run_step(adata, _config(config), "profile")
+    _files.write_table(get.profile(adata), smk.output.table)
     _files.write_h5ad(adata, smk.output.h5ad)
 
 
 def report(smk) -> None:
-    from hcctme import report as report_module
-
     adata = _files.read_h5ad(smk.input[0])
     report_module.build(adata, smk.output[0])

@@ -32,12 +32,12 @@ OBS_COLUMNS = ["patient", "response", "cell_type", "state_true", "treatment", "a
 @pytest.fixture(scope="module")
 def cohort():
     """16 patients (8 v 8) x 500 cells, default effects."""
-    return simulate_cohort(16, 500, seed=0)
+    return simulate_cohort(16, 500, random_state=0)
 
 
 @pytest.fixture(scope="module")
 def spatial_cohort():
-    return simulate_cohort(12, 500, spatial=True, seed=1)
+    return simulate_cohort(12, 500, spatial=True, random_state=1)
 
 
 def _state_fraction(adata, state: str) -> tuple[pd.Series, pd.Series]:
@@ -57,7 +57,7 @@ def _mwu(values: pd.Series, response: pd.Series, alternative: str) -> float:
 # ------------------------------------------------------------------------------------------------
 # Counts, shapes, obs
 # ------------------------------------------------------------------------------------------------
-def test_counts_are_nonnegative_integers_and_X_is_lognormalised(cohort):
+def test_counts_are_nonnegative_integers_and_x_is_lognormalised(cohort):
     counts = cohort.layers[Keys.COUNTS]
     assert sp.isspmatrix_csr(counts) or isinstance(counts, sp.csr_array)
     assert np.issubdtype(counts.dtype, np.integer)
@@ -117,19 +117,27 @@ def test_gene_universe_holds_the_library_programmes(cohort):
 
 
 def test_small_n_genes_keeps_programme_genes():
-    small = simulate_cohort(4, 50, n_genes=100, seed=0)
+    small = simulate_cohort(4, 50, n_genes=100, random_state=0)
     n_programme = int((small.var["sim_gene_kind"] == "programme").sum())
     assert small.n_vars == n_programme >= 100
-    assert simulate_cohort(4, 50, n_genes=n_programme + 50, seed=0).n_vars == n_programme + 50
+    assert simulate_cohort(4, 50, n_genes=n_programme + 50, random_state=0).n_vars == n_programme + 50
 
 
 # ------------------------------------------------------------------------------------------------
 # Reproducibility
 # ------------------------------------------------------------------------------------------------
+def test_seed_is_a_deprecated_alias_of_random_state():
+    with pytest.warns(FutureWarning, match="random_state"):
+        old = simulate_cohort(4, 50, n_genes=100, seed=3)
+    new = simulate_cohort(4, 50, n_genes=100, random_state=3)
+    assert (old.layers["counts"] != new.layers["counts"]).nnz == 0
+    assert old.uns["hcctme_sim"]["random_state"] == 3
+
+
 def test_seed_reproduces_and_different_seeds_differ():
-    a = simulate_cohort(6, 100, seed=7, spatial=True)
-    b = simulate_cohort(6, 100, seed=7, spatial=True)
-    c = simulate_cohort(6, 100, seed=8, spatial=True)
+    a = simulate_cohort(6, 100, random_state=7, spatial=True)
+    b = simulate_cohort(6, 100, random_state=7, spatial=True)
+    c = simulate_cohort(6, 100, random_state=8, spatial=True)
     assert (a.layers["counts"] != b.layers["counts"]).nnz == 0
     assert (a.X != b.X).nnz == 0
     pd.testing.assert_frame_equal(a.obs, b.obs)
@@ -218,7 +226,7 @@ def test_planted_cell_type_shifts_visible_at_patient_level(cohort):
 
 def test_truth_records_effects_and_proportions(cohort):
     truth = cohort.uns[Keys.SIM]
-    assert truth["effects"] == DEFAULT_EFFECTS and truth["seed"] == 0 and truth["null"] is False
+    assert truth["effects"] == DEFAULT_EFFECTS and truth["random_state"] == 0 and truth["null"] is False
     table = truth["effects_table"].set_index("name")
     assert table.loc["TAM2_SPP1", "direction_in_resistors"] == "up"
     assert table.loc["CD8_TEX_PROGENITOR", "direction_in_resistors"] == "down"
@@ -257,7 +265,7 @@ def test_ligand_receptor_gain_in_resistors(cohort):
 def test_null_cohort_plants_nothing():
     significant = 0
     for seed in range(6):
-        null = simulate_cohort(16, 500, null=True, n_genes=500, seed=seed)
+        null = simulate_cohort(16, 500, null=True, n_genes=500, random_state=seed)
         frac, response = _state_fraction(null, "TAM2_SPP1")
         significant += _mwu(frac, response, "two-sided") < 0.05
         truth = null.uns[Keys.SIM]
@@ -280,7 +288,7 @@ def test_null_refuses_effects():
 # Effects and noise
 # ------------------------------------------------------------------------------------------------
 def test_effects_merge_over_defaults_and_noise_scales_them():
-    adata = simulate_cohort(4, 50, effects={"TAM2_SPP1": 2.0, "Neutrophils": 0}, noise=2.0, seed=0)
+    adata = simulate_cohort(4, 50, effects={"TAM2_SPP1": 2.0, "Neutrophils": 0}, noise=2.0, random_state=0)
     truth = adata.uns[Keys.SIM]
     assert truth["effects"]["TAM2_SPP1"] == 2.0
     assert truth["effects"]["CD8_TEX_TERMINAL"] == DEFAULT_EFFECTS["CD8_TEX_TERMINAL"]
@@ -294,7 +302,7 @@ def test_effects_merge_over_defaults_and_noise_scales_them():
 
 def test_bigger_effect_gives_bigger_shift():
     def gap(effects):
-        adata = simulate_cohort(16, 400, effects=effects, n_genes=500, seed=3)
+        adata = simulate_cohort(16, 400, effects=effects, n_genes=500, random_state=3)
         frac, response = _state_fraction(adata, "TAM2_SPP1")
         return frac[response == "resistor"].mean() - frac[response == "responder"].mean()
 
@@ -310,7 +318,8 @@ def test_bigger_effect_gives_bigger_shift():
     (dict(n_patients=True), TypeError, "n_patients"),
     (dict(cells_per_patient=10), ValueError, "cells_per_patient must be >= 50"),
     (dict(n_genes=0), ValueError, "n_genes"),
-    (dict(seed=-1), ValueError, "seed"),
+    (dict(random_state=-1), ValueError, "random_state"),
+    (dict(random_state=1.5), TypeError, "random_state"),
     (dict(noise=0), ValueError, "noise must be > 0"),
     (dict(noise="loud"), TypeError, "noise"),
     (dict(spatial="yes"), TypeError, "spatial"),
@@ -333,7 +342,7 @@ def test_valid_effect_names_are_listed():
 
 
 def test_odd_number_of_patients_has_one_more_responder():
-    adata = simulate_cohort(5, 60, seed=0)
+    adata = simulate_cohort(5, 60, random_state=0)
     response = _validate.constant_within(adata, "response", "patient")
     assert (response == "resistor").sum() == 2 and (response == "responder").sum() == 3
     assert adata.uns[Keys.SIM]["params"]["n_responders"] == 3
@@ -385,7 +394,7 @@ def test_barrier_cells_closer_and_cd8_further_in_resistors(spatial_cohort):
 
 
 def test_null_spatial_has_the_same_layout_in_both_groups():
-    null = simulate_cohort(12, 400, spatial=True, null=True, seed=2)
+    null = simulate_cohort(12, 400, spatial=True, null=True, random_state=2)
     assert not null.uns[Keys.SIM]["barrier"]["barrier"].any()
     response = _validate.constant_within(null, "response", "patient")
     barrier = null.obs["state_true"].isin(["TAM2_SPP1", "CAF_ECM_MYCAF"]).to_numpy()
@@ -404,7 +413,7 @@ def test_h5ad_round_trip(tmp_path, spatial_cohort):
     assert set(spatial_cohort.uns[Keys.SIM]) == set(truth)
     pd.testing.assert_frame_equal(truth["barrier"], spatial_cohort.uns[Keys.SIM]["barrier"], check_dtype=False)
     assert (back.layers["counts"] != spatial_cohort.layers["counts"]).nnz == 0
-    null = simulate_cohort(4, 50, null=True, seed=0)
+    null = simulate_cohort(4, 50, null=True, random_state=0)
     null.write_h5ad(tmp_path / "null.h5ad")
     assert ad.read_h5ad(tmp_path / "null.h5ad").uns[Keys.SIM]["null"]
 
@@ -419,16 +428,16 @@ def test_demo_is_cached_fast_and_copy_safe():
     assert time.perf_counter() - start < 2.0
     assert second is not first
     first.obs["cell_type"] = "changed"
-    first.uns[Keys.SIM]["seed"] = -1
+    first.uns[Keys.SIM]["random_state"] = -1
     first.layers["counts"].data[:] = 0
     third = demo()
     assert (third.obs["cell_type"] != "changed").all()
-    assert third.uns[Keys.SIM]["seed"] == 0
+    assert third.uns[Keys.SIM]["random_state"] == 0
     assert third.layers["counts"].data.min() >= 1
 
 
 def test_small_cohorts_are_fast():
-    simulate_cohort(4, 50, seed=0)  # warm the gene-level cache
+    simulate_cohort(4, 50, random_state=0)  # warm the gene-level cache
     start = time.perf_counter()
-    simulate_cohort(12, 400, n_genes=500, null=True, seed=1)
+    simulate_cohort(12, 400, n_genes=500, null=True, random_state=1)
     assert time.perf_counter() - start < 5.0  # typically ~0.3 s; generous for loaded CI machines

@@ -6,14 +6,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
-from anndata import AnnData  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from anndata import AnnData
 
-import hcctme as hc  # noqa: E402
+import hcctme as hc
 
 KW = dict(condition_key="response", sample_key="patient", reference="responder")
 
@@ -40,7 +40,9 @@ def adata():
 
 def test_scores_boxplots(adata, tmp_path):
     hc.tl.compare(adata, features="scores", groupby="cell_type", **KW)
-    fig = hc.pl.compare(adata, n_top=4, save=str(tmp_path / "scores.png"))
+    axes = hc.pl.compare(adata, n_top=4, save=str(tmp_path / "scores.png"))
+    assert len(axes) == 4 and all(ax.get_visible() for ax in axes)
+    fig = axes[0].figure
     assert len([ax for ax in fig.axes if ax.get_visible()]) == 4
     assert (tmp_path / "scores.png").stat().st_size > 1000
     plt.close(fig)
@@ -48,28 +50,38 @@ def test_scores_boxplots(adata, tmp_path):
 
 def test_composition_proportions_and_clr(adata):
     hc.tl.compare(adata, features="composition", groupby="state", parent_key="cell_type", **KW)
-    fig = hc.pl.compare(adata, features=["s1"], group="A")
-    ax = fig.axes[0]
+    (ax,) = hc.pl.compare(adata, features=["s1"], group="A")
     assert ax.get_ylabel() == "proportion"
-    plt.close(fig)
-    fig = hc.pl.compare(adata, proportion=False, n_top=2)
-    assert fig.axes[0].get_ylabel() == "transformed proportion"
-    plt.close(fig)
+    plt.close("all")
+    axes = hc.pl.compare(adata, proportion=False, n_top=2)
+    assert axes[0].get_ylabel() == "transformed proportion"
+    plt.close("all")
 
 
 def test_paired_lines(adata):
     hc.tl.compare(adata, features="scores", pair_key="pair", **KW)
-    fig = hc.pl.compare(adata, features="SIG_A")
-    assert len(fig.axes[0].lines) >= 4  # box parts + one line per pair
-    plt.close(fig)
+    (ax,) = hc.pl.compare(adata, features="SIG_A")
+    pair_lines = [line for line in ax.lines if line.get_color() == "grey"]
+    assert len(pair_lines) == 4  # one line per pair, from the reference box (x ~ 0) to the other (x ~ 1)
+    for line in pair_lines:
+        x = np.asarray(line.get_xdata(), dtype=float)
+        assert len(x) == 2 and abs(x[0]) <= 0.12 and abs(x[1] - 1) <= 0.12
+    values = hc.get.compare(adata, values=True)
+    values = values[values["feature"] == "SIG_A"]
+    pairs = adata.obs.groupby("patient", observed=True)["pair"].first()
+    expected = {frozenset(np.round(group["value"].to_numpy(float), 6))
+                for _, group in values.groupby(values["sample"].map(pairs))}
+    drawn = {frozenset(np.round(np.asarray(line.get_ydata(), dtype=float), 6)) for line in pair_lines}
+    assert drawn == expected
+    plt.close("all")
 
 
 def test_genes_boxplots_and_volcano(adata):
     hc.tl.compare(adata, features="genes", **KW)
     table = adata.uns["hcctme_compare"]
-    fig = hc.pl.compare(adata, n_top=3)
-    assert "log2" in fig.axes[0].get_ylabel()
-    plt.close(fig)
+    axes = hc.pl.compare(adata, n_top=3)
+    assert "log2" in axes[0].get_ylabel()
+    plt.close("all")
     ax = hc.pl.volcano(adata)
     assert ax.get_xlabel() == "log2 fold change"
     assert len(ax.texts) >= 1  # the planted genes are labelled
@@ -84,8 +96,9 @@ def test_errors(adata):
     table = adata.uns["hcctme_compare"]
     with pytest.raises(ValueError, match="per-sample values"):
         hc.pl.compare(table)
-    fig = hc.pl.compare(table, values=adata.uns["hcctme_compare_values"])
-    plt.close(fig)
+    axes = hc.pl.compare(table, values=adata.uns["hcctme_compare_values"])
+    assert len(axes) >= 1
+    plt.close("all")
     with pytest.raises(KeyError, match="NOPE"):
         hc.pl.compare(adata, features=["NOPE"])
     with pytest.raises(ValueError, match="group"):
@@ -96,5 +109,5 @@ def test_errors(adata):
         hc.pl.compare([1, 2])
     bare = adata.copy()
     del bare.uns["hcctme_compare"]
-    with pytest.raises(KeyError, match="tl.compare"):
+    with pytest.raises(KeyError, match=r"tl\.compare"):
         hc.pl.volcano(bare)

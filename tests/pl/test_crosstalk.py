@@ -6,11 +6,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
 
-import hcctme  # noqa: E402
-
+import hcctme
 
 
 def _load_builder():
@@ -51,16 +51,16 @@ def adata():
 ])
 def test_renders(adata, kind, kwargs, tmp_path):
     path = tmp_path / f"{kind}.png"
-    fig = hcctme.pl.crosstalk(adata, kind=kind, save=str(path), **kwargs)
-    assert isinstance(fig, matplotlib.figure.Figure) and fig.axes
+    ax = hcctme.pl.crosstalk(adata, kind=kind, save=str(path), **kwargs)
+    assert isinstance(ax, matplotlib.axes.Axes) and ax.get_title()
     assert path.stat().st_size > 0
-    plt.close(fig)
+    plt.close("all")
 
 
 def test_bad_input(adata):
     with pytest.raises(ValueError, match="kind='bars' is not supported"):
         hcctme.pl.crosstalk(adata, kind="bars")
-    with pytest.raises(KeyError, match="run hcctme.tl.crosstalk"):
+    with pytest.raises(KeyError, match=r"run hcctme\.tl\.crosstalk"):
         hcctme.pl.crosstalk(adata, key="missing")
     with pytest.raises(KeyError, match="not in the differential table"):
         hcctme.pl.crosstalk(adata, kind="strip", interaction=("A", "B", "C", "D"))
@@ -73,7 +73,45 @@ def test_bad_input(adata):
 def test_pooled_run_has_no_differential_plots():
     data = lr_cohort(4, 15, n_genes=60, seed=6)
     hcctme.tl.crosstalk(data, groupby="cell_type", n_perms=None, axes_only=True)
-    fig = hcctme.pl.crosstalk(data, kind="heatmap")
-    plt.close(fig)
+    ax = hcctme.pl.crosstalk(data, kind="heatmap")
+    assert ax.get_title() == "axis activity (all kb axes)"
+    plt.close("all")
     with pytest.raises(KeyError, match="with condition_key"):
         hcctme.pl.crosstalk(data, kind="dotplot")
+
+
+def test_dotplot_draws_the_top_tested_interactions(adata):
+    diff = hcctme.get.crosstalk(adata, differential=True)
+    tested = diff[diff["tested"]]
+    assert tested["condition"].nunique() == 1
+    ax = hcctme.pl.crosstalk(adata, kind="dotplot", n_top=5)
+    dots = ax.collections[0]
+    assert len(dots.get_offsets()) == min(5, len(tested))
+    np.testing.assert_allclose(dots.get_array(), tested["effect"].head(5).to_numpy())
+    plt.close("all")
+
+
+def test_effect_heatmap_sums_the_axis_effects(adata):
+    diff = hcctme.get.crosstalk(adata, differential=True)
+    rows = diff[diff["axis"].notna()]
+    expected = rows.groupby(["source", "target"], observed=True)["effect"].sum().unstack("target").astype(float)
+    ax = hcctme.pl.crosstalk(adata, kind="heatmap", value="effect")
+    drawn = np.ma.filled(ax.images[0].get_array().astype(float), np.nan)
+    np.testing.assert_allclose(drawn, expected.to_numpy(), equal_nan=True)
+    assert [t.get_text() for t in ax.get_yticklabels()] == [str(i) for i in expected.index]
+    plt.close("all")
+
+
+def test_strip_shows_one_dot_per_evaluable_sample(adata):
+    diff = hcctme.get.crosstalk(adata, differential=True)
+    row = diff.iloc[0]
+    _, given = plt.subplots()
+    ax = hcctme.pl.crosstalk(adata, kind="strip", interaction=0, ax=given)
+    assert ax is given
+    assert [t.get_text() for t in ax.get_xticklabels()] == [row["reference"], row["condition"]]
+    reference_dots, other_dots = (np.asarray(c.get_offsets())[:, 1] for c in ax.collections[:2])
+    assert len(reference_dots) + len(other_dots) == int(row["n_samples"])  # one dot per evaluable sample
+    assert reference_dots.mean() == pytest.approx(row["mean_reference"])
+    assert other_dots.mean() == pytest.approx(row["mean_other"])
+    assert f"{row['ligand_complex']}" in ax.get_title() and f"{row['receptor_complex']}" in ax.get_title()
+    plt.close("all")

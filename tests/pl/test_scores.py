@@ -6,14 +6,14 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from anndata import AnnData  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from anndata import AnnData
 
-import hcctme  # noqa: E402
-from hcctme.pl._scores import score_summary  # noqa: E402
+import hcctme
+from hcctme.pl._scores import score_summary
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def scored() -> AnnData:
     values[:30, 0] += 0.5  # T cells high on SIG_T
     values[60:, 2] = 0  # Mac: SIG_Z never above 0
     adata.obsm["hcctme_scores"] = pd.DataFrame(values, index=adata.obs_names, columns=["SIG_T", "SIG_B", "SIG_Z"])
-    adata.uns["hcctme_scores"] = {"method": "ucell"}
+    adata.uns["hcctme_scores_params"] = {"method": "ucell"}
     return adata
 
 
@@ -52,7 +52,7 @@ def test_renders(scored, kind, standard_scale, tmp_path):
 
 
 def test_subset_and_given_axes(scored):
-    fig, ax = plt.subplots()
+    _fig, ax = plt.subplots()
     out = hcctme.pl.scores(scored, "cell_type", ["SIG_B", "SIG_T"], kind="heatmap", ax=ax)
     assert out is ax
     assert [t.get_text() for t in ax.get_xticklabels()] == ["SIG_B", "SIG_T"]
@@ -67,7 +67,7 @@ def test_errors(scored):
     with pytest.raises(ValueError, match="kind"):
         hcctme.pl.scores(scored, "cell_type", kind="violin")
     del scored.obsm["hcctme_scores"]
-    with pytest.raises(KeyError, match="tl.score"):
+    with pytest.raises(KeyError, match=r"tl\.score"):
         hcctme.pl.scores(scored, "cell_type")
 
 

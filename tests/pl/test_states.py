@@ -6,13 +6,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from anndata import AnnData  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from anndata import AnnData
 
-import hcctme  # noqa: E402
+import hcctme
 
 STATES = {"macrophage": ["TAM1_FOLR2", "TAM2_SPP1", "TAM3_MT1G"], "cd4_t": ["TREG"]}
 
@@ -43,26 +43,29 @@ def called() -> AnnData:
 
 def test_bar_renders_grouped_by_condition(called, tmp_path, digest):
     before = digest(called)
-    fig = hcctme.pl.states(called, sample_key="patient", condition_key="response", save=tmp_path / "bar.png")
-    assert isinstance(fig, matplotlib.figure.Figure)
-    axes = fig.get_axes()
+    axes = hcctme.pl.states(called, sample_key="patient", condition_key="response", save=tmp_path / "bar.png")
+    assert isinstance(axes, list) and all(isinstance(ax, matplotlib.axes.Axes) for ax in axes)
     assert [ax.get_title() for ax in axes] == ["macrophage", "cd4_t"]
     # one stacked bar per sample and state, heights summing to 1 per sample
     heights = np.zeros(6)
     for patch in axes[0].patches:
-        heights[int(round(patch.get_x() + patch.get_width() / 2))] += patch.get_height()
+        heights[round(patch.get_x() + patch.get_width() / 2)] += patch.get_height()
     assert np.allclose(heights, 1.0)
     labels = [t.get_text() for t in axes[0].get_xticklabels()]
     assert labels == ["p3", "p4", "p5", "p0", "p1", "p2"]  # grouped by condition (resistor < responder)
     assert (tmp_path / "bar.png").stat().st_size > 0
     assert digest(called) == before  # plotting never writes into the AnnData
-    plt.close(fig)
+    plt.close("all")
 
 
 def test_bar_options(called):
-    fig = hcctme.pl.states(called, sample_key="patient", contexts=["cd4_t"], show_unassigned=False)
-    assert [ax.get_title() for ax in fig.get_axes()] == ["cd4_t"]
-    plt.close(fig)
+    _, given = plt.subplots()
+    axes = hcctme.pl.states(called, sample_key="patient", contexts=["cd4_t"], show_unassigned=False, ax=given)
+    assert axes == [given] and given.get_title() == "cd4_t"
+    plt.close("all")
+    with pytest.raises(ValueError, match="ax= takes one panel"):
+        hcctme.pl.states(called, sample_key="patient", ax=plt.subplots()[1])
+    plt.close("all")
     with pytest.raises(ValueError, match="contexts"):
         hcctme.pl.states(called, sample_key="patient", contexts=["fibroblast"])
     with pytest.raises(ValueError, match="sample_key"):
@@ -70,11 +73,10 @@ def test_bar_options(called):
 
 
 def test_umap_renders(called):
-    fig = hcctme.pl.states(called, kind="umap")
-    ax = fig.get_axes()[0]
+    ax = hcctme.pl.states(called, kind="umap")
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend[0] == "unassigned" and set(legend[1:]) == {*STATES["macrophage"], "TREG"}
-    plt.close(fig)
+    plt.close("all")
 
 
 def test_bad_input(called):

@@ -1,4 +1,4 @@
-"""hcctme.pp.harmonize_genes, hcctme.pp.check_input and the gene-name helpers of hcctme._validate."""
+"""hcctme.pp.harmonize_genes, hcctme.pp.check_input and the gene-id helpers of hcctme.sig._genes."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def test_aliases_and_previous_symbols():
     assert report["species_used"] == "human"
     assert report["routes"]["current"] == 2 and report["routes"]["alias"] == 11
     assert report["n_unmapped"] == 0 and report["n_collisions"] == 0
-    assert dict(zip(report["examples"]["alias"]["from"], report["examples"]["alias"]["to"]))["CD10"] == "MME"
+    aliases = report["examples"]["alias"]
+    assert dict(zip(aliases["from"], aliases["to"], strict=True))["CD10"] == "MME"
     assert list(adata.var_names) == names  # var_names are never changed
 
 
@@ -98,7 +99,7 @@ def test_human_mode_never_upper_cases_mouse_symbols():
     ],
 )
 def test_auto_species_detection(names, species, id_type):
-    info = _validate.gene_id_type(names)
+    info = _genes.gene_id_type(names)
     assert info["species"] == species and info["id_type"] == id_type
     adata = make(names)
     ht.pp.harmonize_genes(adata)
@@ -163,7 +164,7 @@ def test_missing_values_in_symbol_column():
 def test_bad_gene_symbols_column_is_a_key_error(digest):
     adata = make(["CD8A", "CD3E"], var=pd.DataFrame({"gene_ids": ["x", "y"]}, index=["CD8A", "CD3E"]))
     before = digest(adata)
-    with pytest.raises(KeyError, match="no column 'symbols'.*gene_ids"):
+    with pytest.raises(KeyError, match=r"no column 'symbols'.*gene_ids"):
         ht.pp.harmonize_genes(adata, gene_symbols="symbols")
     assert digest(adata) == before
     assert Keys.SYMBOL not in adata.var and Keys.SYMBOL not in adata.uns
@@ -236,10 +237,10 @@ def test_gene_names_for_raw_and_subsets():
 
 
 def test_ensembl_base():
-    assert _validate.ensembl_base("ENSG00000153563.16") == "ENSG00000153563"
-    assert _validate.ensembl_base("ENSMUSG00000053977") == "ENSMUSG00000053977"
-    assert _validate.ensembl_base("CD8A") is None
-    assert _validate.ensembl_base(None) is None
+    assert _genes.ensembl_base("ENSG00000153563.16") == "ENSG00000153563"
+    assert _genes.ensembl_base("ENSMUSG00000053977") == "ENSMUSG00000053977"
+    assert _genes.ensembl_base("CD8A") is None
+    assert _genes.ensembl_base(None) is None
 
 
 # --------------------------------------------------------------------------------------------------

@@ -63,6 +63,22 @@ def test_valid_entry_passes(tmp_path):
     assert "PMID 32976798" in sig.citation
 
 
+def test_validation_fields_are_read_and_round_trip(tmp_path):
+    sigs = read_strict(write(tmp_path / "ok.yaml", [entry(validated=True, validation="GSE0 (toy): AUROC 0.91"),
+                                                   entry(id="UNTESTED", validated=False,
+                                                         validation="no labelled dataset")]))
+    assert (sigs[0].validated, sigs[0].validation) == (True, "GSE0 (toy): AUROC 0.91")
+    assert (sigs[1].validated, sigs[1].validation) == (False, "no labelled dataset")
+    again = read_strict(write(tmp_path / "again.yaml", yaml.safe_load(_io.to_yaml(SignatureSet(sigs)))))
+    assert [(s.validated, s.validation) for s in again] == [(s.validated, s.validation) for s in sigs]
+
+
+def test_entry_without_validation_fields_makes_no_claim(tmp_path):
+    sig = read_strict(write(tmp_path / "ok.yaml", [entry()]))[0]
+    assert sig.validated is None and sig.validation == ""
+    assert "validated" not in sig.to_dict() and "validation" not in sig.to_dict()
+
+
 def src(**changes):
     base = {"citation": "Someone 2020 Journal", "pmid": "32976798", "where": "Table S3"}
     for key, value in changes.items():
@@ -97,6 +113,9 @@ ERROR_CASES = {
     "missing_required_field": (entry(role=None), "missing required field 'role'"),
     "bad_id": (entry(id="has space"), "id must be"),
     "bad_version": (entry(version="one"), "version must be a positive integer"),
+    "validated_not_bool": (entry(validated="yes", validation="GSE0 AUROC 0.9"), "validated must be true or false"),
+    "validation_not_text": (entry(validated=True, validation=0.91), "validation must be text"),
+    "validated_without_reason": (entry(validated=False), "validation is empty"),
 }
 
 
@@ -150,7 +169,7 @@ def test_user_yaml_needs_only_id_and_genes(tmp_path):
     assert sigs.ids == ["MINE"] and sigs["MINE"].genes_up == ("SPP1", "NOTAGENE1")
     # a user file still gets the structural checks
     write(tmp_path / "bad.yaml", [{"id": "MINE", "genes_up": []}])
-    with pytest.raises(SignatureSchemaError, match="bad.yaml.*genes_up is empty"):
+    with pytest.raises(SignatureSchemaError, match=r"bad\.yaml.*genes_up is empty"):
         ht.sig.load(tmp_path / "bad.yaml")
 
 
@@ -300,7 +319,7 @@ def test_missing_files_and_bad_inputs(tmp_path):
         ht.sig.load(str(tmp_path / "nope.yaml"))
     empty_dir = tmp_path / "empty"
     empty_dir.mkdir()
-    with pytest.raises(FileNotFoundError, match="no \\*.yaml"):
+    with pytest.raises(FileNotFoundError, match=r"no \*\.yaml"):
         ht.sig.load(empty_dir)
     other = tmp_path / "x.csv"
     other.write_text("a,b\n", encoding="utf-8")
@@ -358,7 +377,7 @@ def test_mouse_gmt_and_net(tmp_path, caplog):
 
 
 def test_mouse_set_without_orthologs_is_an_error():
-    with pytest.raises(ValueError, match="no human ortholog|none of its mouse genes"):
+    with pytest.raises(ValueError, match=r"no human ortholog|none of its mouse genes"):
         ht.sig.load({"S": ["NotAMouseGene1", "CD8A"]}, species="mouse")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from anndata import AnnData
 
 import hcctme as hc
 
@@ -16,8 +17,22 @@ KW = dict(condition_key="response", sample_key="patient", reference="responder")
 @pytest.fixture(scope="module")
 def genes_result():
     adata = cohort(n_per=4, cells=80, n_genes=120, seed=2, gene_fold=3.0)
-    table = hc.tl.compare(adata, features="genes", **KW)
-    return adata, table
+    hc.tl.compare(adata, features="genes", **KW)
+    return adata, hc.get.compare(adata)
+
+
+def _holding(table: pd.DataFrame) -> AnnData:
+    """An AnnData holding ``table`` where tl.compare stores it (tl.enrich reads it from there)."""
+    adata = AnnData(np.zeros((1, 1), dtype=np.float32))
+    adata.uns["hcctme_compare"] = table
+    return adata
+
+
+def _enrich(table: pd.DataFrame, *args, **kwargs) -> pd.DataFrame:
+    """Run tl.enrich on ``table`` (it returns None) and read its result through hcctme.get."""
+    adata = _holding(table)
+    assert hc.tl.enrich(adata, *args, **kwargs) is None
+    return hc.get.enrich(adata)
 
 
 GENE_SETS = {
@@ -28,7 +43,7 @@ GENE_SETS = {
 
 def test_planted_set_enriched_up(genes_result):
     _, table = genes_result
-    out = hc.tl.enrich(table, GENE_SETS, permutation_num=200, seed=1)
+    out = _enrich(table, GENE_SETS, permutation_num=200, random_state=1)
     assert list(out.columns[:4]) == ["term", "group", "contrast", "es"]
     row = out.set_index("term").loc["PLANTED"]
     assert row["nes"] > 0 and row["direction"] == "up"
@@ -40,50 +55,58 @@ def test_planted_set_enriched_up(genes_result):
 
 def test_reproducible_with_seed(genes_result):
     _, table = genes_result
-    a = hc.tl.enrich(table, GENE_SETS, permutation_num=100, seed=3)
-    b = hc.tl.enrich(table, GENE_SETS, permutation_num=100, seed=3)
+    a = _enrich(table, GENE_SETS, permutation_num=100, random_state=3)
+    b = _enrich(table, GENE_SETS, permutation_num=100, random_state=3)
     pd.testing.assert_frame_equal(a, b)
+    c = _enrich(table, GENE_SETS, permutation_num=100, random_state=4)
+    assert not np.array_equal(a["pvalue"].to_numpy(), c["pvalue"].to_numpy())
 
 
 def test_anndata_in_uns_out(genes_result, tmp_path):
     adata, _ = genes_result
     a = adata.copy()
-    out = hc.tl.enrich(a, GENE_SETS, permutation_num=50)
-    pd.testing.assert_frame_equal(a.uns["hcctme_enrich"], out)
+    assert hc.tl.enrich(a, GENE_SETS, permutation_num=50) is None
+    params = hc.get.params(a, "hcctme_enrich")
+    assert params["tool"] == "hcctme.tl.enrich" and params["params"]["permutation_num"] == 50
+    assert params["library_version"] == hc.sig.library().library_version
+    fresh = adata.copy()
+    copied = hc.tl.enrich(fresh, GENE_SETS, permutation_num=50, copy=True)
+    assert "hcctme_enrich" not in fresh.uns
+    pd.testing.assert_frame_equal(hc.get.enrich(copied), hc.get.enrich(a))
 
 
 def test_gmt_file(genes_result, tmp_path):
     _, table = genes_result
     path = tmp_path / "sets.gmt"
     path.write_text("".join(f"{k}\tdesc\t" + "\t".join(v) + "\n" for k, v in GENE_SETS.items()))
-    out = hc.tl.enrich(table, str(path), permutation_num=50)
+    out = _enrich(table, str(path), permutation_num=50)
     assert set(out["term"]) == set(GENE_SETS)
 
 
 def test_group_and_contrast_filters(genes_result):
     _, table = genes_result
-    out = hc.tl.enrich(table, GENE_SETS, group="all", contrast="resistor vs responder", permutation_num=50)
+    out = _enrich(table, GENE_SETS, group="all", contrast="resistor vs responder", permutation_num=50)
     assert set(out["group"]) == {"all"}
     with pytest.raises(ValueError, match="group"):
-        hc.tl.enrich(table, GENE_SETS, group="nope")
+        _enrich(table, GENE_SETS, group="nope")
 
 
 def test_errors_and_offline(genes_result):
     adata, table = genes_result
     with pytest.raises(ValueError, match="downloads"):
-        hc.tl.enrich(table, "KEGG_2021_Human")
+        _enrich(table, "KEGG_2021_Human")
     with pytest.raises(ValueError, match="min_size"):
-        hc.tl.enrich(table, {"TINY": ["G0", "G1"]}, min_size=5)
+        _enrich(table, {"TINY": ["G0", "G1"]}, min_size=5)
     with pytest.raises(KeyError, match="statistic"):
-        hc.tl.enrich(table.drop(columns="statistic"), GENE_SETS)
+        _enrich(table.drop(columns="statistic"), GENE_SETS)
     scores = table.assign(method="mannwhitney")
     with pytest.raises(ValueError, match="features='genes'"):
-        hc.tl.enrich(scores, GENE_SETS)
-    with pytest.raises(TypeError):
-        hc.tl.enrich([1, 2, 3], GENE_SETS)
+        _enrich(scores, GENE_SETS)
+    with pytest.raises(TypeError, match="AnnData"):
+        hc.tl.enrich(table, GENE_SETS)
     bare = adata.copy()
     del bare.uns["hcctme_compare"]
-    with pytest.raises(KeyError, match="tl.compare"):
+    with pytest.raises(KeyError, match=r"tl\.compare"):
         hc.tl.enrich(bare, GENE_SETS)
 
 
@@ -98,5 +121,5 @@ def test_library_by_default():
     stat = rng.normal(size=len(genes))
     table = pd.DataFrame({"feature": genes, "group": "all", "contrast": "b vs a", "statistic": stat,
                           "method": "deseq2"})
-    out = hc.tl.enrich(table, permutation_num=20)
+    out = _enrich(table, permutation_num=20)
     assert set(out["term"]) <= set(lib.ids) and len(out) > 10

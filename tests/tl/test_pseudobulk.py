@@ -57,7 +57,7 @@ def test_min_cells_drops_and_reports(adata, caplog):
     threshold = int(n.min()) + 1
     with caplog.at_level(logging.WARNING, logger="hcctme"):
         pdata = hc.tl.pseudobulk(adata, sample_key="patient", groupby="cell_type", min_cells=threshold)
-    dropped = pdata.uns["hcctme_pseudobulk"]["dropped"]
+    dropped = pdata.uns["hcctme_pseudobulk_params"]["dropped"]
     assert len(dropped) == int((n < threshold).sum()) >= 1
     assert (pdata.obs["n_cells"] >= threshold).all()
     assert "dropped" in caplog.text

@@ -59,9 +59,9 @@ def _signatures(seed: int = 3, genes=None) -> dict:
     rng = np.random.default_rng(seed)
     genes = _genes() if genes is None else genes
     sigs = {f"S{i}": list(rng.choice(genes[:600], 20, replace=False)) for i in range(4)}
-    sigs["S_missing"] = list(rng.choice(genes, 12, replace=False)) + ["NOT_A_GENE1", "NOT_A_GENE2"]
+    sigs["S_missing"] = [*list(rng.choice(genes, 12, replace=False)), "NOT_A_GENE1", "NOT_A_GENE2"]
     sigs["S_signed"] = {"up": list(rng.choice(genes, 10, replace=False)),
-                        "down": list(rng.choice(genes, 6, replace=False)) + ["NOT_A_GENE3"]}
+                        "down": [*list(rng.choice(genes, 6, replace=False)), "NOT_A_GENE3"]}
     sigs["S_small"] = list(genes[[1, 5, 9]])
     return sigs
 
@@ -312,7 +312,7 @@ def test_ulm_uses_signed_weights_and_aucell_scores_up_genes():
     flipped = _scores(adata, {"X": {"up": sigs["X"]["down"], "down": sigs["X"]["up"]}}, method="ulm")
     np.testing.assert_allclose(ulm.to_numpy(), -flipped.to_numpy(), atol=1e-5)
     aucell = hcctme.tl.score(adata, sigs, method="aucell", copy=True)
-    assert aucell.uns["hcctme_scores"]["genes_used"]["X"] == sigs["X"]["up"]
+    assert aucell.uns["hcctme_scores_params"]["genes_used"]["X"] == sigs["X"]["up"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -326,7 +326,7 @@ def test_results_layout_and_h5ad_round_trip(tmp_path):
     assert isinstance(frame, pd.DataFrame) and frame.index.equals(adata.obs_names)
     assert (frame.dtypes == np.float32).all()
     assert ((frame >= 0) & (frame <= 1)).all().all()
-    info = adata.uns["my_scores"]
+    info = adata.uns["my_scores_params"]
     assert info["method"] == "ucell" and info["params"]["max_rank"] == 1500
     assert info["coverage"]["S_missing"] == pytest.approx(12 / 14)
     assert info["coverage"]["S0"] == 1.0
@@ -337,7 +337,7 @@ def test_results_layout_and_h5ad_round_trip(tmp_path):
     adata.write_h5ad(tmp_path / "scored.h5ad")
     back = ad.read_h5ad(tmp_path / "scored.h5ad")
     np.testing.assert_array_equal(back.obsm["my_scores"].to_numpy(), frame.to_numpy())
-    assert back.uns["my_scores"]["method"] == "ucell"
+    assert back.uns["my_scores_params"]["method"] == "ucell"
 
 
 def test_low_coverage_signatures_left_out_with_one_warning():
@@ -353,7 +353,7 @@ def test_low_coverage_signatures_left_out_with_one_warning():
     for sid in ("HALF_MISSING", "TWO_GENES", "ABSENT"):
         assert sid in texts[0]
     assert list(out.obsm["hcctme_scores"].columns) == ["GOOD"]
-    assert out.uns["hcctme_scores"]["dropped"] == ["HALF_MISSING", "TWO_GENES", "ABSENT"]
+    assert out.uns["hcctme_scores_params"]["dropped"] == ["HALF_MISSING", "TWO_GENES", "ABSENT"]
     # min_coverage lowers the bar, never below MIN_GENES genes found
     with pytest.warns(ScoringWarning, match="TWO_GENES"):
         out = hcctme.tl.score(adata, sigs, min_coverage=0.2, copy=True)
@@ -372,8 +372,8 @@ def test_harmonised_symbols_are_used():
     ours = out.obsm["hcctme_scores"]
     np.testing.assert_array_equal(ours["A"].to_numpy(), _scores(_adata(X), sigs)["A"].to_numpy())
     # G50, G100, G150 are unmapped (NaN symbol): they keep their Ensembl names and are not found
-    assert out.uns["hcctme_scores"]["coverage"]["B"] == 0.5
-    assert out.uns["hcctme_scores"]["genes_used"]["B"] == ["G1", "G2", "G3"]
+    assert out.uns["hcctme_scores_params"]["coverage"]["B"] == 0.5
+    assert out.uns["hcctme_scores_params"]["genes_used"]["B"] == ["G1", "G2", "G3"]
 
 
 @pytest.mark.skipif(not list(hcctme.sig.library_dir().glob("*.yaml")), reason="library not built yet")
@@ -384,7 +384,7 @@ def test_whole_library_scores_on_symbols():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ScoringWarning)
         hcctme.tl.score(adata)
-    info = adata.uns["hcctme_scores"]
+    info = adata.uns["hcctme_scores_params"]
     assert info["library_version"] == lib.library_version
     assert adata.obsm["hcctme_scores"].shape[1] == len(lib) - len(info["dropped"]) > 0
 
@@ -457,19 +457,20 @@ def test_empty_anndata_raises():
             hcctme.tl.score(adata, sigs)
 
 
-def test_duplicated_signature_gene_raises(digest):
+def test_duplicated_gene_names_are_refused(digest):
     adata, sigs = _small()
     names = adata.var_names.to_numpy().copy()
     names[100] = "G3"  # G3 now names two columns
-    names[200] = "G250"  # duplicate not used by any signature: fine
+    names[200] = "G250"  # a duplicate no signature uses is refused too (the AnnData is ill-formed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         adata.var_names = names
     before = digest(adata)
-    with pytest.raises(ValueError, match="more than once.*G3"):
+    with pytest.raises(ValueError, match=r"2 gene name\(s\) are duplicated \('G3', 'G250'\).*var_names_make_unique"):
         hcctme.tl.score(adata, sigs)
+    with pytest.raises(ValueError, match="'G250'.*var_names_make_unique"):
+        hcctme.tl.score(adata, {"B": ["G10", "G11", "G12", "G13"]}, method="aucell")
     assert digest(adata) == before
-    hcctme.tl.score(adata, {"B": ["G10", "G11", "G12", "G13"]}, method="aucell")  # G250 unused: fine
 
 
 def test_bool_and_integer_matrices():

@@ -28,12 +28,18 @@ N_PERMS = 99
 
 @pytest.fixture(scope="module")
 def cohort() -> AnnData:
-    return simulate_cohort(12, 500, spatial=True, seed=0)
+    return simulate_cohort(12, 500, spatial=True, random_state=0)
 
 
 @pytest.fixture(scope="module")
 def table(cohort) -> pd.DataFrame:
-    return ht.tl.tib(cohort.copy(), sample_key="patient", n_perms=N_PERMS, **LABELS)
+    return _tib(cohort.copy(), sample_key="patient", n_perms=N_PERMS, **LABELS)
+
+
+def _tib(adata: AnnData, **kwargs) -> pd.DataFrame:
+    """Run tl.tib (which returns None) and read its table back through hcctme.get."""
+    assert ht.tl.tib(adata, **kwargs) is None
+    return ht.get.tib(adata, kwargs.get("key_added", "hcctme_tib"))
 
 
 def _by_response(adata: AnnData, table: pd.DataFrame, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -55,8 +61,8 @@ def _with_states(adata: AnnData) -> AnnData:
 
 # -- statistics ------------------------------------------------------------------------------------
 def test_table_shape_and_columns(cohort, table):
-    assert list(table.index) == sorted(cohort.obs["patient"].astype(str).unique()) or set(table.index) == set(
-        cohort.obs["patient"].astype(str))
+    # one row per sample, in the order the samples first appear in obs
+    assert list(table.index) == list(pd.unique(cohort.obs["patient"].astype(str)))
     assert table.index.name == "patient"
     for col in ("tib_score", "tib_pvalue", "t_exclusion", "t_exclusion_pvalue", "n_cells", "colocalisation",
                 "coverage", "coverage_expected", "t_cell_distance", "radius", "nhood_z_barrier_tumour"):
@@ -82,8 +88,8 @@ def test_tib_separates_resistors_from_responders(cohort, table):
 def test_null_cohorts_find_nothing():
     n_tests, n_hits, sample_p = 0, 0, []
     for seed in (11, 12, 13):
-        null = simulate_cohort(8, 400, spatial=True, null=True, seed=seed)
-        table = ht.tl.tib(null, sample_key="patient", n_perms=N_PERMS, seed=seed, **LABELS)
+        null = simulate_cohort(8, 400, spatial=True, null=True, random_state=seed)
+        table = _tib(null, sample_key="patient", n_perms=N_PERMS, random_state=seed, **LABELS)
         for column in ("tib_score", "t_exclusion"):
             res, rsp = _by_response(null, table, column)
             n_tests += 1
@@ -96,7 +102,7 @@ def test_null_cohorts_find_nothing():
 
 def test_defaults_read_state_calls(cohort, table):
     adata = _with_states(cohort)
-    default = ht.tl.tib(adata, sample_key="patient", n_perms=N_PERMS)
+    default = _tib(adata, sample_key="patient", n_perms=N_PERMS)
     # defaults: TAM2_SPP1 + CAF_ECM_MYCAF + CAF_TGFB_MYCAF, tumour/hepatocyte contexts, CD8 context
     res, rsp = _by_response(cohort, default, "tib_score")
     assert stats.mannwhitneyu(res, rsp, alternative="greater").pvalue < 0.05
@@ -110,7 +116,7 @@ def test_label_key_defaults(cohort):
     adata = cohort.copy()
     adata.obs["label"] = np.where(adata.obs["state_true"].astype(str) != "unassigned",
                                   adata.obs["state_true"].astype(str), adata.obs["cell_type"].astype(str))
-    out = ht.tl.tib(adata, sample_key="patient", label_key="label", n_perms=9)
+    out = _tib(adata, sample_key="patient", label_key="label", n_perms=9)
     params = adata.uns["hcctme_tib_params"]["labels"]
     assert set(params["tumour"]["label"]) == {"Tumour cells", "Hepatocytes"}
     assert "CD8+ T cells" in params["t_cell"]["label"]
@@ -119,17 +125,17 @@ def test_label_key_defaults(cohort):
 
 def test_reproducible_and_copy(cohort):
     sub = cohort[cohort.obs["patient"].isin(cohort.obs["patient"].cat.categories[:3])].copy()
-    a = ht.tl.tib(sub, sample_key="patient", n_perms=19, seed=3, **LABELS)
-    b = ht.tl.tib(sub, sample_key="patient", n_perms=19, seed=3, **LABELS)
+    a = _tib(sub, sample_key="patient", n_perms=19, random_state=3, **LABELS)
+    b = _tib(sub, sample_key="patient", n_perms=19, random_state=3, **LABELS)
     pd.testing.assert_frame_equal(a, b)
     fresh = cohort[cohort.obs["patient"].isin(cohort.obs["patient"].cat.categories[:3])].copy()
-    copied = ht.tl.tib(fresh, sample_key="patient", n_perms=19, seed=3, copy=True, **LABELS)
+    copied = ht.tl.tib(fresh, sample_key="patient", n_perms=19, random_state=3, copy=True, **LABELS)
     assert isinstance(copied, AnnData)
     assert "hcctme_tib" not in fresh.uns
     pd.testing.assert_frame_equal(copied.uns["hcctme_tib"], a)
     # a sample's result does not depend on the other samples analysed with it
     one = fresh[fresh.obs["patient"] == a.index[1]].copy()
-    alone = ht.tl.tib(one, sample_key="patient", n_perms=19, seed=3, **LABELS)
+    alone = _tib(one, sample_key="patient", n_perms=19, random_state=3, **LABELS)
     pd.testing.assert_frame_equal(alone, a.iloc[[1]], check_dtype=False)
 
 
@@ -184,7 +190,7 @@ def _spots(adata: AnnData, cells_per_side: float = 3.0, seed: int = 0) -> AnnDat
         response=("response", "first"), tumour=("tumour", "mean"), tam2=("tam2", "mean"), ecm=("ecm", "mean"),
         cd8=("cd8", "mean"), n=("tumour", "size")).reset_index()
     n = len(spots)
-    noise = lambda: rng.normal(0, 0.03, n)  # noqa: E731
+    noise = lambda: rng.normal(0, 0.03, n)
     scores = pd.DataFrame({
         "MARKER_TUMOUR": spots["tumour"] + noise(), "TAM2_SPP1": spots["tam2"] + noise(),
         "CAF_ECM_MYCAF": spots["ecm"] + noise(), "CAF_TGFB_MYCAF": noise(), "MARKER_CD8_T": spots["cd8"] + noise(),
@@ -205,14 +211,15 @@ def spots(cohort) -> AnnData:
 
 
 def test_spot_mode_separates(spots):
-    table = ht.tl.tib(spots, sample_key="patient", mode="spots", n_perms=N_PERMS)
+    table = _tib(spots, sample_key="patient", mode="spots", n_perms=N_PERMS)
     assert np.isnan(table["nhood_z_barrier_tumour"]).all()
     res, rsp = _by_response(spots, table, "tib_score")
     assert stats.mannwhitneyu(res, rsp, alternative="greater").pvalue < 0.05, (res, rsp)
     res_x, rsp_x = _by_response(spots, table, "t_exclusion")
     assert stats.mannwhitneyu(res_x, rsp_x, alternative="greater").pvalue < 0.05, (res_x, rsp_x)
     params = spots.uns["hcctme_tib_params"]
-    assert params["mode"] == "spots" and np.isfinite(params["tumour_threshold"])
+    assert params["params"]["mode"] == "spots" and np.isfinite(params["tumour_threshold"])
+    assert params["tool"] == "hcctme.tl.tib" and params["params"]["n_perms"] == N_PERMS
     assert params["labels"]["barrier"]["obsm['hcctme_scores']"] == ["TAM2_SPP1", "CAF_ECM_MYCAF", "CAF_TGFB_MYCAF"]
 
 
@@ -234,7 +241,7 @@ def test_spot_mode_on_scored_spots(cohort):
     sc.pp.normalize_total(spots, target_sum=1e4)
     sc.pp.log1p(spots)
     ht.tl.score(spots, ["TAM2_SPP1", "CAF_ECM_MYCAF", "CAF_TGFB_MYCAF", "MARKER_TUMOUR", "MARKER_CD8_T"])
-    table = ht.tl.tib(spots, sample_key="patient", mode="spots", n_perms=N_PERMS)
+    table = _tib(spots, sample_key="patient", mode="spots", n_perms=N_PERMS)
     for column in ("tib_score", "t_exclusion"):
         res, rsp = _by_response(spots, table, column)
         assert stats.mannwhitneyu(res, rsp, alternative="greater").pvalue < 0.05, (column, res, rsp)
@@ -242,14 +249,14 @@ def test_spot_mode_on_scored_spots(cohort):
 
 def test_spot_mode_annotation_and_columns(spots):
     adata = spots.copy()
-    table = ht.tl.tib(adata, sample_key="patient", mode="spots", n_perms=9,
+    table = _tib(adata, sample_key="patient", mode="spots", n_perms=9,
                       tumour_labels={"pathology": ["tumour"]}, barrier_labels=["TAM2_SPP1"],
                       t_cell_labels=["MARKER_CD8_T"])
     assert table["tib_score"].notna().all()
     with pytest.raises(KeyError, match="not signature scores"):
         ht.tl.tib(adata, sample_key="patient", mode="spots", barrier_labels=["NOT_A_SCORE"])
     del adata.obsm["hcctme_scores"]
-    with pytest.raises(KeyError, match="tl.score"):
+    with pytest.raises(KeyError, match=r"tl\.score"):
         ht.tl.tib(adata, sample_key="patient", mode="spots")
 
 

@@ -1,0 +1,153 @@
+"""``hcctme.get``: read any stored result back by its key (as ``scanpy.get`` does).
+
+Every tool follows one contract (see the package docs): per-cell results in ``obs``/``obsm``, its result
+table in ``uns[key_added]`` (a tidy DataFrame), its parameters and provenance in
+``uns[key_added + "_params"]`` (a dict with ``tool``, ``params``, ``library_version`` and tool-specific
+entries) and a second table, where there is one, under ``uns[key_added + suffix]`` with a suffix of
+:class:`hcctme._constants.Suffix`. The functions here are the only place that knows this layout: the
+report, the pipeline and the workflow read results through them.
+
+Each function raises a ``KeyError`` naming the tool to run when the result is missing, and a ``TypeError``
+when the key holds something else. Results written by hcctme 0.1 (``{"table": ..., "params": ...}`` and
+``{"per_sample": ..., "compare": ...}`` dicts in ``uns``) are read too, so that old ``.h5ad`` files stay
+readable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+from anndata import AnnData
+
+from hcctme import _validate
+from hcctme._constants import Keys, Suffix
+
+__all__ = ["compare", "crosstalk", "enrich", "params", "profile", "scores", "states", "ta_response", "tib"]
+
+# keys of the dicts hcctme 0.1 stored in uns around its tables
+_LEGACY_TABLES = ("table", "compare", "per_sample")
+
+
+def _stored(adata: AnnData, key: str, suffix: str) -> Any:
+    """``uns[key + suffix]``, unwrapping the dicts hcctme 0.1 wrote (None when absent)."""
+    stored = adata.uns.get(key + suffix)
+    if isinstance(stored, Mapping):  # 0.1: {"table": ..., "params": ...} or ta_response's {"compare": ...}
+        return stored.get("table", stored.get("compare"))
+    parent = adata.uns.get(key)
+    if stored is None and suffix == Suffix.PER_SAMPLE and isinstance(parent, Mapping):
+        return parent.get("per_sample")  # 0.1: ta_response's {"per_sample": ...}
+    return stored
+
+
+def _table(adata: AnnData, key: str, suffix: str, *, tool: str) -> pd.DataFrame:
+    """``uns[key + suffix]`` as a DataFrame; a KeyError naming ``tool`` when it is missing."""
+    _validate.anndata(adata, allow_empty=True)
+    name = key + suffix
+    table = _stored(adata, key, suffix)
+    if table is None:
+        raise KeyError(
+            f"adata.uns has no {name!r}; run {tool} first (or pass the key_added it used as key=); "
+            f"uns holds {sorted(map(str, adata.uns))}"
+        )
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"adata.uns[{name!r}] is a {type(table).__name__}, not a results table; re-run {tool}")
+    return table.copy()
+
+
+def params(adata: AnnData, key: str) -> dict[str, Any]:
+    """Parameters and provenance a tool stored with its result ``key``.
+
+    Parameters
+    ----------
+    adata
+        AnnData a tool has written to.
+    key
+        The ``key_added`` of the tool (e.g. ``"hcctme_scores"``, ``"hcctme_compare"``).
+
+    Returns
+    -------
+    A copy of ``uns[key + "_params"]``: at least ``tool``, ``params`` and ``library_version``.
+    """
+    _validate.anndata(adata, allow_empty=True)
+    stored = adata.uns.get(key + Suffix.PARAMS)
+    if stored is None and isinstance(adata.uns.get(key), Mapping):
+        stored = _legacy_params(adata, key)
+    if stored is None:
+        raise KeyError(
+            f"adata.uns has no {key + Suffix.PARAMS!r}: no hcctme tool wrote a result under key {key!r}; "
+            "run the tool first or pass the key_added it used"
+        )
+    if not isinstance(stored, Mapping):
+        raise TypeError(f"adata.uns[{key + Suffix.PARAMS!r}] is a {type(stored).__name__}, not a dict of parameters")
+    return dict(stored)
+
+
+def _legacy_params(adata: AnnData, key: str) -> dict[str, Any]:
+    """The parameters hcctme 0.1 kept inside ``uns[key]``, in the layout of ``uns[key + "_params"]``."""
+    legacy = adata.uns[key]
+    if not any(part in legacy for part in _LEGACY_TABLES):  # score / call_states: uns[key] was the params dict
+        return dict(legacy)
+    inner = dict(legacy.get("params") or {})
+    out: dict[str, Any] = {"params": inner, "library_version": inner.get("library_version")}
+    for wrapper in (legacy, adata.uns.get(key + Suffix.DIFF)):  # crosstalk kept provenance beside both tables
+        if isinstance(wrapper, Mapping):
+            out.update({name: value for name, value in wrapper.items() if name not in (*_LEGACY_TABLES, "params")})
+    return out
+
+
+def scores(adata: AnnData, key: str = Keys.SCORES) -> pd.DataFrame:
+    """Signature scores of :func:`hcctme.tl.score`: cells x signatures (a copy of ``obsm[key]``)."""
+    _validate.anndata(adata, allow_empty=True)
+    return _validate.scores(adata, key).copy()
+
+
+def states(adata: AnnData, key: str = Keys.STATE) -> pd.DataFrame:
+    """State calls of :func:`hcctme.tl.call_states`, one row per cell.
+
+    Columns: ``state`` (``obs[key]``) and, where the tool wrote them, ``confidence``, ``context``
+    (the cell context each cell was read in) and ``unrefined`` (calls before refinement).
+    """
+    _validate.anndata(adata, allow_empty=True)
+    columns = {"state": key, "confidence": key + Suffix.CONFIDENCE, "context": key + Suffix.CONTEXT,
+               "unrefined": key + Suffix.UNREFINED}
+    _validate.state_calls(adata, key)
+    present = {name: column for name, column in columns.items() if column in adata.obs.columns}
+    return pd.DataFrame({name: adata.obs[column] for name, column in present.items()}, index=adata.obs_names)
+
+
+def compare(adata: AnnData, key: str = Keys.COMPARE, *, values: bool = False) -> pd.DataFrame:
+    """Table of :func:`hcctme.tl.compare` (feature, group, effect, statistic, pvalue, padj, ...).
+
+    With ``values=True``, the long per-sample values that were tested (sample, group, feature, value,
+    condition), as :func:`hcctme.pl.compare` draws them.
+    """
+    return _table(adata, key, Suffix.VALUES if values else "", tool="hcctme.tl.compare")
+
+
+def enrich(adata: AnnData, key: str = Keys.ENRICH) -> pd.DataFrame:
+    """Table of :func:`hcctme.tl.enrich` (term, group, contrast, nes, pvalue, padj, lead_genes, ...)."""
+    return _table(adata, key, "", tool="hcctme.tl.enrich")
+
+
+def ta_response(adata: AnnData, key: str = Keys.TA_RESPONSE, *, per_sample: bool = False) -> pd.DataFrame:
+    """Table of :func:`hcctme.tl.ta_response`: the comparison, or the per-sample values (``per_sample=True``)."""
+    return _table(adata, key, Suffix.PER_SAMPLE if per_sample else "", tool="hcctme.tl.ta_response")
+
+
+def crosstalk(adata: AnnData, key: str = Keys.CROSSTALK, *, differential: bool = False) -> pd.DataFrame:
+    """Table of :func:`hcctme.tl.crosstalk`: liana's interactions, or the patient-level differential table."""
+    tool = "hcctme.tl.crosstalk" + (" with condition_key and reference" if differential else "")
+    return _table(adata, key, Suffix.DIFF if differential else "", tool=tool)
+
+
+def tib(adata: AnnData, key: str = Keys.TIB) -> pd.DataFrame:
+    """Table of :func:`hcctme.tl.tib`: one row per sample (tib_score, t_exclusion, p-values, ...)."""
+    return _table(adata, key, "", tool="hcctme.tl.tib")
+
+
+def profile(adata: AnnData, key: str = Keys.PROFILE, *, summary: bool = False) -> pd.DataFrame:
+    """Table of :func:`hcctme.tl.resistance_profile`, or its per-axis summary by condition (``summary=True``)."""
+    tool = "hcctme.tl.resistance_profile" + (" with condition_key" if summary else "")
+    return _table(adata, key, Suffix.SUMMARY if summary else "", tool=tool)

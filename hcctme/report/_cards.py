@@ -1,0 +1,131 @@
+"""One card per patient.
+
+A card shows the state composition against the cohort, the active axes and their evidence, the spatial
+barrier, and the therapies linked to each active axis with their evidence tier and trial.
+"""
+
+from __future__ import annotations
+
+import html
+
+import numpy as np
+import pandas as pd
+
+from hcctme.report import _html
+
+KINDS = ("scores", "states", "crosstalk", "spatial")
+_BAR_PX = 90
+
+
+def state_fractions(states: pd.Series, samples: pd.Series, contexts: pd.Series | None, *,
+                    unassigned: str) -> pd.DataFrame:
+    """Per patient x state, the fraction of the patient's cells of the state's context (or of all cells)."""
+    keep = (states != unassigned).to_numpy()
+    counts = pd.crosstab(samples[keep], states[keep])
+    if contexts is None:
+        totals = samples.value_counts()
+        return counts.div(totals.reindex(counts.index), axis=0)
+    state_context = (pd.DataFrame({"state": states[keep], "context": contexts[keep]})
+                     .groupby("state", observed=True)["context"].agg(lambda s: s.value_counts().index[0]))
+    per_context = pd.crosstab(samples, contexts)
+    denominators = per_context.reindex(index=counts.index, columns=state_context.reindex(counts.columns).to_numpy())
+    denominators.columns = counts.columns
+    return counts.div(denominators.replace(0, np.nan)).fillna(0.0)
+
+
+def _bar(value: float, scale: float, *, cohort: bool = False) -> str:
+    width = 0 if scale <= 0 or not np.isfinite(value) else round(_BAR_PX * value / scale)
+    cls = "bar cohort" if cohort else "bar"
+    return f'<span class="nowrap"><span class="{cls}" style="width:{width}px"></span> {value:.2f}</span>'
+
+
+def _composition(sample: str, fractions: pd.DataFrame, cohort: pd.Series, max_states: int) -> str:
+    if sample not in fractions.index:
+        return '<p class="note">No state calls.</p>'
+    own = fractions.loc[sample]
+    order = (own - cohort).abs().sort_values(ascending=False).index[:max_states]
+    scale = float(max(own.max(), cohort.max(), 1e-9))
+    rows = pd.DataFrame({
+        "state": list(order),
+        "this patient": [_html.Raw(_bar(float(own[s]), scale)) for s in order],
+        "cohort median": [_html.Raw(_bar(float(cohort[s]), scale, cohort=True)) for s in order],
+    })
+    return _html.static_table(rows)
+
+
+def _axes(rows: pd.DataFrame) -> str:
+    active = rows[rows["active"].astype(bool)].sort_values("activity", ascending=False)
+    if active.empty:
+        return '<p class="note">No resistance axis above the activity threshold.</p>'
+    items = []
+    for _, row in active.iterrows():
+        tags = "".join(f'<span class="tag">{kind} z={row[f"z_{kind}"]:.2f}</span>' for kind in KINDS
+                       if f"z_{kind}" in row.index and pd.notna(row[f"z_{kind}"]))
+        items.append({"axis": _html.Raw(f"<b>{html.escape(str(row['axis']))}</b> "
+                                        f"{html.escape(str(row.get('axis_name', '')))}"),
+                      "activity": float(row["activity"]), "evidence": _html.Raw(tags)})
+    return _html.static_table(pd.DataFrame(items), digits=2)
+
+
+def _barrier(sample: str, tib: pd.DataFrame | None, alpha: float) -> str:
+    if tib is None:
+        return ""
+    if sample not in tib.index:
+        return '<h4>Spatial barrier</h4><p class="note">Not measured for this patient.</p>'
+    row = tib.loc[sample]
+    score, pval = row.get("tib_score", np.nan), row.get("tib_pvalue", np.nan)
+    if pd.isna(score):
+        why = row.get("note", "")
+        return f'<h4>Spatial barrier</h4><p class="note">Not measured{": " + html.escape(str(why)) if why else ""}.</p>'
+    verdict = "barrier present" if pd.notna(pval) and pval < alpha else "no significant barrier"
+    excl = row.get("t_exclusion", np.nan)
+    extra = f", T-cell exclusion {excl:.2f}" if pd.notna(excl) else ""
+    return (f"<h4>Spatial barrier</h4><p>{verdict}: TIB score {score:.2f} (p {pval:.2g}){extra}.</p>")
+
+
+def therapy_label(row: pd.Series) -> str:
+    """``therapy [tier, trial]`` when the kb gives them, else ``therapy (status)``."""
+    tier = row.get("tier")
+    trial = row.get("trial")
+    extra = [str(v) for v in (tier, trial) if v is not None and pd.notna(v) and str(v)]
+    if extra:
+        return f"{row['therapy']} [{', '.join(extra)}]"
+    status = row.get("status")
+    return f"{row['therapy']} ({status})" if status is not None and pd.notna(status) else str(row["therapy"])
+
+
+def _therapies(active_axes: list[str], therapies: pd.DataFrame) -> str:
+    if not active_axes:
+        return ""
+    chosen = therapies[therapies["axis"].isin(active_axes)].copy()
+    if chosen.empty:
+        return '<h4>Therapies</h4><p class="note">The knowledge base links no therapy to these axes.</p>'
+    chosen["rank"] = chosen["axis"].map({axis: i for i, axis in enumerate(active_axes)})
+    chosen = chosen.sort_values(["rank", "tier"] if "tier" in chosen.columns else ["rank"], kind="stable")
+    header = "therapy [tier, trial]" if "tier" in chosen.columns else "therapy (status)"
+    frame = pd.DataFrame({"axis": chosen["axis"].astype(str).to_numpy(),
+                          header: [therapy_label(row) for _, row in chosen.iterrows()]})
+    if "drug_class" in chosen.columns:
+        frame["class"] = chosen["drug_class"].astype(str).to_numpy()
+    return "<h4>Therapies linked to the active axes</h4>" + _html.static_table(frame)
+
+
+def card(sample: str, *, condition: str, n_cells: int, fractions: pd.DataFrame | None, cohort: pd.Series | None,
+         profile_rows: pd.DataFrame | None, tib: pd.DataFrame | None, therapies: pd.DataFrame, alpha: float,
+         max_states: int) -> str:
+    """The HTML card of one patient."""
+    parts = [f'<h3>{html.escape(sample)}</h3><div class="cond">{html.escape(condition)} &middot; '
+             f"{n_cells:,} cells</div>"]
+    if fractions is not None and cohort is not None:
+        parts.append("<h4>State composition against the cohort</h4>"
+                     + _composition(sample, fractions, cohort, max_states))
+    active_axes: list[str] = []
+    if profile_rows is not None:
+        parts.append("<h4>Active resistance axes</h4>" + _axes(profile_rows))
+        active = profile_rows[profile_rows["active"].astype(bool)].sort_values("activity", ascending=False)
+        active_axes = [str(a) for a in active["axis"]]
+    parts.append(_barrier(sample, tib, alpha))
+    parts.append(_therapies(active_axes, therapies))
+    search = html.escape(f"{sample} {condition}".lower())
+    anchor = html.escape(f"patient-{sample}")
+    return f'<div class="card" id="{anchor}" data-search="{search}">{"".join(parts)}</div>'

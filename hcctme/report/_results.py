@@ -1,0 +1,141 @@
+"""The report's only reader of stored results: one function per result kind, all through :mod:`hcctme.get`.
+
+Each function returns the table (or parameter dict) of one tool, or None (or ``{}``) when that tool
+was not run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+from anndata import AnnData
+
+from hcctme import get, kb
+from hcctme._constants import COMPARE_KEYS, Keys, Suffix
+
+COMPARE_FEATURES = tuple(COMPARE_KEYS)
+
+
+def _optional(read: Callable[..., pd.DataFrame], adata: AnnData, *args: Any, **kwargs: Any) -> pd.DataFrame | None:
+    try:
+        return read(adata, *args, **kwargs)
+    except KeyError:
+        return None
+
+
+def _params(adata: AnnData, key: str) -> dict[str, Any]:
+    """A tool's provenance with its call's parameters flattened in (``{}`` when the tool was not run)."""
+    try:
+        stored = get.params(adata, key)
+    except KeyError:
+        return {}
+    flat = {k: v for k, v in stored.items() if not isinstance(v, pd.DataFrame | dict)}
+    return flat | dict(stored.get("params") or {})
+
+
+def compare_key(features: str) -> str:
+    """The uns key of one of the pipeline's comparisons."""
+    return COMPARE_KEYS[features]
+
+
+def run_config(adata: AnnData) -> dict[str, Any]:
+    """The pipeline configuration of the run (``{}`` outside the pipeline)."""
+    run = adata.uns.get(Keys.RUN, {})
+    return dict(run.get("config", {})) if isinstance(run, dict) else {}
+
+
+def skipped(adata: AnnData) -> dict[str, str]:
+    """Pipeline steps that were skipped, with the reason."""
+    run = adata.uns.get(Keys.RUN, {})
+    return dict(run.get("skipped", {})) if isinstance(run, dict) else {}
+
+
+def timings(adata: AnnData) -> dict[str, float]:
+    """Seconds per pipeline step."""
+    run = adata.uns.get(Keys.RUN, {})
+    return dict(run.get("timings_s", {})) if isinstance(run, dict) else {}
+
+
+def scores(adata: AnnData) -> pd.DataFrame:
+    """Cells x signatures scores."""
+    return get.scores(adata)
+
+
+def scores_params(adata: AnnData) -> dict[str, Any]:
+    """Parameters and library version of the scoring."""
+    return _params(adata, Keys.SCORES)
+
+
+def states(adata: AnnData) -> pd.Series | None:
+    """The state call of each cell."""
+    calls = _optional(get.states, adata)
+    return None if calls is None else calls["state"].astype(str)
+
+
+def state_contexts(adata: AnnData) -> pd.Series | None:
+    """The cell_context each cell was read in when its state was called."""
+    calls = _optional(get.states, adata)
+    return None if calls is None or "context" not in calls else calls["context"].astype(str)
+
+
+def states_params(adata: AnnData) -> dict[str, Any]:
+    """Parameters of the state calling."""
+    return _params(adata, Keys.STATE)
+
+
+def compare(adata: AnnData, features: str) -> pd.DataFrame | None:
+    """The pipeline's comparison of ``features`` (composition, scores or genes)."""
+    return _optional(get.compare, adata, compare_key(features))
+
+
+def ta_response(adata: AnnData, *, per_sample: bool = False) -> pd.DataFrame | None:
+    """The T+A response comparison, or its per-sample scores."""
+    return _optional(get.ta_response, adata, per_sample=per_sample)
+
+
+def crosstalk(adata: AnnData, *, differential: bool = False) -> pd.DataFrame | None:
+    """The LIANA table, or the patient-level differential table."""
+    return _optional(get.crosstalk, adata, differential=differential)
+
+
+def crosstalk_params(adata: AnnData) -> dict[str, Any]:
+    """Parameters of the crosstalk inference."""
+    return _params(adata, Keys.CROSSTALK)
+
+
+def tib(adata: AnnData) -> pd.DataFrame | None:
+    """The per-sample tumour immune barrier table (index = sample)."""
+    return _optional(get.tib, adata)
+
+
+def tib_params(adata: AnnData) -> dict[str, Any]:
+    """Parameters of the barrier measurement."""
+    return _params(adata, Keys.TIB)
+
+
+def profile(adata: AnnData, *, summary: bool = False) -> pd.DataFrame | None:
+    """The per-sample x axis resistance profile, or its cohort summary."""
+    return _optional(get.profile, adata, summary=summary)
+
+
+def profile_evidence(adata: AnnData) -> pd.DataFrame | None:
+    """The long evidence table behind the profile."""
+    evidence = adata.uns.get(Keys.PROFILE + Suffix.EVIDENCE)
+    return evidence.copy() if isinstance(evidence, pd.DataFrame) else None
+
+
+def profile_params(adata: AnnData) -> dict[str, Any]:
+    """Parameters of the resistance profile."""
+    return _params(adata, Keys.PROFILE)
+
+
+def therapies() -> pd.DataFrame:
+    """The knowledge base's therapies per axis (with ``tier``/``trial`` when the kb has them)."""
+    return kb.therapies()
+
+
+def kb_version() -> str:
+    """Version of the shipped axis table."""
+    return str(kb.version)

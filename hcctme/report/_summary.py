@@ -1,0 +1,231 @@
+"""The cohort summary in sentences (each linked to its table and figure) and the methods text."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hcctme.report import _html
+
+CITATIONS = {
+    "ucell": "UCell: Andreatta M, Carmona SJ. Comput Struct Biotechnol J 2021;19:3796-3798.",
+    "aucell": "AUCell: Aibar S, et al. Nat Methods 2017;14:1083-1086.",
+    "decoupler": "decoupler: Badia-i-Mompel P, et al. Bioinform Adv 2022;2:vbac016.",
+    "scanpy": "Scanpy: Wolf FA, Angerer P, Theis FJ. Genome Biol 2018;19:15.",
+    "pydeseq2": "PyDESeq2: Muzellec B, et al. Bioinformatics 2023;39:btad547.",
+    "liana": "LIANA: Dimitrov D, et al. Nat Commun 2022;13:3224.",
+    "bh": "Benjamini Y, Hochberg Y. J R Stat Soc B 1995;57:289-300.",
+    "mannwhitneyu": "Mann HB, Whitney DR. Ann Math Stat 1947;18:50-60.",
+    "propeller": "propeller: Phipson B, et al. Bioinformatics 2022;38:4720-4726.",
+}
+
+TEST_NAMES = {
+    "mannwhitney": "Mann-Whitney U test", "welch": "Welch's t-test", "ols": "linear model on the condition",
+    "wilcoxon": "Wilcoxon signed-rank test", "deseq2": "PyDESeq2 Wald test", "propeller": "propeller",
+}
+CITED_TESTS = {"mannwhitney": "mannwhitneyu", "deseq2": "pydeseq2", "propeller": "propeller"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One sentence of the cohort summary and where its numbers are shown."""
+
+    text: str
+    table: str
+    figure: str | None = None
+
+    def html(self) -> str:
+        """The sentence with links to its table and figure."""
+        links = [_html.link("table", self.table)] + ([_html.link("figure", self.figure)] if self.figure else [])
+        return f"<li>{html.escape(self.text)} ({', '.join(links)})</li>"
+
+
+def _p(value: float) -> str:
+    return "n/a" if not np.isfinite(value) else f"{value:.2g}"
+
+
+def _z(value: float) -> str:
+    """Two decimals, without a negative zero."""
+    text = f"{value:.2f}"
+    return text.lstrip("-") if float(text) == 0 else text
+
+
+def _n(row: pd.Series) -> str:
+    return f"{int(row['n_other'])} vs {int(row['n_reference'])} patients"
+
+
+def _other_level(row: pd.Series) -> str:
+    contrast = str(row.get("contrast", ""))
+    return contrast.split(" vs ")[0] if " vs " in contrast else "the other group"
+
+
+def _ranked(table: pd.DataFrame | None, fdr: float, limit: int) -> tuple[pd.DataFrame, bool]:
+    """The rows under ``fdr`` (padj), best first; else the single best row, flagged as not significant."""
+    if table is None or "padj" not in table.columns:
+        return pd.DataFrame(), False
+    tested = table.dropna(subset=["padj"]).sort_values(["padj", "pvalue"])
+    hits = tested[tested["padj"] < fdr]
+    return (hits.head(limit), True) if len(hits) else (tested.head(1), False)
+
+
+def _none_text(what: str, fdr: float, row: pd.Series, label: str) -> str:
+    return (f"No {what} difference reached padj < {fdr:g}; the closest is {label} "
+            f"(padj {_p(float(row['padj']))}, {_n(row)}).")
+
+
+def composition(table: pd.DataFrame | None, *, fdr: float, limit: int, anchors: tuple[str, str]) -> list[Finding]:
+    """Sentences about states that make up more (or less) of their cell type in one condition."""
+    rows, significant = _ranked(table, fdr, limit)
+    out = []
+    for _, row in rows.iterrows():
+        label = f"{row['feature']} in {row['group']}"
+        if not significant:
+            out.append(Finding(_none_text("state composition", fdr, row, label), *anchors))
+            continue
+        more = "more" if row["effect"] > 0 else "less"
+        col = "prop" if "prop_other" in row.index and pd.notna(row["prop_other"]) else "mean"
+        out.append(Finding(f"{row['feature']} make up {more} of the {row['group']} in {_other_level(row)} patients: "
+                           f"{row[col + '_other']:.2f} vs {row[col + '_reference']:.2f}, padj {_p(row['padj'])}, "
+                           f"{_n(row)}.", *anchors))
+    return out
+
+
+def scores(table: pd.DataFrame | None, *, fdr: float, limit: int, anchors: tuple[str, str],
+           what: str = "signature score") -> list[Finding]:
+    """Sentences about signatures scoring higher (or lower) in a cell type of one condition."""
+    rows, significant = _ranked(table, fdr, limit)
+    out = []
+    for _, row in rows.iterrows():
+        where = "" if str(row.get("group", "all")) == "all" else f" in {row['group']}"
+        if not significant:
+            out.append(Finding(_none_text(what, fdr, row, f"{row['feature']}{where}"), *anchors))
+            continue
+        higher = "higher" if row["effect"] > 0 else "lower"
+        out.append(Finding(f"{row['feature']} scores {higher}{where} of {_other_level(row)} patients: "
+                           f"{row['mean_other']:.3g} vs {row['mean_reference']:.3g}, padj {_p(row['padj'])}, "
+                           f"{_n(row)}.", *anchors))
+    return out
+
+
+def genes(table: pd.DataFrame | None, *, fdr: float, limit: int, anchors: tuple[str, str]) -> list[Finding]:
+    """Sentences about differentially expressed genes (pseudobulk)."""
+    rows, significant = _ranked(table, fdr, limit)
+    out = []
+    for _, row in rows.iterrows():
+        if not significant:
+            out.append(Finding(_none_text("gene expression", fdr, row, f"{row['feature']} in {row['group']}"),
+                               *anchors))
+            continue
+        way = "up" if row["effect"] > 0 else "down"
+        out.append(Finding(f"{row['feature']} is {way} in {row['group']} of {_other_level(row)} patients: "
+                           f"log2FC {row['effect']:.2f}, padj {_p(row['padj'])}, {_n(row)}.", *anchors))
+    return out
+
+
+def axes(summary: pd.DataFrame | None, *, fdr: float, limit: int, anchors: tuple[str, str]) -> list[Finding]:
+    """Sentences about resistance axes active more often in one condition."""
+    if summary is None or "fraction_active_group" not in summary.columns:
+        return []
+    rows, significant = _ranked(summary, fdr, limit)
+    out = []
+    for _, row in rows.iterrows():
+        counts = f"{int(row['n_group'])} vs {int(row['n_reference'])} patients"
+        numbers = (f"active in {row['fraction_active_group']:.0%} of {row['group']} vs "
+                   f"{row['fraction_active_reference']:.0%} of {row['reference']} patients, mean activity "
+                   f"{_z(row['mean_activity_group'])} vs {_z(row['mean_activity_reference'])}")
+        if significant:
+            text = f"The {row['axis']} resistance axis is {numbers}: padj {_p(row['padj'])}, {counts}."
+        else:
+            text = (f"No resistance axis differed at padj < {fdr:g}; the closest is {row['axis']}, {numbers} "
+                    f"(padj {_p(row['padj'])}, {counts}).")
+        out.append(Finding(text, *anchors))
+    return out
+
+
+def crosstalk(diff: pd.DataFrame | None, *, fdr: float, limit: int, anchor: str) -> list[Finding]:
+    """Sentences about ligand-receptor interactions that differ between conditions."""
+    if diff is None:
+        return []
+    if "tested" in diff.columns:
+        diff = diff[diff["tested"].astype(bool)]
+    rows, significant = _ranked(diff, fdr, limit)
+    out = []
+    for _, row in rows.iterrows():
+        axis = str(row.get("axis", ""))
+        on_axis = f" ({axis} axis)" if axis and axis.lower() not in ("nan", "none") else ""
+        pair = f"{row['ligand_complex']} -> {row['receptor_complex']} from {row['source']} to {row['target']}{on_axis}"
+        counts = f"{int(row['n_other'])} vs {int(row['n_reference'])} patients"
+        if significant:
+            way = "stronger" if row["effect"] > 0 else "weaker"
+            text = (f"{pair} is {way} in {row['condition']} patients: {row['mean_other']:.3g} vs "
+                    f"{row['mean_reference']:.3g}, padj {_p(row['padj'])}, {counts}.")
+        else:
+            text = (f"No ligand-receptor interaction differed at padj < {fdr:g}; the closest is {pair} "
+                    f"(padj {_p(row['padj'])}, {counts}).")
+        out.append(Finding(text, anchor))
+    return out
+
+
+def barrier(tib: pd.DataFrame | None, conditions: pd.Series, *, alpha: float, anchor: str) -> list[Finding]:
+    """How many patients of each condition show a significant tumour immune barrier."""
+    if tib is None or "tib_pvalue" not in tib.columns:
+        return []
+    measured = tib["tib_pvalue"].dropna()
+    present = measured[measured < alpha].index
+    per = []
+    for level in sorted(conditions.unique()):
+        members = conditions[conditions == level].index
+        n_measured = int(measured.index.isin(members).sum())
+        per.append(f"{int(present.isin(members).sum())} of {n_measured} {level}")
+    text = (f"A spatial tumour immune barrier (TIB p < {alpha:g}) is found in {len(present)} of {len(measured)} "
+            f"measured patients: {', '.join(per)}.")
+    return [Finding(text, anchor)]
+
+
+def methods(params: dict[str, dict[str, Any]], tests: dict[str, list[str]], *, n_signatures: int, fdr: float,
+            library_version: str, kb_version: str, hcctme_version: str) -> str:
+    """The methods section written from the stored parameters and the tests named in each comparison table."""
+    used: list[str] = ["scanpy"]
+    score = params.get("scores", {})
+    method = str(score.get("method", "ucell"))
+    used.append(method if method in CITATIONS else "decoupler")
+    text = [f"Cells were scored against {n_signatures} signatures of the hcctme library "
+            f"(version {library_version}) with {method}."]
+    states = params.get("states", {})
+    if states:
+        how = f", method {states['method']}" if "method" in states else ""
+        text.append(f"Each cell was assigned a resistance state within its cell context (hcctme.tl.call_states{how}); "
+                    "cells below the confidence threshold stay unassigned.")
+    described = [f"{what} by {' and '.join(TEST_NAMES.get(t, t) for t in names)}"
+                 for what, names in tests.items() if names]
+    text.append("Responders and resistors were compared with patients as the unit of replication (per-patient "
+                "means, fractions or pseudobulk counts)" + (": " + "; ".join(described) if described else "")
+                + ". P-values were adjusted with Benjamini-Hochberg over each table.")
+    used.append("bh")
+    flat = {t for names in tests.values() for t in names}
+    used += [CITED_TESTS[t] for t in sorted(flat) if t in CITED_TESTS]
+    cross = params.get("crosstalk", {})
+    if cross:
+        used.append("liana")
+        text.append(f"Ligand-receptor crosstalk was inferred per patient with LIANA "
+                    f"({cross.get('method', cross.get('resource_name', 'rank aggregate'))}) and interactions were "
+                    "mapped to the curated resistance axes; differential crosstalk uses a Mann-Whitney U test "
+                    "over patients.")
+        used.append("mannwhitneyu")
+    tib = params.get("tib", {})
+    if tib:
+        perms = f"{tib['n_perms']} label permutations" if "n_perms" in tib else "a permutation null"
+        text.append(f"The spatial tumour immune barrier was measured per sample from cell coordinates against {perms} "
+                    "(hcctme.tl.tib).")
+    prof = params.get("profile", {})
+    if prof:
+        text.append(f"An axis is active in a patient when its mean evidence z-score is at least "
+                    f"{prof.get('active_threshold', 0.5)}; axis activity was compared between conditions with a "
+                    "Mann-Whitney U test, BH-adjusted over axes.")
+    text.append(f"Findings are reported at padj < {fdr:g}. hcctme {hcctme_version}; knowledge base {kb_version}.")
+    cites = "".join(f"<li>{html.escape(CITATIONS[k])}</li>" for k in dict.fromkeys(used) if k in CITATIONS)
+    return "".join(_html.paragraph(t) for t in text) + f"<h3>Citations</h3><ol>{cites}</ol>"

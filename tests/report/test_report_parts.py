@@ -1,0 +1,147 @@
+"""The report's pieces on small hand-made inputs: sentences, cards, tables, figures, the results adapter."""
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from anndata import AnnData
+
+from hcctme._constants import Keys
+from hcctme.report import _cards, _figures, _html, _results, _summary
+
+
+def _compare_row(**kw):
+    row = {"feature": "TAM2_SPP1", "group": "Macrophages", "contrast": "resistor vs responder", "effect": 0.8,
+           "statistic": 60.0, "pvalue": 0.004, "padj": 0.04, "n_reference": 8, "n_other": 8, "direction": "up",
+           "method": "mannwhitney", "mean_reference": -0.2, "mean_other": 0.6, "prop_reference": 0.27,
+           "prop_other": 0.44}
+    row.update(kw)
+    return row
+
+
+def test_composition_sentence_states_proportions_padj_and_patients():
+    table = pd.DataFrame([_compare_row(), _compare_row(feature="TAM1_FOLR2", effect=-0.5, pvalue=0.5, padj=0.6)])
+    found = _summary.composition(table, fdr=0.1, limit=3, anchors=("table-x", "fig-x"))
+    assert [f.text for f in found] == [
+        "TAM2_SPP1 make up more of the Macrophages in resistor patients: 0.44 vs 0.27, padj 0.04, 8 vs 8 patients."]
+    assert found[0].html() == ("<li>TAM2_SPP1 make up more of the Macrophages in resistor patients: 0.44 vs 0.27, "
+                               'padj 0.04, 8 vs 8 patients. (<a href="#table-x">table</a>, '
+                               '<a href="#fig-x">figure</a>)</li>')
+
+
+def test_sentence_says_when_nothing_is_significant():
+    table = pd.DataFrame([_compare_row(padj=0.3, pvalue=0.1), _compare_row(feature="B", padj=0.2, pvalue=0.05)])
+    found = _summary.composition(table, fdr=0.1, limit=3, anchors=("t", "f"))
+    assert [f.text for f in found] == ["No state composition difference reached padj < 0.1; the closest is B in "
+                                       "Macrophages (padj 0.2, 8 vs 8 patients)."]
+
+
+def test_findings_are_limited_and_ordered_by_padj():
+    table = pd.DataFrame([_compare_row(feature=f"S{i}", padj=p, pvalue=p / 10)
+                          for i, p in enumerate([0.05, 0.01, 0.09, 0.02])])
+    found = _summary.scores(table, fdr=0.1, limit=3, anchors=("t", "f"))
+    assert [f.text.split(" ")[0] for f in found] == ["S1", "S3", "S0"]
+    assert found[0].text.startswith("S1 scores higher in Macrophages of resistor patients: 0.6 vs -0.2, padj 0.01")
+
+
+def test_axis_sentence_reports_fraction_active_and_activity():
+    summary = pd.DataFrame([{"axis": "TIB", "group": "resistor", "reference": "responder",
+                             "mean_activity_group": 1.34, "mean_activity_reference": -0.001, "effect": 1.34,
+                             "fraction_active_group": 1.0, "fraction_active_reference": 0.125, "statistic": 64.0,
+                             "pvalue": 0.0002, "test": "mannwhitneyu", "n_group": 8, "n_reference": 8,
+                             "padj": 0.00084}])
+    found = _summary.axes(summary, fdr=0.1, limit=3, anchors=("t", "f"))
+    assert [f.text for f in found] == ["The TIB resistance axis is active in 100% of resistor vs 12% of responder "
+                                       "patients, mean activity 1.34 vs 0.00: padj 0.00084, 8 vs 8 patients."]
+
+
+def test_barrier_sentence_counts_patients_per_condition():
+    tib = pd.DataFrame({"tib_pvalue": [0.01, 0.2, 0.03, np.nan]}, index=["P1", "P2", "P3", "P4"])
+    conditions = pd.Series({"P1": "resistor", "P2": "resistor", "P3": "responder", "P4": "responder"})
+    found = _summary.barrier(tib, conditions, alpha=0.05, anchor="table-tib")
+    assert [f.text for f in found] == ["A spatial tumour immune barrier (TIB p < 0.05) is found in 2 of 3 measured "
+                                       "patients: 1 of 2 resistor, 1 of 1 responder."]
+
+
+def test_therapy_label_shows_tier_and_trial_and_falls_back_to_status():
+    with_tier = pd.Series({"therapy": "atezolizumab + bevacizumab", "tier": "I", "trial": "IMbrave150",
+                           "status": "approved_hcc"})
+    assert _cards.therapy_label(with_tier) == "atezolizumab + bevacizumab [I, IMbrave150]"
+    assert _cards.therapy_label(with_tier.drop(["tier", "trial"])) == "atezolizumab + bevacizumab (approved_hcc)"
+    assert _cards.therapy_label(pd.Series({"therapy": "x", "tier": "III", "trial": None})) == "x [III]"
+
+
+def test_state_fractions_are_within_each_states_context():
+    states = pd.Series(["TAM2", "TAM2", "TAM1", "unassigned", "TEX", "TEX", "unassigned", "TAM2"])
+    contexts = pd.Series(["macrophage"] * 4 + ["cd8_t"] * 3 + ["macrophage"])
+    samples = pd.Series(["A"] * 7 + ["B"])
+    fractions = _cards.state_fractions(states, samples, contexts, unassigned="unassigned")
+    assert fractions.loc["A"].to_dict() == {"TAM1": 0.25, "TAM2": 0.5, "TEX": 2 / 3}
+    assert fractions.loc["B"].to_dict() == {"TAM1": 0.0, "TAM2": 1.0, "TEX": 0.0}
+
+
+def test_card_lists_active_axes_then_barrier_then_tiered_therapies():
+    rows = pd.DataFrame({"sample": ["P1", "P1"], "axis": ["TIB", "PD1"], "axis_name": ["barrier", "PD-1"],
+                         "activity": [1.2, 0.1], "active": [True, False], "z_scores": [1.0, 0.1],
+                         "z_states": [1.4, np.nan], "z_crosstalk": [np.nan, np.nan], "z_spatial": [2.0, np.nan]})
+    tib = pd.DataFrame({"tib_score": [3.1], "tib_pvalue": [0.01], "t_exclusion": [0.4]}, index=["P1"])
+    therapies = pd.DataFrame({"axis": ["TIB", "PD1"], "therapy": ["anti-SPP1", "atezolizumab + bevacizumab"],
+                              "status": ["preclinical", "approved_hcc"], "tier": ["III", "I"],
+                              "trial": [None, "IMbrave150"]})
+    text = _cards.card("P1", condition="resistor", n_cells=120, fractions=None, cohort=None, profile_rows=rows,
+                       tib=tib, therapies=therapies, alpha=0.05, max_states=8)
+    assert 'id="patient-P1"' in text and 'data-search="p1 resistor"' in text
+    assert text.index("Active resistance axes") < text.index("Spatial barrier") < text.index("Therapies linked")
+    assert "barrier present: TIB score 3.10 (p 0.01), T-cell exclusion 0.40." in text
+    assert "states z=1.40" in text and "spatial z=2.00" in text and "crosstalk z=" not in text
+    assert "<td>anti-SPP1 [III]</td>" in text and "atezolizumab" not in text  # PD1 is not active
+
+
+def test_table_embeds_escaped_rows_as_json_and_names_the_full_file():
+    frame = pd.DataFrame({"name": ["<b>x</b>", "y", "z"], "value": [0.123456, np.nan, 2.0]})
+    text = _html.table(frame, anchor="table-t", max_rows=2, full_file="t.tsv")
+    data = json.loads(re.search(r'data-for="table-t">(.*?)</script>', text).group(1))
+    assert data == [["&lt;b&gt;x&lt;/b&gt;", "0.123"], ["y", ""]]
+    assert "Showing the first 2 of 3 rows; the full table is t.tsv beside this report." in text
+    assert "<b>x</b>" not in text
+
+
+def test_volcano_thins_long_tables_keeping_the_smallest_pvalues():
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"feature": [f"g{i}" for i in range(5000)], "effect": rng.normal(size=5000),
+                          "pvalue": rng.uniform(size=5000)})
+    table["padj"] = table["pvalue"]
+    fig = _figures.volcano(table, title="genes", alpha=0.1, max_points=300)
+    drawn = set(np.concatenate([trace.text for trace in fig.data]))
+    assert len(drawn) == 300
+    assert set(table.nsmallest(200, "pvalue")["feature"]) <= drawn
+    assert "300 of 5,000 tests drawn" in fig.layout.title.text
+
+
+def _adata_with(uns):
+    adata = AnnData(np.zeros((2, 2), dtype=np.float32))
+    adata.uns.update(uns)
+    return adata
+
+
+@pytest.mark.parametrize("layout", ["frame", "dict"])
+def test_results_adapter_reads_both_storage_layouts(layout):
+    table = pd.DataFrame({"a": [1]})
+    stored = table if layout == "frame" else {"table": table, "params": {"method": "m"}}
+    adata = _adata_with({Keys.CROSSTALK: stored, f"{Keys.PROFILE}_summary": table})
+    assert _results.crosstalk(adata) is table
+    assert _results.profile(adata, summary=True) is table
+    assert _results.profile(adata) is None
+    assert _results.crosstalk_params(adata) == ({} if layout == "frame" else {"method": "m"})
+
+
+def test_results_adapter_reads_ta_response_parts_and_suffixed_layout():
+    compare, per_sample = pd.DataFrame({"a": [1]}), pd.DataFrame({"b": [2]})
+    nested = _adata_with({Keys.TA_RESPONSE: {"compare": compare, "per_sample": per_sample}})
+    assert _results.ta_response(nested) is compare
+    assert _results.ta_response(nested, per_sample=True) is per_sample
+    flat = _adata_with({Keys.TA_RESPONSE: compare, f"{Keys.TA_RESPONSE}_per_sample": per_sample})
+    assert _results.ta_response(flat) is compare
+    assert _results.ta_response(flat, per_sample=True) is per_sample

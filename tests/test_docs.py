@@ -1,0 +1,60 @@
+"""The API reference site builds offline with warnings as errors (what ``make docs`` runs)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import hcctme as ht
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+pytest.importorskip("sphinx")
+pytest.importorskip("myst_nb")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("docs")
+    proc = subprocess.run(
+        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", "-d", str(out / "doctrees"),
+         str(DOCS), str(out / "html")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return out / "html"
+
+
+@pytest.mark.slow
+def test_contract_and_api_pages(site):
+    index = (site / "index.html").read_text(encoding="utf-8")
+    assert "The results contract" in index and "key_added" in index
+    api = (site / "api.html").read_text(encoding="utf-8")
+    for name in ("hcctme.tl.score", "hcctme.get.compare", "hcctme.get.params", "hcctme.pl.tib"):
+        assert name in api
+    assert (site / "api" / "generated" / "hcctme.get.crosstalk.html").is_file()
+
+
+@pytest.mark.slow
+def test_one_page_per_signature_family_with_citations(site):
+    listing = ht.sig.list()
+    for collection, members in listing.groupby("collection"):
+        page = (site / "generated" / f"signatures_{collection}.html").read_text(encoding="utf-8")
+        for sig_id in members["id"]:
+            assert sig_id in page
+        first = ht.sig.get(members["id"].iloc[0])
+        assert (first.source.get("pmid") or first.citation or "")[:20] in page
+
+
+@pytest.mark.slow
+def test_knowledge_base_page_and_tutorials(site):
+    page = (site / "generated" / "kb.html").read_text(encoding="utf-8")
+    axes = ht.kb.axes()
+    for axis in axes["axis"].unique():
+        assert f"{axis}:" in page
+    assert str(axes["pmid"].iloc[0]) in page
+    notebooks = sorted(p.stem for p in (DOCS.parent / "tutorials").glob("*.ipynb"))
+    assert notebooks and all((site / "generated" / f"{name}.html").is_file() for name in notebooks)

@@ -1,0 +1,143 @@
+"""hcctme.get: every stored result read back by key, with a KeyError naming the tool to run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from anndata import AnnData
+
+import hcctme as ht
+from hcctme._constants import Keys, Suffix
+
+
+def _cells(n: int = 40, n_genes: int = 30, seed: int = 0) -> AnnData:
+    rng = np.random.default_rng(seed)
+    adata = AnnData(np.log1p(rng.poisson(2.0, (n, n_genes))).astype(np.float32))
+    adata.var_names = [f"G{i}" for i in range(n_genes)]
+    adata.obs_names = [f"c{i}" for i in range(n)]
+    return adata
+
+
+def _table(**columns) -> pd.DataFrame:
+    return pd.DataFrame(columns)
+
+
+# -- on real tool outputs --------------------------------------------------------------------------
+def test_scores_and_params_of_tl_score():
+    adata = _cells()
+    sigs = {"A": [f"G{i}" for i in range(8)], "B": [f"G{i}" for i in range(10, 20)]}
+    ht.tl.score(adata, sigs, key_added="s")
+    scores = ht.get.scores(adata, "s")
+    assert list(scores.columns) == ["A", "B"] and scores.index.equals(adata.obs_names)
+    scores.iloc[0, 0] = -1.0  # a copy: the stored scores are untouched
+    assert adata.obsm["s"].iloc[0, 0] >= 0
+    params = ht.get.params(adata, "s")
+    assert params["tool"] == "hcctme.tl.score" and params["method"] == "ucell"
+    assert params["genes_used"]["A"] == sigs["A"] and params["coverage"] == {"A": 1.0, "B": 1.0}
+    assert params["library_version"] == "user" or params["library_version"].startswith(ht.__version__)
+    assert "s" not in adata.uns  # the contract: parameters under key + "_params", nothing under the key
+
+
+def test_params_of_pseudobulk():
+    adata = _cells()
+    adata.layers["counts"] = np.round(np.expm1(adata.X)).astype(np.float32)
+    adata.obs["patient"] = pd.Categorical(np.repeat(["P1", "P2"], 20))
+    pdata = ht.tl.pseudobulk(adata, sample_key="patient", min_cells=1)
+    params = ht.get.params(pdata, Keys.PSEUDOBULK)
+    assert params["tool"] == "hcctme.tl.pseudobulk"
+    assert params["params"] == {"sample_key": "patient", "groupby": "", "layer": "counts", "mode": "sum",
+                                "min_cells": 1}
+
+
+def test_states_reads_every_column_call_states_writes():
+    adata = _cells(4)
+    adata.obs["hcctme_state"] = pd.Categorical(["TAM2_SPP1", "unassigned", "CD8_TEX_TERMINAL", "unassigned"])
+    adata.obs["hcctme_state_confidence"] = [0.9, 0.0, 0.7, 0.1]
+    adata.obs["hcctme_state_context"] = ["macrophage", "macrophage", "cd8_t", "cd8_t"]
+    states = ht.get.states(adata)
+    assert list(states.columns) == ["state", "confidence", "context"]
+    assert states["state"].tolist() == ["TAM2_SPP1", "unassigned", "CD8_TEX_TERMINAL", "unassigned"]
+    assert states["confidence"].tolist() == [0.9, 0.0, 0.7, 0.1]
+    with pytest.raises(KeyError, match="call_states"):
+        ht.get.states(adata, "other_state")
+
+
+# -- on hand-built entries in the contract layout --------------------------------------------------
+TOOLS = [
+    # getter call, where the table is stored, tool named in the error
+    (lambda a: ht.get.compare(a), Keys.COMPARE, "tl.compare"),
+    (lambda a: ht.get.compare(a, values=True), Keys.COMPARE + Suffix.VALUES, "tl.compare"),
+    (lambda a: ht.get.enrich(a), Keys.ENRICH, "tl.enrich"),
+    (lambda a: ht.get.ta_response(a), Keys.TA_RESPONSE, "tl.ta_response"),
+    (lambda a: ht.get.ta_response(a, per_sample=True), Keys.TA_RESPONSE + Suffix.PER_SAMPLE, "tl.ta_response"),
+    (lambda a: ht.get.crosstalk(a), Keys.CROSSTALK, "tl.crosstalk"),
+    (lambda a: ht.get.crosstalk(a, differential=True), Keys.CROSSTALK + Suffix.DIFF, "tl.crosstalk"),
+    (lambda a: ht.get.tib(a), Keys.TIB, "tl.tib"),
+    (lambda a: ht.get.profile(a), Keys.PROFILE, "tl.resistance_profile"),
+    (lambda a: ht.get.profile(a, summary=True), Keys.PROFILE + Suffix.SUMMARY, "tl.resistance_profile"),
+]
+
+
+@pytest.mark.parametrize(("read", "where", "tool"), TOOLS)
+def test_each_getter_reads_its_key_and_names_the_tool(read, where, tool):
+    adata = _cells(2)
+    with pytest.raises(KeyError, match=tool):
+        read(adata)
+    table = _table(feature=["a", "b"], padj=[0.01, 0.5])
+    adata.uns[where] = table
+    got = read(adata)
+    pd.testing.assert_frame_equal(got, table)
+    got.loc[0, "padj"] = 1.0  # a copy
+    assert adata.uns[where].loc[0, "padj"] == 0.01
+    adata.uns[where] = {"not": "a table"}
+    with pytest.raises(KeyError, match=tool):  # a dict without a table is no result
+        read(adata)
+    adata.uns[where] = np.arange(3)
+    with pytest.raises(TypeError, match="not a results table"):
+        read(adata)
+
+
+def test_getters_take_the_key_added():
+    adata = _cells(2)
+    adata.uns["cmp_genes"] = _table(feature=["x"])
+    adata.uns["cmp_genes_params"] = {"tool": "hcctme.tl.compare", "params": {"features": "genes"},
+                                     "library_version": "v"}
+    assert ht.get.compare(adata, "cmp_genes")["feature"].tolist() == ["x"]
+    assert ht.get.params(adata, "cmp_genes")["params"] == {"features": "genes"}
+    with pytest.raises(KeyError, match="hcctme_compare"):
+        ht.get.compare(adata)
+
+
+def test_params_errors():
+    adata = _cells(2)
+    with pytest.raises(KeyError, match="'nothing_params'"):
+        ht.get.params(adata, "nothing")
+    adata.uns["x_params"] = "text"
+    with pytest.raises(TypeError, match="not a dict"):
+        ht.get.params(adata, "x")
+    with pytest.raises(TypeError, match="AnnData"):
+        ht.get.params(pd.DataFrame(), "x")
+
+
+# -- results written by hcctme 0.1 -----------------------------------------------------------------
+def test_reads_the_layouts_of_hcctme_0_1():
+    adata = _cells(2)
+    pooled, diff = _table(ligand=["SPP1"]), _table(ligand=["SPP1"], padj=[0.01])
+    conditions = _table(sample=["P1"], condition=["resistor"])
+    adata.uns["hcctme_crosstalk"] = {"table": pooled, "skipped": "none", "params": {"groupby": "ct",
+                                                                                     "library_version": "v"}}
+    adata.uns["hcctme_crosstalk_diff"] = {"table": diff, "conditions": conditions, "params": {"groupby": "ct"}}
+    per_sample, compared = _table(sample=["P1"]), _table(feature=["TA_TEFF"])
+    adata.uns["hcctme_ta_response"] = {"per_sample": per_sample, "compare": compared, "params": {"reference": "r"}}
+    adata.uns["hcctme_scores"] = {"method": "mean", "params": {"layer": "X"}, "library_version": "v"}
+    pd.testing.assert_frame_equal(ht.get.crosstalk(adata), pooled)
+    pd.testing.assert_frame_equal(ht.get.crosstalk(adata, differential=True), diff)
+    pd.testing.assert_frame_equal(ht.get.ta_response(adata), compared)
+    pd.testing.assert_frame_equal(ht.get.ta_response(adata, per_sample=True), per_sample)
+    crosstalk = ht.get.params(adata, "hcctme_crosstalk")
+    assert crosstalk["params"] == {"groupby": "ct", "library_version": "v"} and crosstalk["library_version"] == "v"
+    assert crosstalk["skipped"] == "none"
+    pd.testing.assert_frame_equal(crosstalk["conditions"], conditions)
+    assert ht.get.params(adata, "hcctme_ta_response")["params"] == {"reference": "r"}
+    assert ht.get.params(adata, "hcctme_scores")["method"] == "mean"
