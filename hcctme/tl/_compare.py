@@ -57,9 +57,10 @@ def compare(
     patient's samples); only those per-unit values are tested, so thousands of cells from a handful
     of patients count as a handful of observations. Each condition level other than ``reference`` is
     compared with ``reference``. Scores and composition go through one engine
-    (:mod:`hcctme.tl._stats`): a weighted linear model per feature on the design (condition,
-    covariates, pair / patient blocks) with empirical-Bayes moderated t-tests (limma / propeller
-    style); genes through PyDESeq2 on pseudobulk counts with the same design.
+    (:mod:`hcctme.tl._stats`): a precision-weighted linear model per feature on the design
+    (condition, covariates, pair / patient blocks), with empirical-Bayes moderated t-tests for
+    composition (limma / propeller style); genes through PyDESeq2 on pseudobulk counts with the
+    same design.
 
     Parameters
     ----------
@@ -108,11 +109,13 @@ def compare(
         obs column pairing samples of one patient across conditions (one sample per pair and level);
         the pair is a block as with ``patient_key``. Give one of ``patient_key`` and ``pair_key``.
     method
-        ``"auto"`` (``"moderated"`` for scores and composition, ``"deseq2"`` for genes), or one of
-        ``"moderated"``, ``"ols"`` (no weights, no moderation), ``"mannwhitney"``, ``"welch"``
-        (unpaired, no covariates), ``"wilcoxon"``, ``"paired_t"`` (paired, no covariates),
-        ``"deseq2"``. Rank tests are discrete: with 4 samples per level the smallest two-sided
-        Mann-Whitney p-value is 2/70 = 0.029, so with many features nothing passes BH.
+        ``"auto"`` (``"moderated"`` for composition, ``"wls"`` for scores, ``"deseq2"`` for genes), or one
+        of ``"moderated"`` (precision-weighted linear model, empirical-Bayes moderated t), ``"wls"`` (the
+        same model without moderation: signature scores differ in spread between signatures and cell
+        types, which a shared prior would misread), ``"ols"`` (no weights, no moderation),
+        ``"mannwhitney"``, ``"welch"`` (unpaired, no covariates), ``"wilcoxon"``, ``"paired_t"``
+        (paired, no covariates), ``"deseq2"``. Rank tests are discrete: with 4 samples per level the
+        smallest two-sided Mann-Whitney p-value is 2/70 = 0.029, so with many features nothing passes BH.
     transform
         Composition: ``"asin"`` (arcsine square root of the proportions, the default), ``"logit"``
         or ``"clr"`` (centred log-ratio within the parent, natural log; zeros by multiplicative

@@ -6,7 +6,7 @@ patient): the unit is the replicate, so cells never enter these tests. No AnnDat
 Methods
 -------
 ``moderated``
-    The default for scores and composition (propeller / limma style). Each feature is fitted by
+    The default for composition (propeller / limma style). Each feature is fitted by
     weighted least squares on the design (intercept, condition, covariates, pair or patient
     blocks); a unit's weight is ``1 / (tau2 + v)``, its known sampling variance ``v`` (e.g.
     ``1 / (4 n)`` for an arcsine-square-root proportion of ``n`` cells) plus the feature's
@@ -14,8 +14,13 @@ Methods
     sampling noise matters next to biological variation. Residual variances are then moderated
     across features by empirical Bayes (limma's ``squeezeVar``: a scaled inverse chi-square prior
     fitted by moments of ``log s2``) and each condition coefficient gets a moderated t-test.
+``wls``
+    The same precision-weighted model, each feature with its own residual variance (no moderation).
+    The default for signature scores: their spread differs between signatures and cell types (an
+    inactive signature barely varies), so a prior shared across them would shrink the variance of
+    exactly the features that vary and inflate the false-positive rate.
 ``ols``
-    Ordinary least squares (statsmodels), no weights, no moderation.
+    Ordinary least squares, no weights, no moderation.
 ``mannwhitney``, ``welch``
     Two-sided Mann-Whitney U / Welch t-test (unpaired, no covariates).
 ``wilcoxon``, ``paired_t``
@@ -39,7 +44,7 @@ from hcctme._logging import logger
 
 UNPAIRED_METHODS = ("mannwhitney", "welch")
 PAIRED_METHODS = ("wilcoxon", "paired_t")
-MODEL_METHODS = ("moderated", "ols")
+MODEL_METHODS = ("moderated", "wls", "ols")
 SAMPLE_METHODS = MODEL_METHODS + UNPAIRED_METHODS + PAIRED_METHODS
 GENE_METHODS = ("deseq2",)
 METHODS = ("auto", *SAMPLE_METHODS, *GENE_METHODS)
@@ -117,7 +122,8 @@ def clr(counts: np.ndarray, delta: float) -> np.ndarray:
 # Method choice
 # --------------------------------------------------------------------------------------------------
 def resolve_method(method: str, *, features: str, paired: bool, covariates: bool) -> str:
-    """Pick the test for ``method="auto"`` and refuse combinations that would ignore the design."""
+    """Pick the test for ``method="auto"`` (``moderated`` for composition, ``wls`` for scores) and refuse
+    combinations that would ignore the design."""
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not supported; choose one of {list(METHODS)}")
     if features == "genes":
@@ -130,16 +136,16 @@ def resolve_method(method: str, *, features: str, paired: bool, covariates: bool
     if method == "deseq2":
         raise ValueError("method='deseq2' needs count data: use it with features='genes'")
     if method == "auto":
-        return "moderated"
+        return "moderated" if features == "composition" else "wls"
     if covariates and method not in MODEL_METHODS:
         raise ValueError(
-            f"covariates are adjusted for only by method='moderated' or 'ols' (or 'auto'); method={method!r} "
+            f"covariates are adjusted for only by method='moderated', 'wls' or 'ols' (or 'auto'); method={method!r} "
             "would ignore them"
         )
     if paired and method in UNPAIRED_METHODS:
         raise ValueError(
             f"the design is paired (pair_key, or patient_key with a patient in several condition levels) but "
-            f"method={method!r} ignores the pairing; use 'moderated', 'ols', 'wilcoxon', 'paired_t' or 'auto'"
+            f"method={method!r} ignores the pairing; use 'moderated', 'wls', 'ols', 'wilcoxon', 'paired_t' or 'auto'"
         )
     if not paired and method in PAIRED_METHODS:
         raise ValueError(f"method={method!r} is a paired test and needs pair_key (or patient_key with pairs)")
@@ -422,7 +428,7 @@ def moderated_fit(
         p[bad], t[bad] = np.nan, np.nan
     frame["statistic"] = t
     frame["pvalue"] = p
-    frame["method"] = "moderated" if moderate else "ols"
+    frame["method"] = "moderated" if moderate else "wls"
     return frame[RESULT_COLUMNS]
 
 
@@ -462,9 +468,9 @@ def compare_samples(
     """
     design = design.loc[values.index]
     if method in MODEL_METHODS:
-        ols = method == "ols"
-        return moderated_fit(values, design, reference, variances=None if ols else variances,
-                             min_samples=min_samples, moderate=not ols)
+        table = moderated_fit(values, design, reference, variances=None if method == "ols" else variances,
+                              min_samples=min_samples, moderate=method == "moderated")
+        return table.assign(method=method)
     condition = design["condition"].astype(str)
     levels = [lv for lv in pd.unique(condition) if lv != reference]
     cond = condition.to_numpy()

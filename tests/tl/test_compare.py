@@ -299,7 +299,7 @@ def test_paired_ols_with_covariates(adata):
     a.obs["batch"] = np.where(a.obs["pair"].isin(["pair0", "pair1"]), "b1", "b2")
     a.obs["dose"] = a.obs["age"] / 10  # sample-level numeric covariate, varies within pairs
     table = run(a, features="scores", pair_key="pair", covariates="dose", **KW)
-    assert (table["method"] == "moderated").all()
+    assert (table["method"] == "wls").all()
     assert (table["n_reference"] == 4).all() and table["pvalue"].between(0, 1).all()
 
 
@@ -335,7 +335,7 @@ def test_storage(adata, digest, tmp_path):
     pd.testing.assert_frame_equal(adata.uns["cmp"], out.uns["hcctme_compare"])
     assert isinstance(adata.uns["cmp_values"], pd.DataFrame)
     params = adata.uns["cmp_params"]
-    assert params["tool"] == "compare" and params["params"]["method"] == "moderated"
+    assert params["tool"] == "compare" and params["params"]["method"] == "wls"
     assert params["library_version"] == _validate.library_version()
     assert params["params"]["features"] == "scores" and not params["paired"]
     # the obs, X and obsm are untouched; uns is writable to h5ad
@@ -497,7 +497,7 @@ def test_paired_design_finds_a_within_patient_change_at_6_pairs():
         adata = _pre_on(seed)
         paired = run(adata, patient_key="patient", **args).set_index("feature")
         unpaired = run(adata, **args).set_index("feature")
-        assert (paired["n_reference"] == 6).all() and paired["method"].eq("moderated").all()
+        assert (paired["n_reference"] == 6).all() and paired["method"].eq("wls").all()
         found["paired"].append(paired.loc["SIG", "pvalue"] < 0.05 and paired.loc["SIG", "effect"] > 0)
         found["unpaired"].append(unpaired.loc["SIG", "pvalue"] < 0.05)
         comp = dict(features="composition", groupby="state")

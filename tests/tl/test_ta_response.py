@@ -69,7 +69,7 @@ def test_pseudobulk_log_cpm_readout(ta_counts):
     table = out.uns["hcctme_ta_response"].set_index("feature")
     assert table.loc["TA_TREG", "direction"] == "up" and table.loc["TA_TREG", "pvalue"] < 0.01
     assert table.loc[TREG_TEFF, "direction"] == "up"
-    assert (table["method"] == "moderated").all()
+    assert (table["method"] == "wls").all()
     params = out.uns["hcctme_ta_response_params"]
     assert params["tool"] == "ta_response" and params["params"]["aggregate"] == "pseudobulk"
     assert set(params["genes_used"]["TA_TEFF"]) == set(teff)
