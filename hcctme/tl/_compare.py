@@ -59,8 +59,8 @@ def compare(
     compared with ``reference``. Scores and composition go through one engine
     (:mod:`hcctme.tl._stats`): a precision-weighted linear model per feature on the design
     (condition, covariates, pair / patient blocks), with empirical-Bayes moderated t-tests for
-    composition (limma / propeller style); genes through PyDESeq2 on pseudobulk counts with the
-    same design.
+    composition (limma / propeller style); unpaired scores without covariates by Mann-Whitney; genes
+    through PyDESeq2 on pseudobulk counts with the same design.
 
     Parameters
     ----------
@@ -109,7 +109,8 @@ def compare(
         obs column pairing samples of one patient across conditions (one sample per pair and level);
         the pair is a block as with ``patient_key``. Give one of ``patient_key`` and ``pair_key``.
     method
-        ``"auto"`` (``"moderated"`` for composition, ``"wls"`` for scores, ``"deseq2"`` for genes), or one
+        ``"auto"`` (``"moderated"`` for composition; for scores ``"mannwhitney"``, or ``"wls"`` with pairs
+        or covariates; ``"deseq2"`` for genes), or one
         of ``"moderated"`` (precision-weighted linear model, empirical-Bayes moderated t), ``"wls"`` (the
         same model without moderation: signature scores differ in spread between signatures and cell
         types, which a shared prior would misread), ``"ols"`` (no weights, no moderation),

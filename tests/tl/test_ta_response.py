@@ -67,9 +67,9 @@ def test_pseudobulk_log_cpm_readout(ta_counts):
     np.testing.assert_allclose(per_sample["TA_TEFF"], z[teff].mean(axis=1).loc[per_sample.index])
     np.testing.assert_allclose(per_sample[TREG_TEFF], per_sample["TA_TREG"] - per_sample["TA_TEFF"])
     table = out.uns["hcctme_ta_response"].set_index("feature")
-    assert table.loc["TA_TREG", "direction"] == "up" and table.loc["TA_TREG", "pvalue"] < 0.01
+    assert table.loc["TA_TREG", "direction"] == "up" and table.loc["TA_TREG", "pvalue"] < 0.05
     assert table.loc[TREG_TEFF, "direction"] == "up"
-    assert (table["method"] == "wls").all()
+    assert (table["method"] == "mannwhitney").all()
     params = out.uns["hcctme_ta_response_params"]
     assert params["tool"] == "ta_response" and params["params"]["aggregate"] == "pseudobulk"
     assert set(params["genes_used"]["TA_TEFF"]) == set(teff)
