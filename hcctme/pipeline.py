@@ -303,8 +303,15 @@ def _compare(adata: AnnData, config: PipelineConfig) -> None:
 
 
 def _ta_response(adata: AnnData, config: PipelineConfig) -> None:
-    tl.ta_response(adata, sample_key=config.sample_key, condition_key=config.condition_key,
-                   reference=config.reference, layer=config.layer, use_raw=config.use_raw)
+    """T+A signatures per patient: pseudobulk log-CPM of the raw counts, or per-cell score means without them."""
+    common = dict(sample_key=config.sample_key, condition_key=config.condition_key, reference=config.reference)
+    if _counts_problem(adata, config.counts_layer) is not None:
+        tl.ta_response(adata, aggregate="mean", use_raw=config.use_raw, **common)
+        return
+    view, layer = _counts_view(adata, config)
+    tl.ta_response(view, layer=layer, **common)
+    if view is not adata:
+        _adopt(view, adata)
 
 
 def _crosstalk(adata: AnnData, config: PipelineConfig) -> None:
