@@ -12,6 +12,8 @@ class Keys:
     STATE: Final = "hcctme_state"  # obs (categorical state call), uns (mapping, thresholds)
     CONFIDENCE_SUFFIX: Final = "_confidence"  # obs[STATE + suffix]
     PARENT_SUFFIX: Final = "_context"  # obs[STATE + suffix]: the cell_context each cell was read in
+    ARTEFACT_SUFFIX: Final = "_artefact"  # obs[STATE + suffix]: score that made a cell "none of these"
+    PARAMS_SUFFIX: Final = "_params"  # uns[key_added + suffix]: a tool's parameters and provenance
     COMPARE: Final = "hcctme_compare"  # uns: tidy comparison table
     ENRICH: Final = "hcctme_enrich"  # uns: preranked GSEA table
     TA_RESPONSE: Final = "hcctme_ta_response"  # uns: T+A response comparison
@@ -70,6 +72,15 @@ CONTEXT_PARENTS: Final = {
     "neutrophil": "myeloid",
     "dendritic": "myeloid",
 }
+
+# Signature collections call_states reads besides "<context>_states": artefact programmes (cells
+# high in them are "none of these") and cell-type markers (a marker of another lineage flags
+# doublets and ambient RNA).
+ARTEFACT_COLLECTION: Final = "artefacts"
+MARKER_COLLECTION: Final = "cell_type_markers"
+# Robust z (median / MAD within a parent population) above which an artefact or foreign-lineage
+# score makes a cell "none of these" in call_states.
+STATE_ARTEFACT_Z: Final = 3.0
 
 ROLES: Final = ("resistance", "response", "state", "program", "marker")
 EVIDENCE: Final = ("published_list", "marker_panel", "derived")

@@ -139,7 +139,7 @@ def _provenance(adata: AnnData, out: dict[str, Any]) -> dict[str, tuple[dict, st
     return {
         "harmonize_genes": (uns["hcctme_symbol"], "species"),
         "score": (uns["hcctme_scores"], "params"),
-        "call_states": (uns["hcctme_state"], "cell_type_key"),
+        "call_states": (uns["hcctme_state_params"], "cell_type_key"),
         "pseudobulk": (out["pseudobulk"].uns["hcctme_pseudobulk"], "sample_key"),
         "compare": (uns["cmp_scores_params"], "features"),
         "enrich": (uns.get("hcctme_enrich_params", {}), "permutation_num"),

@@ -34,7 +34,7 @@ def composition(adata: AnnData, *, sample_key: str, key: str = Keys.STATE) -> pd
     calls = _validate.state_calls(adata, key).astype(str)
     samples = _validate.obs_column(adata, sample_key, purpose="samples").astype(str)
     ctx_key = f"{key}{Keys.PARENT_SUFFIX}"
-    info = adata.uns.get(key, {})
+    info = adata.uns.get(f"{key}{Keys.PARAMS_SUFFIX}", {})
     if ctx_key in adata.obs:
         contexts = adata.obs[ctx_key].astype(str)
     else:  # calls from elsewhere: one pseudo-context
@@ -106,7 +106,8 @@ def states(
     _validate.anndata(adata)
     kind = _validate.choice(kind, KINDS, name="kind")
     calls = _validate.state_calls(adata, key).astype(str)
-    info = adata.uns.get(key, {}) if isinstance(adata.uns.get(key, {}), Mapping) else {}
+    info = adata.uns.get(f"{key}{Keys.PARAMS_SUFFIX}", {})
+    info = info if isinstance(info, Mapping) else {}
     state_order = [s for ids in info.get("states", {}).values() for s in ids]
     state_order += sorted(set(calls) - set(state_order) - {Defaults.UNASSIGNED})
     colours = _palette(state_order, palette)

@@ -73,7 +73,7 @@ def test_context_map_must_be_mapping():
 # The assignment model on synthetic score matrices
 # --------------------------------------------------------------------------------------------------
 def _synthetic_scores(props, *, n=3000, n_samples=6, separation=4.0, seed=0):
-    """Scores of K states (+ none) with sample-specific shift and scale; returns X, truth, samples."""
+    """Scores of K states (+ none) with a mild sample shift (UCell-like); returns X, truth, samples."""
     rng = np.random.default_rng(seed)
     k = len(props)
     base = np.array([*props, 1.0 - sum(props)])
@@ -86,7 +86,7 @@ def _synthetic_scores(props, *, n=3000, n_samples=6, separation=4.0, seed=0):
     for j in range(k):
         rows = truth == j
         X[rows, j] += separation * np.clip(rng.normal(1, 0.2, rows.sum()), 0.4, 1.6)
-    X = X * (1 + 0.2 * samples[:, None]) + 0.4 * samples[:, None]
+    X = X + 0.1 * samples[:, None]
     labels = np.array([f"S{j}" for j in range(k)] + [UNASSIGNED], dtype=object)[truth]
     return pd.DataFrame(X, columns=[f"S{j}" for j in range(k)]), labels, samples
 
@@ -103,7 +103,7 @@ def _recall_precision(calls, truth, states):
                                    (0.18, 0.14, 0.14, 0.12, 0.12, 0.12)])
 def test_model_recovers_synthetic_states(props):
     scores, truth, samples = _synthetic_scores(props)
-    result = model.assign(scores, ["ctx"] * len(scores), {"ctx": list(scores.columns)}, samples=samples)
+    result = model.assign(scores, ["ctx"] * len(scores), {"ctx": list(scores.columns)})
     for state, (recall, precision) in _recall_precision(result.calls, truth, scores.columns).items():
         assert recall >= 0.85 and precision >= 0.85, (state, recall, precision)
     assert np.all((result.confidence >= 0) & (result.confidence <= 1))
@@ -114,9 +114,8 @@ def test_model_recovers_synthetic_states(props):
 def test_model_calls_nothing_without_states():
     rng = np.random.default_rng(1)
     scores = pd.DataFrame(rng.normal(size=(3000, 3)), columns=list("abc"))
-    samples = rng.integers(0, 5, 3000)
-    multi = model.assign(scores, ["c"] * 3000, {"c": ["a", "b", "c"]}, samples=samples)
-    single = model.assign(scores, ["c"] * 3000, {"c": ["a"]}, samples=samples)
+    multi = model.assign(scores, ["c"] * 3000, {"c": ["a", "b", "c"]})
+    single = model.assign(scores, ["c"] * 3000, {"c": ["a"]})
     assert np.mean(multi.calls != UNASSIGNED) < 0.02
     assert np.mean(single.calls != UNASSIGNED) < 0.02
 
@@ -131,15 +130,29 @@ def test_model_small_context_uses_rule_and_other_contexts_untouched():
     assert np.all(result.confidence[:3] == 0)
 
 
-def test_standardise_removes_sample_shift_and_scale():
+def test_real_between_sample_shift_is_kept():
+    """A sample rich in a state keeps its calls: no per-sample re-centering of the scores."""
+    rng = np.random.default_rng(3)
+    samples = np.repeat([0, 1], 1000)
+    share = np.where(samples == 0, 0.7, 0.1)
+    truth = rng.random(2000) < share
+    x = rng.normal(size=(2000, 1)) + 4.0 * truth[:, None]
+    result = model.assign(pd.DataFrame(x, columns=["S"]), ["c"] * 2000, {"c": ["S"]})
+    called = result.calls == "S"
+    assert abs(called[samples == 0].mean() - 0.7) < 0.05 and abs(called[samples == 1].mean() - 0.1) < 0.05
+
+
+def test_artefact_flags_robust_z_and_reference():
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(400, 1))
-    groups = np.repeat([0, 1], 200)
-    x[groups == 1] = x[groups == 1] * 3 + 10
-    z = model.standardise(x, groups)
-    for g in (0, 1):
-        assert abs(z[groups == g].mean()) < 1e-9
-        assert abs(z[groups == g].std(ddof=0) - 1) < 1e-9
+    x = np.concatenate([rng.normal(0.2, 0.02, 950), rng.normal(0.6, 0.02, 50)])
+    flags = model.artefact_flags(x, 3.0)
+    assert flags[950:].all() and flags[:950].mean() < 0.01
+    # a marker score near zero in the context: the noise tail is not an artefact without the
+    # reference level of the lineage it marks being approached
+    noise = np.abs(rng.normal(0.0, 0.01, 1000))
+    assert model.artefact_flags(noise, 3.0, reference=0.5).sum() == 0
+    noise[:30] = 0.3
+    assert model.artefact_flags(noise, 3.0, reference=0.5)[:30].all()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -211,14 +224,20 @@ def test_call_states_contract(fake_library, caplog):
     rp = _recall_precision(calls.astype(str).to_numpy(), adata.obs["truth"].to_numpy(),
                            ["TAM_A", "TAM_B", "TAM_C", "TREG_X"])
     assert all(r >= 0.8 and p >= 0.8 for r, p in rp.values()), rp
-    info = adata.uns["hcctme_state"]
+    info = adata.uns["hcctme_state_params"]
+    assert info["tool"] == "call_states" and info["params"]["sample_key"] == "patient"
+    table = adata.uns["hcctme_state"]
+    assert list(table.columns) == ["sample", "context", "state", "n_cells", "fraction"]
+    tam = table[(table.context == "macrophage") & (table["sample"] == "0")]
+    assert tam["n_cells"].sum() == int(((adata.obs.patient == "0") & (adata.obs.cell_type == "TAMs")).sum())
+    assert tam["fraction"].sum() == pytest.approx(1.0)
     assert info["mapping"] == {"TAMs": "macrophage", "Tregs and CD4": "cd4_t", "Hepatocytes": "hepatocyte",
                                "Cluster 9": UNASSIGNED}
     assert info["states"] == {"macrophage": ["TAM_A", "TAM_B", "TAM_C"], "cd4_t": ["TREG_X"]}
     assert info["library_version"] == "test+1"
     assert info["thresholds"]["min_confidence"] == 0.5
     assert set(info["ignored_signatures"]) == {"MY_OWN_SET"}  # user sets are not called
-    assert sum(info["counts"]["macrophage"].values()) == int(mac.sum())
+    assert table.loc[table.context == "macrophage", "n_cells"].sum() == int(mac.sum())
     assert "cell_context mapping used" in caplog.text and "obs['hcctme_state']" in caplog.text
 
 
@@ -230,7 +249,7 @@ def test_call_states_writes_h5ad(fake_library, tmp_path):
     import anndata
 
     back = anndata.read_h5ad(path)
-    assert back.uns["hcctme_state"]["mapping"]["TAMs"] == "macrophage"
+    assert back.uns["hcctme_state_params"]["mapping"]["TAMs"] == "macrophage"
     assert (back.obs["hcctme_state"].astype(str) == adata.obs["hcctme_state"].astype(str)).all()
 
 
@@ -239,7 +258,8 @@ def test_call_states_copy_and_key_added(fake_library, digest):
     before = digest(adata)
     out = hcctme.tl.call_states(adata, cell_type_key="cell_type", key_added="st", copy=True)
     assert digest(adata) == before
-    assert {"st", "st_confidence", "st_context"} <= set(out.obs.columns) and "st" in out.uns
+    assert {"st", "st_confidence", "st_context", "st_artefact"} <= set(out.obs.columns)
+    assert {"st", "st_params"} <= set(out.uns)
 
 
 def test_min_confidence_is_monotone(fake_library):
@@ -264,7 +284,7 @@ def test_context_map_used(fake_library):
     adata = _scored_adata()
     hcctme.tl.call_states(adata, cell_type_key="cell_type", context_map={"Cluster 9": "macrophage",
                                                                          "TAMs": None})
-    info = adata.uns["hcctme_state"]
+    info = adata.uns["hcctme_state_params"]
     assert info["mapping"]["TAMs"] == UNASSIGNED and info["mapping_source"]["TAMs"] == "context_map"
     assert (adata.obs.loc[adata.obs.cell_type == "TAMs", "hcctme_state"] == UNASSIGNED).all()
     assert (adata.obs.loc[adata.obs.cell_type == "Cluster 9", "hcctme_state_context"] == "macrophage").all()
@@ -275,13 +295,53 @@ def test_refine_leiden(fake_library):
     adata = _scored_adata()
     hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient", refine="leiden")
     assert "hcctme_state_unrefined" in adata.obs
-    assert adata.uns["hcctme_state"]["refine"]["method"] == "leiden"
+    assert adata.uns["hcctme_state_params"]["refine"]["method"] == "leiden"
     calls = adata.obs["hcctme_state"].astype(str).to_numpy()
     rp = _recall_precision(calls, adata.obs["truth"].to_numpy(), ["TAM_A", "TAM_B", "TAM_C"])
     assert all(r >= 0.7 and p >= 0.7 for r, p in rp.values()), rp
     assert adata.obs["hcctme_state_confidence"].between(0, 1).all()
     ctx = adata.obs["hcctme_state_context"].astype(str)
     assert set(adata.obs["hcctme_state"][ctx == "cd4_t"].astype(str)) <= {"TREG_X", UNASSIGNED}
+
+
+def test_artefact_column_makes_cells_none_of_these(fake_library):
+    adata = _scored_adata()
+    rng = np.random.default_rng(5)
+    stress = rng.normal(0.2, 0.02, adata.n_obs)
+    hit = np.zeros(adata.n_obs, dtype=bool)
+    hit[rng.choice(900, 60, replace=False)] = True  # TAM cells with a stress programme
+    stress[hit] = 0.8
+    adata.obsm["hcctme_scores"]["MY_STRESS"] = stress
+    hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient", artefacts=["MY_STRESS"])
+    calls = adata.obs["hcctme_state"].astype(str).to_numpy()
+    assert (calls[hit] == UNASSIGNED).all()
+    assert (adata.obs["hcctme_state_artefact"].astype(str).to_numpy()[hit] == "MY_STRESS").all()
+    assert (adata.obs["hcctme_state_confidence"].to_numpy()[hit] == 0).all()
+    assert np.mean(adata.obs["hcctme_state_artefact"].astype(str).to_numpy()[~hit] != "") < 0.01
+    info = adata.uns["hcctme_state_params"]
+    assert info["artefact_signatures"]["macrophage"] == ["MY_STRESS"]
+    assert info["diagnostics"]["macrophage"][UNASSIGNED]["artefacts"] == 60
+
+
+def test_library_artefact_collection_is_used(fake_library, monkeypatch):
+    sigs = [*fake_library, Signature(id="ART_STRESS", genes_up=("G1", "G2", "G3"), collection="artefacts",
+                                     role="artefact")]
+    lib = SignatureSet(sigs, library_version="test+2")
+    monkeypatch.setattr(hcctme.sig, "library", lambda: lib)
+    adata = _scored_adata()
+    adata.obsm["hcctme_scores"]["ART_STRESS"] = np.where(np.arange(adata.n_obs) < 40, 0.9, 0.1)
+    hcctme.tl.call_states(adata, cell_type_key="cell_type")
+    assert (adata.obs["hcctme_state"].astype(str).to_numpy()[:40] == UNASSIGNED).all()
+    assert adata.uns["hcctme_state_params"]["artefact_signatures"]["cd4_t"] == ["ART_STRESS"]
+
+
+@pytest.mark.parametrize(("artefacts", "error"), [("MY_OWN_SET", TypeError), (["NOPE"], KeyError)])
+def test_bad_artefacts(fake_library, digest, artefacts, error):
+    adata = _scored_adata()
+    before = digest(adata)
+    with pytest.raises(error, match="artefacts"):
+        hcctme.tl.call_states(adata, cell_type_key="cell_type", artefacts=artefacts)
+    assert digest(adata) == before
 
 
 # --------------------------------------------------------------------------------------------------
@@ -491,7 +551,7 @@ def test_pbmc68k_reduced_treg_calls():
                     use_raw=True, min_coverage=0.2)
     cd4 = ["CD4+/CD25 T Reg", "CD4+/CD45RO+ Memory", "CD4+/CD45RA+/CD25- Naive T"]
     hcctme.tl.call_states(adata, cell_type_key="bulk_labels", context_map={label: "cd4_t" for label in cd4})
-    info = adata.uns["hcctme_state"]
+    info = adata.uns["hcctme_state_params"]
     assert info["mapping"]["CD4+/CD25 T Reg"] == "cd4_t" and info["mapping"]["CD8+ Cytotoxic T"] == "cd8_t"
     assert info["mapping"]["CD34+"] == UNASSIGNED
     calls = adata.obs["hcctme_state"].astype(str)
