@@ -65,8 +65,6 @@ class Thresholds:
     min_confidence: float = 0.5
     min_fit_cells: int = 30
     artefact_z: float = STATE_ARTEFACT_Z
-    cov_ridge: float = 0.05
-    full_covariance: bool = True
     symlog: bool = False
     max_iter: int = 200
     tol: float = 1e-6
@@ -254,45 +252,6 @@ def artefact_flags(values: np.ndarray, z_max: float, reference: float | None = N
     return flags
 
 
-def full_covariance(z: np.ndarray, fit_rows: np.ndarray, resp_fit: np.ndarray, th: Thresholds) -> np.ndarray:
-    """Refit the K + 1 classes as Gaussians with full covariance; posterior of every cell.
-
-    Starts from the responsibilities of the per-score mixture on ``fit_rows`` and runs EM there;
-    each class keeps its identity (state k or none). Correlated state scores (siblings sharing
-    genes, one programme raising two signatures) are modelled instead of multiplied as
-    independent evidence. Covariances get ``th.cov_ridge`` on the diagonal (z units).
-    """
-    x = z[fit_rows]
-    n, d = x.shape
-    resp = resp_fit
-    eye = np.eye(d) * th.cov_ridge
-    log_joint = np.zeros((z.shape[0], resp.shape[1]))
-    for _ in range(th.max_iter):
-        weight = resp.sum(axis=0) + 1e-9
-        means = resp.T @ x / weight[:, None]
-        params = []
-        for j in range(resp.shape[1]):
-            dx = x - means[j]
-            cov = (resp[:, j, None] * dx).T @ dx / weight[j] + eye
-            params.append((np.log(weight[j] / n), means[j], np.linalg.inv(cov), np.linalg.slogdet(cov)[1]))
-        fit_joint = _gauss_joint(x, params)
-        new = np.exp(fit_joint - logsumexp(fit_joint, axis=1, keepdims=True))
-        done = np.abs(new - resp).max() < th.tol * 100
-        resp = new
-        if done:
-            break
-    log_joint = _gauss_joint(z, params)
-    return np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
-
-
-def _gauss_joint(x: np.ndarray, params: list[tuple[float, np.ndarray, np.ndarray, float]]) -> np.ndarray:
-    out = np.empty((x.shape[0], len(params)))
-    for j, (log_w, mean, prec, logdet) in enumerate(params):
-        dx = x - mean
-        out[:, j] = log_w - 0.5 * np.einsum("ij,jk,ik->i", dx, prec, dx) - 0.5 * logdet
-    return out
-
-
 def assign_context(
     values: np.ndarray, th: Thresholds, fit_rows: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Mixture | None, np.ndarray]:
@@ -310,12 +269,9 @@ def assign_context(
         return best, conf, conf >= th.min_confidence, None, z
     floor = floor_mask(values)
     z = _transform(z, th)
-    mix, resp_fit = fit_mixture(z[fit_rows], floor[fit_rows], _classes(best, conf, k, th)[fit_rows], th)
-    if th.full_covariance:
-        resp = full_covariance(z, fit_rows, resp_fit, th)
-    else:
-        log_joint = _log_joint(z, floor, mix)
-        resp = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+    mix, _ = fit_mixture(z[fit_rows], floor[fit_rows], _classes(best, conf, k, th)[fit_rows], th)
+    log_joint = _log_joint(z, floor, mix)
+    resp = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
     rows = np.arange(n)
     best = np.argmax(resp[:, :k], axis=1)
     conf = resp[rows, best]

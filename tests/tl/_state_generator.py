@@ -128,7 +128,8 @@ SOURCES: dict[str, str] = {
     "CD8_TEX_PROGENITOR": "Chu 2023 CD8_c7_p-Tex markers (IOBR), completed with library genes",
     "CD8_TEFF": "Mariathasan 2018 Nature (PMID 29443960) CD8 T-effector and McDermott 2018 Nat Med "
     "(PMID 29867230) Teff lists, completed with library genes",
-    "TREG": "Li Z 2024 Nat Cancer onco-fetal Treg genes (FOXP3, CTLA4, CCR8, ...), completed with library genes",
+    "TREG": "Li Z 2024 Nat Cancer onco-fetal Treg genes (FOXP3, CTLA4, CCR8, ...), completed with library genes "
+    "(all 20 genes are library genes: TREG is the one partly circular state)",
     "TAM1_FOLR2": "Xue R et al. 2022 Nature (PMID 36352227) Mph_01_MARCO (IOBR)",
     "TAM2_SPP1": "Xue 2022 Mph_04_TREM2 (IOBR), completed with library genes",
     "NEU_CD10_ALPL": "Xue 2022 Neu_02_S100A12 (mature, MME+ neutrophils; IOBR)",
