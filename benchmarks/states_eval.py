@@ -4,9 +4,11 @@ For each setting (10x-like, Smart-seq-like, noisy shallow 10x, high stress/ambie
 seed: draw a cohort, score it with the library (UCell) plus a stand-in dissociation-stress gene
 set (used as an artefact column until the library ships an "artefacts" collection), call states,
 and print per-parent ARI, per-state recall / precision, the ECE of the calls' confidence and the
-share of artefact cells left unassigned. ``--refine leiden`` adds cluster voting.
+share of artefact cells left unassigned; then the false-positive rate of
+``tl.compare(features="composition")`` on the calls of ``--null`` null cohorts (no planted
+difference between the two arms). ``--refine leiden`` adds cluster voting.
 
-    python benchmarks/states_eval.py --seeds 3
+    python benchmarks/states_eval.py --seeds 2 --null 30
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,6 +37,21 @@ def run(setting: str, seed: int, refine: str | None, cells: int, patients: int) 
     return evaluate(adata)
 
 
+def null_fpr(n_cohorts: int) -> tuple[float, int]:
+    """Share of composition tests at p < 0.05 on the calls of null cohorts (8 patients, 4 vs 4)."""
+    pvalues = []
+    for seed in range(n_cohorts):
+        adata = generate("10x", seed=500 + seed, n_patients=8, cells_per_patient=200)
+        hcctme.tl.score(adata)
+        hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
+        table = hcctme.tl.compare(adata, condition_key="condition", sample_key="patient", reference="responder",
+                                  features="composition", groupby="hcctme_state", parent_key="cell_type",
+                                  store=False)
+        pvalues.append(table["pvalue"].dropna().to_numpy())
+    p = np.concatenate(pvalues)
+    return float(np.mean(p < 0.05)), int(p.size)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
@@ -41,6 +59,7 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=600)
     parser.add_argument("--patients", type=int, default=8)
     parser.add_argument("--refine", default=None, choices=[None, "leiden"])
+    parser.add_argument("--null", type=int, default=0, help="null cohorts for the composition FPR")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     ari, states, summary = [], [], []
@@ -58,6 +77,9 @@ def main() -> None:
     print(table.unstack("setting").round(2).to_string())
     print("\nECE of the calls' confidence; share of artefact cells left unassigned:")
     print(pd.DataFrame(summary).groupby("setting").mean(numeric_only=True).drop(columns="seed").round(3).to_string())
+    if args.null:
+        fpr, n_tests = null_fpr(args.null)
+        print(f"\ncomposition FPR at p < 0.05 on {args.null} null cohorts: {fpr:.3f} ({n_tests} tests)")
 
 
 if __name__ == "__main__":
