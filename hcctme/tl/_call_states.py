@@ -216,7 +216,10 @@ def call_states(
     1. artefacts: a cell whose score for an artefact programme (the library's ``"artefacts"``
        collection, ``artefacts``) or for a cell-type marker of another lineage lies more than
        :data:`hcctme._constants.STATE_ARTEFACT_Z` robust sd (median / MAD over the context's
-       cells) above the context's median is "none of these" and is left out of the fit;
+       cells) above the context's median is "none of these" and is left out of the fit (a
+       foreign marker must also reach a third of its own lineage's median level, and is not used
+       in a context where it would flag more than 10 % of the cells: there it marks a state whose
+       genes it shares, not doublets);
     2. every state score is z-scored over the context's cells of all samples (no per-sample
        re-centering);
     3. a mixture model is fitted by EM over the context's other cells: each cell is in one of the

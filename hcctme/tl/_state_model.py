@@ -65,6 +65,7 @@ class Thresholds:
     min_confidence: float = 0.5
     min_fit_cells: int = 30
     artefact_z: float = STATE_ARTEFACT_Z
+    max_foreign_share: float = 0.1
     symlog: bool = False
     max_iter: int = 200
     tol: float = 1e-6
@@ -331,6 +332,11 @@ def assign(
         art_values = scores[cols].to_numpy(dtype=float)[idx] if cols else np.zeros((idx.size, 0))
         flags = np.column_stack([artefact_flags(art_values[:, j], thresholds.artefact_z, references.get(col))
                                  for j, col in enumerate(cols)]) if cols else np.zeros((idx.size, 0), dtype=bool)
+        # a foreign-lineage marker that flags many cells marks a state's sub-population (its genes are
+        # shared with that lineage's markers), not doublets or ambient RNA: it is not used there
+        shared = [j for j, col in enumerate(cols) if col in references
+                  and flags[:, j].mean() > thresholds.max_foreign_share]
+        flags[:, shared] = False
         is_artefact = flags.any(axis=1)
         first = np.asarray(cols, dtype=object)[np.argmax(flags, axis=1)] if cols else np.full(idx.size, "")
         flagged[idx] = np.where(is_artefact, first, "")
@@ -344,7 +350,8 @@ def assign(
         result.counts[context] = {s: int(np.sum(calls[idx] == s)) for s in ids}
         result.counts[context][UNASSIGNED] = int(np.sum(calls[idx] == UNASSIGNED))
         result.fitted[context] = "mixture" if mix is not None else "rule"
-        result.diagnostics[context] = {UNASSIGNED: {"artefacts": int(is_artefact.sum())}}
+        result.diagnostics[context] = {UNASSIGNED: {"artefacts": int(is_artefact.sum()),
+                                                    "markers_not_used": [cols[j] for j in shared]}}
         if mix is not None:
             sep = mix.separation
             result.diagnostics[context].update({
