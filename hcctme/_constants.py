@@ -81,6 +81,10 @@ MARKER_COLLECTION: Final = "cell_type_markers"
 # Robust z (median / MAD within a parent population) above which an artefact or foreign-lineage
 # score makes a cell "none of these" in call_states.
 STATE_ARTEFACT_Z: Final = 3.0
+# A foreign-lineage marker that would flag more than this share of a population marks a state whose
+# genes it shares, not doublets: it is not used there. Its reference level needs this many cells.
+STATE_MAX_FOREIGN_SHARE: Final = 0.1
+STATE_MIN_REFERENCE_CELLS: Final = 20
 
 ROLES: Final = ("resistance", "response", "state", "program", "marker")
 EVIDENCE: Final = ("published_list", "marker_panel", "derived")

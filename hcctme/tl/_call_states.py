@@ -9,14 +9,13 @@ import pandas as pd
 from anndata import AnnData
 
 from hcctme import _validate
-from hcctme._constants import ARTEFACT_COLLECTION, MARKER_COLLECTION, Defaults, Keys
+from hcctme._constants import ARTEFACT_COLLECTION, MARKER_COLLECTION, STATE_MIN_REFERENCE_CELLS, Defaults, Keys
 from hcctme._logging import logger
 from hcctme.tl import _contexts
 from hcctme.tl import _state_model as _model
 
 REFINE_METHODS = (None, "leiden")
 WEAK_SEPARATION = 1.5
-MIN_REFERENCE_CELLS = 20  # cells of a lineage needed to use its marker score as a doublet/ambient reference
 
 
 def state_signatures(columns: pd.Index, library) -> tuple[dict[str, list[str]], list[str], dict[str, list[str]]]:
@@ -62,7 +61,7 @@ def artefact_signatures(
     markers = {c: _contexts.LINEAGES[library[c].cell_context] for c in scored
                if c in library and library[c].collection == MARKER_COLLECTION
                and library[c].cell_context in _contexts.LINEAGES}
-    present = {lin for lin in set(markers.values()) if np.sum(lineage_of_cell == lin) >= MIN_REFERENCE_CELLS}
+    present = {lin for lin in set(markers.values()) if np.sum(lineage_of_cell == lin) >= STATE_MIN_REFERENCE_CELLS}
     out = {context: [*common, *(c for c, lin in markers.items()
                                 if lin in present and lin != _contexts.LINEAGES.get(context))]
            for context in states}

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp, ndtr
 
-from hcctme._constants import STATE_ARTEFACT_Z, Defaults
+from hcctme._constants import STATE_ARTEFACT_Z, STATE_MAX_FOREIGN_SHARE, Defaults
 
 UNASSIGNED = Defaults.UNASSIGNED
 _SD_FLOOR = 0.25  # in z units: discrete scores of short signatures must not make a spike
@@ -65,7 +65,7 @@ class Thresholds:
     min_confidence: float = 0.5
     min_fit_cells: int = 30
     artefact_z: float = STATE_ARTEFACT_Z
-    max_foreign_share: float = 0.1
+    max_foreign_share: float = STATE_MAX_FOREIGN_SHARE
     symlog: bool = False
     max_iter: int = 200
     tol: float = 1e-6

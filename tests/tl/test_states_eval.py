@@ -54,7 +54,8 @@ def test_generator_is_seeded_with_artefacts_depths_and_continua():
     deep = generate("smartseq", n_patients=4, cells_per_patient=200, seed=3)
     assert deep.obs["n_counts"].median() > 10 * a.obs["n_counts"].median()
     shares = a.obs["artefact"].value_counts(normalize=True)
-    assert SETTINGS["10x"].doublets == 0.05 and 0.02 <= shares["doublet"] <= 0.08 and shares["ambient"] > 0.03 and shares["stress"] > 0.02
+    assert SETTINGS["10x"].doublets == 0.05 and 0.02 <= shares["doublet"] <= 0.08
+    assert shares["ambient"] > 0.03 and shares["stress"] > 0.02
     # every artefact cell is expected to stay unassigned; continuum cells take the nearer end
     assert (a.obs.loc[a.obs["artefact"] != "none", "state_true"] == "unassigned").all()
     cd8 = a.obs[(a.obs["cell_type"] == "CD8+ T cells") & a.obs["progress"].notna() & (a.obs["artefact"] == "none")]
