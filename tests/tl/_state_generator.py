@@ -11,7 +11,9 @@ calling states on it measures the method against itself. This generator is the y
   genes of the library signature it should be called as (the natural agreement where it was in
   that range; lists sharing less were completed with library genes chosen by a fixed seed, lists
   sharing more had every other shared gene removed; the comment above each list says which).
-  About one programme gene in seven is not induced in a given cohort.
+  Programme genes are low outside their parent type and raised by U(0.8, 2.2) x ``effect`` in
+  natural log (``effect`` 1.5 by default, 3- to 27-fold; the source DE tables report 0.7-2.4,
+  i.e. ``effect`` 1.0); about one programme gene in seven is not induced in a given cohort.
 * **Shared genes and continua**: sibling programmes share genes (Kieffer core ECM genes, C1Q/APOE
   between the two macrophage programmes, checkpoint genes between the exhausted states); a share of
   exhausted CD8 cells lies on a progenitor -> terminal continuum and a share of macrophages on a
@@ -31,8 +33,8 @@ calling states on it measures the method against itself. This generator is the y
 The gene universe holds every library gene (a transcriptome measures them all), the generator's
 genes and neutral filler genes; only the names of library genes are read from the library, never to
 decide what a state expresses (beyond the fixed overlap completion above). Counts are
-negative-binomial (gamma-Poisson); everything is seeded and one cohort of 8 x 600 cells takes about a
-second. ``obs``: ``cell_type`` (the label a user would have), ``patient``, ``condition`` (two arms,
+negative-binomial (gamma-Poisson); everything is seeded and one cohort of 8 x 600 cells takes a few
+seconds. ``obs``: ``cell_type`` (the label a user would have), ``patient``, ``condition`` (two arms,
 no planted difference: a null cohort), ``state_true`` (the expected call: the library state id, or
 ``"unassigned"`` for cells in no state and for every artefact cell), ``programme`` (the state the
 cell expresses, artefacts included), ``artefact`` (``"none"``, ``"stress"``, ``"ambient"``,
