@@ -102,7 +102,7 @@ def _recall_precision(calls, truth, states):
 @pytest.mark.parametrize("props", [(0.22, 0.20, 0.25), (0.3,), (0.28, 0.25, 0.15),
                                    (0.18, 0.14, 0.14, 0.12, 0.12, 0.12)])
 def test_model_recovers_synthetic_states(props):
-    scores, truth, samples = _synthetic_scores(props)
+    scores, truth, _ = _synthetic_scores(props)
     result = model.assign(scores, ["ctx"] * len(scores), {"ctx": list(scores.columns)})
     for state, (recall, precision) in _recall_precision(result.calls, truth, scores.columns).items():
         assert recall >= 0.85 and precision >= 0.85, (state, recall, precision)
@@ -121,7 +121,7 @@ def test_model_calls_nothing_without_states():
 
 
 def test_model_small_context_uses_rule_and_other_contexts_untouched():
-    scores, truth, _ = _synthetic_scores((0.4, 0.4), n=20)
+    scores, _, _ = _synthetic_scores((0.4, 0.4), n=20)
     contexts = np.array(["ctx"] * 20, dtype=object)
     contexts[:3] = None
     result = model.assign(scores, contexts, {"ctx": ["S0", "S1"]})
@@ -351,7 +351,7 @@ def test_missing_scores(fake_library, digest):
     adata = _scored_adata()
     del adata.obsm["hcctme_scores"]
     before = digest(adata)
-    with pytest.raises(KeyError, match="tl.score"):
+    with pytest.raises(KeyError, match=r"tl\.score"):
         hcctme.tl.call_states(adata, cell_type_key="cell_type")
     assert digest(adata) == before
 
@@ -514,7 +514,7 @@ def test_mouse_symbols_via_harmonisation(demo_called):
     from hcctme.sig import _genes
 
     orthologs = _genes.mouse_orthologs()
-    to_mouse = dict(zip(orthologs["human_symbol"], orthologs["mouse_symbol"]))
+    to_mouse = dict(zip(orthologs["human_symbol"], orthologs["mouse_symbol"], strict=True))
     mouse = hcctme.datasets.demo()
     names = [to_mouse.get(g, g) for g in mouse.var_names]
     keep = ~pd.Index(names).duplicated()
