@@ -44,6 +44,10 @@ class Defaults:
     UNASSIGNED: Final = "unassigned"
 
 
+# treatment settings of the knowledge base (hcctme.kb.axes(setting=...), hcctme.kb.therapies(setting=...)):
+# first/second-line systemic therapy, transarterial chemoembolisation, hepatic arterial infusion
+# chemotherapy, conversion therapy (locoregional +/- TKI/anti-PD-1 to make a tumour resectable), adjuvant
+KB_SETTINGS: Final = ("systemic_first_line", "systemic_second_line", "tace", "haic", "conversion", "adjuvant")
 CELL_CONTEXTS: Final = (
     "t_cell",
     "cd8_t",
@@ -86,6 +90,8 @@ STATE_ARTEFACT_Z: Final = 3.0
 STATE_MAX_FOREIGN_SHARE: Final = 0.1
 STATE_MIN_REFERENCE_CELLS: Final = 20
 
-ROLES: Final = ("resistance", "response", "state", "program", "marker")
+ROLES: Final = ("resistance", "response", "state", "program", "marker", "artefact")
 EVIDENCE: Final = ("published_list", "marker_panel", "derived")
 SPECIES: Final = ("human", "mouse")
+#: Version of the curated signature library (signatures/*.yaml); signatures/CHANGELOG.md says what changed.
+SIGNATURE_LIBRARY_VERSION: Final = "2.0"

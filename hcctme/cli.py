@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hcctme._constants import Defaults, Keys
+from hcctme._constants import KB_SETTINGS, Defaults, Keys
 
 EXIT_USAGE = 2
 
@@ -104,7 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     sigs_export.add_argument("ids", nargs="*", help="library ids (default: all)")
 
     axes = sub.add_parser("axes", help="the resistance axes knowledge base")
-    axes.add_argument("--therapies", action="store_true", help="list therapies instead of axes")
+    axes.add_argument("--therapies", action="store_true",
+                      help="list therapies (tier, approval status per region, trial) instead of axes")
+    axes.add_argument("--setting", choices=KB_SETTINGS, default=None,
+                      help="only the axes / therapies of this treatment setting")
+    axes.add_argument("--axis", action="append", default=None, help="only this axis id (repeatable)")
 
     workflow = sub.add_parser("workflow", help="run the shipped Snakemake workflow")
     workflow.add_argument("--configfile", required=True)
@@ -250,14 +254,22 @@ def _cmd_signatures(args: argparse.Namespace) -> int:
     return 0
 
 
+AXES_COLUMNS = ["axis", "name", "ligand", "receptor", "interaction", "sender", "receiver", "settings", "therapies"]
+THERAPY_COLUMNS = ["axis", "therapy", "tier", "status", "fda", "ema", "nmpa", "settings", "trial", "nct",
+                   "trial_outcome", "negative_trials"]
+
+
 def _cmd_axes(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from hcctme import kb
 
-    table = kb.therapies() if args.therapies else kb.axes()
-    with pd.option_context("display.max_rows", None, "display.width", 200, "display.max_colwidth", 50):
-        print(table.to_string(index=False))
+    if args.therapies:
+        table = kb.therapies(args.axis, setting=args.setting)[THERAPY_COLUMNS]
+    else:
+        table = kb.axes(args.axis, setting=args.setting)[AXES_COLUMNS]
+    with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 60):
+        print(table.fillna("-").to_string(index=False))
     return 0
 
 

@@ -34,6 +34,17 @@ def test_axes_and_therapies(capsys):
     assert code == 0 and "SPP1" in out and "CD44" in out
     code, out, _ = run(capsys, "axes", "--therapies")
     assert code == 0 and "atezolizumab" in out.lower()
+    header = out.splitlines()[0].split()
+    assert header[:4] == ["axis", "therapy", "tier", "status"] and {"fda", "ema", "nmpa", "trial", "nct"} <= set(header)
+    assert "IMbrave150" in out and "NCT03434379" in out
+    code, out, _ = run(capsys, "axes", "--therapies", "--setting", "tace")
+    assert code == 0 and "EMERALD-1" in out and "IMbrave150" not in out
+    code, out, _ = run(capsys, "axes", "--setting", "haic")
+    assert code == 0 and "PRMT3" in out and "SPP1" not in out
+    code, out, _ = run(capsys, "axes", "--therapies", "--axis", "TIGIT")
+    assert code == 0 and "NCT05904886" in out and "negative" in out
+    code, _, err = run(capsys, "axes", "--axis", "NOPE")
+    assert code == cli.EXIT_USAGE and "NOPE" in err
 
 
 def test_unknown_signature_is_a_clear_error(capsys):

@@ -1,9 +1,12 @@
 """Knowledge base of HCC resistance axes: ligand-receptor pairs, mechanisms, therapies, citations.
 
-``kb.axes()`` is the curated table (one row per axis x ligand x receptor), ``kb.therapies(axis)``
-the drugs linked to each axis, ``kb.axis_pairs()`` / ``kb.annotate()`` map LIANA interactions to
-axes and ``kb.version`` identifies the shipped table. The source of truth is
-``hcctme/kb/data/axes.yaml``; it is validated when first read.
+``kb.axes(axis, setting=...)`` is the curated table (one row per axis x ligand x receptor, or marker
+gene of a tumour-intrinsic axis), ``kb.therapies(axis, setting=...)`` the drugs linked to each axis
+sorted by evidence tier (I approved in HCC for the setting ... IV preclinical) with their approval
+status per region and supporting trial, ``kb.axis_pairs()`` / ``kb.annotate()`` map LIANA
+interactions to axes (protein contacts only; enzyme -> metabolite pairs are never contacts) and
+``kb.version`` identifies the shipped table. The source of truth is ``hcctme/kb/data/axes.yaml``; it
+is validated when first read. Provenance of every citation: ``hcctme/kb/CITATIONS.md``.
 """
 
 from typing import Any

@@ -104,90 +104,165 @@ def _first(cites: list[dict[str, Any]], field: str) -> Any:
     return None
 
 
-def axes(axis: str | Sequence[str] | None = None) -> pd.DataFrame:
-    """The resistance axes as a tidy table: one row per axis x ligand x receptor.
+def _check_setting(setting: str | None) -> None:
+    if setting is not None and setting not in _schema.SETTINGS:
+        raise ValueError(f"unknown treatment setting {setting!r}; use one of {list(_schema.SETTINGS)}")
 
-    Columns: axis, name, ligand, receptor (LIANA complex notation), pair_evidence (paper: the
-    cited paper names the pair; resource: pairing taken from ligand-receptor resources), sender,
-    receiver (';'-joined cell contexts), direction, mechanism, resistance_to, therapies (';'-joined
-    drug names), evidence, evidence_level, hcc, citation, pmid, doi (first cited paper), seed.
+
+AXIS_COLUMNS = ["axis", "name", "ligand", "receptor", "interaction", "mediator", "pair_evidence", "pair_citation",
+                "sender", "receiver", "direction", "mechanism", "resistance_to", "settings", "therapies",
+                "evidence", "evidence_level", "hcc", "citation", "pmid", "doi", "seed"]
+
+
+def _axis_rows(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    by_key = {c["key"]: c for c in entry["citations"]}
+    common = {
+        "axis": entry["id"], "name": entry["name"], "direction": entry["direction"], "mechanism": entry["mechanism"],
+        "resistance_to": _JOIN.join(entry["resistance_to"]), "settings": _JOIN.join(entry["settings"]),
+        "therapies": _JOIN.join(th["name"] for th in entry["therapies"]), "evidence": entry["evidence"],
+        "evidence_level": entry["evidence_level"], "hcc": entry["hcc"],
+        "citation": entry["citations"][0]["citation"], "pmid": _first(entry["citations"], "pmid"),
+        "doi": _first(entry["citations"], "doi"), "seed": _JOIN.join(entry["seed"]),
+    }
+    rows = [{**common, "ligand": p["ligand"], "receptor": p["receptor"], "interaction": p["interaction"],
+             "mediator": p["mediator"], "pair_evidence": p["evidence"],
+             "pair_citation": by_key[p["citation"]]["citation"] if p["citation"] else None,
+             "sender": _JOIN.join(p["sender"]), "receiver": _JOIN.join(p["receiver"])} for p in entry["pairs"]]
+    rows += [{**common, "ligand": gene, "receptor": None, "interaction": "marker", "mediator": None,
+              "pair_evidence": "paper", "pair_citation": None, "sender": _JOIN.join(entry["receiver"]),
+              "receiver": _JOIN.join(entry["receiver"])} for gene in entry["markers"]]
+    return rows
+
+
+def axes(axis: str | Sequence[str] | None = None, *, setting: str | None = None) -> pd.DataFrame:
+    """The resistance axes as a tidy table: one row per axis x ligand x receptor (or marker gene).
+
+    Parameters
+    ----------
+    axis
+        One axis id or several; all axes when None.
+    setting
+        Keep only the axes implicated in resistance to a treatment setting (one of
+        ``hcctme.kb._schema.SETTINGS``: systemic_first_line, systemic_second_line, tace, haic,
+        conversion, adjuvant).
+
+    Returns
+    -------
+    Columns: axis, name, ligand, receptor (LIANA complex notation), interaction (protein: a
+    ligand-receptor contact; metabolite: the ligand column holds the enzyme/transporter that makes
+    ``mediator``, not a contact; marker: a tumour-intrinsic gene in the ligand column, receptor
+    empty), mediator, pair_evidence (paper: the cited paper names the pair; resource: pairing taken
+    from ligand-receptor resources), pair_citation (the paper for the interaction itself where
+    LIANA's consensus lacks it), sender, receiver (';'-joined cell contexts), direction, mechanism,
+    resistance_to, settings, therapies (';'-joined names), evidence, evidence_level, hcc, citation,
+    pmid, doi (first cited paper), seed.
     """
-    rows = []
+    _check_setting(setting)
     t = table()
-    for axis_id in _ids(axis):
-        entry = t[axis_id]
-        for pair in entry["pairs"]:
-            rows.append({
-                "axis": axis_id, "name": entry["name"], "ligand": pair["ligand"], "receptor": pair["receptor"],
-                "pair_evidence": pair["evidence"], "sender": _JOIN.join(pair["sender"]),
-                "receiver": _JOIN.join(pair["receiver"]), "direction": entry["direction"],
-                "mechanism": entry["mechanism"], "resistance_to": _JOIN.join(entry["resistance_to"]),
-                "therapies": _JOIN.join(th["name"] for th in entry["therapies"]),
-                "evidence": entry["evidence"], "evidence_level": entry["evidence_level"], "hcc": entry["hcc"],
-                "citation": entry["citations"][0]["citation"], "pmid": _first(entry["citations"], "pmid"),
-                "doi": _first(entry["citations"], "doi"), "seed": _JOIN.join(entry["seed"]),
-            })
-    return pd.DataFrame(rows)
+    rows = [row for axis_id in _ids(axis) if setting is None or setting in t[axis_id]["settings"]
+            for row in _axis_rows(t[axis_id])]
+    return pd.DataFrame(rows, columns=AXIS_COLUMNS)
 
 
-def therapies(axis: str | Sequence[str] | None = None) -> pd.DataFrame:
-    """Therapies linked to the axes: one row per axis x therapy.
+THERAPY_COLUMNS = ["axis", "axis_name", "therapy", "tier", "status", "fda", "ema", "nmpa", "settings", "trial",
+                   "nct", "trial_phase", "trial_outcome", "negative_trials", "drug_class", "target", "checked",
+                   "note", "citation_key", "citation", "pmid", "doi"]
 
-    Columns: axis, axis_name, therapy, drug_class, target, status (approved_hcc, approved_other,
-    trial, preclinical, discontinued), note, citation, pmid, doi. ``axis`` selects one or more axes.
+
+def _negative_text(therapy: dict[str, Any]) -> str:
+    return "; ".join(f"{n['name']} ({n['nct'] or 'no NCT'}, phase {n['phase']}): negative"
+                     + (f" - {n['note']}" if n["note"] else "") for n in therapy["negative_trials"])
+
+
+def _therapy_row(entry: dict[str, Any], th: dict[str, Any]) -> dict[str, Any]:
+    cite = {c["key"]: c for c in entry["citations"]}[th["citation"]]
+    trial = th["trial"] or {}
+    return {
+        "axis": entry["id"], "axis_name": entry["name"], "therapy": th["name"], "tier": th["tier"],
+        "status": th["status"], "fda": th["approval"]["FDA"], "ema": th["approval"]["EMA"],
+        "nmpa": th["approval"]["NMPA"], "settings": _JOIN.join(th["settings"]), "trial": trial.get("name"),
+        "nct": trial.get("nct"), "trial_phase": trial.get("phase"), "trial_outcome": trial.get("outcome"),
+        "negative_trials": _negative_text(th) or None, "drug_class": th["drug_class"], "target": th["target"],
+        "checked": th["checked"], "note": th["note"], "citation_key": cite["key"], "citation": cite["citation"],
+        "pmid": cite["pmid"],
+        "doi": cite["doi"],
+    }
+
+
+def therapies(axis: str | Sequence[str] | None = None, *, setting: str | None = None) -> pd.DataFrame:
+    """Therapies linked to the axes, sorted by evidence tier: one row per axis x therapy.
+
+    Tiers (ESCAT / OncoKB spirit): I approved in HCC for this setting; II positive randomised trial in
+    HCC; III clinical activity in HCC (phase 1/2) or approved in another tumour; IV preclinical only.
+
+    Parameters
+    ----------
+    axis
+        One axis id or several; all axes when None.
+    setting
+        Keep only therapies used or tested in this treatment setting (see :func:`axes`).
+
+    Returns
+    -------
+    Columns: axis, axis_name, therapy, tier, status (approved_hcc, approved_other, trial,
+    preclinical, discontinued), fda, ema, nmpa (approval for HCC per region: approved, withdrawn,
+    not_approved, unverified), settings, trial, nct, trial_phase, trial_outcome (the supporting
+    trial), negative_trials (negative trials, recorded as such and never as support), drug_class,
+    target, checked (date the status was checked, or unverified), note, citation_key, citation,
+    pmid, doi (the paper behind the link; keys are listed in ``hcctme/kb/CITATIONS.md``). Rows are
+    ordered by tier, then in the order of the table.
     """
-    rows = []
+    _check_setting(setting)
     t = table()
-    for axis_id in _ids(axis):
-        entry = t[axis_id]
-        by_key = {c["key"]: c for c in entry["citations"]}
-        for th in entry["therapies"]:
-            cite = by_key[th["citation"]]
-            rows.append({
-                "axis": axis_id, "axis_name": entry["name"], "therapy": th["name"], "drug_class": th["drug_class"],
-                "target": th["target"], "status": th["status"], "note": th["note"], "citation": cite["citation"],
-                "pmid": cite["pmid"], "doi": cite["doi"],
-            })
-    columns = ["axis", "axis_name", "therapy", "drug_class", "target", "status", "note", "citation",
-               "pmid", "doi"]
-    return pd.DataFrame(rows, columns=columns)
+    rows = [_therapy_row(t[axis_id], th) for axis_id in _ids(axis) for th in t[axis_id]["therapies"]
+            if setting is None or setting in th["settings"]]
+    frame = pd.DataFrame(rows, columns=THERAPY_COLUMNS)
+    order = frame["tier"].map({tier: i for i, tier in enumerate(_schema.TIERS)})
+    return frame.iloc[np.argsort(order.to_numpy(), kind="stable")].reset_index(drop=True)
 
 
-def axis_pairs() -> pd.DataFrame:
-    """Ligand-receptor pairs of all axes, for annotating LIANA output.
+def axis_pairs(*, include_metabolite: bool = False) -> pd.DataFrame:
+    """Ligand-receptor pairs of all axes, for annotating and extending LIANA's resource.
 
-    Columns: ligand, receptor, axis, direction, sender, receiver. A LIANA interaction belongs to an
-    axis when the axis ligand's subunits are contained in ``ligand_complex`` and the receptor's in
-    ``receptor_complex`` (either orientation); see :func:`annotate`.
+    Columns: ligand, receptor, axis, direction, sender, receiver, interaction. Only protein contacts
+    by default: metabolite pairs (an enzyme that makes a small molecule, e.g. NT5E -> adenosine ->
+    ADORA2A) are not cell contacts, so crosstalk neither appends nor scores them; pass
+    ``include_metabolite=True`` to list them too. Marker genes of tumour-intrinsic axes are never
+    pairs. A LIANA interaction belongs to an axis when the axis ligand's subunits are contained in
+    ``ligand_complex`` and the receptor's in ``receptor_complex`` (either orientation); see
+    :func:`annotate`.
     """
     frame = axes()
-    return frame[["ligand", "receptor", "axis", "direction", "sender", "receiver"]].reset_index(drop=True)
+    keep = frame["interaction"].eq("protein") | (include_metabolite & frame["interaction"].eq("metabolite"))
+    columns = ["ligand", "receptor", "axis", "direction", "sender", "receiver", "interaction"]
+    return frame.loc[keep, columns].reset_index(drop=True)
 
 
 @lru_cache(maxsize=4)
 def _pair_index(digest: str) -> tuple[tuple[frozenset[str], frozenset[str], str], ...]:
     del digest  # cache key only
     return tuple((frozenset(split_complex(p["ligand"])), frozenset(split_complex(p["receptor"])), a["id"])
-                 for a in table().axes for p in a["pairs"])
+                 for a in table().axes for p in a["pairs"] if p["interaction"] == "protein")
 
 
 def _match(ligand: str, receptor: str, index) -> list[str]:
     lig, rec = set(split_complex(ligand)), set(split_complex(receptor))
     hits = []
     for kb_lig, kb_rec, axis_id in index:
-        if (kb_lig <= lig and kb_rec <= rec) or (kb_lig <= rec and kb_rec <= lig):
-            if axis_id not in hits:
-                hits.append(axis_id)
+        matched = (kb_lig <= lig and kb_rec <= rec) or (kb_lig <= rec and kb_rec <= lig)
+        if matched and axis_id not in hits:
+            hits.append(axis_id)
     return hits
 
 
 def annotate(ligands: Iterable[str], receptors: Iterable[str]) -> pd.Series:
     """Axis ids (';'-joined, NaN when none) for ligand/receptor complex names (LIANA notation).
 
-    An interaction matches an axis pair when every subunit of the axis ligand is a subunit of the
-    interaction's ligand complex and every subunit of the axis receptor one of its receptor
-    complex (``CSF1`` matches ``CSF1_IL34``, ``KLRK1`` matches ``HCST_KLRK1``). The reversed
-    orientation also matches, because resources differ on direction (e.g. ``TIGIT -> PVR``).
+    Only protein contacts are matched (see :func:`axis_pairs`). An interaction matches an axis pair
+    when every subunit of the axis ligand is a subunit of the interaction's ligand complex and every
+    subunit of the axis receptor one of its receptor complex (``CSF1`` matches ``CSF1_IL34``,
+    ``KLRK1`` matches ``HCST_KLRK1``). The reversed orientation also matches, because resources
+    differ on direction (e.g. ``TIGIT -> PVR``).
     """
     ligands = pd.Index(np.asarray(list(ligands), dtype=object).astype(str))
     receptors = pd.Index(np.asarray(list(receptors), dtype=object).astype(str))
@@ -203,9 +278,10 @@ def annotate(ligands: Iterable[str], receptors: Iterable[str]) -> pd.Series:
 
 
 def genes() -> frozenset[str]:
-    """Every ligand/receptor subunit named by the axes."""
+    """Every ligand/receptor subunit and tumour-intrinsic marker gene named by the axes."""
     out: set[str] = set()
     for axis in table().axes:
+        out.update(axis["markers"])
         for pair in axis["pairs"]:
             out.update(split_complex(pair["ligand"]))
             out.update(split_complex(pair["receptor"]))

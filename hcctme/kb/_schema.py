@@ -10,23 +10,43 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from hcctme._constants import CELL_CONTEXTS
+from hcctme._constants import CELL_CONTEXTS, KB_SETTINGS
 
 TOP_FIELDS = ("version", "axes")
-AXIS_FIELDS = ("id", "name", "direction", "mechanism", "sender", "receiver", "pairs", "resistance_to",
-               "therapies", "evidence", "evidence_level", "hcc", "citations", "seed")
+AXIS_REQUIRED = ("id", "name", "direction", "mechanism", "sender", "receiver", "pairs", "resistance_to",
+                 "settings", "therapies", "evidence", "evidence_level", "hcc", "citations", "seed")
+AXIS_FIELDS = (*AXIS_REQUIRED, "markers")
 PAIR_REQUIRED = ("ligand", "receptor", "evidence")
-PAIR_FIELDS = PAIR_REQUIRED + ("sender", "receiver", "note")
-THERAPY_REQUIRED = ("name", "drug_class", "target", "status", "citation")
-THERAPY_FIELDS = THERAPY_REQUIRED + ("note",)
+PAIR_FIELDS = (*PAIR_REQUIRED, "sender", "receiver", "note", "interaction", "mediator", "citation")
+THERAPY_REQUIRED = ("name", "drug_class", "target", "tier", "settings", "status", "approval", "citation", "checked")
+THERAPY_FIELDS = (*THERAPY_REQUIRED, "trial", "negative_trials", "note")
+TRIAL_REQUIRED = ("name", "phase", "randomised", "outcome")
+TRIAL_FIELDS = (*TRIAL_REQUIRED, "nct", "citation", "note")
 CITATION_REQUIRED = ("key", "citation", "checked")
-CITATION_FIELDS = CITATION_REQUIRED + ("pmid", "doi", "url", "note")
+CITATION_FIELDS = (*CITATION_REQUIRED, "pmid", "doi", "url", "note")
 
 DIRECTIONS = ("up", "down")
 PAIR_EVIDENCE = ("paper", "resource")
+# protein: a ligand-receptor contact LIANA can score; metabolite: the "ligand" is the enzyme or
+# transporter that makes/exports a small molecule (``mediator``) sensed by the receptor - never
+# appended to a ligand-receptor resource nor scored as a contact
+INTERACTIONS = ("protein", "metabolite")
 EVIDENCE_LEVELS = ("clinical", "human_observational", "preclinical_in_vivo", "in_vitro")
 THERAPY_STATUS = ("approved_hcc", "approved_other", "trial", "preclinical", "discontinued")
-CHECKED = ("pmid", "doi", "title")
+SETTINGS = KB_SETTINGS  # treatment settings a user can select (kb.axes(setting=...), kb.therapies(setting=...))
+# evidence tiers of an axis -> therapy link (ESCAT / OncoKB spirit):
+TIERS = ("I", "II", "III", "IV")
+TIER_MEANING = {
+    "I": "approved in HCC for this setting",
+    "II": "positive randomised trial in HCC",
+    "III": "clinical activity in HCC (phase 1/2) or approved in another tumour",
+    "IV": "preclinical only",
+}
+REGIONS = ("FDA", "EMA", "NMPA")
+APPROVAL = ("approved", "withdrawn", "not_approved", "unverified")
+TRIAL_OUTCOMES = ("positive", "negative", "activity", "ongoing", "not_reported")
+UNVERIFIED = "unverified"
+CHECKED = ("pmid", "doi", "title", "url")
 SEEDS = {
     "A": "000_bfabf14260e85cc1.txt",
     "B": "001_31bfc3f7daf49d2e.txt",
@@ -39,6 +59,8 @@ COMPLEX_SEP = "_"
 _ID = re.compile(r"^[A-Za-z0-9_]+$")
 _PMID = re.compile(r"^[0-9]{1,9}$")
 _DOI = re.compile(r"^10\.[0-9]{4,9}/\S+$")
+_NCT = re.compile(r"^NCT[0-9]{8}$")
+_DATE = re.compile(r"^20[0-9]{2}-[01][0-9]-[0-3][0-9]$")
 
 
 class AxisSchemaError(ValueError):
@@ -143,12 +165,144 @@ def _citation(entry: Any, *, where: str, axis: Any) -> dict[str, Any]:
     return out
 
 
+def _settings(value: Any, *, where: str, axis: Any, field: str, allow_empty: bool) -> list[str]:
+    settings = _str_list(value, where=where, axis=axis, field=field, allow_empty=allow_empty)
+    bad = [v for v in settings if v not in SETTINGS]
+    if bad:
+        _fail(where, axis, f"unknown setting(s) {bad} in {field}; use {list(SETTINGS)}")
+    return settings
+
+
+def _pair(pair: Any, *, where: str, axis: Any, keys: list[str], sender: list[str], receiver: list[str],
+          known_symbols: frozenset[str] | None) -> dict[str, Any]:
+    pair = _check_fields(pair, PAIR_FIELDS, PAIR_REQUIRED, where=where, axis=axis, what="pair")
+    ligand = _gene(pair["ligand"], where=where, axis=axis, field="ligand", known_symbols=known_symbols)
+    receptor = _gene(pair["receptor"], where=where, axis=axis, field="receptor", known_symbols=known_symbols)
+    label = f"pair {ligand}->{receptor}"
+    if pair["evidence"] not in PAIR_EVIDENCE:
+        _fail(where, axis, f"{label}: evidence must be one of {list(PAIR_EVIDENCE)}")
+    interaction = pair.get("interaction", "protein")
+    if interaction not in INTERACTIONS:
+        _fail(where, axis, f"{label}: interaction must be one of {list(INTERACTIONS)}, got {interaction!r}")
+    mediator = pair.get("mediator")
+    if interaction == "metabolite":
+        mediator = _text(mediator, where=where, axis=axis, field=f"{label} mediator (the small molecule)")
+    elif mediator is not None:
+        _fail(where, axis, f"{label}: mediator is only for interaction: metabolite")
+    citation = pair.get("citation")
+    if citation is not None and citation not in keys:
+        _fail(where, axis, f"{label} cites {citation!r}, which is not one of this axis' citation keys {keys}")
+    return {
+        "ligand": ligand, "receptor": receptor, "evidence": pair["evidence"], "interaction": interaction,
+        "mediator": mediator, "citation": citation,
+        "sender": _contexts(pair["sender"], where=where, axis=axis, field="pair sender")
+        if "sender" in pair else sender,
+        "receiver": _contexts(pair["receiver"], where=where, axis=axis, field="pair receiver")
+        if "receiver" in pair else receiver,
+        "note": pair.get("note"),
+    }
+
+
+def _trial(entry: Any, *, where: str, axis: Any, label: str, keys: list[str]) -> dict[str, Any]:
+    entry = _check_fields(entry, TRIAL_FIELDS, TRIAL_REQUIRED, where=where, axis=axis, what=f"{label} trial")
+    name = _text(entry["name"], where=where, axis=axis, field=f"{label} trial name")
+    nct = entry.get("nct")
+    if nct is not None and not _NCT.match(str(nct)):
+        _fail(where, axis, f"{label}: trial {name} nct {nct!r} is not a ClinicalTrials.gov id (NCT + 8 digits)")
+    if not isinstance(entry["randomised"], bool):
+        _fail(where, axis, f"{label}: trial {name} randomised must be true or false")
+    if entry["outcome"] not in TRIAL_OUTCOMES:
+        _fail(where, axis, f"{label}: trial {name} outcome must be one of {list(TRIAL_OUTCOMES)}")
+    citation = entry.get("citation")
+    if citation is not None and citation not in keys:
+        _fail(where, axis, f"{label}: trial {name} cites {citation!r}, not one of this axis' citation keys {keys}")
+    return {"name": name, "nct": None if nct is None else str(nct), "phase": str(entry["phase"]),
+            "randomised": entry["randomised"], "outcome": entry["outcome"], "citation": citation,
+            "note": entry.get("note")}
+
+
+def _approval(value: Any, *, where: str, axis: Any, label: str) -> dict[str, str]:
+    if not isinstance(value, Mapping) or sorted(value) != sorted(REGIONS):
+        _fail(where, axis, f"{label}: approval must map exactly {list(REGIONS)} to a status")
+    bad = {k: v for k, v in value.items() if v not in APPROVAL}
+    if bad:
+        _fail(where, axis, f"{label}: approval value(s) {bad} not in {list(APPROVAL)}")
+    return {region: value[region] for region in REGIONS}
+
+
+def _check_tier(t: dict[str, Any], *, where: str, axis: Any, label: str) -> None:
+    """The tier must follow from the recorded status, approvals and trial (never from a negative trial).
+
+    I: approved in HCC for this setting (a recorded approval and the registered trial behind it);
+    II: a positive randomised trial in HCC; III: clinical testing in HCC or approval in another
+    tumour; IV: preclinical only.
+    """
+    tier, trial = t["tier"], t["trial"]
+    if tier in ("I", "II"):
+        if trial is None or trial["nct"] is None:
+            _fail(where, axis, f"{label}: tier {tier} needs its trial with an NCT id")
+        if not t["settings"]:
+            _fail(where, axis, f"{label}: tier {tier} needs the setting(s) it applies to")
+    if tier == "I" and (t["status"] != "approved_hcc" or "approved" not in t["approval"].values()):
+        _fail(where, axis, f"{label}: tier I needs status approved_hcc and a recorded approval")
+    if tier == "II" and not (trial["outcome"] == "positive" and trial["randomised"]):
+        _fail(where, axis, f"{label}: tier II needs a positive randomised trial")
+    if tier == "III" and trial is None and t["status"] != "approved_other":
+        _fail(where, axis, f"{label}: tier III needs a clinical trial in HCC or status approved_other")
+    if tier == "IV" and (t["status"] in ("approved_hcc", "approved_other") or trial is not None):
+        _fail(where, axis, f"{label}: tier IV is preclinical evidence only (no approval, no HCC trial)")
+    if t["status"] == "approved_hcc" and "approved" not in t["approval"].values():
+        _fail(where, axis, f"{label}: status approved_hcc but no region records an approval")
+
+
+def _therapy(therapy: Any, *, where: str, axis: Any, keys: list[str]) -> dict[str, Any]:
+    therapy = _check_fields(therapy, THERAPY_FIELDS, THERAPY_REQUIRED, where=where, axis=axis, what="therapy")
+    name = _text(therapy["name"], where=where, axis=axis, field="therapy name")
+    label = f"therapy {name!r}"
+    if therapy["status"] not in THERAPY_STATUS:
+        _fail(where, axis, f"{label}: unknown status {therapy['status']!r}; use {list(THERAPY_STATUS)}")
+    if therapy["tier"] not in TIERS:
+        _fail(where, axis, f"{label}: tier must be one of {list(TIERS)}, got {therapy['tier']!r}")
+    if therapy["citation"] not in keys:
+        _fail(where, axis, f"{label} cites {therapy['citation']!r}, which is not one of this axis' citation keys "
+                           f"{keys}")
+    checked = str(therapy["checked"])
+    if checked != UNVERIFIED and not _DATE.match(checked):
+        _fail(where, axis, f"{label}: checked must be the date the status was checked (YYYY-MM-DD) or "
+                           f"{UNVERIFIED!r}, got {checked!r}")
+    trial = therapy.get("trial")
+    trial = None if trial is None else _trial(trial, where=where, axis=axis, label=label, keys=keys)
+    if trial is not None and trial["outcome"] == "negative":
+        _fail(where, axis, f"{label}: a negative trial is not support; list it under negative_trials")
+    negatives_in = therapy.get("negative_trials", [])
+    if not isinstance(negatives_in, list):
+        _fail(where, axis, f"{label}: negative_trials must be a list")
+    negatives = [_trial(n, where=where, axis=axis, label=label, keys=keys) for n in negatives_in]
+    if any(n["outcome"] != "negative" for n in negatives):
+        _fail(where, axis, f"{label}: every negative_trials entry must have outcome negative")
+    out = {
+        "name": name, "drug_class": _text(therapy["drug_class"], where=where, axis=axis, field="drug_class"),
+        "target": _text(therapy["target"], where=where, axis=axis, field="target"), "tier": therapy["tier"],
+        "settings": _settings(therapy["settings"], where=where, axis=axis, field=f"{label} settings",
+                              allow_empty=True),
+        "status": therapy["status"], "approval": _approval(therapy["approval"], where=where, axis=axis, label=label),
+        "trial": trial, "negative_trials": negatives, "citation": therapy["citation"], "checked": checked,
+        "note": therapy.get("note"),
+    }
+    _check_tier(out, where=where, axis=axis, label=label)
+    return out
+
+
+def _duplicates(values: list[Any]) -> list[Any]:
+    return sorted({v for v in values if values.count(v) > 1})
+
+
 def validate_axis(entry: Any, *, where: str, known_symbols: frozenset[str] | None = None) -> dict[str, Any]:
     """Validate one axis entry and return it normalised (lists, stripped strings, per-pair contexts)."""
     if not isinstance(entry, Mapping):
         raise AxisSchemaError(f"{where}: each axis must be a mapping, got {type(entry).__name__}")
     axis = entry.get("id")
-    _check_fields(entry, AXIS_FIELDS, AXIS_FIELDS, where=where, axis=axis, what="axis")
+    _check_fields(entry, AXIS_FIELDS, AXIS_REQUIRED, where=where, axis=axis, what="axis")
     if not isinstance(axis, str) or not _ID.match(axis):
         _fail(where, axis, "id must be a non-empty string of letters, digits and underscores")
     name = _text(entry["name"], where=where, axis=axis, field="name")
@@ -172,65 +326,36 @@ def validate_axis(entry: Any, *, where: str, known_symbols: frozenset[str] | Non
         _fail(where, axis, "citations must be a non-empty list (every axis is traceable to a paper)")
     cites = [_citation(c, where=where, axis=axis) for c in citations]
     keys = [c["key"] for c in cites]
-    dup_keys = sorted({k for k in keys if keys.count(k) > 1})
-    if dup_keys:
-        _fail(where, axis, f"duplicate citation key(s) {dup_keys}")
+    if _duplicates(keys):
+        _fail(where, axis, f"duplicate citation key(s) {_duplicates(keys)}")
 
+    markers = [_gene(g, where=where, axis=axis, field="marker", known_symbols=known_symbols)
+               for g in _str_list(entry.get("markers", []), where=where, axis=axis, field="markers",
+                                  allow_empty=True)]
     pairs_in = entry["pairs"]
-    if not isinstance(pairs_in, list) or not pairs_in:
-        _fail(where, axis, "pairs must be a non-empty list of {ligand, receptor, evidence}")
-    pairs = []
-    for pair in pairs_in:
-        pair = _check_fields(pair, PAIR_FIELDS, PAIR_REQUIRED, where=where, axis=axis, what="pair")
-        ligand = _gene(pair["ligand"], where=where, axis=axis, field="ligand", known_symbols=known_symbols)
-        receptor = _gene(pair["receptor"], where=where, axis=axis, field="receptor",
-                         known_symbols=known_symbols)
-        if pair["evidence"] not in PAIR_EVIDENCE:
-            _fail(where, axis, f"pair {ligand}->{receptor}: evidence must be one of {list(PAIR_EVIDENCE)}")
-        pairs.append({
-            "ligand": ligand, "receptor": receptor, "evidence": pair["evidence"],
-            "sender": _contexts(pair["sender"], where=where, axis=axis, field="pair sender")
-            if "sender" in pair else sender,
-            "receiver": _contexts(pair["receiver"], where=where, axis=axis, field="pair receiver")
-            if "receiver" in pair else receiver,
-            "note": pair.get("note"),
-        })
-    seen = [(p["ligand"], p["receptor"]) for p in pairs]
-    dup_pairs = sorted({f"{a}->{b}" for a, b in seen if seen.count((a, b)) > 1})
-    if dup_pairs:
-        _fail(where, axis, f"duplicate pair(s) {dup_pairs}")
+    if not isinstance(pairs_in, list) or (not pairs_in and not markers):
+        _fail(where, axis, "pairs must be a list of {ligand, receptor, evidence}, non-empty unless the axis "
+                           "lists tumour-intrinsic markers")
+    pairs = [_pair(p, where=where, axis=axis, keys=keys, sender=sender, receiver=receiver,
+                   known_symbols=known_symbols) for p in pairs_in]
+    seen = [f"{p['ligand']}->{p['receptor']}" for p in pairs]
+    if _duplicates(seen):
+        _fail(where, axis, f"duplicate pair(s) {_duplicates(seen)}")
 
     therapies_in = entry["therapies"]
     if not isinstance(therapies_in, list):
         _fail(where, axis, "therapies must be a list (possibly empty)")
-    therapies = []
-    for therapy in therapies_in:
-        therapy = _check_fields(therapy, THERAPY_FIELDS, THERAPY_REQUIRED, where=where, axis=axis,
-                                what="therapy")
-        tname = _text(therapy["name"], where=where, axis=axis, field="therapy name")
-        if therapy["status"] not in THERAPY_STATUS:
-            _fail(where, axis, f"therapy {tname!r}: unknown status {therapy['status']!r}; use "
-                               f"{list(THERAPY_STATUS)}")
-        if therapy["citation"] not in keys:
-            _fail(where, axis, f"therapy {tname!r} cites {therapy['citation']!r}, which is not one of this "
-                               f"axis' citation keys {keys}")
-        therapies.append({
-            "name": tname,
-            "drug_class": _text(therapy["drug_class"], where=where, axis=axis, field="drug_class"),
-            "target": _text(therapy["target"], where=where, axis=axis, field="target"),
-            "status": therapy["status"], "citation": therapy["citation"], "note": therapy.get("note"),
-        })
-    names = [t["name"] for t in therapies]
-    dup_names = sorted({n for n in names if names.count(n) > 1})
-    if dup_names:
-        _fail(where, axis, f"therapy listed twice: {dup_names}")
+    therapies = [_therapy(t, where=where, axis=axis, keys=keys) for t in therapies_in]
+    if _duplicates([t["name"] for t in therapies]):
+        _fail(where, axis, f"therapy listed twice: {_duplicates([t['name'] for t in therapies])}")
 
     return {
         "id": axis, "name": name, "direction": direction,
         "mechanism": _text(entry["mechanism"], where=where, axis=axis, field="mechanism"),
-        "sender": sender, "receiver": receiver, "pairs": pairs,
+        "sender": sender, "receiver": receiver, "pairs": pairs, "markers": markers,
         "resistance_to": _str_list(entry["resistance_to"], where=where, axis=axis, field="resistance_to",
                                    allow_empty=True),
+        "settings": _settings(entry["settings"], where=where, axis=axis, field="settings", allow_empty=False),
         "therapies": therapies,
         "evidence": _text(entry["evidence"], where=where, axis=axis, field="evidence"),
         "evidence_level": level, "hcc": entry["hcc"], "citations": cites, "seed": seeds,

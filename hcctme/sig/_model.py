@@ -17,7 +17,9 @@ class Signature:
 
     Attributes mirror the YAML schema of ``signatures/*.yaml`` (see DESIGN.md). ``genes_down``
     holds genes expected to be low in the state; scorers that support signed signatures (UCell)
-    subtract their score.
+    subtract their score. ``validated`` says whether the signature was shown on real labelled data
+    to separate its state from the sibling states (None: no such claim made); ``validation`` gives
+    the dataset and AUROC, or the reason it could not be tested.
     """
 
     id: str
@@ -32,6 +34,8 @@ class Signature:
     evidence: str = "derived"
     role: str = "program"
     version: int = 1
+    validated: bool | None = None
+    validation: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "genes_up", tuple(self.genes_up))
@@ -72,7 +76,16 @@ class Signature:
             "evidence": self.evidence,
             "role": self.role,
             "version": self.version,
+            **self._validation_fields(),
         }
+
+    def _validation_fields(self) -> dict[str, Any]:
+        fields: dict[str, Any] = {}
+        if self.validated is not None:
+            fields["validated"] = self.validated
+        if self.validation:
+            fields["validation"] = self.validation
+        return fields
 
 
 class SignatureSet(Sequence[Signature]):
@@ -155,7 +168,7 @@ class SignatureSet(Sequence[Signature]):
         return list(dict.fromkeys(g for s in self._sigs for g in s.genes))
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per signature: id, name, collection, cell_context, role, n_genes, citation."""
+        """One row per signature: id, name, collection, cell_context, role, n_genes, validated, citation."""
         rows = [
             {
                 "id": s.id,
@@ -167,13 +180,17 @@ class SignatureSet(Sequence[Signature]):
                 "n_genes": len(s.genes),
                 "n_up": len(s.genes_up),
                 "n_down": len(s.genes_down),
+                "validated": s.validated,
                 "citation": s.citation,
+                "validation": s.validation,
             }
             for s in self._sigs
         ]
         columns = ["id", "name", "collection", "cell_context", "role", "evidence", "n_genes", "n_up",
-                   "n_down", "citation"]
-        return pd.DataFrame(rows, columns=columns)
+                   "n_down", "validated", "citation", "validation"]
+        frame = pd.DataFrame(rows, columns=columns)
+        frame["validated"] = frame["validated"].astype("boolean")
+        return frame
 
     def to_net(self) -> pd.DataFrame:
         """decoupler network: columns source, target, weight (+1 up, -1 down unless weighted)."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from hcctme._constants import SIGNATURE_LIBRARY_VERSION
 from hcctme._logging import logger
 from hcctme.sig import _genes, _io
 from hcctme.sig._model import Signature, SignatureSet
@@ -28,13 +29,14 @@ def library_dir() -> Path:
 
 
 def _library_version(directory: Path) -> str:
+    """``"<hcctme version>+sig.<library version>.<digest of the YAML files>"``."""
     from hcctme import __version__
 
     digest = hashlib.sha256()
     for path in sorted(directory.glob("*.yaml")):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
-    return f"{__version__}+sig.{digest.hexdigest()[:10]}"
+    return f"{__version__}+sig.{SIGNATURE_LIBRARY_VERSION}.{digest.hexdigest()[:10]}"
 
 
 @lru_cache(maxsize=1)
@@ -46,7 +48,11 @@ def library() -> SignatureSet:
 
 
 def list_signatures(**fields: Any) -> pd.DataFrame:
-    """The library as a table: id, name, collection, cell_context, role, n_genes, citation.
+    """The library as a table: id, name, collection, cell_context, role, n_genes, validated, citation.
+
+    ``validated`` is True when the signature separates its state from the sibling states on real
+    labelled data (AUROC >= 0.8, see signatures/VALIDATION.md), False when it could not be shown or
+    tested (``validation`` says why) and missing for entries that make no such claim (programmes).
 
     Keyword arguments filter rows, e.g. ``sig.list(cell_context="macrophage")``.
     """

@@ -13,7 +13,7 @@ REQUIRED = ("id", "genes_up")
 LIBRARY_REQUIRED = ("id", "name", "collection", "cell_context", "species", "genes_up", "source",
                     "evidence", "role", "version")
 OPTIONAL = ("name", "collection", "cell_context", "species", "genes_down", "weights", "source",
-            "evidence", "role", "version")
+            "evidence", "role", "version", "validated", "validation")
 SOURCE_FIELDS = ("citation", "pmid", "doi", "where", "url", "license", "note")
 _ID = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -99,6 +99,8 @@ def to_signature(
         if not source.get("where"):
             _fail(where, entry_id, "source.where (table/figure or file the list was read from) is required")
 
+    validated, validation = _validation(entry, where, entry_id)
+
     weights = entry.get("weights") or {}
     if not isinstance(weights, Mapping):
         _fail(where, entry_id, "weights must be a mapping gene -> number")
@@ -131,7 +133,26 @@ def to_signature(
         evidence=evidence,
         role=role,
         version=version,
+        validated=validated,
+        validation=validation,
     )
+
+
+def _validation(entry: Mapping[str, Any], where: str, entry_id: Any) -> tuple[bool | None, str]:
+    """Read the optional ``validated`` flag and its ``validation`` text (dataset + AUROC, or why untested)."""
+    validated = entry.get("validated")
+    if validated is not None and not isinstance(validated, bool):
+        _fail(where, entry_id, f"validated must be true or false, got {validated!r}")
+    validation = entry.get("validation", "")
+    if validation is None:
+        validation = ""
+    if not isinstance(validation, str):
+        _fail(where, entry_id, f"validation must be text (dataset and AUROC, or why it cannot be tested), "
+                               f"got {type(validation).__name__}")
+    if validated is not None and not validation.strip():
+        _fail(where, entry_id, "validated is set but validation is empty; give the dataset and AUROC, "
+                               "or the reason the signature cannot be tested")
+    return validated, validation.strip()
 
 
 def to_signatures(

@@ -122,22 +122,25 @@ def _kb_axes() -> pd.DataFrame:
 
 
 def _kb_therapies(axis: str) -> str:
+    """The axis' therapies ranked by evidence tier, each with its tier and supporting trial or paper.
+
+    ``"atezolizumab + bevacizumab [I, IMbrave150]; ... ; anti-SPP1 blocking antibody [IV, Liu2023]"``:
+    :func:`hcctme.kb.therapies` is already sorted by tier; the supporting trial (or, without one, the
+    kb citation key listed in ``hcctme/kb/CITATIONS.md``) follows each name, so a reader can follow
+    every suggestion to its evidence and tier.
+    """
     from hcctme import kb
 
     try:
-        value = kb.therapies(axis)
-    except (KeyError, ValueError):
+        table = kb.therapies(axis)
+    except KeyError:
         return ""
-    if isinstance(value, pd.DataFrame):
-        for col in ("name", "drug", "therapy", "drugs", "therapies"):
-            if col in value.columns:
-                return "; ".join(dict.fromkeys(str(v) for v in value[col] if str(v)))
-        return "; ".join(map(str, value.iloc[:, 0]))
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Sequence):
-        return "; ".join(dict.fromkeys(str(v.get("name", v)) if isinstance(v, dict) else str(v) for v in value))
-    return ""
+    items = []
+    for name, tier, trial, key in zip(table["therapy"], table["tier"], table["trial"], table["citation_key"],
+                                      strict=True):
+        source = trial if isinstance(trial, str) and trial else key
+        items.append(f"{name} [{tier}, {source}]")
+    return "; ".join(dict.fromkeys(items))
 
 
 def _signature_context(signature_id: str) -> str:

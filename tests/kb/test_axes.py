@@ -36,28 +36,40 @@ REFERENCE_AXES = {
     "CCR4": ("CCR4", {"CCL17", "CCL22", "CCR4"}, ["CCR4 antagonist"]),
     "VEGF": ("VEGF", {"VEGFA", "PGF", "KDR", "FLT1"}, ["bevacizumab", "ramucirumab", "lenvatinib"]),
     "ANGPT2": ("ANGPT2_TEK", {"ANGPT2", "TEK"}, []),
-    "CLCF1": ("CLCF1_CNTFR", {"CLCF1", "CNTFR"}, []),
+    "CLCF1": ("CLCF1_CNTFR", {"CLCF1", "CRLF1", "CNTFR", "IL6ST", "LIFR"}, []),
     "TAM RTK": ("TAM_RTK", {"GAS6", "PROS1", "AXL", "MERTK", "TYRO3"}, ["bemcentinib", "DS-1205c", "SLC-391"]),
     "CD47": ("CD47_SIRPA", {"CD47", "SIRPA"}, []),
     "CD40": ("CD40", {"CD40LG", "CD40"}, ["CP-870,893"]),
-    "NK checkpoints": ("NK_CHECKPOINTS", {"CEACAM1", "HLA-E", "MICA", "MICB", "KLRC1", "KLRK1"}, ["anti-CEACAM1"]),
-    "CD39/CD73": ("ADENOSINE", {"ENTPD1", "NT5E", "ADORA2A"}, []),
-    "OSM / SAA": ("OSM_SAA", {"SAA1", "OSM", "OSMR"}, []),
+    "NK checkpoints": ("NK_CHECKPOINTS", {"CEACAM1", "HLA-E", "MICA", "MICB", "KLRC1", "KLRD1", "KLRK1"},
+                       ["anti-CEACAM1"]),
+    "CD39/CD73": ("ADENOSINE", {"ENTPD1", "NT5E", "ADORA2A", "ADORA2B"}, []),
+    "OSM / SAA": ("OSM_SAA", {"SAA1", "OSM", "OSMR", "IL6ST"}, []),
     "FSTL1": ("FSTL1", {"FSTL1"}, ["anti-FSTL1"]),
     "ITGA5/ITGB1": ("ITGA5_ITGB1", {"ITGA5", "ITGB1"}, []),
     "CCL5 loss": ("CCL5_LOSS", {"CCL5", "CCR5"}, []),
+    # seed mechanisms added in kb version 2 (issue 15)
+    "TACE S100A9": ("TACE_S100A9", {"S100A9"}, []),
+    "HAIC oxaliplatin": ("HAIC_OXALIPLATIN", {"PRMT3", "ATP7A", "ATP7B", "SLC22A2"}, []),
+    "sorafenib ferroptosis": ("SORAFENIB_FERROPTOSIS", {"SLC7A11", "GPX4"}, []),
+    "DLL4-NOTCH2 onco-fetal": ("ONCOFETAL_NOTCH", {"DLL4", "NOTCH2"}, []),
+    "FGF19-FGFR4": ("FGF19_FGFR4", {"FGF19", "FGFR4", "KLB"}, []),
+    "EGFR under lenvatinib": ("EGFR_LENVATINIB", {"EGFR"}, ["gefitinib"]),
+    "IDO1": ("IDO1_KYNURENINE", {"IDO1", "AHR"}, []),
+    "CD48-2B4": ("CD48_CD244", {"CD48", "CD244"}, []),
+    "IL-35": ("IL35", {"EBI3", "IL12A", "IL12RB2", "IL6ST"}, []),
+    "lactate/MCT4": ("LACTATE_MCT", {"SLC16A3", "SLC16A1"}, []),
 }
 
 
 def _axis_genes(axis_id: str) -> set[str]:
     rows = kb.axes(axis_id)
-    return {g for name in pd.concat([rows["ligand"], rows["receptor"]]) for g in name.split("_")}
+    return {g for name in pd.concat([rows["ligand"], rows["receptor"]]).dropna() for g in name.split("_")}
 
 
 # ---- shipped table ---------------------------------------------------------------------------------
 def test_shipped_table_validates_with_gene_check():
     table = kb.load()  # raises on any schema problem, genes checked against current human symbols
-    assert table.version >= 1
+    assert table.version == 2
     assert len(table.axes) == len(REFERENCE_AXES)
     assert kb.version.startswith(f"{table.version}+kb.")
 
@@ -86,16 +98,19 @@ def test_every_pair_and_therapy_traceable():
 
 def test_axes_table_is_tidy():
     frame = kb.axes()
-    assert {"axis", "name", "ligand", "receptor", "sender", "receiver", "mechanism", "resistance_to",
-            "therapies", "evidence", "citation", "pmid", "doi", "seed", "direction"} <= set(frame.columns)
+    assert {"axis", "name", "ligand", "receptor", "interaction", "mediator", "pair_citation", "sender", "receiver",
+            "mechanism", "resistance_to", "settings", "therapies", "evidence", "citation", "pmid", "doi", "seed",
+            "direction"} <= set(frame.columns)
     assert not frame.duplicated(["axis", "ligand", "receptor"]).any()
+    assert set(frame["interaction"]) == {"protein", "metabolite", "marker"}
+    assert frame.loc[frame["interaction"] == "marker", "receptor"].isna().all()
     assert set(frame["axis"]) == set(kb.table().ids)
     assert frame.loc[frame["axis"] == "TIB", "pmid"].iloc[0] == "36708811"
 
 
 def test_therapies_lookup():
     hgf = kb.therapies("HGF_MET")
-    assert list(hgf.columns[:6]) == ["axis", "axis_name", "therapy", "drug_class", "target", "status"]
+    assert list(hgf.columns[:5]) == ["axis", "axis_name", "therapy", "tier", "status"]
     assert "cabozantinib" in set(hgf["therapy"])
     assert set(hgf["status"]) <= set(_schema.THERAPY_STATUS)
     both = kb.therapies(["PD1", "CTLA4"])
@@ -108,7 +123,10 @@ def test_therapies_lookup():
 
 def test_axis_pairs_and_annotate():
     pairs = kb.axis_pairs()
-    assert list(pairs.columns) == ["ligand", "receptor", "axis", "direction", "sender", "receiver"]
+    assert list(pairs.columns) == ["ligand", "receptor", "axis", "direction", "sender", "receiver", "interaction"]
+    assert set(pairs["interaction"]) == {"protein"}
+    with_metabolites = kb.axis_pairs(include_metabolite=True)
+    assert {"NT5E", "ENTPD1", "IDO1", "TDO2", "SLC16A3"} <= set(with_metabolites["ligand"]) - set(pairs["ligand"])
     ann = kb.annotate(["SPP1", "CSF1_IL34", "TIGIT", "MICA", "TGFB1", "APOE"],
                       ["CD44", "CSF1R", "PVR", "HCST_KLRK1", "ACVR1_TGFBR1_TGFBR2", "LRP1"])
     assert ann.iloc[0] == "TIB"
@@ -118,9 +136,11 @@ def test_axis_pairs_and_annotate():
     assert ann.iloc[4] == "TGFB"
     assert pd.isna(ann.iloc[5])
     assert kb.annotate(["CCL5"], ["CCR5"]).iloc[0] == "CCR5;CCL5_LOSS"
+    # enzymes are not ligands: metabolite pairs are never matched as contacts
+    assert kb.annotate(["NT5E", "ENTPD1", "IDO1"], ["ADORA2A", "ADORA2B", "AHR"]).isna().all()
     with pytest.raises(ValueError):
         kb.annotate(["SPP1"], [])
-    assert {"SPP1", "CD44", "ITGAV"} <= kb.genes()
+    assert {"SPP1", "CD44", "ITGAV", "PRMT3", "SLC7A11"} <= kb.genes()  # markers included
 
 
 # ---- validator: one test per error ------------------------------------------------------------------
@@ -130,9 +150,11 @@ def _minimal() -> dict:
         "axes": [{
             "id": "AX1", "name": "an axis", "direction": "up", "mechanism": "m", "sender": ["macrophage"],
             "receiver": ["fibroblast"], "pairs": [{"ligand": "SPP1", "receptor": "CD44", "evidence": "paper"}],
-            "resistance_to": ["anti-PD-1"],
-            "therapies": [{"name": "drug", "drug_class": "c", "target": "SPP1", "status": "preclinical",
-                           "citation": "Ref1"}],
+            "resistance_to": ["anti-PD-1"], "settings": ["systemic_first_line"],
+            "therapies": [{"name": "drug", "drug_class": "c", "target": "SPP1", "tier": "IV", "settings": [],
+                           "status": "preclinical", "approval": {"FDA": "not_approved", "EMA": "not_approved",
+                                                                 "NMPA": "not_approved"},
+                           "citation": "Ref1", "checked": "2026-11-29"}],
             "evidence": "e", "evidence_level": "preclinical_in_vivo", "hcc": True,
             "citations": [{"key": "Ref1", "citation": "A et al. 2023", "pmid": "36708811", "checked": ["pmid"]}],
             "seed": ["B"],
@@ -169,13 +191,27 @@ def _mutated(path, value, *, delete=False):
     (("axes", 0, "pairs", 0, "receptor"), "ITGAV_NOTAGENE", "not current human gene symbols"),
     (("axes", 0, "pairs", 0, "evidence"), "hearsay", "evidence must be one of"),
     (("axes", 0, "pairs", 0, "weight"), 1, "unknown pair field"),
-    (("axes", 0, "pairs"), [], "pairs must be a non-empty list"),
+    (("axes", 0, "pairs"), [], "non-empty unless the axis lists tumour-intrinsic markers"),
     (("axes", 0, "direction"), "sideways", "direction must be one of"),
     (("axes", 0, "evidence_level"), "anecdote", "unknown evidence_level"),
     (("axes", 0, "hcc"), "yes", "hcc must be true or false"),
     (("axes", 0, "seed"), ["Z"], "unknown seed"),
     (("axes", 0, "id"), "bad id!", "id must be"),
     (("axes", 0, "therapies", 0, "status"), "approved", "unknown status"),
+    (("axes", 0, "therapies", 0, "tier"), "V", "tier must be one of"),
+    (("axes", 0, "therapies", 0, "settings"), ["second_line"], "unknown setting"),
+    (("axes", 0, "settings"), [], "settings is empty"),
+    (("axes", 0, "settings"), ["neoadjuvant"], "unknown setting"),
+    (("axes", 0, "therapies", 0, "approval"), {"FDA": "approved"}, "approval must map exactly"),
+    (("axes", 0, "therapies", 0, "approval", "EMA"), "pending", "not in"),
+    (("axes", 0, "therapies", 0, "checked"), "recently", "checked must be the date"),
+    (("axes", 0, "therapies", 0, "tier"), "I", "needs its trial with an NCT id"),
+    (("axes", 0, "therapies", 0, "status"), "approved_other", "tier IV is preclinical evidence only"),
+    (("axes", 0, "pairs", 0, "interaction"), "contact", "interaction must be one of"),
+    (("axes", 0, "pairs", 0, "interaction"), "metabolite", "mediator"),
+    (("axes", 0, "pairs", 0, "mediator"), "adenosine", "mediator is only for"),
+    (("axes", 0, "pairs", 0, "citation"), "Ref9", "not one of this axis' citation keys"),
+    (("axes", 0, "markers"), ["NOTAGENE1"], "not current human gene symbols"),
     (("axes", 0, "therapies", 0, "citation"), "Ref9", "not one of this axis' citation keys"),
     (("axes", 0, "citations", 0, "pmid"), "PMC123", "is not a PubMed id"),
     (("axes", 0, "citations", 0, "doi"), "doi.org/x", "does not look like a DOI"),

@@ -63,6 +63,22 @@ def test_valid_entry_passes(tmp_path):
     assert "PMID 32976798" in sig.citation
 
 
+def test_validation_fields_are_read_and_round_trip(tmp_path):
+    sigs = read_strict(write(tmp_path / "ok.yaml", [entry(validated=True, validation="GSE0 (toy): AUROC 0.91"),
+                                                   entry(id="UNTESTED", validated=False,
+                                                         validation="no labelled dataset")]))
+    assert (sigs[0].validated, sigs[0].validation) == (True, "GSE0 (toy): AUROC 0.91")
+    assert (sigs[1].validated, sigs[1].validation) == (False, "no labelled dataset")
+    again = read_strict(write(tmp_path / "again.yaml", yaml.safe_load(_io.to_yaml(SignatureSet(sigs)))))
+    assert [(s.validated, s.validation) for s in again] == [(s.validated, s.validation) for s in sigs]
+
+
+def test_entry_without_validation_fields_makes_no_claim(tmp_path):
+    sig = read_strict(write(tmp_path / "ok.yaml", [entry()]))[0]
+    assert sig.validated is None and sig.validation == ""
+    assert "validated" not in sig.to_dict() and "validation" not in sig.to_dict()
+
+
 def src(**changes):
     base = {"citation": "Someone 2020 Journal", "pmid": "32976798", "where": "Table S3"}
     for key, value in changes.items():
@@ -97,6 +113,9 @@ ERROR_CASES = {
     "missing_required_field": (entry(role=None), "missing required field 'role'"),
     "bad_id": (entry(id="has space"), "id must be"),
     "bad_version": (entry(version="one"), "version must be a positive integer"),
+    "validated_not_bool": (entry(validated="yes", validation="GSE0 AUROC 0.9"), "validated must be true or false"),
+    "validation_not_text": (entry(validated=True, validation=0.91), "validation must be text"),
+    "validated_without_reason": (entry(validated=False), "validation is empty"),
 }
 
 

@@ -1,0 +1,441 @@
+"""Validation of the signature library on real, labelled single-cell data.
+
+Every dataset lives in ``tests/data/<name>/`` with its subset (``.h5ad``), its ``PROVENANCE.md`` and a
+declarative ``mapping.yaml`` that says, in the authors' own labels:
+
+* ``contexts``: which library ``cell_context`` each authors' cell type is (``null``: none);
+* ``states``: which authors' cluster matches which library state signature, the sibling clusters of
+  the same parent population it must be told apart from, and that parent (a programme can be mapped the
+  same way to a labelled contrast, e.g. interferon-stimulated against control cells).
+
+Two checks are computed with :func:`hcctme.tl.score` (UCell) on whatever library is current:
+
+1. state signatures: the AUROC separating the matching cluster's cells from its siblings' cells;
+   a signature is validated when it reaches ``AUROC_PASS`` on at least one dataset;
+2. cell-context signatures (every signature whose ``cell_context`` is not ``any``): does the mean
+   score peak in the signature's own cell type (``PEAK_TARGET`` of them should).
+
+``python -m tests.sig.validation --write`` regenerates ``signatures/VALIDATION.md``; without
+``--write`` it exits 1 when the committed table is out of date. ``tests/sig/test_validation.py``
+runs the same comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import yaml
+from scipy.stats import rankdata
+
+import hcctme
+from hcctme import _constants
+from hcctme._constants import CONTEXT_PARENTS
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA_DIR = ROOT / "tests" / "data"
+TABLE_PATH = ROOT / "signatures" / "VALIDATION.md"
+REGENERATE = "python -m tests.sig.validation --write"
+
+AUROC_PASS = 0.8  # a state signature is validated at or above this AUROC on one dataset
+PEAK_TARGET = 0.9  # fraction of cell-context signatures that should peak in their own cell type
+MIN_COVERAGE = 0.2  # score signatures with at least this fraction of their genes measured
+WEAK_COVERAGE = 0.5  # a validation on fewer than this fraction of the signature's genes is flagged as weaker
+PEAK_MIN_CELLS = 5  # cell types with fewer cells cannot be the peak (their mean is too noisy)
+SCORE_KEY = "validation_scores"
+STATE_HEADING = "## State signatures: matching cluster against its siblings"
+
+
+# --------------------------------------------------------------------------------------------------
+# Declarative mappings
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StateMap:
+    """An authors' cluster that matches a library state, and what it is told apart from."""
+
+    signature: str
+    cluster: tuple[str, ...]
+    siblings: tuple[str, ...]
+    parent: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One real labelled dataset and its mapping to the library."""
+
+    name: str
+    path: Path
+    title: str
+    citation: str
+    label_key: str
+    contexts: dict[str, str | None]
+    states: tuple[StateMap, ...]
+    max_rank: int = 1500
+    hcc: bool = False
+    peak_check: bool = True
+
+
+def _as_tuple(value: str | Sequence[str]) -> tuple[str, ...]:
+    return (value,) if isinstance(value, str) else tuple(str(v) for v in value)
+
+
+def load_dataset(directory: Path) -> Dataset:
+    """Read ``directory/mapping.yaml``; raise ValueError naming the problem when it is inconsistent."""
+    spec = yaml.safe_load((directory / "mapping.yaml").read_text())
+    states = tuple(
+        StateMap(signature=s["signature"], cluster=_as_tuple(s["cluster"]), siblings=_as_tuple(s["siblings"]),
+                 parent=s["parent"])
+        for s in spec.get("states") or []
+    )
+    contexts = {str(k): v for k, v in (spec.get("contexts") or {}).items()}
+    for state in states:
+        unknown = [c for c in state.cluster + state.siblings if c not in contexts]
+        if unknown:
+            raise ValueError(f"{directory / 'mapping.yaml'}: state {state.signature} names labels not listed "
+                             f"under contexts: {unknown}")
+        if set(state.cluster) & set(state.siblings):
+            raise ValueError(f"{directory / 'mapping.yaml'}: {state.signature} has a label both as cluster "
+                             "and as sibling")
+    return Dataset(
+        name=spec["name"], path=directory / spec["file"], title=spec["title"], citation=spec["citation"],
+        label_key=spec["label_key"], contexts=contexts, states=states, max_rank=int(spec.get("max_rank", 1500)),
+        hcc=bool(spec.get("hcc", False)), peak_check=bool(spec.get("peak_check", True)),
+    )
+
+
+def expected_states(dataset: Dataset) -> pd.DataFrame:
+    """Tabulate the mapping for state-calling evaluations: one row per (authors' cluster, state).
+
+    Columns: cluster, signature, parent, siblings (the clusters the state must be told apart from).
+    A cluster may match several library entries (a state and a programme of the same cells).
+    """
+    rows = [{"cluster": c, "signature": s.signature, "parent": s.parent, "siblings": ", ".join(s.siblings)}
+            for s in dataset.states for c in s.cluster]
+    return pd.DataFrame(rows, columns=["cluster", "signature", "parent", "siblings"])
+
+
+def datasets(data_dir: Path = DATA_DIR) -> list[Dataset]:
+    """Every dataset under ``data_dir`` that has a ``mapping.yaml``, sorted by name."""
+    return [load_dataset(p.parent) for p in sorted(data_dir.glob("*/mapping.yaml"))]
+
+
+# --------------------------------------------------------------------------------------------------
+# Statistics
+# --------------------------------------------------------------------------------------------------
+def auroc(positive: np.ndarray, negative: np.ndarray) -> float:
+    """Area under the ROC curve of ``positive`` vs ``negative`` scores (ties count one half)."""
+    positive = np.asarray(positive, dtype=float)
+    negative = np.asarray(negative, dtype=float)
+    if positive.size == 0 or negative.size == 0:
+        raise ValueError("auroc needs at least one positive and one negative score")
+    ranks = rankdata(np.concatenate([positive, negative]))
+    u = ranks[: positive.size].sum() - positive.size * (positive.size + 1) / 2
+    return float(u / (positive.size * negative.size))
+
+
+def _lineage(context: str) -> set[str]:
+    out = {context}
+    while context in CONTEXT_PARENTS:
+        context = CONTEXT_PARENTS[context]
+        out.add(context)
+    return out
+
+
+def own_labels(context: str, label_contexts: dict[str, str | None]) -> list[str]:
+    """Labels that are the signature's own cell type.
+
+    A label is its own type when its context is the signature's context or a more specific one
+    (a ``t_cell`` marker owns "CD8 T cell"); when no label is that specific, a coarser parent
+    label counts (a ``macrophage`` state owns "Myeloid" in a dataset labelled only to that level).
+    """
+    exact = [lab for lab, ctx in label_contexts.items() if ctx is not None and context in _lineage(ctx)]
+    if exact:
+        return exact
+    return [lab for lab, ctx in label_contexts.items() if ctx is not None and ctx in _lineage(context)]
+
+
+# --------------------------------------------------------------------------------------------------
+# Scoring and tables
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class Scored:
+    """A dataset scored with the whole library."""
+
+    dataset: Dataset
+    labels: pd.Series
+    scores: pd.DataFrame
+    n_genes: int
+    measured: dict[str, tuple[int, int]]  # signature -> (genes measured, genes in signature)
+
+
+def score_dataset(dataset: Dataset, library: hcctme.sig.SignatureSet) -> Scored:
+    """Score every library signature with UCell on ``dataset``."""
+    adata = ad.read_h5ad(dataset.path)
+    genes = set(adata.var_names)
+    measured = {s.id: (sum(g in genes for g in s.genes), len(s.genes)) for s in library}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the low-coverage warning: the table reports coverage itself
+        hcctme.tl.score(adata, library, method="ucell", max_rank=dataset.max_rank, min_coverage=MIN_COVERAGE,
+                        n_jobs=1, key_added=SCORE_KEY)
+    labels = adata.obs[dataset.label_key].astype(str)
+    missing = sorted(set(dataset.contexts) - set(labels))
+    if missing:
+        raise ValueError(f"{dataset.name}: mapping.yaml names labels absent from obs[{dataset.label_key!r}]: "
+                         f"{missing}")
+    scores = pd.DataFrame(adata.obsm[SCORE_KEY], index=adata.obs_names).astype(float)
+    return Scored(dataset=dataset, labels=labels, scores=scores, n_genes=adata.n_vars, measured=measured)
+
+
+def state_rows(scored: Scored) -> list[dict]:
+    """One row per mapped state in the library: AUROC of the matching cluster against its siblings."""
+    rows = []
+    for state in scored.dataset.states:
+        if state.signature not in scored.measured:
+            continue
+        pos = scored.labels.isin(state.cluster).to_numpy()
+        neg = scored.labels.isin(state.siblings).to_numpy()
+        n_measured, n_total = scored.measured.get(state.signature, (0, 0))
+        value = (auroc(scored.scores.loc[pos, state.signature], scored.scores.loc[neg, state.signature])
+                 if state.signature in scored.scores else None)
+        rows.append({
+            "signature": state.signature, "dataset": scored.dataset.name, "auroc": value,
+            "measured": n_measured, "n_genes": n_total, "parent": state.parent,
+            "cluster": f"{' + '.join(state.cluster)} ({int(pos.sum())})",
+            "siblings": f"{' + '.join(state.siblings)} ({int(neg.sum())})",
+        })
+    return rows
+
+
+def peak_rows(scored: Scored, library: hcctme.sig.SignatureSet) -> list[dict]:
+    """One row per cell-context signature that has its own cell type in the dataset."""
+    rows: list[dict] = []
+    if not scored.dataset.peak_check:
+        return rows
+    labels = scored.labels
+    counts = labels.value_counts()
+    candidates = counts.index[counts >= PEAK_MIN_CELLS]
+    means = scored.scores.groupby(labels.to_numpy(), observed=True).mean().loc[candidates]
+    for sig in library:
+        if sig.cell_context == "any":
+            continue
+        own = [lab for lab in own_labels(sig.cell_context, scored.dataset.contexts) if lab in candidates]
+        if not own:
+            continue
+        row = {"signature": sig.id, "context": sig.cell_context, "dataset": scored.dataset.name,
+               "measured": scored.measured[sig.id][0], "n_genes": scored.measured[sig.id][1],
+               "own": " + ".join(sorted(own)), "peak": None, "auroc": None, "in_own": None}
+        if sig.id in scored.scores:
+            is_own = labels.isin(own).to_numpy()
+            row["peak"] = str(means[sig.id].idxmax())
+            row["in_own"] = row["peak"] in own
+            row["auroc"] = auroc(scored.scores.loc[is_own, sig.id], scored.scores.loc[~is_own, sig.id])
+        rows.append(row)
+    return rows
+
+
+@dataclass
+class Results:
+    """Everything VALIDATION.md shows."""
+
+    scored: list[Scored]
+    states: pd.DataFrame
+    peaks: pd.DataFrame
+    library: hcctme.sig.SignatureSet
+
+    def best_auroc(self) -> pd.Series:
+        """Best AUROC per state signature over the datasets (NaN when never scored)."""
+        if self.states.empty:
+            return pd.Series(dtype=float)
+        return self.states.groupby("signature")["auroc"].max()
+
+    def not_in_library(self) -> list[tuple[str, str]]:
+        """(dataset, signature) pairs a mapping.yaml names but the library does not (yet) have."""
+        ids = set(self.library.ids)
+        return sorted({(s.dataset.name, st.signature) for s in self.scored for st in s.dataset.states
+                       if st.signature not in ids})
+
+    def validated(self) -> list[str]:
+        """State signatures at or above ``AUROC_PASS`` on at least one dataset."""
+        best = self.best_auroc()
+        return sorted(best.index[best >= AUROC_PASS])
+
+
+_STATE_COLUMNS = ["signature", "dataset", "auroc", "measured", "n_genes", "parent", "cluster", "siblings"]
+_PEAK_COLUMNS = ["signature", "context", "dataset", "measured", "n_genes", "own", "peak", "auroc", "in_own"]
+
+
+def run(data_dir: Path = DATA_DIR) -> Results:
+    """Score every dataset and build both tables."""
+    library = hcctme.sig.library()
+    scored = [score_dataset(ds, library) for ds in datasets(data_dir)]
+    states = pd.DataFrame([r for s in scored for r in state_rows(s)], columns=_STATE_COLUMNS)
+    peaks = pd.DataFrame([r for s in scored for r in peak_rows(s, library)], columns=_PEAK_COLUMNS)
+    return Results(scored=scored, states=states, peaks=peaks, library=library)
+
+
+# --------------------------------------------------------------------------------------------------
+# VALIDATION.md
+# --------------------------------------------------------------------------------------------------
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None or pd.isna(value) else f"{value:.3f}"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return lines
+
+
+def _dataset_section(results: Results) -> list[str]:
+    rows = []
+    for s in results.scored:
+        counts = s.labels.value_counts()
+        labels = ", ".join(f"{lab} ({counts[lab]})" for lab in sorted(counts.index))
+        rows.append((f"`{s.dataset.name}`", s.dataset.title, s.dataset.citation, len(s.labels), s.n_genes,
+                     f"`{s.dataset.label_key}`: {labels}", f"tests/data/{s.dataset.name}/PROVENANCE.md"))
+    return ["## Datasets", "", *_table(
+        ["dataset", "what", "paper", "cells", "genes", "authors' labels (cells)", "provenance"], rows)]
+
+
+def _untested_reason(sig: hcctme.sig.Signature, results: Results) -> str:
+    mapped = results.states[results.states["signature"] == sig.id]
+    if mapped.empty:
+        return f"no dataset has an authors' cluster for this {sig.cell_context} state"
+    cover = ", ".join(f"{r.dataset}: {r.measured}/{r.n_genes} genes" for r in mapped.itertuples())
+    return f"too few genes measured to score (min_coverage {MIN_COVERAGE}; {cover})"
+
+
+def state_signature_ids(library: hcctme.sig.SignatureSet) -> list[str]:
+    """Signatures that claim a cell state: a specific cell_context and a role other than marker/program."""
+    return [s.id for s in library if s.cell_context != "any" and s.role not in ("marker", "program")]
+
+
+def _summary_section(results: Results) -> list[str]:
+    best = results.best_auroc()
+    validated = results.validated()
+    failing = sorted(i for i in best.index if not pd.isna(best[i]) and best[i] < AUROC_PASS)
+    lines = ["## Summary for the library", "",
+             f"- Validated (AUROC >= {AUROC_PASS} on at least one dataset): "
+             + (", ".join(f"{i} ({_fmt(best[i])})" for i in validated) or "none") + ".",
+             *_weak_lines(results, validated),
+             "- Tested and below the bar on every dataset: "
+             + (", ".join(f"{i} ({_fmt(best[i])})" for i in failing) or "none") + "."]
+    untested = [s for s in results.library if s.id in state_signature_ids(results.library)
+                and (s.id not in best.index or pd.isna(best[s.id]))]
+    lines.append(f"- State signatures not testable on these datasets ({len(untested)}):")
+    lines += [f"  - {s.id}: {_untested_reason(s, results)}" for s in untested]
+    missing = results.not_in_library()
+    if missing:
+        lines.append("- Mapped in a dataset but not in the library (no row below): "
+                     + ", ".join(f"{sig} ({ds})" for ds, sig in missing) + ".")
+    if not any(s.dataset.hcc for s in results.scored):
+        lines.append(f"- No HCC or liver dataset is shipped yet: the {PEAK_TARGET:.0%} peak target on HCC data "
+                     "cannot be checked here; the peak checks below are on other tumours.")
+    for s in results.scored:
+        peaks = results.peaks[(results.peaks["dataset"] == s.dataset.name) & results.peaks["in_own"].notna()]
+        if peaks.empty:
+            continue
+        n_pass = int(peaks["in_own"].astype(bool).sum())
+        missed = ", ".join(f"{r.signature} -> {r.peak}" for r in peaks.itertuples() if not r.in_own)
+        lines.append(f"- Peak check on `{s.dataset.name}`{' (HCC)' if s.dataset.hcc else ''}: {n_pass} of "
+                     f"{len(peaks)} cell-context signatures ({n_pass / len(peaks):.0%}) peak in their own cell "
+                     f"type (target {PEAK_TARGET:.0%})" + (f"; elsewhere: {missed}." if missed else "."))
+    return lines
+
+
+def _weak_lines(results: Results, validated: list[str]) -> list[str]:
+    """List validated signatures whose passing rows all measured fewer than WEAK_COVERAGE of their genes."""
+    weak = []
+    for sig_id in validated:
+        rows = results.states[(results.states["signature"] == sig_id) & (results.states["auroc"] >= AUROC_PASS)]
+        if (rows["measured"] < WEAK_COVERAGE * rows["n_genes"]).all():
+            cover = ", ".join(f"{r.measured}/{r.n_genes} genes on {r.dataset}" for r in rows.itertuples())
+            weak.append(f"{sig_id} ({cover})")
+    if not weak:
+        return []
+    return [f"- Validated with fewer than {WEAK_COVERAGE:.0%} of their genes measured (weaker evidence): "
+            + "; ".join(weak) + "."]
+
+
+def _state_section(results: Results) -> list[str]:
+    rows = [(r.signature, r.dataset, _fmt(r.auroc), f"{r.measured}/{r.n_genes}", r.parent, r.cluster, r.siblings,
+             "yes" if r.auroc is not None and not pd.isna(r.auroc) and r.auroc >= AUROC_PASS else "no")
+            for r in results.states.sort_values(["signature", "dataset"]).itertuples()]
+    return [STATE_HEADING, "",
+            "AUROC of the UCell score separating the cells of the authors' matching cluster from the cells "
+            "of its sibling clusters in the same parent population (0.5 = no separation).", "",
+            *_table(["signature", "dataset", "AUROC", "genes measured", "parent", "matching cluster (cells)",
+                     "siblings (cells)", f">= {AUROC_PASS}"], rows)]
+
+
+def _peak_section(results: Results) -> list[str]:
+    rows = [(r.signature, r.context, r.dataset, f"{r.measured}/{r.n_genes}", r.own, r.peak or "not scored",
+             _fmt(r.auroc), "n/a" if r.in_own is None else ("yes" if r.in_own else "no"))
+            for r in results.peaks.sort_values(["dataset", "signature"]).itertuples()]
+    return ["## Cell-context signatures: do they peak in their own cell type?", "",
+            "Mean UCell score per authors' cell type; the peak is the cell type with the highest mean among "
+            f"those with at least {PEAK_MIN_CELLS} cells. AUROC: own cell type against every other cell of the "
+            "dataset.", "",
+            *_table(["signature", "cell_context", "dataset", "genes measured", "own cell type(s)", "peak",
+                     "AUROC own vs rest", "peaks in own type"], rows)]
+
+
+def validated_in_table(text: str) -> set[str]:
+    """Signatures whose row in the state section of a VALIDATION.md text ends in "yes"."""
+    out, inside = set(), False
+    for line in text.splitlines():
+        if line.startswith("## "):
+            inside = line == STATE_HEADING
+        elif inside and line.startswith("| ") and line.rstrip().endswith("| yes |"):
+            out.add(line.split("|")[1].strip())
+    return out
+
+
+def _library_label() -> str:
+    # the library version only: list edits that change no AUROC or gene count leave the table as it is
+    return f"version {getattr(_constants, 'SIGNATURE_LIBRARY_VERSION', 'unknown')}"
+
+
+def render(results: Results) -> str:
+    """Render the text of signatures/VALIDATION.md."""
+    lines = [
+        "# Signature validation on real labelled single-cell data", "",
+        f"Generated by `{REGENERATE}` from tests/data/*/mapping.yaml (signature library "
+        f"{_library_label()}); do not edit by hand. `tests/sig/test_validation.py` regenerates "
+        "it and fails when it differs from this file or when a signature marked `validated: true` in the "
+        f"library is below AUROC {AUROC_PASS} on every dataset.", "",
+        f"Scores: `hcctme.tl.score(method=\"ucell\", min_coverage={MIN_COVERAGE})` on each dataset as shipped; "
+        "genes measured = signature genes (up and down) present in the dataset.", "",
+        *_summary_section(results), "", *_dataset_section(results), "", *_state_section(results), "",
+        *_peak_section(results), "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``--write`` regenerates the table; otherwise exit 1 when it is out of date."""
+    parser = argparse.ArgumentParser(prog="python -m tests.sig.validation", description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help=f"write {TABLE_PATH.relative_to(ROOT)}")
+    args = parser.parse_args(argv)
+    text = render(run())
+    if args.write:
+        TABLE_PATH.write_text(text)
+        print(f"wrote {TABLE_PATH}")
+        return 0
+    current = TABLE_PATH.read_text() if TABLE_PATH.exists() else ""
+    if current != text:
+        print(f"{TABLE_PATH} is out of date; run `{REGENERATE}`")
+        return 1
+    print(f"{TABLE_PATH} is up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
