@@ -1,12 +1,13 @@
 """State calling on the independent evaluation generator (tests/tl/_state_generator.py).
 
 For each setting (10x-like, Smart-seq-like, noisy shallow 10x, high stress/ambient/doublets) and
-seed: draw a cohort, score it with the library (UCell) plus a stand-in dissociation-stress gene
-set (used as an artefact column until the library ships an "artefacts" collection), call states,
+seed: draw a cohort, score it with the library (UCell; its "artefacts" collection included) plus a
+second dissociation-stress gene set (van den Brink 2017, as an extra artefact column), call states,
 and print per-parent ARI, per-state recall / precision, the ECE of the calls' confidence and the
 share of artefact cells left unassigned; then the false-positive rate of
 ``tl.compare(features="composition")`` on the calls of ``--null`` null cohorts (no planted
-difference between the two arms). ``--refine leiden`` adds cluster voting.
+difference between the two arms). ``--refine leiden`` adds cluster voting; ``--no-self-train``
+measures the mixture's calls without the self-training step.
 
     python benchmarks/states_eval.py --seeds 2 --null 30
 """
@@ -27,13 +28,13 @@ import hcctme
 from tests.tl._state_generator import SETTINGS, STRESS_STAND_IN, evaluate, generate
 
 
-def run(setting: str, seed: int, refine: str | None, cells: int, patients: int) -> dict:
+def run(setting: str, seed: int, refine: str | None, cells: int, patients: int, self_train: bool = True) -> dict:
     adata = generate(setting, seed=seed, n_patients=patients, cells_per_patient=cells)
     hcctme.tl.score(adata)
     hcctme.tl.score(adata, {"STRESS_STAND_IN": list(STRESS_STAND_IN)}, key_added="stress")
     adata.obsm["hcctme_scores"]["STRESS_STAND_IN"] = adata.obsm["stress"]["STRESS_STAND_IN"]
     hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient",
-                          artefacts=["STRESS_STAND_IN"], refine=refine)
+                          artefacts=["STRESS_STAND_IN"], refine=refine, self_train=self_train)
     return evaluate(adata)
 
 
@@ -59,13 +60,14 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=600)
     parser.add_argument("--patients", type=int, default=8)
     parser.add_argument("--refine", default=None, choices=[None, "leiden"])
+    parser.add_argument("--no-self-train", action="store_true", help="mixture calls only")
     parser.add_argument("--null", type=int, default=0, help="null cohorts for the composition FPR")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     ari, states, summary = [], [], []
     for setting in args.settings:
         for seed in range(args.seeds):
-            res = run(setting, 100 + seed, args.refine, args.cells, args.patients)
+            res = run(setting, 100 + seed, args.refine, args.cells, args.patients, not args.no_self_train)
             ari.append(res["ari"].rename((setting, seed)))
             states.append(res["states"].assign(setting=setting, seed=seed))
             summary.append({"setting": setting, "seed": seed, "ece": res["ece"], **res["artefacts"].to_dict()})

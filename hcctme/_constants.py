@@ -89,6 +89,20 @@ STATE_ARTEFACT_Z: Final = 3.0
 # genes it shares, not doublets: it is not used there. Its reference level needs this many cells.
 STATE_MAX_FOREIGN_SHARE: Final = 0.1
 STATE_MIN_REFERENCE_CELLS: Final = 20
+# Self-training of call_states inside each parent population (tl/_state_selftrain.py): seeds are
+# cells whose mixture posterior for one state is at least STATE_SEED_CONFIDENCE, and cells whose
+# every state z-score is at most STATE_NONE_SEED_Z ("none of these"); a multinomial logistic
+# regression (inverse regularisation STATE_SELFTRAIN_C) on the top STATE_SELFTRAIN_PCS principal
+# components of the STATE_SELFTRAIN_HVGS most variable log-normalised genes plus the state z-scores
+# is fitted on them, and refitted STATE_SELFTRAIN_ROUNDS times on its own confident predictions.
+STATE_SEED_CONFIDENCE: Final = 0.9
+STATE_NONE_SEED_Z: Final = -0.5
+STATE_SELFTRAIN_C: Final = 0.1
+STATE_SELFTRAIN_PCS: Final = 30
+STATE_SELFTRAIN_HVGS: Final = 2000
+STATE_SELFTRAIN_ROUNDS: Final = 2
+STATE_SELFTRAIN_MIN_CELLS: Final = 50
+STATE_SELFTRAIN_MIN_SEEDS: Final = 10
 
 ROLES: Final = ("resistance", "response", "state", "program", "marker", "artefact")
 EVIDENCE: Final = ("published_list", "marker_panel", "derived")

@@ -9,10 +9,17 @@ import pandas as pd
 from anndata import AnnData
 
 from hcctme import _validate
-from hcctme._constants import ARTEFACT_COLLECTION, MARKER_COLLECTION, STATE_MIN_REFERENCE_CELLS, Defaults, Keys
+from hcctme._constants import (
+    ARTEFACT_COLLECTION,
+    MARKER_COLLECTION,
+    STATE_MIN_REFERENCE_CELLS,
+    Defaults,
+    Keys,
+)
 from hcctme._logging import logger
 from hcctme.tl import _contexts
 from hcctme.tl import _state_model as _model
+from hcctme.tl import _state_selftrain as _selftrain
 
 REFINE_METHODS = (None, "leiden")
 WEAK_SEPARATION = 1.5
@@ -134,6 +141,8 @@ def call_states(
     min_confidence: float = 0.5,
     refine: str | None = None,
     refine_resolution: float = 1.0,
+    self_train: bool = True,
+    layer: str | None = None,
     key_added: str = Keys.STATE,
     copy: bool = False,
 ) -> AnnData | None:
@@ -183,6 +192,13 @@ def call_states(
         ``obs[key_added + "_unrefined"]``. Needs the ``igraph`` package.
     refine_resolution
         Leiden resolution of the sub-clustering (small = few, large sub-clusters).
+    self_train
+        Refine the mixture's calls in each parent population with a classifier on the
+        population's expression (step 4 below; :mod:`hcctme.tl._state_selftrain`). ``False``
+        keeps the mixture's calls.
+    layer
+        Expression read by ``self_train``: ``adata.layers[layer]``, or ``adata.X`` (default). Raw
+        counts are log-normalised on the fly; anything else is taken as log-normalised.
     key_added
         Prefix of the outputs.
     copy
@@ -228,7 +244,14 @@ def call_states(
        when the best state beats the runner-up *and* the background (the "none" class). A
        single-state collection (TREG, M_MDSC, ENDO_ONCOFETAL_PLVAP) is the same model with K = 1;
     4. the call is the best state when ``confidence >= min_confidence`` and the score lies above
-       the state's background mean.
+       the state's background mean;
+    5. self-training (``self_train=True``, populations of at least 50 cells): the mixture's
+       confident calls (posterior >= 0.9) and the cells low in every state score (z <= -0.5) seed
+       a multinomial logistic regression (balanced classes) on the population's top 30 principal
+       components of 2,000 variable genes plus the state z-scores, refitted twice on its own
+       confident predictions; its probability of the best state replaces the confidence and the
+       call is that state when it beats "none of these" and reaches ``min_confidence``. It learns
+       the many programme genes a short signature does not read; artefact cells stay unassigned.
 
     Contexts with fewer than 30 cells use a rule instead of the mixture: ``min(1 - 2**(-(z_best
     - z_second) / 0.75), Phi(z_best))`` (K >= 2) or ``Phi(z - 1)`` (K = 1).
@@ -265,6 +288,11 @@ def call_states(
     if sample_key is not None:
         samples = _validate.obs_column(adata, sample_key, purpose="samples").astype(str)
     extra = _artefact_columns(artefacts, scores, scores_key)
+    if not isinstance(self_train, bool):
+        raise TypeError(f"self_train must be True or False, got {self_train!r}")
+    if layer is not None and layer not in adata.layers:
+        raise KeyError(f"layer {layer!r} is not in adata.layers ({list(adata.layers)}); pass one of them or "
+                       "layer=None for adata.X")
 
     resolution = _contexts.resolve(labels, context_map)
     if all(ctx is None for ctx in resolution.mapping.values()):
@@ -303,6 +331,7 @@ def call_states(
     references = _references(values, contexts, markers)
     result = _model.assign(values, contexts, states, artefacts=art_cols, references=references,
                            thresholds=thresholds)
+    trained = _self_train(adata, layer, result, contexts, states, min_confidence) if self_train else {}
     calls, confidence = result.calls, result.confidence
     if refine == "leiden":
         calls, confidence = _refine_leiden(result, contexts, states, resolution=refine_resolution)
@@ -335,7 +364,8 @@ def call_states(
                    "sample_key": sample_key if sample_key is not None else "",
                    "context_map": {str(k): v or Defaults.UNASSIGNED for k, v in (context_map or {}).items()},
                    "artefacts": list(extra), "min_confidence": min_confidence, "refine": refine or "none",
-                   "refine_resolution": float(refine_resolution), "key_added": key_added},
+                   "refine_resolution": float(refine_resolution), "self_train": self_train,
+                   "layer": layer or "X", "key_added": key_added},
         "library_version": library.library_version,
         "cell_type_key": cell_type_key,
         "mapping": {k: v or Defaults.UNASSIGNED for k, v in resolution.mapping.items()},
@@ -346,9 +376,12 @@ def call_states(
         "thresholds": thresholds.to_dict(),
         "method": ("artefact and foreign-lineage outliers (robust z) set aside; state scores z-scored over "
                    "each context (no per-sample re-centering); K-states-or-none mixture (EM) per context; "
-                   "confidence = posterior of the best state"),
+                   "confidence = posterior of the best state"
+                   + ("; self-trained logistic regression on the context's expression PCs and state z-scores "
+                      "(contexts in self_train.seeds)" if self_train else "")),
         "ignored_signatures": ignored,
         "refine": {"method": refine or "none", "resolution": float(refine_resolution)},
+        "self_train": {"params": _selftrain.SelfTrainParams().to_dict(), "seeds": trained},
         "diagnostics": result.diagnostics,
         "fitted": dict(result.fitted),
     }
@@ -361,6 +394,35 @@ def call_states(
         f"{key_added}{Keys.CONFIDENCE_SUFFIX}", key_added,
     )
     return adata if copy else None
+
+
+def _self_train(adata: AnnData, layer: str | None, result: _model.Assignment, contexts: np.ndarray,
+                states: Mapping[str, list[str]], min_confidence: float) -> dict[str, dict[str, int]]:
+    """Replace the mixture's calls by the self-trained ones where a context allows it (in place).
+
+    Returns context -> seed counts per class for the contexts that were self-trained.
+    """
+    params = _selftrain.SelfTrainParams()
+    matrix = adata.layers[layer] if layer is not None else adata.X
+    out: dict[str, dict[str, int]] = {}
+    for context, ids in states.items():
+        idx = np.flatnonzero((contexts == context) & (result.artefact == ""))
+        if idx.size < params.min_cells:
+            continue
+        expression = _selftrain.log_expression(matrix[idx])
+        z = result.z[ids].to_numpy(dtype=float)[idx]
+        position = {s: j for j, s in enumerate(ids)}
+        best = np.array([position[b] for b in result.best[idx]], dtype=int)
+        called = result.calls[idx] != Defaults.UNASSIGNED
+        trained = _selftrain.call_population(expression, z, list(ids), best, result.confidence[idx], called,
+                                             params, min_confidence)
+        if trained is None:
+            continue
+        calls, confidence, counts = trained
+        result.calls[idx] = np.where(calls == "", Defaults.UNASSIGNED, calls)
+        result.confidence[idx] = confidence
+        out[context] = counts
+    return out
 
 
 def _artefact_columns(artefacts, scores: pd.DataFrame, scores_key: str) -> list[str]:

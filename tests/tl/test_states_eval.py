@@ -95,17 +95,20 @@ def test_calls_on_independent_generator(setting):
     print(f"\n{setting}:\n{text}")
     logging.getLogger("hcctme").info("independent generator, %s:\n%s", setting, text)
     # calls stay inside their parent type
-    parent = {s: t for t, (_, _, states) in CELL_TYPES.items() for s in states}
+    parent = {"cd8_t": "CD8+ T cells", "cd4_t": "CD4+ T cells", "macrophage": "Macrophages",
+              "neutrophil": "Neutrophils", "fibroblast": "CAFs", "endothelial": "Endothelial cells"}
     calls = adata.obs["hcctme_state"].astype(str)
     for state in set(calls) - {"unassigned"}:
-        assert (adata.obs.loc[calls == state, "cell_type"] == parent.get(state, "Macrophages")).all(), state
+        expected = parent[hcctme.sig.get(state).cell_context]
+        assert (adata.obs.loc[calls == state, "cell_type"] == expected).all(), state
     # what the caller reaches (floors with a margin below the measured values)
     assert res["ari"]["CD4+ T cells"] >= 0.5 and res["ari"]["CAFs"] >= 0.3
+    assert res["ari"]["Macrophages"] >= 0.6 and res["ari"]["CD8+ T cells"] >= 0.35
     caf = res["states"].loc[[s for s in res["states"].index if s.startswith("CAF_")]]
     assert caf["recall"].mean() >= 0.6 and caf["precision"].mean() >= 0.7
     assert res["states"].loc["TREG", "recall"] >= 0.8 and res["states"].loc["TREG", "precision"] >= 0.75
     assert res["artefacts"]["stress"] >= 0.7 and res["artefacts"]["doublet"] >= 0.5
-    assert res["ece"] <= 0.2
+    assert res["ece"] <= 0.15
 
 
 @pytest.mark.slow
