@@ -12,6 +12,8 @@ class Keys:
     STATE: Final = "hcctme_state"  # obs (categorical state call), uns (mapping, thresholds)
     CONFIDENCE_SUFFIX: Final = "_confidence"  # obs[STATE + suffix]
     PARENT_SUFFIX: Final = "_context"  # obs[STATE + suffix]: the cell_context each cell was read in
+    ARTEFACT_SUFFIX: Final = "_artefact"  # obs[STATE + suffix]: score that made a cell "none of these"
+    PARAMS_SUFFIX: Final = "_params"  # uns[key_added + suffix]: a tool's parameters and provenance
     COMPARE: Final = "hcctme_compare"  # uns: tidy comparison table
     ENRICH: Final = "hcctme_enrich"  # uns: preranked GSEA table
     TA_RESPONSE: Final = "hcctme_ta_response"  # uns: T+A response comparison
@@ -126,6 +128,33 @@ CONTEXT_PARENTS: Final = {
     "neutrophil": "myeloid",
     "dendritic": "myeloid",
 }
+
+# Signature collections call_states reads besides "<context>_states": artefact programmes (cells
+# high in them are "none of these") and cell-type markers (a marker of another lineage flags
+# doublets and ambient RNA).
+ARTEFACT_COLLECTION: Final = "artefacts"
+MARKER_COLLECTION: Final = "cell_type_markers"
+# Robust z (median / MAD within a parent population) above which an artefact or foreign-lineage
+# score makes a cell "none of these" in call_states.
+STATE_ARTEFACT_Z: Final = 3.0
+# A foreign-lineage marker that would flag more than this share of a population marks a state whose
+# genes it shares, not doublets: it is not used there. Its reference level needs this many cells.
+STATE_MAX_FOREIGN_SHARE: Final = 0.1
+STATE_MIN_REFERENCE_CELLS: Final = 20
+# Self-training of call_states inside each parent population (tl/_state_selftrain.py): seeds are
+# cells whose mixture posterior for one state is at least STATE_SEED_CONFIDENCE, and cells whose
+# every state z-score is at most STATE_NONE_SEED_Z ("none of these"); a multinomial logistic
+# regression (inverse regularisation STATE_SELFTRAIN_C) on the top STATE_SELFTRAIN_PCS principal
+# components of the STATE_SELFTRAIN_HVGS most variable log-normalised genes plus the state z-scores
+# is fitted on them, and refitted STATE_SELFTRAIN_ROUNDS times on its own confident predictions.
+STATE_SEED_CONFIDENCE: Final = 0.9
+STATE_NONE_SEED_Z: Final = -0.5
+STATE_SELFTRAIN_C: Final = 0.1
+STATE_SELFTRAIN_PCS: Final = 30
+STATE_SELFTRAIN_HVGS: Final = 2000
+STATE_SELFTRAIN_ROUNDS: Final = 2
+STATE_SELFTRAIN_MIN_CELLS: Final = 50
+STATE_SELFTRAIN_MIN_SEEDS: Final = 10
 
 ROLES: Final = ("resistance", "response", "state", "program", "marker", "artefact")
 EVIDENCE: Final = ("published_list", "marker_panel", "derived")

@@ -24,6 +24,7 @@ from anndata import AnnData
 from hcctme import _files, _validate, get, tl
 from hcctme._constants import COMPARE_KEYS, Defaults, Files, Keys
 from hcctme._logging import STEP_LOGGER, logger
+from hcctme._version import __version__
 
 _step_logger = logging.getLogger(STEP_LOGGER)
 
@@ -410,9 +411,7 @@ _VERSIONED = ("anndata", "scanpy", "numpy", "scipy", "pandas", "h5py", "liana", 
 def _manifest(adata: AnnData, input_path: str | Path | None) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
-    from hcctme import __version__
-
-    run = adata.uns.get("hcctme_run", {})
+    run = adata.uns.get(Keys.RUN, {})
     versions = {"hcctme": __version__, "signature_library": _validate.library_version(),
                 "python": platform.python_version()}
     for name in _VERSIONED:

@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "hcctme._logging": 0,
     "hcctme._settings": 0,
     "hcctme._version": 0,
+    "hcctme._labels": 0,
     "hcctme._validate": 1,
     "hcctme._files": 1,
     "hcctme.get": 1,

@@ -17,6 +17,7 @@ from anndata import AnnData
 from hcctme import _files, _validate
 from hcctme._constants import Defaults, Report
 from hcctme._logging import logger
+from hcctme._version import __version__
 from hcctme.report import _cards, _figures, _html, _summary
 from hcctme.report import _results as results
 
@@ -204,8 +205,6 @@ def _scores_section(ctx: _Context) -> str:
 
 
 def _methods_section(ctx: _Context) -> str:
-    from hcctme import __version__
-
     adata = ctx.adata
     params = {"scores": results.scores_params(adata), "states": results.states_params(adata),
               "crosstalk": results.crosstalk_params(adata), "tib": results.tib_params(adata),

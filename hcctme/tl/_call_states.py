@@ -9,10 +9,17 @@ import pandas as pd
 from anndata import AnnData
 
 from hcctme import _validate
-from hcctme._constants import Defaults, Keys
+from hcctme._constants import (
+    ARTEFACT_COLLECTION,
+    MARKER_COLLECTION,
+    STATE_MIN_REFERENCE_CELLS,
+    Defaults,
+    Keys,
+)
 from hcctme._logging import logger
 from hcctme.tl import _contexts
 from hcctme.tl import _state_model as _model
+from hcctme.tl import _state_selftrain as _selftrain
 
 REFINE_METHODS = (None, "leiden")
 WEAK_SEPARATION = 1.5
@@ -41,6 +48,38 @@ def state_signatures(columns: pd.Index, library) -> tuple[dict[str, list[str]], 
         if sig.collection == f"{sig.cell_context}_states" and sig.id not in scored:
             missing.setdefault(sig.cell_context, []).append(sig.id)
     return states, ignored, missing
+
+
+def artefact_signatures(
+    columns: pd.Index, library, contexts: np.ndarray, states: list[str], extra: list[str]
+) -> tuple[dict[str, list[str]], dict[str, float], pd.DataFrame]:
+    """Score columns that make a cell "none of these" in each context with states.
+
+    The library's ``"artefacts"`` collection (e.g. dissociation stress, hepatocyte ambient RNA),
+    the user's ``extra`` columns, and the ``"cell_type_markers"`` of lineages other than the
+    context's (:data:`hcctme.tl._contexts.LINEAGES`) that have at least 20 cells in the data (their
+    median score there is the reference level of the marker). Returns (context -> columns,
+    marker column -> reference level, the scores those columns need).
+    """
+    scored = [str(c) for c in columns]
+    common = [c for c in scored if c in library and library[c].collection == ARTEFACT_COLLECTION]
+    common += [c for c in extra if c not in common]
+    lineage_of_cell = np.array([_contexts.LINEAGES.get(c, "") for c in contexts], dtype=object)
+    markers = {c: _contexts.LINEAGES[library[c].cell_context] for c in scored
+               if c in library and library[c].collection == MARKER_COLLECTION
+               and library[c].cell_context in _contexts.LINEAGES}
+    present = {lin for lin in set(markers.values()) if np.sum(lineage_of_cell == lin) >= STATE_MIN_REFERENCE_CELLS}
+    out = {context: [*common, *(c for c, lin in markers.items()
+                                if lin in present and lin != _contexts.LINEAGES.get(context))]
+           for context in states}
+    needed = sorted({c for cols in out.values() for c in cols if c in markers})
+    return out, {c: markers[c] for c in needed}, needed
+
+
+def _references(scores: pd.DataFrame, contexts: np.ndarray, markers: dict[str, str]) -> dict[str, float]:
+    """Median of each foreign-lineage marker score in the cells of the lineage it marks."""
+    lineage_of_cell = np.array([_contexts.LINEAGES.get(c, "") for c in contexts], dtype=object)
+    return {c: float(np.median(scores[c].to_numpy(dtype=float)[lineage_of_cell == lin])) for c, lin in markers.items()}
 
 
 def _refine_leiden(
@@ -98,9 +137,12 @@ def call_states(
     scores_key: str = Keys.SCORES,
     context_map: Mapping[str, str | None] | None = None,
     sample_key: str | None = None,
+    artefacts: list[str] | tuple[str, ...] | None = None,
     min_confidence: float = 0.5,
     refine: str | None = None,
     refine_resolution: float = 1.0,
+    self_train: bool = True,
+    layer: str | None = None,
     key_added: str = Keys.STATE,
     copy: bool = False,
 ) -> AnnData | None:
@@ -109,8 +151,8 @@ def call_states(
     Each cell is read in the ``cell_context`` its label resolves to (a CD8 T cell, a
     macrophage, ...) and can only receive a state of that context's ``"<context>_states"``
     collection in the signature library (a T cell is never a TAM2). The states of one
-    collection are mutually exclusive; a cell that none of them fits clearly stays
-    ``"unassigned"``.
+    collection are mutually exclusive; a cell that none of them fits clearly, or that looks like
+    an artefact (dissociation stress, ambient RNA, a doublet), stays ``"unassigned"``.
 
     Parameters
     ----------
@@ -128,9 +170,14 @@ def call_states(
         "Tregs" -> ``cd4_t``, "PMN-MDSC" -> ``neutrophil``, ...). Unknown or ambiguous labels
         ("T/NK", cluster numbers) stay unassigned; they are never guessed.
     sample_key
-        ``obs`` column with the sample/patient. Scores are standardised within the parent
-        population of each sample, so one sample's depth or composition of other cell types does
-        not decide its calls. ``None`` standardises within each parent population overall.
+        ``obs`` column with the sample/patient, recorded with the call and used for the
+        per-sample counts in ``uns[key_added]``. Scores are *not* re-centred per sample: real
+        between-sample differences in state composition are kept.
+    artefacts
+        Extra columns of ``obsm[scores_key]`` (e.g. your own dissociation-stress or ambient-RNA
+        gene sets scored with ``tl.score``) whose upper outliers make a cell "none of these". The
+        library's ``"artefacts"`` collection and the cell-type markers of other lineages are used
+        whenever they are scored.
     min_confidence
         Cells whose confidence (the posterior probability of their best state, below) is lower
         stay ``"unassigned"``. 0.5 is the Bayes decision between "this state" and "another state
@@ -139,12 +186,19 @@ def call_states(
         ``"leiden"``: after the per-cell calls, sub-cluster each parent population (scanpy
         neighbours + leiden on the standardised state scores of its collection,
         ``refine_resolution``) and give every cell of a sub-cluster the sub-cluster's majority
-        call (``"unassigned"`` can win); the confidence becomes the share of the sub-cluster
-        voting for that state. Smooths noisy single-cell calls at the price of cell-level
-        resolution. The per-cell calls are kept in ``obs[key_added + "_unrefined"]``.
-        Needs the ``igraph`` package.
+        call (``"unassigned"`` can win; artefact cells stay unassigned); the confidence becomes the
+        share of the sub-cluster voting for that state. Smooths noisy single-cell calls at the
+        price of cell-level resolution. The per-cell calls are kept in
+        ``obs[key_added + "_unrefined"]``. Needs the ``igraph`` package.
     refine_resolution
         Leiden resolution of the sub-clustering (small = few, large sub-clusters).
+    self_train
+        Refine the mixture's calls in each parent population with a classifier on the
+        population's expression (step 4 below; :mod:`hcctme.tl._state_selftrain`). ``False``
+        keeps the mixture's calls.
+    layer
+        Expression read by ``self_train``: ``adata.layers[layer]``, or ``adata.X`` (default). Raw
+        counts are log-normalised on the fly; anything else is taken as log-normalised.
     key_added
         Prefix of the outputs.
     copy
@@ -155,73 +209,72 @@ def call_states(
     ``None``, or the copy when ``copy=True``. Writes
 
     * ``obs[key_added]``: categorical state id or ``"unassigned"``;
-    * ``obs[key_added + "_confidence"]``: float in [0, 1] (confidence in the best state of the
-      cell's context, also for cells left unassigned below the threshold; 0 outside contexts
-      with states);
+    * ``obs[key_added + "_confidence"]``: float in [0, 1], the posterior probability of the
+      cell's best state (also for cells left unassigned below the threshold; 0 for artefact cells
+      and outside contexts with states);
     * ``obs[key_added + "_context"]``: categorical cell_context each cell was read in;
-    * ``uns[key_added]``: ``mapping`` (label -> context), ``mapping_source``, ``states`` (context
-      -> state ids competed), ``thresholds``, ``method``, ``library_version``, ``counts``
-      (context -> state -> cells), ``ignored_signatures``, ``refine``.
+    * ``obs[key_added + "_artefact"]``: the score column that made the cell "none of these"
+      (``""`` for the others);
+    * ``uns[key_added]``: tidy table, one row per (sample, context, call): ``sample`` (``"all"``
+      without ``sample_key``), ``context``, ``state``, ``n_cells``, ``fraction`` (of the sample's
+      cells of that context);
+    * ``uns[key_added + "_params"]``: ``tool``, ``params``, ``library_version``, ``mapping``
+      (label -> context), ``mapping_source``, ``states`` (context -> state ids competed),
+      ``artefact_signatures`` (context -> columns used), ``thresholds``, ``method``,
+      ``diagnostics`` (per state the fitted proportion and separation; per context the artefact
+      cells), ``fitted``, ``ignored_signatures``, ``refine``.
 
     Notes
     -----
     Method (per parent context with K states; details in :mod:`hcctme.tl._state_model`):
 
-    1. every state score of the context's collection is standardised: a first fit z-scores it
-       within the context's cells of each sample (``sample_key``; all cells when None; a sample
-       with fewer than 20 cells of the context borrows the context's statistics); the refit
-       z-scores it over the context and aligns each sample's *background* (the cells of that
-       sample the first fit put outside the state, above the floor) to the pooled background by
-       a shift and a scale (clipped to [1/2, 2]), so neither a sample's depth nor its state
-       composition moves its calls;
-    2. a mixture model is fitted by EM over the context's cells: each cell is in one of the K
-       states or in none; in state k its score k is drawn from a "high" normal, every other score
-       from that state's background normal. The posterior probability of the best state is the
-       confidence: it is high only when the best state beats the runner-up (the states share the
-       posterior) *and* the background (the "none" class). A single-state collection (TREG,
-       M_MDSC, ENDO_ONCOFETAL_PLVAP) is the same model with K = 1, an absolute rule: the cell's
-       score must sit in the high component, not in the background. The refit starts from the
-       first fit;
-    3. each score is a hurdle: scores at the column's floor (UCell's 0 when no gene of the
-       signature ranks) are a point mass with their own probability in each class (in a state at
-       most the background's), the rest normal;
+    1. artefacts: a cell whose score for an artefact programme (the library's ``"artefacts"``
+       collection, ``artefacts``) or for a cell-type marker of another lineage lies more than
+       :data:`hcctme._constants.STATE_ARTEFACT_Z` robust sd (median / MAD over the context's
+       cells) above the context's median is "none of these" and is left out of the fit (a
+       foreign marker must also reach a third of its own lineage's median level, and is not used
+       in a context where it would flag more than 10 % of the cells: there it marks a state whose
+       genes it shares, not doublets);
+    2. every state score is z-scored over the context's cells of all samples (no per-sample
+       re-centering);
+    3. a mixture model is fitted by EM over the context's other cells: each cell is in one of the
+       K states or in none; in state k its score k is drawn from a "high" normal, every other
+       score from that state's background normal; scores at the column's floor (UCell 0) are a
+       point mass. The posterior probability of the best state is the confidence: it is high only
+       when the best state beats the runner-up *and* the background (the "none" class). A
+       single-state collection (TREG, M_MDSC, ENDO_ONCOFETAL_PLVAP) is the same model with K = 1;
     4. the call is the best state when ``confidence >= min_confidence`` and the score lies above
-       the state's background mean.
+       the state's background mean;
+    5. self-training (``self_train=True``, populations of at least 50 cells): the mixture's
+       confident calls (posterior >= 0.9) and the cells low in every state score (z <= -0.5) seed
+       a multinomial logistic regression (balanced classes) on the population's top 30 principal
+       components of 2,000 variable genes plus the state z-scores, refitted twice on its own
+       confident predictions; its probability of the best state replaces the confidence and the
+       call is that state when it beats "none of these" and reaches ``min_confidence``. It learns
+       the many programme genes a short signature does not read; artefact cells stay unassigned.
 
     Contexts with fewer than 30 cells use a rule instead of the mixture: ``min(1 - 2**(-(z_best
-    - z_second) / 0.75), Phi(z_best))`` (K >= 2) or ``Phi(z - 1)`` (K = 1). ``uns[key_added]
-    ["diagnostics"]`` gives per state the fitted proportion and the separation of the high
-    component from the background (sd units).
+    - z_second) / 0.75), Phi(z_best))`` (K >= 2) or ``Phi(z - 1)`` (K = 1).
 
-    Calibration: on :func:`hcctme.datasets.demo` (UCell scores, ``sample_key="patient"``) every
-    state is called with recall 0.86-0.98 (mean 0.93) and precision 0.88-1.0 (mean 0.98); the best
-    threshold on a state's own score reaches 0.96-1.0 recall at precision 0.85, and the weakest
-    states (CAF_TGFB_MYCAF: background with a long tail; M_MDSC: cells that detect an HLA-DR gene
-    lose most of their signed score) lose the cells in the overlap. With half the planted effects
-    and twice the dispersion and batch sd (``simulate_cohort(12, 800, noise=2, seed=1)``): recall
-    0.82-0.99, precision 0.90-1.0. tests/tl/test_call_states.py prints both tables. Pure noise
-    scores give no calls (< 2 %); a state absent from the data (its cells removed from the demo)
-    takes at most 2.5 % of its parent's cells, 6.5 % for ENDO_ONCOFETAL_PLVAP.
+    Evaluation: ``benchmarks/states_eval.py`` calls states on cohorts of an independent generator
+    (``tests/tl/_state_generator.py``: state programmes from other papers' lists sharing 30-60 %
+    of the library's genes, continua, stress, ambient RNA, doublets, 10x- and Smart-seq-like
+    depths); the README gives the figures.
 
     Limits:
 
-    * the model expects states to be distinct sub-populations. In real data many cells are in
-      none of the library's states or in between; a state whose ``separation`` is below ~1.5 has
-      no distinct high group and its calls are the upper tail of a continuum;
+    * the model expects states to be distinct sub-populations of the state scores. In real data
+      many cells are in none of the library's states or in between; a state whose
+      ``separation`` is below ~1.5 has no distinct high group and its calls are the upper tail of
+      a continuum;
     * calls are relative to the population they are read in, so a label that mixes cell types
       (e.g. "Myeloid" mapped to ``macrophage``) biases them; map labels carefully;
-    * the class proportions are estimated per context over all samples; a sample with fewer
-      than 20 background cells of a state above the floor (almost only that state, or a state
-      score that is mostly 0) is not aligned and is read on the pooled scale. Compare state
-      proportions at the sample level (:func:`hcctme.tl.compare` with
-      ``features="composition"``);
-    * the components are normal: a state whose scores are bimodal or whose background has a long
-      upper tail loses the cells in the overlap, and a zero-inflated score without any state can
-      still be split into a background and an upper-tail "state" (check ``separation`` and the
-      proportions in ``uns[key_added]["diagnostics"]``);
+    * without an artefact signature for dissociation stress in the scores, stressed cells are
+      called by their state scores (heat-shock genes are in some published state lists);
+      doublets of two cells of one lineage are not recognised;
     * signatures scored from the user's own gene sets (columns that are not library ids) are not
       used for calling (their parent context and mutual exclusivity are unknown); they are
-      listed in ``uns[key_added]["ignored_signatures"]``.
+      listed in ``uns[key_added + "_params"]["ignored_signatures"]``.
     """
     _validate.anndata(adata)
     key_added = _validate.key_added(key_added)
@@ -231,9 +284,15 @@ def call_states(
         raise ValueError(f"refine_resolution must be a positive number, got {refine_resolution!r}")
     scores = _validate.scores(adata, scores_key)
     labels = _validate.obs_column(adata, cell_type_key, purpose="cell-type labels").astype(str)
-    samples = None
+    samples = pd.Series("all", index=adata.obs_names)
     if sample_key is not None:
-        samples = _validate.obs_column(adata, sample_key, purpose="samples").astype(str).to_numpy()
+        samples = _validate.obs_column(adata, sample_key, purpose="samples").astype(str)
+    extra = _artefact_columns(artefacts, scores, scores_key)
+    if not isinstance(self_train, bool):
+        raise TypeError(f"self_train must be True or False, got {self_train!r}")
+    if layer is not None and layer not in adata.layers:
+        raise KeyError(f"layer {layer!r} is not in adata.layers ({list(adata.layers)}); pass one of them or "
+                       "layer=None for adata.X")
 
     resolution = _contexts.resolve(labels, context_map)
     if all(ctx is None for ctx in resolution.mapping.values()):
@@ -257,20 +316,27 @@ def call_states(
             "hcctme.tl.score(adata) with the library (the default) before calling states"
         )
     used_cols = [c for ids in states.values() for c in ids]
-    values = scores[used_cols]
+    contexts = labels.map(lambda x: resolution.mapping[x] or Defaults.UNASSIGNED).to_numpy(dtype=object)
+    art_cols, markers, _ = artefact_signatures(scores.columns, library, contexts, list(states), extra)
+    read = list(dict.fromkeys([*used_cols, *(c for cols in art_cols.values() for c in cols)]))
+    values = scores[read]
     if not np.all(np.isfinite(values.to_numpy(dtype=float))):
-        bad = [c for c in used_cols if not np.all(np.isfinite(values[c].to_numpy(dtype=float)))]
-        raise ValueError(f"state scores {bad} in adata.obsm[{scores_key!r}] contain NaN/inf; re-run tl.score")
+        bad = [c for c in read if not np.all(np.isfinite(values[c].to_numpy(dtype=float)))]
+        raise ValueError(f"scores {bad} in adata.obsm[{scores_key!r}] contain NaN/inf; re-run tl.score")
     for context, ids in missing.items():
         if context in states:
             logger.warning("%s states not scored (left out of the competition): %s", context, ids)
 
-    contexts = labels.map(lambda x: resolution.mapping[x] or Defaults.UNASSIGNED).to_numpy(dtype=object)
     thresholds = _model.Thresholds(min_confidence=min_confidence)
-    result = _model.assign(values, contexts, states, samples=samples, thresholds=thresholds)
+    references = _references(values, contexts, markers)
+    result = _model.assign(values, contexts, states, artefacts=art_cols, references=references,
+                           thresholds=thresholds)
+    trained = _self_train(adata, layer, result, contexts, states, min_confidence) if self_train else {}
     calls, confidence = result.calls, result.confidence
     if refine == "leiden":
         calls, confidence = _refine_leiden(result, contexts, states, resolution=refine_resolution)
+        calls = np.where(result.artefact != "", Defaults.UNASSIGNED, calls)
+        confidence = np.where(result.artefact != "", 0.0, confidence)
 
     for context, diag in result.diagnostics.items():
         weak = {s: round(v["separation"], 2) for s, v in diag.items()
@@ -278,11 +344,7 @@ def call_states(
         if weak:
             logger.warning("%s: states without a distinct high sub-population (separation < %.1f sd): %s; "
                            "their calls are the upper tail of a continuum", context, WEAK_SEPARATION, weak)
-
-    counts = {}
-    for context, ids in states.items():
-        in_ctx = contexts == context
-        counts[context] = {s: int(np.sum(calls[in_ctx] == s)) for s in [*ids, Defaults.UNASSIGNED]}
+    table = _count_table(calls, contexts, samples.to_numpy(), states)
 
     # ---- nothing written before this line ----
     adata = adata.copy() if copy else adata
@@ -292,23 +354,34 @@ def call_states(
     ctx_categories = list(dict.fromkeys([c for c in _contexts.MAPPABLE_CONTEXTS if c in set(contexts)]
                                         + [Defaults.UNASSIGNED]))
     adata.obs[f"{key_added}{Keys.PARENT_SUFFIX}"] = pd.Categorical(contexts, categories=ctx_categories)
+    adata.obs[f"{key_added}{Keys.ARTEFACT_SUFFIX}"] = pd.Categorical(result.artefact.astype(str))
     if refine == "leiden":
         adata.obs[f"{key_added}_unrefined"] = pd.Categorical(result.calls, categories=categories)
-    adata.uns[key_added] = {
+    adata.uns[key_added] = table
+    adata.uns[f"{key_added}{Keys.PARAMS_SUFFIX}"] = {
+        "tool": "call_states",
+        "params": {"cell_type_key": cell_type_key, "scores_key": scores_key,
+                   "sample_key": sample_key if sample_key is not None else "",
+                   "context_map": {str(k): v or Defaults.UNASSIGNED for k, v in (context_map or {}).items()},
+                   "artefacts": list(extra), "min_confidence": min_confidence, "refine": refine or "none",
+                   "refine_resolution": float(refine_resolution), "self_train": self_train,
+                   "layer": layer or "X", "key_added": key_added},
+        "library_version": library.library_version,
+        "cell_type_key": cell_type_key,
         "mapping": {k: v or Defaults.UNASSIGNED for k, v in resolution.mapping.items()},
         "mapping_source": dict(resolution.source),
         "states": {k: list(v) for k, v in states.items()},
+        "artefact_signatures": {k: list(v) for k, v in art_cols.items()},
+        "marker_references": references,
         "thresholds": thresholds.to_dict(),
-        "method": ("z-score within (context, sample); K-states-or-none Gaussian mixture (EM) per context, "
-                   "refitted after aligning each sample's background to the pooled background; "
-                   "confidence = posterior of the best state"),
-        "cell_type_key": cell_type_key,
-        "sample_key": sample_key if sample_key is not None else "",
-        "scores_key": scores_key,
-        "library_version": library.library_version,
-        "counts": counts,
+        "method": ("artefact and foreign-lineage outliers (robust z) set aside; state scores z-scored over "
+                   "each context (no per-sample re-centering); K-states-or-none mixture (EM) per context; "
+                   "confidence = posterior of the best state"
+                   + ("; self-trained logistic regression on the context's expression PCs and state z-scores "
+                      "(contexts in self_train.seeds)" if self_train else "")),
         "ignored_signatures": ignored,
         "refine": {"method": refine or "none", "resolution": float(refine_resolution)},
+        "self_train": {"params": _selftrain.SelfTrainParams().to_dict(), "seeds": trained},
         "diagnostics": result.diagnostics,
         "fitted": dict(result.fitted),
     }
@@ -316,7 +389,66 @@ def call_states(
     mapped = {k: v for k, v in resolution.mapping.items() if v is not None}
     logger.info("cell_context mapping used: %s; unassigned labels: %s", mapped, resolution.unmapped)
     logger.info(
-        "called %d states in %d cells of %d contexts -> obs[%r], obs[%r], uns[%r]",
-        n_called, adata.n_obs, len(states), key_added, f"{key_added}{Keys.CONFIDENCE_SUFFIX}", key_added,
+        "called %d states in %d cells of %d contexts (%d artefact cells) -> obs[%r], obs[%r], uns[%r]",
+        n_called, adata.n_obs, len(states), int(np.sum(result.artefact != "")), key_added,
+        f"{key_added}{Keys.CONFIDENCE_SUFFIX}", key_added,
     )
     return adata if copy else None
+
+
+def _self_train(adata: AnnData, layer: str | None, result: _model.Assignment, contexts: np.ndarray,
+                states: Mapping[str, list[str]], min_confidence: float) -> dict[str, dict[str, int]]:
+    """Replace the mixture's calls by the self-trained ones where a context allows it (in place).
+
+    Returns context -> seed counts per class for the contexts that were self-trained.
+    """
+    params = _selftrain.SelfTrainParams()
+    matrix = adata.layers[layer] if layer is not None else adata.X
+    out: dict[str, dict[str, int]] = {}
+    for context, ids in states.items():
+        idx = np.flatnonzero((contexts == context) & (result.artefact == ""))
+        if idx.size < params.min_cells:
+            continue
+        expression = _selftrain.log_expression(matrix[idx])
+        z = result.z[ids].to_numpy(dtype=float)[idx]
+        position = {s: j for j, s in enumerate(ids)}
+        best = np.array([position[b] for b in result.best[idx]], dtype=int)
+        called = result.calls[idx] != Defaults.UNASSIGNED
+        trained = _selftrain.call_population(expression, z, list(ids), best, result.confidence[idx], called,
+                                             params, min_confidence)
+        if trained is None:
+            continue
+        calls, confidence, counts = trained
+        result.calls[idx] = np.where(calls == "", Defaults.UNASSIGNED, calls)
+        result.confidence[idx] = confidence
+        out[context] = counts
+    return out
+
+
+def _artefact_columns(artefacts, scores: pd.DataFrame, scores_key: str) -> list[str]:
+    """Validate the user's extra artefact columns."""
+    if artefacts is None:
+        return []
+    if isinstance(artefacts, str) or not all(isinstance(a, str) for a in artefacts):
+        raise TypeError(f"artefacts must be a list of score column names, got {artefacts!r}")
+    missing = [a for a in artefacts if a not in scores.columns]
+    if missing:
+        raise KeyError(f"artefacts {missing} are not columns of adata.obsm[{scores_key!r}]; score those gene "
+                       "sets with hcctme.tl.score first")
+    return list(artefacts)
+
+
+def _count_table(calls: np.ndarray, contexts: np.ndarray, samples: np.ndarray,
+                 states: Mapping[str, list[str]]) -> pd.DataFrame:
+    """Tidy counts of the calls per (sample, context, state), zeros included."""
+    frame = pd.DataFrame({"sample": samples, "context": contexts, "state": calls})
+    rows = []
+    for context, ids in states.items():
+        sub = frame[frame["context"] == context]
+        for sample, group in sub.groupby("sample", sort=True):
+            counts = group["state"].value_counts()
+            for state in [*ids, Defaults.UNASSIGNED]:
+                rows.append((sample, context, state, int(counts.get(state, 0)), len(group)))
+    table = pd.DataFrame(rows, columns=["sample", "context", "state", "n_cells", "total"])
+    table["fraction"] = table["n_cells"] / table["total"].where(table["total"] > 0, 1)
+    return table.drop(columns="total")

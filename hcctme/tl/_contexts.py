@@ -46,6 +46,16 @@ from hcctme._constants import CELL_CONTEXTS, CONTEXT_PARENTS, Defaults
 # Contexts a label may be mapped to ("any" is a signature context, not a cell population).
 MAPPABLE_CONTEXTS: tuple[str, ...] = tuple(c for c in CELL_CONTEXTS if c != "any")
 
+# Lineages: a cell-type marker of another lineage than a cell's context marks a doublet or ambient
+# RNA (a T cell high in a macrophage or hepatocyte marker score); within one lineage markers are
+# shared (NK and CD8 T cytotoxic genes, S100A8/9 in monocytes and neutrophils) and are not used.
+LINEAGES: dict[str, str] = {
+    "t_cell": "t_nk", "cd8_t": "t_nk", "cd4_t": "t_nk", "nk": "t_nk", "b_cell": "b", "plasma": "b",
+    "myeloid": "myeloid", "macrophage": "myeloid", "monocyte": "myeloid", "neutrophil": "myeloid",
+    "dendritic": "myeloid", "fibroblast": "fibroblast", "endothelial": "endothelial",
+    "hepatocyte": "epithelial", "tumour": "epithelial",
+}
+
 _NOT_TUMOUR_FOLLOWERS = r"(?!\s*(associated|infiltrating|derived|resident|educated|adjacent|microenv))"
 
 # (context, pattern) on the normalised label; every matching rule proposes its context.

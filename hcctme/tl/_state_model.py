@@ -3,23 +3,20 @@
 The model, for one parent context (e.g. ``macrophage``) whose state collection has K states
 (K = 1 for single-state collections such as TREG among CD4 T cells):
 
-1. **Standardise.** A first fit uses each state score z-scored within the parent population of
-   each sample (mean and sd over that sample's cells of the context; groups of fewer than
-   ``min_cells`` cells borrow the statistics of the context over all samples). Those statistics
-   depend on the sample's state composition (a sample rich in a state gets a larger sd and smaller
-   z for it), so each of ``rounds`` refits standardises the scores over the context, then aligns
-   every sample's *background* (cells not in the state, above the floor, weighted by the previous
-   fit) to the pooled background by a shift and a scale (clipped to [1/2, 2]): one patient's
-   depth does not decide, and neither does its composition.
+1. **Standardise.** Each state score is z-scored over the parent population's cells of all
+   samples together (pooled). No per-sample re-centering: a patient whose macrophages are mostly
+   SPP1+ keeps high TAM2 scores (a per-sample z-score would remove exactly the between-sample
+   differences that composition tests look for). UCell scores are rank-based within each cell, so
+   depth and gene-wise batch shifts move them little. Cells flagged as artefacts (stress, ambient
+   RNA, doublets; see :func:`artefact_flags`) are left out of the fit.
 2. **Mixture.** Every cell is taken to be in exactly one of K + 1 classes: one of the K states, or
    none of them. In state k its score k is high, ``N(mu1_k, sd1_k)``; every score of a state
    the cell is not in follows that state's background ``N(mu0_k, sd0_k)``.
    The class proportions, means and sds are fitted by EM over the cells of the context in all
    samples; the posterior probability of each class follows from Bayes' rule. This is the
    "margin" of the best state twice over: over the runner-up state (the states compete for the
-   same posterior mass) and over the population (the "none" class); the refit starts from the
-   previous fit. The in-state sd is at least 0.35 (the background's 0.25): the scores of 3-4 gene
-   signatures cluster at a few levels.
+   same posterior mass) and over the population (the "none" class). The in-state sd is at least
+   0.35 (the background's 0.25): the scores of 3-4 gene signatures cluster at a few levels.
 3. **Hurdle.** Scores at the column's floor (UCell gives 0 when no gene of the signature ranks)
    are a point mass with a probability of their own in the state (at most the background's) and
    in the background; only the scores above it are normal.
@@ -51,7 +48,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp, ndtr
 
-from hcctme._constants import Defaults
+from hcctme._constants import STATE_ARTEFACT_Z, STATE_MAX_FOREIGN_SHARE, Defaults
 
 UNASSIGNED = Defaults.UNASSIGNED
 _SD_FLOOR = 0.25  # in z units: discrete scores of short signatures must not make a spike
@@ -66,9 +63,9 @@ class Thresholds:
     """Parameters of the assignment (see the module docstring)."""
 
     min_confidence: float = 0.5
-    min_cells: int = 20
     min_fit_cells: int = 30
-    rounds: int = 1
+    artefact_z: float = STATE_ARTEFACT_Z
+    max_foreign_share: float = STATE_MAX_FOREIGN_SHARE
     symlog: bool = False
     max_iter: int = 200
     tol: float = 1e-6
@@ -107,6 +104,7 @@ class Assignment:
     confidence: np.ndarray  # float in [0, 1]
     best: np.ndarray  # best state per cell (also when below threshold); "" outside called contexts
     z: pd.DataFrame  # standardised state scores (NaN outside the state's context)
+    artefact: np.ndarray  # column that flagged the cell as an artefact, "" when none
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     diagnostics: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     fitted: dict[str, str] = field(default_factory=dict)  # context -> "mixture" | "rule"
@@ -122,34 +120,6 @@ def _weighted_stats(values: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray
     mean = (weights * values).sum(axis=0) / safe
     var = (weights * (values - mean) ** 2).sum(axis=0) / safe
     return mean, np.sqrt(var), wsum
-
-
-def standardise(
-    values: np.ndarray,
-    groups: np.ndarray | None,
-    *,
-    min_cells: int = 20,
-) -> np.ndarray:
-    """z-score the columns of ``values`` within each group.
-
-    Groups of fewer than ``min_cells`` cells use the pooled statistics. A column without spread
-    gets z = 0.
-    """
-    values = np.asarray(values, dtype=float)
-    w = np.ones_like(values)
-    pooled_mean, pooled_sd, _ = _weighted_stats(values, w)
-    mean = np.broadcast_to(pooled_mean, values.shape).copy()
-    sd = np.broadcast_to(pooled_sd, values.shape).copy()
-    if groups is not None:
-        codes, _ = pd.factorize(np.asarray(groups))
-        for code in range(codes.max() + 1 if codes.size else 0):
-            rows = codes == code
-            g_mean, g_sd, g_w = _weighted_stats(values[rows], w[rows])
-            ok = g_w >= min_cells
-            mean[np.ix_(rows, ok)] = g_mean[ok]
-            sd[np.ix_(rows, ok)] = g_sd[ok]
-    sd = np.where(np.isfinite(sd) & (sd > 1e-12), sd, np.nan)
-    return np.nan_to_num((values - mean) / sd, nan=0.0)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -262,52 +232,47 @@ def _transform(z: np.ndarray, th: Thresholds) -> np.ndarray:
     return symlog(z) if th.symlog else z
 
 
-def align_samples(
-    z: np.ndarray,
-    groups: np.ndarray | None,
-    background: np.ndarray,
-    *,
-    min_cells: int = 20,
-    max_ratio: float = 2.0,
-) -> np.ndarray:
-    """Shift and scale each sample's scores so that its background matches the pooled background.
+def artefact_flags(values: np.ndarray, z_max: float, reference: float | None = None) -> np.ndarray:
+    """Which cells of one context lie far in the upper tail of an artefact or foreign-lineage score.
 
-    ``background`` (cells x columns, in [0, 1]) weights the cells that are not in the column's
-    state (above the floor only, so a sample's share of floor cells does not move it). A sample
-    with fewer than ``min_cells`` (weighted) background cells of a column is left as it is; the
-    scale factor is clipped to [1 / max_ratio, max_ratio].
+    Robust z-score over the context's cells: ``(x - median) / (1.4826 * MAD)`` above ``z_max``
+    (the MAD is floored at 1 % of the column's range). With ``reference`` (the score's median in
+    the lineage it marks), a cell must also be a third of the way from the context's median to
+    that level: a cell of another lineage's profile mixed in (a doublet, ambient RNA), not the
+    noise of a score that is near zero in the whole context.
     """
-    if groups is None:
-        return z
-    pooled_mean, pooled_sd, _ = _weighted_stats(z, background)
-    out = z.copy()
-    codes, _ = pd.factorize(np.asarray(groups))
-    for code in range(codes.max() + 1 if codes.size else 0):
-        rows = codes == code
-        g_mean, g_sd, g_w = _weighted_stats(z[rows], background[rows])
-        ok = (g_w >= min_cells) & (g_sd > 1e-12) & (pooled_sd > 1e-12)
-        ratio = np.clip(np.divide(pooled_sd, g_sd, out=np.ones_like(g_sd), where=ok), 1.0 / max_ratio, max_ratio)
-        out[rows] = np.where(ok, pooled_mean + (z[rows] - g_mean) * ratio, z[rows])
-    return out
+    if values.size == 0:
+        return np.zeros(values.shape[0], dtype=bool)
+    med = float(np.median(values))
+    mad = 1.4826 * float(np.median(np.abs(values - med)))
+    spread = float(np.ptp(values))
+    mad = max(mad, 0.01 * spread, 1e-12)
+    flags = (values - med) / mad > z_max
+    if reference is not None:
+        flags &= (reference > med) & (values >= med + (reference - med) / 3.0)
+    return flags
 
 
 def assign_context(
-    values: np.ndarray, groups: np.ndarray | None, th: Thresholds
+    values: np.ndarray, th: Thresholds, fit_rows: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Mixture | None, np.ndarray]:
-    """Assign the cells of one context: (best column, confidence, called, mixture, z)."""
+    """Assign the cells of one context: (best column, confidence, called, mixture, z).
+
+    The mixture is fitted on ``fit_rows`` (default: all cells) and applied to every cell.
+    """
     n, k = values.shape
-    z = standardise(values, groups, min_cells=th.min_cells)
+    fit_rows = np.ones(n, dtype=bool) if fit_rows is None else fit_rows
+    ref = values[fit_rows] if fit_rows.sum() >= 2 else values
+    mean, sd = ref.mean(axis=0), ref.std(axis=0)
+    z = np.nan_to_num((values - mean) / np.where(sd > 1e-12, sd, np.nan), nan=0.0)
     best, conf = rule(z, th)
-    if n < th.min_fit_cells:
+    if fit_rows.sum() < th.min_fit_cells:
         return best, conf, conf >= th.min_confidence, None, z
     floor = floor_mask(values)
     z = _transform(z, th)
-    mix, resp = fit_mixture(z, floor, _classes(best, conf, k, th), th)
-    pooled = _transform(standardise(values, None), th)
-    for _ in range(th.rounds):
-        z = align_samples(pooled, groups, (1.0 - resp[:, :k]) * ~floor, min_cells=th.min_cells)
-        best = np.argmax(resp[:, :k], axis=1)
-        mix, resp = fit_mixture(z, floor, _classes(best, resp[np.arange(n), best], k, th), th)
+    mix, _ = fit_mixture(z[fit_rows], floor[fit_rows], _classes(best, conf, k, th)[fit_rows], th)
+    log_joint = _log_joint(z, floor, mix)
+    resp = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
     rows = np.arange(n)
     best = np.argmax(resp[:, :k], axis=1)
     conf = resp[rows, best]
@@ -321,7 +286,8 @@ def assign(
     contexts: Sequence[str | None] | np.ndarray,
     states: Mapping[str, Sequence[str]],
     *,
-    samples: Sequence[object] | np.ndarray | None = None,
+    artefacts: Mapping[str, Sequence[str]] | None = None,
+    references: Mapping[str, float] | None = None,
     thresholds: Thresholds = Thresholds(),
 ) -> Assignment:
     """Call one state per cell inside its context.
@@ -329,13 +295,17 @@ def assign(
     Parameters
     ----------
     scores
-        Cells x signatures (the columns named in ``states`` are used).
+        Cells x signatures (the columns named in ``states`` and ``artefacts`` are used).
     contexts
         The cell_context of each cell (None / "unassigned" = none).
     states
         context -> state ids (columns of ``scores``) that compete in that context.
-    samples
-        Sample of each cell; standardisation is done within (context, sample).
+    artefacts
+        context -> columns whose upper outliers (:func:`artefact_flags`) mark a cell as "none of
+        these" (artefact programmes, markers of a foreign lineage).
+    references
+        column -> the score's median in the lineage it marks (foreign-lineage markers; see
+        :func:`artefact_flags`).
     thresholds
         See :class:`Thresholds`.
     """
@@ -343,34 +313,49 @@ def assign(
     contexts = np.asarray([UNASSIGNED if c is None else c for c in contexts], dtype=object)
     if len(contexts) != n:
         raise ValueError(f"{len(contexts)} contexts for {n} cells")
-    sample_arr = None if samples is None else np.asarray(samples, dtype=object)
+    artefacts = artefacts or {}
+    references = references or {}
     calls = np.full(n, UNASSIGNED, dtype=object)
     best_all = np.full(n, "", dtype=object)
     conf = np.zeros(n, dtype=float)
+    flagged = np.full(n, "", dtype=object)
     all_states = list(dict.fromkeys(s for ids in states.values() for s in ids))
     z_frame = pd.DataFrame(np.nan, index=scores.index, columns=all_states)
-    result = Assignment(calls=calls, confidence=conf, best=best_all, z=z_frame)
+    result = Assignment(calls=calls, confidence=conf, best=best_all, z=z_frame, artefact=flagged)
     for context, ids in states.items():
         ids = list(ids)
         idx = np.flatnonzero(contexts == context)
         if not ids or idx.size == 0:
             continue
         values = scores[ids].to_numpy(dtype=float)[idx]
-        groups = None if sample_arr is None else sample_arr[idx]
-        best, c, called, mix, z = assign_context(values, groups, thresholds)
+        cols = [c for c in artefacts.get(context, ()) if c in scores.columns]
+        art_values = scores[cols].to_numpy(dtype=float)[idx] if cols else np.zeros((idx.size, 0))
+        flags = np.column_stack([artefact_flags(art_values[:, j], thresholds.artefact_z, references.get(col))
+                                 for j, col in enumerate(cols)]) if cols else np.zeros((idx.size, 0), dtype=bool)
+        # a foreign-lineage marker that flags many cells marks a state's sub-population (its genes are
+        # shared with that lineage's markers), not doublets or ambient RNA: it is not used there
+        shared = [j for j, col in enumerate(cols) if col in references
+                  and flags[:, j].mean() > thresholds.max_foreign_share]
+        flags[:, shared] = False
+        is_artefact = flags.any(axis=1)
+        first = np.asarray(cols, dtype=object)[np.argmax(flags, axis=1)] if cols else np.full(idx.size, "")
+        flagged[idx] = np.where(is_artefact, first, "")
+        best, c, called, mix, z = assign_context(values, thresholds, fit_rows=~is_artefact)
+        called &= ~is_artefact
         z_frame.iloc[idx, [z_frame.columns.get_loc(s) for s in ids]] = z
         best_ids = np.asarray(ids, dtype=object)[best]
-        conf[idx] = np.clip(c, 0.0, 1.0)
+        conf[idx] = np.where(is_artefact, 0.0, np.clip(c, 0.0, 1.0))
         best_all[idx] = best_ids
         calls[idx[called]] = best_ids[called]
         result.counts[context] = {s: int(np.sum(calls[idx] == s)) for s in ids}
         result.counts[context][UNASSIGNED] = int(np.sum(calls[idx] == UNASSIGNED))
         result.fitted[context] = "mixture" if mix is not None else "rule"
+        result.diagnostics[context] = {UNASSIGNED: {"artefacts": int(is_artefact.sum()),
+                                                    "markers_not_used": [cols[j] for j in shared]}}
         if mix is not None:
             sep = mix.separation
-            result.diagnostics[context] = {
-                s: {"proportion": float(mix.weights[j]), "separation": float(sep[j])}
-                for j, s in enumerate(ids)
-            }
-            result.diagnostics[context][UNASSIGNED] = {"proportion": float(mix.weights[-1])}
+            result.diagnostics[context].update({
+                s: {"proportion": float(mix.weights[j]), "separation": float(sep[j])} for j, s in enumerate(ids)
+            })
+            result.diagnostics[context][UNASSIGNED]["proportion"] = float(mix.weights[-1])
     return result

@@ -36,7 +36,7 @@ def called() -> AnnData:
         "hcctme_state_confidence": rng.random(n),
     }, index=[f"c{i}" for i in range(n)])
     adata = AnnData(np.zeros((n, 2), dtype=np.float32), obs=obs)
-    adata.uns["hcctme_state"] = {"states": STATES}
+    adata.uns["hcctme_state_params"] = {"states": STATES}
     adata.obsm["X_umap"] = rng.normal(size=(n, 2))
     return adata
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hcctme import datasets, kb, pipeline, report
+from hcctme import datasets, get, kb, pipeline, report
 from hcctme._constants import Report
 
 pytestmark = pytest.mark.slow
@@ -118,7 +118,7 @@ def test_summary_states_findings_with_numbers_and_links(report_path: Path):
 def test_methods_name_versions_tests_and_citations(analysed, report_path: Path):
     text = report_path.read_text()
     methods = text[text.index('<section id="methods">'):]
-    assert analysed.uns["hcctme_scores"]["library_version"] in methods
+    assert get.params(analysed, "hcctme_scores")["library_version"] in methods
     assert kb.version in methods
     assert "Benjamini-Hochberg" in methods and "LIANA" in methods and "Andreatta M" in methods
 

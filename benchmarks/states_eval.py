@@ -1,0 +1,88 @@
+"""State calling on the independent evaluation generator (tests/tl/_state_generator.py).
+
+For each setting (10x-like, Smart-seq-like, noisy shallow 10x, high stress/ambient/doublets) and
+seed: draw a cohort, score it with the library (UCell; its "artefacts" collection included) plus a
+second dissociation-stress gene set (van den Brink 2017, as an extra artefact column), call states,
+and print per-parent ARI, per-state recall / precision, the ECE of the calls' confidence and the
+share of artefact cells left unassigned; then the false-positive rate of
+``tl.compare(features="composition")`` on the calls of ``--null`` null cohorts (no planted
+difference between the two arms). ``--refine leiden`` adds cluster voting; ``--no-self-train``
+measures the mixture's calls without the self-training step.
+
+    python benchmarks/states_eval.py --seeds 2 --null 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import hcctme
+from tests.tl._state_generator import SETTINGS, STRESS_STAND_IN, evaluate, generate
+
+
+def run(setting: str, seed: int, refine: str | None, cells: int, patients: int, self_train: bool = True) -> dict:
+    adata = generate(setting, seed=seed, n_patients=patients, cells_per_patient=cells)
+    hcctme.tl.score(adata)
+    hcctme.tl.score(adata, {"STRESS_STAND_IN": list(STRESS_STAND_IN)}, key_added="stress")
+    adata.obsm["hcctme_scores"]["STRESS_STAND_IN"] = adata.obsm["stress"]["STRESS_STAND_IN"]
+    hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient",
+                          artefacts=["STRESS_STAND_IN"], refine=refine, self_train=self_train)
+    return evaluate(adata)
+
+
+def null_fpr(n_cohorts: int) -> tuple[float, int]:
+    """Share of composition tests at p < 0.05 on the calls of null cohorts (8 patients, 4 vs 4)."""
+    pvalues = []
+    for seed in range(n_cohorts):
+        adata = generate("10x", seed=500 + seed, n_patients=8, cells_per_patient=200)
+        hcctme.tl.score(adata)
+        hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
+        table = hcctme.tl.compare(adata, condition_key="condition", sample_key="patient", reference="responder",
+                                  features="composition", groupby="hcctme_state", parent_key="cell_type",
+                                  store=False)
+        pvalues.append(table["pvalue"].dropna().to_numpy())
+    p = np.concatenate(pvalues)
+    return float(np.mean(p < 0.05)), int(p.size)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--cells", type=int, default=600)
+    parser.add_argument("--patients", type=int, default=8)
+    parser.add_argument("--refine", default=None, choices=[None, "leiden"])
+    parser.add_argument("--no-self-train", action="store_true", help="mixture calls only")
+    parser.add_argument("--null", type=int, default=0, help="null cohorts for the composition FPR")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    ari, states, summary = [], [], []
+    for setting in args.settings:
+        for seed in range(args.seeds):
+            res = run(setting, 100 + seed, args.refine, args.cells, args.patients, not args.no_self_train)
+            ari.append(res["ari"].rename((setting, seed)))
+            states.append(res["states"].assign(setting=setting, seed=seed))
+            summary.append({"setting": setting, "seed": seed, "ece": res["ece"], **res["artefacts"].to_dict()})
+    pd.set_option("display.width", 160)
+    print("per-parent ARI (mean over seeds):")
+    print(pd.concat(ari, axis=1).T.groupby(level=0).mean().round(2).to_string())
+    table = pd.concat(states).reset_index().groupby(["state", "setting"])[["recall", "precision"]].mean()
+    print("\nper-state recall / precision (mean over seeds):")
+    print(table.unstack("setting").round(2).to_string())
+    print("\nECE of the calls' confidence; share of artefact cells left unassigned:")
+    print(pd.DataFrame(summary).groupby("setting").mean(numeric_only=True).drop(columns="seed").round(3).to_string())
+    if args.null:
+        fpr, n_tests = null_fpr(args.null)
+        print(f"\ncomposition FPR at p < 0.05 on {args.null} null cohorts: {fpr:.3f} ({n_tests} tests)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""State calling on the independent evaluation generator (tests/tl/_state_generator.py).
+
+The generator marks states with other papers' gene lists (30-60 % shared with the library), so
+these tests measure ``tl.call_states`` against data it was not built from. The assertions are the
+floors the caller reaches on small cohorts (README gives the benchmark figures); they are below
+the issue-13 targets (per-parent ARI >= 0.8, recall >= 0.8, precision >= 0.85, ECE <= 0.05),
+which the caller does not reach on this generator.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+import hcctme
+from tests.tl._state_generator import (
+    CELL_TYPES,
+    PARTLY_CIRCULAR,
+    PROGRAMMES,
+    SETTINGS,
+    STRESS_STAND_IN,
+    evaluate,
+    expected_calibration_error,
+    generate,
+)
+
+
+def _overlap(state: str) -> float:
+    library = set(hcctme.sig.get(state).genes_up)
+    return len(set(PROGRAMMES[state]) & library) / len(library)
+
+
+@pytest.mark.parametrize("state", sorted(PROGRAMMES))
+def test_programmes_share_30_to_60_percent_of_the_library_signature(state):
+    assert 0.3 <= _overlap(state) <= 0.6, (state, _overlap(state))
+    # and are not the library's list: most programme genes are outside the signature, except for the
+    # programmes whose source library v2 took as it is (or TREG, whose only independent list is the
+    # library's core): those are the library's genes trimmed to half, and their figures partly circular
+    outside = set(PROGRAMMES[state]) - set(hcctme.sig.get(state).genes)
+    if state in PARTLY_CIRCULAR:
+        assert len(outside) <= 0.15 * len(PROGRAMMES[state])
+    else:
+        assert len(outside) >= 0.4 * len(PROGRAMMES[state])
+
+
+def test_sibling_programmes_share_genes():
+    assert set(PROGRAMMES["CAF_ECM_MYCAF"]) & set(PROGRAMMES["CAF_WOUND_MYCAF"]) >= {"COL3A1", "COMP", "ASPN"}
+    assert {"C1QA", "C1QB", "C1QC", "APOE"} <= set(PROGRAMMES["KUPFFER"]) & set(PROGRAMMES["TAM2_SPP1"])
+    assert {"PDCD1", "TOX"} & set(PROGRAMMES["CD8_TEX_TERMINAL"])
+
+
+def test_generator_is_seeded_with_artefacts_depths_and_continua():
+    a = generate("10x", n_patients=4, cells_per_patient=200, seed=3)
+    b = generate("10x", n_patients=4, cells_per_patient=200, seed=3)
+    assert (a.X != b.X).nnz == 0 and a.obs.equals(b.obs)
+    deep = generate("smartseq", n_patients=4, cells_per_patient=200, seed=3)
+    assert deep.obs["n_counts"].median() > 10 * a.obs["n_counts"].median()
+    shares = a.obs["artefact"].value_counts(normalize=True)
+    assert SETTINGS["10x"].doublets == 0.05 and 0.02 <= shares["doublet"] <= 0.08
+    assert shares["ambient"] > 0.03 and shares["stress"] > 0.02
+    # every artefact cell is expected to stay unassigned; continuum cells take the nearer end
+    assert (a.obs.loc[a.obs["artefact"] != "none", "state_true"] == "unassigned").all()
+    cd8 = a.obs[(a.obs["cell_type"] == "CD8+ T cells") & a.obs["progress"].notna() & (a.obs["artefact"] == "none")]
+    assert len(cd8) > 10
+    assert (cd8["state_true"].astype(str) == np.where(cd8["progress"] >= 0.5, "CD8_TEX_TERMINAL",
+                                                       "CD8_TEX_PROGENITOR")).all()
+    assert set(a.obs["cell_type"]) == set(CELL_TYPES)
+
+
+def test_expected_calibration_error():
+    conf = np.array([0.9] * 10 + [0.6] * 10)
+    correct = np.array([1] * 9 + [0] + [1] * 6 + [0] * 4)
+    assert expected_calibration_error(conf, correct) == pytest.approx(0.0)
+    assert expected_calibration_error(np.full(10, 0.95), np.zeros(10)) == pytest.approx(0.95)
+
+
+def _called(setting: str, seed: int, *, patients: int = 8, cells: int = 500):
+    adata = generate(setting, seed=seed, n_patients=patients, cells_per_patient=cells)
+    hcctme.tl.score(adata)
+    hcctme.tl.score(adata, {"STRESS_STAND_IN": list(STRESS_STAND_IN)}, key_added="stress")
+    adata.obsm["hcctme_scores"]["STRESS_STAND_IN"] = adata.obsm["stress"]["STRESS_STAND_IN"]
+    hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient", artefacts=["STRESS_STAND_IN"])
+    return adata
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setting", ["10x", "smartseq"])
+def test_calls_on_independent_generator(setting):
+    adata = _called(setting, seed=7)
+    res = evaluate(adata)
+    text = f"{res['ari'].round(2).to_dict()}\n{res['states'].round(2).to_string()}\nECE {res['ece']:.3f}; " \
+           f"artefacts unassigned {res['artefacts'].round(2).to_dict()}"
+    print(f"\n{setting}:\n{text}")
+    logging.getLogger("hcctme").info("independent generator, %s:\n%s", setting, text)
+    # calls stay inside their parent type
+    parent = {"cd8_t": "CD8+ T cells", "cd4_t": "CD4+ T cells", "macrophage": "Macrophages",
+              "neutrophil": "Neutrophils", "fibroblast": "CAFs", "endothelial": "Endothelial cells"}
+    calls = adata.obs["hcctme_state"].astype(str)
+    for state in set(calls) - {"unassigned"}:
+        expected = parent[hcctme.sig.get(state).cell_context]
+        assert (adata.obs.loc[calls == state, "cell_type"] == expected).all(), state
+    # what the caller reaches (floors with a margin below the measured values)
+    assert res["ari"]["CD4+ T cells"] >= 0.5 and res["ari"]["CAFs"] >= 0.3
+    assert res["ari"]["Macrophages"] >= 0.6 and res["ari"]["CD8+ T cells"] >= 0.35
+    caf = res["states"].loc[[s for s in res["states"].index if s.startswith("CAF_")]]
+    assert caf["recall"].mean() >= 0.6 and caf["precision"].mean() >= 0.7
+    assert res["states"].loc["TREG", "recall"] >= 0.8 and res["states"].loc["TREG", "precision"] >= 0.75
+    assert res["artefacts"]["stress"] >= 0.7 and res["artefacts"]["doublet"] >= 0.5
+    assert res["ece"] <= 0.15
+
+
+@pytest.mark.slow
+def test_composition_fpr_on_null_generator_cohorts():
+    """tl.compare(features="composition") on the calls of null cohorts (no planted difference)."""
+    pvalues = []
+    for seed in range(16):
+        adata = generate("10x", seed=500 + seed, n_patients=8, cells_per_patient=200)
+        hcctme.tl.score(adata)
+        hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
+        table = hcctme.tl.compare(adata, condition_key="condition", sample_key="patient", reference="responder",
+                                  features="composition", groupby="hcctme_state", parent_key="cell_type",
+                                  store=False)
+        pvalues.append(table["pvalue"].dropna().to_numpy())
+    p = np.concatenate(pvalues)
+    fpr = float(np.mean(p < 0.05))
+    print(f"\ncomposition FPR on 16 null generator cohorts: {fpr:.3f} over {p.size} tests")
+    assert p.size > 200 and fpr <= 0.05
