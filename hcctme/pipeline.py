@@ -305,9 +305,10 @@ def _compare(adata: AnnData, config: PipelineConfig) -> None:
 
 def _ta_response(adata: AnnData, config: PipelineConfig) -> None:
     """T+A signatures per patient: pseudobulk log-CPM of the raw counts, or per-cell score means without them."""
-    common = dict(sample_key=config.sample_key, condition_key=config.condition_key, reference=config.reference)
+    common = dict(sample_key=config.sample_key, condition_key=config.condition_key, reference=config.reference,
+                  use_raw=config.use_raw)
     if _counts_problem(adata, config.counts_layer) is not None:
-        tl.ta_response(adata, aggregate="mean", use_raw=config.use_raw, **common)
+        tl.ta_response(adata, aggregate="mean", **common)
         return
     view, layer = _counts_view(adata, config)
     tl.ta_response(view, layer=layer, **common)

@@ -796,8 +796,10 @@ def test_layer_and_use_raw_reach_every_step(small, monkeypatch):
     hc.pipeline.run(adata, **PIPE, use_raw=True, steps=("score", "ta_response", "crosstalk", "profile"))
     seen = {name: (a, kw) for name, a, kw in calls}
     assert set(seen) == {"score", "ta_response", "crosstalk", "resistance_profile"}
-    for name in ("score", "ta_response", "crosstalk"):
+    for name in ("score", "crosstalk"):
         assert seen[name][1]["use_raw"] is True and seen[name][1]["layer"] is None, name
+    # T+A reads the raw counts as pseudobulk (layers["counts"]); per-cell scores would come from .raw
+    assert seen["ta_response"][1]["use_raw"] is True and seen["ta_response"][1]["layer"] == "counts"
     profiled = seen["resistance_profile"][0]
     assert profiled.X is adata.raw.X  # the profile's gene evidence reads .raw, not the scaled X
 
