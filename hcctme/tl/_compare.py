@@ -323,8 +323,9 @@ def _composition(adata, units, design, reference, *, groupby, parent_key, method
 
 
 def _test_blocks(blocks, design, reference, method):
-    """Test the features of every group in one call (the empirical-Bayes prior is shared across them);
-    returns the group names and one result table per group.
+    """Test the features of every group in one call; return the group names and one table per group.
+
+    With ``method="moderated"`` the empirical-Bayes prior is shared across the groups.
     """
     if not blocks:
         return [], []
@@ -395,8 +396,11 @@ def _scores(adata, units, design, reference, *, per_cell, groupby, method, score
 
 
 def _sampling_variances(within: pd.DataFrame, n: pd.Series) -> pd.DataFrame:
-    """Sampling variance of each unit's mean: the feature's within-unit variance pooled over units,
-    divided by the unit's cells (x pi/2 for a median, by the caller); 0 when no unit has 2 cells."""
+    """Sampling variance of each unit's mean.
+
+    The feature's within-unit variance pooled over units, divided by the unit's cells (x pi/2 for a
+    median, by the caller); 0 when no unit has 2 cells.
+    """
     dof = (n - 1).clip(lower=0).astype(float)
     pooled = within.mul(dof, axis=0).sum(axis=0, min_count=1) / max(float(dof.sum()), 1.0)
     return pd.DataFrame(np.outer(1.0 / n.to_numpy(float), pooled.fillna(0.0).to_numpy()), index=within.index,

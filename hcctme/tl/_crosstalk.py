@@ -119,8 +119,10 @@ def _check_matrix(X: Any) -> str:
 # --------------------------------------------------------------------------------------------------
 def _depth_fractions(adata: AnnData, counts_layer: str | None, cells: dict[str, np.ndarray],
                      var_names: pd.Index) -> tuple[Any, dict[str, float]] | None:
-    """The counts matrix and, per unit, the thinning fraction that brings its median counts per cell
-    to the shallowest unit's; None (logged) when there are no usable raw counts."""
+    """The counts matrix and, per unit, the thinning fraction to the shallowest unit's median depth.
+
+    None (logged) when there are no usable raw counts.
+    """
     if counts_layer is None:
         return None
     if counts_layer not in adata.layers or not pd.Index(adata.var_names).astype(str).equals(var_names):

@@ -80,7 +80,7 @@ def strength_matrix(
         evaluable[:, j] = index["source"].isin(present).to_numpy() & index["target"].isin(present).to_numpy()
     values = wide.to_numpy(dtype=float, copy=True)
     values[~evaluable] = np.nan
-    frame = lambda x: pd.DataFrame(x, index=wide.index, columns=list(samples))  # noqa: E731
+    frame = lambda x: pd.DataFrame(x, index=wide.index, columns=list(samples))
     return frame(values), frame(~np.isnan(values)), frame(evaluable)
 
 

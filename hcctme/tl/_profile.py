@@ -332,9 +332,12 @@ def _crosstalk_per_sample(adata: AnnData, table: pd.DataFrame, sample_key: str, 
 def _add_specific_genes(axis_items: dict[str, tuple[bool, list[tuple[str, dict[str, Any]]]]],
                         axes_table: pd.DataFrame, adata: AnnData, samples: pd.Series, order: pd.Index,
                         layer: str | None) -> None:
-    """Give every axis whose evidence features are all shared with other axes (CD8_TEX_TERMINAL read by
-    PD1, TIM3, LAG3 and TIGIT) the mean expression of its own ligand / receptor genes, when the data
-    have them, so that it keeps one feature specific to it."""
+    """Give axes with only shared evidence a feature of their own: their ligand / receptor genes.
+
+    An axis whose evidence features are all read by other axes too (CD8_TEX_TERMINAL by PD1, TIM3,
+    LAG3 and TIGIT) gets the mean expression of its own ligand and receptor genes, when the data
+    have them.
+    """
     users: dict[tuple[str, str], set[str]] = {}
     for axis, (_, items) in axis_items.items():
         for kind, item in items:
@@ -546,7 +549,7 @@ def resistance_profile(
             "layer": layer, "axes": list(axes_table["axis"]), "active_threshold": float(active_threshold),
         }.items() if v is not None},
         "library_version": _validate.library_version(),
-        "absent": absent, "n_axes": int(len(axes_table)), "n_samples": int(len(order)),
+        "absent": absent, "n_axes": len(axes_table), "n_samples": len(order),
     }
     if summary is not None and len(summary):
         params["n_distinct_tests"] = int(summary.drop_duplicates(["evidence_group", "group"]).shape[0])
@@ -605,8 +608,10 @@ def _evidence_text(evidence: pd.DataFrame, out: pd.DataFrame) -> list[str]:
 
 
 def _evidence_groups(profile: pd.DataFrame) -> pd.Series:
-    """Axis -> its evidence group: axes whose per-sample activity vectors are identical share one group
-    (named after the axes in it, ';'-joined); they carry the same evidence and are one test."""
+    """Axis -> its evidence group (the ';'-joined axes with an identical per-sample activity vector).
+
+    Such axes carry the same evidence and count as one test.
+    """
     wide = profile.pivot(index="sample", columns="axis", values="activity")
     keys: dict[tuple, list[str]] = {}
     for axis in pd.unique(profile["axis"]):

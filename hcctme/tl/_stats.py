@@ -79,9 +79,11 @@ TRANSFORMS = ("asin", "logit", "clr")
 
 
 def multiplicative_replacement(props: np.ndarray, delta: float) -> np.ndarray:
-    """Zeros of each row of a proportion matrix replaced by ``delta``, the other parts shrunk by the
-    same factor so that rows still sum to 1 (Martin-Fernandez et al. 2003). The result depends on
-    the proportions and ``delta`` only, never on the number of cells behind them.
+    """Multiplicative replacement of the zeros of each row of a proportion matrix.
+
+    Zeros become ``delta``, the other parts shrink by the same factor so that rows still sum to 1
+    (Martin-Fernandez et al. 2003). The result depends on the proportions and ``delta`` only, never
+    on the number of cells behind them.
     """
     props = np.asarray(props, dtype=float)
     zeros = props <= 0
@@ -545,8 +547,10 @@ def detection_test(detected: np.ndarray, condition: np.ndarray, reference: str, 
 
 
 def combine_two_part(p_detection: np.ndarray, p_strength: np.ndarray) -> np.ndarray:
-    """One p-value per row from the detection and strength p-values (sum of chi-square(1) statistics,
-    as in hurdle models); a part that was not tested (NaN) is left out; NaN when neither was.
+    """One p-value per row from the detection and strength p-values.
+
+    Their chi-square(1) statistics are summed, as in hurdle models; a part that was not tested (NaN)
+    is left out; NaN when neither was.
     """
     pd_ = np.asarray(p_detection, float)
     ps = np.asarray(p_strength, float)

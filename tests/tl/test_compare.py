@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
-
-import anndata as ad
 
 import hcctme as hc
 from hcctme import _validate

@@ -8,11 +8,11 @@ import socket
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 import hcctme
 from hcctme import kb
 from hcctme.tl import _crosstalk_stats as cstats
-from scipy import stats
 
 from ._crosstalk_data import lr_cohort, resource_genes
 
