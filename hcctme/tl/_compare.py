@@ -121,7 +121,10 @@ def compare(
         Composition: ``"asin"`` (arcsine square root of the proportions, the default), ``"logit"``
         or ``"clr"`` (centred log-ratio within the parent, natural log; zeros by multiplicative
         replacement). Note that with 3-4 parts one part's expansion moves every other part's CLR by
-        ``-log(f) / D``: CLR effects are not per-part changes.
+        ``-log(f) / D``: CLR effects are not per-part changes. The logit and CLR values do not depend
+        on depth, but when the arms differ several-fold in cells per sample zeros are commoner in the
+        smaller samples and these tests run above their nominal false-positive rate (0.10 at p < 0.05
+        with 3x the cells, README); keep ``"asin"`` for such cohorts.
     scores_key
         obsm key of the signature scores (features="scores").
     signatures
