@@ -10,10 +10,6 @@ class Keys:
 
     SCORES: Final = "hcctme_scores"  # obsm (cells x signatures) and uns (parameters)
     STATE: Final = "hcctme_state"  # obs (categorical state call), uns (mapping, thresholds)
-    CONFIDENCE_SUFFIX: Final = "_confidence"  # obs[STATE + suffix]
-    PARENT_SUFFIX: Final = "_context"  # obs[STATE + suffix]: the cell_context each cell was read in
-    ARTEFACT_SUFFIX: Final = "_artefact"  # obs[STATE + suffix]: score that made a cell "none of these"
-    PARAMS_SUFFIX: Final = "_params"  # uns[key_added + suffix]: a tool's parameters and provenance
     COMPARE: Final = "hcctme_compare"  # uns: tidy comparison table
     ENRICH: Final = "hcctme_enrich"  # uns: preranked GSEA table
     TA_RESPONSE: Final = "hcctme_ta_response"  # uns: T+A response comparison
@@ -46,6 +42,7 @@ class Suffix:
     UNREFINED: Final = "_unrefined"  # obs: call_states' calls before refinement
     CONFIDENCE: Final = "_confidence"  # obs: call_states' confidence
     CONTEXT: Final = "_context"  # obs: the cell_context each cell was read in
+    ARTEFACT: Final = "_artefact"  # obs: call_states' artefact score that made a cell "none of these"
 
 
 # features -> uns key of the pipeline's comparison

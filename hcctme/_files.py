@@ -180,8 +180,9 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def refuse_overwrite(output: str | Path, *inputs: str | Path | None, folder: bool = False) -> None:
-    """Refuse an output path that is, or resolves to (symbolic or hard links), one of the inputs,
-    or, when ``folder``, an output folder that contains one of them (it is replaced as a whole).
+    """Refuse an output path that is, or resolves to (symbolic or hard links), one of the inputs.
+
+    When ``folder``, an output folder that contains one of them is refused too (it is replaced as a whole).
     """
     out = Path(output)
     resolved = out.resolve()
@@ -260,8 +261,9 @@ def _hdf5_kind(path: Path) -> str:
 
 
 def sniff(path: str | Path) -> str:
-    """What a file looks like: ``h5ad``, ``10x_h5``, ``loom``, ``hdf5``, ``zarr``, ``mtx``, ``gzip``,
-    ``rds``, ``text`` or ``unknown`` (from its first bytes and, for HDF5, its top-level names).
+    """Tell what a file looks like from its first bytes and, for HDF5, its top-level names.
+
+    One of ``h5ad``, ``10x_h5``, ``loom``, ``hdf5``, ``zarr``, ``mtx``, ``gzip``, ``rds``, ``text`` or ``unknown``.
     """
     path = Path(path)
     if path.is_dir():
@@ -352,9 +354,11 @@ def read_context_map(path: str | Path) -> dict[str, str | None]:
 # Writing
 # --------------------------------------------------------------------------------------------------
 def write_h5ad(adata: AnnData, path: str | Path) -> Path:
-    """Write an AnnData atomically; uns values h5py cannot store (object columns, None) are stringified
-    and keys holding "/" (cell-type labels such as "CD4/CD8 T") are escaped, in the file only, never in
-    the caller's object (:func:`read_h5ad` restores the keys).
+    """Write an AnnData atomically.
+
+    uns values h5py cannot store (object columns, None) are stringified and keys holding "/" (cell-type
+    labels such as "CD4/CD8 T") are escaped, in the file only, never in the caller's object
+    (:func:`read_h5ad` restores the keys).
     """
     path = Path(path)
     original = adata.uns

@@ -24,8 +24,9 @@ _WORDS = re.compile(r"\b(" + "|".join(map(re.escape, CELL_ONTOLOGY_WORDS)) + r")
 
 
 def fold(label: object) -> str:
-    """Lower-case ``label`` with accents removed, Greek letters spelled out and Cell Ontology words
-    replaced; punctuation is kept (the caller decides how to read it).
+    """Lower-case ``label``, remove accents, spell out Greek letters and replace Cell Ontology words.
+
+    Punctuation is kept (the caller decides how to read it).
     """
     text = str(label).lower()
     for letter, spelled in _GREEK.items():

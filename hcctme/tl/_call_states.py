@@ -15,6 +15,7 @@ from hcctme._constants import (
     STATE_MIN_REFERENCE_CELLS,
     Defaults,
     Keys,
+    Suffix,
 )
 from hcctme._logging import logger
 from hcctme.tl import _contexts
@@ -350,15 +351,15 @@ def call_states(
     adata = adata.copy() if copy else adata
     categories = list(dict.fromkeys([*used_cols, Defaults.UNASSIGNED]))
     adata.obs[key_added] = pd.Categorical(calls, categories=categories)
-    adata.obs[f"{key_added}{Keys.CONFIDENCE_SUFFIX}"] = np.clip(confidence, 0.0, 1.0).astype(float)
+    adata.obs[f"{key_added}{Suffix.CONFIDENCE}"] = np.clip(confidence, 0.0, 1.0).astype(float)
     ctx_categories = list(dict.fromkeys([c for c in _contexts.MAPPABLE_CONTEXTS if c in set(contexts)]
                                         + [Defaults.UNASSIGNED]))
-    adata.obs[f"{key_added}{Keys.PARENT_SUFFIX}"] = pd.Categorical(contexts, categories=ctx_categories)
-    adata.obs[f"{key_added}{Keys.ARTEFACT_SUFFIX}"] = pd.Categorical(result.artefact.astype(str))
+    adata.obs[f"{key_added}{Suffix.CONTEXT}"] = pd.Categorical(contexts, categories=ctx_categories)
+    adata.obs[f"{key_added}{Suffix.ARTEFACT}"] = pd.Categorical(result.artefact.astype(str))
     if refine == "leiden":
         adata.obs[f"{key_added}_unrefined"] = pd.Categorical(result.calls, categories=categories)
     adata.uns[key_added] = table
-    adata.uns[f"{key_added}{Keys.PARAMS_SUFFIX}"] = {
+    adata.uns[f"{key_added}{Suffix.PARAMS}"] = {
         "tool": "call_states",
         "params": {"cell_type_key": cell_type_key, "scores_key": scores_key,
                    "sample_key": sample_key if sample_key is not None else "",
@@ -391,7 +392,7 @@ def call_states(
     logger.info(
         "called %d states in %d cells of %d contexts (%d artefact cells) -> obs[%r], obs[%r], uns[%r]",
         n_called, adata.n_obs, len(states), int(np.sum(result.artefact != "")), key_added,
-        f"{key_added}{Keys.CONFIDENCE_SUFFIX}", key_added,
+        f"{key_added}{Suffix.CONFIDENCE}", key_added,
     )
     return adata if copy else None
 

@@ -576,8 +576,10 @@ def run_deseq2(
 
 
 def _one_blas_thread():
-    """BLAS limited to one thread: PyDESeq2's many tiny L-BFGS-B fits are several times slower with a
-    multi-threaded BLAS (thread start-up per call), the more so on a busy machine.
+    """Limit BLAS to one thread.
+
+    PyDESeq2's many tiny L-BFGS-B fits are several times slower with a multi-threaded BLAS (thread
+    start-up per call), the more so on a busy machine.
     """
     try:
         from threadpoolctl import threadpool_limits

@@ -65,10 +65,12 @@ RULES: tuple[tuple[str, str], ...] = (
     ("cd8_t", r"\b(tex|tpex|texprog|texterm|ctls?|tc1|cytotoxic\s*t|killer\s*t|exhausted\s*(cd8\s*)?t)\b"),
     ("cd8_t", r"\b(tex|tpex|ctl)s?\b"),
     ("cd4_t", r"\bcd4(t|tcells?|ts)?\b"),
-    ("cd4_t", r"\b(t\s*regs?|tregs?|regulatory\s*t|th\s*(1|2|9|17|22)|th(1|2|9|17|22)s?|tfh|tfr|t\s*helper|helper\s*t)\b"),
+    ("cd4_t", r"\b(t\s*regs?|tregs?|regulatory\s*t|th\s*(1|2|9|17|22)|th(1|2|9|17|22)s?|tfh|tfr|t\s*helper|"
+              r"helper\s*t)\b"),
     ("t_cell", r"\bt\s*(cell|cells|lymphocytes?|lymph)\b"),
     ("t_cell", r"^(t|ts|t\s*cells?)$"),
-    ("t_cell", r"\b(gd\s*t|gamma\s*delta|tcr\s*gd|tem|tcm|temra|trm|tn|naive\s*t|memory\s*t|effector\s*t|cycling\s*t|proliferating\s*t)\b"),
+    ("t_cell", r"\b(gd\s*t|gamma\s*delta|tcr\s*gd|tem|tcm|temra|trm|tn|naive\s*t|memory\s*t|effector\s*t|cycling\s*t|"
+               r"proliferating\s*t)\b"),
     ("t_cell", r"\bt\b"),
     # NK, B, plasma
     ("nk", r"\b(nk|nks|nk\s*cells?|natural\s*killers?)\b"),
@@ -77,12 +79,15 @@ RULES: tuple[tuple[str, str], ...] = (
     ("plasma", r"\b(plasma|plasma\s*cells?|plasmablasts?|plasmacytes?)\b"),
     # myeloid
     ("myeloid", r"\b(myeloid|myeloids|myeloid\s*cells?|mdscs?|mononuclear\s*phagocytes?)\b"),
-    ("macrophage", r"\b(macrophages?|macro|macs?|mphi|mphis|tams?|kupffer|kupffer\s*cells?|kcs?\s*kupffer|mo\s*mac|momac|momf)\b"),
+    ("macrophage", r"\b(macrophages?|macro|macs?|mphi|mphis|tams?|kupffer|kupffer\s*cells?|kcs?\s*kupffer|mo\s*mac|"
+                   r"momac|momf)\b"),
     ("monocyte", r"\b(monocytes?|mono|monos|cmono|ncmono|classical\s*mono\w*|m\s*mdscs?|mo\s*mdscs?)\b"),
     ("neutrophil", r"\b(neutrophils?|neutro|neu|neus|tans?|pmns?|pmn\s*mdscs?|g\s*mdscs?|polymorphonuclear)\b"),
-    ("dendritic", r"\b(dendritic|dendritic\s*cells?|dcs?|cdcs?|cdc1|cdc2|pdcs?|mregdcs?|modcs?|lamp3\s*dcs?|langerhans)\b"),
+    ("dendritic", r"\b(dendritic|dendritic\s*cells?|dcs?|cdcs?|cdc1|cdc2|pdcs?|mregdcs?|modcs?|lamp3\s*dcs?|"
+                  r"langerhans)\b"),
     # stroma and parenchyma
-    ("fibroblast", r"\b(fibroblasts?|fibro|cafs?|mycafs?|icafs?|apcafs?|caf\s*s1|myofibroblasts?|hscs?|stellate|hepatic\s*stellate\s*cells?)\b"),
+    ("fibroblast", r"\b(fibroblasts?|fibro|cafs?|mycafs?|icafs?|apcafs?|caf\s*s1|myofibroblasts?|hscs?|stellate|"
+                   r"hepatic\s*stellate\s*cells?)\b"),
     ("endothelial", r"\b(endothelial|endothelium|endothelial\s*cells?|endo|ecs?|lsecs?|lecs?|vecs?)\b"),
     ("hepatocyte", r"\b(hepatocytes?|hepatocyte\s*like)\b"),
     ("tumour", r"\b(malignant|hepatoma|hccs?|hcc\s*cells?|carcinoma)\b"),
@@ -113,8 +118,11 @@ _OVERRIDE_RULES = tuple((ctx, re.compile(p)) for ctx, p in _OVERRIDES)
 
 
 def normalise(label: object) -> str:
-    """The text the rules read: :func:`hcctme._labels.fold` (accents, Greek letters, Cell Ontology
-    words), then letters and digits only, single spaces."""
+    """Return the text the rules read.
+
+    :func:`hcctme._labels.fold` (accents, Greek letters, Cell Ontology words), then letters and digits
+    only, single spaces.
+    """
     text = re.sub(r"[^a-z0-9]+", " ", _labels.fold(label))
     # "cd8t" / "cd4tcells": split a trailing t (cells) glued to cd4/cd8 is handled by the rules.
     return re.sub(r"\s+", " ", text).strip()

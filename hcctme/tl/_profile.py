@@ -169,8 +169,9 @@ def _per_sample_mean(values: np.ndarray, samples: pd.Series, mask: np.ndarray, o
 
 def _score_evidence(scores: pd.DataFrame, samples: pd.Series, contexts: pd.Series | None, order: pd.Index,
                     features: list[str], scores_key: str, *, density: bool = False) -> list[dict[str, Any]]:
-    """Per sample and linked signature, the mean score over the cells of the signature's cell context
-    (over all cells when ``density``: recruitment axes, where more such cells is the signal).
+    """Per sample and linked signature, the mean score over the cells of the signature's cell context.
+
+    Over all cells when ``density`` (recruitment axes, where more such cells is the signal).
     """
     out = []
     for feature in features:
@@ -298,7 +299,8 @@ def _crosstalk_per_sample(adata: AnnData, table: pd.DataFrame, sample_key: str, 
     else:
         return None, "the crosstalk table has no liana score column (lr_means, magnitude_rank, ...)"
     if "axis" in table.columns:
-        axis_lists = table["axis"].astype(object).map(lambda v: [a for a in re.split(r"[;,|]\s*", v) if a] if isinstance(v, str) else [])
+        axis_lists = table["axis"].astype(object).map(
+            lambda v: [a for a in re.split(r"[;,|]\s*", v) if a] if isinstance(v, str) else [])
     elif {"ligand_complex", "receptor_complex"} <= set(table.columns):
         from hcctme import kb
 
@@ -360,10 +362,7 @@ def _zscore(values: pd.Series, centre_mask: np.ndarray | None, flip: bool) -> pd
     sd = float(x[finite].std(ddof=1))
     ref = x[finite & centre_mask] if centre_mask is not None else x[finite]
     centre = float(ref.mean()) if len(ref) else float(x[finite].mean())
-    if not sd > 1e-12:
-        z = pd.Series(np.where(finite, 0.0, np.nan), index=x.index)
-    else:
-        z = (x - centre) / sd
+    z = (x - centre) / sd if sd > 1e-12 else pd.Series(np.where(finite, 0.0, np.nan), index=x.index)
     return -z if flip else z
 
 
@@ -460,7 +459,7 @@ def resistance_profile(
 
     order = pd.Index(pd.unique(samples.astype(str)), name=sample_key)
     samples = samples.astype(str)
-    context_key = state_key + Keys.PARENT_SUFFIX
+    context_key = state_key + Suffix.CONTEXT
     contexts = adata.obs[context_key].astype(str) if context_key in adata.obs.columns else None
     absent: dict[str, str] = {}
     states = None
@@ -481,7 +480,8 @@ def resistance_profile(
         else:
             absent["crosstalk"] = f"uns[{crosstalk_key!r}] is not a results table; re-run hcctme.tl.crosstalk"
     else:
-        absent["crosstalk"] = f"no uns[{crosstalk_key!r}]: run hcctme.tl.crosstalk(..., sample_key=) for crosstalk evidence"
+        absent["crosstalk"] = (f"no uns[{crosstalk_key!r}]: run hcctme.tl.crosstalk(..., sample_key=) for crosstalk "
+                               "evidence")
     tib_table = None
     if tib_key in adata.uns and isinstance(adata.uns[tib_key], pd.DataFrame):
         tib_table = adata.uns[tib_key].copy()
@@ -512,8 +512,8 @@ def resistance_profile(
             items += [("scores", e) for e in _gene_evidence(adata, ax["genes"], samples, order, layer)]
         if states is not None:
             state_features = list(dict.fromkeys(ax_links.loc[ax_links["kind"] == "state", "feature"]))
-            items += [("states", e) for e in _state_evidence(states, contexts, samples, order, state_features, state_key,
-                                                             density=density)]
+            items += [("states", e) for e in _state_evidence(states, contexts, samples, order, state_features,
+                                                             state_key, density=density)]
         if contexts is not None:
             populations = list(dict.fromkeys(ax_links.loc[ax_links["kind"] == "population", "feature"]))
             items += [("states", e) for e in _population_evidence(contexts, samples, order, populations, context_key)]
@@ -654,12 +654,14 @@ def _summary_rows(profile: pd.DataFrame, reference: str | None) -> list[dict[str
                 if len(ref) >= 2 and len(other) >= 2 and np.ptp(np.concatenate([ref, other])) > 0:
                     res = stats.mannwhitneyu(other, ref, alternative="two-sided")
                     p, stat = float(res.pvalue), float(res.statistic)
+                mean_other = float(np.mean(other)) if len(other) else np.nan
+                mean_ref = float(np.mean(ref)) if len(ref) else np.nan
+                active = group["active"]
                 rows.append({"axis": axis, "group": lv, "reference": reference,
-                             "mean_activity_group": float(np.mean(other)) if len(other) else np.nan,
-                             "mean_activity_reference": float(np.mean(ref)) if len(ref) else np.nan,
-                             "effect": (float(np.mean(other)) - float(np.mean(ref))) if len(other) and len(ref) else np.nan,
-                             "fraction_active_group": float(group.loc[group["condition"] == lv, "active"].mean()),
-                             "fraction_active_reference": float(group.loc[group["condition"] == reference, "active"].mean()),
+                             "mean_activity_group": mean_other, "mean_activity_reference": mean_ref,
+                             "effect": mean_other - mean_ref,
+                             "fraction_active_group": float(active[group["condition"] == lv].mean()),
+                             "fraction_active_reference": float(active[group["condition"] == reference].mean()),
                              "statistic": stat, "pvalue": p, "test": "mannwhitneyu",
                              "n_group": len(other), "n_reference": len(ref)})
         else:

@@ -168,7 +168,7 @@ def _m_step(z: np.ndarray, floor: np.ndarray, resp: np.ndarray) -> Mixture:
 
 
 def _log_joint(z: np.ndarray, floor: np.ndarray, mix: Mixture) -> np.ndarray:
-    """log p(class, scores) for every cell (n x (K + 1)).
+    """Log p(class, scores) for every cell (n x (K + 1)).
 
     Each score is a hurdle: at the floor with probability p0, else normal.
     """
@@ -194,7 +194,7 @@ def fit_mixture(
     mix = _m_step(z, floor, resp)
     converged = False
     it = 0
-    for it in range(1, th.max_iter + 1):
+    for it in range(1, th.max_iter + 1):  # noqa: B007 (the iteration count is recorded after the loop)
         log_joint = _log_joint(z, floor, mix)
         norm = logsumexp(log_joint, axis=1, keepdims=True)
         resp = np.exp(log_joint - norm)

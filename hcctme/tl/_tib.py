@@ -88,7 +88,7 @@ def _state_column(adata: AnnData, state_key: str) -> pd.Series:
 
 
 def _context_column(adata: AnnData, state_key: str) -> pd.Series:
-    key = state_key + Keys.PARENT_SUFFIX
+    key = state_key + Suffix.CONTEXT
     if key not in adata.obs.columns:
         raise KeyError(
             f"no cell contexts in adata.obs[{key!r}]; run hcctme.tl.call_states(adata, cell_type_key=...) "
@@ -139,7 +139,7 @@ def _cells_masks(adata: AnnData, *, state_key: str, label_key: str | None, barri
         if label_key is None:
             ctx = _context_column(adata, state_key)
             masks["tumour"] = ctx.isin(TUMOUR_CONTEXTS).to_numpy()
-            used["tumour"] = {state_key + Keys.PARENT_SUFFIX: list(TUMOUR_CONTEXTS)}
+            used["tumour"] = {state_key + Suffix.CONTEXT: list(TUMOUR_CONTEXTS)}
         else:
             col = labels_column()
             values = _matching_levels(col, TUMOUR_PATTERNS)
@@ -156,7 +156,7 @@ def _cells_masks(adata: AnnData, *, state_key: str, label_key: str | None, barri
         mask = col.isin(values).to_numpy()
         record: dict[str, list[str]] = {column: values}
         if label_key is None:
-            ctx_key = state_key + Keys.PARENT_SUFFIX
+            ctx_key = state_key + Suffix.CONTEXT
             if ctx_key in adata.obs.columns:
                 mask |= adata.obs[ctx_key].astype(str).isin(T_CELL_CONTEXTS).to_numpy()
                 record[ctx_key] = list(T_CELL_CONTEXTS)

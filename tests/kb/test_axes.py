@@ -10,8 +10,7 @@ import pytest
 import yaml
 
 from hcctme import kb
-from hcctme.kb import AxisSchemaError
-from hcctme.kb import _schema
+from hcctme.kb import AxisSchemaError, _schema
 from hcctme.sig._genes import known_human_symbols
 
 # Every row of shared/reference/resistance_axes.md -> kb id, genes it names (current symbols) and

@@ -468,7 +468,7 @@ def test_duplicated_gene_names_are_refused(digest):
     before = digest(adata)
     with pytest.raises(ValueError, match=r"2 gene name\(s\) are duplicated \('G3', 'G250'\).*var_names_make_unique"):
         hcctme.tl.score(adata, sigs)
-    with pytest.raises(ValueError, match="'G250'.*var_names_make_unique"):
+    with pytest.raises(ValueError, match=r"'G250'.*var_names_make_unique"):
         hcctme.tl.score(adata, {"B": ["G10", "G11", "G12", "G13"]}, method="aucell")
     assert digest(adata) == before
 
