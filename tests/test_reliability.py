@@ -895,7 +895,7 @@ def test_context_map_file_and_accented_labels(small, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         hc.pipeline.run(adata, **PIPE, context_map=str(mapping), steps=("score", "states"))
-    used = adata.uns["hcctme_state"]["mapping"]
+    used = hc.get.params(adata, "hcctme_state")["mapping"]
     assert used["Cluster 7"] == "macrophage" and used["Hépatocytes"] == "hepatocyte"
 
 
@@ -964,7 +964,7 @@ warnings.simplefilter("ignore")
 import hcctme as hc
 from hcctme import _files
 
-adata = hc.datasets.simulate_cohort(4, 50, n_genes=600, seed=1)
+adata = hc.datasets.simulate_cohort(4, 50, n_genes=600, random_state=1)
 hc.tl.score(adata, ["TAM2_SPP1", "CD8_TEFF"])
 adata.uns["hcctme_tib"] = adata.obs[["n_counts"]].head(3)
 out, marker = Path(sys.argv[1]), Path(sys.argv[2])
