@@ -45,10 +45,9 @@ def null_fpr(n_cohorts: int) -> tuple[float, int]:
         adata = generate("10x", seed=500 + seed, n_patients=8, cells_per_patient=200)
         hcctme.tl.score(adata)
         hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
-        table = hcctme.tl.compare(adata, condition_key="condition", sample_key="patient", reference="responder",
-                                  features="composition", groupby="hcctme_state", parent_key="cell_type",
-                                  store=False)
-        pvalues.append(table["pvalue"].dropna().to_numpy())
+        hcctme.tl.compare(adata, condition_key="condition", sample_key="patient", reference="responder",
+                          features="composition", groupby="hcctme_state", parent_key="cell_type")
+        pvalues.append(hcctme.get.compare(adata)["pvalue"].dropna().to_numpy())
     p = np.concatenate(pvalues)
     return float(np.mean(p < 0.05)), int(p.size)
 

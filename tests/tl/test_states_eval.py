@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import hcctme
+from benchmarks.states_eval import null_fpr
 from tests.tl._state_generator import (
     CELL_TYPES,
     PARTLY_CIRCULAR,
@@ -114,16 +115,6 @@ def test_calls_on_independent_generator(setting):
 @pytest.mark.slow
 def test_composition_fpr_on_null_generator_cohorts():
     """tl.compare(features="composition") on the calls of null cohorts (no planted difference)."""
-    pvalues = []
-    for seed in range(16):
-        adata = generate("10x", seed=500 + seed, n_patients=8, cells_per_patient=200)
-        hcctme.tl.score(adata)
-        hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
-        table = hcctme.tl.compare(adata, condition_key="condition", sample_key="patient", reference="responder",
-                                  features="composition", groupby="hcctme_state", parent_key="cell_type",
-                                  store=False)
-        pvalues.append(table["pvalue"].dropna().to_numpy())
-    p = np.concatenate(pvalues)
-    fpr = float(np.mean(p < 0.05))
-    print(f"\ncomposition FPR on 16 null generator cohorts: {fpr:.3f} over {p.size} tests")
-    assert p.size > 200 and fpr <= 0.05
+    fpr, n_tests = null_fpr(16)
+    print(f"\ncomposition FPR on 16 null generator cohorts: {fpr:.3f} over {n_tests} tests")
+    assert n_tests > 200 and fpr <= 0.05
