@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def _config(tmp_path: Path, **extra) -> Path:
-    adata = datasets.simulate_cohort(4, 120, n_genes=600, spatial=True, random_state=4)
+    adata = datasets.simulate_cohort(4, 120, n_genes=1000, spatial=True, random_state=4)
     adata.write_h5ad(tmp_path / "cohort.h5ad")
     config = {"input": str(tmp_path / "cohort.h5ad"), "outdir": str(tmp_path / "results"), "genes": False,
               "crosstalk": False, **extra}
