@@ -575,6 +575,19 @@ def test_backed_median_and_non_counts_are_refused(counts_on_disk, tmp_path):
         tl.pseudobulk(ad.read_h5ad(tmp_path / "halves.h5ad", backed="r"), sample_key="patient", layer=None)
 
 
+def test_chunked_pseudobulk_names_the_layer_it_read(counts_on_disk):
+    """A fractional value the row sample misses is caught chunk by chunk, and the message names the layer."""
+    import dask.array as da
+
+    memory, _ = counts_on_disk
+    counts = memory.X.toarray().astype(float)
+    counts[-1, 0] = 0.5
+    lazy = memory.copy()
+    lazy.layers["counts"] = da.from_array(counts, chunks=(97, memory.n_vars))
+    with pytest.raises(ValueError, match=r"raw integer counts.*layers\['counts'\]"):
+        tl.pseudobulk(lazy, sample_key="patient", layer="counts", chunk_size=53)
+
+
 # --------------------------------------------------------------------------------------------------
 # user input shapes, end to end through the command line: every case works or ends in a clear error
 # (exit 2, no traceback) before any expensive step, and no input is ever modified
