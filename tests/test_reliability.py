@@ -575,6 +575,22 @@ def test_backed_median_and_non_counts_are_refused(counts_on_disk, tmp_path):
         tl.pseudobulk(ad.read_h5ad(tmp_path / "halves.h5ad", backed="r"), sample_key="patient", layer=None)
 
 
+def test_chunked_pseudobulk_names_the_layer_it_read():
+    """A fractional value the row sample misses is caught chunk by chunk, and the message names the layer."""
+    import dask.array as da
+
+    rng = np.random.default_rng(0)
+    n_cells = 6000  # more than the 2000 rows the kind check samples
+    counts = rng.poisson(2.0, size=(n_cells, 12)).astype(float)
+    sampled = np.random.default_rng(0).choice(n_cells, 2000, replace=False)  # the rows the kind check reads
+    counts[np.setdiff1d(np.arange(n_cells), sampled)[-1], 0] = 0.5
+    lazy = AnnData(np.zeros((n_cells, 12), dtype=np.float32),
+                   obs=pd.DataFrame({"patient": np.repeat(["P1", "P2", "P3"], n_cells // 3)}))
+    lazy.layers["counts"] = da.from_array(counts, chunks=(997, 12))
+    with pytest.raises(ValueError, match=r"raw integer counts.*layers\['counts'\]"):
+        tl.pseudobulk(lazy, sample_key="patient", layer="counts", chunk_size=1000)
+
+
 # --------------------------------------------------------------------------------------------------
 # user input shapes, end to end through the command line: every case works or ends in a clear error
 # (exit 2, no traceback) before any expensive step, and no input is ever modified

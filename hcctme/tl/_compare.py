@@ -9,10 +9,12 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from tqdm import tqdm
 
 from hcctme import _validate
 from hcctme._constants import Defaults, Keys, Suffix
 from hcctme._logging import logger
+from hcctme._settings import settings
 from hcctme.tl import _design, _stats
 from hcctme.tl._pseudobulk import _pseudobulk
 
@@ -458,7 +460,9 @@ def _genes(adata, units, design, reference, *, per_cell, groupby, layer, min_cel
         profiles = pd.DataFrame(np.asarray(pdata.X), index=idx, columns=pdata.var_names)
         groups = pd.Series(pdata.obs["_group"].astype(str).to_numpy() if groupby else ALL, index=idx)
     tables, longs = [], []
-    for group in pd.unique(groups):
+    levels = pd.unique(groups)
+    for group in tqdm(levels, desc="hcctme.tl.compare genes (PyDESeq2)", unit="group", leave=False,
+                      disable=not settings.progress or len(levels) <= 1):
         mask = (groups == group).to_numpy()
         counts = profiles.loc[mask]
         counts = counts.loc[counts.index.isin(design.index)]

@@ -144,7 +144,7 @@ def _pseudobulk(
                                  mode="sum" if out_of_core else mode, skip_checks=out_of_core or mode != "sum")
     if out_of_core:
         pdata = _chunked_profiles(pdata, X, obs, var_names, sample_key=sample_key, groupby=groupby, mode=mode,
-                                  chunk_size=chunk_size)
+                                  chunk_size=chunk_size, layer=layer)
     n_cells = pdata.obs["psbulk_cells"].to_numpy().astype(int)
     pdata.obs[Keys.N_CELLS] = n_cells
     small = (n_cells > 0) & (n_cells < min_cells)
@@ -196,7 +196,7 @@ def _profile_rows(obs: pd.DataFrame, sample_key: str, groupby: str | None) -> pd
 
 
 def _chunked_profiles(pdata: AnnData, X, obs: pd.DataFrame, var_names: pd.Index, *, sample_key: str,
-                      groupby: str | None, mode: str, chunk_size: int) -> AnnData:
+                      groupby: str | None, mode: str, chunk_size: int, layer: str | None) -> AnnData:
     """Profiles of a backed or dask matrix, summed ``chunk_size`` cells at a time.
 
     ``pdata`` is decoupler's layout of the profiles (obs metadata); their expression, ``psbulk_cells``,
@@ -220,7 +220,7 @@ def _chunked_profiles(pdata: AnnData, X, obs: pd.DataFrame, var_names: pd.Index,
             block = X[start:stop]
             block = sp.csr_matrix(_validate.in_memory(block))
             if mode == "sum":
-                _validate.all_counts(block, what="pseudobulk mode='sum'")
+                _validate.all_counts(block, what="pseudobulk mode='sum'", layer=layer)
             elif not np.all(np.isfinite(block.data)):
                 raise ValueError("the matrix contains NaN or infinite values")
             member = sp.csr_matrix((np.ones(stop - start), (codes[start:stop], np.arange(stop - start))),
