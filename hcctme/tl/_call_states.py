@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -129,6 +130,147 @@ def _refine_leiden(
         calls[idx] = winner.reindex(labels).to_numpy()
         conf[idx] = win_share.reindex(labels).to_numpy()
     return calls, conf
+
+
+def _check_options(min_confidence: float, refine: str | None, refine_resolution: float) -> tuple[float, str | None]:
+    """The checked confidence threshold and refinement method."""
+    min_confidence = _validate.fraction(min_confidence, name="min_confidence")
+    refine = _validate.choice(refine, REFINE_METHODS, name="refine")
+    if isinstance(refine_resolution, bool) or not isinstance(refine_resolution, (int, float)) or refine_resolution <= 0:
+        raise ValueError(f"refine_resolution must be a positive number, got {refine_resolution!r}")
+    return min_confidence, refine
+
+
+def _check_inputs(adata: AnnData, *, scores_key: str, cell_type_key: str, sample_key: str | None,
+                  artefacts: list[str] | tuple[str, ...] | None, self_train: bool,
+                  layer: str | None) -> tuple[pd.DataFrame, pd.Series, pd.Series, list[str]]:
+    """Scores, cell-type labels, samples and the user's extra artefact columns."""
+    scores = _validate.scores(adata, scores_key)
+    labels = _validate.obs_column(adata, cell_type_key, purpose="cell-type labels").astype(str)
+    samples = pd.Series("all", index=adata.obs_names)
+    if sample_key is not None:
+        samples = _validate.obs_column(adata, sample_key, purpose="samples").astype(str)
+    extra = _artefact_columns(artefacts, scores, scores_key)
+    if not isinstance(self_train, bool):
+        raise TypeError(f"self_train must be True or False, got {self_train!r}")
+    if layer is not None and layer not in adata.layers:
+        raise KeyError(f"layer {layer!r} is not in adata.layers ({list(adata.layers)}); pass one of them or "
+                       "layer=None for adata.X")
+    return scores, labels, samples, extra
+
+
+def _resolve(labels: pd.Series, context_map: Mapping[str, str | None] | None,
+             cell_type_key: str) -> _contexts.Resolution:
+    """The label -> cell_context mapping; refused when no label maps."""
+    resolution = _contexts.resolve(labels, context_map)
+    if all(ctx is None for ctx in resolution.mapping.values()):
+        raise ValueError(
+            f"none of the labels in obs[{cell_type_key!r}] maps to a cell_context "
+            f"({_validate._preview(resolution.mapping)}); {_contexts.usage_hint(resolution.mapping)}"
+        )
+    if context_map:
+        unused = [k for k in context_map if str(k) not in resolution.mapping]
+        if unused:
+            logger.warning("context_map labels not found in obs[%r]: %s", cell_type_key, unused)
+    return resolution
+
+
+def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts.Resolution, library,
+                  extra: list[str], scores_key: str) -> dict[str, Any]:
+    """States competed per context, each cell's context, artefact columns and the score values read."""
+    states, ignored, missing = state_signatures(scores.columns, library)
+    if not states:
+        raise ValueError(
+            f"adata.obsm[{scores_key!r}] holds no state signature of the library "
+            f"(collections '<context>_states', see hcctme.sig.list()); run "
+            "hcctme.tl.score(adata) with the library (the default) before calling states"
+        )
+    used_cols = [c for ids in states.values() for c in ids]
+    contexts = labels.map(lambda x: resolution.mapping[x] or Defaults.UNASSIGNED).to_numpy(dtype=object)
+    art_cols, markers, _ = artefact_signatures(scores.columns, library, contexts, list(states), extra)
+    read = list(dict.fromkeys([*used_cols, *(c for cols in art_cols.values() for c in cols)]))
+    values = scores[read]
+    if not np.all(np.isfinite(values.to_numpy(dtype=float))):
+        bad = [c for c in read if not np.all(np.isfinite(values[c].to_numpy(dtype=float)))]
+        raise ValueError(f"scores {bad} in adata.obsm[{scores_key!r}] contain NaN/inf; re-run tl.score")
+    for context, ids in missing.items():
+        if context in states:
+            logger.warning("%s states not scored (left out of the competition): %s", context, ids)
+    return {"states": states, "ignored": ignored, "used_cols": used_cols, "contexts": contexts,
+            "art_cols": art_cols, "values": values, "references": _references(values, contexts, markers)}
+
+
+def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, *, refine: str | None,
+           refine_resolution: float,
+           self_train: bool) -> tuple[_model.Assignment, np.ndarray, np.ndarray, dict[str, dict[str, int]]]:
+    """The mixture's assignment, the final calls and confidence, and the self-training seeds."""
+    contexts, states = m["contexts"], m["states"]
+    result = _model.assign(m["values"], contexts, states, artefacts=m["art_cols"], references=m["references"],
+                           thresholds=thresholds)
+    trained = _self_train(matrix, result, contexts, states, thresholds.min_confidence) if self_train else {}
+    calls, confidence = result.calls, result.confidence
+    if refine == "leiden":
+        calls, confidence = _refine_leiden(result, contexts, states, resolution=refine_resolution)
+        calls = np.where(result.artefact != "", Defaults.UNASSIGNED, calls)
+        confidence = np.where(result.artefact != "", 0.0, confidence)
+    for context, diag in result.diagnostics.items():
+        weak = {s: round(v["separation"], 2) for s, v in diag.items()
+                if "separation" in v and v["separation"] < WEAK_SEPARATION}
+        if weak:
+            logger.warning("%s: states without a distinct high sub-population (separation < %.1f sd): %s; "
+                           "their calls are the upper tail of a continuum", context, WEAK_SEPARATION, weak)
+    return result, calls, confidence, trained
+
+
+def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.Resolution, library_version: str,
+                thresholds: _model.Thresholds, result: _model.Assignment,
+                trained: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """uns[key_added + "_params"]: the call's parameters, the mapping, the model and its diagnostics."""
+    self_train, refine = call["self_train"], call["refine"]
+    return {
+        "tool": "call_states",
+        "params": {"cell_type_key": call["cell_type_key"], "scores_key": call["scores_key"],
+                   "sample_key": call["sample_key"] if call["sample_key"] is not None else "",
+                   "context_map": {str(k): v or Defaults.UNASSIGNED for k, v in (call["context_map"] or {}).items()},
+                   "artefacts": list(call["artefacts"]), "min_confidence": call["min_confidence"],
+                   "refine": refine or "none", "refine_resolution": float(call["refine_resolution"]),
+                   "self_train": self_train, "layer": call["layer"] or "X", "key_added": call["key_added"]},
+        "library_version": library_version,
+        "cell_type_key": call["cell_type_key"],
+        "mapping": {k: v or Defaults.UNASSIGNED for k, v in resolution.mapping.items()},
+        "mapping_source": dict(resolution.source),
+        "states": {k: list(v) for k, v in m["states"].items()},
+        "artefact_signatures": {k: list(v) for k, v in m["art_cols"].items()},
+        "marker_references": m["references"],
+        "thresholds": thresholds.to_dict(),
+        "method": ("artefact and foreign-lineage outliers (robust z) set aside; state scores z-scored over "
+                   "each context (no per-sample re-centering); K-states-or-none mixture (EM) per context; "
+                   "confidence = posterior of the best state"
+                   + ("; self-trained logistic regression on the context's expression PCs and state z-scores "
+                      "(contexts in self_train.seeds)" if self_train else "")),
+        "ignored_signatures": m["ignored"],
+        "refine": {"method": refine or "none", "resolution": float(call["refine_resolution"])},
+        "self_train": {"params": _selftrain.SelfTrainParams().to_dict(), "seeds": trained},
+        "diagnostics": result.diagnostics,
+        "fitted": dict(result.fitted),
+    }
+
+
+def _write(adata: AnnData, key_added: str, m: dict[str, Any], result: _model.Assignment, calls: np.ndarray,
+           confidence: np.ndarray, *, refine: str | None, table: pd.DataFrame, provenance: dict[str, Any]) -> None:
+    """Store the per-cell calls in obs, the count table and provenance in uns."""
+    contexts = m["contexts"]
+    categories = list(dict.fromkeys([*m["used_cols"], Defaults.UNASSIGNED]))
+    adata.obs[key_added] = pd.Categorical(calls, categories=categories)
+    adata.obs[f"{key_added}{Suffix.CONFIDENCE}"] = np.clip(confidence, 0.0, 1.0).astype(float)
+    ctx_categories = list(dict.fromkeys([c for c in _contexts.MAPPABLE_CONTEXTS if c in set(contexts)]
+                                        + [Defaults.UNASSIGNED]))
+    adata.obs[f"{key_added}{Suffix.CONTEXT}"] = pd.Categorical(contexts, categories=ctx_categories)
+    adata.obs[f"{key_added}{Suffix.ARTEFACT}"] = pd.Categorical(result.artefact.astype(str))
+    if refine == "leiden":
+        adata.obs[f"{key_added}_unrefined"] = pd.Categorical(result.calls, categories=categories)
+    adata.uns[key_added] = table
+    adata.uns[f"{key_added}{Suffix.PARAMS}"] = provenance
 
 
 def call_states(
@@ -279,132 +421,43 @@ def call_states(
     """
     _validate.anndata(adata)
     key_added = _validate.key_added(key_added)
-    min_confidence = _validate.fraction(min_confidence, name="min_confidence")
-    refine = _validate.choice(refine, REFINE_METHODS, name="refine")
-    if isinstance(refine_resolution, bool) or not isinstance(refine_resolution, (int, float)) or refine_resolution <= 0:
-        raise ValueError(f"refine_resolution must be a positive number, got {refine_resolution!r}")
-    scores = _validate.scores(adata, scores_key)
-    labels = _validate.obs_column(adata, cell_type_key, purpose="cell-type labels").astype(str)
-    samples = pd.Series("all", index=adata.obs_names)
-    if sample_key is not None:
-        samples = _validate.obs_column(adata, sample_key, purpose="samples").astype(str)
-    extra = _artefact_columns(artefacts, scores, scores_key)
-    if not isinstance(self_train, bool):
-        raise TypeError(f"self_train must be True or False, got {self_train!r}")
-    if layer is not None and layer not in adata.layers:
-        raise KeyError(f"layer {layer!r} is not in adata.layers ({list(adata.layers)}); pass one of them or "
-                       "layer=None for adata.X")
-
-    resolution = _contexts.resolve(labels, context_map)
-    if all(ctx is None for ctx in resolution.mapping.values()):
-        raise ValueError(
-            f"none of the labels in obs[{cell_type_key!r}] maps to a cell_context "
-            f"({_validate._preview(resolution.mapping)}); {_contexts.usage_hint(resolution.mapping)}"
-        )
-    if context_map:
-        unused = [k for k in context_map if str(k) not in resolution.mapping]
-        if unused:
-            logger.warning("context_map labels not found in obs[%r]: %s", cell_type_key, unused)
-
+    min_confidence, refine = _check_options(min_confidence, refine, refine_resolution)
+    scores, labels, samples, extra = _check_inputs(adata, scores_key=scores_key, cell_type_key=cell_type_key,
+                                                   sample_key=sample_key, artefacts=artefacts,
+                                                   self_train=self_train, layer=layer)
+    resolution = _resolve(labels, context_map, cell_type_key)
     from hcctme import sig
 
     library = sig.library()
-    states, ignored, missing = state_signatures(scores.columns, library)
-    if not states:
-        raise ValueError(
-            f"adata.obsm[{scores_key!r}] holds no state signature of the library "
-            f"(collections '<context>_states', see hcctme.sig.list()); run "
-            "hcctme.tl.score(adata) with the library (the default) before calling states"
-        )
-    used_cols = [c for ids in states.values() for c in ids]
-    contexts = labels.map(lambda x: resolution.mapping[x] or Defaults.UNASSIGNED).to_numpy(dtype=object)
-    art_cols, markers, _ = artefact_signatures(scores.columns, library, contexts, list(states), extra)
-    read = list(dict.fromkeys([*used_cols, *(c for cols in art_cols.values() for c in cols)]))
-    values = scores[read]
-    if not np.all(np.isfinite(values.to_numpy(dtype=float))):
-        bad = [c for c in read if not np.all(np.isfinite(values[c].to_numpy(dtype=float)))]
-        raise ValueError(f"scores {bad} in adata.obsm[{scores_key!r}] contain NaN/inf; re-run tl.score")
-    for context, ids in missing.items():
-        if context in states:
-            logger.warning("%s states not scored (left out of the competition): %s", context, ids)
-
+    m = _model_inputs(scores, labels, resolution, library, extra, scores_key)
     thresholds = _model.Thresholds(min_confidence=min_confidence)
-    references = _references(values, contexts, markers)
-    result = _model.assign(values, contexts, states, artefacts=art_cols, references=references,
-                           thresholds=thresholds)
-    trained = _self_train(adata, layer, result, contexts, states, min_confidence) if self_train else {}
-    calls, confidence = result.calls, result.confidence
-    if refine == "leiden":
-        calls, confidence = _refine_leiden(result, contexts, states, resolution=refine_resolution)
-        calls = np.where(result.artefact != "", Defaults.UNASSIGNED, calls)
-        confidence = np.where(result.artefact != "", 0.0, confidence)
+    matrix = adata.layers[layer] if layer is not None else adata.X
+    result, calls, confidence, trained = _calls(m, matrix, thresholds, refine=refine,
+                                                refine_resolution=refine_resolution, self_train=self_train)
+    table = _count_table(calls, m["contexts"], samples.to_numpy(), m["states"])
+    call = {"cell_type_key": cell_type_key, "scores_key": scores_key, "sample_key": sample_key,
+            "context_map": context_map, "artefacts": extra, "min_confidence": min_confidence, "refine": refine,
+            "refine_resolution": refine_resolution, "self_train": self_train, "layer": layer, "key_added": key_added}
+    provenance = _provenance(call, m, resolution, library.library_version, thresholds, result, trained)
 
-    for context, diag in result.diagnostics.items():
-        weak = {s: round(v["separation"], 2) for s, v in diag.items()
-                if "separation" in v and v["separation"] < WEAK_SEPARATION}
-        if weak:
-            logger.warning("%s: states without a distinct high sub-population (separation < %.1f sd): %s; "
-                           "their calls are the upper tail of a continuum", context, WEAK_SEPARATION, weak)
-    table = _count_table(calls, contexts, samples.to_numpy(), states)
-
-    # ---- nothing written before this line ----
-    adata = adata.copy() if copy else adata
-    categories = list(dict.fromkeys([*used_cols, Defaults.UNASSIGNED]))
-    adata.obs[key_added] = pd.Categorical(calls, categories=categories)
-    adata.obs[f"{key_added}{Suffix.CONFIDENCE}"] = np.clip(confidence, 0.0, 1.0).astype(float)
-    ctx_categories = list(dict.fromkeys([c for c in _contexts.MAPPABLE_CONTEXTS if c in set(contexts)]
-                                        + [Defaults.UNASSIGNED]))
-    adata.obs[f"{key_added}{Suffix.CONTEXT}"] = pd.Categorical(contexts, categories=ctx_categories)
-    adata.obs[f"{key_added}{Suffix.ARTEFACT}"] = pd.Categorical(result.artefact.astype(str))
-    if refine == "leiden":
-        adata.obs[f"{key_added}_unrefined"] = pd.Categorical(result.calls, categories=categories)
-    adata.uns[key_added] = table
-    adata.uns[f"{key_added}{Suffix.PARAMS}"] = {
-        "tool": "call_states",
-        "params": {"cell_type_key": cell_type_key, "scores_key": scores_key,
-                   "sample_key": sample_key if sample_key is not None else "",
-                   "context_map": {str(k): v or Defaults.UNASSIGNED for k, v in (context_map or {}).items()},
-                   "artefacts": list(extra), "min_confidence": min_confidence, "refine": refine or "none",
-                   "refine_resolution": float(refine_resolution), "self_train": self_train,
-                   "layer": layer or "X", "key_added": key_added},
-        "library_version": library.library_version,
-        "cell_type_key": cell_type_key,
-        "mapping": {k: v or Defaults.UNASSIGNED for k, v in resolution.mapping.items()},
-        "mapping_source": dict(resolution.source),
-        "states": {k: list(v) for k, v in states.items()},
-        "artefact_signatures": {k: list(v) for k, v in art_cols.items()},
-        "marker_references": references,
-        "thresholds": thresholds.to_dict(),
-        "method": ("artefact and foreign-lineage outliers (robust z) set aside; state scores z-scored over "
-                   "each context (no per-sample re-centering); K-states-or-none mixture (EM) per context; "
-                   "confidence = posterior of the best state"
-                   + ("; self-trained logistic regression on the context's expression PCs and state z-scores "
-                      "(contexts in self_train.seeds)" if self_train else "")),
-        "ignored_signatures": ignored,
-        "refine": {"method": refine or "none", "resolution": float(refine_resolution)},
-        "self_train": {"params": _selftrain.SelfTrainParams().to_dict(), "seeds": trained},
-        "diagnostics": result.diagnostics,
-        "fitted": dict(result.fitted),
-    }
-    n_called = int(np.sum(calls != Defaults.UNASSIGNED))
+    adata = adata.copy() if copy else adata  # nothing written before this line
+    _write(adata, key_added, m, result, calls, confidence, refine=refine, table=table, provenance=provenance)
     mapped = {k: v for k, v in resolution.mapping.items() if v is not None}
     logger.info("cell_context mapping used: %s; unassigned labels: %s", mapped, resolution.unmapped)
     logger.info(
         "called %d states in %d cells of %d contexts (%d artefact cells) -> obs[%r], obs[%r], uns[%r]",
-        n_called, adata.n_obs, len(states), int(np.sum(result.artefact != "")), key_added,
-        f"{key_added}{Suffix.CONFIDENCE}", key_added,
+        int(np.sum(calls != Defaults.UNASSIGNED)), adata.n_obs, len(m["states"]), int(np.sum(result.artefact != "")),
+        key_added, f"{key_added}{Suffix.CONFIDENCE}", key_added,
     )
     return adata if copy else None
 
-
-def _self_train(adata: AnnData, layer: str | None, result: _model.Assignment, contexts: np.ndarray,
+def _self_train(matrix: Any, result: _model.Assignment, contexts: np.ndarray,
                 states: Mapping[str, list[str]], min_confidence: float) -> dict[str, dict[str, int]]:
     """Replace the mixture's calls by the self-trained ones where a context allows it (in place).
 
     Returns context -> seed counts per class for the contexts that were self-trained.
     """
     params = _selftrain.SelfTrainParams()
-    matrix = adata.layers[layer] if layer is not None else adata.X
     out: dict[str, dict[str, int]] = {}
     for context, ids in states.items():
         idx = np.flatnonzero((contexts == context) & (result.artefact == ""))

@@ -186,6 +186,240 @@ def _writable(params: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------------
+# Steps of the tool
+# --------------------------------------------------------------------------------------------------
+def _check_design(adata: AnnData, groupby: str, sample_key: str | None, condition_key: str | None,
+                  reference: str | None, covariates: str | Sequence[str] | None, patient_key: str | None,
+                  pair_key: str | None) -> dict[str, Any]:
+    """Groups, units (samples or patients) and, with ``condition_key``, the design of the test."""
+    labels = _validate.categorical_levels(adata, groupby, purpose="cell groups (groupby)", min_levels=2)
+    if sample_key is not None:
+        samples_col = _validate.categorical_levels(adata, sample_key, purpose="samples (sample_key)")
+        if sample_key == groupby:
+            raise ValueError("sample_key and groupby must be different obs columns")
+    else:
+        samples_col = pd.Series(POOLED, index=adata.obs_names)
+    design = None
+    covariates = _design.covariate_list(covariates)
+    if condition_key is not None:
+        if sample_key is None:
+            raise ValueError("condition_key needs sample_key: the differential test compares samples "
+                             "(patients), never cells")
+        _validate.categorical_levels(adata, condition_key, purpose="conditions (condition_key)", min_levels=2)
+        cond_col = adata.obs[condition_key].astype(str)
+        reference = _validate.level(cond_col, reference, key=condition_key, what="reference")
+        units, design = _design.unit_design(adata, condition_key=condition_key, sample_key=sample_key,
+                                            reference=reference, patient_key=patient_key, pair_key=pair_key,
+                                            covariates=covariates)
+        samples_col = units.astype(str)
+    elif reference is not None or patient_key is not None or pair_key is not None or covariates:
+        raise ValueError("reference, covariates, patient_key and pair_key are only used with condition_key")
+    samples = samples_col.astype(str).to_numpy()
+    order = list(pd.unique(samples))
+    if design is None and sample_key is not None and isinstance(adata.obs[sample_key].dtype, pd.CategoricalDtype):
+        seen = set(order)
+        order = [str(s) for s in adata.obs[sample_key].cat.categories if str(s) in seen]
+    return {"groups": labels.to_numpy(), "samples": samples, "order": order, "design": design,
+            "covariates": covariates, "reference": reference}
+
+
+def _check_options(*, axes_only: bool, min_cells: int, expr_prop: float, n_perms: int | None, min_samples: int,
+                   seed: int, n_jobs: int | None, strength: str) -> dict[str, Any]:
+    """The checked numeric / choice arguments."""
+    opts = {
+        "axes_only": _validate.boolean(axes_only, name="axes_only"),
+        "min_cells": _validate.positive_int(min_cells, name="min_cells"),
+        "expr_prop": _validate.fraction(expr_prop, name="expr_prop"),
+        "n_perms": _validate.positive_int(n_perms, name="n_perms", allow_none=True),
+        "min_samples": _validate.positive_int(min_samples, name="min_samples"),
+        "seed": _validate.positive_int(seed, name="seed", minimum=0),
+        "n_jobs": _validate.positive_int(settings.n_jobs if n_jobs is None else n_jobs, name="n_jobs"),
+        "strength": _validate.choice(strength, tuple(cstats.STRENGTHS), name="strength"),
+    }
+    if opts["strength"] == "specificity_rank" and opts["n_perms"] is None:
+        raise ValueError("strength='specificity_rank' needs permutations; set n_perms (e.g. 100)")
+    return opts
+
+
+def _expression(adata: AnnData, layer: str | None, use_raw: bool | None) -> tuple[Any, pd.Index]:
+    """The log-normalised matrix and its harmonised, unique gene symbols."""
+    X, var_names = _validate.matrix(adata, layer=layer, use_raw=use_raw)
+    var_names = _validate.unique_genes(_validate.gene_names(adata, var_names))  # harmonised symbols
+    _check_matrix(X)
+    return X, var_names
+
+
+def _checked_resource(resource: str | pd.DataFrame, axes_only: bool,
+                      var_names: pd.Index) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The resource table and its info (with the number of its genes present in the data)."""
+    res_table, res_info = _resource(resource, axes_only=bool(axes_only))
+    genes = _resource_genes(res_table)
+    present = genes & set(var_names)
+    coverage = len(present) / max(len(genes), 1)
+    if coverage < _MIN_COVERAGE:
+        example = ", ".join(list(var_names[:5]))
+        raise ValueError(
+            f"only {len(present)} of the {len(genes)} genes of the ligand-receptor resource are in the "
+            f"data's var names (e.g. {example}); crosstalk needs human gene symbols as var names. Map "
+            "Ensembl ids or mouse genes with hcctme.pp.harmonize_genes, or set var_names to a symbol column"
+        )
+    return res_table, {**res_info, "n_present": len(present)}
+
+
+def _select_groups(groups: np.ndarray, samples: np.ndarray, order: list[str], *, min_cells: int,
+                   groupby: str) -> tuple[dict[str, list[str]], pd.DataFrame]:
+    """Groups kept per sample (>= min_cells cells, >= 2 groups) and the skipped groups / samples."""
+    frame = pd.DataFrame({"group": groups, "sample": samples})
+    counts = frame.groupby(["sample", "group"], observed=True).size()
+    skipped_rows = []
+    kept_groups: dict[str, list[str]] = {}
+    for sample in order:
+        sub = counts.loc[sample]
+        small = sub[sub < min_cells]
+        for group, n in small.items():
+            skipped_rows.append({"sample": sample, "group": group, "n_cells": int(n),
+                                 "reason": f"fewer than min_cells={min_cells} cells"})
+        keep = [g for g in sub.index if sub[g] >= min_cells]
+        if len(keep) < 2:
+            skipped_rows.append({"sample": sample, "group": "*", "n_cells": int(sub.sum()),
+                                 "reason": "fewer than 2 groups with enough cells: sample skipped"})
+            continue
+        kept_groups[sample] = keep
+    skipped = pd.DataFrame(skipped_rows, columns=["sample", "group", "n_cells", "reason"])
+    if len(skipped):
+        logger.warning("crosstalk: skipped %d group(s)/sample(s) with too few cells (min_cells=%d): %s",
+                       len(skipped), min_cells,
+                       "; ".join(f"{r.sample}/{r.group} ({r.n_cells})" for r in skipped.itertuples()))
+    if not kept_groups:
+        raise ValueError(f"no sample has two or more groups of obs[{groupby!r}] with >= min_cells={min_cells} "
+                         "cells; lower min_cells or check the annotation")
+    return kept_groups, skipped
+
+
+def _cells(groups: np.ndarray, samples: np.ndarray, kept_groups: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    """Per sample, the (sorted) indices of its cells in the kept groups."""
+    return {sample: np.flatnonzero((samples == sample) & np.isin(groups, keep))
+            for sample, keep in kept_groups.items()}
+
+
+def _run_units(X: Any, cells: dict[str, np.ndarray], groups: np.ndarray, obs_names: pd.Index, var_names: pd.Index,
+               res_table: pd.DataFrame, thinning: tuple[Any, dict[str, float]] | None,
+               opts: dict[str, Any]) -> dict[str, pd.DataFrame]:
+    """LIANA's table per sample (in parallel when n_jobs > 1), on depth-thinned counts when given."""
+    seed = opts["seed"]
+
+    def jobs():
+        for i, (sample, idx) in enumerate(cells.items()):
+            labels_s = pd.Series(groups[idx], index=obs_names[idx])
+            if thinning is None:
+                yield sample, _rows(X, idx), labels_s
+            else:
+                counts, fractions = thinning
+                rng = np.random.default_rng([seed, i])
+                yield sample, _thinned_lognorm(_rows(counts, idx), fractions[sample], rng), labels_s
+
+    run = dict(min_cells=opts["min_cells"], expr_prop=opts["expr_prop"], n_perms=opts["n_perms"], seed=seed)
+    progress = settings.progress and len(cells) > 1
+    if opts["n_jobs"] > 1 and len(cells) > 1:
+        from joblib import Parallel, delayed
+
+        outs = Parallel(n_jobs=min(opts["n_jobs"], len(cells)), backend="loky")(
+            delayed(_run_liana)(block, lab, var_names, res_table, **run) for _, block, lab in jobs())
+        return dict(zip(cells, outs, strict=True))
+    from tqdm import tqdm
+
+    outs = {}
+    for sample, block, lab in tqdm(jobs(), total=len(cells), desc="crosstalk (LIANA per sample)",
+                                   disable=not progress):
+        outs[sample] = _run_liana(block, lab, var_names, res_table, **run)
+    return outs
+
+
+def _table(outs: dict[str, pd.DataFrame], sample_key: str | None, expr_prop: float) -> pd.DataFrame:
+    """The LIANA tables of all samples, annotated with their axis and ordered."""
+    results = []
+    for sample, res in outs.items():
+        if sample_key is not None:
+            res.insert(0, sample_key, sample)
+        results.append(res)
+    table = pd.concat(results, ignore_index=True)
+    if table.empty:
+        raise ValueError(
+            "LIANA found no ligand-receptor interaction passing expr_prop in any sample; lower expr_prop "
+            f"(now {expr_prop}) or check that the resource genes are expressed"
+        )
+    table["axis"] = pd.Categorical(kb_axes.annotate(table["ligand_complex"], table["receptor_complex"]))
+    if sample_key is not None:
+        table[sample_key] = pd.Categorical(table[sample_key], categories=list(outs))
+    return _order(table, sample_key)
+
+
+def _differential(table: pd.DataFrame, design: pd.DataFrame, kept_groups: dict[str, list[str]], *,
+                  sample_key: str, reference: str, strength: str, min_samples: int) -> pd.DataFrame:
+    """The two-part differential table, axis-annotated and sorted."""
+    kept = list(kept_groups)
+    matrix, detected, evaluable = cstats.strength_matrix(table, sample_key=sample_key, samples=kept,
+                                                         groups=kept_groups, strength=strength)
+    diff = cstats.differential(matrix, detected, evaluable, design.loc[kept], reference=reference,
+                               min_samples=min_samples)
+    diff.insert(4, "axis", pd.Categorical(kb_axes.annotate(diff["ligand_complex"], diff["receptor_complex"])))
+    diff = diff.assign(_untested=~diff["tested"], _p=diff["pvalue"].fillna(2.0),
+                       _size=-diff["effect"].abs().fillna(0.0), _no_axis=diff["axis"].isna())
+    order = ["_untested", "_p", "_size", "_no_axis"]
+    return diff.sort_values(order, kind="stable").drop(columns=order).reset_index(drop=True)
+
+
+def _provenance(call: dict[str, Any], d: dict[str, Any], opts: dict[str, Any], res_info: dict[str, Any],
+                kept_groups: dict[str, list[str]], skipped: pd.DataFrame, depth_equalized: bool) -> dict[str, Any]:
+    """uns[key_added + "_params"]: the call's parameters and the run's provenance."""
+    n_perms, use_raw = opts["n_perms"], call["use_raw"]
+    params = _writable({
+        "groupby": call["groupby"], "sample_key": call["sample_key"], "condition_key": call["condition_key"],
+        "reference": d["reference"], "covariates": list(d["covariates"]), "patient_key": call["patient_key"],
+        "pair_key": call["pair_key"], "resource": res_info["resource"], "axes_only": bool(opts["axes_only"]),
+        "min_cells": opts["min_cells"], "expr_prop": opts["expr_prop"],
+        "n_perms": n_perms if n_perms is not None else 0, "strength": opts["strength"],
+        "min_samples": opts["min_samples"], "seed": opts["seed"], "n_jobs": opts["n_jobs"], "layer": call["layer"],
+        "use_raw": bool(use_raw) if use_raw is not None else None,
+    })
+    groups_long = pd.DataFrame([(s_, g) for s_, gs in kept_groups.items() for g in gs], columns=["sample", "group"])
+    provenance = {
+        "tool": "crosstalk", "params": params, "library_version": _validate.library_version(),
+        "kb_version": kb_axes.get_version(), "method": "liana.mt.rank_aggregate",
+        "n_resource_interactions": res_info["n_interactions"], "kb_pairs_added": res_info["kb_pairs_added"],
+        "n_samples": len(kept_groups), "genes_in_resource_present": res_info["n_present"], "skipped": skipped,
+        "depth_equalized": depth_equalized,
+        "groups": groups_long,
+    }
+    if d["design"] is not None:
+        provenance["conditions"] = d["design"].loc[list(kept_groups), "condition"].rename_axis("sample").reset_index()
+    return provenance
+
+
+def _write(adata: AnnData, key_added: str, table: pd.DataFrame, provenance: dict[str, Any],
+           diff: pd.DataFrame | None) -> str:
+    """Store the tables and provenance; return where they went (for the log line)."""
+    adata.uns[key_added] = table
+    adata.uns[key_added + Suffix.PARAMS] = provenance
+    where = f"uns[{key_added!r}]"
+    if diff is not None:
+        adata.uns[key_added + Suffix.DIFF] = diff
+        where += f" and uns[{key_added + Suffix.DIFF!r}]"
+    return where
+
+
+def _log(table: pd.DataFrame, diff: pd.DataFrame | None, n_units: int, t0: float, where: str) -> None:
+    if diff is not None:
+        n_tested = int(diff["tested"].sum())
+        n_sig = int((diff["padj"] < Defaults.ALPHA).sum())
+        logger.info("crosstalk: %d interactions over %d units, %d tested, %d with padj < %.2f (%.1fs) -> %s",
+                    len(diff), n_units, n_tested, n_sig, Defaults.ALPHA, time.perf_counter() - t0, where)
+    else:
+        logger.info("crosstalk: %d interaction rows over %d sample(s) (%.1fs) -> %s", len(table),
+                    n_units, time.perf_counter() - t0, where)
+
+
+# --------------------------------------------------------------------------------------------------
 # Public tool
 # --------------------------------------------------------------------------------------------------
 def crosstalk(
@@ -309,180 +543,27 @@ def crosstalk(
     lightweight copy of the data.
     """
     t0 = time.perf_counter()
+    call = {"groupby": groupby, "sample_key": sample_key, "condition_key": condition_key, "patient_key": patient_key,
+            "pair_key": pair_key, "layer": layer, "use_raw": use_raw}
     adata = _validate.anndata(adata)
     key_added = _validate.key_added(key_added)
-    labels = _validate.categorical_levels(adata, groupby, purpose="cell groups (groupby)", min_levels=2)
-    if sample_key is not None:
-        samples_col = _validate.categorical_levels(adata, sample_key, purpose="samples (sample_key)")
-        if sample_key == groupby:
-            raise ValueError("sample_key and groupby must be different obs columns")
-    else:
-        samples_col = pd.Series(POOLED, index=adata.obs_names)
-    design = None
-    covariates = _design.covariate_list(covariates)
-    if condition_key is not None:
-        if sample_key is None:
-            raise ValueError("condition_key needs sample_key: the differential test compares samples "
-                             "(patients), never cells")
-        _validate.categorical_levels(adata, condition_key, purpose="conditions (condition_key)", min_levels=2)
-        cond_col = adata.obs[condition_key].astype(str)
-        reference = _validate.level(cond_col, reference, key=condition_key, what="reference")
-        units, design = _design.unit_design(adata, condition_key=condition_key, sample_key=sample_key,
-                                            reference=reference, patient_key=patient_key, pair_key=pair_key,
-                                            covariates=covariates)
-        samples_col = units.astype(str)
-    elif reference is not None or patient_key is not None or pair_key is not None or covariates:
-        raise ValueError("reference, covariates, patient_key and pair_key are only used with condition_key")
-    axes_only = _validate.boolean(axes_only, name="axes_only")
-    min_cells = _validate.positive_int(min_cells, name="min_cells")
-    expr_prop = _validate.fraction(expr_prop, name="expr_prop")
-    n_perms = _validate.positive_int(n_perms, name="n_perms", allow_none=True)
-    min_samples = _validate.positive_int(min_samples, name="min_samples")
-    seed = _validate.positive_int(seed, name="seed", minimum=0)
-    n_jobs = _validate.positive_int(settings.n_jobs if n_jobs is None else n_jobs, name="n_jobs")
-    strength = _validate.choice(strength, tuple(cstats.STRENGTHS), name="strength")
-    if strength == "specificity_rank" and n_perms is None:
-        raise ValueError("strength='specificity_rank' needs permutations; set n_perms (e.g. 100)")
+    d = _check_design(adata, groupby, sample_key, condition_key, reference, covariates, patient_key, pair_key)
+    opts = _check_options(axes_only=axes_only, min_cells=min_cells, expr_prop=expr_prop, n_perms=n_perms,
+                          min_samples=min_samples, seed=seed, n_jobs=n_jobs, strength=strength)
+    X, var_names = _expression(adata, layer, use_raw)
+    res_table, res_info = _checked_resource(resource, opts["axes_only"], var_names)
+    kept_groups, skipped = _select_groups(d["groups"], d["samples"], d["order"], min_cells=opts["min_cells"],
+                                          groupby=groupby)
+    cells = _cells(d["groups"], d["samples"], kept_groups)
+    thinning = _depth_fractions(adata, counts_layer, cells, var_names) if d["design"] is not None else None
+    outs = _run_units(X, cells, d["groups"], adata.obs_names, var_names, res_table, thinning, opts)
+    table = _table(outs, sample_key, opts["expr_prop"])
+    provenance = _provenance(call, d, opts, res_info, kept_groups, skipped, thinning is not None)
+    diff = None if d["design"] is None else _differential(
+        table, d["design"], kept_groups, sample_key=sample_key, reference=d["reference"],
+        strength=opts["strength"], min_samples=opts["min_samples"])
 
-    X, var_names = _validate.matrix(adata, layer=layer, use_raw=use_raw)
-    var_names = _validate.unique_genes(_validate.gene_names(adata, var_names))  # harmonised symbols
-    _check_matrix(X)
-
-    res_table, res_info = _resource(resource, axes_only=bool(axes_only))
-    genes = _resource_genes(res_table)
-    present = genes & set(var_names)
-    coverage = len(present) / max(len(genes), 1)
-    if coverage < _MIN_COVERAGE:
-        example = ", ".join(list(var_names[:5]))
-        raise ValueError(
-            f"only {len(present)} of the {len(genes)} genes of the ligand-receptor resource are in the "
-            f"data's var names (e.g. {example}); crosstalk needs human gene symbols as var names. Map "
-            "Ensembl ids or mouse genes with hcctme.pp.harmonize_genes, or set var_names to a symbol column"
-        )
-
-    # groups per sample, skipping those with too few cells
-    frame = pd.DataFrame({"group": labels.to_numpy(), "sample": samples_col.astype(str).to_numpy()})
-    counts = frame.groupby(["sample", "group"], observed=True).size()
-    skipped_rows = []
-    sample_order = list(pd.unique(frame["sample"]))
-    if design is None and sample_key is not None and isinstance(adata.obs[sample_key].dtype, pd.CategoricalDtype):
-        seen = set(sample_order)
-        sample_order = [str(s) for s in adata.obs[sample_key].cat.categories if str(s) in seen]
-    kept_groups: dict[str, list[str]] = {}
-    for sample in sample_order:
-        sub = counts.loc[sample]
-        small = sub[sub < min_cells]
-        for group, n in small.items():
-            skipped_rows.append({"sample": sample, "group": group, "n_cells": int(n),
-                                 "reason": f"fewer than min_cells={min_cells} cells"})
-        keep = [g for g in sub.index if sub[g] >= min_cells]
-        if len(keep) < 2:
-            skipped_rows.append({"sample": sample, "group": "*", "n_cells": int(sub.sum()),
-                                 "reason": "fewer than 2 groups with enough cells: sample skipped"})
-            continue
-        kept_groups[sample] = keep
-    skipped = pd.DataFrame(skipped_rows, columns=["sample", "group", "n_cells", "reason"])
-    if len(skipped):
-        logger.warning("crosstalk: skipped %d group(s)/sample(s) with too few cells (min_cells=%d): %s",
-                       len(skipped), min_cells,
-                       "; ".join(f"{r.sample}/{r.group} ({r.n_cells})" for r in skipped.itertuples()))
-    if not kept_groups:
-        raise ValueError(f"no sample has two or more groups of obs[{groupby!r}] with >= min_cells={min_cells} "
-                         "cells; lower min_cells or check the annotation")
-
-    sample_values = frame["sample"].to_numpy()
-    group_values = frame["group"].to_numpy()
-
-    cells = {sample: np.flatnonzero((sample_values == sample) & np.isin(group_values, keep))
-             for sample, keep in kept_groups.items()}
-    thinning = _depth_fractions(adata, counts_layer, cells, var_names) if design is not None else None
-
-    def jobs():
-        for i, (sample, idx) in enumerate(cells.items()):
-            labels_s = pd.Series(group_values[idx], index=adata.obs_names[idx])
-            if thinning is None:
-                yield sample, _rows(X, idx), labels_s
-            else:
-                counts, fractions = thinning
-                rng = np.random.default_rng([seed, i])
-                yield sample, _thinned_lognorm(_rows(counts, idx), fractions[sample], rng), labels_s
-
-    run = dict(min_cells=min_cells, expr_prop=expr_prop, n_perms=n_perms, seed=seed)
-    progress = settings.progress and len(kept_groups) > 1
-    if n_jobs > 1 and len(kept_groups) > 1:
-        from joblib import Parallel, delayed
-
-        outs = Parallel(n_jobs=min(n_jobs, len(kept_groups)), backend="loky")(
-            delayed(_run_liana)(block, lab, var_names, res_table, **run) for _, block, lab in jobs())
-        outs = dict(zip(kept_groups, outs, strict=True))
-    else:
-        from tqdm import tqdm
-
-        outs = {}
-        for sample, block, lab in tqdm(jobs(), total=len(kept_groups), desc="crosstalk (LIANA per sample)",
-                                       disable=not progress):
-            outs[sample] = _run_liana(block, lab, var_names, res_table, **run)
-    results = []
-    for sample, res in outs.items():
-        if sample_key is not None:
-            res.insert(0, sample_key, sample)
-        results.append(res)
-    table = pd.concat(results, ignore_index=True)
-    if table.empty:
-        raise ValueError(
-            "LIANA found no ligand-receptor interaction passing expr_prop in any sample; lower expr_prop "
-            f"(now {expr_prop}) or check that the resource genes are expressed"
-        )
-    table["axis"] = pd.Categorical(kb_axes.annotate(table["ligand_complex"], table["receptor_complex"]))
-    if sample_key is not None:
-        table[sample_key] = pd.Categorical(table[sample_key], categories=list(kept_groups))
-    table = _order(table, sample_key)
-
-    params = _writable({
-        "groupby": groupby, "sample_key": sample_key, "condition_key": condition_key, "reference": reference,
-        "covariates": list(covariates), "patient_key": patient_key, "pair_key": pair_key,
-        "resource": res_info["resource"], "axes_only": bool(axes_only), "min_cells": min_cells,
-        "expr_prop": expr_prop, "n_perms": n_perms if n_perms is not None else 0, "strength": strength,
-        "min_samples": min_samples, "seed": seed, "n_jobs": n_jobs, "layer": layer,
-        "use_raw": bool(use_raw) if use_raw is not None else None,
-    })
-    groups_long = pd.DataFrame([(s_, g) for s_, gs in kept_groups.items() for g in gs], columns=["sample", "group"])
-    provenance = {
-        "tool": "crosstalk", "params": params, "library_version": _validate.library_version(),
-        "kb_version": kb_axes.get_version(), "method": "liana.mt.rank_aggregate",
-        "n_resource_interactions": res_info["n_interactions"], "kb_pairs_added": res_info["kb_pairs_added"],
-        "n_samples": len(kept_groups), "genes_in_resource_present": len(present), "skipped": skipped,
-        "depth_equalized": thinning is not None,
-        "groups": groups_long,
-    }
-
-    diff = None
-    if design is not None:
-        kept = list(kept_groups)
-        matrix, detected, evaluable = cstats.strength_matrix(table, sample_key=sample_key, samples=kept,
-                                                             groups=kept_groups, strength=strength)
-        diff = cstats.differential(matrix, detected, evaluable, design.loc[kept], reference=reference,
-                                   min_samples=min_samples)
-        diff.insert(4, "axis", pd.Categorical(kb_axes.annotate(diff["ligand_complex"], diff["receptor_complex"])))
-        diff = diff.assign(_untested=~diff["tested"], _p=diff["pvalue"].fillna(2.0),
-                           _size=-diff["effect"].abs().fillna(0.0), _no_axis=diff["axis"].isna())
-        order = ["_untested", "_p", "_size", "_no_axis"]
-        diff = diff.sort_values(order, kind="stable").drop(columns=order).reset_index(drop=True)
-        provenance["conditions"] = design.loc[kept, "condition"].rename_axis("sample").reset_index()
-
-    # ---- write (nothing above touched adata) ----
-    target = adata.copy() if copy else adata
-    target.uns[key_added] = table
-    target.uns[key_added + Suffix.PARAMS] = provenance
-    where = f"uns[{key_added!r}]"
-    if diff is not None:
-        target.uns[key_added + Suffix.DIFF] = diff
-        where += f" and uns[{key_added + Suffix.DIFF!r}]"
-        n_tested = int(diff["tested"].sum())
-        n_sig = int((diff["padj"] < Defaults.ALPHA).sum())
-        logger.info("crosstalk: %d interactions over %d units, %d tested, %d with padj < %.2f (%.1fs) -> %s",
-                    len(diff), len(kept_groups), n_tested, n_sig, Defaults.ALPHA, time.perf_counter() - t0, where)
-    else:
-        logger.info("crosstalk: %d interaction rows over %d sample(s) (%.1fs) -> %s", len(table),
-                    len(kept_groups), time.perf_counter() - t0, where)
-    return target if copy else None
+    adata = adata.copy() if copy else adata  # nothing above touched adata
+    where = _write(adata, key_added, table, provenance, diff)
+    _log(table, diff, len(kept_groups), t0, where)
+    return adata if copy else None

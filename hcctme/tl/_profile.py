@@ -37,8 +37,8 @@ reference group), not an absolute measure: a cohort of resistors only has no "in
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from functools import lru_cache
+from collections.abc import Callable, Sequence
+from functools import lru_cache, partial
 from importlib import resources
 from typing import Any
 
@@ -332,8 +332,7 @@ def _crosstalk_per_sample(adata: AnnData, table: pd.DataFrame, sample_key: str, 
 
 
 def _add_specific_genes(axis_items: dict[str, tuple[bool, list[tuple[str, dict[str, Any]]]]],
-                        axes_table: pd.DataFrame, adata: AnnData, samples: pd.Series, order: pd.Index,
-                        layer: str | None) -> None:
+                        axes_table: pd.DataFrame, read_genes: Callable[..., list[dict[str, Any]]]) -> None:
     """Give axes with only shared evidence a feature of their own: their ligand / receptor genes.
 
     An axis whose evidence features are all read by other axes too (CD8_TEX_TERMINAL by PD1, TIM3,
@@ -349,8 +348,7 @@ def _add_specific_genes(axis_items: dict[str, tuple[bool, list[tuple[str, dict[s
         specific = any(users[(kind, item["feature"])] == {axis} for kind, item in items)
         if specific or not genes.get(axis):
             continue
-        extra = _gene_evidence(adata, genes[axis], samples, order, layer,
-                               why="axis-specific: its other evidence is shared with other axes")
+        extra = read_genes(genes[axis], why="axis-specific: its other evidence is shared with other axes")
         items.extend(("scores", item) for item in extra)
 
 
@@ -364,6 +362,179 @@ def _zscore(values: pd.Series, centre_mask: np.ndarray | None, flip: bool) -> pd
     centre = float(ref.mean()) if len(ref) else float(x[finite].mean())
     z = (x - centre) / sd if sd > 1e-12 else pd.Series(np.where(finite, 0.0, np.nan), index=x.index)
     return -z if flip else z
+
+
+# --------------------------------------------------------------------------------------------------
+# steps of the tool
+# --------------------------------------------------------------------------------------------------
+def _check_condition(adata: AnnData, sample_key: str, condition_key: str | None, reference: str | None,
+                     active_threshold: float) -> tuple[pd.Series | None, str | None]:
+    """The threshold's type; the per-sample condition (None without condition_key) and the checked reference."""
+    if isinstance(active_threshold, bool) or not isinstance(active_threshold, int | float):
+        raise TypeError(f"active_threshold must be a number, got {active_threshold!r}")
+    condition = None
+    if condition_key is not None:
+        cond_col = _validate.categorical_levels(adata, condition_key, purpose="condition_key", min_levels=2)
+        condition = _validate.constant_within(adata, condition_key, sample_key)
+        if reference is not None:
+            reference = _validate.level(cond_col, reference, key=condition_key)
+    elif reference is not None:
+        raise ValueError("reference is given without condition_key; name the condition column as well")
+    return condition, reference
+
+
+def _select_axes(axes: Sequence[str] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The kb axes asked for and their state / signature links."""
+    axes_table = _kb_axes()
+    if axes is not None:
+        if not isinstance(axes, str | Sequence | pd.Index | np.ndarray):
+            raise TypeError(f"axes must be a kb axis id or a list of them, got {type(axes).__name__} ({axes!r})")
+        wanted = [axes] if isinstance(axes, str) else [str(a) for a in axes]
+        unknown = sorted(set(wanted) - set(axes_table["axis"]))
+        if unknown:
+            raise ValueError(f"unknown axis id(s) {unknown}; kb axes are {list(axes_table['axis'])}")
+        axes_table = axes_table[axes_table["axis"].isin(wanted)].reset_index(drop=True)
+    links = axis_links()
+    return axes_table, links[links["axis"].isin(set(axes_table["axis"]))]
+
+
+def _crosstalk_source(adata: AnnData, sample_key: str, crosstalk_key: str, axes_table: pd.DataFrame,
+                      order: pd.Index, context_key: str) -> tuple[pd.DataFrame | None, str, str | None]:
+    """Samples x axes crosstalk strength, how it was read, and why it is absent (None when present)."""
+    if crosstalk_key not in adata.uns:
+        return None, "", (f"no uns[{crosstalk_key!r}]: run hcctme.tl.crosstalk(..., sample_key=) for crosstalk "
+                          "evidence")
+    table = adata.uns[crosstalk_key]
+    if not (isinstance(table, pd.DataFrame) and len(table)):
+        return None, "", f"uns[{crosstalk_key!r}] is not a results table; re-run hcctme.tl.crosstalk"
+    provenance = adata.uns.get(crosstalk_key + Suffix.PARAMS)
+    groupby = (provenance.get("params") or {}).get("groupby") if isinstance(provenance, dict) else None
+    wide, how = _crosstalk_per_sample(adata, table, sample_key, axes_table, order, groupby=groupby,
+                                      context_key=context_key)
+    return wide, how, (how if wide is None else None)
+
+
+def _sources(adata: AnnData, *, sample_key: str, state_key: str, crosstalk_key: str, tib_key: str,
+             axes_table: pd.DataFrame, order: pd.Index) -> dict[str, Any]:
+    """The optional evidence stored by earlier tools (states, crosstalk, TIB) and why any is absent."""
+    context_key = state_key + Suffix.CONTEXT
+    src: dict[str, Any] = {"context_key": context_key, "absent": {}, "states": None, "tib": None}
+    absent = src["absent"]
+    src["contexts"] = adata.obs[context_key].astype(str) if context_key in adata.obs.columns else None
+    if state_key in adata.obs.columns:
+        src["states"] = adata.obs[state_key].astype(str)
+    else:
+        absent["states"] = f"no obs[{state_key!r}]: run hcctme.tl.call_states for state-abundance evidence"
+    src["crosstalk"], src["crosstalk_how"], why = _crosstalk_source(adata, sample_key, crosstalk_key, axes_table,
+                                                                    order, context_key)
+    if why is not None:
+        absent["crosstalk"] = why
+    if tib_key in adata.uns and isinstance(adata.uns[tib_key], pd.DataFrame):
+        tib_table = adata.uns[tib_key].copy()
+        tib_table.index = tib_table.index.astype(str)
+        if not set(order) & set(tib_table.index):
+            absent["spatial"] = f"uns[{tib_key!r}] has none of the samples of obs[{sample_key!r}]"
+        else:
+            src["tib"] = tib_table
+    else:
+        absent["spatial"] = f"no uns[{tib_key!r}]: run hcctme.tl.tib on spatial data for barrier evidence"
+    return src
+
+
+def _axis_evidence(ax: pd.Series, ax_links: pd.DataFrame, scores: pd.DataFrame, samples: pd.Series,
+                   order: pd.Index, src: dict[str, Any], read_genes: Callable[..., list[dict[str, Any]]], *,
+                   scores_key: str, state_key: str, crosstalk_key: str, tib_key: str) -> list[tuple[str, dict]]:
+    """The (kind, feature) evidence items of one axis."""
+    axis, contexts, wide = ax["axis"], src["contexts"], src["crosstalk"]
+    items: list[tuple[str, dict[str, Any]]] = []
+    sig_features = [f for f in dict.fromkeys(ax_links["feature"]) if f in scores.columns]
+    density = bool((ax_links["kind"] == "population").any())  # a recruitment axis
+    if sig_features:
+        items += [("scores", e) for e in _score_evidence(scores, samples, contexts, order, sig_features, scores_key,
+                                                         density=density)]
+    elif ax["genes"]:
+        items += [("scores", e) for e in read_genes(ax["genes"])]
+    if src["states"] is not None:
+        state_features = list(dict.fromkeys(ax_links.loc[ax_links["kind"] == "state", "feature"]))
+        items += [("states", e) for e in _state_evidence(src["states"], contexts, samples, order, state_features,
+                                                         state_key, density=density)]
+    if contexts is not None:
+        populations = list(dict.fromkeys(ax_links.loc[ax_links["kind"] == "population", "feature"]))
+        items += [("states", e) for e in _population_evidence(contexts, samples, order, populations,
+                                                              src["context_key"])]
+    if wide is not None and axis in wide.columns and wide[axis].notna().any():
+        items.append(("crosstalk", {"feature": "strongest pair", "values": wide[axis],
+                                    "source": f"uns[{crosstalk_key!r}]: {src['crosstalk_how']}"}))
+    if src["tib"] is not None and axis == TIB_AXIS:
+        for feature in TIB_FEATURES:
+            if feature in src["tib"].columns:
+                items.append(("spatial", {"feature": feature,
+                                          "values": src["tib"][feature].reindex(order).astype(float),
+                                          "source": f"uns[{tib_key!r}].{feature}"}))
+    return items
+
+
+def _evidence(axis_items: dict[str, tuple[bool, list[tuple[str, dict[str, Any]]]]], order: pd.Index,
+              centre_mask: np.ndarray | None) -> pd.DataFrame:
+    """The long evidence table: one row per sample, axis and feature, with its z-score."""
+    evidence_rows: list[dict[str, Any]] = []
+    for axis, (flip, items) in axis_items.items():
+        for kind, item in items:
+            z = _zscore(item["values"], centre_mask, flip)
+            for sample in order:
+                evidence_rows.append({"sample": sample, "axis": axis, "evidence": kind, "feature": item["feature"],
+                                      "value": float(item["values"].get(sample, np.nan)), "z": float(z[sample]),
+                                      "source": item["source"]})
+    return pd.DataFrame(evidence_rows, columns=["sample", "axis", "evidence", "feature", "value", "z", "source"])
+
+
+def _profile(scores: pd.DataFrame, samples: pd.Series, order: pd.Index, condition: pd.Series | None,
+             reference: str | None, axes_table: pd.DataFrame, links: pd.DataFrame, src: dict[str, Any],
+             read_genes: Callable[..., list[dict[str, Any]]], *, active_threshold: float,
+             keys: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """The profile, evidence and (with a condition) summary tables, from AnnData-free inputs."""
+    centre_mask = None
+    if condition is not None and reference is not None:
+        centre_mask = (condition.reindex(order).astype(str) == reference).to_numpy()
+    axis_items: dict[str, tuple[bool, list[tuple[str, dict[str, Any]]]]] = {}
+    for _, ax in axes_table.iterrows():
+        flip = str(ax["direction"]).lower() == "down"
+        items = _axis_evidence(ax, links[links["axis"] == ax["axis"]], scores, samples, order, src, read_genes,
+                               **keys)
+        axis_items[ax["axis"]] = (flip, items)
+    _add_specific_genes(axis_items, axes_table, read_genes)
+    evidence = _evidence(axis_items, order, centre_mask)
+    profile = _combine(evidence, axes_table, order, active_threshold=active_threshold)
+    if condition is not None:
+        profile.insert(1, "condition", condition.reindex(profile["sample"]).astype(str).to_numpy())
+    summary = _summary(profile, reference) if condition is not None else None
+    return profile, evidence, summary
+
+
+def _params(call: dict[str, Any], axes_table: pd.DataFrame, active_threshold: float, order: pd.Index,
+            absent: dict[str, str], summary: pd.DataFrame | None) -> dict[str, Any]:
+    """uns[key_added + "_params"]: tool, params, library_version, absent evidence kinds."""
+    params = {
+        "tool": "resistance_profile",
+        "params": {k: v for k, v in {**call, "axes": list(axes_table["axis"]),
+                                     "active_threshold": active_threshold}.items() if v is not None},
+        "library_version": _validate.library_version(),
+        "absent": absent, "n_axes": len(axes_table), "n_samples": len(order),
+    }
+    if summary is not None and len(summary):
+        params["n_distinct_tests"] = int(summary.drop_duplicates(["evidence_group", "group"]).shape[0])
+    return params
+
+
+def _write(adata: AnnData, key_added: str, profile: pd.DataFrame, evidence: pd.DataFrame, params: dict[str, Any],
+           summary: pd.DataFrame | None) -> None:
+    adata.uns[key_added] = profile
+    adata.uns[key_added + Suffix.EVIDENCE] = evidence
+    adata.uns[key_added + Suffix.PARAMS] = params
+    if summary is not None:
+        adata.uns[key_added + Suffix.SUMMARY] = summary
+    for kind, why in params["absent"].items():
+        logger.info("resistance_profile: no %s evidence (%s)", kind, why)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -434,137 +605,26 @@ def resistance_profile(
     _validate.anndata(adata)
     samples = _validate.categorical_levels(adata, sample_key, purpose="sample_key")
     key_added = _validate.key_added(key_added)
-    if isinstance(active_threshold, bool) or not isinstance(active_threshold, int | float):
-        raise TypeError(f"active_threshold must be a number, got {active_threshold!r}")
-    condition = None
-    if condition_key is not None:
-        cond_col = _validate.categorical_levels(adata, condition_key, purpose="condition_key", min_levels=2)
-        condition = _validate.constant_within(adata, condition_key, sample_key)
-        if reference is not None:
-            reference = _validate.level(cond_col, reference, key=condition_key)
-    elif reference is not None:
-        raise ValueError("reference is given without condition_key; name the condition column as well")
+    condition, reference = _check_condition(adata, sample_key, condition_key, reference, active_threshold)
     scores = _validate.scores(adata, scores_key)  # KeyError: run hcctme.tl.score first
-    axes_table = _kb_axes()
-    if axes is not None:
-        if not isinstance(axes, str | Sequence | pd.Index | np.ndarray):
-            raise TypeError(f"axes must be a kb axis id or a list of them, got {type(axes).__name__} ({axes!r})")
-        wanted = [axes] if isinstance(axes, str) else [str(a) for a in axes]
-        unknown = sorted(set(wanted) - set(axes_table["axis"]))
-        if unknown:
-            raise ValueError(f"unknown axis id(s) {unknown}; kb axes are {list(axes_table['axis'])}")
-        axes_table = axes_table[axes_table["axis"].isin(wanted)].reset_index(drop=True)
-    links = axis_links()
-    links = links[links["axis"].isin(set(axes_table["axis"]))]
-
+    axes_table, links = _select_axes(axes)
     order = pd.Index(pd.unique(samples.astype(str)), name=sample_key)
     samples = samples.astype(str)
-    context_key = state_key + Suffix.CONTEXT
-    contexts = adata.obs[context_key].astype(str) if context_key in adata.obs.columns else None
-    absent: dict[str, str] = {}
-    states = None
-    if state_key in adata.obs.columns:
-        states = adata.obs[state_key].astype(str)
-    else:
-        absent["states"] = f"no obs[{state_key!r}]: run hcctme.tl.call_states for state-abundance evidence"
-    crosstalk_wide, crosstalk_how = None, ""
-    if crosstalk_key in adata.uns:
-        table = adata.uns[crosstalk_key]
-        provenance = adata.uns.get(crosstalk_key + Suffix.PARAMS)
-        groupby = (provenance.get("params") or {}).get("groupby") if isinstance(provenance, dict) else None
-        if isinstance(table, pd.DataFrame) and len(table):
-            crosstalk_wide, crosstalk_how = _crosstalk_per_sample(adata, table, sample_key, axes_table, order,
-                                                                  groupby=groupby, context_key=context_key)
-            if crosstalk_wide is None:
-                absent["crosstalk"] = crosstalk_how
-        else:
-            absent["crosstalk"] = f"uns[{crosstalk_key!r}] is not a results table; re-run hcctme.tl.crosstalk"
-    else:
-        absent["crosstalk"] = (f"no uns[{crosstalk_key!r}]: run hcctme.tl.crosstalk(..., sample_key=) for crosstalk "
-                               "evidence")
-    tib_table = None
-    if tib_key in adata.uns and isinstance(adata.uns[tib_key], pd.DataFrame):
-        tib_table = adata.uns[tib_key].copy()
-        tib_table.index = tib_table.index.astype(str)
-        if not set(order) & set(tib_table.index):
-            absent["spatial"] = f"uns[{tib_key!r}] has none of the samples of obs[{sample_key!r}]"
-            tib_table = None
-    else:
-        absent["spatial"] = f"no uns[{tib_key!r}]: run hcctme.tl.tib on spatial data for barrier evidence"
+    src = _sources(adata, sample_key=sample_key, state_key=state_key, crosstalk_key=crosstalk_key, tib_key=tib_key,
+                   axes_table=axes_table, order=order)
+    read_genes = partial(_gene_evidence, adata, samples=samples, order=order, layer=layer)
+    keys = {"scores_key": scores_key, "state_key": state_key, "crosstalk_key": crosstalk_key, "tib_key": tib_key}
+    profile, evidence, summary = _profile(scores, samples, order, condition, reference, axes_table, links, src,
+                                          read_genes, active_threshold=float(active_threshold), keys=keys)
+    call = {"sample_key": sample_key, "condition_key": condition_key, "reference": reference, **keys,
+            "layer": layer}
+    params = _params(call, axes_table, float(active_threshold), order, src["absent"], summary)
 
-    centre_mask = None
-    if condition is not None and reference is not None:
-        centre_mask = (condition.reindex(order).astype(str) == reference).to_numpy()
-
-    evidence_rows: list[dict[str, Any]] = []
-    axis_items: dict[str, tuple[bool, list[tuple[str, dict[str, Any]]]]] = {}
-    for _, ax in axes_table.iterrows():
-        axis = ax["axis"]
-        flip = str(ax["direction"]).lower() == "down"
-        ax_links = links[links["axis"] == axis]
-        items: list[tuple[str, dict[str, Any]]] = []
-        sig_features = [f for f in dict.fromkeys(ax_links["feature"]) if f in scores.columns]
-        density = bool((ax_links["kind"] == "population").any())  # a recruitment axis
-        if sig_features:
-            items += [("scores", e) for e in _score_evidence(scores, samples, contexts, order, sig_features, scores_key,
-                                                             density=density)]
-        elif ax["genes"]:
-            items += [("scores", e) for e in _gene_evidence(adata, ax["genes"], samples, order, layer)]
-        if states is not None:
-            state_features = list(dict.fromkeys(ax_links.loc[ax_links["kind"] == "state", "feature"]))
-            items += [("states", e) for e in _state_evidence(states, contexts, samples, order, state_features,
-                                                             state_key, density=density)]
-        if contexts is not None:
-            populations = list(dict.fromkeys(ax_links.loc[ax_links["kind"] == "population", "feature"]))
-            items += [("states", e) for e in _population_evidence(contexts, samples, order, populations, context_key)]
-        if crosstalk_wide is not None and axis in crosstalk_wide.columns and crosstalk_wide[axis].notna().any():
-            items.append(("crosstalk", {"feature": "strongest pair", "values": crosstalk_wide[axis],
-                                        "source": f"uns[{crosstalk_key!r}]: {crosstalk_how}"}))
-        if tib_table is not None and axis == TIB_AXIS:
-            for feature in TIB_FEATURES:
-                if feature in tib_table.columns:
-                    items.append(("spatial", {"feature": feature,
-                                              "values": tib_table[feature].reindex(order).astype(float),
-                                              "source": f"uns[{tib_key!r}].{feature}"}))
-        axis_items[axis] = (flip, items)
-    _add_specific_genes(axis_items, axes_table, adata, samples, order, layer)
-    for axis, (flip, items) in axis_items.items():
-        for kind, item in items:
-            z = _zscore(item["values"], centre_mask, flip)
-            for sample in order:
-                evidence_rows.append({"sample": sample, "axis": axis, "evidence": kind, "feature": item["feature"],
-                                      "value": float(item["values"].get(sample, np.nan)), "z": float(z[sample]),
-                                      "source": item["source"]})
-    evidence = pd.DataFrame(evidence_rows, columns=["sample", "axis", "evidence", "feature", "value", "z", "source"])
-    profile = _combine(evidence, axes_table, order, active_threshold=float(active_threshold))
-    if condition is not None:
-        profile.insert(1, "condition", condition.reindex(profile["sample"]).astype(str).to_numpy())
-    summary = _summary(profile, reference) if condition is not None else None
-
-    params = {
-        "tool": "resistance_profile",
-        "params": {k: v for k, v in {
-            "sample_key": sample_key, "condition_key": condition_key, "reference": reference,
-            "scores_key": scores_key, "state_key": state_key, "crosstalk_key": crosstalk_key, "tib_key": tib_key,
-            "layer": layer, "axes": list(axes_table["axis"]), "active_threshold": float(active_threshold),
-        }.items() if v is not None},
-        "library_version": _validate.library_version(),
-        "absent": absent, "n_axes": len(axes_table), "n_samples": len(order),
-    }
-    if summary is not None and len(summary):
-        params["n_distinct_tests"] = int(summary.drop_duplicates(["evidence_group", "group"]).shape[0])
-    target = adata.copy() if copy else adata
-    target.uns[key_added] = profile
-    target.uns[key_added + Suffix.EVIDENCE] = evidence
-    target.uns[key_added + Suffix.PARAMS] = params
-    if summary is not None:
-        target.uns[key_added + Suffix.SUMMARY] = summary
-    for kind, why in absent.items():
-        logger.info("resistance_profile: no %s evidence (%s)", kind, why)
+    adata = adata.copy() if copy else adata  # nothing above touched adata
+    _write(adata, key_added, profile, evidence, params, summary)
     logger.info("resistance_profile: %d samples x %d axes, %d active -> uns[%r]", len(order), len(axes_table),
                 int(profile["active"].sum()), key_added)
-    return target if copy else None
-
+    return adata if copy else None
 
 def _combine(evidence: pd.DataFrame, axes_table: pd.DataFrame, order: pd.Index, *,
              active_threshold: float) -> pd.DataFrame:
