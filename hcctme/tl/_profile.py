@@ -186,15 +186,13 @@ def _score_evidence(scores: pd.DataFrame, samples: pd.Series, contexts: pd.Serie
 def _gene_evidence(adata: AnnData, genes: list[str], samples: pd.Series, order: pd.Index,
                    layer: str | None, *, why: str = "no linked signature scored") -> list[dict[str, Any]]:
     X, names = _validate.matrix(adata, layer=layer, use_raw=False)
-    present = [g for g in genes if g in set(names)]
+    position: dict[str, int] = {}
+    for i, name in enumerate(_validate.gene_names(adata, names)):  # harmonised symbols when present
+        position.setdefault(str(name), i)
+    present = [g for g in genes if g in position]
     if not present:
         return []
-    idx = names.get_indexer(present)
-    block = X[:, idx]
-    if hasattr(block, "compute"):
-        block = block.compute()
-    if hasattr(block, "to_memory"):
-        block = block.to_memory()
+    block = _validate.in_memory(X[:, [position[g] for g in present]])
     kind = _validate.matrix_kind(X, n_rows=adata.n_obs)
     block = block.toarray() if sp.issparse(block) else np.asarray(block)
     block = block.astype(float)
