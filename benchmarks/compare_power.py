@@ -133,7 +133,7 @@ def _planted(adata) -> dict[tuple[str, str], str]:
 
 def run_size(n_per: int, reps: int, sccoda_reps: int, cells: int, seed0: int) -> pd.DataFrame:
     """FPR (null and nuisance-null cohorts) and power (planted cohorts) of every method at one size."""
-    planted_states = {s for s, _ in _planted(simulate_cohort(4, 60, n_genes=50, seed=seed0))}
+    planted_states = {s for s, _ in _planted(simulate_cohort(4, 60, n_genes=50, random_state=seed0))}
     null_p = {m: [] for m in P_METHODS}
     nuisance_p = {m: [] for m in P_METHODS}
     null_called = []
@@ -151,7 +151,7 @@ def run_size(n_per: int, reps: int, sccoda_reps: int, cells: int, seed0: int) ->
                     nuisance_p[m].extend(_hcctme(adata, **kwargs)["pvalue"])
                 nuisance_p["scanpro"].extend(_scanpro(adata)["pvalue"])
                 continue
-            adata = simulate_cohort(2 * n_per, cells, n_genes=100, null=kind == "null", seed=seed)
+            adata = simulate_cohort(2 * n_per, cells, n_genes=100, null=kind == "null", random_state=seed)
             results = {}
             for m in (*P_METHODS, "sccoda"):
                 if m == "sccoda" and not use_sccoda:

@@ -41,7 +41,7 @@ MODES = {
 
 
 def cohort(n_cells: int, n_samples: int, seed: int = 0):
-    adata = simulate_cohort(n_samples, n_cells // n_samples, seed=seed)
+    adata = simulate_cohort(n_samples, n_cells // n_samples, random_state=seed)
     group = adata.obs["cell_type"].astype(str).to_numpy().copy()
     state = adata.obs["state_true"].astype(str).to_numpy()
     for split in ("TAM2_SPP1", "CD8_TEX_TERMINAL"):

@@ -26,7 +26,7 @@ from pathlib import Path
 def _cohort(patients: int):
     from hcctme import datasets, pipeline
 
-    adata = datasets.simulate_cohort(patients, 50, n_genes=600, spatial=True, seed=3)
+    adata = datasets.simulate_cohort(patients, 50, n_genes=600, spatial=True, random_state=3)
     pipeline.run(adata, genes=False, crosstalk=False)
     return adata
 

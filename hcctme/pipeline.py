@@ -321,7 +321,8 @@ def _crosstalk(adata: AnnData, config: PipelineConfig) -> None:
         return
     tl.crosstalk(adata, groupby=config.crosstalk_groupby or config.cell_type_key,
                  sample_key=config.sample_key, condition_key=config.condition_key,
-                 reference=config.reference, layer=config.layer, use_raw=config.use_raw, seed=config.random_state)
+                 reference=config.reference, layer=config.layer, use_raw=config.use_raw,
+                 random_state=config.random_state)
 
 
 def _tib(adata: AnnData, config: PipelineConfig) -> None:

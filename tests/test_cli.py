@@ -95,7 +95,7 @@ def test_states_with_a_context_map_file(capsys, tmp_path: Path):
 
     from hcctme import tl
 
-    adata = datasets.simulate_cohort(4, 60, n_genes=600, seed=1)
+    adata = datasets.simulate_cohort(4, 60, n_genes=600, random_state=1)
     tl.score(adata)
     adata.obs["cell_type"] = adata.obs["cell_type"].astype(str).replace({"Macrophages": "Cluster 7"})
     src, out, mapping = tmp_path / "in.h5ad", tmp_path / "states.h5ad", tmp_path / "map.yaml"
@@ -111,7 +111,7 @@ def test_states_with_a_context_map_file(capsys, tmp_path: Path):
 def test_score_harmonises_gene_symbols_first(capsys, tmp_path: Path):
     import anndata as ad
 
-    adata = datasets.simulate_cohort(4, 60, n_genes=600, seed=1)
+    adata = datasets.simulate_cohort(4, 60, n_genes=600, random_state=1)
     adata.var["feature_name"] = adata.var_names.astype(str)
     adata.var_names = [f"ENSG{i:011d}" for i in range(adata.n_vars)]
     src, out = tmp_path / "cellxgene.h5ad", tmp_path / "scored.h5ad"

@@ -85,7 +85,7 @@ def test_pipeline_config_validation_names_the_problem():
 def test_run_without_counts_records_skipped_steps_in_manifest_and_report(tmp_path: Path, capsys):
     import json
 
-    adata = datasets.simulate_cohort(6, 150, n_genes=600, seed=3)
+    adata = datasets.simulate_cohort(6, 150, n_genes=600, random_state=3)
     del adata.layers["counts"]
     adata.var["feature_name"] = adata.var_names.astype(str)
     adata.var_names = [f"ENSG{i:011d}" for i in range(adata.n_vars)]

@@ -788,7 +788,7 @@ PIPE = {"sample_key": "patient", "condition_key": "response", "reference": REF, 
 @pytest.fixture(scope="module")
 def small() -> AnnData:
     """4 patients x 50 cells, log-normalised X and counts, nothing computed yet."""
-    return hc.datasets.simulate_cohort(4, 50, n_genes=600, seed=1)
+    return hc.datasets.simulate_cohort(4, 50, n_genes=600, random_state=1)
 
 
 def _recorder(calls: list, name: str):
@@ -1122,7 +1122,7 @@ import random, sys, warnings
 warnings.simplefilter("ignore")
 from hcctme import _files, datasets, tl
 
-adata = datasets.simulate_cohort(4, 50, n_genes=600, seed=1)
+adata = datasets.simulate_cohort(4, 50, n_genes=600, random_state=1)
 good = sys.argv[1] + "/good.h5ad"
 adata.write_h5ad(good)
 data = open(good, "rb").read()

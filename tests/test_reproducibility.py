@@ -78,7 +78,7 @@ def run_all() -> tuple[AnnData, dict[str, Any]]:
         out["genes"] = genes
         hc.tl.ta_response(adata, **KW, min_coverage=0.3)
         out["ta_response"] = hc.get.ta_response(adata, per_sample=True)
-        hc.tl.crosstalk(adata, groupby="cell_type", **KW, axes_only=True, n_perms=20, min_cells=5, seed=2)
+        hc.tl.crosstalk(adata, groupby="cell_type", **KW, axes_only=True, n_perms=20, min_cells=5, random_state=2)
         out["crosstalk"] = hc.get.crosstalk(adata, differential=True)
         hc.tl.tib(adata, sample_key="patient", n_perms=20, random_state=4)
         out["tib"] = hc.get.tib(adata)

@@ -224,7 +224,7 @@ def _check_design(adata: AnnData, groupby: str, sample_key: str | None, conditio
 
 
 def _check_options(*, axes_only: bool, min_cells: int, expr_prop: float, n_perms: int | None, min_samples: int,
-                   seed: int, n_jobs: int | None, strength: str) -> dict[str, Any]:
+                   random_state: int, n_jobs: int | None, strength: str) -> dict[str, Any]:
     """The checked numeric / choice arguments."""
     opts = {
         "axes_only": _validate.boolean(axes_only, name="axes_only"),
@@ -232,7 +232,7 @@ def _check_options(*, axes_only: bool, min_cells: int, expr_prop: float, n_perms
         "expr_prop": _validate.fraction(expr_prop, name="expr_prop"),
         "n_perms": _validate.positive_int(n_perms, name="n_perms", allow_none=True),
         "min_samples": _validate.positive_int(min_samples, name="min_samples"),
-        "seed": _validate.positive_int(seed, name="seed", minimum=0),
+        "random_state": _validate.random_state(random_state),
         "n_jobs": _validate.positive_int(settings.n_jobs if n_jobs is None else n_jobs, name="n_jobs"),
         "strength": _validate.choice(strength, tuple(cstats.STRENGTHS), name="strength"),
     }
@@ -306,7 +306,7 @@ def _run_units(X: Any, cells: dict[str, np.ndarray], groups: np.ndarray, obs_nam
                res_table: pd.DataFrame, thinning: tuple[Any, dict[str, float]] | None,
                opts: dict[str, Any]) -> dict[str, pd.DataFrame]:
     """LIANA's table per sample (in parallel when n_jobs > 1), on depth-thinned counts when given."""
-    seed = opts["seed"]
+    seed = opts["random_state"]
 
     def jobs():
         for i, (sample, idx) in enumerate(cells.items()):
@@ -379,7 +379,8 @@ def _provenance(call: dict[str, Any], d: dict[str, Any], opts: dict[str, Any], r
         "pair_key": call["pair_key"], "resource": res_info["resource"], "axes_only": bool(opts["axes_only"]),
         "min_cells": opts["min_cells"], "expr_prop": opts["expr_prop"],
         "n_perms": n_perms if n_perms is not None else 0, "strength": opts["strength"],
-        "min_samples": opts["min_samples"], "seed": opts["seed"], "n_jobs": opts["n_jobs"], "layer": call["layer"],
+        "min_samples": opts["min_samples"], "random_state": opts["random_state"], "n_jobs": opts["n_jobs"],
+        "layer": call["layer"],
         "use_raw": bool(use_raw) if use_raw is not None else None,
     })
     groups_long = pd.DataFrame([(s_, g) for s_, gs in kept_groups.items() for g in gs], columns=["sample", "group"])
@@ -442,7 +443,7 @@ def crosstalk(
     strength: str = "lr_means",
     min_samples: int = 3,
     counts_layer: str | None = Keys.COUNTS,
-    seed: int = Defaults.SEED,
+    random_state: int = Defaults.SEED,
     n_jobs: int | None = None,
     key_added: str = Keys.CROSSTALK,
     copy: bool = False,
@@ -512,8 +513,8 @@ def crosstalk(
     min_samples
         Minimum evaluable samples per condition (and samples where the interaction was detected)
         for an interaction to be tested; others are reported with ``tested=False``.
-    seed
-        Seed of LIANA's permutations.
+    random_state
+        Seed of LIANA's permutations (and of the depth thinning of a differential run).
     n_jobs
         Samples run in parallel (joblib processes); None uses ``hcctme.settings.n_jobs``. LIANA's
         cost grows with the number of group pairs x resource interactions, so many samples with
@@ -549,7 +550,8 @@ def crosstalk(
     key_added = _validate.key_added(key_added)
     d = _check_design(adata, groupby, sample_key, condition_key, reference, covariates, patient_key, pair_key)
     opts = _check_options(axes_only=axes_only, min_cells=min_cells, expr_prop=expr_prop, n_perms=n_perms,
-                          min_samples=min_samples, seed=seed, n_jobs=n_jobs, strength=strength)
+                          min_samples=min_samples, random_state=random_state, n_jobs=n_jobs,
+                          strength=strength)
     X, var_names = _expression(adata, layer, use_raw)
     res_table, res_info = _checked_resource(resource, opts["axes_only"], var_names)
     kept_groups, skipped = _select_groups(d["groups"], d["samples"], d["order"], min_cells=opts["min_cells"],

@@ -59,7 +59,7 @@ class _Checker(HTMLParser):
 
 @pytest.fixture(scope="module")
 def analysed():
-    adata = datasets.simulate_cohort(6, 120, n_genes=700, spatial=True, seed=5)
+    adata = datasets.simulate_cohort(6, 120, n_genes=700, spatial=True, random_state=5)
     pipeline.run(adata, genes=False)
     return adata
 
@@ -145,7 +145,7 @@ def test_long_tables_are_shortened_with_the_full_tsv_beside(analysed, tmp_path: 
 
 
 def test_report_of_200_patients_stays_under_10_mb(tmp_path: Path):
-    adata = datasets.simulate_cohort(200, 50, n_genes=600, seed=3)
+    adata = datasets.simulate_cohort(200, 50, n_genes=600, random_state=3)
     pipeline.run(adata, genes=False, crosstalk=False, steps=("score", "states", "compare", "profile"))
     path = report.build(adata, tmp_path / "report.html")
     assert path.stat().st_size < 10_000_000
@@ -163,7 +163,7 @@ def test_report_returns_text_without_path(analysed):
 
 
 def test_report_needs_scores():
-    adata = datasets.simulate_cohort(4, 60, n_genes=600, seed=1)
+    adata = datasets.simulate_cohort(4, 60, n_genes=600, random_state=1)
     with pytest.raises(KeyError, match=r"tl\.score"):
         report.build(adata)
 

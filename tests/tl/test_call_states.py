@@ -562,12 +562,12 @@ def test_absent_state_gets_few_calls(demo_called, absent):
 @pytest.mark.slow
 def test_simulator_noisy_cohort_reported():
     """Half the planted effects, twice the dispersion and patient batch sd: looser floors."""
-    adata = hcctme.datasets.simulate_cohort(12, 800, noise=2.0, seed=1)
+    adata = hcctme.datasets.simulate_cohort(12, 800, noise=2.0, random_state=1)
     hcctme.tl.score(adata)
     hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
     table = _state_table(adata).join(_oracle_recall(adata))
     text = table.round(3).to_string()
-    print("\nstate calls on simulate_cohort(12, 800, noise=2, seed=1):\n" + text)
+    print("\nstate calls on simulate_cohort(12, 800, noise=2, random_state=1):\n" + text)
     logging.getLogger("hcctme").info("noisy cohort state calls:\n%s", text)
     # library v2 floors (see the demo test above): TAM3_MT1G (2 genes) is never called
     called = table.drop(index="TAM3_MT1G")

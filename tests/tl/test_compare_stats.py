@@ -56,7 +56,7 @@ def null_runs():
     hc.settings.progress = False
     res = {"composition": [], "scores": [], "ols": [], "naive_composition": [], "naive_scores": []}
     for seed in range(N_NULL):
-        adata = simulate_cohort(12, 400, n_genes=500, null=True, seed=10_000 + seed)
+        adata = simulate_cohort(12, 400, n_genes=500, null=True, random_state=10_000 + seed)
         hc.tl.score(adata, list(STATE_IDS))
         comp = _table(adata, features="composition", groupby="state_true", parent_key="cell_type",
                              **KW)
@@ -101,7 +101,7 @@ def test_null_genes_fpr():
     warnings.simplefilter("ignore")
     ours, naive = [], []
     for seed in range(N_GENE_NULL):
-        adata = simulate_cohort(16, 500, n_genes=500, null=True, seed=20_000 + seed)
+        adata = simulate_cohort(16, 500, n_genes=500, null=True, random_state=20_000 + seed)
         sub = adata[adata.obs["cell_type"].isin(["Macrophages", "Tumour cells"])].copy()
         table = _table(sub, features="genes", groupby="cell_type", **KW)
         ours.extend(table["pvalue"].dropna())
@@ -139,7 +139,7 @@ def test_planted_state_shifts_found_8v8():
     warnings.simplefilter("ignore")
     hits: dict[tuple[str, str], list[bool]] = {}
     for seed in range(4):
-        adata = simulate_cohort(16, 1000, n_genes=500, seed=30_000 + seed)
+        adata = simulate_cohort(16, 1000, n_genes=500, random_state=30_000 + seed)
         table = _table(adata, features="composition", groupby="state_true", parent_key="cell_type",
                               **KW).set_index(["feature", "group"])
         for key, direction in _planted(adata).items():
@@ -156,7 +156,7 @@ def test_planted_state_shifts_found_8v8():
 def test_planted_gene_gain_found_8v8():
     """The planted SPP1 -> CD44 gain: CD44 up in resistors' fibroblasts, SPP1 up in macrophages."""
     warnings.simplefilter("ignore")
-    adata = simulate_cohort(16, 400, n_genes=500, seed=40_000)
+    adata = simulate_cohort(16, 400, n_genes=500, random_state=40_000)
     sub = adata[adata.obs["cell_type"].isin(["Fibroblasts", "Macrophages"])].copy()
     table = _table(sub, features="genes", groupby="cell_type", **KW)
     indexed = table.set_index(["feature", "group"])

@@ -302,7 +302,7 @@ def test_all_groups_too_small_raises(cohort, digest):
 def _simulated(null: bool, seed: int, n_patients: int = 12, cells: int = 800):
     from hcctme.datasets import simulate_cohort
 
-    adata = simulate_cohort(n_patients, cells, null=null, seed=seed)
+    adata = simulate_cohort(n_patients, cells, null=null, random_state=seed)
     keep_types = ["Macrophages", "Fibroblasts", "Tumour cells", "Endothelial cells", "CD8+ T cells", "Neutrophils"]
     genes = set(resource_genes()) | kb.genes()
     adata = adata[adata.obs["cell_type"].isin(keep_types), adata.var_names.isin(genes)].copy()

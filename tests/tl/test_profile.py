@@ -31,7 +31,7 @@ def _states(adata: AnnData) -> None:
 
 @pytest.fixture(scope="module")
 def scored() -> AnnData:
-    adata = simulate_cohort(16, 500, spatial=True, seed=0)
+    adata = simulate_cohort(16, 500, spatial=True, random_state=0)
     ht.tl.score(adata)
     return adata
 
@@ -201,7 +201,7 @@ def test_pl_resistance_profile(full):
 
 @pytest.mark.slow
 def test_reads_real_crosstalk_output():
-    adata = simulate_cohort(6, 300, seed=2)
+    adata = simulate_cohort(6, 300, random_state=2)
     ht.tl.score(adata)
     _states(adata)
     ht.tl.crosstalk(adata, groupby="cell_type", sample_key="patient", axes_only=True, n_perms=None)

@@ -113,7 +113,7 @@ def test_patient_key_pools_biopsies(ta_counts):
 def test_scores_on_the_fly_with_the_library():
     from hcctme.datasets import simulate_cohort
 
-    a = simulate_cohort(8, 200, n_genes=1500, seed=0)
+    a = simulate_cohort(8, 200, n_genes=1500, random_state=0)
     obsm_before = set(a.obsm)
     hc.tl.ta_response(a, **ARGS, aggregate="mean")
     assert set(a.obsm) == obsm_before  # scores computed on the side, not written
