@@ -235,3 +235,27 @@ def test_shared_evidence_axes_get_their_own_genes_and_count_once_in_bh(scored):
     distinct = summary.drop_duplicates("evidence_group")
     expected = pd.Series(_stats.bh(distinct["pvalue"].to_numpy()), index=distinct["evidence_group"])
     np.testing.assert_allclose(summary["padj"], expected.loc[summary["evidence_group"]].to_numpy())
+
+
+def test_evidence_and_activity_match_a_hand_computation():
+    """HGF_MET reads one linked signature (MACRO_M2): per-sample means, z against the reference, activity."""
+    obs = pd.DataFrame({"patient": ["S1", "S1", "S2", "S2", "S3", "S3", "S4", "S4"],
+                        "response": ["R"] * 4 + ["N"] * 4}, index=[f"c{i}" for i in range(8)])
+    adata = AnnData(np.zeros((8, 3), dtype=np.float32), obs=obs)
+    adata.obsm["hcctme_scores"] = pd.DataFrame({"MACRO_M2": [0.1, 0.3, 0.2, 0.2, 0.6, 0.4, 0.9, 0.7]},
+                                               index=obs.index)
+    ht.tl.resistance_profile(adata, sample_key="patient", condition_key="response", reference="R",
+                             axes=["HGF_MET"])
+    means = np.array([0.2, 0.2, 0.5, 0.8])  # per-sample means of the cells' scores
+    sd = np.sqrt(((means - means.mean()) ** 2).sum() / 3)  # over all samples, ddof=1: 0.287228
+    z = (means - 0.2) / sd  # centred on the reference samples S1, S2
+    direction = ht.kb.axes().set_index("axis").loc["HGF_MET", "direction"]
+    z = -z if str(np.atleast_1d(direction)[0]) == "down" else z
+    evidence = adata.uns["hcctme_profile_evidence"].set_index("sample").loc[["S1", "S2", "S3", "S4"]]
+    np.testing.assert_allclose(evidence["value"], means, rtol=1e-12)
+    np.testing.assert_allclose(evidence["z"], z, rtol=1e-12)
+    profile = ht.get.profile(adata).set_index("sample").loc[["S1", "S2", "S3", "S4"]]
+    np.testing.assert_allclose(profile["z_scores"], z, rtol=1e-12)
+    np.testing.assert_allclose(profile["activity"], z, rtol=1e-12)  # the one kind present
+    assert (profile["n_evidence"] == 1).all()
+    assert profile["active"].tolist() == list(z >= 0.5)  # the default active_threshold
