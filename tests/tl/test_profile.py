@@ -70,8 +70,6 @@ def test_tib_and_cxcr2_more_active_in_resistors(full):
         assert row["effect"] > 0.5, (axis, row.to_dict())
         assert row["pvalue"] < 0.05, (axis, row.to_dict())
         assert row["fraction_active_group"] > row["fraction_active_reference"]
-    # z is centred on the responders: their mean activity is ~0
-    assert abs(summary.loc["TIB", "mean_activity_reference"]) < 1e-9
     table = full.uns["hcctme_profile"]
     tib = table[table["axis"] == "TIB"]
     assert tib.loc[tib["condition"] == "resistor", "z_spatial"].min() > tib.loc[
@@ -90,9 +88,6 @@ def test_scores_only_and_absent_evidence(scored):
     # an axis with no linked signature reads its ligand/receptor genes
     sources = adata.uns["hcctme_profile_evidence"].query("axis == 'CD47_SIRPA'")["source"]
     assert sources.str.contains("mean expression").all()
-    # z over all samples: mean 0
-    z = table.loc[table["axis"] == "TIB", "z_scores"]
-    assert abs(z.mean()) < 1e-9
 
 
 def test_crosstalk_evidence_from_a_per_sample_table(full):
