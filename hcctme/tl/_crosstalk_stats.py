@@ -21,6 +21,7 @@ and the two p-values are combined by summing their chi-square(1) statistics (2 d
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -143,7 +144,8 @@ def differential(
         s_effect, s_p = np.full(len(matrix), np.nan), np.full(len(matrix), np.nan)
         s_effect[rows], s_p[rows] = part["effect"].to_numpy(), part["pvalue"].to_numpy()
         s_p[~tested] = np.nan
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of an interaction never detected: NaN
             frac_ref = det[:, is_ref].sum(axis=1) / n_ref
             frac_oth = det[:, is_oth].sum(axis=1) / n_oth
             mean_ref = np.nanmean(np.where(is_ref[None, :], values, np.nan), axis=1) if is_ref.any() else np.nan
