@@ -87,12 +87,7 @@ def _resource_genes(table: pd.DataFrame) -> set[str]:
 # --------------------------------------------------------------------------------------------------
 def _rows(X: Any, idx: np.ndarray) -> sp.csr_matrix:
     """Rows ``idx`` of any supported matrix (dense, sparse, backed, dask) as an in-memory CSR."""
-    block = X[idx]  # idx is sorted (backed matrices need that)
-    if hasattr(block, "compute"):
-        block = block.compute()
-    if hasattr(block, "to_memory"):
-        block = block.to_memory()
-    return sp.csr_matrix(block, dtype=np.float32)
+    return sp.csr_matrix(_validate.in_memory(X[idx]), dtype=np.float32)  # idx is sorted (backed matrices need that)
 
 
 def _check_matrix(X: Any) -> str:

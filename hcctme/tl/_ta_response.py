@@ -192,7 +192,7 @@ def _pseudobulk_scores(adata: AnnData, units: pd.Series, *, layer: str | None,
                          "counts (layer='counts') or use aggregate='mean' on per-cell scores")
     codes, order = pd.factorize(units.to_numpy(), sort=True)
     member = sp.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(len(order), len(codes)))
-    X = X.to_memory() if hasattr(X, "to_memory") else X
+    X = _validate.in_memory(X)
     sums = np.asarray((member @ sp.csr_matrix(X, dtype=np.float64)).todense())
     lib = sums.sum(axis=1, keepdims=True)
     logcpm = np.log2(sums / np.maximum(lib, 1.0) * 1e6 + PRIOR_COUNT)
