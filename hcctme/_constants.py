@@ -14,7 +14,6 @@ class Keys:
     ENRICH: Final = "hcctme_enrich"  # uns: preranked GSEA table
     TA_RESPONSE: Final = "hcctme_ta_response"  # uns: T+A response comparison
     CROSSTALK: Final = "hcctme_crosstalk"  # uns: liana results annotated with axes
-    CROSSTALK_DIFF: Final = "hcctme_crosstalk_diff"  # uns: patient-level differential crosstalk
     TIB: Final = "hcctme_tib"  # uns: per-sample tumour immune barrier table
     PROFILE: Final = "hcctme_profile"  # uns: per-sample x axis resistance profile
     SYMBOL: Final = "hcctme_symbol"  # var: harmonised gene symbol
