@@ -709,9 +709,8 @@ def _summary_rows(profile: pd.DataFrame, reference: str | None) -> list[dict[str
                     continue
                 other = by[lv]
                 p, stat = np.nan, np.nan
-                if len(ref) >= 2 and len(other) >= 2 and np.ptp(np.concatenate([ref, other])) > 0:
-                    res = stats.mannwhitneyu(other, ref, alternative="two-sided")
-                    p, stat = float(res.pvalue), float(res.statistic)
+                if len(ref) >= 2 and len(other) >= 2:
+                    stat, p = _stats.mannwhitney(other, ref)
                 mean_other = float(np.mean(other)) if len(other) else np.nan
                 mean_ref = float(np.mean(ref)) if len(ref) else np.nan
                 active = group["active"]
@@ -725,7 +724,9 @@ def _summary_rows(profile: pd.DataFrame, reference: str | None) -> list[dict[str
         else:
             arrays = [a for a in by.values() if len(a) >= 2]
             p, stat = np.nan, np.nan
-            if len(arrays) >= 2 and np.ptp(np.concatenate(arrays)) > 0:
+            if len(arrays) >= 2 and np.ptp(np.concatenate(arrays)) == 0:
+                p, stat = 1.0, 0.0
+            elif len(arrays) >= 2:
                 res = stats.kruskal(*arrays)
                 p, stat = float(res.pvalue), float(res.statistic)
             row = {"axis": axis, "group": "all", "reference": "", "statistic": stat, "pvalue": p, "test": "kruskal"}

@@ -168,7 +168,8 @@ def _no_variance(what: str) -> tuple[float, float]:
     return np.nan, np.nan
 
 
-def _mannwhitney(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def mannwhitney(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Two-sided Mann-Whitney U (statistic of ``x``, p); two groups of one constant value give p = 1."""
     if np.ptp(np.concatenate([x, y])) == 0:
         return len(x) * len(y) / 2.0, 1.0
     res = stats.mannwhitneyu(x, y, alternative="two-sided", method="auto")
@@ -506,7 +507,7 @@ def compare_samples(
                 r, o = col[is_ref], col[is_oth]
                 if len(r) < min_samples or len(o) < min_samples:
                     continue
-                stat, p = _mannwhitney(o, r) if method == "mannwhitney" else _welch(o, r)
+                stat, p = mannwhitney(o, r) if method == "mannwhitney" else _welch(o, r)
                 effect = float(o.mean() - r.mean())
             rows.append({"feature": feature, "contrast": f"{other} vs {reference}", "effect": effect,
                          "statistic": stat, "pvalue": p, "n_reference": len(r), "n_other": len(o),

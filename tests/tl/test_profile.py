@@ -254,3 +254,21 @@ def test_evidence_and_activity_match_a_hand_computation():
     np.testing.assert_allclose(profile["activity"], z, rtol=1e-12)  # the one kind present
     assert (profile["n_evidence"] == 1).all()
     assert profile["active"].tolist() == list(z >= 0.5)  # the default active_threshold
+
+
+def test_summary_rank_test_matches_compare_and_constant_activity_gives_p_one():
+    rng = np.random.default_rng(3)
+    rows = []
+    for axis, values in {"A": rng.normal(size=8), "B": np.full(8, 0.4)}.items():
+        for i, v in enumerate(values):
+            rows.append({"axis": axis, "sample": f"s{i}", "condition": "resistor" if i < 4 else "responder",
+                         "activity": v, "active": v > 0})
+    summary = _profile._summary(pd.DataFrame(rows), "responder").set_index("axis")
+    a = pd.DataFrame(rows).query("axis == 'A'")
+    stat, p = _stats.mannwhitney(a.loc[a.condition == "resistor", "activity"].to_numpy(),
+                                 a.loc[a.condition == "responder", "activity"].to_numpy())
+    assert summary.loc["A", "pvalue"] == pytest.approx(p) and summary.loc["A", "statistic"] == stat
+    # a constant activity is no evidence of a difference: p = 1, as in tl.compare, not a missing value
+    assert summary.loc["B", "pvalue"] == 1.0 and summary.loc["B", "statistic"] == 8.0
+    no_ref = _profile._summary(pd.DataFrame(rows).query("axis == 'B'"), None)
+    assert no_ref["pvalue"].tolist() == [1.0]
