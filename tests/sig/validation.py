@@ -413,7 +413,7 @@ def _peak_summary(results: Results, name: str) -> list[str]:
     absent = rows[~rows["checkable"].astype(bool)]
     if not absent.empty:
         by_context = absent.groupby("context", sort=True)["signature"].apply(", ".join)
-        lines.append(f"  - not checkable here (no cells of their context, at least {PEAK_MIN_CELLS}): "
+        lines.append(f"  - not checkable here (fewer than {PEAK_MIN_CELLS} cells of their context): "
                      + "; ".join(f"{ctx}: {sigs}" for ctx, sigs in by_context.items()) + ".")
     return lines
 
