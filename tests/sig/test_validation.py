@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
@@ -158,3 +159,23 @@ def test_other_types_must_be_labels_without_context(tmp_path):
     spec["other_types"] = ["B"]
     (tmp_path / "mapping.yaml").write_text(yaml.safe_dump(spec))
     assert v.load_dataset(tmp_path).other_types == ("B",)
+
+
+def test_comparisons_with_too_few_cells_are_shown_but_do_not_count(results):
+    states = results.states
+    small = states[states[["n_cluster", "n_siblings"]].min(axis=1) < v.STATE_MIN_CELLS]
+    assert not small["counted"].astype(bool).any()
+    assert states.loc[~states.index.isin(small.index), "counted"].astype(bool).all()
+    pdc = states[(states["signature"] == "DC_PDC") & (states["dataset"] == "zilionis2019_nsclc")].iloc[0]
+    assert (pdc["n_cluster"], pdc["n_siblings"], bool(pdc["counted"])) == (5, 5, False)
+    assert "DC_PDC" not in results.best_auroc().index
+    assert "| DC_PDC | zilionis2019_nsclc |" in v.render(results)
+
+
+def test_gene_names_are_mapped_to_current_symbols_before_scoring(results):
+    tnbc = next(s for s in results.scored if s.dataset.name == "wu2021_tnbc")
+    genes = set(ad.read_h5ad(tnbc.dataset.path, backed="r").var_names)
+    assert {"WISP2", "SEPT11"} <= genes and not {"CCN5", "SEPTIN11"} & genes
+    # CCN5 (WISP2 in the data) and SEPTIN11 (SEPT11) count as measured
+    assert tnbc.measured["CAF_WOUND_MYCAF"] == (34, 34)
+    assert tnbc.measured["CAF_ECM_MYCAF"] == (40, 40)

@@ -41,7 +41,7 @@ import yaml
 from scipy.stats import rankdata
 
 import hcctme
-from hcctme import _constants
+from hcctme import _constants, _validate
 from hcctme._constants import CONTEXT_PARENTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +54,9 @@ PEAK_TARGET = 0.9  # fraction of cell-context signatures that should peak in the
 MIN_COVERAGE = 0.2  # score signatures with at least this fraction of their genes measured
 WEAK_COVERAGE = 0.5  # a validation on fewer than this fraction of the signature's genes is flagged as weaker
 PEAK_MIN_CELLS = 5  # cell types with fewer cells cannot be the peak (their mean is too noisy)
+# A state comparison counts only with at least this many cells on each side: with 5 against 5 cells the AUROC
+# moves in steps of 0.04 and its 95% interval spans about +-0.3, so it can neither validate nor fail a signature.
+STATE_MIN_CELLS = 10
 SCORE_KEY = "validation_scores"
 STATE_HEADING = "## State signatures: matching cluster against its siblings"
 
@@ -187,9 +190,15 @@ class Scored:
 
 
 def score_dataset(dataset: Dataset, library: hcctme.sig.SignatureSet) -> Scored:
-    """Score every library signature with UCell on ``dataset``."""
+    """Score every library signature with UCell on ``dataset``, after mapping its gene names as a user would.
+
+    The datasets keep the symbols of their time (GRASP, SEPT11, WISP2, FAM65B, GPR56 ...); the library uses
+    current HGNC symbols (TAMALIN, SEPTIN11, CCN5, RIPOR2, ADGRG1), so the names are mapped with
+    :func:`hcctme.pp.harmonize_genes` first, and "genes measured" counts the mapped names.
+    """
     adata = ad.read_h5ad(dataset.path)
-    genes = set(adata.var_names)
+    hcctme.pp.harmonize_genes(adata)
+    genes = set(_validate.gene_names(adata, pd.Index(adata.var_names)))
     measured = {s.id: (sum(g in genes for g in s.genes), len(s.genes)) for s in library}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the low-coverage warning: the table reports coverage itself
@@ -215,11 +224,13 @@ def state_rows(scored: Scored) -> list[dict]:
         n_measured, n_total = scored.measured.get(state.signature, (0, 0))
         value = (auroc(scored.scores.loc[pos, state.signature], scored.scores.loc[neg, state.signature])
                  if state.signature in scored.scores else None)
+        n_pos, n_neg = int(pos.sum()), int(neg.sum())
         rows.append({
             "signature": state.signature, "dataset": scored.dataset.name, "auroc": value,
             "measured": n_measured, "n_genes": n_total, "parent": state.parent,
-            "cluster": f"{' + '.join(state.cluster)} ({int(pos.sum())})",
-            "siblings": f"{' + '.join(state.siblings)} ({int(neg.sum())})",
+            "cluster": f"{' + '.join(state.cluster)} ({n_pos})",
+            "siblings": f"{' + '.join(state.siblings)} ({n_neg})",
+            "n_cluster": n_pos, "n_siblings": n_neg, "counted": min(n_pos, n_neg) >= STATE_MIN_CELLS,
         })
     return rows
 
@@ -288,10 +299,14 @@ class Results:
     library: hcctme.sig.SignatureSet
 
     def best_auroc(self) -> pd.Series:
-        """Best AUROC per state signature over the datasets (NaN when never scored)."""
-        if self.states.empty:
+        """Best AUROC per state signature over the comparisons that count (NaN when never scored).
+
+        Comparisons with fewer than ``STATE_MIN_CELLS`` cells on a side are shown but do not count.
+        """
+        counted = self.states[self.states["counted"].astype(bool)]
+        if counted.empty:
             return pd.Series(dtype=float)
-        return self.states.groupby("signature")["auroc"].max()
+        return counted.groupby("signature")["auroc"].max()
 
     def not_in_library(self) -> list[tuple[str, str]]:
         """(dataset, signature) pairs a mapping.yaml names but the library does not (yet) have."""
@@ -315,7 +330,8 @@ class Results:
         return int(rows["in_own"].astype(bool).sum()), len(rows)
 
 
-_STATE_COLUMNS = ["signature", "dataset", "auroc", "measured", "n_genes", "parent", "cluster", "siblings"]
+_STATE_COLUMNS = ["signature", "dataset", "auroc", "measured", "n_genes", "parent", "cluster", "siblings", "n_cluster",
+                  "n_siblings", "counted"]
 _PEAK_COLUMNS = ["signature", "context", "dataset", "measured", "n_genes", "own", "peak", "peak_label", "auroc",
                  "in_own", "checkable"]
 
@@ -357,6 +373,10 @@ def _untested_reason(sig: hcctme.sig.Signature, results: Results) -> str:
     mapped = results.states[results.states["signature"] == sig.id]
     if mapped.empty:
         return f"no dataset has an authors' cluster for this {sig.cell_context} state"
+    if not mapped["counted"].astype(bool).any():
+        small = ", ".join(f"{r.dataset}: {r.n_cluster} vs {r.n_siblings} cells, AUROC {_fmt(r.auroc)}"
+                          for r in mapped.itertuples())
+        return f"only comparisons with fewer than {STATE_MIN_CELLS} cells on a side, not counted ({small})"
     cover = ", ".join(f"{r.dataset}: {r.measured}/{r.n_genes} genes" for r in mapped.itertuples())
     return f"too few genes measured to score (min_coverage {MIN_COVERAGE}; {cover})"
 
@@ -422,7 +442,8 @@ def _weak_lines(results: Results, validated: list[str]) -> list[str]:
     """List validated signatures whose passing rows all measured fewer than WEAK_COVERAGE of their genes."""
     weak = []
     for sig_id in validated:
-        rows = results.states[(results.states["signature"] == sig_id) & (results.states["auroc"] >= AUROC_PASS)]
+        rows = results.states[(results.states["signature"] == sig_id) & (results.states["auroc"] >= AUROC_PASS)
+                              & results.states["counted"].astype(bool)]
         if (rows["measured"] < WEAK_COVERAGE * rows["n_genes"]).all():
             cover = ", ".join(f"{r.measured}/{r.n_genes} genes on {r.dataset}" for r in rows.itertuples())
             weak.append(f"{sig_id} ({cover})")
@@ -434,13 +455,19 @@ def _weak_lines(results: Results, validated: list[str]) -> list[str]:
 
 def _state_section(results: Results) -> list[str]:
     rows = [(r.signature, r.dataset, _fmt(r.auroc), f"{r.measured}/{r.n_genes}", r.parent, r.cluster, r.siblings,
-             "yes" if r.auroc is not None and not pd.isna(r.auroc) and r.auroc >= AUROC_PASS else "no")
-            for r in results.states.sort_values(["signature", "dataset"]).itertuples()]
+             _verdict(r)) for r in results.states.sort_values(["signature", "dataset"]).itertuples()]
     return [STATE_HEADING, "",
             "AUROC of the UCell score separating the cells of the authors' matching cluster from the cells "
-            "of its sibling clusters in the same parent population (0.5 = no separation).", "",
+            "of its sibling clusters in the same parent population (0.5 = no separation). A comparison with "
+            f"fewer than {STATE_MIN_CELLS} cells on a side is shown but does not count (\"too few cells\").", "",
             *_table(["signature", "dataset", "AUROC", "genes measured", "parent", "matching cluster (cells)",
                      "siblings (cells)", f">= {AUROC_PASS}"], rows)]
+
+
+def _verdict(row: object) -> str:
+    if not row.counted:
+        return "too few cells"
+    return "yes" if row.auroc is not None and not pd.isna(row.auroc) and row.auroc >= AUROC_PASS else "no"
 
 
 def _peak_section(results: Results) -> list[str]:
@@ -487,8 +514,9 @@ def render(results: Results) -> str:
         f"{_library_label()}); do not edit by hand. `tests/sig/test_validation.py` regenerates "
         "it and fails when it differs from this file or when a signature marked `validated: true` in the "
         f"library is below AUROC {AUROC_PASS} on every dataset.", "",
-        f"Scores: `hcctme.tl.score(method=\"ucell\", min_coverage={MIN_COVERAGE})` on each dataset as shipped; "
-        "genes measured = signature genes (up and down) present in the dataset.", "",
+        f"Scores: `hcctme.tl.score(method=\"ucell\", min_coverage={MIN_COVERAGE})` on each dataset as shipped, after "
+        "`hcctme.pp.harmonize_genes` (the datasets keep the symbols of their time: GRASP, SEPT11, WISP2, GPR56 ...); "
+        "genes measured = signature genes (up and down) present in the dataset under their current symbols.", "",
         *_summary_section(results), "", *_dataset_section(results), "", *_state_section(results), "",
         *_peak_section(results), "",
     ]
