@@ -159,3 +159,36 @@ def test_h5ad_read_lazily_runs_on_cluster(client, cohort, tmp_path):
     np.testing.assert_array_equal(lazy.obsm["hcctme_scores"].to_numpy(), expected.obsm["hcctme_scores"].to_numpy())
     np.testing.assert_array_equal(bulk.X, expected_bulk.X)
     pd.testing.assert_frame_equal(bulk.obs, expected_bulk.obs)
+
+
+class _Reads:
+    """A dask matrix whose blocks count how often they are loaded (synchronous scheduler: one process)."""
+
+    def __init__(self, matrix: sp.csr_matrix, rows: int):
+        self.loads: list[int] = []
+        self.matrix = matrix
+        self.array = da.from_array(matrix, chunks=(rows, -1), asarray=False).map_blocks(
+            self._load, dtype=matrix.dtype, meta=sp.csr_matrix((0, 0), dtype=matrix.dtype))
+
+    def _load(self, block, block_info=None):
+        self.loads.append(block_info[0]["chunk-location"][0])
+        return block
+
+
+def test_each_block_is_read_once():
+    """UCell scoring and pseudobulk sums read every block of rows once; pseudobulk's counts check adds
+    the first block only (a sample spread over the rows would read them all a second time)."""
+    import dask
+
+    rng = np.random.default_rng(3)
+    counts = sp.csr_matrix(rng.poisson(0.8, size=(6000, 40)).astype(np.float32))
+    reads = _Reads(counts, rows=2500)
+    lazy = AnnData(reads.array, obs=pd.DataFrame({"patient": np.repeat(["P1", "P2", "P3"], 2000)}),
+                   var=pd.DataFrame(index=[f"G{i}" for i in range(40)]))
+    with dask.config.set(scheduler="synchronous"):
+        bulk = tl.pseudobulk(lazy, sample_key="patient", layer=None)
+        assert sorted(reads.loads) == [0, 0, 1, 2]
+        reads.loads.clear()
+        tl.score(lazy, {"S": [f"G{i}" for i in range(10)]})
+        assert sorted(reads.loads) == [0, 1, 2]
+    np.testing.assert_array_equal(bulk.X, np.vstack([counts[i:i + 2000].sum(axis=0) for i in (0, 2000, 4000)]))
