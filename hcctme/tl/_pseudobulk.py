@@ -118,7 +118,7 @@ def _pseudobulk(
             f"pseudobulk mode='sum' needs raw integer counts but {'layer ' + repr(layer) if layer else '.X'} "
             f"looks {kind}; {_validate.counts_hint(layer)}, or use mode='mean' for normalised data"
         )
-    if mode == "sum" and not (hasattr(X, "to_memory") or hasattr(X, "compute")):  # backed/dask: per block
+    if mode == "sum" and not (hasattr(X, "to_memory") or _dask.is_dask(X)):  # backed/dask: per block
         _validate.all_counts(X, what="pseudobulk mode='sum'", layer=layer)
 
     import decoupler as dc
@@ -130,7 +130,7 @@ def _pseudobulk(
     obs.index = obs.index.astype(str)
     if not obs.index.is_unique:
         obs.index = pd.RangeIndex(len(obs)).astype(str)
-    out_of_core = (adata.isbacked and layer is None) or hasattr(X, "compute")
+    out_of_core = (adata.isbacked and layer is None) or _dask.is_dask(X)
     if out_of_core and mode == "median":
         raise ValueError(
             "mode='median' needs every cell of a profile in memory, but the matrix is backed or a dask array; "
