@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -13,6 +14,7 @@ from anndata import AnnData
 from hcctme import _validate
 from hcctme._constants import Defaults, Keys, Suffix
 from hcctme._logging import logger
+from hcctme.tl import _dask
 
 MODES = ("sum", "mean", "median")
 
@@ -25,7 +27,7 @@ def pseudobulk(
     layer: str | None = Keys.COUNTS,
     mode: Literal["sum", "mean", "median"] = "sum",
     min_cells: int = Defaults.MIN_CELLS,
-    chunk_size: int = Defaults.CHUNK_SIZE,
+    chunk_size: int | None = None,
 ) -> AnnData:
     """Aggregate cells into one profile per sample (or per sample x group).
 
@@ -36,7 +38,10 @@ def pseudobulk(
     Parameters
     ----------
     adata
-        Cells x genes.
+        Cells x genes. The matrix may be in memory, backed (``read_h5ad(..., backed="r")``) or a dask
+        array (of numpy or scipy sparse chunks, e.g. read lazily with
+        :func:`anndata.experimental.read_elem_lazy`): its row blocks are then summed as dask tasks, on
+        the ``dask.distributed`` cluster when a client is active, and the partial sums added pairwise.
     sample_key
         obs column naming the sample of each cell.
     groupby
@@ -52,7 +57,8 @@ def pseudobulk(
     chunk_size
         Backed (``read_h5ad(..., backed="r")``, ``layer=None``) or dask matrices are summed this many
         cells at a time, in bounded memory (``mode="sum"`` or ``"mean"``; the values equal the
-        in-memory result).
+        in-memory result). Default: ``Defaults.CHUNK_SIZE`` (10,000) for backed matrices and the
+        array's own row chunks for dask arrays.
 
     Returns
     -------
@@ -91,13 +97,13 @@ def _pseudobulk(
     layer: str | None,
     mode: str,
     min_cells: int,
-    chunk_size: int = Defaults.CHUNK_SIZE,
+    chunk_size: int | None = None,
 ) -> tuple[AnnData, pd.DataFrame]:
     """Validated pseudobulk; returns the profiles and the table of dropped ones."""
     _validate.anndata(adata)
     _validate.choice(mode, MODES, name="mode")
     min_cells = _validate.positive_int(min_cells, name="min_cells")
-    chunk_size = _validate.positive_int(chunk_size, name="chunk_size")
+    chunk_size = _validate.positive_int(chunk_size, name="chunk_size", allow_none=True)
     samples = _validate.obs_column(adata, sample_key, purpose="sample of each cell").astype(str)
     groups = None
     if groupby is not None:
@@ -106,13 +112,13 @@ def _pseudobulk(
         groups = _validate.obs_column(adata, groupby, purpose="groups to pseudobulk").astype(str)
     X, var_names = _validate.matrix(adata, layer=layer, use_raw=False)
     _validate.unique_genes(var_names)
-    kind = _validate.matrix_kind(X)
+    kind = _validate.matrix_kind(_dask.head(X) if _dask.is_dask(X) else X)  # dask: checked block by block
     if mode == "sum" and kind != "counts":
         raise ValueError(
             f"pseudobulk mode='sum' needs raw integer counts but {'layer ' + repr(layer) if layer else '.X'} "
             f"looks {kind}; {_validate.counts_hint(layer)}, or use mode='mean' for normalised data"
         )
-    if mode == "sum" and not (hasattr(X, "to_memory") or hasattr(X, "compute")):  # backed/dask: per block
+    if mode == "sum" and not (hasattr(X, "to_memory") or _dask.is_dask(X)):  # backed/dask: per block
         _validate.all_counts(X, what="pseudobulk mode='sum'", layer=layer)
 
     import decoupler as dc
@@ -124,7 +130,7 @@ def _pseudobulk(
     obs.index = obs.index.astype(str)
     if not obs.index.is_unique:
         obs.index = pd.RangeIndex(len(obs)).astype(str)
-    out_of_core = (adata.isbacked and layer is None) or hasattr(X, "compute")
+    out_of_core = (adata.isbacked and layer is None) or _dask.is_dask(X)
     if out_of_core and mode == "median":
         raise ValueError(
             "mode='median' needs every cell of a profile in memory, but the matrix is backed or a dask array; "
@@ -196,38 +202,22 @@ def _profile_rows(obs: pd.DataFrame, sample_key: str, groupby: str | None) -> pd
 
 
 def _chunked_profiles(pdata: AnnData, X, obs: pd.DataFrame, var_names: pd.Index, *, sample_key: str,
-                      groupby: str | None, mode: str, chunk_size: int, layer: str | None) -> AnnData:
-    """Profiles of a backed or dask matrix, summed ``chunk_size`` cells at a time.
+                      groupby: str | None, mode: str, chunk_size: int | None, layer: str | None) -> AnnData:
+    """Profiles of a backed or dask matrix, summed one block of rows at a time.
 
     ``pdata`` is decoupler's layout of the profiles (obs metadata); their expression, ``psbulk_cells``,
     ``psbulk_counts`` and ``psbulk_props`` are filled in as decoupler computes them in memory.
     """
-    from tqdm import tqdm
-
-    from hcctme._settings import settings
-
     cols = [sample_key] + ([groupby] if groupby else [])
     profiles = pd.MultiIndex.from_frame(pdata.obs[cols].astype(str))
     codes = profiles.get_indexer(pd.MultiIndex.from_frame(obs[cols].astype(str)))
-    n_rows, n_genes = X.shape
     n_cells = np.bincount(codes, minlength=pdata.n_obs).astype(float)
-    sums = np.zeros((pdata.n_obs, n_genes))
-    expressed = np.zeros((pdata.n_obs, n_genes))
-    with tqdm(total=n_rows, unit="cells", desc="hcctme.tl.pseudobulk", leave=False,
-              disable=not settings.progress or n_rows <= chunk_size) as bar:
-        for start in range(0, n_rows, chunk_size):
-            stop = min(n_rows, start + chunk_size)
-            block = X[start:stop]
-            block = sp.csr_matrix(_validate.in_memory(block))
-            if mode == "sum":
-                _validate.all_counts(block, what="pseudobulk mode='sum'", layer=layer)
-            elif not np.all(np.isfinite(block.data)):
-                raise ValueError("the matrix contains NaN or infinite values")
-            member = sp.csr_matrix((np.ones(stop - start), (codes[start:stop], np.arange(stop - start))),
-                                   shape=(pdata.n_obs, stop - start))
-            sums += np.asarray((member @ block).todense())
-            expressed += np.asarray((member @ (block != 0).astype(np.float64)).todense())
-            bar.update(stop - start)
+    check = _BlockCheck(mode=mode, layer=layer)
+    if _dask.is_dask(X):
+        sums, expressed = _dask_sums(X, codes, pdata.n_obs, check=check, chunk_size=chunk_size)
+    else:
+        sums, expressed = _backed_sums(X, codes, pdata.n_obs, check=check,
+                                       chunk_size=chunk_size or Defaults.CHUNK_SIZE)
     counts = sums.sum(axis=1)
     empty = (n_cells == 0) | (counts == 0)  # decoupler leaves these profiles at zero
     denominator = np.where(empty, 1.0, n_cells)[:, None]
@@ -240,3 +230,77 @@ def _chunked_profiles(pdata: AnnData, X, obs: pd.DataFrame, var_names: pd.Index,
     obs_out["psbulk_counts"] = counts
     return AnnData(X=values, obs=obs_out, var=pd.DataFrame(index=pd.Index(var_names).astype(str)),
                    layers={"psbulk_props": props})
+
+
+@dataclass(frozen=True)
+class _BlockCheck:
+    """What every block of rows must hold: raw counts (``mode="sum"``) or finite values."""
+
+    mode: str
+    layer: str | None
+
+    def __call__(self, block: sp.csr_matrix) -> None:
+        if self.mode == "sum":
+            _validate.all_counts(block, what="pseudobulk mode='sum'", layer=self.layer)
+        elif not np.all(np.isfinite(block.data)):
+            raise ValueError(_validate.NONFINITE_MESSAGE)
+
+
+def _block_sums(block, codes: np.ndarray, n_profiles: int, check: _BlockCheck) -> tuple[np.ndarray, np.ndarray]:
+    """Per-profile sums and expressing-cell counts (profiles x genes, float64) of one block of rows.
+
+    ``codes[i]`` is the profile of the block's row ``i``. Runs in the caller or in a dask worker.
+    """
+    block = sp.csr_matrix(_validate.in_memory(block))
+    check(block)
+    n_rows = block.shape[0]
+    member = sp.csr_matrix((np.ones(n_rows), (codes, np.arange(n_rows))), shape=(n_profiles, n_rows))
+    sums = np.asarray((member @ block).todense(), dtype=np.float64)
+    expressed = np.asarray((member @ (block != 0).astype(np.float64)).todense())
+    return sums, expressed
+
+
+def _add_sums(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    return a[0] + b[0], a[1] + b[1]
+
+
+def _backed_sums(X, codes: np.ndarray, n_profiles: int, *, check: _BlockCheck,
+                 chunk_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sums of a backed matrix, read ``chunk_size`` rows at a time in this process."""
+    from tqdm import tqdm
+
+    from hcctme._settings import settings
+
+    n_rows, n_genes = X.shape
+    sums = np.zeros((n_profiles, n_genes))
+    expressed = np.zeros((n_profiles, n_genes))
+    with tqdm(total=n_rows, unit="cells", desc="hcctme.tl.pseudobulk", leave=False,
+              disable=not settings.progress or n_rows <= chunk_size) as bar:
+        for start in range(0, n_rows, chunk_size):
+            stop = min(n_rows, start + chunk_size)
+            block_sums, block_expressed = _block_sums(X[start:stop], codes[start:stop], n_profiles, check)
+            sums += block_sums
+            expressed += block_expressed
+            bar.update(stop - start)
+    return sums, expressed
+
+
+def _dask_sums(X, codes: np.ndarray, n_profiles: int, *, check: _BlockCheck,
+               chunk_size: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Sums of a dask matrix: one task per block of rows, the partial sums added pairwise.
+
+    Runs on the active scheduler (a ``dask.distributed`` cluster when a client is in scope); only the
+    profiles x genes partial sums travel back, never the rows.
+    """
+    import dask
+    from dask import delayed
+
+    Xd = _dask.row_blocks(X, chunk_size)
+    bounds = np.concatenate([[0], np.cumsum(Xd.chunks[0])]).astype(int)
+    blocks = Xd.to_delayed().ravel()
+    task = delayed(_block_sums, pure=True)
+    parts = [task(block, codes[start:stop], n_profiles, check)
+             for block, start, stop in zip(blocks, bounds[:-1], bounds[1:], strict=True)]
+    _dask.log_compute("hcctme.tl.pseudobulk", len(parts))
+    (sums, expressed), = dask.compute(_dask.tree_reduce(parts, _add_sums))
+    return sums, expressed

@@ -23,7 +23,7 @@ from hcctme import _validate
 from hcctme._constants import Defaults, Keys, Suffix
 from hcctme._logging import logger
 from hcctme._settings import settings
-from hcctme.tl import _decoupler_score, _mean_score, _ucell
+from hcctme.tl import _dask, _decoupler_score, _mean_score, _ucell
 
 METHODS = ("ucell", "mean", "aucell", "ulm")
 RANK_METHODS = ("ucell", "aucell")
@@ -456,10 +456,6 @@ class _DecouplerEngine(_Engine):
 _DENSE_BLOCK_BYTES = 2**28
 
 
-def _is_dask(X: Any) -> bool:
-    return type(X).__module__.split(".")[0] == "dask"
-
-
 def _dask_block(block: Any, engine: _Engine) -> np.ndarray:
     """map_blocks body: scores and the block's flags packed as two extra columns."""
     values, nonfinite, negative = engine.block(_validate.in_memory(block))
@@ -485,7 +481,7 @@ class _Source:
 
     @classmethod
     def of(cls, X: Any, chunk_size: int | None, *, backed: bool) -> _Source:
-        if _is_dask(X):
+        if _dask.is_dask(X):
             kind = "dask"
         elif sp.issparse(X):
             kind = "csr" if X.format == "csr" else "sparse"
@@ -522,18 +518,18 @@ class _Source:
                     disable=not settings.progress or n_chunks <= 1, leave=False)
 
     def _dask_rows(self):
-        Xd = self.X
-        if len(Xd.chunks[1]) > 1:
-            Xd = Xd.rechunk({1: -1})
-        if self.chunk_size is not None:
-            Xd = Xd.rechunk({0: self.chunk_size})
-        return Xd
+        return _dask.row_blocks(self.X, self.chunk_size)
 
     def run(self, engine: _Engine) -> tuple[np.ndarray, bool, bool]:
         """Scores of every row (float32) and whether any value was non-finite / negative."""
         if self.kind == "dask":
+            from dask import delayed
+
             Xd = self._dask_rows()
-            out = Xd.map_blocks(_dask_block, engine, dtype=np.float32,
+            _dask.log_compute("hcctme.tl.score", len(Xd.chunks[0]))
+            # one graph node holds the engine: it is sent to each worker once, not embedded in every task
+            shared = delayed(engine, traverse=False)
+            out = Xd.map_blocks(_dask_block, shared, dtype=np.float32,
                                 chunks=(Xd.chunks[0], (engine.n_sigs + 2,)),
                                 meta=np.empty((0, 0), dtype=np.float32)).compute()
             out = np.asarray(out)
