@@ -346,8 +346,8 @@ def _run_lr_means(X: Any, cells: dict[str, np.ndarray], groups: np.ndarray, kept
                   opts: dict[str, Any]) -> pd.DataFrame:
     """LIANA's lr_means of every unit from the groups' means and fractions, summed in one chunked pass."""
     exploded = fast.explode(res_table)
-    wanted = pd.Index(pd.unique(pd.concat([exploded["ligand"], exploded["receptor"]])))
-    columns = np.sort(var_names.get_indexer(wanted)[var_names.get_indexer(wanted) >= 0])
+    position = var_names.get_indexer(pd.unique(pd.concat([exploded["ligand"], exploded["receptor"]])))
+    columns = np.sort(position[position >= 0])  # only the resource genes are summed
     codes = np.full(len(groups), -1, dtype=np.int64)
     unit_codes: dict[str, np.ndarray] = {}
     for sample, idx in cells.items():
@@ -609,6 +609,9 @@ def crosstalk(
             "pair_key": pair_key, "layer": layer, "use_raw": use_raw}
     adata = _validate.anndata(adata)
     key_added = _validate.key_added(key_added)
+    if _validate.boolean(copy, name="copy") and adata.isbacked:
+        raise ValueError("copy=True would load the whole backed matrix into memory; call hcctme.tl.crosstalk(adata) "
+                         "with copy=False: the tables of a backed AnnData are written to its in-memory uns")
     d = _check_design(adata, groupby, sample_key, condition_key, reference, covariates, patient_key, pair_key)
     opts = _check_options(method=method, axes_only=axes_only, min_cells=min_cells, expr_prop=expr_prop,
                           n_perms=n_perms, min_samples=min_samples, random_state=random_state, n_jobs=n_jobs,

@@ -122,37 +122,66 @@ class UnitStats:
     present: np.ndarray  # genes expressed in the unit at all (LIANA drops the others)
 
 
-def _interaction_ok(props: np.ndarray, genes: np.ndarray, interaction: np.ndarray, n_inter: int,
-                    expr_prop: float) -> np.ndarray:
-    """Groups x interactions: every subunit of this side expressed in >= expr_prop of the group's cells."""
-    failing = np.zeros((props.shape[0], n_inter), dtype=np.int64)
-    np.add.at(failing.T, interaction, (props[:, genes] < expr_prop).T.astype(np.int64))
-    return failing == 0
+@dataclass
+class _Resource:
+    """LIANA's exploded, filtered resource as integer arrays (one entry per exploded row)."""
+
+    interaction: np.ndarray  # interaction of each row (0..n_inter-1)
+    ligand: np.ndarray  # gene position of the ligand subunit
+    receptor: np.ndarray  # gene position of the receptor subunit
+    ligand_complex: np.ndarray  # position in ``complexes``
+    receptor_complex: np.ndarray
+    is_complex: np.ndarray  # the row's interaction has a multi-subunit side
+    complexes: pd.Index
+
+    @classmethod
+    def of(cls, exploded: pd.DataFrame, genes: pd.Index) -> _Resource:
+        from liana.method._pipe_utils import filter_resource
+
+        res = filter_resource(exploded, genes)  # LIANA: drop interactions with a subunit absent from the data
+        complexes = pd.Index(pd.unique(pd.concat([res["ligand_complex"], res["receptor_complex"]])))
+        return cls(interaction=pd.factorize(res["interaction"])[0], ligand=genes.get_indexer(res["ligand"]),
+                   receptor=genes.get_indexer(res["receptor"]),
+                   ligand_complex=complexes.get_indexer(res["ligand_complex"]),
+                   receptor_complex=complexes.get_indexer(res["receptor_complex"]),
+                   is_complex=res["interaction"].str.contains("_", regex=False).to_numpy(), complexes=complexes)
+
+    @property
+    def n_interactions(self) -> int:
+        return int(self.interaction.max()) + 1 if len(self.interaction) else 0
 
 
-def _long_rows(unit: int, stats: UnitStats, res: pd.DataFrame, group_codes: np.ndarray, gene_pos: pd.Index,
+def _side_ok(stats: UnitStats, genes: np.ndarray, res: _Resource, expr_prop: float) -> np.ndarray:
+    """Groups x interactions: every subunit of one side present in the unit and in >= expr_prop of the group's cells.
+
+    LIANA drops genes that no cell of the unit expresses before filtering the resource, so their
+    interactions never pass, even with ``expr_prop=0``.
+    """
+    failing = (stats.props[:, genes] < expr_prop) | ~stats.present[genes][None, :]
+    count = np.zeros((res.n_interactions, stats.props.shape[0]), dtype=np.int64)
+    np.add.at(count, res.interaction, failing.T.astype(np.int64))
+    return count.T == 0
+
+
+def _long_rows(unit: int, stats: UnitStats, res: _Resource, group_codes: np.ndarray,
                expr_prop: float) -> dict[str, np.ndarray]:
     """The exploded rows of one unit whose interaction passes ``expr_prop`` (all others LIANA drops anyway)."""
-    inter, _ = pd.factorize(res["interaction"])
-    lig = gene_pos.get_indexer(res["ligand"])
-    rec = gene_pos.get_indexer(res["receptor"])
-    n_inter = int(inter.max()) + 1
-    ok_l = _interaction_ok(stats.props, lig, inter, n_inter, expr_prop)
-    ok_r = _interaction_ok(stats.props, rec, inter, n_inter, expr_prop)
+    ok_l = _side_ok(stats, res.ligand, res, expr_prop)
+    ok_r = _side_ok(stats, res.receptor, res, expr_prop)
     src, tgt, keep = np.nonzero(ok_l[:, None, :] & ok_r[None, :, :])
-    order = np.argsort(inter, kind="stable")  # rows of each interaction, contiguous
-    starts = np.searchsorted(inter[order], np.arange(n_inter))
-    sizes = np.bincount(inter, minlength=n_inter)
-    n_rows = sizes[keep]
+    order = np.argsort(res.interaction, kind="stable")  # rows of each interaction, contiguous
+    starts = np.searchsorted(res.interaction[order], np.arange(res.n_interactions))
+    n_rows = np.bincount(res.interaction, minlength=res.n_interactions)[keep]
     offsets = np.arange(n_rows.sum()) - np.repeat(np.cumsum(n_rows) - n_rows, n_rows)
     rows = order[np.repeat(starts[keep], n_rows) + offsets]
     s, t = np.repeat(src, n_rows), np.repeat(tgt, n_rows)
+    lig, rec = res.ligand[rows], res.receptor[rows]
     return {
         UNIT: np.full(len(rows), unit), "source": group_codes[s], "target": group_codes[t],
-        "ligand_complex": res["lc"].to_numpy()[rows], "receptor_complex": res["rc"].to_numpy()[rows],
-        "ligand_means": stats.means[s, lig[rows]], "ligand_props": stats.props[s, lig[rows]],
-        "receptor_means": stats.means[t, rec[rows]], "receptor_props": stats.props[t, rec[rows]],
-        "complex": res["is_complex"].to_numpy()[rows],
+        "ligand_complex": res.ligand_complex[rows], "receptor_complex": res.receptor_complex[rows],
+        "ligand_means": stats.means[s, lig], "ligand_props": stats.props[s, lig],
+        "receptor_means": stats.means[t, rec], "receptor_props": stats.props[t, rec],
+        "complex": res.is_complex[rows],
     }
 
 
@@ -160,28 +189,22 @@ def lr_table(units: dict[str, UnitStats], exploded: pd.DataFrame, genes: pd.Inde
              expr_prop: float) -> pd.DataFrame:
     """One long table of every unit's interactions passing ``expr_prop``, scored with CellPhoneDB's lr_means.
 
-    Columns: ``UNIT`` and :data:`COLUMNS`; rows of a unit sorted by ``lr_means`` (largest first),
-    as LIANA orders them.
+    ``genes`` names the columns of the units' statistics. Columns: ``UNIT`` and :data:`COLUMNS`;
+    rows of a unit sorted by ``lr_means`` (largest first), as LIANA orders them.
     """
     import liana as li
-    from liana.method._pipe_utils import filter_resource
     from liana.resource._reassemble_complexes import _filter_reassemble_complexes
 
-    complexes = pd.Index(pd.unique(pd.concat([exploded["ligand_complex"], exploded["receptor_complex"]])))
-    exploded = exploded.assign(lc=complexes.get_indexer(exploded["ligand_complex"]),
-                               rc=complexes.get_indexer(exploded["receptor_complex"]),
-                               is_complex=exploded["interaction"].str.contains("_", regex=False).to_numpy())
+    res = _Resource.of(exploded, genes)
     group_names = pd.Index(pd.unique(np.concatenate([np.asarray(u.groups, dtype=object) for u in units.values()])))
-    parts = []
-    for unit, stats in enumerate(units.values()):
-        res = filter_resource(exploded, genes[stats.present])
-        if len(res):
-            parts.append(_long_rows(unit, stats, res, group_names.get_indexer(stats.groups), genes, expr_prop))
     columns = [*_KEYS, "ligand_means", "ligand_props", "receptor_means", "receptor_props"]
+    parts = [_long_rows(unit, stats, res, group_names.get_indexer(stats.groups), expr_prop)
+             for unit, stats in enumerate(units.values()) if res.n_interactions]
     if parts:
         long = pd.DataFrame({c: np.concatenate([p[c] for p in parts]) for c in [*columns, "complex"]})
     else:
-        long = pd.DataFrame({c: np.zeros(0, dtype=np.int64 if c in _KEYS else float) for c in [*columns, "complex"]})
+        long = pd.DataFrame({c: np.zeros(0, dtype=np.int64 if c in _KEYS else float) for c in columns})
+        long["complex"] = np.zeros(0, dtype=bool)
     # single-gene interactions have one row per key and pass the filter unchanged: LIANA's complex
     # rules only change the rows of complexes, which are reassembled by LIANA's own function
     complex_rows = long[long["complex"]].drop(columns="complex")
@@ -191,12 +214,11 @@ def lr_table(units: dict[str, UnitStats], exploded: pd.DataFrame, genes: pd.Inde
     table = pd.concat([long.loc[~long["complex"], columns], complex_rows[columns]], ignore_index=True)
     table["lr_means"] = li.mt.cellphonedb.fun(x=table, perm_stats=None)[0] if len(table) else np.zeros(0)
     table = table.sort_values([UNIT, "lr_means"], ascending=[True, False], kind="stable").reset_index(drop=True)
-    names = list(units)
-    table[UNIT] = np.asarray(names, dtype=object)[table[UNIT].to_numpy(int)]
-    table["source"] = group_names.to_numpy()[table["source"].to_numpy(int)]
-    table["target"] = group_names.to_numpy()[table["target"].to_numpy(int)]
-    table["ligand_complex"] = complexes.to_numpy()[table["ligand_complex"].to_numpy(int)]
-    table["receptor_complex"] = complexes.to_numpy()[table["receptor_complex"].to_numpy(int)]
+    table[UNIT] = np.asarray(list(units), dtype=object)[table[UNIT].to_numpy(int)]
+    for side in ("source", "target"):
+        table[side] = group_names.to_numpy()[table[side].to_numpy(int)]
+    for side in ("ligand_complex", "receptor_complex"):
+        table[side] = res.complexes.to_numpy()[table[side].to_numpy(int)]
     return table[[UNIT, *COLUMNS]]
 
 

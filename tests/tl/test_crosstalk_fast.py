@@ -94,6 +94,25 @@ def test_backed_file_read_in_chunks_gives_the_same_table(cohort, fast_table, tmp
     assert len(shapes) == -(-cohort.n_obs // 37) and max(s[0] for s in shapes) == 37  # one pass, 37 rows at a time
     pd.testing.assert_frame_equal(table.reset_index(drop=True), fast_table.reset_index(drop=True),
                                   check_exact=False, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="copy=True would load the whole backed matrix"):
+        hcctme.tl.crosstalk(backed, groupby="cell_type", copy=True)
+    backed.file.close()
+
+
+def test_differential_run_on_a_backed_file(tmp_path):
+    """Depth thinning reads the counts chunk by chunk too; the result does not need the matrix in memory."""
+    cohort = lr_cohort(4, 20, n_genes=200, seed=5)
+    path = tmp_path / "cohort.h5ad"
+    cohort.write_h5ad(path)
+    backed = anndata.read_h5ad(path, backed="r")
+    hcctme.tl.crosstalk(backed, groupby="cell_type", sample_key="patient", condition_key="response",
+                        reference="responder", chunk_size=50)
+    memory = cohort.copy()
+    hcctme.tl.crosstalk(memory, groupby="cell_type", sample_key="patient", condition_key="response",
+                        reference="responder", chunk_size=50)
+    assert backed.uns["hcctme_crosstalk_params"]["depth_equalized"]
+    pd.testing.assert_frame_equal(backed.uns["hcctme_crosstalk"], memory.uns["hcctme_crosstalk"])
+    pd.testing.assert_frame_equal(backed.uns["hcctme_crosstalk_diff"], memory.uns["hcctme_crosstalk_diff"])
     backed.file.close()
 
 
@@ -124,6 +143,12 @@ def test_expr_prop_filters_whole_complexes():
     assert row["lr_means"] == pytest.approx((2.0 + 0.5) / 2)
     table = _crosstalk_fast.lr_table({"u": stats}, _crosstalk_fast.explode(resource), genes, expr_prop=0.35)
     assert table.empty  # R2 (0.3) now fails, so the whole complex does
+    # expr_prop=0: every pair passes, except through a gene no cell of the unit expresses (LIANA drops those genes)
+    stats.present = np.array([True, True, True, False])
+    table = _crosstalk_fast.lr_table({"u": stats}, _crosstalk_fast.explode(resource), genes, expr_prop=0.0)
+    assert len(table) == 4 and set(table["receptor_complex"]) == {"R1_R2"}
+    zero = table[(table["source"] == "b") & (table["target"] == "a")]
+    assert zero["lr_means"].tolist() == [0.0]  # CellPhoneDB: 0 when the ligand or the receptor mean is 0
 
 
 def test_thinning_halves_depth_and_keeps_full_depth_rows():
