@@ -182,3 +182,11 @@ def test_chunked_statistics_do_not_depend_on_chunk_size(cohort):
     first = codes == 0
     np.testing.assert_allclose(one[0][0], dense[first][:, genes].sum(axis=0), rtol=1e-12)
     np.testing.assert_array_equal(one[1][0], (dense[first][:, genes] != 0).sum(axis=0))
+
+
+def test_dask_matrix_gives_the_same_table(cohort, fast_table):
+    da = pytest.importorskip("dask.array")
+    adata = cohort.copy()
+    adata.X = da.from_array(cohort.X.toarray(), chunks=(64, -1))
+    hcctme.tl.crosstalk(adata, groupby="cell_type", sample_key="patient", chunk_size=100)
+    pd.testing.assert_frame_equal(adata.uns["hcctme_crosstalk"], fast_table, check_exact=False, rtol=0, atol=1e-12)
