@@ -38,18 +38,18 @@ COLUMNS = ("source", "target", "ligand_complex", "receptor_complex", "ligand_mea
 # One chunked pass over the matrix
 # --------------------------------------------------------------------------------------------------
 def _blocks(X: Any, chunk_size: int) -> Iterator[tuple[int, int, sp.csr_matrix]]:
-    """Row blocks of any supported matrix (dense, sparse, backed, dask) as in-memory float64 CSR."""
+    """Row blocks of any supported matrix (dense, sparse, backed, dask) as in-memory CSR (dtype kept)."""
     n_rows = X.shape[0]
     for start in range(0, n_rows, chunk_size):
         stop = min(n_rows, start + chunk_size)
-        yield start, stop, sp.csr_matrix(_validate.in_memory(X[start:stop]), dtype=np.float64)
+        yield start, stop, sp.csr_matrix(_validate.in_memory(X[start:stop]))
 
 
 def row_totals(X: Any, *, chunk_size: int) -> np.ndarray:
     """Sum of every row (counts per cell), read ``chunk_size`` rows at a time."""
     totals = np.zeros(X.shape[0])
     for start, stop, block in _blocks(X, chunk_size):
-        totals[start:stop] = np.asarray(block.sum(axis=1)).ravel()
+        totals[start:stop] = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
     return totals
 
 
@@ -63,12 +63,11 @@ class Thinning:
 
 def thinned_lognorm(block: sp.csr_matrix, fraction: np.ndarray, rng: np.random.Generator) -> sp.csr_matrix:
     """Counts thinned row by row to ``fraction``, then log1p(CP10k)-normalised over all genes."""
-    block = block.copy()
     per_value = np.repeat(fraction, np.diff(block.indptr))
     thin = per_value < 1.0
     values = np.round(block.data).astype(np.int64)
     values[thin] = rng.binomial(values[thin], per_value[thin])
-    block.data = values.astype(np.float64)
+    block = sp.csr_matrix((values.astype(np.float64), block.indices.copy(), block.indptr.copy()), shape=block.shape)
     block.eliminate_zeros()
     size = np.asarray(block.sum(axis=1)).ravel()
     block.data *= np.repeat(1e4 / np.where(size > 0, size, 1.0), np.diff(block.indptr))
@@ -94,7 +93,7 @@ def group_statistics(X: Any, codes: np.ndarray, n_codes: int, genes: np.ndarray,
         if thinning is not None:
             rng = np.random.default_rng([thinning.seed, i])
             block = thinned_lognorm(block, thinning.fraction[start:stop][used], rng)
-        block = block[:, genes]
+        block = sp.csr_matrix(block[:, genes], dtype=np.float64)
         member = sp.csr_matrix((np.ones(len(used)), (rows[used], np.arange(len(used)))), shape=(n_codes, len(used)))
         sums += (member @ block).toarray()
         block.data = (block.data != 0).astype(np.float64)
