@@ -348,14 +348,14 @@ def _run_lr_means(X: Any, cells: dict[str, np.ndarray], groups: np.ndarray, kept
     exploded = fast.explode(res_table)
     position = var_names.get_indexer(pd.unique(pd.concat([exploded["ligand"], exploded["receptor"]])))
     columns = np.sort(position[position >= 0])  # only the resource genes are summed
-    codes = np.full(len(groups), -1, dtype=np.int64)
+    codes = np.full(len(groups), -1, dtype=np.int64)  # each cell's unit x group (-1: not scored)
     unit_codes: dict[str, np.ndarray] = {}
+    n_codes = 0
     for sample, idx in cells.items():
-        keep = list(kept_groups[sample])
-        base = sum(len(v) for v in unit_codes.values())
-        codes[idx] = base + pd.Index(keep).get_indexer(groups[idx])
-        unit_codes[sample] = base + np.arange(len(keep))
-    n_codes = sum(len(v) for v in unit_codes.values())
+        keep = pd.Index(kept_groups[sample])
+        codes[idx] = n_codes + keep.get_indexer(groups[idx])
+        unit_codes[sample] = n_codes + np.arange(len(keep))
+        n_codes += len(keep)
     matrix, how = X, None
     if thinning is not None:
         counts, fractions = thinning
