@@ -491,8 +491,9 @@ def crosstalk(
     Scores every ligand-receptor interaction between the cell groups of each sample when
     ``sample_key`` is given (pooled otherwise) on log-normalised expression. The default
     ``method="lr_means"`` computes only what the outputs use: one pass over the matrix,
-    ``chunk_size`` cells at a time (in memory, backed or dask; memory bounded by the chunk and the
-    groups' sums), gives each sample x group's mean and detection fraction of the resource genes;
+    ``chunk_size`` cells at a time (in memory, backed or dask; never read whole: memory is set by
+    the chunk and the groups' sums), gives each sample x group's mean and detection fraction of
+    the resource genes;
     LIANA's own resource handling, complex rules (every subunit expressed in >= ``expr_prop`` of
     the cells; a complex is its least expressed subunit) and CellPhoneDB's ``lr_means`` then give
     the table ``liana.mt.cellphonedb(n_perms=None)`` (and the ``lr_means`` of

@@ -2,7 +2,7 @@
 
 One pass over the matrix, ``chunk_size`` cells at a time (in memory, backed or dask), sums the
 expression and counts the expressing cells of every resource gene per unit (sample) x cell group;
-memory is bounded by the chunk and the groups' sums, never by the number of cells. From these
+memory is bounded by the chunk and the groups' sums: the matrix is never read whole. From these
 means and detection fractions, each unit's ligand-receptor table is built with LIANA's own code:
 its resource handling (``_explode_complexes``, ``filter_resource``), its complex rules and
 ``expr_prop`` filter (``_filter_reassemble_complexes``: every subunit expressed in >= ``expr_prop``
