@@ -18,11 +18,14 @@ from hcctme._logging import logger
 from hcctme._settings import settings
 from hcctme.kb import _axes as kb_axes
 from hcctme.kb._schema import split_complex
+from hcctme.tl import _crosstalk_fast as fast
 from hcctme.tl import _crosstalk_stats as cstats
 from hcctme.tl import _design
 
 ID_COLUMNS = list(cstats.ID_COLUMNS)
 POOLED = "all"  # the single "sample" of a run without sample_key
+#: how each unit's table is computed: LIANA's lr_means from one chunked pass (default), or LIANA's full rank_aggregate
+METHODS = ("lr_means", "rank_aggregate")
 _MIN_COVERAGE = 0.02  # LIANA itself refuses a resource with > 98% of its genes missing
 
 
@@ -113,10 +116,10 @@ def _check_matrix(X: Any) -> str:
 # Depth equalisation (differential runs)
 # --------------------------------------------------------------------------------------------------
 def _depth_fractions(adata: AnnData, counts_layer: str | None, cells: dict[str, np.ndarray],
-                     var_names: pd.Index) -> tuple[Any, dict[str, float]] | None:
+                     var_names: pd.Index, chunk_size: int) -> tuple[Any, dict[str, float]] | None:
     """The counts matrix and, per unit, the thinning fraction to the shallowest unit's median depth.
 
-    None (logged) when there are no usable raw counts.
+    None (logged) when there are no usable raw counts. Counts per cell are summed chunk by chunk.
     """
     if counts_layer is None:
         return None
@@ -128,24 +131,12 @@ def _depth_fractions(adata: AnnData, counts_layer: str | None, cells: dict[str, 
     if _validate.matrix_kind(counts) != "counts":
         raise ValueError(f"crosstalk: layers[{counts_layer!r}] does not hold raw integer counts; pass the layer of "
                          "raw counts as counts_layer, or counts_layer=None to skip depth equalisation")
-    totals = np.asarray(counts.sum(axis=1)).ravel()
+    totals = fast.row_totals(counts, chunk_size=chunk_size)
     medians = {sample: float(np.median(totals[idx])) for sample, idx in cells.items()}
     target = min(medians.values())
     if target <= 0:
         raise ValueError("crosstalk: a sample has a median of 0 counts per cell; remove empty cells first")
     return counts, {sample: min(1.0, target / m) for sample, m in medians.items()}
-
-
-def _thinned_lognorm(block: sp.csr_matrix, fraction: float, rng: np.random.Generator) -> sp.csr_matrix:
-    """Binomially thinned counts, log1p(CP10k)-normalised."""
-    block = block.copy()
-    if fraction < 1.0:
-        block.data = rng.binomial(np.round(block.data).astype(np.int64), fraction).astype(np.float32)
-        block.eliminate_zeros()
-    size = np.asarray(block.sum(axis=1)).ravel()
-    block = sp.csr_matrix(sp.diags(1e4 / np.where(size > 0, size, 1.0)) @ block, dtype=np.float32)
-    block.data = np.log1p(block.data)
-    return block
 
 
 # --------------------------------------------------------------------------------------------------
@@ -168,11 +159,18 @@ def _run_liana(X: sp.csr_matrix, labels: pd.Series, var_names: pd.Index, resourc
 
 
 def _order(table: pd.DataFrame, sample_col: str | None) -> pd.DataFrame:
-    """Resistance-axis interactions first, then by sample and LIANA's magnitude rank."""
-    keys = ["_no_axis"] + ([sample_col] if sample_col else []) + ["magnitude_rank"]
-    out = table.assign(_no_axis=table["axis"].isna())
-    out = out.sort_values(keys, kind="stable").drop(columns="_no_axis")
+    """Resistance-axis interactions first, then by sample and LIANA's magnitude rank (else largest lr_means)."""
+    rank = table["magnitude_rank"] if "magnitude_rank" in table.columns else -table["lr_means"]
+    keys = ["_no_axis"] + ([sample_col] if sample_col else []) + ["_rank"]
+    out = table.assign(_no_axis=table["axis"].isna(), _rank=rank.to_numpy())
+    out = out.sort_values(keys, kind="stable").drop(columns=["_no_axis", "_rank"])
     return out.reset_index(drop=True)
+
+
+def _liana_version() -> str:
+    from importlib.metadata import version
+
+    return version("liana")
 
 
 def _writable(params: dict[str, Any]) -> dict[str, Any]:
@@ -218,8 +216,9 @@ def _check_design(adata: AnnData, groupby: str, sample_key: str | None, conditio
             "covariates": covariates, "reference": reference}
 
 
-def _check_options(*, axes_only: bool, min_cells: int, expr_prop: float, n_perms: int | None, min_samples: int,
-                   random_state: int, n_jobs: int | None, strength: str) -> dict[str, Any]:
+def _check_options(*, method: str | None, axes_only: bool, min_cells: int, expr_prop: float, n_perms: int | None,
+                   min_samples: int, random_state: int, n_jobs: int | None, strength: str,
+                   chunk_size: int) -> dict[str, Any]:
     """The checked numeric / choice arguments."""
     opts = {
         "axes_only": _validate.boolean(axes_only, name="axes_only"),
@@ -230,7 +229,18 @@ def _check_options(*, axes_only: bool, min_cells: int, expr_prop: float, n_perms
         "random_state": _validate.random_state(random_state),
         "n_jobs": _validate.positive_int(settings.n_jobs if n_jobs is None else n_jobs, name="n_jobs"),
         "strength": _validate.choice(strength, tuple(cstats.STRENGTHS), name="strength"),
+        "chunk_size": _validate.positive_int(chunk_size, name="chunk_size"),
     }
+    needs_ranks = opts["n_perms"] is not None or opts["strength"] != "lr_means"
+    if method is None:
+        method = "rank_aggregate" if needs_ranks else "lr_means"
+    opts["method"] = _validate.choice(method, METHODS, name="method")
+    if opts["method"] == "lr_means" and needs_ranks:
+        raise ValueError(
+            f"method='lr_means' computes LIANA's lr_means only (no permutations, no rank aggregation); "
+            f"n_perms={opts['n_perms']} and strength={opts['strength']!r} need method='rank_aggregate' "
+            "(or leave n_perms=None and strength='lr_means')"
+        )
     if opts["strength"] == "specificity_rank" and opts["n_perms"] is None:
         raise ValueError("strength='specificity_rank' needs permutations; set n_perms (e.g. 100)")
     return opts
@@ -297,10 +307,10 @@ def _cells(groups: np.ndarray, samples: np.ndarray, kept_groups: dict[str, list[
             for sample, keep in kept_groups.items()}
 
 
-def _run_units(X: Any, cells: dict[str, np.ndarray], groups: np.ndarray, obs_names: pd.Index, var_names: pd.Index,
-               res_table: pd.DataFrame, thinning: tuple[Any, dict[str, float]] | None,
-               opts: dict[str, Any]) -> dict[str, pd.DataFrame]:
-    """LIANA's table per sample (in parallel when n_jobs > 1), on depth-thinned counts when given."""
+def _run_rank_aggregate(X: Any, cells: dict[str, np.ndarray], groups: np.ndarray, obs_names: pd.Index,
+                        var_names: pd.Index, res_table: pd.DataFrame, thinning: tuple[Any, dict[str, float]] | None,
+                        opts: dict[str, Any]) -> pd.DataFrame:
+    """LIANA's rank_aggregate per sample (in parallel when n_jobs > 1), on depth-thinned counts when given."""
     seed = opts["random_state"]
 
     def jobs():
@@ -311,7 +321,8 @@ def _run_units(X: Any, cells: dict[str, np.ndarray], groups: np.ndarray, obs_nam
             else:
                 counts, fractions = thinning
                 rng = np.random.default_rng([seed, i])
-                yield sample, _thinned_lognorm(_rows(counts, idx), fractions[sample], rng), labels_s
+                fraction = np.full(len(idx), fractions[sample])
+                yield sample, fast.thinned_lognorm(_rows(counts, idx), fraction, rng), labels_s
 
     run = dict(min_cells=opts["min_cells"], expr_prop=opts["expr_prop"], n_perms=opts["n_perms"], seed=seed)
     progress = settings.progress and len(cells) > 1
@@ -320,33 +331,61 @@ def _run_units(X: Any, cells: dict[str, np.ndarray], groups: np.ndarray, obs_nam
 
         outs = Parallel(n_jobs=min(opts["n_jobs"], len(cells)), backend="loky")(
             delayed(_run_liana)(block, lab, var_names, res_table, **run) for _, block, lab in jobs())
-        return dict(zip(cells, outs, strict=True))
-    from tqdm import tqdm
+    else:
+        from tqdm import tqdm
 
-    outs = {}
-    for sample, block, lab in tqdm(jobs(), total=len(cells), desc="crosstalk (LIANA per sample)",
-                                   disable=not progress):
-        outs[sample] = _run_liana(block, lab, var_names, res_table, **run)
-    return outs
+        outs = [_run_liana(block, lab, var_names, res_table, **run)
+                for _, block, lab in tqdm(jobs(), total=len(cells), desc="crosstalk (LIANA per sample)",
+                                          disable=not progress)]
+    return pd.concat([res.assign(**{fast.UNIT: sample}) for sample, res in zip(cells, outs, strict=True)],
+                     ignore_index=True)
 
 
-def _table(outs: dict[str, pd.DataFrame], sample_key: str | None, expr_prop: float) -> pd.DataFrame:
-    """The LIANA tables of all samples, annotated with their axis and ordered."""
-    results = []
-    for sample, res in outs.items():
-        if sample_key is not None:
-            res.insert(0, sample_key, sample)
-        results.append(res)
-    table = pd.concat(results, ignore_index=True)
-    if table.empty:
+def _run_lr_means(X: Any, cells: dict[str, np.ndarray], groups: np.ndarray, kept_groups: dict[str, list[str]],
+                  var_names: pd.Index, res_table: pd.DataFrame, thinning: tuple[Any, dict[str, float]] | None,
+                  opts: dict[str, Any]) -> pd.DataFrame:
+    """LIANA's lr_means of every unit from the groups' means and fractions, summed in one chunked pass."""
+    exploded = fast.explode(res_table)
+    position = var_names.get_indexer(pd.unique(pd.concat([exploded["ligand"], exploded["receptor"]])))
+    columns = np.sort(position[position >= 0])  # only the resource genes are summed
+    codes = np.full(len(groups), -1, dtype=np.int64)  # each cell's unit x group (-1: not scored)
+    unit_codes: dict[str, np.ndarray] = {}
+    n_codes = 0
+    for sample, idx in cells.items():
+        keep = pd.Index(kept_groups[sample])
+        codes[idx] = n_codes + keep.get_indexer(groups[idx])
+        unit_codes[sample] = n_codes + np.arange(len(keep))
+        n_codes += len(keep)
+    matrix, how = X, None
+    if thinning is not None:
+        counts, fractions = thinning
+        per_cell = np.ones(len(groups))
+        for sample, idx in cells.items():
+            per_cell[idx] = fractions[sample]
+        matrix, how = counts, fast.Thinning(fraction=per_cell, seed=opts["random_state"])
+    sums, expressing = fast.group_statistics(matrix, codes, n_codes, columns, chunk_size=opts["chunk_size"],
+                                             thinning=how)
+    n_cells = np.bincount(codes[codes >= 0], minlength=n_codes).astype(float)
+    units = fast.unit_stats(sums, expressing, n_cells, unit_codes, kept_groups)
+    return fast.lr_table(units, exploded, var_names[columns], expr_prop=opts["expr_prop"])
+
+
+def _table(long: pd.DataFrame, sample_key: str | None, order: list[str], expr_prop: float) -> pd.DataFrame:
+    """The table of all units (unit column ``fast.UNIT``), annotated with its axes and ordered."""
+    if long.empty:
         raise ValueError(
             "LIANA found no ligand-receptor interaction passing expr_prop in any sample; lower expr_prop "
             f"(now {expr_prop}) or check that the resource genes are expressed"
         )
-    table["axis"] = pd.Categorical(kb_axes.annotate(table["ligand_complex"], table["receptor_complex"]))
+    units = long.pop(fast.UNIT)
     if sample_key is not None:
-        table[sample_key] = pd.Categorical(table[sample_key], categories=list(outs))
-    return _order(table, sample_key)
+        long.insert(0, sample_key, pd.Categorical(units, categories=order))
+    keys = pd.MultiIndex.from_arrays([long["ligand_complex"], long["receptor_complex"]])
+    unique = keys.unique()
+    axis = pd.Series(kb_axes.annotate(unique.get_level_values(0), unique.get_level_values(1)).to_numpy(),
+                     index=unique)
+    long["axis"] = pd.Categorical(axis.reindex(keys).to_numpy())
+    return _order(long, sample_key)
 
 
 def _differential(table: pd.DataFrame, design: pd.DataFrame, kept_groups: dict[str, list[str]], *,
@@ -371,7 +410,8 @@ def _provenance(call: dict[str, Any], d: dict[str, Any], opts: dict[str, Any], r
     params = _writable({
         "groupby": call["groupby"], "sample_key": call["sample_key"], "condition_key": call["condition_key"],
         "reference": d["reference"], "covariates": list(d["covariates"]), "patient_key": call["patient_key"],
-        "pair_key": call["pair_key"], "resource": res_info["resource"], "axes_only": bool(opts["axes_only"]),
+        "pair_key": call["pair_key"], "method": opts["method"], "resource": res_info["resource"],
+        "axes_only": bool(opts["axes_only"]), "chunk_size": opts["chunk_size"],
         "min_cells": opts["min_cells"], "expr_prop": opts["expr_prop"],
         "n_perms": n_perms if n_perms is not None else 0, "strength": opts["strength"],
         "min_samples": opts["min_samples"], "random_state": opts["random_state"], "n_jobs": opts["n_jobs"],
@@ -381,7 +421,8 @@ def _provenance(call: dict[str, Any], d: dict[str, Any], opts: dict[str, Any], r
     groups_long = pd.DataFrame([(s_, g) for s_, gs in kept_groups.items() for g in gs], columns=["sample", "group"])
     provenance = {
         "tool": "crosstalk", "params": params, "library_version": _validate.library_version(),
-        "kb_version": kb_axes.get_version(), "method": "liana.mt.rank_aggregate",
+        "kb_version": kb_axes.get_version(), "method": opts["method"],
+        "liana_version": _liana_version(),
         "n_resource_interactions": res_info["n_interactions"], "kb_pairs_added": res_info["kb_pairs_added"],
         "n_samples": len(kept_groups), "genes_in_resource_present": res_info["n_present"], "skipped": skipped,
         "depth_equalized": depth_equalized,
@@ -428,11 +469,12 @@ def crosstalk(
     covariates: str | Sequence[str] | None = None,
     patient_key: str | None = None,
     pair_key: str | None = None,
+    method: str | None = None,
     resource: str | pd.DataFrame = "consensus",
     axes_only: bool = False,
     min_cells: int = Defaults.MIN_CELLS,
     expr_prop: float = 0.1,
-    n_perms: int | None = 100,
+    n_perms: int | None = None,
     layer: str | None = None,
     use_raw: bool | None = None,
     strength: str = "lr_means",
@@ -440,15 +482,24 @@ def crosstalk(
     counts_layer: str | None = Keys.COUNTS,
     random_state: int = Defaults.SEED,
     n_jobs: int | None = None,
+    chunk_size: int = Defaults.CHUNK_SIZE,
     key_added: str = Keys.CROSSTALK,
     copy: bool = False,
 ) -> AnnData | None:
-    """Ligand-receptor crosstalk (LIANA+ rank_aggregate) annotated with the kb resistance axes.
+    """Ligand-receptor crosstalk (LIANA+) annotated with the kb resistance axes.
 
-    Runs ``liana.mt.rank_aggregate`` on log-normalised expression, once per sample when
-    ``sample_key`` is given (pooled otherwise), keeps LIANA's columns (``source``, ``target``,
-    ``ligand_complex``, ``receptor_complex``, ``lr_means``, ``magnitude_rank``,
-    ``specificity_rank``, the per-method scores, ...) and adds ``axis``: the :mod:`hcctme.kb`
+    Scores every ligand-receptor interaction between the cell groups of each sample when
+    ``sample_key`` is given (pooled otherwise) on log-normalised expression. The default
+    ``method="lr_means"`` computes only what the outputs use: one pass over the matrix,
+    ``chunk_size`` cells at a time (in memory, backed or dask; never read whole: memory is set by
+    the chunk and the groups' sums), gives each sample x group's mean and detection fraction of
+    the resource genes;
+    LIANA's own resource handling, complex rules (every subunit expressed in >= ``expr_prop`` of
+    the cells; a complex is its least expressed subunit) and CellPhoneDB's ``lr_means`` then give
+    the table ``liana.mt.cellphonedb(n_perms=None)`` (and the ``lr_means`` of
+    ``liana.mt.rank_aggregate``) would give for each sample. ``method="rank_aggregate"`` runs
+    LIANA's full ``rank_aggregate`` per sample instead (``magnitude_rank``, the per-method scores
+    and, with ``n_perms``, ``specificity_rank``). The table gets ``axis``: the :mod:`hcctme.kb`
     resistance axis (';'-joined ids when several; NaN when none). Resistance-axis interactions
     come first. With ``condition_key`` a patient-level differential table is built: a two-part
     test per interaction (see :mod:`hcctme.tl._crosstalk_stats`): whether it is detected (fraction of
@@ -464,15 +515,21 @@ def crosstalk(
     groupby
         obs column of cell groups (cell types or states); sender/receiver of each interaction.
     sample_key
-        obs column of samples/patients; LIANA runs once per sample.
+        obs column of samples/patients; each sample is scored on its own.
     condition_key
         obs column of the condition compared (constant within each sample); needs ``sample_key``.
     reference
         Level of ``condition_key`` that effects are measured against (required with it).
     covariates, patient_key, pair_key
         The design of the differential test, as in :func:`hcctme.tl.compare` (sample-level
-        covariates; ``patient_key`` pools a patient's samples into one unit, LIANA then runs once
-        per unit, or pairs a patient's samples across levels; ``pair_key`` pairs samples).
+        covariates; ``patient_key`` pools a patient's samples into one unit, scored once per
+        unit, or pairs a patient's samples across levels; ``pair_key`` pairs samples).
+    method
+        ``"lr_means"`` (LIANA's lr_means from the chunked group statistics; much faster) or
+        ``"rank_aggregate"`` (LIANA's full consensus per sample, on each sample's cells in memory;
+        needed for ``n_perms`` and for ``strength`` other than ``"lr_means"``). ``None``
+        (default): ``"rank_aggregate"`` when ``n_perms`` or ``strength`` asks for it, else
+        ``"lr_means"``. The one used is recorded in ``uns[key_added + "_params"]``.
     resource
         A LIANA resource name (``"consensus"``: read from the CSV bundled with LIANA, no network
         access) or a DataFrame with ``ligand`` and ``receptor`` columns (complexes joined by "_").
@@ -486,20 +543,21 @@ def crosstalk(
     expr_prop
         Minimum fraction of cells of a group expressing the ligand/receptor (LIANA's filter).
     n_perms
-        Permutations for LIANA's permutation-based specificity (CellPhoneDB). ``None`` skips them:
-        only ``magnitude_rank`` is aggregated (no ``specificity_rank``), which is several times
-        faster and enough for the differential test on ``lr_means`` or ``magnitude_rank``.
+        With ``method="rank_aggregate"``: permutations for LIANA's permutation-based specificity
+        (CellPhoneDB). ``None`` (default) skips them: only ``magnitude_rank`` is aggregated (no
+        ``specificity_rank``). ``method="lr_means"`` takes no permutations.
     layer, use_raw
         Which matrix to read (scanpy semantics: ``use_raw=None`` uses ``.raw`` when present).
     strength
         Per-sample interaction strength for the differential test: ``"lr_means"`` (mean of the
         ligand's mean in the sender and the receptor's mean in the receiver, from LIANA),
-        ``"magnitude_rank"`` or ``"specificity_rank"`` (as -log10 of the rank). An interaction not
+        ``"magnitude_rank"`` or ``"specificity_rank"`` (as -log10 of the rank; both need
+        ``method="rank_aggregate"``). An interaction not
         reported in a unit whose sender and receiver groups were present (below ``expr_prop``) is
         not detected there (the detection part), with no strength; units lacking either group are
         left out for it.
     counts_layer
-        With ``condition_key``: layer of raw counts used to equalise sequencing depth before LIANA
+        With ``condition_key``: layer of raw counts used to equalise sequencing depth before scoring
         (each unit's counts are binomially thinned so that its median counts per cell match the
         shallowest unit's, then log1p(CP10k)-normalised): detection above ``expr_prop`` and
         ``lr_means`` both grow with depth, so a depth difference between conditions would
@@ -509,14 +567,23 @@ def crosstalk(
         Minimum evaluable samples per condition (and samples where the interaction was detected)
         for an interaction to be tested; others are reported with ``tested=False``.
     random_state
-        Seed of LIANA's permutations (and of the depth thinning of a differential run).
+        Seed of LIANA's permutations and of the depth thinning of a differential run (with
+        ``method="lr_means"`` the thinning is drawn chunk by chunk: reproducible for a given
+        ``random_state`` and ``chunk_size``).
     n_jobs
-        Samples run in parallel (joblib processes); None uses ``hcctme.settings.n_jobs``. LIANA's
-        cost grows with the number of group pairs x resource interactions, so many samples with
-        the full resource take minutes; ``axes_only=True`` or ``n_perms=None`` cut it down.
+        With ``method="rank_aggregate"``: samples run in parallel (joblib processes); None uses
+        ``hcctme.settings.n_jobs``. Its cost grows with the number of group pairs x resource
+        interactions, so many samples with the full resource take minutes.
+    chunk_size
+        Cells read at a time by ``method="lr_means"`` (and when summing counts per cell).
     key_added
-        ``uns[key_added]``: the LIANA table (a ``sample_key`` column when run per sample).
-        ``uns[key_added + "_params"]``: tool, params, library_version, kb_version, the resource,
+        ``uns[key_added]``: the interaction table (a ``sample_key`` column when run per sample):
+        ``source``, ``target``, ``ligand_complex``, ``receptor_complex``, then with
+        ``method="lr_means"`` ``ligand_means``, ``ligand_props``, ``receptor_means``,
+        ``receptor_props`` (of the least expressed subunit), ``lr_means``; with
+        ``"rank_aggregate"`` LIANA's columns; then ``axis``.
+        ``uns[key_added + "_params"]``: tool, params, library_version, kb_version, method,
+        liana_version, the resource,
         ``skipped`` (groups / samples below ``min_cells``), ``groups`` (unit, group pairs run) and,
         with ``condition_key``, ``conditions`` (unit, condition). With ``condition_key``,
         ``uns[key_added + "_diff"]``: the differential table, one row per interaction: ``source``,
@@ -535,26 +602,33 @@ def crosstalk(
     Returns
     -------
     None, or the AnnData copy when ``copy=True``.
-    Nothing is written to ``adata`` unless the whole run succeeds; LIANA itself only ever sees a
-    lightweight copy of the data.
+    Nothing is written to ``adata`` unless the whole run succeeds; LIANA itself only ever sees
+    group statistics or (``rank_aggregate``) a lightweight copy of one sample.
     """
     t0 = time.perf_counter()
     call = {"groupby": groupby, "sample_key": sample_key, "condition_key": condition_key, "patient_key": patient_key,
             "pair_key": pair_key, "layer": layer, "use_raw": use_raw}
     adata = _validate.anndata(adata)
     key_added = _validate.key_added(key_added)
+    if _validate.boolean(copy, name="copy") and adata.isbacked:
+        raise ValueError("copy=True would load the whole backed matrix into memory; call hcctme.tl.crosstalk(adata) "
+                         "with copy=False: the tables of a backed AnnData are written to its in-memory uns")
     d = _check_design(adata, groupby, sample_key, condition_key, reference, covariates, patient_key, pair_key)
-    opts = _check_options(axes_only=axes_only, min_cells=min_cells, expr_prop=expr_prop, n_perms=n_perms,
-                          min_samples=min_samples, random_state=random_state, n_jobs=n_jobs,
-                          strength=strength)
+    opts = _check_options(method=method, axes_only=axes_only, min_cells=min_cells, expr_prop=expr_prop,
+                          n_perms=n_perms, min_samples=min_samples, random_state=random_state, n_jobs=n_jobs,
+                          strength=strength, chunk_size=chunk_size)
     X, var_names = _expression(adata, layer, use_raw)
     res_table, res_info = _checked_resource(resource, opts["axes_only"], var_names)
     kept_groups, skipped = _select_groups(d["groups"], d["samples"], d["order"], min_cells=opts["min_cells"],
                                           groupby=groupby)
     cells = _cells(d["groups"], d["samples"], kept_groups)
-    thinning = _depth_fractions(adata, counts_layer, cells, var_names) if d["design"] is not None else None
-    outs = _run_units(X, cells, d["groups"], adata.obs_names, var_names, res_table, thinning, opts)
-    table = _table(outs, sample_key, opts["expr_prop"])
+    thinning = (_depth_fractions(adata, counts_layer, cells, var_names, opts["chunk_size"])
+                if d["design"] is not None else None)
+    if opts["method"] == "lr_means":
+        long = _run_lr_means(X, cells, d["groups"], kept_groups, var_names, res_table, thinning, opts)
+    else:
+        long = _run_rank_aggregate(X, cells, d["groups"], adata.obs_names, var_names, res_table, thinning, opts)
+    table = _table(long, sample_key, list(kept_groups), opts["expr_prop"])
     provenance = _provenance(call, d, opts, res_info, kept_groups, skipped, thinning is not None)
     diff = None if d["design"] is None else _differential(
         table, d["design"], kept_groups, sample_key=sample_key, reference=d["reference"],

@@ -100,10 +100,21 @@ def _detection_part(detected: np.ndarray, evaluable: np.ndarray, design: pd.Data
         effect[res["feature"].to_numpy(int)] = res["effect"].to_numpy()
         pval[res["feature"].to_numpy(int)] = res["pvalue"].to_numpy()
         return effect, pval
-    for i in np.flatnonzero(tested):
+    rows = np.flatnonzero(tested)
+    if blocks is None:  # Fisher's test depends only on the 2 x 2 table: run it once per distinct table
+        is_ref, is_oth = cond == reference, cond == other
+        det = detected[rows] & evaluable[rows]
+        tables = np.stack([det[:, is_oth].sum(axis=1), evaluable[rows][:, is_oth].sum(axis=1),
+                           det[:, is_ref].sum(axis=1), evaluable[rows][:, is_ref].sum(axis=1)], axis=1)
+        _, first, inverse = np.unique(tables, axis=0, return_index=True, return_inverse=True)
+        once = [_stats.detection_test(detected[i, evaluable[i]], cond[evaluable[i]], reference, other)
+                for i in rows[first]]
+        effect[rows] = np.array([e for e, _ in once])[inverse.ravel()]
+        pval[rows] = np.array([p for _, p in once])[inverse.ravel()]
+        return effect, pval
+    for i in rows:
         ok = evaluable[i]
-        effect[i], pval[i] = _stats.detection_test(detected[i, ok], cond[ok], reference, other,
-                                                   blocks[ok] if blocks is not None else None)
+        effect[i], pval[i] = _stats.detection_test(detected[i, ok], cond[ok], reference, other, blocks[ok])
     return effect, pval
 
 

@@ -62,9 +62,9 @@ def _is_spp1_cd44(frame: pd.DataFrame, sources=("Macrophages",)) -> pd.Series:
 def test_liana_table_columns_axis_first_and_storage(result):
     adata, diff = result
     table = adata.uns["hcctme_crosstalk"]
-    for col in ("patient", "source", "target", "ligand_complex", "receptor_complex", "lr_means",
-                "magnitude_rank", "axis"):
-        assert col in table.columns
+    assert list(table.columns) == ["patient", "source", "target", "ligand_complex", "receptor_complex",
+                                   "ligand_means", "ligand_props", "receptor_means", "receptor_props", "lr_means",
+                                   "axis"]
     has_axis = table["axis"].notna().to_numpy()
     assert has_axis.any() and not has_axis.all()
     assert has_axis[: int(has_axis.sum())].all(), "resistance-axis interactions must come first"
@@ -76,6 +76,7 @@ def test_liana_table_columns_axis_first_and_storage(result):
     provenance = adata.uns["hcctme_crosstalk_params"]
     assert provenance["tool"] == "crosstalk" and provenance["kb_version"] == kb.version
     assert provenance["params"]["resource"] == "consensus" and provenance["params"]["n_perms"] == 0
+    assert provenance["method"] == provenance["params"]["method"] == "lr_means"
     assert set(provenance["conditions"]["condition"]) == {"responder", "resistor"}
     # differential table
     for col in ("source", "target", "ligand_complex", "receptor_complex", "axis", "effect", "pvalue_detection",
@@ -115,10 +116,12 @@ def test_copy_returns_new_anndata(cohort, digest):
     assert {"ct", "ct_diff", "ct_params"} <= set(out.uns)
 
 
-def test_permutations_give_specificity(cohort):
+def test_permutations_run_rank_aggregate_with_specificity(cohort):
     adata = cohort[cohort.obs["patient"].isin(["p0", "p1"])].copy()
     table = _run(adata, groupby="cell_type", sample_key="patient", n_perms=20, axes_only=True)
     assert "specificity_rank" in table.columns and "cellphone_pvals" in table.columns
+    assert "magnitude_rank" in table.columns
+    assert adata.uns["hcctme_crosstalk_params"]["params"]["method"] == "rank_aggregate"
 
 
 def test_user_resource_dataframe(cohort):
@@ -237,6 +240,10 @@ def test_runs_with_network_blocked(cohort, monkeypatch):
     (dict(ARGS, n_perms=0), ValueError, "n_perms must be >= 1"),
     (dict(ARGS, expr_prop=2.0), ValueError, "expr_prop must be in"),
     (dict(ARGS, strength="specificity_rank"), ValueError, "needs permutations"),
+    (dict(ARGS, method="lr_means", strength="magnitude_rank"), ValueError, "need method='rank_aggregate'"),
+    (dict(ARGS, method="lr_means", n_perms=10), ValueError, "need method='rank_aggregate'"),
+    (dict(ARGS, method="cellchat"), ValueError, "method='cellchat' is not supported"),
+    (dict(ARGS, chunk_size=0), ValueError, "chunk_size must be >= 1"),
     (dict(ARGS, strength="bogus"), ValueError, "strength='bogus' is not supported"),
     (dict(ARGS, layer="counts"), ValueError, "integer counts"),
     (dict(ARGS, layer="missing"), KeyError, "no 'missing'"),
