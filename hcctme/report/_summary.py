@@ -213,9 +213,9 @@ def methods(params: dict[str, dict[str, Any]], tests: dict[str, list[str]], *, n
         used.append("liana")
         text.append(f"Ligand-receptor crosstalk was inferred per patient with LIANA "
                     f"({cross.get('method', cross.get('resource_name', 'rank aggregate'))}) and interactions were "
-                    "mapped to the curated resistance axes; differential crosstalk uses a Mann-Whitney U test "
-                    "over patients.")
-        used.append("mannwhitneyu")
+                    "mapped to the curated resistance axes; differential crosstalk uses a two-part test over "
+                    "patients: detection (Fisher's exact test, exact McNemar with pairs, or a linear model with "
+                    "covariates) and strength where detected (moderated t), combined as in hurdle models.")
     tib = params.get("tib", {})
     if tib:
         perms = f"{tib['n_perms']} label permutations" if "n_perms" in tib else "a permutation null"
