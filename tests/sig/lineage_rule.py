@@ -7,7 +7,7 @@ sources independent of the validation datasets:
 
 1. HLA class II genes (``HLA-D*``) and ``CD74`` (invariant chain) belong to the antigen-presenting lineages
    (B cells, monocytes/macrophages, dendritic cells) and are not UP genes of any other lineage's list;
-2. in state and programme lists of immune cells: a top-10 marker of an Azimuth human PBMC level-2 cell type
+2. in lists of immune cells: a top-10 marker of an Azimuth human PBMC level-2 cell type
    (Hao et al. 2021 Cell 184:3573, PMID 34062119, the source the library's T, NK, monocyte, plasmablast and
    dendritic markers already cite) of another immune lineage family (blood has no stromal or tumour cells,
    so it says nothing about those lists); cycling clusters (markers of proliferation) and the blood-only HSPC, platelet
@@ -15,7 +15,9 @@ sources independent of the validation datasets:
 3. an UP gene of another lineage family's ``MARKER_*`` list in ``signatures/cell_types.yaml`` (each cited).
 
 A gene that one of these sources also gives as a marker of the list's own family is kept (it marks both);
-a marker of the parent ``myeloid`` or ``t_cell`` list belongs to every family under it.
+a marker of the parent ``myeloid`` or ``t_cell`` list belongs to every family under it. The ``MARKER_*`` lists
+are the rule's source and are not themselves filtered by it (MZB1, an Azimuth plasmablast and pDC marker, stays
+in both lists: a known ambiguity of the source).
 
 The same sources give the rule for DOWN genes: a gene that marks the list's own lineage family (e.g. TCF7 or
 IL7R in a CD8 T-cell list) is down only against the list's sibling states; scored in whole tissue it lowers the
@@ -109,11 +111,9 @@ def lineage_markers(markers: Iterable[Signature], *, azimuth: bool = True) -> di
 def foreign_genes(sig: Signature, markers: Iterable[Signature]) -> dict[str, str]:
     """UP genes of ``sig`` that the lineage rule excludes, each with its reason (empty when none)."""
     own = _owner_families(sig.cell_context)
-    if not own:
+    if not own or sig.collection == MARKER_COLLECTION:
         return {}
-    # the marker lists are themselves read from Azimuth: they are checked against each other (rules 1 and 3)
-    azimuth = bool(own & IMMUNE_FAMILIES) and sig.collection != MARKER_COLLECTION
-    table = lineage_markers((m for m in markers if m.id != sig.id), azimuth=azimuth)
+    table = lineage_markers((m for m in markers if m.id != sig.id), azimuth=bool(own & IMMUNE_FAMILIES))
     out: dict[str, str] = {}
     for gene in sig.genes_up:
         if is_hla_class_ii(gene):
@@ -130,10 +130,9 @@ def foreign_genes(sig: Signature, markers: Iterable[Signature]) -> dict[str, str
 def own_lineage_down_genes(sig: Signature, markers: Iterable[Signature]) -> dict[str, str]:
     """DOWN genes of ``sig`` that mark its own lineage family, each with its reason (empty when none)."""
     own = _owner_families(sig.cell_context)
-    if not own:
+    if not own or sig.collection == MARKER_COLLECTION:
         return {}
-    azimuth = bool(own & IMMUNE_FAMILIES) and sig.collection != MARKER_COLLECTION
-    table = lineage_markers((m for m in markers if m.id != sig.id), azimuth=azimuth)
+    table = lineage_markers((m for m in markers if m.id != sig.id), azimuth=bool(own & IMMUNE_FAMILIES))
     out: dict[str, str] = {}
     for gene in sig.genes_down:
         if is_hla_class_ii(gene):
