@@ -19,7 +19,8 @@ class Signature:
     holds genes expected to be low in the state; scorers that support signed signatures (UCell)
     subtract their score. ``validated`` says whether the signature was shown on real labelled data
     to separate its state from the sibling states (None: no such claim made); ``validation`` gives
-    the dataset and AUROC, or the reason it could not be tested.
+    the dataset and AUROC, or the reason it could not be tested. ``excluded`` maps each gene of the
+    source list that the entry leaves out to the reason (e.g. a marker of another lineage).
     """
 
     id: str
@@ -36,12 +37,14 @@ class Signature:
     version: int = 1
     validated: bool | None = None
     validation: str = ""
+    excluded: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "genes_up", tuple(self.genes_up))
         object.__setattr__(self, "genes_down", tuple(self.genes_down))
         object.__setattr__(self, "weights", MappingProxyType(dict(self.weights)))
         object.__setattr__(self, "source", MappingProxyType(dict(self.source)))
+        object.__setattr__(self, "excluded", MappingProxyType(dict(self.excluded)))
         if not self.name:
             object.__setattr__(self, "name", self.id)
 
@@ -85,6 +88,8 @@ class Signature:
             fields["validated"] = self.validated
         if self.validation:
             fields["validation"] = self.validation
+        if self.excluded:
+            fields["excluded"] = dict(self.excluded)
         return fields
 
 

@@ -13,7 +13,7 @@ REQUIRED = ("id", "genes_up")
 LIBRARY_REQUIRED = ("id", "name", "collection", "cell_context", "species", "genes_up", "source",
                     "evidence", "role", "version")
 OPTIONAL = ("name", "collection", "cell_context", "species", "genes_down", "weights", "source",
-            "evidence", "role", "version", "validated", "validation")
+            "evidence", "role", "version", "validated", "validation", "excluded")
 SOURCE_FIELDS = ("citation", "pmid", "doi", "where", "url", "license", "note")
 _ID = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -100,6 +100,7 @@ def to_signature(
             _fail(where, entry_id, "source.where (table/figure or file the list was read from) is required")
 
     validated, validation = _validation(entry, where, entry_id)
+    excluded = _excluded(entry, up + down, where, entry_id)
 
     weights = entry.get("weights") or {}
     if not isinstance(weights, Mapping):
@@ -135,7 +136,22 @@ def to_signature(
         version=version,
         validated=validated,
         validation=validation,
+        excluded=excluded,
     )
+
+
+def _excluded(entry: Mapping[str, Any], genes: list[str], where: str, entry_id: Any) -> dict[str, str]:
+    """Read the optional ``excluded`` mapping: source genes left out of the lists, each with its reason."""
+    excluded = entry.get("excluded") or {}
+    if not isinstance(excluded, Mapping):
+        _fail(where, entry_id, "excluded must be a mapping gene -> reason it was left out of the source list")
+    for gene, reason in excluded.items():
+        if not isinstance(gene, str) or not isinstance(reason, str) or not reason.strip():
+            _fail(where, entry_id, f"excluded gene {gene!r} needs a gene symbol and a non-empty reason")
+    kept = sorted(set(excluded) & set(genes))
+    if kept:
+        _fail(where, entry_id, f"genes both excluded and listed in genes_up/genes_down: {kept}")
+    return {str(k): str(v).strip() for k, v in excluded.items()}
 
 
 def _validation(entry: Mapping[str, Any], where: str, entry_id: Any) -> tuple[bool | None, str]:

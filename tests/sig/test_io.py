@@ -73,6 +73,15 @@ def test_validation_fields_are_read_and_round_trip(tmp_path):
     assert [(s.validated, s.validation) for s in again] == [(s.validated, s.validation) for s in sigs]
 
 
+def test_excluded_genes_are_read_and_round_trip(tmp_path):
+    reason = {"CD74": "HLA class II (antigen-presenting cells)"}
+    sigs = read_strict(write(tmp_path / "ok.yaml", [entry(excluded=reason)]))
+    assert dict(sigs[0].excluded) == {"CD74": "HLA class II (antigen-presenting cells)"}
+    again = read_strict(write(tmp_path / "again.yaml", yaml.safe_load(_io.to_yaml(SignatureSet(sigs)))))
+    assert dict(again[0].excluded) == dict(sigs[0].excluded)
+    assert "excluded" not in read_strict(write(tmp_path / "none.yaml", [entry()]))[0].to_dict()
+
+
 def test_entry_without_validation_fields_makes_no_claim(tmp_path):
     sig = read_strict(write(tmp_path / "ok.yaml", [entry()]))[0]
     assert sig.validated is None and sig.validation == ""
@@ -105,6 +114,9 @@ ERROR_CASES = {
     "weight_not_a_number": (entry(weights={"SPP1": "high"}), "must be a number"),
     "unknown_human_symbol": (entry(genes_up=["SPP1", "NOTAGENE1"]), "not current human symbols"),
     "previous_symbol_in_library": (entry(genes_up=["SPP1", "IL8"]), "not current human symbols"),
+    "excluded_not_a_mapping": (entry(excluded=["CD74"]), "excluded must be a mapping"),
+    "excluded_without_reason": (entry(excluded={"CD74": " "}), "non-empty reason"),
+    "excluded_gene_still_listed": (entry(excluded={"SPP1": "other lineage"}), "both excluded and listed"),
     "missing_citation": (entry(source=src(citation=None)), "citation"),
     "missing_pmid_doi_url": (entry(source=src(pmid=None)), "pmid, doi or url"),
     "missing_where": (entry(source=src(where=None)), "where"),

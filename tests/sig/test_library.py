@@ -10,7 +10,8 @@ import pytest
 
 import hcctme as ht
 from hcctme._constants import CELL_CONTEXTS, Defaults
-from hcctme.sig import _genes
+from hcctme.sig import Signature, _genes
+from tests.sig import lineage_rule
 
 # id -> (cell_context, collection, role), as fixed by the lead (.briefs/SIGNATURE_IDS.md).
 EXPECTED: dict[str, tuple[str, str, str]] = {
@@ -348,3 +349,45 @@ def test_every_state_says_whether_it_was_validated_on_real_data(lib):
         if s.validated:
             assert "AUROC" in s.validation, s.id
     assert {"CD8_TEX_TERMINAL", "CD8_TEX_PROGENITOR", "TREG"} <= {s.id for s in lib if s.validated}
+
+
+# Lists edited on the parallel branch `sigfix` in this release (their owner applies the lineage rule there),
+# and the tumour-cell mechanism panels whose defining genes are another lineage's (VM: endothelial VE-cadherin;
+# TACE: S100A9), marked validated: false as not cell-type markers.
+LINEAGE_RULE_EXEMPT = frozenset({"TACE_RESISTANCE", "VASCULOGENIC_MIMICRY"})
+
+
+def test_no_list_uses_another_lineages_marker_as_up_gene(lib):
+    markers = [s for s in lib if s.collection == "cell_type_markers"]
+    broken = {s.id: sorted(lineage_rule.foreign_genes(s, markers)) for s in lib
+              if s.id not in LINEAGE_RULE_EXEMPT}
+    assert {k: v for k, v in broken.items() if v} == {}
+    for sig_id in LINEAGE_RULE_EXEMPT:
+        assert lib[sig_id].validated is False and "not a cell-type marker" in lib[sig_id].validation
+
+
+def test_no_list_uses_its_own_lineages_marker_as_down_gene(lib):
+    markers = [s for s in lib if s.collection == "cell_type_markers"]
+    broken = {s.id: sorted(lineage_rule.own_lineage_down_genes(s, markers)) for s in lib}
+    assert {k: v for k, v in broken.items() if v} == {}
+    assert {"HLA-DRA", "HLA-DRB1"} <= set(lib["M_MDSC"].genes_down)  # HLA-DR-low: the defining loss is kept
+
+
+def test_lineage_rule_reads_its_sources():
+    cd8 = Signature("S", ("HLA-DRA", "CD74", "LYZ", "C1QA", "GZMK", "TOX"), cell_context="cd8_t", collection="x")
+    mac = Signature("M", ("C1QA", "HLA-DRA", "LGMN", "CCL5"), cell_context="macrophage", collection="x")
+    markers = [Signature("MARKER_MACROPHAGE", ("C1QA", "LGMN"), cell_context="macrophage",
+                         collection="cell_type_markers")]
+    assert sorted(lineage_rule.foreign_genes(cd8, markers)) == ["C1QA", "CD74", "HLA-DRA", "LYZ"]
+    # HLA class II belongs to antigen-presenting cells; LGMN (Azimuth ASDC) is also a macrophage marker: kept
+    assert sorted(lineage_rule.foreign_genes(mac, markers)) == ["CCL5"]
+    down = Signature("D", ("TOX",), ("TCF7", "FOS", "HLA-DRA"), cell_context="cd8_t", collection="x")
+    assert sorted(lineage_rule.own_lineage_down_genes(down, markers)) == ["TCF7"]
+
+
+def test_excluded_genes_say_why(lib):
+    assert set(lib["CD8_TEX_TERMINAL"].excluded) >= {"HLA-DRA", "CD74", "TCF7"}
+    assert set(lib["TREG"].excluded) == {"CD74", "HLA-DRB1", "IL1R2", "NAMPT"}
+    for s in lib:
+        assert not set(s.excluded) & set(s.genes), s.id
+        assert all(reason.strip() for reason in s.excluded.values()), s.id
