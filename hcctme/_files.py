@@ -28,6 +28,7 @@ from anndata import AnnData
 
 from hcctme import _validate
 from hcctme._constants import Files
+from hcctme._logging import logger
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _HDF5_OFFSETS = (0, 512, 1024, 2048)
@@ -302,19 +303,28 @@ _READER_HINTS = {
 }
 
 
-def read_h5ad(path: str | Path, *, backed: bool = False) -> AnnData:
-    """Read an h5ad file with a clear error for missing, unreadable, corrupt or non-AnnData files.
+def read_h5ad(path: str | Path, *, backed: bool | None = False) -> AnnData:
+    """Read an h5ad file with a clear error for missing, unreadable, corrupt, too large or non-AnnData files.
 
     Other formats (Cell Ranger .h5, loom, zarr, csv, mtx) are recognised and the right reader is
     named; after reading, the structure of every sparse matrix (X, layers, raw) is checked
     (:func:`hcctme._validate.sparse_structure`), so a corrupt file never reaches a compiled kernel.
+
+    ``backed=True`` opens the file as ``anndata.read_h5ad(path, backed="r")`` does, except that the
+    layers stay on disk too (anndata reads them into memory): X, every sparse layer and ``raw.X`` are
+    read by the tools in row chunks; obs, var, obsm, obsp and uns are in memory. ``backed=None``
+    chooses: backed when the matrices would take more than ``Files.AUTO_BACKED_FRACTION`` of the
+    available memory. Before reading, an in-memory read of matrices larger than the available memory
+    is refused (the message suggests backed mode), and a backed CSC matrix (slow row access) is
+    refused with the commands converting it to CSR.
     """
     path = _validate.existing_file(path, what="input h5ad file")
     kind = sniff(path)
     if kind != "h5ad":
         raise ValueError(f"cannot read {str(path)!r} as h5ad: {_READER_HINTS[kind]}")
+    backed = _choose_backed(path, backed)
     try:
-        adata = ad.read_h5ad(path, backed="r" if backed else None)
+        adata = _open_backed(path) if backed else ad.read_h5ad(path)
     except Exception as err:  # h5py and anndata raise many exception types on damaged files
         raise ValueError(
             f"cannot read {str(path)!r} as h5ad ({err.__class__.__name__}: {err}); the file is damaged or "
@@ -323,6 +333,104 @@ def read_h5ad(path: str | Path, *, backed: bool = False) -> AnnData:
     for where, matrix in _matrices(adata):
         _validate.sparse_structure(matrix, where=f"{path.name}: {where}")
     return unescape_keys(adata)
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation now (``psutil.virtual_memory().available``)."""
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.1f} GiB"
+
+
+def matrix_layout(path: str | Path) -> dict[str, tuple[str, int]]:
+    """The matrices of an h5ad file from its header: ``{"X": ("csr_matrix", bytes in memory), ...}``.
+
+    Covers X, every layer and raw/X; the encoding is anndata's ``encoding-type`` (``csr_matrix``,
+    ``csc_matrix``, ``array``) and the bytes are those of the arrays once read. Nothing is loaded.
+    """
+    import h5py
+
+    layout: dict[str, tuple[str, int]] = {}
+    with h5py.File(path, "r") as handle:
+        names = ["X", "raw/X"] + [f"layers/{n}" for n in handle.get("layers", ())]
+        for name in names:
+            if name not in handle:
+                continue
+            node = handle[name]
+            encoding = str(node.attrs.get("encoding-type", "array" if isinstance(node, h5py.Dataset) else ""))
+            arrays = [node] if isinstance(node, h5py.Dataset) else [node[k] for k in ("data", "indices", "indptr")
+                                                                    if k in node]
+            layout[name] = (encoding, sum(int(a.size) * a.dtype.itemsize for a in arrays))
+    return layout
+
+
+def _choose_backed(path: Path, backed: bool | None) -> bool:
+    """The reading mode, checked against the file's header before anything is read."""
+    if backed is not None and not isinstance(backed, bool):
+        raise TypeError(f"backed must be True, False or None (choose from the file size), got {backed!r}")
+    try:
+        layout = matrix_layout(path)
+    except (OSError, KeyError):
+        return bool(backed)  # damaged header: the reader reports it
+    total = sum(size for _, size in layout.values())
+    available = available_memory()
+    if backed is None:
+        backed = total > Files.AUTO_BACKED_FRACTION * available
+        if backed:
+            logger.info("%s: matrices of %s (%s available): reading backed", path.name, _gib(total),
+                                  _gib(available))
+    if not backed and total > available:
+        raise ValueError(
+            f"{str(path)!r} holds {_gib(total)} of matrices (X, layers, raw) but only {_gib(available)} of memory "
+            "is available: open it backed (hcctme run --backed; in Python hcctme._files.read_h5ad(path, "
+            "backed=True), or anndata.read_h5ad(path, backed='r')) so that the steps read it in chunks"
+        )
+    if backed:
+        _refuse_csc(path, layout)
+    return backed
+
+
+def _refuse_csc(path: Path, layout: dict[str, tuple[str, int]]) -> None:
+    csc = [name for name, (encoding, _) in layout.items() if encoding == "csc_matrix"]
+    if not csc:
+        return
+    lines = {"X": "adata.X = adata.X.tocsr()",
+             "raw/X": "adata.raw = anndata.AnnData(adata.raw.X.tocsr(), var=adata.raw.var)"}
+    steps = "; ".join(lines.get(n, f"adata.layers[{n[len('layers/'):]!r}] = adata.layers[{n[len('layers/'):]!r}]"
+                                   ".tocsr()") for n in csc)
+    raise ValueError(
+        f"{str(path)!r} stores {', '.join(csc)} as CSC (column-compressed) sparse matrices: read backed, every "
+        "chunk of cells would read the whole matrix. Convert them to CSR once, on a machine with enough memory: "
+        f"import anndata; adata = anndata.read_h5ad({str(path)!r}); {steps}; adata.write_h5ad('csr.h5ad') "
+        "(scanpy: the same with sc.read_h5ad); then run on csr.h5ad"
+    )
+
+
+def _open_backed(path: Path) -> AnnData:
+    """``anndata.read_h5ad(path, backed="r")`` with the sparse layers on disk too (anndata loads them)."""
+    import h5py
+    from anndata.io import read_elem, sparse_dataset
+
+    handle = h5py.File(path, "r")
+    if "encoding-type" not in handle.attrs:  # written by anndata < 0.7
+        handle.close()
+        return ad.read_h5ad(path, backed="r")
+    parts: dict[str, Any] = {k: read_elem(handle[k]) for k in ("obs", "var", "obsm", "varm", "obsp", "varp", "uns")
+                             if k in handle}
+    if "layers" in handle:
+        parts["layers"] = {name: sparse_dataset(node) if _is_sparse_group(node) else read_elem(node)
+                           for name, node in handle["layers"].items()}
+    if "raw" in handle:
+        parts["raw"] = {k: read_elem(handle[f"raw/{k}"]) for k in ("var", "varm") if f"raw/{k}" in handle}
+    return AnnData(filename=handle, **parts)
+
+
+def _is_sparse_group(node: Any) -> bool:
+    return str(node.attrs.get("encoding-type", "")) in ("csr_matrix", "csc_matrix")
 
 
 def _matrices(adata: AnnData) -> Iterator[tuple[str, Any]]:
