@@ -466,17 +466,70 @@ def write_h5ad(adata: AnnData, path: str | Path) -> Path:
 
     uns values h5py cannot store (object columns, None) are stringified and keys holding "/" (cell-type
     labels such as "CD4/CD8 T") are escaped, in the file only, never in the caller's object
-    (:func:`read_h5ad` restores the keys).
+    (:func:`read_h5ad` restores the keys). A backed AnnData is written whole without loading its
+    matrices (:func:`write_results_h5ad` with ``full=True``).
+    """
+    if adata.isbacked:
+        return write_results_h5ad(adata, path, full=True)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        _write_anndata(adata, tmp)
+    return path
+
+
+def _write_anndata(adata: AnnData, tmp: Path) -> None:
+    original = adata.uns
+    try:
+        adata.uns = _safe_value(dict(original))  # swapped for the write only: no copy of the matrices
+        adata.write_h5ad(tmp)
+    finally:
+        adata.uns = original
+
+
+def results_only(adata: AnnData) -> AnnData:
+    """An AnnData sharing ``adata``'s obs, var, obsm and uns, with no matrix (``X=None``, no layers, no raw).
+
+    It keeps the shape (cells x genes) and everything the tools wrote, so :mod:`hcctme.get` and
+    :func:`hcctme.report.build` read it as they read the full object.
+    """
+    return AnnData(obs=adata.obs, var=adata.var, obsm=dict(adata.obsm), uns=adata.uns)
+
+
+def write_results_h5ad(adata: AnnData, path: str | Path, *, full: bool = False) -> Path:
+    """Write ``adata``'s results (obs, var, obsm, uns; :func:`results_only`) as an h5ad file, atomically.
+
+    With ``full``, the matrices (X, layers, raw) are written too: an in-memory AnnData as
+    :func:`write_h5ad` writes it; a backed one by copying the matrices' HDF5 groups from its file
+    into the new one (h5py copies them block by block, in bounded memory; nothing is loaded).
     """
     path = Path(path)
-    original = adata.uns
+    if full and not adata.isbacked:
+        return write_h5ad(adata, path)
     with atomic_path(path) as tmp:
-        try:
-            adata.uns = _safe_value(dict(original))  # swapped for the write only: no copy of the matrices
-            adata.write_h5ad(tmp)
-        finally:
-            adata.uns = original
+        _write_anndata(results_only(adata), tmp)
+        if full:
+            _copy_matrices(Path(adata.filename), tmp, n_vars=adata.n_vars)
     return path
+
+
+def _copy_matrices(source: Path, target: Path, *, n_vars: int) -> None:
+    """Copy X, layers and raw from the h5ad ``source`` into the h5ad ``target`` (HDF5 object copies)."""
+    import h5py
+
+    with h5py.File(source, "r") as src, h5py.File(target, "r+") as dst:
+        shape = src["X"].attrs.get("shape", getattr(src["X"], "shape", None))
+        if shape is not None and int(shape[1]) != n_vars:
+            raise ValueError(
+                f"cannot write the full copy: the genes changed during the run ({int(shape[1])} in "
+                f"{str(source)!r}, {n_vars} now, e.g. after harmonize_genes); write the results only"
+            )
+        for name in ("X", "raw"):
+            if name in src:
+                if name in dst:
+                    del dst[name]
+                dst.copy(src[name], name)
+        for name in src.get("layers", ()):
+            dst.require_group("layers").copy(src["layers"][name], name)
 
 
 def write_table(table: pd.DataFrame, path: str | Path, *, index: bool = False) -> Path:
