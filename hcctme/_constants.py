@@ -151,6 +151,8 @@ STATE_NONE_SEED_Z: Final = -0.5
 STATE_SELFTRAIN_C: Final = 0.1
 STATE_SELFTRAIN_PCS: Final = 30
 STATE_SELFTRAIN_HVGS: Final = 2000
+# a backed matrix is read for self-training on the HVGS + this many most variable genes (float64 pre-selection)
+STATE_SELFTRAIN_HVG_MARGIN: Final = 500
 STATE_SELFTRAIN_ROUNDS: Final = 2
 STATE_SELFTRAIN_MIN_CELLS: Final = 50
 STATE_SELFTRAIN_MIN_SEEDS: Final = 10

@@ -145,3 +145,18 @@ def test_a_backed_csc_matrix_is_refused_with_the_conversion(tmp_path: Path, caps
     out = tmp_path / "run"
     assert cli.main(["run", str(path), "--out", str(out), "--backed"]) == cli.EXIT_USAGE
     assert "CSC" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("layer", [None, "counts"])
+def test_self_training_reads_a_backed_population_in_chunks_with_the_same_components(cohort_file: Path, layer):
+    from hcctme.tl import _state_selftrain as selftrain
+
+    backed, memory = _files.read_h5ad(cohort_file, backed=True), ad.read_h5ad(cohort_file)
+    rows = np.flatnonzero(memory.obs["cell_type"].astype(str).isin(["Macrophages", "Monocytes"]).to_numpy())
+    params = selftrain.SelfTrainParams(n_hvgs=50)  # 50 + the margin < 600 genes: the pre-selection matters
+    source = backed.layers[layer] if layer else backed.X
+    chunked = selftrain.log_expression_chunked(source, rows, params, chunk_size=37)
+    whole = selftrain.log_expression((memory.layers[layer] if layer else memory.X)[rows])
+    assert chunked.shape == (len(rows), 50 + selftrain.STATE_SELFTRAIN_HVG_MARGIN)
+    np.testing.assert_array_equal(selftrain.principal_components(chunked, params),
+                                  selftrain.principal_components(whole, params))
