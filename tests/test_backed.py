@@ -160,3 +160,12 @@ def test_self_training_reads_a_backed_population_in_chunks_with_the_same_compone
     assert chunked.shape == (len(rows), 50 + selftrain.STATE_SELFTRAIN_HVG_MARGIN)
     np.testing.assert_array_equal(selftrain.principal_components(chunked, params),
                                   selftrain.principal_components(whole, params))
+
+
+def test_cli_score_backed_writes_the_full_file_without_loading_it(cohort_file: Path, tmp_path: Path, monkeypatch):
+    loads = _whole_matrix_loads(monkeypatch)
+    out = tmp_path / "scored.h5ad"
+    assert cli.main(["score", str(cohort_file), "--out", str(out), "--backed", "--no-progress"]) == 0
+    assert loads == []
+    scored, source = ad.read_h5ad(out), ad.read_h5ad(cohort_file)
+    assert Keys.SCORES in scored.obsm and (scored.layers["counts"] != source.layers["counts"]).nnz == 0
