@@ -3,7 +3,10 @@
 Steps: score -> call_states -> compare (composition, scores, genes) -> T+A response -> crosstalk ->
 spatial TIB (when coordinates exist) -> resistance profile -> report. Each step writes its results
 into the AnnData under the keys of :class:`hcctme._constants.Keys`; :func:`write_outputs` writes
-the AnnData, one TSV per table and ``report.html``.
+the results (``hcctme.h5ad``: obs, var, obsm, uns; the matrices only with ``full=True``), one TSV
+per table and ``report.html``. On a backed AnnData (``hcctme._files.read_h5ad(path, backed=True)``,
+layers on disk too) score, states, compare, ta_response, tib and profile read the matrices in row
+chunks, so their memory is set by the chunk size and the number of groups, not by the number of cells.
 """
 
 from __future__ import annotations
