@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     states.add_argument("--cell-type-key", required=True)
     states.add_argument("--sample-key", default=None)
     _add_context_map(states)
+    _add_backed(states)
 
     compare = add("compare", help="patient-level comparison (tl.compare)")
     compare.add_argument("input")
@@ -132,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--layer", default=Keys.COUNTS, help="counts layer for features=genes")
     compare.add_argument("--min-cells", type=int, default=Defaults.MIN_CELLS,
                          help="samples with fewer cells in a group are left out of that group")
+    _add_backed(compare)
 
     crosstalk = add("crosstalk", help="ligand-receptor crosstalk on resistance axes (tl.crosstalk)")
     crosstalk.add_argument("input")
@@ -282,7 +284,7 @@ def _cmd_states(args: argparse.Namespace) -> int:
 
     _check_outputs(args.out, args.input)
     context_map = _parse_context_map(args.context_map)
-    adata = _files.read_h5ad(args.input)
+    adata = _files.read_h5ad(args.input, backed=args.backed)
     tl.call_states(adata, cell_type_key=args.cell_type_key, sample_key=args.sample_key, context_map=context_map)
     _files.write_h5ad(adata, args.out)
     print(args.out)
@@ -293,7 +295,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from hcctme import _files, get, tl
 
     _check_outputs(args.out, args.input)
-    adata = _files.read_h5ad(args.input)
+    adata = _files.read_h5ad(args.input, backed=args.backed)
     tl.compare(adata, condition_key=args.condition_key, sample_key=args.sample_key,
                reference=args.reference, features=args.features, groupby=args.groupby,
                parent_key=args.parent_key, layer=args.layer, min_cells=args.min_cells)

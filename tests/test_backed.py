@@ -169,3 +169,30 @@ def test_cli_score_backed_writes_the_full_file_without_loading_it(cohort_file: P
     assert loads == []
     scored, source = ad.read_h5ad(out), ad.read_h5ad(cohort_file)
     assert Keys.SCORES in scored.obsm and (scored.layers["counts"] != source.layers["counts"]).nnz == 0
+
+
+def test_cli_states_and_compare_read_backed(cohort_file: Path, tmp_path: Path, monkeypatch):
+    scored = tmp_path / "scored.h5ad"
+    assert cli.main(["score", str(cohort_file), "--out", str(scored), "--no-progress"]) == 0
+    loads = _whole_matrix_loads(monkeypatch)
+    states = tmp_path / "states.h5ad"
+    assert cli.main(["states", str(scored), "--out", str(states), "--cell-type-key", "cell_type",
+                     "--sample-key", "patient", "--backed"]) == 0
+    table = tmp_path / "composition.tsv"
+    assert cli.main(["compare", str(states), "--out", str(table), "--features", "composition", "--groupby",
+                     Keys.STATE, "--parent-key", "cell_type", "--backed"]) == 0
+    assert loads == []
+    assert Keys.STATE in ad.read_h5ad(states).obs
+    assert pd.read_csv(table, sep="\t")["pvalue"].between(0, 1).all()
+
+
+def test_group_sums_reads_blocks_and_leaves_out_negative_codes():
+    from hcctme import _validate
+
+    X = sp.random(23, 7, density=0.4, format="csr", random_state=1, dtype=np.float32)
+    codes = np.array([0, 1, 2, -1] * 5 + [2, 2, 0])
+    sums = _validate.group_sums(X, codes, 3, columns=[6, 0, 3], chunk_size=4)
+    dense = X.toarray().astype(np.float64)[:, [6, 0, 3]]
+    expected = np.vstack([dense[codes == g].sum(axis=0) for g in range(3)])
+    np.testing.assert_allclose(sums, expected, rtol=1e-12)
+    assert [(start, stop) for start, stop, _ in _validate.row_blocks(X, chunk_size=10)] == [(0, 10), (10, 20), (20, 23)]
