@@ -64,6 +64,9 @@ class Files:
     PART_SUFFIX: Final = ".part"  # temporary outputs, moved into place when complete
     MAX_GENE_SET_BYTES: Final = 64 * 1024 * 1024  # GMT/YAML gene-set files larger than this are refused
     SPARSE_CHUNK: Final = 10_000_000  # indices checked per block in backed sparse matrices
+    # read_h5ad(backed=None) opens a file backed when its matrices would fill more than this share of free memory
+    AUTO_BACKED_FRACTION: Final = 0.25
+    RESULTS_H5AD: Final = "hcctme.h5ad"  # the run's results (obs, obsm, uns, var; the matrices only with --write-full)
 
 
 class Defaults:
@@ -148,6 +151,8 @@ STATE_NONE_SEED_Z: Final = -0.5
 STATE_SELFTRAIN_C: Final = 0.1
 STATE_SELFTRAIN_PCS: Final = 30
 STATE_SELFTRAIN_HVGS: Final = 2000
+# a backed matrix is read for self-training on the HVGS + this many most variable genes (float64 pre-selection)
+STATE_SELFTRAIN_HVG_MARGIN: Final = 500
 STATE_SELFTRAIN_ROUNDS: Final = 2
 STATE_SELFTRAIN_MIN_CELLS: Final = 50
 STATE_SELFTRAIN_MIN_SEEDS: Final = 10

@@ -28,6 +28,7 @@ from anndata import AnnData
 
 from hcctme import _validate
 from hcctme._constants import Files
+from hcctme._logging import logger
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _HDF5_OFFSETS = (0, 512, 1024, 2048)
@@ -302,19 +303,28 @@ _READER_HINTS = {
 }
 
 
-def read_h5ad(path: str | Path, *, backed: bool = False) -> AnnData:
-    """Read an h5ad file with a clear error for missing, unreadable, corrupt or non-AnnData files.
+def read_h5ad(path: str | Path, *, backed: bool | None = False) -> AnnData:
+    """Read an h5ad file with a clear error for missing, unreadable, corrupt, too large or non-AnnData files.
 
     Other formats (Cell Ranger .h5, loom, zarr, csv, mtx) are recognised and the right reader is
     named; after reading, the structure of every sparse matrix (X, layers, raw) is checked
     (:func:`hcctme._validate.sparse_structure`), so a corrupt file never reaches a compiled kernel.
+
+    ``backed=True`` opens the file as ``anndata.read_h5ad(path, backed="r")`` does, except that the
+    layers stay on disk too (anndata reads them into memory): X, every sparse layer and ``raw.X`` are
+    read by the tools in row chunks; obs, var, obsm, obsp and uns are in memory. ``backed=None``
+    chooses: backed when the matrices would take more than ``Files.AUTO_BACKED_FRACTION`` of the
+    available memory. Before reading, an in-memory read of matrices larger than the available memory
+    is refused (the message suggests backed mode), and a backed CSC matrix (slow row access) is
+    refused with the commands converting it to CSR.
     """
     path = _validate.existing_file(path, what="input h5ad file")
     kind = sniff(path)
     if kind != "h5ad":
         raise ValueError(f"cannot read {str(path)!r} as h5ad: {_READER_HINTS[kind]}")
+    backed = _choose_backed(path, backed)
     try:
-        adata = ad.read_h5ad(path, backed="r" if backed else None)
+        adata = _open_backed(path) if backed else ad.read_h5ad(path)
     except Exception as err:  # h5py and anndata raise many exception types on damaged files
         raise ValueError(
             f"cannot read {str(path)!r} as h5ad ({err.__class__.__name__}: {err}); the file is damaged or "
@@ -323,6 +333,104 @@ def read_h5ad(path: str | Path, *, backed: bool = False) -> AnnData:
     for where, matrix in _matrices(adata):
         _validate.sparse_structure(matrix, where=f"{path.name}: {where}")
     return unescape_keys(adata)
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation now (``psutil.virtual_memory().available``)."""
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.1f} GiB"
+
+
+def matrix_layout(path: str | Path) -> dict[str, tuple[str, int]]:
+    """The matrices of an h5ad file from its header: ``{"X": ("csr_matrix", bytes in memory), ...}``.
+
+    Covers X, every layer and raw/X; the encoding is anndata's ``encoding-type`` (``csr_matrix``,
+    ``csc_matrix``, ``array``) and the bytes are those of the arrays once read. Nothing is loaded.
+    """
+    import h5py
+
+    layout: dict[str, tuple[str, int]] = {}
+    with h5py.File(path, "r") as handle:
+        names = ["X", "raw/X"] + [f"layers/{n}" for n in handle.get("layers", ())]
+        for name in names:
+            if name not in handle:
+                continue
+            node = handle[name]
+            encoding = str(node.attrs.get("encoding-type", "array" if isinstance(node, h5py.Dataset) else ""))
+            arrays = [node] if isinstance(node, h5py.Dataset) else [node[k] for k in ("data", "indices", "indptr")
+                                                                    if k in node]
+            layout[name] = (encoding, sum(int(a.size) * a.dtype.itemsize for a in arrays))
+    return layout
+
+
+def _choose_backed(path: Path, backed: bool | None) -> bool:
+    """The reading mode, checked against the file's header before anything is read."""
+    if backed is not None and not isinstance(backed, bool):
+        raise TypeError(f"backed must be True, False or None (choose from the file size), got {backed!r}")
+    try:
+        layout = matrix_layout(path)
+    except (OSError, KeyError):
+        return bool(backed)  # damaged header: the reader reports it
+    total = sum(size for _, size in layout.values())
+    available = available_memory()
+    if backed is None:
+        backed = total > Files.AUTO_BACKED_FRACTION * available
+        if backed:
+            logger.info("%s: matrices of %s (%s available): reading backed", path.name, _gib(total),
+                                  _gib(available))
+    if not backed and total > available:
+        raise ValueError(
+            f"{str(path)!r} holds {_gib(total)} of matrices (X, layers, raw) but only {_gib(available)} of memory "
+            "is available: open it backed (hcctme run --backed; in Python hcctme._files.read_h5ad(path, "
+            "backed=True), or anndata.read_h5ad(path, backed='r')) so that the steps read it in chunks"
+        )
+    if backed:
+        _refuse_csc(path, layout)
+    return backed
+
+
+def _refuse_csc(path: Path, layout: dict[str, tuple[str, int]]) -> None:
+    csc = [name for name, (encoding, _) in layout.items() if encoding == "csc_matrix"]
+    if not csc:
+        return
+    lines = {"X": "adata.X = adata.X.tocsr()",
+             "raw/X": "adata.raw = anndata.AnnData(adata.raw.X.tocsr(), var=adata.raw.var)"}
+    steps = "; ".join(lines.get(n, f"adata.layers[{n[len('layers/'):]!r}] = adata.layers[{n[len('layers/'):]!r}]"
+                                   ".tocsr()") for n in csc)
+    raise ValueError(
+        f"{str(path)!r} stores {', '.join(csc)} as CSC (column-compressed) sparse matrices: read backed, every "
+        "chunk of cells would read the whole matrix. Convert them to CSR once, on a machine with enough memory: "
+        f"import anndata; adata = anndata.read_h5ad({str(path)!r}); {steps}; adata.write_h5ad('csr.h5ad') "
+        "(scanpy: the same with sc.read_h5ad); then run on csr.h5ad"
+    )
+
+
+def _open_backed(path: Path) -> AnnData:
+    """``anndata.read_h5ad(path, backed="r")`` with the sparse layers on disk too (anndata loads them)."""
+    import h5py
+    from anndata.io import read_elem, sparse_dataset
+
+    handle = h5py.File(path, "r")
+    if "encoding-type" not in handle.attrs:  # written by anndata < 0.7
+        handle.close()
+        return ad.read_h5ad(path, backed="r")
+    parts: dict[str, Any] = {k: read_elem(handle[k]) for k in ("obs", "var", "obsm", "varm", "obsp", "varp", "uns")
+                             if k in handle}
+    if "layers" in handle:
+        parts["layers"] = {name: sparse_dataset(node) if _is_sparse_group(node) else read_elem(node)
+                           for name, node in handle["layers"].items()}
+    if "raw" in handle:
+        parts["raw"] = {k: read_elem(handle[f"raw/{k}"]) for k in ("var", "varm") if f"raw/{k}" in handle}
+    return AnnData(filename=handle, **parts)
+
+
+def _is_sparse_group(node: Any) -> bool:
+    return str(node.attrs.get("encoding-type", "")) in ("csr_matrix", "csc_matrix")
 
 
 def _matrices(adata: AnnData) -> Iterator[tuple[str, Any]]:
@@ -358,17 +466,70 @@ def write_h5ad(adata: AnnData, path: str | Path) -> Path:
 
     uns values h5py cannot store (object columns, None) are stringified and keys holding "/" (cell-type
     labels such as "CD4/CD8 T") are escaped, in the file only, never in the caller's object
-    (:func:`read_h5ad` restores the keys).
+    (:func:`read_h5ad` restores the keys). A backed AnnData is written whole without loading its
+    matrices (:func:`write_results_h5ad` with ``full=True``).
+    """
+    if adata.isbacked:
+        return write_results_h5ad(adata, path, full=True)
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        _write_anndata(adata, tmp)
+    return path
+
+
+def _write_anndata(adata: AnnData, tmp: Path) -> None:
+    original = adata.uns
+    try:
+        adata.uns = _safe_value(dict(original))  # swapped for the write only: no copy of the matrices
+        adata.write_h5ad(tmp)
+    finally:
+        adata.uns = original
+
+
+def results_only(adata: AnnData) -> AnnData:
+    """An AnnData sharing ``adata``'s obs, var, obsm and uns, with no matrix (``X=None``, no layers, no raw).
+
+    It keeps the shape (cells x genes) and everything the tools wrote, so :mod:`hcctme.get` and
+    :func:`hcctme.report.build` read it as they read the full object.
+    """
+    return AnnData(obs=adata.obs, var=adata.var, obsm=dict(adata.obsm), uns=adata.uns)
+
+
+def write_results_h5ad(adata: AnnData, path: str | Path, *, full: bool = False) -> Path:
+    """Write ``adata``'s results (obs, var, obsm, uns; :func:`results_only`) as an h5ad file, atomically.
+
+    With ``full``, the matrices (X, layers, raw) are written too: an in-memory AnnData as
+    :func:`write_h5ad` writes it; a backed one by copying the matrices' HDF5 groups from its file
+    into the new one (h5py copies them block by block, in bounded memory; nothing is loaded).
     """
     path = Path(path)
-    original = adata.uns
+    if full and not adata.isbacked:
+        return write_h5ad(adata, path)
     with atomic_path(path) as tmp:
-        try:
-            adata.uns = _safe_value(dict(original))  # swapped for the write only: no copy of the matrices
-            adata.write_h5ad(tmp)
-        finally:
-            adata.uns = original
+        _write_anndata(results_only(adata), tmp)
+        if full:
+            _copy_matrices(Path(adata.filename), tmp, n_vars=adata.n_vars)
     return path
+
+
+def _copy_matrices(source: Path, target: Path, *, n_vars: int) -> None:
+    """Copy X, layers and raw from the h5ad ``source`` into the h5ad ``target`` (HDF5 object copies)."""
+    import h5py
+
+    with h5py.File(source, "r") as src, h5py.File(target, "r+") as dst:
+        shape = src["X"].attrs.get("shape", getattr(src["X"], "shape", None))
+        if shape is not None and int(shape[1]) != n_vars:
+            raise ValueError(
+                f"cannot write the full copy: the genes changed during the run ({int(shape[1])} in "
+                f"{str(source)!r}, {n_vars} now, e.g. after harmonize_genes); write the results only"
+            )
+        for name in ("X", "raw"):
+            if name in src:
+                if name in dst:
+                    del dst[name]
+                dst.copy(src[name], name)
+        for name in src.get("layers", ()):
+            dst.require_group("layers").copy(src["layers"][name], name)
 
 
 def write_table(table: pd.DataFrame, path: str | Path, *, index: bool = False) -> Path:

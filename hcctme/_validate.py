@@ -8,7 +8,7 @@ was when it fails.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from hcctme import _version
-from hcctme._constants import Files, Keys
+from hcctme._constants import Defaults, Files, Keys
 
 MatrixKind = Literal["counts", "lognorm", "scaled", "other"]
 
@@ -325,6 +325,40 @@ def in_memory(block: Any) -> np.ndarray | sp.spmatrix:
     if sp.issparse(block):
         return block
     return np.asarray(block)
+
+
+def row_blocks(X: Any, *, chunk_size: int = Defaults.CHUNK_SIZE) -> Iterator[tuple[int, int, Any]]:
+    """``(start, stop, block)`` for consecutive blocks of ``chunk_size`` rows, each block in memory.
+
+    Works for in-memory, backed and dask matrices alike; a backed matrix is never read whole, so the
+    memory used is that of one block.
+    """
+    chunk_size = positive_int(chunk_size, name="chunk_size")
+    n_rows = X.shape[0]
+    for start in range(0, n_rows, chunk_size):
+        stop = min(n_rows, start + chunk_size)
+        yield start, stop, in_memory(X[start:stop])
+
+
+def group_sums(X: Any, codes: np.ndarray, n_groups: int, *, columns: Sequence[int] | None = None,
+               chunk_size: int = Defaults.CHUNK_SIZE) -> np.ndarray:
+    """Per-group column sums (``n_groups`` x genes, float64) of any matrix, read by :func:`row_blocks`.
+
+    ``codes`` gives each row's group (0..n_groups-1; negative: left out); ``columns`` restricts the
+    sums to these column positions. Memory: one block plus the result.
+    """
+    codes = np.asarray(codes)
+    n_cols = X.shape[1] if columns is None else len(columns)
+    sums = np.zeros((n_groups, n_cols), dtype=np.float64)
+    for start, stop, block in row_blocks(X, chunk_size=chunk_size):
+        rows = codes[start:stop]
+        keep = np.flatnonzero(rows >= 0)
+        member = sp.csr_matrix((np.ones(len(keep)), (rows[keep], keep)), shape=(n_groups, stop - start))
+        block = sp.csr_matrix(block, dtype=np.float64)
+        if columns is not None:
+            block = block[:, list(columns)]
+        sums += np.asarray((member @ block).todense())
+    return sums
 
 
 def _values(block: Any) -> np.ndarray:

@@ -55,6 +55,22 @@ def _add_context_map(parser: argparse.ArgumentParser) -> None:
                              "LABEL=CONTEXT (repeatable)")
 
 
+def _add_backed(parser: argparse.ArgumentParser) -> None:
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--backed", dest="backed", action="store_true", default=None,
+                      help="read the input backed (anndata.read_h5ad(path, backed='r'), layers on disk too): every "
+                           "step reads the matrices in chunks (default: backed when the matrices would fill more "
+                           "than a quarter of the available memory)")
+    mode.add_argument("--in-memory", dest="backed", action="store_false",
+                      help="read the whole input into memory (refused when it is larger than the available memory)")
+
+
+def _add_write_full(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--write-full", action="store_true",
+                        help="write hcctme.h5ad with the matrices (X, layers, raw) too; by default it holds the "
+                             "results only (obs, var, obsm, uns)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``hcctme`` command (global flags are accepted before or after the command)."""
     parser = argparse.ArgumentParser(prog="hcctme", description=__doc__.splitlines()[0])
@@ -66,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = add("demo", help="run the whole pipeline on the built-in demo cohort")
     demo.add_argument("--out", default="hcctme_demo_out", help="output folder")
+    _add_write_full(demo)
 
     run = add("run", help="run the whole pipeline on an h5ad file")
     run.add_argument("input", help="input .h5ad (never modified)")
@@ -83,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-genes", action="store_true", help="skip pseudobulk differential expression")
     run.add_argument("--no-crosstalk", action="store_true", help="skip ligand-receptor inference")
     run.add_argument("--n-jobs", type=int, default=1)
+    _add_backed(run)
+    _add_write_full(run)
 
     score = add("score", help="score cells against signatures (tl.score)")
     score.add_argument("input")
@@ -94,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--max-rank", type=int, default=Defaults.MAX_RANK)
     score.add_argument("--chunk-size", type=int, default=None)
     score.add_argument("--n-jobs", type=int, default=1)
-    score.add_argument("--backed", action="store_true", help="read the input backed (large files)")
+    _add_backed(score)
 
     states = add("states", help="call resistance cell states (tl.call_states)")
     states.add_argument("input")
@@ -102,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     states.add_argument("--cell-type-key", required=True)
     states.add_argument("--sample-key", default=None)
     _add_context_map(states)
+    _add_backed(states)
 
     compare = add("compare", help="patient-level comparison (tl.compare)")
     compare.add_argument("input")
@@ -113,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--layer", default=Keys.COUNTS, help="counts layer for features=genes")
     compare.add_argument("--min-cells", type=int, default=Defaults.MIN_CELLS,
                          help="samples with fewer cells in a group are left out of that group")
+    _add_backed(compare)
 
     crosstalk = add("crosstalk", help="ligand-receptor crosstalk on resistance axes (tl.crosstalk)")
     crosstalk.add_argument("input")
@@ -188,7 +209,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     _check_outputs(args.out, folder=True)
     adata = datasets.demo()
     pipeline.run(adata)
-    written = pipeline.write_outputs(adata, args.out)
+    written = pipeline.write_outputs(adata, args.out, full=args.write_full)
     print(f"hcctme demo: {len(written)} files in {Path(args.out).resolve()}")
     print(f"report: {written['report'].resolve()}")
     return 0
@@ -203,7 +224,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise ValueError("--signatures takes a GMT/YAML file of your gene sets (added to the library's); "
                          "library signatures are always scored")
     context_map = _parse_context_map(args.context_map)
-    adata = _files.read_h5ad(args.input)
+    adata = _files.read_h5ad(args.input, backed=args.backed)
     pipeline.run(
         adata,
         sample_key=args.sample_key,
@@ -221,7 +242,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         crosstalk=not args.no_crosstalk,
         n_jobs=args.n_jobs,
     )
-    written = pipeline.write_outputs(adata, args.out, input_path=args.input)
+    written = pipeline.write_outputs(adata, args.out, input_path=args.input, full=args.write_full)
     print(f"report: {written['report'].resolve()}")
     return 0
 
@@ -235,9 +256,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     _harmonise(adata, args)
     tl.score(adata, signatures, method=args.method, layer=args.layer,
              use_raw=args.use_raw, max_rank=args.max_rank, chunk_size=args.chunk_size, n_jobs=args.n_jobs)
-    if args.backed:
-        adata = adata.to_memory()
-    _files.write_h5ad(adata, args.out)
+    _files.write_h5ad(adata, args.out)  # a backed input's matrices are copied block by block, not loaded
     print(args.out)
     return 0
 
@@ -265,7 +284,7 @@ def _cmd_states(args: argparse.Namespace) -> int:
 
     _check_outputs(args.out, args.input)
     context_map = _parse_context_map(args.context_map)
-    adata = _files.read_h5ad(args.input)
+    adata = _files.read_h5ad(args.input, backed=args.backed)
     tl.call_states(adata, cell_type_key=args.cell_type_key, sample_key=args.sample_key, context_map=context_map)
     _files.write_h5ad(adata, args.out)
     print(args.out)
@@ -276,7 +295,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from hcctme import _files, get, tl
 
     _check_outputs(args.out, args.input)
-    adata = _files.read_h5ad(args.input)
+    adata = _files.read_h5ad(args.input, backed=args.backed)
     tl.compare(adata, condition_key=args.condition_key, sample_key=args.sample_key,
                reference=args.reference, features=args.features, groupby=args.groupby,
                parent_key=args.parent_key, layer=args.layer, min_cells=args.min_cells)

@@ -3,7 +3,10 @@
 Steps: score -> call_states -> compare (composition, scores, genes) -> T+A response -> crosstalk ->
 spatial TIB (when coordinates exist) -> resistance profile -> report. Each step writes its results
 into the AnnData under the keys of :class:`hcctme._constants.Keys`; :func:`write_outputs` writes
-the AnnData, one TSV per table and ``report.html``.
+the results (``hcctme.h5ad``: obs, var, obsm, uns; the matrices only with ``full=True``), one TSV
+per table and ``report.html``. On a backed AnnData (``hcctme._files.read_h5ad(path, backed=True)``,
+layers on disk too) score, states, compare, ta_response, tib and profile read the matrices in row
+chunks, so their memory is set by the chunk size and the number of groups, not by the number of cells.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from anndata import AnnData
 
@@ -272,6 +276,13 @@ def _adopt(light: AnnData, adata: AnnData) -> None:
             adata.uns[key] = value
 
 
+def _rows(adata: AnnData, layer: str | None, keep: pd.Series) -> tuple[AnnData, None]:
+    """The cells ``keep`` of the counts matrix (``layer``) and their obs, in memory; no other matrix is read."""
+    X, _ = _validate.matrix(adata, layer=layer, use_raw=False)
+    rows = np.flatnonzero(keep.to_numpy())
+    return AnnData(X=_validate.in_memory(X[rows]), obs=adata.obs.iloc[rows].copy(), var=adata.var.copy()), None
+
+
 def compare_one(adata: AnnData, config: PipelineConfig, features: str) -> pd.DataFrame:
     """One of the pipeline's comparisons (composition of states, scores or genes per cell type).
 
@@ -288,7 +299,7 @@ def compare_one(adata: AnnData, config: PipelineConfig, features: str) -> pd.Dat
     else:
         view, layer = _counts_view(adata, config)
         if config.genes_groups:  # genes of some cell types: compare a subset, then store its results in adata
-            view = view[view.obs[config.cell_type_key].astype(str).isin(config.genes_groups)].copy()
+            view, layer = _rows(view, layer, view.obs[config.cell_type_key].astype(str).isin(config.genes_groups))
         tl.compare(view, features="genes", groupby=config.cell_type_key, layer=layer, **common)
         if view is not adata:
             adata.uns.update({name: value for name, value in view.uns.items() if name.startswith(key)})
@@ -379,8 +390,13 @@ def result_tables(adata: AnnData) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def write_outputs(adata: AnnData, out_dir: str | Path, *, input_path: str | Path | None = None) -> dict[str, Path]:
+def write_outputs(adata: AnnData, out_dir: str | Path, *, input_path: str | Path | None = None,
+                  full: bool = False) -> dict[str, Path]:
     """Write ``hcctme.h5ad``, one TSV per table, ``report.html`` and ``manifest.json`` into ``out_dir``.
+
+    ``hcctme.h5ad`` holds the results (obs, var, obsm, uns: :func:`hcctme._files.results_only`), not
+    the matrices, unless ``full``: then X, layers and raw are written too (those of a backed input are
+    copied from its file block by block, never loaded).
 
     The files are written into a fresh temporary folder next to ``out_dir`` that then replaces
     ``out_dir`` as a whole (:func:`hcctme._files.atomic_dir`): the folder holds exactly one run's
@@ -395,12 +411,12 @@ def write_outputs(adata: AnnData, out_dir: str | Path, *, input_path: str | Path
     _files.refuse_overwrite(out_dir, input_path, folder=True)
     _files.check_writable(out_dir, folder=True)
     names: dict[str, str] = {}
-    with _files.atomic_dir(out_dir, manifest=_manifest(adata, input_path)) as tmp:
+    with _files.atomic_dir(out_dir, manifest=_manifest(adata, input_path, full=full)) as tmp:
         for stem, table in result_tables(adata).items():
             keep_index = stem in ("tib", "ta_response_per_sample")
             names[stem] = _files.write_table(table, tmp / f"{stem}.tsv", index=keep_index).name
         names["report"] = Path(report.build(adata, tmp / "report.html")).name
-        names["h5ad"] = _files.write_h5ad(adata, tmp / "hcctme.h5ad").name
+        names["h5ad"] = _files.write_results_h5ad(adata, tmp / Files.RESULTS_H5AD, full=full).name
     written = {stem: out_dir / name for stem, name in names.items()}
     written["manifest"] = out_dir / Files.MANIFEST
     logger.info("wrote %d files to %s", len(written), out_dir)
@@ -410,7 +426,7 @@ def write_outputs(adata: AnnData, out_dir: str | Path, *, input_path: str | Path
 _VERSIONED = ("anndata", "scanpy", "numpy", "scipy", "pandas", "h5py", "liana", "decoupler", "pydeseq2")
 
 
-def _manifest(adata: AnnData, input_path: str | Path | None) -> dict:
+def _manifest(adata: AnnData, input_path: str | Path | None, *, full: bool) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
     run = adata.uns.get(Keys.RUN, {})
@@ -423,6 +439,7 @@ def _manifest(adata: AnnData, input_path: str | Path | None) -> dict:
         "parameters": run.get("config", {}) if isinstance(run, dict) else {},
         "skipped": run.get("skipped", {}) if isinstance(run, dict) else {},
         "versions": versions,
+        "h5ad_contents": "full" if full else "results",  # results: obs, var, obsm, uns (no X, layers or raw)
     }
     if input_path is not None:
         path = Path(input_path)

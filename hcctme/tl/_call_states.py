@@ -463,7 +463,10 @@ def _self_train(matrix: Any, result: _model.Assignment, contexts: np.ndarray,
         idx = np.flatnonzero((contexts == context) & (result.artefact == ""))
         if idx.size < params.min_cells:
             continue
-        expression = _selftrain.log_expression(matrix[idx])
+        if hasattr(matrix, "to_memory"):  # backed: read in chunks, the candidate variable genes only
+            expression = _selftrain.log_expression_chunked(matrix, idx, params)
+        else:
+            expression = _selftrain.log_expression(matrix[idx])
         z = result.z[ids].to_numpy(dtype=float)[idx]
         position = {s: j for j, s in enumerate(ids)}
         best = np.array([position[b] for b in result.best[idx]], dtype=int)

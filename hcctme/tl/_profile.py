@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from functools import lru_cache, partial
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
@@ -183,27 +183,55 @@ def _score_evidence(scores: pd.DataFrame, samples: pd.Series, contexts: pd.Serie
     return out
 
 
-def _gene_evidence(adata: AnnData, genes: list[str], samples: pd.Series, order: pd.Index,
-                   layer: str | None, *, why: str = "no linked signature scored") -> list[dict[str, Any]]:
-    X, names = _validate.matrix(adata, layer=layer, use_raw=False)
-    position: dict[str, int] = {}
-    for i, name in enumerate(_validate.gene_names(adata, names)):  # harmonised symbols when present
-        position.setdefault(str(name), i)
-    present = [g for g in genes if g in position]
-    if not present:
-        return []
-    block = _validate.in_memory(X[:, [position[g] for g in present]])
-    kind = _validate.matrix_kind(X, n_rows=adata.n_obs)
-    block = block.toarray() if sp.issparse(block) else np.asarray(block)
-    block = block.astype(float)
-    if kind == "counts":  # normalise to 1e4 per cell and log1p, as scanpy would
-        totals = np.asarray(X.sum(axis=1)).ravel().astype(float)
-        block = np.log1p(block / np.maximum(totals, 1)[:, None] * 1e4)
-    per_cell = block.mean(axis=1)
-    values = _per_sample_mean(per_cell, samples, np.ones(len(samples), bool), order)
-    where = f"layers[{layer!r}]" if layer else "X"
-    return [{"feature": "genes:" + ",".join(present), "values": values,
-             "source": f"{where}: mean expression of {', '.join(present)} ({why})"}]
+class _GeneEvidence:
+    """Per sample, the mean expression of gene sets, from per-sample sums of each gene read in one chunked pass.
+
+    Called with a gene list (``read_genes(genes, why=...)``), it returns the evidence item: per sample,
+    the mean over cells of the genes' mean log-normalised expression (counts are normalised to 1e4 per
+    cell and log1p-transformed, as scanpy would). The mean over cells of a mean over genes is the mean
+    over genes of the per-gene means, so one pass over the matrix (row chunks: a backed matrix is never
+    loaded) serves every axis; it runs on the first call, for all the genes of ``wanted``.
+    """
+
+    def __init__(self, adata: AnnData, wanted: list[str], samples: pd.Series, order: pd.Index,
+                 layer: str | None) -> None:
+        self.adata, self.samples, self.order, self.layer = adata, samples, order, layer
+        self.X, names = _validate.matrix(adata, layer=layer, use_raw=False)
+        self.position: dict[str, int] = {}
+        for i, name in enumerate(_validate.gene_names(adata, names)):  # harmonised symbols when present
+            self.position.setdefault(str(name), i)
+        self.genes = [g for g in dict.fromkeys(wanted) if g in self.position]
+        self.means: pd.DataFrame | None = None
+
+    def _read(self) -> pd.DataFrame:
+        X = self.X
+        counts = _validate.matrix_kind(X, n_rows=self.adata.n_obs) == "counts"
+        codes = self.order.get_indexer(self.samples.to_numpy())
+        columns = [self.position[g] for g in self.genes]
+        sums = np.zeros((len(self.order), len(columns)))
+        for start, stop, block in _validate.row_blocks(X):
+            block = sp.csr_matrix(block, dtype=np.float64)
+            values = block[:, columns].toarray()
+            if counts:  # normalise to 1e4 per cell and log1p, as scanpy would
+                totals = np.asarray(block.sum(axis=1)).ravel()
+                values = np.log1p(values / np.maximum(totals, 1)[:, None] * 1e4)
+            rows = codes[start:stop]
+            member = sp.csr_matrix((np.ones(len(rows)), (rows, np.arange(len(rows)))),
+                                   shape=(len(self.order), len(rows)))
+            sums += member @ values
+        n_cells = np.bincount(codes, minlength=len(self.order))
+        return pd.DataFrame(sums / np.maximum(n_cells, 1)[:, None], index=self.order, columns=self.genes)
+
+    def __call__(self, genes: list[str], *, why: str = "no linked signature scored") -> list[dict[str, Any]]:
+        present = [g for g in genes if g in self.position]
+        if not present:
+            return []
+        if self.means is None:
+            self.means = self._read()
+        values = self.means[present].mean(axis=1)
+        where = f"layers[{self.layer!r}]" if self.layer else "X"
+        return [{"feature": "genes:" + ",".join(present), "values": values,
+                 "source": f"{where}: mean expression of {', '.join(present)} ({why})"}]
 
 
 def _state_evidence(states: pd.Series, contexts: pd.Series | None, samples: pd.Series, order: pd.Index,
@@ -610,7 +638,8 @@ def resistance_profile(
     samples = samples.astype(str)
     src = _sources(adata, sample_key=sample_key, state_key=state_key, crosstalk_key=crosstalk_key, tib_key=tib_key,
                    axes_table=axes_table, order=order)
-    read_genes = partial(_gene_evidence, adata, samples=samples, order=order, layer=layer)
+    wanted = [g for genes in axes_table["genes"] if genes for g in genes]
+    read_genes = _GeneEvidence(adata, wanted, samples, order, layer)
     keys = {"scores_key": scores_key, "state_key": state_key, "crosstalk_key": crosstalk_key, "tib_key": tib_key}
     profile, evidence, summary = _profile(scores, samples, order, condition, reference, axes_table, links, src,
                                           read_genes, active_threshold=float(active_threshold), keys=keys)

@@ -130,7 +130,7 @@ def _pseudobulk(
     obs.index = obs.index.astype(str)
     if not obs.index.is_unique:
         obs.index = pd.RangeIndex(len(obs)).astype(str)
-    out_of_core = (adata.isbacked and layer is None) or _dask.is_dask(X)
+    out_of_core = hasattr(X, "to_memory") or _dask.is_dask(X)  # backed X or layer, or a dask array
     if out_of_core and mode == "median":
         raise ValueError(
             "mode='median' needs every cell of a profile in memory, but the matrix is backed or a dask array; "

@@ -29,19 +29,23 @@ classes (:data:`~hcctme._constants.STATE_SELFTRAIN_MIN_SEEDS` each), keeps the m
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from hcctme import _validate
 from hcctme._constants import (
     STATE_NONE_SEED_Z,
     STATE_SEED_CONFIDENCE,
     STATE_SELFTRAIN_C,
+    STATE_SELFTRAIN_HVG_MARGIN,
     STATE_SELFTRAIN_HVGS,
     STATE_SELFTRAIN_MIN_CELLS,
     STATE_SELFTRAIN_MIN_SEEDS,
     STATE_SELFTRAIN_PCS,
     STATE_SELFTRAIN_ROUNDS,
+    Defaults,
 )
 
 NONE_CLASS = "none of these"
@@ -68,12 +72,57 @@ class SelfTrainParams:
 def log_expression(X) -> sp.csr_matrix:
     """``X`` as sparse log-normalised expression: raw counts (integers) are scaled to 10,000 per cell and log1p'd."""
     X = sp.csr_matrix(X, dtype=np.float32)
-    data = X.data[: min(X.data.size, 100_000)]
-    if data.size and np.all(data >= 0) and np.allclose(data, np.round(data)):
+    return _normalised(X, _holds_counts(X.data))
+
+
+def _holds_counts(values: np.ndarray) -> bool:
+    """Whether the first stored values of a population (at most ``_COUNTS_PROBE``) are non-negative integers."""
+    data = values[:_COUNTS_PROBE]
+    return bool(data.size and np.all(data >= 0) and np.allclose(data, np.round(data)))
+
+
+_COUNTS_PROBE = 100_000
+
+
+def _normalised(X: sp.csr_matrix, counts: bool) -> sp.csr_matrix:
+    if counts:
         total = np.asarray(X.sum(axis=1)).ravel()
         X = sp.csr_matrix(sp.diags((1e4 / np.maximum(total, 1.0)).astype(np.float32)) @ X)
         X.data = np.log1p(X.data)
     return X
+
+
+def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParams, *,
+                           chunk_size: int = Defaults.CHUNK_SIZE) -> sp.csr_matrix:
+    """``log_expression(matrix[rows])`` restricted to the genes :func:`principal_components` can choose.
+
+    For matrices on disk: ``rows`` are read ``chunk_size`` at a time, in three passes (the counts
+    check on the first values, per-gene mean and variance, then the candidate genes' values), so
+    memory is set by one chunk and the population's cells x candidate genes, not by all its genes.
+    The candidates are the ``n_hvgs + STATE_SELFTRAIN_HVG_MARGIN`` most variable genes (float64
+    sums), columns in their original order, a superset of the genes principal_components then
+    takes (it recomputes the variances on these columns exactly as on the whole matrix).
+    """
+    def blocks():
+        for start in range(0, len(rows), chunk_size):
+            yield sp.csr_matrix(_validate.in_memory(matrix[rows[start:start + chunk_size]]), dtype=np.float32)
+
+    probe: list[np.ndarray] = []
+    for block in blocks():
+        probe.append(block.data)
+        if sum(p.size for p in probe) >= _COUNTS_PROBE:
+            break
+    counts = _holds_counts(np.concatenate(probe) if probe else np.empty(0, np.float32))
+    sums = np.zeros(matrix.shape[1])
+    squares = np.zeros(matrix.shape[1])
+    for block in blocks():
+        X = _normalised(block, counts)
+        sums += np.asarray(X.sum(axis=0, dtype=np.float64)).ravel()
+        squares += np.asarray(X.multiply(X).sum(axis=0, dtype=np.float64)).ravel()
+    var = squares / max(len(rows), 1) - (sums / max(len(rows), 1)) ** 2
+    keep = np.sort(np.argsort(-var, kind="stable")[: params.n_hvgs + STATE_SELFTRAIN_HVG_MARGIN])
+    parts = [_normalised(block, counts)[:, keep] for block in blocks()]
+    return sp.csr_matrix(sp.vstack(parts, format="csr")) if parts else sp.csr_matrix((0, len(keep)), dtype=np.float32)
 
 
 def principal_components(X: sp.csr_matrix, params: SelfTrainParams) -> np.ndarray | None:

@@ -191,9 +191,7 @@ def _pseudobulk_scores(adata: AnnData, units: pd.Series, *, layer: str | None,
         raise ValueError(f"aggregate='pseudobulk' sums raw counts but {where} looks {kind}; pass the layer with raw "
                          "counts (layer='counts') or use aggregate='mean' on per-cell scores")
     codes, order = pd.factorize(units.to_numpy(), sort=True)
-    member = sp.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))), shape=(len(order), len(codes)))
-    X = _validate.in_memory(X)
-    sums = np.asarray((member @ sp.csr_matrix(X, dtype=np.float64)).todense())
+    sums = _validate.group_sums(X, codes, len(order))  # chunk by chunk: a backed matrix is never loaded whole
     lib = sums.sum(axis=1, keepdims=True)
     logcpm = np.log2(sums / np.maximum(lib, 1.0) * 1e6 + PRIOR_COUNT)
     frame = pd.DataFrame(logcpm, index=pd.Index(order, name="sample"), columns=var_names)

@@ -66,7 +66,7 @@ def _cfg(smk) -> dict[str, Any]:
     return {**DEFAULTS, **dict(smk.params.config)}
 
 
-def split_sample(smk) -> None:
+def split_sample(smk) -> None:  # one sample's cells in memory: the per-sample fan-out
     config = _cfg(smk)
     sample = _sample_table(config)[smk.wildcards.sample]
     adata = _files.read_h5ad(smk.input[0], backed=True)
@@ -77,36 +77,57 @@ def split_sample(smk) -> None:
 def score_sample(smk) -> None:
     adata = _files.read_h5ad(smk.input[0])
     run_step(adata, _config(_cfg(smk)), "score")
-    _files.write_h5ad(adata, smk.output[0])
+    _files.write_results_h5ad(adata, smk.output[0])  # obs and scores: the matrices stay in the input
 
 
 def merge_scores(smk) -> None:
     parts = [_files.read_h5ad(path) for path in smk.input]
-    merged = ad.concat(parts, merge="same", uns_merge="first")
-    merged.obsm[Keys.SCORES] = pd.concat([get.scores(p) for p in parts]).loc[merged.obs_names]
-    _files.write_h5ad(merged, smk.output[0])
+    obs = pd.concat([p.obs for p in parts])
+    scores = pd.concat([get.scores(p) for p in parts]).loc[obs.index]
+    merged = ad.AnnData(obs=obs, var=parts[0].var, obsm={Keys.SCORES: scores}, uns=parts[0].uns)
+    _files.write_results_h5ad(merged, smk.output[0])
+
+
+def with_matrices(results_path: str, input_path: str) -> ad.AnnData:
+    """The workflow's input (read backed when its matrices are large) carrying the results of ``results_path``.
+
+    ``results_path`` is a results-only h5ad of earlier rules (its cells in any order); its obs columns,
+    obsm entries and uns are added to the input's.
+    """
+    adata = _files.read_h5ad(input_path, backed=None)
+    results = _files.read_h5ad(results_path)
+    order = results.obs_names.get_indexer(adata.obs_names)
+    if (order < 0).any() or len(order) != results.n_obs:
+        raise ValueError(f"{results_path!r} does not hold the cells of the input {input_path!r}; rerun the workflow")
+    for column in results.obs.columns.difference(adata.obs.columns):
+        adata.obs[column] = results.obs[column].iloc[order].to_numpy()
+    for key, value in results.obsm.items():
+        adata.obsm[key] = value.iloc[order].set_axis(adata.obs_names) if isinstance(value, pd.DataFrame) \
+            else value[order]
+    adata.uns.update(results.uns)
+    return adata
 
 
 def _run_step(smk, step: str) -> ad.AnnData:
-    adata = _files.read_h5ad(smk.input[0])
+    adata = with_matrices(smk.input[0], smk.input.data)
     run_step(adata, _config(_cfg(smk)), step)
     return adata
 
 
 def states(smk) -> None:
-    _files.write_h5ad(_run_step(smk, "states"), smk.output[0])
+    _files.write_results_h5ad(_run_step(smk, "states"), smk.output[0])
 
 
 def pseudobulk(smk) -> None:
     config = _cfg(smk)
-    adata = _files.read_h5ad(smk.input[0])
+    adata = with_matrices(smk.input[0], smk.input.data)
     bulk = tl.pseudobulk(adata, sample_key=config["sample_key"], groupby=config["cell_type_key"],
                          layer=config["counts_layer"])
     _files.write_h5ad(bulk, smk.output[0])
 
 
 def compare(smk) -> None:
-    adata = _files.read_h5ad(smk.input[0])
+    adata = with_matrices(smk.input[0], smk.input.data)
     table = compare_one(adata, _config(_cfg(smk)), smk.wildcards.features)
     _files.write_table(table, smk.output[0])
 
@@ -151,7 +172,7 @@ def _restore(adata: ad.AnnData, key: str, table: pd.DataFrame) -> None:
 
 def profile(smk) -> None:
     config = _cfg(smk)
-    adata = _files.read_h5ad(smk.input.states)
+    adata = with_matrices(smk.input.states, smk.input.data)
     _restore(adata, Keys.CROSSTALK, _read_table(smk.input.crosstalk))
     _restore(adata, Keys.CROSSTALK + Suffix.DIFF, _read_table(smk.input.crosstalk_diff))
     _restore(adata, Keys.TIB, _read_table(smk.input.tib, index_col=0))
@@ -162,7 +183,7 @@ def profile(smk) -> None:
         _restore(adata, COMPARE_KEYS[features], _read_table(path))
     run_step(adata, _config(config), "profile")
     _files.write_table(get.profile(adata), smk.output.table)
-    _files.write_h5ad(adata, smk.output.h5ad)
+    _files.write_results_h5ad(adata, smk.output.h5ad)
 
 
 def report(smk) -> None:

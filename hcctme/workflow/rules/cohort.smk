@@ -1,9 +1,11 @@
-# Cohort-level rules: states, pseudobulk, comparisons, crosstalk, spatial barrier.
+# Cohort-level rules: states, pseudobulk, comparisons, crosstalk, spatial barrier. Each reads the matrices from
+# the input (backed when large: in chunks) and the earlier results from states.h5ad (results only).
 
 
 rule states:
     input:
         f"{OUT}/scored.h5ad",
+        data=config["input"],
     output:
         f"{OUT}/states.h5ad",
     params:
@@ -15,6 +17,7 @@ rule states:
 rule pseudobulk:
     input:
         f"{OUT}/states.h5ad",
+        data=config["input"],
     output:
         f"{OUT}/pseudobulk.h5ad",
     params:
@@ -26,6 +29,7 @@ rule pseudobulk:
 rule compare:
     input:
         f"{OUT}/states.h5ad",
+        data=config["input"],
     output:
         f"{OUT}/compare_{{features}}.tsv",
     wildcard_constraints:
@@ -39,6 +43,7 @@ rule compare:
 rule crosstalk:
     input:
         f"{OUT}/states.h5ad",
+        data=config["input"],
     output:
         pooled=f"{OUT}/crosstalk.tsv",
         diff=f"{OUT}/crosstalk_diff.tsv",
@@ -51,6 +56,7 @@ rule crosstalk:
 rule tib:
     input:
         f"{OUT}/states.h5ad",
+        data=config["input"],
     output:
         f"{OUT}/tib.tsv",
     params:
@@ -62,6 +68,7 @@ rule tib:
 rule ta_response:
     input:
         f"{OUT}/states.h5ad",
+        data=config["input"],
     output:
         per_sample=f"{OUT}/ta_response_per_sample.tsv",
         compare=f"{OUT}/ta_response_compare.tsv",

@@ -4,6 +4,7 @@
 rule profile:
     input:
         states=f"{OUT}/states.h5ad",
+        data=config["input"],
         crosstalk=f"{OUT}/crosstalk.tsv",
         crosstalk_diff=f"{OUT}/crosstalk_diff.tsv",
         tib=f"{OUT}/tib.tsv",

@@ -1,4 +1,5 @@
-# Per-sample rules: each sample is split out of the input and scored on its own (cluster fan-out).
+# Per-sample rules: each sample is split out of the input and scored on its own (cluster fan-out); the scored
+# files hold the results only (obs, scores), and the cohort rules read the matrices from the input itself.
 
 
 rule split_sample:
