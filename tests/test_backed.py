@@ -52,7 +52,7 @@ def test_backed_reader_keeps_the_layers_on_disk(cohort_file: Path):
 
 
 def _run(adata: ad.AnnData) -> ad.AnnData:
-    pipeline.run(adata, crosstalk=False, genes_groups=["Macrophages"], **KEYS)
+    pipeline.run(adata, genes_groups=["Macrophages"], **KEYS)
     return adata
 
 
@@ -68,6 +68,7 @@ def test_pipeline_on_backed_input_never_loads_a_whole_matrix_and_matches_in_memo
     assert set(get.compare(backed, COMPARE_KEYS["genes"])["group"]) == {"Macrophages"}
     pd.testing.assert_frame_equal(get.ta_response(backed, per_sample=True), get.ta_response(memory, per_sample=True))
     pd.testing.assert_frame_equal(get.profile(backed), get.profile(memory), check_exact=False, rtol=1e-9)
+    pd.testing.assert_frame_equal(get.crosstalk(backed), get.crosstalk(memory))
     pd.testing.assert_frame_equal(get.tib(backed), get.tib(memory))
 
 
