@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     workflow = add("workflow", help="run the shipped Snakemake workflow")
     workflow.add_argument("--configfile", required=True)
-    workflow.add_argument("--cores", type=int, default=1)
+    workflow.add_argument("--cores", type=int, default=None,
+                          help="local cores (default 1; with --executor after --, snakemake's --jobs decides)")
     workflow.add_argument("--directory", default=None, help="working directory (default: current)")
     workflow.add_argument("snakemake_args", nargs=argparse.REMAINDER,
                           help="further arguments passed to snakemake (after --)")

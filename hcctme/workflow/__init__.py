@@ -28,9 +28,14 @@ def config_schema() -> str:
     return str(resources.files("hcctme.workflow").joinpath("schemas", "config.schema.yaml"))
 
 
-def run_workflow(configfile: str | Path, *, cores: int = 1, directory: str | Path | None = None,
+def run_workflow(configfile: str | Path, *, cores: int | None = None, directory: str | Path | None = None,
                  extra_args: Sequence[str] = ()) -> int:
-    """Run the workflow with snakemake in a subprocess; returns snakemake's exit status."""
+    """Run the workflow with snakemake in a subprocess; returns snakemake's exit status.
+
+    ``cores=None`` runs on one local core, or leaves the number of jobs to snakemake's own ``--jobs``
+    when ``extra_args`` choose an executor plugin (``--executor slurm``): ``--cores 1`` there would
+    run one cluster job at a time.
+    """
     configfile = Path(configfile)
     if not configfile.is_file():
         raise FileNotFoundError(f"config file {str(configfile)!r} does not exist")
@@ -38,8 +43,10 @@ def run_workflow(configfile: str | Path, *, cores: int = 1, directory: str | Pat
         import snakemake
     except ImportError:
         raise ImportError("the workflow needs snakemake: pip install 'hcctme[workflow]'") from None
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", snakefile(), "--configfile", str(configfile.resolve()),
-           "--cores", str(cores)]
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", snakefile(), "--configfile", str(configfile.resolve())]
+    executor = any(arg == "--executor" or arg.startswith("--executor=") for arg in extra_args)
+    if cores is not None or not executor:
+        cmd += ["--cores", str(1 if cores is None else cores)]
     if directory is not None:
         cmd += ["--directory", str(directory)]
     cmd += list(extra_args)

@@ -56,3 +56,22 @@ def test_missing_configfile_is_a_clear_error(tmp_path: Path):
 
 def test_shipped_files_exist():
     assert Path(snakefile()).is_file() and Path(config_schema()).is_file()
+
+
+@pytest.mark.parametrize(("cores", "extra", "expected"), [
+    (None, [], ["--cores", "1"]),
+    (4, [], ["--cores", "4"]),
+    (None, ["--executor", "slurm", "--jobs", "50"], []),  # the plugin's --jobs decides, not one local core
+    (None, ["--executor=slurm"], []),
+    (8, ["--executor", "slurm"], ["--cores", "8"]),
+])
+def test_cores_passed_to_snakemake(tmp_path: Path, monkeypatch, cores, extra, expected):
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text("input: x.h5ad\n")
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    assert run_workflow(configfile, cores=cores, extra_args=extra) == 0
+    cmd = calls[0]
+    given = cmd[cmd.index("--cores"):cmd.index("--cores") + 2] if "--cores" in cmd else []
+    assert given == expected
+    assert cmd[len(cmd) - len(extra):] == extra
