@@ -200,14 +200,15 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
             "art_cols": art_cols, "values": values, "references": _references(values, contexts, markers)}
 
 
-def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, *, refine: str | None,
-           refine_resolution: float,
+def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, samples: np.ndarray, *,
+           refine: str | None, refine_resolution: float,
            self_train: bool) -> tuple[_model.Assignment, np.ndarray, np.ndarray, dict[str, dict[str, int]]]:
     """The mixture's assignment, the final calls and confidence, and the self-training seeds."""
     contexts, states = m["contexts"], m["states"]
     result = _model.assign(m["values"], contexts, states, artefacts=m["art_cols"], references=m["references"],
                            thresholds=thresholds)
-    trained = _self_train(matrix, result, contexts, states, thresholds.min_confidence) if self_train else {}
+    trained = (_self_train(matrix, result, contexts, states, thresholds.min_confidence, samples)
+               if self_train else {})
     calls, confidence = result.calls, result.confidence
     if refine == "leiden":
         calls, confidence = _refine_leiden(result, contexts, states, resolution=refine_resolution)
@@ -432,7 +433,7 @@ def call_states(
     m = _model_inputs(scores, labels, resolution, library, extra, scores_key)
     thresholds = _model.Thresholds(min_confidence=min_confidence)
     matrix = adata.layers[layer] if layer is not None else adata.X
-    result, calls, confidence, trained = _calls(m, matrix, thresholds, refine=refine,
+    result, calls, confidence, trained = _calls(m, matrix, thresholds, samples.to_numpy(), refine=refine,
                                                 refine_resolution=refine_resolution, self_train=self_train)
     table = _count_table(calls, m["contexts"], samples.to_numpy(), m["states"])
     call = {"cell_type_key": cell_type_key, "scores_key": scores_key, "sample_key": sample_key,
@@ -451,8 +452,8 @@ def call_states(
     )
     return adata if copy else None
 
-def _self_train(matrix: Any, result: _model.Assignment, contexts: np.ndarray,
-                states: Mapping[str, list[str]], min_confidence: float) -> dict[str, dict[str, int]]:
+def _self_train(matrix: Any, result: _model.Assignment, contexts: np.ndarray, states: Mapping[str, list[str]],
+                min_confidence: float, samples: np.ndarray) -> dict[str, dict[str, int]]:
     """Replace the mixture's calls by the self-trained ones where a context allows it (in place).
 
     Returns context -> seed counts per class for the contexts that were self-trained.
@@ -469,7 +470,7 @@ def _self_train(matrix: Any, result: _model.Assignment, contexts: np.ndarray,
         best = np.array([position[b] for b in result.best[idx]], dtype=int)
         called = result.calls[idx] != Defaults.UNASSIGNED
         trained = _selftrain.call_population(expression, z, list(ids), best, result.confidence[idx], called,
-                                             params, min_confidence)
+                                             params, min_confidence, samples[idx])
         if trained is None:
             continue
         calls, confidence, counts = trained
