@@ -15,7 +15,8 @@ carries. This step learns it:
    :data:`~hcctme._constants.STATE_CLUSTER_SEED_Z`, at least
    :data:`~hcctme._constants.STATE_CLUSTER_SEED_SHARE` of that state's highest cluster mean, and
    :data:`~hcctme._constants.STATE_CLUSTER_SUPPORT` of the cluster's cells are that state's
-   mixture calls; the other clusters are seeds of "none of these" (naive-like or monocyte-like
+   mixture calls (or the mean reaches :data:`~hcctme._constants.STATE_CLUSTER_STRONG_Z`); the other
+   clusters are seeds of "none of these" (naive-like or monocyte-like
    cells that score moderately for a state's signature). A cell whose confident mixture call
    (posterior >= :data:`~hcctme._constants.STATE_SEED_CONFIDENCE`, or the median posterior of
    that state's calls when lower) names another class is left out of the seeds.
@@ -43,6 +44,7 @@ import scipy.sparse as sp
 from hcctme._constants import (
     STATE_CLUSTER_SEED_SHARE,
     STATE_CLUSTER_SEED_Z,
+    STATE_CLUSTER_STRONG_Z,
     STATE_CLUSTER_SUPPORT,
     STATE_NONE_SEED_Z,
     STATE_SEED_CONFIDENCE,
@@ -76,6 +78,7 @@ class SelfTrainParams:
     cluster_z: float = STATE_CLUSTER_SEED_Z
     cluster_share: float = STATE_CLUSTER_SEED_SHARE
     cluster_support: float = STATE_CLUSTER_SUPPORT
+    cluster_strong_z: float = STATE_CLUSTER_STRONG_Z
     n_neighbors: int = STATE_SMOOTH_NEIGHBORS
     smoothing: float = STATE_SMOOTHING
     random_state: int = 0
@@ -161,8 +164,9 @@ def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np
     half as high in it, such as naive T cells in a progenitor-exhausted score that reads TCF7 and
     SELL, is another programme) and when at least ``params.cluster_support`` of its cells are
     that state's calls in the mixture (``mixture``: each cell's mixture call, ``""`` for none; a
-    state absent from the data has a highest cluster too, but few calls there); the other
-    clusters are "none of these".
+    state absent from the data has a highest cluster too, but few calls there) or its mean
+    reaches ``params.cluster_strong_z`` (a state the mixture misses but a cluster clearly
+    expresses); the other clusters are "none of these".
     """
     labels_of = np.unique(groups)
     means = np.vstack([z[groups == g].mean(axis=0) for g in labels_of])
@@ -172,7 +176,8 @@ def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np
         j = int(np.argmax(row))
         support = float(np.mean(mixture[groups == g] == ids[j]))
         high = row[j] >= max(params.cluster_z, params.cluster_share * top[j])
-        label[g] = ids[j] if high and support >= params.cluster_support else NONE_CLASS
+        backed = support >= params.cluster_support or row[j] >= params.cluster_strong_z
+        label[g] = ids[j] if high and backed else NONE_CLASS
     return np.array([label[g] for g in groups], dtype=object)
 
 
