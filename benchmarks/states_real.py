@@ -53,7 +53,8 @@ def matching(adata: ad.AnnData, dataset: Dataset) -> pd.DataFrame:
                      "share": float((calls[own] == state.signature).mean()) if own.any() else float("nan"),
                      "siblings_called": int((calls[others] == state.signature).sum()),
                      "n_siblings": int(others.sum())})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["dataset", "state", "cluster", "n_cells", "n_matching", "share",
+                                       "siblings_called", "n_siblings"])
 
 
 def confusion(adata: ad.AnnData, dataset: Dataset) -> pd.DataFrame:
