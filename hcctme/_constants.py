@@ -165,6 +165,7 @@ STATE_CLUSTER_STRONG_Z: Final = 1.0
 # (PC space), weight STATE_SMOOTHING on the neighbours
 STATE_SMOOTH_NEIGHBORS: Final = 15
 STATE_SMOOTHING: Final = 0.5
+STATE_SMOOTH_POOL: Final = 20_000  # neighbours searched among at most this many cells of a population
 
 ROLES: Final = ("resistance", "response", "state", "program", "marker", "artefact")
 EVIDENCE: Final = ("published_list", "marker_panel", "derived")

@@ -56,6 +56,7 @@ from hcctme._constants import (
     STATE_SELFTRAIN_PCS,
     STATE_SELFTRAIN_ROUNDS,
     STATE_SMOOTH_NEIGHBORS,
+    STATE_SMOOTH_POOL,
     STATE_SMOOTHING,
 )
 
@@ -81,6 +82,7 @@ class SelfTrainParams:
     cluster_strong_z: float = STATE_CLUSTER_STRONG_Z
     n_neighbors: int = STATE_SMOOTH_NEIGHBORS
     smoothing: float = STATE_SMOOTHING
+    neighbour_pool: int = STATE_SMOOTH_POOL
     random_state: int = 0
 
     def to_dict(self) -> dict[str, float | int]:
@@ -185,15 +187,28 @@ def smooth(probs: np.ndarray, pcs: np.ndarray, params: SelfTrainParams) -> np.nd
     """Average each cell's class probabilities with those of its nearest neighbours in PC space.
 
     ``(1 - a) p_cell + a mean(p_neighbours)`` with ``a = params.smoothing`` over ``params.n_neighbors``
-    neighbours: a cell's call leans towards the calls of the cells whose expression it shares.
+    neighbours: a cell's call leans towards the calls of the cells whose expression it shares. In a
+    population of more than ``params.neighbour_pool`` cells the neighbours are searched among that
+    many cells drawn at random (exact search costs the square of the population).
     """
     from sklearn.neighbors import NearestNeighbors
 
-    k = min(params.n_neighbors + 1, pcs.shape[0])
-    if k < 2 or params.smoothing <= 0:
+    n = pcs.shape[0]
+    k = min(params.n_neighbors, n - 1)
+    if k < 1 or params.smoothing <= 0:
         return probs
-    _, neighbours = NearestNeighbors(n_neighbors=k).fit(pcs).kneighbors(pcs)
-    return (1.0 - params.smoothing) * probs + params.smoothing * probs[neighbours[:, 1:]].mean(axis=1)
+    pool = np.arange(n)
+    if n > params.neighbour_pool:
+        pool = np.sort(np.random.default_rng(params.random_state).choice(n, params.neighbour_pool, replace=False))
+    _, found = NearestNeighbors(n_neighbors=k + 1).fit(pcs[pool]).kneighbors(pcs)
+    found = pool[found]
+    is_self = found == np.arange(n)[:, None]
+    # drop the cell itself where it was found, else the farthest of the k + 1
+    drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), k)
+    keep = np.ones_like(found, dtype=bool)
+    keep[np.arange(n), drop] = False
+    neighbours = found[keep].reshape(n, k)
+    return (1.0 - params.smoothing) * probs + params.smoothing * probs[neighbours].mean(axis=1)
 
 
 def seeds(ids: list[str], best: np.ndarray, confidence: np.ndarray, called: np.ndarray, z: np.ndarray,

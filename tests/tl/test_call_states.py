@@ -331,6 +331,16 @@ def test_smooth_averages_neighbours():
     np.testing.assert_allclose(out[0], [0.5 * 1.0 + 0.5 * 0.5, 0.5 * 0.5])  # neighbours: cells 1 and 2
     np.testing.assert_allclose(out.sum(axis=1), 1.0)
     assert np.array_equal(selftrain.smooth(probs, pcs, selftrain.SelfTrainParams(smoothing=0.0)), probs)
+    # a large population searches a random pool of cells: with the pool as large as the population the
+    # result is the exact one, and with a smaller pool each cell still averages n_neighbors other cells
+    rng = np.random.default_rng(1)
+    pcs = rng.normal(size=(300, 3))
+    probs = rng.dirichlet([1.0, 1.0], 300)
+    exact = selftrain.smooth(probs, pcs, selftrain.SelfTrainParams(neighbour_pool=300))
+    np.testing.assert_allclose(selftrain.smooth(probs, pcs, selftrain.SelfTrainParams(neighbour_pool=10_000)), exact)
+    pooled = selftrain.smooth(probs, pcs, selftrain.SelfTrainParams(neighbour_pool=100))
+    np.testing.assert_allclose(pooled.sum(axis=1), 1.0)
+    assert not np.allclose(pooled, exact) and np.abs(pooled - exact).max() < 0.5
 
 
 def test_call_states_self_train_switch(fake_library):
