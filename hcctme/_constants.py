@@ -156,6 +156,21 @@ STATE_SELFTRAIN_HVG_MARGIN: Final = 500
 STATE_SELFTRAIN_ROUNDS: Final = 2
 STATE_SELFTRAIN_MIN_CELLS: Final = 50
 STATE_SELFTRAIN_MIN_SEEDS: Final = 10
+# cluster seeds: k-means clusters (2 K + 4, at most STATE_SELFTRAIN_MAX_CLUSTERS) of a population's
+# within-sample-centred expression PCs; a cluster seeds the state whose mean z-score is highest there
+# when it reaches STATE_CLUSTER_SEED_Z and STATE_CLUSTER_SEED_SHARE of that state's highest cluster mean
+# and at least STATE_CLUSTER_SUPPORT of its cells are that state's mixture calls (or the mean reaches
+# STATE_CLUSTER_STRONG_Z)
+STATE_SELFTRAIN_MAX_CLUSTERS: Final = 40
+STATE_CLUSTER_SEED_Z: Final = 0.15
+STATE_CLUSTER_SEED_SHARE: Final = 0.5
+STATE_CLUSTER_SUPPORT: Final = 0.1
+STATE_CLUSTER_STRONG_Z: Final = 1.0
+# the classifier's probabilities are averaged with those of the STATE_SMOOTH_NEIGHBORS nearest cells
+# (PC space), weight STATE_SMOOTHING on the neighbours
+STATE_SMOOTH_NEIGHBORS: Final = 15
+STATE_SMOOTHING: Final = 0.5
+STATE_SMOOTH_POOL: Final = 20_000  # neighbours searched among at most this many cells of a population
 
 ROLES: Final = ("resistance", "response", "state", "program", "marker", "artefact")
 EVIDENCE: Final = ("published_list", "marker_panel", "derived")

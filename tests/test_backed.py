@@ -156,11 +156,12 @@ def test_self_training_reads_a_backed_population_in_chunks_with_the_same_compone
     rows = np.flatnonzero(memory.obs["cell_type"].astype(str).isin(["Macrophages", "Monocytes"]).to_numpy())
     params = selftrain.SelfTrainParams(n_hvgs=50)  # 50 + the margin < 600 genes: the pre-selection matters
     source = backed.layers[layer] if layer else backed.X
-    chunked = selftrain.log_expression_chunked(source, rows, params, chunk_size=37)
+    samples = memory.obs["patient"].astype(str).to_numpy()[rows]  # genes ranked by within-sample variance
+    chunked = selftrain.log_expression_chunked(source, rows, params, samples, chunk_size=37)
     whole = selftrain.log_expression((memory.layers[layer] if layer else memory.X)[rows])
     assert chunked.shape == (len(rows), 50 + selftrain.STATE_SELFTRAIN_HVG_MARGIN)
-    np.testing.assert_array_equal(selftrain.principal_components(chunked, params),
-                                  selftrain.principal_components(whole, params))
+    np.testing.assert_array_equal(selftrain.principal_components(chunked, params, samples),
+                                  selftrain.principal_components(whole, params, samples))
 
 
 def test_cli_score_backed_writes_the_full_file_without_loading_it(cohort_file: Path, tmp_path: Path, monkeypatch):

@@ -200,14 +200,15 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
             "art_cols": art_cols, "values": values, "references": _references(values, contexts, markers)}
 
 
-def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, *, refine: str | None,
-           refine_resolution: float,
+def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, samples: np.ndarray, *,
+           refine: str | None, refine_resolution: float,
            self_train: bool) -> tuple[_model.Assignment, np.ndarray, np.ndarray, dict[str, dict[str, int]]]:
     """The mixture's assignment, the final calls and confidence, and the self-training seeds."""
     contexts, states = m["contexts"], m["states"]
     result = _model.assign(m["values"], contexts, states, artefacts=m["art_cols"], references=m["references"],
                            thresholds=thresholds)
-    trained = _self_train(matrix, result, contexts, states, thresholds.min_confidence) if self_train else {}
+    trained = (_self_train(matrix, result, contexts, states, thresholds.min_confidence, samples)
+               if self_train else {})
     calls, confidence = result.calls, result.confidence
     if refine == "leiden":
         calls, confidence = _refine_leiden(result, contexts, states, resolution=refine_resolution)
@@ -246,8 +247,10 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
         "method": ("artefact and foreign-lineage outliers (robust z) set aside; state scores z-scored over "
                    "each context (no per-sample re-centering); K-states-or-none mixture (EM) per context; "
                    "confidence = posterior of the best state"
-                   + ("; self-trained logistic regression on the context's expression PCs and state z-scores "
-                      "(contexts in self_train.seeds)" if self_train else "")),
+                   + ("; self-training: k-means clusters of the context's within-sample-centred expression "
+                      "PCs seed the states and 'none of these', a logistic regression on the PCs and state "
+                      "z-scores is fitted on the seeds and its probabilities averaged over 15 nearest "
+                      "neighbours (contexts in self_train.seeds)" if self_train else "")),
         "ignored_signatures": m["ignored"],
         "refine": {"method": refine or "none", "resolution": float(call["refine_resolution"])},
         "self_train": {"params": _selftrain.SelfTrainParams().to_dict(), "seeds": trained},
@@ -315,7 +318,9 @@ def call_states(
     sample_key
         ``obs`` column with the sample/patient, recorded with the call and used for the
         per-sample counts in ``uns[key_added]``. Scores are *not* re-centred per sample: real
-        between-sample differences in state composition are kept.
+        between-sample differences in state composition are kept. The self-training's expression
+        features are centred within each sample (the clusters follow states, not patients'
+        batch shifts); the states are then read from the un-centred scores.
     artefacts
         Extra columns of ``obsm[scores_key]`` (e.g. your own dissociation-stress or ambient-RNA
         gene sets scored with ``tl.score``) whose upper outliers make a cell "none of these". The
@@ -341,7 +346,8 @@ def call_states(
         keeps the mixture's calls.
     layer
         Expression read by ``self_train``: ``adata.layers[layer]``, or ``adata.X`` (default). Raw
-        counts are log-normalised on the fly; anything else is taken as log-normalised.
+        counts are log-normalised on the fly; anything else is taken as log-normalised. It is
+        centred within each sample of ``sample_key`` before the principal components.
     key_added
         Prefix of the outputs.
     copy
@@ -388,13 +394,18 @@ def call_states(
        single-state collection (TREG, M_MDSC, ENDO_ONCOFETAL_PLVAP) is the same model with K = 1;
     4. the call is the best state when ``confidence >= min_confidence`` and the score lies above
        the state's background mean;
-    5. self-training (``self_train=True``, populations of at least 50 cells): the mixture's
-       confident calls (posterior >= 0.9) and the cells low in every state score (z <= -0.5) seed
-       a multinomial logistic regression (balanced classes) on the population's top 30 principal
-       components of 2,000 variable genes plus the state z-scores, refitted twice on its own
-       confident predictions; its probability of the best state replaces the confidence and the
-       call is that state when it beats "none of these" and reaches ``min_confidence``. It learns
-       the many programme genes a short signature does not read; artefact cells stay unassigned.
+    5. self-training (``self_train=True``, populations of at least 50 cells; see
+       :mod:`hcctme.tl._state_selftrain`): the population's log-normalised expression, centred
+       within each sample (``sample_key``), is reduced to 30 principal components of its 2,000
+       most variable genes; k-means clusters of those components seed each state in the cluster
+       where its signature is highest (and in clusters at least half as high, backed by the
+       mixture's calls) and "none of these" in the others; a multinomial logistic regression
+       (balanced classes) on the components plus the state z-scores is fitted on the seeds and
+       refitted twice on its own confident predictions; each cell's class probabilities are
+       averaged with those of its 15 nearest neighbours (weight 0.5). The probability of the best
+       state replaces the confidence and the call is that state when it beats "none of these" and
+       reaches ``min_confidence``. It learns the many programme genes a short signature does not
+       read; artefact cells stay unassigned.
 
     Contexts with fewer than 30 cells use a rule instead of the mixture: ``min(1 - 2**(-(z_best
     - z_second) / 0.75), Phi(z_best))`` (K >= 2) or ``Phi(z - 1)`` (K = 1).
@@ -432,7 +443,7 @@ def call_states(
     m = _model_inputs(scores, labels, resolution, library, extra, scores_key)
     thresholds = _model.Thresholds(min_confidence=min_confidence)
     matrix = adata.layers[layer] if layer is not None else adata.X
-    result, calls, confidence, trained = _calls(m, matrix, thresholds, refine=refine,
+    result, calls, confidence, trained = _calls(m, matrix, thresholds, samples.to_numpy(), refine=refine,
                                                 refine_resolution=refine_resolution, self_train=self_train)
     table = _count_table(calls, m["contexts"], samples.to_numpy(), m["states"])
     call = {"cell_type_key": cell_type_key, "scores_key": scores_key, "sample_key": sample_key,
@@ -451,8 +462,8 @@ def call_states(
     )
     return adata if copy else None
 
-def _self_train(matrix: Any, result: _model.Assignment, contexts: np.ndarray,
-                states: Mapping[str, list[str]], min_confidence: float) -> dict[str, dict[str, int]]:
+def _self_train(matrix: Any, result: _model.Assignment, contexts: np.ndarray, states: Mapping[str, list[str]],
+                min_confidence: float, samples: np.ndarray) -> dict[str, dict[str, int]]:
     """Replace the mixture's calls by the self-trained ones where a context allows it (in place).
 
     Returns context -> seed counts per class for the contexts that were self-trained.
@@ -464,7 +475,7 @@ def _self_train(matrix: Any, result: _model.Assignment, contexts: np.ndarray,
         if idx.size < params.min_cells:
             continue
         if hasattr(matrix, "to_memory"):  # backed: read in chunks, the candidate variable genes only
-            expression = _selftrain.log_expression_chunked(matrix, idx, params)
+            expression = _selftrain.log_expression_chunked(matrix, idx, params, samples[idx])
         else:
             expression = _selftrain.log_expression(matrix[idx])
         z = result.z[ids].to_numpy(dtype=float)[idx]
@@ -472,7 +483,7 @@ def _self_train(matrix: Any, result: _model.Assignment, contexts: np.ndarray,
         best = np.array([position[b] for b in result.best[idx]], dtype=int)
         called = result.calls[idx] != Defaults.UNASSIGNED
         trained = _selftrain.call_population(expression, z, list(ids), best, result.confidence[idx], called,
-                                             params, min_confidence)
+                                             params, min_confidence, samples[idx])
         if trained is None:
             continue
         calls, confidence, counts = trained

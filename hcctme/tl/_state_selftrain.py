@@ -2,23 +2,31 @@
 
 A state signature reads a handful of the genes of a state's programme; the mixture over the
 signature scores (:mod:`hcctme.tl._state_model`) separates states only as far as those few genes
-do. The programme itself moves many more genes, which the parent population's principal
-components carry. This step learns it from the cells the scores call confidently:
+do. The programme itself moves many more genes, which the parent population's expression
+carries. This step learns it:
 
-1. **Seeds.** Cells whose mixture posterior for one state is at least
-   :data:`~hcctme._constants.STATE_SEED_CONFIDENCE` (or the median posterior of that state's
-   calls, when lower) are seeds of that state; cells whose every
-   state z-score is at most :data:`~hcctme._constants.STATE_NONE_SEED_Z` (low in all of them) are
-   seeds of "none of these". Artefact cells are neither seeds nor called.
-2. **Features.** The top :data:`~hcctme._constants.STATE_SELFTRAIN_PCS` principal components of
-   the :data:`~hcctme._constants.STATE_SELFTRAIN_HVGS` most variable log-normalised genes of the
-   population (sparse, implicitly centred PCA: memory bounded by the sparse matrix), scaled to
-   the first component's sd, plus the state z-scores.
-3. **Classifier.** A multinomial logistic regression with balanced class weights (a rare state
-   is not swamped by a frequent one) is fitted on the seeds, predicts every cell, and is refitted
-   on its own predictions with probability >= the seed confidence
-   (:data:`~hcctme._constants.STATE_SELFTRAIN_ROUNDS` rounds).
-4. **Call.** The probability of the best state is the confidence; the call is that state when
+1. **Features.** The top :data:`~hcctme._constants.STATE_SELFTRAIN_PCS` principal components of
+   the :data:`~hcctme._constants.STATE_SELFTRAIN_HVGS` genes of largest within-sample variance,
+   log-normalised and centred within each sample (the components follow states, not patients'
+   batch shifts; implicit centring of the sparse matrix, memory bounded by it), plus the state
+   z-scores.
+2. **Seeds from clusters.** K-means clusters of the cells in PC space (2 K + 4); a cluster is a
+   seed of the state whose mean z-score is highest there when that mean reaches
+   :data:`~hcctme._constants.STATE_CLUSTER_SEED_Z`, at least
+   :data:`~hcctme._constants.STATE_CLUSTER_SEED_SHARE` of that state's highest cluster mean, and
+   :data:`~hcctme._constants.STATE_CLUSTER_SUPPORT` of the cluster's cells are that state's
+   mixture calls (or the mean reaches :data:`~hcctme._constants.STATE_CLUSTER_STRONG_Z`); the other
+   clusters are seeds of "none of these" (naive-like or monocyte-like
+   cells that score moderately for a state's signature). A cell whose confident mixture call
+   (posterior >= :data:`~hcctme._constants.STATE_SEED_CONFIDENCE`, or the median posterior of
+   that state's calls when lower) names another class is left out of the seeds.
+3. **Classifier.** A multinomial logistic regression with balanced class weights is fitted on
+   the seeds, predicts every cell, and is refitted on its own predictions with probability >=
+   the seed confidence (:data:`~hcctme._constants.STATE_SELFTRAIN_ROUNDS` rounds).
+4. **Smoothing.** Each cell's class probabilities are averaged with those of its
+   :data:`~hcctme._constants.STATE_SMOOTH_NEIGHBORS` nearest cells in PC space (weight
+   :data:`~hcctme._constants.STATE_SMOOTHING`).
+5. **Call.** The probability of the best state is the confidence; the call is that state when
    it is the most probable class (states and "none") and reaches ``min_confidence``.
 
 Deterministic (fixed ``random_state``). A population with fewer than
@@ -36,15 +44,23 @@ import scipy.sparse as sp
 
 from hcctme import _validate
 from hcctme._constants import (
+    STATE_CLUSTER_SEED_SHARE,
+    STATE_CLUSTER_SEED_Z,
+    STATE_CLUSTER_STRONG_Z,
+    STATE_CLUSTER_SUPPORT,
     STATE_NONE_SEED_Z,
     STATE_SEED_CONFIDENCE,
     STATE_SELFTRAIN_C,
     STATE_SELFTRAIN_HVG_MARGIN,
     STATE_SELFTRAIN_HVGS,
+    STATE_SELFTRAIN_MAX_CLUSTERS,
     STATE_SELFTRAIN_MIN_CELLS,
     STATE_SELFTRAIN_MIN_SEEDS,
     STATE_SELFTRAIN_PCS,
     STATE_SELFTRAIN_ROUNDS,
+    STATE_SMOOTH_NEIGHBORS,
+    STATE_SMOOTH_POOL,
+    STATE_SMOOTHING,
     Defaults,
 )
 
@@ -63,6 +79,14 @@ class SelfTrainParams:
     n_hvgs: int = STATE_SELFTRAIN_HVGS
     min_cells: int = STATE_SELFTRAIN_MIN_CELLS
     min_seeds: int = STATE_SELFTRAIN_MIN_SEEDS
+    max_clusters: int = STATE_SELFTRAIN_MAX_CLUSTERS
+    cluster_z: float = STATE_CLUSTER_SEED_Z
+    cluster_share: float = STATE_CLUSTER_SEED_SHARE
+    cluster_support: float = STATE_CLUSTER_SUPPORT
+    cluster_strong_z: float = STATE_CLUSTER_STRONG_Z
+    n_neighbors: int = STATE_SMOOTH_NEIGHBORS
+    smoothing: float = STATE_SMOOTHING
+    neighbour_pool: int = STATE_SMOOTH_POOL
     random_state: int = 0
 
     def to_dict(self) -> dict[str, float | int]:
@@ -92,17 +116,27 @@ def _normalised(X: sp.csr_matrix, counts: bool) -> sp.csr_matrix:
     return X
 
 
-def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParams, *,
-                           chunk_size: int = Defaults.CHUNK_SIZE) -> sp.csr_matrix:
+def _sample_codes(samples: np.ndarray | None, n: int) -> tuple[np.ndarray, int]:
+    """Integer code of each cell's sample (one sample when ``samples`` is None) and the number of samples."""
+    if samples is None:
+        return np.zeros(n, dtype=int), 1
+    _, codes = np.unique(np.asarray(samples).astype(str), return_inverse=True)
+    return codes.astype(int), int(codes.max()) + 1
+
+
+def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParams, samples: np.ndarray | None = None,
+                           *, chunk_size: int = Defaults.CHUNK_SIZE) -> sp.csr_matrix:
     """``log_expression(matrix[rows])`` restricted to the genes :func:`principal_components` can choose.
 
     For matrices on disk: ``rows`` are read ``chunk_size`` at a time, in three passes (the counts
     check on the first values, per-gene mean and variance, then the candidate genes' values), so
     memory is set by one chunk and the population's cells x candidate genes, not by all its genes.
-    The candidates are the ``n_hvgs + STATE_SELFTRAIN_HVG_MARGIN`` most variable genes (float64
-    sums), columns in their original order, a superset of the genes principal_components then
-    takes (it recomputes the variances on these columns exactly as on the whole matrix).
+    The candidates are the ``n_hvgs + STATE_SELFTRAIN_HVG_MARGIN`` genes of largest within-sample
+    variance (``samples``: each row's sample, as for principal_components; float64 sums), columns in
+    their original order, a superset of the genes principal_components then takes (it recomputes the
+    variances on these columns exactly as on the whole matrix).
     """
+    codes, n_samples = _sample_codes(samples, len(rows))
     def blocks():
         for start in range(0, len(rows), chunk_size):
             yield sp.csr_matrix(_validate.in_memory(matrix[rows[start:start + chunk_size]]), dtype=np.float32)
@@ -113,34 +147,122 @@ def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParam
         if sum(p.size for p in probe) >= _COUNTS_PROBE:
             break
     counts = _holds_counts(np.concatenate(probe) if probe else np.empty(0, np.float32))
-    sums = np.zeros(matrix.shape[1])
+    sums = np.zeros((n_samples, matrix.shape[1]))
     squares = np.zeros(matrix.shape[1])
-    for block in blocks():
+    for start, block in zip(range(0, len(rows), chunk_size), blocks(), strict=True):
         X = _normalised(block, counts)
-        sums += np.asarray(X.sum(axis=0, dtype=np.float64)).ravel()
+        onehot = sp.csr_matrix((np.ones(X.shape[0]), (np.arange(X.shape[0]), codes[start:start + X.shape[0]])),
+                               shape=(X.shape[0], n_samples))
+        sums += np.asarray((onehot.T @ X.astype(np.float64)).todense())
         squares += np.asarray(X.multiply(X).sum(axis=0, dtype=np.float64)).ravel()
-    var = squares / max(len(rows), 1) - (sums / max(len(rows), 1)) ** 2
+    size = np.maximum(np.bincount(codes, minlength=n_samples), 1).astype(float)
+    var = (squares - (sums ** 2 / size[:, None]).sum(axis=0)) / max(len(rows), 1)
     keep = np.sort(np.argsort(-var, kind="stable")[: params.n_hvgs + STATE_SELFTRAIN_HVG_MARGIN])
     parts = [_normalised(block, counts)[:, keep] for block in blocks()]
     return sp.csr_matrix(sp.vstack(parts, format="csr")) if parts else sp.csr_matrix((0, len(keep)), dtype=np.float32)
 
 
-def principal_components(X: sp.csr_matrix, params: SelfTrainParams) -> np.ndarray | None:
-    """Top PCs of the most variable genes of ``X`` (cells of one population), genes scaled to unit variance.
+def principal_components(X: sp.csr_matrix, params: SelfTrainParams, samples: np.ndarray | None = None
+                         ) -> np.ndarray | None:
+    """Top PCs of the most variable genes of ``X`` (cells of one population), centred within each sample.
 
+    Every gene is centred on its mean in the cell's sample (``samples``; one sample when None), so
+    the components follow what varies between the cells of a sample (states) rather than between
+    samples (batch, depth). The genes are the ``params.n_hvgs`` of largest within-sample variance,
+    kept on the log scale (programme genes that move several-fold weigh more than noisy genes). The
+    centring is implicit (a linear operator on the sparse matrix): memory stays that of ``X``.
     None when fewer than 3 genes vary.
     """
-    from sklearn.decomposition import PCA
+    from scipy.sparse.linalg import LinearOperator, svds
 
-    mean = np.asarray(X.mean(axis=0)).ravel()
-    var = np.asarray(X.multiply(X).mean(axis=0)).ravel() - mean ** 2
-    genes = np.argsort(-var, kind="stable")[: min(params.n_hvgs, int(np.sum(var > 0)))]
-    sub = sp.csr_matrix(X[:, genes] @ sp.diags((1.0 / np.sqrt(var[genes])).astype(np.float32)))
-    n_comps = min(params.n_pcs, sub.shape[0] - 2, sub.shape[1] - 1)
+    codes, n_samples = _sample_codes(samples, X.shape[0])
+    onehot = sp.csr_matrix((np.ones(codes.size), (np.arange(codes.size), codes)), shape=(codes.size, n_samples))
+    size = np.asarray(onehot.sum(axis=0)).ravel()
+    means = np.asarray((onehot.T @ X).todense()) / size[:, None]
+    sq = np.asarray(X.multiply(X).mean(axis=0)).ravel()
+    var = sq - (size[:, None] * means ** 2).sum(axis=0) / codes.size
+    genes = np.argsort(-var, kind="stable")[: min(params.n_hvgs, int(np.sum(var > 1e-12)))]
+    n_comps = min(params.n_pcs, X.shape[0] - 2, genes.size - 1)
     if n_comps < 2:
         return None
-    pcs = PCA(n_components=n_comps, svd_solver="arpack", random_state=params.random_state).fit_transform(sub)
+    sub = sp.csr_matrix(X[:, genes], dtype=np.float64)
+    centre = means[:, genes]
+
+    def matmat(v: np.ndarray) -> np.ndarray:
+        return sub @ v - (centre @ v)[codes]
+
+    def rmatmat(u: np.ndarray) -> np.ndarray:
+        return sub.T @ u - centre.T @ (onehot.T @ u)
+
+    op = LinearOperator(sub.shape, matvec=matmat, rmatvec=rmatmat, matmat=matmat, rmatmat=rmatmat,
+                        dtype=np.float64)
+    u, s, _ = svds(op, k=n_comps, random_state=params.random_state)
+    order = np.argsort(-s, kind="stable")
+    pcs = u[:, order] * s[order]
     return pcs / max(float(pcs[:, 0].std()), 1e-12)
+
+
+def clusters(pcs: np.ndarray, n_states: int, params: SelfTrainParams) -> np.ndarray:
+    """K-means clusters of the cells in PC space (``2 K + 4`` clusters, at most one per 20 cells, at most 40)."""
+    from sklearn.cluster import KMeans
+
+    n_clusters = int(min(2 * n_states + 4, params.max_clusters, max(pcs.shape[0] // 20, 2)))
+    return KMeans(n_clusters=n_clusters, n_init=3, random_state=params.random_state).fit_predict(pcs)
+
+
+def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np.ndarray,
+                  params: SelfTrainParams) -> np.ndarray:
+    """Seed label per cell from its cluster's mean state z-scores: a state id or :data:`NONE_CLASS`.
+
+    A cluster is a seed of the state whose mean z-score is highest there when that mean reaches
+    ``params.cluster_z`` and at least ``params.cluster_share`` of the highest mean any cluster has
+    for that state (the cluster where the signature is highest marks the state; a cluster only
+    half as high in it, such as naive T cells in a progenitor-exhausted score that reads TCF7 and
+    SELL, is another programme) and when at least ``params.cluster_support`` of its cells are
+    that state's calls in the mixture (``mixture``: each cell's mixture call, ``""`` for none; a
+    state absent from the data has a highest cluster too, but few calls there) or its mean
+    reaches ``params.cluster_strong_z`` (a state the mixture misses but a cluster clearly
+    expresses); the other clusters are "none of these".
+    """
+    labels_of = np.unique(groups)
+    means = np.vstack([z[groups == g].mean(axis=0) for g in labels_of])
+    top = means.max(axis=0)
+    label = {}
+    for g, row in zip(labels_of, means, strict=True):
+        j = int(np.argmax(row))
+        support = float(np.mean(mixture[groups == g] == ids[j]))
+        high = row[j] >= max(params.cluster_z, params.cluster_share * top[j])
+        backed = support >= params.cluster_support or row[j] >= params.cluster_strong_z
+        label[g] = ids[j] if high and backed else NONE_CLASS
+    return np.array([label[g] for g in groups], dtype=object)
+
+
+def smooth(probs: np.ndarray, pcs: np.ndarray, params: SelfTrainParams) -> np.ndarray:
+    """Average each cell's class probabilities with those of its nearest neighbours in PC space.
+
+    ``(1 - a) p_cell + a mean(p_neighbours)`` with ``a = params.smoothing`` over ``params.n_neighbors``
+    neighbours: a cell's call leans towards the calls of the cells whose expression it shares. In a
+    population of more than ``params.neighbour_pool`` cells the neighbours are searched among that
+    many cells drawn at random (exact search costs the square of the population).
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    n = pcs.shape[0]
+    k = min(params.n_neighbors, n - 1)
+    if k < 1 or params.smoothing <= 0:
+        return probs
+    pool = np.arange(n)
+    if n > params.neighbour_pool:
+        pool = np.sort(np.random.default_rng(params.random_state).choice(n, params.neighbour_pool, replace=False))
+    _, found = NearestNeighbors(n_neighbors=k + 1).fit(pcs[pool]).kneighbors(pcs)
+    found = pool[found]
+    is_self = found == np.arange(n)[:, None]
+    # drop the cell itself where it was found, else the farthest of the k + 1
+    drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), k)
+    keep = np.ones_like(found, dtype=bool)
+    keep[np.arange(n), drop] = False
+    neighbours = found[keep].reshape(n, k)
+    return (1.0 - params.smoothing) * probs + params.smoothing * probs[neighbours].mean(axis=1)
 
 
 def seeds(ids: list[str], best: np.ndarray, confidence: np.ndarray, called: np.ndarray, z: np.ndarray,
@@ -189,27 +311,31 @@ def usable(labels: np.ndarray, params: SelfTrainParams) -> bool:
 
 
 def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.ndarray, confidence: np.ndarray,
-                    called: np.ndarray, params: SelfTrainParams, min_confidence: float
-                    ) -> tuple[np.ndarray, np.ndarray, dict[str, int]] | None:
+                    called: np.ndarray, params: SelfTrainParams, min_confidence: float,
+                    samples: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, int]] | None:
     """Self-trained (calls, confidence, seed counts) for one population's non-artefact cells, or None.
 
     ``X``: log-normalised expression of those cells; ``z``: their standardised state scores;
     ``best`` / ``confidence`` / ``called``: the mixture's best state index, its posterior and
-    whether it was called. None when the population is too small or the seeds too few.
+    whether it was called; ``samples``: each cell's sample (expression is centred within it). None
+    when the population is too small or the seeds too few.
     """
     if X.shape[0] < params.min_cells or X.shape[1] < 3:
         return None
-    labels = seeds(ids, best, confidence, called, z, params)
+    pcs = principal_components(X, params, samples)
+    if pcs is None:
+        return None
+    mixture_calls = np.where(called, np.asarray(ids, dtype=object)[best], "")
+    labels = cluster_seeds(clusters(pcs, len(ids), params), z, ids, mixture_calls, params)
+    mixture = seeds(ids, best, confidence, called, z, params)
+    labels = np.where((mixture == "") | (mixture == labels), labels, "")
     if not usable(labels, params):
         return None
     values, counts = np.unique(labels[labels != ""], return_counts=True)
     keep = set(values[counts >= params.min_seeds])
     labels = np.where(np.isin(labels, list(keep)), labels, "")
-    pcs = principal_components(X, params)
-    if pcs is None:
-        return None
-    features = np.hstack([pcs, z])
-    classes, probs = self_train(features, labels, params)
+    classes, probs = self_train(np.hstack([pcs, z]), labels, params)
+    probs = smooth(probs, pcs, params)
     state_cols = [j for j, c in enumerate(classes) if c != NONE_CLASS]
     top = np.asarray(state_cols)[probs[:, state_cols].argmax(axis=1)]
     conf = probs[np.arange(probs.shape[0]), top]

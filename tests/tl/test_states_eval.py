@@ -2,9 +2,10 @@
 
 The generator marks states with other papers' gene lists (30-60 % shared with the library), so
 these tests measure ``tl.call_states`` against data it was not built from. The assertions are the
-floors the caller reaches on small cohorts (README gives the benchmark figures); they are below
-the issue-13 targets (per-parent ARI >= 0.8, recall >= 0.8, precision >= 0.85, ECE <= 0.05),
-which the caller does not reach on this generator.
+floors the caller reaches on small cohorts (README gives the benchmark figures). The issue-13
+per-state targets (recall >= 0.8, precision >= 0.85) hold for TREG, KUPFFER, TAM2_SPP1, CD8_TEFF and
+CD8_TEX_TERMINAL; the per-parent ARI >= 0.8 holds for CD4 T cells only, and the ECE (0.07-0.09) is
+above 0.05: those targets are not reached on this generator.
 """
 
 from __future__ import annotations
@@ -102,14 +103,17 @@ def test_calls_on_independent_generator(setting):
     for state in set(calls) - {"unassigned"}:
         expected = parent[hcctme.sig.get(state).cell_context]
         assert (adata.obs.loc[calls == state, "cell_type"] == expected).all(), state
-    # what the caller reaches (floors with a margin below the measured values)
-    assert res["ari"]["CD4+ T cells"] >= 0.5 and res["ari"]["CAFs"] >= 0.3
-    assert res["ari"]["Macrophages"] >= 0.6 and res["ari"]["CD8+ T cells"] >= 0.35
+    # what the caller reaches (floors a little below the values measured on this seed: CD8 0.71 / 0.62,
+    # CD4 0.86 / 0.92, macrophages 0.77 / 0.80, CAFs 0.50 / 0.49 on 10x / Smart-seq)
+    assert res["ari"]["CD4+ T cells"] >= 0.8 and res["ari"]["CAFs"] >= 0.45
+    assert res["ari"]["Macrophages"] >= 0.75 and res["ari"]["CD8+ T cells"] >= 0.6
+    # the issue-13 per-state targets (recall >= 0.8, precision >= 0.85) hold for these states
+    reached = res["states"].loc[["TREG", "KUPFFER", "TAM2_SPP1", "CD8_TEFF", "CD8_TEX_TERMINAL"]]
+    assert (reached["recall"] >= 0.9).all() and (reached["precision"] >= 0.85).all()
     caf = res["states"].loc[[s for s in res["states"].index if s.startswith("CAF_")]]
-    assert caf["recall"].mean() >= 0.6 and caf["precision"].mean() >= 0.7
-    assert res["states"].loc["TREG", "recall"] >= 0.8 and res["states"].loc["TREG", "precision"] >= 0.75
-    assert res["artefacts"]["stress"] >= 0.7 and res["artefacts"]["doublet"] >= 0.5
-    assert res["ece"] <= 0.15
+    assert caf["recall"].mean() >= 0.7 and caf["precision"].mean() >= 0.85
+    assert res["artefacts"]["stress"] >= 0.7 and res["artefacts"]["doublet"] >= 0.7
+    assert res["ece"] <= 0.1
 
 
 @pytest.mark.slow

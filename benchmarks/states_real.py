@@ -1,0 +1,83 @@
+"""State calls on the real labelled datasets of the signature validation suite (tests/data/*/mapping.yaml).
+
+For each dataset with mapped states: score the library (UCell, the dataset's ``max_rank``), call
+states with the mapping's ``contexts`` as ``context_map``, and print the confusion matrix of the
+authors' clusters of each mapped parent against the calls, and the share of each authors' state
+cluster that gets the matching call (the issue-13 target is >= 0.7).
+
+    python benchmarks/states_real.py
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import anndata as ad
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import hcctme
+from tests.sig.validation import MIN_COVERAGE, Dataset, datasets
+
+
+def call(dataset: Dataset) -> ad.AnnData:
+    """The dataset scored with the library and its states called (labels mapped by ``mapping.yaml``)."""
+    adata = ad.read_h5ad(dataset.path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hcctme.tl.score(adata, method="ucell", max_rank=dataset.max_rank, min_coverage=MIN_COVERAGE, n_jobs=1)
+    hcctme.tl.call_states(adata, cell_type_key=dataset.label_key, context_map=dict(dataset.contexts))
+    return adata
+
+
+def matching(adata: ad.AnnData, dataset: Dataset) -> pd.DataFrame:
+    """One row per (authors' state cluster, callable library state): cells, cells called that state, share.
+
+    Mapped programmes that are not states (a ``"<context>_states"`` collection entry competed in
+    the cluster's context) are left out.
+    """
+    labels = adata.obs[dataset.label_key].astype(str)
+    calls = adata.obs["hcctme_state"].astype(str)
+    callable_states = {s for ids in adata.uns["hcctme_state_params"]["states"].values() for s in ids}
+    rows = []
+    for state in dataset.states:
+        if state.signature not in callable_states:
+            continue
+        own = labels.isin(state.cluster)
+        others = labels.isin(state.siblings)
+        rows.append({"dataset": dataset.name, "state": state.signature, "cluster": "+".join(state.cluster),
+                     "n_cells": int(own.sum()), "n_matching": int((calls[own] == state.signature).sum()),
+                     "share": float((calls[own] == state.signature).mean()) if own.any() else float("nan"),
+                     "siblings_called": int((calls[others] == state.signature).sum()),
+                     "n_siblings": int(others.sum())})
+    return pd.DataFrame(rows, columns=["dataset", "state", "cluster", "n_cells", "n_matching", "share",
+                                       "siblings_called", "n_siblings"])
+
+
+def confusion(adata: ad.AnnData, dataset: Dataset) -> pd.DataFrame:
+    """Authors' clusters of the mapped states and their siblings (rows) x calls (columns)."""
+    labels = adata.obs[dataset.label_key].astype(str)
+    keep = labels.isin({c for s in dataset.states for c in (*s.cluster, *s.siblings)})
+    return pd.crosstab(labels[keep], adata.obs["hcctme_state"].astype(str)[keep])
+
+
+def main() -> None:
+    pd.set_option("display.width", 200)
+    warnings.filterwarnings("ignore")
+    tables = []
+    for dataset in datasets():
+        if not dataset.states:
+            continue
+        adata = call(dataset)
+        print(f"\n{dataset.name}: authors' clusters x calls")
+        print(confusion(adata, dataset).to_string())
+        tables.append(matching(adata, dataset))
+    print("\nshare of each authors' state cluster with the matching call:")
+    print(pd.concat(tables).round(2).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
