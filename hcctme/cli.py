@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_genes(run)
     _add_context_map(run)
     run.add_argument("--no-genes", action="store_true", help="skip pseudobulk differential expression")
+    run.add_argument("--genes-groups", nargs="+", default=None, metavar="CELL_TYPE",
+                     help="pseudobulk differential expression in these cell types only (default: all)")
     run.add_argument("--no-crosstalk", action="store_true", help="skip ligand-receptor inference")
     run.add_argument("--n-jobs", type=int, default=1)
     _add_backed(run)
@@ -240,6 +242,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         gene_symbols=args.gene_symbols,
         species=args.species,
         genes=not args.no_genes,
+        genes_groups=args.genes_groups,
         crosstalk=not args.no_crosstalk,
         n_jobs=args.n_jobs,
     )

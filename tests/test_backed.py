@@ -74,8 +74,10 @@ def test_pipeline_on_backed_input_never_loads_a_whole_matrix_and_matches_in_memo
 
 def test_cli_run_backed_writes_results_only_by_default(cohort_file: Path, tmp_path: Path):
     out = tmp_path / "run"
-    assert cli.main(["run", str(cohort_file), "--out", str(out), "--backed", *RUN_ARGS]) == 0
+    assert cli.main(["run", str(cohort_file), "--out", str(out), "--backed", "--genes-groups", "Macrophages",
+                     *RUN_ARGS]) == 0
     results = ad.read_h5ad(out / "hcctme.h5ad")
+    assert set(get.compare(results, COMPARE_KEYS["genes"])["group"]) == {"Macrophages"}
     assert results.shape == (960, 600)
     assert results.X is None and len(results.layers) == 0 and results.raw is None
     assert Keys.SCORES in results.obsm and Keys.STATE in results.obs
