@@ -198,7 +198,7 @@ def test_state_genes_detected_like_real_state_markers(cohort):
         det_in = np.asarray((block[inside] > 0).mean(axis=0)).ravel()
         det_out = np.asarray((block[outside] > 0).mean(axis=0)).ravel()
         mean_in, mean_out = block[inside].mean(), block[outside].mean()
-        assert np.median(det_in) >= 0.6, (state, np.median(det_in))
+        assert np.median(det_in) >= 0.6 - 1e-9, (state, np.median(det_in))  # 57 of 95 cells is 0.6
         assert mean_in >= 3 * mean_out, (state, mean_in, mean_out)
         detected_in.append(det_in)
         detected_out.append(det_out)
