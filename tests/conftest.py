@@ -66,6 +66,14 @@ def adata_digest(adata: AnnData) -> str:
 
 
 @pytest.fixture
+def no_progress(monkeypatch):
+    """hcctme's progress bars off for one test (restored afterwards)."""
+    from hcctme import settings  # here, not at the top: matplotlib's backend is set first
+
+    monkeypatch.setattr(settings, "progress", False)
+
+
+@pytest.fixture
 def digest():
     """``digest(adata)`` -> hex digest; compare before/after a failing call."""
     return adata_digest

@@ -20,12 +20,7 @@ ARGS = dict(groupby="cell_type", sample_key="patient", condition_key="response",
             n_perms=None)
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    old = hcctme.settings.progress
-    hcctme.settings.progress = False
-    yield
-    hcctme.settings.progress = old
+pytestmark = pytest.mark.usefixtures("no_progress")
 
 
 @pytest.fixture(scope="module")

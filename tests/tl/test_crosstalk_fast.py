@@ -19,12 +19,7 @@ KEYS = ["source", "target", "ligand_complex", "receptor_complex"]
 LIANA_COLUMNS = ["lr_means", "ligand_means", "receptor_means", "ligand_props", "receptor_props"]
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    old = hcctme.settings.progress
-    hcctme.settings.progress = False
-    yield
-    hcctme.settings.progress = old
+pytestmark = pytest.mark.usefixtures("no_progress")
 
 
 @pytest.fixture(scope="module")
