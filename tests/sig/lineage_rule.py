@@ -108,12 +108,20 @@ def lineage_markers(markers: Iterable[Signature], *, azimuth: bool = True) -> di
     return out
 
 
-def foreign_genes(sig: Signature, markers: Iterable[Signature]) -> dict[str, str]:
-    """UP genes of ``sig`` that the lineage rule excludes, each with its reason (empty when none)."""
+def _families_and_markers(sig: Signature, markers: Iterable[Signature]) -> tuple[set[str], dict]:
+    """The lineage families ``sig`` belongs to (empty for marker lists and context-free lists) and the
+    marker table of the other lists (:func:`lineage_markers`)."""
     own = _owner_families(sig.cell_context)
     if not own or sig.collection == MARKER_COLLECTION:
+        return set(), {}
+    return own, lineage_markers((m for m in markers if m.id != sig.id), azimuth=bool(own & IMMUNE_FAMILIES))
+
+
+def foreign_genes(sig: Signature, markers: Iterable[Signature]) -> dict[str, str]:
+    """UP genes of ``sig`` that the lineage rule excludes, each with its reason (empty when none)."""
+    own, table = _families_and_markers(sig, markers)
+    if not own:
         return {}
-    table = lineage_markers((m for m in markers if m.id != sig.id), azimuth=bool(own & IMMUNE_FAMILIES))
     out: dict[str, str] = {}
     for gene in sig.genes_up:
         if is_hla_class_ii(gene):
@@ -129,10 +137,9 @@ def foreign_genes(sig: Signature, markers: Iterable[Signature]) -> dict[str, str
 
 def own_lineage_down_genes(sig: Signature, markers: Iterable[Signature]) -> dict[str, str]:
     """DOWN genes of ``sig`` that mark its own lineage family, each with its reason (empty when none)."""
-    own = _owner_families(sig.cell_context)
-    if not own or sig.collection == MARKER_COLLECTION:
+    own, table = _families_and_markers(sig, markers)
+    if not own:
         return {}
-    table = lineage_markers((m for m in markers if m.id != sig.id), azimuth=bool(own & IMMUNE_FAMILIES))
     out: dict[str, str] = {}
     for gene in sig.genes_down:
         if is_hla_class_ii(gene):
