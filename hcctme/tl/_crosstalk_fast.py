@@ -38,11 +38,9 @@ COLUMNS = ("source", "target", "ligand_complex", "receptor_complex", "ligand_mea
 # One chunked pass over the matrix
 # --------------------------------------------------------------------------------------------------
 def _blocks(X: Any, chunk_size: int) -> Iterator[tuple[int, int, sp.csr_matrix]]:
-    """Row blocks of any supported matrix (dense, sparse, backed, dask) as in-memory CSR (dtype kept)."""
-    n_rows = X.shape[0]
-    for start in range(0, n_rows, chunk_size):
-        stop = min(n_rows, start + chunk_size)
-        yield start, stop, sp.csr_matrix(_validate.in_memory(X[start:stop]))
+    """:func:`hcctme._validate.row_blocks` as CSR (dtype kept)."""
+    for start, stop, block in _validate.row_blocks(X, chunk_size=chunk_size):
+        yield start, stop, sp.csr_matrix(block)
 
 
 def row_totals(X: Any, *, chunk_size: int) -> np.ndarray:
