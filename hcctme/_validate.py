@@ -305,7 +305,7 @@ def unique_genes(var_names: pd.Index) -> pd.Index:
 
 def _row_sample(X: Any, n_rows: int, max_rows: int = 2000) -> np.ndarray | sp.spmatrix:
     """A deterministic sample of rows, loaded into memory (works for backed and dask matrices)."""
-    if n_rows <= max_rows or hasattr(X, "compute"):  # dask: random rows would read every block
+    if n_rows <= max_rows or hasattr(X, "compute"):  # dask: rows spread over the matrix would load every block
         idx = np.arange(min(n_rows, max_rows))
     else:
         idx = np.sort(np.random.default_rng(0).choice(n_rows, max_rows, replace=False))

@@ -31,15 +31,6 @@ def row_blocks(X: Any, chunk_size: int | None) -> Any:
     return X
 
 
-def head(X: Any, n_rows: int = 2000) -> Any:
-    """The first ``n_rows`` rows: what a check on a sample of rows reads from a dask matrix.
-
-    A sample spread over the whole matrix would load every block (each task reads its whole block),
-    i.e. one more pass over the file; the first rows load only the first block(s).
-    """
-    return X[:n_rows]
-
-
 def scheduler() -> str:
     """A short description of where dask computations run now, for the log."""
     try:

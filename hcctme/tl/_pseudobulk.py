@@ -112,7 +112,7 @@ def _pseudobulk(
         groups = _validate.obs_column(adata, groupby, purpose="groups to pseudobulk").astype(str)
     X, var_names = _validate.matrix(adata, layer=layer, use_raw=False)
     _validate.unique_genes(var_names)
-    kind = _validate.matrix_kind(_dask.head(X) if _dask.is_dask(X) else X)  # dask: checked block by block
+    kind = _validate.matrix_kind(X)  # a dask matrix: its first rows only; every block is checked as it is summed
     if mode == "sum" and kind != "counts":
         raise ValueError(
             f"pseudobulk mode='sum' needs raw integer counts but {'layer ' + repr(layer) if layer else '.X'} "
