@@ -88,9 +88,10 @@ def test_expected_states_lists_every_mapped_cluster():
 
 
 # Peak share of the cell-context signatures on the HCC/liver datasets, as measured after the lineage rule of
-# library 2.1 (16/24 at 2.0): the check fails when a dataset falls below it. The target is v.PEAK_TARGET (90%),
-# not reached on he2020_liver (healthy adult liver; no HCC tumour dataset is shipped).
-HCC_PEAK_FLOOR = {"he2020_liver": 18 / 24}
+# library 2.1 (16/24 at 2.0 on he2020_liver): the check fails when a dataset falls below it. The target is
+# v.PEAK_TARGET (90%), reached on neither he2020_liver (healthy adult liver) nor lu2022_hcc (primary HCC tumours,
+# the first 5,000 genes of the authors' matrix: many signatures are not scored there).
+HCC_PEAK_FLOOR = {"he2020_liver": 18 / 24, "lu2022_hcc": 21 / 28}
 
 
 def test_hcc_peak_share_does_not_drop(results):
