@@ -176,4 +176,4 @@ ROLES: Final = ("resistance", "response", "state", "program", "marker", "artefac
 EVIDENCE: Final = ("published_list", "marker_panel", "derived")
 SPECIES: Final = ("human", "mouse")
 #: Version of the curated signature library (signatures/*.yaml); signatures/CHANGELOG.md says what changed.
-SIGNATURE_LIBRARY_VERSION: Final = "2.1"
+SIGNATURE_LIBRARY_VERSION: Final = "2.2"

@@ -213,8 +213,8 @@ HEAT_SHOCK = {"HSPA1A", "HSPA1B", "HSPA6", "DNAJB1", "HSPB1", "HSPD1", "HSPE1", 
 def test_library_version_is_bumped(lib):
     from hcctme._constants import SIGNATURE_LIBRARY_VERSION
 
-    assert SIGNATURE_LIBRARY_VERSION == "2.1"
-    assert lib.library_version.split("+sig.")[1].startswith("2.1.")
+    assert SIGNATURE_LIBRARY_VERSION == "2.2"
+    assert lib.library_version.split("+sig.")[1].startswith("2.2.")
 
 
 def test_tex_progenitor_is_tcf7_based_without_heat_shock(lib):

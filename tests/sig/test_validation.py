@@ -183,3 +183,62 @@ def test_gene_names_are_mapped_to_current_symbols_before_scoring(results):
     # CCN5 (WISP2 in the data) and SEPTIN11 (SEPT11) count as measured
     assert tnbc.measured["CAF_WOUND_MYCAF"] == (34, 34)
     assert tnbc.measured["CAF_ECM_MYCAF"] == (40, 40)
+
+
+def _diagnosis_data() -> tuple[ad.AnnData, v.Dataset]:
+    """Five cells per label; SEPT11 is stored under its old name with the current symbol in var."""
+    labels = ["A"] * 5 + ["B"] * 5 + ["Mix"] * 5 + ["Few"] * 3
+    values = np.array([
+        # GENE1: cluster A = 1, 2, 3, 4, 5; siblings B = 0, 0, 1, 0, 0
+        [1, 2, 3, 4, 5, 0, 0, 1, 0, 0, 9, 9, 9, 9, 9, 0, 0, 0],
+        # SEPT11 (current SEPTIN11): detected only in B
+        [0, 0, 0, 0, 0, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0, 0, 0, 0],
+        # GENE1 again under a second column: the first column is the one read
+        [7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7],
+    ], dtype=float).T
+    adata = ad.AnnData(values, obs=pd.DataFrame({"label": labels}, index=[f"c{i}" for i in range(18)]),
+                       var=pd.DataFrame({"hcctme_symbol": ["GENE1", "SEPTIN11", "GENE1"]},
+                                        index=["GENE1", "SEPT11", "GENE1_dup"]))
+    ds = v.Dataset(name="toy", path=Path("toy.h5ad"), title="toy", citation="", label_key="label",
+                   contexts={"A": "cd8_t", "B": "cd4_t", "Mix": None, "Few": "nk"},
+                   states=(v.StateMap(signature="SIG", cluster=("A",), siblings=("B",), parent="t_cell"),),
+                   other_types=())
+    return adata, ds
+
+
+def test_gene_values_reads_current_symbols_and_leaves_out_unmeasured_genes():
+    adata, _ = _diagnosis_data()
+    values = v.gene_values(adata, ["SEPTIN11", "GENE1", "ABSENT", "GENE1"])
+    assert list(values.columns) == ["SEPTIN11", "GENE1"]
+    assert values["GENE1"].tolist()[:5] == [1, 2, 3, 4, 5]  # the first column mapped to GENE1, not GENE1_dup
+    assert values["SEPTIN11"].sum() == 15
+
+
+def test_gene_table_gives_each_genes_own_auroc_in_the_mapped_comparison():
+    adata, ds = _diagnosis_data()
+    sig = Signature("SIG", ("GENE1", "ABSENT"), genes_down=("SEPTIN11",), cell_context="cd8_t")
+    table = v.gene_table(adata, ds, sig).set_index("gene")
+    assert list(table.index) == ["GENE1", "SEPTIN11"]
+    # GENE1: 1..5 against 0, 0, 1, 0, 0: 24 wins and one tie of 25 pairs
+    assert table.loc["GENE1", "auroc"] == pytest.approx(24.5 / 25)
+    assert (table.loc["GENE1", "detected_cluster"], table.loc["GENE1", "detected_siblings"]) == (1.0, 0.2)
+    assert (table.loc["SEPTIN11", "direction"], table.loc["SEPTIN11", "auroc"]) == ("down", 0.0)
+    other = Signature("OTHER", ("GENE1",), cell_context="cd8_t")
+    assert v.gene_table(adata, ds, other).empty  # not mapped in this dataset
+
+
+def test_gene_context_means_use_the_peak_check_groups():
+    adata, ds = _diagnosis_data()
+    sig = Signature("SIG", ("GENE1", "SEPTIN11"), cell_context="cd8_t")
+    means = v.gene_context_means(adata, ds, sig)
+    # Mix (null, not an other_type) is left out; Few has 3 < PEAK_MIN_CELLS cells
+    assert sorted(means.columns) == ["cd4_t", "cd8_t"]
+    assert means.loc["GENE1", "cd8_t"] == pytest.approx(np.log1p([1, 2, 3, 4, 5]).mean())
+    assert means.loc["SEPTIN11", "cd4_t"] == pytest.approx(np.log1p(3))
+    no_peak = v.Dataset(**{**ds.__dict__, "peak_check": False})
+    assert v.gene_context_means(adata, no_peak, sig).empty
+
+
+def test_gene_diagnosis_names_an_unknown_signature():
+    with pytest.raises(KeyError, match="not a library signature"):
+        v.print_gene_diagnosis("NOT_A_SIGNATURE")

@@ -23,6 +23,9 @@ Two checks are computed with :func:`hcctme.tl.score` (UCell) on whatever library
 ``python -m tests.sig.validation --write`` regenerates ``signatures/VALIDATION.md``; without
 ``--write`` it exits 1 when the committed table is out of date. ``tests/sig/test_validation.py``
 runs the same comparison.
+``python -m tests.sig.validation --genes SIGNATURE`` prints, for one signature, each gene's own AUROC in
+every comparison a dataset maps it to (with the share of cells detecting it) and each UP gene's mean per
+peak-check group: the per-gene figures the library's ``validation`` texts and changelog quote.
 """
 
 from __future__ import annotations
@@ -196,8 +199,7 @@ def score_dataset(dataset: Dataset, library: hcctme.sig.SignatureSet) -> Scored:
     current HGNC symbols (TAMALIN, SEPTIN11, CCN5, RIPOR2, ADGRG1), so the names are mapped with
     :func:`hcctme.pp.harmonize_genes` first, and "genes measured" counts the mapped names.
     """
-    adata = ad.read_h5ad(dataset.path)
-    hcctme.pp.harmonize_genes(adata)
+    adata = read_dataset(dataset)
     genes = set(_validate.gene_names(adata, pd.Index(adata.var_names)))
     measured = {s.id: (sum(g in genes for g in s.genes), len(s.genes)) for s in library}
     with warnings.catch_warnings():
@@ -343,6 +345,90 @@ def run(data_dir: Path = DATA_DIR) -> Results:
     states = pd.DataFrame([r for s in scored for r in state_rows(s)], columns=_STATE_COLUMNS)
     peaks = pd.DataFrame([r for s in scored for r in peak_rows(s, library)], columns=_PEAK_COLUMNS)
     return Results(scored=scored, states=states, peaks=peaks, library=library)
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-gene diagnosis of one signature (python -m tests.sig.validation --genes SIGNATURE)
+# --------------------------------------------------------------------------------------------------
+def read_dataset(dataset: Dataset) -> ad.AnnData:
+    """The dataset as shipped, with ``var["hcctme_symbol"]`` from :func:`hcctme.pp.harmonize_genes`."""
+    adata = ad.read_h5ad(dataset.path)
+    hcctme.pp.harmonize_genes(adata)
+    return adata
+
+
+def gene_values(adata: ad.AnnData, genes: Iterable[str]) -> pd.DataFrame:
+    """Values as shipped (cells x genes) of the ``genes`` measured in ``adata``, looked up by current symbol.
+
+    A symbol that several columns map to is read from the first of them; genes not measured are left out.
+    """
+    column: dict[str, int] = {}
+    for i, name in enumerate(_validate.gene_names(adata, pd.Index(adata.var_names))):
+        column.setdefault(str(name), i)
+    keep = [g for g in dict.fromkeys(genes) if g in column]
+    block = adata.X[:, [column[g] for g in keep]]
+    values = block.toarray() if hasattr(block, "toarray") else np.asarray(block)
+    return pd.DataFrame(values, index=adata.obs_names, columns=keep)
+
+
+def gene_table(adata: ad.AnnData, dataset: Dataset, signature: hcctme.sig.Signature) -> pd.DataFrame:
+    """Per measured gene of ``signature`` and per comparison ``dataset`` maps it to: the gene's own AUROC.
+
+    Columns: signature, dataset, cluster, gene, direction ("up"/"down"), auroc (the gene's value as shipped,
+    matching cluster against siblings, as the state table does with the score), detected_cluster and
+    detected_siblings (share of cells with a value above 0). Empty when the dataset does not map the signature.
+    """
+    labels = adata.obs[dataset.label_key].astype(str)
+    rows = []
+    for state in (s for s in dataset.states if s.signature == signature.id):
+        pos = labels.isin(state.cluster).to_numpy()
+        neg = labels.isin(state.siblings).to_numpy()
+        for direction, genes in (("up", signature.genes_up), ("down", signature.genes_down)):
+            values = gene_values(adata, genes)
+            for gene in values.columns:
+                x = values[gene].to_numpy()
+                rows.append({"signature": signature.id, "dataset": dataset.name, "cluster": " + ".join(state.cluster),
+                             "gene": gene, "direction": direction, "auroc": auroc(x[pos], x[neg]),
+                             "detected_cluster": float(np.mean(x[pos] > 0)),
+                             "detected_siblings": float(np.mean(x[neg] > 0))})
+    return pd.DataFrame(rows, columns=["signature", "dataset", "cluster", "gene", "direction", "auroc",
+                                       "detected_cluster", "detected_siblings"])
+
+
+def gene_context_means(adata: ad.AnnData, dataset: Dataset, signature: hcctme.sig.Signature) -> pd.DataFrame:
+    """Mean ``log1p`` of each measured UP gene of ``signature`` (rows) per peak-check group (columns).
+
+    The groups are those of the peak check (:func:`peak_groups`) with at least ``PEAK_MIN_CELLS`` cells; it
+    shows which genes carry a score to another cell type. Empty when the dataset has no peak check.
+    """
+    if not dataset.peak_check:
+        return pd.DataFrame()
+    labels = adata.obs[dataset.label_key].astype(str)
+    groups = labels.map(peak_groups(dataset))
+    kept = groups.notna().to_numpy()
+    values = np.log1p(gene_values(adata, signature.genes_up).loc[kept])
+    return _group_means(values, groups[kept]).T
+
+
+def print_gene_diagnosis(signature_id: str, data_dir: Path = DATA_DIR) -> None:
+    """Print :func:`gene_table` and :func:`gene_context_means` of one library signature on every dataset."""
+    library = hcctme.sig.library()
+    if signature_id not in library.ids:
+        raise KeyError(f"{signature_id!r} is not a library signature; see hcctme.sig.list()")
+    signature = library[signature_id]
+    with pd.option_context("display.width", 250, "display.max_rows", 500, "display.max_columns", 50):
+        for dataset in datasets(data_dir):
+            adata = read_dataset(dataset)
+            table = gene_table(adata, dataset, signature)
+            if not table.empty:
+                print(f"## {signature_id} on {dataset.name}: per-gene AUROC, matching cluster vs siblings")
+                print(table.drop(columns=["signature", "dataset"]).sort_values(["cluster", "auroc"])
+                      .round(3).to_string(index=False), end="\n\n")
+            means = gene_context_means(adata, dataset, signature)
+            if not means.empty:
+                print(f"## {signature_id} on {dataset.name}: mean log1p per peak-check group "
+                      f"(own context {signature.cell_context})")
+                print(means.round(2).to_string(), end="\n\n")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -527,7 +613,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``--write`` regenerates the table; otherwise exit 1 when it is out of date."""
     parser = argparse.ArgumentParser(prog="python -m tests.sig.validation", description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help=f"write {TABLE_PATH.relative_to(ROOT)}")
+    parser.add_argument("--genes", metavar="SIGNATURE",
+                        help="print the per-gene diagnosis of one signature on every dataset instead")
     args = parser.parse_args(argv)
+    if args.genes:
+        print_gene_diagnosis(args.genes)
+        return 0
     text = render(run())
     if args.write:
         TABLE_PATH.write_text(text)
