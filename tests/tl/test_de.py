@@ -187,3 +187,53 @@ def test_compare_genes_method_checks(adata, digest):
     with pytest.raises(ValueError, match="raw integer counts"):
         hc.tl.compare(ln, features="genes", layer=None, method="voom", **KW)
     assert digest(adata) == before
+
+
+# --------------------------------------------------------------------------------------------------
+# the pipeline, the command line and the workflow pass the method on
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("de_method", ["voom", "deseq2"])
+def test_pipeline_compare_genes_uses_de_method(adata, de_method):
+    from hcctme import pipeline
+
+    config = pipeline.PipelineConfig(sample_key="patient", condition_key="response", reference="responder",
+                                     cell_type_key="cell_type", counts_layer="counts", de_method=de_method)
+    table = pipeline.compare_one(adata, config, "genes")
+    assert (table["method"] == de_method).all() and set(table["group"]) == {"A", "B"}
+    assert adata.uns["hcctme_compare_genes_params"]["params"]["method"] == de_method
+
+
+def test_pipeline_refuses_unknown_de_method(adata, digest):
+    from hcctme import pipeline
+
+    before = digest(adata)
+    config = pipeline.PipelineConfig(sample_key="patient", condition_key="response", reference="responder",
+                                     cell_type_key="cell_type", de_method="edger")
+    with pytest.raises(ValueError, match="de_method"):
+        config.validate(adata)
+    assert digest(adata) == before
+
+
+def test_cli_compare_genes_de_method(capsys, tmp_path, adata):
+    from hcctme import cli
+
+    src, out = tmp_path / "cohort.h5ad", tmp_path / "genes.tsv"
+    adata.write_h5ad(src)
+    for de_method in ("voom", "deseq2"):
+        assert cli.main(["compare", str(src), "--out", str(out), "--condition-key", "response", "--sample-key",
+                         "patient", "--reference", "responder", "--features", "genes", "--de-method",
+                         de_method]) == 0
+        assert set(pd.read_csv(out, sep="\t")["method"]) == {de_method}
+        out.unlink()
+    capsys.readouterr()
+
+
+def test_workflow_config_exposes_de_method():
+    import yaml
+
+    from hcctme.workflow import _steps, config_schema
+
+    with open(config_schema()) as handle:
+        schema = yaml.safe_load(handle)["properties"]["de_method"]
+    assert schema["enum"] == ["voom", "deseq2"] and schema["default"] == _steps.DEFAULTS["de_method"] == "voom"
+    assert _steps._config({"de_method": "deseq2"}).de_method == "deseq2"
