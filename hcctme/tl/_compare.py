@@ -471,7 +471,7 @@ def _genes(adata, units, design, reference, *, per_cell, groupby, layer, method,
         counts = counts.loc[counts.index.isin(design.index)]
         result, long = _genes_group(counts, design, reference, method)
         if result is None:
-            skipped.append(f"{group}: fewer than 2 samples in the reference and another level")
+            skipped.append(f"{group}: {long}")
             continue
         result.insert(1, "group", group)
         long.insert(1, "group", group)
@@ -481,29 +481,32 @@ def _genes(adata, units, design, reference, *, per_cell, groupby, layer, method,
 
 
 def _genes_group(counts: pd.DataFrame, design: pd.DataFrame, reference: str, method: str):
-    """limma-voom or PyDESeq2 on one group's samples x genes counts; None when too few samples."""
+    """limma-voom or PyDESeq2 on one group's samples x genes counts; (None, the reason) when it cannot run."""
     sub = design.loc[counts.index].copy()
     if "block" in sub:
         seen = sub["block"].map(sub["block"].value_counts())
         sub = sub[seen > 1]
         counts = counts.loc[sub.index]
     n_per = sub["condition"].value_counts()
+    too_few = "fewer than 2 samples in the reference and another level"
     if n_per.get(reference, 0) < 2:
-        return None, None
+        return None, too_few
     others = [lv for lv in pd.unique(sub["condition"]) if lv != reference and n_per[lv] >= 2]
     if not others:
-        return None, None
+        return None, too_few
     keep = sub["condition"].isin([reference, *others]).to_numpy()
     sub, counts = sub[keep], counts[keep]
     counts = counts.loc[:, counts.sum(axis=0) > 0]
     if counts.shape[1] == 0:
-        return None, None
+        return None, "no counts"
     X = _stats.design_matrix(sub["condition"], reference, others, covariates=_design.covariate_frame(sub),
                              blocks=sub.get("block", None))
     _stats.check_design(X)
     if method == "voom":
         res, logn = _de.run_voom(counts, X, others)  # log2-CPM
         extra = ("AveExpr", "lfcSE")
+        if res[others[0]].empty:
+            return None, "fewer than 2 genes pass the expression filter (filterByExpr)"
     else:
         res, normed = _de.run_deseq2(counts, sub, reference, others)
         logn = np.log2(normed + 1.0)

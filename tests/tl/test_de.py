@@ -177,6 +177,21 @@ def test_compare_genes_default_is_voom_equal_to_direct(adata):
     assert set(values["feature"]) >= {"G0", "G1", "G2", "G3"}
 
 
+def test_compare_voom_skips_a_group_without_expressed_genes(adata):
+    """Cell type B keeps one count per cell in one gene: nothing passes filterByExpr, B is skipped and said so."""
+    import scipy.sparse as sp
+
+    counts = adata.layers["counts"].toarray()
+    is_b = (adata.obs["cell_type"] == "B").to_numpy()
+    counts[is_b] = 0
+    counts[is_b, 0] = 1
+    adata.layers["counts"] = sp.csr_matrix(counts)
+    out = hc.tl.compare(adata, features="genes", groupby="cell_type", copy=True, **KW)
+    assert set(out.uns["hcctme_compare"]["group"]) == {"A"}
+    skipped = out.uns["hcctme_compare_params"]["skipped"]
+    assert "B: fewer than 2 genes pass the expression filter (filterByExpr)" in skipped
+
+
 def test_compare_genes_method_checks(adata, digest):
     before = digest(adata)
     with pytest.raises(ValueError, match="count data"):
