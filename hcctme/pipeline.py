@@ -428,7 +428,8 @@ def write_outputs(adata: AnnData, out_dir: str | Path, *, input_path: str | Path
     return written
 
 
-_VERSIONED = ("anndata", "scanpy", "numpy", "scipy", "pandas", "h5py", "liana", "decoupler", "pydeseq2")
+_VERSIONED = ("anndata", "scanpy", "numpy", "scipy", "pandas", "h5py", "liana", "decoupler", "pydeseq2",
+              "statsmodels")
 
 
 def _manifest(adata: AnnData, input_path: str | Path | None, *, full: bool) -> dict:

@@ -7,7 +7,8 @@ return, per other level, a table indexed by gene with ``log2FoldChange``, ``stat
 the per-sample values are drawn from (normalised counts for PyDESeq2, log2-CPM for voom).
 
 ``voom`` follows limma (Law et al. 2014; Ritchie et al. 2015) step by step, every gene at once:
-TMM normalisation factors (edgeR ``calcNormFactors``), log2-CPM with a 0.5 offset, an unweighted
+edgeR's ``filterByExpr`` gene filter, TMM normalisation factors (edgeR ``calcNormFactors``) of the genes
+kept, log2-CPM with a 0.5 offset, an unweighted
 fit whose residual standard deviations give the mean-variance trend (lowess of sqrt(sd) on the
 mean log count, span 0.5), observation weights ``1 / trend(fitted log count)^4``, a weighted least
 squares fit per gene, then empirical-Bayes moderated t-tests (limma ``eBayes``: the residual
