@@ -13,7 +13,10 @@ filterByExpr out of its table, and a planted gene left out counts as missed; the
 is printed too) and false-positive rate (unplanted genes at p < 0.05). PyDESeq2 can be timed on a subset of
 the genes (``--deseq2-genes``) and its time scaled up: its cost is linear in the genes (one fit per gene).
 
-Usage: ``python benchmarks/de_bench.py [--samples 200] [--genes 20000] [--deseq2-genes 20000]``.
+``--null-lib-sd 0 0.5 1`` first prints the false-positive rate at p < 0.05 of 20 null cohorts (20 vs 20 samples x
+2,000 genes) per library-size spread, voom next to PyDESeq2 (4 cohorts).
+
+Usage: ``python benchmarks/de_bench.py [--samples 200] [--genes 20000] [--deseq2-genes 20000] [--null-lib-sd 0 1]``.
 """
 
 from __future__ import annotations
@@ -95,13 +98,32 @@ def calls(result: pd.DataFrame, planted: np.ndarray, alpha: float = 0.05) -> dic
             "fpr": float(np.nanmean(p[~is_de] < alpha))}
 
 
+def null_sweep(lib_sds: list[float], *, n: int = 40, g: int = 2000, reps: int = 20, deseq2_reps: int = 4) -> None:
+    """False-positive rate at p < 0.05 on null cohorts as the library sizes spread (log-scale sd)."""
+    for lib_sd in lib_sds:
+        voom, deseq = [], []
+        for seed in range(reps):
+            counts, condition, _ = simulate_counts(n, g, n_de=0, lib_sd=lib_sd, seed=1_000 + seed)
+            voom.append(np.mean(fit_voom(counts, condition)["pvalue"] < 0.05))
+            if seed < deseq2_reps:
+                deseq.append(np.nanmean(fit_deseq2(counts, condition)["pvalue"].dropna() < 0.05))
+        line = (f"null {n // 2} vs {n // 2} x {g} genes, library sizes sd {lib_sd} (log): voom FPR "
+                f"{np.mean(voom):.4f} +- {np.std(voom, ddof=1) / np.sqrt(reps):.4f} ({reps} cohorts)")
+        if deseq:
+            line += f", PyDESeq2 {np.mean(deseq):.4f} ({len(deseq)} cohorts)"
+        print(line, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, nargs="+", default=[200])
     parser.add_argument("--genes", type=int, default=20_000)
     parser.add_argument("--deseq2-genes", type=int, default=None, help="time PyDESeq2 on this many genes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--null-lib-sd", type=float, nargs="*", default=[],
+                        help="also print the null FPR with library sizes spread this much (log-scale sd)")
     args = parser.parse_args()
+    null_sweep(args.null_lib_sd)
     for n in args.samples:
         counts, condition, planted = simulate_counts(n, args.genes, seed=args.seed)
         t0 = time.perf_counter()
