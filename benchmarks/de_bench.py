@@ -1,20 +1,21 @@
-"""Pseudobulk gene-level DE: hcctme's vectorised limma-voom next to PyDESeq2, time and agreement.
+"""Pseudobulk gene-level DE: hcctme's vectorised limma-trend and limma-voom next to PyDESeq2, time and agreement.
 
 Each cohort is one cell type's pseudobulk: ``n`` samples (half per condition) x ``g`` genes of negative
 binomial counts. Gene means are log-normal, dispersions follow a trend in the mean with log-normal
 gene-wise scatter, library sizes vary ``exp(N(0, 0.5))`` between samples, and ``n_de`` genes are planted
 at +-``lfc`` log2 fold change (nothing in common with the library's genes or simulator).
 
-For each size the script times ``hcctme.tl._de.run_voom`` and PyDESeq2 (as ``tl.compare(method="deseq2")``
-runs it: one core, Cooks refit, one BLAS thread) on the same counts and prints the ratio and the
-agreement: Spearman correlation of the log2 fold changes and of the p-values, overlap of the top-100
-genes by p-value, and each method's power (planted genes at padj < 0.05; voom leaves genes failing edgeR's
-filterByExpr out of its table, and a planted gene left out counts as missed; the power among the genes tested
-is printed too) and false-positive rate (unplanted genes at p < 0.05). PyDESeq2 can be timed on a subset of
-the genes (``--deseq2-genes``) and its time scaled up: its cost is linear in the genes (one fit per gene).
+For each size the script times ``hcctme.tl._de.run_trend``, ``run_voom`` and PyDESeq2 (as
+``tl.compare(method="deseq2")`` runs it: one core, Cooks refit, one BLAS thread) on the same counts
+and prints the ratios and the agreement: Spearman correlation of the log2 fold changes and of the
+p-values, overlap of the top-100 genes by p-value, and each method's power (planted genes at
+padj < 0.05; the limma methods leave genes failing edgeR's filterByExpr out of their tables, and a
+planted gene left out counts as missed; the power among the genes tested is printed too) and
+false-positive rate (unplanted genes at p < 0.05). PyDESeq2 can be timed on a subset of the genes
+(``--deseq2-genes``) and its time scaled up: its cost is linear in the genes (one fit per gene).
 
 ``--null-lib-sd 0 0.5 1`` first prints the false-positive rate at p < 0.05 of 20 null cohorts (20 vs 20 samples x
-2,000 genes) per library-size spread, voom next to PyDESeq2 (4 cohorts).
+2,000 genes) per library-size spread, limma-trend and voom next to PyDESeq2 (4 cohorts).
 
 Usage: ``python benchmarks/de_bench.py [--samples 200] [--genes 20000] [--deseq2-genes 20000] [--null-lib-sd 0 1]``.
 """
@@ -59,6 +60,13 @@ def simulate_counts(n: int = 200, g: int = 20_000, *, n_de: int = 200, lfc: floa
             genes[planted])
 
 
+def fit_trend(counts: pd.DataFrame, condition: pd.Series) -> pd.DataFrame:
+    """hcctme's limma-trend on all genes with a count; results indexed by gene."""
+    counts = counts.loc[:, counts.sum(axis=0) > 0]
+    X = _stats.design_matrix(condition, REFERENCE, [OTHER])
+    return _de.run_trend(counts, X, [OTHER])[0][OTHER]
+
+
 def fit_voom(counts: pd.DataFrame, condition: pd.Series) -> pd.DataFrame:
     """hcctme's limma-voom on all genes with a count; results indexed by gene."""
     counts = counts.loc[:, counts.sum(axis=0) > 0]
@@ -101,14 +109,16 @@ def calls(result: pd.DataFrame, planted: np.ndarray, alpha: float = 0.05) -> dic
 def null_sweep(lib_sds: list[float], *, n: int = 40, g: int = 2000, reps: int = 20, deseq2_reps: int = 4) -> None:
     """False-positive rate at p < 0.05 on null cohorts as the library sizes spread (log-scale sd)."""
     for lib_sd in lib_sds:
-        voom, deseq = [], []
+        trend, voom, deseq = [], [], []
         for seed in range(reps):
             counts, condition, _ = simulate_counts(n, g, n_de=0, lib_sd=lib_sd, seed=1_000 + seed)
+            trend.append(np.mean(fit_trend(counts, condition)["pvalue"] < 0.05))
             voom.append(np.mean(fit_voom(counts, condition)["pvalue"] < 0.05))
             if seed < deseq2_reps:
                 deseq.append(np.nanmean(fit_deseq2(counts, condition)["pvalue"].dropna() < 0.05))
-        line = (f"null {n // 2} vs {n // 2} x {g} genes, library sizes sd {lib_sd} (log): voom FPR "
-                f"{np.mean(voom):.4f} +- {np.std(voom, ddof=1) / np.sqrt(reps):.4f} ({reps} cohorts)")
+        line = (f"null {n // 2} vs {n // 2} x {g} genes, library sizes sd {lib_sd} (log), {reps} cohorts: FPR "
+                f"limma-trend {np.mean(trend):.4f} +- {np.std(trend, ddof=1) / np.sqrt(reps):.4f}, voom "
+                f"{np.mean(voom):.4f} +- {np.std(voom, ddof=1) / np.sqrt(reps):.4f}")
         if deseq:
             line += f", PyDESeq2 {np.mean(deseq):.4f} ({len(deseq)} cohorts)"
         print(line, flush=True)
@@ -127,6 +137,9 @@ def main() -> None:
     for n in args.samples:
         counts, condition, planted = simulate_counts(n, args.genes, seed=args.seed)
         t0 = time.perf_counter()
+        trend = fit_trend(counts, condition)
+        t_trend = time.perf_counter() - t0
+        t0 = time.perf_counter()
         voom = fit_voom(counts, condition)
         t_voom = time.perf_counter() - t0
         g_deseq = min(args.deseq2_genes or args.genes, args.genes)
@@ -134,12 +147,13 @@ def main() -> None:
         deseq = fit_deseq2(counts.iloc[:, :g_deseq], condition)
         t_deseq = (time.perf_counter() - t0) * args.genes / g_deseq
         scaled = "" if g_deseq == args.genes else f" (timed on {g_deseq} genes, scaled)"
-        print(f"{n} samples x {args.genes} genes: voom {t_voom:.1f} s, PyDESeq2 {t_deseq:.1f} s{scaled}: "
-              f"voom {t_deseq / t_voom:.0f}x faster")
-        agree = agreement(voom, deseq)
-        print("  agreement (shared genes): " + ", ".join(f"{k} {v:.3f}" for k, v in agree.items()))
-        for name, result in (("voom", voom), ("deseq2", deseq)):
-            scored = calls(result, planted if g_deseq == args.genes or name == "voom" else
+        print(f"{n} samples x {args.genes} genes: limma-trend {t_trend:.1f} s, voom {t_voom:.1f} s, PyDESeq2 "
+              f"{t_deseq:.1f} s{scaled}: limma-trend {t_deseq / t_trend:.0f}x, voom {t_deseq / t_voom:.0f}x faster")
+        for name, result in (("limma-trend", trend), ("voom", voom)):
+            agree = agreement(result, deseq)
+            print(f"  {name} vs PyDESeq2 (shared genes): " + ", ".join(f"{k} {v:.3f}" for k, v in agree.items()))
+        for name, result in (("limma-trend", trend), ("voom", voom), ("deseq2", deseq)):
+            scored = calls(result, planted if g_deseq == args.genes or name != "deseq2" else
                            planted[np.isin(planted, counts.columns[:g_deseq])])
             print(f"  {name}: {len(result)} genes tested; power {scored['power']:.3f} (planted genes tested: "
                   f"{scored['tested']:.2f}, power among them {scored['power_tested']:.3f}), FPR {scored['fpr']:.4f}")

@@ -51,8 +51,8 @@ def _add_genes(parser: argparse.ArgumentParser) -> None:
 
 def _add_de_method(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--de-method", default=GENE_METHODS[0], choices=list(GENE_METHODS),
-                        help="pseudobulk gene test: limma-voom (default; seconds per cell type) or PyDESeq2 "
-                             "(minutes per cell type at 200 patients x 20,000 genes)")
+                        help="pseudobulk gene test: limma-trend (default) or limma-voom (seconds per cell type), "
+                             "or PyDESeq2 (minutes per cell type at 200 patients x 20,000 genes)")
 
 
 def _add_context_map(parser: argparse.ArgumentParser) -> None:

@@ -47,8 +47,8 @@ class PipelineConfig:
     scored in addition to the library's (state calling needs the library). ``gene_symbols`` /
     ``species`` run :func:`hcctme.pp.harmonize_genes` first. ``context_map`` maps cell-type labels to
     contexts (a dict, or the path of a YAML file holding one). ``de_method`` tests the pseudobulk genes
-    per cell type: ``"voom"`` (limma-voom, vectorised: seconds per cell type at 200 patients x 20,000
-    genes) or ``"deseq2"`` (PyDESeq2: minutes per cell type at that size).
+    per cell type: ``"limma-trend"`` or ``"voom"`` (limma, vectorised: seconds per cell type at 200
+    patients x 20,000 genes) or ``"deseq2"`` (PyDESeq2: minutes per cell type at that size).
     """
 
     sample_key: str = Defaults.SAMPLE_KEY

@@ -118,7 +118,7 @@ def compare(
     method = str(rows["method"].iloc[0]) if "method" in rows else ""
     if method == "deseq2":
         ylabel = "log2(normalised counts + 1)"
-    elif method == "voom":
+    elif method in ("limma-trend", "voom"):
         ylabel = "log2 CPM"
     elif "proportion" in values.columns:
         ylabel = "proportion" if use_prop else "transformed proportion"

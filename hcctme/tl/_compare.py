@@ -61,7 +61,7 @@ def compare(
     (:mod:`hcctme.tl._stats`): a precision-weighted linear model per feature on the design
     (condition, covariates, pair / patient blocks), with empirical-Bayes moderated t-tests for
     composition (limma / propeller style); unpaired scores without covariates by Mann-Whitney; genes
-    by limma-voom (or PyDESeq2) on pseudobulk counts with the same design.
+    by limma-trend (or limma-voom, PyDESeq2) on pseudobulk counts with the same design.
 
     Parameters
     ----------
@@ -89,16 +89,17 @@ def compare(
         with fewer than ``min_cells`` cells in a parent level are left out of that parent; parents
         with a single ``groupby`` level are skipped.
         ``"genes"``: pseudobulk (sum of counts in ``layer``) per unit and ``groupby`` level, tested
-        with design ``~ [block +] [covariates +] condition`` by ``method``: ``"voom"`` (the default:
-        limma-voom with TMM factors and empirical-Bayes moderated t, every gene at once; ~50x faster
-        than PyDESeq2 on 200 samples x 20,000 genes, README) or ``"deseq2"`` (PyDESeq2,
+        with design ``~ [block +] [covariates +] condition`` by ``method``: ``"limma-trend"`` (the
+        default: TMM log-CPM, least squares and empirical-Bayes moderated t with an abundance trend,
+        every gene at once; 60-200x faster than PyDESeq2 at 20,000 genes, README), ``"voom"``
+        (limma-voom: the same with voom's precision weights) or ``"deseq2"`` (PyDESeq2,
         single-threaded, Wald test). ``effect`` is the log2 fold change, ``statistic`` the moderated t
-        (voom) or the Wald statistic (deseq2); ``lfcSE`` is added, with ``AveExpr`` (mean log2-CPM,
-        voom) or ``baseMean`` (deseq2). The per-sample values kept for plotting are log2-CPM (voom)
-        or log2(normalised counts + 1) (deseq2). voom leaves out genes failing edgeR's
-        ``filterByExpr``; its false-positive rate at p < 0.05 rises with the spread of the samples'
+        (limma) or the Wald statistic (deseq2); ``lfcSE`` is added, with ``AveExpr`` (mean log2-CPM,
+        limma) or ``baseMean`` (deseq2). The per-sample values kept for plotting are log2-CPM (limma)
+        or log2(normalised counts + 1) (deseq2). The limma methods leave out genes failing edgeR's
+        ``filterByExpr``. voom's false-positive rate at p < 0.05 rises with the spread of the samples'
         library sizes (0.052 at equal sizes, 0.062 at a log-scale sd of 1 on NB simulations, README),
-        where PyDESeq2 stays at 0.05.
+        where limma-trend and PyDESeq2 stay at 0.05.
     groupby
         obs column: test within each of its levels (scores, genes) or the levels whose
         proportions are compared (composition, required there).
@@ -118,13 +119,14 @@ def compare(
         the pair is a block as with ``patient_key``. Give one of ``patient_key`` and ``pair_key``.
     method
         ``"auto"`` (``"moderated"`` for composition; for scores ``"mannwhitney"``, or ``"wls"`` with pairs
-        or covariates; ``"voom"`` for genes), or one
+        or covariates; ``"limma-trend"`` for genes), or one
         of ``"moderated"`` (precision-weighted linear model, empirical-Bayes moderated t), ``"wls"`` (the
         same model without moderation: signature scores differ in spread between signatures and cell
         types, which a shared prior would misread), ``"ols"`` (no weights, no moderation),
         ``"mannwhitney"``, ``"welch"`` (unpaired, no covariates), ``"wilcoxon"``, ``"paired_t"``
-        (paired, no covariates), ``"voom"``, ``"deseq2"`` (genes). Rank tests are discrete: with 4 samples per level the
-        smallest two-sided Mann-Whitney p-value is 2/70 = 0.029, so with many features nothing passes BH.
+        (paired, no covariates), ``"limma-trend"``, ``"voom"``, ``"deseq2"`` (genes). Rank tests are
+        discrete: with 4 samples per level the smallest two-sided Mann-Whitney p-value is 2/70 = 0.029,
+        so with many features nothing passes BH.
     transform
         Composition: ``"asin"`` (arcsine square root of the proportions, the default), ``"logit"``
         or ``"clr"`` (centred log-ratio within the parent, natural log; zeros by multiplicative
@@ -419,7 +421,7 @@ def _sampling_variances(within: pd.DataFrame, n: pd.Series) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------------
-# Genes (pseudobulk + limma-voom or PyDESeq2)
+# Genes (pseudobulk + limma-trend, limma-voom or PyDESeq2)
 # --------------------------------------------------------------------------------------------------
 def _genes(adata, units, design, reference, *, per_cell, groupby, layer, method, min_cells, dropped, skipped):
     samples = units
@@ -484,7 +486,7 @@ def _genes(adata, units, design, reference, *, per_cell, groupby, layer, method,
 
 
 def _genes_group(counts: pd.DataFrame, design: pd.DataFrame, reference: str, method: str):
-    """limma-voom or PyDESeq2 on one group's samples x genes counts; (None, the reason) when it cannot run."""
+    """A limma method or PyDESeq2 on one group's samples x genes counts; (None, the reason) when it cannot run."""
     sub = design.loc[counts.index].copy()
     if "block" in sub:
         seen = sub["block"].map(sub["block"].value_counts())
@@ -505,8 +507,8 @@ def _genes_group(counts: pd.DataFrame, design: pd.DataFrame, reference: str, met
     X = _stats.design_matrix(sub["condition"], reference, others, covariates=_design.covariate_frame(sub),
                              blocks=sub.get("block", None))
     _stats.check_design(X)
-    if method == "voom":
-        res, logn = _de.run_voom(counts, X, others)  # log2-CPM
+    if method in ("limma-trend", "voom"):
+        res, logn = (_de.run_trend if method == "limma-trend" else _de.run_voom)(counts, X, others)  # log2-CPM
         extra = ("AveExpr", "lfcSE")
         if res[others[0]].empty:
             return None, "fewer than 2 genes pass the expression filter (filterByExpr)"

@@ -1,10 +1,16 @@
-"""Gene-level differential expression of pseudobulk counts: limma-voom (vectorised) and PyDESeq2.
+"""Gene-level differential expression of pseudobulk counts: limma-trend, limma-voom (vectorised) and PyDESeq2.
 
 Both take one group's samples x genes counts and a design matrix (intercept, one column per other
 condition level, covariates, pair / patient blocks; :func:`hcctme.tl._stats.design_matrix`) and
 return, per other level, a table indexed by gene with ``log2FoldChange``, ``stat``, ``pvalue`` and
 ``lfcSE`` (plus ``baseMean`` for PyDESeq2, ``AveExpr`` for voom), and the samples x genes matrix
-the per-sample values are drawn from (normalised counts for PyDESeq2, log2-CPM for voom).
+the per-sample values are drawn from (normalised counts for PyDESeq2, log2-CPM for limma).
+
+``limma-trend`` (the default of :func:`hcctme.tl.compare`): the genes passing edgeR's ``filterByExpr``,
+TMM factors, edgeR's log-CPM (prior count 2), least squares per gene, and moderated t-tests whose prior
+variance follows the genes' mean log-CPM (limma ``eBayes(trend=TRUE)``; ``squeezeVar`` with a natural
+spline trend). Its false-positive rate stays at the nominal level however much the samples' library sizes
+differ, where voom's precision weights, estimated over those sizes, let it rise (README).
 
 ``voom`` follows limma (Law et al. 2014; Ritchie et al. 2015) step by step, every gene at once:
 edgeR's ``filterByExpr`` gene filter, TMM normalisation factors (edgeR ``calcNormFactors``) of the genes
@@ -33,6 +39,7 @@ from hcctme.tl import _stats
 TMM_LOGRATIO_TRIM = 0.3  # edgeR calcNormFactors defaults
 TMM_SUM_TRIM = 0.05
 VOOM_SPAN = 0.5  # limma voom's lowess span
+PRIOR_COUNT = 2.0  # edgeR cpm(log=TRUE) default: the log-CPM of limma-trend
 FILTER_MIN_COUNT = 10  # edgeR filterByExpr defaults
 FILTER_MIN_TOTAL = 15
 FILTER_LARGE_N = 10
@@ -175,6 +182,111 @@ def ebayes(beta: np.ndarray, unscaled: np.ndarray, s2: np.ndarray, df: int) -> t
     return t, 2.0 * stats.t.sf(np.abs(t), df_total[:, None]), se
 
 
+def ns_basis(x: np.ndarray, df: int) -> np.ndarray:
+    """A basis of the natural cubic splines of R's ``splines::ns(x, df, intercept=TRUE)``.
+
+    Knots: the range of ``x`` and ``df - 2`` interior knots at its quantiles, as R places them; the
+    truncated-power basis spans the same functions as R's B-spline basis, so least-squares fits equal.
+    """
+    x = np.asarray(x, dtype=float)
+    inner = np.quantile(x, np.linspace(0, 1, df)[1:-1]) if df > 2 else np.array([])
+    knots = np.concatenate([[x.min()], inner, [x.max()]])
+    if df < 2:
+        return np.ones((x.size, 1))
+
+    def d(k: int) -> np.ndarray:
+        return (np.maximum(x - knots[k], 0) ** 3 - np.maximum(x - knots[-1], 0) ** 3) / (knots[-1] - knots[k])
+
+    columns = [np.ones_like(x), x] + [d(k) - d(len(knots) - 2) for k in range(len(knots) - 2)]
+    return np.column_stack(columns)
+
+
+def squeeze_var_trend(s2: np.ndarray, df: float, covariate: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Posterior variances towards a prior that trends with ``covariate`` (limma ``squeezeVar(var, df, covariate)``).
+
+    The prior's location is a natural-spline regression of the log variances on the covariate
+    (limma ``fitFDist``: up to 4 degrees of freedom), its degrees of freedom come from the residual
+    spread. Returns the posterior variances, the total degrees of freedom per gene and the prior df.
+    """
+    from scipy import special
+
+    s2 = np.asarray(s2, dtype=float)
+    n = s2.size
+    x = np.maximum(s2, 0.0)
+    median = float(np.median(x))
+    x = np.maximum(x, 1e-5 * (median if median > 0 else 1.0))
+    e = np.log(x) - special.digamma(df / 2) + np.log(df / 2)
+    spline_df = min(1 + (n >= 3) + (n >= 6) + (n >= 30), np.unique(covariate).size)
+    basis = ns_basis(covariate, int(spline_df))
+    coef, *_ = np.linalg.lstsq(basis, e, rcond=None)
+    emean = basis @ coef
+    rank = np.linalg.matrix_rank(basis)
+    evar = float(np.sum((e - emean) ** 2) / (n - rank)) - float(special.polygamma(1, df / 2))
+    if evar > 0:
+        d0 = 2.0 * _stats._trigamma_inverse(evar)
+        prior = np.exp(emean + special.digamma(d0 / 2) - np.log(d0 / 2))
+        post = (d0 * prior + df * s2) / (d0 + df)
+    else:
+        d0, post = np.inf, np.exp(emean)
+    total = np.minimum(np.full(n, df + d0), df * n)
+    return post, total, d0
+
+
+def log_cpm(counts: np.ndarray, lib: np.ndarray, prior_count: float = PRIOR_COUNT) -> np.ndarray:
+    """Log2 counts per million with a prior count scaled by library size (edgeR ``cpm(log=TRUE)``)."""
+    prior = prior_count * lib / lib.mean()
+    return np.log2((counts + prior[:, None]) / (lib + 2.0 * prior)[:, None] * 1e6)
+
+
+def _filtered(counts: pd.DataFrame, design: np.ndarray) -> tuple[pd.DataFrame, np.ndarray] | None:
+    """Counts of the genes passing :func:`filter_by_expr` and their TMM-scaled library sizes (None: < 2 genes)."""
+    keep = filter_by_expr(counts.to_numpy(dtype=float), design)
+    if keep.sum() < 2:
+        return None
+    counts = counts.loc[:, keep]
+    values = counts.to_numpy(dtype=float)
+    return counts, values.sum(axis=1) * tmm_factors(values)
+
+
+def _tables(counts: pd.DataFrame, others: Sequence[str], beta: np.ndarray, t: np.ndarray, p: np.ndarray,
+            se: np.ndarray, ave: np.ndarray) -> dict[str, pd.DataFrame]:
+    return {other: pd.DataFrame({"log2FoldChange": beta[:, k], "stat": t[:, k], "pvalue": p[:, k], "lfcSE": se[:, k],
+                                 "AveExpr": ave}, index=counts.columns)
+            for k, other in enumerate(others)}
+
+
+def _empty(counts: pd.DataFrame, others: Sequence[str]) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    return ({other: pd.DataFrame(columns=[*RESULT_COLUMNS, "AveExpr"], dtype=float) for other in others},
+            pd.DataFrame(index=counts.index, dtype=float))
+
+
+def run_trend(
+    counts: pd.DataFrame, X: pd.DataFrame, others: Sequence[str]
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """limma-trend on samples x genes counts with design ``X``; results per other level and log2-CPM.
+
+    The genes passing :func:`filter_by_expr`, TMM, edgeR's log-CPM (prior count 2), an unweighted
+    least-squares fit per gene and the moderated t with a prior variance that trends with the
+    gene's mean log-CPM (limma ``eBayes(trend=TRUE)``).
+    """
+    design = X.to_numpy(dtype=float)
+    prepared = _filtered(counts, design)
+    if prepared is None:
+        return _empty(counts, others)
+    counts, lib = prepared
+    y = log_cpm(counts.to_numpy(dtype=float), lib)
+    coefs = [list(X.columns).index(f"condition[{other}]") for other in others]
+    beta, unscaled, s2, df = weighted_fit(y, np.ones_like(y), design, coefs)
+    ave = y.mean(axis=0)
+    post, df_total, d0 = squeeze_var_trend(s2, float(df), ave)
+    logger.debug("limma-trend: %d genes, residual df %d, prior df %.3g", len(s2), df, d0)
+    se = unscaled * np.sqrt(post)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = beta / se
+    p = 2.0 * stats.t.sf(np.abs(t), df_total[:, None])
+    return _tables(counts, others, beta, t, p, se, ave), pd.DataFrame(y, index=counts.index, columns=counts.columns)
+
+
 def run_voom(
     counts: pd.DataFrame, X: pd.DataFrame, others: Sequence[str]
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
@@ -185,24 +297,16 @@ def run_voom(
     sizes and TMM factors are those of the genes kept. With fewer than two genes kept the tables are empty.
     """
     design = X.to_numpy(dtype=float)
-    keep = filter_by_expr(counts.to_numpy(dtype=float), design)
-    if keep.sum() < 2:
-        return {other: pd.DataFrame(columns=[*RESULT_COLUMNS, "AveExpr"], dtype=float) for other in others}, \
-            pd.DataFrame(index=counts.index, dtype=float)
-    counts = counts.loc[:, keep]
-    values = counts.to_numpy(dtype=float)
-    lib = values.sum(axis=1) * tmm_factors(values)
-    y, w = voom_weights(values, design, lib)
+    prepared = _filtered(counts, design)
+    if prepared is None:
+        return _empty(counts, others)
+    counts, lib = prepared
+    y, w = voom_weights(counts.to_numpy(dtype=float), design, lib)
     coefs = [list(X.columns).index(f"condition[{other}]") for other in others]
     beta, unscaled, s2, df = weighted_fit(y, w, design, coefs)
     t, p, se = ebayes(beta, unscaled, s2, df)
-    ave = y.mean(axis=0)
-    results = {}
-    for k, other in enumerate(others):
-        results[other] = pd.DataFrame({
-            "log2FoldChange": beta[:, k], "stat": t[:, k], "pvalue": p[:, k], "lfcSE": se[:, k], "AveExpr": ave,
-        }, index=counts.columns)
-    return results, pd.DataFrame(y, index=counts.index, columns=counts.columns)
+    return _tables(counts, others, beta, t, p, se, y.mean(axis=0)), pd.DataFrame(y, index=counts.index,
+                                                                                   columns=counts.columns)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -127,7 +127,7 @@ def clr(counts: np.ndarray, delta: float) -> np.ndarray:
 def resolve_method(method: str, *, features: str, paired: bool, covariates: bool) -> str:
     """Pick the test for ``method="auto"`` and refuse combinations that would ignore the design.
 
-    ``auto``: ``voom`` for genes; ``moderated`` for composition; for scores ``mannwhitney`` (unpaired, no
+    ``auto``: ``limma-trend`` for genes; ``moderated`` for composition; for scores ``mannwhitney`` (unpaired, no
     covariates: the t-type tests ran at 0.06-0.07 on the simulator's null UCell means) or ``wls`` (pairs or
     covariates).
     """
@@ -136,8 +136,9 @@ def resolve_method(method: str, *, features: str, paired: bool, covariates: bool
     if features == "genes":
         if method not in ("auto", *GENE_METHODS):
             raise ValueError(
-                f"features='genes' is tested on pseudobulk counts with limma-voom or PyDESeq2; method={method!r} "
-                "applies to 'scores' and 'composition' (use method='auto', 'voom' or 'deseq2')"
+                f"features='genes' is tested on pseudobulk counts with limma-trend, limma-voom or PyDESeq2; "
+                f"method={method!r} applies to 'scores' and 'composition' (use method='auto', 'limma-trend', 'voom' "
+                "or 'deseq2')"
             )
         return GENE_METHODS[0] if method == "auto" else method
     if method in GENE_METHODS:

@@ -246,7 +246,7 @@ def test_genes_refuse_lognormalised(adata, digest):
     assert digest(ln) == before
 
 
-@pytest.mark.parametrize("method", ["voom", "deseq2"])
+@pytest.mark.parametrize("method", ["limma-trend", "voom", "deseq2"])
 def test_genes_paired_and_covariates_run(adata, method):
     a = adata  # obs['pair'] pairs P00 with P04, P01 with P05, ...
     table = run(a, features="genes", pair_key="pair", method=method, **KW)

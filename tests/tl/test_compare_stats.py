@@ -96,9 +96,10 @@ def test_null_scores_fpr(null_runs):
     assert naive > 2 * ALPHA and naive > fpr + 0.05, (fpr, naive)
 
 
-@pytest.mark.parametrize("method", ["voom", "deseq2"])
+@pytest.mark.parametrize("method", ["limma-trend", "voom", "deseq2"])
 def test_null_genes_fpr(method):
-    """voom / PyDESeq2 on pseudobulk vs a cell-level t-test, pooled over genes of 2 cell types x N cohorts."""
+    """limma-trend / voom / PyDESeq2 on pseudobulk vs a cell-level t-test, pooled over genes of 2 cell types x
+    N cohorts."""
     warnings.simplefilter("ignore")
     ours, naive = [], []
     for seed in range(N_GENE_NULL):
