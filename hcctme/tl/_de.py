@@ -189,10 +189,9 @@ def ns_basis(x: np.ndarray, df: int) -> np.ndarray:
     truncated-power basis spans the same functions as R's B-spline basis, so least-squares fits equal.
     """
     x = np.asarray(x, dtype=float)
-    inner = np.quantile(x, np.linspace(0, 1, df)[1:-1]) if df > 2 else np.array([])
-    knots = np.concatenate([[x.min()], inner, [x.max()]])
     if df < 2:
         return np.ones((x.size, 1))
+    knots = np.concatenate([[x.min()], np.quantile(x, np.linspace(0, 1, df)[1:-1]), [x.max()]])
 
     def d(k: int) -> np.ndarray:
         return (np.maximum(x - knots[k], 0) ** 3 - np.maximum(x - knots[-1], 0) ** 3) / (knots[-1] - knots[k])
