@@ -90,6 +90,9 @@ class Defaults:
 # first/second-line systemic therapy, transarterial chemoembolisation, hepatic arterial infusion
 # chemotherapy, conversion therapy (locoregional +/- TKI/anti-PD-1 to make a tumour resectable), adjuvant
 KB_SETTINGS: Final = ("systemic_first_line", "systemic_second_line", "tace", "haic", "conversion", "adjuvant")
+# gene-level tests of pseudobulk counts (tl.compare(features="genes", method=...)): limma-trend (vectorised, the
+# default), limma-voom (vectorised) and PyDESeq2; the first is what method="auto" picks
+GENE_METHODS: Final = ("limma-trend", "voom", "deseq2")
 class Report:
     """Limits of the HTML report (hcctme.report.build)."""
 

@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from hcctme._constants import KB_SETTINGS, Defaults, Keys
+from hcctme._constants import GENE_METHODS, KB_SETTINGS, Defaults, Keys
 from hcctme._logging import STEP_LOGGER
 
 EXIT_USAGE = 2
@@ -47,6 +47,12 @@ def _add_genes(parser: argparse.ArgumentParser) -> None:
                         help="harmonise gene names first, from this var column (e.g. feature_name, gene_ids)")
     parser.add_argument("--species", default=None, choices=["auto", "human", "mouse"],
                         help="harmonise gene names first (mouse genes map to human orthologs)")
+
+
+def _add_de_method(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--de-method", default=GENE_METHODS[0], choices=list(GENE_METHODS),
+                        help="pseudobulk gene test: limma-trend (default) or limma-voom (seconds per cell type), "
+                             "or PyDESeq2 (minutes per cell type at 200 patients x 20,000 genes)")
 
 
 def _add_context_map(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-genes", action="store_true", help="skip pseudobulk differential expression")
     run.add_argument("--genes-groups", nargs="+", default=None, metavar="CELL_TYPE",
                      help="pseudobulk differential expression in these cell types only (default: all)")
+    _add_de_method(run)
     run.add_argument("--no-crosstalk", action="store_true", help="skip ligand-receptor inference")
     run.add_argument("--n-jobs", type=int, default=1)
     _add_backed(run)
@@ -133,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--groupby", default=None)
     compare.add_argument("--parent-key", default=None)
     compare.add_argument("--layer", default=Keys.COUNTS, help="counts layer for features=genes")
+    _add_de_method(compare)
     compare.add_argument("--min-cells", type=int, default=Defaults.MIN_CELLS,
                          help="samples with fewer cells in a group are left out of that group")
     _add_backed(compare)
@@ -243,6 +251,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         species=args.species,
         genes=not args.no_genes,
         genes_groups=args.genes_groups,
+        de_method=args.de_method,
         crosstalk=not args.no_crosstalk,
         n_jobs=args.n_jobs,
     )
@@ -302,7 +311,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     adata = _files.read_h5ad(args.input, backed=args.backed)
     tl.compare(adata, condition_key=args.condition_key, sample_key=args.sample_key,
                reference=args.reference, features=args.features, groupby=args.groupby,
-               parent_key=args.parent_key, layer=args.layer, min_cells=args.min_cells)
+               parent_key=args.parent_key, layer=args.layer, min_cells=args.min_cells,
+               method=args.de_method if args.features == "genes" else "auto")
     _files.write_table(get.compare(adata), args.out)
     print(args.out)
     return 0

@@ -10,7 +10,7 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 
 from hcctme import _validate, get
-from hcctme._constants import Defaults, Keys, Suffix
+from hcctme._constants import GENE_METHODS, Defaults, Keys, Suffix
 from hcctme.pl._utils import finish, panels
 
 
@@ -118,6 +118,8 @@ def compare(
     method = str(rows["method"].iloc[0]) if "method" in rows else ""
     if method == "deseq2":
         ylabel = "log2(normalised counts + 1)"
+    elif method in ("limma-trend", "voom"):
+        ylabel = "log2 CPM"
     elif "proportion" in values.columns:
         ylabel = "proportion" if use_prop else "transformed proportion"
     else:
@@ -205,7 +207,7 @@ def volcano(
             ax.annotate(str(rows["feature"].iloc[i]), (x[i], y[i]), fontsize=7, xytext=(2, 2),
                         textcoords="offset points")
     ax.axvline(0, color="grey", lw=0.5)
-    is_genes = "method" in rows and (rows["method"] == "deseq2").all()
+    is_genes = "method" in rows and rows["method"].isin(GENE_METHODS).all()
     ax.set_xlabel("log2 fold change" if is_genes else "effect")
     ax.set_ylabel("-log10 p-value")
     con = contrast or (str(rows["contrast"].iloc[0]) if "contrast" in rows and rows["contrast"].nunique() == 1

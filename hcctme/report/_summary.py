@@ -17,6 +17,8 @@ CITATIONS = {
     "decoupler": "decoupler: Badia-i-Mompel P, et al. Bioinform Adv 2022;2:vbac016.",
     "scanpy": "Scanpy: Wolf FA, Angerer P, Theis FJ. Genome Biol 2018;19:15.",
     "pydeseq2": "PyDESeq2: Muzellec B, et al. Bioinformatics 2023;39:btad547.",
+    "limma": "limma: Ritchie ME, et al. Nucleic Acids Res 2015;43:e47. limma-trend and voom: Law CW, et al. "
+             "Genome Biol 2014;15:R29. TMM: Robinson MD, Oshlack A. Genome Biol 2010;11:R25.",
     "liana": "LIANA: Dimitrov D, et al. Nat Commun 2022;13:3224.",
     "bh": "Benjamini Y, Hochberg Y. J R Stat Soc B 1995;57:289-300.",
     "mannwhitneyu": "Mann HB, Whitney DR. Ann Math Stat 1947;18:50-60.",
@@ -26,8 +28,11 @@ CITATIONS = {
 TEST_NAMES = {
     "mannwhitney": "Mann-Whitney U test", "welch": "Welch's t-test", "ols": "linear model on the condition",
     "wilcoxon": "Wilcoxon signed-rank test", "deseq2": "PyDESeq2 Wald test", "propeller": "propeller",
+    "voom": "limma-voom (TMM normalisation, empirical-Bayes moderated t-test)",
+    "limma-trend": "limma-trend (TMM log-CPM, empirical-Bayes moderated t-test with an abundance trend)",
 }
-CITED_TESTS = {"mannwhitney": "mannwhitneyu", "deseq2": "pydeseq2", "propeller": "propeller"}
+CITED_TESTS = {"mannwhitney": "mannwhitneyu", "deseq2": "pydeseq2", "voom": "limma", "limma-trend": "limma",
+               "propeller": "propeller"}
 
 
 @dataclass(frozen=True)

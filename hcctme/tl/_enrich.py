@@ -9,7 +9,7 @@ import pandas as pd
 from anndata import AnnData
 
 from hcctme import _validate, get
-from hcctme._constants import Defaults, Keys, Suffix
+from hcctme._constants import GENE_METHODS, Defaults, Keys, Suffix
 from hcctme._logging import logger
 from hcctme.tl import _stats
 
@@ -37,8 +37,8 @@ def enrich(
     """Preranked GSEA of a genes comparison against the hcctme library or the user's gene sets.
 
     Genes of each group x contrast of a :func:`hcctme.tl.compare` table (``features="genes"``) are
-    ranked by ``rank_by`` (the DESeq2 Wald statistic by default: positive = higher in the other
-    level) and passed to :func:`gseapy.prerank`. Gene sets are always handed to gseapy as a local
+    ranked by ``rank_by`` (the moderated t of voom or the Wald statistic of DESeq2 by default: positive
+    = higher in the other level) and passed to :func:`gseapy.prerank`. Gene sets are always handed to gseapy as a local
     dict, so nothing is downloaded (no Enrichr library names).
 
     Parameters
@@ -111,7 +111,7 @@ def _check_enrich(table: pd.DataFrame, *, rank_by: str, min_size: Any, max_size:
             f"the comparison table lacks column(s) {sorted(missing)}; run "
             "hcctme.tl.compare(..., features='genes') and pass its key_added as compare_key"
         )
-    if "method" in table.columns and not (table["method"] == "deseq2").all():
+    if "method" in table.columns and not table["method"].isin(GENE_METHODS).all():
         raise ValueError(
             "tl.enrich ranks genes: pass a comparison made with features='genes' "
             f"(this table was made with method(s) {sorted(pd.unique(table['method']))})"

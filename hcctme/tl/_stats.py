@@ -41,13 +41,13 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from hcctme._constants import GENE_METHODS
 from hcctme._logging import logger
 
 UNPAIRED_METHODS = ("mannwhitney", "welch")
 PAIRED_METHODS = ("wilcoxon", "paired_t")
 MODEL_METHODS = ("moderated", "wls", "ols")
 SAMPLE_METHODS = MODEL_METHODS + UNPAIRED_METHODS + PAIRED_METHODS
-GENE_METHODS = ("deseq2",)
 METHODS = ("auto", *SAMPLE_METHODS, *GENE_METHODS)
 RESULT_COLUMNS = ["feature", "contrast", "effect", "statistic", "pvalue", "n_reference", "n_other",
                   "mean_reference", "mean_other", "method", "df"]
@@ -127,20 +127,22 @@ def clr(counts: np.ndarray, delta: float) -> np.ndarray:
 def resolve_method(method: str, *, features: str, paired: bool, covariates: bool) -> str:
     """Pick the test for ``method="auto"`` and refuse combinations that would ignore the design.
 
-    ``auto``: ``moderated`` for composition; for scores ``mannwhitney`` (unpaired, no covariates: the
-    t-type tests ran at 0.06-0.07 on the simulator's null UCell means) or ``wls`` (pairs or covariates).
+    ``auto``: ``limma-trend`` for genes; ``moderated`` for composition; for scores ``mannwhitney`` (unpaired, no
+    covariates: the t-type tests ran at 0.06-0.07 on the simulator's null UCell means) or ``wls`` (pairs or
+    covariates).
     """
     if method not in METHODS:
         raise ValueError(f"method={method!r} is not supported; choose one of {list(METHODS)}")
     if features == "genes":
-        if method not in ("auto", "deseq2"):
+        if method not in ("auto", *GENE_METHODS):
             raise ValueError(
-                f"features='genes' is tested with PyDESeq2 on pseudobulk counts; method={method!r} "
-                "applies to 'scores' and 'composition' (use method='auto' or 'deseq2')"
+                f"features='genes' is tested on pseudobulk counts with limma-trend, limma-voom or PyDESeq2; "
+                f"method={method!r} applies to 'scores' and 'composition' (use method='auto', 'limma-trend', 'voom' "
+                "or 'deseq2')"
             )
-        return "deseq2"
-    if method == "deseq2":
-        raise ValueError("method='deseq2' needs count data: use it with features='genes'")
+        return GENE_METHODS[0] if method == "auto" else method
+    if method in GENE_METHODS:
+        raise ValueError(f"method={method!r} needs count data: use it with features='genes'")
     if method == "auto":
         if features == "composition":
             return "moderated"

@@ -18,7 +18,7 @@ from hcctme.pipeline import PipelineConfig, compare_one, run_step
 _WORKFLOW_ONLY = {"input": None, "outdir": "results"}
 # PipelineConfig fields the workflow's config schema exposes (their defaults are PipelineConfig's)
 _CONFIG_FIELDS = ("sample_key", "condition_key", "reference", "cell_type_key", "layer", "use_raw", "counts_layer",
-                  "signatures", "method", "genes", "crosstalk", "spatial_key", "random_state")
+                  "signatures", "method", "genes", "de_method", "crosstalk", "spatial_key", "random_state")
 DEFAULTS = {"outdir": _WORKFLOW_ONLY["outdir"],
             **{name: getattr(PipelineConfig(), name) for name in _CONFIG_FIELDS}}
 

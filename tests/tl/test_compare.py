@@ -202,7 +202,7 @@ def test_genes_equal_direct_pydeseq2(adata):
     from pydeseq2.default_inference import DefaultInference
     from pydeseq2.ds import DeseqStats
 
-    table = run(adata, features="genes", **KW)
+    table = run(adata, features="genes", method="deseq2", **KW)
     pdata = hc.tl.pseudobulk(adata, sample_key="patient")
     counts = pd.DataFrame(pdata.X.astype(int), index=pdata.obs_names, columns=pdata.var_names)
     meta = pd.DataFrame({"condition": pdata.obs["response"].astype(str).to_numpy()}, index=pdata.obs_names)
@@ -246,11 +246,12 @@ def test_genes_refuse_lognormalised(adata, digest):
     assert digest(ln) == before
 
 
-def test_genes_paired_and_covariates_run(adata):
+@pytest.mark.parametrize("method", ["limma-trend", "voom", "deseq2"])
+def test_genes_paired_and_covariates_run(adata, method):
     a = adata  # obs['pair'] pairs P00 with P04, P01 with P05, ...
-    table = run(a, features="genes", pair_key="pair", **KW)
-    assert (table["n_reference"] == 4).all()
-    table = run(adata, features="genes", covariates="age", **KW)
+    table = run(a, features="genes", pair_key="pair", method=method, **KW)
+    assert (table["n_reference"] == 4).all() and (table["method"] == method).all()
+    table = run(adata, features="genes", covariates="age", method=method, **KW)
     assert table["pvalue"].notna().any()
 
 

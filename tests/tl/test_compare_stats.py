@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover
 
 KW = dict(condition_key="response", sample_key="patient", reference="responder")
 N_NULL = 100  # null cohorts for composition and scores
-N_GENE_NULL = 3  # null cohorts through PyDESeq2 (x 2 cell types x ~500 genes)
+N_GENE_NULL = 3  # null cohorts through voom and PyDESeq2 (x 2 cell types x ~500 genes)
 ALPHA = 0.05
 
 
@@ -96,14 +96,16 @@ def test_null_scores_fpr(null_runs):
     assert naive > 2 * ALPHA and naive > fpr + 0.05, (fpr, naive)
 
 
-def test_null_genes_fpr():
-    """PyDESeq2 on pseudobulk vs a cell-level t-test, pooled over genes of 2 cell types x N cohorts."""
+@pytest.mark.parametrize("method", ["limma-trend", "voom", "deseq2"])
+def test_null_genes_fpr(method):
+    """limma-trend / voom / PyDESeq2 on pseudobulk vs a cell-level t-test, pooled over genes of 2 cell types x
+    N cohorts."""
     warnings.simplefilter("ignore")
     ours, naive = [], []
     for seed in range(N_GENE_NULL):
         adata = simulate_cohort(16, 500, n_genes=500, null=True, random_state=20_000 + seed)
         sub = adata[adata.obs["cell_type"].isin(["Macrophages", "Tumour cells"])].copy()
-        table = _table(sub, features="genes", groupby="cell_type", **KW)
+        table = _table(sub, features="genes", groupby="cell_type", method=method, **KW)
         ours.extend(table["pvalue"].dropna())
         for cell_type in ("Macrophages", "Tumour cells"):
             mask = (sub.obs["cell_type"] == cell_type).to_numpy()
@@ -119,7 +121,7 @@ def test_null_genes_fpr():
     naive_fpr, _ = _fpr_ok(naive)
     assert len(ours) >= 2000
     # genes of one cohort share size factors and dispersion trend: allow for that correlation
-    assert fpr <= 0.065 and p_exceed > 1e-4, f"genes FPR {fpr:.3f}"
+    assert fpr <= 0.065 and p_exceed > 1e-4, f"genes FPR ({method}) {fpr:.3f}"
     assert naive_fpr > 2 * ALPHA and naive_fpr > fpr + 0.05, (fpr, naive_fpr)
 
 

@@ -3,7 +3,8 @@
 Resistors have 3x the cells per patient and half the sequencing depth of responders
 (``_compare_data.nuisance_null``); patients of both arms are drawn from one distribution. At p < 0.05
 the patient-level tests of composition (the default arcsine / moderated test), scores, genes
-(PyDESeq2 on pseudobulk) and differential crosstalk (two-part test) must keep the nominal rate:
+(limma-trend, limma-voom and PyDESeq2 on pseudobulk) and differential crosstalk (two-part test) must
+keep the nominal rate:
 the observed FPR over replicate cohorts is <= 0.05 unless a one-sided binomial test says otherwise
 at the 1% level (pooled tests of one cohort are not independent, so the cohorts are many and small).
 """
@@ -64,12 +65,13 @@ def test_nuisance_null_scores(light_runs):
     _check_fpr(light_runs["scores"], minimum=700)
 
 
-def test_nuisance_null_genes():
+@pytest.mark.parametrize("method", ["limma-trend", "voom", "deseq2"])
+def test_nuisance_null_genes(method):
     warnings.simplefilter("ignore")
     pvalues = []
     for seed in range(6):
         adata = nuisance_null(6, 40, n_genes=80, groups=("A",), seed=60_000 + seed)
-        pvalues.extend(_table(adata, features="genes")["pvalue"])
+        pvalues.extend(_table(adata, features="genes", method=method)["pvalue"])
     _check_fpr(pvalues, minimum=400)
 
 
