@@ -63,6 +63,8 @@ from hcctme._constants import (
     STATE_SMOOTHING,
     Defaults,
 )
+from hcctme.tl import _state_specificity as _specificity
+from hcctme.tl._state_specificity import GenePanel
 
 NONE_CLASS = "none of these"
 
@@ -97,6 +99,16 @@ def log_expression(X) -> sp.csr_matrix:
     """``X`` as sparse log-normalised expression: raw counts (integers) are scaled to 10,000 per cell and log1p'd."""
     X = sp.csr_matrix(X, dtype=np.float32)
     return _normalised(X, _holds_counts(X.data))
+
+
+def holds_counts(matrix: Any, rows: np.ndarray, *, chunk_size: int = Defaults.CHUNK_SIZE) -> bool:
+    """Whether the first stored values of ``matrix[rows]`` (at most ``_COUNTS_PROBE``) are raw counts."""
+    probe: list[np.ndarray] = []
+    for start in range(0, len(rows), chunk_size):
+        probe.append(sp.csr_matrix(_validate.in_memory(matrix[rows[start:start + chunk_size]])).data)
+        if sum(p.size for p in probe) >= _COUNTS_PROBE:
+            break
+    return _holds_counts(np.concatenate(probe) if probe else np.empty(0, np.float32))
 
 
 def _holds_counts(values: np.ndarray) -> bool:
@@ -141,12 +153,7 @@ def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParam
         for start in range(0, len(rows), chunk_size):
             yield sp.csr_matrix(_validate.in_memory(matrix[rows[start:start + chunk_size]]), dtype=np.float32)
 
-    probe: list[np.ndarray] = []
-    for block in blocks():
-        probe.append(block.data)
-        if sum(p.size for p in probe) >= _COUNTS_PROBE:
-            break
-    counts = _holds_counts(np.concatenate(probe) if probe else np.empty(0, np.float32))
+    counts = holds_counts(matrix, rows, chunk_size=chunk_size)
     sums = np.zeros((n_samples, matrix.shape[1]))
     squares = np.zeros(matrix.shape[1])
     for start, block in zip(range(0, len(rows), chunk_size), blocks(), strict=True):
@@ -237,6 +244,35 @@ def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np
     return np.array([label[g] for g in groups], dtype=object)
 
 
+def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str],
+                  panel: GenePanel) -> tuple[np.ndarray, dict[str, dict[str, Any]]]:
+    """Decline the state seeds of clusters whose state genes are not up there (:mod:`._state_specificity`).
+
+    Returns the labels (declined clusters become :data:`NONE_CLASS`) and, per state, ``seeded``
+    (a cluster kept it), ``clusters_tested``, ``clusters_declined`` and the test of its cluster
+    with the smallest p-value (``n_measured``, ``n_up``, ``null_rate``, ``pvalue``).
+    """
+    out = labels.copy()
+    names, auroc = _specificity.cluster_auroc(panel.X, groups)
+    report: dict[str, dict[str, Any]] = {s: {"seeded": False, "clusters_tested": 0, "clusters_declined": 0,
+                                             "pvalue": 1.0} for s in ids}
+    for g, row in zip(names, auroc, strict=True):
+        state = labels[np.flatnonzero(groups == g)[0]]
+        if state == NONE_CLASS:
+            continue
+        test = _specificity.gene_test(row, panel, state)
+        entry = report[state]
+        entry["clusters_tested"] += 1
+        if _specificity.specific(test):
+            entry["seeded"] = True
+        else:
+            entry["clusters_declined"] += 1
+            out[groups == g] = NONE_CLASS
+        if test["pvalue"] <= entry["pvalue"]:
+            entry.update(test)
+    return out, report
+
+
 def smooth(probs: np.ndarray, pcs: np.ndarray, params: SelfTrainParams) -> np.ndarray:
     """Average each cell's class probabilities with those of its nearest neighbours in PC space.
 
@@ -312,13 +348,17 @@ def usable(labels: np.ndarray, params: SelfTrainParams) -> bool:
 
 def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.ndarray, confidence: np.ndarray,
                     called: np.ndarray, params: SelfTrainParams, min_confidence: float,
-                    samples: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, int]] | None:
-    """Self-trained (calls, confidence, seed counts) for one population's non-artefact cells, or None.
+                    samples: np.ndarray | None = None, panel: GenePanel | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, dict[str, int], dict[str, dict[str, Any]]] | None:
+    """Self-trained (calls, confidence, seed counts, specificity) for one population's non-artefact cells, or None.
 
     ``X``: log-normalised expression of those cells; ``z``: their standardised state scores;
     ``best`` / ``confidence`` / ``called``: the mixture's best state index, its posterior and
-    whether it was called; ``samples``: each cell's sample (expression is centred within it). None
-    when the population is too small or the seeds too few.
+    whether it was called; ``samples``: each cell's sample (expression is centred within it);
+    ``panel``: the signature and background genes of those cells (:func:`confirm_seeds`; None
+    skips the specificity test). None when the population is too small, or when the seeds are
+    too few and there is no ``panel``; with a ``panel`` and too few seeds, the mixture's calls of
+    the states a cluster confirmed (the others' calls are dropped, their confidence set to 0).
     """
     if X.shape[0] < params.min_cells or X.shape[1] < 3:
         return None
@@ -326,11 +366,20 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     if pcs is None:
         return None
     mixture_calls = np.where(called, np.asarray(ids, dtype=object)[best], "")
-    labels = cluster_seeds(clusters(pcs, len(ids), params), z, ids, mixture_calls, params)
+    groups = clusters(pcs, len(ids), params)
+    labels = cluster_seeds(groups, z, ids, mixture_calls, params)
+    specificity: dict[str, dict[str, Any]] = {}
+    if panel is not None:
+        labels, specificity = confirm_seeds(labels, groups, ids, panel)
     mixture = seeds(ids, best, confidence, called, z, params)
     labels = np.where((mixture == "") | (mixture == labels), labels, "")
     if not usable(labels, params):
-        return None
+        if panel is None:
+            return None
+        # too few seeds for the classifier: the mixture's calls of the states a cluster confirmed
+        kept = np.isin(mixture_calls, [s for s, d in specificity.items() if d["seeded"]])
+        return (np.where(kept, mixture_calls, "").astype(object), np.where(kept | ~called, confidence, 0.0),
+                {}, specificity)
     values, counts = np.unique(labels[labels != ""], return_counts=True)
     keep = set(values[counts >= params.min_seeds])
     labels = np.where(np.isin(labels, list(keep)), labels, "")
@@ -341,4 +390,4 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     conf = probs[np.arange(probs.shape[0]), top]
     winner = probs.argmax(axis=1)
     calls = np.where((winner == top) & (conf >= min_confidence), classes[top], "")
-    return calls.astype(object), conf, {str(v): int(c) for v, c in zip(values, counts, strict=True)}
+    return calls.astype(object), conf, {str(v): int(c) for v, c in zip(values, counts, strict=True)}, specificity

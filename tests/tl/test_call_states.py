@@ -268,7 +268,8 @@ def test_self_training_learns_the_programme_the_scores_read_poorly():
     mixture_calls = np.where(confidence >= 0.5, np.asarray(ids, dtype=object)[best], "none")
     out = selftrain.call_population(X, z, ids, best, confidence, confidence >= 0.5, params, 0.5)
     assert out is not None
-    calls, conf, seeds = out
+    calls, conf, seeds, specificity = out
+    assert specificity == {}  # no gene panel: no specificity test
     calls = np.where(calls == "", "none", calls)
     assert np.mean(mixture_calls == truth) < 0.7
     assert np.mean(calls == truth) >= 0.8
@@ -610,16 +611,19 @@ def test_absent_state_gets_few_calls(demo_called, absent):
     """A state missing from the data (its cells removed) is rarely called in the rest of its parent,
     and the parent's other states are still found (library 2.1 floors; see the demo test above).
 
-    Known weakness of the cluster-seeded self-training (README "Resistance cell states", limits): a cluster
-    of the parent is seeded with the absent state when its score is highest there (measured: 24 % of the
-    CD4 T cells called TREG without Tregs, 15 % of monocytes M_MDSC), and without wound myCAFs the cells of
-    its near-identical sibling ECM myCAF are called wound or nothing (recall 0).
+    Before the specificity test of the cluster seeds, a cluster of the parent was seeded with the absent
+    state whenever its score was highest there (24 % of the CD4 T cells called TREG without Tregs, 15 % of
+    monocytes M_MDSC). Measured now: TREG, TAM1_FOLR2, CD8_TEFF, PMN_MDSC 0 %, M_MDSC 2 % (a 5-gene panel,
+    not tested). Known weakness: without wound myCAFs 18.5 % of the fibroblasts (the cells of its
+    near-identical sibling ECM myCAF, which raise the wound list's shared genes) are called wound (recall
+    of ECM 0).
     """
     adata = demo_called[demo_called.obs["state_true"] != absent].copy()
     hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
     parent_type = adata.uns["hcctme_sim"]["state_parent"][absent]
     parent = adata.obs["cell_type"] == parent_type
-    assert (adata.obs.loc[parent, "hcctme_state"] == absent).mean() < 0.25
+    share = (adata.obs.loc[parent, "hcctme_state"] == absent).mean()
+    assert share < (0.25 if absent in CONFUSED_WITH else 0.05)
     table = _state_table(adata)
     siblings = [s for s, t in adata.uns["hcctme_sim"]["state_parent"].items()
                 if t == parent_type and s not in (absent, "TAM3_MT1G", *CONFUSED_WITH.get(absent, ()))]
@@ -679,7 +683,10 @@ def test_pbmc68k_reduced_treg_calls():
     populations) does not have higher TREG scores than the other CD4 labels, so a significant
     enrichment of Treg calls in that label cannot be asserted honestly. The test checks the
     real-data path: scores from .raw, a context_map for the bulk labels, Treg calls only in
-    cd4_t cells, a conservative fraction of calls, and that the label holds the calls.
+    cd4_t cells, a conservative fraction of calls, and that the label holds the calls. Measured: 1
+    TREG call (in the T Reg label) before the specificity test of the cluster seeds; none since (no
+    cluster of the 95 CD4 T cells is highest in the TREG score, so TREG is never seeded and the
+    mixture's calls of it are dropped).
     """
     import scanpy as sc
     from scipy.stats import fisher_exact
@@ -697,7 +704,8 @@ def test_pbmc68k_reduced_treg_calls():
     treg = calls == "TREG"
     assert set(labels[treg]) <= set(cd4)
     in_cd4 = labels.isin(cd4)
-    assert 0 < treg.sum() <= 0.5 * in_cd4.sum()
+    assert treg.sum() <= 0.05 * in_cd4.sum()
+    assert info["self_train"]["specificity"]["cd4_t"]["TREG"]["seeded"] is False
     is_treg_label = labels == "CD4+/CD25 T Reg"
     table = [[int((treg & is_treg_label).sum()), int((~treg & is_treg_label).sum())],
              [int((treg & in_cd4 & ~is_treg_label).sum()), int((~treg & in_cd4 & ~is_treg_label).sum())]]

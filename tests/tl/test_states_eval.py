@@ -120,6 +120,26 @@ def test_calls_on_independent_generator(setting):
     assert res["ece"] <= 0.15
 
 
+ABSENT = ("TREG", "TAM2_SPP1", "CD8_TEFF", "PMN_MDSC", "CAF_IL_ICAF")
+
+
+def test_states_removed_from_every_sample_are_not_called():
+    """One state per parent removed from every sample of a cohort (all cells expressing its programme):
+    it gets <= 5 % of its parent's cells, and the parents' other states are still called."""
+    adata = generate("10x", seed=100, n_patients=6, cells_per_patient=300)
+    adata = adata[~adata.obs["programme"].astype(str).isin(ABSENT)].copy()
+    hcctme.tl.score(adata)
+    hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
+    calls = adata.obs["hcctme_state"].astype(str)
+    context = adata.obs["hcctme_state_context"].astype(str)
+    for state in ABSENT:
+        parent = context == hcctme.sig.get(state).cell_context
+        assert parent.sum() > 50 and (calls[parent] == state).mean() <= 0.05, state
+    res = evaluate(adata)["states"]
+    present = res.loc[["KUPFFER", "CD8_TEX_TERMINAL", "CAF_ECM_MYCAF", "CAF_DETOX_ICAF"]]
+    assert (present["recall"] >= 0.6).all() and (present["precision"] >= 0.8).all(), present
+
+
 @pytest.mark.slow
 def test_composition_fpr_on_null_generator_cohorts():
     """tl.compare(features="composition") on the calls of null cohorts (no planted difference)."""
