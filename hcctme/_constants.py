@@ -184,6 +184,9 @@ STATE_SPECIFICITY_BINS: Final = 10
 STATE_SPECIFICITY_MIN_DETECTION: Final = 0.01
 # a state with fewer measured signature genes (2-5 gene marker panels) is not tested
 STATE_SPECIFICITY_MIN_GENES: Final = 8
+# calibration of the self-trained probabilities: cross-fitted over this many folds (< 2: in-sample, no
+# temperature), smoothed, then temperature-scaled on the training cells
+STATE_CALIBRATION_FOLDS: Final = 5
 
 ROLES: Final = ("resistance", "response", "state", "program", "marker", "artefact")
 EVIDENCE: Final = ("published_list", "marker_panel", "derived")

@@ -10,8 +10,8 @@ carries. This step learns it:
    log-normalised and centred within each sample (the components follow states, not patients'
    batch shifts; implicit centring of the sparse matrix, memory bounded by it), plus the state
    z-scores.
-2. **Seeds from clusters.** K-means clusters of the cells in PC space (2 K + 4); a cluster is a
-   seed of the state whose mean z-score is highest there when that mean reaches
+2. **Seeds from clusters** (confirmed by :mod:`hcctme.tl._state_specificity`). K-means clusters
+   of the cells in PC space (2 K + 4); a cluster is a seed of the state whose mean z-score is highest there when that mean reaches
    :data:`~hcctme._constants.STATE_CLUSTER_SEED_Z`, at least
    :data:`~hcctme._constants.STATE_CLUSTER_SEED_SHARE` of that state's highest cluster mean, and
    :data:`~hcctme._constants.STATE_CLUSTER_SUPPORT` of the cluster's cells are that state's
@@ -23,9 +23,14 @@ carries. This step learns it:
 3. **Classifier.** A multinomial logistic regression with balanced class weights is fitted on
    the seeds, predicts every cell, and is refitted on its own predictions with probability >=
    the seed confidence (:data:`~hcctme._constants.STATE_SELFTRAIN_ROUNDS` rounds).
-4. **Smoothing.** Each cell's class probabilities are averaged with those of its
-   :data:`~hcctme._constants.STATE_SMOOTH_NEIGHBORS` nearest cells in PC space (weight
-   :data:`~hcctme._constants.STATE_SMOOTHING`).
+4. **Calibration and smoothing.** The last model's probabilities are cross-fitted: the cells are
+   split into :data:`~hcctme._constants.STATE_CALIBRATION_FOLDS` folds and each fold is predicted
+   by the model fitted on the other folds' training cells. Each cell's class probabilities are
+   averaged with those of its :data:`~hcctme._constants.STATE_SMOOTH_NEIGHBORS` nearest cells in
+   PC space (weight :data:`~hcctme._constants.STATE_SMOOTHING`), then temperature-scaled
+   (``softmax(log p / T)``) with the ``T`` that fits the cluster seeds' labels best (log loss):
+   the seeds are labelled by their cluster, not by the classifier, so ``T`` is not fitted to the
+   classifier's own confident predictions.
 5. **Call.** The probability of the best state is the confidence; the call is that state when
    it is the most probable class (states and "none") and reaches ``min_confidence``.
 
@@ -44,6 +49,7 @@ import scipy.sparse as sp
 
 from hcctme import _validate
 from hcctme._constants import (
+    STATE_CALIBRATION_FOLDS,
     STATE_CLUSTER_SEED_SHARE,
     STATE_CLUSTER_SEED_Z,
     STATE_CLUSTER_STRONG_Z,
@@ -89,6 +95,7 @@ class SelfTrainParams:
     n_neighbors: int = STATE_SMOOTH_NEIGHBORS
     smoothing: float = STATE_SMOOTHING
     neighbour_pool: int = STATE_SMOOTH_POOL
+    folds: int = STATE_CALIBRATION_FOLDS
     random_state: int = 0
 
     def to_dict(self) -> dict[str, float | int]:
@@ -321,23 +328,82 @@ def seeds(ids: list[str], best: np.ndarray, confidence: np.ndarray, called: np.n
     return labels
 
 
-def self_train(features: np.ndarray, labels: np.ndarray, params: SelfTrainParams) -> tuple[np.ndarray, np.ndarray]:
-    """Fit on the seeds, predict all cells, refit on confident predictions; (classes, probabilities)."""
-    from sklearn.linear_model import LogisticRegression
+def self_train(features: np.ndarray, labels: np.ndarray,
+               params: SelfTrainParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit on the seeds, predict all cells, refit on confident predictions.
 
+    Returns (classes, probabilities of every cell, the labels the last model was fitted on: ``""``
+    for the cells it was not fitted on).
+    """
     seeded = labels != ""
     probs = np.empty((features.shape[0], 0))
     classes = np.empty(0, dtype=object)
+    train = labels
     for _ in range(max(params.rounds, 1)):
-        model = LogisticRegression(C=params.c, class_weight="balanced", max_iter=1000)
-        model.fit(features[seeded], labels[seeded].astype(str))
+        train = np.where(seeded, labels, "").astype(object)
+        model = _model(params).fit(features[seeded], labels[seeded].astype(str))
         classes = model.classes_.astype(object)
         probs = model.predict_proba(features)
         labels = classes[probs.argmax(axis=1)]
         seeded = probs.max(axis=1) >= params.seed_confidence
         if len(set(labels[seeded])) < 2:
             break
-    return classes, probs
+    return classes, probs, train
+
+
+def _model(params: SelfTrainParams):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=params.c, class_weight="balanced", max_iter=1000)
+
+
+def cross_fitted(features: np.ndarray, train: np.ndarray, classes: np.ndarray, params: SelfTrainParams) -> np.ndarray:
+    """Out-of-fold class probabilities (columns = ``classes``).
+
+    The cells are split into ``params.folds`` folds, each predicted by the model fitted on the
+    training cells (``train != ""``) of the other folds; a class missing from a fold's training
+    cells gets probability 0 there.
+    """
+    n = features.shape[0]
+    folds = np.random.default_rng(params.random_state).integers(0, params.folds, size=n)
+    probs = np.zeros((n, classes.size))
+    column = {c: j for j, c in enumerate(classes)}
+    for fold in range(params.folds):
+        rows = folds == fold
+        fit = (train != "") & ~rows
+        if not rows.any():
+            continue
+        if len(set(train[fit])) < 2:  # too few training cells outside the fold: the in-sample fit
+            fit = train != ""
+        model = _model(params).fit(features[fit], train[fit].astype(str))
+        probs[np.ix_(rows, [column[c] for c in model.classes_])] = model.predict_proba(features[rows])
+    return probs
+
+
+def temperature(probs: np.ndarray, train: np.ndarray, classes: np.ndarray) -> float:
+    """The temperature ``T`` that minimises the log loss of ``softmax(log p / T)`` on the training cells' labels."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import logsumexp
+
+    rows = np.flatnonzero(train != "")
+    if rows.size == 0:
+        return 1.0
+    column = {c: j for j, c in enumerate(classes)}
+    y = np.array([column[c] for c in train[rows]])
+    logp = np.log(np.clip(probs[rows], 1e-9, 1.0))
+
+    def loss(t: float) -> float:
+        scaled = logp / t
+        return float(-(scaled[np.arange(rows.size), y] - logsumexp(scaled, axis=1)).mean())
+
+    return float(minimize_scalar(loss, bounds=(0.05, 20.0), method="bounded").x)
+
+
+def scaled(probs: np.ndarray, t: float) -> np.ndarray:
+    """``softmax(log p / t)`` row by row."""
+    from scipy.special import softmax
+
+    return softmax(np.log(np.clip(probs, 1e-9, 1.0)) / t, axis=1)
 
 
 def usable(labels: np.ndarray, params: SelfTrainParams) -> bool:
@@ -349,8 +415,8 @@ def usable(labels: np.ndarray, params: SelfTrainParams) -> bool:
 def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.ndarray, confidence: np.ndarray,
                     called: np.ndarray, params: SelfTrainParams, min_confidence: float,
                     samples: np.ndarray | None = None, panel: GenePanel | None = None
-                    ) -> tuple[np.ndarray, np.ndarray, dict[str, int], dict[str, dict[str, Any]]] | None:
-    """Self-trained (calls, confidence, seed counts, specificity) for one population's non-artefact cells, or None.
+                    ) -> tuple[np.ndarray, np.ndarray, dict[str, int], dict[str, Any]] | None:
+    """Self-trained (calls, confidence, seed counts, diagnostics) for one population's non-artefact cells, or None.
 
     ``X``: log-normalised expression of those cells; ``z``: their standardised state scores;
     ``best`` / ``confidence`` / ``called``: the mixture's best state index, its posterior and
@@ -359,6 +425,8 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     skips the specificity test). None when the population is too small, or when the seeds are
     too few and there is no ``panel``; with a ``panel`` and too few seeds, the mixture's calls of
     the states a cluster confirmed (the others' calls are dropped, their confidence set to 0).
+    The diagnostics: ``specificity`` (:func:`confirm_seeds`) and ``temperature`` (of the calibration;
+    NaN without the classifier).
     """
     if X.shape[0] < params.min_cells or X.shape[1] < 3:
         return None
@@ -379,15 +447,23 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
         # too few seeds for the classifier: the mixture's calls of the states a cluster confirmed
         kept = np.isin(mixture_calls, [s for s, d in specificity.items() if d["seeded"]])
         return (np.where(kept, mixture_calls, "").astype(object), np.where(kept | ~called, confidence, 0.0),
-                {}, specificity)
+                {}, {"specificity": specificity, "temperature": float("nan")})
     values, counts = np.unique(labels[labels != ""], return_counts=True)
     keep = set(values[counts >= params.min_seeds])
     labels = np.where(np.isin(labels, list(keep)), labels, "")
-    classes, probs = self_train(np.hstack([pcs, z]), labels, params)
-    probs = smooth(probs, pcs, params)
+    features = np.hstack([pcs, z])
+    classes, probs, train = self_train(features, labels, params)
+    t = 1.0
+    if params.folds >= 2:  # calibration: held-out probabilities, smoothed, temperature fitted on the training cells
+        probs = smooth(cross_fitted(features, train, classes, params), pcs, params)
+        t = temperature(probs, labels, classes)
+        probs = scaled(probs, t)
+    else:
+        probs = smooth(probs, pcs, params)
     state_cols = [j for j, c in enumerate(classes) if c != NONE_CLASS]
     top = np.asarray(state_cols)[probs[:, state_cols].argmax(axis=1)]
     conf = probs[np.arange(probs.shape[0]), top]
     winner = probs.argmax(axis=1)
     calls = np.where((winner == top) & (conf >= min_confidence), classes[top], "")
-    return calls.astype(object), conf, {str(v): int(c) for v, c in zip(values, counts, strict=True)}, specificity
+    seed_counts = {str(v): int(c) for v, c in zip(values, counts, strict=True)}
+    return calls.astype(object), conf, seed_counts, {"specificity": specificity, "temperature": t}

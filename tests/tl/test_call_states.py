@@ -268,8 +268,9 @@ def test_self_training_learns_the_programme_the_scores_read_poorly():
     mixture_calls = np.where(confidence >= 0.5, np.asarray(ids, dtype=object)[best], "none")
     out = selftrain.call_population(X, z, ids, best, confidence, confidence >= 0.5, params, 0.5)
     assert out is not None
-    calls, conf, seeds, specificity = out
-    assert specificity == {}  # no gene panel: no specificity test
+    calls, conf, seeds, diagnostics = out
+    assert diagnostics["specificity"] == {}  # no gene panel: no specificity test
+    assert 0.05 <= diagnostics["temperature"] <= 20.0
     calls = np.where(calls == "", "none", calls)
     assert np.mean(mixture_calls == truth) < 0.7
     assert np.mean(calls == truth) >= 0.8
@@ -713,3 +714,33 @@ def test_pbmc68k_reduced_treg_calls():
     print(f"\npbmc68k_reduced Treg calls: [[T Reg label: called, not], [other CD4: called, not]] = {table}; "
           f"odds ratio {odds}, one-sided Fisher p = {p:.3g}")
     assert table[0][0] >= table[1][0]  # the calls sit in the T Reg label (direction only; see docstring)
+
+
+def test_cross_fitted_probabilities_are_held_out():
+    """A cell's cross-fitted probabilities come from a model that did not see its label."""
+    rng = np.random.default_rng(2)
+    features = np.vstack([rng.normal(0, 1, (60, 3)), rng.normal(1.5, 1, (60, 3))])
+    train = np.repeat(np.array(["A", "B"], dtype=object), 60)
+    classes = np.array(["A", "B"], dtype=object)
+    params = selftrain.SelfTrainParams(folds=5)
+    probs = selftrain.cross_fitted(features, train, classes, params)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    flipped = train.copy()
+    flipped[0] = "B"
+    again = selftrain.cross_fitted(features, flipped, classes, params)
+    np.testing.assert_array_equal(again[0], probs[0])
+    assert not np.array_equal(again, probs)
+
+
+def test_temperature_undoes_a_known_sharpening():
+    from scipy.special import softmax
+
+    rng = np.random.default_rng(3)
+    true = softmax(rng.normal(0, 1.5, (4000, 3)), axis=1)
+    classes = np.array(["A", "B", "C"], dtype=object)
+    labels = np.array([rng.choice(classes, p=p) for p in true], dtype=object)
+    sharpened = selftrain.scaled(true, 1 / 3)  # over-confident: log-probabilities x 3
+    t = selftrain.temperature(sharpened, labels, classes)
+    assert t == pytest.approx(3.0, rel=0.1)
+    np.testing.assert_allclose(selftrain.scaled(sharpened, t), true, atol=0.03)
+    assert selftrain.temperature(sharpened, np.full(4000, "", dtype=object), classes) == 1.0
