@@ -11,8 +11,8 @@ carries. This step learns it:
    batch shifts; implicit centring of the sparse matrix, memory bounded by it), plus the state
    z-scores.
 2. **Seeds from clusters** (confirmed by :mod:`hcctme.tl._state_specificity`). K-means clusters
-   of the cells in PC space (2 K + 4); a cluster is a seed of the state whose mean z-score is highest there when that mean reaches
-   :data:`~hcctme._constants.STATE_CLUSTER_SEED_Z`, at least
+   of the cells in PC space (2 K + 4); a cluster is a seed of the state whose mean z-score is
+   highest there when that mean reaches :data:`~hcctme._constants.STATE_CLUSTER_SEED_Z`, at least
    :data:`~hcctme._constants.STATE_CLUSTER_SEED_SHARE` of that state's highest cluster mean, and
    :data:`~hcctme._constants.STATE_CLUSTER_SUPPORT` of the cluster's cells are that state's
    mixture calls (or the mean reaches :data:`~hcctme._constants.STATE_CLUSTER_STRONG_Z`); the other
