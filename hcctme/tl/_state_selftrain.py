@@ -381,14 +381,17 @@ def cross_fitted(features: np.ndarray, train: np.ndarray, classes: np.ndarray, p
 
 
 def temperature(probs: np.ndarray, train: np.ndarray, classes: np.ndarray) -> float:
-    """The temperature ``T`` that minimises the log loss of ``softmax(log p / T)`` on the training cells' labels."""
+    """The temperature ``T`` that minimises the log loss of ``softmax(log p / T)`` on the labelled cells.
+
+    ``train``: each cell's label (``""``: none); labels that are not among ``classes`` are left out.
+    """
     from scipy.optimize import minimize_scalar
     from scipy.special import logsumexp
 
-    rows = np.flatnonzero(train != "")
+    column = {c: j for j, c in enumerate(classes)}
+    rows = np.flatnonzero(np.isin(train, list(column)))  # labelled cells of a class the model has
     if rows.size == 0:
         return 1.0
-    column = {c: j for j, c in enumerate(classes)}
     y = np.array([column[c] for c in train[rows]])
     logp = np.log(np.clip(probs[rows], 1e-9, 1.0))
 

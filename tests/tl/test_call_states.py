@@ -744,3 +744,6 @@ def test_temperature_undoes_a_known_sharpening():
     assert t == pytest.approx(3.0, rel=0.1)
     np.testing.assert_allclose(selftrain.scaled(sharpened, t), true, atol=0.03)
     assert selftrain.temperature(sharpened, np.full(4000, "", dtype=object), classes) == 1.0
+    # labels of a class the model does not have are left out
+    other = np.where(np.arange(4000) < 100, "D", labels).astype(object)
+    assert selftrain.temperature(sharpened, other, classes) == pytest.approx(3.0, rel=0.1)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import hcctme
-from benchmarks.states_eval import null_fpr
+from benchmarks.states_eval import ABSENT, null_fpr
 from tests.tl._state_generator import (
     CELL_TYPES,
     PARTLY_CIRCULAR,
@@ -118,9 +118,6 @@ def test_calls_on_independent_generator(setting):
     assert caf["recall"].mean() >= 0.55 and caf.loc[caf["n_called"] > 0, "precision"].mean() >= 0.85
     assert res["artefacts"]["stress"] >= 0.6 and res["artefacts"]["doublet"] >= 0.7
     assert res["ece"] <= 0.15
-
-
-ABSENT = ("TREG", "TAM2_SPP1", "CD8_TEFF", "PMN_MDSC", "CAF_IL_ICAF")
 
 
 def test_states_removed_from_every_sample_are_not_called():
