@@ -426,8 +426,9 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     whether it was called; ``samples``: each cell's sample (expression is centred within it);
     ``panel``: the signature and background genes of those cells (:func:`confirm_seeds`; None
     skips the specificity test). None when the population is too small, or when the seeds are
-    too few and there is no ``panel``; with a ``panel`` and too few seeds, the mixture's calls of
-    the states a cluster confirmed (the others' calls are dropped, their confidence set to 0).
+    too few and there is no ``panel``; with a ``panel`` and too few seeds, the mixture's calls
+    except those of the states whose candidate clusters were all declined (their calls are
+    dropped, their confidence set to 0).
     The diagnostics: ``specificity`` (:func:`confirm_seeds`) and ``temperature`` (of the calibration;
     NaN without the classifier).
     """
@@ -447,8 +448,10 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     if not usable(labels, params):
         if panel is None:
             return None
-        # too few seeds for the classifier: the mixture's calls of the states a cluster confirmed
-        kept = np.isin(mixture_calls, [s for s, d in specificity.items() if d["seeded"]])
+        # too few seeds for the classifier: the mixture's calls, except those of states whose clusters were
+        # all declined by the specificity test
+        declined = [s for s, d in specificity.items() if d["clusters_tested"] and not d["seeded"]]
+        kept = (mixture_calls != "") & ~np.isin(mixture_calls, declined)
         return (np.where(kept, mixture_calls, "").astype(object), np.where(kept | ~called, confidence, 0.0),
                 {}, {"specificity": specificity, "temperature": float("nan")})
     values, counts = np.unique(labels[labels != ""], return_counts=True)
