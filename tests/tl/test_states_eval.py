@@ -4,8 +4,8 @@ The generator marks states with other papers' gene lists (30-60 % shared with th
 these tests measure ``tl.call_states`` against data it was not built from. The assertions are the
 floors the caller reaches on small cohorts (README gives the benchmark figures). The issue-13
 per-state targets (recall >= 0.8, precision >= 0.85) hold for TREG, KUPFFER, TAM2_SPP1, CD8_TEFF and
-CD8_TEX_TERMINAL; the per-parent ARI >= 0.8 holds for CD4 T cells only, and the ECE (0.07-0.09) is
-above 0.05: those targets are not reached on this generator.
+CD8_TEX_TERMINAL; the per-parent ARI >= 0.8 holds for CD4 T cells only, and the ECE (0.05-0.14 on the
+two cohorts here) is above 0.05: those targets are not reached on this generator.
 """
 
 from __future__ import annotations
@@ -103,11 +103,12 @@ def test_calls_on_independent_generator(setting):
     for state in set(calls) - {"unassigned"}:
         expected = parent[hcctme.sig.get(state).cell_context]
         assert (adata.obs.loc[calls == state, "cell_type"] == expected).all(), state
-    # what the caller reaches with library 2.1 (floors a little below the values measured on this seed: CD8
-    # 0.62 / 0.61, CD4 0.86 / 0.94, macrophages 0.76 / 0.81, CAFs 0.35 / 0.37 on 10x / Smart-seq). The generator's
+    # what the caller reaches with library 2.1, the specificity test and the calibrated classifier (floors a little
+    # below the values measured on this seed: CD8 0.70 / 0.68, CD4 0.86 / 0.94, macrophages 0.77 / 0.81, CAFs
+    # 0.47 / 0.62 on 10x / Smart-seq; ECE 0.138 / 0.048; uncalibrated CAFs were 0.35 / 0.37). The generator's
     # gene universe includes the library's genes in sorted order, so any list edit moves baseline levels between
     # genes and these per-seed figures by several hundredths (benchmarks/states_eval.py averages seeds).
-    assert res["ari"]["CD4+ T cells"] >= 0.8 and res["ari"]["CAFs"] >= 0.3
+    assert res["ari"]["CD4+ T cells"] >= 0.8 and res["ari"]["CAFs"] >= 0.4
     assert res["ari"]["Macrophages"] >= 0.7 and res["ari"]["CD8+ T cells"] >= 0.55
     # the issue-13 per-state targets (recall >= 0.8, precision >= 0.85) hold for these states
     reached = res["states"].loc[["TREG", "KUPFFER", "TAM2_SPP1", "CD8_TEX_TERMINAL"]]
