@@ -25,8 +25,8 @@ A cluster seeds a state only when (:func:`gene_test`, :func:`specific`) the one-
 most :data:`~hcctme._constants.STATE_SPECIFICITY_ALPHA` and at least
 :data:`~hcctme._constants.STATE_SPECIFICITY_MIN_UP` of the state's measured genes are up. A state
 with fewer than :data:`~hcctme._constants.STATE_SPECIFICITY_MIN_GENES` measured genes (the 2-5 gene
-marker panels) cannot reach that p-value through one gene and is not tested: its seeds follow the
-score alone, as before.
+marker panels) cannot reach that p-value through one gene: a cluster seeds it when at least one of
+its genes is up there.
 """
 
 from __future__ import annotations
@@ -170,6 +170,7 @@ def params() -> dict[str, float | int]:
 def specific(result: dict[str, float]) -> bool:
     """Whether a :func:`gene_test` result lets the cluster seed the state."""
     if result["n_measured"] < STATE_SPECIFICITY_MIN_GENES:
-        return True  # a short panel cannot reach the test's alpha through one gene: not testable
+        # a short panel cannot reach the test's alpha through one gene: one of its genes up is enough
+        return result["n_up"] >= 1
     return (result["pvalue"] <= STATE_SPECIFICITY_ALPHA
             and result["n_up"] >= STATE_SPECIFICITY_MIN_UP * result["n_measured"])

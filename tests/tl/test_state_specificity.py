@@ -54,7 +54,7 @@ def test_read_panel_matches_whole_matrix_normalisation():
 
 def test_broad_programme_seeds_and_a_few_shared_genes_do_not():
     counts, groups, names = _population()
-    panel = _panel(counts, names, {"S": [f"G{i}" for i in range(40)], "SHORT": ["G38", "G39", "G45"]})
+    panel = _panel(counts, names, {"S": [f"G{i}" for i in range(40)], "SHORT": ["G38", "G39", "G55"]})
     _, auroc = specificity.cluster_auroc(panel.X, groups)
     broad = specificity.gene_test(auroc[1], panel, "S")
     narrow = specificity.gene_test(auroc[2], panel, "S")
@@ -63,9 +63,10 @@ def test_broad_programme_seeds_and_a_few_shared_genes_do_not():
     # two of S's 40 genes up, as the ten other genes of that programme: up no more often than background
     assert narrow["n_up"] == 2 and narrow["pvalue"] > 0.01 and not specificity.specific(narrow)
     assert not specificity.specific(specificity.gene_test(auroc[0], panel, "S"))
-    # a 3-gene panel cannot reach the test's p-value through its genes: not tested, seeds as before
+    # a 3-gene panel cannot reach the test's p-value through its genes: one gene up is enough
     short = specificity.gene_test(auroc[2], panel, "SHORT")
-    assert short["n_measured"] == 3 and specificity.specific(short)
+    assert short["n_measured"] == 3 and short["n_up"] == 2 and specificity.specific(short)
+    assert not specificity.specific(specificity.gene_test(auroc[1], panel, "SHORT"))  # none of its genes up
     assert specificity.gene_test(auroc[1], panel, "UNMEASURED")["pvalue"] == 1.0
 
 
