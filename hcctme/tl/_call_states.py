@@ -465,7 +465,7 @@ def call_states(
     matrix = adata.layers[layer] if layer is not None else adata.X
     result, calls, confidence, trained = _calls(m, matrix, thresholds, samples.to_numpy(), refine=refine,
                                                 refine_resolution=refine_resolution, self_train=self_train,
-                                                var_names=adata.var_names)
+                                                var_names=_validate.gene_names(adata))
     table = _count_table(calls, m["contexts"], samples.to_numpy(), m["states"])
     call = {"cell_type_key": cell_type_key, "scores_key": scores_key, "sample_key": sample_key,
             "context_map": context_map, "artefacts": extra, "min_confidence": min_confidence, "refine": refine,
