@@ -254,7 +254,7 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
                    + ("; self-training: k-means clusters of the context's within-sample-centred expression "
                       "PCs seed the states and 'none of these' (a cluster seeds a state only when a real share of "
                       "the state's signature genes is up in it, more often than expression-matched background "
-                      "genes: self_train.specificity; a state no cluster confirms is not called), a logistic "
+                      "genes: self_train.specificity; a state whose clusters are all declined is not called), a logistic "
                       "regression on the PCs and state "
                       "z-scores is fitted on the seeds, its cross-fitted (5-fold) probabilities averaged over 15 "
                       "nearest neighbours and temperature-scaled to the cluster seeds (self_train.temperature; "
@@ -414,10 +414,10 @@ def call_states(
        mixture's calls) and "none of these" in the others. A cluster seeds a state only when the
        state's signature genes are up in it (AUROC against the rest of the population >= 0.65) more
        often than expression-matched background genes (one-sided binomial p <= 0.01) and at least
-       15 % of them are up (:mod:`hcctme.tl._state_specificity`; 2-5 gene panels are not tested): a
-       population split by something else (a stimulation, a batch) that shares two or three genes
-       with a state's list does not make that state, and a state no cluster confirms gets no call,
-       not even from the mixture. A multinomial logistic regression
+       15 % of them are up (:mod:`hcctme.tl._state_specificity`; for a 2-5 gene panel one gene up
+       suffices): a population split by something else (a stimulation, a batch) that shares two or
+       three genes with a state's list does not make that state, and a state whose clusters are all
+       declined gets no call, not even from the mixture. A multinomial logistic regression
        (balanced classes) on the components plus the state z-scores is fitted on the seeds and
        refitted twice on its own confident predictions; the last model's probabilities are
        cross-fitted (5 folds, each predicted by the model fitted on the others), averaged with

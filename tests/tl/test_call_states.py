@@ -614,10 +614,9 @@ def test_absent_state_gets_few_calls(demo_called, absent):
 
     Before the specificity test of the cluster seeds, a cluster of the parent was seeded with the absent
     state whenever its score was highest there (24 % of the CD4 T cells called TREG without Tregs, 15 % of
-    monocytes M_MDSC). Measured now: TREG, TAM1_FOLR2, CD8_TEFF, PMN_MDSC 0 %, M_MDSC 2 % (a 5-gene panel,
-    not tested). Known weakness: without wound myCAFs 18.5 % of the fibroblasts (the cells of its
-    near-identical sibling ECM myCAF, which raise the wound list's shared genes) are called wound (recall
-    of ECM 0).
+    monocytes M_MDSC). Measured now: TREG, TAM1_FOLR2, CD8_TEFF, PMN_MDSC, M_MDSC 0 %. Known weakness:
+    without wound myCAFs 20 % of the fibroblasts (the cells of its near-identical sibling ECM myCAF, which
+    raise the wound list's shared genes) are called wound (recall of ECM 0).
     """
     adata = demo_called[demo_called.obs["state_true"] != absent].copy()
     hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
