@@ -254,8 +254,8 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
                    + ("; self-training: k-means clusters of the context's within-sample-centred expression "
                       "PCs seed the states and 'none of these' (a cluster seeds a state only when a real share of "
                       "the state's signature genes is up in it, more often than expression-matched background "
-                      "genes: self_train.specificity; a state whose clusters are all declined is not called), a logistic "
-                      "regression on the PCs and state "
+                      "genes: self_train.specificity; a state whose clusters are all declined is not called), "
+                      "a logistic regression on the PCs and state "
                       "z-scores is fitted on the seeds, its cross-fitted (5-fold) probabilities averaged over 15 "
                       "nearest neighbours and temperature-scaled to the cluster seeds (self_train.temperature; "
                       "contexts in self_train.seeds)" if self_train else "")),
