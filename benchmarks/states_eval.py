@@ -6,10 +6,11 @@ second dissociation-stress gene set (van den Brink 2017, as an extra artefact co
 and print per-parent ARI, per-state recall / precision, the ECE of the calls' confidence and the
 share of artefact cells left unassigned; then the false-positive rate of
 ``tl.compare(features="composition")`` on the calls of ``--null`` null cohorts (no planted
-difference between the two arms). ``--refine leiden`` adds cluster voting; ``--no-self-train``
-measures the mixture's calls without the self-training step.
+difference between the two arms). ``--absent`` adds, per setting, a cohort with one state per parent
+removed from every sample and prints the share of the parent called that state. ``--refine leiden``
+adds cluster voting; ``--no-self-train`` measures the mixture's calls without the self-training step.
 
-    python benchmarks/states_eval.py --seeds 2 --null 30
+    python benchmarks/states_eval.py --seeds 2 --null 16 --absent
 """
 
 from __future__ import annotations
@@ -38,6 +39,21 @@ def run(setting: str, seed: int, refine: str | None, cells: int, patients: int, 
     return evaluate(adata)
 
 
+# one state per parent, removed from every sample of an "absent" cohort (all cells expressing its programme)
+ABSENT = ("TREG", "TAM2_SPP1", "CD8_TEFF", "PMN_MDSC", "CAF_IL_ICAF")
+
+
+def absent_calls(setting: str, seed: int, cells: int, patients: int) -> pd.Series:
+    """Share of each parent's cells called the state removed from the cohort (:data:`ABSENT`)."""
+    adata = generate(setting, seed=seed, n_patients=patients, cells_per_patient=cells)
+    adata = adata[~adata.obs["programme"].astype(str).isin(ABSENT)].copy()
+    hcctme.tl.score(adata)
+    hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
+    calls = adata.obs["hcctme_state"].astype(str)
+    context = adata.obs["hcctme_state_context"].astype(str)
+    return pd.Series({s: float((calls[context == hcctme.sig.get(s).cell_context] == s).mean()) for s in ABSENT})
+
+
 def null_fpr(n_cohorts: int) -> tuple[float, int]:
     """Share of composition tests at p < 0.05 on the calls of null cohorts (8 patients, 4 vs 4)."""
     pvalues = []
@@ -61,6 +77,7 @@ def main() -> None:
     parser.add_argument("--refine", default=None, choices=[None, "leiden"])
     parser.add_argument("--no-self-train", action="store_true", help="mixture calls only")
     parser.add_argument("--null", type=int, default=0, help="null cohorts for the composition FPR")
+    parser.add_argument("--absent", action="store_true", help="over-calls of states removed from a cohort")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     ari, states, summary = [], [], []
@@ -78,6 +95,11 @@ def main() -> None:
     print(table.unstack("setting").round(2).to_string())
     print("\nECE of the calls' confidence; share of artefact cells left unassigned:")
     print(pd.DataFrame(summary).groupby("setting").mean(numeric_only=True).drop(columns="seed").round(3).to_string())
+    if args.absent:
+        shares = pd.DataFrame({setting: absent_calls(setting, 100, args.cells, args.patients)
+                               for setting in args.settings}).T
+        print(f"\nshare of the parent called a state removed from every sample ({', '.join(ABSENT)}; seed 100):")
+        print(shares.round(3).to_string())
     if args.null:
         fpr, n_tests = null_fpr(args.null)
         print(f"\ncomposition FPR at p < 0.05 on {args.null} null cohorts: {fpr:.3f} ({n_tests} tests)")

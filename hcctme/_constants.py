@@ -174,6 +174,22 @@ STATE_CLUSTER_STRONG_Z: Final = 1.0
 STATE_SMOOTH_NEIGHBORS: Final = 15
 STATE_SMOOTHING: Final = 0.5
 STATE_SMOOTH_POOL: Final = 20_000  # neighbours searched among at most this many cells of a population
+# specificity of a cluster seed (tl/_state_specificity.py): a cluster seeds a state only when the state's
+# signature genes are up in it (AUROC of the cluster against the rest of the population >= STATE_SPECIFICITY_AUROC)
+# more often than expression-matched background genes (STATE_SPECIFICITY_BINS mean-expression bins of up to
+# STATE_SPECIFICITY_BACKGROUND genes), one-sided binomial p <= STATE_SPECIFICITY_ALPHA, and at least
+# STATE_SPECIFICITY_MIN_UP of its measured genes (detected in >= STATE_SPECIFICITY_MIN_DETECTION of the cells) are up
+STATE_SPECIFICITY_AUROC: Final = 0.65
+STATE_SPECIFICITY_ALPHA: Final = 0.01
+STATE_SPECIFICITY_MIN_UP: Final = 0.15
+STATE_SPECIFICITY_BACKGROUND: Final = 1500
+STATE_SPECIFICITY_BINS: Final = 10
+STATE_SPECIFICITY_MIN_DETECTION: Final = 0.01
+# a state with fewer measured signature genes (2-5 gene marker panels) is not tested
+STATE_SPECIFICITY_MIN_GENES: Final = 8
+# calibration of the self-trained probabilities: cross-fitted over this many folds (< 2: in-sample, no
+# temperature), smoothed, then temperature-scaled on the training cells
+STATE_CALIBRATION_FOLDS: Final = 5
 
 ROLES: Final = ("resistance", "response", "state", "program", "marker", "artefact")
 EVIDENCE: Final = ("published_list", "marker_panel", "derived")

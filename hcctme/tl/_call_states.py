@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from anndata import AnnData
 
 from hcctme import _validate
@@ -22,6 +23,7 @@ from hcctme._logging import logger
 from hcctme.tl import _contexts
 from hcctme.tl import _state_model as _model
 from hcctme.tl import _state_selftrain as _selftrain
+from hcctme.tl import _state_specificity as _specificity
 
 REFINE_METHODS = (None, "leiden")
 WEAK_SEPARATION = 1.5
@@ -196,19 +198,21 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
     for context, ids in missing.items():
         if context in states:
             logger.warning("%s states not scored (left out of the competition): %s", context, ids)
-    return {"states": states, "ignored": ignored, "used_cols": used_cols, "contexts": contexts,
+    genes = {s: list(library[s].genes_up) for s in used_cols}
+    return {"states": states, "ignored": ignored, "used_cols": used_cols, "contexts": contexts, "genes": genes,
             "art_cols": art_cols, "values": values, "references": _references(values, contexts, markers)}
 
 
 def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, samples: np.ndarray, *,
-           refine: str | None, refine_resolution: float,
-           self_train: bool) -> tuple[_model.Assignment, np.ndarray, np.ndarray, dict[str, dict[str, int]]]:
-    """The mixture's assignment, the final calls and confidence, and the self-training seeds."""
+           refine: str | None, refine_resolution: float, self_train: bool,
+           var_names: pd.Index) -> tuple[_model.Assignment, np.ndarray, np.ndarray, dict[str, Any]]:
+    """The mixture's assignment, the final calls and confidence, and the self-training's seeds and specificity."""
     contexts, states = m["contexts"], m["states"]
     result = _model.assign(m["values"], contexts, states, artefacts=m["art_cols"], references=m["references"],
                            thresholds=thresholds)
-    trained = (_self_train(matrix, result, contexts, states, thresholds.min_confidence, samples)
-               if self_train else {})
+    seeds, tests, temperatures = (_self_train(matrix, result, contexts, states, thresholds.min_confidence, samples,
+                                              var_names, m["genes"]) if self_train else ({}, {}, {}))
+    trained = {"seeds": seeds, "specificity": tests, "temperature": temperatures}
     calls, confidence = result.calls, result.confidence
     if refine == "leiden":
         calls, confidence = _refine_leiden(result, contexts, states, resolution=refine_resolution)
@@ -225,7 +229,7 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
 
 def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.Resolution, library_version: str,
                 thresholds: _model.Thresholds, result: _model.Assignment,
-                trained: dict[str, dict[str, int]]) -> dict[str, Any]:
+                trained: dict[str, Any]) -> dict[str, Any]:
     """uns[key_added + "_params"]: the call's parameters, the mapping, the model and its diagnostics."""
     self_train, refine = call["self_train"], call["refine"]
     return {
@@ -248,12 +252,17 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
                    "each context (no per-sample re-centering); K-states-or-none mixture (EM) per context; "
                    "confidence = posterior of the best state"
                    + ("; self-training: k-means clusters of the context's within-sample-centred expression "
-                      "PCs seed the states and 'none of these', a logistic regression on the PCs and state "
-                      "z-scores is fitted on the seeds and its probabilities averaged over 15 nearest "
-                      "neighbours (contexts in self_train.seeds)" if self_train else "")),
+                      "PCs seed the states and 'none of these' (a cluster seeds a state only when a real share of "
+                      "the state's signature genes is up in it, more often than expression-matched background "
+                      "genes: self_train.specificity; a state whose clusters are all declined is not called), "
+                      "a logistic regression on the PCs and state "
+                      "z-scores is fitted on the seeds, its cross-fitted (5-fold) probabilities averaged over 15 "
+                      "nearest neighbours and temperature-scaled to the cluster seeds (self_train.temperature; "
+                      "contexts in self_train.seeds)" if self_train else "")),
         "ignored_signatures": m["ignored"],
         "refine": {"method": refine or "none", "resolution": float(call["refine_resolution"])},
-        "self_train": {"params": _selftrain.SelfTrainParams().to_dict(), "seeds": trained},
+        "self_train": {"params": _selftrain.SelfTrainParams().to_dict(), "specificity_params": _specificity.params(),
+                       **trained},
         "diagnostics": result.diagnostics,
         "fitted": dict(result.fitted),
     }
@@ -371,7 +380,10 @@ def call_states(
       (label -> context), ``mapping_source``, ``states`` (context -> state ids competed),
       ``artefact_signatures`` (context -> columns used), ``thresholds``, ``method``,
       ``diagnostics`` (per state the fitted proportion and separation; per context the artefact
-      cells), ``fitted``, ``ignored_signatures``, ``refine``.
+      cells), ``fitted``, ``ignored_signatures``, ``refine``, ``self_train`` (``params``, ``seeds``
+      per context, ``specificity``: per context and state whether a cluster confirmed it, the
+      clusters tested and declined, and the test of its best cluster: ``n_measured``, ``n_up``,
+      ``null_rate``, ``pvalue``; ``specificity_params``).
 
     Notes
     -----
@@ -399,13 +411,21 @@ def call_states(
        within each sample (``sample_key``), is reduced to 30 principal components of its 2,000
        most variable genes; k-means clusters of those components seed each state in the cluster
        where its signature is highest (and in clusters at least half as high, backed by the
-       mixture's calls) and "none of these" in the others; a multinomial logistic regression
+       mixture's calls) and "none of these" in the others. A cluster seeds a state only when the
+       state's signature genes are up in it (AUROC against the rest of the population >= 0.65) more
+       often than expression-matched background genes (one-sided binomial p <= 0.01) and at least
+       15 % of them are up (:mod:`hcctme.tl._state_specificity`; for a 2-5 gene panel one gene up
+       suffices): a population split by something else (a stimulation, a batch) that shares two or
+       three genes with a state's list does not make that state, and a state whose clusters are all
+       declined gets no call, not even from the mixture. A multinomial logistic regression
        (balanced classes) on the components plus the state z-scores is fitted on the seeds and
-       refitted twice on its own confident predictions; each cell's class probabilities are
-       averaged with those of its 15 nearest neighbours (weight 0.5). The probability of the best
-       state replaces the confidence and the call is that state when it beats "none of these" and
-       reaches ``min_confidence``. It learns the many programme genes a short signature does not
-       read; artefact cells stay unassigned.
+       refitted twice on its own confident predictions; the last model's probabilities are
+       cross-fitted (5 folds, each predicted by the model fitted on the others), averaged with
+       those of each cell's 15 nearest neighbours (weight 0.5) and temperature-scaled to the
+       cluster seeds' labels (``uns[key_added + "_params"]["self_train"]["temperature"]``). The
+       probability of the best state replaces the confidence and the call is that state when it
+       beats "none of these" and reaches ``min_confidence``. It learns the many programme genes a
+       short signature does not read; artefact cells stay unassigned.
 
     Contexts with fewer than 30 cells use a rule instead of the mixture: ``min(1 - 2**(-(z_best
     - z_second) / 0.75), Phi(z_best))`` (K >= 2) or ``Phi(z - 1)`` (K = 1).
@@ -444,7 +464,8 @@ def call_states(
     thresholds = _model.Thresholds(min_confidence=min_confidence)
     matrix = adata.layers[layer] if layer is not None else adata.X
     result, calls, confidence, trained = _calls(m, matrix, thresholds, samples.to_numpy(), refine=refine,
-                                                refine_resolution=refine_resolution, self_train=self_train)
+                                                refine_resolution=refine_resolution, self_train=self_train,
+                                                var_names=_validate.gene_names(adata))
     table = _count_table(calls, m["contexts"], samples.to_numpy(), m["states"])
     call = {"cell_type_key": cell_type_key, "scores_key": scores_key, "sample_key": sample_key,
             "context_map": context_map, "artefacts": extra, "min_confidence": min_confidence, "refine": refine,
@@ -463,34 +484,48 @@ def call_states(
     return adata if copy else None
 
 def _self_train(matrix: Any, result: _model.Assignment, contexts: np.ndarray, states: Mapping[str, list[str]],
-                min_confidence: float, samples: np.ndarray) -> dict[str, dict[str, int]]:
+                min_confidence: float, samples: np.ndarray, var_names: pd.Index,
+                genes: Mapping[str, list[str]]
+                ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, Any]], dict[str, float]]:
     """Replace the mixture's calls by the self-trained ones where a context allows it (in place).
 
-    Returns context -> seed counts per class for the contexts that were self-trained.
+    ``genes``: each state's signature genes (the specificity test of the cluster seeds). Returns
+    context -> seed counts per class for the contexts that were self-trained, and context -> state
+    -> specificity test (:func:`hcctme.tl._state_selftrain.confirm_seeds`), and context -> temperature
+    of the calibration (NaN where the population kept the mixture's calls).
     """
     params = _selftrain.SelfTrainParams()
     out: dict[str, dict[str, int]] = {}
+    tests: dict[str, dict[str, Any]] = {}
+    temperatures: dict[str, float] = {}
     for context, ids in states.items():
         idx = np.flatnonzero((contexts == context) & (result.artefact == ""))
         if idx.size < params.min_cells:
             continue
+        columns, positions, background = _specificity.panel_columns(var_names, {s: genes[s] for s in ids})
         if hasattr(matrix, "to_memory"):  # backed: read in chunks, the candidate variable genes only
             expression = _selftrain.log_expression_chunked(matrix, idx, params, samples[idx])
+            panel_x = _specificity.read_panel(matrix, idx, columns, _selftrain.holds_counts(matrix, idx))
         else:
             expression = _selftrain.log_expression(matrix[idx])
+            panel_x = sp.csc_matrix(expression[:, columns])
+        panel = _specificity.build_panel(panel_x, positions, background)
         z = result.z[ids].to_numpy(dtype=float)[idx]
         position = {s: j for j, s in enumerate(ids)}
         best = np.array([position[b] for b in result.best[idx]], dtype=int)
         called = result.calls[idx] != Defaults.UNASSIGNED
         trained = _selftrain.call_population(expression, z, list(ids), best, result.confidence[idx], called,
-                                             params, min_confidence, samples[idx])
+                                             params, min_confidence, samples[idx], panel)
         if trained is None:
             continue
-        calls, confidence, counts = trained
+        calls, confidence, counts, diagnostics = trained
+        tests[context] = diagnostics["specificity"]
+        temperatures[context] = diagnostics["temperature"]
         result.calls[idx] = np.where(calls == "", Defaults.UNASSIGNED, calls)
         result.confidence[idx] = confidence
-        out[context] = counts
-    return out
+        if counts:
+            out[context] = counts
+    return out, tests, temperatures
 
 
 def _artefact_columns(artefacts, scores: pd.DataFrame, scores_key: str) -> list[str]:

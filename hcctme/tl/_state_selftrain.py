@@ -10,9 +10,9 @@ carries. This step learns it:
    log-normalised and centred within each sample (the components follow states, not patients'
    batch shifts; implicit centring of the sparse matrix, memory bounded by it), plus the state
    z-scores.
-2. **Seeds from clusters.** K-means clusters of the cells in PC space (2 K + 4); a cluster is a
-   seed of the state whose mean z-score is highest there when that mean reaches
-   :data:`~hcctme._constants.STATE_CLUSTER_SEED_Z`, at least
+2. **Seeds from clusters** (confirmed by :mod:`hcctme.tl._state_specificity`). K-means clusters
+   of the cells in PC space (2 K + 4); a cluster is a seed of the state whose mean z-score is
+   highest there when that mean reaches :data:`~hcctme._constants.STATE_CLUSTER_SEED_Z`, at least
    :data:`~hcctme._constants.STATE_CLUSTER_SEED_SHARE` of that state's highest cluster mean, and
    :data:`~hcctme._constants.STATE_CLUSTER_SUPPORT` of the cluster's cells are that state's
    mixture calls (or the mean reaches :data:`~hcctme._constants.STATE_CLUSTER_STRONG_Z`); the other
@@ -23,9 +23,14 @@ carries. This step learns it:
 3. **Classifier.** A multinomial logistic regression with balanced class weights is fitted on
    the seeds, predicts every cell, and is refitted on its own predictions with probability >=
    the seed confidence (:data:`~hcctme._constants.STATE_SELFTRAIN_ROUNDS` rounds).
-4. **Smoothing.** Each cell's class probabilities are averaged with those of its
-   :data:`~hcctme._constants.STATE_SMOOTH_NEIGHBORS` nearest cells in PC space (weight
-   :data:`~hcctme._constants.STATE_SMOOTHING`).
+4. **Calibration and smoothing.** The last model's probabilities are cross-fitted: the cells are
+   split into :data:`~hcctme._constants.STATE_CALIBRATION_FOLDS` folds and each fold is predicted
+   by the model fitted on the other folds' training cells. Each cell's class probabilities are
+   averaged with those of its :data:`~hcctme._constants.STATE_SMOOTH_NEIGHBORS` nearest cells in
+   PC space (weight :data:`~hcctme._constants.STATE_SMOOTHING`), then temperature-scaled
+   (``softmax(log p / T)``) with the ``T`` that fits the cluster seeds' labels best (log loss):
+   the seeds are labelled by their cluster, not by the classifier, so ``T`` is not fitted to the
+   classifier's own confident predictions.
 5. **Call.** The probability of the best state is the confidence; the call is that state when
    it is the most probable class (states and "none") and reaches ``min_confidence``.
 
@@ -44,6 +49,7 @@ import scipy.sparse as sp
 
 from hcctme import _validate
 from hcctme._constants import (
+    STATE_CALIBRATION_FOLDS,
     STATE_CLUSTER_SEED_SHARE,
     STATE_CLUSTER_SEED_Z,
     STATE_CLUSTER_STRONG_Z,
@@ -63,6 +69,8 @@ from hcctme._constants import (
     STATE_SMOOTHING,
     Defaults,
 )
+from hcctme.tl import _state_specificity as _specificity
+from hcctme.tl._state_specificity import GenePanel
 
 NONE_CLASS = "none of these"
 
@@ -87,6 +95,7 @@ class SelfTrainParams:
     n_neighbors: int = STATE_SMOOTH_NEIGHBORS
     smoothing: float = STATE_SMOOTHING
     neighbour_pool: int = STATE_SMOOTH_POOL
+    folds: int = STATE_CALIBRATION_FOLDS
     random_state: int = 0
 
     def to_dict(self) -> dict[str, float | int]:
@@ -97,6 +106,16 @@ def log_expression(X) -> sp.csr_matrix:
     """``X`` as sparse log-normalised expression: raw counts (integers) are scaled to 10,000 per cell and log1p'd."""
     X = sp.csr_matrix(X, dtype=np.float32)
     return _normalised(X, _holds_counts(X.data))
+
+
+def holds_counts(matrix: Any, rows: np.ndarray, *, chunk_size: int = Defaults.CHUNK_SIZE) -> bool:
+    """Whether the first stored values of ``matrix[rows]`` (at most ``_COUNTS_PROBE``) are raw counts."""
+    probe: list[np.ndarray] = []
+    for start in range(0, len(rows), chunk_size):
+        probe.append(sp.csr_matrix(_validate.in_memory(matrix[rows[start:start + chunk_size]])).data)
+        if sum(p.size for p in probe) >= _COUNTS_PROBE:
+            break
+    return _holds_counts(np.concatenate(probe) if probe else np.empty(0, np.float32))
 
 
 def _holds_counts(values: np.ndarray) -> bool:
@@ -141,12 +160,7 @@ def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParam
         for start in range(0, len(rows), chunk_size):
             yield sp.csr_matrix(_validate.in_memory(matrix[rows[start:start + chunk_size]]), dtype=np.float32)
 
-    probe: list[np.ndarray] = []
-    for block in blocks():
-        probe.append(block.data)
-        if sum(p.size for p in probe) >= _COUNTS_PROBE:
-            break
-    counts = _holds_counts(np.concatenate(probe) if probe else np.empty(0, np.float32))
+    counts = holds_counts(matrix, rows, chunk_size=chunk_size)
     sums = np.zeros((n_samples, matrix.shape[1]))
     squares = np.zeros(matrix.shape[1])
     for start, block in zip(range(0, len(rows), chunk_size), blocks(), strict=True):
@@ -237,6 +251,35 @@ def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np
     return np.array([label[g] for g in groups], dtype=object)
 
 
+def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str],
+                  panel: GenePanel) -> tuple[np.ndarray, dict[str, dict[str, Any]]]:
+    """Decline the state seeds of clusters whose state genes are not up there (:mod:`._state_specificity`).
+
+    Returns the labels (declined clusters become :data:`NONE_CLASS`) and, per state, ``seeded``
+    (a cluster kept it), ``clusters_tested``, ``clusters_declined`` and the test of its cluster
+    with the smallest p-value (``n_measured``, ``n_up``, ``null_rate``, ``pvalue``).
+    """
+    out = labels.copy()
+    names, auroc = _specificity.cluster_auroc(panel.X, groups)
+    report: dict[str, dict[str, Any]] = {s: {"seeded": False, "clusters_tested": 0, "clusters_declined": 0,
+                                             "pvalue": 1.0} for s in ids}
+    for g, row in zip(names, auroc, strict=True):
+        state = labels[np.flatnonzero(groups == g)[0]]
+        if state == NONE_CLASS:
+            continue
+        test = _specificity.gene_test(row, panel, state)
+        entry = report[state]
+        entry["clusters_tested"] += 1
+        if _specificity.specific(test):
+            entry["seeded"] = True
+        else:
+            entry["clusters_declined"] += 1
+            out[groups == g] = NONE_CLASS
+        if test["pvalue"] <= entry["pvalue"]:
+            entry.update(test)
+    return out, report
+
+
 def smooth(probs: np.ndarray, pcs: np.ndarray, params: SelfTrainParams) -> np.ndarray:
     """Average each cell's class probabilities with those of its nearest neighbours in PC space.
 
@@ -285,23 +328,85 @@ def seeds(ids: list[str], best: np.ndarray, confidence: np.ndarray, called: np.n
     return labels
 
 
-def self_train(features: np.ndarray, labels: np.ndarray, params: SelfTrainParams) -> tuple[np.ndarray, np.ndarray]:
-    """Fit on the seeds, predict all cells, refit on confident predictions; (classes, probabilities)."""
-    from sklearn.linear_model import LogisticRegression
+def self_train(features: np.ndarray, labels: np.ndarray,
+               params: SelfTrainParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit on the seeds, predict all cells, refit on confident predictions.
 
+    Returns (classes, probabilities of every cell, the labels the last model was fitted on: ``""``
+    for the cells it was not fitted on).
+    """
     seeded = labels != ""
     probs = np.empty((features.shape[0], 0))
     classes = np.empty(0, dtype=object)
+    train = labels
     for _ in range(max(params.rounds, 1)):
-        model = LogisticRegression(C=params.c, class_weight="balanced", max_iter=1000)
-        model.fit(features[seeded], labels[seeded].astype(str))
+        train = np.where(seeded, labels, "").astype(object)
+        model = _model(params).fit(features[seeded], labels[seeded].astype(str))
         classes = model.classes_.astype(object)
         probs = model.predict_proba(features)
         labels = classes[probs.argmax(axis=1)]
         seeded = probs.max(axis=1) >= params.seed_confidence
         if len(set(labels[seeded])) < 2:
             break
-    return classes, probs
+    return classes, probs, train
+
+
+def _model(params: SelfTrainParams):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=params.c, class_weight="balanced", max_iter=1000)
+
+
+def cross_fitted(features: np.ndarray, train: np.ndarray, classes: np.ndarray, params: SelfTrainParams) -> np.ndarray:
+    """Out-of-fold class probabilities (columns = ``classes``).
+
+    The cells are split into ``params.folds`` folds, each predicted by the model fitted on the
+    training cells (``train != ""``) of the other folds; a class missing from a fold's training
+    cells gets probability 0 there.
+    """
+    n = features.shape[0]
+    folds = np.random.default_rng(params.random_state).integers(0, params.folds, size=n)
+    probs = np.zeros((n, classes.size))
+    column = {c: j for j, c in enumerate(classes)}
+    for fold in range(params.folds):
+        rows = folds == fold
+        fit = (train != "") & ~rows
+        if not rows.any():
+            continue
+        if len(set(train[fit])) < 2:  # too few training cells outside the fold: the in-sample fit
+            fit = train != ""
+        model = _model(params).fit(features[fit], train[fit].astype(str))
+        probs[np.ix_(rows, [column[c] for c in model.classes_])] = model.predict_proba(features[rows])
+    return probs
+
+
+def temperature(probs: np.ndarray, train: np.ndarray, classes: np.ndarray) -> float:
+    """The temperature ``T`` that minimises the log loss of ``softmax(log p / T)`` on the labelled cells.
+
+    ``train``: each cell's label (``""``: none); labels that are not among ``classes`` are left out.
+    """
+    from scipy.optimize import minimize_scalar
+    from scipy.special import logsumexp
+
+    column = {c: j for j, c in enumerate(classes)}
+    rows = np.flatnonzero(np.isin(train, list(column)))  # labelled cells of a class the model has
+    if rows.size == 0:
+        return 1.0
+    y = np.array([column[c] for c in train[rows]])
+    logp = np.log(np.clip(probs[rows], 1e-9, 1.0))
+
+    def loss(t: float) -> float:
+        scaled = logp / t
+        return float(-(scaled[np.arange(rows.size), y] - logsumexp(scaled, axis=1)).mean())
+
+    return float(minimize_scalar(loss, bounds=(0.05, 20.0), method="bounded").x)
+
+
+def scaled(probs: np.ndarray, t: float) -> np.ndarray:
+    """``softmax(log p / t)`` row by row."""
+    from scipy.special import softmax
+
+    return softmax(np.log(np.clip(probs, 1e-9, 1.0)) / t, axis=1)
 
 
 def usable(labels: np.ndarray, params: SelfTrainParams) -> bool:
@@ -312,13 +417,20 @@ def usable(labels: np.ndarray, params: SelfTrainParams) -> bool:
 
 def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.ndarray, confidence: np.ndarray,
                     called: np.ndarray, params: SelfTrainParams, min_confidence: float,
-                    samples: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, int]] | None:
-    """Self-trained (calls, confidence, seed counts) for one population's non-artefact cells, or None.
+                    samples: np.ndarray | None = None, panel: GenePanel | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, dict[str, int], dict[str, Any]] | None:
+    """Self-trained (calls, confidence, seed counts, diagnostics) for one population's non-artefact cells, or None.
 
     ``X``: log-normalised expression of those cells; ``z``: their standardised state scores;
     ``best`` / ``confidence`` / ``called``: the mixture's best state index, its posterior and
-    whether it was called; ``samples``: each cell's sample (expression is centred within it). None
-    when the population is too small or the seeds too few.
+    whether it was called; ``samples``: each cell's sample (expression is centred within it);
+    ``panel``: the signature and background genes of those cells (:func:`confirm_seeds`; None
+    skips the specificity test). None when the population is too small, or when the seeds are
+    too few and there is no ``panel``; with a ``panel`` and too few seeds, the mixture's calls
+    except those of the states whose candidate clusters were all declined (their calls are
+    dropped, their confidence set to 0).
+    The diagnostics: ``specificity`` (:func:`confirm_seeds`) and ``temperature`` (of the calibration;
+    NaN without the classifier).
     """
     if X.shape[0] < params.min_cells or X.shape[1] < 3:
         return None
@@ -326,19 +438,38 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     if pcs is None:
         return None
     mixture_calls = np.where(called, np.asarray(ids, dtype=object)[best], "")
-    labels = cluster_seeds(clusters(pcs, len(ids), params), z, ids, mixture_calls, params)
+    groups = clusters(pcs, len(ids), params)
+    labels = cluster_seeds(groups, z, ids, mixture_calls, params)
+    specificity: dict[str, dict[str, Any]] = {}
+    if panel is not None:
+        labels, specificity = confirm_seeds(labels, groups, ids, panel)
     mixture = seeds(ids, best, confidence, called, z, params)
     labels = np.where((mixture == "") | (mixture == labels), labels, "")
     if not usable(labels, params):
-        return None
+        if panel is None:
+            return None
+        # too few seeds for the classifier: the mixture's calls, except those of states whose clusters were
+        # all declined by the specificity test
+        declined = [s for s, d in specificity.items() if d["clusters_tested"] and not d["seeded"]]
+        kept = (mixture_calls != "") & ~np.isin(mixture_calls, declined)
+        return (np.where(kept, mixture_calls, "").astype(object), np.where(kept | ~called, confidence, 0.0),
+                {}, {"specificity": specificity, "temperature": float("nan")})
     values, counts = np.unique(labels[labels != ""], return_counts=True)
     keep = set(values[counts >= params.min_seeds])
     labels = np.where(np.isin(labels, list(keep)), labels, "")
-    classes, probs = self_train(np.hstack([pcs, z]), labels, params)
-    probs = smooth(probs, pcs, params)
+    features = np.hstack([pcs, z])
+    classes, probs, train = self_train(features, labels, params)
+    t = 1.0
+    if params.folds >= 2:  # calibration: held-out probabilities, smoothed, temperature fitted on the training cells
+        probs = smooth(cross_fitted(features, train, classes, params), pcs, params)
+        t = temperature(probs, labels, classes)
+        probs = scaled(probs, t)
+    else:
+        probs = smooth(probs, pcs, params)
     state_cols = [j for j, c in enumerate(classes) if c != NONE_CLASS]
     top = np.asarray(state_cols)[probs[:, state_cols].argmax(axis=1)]
     conf = probs[np.arange(probs.shape[0]), top]
     winner = probs.argmax(axis=1)
     calls = np.where((winner == top) & (conf >= min_confidence), classes[top], "")
-    return calls.astype(object), conf, {str(v): int(c) for v, c in zip(values, counts, strict=True)}
+    seed_counts = {str(v): int(c) for v, c in zip(values, counts, strict=True)}
+    return calls.astype(object), conf, seed_counts, {"specificity": specificity, "temperature": t}

@@ -268,7 +268,9 @@ def test_self_training_learns_the_programme_the_scores_read_poorly():
     mixture_calls = np.where(confidence >= 0.5, np.asarray(ids, dtype=object)[best], "none")
     out = selftrain.call_population(X, z, ids, best, confidence, confidence >= 0.5, params, 0.5)
     assert out is not None
-    calls, conf, seeds = out
+    calls, conf, seeds, diagnostics = out
+    assert diagnostics["specificity"] == {}  # no gene panel: no specificity test
+    assert 0.05 <= diagnostics["temperature"] <= 20.0
     calls = np.where(calls == "", "none", calls)
     assert np.mean(mixture_calls == truth) < 0.7
     assert np.mean(calls == truth) >= 0.8
@@ -580,9 +582,9 @@ def test_simulator_demo_recall_precision(demo_called):
     The issue-4 target (recall and precision >= 0.85) held with library v1; with v2 the demo's CD8,
     neutrophil and TREG cells compete with new sibling states (CD8_TSTR, KUPFFER) the demo does not
     plant, and TAM3_MT1G (2 genes in v2) is never called. Library 2.1 + the cluster-seeded self-training
-    (measured: precision 1.0, recall 0.38-0.73, mean 0.54): floors precision >= 0.95, recall >= 0.35, except
-    M_MDSC (recall 0.04: its 2.1 list is monocyte genes up and HLA class II down, and the demo's M-MDSC cells
-    differ from its monocytes mainly there), which is only checked for precision.
+    measured precision 1.0, recall 0.38-0.73 (mean 0.54; M_MDSC 0.04); with the specificity test of the seeds
+    and the calibrated (cross-fitted, temperature-scaled) classifier: precision 0.96-1.0, recall 0.59-0.78
+    (mean 0.70; M_MDSC 0.76). Floors: precision >= 0.95, recall >= 0.55, mean recall >= 0.65.
     """
     table = _state_table(demo_called).join(_oracle_recall(demo_called))
     text = table.round(3).to_string()
@@ -597,8 +599,8 @@ def test_simulator_demo_recall_precision(demo_called):
     assert table.loc["TAM3_MT1G", "n_called"] == 0
     called = table.drop(index="TAM3_MT1G")
     assert (called["precision"] >= 0.95).all(), table
-    assert (called.drop(index="M_MDSC")["recall"] >= 0.35).all(), table
-    assert called["recall"].mean() >= 0.5, table
+    assert (called["recall"] >= 0.55).all(), table
+    assert called["recall"].mean() >= 0.65, table
 
 
 CONFUSED_WITH = {"CAF_WOUND_MYCAF": ("CAF_ECM_MYCAF",)}  # siblings the caller cannot tell apart without it
@@ -610,16 +612,18 @@ def test_absent_state_gets_few_calls(demo_called, absent):
     """A state missing from the data (its cells removed) is rarely called in the rest of its parent,
     and the parent's other states are still found (library 2.1 floors; see the demo test above).
 
-    Known weakness of the cluster-seeded self-training (README "Resistance cell states", limits): a cluster
-    of the parent is seeded with the absent state when its score is highest there (measured: 24 % of the
-    CD4 T cells called TREG without Tregs, 15 % of monocytes M_MDSC), and without wound myCAFs the cells of
-    its near-identical sibling ECM myCAF are called wound or nothing (recall 0).
+    Before the specificity test of the cluster seeds, a cluster of the parent was seeded with the absent
+    state whenever its score was highest there (24 % of the CD4 T cells called TREG without Tregs, 15 % of
+    monocytes M_MDSC). Measured now: TREG, TAM1_FOLR2, CD8_TEFF, PMN_MDSC, M_MDSC 0 %. Known weakness:
+    without wound myCAFs 20 % of the fibroblasts (the cells of its near-identical sibling ECM myCAF, which
+    raise the wound list's shared genes) are called wound (recall of ECM 0).
     """
     adata = demo_called[demo_called.obs["state_true"] != absent].copy()
     hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
     parent_type = adata.uns["hcctme_sim"]["state_parent"][absent]
     parent = adata.obs["cell_type"] == parent_type
-    assert (adata.obs.loc[parent, "hcctme_state"] == absent).mean() < 0.25
+    share = (adata.obs.loc[parent, "hcctme_state"] == absent).mean()
+    assert share < (0.25 if absent in CONFUSED_WITH else 0.05)
     table = _state_table(adata)
     siblings = [s for s, t in adata.uns["hcctme_sim"]["state_parent"].items()
                 if t == parent_type and s not in (absent, "TAM3_MT1G", *CONFUSED_WITH.get(absent, ()))]
@@ -631,7 +635,8 @@ def test_simulator_noisy_cohort_reported():
     """Half the planted effects, twice the dispersion and patient batch sd: looser floors.
 
     The cluster-seeded self-training keeps precision at 0.84-1.0 here but leaves many noisy cells
-    unassigned (library 2.1: recall 0.29-0.71, mean 0.53).
+    unassigned (library 2.1: recall 0.29-0.71, mean 0.53; with the specificity test and the calibrated
+    classifier: precision 0.95-1.0, recall 0.53-0.72, mean 0.66).
     """
     adata = hcctme.datasets.simulate_cohort(12, 800, noise=2.0, random_state=1)
     hcctme.tl.score(adata)
@@ -642,9 +647,9 @@ def test_simulator_noisy_cohort_reported():
     logging.getLogger("hcctme").info("noisy cohort state calls:\n%s", text)
     # library v2 floors (see the demo test above): TAM3_MT1G (2 genes) is never called
     called = table.drop(index="TAM3_MT1G")
-    assert (called["precision"] >= 0.8).all(), table
-    assert (called["recall"] >= 0.28).all(), table
-    assert called["recall"].mean() >= 0.5 and called["precision"].mean() >= 0.9, table
+    assert (called["precision"] >= 0.9).all(), table
+    assert (called["recall"] >= 0.45).all(), table
+    assert called["recall"].mean() >= 0.6 and called["precision"].mean() >= 0.95, table
 
 
 @pytest.mark.slow
@@ -705,3 +710,36 @@ def test_pbmc68k_reduced_treg_calls():
     print(f"\npbmc68k_reduced Treg calls: [[T Reg label: called, not], [other CD4: called, not]] = {table}; "
           f"odds ratio {odds}, one-sided Fisher p = {p:.3g}")
     assert table[0][0] >= table[1][0]  # the calls sit in the T Reg label (direction only; see docstring)
+
+
+def test_cross_fitted_probabilities_are_held_out():
+    """A cell's cross-fitted probabilities come from a model that did not see its label."""
+    rng = np.random.default_rng(2)
+    features = np.vstack([rng.normal(0, 1, (60, 3)), rng.normal(1.5, 1, (60, 3))])
+    train = np.repeat(np.array(["A", "B"], dtype=object), 60)
+    classes = np.array(["A", "B"], dtype=object)
+    params = selftrain.SelfTrainParams(folds=5)
+    probs = selftrain.cross_fitted(features, train, classes, params)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
+    flipped = train.copy()
+    flipped[0] = "B"
+    again = selftrain.cross_fitted(features, flipped, classes, params)
+    np.testing.assert_array_equal(again[0], probs[0])
+    assert not np.array_equal(again, probs)
+
+
+def test_temperature_undoes_a_known_sharpening():
+    from scipy.special import softmax
+
+    rng = np.random.default_rng(3)
+    true = softmax(rng.normal(0, 1.5, (4000, 3)), axis=1)
+    classes = np.array(["A", "B", "C"], dtype=object)
+    labels = np.array([rng.choice(classes, p=p) for p in true], dtype=object)
+    sharpened = selftrain.scaled(true, 1 / 3)  # over-confident: log-probabilities x 3
+    t = selftrain.temperature(sharpened, labels, classes)
+    assert t == pytest.approx(3.0, rel=0.1)
+    np.testing.assert_allclose(selftrain.scaled(sharpened, t), true, atol=0.03)
+    assert selftrain.temperature(sharpened, np.full(4000, "", dtype=object), classes) == 1.0
+    # labels of a class the model does not have are left out
+    other = np.where(np.arange(4000) < 100, "D", labels).astype(object)
+    assert selftrain.temperature(sharpened, other, classes) == pytest.approx(3.0, rel=0.1)

@@ -23,6 +23,21 @@ def shares():
     return {name: matching(call(dataset), dataset).set_index("state") for name, dataset in DATASETS.items()}
 
 
+def test_interferon_stimulated_cd4_t_cells_are_not_called_treg():
+    """Kang 2018 PBMC (no Tregs; half the CD4 T cells 6 h interferon-beta): the stimulated cells form a cluster whose
+    TREG score is highest, through two interferon-stimulated genes of the TREG list (IFI6, SAT1). Before the
+    specificity test of the cluster seeds 177 of 200 stimulated CD4 T cells were called TREG; measured now: 0."""
+    dataset = next(d for d in datasets() if d.name == "kang2018_pbmc_ifnb")
+    adata = call(dataset)
+    labels = adata.obs[dataset.label_key].astype(str)
+    calls = adata.obs["hcctme_state"].astype(str)
+    for condition in ("stim", "ctrl"):
+        cd4 = labels == f"{condition}: CD4 T cells"
+        assert cd4.sum() == 200 and (calls[cd4] == "TREG").mean() <= 0.05
+    test = adata.uns["hcctme_state_params"]["self_train"]["specificity"]["cd4_t"]["TREG"]
+    assert not test["seeded"] and test["clusters_declined"] >= 1 and test["n_up"] <= 3
+
+
 @pytest.mark.slow
 def test_puram_treg_cluster_reaches_the_target(shares):
     treg = shares["puram2017_hnscc"].loc["TREG"]

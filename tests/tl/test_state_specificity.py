@@ -1,0 +1,106 @@
+"""The specificity test of call_states' cluster seeds (hcctme/tl/_state_specificity.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from hcctme.tl import _state_selftrain as selftrain
+from hcctme.tl import _state_specificity as specificity
+
+
+def _population(seed: int = 0, n: int = 400, n_genes: int = 600):
+    """Counts with a broad programme (20 of the 40 genes of signature S up) in cluster 1 and a narrow one (2 of
+    S's genes and 10 other genes up) in cluster 2; cluster 0 has neither."""
+    rng = np.random.default_rng(seed)
+    groups = np.repeat([0, 1, 2], [n - 120, 60, 60])
+    log_mu = np.tile(rng.normal(-1.0, 1.0, n_genes), (n, 1))
+    log_mu[groups == 1, :20] += 1.5
+    log_mu[groups == 2, 38:50] += 2.0  # genes 38-39 are S's, 40-49 are not
+    counts = rng.poisson(np.exp(log_mu)).astype(np.float32)
+    names = pd.Index([f"G{i}" for i in range(n_genes)])
+    return sp.csr_matrix(counts), groups, names
+
+
+def _panel(counts, names, signatures):
+    columns, positions, background = specificity.panel_columns(names, signatures, n_background=400)
+    X = specificity.read_panel(counts, np.arange(counts.shape[0]), columns, counts=True, chunk_size=150)
+    return specificity.build_panel(X, positions, background)
+
+
+def test_cluster_auroc_is_the_mann_whitney_auroc():
+    from sklearn.metrics import roc_auc_score
+
+    counts, groups, _ = _population()
+    X = sp.csc_matrix(selftrain.log_expression(counts)[:, :30])
+    labels, auroc = specificity.cluster_auroc(X, groups)
+    assert list(labels) == [0, 1, 2]
+    dense = X.toarray()
+    for g in labels:
+        expected = [roc_auc_score(groups == g, dense[:, j]) for j in range(30)]
+        np.testing.assert_allclose(auroc[g], expected, atol=1e-12)
+
+
+def test_read_panel_matches_whole_matrix_normalisation():
+    counts, _, names = _population()
+    columns, _, _ = specificity.panel_columns(names, {"S": [f"G{i}" for i in range(40)]}, n_background=50)
+    assert columns.size == 90 and (np.diff(columns) > 0).all()
+    rows = np.arange(0, counts.shape[0], 2)
+    panel = specificity.read_panel(counts, rows, columns, counts=True, chunk_size=37)
+    expected = selftrain.log_expression(counts[rows])[:, columns]
+    np.testing.assert_allclose(panel.toarray(), expected.toarray(), rtol=1e-6)
+
+
+def test_broad_programme_seeds_and_a_few_shared_genes_do_not():
+    counts, groups, names = _population()
+    panel = _panel(counts, names, {"S": [f"G{i}" for i in range(40)], "SHORT": ["G38", "G39", "G55"]})
+    _, auroc = specificity.cluster_auroc(panel.X, groups)
+    broad = specificity.gene_test(auroc[1], panel, "S")
+    narrow = specificity.gene_test(auroc[2], panel, "S")
+    assert broad["n_measured"] == 40 and broad["n_up"] >= 15 and broad["pvalue"] < 1e-6
+    assert specificity.specific(broad)
+    # two of S's 40 genes up, as the ten other genes of that programme: up no more often than background
+    assert narrow["n_up"] == 2 and narrow["pvalue"] > 0.01 and not specificity.specific(narrow)
+    assert not specificity.specific(specificity.gene_test(auroc[0], panel, "S"))
+    # a 3-gene panel cannot reach the test's p-value through its genes: one gene up is enough
+    short = specificity.gene_test(auroc[2], panel, "SHORT")
+    assert short["n_measured"] == 3 and short["n_up"] == 2 and specificity.specific(short)
+    assert not specificity.specific(specificity.gene_test(auroc[1], panel, "SHORT"))  # none of its genes up
+    assert specificity.gene_test(auroc[1], panel, "UNMEASURED")["pvalue"] == 1.0
+
+
+def test_confirm_seeds_declines_the_narrow_cluster():
+    counts, groups, names = _population()
+    panel = _panel(counts, names, {"S": [f"G{i}" for i in range(40)]})
+    labels = np.where(groups > 0, "S", selftrain.NONE_CLASS).astype(object)
+    out, report = selftrain.confirm_seeds(labels, groups, ["S"], panel)
+    assert (out[groups == 1] == "S").all() and (out[groups != 1] == selftrain.NONE_CLASS).all()
+    assert report["S"]["seeded"] and report["S"]["clusters_tested"] == 2 and report["S"]["clusters_declined"] == 1
+    # only the narrow cluster: the state is declined everywhere
+    only_narrow = np.where(groups == 2, "S", selftrain.NONE_CLASS).astype(object)
+    out, report = selftrain.confirm_seeds(only_narrow, groups, ["S"], panel)
+    assert (out == selftrain.NONE_CLASS).all() and not report["S"]["seeded"]
+
+
+def test_params_are_the_constants():
+    from hcctme import _constants as c
+
+    assert specificity.params() == {
+        "auroc": c.STATE_SPECIFICITY_AUROC, "alpha": c.STATE_SPECIFICITY_ALPHA, "min_up": c.STATE_SPECIFICITY_MIN_UP,
+        "background_genes": c.STATE_SPECIFICITY_BACKGROUND, "bins": c.STATE_SPECIFICITY_BINS,
+        "min_detection": c.STATE_SPECIFICITY_MIN_DETECTION, "min_genes": c.STATE_SPECIFICITY_MIN_GENES}
+
+
+def test_read_panel_reads_a_backed_matrix_in_chunks(tmp_path):
+    import anndata as ad
+
+    counts, _, names = _population()
+    ad.AnnData(counts, var=pd.DataFrame(index=names)).write_h5ad(tmp_path / "x.h5ad")
+    backed = ad.read_h5ad(tmp_path / "x.h5ad", backed="r")
+    rows = np.arange(5, counts.shape[0], 3)
+    columns = np.array([0, 7, 38, 39, 500])
+    assert selftrain.holds_counts(backed.X, rows, chunk_size=40)
+    panel = specificity.read_panel(backed.X, rows, columns, counts=True, chunk_size=40)
+    expected = specificity.read_panel(counts, rows, columns, counts=True)
+    assert (panel != expected).nnz == 0
