@@ -64,6 +64,7 @@ from hcctme._constants import (
     STATE_SELFTRAIN_MIN_SEEDS,
     STATE_SELFTRAIN_PCS,
     STATE_SELFTRAIN_ROUNDS,
+    STATE_SELFTRAIN_SVD_TOL,
     STATE_SMOOTH_NEIGHBORS,
     STATE_SMOOTH_POOL,
     STATE_SMOOTHING,
@@ -111,8 +112,9 @@ def log_expression(X) -> sp.csr_matrix:
 def holds_counts(matrix: Any, rows: np.ndarray, *, chunk_size: int = Defaults.CHUNK_SIZE) -> bool:
     """Whether the first stored values of ``matrix[rows]`` (at most ``_COUNTS_PROBE``) are raw counts."""
     probe: list[np.ndarray] = []
-    for start in range(0, len(rows), chunk_size):
-        probe.append(sp.csr_matrix(_validate.in_memory(matrix[rows[start:start + chunk_size]])).data)
+    step = min(chunk_size, _PROBE_ROWS)  # a few hundred rows hold the probe: reading a whole chunk costs seconds
+    for start in range(0, len(rows), step):
+        probe.append(sp.csr_matrix(_validate.in_memory(matrix[rows[start:start + step]])).data)
         if sum(p.size for p in probe) >= _COUNTS_PROBE:
             break
     return _holds_counts(np.concatenate(probe) if probe else np.empty(0, np.float32))
@@ -125,6 +127,7 @@ def _holds_counts(values: np.ndarray) -> bool:
 
 
 _COUNTS_PROBE = 100_000
+_PROBE_ROWS = 512
 
 
 def _normalised(X: sp.csr_matrix, counts: bool) -> sp.csr_matrix:
@@ -210,7 +213,7 @@ def principal_components(X: sp.csr_matrix, params: SelfTrainParams, samples: np.
 
     op = LinearOperator(sub.shape, matvec=matmat, rmatvec=rmatmat, matmat=matmat, rmatmat=rmatmat,
                         dtype=np.float64)
-    u, s, _ = svds(op, k=n_comps, random_state=params.random_state)
+    u, s, _ = svds(op, k=n_comps, tol=STATE_SELFTRAIN_SVD_TOL, random_state=params.random_state)
     order = np.argsort(-s, kind="stable")
     pcs = u[:, order] * s[order]
     return pcs / max(float(pcs[:, 0].std()), 1e-12)
