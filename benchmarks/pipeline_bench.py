@@ -131,7 +131,11 @@ def write_cohort(path: Path, n_cells: int, n_patients: int, n_genes: int, *, chu
 # --------------------------------------------------------------------------------------------------
 def _tree_rss(process: psutil.Process) -> int:
     total = 0
-    for proc in [process, *process.children(recursive=True)]:
+    try:
+        children = process.children(recursive=True)
+    except psutil.Error:  # the command has just exited
+        children = []
+    for proc in [process, *children]:
         try:
             total += proc.memory_info().rss
         except psutil.Error:
