@@ -504,8 +504,8 @@ def _self_train(matrix: Any, result: _model.Assignment, contexts: np.ndarray, st
             continue
         columns, positions, background = _specificity.panel_columns(var_names, {s: genes[s] for s in ids})
         if hasattr(matrix, "to_memory"):  # backed: read in chunks, the candidate variable genes only
-            expression = _selftrain.log_expression_chunked(matrix, idx, params, samples[idx])
-            panel_x = _specificity.read_panel(matrix, idx, columns, _selftrain.holds_counts(matrix, idx))
+            expression, panel_x = _selftrain.log_expression_chunked(matrix, idx, params, samples[idx],
+                                                                    panel_columns=columns)
         else:
             expression = _selftrain.log_expression(matrix[idx])
             panel_x = sp.csc_matrix(expression[:, columns])

@@ -147,7 +147,8 @@ def _sample_codes(samples: np.ndarray | None, n: int) -> tuple[np.ndarray, int]:
 
 
 def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParams, samples: np.ndarray | None = None,
-                           *, chunk_size: int = Defaults.CHUNK_SIZE) -> sp.csr_matrix:
+                           *, panel_columns: np.ndarray | None = None, chunk_size: int = Defaults.CHUNK_SIZE
+                           ) -> tuple[sp.csr_matrix, sp.csc_matrix | None]:
     """``log_expression(matrix[rows])`` restricted to the genes :func:`principal_components` can choose.
 
     For matrices on disk: ``rows`` are read ``chunk_size`` at a time, in three passes (the counts
@@ -156,7 +157,9 @@ def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParam
     The candidates are the ``n_hvgs + STATE_SELFTRAIN_HVG_MARGIN`` genes of largest within-sample
     variance (``samples``: each row's sample, as for principal_components; float64 sums), columns in
     their original order, a superset of the genes principal_components then takes (it recomputes the
-    variances on these columns exactly as on the whole matrix).
+    variances on these columns exactly as on the whole matrix). With ``panel_columns``, the same
+    pass also returns those columns, log-normalised over whole rows (the specificity test's genes);
+    otherwise the second value is None.
     """
     codes, n_samples = _sample_codes(samples, len(rows))
     def blocks():
@@ -175,8 +178,18 @@ def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParam
     size = np.maximum(np.bincount(codes, minlength=n_samples), 1).astype(float)
     var = (squares - (sums ** 2 / size[:, None]).sum(axis=0)) / max(len(rows), 1)
     keep = np.sort(np.argsort(-var, kind="stable")[: params.n_hvgs + STATE_SELFTRAIN_HVG_MARGIN])
-    parts = [_normalised(block, counts)[:, keep] for block in blocks()]
-    return sp.csr_matrix(sp.vstack(parts, format="csr")) if parts else sp.csr_matrix((0, len(keep)), dtype=np.float32)
+    parts, panel = [], []
+    for block in blocks():
+        X = _normalised(block, counts)
+        parts.append(X[:, keep])
+        if panel_columns is not None:
+            panel.append(X[:, panel_columns])
+    return _stacked(parts, len(keep)), (None if panel_columns is None else
+                                        sp.csc_matrix(_stacked(panel, len(panel_columns))))
+
+
+def _stacked(parts: list[sp.csr_matrix], n_columns: int) -> sp.csr_matrix:
+    return sp.csr_matrix(sp.vstack(parts, format="csr")) if parts else sp.csr_matrix((0, n_columns), dtype=np.float32)
 
 
 def principal_components(X: sp.csr_matrix, params: SelfTrainParams, samples: np.ndarray | None = None

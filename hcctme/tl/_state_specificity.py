@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from hcctme import _validate
 from hcctme._constants import (
     STATE_SPECIFICITY_ALPHA,
     STATE_SPECIFICITY_AUROC,
@@ -46,7 +45,6 @@ from hcctme._constants import (
     STATE_SPECIFICITY_MIN_DETECTION,
     STATE_SPECIFICITY_MIN_GENES,
     STATE_SPECIFICITY_MIN_UP,
-    Defaults,
 )
 
 
@@ -74,22 +72,6 @@ def panel_columns(var_names: Any, signatures: dict[str, list[str]], n_background
     where = {c: j for j, c in enumerate(columns)}
     return (columns, {s: np.array([where[c] for c in cols], dtype=int) for s, cols in own.items()},
             np.array([where[c] for c in background], dtype=int))
-
-
-def read_panel(matrix: Any, rows: np.ndarray, columns: np.ndarray, counts: bool, *,
-               chunk_size: int = Defaults.CHUNK_SIZE) -> sp.csc_matrix:
-    """``columns`` of ``matrix[rows]``, log-normalised over whole rows (``counts``: raw counts), chunk by chunk."""
-    parts = []
-    for start in range(0, len(rows), chunk_size):
-        block = sp.csr_matrix(_validate.in_memory(matrix[rows[start:start + chunk_size]]), dtype=np.float32)
-        if counts:
-            total = np.asarray(block.sum(axis=1)).ravel()
-            block = sp.csr_matrix(sp.diags((1e4 / np.maximum(total, 1.0)).astype(np.float32)) @ block)
-            block.data = np.log1p(block.data)
-        parts.append(block[:, columns])
-    if not parts:
-        return sp.csc_matrix((0, len(columns)), dtype=np.float32)
-    return sp.csc_matrix(sp.vstack(parts, format="csr"))
 
 
 def build_panel(X: sp.csc_matrix, state_positions: dict[str, np.ndarray], background: np.ndarray) -> GenePanel:

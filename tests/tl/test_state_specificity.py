@@ -25,7 +25,7 @@ def _population(seed: int = 0, n: int = 400, n_genes: int = 600):
 
 def _panel(counts, names, signatures):
     columns, positions, background = specificity.panel_columns(names, signatures, n_background=400)
-    X = specificity.read_panel(counts, np.arange(counts.shape[0]), columns, counts=True, chunk_size=150)
+    X = sp.csc_matrix(selftrain.log_expression(counts)[:, columns])  # as call_states reads a population in memory
     return specificity.build_panel(X, positions, background)
 
 
@@ -42,13 +42,15 @@ def test_cluster_auroc_is_the_mann_whitney_auroc():
         np.testing.assert_allclose(auroc[g], expected, atol=1e-12)
 
 
-def test_read_panel_matches_whole_matrix_normalisation():
+def test_panel_columns_are_read_in_the_same_chunked_pass_with_whole_row_normalisation():
     counts, _, names = _population()
     columns, _, _ = specificity.panel_columns(names, {"S": [f"G{i}" for i in range(40)]}, n_background=50)
     assert columns.size == 90 and (np.diff(columns) > 0).all()
     rows = np.arange(0, counts.shape[0], 2)
-    panel = specificity.read_panel(counts, rows, columns, counts=True, chunk_size=37)
+    _, panel = selftrain.log_expression_chunked(counts, rows, selftrain.SelfTrainParams(), panel_columns=columns,
+                                                chunk_size=37)
     expected = selftrain.log_expression(counts[rows])[:, columns]
+    assert panel.format == "csc"
     np.testing.assert_allclose(panel.toarray(), expected.toarray(), rtol=1e-6)
 
 
@@ -92,7 +94,7 @@ def test_params_are_the_constants():
         "min_detection": c.STATE_SPECIFICITY_MIN_DETECTION, "min_genes": c.STATE_SPECIFICITY_MIN_GENES}
 
 
-def test_read_panel_reads_a_backed_matrix_in_chunks(tmp_path):
+def test_panel_columns_read_from_a_backed_matrix_equal_the_in_memory_ones(tmp_path):
     import anndata as ad
 
     counts, _, names = _population()
@@ -101,6 +103,7 @@ def test_read_panel_reads_a_backed_matrix_in_chunks(tmp_path):
     rows = np.arange(5, counts.shape[0], 3)
     columns = np.array([0, 7, 38, 39, 500])
     assert selftrain.holds_counts(backed.X, rows, chunk_size=40)
-    panel = specificity.read_panel(backed.X, rows, columns, counts=True, chunk_size=40)
-    expected = specificity.read_panel(counts, rows, columns, counts=True)
+    params = selftrain.SelfTrainParams()
+    _, panel = selftrain.log_expression_chunked(backed.X, rows, params, panel_columns=columns, chunk_size=40)
+    _, expected = selftrain.log_expression_chunked(counts, rows, params, panel_columns=columns)
     assert (panel != expected).nnz == 0
