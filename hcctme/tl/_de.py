@@ -220,13 +220,12 @@ def squeeze_var_trend(s2: np.ndarray, df: float, covariate: np.ndarray) -> tuple
     coef, *_ = np.linalg.lstsq(basis, e, rcond=None)
     emean = basis @ coef
     rank = np.linalg.matrix_rank(basis)
-    evar = float(np.sum((e - emean) ** 2) / (n - rank)) - float(special.polygamma(1, df / 2))
-    if evar > 0:
-        d0 = 2.0 * _stats._trigamma_inverse(evar)
+    d0 = _stats.prior_df(e, emean, int(rank), float(special.polygamma(1, df / 2)))
+    if np.isfinite(d0):
         prior = np.exp(emean + special.digamma(d0 / 2) - np.log(d0 / 2))
         post = (d0 * prior + df * s2) / (d0 + df)
     else:
-        d0, post = np.inf, np.exp(emean)
+        post = np.exp(emean)
     total = np.minimum(np.full(n, df + d0), df * n)
     return post, total, d0
 

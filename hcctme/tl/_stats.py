@@ -298,12 +298,8 @@ def squeeze_var(s2: np.ndarray, df: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     d = df[ok]
     e = z - special.digamma(d / 2) + np.log(d / 2)
     emean = float(e.mean())
-    evar = float(np.sum((e - emean) ** 2) / (len(e) - 1) - np.mean(special.polygamma(1, d / 2)))
-    if evar > 0:
-        d0 = 2.0 * _trigamma_inverse(evar)
-        s0 = float(np.exp(emean + special.digamma(d0 / 2) - np.log(d0 / 2)))
-    else:
-        d0, s0 = np.inf, float(np.mean(s2[ok]))
+    d0 = prior_df(e, emean, 1, float(np.mean(special.polygamma(1, d / 2))))
+    s0 = float(np.exp(emean + special.digamma(d0 / 2) - np.log(d0 / 2))) if np.isfinite(d0) else float(np.mean(s2[ok]))
     if np.isinf(d0):
         post = np.full_like(s2, s0)
         total = np.full_like(df, float(df[ok].sum()))
@@ -311,6 +307,16 @@ def squeeze_var(s2: np.ndarray, df: np.ndarray) -> tuple[np.ndarray, np.ndarray,
         post = (d0 * s0 + df * np.where(np.isfinite(s2), s2, 0.0)) / (d0 + df)
         total = np.minimum(df + d0, float(df[ok].sum()))
     return post, total, d0, s0
+
+
+def prior_df(e: np.ndarray, emean: np.ndarray | float, n_params: int, trigamma: float) -> float:
+    """Prior degrees of freedom from the spread of ``e`` around its fit (limma ``fitFDist``); inf when none is left.
+
+    ``e``: the log variances adjusted for their degrees of freedom; ``emean``: their fitted location (a mean,
+    or a trend over a covariate with ``n_params`` parameters); ``trigamma``: the sampling variance of ``e``.
+    """
+    evar = float(np.sum((e - emean) ** 2) / (len(e) - n_params)) - trigamma
+    return 2.0 * _trigamma_inverse(evar) if evar > 0 else np.inf
 
 
 def _wls(y: np.ndarray, X: np.ndarray, v: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, float, int]:
