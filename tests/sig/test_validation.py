@@ -166,7 +166,8 @@ def test_comparisons_with_too_few_cells_are_shown_but_do_not_count(results):
     states = results.states
     small = states[states[["n_cluster", "n_siblings"]].min(axis=1) < v.STATE_MIN_CELLS]
     assert not small["counted"].astype(bool).any()
-    assert states.loc[~states.index.isin(small.index), "counted"].astype(bool).all()
+    supporting = states["supporting_only"].astype(bool)
+    assert states.loc[~states.index.isin(small.index) & ~supporting, "counted"].astype(bool).all()
     pdc = states[(states["signature"] == "DC_PDC") & (states["dataset"] == "zilionis2019_nsclc")].iloc[0]
     assert (pdc["n_cluster"], pdc["n_siblings"], bool(pdc["counted"])) == (5, 5, False)
     # DC_PDC counts only where both sides have enough cells (villani2017_dc), never through the 5 vs 5 comparison
@@ -242,3 +243,29 @@ def test_gene_context_means_use_the_peak_check_groups():
 def test_gene_diagnosis_names_an_unknown_signature():
     with pytest.raises(KeyError, match="not a library signature"):
         v.print_gene_diagnosis("NOT_A_SIGNATURE")
+
+
+def test_supporting_only_datasets_are_shown_but_never_validate(results):
+    states = results.states
+    zheng = states[states["dataset"] == "zheng2017_hcc_cd8"].set_index("signature")
+    assert set(zheng.index) == {"CD8_TEFF", "CD8_TEX_TERMINAL"}
+    assert zheng["supporting_only"].astype(bool).all() and not zheng["counted"].astype(bool).any()
+    # the preselected-gene dataset separates the effector cluster well, but the library's best counted AUROC
+    # (and so the validated verdict) comes from whole-transcriptome datasets only
+    assert zheng.loc["CD8_TEFF", "auroc"] >= v.AUROC_PASS
+    counted_teff = states[(states["signature"] == "CD8_TEFF") & states["counted"].astype(bool)]
+    assert results.best_auroc()["CD8_TEFF"] == counted_teff["auroc"].max() < v.AUROC_PASS
+    assert "CD8_TEFF" not in results.validated()
+    text = v.render(results)
+    assert "| CD8_TEFF | zheng2017_hcc_cd8 | 0.966 |" in text and "| supporting only |" in text
+    assert "Supporting evidence only, not counted (zheng2017_hcc_cd8:" in text
+
+
+def test_supporting_only_is_read_from_the_mapping(tmp_path):
+    spec = {"name": "x", "file": "x.h5ad", "title": "x", "citation": "x", "label_key": "c",
+            "contexts": {"A": "t_cell"}}
+    (tmp_path / "mapping.yaml").write_text(yaml.safe_dump(spec))
+    assert v.load_dataset(tmp_path).supporting_only == ""
+    spec["supporting_only"] = "genes preselected"
+    (tmp_path / "mapping.yaml").write_text(yaml.safe_dump(spec))
+    assert v.load_dataset(tmp_path).supporting_only == "genes preselected"

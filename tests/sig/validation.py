@@ -92,6 +92,9 @@ class Dataset:
     hcc: bool = False
     peak_check: bool = True
     other_types: tuple[str, ...] = ()
+    # why this dataset's comparisons are supporting evidence only (shown, never counted), e.g. genes preselected
+    # by the authors to separate their clusters; empty when they count
+    supporting_only: str = ""
 
 
 def _as_tuple(value: str | Sequence[str]) -> tuple[str, ...]:
@@ -124,6 +127,7 @@ def load_dataset(directory: Path) -> Dataset:
         name=spec["name"], path=directory / spec["file"], title=spec["title"], citation=spec["citation"],
         label_key=spec["label_key"], contexts=contexts, states=states, max_rank=int(spec.get("max_rank", 1500)),
         hcc=bool(spec.get("hcc", False)), peak_check=bool(spec.get("peak_check", True)), other_types=other_types,
+        supporting_only=str(spec.get("supporting_only") or "").strip(),
     )
 
 
@@ -232,7 +236,8 @@ def state_rows(scored: Scored) -> list[dict]:
             "measured": n_measured, "n_genes": n_total, "parent": state.parent,
             "cluster": f"{' + '.join(state.cluster)} ({n_pos})",
             "siblings": f"{' + '.join(state.siblings)} ({n_neg})",
-            "n_cluster": n_pos, "n_siblings": n_neg, "counted": min(n_pos, n_neg) >= STATE_MIN_CELLS,
+            "n_cluster": n_pos, "n_siblings": n_neg, "supporting_only": bool(scored.dataset.supporting_only),
+            "counted": min(n_pos, n_neg) >= STATE_MIN_CELLS and not scored.dataset.supporting_only,
         })
     return rows
 
@@ -303,7 +308,8 @@ class Results:
     def best_auroc(self) -> pd.Series:
         """Best AUROC per state signature over the comparisons that count (NaN when never scored).
 
-        Comparisons with fewer than ``STATE_MIN_CELLS`` cells on a side are shown but do not count.
+        Comparisons with fewer than ``STATE_MIN_CELLS`` cells on a side, and those on a dataset marked
+        ``supporting_only``, are shown but do not count.
         """
         counted = self.states[self.states["counted"].astype(bool)]
         if counted.empty:
@@ -333,7 +339,7 @@ class Results:
 
 
 _STATE_COLUMNS = ["signature", "dataset", "auroc", "measured", "n_genes", "parent", "cluster", "siblings", "n_cluster",
-                  "n_siblings", "counted"]
+                  "n_siblings", "supporting_only", "counted"]
 _PEAK_COLUMNS = ["signature", "context", "dataset", "measured", "n_genes", "own", "peak", "peak_label", "auroc",
                  "in_own", "checkable"]
 
@@ -482,6 +488,7 @@ def _summary_section(results: Results) -> list[str]:
              *_weak_lines(results, validated),
              "- Tested and below the bar on every dataset: "
              + (", ".join(f"{i} ({_fmt(best[i])})" for i in failing) or "none") + "."]
+    lines += _supporting_lines(results)
     untested = [s for s in results.library if s.id in state_signature_ids(results.library)
                 and (s.id not in best.index or pd.isna(best[s.id]))]
     lines.append(f"- State signatures not testable on these datasets ({len(untested)}):")
@@ -524,6 +531,21 @@ def _peak_summary(results: Results, name: str) -> list[str]:
     return lines
 
 
+def _supporting_lines(results: Results) -> list[str]:
+    """One line per dataset whose comparisons are supporting evidence only: its AUROCs and the reason."""
+    lines = []
+    for scored in results.scored:
+        if not scored.dataset.supporting_only:
+            continue
+        rows = results.states[results.states["dataset"] == scored.dataset.name].sort_values("signature")
+        if rows.empty:
+            continue
+        aurocs = ", ".join(f"{r.signature} ({_fmt(r.auroc)})" for r in rows.itertuples())
+        lines.append(f"- Supporting evidence only, not counted ({scored.dataset.name}: "
+                     f"{scored.dataset.supporting_only}): {aurocs}.")
+    return lines
+
+
 def _weak_lines(results: Results, validated: list[str]) -> list[str]:
     """List validated signatures whose passing rows all measured fewer than WEAK_COVERAGE of their genes."""
     weak = []
@@ -545,12 +567,16 @@ def _state_section(results: Results) -> list[str]:
     return [STATE_HEADING, "",
             "AUROC of the UCell score separating the cells of the authors' matching cluster from the cells "
             "of its sibling clusters in the same parent population (0.5 = no separation). A comparison with "
-            f"fewer than {STATE_MIN_CELLS} cells on a side is shown but does not count (\"too few cells\").", "",
+            f"fewer than {STATE_MIN_CELLS} cells on a side is shown but does not count (\"too few cells\"), nor "
+            "does one on a dataset whose mapping.yaml says why it is supporting evidence only (`supporting_only`: "
+            "e.g. genes preselected by the authors to separate their clusters; \"supporting only\").", "",
             *_table(["signature", "dataset", "AUROC", "genes measured", "parent", "matching cluster (cells)",
                      "siblings (cells)", f">= {AUROC_PASS}"], rows)]
 
 
 def _verdict(row: object) -> str:
+    if row.supporting_only:
+        return "supporting only"
     if not row.counted:
         return "too few cells"
     return "yes" if row.auroc is not None and not pd.isna(row.auroc) and row.auroc >= AUROC_PASS else "no"
