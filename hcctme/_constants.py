@@ -190,6 +190,11 @@ STATE_SPECIFICITY_BINS: Final = 10
 STATE_SPECIFICITY_MIN_DETECTION: Final = 0.01
 # a state with fewer measured signature genes (2-5 gene marker panels) is not tested
 STATE_SPECIFICITY_MIN_GENES: Final = 8
+# a cluster is compared with the population's cells that do not score for the state: the clusters whose mean
+# z-score of the state is at most STATE_SPECIFICITY_REFERENCE_Z; each side is subsampled to at most
+# STATE_SPECIFICITY_MAX_CELLS cells (fixed seed)
+STATE_SPECIFICITY_REFERENCE_Z: Final = 0.0
+STATE_SPECIFICITY_MAX_CELLS: Final = 2000
 # calibration of the self-trained probabilities: cross-fitted over this many folds (< 2: in-sample, no
 # temperature), smoothed, then temperature-scaled on the training cells
 STATE_CALIBRATION_FOLDS: Final = 5

@@ -13,6 +13,7 @@ from anndata import AnnData
 from hcctme import _validate
 from hcctme._constants import (
     ARTEFACT_COLLECTION,
+    CONTEXT_PARENTS,
     MARKER_COLLECTION,
     STATE_MIN_REFERENCE_CELLS,
     Defaults,
@@ -52,6 +53,22 @@ def state_signatures(columns: pd.Index, library) -> tuple[dict[str, list[str]], 
         if sig.collection == f"{sig.cell_context}_states" and sig.id not in scored:
             missing.setdefault(sig.cell_context, []).append(sig.id)
     return states, ignored, missing
+
+
+def with_parent_contexts(states: dict[str, list[str]], contexts: np.ndarray) -> dict[str, list[str]]:
+    """Give each parent context present in ``contexts`` (``t_cell``, ``myeloid``) its child contexts' states.
+
+    A population labelled only "T cells" mixes CD4 and CD8 T cells: it competes TREG and the CD8
+    states together (:data:`hcctme._constants.CONTEXT_PARENTS`), instead of getting no call. Contexts
+    that have states of their own keep them.
+    """
+    present = set(contexts.tolist())
+    out = dict(states)
+    for parent in dict.fromkeys(CONTEXT_PARENTS.values()):
+        ids = [s for child, up in CONTEXT_PARENTS.items() if up == parent for s in states.get(child, [])]
+        if parent in present and parent not in states and ids:
+            out[parent] = ids
+    return out
 
 
 def artefact_signatures(
@@ -187,8 +204,9 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
             f"(collections '<context>_states', see hcctme.sig.list()); run "
             "hcctme.tl.score(adata) with the library (the default) before calling states"
         )
-    used_cols = [c for ids in states.values() for c in ids]
     contexts = labels.map(lambda x: resolution.mapping[x] or Defaults.UNASSIGNED).to_numpy(dtype=object)
+    states = with_parent_contexts(states, contexts)
+    used_cols = list(dict.fromkeys(c for ids in states.values() for c in ids))
     art_cols, markers, _ = artefact_signatures(scores.columns, library, contexts, list(states), extra)
     read = list(dict.fromkeys([*used_cols, *(c for cols in art_cols.values() for c in cols)]))
     values = scores[read]
@@ -199,7 +217,9 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
         if context in states:
             logger.warning("%s states not scored (left out of the competition): %s", context, ids)
     genes = {s: list(library[s].genes_up) for s in used_cols}
+    genes_down = {s: list(library[s].genes_down or ()) for s in used_cols}
     return {"states": states, "ignored": ignored, "used_cols": used_cols, "contexts": contexts, "genes": genes,
+            "genes_down": genes_down,
             "art_cols": art_cols, "values": values, "references": _references(values, contexts, markers)}
 
 
@@ -211,7 +231,7 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
     result = _model.assign(m["values"], contexts, states, artefacts=m["art_cols"], references=m["references"],
                            thresholds=thresholds)
     seeds, tests, temperatures = (_self_train(matrix, result, contexts, states, thresholds.min_confidence, samples,
-                                              var_names, m["genes"]) if self_train else ({}, {}, {}))
+                                              var_names, m["genes"], m["genes_down"]) if self_train else ({}, {}, {}))
     trained = {"seeds": seeds, "specificity": tests, "temperature": temperatures}
     calls, confidence = result.calls, result.confidence
     if refine == "leiden":
@@ -305,7 +325,10 @@ def call_states(
 
     Each cell is read in the ``cell_context`` its label resolves to (a CD8 T cell, a
     macrophage, ...) and can only receive a state of that context's ``"<context>_states"``
-    collection in the signature library (a T cell is never a TAM2). The states of one
+    collection in the signature library (a T cell is never a TAM2). A parent context without
+    states of its own (``t_cell``: "T cells" mixing CD4 and CD8 T cells; ``myeloid``) competes
+    the states of its child contexts (:data:`hcctme._constants.CONTEXT_PARENTS`: TREG and the CD8
+    states together). The states of one
     collection are mutually exclusive; a cell that none of them fits clearly, or that looks like
     an artefact (dissociation stress, ambient RNA, a doublet), stays ``"unassigned"``.
 
@@ -412,10 +435,13 @@ def call_states(
        most variable genes; k-means clusters of those components seed each state in the cluster
        where its signature is highest (and in clusters at least half as high, backed by the
        mixture's calls) and "none of these" in the others. A cluster seeds a state only when the
-       state's signature genes are up in it (AUROC against the rest of the population >= 0.65) more
+       state's signature genes are up in it (AUROC against the clusters whose mean z-score of the
+       state is at most 0 >= 0.65) more
        often than expression-matched background genes (one-sided binomial p <= 0.01) and at least
-       15 % of them are up (:mod:`hcctme.tl._state_specificity`; for a 2-5 gene panel one gene up
-       suffices): a population split by something else (a stimulation, a batch) that shares two or
+       15 % of them are up (:mod:`hcctme.tl._state_specificity`; for a 2-5 gene panel, tested
+       against the rest of the population, one gene up suffices, and a panel with ``genes_down``
+       needs half of its up genes up and half of its down genes down): a population split by
+       something else (a stimulation, a batch) that shares two or
        three genes with a state's list does not make that state, and a state whose clusters are all
        declined gets no call, not even from the mixture. A multinomial logistic regression
        (balanced classes) on the components plus the state z-scores is fitted on the seeds and
@@ -485,11 +511,11 @@ def call_states(
 
 def _self_train(matrix: Any, result: _model.Assignment, contexts: np.ndarray, states: Mapping[str, list[str]],
                 min_confidence: float, samples: np.ndarray, var_names: pd.Index,
-                genes: Mapping[str, list[str]]
+                genes: Mapping[str, list[str]], genes_down: Mapping[str, list[str]]
                 ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, Any]], dict[str, float]]:
     """Replace the mixture's calls by the self-trained ones where a context allows it (in place).
 
-    ``genes``: each state's signature genes (the specificity test of the cluster seeds). Returns
+    ``genes`` / ``genes_down``: each state's signature genes (the specificity test of the cluster seeds). Returns
     context -> seed counts per class for the contexts that were self-trained, and context -> state
     -> specificity test (:func:`hcctme.tl._state_selftrain.confirm_seeds`), and context -> temperature
     of the calibration (NaN where the population kept the mixture's calls).
@@ -502,14 +528,15 @@ def _self_train(matrix: Any, result: _model.Assignment, contexts: np.ndarray, st
         idx = np.flatnonzero((contexts == context) & (result.artefact == ""))
         if idx.size < params.min_cells:
             continue
-        columns, positions, background = _specificity.panel_columns(var_names, {s: genes[s] for s in ids})
+        columns, positions, background, down = _specificity.panel_columns(
+            var_names, {s: genes[s] for s in ids}, down={s: genes_down[s] for s in ids if genes_down.get(s)})
         if hasattr(matrix, "to_memory"):  # backed: read in chunks, the candidate variable genes only
             expression, panel_x = _selftrain.log_expression_chunked(matrix, idx, params, samples[idx],
                                                                     panel_columns=columns)
         else:
             expression = _selftrain.log_expression(matrix[idx])
             panel_x = sp.csc_matrix(expression[:, columns])
-        panel = _specificity.build_panel(panel_x, positions, background)
+        panel = _specificity.build_panel(panel_x, positions, background, down, {s: len(genes[s]) for s in ids})
         z = result.z[ids].to_numpy(dtype=float)[idx]
         position = {s: j for j, s in enumerate(ids)}
         best = np.array([position[b] for b in result.best[idx]], dtype=int)

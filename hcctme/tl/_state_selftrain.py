@@ -267,30 +267,37 @@ def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np
     return np.array([label[g] for g in groups], dtype=object)
 
 
-def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str],
-                  panel: GenePanel) -> tuple[np.ndarray, dict[str, dict[str, Any]]]:
+def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel: GenePanel,
+                  z: np.ndarray) -> tuple[np.ndarray, dict[str, dict[str, Any]]]:
     """Decline the state seeds of clusters whose state genes are not up there (:mod:`._state_specificity`).
 
+    Each seeded cluster is compared with the cells of the clusters that do not score for its state
+    (``z``: the cells' state z-scores, columns = ``ids``; :func:`._state_specificity.reference_rows`).
     Returns the labels (declined clusters become :data:`NONE_CLASS`) and, per state, ``seeded``
     (a cluster kept it), ``clusters_tested``, ``clusters_declined`` and the test of its cluster
-    with the smallest p-value (``n_measured``, ``n_up``, ``null_rate``, ``pvalue``).
+    with the smallest p-value (``n_measured``, ``n_up``, ``null_rate``, ``pvalue``, ``n_down_measured``,
+    ``n_down``).
     """
     out = labels.copy()
-    names, auroc = _specificity.cluster_auroc(panel.X, groups)
+    rows_x = sp.csr_matrix(panel.X)
     report: dict[str, dict[str, Any]] = {s: {"seeded": False, "clusters_tested": 0, "clusters_declined": 0,
                                              "pvalue": 1.0} for s in ids}
-    for g, row in zip(names, auroc, strict=True):
-        state = labels[np.flatnonzero(groups == g)[0]]
+    for g in np.unique(groups):
+        members = np.flatnonzero(groups == g)
+        state = labels[members[0]]
         if state == NONE_CLASS:
             continue
-        test = _specificity.gene_test(row, panel, state)
+        reference = _specificity.reference_rows(groups, z[:, ids.index(state)], g,
+                                                short=_specificity.short_panel(panel, state))
+        auroc, detected = _specificity.auroc_against(rows_x, members, reference)
+        test = _specificity.gene_test(auroc, panel, state, detected)
         entry = report[state]
         entry["clusters_tested"] += 1
         if _specificity.specific(test):
             entry["seeded"] = True
         else:
             entry["clusters_declined"] += 1
-            out[groups == g] = NONE_CLASS
+            out[members] = NONE_CLASS
         if test["pvalue"] <= entry["pvalue"]:
             entry.update(test)
     return out, report
@@ -458,7 +465,7 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     labels = cluster_seeds(groups, z, ids, mixture_calls, params)
     specificity: dict[str, dict[str, Any]] = {}
     if panel is not None:
-        labels, specificity = confirm_seeds(labels, groups, ids, panel)
+        labels, specificity = confirm_seeds(labels, groups, ids, panel, z)
     mixture = seeds(ids, best, confidence, called, z, params)
     labels = np.where((mixture == "") | (mixture == labels), labels, "")
     if not usable(labels, params):

@@ -26,12 +26,25 @@ most :data:`~hcctme._constants.STATE_SPECIFICITY_ALPHA` and at least
 :data:`~hcctme._constants.STATE_SPECIFICITY_MIN_UP` of the state's measured genes are up. A state
 with fewer than :data:`~hcctme._constants.STATE_SPECIFICITY_MIN_GENES` measured genes (the 2-5 gene
 marker panels) cannot reach that p-value through one gene: a cluster seeds it when at least one of
-its genes is up there.
+its genes is up there. A short library panel (fewer than
+:data:`~hcctme._constants.STATE_SPECIFICITY_MIN_GENES` ``genes_up``) that defines its state in both
+directions (``genes_down`` that the reference cells express; M_MDSC: CD14+ and HLA class II down)
+needs at least half of its measured up genes up and half of those down genes down (AUROC <= 1 -
+the up threshold): a CD14-high cluster of HLA-DR-high classical monocytes is not M-MDSC.
+
+**Reference cells.** The cluster is compared with the population's cells that do not score for
+the state (:func:`reference_rows`: the other clusters whose mean z-score of the state is at most
+:data:`~hcctme._constants.STATE_SPECIFICITY_REFERENCE_Z`; a short library panel, with its permissive
+one-gene rule, against all other cells), not with all other cells: a state that
+makes up half of a population spans several clusters, and against a rest that is half the same
+state its genes are barely up (Wu 2021 myCAF-like clusters: 1 of 39 ECM-myCAF genes at AUROC 0.65
+against the rest). Each side is subsampled to :data:`~hcctme._constants.STATE_SPECIFICITY_MAX_CELLS`
+cells (fixed seed), which bounds the cost on large populations.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -42,9 +55,11 @@ from hcctme._constants import (
     STATE_SPECIFICITY_AUROC,
     STATE_SPECIFICITY_BACKGROUND,
     STATE_SPECIFICITY_BINS,
+    STATE_SPECIFICITY_MAX_CELLS,
     STATE_SPECIFICITY_MIN_DETECTION,
     STATE_SPECIFICITY_MIN_GENES,
     STATE_SPECIFICITY_MIN_UP,
+    STATE_SPECIFICITY_REFERENCE_Z,
 )
 
 
@@ -56,26 +71,48 @@ class GenePanel:
     state_columns: dict[str, np.ndarray]  # state -> measured columns of its signature genes
     background: np.ndarray  # measured columns of the background genes
     bins: np.ndarray  # expression bin of every panel column
+    # state -> measured columns of its genes_down, for the short marker panels (fewer than
+    # STATE_SPECIFICITY_MIN_GENES genes_up in the library)
+    down_columns: dict[str, np.ndarray] = field(default_factory=dict)
+    short: frozenset[str] = frozenset()  # the states whose library panel is short
 
 
 def panel_columns(var_names: Any, signatures: dict[str, list[str]], n_background: int = STATE_SPECIFICITY_BACKGROUND,
-                  random_state: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
-    """Matrix columns of the panel: (all columns, state -> positions in them, background positions)."""
+                  random_state: int = 0, down: dict[str, list[str]] | None = None
+                  ) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray, dict[str, np.ndarray]]:
+    """Matrix columns of the panel: (all columns, state -> positions in them, background, state -> down genes).
+
+    The positions of the background genes and of each state's ``down`` genes are in the same columns.
+    """
     names = list(map(str, var_names))
     position = {g: i for i, g in enumerate(names)}
-    own = {s: [position[g] for g in dict.fromkeys(genes) if g in position] for s, genes in signatures.items()}
-    taken = {i for cols in own.values() for i in cols}
+
+    def located(genes_of: dict[str, list[str]]) -> dict[str, list[int]]:
+        return {s: [position[g] for g in dict.fromkeys(genes) if g in position] for s, genes in genes_of.items()}
+
+    own, own_down = located(signatures), located(down or {})
+    taken = {i for cols in (*own.values(), *own_down.values()) for i in cols}
     pool = np.array([i for i in range(len(names)) if i not in taken], dtype=int)
     rng = np.random.default_rng(random_state)
     background = np.sort(rng.choice(pool, min(n_background, pool.size), replace=False)) if pool.size else pool
     columns = np.array(sorted(taken | set(background.tolist())), dtype=int)
     where = {c: j for j, c in enumerate(columns)}
-    return (columns, {s: np.array([where[c] for c in cols], dtype=int) for s, cols in own.items()},
-            np.array([where[c] for c in background], dtype=int))
+
+    def positions(cols_of: dict[str, list[int]]) -> dict[str, np.ndarray]:
+        return {s: np.array([where[c] for c in cols], dtype=int) for s, cols in cols_of.items()}
+
+    return columns, positions(own), np.array([where[c] for c in background], dtype=int), positions(own_down)
 
 
-def build_panel(X: sp.csc_matrix, state_positions: dict[str, np.ndarray], background: np.ndarray) -> GenePanel:
-    """The panel with its measured columns and the expression bins of every column."""
+def build_panel(X: sp.csc_matrix, state_positions: dict[str, np.ndarray], background: np.ndarray,
+                down_positions: dict[str, np.ndarray] | None = None,
+                n_genes: dict[str, int] | None = None) -> GenePanel:
+    """The panel with its measured columns and the expression bins of every column.
+
+    ``n_genes``: each state's number of ``genes_up`` in the library (default: its columns here); a
+    state with fewer than :data:`~hcctme._constants.STATE_SPECIFICITY_MIN_GENES` is a short panel,
+    whose ``down_positions`` are kept.
+    """
     n = X.shape[0]
     detected = np.diff(X.indptr) >= max(STATE_SPECIFICITY_MIN_DETECTION * n, 3)
     mean = np.asarray(X.mean(axis=0)).ravel()
@@ -83,8 +120,11 @@ def build_panel(X: sp.csc_matrix, state_positions: dict[str, np.ndarray], backgr
     edges = (np.quantile(mean[measured_bg], np.linspace(0, 1, STATE_SPECIFICITY_BINS + 1)[1:-1])
              if measured_bg.size else np.empty(0))
     bins = np.searchsorted(edges, mean, side="right")
+    lengths = {s: (n_genes or {}).get(s, p.size) for s, p in state_positions.items()}
+    short = frozenset(s for s, k in lengths.items() if k < STATE_SPECIFICITY_MIN_GENES)
     return GenePanel(X=X, state_columns={s: p[detected[p]] for s, p in state_positions.items()},
-                     background=measured_bg, bins=bins)
+                     background=measured_bg, bins=bins, short=short,
+                     down_columns={s: p[detected[p]] for s, p in (down_positions or {}).items() if s in short})
 
 
 def cluster_auroc(X: sp.csc_matrix, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -115,18 +155,71 @@ def cluster_auroc(X: sp.csc_matrix, groups: np.ndarray) -> tuple[np.ndarray, np.
     return labels, (rank_sum - size[:, None] * (size[:, None] + 1) / 2.0) / (size[:, None] * rest[:, None])
 
 
-def gene_test(auroc: np.ndarray, panel: GenePanel, state: str) -> dict[str, float]:
+def reference_rows(groups: np.ndarray, z: np.ndarray, cluster: Any, short: bool = False) -> np.ndarray:
+    """The cells a cluster is compared with: the other clusters that do not score for the state.
+
+    Clusters other than ``cluster`` whose mean of ``z`` (one state's z-scores) is at most
+    :data:`~hcctme._constants.STATE_SPECIFICITY_REFERENCE_Z`; all other cells when there are none,
+    and for a ``short`` library panel (:func:`short_panel`), whose one-gene rule is permissive:
+    against the whole rest of the population a gene is up less easily than against the cells low
+    in the panel.
+    """
+    others = groups != cluster
+    if short:  # a short library panel
+        return np.flatnonzero(others)
+    low = [g for g in np.unique(groups[others]) if z[groups == g].mean() <= STATE_SPECIFICITY_REFERENCE_Z]
+    rows = np.flatnonzero(np.isin(groups, low))
+    return rows if rows.size else np.flatnonzero(others)
+
+
+def short_panel(panel: GenePanel, state: str) -> bool:
+    """Whether the state's library panel has fewer than :data:`~hcctme._constants.STATE_SPECIFICITY_MIN_GENES` genes."""
+    return state in panel.short
+
+
+def auroc_against(X: sp.csr_matrix, rows: np.ndarray, reference: np.ndarray,
+                  random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """AUROC of the cells ``rows`` against the cells ``reference``, and the reference's detection rate.
+
+    Per column of ``X`` (cells x genes). Each side is subsampled to at most
+    :data:`~hcctme._constants.STATE_SPECIFICITY_MAX_CELLS` cells.
+    """
+    rng = np.random.default_rng(random_state)
+
+    def capped(r: np.ndarray) -> np.ndarray:
+        if r.size <= STATE_SPECIFICITY_MAX_CELLS:
+            return r
+        return np.sort(rng.choice(r, STATE_SPECIFICITY_MAX_CELLS, replace=False))
+
+    rows, reference = capped(rows), capped(reference)
+    sub = sp.csc_matrix(X[np.concatenate([rows, reference])])
+    _, auroc = cluster_auroc(sub, np.r_[np.zeros(rows.size, dtype=int), np.ones(reference.size, dtype=int)])
+    detected = np.asarray((sub[rows.size:] > 0).sum(axis=0)).ravel() / max(reference.size, 1)
+    return auroc[0], detected
+
+
+def gene_test(auroc: np.ndarray, panel: GenePanel, state: str,
+              reference_detection: np.ndarray | None = None) -> dict[str, float]:
     """The state's genes up in one cluster (``auroc``: that cluster's row) against the matched null.
 
     Returns ``n_measured``, ``n_up``, ``null_rate`` and ``pvalue`` (one-sided binomial; 1 when no
-    gene of the state is measured).
+    gene of the state is measured), and ``n_down_measured`` / ``n_down``: the state's ``genes_down``
+    that can show as down and how many of them are down (AUROC <= 1 - the up threshold). A gene
+    absent from the cluster has AUROC ``0.5 - d / 2`` when detected in a share ``d`` of the reference
+    cells (``reference_detection``): it can reach the threshold only where ``d >= 2 (threshold - 0.5)``
+    (0.3), so the down genes below that detection are not counted (all are, without ``reference_detection``).
     """
     from scipy.stats import binom
 
     cols = panel.state_columns.get(state, np.empty(0, dtype=int))
+    down = panel.down_columns.get(state, np.empty(0, dtype=int))
+    if reference_detection is not None:
+        down = down[reference_detection[down] >= 2.0 * (STATE_SPECIFICITY_AUROC - 0.5)]
+    n_down = int(np.sum(auroc[down] <= 1.0 - STATE_SPECIFICITY_AUROC))
     up = auroc >= STATE_SPECIFICITY_AUROC
     if cols.size == 0:
-        return {"n_measured": 0, "n_up": 0, "null_rate": float("nan"), "pvalue": 1.0}
+        return {"n_measured": 0, "n_up": 0, "null_rate": float("nan"), "pvalue": 1.0,
+                "n_down_measured": int(down.size), "n_down": n_down}
     bg_bins = panel.bins[panel.background]
     bg_up = up[panel.background]
     overall = float(bg_up.mean()) if bg_up.size else 0.0
@@ -139,20 +232,27 @@ def gene_test(auroc: np.ndarray, panel: GenePanel, state: str) -> dict[str, floa
     rate = float(np.clip(np.mean(rates), 1.0 / max(panel.background.size, 1), 1.0))
     k = int(up[cols].sum())
     return {"n_measured": int(cols.size), "n_up": k, "null_rate": rate,
-            "pvalue": float(binom.sf(k - 1, cols.size, rate)) if k > 0 else 1.0}
+            "pvalue": float(binom.sf(k - 1, cols.size, rate)) if k > 0 else 1.0,
+            "n_down_measured": int(down.size), "n_down": n_down}
 
 
 def params() -> dict[str, float | int]:
     """The test's thresholds, for the provenance."""
     return {"auroc": STATE_SPECIFICITY_AUROC, "alpha": STATE_SPECIFICITY_ALPHA, "min_up": STATE_SPECIFICITY_MIN_UP,
             "background_genes": STATE_SPECIFICITY_BACKGROUND, "bins": STATE_SPECIFICITY_BINS,
-            "min_detection": STATE_SPECIFICITY_MIN_DETECTION, "min_genes": STATE_SPECIFICITY_MIN_GENES}
+            "min_detection": STATE_SPECIFICITY_MIN_DETECTION, "min_genes": STATE_SPECIFICITY_MIN_GENES,
+            "reference_z": STATE_SPECIFICITY_REFERENCE_Z, "max_cells": STATE_SPECIFICITY_MAX_CELLS}
 
 
 def specific(result: dict[str, float]) -> bool:
     """Whether a :func:`gene_test` result lets the cluster seed the state."""
-    if result["n_measured"] < STATE_SPECIFICITY_MIN_GENES:
-        # a short panel cannot reach the test's alpha through one gene: one of its genes up is enough
+    if result["n_measured"] < STATE_SPECIFICITY_MIN_GENES:  # short_panel
+        # a short panel cannot reach the test's alpha through one gene: one of its genes up is enough; a panel that
+        # defines its state in both directions (genes_down testable) needs half of its up genes up and half of
+        # its down genes down
+        n_down, n_down_measured = result.get("n_down", 0), result.get("n_down_measured", 0)
+        if n_down_measured:
+            return 2 * result["n_up"] >= result["n_measured"] and 2 * n_down >= n_down_measured
         return result["n_up"] >= 1
     return (result["pvalue"] <= STATE_SPECIFICITY_ALPHA
             and result["n_up"] >= STATE_SPECIFICITY_MIN_UP * result["n_measured"])

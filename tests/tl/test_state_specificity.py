@@ -23,10 +23,11 @@ def _population(seed: int = 0, n: int = 400, n_genes: int = 600):
     return sp.csr_matrix(counts), groups, names
 
 
-def _panel(counts, names, signatures):
-    columns, positions, background = specificity.panel_columns(names, signatures, n_background=400)
+def _panel(counts, names, signatures, down=None):
+    columns, positions, background, down_positions = specificity.panel_columns(names, signatures, n_background=400,
+                                                                               down=down)
     X = sp.csc_matrix(selftrain.log_expression(counts)[:, columns])  # as call_states reads a population in memory
-    return specificity.build_panel(X, positions, background)
+    return specificity.build_panel(X, positions, background, down_positions)
 
 
 def test_cluster_auroc_is_the_mann_whitney_auroc():
@@ -44,7 +45,7 @@ def test_cluster_auroc_is_the_mann_whitney_auroc():
 
 def test_panel_columns_are_read_in_the_same_chunked_pass_with_whole_row_normalisation():
     counts, _, names = _population()
-    columns, _, _ = specificity.panel_columns(names, {"S": [f"G{i}" for i in range(40)]}, n_background=50)
+    columns, _, _, _ = specificity.panel_columns(names, {"S": [f"G{i}" for i in range(40)]}, n_background=50)
     assert columns.size == 90 and (np.diff(columns) > 0).all()
     rows = np.arange(0, counts.shape[0], 2)
     _, panel = selftrain.log_expression_chunked(counts, rows, selftrain.SelfTrainParams(), panel_columns=columns,
@@ -76,13 +77,94 @@ def test_confirm_seeds_declines_the_narrow_cluster():
     counts, groups, names = _population()
     panel = _panel(counts, names, {"S": [f"G{i}" for i in range(40)]})
     labels = np.where(groups > 0, "S", selftrain.NONE_CLASS).astype(object)
-    out, report = selftrain.confirm_seeds(labels, groups, ["S"], panel)
+    z = np.where(groups > 0, 1.0, -0.5)[:, None]  # both clusters score for S, cluster 0 does not
+    out, report = selftrain.confirm_seeds(labels, groups, ["S"], panel, z)
     assert (out[groups == 1] == "S").all() and (out[groups != 1] == selftrain.NONE_CLASS).all()
     assert report["S"]["seeded"] and report["S"]["clusters_tested"] == 2 and report["S"]["clusters_declined"] == 1
     # only the narrow cluster: the state is declined everywhere
     only_narrow = np.where(groups == 2, "S", selftrain.NONE_CLASS).astype(object)
-    out, report = selftrain.confirm_seeds(only_narrow, groups, ["S"], panel)
+    out, report = selftrain.confirm_seeds(only_narrow, groups, ["S"], panel, z)
     assert (out == selftrain.NONE_CLASS).all() and not report["S"]["seeded"]
+
+
+def test_auroc_against_a_reference_is_the_mann_whitney_auroc_of_the_two_sets():
+    from sklearn.metrics import roc_auc_score
+
+    counts, groups, _ = _population()
+    X = sp.csr_matrix(selftrain.log_expression(counts)[:, :30])
+    rows, reference = np.flatnonzero(groups == 2), np.flatnonzero(groups == 0)
+    auroc, detected = specificity.auroc_against(X, rows, reference)
+    dense = X.toarray()
+    np.testing.assert_allclose(detected, (dense[reference] > 0).mean(axis=0))
+    both = np.concatenate([rows, reference])
+    truth = np.isin(both, rows)
+    np.testing.assert_allclose(auroc, [roc_auc_score(truth, dense[both, j]) for j in range(30)], atol=1e-12)
+
+
+def test_reference_is_the_clusters_that_do_not_score_for_the_state():
+    groups = np.repeat([0, 1, 2, 3], 10)
+    z = np.repeat([-1.0, 1.2, 0.8, -0.2], 10)
+    assert set(groups[specificity.reference_rows(groups, z, 1)]) == {0, 3}  # not cluster 2, high for the state too
+    assert set(groups[specificity.reference_rows(groups, np.repeat([0.5, 1.0, 2.0, 3.0], 10), 1)]) == {0, 2, 3}
+
+
+def test_a_state_half_of_the_population_is_tested_against_the_cells_without_it():
+    """S up in clusters 1 and 2 (half the cells, a moderate programme): each cluster against the rest, which holds
+    the other S cluster, has few S genes up; against the cells without S (cluster 0) it has most."""
+    rng = np.random.default_rng(3)
+    n, n_genes = 400, 600
+    groups = np.repeat([0, 1, 2], [200, 100, 100])
+    log_mu = np.tile(rng.normal(-1.0, 1.0, n_genes), (n, 1))
+    log_mu[groups > 0, :40] += 0.7
+    counts = sp.csr_matrix(rng.poisson(np.exp(log_mu)).astype(np.float32))
+    panel = _panel(counts, pd.Index([f"G{i}" for i in range(n_genes)]), {"S": [f"G{i}" for i in range(40)]})
+    _, rest = specificity.cluster_auroc(panel.X, groups)
+    against_rest = specificity.gene_test(rest[1], panel, "S")
+    z = np.where(groups > 0, 1.0, -1.0)
+    reference = specificity.reference_rows(groups, z, 1)
+    auroc, _ = specificity.auroc_against(sp.csr_matrix(panel.X), np.flatnonzero(groups == 1), reference)
+    against_none = specificity.gene_test(auroc, panel, "S")
+    assert not specificity.specific(against_rest)
+    assert against_none["n_up"] >= 2 * against_rest["n_up"] and specificity.specific(against_none)
+    out, report = selftrain.confirm_seeds(np.where(groups > 0, "S", selftrain.NONE_CLASS).astype(object), groups,
+                                          ["S"], panel, z[:, None])
+    assert (out[groups > 0] == "S").all() and report["S"]["clusters_declined"] == 0
+
+
+def test_short_panel_with_down_genes_needs_them_down():
+    """An M-MDSC-like 3-gene panel with two down genes: its up genes up are not enough when the down genes are not
+    down in the cluster (CD14-high, HLA-DR-high classical monocytes); a panel defined in both directions needs
+    half of its up genes up."""
+    rng = np.random.default_rng(5)
+    n, n_genes = 400, 600
+    groups = np.repeat([0, 1, 2], [200, 100, 100])
+    log_mu = np.tile(rng.normal(0.0, 0.7, n_genes), (n, 1))
+    log_mu[groups > 0, 0] += 2.0  # the panel's up genes G0 (clusters 1 and 2) and G3 (cluster 2)
+    log_mu[groups == 2, 3] += 2.0
+    log_mu[:, 1:3] += 2.0
+    log_mu[groups == 2, 1:3] -= 2.5  # its down genes G1, G2 down in cluster 2 only
+    counts = sp.csr_matrix(rng.poisson(np.exp(log_mu)).astype(np.float32))
+    names = pd.Index([f"G{i}" for i in range(n_genes)])
+    panel = _panel(counts, names, {"M": ["G0", "G3", "G4"]}, down={"M": ["G1", "G2"]})
+    reference = np.flatnonzero(groups == 0)
+    X = sp.csr_matrix(panel.X)
+    hla_high = _test(X, groups == 1, reference, panel)
+    hla_low = _test(X, groups == 2, reference, panel)
+    assert hla_high["n_up"] >= 1 and hla_high["n_down_measured"] == 2 and hla_high["n_down"] == 0
+    assert not specificity.specific(hla_high)
+    assert hla_low["n_up"] == 2 and hla_low["n_down"] == 2 and specificity.specific(hla_low)
+    one_up = dict(hla_low, n_up=1)  # one of the three up genes up, the down genes down: not the phenotype
+    assert not specificity.specific(one_up)
+    # down genes the reference barely expresses cannot show as down: they are not counted, and one up gene suffices
+    rare = np.full(X.shape[1], 0.2)
+    auroc, _ = specificity.auroc_against(X, np.flatnonzero(groups == 1), reference)
+    untestable = specificity.gene_test(auroc, panel, "M", rare)
+    assert untestable["n_down_measured"] == 0 and untestable["n_up"] == 1 and specificity.specific(untestable)
+
+
+def _test(X, members, reference, panel):
+    auroc, detected = specificity.auroc_against(X, np.flatnonzero(members), reference)
+    return specificity.gene_test(auroc, panel, "M", detected)
 
 
 def test_params_are_the_constants():
@@ -91,7 +173,8 @@ def test_params_are_the_constants():
     assert specificity.params() == {
         "auroc": c.STATE_SPECIFICITY_AUROC, "alpha": c.STATE_SPECIFICITY_ALPHA, "min_up": c.STATE_SPECIFICITY_MIN_UP,
         "background_genes": c.STATE_SPECIFICITY_BACKGROUND, "bins": c.STATE_SPECIFICITY_BINS,
-        "min_detection": c.STATE_SPECIFICITY_MIN_DETECTION, "min_genes": c.STATE_SPECIFICITY_MIN_GENES}
+        "min_detection": c.STATE_SPECIFICITY_MIN_DETECTION, "min_genes": c.STATE_SPECIFICITY_MIN_GENES,
+        "reference_z": c.STATE_SPECIFICITY_REFERENCE_Z, "max_cells": c.STATE_SPECIFICITY_MAX_CELLS}
 
 
 def test_panel_columns_read_from_a_backed_matrix_equal_the_in_memory_ones(tmp_path):
