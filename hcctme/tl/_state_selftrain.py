@@ -279,7 +279,6 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
     ``n_down``).
     """
     out = labels.copy()
-    rows_x = sp.csr_matrix(panel.X)
     report: dict[str, dict[str, Any]] = {s: {"seeded": False, "clusters_tested": 0, "clusters_declined": 0,
                                              "pvalue": 1.0} for s in ids}
     for g in np.unique(groups):
@@ -289,7 +288,7 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
             continue
         reference = _specificity.reference_rows(groups, z[:, ids.index(state)], g,
                                                 short=_specificity.short_panel(panel, state))
-        auroc, detected = _specificity.auroc_against(rows_x, members, reference)
+        auroc, detected = _specificity.auroc_against(panel.X, members, reference)
         test = _specificity.gene_test(auroc, panel, state, detected)
         entry = report[state]
         entry["clusters_tested"] += 1

@@ -144,7 +144,7 @@ def cluster_auroc(X: sp.csc_matrix, groups: np.ndarray) -> tuple[np.ndarray, np.
         zeros = n - (hi - lo)
         zero_rank[j] = (zeros + 1) / 2.0
         if hi > lo:
-            ranks.data[lo:hi] = zeros + rankdata(X.data[lo:hi])
+            ranks.data[lo:hi] = zeros + rankdata(ranks.data[lo:hi])  # ranks' own order (astype may sort indices)
     onehot = sp.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(labels.size, n))
     nonzero = ranks.copy()
     nonzero.data = np.ones_like(nonzero.data)
@@ -177,11 +177,12 @@ def short_panel(panel: GenePanel, state: str) -> bool:
     return state in panel.short
 
 
-def auroc_against(X: sp.csr_matrix, rows: np.ndarray, reference: np.ndarray,
+def auroc_against(X: sp.spmatrix, rows: np.ndarray, reference: np.ndarray,
                   random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """AUROC of the cells ``rows`` against the cells ``reference``, and the reference's detection rate.
 
-    Per column of ``X`` (cells x genes). Each side is subsampled to at most
+    Per column of ``X`` (cells x genes, sparse: the panel's csc matrix is read without a copy of
+    all its rows). Each side is subsampled to at most
     :data:`~hcctme._constants.STATE_SPECIFICITY_MAX_CELLS` cells.
     """
     rng = np.random.default_rng(random_state)

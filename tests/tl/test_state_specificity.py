@@ -101,6 +101,18 @@ def test_auroc_against_a_reference_is_the_mann_whitney_auroc_of_the_two_sets():
     np.testing.assert_allclose(auroc, [roc_auc_score(truth, dense[both, j]) for j in range(30)], atol=1e-12)
 
 
+def test_auroc_of_rows_read_out_of_order_from_a_csc_matrix():
+    """Rows taken from the panel's csc matrix in any order (unsorted indices) give the same AUROC as a sorted copy."""
+    counts, groups, _ = _population()
+    X = sp.csc_matrix(selftrain.log_expression(counts)[:, :30])
+    rows, reference = np.flatnonzero(groups == 2)[::-1], np.flatnonzero(groups == 0)
+    assert not X[np.concatenate([rows, reference])].has_sorted_indices
+    auroc, detected = specificity.auroc_against(X, rows, reference)
+    expected, expected_detected = specificity.auroc_against(sp.csr_matrix(X), rows, reference)
+    np.testing.assert_allclose(auroc, expected, atol=1e-12)
+    np.testing.assert_allclose(detected, expected_detected)
+
+
 def test_reference_is_the_clusters_that_do_not_score_for_the_state():
     groups = np.repeat([0, 1, 2, 3], 10)
     z = np.repeat([-1.0, 1.2, 0.8, -0.2], 10)
