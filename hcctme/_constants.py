@@ -147,7 +147,7 @@ STATE_MAX_FOREIGN_SHARE: Final = 0.1
 # better than one normal's by STATE_ARTEFACT_BIC ("very strong" on Kass & Raftery's scale), upper share >=
 # STATE_ARTEFACT_MIN_SHARE), a cell whose posterior of the upper component is > 0.5 and which lies at least
 # STATE_ARTEFACT_MIN_Z clean sd above the clean mean (or STATE_ARTEFACT_Z anywhere) is an artefact.
-STATE_ARTEFACT_D: Final = 2.0
+STATE_ARTEFACT_D: Final = 1.5
 STATE_ARTEFACT_BIC: Final = 10.0
 STATE_ARTEFACT_MIN_SHARE: Final = 0.02
 STATE_ARTEFACT_MIN_Z: Final = 2.0

@@ -365,7 +365,7 @@ def call_states(
        library's ``"artefacts"`` collection, ``artefacts``) and, where the expression holds raw
        counts, the log library size relative to the sample's median (doublets) gets a
        two-component normal fit over the context's cells, started from its lower half; when the
-       upper component is apart (Ashman's D >= 2), a cell more likely in it than in the clean one
+       upper component is apart (Ashman's D >= 1.5 and a BIC gain), a cell more likely in it than in the clean one
        and at least 2 clean sd above the clean mean (or 3 sd anywhere) is "none of these" and is
        left out of the fit, and its posterior of the upper component is its artefact
        probability. The reference is the clean cells, so a quarter of the cells stressed does not
