@@ -352,7 +352,10 @@ def call_states(
       (label -> context), ``mapping_source``, ``states`` (context -> state ids competed),
       ``artefact_signatures`` (context -> columns used), ``thresholds``, ``method``,
       ``diagnostics`` (per state the fitted proportion and separation; per context the artefact
-      cells), ``fitted``, ``ignored_signatures``, ``refine``, ``self_train`` (``params``, ``seeds``
+      cells, ``flagged_by``: the cells each artefact column flags, and ``markers_not_used``),
+      ``artefact_rule`` (the thresholds of :mod:`hcctme.tl._state_artefacts`; ``library_size``
+      is an artefact column where the expression holds raw counts), ``fitted``,
+      ``ignored_signatures``, ``refine``, ``self_train`` (``params``, ``seeds``
       per context, ``specificity``: per context and state whether a cluster confirmed it, the
       clusters tested and declined, and the test of its best cluster: ``n_measured``, ``n_up``,
       ``null_rate``, ``pvalue``; ``specificity_params``).

@@ -82,6 +82,7 @@ class ContextFlags:
     flagged: np.ndarray  # column that flagged the cell, "" when none
     probability: np.ndarray  # probability that the cell is an artefact
     unused: list[str]  # foreign-lineage markers not used (they would flag too many cells)
+    flagged_by: dict[str, int]  # cells each column flags (a cell can be flagged by several)
 
 
 def signatures(columns: pd.Index, library, contexts: np.ndarray, states: list[str], extra: list[str]
@@ -280,7 +281,8 @@ def context_flags(values: np.ndarray, columns: list[str], references: dict[str, 
     first = np.asarray(columns, dtype=object)[np.argmax(flags, axis=1)] if columns else np.full(n, "", dtype=object)
     flagged = np.where(flags.any(axis=1), first, "").astype(object)
     probability = 1.0 - np.prod(1.0 - probs, axis=1) if columns else np.zeros(n)
-    return ContextFlags(flagged=flagged, probability=probability, unused=[columns[j] for j in unused])
+    return ContextFlags(flagged=flagged, probability=probability, unused=[columns[j] for j in unused],
+                        flagged_by={col: int(flags[:, j].sum()) for j, col in enumerate(columns) if flags[:, j].any()})
 
 
 def params() -> dict[str, Any]:

@@ -328,7 +328,8 @@ def assign(
         result.counts[context][UNASSIGNED] = int(np.sum(calls[idx] == UNASSIGNED))
         result.fitted[context] = "mixture" if mix is not None else "rule"
         result.diagnostics[context] = {UNASSIGNED: {"artefacts": int(is_artefact.sum()),
-                                                    "markers_not_used": found.unused}}
+                                                    "markers_not_used": found.unused,
+                                                    "flagged_by": found.flagged_by}}
         if mix is not None:
             sep = mix.separation
             result.diagnostics[context].update({

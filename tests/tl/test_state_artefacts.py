@@ -77,7 +77,7 @@ def test_context_flags_drop_markers_that_mark_a_state():
     marker[:120] = 0.3  # 20 % of the population: a state sharing the lineage's genes, not doublets
     stress, hit = _stress_cohort(0.25, seed=3, n=n)
     found = artefacts.context_flags(np.column_stack([stress, marker]), ["STRESS", "MARKER_X"], {"MARKER_X": 0.5})
-    assert found.unused == ["MARKER_X"]
+    assert found.unused == ["MARKER_X"] and found.flagged_by == {"STRESS": int(np.sum(found.flagged == "STRESS"))}
     assert set(found.flagged[found.flagged != ""]) == {"STRESS"}
     assert (found.flagged[hit] == "STRESS").mean() >= 0.75
     # the probability of an artefact combines the columns used: the marker left out adds nothing
