@@ -32,7 +32,14 @@ scores puts it above the population's *clean* cells:
 
 The probability that a cell is not an artefact, ``prod(1 - p_column)`` over the columns used,
 multiplies the confidence of its state call (the call can only be right when the cell is not an
-artefact).
+artefact); a call whose confidence then falls below ``min_confidence`` is dropped.
+
+Limits: the lower half of a score must be clean cells (with more than about half of a population
+stressed, nothing is found); a state whose programme raises an artefact programme's genes in a
+distinct group of cells is flagged as that artefact; a doublet of two cells of one lineage is seen
+only through its library size, and only where the expression holds raw counts; the detection is only
+as good as the artefact signature (the library's 140-gene dissociation-stress list reads a stress
+programme of other genes weakly: add your own list through ``artefacts``).
 """
 
 from __future__ import annotations

@@ -119,3 +119,27 @@ def test_discount_lowers_confidence_and_drops_calls_below_the_threshold():
     out, new = artefacts.discount(calls, conf, prob, 0.5)
     np.testing.assert_allclose(new, [0.9, 0.63, 0.42, 0.4])
     assert list(out) == ["A", "B", "unassigned", "unassigned"]
+
+
+def test_call_states_reads_library_size_only_from_counts():
+    import hcctme
+    from tests.tl._state_generator import generate
+
+    adata = generate("10x", seed=1, n_patients=4, cells_per_patient=250)
+    hcctme.tl.score(adata)
+    logged = adata.copy()
+    logged.X = logged.X.copy()
+    logged.X.data = np.log1p(logged.X.data)
+    hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
+    hcctme.tl.call_states(logged, cell_type_key="cell_type", sample_key="patient")
+    counted, not_counted = adata.uns["hcctme_state_params"], logged.uns["hcctme_state_params"]
+    assert all(cols[-1] == artefacts.LIBRARY_SIZE for cols in counted["artefact_signatures"].values())
+    assert not any(artefacts.LIBRARY_SIZE in cols for cols in not_counted["artefact_signatures"].values())
+    assert counted["artefact_rule"] == artefacts.params()
+    flagged = adata.obs["hcctme_state_artefact"].astype(str)
+    by_size = flagged == artefacts.LIBRARY_SIZE
+    # the cells flagged by their library size (and no other column first) are mostly the generator's doublets
+    # (measured: 5 cells, 4 of them doublets)
+    assert by_size.sum() >= 3 and (adata.obs.loc[by_size, "artefact"] == "doublet").mean() >= 0.5
+    assert (adata.obs.loc[flagged != "", "hcctme_state"] == "unassigned").all()
+    assert (adata.obs.loc[flagged != "", "hcctme_state_confidence"] == 0).all()
