@@ -142,6 +142,15 @@ STATE_ARTEFACT_Z: Final = 3.0
 # A foreign-lineage marker that would flag more than this share of a population marks a state whose
 # genes it shares, not doublets: it is not used there. Its reference level needs this many cells.
 STATE_MAX_FOREIGN_SHARE: Final = 0.1
+# Artefact scores get a two-component normal fit in each parent population (tl/_state_artefacts.py): when
+# the upper component is apart from the clean one (Ashman's D >= STATE_ARTEFACT_D, BIC of the two components
+# better than one normal's by STATE_ARTEFACT_BIC ("very strong" on Kass & Raftery's scale), upper share >=
+# STATE_ARTEFACT_MIN_SHARE), a cell whose posterior of the upper component is > 0.5 and which lies at least
+# STATE_ARTEFACT_MIN_Z clean sd above the clean mean (or STATE_ARTEFACT_Z anywhere) is an artefact.
+STATE_ARTEFACT_D: Final = 1.5
+STATE_ARTEFACT_BIC: Final = 10.0
+STATE_ARTEFACT_MIN_SHARE: Final = 0.02
+STATE_ARTEFACT_MIN_Z: Final = 2.0
 STATE_MIN_REFERENCE_CELLS: Final = 20
 # Self-training of call_states inside each parent population (tl/_state_selftrain.py): seeds are
 # cells whose mixture posterior for one state is at least STATE_SEED_CONFIDENCE, and cells whose

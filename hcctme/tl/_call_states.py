@@ -12,16 +12,14 @@ from anndata import AnnData
 
 from hcctme import _validate
 from hcctme._constants import (
-    ARTEFACT_COLLECTION,
     CONTEXT_PARENTS,
-    MARKER_COLLECTION,
-    STATE_MIN_REFERENCE_CELLS,
     Defaults,
     Keys,
     Suffix,
 )
 from hcctme._logging import logger
 from hcctme.tl import _contexts
+from hcctme.tl import _state_artefacts as _artefacts
 from hcctme.tl import _state_model as _model
 from hcctme.tl import _state_selftrain as _selftrain
 from hcctme.tl import _state_specificity as _specificity
@@ -69,38 +67,6 @@ def with_parent_contexts(states: dict[str, list[str]], contexts: np.ndarray) -> 
         if parent in present and parent not in states and ids:
             out[parent] = ids
     return out
-
-
-def artefact_signatures(
-    columns: pd.Index, library, contexts: np.ndarray, states: list[str], extra: list[str]
-) -> tuple[dict[str, list[str]], dict[str, float], pd.DataFrame]:
-    """Score columns that make a cell "none of these" in each context with states.
-
-    The library's ``"artefacts"`` collection (e.g. dissociation stress, hepatocyte ambient RNA),
-    the user's ``extra`` columns, and the ``"cell_type_markers"`` of lineages other than the
-    context's (:data:`hcctme.tl._contexts.LINEAGES`) that have at least 20 cells in the data (their
-    median score there is the reference level of the marker). Returns (context -> columns,
-    marker column -> reference level, the scores those columns need).
-    """
-    scored = [str(c) for c in columns]
-    common = [c for c in scored if c in library and library[c].collection == ARTEFACT_COLLECTION]
-    common += [c for c in extra if c not in common]
-    lineage_of_cell = np.array([_contexts.LINEAGES.get(c, "") for c in contexts], dtype=object)
-    markers = {c: _contexts.LINEAGES[library[c].cell_context] for c in scored
-               if c in library and library[c].collection == MARKER_COLLECTION
-               and library[c].cell_context in _contexts.LINEAGES}
-    present = {lin for lin in set(markers.values()) if np.sum(lineage_of_cell == lin) >= STATE_MIN_REFERENCE_CELLS}
-    out = {context: [*common, *(c for c, lin in markers.items()
-                                if lin in present and lin != _contexts.LINEAGES.get(context))]
-           for context in states}
-    needed = sorted({c for cols in out.values() for c in cols if c in markers})
-    return out, {c: markers[c] for c in needed}, needed
-
-
-def _references(scores: pd.DataFrame, contexts: np.ndarray, markers: dict[str, str]) -> dict[str, float]:
-    """Median of each foreign-lineage marker score in the cells of the lineage it marks."""
-    lineage_of_cell = np.array([_contexts.LINEAGES.get(c, "") for c in contexts], dtype=object)
-    return {c: float(np.median(scores[c].to_numpy(dtype=float)[lineage_of_cell == lin])) for c, lin in markers.items()}
 
 
 def _refine_leiden(
@@ -207,7 +173,7 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
     contexts = labels.map(lambda x: resolution.mapping[x] or Defaults.UNASSIGNED).to_numpy(dtype=object)
     states = with_parent_contexts(states, contexts)
     used_cols = list(dict.fromkeys(c for ids in states.values() for c in ids))
-    art_cols, markers, _ = artefact_signatures(scores.columns, library, contexts, list(states), extra)
+    art_cols, markers, _ = _artefacts.signatures(scores.columns, library, contexts, list(states), extra)
     read = list(dict.fromkeys([*used_cols, *(c for cols in art_cols.values() for c in cols)]))
     values = scores[read]
     if not np.all(np.isfinite(values.to_numpy(dtype=float))):
@@ -220,7 +186,7 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
     genes_down = {s: list(library[s].genes_down or ()) for s in used_cols}
     return {"states": states, "ignored": ignored, "used_cols": used_cols, "contexts": contexts, "genes": genes,
             "genes_down": genes_down,
-            "art_cols": art_cols, "values": values, "references": _references(values, contexts, markers)}
+            "art_cols": art_cols, "values": values, "references": _artefacts.references(values, contexts, markers)}
 
 
 def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, samples: np.ndarray, *,
@@ -238,6 +204,7 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
         calls, confidence = _refine_leiden(result, contexts, states, resolution=refine_resolution)
         calls = np.where(result.artefact != "", Defaults.UNASSIGNED, calls)
         confidence = np.where(result.artefact != "", 0.0, confidence)
+    calls, confidence = _artefacts.discount(calls, confidence, result.artefact_probability, thresholds.min_confidence)
     for context, diag in result.diagnostics.items():
         weak = {s: round(v["separation"], 2) for s, v in diag.items()
                 if "separation" in v and v["separation"] < WEAK_SEPARATION}
@@ -268,7 +235,9 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
         "artefact_signatures": {k: list(v) for k, v in m["art_cols"].items()},
         "marker_references": m["references"],
         "thresholds": thresholds.to_dict(),
-        "method": ("artefact and foreign-lineage outliers (robust z) set aside; state scores z-scored over "
+        "method": ("artefact cells set aside (artefact scores and the library size relative to the sample: "
+                   "two-component fit per context, flagged above the clean component; foreign-lineage markers: "
+                   "robust z); state scores z-scored over "
                    "each context (no per-sample re-centering); K-states-or-none mixture (EM) per context; "
                    "confidence = posterior of the best state"
                    + ("; self-training: k-means clusters of the context's within-sample-centred expression "
@@ -278,7 +247,9 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
                       "a logistic regression on the PCs and state "
                       "z-scores is fitted on the seeds, its cross-fitted (5-fold) probabilities averaged over 15 "
                       "nearest neighbours and temperature-scaled to the cluster seeds (self_train.temperature; "
-                      "contexts in self_train.seeds)" if self_train else "")),
+                      "contexts in self_train.seeds)" if self_train else "")
+                   + "; confidence times the probability that the cell is not an artefact"),
+        "artefact_rule": _artefacts.params(),
         "ignored_signatures": m["ignored"],
         "refine": {"method": refine or "none", "resolution": float(call["refine_resolution"])},
         "self_train": {"params": _selftrain.SelfTrainParams().to_dict(), "specificity_params": _specificity.params(),
@@ -357,7 +328,8 @@ def call_states(
         Extra columns of ``obsm[scores_key]`` (e.g. your own dissociation-stress or ambient-RNA
         gene sets scored with ``tl.score``) whose upper outliers make a cell "none of these". The
         library's ``"artefacts"`` collection and the cell-type markers of other lineages are used
-        whenever they are scored.
+        whenever they are scored, and the library size where the expression (``layer``) holds raw
+        counts.
     min_confidence
         Cells whose confidence (the posterior probability of their best state, below) is lower
         stay ``"unassigned"``. 0.5 is the Bayes decision between "this state" and "another state
@@ -391,8 +363,8 @@ def call_states(
 
     * ``obs[key_added]``: categorical state id or ``"unassigned"``;
     * ``obs[key_added + "_confidence"]``: float in [0, 1], the posterior probability of the
-      cell's best state (also for cells left unassigned below the threshold; 0 for artefact cells
-      and outside contexts with states);
+      cell's best state times the probability that the cell is not an artefact (also for cells
+      left unassigned below the threshold; 0 for artefact cells and outside contexts with states);
     * ``obs[key_added + "_context"]``: categorical cell_context each cell was read in;
     * ``obs[key_added + "_artefact"]``: the score column that made the cell "none of these"
       (``""`` for the others);
@@ -403,7 +375,10 @@ def call_states(
       (label -> context), ``mapping_source``, ``states`` (context -> state ids competed),
       ``artefact_signatures`` (context -> columns used), ``thresholds``, ``method``,
       ``diagnostics`` (per state the fitted proportion and separation; per context the artefact
-      cells), ``fitted``, ``ignored_signatures``, ``refine``, ``self_train`` (``params``, ``seeds``
+      cells, ``flagged_by``: the cells each artefact column flags, and ``markers_not_used``),
+      ``artefact_rule`` (the thresholds of :mod:`hcctme.tl._state_artefacts`; ``library_size``
+      is an artefact column where the expression holds raw counts), ``fitted``,
+      ``ignored_signatures``, ``refine``, ``self_train`` (``params``, ``seeds``
       per context, ``specificity``: per context and state whether a cluster confirmed it, the
       clusters tested and declined, and the test of its best cluster: ``n_measured``, ``n_up``,
       ``null_rate``, ``pvalue``; ``specificity_params``).
@@ -412,13 +387,19 @@ def call_states(
     -----
     Method (per parent context with K states; details in :mod:`hcctme.tl._state_model`):
 
-    1. artefacts: a cell whose score for an artefact programme (the library's ``"artefacts"``
-       collection, ``artefacts``) or for a cell-type marker of another lineage lies more than
-       :data:`hcctme._constants.STATE_ARTEFACT_Z` robust sd (median / MAD over the context's
-       cells) above the context's median is "none of these" and is left out of the fit (a
-       foreign marker must also reach a third of its own lineage's median level, and is not used
-       in a context where it would flag more than 10 % of the cells: there it marks a state whose
-       genes it shares, not doublets);
+    1. artefacts (:mod:`hcctme.tl._state_artefacts`): each artefact programme score (the
+       library's ``"artefacts"`` collection, ``artefacts``) and, where the expression holds raw
+       counts, the log library size relative to the sample's median (doublets) gets a
+       two-component normal fit over the context's cells, started from its lower half; when the
+       upper component is apart (Ashman's D >= 1.5 and a BIC gain), a cell more likely in it than in the clean one
+       and at least 2 clean sd above the clean mean (or 3 sd anywhere) is "none of these" and is
+       left out of the fit, and its posterior of the upper component is its artefact
+       probability. The reference is the clean cells, so a quarter of the cells stressed does not
+       raise it. Without a distinct upper group, and for the cell-type markers of other lineages
+       (doublets, ambient RNA: a small minority), the rule is :data:`hcctme._constants.STATE_ARTEFACT_Z`
+       robust sd (median / MAD) above the context's median (a foreign marker must also reach a
+       third of its own lineage's median level, and is not used in a context where it would flag
+       more than 10 % of the cells: there it marks a state whose genes it shares, not doublets);
     2. every state score is z-scored over the context's cells of all samples (no per-sample
        re-centering);
     3. a mixture model is fitted by EM over the context's other cells: each cell is in one of the
@@ -451,7 +432,9 @@ def call_states(
        cluster seeds' labels (``uns[key_added + "_params"]["self_train"]["temperature"]``). The
        probability of the best state replaces the confidence and the call is that state when it
        beats "none of these" and reaches ``min_confidence``. It learns the many programme genes a
-       short signature does not read; artefact cells stay unassigned.
+       short signature does not read; artefact cells stay unassigned;
+    6. the confidence is multiplied by the probability that the cell is not an artefact (step 1),
+       and a call whose confidence then falls below ``min_confidence`` is dropped.
 
     Contexts with fewer than 30 cells use a rule instead of the mixture: ``min(1 - 2**(-(z_best
     - z_second) / 0.75), Phi(z_best))`` (K >= 2) or ``Phi(z - 1)`` (K = 1).
@@ -471,7 +454,9 @@ def call_states(
       (e.g. "Myeloid" mapped to ``macrophage``) biases them; map labels carefully;
     * without an artefact signature for dissociation stress in the scores, stressed cells are
       called by their state scores (heat-shock genes are in some published state lists);
-      doublets of two cells of one lineage are not recognised;
+      doublets of two cells of one lineage are recognised only by their library size, and only
+      where the expression holds raw counts; a state whose programme raises an artefact
+      programme's genes in many cells (a distinct upper group) is flagged as that artefact;
     * signatures scored from the user's own gene sets (columns that are not library ids) are not
       used for calling (their parent context and mutual exclusivity are unknown); they are
       listed in ``uns[key_added + "_params"]["ignored_signatures"]``.
@@ -489,6 +474,7 @@ def call_states(
     m = _model_inputs(scores, labels, resolution, library, extra, scores_key)
     thresholds = _model.Thresholds(min_confidence=min_confidence)
     matrix = adata.layers[layer] if layer is not None else adata.X
+    _artefacts.add_library_size(m, matrix, samples.to_numpy())
     result, calls, confidence, trained = _calls(m, matrix, thresholds, samples.to_numpy(), refine=refine,
                                                 refine_resolution=refine_resolution, self_train=self_train,
                                                 var_names=_validate.gene_names(adata))

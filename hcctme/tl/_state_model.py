@@ -8,7 +8,7 @@ The model, for one parent context (e.g. ``macrophage``) whose state collection h
    SPP1+ keeps high TAM2 scores (a per-sample z-score would remove exactly the between-sample
    differences that composition tests look for). UCell scores are rank-based within each cell, so
    depth and gene-wise batch shifts move them little. Cells flagged as artefacts (stress, ambient
-   RNA, doublets; see :func:`artefact_flags`) are left out of the fit.
+   RNA, doublets; see :mod:`hcctme.tl._state_artefacts`) are left out of the fit.
 2. **Mixture.** Every cell is taken to be in exactly one of K + 1 classes: one of the K states, or
    none of them. In state k its score k is high, ``N(mu1_k, sd1_k)``; every score of a state
    the cell is not in follows that state's background ``N(mu0_k, sd0_k)``.
@@ -49,6 +49,7 @@ import pandas as pd
 from scipy.special import logsumexp, ndtr
 
 from hcctme._constants import STATE_ARTEFACT_Z, STATE_MAX_FOREIGN_SHARE, Defaults
+from hcctme.tl import _state_artefacts as _artefacts
 
 UNASSIGNED = Defaults.UNASSIGNED
 _SD_FLOOR = 0.25  # in z units: discrete scores of short signatures must not make a spike
@@ -105,6 +106,7 @@ class Assignment:
     best: np.ndarray  # best state per cell (also when below threshold); "" outside called contexts
     z: pd.DataFrame  # standardised state scores (NaN outside the state's context)
     artefact: np.ndarray  # column that flagged the cell as an artefact, "" when none
+    artefact_probability: np.ndarray  # probability that the cell is an artefact (hcctme.tl._state_artefacts)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     diagnostics: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     fitted: dict[str, str] = field(default_factory=dict)  # context -> "mixture" | "rule"
@@ -232,27 +234,6 @@ def _transform(z: np.ndarray, th: Thresholds) -> np.ndarray:
     return symlog(z) if th.symlog else z
 
 
-def artefact_flags(values: np.ndarray, z_max: float, reference: float | None = None) -> np.ndarray:
-    """Which cells of one context lie far in the upper tail of an artefact or foreign-lineage score.
-
-    Robust z-score over the context's cells: ``(x - median) / (1.4826 * MAD)`` above ``z_max``
-    (the MAD is floored at 1 % of the column's range). With ``reference`` (the score's median in
-    the lineage it marks), a cell must also be a third of the way from the context's median to
-    that level: a cell of another lineage's profile mixed in (a doublet, ambient RNA), not the
-    noise of a score that is near zero in the whole context.
-    """
-    if values.size == 0:
-        return np.zeros(values.shape[0], dtype=bool)
-    med = float(np.median(values))
-    mad = 1.4826 * float(np.median(np.abs(values - med)))
-    spread = float(np.ptp(values))
-    mad = max(mad, 0.01 * spread, 1e-12)
-    flags = (values - med) / mad > z_max
-    if reference is not None:
-        flags &= (reference > med) & (values >= med + (reference - med) / 3.0)
-    return flags
-
-
 def assign_context(
     values: np.ndarray, th: Thresholds, fit_rows: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Mixture | None, np.ndarray]:
@@ -301,11 +282,11 @@ def assign(
     states
         context -> state ids (columns of ``scores``) that compete in that context.
     artefacts
-        context -> columns whose upper outliers (:func:`artefact_flags`) mark a cell as "none of
-        these" (artefact programmes, markers of a foreign lineage).
+        context -> columns whose upper outliers (:func:`hcctme.tl._state_artefacts.context_flags`) mark
+        a cell as "none of these" (artefact programmes, markers of a foreign lineage, library size).
     references
         column -> the score's median in the lineage it marks (foreign-lineage markers; see
-        :func:`artefact_flags`).
+        :func:`hcctme.tl._state_artefacts.column_flags`).
     thresholds
         See :class:`Thresholds`.
     """
@@ -321,7 +302,8 @@ def assign(
     flagged = np.full(n, "", dtype=object)
     all_states = list(dict.fromkeys(s for ids in states.values() for s in ids))
     z_frame = pd.DataFrame(np.nan, index=scores.index, columns=all_states)
-    result = Assignment(calls=calls, confidence=conf, best=best_all, z=z_frame, artefact=flagged)
+    result = Assignment(calls=calls, confidence=conf, best=best_all, z=z_frame, artefact=flagged,
+                        artefact_probability=np.zeros(n))
     for context, ids in states.items():
         ids = list(ids)
         idx = np.flatnonzero(contexts == context)
@@ -330,16 +312,11 @@ def assign(
         values = scores[ids].to_numpy(dtype=float)[idx]
         cols = [c for c in artefacts.get(context, ()) if c in scores.columns]
         art_values = scores[cols].to_numpy(dtype=float)[idx] if cols else np.zeros((idx.size, 0))
-        flags = np.column_stack([artefact_flags(art_values[:, j], thresholds.artefact_z, references.get(col))
-                                 for j, col in enumerate(cols)]) if cols else np.zeros((idx.size, 0), dtype=bool)
-        # a foreign-lineage marker that flags many cells marks a state's sub-population (its genes are
-        # shared with that lineage's markers), not doublets or ambient RNA: it is not used there
-        shared = [j for j, col in enumerate(cols) if col in references
-                  and flags[:, j].mean() > thresholds.max_foreign_share]
-        flags[:, shared] = False
-        is_artefact = flags.any(axis=1)
-        first = np.asarray(cols, dtype=object)[np.argmax(flags, axis=1)] if cols else np.full(idx.size, "")
-        flagged[idx] = np.where(is_artefact, first, "")
+        found = _artefacts.context_flags(art_values, cols, dict(references), z_max=thresholds.artefact_z,
+                                         max_foreign_share=thresholds.max_foreign_share)
+        is_artefact = found.flagged != ""
+        flagged[idx] = found.flagged
+        result.artefact_probability[idx] = found.probability
         best, c, called, mix, z = assign_context(values, thresholds, fit_rows=~is_artefact)
         called &= ~is_artefact
         z_frame.iloc[idx, [z_frame.columns.get_loc(s) for s in ids]] = z
@@ -351,7 +328,8 @@ def assign(
         result.counts[context][UNASSIGNED] = int(np.sum(calls[idx] == UNASSIGNED))
         result.fitted[context] = "mixture" if mix is not None else "rule"
         result.diagnostics[context] = {UNASSIGNED: {"artefacts": int(is_artefact.sum()),
-                                                    "markers_not_used": [cols[j] for j in shared]}}
+                                                    "markers_not_used": found.unused,
+                                                    "flagged_by": found.flagged_by}}
         if mix is not None:
             sep = mix.separation
             result.diagnostics[context].update({

@@ -12,6 +12,7 @@ from anndata import AnnData
 import hcctme
 from hcctme.sig import Signature, SignatureSet
 from hcctme.tl import _contexts
+from hcctme.tl import _state_artefacts as artefacts
 from hcctme.tl import _state_model as model
 from hcctme.tl import _state_selftrain as selftrain
 
@@ -146,14 +147,14 @@ def test_real_between_sample_shift_is_kept():
 def test_artefact_flags_robust_z_and_reference():
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(0.2, 0.02, 950), rng.normal(0.6, 0.02, 50)])
-    flags = model.artefact_flags(x, 3.0)
+    flags = artefacts.artefact_flags(x, 3.0)
     assert flags[950:].all() and flags[:950].mean() < 0.01
     # a marker score near zero in the context: the noise tail is not an artefact without the
     # reference level of the lineage it marks being approached
     noise = np.abs(rng.normal(0.0, 0.01, 1000))
-    assert model.artefact_flags(noise, 3.0, reference=0.5).sum() == 0
+    assert artefacts.artefact_flags(noise, 3.0, reference=0.5).sum() == 0
     noise[:30] = 0.3
-    assert model.artefact_flags(noise, 3.0, reference=0.5)[:30].all()
+    assert artefacts.artefact_flags(noise, 3.0, reference=0.5)[:30].all()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -435,7 +436,8 @@ def test_artefact_column_makes_cells_none_of_these(fake_library):
     assert np.mean(adata.obs["hcctme_state_artefact"].astype(str).to_numpy()[~hit] != "") < 0.01
     info = adata.uns["hcctme_state_params"]
     assert info["artefact_signatures"]["macrophage"] == ["MY_STRESS"]
-    assert info["diagnostics"]["macrophage"][UNASSIGNED]["artefacts"] == 60
+    # the 60 stressed cells, and the clean cells beyond 3 sd of the clean component (normal tail: ~1 of 840)
+    assert 60 <= info["diagnostics"]["macrophage"][UNASSIGNED]["artefacts"] <= 63
 
 
 def test_library_artefact_collection_is_used(fake_library, monkeypatch):

@@ -1,0 +1,299 @@
+"""Artefact cells for ``tl.call_states``: dissociation stress, ambient RNA and doublets are "none of these".
+
+A cell is an artefact in a parent population (a context) when one of the context's artefact
+scores puts it above the population's *clean* cells:
+
+* **Columns.** The library's ``"artefacts"`` collection (dissociation stress, hepatocyte ambient
+  RNA), the user's extra columns, the ``"cell_type_markers"`` of lineages other than the
+  context's that have at least :data:`~hcctme._constants.STATE_MIN_REFERENCE_CELLS` cells (a
+  doublet or ambient RNA carries another lineage's profile), and, where the expression holds raw
+  counts, the cell's log library size relative to its sample's median in the context
+  (:data:`LIBRARY_SIZE`: a doublet holds two cells' transcripts).
+* **Reference level from the clean cells.** A median / MAD over the whole population is pulled up
+  when many cells are artefacts (a quarter of the cells stressed moves the median and widens the
+  MAD, and the stressed cells escape). Instead each score gets a two-component normal mixture
+  (EM) started from its lower half: the lower component is the clean cells, the upper one the
+  artefact cells. When the two are apart (Ashman's D >= :data:`~hcctme._constants.STATE_ARTEFACT_D`,
+  BIC better than one normal's by :data:`~hcctme._constants.STATE_ARTEFACT_BIC`, upper share >=
+  :data:`~hcctme._constants.STATE_ARTEFACT_MIN_SHARE`), a cell is flagged when its
+  posterior of the upper component exceeds 0.5 and it lies at least
+  :data:`~hcctme._constants.STATE_ARTEFACT_MIN_Z` sd above the clean mean, or more than
+  :data:`~hcctme._constants.STATE_ARTEFACT_Z` sd above it; that posterior is the cell's artefact
+  probability. Otherwise (no distinct upper group, e.g. a clean cohort) the rule is the robust z
+  (median / MAD) above :data:`~hcctme._constants.STATE_ARTEFACT_Z`, and the probability is 0 or 1.
+* **Foreign-lineage markers** keep the robust z (median / MAD) above
+  :data:`~hcctme._constants.STATE_ARTEFACT_Z` (the doublets and ambient cells they find are a small
+  minority; their upper tail is often a state sharing a few of the lineage's genes), must also reach
+  a third of the way from the population's median to the marker's median in its own lineage (a
+  profile mixed in, not the noise of a score near zero), and are not used in a context where they
+  would flag more than
+  :data:`~hcctme._constants.STATE_MAX_FOREIGN_SHARE` of the cells (there they mark a state whose
+  genes they share).
+
+The probability that a cell is not an artefact, ``prod(1 - p_column)`` over the columns used,
+multiplies the confidence of its state call (the call can only be right when the cell is not an
+artefact); a call whose confidence then falls below ``min_confidence`` is dropped.
+
+Limits: the lower half of a score must be clean cells (with more than about half of a population
+stressed, nothing is found); a state whose programme raises an artefact programme's genes in a
+distinct group of cells is flagged as that artefact; a doublet of two cells of one lineage is seen
+only through its library size, and only where the expression holds raw counts; the detection is only
+as good as the artefact signature (the library's 140-gene dissociation-stress list reads a stress
+programme of other genes weakly: add your own list through ``artefacts``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hcctme import _validate
+from hcctme._constants import (
+    ARTEFACT_COLLECTION,
+    MARKER_COLLECTION,
+    STATE_ARTEFACT_BIC,
+    STATE_ARTEFACT_D,
+    STATE_ARTEFACT_MIN_SHARE,
+    STATE_ARTEFACT_MIN_Z,
+    STATE_ARTEFACT_Z,
+    STATE_MAX_FOREIGN_SHARE,
+    STATE_MIN_REFERENCE_CELLS,
+    Defaults,
+)
+from hcctme.tl import _contexts
+
+LIBRARY_SIZE = "library_size"  # the artefact column of the log library size (doublets), where counts exist
+_EM_ITER = 100
+_EM_TOL = 1e-6
+
+
+@dataclass(frozen=True)
+class Split:
+    """Two-component fit of one artefact score in one context (``distinct``: the upper group is apart)."""
+
+    centre: float
+    scale: float
+    upper_mean: float
+    upper_scale: float
+    upper_share: float
+    distinct: bool
+
+
+@dataclass
+class ContextFlags:
+    """Artefact flags of one context's cells (arrays over those cells)."""
+
+    flagged: np.ndarray  # column that flagged the cell, "" when none
+    probability: np.ndarray  # probability that the cell is an artefact
+    unused: list[str]  # foreign-lineage markers not used (they would flag too many cells)
+    flagged_by: dict[str, int]  # cells each column flags (a cell can be flagged by several)
+
+
+def signatures(columns: pd.Index, library, contexts: np.ndarray, states: list[str], extra: list[str]
+               ) -> tuple[dict[str, list[str]], dict[str, str], list[str]]:
+    """Score columns that make a cell "none of these" in each context with states.
+
+    The library's ``"artefacts"`` collection (e.g. dissociation stress, hepatocyte ambient RNA),
+    the user's ``extra`` columns, and the ``"cell_type_markers"`` of lineages other than the
+    context's (:data:`hcctme.tl._contexts.LINEAGES`) that have at least 20 cells in the data.
+    Returns (context -> columns, marker column -> the lineage it marks, the marker columns used).
+    """
+    scored = [str(c) for c in columns]
+    common = [c for c in scored if c in library and library[c].collection == ARTEFACT_COLLECTION]
+    common += [c for c in extra if c not in common]
+    lineage_of_cell = np.array([_contexts.LINEAGES.get(c, "") for c in contexts], dtype=object)
+    markers = {c: _contexts.LINEAGES[library[c].cell_context] for c in scored
+               if c in library and library[c].collection == MARKER_COLLECTION
+               and library[c].cell_context in _contexts.LINEAGES}
+    present = {lin for lin in set(markers.values()) if np.sum(lineage_of_cell == lin) >= STATE_MIN_REFERENCE_CELLS}
+    out = {context: [*common, *(c for c, lin in markers.items()
+                                if lin in present and lin != _contexts.LINEAGES.get(context))]
+           for context in states}
+    needed = sorted({c for cols in out.values() for c in cols if c in markers})
+    return out, {c: markers[c] for c in needed}, needed
+
+
+def references(scores: pd.DataFrame, contexts: np.ndarray, markers: dict[str, str]) -> dict[str, float]:
+    """Median of each foreign-lineage marker score in the cells of the lineage it marks."""
+    lineage_of_cell = np.array([_contexts.LINEAGES.get(c, "") for c in contexts], dtype=object)
+    return {c: float(np.median(scores[c].to_numpy(dtype=float)[lineage_of_cell == lin])) for c, lin in markers.items()}
+
+
+def library_size(totals: np.ndarray, contexts: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """Log library size relative to the median of the cell's (context, sample) group (0 for an empty cell)."""
+    logs = np.log(np.maximum(np.asarray(totals, dtype=float), 1.0))
+    out = np.zeros_like(logs)
+    keys = pd.Series(list(zip(contexts, samples, strict=True))).astype(str).to_numpy()
+    for key in np.unique(keys):
+        rows = keys == key
+        out[rows] = logs[rows] - np.median(logs[rows])
+    return out
+
+
+def totals(matrix: Any, *, chunk_size: int = Defaults.CHUNK_SIZE) -> np.ndarray | None:
+    """Each cell's total counts when ``matrix`` holds raw counts (non-negative integers), else None."""
+    from hcctme.tl._state_selftrain import holds_counts
+
+    n = matrix.shape[0]
+    if n == 0 or not holds_counts(matrix, np.arange(n), chunk_size=chunk_size):
+        return None
+    parts = [np.asarray(_validate.in_memory(matrix[start:start + chunk_size]).sum(axis=1), dtype=float).ravel()
+             for start in range(0, n, chunk_size)]
+    return np.concatenate(parts)
+
+
+def add_library_size(m: dict[str, Any], matrix: Any, samples: np.ndarray) -> None:
+    """Add the :data:`LIBRARY_SIZE` column to call_states' inputs ``m`` when ``matrix`` holds counts (in place).
+
+    ``m["values"]`` gains the column (:func:`library_size`) and every context's artefact columns
+    ``m["art_cols"]`` list it; nothing changes when the expression is not raw counts.
+    """
+    counts = totals(matrix)
+    if counts is None:
+        return
+    m["values"] = m["values"].assign(**{LIBRARY_SIZE: library_size(counts, m["contexts"], samples)})
+    m["art_cols"] = {context: [*cols, LIBRARY_SIZE] for context, cols in m["art_cols"].items()}
+
+
+def discount(calls: np.ndarray, confidence: np.ndarray, probability: np.ndarray,
+             min_confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Calls and confidence times the probability that the cell is not an artefact.
+
+    A call whose discounted confidence falls below ``min_confidence`` becomes ``"unassigned"``.
+    """
+    confidence = np.asarray(confidence, dtype=float) * (1.0 - np.asarray(probability, dtype=float))
+    return np.where(confidence >= min_confidence, calls, Defaults.UNASSIGNED).astype(object), confidence
+
+
+def _spread(values: np.ndarray) -> float:
+    return max(0.01 * float(np.ptp(values)), 1e-12)
+
+
+def _normal_logpdf(x: np.ndarray, mu: float, sd: float) -> np.ndarray:
+    return -0.5 * ((x - mu) / sd) ** 2 - np.log(sd) - 0.5 * np.log(2.0 * np.pi)
+
+
+def split(values: np.ndarray) -> Split:
+    """Two-component normal mixture of a score, started from its lower half (the clean cells).
+
+    The lower component starts at the median with the lower half's MAD as its sd, the upper one on
+    the cells more than 2 such sd above; EM then fits both. ``distinct`` when Ashman's D of the
+    fit reaches :data:`STATE_ARTEFACT_D`, the two components improve the BIC of one normal by
+    :data:`STATE_ARTEFACT_BIC` (a normal split in two can reach D >= 2), the upper share reaches
+    :data:`STATE_ARTEFACT_MIN_SHARE` (the lower component is the clean one even where the artefact cells are
+    the majority: artefacts only raise their scores).
+    """
+    x = np.asarray(values, dtype=float)
+    floor = _spread(x)
+    med = float(np.median(x))
+    low = x[x <= med]
+    sd0 = max(1.4826 * float(np.median(med - low)), floor)
+    high = x[x > med + 2.0 * sd0]
+    if high.size < max(3, STATE_ARTEFACT_MIN_SHARE * x.size):
+        return Split(med, sd0, med, sd0, 0.0, False)
+    mu = np.array([med, float(high.mean())])
+    sd = np.array([sd0, max(float(high.std()), floor)])
+    w = np.array([1.0 - high.size / x.size, high.size / x.size])
+    previous = -np.inf
+    for _ in range(_EM_ITER):
+        logp = np.column_stack([np.log(w[j]) + _normal_logpdf(x, mu[j], sd[j]) for j in range(2)])
+        top = logp.max(axis=1, keepdims=True)
+        total = top[:, 0] + np.log(np.exp(logp - top).sum(axis=1))
+        resp = np.exp(logp - total[:, None])
+        n_k = resp.sum(axis=0)
+        if np.any(n_k < 1.0):
+            break
+        w = n_k / x.size
+        mu = (resp * x[:, None]).sum(axis=0) / n_k
+        sd = np.maximum(np.sqrt((resp * (x[:, None] - mu) ** 2).sum(axis=0) / n_k), floor)
+        loglik = float(total.sum())
+        done = loglik - previous < _EM_TOL * x.size
+        previous = loglik
+        if done:
+            break
+    lo, hi = (0, 1) if mu[0] <= mu[1] else (1, 0)
+    d = np.sqrt(2.0) * (mu[hi] - mu[lo]) / np.sqrt(sd[lo] ** 2 + sd[hi] ** 2)
+    one = float(_normal_logpdf(x, float(x.mean()), max(float(x.std()), floor)).sum())
+    gain = 2.0 * (previous - one) - 3.0 * np.log(x.size)  # BIC of two components over one (3 more parameters)
+    distinct = bool(d >= STATE_ARTEFACT_D and gain >= STATE_ARTEFACT_BIC and w[hi] >= STATE_ARTEFACT_MIN_SHARE)
+    return Split(float(mu[lo]), float(sd[lo]), float(mu[hi]), float(sd[hi]), float(w[hi]), distinct)
+
+
+def column_flags(values: np.ndarray, z_max: float = STATE_ARTEFACT_Z, reference: float | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(flags, artefact probability) of the cells of one context for one artefact score (module docstring).
+
+    ``reference``: the score's median in the lineage it marks (foreign-lineage markers). Those
+    markers keep the robust-z rule (:func:`artefact_flags`): the doublets and ambient cells they
+    find are a small minority, and their upper tail in a population is often a state that shares a
+    few of the lineage's genes, which a two-component fit would take for an artefact group.
+    """
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return np.zeros(0, dtype=bool), np.zeros(0)
+    fit = split(x) if reference is None else None
+    if fit is not None and fit.distinct:
+        z = (x - fit.centre) / fit.scale
+        log_lower = np.log(1.0 - fit.upper_share) + _normal_logpdf(x, fit.centre, fit.scale)
+        log_upper = np.log(fit.upper_share) + _normal_logpdf(x, fit.upper_mean, fit.upper_scale)
+        posterior = 1.0 / (1.0 + np.exp(np.clip(log_lower - log_upper, -50.0, 50.0)))
+        posterior = np.where(x > fit.centre, posterior, 0.0)  # the lower tail is clean, whatever the fit's sds
+        flags = (z > z_max) | ((posterior > 0.5) & (z > STATE_ARTEFACT_MIN_Z))
+    else:
+        flags = artefact_flags(x, z_max, reference)
+        posterior = flags.astype(float)
+    return flags, np.where(flags, np.maximum(posterior, 0.5), np.minimum(posterior, 0.5))
+
+
+def _near(x: np.ndarray, centre: float, reference: float) -> np.ndarray:
+    """Cells a third of the way from ``centre`` to a foreign lineage's own level ``reference``."""
+    return (reference > centre) & (x >= centre + (reference - centre) / 3.0)
+
+
+def artefact_flags(values: np.ndarray, z_max: float, reference: float | None = None) -> np.ndarray:
+    """Robust-z rule for a score without a distinct upper group (see :func:`column_flags`).
+
+    ``(x - median) / (1.4826 * MAD)`` over the context's cells above ``z_max`` (the MAD is floored
+    at 1 % of the column's range). With ``reference`` (the score's median in the lineage it marks),
+    a cell must also be a third of the way from the context's median to that level: a cell of
+    another lineage's profile mixed in (a doublet, ambient RNA), not the noise of a score that is
+    near zero in the whole context.
+    """
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return np.zeros(0, dtype=bool)
+    centre = float(np.median(x))
+    mad = max(1.4826 * float(np.median(np.abs(x - centre))), _spread(x))
+    flags = (x - centre) / mad > z_max
+    return flags & _near(x, centre, reference) if reference is not None else flags
+
+
+def context_flags(values: np.ndarray, columns: list[str], references: dict[str, float], *,
+                  z_max: float = STATE_ARTEFACT_Z, max_foreign_share: float = STATE_MAX_FOREIGN_SHARE
+                  ) -> ContextFlags:
+    """Artefact flags and probabilities of one context's cells (``values``: cells x ``columns``)."""
+    n = values.shape[0]
+    flags = np.zeros((n, len(columns)), dtype=bool)
+    probs = np.zeros((n, len(columns)))
+    for j, col in enumerate(columns):
+        flags[:, j], probs[:, j] = column_flags(values[:, j], z_max, references.get(col))
+    # a foreign-lineage marker that flags many cells marks a state's sub-population (its genes are
+    # shared with that lineage's markers), not doublets or ambient RNA: it is not used there
+    unused = [j for j, col in enumerate(columns) if col in references and flags[:, j].mean() > max_foreign_share]
+    flags[:, unused] = False
+    probs[:, unused] = 0.0
+    first = np.asarray(columns, dtype=object)[np.argmax(flags, axis=1)] if columns else np.full(n, "", dtype=object)
+    flagged = np.where(flags.any(axis=1), first, "").astype(object)
+    probability = 1.0 - np.prod(1.0 - probs, axis=1) if columns else np.zeros(n)
+    return ContextFlags(flagged=flagged, probability=probability, unused=[columns[j] for j in unused],
+                        flagged_by={col: int(flags[:, j].sum()) for j, col in enumerate(columns) if flags[:, j].any()})
+
+
+def params() -> dict[str, Any]:
+    """The thresholds of the artefact rule (provenance)."""
+    return {"z": STATE_ARTEFACT_Z, "min_z": STATE_ARTEFACT_MIN_Z, "ashman_d": STATE_ARTEFACT_D,
+            "bic_gain": STATE_ARTEFACT_BIC, "min_share": STATE_ARTEFACT_MIN_SHARE,
+            "max_foreign_share": STATE_MAX_FOREIGN_SHARE, "library_size_column": LIBRARY_SIZE}
