@@ -123,14 +123,10 @@ def references(scores: pd.DataFrame, contexts: np.ndarray, markers: dict[str, st
 
 
 def library_size(totals: np.ndarray, contexts: np.ndarray, samples: np.ndarray) -> np.ndarray:
-    """Log library size relative to the median of the cell's (context, sample) group (0 for an empty cell)."""
-    logs = np.log(np.maximum(np.asarray(totals, dtype=float), 1.0))
-    out = np.zeros_like(logs)
-    keys = pd.Series(list(zip(contexts, samples, strict=True))).astype(str).to_numpy()
-    for key in np.unique(keys):
-        rows = keys == key
-        out[rows] = logs[rows] - np.median(logs[rows])
-    return out
+    """Log library size minus its median in the cell's (context, sample) group (an empty cell counts as 1)."""
+    logs = pd.Series(np.log(np.maximum(np.asarray(totals, dtype=float), 1.0)))
+    groups = [np.asarray(contexts).astype(str), np.asarray(samples).astype(str)]
+    return (logs - logs.groupby(groups).transform("median")).to_numpy()
 
 
 def totals(matrix: Any, *, chunk_size: int = Defaults.CHUNK_SIZE) -> np.ndarray | None:
