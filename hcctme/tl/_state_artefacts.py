@@ -8,7 +8,10 @@ scores puts it above the population's *clean* cells:
   context's that have at least :data:`~hcctme._constants.STATE_MIN_REFERENCE_CELLS` cells (a
   doublet or ambient RNA carries another lineage's profile), and, where the expression holds raw
   counts, the cell's log library size relative to its sample's median in the context
-  (:data:`LIBRARY_SIZE`: a doublet holds two cells' transcripts).
+  (:data:`LIBRARY_SIZE`: a doublet holds two cells' transcripts). Like a foreign-lineage marker, the
+  library size is not used in a context where it would flag more than
+  :data:`~hcctme._constants.STATE_MAX_FOREIGN_SHARE` of the cells: there it marks a state of larger
+  cells (in real tumour data library size differs between states), not doublets.
 * **Reference level from the clean cells.** A median / MAD over the whole population is pulled up
   when many cells are artefacts (a quarter of the cells stressed moves the median and widens the
   MAD, and the stressed cells escape). Instead each score gets a two-component normal mixture
@@ -277,8 +280,10 @@ def context_flags(values: np.ndarray, columns: list[str], references: dict[str, 
     for j, col in enumerate(columns):
         flags[:, j], probs[:, j] = column_flags(values[:, j], z_max, references.get(col))
     # a foreign-lineage marker that flags many cells marks a state's sub-population (its genes are
-    # shared with that lineage's markers), not doublets or ambient RNA: it is not used there
-    unused = [j for j, col in enumerate(columns) if col in references and flags[:, j].mean() > max_foreign_share]
+    # shared with that lineage's markers), not doublets or ambient RNA; a library size that flags many
+    # cells marks larger cells of a state (real CAFs: 37 % of Wu 2021's), not doublets: neither is used there
+    capped = [j for j, col in enumerate(columns) if col in references or col == LIBRARY_SIZE]
+    unused = [j for j in capped if flags[:, j].mean() > max_foreign_share]
     flags[:, unused] = False
     probs[:, unused] = 0.0
     first = np.asarray(columns, dtype=object)[np.argmax(flags, axis=1)] if columns else np.full(n, "", dtype=object)

@@ -112,6 +112,27 @@ def test_library_size_flags_doublets_only_when_counts_exist():
     assert flags[doublet].mean() >= 0.6 and flags[~doublet].mean() <= 0.01
 
 
+def test_library_size_that_flags_a_large_share_marks_a_state_and_is_not_used():
+    # a population where 40 % of the cells (a state of larger cells) have three times the depth: the two-component
+    # fit finds them, but doublets are a small minority, so the column is not used there (as a foreign marker)
+    rng = np.random.default_rng(5)
+    n = 600
+    large = rng.random(n) < 0.4
+    size = rng.normal(0.0, 0.2, n) + np.where(large, np.log(3.0), 0.0)
+    alone, _ = artefacts.column_flags(size)
+    assert alone[large].mean() > 0.9  # the fit alone would call the large cells doublets
+    found = artefacts.context_flags(size[:, None], [artefacts.LIBRARY_SIZE], {})
+    assert found.unused == [artefacts.LIBRARY_SIZE]
+    assert not (found.flagged != "").any() and np.all(found.probability == 0)
+    # 5 % doublets at twice the depth: the column is used (measured: a third of the doublets flagged, no singlet)
+    doublet = rng.random(n) < 0.05
+    size = rng.normal(0.0, 0.2, n) + np.where(doublet, np.log(2.0), 0.0)
+    found = artefacts.context_flags(size[:, None], [artefacts.LIBRARY_SIZE], {})
+    assert found.unused == []
+    assert (found.flagged[doublet] == artefacts.LIBRARY_SIZE).mean() >= 0.25
+    assert (found.flagged[~doublet] == artefacts.LIBRARY_SIZE).mean() <= 0.01
+
+
 def test_discount_lowers_confidence_and_drops_calls_below_the_threshold():
     calls = np.array(["A", "B", "A", "unassigned"], dtype=object)
     conf = np.array([0.9, 0.9, 0.6, 0.4])
