@@ -399,7 +399,8 @@ def call_states(
        (doublets, ambient RNA: a small minority), the rule is :data:`hcctme._constants.STATE_ARTEFACT_Z`
        robust sd (median / MAD) above the context's median (a foreign marker must also reach a
        third of its own lineage's median level, and is not used in a context where it would flag
-       more than 10 % of the cells: there it marks a state whose genes it shares, not doublets);
+       more than 10 % of the cells: there it marks a state whose genes it shares, not doublets; nor
+       is the library size where it would flag more than 10 %: there it marks a state of larger cells);
     2. every state score is z-scored over the context's cells of all samples (no per-sample
        re-centering);
     3. a mixture model is fitted by EM over the context's other cells: each cell is in one of the
