@@ -60,6 +60,7 @@ from hcctme._constants import (
     STATE_SPECIFICITY_MIN_GENES,
     STATE_SPECIFICITY_MIN_UP,
     STATE_SPECIFICITY_REFERENCE_Z,
+    STATE_SPECIFICITY_SHORT_MAX_NULL,
 )
 
 
@@ -242,7 +243,8 @@ def params() -> dict[str, float | int]:
     return {"auroc": STATE_SPECIFICITY_AUROC, "alpha": STATE_SPECIFICITY_ALPHA, "min_up": STATE_SPECIFICITY_MIN_UP,
             "background_genes": STATE_SPECIFICITY_BACKGROUND, "bins": STATE_SPECIFICITY_BINS,
             "min_detection": STATE_SPECIFICITY_MIN_DETECTION, "min_genes": STATE_SPECIFICITY_MIN_GENES,
-            "reference_z": STATE_SPECIFICITY_REFERENCE_Z, "max_cells": STATE_SPECIFICITY_MAX_CELLS}
+            "reference_z": STATE_SPECIFICITY_REFERENCE_Z, "max_cells": STATE_SPECIFICITY_MAX_CELLS,
+            "short_max_null": STATE_SPECIFICITY_SHORT_MAX_NULL}
 
 
 def specific(result: dict[str, float]) -> bool:
@@ -250,7 +252,9 @@ def specific(result: dict[str, float]) -> bool:
     if result["n_measured"] < STATE_SPECIFICITY_MIN_GENES:  # short_panel
         # a short panel cannot reach the test's alpha through one gene: one of its genes up is enough; a panel that
         # defines its state in both directions (genes_down testable) needs half of its up genes up and half of
-        # its down genes down
+        # its down genes down; neither in a cluster where many matched background genes are up too
+        if result["null_rate"] > STATE_SPECIFICITY_SHORT_MAX_NULL:
+            return False
         n_down, n_down_measured = result.get("n_down", 0), result.get("n_down_measured", 0)
         if n_down_measured:
             return 2 * result["n_up"] >= result["n_measured"] and 2 * n_down >= n_down_measured

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from hcctme._constants import STATE_SPECIFICITY_SHORT_MAX_NULL
 from hcctme.tl import _state_selftrain as selftrain
 from hcctme.tl import _state_specificity as specificity
 
@@ -202,3 +203,15 @@ def test_panel_columns_read_from_a_backed_matrix_equal_the_in_memory_ones(tmp_pa
     _, panel = selftrain.log_expression_chunked(backed.X, rows, params, panel_columns=columns, chunk_size=40)
     _, expected = selftrain.log_expression_chunked(counts, rows, params, panel_columns=columns)
     assert (panel != expected).nnz == 0
+
+
+def test_short_panel_does_not_seed_a_cluster_where_many_background_genes_are_up():
+    # the demo without M-MDSCs: a monocyte cluster with 2 of 4 panel genes up and HLA down, but 29 % of the matched
+    # background genes up as well (a cluster that differs from its reference globally) seeded M_MDSC (16 % of the
+    # monocytes) until short panels needed a low null rate
+    result = {"n_measured": 4, "n_up": 2, "null_rate": 0.29, "pvalue": 0.33, "n_down_measured": 1, "n_down": 1}
+    assert not specificity.specific(result)
+    assert specificity.specific({**result, "null_rate": 0.05})
+    one_gene = {"n_measured": 3, "n_up": 1, "null_rate": 0.02, "pvalue": 0.06, "n_down_measured": 0, "n_down": 0}
+    assert specificity.specific(one_gene)
+    assert not specificity.specific({**one_gene, "null_rate": STATE_SPECIFICITY_SHORT_MAX_NULL + 0.01})
