@@ -135,34 +135,39 @@ def library_size(totals: np.ndarray, contexts: np.ndarray, samples: np.ndarray) 
     return (logs - logs.groupby(groups).transform("median")).to_numpy()
 
 
-def read_depth(matrix: Any, *, chunk_size: int = Defaults.CHUNK_SIZE) -> tuple[np.ndarray | None, np.ndarray]:
-    """Each cell's total counts (None unless ``matrix`` holds raw counts) and genes detected, in one chunked pass."""
+def totals(matrix: Any, *, chunk_size: int = Defaults.CHUNK_SIZE) -> np.ndarray | None:
+    """Each cell's total counts when ``matrix`` holds raw counts (non-negative integers), else None."""
     from hcctme.tl._state_selftrain import holds_counts
 
     n = matrix.shape[0]
-    counts = n > 0 and holds_counts(matrix, np.arange(n), chunk_size=chunk_size)
-    sums, detected = [], []
-    for start in range(0, n, chunk_size):
+    if n == 0 or not holds_counts(matrix, np.arange(n), chunk_size=chunk_size):
+        return None
+    parts = [np.asarray(_validate.in_memory(matrix[start:start + chunk_size]).sum(axis=1), dtype=float).ravel()
+             for start in range(0, n, chunk_size)]
+    return np.concatenate(parts)
+
+
+def add_library_size(m: dict[str, Any], matrix: Any, samples: np.ndarray) -> None:
+    """Add the :data:`LIBRARY_SIZE` column to call_states' inputs ``m`` when ``matrix`` holds counts (in place).
+
+    ``m["values"]`` gains the column (:func:`library_size`) and every context's artefact columns
+    ``m["art_cols"]`` list it; nothing changes when the expression is not raw counts.
+    """
+    counts = totals(matrix)
+    if counts is None:
+        return
+    m["values"] = m["values"].assign(**{LIBRARY_SIZE: library_size(counts, m["contexts"], samples)})
+    m["art_cols"] = {context: [*cols, LIBRARY_SIZE] for context, cols in m["art_cols"].items()}
+
+
+def detected_genes(matrix: Any, *, chunk_size: int = Defaults.CHUNK_SIZE) -> np.ndarray:
+    """Number of genes detected (non-zero) in each cell, read in chunks (any matrix call_states reads)."""
+    parts = []
+    for start in range(0, matrix.shape[0], chunk_size):
         chunk = _validate.in_memory(matrix[start:start + chunk_size])
         nonzero = chunk.getnnz(axis=1) if hasattr(chunk, "getnnz") else np.count_nonzero(np.asarray(chunk), axis=1)
-        detected.append(np.asarray(nonzero, dtype=float).ravel())
-        if counts:
-            sums.append(np.asarray(chunk.sum(axis=1), dtype=float).ravel())
-    detected_all = np.concatenate(detected) if detected else np.zeros(0)
-    return (np.concatenate(sums) if counts else None), detected_all
-
-
-def add_library_size(m: dict[str, Any], totals: np.ndarray | None, samples: np.ndarray) -> None:
-    """Add the :data:`LIBRARY_SIZE` column to call_states' inputs ``m`` when ``totals`` exist (in place).
-
-    ``totals``: each cell's total counts (:func:`read_depth`; None when the expression is not raw
-    counts: nothing changes). ``m["values"]`` gains the column (:func:`library_size`) and every
-    context's artefact columns ``m["art_cols"]`` list it.
-    """
-    if totals is None:
-        return
-    m["values"] = m["values"].assign(**{LIBRARY_SIZE: library_size(totals, m["contexts"], samples)})
-    m["art_cols"] = {context: [*cols, LIBRARY_SIZE] for context, cols in m["art_cols"].items()}
+        parts.append(np.asarray(nonzero, dtype=float).ravel())
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def without_depth(values: np.ndarray, log_detected: np.ndarray) -> np.ndarray:
@@ -180,19 +185,18 @@ def without_depth(values: np.ndarray, log_detected: np.ndarray) -> np.ndarray:
     return x - d * (float(np.dot(d, x - x.mean())) / spread)
 
 
-def adjust_for_depth(m: dict[str, Any], detected: np.ndarray) -> None:
+def adjust_for_depth(m: dict[str, Any], matrix: Any) -> None:
     """Remove the depth trend of the artefact programme scores in each context of ``m`` (in place).
 
     The library's artefact programmes and the user's ``artefacts`` columns (not the foreign-lineage
     markers, which keep their own reference level, nor the library size) are replaced in
-    ``m["values"]``, context by context, by :func:`without_depth` on the log number of detected genes
-    (``detected``: :func:`read_depth`).
+    ``m["values"]``, context by context, by :func:`without_depth` on the log number of detected genes.
     """
     programmes = {c for cols in m["art_cols"].values() for c in cols
                   if c not in m["references"] and c != LIBRARY_SIZE}
     if not programmes:
         return
-    log_detected = np.log1p(np.asarray(detected, dtype=float))
+    log_detected = np.log1p(detected_genes(matrix))
     values = m["values"].copy()
     for context, cols in m["art_cols"].items():
         rows = np.flatnonzero(m["contexts"] == context)

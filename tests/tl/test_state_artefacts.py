@@ -99,19 +99,13 @@ def test_library_size_flags_doublets_only_when_counts_exist():
     doublet = rng.random(n) < 0.08
     depth = np.exp(rng.normal(np.log(3000), 0.2, n)) * np.where(doublet, 2.0, 1.0)
     counts = sp.csr_matrix(rng.poisson(depth[:, None] / 50, (n, 50)).astype(np.float32))
-    totals, detected = artefacts.read_depth(counts, chunk_size=300)
-    np.testing.assert_allclose(totals, np.asarray(counts.sum(axis=1)).ravel())
-    np.testing.assert_array_equal(detected, counts.getnnz(axis=1))
+    np.testing.assert_allclose(artefacts.totals(counts), np.asarray(counts.sum(axis=1)).ravel())
     logged = counts.copy()
     logged.data = np.log1p(logged.data / 3.0)
-    no_totals, logged_detected = artefacts.read_depth(logged.toarray())
-    assert no_totals is None
-    np.testing.assert_array_equal(logged_detected, detected)
+    assert artefacts.totals(logged) is None
     m = {"values": pd.DataFrame({"S": np.zeros(n)}), "art_cols": {"ctx": ["S"]},
          "contexts": np.full(n, "ctx", dtype=object)}
-    artefacts.add_library_size(m, no_totals, np.full(n, "s1", dtype=object))
-    assert m["art_cols"] == {"ctx": ["S"]}
-    artefacts.add_library_size(m, totals, np.full(n, "s1", dtype=object))
+    artefacts.add_library_size(m, counts, np.full(n, "s1", dtype=object))
     assert m["art_cols"] == {"ctx": ["S", artefacts.LIBRARY_SIZE]}
     flags, _ = artefacts.column_flags(m["values"][artefacts.LIBRARY_SIZE].to_numpy())
     # measured: 0.69 of the doublets (twice the depth, per-cell sd 0.2 in log) and 0.3 % of the singlets
@@ -170,25 +164,3 @@ def test_call_states_reads_library_size_only_from_counts():
     assert by_size.sum() >= 3 and (adata.obs.loc[by_size, "artefact"] == "doublet").mean() >= 0.5
     assert (adata.obs.loc[flagged != "", "hcctme_state"] == "unassigned").all()
     assert (adata.obs.loc[flagged != "", "hcctme_state_confidence"] == 0).all()
-
-
-def test_depth_trend_is_removed_from_artefact_programmes_only():
-    rng = np.random.default_rng(6)
-    n = 400
-    detected = np.exp(rng.normal(7.0, 0.4, n))
-    trend = 0.05 * (np.log1p(detected) - np.log1p(detected).mean())
-    stress = 0.1 + trend + rng.normal(0, 0.01, n)
-    adjusted = artefacts.without_depth(stress, np.log1p(detected))
-    assert abs(np.corrcoef(adjusted, np.log1p(detected))[0, 1]) < 1e-8
-    assert adjusted.mean() == pytest.approx(stress.mean())
-    contexts = np.array(["a"] * (n // 2) + ["b"] * (n // 2), dtype=object)
-    values = pd.DataFrame({"STRESS": stress, "MARKER": stress, artefacts.LIBRARY_SIZE: stress})
-    m = {"values": values, "art_cols": {"a": ["STRESS", "MARKER", artefacts.LIBRARY_SIZE], "b": ["STRESS"]},
-         "references": {"MARKER": 0.5}, "contexts": contexts}
-    artefacts.adjust_for_depth(m, detected)
-    half = slice(0, n // 2)
-    np.testing.assert_allclose(m["values"]["STRESS"].to_numpy()[half],
-                               artefacts.without_depth(stress[half], np.log1p(detected[half])))
-    np.testing.assert_array_equal(m["values"]["MARKER"], stress)  # foreign markers and library size untouched
-    np.testing.assert_array_equal(m["values"][artefacts.LIBRARY_SIZE], stress)
-    np.testing.assert_array_equal(values["STRESS"], stress)  # the input frame is not modified
