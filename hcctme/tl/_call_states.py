@@ -475,7 +475,6 @@ def call_states(
     m = _model_inputs(scores, labels, resolution, library, extra, scores_key)
     thresholds = _model.Thresholds(min_confidence=min_confidence)
     matrix = adata.layers[layer] if layer is not None else adata.X
-    _artefacts.adjust_for_depth(m, matrix)
     _artefacts.add_library_size(m, matrix, samples.to_numpy())
     result, calls, confidence, trained = _calls(m, matrix, thresholds, samples.to_numpy(), refine=refine,
                                                 refine_resolution=refine_resolution, self_train=self_train,

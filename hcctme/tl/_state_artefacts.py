@@ -12,9 +12,6 @@ scores puts it above the population's *clean* cells:
   library size is not used in a context where it would flag more than
   :data:`~hcctme._constants.STATE_MAX_FOREIGN_SHARE` of the cells: there it marks a state of larger
   cells (in real tumour data library size differs between states), not doublets.
-* **Depth.** Each artefact programme score is first freed of its linear trend on the log number of
-  genes the cell detects, within each population (:func:`adjust_for_depth`): a rank score of a long list
-  rises with depth, and the deepest cells would otherwise be read as artefacts.
 * **Reference level from the clean cells.** A median / MAD over the whole population is pulled up
   when many cells are artefacts (a quarter of the cells stressed moves the median and widens the
   MAD, and the stressed cells escape). Instead each score gets a two-component normal mixture
@@ -158,53 +155,6 @@ def add_library_size(m: dict[str, Any], matrix: Any, samples: np.ndarray) -> Non
         return
     m["values"] = m["values"].assign(**{LIBRARY_SIZE: library_size(counts, m["contexts"], samples)})
     m["art_cols"] = {context: [*cols, LIBRARY_SIZE] for context, cols in m["art_cols"].items()}
-
-
-def detected_genes(matrix: Any, *, chunk_size: int = Defaults.CHUNK_SIZE) -> np.ndarray:
-    """Number of genes detected (non-zero) in each cell, read in chunks (any matrix call_states reads)."""
-    parts = []
-    for start in range(0, matrix.shape[0], chunk_size):
-        chunk = _validate.in_memory(matrix[start:start + chunk_size])
-        nonzero = chunk.getnnz(axis=1) if hasattr(chunk, "getnnz") else np.count_nonzero(np.asarray(chunk), axis=1)
-        parts.append(np.asarray(nonzero, dtype=float).ravel())
-    return np.concatenate(parts) if parts else np.zeros(0)
-
-
-def without_depth(values: np.ndarray, log_detected: np.ndarray) -> np.ndarray:
-    """A score minus its least-squares trend on the log number of detected genes (the mean is kept).
-
-    A rank score of a long gene list (UCell) rises with the genes a cell detects: without this, the
-    deepest cells of a population form the upper tail the two-component fit reads as artefacts (a
-    demo CD8 T-cell population without stress: 10 % flagged, 39 % of its deepest fifth).
-    """
-    x = np.asarray(values, dtype=float)
-    d = np.asarray(log_detected, dtype=float) - float(np.mean(log_detected))
-    spread = float(np.dot(d, d))
-    if x.size < 3 or spread <= 0:
-        return x
-    return x - d * (float(np.dot(d, x - x.mean())) / spread)
-
-
-def adjust_for_depth(m: dict[str, Any], matrix: Any) -> None:
-    """Remove the depth trend of the artefact programme scores in each context of ``m`` (in place).
-
-    The library's artefact programmes and the user's ``artefacts`` columns (not the foreign-lineage
-    markers, which keep their own reference level, nor the library size) are replaced in
-    ``m["values"]``, context by context, by :func:`without_depth` on the log number of detected genes.
-    """
-    programmes = {c for cols in m["art_cols"].values() for c in cols
-                  if c not in m["references"] and c != LIBRARY_SIZE}
-    if not programmes:
-        return
-    log_detected = np.log1p(detected_genes(matrix))
-    values = m["values"].copy()
-    for context, cols in m["art_cols"].items():
-        rows = np.flatnonzero(m["contexts"] == context)
-        for col in (c for c in cols if c in programmes):
-            adjusted = values[col].to_numpy(dtype=float).copy()
-            adjusted[rows] = without_depth(adjusted[rows], log_detected[rows])
-            values[col] = adjusted
-    m["values"] = values
 
 
 def discount(calls: np.ndarray, confidence: np.ndarray, probability: np.ndarray,
