@@ -67,6 +67,7 @@ from hcctme._constants import (
     Defaults,
 )
 from hcctme.tl import _contexts
+from hcctme.tl._state_selftrain import holds_counts
 
 LIBRARY_SIZE = "library_size"  # the artefact column of the log library size (doublets), where counts exist
 _EM_ITER = 100
@@ -134,8 +135,6 @@ def library_size(totals: np.ndarray, contexts: np.ndarray, samples: np.ndarray) 
 
 def totals(matrix: Any, *, chunk_size: int = Defaults.CHUNK_SIZE) -> np.ndarray | None:
     """Each cell's total counts when ``matrix`` holds raw counts (non-negative integers), else None."""
-    from hcctme.tl._state_selftrain import holds_counts
-
     n = matrix.shape[0]
     if n == 0 or not holds_counts(matrix, np.arange(n), chunk_size=chunk_size):
         return None
