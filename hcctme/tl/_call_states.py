@@ -255,6 +255,7 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
         "self_train": {"params": _selftrain.SelfTrainParams().to_dict(), "specificity_params": _specificity.params(),
                        **trained},
         "diagnostics": result.diagnostics,
+        "mixture_counts": {c: dict(v) for c, v in result.counts.items()},
         "fitted": dict(result.fitted),
     }
 
@@ -376,6 +377,8 @@ def call_states(
       ``artefact_signatures`` (context -> columns used), ``thresholds``, ``method``,
       ``diagnostics`` (per state the fitted proportion and separation; per context the artefact
       cells, ``flagged_by``: the cells each artefact column flags, and ``markers_not_used``),
+      ``mixture_counts`` (per context, the mixture's calls of each state and ``"unassigned"`` before the
+      self-training: where a state's cells are lost, in the mixture or in the self-training),
       ``artefact_rule`` (the thresholds of :mod:`hcctme.tl._state_artefacts`; ``library_size``
       is an artefact column where the expression holds raw counts), ``fitted``,
       ``ignored_signatures``, ``refine``, ``self_train`` (``params``, ``seeds``
