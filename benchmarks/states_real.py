@@ -52,11 +52,15 @@ def call(dataset: Dataset) -> ad.AnnData:
 def matching(adata: ad.AnnData, dataset: Dataset) -> pd.DataFrame:
     """One row per (authors' state cluster, callable library state): cells, cells called that state, share.
 
+    ``n_artefact``: the cluster's cells set aside as artefacts ("none of these" before the state
+    competition; ``obs["hcctme_state_artefact"]``).
+
     Mapped programmes that are not states (a ``"<context>_states"`` collection entry competed in
     the cluster's context) are left out.
     """
     labels = adata.obs[dataset.label_key].astype(str)
     calls = adata.obs["hcctme_state"].astype(str)
+    artefact = adata.obs["hcctme_state_artefact"].astype(str) != ""
     callable_states = {s for ids in adata.uns["hcctme_state_params"]["states"].values() for s in ids}
     rows = []
     for state in dataset.states:
@@ -65,11 +69,12 @@ def matching(adata: ad.AnnData, dataset: Dataset) -> pd.DataFrame:
         own = labels.isin(state.cluster)
         others = labels.isin(state.siblings)
         rows.append({"dataset": dataset.name, "state": state.signature, "cluster": "+".join(state.cluster),
-                     "n_cells": int(own.sum()), "n_matching": int((calls[own] == state.signature).sum()),
+                     "n_cells": int(own.sum()), "n_artefact": int((artefact & own).sum()),
+                     "n_matching": int((calls[own] == state.signature).sum()),
                      "share": float((calls[own] == state.signature).mean()) if own.any() else float("nan"),
                      "siblings_called": int((calls[others] == state.signature).sum()),
                      "n_siblings": int(others.sum())})
-    return pd.DataFrame(rows, columns=["dataset", "state", "cluster", "n_cells", "n_matching", "share",
+    return pd.DataFrame(rows, columns=["dataset", "state", "cluster", "n_cells", "n_artefact", "n_matching", "share",
                                        "siblings_called", "n_siblings"])
 
 
@@ -91,6 +96,7 @@ def main() -> None:
         print(f"\n{dataset.name}: authors' clusters x calls")
         print(confusion(adata, dataset).to_string())
         tables.append(matching(adata, dataset))
+        print("mixture calls per context before the self-training:", adata.uns["hcctme_state_params"]["mixture_counts"])
     print("\nshare of each authors' state cluster with the matching call:")
     print(pd.concat(tables).round(2).to_string(index=False))
 
