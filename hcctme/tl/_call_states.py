@@ -69,6 +69,22 @@ def with_parent_contexts(states: dict[str, list[str]], contexts: np.ndarray) -> 
     return out
 
 
+def declined_states(mixture_counts: Mapping[str, Mapping[str, int]],
+                    specificity: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, int]]:
+    """Per context, the states the specificity test declined in every candidate cluster, with their mixture calls.
+
+    Only states the mixture called are listed: their calls are dropped (Villani 2017 pDCs: 120 mixture
+    calls, 0 after the test); ``uns[key_added + "_params"]["self_train"]["declined"]``.
+    """
+    out: dict[str, dict[str, int]] = {}
+    for context, tests in specificity.items():
+        for state, test in tests.items():
+            n = int(mixture_counts.get(context, {}).get(state, 0))
+            if test.get("clusters_tested", 0) and not test.get("seeded", False) and n:
+                out.setdefault(context, {})[state] = n
+    return out
+
+
 def _refine_leiden(
     assignment: _model.Assignment,
     contexts: np.ndarray,
@@ -198,7 +214,12 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
                            thresholds=thresholds)
     seeds, tests, temperatures = (_self_train(matrix, result, contexts, states, thresholds.min_confidence, samples,
                                               var_names, m["genes"], m["genes_down"]) if self_train else ({}, {}, {}))
-    trained = {"seeds": seeds, "specificity": tests, "temperature": temperatures}
+    declined = declined_states(result.counts, tests)
+    trained = {"seeds": seeds, "specificity": tests, "temperature": temperatures, "declined": declined}
+    for context, dropped in declined.items():
+        logger.warning("%s: the specificity test declined every candidate cluster of %s, so the mixture's calls "
+                       "of these states (%s) are dropped; see uns[...]['self_train']['specificity']", context,
+                       list(dropped), dropped)
     calls, confidence = result.calls, result.confidence
     if refine == "leiden":
         calls, confidence = _refine_leiden(result, contexts, states, resolution=refine_resolution)
@@ -384,7 +405,8 @@ def call_states(
       ``ignored_signatures``, ``refine``, ``self_train`` (``params``, ``seeds``
       per context, ``specificity``: per context and state whether a cluster confirmed it, the
       clusters tested and declined, and the test of its best cluster: ``n_measured``, ``n_up``,
-      ``null_rate``, ``pvalue``; ``specificity_params``).
+      ``null_rate``, ``pvalue``; ``specificity_params``; ``declined``: per context the states whose
+      clusters were all declined, with the mixture's calls of each that were dropped).
 
     Notes
     -----

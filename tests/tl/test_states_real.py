@@ -150,6 +150,8 @@ def test_villani_pdc_calls_are_declined_by_the_specificity_test(called):
     test = params["self_train"]["specificity"]["dendritic"]["DC_PDC"]
     assert not test["seeded"] and test["clusters_declined"] == test["clusters_tested"] >= 2
     assert test["n_measured"] == 10 and test["n_up"] <= 6 and test["null_rate"] >= 0.2
+    declined = params["self_train"]["declined"]["dendritic"]
+    assert declined["DC_PDC"] == params["mixture_counts"]["dendritic"]["DC_PDC"]
     pdc = (_labels(adata, "villani2017_dc") == "pDC").to_numpy()
     assert np.mean(adata.obs["hcctme_state"].astype(str).to_numpy()[pdc] == "DC_PDC") <= 0.05
 
