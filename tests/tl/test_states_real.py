@@ -116,8 +116,10 @@ def test_states_no_cluster_of_which_gets_the_matching_call(shares):
 def test_sade_feldman_tregs_are_lost_in_the_mixture(called):
     """The 23 Sade-Feldman Tregs in the ``t_cell`` population (516 cells): their TREG score (mean z 0.82) is no
     higher than that of the exhausted CD8 clusters (0.88 and 1.09: the list shares TIGIT, CTLA4, TNFRSF9,
-    TNFRSF18, LAYN, BATF, ENTPD1 with exhaustion), so the mixture calls no cell TREG (0 of 516), no k-means cluster
-    has TREG as its highest state, and the classifier has no TREG class. The child-lineage markers tell the Tregs
+    TNFRSF18, LAYN, BATF, ENTPD1 with exhaustion), so the mixture calls no cell TREG (0 of 516); the one k-means
+    cluster whose highest state is TREG (33 cells, 25 of them exhausted, 2 Tregs) is below half of TREG's highest
+    cluster mean (an exhausted cluster) and has no TREG mixture call, so no cluster seeds TREG and the classifier
+    has no TREG class. The child-lineage markers tell the Tregs
     apart (MARKER_CD4_T above MARKER_CD8_T in all 23) but not the memory cluster the mapping reads as progenitor
     exhausted (CD4-like in 67 % of its cells): a mixture with a normal per child lineage was measured and dropped
     (TREG 0 of 23 still; Memory -> CD8_TEX_PROGENITOR 104 -> 0 of 144)."""
