@@ -195,14 +195,15 @@ STATE_SMOOTH_POOL: Final = 20_000  # neighbours searched among at most this many
 STATE_SPECIFICITY_AUROC: Final = 0.65
 STATE_SPECIFICITY_ALPHA: Final = 0.01
 STATE_SPECIFICITY_MIN_UP: Final = 0.15
-# a short panel (fewer than STATE_SPECIFICITY_MIN_GENES genes) skips the binomial test; it seeds only a cluster in
-# which at most this share of the expression-matched background genes is up (a cluster that differs from its
+# a short panel (fewer than STATE_SPECIFICITY_MIN_GENES measured genes) skips the binomial test; it seeds only a
+# cluster in which at most this share of the expression-matched background genes is up (a cluster that differs from its
 # reference in many genes, through depth, quality or doublets, makes one or two panel genes up meaningless)
 STATE_SPECIFICITY_SHORT_MAX_NULL: Final = 0.15
 STATE_SPECIFICITY_BACKGROUND: Final = 1500
 STATE_SPECIFICITY_BINS: Final = 10
 STATE_SPECIFICITY_MIN_DETECTION: Final = 0.01
-# a state with fewer measured signature genes (2-5 gene marker panels) is not tested
+# a state with fewer measured signature genes is a short panel (one definition: _state_specificity.is_short;
+# the 2-5 gene marker panels, or a longer list of which few genes are measured): not tested by the binomial
 STATE_SPECIFICITY_MIN_GENES: Final = 8
 # a cluster is compared with the population's cells that do not score for the state: the clusters whose mean
 # z-score of the state is at most STATE_SPECIFICITY_REFERENCE_Z; each side is subsampled to at most

@@ -523,7 +523,7 @@ def _self_train(matrix: Any, result: _model.Assignment, contexts: np.ndarray, st
         else:
             expression = _selftrain.log_expression(matrix[idx])
             panel_x = sp.csc_matrix(expression[:, columns])
-        panel = _specificity.build_panel(panel_x, positions, background, down, {s: len(genes[s]) for s in ids})
+        panel = _specificity.build_panel(panel_x, positions, background, down)
         z = result.z[ids].to_numpy(dtype=float)[idx]
         position = {s: j for j, s in enumerate(ids)}
         best = np.array([position[b] for b in result.best[idx]], dtype=int)
