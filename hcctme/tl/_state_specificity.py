@@ -29,8 +29,9 @@ panel** (:func:`is_short`: fewer than :data:`~hcctme._constants.STATE_SPECIFICIT
 of which the data measure few genes) cannot reach that p-value through one gene: a cluster seeds it
 when at least one of its genes is up there. A short panel that defines its state in both
 directions (``genes_down`` that the reference cells express; M_MDSC: CD14+ and HLA class II down)
-needs at least half of its measured up genes up and half of those down genes down (AUROC <= 1 -
-the up threshold): a CD14-high cluster of HLA-DR-high classical monocytes is not M-MDSC.
+needs at least half of its measured up genes up (or two that pass the binomial test) and half of those down
+genes down (AUROC <= 1 - the up threshold, against the cells that do not score for the state): a
+CD14-high cluster of HLA-DR-high classical monocytes is not M-MDSC.
 
 **Reference cells.** The cluster is compared with the population's cells that do not score for
 the state (:func:`reference_rows`: the other clusters whose mean z-score of the state is at most
@@ -255,15 +256,18 @@ def params() -> dict[str, float | int]:
 
 def specific(result: dict[str, float]) -> bool:
     """Whether a :func:`gene_test` result lets the cluster seed the state."""
-    if is_short(result["n_measured"]):
-        # a short panel cannot reach the test's alpha through one gene: one of its genes up is enough; a panel that
-        # defines its state in both directions (genes_down testable) needs half of its up genes up and half of
-        # its down genes down; neither in a cluster where many matched background genes are up too
-        if result["null_rate"] > STATE_SPECIFICITY_SHORT_MAX_NULL:
-            return False
-        n_down, n_down_measured = result.get("n_down", 0), result.get("n_down_measured", 0)
-        if n_down_measured:
-            return 2 * result["n_up"] >= result["n_measured"] and 2 * n_down >= n_down_measured
-        return result["n_up"] >= 1
-    return (result["pvalue"] <= STATE_SPECIFICITY_ALPHA
-            and result["n_up"] >= STATE_SPECIFICITY_MIN_UP * result["n_measured"])
+    binomial = (result["pvalue"] <= STATE_SPECIFICITY_ALPHA
+                and result["n_up"] >= STATE_SPECIFICITY_MIN_UP * result["n_measured"])
+    if not is_short(result["n_measured"]):
+        return binomial
+    # a short panel cannot reach the test's alpha through one gene: one of its genes up is enough; a panel that
+    # defines its state in both directions (genes_down testable) needs half of its up genes up (or two up genes
+    # that pass the binomial test) and half of its down genes down; neither in a cluster where many matched
+    # background genes are up too
+    if result["null_rate"] > STATE_SPECIFICITY_SHORT_MAX_NULL:
+        return False
+    n_down, n_down_measured = result.get("n_down", 0), result.get("n_down_measured", 0)
+    if n_down_measured:
+        enough_up = 2 * result["n_up"] >= result["n_measured"] or (binomial and result["n_up"] >= 2)
+        return enough_up and 2 * n_down >= n_down_measured
+    return result["n_up"] >= 1

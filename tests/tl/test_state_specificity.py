@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.stats import binom
 
 from hcctme._constants import STATE_SPECIFICITY_SHORT_MAX_NULL
 from hcctme.tl import _state_selftrain as selftrain
@@ -166,7 +167,8 @@ def test_short_panel_with_down_genes_needs_them_down():
     assert hla_high["n_up"] >= 1 and hla_high["n_down_measured"] == 2 and hla_high["n_down"] == 0
     assert not specificity.specific(hla_high)
     assert hla_low["n_up"] == 2 and hla_low["n_down"] == 2 and specificity.specific(hla_low)
-    one_up = dict(hla_low, n_up=1)  # one of the three up genes up, the down genes down: not the phenotype
+    # one of the three up genes up (the binomial p of one gene), the down genes down: not the phenotype
+    one_up = dict(hla_low, n_up=1, pvalue=float(binom.sf(0, hla_low["n_measured"], hla_low["null_rate"])))
     assert not specificity.specific(one_up)
     # down genes the reference barely expresses cannot show as down: they are not counted, and one up gene suffices
     rare = np.full(X.shape[1], 0.2)
