@@ -586,8 +586,7 @@ def test_simulator_demo_recall_precision(demo_called):
     plant, and TAM3_MT1G (2 genes in v2) is never called. Library 2.1 + the cluster-seeded self-training
     measured precision 1.0, recall 0.38-0.73 (mean 0.54; M_MDSC 0.04); with the specificity test of the seeds
     and the calibrated (cross-fitted, temperature-scaled) classifier: precision 0.96-1.0, recall 0.59-0.78
-    (mean 0.70; M_MDSC 0.76); measured again on 2.2 with carried genes: CD8_TEX_PROGENITOR 0.55 (0.551 before
-    them), mean 0.66. Floors: precision >= 0.95, recall >= 0.52, mean recall >= 0.65.
+    (mean 0.70; M_MDSC 0.76). Floors: precision >= 0.95, recall >= 0.55, mean recall >= 0.65.
     """
     table = _state_table(demo_called).join(_oracle_recall(demo_called))
     text = table.round(3).to_string()
@@ -602,7 +601,7 @@ def test_simulator_demo_recall_precision(demo_called):
     assert table.loc["TAM3_MT1G", "n_called"] == 0
     called = table.drop(index="TAM3_MT1G")
     assert (called["precision"] >= 0.95).all(), table
-    assert (called["recall"] >= 0.52).all(), table
+    assert (called["recall"] >= 0.55).all(), table
     assert called["recall"].mean() >= 0.65, table
 
 
