@@ -8,7 +8,8 @@ share of artefact cells left unassigned and the share of the other cells flagged
 (``clean_flagged``: the artefact rule's false positives, which lose their call); then the false-positive rate of
 ``tl.compare(features="composition")`` on the calls of ``--null`` null cohorts (no planted
 difference between the two arms). ``--absent`` adds, per setting, a cohort with one state per parent
-removed from every sample and prints the share of the parent called that state. ``--refine leiden``
+removed from every sample and prints the share of the parent called that state, and a cohort without the
+states of the short panels (:data:`ABSENT_SHORT`, 3-gene marker panels). ``--refine leiden``
 adds cluster voting; ``--no-self-train`` measures the mixture's calls without the self-training step.
 
     python benchmarks/states_eval.py --seeds 2 --null 16 --absent
@@ -50,17 +51,19 @@ def clean_flagged(adata) -> float:
 
 # one state per parent, removed from every sample of an "absent" cohort (all cells expressing its programme)
 ABSENT = ("TREG", "TAM2_SPP1", "CD8_TEFF", "PMN_MDSC", "CAF_IL_ICAF")
+# the states of the short panels (3 library genes each), removed together from a second cohort
+ABSENT_SHORT = ("NEU_CD10_ALPL", "ENDO_ONCOFETAL_PLVAP")
 
 
-def absent_calls(setting: str, seed: int, cells: int, patients: int) -> pd.Series:
-    """Share of each parent's cells called the state removed from the cohort (:data:`ABSENT`)."""
+def absent_calls(setting: str, seed: int, cells: int, patients: int, absent: tuple[str, ...] = ABSENT) -> pd.Series:
+    """Share of each parent's cells called the state removed from the cohort (``absent``, one state per parent)."""
     adata = generate(setting, seed=seed, n_patients=patients, cells_per_patient=cells)
-    adata = adata[~adata.obs["programme"].astype(str).isin(ABSENT)].copy()
+    adata = adata[~adata.obs["programme"].astype(str).isin(absent)].copy()
     hcctme.tl.score(adata)
     hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
     calls = adata.obs["hcctme_state"].astype(str)
     context = adata.obs["hcctme_state_context"].astype(str)
-    return pd.Series({s: float((calls[context == hcctme.sig.get(s).cell_context] == s).mean()) for s in ABSENT})
+    return pd.Series({s: float((calls[context == hcctme.sig.get(s).cell_context] == s).mean()) for s in absent})
 
 
 def null_fpr(n_cohorts: int) -> tuple[float, int]:
@@ -107,10 +110,11 @@ def main() -> None:
           "flagged as artefacts:")
     print(pd.DataFrame(summary).groupby("setting").mean(numeric_only=True).drop(columns="seed").round(3).to_string())
     if args.absent:
-        shares = pd.DataFrame({setting: absent_calls(setting, 100, args.cells, args.patients)
-                               for setting in args.settings}).T
-        print(f"\nshare of the parent called a state removed from every sample ({', '.join(ABSENT)}; seed 100):")
-        print(shares.round(3).to_string())
+        for absent in (ABSENT, ABSENT_SHORT):
+            shares = pd.DataFrame({setting: absent_calls(setting, 100, args.cells, args.patients, absent)
+                                   for setting in args.settings}).T
+            print(f"\nshare of the parent called a state removed from every sample ({', '.join(absent)}; seed 100):")
+            print(shares.round(3).to_string())
     if args.null:
         fpr, n_tests = null_fpr(args.null)
         print(f"\ncomposition FPR at p < 0.05 on {args.null} null cohorts: {fpr:.3f} ({n_tests} tests)")

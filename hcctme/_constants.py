@@ -182,6 +182,12 @@ STATE_CLUSTER_SEED_Z: Final = 0.15
 STATE_CLUSTER_SEED_SHARE: Final = 0.5
 STATE_CLUSTER_SUPPORT: Final = 0.1
 STATE_CLUSTER_STRONG_Z: Final = 1.0
+# carried score of a short panel's seeded state (a self-training feature): the mean expression of the (at most)
+# STATE_CARRY_GENES genes whose AUROC of the state's seeds against the cells that do not score for it reaches
+# STATE_CARRY_AUROC (none when fewer than STATE_CARRY_MIN_GENES)
+STATE_CARRY_GENES: Final = 30
+STATE_CARRY_MIN_GENES: Final = 3
+STATE_CARRY_AUROC: Final = 0.75
 # the classifier's probabilities are averaged with those of the STATE_SMOOTH_NEIGHBORS nearest cells
 # (PC space), weight STATE_SMOOTHING on the neighbours
 STATE_SMOOTH_NEIGHBORS: Final = 15
@@ -195,14 +201,15 @@ STATE_SMOOTH_POOL: Final = 20_000  # neighbours searched among at most this many
 STATE_SPECIFICITY_AUROC: Final = 0.65
 STATE_SPECIFICITY_ALPHA: Final = 0.01
 STATE_SPECIFICITY_MIN_UP: Final = 0.15
-# a short panel (fewer than STATE_SPECIFICITY_MIN_GENES genes) skips the binomial test; it seeds only a cluster in
-# which at most this share of the expression-matched background genes is up (a cluster that differs from its
+# a short panel (fewer than STATE_SPECIFICITY_MIN_GENES measured genes) skips the binomial test; it seeds only a
+# cluster in which at most this share of the expression-matched background genes is up (a cluster that differs from its
 # reference in many genes, through depth, quality or doublets, makes one or two panel genes up meaningless)
 STATE_SPECIFICITY_SHORT_MAX_NULL: Final = 0.15
 STATE_SPECIFICITY_BACKGROUND: Final = 1500
 STATE_SPECIFICITY_BINS: Final = 10
 STATE_SPECIFICITY_MIN_DETECTION: Final = 0.01
-# a state with fewer measured signature genes (2-5 gene marker panels) is not tested
+# a state with fewer measured signature genes is a short panel (one definition: _state_specificity.is_short;
+# the 2-5 gene marker panels, or a longer list of which few genes are measured): not tested by the binomial
 STATE_SPECIFICITY_MIN_GENES: Final = 8
 # a cluster is compared with the population's cells that do not score for the state: the clusters whose mean
 # z-score of the state is at most STATE_SPECIFICITY_REFERENCE_Z; each side is subsampled to at most

@@ -265,8 +265,9 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
                       "PCs seed the states and 'none of these' (a cluster seeds a state only when a real share of "
                       "the state's signature genes is up in it, more often than expression-matched background "
                       "genes: self_train.specificity; a state whose clusters are all declined is not called), "
-                      "a logistic regression on the PCs and state "
-                      "z-scores is fitted on the seeds, its cross-fitted (5-fold) probabilities averaged over 15 "
+                      "a short panel's seeded state carried to the genes that separate its seeds (a feature), "
+                      "a logistic regression on the PCs, state z-scores and carried "
+                      "scores is fitted on the seeds, its cross-fitted (5-fold) probabilities averaged over 15 "
                       "nearest neighbours and temperature-scaled to the cluster seeds (self_train.temperature; "
                       "contexts in self_train.seeds)" if self_train else "")
                    + "; confidence times the probability that the cell is not an artefact"),
@@ -450,8 +451,11 @@ def call_states(
        needs half of its up genes up and half of its down genes down): a population split by
        something else (a stimulation, a batch) that shares two or
        three genes with a state's list does not make that state, and a state whose clusters are all
-       declined gets no call, not even from the mixture. A multinomial logistic regression
-       (balanced classes) on the components plus the state z-scores is fitted on the seeds and
+       declined gets no call, not even from the mixture. A short panel's seeded state is carried to
+       the (up to 30) genes that separate its seeds from the cells that do not score for it (AUROC
+       >= 0.75): their score is a feature (a 3-gene panel reads one or two genes of its programme).
+       A multinomial logistic regression (balanced classes) on the components, the state z-scores
+       and the carried scores is fitted on the seeds and
        refitted twice on its own confident predictions; the last model's probabilities are
        cross-fitted (5 folds, each predicted by the model fitted on the others), averaged with
        those of each cell's 15 nearest neighbours (weight 0.5) and temperature-scaled to the
@@ -548,7 +552,7 @@ def _self_train(matrix: Any, result: _model.Assignment, contexts: np.ndarray, st
         else:
             expression = _selftrain.log_expression(matrix[idx])
             panel_x = sp.csc_matrix(expression[:, columns])
-        panel = _specificity.build_panel(panel_x, positions, background, down, {s: len(genes[s]) for s in ids})
+        panel = _specificity.build_panel(panel_x, positions, background, down)
         z = result.z[ids].to_numpy(dtype=float)[idx]
         position = {s: j for j, s in enumerate(ids)}
         best = np.array([position[b] for b in result.best[idx]], dtype=int)

@@ -20,10 +20,16 @@ carries. This step learns it:
    cells that score moderately for a state's signature). A cell whose confident mixture call
    (posterior >= :data:`~hcctme._constants.STATE_SEED_CONFIDENCE`, or the median posterior of
    that state's calls when lower) names another class is left out of the seeds.
-3. **Classifier.** A multinomial logistic regression with balanced class weights is fitted on
+3. **Carried genes of the short panels.** A short panel (a 3-gene marker panel may read one gene
+   of its programme; :func:`._state_specificity.is_short`) gets a carried score (:func:`carried`):
+   the mean expression of the genes whose AUROC of its seeds against the cells of the clusters that
+   do not score for it reaches :data:`~hcctme._constants.STATE_CARRY_AUROC` (at most
+   :data:`~hcctme._constants.STATE_CARRY_GENES`), a classifier feature: the seeds its few genes give
+   mark the whole programme, which the feature carries to the cells the panel scores low.
+4. **Classifier.** A multinomial logistic regression with balanced class weights is fitted on
    the seeds, predicts every cell, and is refitted on its own predictions with probability >=
    the seed confidence (:data:`~hcctme._constants.STATE_SELFTRAIN_ROUNDS` rounds).
-4. **Calibration and smoothing.** The last model's probabilities are cross-fitted: the cells are
+5. **Calibration and smoothing.** The last model's probabilities are cross-fitted: the cells are
    split into :data:`~hcctme._constants.STATE_CALIBRATION_FOLDS` folds and each fold is predicted
    by the model fitted on the other folds' training cells. Each cell's class probabilities are
    averaged with those of its :data:`~hcctme._constants.STATE_SMOOTH_NEIGHBORS` nearest cells in
@@ -31,7 +37,7 @@ carries. This step learns it:
    (``softmax(log p / T)``) with the ``T`` that fits the cluster seeds' labels best (log loss):
    the seeds are labelled by their cluster, not by the classifier, so ``T`` is not fitted to the
    classifier's own confident predictions.
-5. **Call.** The probability of the best state is the confidence; the call is that state when
+6. **Call.** The probability of the best state is the confidence; the call is that state when
    it is the most probable class (states and "none") and reaches ``min_confidence``.
 
 Deterministic (fixed ``random_state``). A population with fewer than
@@ -50,6 +56,9 @@ import scipy.sparse as sp
 from hcctme import _validate
 from hcctme._constants import (
     STATE_CALIBRATION_FOLDS,
+    STATE_CARRY_AUROC,
+    STATE_CARRY_GENES,
+    STATE_CARRY_MIN_GENES,
     STATE_CLUSTER_SEED_SHARE,
     STATE_CLUSTER_SEED_Z,
     STATE_CLUSTER_STRONG_Z,
@@ -97,6 +106,9 @@ class SelfTrainParams:
     smoothing: float = STATE_SMOOTHING
     neighbour_pool: int = STATE_SMOOTH_POOL
     folds: int = STATE_CALIBRATION_FOLDS
+    carry_genes: int = STATE_CARRY_GENES
+    carry_min_genes: int = STATE_CARRY_MIN_GENES
+    carry_auroc: float = STATE_CARRY_AUROC
     random_state: int = 0
 
     def to_dict(self) -> dict[str, float | int]:
@@ -286,9 +298,14 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
         state = labels[members[0]]
         if state == NONE_CLASS:
             continue
-        reference = _specificity.reference_rows(groups, z[:, ids.index(state)], g,
-                                                short=_specificity.short_panel(panel, state))
+        short = _specificity.short_panel(panel, state)
+        reference = _specificity.reference_rows(groups, z[:, ids.index(state)], g, short=short)
         auroc, detected = _specificity.auroc_against(panel.X, members, reference)
+        down = panel.down_columns.get(state, np.empty(0, dtype=int))
+        if short and down.size:  # the down genes are read against the cells that do not score for the state
+            low, low_detected = _specificity.auroc_against(
+                panel.X, members, _specificity.reference_rows(groups, z[:, ids.index(state)], g))
+            auroc[down], detected[down] = low[down], low_detected[down]
         test = _specificity.gene_test(auroc, panel, state, detected)
         entry = report[state]
         entry["clusters_tested"] += 1
@@ -300,6 +317,59 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
         if test["pvalue"] <= entry["pvalue"]:
             entry.update(test)
     return out, report
+
+
+def carried(X: sp.csr_matrix, labels: np.ndarray, groups: np.ndarray, z: np.ndarray, ids: list[str],
+            samples: np.ndarray | None, params: SelfTrainParams, states: list[str] | None = None) -> np.ndarray:
+    """Carried scores: each seeded state's score on the genes that co-vary with its seeds in the data.
+
+    A short panel reads a few genes of its state's programme (a 3-gene marker panel, of which the data
+    may express one); the seeds it gives mark the whole programme. Per state of ``states`` (default:
+    all ``ids``) with seeds: the genes (columns of ``X``) whose AUROC of its seeds against the cells
+    that do not score for it (the clusters ``groups`` whose mean z-score of the state is at most the
+    specificity test's reference z, :func:`._state_specificity.reference_rows`) reaches
+    ``params.carry_auroc`` (the ``params.carry_genes`` highest; none when fewer than
+    ``params.carry_min_genes``) are its carried genes, and a cell's carried score is their mean
+    log-expression, centred within the cell's sample and scaled to unit sd. A second pass leaves out
+    of the reference the cells whose first score is nearer the seeds' median than the reference's (a
+    cluster of the state that its few signature genes score low). Returns cells x carried states.
+    """
+    codes, n_samples = _sample_codes(samples, X.shape[0])
+    size = np.maximum(np.bincount(codes, minlength=n_samples), 1)
+    columns = []
+    for j, state in enumerate(ids):
+        mine = np.flatnonzero(labels == state)
+        if mine.size < params.min_seeds or (states is not None and state not in states):
+            continue
+        reference = _specificity.reference_rows(groups, z[:, j], groups[mine[0]])
+        reference = reference[labels[reference] != state]
+        first = _carried_score(X, mine, reference, codes, size, params)
+        if first is None:
+            continue
+        second = _carried_score(X, mine, reference[first[reference] < _midpoint(first, mine, reference)], codes,
+                                size, params)
+        columns.append(first if second is None else second)
+    return np.column_stack(columns) if columns else np.empty((X.shape[0], 0))
+
+
+def _midpoint(score: np.ndarray, mine: np.ndarray, reference: np.ndarray) -> float:
+    """Half-way between the median scores of the seeds ``mine`` and of the ``reference`` cells."""
+    return 0.5 * float(np.median(score[mine]) + np.median(score[reference]))
+
+
+def _carried_score(X: sp.csr_matrix, mine: np.ndarray, reference: np.ndarray, codes: np.ndarray, size: np.ndarray,
+                   params: SelfTrainParams) -> np.ndarray | None:
+    """The carried score of the seeds ``mine`` against the cells ``reference`` (:func:`carried`), or None."""
+    if reference.size < params.min_seeds:
+        return None
+    auroc, _ = _specificity.auroc_against(X, mine, reference, params.random_state)
+    order = np.argsort(-auroc, kind="stable")[: params.carry_genes]
+    chosen = order[auroc[order] >= params.carry_auroc]
+    if chosen.size < params.carry_min_genes:
+        return None
+    score = np.asarray(X[:, chosen].mean(axis=1)).ravel()
+    score = score - (np.bincount(codes, weights=score, minlength=size.size) / size)[codes]
+    return score / max(float(score.std()), 1e-12)
 
 
 def smooth(probs: np.ndarray, pcs: np.ndarray, params: SelfTrainParams) -> np.ndarray:
@@ -479,7 +549,8 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     values, counts = np.unique(labels[labels != ""], return_counts=True)
     keep = set(values[counts >= params.min_seeds])
     labels = np.where(np.isin(labels, list(keep)), labels, "")
-    features = np.hstack([pcs, z])
+    short = [s for s in ids if panel is not None and _specificity.short_panel(panel, s)]
+    features = np.hstack([pcs, z, carried(X, labels, groups, z, ids, samples, params, short)])
     classes, probs, train = self_train(features, labels, params)
     t = 1.0
     if params.folds >= 2:  # calibration: held-out probabilities, smoothed, temperature fitted on the training cells

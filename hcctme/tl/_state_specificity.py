@@ -23,18 +23,19 @@ its genes. This module tests that, gene by gene:
 
 A cluster seeds a state only when (:func:`gene_test`, :func:`specific`) the one-sided p-value is at
 most :data:`~hcctme._constants.STATE_SPECIFICITY_ALPHA` and at least
-:data:`~hcctme._constants.STATE_SPECIFICITY_MIN_UP` of the state's measured genes are up. A state
-with fewer than :data:`~hcctme._constants.STATE_SPECIFICITY_MIN_GENES` measured genes (the 2-5 gene
-marker panels) cannot reach that p-value through one gene: a cluster seeds it when at least one of
-its genes is up there. A short library panel (fewer than
-:data:`~hcctme._constants.STATE_SPECIFICITY_MIN_GENES` ``genes_up``) that defines its state in both
+:data:`~hcctme._constants.STATE_SPECIFICITY_MIN_UP` of the state's measured genes are up. A **short
+panel** (:func:`is_short`: fewer than :data:`~hcctme._constants.STATE_SPECIFICITY_MIN_GENES`
+*measured* genes, whatever the library list's length: the 2-5 gene marker panels, and a longer list
+of which the data measure few genes) cannot reach that p-value through one gene: a cluster seeds it
+when at least one of its genes is up there. A short panel that defines its state in both
 directions (``genes_down`` that the reference cells express; M_MDSC: CD14+ and HLA class II down)
-needs at least half of its measured up genes up and half of those down genes down (AUROC <= 1 -
-the up threshold): a CD14-high cluster of HLA-DR-high classical monocytes is not M-MDSC.
+needs at least half of its measured up genes up (or two that pass the binomial test) and half of those down
+genes down (AUROC <= 1 - the up threshold, against the cells that do not score for the state): a
+CD14-high cluster of HLA-DR-high classical monocytes is not M-MDSC.
 
 **Reference cells.** The cluster is compared with the population's cells that do not score for
 the state (:func:`reference_rows`: the other clusters whose mean z-score of the state is at most
-:data:`~hcctme._constants.STATE_SPECIFICITY_REFERENCE_Z`; a short library panel, with its permissive
+:data:`~hcctme._constants.STATE_SPECIFICITY_REFERENCE_Z`; a short panel, with its permissive
 one-gene rule, against all other cells), not with all other cells: a state that
 makes up half of a population spans several clusters, and against a rest that is half the same
 state its genes are barely up (Wu 2021 myCAF-like clusters: 1 of 39 ECM-myCAF genes at AUROC 0.65
@@ -72,10 +73,9 @@ class GenePanel:
     state_columns: dict[str, np.ndarray]  # state -> measured columns of its signature genes
     background: np.ndarray  # measured columns of the background genes
     bins: np.ndarray  # expression bin of every panel column
-    # state -> measured columns of its genes_down, for the short marker panels (fewer than
-    # STATE_SPECIFICITY_MIN_GENES genes_up in the library)
+    # state -> measured columns of its genes_down, for the short panels (is_short)
     down_columns: dict[str, np.ndarray] = field(default_factory=dict)
-    short: frozenset[str] = frozenset()  # the states whose library panel is short
+    short: frozenset[str] = frozenset()  # the states whose panel is short here (is_short of the measured genes)
 
 
 def panel_columns(var_names: Any, signatures: dict[str, list[str]], n_background: int = STATE_SPECIFICITY_BACKGROUND,
@@ -105,14 +105,21 @@ def panel_columns(var_names: Any, signatures: dict[str, list[str]], n_background
     return columns, positions(own), np.array([where[c] for c in background], dtype=int), positions(own_down)
 
 
+def is_short(n_measured: int) -> bool:
+    """Whether a state with ``n_measured`` measured genes is a short panel (one definition for every rule).
+
+    Fewer than :data:`~hcctme._constants.STATE_SPECIFICITY_MIN_GENES` measured genes: the binomial
+    test cannot reach its alpha through one gene, so the one-gene rule, the reference of all other
+    cells (:func:`reference_rows`) and the ``genes_down`` check apply.
+    """
+    return n_measured < STATE_SPECIFICITY_MIN_GENES
+
+
 def build_panel(X: sp.csc_matrix, state_positions: dict[str, np.ndarray], background: np.ndarray,
-                down_positions: dict[str, np.ndarray] | None = None,
-                n_genes: dict[str, int] | None = None) -> GenePanel:
+                down_positions: dict[str, np.ndarray] | None = None) -> GenePanel:
     """The panel with its measured columns and the expression bins of every column.
 
-    ``n_genes``: each state's number of ``genes_up`` in the library (default: its columns here); a
-    state with fewer than :data:`~hcctme._constants.STATE_SPECIFICITY_MIN_GENES` is a short panel,
-    whose ``down_positions`` are kept.
+    A state with few measured genes (:func:`is_short`) is a short panel, whose ``down_positions`` are kept.
     """
     n = X.shape[0]
     detected = np.diff(X.indptr) >= max(STATE_SPECIFICITY_MIN_DETECTION * n, 3)
@@ -121,9 +128,9 @@ def build_panel(X: sp.csc_matrix, state_positions: dict[str, np.ndarray], backgr
     edges = (np.quantile(mean[measured_bg], np.linspace(0, 1, STATE_SPECIFICITY_BINS + 1)[1:-1])
              if measured_bg.size else np.empty(0))
     bins = np.searchsorted(edges, mean, side="right")
-    lengths = {s: (n_genes or {}).get(s, p.size) for s, p in state_positions.items()}
-    short = frozenset(s for s, k in lengths.items() if k < STATE_SPECIFICITY_MIN_GENES)
-    return GenePanel(X=X, state_columns={s: p[detected[p]] for s, p in state_positions.items()},
+    measured = {s: p[detected[p]] for s, p in state_positions.items()}
+    short = frozenset(s for s, cols in measured.items() if is_short(cols.size))
+    return GenePanel(X=X, state_columns=measured,
                      background=measured_bg, bins=bins, short=short,
                      down_columns={s: p[detected[p]] for s, p in (down_positions or {}).items() if s in short})
 
@@ -161,12 +168,12 @@ def reference_rows(groups: np.ndarray, z: np.ndarray, cluster: Any, short: bool 
 
     Clusters other than ``cluster`` whose mean of ``z`` (one state's z-scores) is at most
     :data:`~hcctme._constants.STATE_SPECIFICITY_REFERENCE_Z`; all other cells when there are none,
-    and for a ``short`` library panel (:func:`short_panel`), whose one-gene rule is permissive:
+    and for a ``short`` panel (:func:`short_panel`), whose one-gene rule is permissive:
     against the whole rest of the population a gene is up less easily than against the cells low
     in the panel.
     """
     others = groups != cluster
-    if short:  # a short library panel
+    if short:
         return np.flatnonzero(others)
     low = [g for g in np.unique(groups[others]) if z[groups == g].mean() <= STATE_SPECIFICITY_REFERENCE_Z]
     rows = np.flatnonzero(np.isin(groups, low))
@@ -174,7 +181,7 @@ def reference_rows(groups: np.ndarray, z: np.ndarray, cluster: Any, short: bool 
 
 
 def short_panel(panel: GenePanel, state: str) -> bool:
-    """Whether the state's library panel has fewer than :data:`~hcctme._constants.STATE_SPECIFICITY_MIN_GENES` genes."""
+    """Whether the state is a short panel in this population (:func:`is_short` of its measured genes)."""
     return state in panel.short
 
 
@@ -249,15 +256,18 @@ def params() -> dict[str, float | int]:
 
 def specific(result: dict[str, float]) -> bool:
     """Whether a :func:`gene_test` result lets the cluster seed the state."""
-    if result["n_measured"] < STATE_SPECIFICITY_MIN_GENES:  # short_panel
-        # a short panel cannot reach the test's alpha through one gene: one of its genes up is enough; a panel that
-        # defines its state in both directions (genes_down testable) needs half of its up genes up and half of
-        # its down genes down; neither in a cluster where many matched background genes are up too
-        if result["null_rate"] > STATE_SPECIFICITY_SHORT_MAX_NULL:
-            return False
-        n_down, n_down_measured = result.get("n_down", 0), result.get("n_down_measured", 0)
-        if n_down_measured:
-            return 2 * result["n_up"] >= result["n_measured"] and 2 * n_down >= n_down_measured
-        return result["n_up"] >= 1
-    return (result["pvalue"] <= STATE_SPECIFICITY_ALPHA
-            and result["n_up"] >= STATE_SPECIFICITY_MIN_UP * result["n_measured"])
+    binomial = (result["pvalue"] <= STATE_SPECIFICITY_ALPHA
+                and result["n_up"] >= STATE_SPECIFICITY_MIN_UP * result["n_measured"])
+    if not is_short(result["n_measured"]):
+        return binomial
+    # a short panel cannot reach the test's alpha through one gene: one of its genes up is enough; a panel that
+    # defines its state in both directions (genes_down testable) needs half of its up genes up (or two up genes
+    # that pass the binomial test) and half of its down genes down; neither in a cluster where many matched
+    # background genes are up too
+    if result["null_rate"] > STATE_SPECIFICITY_SHORT_MAX_NULL:
+        return False
+    n_down, n_down_measured = result.get("n_down", 0), result.get("n_down_measured", 0)
+    if n_down_measured:
+        enough_up = 2 * result["n_up"] >= result["n_measured"] or (binomial and result["n_up"] >= 2)
+        return enough_up and 2 * n_down >= n_down_measured
+    return result["n_up"] >= 1

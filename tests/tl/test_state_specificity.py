@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.stats import binom
 
 from hcctme._constants import STATE_SPECIFICITY_SHORT_MAX_NULL
 from hcctme.tl import _state_selftrain as selftrain
@@ -166,7 +167,8 @@ def test_short_panel_with_down_genes_needs_them_down():
     assert hla_high["n_up"] >= 1 and hla_high["n_down_measured"] == 2 and hla_high["n_down"] == 0
     assert not specificity.specific(hla_high)
     assert hla_low["n_up"] == 2 and hla_low["n_down"] == 2 and specificity.specific(hla_low)
-    one_up = dict(hla_low, n_up=1)  # one of the three up genes up, the down genes down: not the phenotype
+    # one of the three up genes up (the binomial p of one gene), the down genes down: not the phenotype
+    one_up = dict(hla_low, n_up=1, pvalue=float(binom.sf(0, hla_low["n_measured"], hla_low["null_rate"])))
     assert not specificity.specific(one_up)
     # down genes the reference barely expresses cannot show as down: they are not counted, and one up gene suffices
     rare = np.full(X.shape[1], 0.2)
@@ -216,3 +218,27 @@ def test_short_panel_does_not_seed_a_cluster_where_many_background_genes_are_up(
     one_gene = {"n_measured": 3, "n_up": 1, "null_rate": 0.02, "pvalue": 0.06, "n_down_measured": 0, "n_down": 0}
     assert specificity.specific(one_gene)
     assert not specificity.specific({**one_gene, "null_rate": STATE_SPECIFICITY_SHORT_MAX_NULL + 0.01})
+
+
+def test_short_panel_is_one_definition_of_measured_genes():
+    """A panel is short by its measured genes, for the panel, the reference cells and the seeding rule alike: a
+    long library list of which the data measure few genes is short, a short list fully measured is short."""
+    from hcctme._constants import STATE_SPECIFICITY_MIN_GENES
+
+    k = STATE_SPECIFICITY_MIN_GENES
+    assert specificity.is_short(k - 1) and not specificity.is_short(k)
+    counts, groups, names = _population()
+    # LONG: 12 library genes, of which only 3 are in the data (the others are unknown symbols)
+    long_list = [f"G{i}" for i in range(3)] + [f"ABSENT{i}" for i in range(9)]
+    panel = _panel(counts, names, {"LONG": long_list, "FULL": [f"G{i}" for i in range(40, 40 + k)]})
+    assert panel.state_columns["LONG"].size == 3 and panel.state_columns["FULL"].size == k
+    assert specificity.short_panel(panel, "LONG") and not specificity.short_panel(panel, "FULL")
+    z = np.where(groups == 1, 1.0, np.where(groups == 2, 0.5, -1.0))
+    # the short panel's reference is all other cells; the full panel's the clusters that do not score for it
+    assert specificity.reference_rows(groups, z, 1, short=specificity.short_panel(panel, "LONG")).size \
+        == np.sum(groups != 1)
+    assert set(groups[specificity.reference_rows(groups, z, 1, short=specificity.short_panel(panel, "FULL"))]) == {0}
+    auroc, detected = specificity.auroc_against(sp.csr_matrix(panel.X), np.flatnonzero(groups == 1),
+                                                np.flatnonzero(groups != 1))
+    test = specificity.gene_test(auroc, panel, "LONG", detected)
+    assert test["n_measured"] == 3 and test["n_up"] == 3 and specificity.specific(test)

@@ -4,7 +4,7 @@ The generator marks states with other papers' gene lists (30-60 % shared with th
 these tests measure ``tl.call_states`` against data it was not built from. The assertions are the
 floors the caller reaches on small cohorts (README gives the benchmark figures). The issue-13
 per-state targets (recall >= 0.8, precision >= 0.85) hold for TREG, KUPFFER, TAM2_SPP1, CD8_TEFF and
-CD8_TEX_TERMINAL, and the ECE <= 0.05 on the two cohorts here (0.030 / 0.043, the artefact-aware
+CD8_TEX_TERMINAL, and the ECE <= 0.05 on the two cohorts here (0.035 / 0.049, the artefact-aware
 confidence); the per-parent ARI >= 0.8 holds for CD4 T cells and macrophages only: that target is not
 reached on this generator.
 """
@@ -105,15 +105,20 @@ def test_calls_on_independent_generator(setting):
     for state in set(calls) - {"unassigned"}:
         expected = parent[hcctme.sig.get(state).cell_context]
         assert (adata.obs.loc[calls == state, "cell_type"] == expected).all(), state
-    # what the caller reaches with library 2.1, the specificity test, the calibrated classifier and the artefact rule
-    # of tl/_state_artefacts.py (floors a little below the values measured on this seed: CD8 0.76 / 0.66, CD4
-    # 0.88 / 0.90, macrophages 0.80 / 0.80, CAFs 0.61 / 0.68 on 10x / Smart-seq; ECE 0.030 / 0.043, 0.138 / 0.048
-    # before the artefact rule; artefacts unassigned: stress 0.87 / 0.97, ambient 0.78 / 0.90, doublets 0.83 /
-    # 0.84, 0.6-0.75 before; uncalibrated CAFs were 0.35 / 0.37). The generator's
+    # what the caller reaches with library 2.1, the specificity test, the calibrated classifier (with the carried
+    # score of the short panels) and the artefact rule of tl/_state_artefacts.py (floors a little below the values
+    # measured on this seed: CD8 0.76 / 0.66, CD4 0.88 / 0.91, macrophages 0.80 / 0.81, neutrophils 0.52 / 0.69,
+    # CAFs 0.61 / 0.72 on 10x / Smart-seq; ECE 0.035 / 0.049, 0.138 / 0.048 before the artefact rule; artefacts
+    # unassigned: stress 0.88 / 0.97, ambient 0.78 / 0.91, doublets 0.83 / 0.84, 0.6-0.75 before; uncalibrated
+    # CAFs were 0.35 / 0.37; neutrophils 0.49 / 0.64 without the carried score, NEU_CD10_ALPL recall 0.33 / 0.69
+    # then, 0.36 / 0.78 with it). Endothelial cells: PLVAP, the one library gene of ENDO_ONCOFETAL_PLVAP that the
+    # generator's programme raises, is among the programme genes not induced in this seed's cohort (ARI 0.01 / 0.00;
+    # benchmarks/states_eval.py averages seeds). The generator's
     # gene universe includes the library's genes in sorted order, so any list edit moves baseline levels between
     # genes and these per-seed figures by several hundredths (benchmarks/states_eval.py averages seeds).
     assert res["ari"]["CD4+ T cells"] >= 0.8 and res["ari"]["CAFs"] >= 0.4
     assert res["ari"]["Macrophages"] >= 0.7 and res["ari"]["CD8+ T cells"] >= 0.55
+    assert res["ari"]["Neutrophils"] >= 0.5
     # the issue-13 per-state targets (recall >= 0.8, precision >= 0.85) hold for these states
     reached = res["states"].loc[["TREG", "KUPFFER", "TAM2_SPP1", "CD8_TEX_TERMINAL"]]
     assert (reached["recall"] >= 0.9).all() and (reached["precision"] >= 0.85).all()
