@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -40,10 +41,13 @@ def with_graph(adata, refine: str | None):
     import scanpy as sc
 
     work = adata.copy()
-    sc.pp.normalize_total(work, target_sum=1e4)
-    sc.pp.log1p(work)
-    sc.pp.highly_variable_genes(work, n_top_genes=2000)
-    sc.pp.pca(work, n_comps=50, mask_var="highly_variable", random_state=0)
+    values = work.X.data if sp.issparse(work.X) else np.asarray(work.X)
+    if np.allclose(values, np.round(values)):  # counts: a user normalises and logs them first
+        sc.pp.normalize_total(work, target_sum=1e4)
+        sc.pp.log1p(work)
+    sc.pp.highly_variable_genes(work, n_top_genes=min(2000, work.n_vars - 1))
+    sc.pp.pca(work, n_comps=min(50, work.n_obs - 1, int(work.var["highly_variable"].sum()) - 1),
+              mask_var="highly_variable", random_state=0)
     sc.pp.neighbors(work, n_neighbors=15, random_state=0)
     adata.obsp["connectivities"] = work.obsp["connectivities"]
     adata.obsp["distances"] = work.obsp["distances"]

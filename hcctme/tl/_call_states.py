@@ -228,8 +228,8 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
         calls = np.where(result.artefact != "", Defaults.UNASSIGNED, calls)
         confidence = np.where(result.artefact != "", 0.0, confidence)
     elif refine == "graph":
-        calls, confidence, m["vote"] = _vote.vote(calls, result.artefact, contexts, states, adjacency,
-                                                  resolution=refine_resolution)
+        calls, confidence, m["vote"] = _vote.vote(calls, confidence, result.artefact, contexts, states,
+                                                  adjacency, resolution=refine_resolution)
     calls, confidence = _artefacts.discount(calls, confidence, result.artefact_probability, thresholds.min_confidence)
     for context, diag in result.diagnostics.items():
         weak = {s: round(v["separation"], 2) for s, v in diag.items()
@@ -373,9 +373,11 @@ def call_states(
         ``obs[key_added + "_unrefined"]``. Needs the ``igraph`` package.
         ``"graph"``: the same vote on the user's neighbour graph ``obsp["connectivities"]``
         (``sc.pp.neighbors`` on the expression PCA), leiden restricted to each parent
-        population's cells; artefact cells do not vote and stay unassigned; the confidence is
-        the sub-cluster's share of the winning call times the cell's probability of not being an
-        artefact. Per context, the sub-clusters and the cells whose call changed are recorded in
+        population's cells; artefact cells do not vote and stay unassigned; a sub-cluster votes
+        only where more than half its voters agree (its cells get the majority call, confidence =
+        the majority's share times the cell's probability of not being an artefact); the cells of
+        the other sub-clusters keep their own calls. Per context, the sub-clusters, those that
+        voted and the cells whose call changed are recorded in
         ``uns[key_added + "_params"]["refine"]["voting"]``.
     refine_resolution
         Leiden resolution of the sub-clustering (small = few, large sub-clusters).

@@ -14,6 +14,7 @@ from hcctme._constants import Defaults
 
 GRAPH_KEY = "connectivities"  # obsp key written by scanpy's sc.pp.neighbors
 MIN_CELLS = 30  # parent populations with fewer cells keep their per-cell calls
+MIN_SHARE = 0.5  # a sub-cluster votes only when more than this share of its voters agree (a strict majority)
 
 
 def graph(adata: AnnData, key: str = GRAPH_KEY) -> sp.csr_matrix:
@@ -29,14 +30,14 @@ def graph(adata: AnnData, key: str = GRAPH_KEY) -> sp.csr_matrix:
 
 
 def majority(labels: np.ndarray, calls: np.ndarray, voters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each cell's cluster's most frequent call among the cluster's voters, and the call's share of the voters.
+    """Each cell's cluster's majority call among the cluster's voters, and the call's share of the voters.
 
-    A cluster without voters keeps its cells' own calls (share 1). Ties go to the call listed
-    first in sorted order. An ``"unassigned"`` majority reports the share of the cluster's most
-    voted state (the confidence that is discarded with the call).
+    A cluster without voters or without a strict majority (no call above :data:`MIN_SHARE` of
+    its voters) keeps its cells' own calls (share NaN). An ``"unassigned"`` majority reports the
+    share of the cluster's most voted state (the confidence that is discarded with the call).
     """
     out = calls.astype(object).copy()
-    share = np.ones(calls.size, dtype=float)
+    share = np.full(calls.size, np.nan)
     votes = pd.crosstab(labels[voters], calls[voters])
     if votes.empty:
         return out, share
@@ -46,24 +47,28 @@ def majority(labels: np.ndarray, calls: np.ndarray, voters: np.ndarray) -> tuple
     best_state = frac[state_cols].max(axis=1) if state_cols else pd.Series(0.0, index=frac.index)
     win_share = pd.Series([frac.loc[k, w] if w != Defaults.UNASSIGNED else best_state[k]
                            for k, w in winner.items()], index=winner.index)
-    has = np.isin(labels, winner.index.to_numpy())
+    agreed = frac.max(axis=1) > MIN_SHARE
+    has = np.isin(labels, winner.index[agreed].to_numpy())
     out[has] = winner.reindex(labels[has]).to_numpy()
     share[has] = win_share.reindex(labels[has]).to_numpy(dtype=float)
     return out, share
 
 
-def vote(calls: np.ndarray, artefact: np.ndarray, contexts: np.ndarray, states: Mapping[str, list[str]],
-         adjacency: sp.csr_matrix, *, resolution: float) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+def vote(calls: np.ndarray, confidence: np.ndarray, artefact: np.ndarray, contexts: np.ndarray,
+         states: Mapping[str, list[str]], adjacency: sp.csr_matrix, *,
+         resolution: float) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Leiden sub-clusters of each parent population on ``adjacency`` and the majority call of each.
 
     The graph is restricted to the parent's cells; the artefact cells (``artefact != ""``) do not
-    vote and stay ``"unassigned"``. Returns (calls, share of the winning call, per-context
-    provenance: clusters and cells whose call changed).
+    vote and stay ``"unassigned"`` (confidence 0). A cell of a sub-cluster with a strict majority
+    gets the majority call and, as confidence, the call's share of the sub-cluster's voters; the
+    other cells keep their call and confidence. Returns (calls, confidence, per-context
+    provenance: sub-clusters, those that voted, and cells whose call changed).
     """
     import scanpy as sc
 
     calls = np.asarray(calls, dtype=object).copy()
-    share = np.ones(calls.size, dtype=float)
+    conf = np.asarray(confidence, dtype=float).copy()
     clean = np.asarray(artefact).astype(str) == ""
     record: dict[str, Any] = {}
     for context in states:
@@ -77,6 +82,8 @@ def vote(calls: np.ndarray, artefact: np.ndarray, contexts: np.ndarray, states: 
         voted, frac = majority(labels, calls[idx], clean[idx])
         voted = np.where(clean[idx], voted, Defaults.UNASSIGNED)
         record[context] = {"clusters": int(np.unique(labels).size),
+                           "voted": int(np.unique(labels[~np.isnan(frac)]).size),
                            "changed": int(np.sum(voted != calls[idx]))}
-        calls[idx], share[idx] = voted, np.where(clean[idx], frac, 0.0)
-    return calls, share, record
+        conf[idx] = np.where(clean[idx], np.where(np.isnan(frac), conf[idx], frac), 0.0)
+        calls[idx] = voted
+    return calls, conf, record

@@ -13,35 +13,38 @@ from tests.tl.test_call_states import _recall_precision, _scored_adata, fake_lib
 UNASSIGNED = "unassigned"
 
 
-def test_majority_is_the_most_frequent_call_of_the_voters():
-    labels = np.array(["0", "0", "0", "0", "1", "1", "1", "2"])
-    calls = np.array(["A", "A", "B", UNASSIGNED, "B", UNASSIGNED, UNASSIGNED, "C"], dtype=object)
-    voters = np.array([True, True, True, True, True, True, True, False])
+def test_majority_is_a_strict_majority_of_the_voters():
+    labels = np.array(["0", "0", "0", "0", "1", "1", "1", "2", "3", "3"])
+    calls = np.array(["A", "A", "A", "B", "B", UNASSIGNED, UNASSIGNED, "C", "A", "B"], dtype=object)
+    voters = np.array([True] * 7 + [False] + [True] * 2)
     out, share = vote.majority(labels, calls, voters)
-    # cluster 0: A 2 of 4; cluster 1: unassigned 2 of 3 (share = its best state's, B: 1 of 3); cluster 2: no voter
-    assert list(out) == ["A", "A", "A", "A", UNASSIGNED, UNASSIGNED, UNASSIGNED, "C"]
-    np.testing.assert_allclose(share, [0.5] * 4 + [1 / 3] * 3 + [1.0])
+    # cluster 0: A 3 of 4; 1: unassigned 2 of 3 (share = its best state's, B: 1 of 3); 2: no voter; 3: a tie
+    assert list(out) == ["A"] * 4 + [UNASSIGNED] * 3 + ["C", "A", "B"]
+    np.testing.assert_allclose(share, [0.75] * 4 + [1 / 3] * 3 + [np.nan] * 3)
 
 
-def _two_cliques(n: int = 40) -> sp.csr_matrix:
+def _cliques(n: int = 40, k: int = 3) -> sp.csr_matrix:
     block = np.ones((n, n)) - np.eye(n)
-    return sp.csr_matrix(sp.block_diag([block, block]))
+    return sp.csr_matrix(sp.block_diag([block] * k))
 
 
-def test_vote_on_two_cliques_artefacts_stay_unassigned_and_do_not_vote():
+def test_vote_on_cliques_artefacts_stay_unassigned_and_do_not_vote():
     pytest.importorskip("igraph")
-    n = 40
     calls = np.array(["A"] * 30 + ["B"] * 5 + [UNASSIGNED] * 5        # clique 1: A wins 30 of 35 voters
-                     + ["B"] * 12 + [UNASSIGNED] * 8 + [UNASSIGNED] * 20, dtype=object)  # clique 2
-    artefact = np.array([""] * 35 + ["stress"] * 5 + [""] * 20 + ["doublet"] * 20, dtype=object)
-    contexts = np.array(["ctx"] * (2 * n), dtype=object)
+                     + ["B"] * 12 + [UNASSIGNED] * 28                   # clique 2: 20 of the unassigned are artefacts
+                     + ["A"] * 15 + ["B"] * 15 + [UNASSIGNED] * 10, dtype=object)  # clique 3: no majority
+    artefact = np.array([""] * 35 + ["stress"] * 5 + [""] * 20 + ["doublet"] * 20 + [""] * 40, dtype=object)
+    contexts = np.array(["ctx"] * 120, dtype=object)
+    confidence = np.linspace(0.2, 0.9, 120)
     before = calls.copy()
-    out, share, record = vote.vote(calls, artefact, contexts, {"ctx": ["A", "B"]}, _two_cliques(n), resolution=1.0)
+    out, conf, record = vote.vote(calls, confidence, artefact, contexts, {"ctx": ["A", "B"]}, _cliques(),
+                                  resolution=1.0)
     assert list(out[:35]) == ["A"] * 35 and list(out[35:40]) == [UNASSIGNED] * 5
-    # clique 2: 20 artefact cells would make "unassigned" win; without their votes B wins 12 of 20
-    assert list(out[40:60]) == ["B"] * 20 and list(out[60:]) == [UNASSIGNED] * 20
-    np.testing.assert_allclose(share, [30 / 35] * 35 + [0.0] * 5 + [0.6] * 20 + [0.0] * 20)
-    assert record == {"ctx": {"clusters": 2, "changed": 5 + 8}}
+    # clique 2: with the artefact cells' votes "unassigned" would win 28 of 40; without them B wins 12 of 20
+    assert list(out[40:60]) == ["B"] * 20 and list(out[60:80]) == [UNASSIGNED] * 20
+    assert list(out[80:]) == list(calls[80:])
+    np.testing.assert_allclose(conf, [30 / 35] * 35 + [0.0] * 5 + [0.6] * 20 + [0.0] * 20 + list(confidence[80:]))
+    assert record == {"ctx": {"clusters": 3, "voted": 2, "changed": 5 + 8}}
     assert list(calls) == list(before)
 
 
@@ -50,9 +53,10 @@ def test_vote_leaves_small_and_other_contexts_alone():
     calls = np.array(["A", "B"] * 10 + ["X"] * 80, dtype=object)
     contexts = np.array(["small"] * 20 + ["other"] * 80, dtype=object)
     adjacency = sp.csr_matrix(np.ones((100, 100)) - np.eye(100))
-    out, share, record = vote.vote(calls, np.array([""] * 100), contexts, {"small": ["A", "B"]}, adjacency,
-                                   resolution=1.0)
-    assert list(out) == list(calls) and (share == 1.0).all() and record == {}
+    confidence = np.full(100, 0.7)
+    out, conf, record = vote.vote(calls, confidence, np.array([""] * 100), contexts, {"small": ["A", "B"]},
+                                  adjacency, resolution=1.0)
+    assert list(out) == list(calls) and (conf == 0.7).all() and record == {}
 
 
 def _with_graph(adata):
@@ -72,7 +76,7 @@ def test_call_states_graph_vote(fake_library):  # noqa: F811
     info = adata.uns["hcctme_state_params"]["refine"]
     assert info["method"] == "graph" and info["graph"] == "obsp['connectivities']"
     assert set(info["voting"]) == {"macrophage", "cd4_t"}
-    assert all(v["clusters"] >= 2 and v["changed"] >= 0 for v in info["voting"].values())
+    assert all(v["clusters"] >= v["voted"] >= 1 for v in info["voting"].values())
     assert "hcctme_state_unrefined" in adata.obs
     calls = adata.obs["hcctme_state"].astype(str).to_numpy()
     rp = _recall_precision(calls, adata.obs["truth"].to_numpy(), ["TAM_A", "TAM_B", "TAM_C", "TREG_X"])
