@@ -374,9 +374,10 @@ def call_states(
         ``"graph"``: the same vote on the user's neighbour graph ``obsp["connectivities"]``
         (``sc.pp.neighbors`` on the expression PCA), leiden restricted to each parent
         population's cells; artefact cells do not vote and stay unassigned; a sub-cluster votes
-        only where more than half its voters agree (its cells get the majority call, confidence =
-        the majority's share times the cell's probability of not being an artefact); the cells of
-        the other sub-clusters keep their own calls. Per context, the sub-clusters, those that
+        only where more than half its voters agree on a state (its cells get that state,
+        confidence = the state's share times the cell's probability of not being an artefact);
+        the cells of the other sub-clusters keep their own calls (an ``"unassigned"`` majority
+        removes no call). Per context, the sub-clusters, those that
         voted and the cells whose call changed are recorded in
         ``uns[key_added + "_params"]["refine"]["voting"]``.
     refine_resolution

@@ -30,11 +30,11 @@ def graph(adata: AnnData, key: str = GRAPH_KEY) -> sp.csr_matrix:
 
 
 def majority(labels: np.ndarray, calls: np.ndarray, voters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each cell's cluster's majority call among the cluster's voters, and the call's share of the voters.
+    """Each cell's cluster's majority state among the cluster's voters, and the state's share of the voters.
 
-    A cluster without voters or without a strict majority (no call above :data:`MIN_SHARE` of
-    its voters) keeps its cells' own calls (share NaN). An ``"unassigned"`` majority reports the
-    share of the cluster's most voted state (the confidence that is discarded with the call).
+    Only a state with a strict majority (more than :data:`MIN_SHARE` of the cluster's voters)
+    is voted; the cells of a cluster without voters, without a strict majority or with an
+    ``"unassigned"`` majority keep their own calls (share NaN): the vote never removes a call.
     """
     out = calls.astype(object).copy()
     share = np.full(calls.size, np.nan)
@@ -43,11 +43,8 @@ def majority(labels: np.ndarray, calls: np.ndarray, voters: np.ndarray) -> tuple
         return out, share
     frac = votes.div(votes.sum(axis=1), axis=0)
     winner = frac.idxmax(axis=1)
-    state_cols = [c for c in frac.columns if c != Defaults.UNASSIGNED]
-    best_state = frac[state_cols].max(axis=1) if state_cols else pd.Series(0.0, index=frac.index)
-    win_share = pd.Series([frac.loc[k, w] if w != Defaults.UNASSIGNED else best_state[k]
-                           for k, w in winner.items()], index=winner.index)
-    agreed = frac.max(axis=1) > MIN_SHARE
+    win_share = frac.max(axis=1)
+    agreed = (win_share > MIN_SHARE) & (winner != Defaults.UNASSIGNED)
     has = np.isin(labels, winner.index[agreed].to_numpy())
     out[has] = winner.reindex(labels[has]).to_numpy()
     share[has] = win_share.reindex(labels[has]).to_numpy(dtype=float)

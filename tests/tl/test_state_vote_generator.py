@@ -26,15 +26,17 @@ def test_graph_vote_on_independent_generator():
            f"voted {voted['ari'].round(2).to_dict()} ECE {voted['ece']:.3f}"
     print(f"\n{text}")
     logging.getLogger("hcctme").info("graph vote on the independent generator:\n%s", text)
-    # measured on this seed (per cell -> voted): CD8 0.76 -> 0.79, CD4 0.88 -> 0.88, macrophages 0.80 -> 0.78,
-    # neutrophils 0.49 -> 0.58, CAFs 0.61 -> 0.58, endothelial 0.00 -> 0.00; ECE 0.030 -> 0.046. Averaged over
-    # two seeds and four settings (benchmarks/states_eval.py --refine graph) the vote also costs endothelial ARI
-    # (0.24-0.44 -> 0.00-0.10) and ECE in the noisy setting (0.047 -> 0.064), so it is not the default.
+    # measured on this seed (per cell -> voted): CD8 0.76 -> 0.79, CD4 0.88 -> 0.88, macrophages 0.80 -> 0.81,
+    # neutrophils 0.49 -> 0.52, CAFs 0.61 -> 0.59, endothelial 0.00 -> 0.00; ECE 0.030 -> 0.035. Over two seeds
+    # and four settings (benchmarks/states_eval.py --refine graph) the vote gains CD8 / neutrophil ARI but costs
+    # ECE in the noisy setting (0.047 -> 0.057) and CAF ARI under high stress (0.72 -> 0.67), so it is an option,
+    # not the default.
     ari, ari_voted = cells["ari"], voted["ari"]
-    assert ari_voted["Neutrophils"] >= ari["Neutrophils"] + 0.05
-    assert ari_voted["CD8+ T cells"] >= ari["CD8+ T cells"] + 0.01
+    assert ari_voted["CD8+ T cells"] >= ari["CD8+ T cells"] + 0.02
+    assert ari_voted["Neutrophils"] >= ari["Neutrophils"] + 0.015
     assert ari_voted["CD4+ T cells"] >= ari["CD4+ T cells"] - 0.02
-    assert voted["ece"] <= 0.06
+    assert ari_voted["Macrophages"] >= ari["Macrophages"] - 0.02
+    assert voted["ece"] <= 0.05
     # artefact cells set aside by the per-cell step stay unassigned
     flagged = adata.obs["voted_artefact"].astype(str) != ""
     assert (adata.obs.loc[flagged, "voted"].astype(str) == "unassigned").all()
