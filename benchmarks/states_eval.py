@@ -9,7 +9,7 @@ share of artefact cells left unassigned and the share of the other cells flagged
 ``tl.compare(features="composition")`` on the calls of ``--null`` null cohorts (no planted
 difference between the two arms). ``--absent`` adds, per setting, a cohort with one state per parent
 removed from every sample and prints the share of the parent called that state. ``--refine leiden``
-adds cluster voting on the state scores, ``--refine graph`` / ``auto`` voting on the neighbour graph a
+adds cluster voting on the state scores, ``--refine graph`` voting on the neighbour graph a
 scanpy user has (built here as a user would: normalise_total, log1p, 2,000 highly variable genes,
 50-PC PCA, ``sc.pp.neighbors`` with 15 neighbours; also for the absent and null cohorts);
 ``--no-self-train`` measures the mixture's calls without the self-training step.
@@ -36,7 +36,7 @@ from tests.tl._state_generator import SETTINGS, STRESS_STAND_IN, evaluate, gener
 
 def with_graph(adata, refine: str | None):
     """``adata`` with ``obsp["connectivities"]`` built the way a scanpy user would, when ``refine`` votes on it."""
-    if refine not in ("graph", "auto"):
+    if refine != "graph":
         return adata
     import scanpy as sc
 
@@ -108,7 +108,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--cells", type=int, default=600)
     parser.add_argument("--patients", type=int, default=8)
-    parser.add_argument("--refine", default=None, choices=[None, "leiden", "graph", "auto"])
+    parser.add_argument("--refine", default=None, choices=[None, "leiden", "graph"])
     parser.add_argument("--no-self-train", action="store_true", help="mixture calls only")
     parser.add_argument("--null", type=int, default=0, help="null cohorts for the composition FPR")
     parser.add_argument("--absent", action="store_true", help="over-calls of states removed from a cohort")
