@@ -10,7 +10,10 @@ share of artefact cells left unassigned and the share of the other cells flagged
 difference between the two arms). ``--absent`` adds, per setting, a cohort with one state per parent
 removed from every sample and prints the share of the parent called that state, and a cohort without the
 states of the short panels (:data:`ABSENT_SHORT`, 3-gene marker panels). ``--refine leiden``
-adds cluster voting; ``--no-self-train`` measures the mixture's calls without the self-training step.
+adds cluster voting on the state scores, ``--refine graph`` voting on the neighbour graph a
+scanpy user has (built here as a user would: normalise_total, log1p, 2,000 highly variable genes,
+50-PC PCA, ``sc.pp.neighbors`` with 15 neighbours; also for the absent and null cohorts);
+``--no-self-train`` measures the mixture's calls without the self-training step.
 
     python benchmarks/states_eval.py --seeds 2 --null 16 --absent
 """
@@ -24,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -31,8 +35,29 @@ import hcctme
 from tests.tl._state_generator import SETTINGS, STRESS_STAND_IN, evaluate, generate
 
 
+def with_graph(adata, refine: str | None):
+    """``adata`` with ``obsp["connectivities"]`` built the way a scanpy user would, when ``refine`` votes on it."""
+    if refine != "graph":
+        return adata
+    import scanpy as sc
+
+    work = adata.copy()
+    values = work.X.data if sp.issparse(work.X) else np.asarray(work.X)
+    if np.allclose(values, np.round(values)):  # counts: a user normalises and logs them first
+        sc.pp.normalize_total(work, target_sum=1e4)
+        sc.pp.log1p(work)
+    sc.pp.highly_variable_genes(work, n_top_genes=min(2000, work.n_vars - 1))
+    sc.pp.pca(work, n_comps=min(50, work.n_obs - 1, int(work.var["highly_variable"].sum()) - 1),
+              mask_var="highly_variable", random_state=0)
+    sc.pp.neighbors(work, n_neighbors=15, random_state=0)
+    adata.obsp["connectivities"] = work.obsp["connectivities"]
+    adata.obsp["distances"] = work.obsp["distances"]
+    adata.uns["neighbors"] = work.uns["neighbors"]
+    return adata
+
+
 def run(setting: str, seed: int, refine: str | None, cells: int, patients: int, self_train: bool = True) -> dict:
-    adata = generate(setting, seed=seed, n_patients=patients, cells_per_patient=cells)
+    adata = with_graph(generate(setting, seed=seed, n_patients=patients, cells_per_patient=cells), refine)
     hcctme.tl.score(adata)
     hcctme.tl.score(adata, {"STRESS_STAND_IN": list(STRESS_STAND_IN)}, key_added="stress")
     adata.obsm["hcctme_scores"]["STRESS_STAND_IN"] = adata.obsm["stress"]["STRESS_STAND_IN"]
@@ -55,24 +80,25 @@ ABSENT = ("TREG", "TAM2_SPP1", "CD8_TEFF", "PMN_MDSC", "CAF_IL_ICAF")
 ABSENT_SHORT = ("NEU_CD10_ALPL", "ENDO_ONCOFETAL_PLVAP")
 
 
-def absent_calls(setting: str, seed: int, cells: int, patients: int, absent: tuple[str, ...] = ABSENT) -> pd.Series:
+def absent_calls(setting: str, seed: int, cells: int, patients: int, absent: tuple[str, ...] = ABSENT,
+                 refine: str | None = None) -> pd.Series:
     """Share of each parent's cells called the state removed from the cohort (``absent``, one state per parent)."""
     adata = generate(setting, seed=seed, n_patients=patients, cells_per_patient=cells)
-    adata = adata[~adata.obs["programme"].astype(str).isin(absent)].copy()
+    adata = with_graph(adata[~adata.obs["programme"].astype(str).isin(absent)].copy(), refine)
     hcctme.tl.score(adata)
-    hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
+    hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient", refine=refine)
     calls = adata.obs["hcctme_state"].astype(str)
     context = adata.obs["hcctme_state_context"].astype(str)
     return pd.Series({s: float((calls[context == hcctme.sig.get(s).cell_context] == s).mean()) for s in absent})
 
 
-def null_fpr(n_cohorts: int) -> tuple[float, int]:
+def null_fpr(n_cohorts: int, refine: str | None = None) -> tuple[float, int]:
     """Share of composition tests at p < 0.05 on the calls of null cohorts (8 patients, 4 vs 4)."""
     pvalues = []
     for seed in range(n_cohorts):
-        adata = generate("10x", seed=500 + seed, n_patients=8, cells_per_patient=200)
+        adata = with_graph(generate("10x", seed=500 + seed, n_patients=8, cells_per_patient=200), refine)
         hcctme.tl.score(adata)
-        hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
+        hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient", refine=refine)
         hcctme.tl.compare(adata, condition_key="condition", sample_key="patient", reference="responder",
                           features="composition", groupby="hcctme_state", parent_key="cell_type")
         pvalues.append(hcctme.get.compare(adata)["pvalue"].dropna().to_numpy())
@@ -86,7 +112,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--cells", type=int, default=600)
     parser.add_argument("--patients", type=int, default=8)
-    parser.add_argument("--refine", default=None, choices=[None, "leiden"])
+    parser.add_argument("--refine", default=None, choices=[None, "leiden", "graph"])
     parser.add_argument("--no-self-train", action="store_true", help="mixture calls only")
     parser.add_argument("--null", type=int, default=0, help="null cohorts for the composition FPR")
     parser.add_argument("--absent", action="store_true", help="over-calls of states removed from a cohort")
@@ -111,12 +137,12 @@ def main() -> None:
     print(pd.DataFrame(summary).groupby("setting").mean(numeric_only=True).drop(columns="seed").round(3).to_string())
     if args.absent:
         for absent in (ABSENT, ABSENT_SHORT):
-            shares = pd.DataFrame({setting: absent_calls(setting, 100, args.cells, args.patients, absent)
+            shares = pd.DataFrame({setting: absent_calls(setting, 100, args.cells, args.patients, absent, args.refine)
                                    for setting in args.settings}).T
             print(f"\nshare of the parent called a state removed from every sample ({', '.join(absent)}; seed 100):")
             print(shares.round(3).to_string())
     if args.null:
-        fpr, n_tests = null_fpr(args.null)
+        fpr, n_tests = null_fpr(args.null, args.refine)
         print(f"\ncomposition FPR at p < 0.05 on {args.null} null cohorts: {fpr:.3f} ({n_tests} tests)")
 
 

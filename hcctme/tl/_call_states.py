@@ -23,8 +23,9 @@ from hcctme.tl import _state_artefacts as _artefacts
 from hcctme.tl import _state_model as _model
 from hcctme.tl import _state_selftrain as _selftrain
 from hcctme.tl import _state_specificity as _specificity
+from hcctme.tl import _state_vote as _vote
 
-REFINE_METHODS = (None, "leiden")
+REFINE_METHODS = (None, "leiden", "graph")
 WEAK_SEPARATION = 1.5
 
 
@@ -207,7 +208,8 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
 
 def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, samples: np.ndarray, *,
            refine: str | None, refine_resolution: float, self_train: bool,
-           var_names: pd.Index) -> tuple[_model.Assignment, np.ndarray, np.ndarray, dict[str, Any]]:
+           var_names: pd.Index, adjacency: sp.csr_matrix | None = None,
+           ) -> tuple[_model.Assignment, np.ndarray, np.ndarray, dict[str, Any]]:
     """The mixture's assignment, the final calls and confidence, and the self-training's seeds and specificity."""
     contexts, states = m["contexts"], m["states"]
     result = _model.assign(m["values"], contexts, states, artefacts=m["art_cols"], references=m["references"],
@@ -225,6 +227,9 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
         calls, confidence = _refine_leiden(result, contexts, states, resolution=refine_resolution)
         calls = np.where(result.artefact != "", Defaults.UNASSIGNED, calls)
         confidence = np.where(result.artefact != "", 0.0, confidence)
+    elif refine == "graph":
+        calls, confidence, m["vote"] = _vote.vote(calls, confidence, result.artefact, contexts, states,
+                                                  adjacency, resolution=refine_resolution)
     calls, confidence = _artefacts.discount(calls, confidence, result.artefact_probability, thresholds.min_confidence)
     for context, diag in result.diagnostics.items():
         weak = {s: round(v["separation"], 2) for s, v in diag.items()
@@ -273,7 +278,9 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
                    + "; confidence times the probability that the cell is not an artefact"),
         "artefact_rule": _artefacts.params(),
         "ignored_signatures": m["ignored"],
-        "refine": {"method": refine or "none", "resolution": float(call["refine_resolution"])},
+        "refine": {"method": refine or "none", "resolution": float(call["refine_resolution"]),
+                   **({"graph": f"obsp[{_vote.GRAPH_KEY!r}]", "voting": m.get("vote", {})}
+                      if refine == "graph" else {})},
         "self_train": {"params": _selftrain.SelfTrainParams().to_dict(), "specificity_params": _specificity.params(),
                        **trained},
         "diagnostics": result.diagnostics,
@@ -293,7 +300,7 @@ def _write(adata: AnnData, key_added: str, m: dict[str, Any], result: _model.Ass
                                         + [Defaults.UNASSIGNED]))
     adata.obs[f"{key_added}{Suffix.CONTEXT}"] = pd.Categorical(contexts, categories=ctx_categories)
     adata.obs[f"{key_added}{Suffix.ARTEFACT}"] = pd.Categorical(result.artefact.astype(str))
-    if refine == "leiden":
+    if refine is not None:
         adata.obs[f"{key_added}_unrefined"] = pd.Categorical(result.calls, categories=categories)
     adata.uns[key_added] = table
     adata.uns[f"{key_added}{Suffix.PARAMS}"] = provenance
@@ -365,6 +372,15 @@ def call_states(
         share of the sub-cluster voting for that state. Smooths noisy single-cell calls at the
         price of cell-level resolution. The per-cell calls are kept in
         ``obs[key_added + "_unrefined"]``. Needs the ``igraph`` package.
+        ``"graph"``: the same vote on the user's neighbour graph ``obsp["connectivities"]``
+        (``sc.pp.neighbors`` on the expression PCA), leiden restricted to each parent
+        population's cells; artefact cells do not vote and stay unassigned; a sub-cluster votes
+        only where more than half its voters agree on a state (its cells get that state,
+        confidence = the state's share times the cell's probability of not being an artefact);
+        the cells of the other sub-clusters keep their own calls (an ``"unassigned"`` majority
+        removes no call). Per context, the sub-clusters, those that
+        voted and the cells whose call changed are recorded in
+        ``uns[key_added + "_params"]["refine"]["voting"]``.
     refine_resolution
         Leiden resolution of the sub-clustering (small = few, large sub-clusters).
     self_train
@@ -497,6 +513,7 @@ def call_states(
     scores, labels, samples, extra = _check_inputs(adata, scores_key=scores_key, cell_type_key=cell_type_key,
                                                    sample_key=sample_key, artefacts=artefacts,
                                                    self_train=self_train, layer=layer)
+    adjacency = _vote.graph(adata) if refine == "graph" else None
     resolution = _resolve(labels, context_map, cell_type_key)
     from hcctme import sig
 
@@ -507,7 +524,7 @@ def call_states(
     _artefacts.add_library_size(m, matrix, samples.to_numpy())
     result, calls, confidence, trained = _calls(m, matrix, thresholds, samples.to_numpy(), refine=refine,
                                                 refine_resolution=refine_resolution, self_train=self_train,
-                                                var_names=_validate.gene_names(adata))
+                                                var_names=_validate.gene_names(adata), adjacency=adjacency)
     table = _count_table(calls, m["contexts"], samples.to_numpy(), m["states"])
     call = {"cell_type_key": cell_type_key, "scores_key": scores_key, "sample_key": sample_key,
             "context_map": context_map, "artefacts": extra, "min_confidence": min_confidence, "refine": refine,

@@ -1,0 +1,42 @@
+"""call_states(refine="graph") on the independent evaluation generator: the measured effect of the vote."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+import hcctme
+from benchmarks.states_eval import with_graph
+from tests.tl._state_generator import STRESS_STAND_IN, evaluate, generate
+
+
+@pytest.mark.slow
+def test_graph_vote_on_independent_generator():
+    pytest.importorskip("igraph")
+    adata = with_graph(generate("10x", seed=7, n_patients=8, cells_per_patient=500), "graph")
+    hcctme.tl.score(adata)
+    hcctme.tl.score(adata, {"STRESS_STAND_IN": list(STRESS_STAND_IN)}, key_added="stress")
+    adata.obsm["hcctme_scores"]["STRESS_STAND_IN"] = adata.obsm["stress"]["STRESS_STAND_IN"]
+    kwargs = {"cell_type_key": "cell_type", "sample_key": "patient", "artefacts": ["STRESS_STAND_IN"]}
+    hcctme.tl.call_states(adata, **kwargs)
+    hcctme.tl.call_states(adata, **kwargs, refine="graph", key_added="voted")
+    cells, voted = evaluate(adata), evaluate(adata, key="voted")
+    text = f"per cell {cells['ari'].round(2).to_dict()} ECE {cells['ece']:.3f}\n" \
+           f"voted {voted['ari'].round(2).to_dict()} ECE {voted['ece']:.3f}"
+    print(f"\n{text}")
+    logging.getLogger("hcctme").info("graph vote on the independent generator:\n%s", text)
+    # measured on this seed (per cell -> voted): CD8 0.76 -> 0.79, CD4 0.88 -> 0.88, macrophages 0.80 -> 0.81,
+    # neutrophils 0.49 -> 0.52, CAFs 0.61 -> 0.59, endothelial 0.00 -> 0.00; ECE 0.030 -> 0.035. Over two seeds
+    # and four settings (benchmarks/states_eval.py --refine graph) the vote gains CD8 / neutrophil ARI but costs
+    # ECE in the noisy setting (0.047 -> 0.057) and CAF ARI under high stress (0.72 -> 0.67), so it is an option,
+    # not the default.
+    ari, ari_voted = cells["ari"], voted["ari"]
+    assert ari_voted["CD8+ T cells"] >= ari["CD8+ T cells"] + 0.02
+    assert ari_voted["Neutrophils"] >= ari["Neutrophils"] + 0.015
+    assert ari_voted["CD4+ T cells"] >= ari["CD4+ T cells"] - 0.02
+    assert ari_voted["Macrophages"] >= ari["Macrophages"] - 0.02
+    assert voted["ece"] <= 0.05
+    # artefact cells set aside by the per-cell step stay unassigned
+    flagged = adata.obs["voted_artefact"].astype(str) != ""
+    assert (adata.obs.loc[flagged, "voted"].astype(str) == "unassigned").all()
