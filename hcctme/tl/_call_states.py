@@ -86,54 +86,6 @@ def declined_states(mixture_counts: Mapping[str, Mapping[str, int]],
     return out
 
 
-def _refine_leiden(
-    assignment: _model.Assignment,
-    contexts: np.ndarray,
-    states: Mapping[str, list[str]],
-    *,
-    resolution: float,
-    n_neighbors: int = 15,
-    min_cells: int = 30,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Majority vote of the calls within leiden sub-clusters of each parent population.
-
-    Returns (calls, confidence).
-    """
-    import scanpy as sc
-
-    try:
-        import igraph  # noqa: F401
-    except ImportError as err:  # pragma: no cover - igraph is a dependency of the dev/refine extras
-        raise ImportError(
-            "refine='leiden' needs the igraph package: pip install igraph"
-        ) from err
-    calls = assignment.calls.copy()
-    conf = assignment.confidence.copy()
-    for context, ids in states.items():
-        idx = np.flatnonzero(contexts == context)
-        if idx.size < min_cells:
-            continue
-        rep = assignment.z[ids].to_numpy(dtype=float)[idx]
-        sub = AnnData(np.ascontiguousarray(rep, dtype=np.float32))
-        sc.pp.neighbors(sub, n_neighbors=min(n_neighbors, idx.size - 1), use_rep="X", random_state=0)
-        sc.tl.leiden(sub, resolution=resolution, flavor="igraph", n_iterations=2, directed=False,
-                     random_state=0, key_added="sub")
-        labels = sub.obs["sub"].astype(str).to_numpy()
-        votes = pd.crosstab(labels, calls[idx])
-        share = votes.div(votes.sum(axis=1), axis=0)
-        winner = share.idxmax(axis=1)
-        # for unassigned winners, report the share of the most voted state
-        state_cols = [c for c in share.columns if c != _model.UNASSIGNED]
-        best_state_share = share[state_cols].max(axis=1) if state_cols else pd.Series(0.0, index=share.index)
-        win_share = pd.Series(
-            [share.loc[k, w] if w != _model.UNASSIGNED else best_state_share[k] for k, w in winner.items()],
-            index=winner.index,
-        )
-        calls[idx] = winner.reindex(labels).to_numpy()
-        conf[idx] = win_share.reindex(labels).to_numpy()
-    return calls, conf
-
-
 def _check_options(min_confidence: float, refine: str | None, refine_resolution: float) -> tuple[float, str | None]:
     """The checked confidence threshold and refinement method."""
     min_confidence = _validate.fraction(min_confidence, name="min_confidence")
@@ -224,7 +176,8 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
                        list(dropped), dropped)
     calls, confidence = result.calls, result.confidence
     if refine == "leiden":
-        calls, confidence = _refine_leiden(result, contexts, states, resolution=refine_resolution)
+        calls, confidence = _vote.vote_on_scores(result.calls, result.confidence, result.z, contexts, states,
+                                                     resolution=refine_resolution)
         calls = np.where(result.artefact != "", Defaults.UNASSIGNED, calls)
         confidence = np.where(result.artefact != "", 0.0, confidence)
     elif refine == "graph":

@@ -1,4 +1,8 @@
-"""Cluster voting of state calls on the user's neighbour graph (``call_states(refine="graph")``)."""
+"""Cluster voting of state calls after the per-cell calls (``call_states(refine=...)``).
+
+``"graph"``: leiden on the user's neighbour graph, strict majority (:func:`vote`); ``"leiden"``: leiden on a
+kNN graph of the state scores, plurality (:func:`vote_on_scores`).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from hcctme._constants import Defaults
 
 GRAPH_KEY = "connectivities"  # obsp key written by scanpy's sc.pp.neighbors
 MIN_CELLS = 30  # parent populations with fewer cells keep their per-cell calls
+SCORE_NEIGHBORS = 15  # neighbours of the kNN graph of the state scores (refine="leiden")
 MIN_SHARE = 0.5  # a sub-cluster votes only when more than this share of its voters agree (a strict majority)
 
 
@@ -84,3 +89,43 @@ def vote(calls: np.ndarray, confidence: np.ndarray, artefact: np.ndarray, contex
         conf[idx] = np.where(clean[idx], np.where(np.isnan(frac), conf[idx], frac), 0.0)
         calls[idx] = voted
     return calls, conf, record
+
+
+def vote_on_scores(calls: np.ndarray, confidence: np.ndarray, z: pd.DataFrame, contexts: np.ndarray,
+                   states: Mapping[str, list[str]], *, resolution: float) -> tuple[np.ndarray, np.ndarray]:
+    """Plurality vote of the calls within leiden sub-clusters of a kNN graph of each parent's state z-scores.
+
+    Every cell of a sub-cluster gets its most frequent call; the confidence is that call's share of
+    the sub-cluster (for an ``"unassigned"`` winner, the share of its most voted state). Returns
+    (calls, confidence).
+    """
+    import scanpy as sc
+
+    try:
+        import igraph  # noqa: F401
+    except ImportError as err:  # pragma: no cover - igraph is a dependency of the dev/refine extras
+        raise ImportError("refine='leiden' needs the igraph package: pip install igraph") from err
+    calls = np.asarray(calls).copy()
+    conf = np.asarray(confidence, dtype=float).copy()
+    for context, ids in states.items():
+        idx = np.flatnonzero(contexts == context)
+        if idx.size < MIN_CELLS:
+            continue
+        rep = z[ids].to_numpy(dtype=float)[idx]
+        sub = AnnData(np.ascontiguousarray(rep, dtype=np.float32))
+        sc.pp.neighbors(sub, n_neighbors=min(SCORE_NEIGHBORS, idx.size - 1), use_rep="X", random_state=0)
+        sc.tl.leiden(sub, resolution=resolution, flavor="igraph", n_iterations=2, directed=False,
+                     random_state=0, key_added="sub")
+        labels = sub.obs["sub"].astype(str).to_numpy()
+        votes = pd.crosstab(labels, calls[idx])
+        share = votes.div(votes.sum(axis=1), axis=0)
+        winner = share.idxmax(axis=1)
+        state_cols = [c for c in share.columns if c != Defaults.UNASSIGNED]
+        best_state_share = share[state_cols].max(axis=1) if state_cols else pd.Series(0.0, index=share.index)
+        win_share = pd.Series(
+            [share.loc[k, w] if w != Defaults.UNASSIGNED else best_state_share[k] for k, w in winner.items()],
+            index=winner.index,
+        )
+        calls[idx] = winner.reindex(labels).to_numpy()
+        conf[idx] = win_share.reindex(labels).to_numpy()
+    return calls, conf
