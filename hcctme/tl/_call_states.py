@@ -176,10 +176,8 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
                        list(dropped), dropped)
     calls, confidence = result.calls, result.confidence
     if refine == "leiden":
-        calls, confidence = _vote.vote_on_scores(result.calls, result.confidence, result.z, contexts, states,
-                                                     resolution=refine_resolution)
-        calls = np.where(result.artefact != "", Defaults.UNASSIGNED, calls)
-        confidence = np.where(result.artefact != "", 0.0, confidence)
+        calls, confidence = _vote.vote_on_scores(calls, confidence, result.artefact, contexts, states, result.z,
+                                                 resolution=refine_resolution)
     elif refine == "graph":
         calls, confidence, m["vote"] = _vote.vote(calls, confidence, result.artefact, contexts, states,
                                                   adjacency, resolution=refine_resolution)

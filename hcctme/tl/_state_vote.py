@@ -91,13 +91,15 @@ def vote(calls: np.ndarray, confidence: np.ndarray, artefact: np.ndarray, contex
     return calls, conf, record
 
 
-def vote_on_scores(calls: np.ndarray, confidence: np.ndarray, z: pd.DataFrame, contexts: np.ndarray,
-                   states: Mapping[str, list[str]], *, resolution: float) -> tuple[np.ndarray, np.ndarray]:
+def vote_on_scores(calls: np.ndarray, confidence: np.ndarray, artefact: np.ndarray, contexts: np.ndarray,
+                   states: Mapping[str, list[str]], z: pd.DataFrame, *,
+                   resolution: float) -> tuple[np.ndarray, np.ndarray]:
     """Plurality vote of the calls within leiden sub-clusters of a kNN graph of each parent's state z-scores.
 
     Every cell of a sub-cluster gets its most frequent call; the confidence is that call's share of
-    the sub-cluster (for an ``"unassigned"`` winner, the share of its most voted state). Returns
-    (calls, confidence).
+    the sub-cluster (for an ``"unassigned"`` winner, the share of its most voted state). The
+    artefact cells (``artefact != ""``) vote but stay ``"unassigned"`` (confidence 0), as in
+    :func:`vote`. Returns (calls, confidence).
     """
     import scanpy as sc
 
@@ -128,4 +130,5 @@ def vote_on_scores(calls: np.ndarray, confidence: np.ndarray, z: pd.DataFrame, c
         )
         calls[idx] = winner.reindex(labels).to_numpy()
         conf[idx] = win_share.reindex(labels).to_numpy()
-    return calls, conf
+    flagged = np.asarray(artefact).astype(str) != ""
+    return np.where(flagged, Defaults.UNASSIGNED, calls), np.where(flagged, 0.0, conf)
