@@ -201,6 +201,10 @@ STATE_SMOOTH_POOL: Final = 20_000  # neighbours searched among at most this many
 STATE_SPECIFICITY_AUROC: Final = 0.65
 STATE_SPECIFICITY_ALPHA: Final = 0.01
 STATE_SPECIFICITY_MIN_UP: Final = 0.15
+# second route (tl/_state_specificity.py, majority_test): the STATE_SPECIFICITY_MAJORITY-th share of the state's
+# measured genes, ranked by AUROC, is up (that gene's AUROC >= STATE_SPECIFICITY_AUROC) and is higher than an
+# order statistic of as many expression-matched background genes would be (one-sided p <= STATE_SPECIFICITY_ALPHA)
+STATE_SPECIFICITY_MAJORITY: Final = 0.5
 # a short panel (fewer than STATE_SPECIFICITY_MIN_GENES measured genes) skips the binomial test; it seeds only a
 # cluster in which at most this share of the expression-matched background genes is up (a cluster that differs from its
 # reference in many genes, through depth, quality or doublets, makes one or two panel genes up meaningless)

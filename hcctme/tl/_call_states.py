@@ -373,7 +373,8 @@ def call_states(
       ``ignored_signatures``, ``refine``, ``self_train`` (``params``, ``seeds``
       per context, ``specificity``: per context and state whether a cluster confirmed it, the
       clusters tested and declined, and the test of its best cluster: ``n_measured``, ``n_up``,
-      ``null_rate``, ``pvalue``; ``specificity_params``; ``declined``: per context the states whose
+      ``null_rate``, ``pvalue``, ``majority_auroc``, ``majority_null_rate``, ``majority_pvalue``;
+      ``specificity_params``; ``declined``: per context the states whose
       clusters were all declined, with the mixture's calls of each that were dropped).
 
     Notes

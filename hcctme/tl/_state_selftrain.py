@@ -19,7 +19,9 @@ carries. This step learns it:
    clusters are seeds of "none of these" (naive-like or monocyte-like
    cells that score moderately for a state's signature). A cell whose confident mixture call
    (posterior >= :data:`~hcctme._constants.STATE_SEED_CONFIDENCE`, or the median posterior of
-   that state's calls when lower) names another class is left out of the seeds.
+   that state's calls when lower) names another class is left out of the seeds. A cluster the
+   specificity test declines is a seed of "none of these", or of no class when its state's median
+   gene is up there and another cluster seeds the state (:func:`confirm_seeds`).
 3. **Carried genes of the short panels.** A short panel (a 3-gene marker panel may read one gene
    of its programme; :func:`._state_specificity.is_short`) gets a carried score (:func:`carried`):
    the mean expression of the genes whose AUROC of its seeds against the cells of the clusters that
@@ -285,12 +287,15 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
 
     Each seeded cluster is compared with the cells of the clusters that do not score for its state
     (``z``: the cells' state z-scores, columns = ``ids``; :func:`._state_specificity.reference_rows`).
-    Returns the labels (declined clusters become :data:`NONE_CLASS`) and, per state, ``seeded``
-    (a cluster kept it), ``clusters_tested``, ``clusters_declined`` and the test of its cluster
-    with the smallest p-value (``n_measured``, ``n_up``, ``null_rate``, ``pvalue``, ``n_down_measured``,
-    ``n_down``).
+    Returns the labels (declined clusters become :data:`NONE_CLASS`; a declined cluster whose state's
+    median gene is up there, :func:`._state_specificity.undecided`, becomes ``""``, not a seed, when
+    another cluster seeds that state: it expresses the state's genes without significance, and as
+    "none of these" it would train the classifier against the state's own cells) and, per state,
+    ``seeded`` (a cluster kept it), ``clusters_tested``, ``clusters_declined`` and the test of its
+    cluster with the smallest p-value (:func:`._state_specificity.gene_test`).
     """
     out = labels.copy()
+    undecided = np.full(labels.size, "", dtype=object)
     report: dict[str, dict[str, Any]] = {s: {"seeded": False, "clusters_tested": 0, "clusters_declined": 0,
                                              "pvalue": 1.0} for s in ids}
     for g in np.unique(groups):
@@ -314,8 +319,12 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
         else:
             entry["clusters_declined"] += 1
             out[members] = NONE_CLASS
+            if _specificity.undecided(test):
+                undecided[members] = state
         if test["pvalue"] <= entry["pvalue"]:
             entry.update(test)
+    seeded = [s for s, entry in report.items() if entry["seeded"]]
+    out[np.isin(undecided, seeded)] = ""
     return out, report
 
 

@@ -20,10 +20,19 @@ its genes. This module tests that, gene by gene:
    compared with a binomial of the mean of those rates. A population whose cells differ in many
    genes (two conditions, a large programme) has a high null rate, so a few shared genes do not
    make a state.
+4. **Majority route** (:func:`majority_test`). In a cluster that differs from its reference in
+   many genes (a lineage of its own: pDCs among cDCs), a third of the matched background genes pass
+   the fixed threshold and a state whose genes are nearly all up fails the binomial. Such a state's
+   own genes are up *strongly* and as a *majority*: the AUROC of the state's median gene (the
+   :data:`~hcctme._constants.STATE_SPECIFICITY_MAJORITY`-th share, ranked) is compared with the
+   rate at which matched background genes reach it, as an order statistic (at least half of ``n``
+   genes at that level: binomial of that rate). The threshold rises with the data: a cluster whose
+   background genes are up strongly needs its state's genes higher still.
 
 A cluster seeds a state only when (:func:`gene_test`, :func:`specific`) the one-sided p-value is at
 most :data:`~hcctme._constants.STATE_SPECIFICITY_ALPHA` and at least
-:data:`~hcctme._constants.STATE_SPECIFICITY_MIN_UP` of the state's measured genes are up. A **short
+:data:`~hcctme._constants.STATE_SPECIFICITY_MIN_UP` of the state's measured genes are up, or the
+majority route's p-value is at most that alpha and its median gene is up. A **short
 panel** (:func:`is_short`: fewer than :data:`~hcctme._constants.STATE_SPECIFICITY_MIN_GENES`
 *measured* genes, whatever the library list's length: the 2-5 gene marker panels, and a longer list
 of which the data measure few genes) cannot reach that p-value through one gene: a cluster seeds it
@@ -56,6 +65,7 @@ from hcctme._constants import (
     STATE_SPECIFICITY_AUROC,
     STATE_SPECIFICITY_BACKGROUND,
     STATE_SPECIFICITY_BINS,
+    STATE_SPECIFICITY_MAJORITY,
     STATE_SPECIFICITY_MAX_CELLS,
     STATE_SPECIFICITY_MIN_DETECTION,
     STATE_SPECIFICITY_MIN_GENES,
@@ -212,7 +222,8 @@ def gene_test(auroc: np.ndarray, panel: GenePanel, state: str,
     """The state's genes up in one cluster (``auroc``: that cluster's row) against the matched null.
 
     Returns ``n_measured``, ``n_up``, ``null_rate`` and ``pvalue`` (one-sided binomial; 1 when no
-    gene of the state is measured), and ``n_down_measured`` / ``n_down``: the state's ``genes_down``
+    gene of the state is measured), the majority route's ``majority_auroc``, ``majority_null_rate``
+    and ``majority_pvalue`` (:func:`majority_test`), and ``n_down_measured`` / ``n_down``: the state's ``genes_down``
     that can show as down and how many of them are down (AUROC <= 1 - the up threshold). A gene
     absent from the cluster has AUROC ``0.5 - d / 2`` when detected in a share ``d`` of the reference
     cells (``reference_detection``): it can reach the threshold only where ``d >= 2 (threshold - 0.5)``
@@ -228,21 +239,50 @@ def gene_test(auroc: np.ndarray, panel: GenePanel, state: str,
     up = auroc >= STATE_SPECIFICITY_AUROC
     if cols.size == 0:
         return {"n_measured": 0, "n_up": 0, "null_rate": float("nan"), "pvalue": 1.0,
+                "majority_auroc": float("nan"), "majority_null_rate": float("nan"), "majority_pvalue": 1.0,
                 "n_down_measured": int(down.size), "n_down": n_down}
+    rate = matched_rate(up, panel, cols)
+    k = int(up[cols].sum())
+    level, majority_rate, majority_p = majority_test(auroc, panel, cols)
+    return {"n_measured": int(cols.size), "n_up": k, "null_rate": rate,
+            "pvalue": float(binom.sf(k - 1, cols.size, rate)) if k > 0 else 1.0,
+            "majority_auroc": level, "majority_null_rate": majority_rate, "majority_pvalue": majority_p,
+            "n_down_measured": int(down.size), "n_down": n_down}
+
+
+def matched_rate(up: np.ndarray, panel: GenePanel, cols: np.ndarray) -> float:
+    """The share of expression-matched background genes that are ``up``, for the state's genes ``cols``.
+
+    ``up``: per panel column. The mean over ``cols`` of the share of ``up`` among the background
+    genes of the column's expression bin (among all background genes when the bin has fewer than 10).
+    At least one background gene's worth: a rate of 0 (no background gene up) would make any single
+    gene significant.
+    """
     bg_bins = panel.bins[panel.background]
     bg_up = up[panel.background]
     overall = float(bg_up.mean()) if bg_up.size else 0.0
-    rates = []
-    for b in panel.bins[cols]:
-        in_bin = bg_bins == b
-        rates.append(float(bg_up[in_bin].mean()) if in_bin.sum() >= 10 else overall)
-    # a rate of 0 (no background gene up) would make any single gene significant: at least one
-    # background gene's worth
-    rate = float(np.clip(np.mean(rates), 1.0 / max(panel.background.size, 1), 1.0))
-    k = int(up[cols].sum())
-    return {"n_measured": int(cols.size), "n_up": k, "null_rate": rate,
-            "pvalue": float(binom.sf(k - 1, cols.size, rate)) if k > 0 else 1.0,
-            "n_down_measured": int(down.size), "n_down": n_down}
+    rates = [float(bg_up[bg_bins == b].mean()) if np.sum(bg_bins == b) >= 10 else overall for b in panel.bins[cols]]
+    return float(np.clip(np.mean(rates), 1.0 / max(panel.background.size, 1), 1.0))
+
+
+def majority_test(auroc: np.ndarray, panel: GenePanel, cols: np.ndarray) -> tuple[float, float, float]:
+    """Whether a majority of the state's genes ``cols`` is up strongly: (AUROC level, null rate, one-sided p).
+
+    The ``k = ceil(STATE_SPECIFICITY_MAJORITY n)``-th highest AUROC of the ``n`` state genes is the
+    level; under the null that the state's genes are drawn like expression-matched background genes,
+    at least ``k`` of ``n`` reach it with the binomial probability of the background genes' rate at that
+    level (:func:`matched_rate`), which is the p-value of that order statistic. A cluster that differs
+    from its reference in many genes raises many background genes past the fixed threshold of the
+    binomial route, but few of them as far as the state's own genes; a few shared genes of a long
+    list (interferon-stimulated genes in a Treg list) do not make its majority gene up. p is 1 when
+    the level is below :data:`~hcctme._constants.STATE_SPECIFICITY_AUROC` (the majority gene is not up).
+    """
+    from scipy.stats import binom
+
+    k = int(np.ceil(STATE_SPECIFICITY_MAJORITY * cols.size))
+    level = float(np.sort(auroc[cols])[::-1][k - 1])
+    rate = matched_rate(auroc >= level, panel, cols)
+    return level, rate, float(binom.sf(k - 1, cols.size, rate)) if level >= STATE_SPECIFICITY_AUROC else 1.0
 
 
 def params() -> dict[str, float | int]:
@@ -251,7 +291,7 @@ def params() -> dict[str, float | int]:
             "background_genes": STATE_SPECIFICITY_BACKGROUND, "bins": STATE_SPECIFICITY_BINS,
             "min_detection": STATE_SPECIFICITY_MIN_DETECTION, "min_genes": STATE_SPECIFICITY_MIN_GENES,
             "reference_z": STATE_SPECIFICITY_REFERENCE_Z, "max_cells": STATE_SPECIFICITY_MAX_CELLS,
-            "short_max_null": STATE_SPECIFICITY_SHORT_MAX_NULL}
+            "short_max_null": STATE_SPECIFICITY_SHORT_MAX_NULL, "majority": STATE_SPECIFICITY_MAJORITY}
 
 
 def specific(result: dict[str, float]) -> bool:
@@ -259,7 +299,7 @@ def specific(result: dict[str, float]) -> bool:
     binomial = (result["pvalue"] <= STATE_SPECIFICITY_ALPHA
                 and result["n_up"] >= STATE_SPECIFICITY_MIN_UP * result["n_measured"])
     if not is_short(result["n_measured"]):
-        return binomial
+        return binomial or result["majority_pvalue"] <= STATE_SPECIFICITY_ALPHA
     # a short panel cannot reach the test's alpha through one gene: one of its genes up is enough; a panel that
     # defines its state in both directions (genes_down testable) needs half of its up genes up (or two up genes
     # that pass the binomial test) and half of its down genes down; neither in a cluster where many matched
@@ -271,3 +311,14 @@ def specific(result: dict[str, float]) -> bool:
         enough_up = 2 * result["n_up"] >= result["n_measured"] or (binomial and result["n_up"] >= 2)
         return enough_up and 2 * n_down >= n_down_measured
     return result["n_up"] >= 1
+
+
+def undecided(result: dict[str, float]) -> bool:
+    """Whether a declined cluster expresses the state's genes without significance: neither a seed nor "none".
+
+    A panel that is not short (:func:`is_short`) whose median gene is up in the cluster (the
+    majority route's AUROC level reaches :data:`~hcctme._constants.STATE_SPECIFICITY_AUROC`): its
+    test failed for want of power against a background that is up as well, not because the state's
+    genes stay down there (a few shared genes of another programme leave the median gene at 0.5).
+    """
+    return not is_short(result["n_measured"]) and bool(result["majority_auroc"] >= STATE_SPECIFICITY_AUROC)

@@ -190,7 +190,7 @@ def test_params_are_the_constants():
         "background_genes": c.STATE_SPECIFICITY_BACKGROUND, "bins": c.STATE_SPECIFICITY_BINS,
         "min_detection": c.STATE_SPECIFICITY_MIN_DETECTION, "min_genes": c.STATE_SPECIFICITY_MIN_GENES,
         "reference_z": c.STATE_SPECIFICITY_REFERENCE_Z, "max_cells": c.STATE_SPECIFICITY_MAX_CELLS,
-        "short_max_null": c.STATE_SPECIFICITY_SHORT_MAX_NULL}
+        "short_max_null": c.STATE_SPECIFICITY_SHORT_MAX_NULL, "majority": c.STATE_SPECIFICITY_MAJORITY}
 
 
 def test_panel_columns_read_from_a_backed_matrix_equal_the_in_memory_ones(tmp_path):
