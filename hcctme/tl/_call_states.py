@@ -161,8 +161,8 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
 def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, samples: np.ndarray, *,
            refine: str | None, refine_resolution: float, self_train: bool,
            var_names: pd.Index, adjacency: sp.csr_matrix | None = None,
-           ) -> tuple[_model.Assignment, np.ndarray, np.ndarray, dict[str, Any]]:
-    """The mixture's assignment, the final calls and confidence, and the self-training's seeds and specificity."""
+           ) -> tuple[_model.Assignment, np.ndarray, np.ndarray, dict[str, Any], dict[str, Any]]:
+    """The mixture's assignment, the final calls and confidence, the self-training's record and the graph vote's."""
     contexts, states = m["contexts"], m["states"]
     result = _model.assign(m["values"], contexts, states, artefacts=m["art_cols"], references=m["references"],
                            thresholds=thresholds)
@@ -174,13 +174,13 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
         logger.warning("%s: the specificity test declined every candidate cluster of %s, so the mixture's calls "
                        "of these states (%s) are dropped; see uns[...]['self_train']['specificity']", context,
                        list(dropped), dropped)
-    calls, confidence = result.calls, result.confidence
+    calls, confidence, voting = result.calls, result.confidence, {}
     if refine == "leiden":
         calls, confidence = _vote.vote_on_scores(calls, confidence, result.artefact, contexts, states, result.z,
                                                  resolution=refine_resolution)
     elif refine == "graph":
-        calls, confidence, m["vote"] = _vote.vote(calls, confidence, result.artefact, contexts, states,
-                                                  adjacency, resolution=refine_resolution)
+        calls, confidence, voting = _vote.vote(calls, confidence, result.artefact, contexts, states,
+                                               adjacency, resolution=refine_resolution)
     calls, confidence = _artefacts.discount(calls, confidence, result.artefact_probability, thresholds.min_confidence)
     for context, diag in result.diagnostics.items():
         weak = {s: round(v["separation"], 2) for s, v in diag.items()
@@ -188,12 +188,12 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
         if weak:
             logger.warning("%s: states without a distinct high sub-population (separation < %.1f sd): %s; "
                            "their calls are the upper tail of a continuum", context, WEAK_SEPARATION, weak)
-    return result, calls, confidence, trained
+    return result, calls, confidence, trained, voting
 
 
 def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.Resolution, library_version: str,
                 thresholds: _model.Thresholds, result: _model.Assignment,
-                trained: dict[str, Any]) -> dict[str, Any]:
+                trained: dict[str, Any], voting: dict[str, Any]) -> dict[str, Any]:
     """uns[key_added + "_params"]: the call's parameters, the mapping, the model and its diagnostics."""
     self_train, refine = call["self_train"], call["refine"]
     return {
@@ -230,7 +230,7 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
         "artefact_rule": _artefacts.params(),
         "ignored_signatures": m["ignored"],
         "refine": {"method": refine or "none", "resolution": float(call["refine_resolution"]),
-                   **({"graph": f"obsp[{_vote.GRAPH_KEY!r}]", "voting": m.get("vote", {})}
+                   **({"graph": f"obsp[{_vote.GRAPH_KEY!r}]", "voting": voting}
                       if refine == "graph" else {})},
         "self_train": {"params": _selftrain.SelfTrainParams().to_dict(), "specificity_params": _specificity.params(),
                        **trained},
@@ -474,14 +474,15 @@ def call_states(
     thresholds = _model.Thresholds(min_confidence=min_confidence)
     matrix = adata.layers[layer] if layer is not None else adata.X
     _artefacts.add_library_size(m, matrix, samples.to_numpy())
-    result, calls, confidence, trained = _calls(m, matrix, thresholds, samples.to_numpy(), refine=refine,
-                                                refine_resolution=refine_resolution, self_train=self_train,
-                                                var_names=_validate.gene_names(adata), adjacency=adjacency)
+    result, calls, confidence, trained, voting = _calls(m, matrix, thresholds, samples.to_numpy(), refine=refine,
+                                                        refine_resolution=refine_resolution, self_train=self_train,
+                                                        var_names=_validate.gene_names(adata), adjacency=adjacency)
     table = _count_table(calls, m["contexts"], samples.to_numpy(), m["states"])
     call = {"cell_type_key": cell_type_key, "scores_key": scores_key, "sample_key": sample_key,
             "context_map": context_map, "artefacts": extra, "min_confidence": min_confidence, "refine": refine,
             "refine_resolution": refine_resolution, "self_train": self_train, "layer": layer, "key_added": key_added}
-    provenance = _provenance(call, m, resolution, library.library_version, thresholds, result, trained)
+    provenance = _provenance(call, m, resolution, library.library_version, thresholds, result, trained,
+                             voting)
 
     adata = adata.copy() if copy else adata  # nothing written before this line
     _write(adata, key_added, m, result, calls, confidence, refine=refine, table=table, provenance=provenance)
