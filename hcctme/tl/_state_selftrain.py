@@ -308,9 +308,8 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
         auroc, detected = _specificity.auroc_against(panel.X, members, reference)
         down = panel.down_columns.get(state, np.empty(0, dtype=int))
         if short and down.size:  # the down genes are read against the cells that do not score for the state
-            low, low_detected = _specificity.auroc_against(
-                panel.X, members, _specificity.reference_rows(groups, z[:, ids.index(state)], g))
-            auroc[down], detected[down] = low[down], low_detected[down]
+            auroc[down], detected[down] = _specificity.auroc_against(
+                panel.X[:, down], members, _specificity.reference_rows(groups, z[:, ids.index(state)], g))
         test = _specificity.gene_test(auroc, panel, state, detected)
         entry = report[state]
         entry["clusters_tested"] += 1
