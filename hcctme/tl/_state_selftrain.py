@@ -304,12 +304,13 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
         if state == NONE_CLASS:
             continue
         short = _specificity.short_panel(panel, state)
-        reference = _specificity.reference_rows(groups, z[:, ids.index(state)], g, short=short)
+        state_z = z[:, ids.index(state)]
+        reference = _specificity.reference_rows(groups, state_z, g, short=short)
         auroc, detected = _specificity.auroc_against(panel.X, members, reference)
         down = panel.down_columns.get(state, np.empty(0, dtype=int))
         if short and down.size:  # the down genes are read against the cells that do not score for the state
             auroc[down], detected[down] = _specificity.auroc_against(
-                panel.X[:, down], members, _specificity.reference_rows(groups, z[:, ids.index(state)], g))
+                panel.X[:, down], members, _specificity.reference_rows(groups, state_z, g))
         test = _specificity.gene_test(auroc, panel, state, detected)
         entry = report[state]
         entry["clusters_tested"] += 1

@@ -22,6 +22,14 @@ SCORE_NEIGHBORS = 15  # neighbours of the kNN graph of the state scores (refine=
 MIN_SHARE = 0.5  # a sub-cluster votes only when more than this share of its voters agree (a strict majority)
 
 
+def _require_igraph(refine: str) -> None:
+    """An ImportError naming the fix when the igraph package (leiden's backend) is missing."""
+    try:
+        import igraph  # noqa: F401
+    except ImportError as err:  # pragma: no cover - igraph is a dependency of the dev/refine extras
+        raise ImportError(f"refine={refine!r} needs the igraph package: pip install igraph") from err
+
+
 def graph(adata: AnnData, key: str = GRAPH_KEY) -> sp.csr_matrix:
     """The neighbour graph ``adata.obsp[key]`` as a symmetric-shape CSR matrix, checked against ``n_obs``."""
     if key not in adata.obsp:
@@ -69,6 +77,7 @@ def vote(calls: np.ndarray, confidence: np.ndarray, artefact: np.ndarray, contex
     """
     import scanpy as sc
 
+    _require_igraph("graph")
     calls = np.asarray(calls, dtype=object).copy()
     conf = np.asarray(confidence, dtype=float).copy()
     clean = np.asarray(artefact).astype(str) == ""
@@ -103,10 +112,7 @@ def vote_on_scores(calls: np.ndarray, confidence: np.ndarray, artefact: np.ndarr
     """
     import scanpy as sc
 
-    try:
-        import igraph  # noqa: F401
-    except ImportError as err:  # pragma: no cover - igraph is a dependency of the dev/refine extras
-        raise ImportError("refine='leiden' needs the igraph package: pip install igraph") from err
+    _require_igraph("leiden")
     calls = np.asarray(calls).copy()
     conf = np.asarray(confidence, dtype=float).copy()
     for context, ids in states.items():
