@@ -26,6 +26,9 @@ from hcctme.tl import _state_specificity as _specificity
 from hcctme.tl import _state_vote as _vote
 
 REFINE_METHODS = (None, "leiden", "graph")
+# what each refine method sub-clusters (recorded in the provenance)
+_VOTE_GRAPHS = {"graph": f"obsp[{_vote.GRAPH_KEY!r}]",
+                "leiden": f"kNN graph ({_vote.SCORE_NEIGHBORS} neighbours) of the state z-scores"}
 WEAK_SEPARATION = 1.5
 
 
@@ -175,12 +178,10 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
                        "of these states (%s) are dropped; see uns[...]['self_train']['specificity']", context,
                        list(dropped), dropped)
     calls, confidence, voting = result.calls, result.confidence, {}
-    if refine == "leiden":
-        calls, confidence = _vote.vote_on_scores(calls, confidence, result.artefact, contexts, states, result.z,
-                                                 resolution=refine_resolution)
-    elif refine == "graph":
-        calls, confidence, voting = _vote.vote(calls, confidence, result.artefact, contexts, states,
-                                               adjacency, resolution=refine_resolution)
+    if refine is not None:
+        graph_of = _vote.user_graph(adjacency) if refine == "graph" else _vote.score_graph(result.z, states)
+        calls, confidence, voting = _vote.vote(calls, confidence, result.artefact, contexts, states, graph_of,
+                                               resolution=refine_resolution, refine=refine)
     calls, confidence = _artefacts.discount(calls, confidence, result.artefact_probability, thresholds.min_confidence)
     for context, diag in result.diagnostics.items():
         weak = {s: round(v["separation"], 2) for s, v in diag.items()
@@ -230,8 +231,7 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
         "artefact_rule": _artefacts.params(),
         "ignored_signatures": m["ignored"],
         "refine": {"method": refine or "none", "resolution": float(call["refine_resolution"]),
-                   **({"graph": f"obsp[{_vote.GRAPH_KEY!r}]", "voting": voting}
-                      if refine == "graph" else {})},
+                   **({"graph": _VOTE_GRAPHS[refine], "voting": voting} if refine else {})},
         "self_train": {"params": _selftrain.SelfTrainParams().to_dict(), "specificity_params": _specificity.params(),
                        **trained},
         "diagnostics": result.diagnostics,
@@ -316,22 +316,18 @@ def call_states(
         stay ``"unassigned"``. 0.5 is the Bayes decision between "this state" and "another state
         or none"; raise it for stricter calls.
     refine
-        ``"leiden"``: after the per-cell calls, sub-cluster each parent population (scanpy
-        neighbours + leiden on the standardised state scores of its collection,
-        ``refine_resolution``) and give every cell of a sub-cluster the sub-cluster's majority
-        call (``"unassigned"`` can win; artefact cells stay unassigned); the confidence becomes the
-        share of the sub-cluster voting for that state. Smooths noisy single-cell calls at the
-        price of cell-level resolution. The per-cell calls are kept in
-        ``obs[key_added + "_unrefined"]``. Needs the ``igraph`` package.
-        ``"graph"``: the same vote on the user's neighbour graph ``obsp["connectivities"]``
-        (``sc.pp.neighbors`` on the expression PCA), leiden restricted to each parent
-        population's cells; artefact cells do not vote and stay unassigned; a sub-cluster votes
-        only where more than half its voters agree on a state (its cells get that state,
-        confidence = the state's share times the cell's probability of not being an artefact);
-        the cells of the other sub-clusters keep their own calls (an ``"unassigned"`` majority
-        removes no call). Per context, the sub-clusters, those that
-        voted and the cells whose call changed are recorded in
-        ``uns[key_added + "_params"]["refine"]["voting"]``.
+        After the per-cell calls, sub-cluster each parent population with leiden
+        (``refine_resolution``) and let each sub-cluster vote: ``"graph"`` on the user's neighbour
+        graph ``obsp["connectivities"]`` (``sc.pp.neighbors`` on the expression PCA) restricted
+        to the population's cells, ``"leiden"`` on a kNN graph (scanpy, 15 neighbours) of the
+        population's standardised state scores. Artefact cells do not vote and stay unassigned;
+        a sub-cluster votes only where more than half its voters agree on a state (its cells get
+        that state, confidence = the state's share times the cell's probability of not being an
+        artefact); the cells of the other sub-clusters keep their own calls (an ``"unassigned"``
+        majority removes no call). Smooths noisy single-cell calls at the price of cell-level
+        resolution. The per-cell calls are kept in ``obs[key_added + "_unrefined"]``; per context,
+        the sub-clusters, those that voted and the cells whose call changed are recorded in
+        ``uns[key_added + "_params"]["refine"]["voting"]``. Needs the ``igraph`` package.
     refine_resolution
         Leiden resolution of the sub-clustering (small = few, large sub-clusters).
     self_train

@@ -1,12 +1,13 @@
 """Cluster voting of state calls after the per-cell calls (``call_states(refine=...)``).
 
-``"graph"``: leiden on the user's neighbour graph, strict majority (:func:`vote`); ``"leiden"``: leiden on a
-kNN graph of the state scores, plurality (:func:`vote_on_scores`).
+Both methods sub-cluster each parent population with leiden and let a sub-cluster's strict majority
+state win (:func:`vote`); they differ in the graph: ``"graph"`` reads the user's neighbour graph
+(:func:`user_graph`), ``"leiden"`` a kNN graph of the parent's state z-scores (:func:`score_graph`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,9 @@ GRAPH_KEY = "connectivities"  # obsp key written by scanpy's sc.pp.neighbors
 MIN_CELLS = 30  # parent populations with fewer cells keep their per-cell calls
 SCORE_NEIGHBORS = 15  # neighbours of the kNN graph of the state scores (refine="leiden")
 MIN_SHARE = 0.5  # a sub-cluster votes only when more than this share of its voters agree (a strict majority)
+
+# the graph among a parent population's cells (given: its context and the cells' row indices)
+GraphOf = Callable[[str, np.ndarray], sp.spmatrix]
 
 
 def _require_igraph(refine: str) -> None:
@@ -40,6 +44,24 @@ def graph(adata: AnnData, key: str = GRAPH_KEY) -> sp.csr_matrix:
         raise ValueError(f"adata.obsp[{key!r}] has shape {matrix.shape}, not (n_obs, n_obs) = "
                          f"{(adata.n_obs, adata.n_obs)}; recompute it with sc.pp.neighbors(adata)")
     return sp.csr_matrix(matrix)
+
+
+def user_graph(adjacency: sp.csr_matrix) -> GraphOf:
+    """The user's neighbour graph restricted to a parent population's cells."""
+    return lambda context, idx: adjacency[idx][:, idx]
+
+
+def score_graph(z: pd.DataFrame, states: Mapping[str, list[str]]) -> GraphOf:
+    """A kNN graph (scanpy, :data:`SCORE_NEIGHBORS`) of a parent population's standardised state scores."""
+    import scanpy as sc
+
+    def build(context: str, idx: np.ndarray) -> sp.spmatrix:
+        rep = np.ascontiguousarray(z[states[context]].to_numpy(dtype=float)[idx], dtype=np.float32)
+        sub = AnnData(rep)
+        sc.pp.neighbors(sub, n_neighbors=min(SCORE_NEIGHBORS, idx.size - 1), use_rep="X", random_state=0)
+        return sub.obsp["connectivities"]
+
+    return build
 
 
 def majority(labels: np.ndarray, calls: np.ndarray, voters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -65,19 +87,19 @@ def majority(labels: np.ndarray, calls: np.ndarray, voters: np.ndarray) -> tuple
 
 
 def vote(calls: np.ndarray, confidence: np.ndarray, artefact: np.ndarray, contexts: np.ndarray,
-         states: Mapping[str, list[str]], adjacency: sp.csr_matrix, *,
-         resolution: float) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Leiden sub-clusters of each parent population on ``adjacency`` and the majority call of each.
+         states: Mapping[str, list[str]], graph_of: GraphOf, *, resolution: float,
+         refine: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Leiden sub-clusters of each parent population on ``graph_of`` and the majority call of each.
 
-    The graph is restricted to the parent's cells; the artefact cells (``artefact != ""``) do not
-    vote and stay ``"unassigned"`` (confidence 0). A cell of a sub-cluster with a strict majority
-    gets the majority call and, as confidence, the call's share of the sub-cluster's voters; the
-    other cells keep their call and confidence. Returns (calls, confidence, per-context
-    provenance: sub-clusters, those that voted, and cells whose call changed).
+    The artefact cells (``artefact != ""``) do not vote and stay ``"unassigned"`` (confidence 0).
+    A cell of a sub-cluster with a strict majority gets the majority call and, as confidence, the
+    call's share of the sub-cluster's voters; the other cells keep their call and confidence.
+    ``refine`` names the method in the error raised without igraph. Returns (calls, confidence,
+    per-context provenance: sub-clusters, those that voted, and cells whose call changed).
     """
     import scanpy as sc
 
-    _require_igraph("graph")
+    _require_igraph(refine)
     calls = np.asarray(calls, dtype=object).copy()
     conf = np.asarray(confidence, dtype=float).copy()
     clean = np.asarray(artefact).astype(str) == ""
@@ -87,7 +109,7 @@ def vote(calls: np.ndarray, confidence: np.ndarray, artefact: np.ndarray, contex
         if idx.size < MIN_CELLS:
             continue
         sub = AnnData(obs=pd.DataFrame(index=[str(i) for i in range(idx.size)]))
-        sc.tl.leiden(sub, resolution=resolution, adjacency=adjacency[idx][:, idx], flavor="igraph",
+        sc.tl.leiden(sub, resolution=resolution, adjacency=graph_of(context, idx), flavor="igraph",
                      n_iterations=2, directed=False, random_state=0, key_added="sub")
         labels = sub.obs["sub"].astype(str).to_numpy()
         voted, frac = majority(labels, calls[idx], clean[idx])
@@ -98,43 +120,3 @@ def vote(calls: np.ndarray, confidence: np.ndarray, artefact: np.ndarray, contex
         conf[idx] = np.where(clean[idx], np.where(np.isnan(frac), conf[idx], frac), 0.0)
         calls[idx] = voted
     return calls, conf, record
-
-
-def vote_on_scores(calls: np.ndarray, confidence: np.ndarray, artefact: np.ndarray, contexts: np.ndarray,
-                   states: Mapping[str, list[str]], z: pd.DataFrame, *,
-                   resolution: float) -> tuple[np.ndarray, np.ndarray]:
-    """Plurality vote of the calls within leiden sub-clusters of a kNN graph of each parent's state z-scores.
-
-    Every cell of a sub-cluster gets its most frequent call; the confidence is that call's share of
-    the sub-cluster (for an ``"unassigned"`` winner, the share of its most voted state). The
-    artefact cells (``artefact != ""``) vote but stay ``"unassigned"`` (confidence 0), as in
-    :func:`vote`. Returns (calls, confidence).
-    """
-    import scanpy as sc
-
-    _require_igraph("leiden")
-    calls = np.asarray(calls).copy()
-    conf = np.asarray(confidence, dtype=float).copy()
-    for context, ids in states.items():
-        idx = np.flatnonzero(contexts == context)
-        if idx.size < MIN_CELLS:
-            continue
-        rep = z[ids].to_numpy(dtype=float)[idx]
-        sub = AnnData(np.ascontiguousarray(rep, dtype=np.float32))
-        sc.pp.neighbors(sub, n_neighbors=min(SCORE_NEIGHBORS, idx.size - 1), use_rep="X", random_state=0)
-        sc.tl.leiden(sub, resolution=resolution, flavor="igraph", n_iterations=2, directed=False,
-                     random_state=0, key_added="sub")
-        labels = sub.obs["sub"].astype(str).to_numpy()
-        votes = pd.crosstab(labels, calls[idx])
-        share = votes.div(votes.sum(axis=1), axis=0)
-        winner = share.idxmax(axis=1)
-        state_cols = [c for c in share.columns if c != Defaults.UNASSIGNED]
-        best_state_share = share[state_cols].max(axis=1) if state_cols else pd.Series(0.0, index=share.index)
-        win_share = pd.Series(
-            [share.loc[k, w] if w != Defaults.UNASSIGNED else best_state_share[k] for k, w in winner.items()],
-            index=winner.index,
-        )
-        calls[idx] = winner.reindex(labels).to_numpy()
-        conf[idx] = win_share.reindex(labels).to_numpy()
-    flagged = np.asarray(artefact).astype(str) != ""
-    return np.where(flagged, Defaults.UNASSIGNED, calls), np.where(flagged, 0.0, conf)

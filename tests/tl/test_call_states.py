@@ -411,7 +411,15 @@ def test_refine_leiden(fake_library):
     adata = _scored_adata()
     hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient", refine="leiden")
     assert "hcctme_state_unrefined" in adata.obs
-    assert adata.uns["hcctme_state_params"]["refine"]["method"] == "leiden"
+    refine = adata.uns["hcctme_state_params"]["refine"]
+    assert refine["method"] == "leiden" and refine["graph"].startswith("kNN graph")
+    assert set(refine["voting"]) == {"macrophage", "cd4_t"}
+    assert all(v["clusters"] >= v["voted"] >= 1 for v in refine["voting"].values())
+    # the strict-majority vote never turns a clean cell's call into "unassigned" (only a confidence < 0.5 does)
+    before = adata.obs["hcctme_state_unrefined"].astype(str).to_numpy()
+    lost = (before != UNASSIGNED) & (adata.obs["hcctme_state"].astype(str).to_numpy() == UNASSIGNED)
+    clean = adata.obs["hcctme_state_artefact"].astype(str).to_numpy() == ""
+    assert np.all(adata.obs["hcctme_state_confidence"].to_numpy()[lost & clean] < 0.5)
     calls = adata.obs["hcctme_state"].astype(str).to_numpy()
     rp = _recall_precision(calls, adata.obs["truth"].to_numpy(), ["TAM_A", "TAM_B", "TAM_C"])
     assert all(r >= 0.7 and p >= 0.7 for r, p in rp.values()), rp

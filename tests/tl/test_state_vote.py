@@ -1,8 +1,9 @@
-"""call_states(refine="graph"): majority vote of the calls in leiden sub-clusters of the user's neighbour graph."""
+"""call_states(refine="graph" / "leiden"): majority vote of the calls in leiden sub-clusters of a neighbour graph."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -37,8 +38,8 @@ def test_vote_on_cliques_artefacts_stay_unassigned_and_do_not_vote():
     contexts = np.array(["ctx"] * 120, dtype=object)
     confidence = np.linspace(0.2, 0.9, 120)
     before = calls.copy()
-    out, conf, record = vote.vote(calls, confidence, artefact, contexts, {"ctx": ["A", "B"]}, _cliques(),
-                                  resolution=1.0)
+    out, conf, record = vote.vote(calls, confidence, artefact, contexts, {"ctx": ["A", "B"]},
+                                  vote.user_graph(_cliques()), resolution=1.0, refine="graph")
     assert list(out[:35]) == ["A"] * 35 and list(out[35:40]) == [UNASSIGNED] * 5
     # clique 2: with the artefact cells' votes "unassigned" would win 28 of 40; without them B wins 12 of 20
     assert list(out[40:60]) == ["B"] * 20 and list(out[60:80]) == [UNASSIGNED] * 20
@@ -55,8 +56,20 @@ def test_vote_leaves_small_and_other_contexts_alone():
     adjacency = sp.csr_matrix(np.ones((100, 100)) - np.eye(100))
     confidence = np.full(100, 0.7)
     out, conf, record = vote.vote(calls, confidence, np.array([""] * 100), contexts, {"small": ["A", "B"]},
-                                  adjacency, resolution=1.0)
+                                  vote.user_graph(adjacency), resolution=1.0, refine="graph")
     assert list(out) == list(calls) and (conf == 0.7).all() and record == {}
+
+
+def test_score_graph_links_cells_of_like_scores_within_the_population():
+    rng = np.random.default_rng(0)
+    blobs = np.vstack([rng.normal(0, 0.1, (20, 2)), rng.normal(5, 0.1, (20, 2)), rng.normal(0, 0.1, (10, 2))])
+    z = pd.DataFrame(blobs, columns=["A", "B"])
+    idx = np.arange(40)  # the last 10 cells (another population) are left out
+    adjacency = vote.score_graph(z, {"ctx": ["A", "B"]})("ctx", idx)
+    assert adjacency.shape == (40, 40)
+    dense = adjacency.toarray()
+    assert dense[:20, 20:].sum() == 0 and dense[20:, :20].sum() == 0
+    assert (dense[:20, :20].sum(axis=1) > 0).all() and (dense[20:, 20:].sum(axis=1) > 0).all()
 
 
 def _with_graph(adata):
