@@ -128,7 +128,11 @@ def main() -> None:
                             "clean_flagged": res["clean_flagged"]})
     pd.set_option("display.width", 160)
     print("per-parent ARI (mean over seeds):")
-    print(pd.concat(ari, axis=1).T.groupby(level=0).mean().round(2).to_string())
+    by_setting = pd.concat(ari, axis=1).T.groupby(level=0)
+    print(by_setting.mean().round(2).to_string())
+    if args.seeds > 1:
+        print("\nper-parent ARI, sd over seeds (two seeds cannot tell apart changes of this size):")
+        print(by_setting.std(ddof=1).round(2).to_string())
     table = pd.concat(states).reset_index().groupby(["state", "setting"])[["recall", "precision"]].mean()
     print("\nper-state recall / precision (mean over seeds):")
     print(table.unstack("setting").round(2).to_string())
