@@ -20,11 +20,11 @@ demo: $(STAMP)
 	$(VENV)/bin/hcctme demo --out $(DEMO_OUT)
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check hcctme tests benchmarks
+	$(VENV)/bin/ruff check hcctme tests benchmarks tutorials
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q --nbmake tests tutorials
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check hcctme tests benchmarks
+	$(VENV)/bin/ruff check hcctme tests benchmarks tutorials
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow and not notebook"
