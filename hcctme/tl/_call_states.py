@@ -26,9 +26,6 @@ from hcctme.tl import _state_specificity as _specificity
 from hcctme.tl import _state_vote as _vote
 
 REFINE_METHODS = (None, "leiden", "graph")
-# what each refine method sub-clusters (recorded in the provenance)
-_VOTE_GRAPHS = {"graph": f"obsp[{_vote.GRAPH_KEY!r}]",
-                "leiden": f"kNN graph ({_vote.SCORE_NEIGHBORS} neighbours) of the state z-scores"}
 WEAK_SEPARATION = 1.5
 
 
@@ -165,7 +162,7 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
            refine: str | None, refine_resolution: float, self_train: bool,
            var_names: pd.Index, adjacency: sp.csr_matrix | None = None,
            ) -> tuple[_model.Assignment, np.ndarray, np.ndarray, dict[str, Any], dict[str, Any]]:
-    """The mixture's assignment, the final calls and confidence, the self-training's record and the graph vote's."""
+    """The mixture's assignment, the final calls and confidence, the self-training's record and the vote's."""
     contexts, states = m["contexts"], m["states"]
     result = _model.assign(m["values"], contexts, states, artefacts=m["art_cols"], references=m["references"],
                            thresholds=thresholds)
@@ -179,7 +176,7 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
                        list(dropped), dropped)
     calls, confidence, voting = result.calls, result.confidence, {}
     if refine is not None:
-        graph_of = _vote.user_graph(adjacency) if refine == "graph" else _vote.score_graph(result.z, states)
+        graph_of = _vote.graph_for(refine, adjacency, result.z, states)
         calls, confidence, voting = _vote.vote(calls, confidence, result.artefact, contexts, states, graph_of,
                                                resolution=refine_resolution, refine=refine)
     calls, confidence = _artefacts.discount(calls, confidence, result.artefact_probability, thresholds.min_confidence)
@@ -231,7 +228,7 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
         "artefact_rule": _artefacts.params(),
         "ignored_signatures": m["ignored"],
         "refine": {"method": refine or "none", "resolution": float(call["refine_resolution"]),
-                   **({"graph": _VOTE_GRAPHS[refine], "voting": voting} if refine else {})},
+                   **({"graph": _vote.GRAPHS[refine], "voting": voting} if refine else {})},
         "self_train": {"params": _selftrain.SelfTrainParams().to_dict(), "specificity_params": _specificity.params(),
                        **trained},
         "diagnostics": result.diagnostics,

@@ -24,6 +24,8 @@ MIN_SHARE = 0.5  # a sub-cluster votes only when more than this share of its vot
 
 # the graph among a parent population's cells (given: its context and the cells' row indices)
 GraphOf = Callable[[str, np.ndarray], sp.spmatrix]
+# what each refine method sub-clusters (recorded in the provenance)
+GRAPHS = {"graph": f"obsp[{GRAPH_KEY!r}]", "leiden": f"kNN graph ({SCORE_NEIGHBORS} neighbours) of the state z-scores"}
 
 
 def _require_igraph(refine: str) -> None:
@@ -62,6 +64,12 @@ def score_graph(z: pd.DataFrame, states: Mapping[str, list[str]]) -> GraphOf:
         return sub.obsp["connectivities"]
 
     return build
+
+
+def graph_for(refine: str, adjacency: sp.csr_matrix | None, z: pd.DataFrame,
+              states: Mapping[str, list[str]]) -> GraphOf:
+    """The graph a ``refine`` method votes on: the user's (``"graph"``) or the state scores' (``"leiden"``)."""
+    return user_graph(adjacency) if refine == "graph" else score_graph(z, states)
 
 
 def majority(labels: np.ndarray, calls: np.ndarray, voters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
