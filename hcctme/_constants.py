@@ -223,6 +223,9 @@ STATE_SPECIFICITY_MAX_CELLS: Final = 2000
 # calibration of the self-trained probabilities: cross-fitted over this many folds (< 2: in-sample, no
 # temperature), smoothed, then temperature-scaled on the training cells
 STATE_CALIBRATION_FOLDS: Final = 5
+# the cross-fitting is repeated over this many random fold splits and the held-out probabilities averaged (an
+# ensemble of held-out models: the confidence does not hang on one split)
+STATE_CALIBRATION_REPEATS: Final = 3
 
 ROLES: Final = ("resistance", "response", "state", "program", "marker", "artefact")
 EVIDENCE: Final = ("published_list", "marker_panel", "derived")

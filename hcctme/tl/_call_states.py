@@ -221,9 +221,9 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
                       "genes: self_train.specificity; a state whose clusters are all declined is not called), "
                       "a short panel's seeded state carried to the genes that separate its seeds (a feature), "
                       "a logistic regression on the PCs, state z-scores and carried "
-                      "scores is fitted on the seeds, its cross-fitted (5-fold) probabilities averaged over 15 "
-                      "nearest neighbours and temperature-scaled to the cluster seeds (self_train.temperature; "
-                      "contexts in self_train.seeds)" if self_train else "")
+                      "scores is fitted on the seeds, its cross-fitted (5-fold, mean of 3 splits) probabilities "
+                      "averaged over 15 nearest neighbours and temperature-scaled to the cluster seeds (class-balanced "
+                      "log loss; self_train.temperature; contexts in self_train.seeds)" if self_train else "")
                    + "; confidence times the probability that the cell is not an artefact"),
         "artefact_rule": _artefacts.params(),
         "ignored_signatures": m["ignored"],
@@ -418,9 +418,10 @@ def call_states(
        A multinomial logistic regression (balanced classes) on the components, the state z-scores
        and the carried scores is fitted on the seeds and
        refitted twice on its own confident predictions; the last model's probabilities are
-       cross-fitted (5 folds, each predicted by the model fitted on the others), averaged with
-       those of each cell's 15 nearest neighbours (weight 0.5) and temperature-scaled to the
-       cluster seeds' labels (``uns[key_added + "_params"]["self_train"]["temperature"]``). The
+       cross-fitted (5 folds, each predicted by the model fitted on the others; the mean over 3
+       random fold splits), averaged with those of each cell's 15 nearest neighbours (weight 0.5)
+       and temperature-scaled to the cluster seeds' labels (log loss with every seed class weighted
+       the same; ``uns[key_added + "_params"]["self_train"]["temperature"]``). The
        probability of the best state replaces the confidence and the call is that state when it
        beats "none of these" and reaches ``min_confidence``. It learns the many programme genes a
        short signature does not read; artefact cells stay unassigned;

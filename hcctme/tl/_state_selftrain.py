@@ -33,10 +33,14 @@ carries. This step learns it:
    the seed confidence (:data:`~hcctme._constants.STATE_SELFTRAIN_ROUNDS` rounds).
 5. **Calibration and smoothing.** The last model's probabilities are cross-fitted: the cells are
    split into :data:`~hcctme._constants.STATE_CALIBRATION_FOLDS` folds and each fold is predicted
-   by the model fitted on the other folds' training cells. Each cell's class probabilities are
-   averaged with those of its :data:`~hcctme._constants.STATE_SMOOTH_NEIGHBORS` nearest cells in
-   PC space (weight :data:`~hcctme._constants.STATE_SMOOTHING`), then temperature-scaled
-   (``softmax(log p / T)``) with the ``T`` that fits the cluster seeds' labels best (log loss):
+   by the model fitted on the other folds' training cells, over
+   :data:`~hcctme._constants.STATE_CALIBRATION_REPEATS` random splits whose held-out probabilities
+   are averaged (an ensemble of models none of which saw the cell's label). Each cell's class
+   probabilities are averaged with those of its :data:`~hcctme._constants.STATE_SMOOTH_NEIGHBORS`
+   nearest cells in PC space (weight :data:`~hcctme._constants.STATE_SMOOTHING`), then
+   temperature-scaled (``softmax(log p / T)``) with the ``T`` that fits the cluster seeds' labels
+   best (log loss, each class weighted by the inverse of its seed count as the classifier's classes
+   are: the "none of these" seeds, often the largest and least pure class, do not set ``T`` alone):
    the seeds are labelled by their cluster, not by the classifier, so ``T`` is not fitted to the
    classifier's own confident predictions.
 6. **Call.** The probability of the best state is the confidence; the call is that state when
@@ -58,6 +62,7 @@ import scipy.sparse as sp
 from hcctme import _validate
 from hcctme._constants import (
     STATE_CALIBRATION_FOLDS,
+    STATE_CALIBRATION_REPEATS,
     STATE_CARRY_AUROC,
     STATE_CARRY_GENES,
     STATE_CARRY_MIN_GENES,
@@ -108,6 +113,7 @@ class SelfTrainParams:
     smoothing: float = STATE_SMOOTHING
     neighbour_pool: int = STATE_SMOOTH_POOL
     folds: int = STATE_CALIBRATION_FOLDS
+    repeats: int = STATE_CALIBRATION_REPEATS
     carry_genes: int = STATE_CARRY_GENES
     carry_min_genes: int = STATE_CARRY_MIN_GENES
     carry_auroc: float = STATE_CARRY_AUROC
@@ -459,15 +465,26 @@ def _model(params: SelfTrainParams):
 
 
 def cross_fitted(features: np.ndarray, train: np.ndarray, classes: np.ndarray, params: SelfTrainParams) -> np.ndarray:
-    """Out-of-fold class probabilities (columns = ``classes``).
+    """Out-of-fold class probabilities (columns = ``classes``), averaged over ``params.repeats`` fold splits.
 
-    The cells are split into ``params.folds`` folds, each predicted by the model fitted on the
-    training cells (``train != ""``) of the other folds; a class missing from a fold's training
-    cells gets probability 0 there.
+    In each split (fold assignment drawn with seed ``params.random_state + repeat``) the cells are
+    divided into ``params.folds`` folds, each predicted by the model fitted on the training cells
+    (``train != ""``) of the other folds; a class missing from a fold's training cells gets
+    probability 0 there. Every cell's probabilities thus come from models that did not see its label.
     """
     n = features.shape[0]
-    folds = np.random.default_rng(params.random_state).integers(0, params.folds, size=n)
     probs = np.zeros((n, classes.size))
+    repeats = max(params.repeats, 1)
+    for repeat in range(repeats):
+        folds = np.random.default_rng(params.random_state + repeat).integers(0, params.folds, size=n)
+        probs += _held_out(features, train, classes, folds, params)
+    return probs / repeats
+
+
+def _held_out(features: np.ndarray, train: np.ndarray, classes: np.ndarray, folds: np.ndarray,
+              params: SelfTrainParams) -> np.ndarray:
+    """Each fold's class probabilities from the model fitted on the other folds' training cells."""
+    probs = np.zeros((features.shape[0], classes.size))
     column = {c: j for j, c in enumerate(classes)}
     for fold in range(params.folds):
         rows = folds == fold
@@ -482,9 +499,11 @@ def cross_fitted(features: np.ndarray, train: np.ndarray, classes: np.ndarray, p
 
 
 def temperature(probs: np.ndarray, train: np.ndarray, classes: np.ndarray) -> float:
-    """The temperature ``T`` that minimises the log loss of ``softmax(log p / T)`` on the labelled cells.
+    """The temperature ``T`` that minimises the class-balanced log loss of ``softmax(log p / T)`` on the labelled cells.
 
     ``train``: each cell's label (``""``: none); labels that are not among ``classes`` are left out.
+    Each labelled cell weighs the inverse of its label's count (every class weighs the same, as in
+    the classifier's balanced fit): a large class of impure seeds does not set ``T`` on its own.
     """
     from scipy.optimize import minimize_scalar
     from scipy.special import logsumexp
@@ -494,11 +513,12 @@ def temperature(probs: np.ndarray, train: np.ndarray, classes: np.ndarray) -> fl
     if rows.size == 0:
         return 1.0
     y = np.array([column[c] for c in train[rows]])
+    weight = 1.0 / np.bincount(y, minlength=classes.size)[y]
     logp = np.log(np.clip(probs[rows], 1e-9, 1.0))
 
     def loss(t: float) -> float:
         scaled = logp / t
-        return float(-(scaled[np.arange(rows.size), y] - logsumexp(scaled, axis=1)).mean())
+        return float(-(weight * (scaled[np.arange(rows.size), y] - logsumexp(scaled, axis=1))).sum() / weight.sum())
 
     return float(minimize_scalar(loss, bounds=(0.05, 20.0), method="bounded").x)
 

@@ -753,3 +753,50 @@ def test_temperature_undoes_a_known_sharpening():
     # labels of a class the model does not have are left out
     other = np.where(np.arange(4000) < 100, "D", labels).astype(object)
     assert selftrain.temperature(sharpened, other, classes) == pytest.approx(3.0, rel=0.1)
+
+
+def test_temperature_weighs_every_class_the_same():
+    """The fit weighs each label by the inverse of its count: as if every class had as many labelled cells."""
+    from scipy.special import softmax
+
+    rng = np.random.default_rng(4)
+    classes = np.array(["A", "B"], dtype=object)
+    # 40 cells labelled A and predicted A; 400 labelled B of which a quarter are predicted A (an impure seed class)
+    side = np.r_[np.full(40, 3.0), np.full(300, -3.0), np.full(100, 3.0)]
+    probs = softmax(rng.normal(0, 1, (440, 2)) + side[:, None] * [1, -1], axis=1)
+    labels = np.repeat(np.array(["A", "B"], dtype=object), [40, 400])
+    t = selftrain.temperature(probs, labels, classes)
+    # the same fit as on the data with each class's cells replicated to the same count (here A x 10)
+    counts = {c: int(np.sum(labels == c)) for c in classes}
+    lcm = int(np.lcm(counts["A"], counts["B"]))
+    reps = np.array([lcm // counts[c] for c in labels])
+    t_replicated = selftrain.temperature(np.repeat(probs, reps, axis=0), np.repeat(labels, reps), classes)
+    assert t == pytest.approx(t_replicated, rel=1e-4)
+    unweighted = _unweighted_temperature(probs, labels, classes)
+    assert abs(t - unweighted) > 0.1  # the large impure class no longer sets T alone
+    assert t < unweighted  # its wrong labels pulled the unweighted T up (under-confident)
+
+
+def _unweighted_temperature(probs, labels, classes):
+    from scipy.optimize import minimize_scalar
+    from scipy.special import logsumexp
+
+    y = np.array([list(classes).index(c) for c in labels])
+    logp = np.log(probs)
+    return minimize_scalar(lambda t: -((logp / t)[np.arange(y.size), y] - logsumexp(logp / t, axis=1)).mean(),
+                           bounds=(0.05, 20.0), method="bounded").x
+
+
+def test_cross_fitted_averages_the_held_out_probabilities_of_several_splits():
+    from dataclasses import replace
+
+    rng = np.random.default_rng(5)
+    features = np.vstack([rng.normal(0, 1, (50, 3)), rng.normal(1.0, 1, (50, 3))])
+    train = np.repeat(np.array(["A", "B"], dtype=object), 50)
+    train[::7] = ""  # cells the model was not fitted on are predicted too
+    classes = np.array(["A", "B"], dtype=object)
+    params = selftrain.SelfTrainParams(folds=4, repeats=3, random_state=11)
+    singles = [selftrain.cross_fitted(features, train, classes, replace(params, repeats=1, random_state=11 + r))
+               for r in range(3)]
+    np.testing.assert_allclose(selftrain.cross_fitted(features, train, classes, params), np.mean(singles, axis=0))
+    assert not np.allclose(singles[0], singles[1])  # the splits differ

@@ -4,7 +4,7 @@ The generator marks states with other papers' gene lists (30-60 % shared with th
 these tests measure ``tl.call_states`` against data it was not built from. The assertions are the
 floors the caller reaches on small cohorts (README gives the benchmark figures). The issue-13
 per-state targets (recall >= 0.8, precision >= 0.85) hold for TREG, KUPFFER, TAM2_SPP1, CD8_TEFF and
-CD8_TEX_TERMINAL, and the ECE <= 0.05 on the two cohorts here (0.035 / 0.049, the artefact-aware
+CD8_TEX_TERMINAL, and the ECE <= 0.05 on the two cohorts here (0.028 / 0.041, the artefact-aware
 confidence); the per-parent ARI >= 0.8 holds for CD4 T cells and macrophages only: that target is not
 reached on this generator.
 """
@@ -107,9 +107,10 @@ def test_calls_on_independent_generator(setting):
         assert (adata.obs.loc[calls == state, "cell_type"] == expected).all(), state
     # what the caller reaches with library 2.1, the specificity test, the calibrated classifier (with the carried
     # score of the short panels) and the artefact rule of tl/_state_artefacts.py (floors a little below the values
-    # measured on this seed: CD8 0.76 / 0.66, CD4 0.88 / 0.91, macrophages 0.80 / 0.81, neutrophils 0.52 / 0.69,
-    # CAFs 0.61 / 0.72 on 10x / Smart-seq; ECE 0.035 / 0.049, 0.138 / 0.048 before the artefact rule; artefacts
-    # unassigned: stress 0.88 / 0.97, ambient 0.78 / 0.91, doublets 0.83 / 0.84, 0.6-0.75 before; uncalibrated
+    # measured on this seed: CD8 0.76 / 0.65, CD4 0.88 / 0.90, macrophages 0.80 / 0.80, neutrophils 0.51 / 0.70,
+    # CAFs 0.62 / 0.74 on 10x / Smart-seq; ECE 0.028 / 0.041 with the class-balanced temperature over 3 fold splits,
+    # 0.035 / 0.049 before it, 0.138 / 0.048 before the artefact rule; artefacts
+    # unassigned: stress 0.87 / 0.97, ambient 0.77 / 0.91, doublets 0.83 / 0.84, 0.6-0.75 before; uncalibrated
     # CAFs were 0.35 / 0.37; neutrophils 0.49 / 0.64 without the carried score, NEU_CD10_ALPL recall 0.33 / 0.69
     # then, 0.36 / 0.78 with it). Endothelial cells: PLVAP, the one library gene of ENDO_ONCOFETAL_PLVAP that the
     # generator's programme raises, is among the programme genes not induced in this seed's cohort (ARI 0.01 / 0.00;
@@ -128,7 +129,7 @@ def test_calls_on_independent_generator(setting):
     assert caf["recall"].mean() >= 0.55 and caf.loc[caf["n_called"] > 0, "precision"].mean() >= 0.85
     assert res["artefacts"]["stress"] >= 0.8 and res["artefacts"]["ambient"] >= 0.75
     assert res["artefacts"]["doublet"] >= 0.75
-    assert res["ece"] <= 0.06
+    assert res["ece"] <= 0.05  # the issue-13 target
 
 
 def test_states_removed_from_every_sample_are_not_called():
