@@ -176,7 +176,7 @@ STATE_SELFTRAIN_MIN_SEEDS: Final = 10
 # within-sample-centred expression PCs; a cluster seeds the state whose mean z-score is highest there
 # when it reaches STATE_CLUSTER_SEED_Z and STATE_CLUSTER_SEED_SHARE of that state's highest cluster mean
 # and at least STATE_CLUSTER_SUPPORT of its cells are that state's mixture calls (or the mean reaches
-# STATE_CLUSTER_STRONG_Z)
+# STATE_CLUSTER_STRONG_Z, or its cells' mixture calls of that state outnumber those of all other states together)
 STATE_SELFTRAIN_MAX_CLUSTERS: Final = 40
 STATE_CLUSTER_SEED_Z: Final = 0.15
 STATE_CLUSTER_SEED_SHARE: Final = 0.5

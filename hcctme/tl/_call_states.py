@@ -403,7 +403,8 @@ def call_states(
        within each sample (``sample_key``), is reduced to 30 principal components of its 2,000
        most variable genes; k-means clusters of those components seed each state in the cluster
        where its signature is highest (and in clusters at least half as high, backed by the
-       mixture's calls) and "none of these" in the others. A cluster seeds a state only when the
+       mixture's calls: 10 % of the cluster, or more than the calls of all other states there)
+       and "none of these" in the others. A cluster seeds a state only when the
        state's signature genes are up in it (AUROC against the clusters whose mean z-score of the
        state is at most 0 >= 0.65) more
        often than expression-matched background genes (one-sided binomial p <= 0.01) and at least

@@ -15,7 +15,8 @@ carries. This step learns it:
    highest there when that mean reaches :data:`~hcctme._constants.STATE_CLUSTER_SEED_Z`, at least
    :data:`~hcctme._constants.STATE_CLUSTER_SEED_SHARE` of that state's highest cluster mean, and
    :data:`~hcctme._constants.STATE_CLUSTER_SUPPORT` of the cluster's cells are that state's
-   mixture calls (or the mean reaches :data:`~hcctme._constants.STATE_CLUSTER_STRONG_Z`); the other
+   mixture calls, or the mean reaches :data:`~hcctme._constants.STATE_CLUSTER_STRONG_Z`, or the
+   mixture calls the cluster's cells that state more often than all other states together; the other
    clusters are seeds of "none of these" (naive-like or monocyte-like
    cells that score moderately for a state's signature). A cell whose confident mixture call
    (posterior >= :data:`~hcctme._constants.STATE_SEED_CONFIDENCE`, or the median posterior of
@@ -270,9 +271,16 @@ def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np
     half as high in it, such as naive T cells in a progenitor-exhausted score that reads TCF7 and
     SELL, is another programme) and when at least ``params.cluster_support`` of its cells are
     that state's calls in the mixture (``mixture``: each cell's mixture call, ``""`` for none; a
-    state absent from the data has a highest cluster too, but few calls there) or its mean
+    state absent from the data has a highest cluster too, but few calls there), or its mean
     reaches ``params.cluster_strong_z`` (a state the mixture misses but a cluster clearly
-    expresses); the other clusters are "none of these".
+    expresses), or more of its cells are that state's mixture calls than any other state's calls
+    together: the mixture backs the cluster wherever it calls its cells at all. A state that is a
+    large share of a population cannot reach a high mean z-score (the z-scores are standardised
+    over the population, the state included), and a 1-D mixture of a short panel's score at depth
+    may call few cells anywhere (a one-state population: 16 calls in 509 cells, 5 % of a 122-cell
+    cluster of the state); what the support guards against, a sibling's cluster taken by a state
+    through shared genes, shows as the cluster's calls going to the sibling. Every candidate is then
+    tested by :func:`confirm_seeds`. The other clusters are "none of these".
     """
     labels_of = np.unique(groups)
     means = np.vstack([z[groups == g].mean(axis=0) for g in labels_of])
@@ -280,9 +288,11 @@ def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np
     label = {}
     for g, row in zip(labels_of, means, strict=True):
         j = int(np.argmax(row))
-        support = float(np.mean(mixture[groups == g] == ids[j]))
+        calls = mixture[groups == g]
+        support = float(np.mean(calls == ids[j]))
+        other = float(np.mean((calls != "") & (calls != ids[j])))
         high = row[j] >= max(params.cluster_z, params.cluster_share * top[j])
-        backed = support >= params.cluster_support or row[j] >= params.cluster_strong_z
+        backed = support >= params.cluster_support or row[j] >= params.cluster_strong_z or support > other
         label[g] = ids[j] if high and backed else NONE_CLASS
     return np.array([label[g] for g in groups], dtype=object)
 

@@ -326,6 +326,25 @@ def test_cluster_seeds_rules():
     assert list(labels[::10]) == ["A", selftrain.NONE_CLASS, selftrain.NONE_CLASS, selftrain.NONE_CLASS]
 
 
+def test_cluster_seeds_backed_where_the_mixture_calls_no_other_state():
+    params = selftrain.SelfTrainParams()
+    groups = np.repeat([0, 1, 2, 3], 20)
+    ids = ["A", "B"]
+    # cluster 0: A's highest cluster (mean 0.5 < strong z 1), 1 of 20 cells (5 % < 10 %) called A, none other
+    # state; cluster 1: B's highest cluster (0.5), 1 cell called B but 4 called A (a sibling's cluster); 2, 3 low
+    z = np.repeat(np.array([[0.5, -0.5], [0.2, 0.5], [-0.5, -0.5], [-0.6, -0.6]]), 20, axis=0)
+    mixture = np.full(80, "", dtype=object)
+    mixture[0] = "A"
+    mixture[20], mixture[21:25] = "B", "A"
+    labels = selftrain.cluster_seeds(groups, z, ids, mixture, params)
+    assert list(labels[::20]) == ["A", selftrain.NONE_CLASS, selftrain.NONE_CLASS, selftrain.NONE_CLASS]
+    # a tie (1 A and 1 B call in A's cluster) does not back it; without any call neither cluster is backed
+    mixture[1] = "B"
+    assert selftrain.cluster_seeds(groups, z, ids, mixture, params)[0] == selftrain.NONE_CLASS
+    assert set(selftrain.cluster_seeds(groups, z, ids, np.full(80, "", dtype=object), params)) == {
+        selftrain.NONE_CLASS}
+
+
 def test_smooth_averages_neighbours():
     pcs = np.array([[0.0], [0.1], [0.2], [10.0]])
     probs = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
