@@ -13,7 +13,12 @@ states of the short panels (:data:`ABSENT_SHORT`, 3-gene marker panels). ``--ref
 adds cluster voting on the state scores, ``--refine graph`` voting on the neighbour graph a
 scanpy user has (built here as a user would: normalise_total, log1p, 2,000 highly variable genes,
 50-PC PCA, ``sc.pp.neighbors`` with 15 neighbours; also for the absent and null cohorts);
-``--no-self-train`` measures the mixture's calls without the self-training step.
+``--no-self-train`` measures the mixture's calls without the self-training step. ``--scrublet score``
+/ ``flag`` runs scanpy's doublet detector (``sc.pp.scrublet`` per patient on the counts,
+``random_state=0``) before the calls and passes its ``doublet_score`` (read by the artefact rule) or
+``predicted_doublet`` (flags its cells) in ``artefacts`` beside the stress stand-in; the summary then
+adds scrublet's seconds per cohort and the recall / precision of its ``predicted_doublet`` against the
+generator's doublets.
 
     python benchmarks/states_eval.py --seeds 2 --null 16 --absent
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -56,14 +62,38 @@ def with_graph(adata, refine: str | None):
     return adata
 
 
-def run(setting: str, seed: int, refine: str | None, cells: int, patients: int, self_train: bool = True) -> dict:
+# the obs column scanpy's scrublet writes that each --scrublet mode passes in artefacts
+SCRUBLET_COLUMNS = {"score": "doublet_score", "flag": "predicted_doublet"}
+
+
+def scrublet(adata) -> dict[str, float]:
+    """Run ``sc.pp.scrublet`` per patient on the counts (into ``adata.obs``); its seconds and its calls' quality."""
+    import anndata as ad
+    import scanpy as sc
+
+    work = ad.AnnData(adata.X.copy(), obs=adata.obs[["patient"]].copy(), var=pd.DataFrame(index=adata.var_names))
+    start = time.perf_counter()
+    sc.pp.scrublet(work, batch_key="patient", random_state=0)
+    seconds = time.perf_counter() - start
+    adata.obs["doublet_score"] = work.obs["doublet_score"].to_numpy(dtype=float)
+    adata.obs["predicted_doublet"] = work.obs["predicted_doublet"].to_numpy(dtype=bool)
+    truth = adata.obs["artefact"].astype(str).to_numpy() == "doublet"
+    called = adata.obs["predicted_doublet"].to_numpy()
+    return {"scrublet_s": seconds, "scrublet_recall": float(np.mean(called[truth])),
+            "scrublet_precision": float(np.mean(truth[called])) if called.any() else float("nan")}
+
+
+def run(setting: str, seed: int, refine: str | None, cells: int, patients: int, self_train: bool = True,
+        doublets: str | None = None) -> dict:
     adata = with_graph(generate(setting, seed=seed, n_patients=patients, cells_per_patient=cells), refine)
+    detector = scrublet(adata) if doublets else {}
     hcctme.tl.score(adata)
     hcctme.tl.score(adata, {"STRESS_STAND_IN": list(STRESS_STAND_IN)}, key_added="stress")
     adata.obsm["hcctme_scores"]["STRESS_STAND_IN"] = adata.obsm["stress"]["STRESS_STAND_IN"]
+    artefacts = ["STRESS_STAND_IN", *([SCRUBLET_COLUMNS[doublets]] if doublets else [])]
     hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient",
-                          artefacts=["STRESS_STAND_IN"], refine=refine, self_train=self_train)
-    return {**evaluate(adata), "clean_flagged": clean_flagged(adata)}
+                          artefacts=artefacts, refine=refine, self_train=self_train)
+    return {**evaluate(adata), "clean_flagged": clean_flagged(adata), "detector": detector}
 
 
 def clean_flagged(adata) -> float:
@@ -116,16 +146,19 @@ def main() -> None:
     parser.add_argument("--no-self-train", action="store_true", help="mixture calls only")
     parser.add_argument("--null", type=int, default=0, help="null cohorts for the composition FPR")
     parser.add_argument("--absent", action="store_true", help="over-calls of states removed from a cohort")
+    parser.add_argument("--scrublet", default=None, choices=list(SCRUBLET_COLUMNS),
+                        help="pass scrublet's doublet score or its calls in artefacts")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     ari, states, summary = [], [], []
     for setting in args.settings:
         for seed in range(args.seeds):
-            res = run(setting, 100 + seed, args.refine, args.cells, args.patients, not args.no_self_train)
+            res = run(setting, 100 + seed, args.refine, args.cells, args.patients, not args.no_self_train,
+                      args.scrublet)
             ari.append(res["ari"].rename((setting, seed)))
             states.append(res["states"].assign(setting=setting, seed=seed))
             summary.append({"setting": setting, "seed": seed, "ece": res["ece"], **res["artefacts"].to_dict(),
-                            "clean_flagged": res["clean_flagged"]})
+                            "clean_flagged": res["clean_flagged"], **res["detector"]})
     pd.set_option("display.width", 160)
     print("per-parent ARI (mean over seeds):")
     by_setting = pd.concat(ari, axis=1).T.groupby(level=0)

@@ -74,6 +74,33 @@ def obs_column(adata: AnnData, key: Any, *, purpose: str = "") -> pd.Series:
     return col
 
 
+def score_or_flag(adata: AnnData, key: str, *, purpose: str) -> tuple[np.ndarray, bool]:
+    """``adata.obs[key]`` as a per-cell score (numeric) or flag (boolean): (float values, is_flag).
+
+    A boolean column (``bool``, pandas ``boolean``, or ``object`` holding only True/False) is a flag,
+    returned as 0/1; a numeric column is a score and must be finite. Anything else (categories,
+    strings), a missing value in a flag or a NaN/inf in a score is refused.
+    """
+    col = _column(adata.obs, "obs", key, purpose)
+    accepted = "a numeric column (a score, e.g. scrublet's 'doublet_score') or a boolean one (cells flagged True)"
+    values = col.to_numpy(dtype=object)
+    present = values[~pd.isna(col).to_numpy()]
+    is_flag = pd.api.types.is_bool_dtype(col.dtype) or (
+        col.dtype == object and present.size > 0 and all(isinstance(v, (bool, np.bool_)) for v in present))
+    if is_flag:
+        if present.size < values.size:
+            raise ValueError(f"adata.obs[{key!r}] ({purpose}) is a boolean column with {values.size - present.size} "
+                             "missing values; set them to True or False first")
+        return present.astype(bool).astype(float), True
+    if not pd.api.types.is_numeric_dtype(col.dtype):
+        raise TypeError(f"adata.obs[{key!r}] ({purpose}) has dtype {col.dtype}; pass {accepted}")
+    numbers = col.to_numpy(dtype=float, na_value=np.nan)
+    if not np.all(np.isfinite(numbers)):
+        raise ValueError(f"adata.obs[{key!r}] ({purpose}) has {int(np.sum(~np.isfinite(numbers)))} NaN/inf values; "
+                         "fill or drop those cells first")
+    return numbers, False
+
+
 def categorical_levels(
     adata: AnnData, key: str, *, purpose: str = "", min_levels: int = 1
 ) -> pd.Series:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,15 @@ from hcctme.tl import _state_vote as _vote
 
 REFINE_METHODS = (None, "leiden", "graph")
 WEAK_SEPARATION = 1.5
+
+
+@dataclass(frozen=True)
+class ArtefactInputs:
+    """The user's extra artefact columns: their names, which came from ``obs`` (``"score"`` / ``"flag"``), values."""
+
+    names: list[str] = field(default_factory=list)
+    from_obs: dict[str, str] = field(default_factory=dict)
+    obs_values: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def state_signatures(columns: pd.Index, library) -> tuple[dict[str, list[str]], list[str], dict[str, list[str]]]:
@@ -97,14 +107,14 @@ def _check_options(min_confidence: float, refine: str | None, refine_resolution:
 
 def _check_inputs(adata: AnnData, *, scores_key: str, cell_type_key: str, sample_key: str | None,
                   artefacts: list[str] | tuple[str, ...] | None, self_train: bool,
-                  layer: str | None) -> tuple[pd.DataFrame, pd.Series, pd.Series, list[str]]:
-    """Scores, cell-type labels, samples and the user's extra artefact columns."""
+                  layer: str | None) -> tuple[pd.DataFrame, pd.Series, pd.Series, ArtefactInputs]:
+    """Scores, cell-type labels, samples and the user's extra artefact columns (obsm or obs)."""
     scores = _validate.scores(adata, scores_key)
     labels = _validate.obs_column(adata, cell_type_key, purpose="cell-type labels").astype(str)
     samples = pd.Series("all", index=adata.obs_names)
     if sample_key is not None:
         samples = _validate.obs_column(adata, sample_key, purpose="samples").astype(str)
-    extra = _artefact_columns(artefacts, scores, scores_key)
+    extra = _artefact_columns(adata, artefacts, scores, scores_key)
     if not isinstance(self_train, bool):
         raise TypeError(f"self_train must be True or False, got {self_train!r}")
     if layer is not None and layer not in adata.layers:
@@ -130,8 +140,12 @@ def _resolve(labels: pd.Series, context_map: Mapping[str, str | None] | None,
 
 
 def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts.Resolution, library,
-                  extra: list[str], scores_key: str) -> dict[str, Any]:
-    """States competed per context, each cell's context, artefact columns and the score values read."""
+                  extra: ArtefactInputs, scores_key: str) -> dict[str, Any]:
+    """States competed per context, each cell's context, artefact columns and the score values read.
+
+    The user's artefact columns taken from ``obs`` (``extra.from_obs``) are read beside the scores; the
+    boolean ones (``"flag"``) flag their True cells directly (``m["flag_cols"]``).
+    """
     states, ignored, missing = state_signatures(scores.columns, library)
     if not states:
         raise ValueError(
@@ -142,8 +156,10 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
     contexts = labels.map(lambda x: resolution.mapping[x] or Defaults.UNASSIGNED).to_numpy(dtype=object)
     states = with_parent_contexts(states, contexts)
     used_cols = list(dict.fromkeys(c for ids in states.values() for c in ids))
-    art_cols, markers, _ = _artefacts.signatures(scores.columns, library, contexts, list(states), extra)
+    art_cols, markers, _ = _artefacts.signatures(scores.columns, library, contexts, list(states), extra.names)
     read = list(dict.fromkeys([*used_cols, *(c for cols in art_cols.values() for c in cols)]))
+    if extra.obs_values:
+        scores = scores.assign(**extra.obs_values)
     values = scores[read]
     if not np.all(np.isfinite(values.to_numpy(dtype=float))):
         bad = [c for c in read if not np.all(np.isfinite(values[c].to_numpy(dtype=float)))]
@@ -154,7 +170,7 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
     genes = {s: list(library[s].genes_up) for s in used_cols}
     genes_down = {s: list(library[s].genes_down or ()) for s in used_cols}
     return {"states": states, "ignored": ignored, "used_cols": used_cols, "contexts": contexts, "genes": genes,
-            "genes_down": genes_down,
+            "genes_down": genes_down, "flag_cols": [c for c, kind in extra.from_obs.items() if kind == "flag"],
             "art_cols": art_cols, "values": values, "references": _artefacts.references(values, contexts, markers)}
 
 
@@ -165,7 +181,7 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
     """The mixture's assignment, the final calls and confidence, the self-training's record and the vote's."""
     contexts, states = m["contexts"], m["states"]
     result = _model.assign(m["values"], contexts, states, artefacts=m["art_cols"], references=m["references"],
-                           thresholds=thresholds)
+                           thresholds=thresholds, flag_columns=m["flag_cols"])
     seeds, tests, temperatures = (_self_train(matrix, result, contexts, states, thresholds.min_confidence, samples,
                                               var_names, m["genes"], m["genes_down"]) if self_train else ({}, {}, {}))
     declined = declined_states(result.counts, tests)
@@ -199,7 +215,7 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
         "params": {"cell_type_key": call["cell_type_key"], "scores_key": call["scores_key"],
                    "sample_key": call["sample_key"] if call["sample_key"] is not None else "",
                    "context_map": {str(k): v or Defaults.UNASSIGNED for k, v in (call["context_map"] or {}).items()},
-                   "artefacts": list(call["artefacts"]), "min_confidence": call["min_confidence"],
+                   "artefacts": list(call["artefacts"].names), "min_confidence": call["min_confidence"],
                    "refine": refine or "none", "refine_resolution": float(call["refine_resolution"]),
                    "self_train": self_train, "layer": call["layer"] or "X", "key_added": call["key_added"]},
         "library_version": library_version,
@@ -208,6 +224,7 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
         "mapping_source": dict(resolution.source),
         "states": {k: list(v) for k, v in m["states"].items()},
         "artefact_signatures": {k: list(v) for k, v in m["art_cols"].items()},
+        "artefacts_from_obs": dict(call["artefacts"].from_obs),
         "marker_references": m["references"],
         "thresholds": thresholds.to_dict(),
         "method": ("artefact cells set aside (artefact scores and the library size relative to the sample: "
@@ -303,11 +320,17 @@ def call_states(
         features are centred within each sample (the clusters follow states, not patients'
         batch shifts); the states are then read from the un-centred scores.
     artefacts
-        Extra columns of ``obsm[scores_key]`` (e.g. your own dissociation-stress or ambient-RNA
-        gene sets scored with ``tl.score``) whose upper outliers make a cell "none of these". The
-        library's ``"artefacts"`` collection and the cell-type markers of other lineages are used
-        whenever they are scored, and the library size where the expression (``layer``) holds raw
-        counts.
+        Extra artefact columns that make a cell "none of these", looked up in ``obsm[scores_key]``
+        first (e.g. your own dissociation-stress or ambient-RNA gene sets scored with ``tl.score``),
+        then in ``obs`` (a name in both is the score column). A score column, or a numeric ``obs``
+        column (a doublet detector's score, e.g. scrublet's ``"doublet_score"``), is read by the
+        artefact rule (its upper outliers in each parent population, step 1 below); a boolean
+        ``obs`` column (e.g. scrublet's ``"predicted_doublet"``) flags its True cells directly
+        (they are ``"unassigned"`` with confidence 0 and the column's name in
+        ``obs[key_added + "_artefact"]``). Other ``obs`` columns (categories, strings, a boolean
+        column with missing values, a score with NaN) are refused. The library's ``"artefacts"``
+        collection and the cell-type markers of other lineages are used whenever they are scored,
+        and the library size where the expression (``layer``) holds raw counts.
     min_confidence
         Cells whose confidence (the posterior probability of their best state, below) is lower
         stay ``"unassigned"``. 0.5 is the Bayes decision between "this state" and "another state
@@ -356,7 +379,8 @@ def call_states(
       cells of that context);
     * ``uns[key_added + "_params"]``: ``tool``, ``params``, ``library_version``, ``mapping``
       (label -> context), ``mapping_source``, ``states`` (context -> state ids competed),
-      ``artefact_signatures`` (context -> columns used), ``thresholds``, ``method``,
+      ``artefact_signatures`` (context -> columns used), ``artefacts_from_obs`` (the ``artefacts`` read
+      from ``obs``: name -> ``"score"`` or ``"flag"``), ``thresholds``, ``method``,
       ``diagnostics`` (per state the fitted proportion and separation; per context the artefact
       cells, ``flagged_by``: the cells each artefact column flags, and ``markers_not_used``),
       ``mixture_counts`` (per context, the mixture's calls of each state and ``"unassigned"`` before the
@@ -375,8 +399,9 @@ def call_states(
     Method (per parent context with K states; details in :mod:`hcctme.tl._state_model`):
 
     1. artefacts (:mod:`hcctme.tl._state_artefacts`): each artefact programme score (the
-       library's ``"artefacts"`` collection, ``artefacts``) and, where the expression holds raw
-       counts, the log library size relative to the sample's median (doublets) gets a
+       library's ``"artefacts"`` collection, ``artefacts``, a doublet score from ``obs``) and,
+       where the expression holds raw counts, the log library size relative to the sample's
+       median (doublets) gets a
        two-component normal fit over the context's cells, started from its lower half; when the
        upper component is apart (Ashman's D >= 1.5 and a BIC gain), a cell more likely in it than in the clean one
        and at least 2 clean sd above the clean mean (or 3 sd anywhere) is "none of these" and is
@@ -387,7 +412,9 @@ def call_states(
        robust sd (median / MAD) above the context's median (a foreign marker must also reach a
        third of its own lineage's median level, and is not used in a context where it would flag
        more than 10 % of the cells: there it marks a state whose genes it shares, not doublets; nor
-       is the library size where it would flag more than 10 %: there it marks a state of larger cells);
+       is the library size where it would flag more than 10 %: there it marks a state of larger cells).
+       A boolean ``obs`` column in ``artefacts`` (a doublet detector's calls) flags its True cells
+       with artefact probability 1, whatever their share;
     2. every state score is z-scored over the context's cells of all samples (no per-sample
        re-centering);
     3. a mixture model is fitted by EM over the context's other cells: each cell is in one of the
@@ -448,11 +475,25 @@ def call_states(
     * without an artefact signature for dissociation stress in the scores, stressed cells are
       called by their state scores (heat-shock genes are in some published state lists);
       doublets of two cells of one lineage are recognised only by their library size, and only
-      where the expression holds raw counts; a state whose programme raises an artefact
+      where the expression holds raw counts, unless a doublet detector's output is passed in
+      ``artefacts`` (see Examples); a state whose programme raises an artefact
       programme's genes in many cells (a distinct upper group) is flagged as that artefact;
     * signatures scored from the user's own gene sets (columns that are not library ids) are not
       used for calling (their parent context and mutual exclusivity are unknown); they are
       listed in ``uns[key_added + "_params"]["ignored_signatures"]``.
+
+    Examples
+    --------
+    A doublet detector's output as an artefact input (scanpy's scrublet, run per sample on the
+    raw counts; a boolean ``obs`` column flags its cells, a numeric one is read by the artefact rule):
+
+    >>> import scanpy as sc
+    >>> sc.pp.scrublet(adata, batch_key="patient", random_state=0)  # doctest: +SKIP
+    >>> hcctme.tl.score(adata)  # doctest: +SKIP
+    >>> hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient",
+    ...                       artefacts=["predicted_doublet"])  # doctest: +SKIP
+    >>> adata.uns["hcctme_state_params"]["artefacts_from_obs"]  # doctest: +SKIP
+    {'predicted_doublet': 'flag'}
     """
     _validate.anndata(adata)
     key_added = _validate.key_added(key_added)
@@ -536,17 +577,26 @@ def _self_train(matrix: Any, result: _model.Assignment, contexts: np.ndarray, st
     return out, tests, temperatures
 
 
-def _artefact_columns(artefacts, scores: pd.DataFrame, scores_key: str) -> list[str]:
-    """Validate the user's extra artefact columns."""
+def _artefact_columns(adata: AnnData, artefacts, scores: pd.DataFrame, scores_key: str) -> ArtefactInputs:
+    """Validate the user's extra artefact columns: columns of ``obsm[scores_key]`` first, then of ``obs``."""
     if artefacts is None:
-        return []
+        return ArtefactInputs()
     if isinstance(artefacts, str) or not all(isinstance(a, str) for a in artefacts):
-        raise TypeError(f"artefacts must be a list of score column names, got {artefacts!r}")
-    missing = [a for a in artefacts if a not in scores.columns]
+        raise TypeError(f"artefacts must be a list of column names (of adata.obsm[{scores_key!r}] or adata.obs), "
+                        f"got {artefacts!r}")
+    names = list(dict.fromkeys(artefacts))
+    missing = [a for a in names if a not in scores.columns and a not in adata.obs.columns]
     if missing:
-        raise KeyError(f"artefacts {missing} are not columns of adata.obsm[{scores_key!r}]; score those gene "
-                       "sets with hcctme.tl.score first")
-    return list(artefacts)
+        raise KeyError(f"artefacts {missing} are neither columns of adata.obsm[{scores_key!r}] nor of adata.obs; "
+                       "score those gene sets with hcctme.tl.score first, or pass an obs column such as "
+                       "scanpy's sc.pp.scrublet 'doublet_score' or 'predicted_doublet'")
+    from_obs: dict[str, str] = {}
+    obs_values: dict[str, np.ndarray] = {}
+    for name in (a for a in names if a not in scores.columns):
+        values, is_flag = _validate.score_or_flag(adata, name, purpose="an artefact column")
+        from_obs[name] = "flag" if is_flag else "score"
+        obs_values[name] = values
+    return ArtefactInputs(names=names, from_obs=from_obs, obs_values=obs_values)
 
 
 def _count_table(calls: np.ndarray, contexts: np.ndarray, samples: np.ndarray,

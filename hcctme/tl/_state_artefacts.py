@@ -47,6 +47,7 @@ programme of other genes weakly: add your own list through ``artefacts``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -270,13 +271,22 @@ def artefact_flags(values: np.ndarray, z_max: float, reference: float | None = N
 
 
 def context_flags(values: np.ndarray, columns: list[str], references: dict[str, float], *,
-                  z_max: float = STATE_ARTEFACT_Z, max_foreign_share: float = STATE_MAX_FOREIGN_SHARE
-                  ) -> ContextFlags:
-    """Artefact flags and probabilities of one context's cells (``values``: cells x ``columns``)."""
+                  z_max: float = STATE_ARTEFACT_Z, max_foreign_share: float = STATE_MAX_FOREIGN_SHARE,
+                  flag_columns: Sequence[str] = ()) -> ContextFlags:
+    """Artefact flags and probabilities of one context's cells (``values``: cells x ``columns``).
+
+    ``flag_columns``: the columns that are the user's own artefact calls (0/1, e.g. scrublet's
+    ``predicted_doublet``): a cell at 1 is an artefact (probability 1), whatever the share they flag.
+    """
     n = values.shape[0]
+    direct = set(flag_columns)
     flags = np.zeros((n, len(columns)), dtype=bool)
     probs = np.zeros((n, len(columns)))
     for j, col in enumerate(columns):
+        if col in direct:
+            flags[:, j] = values[:, j] > 0.5
+            probs[:, j] = flags[:, j].astype(float)
+            continue
         flags[:, j], probs[:, j] = column_flags(values[:, j], z_max, references.get(col))
     # a foreign-lineage marker that flags many cells marks a state's sub-population (its genes are
     # shared with that lineage's markers), not doublets or ambient RNA; a library size that flags many

@@ -270,6 +270,7 @@ def assign(
     artefacts: Mapping[str, Sequence[str]] | None = None,
     references: Mapping[str, float] | None = None,
     thresholds: Thresholds = Thresholds(),
+    flag_columns: Sequence[str] = (),
 ) -> Assignment:
     """Call one state per cell inside its context.
 
@@ -289,6 +290,9 @@ def assign(
         :func:`hcctme.tl._state_artefacts.column_flags`).
     thresholds
         See :class:`Thresholds`.
+    flag_columns
+        Artefact columns that are flags (0/1, e.g. a doublet detector's calls): their cells at 1 are
+        artefacts directly, without the outlier rule.
     """
     n = scores.shape[0]
     contexts = np.asarray([UNASSIGNED if c is None else c for c in contexts], dtype=object)
@@ -313,7 +317,7 @@ def assign(
         cols = [c for c in artefacts.get(context, ()) if c in scores.columns]
         art_values = scores[cols].to_numpy(dtype=float)[idx] if cols else np.zeros((idx.size, 0))
         found = _artefacts.context_flags(art_values, cols, dict(references), z_max=thresholds.artefact_z,
-                                         max_foreign_share=thresholds.max_foreign_share)
+                                         max_foreign_share=thresholds.max_foreign_share, flag_columns=flag_columns)
         is_artefact = found.flagged != ""
         flagged[idx] = found.flagged
         result.artefact_probability[idx] = found.probability
