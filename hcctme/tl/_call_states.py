@@ -585,6 +585,9 @@ def _artefact_columns(adata: AnnData, artefacts, scores: pd.DataFrame, scores_ke
         raise TypeError(f"artefacts must be a list of column names (of adata.obsm[{scores_key!r}] or adata.obs), "
                         f"got {artefacts!r}")
     names = list(dict.fromkeys(artefacts))
+    if _artefacts.LIBRARY_SIZE in names:
+        raise ValueError(f"artefacts may not name {_artefacts.LIBRARY_SIZE!r}: call_states computes that artefact "
+                         "column itself from raw counts; rename your column")
     missing = [a for a in names if a not in scores.columns and a not in adata.obs.columns]
     if missing:
         raise KeyError(f"artefacts {missing} are neither columns of adata.obsm[{scores_key!r}] nor of adata.obs; "

@@ -123,6 +123,7 @@ def _with_bad_columns(adata):
     adata.obs["score_with_nan"] = np.where(np.arange(n) == 3, np.nan, 0.1)
     adata.obs["score_with_inf"] = np.where(np.arange(n) == 3, np.inf, 0.1)
     adata.obs["nullable_int"] = pd.array([1, pd.NA] * (n // 2), dtype="Int64")
+    adata.obs["library_size"] = np.arange(n, dtype=float)  # the name of call_states' own library-size column
     return adata
 
 
@@ -135,6 +136,7 @@ def _with_bad_columns(adata):
     ("score_with_inf", ValueError, r"obs\['score_with_inf'\].*1 NaN/inf"),
     ("nullable_int", ValueError, r"obs\['nullable_int'\].*900 NaN/inf"),
     ("not_anywhere", KeyError, r"neither columns of adata.obsm\['hcctme_scores'\] nor of adata.obs.*scrublet"),
+    ("library_size", ValueError, r"may not name 'library_size'.*computes that artefact column itself"),
 ])
 def test_bad_obs_artefact_columns(library, digest, column, error, match):
     adata = _with_bad_columns(_scored_adata())
