@@ -188,6 +188,10 @@ STATE_CLUSTER_STRONG_Z: Final = 1.0
 STATE_CARRY_GENES: Final = 30
 STATE_CARRY_MIN_GENES: Final = 3
 STATE_CARRY_AUROC: Final = 0.75
+# carried artefact column (tl/_state_artefact_carry.py): an artefact column that flags at least
+# STATE_ARTEFACT_CARRY_MIN_CELLS cells of a parent population is carried to the genes that separate them from the
+# clean cells (the STATE_CARRY_* gene rule, the signature genes of the population's states left out)
+STATE_ARTEFACT_CARRY_MIN_CELLS: Final = 20
 # the classifier's probabilities are averaged with those of the STATE_SMOOTH_NEIGHBORS nearest cells
 # (PC space), weight STATE_SMOOTHING on the neighbours
 STATE_SMOOTH_NEIGHBORS: Final = 15

@@ -159,7 +159,7 @@ def test_self_training_reads_a_backed_population_in_chunks_with_the_same_compone
     params = selftrain.SelfTrainParams(n_hvgs=50)  # 50 + the margin < 600 genes: the pre-selection matters
     source = backed.layers[layer] if layer else backed.X
     samples = memory.obs["patient"].astype(str).to_numpy()[rows]  # genes ranked by within-sample variance
-    chunked, panel = selftrain.log_expression_chunked(source, rows, params, samples, chunk_size=37)
+    chunked, panel, _ = selftrain.log_expression_chunked(source, rows, params, samples, chunk_size=37)
     assert panel is None
     whole = selftrain.log_expression((memory.layers[layer] if layer else memory.X)[rows])
     assert chunked.shape == (len(rows), 50 + selftrain.STATE_SELFTRAIN_HVG_MARGIN)

@@ -20,6 +20,7 @@ from hcctme._constants import (
 )
 from hcctme._logging import logger
 from hcctme.tl import _contexts
+from hcctme.tl import _state_artefact_carry as _carry
 from hcctme.tl import _state_artefacts as _artefacts
 from hcctme.tl import _state_model as _model
 from hcctme.tl import _state_selftrain as _selftrain
@@ -182,10 +183,11 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
     contexts, states = m["contexts"], m["states"]
     result = _model.assign(m["values"], contexts, states, artefacts=m["art_cols"], references=m["references"],
                            thresholds=thresholds, flag_columns=m["flag_cols"])
-    seeds, tests, temperatures = (_self_train(matrix, result, contexts, states, thresholds.min_confidence, samples,
-                                              var_names, m["genes"], m["genes_down"]) if self_train else ({}, {}, {}))
+    seeds, tests, temperatures, carried = (_self_train(matrix, result, m, thresholds.min_confidence, samples,
+                                                       var_names) if self_train else ({}, {}, {}, {}))
     declined = declined_states(result.counts, tests)
-    trained = {"seeds": seeds, "specificity": tests, "temperature": temperatures, "declined": declined}
+    trained = {"seeds": seeds, "specificity": tests, "temperature": temperatures, "declined": declined,
+               "carried_artefacts": carried}
     for context, dropped in declined.items():
         logger.warning("%s: the specificity test declined every candidate cluster of %s, so the mixture's calls "
                        "of these states (%s) are dropped; see uns[...]['self_train']['specificity']", context,
@@ -240,7 +242,11 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
                       "a logistic regression on the PCs, state z-scores and carried "
                       "scores is fitted on the seeds, its cross-fitted (5-fold, mean of 3 splits) probabilities "
                       "averaged over 15 nearest neighbours and temperature-scaled to the cluster seeds (class-balanced "
-                      "log loss; self_train.temperature; contexts in self_train.seeds)" if self_train else "")
+                      "log loss; self_train.temperature; contexts in self_train.seeds); then each artefact column "
+                      "flagging >= 20 cells is carried to the genes separating its cells from the clean ones "
+                      "(AUROC, the states' signature genes left out), averaged with the column as a robust z, and "
+                      "read by the same two-component rule ('<column>_carried'; self_train.carried_artefacts)"
+                      if self_train else "")
                    + "; confidence times the probability that the cell is not an artefact"),
         "artefact_rule": _artefacts.params(),
         "ignored_signatures": m["ignored"],
@@ -392,7 +398,9 @@ def call_states(
       clusters tested and declined, and the test of its best cluster: ``n_measured``, ``n_up``,
       ``null_rate``, ``pvalue``, ``majority_auroc``, ``majority_null_rate``, ``majority_pvalue``;
       ``specificity_params``; ``declined``: per context the states whose
-      clusters were all declined, with the mixture's calls of each that were dropped).
+      clusters were all declined, with the mixture's calls of each that were dropped;
+      ``carried_artefacts``: per context and carried artefact column ``"<column>_carried"``, its
+      ``genes``, the cells it ``flagged`` and those it ``added`` to the artefact cells).
 
     Notes
     -----
@@ -453,7 +461,20 @@ def call_states(
        probability of the best state replaces the confidence and the call is that state when it
        beats "none of these" and reaches ``min_confidence``. It learns the many programme genes a
        short signature does not read; artefact cells stay unassigned;
-    6. the confidence is multiplied by the probability that the cell is not an artefact (step 1),
+    6. carried artefact columns (``self_train=True``; :mod:`hcctme.tl._state_artefact_carry`): an
+       artefact list reads its programme weakly (the way a 3-gene panel reads a state's), so each
+       artefact column (library ``"artefacts"`` and the user's score columns; not the library size,
+       foreign-lineage markers or flag columns) that flags at least 20 cells of a population is
+       carried to the (up to 30) genes that separate those cells from the population's clean cells
+       (AUROC >= 0.75), leaving out the signature genes of the population's states; the mean of the
+       robust z-scores (against the clean cells) of those genes' within-sample-centred mean expression
+       and of the column itself is a new artefact column ``"<column>_carried"`` read by the
+       two-component rule of step 1. The cells it flags lose their call (``artefact`` column); for the
+       cells the lists left clean its probability replaces the list's in the product below (one
+       programme read twice counts once). It runs after the self-training, which keeps those cells:
+       taking them out flips its cluster seeding on knife edges (a state's cluster declined, or an
+       absent state's cluster confirmed, on generator cohorts);
+    7. the confidence is multiplied by the probability that the cell is not an artefact (steps 1 and 6),
        and a call whose confidence then falls below ``min_confidence`` is dropped.
 
     Contexts with fewer than 30 cells use a rule instead of the mixture: ``min(1 - 2**(-(z_best
@@ -531,50 +552,89 @@ def call_states(
     )
     return adata if copy else None
 
-def _self_train(matrix: Any, result: _model.Assignment, contexts: np.ndarray, states: Mapping[str, list[str]],
-                min_confidence: float, samples: np.ndarray, var_names: pd.Index,
-                genes: Mapping[str, list[str]], genes_down: Mapping[str, list[str]]
-                ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, Any]], dict[str, float]]:
-    """Replace the mixture's calls by the self-trained ones where a context allows it (in place).
+def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], min_confidence: float,
+                samples: np.ndarray, var_names: pd.Index
+                ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, Any]], dict[str, float], dict[str, Any]]:
+    """Replace the mixture's calls by the self-trained ones, then flag on the carried artefact columns (in place).
 
-    ``genes`` / ``genes_down``: each state's signature genes (the specificity test of the cluster seeds). Returns
-    context -> seed counts per class for the contexts that were self-trained, and context -> state
-    -> specificity test (:func:`hcctme.tl._state_selftrain.confirm_seeds`), and context -> temperature
-    of the calibration (NaN where the population kept the mixture's calls).
+    Each context's expression is read once, all its cells: the cells flagged by no artefact column
+    are self-trained, then the carried artefact columns (:mod:`hcctme.tl._state_artefact_carry`) flag
+    more of the context's cells, whose calls are dropped. The self-training keeps the cells the
+    carried columns flag: removing them flips its seeding on knife edges (generator: a cluster's
+    share of a state's genes up from 8 to 7 of 48, under the 15 % needed, and the state lost). ``m``:
+    call_states' inputs (states, each state's signature genes ``genes`` / ``genes_down`` for the
+    specificity test of the cluster seeds and the carried genes, artefact columns and values). Returns
+    context -> seed counts per class for the contexts that were self-trained, context -> state
+    -> specificity test (:func:`hcctme.tl._state_selftrain.confirm_seeds`), context -> temperature
+    of the calibration (NaN where the population kept the mixture's calls), and context -> carried
+    artefact column -> its genes and cells flagged.
     """
     params = _selftrain.SelfTrainParams()
+    contexts, states, genes, genes_down = m["contexts"], m["states"], m["genes"], m["genes_down"]
     out: dict[str, dict[str, int]] = {}
     tests: dict[str, dict[str, Any]] = {}
     temperatures: dict[str, float] = {}
+    carried: dict[str, Any] = {}
     for context, ids in states.items():
-        idx = np.flatnonzero((contexts == context) & (result.artefact == ""))
-        if idx.size < params.min_cells:
+        rows = np.flatnonzero(contexts == context)
+        if np.sum(result.artefact[rows] == "") < params.min_cells:
             continue
         columns, positions, background, down = _specificity.panel_columns(
             var_names, {s: genes[s] for s in ids}, down={s: genes_down[s] for s in ids if genes_down.get(s)})
         if hasattr(matrix, "to_memory"):  # backed: read in chunks, the candidate variable genes only
-            expression, panel_x = _selftrain.log_expression_chunked(matrix, idx, params, samples[idx],
-                                                                    panel_columns=columns)
+            expression, panel_x, kept = _selftrain.log_expression_chunked(matrix, rows, params, samples[rows],
+                                                                          panel_columns=columns)
         else:
-            expression = _selftrain.log_expression(matrix[idx])
-            panel_x = sp.csc_matrix(expression[:, columns])
-        panel = _specificity.build_panel(panel_x, positions, background, down)
+            expression = _selftrain.log_expression(matrix[rows])
+            panel_x, kept = sp.csc_matrix(expression[:, columns]), np.arange(len(var_names))
+        clean = result.artefact[rows] == ""
+        idx = rows[clean]
+        panel = _specificity.build_panel(sp.csc_matrix(panel_x[clean]), positions, background, down)
         z = result.z[ids].to_numpy(dtype=float)[idx]
         position = {s: j for j, s in enumerate(ids)}
         best = np.array([position[b] for b in result.best[idx]], dtype=int)
         called = result.calls[idx] != Defaults.UNASSIGNED
-        trained = _selftrain.call_population(expression, z, list(ids), best, result.confidence[idx], called,
+        trained = _selftrain.call_population(expression[clean], z, list(ids), best, result.confidence[idx], called,
                                              params, min_confidence, samples[idx], panel)
-        if trained is None:
-            continue
-        calls, confidence, counts, diagnostics = trained
-        tests[context] = diagnostics["specificity"]
-        temperatures[context] = diagnostics["temperature"]
-        result.calls[idx] = np.where(calls == "", Defaults.UNASSIGNED, calls)
-        result.confidence[idx] = confidence
-        if counts:
-            out[context] = counts
-    return out, tests, temperatures
+        if trained is not None:
+            calls, confidence, counts, diagnostics = trained
+            tests[context] = diagnostics["specificity"]
+            temperatures[context] = diagnostics["temperature"]
+            result.calls[idx] = np.where(calls == "", Defaults.UNASSIGNED, calls)
+            result.confidence[idx] = confidence
+            if counts:
+                out[context] = counts
+        excluded = {g for s in ids for g in (*genes[s], *genes_down.get(s, ()))}
+        record = _carry_artefacts(result, m, context, rows, expression, var_names[kept], excluded, samples[rows])
+        if record:
+            carried[context] = record
+    return out, tests, temperatures, carried
+
+
+def _carry_artefacts(result: _model.Assignment, m: Mapping[str, Any], context: str, rows: np.ndarray,
+                     expression: sp.csr_matrix, genes: pd.Index, excluded: set[str],
+                     samples: np.ndarray) -> dict[str, Any]:
+    """Flag a context's cells on its carried artefact columns (in place): artefact, probability, calls, counts.
+
+    Returns the carried columns' record (column -> genes, cells flagged, cells added), empty when none.
+    """
+    columns = _carry.eligible(m["art_cols"].get(context, []), m["references"], m["flag_cols"])
+    if not columns:
+        return {}
+    values = m["values"][columns].to_numpy(dtype=float)[rows]
+    found = _carry.carry(expression, values, columns, result.artefact[rows], genes, sorted(excluded), samples)
+    if not found.record:
+        return {}
+    added = found.flagged != ""
+    result.artefact[rows[added]] = found.flagged[added]
+    p = result.artefact_probability[rows]
+    result.artefact_probability[rows] = np.clip(1.0 - (1.0 - p) * found.not_artefact, 0.0, 1.0)
+    result.calls[rows[added]] = Defaults.UNASSIGNED
+    result.confidence[rows[added]] = 0.0
+    info = result.diagnostics[context][Defaults.UNASSIGNED]
+    info["artefacts"] = int(np.sum(result.artefact[rows] != ""))
+    info["flagged_by"] = {**info["flagged_by"], **{c: r["flagged"] for c, r in found.record.items() if r["flagged"]}}
+    return found.record
 
 
 def _artefact_columns(adata: AnnData, artefacts, scores: pd.DataFrame, scores_key: str) -> ArtefactInputs:

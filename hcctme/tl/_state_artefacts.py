@@ -42,7 +42,8 @@ stressed, nothing is found); a state whose programme raises an artefact programm
 distinct group of cells is flagged as that artefact; a doublet of two cells of one lineage is seen
 only through its library size, and only where the expression holds raw counts; the detection is only
 as good as the artefact signature (the library's 140-gene dissociation-stress list reads a stress
-programme of other genes weakly: add your own list through ``artefacts``).
+programme of other genes weakly: add your own list through ``artefacts``; with self-training,
+:mod:`hcctme.tl._state_artefact_carry` carries each column to the genes its flagged cells raise).
 """
 
 from __future__ import annotations

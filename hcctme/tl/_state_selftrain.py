@@ -169,7 +169,7 @@ def _sample_codes(samples: np.ndarray | None, n: int) -> tuple[np.ndarray, int]:
 
 def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParams, samples: np.ndarray | None = None,
                            *, panel_columns: np.ndarray | None = None, chunk_size: int = Defaults.CHUNK_SIZE
-                           ) -> tuple[sp.csr_matrix, sp.csc_matrix | None]:
+                           ) -> tuple[sp.csr_matrix, sp.csc_matrix | None, np.ndarray]:
     """``log_expression(matrix[rows])`` restricted to the genes :func:`principal_components` can choose.
 
     For matrices on disk: ``rows`` are read ``chunk_size`` at a time, in three passes (the counts
@@ -180,7 +180,7 @@ def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParam
     their original order, a superset of the genes principal_components then takes (it recomputes the
     variances on these columns exactly as on the whole matrix). With ``panel_columns``, the same
     pass also returns those columns, log-normalised over whole rows (the specificity test's genes);
-    otherwise the second value is None.
+    otherwise the second value is None. The third value: the candidates' column positions in ``matrix``.
     """
     codes, n_samples = _sample_codes(samples, len(rows))
     def blocks():
@@ -206,7 +206,7 @@ def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParam
         if panel_columns is not None:
             panel.append(X[:, panel_columns])
     return _stacked(parts, len(keep)), (None if panel_columns is None else
-                                        sp.csc_matrix(_stacked(panel, len(panel_columns))))
+                                        sp.csc_matrix(_stacked(panel, len(panel_columns)))), keep
 
 
 def _stacked(parts: list[sp.csr_matrix], n_columns: int) -> sp.csr_matrix:

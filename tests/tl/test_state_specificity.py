@@ -50,8 +50,8 @@ def test_panel_columns_are_read_in_the_same_chunked_pass_with_whole_row_normalis
     columns, _, _, _ = specificity.panel_columns(names, {"S": [f"G{i}" for i in range(40)]}, n_background=50)
     assert columns.size == 90 and (np.diff(columns) > 0).all()
     rows = np.arange(0, counts.shape[0], 2)
-    _, panel = selftrain.log_expression_chunked(counts, rows, selftrain.SelfTrainParams(), panel_columns=columns,
-                                                chunk_size=37)
+    _, panel, _ = selftrain.log_expression_chunked(counts, rows, selftrain.SelfTrainParams(), panel_columns=columns,
+                                                   chunk_size=37)
     expected = selftrain.log_expression(counts[rows])[:, columns]
     assert panel.format == "csc"
     np.testing.assert_allclose(panel.toarray(), expected.toarray(), rtol=1e-6)
@@ -203,8 +203,8 @@ def test_panel_columns_read_from_a_backed_matrix_equal_the_in_memory_ones(tmp_pa
     columns = np.array([0, 7, 38, 39, 500])
     assert selftrain.holds_counts(backed.X, rows, chunk_size=40)
     params = selftrain.SelfTrainParams()
-    _, panel = selftrain.log_expression_chunked(backed.X, rows, params, panel_columns=columns, chunk_size=40)
-    _, expected = selftrain.log_expression_chunked(counts, rows, params, panel_columns=columns)
+    _, panel, _ = selftrain.log_expression_chunked(backed.X, rows, params, panel_columns=columns, chunk_size=40)
+    _, expected, _ = selftrain.log_expression_chunked(counts, rows, params, panel_columns=columns)
     assert (panel != expected).nnz == 0
 
 
