@@ -5,8 +5,8 @@ these tests measure ``tl.call_states`` against data it was not built from. The a
 floors the caller reaches on small cohorts (README gives the benchmark figures). The issue-13
 per-state targets (recall >= 0.8, precision >= 0.85) hold for TREG, KUPFFER, TAM2_SPP1, CD8_TEFF and
 CD8_TEX_TERMINAL, and the ECE <= 0.05 on the two cohorts here (0.026 / 0.030 with the carried artefact
-columns, 0.028 / 0.041 before them); the per-parent ARI >= 0.8 holds for CD4 T cells and macrophages only: that target is not
-reached on this generator.
+columns, 0.028 / 0.041 before them); the per-parent ARI >= 0.8 holds for CD4 T cells and macrophages
+only: that target is not reached on this generator.
 """
 
 from __future__ import annotations
