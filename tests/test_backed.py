@@ -167,6 +167,24 @@ def test_self_training_reads_a_backed_population_in_chunks_with_the_same_compone
                                   selftrain.principal_components(whole, params, samples))
 
 
+def test_chunked_candidates_ranked_on_the_clean_rows_serve_the_self_training_of_those_rows(cohort_file: Path):
+    """call_states reads a population's rows, artefact cells included, and self-trains on the clean ones."""
+    from hcctme.tl import _state_selftrain as selftrain
+
+    backed, memory = _files.read_h5ad(cohort_file, backed=True), ad.read_h5ad(cohort_file)
+    rows = np.flatnonzero(memory.obs["cell_type"].astype(str).isin(["Macrophages", "Monocytes"]).to_numpy())
+    clean = np.arange(rows.size) % 3 != 0
+    params = selftrain.SelfTrainParams(n_hvgs=50)
+    samples = memory.obs["patient"].astype(str).to_numpy()[rows]
+    chunked, _, kept = selftrain.log_expression_chunked(backed.X, rows, params, samples, ranked=clean, chunk_size=37)
+    whole = selftrain.log_expression(memory.X[rows])
+    assert chunked.shape == (rows.size, kept.size) and (chunked != whole[:, kept]).nnz == 0
+    np.testing.assert_array_equal(selftrain.principal_components(chunked[clean], params, samples[clean]),
+                                  selftrain.principal_components(whole[clean], params, samples[clean]))
+    _, _, kept_all = selftrain.log_expression_chunked(backed.X, rows, params, samples, chunk_size=37)
+    assert not np.array_equal(kept, kept_all)  # ranked on every row, the candidates differ
+
+
 def test_cli_score_backed_writes_the_full_file_without_loading_it(cohort_file: Path, tmp_path: Path, monkeypatch):
     loads = _whole_matrix_loads(monkeypatch)
     out = tmp_path / "scored.h5ad"

@@ -581,13 +581,13 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
             continue
         columns, positions, background, down = _specificity.panel_columns(
             var_names, {s: genes[s] for s in ids}, down={s: genes_down[s] for s in ids if genes_down.get(s)})
-        if hasattr(matrix, "to_memory"):  # backed: read in chunks, the candidate variable genes only
+        clean = result.artefact[rows] == ""
+        if hasattr(matrix, "to_memory"):  # backed: read in chunks, the candidate variable genes (of the clean cells)
             expression, panel_x, kept = _selftrain.log_expression_chunked(matrix, rows, params, samples[rows],
-                                                                          panel_columns=columns)
+                                                                          panel_columns=columns, ranked=clean)
         else:
             expression = _selftrain.log_expression(matrix[rows])
             panel_x, kept = sp.csc_matrix(expression[:, columns]), np.arange(len(var_names))
-        clean = result.artefact[rows] == ""
         idx = rows[clean]
         panel = _specificity.build_panel(sp.csc_matrix(panel_x[clean]), positions, background, down)
         z = result.z[ids].to_numpy(dtype=float)[idx]

@@ -168,7 +168,8 @@ def _sample_codes(samples: np.ndarray | None, n: int) -> tuple[np.ndarray, int]:
 
 
 def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParams, samples: np.ndarray | None = None,
-                           *, panel_columns: np.ndarray | None = None, chunk_size: int = Defaults.CHUNK_SIZE
+                           *, panel_columns: np.ndarray | None = None, ranked: np.ndarray | None = None,
+                           chunk_size: int = Defaults.CHUNK_SIZE
                            ) -> tuple[sp.csr_matrix, sp.csc_matrix | None, np.ndarray]:
     """``log_expression(matrix[rows])`` restricted to the genes :func:`principal_components` can choose.
 
@@ -181,8 +182,11 @@ def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParam
     variances on these columns exactly as on the whole matrix). With ``panel_columns``, the same
     pass also returns those columns, log-normalised over whole rows (the specificity test's genes);
     otherwise the second value is None. The third value: the candidates' column positions in ``matrix``.
+    ``ranked`` (boolean over ``rows``): the rows whose variances rank the candidates (all rows are
+    returned), so that they are a superset of the genes principal_components takes on those rows.
     """
     codes, n_samples = _sample_codes(samples, len(rows))
+    weight = np.ones(len(rows)) if ranked is None else np.asarray(ranked, dtype=float)
     def blocks():
         for start in range(0, len(rows), chunk_size):
             yield sp.csr_matrix(_validate.in_memory(matrix[rows[start:start + chunk_size]]), dtype=np.float32)
@@ -192,12 +196,13 @@ def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParam
     squares = np.zeros(matrix.shape[1])
     for start, block in zip(range(0, len(rows), chunk_size), blocks(), strict=True):
         X = _normalised(block, counts)
-        onehot = sp.csr_matrix((np.ones(X.shape[0]), (np.arange(X.shape[0]), codes[start:start + X.shape[0]])),
+        w = weight[start:start + X.shape[0]]
+        onehot = sp.csr_matrix((w, (np.arange(X.shape[0]), codes[start:start + X.shape[0]])),
                                shape=(X.shape[0], n_samples))
         sums += np.asarray((onehot.T @ X.astype(np.float64)).todense())
-        squares += np.asarray(X.multiply(X).sum(axis=0, dtype=np.float64)).ravel()
-    size = np.maximum(np.bincount(codes, minlength=n_samples), 1).astype(float)
-    var = (squares - (sums ** 2 / size[:, None]).sum(axis=0)) / max(len(rows), 1)
+        squares += np.asarray((sp.diags(w) @ X.multiply(X).astype(np.float64)).sum(axis=0)).ravel()
+    size = np.maximum(np.bincount(codes, weights=weight, minlength=n_samples), 1).astype(float)
+    var = (squares - (sums ** 2 / size[:, None]).sum(axis=0)) / max(weight.sum(), 1.0)
     keep = np.sort(np.argsort(-var, kind="stable")[: params.n_hvgs + STATE_SELFTRAIN_HVG_MARGIN])
     parts, panel = [], []
     for block in blocks():
