@@ -589,12 +589,15 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
             expression = _selftrain.log_expression(matrix[rows])
             panel_x, kept = sp.csc_matrix(expression[:, columns]), np.arange(len(var_names))
         idx = rows[clean]
+        excluded = {g for s in ids for g in (*genes[s], *genes_down.get(s, ()))}
+        found = _carried_flags(result, m, context, rows, expression, var_names[kept], excluded, samples[rows])
+        expression = expression[clean]  # computed first, so the self-training holds the clean cells' rows only
         panel = _specificity.build_panel(sp.csc_matrix(panel_x[clean]), positions, background, down)
         z = result.z[ids].to_numpy(dtype=float)[idx]
         position = {s: j for j, s in enumerate(ids)}
         best = np.array([position[b] for b in result.best[idx]], dtype=int)
         called = result.calls[idx] != Defaults.UNASSIGNED
-        trained = _selftrain.call_population(expression[clean], z, list(ids), best, result.confidence[idx], called,
+        trained = _selftrain.call_population(expression, z, list(ids), best, result.confidence[idx], called,
                                              params, min_confidence, samples[idx], panel)
         if trained is not None:
             calls, confidence, counts, diagnostics = trained
@@ -604,27 +607,26 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
             result.confidence[idx] = confidence
             if counts:
                 out[context] = counts
-        excluded = {g for s in ids for g in (*genes[s], *genes_down.get(s, ()))}
-        record = _carry_artefacts(result, m, context, rows, expression, var_names[kept], excluded, samples[rows])
-        if record:
-            carried[context] = record
+        if found is not None:
+            _apply_carried(result, context, rows, found)
+            carried[context] = found.record
     return out, tests, temperatures, carried
 
 
-def _carry_artefacts(result: _model.Assignment, m: Mapping[str, Any], context: str, rows: np.ndarray,
-                     expression: sp.csr_matrix, genes: pd.Index, excluded: set[str],
-                     samples: np.ndarray) -> dict[str, Any]:
-    """Flag a context's cells on its carried artefact columns (in place): artefact, probability, calls, counts.
-
-    Returns the carried columns' record (column -> genes, cells flagged, cells added), empty when none.
-    """
+def _carried_flags(result: _model.Assignment, m: Mapping[str, Any], context: str, rows: np.ndarray,
+                   expression: sp.csr_matrix, genes: pd.Index, excluded: set[str],
+                   samples: np.ndarray) -> _carry.Carried | None:
+    """A context's carried artefact columns (:func:`hcctme.tl._state_artefact_carry.carry`), None when none."""
     columns = _carry.eligible(m["art_cols"].get(context, []), m["references"], m["flag_cols"])
     if not columns:
-        return {}
+        return None
     values = m["values"][columns].to_numpy(dtype=float)[rows]
     found = _carry.carry(expression, values, columns, result.artefact[rows], genes, sorted(excluded), samples)
-    if not found.record:
-        return {}
+    return found if found.record else None
+
+
+def _apply_carried(result: _model.Assignment, context: str, rows: np.ndarray, found: _carry.Carried) -> None:
+    """Flag a context's cells on its carried artefact columns (in place): artefact, probability, calls, counts."""
     added = found.flagged != ""
     result.artefact[rows[added]] = found.flagged[added]
     p = result.artefact_probability[rows]
@@ -634,7 +636,6 @@ def _carry_artefacts(result: _model.Assignment, m: Mapping[str, Any], context: s
     info = result.diagnostics[context][Defaults.UNASSIGNED]
     info["artefacts"] = int(np.sum(result.artefact[rows] != ""))
     info["flagged_by"] = {**info["flagged_by"], **{c: r["flagged"] for c, r in found.record.items() if r["flagged"]}}
-    return found.record
 
 
 def _artefact_columns(adata: AnnData, artefacts, scores: pd.DataFrame, scores_key: str) -> ArtefactInputs:
