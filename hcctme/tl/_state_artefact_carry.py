@@ -131,18 +131,14 @@ def carry(X: sp.csr_matrix, values: np.ndarray, columns: Sequence[str], flagged:
 def _genes(X: sp.csr_matrix, mine: np.ndarray, reference: np.ndarray, allowed: np.ndarray, n_genes: int,
            min_genes: int, threshold: float, random_state: int) -> np.ndarray | None:
     """Columns of the genes that separate ``mine`` from ``reference`` best (AUROC >= threshold), or None."""
-    values, _ = _specificity.auroc_against(X, mine, reference, random_state)
-    values = np.where(allowed, values, 0.0)
-    order = np.argsort(-values, kind="stable")[:n_genes]
-    chosen = np.sort(order[values[order] >= threshold])
+    chosen = np.sort(_specificity.separating_genes(X, mine, reference, n_genes=n_genes, threshold=threshold,
+                                                   random_state=random_state, allowed=allowed))
     return chosen if chosen.size >= min_genes else None
 
 
 def _score(X: sp.csr_matrix, chosen: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """Mean expression of the ``chosen`` columns, centred within each sample (``codes``)."""
-    score = np.asarray(X[:, chosen].mean(axis=1), dtype=float).ravel()
-    size = np.maximum(np.bincount(codes), 1)
-    return score - (np.bincount(codes, weights=score) / size)[codes]
+    return _specificity.sample_centred_mean(X, chosen, codes, np.maximum(np.bincount(codes), 1))
 
 
 def _standard(x: np.ndarray, clean: np.ndarray) -> np.ndarray:

@@ -392,13 +392,11 @@ def _carried_score(X: sp.csr_matrix, mine: np.ndarray, reference: np.ndarray, co
     """The carried score of the seeds ``mine`` against the cells ``reference`` (:func:`carried`), or None."""
     if reference.size < params.min_seeds:
         return None
-    auroc, _ = _specificity.auroc_against(X, mine, reference, params.random_state)
-    order = np.argsort(-auroc, kind="stable")[: params.carry_genes]
-    chosen = order[auroc[order] >= params.carry_auroc]
+    chosen = _specificity.separating_genes(X, mine, reference, n_genes=params.carry_genes,
+                                           threshold=params.carry_auroc, random_state=params.random_state)
     if chosen.size < params.carry_min_genes:
         return None
-    score = np.asarray(X[:, chosen].mean(axis=1)).ravel()
-    score = score - (np.bincount(codes, weights=score, minlength=size.size) / size)[codes]
+    score = _specificity.sample_centred_mean(X, chosen, codes, size)
     return score / max(float(score.std()), 1e-12)
 
 

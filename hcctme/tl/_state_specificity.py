@@ -217,6 +217,25 @@ def auroc_against(X: sp.spmatrix, rows: np.ndarray, reference: np.ndarray,
     return auroc[0], detected
 
 
+def separating_genes(X: sp.spmatrix, rows: np.ndarray, reference: np.ndarray, *, n_genes: int, threshold: float,
+                     random_state: int = 0, allowed: np.ndarray | None = None) -> np.ndarray:
+    """Columns of the (at most ``n_genes``) genes whose AUROC of ``rows`` against ``reference`` reaches ``threshold``.
+
+    Best first (:func:`auroc_against`); ``allowed``: boolean over the columns, the genes that may be chosen.
+    """
+    auroc, _ = auroc_against(X, rows, reference, random_state)
+    if allowed is not None:
+        auroc = np.where(allowed, auroc, 0.0)
+    order = np.argsort(-auroc, kind="stable")[:n_genes]
+    return order[auroc[order] >= threshold]
+
+
+def sample_centred_mean(X: sp.spmatrix, columns: np.ndarray, codes: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Each cell's mean of the ``columns`` of ``X``, minus its sample's mean (``codes``; ``size``: cells per code)."""
+    score = np.asarray(X[:, columns].mean(axis=1), dtype=float).ravel()
+    return score - (np.bincount(codes, weights=score, minlength=size.size) / size)[codes]
+
+
 def gene_test(auroc: np.ndarray, panel: GenePanel, state: str,
               reference_detection: np.ndarray | None = None) -> dict[str, float]:
     """The state's genes up in one cluster (``auroc``: that cluster's row) against the matched null.
