@@ -338,9 +338,11 @@ def call_states(
         collection and the cell-type markers of other lineages are used whenever they are scored,
         and the library size where the expression (``layer``) holds raw counts.
     min_confidence
-        Cells whose confidence (the posterior probability of their best state, below) is lower
-        stay ``"unassigned"``. 0.5 is the Bayes decision between "this state" and "another state
-        or none"; raise it for stricter calls.
+        Cells whose confidence is lower stay ``"unassigned"``. The confidence is the probability of
+        the cell's best state (the calibrated classifier's where the population was self-trained,
+        the mixture's posterior elsewhere) times the probability that the cell is not an artefact
+        (Notes). 0.5 is the Bayes decision between "this state" and "another state or none"; raise
+        it for stricter calls.
     refine
         After the per-cell calls, sub-cluster each parent population with leiden
         (``refine_resolution``) and let each sub-cluster vote: ``"graph"`` on the user's neighbour
@@ -396,7 +398,8 @@ def call_states(
       ``ignored_signatures``, ``refine``, ``self_train`` (``params``, ``seeds``
       per context, ``specificity``: per context and state whether a cluster confirmed it, the
       clusters tested and declined, and the test of its best cluster: ``n_measured``, ``n_up``,
-      ``null_rate``, ``pvalue``, ``majority_auroc``, ``majority_null_rate``, ``majority_pvalue``;
+      ``null_rate``, ``pvalue``, ``majority_auroc``, ``majority_null_rate``, ``majority_pvalue``,
+      ``n_down_measured``, ``n_down``;
       ``specificity_params``; ``declined``: per context the states whose
       clusters were all declined, with the mixture's calls of each that were dropped;
       ``carried_artefacts``: per context and carried artefact column ``"<column>_carried"``, its
@@ -443,9 +446,11 @@ def call_states(
        state's signature genes are up in it (AUROC against the clusters whose mean z-score of the
        state is at most 0 >= 0.65) more
        often than expression-matched background genes (one-sided binomial p <= 0.01) and at least
-       15 % of them are up (:mod:`hcctme.tl._state_specificity`; for a 2-5 gene panel, tested
-       against the rest of the population, one gene up suffices, and a panel with ``genes_down``
-       needs half of its up genes up and half of its down genes down): a population split by
+       15 % of them are up, or its median gene is up beyond the matched background's order
+       statistic (the majority route, p <= 0.01) (:mod:`hcctme.tl._state_specificity`; for a short panel, a state
+       with fewer than 8 measured genes, tested against the rest of the population, one gene up
+       suffices where at most 15 % of the matched background genes are up in the cluster, and a
+       panel with ``genes_down`` needs half of its up genes up and half of its down genes down): a population split by
        something else (a stimulation, a batch) that shares two or
        three genes with a state's list does not make that state, and a state whose clusters are all
        declined gets no call, not even from the mixture. A short panel's seeded state is carried to
