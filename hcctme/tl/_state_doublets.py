@@ -43,7 +43,6 @@ from hcctme._constants import (
     STATE_DOUBLET_Z,
     STATE_MAX_FOREIGN_SHARE,
     STATE_MIN_REFERENCE_CELLS,
-    Defaults,
 )
 from hcctme.tl._state_artefacts import LIBRARY_SIZE, robust_z
 
@@ -111,14 +110,6 @@ def apply(result: Any, m: dict[str, Any]) -> dict[str, dict[str, Any]]:
                             result.artefact[rows] == "")
         added = found != ""
         record[context] = {"markers": list(columns), "used": used, "flagged": int(added.sum())}
-        if not added.any():
-            continue
-        result.artefact[rows[added]] = found[added]
         result.artefact_probability[rows[added]] = 1.0
-        result.calls[rows[added]] = Defaults.UNASSIGNED
-        result.confidence[rows[added]] = 0.0
-        info = result.diagnostics.get(context, {}).get(Defaults.UNASSIGNED)
-        if info is not None:
-            info["artefacts"] = int(np.sum(result.artefact[rows] != ""))
-            info["flagged_by"] = {**info.get("flagged_by", {}), "doublets": int(added.sum())}
+        result.set_aside(context, rows, found, {"doublets": int(added.sum())})
     return record
