@@ -6,6 +6,7 @@ siblings in the state's ``parent``), and print the confusion matrix of the
 authors' clusters of each mapped parent against the calls, and the share of each authors' state
 cluster that gets the matching call (the issue-13 target is >= 0.7).
 
+``--markdown`` prints the confusion matrices as markdown tables (README's per-dataset matrices).
 ``--refine leiden`` / ``graph`` adds cluster voting (``graph``: on a neighbour graph built the
 way a scanpy user would: normalise_total and log1p where X holds counts, 2,000 highly variable genes, 50-PC PCA,
 ``sc.pp.neighbors``, 15 neighbours).
@@ -97,6 +98,7 @@ def confusion(adata: ad.AnnData, dataset: Dataset) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--refine", default=None, choices=[None, "leiden", "graph"])
+    parser.add_argument("--markdown", action="store_true", help="confusion matrices as markdown tables")
     args = parser.parse_args()
     pd.set_option("display.width", 200)
     warnings.filterwarnings("ignore")
@@ -105,10 +107,13 @@ def main() -> None:
         if not dataset.states:
             continue
         adata = call(dataset, args.refine)
+        table = confusion(adata, dataset)
         print(f"\n{dataset.name}: authors' clusters x calls")
-        print(confusion(adata, dataset).to_string())
+        print(table.to_markdown() if args.markdown else table.to_string())
         tables.append(matching(adata, dataset))
-        print("mixture calls per context before the self-training:", adata.uns["hcctme_state_params"]["mixture_counts"])
+        if not args.markdown:
+            print("mixture calls per context before the self-training:",
+                  adata.uns["hcctme_state_params"]["mixture_counts"])
     print("\nshare of each authors' state cluster with the matching call:")
     print(pd.concat(tables).round(2).to_string(index=False))
 
