@@ -258,19 +258,7 @@ def _score(adata: AnnData, config: PipelineConfig) -> None:
 
 def _states(adata: AnnData, config: PipelineConfig) -> None:
     tl.call_states(adata, cell_type_key=config.cell_type_key, sample_key=config.sample_key,
-                   context_map=context_map(config), layer=_states_layer(adata, config))
-
-
-def _states_layer(adata: AnnData, config: PipelineConfig) -> str | None:
-    """The counts layer call_states reads, None for ``X``: its library-size test and doublet rule need raw counts.
-
-    ``counts_layer`` (or ``layers["counts"]``) where it is a layer holding counts; the self-training
-    log-normalises it on the fly, as it would read ``X``.
-    """
-    layer = config.counts_layer or Keys.COUNTS
-    if layer not in adata.layers or _validate.matrix_kind(adata.layers[layer]) != "counts":
-        return None
-    return layer
+                   context_map=context_map(config))
 
 
 def _counts_view(adata: AnnData, config: PipelineConfig) -> tuple[AnnData, str | None]:
