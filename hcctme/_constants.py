@@ -153,10 +153,6 @@ STATE_ARTEFACT_BIC: Final = 10.0
 STATE_ARTEFACT_MIN_SHARE: Final = 0.02
 STATE_ARTEFACT_MIN_Z: Final = 2.0
 STATE_MIN_REFERENCE_CELLS: Final = 20
-# A cell whose robust z of the log library size (relative to its sample) and of another cell type's marker score
-# are both positive and whose Stouffer sum (z_library + z_marker) / sqrt(2) exceeds STATE_DOUBLET_Z is a doublet
-# (tl/_state_doublets.py): the same level as one artefact column's robust z, for the two pieces of evidence together.
-STATE_DOUBLET_Z: Final = STATE_ARTEFACT_Z
 # Self-training of call_states inside each parent population (tl/_state_selftrain.py): seeds are
 # cells whose mixture posterior for one state is at least STATE_SEED_CONFIDENCE, and cells whose
 # every state z-score is at most STATE_NONE_SEED_Z ("none of these"); a multinomial logistic

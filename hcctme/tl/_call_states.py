@@ -22,7 +22,6 @@ from hcctme._logging import logger
 from hcctme.tl import _contexts
 from hcctme.tl import _state_artefact_carry as _carry
 from hcctme.tl import _state_artefacts as _artefacts
-from hcctme.tl import _state_doublets as _doublets
 from hcctme.tl import _state_model as _model
 from hcctme.tl import _state_selftrain as _selftrain
 from hcctme.tl import _state_specificity as _specificity
@@ -159,9 +158,7 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
     states = with_parent_contexts(states, contexts)
     used_cols = list(dict.fromkeys(c for ids in states.values() for c in ids))
     art_cols, markers, _ = _artefacts.signatures(scores.columns, library, contexts, list(states), extra.names)
-    doublet_markers = _doublets.markers(scores.columns, library, contexts, list(states))
-    read = list(dict.fromkeys([*used_cols, *(c for cols in [*art_cols.values(), *doublet_markers.values()]
-                                             for c in cols)]))
+    read = list(dict.fromkeys([*used_cols, *(c for cols in art_cols.values() for c in cols)]))
     if extra.obs_values:
         scores = scores.assign(**extra.obs_values)
     values = scores[read]
@@ -175,8 +172,7 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
     genes_down = {s: list(library[s].genes_down or ()) for s in used_cols}
     return {"states": states, "ignored": ignored, "used_cols": used_cols, "contexts": contexts, "genes": genes,
             "genes_down": genes_down, "flag_cols": [c for c, kind in extra.from_obs.items() if kind == "flag"],
-            "art_cols": art_cols, "values": values, "references": _artefacts.references(values, contexts, markers),
-            "doublet_markers": doublet_markers}
+            "art_cols": art_cols, "values": values, "references": _artefacts.references(values, contexts, markers)}
 
 
 def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, samples: np.ndarray, *,
@@ -191,7 +187,7 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
                                                        var_names) if self_train else ({}, {}, {}, {}))
     declined = declined_states(result.counts, tests)
     trained = {"seeds": seeds, "specificity": tests, "temperature": temperatures, "declined": declined,
-               "carried_artefacts": carried, "doublets": _doublets.apply(result, m)}
+               "carried_artefacts": carried}
     for context, dropped in declined.items():
         logger.warning("%s: the specificity test declined every candidate cluster of %s, so the mixture's calls "
                        "of these states (%s) are dropped; see uns[...]['self_train']['specificity']", context,
@@ -251,16 +247,13 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
                       "(AUROC, the states' signature genes left out), averaged with the column as a robust z, and "
                       "read by the same two-component rule ('<column>_carried'; self_train.carried_artefacts)"
                       if self_train else "")
-                   + "; doublets (raw counts): robust z of the library size and of another present cell type's "
-                     "marker both positive, Stouffer sum > STATE_DOUBLET_Z, after the self-training (doublets)"
                    + "; confidence times the probability that the cell is not an artefact"),
         "artefact_rule": _artefacts.params(),
         "ignored_signatures": m["ignored"],
         "refine": {"method": refine or "none", "resolution": float(call["refine_resolution"]),
                    **({"graph": _vote.GRAPHS[refine], "voting": voting} if refine else {})},
         "self_train": {"params": _selftrain.SelfTrainParams().to_dict(), "specificity_params": _specificity.params(),
-                       **{k: v for k, v in trained.items() if k != "doublets"}},
-        "doublets": trained["doublets"],
+                       **trained},
         "diagnostics": result.diagnostics,
         "mixture_counts": {c: dict(v) for c, v in result.counts.items()},
         "fitted": dict(result.fitted),
@@ -486,19 +479,8 @@ def call_states(
        programme read twice counts once). It runs after the self-training, which keeps those cells:
        taking them out flips its cluster seeding on knife edges (a state's cluster declined, or an
        absent state's cluster confirmed, on generator cohorts);
-    7. doublets (:mod:`hcctme.tl._state_doublets`; where the expression holds raw counts, after the
-       self-training, so its seeding does not move): a doublet at about twice its sample's median
-       library size and with half a second cell's transcripts escapes both the library-size and the
-       marker tests of step 1, each read alone at a robust z of 3. A cell that no artefact column
-       flagged is a doublet when its robust z of the library size and of the marker score of another
-       cell type present in the data (>= 20 cells; a sibling of its lineage too, such as neutrophils
-       for macrophages, not its own context, parent or children) are both positive and their Stouffer
-       sum ``(z_library + z_marker) / sqrt(2)`` exceeds 3 (``STATE_DOUBLET_Z``); it loses its call
-       (``artefact`` column ``"library_size+<marker>"``, ``uns[key_added + "_params"]["doublets"]``:
-       markers read, cells flagged per context), and the rule is not used in a population where it
-       would flag more than 10 % of the cells;
-    8. the confidence is multiplied by the probability that the cell is not an artefact (steps 1, 6
-       and 7), and a call whose confidence then falls below ``min_confidence`` is dropped.
+    7. the confidence is multiplied by the probability that the cell is not an artefact (steps 1 and 6),
+       and a call whose confidence then falls below ``min_confidence`` is dropped.
 
     Contexts with fewer than 30 cells use a rule instead of the mixture: ``min(1 - 2**(-(z_best
     - z_second) / 0.75), Phi(z_best))`` (K >= 2) or ``Phi(z - 1)`` (K = 1).

@@ -40,9 +40,7 @@ artefact); a call whose confidence then falls below ``min_confidence`` is droppe
 Limits: the lower half of a score must be clean cells (with more than about half of a population
 stressed, nothing is found); a state whose programme raises an artefact programme's genes in a
 distinct group of cells is flagged as that artefact; a doublet of two cells of one lineage is seen
-only through its library size, and only where the expression holds raw counts (a doublet that each
-test reads below its threshold, library size and a second cell type's marker, is flagged on the two
-together after the self-training: :mod:`hcctme.tl._state_doublets`); the detection is only
+only through its library size, and only where the expression holds raw counts; the detection is only
 as good as the artefact signature (the library's 140-gene dissociation-stress list reads a stress
 programme of other genes weakly: add your own list through ``artefacts``; with self-training,
 :mod:`hcctme.tl._state_artefact_carry` carries each column to the genes its flagged cells raise).
@@ -66,7 +64,6 @@ from hcctme._constants import (
     STATE_ARTEFACT_MIN_SHARE,
     STATE_ARTEFACT_MIN_Z,
     STATE_ARTEFACT_Z,
-    STATE_DOUBLET_Z,
     STATE_MAX_FOREIGN_SHARE,
     STATE_MIN_REFERENCE_CELLS,
     Defaults,
@@ -268,17 +265,10 @@ def artefact_flags(values: np.ndarray, z_max: float, reference: float | None = N
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         return np.zeros(0, dtype=bool)
-    flags = robust_z(x) > z_max
-    return flags & _near(x, float(np.median(x)), reference) if reference is not None else flags
-
-
-def robust_z(values: np.ndarray) -> np.ndarray:
-    """``(x - median) / (1.4826 * MAD)``, the MAD floored at 1 % of the values' range (:func:`artefact_flags`)."""
-    x = np.asarray(values, dtype=float)
-    if x.size == 0:
-        return x
     centre = float(np.median(x))
-    return (x - centre) / max(1.4826 * float(np.median(np.abs(x - centre))), _spread(x))
+    mad = max(1.4826 * float(np.median(np.abs(x - centre))), _spread(x))
+    flags = (x - centre) / mad > z_max
+    return flags & _near(x, centre, reference) if reference is not None else flags
 
 
 def context_flags(values: np.ndarray, columns: list[str], references: dict[str, float], *,
@@ -317,5 +307,4 @@ def params() -> dict[str, Any]:
     """The thresholds of the artefact rule (provenance)."""
     return {"z": STATE_ARTEFACT_Z, "min_z": STATE_ARTEFACT_MIN_Z, "ashman_d": STATE_ARTEFACT_D,
             "bic_gain": STATE_ARTEFACT_BIC, "min_share": STATE_ARTEFACT_MIN_SHARE,
-            "max_foreign_share": STATE_MAX_FOREIGN_SHARE, "library_size_column": LIBRARY_SIZE,
-            "doublet_z": STATE_DOUBLET_Z}
+            "max_foreign_share": STATE_MAX_FOREIGN_SHARE, "library_size_column": LIBRARY_SIZE}
