@@ -632,9 +632,15 @@ def _carried_flags(result: _model.Assignment, m: Mapping[str, Any], context: str
 
 def _apply_carried(result: _model.Assignment, context: str, rows: np.ndarray, found: _carry.Carried) -> None:
     """Flag a context's cells on its carried artefact columns (in place): artefact, probability, calls, counts."""
+    added = found.flagged != ""
+    result.artefact[rows[added]] = found.flagged[added]
     p = result.artefact_probability[rows]
     result.artefact_probability[rows] = np.clip(1.0 - (1.0 - p) * found.not_artefact, 0.0, 1.0)
-    result.set_aside(context, rows, found.flagged, {c: r["flagged"] for c, r in found.record.items()})
+    result.calls[rows[added]] = Defaults.UNASSIGNED
+    result.confidence[rows[added]] = 0.0
+    info = result.diagnostics[context][Defaults.UNASSIGNED]
+    info["artefacts"] = int(np.sum(result.artefact[rows] != ""))
+    info["flagged_by"] = {**info["flagged_by"], **{c: r["flagged"] for c, r in found.record.items() if r["flagged"]}}
 
 
 def _artefact_columns(adata: AnnData, artefacts, scores: pd.DataFrame, scores_key: str) -> ArtefactInputs:

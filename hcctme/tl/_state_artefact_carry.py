@@ -111,7 +111,7 @@ def carry(X: sp.csr_matrix, values: np.ndarray, columns: Sequence[str], flagged:
         if chosen is None:
             continue
         first = _score(X, chosen, codes)
-        below = clean[first[clean] < 0.5 * float(np.median(first[mine]) + np.median(first[clean]))]
+        below = clean[first[clean] < _specificity.midpoint(first, mine, clean)]
         second = (_genes(X, mine, below, allowed, n_genes, min_genes, auroc, random_state)
                   if below.size >= min_cells else None)
         chosen = chosen if second is None else second

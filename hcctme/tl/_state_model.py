@@ -111,21 +111,6 @@ class Assignment:
     diagnostics: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     fitted: dict[str, str] = field(default_factory=dict)  # context -> "mixture" | "rule"
 
-    def set_aside(self, context: str, rows: np.ndarray, flagged: np.ndarray, flagged_by: Mapping[str, int]) -> None:
-        """Make the ``rows`` whose ``flagged`` entry names a column artefacts (in place): no call, confidence 0.
-
-        ``flagged``: per row, the column that flagged it (``""``: not flagged here); ``flagged_by``: cells
-        per column, added to the context's ``diagnostics`` (columns with 0 cells left out).
-        """
-        added = flagged != ""
-        self.artefact[rows[added]] = flagged[added]
-        self.calls[rows[added]] = UNASSIGNED
-        self.confidence[rows[added]] = 0.0
-        info = self.diagnostics.get(context, {}).get(UNASSIGNED)
-        if info is not None:
-            info["artefacts"] = int(np.sum(self.artefact[rows] != ""))
-            info["flagged_by"] = {**info.get("flagged_by", {}), **{c: n for c, n in flagged_by.items() if n}}
-
 
 # --------------------------------------------------------------------------------------------------
 # Standardisation

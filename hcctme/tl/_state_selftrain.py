@@ -376,15 +376,10 @@ def carried(X: sp.csr_matrix, labels: np.ndarray, groups: np.ndarray, z: np.ndar
         first = _carried_score(X, mine, reference, codes, size, params)
         if first is None:
             continue
-        second = _carried_score(X, mine, reference[first[reference] < _midpoint(first, mine, reference)], codes,
-                                size, params)
+        below = reference[first[reference] < _specificity.midpoint(first, mine, reference)]
+        second = _carried_score(X, mine, below, codes, size, params)
         columns.append(first if second is None else second)
     return np.column_stack(columns) if columns else np.empty((X.shape[0], 0))
-
-
-def _midpoint(score: np.ndarray, mine: np.ndarray, reference: np.ndarray) -> float:
-    """Half-way between the median scores of the seeds ``mine`` and of the ``reference`` cells."""
-    return 0.5 * float(np.median(score[mine]) + np.median(score[reference]))
 
 
 def _carried_score(X: sp.csr_matrix, mine: np.ndarray, reference: np.ndarray, codes: np.ndarray, size: np.ndarray,

@@ -230,6 +230,11 @@ def separating_genes(X: sp.spmatrix, rows: np.ndarray, reference: np.ndarray, *,
     return order[auroc[order] >= threshold]
 
 
+def midpoint(score: np.ndarray, mine: np.ndarray, reference: np.ndarray) -> float:
+    """Half-way between the median scores of the cells ``mine`` and of the ``reference`` cells."""
+    return 0.5 * float(np.median(score[mine]) + np.median(score[reference]))
+
+
 def sample_centred_mean(X: sp.spmatrix, columns: np.ndarray, codes: np.ndarray, size: np.ndarray) -> np.ndarray:
     """Each cell's mean of the ``columns`` of ``X``, minus its sample's mean (``codes``; ``size``: cells per code)."""
     score = np.asarray(X[:, columns].mean(axis=1), dtype=float).ravel()
