@@ -148,21 +148,15 @@ def build_panel(X: sp.csc_matrix, state_positions: dict[str, np.ndarray], backgr
 def cluster_auroc(X: sp.csc_matrix, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """AUROC of every group's cells against the rest, per column of ``X``: (group labels, groups x columns).
 
-    Ranks are computed once per gene (zeros share one tied rank), the rank sums of all groups with
-    one sparse product.
+    The stored values of all genes are ranked in one sort (:func:`_column_ranks`; a gene's zeros share
+    one tied rank), the rank sums of all groups come from one sparse product.
     """
-    from scipy.stats import rankdata
-
-    n, n_genes = X.shape
+    n = X.shape[0]
     labels, codes = np.unique(groups, return_inverse=True)
-    ranks = X.copy().astype(np.float64)
-    zero_rank = np.empty(n_genes)
-    for j in range(n_genes):
-        lo, hi = ranks.indptr[j], ranks.indptr[j + 1]
-        zeros = n - (hi - lo)
-        zero_rank[j] = (zeros + 1) / 2.0
-        if hi > lo:
-            ranks.data[lo:hi] = zeros + rankdata(ranks.data[lo:hi])  # ranks' own order (astype may sort indices)
+    ranks = sp.csc_matrix(X, dtype=np.float64, copy=True)
+    stored = np.diff(ranks.indptr)
+    zero_rank = (n - stored + 1) / 2.0
+    ranks.data = np.repeat((n - stored).astype(np.float64), stored) + _column_ranks(ranks.data, ranks.indptr)
     onehot = sp.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(labels.size, n))
     nonzero = ranks.copy()
     nonzero.data = np.ones_like(nonzero.data)
@@ -171,6 +165,26 @@ def cluster_auroc(X: sp.csc_matrix, groups: np.ndarray) -> tuple[np.ndarray, np.
         * zero_rank[None, :]
     rest = np.maximum(n - size, 1)
     return labels, (rank_sum - size[:, None] * (size[:, None] + 1) / 2.0) / (size[:, None] * rest[:, None])
+
+
+def _column_ranks(data: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based, ties share their mean rank) of the stored values within each column.
+
+    ``data`` / ``indptr``: a CSC matrix's values and column pointers; equals ``scipy.stats.rankdata``
+    of each column's stored values, for all columns at once.
+    """
+    column = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+    order = np.lexsort((data, column))
+    values, cols = data[order], column[order]
+    position = np.arange(data.size, dtype=np.float64) - indptr[cols] + 1.0
+    first = np.ones(data.size, dtype=bool)
+    first[1:] = (values[1:] != values[:-1]) | (cols[1:] != cols[:-1])
+    starts = np.flatnonzero(first)
+    ends = np.r_[starts[1:] - 1, data.size - 1]
+    run = np.cumsum(first) - 1
+    out = np.empty(data.size, dtype=np.float64)
+    out[order] = ((position[starts] + position[ends]) / 2.0)[run]
+    return out
 
 
 def reference_rows(groups: np.ndarray, z: np.ndarray, cluster: Any, short: bool = False) -> np.ndarray:

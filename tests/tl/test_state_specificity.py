@@ -45,6 +45,28 @@ def test_cluster_auroc_is_the_mann_whitney_auroc():
         np.testing.assert_allclose(auroc[g], expected, atol=1e-12)
 
 
+def test_column_ranks_equal_rankdata_per_column():
+    """All columns ranked at once: ties (average), negative values, empty columns and unsorted indices."""
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(3)
+    dense = rng.integers(-2, 4, size=(60, 9)).astype(float) * (rng.random((60, 9)) < 0.6)
+    dense[:, 4] = 0.0
+    X = sp.csc_matrix(dense)
+    for j in range(X.shape[1]):  # stored values in a shuffled order within each column
+        lo, hi = X.indptr[j], X.indptr[j + 1]
+        order = lo + rng.permutation(hi - lo)
+        X.indices[lo:hi], X.data[lo:hi] = X.indices[order], X.data[order]
+    X.has_sorted_indices = False
+    ranks = specificity._column_ranks(X.data, X.indptr)
+    for j in range(X.shape[1]):
+        lo, hi = X.indptr[j], X.indptr[j + 1]
+        np.testing.assert_array_equal(ranks[lo:hi], rankdata(X.data[lo:hi]))
+    _, auroc = specificity.cluster_auroc(X, np.repeat([0, 1], 30))
+    _, expected = specificity.cluster_auroc(sp.csc_matrix(dense), np.repeat([0, 1], 30))
+    np.testing.assert_array_equal(auroc, expected)
+
+
 def test_panel_columns_are_read_in_the_same_chunked_pass_with_whole_row_normalisation():
     counts, _, names = _population()
     columns, _, _, _ = specificity.panel_columns(names, {"S": [f"G{i}" for i in range(40)]}, n_background=50)
