@@ -59,6 +59,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 
 from hcctme._constants import (
     STATE_SPECIFICITY_ALPHA,
@@ -171,20 +172,26 @@ def _column_ranks(data: np.ndarray, indptr: np.ndarray) -> np.ndarray:
     """Average ranks (1-based, ties share their mean rank) of the stored values within each column.
 
     ``data`` / ``indptr``: a CSC matrix's values and column pointers; equals ``scipy.stats.rankdata``
-    of each column's stored values, for all columns at once.
+    of each column's stored values, for all columns in one compiled pass.
     """
-    column = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
-    order = np.lexsort((data, column))
-    values, cols = data[order], column[order]
-    position = np.arange(data.size, dtype=np.float64) - indptr[cols] + 1.0
-    first = np.ones(data.size, dtype=bool)
-    first[1:] = (values[1:] != values[:-1]) | (cols[1:] != cols[:-1])
-    starts = np.flatnonzero(first)
-    ends = np.r_[starts[1:] - 1, data.size - 1]
-    run = np.cumsum(first) - 1
     out = np.empty(data.size, dtype=np.float64)
-    out[order] = ((position[starts] + position[ends]) / 2.0)[run]
+    _rank_columns(np.asarray(data, dtype=np.float64), np.asarray(indptr, dtype=np.int64), out)
     return out
+
+
+@njit(cache=True)
+def _rank_columns(data, indptr, out):
+    for j in range(indptr.size - 1):
+        lo, hi = indptr[j], indptr[j + 1]
+        order = np.argsort(data[lo:hi]) + lo
+        first = 0
+        while first < hi - lo:
+            last = first
+            while last + 1 < hi - lo and data[order[last + 1]] == data[order[first]]:
+                last += 1
+            for k in range(first, last + 1):
+                out[order[k]] = (first + last + 2) / 2.0
+            first = last + 1
 
 
 def reference_rows(groups: np.ndarray, z: np.ndarray, cluster: Any, short: bool = False) -> np.ndarray:
