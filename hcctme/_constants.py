@@ -182,7 +182,7 @@ STATE_CLUSTER_SEED_Z: Final = 0.15
 STATE_CLUSTER_SEED_SHARE: Final = 0.5
 STATE_CLUSTER_SUPPORT: Final = 0.1
 STATE_CLUSTER_STRONG_Z: Final = 1.0
-# carried score of a short panel's seeded state (a self-training feature): the mean expression of the (at most)
+# carried score of a seeded state (a self-training feature): the mean expression of the (at most)
 # STATE_CARRY_GENES genes whose AUROC of the state's seeds against the cells that do not score for it reaches
 # STATE_CARRY_AUROC (none when fewer than STATE_CARRY_MIN_GENES)
 STATE_CARRY_GENES: Final = 30

@@ -238,7 +238,7 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
                       "PCs seed the states and 'none of these' (a cluster seeds a state only when a real share of "
                       "the state's signature genes is up in it, more often than expression-matched background "
                       "genes: self_train.specificity; a state whose clusters are all declined is not called), "
-                      "a short panel's seeded state carried to the genes that separate its seeds (a feature), "
+                      "each seeded state carried to the genes that separate its seeds (a feature), "
                       "a logistic regression on the PCs, state z-scores and carried "
                       "scores is fitted on the seeds, its cross-fitted (5-fold, mean of 3 splits) probabilities "
                       "averaged over 15 nearest neighbours and temperature-scaled to the cluster seeds (class-balanced "
@@ -453,9 +453,10 @@ def call_states(
        panel with ``genes_down`` needs half of its up genes up and half of its down genes down): a population split by
        something else (a stimulation, a batch) that shares two or
        three genes with a state's list does not make that state, and a state whose clusters are all
-       declined gets no call, not even from the mixture. A short panel's seeded state is carried to
-       the (up to 30) genes that separate its seeds from the cells that do not score for it (AUROC
-       >= 0.75): their score is a feature (a 3-gene panel reads one or two genes of its programme).
+       declined gets no call, not even from the mixture. Each seeded state is carried to the (up to
+       30) genes that separate its seeds from the cells that do not score for it (AUROC >= 0.75):
+       their score is a feature (a signature reads part of its programme; a 3-gene panel one or two
+       genes).
        A multinomial logistic regression (balanced classes) on the components, the state z-scores
        and the carried scores is fitted on the seeds and
        refitted twice on its own confident predictions; the last model's probabilities are

@@ -23,12 +23,13 @@ carries. This step learns it:
    that state's calls when lower) names another class is left out of the seeds. A cluster the
    specificity test declines is a seed of "none of these", or of no class when its state's median
    gene is up there and another cluster seeds the state (:func:`confirm_seeds`).
-3. **Carried genes of the short panels.** A short panel (a 3-gene marker panel may read one gene
-   of its programme; :func:`._state_specificity.is_short`) gets a carried score (:func:`carried`):
-   the mean expression of the genes whose AUROC of its seeds against the cells of the clusters that
-   do not score for it reaches :data:`~hcctme._constants.STATE_CARRY_AUROC` (at most
-   :data:`~hcctme._constants.STATE_CARRY_GENES`), a classifier feature: the seeds its few genes give
-   mark the whole programme, which the feature carries to the cells the panel scores low.
+3. **Carried genes of the seeded states.** A signature reads part of its state's programme (a
+   3-gene marker panel may read one gene of it; a longer list shares half of its genes with another
+   source's list for the same biology), the seeds it gives mark the whole programme. Each seeded
+   state gets a carried score (:func:`carried`): the mean expression of the genes whose AUROC of its
+   seeds against the cells of the clusters that do not score for it reaches
+   :data:`~hcctme._constants.STATE_CARRY_AUROC` (at most :data:`~hcctme._constants.STATE_CARRY_GENES`),
+   a classifier feature that carries the programme to the cells the signature scores low.
 4. **Classifier.** A multinomial logistic regression with balanced class weights is fitted on
    the seeds, predicts every cell, and is refitted on its own predictions with probability >=
    the seed confidence (:data:`~hcctme._constants.STATE_SELFTRAIN_ROUNDS` rounds).
@@ -350,26 +351,27 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
 
 
 def carried(X: sp.csr_matrix, labels: np.ndarray, groups: np.ndarray, z: np.ndarray, ids: list[str],
-            samples: np.ndarray | None, params: SelfTrainParams, states: list[str] | None = None) -> np.ndarray:
+            samples: np.ndarray | None, params: SelfTrainParams) -> np.ndarray:
     """Carried scores: each seeded state's score on the genes that co-vary with its seeds in the data.
 
-    A short panel reads a few genes of its state's programme (a 3-gene marker panel, of which the data
-    may express one); the seeds it gives mark the whole programme. Per state of ``states`` (default:
-    all ``ids``) with seeds: the genes (columns of ``X``) whose AUROC of its seeds against the cells
-    that do not score for it (the clusters ``groups`` whose mean z-score of the state is at most the
-    specificity test's reference z, :func:`._state_specificity.reference_rows`) reaches
-    ``params.carry_auroc`` (the ``params.carry_genes`` highest; none when fewer than
-    ``params.carry_min_genes``) are its carried genes, and a cell's carried score is their mean
-    log-expression, centred within the cell's sample and scaled to unit sd. A second pass leaves out
-    of the reference the cells whose first score is nearer the seeds' median than the reference's (a
-    cluster of the state that its few signature genes score low). Returns cells x carried states.
+    A signature reads part of its state's programme (a 3-gene marker panel, of which the data may
+    express one gene; a list that shares half of its genes with the programme); the seeds it gives
+    mark the whole programme. Per state of ``ids`` with seeds: the genes (columns of ``X``) whose
+    AUROC of its seeds against the cells that do not score for it (the clusters ``groups`` whose
+    mean z-score of the state is at most the specificity test's reference z,
+    :func:`._state_specificity.reference_rows`) reaches ``params.carry_auroc`` (the
+    ``params.carry_genes`` highest; none when fewer than ``params.carry_min_genes``) are its carried
+    genes, and a cell's carried score is their mean log-expression, centred within the cell's sample
+    and scaled to unit sd. A second pass leaves out of the reference the cells whose first score is
+    nearer the seeds' median than the reference's (a
+    cluster of the state that its signature genes score low). Returns cells x carried states.
     """
     codes, n_samples = _sample_codes(samples, X.shape[0])
     size = np.maximum(np.bincount(codes, minlength=n_samples), 1)
     columns = []
     for j, state in enumerate(ids):
         mine = np.flatnonzero(labels == state)
-        if mine.size < params.min_seeds or (states is not None and state not in states):
+        if mine.size < params.min_seeds:
             continue
         reference = _specificity.reference_rows(groups, z[:, j], groups[mine[0]])
         reference = reference[labels[reference] != state]
@@ -586,8 +588,7 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     values, counts = np.unique(labels[labels != ""], return_counts=True)
     keep = set(values[counts >= params.min_seeds])
     labels = np.where(np.isin(labels, list(keep)), labels, "")
-    short = [s for s in ids if panel is not None and _specificity.short_panel(panel, s)]
-    features = np.hstack([pcs, z, carried(X, labels, groups, z, ids, samples, params, short)])
+    features = np.hstack([pcs, z, carried(X, labels, groups, z, ids, samples, params)])
     classes, probs, train = self_train(features, labels, params)
     t = 1.0
     if params.folds >= 2:  # calibration: held-out probabilities, smoothed, temperature fitted on the training cells

@@ -1,4 +1,4 @@
-"""The self-training carries a short panel's seeded state to the genes that co-vary with it (``carried``)."""
+"""The self-training carries each seeded state to the genes that co-vary with its seeds (``carried``)."""
 
 from __future__ import annotations
 
@@ -37,8 +37,21 @@ def test_carried_score_reads_the_programme_where_the_panel_gene_is_low():
     assert means[1] - means[2] < 0.5
     # centred within each sample: the samples' shift of every gene does not move it
     assert abs(scores[samples == "a", 0].mean() - scores[samples == "b", 0].mean()) < 1e-9
-    # only the listed states are carried (call_population lists the short panels)
-    assert selftrain.carried(X, labels, groups, z, ["S"], samples, params, []).shape == (400, 0)
+
+
+def test_every_seeded_state_is_carried_and_unseeded_ones_are_not():
+    """One column per state with enough seeds, in ``ids`` order, each independent of the others."""
+    X, groups, samples, z = _population()
+    labels = np.where(groups == 1, "S", np.where(groups == 2, "T", selftrain.NONE_CLASS)).astype(object)
+    params = selftrain.SelfTrainParams()
+    z2 = np.column_stack([z[:, 0], np.where(groups == 2, 1.0, -0.5)])
+    both = selftrain.carried(X, labels, groups, z2, ["S", "T"], samples, params)
+    alone = selftrain.carried(X, labels, groups, z2[:, :1], ["S"], samples, params)
+    assert both.shape == (400, 2)
+    np.testing.assert_array_equal(both[:, :1], alone)
+    assert both[groups == 2, 1].mean() > both[np.isin(groups, [0, 3]), 1].mean() + 1.5
+    labels[groups == 2] = ""  # T without seeds
+    np.testing.assert_array_equal(selftrain.carried(X, labels, groups, z2, ["S", "T"], samples, params), alone)
 
 
 def test_no_carried_score_without_co_varying_genes():
