@@ -363,8 +363,8 @@ def carried(X: sp.csr_matrix, labels: np.ndarray, groups: np.ndarray, z: np.ndar
     ``params.carry_genes`` highest; none when fewer than ``params.carry_min_genes``) are its carried
     genes, and a cell's carried score is their mean log-expression, centred within the cell's sample
     and scaled to unit sd. A second pass leaves out of the reference the cells whose first score is
-    nearer the seeds' median than the reference's (a
-    cluster of the state that its signature genes score low). Returns cells x carried states.
+    nearer the seeds' median than the reference's (a cluster of the state that its signature genes
+    score low). Returns cells x carried states.
     """
     codes, n_samples = _sample_codes(samples, X.shape[0])
     size = np.maximum(np.bincount(codes, minlength=n_samples), 1)

@@ -149,8 +149,8 @@ def build_panel(X: sp.csc_matrix, state_positions: dict[str, np.ndarray], backgr
 def cluster_auroc(X: sp.csc_matrix, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """AUROC of every group's cells against the rest, per column of ``X``: (group labels, groups x columns).
 
-    The stored values of all genes are ranked in one sort (:func:`_column_ranks`; a gene's zeros share
-    one tied rank), the rank sums of all groups come from one sparse product.
+    The stored values of all genes are ranked in one compiled pass (:func:`_column_ranks`; a gene's
+    zeros share one tied rank), the rank sums of all groups come from one sparse product.
     """
     n = X.shape[0]
     labels, codes = np.unique(groups, return_inverse=True)
