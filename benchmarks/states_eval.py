@@ -123,24 +123,24 @@ def absent_calls(setting: str, seed: int, cells: int, patients: int, absent: tup
     return pd.Series({s: float((calls[context == hcctme.sig.get(s).cell_context] == s).mean()) for s in absent})
 
 
-def null_fpr(n_cohorts: int, refine: str | None = None, *, truth: bool = False) -> tuple[float, int]:
-    """Share of composition tests at p < 0.05 on the calls of null cohorts (8 patients, 4 vs 4).
+def null_fpr(n_cohorts: int, refine: str | None = None) -> dict[str, tuple[float, int]]:
+    """Share of composition tests at p < 0.05 on null cohorts (8 patients, 4 vs 4), and their number.
 
-    ``truth``: the same test on the generator's true states of the same cohorts instead (no calls): the
-    test's own rate on these cohorts, against which the calls' rate is read.
+    ``"calls"``: the test on the calls; ``"true states"``: the same test on the generator's true states
+    of the same cohorts (the test's own rate, against which the calls' rate is read).
     """
-    pvalues = []
+    groupby = {"calls": "hcctme_state", "true states": "state_true"}
+    pvalues: dict[str, list[np.ndarray]] = {name: [] for name in groupby}
     for seed in range(n_cohorts):
         adata = with_graph(generate("10x", seed=500 + seed, n_patients=8, cells_per_patient=200), refine)
-        if not truth:
-            hcctme.tl.score(adata)
-            hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient", refine=refine)
-        hcctme.tl.compare(adata, condition_key="condition", sample_key="patient", reference="responder",
-                          features="composition", groupby="state_true" if truth else "hcctme_state",
-                          parent_key="cell_type")
-        pvalues.append(hcctme.get.compare(adata)["pvalue"].dropna().to_numpy())
-    p = np.concatenate(pvalues)
-    return float(np.mean(p < 0.05)), int(p.size)
+        hcctme.tl.score(adata)
+        hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient", refine=refine)
+        for name, key in groupby.items():
+            hcctme.tl.compare(adata, condition_key="condition", sample_key="patient", reference="responder",
+                              features="composition", groupby=key, parent_key="cell_type")
+            pvalues[name].append(hcctme.get.compare(adata)["pvalue"].dropna().to_numpy())
+    return {name: (float(np.mean(np.concatenate(p) < 0.05)), int(sum(x.size for x in p)))
+            for name, p in pvalues.items()}
 
 
 def main() -> None:
@@ -186,9 +186,10 @@ def main() -> None:
             print(f"\nshare of the parent called a state removed from every sample ({', '.join(absent)}; seed 100):")
             print(shares.round(3).to_string())
     if args.null:
-        fpr, n_tests = null_fpr(args.null, args.refine)
+        rates = null_fpr(args.null, args.refine)
+        fpr, n_tests = rates["calls"]
         print(f"\ncomposition FPR at p < 0.05 on {args.null} null cohorts: {fpr:.3f} ({n_tests} tests)")
-        fpr, n_tests = null_fpr(args.null, truth=True)
+        fpr, n_tests = rates["true states"]
         print(f"the same test on the generator's true states of those cohorts: {fpr:.3f} ({n_tests} tests)")
 
 
