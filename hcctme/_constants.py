@@ -187,7 +187,7 @@ STATE_CLUSTER_STRONG_Z: Final = 1.0
 # STATE_CARRY_AUROC (none when fewer than STATE_CARRY_MIN_GENES)
 STATE_CARRY_GENES: Final = 30
 STATE_CARRY_MIN_GENES: Final = 3
-STATE_CARRY_AUROC: Final = 0.75
+STATE_CARRY_AUROC: Final = 0.7
 # carried artefact column (tl/_state_artefact_carry.py): an artefact column that flags at least
 # STATE_ARTEFACT_CARRY_MIN_CELLS cells of a parent population is carried to the genes that separate them from the
 # clean cells (the STATE_CARRY_* gene rule, the signature genes of the population's states left out)
