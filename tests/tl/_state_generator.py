@@ -37,7 +37,9 @@ calling states on it measures the method against itself. This generator is the y
 
 The gene universe holds every library gene (a transcriptome measures them all), the generator's
 genes and neutral filler genes; only the names of library genes are read from the library, never to
-decide what a state expresses (beyond the fixed overlap completion above). Counts are
+decide what a state expresses (beyond the fixed overlap completion above). The genes keep the positions
+they had at library 2.2 (``_state_generator_genes.txt``), so a library edit does not move the other
+genes' draws. Counts are
 negative-binomial (gamma-Poisson); everything is seeded and one cohort of 8 x 600 cells takes a few
 seconds. ``obs``: ``cell_type`` (the label a user would have), ``patient``, ``condition`` (two arms,
 no planted difference: a null cohort), ``state_true`` (the expected call: the library state id, or
@@ -49,6 +51,7 @@ cell expresses, artefacts included), ``artefact`` (``"none"``, ``"stress"``, ``"
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -56,6 +59,8 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 UNASSIGNED = "unassigned"
+# the universe's named and library genes in their positions at library 2.2 (see _universe)
+UNIVERSE_FILE = Path(__file__).with_name("_state_generator_genes.txt")
 
 # --------------------------------------------------------------------------------------------------
 # Gene programmes (hard-coded from the sources in SOURCES; library ids are the expected calls)
@@ -223,18 +228,33 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
-def _universe(n_genes: int) -> list[str]:
+def _library_genes() -> set[str]:
     from hcctme import sig
 
-    named = [*(g for genes in PROGRAMMES.values() for g in genes), *NAIVE_T, *MONOCYTE_LIKE, *STRESS,
-             *(g for genes in LINEAGE.values() for g in genes)]
-    library = sorted({g for s in sig.library() for g in s.genes})
-    genes = list(dict.fromkeys([*named, *library]))
+    return {g for s in sig.library() for g in s.genes}
+
+
+def _universe(n_genes: int, library_genes: set[str] | None = None) -> list[str]:
+    """The named genes and the library's genes at fixed positions, then neutral fillers up to ``n_genes``.
+
+    Every per-gene draw is positional, so a gene's draws follow its position. The genes of the universe as it was
+    at library 2.2 (UNIVERSE_FILE) keep their positions; a gene the library has gained since goes after them (in
+    sorted order, where a filler was), and a gene it has lost stays. A library edit therefore leaves the draws of
+    every other gene, and the cohorts' figures, as they were.
+    """
+    library = _library_genes() if library_genes is None else library_genes
+    frozen = UNIVERSE_FILE.read_text().split()
+    missing = _NAMED_ALL - set(frozen)
+    if missing:
+        raise RuntimeError(f"{UNIVERSE_FILE.name} lacks the generator's genes {sorted(missing)[:5]}: a programme "
+                           "changed, so the cohorts change anyway; rewrite the file from the new universe")
+    genes = list(dict.fromkeys([*frozen, *sorted(library - set(frozen))]))
     filler = [f"SYN{i:05d}" for i in range(max(n_genes - len(genes), 0))]
     return genes + filler
 
 
 _NAMED = frozenset([*(g for genes in PROGRAMMES.values() for g in genes), *NAIVE_T, *MONOCYTE_LIKE, *STRESS])
+_NAMED_ALL = _NAMED | {g for genes in LINEAGE.values() for g in genes}
 
 
 def _programme(name: str) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.stats import binom
 
-from hcctme._constants import STATE_SPECIFICITY_SHORT_MAX_NULL
+from hcctme._constants import STATE_SPECIFICITY_MIN_UP, STATE_SPECIFICITY_SHORT_MAX_NULL
 from hcctme.tl import _state_selftrain as selftrain
 from hcctme.tl import _state_specificity as specificity
 
@@ -96,6 +96,18 @@ def test_broad_programme_seeds_and_a_few_shared_genes_do_not():
     assert not specificity.specific(specificity.gene_test(auroc[1], panel, "SHORT"))  # none of its genes up
     assert specificity.gene_test(auroc[1], panel, "UNMEASURED")["pvalue"] == 1.0
 
+
+def test_significant_genes_below_the_minimum_share_do_not_seed():
+    """A p-value under alpha is not enough on its own: the cluster must also raise STATE_SPECIFICITY_MIN_UP of
+    the state's measured genes (a cluster can reach the p-value through a few genes where the null rate is tiny)."""
+    n_measured = 40
+    enough = int(np.ceil(STATE_SPECIFICITY_MIN_UP * n_measured))
+    result = {"n_measured": n_measured, "pvalue": 1e-6, "majority_pvalue": 1.0, "null_rate": 1e-4}
+    assert specificity.specific({**result, "n_up": enough})
+    assert not specificity.specific({**result, "n_up": enough - 1})
+    assert not specificity.specific({**result, "n_up": enough, "pvalue": 0.02})
+    # the majority route does not need the minimum share
+    assert specificity.specific({**result, "n_up": enough - 1, "majority_pvalue": 1e-3})
 
 def test_confirm_seeds_declines_the_narrow_cluster():
     counts, groups, names = _population()

@@ -19,6 +19,7 @@ import pytest
 
 import hcctme
 from benchmarks.states_eval import ABSENT, null_fpr
+from tests.tl import _state_generator
 from tests.tl._state_generator import (
     CELL_TYPES,
     PARTLY_CIRCULAR,
@@ -73,6 +74,32 @@ def test_generator_is_seeded_with_artefacts_depths_and_continua():
     assert set(a.obs["cell_type"]) == set(CELL_TYPES)
 
 
+def test_library_edits_leave_the_other_genes_draws_as_they_were(monkeypatch):
+    """The universe keeps its genes' positions (every per-gene draw is positional): a gene the library gains
+    takes a filler's place after them, one it loses stays, and the other genes' counts do not move."""
+    library = _state_generator._library_genes()
+    frozen = _state_generator.UNIVERSE_FILE.read_text().split()
+    assert library <= set(frozen) and len(frozen) < 3000  # room left for genes the library gains
+    base = _state_generator._universe(3000)
+    gained = _state_generator._universe(3000, library | {"AAA1", "ZZZ9"})
+    assert gained[:len(frozen)] == base[:len(frozen)] == frozen
+    assert gained[len(frozen):len(frozen) + 2] == ["AAA1", "ZZZ9"]
+    assert _state_generator._universe(3000, library - {"SPP1", "CD44"}) == base
+    before = generate("10x", n_patients=2, cells_per_patient=150, seed=5)
+    monkeypatch.setattr(_state_generator, "_library_genes", lambda: library | {"AAA1"})
+    after = generate("10x", n_patients=2, cells_per_patient=150, seed=5)
+    assert after.var_names[len(frozen)] == "AAA1" and before.var_names[len(frozen)] == "SYN00000"
+    kept = before.var_names[:len(frozen)]
+    assert (after[:, kept].X != before[:, kept].X).nnz == 0 and after.obs.equals(before.obs)
+
+
+def test_universe_file_must_hold_the_generators_genes(monkeypatch, tmp_path):
+    short = tmp_path / "genes.txt"
+    short.write_text("\n".join(_state_generator.UNIVERSE_FILE.read_text().split()[1:]))
+    monkeypatch.setattr(_state_generator, "UNIVERSE_FILE", short)
+    with pytest.raises(RuntimeError, match="rewrite the file"):
+        _state_generator._universe(3000)
+
 def test_expected_calibration_error():
     conf = np.array([0.9] * 10 + [0.6] * 10)
     correct = np.array([1] * 9 + [0] + [1] * 6 + [0] * 4)
@@ -120,9 +147,9 @@ def test_calls_on_independent_generator(setting):
     # CAFs were 0.35 / 0.37; neutrophils 0.49 / 0.64 without the carried score, NEU_CD10_ALPL recall 0.33 / 0.69
     # then, 0.36 / 0.78 with it). Endothelial cells: PLVAP, the one library gene of ENDO_ONCOFETAL_PLVAP that the
     # generator's programme raises, is among the programme genes not induced in this seed's cohort (ARI 0.01 / 0.00;
-    # benchmarks/states_eval.py averages seeds). The generator's
-    # gene universe includes the library's genes in sorted order, so any list edit moves baseline levels between
-    # genes and these per-seed figures by several hundredths (benchmarks/states_eval.py averages seeds).
+    # benchmarks/states_eval.py averages seeds). Until the generator kept its genes' positions
+    # (_state_generator_genes.txt), any list edit moved baseline levels between genes and these per-seed figures
+    # by several hundredths.
     # With the carried genes' AUROC threshold 0.7 (0.75 before; STATE_CARRY_AUROC): CD8 0.83 / 0.69 (0.83 / 0.69),
     # CD4 0.94 / 0.91 (0.95 / 0.91), macrophages 0.81 / 0.81 (0.82 / 0.81), neutrophils 0.80 / 0.75 (0.74 / 0.76),
     # CAFs 0.67 / 0.76 (0.65 / 0.76), ECE 0.024 / 0.034 (0.027 / 0.034); at Smart-seq depth CD8_TEX_PROGENITOR
