@@ -240,14 +240,15 @@ def _universe(n_genes: int, library_genes: set[str] | None = None) -> list[str]:
     Every per-gene draw is positional, so a gene's draws follow its position. The genes of the universe as it was
     at library 2.2 (UNIVERSE_FILE) keep their positions; a gene the library has gained since goes after them (in
     sorted order, where a filler was), and a gene it has lost stays. A library edit therefore leaves the draws of
-    every other gene, and the cohorts' figures, as they were.
+    every other gene, and so their counts in every cohort, as they were.
     """
     library = _library_genes() if library_genes is None else library_genes
     frozen = UNIVERSE_FILE.read_text().split()
     missing = _NAMED_ALL - set(frozen)
     if missing:
         raise RuntimeError(f"{UNIVERSE_FILE.name} lacks the generator's genes {sorted(missing)[:5]}: a programme "
-                           "changed, so the cohorts change anyway; rewrite the file from the new universe")
+                           "changed, so the cohorts change anyway; append the missing genes to the file (one per "
+                           "line) or rewrite it from the new universe")
     genes = list(dict.fromkeys([*frozen, *sorted(library - set(frozen))]))
     filler = [f"SYN{i:05d}" for i in range(max(n_genes - len(genes), 0))]
     return genes + filler
