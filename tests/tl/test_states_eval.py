@@ -97,7 +97,7 @@ def test_universe_file_must_hold_the_generators_genes(monkeypatch, tmp_path):
     short = tmp_path / "genes.txt"
     short.write_text("\n".join(_state_generator.UNIVERSE_FILE.read_text().split()[1:]))
     monkeypatch.setattr(_state_generator, "UNIVERSE_FILE", short)
-    with pytest.raises(RuntimeError, match="lacks the generator.s genes .*append the missing genes"):
+    with pytest.raises(RuntimeError, match=r"lacks the generator.s genes .*append the missing genes"):
         _state_generator._universe(3000)
 
 def test_expected_calibration_error():
