@@ -234,7 +234,7 @@ def _library_genes() -> set[str]:
     return {g for s in sig.library() for g in s.genes}
 
 
-def _universe(n_genes: int, library_genes: set[str] | None = None) -> list[str]:
+def _universe(n_genes: int) -> list[str]:
     """The named genes and the library's genes at fixed positions, then neutral fillers up to ``n_genes``.
 
     Every per-gene draw is positional, so a gene's draws follow its position. The genes of the universe as it was
@@ -242,7 +242,7 @@ def _universe(n_genes: int, library_genes: set[str] | None = None) -> list[str]:
     sorted order, where a filler was), and a gene it has lost stays. A library edit therefore leaves the draws of
     every other gene, and so their counts in every cohort, as they were.
     """
-    library = _library_genes() if library_genes is None else library_genes
+    library = _library_genes()
     frozen = UNIVERSE_FILE.read_text().split()
     missing = _NAMED_ALL - set(frozen)
     if missing:

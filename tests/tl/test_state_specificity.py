@@ -109,6 +109,7 @@ def test_significant_genes_below_the_minimum_share_do_not_seed():
     # the majority route does not need the minimum share
     assert specificity.specific({**result, "n_up": enough - 1, "majority_pvalue": 1e-3})
 
+
 def test_confirm_seeds_declines_the_narrow_cluster():
     counts, groups, names = _population()
     panel = _panel(counts, names, {"S": [f"G{i}" for i in range(40)]})

@@ -81,10 +81,16 @@ def test_library_edits_leave_the_other_genes_draws_as_they_were(monkeypatch):
     frozen = _state_generator.UNIVERSE_FILE.read_text().split()
     assert library <= set(frozen) and len(frozen) < 3000  # room left for genes the library gains
     base = _state_generator._universe(3000)
-    gained = _state_generator._universe(3000, library | {"AAA1", "ZZZ9"})
+
+    def universe_with(genes):
+        monkeypatch.setattr(_state_generator, "_library_genes", lambda: genes)
+        return _state_generator._universe(3000)
+
+    gained = universe_with(library | {"AAA1", "ZZZ9"})
     assert gained[:len(frozen)] == base[:len(frozen)] == frozen
     assert gained[len(frozen):len(frozen) + 2] == ["AAA1", "ZZZ9"]
-    assert _state_generator._universe(3000, library - {"SPP1", "CD44"}) == base
+    assert universe_with(library - {"SPP1", "CD44"}) == base
+    monkeypatch.setattr(_state_generator, "_library_genes", lambda: library)
     before = generate("10x", n_patients=2, cells_per_patient=150, seed=5)
     monkeypatch.setattr(_state_generator, "_library_genes", lambda: library | {"AAA1"})
     after = generate("10x", n_patients=2, cells_per_patient=150, seed=5)
@@ -99,6 +105,7 @@ def test_universe_file_must_hold_the_generators_genes(monkeypatch, tmp_path):
     monkeypatch.setattr(_state_generator, "UNIVERSE_FILE", short)
     with pytest.raises(RuntimeError, match=r"lacks the generator.s genes .*append the missing genes"):
         _state_generator._universe(3000)
+
 
 def test_expected_calibration_error():
     conf = np.array([0.9] * 10 + [0.6] * 10)
