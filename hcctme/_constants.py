@@ -182,6 +182,9 @@ STATE_CLUSTER_SEED_Z: Final = 0.15
 STATE_CLUSTER_SEED_SHARE: Final = 0.5
 STATE_CLUSTER_SUPPORT: Final = 0.1
 STATE_CLUSTER_STRONG_Z: Final = 1.0
+# a cluster whose best state does not seed it but of whose cells at least STATE_CLUSTER_MAJORITY are one state's
+# mixture calls seeds that state when its mean z-score there is high, else seeds nothing (not "none of these")
+STATE_CLUSTER_MAJORITY: Final = 0.5
 # carried score of a seeded state (a self-training feature): the mean expression of the (at most)
 # STATE_CARRY_GENES genes whose AUROC of the state's seeds against the cells that do not score for it reaches
 # STATE_CARRY_AUROC (none when fewer than STATE_CARRY_MIN_GENES)

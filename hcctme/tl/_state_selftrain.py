@@ -16,9 +16,12 @@ carries. This step learns it:
    :data:`~hcctme._constants.STATE_CLUSTER_SEED_SHARE` of that state's highest cluster mean, and
    :data:`~hcctme._constants.STATE_CLUSTER_SUPPORT` of the cluster's cells are that state's
    mixture calls, or the mean reaches :data:`~hcctme._constants.STATE_CLUSTER_STRONG_Z`, or the
-   mixture calls the cluster's cells that state more often than all other states together; the other
-   clusters are seeds of "none of these" (naive-like or monocyte-like
-   cells that score moderately for a state's signature). A cell whose confident mixture call
+   mixture calls the cluster's cells that state more often than all other states together. A cluster
+   of whose cells at least :data:`~hcctme._constants.STATE_CLUSTER_MAJORITY` are one state's mixture
+   calls and that its best state does not seed seeds that state where its mean z-score is high as
+   above, and nothing where it is not (cells on a continuum, or highest in a sibling's list through
+   shared genes, are the state's cells); the other clusters are seeds of "none of these" (naive-like
+   or monocyte-like cells that score moderately for a state's signature). A cell whose confident mixture call
    (posterior >= :data:`~hcctme._constants.STATE_SEED_CONFIDENCE`, or the median posterior of
    that state's calls when lower) names another class is left out of the seeds. A cluster the
    specificity test declines is a seed of "none of these", or of no class when its state's median
@@ -68,6 +71,7 @@ from hcctme._constants import (
     STATE_CARRY_AUROC,
     STATE_CARRY_GENES,
     STATE_CARRY_MIN_GENES,
+    STATE_CLUSTER_MAJORITY,
     STATE_CLUSTER_SEED_SHARE,
     STATE_CLUSTER_SEED_Z,
     STATE_CLUSTER_STRONG_Z,
@@ -111,6 +115,7 @@ class SelfTrainParams:
     cluster_share: float = STATE_CLUSTER_SEED_SHARE
     cluster_support: float = STATE_CLUSTER_SUPPORT
     cluster_strong_z: float = STATE_CLUSTER_STRONG_Z
+    cluster_majority: float = STATE_CLUSTER_MAJORITY
     n_neighbors: int = STATE_SMOOTH_NEIGHBORS
     smoothing: float = STATE_SMOOTHING
     neighbour_pool: int = STATE_SMOOTH_POOL
@@ -285,21 +290,34 @@ def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np
     over the population, the state included), and a 1-D mixture of a short panel's score at depth
     may call few cells anywhere (a one-state population: 16 calls in 509 cells, 5 % of a 122-cell
     cluster of the state); what the support guards against, a sibling's cluster taken by a state
-    through shared genes, shows as the cluster's calls going to the sibling. Every candidate is then
-    tested by :func:`confirm_seeds`. The other clusters are "none of these".
+    through shared genes, shows as the cluster's calls going to the sibling. A cluster its best state
+    does not seed is not "none of these" when at least ``params.cluster_majority`` of its cells are
+    one state's mixture calls: it seeds that state where that state's mean is high as above, and is
+    no seed (``""``) where it is not (10x generator seed 101: a cluster of progenitor-exhausted cells
+    highest in the unplanted CD8_TSTR list through the heat-shock genes of their programme, and one of
+    terminal cells on the continuum at 0.79 against half the terminal cluster's 1.63, were "none of
+    these" seeds and taught the classifier to call 47 progenitor cells "none"). Every candidate is
+    then tested by :func:`confirm_seeds`. The other clusters are "none of these".
     """
     labels_of = np.unique(groups)
     means = np.vstack([z[groups == g].mean(axis=0) for g in labels_of])
     top = means.max(axis=0)
     label = {}
     for g, row in zip(labels_of, means, strict=True):
-        j = int(np.argmax(row))
         calls = mixture[groups == g]
-        support = float(np.mean(calls == ids[j]))
-        other = float(np.mean((calls != "") & (calls != ids[j])))
-        high = row[j] >= max(params.cluster_z, params.cluster_share * top[j])
-        backed = support >= params.cluster_support or row[j] >= params.cluster_strong_z or support > other
-        label[g] = ids[j] if high and backed else NONE_CLASS
+        support = np.array([np.mean(calls == s) for s in ids])
+        called = float(np.mean(calls != ""))
+        high = row >= np.maximum(params.cluster_z, params.cluster_share * top)
+        j = int(np.argmax(row))
+        backed = (support[j] >= params.cluster_support or row[j] >= params.cluster_strong_z
+                  or support[j] > called - support[j])
+        majority = int(np.argmax(support))
+        if high[j] and backed:
+            label[g] = ids[j]
+        elif support[majority] >= params.cluster_majority and row[majority] >= params.cluster_z:
+            label[g] = ids[majority] if high[majority] else ""
+        else:
+            label[g] = NONE_CLASS
     return np.array([label[g] for g in groups], dtype=object)
 
 
@@ -309,6 +327,7 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
 
     Each seeded cluster is compared with the cells of the clusters that do not score for its state
     (``z``: the cells' state z-scores, columns = ``ids``; :func:`._state_specificity.reference_rows`).
+    Clusters labelled :data:`NONE_CLASS` or ``""`` (no seed) are not tested.
     Returns the labels (declined clusters become :data:`NONE_CLASS`; a declined cluster whose state's
     median gene is up there, :func:`._state_specificity.undecided`, becomes ``""``, not a seed, when
     another cluster seeds that state: it expresses the state's genes without significance, and as
@@ -323,7 +342,7 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
     for g in np.unique(groups):
         members = np.flatnonzero(groups == g)
         state = labels[members[0]]
-        if state == NONE_CLASS:
+        if state in (NONE_CLASS, ""):
             continue
         short = _specificity.short_panel(panel, state)
         state_z = z[:, ids.index(state)]

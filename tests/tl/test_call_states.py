@@ -345,6 +345,40 @@ def test_cluster_seeds_backed_where_the_mixture_calls_no_other_state():
         selftrain.NONE_CLASS}
 
 
+def test_cluster_seeds_follow_the_mixture_majority():
+    """A cluster whose best state does not seed it is not "none of these" when the mixture calls most of its cells
+    one state: it seeds that state where its mean z-score is high, and nothing where it is not (10x seed 101: a
+    cluster of progenitor cells highest in an unplanted sibling, terminal cells on the continuum under half of the
+    terminal cluster's mean)."""
+    params = selftrain.SelfTrainParams()
+    ids = ["A", "B", "C"]
+    groups = np.repeat(np.arange(6), 20)
+    z = np.repeat(np.array([
+        [1.2, -0.5, -0.5],  # 0: A's cluster
+        [-0.5, 0.6, 0.7],   # 1: highest in C, no C calls; 14 of 20 called B, B high (0.6 >= 0.9 / 2)
+        [-0.5, 0.9, -0.5],  # 2: B's cluster
+        [0.5, -0.5, -0.5],  # 3: A under half of A's top (0.5 < 0.6), 14 of 20 called A
+        [0.4, -0.5, -0.5],  # 4: naive-like: A under half, 6 of 20 called A
+        [-0.8, -0.8, -0.8],  # 5: low in all
+    ]), 20, axis=0)
+    mixture = np.full(120, "", dtype=object)
+    mixture[:20], mixture[40:60] = "A", "B"
+    mixture[20:34], mixture[60:74], mixture[80:86] = "B", "A", "A"
+    labels = selftrain.cluster_seeds(groups, z, ids, mixture, params)
+    none = selftrain.NONE_CLASS
+    assert list(labels[::20]) == ["A", "B", "B", "", none, none]
+    # under the majority share (9 of 20) the two clusters are "none of these", as without the rule
+    mixture[29:34], mixture[69:74] = "", ""
+    assert list(selftrain.cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", none, "B", none, none, none]
+
+
+def test_confirm_seeds_leaves_clusters_without_a_seed_alone():
+    groups = np.repeat([0, 1], 10)
+    labels = np.where(groups == 0, "", selftrain.NONE_CLASS).astype(object)
+    out, report = selftrain.confirm_seeds(labels, groups, ["S"], None, np.zeros((20, 1)))  # nothing to test
+    assert list(out) == list(labels) and report["S"]["clusters_tested"] == 0
+
+
 def test_smooth_averages_neighbours():
     pcs = np.array([[0.0], [0.1], [0.2], [10.0]])
     probs = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
