@@ -444,7 +444,8 @@ def call_states(
        mixture's calls: 10 % of the cluster, or more than the calls of all other states there)
        and "none of these" in the others, except a cluster of whose cells half or more are one
        state's mixture calls: it seeds that state where its mean z-score is high as above and is no
-       seed where it is not. A cluster seeds a state only when the
+       seed where it is not; a cell the mixture calls a state is no "none of these" seed. A cluster
+       seeds a state only when the
        state's signature genes are up in it (AUROC against the clusters whose mean z-score of the
        state is at most 0 >= 0.65) more
        often than expression-matched background genes (one-sided binomial p <= 0.01) and at least

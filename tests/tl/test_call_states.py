@@ -372,6 +372,17 @@ def test_cluster_seeds_follow_the_mixture_majority():
     assert list(selftrain.cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", none, "B", none, none, none]
 
 
+def test_combined_seeds_keep_none_seeds_the_mixture_does_not_call():
+    none = selftrain.NONE_CLASS
+    clustered = np.array(["A", "A", "A", none, none, none, none, ""], dtype=object)
+    mixture = np.array(["A", "", "B", "", none, "", "A", "A"], dtype=object)  # "" = no confident mixture seed
+    called = np.array([True, False, True, True, False, False, True, True])  # any mixture call, confident or not
+    labels = selftrain.combined_seeds(clustered, mixture, called)
+    # cell 2: a confident B in A's cluster; cell 3: a low-confidence call in a "none" cluster; cell 6: a confident A
+    assert list(labels) == ["A", "A", "", "", none, none, "", ""]
+    assert list(clustered) == ["A", "A", "A", none, none, none, none, ""]  # inputs untouched
+
+
 def test_confirm_seeds_leaves_clusters_without_a_seed_alone():
     groups = np.repeat([0, 1], 10)
     labels = np.where(groups == 0, "", selftrain.NONE_CLASS).astype(object)
