@@ -17,11 +17,12 @@ carries. This step learns it:
    :data:`~hcctme._constants.STATE_CLUSTER_SUPPORT` of the cluster's cells are that state's
    mixture calls, or the mean reaches :data:`~hcctme._constants.STATE_CLUSTER_STRONG_Z`, or the
    mixture calls the cluster's cells that state more often than all other states together. A cluster
-   of whose cells at least :data:`~hcctme._constants.STATE_CLUSTER_MAJORITY` are one state's mixture
-   calls and that its best state does not seed seeds that state where its mean z-score is high as
-   above, and nothing where it is not (cells on a continuum, or highest in a sibling's list through
-   shared genes, are the state's cells); the other clusters are seeds of "none of these" (naive-like
-   or monocyte-like cells that score moderately for a state's signature). A cell whose confident mixture call
+   that its best state does not seed, but of whose cells at least
+   :data:`~hcctme._constants.STATE_CLUSTER_MAJORITY` are one state's mixture calls, seeds that state
+   where its mean z-score is high as above and nothing where it is not (cells on a continuum, or
+   highest in a sibling's list through shared genes, are the state's cells); the other clusters are
+   seeds of "none of these" (naive-like or monocyte-like cells that score moderately for a state's
+   signature). A cell whose confident mixture call
    (posterior >= :data:`~hcctme._constants.STATE_SEED_CONFIDENCE`, or the median posterior of
    that state's calls when lower) names another class is left out of the seeds, and a cell the
    mixture calls a state at all is no "none of these" seed (:func:`combined_seeds`). A cluster the
