@@ -84,8 +84,9 @@ def scrublet(adata) -> dict[str, float]:
             "scrublet_precision": float(np.mean(truth[called])) if called.any() else float("nan")}
 
 
-def run(setting: str, seed: int, refine: str | None, cells: int, patients: int, self_train: bool = True,
-        doublets: str | None = None) -> dict:
+def called_cohort(setting: str, seed: int, cells: int, patients: int, refine: str | None = None,
+                  self_train: bool = True, doublets: str | None = None):
+    """A generator cohort scored (library and stress stand-in) and called; and the doublet detector's figures."""
     adata = with_graph(generate(setting, seed=seed, n_patients=patients, cells_per_patient=cells), refine)
     detector = scrublet(adata) if doublets else {}
     hcctme.tl.score(adata)
@@ -94,6 +95,12 @@ def run(setting: str, seed: int, refine: str | None, cells: int, patients: int, 
     artefacts = ["STRESS_STAND_IN", *([SCRUBLET_COLUMNS[doublets]] if doublets else [])]
     hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient",
                           artefacts=artefacts, refine=refine, self_train=self_train)
+    return adata, detector
+
+
+def run(setting: str, seed: int, refine: str | None, cells: int, patients: int, self_train: bool = True,
+        doublets: str | None = None) -> dict:
+    adata, detector = called_cohort(setting, seed, cells, patients, refine, self_train, doublets)
     return {**evaluate(adata), "clean_flagged": clean_flagged(adata), "detector": detector}
 
 
@@ -143,12 +150,18 @@ def null_fpr(n_cohorts: int, refine: str | None = None) -> dict[str, tuple[float
             for name, p in pvalues.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def cohort_parser(description: str) -> argparse.ArgumentParser:
+    """The generator benchmarks' arguments: settings, seeds (from 100), cells per patient, patients per cohort."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--cells", type=int, default=600)
     parser.add_argument("--patients", type=int, default=8)
+    return parser
+
+
+def main() -> None:
+    parser = cohort_parser(__doc__.splitlines()[0])
     parser.add_argument("--refine", default=None, choices=[None, "leiden", "graph"])
     parser.add_argument("--no-self-train", action="store_true", help="mixture calls only")
     parser.add_argument("--null", type=int, default=0, help="null cohorts for the composition FPR")

@@ -1,0 +1,38 @@
+"""The supervised ceilings of benchmarks/states_oracle.py are honest: cross-validated, and able to separate.
+
+A ceiling from a reader that predicts cells it was fitted on would look high on any labels; these tests
+check that the readers find classes that are there and no more than chance where there are none.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from benchmarks.states_oracle import readers
+
+
+def _cells(n: int = 240, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Three classes apart in the first two of six features (the rest noise)."""
+    rng = np.random.default_rng(seed)
+    classes = np.repeat(np.array(["a", "b", "c"], dtype=object), n // 3)
+    centres = {"a": (0.0, 0.0), "b": (6.0, 0.0), "c": (0.0, 6.0)}
+    features = rng.normal(size=(classes.size, 6))
+    features[:, :2] += np.array([centres[c] for c in classes])
+    return features, classes
+
+
+def test_readers_find_classes_that_are_there():
+    features, classes = _cells()
+    for name, predicted in readers(features, features[:, :2], classes).items():
+        assert adjusted_rand_score(classes, predicted) > 0.9, name
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_readers_do_not_learn_labels_without_structure(seed):
+    # labels drawn independently of the features: a reader that saw the cells it predicts would fit them
+    features, _ = _cells(seed=seed)
+    labels = np.random.default_rng(seed + 10).choice(np.array(["a", "b", "c"], dtype=object), size=features.shape[0])
+    for name, predicted in readers(features, features[:, :2], labels).items():
+        assert abs(adjusted_rand_score(labels, predicted)) < 0.05, name
