@@ -9,8 +9,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
+from threadpoolctl import threadpool_limits
 
 from benchmarks.states_oracle import readers
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # the tree ensemble's OpenMP threads beside the other pytest worker oversubscribe the cores
+    with threadpool_limits(limits=1):
+        yield
 
 
 def _cells(n: int = 240, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
