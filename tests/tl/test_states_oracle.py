@@ -21,12 +21,12 @@ def _one_thread():
         yield
 
 
-def _cells(n: int = 240, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Three classes apart in the first two of six features (the rest noise)."""
+def _cells(n: int = 240, n_features: int = 6, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Three classes apart in the first two features (the rest noise)."""
     rng = np.random.default_rng(seed)
     classes = np.repeat(np.array(["a", "b", "c"], dtype=object), n // 3)
     centres = {"a": (0.0, 0.0), "b": (6.0, 0.0), "c": (0.0, 6.0)}
-    features = rng.normal(size=(classes.size, 6))
+    features = rng.normal(size=(classes.size, n_features))
     features[:, :2] += np.array([centres[c] for c in classes])
     return features, classes
 
@@ -39,8 +39,9 @@ def test_readers_find_classes_that_are_there():
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_readers_do_not_learn_labels_without_structure(seed):
-    # labels drawn independently of the features: a reader that saw the cells it predicts would fit them
-    features, _ = _cells(seed=seed)
+    # labels drawn independently of 60 features: readers that predicted the cells they were fitted on would fit
+    # them (ARI 0.13-0.21 for the smoothed logistic regression, 1.0 for the trees)
+    features, _ = _cells(n_features=60, seed=seed)
     labels = np.random.default_rng(seed + 10).choice(np.array(["a", "b", "c"], dtype=object), size=features.shape[0])
     for name, predicted in readers(features, features[:, :2], labels).items():
         assert abs(adjusted_rand_score(labels, predicted)) < 0.05, name
