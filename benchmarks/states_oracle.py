@@ -72,14 +72,15 @@ def _within_sample(values: np.ndarray, samples: np.ndarray, centre) -> np.ndarra
 
 def population_features(adata, rows: np.ndarray, parent: str) -> dict[str, np.ndarray]:
     """The ``informed`` and ``caller`` features of one population (see the module docstring)."""
-    X = selftrain.log_expression(adata.X[rows])
+    counts = adata.X[rows]
+    X = selftrain.log_expression(counts)
     samples = adata.obs["patient"].astype(str).to_numpy()[rows]
     position = {g: j for j, g in enumerate(adata.var_names)}
     sets = [PROGRAMMES.get(p, OTHER_PROGRAMMES.get(p, ())) for p in CELL_TYPES[parent][2]]
     sets += [STRESS, LINEAGE["Hepatocytes"]]
     means = np.column_stack([np.asarray(X[:, [position[g] for g in genes]].mean(axis=1)).ravel()
                              for genes in sets if genes])
-    depth = np.log(np.asarray(adata.X[rows].sum(axis=1)).ravel() + 1.0)
+    depth = np.log(np.asarray(counts.sum(axis=1)).ravel() + 1.0)
     scores = adata.obsm["hcctme_scores"].to_numpy(dtype=float)[rows]
     z = (scores - scores.mean(axis=0)) / np.maximum(scores.std(axis=0), 1e-12)
     pcs = selftrain.principal_components(X, selftrain.SelfTrainParams(), samples)
