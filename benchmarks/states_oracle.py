@@ -20,8 +20,9 @@ cells, which one linear boundary cannot hold). Two feature sets:
 
 Two readers per feature set, and the better one's ARI is the ceiling (chosen on the same cells, which
 flatters the ceiling a little): a multinomial logistic regression (standardised features, C = 0.1)
-whose probabilities are averaged with those of each cell's 15 nearest neighbours in component space
-(weight 0.5, as the caller's), and a gradient-boosted tree ensemble (scikit-learn's
+whose probabilities are averaged with those of each cell's 15 nearest cells in component space (weight
+0.5; the cell itself is among the 15, where the caller's ``smooth`` averages 15 other cells), and a
+gradient-boosted tree ensemble (scikit-learn's
 HistGradientBoostingClassifier, 200 iterations). Both are predicted by 5-fold cross-validation
 (stratified, seed 0): no cell is predicted by a model that saw its label. ARI is given over all cells
 of the parent (``all``; the artefact cells' truth is "unassigned") and over the cells that are no
