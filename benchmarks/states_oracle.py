@@ -20,8 +20,8 @@ cells, which one linear boundary cannot hold). Two feature sets:
 
 Two readers per feature set, and the better one's ARI is the ceiling (chosen on the same cells, which
 flatters the ceiling a little): a multinomial logistic regression (standardised features, C = 0.1)
-whose probabilities are averaged with those of each cell's 15 nearest cells in component space (weight
-0.5; the cell itself is among the 15, where the caller's ``smooth`` averages 15 other cells), and a
+whose probabilities are smoothed over each cell's nearest cells in component space as the caller's are
+(``_state_selftrain.smooth`` with the default parameters: weight 0.5 on the mean of 15 other cells), and a
 gradient-boosted tree ensemble (scikit-learn's
 HistGradientBoostingClassifier, 200 iterations). Both are predicted by 5-fold cross-validation
 (stratified, seed 0): no cell is predicted by a model that saw its label. ARI is given over all cells
@@ -57,7 +57,6 @@ from tests.tl._state_generator import (
     UNASSIGNED,
 )
 
-N_NEIGHBOURS = 15
 PARENTS = [t for t, (_, _, states) in CELL_TYPES.items() if set(states) - set(NON_STATES)]
 OTHER_PROGRAMMES = {"NAIVE_T": NAIVE_T, "MONOCYTE_LIKE": MONOCYTE_LIKE}
 STATE_IDS = frozenset(PROGRAMMES)
@@ -95,15 +94,13 @@ def readers(features: np.ndarray, pcs: np.ndarray, classes: np.ndarray) -> dict[
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from sklearn.neighbors import NearestNeighbors
     from sklearn.preprocessing import StandardScaler
 
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=0)
     labels = np.unique(classes)
     probs = cross_val_predict(LogisticRegression(C=0.1, max_iter=3000), StandardScaler().fit_transform(features),
                               classes, cv=folds, method="predict_proba")
-    neighbours = NearestNeighbors(n_neighbors=N_NEIGHBOURS).fit(pcs).kneighbors(pcs, return_distance=False)
-    smoothed = 0.5 * probs + 0.5 * probs[neighbours].mean(axis=1)
+    smoothed = selftrain.smooth(probs, pcs, selftrain.SelfTrainParams())
     trees = HistGradientBoostingClassifier(max_iter=200, random_state=0)
     return {"logistic+kNN": labels[smoothed.argmax(axis=1)],
             "trees": cross_val_predict(trees, features, classes, cv=folds)}
