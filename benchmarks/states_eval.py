@@ -151,10 +151,11 @@ def null_fpr(n_cohorts: int, refine: str | None = None) -> dict[str, tuple[float
 
 
 def cohort_parser(description: str) -> argparse.ArgumentParser:
-    """The generator benchmarks' arguments: settings, seeds (from 100), cells per patient, patients per cohort."""
+    """The generator benchmarks' arguments: settings, seeds (from ``--first-seed``), cells per patient, patients."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--first-seed", type=int, default=100, help="seed of the first cohort (then +1, ...)")
     parser.add_argument("--cells", type=int, default=600)
     parser.add_argument("--patients", type=int, default=8)
     return parser
@@ -172,8 +173,8 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     ari, states, summary = [], [], []
     for setting in args.settings:
-        for seed in range(args.seeds):
-            res = run(setting, 100 + seed, args.refine, args.cells, args.patients, not args.no_self_train,
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            res = run(setting, seed, args.refine, args.cells, args.patients, not args.no_self_train,
                       args.scrublet)
             ari.append(res["ari"].rename((setting, seed)))
             states.append(res["states"].assign(setting=setting, seed=seed))
@@ -194,9 +195,10 @@ def main() -> None:
     print(pd.DataFrame(summary).groupby("setting").mean(numeric_only=True).drop(columns="seed").round(3).to_string())
     if args.absent:
         for absent in (ABSENT, ABSENT_SHORT):
-            shares = pd.DataFrame({setting: absent_calls(setting, 100, args.cells, args.patients, absent, args.refine)
-                                   for setting in args.settings}).T
-            print(f"\nshare of the parent called a state removed from every sample ({', '.join(absent)}; seed 100):")
+            shares = pd.DataFrame({setting: absent_calls(setting, args.first_seed, args.cells, args.patients, absent,
+                                                         args.refine) for setting in args.settings}).T
+            print(f"\nshare of the parent called a state removed from every sample ({', '.join(absent)}; "
+                  f"seed {args.first_seed}):")
             print(shares.round(3).to_string())
     if args.null:
         rates = null_fpr(args.null, args.refine)

@@ -133,14 +133,19 @@ def ceilings(adata) -> pd.DataFrame:
 
 
 def main() -> None:
-    args = cohort_parser(__doc__.splitlines()[0]).parse_args()
+    parser = cohort_parser(__doc__.splitlines()[0])
+    parser.add_argument("--table", type=Path, default=None,
+                        help="CSV file for the per-cohort figures, unrounded (written after each cohort)")
+    args = parser.parse_args()
     warnings.filterwarnings("ignore")
     tables = []
     for setting in args.settings:
-        for seed in range(args.seeds):
-            table = ceilings(called_cohort(setting, 100 + seed, args.cells, args.patients)[0])
-            tables.append(table.assign(setting=setting, seed=100 + seed))
-            print(f"{setting} seed {100 + seed}:\n{table.round(2).to_string()}\n", flush=True)
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
+            table = ceilings(called_cohort(setting, seed, args.cells, args.patients)[0])
+            tables.append(table.assign(setting=setting, seed=seed))
+            print(f"{setting} seed {seed}:\n{table.round(2).to_string()}\n", flush=True)
+            if args.table is not None:
+                pd.concat(tables).to_csv(args.table)
     mean = pd.concat(tables).reset_index().drop(columns="seed").groupby(["setting", "parent"]).mean()
     for cells in ("clean", "all"):
         print(f"per-parent ARI over the {cells} cells, mean over seeds: the caller, the ceiling of its features "

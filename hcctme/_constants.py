@@ -176,7 +176,8 @@ STATE_SELFTRAIN_MIN_SEEDS: Final = 10
 # within-sample-centred expression PCs; a cluster seeds the state whose mean z-score is highest there
 # when it reaches STATE_CLUSTER_SEED_Z and STATE_CLUSTER_SEED_SHARE of that state's highest cluster mean
 # and at least STATE_CLUSTER_SUPPORT of its cells are that state's mixture calls (or the mean reaches
-# STATE_CLUSTER_STRONG_Z, or its cells' mixture calls of that state outnumber those of all other states together)
+# STATE_CLUSTER_STRONG_Z, or its cells' mixture calls of that state outnumber those of all other states together,
+# or the state has no mixture call in the population and leads by STATE_CLUSTER_UNCALLED_LEAD, below)
 STATE_SELFTRAIN_MAX_CLUSTERS: Final = 40
 STATE_CLUSTER_SEED_Z: Final = 0.15
 STATE_CLUSTER_SEED_SHARE: Final = 0.5
@@ -185,6 +186,10 @@ STATE_CLUSTER_STRONG_Z: Final = 1.0
 # a cluster whose best state does not seed it but of whose cells at least STATE_CLUSTER_MAJORITY are one state's
 # mixture calls seeds that state when its mean z-score there is high, else seeds nothing (not "none of these")
 STATE_CLUSTER_MAJORITY: Final = 0.5
+# a state the mixture calls in no cell of the population is backed in a cluster where it is best and high and leads
+# the cluster's next state by at least STATE_CLUSTER_UNCALLED_LEAD (z units): the mixture says nothing of it there,
+# and a cluster nearly as high in a sibling may be the sibling's, read through the genes the two share
+STATE_CLUSTER_UNCALLED_LEAD: Final = 0.25
 # carried score of a seeded state (a self-training feature): the mean expression of the (at most)
 # STATE_CARRY_GENES genes whose AUROC of the state's seeds against the cells that do not score for it reaches
 # STATE_CARRY_AUROC (none when fewer than STATE_CARRY_MIN_GENES)

@@ -16,7 +16,9 @@ carries. This step learns it:
    :data:`~hcctme._constants.STATE_CLUSTER_SEED_SHARE` of that state's highest cluster mean, and
    :data:`~hcctme._constants.STATE_CLUSTER_SUPPORT` of the cluster's cells are that state's
    mixture calls, or the mean reaches :data:`~hcctme._constants.STATE_CLUSTER_STRONG_Z`, or the
-   mixture calls the cluster's cells that state more often than all other states together. A cluster
+   mixture calls the cluster's cells that state more often than all other states together, or the
+   mixture calls the state nowhere in the population and its mean leads the cluster's next state by
+   :data:`~hcctme._constants.STATE_CLUSTER_UNCALLED_LEAD`. A cluster
    that its best state does not seed, but of whose cells at least
    :data:`~hcctme._constants.STATE_CLUSTER_MAJORITY` are one state's mixture calls, seeds that state
    where its mean z-score is high as above and nothing where it is not (cells on a continuum, or
@@ -78,6 +80,7 @@ from hcctme._constants import (
     STATE_CLUSTER_SEED_Z,
     STATE_CLUSTER_STRONG_Z,
     STATE_CLUSTER_SUPPORT,
+    STATE_CLUSTER_UNCALLED_LEAD,
     STATE_NONE_SEED_Z,
     STATE_SEED_CONFIDENCE,
     STATE_SELFTRAIN_C,
@@ -118,6 +121,7 @@ class SelfTrainParams:
     cluster_support: float = STATE_CLUSTER_SUPPORT
     cluster_strong_z: float = STATE_CLUSTER_STRONG_Z
     cluster_majority: float = STATE_CLUSTER_MAJORITY
+    cluster_uncalled_lead: float = STATE_CLUSTER_UNCALLED_LEAD
     n_neighbors: int = STATE_SMOOTH_NEIGHBORS
     smoothing: float = STATE_SMOOTHING
     neighbour_pool: int = STATE_SMOOTH_POOL
@@ -292,7 +296,15 @@ def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np
     over the population, the state included), and a 1-D mixture of a short panel's score at depth
     may call few cells anywhere (a one-state population: 16 calls in 509 cells, 5 % of a 122-cell
     cluster of the state); what the support guards against, a sibling's cluster taken by a state
-    through shared genes, shows as the cluster's calls going to the sibling. A cluster its best state
+    through shared genes, shows as the cluster's calls going to the sibling. A state the mixture calls
+    in no cell of the population (its component collapsed, or a one-state population whose 1-D
+    mixture calls nothing) gets no word from it either way: it is backed where its mean leads the
+    cluster's next state by ``params.cluster_uncalled_lead`` (noisy generator seed 103: the mixture
+    called no cell KUPFFER and 113 cells the unplanted TAM1_FOLR2, and three clusters holding 201 of
+    the 265 KUPFFER cells, KUPFFER 0.56-0.92 and TAM1_FOLR2 0.24-0.33, were "none of these"), not
+    where a sibling is nearly as high (a cluster of Kupffer cells at 0.90 in the unplanted TAM1_FOLR2,
+    read through the genes it shares with KUPFFER at 0.83); the specificity test is then the guard
+    against a state absent from the data. A cluster its best state
     does not seed is not "none of these" when at least ``params.cluster_majority`` of its cells are
     one state's mixture calls: it seeds that state where that state's mean is high as above, and is
     no seed (``""``) where it is not (10x generator seed 101: a cluster of progenitor-exhausted cells
@@ -304,6 +316,7 @@ def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np
     labels_of = np.unique(groups)
     means = np.vstack([z[groups == g].mean(axis=0) for g in labels_of])
     top = means.max(axis=0)
+    uncalled = ~np.isin(np.asarray(ids, dtype=object), mixture)
     label = {}
     for g, row in zip(labels_of, means, strict=True):
         calls = mixture[groups == g]
@@ -312,7 +325,8 @@ def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np
         high = row >= np.maximum(params.cluster_z, params.cluster_share * top)
         j = int(np.argmax(row))
         backed = (support[j] >= params.cluster_support or row[j] >= params.cluster_strong_z
-                  or support[j] > called - support[j])
+                  or support[j] > called - support[j]
+                  or (uncalled[j] and _lead(row, j) >= params.cluster_uncalled_lead))
         majority = int(np.argmax(support))
         if high[j] and backed:
             label[g] = ids[j]
@@ -321,6 +335,12 @@ def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np
         else:
             label[g] = NONE_CLASS
     return np.array([label[g] for g in groups], dtype=object)
+
+
+def _lead(row: np.ndarray, j: int) -> float:
+    """How far state ``j``'s mean z-score in ``row`` is above the next state's (infinite with one state)."""
+    others = np.delete(row, j)
+    return float(row[j] - others.max()) if others.size else float("inf")
 
 
 def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel: GenePanel,

@@ -321,8 +321,10 @@ def test_cluster_seeds_rules():
     mixture = np.where(groups == 2, "B", "").astype(object)
     labels = selftrain.cluster_seeds(groups, z, ids, mixture, params)
     assert list(labels[::10]) == ["A", selftrain.NONE_CLASS, "B", selftrain.NONE_CLASS]
-    # without mixture calls B's cluster (mean 0.5 < 1) is not seeded; A's (mean 1.2 >= 1) still is
-    labels = selftrain.cluster_seeds(groups, z, ids, np.full(40, "", dtype=object), params)
+    # without B calls in its cluster (the mixture calls B in cluster 3 only), B's cluster (mean 0.5 < 1) is not
+    # seeded; A's (mean 1.2 >= 1) still is
+    mixture = np.where(groups == 3, "B", "").astype(object)
+    labels = selftrain.cluster_seeds(groups, z, ids, mixture, params)
     assert list(labels[::10]) == ["A", selftrain.NONE_CLASS, selftrain.NONE_CLASS, selftrain.NONE_CLASS]
 
 
@@ -338,11 +340,38 @@ def test_cluster_seeds_backed_where_the_mixture_calls_no_other_state():
     mixture[20], mixture[21:25] = "B", "A"
     labels = selftrain.cluster_seeds(groups, z, ids, mixture, params)
     assert list(labels[::20]) == ["A", selftrain.NONE_CLASS, selftrain.NONE_CLASS, selftrain.NONE_CLASS]
-    # a tie (1 A and 1 B call in A's cluster) does not back it; without any call neither cluster is backed
+    # a tie (1 A and 1 B call in A's cluster) does not back it; with the A and B calls in clusters 2 and 3 only,
+    # neither cluster 0 nor 1 is backed
     mixture[1] = "B"
     assert selftrain.cluster_seeds(groups, z, ids, mixture, params)[0] == selftrain.NONE_CLASS
-    assert set(selftrain.cluster_seeds(groups, z, ids, np.full(80, "", dtype=object), params)) == {
-        selftrain.NONE_CLASS}
+    mixture = np.where(groups == 2, "A", np.where(groups == 3, "B", "")).astype(object)
+    assert list(selftrain.cluster_seeds(groups, z, ids, mixture, params)[::20]) == [selftrain.NONE_CLASS] * 4
+
+
+def test_cluster_seeds_back_a_state_the_mixture_calls_nowhere():
+    """A state without a mixture call in the population is backed where it leads the cluster's next state by
+    ``cluster_uncalled_lead``, not where a sibling is nearly as high (noisy generator seed 103: KUPFFER uncalled,
+    its clusters were "none of these"); one call of it elsewhere restores the mixture's guard."""
+    params = selftrain.SelfTrainParams()
+    ids = ["A", "B", "C"]
+    groups = np.repeat(np.arange(4), 20)
+    z = np.repeat(np.array([
+        [1.2, -0.5, -0.5],  # 0: A's cluster, called A
+        [-0.5, 0.6, 0.2],   # 1: B best, leads C by 0.4 >= 0.25; 5 of 20 cells called A, no B call anywhere
+        [-0.5, 0.4, 0.5],   # 2: C best (uncalled too) but B nearly as high: leads by 0.1 < 0.25
+        [-0.8, -0.8, -0.8],  # 3: low in all
+    ]), 20, axis=0)
+    mixture = np.full(80, "", dtype=object)
+    mixture[:20], mixture[20:25] = "A", "A"
+    none = selftrain.NONE_CLASS
+    assert list(selftrain.cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", "B", none, none]
+    lower = selftrain.SelfTrainParams(cluster_uncalled_lead=0.05)  # C's lead of 0.1 suffices
+    assert list(selftrain.cluster_seeds(groups, z, ids, mixture, lower)[::20]) == ["A", "B", "C", none]
+    mixture[60] = "B"  # one B call in the population: B's cluster, without B calls, is no longer backed
+    assert list(selftrain.cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", none, none, none]
+    # a one-state population whose mixture calls nothing: the state's cluster is backed
+    one = selftrain.cluster_seeds(groups[:40], z[:40, 1:2], ["B"], np.full(40, "", dtype=object), params)
+    assert list(one[::20]) == [none, "B"]
 
 
 def test_cluster_seeds_follow_the_mixture_majority():
