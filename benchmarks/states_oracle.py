@@ -46,6 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.states_eval import called_cohort, cohort_parser
 from hcctme.tl import _state_selftrain as selftrain
+from hcctme.tl._state_artefacts import library_size
+from hcctme.tl._state_specificity import sample_centred_mean
 from tests.tl._state_generator import (
     CELL_TYPES,
     LINEAGE,
@@ -62,14 +64,6 @@ OTHER_PROGRAMMES = {"NAIVE_T": NAIVE_T, "MONOCYTE_LIKE": MONOCYTE_LIKE}
 STATE_IDS = frozenset(PROGRAMMES)
 
 
-def _within_sample(values: np.ndarray, samples: np.ndarray, centre) -> np.ndarray:
-    out = np.asarray(values, dtype=float).copy()
-    for s in np.unique(samples):
-        rows = samples == s
-        out[rows] -= centre(out[rows], axis=0)
-    return out
-
-
 def population_features(adata, rows: np.ndarray, parent: str) -> dict[str, np.ndarray]:
     """The ``informed`` and ``caller`` features of one population (see the module docstring)."""
     counts = adata.X[rows]
@@ -78,15 +72,16 @@ def population_features(adata, rows: np.ndarray, parent: str) -> dict[str, np.nd
     position = {g: j for j, g in enumerate(adata.var_names)}
     sets = [PROGRAMMES.get(p, OTHER_PROGRAMMES.get(p, ())) for p in CELL_TYPES[parent][2]]
     sets += [STRESS, LINEAGE["Hepatocytes"]]
-    means = np.column_stack([np.asarray(X[:, [position[g] for g in genes]].mean(axis=1)).ravel()
+    codes = np.unique(samples, return_inverse=True)[1]
+    size = np.bincount(codes)
+    means = np.column_stack([sample_centred_mean(X, np.array([position[g] for g in genes]), codes, size)
                              for genes in sets if genes])
-    depth = np.log(np.asarray(counts.sum(axis=1)).ravel() + 1.0)
+    depth = library_size(np.asarray(counts.sum(axis=1)).ravel(), np.full(rows.size, parent), samples)
     scores = adata.obsm["hcctme_scores"].to_numpy(dtype=float)[rows]
     z = (scores - scores.mean(axis=0)) / np.maximum(scores.std(axis=0), 1e-12)
     pcs = selftrain.principal_components(X, selftrain.SelfTrainParams(), samples)
-    caller = np.column_stack([pcs, z, _within_sample(depth, samples, np.median)])
-    return {"informed": np.column_stack([_within_sample(means, samples, np.mean), caller]), "caller": caller,
-            "pcs": pcs}
+    caller = np.column_stack([pcs, z, depth])
+    return {"informed": np.column_stack([means, caller]), "caller": caller, "pcs": pcs}
 
 
 def readers(features: np.ndarray, pcs: np.ndarray, classes: np.ndarray) -> dict[str, np.ndarray]:
