@@ -140,8 +140,9 @@ MARKER_COLLECTION: Final = "cell_type_markers"
 # score makes a cell "none of these" in call_states.
 STATE_ARTEFACT_Z: Final = 3.0
 # A foreign-lineage marker that would flag more than this share of a population marks a state whose
-# genes it shares, not doublets (and a library size, a state of larger cells): it is not used there. A marker's
-# reference level needs STATE_MIN_REFERENCE_CELLS cells.
+# genes it shares, not doublets (and a library size, a state of larger cells): it is not used there. The markers
+# together keep their flags in at most this share of a population (the cells furthest toward a foreign lineage).
+# A marker's reference level needs STATE_MIN_REFERENCE_CELLS cells.
 STATE_MAX_FOREIGN_SHARE: Final = 0.1
 # Artefact scores get a two-component normal fit in each parent population (tl/_state_artefacts.py): when
 # the upper component is apart from the clean one (Ashman's D >= STATE_ARTEFACT_D, BIC of the two components

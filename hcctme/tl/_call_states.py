@@ -231,7 +231,7 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
         "thresholds": thresholds.to_dict(),
         "method": ("artefact cells set aside (artefact scores and the library size relative to the sample: "
                    "two-component fit per context, flagged above the clean component; foreign-lineage markers: "
-                   "robust z); state scores z-scored over "
+                   "robust z, at most 10 % of a context together); state scores z-scored over "
                    "each context (no per-sample re-centering); K-states-or-none mixture (EM) per context; "
                    "confidence = posterior of the best state"
                    + ("; self-training: k-means clusters of the context's within-sample-centred expression "
@@ -390,7 +390,8 @@ def call_states(
       ``artefact_signatures`` (context -> columns used), ``artefacts_from_obs`` (the ``artefacts`` read
       from ``obs``: name -> ``"score"`` or ``"flag"``), ``thresholds``, ``method``,
       ``diagnostics`` (per state the fitted proportion and separation; per context the artefact
-      cells, ``flagged_by``: the cells each artefact column flags, and ``markers_not_used``),
+      cells, ``flagged_by``: the cells each artefact column flags, ``markers_not_used`` and
+      ``foreign_released``: the cells whose foreign-lineage flags the markers' joint share lifted),
       ``mixture_counts`` (per context, the mixture's calls of each state and ``"unassigned"`` before the
       self-training: where a state's cells are lost, in the mixture or in the self-training),
       ``artefact_rule`` (the thresholds of :mod:`hcctme.tl._state_artefacts`; ``library_size``
@@ -423,7 +424,9 @@ def call_states(
        robust sd (median / MAD) above the context's median (a foreign marker must also reach a
        third of its own lineage's median level, and is not used in a context where it would flag
        more than 10 % of the cells: there it marks a state whose genes it shares, not doublets; nor
-       is the library size where it would flag more than 10 %: there it marks a state of larger cells).
+       is the library size where it would flag more than 10 %: there it marks a state of larger cells;
+       together the foreign markers keep their flags in at most 10 % of the cells, those furthest
+       toward a foreign lineage's own level).
        A boolean ``obs`` column in ``artefacts`` (a doublet detector's calls) flags its True cells
        with artefact probability 1, whatever their share;
     2. every state score is z-scored over the context's cells of all samples (no per-sample

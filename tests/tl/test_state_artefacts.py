@@ -85,6 +85,56 @@ def test_context_flags_drop_markers_that_mark_a_state():
     np.testing.assert_allclose(found.probability, alone.probability)
 
 
+def _foreign_cohort(n: int = 600, seed: int = 4) -> tuple[np.ndarray, dict[str, float]]:
+    """Two foreign-lineage marker scores near 0, each raised in 48 cells (8 %, under the per-marker cap).
+
+    Marker A's cells carry its lineage's profile at 60-90 % of its own level (0.3-0.45 of 0.5), marker
+    B's at 34-58 % (0.17-0.29 of 0.5; the rule needs a third): the A cells are further toward a foreign lineage.
+    """
+    rng = np.random.default_rng(seed)
+    x = np.abs(rng.normal(0.0, 0.005, (n, 2)))
+    x[:48, 0] = np.linspace(0.3, 0.45, 48)
+    x[48:96, 1] = np.linspace(0.17, 0.29, 48)
+    return x, {"MARKER_A": 0.5, "MARKER_B": 0.5}
+
+
+def test_foreign_markers_together_flag_at_most_the_foreign_share():
+    x, refs = _foreign_cohort()
+    each = [artefacts.column_flags(x[:, j], reference=0.5)[0] for j in range(2)]
+    assert each[0][:48].all() and each[1][48:96].all() and not (each[0][48:].any() or each[1][96:].any())
+    found = artefacts.context_flags(x, ["MARKER_A", "MARKER_B"], refs)
+    # 96 cells (16 %) carry a foreign profile; 60 (10 %) keep their flags: all of A's and B's 12 furthest
+    assert found.unused == [] and found.foreign_released == 36
+    assert (found.flagged[:48] == "MARKER_A").all()
+    assert (found.flagged[84:96] == "MARKER_B").all() and (found.flagged[48:84] == "").all()
+    assert (found.flagged[96:] == "").all()
+    np.testing.assert_array_equal(found.probability, (found.flagged != "").astype(float))
+    assert found.flagged_by == {"MARKER_A": 48, "MARKER_B": 12}
+    # with a larger share allowed, nothing is released
+    loose = artefacts.context_flags(x, ["MARKER_A", "MARKER_B"], refs, max_foreign_share=0.2)
+    assert loose.foreign_released == 0 and loose.flagged_by == {"MARKER_A": 48, "MARKER_B": 48}
+
+
+def test_the_foreign_share_leaves_other_artefact_columns_alone():
+    x, refs = _foreign_cohort()
+    stress, _ = _stress_cohort(0.25, seed=5, n=x.shape[0])
+    found = artefacts.context_flags(np.column_stack([stress, x]), ["STRESS", "MARKER_A", "MARKER_B"], refs)
+    alone = artefacts.context_flags(stress[:, None], ["STRESS"], {})
+    np.testing.assert_array_equal(found.flagged == "STRESS", alone.flagged == "STRESS")
+    # the cap counts the foreign-lineage flags only: 60 cells keep them, stressed or not
+    assert found.foreign_released == 36 and found.flagged_by["MARKER_A"] + found.flagged_by["MARKER_B"] == 60
+
+
+def test_strongest_foreign_keeps_every_flag_under_the_share():
+    x, _ = _foreign_cohort()
+    flags = np.column_stack([artefacts.column_flags(x[:, j], reference=0.5)[0] for j in range(2)])
+    assert artefacts.strongest_foreign(x, [0.5, 0.5], flags, 0.2).all()
+    keep = artefacts.strongest_foreign(x, [0.5, 0.5], flags, 0.1)
+    assert keep.sum() == x.shape[0] - 36 and not keep[48:84].any()
+    # no foreign marker at all: every cell keeps its (absent) flags
+    assert artefacts.strongest_foreign(np.zeros((5, 0)), [], np.zeros((5, 0), dtype=bool), 0.1).all()
+
+
 def test_library_size_is_relative_to_the_sample_in_each_context():
     totals = np.array([1000, 2000, 4000, 10_000, 20_000, 40_000, 1000, 2000])
     contexts = np.array(["a", "a", "a", "a", "a", "a", "b", "b"], dtype=object)

@@ -98,12 +98,25 @@ def test_sade_feldman_t_cell_states_read_in_all_t_cells(shares):
 @pytest.mark.slow
 def test_floors_below_the_target(shares):
     """Wu 2020 measured: TREG 7 of 14 with 5 of 86 sibling calls (3 before the carried score of every seeded
-    state), Teff 16 of 22 (0.73; 13 before), which meets the 0.7 target."""
+    state), Teff 16 of 22 (0.73; 13 before), which meets the 0.7 target. Wu 2021 detox iCAF 16 of 130 (30 before
+    the foreign-lineage markers' joint share, release 2.6: 69 more CAFs in the population move its clusters)."""
     wu = shares["wu2020_tcells"]
     assert wu.loc["TREG", "share"] >= 0.4 and wu.loc["TREG", "siblings_called"] <= 0.06 * wu.loc["TREG", "n_siblings"]
     assert wu.loc["CD8_TEFF", "share"] >= 0.65
     assert shares["he2020_liver"].loc["TAM2_SPP1", "share"] >= 0.2
-    assert shares["wu2021_tnbc"].loc["CAF_DETOX_ICAF", "share"] >= 0.15
+    assert shares["wu2021_tnbc"].loc["CAF_DETOX_ICAF", "share"] >= 0.1
+
+
+@pytest.mark.slow
+def test_wu2021_tregs_once_the_foreign_markers_share_their_cap(shares, called):
+    """Wu 2021 CD4 T cells (64): the foreign-lineage markers, each under 10 %, together set aside 16 (5 of them
+    Tregs) and left 48, which the 1-D mixture called TREG in 3 of 23 Tregs. Held together to 10 % of the population
+    (release 2.6), 7 are set aside and the mixture on the other 57 calls 17 of 23 Tregs, and 8 of 41 other CD4 T
+    cells (the subset lacks FOXP3 and CCR8)."""
+    treg = shares["wu2021_tnbc"].loc["TREG"]
+    assert treg["share"] >= 0.65 and treg["siblings_called"] <= 0.25 * treg["n_siblings"]
+    cd4 = called["wu2021_tnbc"].uns["hcctme_state_params"]["diagnostics"]["cd4_t"]["unassigned"]
+    assert cd4["artefacts"] <= 0.11 * 64 + 1 and cd4["foreign_released"] >= 5
 
 
 @pytest.mark.slow
@@ -164,35 +177,47 @@ def test_villani_pdc_clusters_seed_through_the_majority_route(shares, called):
 
 
 @pytest.mark.slow
-def test_wu2021_cafs_are_lost_to_foreign_markers_and_the_specificity_test(called):
-    """Wu 2021 TNBC (10x), 346 CAFs of the mapped clusters, 316 unassigned: 103 are set aside as artefacts, 98 of
-    them by foreign-lineage markers (T cell 34, plasma 27, endothelial 18, myeloid 18: ambient RNA or doublets,
-    each marker under the 10 % cap); the mixture calls 2 cells each for the three near-identical Kieffer myCAF
-    lists (which split the myCAF-like majority between them), and the one cluster seeded ECM-myCAF is declined
-    (6 of 39 genes up, p = 0.25): the myCAF-like cells are 62 % of the CAFs, a state that is the population's
-    default has no contrast with "none of these"."""
+def test_wu2021_cafs_are_lost_to_the_specificity_test_not_to_foreign_markers(called):
+    """Wu 2021 TNBC (10x), 346 CAFs of the mapped clusters. Its 14 foreign-lineage markers, each under the
+    10 % cap, set aside 98 of them until release 2.6 (T cell 34, plasma 27, endothelial 18, myeloid 18; scrublet
+    scores those cells as doublets no more often than the clean ones); held together to 10 % of the 379-cell
+    population, 69 cells of the population are released and 39 of the 346 are set aside by any artefact column.
+    The mixture calls 1-3 cells for each of the three near-identical Kieffer myCAF lists, and no cluster is seeded
+    for any of them: the myCAF-like cells are 62 % of the CAFs, a state that is the population's default has no
+    contrast with "none of these". The onco-fetal POSTN state (POSTN, FAP, PTGDS; POSTN detected in 82 % of the
+    myCAF-like s5 cells, 25 % of the iCAF-like s1 cells) is called in 99 of the 216 myCAF-like cells and 3 of the
+    130 iCAF-like ones."""
     adata = called["wu2021_tnbc"]
     params = adata.uns["hcctme_state_params"]
     labels = _labels(adata, "wu2021_tnbc")
     cafs = (labels.str.startswith("CAFs") & ~labels.str.contains("Transitioning")).to_numpy()
     flagged = adata.obs["hcctme_state_artefact"].astype(str).to_numpy()[cafs]
-    assert cafs.sum() == 346 and np.sum(flagged != "") >= 90
-    assert np.sum(pd.Series(flagged).str.startswith("MARKER_")) >= 0.9 * np.sum(flagged != "")
+    assert cafs.sum() == 346 and np.sum(flagged != "") <= 0.15 * 346
+    fibroblasts = params["diagnostics"]["fibroblast"]["unassigned"]
+    assert fibroblasts["foreign_released"] >= 50
+    in_population = (adata.obs["hcctme_state_context"].astype(str) == "fibroblast").to_numpy()
+    by_marker = adata.obs["hcctme_state_artefact"].astype(str).str.startswith("MARKER_").to_numpy()
+    assert np.sum(by_marker & in_population) <= 0.1 * in_population.sum()
     mixture = params["mixture_counts"]["fibroblast"]
     assert max(mixture[s] for s in ("CAF_ECM_MYCAF", "CAF_TGFB_MYCAF", "CAF_WOUND_MYCAF")) <= 5
-    ecm = params["self_train"]["specificity"]["fibroblast"]["CAF_ECM_MYCAF"]
-    assert not ecm["seeded"] and ecm["n_up"] <= 0.2 * ecm["n_measured"]
+    specificity = params["self_train"]["specificity"]["fibroblast"]
+    assert not any(specificity[s]["seeded"] for s in ("CAF_ECM_MYCAF", "CAF_TGFB_MYCAF", "CAF_WOUND_MYCAF"))
+    calls = adata.obs["hcctme_state"].astype(str).to_numpy()
+    mycaf = labels.str.contains("myCAF").to_numpy()
+    postn = calls == "CAF_ONCOFETAL_POSTN"
+    assert np.sum(postn & mycaf) >= 0.35 * mycaf.sum() and np.sum(postn & mycaf) >= 0.9 * np.sum(postn & cafs)
 
 
 @pytest.mark.slow
 def test_small_populations_keep_the_mixture_calls(called):
-    """Populations under 50 cells after artefacts are not self-trained (Wu 2021: 64 CD4 T cells, 16 set aside,
-    48 left; TREG 3 of 23), and He 2020's 70 macrophages (3 k-means clusters, none seeded for a state: the
+    """Populations under 50 cells after artefacts are not self-trained, and a population without seeds of two
+    classes keeps the mixture's calls (Wu 2021: 64 CD4 T cells, 7 set aside; until release 2.6 16, leaving 48 and
+    no self-training), as do He 2020's 70 macrophages (3 k-means clusters, none seeded for a state: the
     Mac_SPP1 cells are 12 of a 41-cell cluster in which 3 are TAM2_SPP1 mixture calls) keep the mixture's calls
     (TAM2_SPP1 3 of 12). Finer k-means clusters for small populations (one per 10 cells instead of 20) were
     measured and dropped: He 2020 unchanged, Zheng LAYN -> terminal 22 -> 0 of 22, Wu 2020 Teff 11 -> 0 of 22."""
     wu = called["wu2021_tnbc"].uns["hcctme_state_params"]
-    assert "cd4_t" not in wu["self_train"]["temperature"]
+    assert np.isnan(wu["self_train"]["temperature"]["cd4_t"]) and "cd4_t" not in wu["self_train"]["seeds"]
     he = called["he2020_liver"]
     params = he.uns["hcctme_state_params"]
     assert "macrophage" not in params["self_train"]["seeds"]
