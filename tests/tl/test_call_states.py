@@ -144,6 +144,24 @@ def test_real_between_sample_shift_is_kept():
     assert abs(called[samples == 0].mean() - 0.7) < 0.05 and abs(called[samples == 1].mean() - 0.1) < 0.05
 
 
+def test_model_releases_foreign_flags_beyond_their_joint_share():
+    """Two foreign-lineage markers each under the 10 % cap flag 16 % of a context together: the model keeps the
+    flags of 10 % (the cells furthest toward the foreign lineage), reports the rest as released, and calls them."""
+    from tests.tl.test_state_artefacts import _foreign_cohort
+
+    markers, refs = _foreign_cohort()
+    scores, _, _ = _synthetic_scores((0.4, 0.4), n=markers.shape[0])
+    scores = scores.assign(MARKER_A=markers[:, 0], MARKER_B=markers[:, 1])
+    result = model.assign(scores, ["ctx"] * len(scores), {"ctx": ["S0", "S1"]},
+                          artefacts={"ctx": ["MARKER_A", "MARKER_B"]}, references=refs)
+    info = result.diagnostics["ctx"][UNASSIGNED]
+    assert info["foreign_released"] == 36 and info["markers_not_used"] == [] and info["artefacts"] == 60
+    released = np.arange(48, 84)
+    assert (result.artefact[released] == "").all() and (result.artefact_probability[released] == 0).all()
+    assert (result.calls[released] != UNASSIGNED).mean() > 0.5  # they compete for the states again
+    assert (result.calls[:48] == UNASSIGNED).all()
+
+
 def test_artefact_flags_robust_z_and_reference():
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.normal(0.2, 0.02, 950), rng.normal(0.6, 0.02, 50)])
