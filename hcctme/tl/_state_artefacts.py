@@ -31,8 +31,8 @@ scores puts it above the population's *clean* cells:
   profile mixed in, not the noise of a score near zero), and are not used in a context where they
   would flag more than
   :data:`~hcctme._constants.STATE_MAX_FOREIGN_SHARE` of the cells (there they mark a state whose
-  genes they share). Together they flag at most that share of a context's cells either: beyond it,
-  the flagged cells furthest toward a foreign lineage's own level keep their flags
+  genes they share). All of them together flag at most that share of a context's cells too: beyond
+  it, the flagged cells furthest toward a foreign lineage's own level keep their flags
   (:func:`strongest_foreign`; in real tumour data each of 11-14 markers stayed under the share and
   together they flagged a fifth to a quarter of some populations).
 
