@@ -15,6 +15,7 @@ from hcctme.tl import _contexts
 from hcctme.tl import _state_artefacts as artefacts
 from hcctme.tl import _state_model as model
 from hcctme.tl import _state_selftrain as selftrain
+from tests.tl._state_artefact_data import foreign_cohort
 
 UNASSIGNED = "unassigned"
 
@@ -147,9 +148,7 @@ def test_real_between_sample_shift_is_kept():
 def test_model_releases_foreign_flags_beyond_their_joint_share():
     """Two foreign-lineage markers each under the 10 % cap flag 16 % of a context together: the model keeps the
     flags of 10 % (the cells furthest toward the foreign lineage), reports the rest as released, and calls them."""
-    from tests.tl.test_state_artefacts import _foreign_cohort
-
-    markers, refs = _foreign_cohort()
+    markers, refs = foreign_cohort()
     scores, _, _ = _synthetic_scores((0.4, 0.4), n=markers.shape[0])
     scores = scores.assign(MARKER_A=markers[:, 0], MARKER_B=markers[:, 1])
     result = model.assign(scores, ["ctx"] * len(scores), {"ctx": ["S0", "S1"]},

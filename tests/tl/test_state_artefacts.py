@@ -8,6 +8,7 @@ import pytest
 import scipy.sparse as sp
 
 from hcctme.tl import _state_artefacts as artefacts
+from tests.tl._state_artefact_data import foreign_cohort
 
 
 def _stress_cohort(share: float, seed: int, n: int = 1000) -> tuple[np.ndarray, np.ndarray]:
@@ -85,21 +86,8 @@ def test_context_flags_drop_markers_that_mark_a_state():
     np.testing.assert_allclose(found.probability, alone.probability)
 
 
-def _foreign_cohort(n: int = 600, seed: int = 4) -> tuple[np.ndarray, dict[str, float]]:
-    """Two foreign-lineage marker scores near 0, each raised in 48 cells (8 %, under the per-marker cap).
-
-    Marker A's cells carry its lineage's profile at 60-90 % of its own level (0.3-0.45 of 0.5), marker
-    B's at 34-58 % (0.17-0.29 of 0.5; the rule needs a third): the A cells are further toward a foreign lineage.
-    """
-    rng = np.random.default_rng(seed)
-    x = np.abs(rng.normal(0.0, 0.005, (n, 2)))
-    x[:48, 0] = np.linspace(0.3, 0.45, 48)
-    x[48:96, 1] = np.linspace(0.17, 0.29, 48)
-    return x, {"MARKER_A": 0.5, "MARKER_B": 0.5}
-
-
 def test_foreign_markers_together_flag_at_most_the_foreign_share():
-    x, refs = _foreign_cohort()
+    x, refs = foreign_cohort()
     each = [artefacts.column_flags(x[:, j], reference=0.5)[0] for j in range(2)]
     assert each[0][:48].all() and each[1][48:96].all() and not (each[0][48:].any() or each[1][96:].any())
     found = artefacts.context_flags(x, ["MARKER_A", "MARKER_B"], refs)
@@ -116,7 +104,7 @@ def test_foreign_markers_together_flag_at_most_the_foreign_share():
 
 
 def test_the_foreign_share_leaves_other_artefact_columns_alone():
-    x, refs = _foreign_cohort()
+    x, refs = foreign_cohort()
     stress, _ = _stress_cohort(0.25, seed=5, n=x.shape[0])
     found = artefacts.context_flags(np.column_stack([stress, x]), ["STRESS", "MARKER_A", "MARKER_B"], refs)
     alone = artefacts.context_flags(stress[:, None], ["STRESS"], {})
@@ -126,7 +114,7 @@ def test_the_foreign_share_leaves_other_artefact_columns_alone():
 
 
 def test_strongest_foreign_keeps_every_flag_under_the_share():
-    x, _ = _foreign_cohort()
+    x, _ = foreign_cohort()
     flags = np.column_stack([artefacts.column_flags(x[:, j], reference=0.5)[0] for j in range(2)])
     assert artefacts.strongest_foreign(x, [0.5, 0.5], flags, 0.2).all()
     keep = artefacts.strongest_foreign(x, [0.5, 0.5], flags, 0.1)
