@@ -238,12 +238,15 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
                       "PCs seed the states and 'none of these' (a cluster seeds a state only when a real share of "
                       "the state's signature genes is up in it, more often than expression-matched background "
                       "genes: self_train.specificity; a state whose clusters are all declined is not called), "
-                      "each seeded state carried to the genes that separate its seeds (a feature), "
+                      "each seeded state carried to the genes that separate its seeds (a feature; a 'none of "
+                      "these' seed past the midpoint to a state's seeds on its carried score is no seed), "
                       "a logistic regression on the PCs, state z-scores and carried "
-                      "scores is fitted on the seeds, its cross-fitted (5-fold, mean of 3 splits) probabilities "
-                      "averaged over 15 nearest neighbours and temperature-scaled to the cluster seeds (class-balanced "
-                      "log loss; self_train.temperature; contexts in self_train.seeds); then each artefact column "
-                      "flagging >= 20 cells is carried to the genes separating its cells from the clean ones "
+                      "scores is fitted on the seeds and refitted on its confident predictions ('none of these' "
+                      "only where >= 10 cells of it are confident), its cross-fitted (5-fold, mean of 3 splits) "
+                      "probabilities averaged over 15 nearest neighbours and temperature-scaled to the cluster "
+                      "seeds (class-balanced log loss; self_train.temperature; contexts in self_train.seeds); "
+                      "then each artefact column flagging >= 20 cells is carried to the genes separating its cells "
+                      "from the clean ones "
                       "(AUROC, the states' signature genes left out), averaged with the column as a robust z, and "
                       "read by the same two-component rule ('<column>_carried'; self_train.carried_artefacts)"
                       if self_train else "")
@@ -460,12 +463,14 @@ def call_states(
        something else (a stimulation, a batch) that shares two or
        three genes with a state's list does not make that state, and a state whose clusters are all
        declined gets no call, not even from the mixture. Each seeded state is carried to the (up to
-       30) genes that separate its seeds from the cells that do not score for it (AUROC >= 0.75):
+       30) genes that separate its seeds from the cells that do not score for it (AUROC >= 0.7):
        their score is a feature (a signature reads part of its programme; a 3-gene panel one or two
-       genes).
+       genes), and a "none of these" seed whose carried score of a state is past the midpoint
+       between the medians of that state's seeds and of the "none" seeds is no seed.
        A multinomial logistic regression (balanced classes) on the components, the state z-scores
        and the carried scores is fitted on the seeds and
-       refitted twice on its own confident predictions; the last model's probabilities are
+       refitted twice on its own confident predictions ("none of these" only where at least 10 cells
+       are confidently predicted "none"); the last model's probabilities are
        cross-fitted (5 folds, each predicted by the model fitted on the others; the mean over 3
        random fold splits), averaged with those of each cell's 15 nearest neighbours (weight 0.5)
        and temperature-scaled to the cluster seeds' labels (log loss with every seed class weighted

@@ -28,8 +28,9 @@ def test_carried_score_reads_the_programme_where_the_panel_gene_is_low():
     X, groups, samples, z = _population()
     labels = np.where(groups == 1, "S", selftrain.NONE_CLASS).astype(object)  # cluster 2 seeded "none"
     params = selftrain.SelfTrainParams()
-    scores = selftrain.carried(X, labels, groups, z, ["S"], samples, params)
-    assert scores.shape == (400, 1)
+    carried = selftrain.carried(X, labels, groups, z, ["S"], samples, params)
+    assert list(carried) == ["S"] and carried["S"].shape == (400,)
+    scores = carried["S"][:, None]
     # the carried score reads the programme: clusters 1 and 2 far above 0 and 3, cluster 2 although S's one
     # signature gene is not raised there and its cells were seeded "none"
     means = [scores[groups == g, 0].mean() for g in range(4)]
@@ -47,11 +48,13 @@ def test_every_seeded_state_is_carried_and_unseeded_ones_are_not():
     z2 = np.column_stack([z[:, 0], np.where(groups == 2, 1.0, -0.5)])
     both = selftrain.carried(X, labels, groups, z2, ["S", "T"], samples, params)
     alone = selftrain.carried(X, labels, groups, z2[:, :1], ["S"], samples, params)
-    assert both.shape == (400, 2)
-    np.testing.assert_array_equal(both[:, :1], alone)
-    assert both[groups == 2, 1].mean() > both[np.isin(groups, [0, 3]), 1].mean() + 1.5
+    assert list(both) == ["S", "T"]
+    np.testing.assert_array_equal(both["S"], alone["S"])
+    assert both["T"][groups == 2].mean() > both["T"][np.isin(groups, [0, 3])].mean() + 1.5
     labels[groups == 2] = ""  # T without seeds
-    np.testing.assert_array_equal(selftrain.carried(X, labels, groups, z2, ["S", "T"], samples, params), alone)
+    without_t = selftrain.carried(X, labels, groups, z2, ["S", "T"], samples, params)
+    assert list(without_t) == ["S"]
+    np.testing.assert_array_equal(without_t["S"], alone["S"])
 
 
 def test_no_carried_score_without_co_varying_genes():
@@ -64,4 +67,24 @@ def test_no_carried_score_without_co_varying_genes():
     labels = np.where(groups == 0, "S", selftrain.NONE_CLASS).astype(object)
     scores = selftrain.carried(selftrain.log_expression(counts), labels, groups, z, ["S"], None,
                                selftrain.SelfTrainParams())
-    assert scores.shape == (n, 0)
+    assert scores == {}
+
+
+def test_none_seeds_placed_with_a_state_by_its_carried_score_are_no_seeds():
+    """Cluster 2 holds state-S cells that S's one signature gene scores low; seeded "none", its cells are read on
+    S's carried score (the whole programme) and leave the "none" seeds, while clusters 0 and 3 stay."""
+    X, groups, samples, z = _population()
+    labels = np.where(groups == 1, "S", selftrain.NONE_CLASS).astype(object)
+    carried = selftrain.carried(X, labels, groups, z, ["S"], samples, selftrain.SelfTrainParams())
+    purified = selftrain.purified_none(labels, carried)
+    assert np.mean(purified[groups == 2] == "") > 0.95
+    assert np.mean(purified[np.isin(groups, [0, 3])] == selftrain.NONE_CLASS) > 0.95
+    assert np.all(purified[groups == 1] == "S")
+    assert labels[groups == 2][0] == selftrain.NONE_CLASS  # input untouched
+
+
+def test_purified_none_without_none_seeds_or_carried_scores_changes_nothing():
+    labels = np.array(["S", "S", "", "T"], dtype=object)
+    np.testing.assert_array_equal(selftrain.purified_none(labels, {"S": np.arange(4.0)}), labels)
+    with_none = np.array(["S", selftrain.NONE_CLASS, ""], dtype=object)
+    np.testing.assert_array_equal(selftrain.purified_none(with_none, {}), with_none)

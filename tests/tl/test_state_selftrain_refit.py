@@ -1,0 +1,55 @@
+"""The self-training's refit drops a "none of these" class that it predicts confidently in too few cells."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from hcctme.tl import _state_selftrain as selftrain
+
+NONE = selftrain.NONE_CLASS
+PARAMS = selftrain.SelfTrainParams()
+
+
+def _blobs(*groups: tuple[str, tuple[float, float], float, int], seed: int = 0):
+    """Features and seed labels of Gaussian blobs: (label, centre, sd, cells) per group."""
+    rng = np.random.default_rng(seed)
+    features = np.vstack([rng.normal(centre, sd, (n, 2)) for _, centre, sd, n in groups])
+    labels = np.concatenate([np.array([label] * n, dtype=object) for label, _, _, n in groups])
+    return features, labels
+
+
+def _first_fit_confident(features: np.ndarray, labels: np.ndarray) -> dict[str, int]:
+    """Cells per class that the first fit predicts with at least the seed confidence."""
+    classes, probs, _ = selftrain.self_train(features, labels, replace(PARAMS, rounds=1))
+    predicted = classes[probs.argmax(axis=1)][probs.max(axis=1) >= PARAMS.seed_confidence]
+    return {str(c): int(np.sum(predicted == c)) for c in classes}
+
+
+STATES = (("A", (-6.0, 0.0), 1.0, 120), ("B", (6.0, 0.0), 1.0, 120))
+
+
+def test_a_none_class_confident_in_few_cells_leaves_the_refit():
+    """15 scattered "none" seeds, 8 of them predicted confidently: under balanced class weights those few cells
+    would weigh as much as a state's 120 in the refit."""
+    features, labels = _blobs(*STATES, (NONE, (0.0, 4.0), 3.0, 15))
+    assert 0 < _first_fit_confident(features, labels)[NONE] < PARAMS.min_seeds  # the case under test
+    classes, probs, train = selftrain.self_train(features, labels, PARAMS)
+    assert list(classes) == ["A", "B"] and NONE not in set(train)
+    assert probs.shape == (features.shape[0], 2)
+
+
+def test_a_none_class_confident_in_enough_cells_stays():
+    features, labels = _blobs(*STATES, (NONE, (0.0, 8.0), 1.0, 40))
+    assert _first_fit_confident(features, labels)[NONE] >= PARAMS.min_seeds
+    classes, _, train = selftrain.self_train(features, labels, PARAMS)
+    assert NONE in set(classes) and np.sum(train == NONE) >= PARAMS.min_seeds
+
+
+def test_a_state_confident_in_few_cells_stays():
+    """Only "none of these" is dropped: a state the first fit predicts confidently in few cells keeps its class."""
+    features, labels = _blobs(*STATES, ("D", (0.0, 4.0), 3.0, 15), (NONE, (0.0, -8.0), 1.0, 40))
+    assert 0 < _first_fit_confident(features, labels)["D"] < PARAMS.min_seeds
+    classes, _, train = selftrain.self_train(features, labels, PARAMS)
+    assert "D" in set(classes) and 0 < np.sum(train == "D") < PARAMS.min_seeds
