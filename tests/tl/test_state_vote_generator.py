@@ -26,14 +26,15 @@ def test_graph_vote_on_independent_generator():
            f"voted {voted['ari'].round(2).to_dict()} ECE {voted['ece']:.3f}"
     print(f"\n{text}")
     logging.getLogger("hcctme").info("graph vote on the independent generator:\n%s", text)
-    # measured on this seed (per cell -> voted): CD8 0.76 -> 0.79, CD4 0.88 -> 0.88, macrophages 0.80 -> 0.81,
-    # neutrophils 0.49 -> 0.52, CAFs 0.61 -> 0.59, endothelial 0.00 -> 0.00; ECE 0.030 -> 0.035. Over two seeds
-    # and four settings (benchmarks/states_eval.py --refine graph) the vote gains CD8 / neutrophil ARI but costs
-    # ECE in the noisy setting (0.047 -> 0.057) and CAF ARI under high stress (0.72 -> 0.67), so it is an option,
-    # not the default.
+    # measured on this seed (per cell -> voted), release 2.7: CD8 0.83 -> 0.87, CD4 0.94 -> 0.94, macrophages
+    # 0.80 -> 0.80, neutrophils 0.85 -> 0.84, CAFs 0.69 -> 0.63, endothelial 0.02 -> 0.02; ECE 0.023 -> 0.022.
+    # Release 2.6 had neutrophils 0.77 -> 0.85: the purified "none of these" seeds reach per cell what the vote
+    # added. Over two seeds and four settings (benchmarks/states_eval.py --refine graph, release 2.3) the vote
+    # gained CD8 / neutrophil ARI but cost ECE in the noisy setting (0.047 -> 0.057) and CAF ARI under high stress
+    # (0.72 -> 0.67), so it is an option, not the default.
     ari, ari_voted = cells["ari"], voted["ari"]
     assert ari_voted["CD8+ T cells"] >= ari["CD8+ T cells"] + 0.02
-    assert ari_voted["Neutrophils"] >= ari["Neutrophils"] + 0.015
+    assert ari_voted["Neutrophils"] >= ari["Neutrophils"] - 0.02
     assert ari_voted["CD4+ T cells"] >= ari["CD4+ T cells"] - 0.02
     assert ari_voted["Macrophages"] >= ari["Macrophages"] - 0.02
     assert voted["ece"] <= 0.05
