@@ -635,12 +635,6 @@ def scaled(probs: np.ndarray, t: float) -> np.ndarray:
     return softmax(np.log(np.clip(probs, 1e-9, 1.0)) / t, axis=1)
 
 
-def _enough(labels: np.ndarray, params: SelfTrainParams) -> np.ndarray:
-    """``labels`` without the classes of fewer than ``params.min_seeds`` seeds."""
-    values, counts = np.unique(labels[labels != ""], return_counts=True)
-    return np.where(np.isin(labels, values[counts >= params.min_seeds]), labels, "").astype(object)
-
-
 def usable(labels: np.ndarray, params: SelfTrainParams) -> bool:
     """Whether the seeds hold at least two classes with enough cells each."""
     values, counts = np.unique(labels[labels != ""], return_counts=True)
@@ -690,7 +684,7 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     if usable(purified, params):
         labels = purified
     values, counts = np.unique(labels[labels != ""], return_counts=True)
-    labels = _enough(labels, params)
+    labels = np.where(np.isin(labels, values[counts >= params.min_seeds]), labels, "")
     features = np.hstack([pcs, z, *(score[:, None] for score in scores.values())])
     classes, probs, train = self_train(features, labels, params)
     t = 1.0
