@@ -685,7 +685,7 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
         labels = purified
     values, counts = np.unique(labels[labels != ""], return_counts=True)
     labels = np.where(np.isin(labels, values[counts >= params.min_seeds]), labels, "")
-    features = np.hstack([pcs, z, *(score[:, None] for score in scores.values())])
+    features = np.column_stack([pcs, z, *scores.values()])
     classes, probs, train = self_train(features, labels, params)
     t = 1.0
     if params.folds >= 2:  # calibration: held-out probabilities, smoothed, temperature fitted on the training cells
