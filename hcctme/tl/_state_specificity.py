@@ -216,6 +216,25 @@ def short_panel(panel: GenePanel, state: str) -> bool:
     return state in panel.short
 
 
+def _subsampled(rows: np.ndarray, reference: np.ndarray, random_state: int) -> tuple[np.ndarray, np.ndarray]:
+    """``rows`` and ``reference``, each subsampled to at most :data:`~hcctme._constants.STATE_SPECIFICITY_MAX_CELLS`."""
+    rng = np.random.default_rng(random_state)
+
+    def capped(r: np.ndarray) -> np.ndarray:
+        if r.size <= STATE_SPECIFICITY_MAX_CELLS:
+            return r
+        return np.sort(rng.choice(r, STATE_SPECIFICITY_MAX_CELLS, replace=False))
+
+    return capped(rows), capped(reference)
+
+
+def _two_set_auroc(X: sp.spmatrix, rows: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, sp.csc_matrix]:
+    """AUROC of the cells ``rows`` against ``reference`` per column of ``X``, and the two sets' rows (csc)."""
+    sub = sp.csc_matrix(X[np.concatenate([rows, reference])])
+    _, auroc = cluster_auroc(sub, np.r_[np.zeros(rows.size, dtype=int), np.ones(reference.size, dtype=int)])
+    return auroc[0], sub
+
+
 def auroc_against(X: sp.spmatrix, rows: np.ndarray, reference: np.ndarray,
                   random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """AUROC of the cells ``rows`` against the cells ``reference``, and the reference's detection rate.
@@ -224,29 +243,35 @@ def auroc_against(X: sp.spmatrix, rows: np.ndarray, reference: np.ndarray,
     all its rows). Each side is subsampled to at most
     :data:`~hcctme._constants.STATE_SPECIFICITY_MAX_CELLS` cells.
     """
-    rng = np.random.default_rng(random_state)
-
-    def capped(r: np.ndarray) -> np.ndarray:
-        if r.size <= STATE_SPECIFICITY_MAX_CELLS:
-            return r
-        return np.sort(rng.choice(r, STATE_SPECIFICITY_MAX_CELLS, replace=False))
-
-    rows, reference = capped(rows), capped(reference)
-    sub = sp.csc_matrix(X[np.concatenate([rows, reference])])
-    _, auroc = cluster_auroc(sub, np.r_[np.zeros(rows.size, dtype=int), np.ones(reference.size, dtype=int)])
+    rows, reference = _subsampled(rows, reference, random_state)
+    auroc, sub = _two_set_auroc(X, rows, reference)
     detected = np.asarray((sub[rows.size:] > 0).sum(axis=0)).ravel() / max(reference.size, 1)
-    return auroc[0], detected
+    return auroc, detected
 
 
 def separating_genes(X: sp.spmatrix, rows: np.ndarray, reference: np.ndarray, *, n_genes: int, threshold: float,
                      random_state: int = 0, allowed: np.ndarray | None = None) -> np.ndarray:
     """Columns of the (at most ``n_genes``) genes whose AUROC of ``rows`` against ``reference`` reaches ``threshold``.
 
-    Best first (:func:`auroc_against`); ``allowed``: boolean over the columns, the genes that may be chosen.
+    Best first (the AUROC of :func:`auroc_against`); ``allowed``: boolean over the columns, the genes
+    that may be chosen. ``X`` holds no negative values (log-expression). Only the genes that can reach
+    the threshold are ranked: a gene detected in a share ``d`` of ``rows`` and ``f`` of ``reference``
+    has AUROC at most ``d + (1 - d) (1 - f) / 2`` (at best its detected cells rank above every
+    reference cell, and its zeros tie with the reference's zeros); the result is that of ranking every gene.
     """
-    auroc, _ = auroc_against(X, rows, reference, random_state)
+    rows, reference = _subsampled(rows, reference, random_state)
+    both = sp.csr_matrix(X[np.concatenate([rows, reference])])
+    split = both.indptr[rows.size]
+    d = np.bincount(both.indices[:split], minlength=X.shape[1]) / max(rows.size, 1)
+    f = np.bincount(both.indices[split:], minlength=X.shape[1]) / max(reference.size, 1)
+    candidates = d + 0.5 * (1.0 - d) * (1.0 - f) >= threshold - 1e-12
     if allowed is not None:
-        auroc = np.where(allowed, auroc, 0.0)
+        candidates &= allowed
+    columns = np.flatnonzero(candidates)
+    auroc = np.zeros(X.shape[1])
+    if columns.size:
+        auroc[columns], _ = _two_set_auroc(both[:, columns], np.arange(rows.size),
+                                           np.arange(rows.size, rows.size + reference.size))
     order = np.argsort(-auroc, kind="stable")[:n_genes]
     return order[auroc[order] >= threshold]
 

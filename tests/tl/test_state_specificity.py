@@ -150,6 +150,40 @@ def test_auroc_of_rows_read_out_of_order_from_a_csc_matrix():
     np.testing.assert_allclose(detected, expected_detected)
 
 
+
+def _separating_by_ranking_every_gene(X, rows, reference, *, n_genes, threshold, random_state=0, allowed=None):
+    """separating_genes as it was before the detection bound: every gene's AUROC (auroc_against), then the best."""
+    auroc, _ = specificity.auroc_against(X, rows, reference, random_state)
+    if allowed is not None:
+        auroc = np.where(allowed, auroc, 0.0)
+    order = np.argsort(-auroc, kind="stable")[:n_genes]
+    return order[auroc[order] >= threshold]
+
+
+def test_separating_genes_rank_only_the_genes_that_can_reach_the_threshold_with_the_same_result():
+    """The detection bound leaves out genes that cannot reach the threshold; the chosen genes and their order are
+    those of ranking every gene (ties, subsampled sides over 2,000 cells, csr and csc input, an ``allowed`` mask)."""
+    rng = np.random.default_rng(3)
+    for trial in range(12):
+        n, n_genes = (4600, 80) if trial < 2 else (int(rng.integers(60, 900)), int(rng.integers(20, 200)))
+        dense = rng.poisson(rng.gamma(0.3, 1.0, n_genes), size=(n, n_genes)).astype(float)
+        X = sp.csr_matrix(np.log1p(dense))  # few count levels: many ties
+        rows = np.sort(rng.choice(n, int(rng.integers(10, n // 2)), replace=False))
+        rest = np.setdiff1d(np.arange(n), rows)
+        reference = np.sort(rng.choice(rest, int(rng.integers(10, rest.size)), replace=False))
+        allowed = rng.random(n_genes) > 0.3 if trial % 2 else None
+        for threshold in (0.55, 0.65, 0.7, 0.85):
+            for matrix in (X, sp.csc_matrix(X)):
+                got = specificity.separating_genes(matrix, rows, reference, n_genes=15, threshold=threshold,
+                                                   random_state=trial, allowed=allowed)
+                want = _separating_by_ranking_every_gene(matrix, rows, reference, n_genes=15, threshold=threshold,
+                                                         random_state=trial, allowed=allowed)
+                np.testing.assert_array_equal(got, want)
+    # the bound is reached: a gene detected in every row and no reference cell has AUROC 1
+    X = sp.csr_matrix(np.r_[np.ones((5, 1)), np.zeros((5, 1))])
+    np.testing.assert_array_equal(specificity.separating_genes(X, np.arange(5), np.arange(5, 10), n_genes=1,
+                                                               threshold=1.0), [0])
+
 def test_reference_is_the_clusters_that_do_not_score_for_the_state():
     groups = np.repeat([0, 1, 2, 3], 10)
     z = np.repeat([-1.0, 1.2, 0.8, -0.2], 10)
