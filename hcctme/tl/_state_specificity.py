@@ -228,11 +228,10 @@ def _subsampled(rows: np.ndarray, reference: np.ndarray, random_state: int) -> t
     return capped(rows), capped(reference)
 
 
-def _two_set_auroc(X: sp.spmatrix, rows: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, sp.csc_matrix]:
-    """AUROC of the cells ``rows`` against ``reference`` per column of ``X``, and the two sets' rows (csc)."""
-    sub = sp.csc_matrix(X[np.concatenate([rows, reference])])
-    _, auroc = cluster_auroc(sub, np.r_[np.zeros(rows.size, dtype=int), np.ones(reference.size, dtype=int)])
-    return auroc[0], sub
+def _stacked_auroc(stacked: sp.spmatrix, n_rows: int) -> np.ndarray:
+    """AUROC of the first ``n_rows`` rows of ``stacked`` against its other rows, per column."""
+    groups = np.r_[np.zeros(n_rows, dtype=int), np.ones(stacked.shape[0] - n_rows, dtype=int)]
+    return cluster_auroc(sp.csc_matrix(stacked), groups)[1][0]
 
 
 def auroc_against(X: sp.spmatrix, rows: np.ndarray, reference: np.ndarray,
@@ -244,7 +243,8 @@ def auroc_against(X: sp.spmatrix, rows: np.ndarray, reference: np.ndarray,
     :data:`~hcctme._constants.STATE_SPECIFICITY_MAX_CELLS` cells.
     """
     rows, reference = _subsampled(rows, reference, random_state)
-    auroc, sub = _two_set_auroc(X, rows, reference)
+    sub = sp.csc_matrix(X[np.concatenate([rows, reference])])
+    auroc = _stacked_auroc(sub, rows.size)
     detected = np.asarray((sub[rows.size:] > 0).sum(axis=0)).ravel() / max(reference.size, 1)
     return auroc, detected
 
@@ -270,8 +270,7 @@ def separating_genes(X: sp.spmatrix, rows: np.ndarray, reference: np.ndarray, *,
     columns = np.flatnonzero(candidates)
     auroc = np.zeros(X.shape[1])
     if columns.size:
-        auroc[columns], _ = _two_set_auroc(both[:, columns], np.arange(rows.size),
-                                           np.arange(rows.size, rows.size + reference.size))
+        auroc[columns] = _stacked_auroc(both[:, columns], rows.size)
     order = np.argsort(-auroc, kind="stable")[:n_genes]
     return order[auroc[order] >= threshold]
 
