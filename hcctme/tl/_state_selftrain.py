@@ -89,6 +89,7 @@ from hcctme._constants import (
     STATE_NONE_SEED_Z,
     STATE_SEED_CONFIDENCE,
     STATE_SELFTRAIN_C,
+    STATE_SELFTRAIN_GRAM_CELLS,
     STATE_SELFTRAIN_HVG_MARGIN,
     STATE_SELFTRAIN_HVGS,
     STATE_SELFTRAIN_MAX_CLUSTERS,
@@ -106,6 +107,7 @@ from hcctme.tl import _state_specificity as _specificity
 from hcctme.tl._state_specificity import GenePanel
 
 NONE_CLASS = "none of these"
+_GRAM_BLOCK_VALUES = 8_000_000  # values per dense block of rows in the covariance's pass (64 MB)
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class SelfTrainParams:
     none_seed_z: float = STATE_NONE_SEED_Z
     c: float = STATE_SELFTRAIN_C
     n_pcs: int = STATE_SELFTRAIN_PCS
+    gram_cells: int = STATE_SELFTRAIN_GRAM_CELLS
     n_hvgs: int = STATE_SELFTRAIN_HVGS
     min_cells: int = STATE_SELFTRAIN_MIN_CELLS
     min_seeds: int = STATE_SELFTRAIN_MIN_SEEDS
@@ -242,12 +245,12 @@ def principal_components(X: sp.csr_matrix, params: SelfTrainParams, samples: np.
     Every gene is centred on its mean in the cell's sample (``samples``; one sample when None), so
     the components follow what varies between the cells of a sample (states) rather than between
     samples (batch, depth). The genes are the ``params.n_hvgs`` of largest within-sample variance,
-    kept on the log scale (programme genes that move several-fold weigh more than noisy genes). The
-    centring is implicit (a linear operator on the sparse matrix): memory stays that of ``X``.
+    kept on the log scale (programme genes that move several-fold weigh more than noisy genes). Below
+    ``params.gram_cells`` cells the components come from ARPACK on the implicitly centred sparse
+    matrix; from it on, from the genes' centred covariance (one pass of dense blocks, then its top
+    eigenvectors), which is faster on tall matrices; the two agree to ARPACK's tolerance, up to sign.
     None when fewer than 3 genes vary.
     """
-    from scipy.sparse.linalg import LinearOperator, svds
-
     codes, n_samples = _sample_codes(samples, X.shape[0])
     onehot = sp.csr_matrix((np.ones(codes.size), (np.arange(codes.size), codes)), shape=(codes.size, n_samples))
     size = np.asarray(onehot.sum(axis=0)).ravel()
@@ -260,6 +263,20 @@ def principal_components(X: sp.csr_matrix, params: SelfTrainParams, samples: np.
         return None
     sub = sp.csr_matrix(X[:, genes], dtype=np.float64)
     centre = means[:, genes]
+    if sub.shape[0] >= params.gram_cells:
+        pcs = _gram_components(sub, centre, codes, n_comps)
+    else:
+        pcs = _arpack_components(sub, centre, codes, onehot, n_comps, params)
+    return pcs / max(float(pcs[:, 0].std()), 1e-12)
+
+
+def _arpack_components(sub: sp.csr_matrix, centre: np.ndarray, codes: np.ndarray, onehot: sp.csr_matrix,
+                       n_comps: int, params: SelfTrainParams) -> np.ndarray:
+    """The top ``n_comps`` components (scores, ``U S``) of ``sub`` centred by ``centre[codes]``, by ARPACK.
+
+    The centring is a linear operator on the sparse matrix: memory stays that of ``sub``.
+    """
+    from scipy.sparse.linalg import LinearOperator, svds
 
     def matmat(v: np.ndarray) -> np.ndarray:
         return sub @ v - (centre @ v)[codes]
@@ -271,8 +288,22 @@ def principal_components(X: sp.csr_matrix, params: SelfTrainParams, samples: np.
                         dtype=np.float64)
     u, s, _ = svds(op, k=n_comps, tol=STATE_SELFTRAIN_SVD_TOL, random_state=params.random_state)
     order = np.argsort(-s, kind="stable")
-    pcs = u[:, order] * s[order]
-    return pcs / max(float(pcs[:, 0].std()), 1e-12)
+    return u[:, order] * s[order]
+
+
+def _gram_components(sub: sp.csr_matrix, centre: np.ndarray, codes: np.ndarray, n_comps: int) -> np.ndarray:
+    """The same components from the centred gene covariance (exact; dense blocks of :data:`_GRAM_BLOCK_VALUES`)."""
+    from scipy.linalg import eigh
+
+    n_genes = sub.shape[1]
+    step = max(1, _GRAM_BLOCK_VALUES // n_genes)
+    gram = np.zeros((n_genes, n_genes))
+    for lo in range(0, sub.shape[0], step):
+        block = sub[lo:lo + step].toarray() - centre[codes[lo:lo + step]]
+        gram += block.T @ block
+    _, vectors = eigh(gram, subset_by_index=[n_genes - n_comps, n_genes - 1])
+    vectors = vectors[:, ::-1]
+    return sub @ vectors - (centre @ vectors)[codes]
 
 
 def clusters(pcs: np.ndarray, n_states: int, params: SelfTrainParams) -> np.ndarray:

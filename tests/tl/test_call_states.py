@@ -328,6 +328,26 @@ def test_principal_components_centre_each_sample():
     assert abs(pooled[:60, 0].mean() - pooled[60:, 0].mean()) > 1.0
 
 
+
+def test_principal_components_of_tall_populations_from_the_covariance_equal_arpack(monkeypatch):
+    """From ``gram_cells`` cells on, the components come from the centred gene covariance: the same components as
+    ARPACK's up to sign (several samples, more rows than one dense block, a population of a programme and noise)."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(4)
+    n, n_genes = 9000, 300
+    dense = rng.poisson(rng.gamma(0.4, 1.0, n_genes), size=(n, n_genes)).astype(float)
+    dense[: n // 3, :12] += rng.poisson(3.0, size=(n // 3, 12))  # a programme in a third of the cells
+    X = sp.csr_matrix(np.log1p(dense))
+    samples = rng.choice(["s1", "s2", "s3", "s4"], n)
+    monkeypatch.setattr(selftrain, "_GRAM_BLOCK_VALUES", 1000 * n_genes)  # 9 blocks of 1,000 rows
+    arpack = selftrain.principal_components(X, selftrain.SelfTrainParams(gram_cells=10**9), samples)
+    gram = selftrain.principal_components(X, selftrain.SelfTrainParams(gram_cells=n), samples)
+    assert gram.shape == arpack.shape == (n, selftrain.SelfTrainParams().n_pcs)
+    sign = np.sign((gram * arpack).sum(axis=0))
+    np.testing.assert_allclose(gram * sign, arpack, atol=1e-6)
+    assert abs(gram[: n // 3, 0].mean() - gram[n // 3:, 0].mean()) > 1.0  # the first component is the programme
+
 def test_cluster_seeds_rules():
     params = selftrain.SelfTrainParams()
     groups = np.repeat([0, 1, 2, 3], 10)
