@@ -8,8 +8,9 @@ carries. This step learns it:
 1. **Features.** The top :data:`~hcctme._constants.STATE_SELFTRAIN_PCS` principal components of
    the :data:`~hcctme._constants.STATE_SELFTRAIN_HVGS` genes of largest within-sample variance,
    log-normalised and centred within each sample (the components follow states, not patients'
-   batch shifts; implicit centring of the sparse matrix, memory bounded by it), plus the state
-   z-scores.
+   batch shifts; ARPACK on the implicitly centred sparse matrix, or from
+   :data:`~hcctme._constants.STATE_SELFTRAIN_GRAM_CELLS` cells on the centred gene covariance),
+   plus the state z-scores.
 2. **Seeds from clusters** (confirmed by :mod:`hcctme.tl._state_specificity`). K-means clusters
    of the cells in PC space (2 K + 4); a cluster is a seed of the state whose mean z-score is
    highest there when that mean reaches :data:`~hcctme._constants.STATE_CLUSTER_SEED_Z`, at least
