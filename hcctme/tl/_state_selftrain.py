@@ -280,7 +280,7 @@ def _arpack_components(sub: sp.csr_matrix, centre: np.ndarray, codes: np.ndarray
     from scipy.sparse.linalg import LinearOperator, svds
 
     def matmat(v: np.ndarray) -> np.ndarray:
-        return sub @ v - (centre @ v)[codes]
+        return _centred_product(sub, centre, codes, v)
 
     def rmatmat(u: np.ndarray) -> np.ndarray:
         return sub.T @ u - centre.T @ (onehot.T @ u)
@@ -303,8 +303,12 @@ def _gram_components(sub: sp.csr_matrix, centre: np.ndarray, codes: np.ndarray, 
         block = sub[lo:lo + step].toarray() - centre[codes[lo:lo + step]]
         gram += block.T @ block
     _, vectors = eigh(gram, subset_by_index=[n_genes - n_comps, n_genes - 1])
-    vectors = vectors[:, ::-1]
-    return sub @ vectors - (centre @ vectors)[codes]
+    return _centred_product(sub, centre, codes, vectors[:, ::-1])
+
+
+def _centred_product(sub: sp.csr_matrix, centre: np.ndarray, codes: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``(sub - centre[codes]) @ v`` without forming the centred matrix."""
+    return sub @ v - (centre @ v)[codes]
 
 
 def clusters(pcs: np.ndarray, n_states: int, params: SelfTrainParams) -> np.ndarray:
@@ -588,8 +592,9 @@ def self_train(features: np.ndarray, labels: np.ndarray,
         probs = model.predict_proba(features)
         labels = classes[probs.argmax(axis=1)]
         seeded = probs.max(axis=1) >= params.seed_confidence
-        few_none = np.sum(seeded & (labels == NONE_CLASS)) < params.min_seeds
-        seeded &= ~(few_none & (labels == NONE_CLASS))
+        confident_none = seeded & (labels == NONE_CLASS)
+        if confident_none.sum() < params.min_seeds:
+            seeded &= ~confident_none
         if len(set(labels[seeded])) < 2:
             break
     return classes, probs, train
