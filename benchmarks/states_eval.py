@@ -19,9 +19,11 @@ scanpy user has (built here as a user would: normalise_total, log1p, 2,000 highl
 ``random_state=0``) before the calls and passes its ``doublet_score`` (read by the artefact rule) or
 ``predicted_doublet`` (flags its cells) in ``artefacts`` beside the stress stand-in; the summary then
 adds scrublet's seconds per cohort and the recall / precision of its ``predicted_doublet`` against the
-generator's doublets.
+generator's doublets. ``--held-out`` runs the settings of ``HELD_OUT`` instead (never used while the caller was
+developed; with ``--first-seed 200`` on seeds never used either).
 
     python benchmarks/states_eval.py --seeds 2 --null 16 --absent
+    python benchmarks/states_eval.py --held-out --first-seed 200 --seeds 2
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import scipy.sparse as sp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import hcctme
-from tests.tl._state_generator import SETTINGS, STRESS_STAND_IN, evaluate, generate
+from tests.tl._state_generator import HELD_OUT, SETTINGS, STRESS_STAND_IN, evaluate, generate
 
 
 def with_graph(adata, refine: str | None):
@@ -153,12 +155,22 @@ def null_fpr(n_cohorts: int, refine: str | None = None) -> dict[str, tuple[float
 def cohort_parser(description: str) -> argparse.ArgumentParser:
     """The generator benchmarks' arguments: settings, seeds (from ``--first-seed``), cells per patient, patients."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--settings", nargs="+", default=list(SETTINGS))
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=[*SETTINGS, *HELD_OUT],
+                        help="generator settings (--held-out: those of HELD_OUT, never used in development)")
+    parser.add_argument("--held-out", action="store_true", help="run the held-out settings instead of --settings")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--first-seed", type=int, default=100, help="seed of the first cohort (then +1, ...)")
     parser.add_argument("--cells", type=int, default=600)
     parser.add_argument("--patients", type=int, default=8)
     return parser
+
+
+def parsed(parser: argparse.ArgumentParser) -> argparse.Namespace:
+    """The arguments of :func:`cohort_parser`, ``settings`` set to the held-out ones under ``--held-out``."""
+    args = parser.parse_args()
+    if args.held_out:
+        args.settings = list(HELD_OUT)
+    return args
 
 
 def main() -> None:
@@ -169,7 +181,7 @@ def main() -> None:
     parser.add_argument("--absent", action="store_true", help="over-calls of states removed from a cohort")
     parser.add_argument("--scrublet", default=None, choices=list(SCRUBLET_COLUMNS),
                         help="pass scrublet's doublet score or its calls in artefacts")
-    args = parser.parse_args()
+    args = parsed(parser)
     warnings.filterwarnings("ignore")
     ari, states, summary = [], [], []
     for setting in args.settings:
@@ -178,7 +190,8 @@ def main() -> None:
                       args.scrublet)
             ari.append(res["ari"].rename((setting, seed)))
             states.append(res["states"].assign(setting=setting, seed=seed))
-            summary.append({"setting": setting, "seed": seed, "ece": res["ece"], **res["artefacts"].to_dict(),
+            summary.append({"setting": setting, "seed": seed, "ece": res["ece"], "ece_clean": res["ece_clean"],
+                            **res["artefacts"].to_dict(),
                             "clean_flagged": res["clean_flagged"], **res["detector"]})
     pd.set_option("display.width", 160)
     print("per-parent ARI (mean over seeds):")
@@ -190,8 +203,8 @@ def main() -> None:
     table = pd.concat(states).reset_index().groupby(["state", "setting"])[["recall", "precision"]].mean()
     print("\nper-state recall / precision (mean over seeds):")
     print(table.unstack("setting").round(2).to_string())
-    print("\nECE of the calls' confidence; share of artefact cells left unassigned; share of the other cells "
-          "flagged as artefacts:")
+    print("\nECE of the calls' confidence (ece_clean: of the calls of cells that are no artefact); share of artefact "
+          "cells left unassigned; share of the other cells flagged as artefacts:")
     print(pd.DataFrame(summary).groupby("setting").mean(numeric_only=True).drop(columns="seed").round(3).to_string())
     if args.absent:
         for absent in (ABSENT, ABSENT_SHORT):

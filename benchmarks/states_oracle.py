@@ -44,7 +44,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.states_eval import called_cohort, cohort_parser
+from benchmarks.states_eval import called_cohort, cohort_parser, parsed
 from hcctme.tl import _state_selftrain as selftrain
 from hcctme.tl._state_artefacts import library_size
 from hcctme.tl._state_specificity import sample_centred_mean
@@ -131,7 +131,7 @@ def main() -> None:
     parser = cohort_parser(__doc__.splitlines()[0])
     parser.add_argument("--table", type=Path, default=None,
                         help="CSV file for the per-cohort figures, unrounded (written after each cohort)")
-    args = parser.parse_args()
+    args = parsed(parser)
     warnings.filterwarnings("ignore")
     tables = []
     for setting in args.settings:
