@@ -3,11 +3,13 @@
 The caller's rules and thresholds were set on the four SETTINGS (seeds 100-103); the issue-13 ECE target is stated
 on held-out settings. These tests read seed 7 (8 patients x 500 cells) of three held-out settings, fixed before their
 first run: continua and programme dropout raised (transitional_10x), a shallower Smart-seq with more stress
-(shallow_smartseq), and 12 % doublets with 12 % ambient RNA (doublets_10x). README (held-out settings) gives the
-benchmark figures over seeds 200-201.
+(shallow_smartseq), and 12 % doublets with 12 % ambient RNA (doublets_10x). README ("Held-out settings and seeds")
+gives the benchmark figures over the fresh seeds 200-203 and 300-301.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 
@@ -21,7 +23,8 @@ REACHED = ["TREG", "KUPFFER", "TAM2_SPP1", "CD8_TEFF", "CD8_TEX_TERMINAL"]
 def test_held_out_settings_are_new():
     for name, setting in HELD_OUT.items():
         assert name not in SETTINGS and setting.name == name
-        assert all(setting != known for known in SETTINGS.values())
+        # a held-out setting differs from every development setting in a parameter, not only in its name
+        assert all(replace(setting, name=known.name) != known for known in SETTINGS.values())
 
 
 @pytest.mark.slow
@@ -41,7 +44,8 @@ def test_calls_and_calibration_hold_on_held_out_settings(setting):
 def test_calls_of_cells_that_are_no_artefact_stay_calibrated_with_many_doublets():
     """12 % doublets: the ECE over all calls is over the target (0.074 on this seed, 0.075 over seeds 200-201),
     because the doublets the artefact rules miss are called with a confidence of about 0.9; over the calls of
-    the cells that are no artefact it holds. Measured (seed 7): doublets left unassigned 0.77."""
+    the cells that are no artefact it holds. Measured (seed 7): ECE over those calls 0.017, doublets left
+    unassigned 0.77."""
     res = evaluate(called_cohort("doublets_10x", 7, 500, 8)[0])
     assert res["ece_clean"] <= 0.05
     assert res["ece"] > res["ece_clean"]
