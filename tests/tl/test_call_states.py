@@ -328,7 +328,6 @@ def test_principal_components_centre_each_sample():
     assert abs(pooled[:60, 0].mean() - pooled[60:, 0].mean()) > 1.0
 
 
-
 def test_principal_components_of_tall_populations_from_the_covariance_equal_arpack(monkeypatch):
     """From ``gram_cells`` cells on, the components come from the centred gene covariance: the same components as
     ARPACK's up to sign (several samples, more rows than one dense block, a population of a programme and noise)."""
@@ -347,6 +346,7 @@ def test_principal_components_of_tall_populations_from_the_covariance_equal_arpa
     sign = np.sign((gram * arpack).sum(axis=0))
     np.testing.assert_allclose(gram * sign, arpack, atol=1e-6)
     assert abs(gram[: n // 3, 0].mean() - gram[n // 3:, 0].mean()) > 1.0  # the first component is the programme
+
 
 def test_cluster_seeds_rules():
     params = selftrain.SelfTrainParams()
