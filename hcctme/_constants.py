@@ -195,6 +195,11 @@ STATE_CLUSTER_MAJORITY: Final = 0.5
 # the cluster's next state by at least STATE_CLUSTER_UNCALLED_LEAD (z units): the mixture says nothing of it there,
 # and a cluster nearly as high in a sibling may be the sibling's, read through the genes the two share
 STATE_CLUSTER_UNCALLED_LEAD: Final = 0.25
+# a cluster where the mixture calls cells but none of the states it calls there is high in the cluster (its calls
+# scattered over programmes the cluster does not express) backs its best state when the share of its cells the
+# mixture calls is at least STATE_CLUSTER_SCATTERED_CALLED times the population's (a cluster the mixture mostly
+# leaves unassigned is no state's: a monocyte-like cluster highest in a TAM2_SPP1 list removed from the data)
+STATE_CLUSTER_SCATTERED_CALLED: Final = 0.5
 # carried score of a seeded state (a self-training feature): the mean expression of the (at most)
 # STATE_CARRY_GENES genes whose AUROC of the state's seeds against the cells that do not score for it reaches
 # STATE_CARRY_AUROC (none when fewer than STATE_CARRY_MIN_GENES)

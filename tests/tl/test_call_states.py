@@ -370,17 +370,45 @@ def test_cluster_seeds_backed_where_the_mixture_calls_no_other_state():
     groups = np.repeat([0, 1, 2, 3], 20)
     ids = ["A", "B"]
     # cluster 0: A's highest cluster (mean 0.5 < strong z 1), 1 of 20 cells (5 % < 10 %) called A, none other
-    # state; cluster 1: B's highest cluster (0.5), 1 cell called B but 4 called A (a sibling's cluster); 2, 3 low
-    z = np.repeat(np.array([[0.5, -0.5], [0.2, 0.5], [-0.5, -0.5], [-0.6, -0.6]]), 20, axis=0)
+    # state; cluster 1: B's highest cluster (0.5), 1 cell called B but 4 called A, and A high there too (0.3 >=
+    # half of A's top): a sibling's cluster; 2, 3 low
+    z = np.repeat(np.array([[0.5, -0.5], [0.3, 0.5], [-0.5, -0.5], [-0.6, -0.6]]), 20, axis=0)
     mixture = np.full(80, "", dtype=object)
     mixture[0] = "A"
     mixture[20], mixture[21:25] = "B", "A"
     labels = selftrain.cluster_seeds(groups, z, ids, mixture, params)
     assert list(labels[::20]) == ["A", selftrain.NONE_CLASS, selftrain.NONE_CLASS, selftrain.NONE_CLASS]
-    # a tie (1 A and 1 B call in A's cluster) does not back it; with the A and B calls in clusters 2 and 3 only,
-    # neither cluster 0 nor 1 is backed
+    # the same calls where A is not high in cluster 1 (0.2 < half of 0.5): scattered calls, B's cluster is backed
+    low_a = z.copy()
+    low_a[20:40, 0] = 0.2
+    assert list(selftrain.cluster_seeds(groups, low_a, ids, mixture, params)[::20]) == \
+        ["A", "B", selftrain.NONE_CLASS, selftrain.NONE_CLASS]
+    # ... also with no B call in it, B called elsewhere (10x generator seed 200: 1 progenitor call in 920 CD8 T
+    # cells; with no B call anywhere the uncalled-state lead would back it instead)
+    mixture[20], mixture[60] = "", "B"
+    assert selftrain.cluster_seeds(groups, low_a, ids, mixture, params)[20] == "B"
+    # ... not where the mixture calls a far smaller share of the cluster's cells than of the population's: 4 of 20
+    # (0.2) against 45 of 80 (0.56) with clusters 2 and 3 called A is under half; 7 of 20 against 48 of 80 is half
+    crowded = mixture.copy()
+    crowded[40:80] = "A"
+    crowded[60] = "B"
+    assert selftrain.cluster_seeds(groups, low_a, ids, crowded, params)[20] == selftrain.NONE_CLASS
+    crowded[25:28] = "A"
+    assert selftrain.cluster_seeds(groups, low_a, ids, crowded, params)[20] == "B"
+    # a cluster the mixture calls nothing in gets no backing from this rule (B is called elsewhere)
+    mixture[21:25] = ""
+    assert selftrain.cluster_seeds(groups, low_a, ids, mixture, params)[20] == selftrain.NONE_CLASS
+    mixture[60] = ""
+    mixture[0] = "A"
+    mixture[20], mixture[21:25] = "B", "A"
+    # a tie (1 A and 1 B call in A's cluster) does not back it where B is high there too (0.3), and does where B
+    # is low there (-0.5: a scattered call); with the A and B calls in clusters 2 and 3 only, neither cluster 0
+    # nor 1 is backed
     mixture[1] = "B"
-    assert selftrain.cluster_seeds(groups, z, ids, mixture, params)[0] == selftrain.NONE_CLASS
+    high_b = z.copy()
+    high_b[:20, 1] = 0.3
+    assert selftrain.cluster_seeds(groups, high_b, ids, mixture, params)[0] == selftrain.NONE_CLASS
+    assert selftrain.cluster_seeds(groups, z, ids, mixture, params)[0] == "A"
     mixture = np.where(groups == 2, "A", np.where(groups == 3, "B", "")).astype(object)
     assert list(selftrain.cluster_seeds(groups, z, ids, mixture, params)[::20]) == [selftrain.NONE_CLASS] * 4
 
@@ -394,7 +422,7 @@ def test_cluster_seeds_back_a_state_the_mixture_calls_nowhere():
     groups = np.repeat(np.arange(4), 20)
     z = np.repeat(np.array([
         [1.2, -0.5, -0.5],  # 0: A's cluster, called A
-        [-0.5, 0.6, 0.2],   # 1: B best, leads C by 0.4 >= 0.25; 5 of 20 cells called A, no B call anywhere
+        [0.6, 0.9, 0.2],    # 1: B best, leads A by 0.3 >= 0.25; 5 of 20 cells called A (high there), no B call
         [-0.5, 0.4, 0.5],   # 2: C best (uncalled too) but B nearly as high: leads by 0.1 < 0.25
         [-0.8, -0.8, -0.8],  # 3: low in all
     ]), 20, axis=0)

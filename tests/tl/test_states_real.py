@@ -84,18 +84,18 @@ def test_sade_feldman_t_cell_states_read_in_all_t_cells(shares):
     """Sade-Feldman 2018 (Smart-seq2): all T-cell clusters in one ``t_cell`` population, which competes the CD8
     states and TREG. Read per cluster (exhausted clusters alone in ``cd8_t``, memory alone in ``t_cell``, cytotoxic
     in none) no cluster got its call (0 of 166, 0 of 144, 0 of 88): a population that is all one state has no
-    contrast. Measured (release 2.7): progenitor 101 of 144 (0.70; 3 of 166 exhausted cells), terminal 90 of 166
-    (0.54; 1 of 232 siblings), effector 49 of 88 (0.56; 70 of 310 siblings, 62 of them in the exhausted cluster).
-    Release 2.6: 105 (0.73), 103 (0.62) and 44 (0.50; 56 siblings). Release 2.7 drops the "none of these" seeds that
-    the carried scores place with a state: 33 of the 40 in the exhausted cluster, whose seeds are otherwise mostly
-    effector (29) and almost never terminal (1), so more of its cells are called effector."""
+    contrast. Measured (release 2.8): progenitor 101 of 144 (0.70; 3 of 166 exhausted cells), terminal 136 of 166
+    (0.82; 1 of 232 siblings), effector 37 of 88 (0.42; 16 of 310 siblings, 15 of them in the exhausted cluster).
+    Release 2.7: terminal 90 (0.54), effector 49 (0.56; 70 siblings, 62 in the exhausted cluster); release 2.8
+    backs a cluster's best state where the mixture's calls there go to states the cluster does not express, and the
+    exhausted clusters seed terminal exhaustion. Release 2.6: 105 (0.73), 103 (0.62) and 44 (0.50; 56 siblings)."""
     sade = shares["sadefeldman2018_melanoma"]
     assert sade.loc["CD8_TEX_PROGENITOR", "share"] >= 0.65
     assert sade.loc["CD8_TEX_PROGENITOR", "siblings_called"] <= 0.1 * sade.loc["CD8_TEX_PROGENITOR", "n_siblings"]
-    assert sade.loc["CD8_TEX_TERMINAL", "share"] >= 0.5
+    assert sade.loc["CD8_TEX_TERMINAL", "share"] >= 0.75
     assert sade.loc["CD8_TEX_TERMINAL", "siblings_called"] <= 0.02 * sade.loc["CD8_TEX_TERMINAL", "n_siblings"]
-    assert sade.loc["CD8_TEFF", "share"] >= 0.5
-    assert sade.loc["CD8_TEFF", "siblings_called"] <= 0.25 * sade.loc["CD8_TEFF", "n_siblings"]
+    assert sade.loc["CD8_TEFF", "share"] >= 0.35
+    assert sade.loc["CD8_TEFF", "siblings_called"] <= 0.1 * sade.loc["CD8_TEFF", "n_siblings"]
 
 
 @pytest.mark.slow
@@ -128,9 +128,9 @@ def test_wu2021_tregs_once_the_foreign_markers_share_their_cap(shares, called):
 def test_states_no_cluster_of_which_gets_the_matching_call(shares):
     """The honest failures: the Wu 2021 myCAF-like clusters get no myCAF call (single Kieffer genes are barely up
     in them: 6 of 39 ECM-myCAF genes at AUROC 0.65 against the iCAF-like cells), the 23 Sade-Feldman Tregs, 4 % of
-    its T cells, no TREG call, and its exhausted heat-shock cluster few CD8_TSTR calls (4 of 81; 70 are called
-    CD8_TEX_TERMINAL in the T-cell population, 19 of 81 were CD8_TSTR when the exhausted clusters were read alone;
-    82 of 95 cells of its "Lymphocytes" cluster are called CD8_TSTR)."""
+    its T cells, no TREG call, and its exhausted heat-shock cluster few CD8_TSTR calls (5 of 81 in release 2.8; 73 are
+    called CD8_TEX_TERMINAL in the T-cell population, 19 of 81 were CD8_TSTR when the exhausted clusters were read
+    alone; 87 of 95 cells of its "Lymphocytes" cluster are called CD8_TSTR)."""
     assert shares["wu2021_tnbc"].loc[["CAF_ECM_MYCAF", "CAF_TGFB_MYCAF", "CAF_WOUND_MYCAF"], "share"].max() <= 0.1
     sade = shares["sadefeldman2018_melanoma"]
     assert sade.loc["TREG", "share"] <= 0.1 and sade.loc["CD8_TSTR", "share"] <= 0.1
