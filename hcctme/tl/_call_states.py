@@ -403,7 +403,8 @@ def call_states(
       per context, ``specificity``: per context and state whether a cluster confirmed it, the
       clusters tested and declined, and the test of its best cluster: ``n_measured``, ``n_up``,
       ``null_rate``, ``pvalue``, ``majority_auroc``, ``majority_null_rate``, ``majority_pvalue``,
-      ``n_down_measured``, ``n_down``;
+      ``n_down_measured``, ``n_down``; ``read_through``: the sibling a short panel read in a cluster, where it did,
+      :func:`hcctme.tl._state_specificity.read_through`;
       ``specificity_params``; ``declined``: per context the states whose
       clusters were all declined, with the mixture's calls of each that were dropped;
       ``carried_artefacts``: per context and carried artefact column ``"<column>_carried"``, its

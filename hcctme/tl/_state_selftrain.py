@@ -405,7 +405,10 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
 
     Each seeded cluster is compared with the cells of the clusters that do not score for its state
     (``z``: the cells' state z-scores, columns = ``ids``; :func:`._state_specificity.reference_rows`).
-    Clusters labelled :data:`NONE_CLASS` or ``""`` (no seed) are not tested.
+    Clusters labelled :data:`NONE_CLASS` or ``""`` (no seed) are not tested. A short panel that reads a sibling
+    in its cluster (:func:`._state_specificity.read_through`) is declined there, and the cluster seeds the sibling
+    where the sibling's genes pass the test against its own reference, else "none of these" (``read_through`` in
+    the panel's report; the sibling's ``clusters_tested`` and ``seeded`` count it).
     Returns the labels (declined clusters become :data:`NONE_CLASS`; a declined cluster whose state's
     median gene is up there, :func:`._state_specificity.undecided`, becomes ``""``, not a seed, when
     another cluster seeds that state: it expresses the state's genes without significance, and as
@@ -433,7 +436,14 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
         test = _specificity.gene_test(auroc, panel, state, detected)
         entry = report[state]
         entry["clusters_tested"] += 1
-        if _specificity.specific(test):
+        sibling = _specificity.read_through(auroc, panel, state, ids, z[members].mean(axis=0)) if short else None
+        if sibling is not None:
+            entry["clusters_declined"] += 1
+            entry["read_through"] = sibling
+            out[members] = _sibling_seed(sibling, members, groups, g, z, ids, panel)
+            report[sibling]["clusters_tested"] += 1
+            report[sibling]["seeded"] |= bool(out[members[0]] == sibling)
+        elif _specificity.specific(test):
             entry["seeded"] = True
         else:
             entry["clusters_declined"] += 1
@@ -445,6 +455,15 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
     seeded = [s for s, entry in report.items() if entry["seeded"]]
     out[np.isin(undecided, seeded)] = ""
     return out, report
+
+
+def _sibling_seed(sibling: str, members: np.ndarray, groups: np.ndarray, cluster: Any, z: np.ndarray,
+                  ids: list[str], panel: GenePanel) -> str:
+    """The seed of a cluster a short panel took through a sibling's genes: the sibling where its genes are up there."""
+    sibling_z = z[:, ids.index(sibling)]
+    reference = _specificity.reference_rows(groups, sibling_z, cluster, short=_specificity.short_panel(panel, sibling))
+    auroc, detected = _specificity.auroc_against(panel.X, members, reference)
+    return sibling if _specificity.specific(_specificity.gene_test(auroc, panel, sibling, detected)) else NONE_CLASS
 
 
 def carried(X: sp.csr_matrix, labels: np.ndarray, groups: np.ndarray, z: np.ndarray, ids: list[str],

@@ -40,7 +40,9 @@ when at least one of its genes is up there. A short panel that defines its state
 directions (``genes_down`` that the reference cells express; M_MDSC: CD14+ and HLA class II down)
 needs at least half of its measured up genes up (or two that pass the binomial test) and half of those down
 genes down (AUROC <= 1 - the up threshold, against the cells that do not score for the state): a
-CD14-high cluster of HLA-DR-high classical monocytes is not M-MDSC.
+CD14-high cluster of HLA-DR-high classical monocytes is not M-MDSC. A short panel whose up genes in a
+cluster all belong to a sibling state's list, where that sibling scores at least as high, reads the sibling
+(:func:`read_through`), and the cluster is tested for the sibling instead.
 
 **Reference cells.** The cluster is compared with the population's cells that do not score for
 the state (:func:`reference_rows`: the other clusters whose mean z-score of the state is at most
@@ -380,6 +382,26 @@ def specific(result: dict[str, float]) -> bool:
         enough_up = 2 * result["n_up"] >= result["n_measured"] or (binomial and result["n_up"] >= 2)
         return enough_up and 2 * n_down >= n_down_measured
     return result["n_up"] >= 1
+
+
+def read_through(auroc: np.ndarray, panel: GenePanel, state: str, ids: list[str], means: np.ndarray) -> str | None:
+    """The sibling a short panel reads in a cluster: every up gene of the panel is that sibling's, and it scores higher.
+
+    ``auroc``: the cluster's row (:func:`auroc_against`); ``means``: the cluster's mean z-score of each
+    state of ``ids``. A short panel is specific through one gene up (:func:`specific`), so a cluster of a
+    sibling whose list holds that gene passes it (the generator's Kupffer cells, KUPFFER mean z 0.90, passed
+    TAM1_FOLR2 at 0.69 through FOLR2, one of the three genes of its four the KUPFFER list holds). Returns the
+    highest-scoring state of ``ids`` whose list holds all the panel's up genes and whose mean z-score in the
+    cluster is at least the panel's, or None (no gene up, or one up gene no such sibling holds).
+    """
+    cols = panel.state_columns.get(state, np.empty(0, dtype=int))
+    up = set(cols[auroc[cols] >= STATE_SPECIFICITY_AUROC].tolist())
+    if not up:
+        return None
+    own = means[ids.index(state)]
+    holders = [(means[k], other) for k, other in enumerate(ids)
+               if other != state and means[k] >= own and up <= set(panel.state_columns.get(other, cols[:0]).tolist())]
+    return max(holders)[1] if holders else None
 
 
 def undecided(result: dict[str, float]) -> bool:

@@ -311,3 +311,47 @@ def test_short_panel_is_one_definition_of_measured_genes():
                                                 np.flatnonzero(groups != 1))
     test = specificity.gene_test(auroc, panel, "LONG", detected)
     assert test["n_measured"] == 3 and test["n_up"] == 3 and specificity.specific(test)
+
+
+def _sibling_population():
+    """Cluster 1 expresses a long list K (20 genes, G0 among them); cluster 2 the short panel T (G0-G3: G0 shared
+    with K, G1-G3 its own); cluster 3 only G0; cluster 0 none of them."""
+    rng = np.random.default_rng(11)
+    groups = np.repeat([0, 1, 2, 3], [300, 100, 100, 40])
+    log_mu = np.tile(rng.normal(-1.0, 1.0, 600), (540, 1))
+    log_mu[groups == 1, 10:30] += 1.5
+    log_mu[np.isin(groups, [1, 3]), 0] += 2.5
+    log_mu[groups == 2, 0:4] += 1.5
+    counts = sp.csr_matrix(rng.poisson(np.exp(log_mu)).astype(np.float32))
+    names = pd.Index([f"G{i}" for i in range(600)])
+    panel = _panel(counts, names, {"T": ["G0", "G1", "G2", "G3"], "K": ["G0", *(f"G{i}" for i in range(10, 30))]})
+    return groups, panel
+
+
+def test_short_panel_read_through_a_sibling_seeds_the_sibling():
+    """A short panel whose only up gene in a cluster is a sibling's, where that sibling scores higher, reads the
+    sibling (deep_10x seed 401: Kupffer cells, KUPFFER mean z 0.90, seeded the unplanted TAM1_FOLR2 at 0.69 through
+    FOLR2): the cluster seeds the sibling where the sibling's genes are up, "none of these" where they are not; a
+    cluster where the panel's own genes are up, or the sibling scores lower, keeps the panel."""
+    groups, panel = _sibling_population()
+    ids = ["T", "K"]
+    z = np.repeat(np.array([[-0.5, -0.5], [0.7, 0.9], [1.2, 0.1], [0.7, 0.9]]), [300, 100, 100, 40], axis=0)
+    labels = np.where(groups > 0, "T", selftrain.NONE_CLASS).astype(object)
+    out, report = selftrain.confirm_seeds(labels, groups, ids, panel, z)
+    assert (out[groups == 1] == "K").all() and (out[groups == 2] == "T").all()
+    assert (out[groups == 3] == selftrain.NONE_CLASS).all()  # only G0 up: K's genes are not up there as a group
+    assert report["T"]["read_through"] == "K" and report["T"]["seeded"] and report["K"]["seeded"]
+    assert report["T"]["clusters_declined"] == 2 and report["K"]["clusters_tested"] == 2
+    # the sibling scoring lower than the panel there: the panel keeps the cluster (one gene up suffices)
+    lower = z.copy()
+    lower[groups == 1, 1] = 0.6
+    out, report = selftrain.confirm_seeds(labels, groups, ids, panel, lower)
+    assert (out[groups == 1] == "T").all()
+    # an up gene of the panel the sibling does not hold: no read-through
+    auroc, _ = specificity.auroc_against(sp.csr_matrix(panel.X), np.flatnonzero(groups == 1),
+                                         np.flatnonzero(groups == 0))
+    assert specificity.read_through(auroc, panel, "T", ids, np.array([0.7, 0.9])) == "K"
+    own = auroc.copy()
+    own[panel.state_columns["T"]] = 0.8
+    assert specificity.read_through(own, panel, "T", ids, np.array([0.7, 0.9])) is None
+    assert specificity.read_through(np.full_like(auroc, 0.5), panel, "T", ids, np.array([0.7, 0.9])) is None
