@@ -425,24 +425,17 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
         state = labels[members[0]]
         if state in (NONE_CLASS, ""):
             continue
-        short = _specificity.short_panel(panel, state)
-        state_z = z[:, ids.index(state)]
-        reference = _specificity.reference_rows(groups, state_z, g, short=short)
-        auroc, detected = _specificity.auroc_against(panel.X, members, reference)
-        down = panel.down_columns.get(state, np.empty(0, dtype=int))
-        if short and down.size:  # the down genes are read against the cells that do not score for the state
-            auroc[down], detected[down] = _specificity.auroc_against(
-                panel.X[:, down], members, _specificity.reference_rows(groups, state_z, g))
-        test = _specificity.gene_test(auroc, panel, state, detected)
-        entry = report[state]
-        entry["clusters_tested"] += 1
-        sibling = _specificity.read_through(auroc, panel, state, ids, z[members].mean(axis=0)) if short else None
+        auroc, test = _cluster_test(state, members, groups, g, z, ids, panel)
+        entry = _tested(report[state], test)
+        sibling = (_specificity.read_through(auroc, panel, state, ids, z[members].mean(axis=0))
+                   if _specificity.short_panel(panel, state) else None)
         if sibling is not None:
             entry["clusters_declined"] += 1
             entry["read_through"] = sibling
-            out[members] = _sibling_seed(sibling, members, groups, g, z, ids, panel)
-            report[sibling]["clusters_tested"] += 1
-            report[sibling]["seeded"] |= bool(out[members[0]] == sibling)
+            sibling_test = _cluster_test(sibling, members, groups, g, z, ids, panel)[1]
+            seeds_sibling = _specificity.specific(sibling_test)
+            _tested(report[sibling], sibling_test)["seeded"] |= seeds_sibling
+            out[members] = sibling if seeds_sibling else NONE_CLASS
         elif _specificity.specific(test):
             entry["seeded"] = True
         else:
@@ -450,20 +443,31 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
             out[members] = NONE_CLASS
             if _specificity.undecided(test):
                 undecided[members] = state
-        if test["pvalue"] <= entry["pvalue"]:
-            entry.update(test)
     seeded = [s for s, entry in report.items() if entry["seeded"]]
     out[np.isin(undecided, seeded)] = ""
     return out, report
 
 
-def _sibling_seed(sibling: str, members: np.ndarray, groups: np.ndarray, cluster: Any, z: np.ndarray,
-                  ids: list[str], panel: GenePanel) -> str:
-    """The seed of a cluster a short panel took through a sibling's genes: the sibling where its genes are up there."""
-    sibling_z = z[:, ids.index(sibling)]
-    reference = _specificity.reference_rows(groups, sibling_z, cluster, short=_specificity.short_panel(panel, sibling))
+def _cluster_test(state: str, members: np.ndarray, groups: np.ndarray, cluster: Any, z: np.ndarray,
+                  ids: list[str], panel: GenePanel) -> tuple[np.ndarray, dict[str, float]]:
+    """The cluster's AUROC row against the state's reference cells and the state's gene test there."""
+    short = _specificity.short_panel(panel, state)
+    state_z = z[:, ids.index(state)]
+    reference = _specificity.reference_rows(groups, state_z, cluster, short=short)
     auroc, detected = _specificity.auroc_against(panel.X, members, reference)
-    return sibling if _specificity.specific(_specificity.gene_test(auroc, panel, sibling, detected)) else NONE_CLASS
+    down = panel.down_columns.get(state, np.empty(0, dtype=int))
+    if short and down.size:  # the down genes are read against the cells that do not score for the state
+        auroc[down], detected[down] = _specificity.auroc_against(
+            panel.X[:, down], members, _specificity.reference_rows(groups, state_z, cluster))
+    return auroc, _specificity.gene_test(auroc, panel, state, detected)
+
+
+def _tested(entry: dict[str, Any], test: dict[str, float]) -> dict[str, Any]:
+    """Count one more tested cluster in a state's report, keeping the test with the smallest p-value; the entry."""
+    entry["clusters_tested"] += 1
+    if test["pvalue"] <= entry["pvalue"]:
+        entry.update(test)
+    return entry
 
 
 def carried(X: sp.csr_matrix, labels: np.ndarray, groups: np.ndarray, z: np.ndarray, ids: list[str],
