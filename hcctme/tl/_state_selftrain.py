@@ -433,9 +433,12 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
             entry["clusters_declined"] += 1
             entry["read_through"] = sibling
             sibling_test = _cluster_test(sibling, members, groups, g, z, ids, panel)[1]
-            seeds_sibling = _specificity.specific(sibling_test)
-            _tested(report[sibling], sibling_test)["seeded"] |= seeds_sibling
-            out[members] = sibling if seeds_sibling else NONE_CLASS
+            sibling_entry = _tested(report[sibling], sibling_test)
+            if _specificity.specific(sibling_test):
+                sibling_entry["seeded"] = True
+                out[members] = sibling
+            else:
+                out[members] = NONE_CLASS
         elif _specificity.specific(test):
             entry["seeded"] = True
         else:

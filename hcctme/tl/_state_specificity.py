@@ -385,7 +385,7 @@ def specific(result: dict[str, float]) -> bool:
 
 
 def read_through(auroc: np.ndarray, panel: GenePanel, state: str, ids: list[str], means: np.ndarray) -> str | None:
-    """The sibling a short panel reads in a cluster: every up gene of the panel is that sibling's, and it scores higher.
+    """The sibling a short panel reads in a cluster: all the panel's up genes are its, and it scores at least as high.
 
     ``auroc``: the cluster's row (:func:`auroc_against`); ``means``: the cluster's mean z-score of each
     state of ``ids``. A short panel is specific through one gene up (:func:`specific`), so a cluster of a
@@ -400,7 +400,8 @@ def read_through(auroc: np.ndarray, panel: GenePanel, state: str, ids: list[str]
         return None
     own = means[ids.index(state)]
     holders = [(means[k], other) for k, other in enumerate(ids)
-               if other != state and means[k] >= own and up <= set(panel.state_columns.get(other, cols[:0]).tolist())]
+               if other != state and means[k] >= own
+               and up <= set(panel.state_columns.get(other, np.empty(0, dtype=int)).tolist())]
     return max(holders)[1] if holders else None
 
 
