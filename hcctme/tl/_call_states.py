@@ -463,7 +463,9 @@ def call_states(
        panel with ``genes_down`` needs half of its up genes up and half of its down genes down): a population split by
        something else (a stimulation, a batch) that shares two or
        three genes with a state's list does not make that state, and a state whose clusters are all
-       declined gets no call, not even from the mixture. Each seeded state is carried to the (up to
+       declined gets no call, not even from the mixture (with too few seeds for the classifier, the population
+       keeps the mixture's calls, and a state no cluster was a candidate for is tested in its highest-scoring
+       cluster of at least 10 cells first). Each seeded state is carried to the (up to
        30) genes that separate its seeds from the cells that do not score for it (AUROC >= 0.7):
        their score is a feature (a signature reads part of its programme; a 3-gene panel one or two
        genes), and a "none of these" seed whose carried score of a state is past the midpoint
