@@ -466,10 +466,13 @@ def tested_where_best(report: dict[str, dict[str, Any]], mixture_calls: np.ndarr
     """
     labels_of, sizes = np.unique(groups, return_counts=True)
     sized = labels_of[sizes >= min_cells]
+    if not sized.size:
+        return
+    means = np.vstack([z[groups == g].mean(axis=0) for g in sized])
     for j, state in enumerate(ids):
-        if report[state]["clusters_tested"] or not np.any(mixture_calls == state) or not sized.size:
+        if report[state]["clusters_tested"] or not np.any(mixture_calls == state):
             continue
-        best = sized[int(np.argmax([z[groups == g, j].mean() for g in sized]))]
+        best = sized[int(np.argmax(means[:, j]))]
         reference = _specificity.reference_rows(groups, z[:, j], best, short=_specificity.short_panel(panel, state))
         if reference.size < min_cells:
             continue
