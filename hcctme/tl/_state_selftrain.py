@@ -399,6 +399,11 @@ def _lead(row: np.ndarray, j: int) -> float:
     return float(row[j] - others.max()) if others.size else float("inf")
 
 
+def untested_report(ids: list[str]) -> dict[str, dict[str, Any]]:
+    """A specificity report before any cluster is tested: per state, not seeded, no cluster tested, p-value 1."""
+    return {s: {"seeded": False, "clusters_tested": 0, "clusters_declined": 0, "pvalue": 1.0} for s in ids}
+
+
 def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel: GenePanel,
                   z: np.ndarray) -> tuple[np.ndarray, dict[str, dict[str, Any]]]:
     """Decline the state seeds of clusters whose state genes are not up there (:mod:`._state_specificity`).
@@ -418,8 +423,7 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
     """
     out = labels.copy()
     undecided = np.full(labels.size, "", dtype=object)
-    report: dict[str, dict[str, Any]] = {s: {"seeded": False, "clusters_tested": 0, "clusters_declined": 0,
-                                             "pvalue": 1.0} for s in ids}
+    report = untested_report(ids)
     for g in np.unique(groups):
         members = np.flatnonzero(groups == g)
         state = labels[members[0]]

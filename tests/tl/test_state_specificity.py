@@ -357,11 +357,6 @@ def test_short_panel_read_through_a_sibling_seeds_the_sibling():
     assert specificity.read_through(np.full_like(auroc, 0.5), panel, "T", ids, np.array([0.7, 0.9])) is None
 
 
-def _untested_report(ids: list[str]) -> dict[str, dict]:
-    """A specificity report in which no cluster was tested for any state (as ``confirm_seeds`` starts it)."""
-    return {s: {"seeded": False, "clusters_tested": 0, "clusters_declined": 0, "pvalue": 1.0} for s in ids}
-
-
 def test_states_no_cluster_was_a_candidate_for_are_tested_in_their_best_cluster():
     """Too few seeds for the classifier: the mixture's calls of a state no cluster was a candidate for are kept only
     where its highest-scoring cluster passes the test (generator 10x seed 200 with ENDO_ONCOFETAL_PLVAP removed: the
@@ -377,13 +372,13 @@ def test_states_no_cluster_was_a_candidate_for_are_tested_in_their_best_cluster(
     mixture = np.full(groups.size, "", dtype=object)
     mixture[np.flatnonzero(groups == 1)[:20]] = "S"
     mixture[np.flatnonzero(groups == 2)[:20]] = "T"  # U: no call
-    report = _untested_report(ids)
+    report = selftrain.untested_report(ids)
     selftrain.tested_where_best(report, mixture, groups, ids, panel, z, min_cells=10)
     assert report["S"]["seeded"] and report["S"]["clusters_tested"] == 1 and report["S"]["n_up"] >= 15
     assert not report["T"]["seeded"] and report["T"]["clusters_declined"] == 1
-    assert report["U"] == _untested_report(ids)["U"]
+    assert report["U"] == selftrain.untested_report(ids)["U"]
     # a state a cluster was already tested for keeps its record
-    tested = _untested_report(ids)
+    tested = selftrain.untested_report(ids)
     tested["T"].update(clusters_tested=1, seeded=True)
     selftrain.tested_where_best(tested, mixture, groups, ids, panel, z, min_cells=10)
     assert tested["T"]["seeded"] and tested["T"]["clusters_tested"] == 1
@@ -392,15 +387,15 @@ def test_states_no_cluster_was_a_candidate_for_are_tested_in_their_best_cluster(
     outlier[0] = 3
     z_outlier = z.copy()
     z_outlier[0, 0] = 3.0
-    with_outlier = _untested_report(ids)
+    with_outlier = selftrain.untested_report(ids)
     selftrain.tested_where_best(with_outlier, mixture, outlier, ids, panel, z_outlier, min_cells=10)
     assert with_outlier["S"]["seeded"] and with_outlier["S"]["n_up"] >= 15
     # a best cluster with fewer reference cells than min_cells is not tested: T highest in the 280-cell cluster 0,
     # whose reference is the 120 cells of clusters 1 and 2
     z_large = np.zeros_like(z)
     z_large[groups == 0, 1] = 1.0
-    large = _untested_report(ids)
+    large = selftrain.untested_report(ids)
     selftrain.tested_where_best(large, mixture, groups, ids, panel, z_large, min_cells=121)
-    assert large["T"] == _untested_report(ids)["T"]
+    assert large["T"] == selftrain.untested_report(ids)["T"]
     selftrain.tested_where_best(large, mixture, groups, ids, panel, z_large, min_cells=120)
     assert large["T"]["clusters_tested"] == 1
