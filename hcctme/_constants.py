@@ -177,6 +177,12 @@ STATE_SELFTRAIN_HVG_MARGIN: Final = 500
 STATE_SELFTRAIN_ROUNDS: Final = 2
 STATE_SELFTRAIN_MIN_CELLS: Final = 50
 STATE_SELFTRAIN_MIN_SEEDS: Final = 10
+# a state gets a carried score from this many seeds, and keeps its class from this many where the specificity test
+# confirmed them on a full panel (other classes, "none of these" included, need STATE_SELFTRAIN_MIN_SEEDS): a small
+# confirmed cluster can be all the seeds a state gets where its signature reads little of its programme (deep 10x
+# generator seed 200: 8 progenitor-exhausted seeds, the other 134 progenitor cells in two clusters highest in
+# another list and left "none of these")
+STATE_SELFTRAIN_MIN_STATE_SEEDS: Final = 5
 # cluster seeds: k-means clusters (2 K + 4, at most STATE_SELFTRAIN_MAX_CLUSTERS) of a population's
 # within-sample-centred expression PCs; a cluster seeds the state whose mean z-score is highest there
 # when it reaches STATE_CLUSTER_SEED_Z and STATE_CLUSTER_SEED_SHARE of that state's highest cluster mean

@@ -1,8 +1,10 @@
-"""The self-training's refit drops a "none of these" class that it predicts confidently in too few cells."""
+"""The self-training's classes: a refit drops a "none of these" class predicted confidently in too few cells; a state
+is a class from fewer seeds than "none of these"."""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -53,3 +55,25 @@ def test_a_state_confident_in_few_cells_stays():
     assert 0 < _first_fit_confident(features, labels)["D"] < PARAMS.min_seeds
     classes, _, train = selftrain.self_train(features, labels, PARAMS)
     assert "D" in set(classes) and 0 < np.sum(train == "D") < PARAMS.min_seeds
+
+
+def test_a_state_confirmed_on_a_full_panel_is_a_class_from_fewer_seeds():
+    """``min_state_seeds`` seeds make a class of a state the specificity test confirmed on a full panel; any other
+    class (an untested or short-panel state, "none of these") needs ``min_seeds``."""
+    few, floor = PARAMS.min_state_seeds, PARAMS.min_seeds
+    assert few < floor
+    labels = np.array(["A"] * 40 + ["B"] * few + ["C"] * (few - 1) + ["D"] * (floor - 1) + [NONE] * (floor - 1)
+                      + [""] * 3, dtype=object)
+    kept = selftrain.with_enough_seeds(labels, PARAMS, frozenset({"B", "C"}))
+    assert set(kept[kept != ""]) == {"A", "B"}
+    assert np.array_equal(kept[labels == "B"], labels[labels == "B"])
+    assert set(selftrain.with_enough_seeds(labels, PARAMS)) == {"A", ""}  # nothing tested: min_seeds for all
+    none = np.array([NONE] * floor + ["A"] * 20, dtype=object)
+    assert np.array_equal(selftrain.with_enough_seeds(none, PARAMS, frozenset({"A"})), none)
+
+
+def test_only_states_seeded_on_full_panels_count_as_tested():
+    report = {"LONG": {"seeded": True}, "SHORT": {"seeded": True}, "DECLINED": {"seeded": False}}
+    panel = SimpleNamespace(short=frozenset({"SHORT"}))
+    assert selftrain.tested_on_full_panels(report, panel) == frozenset({"LONG"})
+    assert selftrain.tested_on_full_panels(report, None) == frozenset()
