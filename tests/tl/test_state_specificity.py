@@ -328,11 +328,18 @@ def _sibling_population():
     return groups, panel
 
 
+def auroc_of(panel, groups: np.ndarray, cluster: int) -> np.ndarray:
+    """The panel genes' AUROC of a cluster against cluster 0."""
+    return specificity.auroc_against(sp.csr_matrix(panel.X), np.flatnonzero(groups == cluster),
+                                     np.flatnonzero(groups == 0))[0]
+
+
 def test_short_panel_read_through_a_sibling_seeds_the_sibling():
     """A short panel whose only up gene in a cluster is a sibling's, where that sibling scores higher, reads the
     sibling (deep_10x seed 401: Kupffer cells, KUPFFER mean z 0.90, seeded the unplanted TAM1_FOLR2 at 0.69 through
     FOLR2): the cluster seeds the sibling where the sibling's genes are up, "none of these" where they are not; a
-    cluster where the panel's own genes are up, or the sibling scores lower, keeps the panel."""
+    cluster where the panel's own genes are up keeps the panel. Where the sibling scores lower, the cluster seeds the
+    sibling if the sibling's own test passes there (deep_10x seed 701), and keeps the panel if it does not."""
     groups, panel = _sibling_population()
     ids = ["T", "K"]
     z = np.repeat(np.array([[-0.5, -0.5], [0.7, 0.9], [1.2, 0.1], [0.7, 0.9]]), [300, 100, 100, 40], axis=0)
@@ -342,11 +349,16 @@ def test_short_panel_read_through_a_sibling_seeds_the_sibling():
     assert (out[groups == 3] == selftrain.NONE_CLASS).all()  # only G0 up: K's genes are not up there as a group
     assert report["T"]["read_through"] == "K" and report["T"]["seeded"] and report["K"]["seeded"]
     assert report["T"]["clusters_declined"] == 2 and report["K"]["clusters_tested"] == 2
-    # the sibling scoring lower than the panel there: the panel keeps the cluster (one gene up suffices)
+    # the sibling scoring lower than the panel: its own genes up (cluster 1) take the cluster, only the shared
+    # gene up (cluster 3) leaves it to the panel (one gene up suffices)
     lower = z.copy()
-    lower[groups == 1, 1] = 0.6
+    lower[np.isin(groups, [1, 3]), 1] = 0.6
     out, report = selftrain.confirm_seeds(labels, groups, ids, panel, lower)
-    assert (out[groups == 1] == "T").all()
+    assert (out[groups == 1] == "K").all() and (out[groups == 3] == "T").all()
+    assert report["T"]["read_through"] == "K" and report["T"]["clusters_declined"] == 1
+    assert specificity.read_through(auroc_of(panel, groups, 1), panel, "T", ids, np.array([0.7, 0.6])) is None
+    assert specificity.read_through(auroc_of(panel, groups, 1), panel, "T", ids, np.array([0.7, 0.6]),
+                                    any_score=True) == "K"
     # an up gene of the panel the sibling does not hold: no read-through
     auroc, _ = specificity.auroc_against(sp.csr_matrix(panel.X), np.flatnonzero(groups == 1),
                                          np.flatnonzero(groups == 0))
