@@ -441,17 +441,10 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
             continue
         auroc, test = _cluster_test(state, members, groups, g, z, ids, panel)
         entry = _tested(report[state], test)
-        sibling = (_specificity.read_through(auroc, panel, state, ids, z[members].mean(axis=0))
-                   if _specificity.short_panel(panel, state) else None)
-        if sibling is None and _specificity.short_panel(panel, state) and _specificity.specific(test):
-            holder = _specificity.read_through(auroc, panel, state, ids, z[members].mean(axis=0), any_score=True)
-            if holder is not None and _specificity.specific(
-                    _cluster_test(holder, members, groups, g, z, ids, panel)[1]):
-                sibling = holder
+        sibling, sibling_test = _sibling_read(state, auroc, test, members, groups, g, z, ids, panel)
         if sibling is not None:
             entry["clusters_declined"] += 1
             entry["read_through"] = sibling
-            sibling_test = _cluster_test(sibling, members, groups, g, z, ids, panel)[1]
             sibling_entry = _tested(report[sibling], sibling_test)
             if _specificity.specific(sibling_test):
                 sibling_entry["seeded"] = True
@@ -468,6 +461,28 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
     seeded = [s for s, entry in report.items() if entry["seeded"]]
     out[np.isin(undecided, seeded)] = ""
     return out, report
+
+
+def _sibling_read(state: str, auroc: np.ndarray, test: dict[str, float], members: np.ndarray, groups: np.ndarray,
+                  cluster: Any, z: np.ndarray, ids: list[str], panel: GenePanel
+                  ) -> tuple[str | None, dict[str, float] | None]:
+    """The sibling a short panel reads in a cluster and its test there, or (None, None) (:func:`confirm_seeds`).
+
+    ``auroc`` / ``test``: the panel's genes' AUROC in the cluster and the panel's test there. The sibling that
+    scores at least as high (:func:`._state_specificity.read_through`), tested whatever the outcome; else, where
+    the panel passes, the sibling holding its up genes whatever the scores, where that sibling's test passes too.
+    """
+    if not _specificity.short_panel(panel, state):
+        return None, None
+    means = z[members].mean(axis=0)
+    sibling = _specificity.read_through(auroc, panel, state, ids, means)
+    if sibling is not None:
+        return sibling, _cluster_test(sibling, members, groups, cluster, z, ids, panel)[1]
+    holder = _specificity.read_through(auroc, panel, state, ids, means, any_score=True)
+    if holder is None or not _specificity.specific(test):
+        return None, None
+    holder_test = _cluster_test(holder, members, groups, cluster, z, ids, panel)[1]
+    return (holder, holder_test) if _specificity.specific(holder_test) else (None, None)
 
 
 def tested_where_best(report: dict[str, dict[str, Any]], mixture_calls: np.ndarray, groups: np.ndarray,
