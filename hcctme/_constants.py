@@ -212,6 +212,10 @@ STATE_CLUSTER_SCATTERED_CALLED: Final = 0.5
 STATE_CARRY_GENES: Final = 30
 STATE_CARRY_MIN_GENES: Final = 3
 STATE_CARRY_AUROC: Final = 0.7
+# a carried artefact column is read on the genes two or more populations agree on alone where at least
+# STATE_CARRY_ALONE_GENES of them are left, else on the population's own genes averaged with the list's read (3-5
+# genes alone also read clean cells' noise; genes only one population chooses may be one of its states')
+STATE_CARRY_ALONE_GENES: Final = 10
 # carried artefact column (tl/_state_artefact_carry.py): an artefact column that flags at least
 # STATE_ARTEFACT_CARRY_MIN_CELLS cells of a parent population is carried to the genes that separate them from the
 # clean cells (the STATE_CARRY_* gene rule, the signature genes of the population's states left out)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,8 +247,10 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
                       "seeds (class-balanced log loss; self_train.temperature; contexts in self_train.seeds); "
                       "then each artefact column flagging >= 20 cells is carried to the genes separating its cells "
                       "from the clean ones "
-                      "(AUROC, the states' signature genes left out), averaged with the column as a robust z, and "
-                      "read by the same two-component rule ('<column>_carried'; self_train.carried_artefacts)"
+                      "(AUROC, the states' signature genes left out), read as a robust z alone on those of them "
+                      "two or more and half of the populations chose (>= 10), else averaged with the column; "
+                      "where the column flags fewer cells, alone on the >= 10 genes the populations agree on; by "
+                      "the same two-component rule ('<column>_carried'; self_train.carried_artefacts)"
                       if self_train else "")
                    + "; confidence times the probability that the cell is not an artefact"),
         "artefact_rule": _artefacts.params(),
@@ -408,7 +410,8 @@ def call_states(
       ``specificity_params``; ``declined``: per context the states whose
       clusters were all declined, with the mixture's calls of each that were dropped;
       ``carried_artefacts``: per context and carried artefact column ``"<column>_carried"``, its
-      ``genes``, the cells it ``flagged`` and those it ``added`` to the artefact cells).
+      ``genes``, the cells it ``flagged`` and those it ``added`` to the artefact cells, whether it was read
+      ``alone`` (else averaged with the column) and whether the genes were ``borrowed`` from the other populations).
 
     Notes
     -----
@@ -486,9 +489,13 @@ def call_states(
        artefact column (library ``"artefacts"`` and the user's score columns; not the library size,
        foreign-lineage markers or flag columns) that flags at least 20 cells of a population is
        carried to the (up to 30) genes that separate those cells from the population's clean cells
-       (AUROC >= 0.75), leaving out the signature genes of the population's states; the mean of the
-       robust z-scores (against the clean cells) of those genes' within-sample-centred mean expression
-       and of the column itself is a new artefact column ``"<column>_carried"`` read by the
+       (AUROC >= 0.7), leaving out the signature genes of the population's states. The genes two or
+       more, and at least half, of the populations that carried a column chose are agreed on (an
+       artefact programme moves the same genes in every population). The robust z-score (against the
+       clean cells) of the within-sample-centred mean expression of a population's agreed genes, when
+       10 or more, else of all its genes averaged with the column's own robust z, and where the column
+       flags fewer cells of a population, of the agreed genes (10 or more), is a new artefact column
+       ``"<column>_carried"`` read by the
        two-component rule of step 1. The cells it flags lose their call (``artefact`` column); for the
        cells the lists left clean its probability replaces the list's in the product below (one
        programme read twice counts once). It runs after the self-training, which keeps those cells:
@@ -577,9 +584,10 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
                 ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, Any]], dict[str, float], dict[str, Any]]:
     """Replace the mixture's calls by the self-trained ones, then flag on the carried artefact columns (in place).
 
-    Each context's expression is read once, all its cells: the cells flagged by no artefact column
-    are self-trained, then the carried artefact columns (:mod:`hcctme.tl._state_artefact_carry`) flag
-    more of the context's cells, whose calls are dropped. The self-training keeps the cells the
+    Each context's expression is read, all its cells: the cells flagged by no artefact column are
+    self-trained and each artefact column's genes are chosen there; once every context is done the
+    carried artefact columns (:mod:`hcctme.tl._state_artefact_carry`; the genes the contexts agree on
+    need all of them) flag more of each context's cells, whose calls are dropped. The self-training keeps the cells the
     carried columns flag: removing them flips its seeding on knife edges (generator: a cluster's
     share of a state's genes up from 8 to 7 of 48, under the 15 % needed, and the state lost). ``m``:
     call_states' inputs (states, each state's signature genes ``genes`` / ``genes_down`` for the
@@ -594,7 +602,7 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
     out: dict[str, dict[str, int]] = {}
     tests: dict[str, dict[str, Any]] = {}
     temperatures: dict[str, float] = {}
-    carried: dict[str, Any] = {}
+    own: dict[str, dict[str, list[str]]] = {}
     for context, ids in states.items():
         rows = np.flatnonzero(contexts == context)
         if np.sum(result.artefact[rows] == "") < params.min_cells:
@@ -602,15 +610,12 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
         columns, positions, background, down = _specificity.panel_columns(
             var_names, {s: genes[s] for s in ids}, down={s: genes_down[s] for s in ids if genes_down.get(s)})
         clean = result.artefact[rows] == ""
-        if hasattr(matrix, "to_memory"):  # backed: read in chunks, the candidate variable genes (of the clean cells)
-            expression, panel_x, kept = _selftrain.log_expression_chunked(matrix, rows, params, samples[rows],
-                                                                          panel_columns=columns, ranked=clean)
-        else:
-            expression = _selftrain.log_expression(matrix[rows])
-            panel_x, kept = sp.csc_matrix(expression[:, columns]), np.arange(len(var_names))
+        expression, panel_x, kept = _population_expression(matrix, rows, params, samples, columns, clean)
         idx = rows[clean]
-        excluded = {g for s in ids for g in (*genes[s], *genes_down.get(s, ()))}
-        found = _carried_flags(result, m, context, rows, expression, var_names[kept], excluded, samples[rows])
+        carried_columns = _carry.eligible(m["art_cols"].get(context, []), m["references"], m["flag_cols"])
+        own[context] = _carry.choose(expression, m["values"][carried_columns].to_numpy(dtype=float)[rows],
+                                     carried_columns, result.artefact[rows], var_names[kept],
+                                     sorted(_excluded_genes(m, ids)), samples[rows])
         expression = expression[clean]  # computed first, so the self-training holds the clean cells' rows only
         panel = _specificity.build_panel(sp.csc_matrix(panel_x[clean]), positions, background, down)
         z = result.z[ids].to_numpy(dtype=float)[idx]
@@ -627,22 +632,53 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
             result.confidence[idx] = confidence
             if counts:
                 out[context] = counts
-        if found is not None:
+    return out, tests, temperatures, _carry_artefacts(matrix, result, m, samples, var_names, own, params)
+
+
+def _excluded_genes(m: Mapping[str, Any], ids: Sequence[str]) -> set[str]:
+    """The signature genes (up and down) of a context's states ``ids``: never carried into an artefact column."""
+    return {g for s in ids for g in (*m["genes"][s], *m["genes_down"].get(s, ()))}
+
+
+def _population_expression(matrix: Any, rows: np.ndarray, params: _selftrain.SelfTrainParams, samples: np.ndarray,
+                           columns: np.ndarray, clean: np.ndarray) -> tuple[sp.csr_matrix, Any, np.ndarray]:
+    """A population's log expression, its panel ``columns`` and the gene positions kept (all, unless backed)."""
+    if hasattr(matrix, "to_memory"):  # backed: read in chunks, the candidate variable genes (of the clean cells)
+        return _selftrain.log_expression_chunked(matrix, rows, params, samples[rows], panel_columns=columns,
+                                                 ranked=clean)
+    expression = _selftrain.log_expression(matrix[rows])
+    return expression, sp.csc_matrix(expression[:, columns]), np.arange(matrix.shape[1])
+
+
+def _carry_artefacts(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], samples: np.ndarray,
+                     var_names: pd.Index, own: Mapping[str, Mapping[str, list[str]]],
+                     params: _selftrain.SelfTrainParams) -> dict[str, Any]:
+    """Flag each population's cells on its carried artefact columns (in place); context -> column -> record.
+
+    ``own``: per self-trained population the genes each artefact column was carried to there
+    (:func:`hcctme.tl._state_artefact_carry.choose`). The genes the populations agree on
+    (:func:`~hcctme.tl._state_artefact_carry.consensus`) decide how each column is read
+    (:func:`~hcctme.tl._state_artefact_carry.plan`); each population's expression is read again
+    to score them.
+    """
+    agreed = _carry.consensus(own)
+    carried: dict[str, Any] = {}
+    for context, ids in m["states"].items():
+        if context not in own:
+            continue
+        rows = np.flatnonzero(m["contexts"] == context)
+        columns = _carry.eligible(m["art_cols"].get(context, []), m["references"], m["flag_cols"])
+        reads = _carry.plan(own[context], agreed, columns, sorted(_excluded_genes(m, ids)))
+        if not reads:
+            continue
+        clean = result.artefact[rows] == ""
+        expression, _, kept = _population_expression(matrix, rows, params, samples, np.zeros(0, dtype=int), clean)
+        found = _carry.carry(expression, m["values"][columns].to_numpy(dtype=float)[rows], columns,
+                             result.artefact[rows], var_names[kept], samples[rows], reads)
+        if found.record:
             _apply_carried(result, context, rows, found)
             carried[context] = found.record
-    return out, tests, temperatures, carried
-
-
-def _carried_flags(result: _model.Assignment, m: Mapping[str, Any], context: str, rows: np.ndarray,
-                   expression: sp.csr_matrix, genes: pd.Index, excluded: set[str],
-                   samples: np.ndarray) -> _carry.Carried | None:
-    """A context's carried artefact columns (:func:`hcctme.tl._state_artefact_carry.carry`), None when none."""
-    columns = _carry.eligible(m["art_cols"].get(context, []), m["references"], m["flag_cols"])
-    if not columns:
-        return None
-    values = m["values"][columns].to_numpy(dtype=float)[rows]
-    found = _carry.carry(expression, values, columns, result.artefact[rows], genes, sorted(excluded), samples)
-    return found if found.record else None
+    return carried
 
 
 def _apply_carried(result: _model.Assignment, context: str, rows: np.ndarray, found: _carry.Carried) -> None:

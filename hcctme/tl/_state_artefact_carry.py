@@ -20,10 +20,24 @@ them from the clean cells carry it to the artefact cells the list scores low:
    the carried state scores, the genes are chosen twice: the second time against the clean cells
    below the midpoint of the first score (the escaped artefact cells among the clean ones do not
    dilute the AUROC).
-3. **Score and rule.** The carried score is the mean log-normalised expression of those genes,
-   centred within each sample. It and the column's own score are two reads of one programme: each
-   is made a robust z against the clean cells (median / MAD) and their mean is a new artefact
-   column ``"<column>_carried"`` read by the same two-component rule
+3. **Agreed genes** (:func:`consensus`, :func:`plan`). An artefact programme (stress, another
+   lineage's ambient RNA) moves the same genes in every population; genes only one population
+   chooses may be one of its states' (generator, Smart-seq seed 200: the neutrophils' stress list
+   flagged PMN-MDSC cells and was carried to 12 genes, 1 of them chosen elsewhere; read alone they
+   flagged 62 clean PMN-MDSC cells). The genes of a column that two or more, and at least half, of
+   the populations that carried it chose are its agreed genes. A population reads the column alone
+   on those of its own genes that are agreed, when at least
+   :data:`~hcctme._constants.STATE_CARRY_ALONE_GENES`; otherwise on its own genes averaged with the
+   list. A population where the column flags too few cells to choose genes reads it alone on the
+   agreed genes, its states' genes left out, when at least that many remain. (Doublets 10x seed 701:
+   the hepatocyte-ambient list flagged 11 of the macrophages and 2 of the neutrophils, and 56 of 95
+   and 22 of 47 ambient cells were called a state at a mean confidence of 0.98. Wu 2021: the
+   lipid-associated macrophages alone carried the list, to 3 genes, which read in the CAFs flagged
+   128 of them.)
+4. **Score and rule.** The carried score is the mean log-normalised expression of those genes,
+   centred within each sample, made a robust z against the clean cells (median / MAD), read alone
+   or averaged with the column's own robust z (two reads of one programme) as step 3 says. Either
+   is a new artefact column ``"<column>_carried"`` read by the same two-component rule
    (:func:`hcctme.tl._state_artefacts.column_flags`): its flags enter the cells' ``artefact`` column
    and ``flagged_by`` counts, and for the cells the lists left clean its probability replaces the
    list's in ``prod(1 - p)``: one programme read twice counts once, by its better read. (Multiplying
@@ -32,17 +46,21 @@ them from the clean cells carry it to the artefact cells the list scores low:
    Smart-seq cohort of the slow generator test, where the replaced probability gives 0.030.) (The
    carried score alone, on the noisy generator cohort: as many clean cells as stressed ones among the
    cells it adds where it reads 3-5 genes, e.g. KLF2, a naive T-cell gene, in CD8 T cells; averaged
-   with the list's own score, a sixth.)
+   with the list's own score, a sixth. With 10 or more agreed genes the average lets a weak list hide
+   the programme: doublets 10x seed 701, CD8 T cells, 23 hepatocyte genes alone flag 125 of 140 ambient
+   cells and 2 of 827 clean ones, averaged with the list 70 and none.)
 
-``tl.call_states`` reads each population's expression once for its self-training and carries the
-artefact columns after it: the self-training keeps the cells they flag (taking them out flips its
-cluster seeding on knife edges), and the flagged cells lose their call afterwards. Backed data:
-the genes are those the chunked reader keeps (the population's most variable ones).
+``tl.call_states`` chooses each population's genes (:func:`choose`) when it reads the population's
+expression for its self-training, and carries the artefact columns (:func:`carry`) after every
+population is self-trained, reading the expression again: the agreed genes need every population's
+choice, and the self-training keeps the cells the columns flag (taking them out flips its cluster
+seeding on knife edges); the flagged cells lose their call afterwards. Backed data: the genes are
+those the chunked reader keeps (the population's most variable ones).
 
 Limits: the carried genes are learnt from the cells the list flags, so an artefact the list
-flags in too few cells of a context is not carried there; a state programme that shares genes with
-an artefact programme beyond the library's signature genes can still be carried into the
-artefact score.
+flags in too few cells of every population but one is carried only in that one (averaged with the
+list); a state programme that shares genes with an artefact programme beyond the library's
+signature genes can still be carried into the artefact score of its own population.
 """
 
 from __future__ import annotations
@@ -58,6 +76,7 @@ import scipy.sparse as sp
 from hcctme._constants import (
     STATE_ARTEFACT_CARRY_MIN_CELLS,
     STATE_ARTEFACT_Z,
+    STATE_CARRY_ALONE_GENES,
     STATE_CARRY_AUROC,
     STATE_CARRY_GENES,
     STATE_CARRY_MIN_GENES,
@@ -83,29 +102,39 @@ def eligible(columns: Sequence[str], references: Mapping[str, float], flag_colum
     return [c for c in columns if c not in skip]
 
 
-def carry(X: sp.csr_matrix, values: np.ndarray, columns: Sequence[str], flagged: np.ndarray, genes: pd.Index,
-          excluded: Sequence[str], samples: np.ndarray, *, z_max: float = STATE_ARTEFACT_Z,
-          min_cells: int = STATE_ARTEFACT_CARRY_MIN_CELLS, n_genes: int = STATE_CARRY_GENES,
-          min_genes: int = STATE_CARRY_MIN_GENES, auroc: float = STATE_CARRY_AUROC,
-          random_state: int = 0) -> Carried:
-    """The carried artefact flags of one context's cells (module docstring).
+@dataclass(frozen=True)
+class Read:
+    """How one artefact column is carried in one context: its genes, read alone or averaged with the list."""
+
+    genes: tuple[str, ...]
+    alone: bool
+    borrowed: bool  # the genes other contexts chose (the column flags too few of this context's cells)
+
+
+def choose(X: sp.csr_matrix, values: np.ndarray, columns: Sequence[str], flagged: np.ndarray, genes: pd.Index,
+           excluded: Sequence[str], samples: np.ndarray, *, z_max: float = STATE_ARTEFACT_Z,
+           min_cells: int = STATE_ARTEFACT_CARRY_MIN_CELLS, n_genes: int = STATE_CARRY_GENES,
+           min_genes: int = STATE_CARRY_MIN_GENES, auroc: float = STATE_CARRY_AUROC,
+           random_state: int = 0) -> dict[str, list[str]]:
+    """Column -> the genes that separate the cells it flags from the context's clean cells (steps 1-2).
 
     ``X``: the cells' log-normalised expression (cells x ``genes``); ``values``: their scores of the
     artefact ``columns`` (cells x columns, eligible ones only: :func:`eligible`); ``flagged``: the
     first pass's flags (the column that flagged each cell, ``""`` when none); ``excluded``: the
-    signature genes of the context's states; ``samples``: each cell's sample.
+    signature genes of the context's states; ``samples``: each cell's sample. Columns flagging fewer
+    than ``min_cells`` cells, or whose cells fewer than ``min_genes`` genes separate, are left out.
     """
-    n = X.shape[0]
-    new = np.full(n, "", dtype=object)
-    keep = np.ones(n)
-    record: dict[str, dict[str, Any]] = {}
     clean = np.flatnonzero(flagged == "")
-    allowed = ~np.isin(np.asarray(genes, dtype=str), list(excluded))
-    _, codes = np.unique(np.asarray(samples).astype(str), return_inverse=True)
+    if clean.size < min_cells:
+        return {}
+    names = np.asarray(genes, dtype=str)
+    allowed = ~np.isin(names, list(excluded))
+    codes = _codes(samples)
+    out: dict[str, list[str]] = {}
     for j, column in enumerate(columns):
-        listed, p_list = _artefacts.column_flags(values[:, j], z_max)
+        listed, _ = _artefacts.column_flags(values[:, j], z_max)
         mine = np.flatnonzero(listed & (flagged != ""))
-        if mine.size < min_cells or clean.size < min_cells:
+        if mine.size < min_cells:
             continue
         chosen = _genes(X, mine, clean, allowed, n_genes, min_genes, auroc, random_state)
         if chosen is None:
@@ -114,8 +143,79 @@ def carry(X: sp.csr_matrix, values: np.ndarray, columns: Sequence[str], flagged:
         below = clean[first[clean] < _specificity.midpoint(first, mine, clean)]
         second = (_genes(X, mine, below, allowed, n_genes, min_genes, auroc, random_state)
                   if below.size >= min_cells else None)
-        chosen = chosen if second is None else second
-        score = 0.5 * (_standard(_score(X, chosen, codes), clean) + _standard(values[:, j], clean))
+        out[column] = [str(g) for g in names[chosen if second is None else second]]
+    return out
+
+
+def consensus(chosen: Mapping[str, Mapping[str, Sequence[str]]], *, n_genes: int = STATE_CARRY_GENES
+              ) -> dict[str, list[str]]:
+    """Column -> the genes that two or more, and at least half, of the contexts that carried it chose (step 3).
+
+    ``chosen``: context -> column -> its genes (:func:`choose`). Genes chosen by more contexts come
+    first, at most ``n_genes``.
+    """
+    lists: dict[str, list[Sequence[str]]] = {}
+    for by_column in chosen.values():
+        for column, genes in by_column.items():
+            lists.setdefault(column, []).append(genes)
+    out: dict[str, list[str]] = {}
+    for column, votes in lists.items():
+        counts = pd.Series([g for genes in votes for g in genes], dtype=object).value_counts(sort=False)
+        agreed = counts[(counts >= 2) & (2 * counts >= len(votes))]
+        if agreed.size:
+            out[column] = sorted(agreed.index, key=lambda g: (-agreed[g], g))[:n_genes]
+    return out
+
+
+def plan(own: Mapping[str, Sequence[str]], agreed: Mapping[str, Sequence[str]], columns: Sequence[str],
+         excluded: Sequence[str], *, alone_genes: int = STATE_CARRY_ALONE_GENES) -> dict[str, Read]:
+    """How each of a context's ``columns`` is carried (steps 3-4).
+
+    ``own``: the context's own genes per column (:func:`choose`); ``agreed``: the genes the contexts
+    agree on (:func:`consensus`); ``excluded``: the signature genes of the context's states. A
+    column with its own genes is read alone on those of them the contexts agree on, when at least
+    ``alone_genes``, else on all its own genes averaged with the list; a column without is read
+    alone on the agreed genes (the context's state genes left out), when at least ``alone_genes``.
+    """
+    out: dict[str, Read] = {}
+    for column in columns:
+        shared = set(agreed.get(column, ()))
+        if column in own:
+            both = tuple(g for g in own[column] if g in shared)
+            out[column] = (Read(both, True, False) if len(both) >= alone_genes
+                           else Read(tuple(own[column]), False, False))
+            continue
+        lent = tuple(g for g in agreed.get(column, ()) if g not in set(excluded))
+        if len(lent) >= alone_genes:
+            out[column] = Read(lent, True, True)
+    return out
+
+
+def carry(X: sp.csr_matrix, values: np.ndarray, columns: Sequence[str], flagged: np.ndarray, genes: pd.Index,
+          samples: np.ndarray, reads: Mapping[str, Read], *, z_max: float = STATE_ARTEFACT_Z,
+          min_cells: int = STATE_ARTEFACT_CARRY_MIN_CELLS, alone_genes: int = STATE_CARRY_ALONE_GENES) -> Carried:
+    """The carried artefact flags of one context's cells (step 4; arguments as for :func:`choose`).
+
+    ``reads``: how each column is carried (:func:`plan`); columns without one are not. A column read
+    alone needs ``alone_genes`` of its genes in ``genes`` (backed data keep the most variable ones).
+    """
+    n = X.shape[0]
+    new = np.full(n, "", dtype=object)
+    keep = np.ones(n)
+    record: dict[str, dict[str, Any]] = {}
+    clean = np.flatnonzero(flagged == "")
+    names = np.asarray(genes, dtype=str)
+    codes = _codes(samples)
+    for j, column in enumerate(columns):
+        read = reads.get(column)
+        if read is None or clean.size < min_cells:
+            continue
+        chosen = np.flatnonzero(np.isin(names, list(read.genes)))
+        if chosen.size == 0 or (read.alone and chosen.size < alone_genes):
+            continue
+        _, p_list = _artefacts.column_flags(values[:, j], z_max)
+        carried_z = _standard(_score(X, chosen, codes), clean)
+        score = carried_z if read.alone else 0.5 * (carried_z + _standard(values[:, j], clean))
         flags, p = _artefacts.column_flags(score, z_max)
         name = f"{column}{SUFFIX}"
         added = flags & (flagged == "") & (new == "")
@@ -123,9 +223,13 @@ def carry(X: sp.csr_matrix, values: np.ndarray, columns: Sequence[str], flagged:
         # a cell the lists left clean is read on the carried column instead of the list's (one programme, read
         # twice, counts once); its calibrated confidence is otherwise discounted for an artefact it does not carry
         keep *= np.divide(1.0 - p, 1.0 - p_list, out=np.ones(n), where=flagged == "")
-        record[name] = {"genes": [str(g) for g in np.asarray(genes)[chosen]], "flagged": int(flags.sum()),
-                        "added": int(added.sum())}
+        record[name] = {"genes": [str(g) for g in names[chosen]], "flagged": int(flags.sum()),
+                        "added": int(added.sum()), "alone": read.alone, "borrowed": read.borrowed}
     return Carried(flagged=new, not_artefact=keep, record=record)
+
+
+def _codes(samples: np.ndarray) -> np.ndarray:
+    return np.unique(np.asarray(samples).astype(str), return_inverse=True)[1]
 
 
 def _genes(X: sp.csr_matrix, mine: np.ndarray, reference: np.ndarray, allowed: np.ndarray, n_genes: int,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anndata
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,6 +10,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 import hcctme
+from hcctme._constants import STATE_CARRY_ALONE_GENES
 from hcctme.sig import Signature, SignatureSet
 from hcctme.tl import _state_artefact_carry as carry
 from hcctme.tl import _state_artefacts as artefacts
@@ -39,6 +41,14 @@ def _first_pass(values: np.ndarray) -> np.ndarray:
     return np.where(flags, "LIST", "").astype(object)
 
 
+def _carried(X: sp.csr_matrix, values: np.ndarray, flagged: np.ndarray, samples: np.ndarray, excluded=(),
+             agreed=None, min_cells: int = 20, alone_genes: int = STATE_CARRY_ALONE_GENES) -> carry.Carried:
+    """One population's list LIST carried: its own genes chosen, planned against ``agreed``, read and flagged."""
+    own = carry.choose(X, values[:, None], ["LIST"], flagged, GENES, list(excluded), samples, min_cells=min_cells)
+    reads = carry.plan(own, agreed or {}, ["LIST"], list(excluded), alone_genes=alone_genes)
+    return carry.carry(X, values[:, None], ["LIST"], flagged, GENES, samples, reads, alone_genes=alone_genes)
+
+
 def test_the_list_alone_misses_the_weakly_read_artefact_cells():
     _, values, _ = _population()
     flagged = _first_pass(values)
@@ -49,7 +59,7 @@ def test_the_list_alone_misses_the_weakly_read_artefact_cells():
 def test_carried_column_flags_the_escaped_artefact_cells_and_no_clean_cell():
     X, values, samples = _population()
     flagged = _first_pass(values)
-    found = carry.carry(X, values[:, None], ["LIST"], flagged, GENES, [], samples)
+    found = _carried(X, values, flagged, samples)
     assert (found.flagged[ESCAPED] == "LIST_carried").all()
     assert (found.flagged[CAUGHT] == "").all()  # already flagged: not counted twice
     assert (found.flagged[60:] == "").all()
@@ -67,17 +77,17 @@ def test_carried_column_flags_the_escaped_artefact_cells_and_no_clean_cell():
 def test_signature_genes_of_the_states_are_never_carried():
     X, values, samples = _population()
     flagged = _first_pass(values)
-    found = carry.carry(X, values[:, None], ["LIST"], flagged, GENES, PROGRAMME[:5], samples)
+    found = _carried(X, values, flagged, samples, excluded=PROGRAMME[:5])
     assert found.record["LIST_carried"]["genes"] == PROGRAMME[5:]
     # every programme gene is a state's gene (a state that raises the list's genes): nothing is carried
-    none = carry.carry(X, values[:, None], ["LIST"], flagged, GENES, PROGRAMME, samples)
+    none = _carried(X, values, flagged, samples, excluded=PROGRAMME)
     assert none.record == {} and (none.flagged == "").all() and (none.not_artefact == 1).all()
 
 
 def test_too_few_flagged_cells_are_not_carried():
     X, values, samples = _population()
     flagged = _first_pass(values)
-    found = carry.carry(X, values[:, None], ["LIST"], flagged, GENES, [], samples, min_cells=CAUGHT.size + 1)
+    found = _carried(X, values, flagged, samples, min_cells=CAUGHT.size + 1)
     assert found.record == {} and (found.flagged == "").all()
 
 
@@ -150,3 +160,141 @@ def test_backed_cohort_carries_the_same_cells(library, tmp_path):
                                   adata.obs["hcctme_state_artefact"].astype(str).to_numpy())
     assert (backed.uns["hcctme_state_params"]["self_train"]["carried_artefacts"]
             == adata.uns["hcctme_state_params"]["self_train"]["carried_artefacts"])
+
+
+def _programme_population(n_genes: int, seed: int = 0, n: int = 300) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """Cells 0-59 carry an artefact programme of ``n_genes`` genes (3-fold); the list reads only cells 0-29.
+
+    Cells 30-59 score at the clean cells' level on the list (N(0, 1)), so only the carried genes read them.
+    """
+    rng = np.random.default_rng(seed)
+    lam = np.full((n, GENES.size), 5.0)
+    lam[np.ix_(np.r_[CAUGHT, ESCAPED], np.arange(10, 10 + n_genes))] *= 3.0
+    values = rng.normal(0.0, 1.0, n)
+    values[CAUGHT] = 6.0
+    return selftrain.log_expression(rng.poisson(lam).astype(np.float32)), values, np.arange(n) % 2
+
+
+def test_carried_genes_the_populations_agree_on_are_read_alone():
+    # from STATE_CARRY_ALONE_GENES genes another population chose too, the carried genes alone read the cells the
+    # list misses entirely; averaged with the list's read (a population's own genes only) they are found in some
+    # cohorts only
+    alone, averaged = [], []
+    for seed in range(6):
+        X, values, samples = _programme_population(STATE_CARRY_ALONE_GENES + 2, seed=seed)
+        flagged = _first_pass(values)
+        own = carry.choose(X, values[:, None], ["LIST"], flagged, GENES, [], samples)["LIST"]
+        assert len(own) >= STATE_CARRY_ALONE_GENES
+        found = _carried(X, values, flagged, samples, agreed={"LIST": own})
+        assert found.record["LIST_carried"]["alone"] and (found.flagged[60:] == "").all()
+        alone.append(np.mean(found.flagged[ESCAPED] == "LIST_carried"))
+        mean_read = _carried(X, values, flagged, samples)
+        assert not mean_read.record["LIST_carried"]["alone"]
+        averaged.append(np.mean(mean_read.flagged[ESCAPED] == "LIST_carried"))
+    assert min(alone) >= 0.9
+    assert np.mean(averaged) < 0.5
+
+
+def test_plan_reads_agreed_genes_alone_and_borrows_them_where_a_column_has_none():
+    agreed = {"S": [f"A{i}" for i in range(12)], "T": ["A0", "A1"]}
+    own = {"S": [*(f"A{i}" for i in range(10)), "STATE1", "STATE2"], "T": ["A0", "A1", "B0"]}
+    reads = carry.plan(own, agreed, ["S", "T", "U"], [])
+    assert reads["S"] == carry.Read(tuple(f"A{i}" for i in range(10)), True, False)  # the agreed ones, alone
+    assert reads["T"] == carry.Read(("A0", "A1", "B0"), False, False)  # too few agreed: its own, with the list
+    assert "U" not in reads
+    # a column without genes of its own here reads the agreed genes, the population's state genes left out
+    lent = carry.plan({}, agreed, ["S", "T"], ["A0"])
+    assert lent == {"S": carry.Read(tuple(f"A{i}" for i in range(1, 12)), True, True)}
+    assert carry.plan({}, agreed, ["S"], ["A0", "A1", "A2"]) == {}  # 9 left: too few to read alone
+
+
+def test_a_population_with_too_few_flagged_cells_reads_the_borrowed_genes():
+    X, values, samples = _programme_population(STATE_CARRY_ALONE_GENES + 2)
+    programme = list(GENES[10:10 + STATE_CARRY_ALONE_GENES + 2])
+    weak = values.copy()
+    weak[CAUGHT[10:]] = 0.0  # only 10 cells flagged by the list: too few to choose genes here
+    flagged = _first_pass(weak)
+    assert (flagged != "").sum() < 20
+    assert _carried(X, weak, flagged, samples).record == {}
+    found = _carried(X, weak, flagged, samples, agreed={"LIST": programme})
+    record = found.record["LIST_carried"]
+    assert record["borrowed"] and record["alone"] and record["genes"] == programme
+    assert (found.flagged[np.r_[CAUGHT[10:], ESCAPED]] == "LIST_carried").mean() >= 0.9
+    assert (found.flagged[60:] == "").all()
+
+
+def test_consensus_keeps_the_genes_two_and_half_the_populations_chose():
+    chosen = {"a": {"S": ["G1", "G2", "G3"]},
+              "b": {"S": ["G2", "G3", "G4"], "T": ["G8", "G9"]},  # T: one population, no agreement
+              "c": {"S": ["G3", "G5"]}}
+    assert carry.consensus(chosen) == {"S": ["G3", "G2"]}
+    assert carry.consensus(chosen, n_genes=1) == {"S": ["G3"]}
+    assert carry.consensus({}) == {}
+    assert carry.consensus({"a": {"S": ["G1", "G2"]}, "b": {"S": ["G2", "G3"]}}) == {"S": ["G2"]}
+
+
+BIG = pd.Index([f"G{i}" for i in range(60)])
+BIG_PROGRAMME = [f"G{i}" for i in range(10, 22)]  # 12 genes: read alone (STATE_CARRY_ALONE_GENES)
+LINEAGE_STATES = {"macrophage": ("Macrophages", {"TAM_A": (0, 3), "TAM_B": (3, 6)}),
+                  "fibroblast": ("Fibroblasts", {"CAF_A": (30, 33), "CAF_B": (33, 36)}),
+                  "cd8_t": ("CD8+ T cells", {"CD8_A": (40, 43), "CD8_B": (43, 46)})}
+
+
+@pytest.fixture
+def three_lineages(monkeypatch):
+    sigs = [Signature(id=state, genes_up=tuple(BIG[a:b]), collection=f"{context}_states", cell_context=context,
+                      role="state")
+            for context, (_, states) in LINEAGE_STATES.items() for state, (a, b) in states.items()]
+    lib = SignatureSet(sigs, library_version="test+1")
+    monkeypatch.setattr(hcctme.sig, "library", lambda: lib)
+    return lib
+
+
+def _lineage(context: str, seed: int, n: int = 300, *, weak: bool = False) -> AnnData:
+    """One population in two states, cells 0-59 carrying the artefact programme (12 genes, 8-fold).
+
+    The list MY_STRESS reads cells 0-29 strongly and 30-59 weakly, or (``weak``) all 60 only 1 sd above the rest.
+    """
+    rng = np.random.default_rng(seed)
+    label, states = LINEAGE_STATES[context]
+    names = list(states)
+    state = np.where(np.arange(n) % 2 == 0, names[0], names[1])
+    lam = np.full((n, BIG.size), 5.0)
+    for name, (a, b) in states.items():
+        lam[state == name, a:b] *= 6.0
+    lam[np.ix_(np.arange(60), BIG.get_indexer(BIG_PROGRAMME))] *= 8.0
+    stress = rng.normal(0.0, 1.0, n)
+    if weak:
+        stress[:60] += 1.0
+    else:
+        stress[CAUGHT], stress[ESCAPED] = 6.0, 1.5
+    scores = {s: 0.0 for _, (_, st) in LINEAGE_STATES.items() for s in st}
+    z = np.where(state[:, None] == np.array(names), 2.0, 0.0) + rng.normal(0, 0.5, (n, 2))
+    scores.update({names[0]: z[:, 0], names[1]: z[:, 1], "MY_STRESS": stress})
+    obs = pd.DataFrame({"cell_type": label, "patient": (np.arange(n) % 3).astype(str)},
+                       index=[f"{context}{i}" for i in range(n)])
+    adata = AnnData(sp.csr_matrix(rng.poisson(lam).astype(np.float32)), obs=obs, var=pd.DataFrame(index=BIG))
+    adata.obsm["hcctme_scores"] = pd.DataFrame(scores, index=obs.index)
+    return adata
+
+
+def test_call_states_borrows_the_genes_two_populations_carried_the_column_to(three_lineages):
+    # CD8 T cells: 60 cells carry the artefact programme the macrophages and fibroblasts carried, the list reads
+    # them only 1 sd above the rest (it flags too few to choose genes there)
+    adata = anndata.concat([_lineage("macrophage", 1), _lineage("fibroblast", 2), _lineage("cd8_t", 3, weak=True)],
+                           merge="same")
+    hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient", artefacts=["MY_STRESS"])
+    flagged = adata.obs["hcctme_state_artefact"].astype(str).to_numpy()
+    cd8 = adata.obs_names.str.startswith("cd8_t")
+    assert (flagged[cd8][:60] != "").mean() >= 0.9
+    assert (flagged[cd8][60:] != "").mean() <= 0.02
+    records = adata.uns["hcctme_state_params"]["self_train"]["carried_artefacts"]
+    assert records["cd8_t"]["MY_STRESS_carried"]["borrowed"]
+    assert records["cd8_t"]["MY_STRESS_carried"]["genes"] == BIG_PROGRAMME
+    assert not records["macrophage"]["MY_STRESS_carried"]["borrowed"]
+    # one population's carried genes are not borrowed: without the fibroblasts the CD8 T cells stay as they were
+    one = anndata.concat([_lineage("macrophage", 1), _lineage("cd8_t", 3, weak=True)], merge="same")
+    hcctme.tl.call_states(one, cell_type_key="cell_type", sample_key="patient", artefacts=["MY_STRESS"])
+    assert "cd8_t" not in one.uns["hcctme_state_params"]["self_train"]["carried_artefacts"]
+    alone = one.obs["hcctme_state_artefact"].astype(str).to_numpy()[one.obs_names.str.startswith("cd8_t")]
+    assert (alone[:60] != "").mean() <= 0.5
