@@ -220,6 +220,9 @@ STATE_CARRY_ALONE_GENES: Final = 10
 # STATE_ARTEFACT_CARRY_MIN_CELLS cells of a parent population is carried to the genes that separate them from the
 # clean cells (the STATE_CARRY_* gene rule, the signature genes of the population's states left out)
 STATE_ARTEFACT_CARRY_MIN_CELLS: Final = 20
+# a column flagging at least STATE_ARTEFACT_CARRY_VOTE_CELLS cells of a population chooses genes there that count
+# towards the genes the populations agree on (its own genes are read only from STATE_ARTEFACT_CARRY_MIN_CELLS on)
+STATE_ARTEFACT_CARRY_VOTE_CELLS: Final = 10
 # the classifier's probabilities are averaged with those of the STATE_SMOOTH_NEIGHBORS nearest cells
 # (PC space), weight STATE_SMOOTHING on the neighbours
 STATE_SMOOTH_NEIGHBORS: Final = 15

@@ -248,8 +248,9 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
                       "then each artefact column flagging >= 20 cells is carried to the genes separating its cells "
                       "from the clean ones "
                       "(AUROC, the states' signature genes left out), read as a robust z alone on those of them "
-                      "two or more and half of the populations chose (>= 10), else averaged with the column; "
-                      "where the column flags fewer cells, alone on the >= 10 genes the populations agree on; by "
+                      "two or more and half of the populations chose (>= 10; populations where it flags 10-19 "
+                      "cells choose genes too), else averaged with the column; where the column flags fewer than "
+                      "20 cells, alone on the >= 10 genes the populations agree on; by "
                       "the same two-component rule ('<column>_carried'; self_train.carried_artefacts)"
                       if self_train else "")
                    + "; confidence times the probability that the cell is not an artefact"),
@@ -489,9 +490,10 @@ def call_states(
        artefact column (library ``"artefacts"`` and the user's score columns; not the library size,
        foreign-lineage markers or flag columns) that flags at least 20 cells of a population is
        carried to the (up to 30) genes that separate those cells from the population's clean cells
-       (AUROC >= 0.7), leaving out the signature genes of the population's states. The genes two or
-       more, and at least half, of the populations that carried a column chose are agreed on (an
-       artefact programme moves the same genes in every population). The robust z-score (against the
+       (AUROC >= 0.7), leaving out the signature genes of the population's states (populations where
+       it flags 10-19 cells choose genes too). The genes two or more, and at least half, of the
+       populations that chose genes for a column chose are agreed on (an artefact programme moves the
+       same genes in every population). The robust z-score (against the
        clean cells) of the within-sample-centred mean expression of a population's agreed genes, when
        10 or more, else of all its genes averaged with the column's own robust z, and where the column
        flags fewer cells of a population, of the agreed genes (10 or more), is a new artefact column
@@ -602,7 +604,7 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
     out: dict[str, dict[str, int]] = {}
     tests: dict[str, dict[str, Any]] = {}
     temperatures: dict[str, float] = {}
-    own: dict[str, dict[str, list[str]]] = {}
+    own: dict[str, dict[str, _carry.Chosen]] = {}
     for context, ids in states.items():
         rows = np.flatnonzero(contexts == context)
         if np.sum(result.artefact[rows] == "") < params.min_cells:
@@ -651,7 +653,7 @@ def _population_expression(matrix: Any, rows: np.ndarray, params: _selftrain.Sel
 
 
 def _carry_artefacts(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], samples: np.ndarray,
-                     var_names: pd.Index, own: Mapping[str, Mapping[str, list[str]]],
+                     var_names: pd.Index, own: Mapping[str, Mapping[str, _carry.Chosen]],
                      params: _selftrain.SelfTrainParams) -> dict[str, Any]:
     """Flag each population's cells on its carried artefact columns (in place); context -> column -> record.
 

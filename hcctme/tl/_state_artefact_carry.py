@@ -10,7 +10,8 @@ them from the clean cells carry it to the artefact cells the list scores low:
 1. **Columns.** Per context, each artefact column (the library's ``"artefacts"`` collection and
    the user's extra score columns; never the library size, a foreign-lineage marker or a user's
    flag column) that flags at least :data:`~hcctme._constants.STATE_ARTEFACT_CARRY_MIN_CELLS`
-   cells.
+   cells; one that flags at least :data:`~hcctme._constants.STATE_ARTEFACT_CARRY_VOTE_CELLS`
+   chooses genes too, which count only towards the agreed genes of step 3.
 2. **Genes.** The (at most :data:`~hcctme._constants.STATE_CARRY_GENES`) genes whose AUROC of the
    column's flagged cells against the context's clean cells (flagged by no column) reaches
    :data:`~hcctme._constants.STATE_CARRY_AUROC` (none when fewer than
@@ -25,11 +26,12 @@ them from the clean cells carry it to the artefact cells the list scores low:
    chooses may be one of its states' (generator, Smart-seq seed 200: the neutrophils' stress list
    flagged PMN-MDSC cells and was carried to 12 genes, 1 of them chosen elsewhere; read alone they
    flagged 62 clean PMN-MDSC cells). The genes of a column that two or more, and at least half, of
-   the populations that carried it chose are its agreed genes. A population reads the column alone
-   on those of its own genes that are agreed, when at least
+   the populations that chose genes for it chose are its agreed genes (noisy 10x seed 701: the
+   ambient list flagged 20 or more cells in the macrophages only, 10 and 17 in two more populations).
+   A population reads the column alone on those of its own genes that are agreed, when at least
    :data:`~hcctme._constants.STATE_CARRY_ALONE_GENES`; otherwise on its own genes averaged with the
-   list. A population where the column flags too few cells to choose genes reads it alone on the
-   agreed genes, its states' genes left out, when at least that many remain. (Doublets 10x seed 701:
+   list. A population where the column flags too few cells to read its own genes reads it alone on
+   the agreed genes, its states' genes left out, when at least that many remain. (Doublets 10x seed 701:
    the hepatocyte-ambient list flagged 11 of the macrophages and 2 of the neutrophils, and 56 of 95
    and 22 of 47 ambient cells were called a state at a mean confidence of 0.98. Wu 2021: the
    lipid-associated macrophages alone carried the list, to 3 genes, which read in the CAFs flagged
@@ -58,8 +60,8 @@ seeding on knife edges); the flagged cells lose their call afterwards. Backed da
 those the chunked reader keeps (the population's most variable ones).
 
 Limits: the carried genes are learnt from the cells the list flags, so an artefact the list
-flags in too few cells of every population but one is carried only in that one (averaged with the
-list); a state programme that shares genes with an artefact programme beyond the library's
+flags in fewer than 10 cells of every population but one is carried only in that one (averaged
+with the list); a state programme that shares genes with an artefact programme beyond the library's
 signature genes can still be carried into the artefact score of its own population.
 """
 
@@ -75,6 +77,7 @@ import scipy.sparse as sp
 
 from hcctme._constants import (
     STATE_ARTEFACT_CARRY_MIN_CELLS,
+    STATE_ARTEFACT_CARRY_VOTE_CELLS,
     STATE_ARTEFACT_Z,
     STATE_CARRY_ALONE_GENES,
     STATE_CARRY_AUROC,
@@ -93,13 +96,21 @@ class Carried:
 
     flagged: np.ndarray  # carried column that flagged the cell, "" when none (or when already flagged)
     not_artefact: np.ndarray  # factor on the cell's probability of not being an artefact (lists' read -> carried)
-    record: dict[str, dict[str, Any]] = field(default_factory=dict)  # column -> genes, cells flagged
+    record: dict[str, dict[str, Any]] = field(default_factory=dict)  # column -> genes, cells, alone, borrowed
 
 
 def eligible(columns: Sequence[str], references: Mapping[str, float], flag_columns: Sequence[str]) -> list[str]:
     """The artefact columns whose flagged cells are carried: not foreign markers, library size or flags."""
     skip = {*references, *flag_columns, _artefacts.LIBRARY_SIZE}
     return [c for c in columns if c not in skip]
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The genes one column was carried to in one context, and the cells it flags there."""
+
+    genes: list[str]
+    cells: int
 
 
 @dataclass(frozen=True)
@@ -113,16 +124,18 @@ class Read:
 
 def choose(X: sp.csr_matrix, values: np.ndarray, columns: Sequence[str], flagged: np.ndarray, genes: pd.Index,
            excluded: Sequence[str], samples: np.ndarray, *, z_max: float = STATE_ARTEFACT_Z,
-           min_cells: int = STATE_ARTEFACT_CARRY_MIN_CELLS, n_genes: int = STATE_CARRY_GENES,
+           min_cells: int = STATE_ARTEFACT_CARRY_VOTE_CELLS, n_genes: int = STATE_CARRY_GENES,
            min_genes: int = STATE_CARRY_MIN_GENES, auroc: float = STATE_CARRY_AUROC,
-           random_state: int = 0) -> dict[str, list[str]]:
-    """Column -> the genes that separate the cells it flags from the context's clean cells (steps 1-2).
+           random_state: int = 0) -> dict[str, Chosen]:
+    """Column -> the genes that separate the cells it flags from the context's clean cells, and those cells' number.
 
     ``X``: the cells' log-normalised expression (cells x ``genes``); ``values``: their scores of the
     artefact ``columns`` (cells x columns, eligible ones only: :func:`eligible`); ``flagged``: the
     first pass's flags (the column that flagged each cell, ``""`` when none); ``excluded``: the
     signature genes of the context's states; ``samples``: each cell's sample. Columns flagging fewer
-    than ``min_cells`` cells, or whose cells fewer than ``min_genes`` genes separate, are left out.
+    than ``min_cells`` cells (:data:`~hcctme._constants.STATE_ARTEFACT_CARRY_VOTE_CELLS`: they count
+    towards the agreed genes, :func:`plan`), or whose cells fewer than ``min_genes`` genes separate,
+    are left out (steps 1-2).
     """
     clean = np.flatnonzero(flagged == "")
     if clean.size < min_cells:
@@ -143,11 +156,11 @@ def choose(X: sp.csr_matrix, values: np.ndarray, columns: Sequence[str], flagged
         below = clean[first[clean] < _specificity.midpoint(first, mine, clean)]
         second = (_genes(X, mine, below, allowed, n_genes, min_genes, auroc, random_state)
                   if below.size >= min_cells else None)
-        out[column] = [str(g) for g in names[chosen if second is None else second]]
+        out[column] = Chosen([str(g) for g in names[chosen if second is None else second]], int(mine.size))
     return out
 
 
-def consensus(chosen: Mapping[str, Mapping[str, Sequence[str]]], *, n_genes: int = STATE_CARRY_GENES
+def consensus(chosen: Mapping[str, Mapping[str, Chosen]], *, n_genes: int = STATE_CARRY_GENES
               ) -> dict[str, list[str]]:
     """Column -> the genes that two or more, and at least half, of the contexts that carried it chose (step 3).
 
@@ -156,8 +169,8 @@ def consensus(chosen: Mapping[str, Mapping[str, Sequence[str]]], *, n_genes: int
     """
     lists: dict[str, list[Sequence[str]]] = {}
     for by_column in chosen.values():
-        for column, genes in by_column.items():
-            lists.setdefault(column, []).append(genes)
+        for column, choice in by_column.items():
+            lists.setdefault(column, []).append(choice.genes)
     out: dict[str, list[str]] = {}
     for column, votes in lists.items():
         counts = pd.Series([g for genes in votes for g in genes], dtype=object).value_counts(sort=False)
@@ -167,16 +180,21 @@ def consensus(chosen: Mapping[str, Mapping[str, Sequence[str]]], *, n_genes: int
     return out
 
 
-def plan(own: Mapping[str, Sequence[str]], agreed: Mapping[str, Sequence[str]], columns: Sequence[str],
-         excluded: Sequence[str], *, alone_genes: int = STATE_CARRY_ALONE_GENES) -> dict[str, Read]:
+def plan(chosen: Mapping[str, Chosen], agreed: Mapping[str, Sequence[str]], columns: Sequence[str],
+         excluded: Sequence[str], *, min_cells: int = STATE_ARTEFACT_CARRY_MIN_CELLS,
+         alone_genes: int = STATE_CARRY_ALONE_GENES) -> dict[str, Read]:
     """How each of a context's ``columns`` is carried (steps 3-4).
 
-    ``own``: the context's own genes per column (:func:`choose`); ``agreed``: the genes the contexts
+    ``chosen``: the context's genes per column (:func:`choose`); ``agreed``: the genes the contexts
     agree on (:func:`consensus`); ``excluded``: the signature genes of the context's states. A
-    column with its own genes is read alone on those of them the contexts agree on, when at least
-    ``alone_genes``, else on all its own genes averaged with the list; a column without is read
-    alone on the agreed genes (the context's state genes left out), when at least ``alone_genes``.
+    column that flags at least ``min_cells`` cells here (its own genes) is read alone on those of
+    its genes the contexts agree on, when at least ``alone_genes``, else on all its own genes
+    averaged with the list; any other column (fewer cells: its genes only counted towards the
+    agreement) is read alone on the agreed genes, the context's state genes left out, when at least
+    ``alone_genes`` remain.
     """
+    own = {column: choice.genes for column, choice in chosen.items() if choice.cells >= min_cells}
+    left_out = set(excluded)
     out: dict[str, Read] = {}
     for column in columns:
         shared = set(agreed.get(column, ()))
@@ -185,7 +203,7 @@ def plan(own: Mapping[str, Sequence[str]], agreed: Mapping[str, Sequence[str]], 
             out[column] = (Read(both, True, False) if len(both) >= alone_genes
                            else Read(tuple(own[column]), False, False))
             continue
-        lent = tuple(g for g in agreed.get(column, ()) if g not in set(excluded))
+        lent = tuple(g for g in agreed.get(column, ()) if g not in left_out)
         if len(lent) >= alone_genes:
             out[column] = Read(lent, True, True)
     return out

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 import hcctme
-from hcctme._constants import STATE_CARRY_ALONE_GENES
+from hcctme._constants import STATE_ARTEFACT_CARRY_VOTE_CELLS, STATE_CARRY_ALONE_GENES
 from hcctme.sig import Signature, SignatureSet
 from hcctme.tl import _state_artefact_carry as carry
 from hcctme.tl import _state_artefacts as artefacts
@@ -44,8 +44,8 @@ def _first_pass(values: np.ndarray) -> np.ndarray:
 def _carried(X: sp.csr_matrix, values: np.ndarray, flagged: np.ndarray, samples: np.ndarray, excluded=(),
              agreed=None, min_cells: int = 20, alone_genes: int = STATE_CARRY_ALONE_GENES) -> carry.Carried:
     """One population's list LIST carried: its own genes chosen, planned against ``agreed``, read and flagged."""
-    own = carry.choose(X, values[:, None], ["LIST"], flagged, GENES, list(excluded), samples, min_cells=min_cells)
-    reads = carry.plan(own, agreed or {}, ["LIST"], list(excluded), alone_genes=alone_genes)
+    own = carry.choose(X, values[:, None], ["LIST"], flagged, GENES, list(excluded), samples)
+    reads = carry.plan(own, agreed or {}, ["LIST"], list(excluded), min_cells=min_cells, alone_genes=alone_genes)
     return carry.carry(X, values[:, None], ["LIST"], flagged, GENES, samples, reads, alone_genes=alone_genes)
 
 
@@ -183,7 +183,7 @@ def test_carried_genes_the_populations_agree_on_are_read_alone():
     for seed in range(6):
         X, values, samples = _programme_population(STATE_CARRY_ALONE_GENES + 2, seed=seed)
         flagged = _first_pass(values)
-        own = carry.choose(X, values[:, None], ["LIST"], flagged, GENES, [], samples)["LIST"]
+        own = carry.choose(X, values[:, None], ["LIST"], flagged, GENES, [], samples)["LIST"].genes
         assert len(own) >= STATE_CARRY_ALONE_GENES
         found = _carried(X, values, flagged, samples, agreed={"LIST": own})
         assert found.record["LIST_carried"]["alone"] and (found.flagged[60:] == "").all()
@@ -197,7 +197,8 @@ def test_carried_genes_the_populations_agree_on_are_read_alone():
 
 def test_plan_reads_agreed_genes_alone_and_borrows_them_where_a_column_has_none():
     agreed = {"S": [f"A{i}" for i in range(12)], "T": ["A0", "A1"]}
-    own = {"S": [*(f"A{i}" for i in range(10)), "STATE1", "STATE2"], "T": ["A0", "A1", "B0"]}
+    own = {"S": carry.Chosen([*(f"A{i}" for i in range(10)), "STATE1", "STATE2"], 40),
+           "T": carry.Chosen(["A0", "A1", "B0"], 40)}
     reads = carry.plan(own, agreed, ["S", "T", "U"], [])
     assert reads["S"] == carry.Read(tuple(f"A{i}" for i in range(10)), True, False)  # the agreed ones, alone
     assert reads["T"] == carry.Read(("A0", "A1", "B0"), False, False)  # too few agreed: its own, with the list
@@ -206,6 +207,10 @@ def test_plan_reads_agreed_genes_alone_and_borrows_them_where_a_column_has_none(
     lent = carry.plan({}, agreed, ["S", "T"], ["A0"])
     assert lent == {"S": carry.Read(tuple(f"A{i}" for i in range(1, 12)), True, True)}
     assert carry.plan({}, agreed, ["S"], ["A0", "A1", "A2"]) == {}  # 9 left: too few to read alone
+    # a column that flags fewer than 20 cells chose genes that count towards the agreement only: it reads the agreed
+    # genes as a population that chose none
+    voter = carry.plan({"S": carry.Chosen(["A0", "STATE1"], STATE_ARTEFACT_CARRY_VOTE_CELLS)}, agreed, ["S"], [])
+    assert voter == {"S": carry.Read(tuple(agreed["S"]), True, True)}
 
 
 def test_a_population_with_too_few_flagged_cells_reads_the_borrowed_genes():
@@ -224,13 +229,16 @@ def test_a_population_with_too_few_flagged_cells_reads_the_borrowed_genes():
 
 
 def test_consensus_keeps_the_genes_two_and_half_the_populations_chose():
-    chosen = {"a": {"S": ["G1", "G2", "G3"]},
-              "b": {"S": ["G2", "G3", "G4"], "T": ["G8", "G9"]},  # T: one population, no agreement
-              "c": {"S": ["G3", "G5"]}}
+    def chose(*genes: str, cells: int = 40) -> carry.Chosen:
+        return carry.Chosen(list(genes), cells)
+
+    chosen = {"a": {"S": chose("G1", "G2", "G3")},
+              "b": {"S": chose("G2", "G3", "G4"), "T": chose("G8", "G9")},  # T: one population, no agreement
+              "c": {"S": chose("G3", "G5", cells=12)}}  # a population flagging 10-19 cells votes too
     assert carry.consensus(chosen) == {"S": ["G3", "G2"]}
     assert carry.consensus(chosen, n_genes=1) == {"S": ["G3"]}
     assert carry.consensus({}) == {}
-    assert carry.consensus({"a": {"S": ["G1", "G2"]}, "b": {"S": ["G2", "G3"]}}) == {"S": ["G2"]}
+    assert carry.consensus({"a": {"S": chose("G1", "G2")}, "b": {"S": chose("G2", "G3")}}) == {"S": ["G2"]}
 
 
 BIG = pd.Index([f"G{i}" for i in range(60)])
@@ -250,10 +258,11 @@ def three_lineages(monkeypatch):
     return lib
 
 
-def _lineage(context: str, seed: int, n: int = 300, *, weak: bool = False) -> AnnData:
+def _lineage(context: str, seed: int, n: int = 300, *, weak: bool = False, caught: int = 30) -> AnnData:
     """One population in two states, cells 0-59 carrying the artefact programme (12 genes, 8-fold).
 
-    The list MY_STRESS reads cells 0-29 strongly and 30-59 weakly, or (``weak``) all 60 only 1 sd above the rest.
+    The list MY_STRESS reads the first ``caught`` cells strongly and the rest of the 60 weakly, or (``weak``) all 60
+    only 1 sd above the rest.
     """
     rng = np.random.default_rng(seed)
     label, states = LINEAGE_STATES[context]
@@ -267,7 +276,7 @@ def _lineage(context: str, seed: int, n: int = 300, *, weak: bool = False) -> An
     if weak:
         stress[:60] += 1.0
     else:
-        stress[CAUGHT], stress[ESCAPED] = 6.0, 1.5
+        stress[:caught], stress[caught:60] = 6.0, 1.5
     scores = {s: 0.0 for _, (_, st) in LINEAGE_STATES.items() for s in st}
     z = np.where(state[:, None] == np.array(names), 2.0, 0.0) + rng.normal(0, 0.5, (n, 2))
     scores.update({names[0]: z[:, 0], names[1]: z[:, 1], "MY_STRESS": stress})
@@ -298,3 +307,18 @@ def test_call_states_borrows_the_genes_two_populations_carried_the_column_to(thr
     assert "cd8_t" not in one.uns["hcctme_state_params"]["self_train"]["carried_artefacts"]
     alone = one.obs["hcctme_state_artefact"].astype(str).to_numpy()[one.obs_names.str.startswith("cd8_t")]
     assert (alone[:60] != "").mean() <= 0.5
+
+
+def test_a_population_flagging_few_cells_counts_towards_the_agreement(three_lineages):
+    # the fibroblasts' list flags 15 of their 60 artefact cells: too few to read its own genes, enough to choose
+    # genes that agree with the macrophages'; both populations then read the agreed genes alone
+    adata = anndata.concat([_lineage("macrophage", 1), _lineage("fibroblast", 2, caught=15)], merge="same")
+    hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient", artefacts=["MY_STRESS"])
+    flagged = adata.obs["hcctme_state_artefact"].astype(str).to_numpy()
+    fibro = adata.obs_names.str.startswith("fibroblast")
+    assert (flagged[fibro][:60] != "").mean() >= 0.9
+    assert (flagged[fibro][60:] != "").mean() <= 0.02
+    records = adata.uns["hcctme_state_params"]["self_train"]["carried_artefacts"]
+    fibroblasts = records["fibroblast"]["MY_STRESS_carried"]
+    assert fibroblasts["alone"] and fibroblasts["borrowed"] and fibroblasts["genes"] == BIG_PROGRAMME
+    assert records["macrophage"]["MY_STRESS_carried"]["alone"]
