@@ -143,7 +143,7 @@ def choose(X: sp.csr_matrix, values: np.ndarray, columns: Sequence[str], flagged
     names = np.asarray(genes, dtype=str)
     allowed = ~np.isin(names, list(excluded))
     codes = _codes(samples)
-    out: dict[str, list[str]] = {}
+    out: dict[str, Chosen] = {}
     for j, column in enumerate(columns):
         listed, _ = _artefacts.column_flags(values[:, j], z_max)
         mine = np.flatnonzero(listed & (flagged != ""))
@@ -162,7 +162,7 @@ def choose(X: sp.csr_matrix, values: np.ndarray, columns: Sequence[str], flagged
 
 def consensus(chosen: Mapping[str, Mapping[str, Chosen]], *, n_genes: int = STATE_CARRY_GENES
               ) -> dict[str, list[str]]:
-    """Column -> the genes that two or more, and at least half, of the contexts that carried it chose (step 3).
+    """Column -> the genes that two or more, and at least half, of the contexts that chose genes for it chose (step 3).
 
     ``chosen``: context -> column -> its genes (:func:`choose`). Genes chosen by more contexts come
     first, at most ``n_genes``.
