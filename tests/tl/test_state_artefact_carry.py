@@ -21,19 +21,22 @@ PROGRAMME = [f"G{i}" for i in range(10, 18)]  # the artefact programme's genes
 CAUGHT, ESCAPED = np.arange(0, 30), np.arange(30, 60)  # artefact cells the list reads strongly / weakly
 
 
-def _population(seed: int = 0, n: int = 300) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+def _population(seed: int = 0, n: int = 300, *, n_genes: int = len(PROGRAMME), fold: float = 8.0,
+                escaped: float | None = 1.5) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
     """Log-normalised expression, the artefact list's score and the samples of one population.
 
-    Cells 0-59 carry the artefact programme (8 genes up 8-fold); the list reads it strongly in
-    cells 0-29 (score 6) and weakly in 30-59 (score 1.5; clean cells N(0, 1)).
+    Cells 0-59 carry the artefact programme (``n_genes`` genes from G10 up ``fold``-fold; by default
+    PROGRAMME, 8-fold); the list reads it strongly in cells 0-29 (score 6) and weakly in 30-59 (score
+    ``escaped``; None: at the clean cells' level, N(0, 1)).
     """
     rng = np.random.default_rng(seed)
     lam = np.full((n, GENES.size), 5.0)
-    lam[np.ix_(np.r_[CAUGHT, ESCAPED], GENES.get_indexer(PROGRAMME))] *= 8.0
-    counts = rng.poisson(lam).astype(np.float32)
+    lam[np.ix_(np.r_[CAUGHT, ESCAPED], np.arange(10, 10 + n_genes))] *= fold
     values = rng.normal(0.0, 1.0, n)
-    values[CAUGHT], values[ESCAPED] = 6.0, 1.5
-    return selftrain.log_expression(counts), values, np.arange(n) % 2
+    values[CAUGHT] = 6.0
+    if escaped is not None:
+        values[ESCAPED] = escaped
+    return selftrain.log_expression(rng.poisson(lam).astype(np.float32)), values, np.arange(n) % 2
 
 
 def _first_pass(values: np.ndarray) -> np.ndarray:
@@ -162,26 +165,13 @@ def test_backed_cohort_carries_the_same_cells(library, tmp_path):
             == adata.uns["hcctme_state_params"]["self_train"]["carried_artefacts"])
 
 
-def _programme_population(n_genes: int, seed: int = 0, n: int = 300) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-    """Cells 0-59 carry an artefact programme of ``n_genes`` genes (3-fold); the list reads only cells 0-29.
-
-    Cells 30-59 score at the clean cells' level on the list (N(0, 1)), so only the carried genes read them.
-    """
-    rng = np.random.default_rng(seed)
-    lam = np.full((n, GENES.size), 5.0)
-    lam[np.ix_(np.r_[CAUGHT, ESCAPED], np.arange(10, 10 + n_genes))] *= 3.0
-    values = rng.normal(0.0, 1.0, n)
-    values[CAUGHT] = 6.0
-    return selftrain.log_expression(rng.poisson(lam).astype(np.float32)), values, np.arange(n) % 2
-
-
 def test_carried_genes_the_populations_agree_on_are_read_alone():
     # from STATE_CARRY_ALONE_GENES genes another population chose too, the carried genes alone read the cells the
     # list misses entirely; averaged with the list's read (a population's own genes only) they are found in some
     # cohorts only
     alone, averaged = [], []
     for seed in range(6):
-        X, values, samples = _programme_population(STATE_CARRY_ALONE_GENES + 2, seed=seed)
+        X, values, samples = _population(seed, n_genes=STATE_CARRY_ALONE_GENES + 2, fold=3.0, escaped=None)
         flagged = _first_pass(values)
         own = carry.choose(X, values[:, None], ["LIST"], flagged, GENES, [], samples)["LIST"].genes
         assert len(own) >= STATE_CARRY_ALONE_GENES
@@ -214,7 +204,7 @@ def test_plan_reads_agreed_genes_alone_and_borrows_them_where_a_column_has_none(
 
 
 def test_a_population_with_too_few_flagged_cells_reads_the_borrowed_genes():
-    X, values, samples = _programme_population(STATE_CARRY_ALONE_GENES + 2)
+    X, values, samples = _population(n_genes=STATE_CARRY_ALONE_GENES + 2, fold=3.0, escaped=None)
     programme = list(GENES[10:10 + STATE_CARRY_ALONE_GENES + 2])
     weak = values.copy()
     weak[CAUGHT[10:]] = 0.0  # only 10 cells flagged by the list: too few to choose genes here
@@ -287,38 +277,38 @@ def _lineage(context: str, seed: int, n: int = 300, *, weak: bool = False, caugh
     return adata
 
 
+def _called_lineages(*populations: AnnData) -> tuple[AnnData, np.ndarray, dict]:
+    """The populations together, called with MY_STRESS as an artefact: the data, its artefact column, the records."""
+    adata = anndata.concat(list(populations), merge="same")
+    hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient", artefacts=["MY_STRESS"])
+    return (adata, adata.obs["hcctme_state_artefact"].astype(str).to_numpy(),
+            adata.uns["hcctme_state_params"]["self_train"]["carried_artefacts"])
+
+
 def test_call_states_borrows_the_genes_two_populations_carried_the_column_to(three_lineages):
     # CD8 T cells: 60 cells carry the artefact programme the macrophages and fibroblasts carried, the list reads
     # them only 1 sd above the rest (it flags too few to choose genes there)
-    adata = anndata.concat([_lineage("macrophage", 1), _lineage("fibroblast", 2), _lineage("cd8_t", 3, weak=True)],
-                           merge="same")
-    hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient", artefacts=["MY_STRESS"])
-    flagged = adata.obs["hcctme_state_artefact"].astype(str).to_numpy()
+    adata, flagged, records = _called_lineages(_lineage("macrophage", 1), _lineage("fibroblast", 2),
+                                               _lineage("cd8_t", 3, weak=True))
     cd8 = adata.obs_names.str.startswith("cd8_t")
     assert (flagged[cd8][:60] != "").mean() >= 0.9
     assert (flagged[cd8][60:] != "").mean() <= 0.02
-    records = adata.uns["hcctme_state_params"]["self_train"]["carried_artefacts"]
     assert records["cd8_t"]["MY_STRESS_carried"]["borrowed"]
     assert records["cd8_t"]["MY_STRESS_carried"]["genes"] == BIG_PROGRAMME
     assert not records["macrophage"]["MY_STRESS_carried"]["borrowed"]
     # one population's carried genes are not borrowed: without the fibroblasts the CD8 T cells stay as they were
-    one = anndata.concat([_lineage("macrophage", 1), _lineage("cd8_t", 3, weak=True)], merge="same")
-    hcctme.tl.call_states(one, cell_type_key="cell_type", sample_key="patient", artefacts=["MY_STRESS"])
-    assert "cd8_t" not in one.uns["hcctme_state_params"]["self_train"]["carried_artefacts"]
-    alone = one.obs["hcctme_state_artefact"].astype(str).to_numpy()[one.obs_names.str.startswith("cd8_t")]
-    assert (alone[:60] != "").mean() <= 0.5
+    one, alone, records = _called_lineages(_lineage("macrophage", 1), _lineage("cd8_t", 3, weak=True))
+    assert "cd8_t" not in records
+    assert (alone[one.obs_names.str.startswith("cd8_t")][:60] != "").mean() <= 0.5
 
 
 def test_a_population_flagging_few_cells_counts_towards_the_agreement(three_lineages):
     # the fibroblasts' list flags 15 of their 60 artefact cells: too few to read its own genes, enough to choose
     # genes that agree with the macrophages'; both populations then read the agreed genes alone
-    adata = anndata.concat([_lineage("macrophage", 1), _lineage("fibroblast", 2, caught=15)], merge="same")
-    hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient", artefacts=["MY_STRESS"])
-    flagged = adata.obs["hcctme_state_artefact"].astype(str).to_numpy()
+    adata, flagged, records = _called_lineages(_lineage("macrophage", 1), _lineage("fibroblast", 2, caught=15))
     fibro = adata.obs_names.str.startswith("fibroblast")
     assert (flagged[fibro][:60] != "").mean() >= 0.9
     assert (flagged[fibro][60:] != "").mean() <= 0.02
-    records = adata.uns["hcctme_state_params"]["self_train"]["carried_artefacts"]
     fibroblasts = records["fibroblast"]["MY_STRESS_carried"]
     assert fibroblasts["alone"] and fibroblasts["borrowed"] and fibroblasts["genes"] == BIG_PROGRAMME
     assert records["macrophage"]["MY_STRESS_carried"]["alone"]
