@@ -605,6 +605,7 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
     tests: dict[str, dict[str, Any]] = {}
     temperatures: dict[str, float] = {}
     own: dict[str, dict[str, _carry.Chosen]] = {}
+    held: dict[str, tuple[sp.csr_matrix, pd.Index]] = {}
     for context, ids in states.items():
         rows = np.flatnonzero(contexts == context)
         if np.sum(result.artefact[rows] == "") < params.min_cells:
@@ -618,6 +619,7 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
         own[context] = _carry.choose(expression, m["values"][carried_columns].to_numpy(dtype=float)[rows],
                                      carried_columns, result.artefact[rows], var_names[kept],
                                      sorted(_excluded_genes(m, ids)), samples[rows])
+        held[context] = _chosen_expression(expression, var_names[kept], own[context])
         expression = expression[clean]  # computed first, so the self-training holds the clean cells' rows only
         panel = _specificity.build_panel(sp.csc_matrix(panel_x[clean]), positions, background, down)
         z = result.z[ids].to_numpy(dtype=float)[idx]
@@ -634,7 +636,7 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
             result.confidence[idx] = confidence
             if counts:
                 out[context] = counts
-    return out, tests, temperatures, _carry_artefacts(matrix, result, m, samples, var_names, own, params)
+    return out, tests, temperatures, _carry_artefacts(matrix, result, m, samples, var_names, own, held, params)
 
 
 def _excluded_genes(m: Mapping[str, Any], ids: Sequence[str]) -> set[str]:
@@ -652,16 +654,25 @@ def _population_expression(matrix: Any, rows: np.ndarray, params: _selftrain.Sel
     return expression, sp.csc_matrix(expression[:, columns]), np.arange(matrix.shape[1])
 
 
+def _chosen_expression(expression: sp.csr_matrix, genes: pd.Index, chosen: Mapping[str, _carry.Chosen]
+                       ) -> tuple[sp.csr_matrix, pd.Index]:
+    """A population's expression of the genes its artefact columns chose (all its cells), and those genes."""
+    columns = np.flatnonzero(genes.isin([g for choice in chosen.values() for g in choice.genes]))
+    return sp.csr_matrix(expression[:, columns]), genes[columns]
+
+
 def _carry_artefacts(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], samples: np.ndarray,
                      var_names: pd.Index, own: Mapping[str, Mapping[str, _carry.Chosen]],
+                     held: Mapping[str, tuple[sp.csr_matrix, pd.Index]],
                      params: _selftrain.SelfTrainParams) -> dict[str, Any]:
     """Flag each population's cells on its carried artefact columns (in place); context -> column -> record.
 
     ``own``: per self-trained population the genes each artefact column was carried to there
     (:func:`hcctme.tl._state_artefact_carry.choose`). The genes the populations agree on
     (:func:`~hcctme.tl._state_artefact_carry.consensus`) decide how each column is read
-    (:func:`~hcctme.tl._state_artefact_carry.plan`); each population's expression is read again
-    to score them.
+    (:func:`~hcctme.tl._state_artefact_carry.plan`). ``held``: each population's expression of the
+    genes it chose, kept from the self-training's read; a population that reads other genes (borrowed
+    or agreed genes it did not choose) is read again.
     """
     agreed = _carry.consensus(own)
     carried: dict[str, Any] = {}
@@ -673,10 +684,14 @@ def _carry_artefacts(matrix: Any, result: _model.Assignment, m: Mapping[str, Any
         reads = _carry.plan(own[context], agreed, columns, sorted(_excluded_genes(m, ids)))
         if not reads:
             continue
-        clean = result.artefact[rows] == ""
-        expression, _, kept = _population_expression(matrix, rows, params, samples, np.zeros(0, dtype=int), clean)
+        expression, genes = held[context]
+        if not all(set(read.genes) <= set(genes) for read in reads.values()):
+            clean = result.artefact[rows] == ""
+            expression, _, kept = _population_expression(matrix, rows, params, samples, np.zeros(0, dtype=int),
+                                                         clean)
+            genes = var_names[kept]
         found = _carry.carry(expression, m["values"][columns].to_numpy(dtype=float)[rows], columns,
-                             result.artefact[rows], var_names[kept], samples[rows], reads)
+                             result.artefact[rows], genes, samples[rows], reads)
         if found.record:
             _apply_carried(result, context, rows, found)
             carried[context] = found.record

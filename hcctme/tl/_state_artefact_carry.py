@@ -53,10 +53,11 @@ them from the clean cells carry it to the artefact cells the list scores low:
    cells and 2 of 827 clean ones, averaged with the list 70 and none.)
 
 ``tl.call_states`` chooses each population's genes (:func:`choose`) when it reads the population's
-expression for its self-training, and carries the artefact columns (:func:`carry`) after every
-population is self-trained, reading the expression again: the agreed genes need every population's
-choice, and the self-training keeps the cells the columns flag (taking them out flips its cluster
-seeding on knife edges); the flagged cells lose their call afterwards. Backed data: the genes are
+expression for its self-training, keeping the expression of the genes chosen, and carries the
+artefact columns (:func:`carry`) after every population is self-trained (a population that reads
+genes it did not choose is read again): the agreed genes need every population's choice, and the
+self-training keeps the cells the columns flag (taking them out flips its cluster seeding on knife
+edges); the flagged cells lose their call afterwards. Backed data: the genes are
 those the chunked reader keeps (the population's most variable ones).
 
 Limits: the carried genes are learnt from the cells the list flags, so an artefact the list
