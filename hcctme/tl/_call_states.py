@@ -604,8 +604,7 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
     out: dict[str, dict[str, int]] = {}
     tests: dict[str, dict[str, Any]] = {}
     temperatures: dict[str, float] = {}
-    own: dict[str, dict[str, _carry.Chosen]] = {}
-    held: dict[str, tuple[sp.csr_matrix, pd.Index]] = {}
+    carrying: dict[str, _Carrying] = {}
     for context, ids in states.items():
         rows = np.flatnonzero(contexts == context)
         if np.sum(result.artefact[rows] == "") < params.min_cells:
@@ -615,11 +614,8 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
         clean = result.artefact[rows] == ""
         expression, panel_x, kept = _population_expression(matrix, rows, params, samples, columns, clean)
         idx = rows[clean]
-        carried_columns = _carry.eligible(m["art_cols"].get(context, []), m["references"], m["flag_cols"])
-        own[context] = _carry.choose(expression, m["values"][carried_columns].to_numpy(dtype=float)[rows],
-                                     carried_columns, result.artefact[rows], var_names[kept],
-                                     sorted(_excluded_genes(m, ids)), samples[rows])
-        held[context] = _chosen_expression(expression, var_names[kept], own[context])
+        carrying[context] = _carrying(expression, var_names[kept], m, context, rows, result.artefact[rows],
+                                       samples)
         expression = expression[clean]  # computed first, so the self-training holds the clean cells' rows only
         panel = _specificity.build_panel(sp.csc_matrix(panel_x[clean]), positions, background, down)
         z = result.z[ids].to_numpy(dtype=float)[idx]
@@ -636,7 +632,7 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
             result.confidence[idx] = confidence
             if counts:
                 out[context] = counts
-    return out, tests, temperatures, _carry_artefacts(matrix, result, m, samples, var_names, own, held, params)
+    return out, tests, temperatures, _carry_artefacts(matrix, result, m, samples, var_names, carrying, params)
 
 
 def _excluded_genes(m: Mapping[str, Any], ids: Sequence[str]) -> set[str]:
@@ -654,44 +650,57 @@ def _population_expression(matrix: Any, rows: np.ndarray, params: _selftrain.Sel
     return expression, sp.csc_matrix(expression[:, columns]), np.arange(matrix.shape[1])
 
 
-def _chosen_expression(expression: sp.csr_matrix, genes: pd.Index, chosen: Mapping[str, _carry.Chosen]
-                       ) -> tuple[sp.csr_matrix, pd.Index]:
-    """A population's expression of the genes its artefact columns chose (all its cells), and those genes."""
-    columns = np.flatnonzero(genes.isin([g for choice in chosen.values() for g in choice.genes]))
-    return sp.csr_matrix(expression[:, columns]), genes[columns]
+@dataclass(frozen=True)
+class _Carrying:
+    """One self-trained population's artefact columns to carry, the genes each chose there, and their expression."""
+
+    columns: list[str]  # the eligible artefact columns (:func:`hcctme.tl._state_artefact_carry.eligible`)
+    excluded: list[str]  # the signature genes of the population's states (never carried)
+    chosen: dict[str, _carry.Chosen]  # column -> its genes and cells here (:func:`~._state_artefact_carry.choose`)
+    expression: sp.csr_matrix  # the population's expression of the chosen genes (all its cells)
+    genes: pd.Index  # those genes
+
+
+def _carrying(expression: sp.csr_matrix, genes: pd.Index, m: Mapping[str, Any], context: str, rows: np.ndarray,
+              flagged: np.ndarray, samples: np.ndarray) -> _Carrying:
+    """Choose the carried artefact genes of a context (its ``rows``, all its cells) and keep their expression.
+
+    ``flagged``: the first pass's artefact flags of those cells; ``samples``: every cell's sample.
+    """
+    columns = _carry.eligible(m["art_cols"].get(context, []), m["references"], m["flag_cols"])
+    excluded = sorted(_excluded_genes(m, m["states"][context]))
+    chosen = _carry.choose(expression, m["values"][columns].to_numpy(dtype=float)[rows], columns, flagged, genes,
+                           excluded, samples[rows])
+    kept = np.flatnonzero(genes.isin([g for choice in chosen.values() for g in choice.genes]))
+    return _Carrying(columns, excluded, chosen, sp.csr_matrix(expression[:, kept]), genes[kept])
 
 
 def _carry_artefacts(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], samples: np.ndarray,
-                     var_names: pd.Index, own: Mapping[str, Mapping[str, _carry.Chosen]],
-                     held: Mapping[str, tuple[sp.csr_matrix, pd.Index]],
-                     params: _selftrain.SelfTrainParams) -> dict[str, Any]:
+                     var_names: pd.Index, carrying: Mapping[str, _Carrying], params: _selftrain.SelfTrainParams
+                     ) -> dict[str, Any]:
     """Flag each population's cells on its carried artefact columns (in place); context -> column -> record.
 
-    ``own``: per self-trained population the genes each artefact column was carried to there
-    (:func:`hcctme.tl._state_artefact_carry.choose`). The genes the populations agree on
-    (:func:`~hcctme.tl._state_artefact_carry.consensus`) decide how each column is read
-    (:func:`~hcctme.tl._state_artefact_carry.plan`). ``held``: each population's expression of the
-    genes it chose, kept from the self-training's read; a population that reads other genes (borrowed
-    or agreed genes it did not choose) is read again.
+    ``carrying``: per self-trained population the genes each artefact column was carried to there
+    (:func:`hcctme.tl._state_artefact_carry.choose`) and their expression, kept from the self-training's
+    read. The genes the populations agree on (:func:`~hcctme.tl._state_artefact_carry.consensus`) decide
+    how each column is read (:func:`~hcctme.tl._state_artefact_carry.plan`); a population that reads
+    other genes (borrowed or agreed genes it did not choose) is read again.
     """
-    agreed = _carry.consensus(own)
+    agreed = _carry.consensus({context: population.chosen for context, population in carrying.items()})
     carried: dict[str, Any] = {}
-    for context, ids in m["states"].items():
-        if context not in own:
-            continue
-        rows = np.flatnonzero(m["contexts"] == context)
-        columns = _carry.eligible(m["art_cols"].get(context, []), m["references"], m["flag_cols"])
-        reads = _carry.plan(own[context], agreed, columns, sorted(_excluded_genes(m, ids)))
+    for context, population in carrying.items():
+        reads = _carry.plan(population.chosen, agreed, population.columns, population.excluded)
         if not reads:
             continue
-        expression, genes = held[context]
+        rows = np.flatnonzero(m["contexts"] == context)
+        expression, genes = population.expression, population.genes
         if not all(set(read.genes) <= set(genes) for read in reads.values()):
             clean = result.artefact[rows] == ""
             expression, _, kept = _population_expression(matrix, rows, params, samples, np.zeros(0, dtype=int),
                                                          clean)
             genes = var_names[kept]
-        found = _carry.carry(expression, m["values"][columns].to_numpy(dtype=float)[rows], columns,
-                             result.artefact[rows], genes, samples[rows], reads)
+        found = _carry.carry(expression, m["values"][population.columns].to_numpy(dtype=float)[rows],
+                             population.columns, result.artefact[rows], genes, samples[rows], reads)
         if found.record:
             _apply_carried(result, context, rows, found)
             carried[context] = found.record
