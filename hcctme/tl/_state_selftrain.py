@@ -497,6 +497,8 @@ def tested_where_best(report: dict[str, dict[str, Any]], mixture_calls: np.ndarr
     cells (k-means leaves one-cell clusters of outliers), and it is not tested where it has fewer than
     ``min_cells`` reference cells (:func:`._state_specificity.reference_rows`): nearly the whole population, it has
     nothing to be compared with (Wu 2021 CD4 T cells: 57 cells in clusters of 51 and 6, the Tregs in the larger one).
+    A short panel that reads a sibling there (:func:`_sibling_read`, as in :func:`confirm_seeds`) is declined
+    (``read_through`` in its entry); the sibling keeps its own calls, which this test does not add to.
     """
     labels_of, sizes = np.unique(groups, return_counts=True)
     sized = labels_of[sizes >= min_cells]
@@ -510,9 +512,13 @@ def tested_where_best(report: dict[str, dict[str, Any]], mixture_calls: np.ndarr
         reference = _specificity.reference_rows(groups, z[:, j], best, short=_specificity.short_panel(panel, state))
         if reference.size < min_cells:
             continue
-        test = _cluster_test(state, np.flatnonzero(groups == best), groups, best, z, ids, panel)[1]
+        members = np.flatnonzero(groups == best)
+        auroc, test = _cluster_test(state, members, groups, best, z, ids, panel)
         entry = _tested(report[state], test)
-        entry["seeded"] = _specificity.specific(test)
+        sibling, _ = _sibling_read(state, auroc, test, members, groups, best, z, ids, panel)
+        if sibling is not None:
+            entry["read_through"] = sibling
+        entry["seeded"] = sibling is None and _specificity.specific(test)
         entry["clusters_declined"] += int(not entry["seeded"])
 
 

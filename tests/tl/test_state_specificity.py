@@ -369,6 +369,27 @@ def test_short_panel_read_through_a_sibling_seeds_the_sibling():
     assert specificity.read_through(np.full_like(auroc, 0.5), panel, "T", ids, np.array([0.7, 0.9])) is None
 
 
+def test_a_short_panel_tested_in_its_best_cluster_reads_a_sibling_there():
+    """Where the population keeps the mixture's calls, a short panel tested in its best cluster is declined there when
+    its only up gene is a sibling's that scores at least as high (the read-through rule of the cluster seeds), and
+    kept where its own genes are up."""
+    groups, panel = _sibling_population()
+    ids = ["T", "K"]
+    z = np.repeat(np.array([[-0.5, -0.5], [0.7, 0.9], [0.1, 0.1], [0.2, 0.2]]), [300, 100, 100, 40], axis=0)
+    mixture = np.where(groups == 1, "T", "").astype(object)  # T called in K's cluster, where only G0 is up
+    report = selftrain.untested_report(ids)
+    selftrain.tested_where_best(report, mixture, groups, ids, panel, z, min_cells=10)
+    assert specificity.specific(report["T"])  # one gene up: the panel's own test passes there
+    assert report["T"]["read_through"] == "K" and not report["T"]["seeded"]
+    assert report["T"]["clusters_tested"] == 1 and report["T"]["clusters_declined"] == 1
+    assert report["K"] == selftrain.untested_report(ids)["K"]  # the mixture calls no cell K: not tested
+    own = z.copy()
+    own[groups == 2, 0] = 1.2  # T highest in its own cluster (G0-G3 up)
+    kept = selftrain.untested_report(ids)
+    selftrain.tested_where_best(kept, mixture, groups, ids, panel, own, min_cells=10)
+    assert kept["T"]["seeded"] and "read_through" not in kept["T"]
+
+
 def test_states_no_cluster_was_a_candidate_for_are_tested_in_their_best_cluster():
     """Too few seeds for the classifier: the mixture's calls of a state no cluster was a candidate for are kept only
     where its highest-scoring cluster passes the test (generator 10x seed 200 with ENDO_ONCOFETAL_PLVAP removed: the
