@@ -244,6 +244,12 @@ STATE_SPECIFICITY_MAJORITY: Final = 0.5
 # cluster in which at most this share of the expression-matched background genes is up (a cluster that differs from its
 # reference in many genes, through depth, quality or doublets, makes one or two panel genes up meaningless)
 STATE_SPECIFICITY_SHORT_MAX_NULL: Final = 0.15
+# a short panel no cluster seeds is looked for by its measured genes' mean log expression instead of its score (a
+# within-cell rank score follows the panel's genes the state does not raise); a "none of these" cluster high in that
+# mean seeds it where the specificity test passes and one of its genes is up at least this much (AUROC against the
+# rest): the one-gene rule is tested in the cluster the genes themselves point to, so it needs more than chance gives
+# (false short-panel clusters of sessions 23 and 27: best gene 0.66-0.73)
+STATE_SHORT_EXPRESSION_AUROC: Final = 0.75
 STATE_SPECIFICITY_BACKGROUND: Final = 1500
 STATE_SPECIFICITY_BINS: Final = 10
 STATE_SPECIFICITY_MIN_DETECTION: Final = 0.01

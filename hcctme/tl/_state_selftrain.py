@@ -30,7 +30,9 @@ carries. This step learns it:
    that state's calls when lower) names another class is left out of the seeds, and a cell the
    mixture calls a state at all is no "none of these" seed (:func:`combined_seeds`). A cluster the
    specificity test declines is a seed of "none of these", or of no class when its state's median
-   gene is up there and another cluster seeds the state (:func:`confirm_seeds`).
+   gene is up there and another cluster seeds the state (:func:`confirm_seeds`). A short panel no
+   cluster seeds is looked for by its genes' mean log expression, which a within-cell rank score
+   does not follow (:func:`expression_seeds`).
 3. **Carried genes of the seeded states.** A signature reads part of its state's programme (a
    3-gene marker panel may read one gene of it; a longer list shares half of its genes with another
    source's list for the same biology), the seeds it gives mark the whole programme. Each state with
@@ -105,6 +107,7 @@ from hcctme._constants import (
     STATE_SELFTRAIN_PCS,
     STATE_SELFTRAIN_ROUNDS,
     STATE_SELFTRAIN_SVD_TOL,
+    STATE_SHORT_EXPRESSION_AUROC,
     STATE_SMOOTH_NEIGHBORS,
     STATE_SMOOTH_POOL,
     STATE_SMOOTHING,
@@ -816,6 +819,65 @@ def usable(labels: np.ndarray, params: SelfTrainParams) -> bool:
     return values.size >= 2 and int(np.sum(counts >= params.min_seeds)) >= 2
 
 
+def expression_seeds(labels: np.ndarray, clustered: np.ndarray, mixture_seeds: np.ndarray, groups: np.ndarray,
+                     z: np.ndarray, ids: list[str], panel: GenePanel, report: dict[str, dict[str, Any]],
+                     params: SelfTrainParams) -> np.ndarray:
+    """The seeds ``labels`` with the short panels no cluster seeds looked for by their genes' expression.
+
+    A short panel's score (a within-cell rank score such as UCell) follows its genes that the state does not
+    raise: a gene the state raises and every cell of the population expresses highly ranks near the top in all
+    of them (generator endothelial cells, deep 10x seed 700: PLVAP separates the state from the other clean cells
+    at AUROC 0.99 on log expression, the UCell score of PLVAP, ACKR1 and DLL4 at 0.57; the state's clusters had
+    mean z-scores of -0.08 to -0.05, a programme-less cluster 0.05, and no cluster seeded it). For each short panel
+    that :func:`confirm_seeds` left without a seeded cluster (``report``), the population's cells get the mean log
+    expression of its measured genes (standardised); the "none of these" clusters (``clustered``) high in it as in
+    :func:`cluster_seeds` (at least ``params.min_seeds`` cells) are tested (:func:`_cluster_test`) and seed the
+    state where the test passes, one of its genes is up at
+    :data:`~hcctme._constants.STATE_SHORT_EXPRESSION_AUROC` and it reads no sibling (:func:`_sibling_read`):
+    their cells become the state's seeds, but those the mixture seeds another state (``mixture_seeds``). Where one
+    passes, the high clusters that do not are left out of the seeds (as "none of these" they would train the
+    classifier against the state's cells). Where one passes, the state's report counts the tests and
+    ``expression_route`` marks it; where none does, the report and the seeds stay as they were.
+    """
+    out = labels.copy()
+    sizes = dict(zip(*np.unique(groups, return_counts=True), strict=True))
+    for state in ids:
+        cols = panel.state_columns.get(state, np.empty(0, dtype=int))
+        if report[state]["seeded"] or not _specificity.short_panel(panel, state) or not cols.size:
+            continue
+        score = np.asarray(panel.X[:, cols].mean(axis=1), dtype=float).ravel()
+        if score.std() == 0:
+            continue
+        score = (score - score.mean()) / score.std()
+        candidates = [g for g in sizes if sizes[g] >= params.min_seeds and clustered[groups == g][0] == NONE_CLASS]
+        means = {g: float(score[groups == g].mean()) for g in candidates}
+        if not means:
+            continue
+        floor = max(params.cluster_z, params.cluster_share * max(means.values()))
+        passed, failed, tests = [], [], []
+        for g in (g for g in candidates if means[g] >= floor):
+            members = np.flatnonzero(groups == g)
+            auroc, test = _cluster_test(state, members, groups, g, z, ids, panel)
+            sibling, _ = _sibling_read(state, auroc, test, members, groups, g, z, ids, panel)
+            tests.append(test)
+            if (sibling is None and _specificity.specific(test)
+                    and float(auroc[cols].max()) >= STATE_SHORT_EXPRESSION_AUROC):
+                passed.append(members)
+            else:
+                failed.append(members)
+        if not passed:  # the state stays as confirm_seeds left it (its mixture calls too, where they are kept)
+            continue
+        entry = report[state]
+        for test in tests:
+            _tested(entry, test)
+        entry.update(seeded=True, expression_route=True, clusters_declined=entry["clusters_declined"] + len(failed))
+        for members in passed:
+            out[members[np.isin(mixture_seeds[members], ["", NONE_CLASS, state])]] = state
+        for members in failed:
+            out[members[out[members] == NONE_CLASS]] = ""
+    return out
+
+
 def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.ndarray, confidence: np.ndarray,
                     called: np.ndarray, params: SelfTrainParams, min_confidence: float,
                     samples: np.ndarray | None = None, panel: GenePanel | None = None
@@ -830,7 +892,8 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     too few and there is no ``panel``; with a ``panel`` and too few seeds, the mixture's calls
     except those of the states whose candidate clusters were all declined (their calls are
     dropped, their confidence set to 0); a state the mixture calls but no cluster was a candidate for
-    is first tested in its highest-scoring cluster (:func:`tested_where_best`).
+    is first tested in its highest-scoring cluster (:func:`tested_where_best`). A short panel no cluster
+    seeds is looked for by its genes' expression first (:func:`expression_seeds`).
     The diagnostics: ``specificity`` (:func:`confirm_seeds`) and ``temperature`` (of the calibration;
     NaN without the classifier).
     """
@@ -845,7 +908,10 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     specificity: dict[str, dict[str, Any]] = {}
     if panel is not None:
         labels, specificity = confirm_seeds(labels, groups, ids, panel, z)
-    labels = combined_seeds(labels, seeds(ids, best, confidence, called, z, params), called)
+    mixture_seeds = seeds(ids, best, confidence, called, z, params)
+    combined = combined_seeds(labels, mixture_seeds, called)
+    labels = combined if panel is None else expression_seeds(combined, labels, mixture_seeds, groups, z, ids, panel,
+                                                             specificity, params)
     if not usable(labels, params):
         if panel is None:
             return None

@@ -432,3 +432,50 @@ def test_states_no_cluster_was_a_candidate_for_are_tested_in_their_best_cluster(
     assert large["T"] == selftrain.untested_report(ids)["T"]
     selftrain.tested_where_best(large, mixture, groups, ids, panel, z_large, min_cells=120)
     assert large["T"]["clusters_tested"] == 1
+
+
+def _rank_blind_population(shift: float, second: float):
+    """Every cell expresses G0 highly; cluster 1 raises it by ``shift`` (log), cluster 2 by ``second``; G1 and G2
+    (the panel's other genes) are noise; cluster 3 raises ten other genes."""
+    rng = np.random.default_rng(5)
+    groups = np.repeat([0, 1, 2, 3], [240, 80, 40, 80])
+    log_mu = np.tile(rng.normal(-1.0, 1.0, 600), (440, 1))
+    log_mu[:, 0] = 2.0
+    log_mu[groups == 1, 0] += shift
+    log_mu[groups == 2, 0] += second
+    log_mu[groups == 3, 50:60] += 2.0
+    counts = sp.csr_matrix(rng.poisson(np.exp(log_mu)).astype(np.float32))
+    names = pd.Index([f"G{i}" for i in range(600)])
+    return groups, _panel(counts, names, {"P": ["G0", "G1", "G2"], "L": [f"G{i}" for i in range(100, 140)]})
+
+
+def test_a_short_panel_no_cluster_seeds_is_looked_for_by_its_genes_expression():
+    """A short panel that confirm_seeds left unseeded: the "none of these" clusters high in its genes' mean log
+    expression seed it where one gene is up at AUROC >= 0.75 (release 2.16); a high cluster that fails (G0 at 0.70:
+    the one-gene rule alone passes it) is left out of the seeds; cells the mixture seeds another state keep their
+    seed; where no cluster passes, seeds and report stay as they were."""
+    ids = ["P", "L"]
+    z = np.zeros((440, 2))  # the rank score does not follow G0
+    none = np.full(440, selftrain.NONE_CLASS, dtype=object)
+    params = selftrain.SelfTrainParams()
+    groups, panel = _rank_blind_population(1.0, 0.5)  # G0 AUROC 0.99 in cluster 1, 0.70 in cluster 2
+    mixture = np.full(440, "", dtype=object)
+    mixture[np.flatnonzero(groups == 1)[:3]] = "L"
+    report = selftrain.untested_report(ids)
+    out = selftrain.expression_seeds(none.copy(), none, mixture, groups, z, ids, panel, report, params)
+    assert report["P"]["seeded"] and report["P"]["expression_route"]
+    assert report["P"]["clusters_tested"] == 2 and report["P"]["clusters_declined"] == 1
+    assert (out[groups == 1][3:] == "P").all() and (out[groups == 1][:3] == selftrain.NONE_CLASS).all()
+    assert (out[groups == 2] == "").all()  # high, failed: no seed, not "none of these"
+    assert (out[np.isin(groups, [0, 3])] == selftrain.NONE_CLASS).all()
+    assert report["L"] == selftrain.untested_report(ids)["L"]  # a long list: not looked for this way
+    # G0 up too little in every cluster (0.72 and 0.57): seeds and report as they were
+    groups, weak = _rank_blind_population(0.25, 0.08)
+    report = selftrain.untested_report(ids)
+    out = selftrain.expression_seeds(none.copy(), none, mixture, groups, z, ids, weak, report, params)
+    assert (out == none).all() and report == selftrain.untested_report(ids)
+    # a state confirm_seeds seeded is left alone
+    report = selftrain.untested_report(ids)
+    report["P"]["seeded"] = True
+    out = selftrain.expression_seeds(none.copy(), none, mixture, groups, z, ids, panel, report, params)
+    assert (out == none).all() and "expression_route" not in report["P"]
