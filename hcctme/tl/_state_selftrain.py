@@ -836,8 +836,8 @@ def expression_seeds(labels: np.ndarray, clustered: np.ndarray, mixture_seeds: n
     :data:`~hcctme._constants.STATE_SHORT_EXPRESSION_AUROC` and it reads no sibling (:func:`_sibling_read`):
     their cells become the state's seeds, but those the mixture seeds another state (``mixture_seeds``). Where one
     passes, the high clusters that do not are left out of the seeds (as "none of these" they would train the
-    classifier against the state's cells). Where one passes, the state's report counts the tests and
-    ``expression_route`` marks it; where none does, the report and the seeds stay as they were.
+    classifier against the state's cells), the state's report counts the tests and ``expression_route`` marks it;
+    where none passes, the report and the seeds stay as they were.
     """
     out = labels.copy()
     sizes = dict(zip(*np.unique(groups, return_counts=True), strict=True))
