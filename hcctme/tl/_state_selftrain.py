@@ -384,7 +384,7 @@ def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np
         calls = mixture[groups == g]
         support = np.array([np.mean(calls == s) for s in ids])
         called = float(np.mean(calls != ""))
-        high = row >= np.maximum(params.cluster_z, params.cluster_share * top)
+        high = row >= _seed_bar(top, params)
         j = int(np.argmax(row))
         rivals = np.delete(high & (support > 0), j)
         backed = (support[j] >= params.cluster_support or row[j] >= params.cluster_strong_z
@@ -400,6 +400,11 @@ def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np
         else:
             label[g] = NONE_CLASS
     return np.array([label[g] for g in groups], dtype=object)
+
+
+def _seed_bar(top: Any, params: SelfTrainParams) -> Any:
+    """The mean a cluster needs to seed a state: ``params.cluster_z`` and ``params.cluster_share`` of ``top``."""
+    return np.maximum(params.cluster_z, params.cluster_share * top)
 
 
 def _lead(row: np.ndarray, j: int) -> float:
@@ -516,7 +521,7 @@ def tested_where_best(report: dict[str, dict[str, Any]], mixture_calls: np.ndarr
         if reference.size < min_cells:
             continue
         members = np.flatnonzero(groups == best)
-        auroc, test = _cluster_test(state, members, groups, best, z, ids, panel)
+        auroc, test = _cluster_test(state, members, groups, best, z, ids, panel, reference)
         entry = _tested(report[state], test)
         sibling, _ = _sibling_read(state, auroc, test, members, groups, best, z, ids, panel)
         if sibling is not None:
@@ -526,11 +531,16 @@ def tested_where_best(report: dict[str, dict[str, Any]], mixture_calls: np.ndarr
 
 
 def _cluster_test(state: str, members: np.ndarray, groups: np.ndarray, cluster: Any, z: np.ndarray,
-                  ids: list[str], panel: GenePanel) -> tuple[np.ndarray, dict[str, float]]:
-    """The cluster's AUROC row against the state's reference cells and the state's gene test there."""
+                  ids: list[str], panel: GenePanel, reference: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, dict[str, float]]:
+    """The cluster's AUROC row against the state's reference cells and the state's gene test there.
+
+    ``reference``: the state's reference rows (:func:`._state_specificity.reference_rows`) where the caller has them.
+    """
     short = _specificity.short_panel(panel, state)
     state_z = z[:, ids.index(state)]
-    reference = _specificity.reference_rows(groups, state_z, cluster, short=short)
+    if reference is None:
+        reference = _specificity.reference_rows(groups, state_z, cluster, short=short)
     auroc, detected = _specificity.auroc_against(panel.X, members, reference)
     down = panel.down_columns.get(state, np.empty(0, dtype=int))
     if short and down.size:  # the down genes are read against the cells that do not score for the state
@@ -840,7 +850,10 @@ def expression_seeds(labels: np.ndarray, clustered: np.ndarray, mixture_seeds: n
     where none passes, the report and the seeds stay as they were.
     """
     out = labels.copy()
-    sizes = dict(zip(*np.unique(groups, return_counts=True), strict=True))
+    labels_of, first, sizes = np.unique(groups, return_index=True, return_counts=True)
+    candidates = labels_of[(sizes >= params.min_seeds) & (clustered[first] == NONE_CLASS)]
+    if not candidates.size:
+        return out
     for state in ids:
         cols = panel.state_columns.get(state, np.empty(0, dtype=int))
         if report[state]["seeded"] or not _specificity.short_panel(panel, state) or not cols.size:
@@ -849,19 +862,15 @@ def expression_seeds(labels: np.ndarray, clustered: np.ndarray, mixture_seeds: n
         if score.std() == 0:
             continue
         score = (score - score.mean()) / score.std()
-        candidates = [g for g in sizes if sizes[g] >= params.min_seeds and clustered[groups == g][0] == NONE_CLASS]
-        means = {g: float(score[groups == g].mean()) for g in candidates}
-        if not means:
-            continue
-        floor = max(params.cluster_z, params.cluster_share * max(means.values()))
+        means = np.array([score[groups == g].mean() for g in candidates])
         passed, failed, tests = [], [], []
-        for g in (g for g in candidates if means[g] >= floor):
+        for g in candidates[means >= _seed_bar(means.max(), params)]:
             members = np.flatnonzero(groups == g)
             auroc, test = _cluster_test(state, members, groups, g, z, ids, panel)
-            sibling, _ = _sibling_read(state, auroc, test, members, groups, g, z, ids, panel)
             tests.append(test)
-            if (sibling is None and _specificity.specific(test)
-                    and float(auroc[cols].max()) >= STATE_SHORT_EXPRESSION_AUROC):
+            # the sibling guard is read only where the cluster would otherwise seed the state
+            if (_specificity.specific(test) and float(auroc[cols].max()) >= STATE_SHORT_EXPRESSION_AUROC
+                    and _sibling_read(state, auroc, test, members, groups, g, z, ids, panel)[0] is None):
                 passed.append(members)
             else:
                 failed.append(members)
