@@ -154,6 +154,13 @@ STATE_ARTEFACT_BIC: Final = 10.0
 STATE_ARTEFACT_MIN_SHARE: Final = 0.02
 STATE_ARTEFACT_MIN_Z: Final = 2.0
 STATE_MIN_REFERENCE_CELLS: Final = 20
+# Other lineages' genes learnt from the data (tl/_state_lineage_genes.py, heterotypic doublets): for a parent
+# population and another lineage, the genes whose detection rate (share of cells) in that lineage exceeds the
+# population's by at least STATE_LINEAGE_GENES_GAP (the STATE_LINEAGE_GENES widest gaps; none when fewer than
+# STATE_LINEAGE_GENES_MIN qualify).
+STATE_LINEAGE_GENES_GAP: Final = 0.4
+STATE_LINEAGE_GENES: Final = 20
+STATE_LINEAGE_GENES_MIN: Final = 8
 # Self-training of call_states inside each parent population (tl/_state_selftrain.py): seeds are
 # cells whose mixture posterior for one state is at least STATE_SEED_CONFIDENCE, and cells whose
 # every state z-score is at most STATE_NONE_SEED_Z ("none of these"); a multinomial logistic

@@ -22,6 +22,7 @@ from hcctme._logging import logger
 from hcctme.tl import _contexts
 from hcctme.tl import _state_artefact_carry as _carry
 from hcctme.tl import _state_artefacts as _artefacts
+from hcctme.tl import _state_lineage_genes as _lineage_genes
 from hcctme.tl import _state_model as _model
 from hcctme.tl import _state_selftrain as _selftrain
 from hcctme.tl import _state_specificity as _specificity
@@ -228,6 +229,7 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
         "artefact_signatures": {k: list(v) for k, v in m["art_cols"].items()},
         "artefacts_from_obs": dict(call["artefacts"].from_obs),
         "marker_references": m["references"],
+        "lineage_genes": m["lineage_genes"],
         "thresholds": thresholds.to_dict(),
         "method": ("artefact cells set aside (artefact scores and the library size relative to the sample: "
                    "two-component fit per context, flagged above the clean component; foreign-lineage markers: "
@@ -559,10 +561,12 @@ def call_states(
     m = _model_inputs(scores, labels, resolution, library, extra, scores_key)
     thresholds = _model.Thresholds(min_confidence=min_confidence)
     matrix = adata.layers[layer] if layer is not None else adata.X
+    var_names = _validate.gene_names(adata)
     _artefacts.add_library_size(m, matrix, samples.to_numpy())
+    _lineage_genes.add_columns(m, matrix, var_names)
     result, calls, confidence, trained, voting = _calls(m, matrix, thresholds, samples.to_numpy(), refine=refine,
                                                         refine_resolution=refine_resolution, self_train=self_train,
-                                                        var_names=_validate.gene_names(adata), adjacency=adjacency)
+                                                        var_names=var_names, adjacency=adjacency)
     table = _count_table(calls, m["contexts"], samples.to_numpy(), m["states"])
     call = {"cell_type_key": cell_type_key, "scores_key": scores_key, "sample_key": sample_key,
             "context_map": context_map, "artefacts": extra, "min_confidence": min_confidence, "refine": refine,
