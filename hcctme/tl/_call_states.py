@@ -186,6 +186,7 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
                            thresholds=thresholds, flag_columns=m["flag_cols"])
     seeds, tests, temperatures, carried = (_self_train(matrix, result, m, thresholds.min_confidence, samples,
                                                        var_names) if self_train else ({}, {}, {}, {}))
+    _flag_genes_of(result, m, thresholds)
     declined = declined_states(result.counts, tests)
     trained = {"seeds": seeds, "specificity": tests, "temperature": temperatures, "declined": declined,
                "carried_artefacts": carried}
@@ -229,7 +230,7 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
         "artefact_signatures": {k: list(v) for k, v in m["art_cols"].items()},
         "artefacts_from_obs": dict(call["artefacts"].from_obs),
         "marker_references": m["references"],
-        "lineage_genes": m["lineage_genes"],
+        "genes_of": m["genes_of"]["genes"],
         "thresholds": thresholds.to_dict(),
         "method": ("artefact cells set aside (artefact scores and the library size relative to the sample: "
                    "two-component fit per context, flagged above the clean component; foreign-lineage markers: "
@@ -563,7 +564,7 @@ def call_states(
     matrix = adata.layers[layer] if layer is not None else adata.X
     var_names = _validate.gene_names(adata)
     _artefacts.add_library_size(m, matrix, samples.to_numpy())
-    _lineage_genes.add_columns(m, matrix, var_names)
+    _lineage_genes.prepare(m, matrix, var_names)
     result, calls, confidence, trained, voting = _calls(m, matrix, thresholds, samples.to_numpy(), refine=refine,
                                                         refine_resolution=refine_resolution, self_train=self_train,
                                                         var_names=var_names, adjacency=adjacency)
@@ -710,6 +711,34 @@ def _carry_artefacts(matrix: Any, result: _model.Assignment, m: Mapping[str, Any
             _apply_carried(result, context, rows, found)
             carried[context] = found.record
     return carried
+
+
+def _flag_genes_of(result: _model.Assignment, m: Mapping[str, Any], thresholds: _model.Thresholds) -> None:
+    """Flag the cells no artefact column flagged on the other populations' genes (in place).
+
+    :mod:`hcctme.tl._state_lineage_genes`: a cell flagged there loses its call, as an artefact of
+    the column (its probability 1). Read after the mixture and the self-training, which keep these
+    cells, as they keep the cells the carried columns flag.
+    """
+    genes_of = m["genes_of"]
+    for context, columns in genes_of["columns"].items():
+        rows = np.flatnonzero(m["contexts"] == context)
+        rows = rows[result.artefact[rows] == ""]
+        if rows.size == 0:
+            continue
+        found = _lineage_genes.flags(genes_of["values"][columns].to_numpy()[rows], columns,
+                                     z_max=thresholds.artefact_z, max_share=thresholds.max_foreign_share)
+        added = found.flagged != ""
+        result.artefact[rows[added]] = found.flagged[added]
+        result.artefact_probability[rows[added]] = 1.0
+        result.calls[rows[added]] = Defaults.UNASSIGNED
+        result.confidence[rows[added]] = 0.0
+        if context in result.diagnostics:
+            info = result.diagnostics[context][Defaults.UNASSIGNED]
+            info["artefacts"] = int(np.sum(result.artefact[m["contexts"] == context] != ""))
+            info["flagged_by"] = {**info["flagged_by"], **found.flagged_by}
+            info["genes_of_not_used"] = found.unused
+            info["genes_of_released"] = found.foreign_released
 
 
 def _apply_carried(result: _model.Assignment, context: str, rows: np.ndarray, found: _carry.Carried) -> None:

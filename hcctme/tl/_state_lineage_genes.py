@@ -49,6 +49,7 @@ from hcctme._constants import (
     Defaults,
 )
 from hcctme.tl import _contexts
+from hcctme.tl import _state_artefacts as _artefacts
 
 PREFIX = "genes_of_"  # artefact column "genes_of_<population>", e.g. "genes_of_cd8_t"
 
@@ -123,21 +124,29 @@ def scores(matrix: Any, contexts: np.ndarray, chosen: Mapping[str, Mapping[str, 
     return pd.DataFrame(out, columns=[PREFIX + lin for lin in lineages])
 
 
-def add_columns(m: dict[str, Any], matrix: Any, var_names: pd.Index) -> None:
-    """Add the ``"lineage_genes_<L>"`` columns to call_states' inputs ``m`` (in place).
+def prepare(m: dict[str, Any], matrix: Any, var_names: pd.Index) -> None:
+    """Choose each context's genes of the other populations and score its cells (in place, steps 1-3).
 
-    ``m["values"]`` gains the columns, each context's ``m["art_cols"]`` lists the lineages it has genes
-    for, ``m["references"]`` gives each column's own level (1) so that the artefact rule reads it as a
-    foreign-lineage marker, and ``m["lineage_genes"]`` records context -> lineage -> genes.
+    ``m["genes_of"]``: the scores (cells x ``"genes_of_<population>"``), context -> the columns it
+    reads, and context -> population -> genes (provenance).
     """
     chosen = plan(matrix, m["contexts"], m["states"], m["genes"], var_names)
-    m["lineage_genes"] = {context: {lin: [str(var_names[i]) for i in positions]
-                                    for lin, (positions, _) in per.items()} for context, per in chosen.items()}
-    if not chosen:
-        return
-    columns = scores(matrix, m["contexts"], chosen)
-    columns.index = m["values"].index
-    m["values"] = pd.concat([m["values"], columns], axis=1)
-    m["art_cols"] = {context: [*cols, *(PREFIX + lin for lin in sorted(chosen.get(context, {})))]
-                     for context, cols in m["art_cols"].items()}
-    m["references"] = {**m["references"], **{col: 1.0 for col in columns.columns}}
+    values = scores(matrix, m["contexts"], chosen) if chosen else pd.DataFrame(index=range(len(m["contexts"])))
+    m["genes_of"] = {
+        "values": values,
+        "columns": {context: [PREFIX + other for other in sorted(per)] for context, per in chosen.items()},
+        "genes": {context: {other: [str(var_names[i]) for i in positions] for other, (positions, _) in per.items()}
+                  for context, per in chosen.items()},
+    }
+
+
+def flags(values: np.ndarray, columns: Sequence[str], *, z_max: float, max_share: float
+          ) -> _artefacts.ContextFlags:
+    """Flags of a context's cells not yet artefacts (``values``: those cells x ``columns``), step 4.
+
+    Read like the foreign-lineage markers (robust z above ``z_max``, a third of the way to the
+    population's own level, 1), under their cap: a column flagging more than ``max_share`` of the
+    cells is not used, and together the columns keep at most that share of flags.
+    """
+    return _artefacts.context_flags(values, list(columns), dict.fromkeys(columns, 1.0), z_max=z_max,
+                                    max_foreign_share=max_share)
