@@ -42,6 +42,7 @@ import scipy.sparse as sp
 
 from hcctme import _validate
 from hcctme._constants import (
+    STATE_GENES_OF_WAY,
     STATE_LINEAGE_GENES,
     STATE_LINEAGE_GENES_GAP,
     STATE_LINEAGE_GENES_MIN,
@@ -144,9 +145,26 @@ def flags(values: np.ndarray, columns: Sequence[str], *, z_max: float, max_share
           ) -> _artefacts.ContextFlags:
     """Flags of a context's cells not yet artefacts (``values``: those cells x ``columns``), step 4.
 
-    Read like the foreign-lineage markers (robust z above ``z_max``, a third of the way to the
-    population's own level, 1), under their cap: a column flagging more than ``max_share`` of the
-    cells is not used, and together the columns keep at most that share of flags.
+    A cell is flagged on a column when its robust z (median / MAD over these cells) exceeds ``z_max``
+    and it lies at least :data:`~hcctme._constants.STATE_GENES_OF_WAY` of the way from the median to
+    the other population's own level (1). As for the foreign-lineage markers, a column flagging more
+    than ``max_share`` of the cells is not used, and together the columns keep at most that share of
+    flags (the cells furthest toward a population's level).
     """
-    return _artefacts.context_flags(values, list(columns), dict.fromkeys(columns, 1.0), z_max=z_max,
-                                    max_foreign_share=max_share)
+    x = np.asarray(values, dtype=float)
+    n = x.shape[0]
+    centre = np.median(x, axis=0)
+    mad = np.maximum(1.4826 * np.median(np.abs(x - centre), axis=0), np.maximum(0.01 * np.ptp(x, axis=0), 1e-12))
+    flagged = ((x - centre) / mad > z_max) & (x >= centre + STATE_GENES_OF_WAY * (1.0 - centre)) & (centre < 1.0)
+    unused = [j for j in range(len(columns)) if flagged[:, j].mean() > max_share]
+    flagged[:, unused] = False
+    keep = _artefacts.strongest_foreign(x, [1.0] * len(columns), flagged, max_share)
+    released = int(np.sum(flagged.any(axis=1) & ~keep))
+    flagged &= keep[:, None]
+    first = np.asarray(columns, dtype=object)[np.argmax(flagged, axis=1)] if len(columns) else np.full(n, "")
+    any_flag = flagged.any(axis=1)
+    return _artefacts.ContextFlags(
+        flagged=np.where(any_flag, first, "").astype(object), probability=any_flag.astype(float),
+        unused=[columns[j] for j in unused],
+        flagged_by={c: int(flagged[:, j].sum()) for j, c in enumerate(columns) if flagged[:, j].any()},
+        foreign_released=released)
