@@ -162,9 +162,10 @@ STATE_LINEAGE_GENES_GAP: Final = 0.4
 STATE_LINEAGE_GENES: Final = 20
 STATE_LINEAGE_GENES_MIN: Final = 8
 # A cell is flagged on those genes when it lies this share of the way from its population's median to the other
-# population's own level (and above STATE_ARTEFACT_Z robust sd): a doublet detects them about as often as that
+# population's own level (and above STATE_GENES_OF_Z robust sd): a doublet detects them about as often as that
 # population's own cells do.
 STATE_GENES_OF_WAY: Final = 0.5
+STATE_GENES_OF_Z: Final = 4.0
 # Self-training of call_states inside each parent population (tl/_state_selftrain.py): seeds are
 # cells whose mixture posterior for one state is at least STATE_SEED_CONFIDENCE, and cells whose
 # every state z-score is at most STATE_NONE_SEED_Z ("none of these"); a multinomial logistic

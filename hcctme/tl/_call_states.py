@@ -727,7 +727,7 @@ def _flag_genes_of(result: _model.Assignment, m: Mapping[str, Any], thresholds: 
         if rows.size == 0:
             continue
         found = _lineage_genes.flags(genes_of["values"][columns].to_numpy()[rows], columns,
-                                     z_max=thresholds.artefact_z, max_share=thresholds.max_foreign_share)
+                                     max_share=thresholds.max_foreign_share)
         added = found.flagged != ""
         result.artefact[rows[added]] = found.flagged[added]
         result.artefact_probability[rows[added]] = 1.0

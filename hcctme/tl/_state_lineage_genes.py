@@ -43,6 +43,7 @@ import scipy.sparse as sp
 from hcctme import _validate
 from hcctme._constants import (
     STATE_GENES_OF_WAY,
+    STATE_GENES_OF_Z,
     STATE_LINEAGE_GENES,
     STATE_LINEAGE_GENES_GAP,
     STATE_LINEAGE_GENES_MIN,
@@ -141,11 +142,12 @@ def prepare(m: dict[str, Any], matrix: Any, var_names: pd.Index) -> None:
     }
 
 
-def flags(values: np.ndarray, columns: Sequence[str], *, z_max: float, max_share: float
+def flags(values: np.ndarray, columns: Sequence[str], *, max_share: float
           ) -> _artefacts.ContextFlags:
     """Flags of a context's cells not yet artefacts (``values``: those cells x ``columns``), step 4.
 
-    A cell is flagged on a column when its robust z (median / MAD over these cells) exceeds ``z_max``
+    A cell is flagged on a column when its robust z (median / MAD over these cells) exceeds
+    :data:`~hcctme._constants.STATE_GENES_OF_Z`
     and it lies at least :data:`~hcctme._constants.STATE_GENES_OF_WAY` of the way from the median to
     the other population's own level (1). As for the foreign-lineage markers, a column flagging more
     than ``max_share`` of the cells is not used, and together the columns keep at most that share of
@@ -155,7 +157,8 @@ def flags(values: np.ndarray, columns: Sequence[str], *, z_max: float, max_share
     n = x.shape[0]
     centre = np.median(x, axis=0)
     mad = np.maximum(1.4826 * np.median(np.abs(x - centre), axis=0), np.maximum(0.01 * np.ptp(x, axis=0), 1e-12))
-    flagged = ((x - centre) / mad > z_max) & (x >= centre + STATE_GENES_OF_WAY * (1.0 - centre)) & (centre < 1.0)
+    way = (x >= centre + STATE_GENES_OF_WAY * (1.0 - centre)) & (centre < 1.0)
+    flagged = ((x - centre) / mad > STATE_GENES_OF_Z) & way
     unused = [j for j in range(len(columns)) if flagged[:, j].mean() > max_share]
     flagged[:, unused] = False
     keep = _artefacts.strongest_foreign(x, [1.0] * len(columns), flagged, max_share)
