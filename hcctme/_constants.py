@@ -158,14 +158,14 @@ STATE_MIN_REFERENCE_CELLS: Final = 20
 # population and another lineage, the genes whose detection rate (share of cells) in that lineage exceeds the
 # population's by at least STATE_LINEAGE_GENES_GAP (the STATE_LINEAGE_GENES widest gaps; none when fewer than
 # STATE_LINEAGE_GENES_MIN qualify).
-STATE_LINEAGE_GENES_GAP: Final = 0.4
-STATE_LINEAGE_GENES: Final = 20
+STATE_LINEAGE_GENES_GAP: Final = 0.25
+STATE_LINEAGE_GENES: Final = 60
 STATE_LINEAGE_GENES_MIN: Final = 8
 # A cell is flagged on those genes when it lies this share of the way from its population's median to the other
 # population's own level (and above STATE_GENES_OF_Z robust sd): a doublet detects them about as often as that
 # population's own cells do.
 STATE_GENES_OF_WAY: Final = 0.5
-STATE_GENES_OF_Z: Final = 4.0
+STATE_GENES_OF_Z: Final = 3.5
 # Self-training of call_states inside each parent population (tl/_state_selftrain.py): seeds are
 # cells whose mixture posterior for one state is at least STATE_SEED_CONFIDENCE, and cells whose
 # every state z-score is at most STATE_NONE_SEED_Z ("none of these"); a multinomial logistic

@@ -34,6 +34,7 @@ it is common; ambient RNA of another lineage is flagged with the doublets where 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -72,17 +73,44 @@ def detection(matrix: Any, codes: np.ndarray, n_groups: int, *, chunk_size: int 
     return counts / sizes[:, None]
 
 
+@dataclass(frozen=True)
+class Read:
+    """How a context reads another population: its genes, their matched control genes and the scale."""
+
+    positions: np.ndarray  # the other population's genes (positions in var_names)
+    controls: np.ndarray  # genes detected as often in the context as those and no more in the other population
+    scale: float  # the other population's own score (detection of the genes minus the controls'): its level 1
+
+
 def choose(host: np.ndarray, own: np.ndarray, excluded: np.ndarray) -> np.ndarray:
-    """Positions of the genes that mark a lineage (detection ``own``) in a context (``host``), step 2."""
+    """Positions of the genes that mark a population (detection ``own``) in a context (``host``), step 2."""
     gap = own - host
     chosen = np.flatnonzero((gap >= STATE_LINEAGE_GENES_GAP) & ~excluded)
     chosen = chosen[np.argsort(-gap[chosen], kind="stable")][:STATE_LINEAGE_GENES]
     return np.sort(chosen) if chosen.size >= STATE_LINEAGE_GENES_MIN else np.zeros(0, dtype=np.int64)
 
 
+def controls(host: np.ndarray, own: np.ndarray, chosen: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+    """For each chosen gene the genes detected about as often in the context and as often in the other population.
+
+    A deeper cell detects more of every gene; the controls' detection is what a clean cell of its
+    depth detects of genes like the chosen ones (step 3).
+    """
+    candidates = np.flatnonzero((np.abs(own - host) < _CONTROL_GAP) & ~excluded)
+    candidates = np.setdiff1d(candidates, chosen)
+    if candidates.size == 0:
+        return candidates
+    nearest = [candidates[np.argsort(np.abs(host[candidates] - host[g]), kind="stable")[:_CONTROLS]] for g in chosen]
+    return np.unique(np.concatenate(nearest))
+
+
+_CONTROL_GAP = 0.1  # a control gene's detection differs by less than this between the context and the population
+_CONTROLS = 5  # control genes per chosen gene
+
+
 def plan(matrix: Any, contexts: np.ndarray, states: Mapping[str, Sequence[str]],
-         genes: Mapping[str, Sequence[str]], var_names: pd.Index) -> dict[str, dict[str, tuple[np.ndarray, float]]]:
-    """Context -> other population -> (gene positions, that population's mean detection of them), steps 1-2."""
+         genes: Mapping[str, Sequence[str]], var_names: pd.Index) -> dict[str, dict[str, Read]]:
+    """Context -> other population -> :class:`Read`, steps 1-2."""
     sizes = pd.Series(contexts).value_counts()
     others = sorted(str(c) for c, n in sizes.items()
                     if n >= STATE_MIN_REFERENCE_CELLS and _contexts.LINEAGES.get(c, "") != "")
@@ -92,38 +120,49 @@ def plan(matrix: Any, contexts: np.ndarray, states: Mapping[str, Sequence[str]],
     groups = list(dict.fromkeys([*others, *hosts]))
     rates = detection(matrix, np.column_stack([contexts == g for g in groups]), len(groups))
     names = pd.Index(var_names.astype(str))
-    out: dict[str, dict[str, tuple[np.ndarray, float]]] = {}
+    out: dict[str, dict[str, Read]] = {}
     for host in hosts:
         excluded = names.isin([g for s in states[host] for g in genes.get(s, ())])
+        here = rates[groups.index(host)]
         for other in others:
             if _contexts.LINEAGES[other] == _contexts.LINEAGES[host]:
                 continue
             own = rates[groups.index(other)]
-            chosen = choose(rates[groups.index(host)], own, excluded)
-            if chosen.size:
-                out.setdefault(host, {})[other] = (chosen, float(own[chosen].mean()))
+            chosen = choose(here, own, excluded)
+            if chosen.size == 0:
+                continue
+            matched = controls(here, own, chosen, excluded)
+            scale = float(own[chosen].mean() - (own[matched].mean() if matched.size else 0.0))
+            if scale > 0:
+                out.setdefault(host, {})[other] = Read(chosen, matched, scale)
     return out
 
 
-def scores(matrix: Any, contexts: np.ndarray, chosen: Mapping[str, Mapping[str, tuple[np.ndarray, float]]], *,
-           chunk_size: int = Defaults.CHUNK_SIZE) -> pd.DataFrame:
-    """Cells x ``"lineage_genes_<L>"``: the share of the chosen genes a cell detects over L's own (step 3).
+def _share(block: sp.csr_matrix, positions: np.ndarray) -> np.ndarray:
+    if positions.size == 0:
+        return np.zeros(block.shape[0])
+    return np.asarray((block[:, positions] != 0).sum(axis=1), dtype=np.float64).ravel() / positions.size
 
-    A cell outside every context that reads a lineage's column scores 0 in it.
+
+def scores(matrix: Any, contexts: np.ndarray, reads: Mapping[str, Mapping[str, Read]], *,
+           chunk_size: int = Defaults.CHUNK_SIZE) -> pd.DataFrame:
+    """Cells x ``"genes_of_<population>"``: detection of its genes minus their controls', over its own (step 3).
+
+    A cell outside every context that reads a population's column scores 0 in it.
     """
-    lineages = sorted({lin for per in chosen.values() for lin in per})
-    out = np.zeros((len(contexts), len(lineages)), dtype=np.float64)
+    others = sorted({other for per in reads.values() for other in per})
+    out = np.zeros((len(contexts), len(others)), dtype=np.float64)
     for start, stop, block in _validate.row_blocks(matrix, chunk_size=chunk_size):
         block = sp.csr_matrix(block)
-        for context, per in chosen.items():
+        for context, per in reads.items():
             rows = np.flatnonzero(contexts[start:stop] == context)
             if rows.size == 0:
                 continue
-            for lineage, (positions, level) in per.items():
-                part = block[rows][:, positions]
-                shares = np.asarray((part != 0).sum(axis=1), dtype=np.float64).ravel() / positions.size
-                out[start + rows, lineages.index(lineage)] = shares / level
-    return pd.DataFrame(out, columns=[PREFIX + lin for lin in lineages])
+            part = block[rows]
+            for other, read in per.items():
+                value = (_share(part, read.positions) - _share(part, read.controls)) / read.scale
+                out[start + rows, others.index(other)] = value
+    return pd.DataFrame(out, columns=[PREFIX + other for other in others])
 
 
 def prepare(m: dict[str, Any], matrix: Any, var_names: pd.Index) -> None:
@@ -137,7 +176,7 @@ def prepare(m: dict[str, Any], matrix: Any, var_names: pd.Index) -> None:
     m["genes_of"] = {
         "values": values,
         "columns": {context: [PREFIX + other for other in sorted(per)] for context, per in chosen.items()},
-        "genes": {context: {other: [str(var_names[i]) for i in positions] for other, (positions, _) in per.items()}
+        "genes": {context: {other: [str(var_names[i]) for i in read.positions] for other, read in per.items()}
                   for context, per in chosen.items()},
     }
 

@@ -45,7 +45,8 @@ seconds. ``obs``: ``cell_type`` (the label a user would have), ``patient``, ``co
 no planted difference: a null cohort), ``state_true`` (the expected call: the library state id, or
 ``"unassigned"`` for cells in no state and for every artefact cell), ``programme`` (the state the
 cell expresses, artefacts included), ``artefact`` (``"none"``, ``"stress"``, ``"ambient"``,
-``"doublet"``), ``progress`` (position on a continuum, NaN off it).
+``"doublet"``), ``doublet_of`` (a doublet's second cell's ``cell_type``, ``""`` for other cells), ``progress``
+(position on a continuum, NaN off it).
 """
 
 from __future__ import annotations
@@ -196,6 +197,10 @@ CELL_TYPES: dict[str, tuple[float, float, dict[str, float]]] = {
     "Endothelial cells": (0.1, 0.0, {"ENDO_ONCOFETAL_PLVAP": 0.4, "none": 0.6}),
     "Hepatocytes": (0.1, 0.3, {"none": 1.0}),
 }
+# each cell type's lineage (a doublet of two lineages is heterotypic: evaluate's "doublet_other_lineage")
+LINEAGE_OF: dict[str, str] = {"CD8+ T cells": "T", "CD4+ T cells": "T", "Macrophages": "myeloid",
+                              "Neutrophils": "myeloid", "CAFs": "fibroblast", "Endothelial cells": "endothelial",
+                              "Hepatocytes": "epithelial"}
 # continua: (start programme, end programme); a cell on it expresses (1 - t) start + t end
 CONTINUA: dict[str, tuple[str, str]] = {
     "CD8+ T cells": ("CD8_TEX_PROGENITOR", "CD8_TEX_TERMINAL"),
@@ -353,13 +358,16 @@ def generate(setting: Setting | str = "10x", *, n_patients: int = 8, cells_per_p
 
     # doublets: add a second cell of the same patient (its mean) to a share of cells
     doublet = np.zeros(n, dtype=bool)
+    doublet_of = np.full(n, "", dtype=object)
     pool = np.flatnonzero(artefact == "none")
     chosen = rng.choice(pool, size=round(setting.doublets * n), replace=False)
     pid = obs["patient_i"].to_numpy()
     for c in chosen:
         mates = np.flatnonzero((pid == pid[c]) & ~np.isin(np.arange(n), [c]))
-        mu[c] = mu[c] + mu[rng.choice(mates)]
+        mate = rng.choice(mates)
+        mu[c] = mu[c] + mu[mate]
         doublet[c] = True
+        doublet_of[c] = obs["cell_type"].iat[mate]
     artefact[doublet] = "doublet"
 
     lam = rng.gamma(setting.nb_size, mu / setting.nb_size)
@@ -380,6 +388,7 @@ def generate(setting: Setting | str = "10x", *, n_patients: int = 8, cells_per_p
         "state_true": pd.Categorical(state_true),
         "programme": pd.Categorical(truth_programme),
         "artefact": pd.Categorical(artefact),
+        "doublet_of": pd.Categorical(doublet_of),
         "progress": progress,
         "n_counts": np.asarray(counts.sum(axis=1)).ravel(),
     }, index=[f"cell{i:06d}" for i in range(n)])
@@ -436,7 +445,8 @@ def evaluate(adata: AnnData, key: str = "hcctme_state") -> dict[str, pd.DataFram
     (artefact cells included: their expected call is "unassigned"). The ECE reads
     ``obs[key + "_confidence"]`` of the cells called a state as the probability that the call is
     right; ``ece_clean`` reads only the called cells that are no artefact (where the ECE over all calls
-    exceeds it, the artefact cells the calls keep are the cause).
+    exceeds it, the artefact cells the calls keep are the cause). ``artefacts``: the share of each kind of
+    artefact cell left unassigned, the doublets also split by whether their second cell is of another lineage.
     """
     from sklearn.metrics import adjusted_rand_score
 
@@ -460,8 +470,13 @@ def evaluate(adata: AnnData, key: str = "hcctme_state") -> dict[str, pd.DataFram
     ece = expected_calibration_error(confidence[called], calls[called] == truth[called])
     clean = called & (art == "none")
     ece_clean = expected_calibration_error(confidence[clean], calls[clean] == truth[clean])
-    artefacts = pd.Series({a: float(np.mean(calls[in_parent & (art == a)] == UNASSIGNED))
-                           for a in ("stress", "ambient", "doublet") if np.any(in_parent & (art == a))},
+    kinds = {a: in_parent & (art == a) for a in ("stress", "ambient", "doublet")}
+    if "doublet_of" in adata.obs:
+        lineage = pd.Series(cell_type).map(LINEAGE_OF).to_numpy()
+        other = pd.Series(adata.obs["doublet_of"].astype(str).to_numpy()).map(LINEAGE_OF).to_numpy()
+        kinds["doublet_other_lineage"] = kinds["doublet"] & (other != lineage)
+        kinds["doublet_same_lineage"] = kinds["doublet"] & (other == lineage)
+    artefacts = pd.Series({a: float(np.mean(calls[rows] == UNASSIGNED)) for a, rows in kinds.items() if rows.any()},
                           name="share_unassigned")
     return {"ari": ari, "states": states, "ece": ece, "ece_clean": ece_clean, "artefacts": artefacts}
 
