@@ -154,16 +154,15 @@ STATE_ARTEFACT_BIC: Final = 10.0
 STATE_ARTEFACT_MIN_SHARE: Final = 0.02
 STATE_ARTEFACT_MIN_Z: Final = 2.0
 STATE_MIN_REFERENCE_CELLS: Final = 20
-# Other lineages' genes learnt from the data (tl/_state_lineage_genes.py, heterotypic doublets): for a parent
-# population and another lineage, the genes whose detection rate (share of cells) in that lineage exceeds the
-# population's by at least STATE_LINEAGE_GENES_GAP (the STATE_LINEAGE_GENES widest gaps; none when fewer than
-# STATE_LINEAGE_GENES_MIN qualify).
-STATE_LINEAGE_GENES_GAP: Final = 0.25
-STATE_LINEAGE_GENES: Final = 60
-STATE_LINEAGE_GENES_MIN: Final = 8
-# A cell is flagged on those genes when it lies this share of the way from its population's median to the other
-# population's own level (and above STATE_GENES_OF_Z robust sd): a doublet detects them about as often as that
-# population's own cells do.
+# Other populations' genes learnt from the data (tl/_state_genes_of.py, heterotypic doublets): for a parent
+# population with states and a population of another lineage, the genes whose detection rate (share of cells) in
+# the other population exceeds the parent's by at least STATE_GENES_OF_GAP (the STATE_GENES_OF_MAX widest gaps;
+# none when fewer than STATE_GENES_OF_MIN qualify). A cell is flagged on them (a doublet) when its score, their
+# detection minus that of matched control genes, lies more than STATE_GENES_OF_Z robust sd above the parent's median
+# and at least STATE_GENES_OF_WAY of the way to the other population's own level.
+STATE_GENES_OF_GAP: Final = 0.25
+STATE_GENES_OF_MAX: Final = 60
+STATE_GENES_OF_MIN: Final = 8
 STATE_GENES_OF_WAY: Final = 0.5
 STATE_GENES_OF_Z: Final = 3.5
 # Self-training of call_states inside each parent population (tl/_state_selftrain.py): seeds are

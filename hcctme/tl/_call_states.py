@@ -22,7 +22,7 @@ from hcctme._logging import logger
 from hcctme.tl import _contexts
 from hcctme.tl import _state_artefact_carry as _carry
 from hcctme.tl import _state_artefacts as _artefacts
-from hcctme.tl import _state_lineage_genes as _lineage_genes
+from hcctme.tl import _state_genes_of as _genes_of
 from hcctme.tl import _state_model as _model
 from hcctme.tl import _state_selftrain as _selftrain
 from hcctme.tl import _state_specificity as _specificity
@@ -564,7 +564,7 @@ def call_states(
     matrix = adata.layers[layer] if layer is not None else adata.X
     var_names = _validate.gene_names(adata)
     _artefacts.add_library_size(m, matrix, samples.to_numpy())
-    _lineage_genes.prepare(m, matrix, var_names)
+    _genes_of.prepare(m, matrix, var_names)
     result, calls, confidence, trained, voting = _calls(m, matrix, thresholds, samples.to_numpy(), refine=refine,
                                                         refine_resolution=refine_resolution, self_train=self_train,
                                                         var_names=var_names, adjacency=adjacency)
@@ -716,7 +716,7 @@ def _carry_artefacts(matrix: Any, result: _model.Assignment, m: Mapping[str, Any
 def _flag_genes_of(result: _model.Assignment, m: Mapping[str, Any], thresholds: _model.Thresholds) -> None:
     """Flag the cells no artefact column flagged on the other populations' genes (in place).
 
-    :mod:`hcctme.tl._state_lineage_genes`: a cell flagged there loses its call, as an artefact of
+    :mod:`hcctme.tl._state_genes_of`: a cell flagged there loses its call, as an artefact of
     the column (its probability 1). Read after the mixture and the self-training, which keep these
     cells, as they keep the cells the carried columns flag.
     """
@@ -726,7 +726,7 @@ def _flag_genes_of(result: _model.Assignment, m: Mapping[str, Any], thresholds: 
         rows = rows[result.artefact[rows] == ""]
         if rows.size == 0:
             continue
-        found = _lineage_genes.flags(genes_of["values"][columns].to_numpy()[rows], columns,
+        found = _genes_of.flags(genes_of["values"][columns].to_numpy()[rows], columns,
                                      max_share=thresholds.max_foreign_share)
         added = found.flagged != ""
         result.artefact[rows[added]] = found.flagged[added]

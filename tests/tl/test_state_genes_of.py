@@ -1,4 +1,4 @@
-"""Other populations' genes learnt from the data (hcctme.tl._state_lineage_genes): heterotypic doublets."""
+"""Other populations' genes learnt from the data (hcctme.tl._state_genes_of): heterotypic doublets."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from hcctme._constants import STATE_LINEAGE_GENES, STATE_LINEAGE_GENES_MIN, STATE_MAX_FOREIGN_SHARE
-from hcctme.tl import _state_lineage_genes as genes_of
+from hcctme._constants import STATE_GENES_OF_MAX, STATE_GENES_OF_MIN, STATE_MAX_FOREIGN_SHARE
+from hcctme.tl import _state_genes_of as genes_of
 
 
 def _detections(seed: int = 0, n_genes: int = 60):
@@ -32,42 +32,60 @@ def test_detection_is_each_groups_share_of_cells_with_the_gene():
 
 
 def test_choose_takes_the_widest_gaps_leaves_out_state_genes_and_needs_enough_genes():
-    host = np.full(40, 0.2)
-    own = np.full(40, 0.3)
-    own[:30] = np.linspace(0.95, 0.61, 30)  # gaps 0.75 .. 0.41, all above 0.4
-    excluded = np.zeros(40, dtype=bool)
+    n = STATE_GENES_OF_MAX + 20
+    host = np.full(n, 0.2)
+    own = np.full(n, 0.3)
+    own[:n - 10] = np.linspace(0.95, 0.46, n - 10)  # gaps 0.75 .. 0.26, all above 0.25
+    excluded = np.zeros(n, dtype=bool)
     excluded[0] = True  # a signature gene of the host's states: never chosen
     chosen = genes_of.choose(host, own, excluded)
-    assert chosen.size == STATE_LINEAGE_GENES and 0 not in chosen
-    np.testing.assert_array_equal(chosen, np.arange(1, STATE_LINEAGE_GENES + 1))  # the widest gaps after gene 0
+    assert chosen.size == STATE_GENES_OF_MAX and 0 not in chosen
+    np.testing.assert_array_equal(chosen, np.arange(1, STATE_GENES_OF_MAX + 1))  # the widest gaps after gene 0
     few = own.copy()
-    few[STATE_LINEAGE_GENES_MIN - 1:30] = 0.3  # only genes 0..MIN-2 qualify: one fewer than needed
-    assert genes_of.choose(host, few, np.zeros(40, dtype=bool)).size == 0
+    few[STATE_GENES_OF_MIN - 1:] = 0.3  # only genes 0..MIN-2 qualify: one fewer than needed
+    assert genes_of.choose(host, few, np.zeros(n, dtype=bool)).size == 0
+
+
+def test_controls_match_the_hosts_detection_and_are_no_genes_of_the_other_population():
+    host = np.array([0.1, 0.5, 0.1, 0.12, 0.5, 0.52, 0.1, 0.3, 0.08, 0.11])
+    own = np.array([0.9, 0.9, 0.12, 0.15, 0.55, 0.5, 0.6, 0.3, 0.1, 0.1])
+    excluded = np.zeros(10, dtype=bool)
+    excluded[9] = True
+    # candidates: detection within 0.1 in both (2, 3, 4, 5, 7, 8; 6 is up 0.5 in the other population, 9 excluded)
+    matched = genes_of.controls(host, own, np.array([0, 1]), excluded)
+    near_0 = {2, 3, 8, 7, 4}  # the five nearest to 0.1 in the host
+    near_1 = {4, 5, 7, 3, 2}  # the five nearest to 0.5
+    assert set(matched) == near_0 | near_1 and not {0, 1, 6, 9} & set(matched)
 
 
 def test_plan_reads_other_lineages_only_and_populations_of_20_cells():
     X, contexts = _detections()
     states = {"cd8_t": ["CD8_STATE"], "fibroblast": ["CAF_STATE"]}
     names = pd.Index([f"G{i}" for i in range(X.shape[1])])
-    chosen = genes_of.plan(X, contexts, states, {"CD8_STATE": ["G10"], "CAF_STATE": ["G0", "G1"]}, names)
+    reads = genes_of.plan(X, contexts, states, {"CD8_STATE": ["G10"], "CAF_STATE": ["G0", "G1"]}, names)
     # CD8 T cells read the fibroblasts' genes, not the CD4 T cells' (one lineage) nor the 10 hepatocytes'
-    assert set(chosen) == {"cd8_t", "fibroblast"} and set(chosen["cd8_t"]) == {"fibroblast"}
-    assert set(chosen["fibroblast"]) == {"cd4_t", "cd8_t"}
-    positions, level = chosen["cd8_t"]["fibroblast"]
-    assert set(positions) == set(range(11, 20))  # G10 is a CD8 state's gene
-    assert level == pytest.approx(0.85, abs=0.05)
-    assert set(chosen["fibroblast"]["cd8_t"][0]) == set(range(2, 10))  # G0, G1 are a fibroblast state's genes
+    assert set(reads) == {"cd8_t", "fibroblast"} and set(reads["cd8_t"]) == {"fibroblast"}
+    assert set(reads["fibroblast"]) == {"cd4_t", "cd8_t"}
+    read = reads["cd8_t"]["fibroblast"]
+    assert set(read.positions) == set(range(11, 20))  # G10 is a CD8 state's gene
+    assert set(read.controls) <= set(range(20, X.shape[1])) and len(read.controls) >= 5
+    assert read.scale == pytest.approx(0.85 - 0.2, abs=0.06)  # the fibroblasts' detection of the genes, less controls
+    assert set(reads["fibroblast"]["cd8_t"].positions) == set(range(2, 10))  # G0, G1 are a fibroblast state's genes
 
 
-def test_scores_are_the_share_detected_over_the_other_populations_own():
+def test_scores_are_detection_minus_controls_over_the_other_populations_own():
     X, contexts = _detections()
-    positions = np.arange(10, 20)
-    level = 0.8
-    values = genes_of.scores(X, contexts, {"cd8_t": {"fibroblast": (positions, level)}}, chunk_size=50)
+    read = genes_of.Read(positions=np.arange(10, 20), controls=np.arange(30, 45), scale=0.6)
+    values = genes_of.scores(X, contexts, {"cd8_t": {"fibroblast": read}}, chunk_size=50)
     assert list(values.columns) == ["genes_of_fibroblast"]
-    dense = X.toarray()
-    expected = np.where(contexts == "cd8_t", (dense[:, positions] != 0).mean(axis=1) / level, 0.0)
-    np.testing.assert_allclose(values["genes_of_fibroblast"].to_numpy(), expected)
+    detected = X.toarray() != 0
+    difference = detected[:, 10:20].mean(axis=1) - detected[:, 30:45].mean(axis=1)
+    np.testing.assert_allclose(values["genes_of_fibroblast"].to_numpy(),
+                               np.where(contexts == "cd8_t", difference / 0.6, 0.0))
+    fibroblast = values["genes_of_fibroblast"].to_numpy()  # read by the fibroblasts themselves: about 1
+    own = genes_of.scores(X, contexts, {"fibroblast": {"fibroblast": read}})["genes_of_fibroblast"].to_numpy()
+    assert np.median(own[contexts == "fibroblast"]) == pytest.approx(1.0, abs=0.2)
+    assert abs(np.median(fibroblast[contexts == "cd8_t"])) < 0.15
 
 
 def test_flags_need_half_the_way_and_the_robust_z_and_keep_the_cap():
@@ -91,28 +109,36 @@ def test_flags_need_half_the_way_and_the_robust_z_and_keep_the_cap():
     assert (found.flagged != "").sum() == 100 and found.foreign_released == 20
 
 
-def test_call_states_flags_heterotypic_doublets_and_records_the_genes():
-    """A generator cohort at 10x depth (seed 1, 5 % doublets): doublets with a cell of another lineage lose their
-    call on that population's genes, read after the self-training (measured: 22 of 27 flagged, 5 of 862 clean
-    cells)."""
-    import hcctme
-    from tests.tl._state_generator import LINEAGE_OF, generate
+@pytest.mark.slow
+def test_call_states_flags_heterotypic_doublets_on_the_other_populations_genes():
+    """Doublets 10x seed 701 (a held-out setting, 12 % doublets): release 2.16 left 75 of the 364 doublets of two
+    lineages in the parents with states called, at a mean confidence near 0.9 (ECE 0.066). Read after the
+    self-training, the other populations' genes flag 100 cells, 98 of them such doublets and 1 a clean cell
+    (measured); those doublets left unassigned 0.79 -> 0.96, ECE 0.039.
+    """
+    from benchmarks.states_eval import called_cohort
+    from tests.tl._state_generator import LINEAGE_OF, evaluate
 
-    adata = generate("10x", seed=1, n_patients=4, cells_per_patient=250)
-    hcctme.tl.score(adata)
-    hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
+    adata, _ = called_cohort("doublets_10x", 701, 600, 8)
     obs = adata.obs
-    flagged = obs["hcctme_state_artefact"].astype(str)
-    by_genes = flagged.str.startswith(genes_of.PREFIX).to_numpy()
+    by_genes = obs["hcctme_state_artefact"].astype(str).str.startswith(genes_of.PREFIX).to_numpy()
     lineage = obs["cell_type"].astype(str).map(LINEAGE_OF)
-    other = (obs["artefact"].astype(str) == "doublet") & (obs["doublet_of"].astype(str).map(LINEAGE_OF) != lineage)
-    assert by_genes.sum() >= 10 and other[by_genes].mean() >= 0.6
+    other = ((obs["artefact"].astype(str) == "doublet")
+             & (obs["doublet_of"].astype(str).map(LINEAGE_OF) != lineage)).to_numpy()
+    clean = (obs["artefact"].astype(str) == "none").to_numpy()
+    assert by_genes.sum() >= 80 and other[by_genes].mean() >= 0.9 and (by_genes & clean).sum() <= 5
     assert (obs.loc[by_genes, "hcctme_state"] == "unassigned").all()
     assert (obs.loc[by_genes, "hcctme_state_confidence"] == 0).all()
+    result = evaluate(adata)
+    assert result["artefacts"]["doublet_other_lineage"] >= 0.93 and result["ece"] <= 0.05
     params = adata.uns["hcctme_state_params"]
     record = params["genes_of"]
     assert set(record["cd8_t"]) >= {"fibroblast", "macrophage"} and "cd4_t" not in record["cd8_t"]
     sizes = [len(g) for per in record.values() for g in per.values()]
-    assert min(sizes) >= STATE_LINEAGE_GENES_MIN and max(sizes) <= STATE_LINEAGE_GENES
-    assert sum(v for d in params["diagnostics"].values()
-               for k, v in d["unassigned"]["flagged_by"].items() if k.startswith(genes_of.PREFIX)) == by_genes.sum()
+    assert min(sizes) >= STATE_GENES_OF_MIN and max(sizes) <= STATE_GENES_OF_MAX
+    counted = {(context, k): v for context, d in params["diagnostics"].items()
+               for k, v in d["unassigned"]["flagged_by"].items() if k.startswith(genes_of.PREFIX)}
+    labels = pd.crosstab(obs["hcctme_state_context"].astype(str)[by_genes],
+                         obs["hcctme_state_artefact"].astype(str)[by_genes]).stack()
+    # a cell is labelled with the first column that flags it; flagged_by counts every column's flags
+    assert all(counted[key] >= n for key, n in labels.items() if n) and sum(counted.values()) >= by_genes.sum()

@@ -1,34 +1,43 @@
-"""Other lineages' genes learnt from the data, an artefact column of ``tl.call_states`` (heterotypic doublets).
+"""Other populations' genes learnt from the data: heterotypic doublets for ``tl.call_states``.
 
-A doublet of a cell with a cell of another lineage holds that cell's transcripts: the genes only the
-other lineage expresses are detected in it about as often as in that lineage's own cells, whatever
-the share of the doublet's counts they make. The library's ``"cell_type_markers"`` read a lineage
-through fixed lists, which a dataset may express weakly or not at all (on the evaluation generator,
-whose lineage genes are not the library's, the T-cell marker score is 0.30 in clean fibroblasts and
-0.43 in T cells, and 33 of 43 fibroblast-T-cell doublets kept a call). The cells' own lineages name
-the genes instead:
+A doublet of a cell with a cell of another lineage holds that cell's transcripts: the genes the other
+population expresses and the cell's own population does not are detected in it about as often as in
+that population's own cells, whatever share of the doublet's counts they make. The library's
+``"cell_type_markers"`` read a lineage through fixed lists, which a dataset may express weakly (on the
+evaluation generator, whose lineage genes are not the library's, the T-cell marker score is 0.30 in
+clean fibroblasts and 0.43 in T cells; 33 of 43 fibroblast-T-cell doublets of one cohort kept a call).
+The annotated populations name the genes instead:
 
-1. **Detection.** Each gene's detection rate (share of cells with a non-zero value) in every lineage
-   of the cells' contexts (:data:`hcctme.tl._contexts.LINEAGES`) with at least
-   :data:`~hcctme._constants.STATE_MIN_REFERENCE_CELLS` cells, and in every context with states.
-2. **Genes.** For a context C and another lineage L: the genes detected in at least
-   :data:`~hcctme._constants.STATE_LINEAGE_GENES_OWN` of L's cells and at most
-   :data:`~hcctme._constants.STATE_LINEAGE_GENES_HOST` of C's, not a signature gene of C's states (a
-   state's genes are no evidence of another lineage), the (at most
-   :data:`~hcctme._constants.STATE_LINEAGE_GENES`) most often detected in L; none when fewer than
-   :data:`~hcctme._constants.STATE_LINEAGE_GENES_MIN` qualify.
-3. **Score.** A cell's share of those genes it detects, divided by L's mean detection rate of them:
-   about 1 in L's own cells and in C's doublets with them, near 0 in C's clean cells. The column
-   ``"lineage_genes_<L>"`` is read like a foreign-lineage marker
-   (:func:`hcctme.tl._state_artefacts.artefact_flags`: robust z above
-   :data:`~hcctme._constants.STATE_ARTEFACT_Z` and a third of the way to L's level, 1), under the same
-   cap on the share of a context's cells the foreign columns flag.
+1. **Detection.** Each gene's detection rate (share of cells with a non-zero value) in every
+   population (a context of :data:`hcctme.tl._contexts.LINEAGES`) with at least
+   :data:`~hcctme._constants.STATE_MIN_REFERENCE_CELLS` cells.
+2. **Genes.** For a population with states (the host) and a population of another lineage: the genes
+   whose detection in the other population exceeds the host's by at least
+   :data:`~hcctme._constants.STATE_GENES_OF_GAP`, not a signature gene of the host's states (a
+   state's genes are no evidence of another population), the (at most
+   :data:`~hcctme._constants.STATE_GENES_OF_MAX`) widest gaps; none when fewer than
+   :data:`~hcctme._constants.STATE_GENES_OF_MIN` qualify. Populations of one lineage (CD8 and
+   CD4 T cells, macrophages and monocytes) do not read each other: cells between them are states.
+3. **Score.** A cell's share of those genes it detects minus its share of matched control genes
+   (per chosen gene the five genes detected about as often in the host, and as often in both
+   populations), over the same difference in the other population's own cells. A deeper cell
+   detects more of every gene; the controls take that out. About 0 in the host's clean cells, 1 in
+   the other population's, and in between toward 1 in a doublet of the two (on the generator, whose
+   every gene is detected in 20-40 % of every population, about 0.7).
+4. **Rule.** Read after the mixture and the self-training, which keep these cells (as the carried
+   artefact columns are): among the host's cells no other artefact column flagged, a cell is a
+   doublet (``"genes_of_<population>"``, its call dropped) when its score lies more than
+   :data:`~hcctme._constants.STATE_GENES_OF_Z` robust sd above the median and at least
+   :data:`~hcctme._constants.STATE_GENES_OF_WAY` of the way from it to the other population's own
+   level; as for the foreign-lineage markers, a column that would flag more than
+   :data:`~hcctme._constants.STATE_MAX_FOREIGN_SHARE` of the cells is not used (a state sharing the
+   genes), and together the columns keep at most that share of flags.
 
-Limits: a doublet of two cells of one lineage (two T cells, a macrophage and a neutrophil) is not
-seen; nor is one with a lineage that has fewer than 20 cells or no genes of its own in the data; a
-state that detects many genes of another lineage (phagocytosed cells' transcripts, a transitional
-state between two annotated lineages) reads as one when it is rare, and is left alone by the cap when
-it is common; ambient RNA of another lineage is flagged with the doublets where it is detected.
+Limits: a doublet of two cells of one lineage (two T cells, a macrophage and a neutrophil) is not seen,
+nor one with a population of fewer than 20 cells or without genes of its own in the data; a state that
+detects many genes of another population (phagocytosed cells' transcripts, cells between two annotated
+lineages) reads as a doublet where it is rare, and is left alone where it is common; ambient RNA of
+another population is flagged with the doublets where it is detected.
 """
 
 from __future__ import annotations
@@ -43,11 +52,11 @@ import scipy.sparse as sp
 
 from hcctme import _validate
 from hcctme._constants import (
+    STATE_GENES_OF_GAP,
+    STATE_GENES_OF_MAX,
+    STATE_GENES_OF_MIN,
     STATE_GENES_OF_WAY,
     STATE_GENES_OF_Z,
-    STATE_LINEAGE_GENES,
-    STATE_LINEAGE_GENES_GAP,
-    STATE_LINEAGE_GENES_MIN,
     STATE_MIN_REFERENCE_CELLS,
     Defaults,
 )
@@ -85,9 +94,9 @@ class Read:
 def choose(host: np.ndarray, own: np.ndarray, excluded: np.ndarray) -> np.ndarray:
     """Positions of the genes that mark a population (detection ``own``) in a context (``host``), step 2."""
     gap = own - host
-    chosen = np.flatnonzero((gap >= STATE_LINEAGE_GENES_GAP) & ~excluded)
-    chosen = chosen[np.argsort(-gap[chosen], kind="stable")][:STATE_LINEAGE_GENES]
-    return np.sort(chosen) if chosen.size >= STATE_LINEAGE_GENES_MIN else np.zeros(0, dtype=np.int64)
+    chosen = np.flatnonzero((gap >= STATE_GENES_OF_GAP) & ~excluded)
+    chosen = chosen[np.argsort(-gap[chosen], kind="stable")][:STATE_GENES_OF_MAX]
+    return np.sort(chosen) if chosen.size >= STATE_GENES_OF_MIN else np.zeros(0, dtype=np.int64)
 
 
 def controls(host: np.ndarray, own: np.ndarray, chosen: np.ndarray, excluded: np.ndarray) -> np.ndarray:
