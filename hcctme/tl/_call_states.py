@@ -234,7 +234,8 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
         "thresholds": thresholds.to_dict(),
         "method": ("artefact cells set aside (artefact scores and the library size relative to the sample: "
                    "two-component fit per context, flagged above the clean component; foreign-lineage markers: "
-                   "robust z, at most 10 % of a context together); state scores z-scored over "
+                   "robust z, at most 10 % of a context together; after the calls, heterotypic doublets on the "
+                   "genes other annotated lineages' populations detect: genes_of); state scores z-scored over "
                    "each context (no per-sample re-centering); K-states-or-none mixture (EM) per context; "
                    "confidence = posterior of the best state"
                    + ("; self-training: k-means clusters of the context's within-sample-centred expression "
@@ -727,7 +728,7 @@ def _flag_genes_of(result: _model.Assignment, m: Mapping[str, Any], thresholds: 
         if rows.size == 0:
             continue
         found = _genes_of.flags(genes_of["values"][columns].to_numpy()[rows], columns,
-                                     max_share=thresholds.max_foreign_share)
+                                max_share=thresholds.max_foreign_share)
         added = found.flagged != ""
         result.artefact[rows[added]] = found.flagged[added]
         result.artefact_probability[rows[added]] = 1.0

@@ -195,9 +195,9 @@ def flags(values: np.ndarray, columns: Sequence[str], *, max_share: float
     """Flags of a context's cells not yet artefacts (``values``: those cells x ``columns``), step 4.
 
     A cell is flagged on a column when its robust z (median / MAD over these cells) exceeds
-    :data:`~hcctme._constants.STATE_GENES_OF_Z`
-    and it lies at least :data:`~hcctme._constants.STATE_GENES_OF_WAY` of the way from the median to
-    the other population's own level (1). As for the foreign-lineage markers, a column flagging more
+    :data:`~hcctme._constants.STATE_GENES_OF_Z` and it lies at least
+    :data:`~hcctme._constants.STATE_GENES_OF_WAY` of the way from the median to the other population's
+    own level (1). As for the foreign-lineage markers, a column flagging more
     than ``max_share`` of the cells is not used, and together the columns keep at most that share of
     flags (the cells furthest toward a population's level).
     """
