@@ -75,6 +75,7 @@ from hcctme.tl import _contexts
 from hcctme.tl._state_selftrain import holds_counts
 
 LIBRARY_SIZE = "library_size"  # the artefact column of the log library size (doublets), where counts exist
+FOREIGN_WAY = 1.0 / 3.0  # a foreign-lineage marker's cell lies this share of the way to the lineage's own level
 _EM_ITER = 100
 _EM_TOL = 1e-6
 
@@ -226,8 +227,8 @@ def split(values: np.ndarray) -> Split:
     return Split(float(mu[lo]), float(sd[lo]), float(mu[hi]), float(sd[hi]), float(w[hi]), distinct)
 
 
-def column_flags(values: np.ndarray, z_max: float = STATE_ARTEFACT_Z, reference: float | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def column_flags(values: np.ndarray, z_max: float = STATE_ARTEFACT_Z, reference: float | None = None,
+                 way: float = FOREIGN_WAY) -> tuple[np.ndarray, np.ndarray]:
     """(flags, artefact probability) of the cells of one context for one artefact score (module docstring).
 
     ``reference``: the score's median in the lineage it marks (foreign-lineage markers). Those
@@ -247,24 +248,25 @@ def column_flags(values: np.ndarray, z_max: float = STATE_ARTEFACT_Z, reference:
         posterior = np.where(x > fit.centre, posterior, 0.0)  # the lower tail is clean, whatever the fit's sds
         flags = (z > z_max) | ((posterior > 0.5) & (z > STATE_ARTEFACT_MIN_Z))
     else:
-        flags = artefact_flags(x, z_max, reference)
+        flags = artefact_flags(x, z_max, reference, way)
         posterior = flags.astype(float)
     return flags, np.where(flags, np.maximum(posterior, 0.5), np.minimum(posterior, 0.5))
 
 
-def _near(x: np.ndarray, centre: float, reference: float) -> np.ndarray:
-    """Cells a third of the way from ``centre`` to a foreign lineage's own level ``reference``."""
-    return (reference > centre) & (x >= centre + (reference - centre) / 3.0)
+def _near(x: np.ndarray, centre: float, reference: float, way: float = FOREIGN_WAY) -> np.ndarray:
+    """Cells ``way`` of the way (a third by default) from ``centre`` to a foreign lineage's own level ``reference``."""
+    return (reference > centre) & (x >= centre + way * (reference - centre))
 
 
-def artefact_flags(values: np.ndarray, z_max: float, reference: float | None = None) -> np.ndarray:
+def artefact_flags(values: np.ndarray, z_max: float, reference: float | None = None, way: float = FOREIGN_WAY
+                   ) -> np.ndarray:
     """Robust-z rule for a score without a distinct upper group (see :func:`column_flags`).
 
     ``(x - median) / (1.4826 * MAD)`` over the context's cells above ``z_max`` (the MAD is floored
     at 1 % of the column's range). With ``reference`` (the score's median in the lineage it marks),
     a cell must also be a third of the way from the context's median to that level: a cell of
     another lineage's profile mixed in (a doublet, ambient RNA), not the noise of a score that is
-    near zero in the whole context.
+    near zero in the whole context (``way``: that share, a third by default).
     """
     x = np.asarray(values, dtype=float)
     if x.size == 0:
@@ -272,16 +274,17 @@ def artefact_flags(values: np.ndarray, z_max: float, reference: float | None = N
     centre = float(np.median(x))
     mad = max(1.4826 * float(np.median(np.abs(x - centre))), _spread(x))
     flags = (x - centre) / mad > z_max
-    return flags & _near(x, centre, reference) if reference is not None else flags
+    return flags & _near(x, centre, reference, way) if reference is not None else flags
 
 
 def context_flags(values: np.ndarray, columns: list[str], references: dict[str, float], *,
                   z_max: float = STATE_ARTEFACT_Z, max_foreign_share: float = STATE_MAX_FOREIGN_SHARE,
-                  flag_columns: Sequence[str] = ()) -> ContextFlags:
+                  flag_columns: Sequence[str] = (), way: float = FOREIGN_WAY) -> ContextFlags:
     """Artefact flags and probabilities of one context's cells (``values``: cells x ``columns``).
 
     ``flag_columns``: the columns that are the user's own artefact calls (0/1, e.g. scrublet's
     ``predicted_doublet``): a cell at 1 is an artefact (probability 1), whatever the share they flag.
+    ``way``: how far toward a foreign lineage's own level a cell must lie (:func:`artefact_flags`).
     """
     n = values.shape[0]
     direct = set(flag_columns)
@@ -292,7 +295,7 @@ def context_flags(values: np.ndarray, columns: list[str], references: dict[str, 
             flags[:, j] = values[:, j] > 0.5
             probs[:, j] = flags[:, j].astype(float)
             continue
-        flags[:, j], probs[:, j] = column_flags(values[:, j], z_max, references.get(col))
+        flags[:, j], probs[:, j] = column_flags(values[:, j], z_max, references.get(col), way)
     # a foreign-lineage marker that flags many cells marks a state's sub-population (its genes are
     # shared with that lineage's markers), not doublets or ambient RNA; a library size that flags many
     # cells marks larger cells of a state (real CAFs: 37 % of Wu 2021's), not doublets: neither is used there

@@ -190,32 +190,14 @@ def prepare(m: dict[str, Any], matrix: Any, var_names: pd.Index) -> None:
     }
 
 
-def flags(values: np.ndarray, columns: Sequence[str], *, max_share: float
-          ) -> _artefacts.ContextFlags:
+def flags(values: np.ndarray, columns: Sequence[str], *, max_share: float) -> _artefacts.ContextFlags:
     """Flags of a context's cells not yet artefacts (``values``: those cells x ``columns``), step 4.
 
-    A cell is flagged on a column when its robust z (median / MAD over these cells) exceeds
-    :data:`~hcctme._constants.STATE_GENES_OF_Z` and it lies at least
-    :data:`~hcctme._constants.STATE_GENES_OF_WAY` of the way from the median to the other population's
-    own level (1). As for the foreign-lineage markers, a column flagging more
+    The foreign-lineage markers' rule (:func:`hcctme.tl._state_artefacts.context_flags`, each
+    column's own level 1) with a robust z above :data:`~hcctme._constants.STATE_GENES_OF_Z` and
+    :data:`~hcctme._constants.STATE_GENES_OF_WAY` of the way to that level; a column flagging more
     than ``max_share`` of the cells is not used, and together the columns keep at most that share of
     flags (the cells furthest toward a population's level).
     """
-    x = np.asarray(values, dtype=float)
-    n = x.shape[0]
-    centre = np.median(x, axis=0)
-    mad = np.maximum(1.4826 * np.median(np.abs(x - centre), axis=0), np.maximum(0.01 * np.ptp(x, axis=0), 1e-12))
-    way = (x >= centre + STATE_GENES_OF_WAY * (1.0 - centre)) & (centre < 1.0)
-    flagged = ((x - centre) / mad > STATE_GENES_OF_Z) & way
-    unused = [j for j in range(len(columns)) if flagged[:, j].mean() > max_share]
-    flagged[:, unused] = False
-    keep = _artefacts.strongest_foreign(x, [1.0] * len(columns), flagged, max_share)
-    released = int(np.sum(flagged.any(axis=1) & ~keep))
-    flagged &= keep[:, None]
-    first = np.asarray(columns, dtype=object)[np.argmax(flagged, axis=1)] if len(columns) else np.full(n, "")
-    any_flag = flagged.any(axis=1)
-    return _artefacts.ContextFlags(
-        flagged=np.where(any_flag, first, "").astype(object), probability=any_flag.astype(float),
-        unused=[columns[j] for j in unused],
-        flagged_by={c: int(flagged[:, j].sum()) for j, c in enumerate(columns) if flagged[:, j].any()},
-        foreign_released=released)
+    return _artefacts.context_flags(np.asarray(values, dtype=float), list(columns), dict.fromkeys(columns, 1.0),
+                                    z_max=STATE_GENES_OF_Z, max_foreign_share=max_share, way=STATE_GENES_OF_WAY)
