@@ -564,8 +564,8 @@ def call_states(
     thresholds = _model.Thresholds(min_confidence=min_confidence)
     matrix = adata.layers[layer] if layer is not None else adata.X
     var_names = _validate.gene_names(adata)
-    _artefacts.add_library_size(m, matrix, samples.to_numpy())
-    _genes_of.prepare(m, matrix, var_names)
+    sums = _genes_of.prepare(m, matrix, var_names)
+    _artefacts.add_library_size(m, matrix, samples.to_numpy(), sums=sums)
     result, calls, confidence, trained, voting = _calls(m, matrix, thresholds, samples.to_numpy(), refine=refine,
                                                         refine_resolution=refine_resolution, self_train=self_train,
                                                         var_names=var_names, adjacency=adjacency)
@@ -723,36 +723,44 @@ def _flag_genes_of(result: _model.Assignment, m: Mapping[str, Any], thresholds: 
     """
     genes_of = m["genes_of"]
     for context, columns in genes_of["columns"].items():
-        rows = np.flatnonzero(m["contexts"] == context)
-        rows = rows[result.artefact[rows] == ""]
+        cells = np.flatnonzero(m["contexts"] == context)
+        rows = cells[result.artefact[cells] == ""]
         if rows.size == 0:
             continue
         found = _genes_of.flags(genes_of["values"][columns].to_numpy()[rows], columns,
                                 max_share=thresholds.max_foreign_share)
-        added = found.flagged != ""
-        result.artefact[rows[added]] = found.flagged[added]
-        result.artefact_probability[rows[added]] = 1.0
-        result.calls[rows[added]] = Defaults.UNASSIGNED
-        result.confidence[rows[added]] = 0.0
-        if context in result.diagnostics:
-            info = result.diagnostics[context][Defaults.UNASSIGNED]
-            info["artefacts"] = int(np.sum(result.artefact[m["contexts"] == context] != ""))
-            info["flagged_by"] = {**info["flagged_by"], **found.flagged_by}
+        result.artefact_probability[rows[found.flagged != ""]] = 1.0
+        info = _drop_flagged(result, context, cells, rows, found.flagged, found.flagged_by)
+        if info is not None:
             info["genes_of_not_used"] = found.unused
             info["genes_of_released"] = found.foreign_released
 
 
 def _apply_carried(result: _model.Assignment, context: str, rows: np.ndarray, found: _carry.Carried) -> None:
     """Flag a context's cells on its carried artefact columns (in place): artefact, probability, calls, counts."""
-    added = found.flagged != ""
-    result.artefact[rows[added]] = found.flagged[added]
     p = result.artefact_probability[rows]
     result.artefact_probability[rows] = np.clip(1.0 - (1.0 - p) * found.not_artefact, 0.0, 1.0)
+    _drop_flagged(result, context, rows, rows, found.flagged,
+                  {c: r["flagged"] for c, r in found.record.items() if r["flagged"]})
+
+
+def _drop_flagged(result: _model.Assignment, context: str, cells: np.ndarray, rows: np.ndarray,
+                  flagged: np.ndarray, flagged_by: Mapping[str, int]) -> dict[str, Any] | None:
+    """Mark the flagged ``rows`` of a context artefacts without a call (in place); its diagnostics, if any.
+
+    ``cells``: the context's cells (its artefact count is updated); ``flagged``: per row the artefact
+    column that flagged it, ``""`` for none.
+    """
+    added = flagged != ""
+    result.artefact[rows[added]] = flagged[added]
     result.calls[rows[added]] = Defaults.UNASSIGNED
     result.confidence[rows[added]] = 0.0
+    if context not in result.diagnostics:
+        return None
     info = result.diagnostics[context][Defaults.UNASSIGNED]
-    info["artefacts"] = int(np.sum(result.artefact[rows] != ""))
-    info["flagged_by"] = {**info["flagged_by"], **{c: r["flagged"] for c, r in found.record.items() if r["flagged"]}}
+    info["artefacts"] = int(np.sum(result.artefact[cells] != ""))
+    info["flagged_by"] = {**info["flagged_by"], **flagged_by}
+    return info
 
 
 def _artefact_columns(adata: AnnData, artefacts, scores: pd.DataFrame, scores_key: str) -> ArtefactInputs:

@@ -140,23 +140,34 @@ def library_size(totals: np.ndarray, contexts: np.ndarray, samples: np.ndarray) 
     return (logs - logs.groupby(groups).transform("median")).to_numpy()
 
 
-def totals(matrix: Any, *, chunk_size: int = Defaults.CHUNK_SIZE) -> np.ndarray | None:
-    """Each cell's total counts when ``matrix`` holds raw counts (non-negative integers), else None."""
+def row_sums(block: Any) -> np.ndarray:
+    """Each row's sum of an in-memory block (float)."""
+    return np.asarray(block.sum(axis=1), dtype=float).ravel()
+
+
+def totals(matrix: Any, *, sums: np.ndarray | None = None, chunk_size: int = Defaults.CHUNK_SIZE
+           ) -> np.ndarray | None:
+    """Each cell's total counts when ``matrix`` holds raw counts (non-negative integers), else None.
+
+    ``sums``: the rows' sums where another pass over the matrix read them (:func:`row_sums`); the
+    matrix is then only probed for counts.
+    """
     n = matrix.shape[0]
     if n == 0 or not holds_counts(matrix, np.arange(n), chunk_size=chunk_size):
         return None
-    parts = [np.asarray(_validate.in_memory(matrix[start:start + chunk_size]).sum(axis=1), dtype=float).ravel()
-             for start in range(0, n, chunk_size)]
-    return np.concatenate(parts)
+    if sums is not None:
+        return np.asarray(sums, dtype=float)
+    return np.concatenate([row_sums(block) for _, _, block in _validate.row_blocks(matrix, chunk_size=chunk_size)])
 
 
-def add_library_size(m: dict[str, Any], matrix: Any, samples: np.ndarray) -> None:
+def add_library_size(m: dict[str, Any], matrix: Any, samples: np.ndarray, *, sums: np.ndarray | None = None) -> None:
     """Add the :data:`LIBRARY_SIZE` column to call_states' inputs ``m`` when ``matrix`` holds counts (in place).
 
     ``m["values"]`` gains the column (:func:`library_size`) and every context's artefact columns
-    ``m["art_cols"]`` list it; nothing changes when the expression is not raw counts.
+    ``m["art_cols"]`` list it; nothing changes when the expression is not raw counts. ``sums``: the
+    rows' sums where a pass over the matrix already read them (:func:`totals`).
     """
-    counts = totals(matrix)
+    counts = totals(matrix, sums=sums)
     if counts is None:
         return
     m["values"] = m["values"].assign(**{LIBRARY_SIZE: library_size(counts, m["contexts"], samples)})

@@ -67,19 +67,22 @@ PREFIX = "genes_of_"  # artefact column "genes_of_<population>", e.g. "genes_of_
 
 
 def detection(matrix: Any, codes: np.ndarray, n_groups: int, *, chunk_size: int = Defaults.CHUNK_SIZE
-              ) -> np.ndarray:
-    """Share of each group's cells with a non-zero value of each gene (``n_groups`` x genes).
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Share of each group's cells with a non-zero value of each gene (``n_groups`` x genes), and each cell's sum.
 
     ``codes``: cells x group memberships (bool, a cell may belong to several groups). Read in row
-    blocks (backed and dask matrices too).
+    blocks (backed and dask matrices too); the row sums are the library sizes where ``matrix`` holds
+    counts (:func:`hcctme.tl._state_artefacts.totals`), read in the same pass.
     """
     counts = np.zeros((n_groups, matrix.shape[1]), dtype=np.float64)
+    sums = np.zeros(matrix.shape[0], dtype=np.float64)
     for start, stop, block in _validate.row_blocks(matrix, chunk_size=chunk_size):
+        sums[start:stop] = _artefacts.row_sums(block)
         detected = sp.csr_matrix(block, dtype=np.float64)
         detected.data = (detected.data != 0).astype(np.float64)
         counts += np.asarray((sp.csr_matrix(codes[start:stop].T.astype(np.float64)) @ detected).todense())
     sizes = np.maximum(codes.sum(axis=0), 1)
-    return counts / sizes[:, None]
+    return counts / sizes[:, None], sums
 
 
 @dataclass(frozen=True)
@@ -118,16 +121,20 @@ _CONTROLS = 5  # control genes per chosen gene
 
 
 def plan(matrix: Any, contexts: np.ndarray, states: Mapping[str, Sequence[str]],
-         genes: Mapping[str, Sequence[str]], var_names: pd.Index) -> dict[str, dict[str, Read]]:
-    """Context -> other population -> :class:`Read`, steps 1-2."""
+         genes: Mapping[str, Sequence[str]], var_names: pd.Index
+         ) -> tuple[dict[str, dict[str, Read]], np.ndarray | None]:
+    """Context -> other population -> :class:`Read` (steps 1-2), and the row sums of :func:`detection`.
+
+    The row sums are None where no population reads another (the matrix is not read).
+    """
     sizes = pd.Series(contexts).value_counts()
     others = sorted(str(c) for c, n in sizes.items()
                     if n >= STATE_MIN_REFERENCE_CELLS and _contexts.LINEAGES.get(c, "") != "")
     hosts = [c for c in states if c in sizes.index and _contexts.LINEAGES.get(c, "") != ""]
     if not others or not hosts:
-        return {}
+        return {}, None
     groups = list(dict.fromkeys([*others, *hosts]))
-    rates = detection(matrix, np.column_stack([contexts == g for g in groups]), len(groups))
+    rates, sums = detection(matrix, np.column_stack([contexts == g for g in groups]), len(groups))
     names = pd.Index(var_names.astype(str))
     out: dict[str, dict[str, Read]] = {}
     for host in hosts:
@@ -144,7 +151,7 @@ def plan(matrix: Any, contexts: np.ndarray, states: Mapping[str, Sequence[str]],
             scale = float(own[chosen].mean() - (own[matched].mean() if matched.size else 0.0))
             if scale > 0:
                 out.setdefault(host, {})[other] = Read(chosen, matched, scale)
-    return out
+    return out, sums
 
 
 def _share(block: sp.csr_matrix, positions: np.ndarray) -> np.ndarray:
@@ -174,13 +181,14 @@ def scores(matrix: Any, contexts: np.ndarray, reads: Mapping[str, Mapping[str, R
     return pd.DataFrame(out, columns=[PREFIX + other for other in others])
 
 
-def prepare(m: dict[str, Any], matrix: Any, var_names: pd.Index) -> None:
+def prepare(m: dict[str, Any], matrix: Any, var_names: pd.Index) -> np.ndarray | None:
     """Choose each context's genes of the other populations and score its cells (in place, steps 1-3).
 
     ``m["genes_of"]``: the scores (cells x ``"genes_of_<population>"``), context -> the columns it
-    reads, and context -> population -> genes (provenance).
+    reads, and context -> population -> genes (provenance). Returns each cell's row sum where the
+    matrix was read for the detection rates (None otherwise), for the library sizes.
     """
-    chosen = plan(matrix, m["contexts"], m["states"], m["genes"], var_names)
+    chosen, sums = plan(matrix, m["contexts"], m["states"], m["genes"], var_names)
     values = scores(matrix, m["contexts"], chosen) if chosen else pd.DataFrame(index=range(len(m["contexts"])))
     m["genes_of"] = {
         "values": values,
@@ -188,6 +196,7 @@ def prepare(m: dict[str, Any], matrix: Any, var_names: pd.Index) -> None:
         "genes": {context: {other: [str(var_names[i]) for i in read.positions] for other, read in per.items()}
                   for context, per in chosen.items()},
     }
+    return sums
 
 
 def flags(values: np.ndarray, columns: Sequence[str], *, max_share: float) -> _artefacts.ContextFlags:

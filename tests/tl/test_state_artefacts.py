@@ -145,6 +145,13 @@ def test_library_size_flags_doublets_only_when_counts_exist():
          "contexts": np.full(n, "ctx", dtype=object)}
     artefacts.add_library_size(m, counts, np.full(n, "s1", dtype=object))
     assert m["art_cols"] == {"ctx": ["S", artefacts.LIBRARY_SIZE]}
+    given = {"values": pd.DataFrame({"S": np.zeros(n)}), "art_cols": {"ctx": ["S"]}, "contexts": m["contexts"]}
+    artefacts.add_library_size(given, counts, np.full(n, "s1", dtype=object),
+                               sums=np.asarray(counts.sum(axis=1)).ravel())  # row sums another pass read
+    pd.testing.assert_frame_equal(given["values"], m["values"])
+    not_counts = {"values": pd.DataFrame({"S": np.zeros(n)}), "art_cols": {"ctx": ["S"]}, "contexts": m["contexts"]}
+    artefacts.add_library_size(not_counts, logged, np.full(n, "s1", dtype=object), sums=np.ones(n))
+    assert not_counts["art_cols"] == {"ctx": ["S"]}  # sums given, but the matrix holds no counts
     flags, _ = artefacts.column_flags(m["values"][artefacts.LIBRARY_SIZE].to_numpy())
     # measured: 0.69 of the doublets (twice the depth, per-cell sd 0.2 in log) and 0.3 % of the singlets
     assert flags[doublet].mean() >= 0.6 and flags[~doublet].mean() <= 0.01

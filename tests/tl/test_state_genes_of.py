@@ -27,8 +27,12 @@ def test_detection_is_each_groups_share_of_cells_with_the_gene():
     X, contexts = _detections()
     groups = np.column_stack([contexts == "cd8_t", np.isin(contexts, ["cd8_t", "cd4_t"]), contexts == "fibroblast"])
     expected = np.vstack([(X.toarray()[g] != 0).mean(axis=0) for g in groups.T])
-    np.testing.assert_allclose(genes_of.detection(X, groups, 3, chunk_size=37), expected)
-    np.testing.assert_allclose(genes_of.detection(X.toarray(), groups, 3), expected)  # dense input
+    rates, sums = genes_of.detection(X, groups, 3, chunk_size=37)
+    np.testing.assert_allclose(rates, expected)
+    np.testing.assert_allclose(sums, X.toarray().sum(axis=1))  # the library sizes, read in the same pass
+    dense_rates, dense_sums = genes_of.detection(X.toarray(), groups, 3)  # dense input
+    np.testing.assert_allclose(dense_rates, expected)
+    np.testing.assert_allclose(dense_sums, sums)
 
 
 def test_choose_takes_the_widest_gaps_leaves_out_state_genes_and_needs_enough_genes():
@@ -62,7 +66,8 @@ def test_plan_reads_other_lineages_only_and_populations_of_20_cells():
     X, contexts = _detections()
     states = {"cd8_t": ["CD8_STATE"], "fibroblast": ["CAF_STATE"]}
     names = pd.Index([f"G{i}" for i in range(X.shape[1])])
-    reads = genes_of.plan(X, contexts, states, {"CD8_STATE": ["G10"], "CAF_STATE": ["G0", "G1"]}, names)
+    reads, sums = genes_of.plan(X, contexts, states, {"CD8_STATE": ["G10"], "CAF_STATE": ["G0", "G1"]}, names)
+    np.testing.assert_allclose(sums, X.toarray().sum(axis=1))
     # CD8 T cells read the fibroblasts' genes, not the CD4 T cells' (one lineage) nor the 10 hepatocytes'
     assert set(reads) == {"cd8_t", "fibroblast"} and set(reads["cd8_t"]) == {"fibroblast"}
     assert set(reads["fibroblast"]) == {"cd4_t", "cd8_t"}
