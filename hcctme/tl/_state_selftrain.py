@@ -273,12 +273,12 @@ def principal_components(X: sp.csr_matrix, params: SelfTrainParams, samples: np.
     n_comps = min(params.n_pcs, X.shape[0] - 2, genes.size - 1)
     if n_comps < 2:
         return None
-    sub = sp.csr_matrix(X[:, genes], dtype=np.float64)
+    sub = X[:, genes]  # kept in X's precision: every product upcasts it to float64 exactly
     centre = means[:, genes]
     if sub.shape[0] >= params.gram_cells:
         pcs = _gram_components(sub, centre, codes, n_comps)
     else:
-        pcs = _arpack_components(sub, centre, codes, onehot, n_comps, params)
+        pcs = _arpack_components(sp.csr_matrix(sub, dtype=np.float64), centre, codes, onehot, n_comps, params)
     return pcs / max(float(pcs[:, 0].std()), 1e-12)
 
 
@@ -304,7 +304,11 @@ def _arpack_components(sub: sp.csr_matrix, centre: np.ndarray, codes: np.ndarray
 
 
 def _gram_components(sub: sp.csr_matrix, centre: np.ndarray, codes: np.ndarray, n_comps: int) -> np.ndarray:
-    """The same components from the centred gene covariance (exact; dense blocks of :data:`_GRAM_BLOCK_VALUES`)."""
+    """The same components from the centred gene covariance (exact; dense blocks of :data:`_GRAM_BLOCK_VALUES`).
+
+    ``sub`` is read one block of rows at a time, also for the scores: a float32 ``sub`` is never
+    copied whole to float64 (on a 1M-cell file that copy was the peak of the whole run).
+    """
     from scipy.linalg import eigh
 
     n_genes = sub.shape[1]
@@ -314,7 +318,9 @@ def _gram_components(sub: sp.csr_matrix, centre: np.ndarray, codes: np.ndarray, 
         block = sub[lo:lo + step].toarray() - centre[codes[lo:lo + step]]
         gram += block.T @ block
     _, vectors = eigh(gram, subset_by_index=[n_genes - n_comps, n_genes - 1])
-    return _centred_product(sub, centre, codes, vectors[:, ::-1])
+    vectors = vectors[:, ::-1]
+    scores = np.vstack([sub[lo:lo + step] @ vectors for lo in range(0, sub.shape[0], step)])
+    return scores - (centre @ vectors)[codes]
 
 
 def _centred_product(sub: sp.csr_matrix, centre: np.ndarray, codes: np.ndarray, v: np.ndarray) -> np.ndarray:

@@ -346,6 +346,12 @@ def test_principal_components_of_tall_populations_from_the_covariance_equal_arpa
     sign = np.sign((gram * arpack).sum(axis=0))
     np.testing.assert_allclose(gram * sign, arpack, atol=1e-6)
     assert abs(gram[: n // 3, 0].mean() - gram[n // 3:, 0].mean()) > 1.0  # the first component is the programme
+    # a float32 population (what log_expression reads) is read in float64 blocks: exactly its float64 copy's result
+    single = selftrain.principal_components(sp.csr_matrix(X, dtype=np.float32), selftrain.SelfTrainParams(gram_cells=n),
+                                            samples)
+    double = selftrain.principal_components(sp.csr_matrix(sp.csr_matrix(X, dtype=np.float32), dtype=np.float64),
+                                            selftrain.SelfTrainParams(gram_cells=n), samples)
+    np.testing.assert_array_equal(single, double)
 
 
 def test_cluster_seeds_rules():
