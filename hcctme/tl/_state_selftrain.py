@@ -226,8 +226,10 @@ def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParam
     counts = holds_counts(matrix, rows, chunk_size=chunk_size)
     sums = np.zeros((n_samples, matrix.shape[1]))
     squares = np.zeros(matrix.shape[1])
+    stored = np.zeros(matrix.shape[1], dtype=np.int64)  # entries per gene: the size of the matrices returned
     for start, block in zip(range(0, len(rows), chunk_size), blocks(), strict=True):
         X = _normalised(block, counts)
+        stored += np.bincount(X.indices, minlength=matrix.shape[1])
         w = weight[start:start + X.shape[0]]
         onehot = sp.csr_matrix((w, (np.arange(X.shape[0]), codes[start:start + X.shape[0]])),
                                shape=(X.shape[0], n_samples))
@@ -236,18 +238,40 @@ def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParam
     size = np.maximum(np.bincount(codes, weights=weight, minlength=n_samples), 1).astype(float)
     var = (squares - (sums ** 2 / size[:, None]).sum(axis=0)) / max(weight.sum(), 1.0)
     keep = np.sort(np.argsort(-var, kind="stable")[: params.n_hvgs + STATE_SELFTRAIN_HVG_MARGIN])
-    parts, panel = [], []
+    kept = _RowStack(len(rows), keep.size, int(stored[keep].sum()))
+    panel = None if panel_columns is None else _RowStack(len(rows), len(panel_columns),
+                                                         int(stored[panel_columns].sum()))
     for block in blocks():
         X = _normalised(block, counts)
-        parts.append(X[:, keep])
-        if panel_columns is not None:
+        kept.append(X[:, keep])
+        if panel is not None:
             panel.append(X[:, panel_columns])
-    return _stacked(parts, len(keep)), (None if panel_columns is None else
-                                        sp.csc_matrix(_stacked(panel, len(panel_columns)))), keep
+    return kept.matrix(), (None if panel is None else sp.csc_matrix(panel.matrix())), keep
 
 
-def _stacked(parts: list[sp.csr_matrix], n_columns: int) -> sp.csr_matrix:
-    return sp.csr_matrix(sp.vstack(parts, format="csr")) if parts else sp.csr_matrix((0, n_columns), dtype=np.float32)
+class _RowStack:
+    """Row blocks of a float32 CSR matrix written into arrays of its final size (``sp.vstack`` holds it twice)."""
+
+    def __init__(self, n_rows: int, n_columns: int, nnz: int) -> None:
+        index = np.int32 if max(nnz, n_columns) < np.iinfo(np.int32).max else np.int64
+        self.shape = (n_rows, n_columns)
+        self.data = np.empty(nnz, dtype=np.float32)
+        self.indices = np.empty(nnz, dtype=index)
+        self.indptr = np.zeros(n_rows + 1, dtype=index)
+        self.rows = self.filled = 0
+
+    def append(self, part: sp.csr_matrix) -> None:
+        n, end = part.shape[0], self.filled + part.nnz
+        self.data[self.filled:end] = part.data
+        self.indices[self.filled:end] = part.indices
+        self.indptr[self.rows + 1:self.rows + n + 1] = part.indptr[1:] + self.filled
+        self.rows, self.filled = self.rows + n, end
+
+    def matrix(self) -> sp.csr_matrix:
+        if (self.rows, self.filled) != (self.shape[0], self.data.size):
+            raise RuntimeError(f"internal: {self.rows} rows and {self.filled} values written into a matrix of "
+                               f"{self.shape[0]} rows and {self.data.size} values")
+        return sp.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape)
 
 
 def principal_components(X: sp.csr_matrix, params: SelfTrainParams, samples: np.ndarray | None = None
@@ -267,7 +291,7 @@ def principal_components(X: sp.csr_matrix, params: SelfTrainParams, samples: np.
     onehot = sp.csr_matrix((np.ones(codes.size), (np.arange(codes.size), codes)), shape=(codes.size, n_samples))
     size = np.asarray(onehot.sum(axis=0)).ravel()
     means = np.asarray((onehot.T @ X).todense()) / size[:, None]
-    sq = np.asarray(X.multiply(X).mean(axis=0)).ravel()
+    sq = _square_means(X)
     var = sq - (size[:, None] * means ** 2).sum(axis=0) / codes.size
     genes = np.argsort(-var, kind="stable")[: min(params.n_hvgs, int(np.sum(var > 1e-12)))]
     n_comps = min(params.n_pcs, X.shape[0] - 2, genes.size - 1)
@@ -280,6 +304,23 @@ def principal_components(X: sp.csr_matrix, params: SelfTrainParams, samples: np.
     else:
         pcs = _arpack_components(sp.csr_matrix(sub, dtype=np.float64), centre, codes, onehot, n_comps, params)
     return pcs / max(float(pcs[:, 0].std()), 1e-12)
+
+
+def _square_means(X: sp.csr_matrix) -> np.ndarray:
+    """Each column's mean square, ``X.multiply(X).mean(axis=0)`` without its two copies of ``X``.
+
+    The same sums in the same order: each stored value squared and scaled by ``1 / rows`` in ``X``'s
+    precision, added to its column's total in storage order (values of a few million at a time; on a
+    1M-cell file the sparse expression's copies were the peak of the run).
+    """
+    if not np.issubdtype(X.dtype, np.floating):
+        return np.asarray(X.multiply(X).mean(axis=0)).ravel()
+    out = np.zeros(X.shape[1], dtype=X.dtype)
+    scale = 1.0 / max(X.shape[0], 1)
+    for lo in range(0, X.nnz, _GRAM_BLOCK_VALUES):
+        values = X.data[lo:lo + _GRAM_BLOCK_VALUES]
+        np.add.at(out, X.indices[lo:lo + _GRAM_BLOCK_VALUES], values * values * scale)
+    return out
 
 
 def _arpack_components(sub: sp.csr_matrix, centre: np.ndarray, codes: np.ndarray, onehot: sp.csr_matrix,

@@ -354,6 +354,28 @@ def test_principal_components_of_tall_populations_from_the_covariance_equal_arpa
     np.testing.assert_array_equal(single, double)
 
 
+def test_square_means_and_row_stack_equal_the_sparse_expressions_they_replace(monkeypatch):
+    """The memory-bounded column mean squares and row stacking give the arrays the whole-matrix expressions give."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(8)
+    counts = sp.csr_matrix(rng.poisson(0.4, size=(700, 90)).astype(np.float32))
+    X = selftrain.log_expression(counts)  # log-normalised float32, indices unsorted within rows (a matrix product)
+    monkeypatch.setattr(selftrain, "_GRAM_BLOCK_VALUES", 1000)  # several chunks of values
+    np.testing.assert_array_equal(selftrain._square_means(X), np.asarray(X.multiply(X).mean(axis=0)).ravel())
+    parts = [X[lo:lo + 128] for lo in range(0, X.shape[0], 128)]
+    stack = selftrain._RowStack(X.shape[0], X.shape[1], X.nnz)
+    for part in parts:
+        stack.append(part)
+    stacked, expected = stack.matrix(), sp.vstack(parts, format="csr")
+    for name in ("data", "indices", "indptr"):
+        np.testing.assert_array_equal(getattr(stacked, name), getattr(expected, name))
+    short = selftrain._RowStack(X.shape[0], X.shape[1], X.nnz)
+    short.append(parts[0])
+    with pytest.raises(RuntimeError, match="rows and"):
+        short.matrix()
+
+
 def test_cluster_seeds_rules():
     params = selftrain.SelfTrainParams()
     groups = np.repeat([0, 1, 2, 3], 10)
