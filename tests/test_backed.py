@@ -219,3 +219,20 @@ def test_group_sums_reads_blocks_and_leaves_out_negative_codes():
     expected = np.vstack([dense[codes == g].sum(axis=0) for g in range(3)])
     np.testing.assert_allclose(sums, expected, rtol=1e-12)
     assert [(start, stop) for start, stop, _ in _validate.row_blocks(X, chunk_size=10)] == [(0, 10), (10, 20), (20, 23)]
+
+
+def test_states_memory_benchmark_reports_the_peak_and_where_it_was(cohort_file: Path, capsys):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "states_memory.py"
+    spec = importlib.util.spec_from_file_location("states_memory", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main([str(cohort_file), "--sample-key", "patient", "--cell-type-key", "cell_type", "--every", "0.1"])
+    out = capsys.readouterr().out
+    assert "score: " in out and "states: " in out
+    peak = float(out.split("peak ")[-1].split(" GB")[0])
+    assert 0.05 < peak < 20.0
+    assert "seconds  GB  innermost hcctme frame" in out
+    assert "pipeline.py" in out  # the stack names the step that ran
+

@@ -290,7 +290,7 @@ def principal_components(X: sp.csr_matrix, params: SelfTrainParams, samples: np.
     codes, n_samples = _sample_codes(samples, X.shape[0])
     onehot = sp.csr_matrix((np.ones(codes.size), (np.arange(codes.size), codes)), shape=(codes.size, n_samples))
     size = np.asarray(onehot.sum(axis=0)).ravel()
-    means = np.asarray((onehot.T @ X).todense()) / size[:, None]
+    means = _sample_sums(X, codes, n_samples) / size[:, None]
     sq = _square_means(X)
     var = sq - (size[:, None] * means ** 2).sum(axis=0) / codes.size
     genes = np.argsort(-var, kind="stable")[: min(params.n_hvgs, int(np.sum(var > 1e-12)))]
@@ -304,6 +304,23 @@ def principal_components(X: sp.csr_matrix, params: SelfTrainParams, samples: np.
     else:
         pcs = _arpack_components(sp.csr_matrix(sub, dtype=np.float64), centre, codes, onehot, n_comps, params)
     return pcs / max(float(pcs[:, 0].std()), 1e-12)
+
+
+def _sample_sums(X: sp.csr_matrix, codes: np.ndarray, n_samples: int) -> np.ndarray:
+    """Each sample's column sums (float64), ``onehot(codes).T @ X`` without its float64 copy of ``X``.
+
+    The same sums in the same order: each stored value, in storage order (rows ascending), added to
+    its sample's and column's total, a block of rows of about :data:`_GRAM_BLOCK_VALUES` values at a time.
+    """
+    out = np.zeros((n_samples, X.shape[1]))
+    step = max(1, _GRAM_BLOCK_VALUES // max(X.shape[1], 1))
+    for lo in range(0, X.shape[0], step):
+        hi = min(X.shape[0], lo + step)
+        first, last = X.indptr[lo], X.indptr[hi]
+        cells = np.repeat(codes[lo:hi], np.diff(X.indptr[lo:hi + 1]))
+        np.add.at(out.reshape(-1), cells * X.shape[1] + X.indices[first:last],
+                  X.data[first:last].astype(np.float64))
+    return out
 
 
 def _square_means(X: sp.csr_matrix) -> np.ndarray:

@@ -355,7 +355,7 @@ def test_principal_components_of_tall_populations_from_the_covariance_equal_arpa
 
 
 def test_square_means_and_row_stack_equal_the_sparse_expressions_they_replace(monkeypatch):
-    """The memory-bounded column mean squares and row stacking give the arrays the whole-matrix expressions give."""
+    """Memory-bounded sample sums, column mean squares and row stacking: the arrays the whole-matrix expressions give"""
     import scipy.sparse as sp
 
     rng = np.random.default_rng(8)
@@ -363,6 +363,9 @@ def test_square_means_and_row_stack_equal_the_sparse_expressions_they_replace(mo
     X = selftrain.log_expression(counts)  # log-normalised float32, indices unsorted within rows (a matrix product)
     monkeypatch.setattr(selftrain, "_GRAM_BLOCK_VALUES", 1000)  # several chunks of values
     np.testing.assert_array_equal(selftrain._square_means(X), np.asarray(X.multiply(X).mean(axis=0)).ravel())
+    codes = rng.integers(0, 3, X.shape[0])
+    onehot = sp.csr_matrix((np.ones(codes.size), (np.arange(codes.size), codes)), shape=(codes.size, 3))
+    np.testing.assert_array_equal(selftrain._sample_sums(X, codes, 3), (onehot.T @ X).toarray())
     parts = [X[lo:lo + 128] for lo in range(0, X.shape[0], 128)]
     stack = selftrain._RowStack(X.shape[0], X.shape[1], X.nnz)
     for part in parts:
