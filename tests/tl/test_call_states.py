@@ -373,6 +373,15 @@ def test_square_means_and_row_stack_equal_the_sparse_expressions_they_replace(mo
     stacked, expected = stack.matrix(), sp.vstack(parts, format="csr")
     for name in ("data", "indices", "indptr"):
         np.testing.assert_array_equal(getattr(stacked, name), getattr(expected, name))
+    # a log matrix holding a gene twice in a cell: the self-training reads their sum (as the counts' matrix product
+    # does), so value-by-value sums equal the sparse ones; the user's matrix keeps its entries
+    logged = sp.csr_matrix((np.array([0.5, 0.25, 1.0, 2.0], dtype=np.float32), np.array([0, 0, 1, 2]),
+                            np.array([0, 3, 4])), shape=(2, 3))
+    read = selftrain.log_expression(logged)
+    assert read.nnz == 3 and logged.nnz == 4
+    np.testing.assert_array_equal(read.toarray(), [[0.75, 1.0, 0.0], [0.0, 0.0, 2.0]])
+    expected_squares = np.asarray(logged.multiply(logged).mean(axis=0)).ravel()
+    np.testing.assert_array_equal(selftrain._square_means(read), expected_squares)
     short = selftrain._RowStack(X.shape[0], X.shape[1], X.nnz)
     short.append(parts[0])
     with pytest.raises(RuntimeError, match="rows and"):
