@@ -384,14 +384,19 @@ def _gram_components(sub: sp.csr_matrix, centre: np.ndarray, codes: np.ndarray, 
         block = sub[lo:lo + step].toarray() - centre[codes[lo:lo + step]]
         gram += block.T @ block
     _, vectors = eigh(gram, subset_by_index=[n_genes - n_comps, n_genes - 1])
-    vectors = vectors[:, ::-1]
-    scores = np.vstack([sub[lo:lo + step] @ vectors for lo in range(0, sub.shape[0], step)])
-    return scores - (centre @ vectors)[codes]
+    return _centred_product(sub, centre, codes, vectors[:, ::-1])
 
 
 def _centred_product(sub: sp.csr_matrix, centre: np.ndarray, codes: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """``(sub - centre[codes]) @ v`` without forming the centred matrix."""
-    return sub @ v - (centre @ v)[codes]
+    """``(sub - centre[codes]) @ v`` without forming the centred matrix.
+
+    Rows of about :data:`_GRAM_BLOCK_VALUES` values at a time (each row's product is its own, so the
+    result is the whole product's): a float32 ``sub`` is upcast one block at a time.
+    """
+    step = max(1, _GRAM_BLOCK_VALUES // max(sub.shape[1], 1))
+    product = sub @ v if sub.shape[0] <= step else np.concatenate([sub[lo:lo + step] @ v
+                                                                     for lo in range(0, sub.shape[0], step)])
+    return product - (centre @ v)[codes]
 
 
 def clusters(pcs: np.ndarray, n_states: int, params: SelfTrainParams) -> np.ndarray:
