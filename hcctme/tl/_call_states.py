@@ -660,8 +660,7 @@ def _population_expression(matrix: Any, rows: np.ndarray, params: _selftrain.Sel
 class _Carrying:
     """One self-trained population's artefact columns to carry, the genes each chose there, and their expression."""
 
-    columns: list[str]  # the eligible artefact columns (:func:`hcctme.tl._state_artefact_carry.eligible`)
-    values: np.ndarray  # the population's scores of those columns (cells x columns)
+    lists: _carry.Lists  # its eligible artefact columns' scores and fits (:func:`~._state_artefact_carry.read_lists`)
     excluded: list[str]  # the signature genes of the population's states (never carried)
     chosen: dict[str, _carry.Chosen]  # column -> its genes and cells here (:func:`~._state_artefact_carry.choose`)
     expression: sp.csr_matrix  # the population's expression of the chosen genes (all its cells)
@@ -675,11 +674,11 @@ def _carrying(expression: sp.csr_matrix, genes: pd.Index, m: Mapping[str, Any], 
     ``flagged``: the first pass's artefact flags of those cells; ``samples``: every cell's sample.
     """
     columns = _carry.eligible(m["art_cols"].get(context, []), m["references"], m["flag_cols"])
-    values = m["values"][columns].to_numpy(dtype=float)[rows]
+    lists = _carry.read_lists(m["values"][columns].to_numpy(dtype=float)[rows], columns)
     excluded = sorted(_excluded_genes(m, m["states"][context]))
-    chosen = _carry.choose(expression, values, columns, flagged, genes, excluded, samples[rows])
+    chosen = _carry.choose(expression, lists, flagged, genes, excluded, samples[rows])
     kept = np.flatnonzero(genes.isin([g for choice in chosen.values() for g in choice.genes]))
-    return _Carrying(columns, values, excluded, chosen, sp.csr_matrix(expression[:, kept]), genes[kept])
+    return _Carrying(lists, excluded, chosen, sp.csr_matrix(expression[:, kept]), genes[kept])
 
 
 def _carry_artefacts(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], samples: np.ndarray,
@@ -696,7 +695,7 @@ def _carry_artefacts(matrix: Any, result: _model.Assignment, m: Mapping[str, Any
     agreed = _carry.consensus({context: population.chosen for context, population in carrying.items()})
     carried: dict[str, Any] = {}
     for context, population in carrying.items():
-        reads = _carry.plan(population.chosen, agreed, population.columns, population.excluded)
+        reads = _carry.plan(population.chosen, agreed, population.lists.columns, population.excluded)
         if not reads:
             continue
         rows = np.flatnonzero(m["contexts"] == context)
@@ -706,8 +705,7 @@ def _carry_artefacts(matrix: Any, result: _model.Assignment, m: Mapping[str, Any
             expression, _, kept = _population_expression(matrix, rows, params, samples, np.zeros(0, dtype=int),
                                                          clean)
             genes = var_names[kept]
-        found = _carry.carry(expression, population.values, population.columns, result.artefact[rows], genes,
-                             samples[rows], reads)
+        found = _carry.carry(expression, population.lists, result.artefact[rows], genes, samples[rows], reads)
         if found.record:
             _apply_carried(result, context, rows, found)
             carried[context] = found.record

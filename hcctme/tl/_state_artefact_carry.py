@@ -107,6 +107,26 @@ def eligible(columns: Sequence[str], references: Mapping[str, float], flag_colum
 
 
 @dataclass(frozen=True)
+class Lists:
+    """A context's scores of its eligible artefact columns and their first-pass read (:func:`read_lists`)."""
+
+    columns: list[str]  # the eligible artefact columns (:func:`eligible`)
+    values: np.ndarray  # the cells' scores (cells x columns)
+    flags: np.ndarray  # the two-component rule's flags (cells x columns, :func:`~._state_artefacts.column_flags`)
+    p: np.ndarray  # its artefact probabilities (cells x columns)
+
+
+def read_lists(values: np.ndarray, columns: Sequence[str], *, z_max: float = STATE_ARTEFACT_Z) -> Lists:
+    """The artefact ``columns``' scores (cells x columns) with each column's flags and probabilities, fitted once."""
+    values = np.asarray(values, dtype=float)
+    fits = [_artefacts.column_flags(values[:, j], z_max) for j in range(len(columns))]
+    n = values.shape[0]
+    flags = np.column_stack([f for f, _ in fits]) if fits else np.zeros((n, 0), dtype=bool)
+    p = np.column_stack([q for _, q in fits]) if fits else np.zeros((n, 0))
+    return Lists(list(columns), values, flags, p)
+
+
+@dataclass(frozen=True)
 class Chosen:
     """The genes one column was carried to in one context, and the cells it flags there."""
 
@@ -123,15 +143,14 @@ class Read:
     borrowed: bool  # the genes other contexts chose (the column flags too few of this context's cells)
 
 
-def choose(X: sp.csr_matrix, values: np.ndarray, columns: Sequence[str], flagged: np.ndarray, genes: pd.Index,
-           excluded: Sequence[str], samples: np.ndarray, *, z_max: float = STATE_ARTEFACT_Z,
-           min_cells: int = STATE_ARTEFACT_CARRY_VOTE_CELLS, n_genes: int = STATE_CARRY_GENES,
-           min_genes: int = STATE_CARRY_MIN_GENES, auroc: float = STATE_CARRY_AUROC,
-           random_state: int = 0) -> dict[str, Chosen]:
+def choose(X: sp.csr_matrix, lists: Lists, flagged: np.ndarray, genes: pd.Index, excluded: Sequence[str],
+           samples: np.ndarray, *, min_cells: int = STATE_ARTEFACT_CARRY_VOTE_CELLS, n_genes: int = STATE_CARRY_GENES,
+           min_genes: int = STATE_CARRY_MIN_GENES, auroc: float = STATE_CARRY_AUROC, random_state: int = 0
+           ) -> dict[str, Chosen]:
     """Column -> the genes that separate the cells it flags from the context's clean cells, and those cells' number.
 
-    ``X``: the cells' log-normalised expression (cells x ``genes``); ``values``: their scores of the
-    artefact ``columns`` (cells x columns, eligible ones only: :func:`eligible`); ``flagged``: the
+    ``X``: the cells' log-normalised expression (cells x ``genes``); ``lists``: their scores of the
+    eligible artefact columns and those columns' flags (:func:`read_lists`); ``flagged``: the
     first pass's flags (the column that flagged each cell, ``""`` when none); ``excluded``: the
     signature genes of the context's states; ``samples``: each cell's sample. Columns flagging fewer
     than ``min_cells`` cells (:data:`~hcctme._constants.STATE_ARTEFACT_CARRY_VOTE_CELLS`: they count
@@ -145,9 +164,8 @@ def choose(X: sp.csr_matrix, values: np.ndarray, columns: Sequence[str], flagged
     allowed = ~np.isin(names, list(excluded))
     codes = _codes(samples)
     out: dict[str, Chosen] = {}
-    for j, column in enumerate(columns):
-        listed, _ = _artefacts.column_flags(values[:, j], z_max)
-        mine = np.flatnonzero(listed & (flagged != ""))
+    for j, column in enumerate(lists.columns):
+        mine = np.flatnonzero(lists.flags[:, j] & (flagged != ""))
         if mine.size < min_cells:
             continue
         chosen = _genes(X, mine, clean, allowed, n_genes, min_genes, auroc, random_state)
@@ -210,8 +228,8 @@ def plan(chosen: Mapping[str, Chosen], agreed: Mapping[str, Sequence[str]], colu
     return out
 
 
-def carry(X: sp.csr_matrix, values: np.ndarray, columns: Sequence[str], flagged: np.ndarray, genes: pd.Index,
-          samples: np.ndarray, reads: Mapping[str, Read], *, z_max: float = STATE_ARTEFACT_Z,
+def carry(X: sp.csr_matrix, lists: Lists, flagged: np.ndarray, genes: pd.Index, samples: np.ndarray,
+          reads: Mapping[str, Read], *, z_max: float = STATE_ARTEFACT_Z,
           min_cells: int = STATE_ARTEFACT_CARRY_MIN_CELLS, alone_genes: int = STATE_CARRY_ALONE_GENES) -> Carried:
     """The carried artefact flags of one context's cells (step 4; arguments as for :func:`choose`).
 
@@ -225,23 +243,22 @@ def carry(X: sp.csr_matrix, values: np.ndarray, columns: Sequence[str], flagged:
     clean = np.flatnonzero(flagged == "")
     names = np.asarray(genes, dtype=str)
     codes = _codes(samples)
-    for j, column in enumerate(columns):
+    for j, column in enumerate(lists.columns):
         read = reads.get(column)
         if read is None or clean.size < min_cells:
             continue
         chosen = np.flatnonzero(np.isin(names, list(read.genes)))
         if chosen.size == 0 or (read.alone and chosen.size < alone_genes):
             continue
-        _, p_list = _artefacts.column_flags(values[:, j], z_max)
         carried_z = _standard(_score(X, chosen, codes), clean)
-        score = carried_z if read.alone else 0.5 * (carried_z + _standard(values[:, j], clean))
+        score = carried_z if read.alone else 0.5 * (carried_z + _standard(lists.values[:, j], clean))
         flags, p = _artefacts.column_flags(score, z_max)
         name = f"{column}{SUFFIX}"
         added = flags & (flagged == "") & (new == "")
         new[added] = name
         # a cell the lists left clean is read on the carried column instead of the list's (one programme, read
         # twice, counts once); its calibrated confidence is otherwise discounted for an artefact it does not carry
-        keep *= np.divide(1.0 - p, 1.0 - p_list, out=np.ones(n), where=flagged == "")
+        keep *= np.divide(1.0 - p, 1.0 - lists.p[:, j], out=np.ones(n), where=flagged == "")
         record[name] = {"genes": [str(g) for g in names[chosen]], "flagged": int(flags.sum()),
                         "added": int(added.sum()), "alone": read.alone, "borrowed": read.borrowed}
     return Carried(flagged=new, not_artefact=keep, record=record)

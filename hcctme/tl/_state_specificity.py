@@ -384,26 +384,22 @@ def specific(result: dict[str, float]) -> bool:
     return result["n_up"] >= 1
 
 
-def read_through(auroc: np.ndarray, panel: GenePanel, state: str, ids: list[str], means: np.ndarray,
-                 any_score: bool = False) -> str | None:
-    """The sibling a short panel reads in a cluster: all the panel's up genes are its, and it scores at least as high.
+def read_through(auroc: np.ndarray, panel: GenePanel, state: str, ids: list[str], means: np.ndarray) -> str | None:
+    """The sibling a short panel may read in a cluster: the highest-scoring one holding all the panel's up genes.
 
     ``auroc``: the cluster's row (:func:`auroc_against`); ``means``: the cluster's mean z-score of each
     state of ``ids``. A short panel is specific through one gene up (:func:`specific`), so a cluster of a
     sibling whose list holds that gene passes it (the generator's Kupffer cells, KUPFFER mean z 0.90, passed
     TAM1_FOLR2 at 0.69 through FOLR2, one of the three genes of its four the KUPFFER list holds). Returns the
-    highest-scoring state of ``ids`` whose list holds all the panel's up genes and whose mean z-score in the
-    cluster is at least the panel's (``any_score``: whatever its score), or None (no gene up, or one up gene no
-    such sibling holds).
+    highest-scoring state of ``ids`` other than ``state`` whose list holds all the panel's up genes, whatever
+    its score (the caller compares it with the panel's), or None (no gene up, or one up gene no sibling holds).
     """
     cols = panel.state_columns.get(state, np.empty(0, dtype=int))
     up = set(cols[auroc[cols] >= STATE_SPECIFICITY_AUROC].tolist())
     if not up:
         return None
-    own = means[ids.index(state)]
     holders = [(means[k], other) for k, other in enumerate(ids)
-               if other != state and (any_score or means[k] >= own)
-               and up <= set(panel.state_columns.get(other, np.empty(0, dtype=int)).tolist())]
+               if other != state and up <= set(panel.state_columns.get(other, np.empty(0, dtype=int)).tolist())]
     return max(holders)[1] if holders else None
 
 

@@ -47,9 +47,22 @@ def _first_pass(values: np.ndarray) -> np.ndarray:
 def _carried(X: sp.csr_matrix, values: np.ndarray, flagged: np.ndarray, samples: np.ndarray, excluded=(),
              agreed=None, min_cells: int = 20, alone_genes: int = STATE_CARRY_ALONE_GENES) -> carry.Carried:
     """One population's list LIST carried: its own genes chosen, planned against ``agreed``, read and flagged."""
-    own = carry.choose(X, values[:, None], ["LIST"], flagged, GENES, list(excluded), samples)
+    lists = carry.read_lists(values[:, None], ["LIST"])
+    own = carry.choose(X, lists, flagged, GENES, list(excluded), samples)
     reads = carry.plan(own, agreed or {}, ["LIST"], list(excluded), min_cells=min_cells, alone_genes=alone_genes)
-    return carry.carry(X, values[:, None], ["LIST"], flagged, GENES, samples, reads, alone_genes=alone_genes)
+    return carry.carry(X, lists, flagged, GENES, samples, reads, alone_genes=alone_genes)
+
+
+def test_read_lists_fits_each_column_once_as_column_flags_does():
+    _, values, _ = _population()
+    other = np.random.default_rng(3).normal(0.0, 1.0, values.size)
+    lists = carry.read_lists(np.column_stack([values, other]), ["LIST", "OTHER"])
+    for j, column in enumerate([values, other]):
+        flags, p = artefacts.column_flags(column)
+        np.testing.assert_array_equal(lists.flags[:, j], flags)
+        np.testing.assert_array_equal(lists.p[:, j], p)
+    none = carry.read_lists(np.zeros((values.size, 0)), [])
+    assert none.flags.shape == none.p.shape == (values.size, 0) and none.flags.dtype == bool
 
 
 def test_the_list_alone_misses_the_weakly_read_artefact_cells():
@@ -173,7 +186,7 @@ def test_carried_genes_the_populations_agree_on_are_read_alone():
     for seed in range(6):
         X, values, samples = _population(seed, n_genes=STATE_CARRY_ALONE_GENES + 2, fold=3.0, escaped=None)
         flagged = _first_pass(values)
-        own = carry.choose(X, values[:, None], ["LIST"], flagged, GENES, [], samples)["LIST"].genes
+        own = carry.choose(X, carry.read_lists(values[:, None], ["LIST"]), flagged, GENES, [], samples)["LIST"].genes
         assert len(own) >= STATE_CARRY_ALONE_GENES
         found = _carried(X, values, flagged, samples, agreed={"LIST": own})
         assert found.record["LIST_carried"]["alone"] and (found.flagged[60:] == "").all()
