@@ -45,6 +45,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.states_eval import called_cohort, cohort_parser, parsed
+from hcctme.tl import _state_expression as state_expression
+from hcctme.tl import _state_params as state_params
 from hcctme.tl import _state_selftrain as selftrain
 from hcctme.tl._state_artefacts import library_size
 from hcctme.tl._state_specificity import sample_centred_mean
@@ -67,7 +69,7 @@ STATE_IDS = frozenset(PROGRAMMES)
 def population_features(adata, rows: np.ndarray, parent: str) -> dict[str, np.ndarray]:
     """The ``informed`` and ``caller`` features of one population (see the module docstring)."""
     counts = adata.X[rows]
-    X = selftrain.log_expression(counts)
+    X = state_expression.log_expression(counts)
     samples = adata.obs["patient"].astype(str).to_numpy()[rows]
     position = {g: j for j, g in enumerate(adata.var_names)}
     sets = [PROGRAMMES.get(p, OTHER_PROGRAMMES.get(p, ())) for p in CELL_TYPES[parent][2]]
@@ -79,7 +81,7 @@ def population_features(adata, rows: np.ndarray, parent: str) -> dict[str, np.nd
     depth = library_size(np.asarray(counts.sum(axis=1)).ravel(), np.full(rows.size, parent), samples)
     scores = adata.obsm["hcctme_scores"].to_numpy(dtype=float)[rows]
     z = (scores - scores.mean(axis=0)) / np.maximum(scores.std(axis=0), 1e-12)
-    pcs = selftrain.principal_components(X, selftrain.SelfTrainParams(), samples)
+    pcs = state_expression.principal_components(X, state_params.SelfTrainParams(), samples)
     caller = np.column_stack([pcs, z, depth])
     return {"informed": np.column_stack([means, caller]), "caller": caller, "pcs": pcs}
 
@@ -95,7 +97,7 @@ def readers(features: np.ndarray, pcs: np.ndarray, classes: np.ndarray) -> dict[
     labels = np.unique(classes)
     probs = cross_val_predict(LogisticRegression(C=0.1, max_iter=3000), StandardScaler().fit_transform(features),
                               classes, cv=folds, method="predict_proba")
-    smoothed = selftrain.smooth(probs, pcs, selftrain.SelfTrainParams())
+    smoothed = selftrain.smooth(probs, pcs, state_params.SelfTrainParams())
     trees = HistGradientBoostingClassifier(max_iter=200, random_state=0)
     return {"logistic+kNN": labels[smoothed.argmax(axis=1)],
             "trees": cross_val_predict(trees, features, classes, cv=folds)}

@@ -165,7 +165,7 @@ STATE_GENES_OF_MAX: Final = 60
 STATE_GENES_OF_MIN: Final = 8
 STATE_GENES_OF_WAY: Final = 0.5
 STATE_GENES_OF_Z: Final = 3.5
-# Self-training of call_states inside each parent population (tl/_state_selftrain.py): seeds are
+# Self-training of call_states inside each parent population (tl/_state_selftrain.py, _state_seeds.py): seeds are
 # cells whose mixture posterior for one state is at least STATE_SEED_CONFIDENCE, and cells whose
 # every state z-score is at most STATE_NONE_SEED_Z ("none of these"); a multinomial logistic
 # regression (inverse regularisation STATE_SELFTRAIN_C) on the top STATE_SELFTRAIN_PCS principal

@@ -152,36 +152,40 @@ def test_a_backed_csc_matrix_is_refused_with_the_conversion(tmp_path: Path, caps
 
 @pytest.mark.parametrize("layer", [None, "counts"])
 def test_self_training_reads_a_backed_population_in_chunks_with_the_same_components(cohort_file: Path, layer):
-    from hcctme.tl import _state_selftrain as selftrain
+    from hcctme._constants import STATE_SELFTRAIN_HVG_MARGIN
+    from hcctme.tl import _state_expression as state_expression
+    from hcctme.tl import _state_params as state_params
 
     backed, memory = _files.read_h5ad(cohort_file, backed=True), ad.read_h5ad(cohort_file)
     rows = np.flatnonzero(memory.obs["cell_type"].astype(str).isin(["Macrophages", "Monocytes"]).to_numpy())
-    params = selftrain.SelfTrainParams(n_hvgs=50)  # 50 + the margin < 600 genes: the pre-selection matters
+    params = state_params.SelfTrainParams(n_hvgs=50)  # 50 + the margin < 600 genes: the pre-selection matters
     source = backed.layers[layer] if layer else backed.X
     samples = memory.obs["patient"].astype(str).to_numpy()[rows]  # genes ranked by within-sample variance
-    chunked, panel, _ = selftrain.log_expression_chunked(source, rows, params, samples, chunk_size=37)
+    chunked, panel, _ = state_expression.log_expression_chunked(source, rows, params, samples, chunk_size=37)
     assert panel is None
-    whole = selftrain.log_expression((memory.layers[layer] if layer else memory.X)[rows])
-    assert chunked.shape == (len(rows), 50 + selftrain.STATE_SELFTRAIN_HVG_MARGIN)
-    np.testing.assert_array_equal(selftrain.principal_components(chunked, params, samples),
-                                  selftrain.principal_components(whole, params, samples))
+    whole = state_expression.log_expression((memory.layers[layer] if layer else memory.X)[rows])
+    assert chunked.shape == (len(rows), 50 + STATE_SELFTRAIN_HVG_MARGIN)
+    np.testing.assert_array_equal(state_expression.principal_components(chunked, params, samples),
+                                  state_expression.principal_components(whole, params, samples))
 
 
 def test_chunked_candidates_ranked_on_the_clean_rows_serve_the_self_training_of_those_rows(cohort_file: Path):
     """call_states reads a population's rows, artefact cells included, and self-trains on the clean ones."""
-    from hcctme.tl import _state_selftrain as selftrain
+    from hcctme.tl import _state_expression as state_expression
+    from hcctme.tl import _state_params as state_params
 
     backed, memory = _files.read_h5ad(cohort_file, backed=True), ad.read_h5ad(cohort_file)
     rows = np.flatnonzero(memory.obs["cell_type"].astype(str).isin(["Macrophages", "Monocytes"]).to_numpy())
     clean = np.arange(rows.size) % 3 != 0
-    params = selftrain.SelfTrainParams(n_hvgs=50)
+    params = state_params.SelfTrainParams(n_hvgs=50)
     samples = memory.obs["patient"].astype(str).to_numpy()[rows]
-    chunked, _, kept = selftrain.log_expression_chunked(backed.X, rows, params, samples, ranked=clean, chunk_size=37)
-    whole = selftrain.log_expression(memory.X[rows])
+    chunked, _, kept = state_expression.log_expression_chunked(backed.X, rows, params, samples, ranked=clean,
+                                                               chunk_size=37)
+    whole = state_expression.log_expression(memory.X[rows])
     assert chunked.shape == (rows.size, kept.size) and (chunked != whole[:, kept]).nnz == 0
-    np.testing.assert_array_equal(selftrain.principal_components(chunked[clean], params, samples[clean]),
-                                  selftrain.principal_components(whole[clean], params, samples[clean]))
-    _, _, kept_all = selftrain.log_expression_chunked(backed.X, rows, params, samples, chunk_size=37)
+    np.testing.assert_array_equal(state_expression.principal_components(chunked[clean], params, samples[clean]),
+                                  state_expression.principal_components(whole[clean], params, samples[clean]))
+    _, _, kept_all = state_expression.log_expression_chunked(backed.X, rows, params, samples, chunk_size=37)
     assert not np.array_equal(kept, kept_all)  # ranked on every row, the candidates differ
 
 

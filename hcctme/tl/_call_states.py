@@ -22,8 +22,10 @@ from hcctme._logging import logger
 from hcctme.tl import _contexts
 from hcctme.tl import _state_artefact_carry as _carry
 from hcctme.tl import _state_artefacts as _artefacts
+from hcctme.tl import _state_expression as _expression
 from hcctme.tl import _state_genes_of as _genes_of
 from hcctme.tl import _state_model as _model
+from hcctme.tl import _state_params as _params
 from hcctme.tl import _state_selftrain as _selftrain
 from hcctme.tl import _state_specificity as _specificity
 from hcctme.tl import _state_vote as _vote
@@ -262,7 +264,7 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
         "ignored_signatures": m["ignored"],
         "refine": {"method": refine or "none", "resolution": float(call["refine_resolution"]),
                    **({"graph": _vote.GRAPHS[refine], "voting": voting} if refine else {})},
-        "self_train": {"params": _selftrain.SelfTrainParams().to_dict(), "specificity_params": _specificity.params(),
+        "self_train": {"params": _params.SelfTrainParams().to_dict(), "specificity_params": _specificity.params(),
                        **trained},
         "diagnostics": result.diagnostics,
         "mixture_counts": {c: dict(v) for c, v in result.counts.items()},
@@ -601,11 +603,11 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
     call_states' inputs (states, each state's signature genes ``genes`` / ``genes_down`` for the
     specificity test of the cluster seeds and the carried genes, artefact columns and values). Returns
     context -> seed counts per class for the contexts that were self-trained, context -> state
-    -> specificity test (:func:`hcctme.tl._state_selftrain.confirm_seeds`), context -> temperature
+    -> specificity test (:func:`hcctme.tl._state_seeds.confirm_seeds`), context -> temperature
     of the calibration (NaN where the population kept the mixture's calls), and context -> carried
     artefact column -> its genes and cells flagged.
     """
-    params = _selftrain.SelfTrainParams()
+    params = _params.SelfTrainParams()
     contexts, states, genes, genes_down = m["contexts"], m["states"], m["genes"], m["genes_down"]
     out: dict[str, dict[str, int]] = {}
     tests: dict[str, dict[str, Any]] = {}
@@ -646,13 +648,13 @@ def _excluded_genes(m: Mapping[str, Any], ids: Sequence[str]) -> set[str]:
     return {g for s in ids for g in (*m["genes"][s], *m["genes_down"].get(s, ()))}
 
 
-def _population_expression(matrix: Any, rows: np.ndarray, params: _selftrain.SelfTrainParams, samples: np.ndarray,
+def _population_expression(matrix: Any, rows: np.ndarray, params: _params.SelfTrainParams, samples: np.ndarray,
                            columns: np.ndarray, clean: np.ndarray) -> tuple[sp.csr_matrix, Any, np.ndarray]:
     """A population's log expression, its panel ``columns`` and the gene positions kept (all, unless backed)."""
     if hasattr(matrix, "to_memory"):  # backed: read in chunks, the candidate variable genes (of the clean cells)
-        return _selftrain.log_expression_chunked(matrix, rows, params, samples[rows], panel_columns=columns,
-                                                 ranked=clean)
-    expression = _selftrain.log_expression(matrix[rows])
+        return _expression.log_expression_chunked(matrix, rows, params, samples[rows], panel_columns=columns,
+                                                  ranked=clean)
+    expression = _expression.log_expression(matrix[rows])
     return expression, sp.csc_matrix(expression[:, columns]), np.arange(matrix.shape[1])
 
 
@@ -682,7 +684,7 @@ def _carrying(expression: sp.csr_matrix, genes: pd.Index, m: Mapping[str, Any], 
 
 
 def _carry_artefacts(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], samples: np.ndarray,
-                     var_names: pd.Index, carrying: Mapping[str, _Carrying], params: _selftrain.SelfTrainParams
+                     var_names: pd.Index, carrying: Mapping[str, _Carrying], params: _params.SelfTrainParams
                      ) -> dict[str, Any]:
     """Flag each population's cells on its carried artefact columns (in place); context -> column -> record.
 

@@ -72,7 +72,7 @@ from hcctme._constants import (
     Defaults,
 )
 from hcctme.tl import _contexts
-from hcctme.tl._state_selftrain import holds_counts
+from hcctme.tl._state_expression import holds_counts
 
 LIBRARY_SIZE = "library_size"  # the artefact column of the log library size (doublets), where counts exist
 FOREIGN_WAY = 1.0 / 3.0  # a foreign-lineage marker's cell lies this share of the way to the lineage's own level

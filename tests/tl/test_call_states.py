@@ -13,7 +13,10 @@ import hcctme
 from hcctme.sig import Signature, SignatureSet
 from hcctme.tl import _contexts
 from hcctme.tl import _state_artefacts as artefacts
+from hcctme.tl import _state_expression as state_expression
 from hcctme.tl import _state_model as model
+from hcctme.tl import _state_params as state_params
+from hcctme.tl import _state_seeds as state_seeds
 from hcctme.tl import _state_selftrain as selftrain
 from tests.tl._state_artefact_data import foreign_cohort
 
@@ -271,7 +274,7 @@ def _programme_population(seed: int, n: int = 600):
     log_mu[:, :40] += 1.5 * (truth == "A")[:, None]
     log_mu[:, 40:80] += 1.5 * (truth == "B")[:, None]
     mu = np.exp(log_mu) / np.exp(log_mu).sum(axis=1, keepdims=True) * 2000
-    X = selftrain.log_expression(sp.csr_matrix(rng.poisson(mu).astype(np.float32)))
+    X = state_expression.log_expression(sp.csr_matrix(rng.poisson(mu).astype(np.float32)))
     z = np.column_stack([(truth == s) * 1.0 + rng.normal(0, 0.8, n) for s in ("A", "B")])
     z = (z - z.mean(axis=0)) / z.std(axis=0)
     best = z.argmax(axis=1)
@@ -282,7 +285,7 @@ def _programme_population(seed: int, n: int = 600):
 def test_self_training_learns_the_programme_the_scores_read_poorly():
     X, z, best, confidence, truth = _programme_population(seed=4)
     ids = ["A", "B"]
-    params = selftrain.SelfTrainParams()
+    params = state_params.SelfTrainParams()
     mixture_calls = np.where(confidence >= 0.5, np.asarray(ids, dtype=object)[best], "none")
     out = selftrain.call_population(X, z, ids, best, confidence, confidence >= 0.5, params, 0.5)
     assert out is not None
@@ -292,7 +295,7 @@ def test_self_training_learns_the_programme_the_scores_read_poorly():
     calls = np.where(calls == "", "none", calls)
     assert np.mean(mixture_calls == truth) < 0.7
     assert np.mean(calls == truth) >= 0.8
-    assert set(seeds) == {"A", "B", selftrain.NONE_CLASS} and conf.min() >= 0 and conf.max() <= 1
+    assert set(seeds) == {"A", "B", state_seeds.NONE_CLASS} and conf.min() >= 0 and conf.max() <= 1
     # the cells it calls are right (seeds 4-6: 0.92-0.95)
     called = calls != "none"
     assert np.mean(calls[called] == truth[called]) >= 0.9 and (conf[called] >= 0.5).all()
@@ -302,11 +305,11 @@ def test_self_training_learns_the_programme_the_scores_read_poorly():
 
 def test_self_training_needs_cells_and_two_seeded_classes():
     X, z, best, confidence, _ = _programme_population(seed=5, n=40)
-    params = selftrain.SelfTrainParams()
+    params = state_params.SelfTrainParams()
     assert selftrain.call_population(X, z, ["A", "B"], best, confidence, confidence >= 0.5, params, 0.5) is None
     X, z, best, confidence, _ = _programme_population(seed=5)
     none_only = np.zeros(z.shape[0], dtype=bool)
-    assert not selftrain.usable(selftrain.seeds(["A", "B"], best, confidence, none_only, z + 5.0, params), params)
+    assert not state_seeds.usable(state_seeds.seeds(["A", "B"], best, confidence, none_only, z + 5.0, params), params)
 
 
 def test_principal_components_centre_each_sample():
@@ -319,12 +322,12 @@ def test_principal_components_centre_each_sample():
     shift = np.where(rng.random(40) < 0.5, 2.0, 0.0)
     X = sp.csr_matrix(np.vstack([base, base + shift]))
     samples = np.repeat(["s1", "s2"], 60)
-    params = selftrain.SelfTrainParams(n_pcs=3)
-    pcs = selftrain.principal_components(X, params, samples)
+    params = state_params.SelfTrainParams(n_pcs=3)
+    pcs = state_expression.principal_components(X, params, samples)
     assert pcs.shape == (120, 3)
     np.testing.assert_allclose(pcs[:60], pcs[60:], atol=1e-8)
     assert abs(pcs[:30, 0].mean() - pcs[30:60, 0].mean()) > 1.0  # the first component is the state
-    pooled = selftrain.principal_components(X, params)  # one sample: the shift is the first component
+    pooled = state_expression.principal_components(X, params)  # one sample: the shift is the first component
     assert abs(pooled[:60, 0].mean() - pooled[60:, 0].mean()) > 1.0
 
 
@@ -339,18 +342,19 @@ def test_principal_components_of_tall_populations_from_the_covariance_equal_arpa
     dense[: n // 3, :12] += rng.poisson(3.0, size=(n // 3, 12))  # a programme in a third of the cells
     X = sp.csr_matrix(np.log1p(dense))
     samples = rng.choice(["s1", "s2", "s3", "s4"], n)
-    monkeypatch.setattr(selftrain, "_GRAM_BLOCK_VALUES", 1000 * n_genes)  # 9 blocks of 1,000 rows
-    arpack = selftrain.principal_components(X, selftrain.SelfTrainParams(gram_cells=10**9), samples)
-    gram = selftrain.principal_components(X, selftrain.SelfTrainParams(gram_cells=n), samples)
-    assert gram.shape == arpack.shape == (n, selftrain.SelfTrainParams().n_pcs)
+    monkeypatch.setattr(state_expression, "_GRAM_BLOCK_VALUES", 1000 * n_genes)  # 9 blocks of 1,000 rows
+    arpack = state_expression.principal_components(X, state_params.SelfTrainParams(gram_cells=10**9), samples)
+    gram = state_expression.principal_components(X, state_params.SelfTrainParams(gram_cells=n), samples)
+    assert gram.shape == arpack.shape == (n, state_params.SelfTrainParams().n_pcs)
     sign = np.sign((gram * arpack).sum(axis=0))
     np.testing.assert_allclose(gram * sign, arpack, atol=1e-6)
     assert abs(gram[: n // 3, 0].mean() - gram[n // 3:, 0].mean()) > 1.0  # the first component is the programme
     # a float32 population (what log_expression reads) is read in float64 blocks: exactly its float64 copy's result
-    single = selftrain.principal_components(sp.csr_matrix(X, dtype=np.float32), selftrain.SelfTrainParams(gram_cells=n),
-                                            samples)
-    double = selftrain.principal_components(sp.csr_matrix(sp.csr_matrix(X, dtype=np.float32), dtype=np.float64),
-                                            selftrain.SelfTrainParams(gram_cells=n), samples)
+    single = state_expression.principal_components(sp.csr_matrix(X, dtype=np.float32),
+                                                   state_params.SelfTrainParams(gram_cells=n), samples)
+    double = state_expression.principal_components(
+        sp.csr_matrix(sp.csr_matrix(X, dtype=np.float32), dtype=np.float64), state_params.SelfTrainParams(gram_cells=n),
+        samples)
     np.testing.assert_array_equal(single, double)
 
 
@@ -360,14 +364,14 @@ def test_square_means_and_row_stack_equal_the_sparse_expressions_they_replace(mo
 
     rng = np.random.default_rng(8)
     counts = sp.csr_matrix(rng.poisson(0.4, size=(700, 90)).astype(np.float32))
-    X = selftrain.log_expression(counts)  # log-normalised float32, indices unsorted within rows (a matrix product)
-    monkeypatch.setattr(selftrain, "_GRAM_BLOCK_VALUES", 1000)  # several chunks of values
-    np.testing.assert_array_equal(selftrain._square_means(X), np.asarray(X.multiply(X).mean(axis=0)).ravel())
+    X = state_expression.log_expression(counts)  # float32, indices unsorted within rows (a matrix product)
+    monkeypatch.setattr(state_expression, "_GRAM_BLOCK_VALUES", 1000)  # several chunks of values
+    np.testing.assert_array_equal(state_expression._square_means(X), np.asarray(X.multiply(X).mean(axis=0)).ravel())
     codes = rng.integers(0, 3, X.shape[0])
     onehot = sp.csr_matrix((np.ones(codes.size), (np.arange(codes.size), codes)), shape=(codes.size, 3))
-    np.testing.assert_array_equal(selftrain._sample_sums(X, codes, 3), (onehot.T @ X).toarray())
+    np.testing.assert_array_equal(state_expression._sample_sums(X, codes, 3), (onehot.T @ X).toarray())
     parts = [X[lo:lo + 128] for lo in range(0, X.shape[0], 128)]
-    stack = selftrain._RowStack(X.shape[0], X.shape[1], X.nnz)
+    stack = state_expression._RowStack(X.shape[0], X.shape[1], X.nnz)
     for part in parts:
         stack.append(part)
     stacked, expected = stack.matrix(), sp.vstack(parts, format="csr")
@@ -377,36 +381,36 @@ def test_square_means_and_row_stack_equal_the_sparse_expressions_they_replace(mo
     # does), so value-by-value sums equal the sparse ones; the user's matrix keeps its entries
     logged = sp.csr_matrix((np.array([0.5, 0.25, 1.0, 2.0], dtype=np.float32), np.array([0, 0, 1, 2]),
                             np.array([0, 3, 4])), shape=(2, 3))
-    read = selftrain.log_expression(logged)
+    read = state_expression.log_expression(logged)
     assert read.nnz == 3 and logged.nnz == 4
     np.testing.assert_array_equal(read.toarray(), [[0.75, 1.0, 0.0], [0.0, 0.0, 2.0]])
     expected_squares = np.asarray(logged.multiply(logged).mean(axis=0)).ravel()
-    np.testing.assert_array_equal(selftrain._square_means(read), expected_squares)
-    short = selftrain._RowStack(X.shape[0], X.shape[1], X.nnz)
+    np.testing.assert_array_equal(state_expression._square_means(read), expected_squares)
+    short = state_expression._RowStack(X.shape[0], X.shape[1], X.nnz)
     short.append(parts[0])
     with pytest.raises(RuntimeError, match="rows and"):
         short.matrix()
 
 
 def test_cluster_seeds_rules():
-    params = selftrain.SelfTrainParams()
+    params = state_params.SelfTrainParams()
     groups = np.repeat([0, 1, 2, 3], 10)
     ids = ["A", "B"]
     # cluster means: 0 -> A high; 1 -> A half as high (a naive-like programme); 2 -> B at z 0.5 with
     # mixture calls; 3 -> low in both
     z = np.repeat(np.array([[1.2, -0.5], [0.5, -0.5], [-0.5, 0.5], [-0.8, -0.8]]), 10, axis=0)
     mixture = np.where(groups == 2, "B", "").astype(object)
-    labels = selftrain.cluster_seeds(groups, z, ids, mixture, params)
-    assert list(labels[::10]) == ["A", selftrain.NONE_CLASS, "B", selftrain.NONE_CLASS]
+    labels = state_seeds.cluster_seeds(groups, z, ids, mixture, params)
+    assert list(labels[::10]) == ["A", state_seeds.NONE_CLASS, "B", state_seeds.NONE_CLASS]
     # without B calls in its cluster (the mixture calls B in cluster 3 only), B's cluster (mean 0.5 < 1) is not
     # seeded; A's (mean 1.2 >= 1) still is
     mixture = np.where(groups == 3, "B", "").astype(object)
-    labels = selftrain.cluster_seeds(groups, z, ids, mixture, params)
-    assert list(labels[::10]) == ["A", selftrain.NONE_CLASS, selftrain.NONE_CLASS, selftrain.NONE_CLASS]
+    labels = state_seeds.cluster_seeds(groups, z, ids, mixture, params)
+    assert list(labels[::10]) == ["A", state_seeds.NONE_CLASS, state_seeds.NONE_CLASS, state_seeds.NONE_CLASS]
 
 
 def test_cluster_seeds_backed_where_the_mixture_calls_no_other_state():
-    params = selftrain.SelfTrainParams()
+    params = state_params.SelfTrainParams()
     groups = np.repeat([0, 1, 2, 3], 20)
     ids = ["A", "B"]
     # cluster 0: A's highest cluster (mean 0.5 < strong z 1), 1 of 20 cells (5 % < 10 %) called A, none other
@@ -416,28 +420,28 @@ def test_cluster_seeds_backed_where_the_mixture_calls_no_other_state():
     mixture = np.full(80, "", dtype=object)
     mixture[0] = "A"
     mixture[20], mixture[21:25] = "B", "A"
-    labels = selftrain.cluster_seeds(groups, z, ids, mixture, params)
-    assert list(labels[::20]) == ["A", selftrain.NONE_CLASS, selftrain.NONE_CLASS, selftrain.NONE_CLASS]
+    labels = state_seeds.cluster_seeds(groups, z, ids, mixture, params)
+    assert list(labels[::20]) == ["A", state_seeds.NONE_CLASS, state_seeds.NONE_CLASS, state_seeds.NONE_CLASS]
     # the same calls where A is not high in cluster 1 (0.2 < half of 0.5): scattered calls, B's cluster is backed
     low_a = z.copy()
     low_a[20:40, 0] = 0.2
-    assert list(selftrain.cluster_seeds(groups, low_a, ids, mixture, params)[::20]) == \
-        ["A", "B", selftrain.NONE_CLASS, selftrain.NONE_CLASS]
+    assert list(state_seeds.cluster_seeds(groups, low_a, ids, mixture, params)[::20]) == \
+        ["A", "B", state_seeds.NONE_CLASS, state_seeds.NONE_CLASS]
     # ... also with no B call in it, B called elsewhere (10x generator seed 200: 1 progenitor call in 920 CD8 T
     # cells; with no B call anywhere the uncalled-state lead would back it instead)
     mixture[20], mixture[60] = "", "B"
-    assert selftrain.cluster_seeds(groups, low_a, ids, mixture, params)[20] == "B"
+    assert state_seeds.cluster_seeds(groups, low_a, ids, mixture, params)[20] == "B"
     # ... not where the mixture calls a far smaller share of the cluster's cells than of the population's: 4 of 20
     # (0.2) against 45 of 80 (0.56) with clusters 2 and 3 called A is under half; 7 of 20 against 48 of 80 is half
     crowded = mixture.copy()
     crowded[40:80] = "A"
     crowded[60] = "B"
-    assert selftrain.cluster_seeds(groups, low_a, ids, crowded, params)[20] == selftrain.NONE_CLASS
+    assert state_seeds.cluster_seeds(groups, low_a, ids, crowded, params)[20] == state_seeds.NONE_CLASS
     crowded[25:28] = "A"
-    assert selftrain.cluster_seeds(groups, low_a, ids, crowded, params)[20] == "B"
+    assert state_seeds.cluster_seeds(groups, low_a, ids, crowded, params)[20] == "B"
     # a cluster the mixture calls nothing in gets no backing from this rule (B is called elsewhere)
     mixture[21:25] = ""
-    assert selftrain.cluster_seeds(groups, low_a, ids, mixture, params)[20] == selftrain.NONE_CLASS
+    assert state_seeds.cluster_seeds(groups, low_a, ids, mixture, params)[20] == state_seeds.NONE_CLASS
     mixture[60] = ""
     mixture[0] = "A"
     mixture[20], mixture[21:25] = "B", "A"
@@ -447,17 +451,17 @@ def test_cluster_seeds_backed_where_the_mixture_calls_no_other_state():
     mixture[1] = "B"
     high_b = z.copy()
     high_b[:20, 1] = 0.3
-    assert selftrain.cluster_seeds(groups, high_b, ids, mixture, params)[0] == selftrain.NONE_CLASS
-    assert selftrain.cluster_seeds(groups, z, ids, mixture, params)[0] == "A"
+    assert state_seeds.cluster_seeds(groups, high_b, ids, mixture, params)[0] == state_seeds.NONE_CLASS
+    assert state_seeds.cluster_seeds(groups, z, ids, mixture, params)[0] == "A"
     mixture = np.where(groups == 2, "A", np.where(groups == 3, "B", "")).astype(object)
-    assert list(selftrain.cluster_seeds(groups, z, ids, mixture, params)[::20]) == [selftrain.NONE_CLASS] * 4
+    assert list(state_seeds.cluster_seeds(groups, z, ids, mixture, params)[::20]) == [state_seeds.NONE_CLASS] * 4
 
 
 def test_cluster_seeds_back_a_state_the_mixture_calls_nowhere():
     """A state without a mixture call in the population is backed where it leads the cluster's next state by
     ``cluster_uncalled_lead``, not where a sibling is nearly as high (noisy generator seed 103: KUPFFER uncalled,
     its clusters were "none of these"); one call of it elsewhere restores the mixture's guard."""
-    params = selftrain.SelfTrainParams()
+    params = state_params.SelfTrainParams()
     ids = ["A", "B", "C"]
     groups = np.repeat(np.arange(4), 20)
     z = np.repeat(np.array([
@@ -468,14 +472,14 @@ def test_cluster_seeds_back_a_state_the_mixture_calls_nowhere():
     ]), 20, axis=0)
     mixture = np.full(80, "", dtype=object)
     mixture[:20], mixture[20:25] = "A", "A"
-    none = selftrain.NONE_CLASS
-    assert list(selftrain.cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", "B", none, none]
-    lower = selftrain.SelfTrainParams(cluster_uncalled_lead=0.05)  # C's lead of 0.1 suffices
-    assert list(selftrain.cluster_seeds(groups, z, ids, mixture, lower)[::20]) == ["A", "B", "C", none]
+    none = state_seeds.NONE_CLASS
+    assert list(state_seeds.cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", "B", none, none]
+    lower = state_params.SelfTrainParams(cluster_uncalled_lead=0.05)  # C's lead of 0.1 suffices
+    assert list(state_seeds.cluster_seeds(groups, z, ids, mixture, lower)[::20]) == ["A", "B", "C", none]
     mixture[60] = "B"  # one B call in the population: B's cluster, without B calls, is no longer backed
-    assert list(selftrain.cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", none, none, none]
+    assert list(state_seeds.cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", none, none, none]
     # a one-state population whose mixture calls nothing: the state's cluster is backed
-    one = selftrain.cluster_seeds(groups[:40], z[:40, 1:2], ["B"], np.full(40, "", dtype=object), params)
+    one = state_seeds.cluster_seeds(groups[:40], z[:40, 1:2], ["B"], np.full(40, "", dtype=object), params)
     assert list(one[::20]) == [none, "B"]
 
 
@@ -484,7 +488,7 @@ def test_cluster_seeds_follow_the_mixture_majority():
     one state: it seeds that state where its mean z-score is high, and nothing where it is not (10x seed 101: a
     cluster of progenitor cells highest in an unplanted sibling, terminal cells on the continuum under half of the
     terminal cluster's mean)."""
-    params = selftrain.SelfTrainParams()
+    params = state_params.SelfTrainParams()
     ids = ["A", "B", "C"]
     groups = np.repeat(np.arange(6), 20)
     z = np.repeat(np.array([
@@ -498,20 +502,20 @@ def test_cluster_seeds_follow_the_mixture_majority():
     mixture = np.full(120, "", dtype=object)
     mixture[:20], mixture[40:60] = "A", "B"
     mixture[20:34], mixture[60:74], mixture[80:86] = "B", "A", "A"
-    labels = selftrain.cluster_seeds(groups, z, ids, mixture, params)
-    none = selftrain.NONE_CLASS
+    labels = state_seeds.cluster_seeds(groups, z, ids, mixture, params)
+    none = state_seeds.NONE_CLASS
     assert list(labels[::20]) == ["A", "B", "B", "", none, none]
     # under the majority share (9 of 20) the two clusters are "none of these", as without the rule
     mixture[29:34], mixture[69:74] = "", ""
-    assert list(selftrain.cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", none, "B", none, none, none]
+    assert list(state_seeds.cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", none, "B", none, none, none]
 
 
 def test_combined_seeds_keep_none_seeds_the_mixture_does_not_call():
-    none = selftrain.NONE_CLASS
+    none = state_seeds.NONE_CLASS
     clustered = np.array(["A", "A", "A", none, none, none, none, ""], dtype=object)
     mixture = np.array(["A", "", "B", "", none, "", "A", "A"], dtype=object)  # "" = no confident mixture seed
     called = np.array([True, False, True, True, False, False, True, True])  # any mixture call, confident or not
-    labels = selftrain.combined_seeds(clustered, mixture, called)
+    labels = state_seeds.combined_seeds(clustered, mixture, called)
     # cell 2: a confident B in A's cluster; cell 3: a low-confidence call in a "none" cluster; cell 6: a confident A
     assert list(labels) == ["A", "A", "", "", none, none, "", ""]
     assert list(clustered) == ["A", "A", "A", none, none, none, none, ""]  # inputs untouched
@@ -519,27 +523,27 @@ def test_combined_seeds_keep_none_seeds_the_mixture_does_not_call():
 
 def test_confirm_seeds_leaves_clusters_without_a_seed_alone():
     groups = np.repeat([0, 1], 10)
-    labels = np.where(groups == 0, "", selftrain.NONE_CLASS).astype(object)
-    out, report = selftrain.confirm_seeds(labels, groups, ["S"], None, np.zeros((20, 1)))  # nothing to test
+    labels = np.where(groups == 0, "", state_seeds.NONE_CLASS).astype(object)
+    out, report = state_seeds.confirm_seeds(labels, groups, ["S"], None, np.zeros((20, 1)))  # nothing to test
     assert list(out) == list(labels) and report["S"]["clusters_tested"] == 0
 
 
 def test_smooth_averages_neighbours():
     pcs = np.array([[0.0], [0.1], [0.2], [10.0]])
     probs = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
-    params = selftrain.SelfTrainParams(n_neighbors=2, smoothing=0.5)
+    params = state_params.SelfTrainParams(n_neighbors=2, smoothing=0.5)
     out = selftrain.smooth(probs, pcs, params)
     np.testing.assert_allclose(out[0], [0.5 * 1.0 + 0.5 * 0.5, 0.5 * 0.5])  # neighbours: cells 1 and 2
     np.testing.assert_allclose(out.sum(axis=1), 1.0)
-    assert np.array_equal(selftrain.smooth(probs, pcs, selftrain.SelfTrainParams(smoothing=0.0)), probs)
+    assert np.array_equal(selftrain.smooth(probs, pcs, state_params.SelfTrainParams(smoothing=0.0)), probs)
     # a large population searches a random pool of cells: with the pool as large as the population the
     # result is the exact one, and with a smaller pool each cell still averages n_neighbors other cells
     rng = np.random.default_rng(1)
     pcs = rng.normal(size=(300, 3))
     probs = rng.dirichlet([1.0, 1.0], 300)
-    exact = selftrain.smooth(probs, pcs, selftrain.SelfTrainParams(neighbour_pool=300))
-    np.testing.assert_allclose(selftrain.smooth(probs, pcs, selftrain.SelfTrainParams(neighbour_pool=10_000)), exact)
-    pooled = selftrain.smooth(probs, pcs, selftrain.SelfTrainParams(neighbour_pool=100))
+    exact = selftrain.smooth(probs, pcs, state_params.SelfTrainParams(neighbour_pool=300))
+    np.testing.assert_allclose(selftrain.smooth(probs, pcs, state_params.SelfTrainParams(neighbour_pool=10_000)), exact)
+    pooled = selftrain.smooth(probs, pcs, state_params.SelfTrainParams(neighbour_pool=100))
     np.testing.assert_allclose(pooled.sum(axis=1), 1.0)
     assert not np.allclose(pooled, exact) and np.abs(pooled - exact).max() < 0.5
 
@@ -932,7 +936,7 @@ def test_cross_fitted_probabilities_are_held_out():
     features = np.vstack([rng.normal(0, 1, (60, 3)), rng.normal(1.5, 1, (60, 3))])
     train = np.repeat(np.array(["A", "B"], dtype=object), 60)
     classes = np.array(["A", "B"], dtype=object)
-    params = selftrain.SelfTrainParams(folds=5)
+    params = state_params.SelfTrainParams(folds=5)
     probs = selftrain.cross_fitted(features, train, classes, params)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0)
     flipped = train.copy()
@@ -999,7 +1003,7 @@ def test_cross_fitted_averages_the_held_out_probabilities_of_several_splits():
     train = np.repeat(np.array(["A", "B"], dtype=object), 50)
     train[::7] = ""  # cells the model was not fitted on are predicted too
     classes = np.array(["A", "B"], dtype=object)
-    params = selftrain.SelfTrainParams(folds=4, repeats=3, random_state=11)
+    params = state_params.SelfTrainParams(folds=4, repeats=3, random_state=11)
     singles = [selftrain.cross_fitted(features, train, classes, replace(params, repeats=1, random_state=11 + r))
                for r in range(3)]
     np.testing.assert_allclose(selftrain.cross_fitted(features, train, classes, params), np.mean(singles, axis=0))

@@ -14,7 +14,7 @@ from hcctme._constants import STATE_ARTEFACT_CARRY_VOTE_CELLS, STATE_CARRY_ALONE
 from hcctme.sig import Signature, SignatureSet
 from hcctme.tl import _state_artefact_carry as carry
 from hcctme.tl import _state_artefacts as artefacts
-from hcctme.tl import _state_selftrain as selftrain
+from hcctme.tl import _state_expression as state_expression
 
 GENES = pd.Index([f"G{i}" for i in range(40)])
 PROGRAMME = [f"G{i}" for i in range(10, 18)]  # the artefact programme's genes
@@ -36,7 +36,7 @@ def _population(seed: int = 0, n: int = 300, *, n_genes: int = len(PROGRAMME), f
     values[CAUGHT] = 6.0
     if escaped is not None:
         values[ESCAPED] = escaped
-    return selftrain.log_expression(rng.poisson(lam).astype(np.float32)), values, np.arange(n) % 2
+    return state_expression.log_expression(rng.poisson(lam).astype(np.float32)), values, np.arange(n) % 2
 
 
 def _first_pass(values: np.ndarray) -> np.ndarray:

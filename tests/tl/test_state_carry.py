@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from hcctme.tl import _state_expression as state_expression
+from hcctme.tl import _state_params as state_params
+from hcctme.tl import _state_seeds as state_seeds
 from hcctme.tl import _state_selftrain as selftrain
 
 
@@ -21,13 +24,13 @@ def _population(seed: int = 0):
     log_mu[groups == 1, 0] += 1.5
     counts = sp.csr_matrix(rng.poisson(np.exp(log_mu)).astype(np.float32))
     z = np.where(groups == 1, 1.0, np.where(groups == 2, -0.1, -0.6))[:, None] + rng.normal(0, 0.3, (n, 1))
-    return selftrain.log_expression(counts), groups, samples, z
+    return state_expression.log_expression(counts), groups, samples, z
 
 
 def test_carried_score_reads_the_programme_where_the_panel_gene_is_low():
     X, groups, samples, z = _population()
-    labels = np.where(groups == 1, "S", selftrain.NONE_CLASS).astype(object)  # cluster 2 seeded "none"
-    params = selftrain.SelfTrainParams()
+    labels = np.where(groups == 1, "S", state_seeds.NONE_CLASS).astype(object)  # cluster 2 seeded "none"
+    params = state_params.SelfTrainParams()
     carried = selftrain.carried(X, labels, groups, z, ["S"], samples, params)
     assert list(carried) == ["S"] and carried["S"].shape == (400,)
     scores = carried["S"][:, None]
@@ -43,8 +46,8 @@ def test_carried_score_reads_the_programme_where_the_panel_gene_is_low():
 def test_every_seeded_state_is_carried_and_unseeded_ones_are_not():
     """One column per state with enough seeds, in ``ids`` order, each independent of the others."""
     X, groups, samples, z = _population()
-    labels = np.where(groups == 1, "S", np.where(groups == 2, "T", selftrain.NONE_CLASS)).astype(object)
-    params = selftrain.SelfTrainParams()
+    labels = np.where(groups == 1, "S", np.where(groups == 2, "T", state_seeds.NONE_CLASS)).astype(object)
+    params = state_params.SelfTrainParams()
     z2 = np.column_stack([z[:, 0], np.where(groups == 2, 1.0, -0.5)])
     both = selftrain.carried(X, labels, groups, z2, ["S", "T"], samples, params)
     alone = selftrain.carried(X, labels, groups, z2[:, :1], ["S"], samples, params)
@@ -64,9 +67,9 @@ def test_no_carried_score_without_co_varying_genes():
     counts = sp.csr_matrix(rng.poisson(2.0, (n, 200)).astype(np.float32))
     groups = np.repeat([0, 1, 2], 100)
     z = np.where(groups == 0, 0.5, -0.5)[:, None]
-    labels = np.where(groups == 0, "S", selftrain.NONE_CLASS).astype(object)
-    scores = selftrain.carried(selftrain.log_expression(counts), labels, groups, z, ["S"], None,
-                               selftrain.SelfTrainParams())
+    labels = np.where(groups == 0, "S", state_seeds.NONE_CLASS).astype(object)
+    scores = selftrain.carried(state_expression.log_expression(counts), labels, groups, z, ["S"], None,
+                               state_params.SelfTrainParams())
     assert scores == {}
 
 
@@ -74,17 +77,17 @@ def test_none_seeds_placed_with_a_state_by_its_carried_score_are_no_seeds():
     """Cluster 2 holds state-S cells that S's one signature gene scores low; seeded "none", its cells are read on
     S's carried score (the whole programme) and leave the "none" seeds, while clusters 0 and 3 stay."""
     X, groups, samples, z = _population()
-    labels = np.where(groups == 1, "S", selftrain.NONE_CLASS).astype(object)
-    carried = selftrain.carried(X, labels, groups, z, ["S"], samples, selftrain.SelfTrainParams())
+    labels = np.where(groups == 1, "S", state_seeds.NONE_CLASS).astype(object)
+    carried = selftrain.carried(X, labels, groups, z, ["S"], samples, state_params.SelfTrainParams())
     purified = selftrain.purified_none(labels, carried)
     assert np.mean(purified[groups == 2] == "") > 0.95
-    assert np.mean(purified[np.isin(groups, [0, 3])] == selftrain.NONE_CLASS) > 0.95
+    assert np.mean(purified[np.isin(groups, [0, 3])] == state_seeds.NONE_CLASS) > 0.95
     assert np.all(purified[groups == 1] == "S")
-    assert labels[groups == 2][0] == selftrain.NONE_CLASS  # input untouched
+    assert labels[groups == 2][0] == state_seeds.NONE_CLASS  # input untouched
 
 
 def test_purified_none_without_none_seeds_or_carried_scores_changes_nothing():
     labels = np.array(["S", "S", "", "T"], dtype=object)
     np.testing.assert_array_equal(selftrain.purified_none(labels, {"S": np.arange(4.0)}), labels)
-    with_none = np.array(["S", selftrain.NONE_CLASS, ""], dtype=object)
+    with_none = np.array(["S", state_seeds.NONE_CLASS, ""], dtype=object)
     np.testing.assert_array_equal(selftrain.purified_none(with_none, {}), with_none)

@@ -8,10 +8,12 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from hcctme.tl import _state_params as state_params
+from hcctme.tl import _state_seeds as state_seeds
 from hcctme.tl import _state_selftrain as selftrain
 
-NONE = selftrain.NONE_CLASS
-PARAMS = selftrain.SelfTrainParams()
+NONE = state_seeds.NONE_CLASS
+PARAMS = state_params.SelfTrainParams()
 
 
 def _blobs(*groups: tuple[str, tuple[float, float], float, int], seed: int = 0):
@@ -64,16 +66,16 @@ def test_a_state_confirmed_on_a_full_panel_is_a_class_from_fewer_seeds():
     assert few < floor
     labels = np.array(["A"] * 40 + ["B"] * few + ["C"] * (few - 1) + ["D"] * (floor - 1) + [NONE] * (floor - 1)
                       + [""] * 3, dtype=object)
-    kept = selftrain.with_enough_seeds(labels, PARAMS, frozenset({"B", "C"}))
+    kept = state_seeds.with_enough_seeds(labels, PARAMS, frozenset({"B", "C"}))
     assert set(kept[kept != ""]) == {"A", "B"}
     assert np.array_equal(kept[labels == "B"], labels[labels == "B"])
-    assert set(selftrain.with_enough_seeds(labels, PARAMS)) == {"A", ""}  # nothing tested: min_seeds for all
+    assert set(state_seeds.with_enough_seeds(labels, PARAMS)) == {"A", ""}  # nothing tested: min_seeds for all
     none = np.array([NONE] * floor + ["A"] * 20, dtype=object)
-    assert np.array_equal(selftrain.with_enough_seeds(none, PARAMS, frozenset({"A"})), none)
+    assert np.array_equal(state_seeds.with_enough_seeds(none, PARAMS, frozenset({"A"})), none)
 
 
 def test_only_states_seeded_on_full_panels_count_as_tested():
     report = {"LONG": {"seeded": True}, "SHORT": {"seeded": True}, "DECLINED": {"seeded": False}}
     panel = SimpleNamespace(short=frozenset({"SHORT"}))
-    assert selftrain.tested_on_full_panels(report, panel) == frozenset({"LONG"})
-    assert selftrain.tested_on_full_panels(report, None) == frozenset()
+    assert state_seeds.tested_on_full_panels(report, panel) == frozenset({"LONG"})
+    assert state_seeds.tested_on_full_panels(report, None) == frozenset()

@@ -8,7 +8,9 @@ import scipy.sparse as sp
 from scipy.stats import binom
 
 from hcctme._constants import STATE_SPECIFICITY_MIN_UP, STATE_SPECIFICITY_SHORT_MAX_NULL
-from hcctme.tl import _state_selftrain as selftrain
+from hcctme.tl import _state_expression as state_expression
+from hcctme.tl import _state_params as state_params
+from hcctme.tl import _state_seeds as state_seeds
 from hcctme.tl import _state_specificity as specificity
 
 
@@ -28,7 +30,7 @@ def _population(seed: int = 0, n: int = 400, n_genes: int = 600):
 def _panel(counts, names, signatures, down=None):
     columns, positions, background, down_positions = specificity.panel_columns(names, signatures, n_background=400,
                                                                                down=down)
-    X = sp.csc_matrix(selftrain.log_expression(counts)[:, columns])  # as call_states reads a population in memory
+    X = sp.csc_matrix(state_expression.log_expression(counts)[:, columns])  # as call_states reads a population
     return specificity.build_panel(X, positions, background, down_positions)
 
 
@@ -36,7 +38,7 @@ def test_cluster_auroc_is_the_mann_whitney_auroc():
     from sklearn.metrics import roc_auc_score
 
     counts, groups, _ = _population()
-    X = sp.csc_matrix(selftrain.log_expression(counts)[:, :30])
+    X = sp.csc_matrix(state_expression.log_expression(counts)[:, :30])
     labels, auroc = specificity.cluster_auroc(X, groups)
     assert list(labels) == [0, 1, 2]
     dense = X.toarray()
@@ -72,9 +74,9 @@ def test_panel_columns_are_read_in_the_same_chunked_pass_with_whole_row_normalis
     columns, _, _, _ = specificity.panel_columns(names, {"S": [f"G{i}" for i in range(40)]}, n_background=50)
     assert columns.size == 90 and (np.diff(columns) > 0).all()
     rows = np.arange(0, counts.shape[0], 2)
-    _, panel, _ = selftrain.log_expression_chunked(counts, rows, selftrain.SelfTrainParams(), panel_columns=columns,
-                                                   chunk_size=37)
-    expected = selftrain.log_expression(counts[rows])[:, columns]
+    _, panel, _ = state_expression.log_expression_chunked(counts, rows, state_params.SelfTrainParams(),
+                                                          panel_columns=columns, chunk_size=37)
+    expected = state_expression.log_expression(counts[rows])[:, columns]
     assert panel.format == "csc"
     np.testing.assert_allclose(panel.toarray(), expected.toarray(), rtol=1e-6)
 
@@ -113,22 +115,22 @@ def test_significant_genes_below_the_minimum_share_do_not_seed():
 def test_confirm_seeds_declines_the_narrow_cluster():
     counts, groups, names = _population()
     panel = _panel(counts, names, {"S": [f"G{i}" for i in range(40)]})
-    labels = np.where(groups > 0, "S", selftrain.NONE_CLASS).astype(object)
+    labels = np.where(groups > 0, "S", state_seeds.NONE_CLASS).astype(object)
     z = np.where(groups > 0, 1.0, -0.5)[:, None]  # both clusters score for S, cluster 0 does not
-    out, report = selftrain.confirm_seeds(labels, groups, ["S"], panel, z)
-    assert (out[groups == 1] == "S").all() and (out[groups != 1] == selftrain.NONE_CLASS).all()
+    out, report = state_seeds.confirm_seeds(labels, groups, ["S"], panel, z)
+    assert (out[groups == 1] == "S").all() and (out[groups != 1] == state_seeds.NONE_CLASS).all()
     assert report["S"]["seeded"] and report["S"]["clusters_tested"] == 2 and report["S"]["clusters_declined"] == 1
     # only the narrow cluster: the state is declined everywhere
-    only_narrow = np.where(groups == 2, "S", selftrain.NONE_CLASS).astype(object)
-    out, report = selftrain.confirm_seeds(only_narrow, groups, ["S"], panel, z)
-    assert (out == selftrain.NONE_CLASS).all() and not report["S"]["seeded"]
+    only_narrow = np.where(groups == 2, "S", state_seeds.NONE_CLASS).astype(object)
+    out, report = state_seeds.confirm_seeds(only_narrow, groups, ["S"], panel, z)
+    assert (out == state_seeds.NONE_CLASS).all() and not report["S"]["seeded"]
 
 
 def test_auroc_against_a_reference_is_the_mann_whitney_auroc_of_the_two_sets():
     from sklearn.metrics import roc_auc_score
 
     counts, groups, _ = _population()
-    X = sp.csr_matrix(selftrain.log_expression(counts)[:, :30])
+    X = sp.csr_matrix(state_expression.log_expression(counts)[:, :30])
     rows, reference = np.flatnonzero(groups == 2), np.flatnonzero(groups == 0)
     auroc, detected = specificity.auroc_against(X, rows, reference)
     dense = X.toarray()
@@ -141,7 +143,7 @@ def test_auroc_against_a_reference_is_the_mann_whitney_auroc_of_the_two_sets():
 def test_auroc_of_rows_read_out_of_order_from_a_csc_matrix():
     """Rows taken from the panel's csc matrix in any order (unsorted indices) give the same AUROC as a sorted copy."""
     counts, groups, _ = _population()
-    X = sp.csc_matrix(selftrain.log_expression(counts)[:, :30])
+    X = sp.csc_matrix(state_expression.log_expression(counts)[:, :30])
     rows, reference = np.flatnonzero(groups == 2)[::-1], np.flatnonzero(groups == 0)
     assert not X[np.concatenate([rows, reference])].has_sorted_indices
     auroc, detected = specificity.auroc_against(X, rows, reference)
@@ -209,8 +211,8 @@ def test_a_state_half_of_the_population_is_tested_against_the_cells_without_it()
     against_none = specificity.gene_test(auroc, panel, "S")
     assert not specificity.specific(against_rest)
     assert against_none["n_up"] >= 2 * against_rest["n_up"] and specificity.specific(against_none)
-    out, report = selftrain.confirm_seeds(np.where(groups > 0, "S", selftrain.NONE_CLASS).astype(object), groups,
-                                          ["S"], panel, z[:, None])
+    out, report = state_seeds.confirm_seeds(np.where(groups > 0, "S", state_seeds.NONE_CLASS).astype(object), groups,
+                                            ["S"], panel, z[:, None])
     assert (out[groups > 0] == "S").all() and report["S"]["clusters_declined"] == 0
 
 
@@ -270,10 +272,10 @@ def test_panel_columns_read_from_a_backed_matrix_equal_the_in_memory_ones(tmp_pa
     backed = ad.read_h5ad(tmp_path / "x.h5ad", backed="r")
     rows = np.arange(5, counts.shape[0], 3)
     columns = np.array([0, 7, 38, 39, 500])
-    assert selftrain.holds_counts(backed.X, rows, chunk_size=40)
-    params = selftrain.SelfTrainParams()
-    _, panel, _ = selftrain.log_expression_chunked(backed.X, rows, params, panel_columns=columns, chunk_size=40)
-    _, expected, _ = selftrain.log_expression_chunked(counts, rows, params, panel_columns=columns)
+    assert state_expression.holds_counts(backed.X, rows, chunk_size=40)
+    params = state_params.SelfTrainParams()
+    _, panel, _ = state_expression.log_expression_chunked(backed.X, rows, params, panel_columns=columns, chunk_size=40)
+    _, expected, _ = state_expression.log_expression_chunked(counts, rows, params, panel_columns=columns)
     assert (panel != expected).nnz == 0
 
 
@@ -343,17 +345,17 @@ def test_short_panel_read_through_a_sibling_seeds_the_sibling():
     groups, panel = _sibling_population()
     ids = ["T", "K"]
     z = np.repeat(np.array([[-0.5, -0.5], [0.7, 0.9], [1.2, 0.1], [0.7, 0.9]]), [300, 100, 100, 40], axis=0)
-    labels = np.where(groups > 0, "T", selftrain.NONE_CLASS).astype(object)
-    out, report = selftrain.confirm_seeds(labels, groups, ids, panel, z)
+    labels = np.where(groups > 0, "T", state_seeds.NONE_CLASS).astype(object)
+    out, report = state_seeds.confirm_seeds(labels, groups, ids, panel, z)
     assert (out[groups == 1] == "K").all() and (out[groups == 2] == "T").all()
-    assert (out[groups == 3] == selftrain.NONE_CLASS).all()  # only G0 up: K's genes are not up there as a group
+    assert (out[groups == 3] == state_seeds.NONE_CLASS).all()  # only G0 up: K's genes are not up there as a group
     assert report["T"]["read_through"] == "K" and report["T"]["seeded"] and report["K"]["seeded"]
     assert report["T"]["clusters_declined"] == 2 and report["K"]["clusters_tested"] == 2
     # the sibling scoring lower than the panel: its own genes up (cluster 1) take the cluster, only the shared
     # gene up (cluster 3) leaves it to the panel (one gene up suffices)
     lower = z.copy()
     lower[np.isin(groups, [1, 3]), 1] = 0.6
-    out, report = selftrain.confirm_seeds(labels, groups, ids, panel, lower)
+    out, report = state_seeds.confirm_seeds(labels, groups, ids, panel, lower)
     assert (out[groups == 1] == "K").all() and (out[groups == 3] == "T").all()
     assert report["T"]["read_through"] == "K" and report["T"]["clusters_declined"] == 1
     # read_through names the holder whatever its score; the caller compares the scores
@@ -376,16 +378,16 @@ def test_a_short_panel_tested_in_its_best_cluster_reads_a_sibling_there():
     ids = ["T", "K"]
     z = np.repeat(np.array([[-0.5, -0.5], [0.7, 0.9], [0.1, 0.1], [0.2, 0.2]]), [300, 100, 100, 40], axis=0)
     mixture = np.where(groups == 1, "T", "").astype(object)  # T called in K's cluster, where only G0 is up
-    report = selftrain.untested_report(ids)
-    selftrain.tested_where_best(report, mixture, groups, ids, panel, z, min_cells=10)
+    report = state_seeds.untested_report(ids)
+    state_seeds.tested_where_best(report, mixture, groups, ids, panel, z, min_cells=10)
     assert specificity.specific(report["T"])  # one gene up: the panel's own test passes there
     assert report["T"]["read_through"] == "K" and not report["T"]["seeded"]
     assert report["T"]["clusters_tested"] == 1 and report["T"]["clusters_declined"] == 1
-    assert report["K"] == selftrain.untested_report(ids)["K"]  # the mixture calls no cell K: not tested
+    assert report["K"] == state_seeds.untested_report(ids)["K"]  # the mixture calls no cell K: not tested
     own = z.copy()
     own[groups == 2, 0] = 1.2  # T highest in its own cluster (G0-G3 up)
-    kept = selftrain.untested_report(ids)
-    selftrain.tested_where_best(kept, mixture, groups, ids, panel, own, min_cells=10)
+    kept = state_seeds.untested_report(ids)
+    state_seeds.tested_where_best(kept, mixture, groups, ids, panel, own, min_cells=10)
     assert kept["T"]["seeded"] and "read_through" not in kept["T"]
 
 
@@ -404,32 +406,32 @@ def test_states_no_cluster_was_a_candidate_for_are_tested_in_their_best_cluster(
     mixture = np.full(groups.size, "", dtype=object)
     mixture[np.flatnonzero(groups == 1)[:20]] = "S"
     mixture[np.flatnonzero(groups == 2)[:20]] = "T"  # U: no call
-    report = selftrain.untested_report(ids)
-    selftrain.tested_where_best(report, mixture, groups, ids, panel, z, min_cells=10)
+    report = state_seeds.untested_report(ids)
+    state_seeds.tested_where_best(report, mixture, groups, ids, panel, z, min_cells=10)
     assert report["S"]["seeded"] and report["S"]["clusters_tested"] == 1 and report["S"]["n_up"] >= 15
     assert not report["T"]["seeded"] and report["T"]["clusters_declined"] == 1
-    assert report["U"] == selftrain.untested_report(ids)["U"]
+    assert report["U"] == state_seeds.untested_report(ids)["U"]
     # a state a cluster was already tested for keeps its record
-    tested = selftrain.untested_report(ids)
+    tested = state_seeds.untested_report(ids)
     tested["T"].update(clusters_tested=1, seeded=True)
-    selftrain.tested_where_best(tested, mixture, groups, ids, panel, z, min_cells=10)
+    state_seeds.tested_where_best(tested, mixture, groups, ids, panel, z, min_cells=10)
     assert tested["T"]["seeded"] and tested["T"]["clusters_tested"] == 1
     # a one-cell cluster scoring highest (an outlier) is passed over for the best cluster of at least min_cells
     outlier = groups.copy()
     outlier[0] = 3
     z_outlier = z.copy()
     z_outlier[0, 0] = 3.0
-    with_outlier = selftrain.untested_report(ids)
-    selftrain.tested_where_best(with_outlier, mixture, outlier, ids, panel, z_outlier, min_cells=10)
+    with_outlier = state_seeds.untested_report(ids)
+    state_seeds.tested_where_best(with_outlier, mixture, outlier, ids, panel, z_outlier, min_cells=10)
     assert with_outlier["S"]["seeded"] and with_outlier["S"]["n_up"] >= 15
     # a best cluster with fewer reference cells than min_cells is not tested: T highest in the 280-cell cluster 0,
     # whose reference is the 120 cells of clusters 1 and 2
     z_large = np.zeros_like(z)
     z_large[groups == 0, 1] = 1.0
-    large = selftrain.untested_report(ids)
-    selftrain.tested_where_best(large, mixture, groups, ids, panel, z_large, min_cells=121)
-    assert large["T"] == selftrain.untested_report(ids)["T"]
-    selftrain.tested_where_best(large, mixture, groups, ids, panel, z_large, min_cells=120)
+    large = state_seeds.untested_report(ids)
+    state_seeds.tested_where_best(large, mixture, groups, ids, panel, z_large, min_cells=121)
+    assert large["T"] == state_seeds.untested_report(ids)["T"]
+    state_seeds.tested_where_best(large, mixture, groups, ids, panel, z_large, min_cells=120)
     assert large["T"]["clusters_tested"] == 1
 
 
@@ -455,26 +457,26 @@ def test_a_short_panel_no_cluster_seeds_is_looked_for_by_its_genes_expression():
     seed; where no cluster passes, seeds and report stay as they were."""
     ids = ["P", "L"]
     z = np.zeros((440, 2))  # the rank score does not follow G0
-    none = np.full(440, selftrain.NONE_CLASS, dtype=object)
-    params = selftrain.SelfTrainParams()
+    none = np.full(440, state_seeds.NONE_CLASS, dtype=object)
+    params = state_params.SelfTrainParams()
     groups, panel = _rank_blind_population(1.0, 0.5)  # G0 AUROC 0.99 in cluster 1, 0.70 in cluster 2
     mixture = np.full(440, "", dtype=object)
     mixture[np.flatnonzero(groups == 1)[:3]] = "L"
-    report = selftrain.untested_report(ids)
-    out = selftrain.expression_seeds(none.copy(), none, mixture, groups, z, ids, panel, report, params)
+    report = state_seeds.untested_report(ids)
+    out = state_seeds.expression_seeds(none.copy(), none, mixture, groups, z, ids, panel, report, params)
     assert report["P"]["seeded"] and report["P"]["expression_route"]
     assert report["P"]["clusters_tested"] == 2 and report["P"]["clusters_declined"] == 1
-    assert (out[groups == 1][3:] == "P").all() and (out[groups == 1][:3] == selftrain.NONE_CLASS).all()
+    assert (out[groups == 1][3:] == "P").all() and (out[groups == 1][:3] == state_seeds.NONE_CLASS).all()
     assert (out[groups == 2] == "").all()  # high, failed: no seed, not "none of these"
-    assert (out[np.isin(groups, [0, 3])] == selftrain.NONE_CLASS).all()
-    assert report["L"] == selftrain.untested_report(ids)["L"]  # a long list: not looked for this way
+    assert (out[np.isin(groups, [0, 3])] == state_seeds.NONE_CLASS).all()
+    assert report["L"] == state_seeds.untested_report(ids)["L"]  # a long list: not looked for this way
     # G0 up too little in every cluster (0.72 and 0.57): seeds and report as they were
     groups, weak = _rank_blind_population(0.25, 0.08)
-    report = selftrain.untested_report(ids)
-    out = selftrain.expression_seeds(none.copy(), none, mixture, groups, z, ids, weak, report, params)
-    assert (out == none).all() and report == selftrain.untested_report(ids)
+    report = state_seeds.untested_report(ids)
+    out = state_seeds.expression_seeds(none.copy(), none, mixture, groups, z, ids, weak, report, params)
+    assert (out == none).all() and report == state_seeds.untested_report(ids)
     # a state confirm_seeds seeded is left alone
-    report = selftrain.untested_report(ids)
+    report = state_seeds.untested_report(ids)
     report["P"]["seeded"] = True
-    out = selftrain.expression_seeds(none.copy(), none, mixture, groups, z, ids, panel, report, params)
+    out = state_seeds.expression_seeds(none.copy(), none, mixture, groups, z, ids, panel, report, params)
     assert (out == none).all() and "expression_route" not in report["P"]

@@ -8,7 +8,8 @@ import scipy.sparse as sp
 from scipy.stats import binom
 
 from hcctme._constants import STATE_SPECIFICITY_ALPHA, STATE_SPECIFICITY_AUROC
-from hcctme.tl import _state_selftrain as selftrain
+from hcctme.tl import _state_expression as state_expression
+from hcctme.tl import _state_seeds as state_seeds
 from hcctme.tl import _state_specificity as specificity
 
 N_STATE = 16  # genes G0-G15 are the signature S
@@ -33,7 +34,7 @@ def _lineages(seed: int = 1, n_genes: int = 600):
     names = pd.Index([f"G{i}" for i in range(n_genes)])
     columns, positions, background, down = specificity.panel_columns(
         names, {"S": [f"G{i}" for i in range(N_STATE)]}, n_background=400)
-    panel = specificity.build_panel(sp.csc_matrix(selftrain.log_expression(counts)[:, columns]), positions,
+    panel = specificity.build_panel(sp.csc_matrix(state_expression.log_expression(counts)[:, columns]), positions,
                                     background, down)
     return panel, groups
 
@@ -85,12 +86,12 @@ def test_undecided_cluster_of_a_seeded_state_is_left_unlabelled():
     """S is seeded in cluster 1; cluster 2, which expresses S's genes without significance, is neither a seed of S nor
     of "none of these"; the narrow cluster 3 is "none of these". Without a seed of S anywhere, cluster 2 is "none"."""
     panel, groups = _lineages()
-    labels = np.where(groups > 0, "S", selftrain.NONE_CLASS).astype(object)
+    labels = np.where(groups > 0, "S", state_seeds.NONE_CLASS).astype(object)
     z = np.where(groups > 0, 1.0, -0.5)[:, None]
-    out, report = selftrain.confirm_seeds(labels, groups, ["S"], panel, z)
+    out, report = state_seeds.confirm_seeds(labels, groups, ["S"], panel, z)
     assert (out[groups == 1] == "S").all() and (out[groups == 2] == "").all()
-    assert (out[(groups == 0) | (groups == 3)] == selftrain.NONE_CLASS).all()
+    assert (out[(groups == 0) | (groups == 3)] == state_seeds.NONE_CLASS).all()
     assert report["S"]["seeded"] and report["S"]["clusters_tested"] == 3 and report["S"]["clusters_declined"] == 2
-    without_seed = np.where(groups >= 2, "S", selftrain.NONE_CLASS).astype(object)
-    out, report = selftrain.confirm_seeds(without_seed, groups, ["S"], panel, z)
-    assert (out == selftrain.NONE_CLASS).all() and not report["S"]["seeded"]
+    without_seed = np.where(groups >= 2, "S", state_seeds.NONE_CLASS).astype(object)
+    out, report = state_seeds.confirm_seeds(without_seed, groups, ["S"], panel, z)
+    assert (out == state_seeds.NONE_CLASS).all() and not report["S"]["seeded"]

@@ -1,0 +1,396 @@
+"""Seeds of the self-training of state calls: clusters, their states and the mixture's confident calls.
+
+The labels the classifier of :mod:`hcctme.tl._state_selftrain` is fitted on, confirmed by
+:mod:`hcctme.tl._state_specificity`. K-means clusters of the cells in PC space (2 K + 4); a cluster is a seed of the
+state whose mean z-score is highest there when that mean reaches :data:`~hcctme._constants.STATE_CLUSTER_SEED_Z`, at
+least :data:`~hcctme._constants.STATE_CLUSTER_SEED_SHARE` of that state's highest cluster mean, and
+:data:`~hcctme._constants.STATE_CLUSTER_SUPPORT` of the cluster's cells are that state's mixture calls, or the mean
+reaches :data:`~hcctme._constants.STATE_CLUSTER_STRONG_Z`, or the mixture calls the cluster's cells that state more
+often than all other states together, or the mixture calls the state nowhere in the population and its mean leads
+the cluster's next state by :data:`~hcctme._constants.STATE_CLUSTER_UNCALLED_LEAD`. A cluster that its best state
+does not seed, but of whose cells at least :data:`~hcctme._constants.STATE_CLUSTER_MAJORITY` are one state's mixture
+calls, seeds that state where its mean z-score is high as above and nothing where it is not (cells on a continuum,
+or highest in a sibling's list through shared genes, are the state's cells); the other clusters are seeds of "none
+of these" (naive-like or monocyte-like cells that score moderately for a state's signature). A cell whose confident
+mixture call (posterior >= :data:`~hcctme._constants.STATE_SEED_CONFIDENCE`, or the median posterior of that state's
+calls when lower) names another class is left out of the seeds, and a cell the mixture calls a state at all is no
+"none of these" seed (:func:`combined_seeds`). A cluster the specificity test declines is a seed of "none of these",
+or of no class when its state's median gene is up there and another cluster seeds the state (:func:`confirm_seeds`).
+A short panel no cluster seeds is looked for by its genes' mean log expression, which a within-cell rank score does
+not follow (:func:`expression_seeds`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hcctme._constants import STATE_SHORT_EXPRESSION_AUROC
+from hcctme.tl import _state_specificity as _specificity
+from hcctme.tl._state_params import SelfTrainParams
+from hcctme.tl._state_specificity import GenePanel
+
+NONE_CLASS = "none of these"
+
+
+def clusters(pcs: np.ndarray, n_states: int, params: SelfTrainParams) -> np.ndarray:
+    """K-means clusters of the cells in PC space (``2 K + 4`` clusters, at most one per 20 cells, at most 40)."""
+    from sklearn.cluster import KMeans
+
+    n_clusters = int(min(2 * n_states + 4, params.max_clusters, max(pcs.shape[0] // 20, 2)))
+    return KMeans(n_clusters=n_clusters, n_init=3, random_state=params.random_state).fit_predict(pcs)
+
+
+def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np.ndarray,
+                  params: SelfTrainParams) -> np.ndarray:
+    """Seed label per cell from its cluster's mean state z-scores: a state id or :data:`NONE_CLASS`.
+
+    A cluster is a seed of the state whose mean z-score is highest there when that mean reaches
+    ``params.cluster_z`` and at least ``params.cluster_share`` of the highest mean any cluster has
+    for that state (the cluster where the signature is highest marks the state; a cluster only
+    half as high in it, such as naive T cells in a progenitor-exhausted score that reads TCF7 and
+    SELL, is another programme) and when at least ``params.cluster_support`` of its cells are
+    that state's calls in the mixture (``mixture``: each cell's mixture call, ``""`` for none; a
+    state absent from the data has a highest cluster too, but few calls there), or its mean
+    reaches ``params.cluster_strong_z`` (a state the mixture misses but a cluster clearly
+    expresses), or more of its cells are that state's mixture calls than any other state's calls
+    together: the mixture backs the cluster wherever it calls its cells at all. A state that is a
+    large share of a population cannot reach a high mean z-score (the z-scores are standardised
+    over the population, the state included), and a 1-D mixture of a short panel's score at depth
+    may call few cells anywhere (a one-state population: 16 calls in 509 cells, 5 % of a 122-cell
+    cluster of the state); what the support guards against, a sibling's cluster taken by a state
+    through shared genes, shows as the cluster's calls going to the sibling, and that sibling is high there too;
+    where the mixture calls cells of the cluster but none of the states it calls there is high in the cluster,
+    its calls are scattered over programmes the cluster does not express and back its best state (10x generator
+    seed 200: the mixture called 1 of 920 CD8 T cells progenitor; the cluster highest in the progenitor list (53
+    of its 59 cells progenitor) had 13 terminal calls at a terminal mean z-score of -0.03 and was "none of
+    these", with a second cluster of 90 progenitor cells, and 148 of the 151 clean progenitor cells ended
+    unassigned), when the mixture calls at least ``params.cluster_scattered_called`` times the population's share
+    of its cells (a cluster it mostly leaves unassigned is no state's: with TAM2_SPP1 removed from the data, a
+    cluster of monocyte-like cells highest in the TAM2_SPP1 list had 14-15 % of its cells called against 48-52 %
+    of the macrophages, and the specificity test passed it). A state the mixture calls
+    in no cell of the population (its component collapsed, or a one-state population whose 1-D
+    mixture calls nothing) gets no word from it either way: it is backed where its mean leads the
+    cluster's next state by ``params.cluster_uncalled_lead`` (noisy generator seed 103: the mixture
+    called no cell KUPFFER and 113 cells the unplanted TAM1_FOLR2, and three clusters holding 201 of
+    the 265 KUPFFER cells, KUPFFER 0.56-0.92 and TAM1_FOLR2 0.24-0.33, were "none of these"), not
+    where a sibling is nearly as high (a cluster of Kupffer cells at 0.90 in the unplanted TAM1_FOLR2,
+    read through the genes it shares with KUPFFER at 0.83); the specificity test is then the guard
+    against a state absent from the data. A cluster its best state
+    does not seed is not "none of these" when at least ``params.cluster_majority`` of its cells are
+    one state's mixture calls: it seeds that state where that state's mean is high as above, and is
+    no seed (``""``) where it is not (10x generator seed 101: a cluster of progenitor-exhausted cells
+    highest in the unplanted CD8_TSTR list through the heat-shock genes of their programme, and one of
+    terminal cells on the continuum at 0.79 against half the terminal cluster's 1.63, were "none of
+    these" seeds and taught the classifier to call 47 progenitor cells "none"). Every candidate is
+    then tested by :func:`confirm_seeds`. The other clusters are "none of these".
+    """
+    labels_of = np.unique(groups)
+    means = np.vstack([z[groups == g].mean(axis=0) for g in labels_of])
+    top = means.max(axis=0)
+    uncalled = ~np.isin(np.asarray(ids, dtype=object), mixture)
+    population_called = float(np.mean(mixture != ""))
+    label = {}
+    for g, row in zip(labels_of, means, strict=True):
+        calls = mixture[groups == g]
+        support = np.array([np.mean(calls == s) for s in ids])
+        called = float(np.mean(calls != ""))
+        high = row >= _seed_bar(top, params)
+        j = int(np.argmax(row))
+        rivals = np.delete(high & (support > 0), j)
+        backed = (support[j] >= params.cluster_support or row[j] >= params.cluster_strong_z
+                  or support[j] > called - support[j]
+                  or (uncalled[j] and _lead(row, j) >= params.cluster_uncalled_lead)
+                  or (called > 0 and not rivals.any()
+                      and called >= params.cluster_scattered_called * population_called))
+        majority = int(np.argmax(support))
+        if high[j] and backed:
+            label[g] = ids[j]
+        elif support[majority] >= params.cluster_majority and row[majority] >= params.cluster_z:
+            label[g] = ids[majority] if high[majority] else ""
+        else:
+            label[g] = NONE_CLASS
+    return np.array([label[g] for g in groups], dtype=object)
+
+
+def _seed_bar(top: Any, params: SelfTrainParams) -> Any:
+    """The mean a cluster needs to seed a state: ``params.cluster_z`` and ``params.cluster_share`` of ``top``."""
+    return np.maximum(params.cluster_z, params.cluster_share * top)
+
+
+def _lead(row: np.ndarray, j: int) -> float:
+    """How far state ``j``'s mean z-score in ``row`` is above the next state's (infinite with one state)."""
+    others = np.delete(row, j)
+    return float(row[j] - others.max()) if others.size else float("inf")
+
+
+def untested_report(ids: list[str]) -> dict[str, dict[str, Any]]:
+    """A specificity report before any cluster is tested: per state, not seeded, no cluster tested, p-value 1."""
+    return {s: {"seeded": False, "clusters_tested": 0, "clusters_declined": 0, "pvalue": 1.0} for s in ids}
+
+
+def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel: GenePanel,
+                  z: np.ndarray) -> tuple[np.ndarray, dict[str, dict[str, Any]]]:
+    """Decline the state seeds of clusters whose state genes are not up there (:mod:`._state_specificity`).
+
+    Each seeded cluster is compared with the cells of the clusters that do not score for its state
+    (``z``: the cells' state z-scores, columns = ``ids``; :func:`._state_specificity.reference_rows`).
+    Clusters labelled :data:`NONE_CLASS` or ``""`` (no seed) are not tested. A short panel that reads a sibling
+    in its cluster (:func:`._state_specificity.read_through`) is declined there, and the cluster seeds the sibling
+    where the sibling's genes pass the test against its own reference, else "none of these" (``read_through`` in
+    the panel's report; the sibling's ``clusters_tested`` and ``seeded`` count it). A short panel that passes
+    there through genes all a sibling's, where that sibling scores lower but passes its own test, reads the sibling
+    too (deep 10x generator seed 701: a cluster of Kupffer cells higher in the 4-gene TAM1_FOLR2 panel than in the
+    KUPFFER list passed TAM1_FOLR2 through FOLR2 alone, and 121 of the 350 Kupffer cells were called the unplanted
+    state).
+    Returns the labels (declined clusters become :data:`NONE_CLASS`; a declined cluster whose state's
+    median gene is up there, :func:`._state_specificity.undecided`, becomes ``""``, not a seed, when
+    another cluster seeds that state: it expresses the state's genes without significance, and as
+    "none of these" it would train the classifier against the state's own cells) and, per state,
+    ``seeded`` (a cluster kept it), ``clusters_tested``, ``clusters_declined`` and the test of its
+    cluster with the smallest p-value (:func:`._state_specificity.gene_test`).
+    """
+    out = labels.copy()
+    undecided = np.full(labels.size, "", dtype=object)
+    report = untested_report(ids)
+    for g in np.unique(groups):
+        members = np.flatnonzero(groups == g)
+        state = labels[members[0]]
+        if state in (NONE_CLASS, ""):
+            continue
+        auroc, test = _cluster_test(state, members, groups, g, z, ids, panel)
+        entry = _tested(report[state], test)
+        sibling, sibling_test = _sibling_read(state, auroc, test, members, groups, g, z, ids, panel)
+        if sibling is not None:
+            entry["clusters_declined"] += 1
+            entry["read_through"] = sibling
+            sibling_entry = _tested(report[sibling], sibling_test)
+            if _specificity.specific(sibling_test):
+                sibling_entry["seeded"] = True
+                out[members] = sibling
+            else:
+                out[members] = NONE_CLASS
+        elif _specificity.specific(test):
+            entry["seeded"] = True
+        else:
+            entry["clusters_declined"] += 1
+            out[members] = NONE_CLASS
+            if _specificity.undecided(test):
+                undecided[members] = state
+    seeded = [s for s, entry in report.items() if entry["seeded"]]
+    out[np.isin(undecided, seeded)] = ""
+    return out, report
+
+
+def _sibling_read(state: str, auroc: np.ndarray, test: dict[str, float], members: np.ndarray, groups: np.ndarray,
+                  cluster: Any, z: np.ndarray, ids: list[str], panel: GenePanel
+                  ) -> tuple[str | None, dict[str, float] | None]:
+    """The sibling a short panel reads in a cluster and its test there, or (None, None) (:func:`confirm_seeds`).
+
+    ``auroc`` / ``test``: the panel's genes' AUROC in the cluster and the panel's test there. The sibling that
+    scores at least as high (:func:`._state_specificity.read_through`), tested whatever the outcome; else, where
+    the panel passes, the sibling holding its up genes whatever the scores, where that sibling's test passes too.
+    """
+    if not _specificity.short_panel(panel, state):
+        return None, None
+    means = z[members].mean(axis=0)
+    sibling = _specificity.read_through(auroc, panel, state, ids, means)
+    if sibling is None:
+        return None, None
+    if means[ids.index(sibling)] >= means[ids.index(state)]:
+        return sibling, _cluster_test(sibling, members, groups, cluster, z, ids, panel)[1]
+    if not _specificity.specific(test):
+        return None, None
+    sibling_test = _cluster_test(sibling, members, groups, cluster, z, ids, panel)[1]
+    return (sibling, sibling_test) if _specificity.specific(sibling_test) else (None, None)
+
+
+def tested_where_best(report: dict[str, dict[str, Any]], mixture_calls: np.ndarray, groups: np.ndarray,
+                      ids: list[str], panel: GenePanel, z: np.ndarray, min_cells: int) -> None:
+    """Test each state the mixture calls but no cluster was a candidate for, in its highest-scoring cluster (in place).
+
+    Used where the seeds are too few for the classifier and the population keeps the mixture's calls: without
+    it, the calls of a state no cluster backs were kept untested (generator 10x seed 200 with
+    ENDO_ONCOFETAL_PLVAP removed: 35 of 228 endothelial cells called it). ``report``: :func:`confirm_seeds`'s;
+    the state's entry counts the test and is ``seeded`` where it passes (:func:`._state_specificity.specific`),
+    else the cluster counts as declined. The cluster is the highest-scoring of those with at least ``min_cells``
+    cells (k-means leaves one-cell clusters of outliers), and it is not tested where it has fewer than
+    ``min_cells`` reference cells (:func:`._state_specificity.reference_rows`): nearly the whole population, it has
+    nothing to be compared with (Wu 2021 CD4 T cells: 57 cells in clusters of 51 and 6, the Tregs in the larger one).
+    A short panel that reads a sibling there (:func:`_sibling_read`, as in :func:`confirm_seeds`) is declined
+    (``read_through`` in its entry); the sibling keeps its own calls, which this test does not add to.
+    """
+    labels_of, sizes = np.unique(groups, return_counts=True)
+    sized = labels_of[sizes >= min_cells]
+    if not sized.size:
+        return
+    means = np.vstack([z[groups == g].mean(axis=0) for g in sized])
+    for j, state in enumerate(ids):
+        if report[state]["clusters_tested"] or not np.any(mixture_calls == state):
+            continue
+        best = sized[int(np.argmax(means[:, j]))]
+        reference = _specificity.reference_rows(groups, z[:, j], best, short=_specificity.short_panel(panel, state))
+        if reference.size < min_cells:
+            continue
+        members = np.flatnonzero(groups == best)
+        auroc, test = _cluster_test(state, members, groups, best, z, ids, panel, reference)
+        entry = _tested(report[state], test)
+        sibling, _ = _sibling_read(state, auroc, test, members, groups, best, z, ids, panel)
+        if sibling is not None:
+            entry["read_through"] = sibling
+        entry["seeded"] = sibling is None and _specificity.specific(test)
+        entry["clusters_declined"] += int(not entry["seeded"])
+
+
+def _cluster_test(state: str, members: np.ndarray, groups: np.ndarray, cluster: Any, z: np.ndarray,
+                  ids: list[str], panel: GenePanel, reference: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, dict[str, float]]:
+    """The cluster's AUROC row against the state's reference cells and the state's gene test there.
+
+    ``reference``: the state's reference rows (:func:`._state_specificity.reference_rows`) where the caller has them.
+    """
+    short = _specificity.short_panel(panel, state)
+    state_z = z[:, ids.index(state)]
+    if reference is None:
+        reference = _specificity.reference_rows(groups, state_z, cluster, short=short)
+    auroc, detected = _specificity.auroc_against(panel.X, members, reference)
+    down = panel.down_columns.get(state, np.empty(0, dtype=int))
+    if short and down.size:  # the down genes are read against the cells that do not score for the state
+        auroc[down], detected[down] = _specificity.auroc_against(
+            panel.X[:, down], members, _specificity.reference_rows(groups, state_z, cluster))
+    return auroc, _specificity.gene_test(auroc, panel, state, detected)
+
+
+def _tested(entry: dict[str, Any], test: dict[str, float]) -> dict[str, Any]:
+    """Count one more tested cluster in a state's report, keeping the test with the smallest p-value; the entry."""
+    entry["clusters_tested"] += 1
+    if test["pvalue"] <= entry["pvalue"]:
+        entry.update(test)
+    return entry
+
+
+def seeds(ids: list[str], best: np.ndarray, confidence: np.ndarray, called: np.ndarray, z: np.ndarray,
+          params: SelfTrainParams) -> np.ndarray:
+    """Seed label per cell: a state id, :data:`NONE_CLASS`, or ``""`` (not a seed).
+
+    A state's seeds are its calls with a posterior of at least the seed confidence, or at least
+    the median posterior of its calls when that is lower: a state the mixture calls with little
+    confidence keeps its better half as seeds instead of dropping out of the classifier.
+    """
+    labels = np.full(best.size, "", dtype=object)
+    state = np.zeros(best.size, dtype=bool)
+    for j, state_id in enumerate(ids):
+        mine = called & (best == j)
+        if mine.any():
+            level = min(params.seed_confidence, float(np.median(confidence[mine])))
+            state |= mine & (confidence >= level)
+            labels[mine & (confidence >= level)] = state_id
+    labels[~state & (z.max(axis=1) <= params.none_seed_z)] = NONE_CLASS
+    return labels
+
+
+def combined_seeds(clustered: np.ndarray, mixture: np.ndarray, called: np.ndarray) -> np.ndarray:
+    """The classifier's seeds: the cluster seeds the mixture does not contradict (``""``: not a seed).
+
+    Each cell's cluster seed (``clustered``) is kept where the cell's mixture seed (``mixture``,
+    :func:`seeds`) is none or the same class, and a :data:`NONE_CLASS` seed only where the mixture
+    calls the cell no state (``called``: any call, below the seed confidence too).
+
+    The "none of these" clusters of shallow data are mixed (noisy generator setting: 19 % of the CAFs' and 39 % of
+    the neutrophils' "none" seeds were cells in no state); the mixture's calls there, confident or not, are the
+    state cells it can see, and as "none" seeds they would teach the classifier to leave their state unassigned.
+    """
+    labels = np.where((mixture == "") | (mixture == clustered), clustered, "").astype(object)
+    labels[(labels == NONE_CLASS) & called] = ""
+    return labels
+
+
+def with_enough_seeds(labels: np.ndarray, params: SelfTrainParams, tested: frozenset[str] = frozenset()
+                      ) -> np.ndarray:
+    """The seeds of the classes with enough of them.
+
+    A state in ``tested`` (its seeds confirmed by the specificity test on a full panel) needs
+    ``params.min_state_seeds`` seeds, any other class ``params.min_seeds``. Dropping a tested
+    state's few seeds silences it wherever its signature reads little of its programme (deep 10x
+    generator seed 200: 8 progenitor-exhausted seeds, 134 more progenitor cells in two clusters
+    highest in another state's list, which the test declined: 148 of 151 clean progenitor cells
+    ended unassigned). A short panel passes the test on one gene, which a sibling's programme can
+    raise (with NEU_CD10_ALPL removed from the data, a few seeds of it grew to 18 % of a Smart-seq
+    cohort's neutrophils); "none of these" is no programme, and a handful of its seeds would carve out
+    an unassigned region under balanced class weights.
+    """
+    values, counts = np.unique(labels[labels != ""], return_counts=True)
+    floor = np.where(np.isin(values, list(tested)), params.min_state_seeds, params.min_seeds)
+    return np.where(np.isin(labels, values[counts >= floor]), labels, "")
+
+
+def tested_on_full_panels(report: dict[str, dict[str, Any]], panel: GenePanel | None) -> frozenset[str]:
+    """The states the specificity test ``report`` seeded whose panel is not short in ``panel``."""
+    if panel is None:
+        return frozenset()
+    return frozenset(s for s, d in report.items() if d["seeded"] and not _specificity.short_panel(panel, s))
+
+
+def usable(labels: np.ndarray, params: SelfTrainParams) -> bool:
+    """Whether the seeds hold at least two classes with enough cells each."""
+    values, counts = np.unique(labels[labels != ""], return_counts=True)
+    return values.size >= 2 and int(np.sum(counts >= params.min_seeds)) >= 2
+
+
+def expression_seeds(labels: np.ndarray, clustered: np.ndarray, mixture_seeds: np.ndarray, groups: np.ndarray,
+                     z: np.ndarray, ids: list[str], panel: GenePanel, report: dict[str, dict[str, Any]],
+                     params: SelfTrainParams) -> np.ndarray:
+    """The seeds ``labels`` with the short panels no cluster seeds looked for by their genes' expression.
+
+    A short panel's score (a within-cell rank score such as UCell) follows its genes that the state does not
+    raise: a gene the state raises and every cell of the population expresses highly ranks near the top in all
+    of them (generator endothelial cells, deep 10x seed 700: PLVAP separates the state from the other clean cells
+    at AUROC 0.99 on log expression, the UCell score of PLVAP, ACKR1 and DLL4 at 0.57; the state's clusters had
+    mean z-scores of -0.08 to -0.05, a programme-less cluster 0.05, and no cluster seeded it). For each short panel
+    that :func:`confirm_seeds` left without a seeded cluster (``report``), the population's cells get the mean log
+    expression of its measured genes (standardised); the "none of these" clusters (``clustered``) high in it as in
+    :func:`cluster_seeds` (at least ``params.min_seeds`` cells) are tested (:func:`_cluster_test`) and seed the
+    state where the test passes, one of its genes is up at
+    :data:`~hcctme._constants.STATE_SHORT_EXPRESSION_AUROC` and it reads no sibling (:func:`_sibling_read`):
+    their cells become the state's seeds, but those the mixture seeds another state (``mixture_seeds``). Where one
+    passes, the high clusters that do not are left out of the seeds (as "none of these" they would train the
+    classifier against the state's cells), the state's report counts the tests and ``expression_route`` marks it;
+    where none passes, the report and the seeds stay as they were.
+    """
+    out = labels.copy()
+    labels_of, first, sizes = np.unique(groups, return_index=True, return_counts=True)
+    candidates = labels_of[(sizes >= params.min_seeds) & (clustered[first] == NONE_CLASS)]
+    if not candidates.size:
+        return out
+    for state in ids:
+        cols = panel.state_columns.get(state, np.empty(0, dtype=int))
+        if report[state]["seeded"] or not _specificity.short_panel(panel, state) or not cols.size:
+            continue
+        score = np.asarray(panel.X[:, cols].mean(axis=1), dtype=float).ravel()
+        if score.std() == 0:
+            continue
+        score = (score - score.mean()) / score.std()
+        means = np.array([score[groups == g].mean() for g in candidates])
+        passed, failed, tests = [], [], []
+        for g in candidates[means >= _seed_bar(means.max(), params)]:
+            members = np.flatnonzero(groups == g)
+            auroc, test = _cluster_test(state, members, groups, g, z, ids, panel)
+            tests.append(test)
+            # the sibling guard is read only where the cluster would otherwise seed the state
+            if (_specificity.specific(test) and float(auroc[cols].max()) >= STATE_SHORT_EXPRESSION_AUROC
+                    and _sibling_read(state, auroc, test, members, groups, g, z, ids, panel)[0] is None):
+                passed.append(members)
+            else:
+                failed.append(members)
+        if not passed:  # the state stays as confirm_seeds left it (its mixture calls too, where they are kept)
+            continue
+        entry = report[state]
+        for test in tests:
+            _tested(entry, test)
+        entry.update(seeded=True, expression_route=True, clusters_declined=entry["clusters_declined"] + len(failed))
+        for members in passed:
+            out[members[np.isin(mixture_seeds[members], ["", NONE_CLASS, state])]] = state
+        for members in failed:
+            out[members[out[members] == NONE_CLASS]] = ""
+    return out
