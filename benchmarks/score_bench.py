@@ -41,7 +41,6 @@ import pandas as pd
 import scipy.sparse as sp
 
 N_GENES = 20_000
-NNZ_PER_CELL = 1_500
 N_SIGS = 30
 SIG_SIZE = 30
 MAX_RANK = 1500

@@ -34,14 +34,9 @@ INTERACTIONS = ("protein", "metabolite")
 EVIDENCE_LEVELS = ("clinical", "human_observational", "preclinical_in_vivo", "in_vitro")
 THERAPY_STATUS = ("approved_hcc", "approved_other", "trial", "preclinical", "discontinued")
 SETTINGS = KB_SETTINGS  # treatment settings a user can select (kb.axes(setting=...), kb.therapies(setting=...))
-# evidence tiers of an axis -> therapy link (ESCAT / OncoKB spirit):
+# evidence tiers of an axis -> therapy link (ESCAT / OncoKB spirit): I approved in HCC for this setting; II positive
+# randomised trial in HCC; III clinical activity in HCC (phase 1/2) or approved in another tumour; IV preclinical only
 TIERS = ("I", "II", "III", "IV")
-TIER_MEANING = {
-    "I": "approved in HCC for this setting",
-    "II": "positive randomised trial in HCC",
-    "III": "clinical activity in HCC (phase 1/2) or approved in another tumour",
-    "IV": "preclinical only",
-}
 REGIONS = ("FDA", "EMA", "NMPA")
 APPROVAL = ("approved", "withdrawn", "not_approved", "unverified")
 TRIAL_OUTCOMES = ("positive", "negative", "activity", "ongoing", "not_reported")

@@ -13,9 +13,7 @@ import pandas as pd
 from anndata import AnnData
 
 from hcctme import get, kb
-from hcctme._constants import COMPARE_KEYS, Keys, Suffix
-
-COMPARE_FEATURES = tuple(COMPARE_KEYS)
+from hcctme._constants import COMPARE_KEYS, Keys
 
 
 def _optional(read: Callable[..., pd.DataFrame], adata: AnnData, *args: Any, **kwargs: Any) -> pd.DataFrame | None:
@@ -118,12 +116,6 @@ def tib_params(adata: AnnData) -> dict[str, Any]:
 def profile(adata: AnnData, *, summary: bool = False) -> pd.DataFrame | None:
     """The per-sample x axis resistance profile, or its cohort summary."""
     return _optional(get.profile, adata, summary=summary)
-
-
-def profile_evidence(adata: AnnData) -> pd.DataFrame | None:
-    """The long evidence table behind the profile."""
-    evidence = adata.uns.get(Keys.PROFILE + Suffix.EVIDENCE)
-    return evidence.copy() if isinstance(evidence, pd.DataFrame) else None
 
 
 def profile_params(adata: AnnData) -> dict[str, Any]:
