@@ -119,10 +119,9 @@ class Lists:
 def read_lists(values: np.ndarray, columns: Sequence[str], *, z_max: float = STATE_ARTEFACT_Z) -> Lists:
     """The artefact ``columns``' scores (cells x columns) with each column's flags and probabilities, fitted once."""
     values = np.asarray(values, dtype=float)
-    fits = [_artefacts.column_flags(values[:, j], z_max) for j in range(len(columns))]
-    n = values.shape[0]
-    flags = np.column_stack([f for f, _ in fits]) if fits else np.zeros((n, 0), dtype=bool)
-    p = np.column_stack([q for _, q in fits]) if fits else np.zeros((n, 0))
+    flags, p = np.zeros(values.shape, dtype=bool), np.zeros(values.shape)
+    for j in range(len(columns)):
+        flags[:, j], p[:, j] = _artefacts.column_flags(values[:, j], z_max)
     return Lists(list(columns), values, flags, p)
 
 

@@ -196,14 +196,11 @@ def _sibling_read(state: str, auroc: np.ndarray, test: dict[str, float], members
         return None, None
     means = z[members].mean(axis=0)
     sibling = _specificity.read_through(auroc, panel, state, ids, means)
-    if sibling is None:
-        return None, None
-    if means[ids.index(sibling)] >= means[ids.index(state)]:
-        return sibling, _cluster_test(sibling, members, groups, cluster, z, ids, panel)[1]
-    if not _specificity.specific(test):
+    higher = sibling is not None and means[ids.index(sibling)] >= means[ids.index(state)]
+    if sibling is None or not (higher or _specificity.specific(test)):
         return None, None
     sibling_test = _cluster_test(sibling, members, groups, cluster, z, ids, panel)[1]
-    return (sibling, sibling_test) if _specificity.specific(sibling_test) else (None, None)
+    return (sibling, sibling_test) if higher or _specificity.specific(sibling_test) else (None, None)
 
 
 def tested_where_best(report: dict[str, dict[str, Any]], mixture_calls: np.ndarray, groups: np.ndarray,
