@@ -201,6 +201,11 @@ STATE_SELFTRAIN_MIN_STATE_SEEDS: Final = 5
 # STATE_CLUSTER_STRONG_Z, or its cells' mixture calls of that state outnumber those of all other states together,
 # or the state has no mixture call in the population and leads by STATE_CLUSTER_UNCALLED_LEAD, below)
 STATE_SELFTRAIN_MAX_CLUSTERS: Final = 40
+# and at most one cluster per this many cells: a population with fewer cells than 2 K + 4 such clusters need (K states)
+# gets fewer clusters than its states and "none of these" need, and some states lead none (call_states warns; generator,
+# 4 settings x 4 sizes x 2 seeds: the calls of those populations were overconfident by 0.15 per call, ARI 0.39, the
+# others' underconfident by 0.02, ARI 0.65; docs/states_evaluation.md, Population size)
+STATE_CLUSTER_CELLS: Final = 20
 STATE_CLUSTER_SEED_Z: Final = 0.15
 STATE_CLUSTER_SEED_SHARE: Final = 0.5
 STATE_CLUSTER_SUPPORT: Final = 0.1

@@ -129,7 +129,19 @@ def _states_section(ctx: _Context) -> str:
     fractions = pd.crosstab(ctx.samples[keep], states[keep], normalize="index")
     counts = states.value_counts().rename_axis("state").rename("cells").to_frame()
     return (_html.figure(_figures.composition(fractions, ctx.conditions), anchor="fig-states")
-            + ctx.table(counts, "state_counts", index=True))
+            + ctx.table(counts, "state_counts", index=True)
+            + small_populations_note(results.small_populations(ctx.adata)))
+
+
+def small_populations_note(small: dict[str, dict[str, int]]) -> str:
+    """A note naming the populations with fewer cells than the state calling's seeding needs (``""`` for none)."""
+    if not small:
+        return ""
+    listed = "; ".join(f"{context} ({int(size['cells']):,} cells for {int(size['states'])} states, "
+                       f"{int(size['needed']):,} needed)" for context, size in small.items())
+    return _html.paragraph(f"Populations with fewer cells than the state calling's clusters need: {listed}. Some of "
+                           "their states may get no seeds and their cells be called a seeded state: read their calls "
+                           "with care, their confidence is overstated.", note=True)
 
 
 def _compare_section(ctx: _Context) -> str:

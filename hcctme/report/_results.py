@@ -83,6 +83,15 @@ def states_params(adata: AnnData) -> dict[str, Any]:
     return _params(adata, Keys.STATE)
 
 
+def small_populations(adata: AnnData) -> dict[str, dict[str, int]]:
+    """Per context, its cells and the cells its states' seeding needs, where fewer (``{}`` when none or not run)."""
+    try:
+        stored = get.params(adata, Keys.STATE)
+    except KeyError:
+        return {}
+    return dict((stored.get("self_train") or {}).get("small_populations") or {})
+
+
 def compare(adata: AnnData, features: str) -> pd.DataFrame | None:
     """The pipeline's comparison of ``features`` (composition, scores or genes)."""
     return _optional(get.compare, adata, compare_key(features))

@@ -14,6 +14,7 @@ from anndata import AnnData
 from hcctme import _validate
 from hcctme._constants import (
     CONTEXT_PARENTS,
+    STATE_CLUSTER_CELLS,
     Defaults,
     Keys,
     Suffix,
@@ -26,6 +27,7 @@ from hcctme.tl import _state_expression as _expression
 from hcctme.tl import _state_genes_of as _genes_of
 from hcctme.tl import _state_model as _model
 from hcctme.tl import _state_params as _params
+from hcctme.tl import _state_seeds as _seeds
 from hcctme.tl import _state_selftrain as _selftrain
 from hcctme.tl import _state_specificity as _specificity
 from hcctme.tl import _state_vote as _vote
@@ -81,6 +83,25 @@ def with_parent_contexts(states: dict[str, list[str]], contexts: np.ndarray) -> 
         ids = [s for child, up in CONTEXT_PARENTS.items() if up == parent for s in states.get(child, [])]
         if parent in present and parent not in states and ids:
             out[parent] = ids
+    return out
+
+
+def small_populations(contexts: np.ndarray, artefact: np.ndarray, states: Mapping[str, Sequence[str]],
+                      params: _params.SelfTrainParams) -> dict[str, dict[str, int]]:
+    """Per context, its cells that are no artefact and the cells its states' seeding needs, where they are fewer.
+
+    ``contexts`` / ``artefact``: each cell's context and the first pass's artefact column (``""`` for none). The
+    seeding's k-means makes one cluster per :data:`~hcctme._constants.STATE_CLUSTER_CELLS` cells at most
+    (:func:`hcctme.tl._state_seeds.cells_for_clusters`); a population with fewer cells has fewer clusters than its
+    states need (generator, 4 settings x 4 sizes x 2 seeds: its calls were overconfident by 0.15 per call, against
+    0.02 underconfident elsewhere); ``uns[key_added + "_params"]["self_train"]["small_populations"]``.
+    """
+    out: dict[str, dict[str, int]] = {}
+    for context, ids in states.items():
+        n = int(np.sum((contexts == context) & (artefact == "")))
+        needed = _seeds.cells_for_clusters(len(ids), params)
+        if 0 < n < needed:
+            out[context] = {"cells": n, "needed": needed, "states": len(ids)}
     return out
 
 
@@ -186,12 +207,18 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
     contexts, states = m["contexts"], m["states"]
     result = _model.assign(m["values"], contexts, states, artefacts=m["art_cols"], references=m["references"],
                            thresholds=thresholds, flag_columns=m["flag_cols"])
+    small = small_populations(contexts, result.artefact, states, _params.SelfTrainParams()) if self_train else {}
     seeds, tests, temperatures, carried = (_self_train(matrix, result, m, thresholds.min_confidence, samples,
                                                        var_names) if self_train else ({}, {}, {}, {}))
     _flag_genes_of(result, m, thresholds)
     declined = declined_states(result.counts, tests)
     trained = {"seeds": seeds, "specificity": tests, "temperature": temperatures, "declined": declined,
-               "carried_artefacts": carried}
+               "carried_artefacts": carried, "small_populations": small}
+    for context, size in small.items():
+        logger.warning("%s: %d cells (no artefact) for %d states, fewer than the %d the self-training's clusters "
+                       "need (one per %d cells): some states may get no seeds and their cells be called a seeded "
+                       "state, with overstated confidence; read these calls with care (docs: Population size)",
+                       context, size["cells"], size["states"], size["needed"], STATE_CLUSTER_CELLS)
     for context, dropped in declined.items():
         logger.warning("%s: the specificity test declined every candidate cluster of %s, so the mixture's calls "
                        "of these states (%s) are dropped; see uns[...]['self_train']['specificity']", context,
@@ -418,7 +445,10 @@ def call_states(
       clusters were all declined, with the mixture's calls of each that were dropped;
       ``carried_artefacts``: per context and carried artefact column ``"<column>_carried"``, its
       ``genes``, the cells it ``flagged`` and those it ``added`` to the artefact cells, whether it was read
-      ``alone`` (else averaged with the column) and whether the genes were ``borrowed`` from the other populations).
+      ``alone`` (else averaged with the column) and whether the genes were ``borrowed`` from the other populations;
+      ``small_populations``: per context with fewer cells (no artefact) than its states' seeding needs, ``cells``,
+      ``needed`` and ``states``, also logged as a warning: their calls are less reliable and their confidence
+      overstated, :func:`small_populations`).
 
     Notes
     -----

@@ -115,6 +115,15 @@ def test_summary_states_findings_with_numbers_and_links(report_path: Path):
         assert '<a href="#table-' in item
 
 
+def test_states_section_names_the_small_populations(analysed, report_path: Path):
+    # 720 cells of the demo simulator: every population is under what its states' seeding needs
+    small = analysed.uns["hcctme_state_params"]["self_train"]["small_populations"]
+    assert small
+    text = report_path.read_text()
+    for context, size in small.items():
+        assert f"{context} ({size['cells']:,} cells for {size['states']} states, {size['needed']:,} needed)" in text
+
+
 def test_methods_name_versions_tests_and_citations(analysed, report_path: Path):
     text = report_path.read_text()
     methods = text[text.index('<section id="methods">'):]

@@ -9,7 +9,7 @@ import pytest
 from anndata import AnnData
 
 from hcctme._constants import Keys
-from hcctme.report import _cards, _figures, _html, _results, _summary
+from hcctme.report import _build, _cards, _figures, _html, _results, _summary
 
 
 def _compare_row(**kw):
@@ -145,3 +145,13 @@ def test_results_adapter_reads_ta_response_parts_and_suffixed_layout():
     flat = _adata_with({Keys.TA_RESPONSE: compare, f"{Keys.TA_RESPONSE}_per_sample": per_sample})
     pd.testing.assert_frame_equal(_results.ta_response(flat), compare)
     pd.testing.assert_frame_equal(_results.ta_response(flat, per_sample=True), per_sample)
+
+
+def test_small_populations_are_read_and_named_in_a_note():
+    small = {"macrophage": {"cells": 69, "needed": 200, "states": 3}}
+    adata = _adata_with({f"{Keys.STATE}_params": {"tool": "call_states", "self_train": {"small_populations": small}}})
+    assert _results.small_populations(adata) == small
+    assert _results.small_populations(_adata_with({})) == {}
+    note = _build.small_populations_note(small)
+    assert 'class="note"' in note and "macrophage (69 cells for 3 states, 200 needed)" in note
+    assert _build.small_populations_note({}) == ""

@@ -18,6 +18,7 @@ from hcctme.tl import _state_model as model
 from hcctme.tl import _state_params as state_params
 from hcctme.tl import _state_seeds as state_seeds
 from hcctme.tl import _state_selftrain as selftrain
+from hcctme.tl._call_states import small_populations
 from tests.tl._state_artefact_data import foreign_cohort
 
 UNASSIGNED = "unassigned"
@@ -557,6 +558,52 @@ def test_call_states_self_train_switch(fake_library):
     assert (on.obs["hcctme_state"] == off.obs["hcctme_state"]).all()
     assert on.uns["hcctme_state_params"]["params"]["self_train"] is True
     assert off.uns["hcctme_state_params"]["params"]["self_train"] is False
+
+
+def test_small_populations_are_recorded_and_warned(fake_library, caplog):
+    adata = _scored_adata()
+    with caplog.at_level(logging.WARNING, logger="hcctme"):
+        full = hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient", copy=True)
+    # 900 TAMs for 3 states (200 needed) and 600 CD4 T cells for 1 (120 needed)
+    assert full.uns["hcctme_state_params"]["self_train"]["small_populations"] == {}
+    assert "self-training's clusters need" not in caplog.text
+    small = adata[np.r_[0:150, 900:1500]].copy()  # 150 of the TAMs, all the CD4 T cells
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hcctme"):
+        out = hcctme.tl.call_states(small, cell_type_key="cell_type", sample_key="patient", copy=True)
+    context = out.obs["hcctme_state_context"].astype(str)
+    clean = int(((context == "macrophage") & (out.obs["hcctme_state_artefact"].astype(str) == "")).sum())
+    assert 0 < clean <= 150
+    assert out.uns["hcctme_state_params"]["self_train"]["small_populations"] == {
+        "macrophage": {"cells": clean, "needed": 200, "states": 3}}
+    assert f"macrophage: {clean} cells (no artefact) for 3 states, fewer than the 200" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hcctme"):
+        off = hcctme.tl.call_states(small, cell_type_key="cell_type", self_train=False, copy=True)
+    assert off.uns["hcctme_state_params"]["self_train"]["small_populations"] == {}
+    assert "self-training's clusters need" not in caplog.text
+
+
+def test_small_populations_count_the_cells_without_artefacts():
+    params = state_params.SelfTrainParams()
+    contexts = np.array(["cd4_t"] * 125 + ["macrophage"] * 250 + ["endothelial"] * 130, dtype=object)
+    artefact = np.full(contexts.size, "", dtype=object)
+    artefact[:10] = "STRESS"  # 115 clean CD4 T cells of 125
+    states = {"cd4_t": ["TREG"], "macrophage": ["A", "B", "C"], "endothelial": ["E"], "neutrophil": ["N"]}
+    out = small_populations(contexts, artefact, states, params)
+    # 1 state needs 20 x 6 = 120 cells, 3 states 20 x 10 = 200; a context without cells is not listed
+    assert out == {"cd4_t": {"cells": 115, "needed": 120, "states": 1}}
+
+
+@pytest.mark.parametrize("n_states", [1, 3, 7, 20])
+def test_cells_for_clusters_is_where_kmeans_gets_all_its_clusters(n_states):
+    params = state_params.SelfTrainParams()
+    needed = state_seeds.cells_for_clusters(n_states, params)
+    rng = np.random.default_rng(0)
+    full = state_seeds.clusters(rng.normal(size=(needed, 5)), n_states, params)
+    fewer = state_seeds.clusters(rng.normal(size=(needed - 1, 5)), n_states, params)
+    assert np.unique(full).size == min(2 * n_states + 4, params.max_clusters)
+    assert np.unique(fewer).size == np.unique(full).size - 1
 
 
 def test_call_states_writes_h5ad(fake_library, tmp_path):
