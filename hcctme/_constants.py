@@ -203,8 +203,8 @@ STATE_SELFTRAIN_MIN_STATE_SEEDS: Final = 5
 STATE_SELFTRAIN_MAX_CLUSTERS: Final = 40
 # and at most one cluster per this many cells: a population with fewer cells than 2 K + 4 such clusters need (K states)
 # gets fewer clusters than its states and "none of these" need, and some states lead none (call_states warns; generator,
-# 4 settings x 4 sizes x 2 seeds: the calls of those populations were overconfident by 0.15 per call, ARI 0.39, the
-# others' underconfident by 0.02, ARI 0.65; docs/states_evaluation.md, Population size)
+# 4 settings x 100-600 cells per patient x 2 seeds, benchmarks/states_size.py: those populations' calls 68 % right at
+# a confidence 0.22 above that, mean ARI 0.33; the others' 92.5 %, 0.016 above, ARI 0.63; docs/states_evaluation.md)
 STATE_CLUSTER_CELLS: Final = 20
 STATE_CLUSTER_SEED_Z: Final = 0.15
 STATE_CLUSTER_SEED_SHARE: Final = 0.5
