@@ -3,8 +3,9 @@
 For each setting (10x-like, Smart-seq-like, noisy shallow 10x, high stress/ambient/doublets) and
 seed: draw a cohort, score it with the library (UCell; its "artefacts" collection included) plus a
 second dissociation-stress gene set (van den Brink 2017, as an extra artefact column), call states,
-and print per-parent ARI, per-state recall / precision, the ECE of the calls' confidence, the
-share of artefact cells left unassigned and the share of the other cells flagged as artefacts
+and print per-parent ARI, per-state recall / precision (the precision averaged over the seeds that call the state at
+all, with the seeds that do not listed: until session 31 such a seed counted as precision 0), the ECE of the calls'
+confidence, the share of artefact cells left unassigned and the share of the other cells flagged as artefacts
 (``clean_flagged``: the artefact rule's false positives, which lose their call); then the false-positive rate of
 ``tl.compare(features="composition")`` on the calls of ``--null`` null cohorts (no planted
 difference between the two arms), and of the same test on those cohorts' true states (the test's own
@@ -200,9 +201,15 @@ def main() -> None:
     if args.seeds > 1:
         print("\nper-parent ARI, sd over seeds (two seeds cannot tell apart changes of this size):")
         print(by_setting.std(ddof=1).round(2).to_string())
-    table = pd.concat(states).reset_index().groupby(["state", "setting"])[["recall", "precision"]].mean()
-    print("\nper-state recall / precision (mean over seeds):")
+    runs = pd.concat(states).reset_index()
+    runs["precision"] = runs["precision"].where(runs["n_called"] > 0)  # a seed without calls has no precision
+    table = runs.groupby(["state", "setting"])[["recall", "precision"]].mean()
+    print("\nper-state recall / precision (mean over seeds; precision over the seeds that call the state):")
     print(table.unstack("setting").round(2).to_string())
+    silent = runs.assign(silent=runs["n_called"] == 0).groupby(["state", "setting"])["silent"].sum()
+    if silent.any():
+        print("\nseeds without a call of the state (recall 0; no precision, left out of the mean above):")
+        print(silent[silent > 0].unstack("setting").fillna(0).astype(int).to_string())
     print("\nECE of the calls' confidence (ece_clean: of the calls of cells that are no artefact); share of artefact "
           "cells left unassigned; share of the other cells flagged as artefacts:")
     print(pd.DataFrame(summary).groupby("setting").mean(numeric_only=True).drop(columns="seed").round(3).to_string())
