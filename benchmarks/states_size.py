@@ -48,7 +48,7 @@ def populations(adata, setting: str, seed: int, size: int) -> list[dict]:
         right = calls[called] == truth[called]
         rows.append({"setting": setting, "seed": seed, "size": size, "context": name, "states": len(ids),
                      "cells": int(mine.sum()), "small": name in small, "calls": int(called.sum()),
-                     "right": int(right.sum()), "confidence_sum": float(confidence[called].sum()),
+                     "right": int(right.sum()),
                      "ece": expected_calibration_error(confidence[called], right) if called.any() else np.nan,
                      "ari": adjusted_rand_score(truth[mine], calls[mine]),
                      "_confidence": confidence[called], "_right": right})
@@ -84,7 +84,7 @@ def main() -> None:
                 rows.extend(populations(adata, setting, seed, size))
     table = pd.DataFrame(rows)
     pd.set_option("display.width", 200)
-    shown = table.drop(columns=["_confidence", "_right", "confidence_sum"])
+    shown = table.drop(columns=["_confidence", "_right"])
     print("per population (small: listed in uns[...]['self_train']['small_populations']):")
     print(shown.round(3).to_string(index=False))
     print("\npooled by cells per patient and listing (gap_per_call: mean confidence - accuracy of the calls):")

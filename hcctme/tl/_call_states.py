@@ -208,9 +208,8 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
     contexts, states = m["contexts"], m["states"]
     result = _model.assign(m["values"], contexts, states, artefacts=m["art_cols"], references=m["references"],
                            thresholds=thresholds, flag_columns=m["flag_cols"])
-    small = small_populations(contexts, result.artefact, states, _params.SelfTrainParams()) if self_train else {}
-    seeds, tests, temperatures, carried = (_self_train(matrix, result, m, thresholds.min_confidence, samples,
-                                                       var_names) if self_train else ({}, {}, {}, {}))
+    seeds, tests, temperatures, carried, small = (_self_train(matrix, result, m, thresholds.min_confidence, samples,
+                                                              var_names) if self_train else ({}, {}, {}, {}, {}))
     _flag_genes_of(result, m, thresholds)
     declined = declined_states(result.counts, tests)
     trained = {"seeds": seeds, "specificity": tests, "temperature": temperatures, "declined": declined,
@@ -622,7 +621,8 @@ def call_states(
 
 def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], min_confidence: float,
                 samples: np.ndarray, var_names: pd.Index
-                ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, Any]], dict[str, float], dict[str, Any]]:
+                ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, Any]], dict[str, float], dict[str, Any],
+                           dict[str, dict[str, int]]]:
     """Replace the mixture's calls by the self-trained ones, then flag on the carried artefact columns (in place).
 
     Each context's expression is read, all its cells: the cells flagged by no artefact column are
@@ -635,11 +635,13 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
     specificity test of the cluster seeds and the carried genes, artefact columns and values). Returns
     context -> seed counts per class for the contexts that were self-trained, context -> state
     -> specificity test (:func:`hcctme.tl._state_seeds.confirm_seeds`), context -> temperature
-    of the calibration (NaN where the population kept the mixture's calls), and context -> carried
-    artefact column -> its genes and cells flagged.
+    of the calibration (NaN where the population kept the mixture's calls), context -> carried
+    artefact column -> its genes and cells flagged, and the populations too small for the seeding
+    (:func:`small_populations`, on the first pass's artefact flags).
     """
     params = _params.SelfTrainParams()
     contexts, states, genes, genes_down = m["contexts"], m["states"], m["genes"], m["genes_down"]
+    small = small_populations(contexts, result.artefact, states, params)
     out: dict[str, dict[str, int]] = {}
     tests: dict[str, dict[str, Any]] = {}
     temperatures: dict[str, float] = {}
@@ -671,7 +673,7 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
             result.confidence[idx] = confidence
             if counts:
                 out[context] = counts
-    return out, tests, temperatures, _carry_artefacts(matrix, result, m, samples, var_names, carrying, params)
+    return out, tests, temperatures, _carry_artefacts(matrix, result, m, samples, var_names, carrying, params), small
 
 
 def _excluded_genes(m: Mapping[str, Any], ids: Sequence[str]) -> set[str]:
