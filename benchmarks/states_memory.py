@@ -1,8 +1,9 @@
 """Where the state step's memory peaks: RSS sampled every 50 ms with the call stack at each new peak.
 
 Runs the pipeline's ``score`` and ``states`` steps on a backed ``.h5ad`` (for instance one that
-``pipeline_bench.py --keep`` wrote) and prints the peak resident memory, the hcctme frames of the main
-thread when it was reached, and a timeline (every 2 s: seconds, GB, innermost hcctme frame).
+``pipeline_bench.py --keep`` wrote) and prints the resident memory before the steps, the peak while hcctme
+code ran, the hcctme frames of the main thread when it was reached, and a timeline (every 2 s: seconds, GB,
+innermost hcctme frame).
 
 Usage::
 
@@ -51,16 +52,19 @@ def main(argv: list[str] | None = None) -> None:
         last = 0.0
         while not done.is_set():
             rss, now = process.memory_info().rss, time.perf_counter() - start
-            if rss > peak["rss"]:
-                peak["rss"], peak["frames"] = rss, hcctme_frames(main_thread)
+            frames = hcctme_frames(main_thread)
+            # Only samples taken inside hcctme count: a process that was already larger (a test run, a notebook)
+            # would otherwise pin the peak to the first sample, before any step ran, with no stack to show.
+            if frames and rss > peak["rss"]:
+                peak["rss"], peak["frames"] = rss, frames
             if now - last >= args.every:
-                frames = hcctme_frames(main_thread)
                 timeline.append((now, rss / 1e9, frames[-1] if frames else ""))
                 last = now
             done.wait(0.05)
 
     adata = _files.read_h5ad(args.h5ad, backed=True)
     config = pipeline.PipelineConfig(sample_key=args.sample_key, cell_type_key=args.cell_type_key)
+    print(f"resident before the steps: {process.memory_info().rss / 1e9:.2f} GB", flush=True)
     threading.Thread(target=sample, daemon=True).start()
     for step in ("score", "states"):
         began = time.perf_counter()
