@@ -71,8 +71,11 @@ def main(argv: list[str] | None = None) -> None:
         pipeline.run_step(adata, config, step)
         print(f"{step}: {time.perf_counter() - began:.1f} s, peak so far {peak['rss'] / 1e9:.2f} GB", flush=True)
     done.set()
-    print(f"peak {peak['rss'] / 1e9:.2f} GB in:")
-    print("\n".join(f"  {frame}" for frame in peak["frames"]))
+    if peak["frames"]:
+        print(f"peak {peak['rss'] / 1e9:.2f} GB in:")
+        print("\n".join(f"  {frame}" for frame in peak["frames"]))
+    else:  # the steps ended between two samples
+        print("no sample was taken inside hcctme code (the steps took less than 50 ms)")
     print("seconds  GB  innermost hcctme frame")
     for seconds, gb, frame in timeline:
         print(f"{seconds:7.1f} {gb:5.2f}  {frame}")

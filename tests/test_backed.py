@@ -262,3 +262,10 @@ def test_states_memory_benchmark_names_the_step_when_the_process_was_already_lar
     stack = out.split("peak 3.00 GB in:")[1].split("seconds  GB")[0]
     assert "pipeline.py" in stack and "run_step" in stack
 
+
+def test_states_memory_benchmark_says_when_no_sample_fell_inside_hcctme(cohort_file: Path, capsys, monkeypatch):
+    module = _states_memory_module()
+    monkeypatch.setattr(module, "hcctme_frames", lambda thread_id: [])
+    module.main([str(cohort_file), "--sample-key", "patient", "--cell-type-key", "cell_type"])
+    out = capsys.readouterr().out
+    assert "no sample was taken inside hcctme code" in out and "peak 0.00 GB in:" not in out
