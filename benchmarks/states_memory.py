@@ -52,14 +52,16 @@ def main(argv: list[str] | None = None) -> None:
         last = 0.0
         while not done.is_set():
             rss, now = process.memory_info().rss, time.perf_counter() - start
-            frames = hcctme_frames(main_thread)
-            # Only samples taken inside hcctme count: a process that was already larger (a test run, a notebook)
-            # would otherwise pin the peak to the first sample, before any step ran, with no stack to show.
-            if frames and rss > peak["rss"]:
-                peak["rss"], peak["frames"] = rss, frames
-            if now - last >= args.every:
-                timeline.append((now, rss / 1e9, frames[-1] if frames else ""))
-                last = now
+            due = now - last >= args.every
+            if due or rss > peak["rss"]:
+                frames = hcctme_frames(main_thread)  # read only when needed: it holds the GIL the steps run under
+                # Only samples taken inside hcctme count: a process that was already larger (a test run, a
+                # notebook) would otherwise pin the peak to the first sample, before any step ran, with no stack.
+                if frames and rss > peak["rss"]:
+                    peak["rss"], peak["frames"] = rss, frames
+                if due:
+                    timeline.append((now, rss / 1e9, frames[-1] if frames else ""))
+                    last = now
             done.wait(0.05)
 
     adata = _files.read_h5ad(args.h5ad, backed=True)

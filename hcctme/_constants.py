@@ -205,7 +205,7 @@ STATE_SELFTRAIN_MAX_CLUSTERS: Final = 40
 # gets fewer clusters than its states and "none of these" need, and some states lead none (call_states warns; generator,
 # 4 settings x 100-600 cells per patient x 2 seeds, benchmarks/states_size.py: those populations' calls 68 % right at
 # a confidence 0.22 above that, mean ARI 0.33; the others' 92.5 %, 0.016 above, ARI 0.63; docs/states_evaluation.md)
-STATE_CLUSTER_CELLS: Final = 20
+STATE_CLUSTER_CELLS: Final = 20  # SelfTrainParams.cluster_cells
 STATE_CLUSTER_SEED_Z: Final = 0.15
 STATE_CLUSTER_SEED_SHARE: Final = 0.5
 STATE_CLUSTER_SUPPORT: Final = 0.1

@@ -14,7 +14,6 @@ from anndata import AnnData
 from hcctme import _validate
 from hcctme._constants import (
     CONTEXT_PARENTS,
-    STATE_CLUSTER_CELLS,
     Defaults,
     Keys,
     Suffix,
@@ -91,11 +90,11 @@ def small_populations(contexts: np.ndarray, artefact: np.ndarray, states: Mappin
     """Per context, its cells that are no artefact and the cells its states' seeding needs, where they are fewer.
 
     ``contexts`` / ``artefact``: each cell's context and the first pass's artefact column (``""`` for none). The
-    seeding's k-means makes one cluster per :data:`~hcctme._constants.STATE_CLUSTER_CELLS` cells at most
+    seeding's k-means makes one cluster per ``params.cluster_cells`` cells at most
     (:func:`hcctme.tl._state_seeds.cells_for_clusters`); a population with fewer cells has fewer clusters than its
-    states need (generator, 4 settings x 100-600 cells per patient x 2 seeds: such populations' calls were 68 % right
-    at a confidence 0.22 above that, the others' 92.5 % at 0.016 above); ``uns[key_added +
-    "_params"]["self_train"]["small_populations"]``.
+    states need, so its calls are less reliable and their confidence overstated (the figures are beside
+    :data:`~hcctme._constants.STATE_CLUSTER_CELLS`); ``uns[key_added + "_params"]["self_train"]["small_populations"]``,
+    each also logged as a warning.
     """
     out: dict[str, dict[str, int]] = {}
     for context, ids in states.items():
@@ -103,6 +102,10 @@ def small_populations(contexts: np.ndarray, artefact: np.ndarray, states: Mappin
         needed = _seeds.cells_for_clusters(len(ids), params)
         if 0 < n < needed:
             out[context] = {"cells": n, "needed": needed, "states": len(ids)}
+            logger.warning("%s: %d cells (no artefact) for %d states, fewer than the %d the self-training's clusters "
+                           "need (one per %d cells): some states may get no seeds and their cells be called a seeded "
+                           "state, with overstated confidence; read these calls with care (docs: Population size)",
+                           context, n, len(ids), needed, params.cluster_cells)
     return out
 
 
@@ -214,11 +217,6 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
     declined = declined_states(result.counts, tests)
     trained = {"seeds": seeds, "specificity": tests, "temperature": temperatures, "declined": declined,
                "carried_artefacts": carried, "small_populations": small}
-    for context, size in small.items():
-        logger.warning("%s: %d cells (no artefact) for %d states, fewer than the %d the self-training's clusters "
-                       "need (one per %d cells): some states may get no seeds and their cells be called a seeded "
-                       "state, with overstated confidence; read these calls with care (docs: Population size)",
-                       context, size["cells"], size["states"], size["needed"], STATE_CLUSTER_CELLS)
     for context, dropped in declined.items():
         logger.warning("%s: the specificity test declined every candidate cluster of %s, so the mixture's calls "
                        "of these states (%s) are dropped; see uns[...]['self_train']['specificity']", context,

@@ -14,6 +14,7 @@ from hcctme._constants import (
     STATE_CARRY_AUROC,
     STATE_CARRY_GENES,
     STATE_CARRY_MIN_GENES,
+    STATE_CLUSTER_CELLS,
     STATE_CLUSTER_MAJORITY,
     STATE_CLUSTER_SCATTERED_CALLED,
     STATE_CLUSTER_SEED_SHARE,
@@ -53,6 +54,7 @@ class SelfTrainParams:
     min_seeds: int = STATE_SELFTRAIN_MIN_SEEDS
     min_state_seeds: int = STATE_SELFTRAIN_MIN_STATE_SEEDS
     max_clusters: int = STATE_SELFTRAIN_MAX_CLUSTERS
+    cluster_cells: int = STATE_CLUSTER_CELLS
     cluster_z: float = STATE_CLUSTER_SEED_Z
     cluster_share: float = STATE_CLUSTER_SEED_SHARE
     cluster_support: float = STATE_CLUSTER_SUPPORT

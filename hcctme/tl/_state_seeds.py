@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from hcctme._constants import STATE_CLUSTER_CELLS, STATE_SHORT_EXPRESSION_AUROC
+from hcctme._constants import STATE_SHORT_EXPRESSION_AUROC
 from hcctme.tl import _state_specificity as _specificity
 from hcctme.tl._state_params import SelfTrainParams
 from hcctme.tl._state_specificity import GenePanel
@@ -35,27 +35,26 @@ NONE_CLASS = "none of these"
 
 
 def clusters(pcs: np.ndarray, n_states: int, params: SelfTrainParams) -> np.ndarray:
-    """K-means clusters of the cells in PC space (``2 K + 4`` clusters, at most one per 20 cells, at most 40)."""
+    """K-means clusters of the cells in PC space (``2 K + 4``, capped by ``cluster_cells`` and ``max_clusters``)."""
     from sklearn.cluster import KMeans
 
-    n_clusters = int(min(_wanted_clusters(n_states, params), max(pcs.shape[0] // STATE_CLUSTER_CELLS, 2)))
+    n_clusters = int(min(_wanted_clusters(n_states, params), max(pcs.shape[0] // params.cluster_cells, 2)))
     return KMeans(n_clusters=n_clusters, n_init=3, random_state=params.random_state).fit_predict(pcs)
 
 
 def _wanted_clusters(n_states: int, params: SelfTrainParams) -> int:
-    """The clusters :func:`clusters` makes for ``n_states`` states where the cells allow (``2 K + 4``, at most 40)."""
+    """The clusters :func:`clusters` makes for ``n_states`` states where the cells allow (``2 K + 4``, capped)."""
     return min(2 * n_states + 4, params.max_clusters)
 
 
 def cells_for_clusters(n_states: int, params: SelfTrainParams) -> int:
-    """The cells a population needs for :func:`clusters` to make all its clusters (one per 20 cells).
+    """The cells a population needs for :func:`clusters` to make all its clusters (one per ``params.cluster_cells``).
 
     With fewer, it has fewer clusters than its states and "none of these" need, and some states lead none: their
-    cells are called a seeded state, with the confidence of seeds they do not resemble (generator, 10x-like, 150
-    cells per patient: 145 CAFs in 7 clusters for 7 states, two states seeded, 142 calls at mean confidence 0.95 of
-    which 32 % right).
+    cells are called a seeded state, with the confidence of seeds they do not resemble (the figures are beside
+    :data:`~hcctme._constants.STATE_CLUSTER_CELLS`).
     """
-    return STATE_CLUSTER_CELLS * _wanted_clusters(n_states, params)
+    return params.cluster_cells * _wanted_clusters(n_states, params)
 
 
 def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np.ndarray,
