@@ -510,7 +510,7 @@ def call_states(
        between the medians of that state's seeds and of the "none" seeds is no seed.
        A multinomial logistic regression (balanced classes) on the components, the state z-scores
        and the carried scores is fitted on the seeds and
-       refitted twice on its own confident predictions ("none of these" only where at least 10 cells
+       refitted once on its own confident predictions ("none of these" only where at least 10 cells
        are confidently predicted "none"); the last model's probabilities are
        cross-fitted (5 folds, each predicted by the model fitted on the others; the mean over 3
        random fold splits), averaged with those of each cell's 15 nearest neighbours (weight 0.5)
