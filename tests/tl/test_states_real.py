@@ -12,11 +12,13 @@ target, the step where their cells are lost (``uns["hcctme_state_params"]``: ``m
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.states_real import call, matching
+from benchmarks.states_real import call, confusion, matching
 from hcctme._constants import STATE_SPECIFICITY_ALPHA, STATE_SPECIFICITY_AUROC
 from tests.sig.validation import datasets
 
@@ -70,6 +72,17 @@ def test_hla_dr_high_classical_monocytes_are_not_called_m_mdsc(kang):
     assert (calls[monocytes] == "M_MDSC").mean() <= 0.05
     test = adata.uns["hcctme_state_params"]["self_train"]["specificity"]["monocyte"]["M_MDSC"]
     assert not test["seeded"] and test["clusters_declined"] >= 1 and test["n_down_measured"] >= 1
+
+
+@pytest.mark.slow
+def test_readme_confusion_matrices_are_the_calls(called):
+    """README's confusion matrix per dataset ("Evidence: real labelled data") is what this code calls: a change that
+    moves one call fails here until README says so (session 33 found README one cell behind the calls since an
+    earlier release: Wu 2021 myCAF-like s5, 2 detox-iCAF calls, not 3)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for name, dataset in DATASETS.items():
+        table = confusion(called[name], dataset).to_markdown()
+        assert f"**{name}**\n\n{table}\n" in readme, f"README's {name} confusion matrix differs from the calls"
 
 
 @pytest.mark.slow
