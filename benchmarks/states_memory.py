@@ -24,6 +24,8 @@ import psutil
 
 from hcctme import _files, pipeline
 
+SAMPLE_SECONDS = 0.05  # between resident-size samples
+
 
 def hcctme_frames(thread_id: int) -> list[str]:
     """The hcctme frames of a thread's current stack, outermost first ("module:line function")."""
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
                 if due:
                     timeline.append((now, rss / 1e9, frames[-1] if frames else ""))
                     last = now
-            done.wait(0.05)
+            done.wait(SAMPLE_SECONDS)
 
     adata = _files.read_h5ad(args.h5ad, backed=True)
     config = pipeline.PipelineConfig(sample_key=args.sample_key, cell_type_key=args.cell_type_key)
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"peak {peak['rss'] / 1e9:.2f} GB in:")
         print("\n".join(f"  {frame}" for frame in peak["frames"]))
     else:  # the steps ended between two samples
-        print("no sample was taken inside hcctme code (the steps took less than 50 ms)")
+        print(f"no sample was taken inside hcctme code (the steps took less than {SAMPLE_SECONDS * 1000:.0f} ms)")
     print("seconds  GB  innermost hcctme frame")
     for seconds, gb, frame in timeline:
         print(f"{seconds:7.1f} {gb:5.2f}  {frame}")
