@@ -9,7 +9,10 @@ a rule), in ``--jobs`` processes, and prints:
   the ECE of the calls' confidence (mean over the pairs, and the highest pair with its first seed);
 - per state, over the (setting, pair) runs: mean recall, mean precision over the runs that call the state (a pair's
   precision is the mean over its seeds that call it, as ``states_eval.py`` prints it), the lowest pair's precision,
-  the runs with no call in either seed, and the runs that reach recall >= 0.8 and precision >= 0.85 (issue 13).
+  the runs with no call in either seed, and the runs that reach recall >= 0.8 and precision >= 0.85 (issue 13);
+  then the seeds whose cohort induced none of the genes the state's programme shares with the library's list
+  (``shared_induced`` of ``evaluate``: no reader that names the state by its list can find it there; the 3-gene
+  panels share one gene) and the mean recall over the other seeds.
 
 ``--markdown`` prints the tables as markdown. The whole default grid is 126 cohorts of 8 x 600 cells (about
 25 minutes on 2 cores with ``--jobs 2``).
@@ -81,10 +84,14 @@ def state_table(results: list[dict], pairs: list[int]) -> pd.DataFrame:
                                                               precision=("precision", "mean"))
     on_target = (per_run["recall"] >= RECALL_TARGET) & (per_run["precision"] >= PRECISION_TARGET)
     grouped = per_run.assign(on_target=on_target, silent=per_run["precision"].isna()).groupby(level="state")
+    hidden = rows["shared_induced"] == 0  # the cohort induced none of the genes the library's list shares
+    seeds = rows.assign(hidden=hidden).groupby("state")
     return pd.DataFrame({"runs": grouped.size(), "mean recall": grouped["recall"].mean(),
                          "mean precision": grouped["precision"].mean(),
                          "lowest pair precision": grouped["precision"].min(),
-                         "runs without a call": grouped["silent"].sum(), "runs on target": grouped["on_target"].sum()})
+                         "runs without a call": grouped["silent"].sum(), "runs on target": grouped["on_target"].sum(),
+                         "seeds hidden": seeds["hidden"].sum(),
+                         "recall where seen": rows[~hidden].groupby("state")["recall"].mean()})
 
 
 def main() -> None:

@@ -393,7 +393,10 @@ def generate(setting: Setting | str = "10x", *, n_patients: int = 8, cells_per_p
         "n_counts": np.asarray(counts.sum(axis=1)).ravel(),
     }, index=[f"cell{i:06d}" for i in range(n)])
     adata = AnnData(counts, obs=out_obs, var=pd.DataFrame(index=genes))
-    adata.uns["state_generator"] = {"setting": setting.name, "seed": seed, "params": dict(setting.__dict__)}
+    not_induced = {p: [g for g in dict.fromkeys(_programme(p)) if effects[p_index[p], index[g]] == 0.0]
+                   for p in programmes}
+    adata.uns["state_generator"] = {"setting": setting.name, "seed": seed, "params": dict(setting.__dict__),
+                                    "not_induced": {p: g for p, g in not_induced.items() if g}}
     return adata
 
 
@@ -438,6 +441,23 @@ def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins
     return float(total)
 
 
+def shared_induced(adata: AnnData, state: str) -> float:
+    """How many of the library signature's up genes the state's programme holds and the cohort induced.
+
+    The generator leaves each programme gene out of a cohort with probability ``dropout``; where it leaves out
+    every gene the programme shares with the library's list, no reader that names the state by that list can find
+    it (the 3-gene panels share one gene). NaN for a cohort drawn before the generator recorded its left-out genes.
+    """
+    from hcctme import sig
+
+    record = adata.uns.get("state_generator", {})
+    if "not_induced" not in record:
+        return float("nan")
+    left_out = set(record["not_induced"].get(state, ()))
+    shared = set(sig.get(state).genes_up) & set(_programme(state))
+    return float(len(shared - left_out))
+
+
 def evaluate(adata: AnnData, key: str = "hcctme_state") -> dict[str, pd.DataFrame | float]:
     """Per-parent ARI, per-state recall/precision, ECE and artefact handling of the calls in ``obs[key]``.
 
@@ -447,6 +467,7 @@ def evaluate(adata: AnnData, key: str = "hcctme_state") -> dict[str, pd.DataFram
     right; ``ece_clean`` reads only the called cells that are no artefact (where the ECE over all calls
     exceeds it, the artefact cells the calls keep are the cause). ``artefacts``: the share of each kind of
     artefact cell left unassigned, the doublets also split by whether their second cell is of another lineage.
+    ``states`` also holds each state's ``shared_induced`` (:func:`shared_induced`).
     """
     from sklearn.metrics import adjusted_rand_score
 
@@ -461,7 +482,8 @@ def evaluate(adata: AnnData, key: str = "hcctme_state") -> dict[str, pd.DataFram
         tp = int(np.sum((calls == state) & (truth == state)))
         rows.append({"state": state, "n_true": int(np.sum(truth == state)), "n_called": int(np.sum(calls == state)),
                      "recall": tp / max(int(np.sum(truth == state)), 1),
-                     "precision": tp / max(int(np.sum(calls == state)), 1)})
+                     "precision": tp / max(int(np.sum(calls == state)), 1),
+                     "shared_induced": shared_induced(adata, state)})
     states = pd.DataFrame(rows).set_index("state")
     in_parent = np.isin(cell_type, parents)
     called = in_parent & (calls != UNASSIGNED)

@@ -1,0 +1,104 @@
+"""benchmarks/states_battery.py: README's generator tables are aggregated as README states them."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks import states_battery
+from benchmarks.states_battery import pair_of, parent_table, runs, state_table
+
+
+def _result(setting: str, seed: int, ece: float, ari: dict[str, float], states: dict[str, tuple[int, float, float]],
+            hidden: tuple[str, ...] = ()) -> dict:
+    """A cohort's evaluation as :func:`benchmarks.states_battery.cohort` returns it (state -> n_called, recall,
+    precision; the ``hidden`` states' shared genes not induced)."""
+    table = pd.DataFrame([(s, 10, n, r, p, 0.0 if s in hidden else 1.0) for s, (n, r, p) in states.items()],
+                         columns=["state", "n_true", "n_called", "recall", "precision", "shared_induced"])
+    table = table.set_index("state")
+    return {"setting": setting, "seed": seed, "ece": ece, "ari": pd.Series(ari, name="ARI"), "states": table}
+
+
+def test_pair_of_names_the_first_seed():
+    assert [pair_of(s, [200, 202, 300]) for s in (200, 201, 202, 203, 301)] == [200, 200, 202, 202, 300]
+
+
+def test_parent_table_means_over_pairs_and_names_the_worst_pair():
+    results = [_result("10x", 200, 0.01, {"T": 0.5}, {}), _result("10x", 201, 0.03, {"T": 0.7}, {}),
+               _result("10x", 300, 0.05, {"T": 0.9}, {}), _result("10x", 301, 0.09, {"T": 0.1}, {}),
+               _result("noisy", 200, 0.02, {"T": 0.2}, {}), _result("noisy", 201, 0.02, {"T": 0.4}, {})]
+    table = parent_table(results, [200, 300])
+    assert list(table.index) == ["10x", "noisy"]  # the settings in the order run
+    assert list(table.columns) == ["T", "ECE", "ECE highest pair", "its pair"]
+    assert table.loc["10x", "T"] == pytest.approx(0.55)
+    assert table.loc["10x", "ECE"] == pytest.approx(0.045)
+    assert table.loc["10x", "ECE highest pair"] == pytest.approx(0.07)
+    assert table.loc["10x", "its pair"] == 300
+    assert table.loc["noisy", "T"] == pytest.approx(0.3)
+
+
+def test_state_table_reads_precision_only_where_the_state_is_called():
+    results = [_result("10x", 200, 0.0, {}, {"A": (5, 0.9, 0.9), "B": (0, 0.0, 0.0)}),
+               _result("10x", 201, 0.0, {}, {"A": (5, 0.75, 0.82), "B": (4, 0.5, 1.0)}),
+               _result("10x", 300, 0.0, {}, {"A": (5, 0.9, 0.9), "B": (0, 0.0, 0.0)}),
+               _result("10x", 301, 0.0, {}, {"A": (5, 0.9, 0.95), "B": (0, 0.0, 0.0)})]
+    table = state_table(results, [200, 300])
+    a, b = table.loc["A"], table.loc["B"]
+    assert a["runs"] == 2 and a["runs without a call"] == 0
+    # pair 200: recall 0.825, precision 0.86 (on target); pair 300: recall 0.9, precision 0.925
+    assert a["mean recall"] == pytest.approx(0.8625) and a["mean precision"] == pytest.approx(0.8925)
+    assert a["lowest pair precision"] == pytest.approx(0.86) and a["runs on target"] == 2
+    # B: seed 200 calls nothing (its precision 0 is no precision), seed 201 precision 1.0; pair 300 calls nothing
+    assert b["mean recall"] == pytest.approx(0.125)
+    assert b["mean precision"] == pytest.approx(1.0) and b["lowest pair precision"] == pytest.approx(1.0)
+    assert b["runs without a call"] == 1 and b["runs on target"] == 0
+    assert a["seeds hidden"] == 0 and a["recall where seen"] == pytest.approx(a["mean recall"])
+
+
+def test_state_table_reads_recall_apart_where_the_shared_genes_were_not_induced():
+    results = [_result("10x", 200, 0.0, {}, {"A": (0, 0.0, 0.0)}, hidden=("A",)),
+               _result("10x", 201, 0.0, {}, {"A": (9, 0.9, 1.0)}),
+               _result("10x", 300, 0.0, {}, {"A": (7, 0.7, 1.0)})]
+    row = state_table(results, [200, 300]).loc["A"]
+    assert row["seeds hidden"] == 1
+    assert row["mean recall"] == pytest.approx(0.575)  # pairs 0.45 and 0.7 (seed 301 absent)
+    assert row["recall where seen"] == pytest.approx(0.8)
+
+
+def test_overlapping_pairs_are_refused(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["states_battery.py", "--pairs", "200", "201"])
+    with pytest.raises(SystemExit):
+        states_battery.main()
+    assert "--pairs 200 and 201 overlap" in capsys.readouterr().err
+
+
+def test_runs_evaluates_both_seeds_of_each_pair():
+    results = runs(["10x"], [100], cells=80, patients=4, jobs=1)
+    assert [(r["setting"], r["seed"]) for r in results] == [("10x", 100), ("10x", 101)]
+    table = parent_table(results, [100])
+    assert "CD8+ T cells" in table.columns and np.isfinite(table.loc["10x", "ECE"])
+    states = state_table(results, [100])
+    assert (states["runs"] == 1).all() and "TREG" in states.index
+    # the generator records the genes it left out: MME, NEU_CD10_ALPL's one gene shared with the library, is
+    # induced in seed 100 and not in seed 101
+    assert states.loc["NEU_CD10_ALPL", "seeds hidden"] == 1
+
+
+def test_generator_records_the_genes_it_left_out_without_changing_the_cohort():
+    from tests.tl._state_generator import PROGRAMMES, generate, shared_induced
+
+    adata = generate("10x", seed=101, n_patients=4, cells_per_patient=80)
+    left_out = adata.uns["state_generator"]["not_induced"]
+    assert "MME" in left_out["NEU_CD10_ALPL"] and set(left_out["NEU_CD10_ALPL"]) <= set(PROGRAMMES["NEU_CD10_ALPL"])
+    assert shared_induced(adata, "NEU_CD10_ALPL") == 0.0  # MME is the one gene it shares with MME / ALPL / NTRK1
+    assert shared_induced(adata, "ENDO_ONCOFETAL_PLVAP") == 1.0  # PLVAP induced
+    # the not-induced genes are those without a programme effect: their counts do not follow the state
+    mme = adata[:, "MME"].X.toarray().ravel()
+    neutrophils = adata.obs["cell_type"].astype(str).to_numpy() == "Neutrophils"
+    state = adata.obs["programme"].astype(str).to_numpy() == "NEU_CD10_ALPL"
+    assert mme[neutrophils & state].mean() < 2 * mme[neutrophils & ~state].mean() + 0.5
+    del adata.uns["state_generator"]["not_induced"]
+    assert np.isnan(shared_induced(adata, "NEU_CD10_ALPL"))
