@@ -14,8 +14,9 @@ a rule), in ``--jobs`` processes, and prints:
   (``shared_induced`` of ``evaluate``: no reader that names the state by its list can find it there; the 3-gene
   panels share one gene) and the mean recall over the other seeds.
 
-``--markdown`` prints the tables as markdown. The whole default grid is 126 cohorts of 8 x 600 cells (about
-25 minutes on 2 cores with ``--jobs 2``).
+``--markdown`` prints the tables as markdown; ``--save DIR`` writes every cohort's figures (``parents.csv``,
+``states.csv``) and ``--load DIR`` aggregates them again without running the cohorts. The whole default grid
+is 126 cohorts of 8 x 600 cells (23 minutes on 2 cores with ``--jobs 2``).
 
     python benchmarks/states_battery.py --jobs 2
     python benchmarks/states_battery.py --settings 10x --pairs 200 --jobs 1
@@ -58,39 +59,49 @@ def runs(settings: list[str], pairs: list[int], cells: int, patients: int, jobs:
         return list(pool.map(cohort, tasks))
 
 
+def frames(results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The cohorts' figures as two tidy tables: per cohort (setting, seed, ECE, each parent's ARI), and per cohort
+    and state (setting, seed and :func:`tests.tl._state_generator.evaluate`'s per-state columns)."""
+    parents = pd.DataFrame([{"setting": r["setting"], "seed": r["seed"], "ECE": r["ece"], **r["ari"]}
+                            for r in results])
+    states = pd.concat([r["states"].assign(setting=r["setting"], seed=r["seed"]) for r in results]).reset_index()
+    return parents, states
+
+
 def pair_of(seed: int, pairs: list[int]) -> int:
     """The first seed of the pair that holds ``seed``."""
     return next(first for first in pairs if seed in (first, first + 1))
 
 
-def parent_table(results: list[dict], pairs: list[int]) -> pd.DataFrame:
+def _paired(table: pd.DataFrame, pairs: list[int]) -> pd.DataFrame:
+    return table.assign(pair=[pair_of(s, pairs) for s in table["seed"]]).drop(columns="seed")
+
+
+def parent_table(parents: pd.DataFrame, pairs: list[int]) -> pd.DataFrame:
     """Per setting: each parent's ARI and the ECE, mean over the pairs; the highest pair's ECE and its first seed."""
-    rows = pd.DataFrame([{"setting": r["setting"], "pair": pair_of(r["seed"], pairs), "ECE": r["ece"], **r["ari"]}
-                         for r in results])
-    by_pair = rows.groupby(["setting", "pair"], sort=False).mean()
+    by_pair = _paired(parents, pairs).groupby(["setting", "pair"], sort=False).mean()
     table = by_pair.groupby(level="setting", sort=False).mean()
     ece = by_pair["ECE"].unstack("pair")
-    parents = [c for c in table.columns if c != "ECE"]
-    return table[parents].assign(ECE=table["ECE"], **{"ECE highest pair": ece.max(axis=1),
-                                                      "its pair": ece.idxmax(axis=1)})
+    names = [c for c in table.columns if c != "ECE"]
+    return table[names].assign(ECE=table["ECE"], **{"ECE highest pair": ece.max(axis=1),
+                                                    "its pair": ece.idxmax(axis=1)})
 
 
-def state_table(results: list[dict], pairs: list[int]) -> pd.DataFrame:
-    """Per state over the (setting, pair) runs: recall, precision, lowest pair, silent runs, runs on target."""
-    rows = pd.concat([r["states"].assign(setting=r["setting"], pair=pair_of(r["seed"], pairs)) for r in results])
-    rows = rows.reset_index()
+def state_table(states: pd.DataFrame, pairs: list[int]) -> pd.DataFrame:
+    """Per state over the (setting, pair) runs: recall, precision, lowest pair, silent runs, runs on target; the
+    seeds whose cohort left out the genes the state's programme shares with the library, and recall elsewhere."""
+    rows = _paired(states, pairs)
     rows["precision"] = rows["precision"].where(rows["n_called"] > 0)  # a seed without calls has no precision
     per_run = rows.groupby(["state", "setting", "pair"]).agg(recall=("recall", "mean"),
                                                               precision=("precision", "mean"))
     on_target = (per_run["recall"] >= RECALL_TARGET) & (per_run["precision"] >= PRECISION_TARGET)
     grouped = per_run.assign(on_target=on_target, silent=per_run["precision"].isna()).groupby(level="state")
     hidden = rows["shared_induced"] == 0  # the cohort induced none of the genes the library's list shares
-    seeds = rows.assign(hidden=hidden).groupby("state")
     return pd.DataFrame({"runs": grouped.size(), "mean recall": grouped["recall"].mean(),
                          "mean precision": grouped["precision"].mean(),
                          "lowest pair precision": grouped["precision"].min(),
                          "runs without a call": grouped["silent"].sum(), "runs on target": grouped["on_target"].sum(),
-                         "seeds hidden": seeds["hidden"].sum(),
+                         "seeds hidden": hidden.groupby(rows["state"]).sum(),
                          "recall where seen": rows[~hidden].groupby("state")["recall"].mean()})
 
 
@@ -103,17 +114,38 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=8)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--save", type=Path, help="folder to write the cohorts' figures to (parents.csv, states.csv)")
+    parser.add_argument("--load", type=Path, help="aggregate the figures --save wrote instead of running the cohorts")
     args = parser.parse_args()
     overlapping = [p for p in args.pairs if p + 1 in args.pairs]
     if overlapping:
         parser.error(f"--pairs {overlapping[0]} and {overlapping[0] + 1} overlap: each pair is a seed and the next")
-    results = runs(args.settings, args.pairs, args.cells, args.patients, args.jobs)
+    if args.load:
+        parents, states = (_read(args.load / f"{name}.csv", args) for name in ("parents", "states"))
+    else:
+        parents, states = frames(runs(args.settings, args.pairs, args.cells, args.patients, args.jobs))
+    if args.save:
+        args.save.mkdir(parents=True, exist_ok=True)
+        parents.to_csv(args.save / "parents.csv", index=False)
+        states.to_csv(args.save / "states.csv", index=False)
     show = (lambda t: t.to_markdown(floatfmt=".3f")) if args.markdown else (lambda t: t.round(3).to_string())
     pd.set_option("display.width", 200)
     print(f"per-parent ARI and ECE, mean over {len(args.pairs)} seed pairs (first seeds {args.pairs}):")
-    print(show(parent_table(results, args.pairs)))
-    print(f"\nper state over the {len(args.settings) * len(args.pairs)} (setting, pair) runs:")
-    print(show(state_table(results, args.pairs)))
+    print(show(parent_table(parents, args.pairs)))
+    print(f"\nper state over the {parents['setting'].nunique() * len(args.pairs)} (setting, pair) runs:")
+    print(show(state_table(states, args.pairs)))
+
+
+def _read(path: Path, args: argparse.Namespace) -> pd.DataFrame:
+    """A table ``--save`` wrote, restricted to ``--settings`` and the seeds of ``--pairs``."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: --load reads the parents.csv and states.csv that --save writes")
+    table = pd.read_csv(path)
+    seeds = [first + k for first in args.pairs for k in (0, 1)]
+    table = table[table["setting"].isin(args.settings) & table["seed"].isin(seeds)]
+    if table.empty:
+        raise ValueError(f"{path} holds no cohort of --settings {args.settings} and --pairs {args.pairs}")
+    return table
 
 
 if __name__ == "__main__":

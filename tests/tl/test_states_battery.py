@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from benchmarks import states_battery
-from benchmarks.states_battery import pair_of, parent_table, runs, state_table
+from benchmarks.states_battery import frames, pair_of, parent_table, runs, state_table
 
 
 def _result(setting: str, seed: int, ece: float, ari: dict[str, float], states: dict[str, tuple[int, float, float]],
@@ -30,7 +30,7 @@ def test_parent_table_means_over_pairs_and_names_the_worst_pair():
     results = [_result("10x", 200, 0.01, {"T": 0.5}, {}), _result("10x", 201, 0.03, {"T": 0.7}, {}),
                _result("10x", 300, 0.05, {"T": 0.9}, {}), _result("10x", 301, 0.09, {"T": 0.1}, {}),
                _result("noisy", 200, 0.02, {"T": 0.2}, {}), _result("noisy", 201, 0.02, {"T": 0.4}, {})]
-    table = parent_table(results, [200, 300])
+    table = parent_table(frames(results)[0], [200, 300])
     assert list(table.index) == ["10x", "noisy"]  # the settings in the order run
     assert list(table.columns) == ["T", "ECE", "ECE highest pair", "its pair"]
     assert table.loc["10x", "T"] == pytest.approx(0.55)
@@ -45,7 +45,7 @@ def test_state_table_reads_precision_only_where_the_state_is_called():
                _result("10x", 201, 0.0, {}, {"A": (5, 0.75, 0.82), "B": (4, 0.5, 1.0)}),
                _result("10x", 300, 0.0, {}, {"A": (5, 0.9, 0.9), "B": (0, 0.0, 0.0)}),
                _result("10x", 301, 0.0, {}, {"A": (5, 0.9, 0.95), "B": (0, 0.0, 0.0)})]
-    table = state_table(results, [200, 300])
+    table = state_table(frames(results)[1], [200, 300])
     a, b = table.loc["A"], table.loc["B"]
     assert a["runs"] == 2 and a["runs without a call"] == 0
     # pair 200: recall 0.825, precision 0.86 (on target); pair 300: recall 0.9, precision 0.925
@@ -62,7 +62,7 @@ def test_state_table_reads_recall_apart_where_the_shared_genes_were_not_induced(
     results = [_result("10x", 200, 0.0, {}, {"A": (0, 0.0, 0.0)}, hidden=("A",)),
                _result("10x", 201, 0.0, {}, {"A": (9, 0.9, 1.0)}),
                _result("10x", 300, 0.0, {}, {"A": (7, 0.7, 1.0)})]
-    row = state_table(results, [200, 300]).loc["A"]
+    row = state_table(frames(results)[1], [200, 300]).loc["A"]
     assert row["seeds hidden"] == 1
     assert row["mean recall"] == pytest.approx(0.575)  # pairs 0.45 and 0.7 (seed 301 absent)
     assert row["recall where seen"] == pytest.approx(0.8)
@@ -78,9 +78,10 @@ def test_overlapping_pairs_are_refused(monkeypatch, capsys):
 def test_runs_evaluates_both_seeds_of_each_pair():
     results = runs(["10x"], [100], cells=80, patients=4, jobs=1)
     assert [(r["setting"], r["seed"]) for r in results] == [("10x", 100), ("10x", 101)]
-    table = parent_table(results, [100])
+    parents, states = frames(results)
+    table = parent_table(parents, [100])
     assert "CD8+ T cells" in table.columns and np.isfinite(table.loc["10x", "ECE"])
-    states = state_table(results, [100])
+    states = state_table(states, [100])
     assert (states["runs"] == 1).all() and "TREG" in states.index
     # the generator records the genes it left out: MME, NEU_CD10_ALPL's one gene shared with the library, is
     # induced in seed 100 and not in seed 101
@@ -102,3 +103,29 @@ def test_generator_records_the_genes_it_left_out_without_changing_the_cohort():
     assert mme[neutrophils & state].mean() < 2 * mme[neutrophils & ~state].mean() + 0.5
     del adata.uns["state_generator"]["not_induced"]
     assert np.isnan(shared_induced(adata, "NEU_CD10_ALPL"))
+
+
+def test_load_aggregates_what_save_wrote(tmp_path, monkeypatch, capsys):
+    results = [_result("10x", 200, 0.01, {"T": 0.5}, {"A": (5, 0.9, 0.9)}),
+               _result("10x", 201, 0.03, {"T": 0.7}, {"A": (5, 0.7, 0.8)}),
+               _result("noisy_10x", 200, 0.02, {"T": 0.2}, {"A": (5, 0.5, 0.5)}),
+               _result("noisy_10x", 201, 0.02, {"T": 0.4}, {"A": (5, 0.5, 0.5)})]
+    parents, states = frames(results)
+    parents.to_csv(tmp_path / "parents.csv", index=False)
+    states.to_csv(tmp_path / "states.csv", index=False)
+    monkeypatch.setattr(sys, "argv", ["states_battery.py", "--load", str(tmp_path), "--settings", "10x",
+                                      "--pairs", "200", "--markdown"])
+    states_battery.main()
+    out = capsys.readouterr().out
+    assert "per state over the 1 (setting, pair) runs" in out and "noisy_10x" not in out
+    assert "0.600" in out and "0.020" in out  # 10x: ARI mean of 0.5 and 0.7, ECE mean of 0.01 and 0.03
+
+
+def test_load_names_what_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["states_battery.py", "--load", str(tmp_path)])
+    with pytest.raises(FileNotFoundError, match=r"parents\.csv"):
+        states_battery.main()
+    frames([_result("10x", 200, 0.01, {"T": 0.5}, {})])[0].to_csv(tmp_path / "parents.csv", index=False)
+    monkeypatch.setattr(sys, "argv", ["states_battery.py", "--load", str(tmp_path), "--pairs", "300"])
+    with pytest.raises(ValueError, match="no cohort"):
+        states_battery.main()
