@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -129,3 +130,35 @@ def test_load_names_what_is_missing(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["states_battery.py", "--load", str(tmp_path), "--pairs", "300"])
     with pytest.raises(ValueError, match="no cohort"):
         states_battery.main()
+
+
+RECORDED = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "states_battery_2.18"
+README_LABELS = {"10x": "10x (3,000 UMI)", "smartseq": "Smart-seq (60,000 reads)", "noisy_10x": "noisy shallow 10x",
+                 "stress_high": "high stress (25 %)", "deep_10x": "held out: deep_10x (8,000 UMI)",
+                 "mid_10x": "held out: mid_10x (2,200 UMI, more noise and stress)",
+                 "doublets_10x": "held out: doublets_10x (12 % doublets, 12 % ambient)",
+                 "transitional_10x": "held out: transitional_10x (continua, 25 % of programme genes dropped)",
+                 "shallow_smartseq": "held out: shallow_smartseq (20,000 reads, 15 % stress)"}
+
+
+def test_readme_generator_tables_are_the_recorded_battery():
+    """README's generator table and panel recalls are the recorded ``states_battery.py --save`` run's output."""
+    readme = (RECORDED.parents[2] / "README.md").read_text()
+    parents = pd.read_csv(RECORDED / "parents.csv")
+    states = pd.read_csv(RECORDED / "states.csv")
+    assert len(parents) == 126 and set(parents["setting"]) == set(README_LABELS)
+    table = parent_table(parents, list(states_battery.PAIRS))
+    columns = ["CD8+ T cells", "CD4+ T cells", "Macrophages", "Neutrophils", "CAFs", "Endothelial cells"]
+    for setting, row in table.iterrows():
+        worst = f"{row['ECE highest pair']:.3f}"
+        if setting == "noisy_10x":  # README marks the one pair over the ECE target
+            worst = f"**{worst}**, seeds {int(row['its pair'])}-{int(row['its pair']) + 1}"
+        line = (f"| {README_LABELS[setting]} | " + " | ".join(f"{row[c]:.3f}" for c in columns)
+                + f" | {row['ECE']:.3f} ({worst}) |")
+        assert line in readme, line
+    per_state = state_table(states, list(states_battery.PAIRS))
+    for state, gene in (("NEU_CD10_ALPL", "MME"), ("ENDO_ONCOFETAL_PLVAP", "PLVAP")):
+        row = per_state.loc[state]
+        seen = 2 * row["runs"] - row["seeds hidden"]
+        text = f"{row['mean recall']:.2f}; {row['recall where seen']:.2f} in the {seen:.0f} cohorts that induced {gene}"
+        assert text in readme, text
