@@ -18,7 +18,8 @@ calling states on it measures the method against itself. This generator is the y
   library's; TAM3_MT1G, CD8_TSTR, CAF_ONCOFETAL_POSTN, M_MDSC, dendritic states) are not planted.
   Programme genes are low outside their parent type and raised by U(0.8, 2.2) x ``effect`` in
   natural log (``effect`` 1.5 by default, 3- to 27-fold; the source DE tables report 0.7-2.4,
-  i.e. ``effect`` 1.0); about one programme gene in seven is not induced in a given cohort.
+  i.e. ``effect`` 1.0); about one programme gene in seven is not induced in a given cohort (recorded in
+  ``uns["state_generator"]["not_induced"]``; :func:`shared_induced` reads it).
 * **Shared genes and continua**: sibling programmes share genes (Kieffer core ECM genes, C1Q/APOE
   between the two macrophage programmes, checkpoint genes between the exhausted states); a share of
   exhausted CD8 cells lies on a progenitor -> terminal continuum and a share of macrophages on a
