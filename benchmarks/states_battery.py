@@ -35,7 +35,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.tl._state_generator import HELD_OUT, SETTINGS
+from tests.tl._state_generator import HELD_OUT, SETTINGS, called_precision
 
 PAIRS = (200, 202, 300, 400, 500, 600, 700)
 RECALL_TARGET, PRECISION_TARGET = 0.8, 0.85  # the issue-13 per-state targets
@@ -92,7 +92,7 @@ def state_table(states: pd.DataFrame, pairs: list[int]) -> pd.DataFrame:
     """Per state over the (setting, pair) runs: recall, precision, lowest pair, silent runs, runs on target; the
     seeds whose cohort left out the genes the state's programme shares with the library, and recall elsewhere."""
     rows = _paired(states, pairs)
-    rows["precision"] = rows["precision"].where(rows["n_called"] > 0)  # a seed without calls has no precision
+    rows["precision"] = called_precision(rows)
     per_run = rows.groupby(["state", "setting", "pair"]).agg(recall=("recall", "mean"),
                                                               precision=("precision", "mean"))
     on_target = (per_run["recall"] >= RECALL_TARGET) & (per_run["precision"] >= PRECISION_TARGET)

@@ -42,7 +42,14 @@ import scipy.sparse as sp
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import hcctme
-from tests.tl._state_generator import HELD_OUT, SETTINGS, STRESS_STAND_IN, evaluate, generate
+from tests.tl._state_generator import (
+    HELD_OUT,
+    SETTINGS,
+    STRESS_STAND_IN,
+    called_precision,
+    evaluate,
+    generate,
+)
 
 
 def with_graph(adata, refine: str | None):
@@ -202,7 +209,7 @@ def main() -> None:
         print("\nper-parent ARI, sd over seeds (two seeds cannot tell apart changes of this size):")
         print(by_setting.std(ddof=1).round(2).to_string())
     runs = pd.concat(states).reset_index()
-    runs["precision"] = runs["precision"].where(runs["n_called"] > 0)  # a seed without calls has no precision
+    runs["precision"] = called_precision(runs)
     table = runs.groupby(["state", "setting"])[["recall", "precision"]].mean()
     print("\nper-state recall / precision (mean over seeds; precision over the seeds that call the state):")
     print(table.unstack("setting").round(2).to_string())

@@ -459,6 +459,11 @@ def shared_induced(adata: AnnData, state: str) -> float:
     return float(len(shared - left_out))
 
 
+def called_precision(states: pd.DataFrame) -> pd.Series:
+    """``evaluate``'s per-state precision where the state was called, NaN where it was not (no precision, not 0)."""
+    return states["precision"].where(states["n_called"] > 0)
+
+
 def evaluate(adata: AnnData, key: str = "hcctme_state") -> dict[str, pd.DataFrame | float]:
     """Per-parent ARI, per-state recall/precision, ECE and artefact handling of the calls in ``obs[key]``.
 
