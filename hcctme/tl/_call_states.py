@@ -22,6 +22,7 @@ from hcctme._logging import logger
 from hcctme.tl import _contexts
 from hcctme.tl import _state_artefact_carry as _carry
 from hcctme.tl import _state_artefacts as _artefacts
+from hcctme.tl import _state_coexpression as _coexpression
 from hcctme.tl import _state_expression as _expression
 from hcctme.tl import _state_genes_of as _genes_of
 from hcctme.tl import _state_model as _model
@@ -290,7 +291,7 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
         "refine": {"method": refine or "none", "resolution": float(call["refine_resolution"]),
                    **({"graph": _vote.GRAPHS[refine], "voting": voting} if refine else {})},
         "self_train": {"params": _params.SelfTrainParams().to_dict(), "specificity_params": _specificity.params(),
-                       **trained},
+                       "coexpression_params": _coexpression.params(), **trained},
         "diagnostics": result.diagnostics,
         "mixture_counts": {c: dict(v) for c, v in result.counts.items()},
         "fitted": dict(result.fitted),
@@ -438,8 +439,10 @@ def call_states(
       clusters tested and declined, and the test of its best cluster: ``n_measured``, ``n_up``,
       ``null_rate``, ``pvalue``, ``majority_auroc``, ``majority_null_rate``, ``majority_pvalue``,
       ``n_down_measured``, ``n_down``; ``read_through``: the sibling a short panel read in a cluster, where it did,
-      :func:`hcctme.tl._state_specificity.read_through`;
-      ``specificity_params``; ``declined``: per context the states whose
+      :func:`hcctme.tl._state_specificity.read_through`; ``coexpression_pvalue``, ``coexpression_route``,
+      ``coexpression_genes``, ``coexpression_declined``: the co-expression route of a short panel no cluster seeds,
+      :mod:`hcctme.tl._state_coexpression`;
+      ``specificity_params``; ``coexpression_params``; ``declined``: per context the states whose
       clusters were all declined, with the mixture's calls of each that were dropped;
       ``carried_artefacts``: per context and carried artefact column ``"<column>_carried"``, its
       ``genes``, the cells it ``flagged`` and those it ``added`` to the artefact cells, whether it was read
@@ -656,7 +659,8 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
         carrying[context] = _carrying(expression, var_names[kept], m, context, rows, result.artefact[rows],
                                        samples)
         expression = expression[clean]  # computed first, so the self-training holds the clean cells' rows only
-        panel = _specificity.build_panel(sp.csc_matrix(panel_x[clean]), positions, background, down)
+        panel = _specificity.build_panel(sp.csc_matrix(panel_x[clean]), positions, background, down,
+                                         expression_columns=_located(columns, kept))
         z = result.z[ids].to_numpy(dtype=float)[idx]
         position = {s: j for j, s in enumerate(ids)}
         best = np.array([position[b] for b in result.best[idx]], dtype=int)
@@ -672,6 +676,14 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
             if counts:
                 out[context] = counts
     return out, tests, temperatures, _carry_artefacts(matrix, result, m, samples, var_names, carrying, params), small
+
+
+def _located(columns: np.ndarray, kept: np.ndarray) -> np.ndarray:
+    """Each of the gene positions ``columns``'s column among the positions ``kept`` (sorted), or -1."""
+    if not kept.size:
+        return np.full(columns.size, -1)
+    at = np.minimum(np.searchsorted(kept, columns), kept.size - 1)
+    return np.where(kept[at] == columns, at, -1)
 
 
 def _excluded_genes(m: Mapping[str, Any], ids: Sequence[str]) -> set[str]:

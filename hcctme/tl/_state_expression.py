@@ -169,11 +169,7 @@ def principal_components(X: sp.csr_matrix, params: SelfTrainParams, samples: np.
     """
     codes, n_samples = sample_codes(samples, X.shape[0])
     onehot = sp.csr_matrix((np.ones(codes.size), (np.arange(codes.size), codes)), shape=(codes.size, n_samples))
-    size = np.asarray(onehot.sum(axis=0)).ravel()
-    means = _sample_sums(X, codes, n_samples) / size[:, None]
-    sq = _square_means(X)
-    var = sq - (size[:, None] * means ** 2).sum(axis=0) / codes.size
-    genes = np.argsort(-var, kind="stable")[: min(params.n_hvgs, int(np.sum(var > 1e-12)))]
+    genes, means = variable_genes(X, codes, n_samples, params.n_hvgs)
     n_comps = min(params.n_pcs, X.shape[0] - 2, genes.size - 1)
     if n_comps < 2:
         return None
@@ -184,6 +180,17 @@ def principal_components(X: sp.csr_matrix, params: SelfTrainParams, samples: np.
     else:
         pcs = _arpack_components(sp.csr_matrix(sub, dtype=np.float64), centre, codes, onehot, n_comps, params)
     return pcs / max(float(pcs[:, 0].std()), 1e-12)
+
+
+def variable_genes(X: sp.csr_matrix, codes: np.ndarray, n_samples: int, n_genes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``n_genes`` columns of ``X`` of largest within-sample variance (of those that vary) and the sample means.
+
+    ``codes``: each row's sample (:func:`sample_codes`); the means are samples x columns.
+    """
+    size = np.bincount(codes, minlength=n_samples).astype(float)
+    means = _sample_sums(X, codes, n_samples) / size[:, None]
+    var = _square_means(X) - (size[:, None] * means ** 2).sum(axis=0) / codes.size
+    return np.argsort(-var, kind="stable")[: min(n_genes, int(np.sum(var > 1e-12)))], means
 
 
 def _sample_sums(X: sp.csr_matrix, codes: np.ndarray, n_samples: int) -> np.ndarray:

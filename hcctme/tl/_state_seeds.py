@@ -17,7 +17,8 @@ calls when lower) names another class is left out of the seeds, and a cell the m
 "none of these" seed (:func:`combined_seeds`). A cluster the specificity test declines is a seed of "none of these",
 or of no class when its state's median gene is up there and another cluster seeds the state (:func:`confirm_seeds`).
 A short panel no cluster seeds is looked for by its genes' mean log expression, which a within-cell rank score does
-not follow (:func:`expression_seeds`).
+not follow (:func:`expression_seeds`), and then through the genes it is co-expressed with
+(:mod:`hcctme.tl._state_coexpression`).
 """
 
 from __future__ import annotations
@@ -174,9 +175,9 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
         state = labels[members[0]]
         if state in (NONE_CLASS, ""):
             continue
-        auroc, test = _cluster_test(state, members, groups, g, z, ids, panel)
+        auroc, test = cluster_test(state, members, groups, g, z, ids, panel)
         entry = _tested(report[state], test)
-        sibling, sibling_test = _sibling_read(state, auroc, test, members, groups, g, z, ids, panel)
+        sibling, sibling_test = sibling_read(state, auroc, test, members, groups, g, z, ids, panel)
         if sibling is not None:
             entry["clusters_declined"] += 1
             entry["read_through"] = sibling
@@ -198,7 +199,7 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
     return out, report
 
 
-def _sibling_read(state: str, auroc: np.ndarray, test: dict[str, float], members: np.ndarray, groups: np.ndarray,
+def sibling_read(state: str, auroc: np.ndarray, test: dict[str, float], members: np.ndarray, groups: np.ndarray,
                   cluster: Any, z: np.ndarray, ids: list[str], panel: GenePanel
                   ) -> tuple[str | None, dict[str, float] | None]:
     """The sibling a short panel reads in a cluster and its test there, or (None, None) (:func:`confirm_seeds`).
@@ -214,7 +215,7 @@ def _sibling_read(state: str, auroc: np.ndarray, test: dict[str, float], members
     higher = sibling is not None and means[ids.index(sibling)] >= means[ids.index(state)]
     if sibling is None or not (higher or _specificity.specific(test)):
         return None, None
-    sibling_test = _cluster_test(sibling, members, groups, cluster, z, ids, panel)[1]
+    sibling_test = cluster_test(sibling, members, groups, cluster, z, ids, panel)[1]
     return (sibling, sibling_test) if higher or _specificity.specific(sibling_test) else (None, None)
 
 
@@ -230,7 +231,7 @@ def tested_where_best(report: dict[str, dict[str, Any]], mixture_calls: np.ndarr
     cells (k-means leaves one-cell clusters of outliers), and it is not tested where it has fewer than
     ``min_cells`` reference cells (:func:`._state_specificity.reference_rows`): nearly the whole population, it has
     nothing to be compared with (Wu 2021 CD4 T cells: 57 cells in clusters of 51 and 6, the Tregs in the larger one).
-    A short panel that reads a sibling there (:func:`_sibling_read`, as in :func:`confirm_seeds`) is declined
+    A short panel that reads a sibling there (:func:`sibling_read`, as in :func:`confirm_seeds`) is declined
     (``read_through`` in its entry); the sibling keeps its own calls, which this test does not add to.
     """
     labels_of, sizes = np.unique(groups, return_counts=True)
@@ -246,16 +247,16 @@ def tested_where_best(report: dict[str, dict[str, Any]], mixture_calls: np.ndarr
         if reference.size < min_cells:
             continue
         members = np.flatnonzero(groups == best)
-        auroc, test = _cluster_test(state, members, groups, best, z, ids, panel, reference)
+        auroc, test = cluster_test(state, members, groups, best, z, ids, panel, reference)
         entry = _tested(report[state], test)
-        sibling, _ = _sibling_read(state, auroc, test, members, groups, best, z, ids, panel)
+        sibling, _ = sibling_read(state, auroc, test, members, groups, best, z, ids, panel)
         if sibling is not None:
             entry["read_through"] = sibling
         entry["seeded"] = sibling is None and _specificity.specific(test)
         entry["clusters_declined"] += int(not entry["seeded"])
 
 
-def _cluster_test(state: str, members: np.ndarray, groups: np.ndarray, cluster: Any, z: np.ndarray,
+def cluster_test(state: str, members: np.ndarray, groups: np.ndarray, cluster: Any, z: np.ndarray,
                   ids: list[str], panel: GenePanel, reference: np.ndarray | None = None
                   ) -> tuple[np.ndarray, dict[str, float]]:
     """The cluster's AUROC row against the state's reference cells and the state's gene test there.
@@ -362,9 +363,9 @@ def expression_seeds(labels: np.ndarray, clustered: np.ndarray, mixture_seeds: n
     mean z-scores of -0.08 to -0.05, a programme-less cluster 0.05, and no cluster seeded it). For each short panel
     that :func:`confirm_seeds` left without a seeded cluster (``report``), the population's cells get the mean log
     expression of its measured genes (standardised); the "none of these" clusters (``clustered``) high in it as in
-    :func:`cluster_seeds` (at least ``params.min_seeds`` cells) are tested (:func:`_cluster_test`) and seed the
+    :func:`cluster_seeds` (at least ``params.min_seeds`` cells) are tested (:func:`cluster_test`) and seed the
     state where the test passes, one of its genes is up at
-    :data:`~hcctme._constants.STATE_SHORT_EXPRESSION_AUROC` and it reads no sibling (:func:`_sibling_read`):
+    :data:`~hcctme._constants.STATE_SHORT_EXPRESSION_AUROC` and it reads no sibling (:func:`sibling_read`):
     their cells become the state's seeds, but those the mixture seeds another state (``mixture_seeds``). Where one
     passes, the high clusters that do not are left out of the seeds (as "none of these" they would train the
     classifier against the state's cells), the state's report counts the tests and ``expression_route`` marks it;
@@ -387,11 +388,11 @@ def expression_seeds(labels: np.ndarray, clustered: np.ndarray, mixture_seeds: n
         passed, failed, tests = [], [], []
         for g in candidates[means >= _seed_bar(means.max(), params)]:
             members = np.flatnonzero(groups == g)
-            auroc, test = _cluster_test(state, members, groups, g, z, ids, panel)
+            auroc, test = cluster_test(state, members, groups, g, z, ids, panel)
             tests.append(test)
             # the sibling guard is read only where the cluster would otherwise seed the state
             if (_specificity.specific(test) and float(auroc[cols].max()) >= STATE_SHORT_EXPRESSION_AUROC
-                    and _sibling_read(state, auroc, test, members, groups, g, z, ids, panel)[0] is None):
+                    and sibling_read(state, auroc, test, members, groups, g, z, ids, panel)[0] is None):
                 passed.append(members)
             else:
                 failed.append(members)

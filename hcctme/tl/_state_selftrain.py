@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from hcctme.tl import _state_coexpression as _coexpression
 from hcctme.tl import _state_expression as _expression
 from hcctme.tl import _state_seeds as _seeds
 from hcctme.tl import _state_specificity as _specificity
@@ -284,7 +285,8 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     mixture's calls except those of the states whose candidate clusters were all declined (their calls are
     dropped, their confidence set to 0); a state the mixture calls but no cluster was a candidate for is first
     tested in its highest-scoring cluster (:func:`~hcctme.tl._state_seeds.tested_where_best`). A short panel no
-    cluster seeds is looked for by its genes' expression first (:func:`~hcctme.tl._state_seeds.expression_seeds`).
+    cluster seeds is looked for by its genes' expression first (:func:`~hcctme.tl._state_seeds.expression_seeds`),
+    then through the genes it is co-expressed with (:func:`~hcctme.tl._state_coexpression.coexpression_seeds`).
     The diagnostics: ``specificity`` (:func:`~hcctme.tl._state_seeds.confirm_seeds`) and ``temperature`` (of the
     calibration; NaN without the classifier).
     """
@@ -301,8 +303,12 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
         labels, specificity = _seeds.confirm_seeds(labels, groups, ids, panel, z)
     mixture_seeds = _seeds.seeds(ids, best, confidence, called, z, params)
     combined = _seeds.combined_seeds(labels, mixture_seeds, called)
-    labels = combined if panel is None else _seeds.expression_seeds(combined, labels, mixture_seeds, groups, z, ids,
-                                                                    panel, specificity, params)
+    if panel is None:
+        labels = combined
+    else:
+        labels = _seeds.expression_seeds(combined, labels, mixture_seeds, groups, z, ids, panel, specificity, params)
+        labels = _coexpression.coexpression_seeds(labels, mixture_seeds, groups, X, samples, z, ids, panel,
+                                                  specificity, params)
     if not _seeds.usable(labels, params):
         if panel is None:
             return None

@@ -89,6 +89,7 @@ class GenePanel:
     # state -> measured columns of its genes_down, for the short panels (is_short)
     down_columns: dict[str, np.ndarray] = field(default_factory=dict)
     short: frozenset[str] = frozenset()  # the states whose panel is short here (is_short of the measured genes)
+    expression_columns: np.ndarray | None = None  # each panel column's column in the population's expression, or -1
 
 
 def panel_columns(var_names: Any, signatures: dict[str, list[str]], n_background: int = STATE_SPECIFICITY_BACKGROUND,
@@ -129,7 +130,8 @@ def is_short(n_measured: int) -> bool:
 
 
 def build_panel(X: sp.csc_matrix, state_positions: dict[str, np.ndarray], background: np.ndarray,
-                down_positions: dict[str, np.ndarray] | None = None) -> GenePanel:
+                down_positions: dict[str, np.ndarray] | None = None,
+                expression_columns: np.ndarray | None = None) -> GenePanel:
     """The panel with its measured columns and the expression bins of every column.
 
     A state with few measured genes (:func:`is_short`) is a short panel, whose ``down_positions`` are kept.
@@ -144,7 +146,7 @@ def build_panel(X: sp.csc_matrix, state_positions: dict[str, np.ndarray], backgr
     measured = {s: p[detected[p]] for s, p in state_positions.items()}
     short = frozenset(s for s, cols in measured.items() if is_short(cols.size))
     return GenePanel(X=X, state_columns=measured,
-                     background=measured_bg, bins=bins, short=short,
+                     background=measured_bg, bins=bins, short=short, expression_columns=expression_columns,
                      down_columns={s: p[detected[p]] for s, p in (down_positions or {}).items() if s in short})
 
 

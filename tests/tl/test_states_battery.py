@@ -133,7 +133,7 @@ def test_load_names_what_is_missing(tmp_path, monkeypatch):
         states_battery.main()
 
 
-RECORDED = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "states_battery_2.18"
+RECORDED = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "states_battery_2.19"
 README_LABELS = {"10x": "10x (3,000 UMI)", "smartseq": "Smart-seq (60,000 reads)", "noisy_10x": "noisy shallow 10x",
                  "stress_high": "high stress (25 %)", "deep_10x": "held out: deep_10x (8,000 UMI)",
                  "mid_10x": "held out: mid_10x (2,200 UMI, more noise and stress)",
@@ -172,6 +172,9 @@ def readme_state_row(state: str, row: pd.Series, seen: int) -> str:
     if row["seeds hidden"]:
         shared = ", ".join(sorted(set(hcctme.sig.get(state).genes_up) & set(PROGRAMMES[state])))
         recall += f"; {row['recall where seen']:.2f} in the {seen} cohorts that induced {shared}"
-    silent = f"; no call in either seed of {row['runs without a call']:.0f} pairs" if row["runs without a call"] else ""
+    silent = ""
+    if row["runs without a call"]:
+        silent = f"; no call in either seed of {row['runs without a call']:.0f} pair" + (
+            "s" if row["runs without a call"] > 1 else "")
     return (f"| {state} | {recall} | {row['mean precision']:.2f} ({row['lowest pair precision']:.2f}){silent} | "
             f"{row['runs on target']:.0f} |")
