@@ -679,7 +679,7 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
 
 
 def _located(columns: np.ndarray, kept: np.ndarray) -> np.ndarray:
-    """Each of the gene positions ``columns``'s column among the positions ``kept`` (sorted), or -1."""
+    """The column of each gene position of ``columns`` among the sorted positions ``kept``, or -1 where absent."""
     if not kept.size:
         return np.full(columns.size, -1)
     at = np.minimum(np.searchsorted(kept, columns), kept.size - 1)

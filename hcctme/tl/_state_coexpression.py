@@ -2,12 +2,13 @@
 
 The k-means clusters of a population (:func:`hcctme.tl._state_seeds.clusters`) follow its largest sources of
 variation. A state that raises a handful of genes can spread over all of them: generator endothelial cells, 10x
-seed 300, 170 cells of a state that raises PLVAP and two partner genes made up 19-35 % of each of the six clusters,
-so no cluster was high in the 3-gene panel, the expression route (:func:`~hcctme.tl._state_seeds.expression_seeds`)
-had no cluster to test and the state got no call, although PLVAP alone separated its cells (detected in 88 % of
-them, in 24 % of the others). A state is a programme, not one gene: within the samples, its panel gene varies
-with the programme's other genes. Choosing the cells by the panel's own genes and then testing those genes would be
-circular; this route tests only the partners, and only then chooses cells.
+seed 300, the 142 clean cells of a state that raises PLVAP and two partner genes made up 12-52 % of each of the six
+clusters, so no cluster was high in the 3-gene panel, the expression route
+(:func:`~hcctme.tl._state_seeds.expression_seeds`) had no cluster to test and the state got no call, although PLVAP
+alone separated its cells (detected in 88 % of them, in 24 % of the others). A state is a programme, not one gene:
+within the samples, its panel gene varies with the programme's other genes. Choosing the cells by the panel's own
+genes and then testing those genes would be circular; this route tests only the partners, and only then chooses
+cells.
 
 1. **Co-expression test.** For each measured up gene of a short panel left unseeded, the correlation (Pearson,
    log expression centred within each sample, over the population's clean cells) with each of the population's
@@ -20,9 +21,10 @@ circular; this route tests only the partners, and only then chooses cells.
    :data:`~hcctme._constants.STATE_SPECIFICITY_ALPHA` divided by the panel's measured genes.
 2. **Module and seeds.** A passing gene and its partners (the genes it correlates with above the null genes' 99th
    percentile of their highest correlation) form a module, whose mean standardised expression is split by a
-   two-component normal mixture. Cells of the high component (posterior >= :data:`STATE_COEXPRESSION_POSTERIOR`)
-   that are seeds of "none of these" or of nothing become the state's seeds; cells between the components are no
-   seed; the low component keeps its seeds.
+   two-component normal mixture. Cells of the high component (posterior >=
+   :data:`~hcctme._constants.STATE_COEXPRESSION_POSTERIOR`) that are seeds of "none of these" or of nothing, and
+   that the mixture seeds no other state, become the state's seeds; cells between the components are no seed; the
+   low component keeps its seeds.
 3. **Guards.** A module whose high component holds at least as many seeds of a sibling state as unclaimed
    cells is the sibling's programme (10x seed 401: FOLR2 and CD163 of the unplanted 4-gene TAM1_FOLR2 panel
    co-varied with 21 genes of the Kupffer programme, and 59 of the 265 Kupffer cells were called TAM1_FOLR2): the
