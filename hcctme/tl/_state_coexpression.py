@@ -130,9 +130,8 @@ class _Standardised:
 def _centred(dense: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """``dense`` with every column centred on its mean within each sample (``codes``)."""
     n = np.bincount(codes)
-    sums = np.zeros((n.size, dense.shape[1]))
-    np.add.at(sums, codes, dense)
-    return dense - (sums / np.maximum(n, 1)[:, None])[codes]
+    onehot = sp.csr_matrix((np.ones(codes.size), (codes, np.arange(codes.size))), shape=(n.size, codes.size))
+    return dense - (onehot @ dense / np.maximum(n, 1)[:, None])[codes]
 
 
 def _module(state: str, panel: GenePanel, matrix: _Standardised) -> tuple[np.ndarray | None, float]:

@@ -200,8 +200,8 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
 
 
 def sibling_read(state: str, auroc: np.ndarray, test: dict[str, float], members: np.ndarray, groups: np.ndarray,
-                  cluster: Any, z: np.ndarray, ids: list[str], panel: GenePanel
-                  ) -> tuple[str | None, dict[str, float] | None]:
+                 cluster: Any, z: np.ndarray, ids: list[str], panel: GenePanel
+                 ) -> tuple[str | None, dict[str, float] | None]:
     """The sibling a short panel reads in a cluster and its test there, or (None, None) (:func:`confirm_seeds`).
 
     ``auroc`` / ``test``: the panel's genes' AUROC in the cluster and the panel's test there. The sibling that
@@ -257,8 +257,8 @@ def tested_where_best(report: dict[str, dict[str, Any]], mixture_calls: np.ndarr
 
 
 def cluster_test(state: str, members: np.ndarray, groups: np.ndarray, cluster: Any, z: np.ndarray,
-                  ids: list[str], panel: GenePanel, reference: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, dict[str, float]]:
+                 ids: list[str], panel: GenePanel, reference: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, dict[str, float]]:
     """The cluster's AUROC row against the state's reference cells and the state's gene test there.
 
     ``reference``: the state's reference rows (:func:`._state_specificity.reference_rows`) where the caller has them.

@@ -149,18 +149,23 @@ def test_readme_generator_tables_are_the_recorded_battery():
     states = pd.read_csv(RECORDED / "states.csv")
     assert len(parents) == 126 and set(parents["setting"]) == set(README_LABELS)
     table = parent_table(parents, list(states_battery.PAIRS))
-    columns = ["CD8+ T cells", "CD4+ T cells", "Macrophages", "Neutrophils", "CAFs", "Endothelial cells"]
     for setting, row in table.iterrows():
-        worst = f"{row['ECE highest pair']:.3f}"
-        if setting == "noisy_10x":  # README marks the one pair over the ECE target
-            worst = f"**{worst}**, seeds {int(row['its pair'])}-{int(row['its pair']) + 1}"
-        line = (f"| {README_LABELS[setting]} | " + " | ".join(f"{row[c]:.3f}" for c in columns)
-                + f" | {row['ECE']:.3f} ({worst}) |")
+        line = readme_parent_row(str(setting), row)
         assert line in readme, line
     for state, row in state_table(states, list(states_battery.PAIRS)).iterrows():
         seen = int(((states["state"] == state) & (states["shared_induced"] != 0)).sum())
         line = readme_state_row(str(state), row, seen)
         assert line in readme, line
+
+
+def readme_parent_row(setting: str, row: pd.Series) -> str:
+    """README's per-setting table row of ``setting`` from its :func:`parent_table` row."""
+    columns = ["CD8+ T cells", "CD4+ T cells", "Macrophages", "Neutrophils", "CAFs", "Endothelial cells"]
+    worst = f"{row['ECE highest pair']:.3f}"
+    if setting == "noisy_10x":  # README marks the one pair over the ECE target
+        worst = f"**{worst}**, seeds {int(row['its pair'])}-{int(row['its pair']) + 1}"
+    figures = " | ".join(f"{row[c]:.3f}" for c in columns)
+    return f"| {README_LABELS[setting]} | {figures} | {row['ECE']:.3f} ({worst}) |"
 
 
 def readme_state_row(state: str, row: pd.Series, seen: int) -> str:
