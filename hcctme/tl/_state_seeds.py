@@ -59,14 +59,20 @@ def cells_for_clusters(n_states: int, params: SelfTrainParams) -> int:
 
 
 def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np.ndarray,
-                  params: SelfTrainParams) -> np.ndarray:
+                  params: SelfTrainParams, candidates: dict[Any, list[str]] | None = None) -> np.ndarray:
     """Seed label per cell from its cluster's mean state z-scores: a state id or :data:`NONE_CLASS`.
 
-    A cluster is a seed of the state whose mean z-score is highest there when that mean reaches
-    ``params.cluster_z`` and at least ``params.cluster_share`` of the highest mean any cluster has
-    for that state (the cluster where the signature is highest marks the state; a cluster only
+    A cluster is a seed of its first candidate (:func:`cluster_candidates`; ``candidates`` where the caller has
+    them): of the states whose mean z-score reaches ``params.cluster_z`` and at least ``params.cluster_share`` of
+    the highest mean any cluster has for that state, and that the mixture backs there, the one highest in the
+    cluster. Release 2.20 reads the states in that order; before, only the highest state was read, and a cluster
+    highest in a state the mixture does not back was "none of these" even where the next state was high and
+    backed (deep_10x generator seed 400: two clusters of 157 progenitor cells, highest in the unplanted CD8_TSTR
+    list through the heat-shock genes of their programme, CD8_TEX_PROGENITOR at 0.37 and 0.25 with 11 and 10
+    of their cells called progenitor by the mixture; no cell was called progenitor). A state is high in
+    a cluster as above (the cluster where the signature is highest marks the state; a cluster only
     half as high in it, such as naive T cells in a progenitor-exhausted score that reads TCF7 and
-    SELL, is another programme) and when at least ``params.cluster_support`` of its cells are
+    SELL, is another programme) and backed when at least ``params.cluster_support`` of its cells are
     that state's calls in the mixture (``mixture``: each cell's mixture call, ``""`` for none; a
     state absent from the data has a highest cluster too, but few calls there), or its mean
     reaches ``params.cluster_strong_z`` (a state the mixture misses but a cluster clearly
@@ -100,34 +106,73 @@ def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np
     highest in the unplanted CD8_TSTR list through the heat-shock genes of their programme, and one of
     terminal cells on the continuum at 0.79 against half the terminal cluster's 1.63, were "none of
     these" seeds and taught the classifier to call 47 progenitor cells "none"). Every candidate is
-    then tested by :func:`confirm_seeds`. The other clusters are "none of these".
+    then tested by :func:`confirm_seeds`, which tests a declined cluster's next candidates. The other clusters are
+    "none of these".
     """
-    labels_of = np.unique(groups)
-    means = np.vstack([z[groups == g].mean(axis=0) for g in labels_of])
-    top = means.max(axis=0)
-    uncalled = ~np.isin(np.asarray(ids, dtype=object), mixture)
-    population_called = float(np.mean(mixture != ""))
+    candidates = cluster_candidates(groups, z, ids, mixture, params) if candidates is None else candidates
+    top = _top(groups, z, params)
     label = {}
-    for g, row in zip(labels_of, means, strict=True):
-        calls = mixture[groups == g]
-        support = np.array([np.mean(calls == s) for s in ids])
-        called = float(np.mean(calls != ""))
-        high = row >= _seed_bar(top, params)
-        j = int(np.argmax(row))
-        rivals = np.delete(high & (support > 0), j)
-        backed = (support[j] >= params.cluster_support or row[j] >= params.cluster_strong_z
-                  or support[j] > called - support[j]
-                  or (uncalled[j] and _lead(row, j) >= params.cluster_uncalled_lead)
-                  or (called > 0 and not rivals.any()
-                      and called >= params.cluster_scattered_called * population_called))
+    for g in np.unique(groups):
+        members = groups == g
+        row = z[members].mean(axis=0)
+        support = np.array([np.mean(mixture[members] == s) for s in ids])
         majority = int(np.argmax(support))
-        if high[j] and backed:
-            label[g] = ids[j]
+        if candidates[g]:
+            label[g] = candidates[g][0]
         elif support[majority] >= params.cluster_majority and row[majority] >= params.cluster_z:
-            label[g] = ids[majority] if high[majority] else ""
+            label[g] = ids[majority] if row[majority] >= _seed_bar(top[majority], params) else ""
         else:
             label[g] = NONE_CLASS
     return np.array([label[g] for g in groups], dtype=object)
+
+
+def cluster_candidates(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np.ndarray,
+                       params: SelfTrainParams) -> dict[Any, list[str]]:
+    """Per cluster, the states it may seed (:func:`cluster_seeds`): high there and backed, highest mean z first.
+
+    A state is high in a cluster whose mean z-score reaches ``params.cluster_z`` and ``params.cluster_share`` of
+    its highest mean over the clusters of at least ``params.min_seeds`` cells (k-means leaves clusters of one or two
+    outlying cells, whose mean would set the bar: deep_10x generator seed 600, a 2-cell cluster at 1.66 in the
+    CD8_TEX_PROGENITOR list put the clusters of 124 progenitor cells, 0.37 and 0.57, under it), and backed as
+    :func:`cluster_seeds` says.
+    """
+    labels_of = np.unique(groups)
+    top = _top(groups, z, params)
+    uncalled = ~np.isin(np.asarray(ids, dtype=object), mixture)
+    population_called = float(np.mean(mixture != ""))
+    out: dict[Any, list[str]] = {}
+    for g in labels_of:
+        members = groups == g
+        row = z[members].mean(axis=0)
+        calls = mixture[members]
+        support = np.array([np.mean(calls == s) for s in ids])
+        high = row >= _seed_bar(top, params)
+        called = float(np.mean(calls != ""))
+        out[g] = [ids[j] for j in np.argsort(-row, kind="stable")
+                  if high[j] and _backed(j, row, support, called, high, uncalled, population_called, params)]
+    return out
+
+
+def _backed(j: int, row: np.ndarray, support: np.ndarray, called: float, high: np.ndarray, uncalled: np.ndarray,
+            population_called: float, params: SelfTrainParams) -> bool:
+    """Whether the mixture backs state ``j`` in a cluster (:func:`cluster_seeds`).
+
+    ``row``: the cluster's mean z-scores; ``support``: the share of its cells the mixture calls each state;
+    ``called``: the share it calls any state; ``high``: the states high there; ``uncalled``: the states the mixture
+    calls in no cell of the population; ``population_called``: the share of the population's cells it calls.
+    """
+    rivals = np.delete(high & (support > 0), j)
+    return bool(support[j] >= params.cluster_support or row[j] >= params.cluster_strong_z
+                or support[j] > called - support[j]
+                or (uncalled[j] and _lead(row, j) >= params.cluster_uncalled_lead)
+                or (called > 0 and not rivals.any() and called >= params.cluster_scattered_called * population_called))
+
+
+def _top(groups: np.ndarray, z: np.ndarray, params: SelfTrainParams) -> np.ndarray:
+    """Each state's highest cluster mean z-score over the clusters of at least ``params.min_seeds`` cells."""
+    labels_of, sizes = np.unique(groups, return_counts=True)
+    sized = labels_of[sizes >= params.min_seeds] if np.any(sizes >= params.min_seeds) else labels_of
+    return np.vstack([z[groups == g].mean(axis=0) for g in sized]).max(axis=0)
 
 
 def _seed_bar(top: Any, params: SelfTrainParams) -> Any:
@@ -147,7 +192,8 @@ def untested_report(ids: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel: GenePanel,
-                  z: np.ndarray) -> tuple[np.ndarray, dict[str, dict[str, Any]]]:
+                  z: np.ndarray, candidates: dict[Any, list[str]] | None = None
+                  ) -> tuple[np.ndarray, dict[str, dict[str, Any]]]:
     """Decline the state seeds of clusters whose state genes are not up there (:mod:`._state_specificity`).
 
     Each seeded cluster is compared with the cells of the clusters that do not score for its state
@@ -160,6 +206,11 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
     too (deep 10x generator seed 701: a cluster of Kupffer cells higher in the 4-gene TAM1_FOLR2 panel than in the
     KUPFFER list passed TAM1_FOLR2 through FOLR2 alone, and 121 of the 350 Kupffer cells were called the unplanted
     state).
+    ``candidates``: per cluster, the states it may seed (:func:`cluster_candidates`); a cluster whose state is
+    declined (not read through a sibling) is tested for its next candidates in turn and seeds the first that passes
+    (deep_10x generator seed 701: three clusters of 216 progenitor cells were highest in the unplanted CD8_TSTR
+    list, which the mixture backed and the test declined, and were "none of these"; one of them is a
+    CD8_TEX_PROGENITOR candidate).
     Returns the labels (declined clusters become :data:`NONE_CLASS`; a declined cluster whose state's
     median gene is up there, :func:`._state_specificity.undecided`, becomes ``""``, not a seed, when
     another cluster seeds that state: it expresses the state's genes without significance, and as
@@ -172,31 +223,59 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
     report = untested_report(ids)
     for g in np.unique(groups):
         members = np.flatnonzero(groups == g)
-        state = labels[members[0]]
-        if state in (NONE_CLASS, ""):
+        first = labels[members[0]]
+        if first in (NONE_CLASS, ""):
             continue
-        auroc, test = cluster_test(state, members, groups, g, z, ids, panel)
-        entry = _tested(report[state], test)
-        sibling, sibling_test = sibling_read(state, auroc, test, members, groups, g, z, ids, panel)
-        if sibling is not None:
-            entry["clusters_declined"] += 1
-            entry["read_through"] = sibling
-            sibling_entry = _tested(report[sibling], sibling_test)
-            if _specificity.specific(sibling_test):
-                sibling_entry["seeded"] = True
-                out[members] = sibling
-            else:
-                out[members] = NONE_CLASS
-        elif _specificity.specific(test):
-            entry["seeded"] = True
-        else:
-            entry["clusters_declined"] += 1
-            out[members] = NONE_CLASS
-            if _specificity.undecided(test):
+        later = (candidates or {}).get(g, [])
+        highest = ids[int(np.argmax(z[members].mean(axis=0)))]
+        for state in [first, *later[later.index(first) + 1:]] if first in later else [first]:
+            later_short = state != highest and _specificity.short_panel(panel, state)
+            outcome = _confirmed(state, members, groups, g, z, ids, panel, report, highest if later_short else None)
+            if outcome is not None:
+                out[members] = outcome
+                break
+            if not undecided[members[0]] and _specificity.undecided(report[state]["last_test"]):
                 undecided[members] = state
+        else:
+            out[members] = NONE_CLASS
+    for entry in report.values():
+        entry.pop("last_test", None)
     seeded = [s for s, entry in report.items() if entry["seeded"]]
     out[np.isin(undecided, seeded)] = ""
     return out, report
+
+
+def _confirmed(state: str, members: np.ndarray, groups: np.ndarray, cluster: Any, z: np.ndarray, ids: list[str],
+               panel: GenePanel, report: dict[str, dict[str, Any]], only: str | None = None) -> str | None:
+    """The label a cluster gets from testing one candidate state (:func:`confirm_seeds`), or None where it is declined.
+
+    The state, where its test passes; the sibling a short panel reads there, where the sibling's test passes, else
+    :data:`NONE_CLASS` (a read-through ends the cluster's candidates). The test is kept in the state's entry as
+    ``last_test``. ``only``: the one label the cluster may take, for a short panel that is not the cluster's highest
+    state (``only`` is that highest state): it does not seed the cluster itself (its test passes on one gene, which
+    the programme of the cluster's highest state can raise: doublets_10x generator seed 400, a cluster of 13
+    TGFB-myCAF cells passed the unplanted CAF_ONCOFETAL_POSTN through POSTN, and 10 programme-less cells were then
+    called it), and leads to the sibling it reads only where that sibling is the cluster's highest state (He 2020's
+    70 liver macrophages: a mixed cluster highest in TAM2_SPP1, backed for the 4-gene TAM1_FOLR2, read KUPFFER
+    through it, and its 12 Mac_SPP1 cells were called KUPFFER).
+    """
+    auroc, test = cluster_test(state, members, groups, cluster, z, ids, panel)
+    entry = _tested(report[state], test)
+    entry["last_test"] = test
+    sibling, sibling_test = sibling_read(state, auroc, test, members, groups, cluster, z, ids, panel)
+    if sibling is not None:
+        entry["clusters_declined"] += 1
+        entry["read_through"] = sibling
+        sibling_entry = _tested(report[sibling], sibling_test)
+        if _specificity.specific(sibling_test) and only in (None, sibling):
+            sibling_entry["seeded"] = True
+            return sibling
+        return NONE_CLASS
+    if only in (None, state) and _specificity.specific(test):
+        entry["seeded"] = True
+        return state
+    entry["clusters_declined"] += 1
+    return None
 
 
 def sibling_read(state: str, auroc: np.ndarray, test: dict[str, float], members: np.ndarray, groups: np.ndarray,

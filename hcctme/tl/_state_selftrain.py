@@ -297,10 +297,11 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
         return None
     mixture_calls = np.where(called, np.asarray(ids, dtype=object)[best], "")
     groups = _seeds.clusters(pcs, len(ids), params)
-    labels = _seeds.cluster_seeds(groups, z, ids, mixture_calls, params)
+    candidates = _seeds.cluster_candidates(groups, z, ids, mixture_calls, params)
+    labels = _seeds.cluster_seeds(groups, z, ids, mixture_calls, params, candidates)
     specificity: dict[str, dict[str, Any]] = {}
     if panel is not None:
-        labels, specificity = _seeds.confirm_seeds(labels, groups, ids, panel, z)
+        labels, specificity = _seeds.confirm_seeds(labels, groups, ids, panel, z, candidates)
     mixture_seeds = _seeds.seeds(ids, best, confidence, called, z, params)
     combined = _seeds.combined_seeds(labels, mixture_seeds, called)
     if panel is None:

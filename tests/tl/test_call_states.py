@@ -410,19 +410,35 @@ def test_cluster_seeds_rules():
     assert list(labels[::10]) == ["A", state_seeds.NONE_CLASS, state_seeds.NONE_CLASS, state_seeds.NONE_CLASS]
 
 
+def test_cluster_seeds_bar_is_set_by_clusters_of_min_seeds_cells():
+    """A state's bar (half its highest cluster mean) is read over clusters of at least min_seeds cells: a 2-cell
+    outlier cluster at 2.0 would put a 20-cell cluster at 0.6 under it (deep_10x generator seed 600)."""
+    params = state_params.SelfTrainParams()
+    groups = np.repeat([0, 1, 2], [2, 20, 20])
+    ids = ["A", "B"]
+    z = np.repeat(np.array([[2.0, -0.5], [0.6, -0.5], [-0.5, -0.5]]), [2, 20, 20], axis=0)
+    mixture = np.where(groups == 1, "A", "").astype(object)
+    assert list(state_seeds.cluster_seeds(groups, z, ids, mixture, params)[[0, 2, 22]]) == \
+        ["A", "A", state_seeds.NONE_CLASS]
+    # with the outlier counted, 0.6 < 2.0 / 2: the cluster is no seed (its cells are A's mixture calls)
+    tight = state_params.SelfTrainParams(min_seeds=2)
+    assert state_seeds.cluster_seeds(groups, z, ids, mixture, tight)[2] == ""
+
+
 def test_cluster_seeds_backed_where_the_mixture_calls_no_other_state():
     params = state_params.SelfTrainParams()
     groups = np.repeat([0, 1, 2, 3], 20)
     ids = ["A", "B"]
     # cluster 0: A's highest cluster (mean 0.5 < strong z 1), 1 of 20 cells (5 % < 10 %) called A, none other
     # state; cluster 1: B's highest cluster (0.5), 1 cell called B but 4 called A, and A high there too (0.3 >=
-    # half of A's top): a sibling's cluster; 2, 3 low
+    # half of A's top): a sibling's cluster, which is A's candidate (A is high and backed there); 2, 3 low
     z = np.repeat(np.array([[0.5, -0.5], [0.3, 0.5], [-0.5, -0.5], [-0.6, -0.6]]), 20, axis=0)
     mixture = np.full(80, "", dtype=object)
     mixture[0] = "A"
     mixture[20], mixture[21:25] = "B", "A"
     labels = state_seeds.cluster_seeds(groups, z, ids, mixture, params)
-    assert list(labels[::20]) == ["A", state_seeds.NONE_CLASS, state_seeds.NONE_CLASS, state_seeds.NONE_CLASS]
+    assert list(labels[::20]) == ["A", "A", state_seeds.NONE_CLASS, state_seeds.NONE_CLASS]
+    assert state_seeds.cluster_candidates(groups, z, ids, mixture, params)[1] == ["A"]
     # the same calls where A is not high in cluster 1 (0.2 < half of 0.5): scattered calls, B's cluster is backed
     low_a = z.copy()
     low_a[20:40, 0] = 0.2
@@ -477,7 +493,12 @@ def test_cluster_seeds_back_a_state_the_mixture_calls_nowhere():
     assert list(state_seeds.cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", "B", none, none]
     lower = state_params.SelfTrainParams(cluster_uncalled_lead=0.05)  # C's lead of 0.1 suffices
     assert list(state_seeds.cluster_seeds(groups, z, ids, mixture, lower)[::20]) == ["A", "B", "C", none]
-    mixture[60] = "B"  # one B call in the population: B's cluster, without B calls, is no longer backed
+    # one B call in the population: B's cluster, without B calls, is no longer backed for B; A, high there and
+    # backed by its 5 calls, is its next candidate
+    mixture[60] = "B"
+    assert list(state_seeds.cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", "A", none, none]
+    assert state_seeds.cluster_candidates(groups, z, ids, mixture, params)[1] == ["A"]
+    mixture[20:25] = ""  # without them nothing backs a state there
     assert list(state_seeds.cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", none, none, none]
     # a one-state population whose mixture calls nothing: the state's cluster is backed
     one = state_seeds.cluster_seeds(groups[:40], z[:40, 1:2], ["B"], np.full(40, "", dtype=object), params)
@@ -506,8 +527,12 @@ def test_cluster_seeds_follow_the_mixture_majority():
     labels = state_seeds.cluster_seeds(groups, z, ids, mixture, params)
     none = state_seeds.NONE_CLASS
     assert list(labels[::20]) == ["A", "B", "B", "", none, none]
-    # under the majority share (9 of 20) the two clusters are "none of these", as without the rule
+    # under the majority share (9 of 20) cluster 3 is "none of these"; cluster 1 still seeds B, its next state
+    # that is high and backed (9 of 20 calls)
     mixture[29:34], mixture[69:74] = "", ""
+    assert list(state_seeds.cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", "B", "B", none, none, none]
+    # with no call there (the mixture calls C once elsewhere), neither B nor C is backed: "none of these"
+    mixture[20:29], mixture[100] = "", "C"
     assert list(state_seeds.cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", none, "B", none, none, none]
 
 

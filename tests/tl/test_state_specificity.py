@@ -126,6 +126,66 @@ def test_confirm_seeds_declines_the_narrow_cluster():
     assert (out == state_seeds.NONE_CLASS).all() and not report["S"]["seeded"]
 
 
+def test_a_declined_cluster_seeds_its_next_candidate():
+    """A cluster labelled a state that its test declines (an unplanted sibling it scores highest in) seeds the next
+    state it is a candidate for where that state's test passes (deep_10x generator seed 701: clusters of progenitor
+    cells highest in the unplanted CD8_TSTR list were "none of these" seeds)."""
+    counts, groups, names = _population()
+    panel = _panel(counts, names, {"S": [f"G{i}" for i in range(40)], "T": [f"G{i}" for i in range(100, 140)]})
+    ids = ["T", "S"]
+    labels = np.where(groups == 1, "T", state_seeds.NONE_CLASS).astype(object)
+    z = np.column_stack([np.where(groups == 1, 1.0, -0.5), np.where(groups == 1, 0.6, -0.5)])
+    alone, report = state_seeds.confirm_seeds(labels, groups, ids, panel, z)
+    assert (alone == state_seeds.NONE_CLASS).all() and report["T"]["clusters_declined"] == 1
+    out, report = state_seeds.confirm_seeds(labels, groups, ids, panel, z, {0: [], 1: ["T", "S"], 2: []})
+    assert (out[groups == 1] == "S").all() and (out[groups != 1] == state_seeds.NONE_CLASS).all()
+    assert report["T"]["clusters_declined"] == 1 and not report["T"]["seeded"]
+    assert report["S"]["seeded"] and report["S"]["clusters_tested"] == 1 and "last_test" not in report["S"]
+    # a state earlier in the list than the cluster's label is not tested again
+    out, report = state_seeds.confirm_seeds(labels, groups, ids, panel, z, {0: [], 1: ["S", "T"], 2: []})
+    assert (out == state_seeds.NONE_CLASS).all() and report["S"]["clusters_tested"] == 0
+
+
+def test_a_short_panel_that_is_not_the_clusters_highest_state_does_not_seed_it_as_a_later_candidate():
+    """A short panel passes on one gene: as a later candidate of a cluster higher in another state it may lead to
+    the sibling it reads, never seed the cluster itself (doublets_10x generator seed 400: the unplanted
+    CAF_ONCOFETAL_POSTN passed a cluster of TGFB-myCAF cells through POSTN)."""
+    counts, groups, names = _population()
+    panel = _panel(counts, names, {"T": [f"G{i}" for i in range(100, 140)], "SHORT": ["G38", "G39", "G55"]})
+    ids = ["T", "SHORT"]
+    labels = np.where(groups == 2, "T", state_seeds.NONE_CLASS).astype(object)
+    candidates = {0: [], 1: [], 2: ["T", "SHORT"]}
+    z = np.column_stack([np.where(groups == 2, 1.0, -0.5), np.where(groups == 2, 0.6, -0.5)])
+    out, report = state_seeds.confirm_seeds(labels, groups, ids, panel, z, candidates)
+    assert (out == state_seeds.NONE_CLASS).all()
+    assert report["SHORT"]["clusters_tested"] == 1 and report["SHORT"]["clusters_declined"] == 1
+    assert specificity.specific(report["SHORT"])  # its test passed: only the rule declined it
+    # where the panel is the cluster's highest state it seeds the cluster
+    z[groups == 2, 1] = 1.2
+    out, report = state_seeds.confirm_seeds(labels, groups, ids, panel, z, candidates)
+    assert (out[groups == 2] == "SHORT").all() and report["SHORT"]["seeded"]
+
+
+def test_a_later_short_candidate_leads_only_to_a_sibling_that_is_the_clusters_highest_state():
+    """He 2020 liver macrophages: a mixed cluster highest in TAM2_SPP1 read KUPFFER through the later candidate
+    TAM1_FOLR2 and its Mac_SPP1 cells were called KUPFFER; where the sibling is the cluster's highest state (high
+    stress generator seed 701's Kupffer clusters) the read stands."""
+    counts, groups, names = _population()
+    panel = _panel(counts, names, {"T": [f"G{i}" for i in range(100, 140)], "SIB": [f"G{i}" for i in range(38, 50)],
+                                   "SHORT": ["G38", "G39", "G55"]})
+    ids = ["T", "SIB", "SHORT"]
+    labels = np.where(groups == 2, "T", state_seeds.NONE_CLASS).astype(object)
+    candidates = {0: [], 1: [], 2: ["T", "SHORT"]}
+    z = np.full((groups.size, 3), -0.5)
+    z[groups == 2] = [1.0, 0.8, 0.6]  # T highest: SHORT reads SIB, which is not the cluster's highest state
+    out, report = state_seeds.confirm_seeds(labels, groups, ids, panel, z, candidates)
+    assert (out == state_seeds.NONE_CLASS).all() and report["SHORT"]["read_through"] == "SIB"
+    assert not report["SIB"]["seeded"] and specificity.specific(report["SIB"])
+    z[groups == 2] = [1.0, 1.1, 0.6]  # SIB highest: the read stands
+    out, report = state_seeds.confirm_seeds(labels, groups, ids, panel, z, candidates)
+    assert (out[groups == 2] == "SIB").all() and report["SIB"]["seeded"]
+
+
 def test_auroc_against_a_reference_is_the_mann_whitney_auroc_of_the_two_sets():
     from sklearn.metrics import roc_auc_score
 
