@@ -230,29 +230,29 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
         highest = ids[int(np.argmax(z[members].mean(axis=0)))]
         for state in [first, *later[later.index(first) + 1:]] if first in later else [first]:
             later_short = state != highest and _specificity.short_panel(panel, state)
-            outcome = _confirmed(state, members, groups, g, z, ids, panel, report, highest if later_short else None)
+            outcome, test = _confirmed(state, members, groups, g, z, ids, panel, report,
+                                       highest if later_short else None)
             if outcome is not None:
                 out[members] = outcome
                 break
-            if not undecided[members[0]] and _specificity.undecided(report[state]["last_test"]):
+            if not undecided[members[0]] and _specificity.undecided(test):
                 undecided[members] = state
         else:
             out[members] = NONE_CLASS
-    for entry in report.values():
-        entry.pop("last_test", None)
     seeded = [s for s, entry in report.items() if entry["seeded"]]
     out[np.isin(undecided, seeded)] = ""
     return out, report
 
 
 def _confirmed(state: str, members: np.ndarray, groups: np.ndarray, cluster: Any, z: np.ndarray, ids: list[str],
-               panel: GenePanel, report: dict[str, dict[str, Any]], only: str | None = None) -> str | None:
-    """The label a cluster gets from testing one candidate state (:func:`confirm_seeds`), or None where it is declined.
+               panel: GenePanel, report: dict[str, dict[str, Any]], only: str | None = None
+               ) -> tuple[str | None, dict[str, float]]:
+    """A cluster's label from one candidate state's test (None: declined) and that test (:func:`confirm_seeds`).
 
     The state, where its test passes; the sibling a short panel reads there, where the sibling's test passes, else
-    :data:`NONE_CLASS` (a read-through ends the cluster's candidates). The test is kept in the state's entry as
-    ``last_test``. ``only``: the one label the cluster may take, for a short panel that is not the cluster's highest
-    state (``only`` is that highest state): it does not seed the cluster itself (its test passes on one gene, which
+    :data:`NONE_CLASS` (a read-through ends the cluster's candidates). ``only``: the one label the cluster may
+    take, for a short panel that is not the cluster's highest state (``only`` is that highest state): it does not
+    seed the cluster itself (its test passes on one gene, which
     the programme of the cluster's highest state can raise: doublets_10x generator seed 400, a cluster of 13
     TGFB-myCAF cells passed the unplanted CAF_ONCOFETAL_POSTN through POSTN, and 10 programme-less cells were then
     called it), and leads to the sibling it reads only where that sibling is the cluster's highest state (He 2020's
@@ -261,7 +261,6 @@ def _confirmed(state: str, members: np.ndarray, groups: np.ndarray, cluster: Any
     """
     auroc, test = cluster_test(state, members, groups, cluster, z, ids, panel)
     entry = _tested(report[state], test)
-    entry["last_test"] = test
     sibling, sibling_test = sibling_read(state, auroc, test, members, groups, cluster, z, ids, panel)
     if sibling is not None:
         entry["clusters_declined"] += 1
@@ -269,13 +268,13 @@ def _confirmed(state: str, members: np.ndarray, groups: np.ndarray, cluster: Any
         sibling_entry = _tested(report[sibling], sibling_test)
         if _specificity.specific(sibling_test) and only in (None, sibling):
             sibling_entry["seeded"] = True
-            return sibling
-        return NONE_CLASS
+            return sibling, test
+        return NONE_CLASS, test
     if only in (None, state) and _specificity.specific(test):
         entry["seeded"] = True
-        return state
+        return state, test
     entry["clusters_declined"] += 1
-    return None
+    return None, test
 
 
 def sibling_read(state: str, auroc: np.ndarray, test: dict[str, float], members: np.ndarray, groups: np.ndarray,
