@@ -15,8 +15,8 @@ a rule), in ``--jobs`` processes, and prints:
   panels share one gene) and the mean recall over the other seeds.
 
 ``--markdown`` prints the tables as markdown; ``--save DIR`` writes every cohort's figures (``parents.csv``,
-``states.csv``) and ``--load DIR`` aggregates them again without running the cohorts (release 2.20's run:
-``benchmarks/results/states_battery_2.20``, whose tables README quotes). The whole default grid is 126
+``states.csv``) and ``--load DIR`` aggregates them again without running the cohorts (release 2.21's run:
+``benchmarks/results/states_battery_2.21``, whose tables README quotes). The whole default grid is 126
 cohorts of 8 x 600 cells (23 minutes on 2 cores with ``--jobs 2``).
 
     python benchmarks/states_battery.py --jobs 2

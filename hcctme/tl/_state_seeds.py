@@ -16,6 +16,8 @@ mixture call (posterior >= :data:`~hcctme._constants.STATE_SEED_CONFIDENCE`, or 
 calls when lower) names another class is left out of the seeds, and a cell the mixture calls a state at all is no
 "none of these" seed (:func:`combined_seeds`). A cluster the specificity test declines is a seed of "none of these",
 or of no class when its state's median gene is up there and another cluster seeds the state (:func:`confirm_seeds`).
+A cluster the majority rule leaves without a seed whose state the test declines seeds "none of these", the
+mixture's calls of that state included (:func:`unbacked_majorities`).
 A short panel no cluster seeds is looked for by its genes' mean log expression, which a within-cell rank score does
 not follow (:func:`expression_seeds`), and then through the genes it is co-expressed with
 (:mod:`hcctme.tl._state_coexpression`).
@@ -102,7 +104,8 @@ def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np
     against a state absent from the data. A cluster its best state
     does not seed is not "none of these" when at least ``params.cluster_majority`` of its cells are
     one state's mixture calls: it seeds that state where that state's mean is high as above, and is
-    no seed (``""``) where it is not (10x generator seed 101: a cluster of progenitor-exhausted cells
+    no seed (``""``) where it is not, unless the state's test declines it (:func:`unbacked_majorities`; 10x
+    generator seed 101: a cluster of progenitor-exhausted cells
     highest in the unplanted CD8_TSTR list through the heat-shock genes of their programme, and one of
     terminal cells on the continuum at 0.79 against half the terminal cluster's 1.63, were "none of
     these" seeds and taught the classifier to call 47 progenitor cells "none"). Every candidate is
@@ -113,17 +116,22 @@ def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np
     top = _top(groups, z, params)
     label = {}
     for g in np.unique(groups):
-        members = groups == g
-        row = z[members].mean(axis=0)
-        support = np.array([np.mean(mixture[members] == s) for s in ids])
-        majority = int(np.argmax(support))
-        if candidates[g]:
-            label[g] = candidates[g][0]
-        elif support[majority] >= params.cluster_majority and row[majority] >= params.cluster_z:
-            label[g] = ids[majority] if row[majority] >= _seed_bar(top[majority], params) else ""
-        else:
-            label[g] = NONE_CLASS
+        label[g] = candidates[g][0] if candidates[g] else _majority_seed(groups == g, z, ids, mixture, top, params)
     return np.array([label[g] for g in groups], dtype=object)
+
+
+def _majority_seed(members: np.ndarray, z: np.ndarray, ids: list[str], mixture: np.ndarray, top: np.ndarray,
+                   params: SelfTrainParams) -> str:
+    """The seed of a cluster without candidates (:func:`cluster_seeds`'s majority rule): a state, ``""`` or "none".
+
+    ``members``: the cluster's cells (a mask); ``top``: each state's highest cluster mean (:func:`_top`).
+    """
+    row = z[members].mean(axis=0)
+    support = np.array([np.mean(mixture[members] == s) for s in ids])
+    majority = int(np.argmax(support))
+    if support[majority] >= params.cluster_majority and row[majority] >= params.cluster_z:
+        return ids[majority] if row[majority] >= _seed_bar(top[majority], params) else ""
+    return NONE_CLASS
 
 
 def cluster_candidates(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np.ndarray,
@@ -213,8 +221,9 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
     CD8_TEX_PROGENITOR candidate).
     Returns the labels (declined clusters become :data:`NONE_CLASS`; a declined cluster whose state's
     median gene is up there, :func:`._state_specificity.undecided`, becomes ``""``, not a seed, when
-    another cluster seeds that state: it expresses the state's genes without significance, and as
-    "none of these" it would train the classifier against the state's own cells) and, per state,
+    another cluster seeds that state and none of its later candidates passes: it expresses the state's genes
+    without significance, and as "none of these" it would train the classifier against the state's own cells)
+    and, per state,
     ``seeded`` (a cluster kept it), ``clusters_tested``, ``clusters_declined`` and the test of its
     cluster with the smallest p-value (:func:`._state_specificity.gene_test`).
     """
@@ -234,6 +243,7 @@ def confirm_seeds(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel:
                                        highest if later_short else None)
             if outcome is not None:
                 out[members] = outcome
+                undecided[members] = ""
                 break
             if not undecided[members[0]] and _specificity.undecided(test):
                 undecided[members] = state
@@ -381,7 +391,41 @@ def seeds(ids: list[str], best: np.ndarray, confidence: np.ndarray, called: np.n
     return labels
 
 
-def combined_seeds(clustered: np.ndarray, mixture: np.ndarray, called: np.ndarray) -> np.ndarray:
+def unbacked_majorities(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel: GenePanel, z: np.ndarray,
+                        mixture: np.ndarray, min_cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """The clusters the majority rule left without a seed whose state's genes are not up there: "none of these".
+
+    :func:`cluster_seeds` leaves a cluster without a seed (``""``) where most of its cells are one state's mixture
+    calls (``mixture``: each cell's call, ``""`` for none) but the state is not high there: cells on the state's
+    continuum, or highest in a sibling's list, are the state's cells. Where the state's test
+    (:func:`cluster_test`) declines the cluster (at least ``min_cells`` cells) and its median gene is not up
+    (:func:`._state_specificity.undecided`), the calls read a programme the library has no state for, and the
+    cluster seeds "none of these" (10x generator seed 100 with CD8_TEFF removed: 51 naive T cells of a 53-cell
+    cluster at CD8_TEX_PROGENITOR 0.31, half the progenitor cluster's 0.67, 33 of them called progenitor by the
+    mixture; without "none" seeds among them the classifier dropped the class and called all 99 programme-less CD8
+    T cells progenitor or terminal).
+
+    Returns the labels and the cells whose "none of these" seed stands although the mixture calls them: the
+    cluster's calls of the declined state (:func:`combined_seeds`'s ``unbacked``).
+    """
+    out = labels.copy()
+    unbacked = np.zeros(labels.size, dtype=bool)
+    for g in np.unique(groups):
+        members = np.flatnonzero(groups == g)
+        calls = mixture[members]
+        if labels[members[0]] != "" or members.size < min_cells or not np.any(calls != ""):
+            continue
+        states, counts = np.unique(calls[calls != ""], return_counts=True)
+        state = str(states[int(np.argmax(counts))])
+        test = cluster_test(state, members, groups, g, z, ids, panel)[1]
+        if not _specificity.specific(test) and not _specificity.undecided(test):
+            out[members] = NONE_CLASS
+            unbacked[members[calls == state]] = True
+    return out, unbacked
+
+
+def combined_seeds(clustered: np.ndarray, mixture: np.ndarray, called: np.ndarray,
+                   unbacked: np.ndarray | None = None) -> np.ndarray:
     """The classifier's seeds: the cluster seeds the mixture does not contradict (``""``: not a seed).
 
     Each cell's cluster seed (``clustered``) is kept where the cell's mixture seed (``mixture``,
@@ -391,9 +435,11 @@ def combined_seeds(clustered: np.ndarray, mixture: np.ndarray, called: np.ndarra
     The "none of these" clusters of shallow data are mixed (noisy generator setting: 19 % of the CAFs' and 39 % of
     the neutrophils' "none" seeds were cells in no state); the mixture's calls there, confident or not, are the
     state cells it can see, and as "none" seeds they would teach the classifier to leave their state unassigned.
+    ``unbacked``: the called cells that stay "none of these" seeds (:func:`unbacked_majorities`).
     """
-    labels = np.where((mixture == "") | (mixture == clustered), clustered, "").astype(object)
-    labels[(labels == NONE_CLASS) & called] = ""
+    kept = np.zeros(clustered.size, dtype=bool) if unbacked is None else unbacked
+    labels = np.where((mixture == "") | (mixture == clustered) | kept, clustered, "").astype(object)
+    labels[(labels == NONE_CLASS) & called & ~kept] = ""
     return labels
 
 

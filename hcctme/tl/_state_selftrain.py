@@ -10,7 +10,8 @@ carries. This step learns it:
    log-normalised expression, centred within each sample, plus the state z-scores.
 2. **Seeds** (:mod:`hcctme.tl._state_seeds`). K-means clusters of the cells in component space seed
    the state they score highest for where the mixture backs it and the specificity test
-   (:mod:`hcctme.tl._state_specificity`) confirms it, else "none of these"; confident mixture calls
+   (:mod:`hcctme.tl._state_specificity`) confirms it, else "none of these" (also where most of a
+   cluster's cells are a state's mixture calls that the test declines there); confident mixture calls
    add seeds.
 3. **Carried genes of the seeded states.** A signature reads part of its state's programme (a
    3-gene marker panel may read one gene of it; a longer list shares half of its genes with another
@@ -300,10 +301,12 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     candidates = _seeds.cluster_candidates(groups, z, ids, mixture_calls, params)
     labels = _seeds.cluster_seeds(groups, z, ids, mixture_calls, params, candidates)
     specificity: dict[str, dict[str, Any]] = {}
+    unbacked = None
     if panel is not None:
         labels, specificity = _seeds.confirm_seeds(labels, groups, ids, panel, z, candidates)
+        labels, unbacked = _seeds.unbacked_majorities(labels, groups, ids, panel, z, mixture_calls, params.min_seeds)
     mixture_seeds = _seeds.seeds(ids, best, confidence, called, z, params)
-    combined = _seeds.combined_seeds(labels, mixture_seeds, called)
+    combined = _seeds.combined_seeds(labels, mixture_seeds, called, unbacked)
     if panel is None:
         labels = combined
     else:

@@ -540,3 +540,58 @@ def test_a_short_panel_no_cluster_seeds_is_looked_for_by_its_genes_expression():
     report["P"]["seeded"] = True
     out = state_seeds.expression_seeds(none.copy(), none, mixture, groups, z, ids, panel, report, params)
     assert (out == none).all() and "expression_route" not in report["P"]
+
+
+def test_a_majority_cluster_whose_state_is_declined_seeds_none_with_its_calls():
+    """A cluster the majority rule left without a seed (most of its cells the mixture's calls of a state not high
+    there) seeds "none of these" where the state's genes are not up, its calls of that state included (10x
+    generator seed 100 with CD8_TEFF removed: a cluster of naive T cells called progenitor by the mixture); where
+    they are up it stays without a seed (cells on the state's continuum)."""
+    counts, groups, names = _population()
+    panel = _panel(counts, names, {"S": [f"G{i}" for i in range(40)]})
+    none = state_seeds.NONE_CLASS
+    z = np.where(groups > 0, 1.0, -0.5)[:, None]
+    mixture = np.where((groups > 0) & (np.arange(groups.size) % 4 > 0), "S", "").astype(object)
+    labels = np.where(groups == 1, "S", np.where(groups == 2, "", none)).astype(object)
+    out, unbacked = state_seeds.unbacked_majorities(labels, groups, ["S"], panel, z, mixture, 10)
+    assert (out[groups == 2] == none).all() and (out[groups != 2] == labels[groups != 2]).all()
+    np.testing.assert_array_equal(unbacked, (groups == 2) & (mixture == "S"))
+    # its calls stay "none" seeds, those of other clusters do not
+    called = mixture != ""
+    seeds = state_seeds.combined_seeds(out, np.where(called, "S", "").astype(object), called, unbacked)
+    assert (seeds[groups == 2] == none).all() and (seeds[(groups == 0) & ~called] == none).all()
+    assert (seeds[groups == 1] == "S").all()
+    assert (state_seeds.combined_seeds(out, mixture, called)[(groups == 2) & called] == "").all()
+    # the broad cluster (S's genes up) without a seed stays so; so does a cluster under min_cells
+    labels[groups == 1] = ""
+    out, unbacked = state_seeds.unbacked_majorities(labels, groups, ["S"], panel, z, mixture, 10)
+    assert (out[groups == 1] == "").all() and not unbacked[groups == 1].any()
+    out, unbacked = state_seeds.unbacked_majorities(labels, groups, ["S"], panel, z, mixture, 61)
+    assert (out == labels).all() and not unbacked.any()
+
+
+def test_a_cluster_seeded_by_a_later_candidate_is_not_left_undecided(monkeypatch):
+    """A cluster whose first candidate is declined as undecided (median gene up) and whose next candidate passes
+    seeds the next candidate, also where the first state is seeded by another cluster (before: no seed)."""
+    counts, groups, names = _population()
+    panel = _panel(counts, names, {"S": [f"G{i}" for i in range(40)], "T": [f"G{i}" for i in range(100, 140)]})
+    ids = ["T", "S"]
+    outcomes = {(1, "T"): None, (1, "S"): "S", (2, "T"): "T"}
+
+    def confirmed(state, members, groups, cluster, z, ids, panel, report, only=None):
+        outcome = outcomes[(cluster, state)]
+        if outcome is not None:
+            report[outcome]["seeded"] = True
+        return outcome, {"undecided": outcome is None}
+
+    monkeypatch.setattr(state_seeds, "_confirmed", confirmed)
+    monkeypatch.setattr(specificity, "undecided", lambda test: test["undecided"])
+    labels = np.where(groups == 0, state_seeds.NONE_CLASS, "T").astype(object)
+    z = np.zeros((groups.size, 2))
+    out, report = state_seeds.confirm_seeds(labels, groups, ids, panel, z, {0: [], 1: ["T", "S"], 2: ["T"]})
+    assert (out[groups == 1] == "S").all() and (out[groups == 2] == "T").all()
+    assert report["S"]["seeded"] and report["T"]["seeded"]
+    # a cluster whose candidates are all declined, the first as undecided, is no seed where that state is seeded
+    outcomes[(1, "S")] = None
+    out, _ = state_seeds.confirm_seeds(labels, groups, ids, panel, z, {0: [], 1: ["T", "S"], 2: ["T"]})
+    assert (out[groups == 1] == "").all() and (out[groups == 2] == "T").all()

@@ -283,13 +283,17 @@ def test_states_removed_from_every_sample_are_not_called():
 
     The present states' figures are means over the cohorts: in a population of ~300 cells the k-means seeds of the
     self-training change with a single cell (one doublet more set aside in seed 100 moved CD8_TEX_TERMINAL's
-    recall from 0.82 to 0.48 in an earlier release). Measured means over seeds 100-102 (release 2.7): recall
-    KUPFFER 0.98, CD8_TEX_TERMINAL 0.92, CAF_ECM_MYCAF 0.91, CAF_DETOX_ICAF 0.96; precision 0.86-0.90 and
-    CAF_DETOX_ICAF 0.75 (0.81 in release 2.6: in seed 100, where CAF_IL_ICAF is removed, the refit predicts 5 CAFs
-    "none of these" with confidence, so it drops that class and 21 more CAFs are called detox iCAF, precision
-    0.93 -> 0.75; keeping the class there gives 0.92).
+    recall from 0.82 to 0.48 in an earlier release). Measured means over seeds 100-102 (release 2.21): recall
+    KUPFFER 0.98, CD8_TEX_TERMINAL 0.91, CD8_TEX_PROGENITOR 0.95, CAF_ECM_MYCAF 0.92, CAF_DETOX_ICAF 0.96;
+    precision 0.88-0.91 and CAF_DETOX_ICAF 0.77 (0.81 in release 2.6: in seed 100, where CAF_IL_ICAF is removed,
+    the refit predicts 5 CAFs "none of these" with confidence, so it drops that class and 21 more CAFs are called
+    detox iCAF; keeping the class there gives 0.92). With CD8_TEFF removed, seed 100's naive CD8 T cells were all
+    called a state until release 2.21 (their cluster, most of it called progenitor by the mixture, was no seed
+    and the classifier dropped "none of these"): progenitor precision 0.46 there in release 2.19 (then not
+    asserted), terminal 0.66 in release 2.20 (mean 0.80); release 2.21's rule for such clusters
+    (``unbacked_majorities``) gives 0.94 and 0.92.
     """
-    present = ["KUPFFER", "CD8_TEX_TERMINAL", "CAF_ECM_MYCAF", "CAF_DETOX_ICAF"]
+    present = ["KUPFFER", "CD8_TEX_TERMINAL", "CD8_TEX_PROGENITOR", "CAF_ECM_MYCAF", "CAF_DETOX_ICAF"]
     tables = []
     for seed in (100, 101, 102):
         adata = generate("10x", seed=seed, n_patients=6, cells_per_patient=300)
@@ -305,11 +309,8 @@ def test_states_removed_from_every_sample_are_not_called():
     recall = pd.concat([t["recall"] for t in tables], axis=1).mean(axis=1)
     precision = pd.concat([called_precision(t) for t in tables], axis=1).mean(axis=1)
     assert (recall >= 0.8).all(), recall
-    # release 2.20 (a cluster's candidates in order): CD8_TEX_TERMINAL precision 0.797 here (KUPFFER 0.91,
-    # CAF_ECM_MYCAF 0.91, CAF_DETOX_ICAF 0.77); the 126-cohort battery's terminal precision is 0.93 (lowest pair
-    # 0.88). Not traced yet: the bound for that state is 0.78 until it is (session 36's closing note)
-    assert (precision.drop(index=["CAF_DETOX_ICAF", "CD8_TEX_TERMINAL"]) >= 0.8).all(), precision
-    assert precision["CD8_TEX_TERMINAL"] >= 0.78 and precision["CAF_DETOX_ICAF"] >= 0.7, precision
+    assert (precision.drop(index="CAF_DETOX_ICAF") >= 0.85).all(), precision
+    assert precision["CAF_DETOX_ICAF"] >= 0.7, precision
 
 
 @pytest.mark.slow
