@@ -25,6 +25,7 @@ not follow (:func:`expression_seeds`), and then through the genes it is co-expre
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -60,8 +61,49 @@ def cells_for_clusters(n_states: int, params: SelfTrainParams) -> int:
     return params.cluster_cells * _wanted_clusters(n_states, params)
 
 
-def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np.ndarray,
-                  params: SelfTrainParams, candidates: dict[Any, list[str]] | None = None) -> np.ndarray:
+@dataclass(frozen=True)
+class ClusterSummary:
+    """Each k-means cluster's cells' mean state z-scores and mixture calls, read by the seeding rules.
+
+    Rows follow ``clusters`` (sorted); columns follow the state ids.
+    """
+
+    groups: np.ndarray  # each cell's cluster
+    mixture: np.ndarray  # each cell's mixture call ("" for none)
+    clusters: np.ndarray
+    sizes: np.ndarray
+    means: np.ndarray  # mean z-score of each state
+    support: np.ndarray  # share of the cluster's cells the mixture calls each state
+    called: np.ndarray  # share of the cluster's cells the mixture calls any state
+    top: np.ndarray  # each state's highest mean over the clusters of at least min_seeds cells (:func:`_top`)
+    uncalled: np.ndarray  # the states the mixture calls in no cell of the population
+    population_called: float  # the share of the population's cells the mixture calls
+
+    def members(self, i: int) -> np.ndarray:
+        """The cells of the ``i``-th cluster (indices)."""
+        return np.flatnonzero(self.groups == self.clusters[i])
+
+    def majority(self, i: int) -> int:
+        """The state the mixture calls most often in the ``i``-th cluster (column; the first of ties)."""
+        return int(np.argmax(self.support[i]))
+
+
+def summarise(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np.ndarray,
+              params: SelfTrainParams) -> ClusterSummary:
+    """The :class:`ClusterSummary` of clusters ``groups`` (``z``: state z-scores, columns = ``ids``; ``mixture``)."""
+    clusters_of, sizes = np.unique(groups, return_counts=True)
+    means = np.vstack([z[groups == g].mean(axis=0) for g in clusters_of])
+    support = np.array([[np.mean(mixture[groups == g] == s) for s in ids] for g in clusters_of]).reshape(
+        clusters_of.size, len(ids))
+    called = np.array([np.mean(mixture[groups == g] != "") for g in clusters_of])
+    return ClusterSummary(groups=groups, mixture=mixture, clusters=clusters_of, sizes=sizes, means=means,
+                          support=support, called=called, top=_top(means, sizes, params),
+                          uncalled=~np.isin(np.asarray(ids, dtype=object), mixture),
+                          population_called=float(np.mean(mixture != "")))
+
+
+def cluster_seeds(summary: ClusterSummary, ids: list[str], params: SelfTrainParams,
+                  candidates: dict[Any, list[str]] | None = None) -> np.ndarray:
     """Seed label per cell from its cluster's mean state z-scores: a state id or :data:`NONE_CLASS`.
 
     A cluster is a seed of its first candidate (:func:`cluster_candidates`; ``candidates`` where the caller has
@@ -75,7 +117,7 @@ def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np
     a cluster as above (the cluster where the signature is highest marks the state; a cluster only
     half as high in it, such as naive T cells in a progenitor-exhausted score that reads TCF7 and
     SELL, is another programme) and backed when at least ``params.cluster_support`` of its cells are
-    that state's calls in the mixture (``mixture``: each cell's mixture call, ``""`` for none; a
+    that state's calls in the mixture (a
     state absent from the data has a highest cluster too, but few calls there), or its mean
     reaches ``params.cluster_strong_z`` (a state the mixture misses but a cluster clearly
     expresses), or more of its cells are that state's mixture calls than any other state's calls
@@ -112,30 +154,25 @@ def cluster_seeds(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np
     then tested by :func:`confirm_seeds`, which tests a declined cluster's next candidates. The other clusters are
     "none of these".
     """
-    candidates = cluster_candidates(groups, z, ids, mixture, params) if candidates is None else candidates
-    top = _top(groups, z, params)
-    label = {}
-    for g in np.unique(groups):
-        label[g] = candidates[g][0] if candidates[g] else _majority_seed(groups == g, z, ids, mixture, top, params)
-    return np.array([label[g] for g in groups], dtype=object)
+    candidates = cluster_candidates(summary, ids, params) if candidates is None else candidates
+    label = [candidates[g][0] if candidates[g] else _majority_seed(i, summary, ids, params)
+             for i, g in enumerate(summary.clusters)]
+    return np.asarray(label, dtype=object)[np.searchsorted(summary.clusters, summary.groups)]
 
 
-def _majority_seed(members: np.ndarray, z: np.ndarray, ids: list[str], mixture: np.ndarray, top: np.ndarray,
-                   params: SelfTrainParams) -> str:
-    """The seed of a cluster without candidates (:func:`cluster_seeds`'s majority rule): a state, ``""`` or "none".
+def _majority_seed(i: int, summary: ClusterSummary, ids: list[str], params: SelfTrainParams) -> str:
+    """The seed of the ``i``-th cluster, which has no candidates (:func:`cluster_seeds`'s majority rule).
 
-    ``members``: the cluster's cells (a mask); ``top``: each state's highest cluster mean (:func:`_top`).
+    A state, ``""`` (no seed) or :data:`NONE_CLASS`.
     """
-    row = z[members].mean(axis=0)
-    support = np.array([np.mean(mixture[members] == s) for s in ids])
-    majority = int(np.argmax(support))
-    if support[majority] >= params.cluster_majority and row[majority] >= params.cluster_z:
-        return ids[majority] if row[majority] >= _seed_bar(top[majority], params) else ""
+    row = summary.means[i]
+    majority = summary.majority(i)
+    if summary.support[i, majority] >= params.cluster_majority and row[majority] >= params.cluster_z:
+        return ids[majority] if row[majority] >= _seed_bar(summary.top[majority], params) else ""
     return NONE_CLASS
 
 
-def cluster_candidates(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np.ndarray,
-                       params: SelfTrainParams) -> dict[Any, list[str]]:
+def cluster_candidates(summary: ClusterSummary, ids: list[str], params: SelfTrainParams) -> dict[Any, list[str]]:
     """Per cluster, the states it may seed (:func:`cluster_seeds`): high there and backed, highest mean z first.
 
     A state is high in a cluster whose mean z-score reaches ``params.cluster_z`` and ``params.cluster_share`` of
@@ -144,20 +181,13 @@ def cluster_candidates(groups: np.ndarray, z: np.ndarray, ids: list[str], mixtur
     CD8_TEX_PROGENITOR list put the clusters of 124 progenitor cells, 0.37 and 0.57, under it), and backed as
     :func:`cluster_seeds` says.
     """
-    labels_of = np.unique(groups)
-    top = _top(groups, z, params)
-    uncalled = ~np.isin(np.asarray(ids, dtype=object), mixture)
-    population_called = float(np.mean(mixture != ""))
     out: dict[Any, list[str]] = {}
-    for g in labels_of:
-        members = groups == g
-        row = z[members].mean(axis=0)
-        calls = mixture[members]
-        support = np.array([np.mean(calls == s) for s in ids])
-        high = row >= _seed_bar(top, params)
-        called = float(np.mean(calls != ""))
+    for i, g in enumerate(summary.clusters):
+        row, support, called = summary.means[i], summary.support[i], float(summary.called[i])
+        high = row >= _seed_bar(summary.top, params)
         out[g] = [ids[j] for j in np.argsort(-row, kind="stable")
-                  if high[j] and _backed(j, row, support, called, high, uncalled, population_called, params)]
+                  if high[j] and _backed(j, row, support, called, high, summary.uncalled,
+                                         summary.population_called, params)]
     return out
 
 
@@ -176,11 +206,10 @@ def _backed(j: int, row: np.ndarray, support: np.ndarray, called: float, high: n
                 or (called > 0 and not rivals.any() and called >= params.cluster_scattered_called * population_called))
 
 
-def _top(groups: np.ndarray, z: np.ndarray, params: SelfTrainParams) -> np.ndarray:
-    """Each state's highest cluster mean z-score over the clusters of at least ``params.min_seeds`` cells."""
-    labels_of, sizes = np.unique(groups, return_counts=True)
-    sized = labels_of[sizes >= params.min_seeds] if np.any(sizes >= params.min_seeds) else labels_of
-    return np.vstack([z[groups == g].mean(axis=0) for g in sized]).max(axis=0)
+def _top(means: np.ndarray, sizes: np.ndarray, params: SelfTrainParams) -> np.ndarray:
+    """Each state's highest cluster mean z-score (``means``: rows = clusters) over clusters of >= min_seeds cells."""
+    sized = sizes >= params.min_seeds
+    return means[sized].max(axis=0) if sized.any() else means.max(axis=0)
 
 
 def _seed_bar(top: Any, params: SelfTrainParams) -> Any:
@@ -391,12 +420,12 @@ def seeds(ids: list[str], best: np.ndarray, confidence: np.ndarray, called: np.n
     return labels
 
 
-def unbacked_majorities(labels: np.ndarray, groups: np.ndarray, ids: list[str], panel: GenePanel, z: np.ndarray,
-                        mixture: np.ndarray, min_cells: int) -> tuple[np.ndarray, np.ndarray]:
+def unbacked_majorities(labels: np.ndarray, summary: ClusterSummary, ids: list[str], panel: GenePanel, z: np.ndarray,
+                        min_cells: int) -> tuple[np.ndarray, np.ndarray]:
     """The clusters the majority rule left without a seed whose state's genes are not up there: "none of these".
 
     :func:`cluster_seeds` leaves a cluster without a seed (``""``) where most of its cells are one state's mixture
-    calls (``mixture``: each cell's call, ``""`` for none) but the state is not high there: cells on the state's
+    calls (``summary``: :func:`summarise`) but the state is not high there: cells on the state's
     continuum, or highest in a sibling's list, are the state's cells. Where the state's test
     (:func:`cluster_test`) declines the cluster (at least ``min_cells`` cells) and its median gene is not up
     (:func:`._state_specificity.undecided`), the calls read a programme the library has no state for, and the
@@ -410,17 +439,15 @@ def unbacked_majorities(labels: np.ndarray, groups: np.ndarray, ids: list[str], 
     """
     out = labels.copy()
     unbacked = np.zeros(labels.size, dtype=bool)
-    for g in np.unique(groups):
-        members = np.flatnonzero(groups == g)
-        calls = mixture[members]
-        if labels[members[0]] != "" or members.size < min_cells or not np.any(calls != ""):
+    for i, g in enumerate(summary.clusters):
+        members = summary.members(i)
+        if labels[members[0]] != "" or members.size < min_cells or not summary.called[i]:
             continue
-        states, counts = np.unique(calls[calls != ""], return_counts=True)
-        state = str(states[int(np.argmax(counts))])
-        test = cluster_test(state, members, groups, g, z, ids, panel)[1]
+        state = ids[summary.majority(i)]
+        test = cluster_test(state, members, summary.groups, g, z, ids, panel)[1]
         if not _specificity.specific(test) and not _specificity.undecided(test):
             out[members] = NONE_CLASS
-            unbacked[members[calls == state]] = True
+            unbacked[members[summary.mixture[members] == state]] = True
     return out, unbacked
 
 

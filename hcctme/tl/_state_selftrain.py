@@ -298,13 +298,14 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
         return None
     mixture_calls = np.where(called, np.asarray(ids, dtype=object)[best], "")
     groups = _seeds.clusters(pcs, len(ids), params)
-    candidates = _seeds.cluster_candidates(groups, z, ids, mixture_calls, params)
-    labels = _seeds.cluster_seeds(groups, z, ids, mixture_calls, params, candidates)
+    summary = _seeds.summarise(groups, z, ids, mixture_calls, params)
+    candidates = _seeds.cluster_candidates(summary, ids, params)
+    labels = _seeds.cluster_seeds(summary, ids, params, candidates)
     specificity: dict[str, dict[str, Any]] = {}
     unbacked = None
     if panel is not None:
         labels, specificity = _seeds.confirm_seeds(labels, groups, ids, panel, z, candidates)
-        labels, unbacked = _seeds.unbacked_majorities(labels, groups, ids, panel, z, mixture_calls, params.min_seeds)
+        labels, unbacked = _seeds.unbacked_majorities(labels, summary, ids, panel, z, params.min_seeds)
     mixture_seeds = _seeds.seeds(ids, best, confidence, called, z, params)
     combined = _seeds.combined_seeds(labels, mixture_seeds, called, unbacked)
     if panel is None:

@@ -393,6 +393,14 @@ def test_square_means_and_row_stack_equal_the_sparse_expressions_they_replace(mo
         short.matrix()
 
 
+def _cluster_seeds(groups, z, ids, mixture, params):
+    return state_seeds.cluster_seeds(state_seeds.summarise(groups, z, ids, mixture, params), ids, params)
+
+
+def _cluster_candidates(groups, z, ids, mixture, params):
+    return state_seeds.cluster_candidates(state_seeds.summarise(groups, z, ids, mixture, params), ids, params)
+
+
 def test_cluster_seeds_rules():
     params = state_params.SelfTrainParams()
     groups = np.repeat([0, 1, 2, 3], 10)
@@ -401,12 +409,12 @@ def test_cluster_seeds_rules():
     # mixture calls; 3 -> low in both
     z = np.repeat(np.array([[1.2, -0.5], [0.5, -0.5], [-0.5, 0.5], [-0.8, -0.8]]), 10, axis=0)
     mixture = np.where(groups == 2, "B", "").astype(object)
-    labels = state_seeds.cluster_seeds(groups, z, ids, mixture, params)
+    labels = _cluster_seeds(groups, z, ids, mixture, params)
     assert list(labels[::10]) == ["A", state_seeds.NONE_CLASS, "B", state_seeds.NONE_CLASS]
     # without B calls in its cluster (the mixture calls B in cluster 3 only), B's cluster (mean 0.5 < 1) is not
     # seeded; A's (mean 1.2 >= 1) still is
     mixture = np.where(groups == 3, "B", "").astype(object)
-    labels = state_seeds.cluster_seeds(groups, z, ids, mixture, params)
+    labels = _cluster_seeds(groups, z, ids, mixture, params)
     assert list(labels[::10]) == ["A", state_seeds.NONE_CLASS, state_seeds.NONE_CLASS, state_seeds.NONE_CLASS]
 
 
@@ -418,11 +426,11 @@ def test_cluster_seeds_bar_is_set_by_clusters_of_min_seeds_cells():
     ids = ["A", "B"]
     z = np.repeat(np.array([[2.0, -0.5], [0.6, -0.5], [-0.5, -0.5]]), [2, 20, 20], axis=0)
     mixture = np.where(groups == 1, "A", "").astype(object)
-    assert list(state_seeds.cluster_seeds(groups, z, ids, mixture, params)[[0, 2, 22]]) == \
+    assert list(_cluster_seeds(groups, z, ids, mixture, params)[[0, 2, 22]]) == \
         ["A", "A", state_seeds.NONE_CLASS]
     # with the outlier counted, 0.6 < 2.0 / 2: the cluster is no seed (its cells are A's mixture calls)
     tight = state_params.SelfTrainParams(min_seeds=2)
-    assert state_seeds.cluster_seeds(groups, z, ids, mixture, tight)[2] == ""
+    assert _cluster_seeds(groups, z, ids, mixture, tight)[2] == ""
 
 
 def test_cluster_seeds_backed_where_the_mixture_calls_no_other_state():
@@ -436,29 +444,29 @@ def test_cluster_seeds_backed_where_the_mixture_calls_no_other_state():
     mixture = np.full(80, "", dtype=object)
     mixture[0] = "A"
     mixture[20], mixture[21:25] = "B", "A"
-    labels = state_seeds.cluster_seeds(groups, z, ids, mixture, params)
+    labels = _cluster_seeds(groups, z, ids, mixture, params)
     assert list(labels[::20]) == ["A", "A", state_seeds.NONE_CLASS, state_seeds.NONE_CLASS]
-    assert state_seeds.cluster_candidates(groups, z, ids, mixture, params)[1] == ["A"]
+    assert _cluster_candidates(groups, z, ids, mixture, params)[1] == ["A"]
     # the same calls where A is not high in cluster 1 (0.2 < half of 0.5): scattered calls, B's cluster is backed
     low_a = z.copy()
     low_a[20:40, 0] = 0.2
-    assert list(state_seeds.cluster_seeds(groups, low_a, ids, mixture, params)[::20]) == \
+    assert list(_cluster_seeds(groups, low_a, ids, mixture, params)[::20]) == \
         ["A", "B", state_seeds.NONE_CLASS, state_seeds.NONE_CLASS]
     # ... also with no B call in it, B called elsewhere (10x generator seed 200: 1 progenitor call in 920 CD8 T
     # cells; with no B call anywhere the uncalled-state lead would back it instead)
     mixture[20], mixture[60] = "", "B"
-    assert state_seeds.cluster_seeds(groups, low_a, ids, mixture, params)[20] == "B"
+    assert _cluster_seeds(groups, low_a, ids, mixture, params)[20] == "B"
     # ... not where the mixture calls a far smaller share of the cluster's cells than of the population's: 4 of 20
     # (0.2) against 45 of 80 (0.56) with clusters 2 and 3 called A is under half; 7 of 20 against 48 of 80 is half
     crowded = mixture.copy()
     crowded[40:80] = "A"
     crowded[60] = "B"
-    assert state_seeds.cluster_seeds(groups, low_a, ids, crowded, params)[20] == state_seeds.NONE_CLASS
+    assert _cluster_seeds(groups, low_a, ids, crowded, params)[20] == state_seeds.NONE_CLASS
     crowded[25:28] = "A"
-    assert state_seeds.cluster_seeds(groups, low_a, ids, crowded, params)[20] == "B"
+    assert _cluster_seeds(groups, low_a, ids, crowded, params)[20] == "B"
     # a cluster the mixture calls nothing in gets no backing from this rule (B is called elsewhere)
     mixture[21:25] = ""
-    assert state_seeds.cluster_seeds(groups, low_a, ids, mixture, params)[20] == state_seeds.NONE_CLASS
+    assert _cluster_seeds(groups, low_a, ids, mixture, params)[20] == state_seeds.NONE_CLASS
     mixture[60] = ""
     mixture[0] = "A"
     mixture[20], mixture[21:25] = "B", "A"
@@ -468,10 +476,10 @@ def test_cluster_seeds_backed_where_the_mixture_calls_no_other_state():
     mixture[1] = "B"
     high_b = z.copy()
     high_b[:20, 1] = 0.3
-    assert state_seeds.cluster_seeds(groups, high_b, ids, mixture, params)[0] == state_seeds.NONE_CLASS
-    assert state_seeds.cluster_seeds(groups, z, ids, mixture, params)[0] == "A"
+    assert _cluster_seeds(groups, high_b, ids, mixture, params)[0] == state_seeds.NONE_CLASS
+    assert _cluster_seeds(groups, z, ids, mixture, params)[0] == "A"
     mixture = np.where(groups == 2, "A", np.where(groups == 3, "B", "")).astype(object)
-    assert list(state_seeds.cluster_seeds(groups, z, ids, mixture, params)[::20]) == [state_seeds.NONE_CLASS] * 4
+    assert list(_cluster_seeds(groups, z, ids, mixture, params)[::20]) == [state_seeds.NONE_CLASS] * 4
 
 
 def test_cluster_seeds_back_a_state_the_mixture_calls_nowhere():
@@ -490,18 +498,18 @@ def test_cluster_seeds_back_a_state_the_mixture_calls_nowhere():
     mixture = np.full(80, "", dtype=object)
     mixture[:20], mixture[20:25] = "A", "A"
     none = state_seeds.NONE_CLASS
-    assert list(state_seeds.cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", "B", none, none]
+    assert list(_cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", "B", none, none]
     lower = state_params.SelfTrainParams(cluster_uncalled_lead=0.05)  # C's lead of 0.1 suffices
-    assert list(state_seeds.cluster_seeds(groups, z, ids, mixture, lower)[::20]) == ["A", "B", "C", none]
+    assert list(_cluster_seeds(groups, z, ids, mixture, lower)[::20]) == ["A", "B", "C", none]
     # one B call in the population: B's cluster, without B calls, is no longer backed for B; A, high there and
     # backed by its 5 calls, is its next candidate
     mixture[60] = "B"
-    assert list(state_seeds.cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", "A", none, none]
-    assert state_seeds.cluster_candidates(groups, z, ids, mixture, params)[1] == ["A"]
+    assert list(_cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", "A", none, none]
+    assert _cluster_candidates(groups, z, ids, mixture, params)[1] == ["A"]
     mixture[20:25] = ""  # without them nothing backs a state there
-    assert list(state_seeds.cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", none, none, none]
+    assert list(_cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", none, none, none]
     # a one-state population whose mixture calls nothing: the state's cluster is backed
-    one = state_seeds.cluster_seeds(groups[:40], z[:40, 1:2], ["B"], np.full(40, "", dtype=object), params)
+    one = _cluster_seeds(groups[:40], z[:40, 1:2], ["B"], np.full(40, "", dtype=object), params)
     assert list(one[::20]) == [none, "B"]
 
 
@@ -524,16 +532,16 @@ def test_cluster_seeds_follow_the_mixture_majority():
     mixture = np.full(120, "", dtype=object)
     mixture[:20], mixture[40:60] = "A", "B"
     mixture[20:34], mixture[60:74], mixture[80:86] = "B", "A", "A"
-    labels = state_seeds.cluster_seeds(groups, z, ids, mixture, params)
+    labels = _cluster_seeds(groups, z, ids, mixture, params)
     none = state_seeds.NONE_CLASS
     assert list(labels[::20]) == ["A", "B", "B", "", none, none]
     # under the majority share (9 of 20) cluster 3 is "none of these"; cluster 1 still seeds B, its next state
     # that is high and backed (9 of 20 calls)
     mixture[29:34], mixture[69:74] = "", ""
-    assert list(state_seeds.cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", "B", "B", none, none, none]
+    assert list(_cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", "B", "B", none, none, none]
     # with no call there (the mixture calls C once elsewhere), neither B nor C is backed: "none of these"
     mixture[20:29], mixture[100] = "", "C"
-    assert list(state_seeds.cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", none, "B", none, none, none]
+    assert list(_cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", none, "B", none, none, none]
 
 
 def test_combined_seeds_keep_none_seeds_the_mixture_does_not_call():

@@ -553,7 +553,8 @@ def test_a_majority_cluster_whose_state_is_declined_seeds_none_with_its_calls():
     z = np.where(groups > 0, 1.0, -0.5)[:, None]
     mixture = np.where((groups > 0) & (np.arange(groups.size) % 4 > 0), "S", "").astype(object)
     labels = np.where(groups == 1, "S", np.where(groups == 2, "", none)).astype(object)
-    out, unbacked = state_seeds.unbacked_majorities(labels, groups, ["S"], panel, z, mixture, 10)
+    summary = state_seeds.summarise(groups, z, ["S"], mixture, state_params.SelfTrainParams())
+    out, unbacked = state_seeds.unbacked_majorities(labels, summary, ["S"], panel, z, 10)
     assert (out[groups == 2] == none).all() and (out[groups != 2] == labels[groups != 2]).all()
     np.testing.assert_array_equal(unbacked, (groups == 2) & (mixture == "S"))
     # its calls stay "none" seeds, those of other clusters do not
@@ -564,9 +565,9 @@ def test_a_majority_cluster_whose_state_is_declined_seeds_none_with_its_calls():
     assert (state_seeds.combined_seeds(out, mixture, called)[(groups == 2) & called] == "").all()
     # the broad cluster (S's genes up) without a seed stays so; so does a cluster under min_cells
     labels[groups == 1] = ""
-    out, unbacked = state_seeds.unbacked_majorities(labels, groups, ["S"], panel, z, mixture, 10)
+    out, unbacked = state_seeds.unbacked_majorities(labels, summary, ["S"], panel, z, 10)
     assert (out[groups == 1] == "").all() and not unbacked[groups == 1].any()
-    out, unbacked = state_seeds.unbacked_majorities(labels, groups, ["S"], panel, z, mixture, 61)
+    out, unbacked = state_seeds.unbacked_majorities(labels, summary, ["S"], panel, z, 61)
     assert (out == labels).all() and not unbacked.any()
 
 
