@@ -1,6 +1,7 @@
 """README's generator tables in one run: every setting on the fresh seed pairs, aggregated as README reports them.
 
-Runs :func:`benchmarks.states_eval.run` (library scores, stress stand-in, ``call_states``) on each generator setting
+Runs :func:`benchmarks.states_eval.run` (library scores as a default call reads them, ``call_states``; with
+``--stand-in`` also the 30-gene stress stand-in column, as every run before library 2.3) on each generator setting
 (the four development settings and the five of ``HELD_OUT``) and each seed pair (``--pairs``: the first seed of
 each pair; by default the seven pairs README quotes, 200-201, 202-203, 300-301, ..., 700-701, never used to choose
 a rule), in ``--jobs`` processes, and prints:
@@ -15,9 +16,10 @@ a rule), in ``--jobs`` processes, and prints:
   panels share one gene) and the mean recall over the other seeds.
 
 ``--markdown`` prints the tables as markdown; ``--save DIR`` writes every cohort's figures (``parents.csv``,
-``states.csv``) and ``--load DIR`` aggregates them again without running the cohorts (release 2.21's run:
-``benchmarks/results/states_battery_2.21``, whose tables README quotes). The whole default grid is 126
-cohorts of 8 x 600 cells (23 minutes on 2 cores with ``--jobs 2``).
+``states.csv``) and ``--load DIR`` aggregates them again without running the cohorts (release 2.22's default-path
+run: ``benchmarks/results/states_battery_2.22``, whose tables README quotes; release 2.21's, with the stand-in:
+``states_battery_2.21``). The whole default grid is 126 cohorts of 8 x 600 cells (30 minutes on 2 cores with
+``--jobs 2``).
 
     python benchmarks/states_battery.py --jobs 2
     python benchmarks/states_battery.py --settings 10x --pairs 200 --jobs 1
@@ -41,19 +43,20 @@ PAIRS = (200, 202, 300, 400, 500, 600, 700)
 RECALL_TARGET, PRECISION_TARGET = 0.8, 0.85  # the issue-13 per-state targets
 
 
-def cohort(task: tuple[str, int, int, int]) -> dict:
-    """One cohort's evaluation: ``(setting, seed, cells per patient, patients)`` -> ARI, per-state rows and ECE."""
+def cohort(task: tuple[str, int, int, int, bool]) -> dict:
+    """One cohort's evaluation: ``(setting, seed, cells per patient, patients, stand-in)`` -> ARI, states, ECE."""
     from benchmarks.states_eval import run
 
-    setting, seed, cells, patients = task
+    setting, seed, cells, patients, stand_in = task
     warnings.filterwarnings("ignore")
-    res = run(setting, seed, None, cells, patients)
+    res = run(setting, seed, None, cells, patients, stand_in=stand_in)
     return {"setting": setting, "seed": seed, "ari": res["ari"], "states": res["states"], "ece": res["ece"]}
 
 
-def runs(settings: list[str], pairs: list[int], cells: int, patients: int, jobs: int) -> list[dict]:
+def runs(settings: list[str], pairs: list[int], cells: int, patients: int, jobs: int,
+         stand_in: bool = False) -> list[dict]:
     """Every (setting, seed) cohort of the grid (both seeds of each pair), evaluated in ``jobs`` processes."""
-    tasks = [(s, first + k, cells, patients) for s in settings for first in pairs for k in (0, 1)]
+    tasks = [(s, first + k, cells, patients, stand_in) for s in settings for first in pairs for k in (0, 1)]
     if jobs <= 1:
         return [cohort(t) for t in tasks]
     with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -115,6 +118,8 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=8)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--stand-in", action="store_true",
+                        help="add the 30-gene stress stand-in as an extra artefact column (the runs before 2.3)")
     parser.add_argument("--save", type=Path, help="folder to write the cohorts' figures to (parents.csv, states.csv)")
     parser.add_argument("--load", type=Path, help="aggregate the figures --save wrote instead of running the cohorts")
     args = parser.parse_args()
@@ -124,7 +129,7 @@ def main() -> None:
     if args.load:
         parents, states = (_read(args.load / f"{name}.csv", args) for name in ("parents", "states"))
     else:
-        parents, states = frames(runs(args.settings, args.pairs, args.cells, args.patients, args.jobs))
+        parents, states = frames(runs(args.settings, args.pairs, args.cells, args.patients, args.jobs, args.stand_in))
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
         parents.to_csv(args.save / "parents.csv", index=False)

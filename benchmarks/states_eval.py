@@ -1,8 +1,9 @@
 """State calling on the independent evaluation generator (tests/tl/_state_generator.py).
 
 For each setting (10x-like, Smart-seq-like, noisy shallow 10x, high stress/ambient/doublets) and
-seed: draw a cohort, score it with the library (UCell; its "artefacts" collection included) plus a
-second dissociation-stress gene set (van den Brink 2017, as an extra artefact column), call states,
+seed: draw a cohort, score it with the library (UCell; its "artefacts" collection included, as a default call reads
+it; ``--stand-in`` adds a hand-picked 30-gene dissociation-stress list as an extra artefact column, the setting of
+the figures before library 2.3), call states,
 and print per-parent ARI, per-state recall / precision (the precision averaged over the seeds that call the state at
 all, with the seeds that do not listed: until session 31 such a seed counted as precision 0), the ECE of the calls'
 confidence, the share of artefact cells left unassigned and the share of the other cells flagged as artefacts
@@ -95,22 +96,28 @@ def scrublet(adata) -> dict[str, float]:
 
 
 def called_cohort(setting: str, seed: int, cells: int, patients: int, refine: str | None = None,
-                  self_train: bool = True, doublets: str | None = None):
-    """A generator cohort scored (library and stress stand-in) and called; and the doublet detector's figures."""
+                  self_train: bool = True, doublets: str | None = None, stand_in: bool = False):
+    """A generator cohort scored and called; and the doublet detector's figures.
+
+    By default the library's scores alone (its ``"artefacts"`` collection), as ``tl.score`` and ``tl.call_states``
+    read a user's data; ``stand_in=True`` adds :data:`STRESS_STAND_IN` as an extra artefact column.
+    """
     adata = with_graph(generate(setting, seed=seed, n_patients=patients, cells_per_patient=cells), refine)
     detector = scrublet(adata) if doublets else {}
     hcctme.tl.score(adata)
-    hcctme.tl.score(adata, {"STRESS_STAND_IN": list(STRESS_STAND_IN)}, key_added="stress")
-    adata.obsm["hcctme_scores"]["STRESS_STAND_IN"] = adata.obsm["stress"]["STRESS_STAND_IN"]
-    artefacts = ["STRESS_STAND_IN", *([SCRUBLET_COLUMNS[doublets]] if doublets else [])]
+    artefacts = [SCRUBLET_COLUMNS[doublets]] if doublets else []
+    if stand_in:
+        hcctme.tl.score(adata, {"STRESS_STAND_IN": list(STRESS_STAND_IN)}, key_added="stress")
+        adata.obsm["hcctme_scores"]["STRESS_STAND_IN"] = adata.obsm["stress"]["STRESS_STAND_IN"]
+        artefacts = ["STRESS_STAND_IN", *artefacts]
     hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient",
-                          artefacts=artefacts, refine=refine, self_train=self_train)
+                          artefacts=artefacts or None, refine=refine, self_train=self_train)
     return adata, detector
 
 
 def run(setting: str, seed: int, refine: str | None, cells: int, patients: int, self_train: bool = True,
-        doublets: str | None = None) -> dict:
-    adata, detector = called_cohort(setting, seed, cells, patients, refine, self_train, doublets)
+        doublets: str | None = None, stand_in: bool = False) -> dict:
+    adata, detector = called_cohort(setting, seed, cells, patients, refine, self_train, doublets, stand_in)
     return {**evaluate(adata), "clean_flagged": clean_flagged(adata), "detector": detector}
 
 
@@ -189,13 +196,15 @@ def main() -> None:
     parser.add_argument("--absent", action="store_true", help="over-calls of states removed from a cohort")
     parser.add_argument("--scrublet", default=None, choices=list(SCRUBLET_COLUMNS),
                         help="pass scrublet's doublet score or its calls in artefacts")
+    parser.add_argument("--stand-in", action="store_true",
+                        help="add the 30-gene stress stand-in as an extra artefact column (the figures before 2.3)")
     args = parsed(parser)
     warnings.filterwarnings("ignore")
     ari, states, summary = [], [], []
     for setting in args.settings:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
             res = run(setting, seed, args.refine, args.cells, args.patients, not args.no_self_train,
-                      args.scrublet)
+                      args.scrublet, args.stand_in)
             ari.append(res["ari"].rename((setting, seed)))
             states.append(res["states"].assign(setting=setting, seed=seed))
             summary.append({"setting": setting, "seed": seed, "ece": res["ece"], "ece_clean": res["ece_clean"],

@@ -153,6 +153,11 @@ STATE_ARTEFACT_D: Final = 1.5
 STATE_ARTEFACT_BIC: Final = 10.0
 STATE_ARTEFACT_MIN_SHARE: Final = 0.02
 STATE_ARTEFACT_MIN_Z: Final = 2.0
+# an artefact list flags only cells that detect at least this many of its genes: a short list's score is zero in
+# most cells of a shallow population and a cell detecting one or two of its genes forms an "upper component"
+# (datasets.demo(), no stress planted: the 17-gene stress core flagged 158 of 389 neutrophils, 13 of which detect
+# three or more of its genes)
+STATE_ARTEFACT_MIN_GENES: Final = 3
 STATE_MIN_REFERENCE_CELLS: Final = 20
 # Other populations' genes learnt from the data (tl/_state_genes_of.py, heterotypic doublets): for a parent
 # population with states and a population of another lineage, the genes whose detection rate (share of cells) in
@@ -192,7 +197,7 @@ STATE_SELFTRAIN_MIN_SEEDS: Final = 10
 # confirmed them on a full panel (other classes, "none of these" included, need STATE_SELFTRAIN_MIN_SEEDS): a small
 # confirmed cluster can be all the seeds a state gets where its signature reads little of its programme (deep 10x
 # generator seed 200: 8 progenitor-exhausted seeds, the other 134 progenitor cells in two clusters highest in
-# another list and left "none of these")
+# another list and left "none of these"; library 2.2, with the stress stand-in column)
 STATE_SELFTRAIN_MIN_STATE_SEEDS: Final = 5
 # cluster seeds: k-means clusters (2 K + 4, at most STATE_SELFTRAIN_MAX_CLUSTERS) of a population's
 # within-sample-centred expression PCs; a cluster seeds the state whose mean z-score is highest there
@@ -296,4 +301,4 @@ ROLES: Final = ("resistance", "response", "state", "program", "marker", "artefac
 EVIDENCE: Final = ("published_list", "marker_panel", "derived")
 SPECIES: Final = ("human", "mouse")
 #: Version of the curated signature library (signatures/*.yaml); signatures/CHANGELOG.md says what changed.
-SIGNATURE_LIBRARY_VERSION: Final = "2.2"
+SIGNATURE_LIBRARY_VERSION: Final = "2.3"

@@ -211,7 +211,7 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
     """The mixture's assignment, the final calls and confidence, the self-training's record and the vote's."""
     contexts, states = m["contexts"], m["states"]
     result = _model.assign(m["values"], contexts, states, artefacts=m["art_cols"], references=m["references"],
-                           thresholds=thresholds, flag_columns=m["flag_cols"])
+                           thresholds=thresholds, flag_columns=m["flag_cols"], support=m.get("art_support"))
     seeds, tests, temperatures, carried, small = (_self_train(matrix, result, m, thresholds.min_confidence, samples,
                                                               var_names) if self_train else ({}, {}, {}, {}, {}))
     _flag_genes_of(result, m, thresholds)
@@ -599,6 +599,7 @@ def call_states(
     var_names = _validate.gene_names(adata)
     sums = _genes_of.prepare(m, matrix, var_names)
     _artefacts.add_library_size(m, matrix, samples.to_numpy(), sums=sums)
+    _artefacts.add_gene_support(m, matrix, var_names, library)
     result, calls, confidence, trained, voting = _calls(m, matrix, thresholds, samples.to_numpy(), refine=refine,
                                                         refine_resolution=refine_resolution, self_train=self_train,
                                                         var_names=var_names, adjacency=adjacency)

@@ -3,8 +3,8 @@
 A cell is an artefact in a parent population (a context) when one of the context's artefact
 scores puts it above the population's *clean* cells:
 
-* **Columns.** The library's ``"artefacts"`` collection (dissociation stress, hepatocyte ambient
-  RNA), the user's extra columns, the ``"cell_type_markers"`` of lineages other than the
+* **Columns.** The library's ``"artefacts"`` collection (dissociation stress, its 17-gene core,
+  hepatocyte ambient RNA), the user's extra columns, the ``"cell_type_markers"`` of lineages other than the
   context's that have at least :data:`~hcctme._constants.STATE_MIN_REFERENCE_CELLS` cells (a
   doublet or ambient RNA carries another lineage's profile), and, where the expression holds raw
   counts, the cell's log library size relative to its sample's median in the context
@@ -24,6 +24,11 @@ scores puts it above the population's *clean* cells:
   :data:`~hcctme._constants.STATE_ARTEFACT_Z` sd above it; that posterior is the cell's artefact
   probability. Otherwise (no distinct upper group, e.g. a clean cohort) the rule is the robust z
   (median / MAD) above :data:`~hcctme._constants.STATE_ARTEFACT_Z`, and the probability is 0 or 1.
+* **Genes behind a flag.** A column of the library's ``"artefacts"`` collection flags only cells that
+  detect at least :data:`~hcctme._constants.STATE_ARTEFACT_MIN_GENES` of its genes (:func:`add_gene_support`):
+  in a shallow population a short list's score is zero in most cells, and the cells detecting one or
+  two of its genes form an upper component of their own (the demo cohort, with no stress planted: the
+  17-gene stress core flagged 158 of 389 neutrophils).
 * **Foreign-lineage markers** keep the robust z (median / MAD) above
   :data:`~hcctme._constants.STATE_ARTEFACT_Z` (the doublets and ambient cells they find are a small
   minority; their upper tail is often a state sharing a few of the lineage's genes), must also reach
@@ -44,14 +49,15 @@ Limits: the lower half of a score must be clean cells (with more than about half
 stressed, nothing is found); a state whose programme raises an artefact programme's genes in a
 distinct group of cells is flagged as that artefact; a doublet of two cells of one lineage is seen
 only through its library size, and only where the expression holds raw counts; the detection is only
-as good as the artefact signature (the library's 140-gene dissociation-stress list reads a stress
-programme of other genes weakly: add your own list through ``artefacts``; with self-training,
-:mod:`hcctme.tl._state_artefact_carry` carries each column to the genes its flagged cells raise).
+as good as the artefact signatures (the 140-gene dissociation-stress list dilutes a stress response that raises
+only the immediate-early / heat-shock core, which the 17-gene core list reads; a stress programme of other genes
+needs your own list through ``artefacts``; with self-training, :mod:`hcctme.tl._state_artefact_carry` carries each
+column to the genes its flagged cells raise).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,6 +70,7 @@ from hcctme._constants import (
     MARKER_COLLECTION,
     STATE_ARTEFACT_BIC,
     STATE_ARTEFACT_D,
+    STATE_ARTEFACT_MIN_GENES,
     STATE_ARTEFACT_MIN_SHARE,
     STATE_ARTEFACT_MIN_Z,
     STATE_ARTEFACT_Z,
@@ -172,6 +179,38 @@ def add_library_size(m: dict[str, Any], matrix: Any, samples: np.ndarray, *, sum
         return
     m["values"] = m["values"].assign(**{LIBRARY_SIZE: library_size(counts, m["contexts"], samples)})
     m["art_cols"] = {context: [*cols, LIBRARY_SIZE] for context, cols in m["art_cols"].items()}
+
+
+def detected_genes(matrix: Any, var_names: pd.Index, genes: Mapping[str, Sequence[str]], *,
+                   chunk_size: int = Defaults.CHUNK_SIZE) -> dict[str, np.ndarray]:
+    """Per column of ``genes``, each cell's number of those genes (present in ``var_names``) with expression > 0."""
+    positions = {col: var_names.get_indexer(list(dict.fromkeys(g))) for col, g in genes.items()}
+    positions = {col: pos[pos >= 0] for col, pos in positions.items()}
+    wanted = np.unique(np.concatenate([*positions.values(), np.zeros(0, dtype=int)])).astype(int)
+    where = {col: np.searchsorted(wanted, pos) for col, pos in positions.items()}
+    out = {col: np.zeros(matrix.shape[0], dtype=np.int64) for col in genes}
+    if wanted.size == 0:
+        return out
+    for start, stop, block in _validate.row_blocks(matrix, chunk_size=chunk_size):
+        nonzero = block[:, wanted] > 0
+        for col, cols in where.items():
+            out[col][start:stop] = np.asarray(nonzero[:, cols].sum(axis=1)).ravel()
+    return out
+
+
+def add_gene_support(m: dict[str, Any], matrix: Any, var_names: pd.Index, library,
+                     min_genes: int = STATE_ARTEFACT_MIN_GENES) -> None:
+    """``m["art_support"]``: for each artefact column of the library, the cells that may be flagged on it (in place).
+
+    A cell may be flagged on an artefact list only where it detects at least ``min_genes`` of the
+    list's genes (module docstring). A list with fewer than ``min_genes`` of its genes in ``var_names``
+    (scores computed on other expression) is not gated, nor are the user's extra columns and the others.
+    """
+    columns = sorted({c for cols in m["art_cols"].values() for c in cols
+                      if c in library and library[c].collection == ARTEFACT_COLLECTION
+                      and int(var_names.isin(library[c].genes_up).sum()) >= min_genes})
+    counts = detected_genes(matrix, var_names, {c: library[c].genes_up for c in columns})
+    m["art_support"] = {c: n >= min_genes for c, n in counts.items()}
 
 
 def discount(calls: np.ndarray, confidence: np.ndarray, probability: np.ndarray,
@@ -290,12 +329,15 @@ def artefact_flags(values: np.ndarray, z_max: float, reference: float | None = N
 
 def context_flags(values: np.ndarray, columns: list[str], references: dict[str, float], *,
                   z_max: float = STATE_ARTEFACT_Z, max_foreign_share: float = STATE_MAX_FOREIGN_SHARE,
-                  flag_columns: Sequence[str] = (), way: float = FOREIGN_WAY) -> ContextFlags:
+                  flag_columns: Sequence[str] = (), way: float = FOREIGN_WAY,
+                  support: Mapping[str, np.ndarray] | None = None) -> ContextFlags:
     """Artefact flags and probabilities of one context's cells (``values``: cells x ``columns``).
 
     ``flag_columns``: the columns that are the user's own artefact calls (0/1, e.g. scrublet's
     ``predicted_doublet``): a cell at 1 is an artefact (probability 1), whatever the share they flag.
     ``way``: how far toward a foreign lineage's own level a cell must lie (:func:`artefact_flags`).
+    ``support``: column -> the cells (of this context) that may be flagged on it (:func:`add_gene_support`);
+    the other cells get neither a flag nor an artefact probability from that column.
     """
     n = values.shape[0]
     direct = set(flag_columns)
@@ -307,6 +349,9 @@ def context_flags(values: np.ndarray, columns: list[str], references: dict[str, 
             probs[:, j] = flags[:, j].astype(float)
             continue
         flags[:, j], probs[:, j] = column_flags(values[:, j], z_max, references.get(col), way)
+        if support is not None and col in support:
+            flags[:, j] &= support[col]
+            probs[:, j] = np.where(support[col], probs[:, j], 0.0)
     # a foreign-lineage marker that flags many cells marks a state's sub-population (its genes are
     # shared with that lineage's markers), not doublets or ambient RNA; a library size that flags many
     # cells marks larger cells of a state (real CAFs: 37 % of Wu 2021's), not doublets: neither is used there
@@ -359,4 +404,5 @@ def params() -> dict[str, Any]:
     """The thresholds of the artefact rule (provenance)."""
     return {"z": STATE_ARTEFACT_Z, "min_z": STATE_ARTEFACT_MIN_Z, "ashman_d": STATE_ARTEFACT_D,
             "bic_gain": STATE_ARTEFACT_BIC, "min_share": STATE_ARTEFACT_MIN_SHARE,
-            "max_foreign_share": STATE_MAX_FOREIGN_SHARE, "library_size_column": LIBRARY_SIZE}
+            "max_foreign_share": STATE_MAX_FOREIGN_SHARE, "library_size_column": LIBRARY_SIZE,
+            "min_genes": STATE_ARTEFACT_MIN_GENES}

@@ -271,6 +271,7 @@ def assign(
     references: Mapping[str, float] | None = None,
     thresholds: Thresholds = Thresholds(),
     flag_columns: Sequence[str] = (),
+    support: Mapping[str, np.ndarray] | None = None,
 ) -> Assignment:
     """Call one state per cell inside its context.
 
@@ -293,6 +294,10 @@ def assign(
     flag_columns
         Artefact columns that are flags (0/1, e.g. a doublet detector's calls): their cells at 1 are
         artefacts directly, without the outlier rule.
+    support
+        column -> boolean array over all cells: the cells that may be flagged on that column (the
+        library's artefact lists: the cells detecting enough of the list's genes,
+        :func:`hcctme.tl._state_artefacts.add_gene_support`); columns not named are not gated.
     """
     n = scores.shape[0]
     contexts = np.asarray([UNASSIGNED if c is None else c for c in contexts], dtype=object)
@@ -316,8 +321,10 @@ def assign(
         values = scores[ids].to_numpy(dtype=float)[idx]
         cols = [c for c in artefacts.get(context, ()) if c in scores.columns]
         art_values = scores[cols].to_numpy(dtype=float)[idx] if cols else np.zeros((idx.size, 0))
+        cell_support = {c: np.asarray(support[c])[idx] for c in cols if c in support} if support else None
         found = _artefacts.context_flags(art_values, cols, dict(references), z_max=thresholds.artefact_z,
-                                         max_foreign_share=thresholds.max_foreign_share, flag_columns=flag_columns)
+                                         max_foreign_share=thresholds.max_foreign_share, flag_columns=flag_columns,
+                                         support=cell_support)
         is_artefact = found.flagged != ""
         flagged[idx] = found.flagged
         result.artefact_probability[idx] = found.probability

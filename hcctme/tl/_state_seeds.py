@@ -476,7 +476,7 @@ def with_enough_seeds(labels: np.ndarray, params: SelfTrainParams, tested: froze
 
     A state in ``tested`` (its seeds confirmed by the specificity test on a full panel) needs
     ``params.min_state_seeds`` seeds, any other class ``params.min_seeds``. Dropping a tested
-    state's few seeds silences it wherever its signature reads little of its programme (deep 10x
+    state's few seeds silences it wherever its signature reads little of its programme (library 2.2, deep 10x
     generator seed 200: 8 progenitor-exhausted seeds, 134 more progenitor cells in two clusters
     highest in another state's list, which the test declined: 148 of 151 clean progenitor cells
     ended unassigned). A short panel passes the test on one gene, which a sibling's programme can

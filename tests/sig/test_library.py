@@ -97,6 +97,7 @@ EXPECTED: dict[str, tuple[str, str, str]] = {
     "TACE_RESISTANCE": ("tumour", "treatment_resistance", "resistance"),
     "HAIC_OXALIPLATIN_RESISTANCE": ("tumour", "treatment_resistance", "resistance"),
     "ARTEFACT_DISSOCIATION_STRESS": ("any", "artefacts", "artefact"),
+    "ARTEFACT_DISSOCIATION_CORE": ("any", "artefacts", "artefact"),
     "ARTEFACT_HEPATOCYTE_AMBIENT": ("any", "artefacts", "artefact"),
 }
 
@@ -213,8 +214,8 @@ HEAT_SHOCK = {"HSPA1A", "HSPA1B", "HSPA6", "DNAJB1", "HSPB1", "HSPD1", "HSPE1", 
 def test_library_version_is_bumped(lib):
     from hcctme._constants import SIGNATURE_LIBRARY_VERSION
 
-    assert SIGNATURE_LIBRARY_VERSION == "2.2"
-    assert lib.library_version.split("+sig.")[1].startswith("2.2.")
+    assert SIGNATURE_LIBRARY_VERSION == "2.3"
+    assert lib.library_version.split("+sig.")[1].startswith("2.3.")
 
 
 def test_tex_progenitor_is_tcf7_based_without_heat_shock(lib):
@@ -313,12 +314,16 @@ def test_artefact_signatures_are_scored_beside_every_call(lib):
 
     assert "artefact" in ROLES
     artefacts = lib.filter(role="artefact")
-    assert set(artefacts.ids) == {"ARTEFACT_DISSOCIATION_STRESS", "ARTEFACT_HEPATOCYTE_AMBIENT"}
+    assert set(artefacts.ids) == {"ARTEFACT_DISSOCIATION_STRESS", "ARTEFACT_DISSOCIATION_CORE",
+                                  "ARTEFACT_HEPATOCYTE_AMBIENT"}
     for s in artefacts:
         assert s.collection == "artefacts" and s.cell_context == "any"
     dissociation = lib["ARTEFACT_DISSOCIATION_STRESS"].genes_up
     assert len(dissociation) == 140 and {"FOS", "JUN", "HSPA1A", "HSPA1B", "EGR1", "CXCL1"} <= set(dissociation)
     assert lib["ARTEFACT_DISSOCIATION_STRESS"].source["pmid"] == "28960196"
+    core = lib["ARTEFACT_DISSOCIATION_CORE"]  # Denisenko 2020 Fig. 2c: a subset of the van den Brink list
+    assert len(core.genes_up) == 17 and set(core.genes_up) <= set(dissociation)
+    assert core.source["doi"] == "10.1186/s13059-020-02048-6"
     assert {"ALB", "APOA1", "APOC3", "HP"} <= set(lib["ARTEFACT_HEPATOCYTE_AMBIENT"].genes_up)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 import hcctme
 from benchmarks.states_eval import with_graph
-from tests.tl._state_generator import STRESS_STAND_IN, evaluate, generate
+from tests.tl._state_generator import evaluate, generate
 
 
 @pytest.mark.slow
@@ -16,9 +16,7 @@ def test_graph_vote_on_independent_generator():
     pytest.importorskip("igraph")
     adata = with_graph(generate("10x", seed=7, n_patients=8, cells_per_patient=500), "graph")
     hcctme.tl.score(adata)
-    hcctme.tl.score(adata, {"STRESS_STAND_IN": list(STRESS_STAND_IN)}, key_added="stress")
-    adata.obsm["hcctme_scores"]["STRESS_STAND_IN"] = adata.obsm["stress"]["STRESS_STAND_IN"]
-    kwargs = {"cell_type_key": "cell_type", "sample_key": "patient", "artefacts": ["STRESS_STAND_IN"]}
+    kwargs = {"cell_type_key": "cell_type", "sample_key": "patient"}
     hcctme.tl.call_states(adata, **kwargs)
     hcctme.tl.call_states(adata, **kwargs, refine="graph", key_added="voted")
     cells, voted = evaluate(adata), evaluate(adata, key="voted")
