@@ -31,7 +31,7 @@ carries. This step learns it:
    the seed confidence (:data:`~hcctme._constants.STATE_SELFTRAIN_ROUNDS` rounds); "none of
    these" stays in a refit only where at least
    :data:`~hcctme._constants.STATE_SELFTRAIN_MIN_SEEDS` cells are predicted "none" with that
-   confidence (:func:`self_train`).
+   confidence, and a state that no cell is predicted with it is refitted on its seeds (:func:`self_train`).
 5. **Calibration and smoothing.** The last model's probabilities are cross-fitted: the cells are
    split into :data:`~hcctme._constants.STATE_CALIBRATION_FOLDS` folds and each fold is predicted
    by the model fitted on the other folds' training cells, over
@@ -175,7 +175,11 @@ def self_train(features: np.ndarray, labels: np.ndarray,
     as much as a state's hundreds and carve out an unassigned region (Sade-Feldman 2018 T cells:
     2 cells, which left 28 of 88 cytotoxic cells unassigned). A state keeps its class however few
     cells it has there: dropping it would silence the state (Wu 2021 detox iCAF 17 -> 0 of 130
-    calls, noisy generator CAF ARI 0.54 -> 0.47 over two seeds).
+    calls, noisy generator CAF ARI 0.54 -> 0.47 over two seeds); a state with no cell predicted with the
+    seed confidence is refitted on the cells it was fitted on (release 2.23: a sibling's seeds cut from
+    its cells split their probabilities, none reached it, and the class was dropped; generator 10x seed 100
+    without CD10+ALPL+ neutrophils, a 25-cell PMN-MDSC cluster seeded NEU_CD10_ALPL through MME, PMN_MDSC's
+    53 seeds lost their class, and of the 186 PMN-MDSC cells none was called PMN_MDSC and 49 NEU_CD10_ALPL).
 
     Returns (classes, probabilities of every cell, the labels the last model was fitted on: ``""``
     for the cells it was not fitted on).
@@ -194,9 +198,22 @@ def self_train(features: np.ndarray, labels: np.ndarray,
         confident_none = seeded & (labels == _seeds.NONE_CLASS)
         if confident_none.sum() < params.min_seeds:
             seeded &= ~confident_none
+        labels, seeded = _with_unpredicted_states(labels, seeded, train, classes)
         if len(set(labels[seeded])) < 2:
             break
     return classes, probs, train
+
+
+def _with_unpredicted_states(labels: np.ndarray, seeded: np.ndarray, train: np.ndarray, classes: np.ndarray
+                             ) -> tuple[np.ndarray, np.ndarray]:
+    """The refit's labels and cells, with the cells ``train`` gave each state no cell is ``seeded`` for."""
+    for state in classes:
+        if state == _seeds.NONE_CLASS or np.any(seeded & (labels == state)):
+            continue
+        fitted = train == state
+        labels = np.where(fitted, state, labels).astype(object)
+        seeded = seeded | fitted
+    return labels, seeded
 
 
 def _model(params: SelfTrainParams):
