@@ -31,7 +31,8 @@ carries. This step learns it:
    the seed confidence (:data:`~hcctme._constants.STATE_SELFTRAIN_ROUNDS` rounds); "none of
    these" stays in a refit only where at least
    :data:`~hcctme._constants.STATE_SELFTRAIN_MIN_SEEDS` cells are predicted "none" with that
-   confidence, and a state that no cell is predicted with it is refitted on its seeds (:func:`self_train`).
+   confidence, and a state confirmed on a full panel that no cell is predicted with it is refitted on its seeds
+   (:func:`self_train`).
 5. **Calibration and smoothing.** The last model's probabilities are cross-fitted: the cells are
    split into :data:`~hcctme._constants.STATE_CALIBRATION_FOLDS` folds and each fold is predicted
    by the model fitted on the other folds' training cells, over
@@ -166,8 +167,8 @@ def smooth(probs: np.ndarray, pcs: np.ndarray, params: SelfTrainParams) -> np.nd
     return (1.0 - params.smoothing) * probs + params.smoothing * probs[neighbours].mean(axis=1)
 
 
-def self_train(features: np.ndarray, labels: np.ndarray,
-               params: SelfTrainParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def self_train(features: np.ndarray, labels: np.ndarray, params: SelfTrainParams,
+               tested: frozenset[str] = frozenset()) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fit on the seeds, predict all cells, refit on confident predictions.
 
     :data:`~hcctme.tl._state_seeds.NONE_CLASS` is left out of a refit when fewer than ``params.min_seeds`` cells are
@@ -175,11 +176,15 @@ def self_train(features: np.ndarray, labels: np.ndarray,
     as much as a state's hundreds and carve out an unassigned region (Sade-Feldman 2018 T cells:
     2 cells, which left 28 of 88 cytotoxic cells unassigned). A state keeps its class however few
     cells it has there: dropping it would silence the state (Wu 2021 detox iCAF 17 -> 0 of 130
-    calls, noisy generator CAF ARI 0.54 -> 0.47 over two seeds); a state with no cell predicted with the
-    seed confidence is refitted on the cells it was fitted on (release 2.23: a sibling's seeds cut from
-    its cells split their probabilities, none reached it, and the class was dropped; generator 10x seed 100
-    without CD10+ALPL+ neutrophils, a 25-cell PMN-MDSC cluster seeded NEU_CD10_ALPL through MME, PMN_MDSC's
-    53 seeds lost their class, and of the 186 PMN-MDSC cells none was called PMN_MDSC and 49 NEU_CD10_ALPL).
+    calls, noisy generator CAF ARI 0.54 -> 0.47 over two seeds). A state of ``tested`` (its seeds confirmed
+    by the specificity test on a full panel, :func:`~hcctme.tl._state_seeds.tested_on_full_panels`) with no
+    cell predicted with the seed confidence is refitted on the cells it was fitted on (release 2.23: a sibling's
+    seeds cut from its cells split their probabilities, none reached it, and the class was dropped; generator 10x
+    seed 100 without CD10+ALPL+ neutrophils, a 25-cell PMN-MDSC cluster seeded NEU_CD10_ALPL through MME,
+    PMN_MDSC's 53 seeds lost their class, and of the 186 PMN-MDSC cells none was called PMN_MDSC and 49
+    NEU_CD10_ALPL). A short panel's seeds passed on one gene and may be no state at all: their class is dropped
+    as before (held-out shallow_smartseq seed 7, 8 x 500 cells: 22 seeds of the unplanted 3-gene
+    CAF_ONCOFETAL_POSTN, none predicted confidently; kept, they drew 89 calls, 58 of them CAFs in no state).
 
     Returns (classes, probabilities of every cell, the labels the last model was fitted on: ``""``
     for the cells it was not fitted on).
@@ -198,17 +203,17 @@ def self_train(features: np.ndarray, labels: np.ndarray,
         confident_none = seeded & (labels == _seeds.NONE_CLASS)
         if confident_none.sum() < params.min_seeds:
             seeded &= ~confident_none
-        labels, seeded = _with_unpredicted_states(labels, seeded, train, classes)
+        labels, seeded = _with_unpredicted_states(labels, seeded, train, classes, tested)
         if len(set(labels[seeded])) < 2:
             break
     return classes, probs, train
 
 
-def _with_unpredicted_states(labels: np.ndarray, seeded: np.ndarray, train: np.ndarray, classes: np.ndarray
-                             ) -> tuple[np.ndarray, np.ndarray]:
-    """The refit's labels and cells, with the cells ``train`` gave each state no cell is ``seeded`` for."""
+def _with_unpredicted_states(labels: np.ndarray, seeded: np.ndarray, train: np.ndarray, classes: np.ndarray,
+                             tested: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The refit's labels and cells, with the cells ``train`` gave each ``tested`` state no cell is ``seeded`` for."""
     for state in classes:
-        if state == _seeds.NONE_CLASS or np.any(seeded & (labels == state)):
+        if state not in tested or np.any(seeded & (labels == state)):
             continue
         fitted = train == state
         labels = np.where(fitted, state, labels).astype(object)
@@ -346,9 +351,10 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     if _seeds.usable(purified, params):
         labels = purified
     values, counts = np.unique(labels[labels != ""], return_counts=True)
-    labels = _seeds.with_enough_seeds(labels, params, _seeds.tested_on_full_panels(specificity, panel))
+    tested = _seeds.tested_on_full_panels(specificity, panel)
+    labels = _seeds.with_enough_seeds(labels, params, tested)
     features = np.column_stack([pcs, z, *scores.values()])
-    classes, probs, train = self_train(features, labels, params)
+    classes, probs, train = self_train(features, labels, params, tested)
     t = 1.0
     if params.folds >= 2:  # calibration: held-out probabilities, smoothed, temperature fitted on the training cells
         probs = smooth(cross_fitted(features, train, classes, params), pcs, params)

@@ -1,6 +1,6 @@
 """The self-training's classes: a refit drops a "none of these" class predicted confidently in too few cells; a state
-keeps its class, refitted on its seeds where no cell is predicted confidently; a state is a class from fewer seeds
-than "none of these"."""
+confirmed on a full panel keeps its class, refitted on its seeds where no cell is predicted confidently; a state is a
+class from fewer seeds than "none of these"."""
 
 from __future__ import annotations
 
@@ -60,35 +60,41 @@ def test_a_state_confident_in_few_cells_stays():
     assert "D" in set(classes) and 0 < np.sum(train == "D") < PARAMS.min_seeds
 
 
-def test_a_state_predicted_confidently_nowhere_is_refitted_on_its_seeds():
+def test_a_tested_state_predicted_confidently_nowhere_is_refitted_on_its_seeds():
     """Two states seeded in one blob (a sibling's seeds cut from a state's cells) split its cells' probabilities:
-    no cell reaches the seed confidence for either, and the refit keeps both on their seeds instead of dropping
-    them (release 2.22 dropped them: the blob's cells lost both classes)."""
+    no cell reaches the seed confidence for either. States confirmed on a full panel (``tested``) keep their classes
+    on their seeds (release 2.22 dropped them: the blob's cells lost both classes); untested ones (a short panel's
+    one-gene seeds) are still dropped."""
     features, labels = _blobs(("A", (-6.0, 0.0), 1.0, 120), ("B", (6.0, 0.0), 1.0, 60), ("C", (6.0, 0.0), 1.0, 40),
                               (NONE, (0.0, -8.0), 1.0, 40))
     confident = _first_fit_confident(features, labels)
     assert confident["B"] == 0 and confident["C"] == 0 and confident["A"] > 100  # the case under test
-    classes, probs, train = selftrain.self_train(features, labels, PARAMS)
+    classes, probs, train = selftrain.self_train(features, labels, PARAMS, frozenset({"A", "B", "C"}))
     assert {"A", "B", "C", NONE} <= set(classes)
     assert np.array_equal(train[labels == "B"], labels[labels == "B"])
     assert np.array_equal(train[labels == "C"], labels[labels == "C"])
     blob = probs[120:220][:, [list(classes).index("B"), list(classes).index("C")]].sum(axis=1)
     assert blob.min() > 0.8  # the blob's cells stay in its two states
+    untested, _, _ = selftrain.self_train(features, labels, PARAMS, frozenset({"A", "B"}))
+    assert "B" in set(untested) and "C" not in set(untested)
 
 
-def test_unpredicted_states_get_their_fitted_cells_back_and_none_of_these_does_not():
+def test_unpredicted_tested_states_get_their_fitted_cells_back():
     classes = np.array(["A", "B", NONE], dtype=object)
     train = np.array(["A", "A", "B", "B", NONE, NONE, ""], dtype=object)
     labels = np.array(["A", "A", "A", "A", "A", NONE, NONE], dtype=object)
     seeded = np.array([True, True, False, False, False, False, False])
-    out, kept = selftrain._with_unpredicted_states(labels, seeded, train, classes)
+    tested = frozenset({"A", "B"})
+    out, kept = selftrain._with_unpredicted_states(labels, seeded, train, classes, tested)
     assert list(out) == ["A", "A", "B", "B", "A", NONE, NONE]
     assert list(kept) == [True, True, True, True, False, False, False]
     assert labels[2] == "A" and not seeded[2]  # inputs untouched
     predicted_b, confident_b = labels.copy(), seeded.copy()
     predicted_b[4], confident_b[4] = "B", True  # B predicted confidently in one cell: nothing changes
-    same, kept_b = selftrain._with_unpredicted_states(predicted_b, confident_b, train, classes)
+    same, kept_b = selftrain._with_unpredicted_states(predicted_b, confident_b, train, classes, tested)
     assert np.array_equal(same, predicted_b) and np.array_equal(kept_b, confident_b)
+    untested, kept_none = selftrain._with_unpredicted_states(labels, seeded, train, classes, frozenset({"A"}))
+    assert np.array_equal(untested, labels) and np.array_equal(kept_none, seeded)  # B not tested: not restored
 
 
 def test_a_state_confirmed_on_a_full_panel_is_a_class_from_fewer_seeds():

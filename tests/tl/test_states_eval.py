@@ -311,8 +311,8 @@ def test_a_sibling_seeded_in_a_states_cells_does_not_take_its_class():
     passes NEU_CD10_ALPL through MME (AUROC 0.65) and seeds it. The classifier's first fit splits the PMN-MDSC cells'
     probabilities between the two classes, none reaches the seed confidence for PMN_MDSC, and release 2.22's refit
     dropped its class: of the 186 PMN-MDSC cells none was called PMN_MDSC, 49 were called NEU_CD10_ALPL (19.8 % of
-    the neutrophils). Release 2.23 refits a state no cell is predicted for on its seeds: 125 PMN_MDSC calls, none
-    NEU_CD10_ALPL.
+    the neutrophils). Release 2.23 refits a state confirmed on a full panel that no cell is predicted for on its
+    seeds: 125 PMN_MDSC calls, none NEU_CD10_ALPL.
     """
     adata = generate("10x", seed=100, n_patients=8, cells_per_patient=600)
     adata = adata[~adata.obs["programme"].astype(str).isin(ABSENT_SHORT)].copy()
