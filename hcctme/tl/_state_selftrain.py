@@ -198,20 +198,23 @@ def self_train(features: np.ndarray, labels: np.ndarray, params: SelfTrainParams
         model = _model(params).fit(features[seeded], labels[seeded].astype(str))
         classes = model.classes_.astype(object)
         probs = model.predict_proba(features)
-        labels = classes[probs.argmax(axis=1)]
-        seeded = probs.max(axis=1) >= params.seed_confidence
-        confident_none = seeded & (labels == _seeds.NONE_CLASS)
-        if confident_none.sum() < params.min_seeds:
-            seeded &= ~confident_none
-        labels, seeded = _with_unpredicted_states(labels, seeded, train, classes, tested)
+        labels, seeded = _refit_cells(classes[probs.argmax(axis=1)], probs.max(axis=1) >= params.seed_confidence,
+                                      train, classes, tested, params.min_seeds)
         if len(set(labels[seeded])) < 2:
             break
     return classes, probs, train
 
 
-def _with_unpredicted_states(labels: np.ndarray, seeded: np.ndarray, train: np.ndarray, classes: np.ndarray,
-                             tested: frozenset[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The refit's labels and cells, with the cells ``train`` gave each ``tested`` state no cell is ``seeded`` for."""
+def _refit_cells(labels: np.ndarray, seeded: np.ndarray, train: np.ndarray, classes: np.ndarray,
+                 tested: frozenset[str], min_seeds: int) -> tuple[np.ndarray, np.ndarray]:
+    """The refit's labels and cells, from the predictions ``labels`` and which of them are confident (``seeded``).
+
+    "None of these" is kept only from ``min_seeds`` confident cells on; each ``tested`` state no cell is ``seeded``
+    for gets back the cells ``train`` (the labels of the fit) gave it (:func:`self_train`).
+    """
+    confident_none = seeded & (labels == _seeds.NONE_CLASS)
+    if confident_none.sum() < min_seeds:
+        seeded = seeded & ~confident_none
     for state in classes:
         if state not in tested or np.any(seeded & (labels == state)):
             continue

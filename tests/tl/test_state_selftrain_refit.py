@@ -85,15 +85,15 @@ def test_unpredicted_tested_states_get_their_fitted_cells_back():
     labels = np.array(["A", "A", "A", "A", "A", NONE, NONE], dtype=object)
     seeded = np.array([True, True, False, False, False, False, False])
     tested = frozenset({"A", "B"})
-    out, kept = selftrain._with_unpredicted_states(labels, seeded, train, classes, tested)
+    out, kept = selftrain._refit_cells(labels, seeded, train, classes, tested, PARAMS.min_seeds)
     assert list(out) == ["A", "A", "B", "B", "A", NONE, NONE]
     assert list(kept) == [True, True, True, True, False, False, False]
     assert labels[2] == "A" and not seeded[2]  # inputs untouched
     predicted_b, confident_b = labels.copy(), seeded.copy()
     predicted_b[4], confident_b[4] = "B", True  # B predicted confidently in one cell: nothing changes
-    same, kept_b = selftrain._with_unpredicted_states(predicted_b, confident_b, train, classes, tested)
+    same, kept_b = selftrain._refit_cells(predicted_b, confident_b, train, classes, tested, PARAMS.min_seeds)
     assert np.array_equal(same, predicted_b) and np.array_equal(kept_b, confident_b)
-    untested, kept_none = selftrain._with_unpredicted_states(labels, seeded, train, classes, frozenset({"A"}))
+    untested, kept_none = selftrain._refit_cells(labels, seeded, train, classes, frozenset({"A"}), PARAMS.min_seeds)
     assert np.array_equal(untested, labels) and np.array_equal(kept_none, seeded)  # B not tested: not restored
 
 
