@@ -211,6 +211,11 @@ STATE_SELFTRAIN_MAX_CLUSTERS: Final = 40
 # 4 settings x 100-600 cells per patient x 2 seeds, benchmarks/states_size.py: those populations' calls 68 % right at
 # a confidence 0.22 above that, mean ARI 0.33; the others' 92.5 %, 0.016 above, ARI 0.63; docs/states_evaluation.md)
 STATE_CLUSTER_CELLS: Final = 20  # SelfTrainParams.cluster_cells
+# such a population is called by the mean probabilities of several seedings: one cluster per each of these many cells,
+# with STATE_SMALL_SEEDINGS random states each (release 2.24; benchmarks/states_size.py, 100-400 cells per patient x
+# seeds 200-201: the listed populations' calls' ECE 0.182 -> 0.057 on the development settings, 0.137 -> 0.033 held out)
+STATE_SMALL_CLUSTER_CELLS: Final = (20, 14, 10)  # SelfTrainParams.small_cluster_cells
+STATE_SMALL_SEEDINGS: Final = 3
 STATE_CLUSTER_SEED_Z: Final = 0.15
 STATE_CLUSTER_SEED_SHARE: Final = 0.5
 STATE_CLUSTER_SUPPORT: Final = 0.1

@@ -139,9 +139,9 @@ def small_populations_note(small: dict[str, dict[str, int]]) -> str:
         return ""
     listed = "; ".join(f"{context} ({int(size['cells']):,} cells for {int(size['states'])} states, "
                        f"{int(size['needed']):,} needed)" for context, size in small.items())
-    return _html.paragraph(f"Populations with fewer cells than the state calling's clusters need: {listed}. Some of "
-                           "their states may get no seeds and their cells be called a seeded state: read their calls "
-                           "with care, their confidence is overstated.", note=True)
+    return _html.paragraph(f"Populations with fewer cells than the state calling's clusters need: {listed}. Which of "
+                           "their states get seeds turns on how they are cut, so their calls are the mean of several "
+                           "seedings' and fewer of their cells are called; read them with care.", note=True)
 
 
 def _compare_section(ctx: _Context) -> str:

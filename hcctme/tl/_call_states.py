@@ -93,9 +93,11 @@ def small_populations(contexts: np.ndarray, artefact: np.ndarray, states: Mappin
     ``contexts`` / ``artefact``: each cell's context and the first pass's artefact column (``""`` for none). The
     seeding's k-means makes one cluster per ``params.cluster_cells`` cells at most
     (:func:`hcctme.tl._state_seeds.cells_for_clusters`); a population with fewer cells has fewer clusters than its
-    states need, so its calls are less reliable and their confidence overstated (the figures are beside
-    :data:`~hcctme._constants.STATE_CLUSTER_CELLS`); ``uns[key_added + "_params"]["self_train"]["small_populations"]``,
-    each also logged as a warning.
+    states need, which of its states get seeds turns on the cut, and it is called by the mean of several seedings
+    (:func:`hcctme.tl._state_selftrain.seedings`; the figures are beside
+    :data:`~hcctme._constants.STATE_SMALL_CLUSTER_CELLS`); ``uns[key_added + "_params"]["self_train"]
+    ["small_populations"]`` (``seedings``: how many were averaged, added by the self-training), each also logged
+    as a warning.
     """
     out: dict[str, dict[str, int]] = {}
     for context, ids in states.items():
@@ -103,10 +105,12 @@ def small_populations(contexts: np.ndarray, artefact: np.ndarray, states: Mappin
         needed = _seeds.cells_for_clusters(len(ids), params)
         if 0 < n < needed:
             out[context] = {"cells": n, "needed": needed, "states": len(ids)}
+            consequence = ("which states get seeds turns on the cut, so the calls are the mean of several "
+                           "seedings' and fewer cells are called" if n >= params.min_cells else
+                           f"under the {params.min_cells} the self-training needs, the calls are the mixture's")
             logger.warning("%s: %d cells (no artefact) for %d states, fewer than the %d the self-training's clusters "
-                           "need (one per %d cells): some states may get no seeds and their cells be called a seeded "
-                           "state, with overstated confidence; read these calls with care (docs: Population size)",
-                           context, n, len(ids), needed, params.cluster_cells)
+                           "need (one per %d cells): %s; read them with care (docs: Population size)",
+                           context, n, len(ids), needed, params.cluster_cells, consequence)
     return out
 
 
@@ -448,8 +452,9 @@ def call_states(
       ``genes``, the cells it ``flagged`` and those it ``added`` to the artefact cells, whether it was read
       ``alone`` (else averaged with the column) and whether the genes were ``borrowed`` from the other populations;
       ``small_populations``: per context with fewer cells (no artefact) than its states' seeding needs, ``cells``,
-      ``needed`` and ``states``, also logged as a warning: their calls are less reliable and their confidence
-      overstated, :func:`small_populations`).
+      ``needed``, ``states`` and ``seedings`` (how many seedings' probabilities were averaged; 1 where the first
+      seeding's mixture calls stand, 0 where the population was not self-trained), also logged as a warning,
+      :func:`small_populations`).
 
     Notes
     -----
@@ -521,7 +526,11 @@ def call_states(
        the same; ``uns[key_added + "_params"]["self_train"]["temperature"]``). The
        probability of the best state replaces the confidence and the call is that state when it
        beats "none of these" and reaches ``min_confidence``. It learns the many programme genes a
-       short signature does not read; artefact cells stay unassigned;
+       short signature does not read; artefact cells stay unassigned. A population with fewer cells
+       than 20 x (2 K + 4) (``small_populations``) gets fewer clusters than its states need and which
+       states get seeds turns on the cut: its probabilities are the mean over nine seedings (one
+       cluster per 20, 14 and 10 cells, three random states each; those with too few seeds for the
+       classifier left out, and the first seeding's mixture calls kept where none has enough);
     6. carried artefact columns (``self_train=True``; :mod:`hcctme.tl._state_artefact_carry`): an
        artefact list reads its programme weakly (the way a 3-gene panel reads a state's), so each
        artefact column (library ``"artefacts"`` and the user's score columns; not the library size,
@@ -672,10 +681,14 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
             calls, confidence, counts, diagnostics = trained
             tests[context] = diagnostics["specificity"]
             temperatures[context] = diagnostics["temperature"]
+            if context in small:
+                small[context]["seedings"] = diagnostics["seedings"]
             result.calls[idx] = np.where(calls == "", Defaults.UNASSIGNED, calls)
             result.confidence[idx] = confidence
             if counts:
                 out[context] = counts
+    for entry in small.values():
+        entry.setdefault("seedings", 0)  # not self-trained: the mixture's calls
     return out, tests, temperatures, _carry_artefacts(matrix, result, m, samples, var_names, carrying, params), small
 
 

@@ -33,6 +33,8 @@ from hcctme._constants import (
     STATE_SELFTRAIN_MIN_STATE_SEEDS,
     STATE_SELFTRAIN_PCS,
     STATE_SELFTRAIN_ROUNDS,
+    STATE_SMALL_CLUSTER_CELLS,
+    STATE_SMALL_SEEDINGS,
     STATE_SMOOTH_NEIGHBORS,
     STATE_SMOOTH_POOL,
     STATE_SMOOTHING,
@@ -55,6 +57,8 @@ class SelfTrainParams:
     min_state_seeds: int = STATE_SELFTRAIN_MIN_STATE_SEEDS
     max_clusters: int = STATE_SELFTRAIN_MAX_CLUSTERS
     cluster_cells: int = STATE_CLUSTER_CELLS
+    small_cluster_cells: tuple[int, ...] = STATE_SMALL_CLUSTER_CELLS
+    small_seedings: int = STATE_SMALL_SEEDINGS
     cluster_z: float = STATE_CLUSTER_SEED_Z
     cluster_share: float = STATE_CLUSTER_SEED_SHARE
     cluster_support: float = STATE_CLUSTER_SUPPORT
@@ -72,5 +76,5 @@ class SelfTrainParams:
     carry_auroc: float = STATE_CARRY_AUROC
     random_state: int = 0
 
-    def to_dict(self) -> dict[str, float | int]:
-        return dict(self.__dict__)
+    def to_dict(self) -> dict[str, float | int | list[int]]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}

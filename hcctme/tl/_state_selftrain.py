@@ -48,6 +48,12 @@ carries. This step learns it:
 6. **Call.** The probability of the best state is the confidence; the call is that state when
    it is the most probable class (states and "none") and reaches ``min_confidence``.
 
+7. **Small populations.** A population with fewer cells than its states' clusters need
+   (:func:`~hcctme.tl._state_seeds.cells_for_clusters`) is seeded nine times (one cluster per 20, 14 and 10 cells,
+   three random states each: :func:`seedings`) and called by the mean of the probabilities of the seedings that
+   train the classifier (release 2.24): which of its states get seeds turns on the cut, and one cut's classifier
+   calls the cells of the states it left unseeded a seeded state with the confidence of seeds they do not resemble.
+
 Deterministic (fixed ``random_state``). A population with fewer than
 :data:`~hcctme._constants.STATE_SELFTRAIN_MIN_CELLS` cells, or without seeds of at least two
 classes (:data:`~hcctme._constants.STATE_SELFTRAIN_MIN_SEEDS` each), keeps the mixture calls.
@@ -55,6 +61,7 @@ classes (:data:`~hcctme._constants.STATE_SELFTRAIN_MIN_SEEDS` each), keeps the m
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -313,14 +320,67 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     tested in its highest-scoring cluster (:func:`~hcctme.tl._state_seeds.tested_where_best`). A short panel no
     cluster seeds is looked for by its genes' expression first (:func:`~hcctme.tl._state_seeds.expression_seeds`),
     then through the genes it is co-expressed with (:func:`~hcctme.tl._state_coexpression.coexpression_seeds`).
-    The diagnostics: ``specificity`` (:func:`~hcctme.tl._state_seeds.confirm_seeds`) and ``temperature`` (of the
-    calibration; NaN without the classifier).
+    A population with fewer cells than its states' clusters need is called by the mean of the probabilities of
+    the seedings (:func:`seedings`) that train the classifier; where none does, by the first seeding's mixture
+    calls (each seeding's mixture calls are gated by its own cut's specificity test, not predicted from its
+    seeds). The diagnostics, of the first seeding averaged: ``specificity``
+    (:func:`~hcctme.tl._state_seeds.confirm_seeds`), ``temperature`` (of the calibration; NaN without the
+    classifier) and ``seedings`` (how many were averaged).
     """
     if X.shape[0] < params.min_cells or X.shape[1] < 3:
         return None
     pcs = _expression.principal_components(X, params, samples)
     if pcs is None:
         return None
+    fits = [fit for p in seedings(X.shape[0], len(ids), params)
+            if (fit := _fitted(X, pcs, z, ids, best, confidence, called, p, samples, panel)) is not None]
+    if not fits:
+        return None
+    fits = [fit for fit in fits if fit.trained] or fits[:1]
+    state_probs = np.mean([fit.states for fit in fits], axis=0)
+    none_probs = np.mean([fit.none for fit in fits], axis=0)
+    top = state_probs.argmax(axis=1)
+    conf = state_probs[np.arange(top.size), top]
+    calls = np.where((conf > none_probs) & (conf >= min_confidence), np.asarray(ids, dtype=object)[top], "")
+    return calls.astype(object), conf, fits[0].seed_counts, {**fits[0].diagnostics, "seedings": len(fits)}
+
+
+def seedings(n_cells: int, n_states: int, params: SelfTrainParams) -> list[SelfTrainParams]:
+    """The seedings a population of ``n_cells`` cells is called by: ``params`` alone where its clusters fit.
+
+    With fewer cells than its states' clusters need (:func:`~hcctme.tl._state_seeds.cells_for_clusters`), k-means
+    cuts fewer clusters than its states and "none of these" need, which states get seeds turns on the cut, and
+    one seeding's classifier calls the cells of the unseeded states a seeded state with the confidence of seeds they
+    do not resemble (release 2.23: 72-79 % of the calls right at a mean confidence 0.14-0.18 above that). Such a
+    population is seeded with one cluster per each of ``params.small_cluster_cells`` cells (so more of its states
+    lead a cluster) and ``params.small_seedings`` random states each (k-means, calibration folds, neighbour pool),
+    and the mean of their probabilities is the call: a call that turns on the cut loses confidence (release 2.24).
+    """
+    if n_cells >= _seeds.cells_for_clusters(n_states, params):
+        return [params]
+    return [replace(params, cluster_cells=cells, random_state=params.random_state + r)
+            for cells in params.small_cluster_cells for r in range(params.small_seedings)]
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """One seeding's probabilities, seed counts per class and diagnostics.
+
+    ``states``: each cell's probability of each state (columns follow the state ids; 0 for a state with no class);
+    ``none``: of no state.
+    """
+
+    states: np.ndarray
+    none: np.ndarray
+    seed_counts: dict[str, int]
+    diagnostics: dict[str, Any]
+    trained: bool = True  # False: the mixture's calls (too few seeds for the classifier)
+
+
+def _fitted(X: sp.csr_matrix, pcs: np.ndarray, z: np.ndarray, ids: list[str], best: np.ndarray,
+            confidence: np.ndarray, called: np.ndarray, params: SelfTrainParams, samples: np.ndarray | None,
+            panel: GenePanel | None) -> _Fit | None:
+    """One seeding's fit (:func:`call_population`, whose arguments these are; ``pcs``: the population's components)."""
     mixture_calls = np.where(called, np.asarray(ids, dtype=object)[best], "")
     groups = _seeds.clusters(pcs, len(ids), params)
     summary = _seeds.summarise(groups, z, ids, mixture_calls, params)
@@ -342,13 +402,7 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     if not _seeds.usable(labels, params):
         if panel is None:
             return None
-        # too few seeds for the classifier: the mixture's calls, except those of states whose clusters were
-        # all declined by the specificity test (a state no cluster was a candidate for: its best cluster)
-        _seeds.tested_where_best(specificity, mixture_calls, groups, ids, panel, z, params.min_seeds)
-        declined = [s for s, d in specificity.items() if d["clusters_tested"] and not d["seeded"]]
-        kept = (mixture_calls != "") & ~np.isin(mixture_calls, declined)
-        return (np.where(kept, mixture_calls, "").astype(object), np.where(kept | ~called, confidence, 0.0),
-                {}, {"specificity": specificity, "temperature": float("nan")})
+        return _mixture_fit(mixture_calls, best, confidence, called, groups, ids, panel, z, specificity, params)
     scores = carried(X, labels, groups, z, ids, samples, params)
     purified = purified_none(labels, scores)
     if _seeds.usable(purified, params):
@@ -365,10 +419,28 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
         probs = scaled(probs, t)
     else:
         probs = smooth(probs, pcs, params)
-    state_cols = [j for j, c in enumerate(classes) if c != _seeds.NONE_CLASS]
-    top = np.asarray(state_cols)[probs[:, state_cols].argmax(axis=1)]
-    conf = probs[np.arange(probs.shape[0]), top]
-    winner = probs.argmax(axis=1)
-    calls = np.where((winner == top) & (conf >= min_confidence), classes[top], "")
+    column = {c: j for j, c in enumerate(classes)}
+    states = np.column_stack([probs[:, column[s]] if s in column else np.zeros(probs.shape[0]) for s in ids])
+    none = probs[:, column[_seeds.NONE_CLASS]] if _seeds.NONE_CLASS in column else np.zeros(probs.shape[0])
     seed_counts = {str(v): int(c) for v, c in zip(values, counts, strict=True)}
-    return calls.astype(object), conf, seed_counts, {"specificity": specificity, "temperature": t}
+    return _Fit(states, none, seed_counts, {"specificity": specificity, "temperature": t})
+
+
+def _mixture_fit(mixture_calls: np.ndarray, best: np.ndarray, confidence: np.ndarray, called: np.ndarray,
+                 groups: np.ndarray, ids: list[str], panel: GenePanel, z: np.ndarray,
+                 specificity: dict[str, dict[str, Any]], params: SelfTrainParams) -> _Fit:
+    """Too few seeds for the classifier: the mixture's calls as a :class:`_Fit`.
+
+    Except those of states whose clusters were all declined by the specificity test (a state no cluster was a
+    candidate for: its best cluster). A kept call's state gets the mixture's posterior and no state 0; an uncalled
+    cell keeps its posterior on its best state and no state gets 1 (it is not called); a declined call gets 0
+    everywhere and no state 1.
+    """
+    _seeds.tested_where_best(specificity, mixture_calls, groups, ids, panel, z, params.min_seeds)
+    declined = [s for s, d in specificity.items() if d["clusters_tested"] and not d["seeded"]]
+    kept = (mixture_calls != "") & ~np.isin(mixture_calls, declined)
+    states = np.zeros((best.size, len(ids)))
+    rows = np.flatnonzero(kept | ~called)
+    states[rows, best[rows]] = confidence[rows]
+    return _Fit(states, np.where(kept, 0.0, 1.0), {}, {"specificity": specificity, "temperature": float("nan")},
+                trained=False)

@@ -20,6 +20,7 @@ from hcctme.tl import _state_seeds as state_seeds
 from hcctme.tl import _state_selftrain as selftrain
 from hcctme.tl._call_states import small_populations
 from tests.tl._state_artefact_data import foreign_cohort
+from tests.tl._state_populations import programme_population
 
 UNASSIGNED = "unassigned"
 
@@ -264,27 +265,8 @@ def test_call_states_contract(fake_library, caplog):
     assert "cell_context mapping used" in caplog.text and "obs['hcctme_state']" in caplog.text
 
 
-def _programme_population(seed: int, n: int = 600):
-    """Counts of two states (40 programme genes each) and none, with scores that read 2 genes each."""
-    import scipy.sparse as sp
-    from scipy.special import ndtr
-
-    rng = np.random.default_rng(seed)
-    truth = rng.choice(np.array(["A", "B", "none"], dtype=object), size=n, p=[0.4, 0.4, 0.2])
-    log_mu = np.tile(rng.normal(0.0, 1.0, 300), (n, 1))
-    log_mu[:, :40] += 1.5 * (truth == "A")[:, None]
-    log_mu[:, 40:80] += 1.5 * (truth == "B")[:, None]
-    mu = np.exp(log_mu) / np.exp(log_mu).sum(axis=1, keepdims=True) * 2000
-    X = state_expression.log_expression(sp.csr_matrix(rng.poisson(mu).astype(np.float32)))
-    z = np.column_stack([(truth == s) * 1.0 + rng.normal(0, 0.8, n) for s in ("A", "B")])
-    z = (z - z.mean(axis=0)) / z.std(axis=0)
-    best = z.argmax(axis=1)
-    confidence = ndtr(2 * (z.max(axis=1) - z.min(axis=1)) - 1) * ndtr(2 * z.max(axis=1))
-    return X, z, best, confidence, truth
-
-
 def test_self_training_learns_the_programme_the_scores_read_poorly():
-    X, z, best, confidence, truth = _programme_population(seed=4)
+    X, z, best, confidence, truth = programme_population(seed=4)
     ids = ["A", "B"]
     params = state_params.SelfTrainParams()
     mixture_calls = np.where(confidence >= 0.5, np.asarray(ids, dtype=object)[best], "none")
@@ -305,10 +287,10 @@ def test_self_training_learns_the_programme_the_scores_read_poorly():
 
 
 def test_self_training_needs_cells_and_two_seeded_classes():
-    X, z, best, confidence, _ = _programme_population(seed=5, n=40)
+    X, z, best, confidence, _ = programme_population(seed=5, n=40)
     params = state_params.SelfTrainParams()
     assert selftrain.call_population(X, z, ["A", "B"], best, confidence, confidence >= 0.5, params, 0.5) is None
-    X, z, best, confidence, _ = _programme_population(seed=5)
+    X, z, best, confidence, _ = programme_population(seed=5)
     none_only = np.zeros(z.shape[0], dtype=bool)
     assert not state_seeds.usable(state_seeds.seeds(["A", "B"], best, confidence, none_only, z + 5.0, params), params)
 
@@ -608,7 +590,7 @@ def test_small_populations_are_recorded_and_warned(fake_library, caplog):
     clean = int(((context == "macrophage") & (out.obs["hcctme_state_artefact"].astype(str) == "")).sum())
     assert 0 < clean <= 150
     assert out.uns["hcctme_state_params"]["self_train"]["small_populations"] == {
-        "macrophage": {"cells": clean, "needed": 200, "states": 3}}
+        "macrophage": {"cells": clean, "needed": 200, "states": 3, "seedings": 0}}  # 0: not self-trained here
     assert f"macrophage: {clean} cells (no artefact) for 3 states, fewer than the 200" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="hcctme"):

@@ -114,14 +114,15 @@ def test_sade_feldman_t_cell_states_read_in_all_t_cells(shares):
 @pytest.mark.slow
 def test_floors_below_the_target(shares):
     """Wu 2020 measured: TREG 7 of 14 with 5 of 86 sibling calls (3 before the carried score of every seeded
-    state), Teff 19 of 22 (0.86; 15 in release 2.6, when the "none of these" seeds were not purified) with 27 of 62
-    sibling calls (18 before; 13 of them effector-memory cells). Wu 2021 detox iCAF 17 of 130 (30 before
-    the foreign-lineage markers' joint share, release 2.6: 69 more CAFs in the population move its clusters)."""
+    state), Teff 17 of 22 (0.77; 19 in releases 2.7-2.23, 15 in release 2.6, when the "none of these" seeds were not
+    purified) with 23 of 62 sibling calls (27 in releases 2.7-2.23, 18 before; most of them effector-memory cells):
+    its 91 CD8 T cells are called by the mean of 9 seedings since release 2.24. Wu 2021 detox iCAF 17 of 130 (30
+    before the foreign-lineage markers' joint share, release 2.6: 69 more CAFs in the population move its
+    clusters)."""
     wu = shares["wu2020_tcells"]
     assert wu.loc["TREG", "share"] >= 0.4 and wu.loc["TREG", "siblings_called"] <= 0.06 * wu.loc["TREG", "n_siblings"]
-    assert wu.loc["CD8_TEFF", "share"] >= 0.8
-    assert wu.loc["CD8_TEFF", "siblings_called"] <= 0.5 * wu.loc["CD8_TEFF", "n_siblings"]
-    assert shares["he2020_liver"].loc["TAM2_SPP1", "share"] >= 0.2
+    assert wu.loc["CD8_TEFF", "share"] >= 0.75
+    assert wu.loc["CD8_TEFF", "siblings_called"] <= 0.4 * wu.loc["CD8_TEFF", "n_siblings"]
     assert shares["wu2021_tnbc"].loc["CAF_DETOX_ICAF", "share"] >= 0.1
 
 
@@ -227,29 +228,37 @@ def test_wu2021_cafs_are_lost_to_the_specificity_test_not_to_foreign_markers(cal
 
 
 @pytest.mark.slow
-def test_small_populations_keep_the_mixture_calls(called):
-    """Populations under 50 cells after artefacts are not self-trained, and a population without seeds of two
-    classes keeps the mixture's calls (Wu 2021: 64 CD4 T cells, 7 set aside; until release 2.6 16, leaving 48 and
-    no self-training), as do He 2020's 70 macrophages (3 k-means clusters, none seeded for a state: the
-    Mac_SPP1 cells are 12 of a 41-cell cluster in which 3 are TAM2_SPP1 mixture calls) keep the mixture's calls
-    (TAM2_SPP1 3 of 12). Finer k-means clusters for small populations (one per 10 cells instead of 20) were
-    measured and dropped: He 2020 unchanged, Zheng LAYN -> terminal 22 -> 0 of 22, Wu 2020 Teff 11 -> 0 of 22."""
+def test_small_populations_are_called_by_their_seedings(called):
+    """Populations under 50 cells after artefacts are not self-trained; a population too small for its states'
+    clusters is seeded nine times and called by the mean of the seedings that train the classifier, or, where none
+    does, by the first seeding's mixture calls (release 2.24). Wu 2021's CD4 T cells (64, 7 set aside; until
+    release 2.6 16, leaving 48 and no self-training): no seeding has seeds of two classes, and the first keeps the
+    mixture's TREG calls (17 of 23 Tregs); only 2 of the 9 cuts do (in the others the specificity test declines
+    TREG), so a mean over them would call none. He 2020's 70 macrophages: the first seeding has no state seeds and
+    kept the mixture's calls (TAM2_SPP1 3 of 12 until release 2.23); 3 of the 9 train the classifier (seeded
+    KUPFFER; TAM2_SPP1; TAM1_FOLR2 and TAM2_SPP1) and their mean calls 9 of the 12 Mac_SPP1 cells TAM2_SPP1, 5 of
+    the 58 other macrophages, and no KUPFFER or TAM1_FOLR2 (one seeding each). One finer cut alone (one cluster per
+    10 cells instead of 20) was measured and dropped in release 2.18: He 2020 unchanged, Zheng LAYN -> terminal
+    22 -> 0 of 22, Wu 2020 Teff 11 -> 0 of 22."""
     wu = called["wu2021_tnbc"].uns["hcctme_state_params"]
     assert np.isnan(wu["self_train"]["temperature"]["cd4_t"]) and "cd4_t" not in wu["self_train"]["seeds"]
+    assert wu["self_train"]["small_populations"]["cd4_t"] == {"cells": 57, "needed": 120, "states": 1, "seedings": 1}
     he = called["he2020_liver"]
     params = he.uns["hcctme_state_params"]
-    assert "macrophage" not in params["self_train"]["seeds"]
+    assert params["self_train"]["small_populations"]["macrophage"] == {"cells": 69, "needed": 200, "states": 3,
+                                                                       "seedings": 3}
     assert (he.obs["hcctme_state_context"] == "macrophage").sum() == 70
-    spp1 = (_labels(he, "he2020_liver") == "Mac_SPP1").to_numpy()
-    assert np.sum(he.obs["hcctme_state"].astype(str).to_numpy()[spp1] == "TAM2_SPP1") <= params["mixture_counts"][
-        "macrophage"]["TAM2_SPP1"]
+    labels = _labels(he, "he2020_liver").to_numpy()
+    calls = he.obs["hcctme_state"].astype(str).to_numpy()
+    macrophage = (he.obs["hcctme_state_context"].astype(str) == "macrophage").to_numpy()
+    assert np.sum(calls[labels == "Mac_SPP1"] == "TAM2_SPP1") >= 8
+    assert np.sum(calls[macrophage & (labels != "Mac_SPP1")] == "TAM2_SPP1") <= 6
+    assert not np.isin(calls[macrophage], ["KUPFFER", "TAM1_FOLR2"]).any()
     # release 2.15: the mixture's 16 TAM1_FOLR2 calls (15 in the Kupffer-like Mac_SDC3 of this tumour-free liver)
     # pass the 4-gene panel in their best cluster only through genes the KUPFFER list holds, which scores higher
-    # there: declined as in the cluster seeds (read-through), the calls dropped
+    # there: declined as in the cluster seeds (read-through), the calls dropped (the first averaged seeding's test)
     folr2 = params["self_train"]["specificity"]["macrophage"]["TAM1_FOLR2"]
     assert folr2["read_through"] == "KUPFFER" and not folr2["seeded"]
     assert params["mixture_counts"]["macrophage"]["TAM1_FOLR2"] >= 10
     assert params["self_train"]["declined"]["macrophage"]["TAM1_FOLR2"] == params["mixture_counts"]["macrophage"][
         "TAM1_FOLR2"]
-    context = he.obs["hcctme_state_context"].astype(str) == "macrophage"
-    assert not (he.obs["hcctme_state"].astype(str)[context] == "TAM1_FOLR2").any()
