@@ -47,7 +47,6 @@ carries. This step learns it:
    classifier's own confident predictions.
 6. **Call.** The probability of the best state is the confidence; the call is that state when
    it is the most probable class (states and "none") and reaches ``min_confidence``.
-
 7. **Small populations.** A population with fewer cells than its states' clusters need
    (:func:`~hcctme.tl._state_seeds.cells_for_clusters`) is seeded nine times (one cluster per 20, 14 and 10 cells,
    three random states each: :func:`seedings`) and called by the mean of the probabilities of the seedings that
@@ -323,7 +322,7 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     A population with fewer cells than its states' clusters need is called by the mean of the probabilities of
     the seedings (:func:`seedings`) that train the classifier; where none does, by the first seeding's mixture
     calls (each seeding's mixture calls are gated by its own cut's specificity test, not predicted from its
-    seeds). The diagnostics, of the first seeding averaged: ``specificity``
+    seeds). The seed counts and diagnostics are those of the first seeding averaged: ``specificity``
     (:func:`~hcctme.tl._state_seeds.confirm_seeds`), ``temperature`` (of the calibration; NaN without the
     classifier) and ``seedings`` (how many were averaged).
     """
