@@ -122,7 +122,9 @@ def compare(
         or covariates; ``"limma-trend"`` for genes), or one
         of ``"moderated"`` (precision-weighted linear model, empirical-Bayes moderated t), ``"wls"`` (the
         same model without moderation: signature scores differ in spread between signatures and cell
-        types, which a shared prior would misread), ``"ols"`` (no weights, no moderation),
+        types, which a shared prior would misread; with ``parent_key`` the composition prior is shared by
+        parents of different sizes, so a small parent's rate can exceed the nominal one where ``"wls"``
+        keeps it, at some power: README, "Statistics"), ``"ols"`` (no weights, no moderation),
         ``"mannwhitney"``, ``"welch"`` (unpaired, no covariates), ``"wilcoxon"``, ``"paired_t"``
         (paired, no covariates), ``"limma-trend"``, ``"voom"``, ``"deseq2"`` (genes). Rank tests are
         discrete: with 4 samples per level the smallest two-sided Mann-Whitney p-value is 2/70 = 0.029,
