@@ -57,6 +57,6 @@ def test_tests_without_the_shared_prior_keep_the_rate_in_every_parent(null_pvalu
     table = null_pvalues[null_pvalues["method"] == method]
     assert table["group"].nunique() == 6
     for parent, group in table.groupby("group"):
-        assert len(group) >= COHORTS
+        assert len(group) >= 0.9 * COHORTS  # a cohort can lack a two-level parent's second level
         rate, p_exceed = _exceeds(group["pvalue"])
         assert p_exceed > 0.01, f"{method} FPR {rate:.3f} in {parent} over {len(group)} tests"
