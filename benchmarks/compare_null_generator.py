@@ -78,7 +78,7 @@ def summary(pvalues: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 def power(reps: int, per_arm: int, cells: int, seed0: int) -> pd.DataFrame:
     """Per method: null FPR, power at p < 0.05 and at the method's own 5 % null quantile, on the demo simulator."""
     import hcctme
-    from benchmarks.compare_power import _planted
+    from benchmarks.compare_power import _planted, power_at_fpr
     from hcctme.datasets import simulate_cohort
 
     hcctme.settings.progress = False
@@ -99,12 +99,11 @@ def power(reps: int, per_arm: int, cells: int, seed0: int) -> pd.DataFrame:
     tests = pd.DataFrame(rows).dropna(subset=["p"])
     out = []
     for method, group in tests.groupby("method", sort=False):
-        nulls = group.loc[group["null"], "p"]
+        nulls = group.loc[group["null"], "p"].to_numpy()
         planted = group[group["planted"]]
-        found = planted["right"] & (planted["p"] < 0.05)
-        at_fpr = planted["right"] & (planted["p"] < np.quantile(nulls, 0.05))
-        out.append({"method": method, "null_tests": len(nulls), "null_fpr": (nulls < 0.05).mean(),
-                    "planted": len(planted), "power": found.mean(), "power_at_fpr": at_fpr.mean()})
+        power = power_at_fpr(nulls, planted["p"].to_numpy(), planted["right"].to_numpy(dtype=bool))
+        out.append({"method": method, "null_tests": len(nulls), "null_fpr": power["fpr_null"],
+                    "planted": len(planted), "power": power["power@0.05"], "power_at_fpr": power["power@FPR"]})
     return pd.DataFrame(out).set_index("method")
 
 

@@ -2,7 +2,8 @@
 
 Patients carry: a condition (responder / resistor), a covariate (age), a pair id (pre/on designs),
 cells of two cell types ("A" with states s1/s2/s3, "B" all "unassigned"), negative-binomial counts
-with patient effects, and two signature-score columns in obsm["hcctme_scores"].
+with patient effects, and two signature-score columns in obsm["hcctme_scores"]. Also the false-positive-rate
+check the null-cohort tests share (:func:`fpr_exceedance`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
+from scipy import stats
+
+
+def fpr_exceedance(pvalues, alpha: float = 0.05) -> tuple[float, float]:
+    """The rate at p < ``alpha`` and the one-sided binomial p-value of 'rate > alpha'."""
+    pvalues = np.asarray(pvalues, dtype=float)
+    k = int((pvalues < alpha).sum())
+    return k / len(pvalues), stats.binomtest(k, len(pvalues), alpha, alternative="greater").pvalue
 
 
 def cohort(

@@ -18,14 +18,14 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 from benchmarks.compare_null_generator import cohort_pvalues
+
+from ._compare_data import fpr_exceedance
 
 pytestmark = pytest.mark.slow
 
 COHORTS = 240
-ALPHA = 0.05
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +36,10 @@ def null_pvalues() -> pd.DataFrame:
     return table.assign(rounded=table["pvalue"].round(10)).drop_duplicates(["seed", "method", "group", "rounded"])
 
 
-def _exceeds(pvalues: pd.Series) -> tuple[float, float]:
-    """The rate at p < ALPHA and the one-sided binomial p-value of 'rate > ALPHA'."""
-    k = int((pvalues < ALPHA).sum())
-    return k / len(pvalues), stats.binomtest(k, len(pvalues), ALPHA, alternative="greater").pvalue
-
-
 def test_default_composition_test_keeps_the_nominal_rate_pooled(null_pvalues):
     moderated = null_pvalues[null_pvalues["method"] == "moderated"]["pvalue"]
     assert len(moderated) > 3000
-    rate, p_exceed = _exceeds(moderated)
+    rate, p_exceed = fpr_exceedance(moderated)
     assert p_exceed > 0.01, f"moderated composition FPR {rate:.3f} over {len(moderated)} tests"
     # the p-values spread over (0, 1): a test that never rejects would pass the bound above
     assert 0.4 < np.mean(moderated < 0.5) < 0.6
@@ -58,5 +52,5 @@ def test_tests_without_the_shared_prior_keep_the_rate_in_every_parent(null_pvalu
     assert table["group"].nunique() == 6
     for parent, group in table.groupby("group"):
         assert len(group) >= 0.9 * COHORTS  # a cohort can lack a two-level parent's second level
-        rate, p_exceed = _exceeds(group["pvalue"])
+        rate, p_exceed = fpr_exceedance(group["pvalue"])
         assert p_exceed > 0.01, f"{method} FPR {rate:.3f} in {parent} over {len(group)} tests"

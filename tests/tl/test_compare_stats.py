@@ -22,6 +22,8 @@ from scipy import stats
 import hcctme as hc
 from benchmarks.compare_power import naive_composition, naive_scores
 
+from ._compare_data import fpr_exceedance
+
 pytestmark = pytest.mark.slow
 
 datasets = pytest.importorskip("hcctme.datasets")
@@ -40,13 +42,6 @@ ALPHA = 0.05
 def _table(adata, **kwargs):
     """tl.compare on a copy; the table it stored."""
     return hc.tl.compare(adata, copy=True, **kwargs).uns["hcctme_compare"]
-
-
-def _fpr_ok(pvalues: np.ndarray, alpha: float = ALPHA) -> tuple[float, float]:
-    """Observed FPR and the one-sided binomial p-value of 'FPR > alpha'."""
-    k = int((pvalues < alpha).sum())
-    n = len(pvalues)
-    return k / n, stats.binomtest(k, n, alpha, alternative="greater").pvalue
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +69,8 @@ def null_runs():
 
 
 def test_null_composition_fpr(null_runs):
-    fpr, p_exceed = _fpr_ok(null_runs["composition"])
-    naive, _ = _fpr_ok(null_runs["naive_composition"])
+    fpr, p_exceed = fpr_exceedance(null_runs["composition"])
+    naive, _ = fpr_exceedance(null_runs["naive_composition"])
     assert len(null_runs["composition"]) >= 1500
     assert p_exceed > 0.001, f"composition FPR {fpr:.3f} above {ALPHA} beyond noise"
     assert naive > 2 * ALPHA and naive > fpr + 0.05, (fpr, naive)
@@ -84,13 +79,13 @@ def test_null_composition_fpr(null_runs):
 
 
 def test_null_composition_ols_fpr(null_runs):
-    fpr, p_exceed = _fpr_ok(null_runs["ols"])
+    fpr, p_exceed = fpr_exceedance(null_runs["ols"])
     assert p_exceed > 0.001, f"OLS composition FPR {fpr:.3f} above {ALPHA} beyond noise"
 
 
 def test_null_scores_fpr(null_runs):
-    fpr, p_exceed = _fpr_ok(null_runs["scores"])
-    naive, _ = _fpr_ok(null_runs["naive_scores"])
+    fpr, p_exceed = fpr_exceedance(null_runs["scores"])
+    naive, _ = fpr_exceedance(null_runs["naive_scores"])
     assert len(null_runs["scores"]) >= 1500
     assert p_exceed > 0.001, f"scores FPR {fpr:.3f} above {ALPHA} beyond noise"
     assert naive > 2 * ALPHA and naive > fpr + 0.05, (fpr, naive)
@@ -117,8 +112,8 @@ def test_null_genes_fpr(method):
                                     equal_var=False).pvalue
             naive.extend(p[np.isfinite(p)])
     ours, naive = np.asarray(ours), np.asarray(naive)
-    fpr, p_exceed = _fpr_ok(ours)
-    naive_fpr, _ = _fpr_ok(naive)
+    fpr, p_exceed = fpr_exceedance(ours)
+    naive_fpr, _ = fpr_exceedance(naive)
     assert len(ours) >= 2000
     # genes of one cohort share size factors and dispersion trend: allow for that correlation
     assert fpr <= 0.065 and p_exceed > 1e-4, f"genes FPR ({method}) {fpr:.3f}"

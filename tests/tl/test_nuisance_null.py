@@ -16,11 +16,10 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 import hcctme as hc
 
-from ._compare_data import nuisance_null
+from ._compare_data import fpr_exceedance, nuisance_null
 
 KW = dict(condition_key="response", sample_key="patient", reference="responder")
 ALPHA = 0.05
@@ -30,10 +29,9 @@ def _check_fpr(pvalues, minimum: int) -> float:
     p = np.asarray(pvalues, dtype=float)
     p = p[np.isfinite(p)]
     assert len(p) >= minimum, len(p)
-    k = int((p < ALPHA).sum())
-    exceed = stats.binomtest(k, len(p), ALPHA, alternative="greater").pvalue
-    assert exceed > 0.01, f"FPR {k / len(p):.3f} over {len(p)} tests"
-    return k / len(p)
+    rate, exceed = fpr_exceedance(p, ALPHA)
+    assert exceed > 0.01, f"FPR {rate:.3f} over {len(p)} tests"
+    return rate
 
 
 def _table(adata, **kwargs) -> pd.DataFrame:
