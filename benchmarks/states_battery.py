@@ -18,11 +18,15 @@ a rule), in ``--jobs`` processes, and prints:
 ``--markdown`` prints the tables as markdown; ``--save DIR`` writes every cohort's figures (``parents.csv``,
 ``states.csv``) and ``--load DIR`` aggregates them again without running the cohorts (release 2.22's default-path
 run: ``benchmarks/results/states_battery_2.22``, whose tables README quotes; release 2.21's, with the stand-in:
-``states_battery_2.21``). The whole default grid is 126 cohorts of 8 x 600 cells (30 minutes on 2 cores with
-``--jobs 2``).
+``states_battery_2.21``; session 43's seeds widened by the carried scores, not applied:
+``states_battery_widened_seeds``). ``--against DIR`` adds, per figure, the cohorts it moved from another saved run
+(how many up and down by more than 0.02, the largest fall and rise: how a rule is read before it is kept). The
+whole default grid is 126 cohorts of 8 x 600 cells (30 minutes on 2 cores with ``--jobs 2``).
 
     python benchmarks/states_battery.py --jobs 2
     python benchmarks/states_battery.py --settings 10x --pairs 200 --jobs 1
+    python benchmarks/states_battery.py --load benchmarks/results/states_battery_widened_seeds \
+        --against benchmarks/results/states_battery_2.22
 """
 
 from __future__ import annotations
@@ -109,6 +113,25 @@ def state_table(states: pd.DataFrame, pairs: list[int]) -> pd.DataFrame:
                          "recall where seen": rows[~hidden].groupby("state")["recall"].mean()})
 
 
+def cohort_moves(parents: pd.DataFrame, baseline: pd.DataFrame, threshold: float = 0.02) -> pd.DataFrame:
+    """Per figure of the cohorts (each parent's ARI, the ECE): its mean change from ``baseline`` (another run's
+    per-cohort table) over the cohorts both hold, how many cohorts it moved by more than ``threshold`` up and down,
+    and the largest fall and rise with their cohorts. A mean over 126 cohorts hides a rule that helps most of them
+    and breaks a few."""
+    merged = parents.merge(baseline, on=["setting", "seed"], suffixes=("", " baseline"))
+    if merged.empty:
+        raise ValueError("the two runs hold no cohort (setting, seed) in common")
+    cohorts = merged["setting"].astype(str) + " " + merged["seed"].astype(str)
+    rows = {}
+    for figure in [c for c in parents.columns if c not in ("setting", "seed") and f"{c} baseline" in merged]:
+        change = merged[figure] - merged[f"{figure} baseline"]
+        rows[figure] = {"mean change": change.mean(), "up": int((change > threshold).sum()),
+                        "down": int((change < -threshold).sum()), "largest fall": change.min(),
+                        "fall cohort": cohorts[change.idxmin()], "largest rise": change.max(),
+                        "rise cohort": cohorts[change.idxmax()]}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", nargs="+", default=[*SETTINGS, *HELD_OUT], choices=[*SETTINGS, *HELD_OUT])
@@ -122,6 +145,8 @@ def main() -> None:
                         help="add the 30-gene stress stand-in as an extra artefact column (the runs before 2.3)")
     parser.add_argument("--save", type=Path, help="folder to write the cohorts' figures to (parents.csv, states.csv)")
     parser.add_argument("--load", type=Path, help="aggregate the figures --save wrote instead of running the cohorts")
+    parser.add_argument("--against", type=Path,
+                        help="a folder --save wrote for another release or rule: print each figure's per-cohort moves")
     args = parser.parse_args()
     overlapping = [p for p in args.pairs if p + 1 in args.pairs]
     if overlapping:
@@ -140,6 +165,9 @@ def main() -> None:
     print(show(parent_table(parents, args.pairs)))
     print(f"\nper state over the {parents['setting'].nunique() * len(args.pairs)} (setting, pair) runs:")
     print(show(state_table(states, args.pairs)))
+    if args.against:
+        print(f"\nper cohort against {args.against} (moves beyond 0.02):")
+        print(show(cohort_moves(parents, _read(args.against / "parents.csv", args))))
 
 
 def _read(path: Path, args: argparse.Namespace) -> pd.DataFrame:

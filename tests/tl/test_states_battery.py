@@ -183,3 +183,37 @@ def readme_state_row(state: str, row: pd.Series, seen: int) -> str:
             "s" if row["runs without a call"] > 1 else "")
     return (f"| {state} | {recall} | {row['mean precision']:.2f} ({row['lowest pair precision']:.2f}){silent} | "
             f"{row['runs on target']:.0f} |")
+
+
+def test_cohort_moves_count_each_figures_moves_and_name_the_largest():
+    base = pd.DataFrame({"setting": ["10x", "10x", "noisy"], "seed": [200, 201, 200], "ECE": [0.02, 0.02, 0.05],
+                         "T": [0.5, 0.8, 0.3]})
+    new = base.assign(ECE=[0.02, 0.03, 0.05], T=[0.6, 0.7, 0.31])
+    moves = states_battery.cohort_moves(new, base)
+    assert list(moves.index) == ["ECE", "T"]
+    t = moves.loc["T"]
+    assert t["mean change"] == pytest.approx((0.1 - 0.1 + 0.01) / 3)
+    assert (t["up"], t["down"]) == (1, 1)  # 0.01 is within the 0.02 threshold
+    assert t["largest fall"] == pytest.approx(-0.1) and t["fall cohort"] == "10x 201"
+    assert t["largest rise"] == pytest.approx(0.1) and t["rise cohort"] == "10x 200"
+    assert moves.loc["ECE", "up"] == 0 and moves.loc["ECE", "largest rise"] == pytest.approx(0.01)
+    # only the cohorts both runs hold are compared; none in common is an error, not an empty table
+    assert states_battery.cohort_moves(new.iloc[:1], base).loc["T", "up"] == 1
+    with pytest.raises(ValueError, match="no cohort"):
+        states_battery.cohort_moves(new.assign(seed=[300, 301, 300]), base)
+
+
+def test_against_prints_the_moves_from_another_saved_run(tmp_path, monkeypatch, capsys):
+    for name, shift in (("old", 0.0), ("new", 0.1)):
+        folder = tmp_path / name
+        folder.mkdir()
+        results = [_result("10x", seed, 0.01, {"T": 0.5 + shift * (seed == 200)}, {"A": (5, 0.9, 0.9)})
+                   for seed in (200, 201)]
+        parents, states = frames(results)
+        parents.to_csv(folder / "parents.csv", index=False)
+        states.to_csv(folder / "states.csv", index=False)
+    monkeypatch.setattr(sys, "argv", ["states_battery.py", "--load", str(tmp_path / "new"), "--against",
+                                      str(tmp_path / "old"), "--settings", "10x", "--pairs", "200"])
+    states_battery.main()
+    out = capsys.readouterr().out
+    assert "per cohort against" in out and "10x 200" in out
