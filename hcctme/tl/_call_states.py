@@ -432,7 +432,9 @@ def call_states(
       ``artefact_signatures`` (context -> columns used), ``artefacts_from_obs`` (the ``artefacts`` read
       from ``obs``: name -> ``"score"`` or ``"flag"``), ``thresholds``, ``method``,
       ``diagnostics`` (per state the fitted proportion and separation; per context the artefact
-      cells, ``flagged_by``: the cells each artefact column flags, ``markers_not_used`` and
+      cells, ``flagged_by``: the cells each artefact column flags, ``markers_not_used``,
+      ``markers_unreached``: the foreign-lineage markers whose lineage's own level lies within the artefact
+      robust z of the context's median, not used there, and
       ``foreign_released``: the cells whose foreign-lineage flags the markers' joint share lifted),
       ``mixture_counts`` (per context, the mixture's calls of each state and ``"unassigned"`` before the
       self-training: where a state's cells are lost, in the mixture or in the self-training),
@@ -790,6 +792,7 @@ def _flag_genes_of(result: _model.Assignment, m: Mapping[str, Any], thresholds: 
         info = _drop_flagged(result, context, cells, rows, found.flagged, found.flagged_by)
         if info is not None:
             info["genes_of_not_used"] = found.unused
+            info["genes_of_unreached"] = found.unreached
             info["genes_of_released"] = found.foreign_released
 
 

@@ -36,10 +36,13 @@ scores puts it above the population's *clean* cells:
   profile mixed in, not the noise of a score near zero), and are not used in a context where they
   would flag more than
   :data:`~hcctme._constants.STATE_MAX_FOREIGN_SHARE` of the cells (there they mark a state whose
-  genes they share). All of them together flag at most that share of a context's cells too: beyond
-  it, the flagged cells furthest toward a foreign lineage's own level keep their flags
-  (:func:`strongest_foreign`; in real tumour data each of 11-14 markers stayed under the share and
-  together they flagged a fifth to a quarter of some populations).
+  genes they share), nor in one where the lineage's own median lies within that robust z of the
+  population's (:func:`reaches`: there the marker does not tell the lineage's cells from the
+  population's, and a flag is the population's upper tail, not a profile mixed in). All of them
+  together flag at most that share of a context's cells too: beyond it, the flagged cells furthest
+  toward a foreign lineage's own level keep their flags (:func:`strongest_foreign`; in real tumour data
+  each of 11-14 markers stayed under the share and together they flagged a fifth to a quarter of some
+  populations).
 
 The probability that a cell is not an artefact, ``prod(1 - p_column)`` over the columns used,
 multiplies the confidence of its state call (the call can only be right when the cell is not an
@@ -58,7 +61,7 @@ column to the genes its flagged cells raise).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -108,6 +111,7 @@ class ContextFlags:
     unused: list[str]  # foreign-lineage markers not used (they would flag too many cells)
     flagged_by: dict[str, int]  # cells each column flags (a cell can be flagged by several)
     foreign_released: int = 0  # cells whose foreign-lineage flags the joint cap lifted (:func:`strongest_foreign`)
+    unreached: list[str] = field(default_factory=list)  # markers not used: lineage level within reach (:func:`reaches`)
 
 
 def signatures(columns: pd.Index, library, contexts: np.ndarray, states: list[str], extra: list[str]
@@ -321,10 +325,30 @@ def artefact_flags(values: np.ndarray, z_max: float, reference: float | None = N
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         return np.zeros(0, dtype=bool)
-    centre = float(np.median(x))
-    mad = max(1.4826 * float(np.median(np.abs(x - centre))), _spread(x))
+    centre, mad = _robust_centre(x)
     flags = (x - centre) / mad > z_max
     return flags & _near(x, centre, reference, way) if reference is not None else flags
+
+
+def _robust_centre(x: np.ndarray) -> tuple[float, float]:
+    """Median and 1.4826 x MAD of a score (the MAD floored at 1 % of its range)."""
+    centre = float(np.median(x))
+    return centre, max(1.4826 * float(np.median(np.abs(x - centre))), _spread(x))
+
+
+def reaches(values: np.ndarray, reference: float, z_max: float) -> bool:
+    """Whether a foreign lineage's own level ``reference`` lies more than ``z_max`` robust sd above a context's median.
+
+    Where it does not, the marker does not tell that lineage's cells from the context's (the generator's
+    hepatocytes, at the 95th percentile of the CD8 T cells' MARKER_TUMOUR score, which its hepatocytes do not
+    raise): a cell it flags is the context's own upper tail, not a profile mixed in, and a doublet with that
+    lineage would not stand out. Such a marker is not used in the context (:func:`context_flags`).
+    """
+    x = np.asarray(values, dtype=float)
+    if x.size == 0:
+        return False
+    centre, mad = _robust_centre(x)
+    return bool((reference - centre) / mad > z_max)
 
 
 def context_flags(values: np.ndarray, columns: list[str], references: dict[str, float], *,
@@ -338,15 +362,21 @@ def context_flags(values: np.ndarray, columns: list[str], references: dict[str, 
     ``way``: how far toward a foreign lineage's own level a cell must lie (:func:`artefact_flags`).
     ``support``: column -> the cells (of this context) that may be flagged on it (:func:`add_gene_support`);
     the other cells get neither a flag nor an artefact probability from that column.
+    A column of ``references`` whose level does not lie past ``z_max`` here (:func:`reaches`) is not used
+    (``unreached``).
     """
     n = values.shape[0]
     direct = set(flag_columns)
     flags = np.zeros((n, len(columns)), dtype=bool)
     probs = np.zeros((n, len(columns)))
+    unreached: list[str] = []
     for j, col in enumerate(columns):
         if col in direct:
             flags[:, j] = values[:, j] > 0.5
             probs[:, j] = flags[:, j].astype(float)
+            continue
+        if col in references and not reaches(values[:, j], references[col], z_max):
+            unreached.append(col)
             continue
         flags[:, j], probs[:, j] = column_flags(values[:, j], z_max, references.get(col), way)
         if support is not None and col in support:
@@ -370,7 +400,7 @@ def context_flags(values: np.ndarray, columns: list[str], references: dict[str, 
     probability = 1.0 - np.prod(1.0 - probs, axis=1) if columns else np.zeros(n)
     return ContextFlags(flagged=flagged, probability=probability, unused=[columns[j] for j in unused],
                         flagged_by={col: int(flags[:, j].sum()) for j, col in enumerate(columns) if flags[:, j].any()},
-                        foreign_released=released)
+                        foreign_released=released, unreached=unreached)
 
 
 def strongest_foreign(values: np.ndarray, references: Sequence[float], flags: np.ndarray, max_share: float

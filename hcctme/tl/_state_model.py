@@ -340,6 +340,7 @@ def assign(
         result.fitted[context] = "mixture" if mix is not None else "rule"
         result.diagnostics[context] = {UNASSIGNED: {"artefacts": int(is_artefact.sum()),
                                                     "markers_not_used": found.unused,
+                                                    "markers_unreached": found.unreached,
                                                     "foreign_released": found.foreign_released,
                                                     "flagged_by": found.flagged_by}}
         if mix is not None:

@@ -155,11 +155,15 @@ def test_model_releases_foreign_flags_beyond_their_joint_share():
     flags of 10 % (the cells furthest toward the foreign lineage), reports the rest as released, and calls them."""
     markers, refs = foreign_cohort()
     scores, _, _ = _synthetic_scores((0.4, 0.4), n=markers.shape[0])
-    scores = scores.assign(MARKER_A=markers[:, 0], MARKER_B=markers[:, 1])
+    # MARKER_C's lineage lies inside the context's spread (0.5 sd above its median): not used, and recorded
+    near = np.random.default_rng(8).normal(0.2, 0.03, markers.shape[0])
+    scores = scores.assign(MARKER_A=markers[:, 0], MARKER_B=markers[:, 1], MARKER_C=near)
     result = model.assign(scores, ["ctx"] * len(scores), {"ctx": ["S0", "S1"]},
-                          artefacts={"ctx": ["MARKER_A", "MARKER_B"]}, references=refs)
+                          artefacts={"ctx": ["MARKER_A", "MARKER_B", "MARKER_C"]},
+                          references={**refs, "MARKER_C": 0.215})
     info = result.diagnostics["ctx"][UNASSIGNED]
     assert info["foreign_released"] == 36 and info["markers_not_used"] == [] and info["artefacts"] == 60
+    assert info["markers_unreached"] == ["MARKER_C"] and "MARKER_C" not in info["flagged_by"]
     released = np.arange(48, 84)
     assert (result.artefact[released] == "").all() and (result.artefact_probability[released] == 0).all()
     assert (result.calls[released] != UNASSIGNED).mean() > 0.5  # they compete for the states again

@@ -86,6 +86,29 @@ def test_context_flags_drop_markers_that_mark_a_state():
     np.testing.assert_allclose(found.probability, alone.probability)
 
 
+def test_a_marker_whose_lineage_is_within_reach_is_not_used():
+    # the generator's case: a marker whose own lineage sits inside the population's spread (MARKER_TUMOUR, whose
+    # hepatocytes do not raise it, in CD8 T cells: reference at 0.5 robust sd) flags only the population's tail
+    rng = np.random.default_rng(6)
+    near = rng.normal(0.20, 0.03, 800)
+    far = np.abs(rng.normal(0.0, 0.01, 800))
+    far[:20] = 0.35  # doublets at 70 % of a lineage far from the population
+    assert not artefacts.reaches(near, 0.215, 3.0) and artefacts.reaches(far, 0.5, 3.0)
+    # the same reference, 0.215, is past 3 robust sd where the population is tight
+    assert artefacts.reaches(np.abs(rng.normal(0.0, 0.01, 800)), 0.215, 3.0)
+    alone = artefacts.column_flags(near, reference=0.215)[0]
+    assert alone.sum() >= 1  # the tail the rule would flag on its own: cells past 3 sd and a third of the way
+    found = artefacts.context_flags(np.column_stack([near, far]), ["MARKER_NEAR", "MARKER_FAR"],
+                                    {"MARKER_NEAR": 0.215, "MARKER_FAR": 0.5})
+    assert found.unreached == ["MARKER_NEAR"] and found.unused == []
+    assert found.flagged_by == {"MARKER_FAR": 20} and (found.flagged[:20] == "MARKER_FAR").all()
+    assert (found.probability[20:] == 0).all()
+    # an empty context reaches nothing; a column without a reference (an artefact list) is never unreached
+    assert not artefacts.reaches(np.zeros(0), 0.5, 3.0)
+    stress, _ = _stress_cohort(0.25, seed=7, n=800)
+    assert artefacts.context_flags(stress[:, None], ["STRESS"], {}).unreached == []
+
+
 def test_foreign_markers_together_flag_at_most_the_foreign_share():
     x, refs = foreign_cohort()
     each = [artefacts.column_flags(x[:, j], reference=0.5)[0] for j in range(2)]
