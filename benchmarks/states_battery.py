@@ -16,16 +16,17 @@ a rule), in ``--jobs`` processes, and prints:
   panels share one gene) and the mean recall over the other seeds.
 
 ``--markdown`` prints the tables as markdown; ``--save DIR`` writes every cohort's figures (``parents.csv``,
-``states.csv``) and ``--load DIR`` aggregates them again without running the cohorts (release 2.22's default-path
-run: ``benchmarks/results/states_battery_2.22``, whose tables README quotes; release 2.21's, with the stand-in:
-``states_battery_2.21``; session 43's seeds widened by the carried scores, not applied:
-``states_battery_widened_seeds``). ``--against DIR`` adds, per figure, the cohorts it moved from another saved run
-(how many up and down by more than 0.02, the largest fall and rise: how a rule is read before it is kept). The
-whole default grid is 126 cohorts of 8 x 600 cells (30 minutes on 2 cores with ``--jobs 2``).
+``states.csv``) and ``--load DIR`` aggregates them again without running the cohorts (release 2.25's default-path
+run: ``benchmarks/results/states_battery_2.25``, whose tables README quotes; release 2.22's, which releases 2.23-2.24
+read the same: ``states_battery_2.22``; release 2.21's, with the stand-in: ``states_battery_2.21``; session 43's
+seeds widened by the carried scores, not applied: ``states_battery_widened_seeds``). ``--against DIR`` adds, per
+figure, the cohorts it moved from another saved run (how many up and down by more than 0.02, the largest fall and
+rise: how a rule is read before it is kept). The whole default grid is 126 cohorts of 8 x 600 cells (30 minutes on 2
+cores with ``--jobs 2``).
 
     python benchmarks/states_battery.py --jobs 2
     python benchmarks/states_battery.py --settings 10x --pairs 200 --jobs 1
-    python benchmarks/states_battery.py --load benchmarks/results/states_battery_widened_seeds \
+    python benchmarks/states_battery.py --load benchmarks/results/states_battery_2.25 \
         --against benchmarks/results/states_battery_2.22
 """
 

@@ -120,17 +120,19 @@ def test_variable_genes_are_those_of_largest_within_sample_variance():
 
 
 def test_call_states_finds_a_state_no_cluster_seeds_through_the_route():
-    """Generator cohort (10x, seed 505, 8 x 200 cells): no cluster seeds ENDO_ONCOFETAL_PLVAP, the route does; its
-    calls are mostly the state's cells (measured: 55 of its 57 cells, 58 calls), and no other population uses it.
+    """Generator cohort (10x, seed 506, 8 x 200 cells): no cluster seeds ENDO_ONCOFETAL_PLVAP, the route does; its
+    calls are mostly the state's cells (measured: 49 of its 51 cells, 50 calls), and no other population uses it.
 
     Built on seed 509 (release 2.18 called no endothelial cell there); with library 2.3's stress core and the
-    artefact lists' gene support the route no longer fires there (9 of 40 cells called). Of 10x seeds 500-510 it
-    fires in 504, 505 and 507.
+    artefact lists' gene support the route no longer fired there (9 of 40 cells called). Of 10x seeds 500-510 it
+    fired in 504, 505 and 507 until release 2.24; release 2.25 (fewer cells set aside by foreign-lineage markers)
+    moves the cuts: it fires in 500, 502, 506, 507 and 509 of 500-511, and on seed 505 a cluster seeds the state
+    (55 of its 57 cells called, 59 calls).
     """
     import hcctme
     from tests.tl._state_generator import generate
 
-    adata = generate("10x", seed=505, n_patients=8, cells_per_patient=200)
+    adata = generate("10x", seed=506, n_patients=8, cells_per_patient=200)
     hcctme.tl.score(adata)
     hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
     params = adata.uns["hcctme_state_params"]["self_train"]

@@ -112,6 +112,10 @@ def test_flags_need_half_the_way_and_the_robust_z_and_keep_the_cap():
     both[50:130, 1] = 0.9  # 30 + 90 cells flagged, each column under the cap, 12 % together
     found = genes_of.flags(both, ["genes_of_a", "genes_of_b"], max_share=0.1)
     assert (found.flagged != "").sum() == 100 and found.foreign_released == 20
+    wide = x.copy()
+    wide[:, 1] = rng.normal(0.5, 0.3, 1000)  # B's own level (1) lies within the population's spread: B is not used
+    found = genes_of.flags(wide, ["genes_of_a", "genes_of_b"], max_share=STATE_MAX_FOREIGN_SHARE)
+    assert found.unreached == ["genes_of_b"] and set(found.flagged_by) == {"genes_of_a"}
 
 
 @pytest.mark.slow

@@ -103,7 +103,8 @@ def test_small_populations_calls_are_calibrated_on_the_generator(monkeypatch):
     """Generator 10x seeds 200-201 at 200 cells per patient (development cohorts): the populations too small for
     their states' clusters (CAFs, neutrophils and, in seed 200, endothelial cells). One seeding (release 2.23): 548
     calls, 73 % right at a mean confidence 0.15 above that (ECE 0.152); the mean of the nine: 479 calls, 82 % right,
-    0.02 above (ECE 0.078)."""
+    0.02 above (ECE 0.078). Release 2.25 (fewer clean cells set aside by foreign-lineage markers): one seeding 534
+    calls, 78.8 % right, 0.11 above (ECE 0.109); the nine 487 calls, 83.8 % right, 0.01 above (ECE 0.017)."""
     from benchmarks.states_eval import called_cohort
 
     def listed_calls():
@@ -120,9 +121,10 @@ def test_small_populations_calls_are_calibrated_on_the_generator(monkeypatch):
         return np.concatenate(confidence), np.concatenate(right)
 
     confidence, right = listed_calls()
-    assert expected_calibration_error(confidence, right) <= 0.09
+    nine = expected_calibration_error(confidence, right)
+    assert nine <= 0.05
     one = replace(state_params.SelfTrainParams(), small_cluster_cells=(20,), small_seedings=1)
     monkeypatch.setattr(_call_states._params, "SelfTrainParams", lambda: one)
     one_confidence, one_right = listed_calls()
-    assert expected_calibration_error(one_confidence, one_right) >= 0.13
-    assert right.mean() >= one_right.mean() + 0.05
+    assert expected_calibration_error(one_confidence, one_right) >= max(0.09, nine + 0.05)
+    assert right.mean() >= one_right.mean() + 0.03
