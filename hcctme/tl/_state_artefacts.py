@@ -340,8 +340,8 @@ def reaches(values: np.ndarray, reference: float, z_max: float) -> bool:
     """Whether a foreign lineage's own level ``reference`` lies more than ``z_max`` robust sd above a context's median.
 
     Where it does not, the marker does not tell that lineage's cells from the context's (the generator's
-    hepatocytes, at the 95th percentile of the CD8 T cells' MARKER_TUMOUR score, which its hepatocytes do not
-    raise): a cell it flags is the context's own upper tail, not a profile mixed in, and a doublet with that
+    hepatocytes do not raise the library's MARKER_TUMOUR genes: their median lies below the CD8 T cells' 95th
+    percentile): a cell it flags is the context's own upper tail, not a profile mixed in, and a doublet with that
     lineage would not stand out. Such a marker is not used in the context (:func:`context_flags`).
     """
     x = np.asarray(values, dtype=float)
