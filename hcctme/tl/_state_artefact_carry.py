@@ -282,5 +282,5 @@ def _score(X: sp.csr_matrix, chosen: np.ndarray, codes: np.ndarray) -> np.ndarra
 
 def _standard(x: np.ndarray, clean: np.ndarray) -> np.ndarray:
     """``x`` as a robust z against the ``clean`` cells (median / MAD, the MAD floored at 1 % of the range)."""
-    centre = float(np.median(x[clean]))
-    return (x - centre) / max(1.4826 * float(np.median(np.abs(x[clean] - centre))), _artefacts._spread(x))
+    centre, scale = _artefacts.robust_centre(x[clean], floor=_artefacts._spread(x))
+    return (x - centre) / scale

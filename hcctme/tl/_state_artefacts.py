@@ -325,15 +325,15 @@ def artefact_flags(values: np.ndarray, z_max: float, reference: float | None = N
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         return np.zeros(0, dtype=bool)
-    centre, mad = _robust_centre(x)
+    centre, mad = robust_centre(x)
     flags = (x - centre) / mad > z_max
     return flags & _near(x, centre, reference, way) if reference is not None else flags
 
 
-def _robust_centre(x: np.ndarray) -> tuple[float, float]:
-    """Median and 1.4826 x MAD of a score (the MAD floored at 1 % of its range)."""
+def robust_centre(x: np.ndarray, floor: float | None = None) -> tuple[float, float]:
+    """Median and 1.4826 x MAD of a score, the MAD floored at ``floor`` (by default 1 % of the score's range)."""
     centre = float(np.median(x))
-    return centre, max(1.4826 * float(np.median(np.abs(x - centre))), _spread(x))
+    return centre, max(1.4826 * float(np.median(np.abs(x - centre))), _spread(x) if floor is None else floor)
 
 
 def reaches(values: np.ndarray, reference: float, z_max: float) -> bool:
@@ -347,7 +347,7 @@ def reaches(values: np.ndarray, reference: float, z_max: float) -> bool:
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         return False
-    centre, mad = _robust_centre(x)
+    centre, mad = robust_centre(x)
     return bool((reference - centre) / mad > z_max)
 
 
