@@ -216,6 +216,10 @@ STATE_CLUSTER_CELLS: Final = 20  # SelfTrainParams.cluster_cells
 # seeds 200-201: the listed populations' calls' ECE 0.182 -> 0.057 on the development settings, 0.137 -> 0.033 held out)
 STATE_SMALL_CLUSTER_CELLS: Final = (20, 14, 10)  # SelfTrainParams.small_cluster_cells
 STATE_SMALL_SEEDINGS: Final = 3
+# a population its clusters fit is called by the mean probabilities of this many seedings (k-means, calibration folds
+# and neighbour pool at as many random states; STATE_CALIBRATION_REPEATS is shared out over them): which clusters seed
+# a state turns on the cut there too (release 2.26)
+STATE_SEEDINGS: Final = 3
 STATE_CLUSTER_SEED_Z: Final = 0.15
 STATE_CLUSTER_SEED_SHARE: Final = 0.5
 STATE_CLUSTER_SUPPORT: Final = 0.1
@@ -223,8 +227,9 @@ STATE_CLUSTER_STRONG_Z: Final = 1.0
 # a cluster whose best state does not seed it but of whose cells at least STATE_CLUSTER_MAJORITY are one state's
 # mixture calls seeds that state when its mean z-score there is high, else seeds nothing (not "none of these")
 STATE_CLUSTER_MAJORITY: Final = 0.5
-# a state the mixture calls in no cell of the population is backed in a cluster where it is best and high and leads
-# the cluster's next state by at least STATE_CLUSTER_UNCALLED_LEAD (z units): the mixture says nothing of it there,
+# a state the mixture calls in fewer than STATE_SELFTRAIN_MIN_SEEDS cells of the population (none, before release
+# 2.26) is backed in a cluster where it is best and high and leads the cluster's next state by at least
+# STATE_CLUSTER_UNCALLED_LEAD (z units): the mixture says nothing of it there,
 # and a cluster nearly as high in a sibling may be the sibling's, read through the genes the two share
 STATE_CLUSTER_UNCALLED_LEAD: Final = 0.25
 # a cluster where the mixture calls cells but none of the states it calls there is high in the cluster (its calls

@@ -24,6 +24,7 @@ from hcctme._constants import (
     STATE_CLUSTER_UNCALLED_LEAD,
     STATE_NONE_SEED_Z,
     STATE_SEED_CONFIDENCE,
+    STATE_SEEDINGS,
     STATE_SELFTRAIN_C,
     STATE_SELFTRAIN_GRAM_CELLS,
     STATE_SELFTRAIN_HVGS,
@@ -59,6 +60,7 @@ class SelfTrainParams:
     cluster_cells: int = STATE_CLUSTER_CELLS
     small_cluster_cells: tuple[int, ...] = STATE_SMALL_CLUSTER_CELLS
     small_seedings: int = STATE_SMALL_SEEDINGS
+    seedings: int = STATE_SEEDINGS
     cluster_z: float = STATE_CLUSTER_SEED_Z
     cluster_share: float = STATE_CLUSTER_SEED_SHARE
     cluster_support: float = STATE_CLUSTER_SUPPORT

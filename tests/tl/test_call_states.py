@@ -420,7 +420,9 @@ def test_cluster_seeds_bar_is_set_by_clusters_of_min_seeds_cells():
 
 
 def test_cluster_seeds_backed_where_the_mixture_calls_no_other_state():
-    params = state_params.SelfTrainParams()
+    # one call of a state is the mixture's word on it here (by default it takes min_seeds calls:
+    # test_cluster_seeds_back_a_state_the_mixture_calls_in_too_few_cells)
+    params = state_params.SelfTrainParams(min_seeds=1)
     groups = np.repeat([0, 1, 2, 3], 20)
     ids = ["A", "B"]
     # cluster 0: A's highest cluster (mean 0.5 < strong z 1), 1 of 20 cells (5 % < 10 %) called A, none other
@@ -468,11 +470,14 @@ def test_cluster_seeds_backed_where_the_mixture_calls_no_other_state():
     assert list(_cluster_seeds(groups, z, ids, mixture, params)[::20]) == [state_seeds.NONE_CLASS] * 4
 
 
-def test_cluster_seeds_back_a_state_the_mixture_calls_nowhere():
-    """A state without a mixture call in the population is backed where it leads the cluster's next state by
-    ``cluster_uncalled_lead``, not where a sibling is nearly as high (noisy generator seed 103: KUPFFER uncalled,
-    its clusters were "none of these"); one call of it elsewhere restores the mixture's guard."""
+def test_cluster_seeds_back_a_state_the_mixture_calls_in_too_few_cells():
+    """A state the mixture calls in fewer than ``min_seeds`` cells of the population is backed where it leads the
+    cluster's next state by ``cluster_uncalled_lead``, not where a sibling is nearly as high (noisy generator seed
+    103: KUPFFER uncalled, its clusters were "none of these"); ``min_seeds`` calls of it restore the mixture's guard.
+    Before release 2.26 one call did (10x generator seed 200: 1 progenitor call in 765 CD8 T cells, and whether the
+    progenitor cluster was seeded turned on the k-means cut)."""
     params = state_params.SelfTrainParams()
+    assert params.min_seeds == 10
     ids = ["A", "B", "C"]
     groups = np.repeat(np.arange(4), 20)
     z = np.repeat(np.array([
@@ -487,9 +492,12 @@ def test_cluster_seeds_back_a_state_the_mixture_calls_nowhere():
     assert list(_cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", "B", none, none]
     lower = state_params.SelfTrainParams(cluster_uncalled_lead=0.05)  # C's lead of 0.1 suffices
     assert list(_cluster_seeds(groups, z, ids, mixture, lower)[::20]) == ["A", "B", "C", none]
-    # one B call in the population: B's cluster, without B calls, is no longer backed for B; A, high there and
-    # backed by its 5 calls, is its next candidate
-    mixture[60] = "B"
+    # 9 B calls in cluster 3 (low in all): still too few to say anything of B
+    mixture[60:69] = "B"
+    assert list(_cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", "B", none, none]
+    # 10: B's cluster, without B calls, is no longer backed for B; A, high there and backed by its 5 calls, is its
+    # next candidate
+    mixture[69] = "B"
     assert list(_cluster_seeds(groups, z, ids, mixture, params)[::20]) == ["A", "A", none, none]
     assert _cluster_candidates(groups, z, ids, mixture, params)[1] == ["A"]
     mixture[20:25] = ""  # without them nothing backs a state there

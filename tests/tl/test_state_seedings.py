@@ -1,4 +1,5 @@
-"""A population too small for its states' clusters is called by the mean of several seedings (release 2.24)."""
+"""A population is called by the mean of several seedings: nine where it is too small for its states' clusters
+(release 2.24), three at other random states where they fit (release 2.26)."""
 
 from __future__ import annotations
 
@@ -15,12 +16,16 @@ from tests.tl._state_generator import expected_calibration_error
 from tests.tl._state_populations import programme_population
 
 
-def test_a_population_its_clusters_fit_is_seeded_once():
+def test_a_population_its_clusters_fit_is_seeded_at_three_random_states_sharing_the_calibration_repeats():
     params = state_params.SelfTrainParams()
     needed = state_seeds.cells_for_clusters(2, params)  # 20 x (2 x 2 + 4)
-    assert needed == 160
-    assert selftrain.seedings(needed, 2, params) == [params]
-    assert selftrain.seedings(10_000, 2, params) == [params]
+    assert needed == 160 and params.seedings == 3 and params.repeats == 3
+    for n_cells in (needed, 10_000):
+        runs = selftrain.seedings(n_cells, 2, params)
+        assert [(p.random_state, p.repeats) for p in runs] == [(0, 1), (1, 1), (2, 1)]  # 3 fold splits in all
+        assert all(replace(p, random_state=0, repeats=3) == params for p in runs)
+    one = replace(params, seedings=1)
+    assert selftrain.seedings(needed, 2, one) == [one]  # release 2.25's single seeding, its three splits kept
 
 
 def test_a_small_population_is_seeded_finer_and_with_other_random_states():
@@ -59,6 +64,29 @@ def test_the_call_is_the_mean_of_the_seedings_probabilities(monkeypatch):
     assert seeds == fits[0].seed_counts and diagnostics["temperature"] == fits[0].diagnostics["temperature"]
     # the seedings disagree somewhere (else the mean would change nothing)
     assert np.any(np.ptp([fit.states.argmax(axis=1) for fit in fits], axis=0) > 0)
+
+
+def test_a_population_its_clusters_fit_is_called_by_the_mean_of_three_seedings(monkeypatch):
+    X, z, best, confidence, truth = programme_population(seed=1, n=600)
+    params = state_params.SelfTrainParams()
+    assert X.shape[0] >= state_seeds.cells_for_clusters(2, params)
+    fits, seen = [], []
+    fitted = selftrain._fitted
+
+    def recorded(*args, **kwargs):
+        seen.append(args[7])  # the seeding's parameters
+        fits.append(fitted(*args, **kwargs))
+        return fits[-1]
+
+    monkeypatch.setattr(selftrain, "_fitted", recorded)
+    calls, conf, seeds, diagnostics = selftrain.call_population(X, z, ["A", "B"], best, confidence,
+                                                                confidence >= 0.5, params, 0.5)
+    assert [(p.random_state, p.repeats) for p in seen] == [(0, 1), (1, 1), (2, 1)]
+    assert len(fits) == 3 and all(fit.trained for fit in fits) and diagnostics["seedings"] == 3
+    mean = np.mean([fit.states for fit in fits], axis=0)
+    np.testing.assert_allclose(conf, mean.max(axis=1))
+    assert seeds == fits[0].seed_counts
+    assert np.mean(calls[truth != "none"] == truth[truth != "none"]) >= 0.9
 
 
 def test_seedings_that_keep_the_mixture_calls_are_left_out_of_the_mean(monkeypatch):

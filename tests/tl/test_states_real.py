@@ -97,18 +97,45 @@ def test_sade_feldman_t_cell_states_read_in_all_t_cells(shares):
     """Sade-Feldman 2018 (Smart-seq2): all T-cell clusters in one ``t_cell`` population, which competes the CD8
     states and TREG. Read per cluster (exhausted clusters alone in ``cd8_t``, memory alone in ``t_cell``, cytotoxic
     in none) no cluster got its call (0 of 166, 0 of 144, 0 of 88): a population that is all one state has no
-    contrast. Measured (release 2.8): progenitor 101 of 144 (0.70; 3 of 166 exhausted cells), terminal 136 of 166
-    (0.82; 1 of 232 siblings), effector 37 of 88 (0.42; 16 of 310 siblings, 15 of them in the exhausted cluster).
-    Release 2.7: terminal 90 (0.54), effector 49 (0.56; 70 siblings, 62 in the exhausted cluster); release 2.8
-    backs a cluster's best state where the mixture's calls there go to states the cluster does not express, and the
-    exhausted clusters seed terminal exhaustion. Release 2.6: 105 (0.73), 103 (0.62) and 44 (0.50; 56 siblings)."""
+    contrast. Measured (release 2.26, the mean of three seedings): progenitor 100 of 144 (0.69; 3 of 166 exhausted
+    cells), terminal 116 of 166 (0.70; 0 of 232 siblings), effector 51 of 88 (0.58; 18 of 310 siblings). Releases
+    2.8-2.25 (one seeding): 101 (0.70), 136 (0.82; 1 sibling), 37 (0.42; 16 siblings), one draw of a cut-dependent
+    figure (:func:`test_sade_feldman_calls_turn_on_the_cut`). Release 2.7: terminal 90 (0.54), effector 49 (0.56; 70
+    siblings, 62 in the exhausted cluster); release 2.8 backs a cluster's best state where the mixture's calls there
+    go to states the cluster does not express, and the exhausted clusters seed terminal exhaustion. Release 2.6: 105
+    (0.73), 103 (0.62) and 44 (0.50; 56 siblings)."""
     sade = shares["sadefeldman2018_melanoma"]
     assert sade.loc["CD8_TEX_PROGENITOR", "share"] >= 0.65
     assert sade.loc["CD8_TEX_PROGENITOR", "siblings_called"] <= 0.1 * sade.loc["CD8_TEX_PROGENITOR", "n_siblings"]
-    assert sade.loc["CD8_TEX_TERMINAL", "share"] >= 0.75
+    assert sade.loc["CD8_TEX_TERMINAL", "share"] >= 0.65
     assert sade.loc["CD8_TEX_TERMINAL", "siblings_called"] <= 0.02 * sade.loc["CD8_TEX_TERMINAL", "n_siblings"]
-    assert sade.loc["CD8_TEFF", "share"] >= 0.35
+    assert sade.loc["CD8_TEFF", "share"] >= 0.5
     assert sade.loc["CD8_TEFF", "siblings_called"] <= 0.1 * sade.loc["CD8_TEFF", "n_siblings"]
+
+
+@pytest.mark.slow
+def test_sade_feldman_calls_turn_on_the_cut(shares, monkeypatch):
+    """Sade-Feldman's exhausted cells (516 T cells, 14 k-means clusters) are seeded by whichever of the terminal,
+    CD8_TSTR and TREG lists is highest in their clusters, and that turns on the k-means cut: with one seeding,
+    terminal 136 of 166 at random state 0 (releases 2.8-2.25), 142, 63, 1, 94 and 59 at random states 1, 2, 10, 20 and
+    30 (at 10 two exhausted clusters seed CD8_TSTR and TREG); progenitor 67-115 of 144; effector 3-88 of 88 (120
+    sibling calls at 2). The mean of three seedings (release 2.26) narrows the spread: terminal 116, 30, 71, 67 at
+    base random states 0, 10, 20, 30, progenitor 95-103. Read these real-data figures as one draw each."""
+    from dataclasses import replace
+
+    from hcctme.tl import _call_states
+    from hcctme.tl import _state_params as state_params
+
+    dataset = DATASETS["sadefeldman2018_melanoma"]
+    base = state_params.SelfTrainParams()
+    terminal = {}
+    for seedings in (1, 3):
+        params = replace(base, seedings=seedings, random_state=10)
+        monkeypatch.setattr(_call_states._params, "SelfTrainParams", lambda params=params: params)
+        terminal[seedings] = matching(call(dataset), dataset).set_index("state").loc["CD8_TEX_TERMINAL", "n_matching"]
+    assert terminal[1] <= 5  # measured 1
+    assert terminal[3] >= terminal[1] + 20  # measured 30
+    assert shares["sadefeldman2018_melanoma"].loc["CD8_TEX_TERMINAL", "n_matching"] >= terminal[3] + 50  # 116
 
 
 @pytest.mark.slow
