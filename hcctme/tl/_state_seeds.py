@@ -104,9 +104,7 @@ def summarise(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np.nda
 
 def _few_calls(mixture: np.ndarray, ids: list[str], fewer_than: int) -> np.ndarray:
     """Per state of ``ids``, whether the mixture calls it in fewer than ``fewer_than`` cells (``mixture``: calls)."""
-    called, counts = np.unique(mixture[mixture != ""], return_counts=True)
-    count = dict(zip(called, counts, strict=True))
-    return np.array([count.get(s, 0) < fewer_than for s in ids], dtype=bool)
+    return np.array([np.count_nonzero(mixture == s) < fewer_than for s in ids], dtype=bool)
 
 
 def cluster_seeds(summary: ClusterSummary, ids: list[str], params: SelfTrainParams,

@@ -323,9 +323,8 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     then through the genes it is co-expressed with (:func:`~hcctme.tl._state_coexpression.coexpression_seeds`).
     A population is called by the mean of the probabilities of the seedings (:func:`seedings`: nine where it has
     fewer cells than its states' clusters need, else three) that train the classifier; where none does, by the first
-    seeding's mixture
-    calls (each seeding's mixture calls are gated by its own cut's specificity test, not predicted from its
-    seeds). The seed counts and diagnostics are those of the first seeding averaged: ``specificity``
+    seeding's mixture calls (each seeding's mixture calls are gated by its own cut's specificity test, not predicted
+    from its seeds). The seed counts and diagnostics are those of the first seeding averaged: ``specificity``
     (:func:`~hcctme.tl._state_seeds.confirm_seeds`), ``temperature`` (of the calibration; NaN without the
     classifier) and ``seedings`` (how many were averaged).
     """
