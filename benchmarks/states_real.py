@@ -95,6 +95,11 @@ def confusion(adata: ad.AnnData, dataset: Dataset) -> pd.DataFrame:
     return pd.crosstab(labels[keep], adata.obs["hcctme_state"].astype(str)[keep])
 
 
+def share_listing(tables: list[pd.DataFrame]) -> str:
+    """The :func:`matching` tables of the datasets as one plain-text listing (README's, under the matrices)."""
+    return pd.concat(tables).round(2).to_string(index=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--refine", default=None, choices=[None, "leiden", "graph"])
@@ -115,7 +120,7 @@ def main() -> None:
             print("mixture calls per context before the self-training:",
                   adata.uns["hcctme_state_params"]["mixture_counts"])
     print("\nshare of each authors' state cluster with the matching call:")
-    print(pd.concat(tables).round(2).to_string(index=False))
+    print(share_listing(tables))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.states_real import call, confusion, matching
+from benchmarks.states_real import call, confusion, matching, share_listing
 from hcctme._constants import STATE_SPECIFICITY_ALPHA, STATE_SPECIFICITY_AUROC
 from tests.sig.validation import datasets
 
@@ -83,6 +83,15 @@ def test_readme_confusion_matrices_are_the_calls(called):
     for name, dataset in DATASETS.items():
         table = confusion(called[name], dataset).to_markdown()
         assert f"**{name}**\n\n{table}\n" in readme, f"README's {name} confusion matrix differs from the calls"
+
+
+@pytest.mark.slow
+def test_readme_share_listing_is_the_calls(called):
+    """README's listing of each authors' state cluster's matching share (under the confusion matrices) is what this
+    code calls (session 46 found it behind the matrices above it: Sade-Feldman terminal 136 of 166, not 116)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    listing = share_listing([matching(called[name], dataset) for name, dataset in DATASETS.items()])
+    assert listing in readme, "README's share listing differs from the calls (benchmarks/states_real.py prints it)"
 
 
 @pytest.mark.slow
