@@ -38,6 +38,7 @@ import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -115,6 +116,23 @@ def state_table(states: pd.DataFrame, pairs: list[int]) -> pd.DataFrame:
                          "recall where seen": rows[~hidden].groupby("state")["recall"].mean()})
 
 
+def agreement_table(states: pd.DataFrame) -> pd.DataFrame:
+    """Per state and cohort with calls, split by whether one seeding makes fewer than
+    :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT` of them (call_states' warning): how many, their mean recall
+    and precision, and the share of them on target. Tells whether the warning marks the calls that are less right."""
+    from hcctme._constants import STATE_SEEDING_AGREEMENT
+
+    rows = states[states["n_called"] > 0].dropna(subset=["seeding_agreement"])
+    rows = rows.assign(precision=called_precision(rows))
+    warned = np.where(rows["seeding_agreement"] < STATE_SEEDING_AGREEMENT, "warned", "not warned")
+    on_target = (rows["recall"] >= RECALL_TARGET) & (rows["precision"] >= PRECISION_TARGET)
+    grouped = rows.assign(on_target=on_target).groupby(warned)
+    return pd.DataFrame({"state calls": grouped.size(), "mean agreement": grouped["seeding_agreement"].mean(),
+                         "mean recall": grouped["recall"].mean(), "mean precision": grouped["precision"].mean(),
+                         "share on target": grouped["on_target"].mean()}).rename_axis(
+        f"agreement < {STATE_SEEDING_AGREEMENT}")
+
+
 def cohort_moves(parents: pd.DataFrame, baseline: pd.DataFrame, threshold: float = MOVE) -> pd.DataFrame:
     """Per figure of the cohorts (each parent's ARI, the ECE): its mean change from ``baseline`` (another run's
     per-cohort table) over the cohorts both hold, how many cohorts it moved by more than ``threshold`` up and down,
@@ -167,6 +185,9 @@ def main() -> None:
     print(show(parent_table(parents, args.pairs)))
     print(f"\nper state over the {parents['setting'].nunique() * len(args.pairs)} (setting, pair) runs:")
     print(show(state_table(states, args.pairs)))
+    if "seeding_agreement" in states:
+        print("\nper state and cohort with calls, by the seedings' agreement on them:")
+        print(show(agreement_table(states)))
     if args.against:
         print(f"\nper cohort against {args.against} (moves beyond {MOVE}):")
         print(show(cohort_moves(parents, _read(args.against / "parents.csv", args))))

@@ -220,6 +220,9 @@ STATE_SMALL_SEEDINGS: Final = 3
 # and neighbour pool at as many random states; STATE_CALIBRATION_REPEATS is shared out over them): which clusters seed
 # a state turns on the cut there too (release 2.26)
 STATE_SEEDINGS: Final = 3
+# call_states warns of a state of whose calls one of the seedings averaged makes fewer than this share, on average
+# (uns[...]["self_train"]["seedings"]; release 2.27)
+STATE_SEEDING_AGREEMENT: Final = 0.8
 STATE_CLUSTER_SEED_Z: Final = 0.15
 STATE_CLUSTER_SEED_SHARE: Final = 0.5
 STATE_CLUSTER_SUPPORT: Final = 0.1

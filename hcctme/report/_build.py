@@ -15,7 +15,7 @@ import pandas as pd
 from anndata import AnnData
 
 from hcctme import _files, _validate
-from hcctme._constants import Defaults, Report
+from hcctme._constants import STATE_SEEDING_AGREEMENT, Defaults, Report
 from hcctme._logging import logger
 from hcctme._version import __version__
 from hcctme.report import _cards, _figures, _html, _summary
@@ -130,7 +130,8 @@ def _states_section(ctx: _Context) -> str:
     counts = states.value_counts().rename_axis("state").rename("cells").to_frame()
     return (_html.figure(_figures.composition(fractions, ctx.conditions), anchor="fig-states")
             + ctx.table(counts, "state_counts", index=True)
-            + small_populations_note(results.small_populations(ctx.adata)))
+            + small_populations_note(results.small_populations(ctx.adata))
+            + unstable_states_note(results.unstable_states(ctx.adata, STATE_SEEDING_AGREEMENT)))
 
 
 def small_populations_note(small: dict[str, dict[str, int]]) -> str:
@@ -142,6 +143,17 @@ def small_populations_note(small: dict[str, dict[str, int]]) -> str:
     return _html.paragraph(f"Populations with fewer cells than the state calling's clusters need: {listed}. Which of "
                            "their states get seeds turns on how they are cut, so their calls are the mean of several "
                            "seedings' and fewer of their cells are called; read them with care.", note=True)
+
+
+def unstable_states_note(unstable: dict[str, dict[str, float]]) -> str:
+    """A note naming the states whose calls the seedings the calls average disagree on (``""`` for none)."""
+    if not unstable:
+        return ""
+    listed = "; ".join(f"{context}: " + ", ".join(f"{state} ({share:.0%})" for state, share in states.items())
+                       for context, states in unstable.items())
+    return _html.paragraph(f"States whose calls turn on how their population is cut (the share of the calls one of "
+                           f"the seedings the calls average makes, on average): {listed}. Read them as one draw of "
+                           "several; a clearer population (more cells, cell types labelled finer) helps.", note=True)
 
 
 def _compare_section(ctx: _Context) -> str:

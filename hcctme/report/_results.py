@@ -92,6 +92,21 @@ def small_populations(adata: AnnData) -> dict[str, dict[str, int]]:
     return dict((stored.get("self_train") or {}).get("small_populations") or {})
 
 
+def unstable_states(adata: AnnData, below: float) -> dict[str, dict[str, float]]:
+    """Per context, the states of whose calls one seeding makes fewer than ``below`` on average (``{}``: none).
+
+    Read from ``uns[...]["self_train"]["seedings"]`` (:func:`hcctme.tl._call_states.seeding_record`).
+    """
+    try:
+        stored = get.params(adata, Keys.STATE)
+    except KeyError:
+        return {}
+    record = (stored.get("self_train") or {}).get("seedings") or {}
+    out = {context: {state: float(share) for state, share in (entry.get("states") or {}).items() if share < below}
+           for context, entry in record.items()}
+    return {context: states for context, states in out.items() if states}
+
+
 def compare(adata: AnnData, features: str) -> pd.DataFrame | None:
     """The pipeline's comparison of ``features`` (composition, scores or genes)."""
     return _optional(get.compare, adata, compare_key(features))

@@ -14,6 +14,7 @@ from anndata import AnnData
 from hcctme import _validate
 from hcctme._constants import (
     CONTEXT_PARENTS,
+    STATE_SEEDING_AGREEMENT,
     Defaults,
     Keys,
     Suffix,
@@ -216,12 +217,12 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
     contexts, states = m["contexts"], m["states"]
     result = _model.assign(m["values"], contexts, states, artefacts=m["art_cols"], references=m["references"],
                            thresholds=thresholds, flag_columns=m["flag_cols"], support=m.get("art_support"))
-    seeds, tests, temperatures, carried, small = (_self_train(matrix, result, m, thresholds.min_confidence, samples,
-                                                              var_names) if self_train else ({}, {}, {}, {}, {}))
+    record = (_self_train(matrix, result, m, thresholds.min_confidence, samples, var_names) if self_train else
+              {key: {} for key in ("seeds", "specificity", "temperature", "carried_artefacts", "small_populations",
+                                   "seedings")})
     _flag_genes_of(result, m, thresholds)
-    declined = declined_states(result.counts, tests)
-    trained = {"seeds": seeds, "specificity": tests, "temperature": temperatures, "declined": declined,
-               "carried_artefacts": carried, "small_populations": small}
+    declined = declined_states(result.counts, record["specificity"])
+    trained = {**record, "declined": declined}
     for context, dropped in declined.items():
         logger.warning("%s: the specificity test declined every candidate cluster of %s, so the mixture's calls "
                        "of these states (%s) are dropped; see uns[...]['self_train']['specificity']", context,
@@ -456,7 +457,11 @@ def call_states(
       ``small_populations``: per context with fewer cells (no artefact) than its states' seeding needs, ``cells``,
       ``needed``, ``states`` and ``seedings`` (how many seedings' probabilities were averaged; 1 where the first
       seeding's mixture calls stand, 0 where the population was not self-trained), also logged as a warning,
-      :func:`small_populations`).
+      :func:`small_populations`; ``seedings``: per self-trained context, ``seedings`` (how many seedings'
+      probabilities were averaged), ``agreement`` (the share of its cells one seeding calls as the mean does) and
+      ``states`` (per called state, the share of its calls one seeding makes; NaN and ``{}`` with one seeding),
+      logged as a warning for a state under :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT`,
+      :func:`seeding_record`).
 
     Notes
     -----
@@ -633,9 +638,7 @@ def call_states(
     return adata if copy else None
 
 def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], min_confidence: float,
-                samples: np.ndarray, var_names: pd.Index
-                ) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, Any]], dict[str, float], dict[str, Any],
-                           dict[str, dict[str, int]]]:
+                samples: np.ndarray, var_names: pd.Index) -> dict[str, dict[str, Any]]:
     """Replace the mixture's calls by the self-trained ones, then flag on the carried artefact columns (in place).
 
     Each context's expression is read, all its cells: the cells flagged by no artefact column are
@@ -645,12 +648,13 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
     carried columns flag: removing them flips its seeding on knife edges (generator: a cluster's
     share of a state's genes up from 8 to 7 of 48, under the 15 % needed, and the state lost). ``m``:
     call_states' inputs (states, each state's signature genes ``genes`` / ``genes_down`` for the
-    specificity test of the cluster seeds and the carried genes, artefact columns and values). Returns
-    context -> seed counts per class for the contexts that were self-trained, context -> state
-    -> specificity test (:func:`hcctme.tl._state_seeds.confirm_seeds`), context -> temperature
-    of the calibration (NaN where the population kept the mixture's calls), context -> carried
-    artefact column -> its genes and cells flagged, and the populations too small for the seeding
-    (:func:`small_populations`, on the first pass's artefact flags).
+    specificity test of the cluster seeds and the carried genes, artefact columns and values). Returns the record
+    ``uns[...]["self_train"]`` holds: ``seeds`` (context -> seed counts per class for the contexts that were
+    self-trained), ``specificity`` (context -> state -> specificity test,
+    :func:`hcctme.tl._state_seeds.confirm_seeds`), ``temperature`` (context -> temperature of the calibration; NaN
+    where the population kept the mixture's calls), ``carried_artefacts`` (context -> carried artefact column -> its
+    genes and cells flagged), ``small_populations`` (the populations too small for the seeding,
+    :func:`small_populations`, on the first pass's artefact flags) and ``seedings`` (:func:`seeding_record`).
     """
     params = _params.SelfTrainParams()
     contexts, states, genes, genes_down = m["contexts"], m["states"], m["genes"], m["genes_down"]
@@ -658,6 +662,7 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
     out: dict[str, dict[str, int]] = {}
     tests: dict[str, dict[str, Any]] = {}
     temperatures: dict[str, float] = {}
+    agreements: dict[str, dict[str, Any]] = {}
     carrying: dict[str, _Carrying] = {}
     for context, ids in states.items():
         rows = np.flatnonzero(contexts == context)
@@ -683,6 +688,7 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
             calls, confidence, counts, diagnostics = trained
             tests[context] = diagnostics["specificity"]
             temperatures[context] = diagnostics["temperature"]
+            agreements[context] = seeding_record(context, diagnostics)
             if context in small:
                 small[context]["seedings"] = diagnostics["seedings"]
             result.calls[idx] = np.where(calls == "", Defaults.UNASSIGNED, calls)
@@ -691,7 +697,29 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
                 out[context] = counts
     for entry in small.values():
         entry.setdefault("seedings", 0)  # not self-trained: the mixture's calls
-    return out, tests, temperatures, _carry_artefacts(matrix, result, m, samples, var_names, carrying, params), small
+    carried = _carry_artefacts(matrix, result, m, samples, var_names, carrying, params)
+    return {"seeds": out, "specificity": tests, "temperature": temperatures, "carried_artefacts": carried,
+            "small_populations": small, "seedings": agreements}
+
+
+def seeding_record(context: str, diagnostics: Mapping[str, Any]) -> dict[str, Any]:
+    """A population's ``uns[...]["self_train"]["seedings"]`` entry, logged as a warning where the seedings disagree.
+
+    ``seedings`` (how many seedings' probabilities were averaged), ``agreement`` and ``states`` (per state;
+    :func:`hcctme.tl._state_selftrain.agreement`'s ``agreement`` and ``state_agreement``, NaN and ``{}`` with one
+    seeding). The warning names the states of whose calls one seeding makes fewer than
+    :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT` on average.
+    """
+    record = {"seedings": int(diagnostics["seedings"]), "agreement": diagnostics["agreement"],
+              "states": diagnostics["state_agreement"]}
+    unstable = {s: round(share, 2) for s, share in record["states"].items()
+                if share < STATE_SEEDING_AGREEMENT}
+    if unstable:
+        logger.warning("%s: one of the %d seedings (k-means cuts) the calls average makes only these shares of the "
+                       "calls of %s, on average: %s; which cells get these states turns on the cut, read them with "
+                       "care (uns[...]['self_train']['seedings'])", context, record["seedings"], list(unstable),
+                       unstable)
+    return record
 
 
 def _located(columns: np.ndarray, kept: np.ndarray) -> np.ndarray:

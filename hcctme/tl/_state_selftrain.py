@@ -326,7 +326,7 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     seeding's mixture calls (each seeding's mixture calls are gated by its own cut's specificity test, not predicted
     from its seeds). The seed counts and diagnostics are those of the first seeding averaged: ``specificity``
     (:func:`~hcctme.tl._state_seeds.confirm_seeds`), ``temperature`` (of the calibration; NaN without the
-    classifier) and ``seedings`` (how many were averaged).
+    classifier), ``seedings`` (how many were averaged) and the seedings' :func:`agreement`.
     """
     if X.shape[0] < params.min_cells or X.shape[1] < 3:
         return None
@@ -338,12 +338,39 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     if not fits:
         return None
     fits = [fit for fit in fits if fit.trained] or fits[:1]
-    state_probs = np.mean([fit.states for fit in fits], axis=0)
-    none_probs = np.mean([fit.none for fit in fits], axis=0)
+    calls, conf = _called(np.mean([fit.states for fit in fits], axis=0), np.mean([fit.none for fit in fits], axis=0),
+                          ids, min_confidence)
+    each = [_called(fit.states, fit.none, ids, min_confidence)[0] for fit in fits]
+    return calls, conf, fits[0].seed_counts, {**fits[0].diagnostics, "seedings": len(fits),
+                                              **agreement(calls, each, ids)}
+
+
+def _called(state_probs: np.ndarray, none_probs: np.ndarray, ids: list[str], min_confidence: float
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's call (``""`` for none) and its best state's probability (``state_probs``: columns follow ``ids``).
+
+    The best state is the call where its probability beats ``none_probs`` and reaches ``min_confidence``.
+    """
     top = state_probs.argmax(axis=1)
     conf = state_probs[np.arange(top.size), top]
     calls = np.where((conf > none_probs) & (conf >= min_confidence), np.asarray(ids, dtype=object)[top], "")
-    return calls.astype(object), conf, fits[0].seed_counts, {**fits[0].diagnostics, "seedings": len(fits)}
+    return calls.astype(object), conf
+
+
+def agreement(calls: np.ndarray, each: list[np.ndarray], ids: list[str]) -> dict[str, Any]:
+    """How far the seedings a population's ``calls`` average agree (``each``: every seeding's own calls).
+
+    ``agreement``: the share of the cells that one seeding calls as the mean does (the state, or none), averaged over
+    the seedings; ``state_agreement``: per state the mean calls, the share of them that one seeding calls that state,
+    averaged over the seedings. NaN and ``{}`` with one seeding (nothing to compare).
+    Which clusters seed a state turns on the cut, more on real data than on the generator (Sade-Feldman 2018's T
+    cells, :func:`seedings`): a low share says that the calls of that state are one draw of several.
+    """
+    if len(each) < 2:
+        return {"agreement": float("nan"), "state_agreement": {}}
+    same = np.mean([c == calls for c in each], axis=0)  # per cell, the share of the seedings calling it as the mean
+    return {"agreement": float(same.mean()),
+            "state_agreement": {s: float(np.mean(same[calls == s])) for s in ids if np.any(calls == s)}}
 
 
 def seedings(n_cells: int, n_states: int, params: SelfTrainParams) -> list[SelfTrainParams]:

@@ -147,6 +147,18 @@ def test_results_adapter_reads_ta_response_parts_and_suffixed_layout():
     pd.testing.assert_frame_equal(_results.ta_response(flat, per_sample=True), per_sample)
 
 
+def test_states_the_seedings_disagree_on_are_read_and_named_in_a_note():
+    record = {"t_cell": {"seedings": 3, "agreement": 0.72, "states": {"CD8_TEX_TERMINAL": 0.84, "TREG": 0.67}},
+              "cd4_t": {"seedings": 1, "agreement": float("nan"), "states": {}}}
+    adata = _adata_with({f"{Keys.STATE}_params": {"tool": "call_states", "self_train": {"seedings": record}}})
+    assert _results.unstable_states(adata, 0.8) == {"t_cell": {"TREG": 0.67}}
+    assert _results.unstable_states(adata, 0.5) == {}
+    assert _results.unstable_states(_adata_with({}), 0.8) == {}
+    note = _build.unstable_states_note({"t_cell": {"TREG": 0.67}})
+    assert 'class="note"' in note and "t_cell: TREG (67%)" in note
+    assert _build.unstable_states_note({}) == ""
+
+
 def test_small_populations_are_read_and_named_in_a_note():
     small = {"macrophage": {"cells": 69, "needed": 200, "states": 3}}
     adata = _adata_with({f"{Keys.STATE}_params": {"tool": "call_states", "self_train": {"small_populations": small}}})

@@ -464,6 +464,16 @@ def called_precision(states: pd.DataFrame) -> pd.Series:
     return states["precision"].where(states["n_called"] > 0)
 
 
+def seeding_agreement(adata: AnnData, key: str = "hcctme_state") -> dict[str, float]:
+    """Each called state's seeding agreement: the share of its calls one seeding makes, on average.
+
+    ``uns[key + "_params"]["self_train"]["seedings"]`` (:func:`hcctme.tl._call_states.seeding_record`); states of a
+    population called by one seeding, or not self-trained, are absent.
+    """
+    record = adata.uns.get(f"{key}_params", {}).get("self_train", {}).get("seedings", {})
+    return {state: float(share) for entry in record.values() for state, share in entry["states"].items()}
+
+
 def evaluate(adata: AnnData, key: str = "hcctme_state") -> dict[str, pd.DataFrame | float]:
     """Per-parent ARI, per-state recall/precision, ECE and artefact handling of the calls in ``obs[key]``.
 
@@ -473,7 +483,8 @@ def evaluate(adata: AnnData, key: str = "hcctme_state") -> dict[str, pd.DataFram
     right; ``ece_clean`` reads only the called cells that are no artefact (where the ECE over all calls
     exceeds it, the artefact cells the calls keep are the cause). ``artefacts``: the share of each kind of
     artefact cell left unassigned, the doublets also split by whether their second cell is of another lineage.
-    ``states`` also holds each state's ``shared_induced`` (:func:`shared_induced`).
+    ``states`` also holds each state's ``shared_induced`` (:func:`shared_induced`) and ``seeding_agreement``
+    (:func:`seeding_agreement`; NaN where not recorded).
     """
     from sklearn.metrics import adjusted_rand_score
 
@@ -483,13 +494,14 @@ def evaluate(adata: AnnData, key: str = "hcctme_state") -> dict[str, pd.DataFram
     parents = [t for t, (_, _, states) in CELL_TYPES.items() if set(states) - set(NON_STATES)]
     ari = pd.Series({t: adjusted_rand_score(truth[cell_type == t], calls[cell_type == t]) for t in parents},
                     name="ARI")
+    agreement = seeding_agreement(adata, key)
     rows = []
     for state in sorted(set(truth) - {UNASSIGNED}):
         tp = int(np.sum((calls == state) & (truth == state)))
         rows.append({"state": state, "n_true": int(np.sum(truth == state)), "n_called": int(np.sum(calls == state)),
                      "recall": tp / max(int(np.sum(truth == state)), 1),
                      "precision": tp / max(int(np.sum(calls == state)), 1),
-                     "shared_induced": shared_induced(adata, state)})
+                     "shared_induced": shared_induced(adata, state), "seeding_agreement": agreement.get(state, np.nan)})
     states = pd.DataFrame(rows).set_index("state")
     in_parent = np.isin(cell_type, parents)
     called = in_parent & (calls != UNASSIGNED)

@@ -18,7 +18,7 @@ from hcctme.tl import _state_model as model
 from hcctme.tl import _state_params as state_params
 from hcctme.tl import _state_seeds as state_seeds
 from hcctme.tl import _state_selftrain as selftrain
-from hcctme.tl._call_states import small_populations
+from hcctme.tl._call_states import seeding_record, small_populations
 from tests.tl._state_artefact_data import foreign_cohort
 from tests.tl._state_populations import programme_population
 
@@ -609,6 +609,20 @@ def test_small_populations_are_recorded_and_warned(fake_library, caplog):
         off = hcctme.tl.call_states(small, cell_type_key="cell_type", self_train=False, copy=True)
     assert off.uns["hcctme_state_params"]["self_train"]["small_populations"] == {}
     assert "self-training's clusters need" not in caplog.text
+
+
+def test_seedings_agreement_is_recorded_and_warned(caplog):
+    """The record of a population's seedings and the warning of the states they disagree on (the record of a called
+    population: ``test_states_real.py::test_seedings_agreement_marks_the_cut_dependent_calls``)."""
+    with caplog.at_level(logging.WARNING, logger="hcctme"):
+        entry = seeding_record("cd8_t", {"seedings": 3, "agreement": 0.7, "state_agreement": {"A": 0.95, "B": 0.5}})
+    assert entry == {"seedings": 3, "agreement": 0.7, "states": {"A": 0.95, "B": 0.5}}
+    assert "cd8_t: one of the 3 seedings" in caplog.text and "['B']" in caplog.text and "'A'" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hcctme"):
+        seeding_record("cd8_t", {"seedings": 3, "agreement": 0.9, "state_agreement": {"A": 0.8}})
+        seeding_record("cd4_t", {"seedings": 1, "agreement": float("nan"), "state_agreement": {}})
+    assert "seedings" not in caplog.text  # at the line, and one seeding: no warning
 
 
 def test_small_populations_count_the_cells_without_artefacts():

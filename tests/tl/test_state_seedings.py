@@ -87,6 +87,10 @@ def test_a_population_its_clusters_fit_is_called_by_the_mean_of_three_seedings(m
     np.testing.assert_allclose(conf, mean.max(axis=1))
     assert seeds == fits[0].seed_counts
     assert np.mean(calls[truth != "none"] == truth[truth != "none"]) >= 0.9
+    each = [selftrain._called(fit.states, fit.none, ["A", "B"], 0.5)[0] for fit in fits]
+    assert diagnostics["agreement"] == pytest.approx(np.mean([np.mean(c == calls) for c in each]))
+    assert set(diagnostics["state_agreement"]) == set(calls[calls != ""])
+    assert 0.0 < min(diagnostics["state_agreement"].values()) <= 1.0
 
 
 def test_seedings_that_keep_the_mixture_calls_are_left_out_of_the_mean(monkeypatch):
@@ -123,7 +127,20 @@ def test_seedings_that_keep_the_mixture_calls_are_left_out_of_the_mean(monkeypat
     calls, conf, seeds, diagnostics = selftrain.call_population(X, z, ["A", "B"], best, confidence,
                                                                 confidence >= 0.5, params, 0.5)
     assert np.allclose(conf, 0.75) and (calls == "A").all()  # the mean of the two trained seedings
-    assert diagnostics == {"temperature": 0.6, "seedings": 2} and seeds == {"A": 60}
+    assert diagnostics == {"temperature": 0.6, "seedings": 2, "agreement": 1.0, "state_agreement": {"A": 1.0}}
+    assert seeds == {"A": 60}
+
+
+def test_the_seedings_agreement_is_the_share_of_the_calls_one_seeding_makes():
+    calls = np.array(["A", "A", "A", "B", "", ""], dtype=object)
+    each = [np.array(["A", "A", "A", "B", "", ""], dtype=object),
+            np.array(["A", "B", "", "B", "", "A"], dtype=object)]
+    out = selftrain.agreement(calls, each, ["A", "B", "C"])
+    # per cell, the share of the two seedings calling it as the mean: 1, 1/2, 1/2, 1, 1, 1/2; C is not called
+    assert out["agreement"] == pytest.approx(0.75)
+    assert out["state_agreement"] == pytest.approx({"A": 2 / 3, "B": 1.0})
+    one = selftrain.agreement(calls, each[:1], ["A", "B"])
+    assert np.isnan(one["agreement"]) and one["state_agreement"] == {}  # nothing to compare
 
 
 @pytest.mark.slow

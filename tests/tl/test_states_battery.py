@@ -24,6 +24,19 @@ def _result(setting: str, seed: int, ece: float, ari: dict[str, float], states: 
     return {"setting": setting, "seed": seed, "ece": ece, "ari": pd.Series(ari, name="ARI"), "states": table}
 
 
+def test_agreement_table_splits_the_state_calls_at_the_warning_line():
+    states = pd.DataFrame({"state": ["A", "B", "C", "D", "E"], "n_true": 10, "n_called": [8, 9, 5, 0, 4],
+                           "recall": [0.9, 0.8, 0.3, 0.0, 0.5], "precision": [0.8, 1.0, 0.6, 0.0, 0.8],
+                           "seeding_agreement": [1.0, 0.95, 0.5, np.nan, np.nan], "setting": "10x", "seed": 200})
+    table = states_battery.agreement_table(states)  # D is not called, E was seeded once: neither is read
+    assert table.loc["not warned", "state calls"] == 2 and table.loc["warned", "state calls"] == 1
+    assert table.loc["not warned", "mean recall"] == pytest.approx(0.85)
+    assert table.loc["not warned", "mean precision"] == pytest.approx(0.9)
+    assert table.loc["not warned", "share on target"] == pytest.approx(0.5)  # B; A's precision 0.8 is under 0.85
+    assert table.loc["warned", "mean agreement"] == pytest.approx(0.5)
+    assert table.loc["warned", "share on target"] == 0.0
+
+
 def test_pair_of_names_the_first_seed():
     assert [pair_of(s, [200, 202, 300]) for s in (200, 201, 202, 203, 301)] == [200, 200, 202, 202, 300]
 

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.states_real import call, confusion, matching, share_listing
-from hcctme._constants import STATE_SPECIFICITY_ALPHA, STATE_SPECIFICITY_AUROC
+from hcctme._constants import STATE_SEEDING_AGREEMENT, STATE_SPECIFICITY_ALPHA, STATE_SPECIFICITY_AUROC
 from tests.sig.validation import datasets
 
 DATASETS = {d.name: d for d in datasets() if d.states}
@@ -298,3 +298,20 @@ def test_small_populations_are_called_by_their_seedings(called):
     assert params["mixture_counts"]["macrophage"]["TAM1_FOLR2"] >= 10
     assert params["self_train"]["declined"]["macrophage"]["TAM1_FOLR2"] == params["mixture_counts"]["macrophage"][
         "TAM1_FOLR2"]
+
+
+@pytest.mark.slow
+def test_seedings_agreement_marks_the_cut_dependent_calls(called):
+    """``uns[...]["self_train"]["seedings"]``: per population, the seedings averaged and, per state, the share of its
+    calls one seeding makes on average (call_states warns under 0.8). Villani 2017's pDCs: one of the three seedings
+    (random state 2) declines both pDC clusters (the majority route's p 0.0125 against the 0.01 alpha; 10 of the
+    list's genes measured) and calls no pDC, so one seeding makes 2/3 of the 181 pDC calls and all the cDC2 calls.
+    Sade-Feldman 2018's T cells, whose calls turn on the cut (README limits): at least one state is under the line."""
+    villani = called["villani2017_dc"].uns["hcctme_state_params"]["self_train"]["seedings"]["dendritic"]
+    assert villani["seedings"] == 3 and villani["states"]["DC_PDC"] == pytest.approx(2 / 3)
+    assert villani["states"]["DC_CDC2"] >= 0.95
+    sade = called["sadefeldman2018_melanoma"]
+    record = sade.uns["hcctme_state_params"]["self_train"]["seedings"]["t_cell"]
+    calls = sade.obs["hcctme_state"].astype(str)[sade.obs["hcctme_state_context"].astype(str) == "t_cell"]
+    assert record["seedings"] == 3 and set(record["states"]) == set(calls) - {"unassigned"}
+    assert 0.0 < record["agreement"] < 1.0 and min(record["states"].values()) < STATE_SEEDING_AGREEMENT
