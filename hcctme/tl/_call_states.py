@@ -715,10 +715,9 @@ def seeding_record(context: str, diagnostics: Mapping[str, Any]) -> dict[str, An
     unstable = {s: round(share, 2) for s, share in record["states"].items()
                 if share < STATE_SEEDING_AGREEMENT}
     if unstable:
-        logger.warning("%s: one of the %d seedings (k-means cuts) the calls average makes only these shares of the "
-                       "calls of %s, on average: %s; which cells get these states turns on the cut, read them with "
-                       "care (uns[...]['self_train']['seedings'])", context, record["seedings"], list(unstable),
-                       unstable)
+        logger.warning("%s: of the calls of %s, a single one of the %d seedings (k-means cuts) they average makes "
+                       "only %s on average; which cells get these states turns on the cut, read them with care "
+                       "(uns[...]['self_train']['seedings'])", context, list(unstable), record["seedings"], unstable)
     return record
 
 

@@ -617,7 +617,7 @@ def test_seedings_agreement_is_recorded_and_warned(caplog):
     with caplog.at_level(logging.WARNING, logger="hcctme"):
         entry = seeding_record("cd8_t", {"seedings": 3, "agreement": 0.7, "state_agreement": {"A": 0.95, "B": 0.5}})
     assert entry == {"seedings": 3, "agreement": 0.7, "states": {"A": 0.95, "B": 0.5}}
-    assert "cd8_t: one of the 3 seedings" in caplog.text and "['B']" in caplog.text and "'A'" not in caplog.text
+    assert "cd8_t: of the calls of ['B'], a single one of the 3 seedings" in caplog.text and "'A'" not in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="hcctme"):
         seeding_record("cd8_t", {"seedings": 3, "agreement": 0.9, "state_agreement": {"A": 0.8}})

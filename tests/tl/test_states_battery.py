@@ -171,6 +171,24 @@ def test_readme_generator_tables_are_the_recorded_battery():
         assert line in readme, line
 
 
+def test_readme_agreement_line_is_the_recorded_battery():
+    """README's figures of the seedings' agreement on the generator are the recorded run's :func:`agreement_table`."""
+    readme = (RECORDED.parents[2] / "README.md").read_text()
+    table = states_battery.agreement_table(pd.read_csv(RECORDED / "states.csv"))
+    assert readme_agreement_line(table) in " ".join(readme.split()), readme_agreement_line(table)
+
+
+def readme_agreement_line(table: pd.DataFrame) -> str:
+    """README's sentence of the generator's warned and not-warned state calls from :func:`agreement_table`."""
+    warned, kept = table.loc["warned"], table.loc["not warned"]
+    total = int(warned["state calls"] + kept["state calls"])
+    return (f"{int(warned['state calls'])} of the {total:,} (state, cohort) calls are warned of (mean agreement "
+            f"{warned['mean agreement']:.2f}, recall {warned['mean recall']:.2f}, precision "
+            f"{warned['mean precision']:.2f}, {warned['share on target']:.0%} on target), the others read "
+            f"{kept['mean agreement']:.2f}, {kept['mean recall']:.2f}, {kept['mean precision']:.2f} and "
+            f"{kept['share on target']:.0%}")
+
+
 def readme_parent_row(setting: str, row: pd.Series) -> str:
     """README's per-setting table row of ``setting`` from its :func:`parent_table` row."""
     columns = ["CD8+ T cells", "CD4+ T cells", "Macrophages", "Neutrophils", "CAFs", "Endothelial cells"]
