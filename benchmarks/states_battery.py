@@ -117,9 +117,11 @@ def state_table(states: pd.DataFrame, pairs: list[int]) -> pd.DataFrame:
 
 
 def agreement_table(states: pd.DataFrame) -> pd.DataFrame:
-    """Per state and cohort with calls, split by whether one seeding makes fewer than
-    :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT` of them (call_states' warning): how many, their mean recall
-    and precision, and the share of them on target. Tells whether the warning marks the calls that are less right."""
+    """The (state, cohort) calls split at call_states' warning line: mean recall, precision, share on target.
+
+    Warned: one seeding makes fewer than :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT` of the state's calls on
+    average. Tells whether the warning marks the calls that are less right.
+    """
     from hcctme._constants import STATE_SEEDING_AGREEMENT
 
     rows = states[states["n_called"] > 0].dropna(subset=["seeding_agreement"])

@@ -363,6 +363,7 @@ def agreement(calls: np.ndarray, each: list[np.ndarray], ids: list[str]) -> dict
     ``agreement``: the share of the cells that one seeding calls as the mean does (the state, or none), averaged over
     the seedings; ``state_agreement``: per state the mean calls, the share of them that one seeding calls that state,
     averaged over the seedings. NaN and ``{}`` with one seeding (nothing to compare).
+
     Which clusters seed a state turns on the cut, more on real data than on the generator (Sade-Feldman 2018's T
     cells, :func:`seedings`): a low share says that the calls of that state are one draw of several.
     """
