@@ -391,10 +391,9 @@ def seedings(n_cells: int, n_states: int, params: SelfTrainParams) -> list[SelfT
     and the mean of their probabilities is the call: a call that turns on the cut loses confidence (release 2.24).
     """
     if n_cells >= _seeds.cells_for_clusters(n_states, params):
-        if params.seedings <= 1:
-            return [params]
-        repeats = max(1, params.repeats // params.seedings)
-        return [replace(params, random_state=params.random_state + r, repeats=repeats) for r in range(params.seedings)]
+        n = max(params.seedings, 1)
+        return [replace(params, random_state=params.random_state + r, repeats=max(1, params.repeats // n))
+                for r in range(n)]
     return [replace(params, cluster_cells=cells, random_state=params.random_state + r)
             for cells in params.small_cluster_cells for r in range(params.small_seedings)]
 
