@@ -34,6 +34,8 @@ from hcctme.tl import _state_specificity as _specificity
 from hcctme.tl import _state_vote as _vote
 
 REFINE_METHODS = (None, "leiden", "graph")
+# the keys of the record _self_train returns (each empty with self_train=False)
+SELF_TRAIN_RECORD = ("seeds", "specificity", "temperature", "carried_artefacts", "small_populations", "seedings")
 WEAK_SEPARATION = 1.5
 
 
@@ -218,8 +220,7 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
     result = _model.assign(m["values"], contexts, states, artefacts=m["art_cols"], references=m["references"],
                            thresholds=thresholds, flag_columns=m["flag_cols"], support=m.get("art_support"))
     record = (_self_train(matrix, result, m, thresholds.min_confidence, samples, var_names) if self_train else
-              {key: {} for key in ("seeds", "specificity", "temperature", "carried_artefacts", "small_populations",
-                                   "seedings")})
+              {key: {} for key in SELF_TRAIN_RECORD})
     _flag_genes_of(result, m, thresholds)
     declined = declined_states(result.counts, record["specificity"])
     trained = {**record, "declined": declined}

@@ -18,7 +18,7 @@ from hcctme.tl import _state_model as model
 from hcctme.tl import _state_params as state_params
 from hcctme.tl import _state_seeds as state_seeds
 from hcctme.tl import _state_selftrain as selftrain
-from hcctme.tl._call_states import seeding_record, small_populations
+from hcctme.tl._call_states import SELF_TRAIN_RECORD, seeding_record, small_populations
 from tests.tl._state_artefact_data import foreign_cohort
 from tests.tl._state_populations import programme_population
 
@@ -585,6 +585,9 @@ def test_call_states_self_train_switch(fake_library):
     assert (on.obs["hcctme_state"] == off.obs["hcctme_state"]).all()
     assert on.uns["hcctme_state_params"]["params"]["self_train"] is True
     assert off.uns["hcctme_state_params"]["params"]["self_train"] is False
+    on_record, off_record = on.uns["hcctme_state_params"]["self_train"], off.uns["hcctme_state_params"]["self_train"]
+    assert set(on_record) == set(off_record) >= {*SELF_TRAIN_RECORD, "declined"}  # off: the same keys, these empty
+    assert all(off_record[key] == {} for key in [*SELF_TRAIN_RECORD, "declined"])
 
 
 def test_small_populations_are_recorded_and_warned(fake_library, caplog):
