@@ -6,6 +6,9 @@ check that the readers find classes that are there and no more than chance where
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
@@ -45,3 +48,35 @@ def test_readers_do_not_learn_labels_without_structure(seed):
     labels = np.random.default_rng(seed + 10).choice(np.array(["a", "b", "c"], dtype=object), size=features.shape[0])
     for name, predicted in readers(features, features[:, :2], labels).items():
         assert abs(adjusted_rand_score(labels, predicted)) < 0.05, name
+
+
+RECORDED = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "states_oracle_2.27"
+PARENTS = {"CD8+ T cells": "CD8 T", "CD4+ T cells": "CD4 T", "Macrophages": "macrophages", "Neutrophils": "neutrophils",
+           "CAFs": "CAFs", "Endothelial cells": "endothelial"}
+SETTINGS = {"10x": "10x", "noisy_10x": "noisy shallow 10x", "smartseq": "Smart-seq",
+            "stress_high": "high stress (25 %)"}
+
+
+def recorded_means(text: str) -> dict[tuple[str, str], str]:
+    """(setting, parent) -> "caller / ceiling / informed" from a states_oracle.py output's all-cells summary."""
+    block = text.split("per-parent ARI over the all cells")[1].splitlines()
+    settings = block[2].split()[1:]  # "setting" then the settings, once per reader
+    out = {}
+    n = len(settings) // 3
+    for line in block[4:]:
+        parent, *values = re.split(r"\s{2,}", line.strip())  # the parents' names hold single spaces
+        if len(values) != len(settings):
+            continue
+        for j, setting in enumerate(settings[:n]):
+            out[setting, parent] = " / ".join(values[j + k * n] for k in range(3))
+    return out
+
+
+def test_readme_ceilings_table_is_the_recorded_run():
+    """README's supervised-ceilings table is release 2.27's recorded run (seeds 100-101)."""
+    means = recorded_means((RECORDED / "development_seeds_100_101.txt").read_text())
+    assert len(means) == 24
+    readme = (RECORDED.parents[2] / "README.md").read_text()
+    for setting, label in SETTINGS.items():
+        row = "| " + label + " | " + " | ".join(means[setting, parent] for parent in PARENTS) + " |"
+        assert row in readme, row
