@@ -1,7 +1,8 @@
 """The supervised ceilings of benchmarks/states_oracle.py are honest: cross-validated, and able to separate.
 
 A ceiling from a reader that predicts cells it was fitted on would look high on any labels; these tests
-check that the readers find classes that are there and no more than chance where there are none.
+check that the readers find classes that are there and no more than chance where there are none. README's table
+of them is the recorded run's (benchmarks/results/states_oracle_2.27).
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
 
 from benchmarks.states_oracle import readers
+
+RECORDED = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "states_oracle_2.27"
+PARENTS = {"CD8+ T cells": "CD8 T", "CD4+ T cells": "CD4 T", "Macrophages": "macrophages", "Neutrophils": "neutrophils",
+           "CAFs": "CAFs", "Endothelial cells": "endothelial"}
+SETTINGS = {"10x": "10x", "noisy_10x": "noisy shallow 10x", "smartseq": "Smart-seq",
+            "stress_high": "high stress (25 %)"}
 
 
 @pytest.fixture(autouse=True)
@@ -49,12 +56,6 @@ def test_readers_do_not_learn_labels_without_structure(seed):
     for name, predicted in readers(features, features[:, :2], labels).items():
         assert abs(adjusted_rand_score(labels, predicted)) < 0.05, name
 
-
-RECORDED = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "states_oracle_2.27"
-PARENTS = {"CD8+ T cells": "CD8 T", "CD4+ T cells": "CD4 T", "Macrophages": "macrophages", "Neutrophils": "neutrophils",
-           "CAFs": "CAFs", "Endothelial cells": "endothelial"}
-SETTINGS = {"10x": "10x", "noisy_10x": "noisy shallow 10x", "smartseq": "Smart-seq",
-            "stress_high": "high stress (25 %)"}
 
 
 def recorded_means(text: str) -> dict[tuple[str, str], str]:
