@@ -83,13 +83,18 @@ def states_params(adata: AnnData) -> dict[str, Any]:
     return _params(adata, Keys.STATE)
 
 
-def small_populations(adata: AnnData) -> dict[str, dict[str, int]]:
-    """Per context, its cells and the cells its states' seeding needs, where fewer (``{}`` when none or not run)."""
+def _self_train_entry(adata: AnnData, entry: str) -> dict[str, Any]:
+    """``uns[...]["self_train"][entry]`` of the state calling (``{}`` when absent or not run)."""
     try:
         stored = get.params(adata, Keys.STATE)
     except KeyError:
         return {}
-    return dict((stored.get("self_train") or {}).get("small_populations") or {})
+    return dict((stored.get("self_train") or {}).get(entry) or {})
+
+
+def small_populations(adata: AnnData) -> dict[str, dict[str, int]]:
+    """Per context, its cells and the cells its states' seeding needs, where fewer (``{}`` when none or not run)."""
+    return _self_train_entry(adata, "small_populations")
 
 
 def unstable_states(adata: AnnData, below: float) -> dict[str, dict[str, float]]:
@@ -97,11 +102,7 @@ def unstable_states(adata: AnnData, below: float) -> dict[str, dict[str, float]]
 
     Read from ``uns[...]["self_train"]["seedings"]`` (:func:`hcctme.tl._call_states.seeding_record`).
     """
-    try:
-        stored = get.params(adata, Keys.STATE)
-    except KeyError:
-        return {}
-    record = (stored.get("self_train") or {}).get("seedings") or {}
+    record = _self_train_entry(adata, "seedings")
     out = {context: {state: float(share) for state, share in (entry.get("states") or {}).items() if share < below}
            for context, entry in record.items()}
     return {context: states for context, states in out.items() if states}
