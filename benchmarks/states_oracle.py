@@ -97,7 +97,8 @@ def readers(features: np.ndarray, pcs: np.ndarray, classes: np.ndarray) -> dict[
     labels = np.unique(classes)
     probs = cross_val_predict(LogisticRegression(C=0.1, max_iter=3000), StandardScaler().fit_transform(features),
                               classes, cv=folds, method="predict_proba")
-    smoothed = selftrain.smooth(probs, pcs, state_params.SelfTrainParams())
+    params = state_params.SelfTrainParams()
+    smoothed = selftrain.smooth(probs, selftrain.nearest(pcs, params), params)
     trees = HistGradientBoostingClassifier(max_iter=200, random_state=0)
     return {"logistic+kNN": labels[smoothed.argmax(axis=1)],
             "trees": cross_val_predict(trees, features, classes, cv=folds)}

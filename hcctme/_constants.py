@@ -216,9 +216,9 @@ STATE_CLUSTER_CELLS: Final = 20  # SelfTrainParams.cluster_cells
 # seeds 200-201: the listed populations' calls' ECE 0.182 -> 0.057 on the development settings, 0.137 -> 0.033 held out)
 STATE_SMALL_CLUSTER_CELLS: Final = (20, 14, 10)  # SelfTrainParams.small_cluster_cells
 STATE_SMALL_SEEDINGS: Final = 3
-# a population its clusters fit is called by the mean probabilities of this many seedings (k-means, calibration folds
-# and neighbour pool at as many random states; STATE_CALIBRATION_REPEATS is shared out over them): which clusters seed
-# a state turns on the cut there too (release 2.26)
+# a population its clusters fit is called by the mean probabilities of this many seedings (k-means and calibration
+# folds at as many random states; STATE_CALIBRATION_REPEATS is shared out over them; the smoothing's nearest cells
+# are found once per population, release 2.28): which clusters seed a state turns on the cut there too (release 2.26)
 STATE_SEEDINGS: Final = 3
 # call_states warns of a state of whose calls one of the seedings averaged makes fewer than this share, on average
 # (uns[...]["self_train"]["seedings"]; release 2.27)

@@ -154,10 +154,24 @@ def plan(matrix: Any, contexts: np.ndarray, states: Mapping[str, Sequence[str]],
     return out, sums
 
 
-def _share(block: sp.csr_matrix, positions: np.ndarray) -> np.ndarray:
-    if positions.size == 0:
-        return np.zeros(block.shape[0])
-    return np.asarray((block[:, positions] != 0).sum(axis=1), dtype=np.float64).ravel() / positions.size
+def _gene_sets(reads: Mapping[str, Read], n_genes: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Genes x sets (each read's genes, then its controls) counting each gene's occurrences, and each set's size."""
+    sets = [cols for read in reads.values() for cols in (read.positions, read.controls)]
+    rows = np.concatenate([np.asarray(cols, dtype=np.int64) for cols in sets])
+    which = np.repeat(np.arange(len(sets)), [len(cols) for cols in sets])
+    membership = sp.csr_matrix((np.ones(rows.size), (rows, which)), shape=(n_genes, len(sets)))  # duplicates summed
+    return membership, np.array([len(cols) for cols in sets], dtype=np.float64)
+
+
+def _shares(block: sp.csr_matrix, membership: sp.csr_matrix, sizes: np.ndarray) -> np.ndarray:
+    """Cells x sets: each cell's share of each gene set it detects (non-zero values; 0 for an empty set).
+
+    Counts of detected genes, exact in float64, divided by the set's size: the share of the set's columns of
+    ``block`` that are non-zero, for all sets in one sparse product.
+    """
+    detected = sp.csr_matrix(((block.data != 0).astype(np.float64), block.indices, block.indptr), shape=block.shape)
+    counts = (detected @ membership).toarray()
+    return np.divide(counts, sizes, out=np.zeros_like(counts), where=sizes > 0)
 
 
 def scores(matrix: Any, contexts: np.ndarray, reads: Mapping[str, Mapping[str, Read]], *,
@@ -168,15 +182,16 @@ def scores(matrix: Any, contexts: np.ndarray, reads: Mapping[str, Mapping[str, R
     """
     others = sorted({other for per in reads.values() for other in per})
     out = np.zeros((len(contexts), len(others)), dtype=np.float64)
+    sets = {context: _gene_sets(per, matrix.shape[1]) for context, per in reads.items()}
     for start, stop, block in _validate.row_blocks(matrix, chunk_size=chunk_size):
         block = sp.csr_matrix(block)
         for context, per in reads.items():
             rows = np.flatnonzero(contexts[start:stop] == context)
             if rows.size == 0:
                 continue
-            part = block[rows]
-            for other, read in per.items():
-                value = (_share(part, read.positions) - _share(part, read.controls)) / read.scale
+            shares = _shares(block[rows], *sets[context])
+            for j, (other, read) in enumerate(per.items()):
+                value = (shares[:, 2 * j] - shares[:, 2 * j + 1]) / read.scale
                 out[start + rows, others.index(other)] = value
     return pd.DataFrame(out, columns=[PREFIX + other for other in others])
 

@@ -147,20 +147,21 @@ def _carried_score(X: sp.csr_matrix, mine: np.ndarray, reference: np.ndarray, co
     return score / max(float(score.std()), 1e-12)
 
 
-def smooth(probs: np.ndarray, pcs: np.ndarray, params: SelfTrainParams) -> np.ndarray:
-    """Average each cell's class probabilities with those of its nearest neighbours in PC space.
+def nearest(pcs: np.ndarray, params: SelfTrainParams) -> np.ndarray | None:
+    """Each cell's ``params.n_neighbors`` nearest other cells in PC space (rows: cells), or None (no smoothing).
 
-    ``(1 - a) p_cell + a mean(p_neighbours)`` with ``a = params.smoothing`` over ``params.n_neighbors``
-    neighbours: a cell's call leans towards the calls of the cells whose expression it shares. In a
-    population of more than ``params.neighbour_pool`` cells the neighbours are searched among that
-    many cells drawn at random (exact search costs the square of the population).
+    In a population of more than ``params.neighbour_pool`` cells the neighbours are searched among that
+    many cells drawn at random (exact search costs the square of the population). The neighbours depend on the
+    components and the pool only, so a population's seedings share them (:func:`call_population`): found once,
+    not once per seeding (release 2.28; the k-nearest search was the largest part of the state step in a
+    one-million-cell run, 62 of 387 s under cProfile, three times per population).
     """
     from sklearn.neighbors import NearestNeighbors
 
     n = pcs.shape[0]
     k = min(params.n_neighbors, n - 1)
     if k < 1 or params.smoothing <= 0:
-        return probs
+        return None
     pool = np.arange(n)
     if n > params.neighbour_pool:
         pool = np.sort(np.random.default_rng(params.random_state).choice(n, params.neighbour_pool, replace=False))
@@ -171,7 +172,18 @@ def smooth(probs: np.ndarray, pcs: np.ndarray, params: SelfTrainParams) -> np.nd
     drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), k)
     keep = np.ones_like(found, dtype=bool)
     keep[np.arange(n), drop] = False
-    neighbours = found[keep].reshape(n, k)
+    return found[keep].reshape(n, k)
+
+
+def smooth(probs: np.ndarray, neighbours: np.ndarray | None, params: SelfTrainParams) -> np.ndarray:
+    """Average each cell's class probabilities with those of its nearest neighbours in PC space.
+
+    ``(1 - a) p_cell + a mean(p_neighbours)`` with ``a = params.smoothing`` over the cells ``neighbours``
+    (:func:`nearest`; None: ``probs`` unchanged): a cell's call leans towards the calls of the cells whose
+    expression it shares.
+    """
+    if neighbours is None:
+        return probs
     return (1.0 - params.smoothing) * probs + params.smoothing * probs[neighbours].mean(axis=1)
 
 
@@ -333,8 +345,9 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     pcs = _expression.principal_components(X, params, samples)
     if pcs is None:
         return None
+    neighbours = nearest(pcs, params)
     fits = [fit for p in seedings(X.shape[0], len(ids), params)
-            if (fit := _fitted(X, pcs, z, ids, best, confidence, called, p, samples, panel)) is not None]
+            if (fit := _fitted(X, pcs, neighbours, z, ids, best, confidence, called, p, samples, panel)) is not None]
     if not fits:
         return None
     fits = [fit for fit in fits if fit.trained] or fits[:1]
@@ -377,18 +390,19 @@ def agreement(calls: np.ndarray, each: list[np.ndarray], ids: list[str]) -> dict
 def seedings(n_cells: int, n_states: int, params: SelfTrainParams) -> list[SelfTrainParams]:
     """The seedings a population of ``n_cells`` cells is called by.
 
-    Where its clusters fit, ``params.seedings`` random states (k-means, calibration folds, neighbour pool; release
-    2.26), sharing out ``params.repeats`` fold splits (at least one each): which clusters seed a state turns on the
-    cut (10x generator seed 200: CD8 T-cell ARI 0.84-0.86 at random states 0-5, 0.62-0.63 at 10-12; Sade-Feldman
-    2018's terminal-exhausted cells 1-142 of 166 called over six random states). ``params`` alone with one seeding.
+    Where its clusters fit, ``params.seedings`` random states (k-means and calibration folds; release 2.26; the
+    nearest cells of the smoothing are found once, :func:`nearest`), sharing out ``params.repeats`` fold splits (at
+    least one each): which clusters seed a state turns on the cut (10x generator seed 200: CD8 T-cell ARI 0.84-0.86
+    at random states 0-5, 0.62-0.63 at 10-12; Sade-Feldman 2018's terminal-exhausted cells 1-142 of 166 called over
+    six random states). ``params`` alone with one seeding.
 
     With fewer cells than its states' clusters need (:func:`~hcctme.tl._state_seeds.cells_for_clusters`), k-means
     cuts fewer clusters than its states and "none of these" need, which states get seeds turns on the cut, and
     one seeding's classifier calls the cells of the unseeded states a seeded state with the confidence of seeds they
     do not resemble (release 2.23: 72-79 % of the calls right at a mean confidence 0.14-0.18 above that). Such a
     population is seeded with one cluster per each of ``params.small_cluster_cells`` cells (so more of its states
-    lead a cluster) and ``params.small_seedings`` random states each (k-means, calibration folds, neighbour pool),
-    and the mean of their probabilities is the call: a call that turns on the cut loses confidence (release 2.24).
+    lead a cluster) and ``params.small_seedings`` random states each (k-means and calibration folds), and the mean
+    of their probabilities is the call: a call that turns on the cut loses confidence (release 2.24).
     """
     if n_cells >= _seeds.cells_for_clusters(n_states, params):
         n = max(params.seedings, 1)
@@ -413,10 +427,13 @@ class _Fit:
     trained: bool = True  # False: the mixture's calls (too few seeds for the classifier)
 
 
-def _fitted(X: sp.csr_matrix, pcs: np.ndarray, z: np.ndarray, ids: list[str], best: np.ndarray,
-            confidence: np.ndarray, called: np.ndarray, params: SelfTrainParams, samples: np.ndarray | None,
-            panel: GenePanel | None) -> _Fit | None:
-    """One seeding's fit (:func:`call_population`, whose arguments these are; ``pcs``: the population's components)."""
+def _fitted(X: sp.csr_matrix, pcs: np.ndarray, neighbours: np.ndarray | None, z: np.ndarray, ids: list[str],
+            best: np.ndarray, confidence: np.ndarray, called: np.ndarray, params: SelfTrainParams,
+            samples: np.ndarray | None, panel: GenePanel | None) -> _Fit | None:
+    """One seeding's fit (:func:`call_population`, whose arguments these are).
+
+    ``pcs``: the population's components; ``neighbours``: each cell's nearest cells among them (:func:`nearest`).
+    """
     mixture_calls = np.where(called, np.asarray(ids, dtype=object)[best], "")
     groups = _seeds.clusters(pcs, len(ids), params)
     summary = _seeds.summarise(groups, z, ids, mixture_calls, params)
@@ -450,11 +467,11 @@ def _fitted(X: sp.csr_matrix, pcs: np.ndarray, z: np.ndarray, ids: list[str], be
     classes, probs, train = self_train(features, labels, params, tested)
     t = 1.0
     if params.folds >= 2:  # calibration: held-out probabilities, smoothed, temperature fitted on the training cells
-        probs = smooth(cross_fitted(features, train, classes, params), pcs, params)
+        probs = smooth(cross_fitted(features, train, classes, params), neighbours, params)
         t = temperature(probs, labels, classes)
         probs = scaled(probs, t)
     else:
-        probs = smooth(probs, pcs, params)
+        probs = smooth(probs, neighbours, params)
     column = {c: j for j, c in enumerate(classes)}
     states = np.column_stack([probs[:, column[s]] if s in column else np.zeros(probs.shape[0]) for s in ids])
     none = probs[:, column[_seeds.NONE_CLASS]] if _seeds.NONE_CLASS in column else np.zeros(probs.shape[0])

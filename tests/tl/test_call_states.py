@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -560,20 +561,53 @@ def test_smooth_averages_neighbours():
     pcs = np.array([[0.0], [0.1], [0.2], [10.0]])
     probs = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
     params = state_params.SelfTrainParams(n_neighbors=2, smoothing=0.5)
-    out = selftrain.smooth(probs, pcs, params)
+    neighbours = selftrain.nearest(pcs, params)
+    assert sorted(neighbours[0]) == [1, 2] and sorted(neighbours[3]) == [1, 2]  # never the cell itself
+    out = selftrain.smooth(probs, neighbours, params)
     np.testing.assert_allclose(out[0], [0.5 * 1.0 + 0.5 * 0.5, 0.5 * 0.5])  # neighbours: cells 1 and 2
     np.testing.assert_allclose(out.sum(axis=1), 1.0)
-    assert np.array_equal(selftrain.smooth(probs, pcs, state_params.SelfTrainParams(smoothing=0.0)), probs)
+    no_smoothing = state_params.SelfTrainParams(smoothing=0.0)
+    assert selftrain.nearest(pcs, no_smoothing) is None
+    assert np.array_equal(selftrain.smooth(probs, None, no_smoothing), probs)
     # a large population searches a random pool of cells: with the pool as large as the population the
     # result is the exact one, and with a smaller pool each cell still averages n_neighbors other cells
     rng = np.random.default_rng(1)
     pcs = rng.normal(size=(300, 3))
     probs = rng.dirichlet([1.0, 1.0], 300)
-    exact = selftrain.smooth(probs, pcs, state_params.SelfTrainParams(neighbour_pool=300))
-    np.testing.assert_allclose(selftrain.smooth(probs, pcs, state_params.SelfTrainParams(neighbour_pool=10_000)), exact)
-    pooled = selftrain.smooth(probs, pcs, state_params.SelfTrainParams(neighbour_pool=100))
+    default = state_params.SelfTrainParams()
+
+    def smoothed(pool: int) -> np.ndarray:
+        return selftrain.smooth(probs, selftrain.nearest(pcs, replace(default, neighbour_pool=pool)), default)
+
+    exact = smoothed(300)
+    np.testing.assert_allclose(smoothed(10_000), exact)
+    pooled = smoothed(100)
     np.testing.assert_allclose(pooled.sum(axis=1), 1.0)
     assert not np.allclose(pooled, exact) and np.abs(pooled - exact).max() < 0.5
+
+
+def test_seedings_share_the_nearest_cells(monkeypatch):
+    # the smoothing's nearest cells depend on the components and the pool only: found once per population,
+    # whatever the number of seedings (three here), and each seeding smooths with those same cells
+    found, used = [], []
+    real_nearest, real_smooth = selftrain.nearest, selftrain.smooth
+
+    def counting_nearest(pcs, params):
+        found.append(real_nearest(pcs, params))
+        return found[-1]
+
+    def recording_smooth(probs, neighbours, params):
+        used.append(neighbours)
+        return real_smooth(probs, neighbours, params)
+
+    monkeypatch.setattr(selftrain, "nearest", counting_nearest)
+    monkeypatch.setattr(selftrain, "smooth", recording_smooth)
+    X, z, best, confidence, _ = programme_population(seed=4)
+    params = state_params.SelfTrainParams()
+    assert len(selftrain.seedings(X.shape[0], 2, params)) == 3
+    out = selftrain.call_population(X, z, ["A", "B"], best, confidence, confidence >= 0.5, params, 0.5)
+    assert out is not None and out[3]["seedings"] == 3
+    assert len(found) == 1 and len(used) == 3 and all(u is found[0] for u in used)
 
 
 def test_call_states_self_train_switch(fake_library):

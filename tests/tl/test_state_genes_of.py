@@ -93,6 +93,34 @@ def test_scores_are_detection_minus_controls_over_the_other_populations_own():
     assert abs(np.median(fibroblast[contexts == "cd8_t"])) < 0.15
 
 
+def test_scores_equal_the_column_selections_they_replace_bit_for_bit():
+    # release 2.28 counts every read's genes and controls in one sparse product per block; the values are those of
+    # selecting each set's columns and counting the non-zero ones (stored zeros, a gene listed twice, an empty set)
+    X, contexts = _detections(seed=3)
+    X = X.tolil()
+    X[0, 12] = 0.0
+    X = X.tocsr()
+    X.data[X.indices == 11] = 0.0  # stored zeros: not detected
+    reads = {"cd8_t": {"fibroblast": genes_of.Read(np.array([10, 11, 12, 12, 19]), np.arange(30, 45), 0.6),
+                       "hepatocyte": genes_of.Read(np.arange(20, 26), np.empty(0, dtype=int), 0.4)},
+             "fibroblast": {"cd4_t": genes_of.Read(np.arange(0, 10), np.arange(40, 55), 0.7)}}
+    values = genes_of.scores(X, contexts, reads, chunk_size=47)
+
+    def share(rows, cols):
+        if len(cols) == 0:
+            return np.zeros(rows.size)
+        return np.asarray((X[rows][:, cols] != 0).sum(axis=1), dtype=np.float64).ravel() / len(cols)
+
+    expected = np.zeros((len(contexts), 3))
+    names = ["cd4_t", "fibroblast", "hepatocyte"]
+    for context, per in reads.items():
+        rows = np.flatnonzero(contexts == context)
+        for other, read in per.items():
+            expected[rows, names.index(other)] = (share(rows, read.positions) - share(rows, read.controls)) / read.scale
+    assert list(values.columns) == [f"genes_of_{n}" for n in names]
+    assert np.array_equal(values.to_numpy(), expected)
+
+
 def test_flags_need_half_the_way_and_the_robust_z_and_keep_the_cap():
     rng = np.random.default_rng(1)
     x = np.clip(rng.normal(0.2, 0.05, (1000, 2)), 0, None)
