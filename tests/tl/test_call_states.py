@@ -586,30 +586,6 @@ def test_smooth_averages_neighbours():
     assert not np.allclose(pooled, exact) and np.abs(pooled - exact).max() < 0.5
 
 
-def test_seedings_share_the_nearest_cells(monkeypatch):
-    # the smoothing's nearest cells depend on the components and the pool only: found once per population,
-    # whatever the number of seedings (three here), and each seeding smooths with those same cells
-    found, used = [], []
-    real_nearest, real_smooth = selftrain.nearest, selftrain.smooth
-
-    def counting_nearest(pcs, params):
-        found.append(real_nearest(pcs, params))
-        return found[-1]
-
-    def recording_smooth(probs, neighbours, params):
-        used.append(neighbours)
-        return real_smooth(probs, neighbours, params)
-
-    monkeypatch.setattr(selftrain, "nearest", counting_nearest)
-    monkeypatch.setattr(selftrain, "smooth", recording_smooth)
-    X, z, best, confidence, _ = programme_population(seed=4)
-    params = state_params.SelfTrainParams()
-    assert len(selftrain.seedings(X.shape[0], 2, params)) == 3
-    out = selftrain.call_population(X, z, ["A", "B"], best, confidence, confidence >= 0.5, params, 0.5)
-    assert out is not None and out[3]["seedings"] == 3
-    assert len(found) == 1 and len(used) == 3 and all(u is found[0] for u in used)
-
-
 def test_call_states_self_train_switch(fake_library):
     adata = _scored_adata()
     off = hcctme.tl.call_states(adata, cell_type_key="cell_type", self_train=False, copy=True)
@@ -1122,8 +1098,6 @@ def _unweighted_temperature(probs, labels, classes):
 
 
 def test_cross_fitted_averages_the_held_out_probabilities_of_several_splits():
-    from dataclasses import replace
-
     rng = np.random.default_rng(5)
     features = np.vstack([rng.normal(0, 1, (50, 3)), rng.normal(1.0, 1, (50, 3))])
     train = np.repeat(np.array(["A", "B"], dtype=object), 50)

@@ -1,5 +1,6 @@
 """A population is called by the mean of several seedings: nine where it is too small for its states' clusters
-(release 2.24), three at other random states where they fit (release 2.26)."""
+(release 2.24), three at other random states where they fit (release 2.26); they share the smoothing's nearest
+cells (release 2.28)."""
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def test_a_population_its_clusters_fit_is_called_by_the_mean_of_three_seedings(m
     fitted = selftrain._fitted
 
     def recorded(*args, **kwargs):
-        seen.append(args[7])  # the seeding's parameters
+        seen.append(next(a for a in args if isinstance(a, state_params.SelfTrainParams)))  # the seeding's
         fits.append(fitted(*args, **kwargs))
         return fits[-1]
 
@@ -91,6 +92,30 @@ def test_a_population_its_clusters_fit_is_called_by_the_mean_of_three_seedings(m
     assert diagnostics["agreement"] == pytest.approx(np.mean([np.mean(c == calls) for c in each]))
     assert set(diagnostics["state_agreement"]) == set(calls[calls != ""])
     assert 0.0 < min(diagnostics["state_agreement"].values()) <= 1.0
+
+
+def test_seedings_share_the_nearest_cells(monkeypatch):
+    # the smoothing's nearest cells depend on the components and the pool only: found once per population,
+    # whatever the number of seedings (three here), and each seeding smooths with those same cells
+    found, used = [], []
+    real_nearest, real_smooth = selftrain.nearest, selftrain.smooth
+
+    def counting_nearest(pcs, params):
+        found.append(real_nearest(pcs, params))
+        return found[-1]
+
+    def recording_smooth(probs, neighbours, params):
+        used.append(neighbours)
+        return real_smooth(probs, neighbours, params)
+
+    monkeypatch.setattr(selftrain, "nearest", counting_nearest)
+    monkeypatch.setattr(selftrain, "smooth", recording_smooth)
+    X, z, best, confidence, _ = programme_population(seed=4)
+    params = state_params.SelfTrainParams()
+    assert len(selftrain.seedings(X.shape[0], 2, params)) == 3
+    out = selftrain.call_population(X, z, ["A", "B"], best, confidence, confidence >= 0.5, params, 0.5)
+    assert out is not None and out[3]["seedings"] == 3
+    assert len(found) == 1 and len(used) == 3 and all(u is found[0] for u in used)
 
 
 def test_seedings_that_keep_the_mixture_calls_are_left_out_of_the_mean(monkeypatch):
