@@ -75,7 +75,8 @@ def test_a_population_its_clusters_fit_is_called_by_the_mean_of_three_seedings(m
     fitted = selftrain._fitted
 
     def recorded(*args, **kwargs):
-        seen.append(next(a for a in args if isinstance(a, state_params.SelfTrainParams)))  # the seeding's
+        # the seeding's parameters, found by type (their position moves as _fitted gains arguments)
+        seen.append(next(a for a in args if isinstance(a, state_params.SelfTrainParams)))
         fits.append(fitted(*args, **kwargs))
         return fits[-1]
 
