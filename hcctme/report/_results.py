@@ -23,11 +23,18 @@ def _optional(read: Callable[..., pd.DataFrame], adata: AnnData, *args: Any, **k
         return None
 
 
+def _stored(adata: AnnData, key: str) -> dict[str, Any]:
+    """A tool's ``uns[key + "_params"]`` as stored (``{}`` when the tool was not run)."""
+    try:
+        return get.params(adata, key)
+    except KeyError:
+        return {}
+
+
 def _params(adata: AnnData, key: str) -> dict[str, Any]:
     """A tool's provenance with its call's parameters flattened in (``{}`` when the tool was not run)."""
-    try:
-        stored = get.params(adata, key)
-    except KeyError:
+    stored = _stored(adata, key)
+    if not stored:
         return {}
     flat = {k: v for k, v in stored.items() if not isinstance(v, pd.DataFrame | dict)}
     return flat | dict(stored.get("params") or {})
@@ -85,11 +92,7 @@ def states_params(adata: AnnData) -> dict[str, Any]:
 
 def _self_train_entry(adata: AnnData, entry: str) -> dict[str, Any]:
     """``uns[...]["self_train"][entry]`` of the state calling (``{}`` when absent or not run)."""
-    try:
-        stored = get.params(adata, Keys.STATE)
-    except KeyError:
-        return {}
-    return dict((stored.get("self_train") or {}).get(entry) or {})
+    return dict((_stored(adata, Keys.STATE).get("self_train") or {}).get(entry) or {})
 
 
 def small_populations(adata: AnnData) -> dict[str, dict[str, int]]:

@@ -157,10 +157,11 @@ def plan(matrix: Any, contexts: np.ndarray, states: Mapping[str, Sequence[str]],
 def _gene_sets(reads: Mapping[str, Read], n_genes: int) -> tuple[sp.csr_matrix, np.ndarray]:
     """Genes x sets (each read's genes, then its controls) counting each gene's occurrences, and each set's size."""
     sets = [cols for read in reads.values() for cols in (read.positions, read.controls)]
+    sizes = np.array([len(cols) for cols in sets])
     rows = np.concatenate([np.asarray(cols, dtype=np.int64) for cols in sets])
-    which = np.repeat(np.arange(len(sets)), [len(cols) for cols in sets])
+    which = np.repeat(np.arange(len(sets)), sizes)
     membership = sp.csr_matrix((np.ones(rows.size), (rows, which)), shape=(n_genes, len(sets)))  # duplicates summed
-    return membership, np.array([len(cols) for cols in sets], dtype=np.float64)
+    return membership, sizes.astype(np.float64)
 
 
 def _shares(block: sp.csr_matrix, membership: sp.csr_matrix, sizes: np.ndarray) -> np.ndarray:
