@@ -49,6 +49,7 @@ class PipelineConfig:
     contexts (a dict, or the path of a YAML file holding one). ``de_method`` tests the pseudobulk genes
     per cell type: ``"limma-trend"`` or ``"voom"`` (limma, vectorised: seconds per cell type at 200
     patients x 20,000 genes) or ``"deseq2"`` (PyDESeq2: minutes per cell type at that size).
+    ``random_state`` seeds the stochastic steps: the state calls' self-training, crosstalk and the spatial barrier.
     """
 
     sample_key: str = Defaults.SAMPLE_KEY
@@ -258,7 +259,7 @@ def _score(adata: AnnData, config: PipelineConfig) -> None:
 
 def _states(adata: AnnData, config: PipelineConfig) -> None:
     tl.call_states(adata, cell_type_key=config.cell_type_key, sample_key=config.sample_key,
-                   context_map=context_map(config))
+                   context_map=context_map(config), random_state=config.random_state)
 
 
 def _counts_view(adata: AnnData, config: PipelineConfig) -> tuple[AnnData, str | None]:

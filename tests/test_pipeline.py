@@ -103,3 +103,11 @@ def test_run_without_counts_records_skipped_steps_in_manifest_and_report(tmp_pat
     assert not (out / "compare_genes.tsv").exists() and (out / "compare_scores.tsv").exists()
     assert "skipped.compare_genes" in (out / "report.html").read_text()
     assert src.read_bytes() == before
+
+
+def test_the_configs_random_state_seeds_call_states(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(pipeline.tl, "call_states", lambda adata, **kwargs: seen.update(kwargs))
+    config = pipeline.PipelineConfig(cell_type_key="cell_type", sample_key="patient", random_state=11)
+    pipeline._states(ad.AnnData(obs=pd.DataFrame(index=["a"])), config)
+    assert seen["random_state"] == 11 and seen["cell_type_key"] == "cell_type"

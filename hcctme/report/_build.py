@@ -152,8 +152,9 @@ def unstable_states_note(unstable: dict[str, dict[str, float]]) -> str:
     listed = "; ".join(f"{context}: " + ", ".join(f"{state} ({share:.0%})" for state, share in states.items())
                        for context, states in unstable.items())
     return _html.paragraph(f"States whose calls turn on how their population is cut (the share of their calls a "
-                           f"single one of the seedings averaged makes): {listed}. Read them as one draw of several; "
-                           "a clearer population (more cells, cell types labelled finer) helps.", note=True)
+                           f"single one of the seedings averaged makes): {listed}. Read them as one draw of several "
+                           "(call_states(random_state=...) draws others); a clearer population (more cells, cell types "
+                           "labelled finer) helps.", note=True)
 
 
 def _compare_section(ctx: _Context) -> str:

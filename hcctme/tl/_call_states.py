@@ -213,13 +213,14 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
 
 def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, samples: np.ndarray, *,
            refine: str | None, refine_resolution: float, self_train: bool,
-           var_names: pd.Index, adjacency: sp.csr_matrix | None = None,
+           var_names: pd.Index, adjacency: sp.csr_matrix | None = None, random_state: int = Defaults.SEED,
            ) -> tuple[_model.Assignment, np.ndarray, np.ndarray, dict[str, Any], dict[str, Any]]:
     """The mixture's assignment, the final calls and confidence, the self-training's record and the vote's."""
     contexts, states = m["contexts"], m["states"]
     result = _model.assign(m["values"], contexts, states, artefacts=m["art_cols"], references=m["references"],
                            thresholds=thresholds, flag_columns=m["flag_cols"], support=m.get("art_support"))
-    record = (_self_train(matrix, result, m, thresholds.min_confidence, samples, var_names) if self_train else
+    record = (_self_train(matrix, result, m, thresholds.min_confidence, samples, var_names, random_state)
+              if self_train else
               {key: {} for key in SELF_TRAIN_RECORD})
     _flag_genes_of(result, m, thresholds)
     declined = declined_states(result.counts, record["specificity"])
@@ -255,7 +256,8 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
                    "context_map": {str(k): v or Defaults.UNASSIGNED for k, v in (call["context_map"] or {}).items()},
                    "artefacts": list(call["artefacts"].names), "min_confidence": call["min_confidence"],
                    "refine": refine or "none", "refine_resolution": float(call["refine_resolution"]),
-                   "self_train": self_train, "layer": call["layer"] or "X", "key_added": call["key_added"]},
+                   "self_train": self_train, "random_state": call["random_state"], "layer": call["layer"] or "X",
+                   "key_added": call["key_added"]},
         "library_version": library_version,
         "cell_type_key": call["cell_type_key"],
         "mapping": {k: v or Defaults.UNASSIGNED for k, v in resolution.mapping.items()},
@@ -296,7 +298,8 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
         "ignored_signatures": m["ignored"],
         "refine": {"method": refine or "none", "resolution": float(call["refine_resolution"]),
                    **({"graph": _vote.GRAPHS[refine], "voting": voting} if refine else {})},
-        "self_train": {"params": _params.SelfTrainParams().to_dict(), "specificity_params": _specificity.params(),
+        "self_train": {"params": _params.SelfTrainParams(random_state=call["random_state"]).to_dict(),
+                       "specificity_params": _specificity.params(),
                        "coexpression_params": _coexpression.params(), **trained},
         "diagnostics": result.diagnostics,
         "mixture_counts": {c: dict(v) for c, v in result.counts.items()},
@@ -333,6 +336,7 @@ def call_states(
     refine: str | None = None,
     refine_resolution: float = 1.0,
     self_train: bool = True,
+    random_state: int = Defaults.SEED,
     layer: str | None = None,
     key_added: str = Keys.STATE,
     copy: bool = False,
@@ -406,6 +410,11 @@ def call_states(
         Refine the mixture's calls in each parent population with a classifier on the
         population's expression (step 4 below; :mod:`hcctme.tl._state_selftrain`). ``False``
         keeps the mixture's calls.
+    random_state
+        Seed of the self-training: its k-means cuts, calibration fold splits and the cell subsamples it draws;
+        the seedings of a population use ``random_state``, ``random_state + 1``, ... Another seed is another draw
+        of the cuts, not another method: ``uns[key_added + "_params"]["self_train"]["seedings"]`` says how far
+        one population's draws agree.
     layer
         Expression read by ``self_train``: ``adata.layers[layer]``, or ``adata.X`` (default). Raw
         counts are log-normalised on the fly; anything else is taken as log-normalised. It is
@@ -538,7 +547,11 @@ def call_states(
        than 20 x (2 K + 4) (``small_populations``) gets fewer clusters than its states need and which
        states get seeds turns on the cut: its probabilities are the mean over nine seedings (one
        cluster per 20, 14 and 10 cells, three random states each; those with too few seeds for the
-       classifier left out, and the first seeding's mixture calls kept where none has enough);
+       classifier left out, and the first seeding's mixture calls kept where none has enough); any
+       other population's, the mean over three seedings (``random_state`` and the next two). Where one
+       of a population's seedings makes fewer than 0.8 of a state's calls on average, the same seedings
+       are drawn at the next random states, three times as many in all, and averaged
+       (``uns[key_added + "_params"]["self_train"]["seedings"]``);
     6. carried artefact columns (``self_train=True``; :mod:`hcctme.tl._state_artefact_carry`): an
        artefact list reads its programme weakly (the way a 3-gene panel reads a state's), so each
        artefact column (library ``"artefacts"`` and the user's score columns; not the library size,
@@ -602,6 +615,7 @@ def call_states(
     _validate.anndata(adata)
     key_added = _validate.key_added(key_added)
     min_confidence, refine = _check_options(min_confidence, refine, refine_resolution)
+    random_state = _validate.random_state(random_state)
     scores, labels, samples, extra = _check_inputs(adata, scores_key=scores_key, cell_type_key=cell_type_key,
                                                    sample_key=sample_key, artefacts=artefacts,
                                                    self_train=self_train, layer=layer)
@@ -619,11 +633,13 @@ def call_states(
     _artefacts.add_gene_support(m, matrix, var_names, library)
     result, calls, confidence, trained, voting = _calls(m, matrix, thresholds, samples.to_numpy(), refine=refine,
                                                         refine_resolution=refine_resolution, self_train=self_train,
-                                                        var_names=var_names, adjacency=adjacency)
+                                                        var_names=var_names, adjacency=adjacency,
+                                                        random_state=random_state)
     table = _count_table(calls, m["contexts"], samples.to_numpy(), m["states"])
     call = {"cell_type_key": cell_type_key, "scores_key": scores_key, "sample_key": sample_key,
             "context_map": context_map, "artefacts": extra, "min_confidence": min_confidence, "refine": refine,
-            "refine_resolution": refine_resolution, "self_train": self_train, "layer": layer, "key_added": key_added}
+            "refine_resolution": refine_resolution, "self_train": self_train, "random_state": random_state,
+            "layer": layer, "key_added": key_added}
     provenance = _provenance(call, m, resolution, library.library_version, thresholds, result, trained,
                              voting)
 
@@ -639,7 +655,8 @@ def call_states(
     return adata if copy else None
 
 def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], min_confidence: float,
-                samples: np.ndarray, var_names: pd.Index) -> dict[str, dict[str, Any]]:
+                samples: np.ndarray, var_names: pd.Index, random_state: int = Defaults.SEED
+                ) -> dict[str, dict[str, Any]]:
     """Replace the mixture's calls by the self-trained ones, then flag on the carried artefact columns (in place).
 
     Each context's expression is read, all its cells: the cells flagged by no artefact column are
@@ -657,7 +674,7 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
     genes and cells flagged), ``small_populations`` (the populations too small for the seeding,
     :func:`small_populations`, on the first pass's artefact flags) and ``seedings`` (:func:`seeding_record`).
     """
-    params = _params.SelfTrainParams()
+    params = _params.SelfTrainParams(random_state=random_state)
     contexts, states, genes, genes_down = m["contexts"], m["states"], m["genes"], m["genes_down"]
     small = small_populations(contexts, result.artefact, states, params)
     out: dict[str, dict[str, int]] = {}
@@ -718,7 +735,8 @@ def seeding_record(context: str, diagnostics: Mapping[str, Any]) -> dict[str, An
     if unstable:
         logger.warning("%s: of the calls of %s, a single one of the %d seedings (k-means cuts) they average makes "
                        "only %s on average; which cells get these states turns on the cut, read them with care "
-                       "(uns[...]['self_train']['seedings'])", context, list(unstable), record["seedings"], unstable)
+                       "(uns[...]['self_train']['seedings']; random_state=... draws other cuts)", context,
+                       list(unstable), record["seedings"], unstable)
     return record
 
 

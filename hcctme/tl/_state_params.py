@@ -24,6 +24,8 @@ from hcctme._constants import (
     STATE_CLUSTER_UNCALLED_LEAD,
     STATE_NONE_SEED_Z,
     STATE_SEED_CONFIDENCE,
+    STATE_SEEDING_AGREEMENT,
+    STATE_SEEDING_BATCHES,
     STATE_SEEDINGS,
     STATE_SELFTRAIN_C,
     STATE_SELFTRAIN_GRAM_CELLS,
@@ -61,6 +63,8 @@ class SelfTrainParams:
     small_cluster_cells: tuple[int, ...] = STATE_SMALL_CLUSTER_CELLS
     small_seedings: int = STATE_SMALL_SEEDINGS
     seedings: int = STATE_SEEDINGS
+    seeding_batches: int = STATE_SEEDING_BATCHES
+    seeding_agreement: float = STATE_SEEDING_AGREEMENT
     cluster_z: float = STATE_CLUSTER_SEED_Z
     cluster_share: float = STATE_CLUSTER_SEED_SHARE
     cluster_support: float = STATE_CLUSTER_SUPPORT

@@ -53,7 +53,12 @@ carries. This step learns it:
    train the classifier (release 2.24): which of its states get seeds turns on the cut, and one cut's classifier
    calls the cells of the states it left unseeded a seeded state with the confidence of seeds they do not resemble.
    Any other population is seeded :data:`~hcctme._constants.STATE_SEEDINGS` times (three random states, one
-   calibration fold split each) and called the same way (release 2.26): the cut decides there too.
+   calibration fold split each) and called the same way (release 2.26): the cut decides there too. Where the
+   first seedings disagree (one of them makes fewer than :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT` of a
+   state's calls), the same seedings are drawn again at the next random states, up to
+   :data:`~hcctme._constants.STATE_SEEDING_BATCHES` batches in all, and all are averaged (release 2.29): the mean
+   of three draws of an unstable cut is itself a draw (Sade-Feldman 2018's terminal-exhausted cells, 9-116 of 166
+   over ten random states).
 
 Deterministic (fixed ``random_state``). A population with fewer than
 :data:`~hcctme._constants.STATE_SELFTRAIN_MIN_CELLS` cells, or without seeds of at least two
@@ -334,7 +339,8 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     cluster seeds is looked for by its genes' expression first (:func:`~hcctme.tl._state_seeds.expression_seeds`),
     then through the genes it is co-expressed with (:func:`~hcctme.tl._state_coexpression.coexpression_seeds`).
     A population is called by the mean of the probabilities of the seedings (:func:`seedings`: nine where it has
-    fewer cells than its states' clusters need, else three) that train the classifier; where none does, by the first
+    fewer cells than its states' clusters need, else three; where they disagree, :func:`_disagree`, up to
+    ``params.seeding_batches`` times as many) that train the classifier; where none does, by the first
     seeding's mixture calls (each seeding's mixture calls are gated by its own cut's specificity test, not predicted
     from its seeds). The seed counts and diagnostics are those of the first seeding averaged: ``specificity``
     (:func:`~hcctme.tl._state_seeds.confirm_seeds`), ``temperature`` (of the calibration; NaN without the
@@ -346,16 +352,39 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     if pcs is None:
         return None
     neighbours = nearest(pcs, params)
-    fits = [fit for p in seedings(X.shape[0], len(ids), params)
-            if (fit := _fitted(X, pcs, neighbours, z, ids, best, confidence, called, p, samples, panel)) is not None]
+
+    def fitted(batch: int) -> list[_Fit]:
+        return [fit for p in seedings(X.shape[0], len(ids), params, batch)
+                if (fit := _fitted(X, pcs, neighbours, z, ids, best, confidence, called, p, samples, panel))
+                is not None]
+
+    fits = fitted(0)
     if not fits:
         return None
-    fits = [fit for fit in fits if fit.trained] or fits[:1]
-    calls, conf = _called(np.mean([fit.states for fit in fits], axis=0), np.mean([fit.none for fit in fits], axis=0),
+    mean = _averaged(fits, ids, min_confidence)
+    if _disagree(mean[2], params):
+        fits += [fit for batch in range(1, params.seeding_batches) for fit in fitted(batch)]
+        mean = _averaged(fits, ids, min_confidence)
+    calls, conf, agreed, used = mean
+    return calls, conf, used[0].seed_counts, {**used[0].diagnostics, "seedings": len(used), **agreed}
+
+
+def _averaged(fits: list[_Fit], ids: list[str], min_confidence: float
+              ) -> tuple[np.ndarray, np.ndarray, dict[str, Any], list[_Fit]]:
+    """Calls, confidence, :func:`agreement` and the seedings averaged: those that train the classifier, else the first.
+
+    The calls are those of the mean probabilities of the seedings averaged (:func:`_called`).
+    """
+    used = [fit for fit in fits if fit.trained] or fits[:1]
+    calls, conf = _called(np.mean([fit.states for fit in used], axis=0), np.mean([fit.none for fit in used], axis=0),
                           ids, min_confidence)
-    each = [_called(fit.states, fit.none, ids, min_confidence)[0] for fit in fits]
-    return calls, conf, fits[0].seed_counts, {**fits[0].diagnostics, "seedings": len(fits),
-                                              **agreement(calls, each, ids)}
+    each = [_called(fit.states, fit.none, ids, min_confidence)[0] for fit in used]
+    return calls, conf, agreement(calls, each, ids), used
+
+
+def _disagree(agreed: dict[str, Any], params: SelfTrainParams) -> bool:
+    """Whether one of the seedings averaged makes fewer than ``params.seeding_agreement`` of a state's calls."""
+    return bool(agreed["state_agreement"]) and min(agreed["state_agreement"].values()) < params.seeding_agreement
 
 
 def _called(state_probs: np.ndarray, none_probs: np.ndarray, ids: list[str], min_confidence: float
@@ -387,8 +416,8 @@ def agreement(calls: np.ndarray, each: list[np.ndarray], ids: list[str]) -> dict
             "state_agreement": {s: float(np.mean(same[calls == s])) for s in ids if np.any(calls == s)}}
 
 
-def seedings(n_cells: int, n_states: int, params: SelfTrainParams) -> list[SelfTrainParams]:
-    """The seedings a population of ``n_cells`` cells is called by.
+def seedings(n_cells: int, n_states: int, params: SelfTrainParams, batch: int = 0) -> list[SelfTrainParams]:
+    """The seedings a population of ``n_cells`` cells is called by (``batch`` 0), or batch ``batch`` of more of them.
 
     Where its clusters fit, ``params.seedings`` random states (k-means and calibration folds; release 2.26; the
     nearest cells of the smoothing are found once, :func:`nearest`), sharing out ``params.repeats`` fold splits (at
@@ -403,13 +432,17 @@ def seedings(n_cells: int, n_states: int, params: SelfTrainParams) -> list[SelfT
     population is seeded with one cluster per each of ``params.small_cluster_cells`` cells (so more of its states
     lead a cluster) and ``params.small_seedings`` random states each (k-means and calibration folds), and the mean
     of their probabilities is the call: a call that turns on the cut loses confidence (release 2.24).
+
+    Batch ``b`` is the same seedings at the next random states (``b`` x as many past ``params.random_state``), drawn
+    where the first batch disagrees (:func:`call_population`; release 2.29).
     """
     if n_cells >= _seeds.cells_for_clusters(n_states, params):
         n = max(params.seedings, 1)
-        return [replace(params, random_state=params.random_state + r, repeats=max(1, params.repeats // n))
+        return [replace(params, random_state=params.random_state + batch * n + r, repeats=max(1, params.repeats // n))
                 for r in range(n)]
-    return [replace(params, cluster_cells=cells, random_state=params.random_state + r)
-            for cells in params.small_cluster_cells for r in range(params.small_seedings)]
+    n = params.small_seedings
+    return [replace(params, cluster_cells=cells, random_state=params.random_state + batch * n + r)
+            for cells in params.small_cluster_cells for r in range(n)]
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,53 @@ def test_seedings_that_keep_the_mixture_calls_are_left_out_of_the_mean(monkeypat
     assert seeds == {"A": 60}
 
 
+def test_later_batches_are_the_same_seedings_at_the_next_random_states():
+    params = replace(state_params.SelfTrainParams(), random_state=4)
+    assert params.seeding_batches == 3 and params.seeding_agreement == 0.8
+    needed = state_seeds.cells_for_clusters(2, params)
+    for batch, states in ((1, [7, 8, 9]), (2, [10, 11, 12])):
+        runs = selftrain.seedings(needed, 2, params, batch)
+        assert [(p.random_state, p.repeats) for p in runs] == [(r, 1) for r in states]
+        small = selftrain.seedings(needed - 1, 2, params, batch)
+        assert [(p.cluster_cells, p.random_state) for p in small] == [(c, r) for c in (20, 14, 10) for r in states]
+
+
+def _two_kinds_of_fit(n: int, agree: bool):
+    """Seedings' fits calling every cell A, or (``agree=False``) every other seeding calling them B."""
+    made: list[int] = []
+
+    def fitted(*args, **kwargs):
+        states = np.zeros((n, 2))
+        states[:, 0 if agree or len(made) % 2 == 0 else 1] = 0.9
+        made.append(next(a for a in args if isinstance(a, state_params.SelfTrainParams)).random_state)
+        return selftrain._Fit(states, np.full(n, 0.1), {"A": 1}, {"temperature": 1.0})
+
+    return fitted, made
+
+
+@pytest.mark.parametrize("agree", [True, False])
+def test_a_population_whose_seedings_disagree_is_seeded_again(monkeypatch, agree):
+    # the first three seedings agree: three; they disagree (a state under 0.8): two more batches, nine in all
+    X, z, best, confidence, _ = programme_population(seed=0, n=200)
+    params = state_params.SelfTrainParams()
+    assert X.shape[0] >= state_seeds.cells_for_clusters(2, params)
+    fitted, made = _two_kinds_of_fit(X.shape[0], agree)
+    monkeypatch.setattr(selftrain, "_fitted", fitted)
+    calls, conf, _, diagnostics = selftrain.call_population(X, z, ["A", "B"], best, confidence, confidence >= 0.5,
+                                                            params, 0.4)
+    if agree:
+        assert made == [0, 1, 2] and diagnostics["seedings"] == 3 and diagnostics["state_agreement"] == {"A": 1.0}
+        return
+    assert made == list(range(9)) and diagnostics["seedings"] == 9
+    assert np.allclose(conf, 0.9 * 5 / 9) and (calls == "A").all()  # five of the nine seedings call A
+    assert diagnostics["state_agreement"] == pytest.approx({"A": 5 / 9})
+    one = replace(params, seeding_batches=1)
+    fitted, made = _two_kinds_of_fit(X.shape[0], agree)
+    monkeypatch.setattr(selftrain, "_fitted", fitted)
+    selftrain.call_population(X, z, ["A", "B"], best, confidence, confidence >= 0.5, one, 0.4)
+    assert made == [0, 1, 2]  # seeding_batches=1: release 2.28's three seedings whatever they say
+
+
 def test_the_seedings_agreement_is_the_share_of_the_calls_one_seeding_makes():
     calls = np.array(["A", "A", "A", "B", "", ""], dtype=object)
     each = [np.array(["A", "A", "A", "B", "", ""], dtype=object),
@@ -195,7 +242,58 @@ def test_small_populations_calls_are_calibrated_on_the_generator(monkeypatch):
     nine = expected_calibration_error(confidence, right)
     assert nine <= 0.05
     one = replace(state_params.SelfTrainParams(), small_cluster_cells=(20,), small_seedings=1)
-    monkeypatch.setattr(_call_states._params, "SelfTrainParams", lambda: one)
+    monkeypatch.setattr(_call_states._params, "SelfTrainParams",
+                        lambda random_state=0: replace(one, random_state=random_state))
     one_confidence, one_right = listed_calls()
     assert expected_calibration_error(one_confidence, one_right) >= max(0.09, nine + 0.05)
     assert right.mean() >= one_right.mean() + 0.03
+
+
+@pytest.fixture(scope="module")
+def scored_cohort():
+    import hcctme
+
+    adata = hcctme.datasets.simulate_cohort(4, 200, random_state=3)
+    hcctme.tl.score(adata)
+    return adata
+
+
+def test_call_states_random_state_seeds_every_seeding_and_repeats(scored_cohort, monkeypatch):
+    # random_state r: a population's seedings run at r, r + 1, r + 2 (k-means, folds), recorded in uns; the same r
+    # gives the same calls
+    import inspect
+
+    import hcctme
+
+    seen = []
+    real = selftrain._fitted
+
+    def recorded(*args, **kwargs):
+        seen.append(next(a for a in args if isinstance(a, state_params.SelfTrainParams)).random_state)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(selftrain, "_fitted", recorded)
+    runs = [hcctme.tl.call_states(scored_cohort, cell_type_key="cell_type", sample_key="patient", random_state=7,
+                                  copy=True) for _ in range(2)]
+    record = runs[0].uns["hcctme_state_params"]
+    assert record["params"]["random_state"] == 7 and record["self_train"]["params"]["random_state"] == 7
+    # three seedings per population, nine (three cluster sizes x the same three random states) in a listed one; where
+    # they disagree, the same at the next random states (10-12, 13-15)
+    triples = [seen[i:i + 3] for i in range(0, len(seen), 3)]
+    assert triples[0] == [7, 8, 9] and all(t in ([7, 8, 9], [10, 11, 12], [13, 14, 15]) for t in triples), seen
+    assert record["self_train"]["small_populations"]  # both kinds of population are in this cohort
+    first, again = (run.obs[["hcctme_state", "hcctme_state_confidence"]] for run in runs)
+    assert first.equals(again) and (first["hcctme_state"] != "unassigned").any()
+    assert inspect.signature(hcctme.tl.call_states).parameters["random_state"].default == 0  # the recorded runs'
+
+
+@pytest.mark.parametrize(("value", "error"), [(-1, ValueError), (1.5, TypeError), ("0", TypeError),
+                                              (True, TypeError)])
+def test_call_states_bad_random_state(scored_cohort, digest, value, error):
+    import hcctme
+
+    adata = scored_cohort.copy()
+    before = digest(adata)
+    with pytest.raises(error, match="random_state"):
+        hcctme.tl.call_states(adata, cell_type_key="cell_type", random_state=value)
+    assert digest(adata) == before
