@@ -11,7 +11,7 @@ cluster that gets the matching call (the issue-13 target is >= 0.7).
 prints, per authors' state cluster, the matching cells at the first, their median, range and the draws reaching
 0.7, and the rows reaching 0.7 per random state (README's table "over random states"; ``--save CSV`` keeps the
 shares). Keep the random states 10 apart: a population whose seedings disagree is seeded at up to nine consecutive
-ones, 27 where it is small.
+ones (each with three cluster sizes where it is small).
 ``--refine leiden`` / ``graph`` adds cluster voting (``graph``: on a neighbour graph built the
 way a scanpy user would: normalise_total and log1p where X holds counts, 2,000 highly variable genes, 50-PC PCA,
 ``sc.pp.neighbors``, 15 neighbours).

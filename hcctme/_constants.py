@@ -225,7 +225,7 @@ STATE_SEEDINGS: Final = 3
 STATE_SEEDING_AGREEMENT: Final = 0.8
 # a population whose first seedings disagree so (a state under STATE_SEEDING_AGREEMENT) is seeded again at the next
 # random states, up to this many batches of seedings in all (release 2.29): the mean of three seedings of
-# Sade-Feldman 2018's 516 T cells called 9-116 of the 166 terminal-exhausted cells over ten random states
+# Sade-Feldman 2018's 516 T cells called 30-116 of the 166 terminal-exhausted cells at ten random states
 STATE_SEEDING_BATCHES: Final = 3
 STATE_CLUSTER_SEED_Z: Final = 0.15
 STATE_CLUSTER_SEED_SHARE: Final = 0.5

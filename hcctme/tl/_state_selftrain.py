@@ -57,7 +57,7 @@ carries. This step learns it:
    first seedings disagree (one of them makes fewer than :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT` of a
    state's calls), the same seedings are drawn again at the next random states, up to
    :data:`~hcctme._constants.STATE_SEEDING_BATCHES` batches in all, and all are averaged (release 2.29): the mean
-   of three draws of an unstable cut is itself a draw (Sade-Feldman 2018's terminal-exhausted cells, 9-116 of 166
+   of three draws of an unstable cut is itself a draw (Sade-Feldman 2018's terminal-exhausted cells, 30-116 of 166
    over ten random states).
 
 Deterministic (fixed ``random_state``). A population with fewer than
