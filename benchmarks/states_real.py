@@ -51,8 +51,8 @@ def context_map(dataset: Dataset) -> dict[str, str | None]:
     return out
 
 
-def call(dataset: Dataset, refine: str | None = None, random_state: int = 0) -> ad.AnnData:
-    """The dataset scored with the library and its states called (labels mapped by :func:`context_map`)."""
+def scored(dataset: Dataset, refine: str | None = None) -> ad.AnnData:
+    """The dataset scored with the library (UCell, the dataset's ``max_rank``; the neighbour graph for ``graph``)."""
     adata = ad.read_h5ad(dataset.path)
     if refine == "graph":
         from benchmarks.states_eval import with_graph
@@ -61,6 +61,12 @@ def call(dataset: Dataset, refine: str | None = None, random_state: int = 0) -> 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         hcctme.tl.score(adata, method="ucell", max_rank=dataset.max_rank, min_coverage=MIN_COVERAGE, n_jobs=1)
+    return adata
+
+
+def call(dataset: Dataset, refine: str | None = None, random_state: int = 0) -> ad.AnnData:
+    """The dataset scored with the library and its states called (labels mapped by :func:`context_map`)."""
+    adata = scored(dataset, refine)
     hcctme.tl.call_states(adata, cell_type_key=dataset.label_key, context_map=context_map(dataset), refine=refine,
                           random_state=random_state)
     return adata
@@ -104,13 +110,12 @@ def confusion(adata: ad.AnnData, dataset: Dataset) -> pd.DataFrame:
 
 def over_random_states(dataset: Dataset, random_states: list[int]) -> pd.DataFrame:
     """:func:`matching` at each random state (column ``random_state``), the dataset scored once."""
-    scored = call(dataset, random_state=random_states[0])
+    base = scored(dataset)
     tables = []
     for r in random_states:
-        adata = scored.copy()
-        if r != random_states[0]:
-            hcctme.tl.call_states(adata, cell_type_key=dataset.label_key, context_map=context_map(dataset),
-                                  random_state=r)
+        adata = base.copy()
+        hcctme.tl.call_states(adata, cell_type_key=dataset.label_key, context_map=context_map(dataset),
+                              random_state=r)
         tables.append(matching(adata, dataset).assign(random_state=r))
     return pd.concat(tables, ignore_index=True)
 

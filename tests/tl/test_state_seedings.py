@@ -4,11 +4,13 @@ cells (release 2.28)."""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
+import hcctme
 from hcctme.tl import _call_states
 from hcctme.tl import _state_params as state_params
 from hcctme.tl import _state_seeds as state_seeds
@@ -251,8 +253,6 @@ def test_small_populations_calls_are_calibrated_on_the_generator(monkeypatch):
 
 @pytest.fixture(scope="module")
 def scored_cohort():
-    import hcctme
-
     adata = hcctme.datasets.simulate_cohort(4, 200, random_state=3)
     hcctme.tl.score(adata)
     return adata
@@ -261,10 +261,6 @@ def scored_cohort():
 def test_call_states_random_state_seeds_every_seeding_and_repeats(scored_cohort, monkeypatch):
     # random_state r: a population's seedings run at r, r + 1, r + 2 (k-means, folds), recorded in uns; the same r
     # gives the same calls
-    import inspect
-
-    import hcctme
-
     seen = []
     real = selftrain._fitted
 
@@ -290,8 +286,6 @@ def test_call_states_random_state_seeds_every_seeding_and_repeats(scored_cohort,
 @pytest.mark.parametrize(("value", "error"), [(-1, ValueError), (1.5, TypeError), ("0", TypeError),
                                               (True, TypeError)])
 def test_call_states_bad_random_state(scored_cohort, digest, value, error):
-    import hcctme
-
     adata = scored_cohort.copy()
     before = digest(adata)
     with pytest.raises(error, match="random_state"):
