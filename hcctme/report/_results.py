@@ -14,6 +14,7 @@ from anndata import AnnData
 
 from hcctme import get, kb
 from hcctme._constants import COMPARE_KEYS, Keys
+from hcctme.tl._state_selftrain import unstable
 
 
 def _optional(read: Callable[..., pd.DataFrame], adata: AnnData, *args: Any, **kwargs: Any) -> pd.DataFrame | None:
@@ -34,8 +35,6 @@ def _stored(adata: AnnData, key: str) -> dict[str, Any]:
 def _params(adata: AnnData, key: str) -> dict[str, Any]:
     """A tool's provenance with its call's parameters flattened in (``{}`` when the tool was not run)."""
     stored = _stored(adata, key)
-    if not stored:
-        return {}
     flat = {k: v for k, v in stored.items() if not isinstance(v, pd.DataFrame | dict)}
     return flat | dict(stored.get("params") or {})
 
@@ -106,8 +105,7 @@ def unstable_states(adata: AnnData, below: float) -> dict[str, dict[str, float]]
     Read from ``uns[...]["self_train"]["seedings"]`` (:func:`hcctme.tl._call_states.seeding_record`).
     """
     record = _self_train_entry(adata, "seedings")
-    out = {context: {state: float(share) for state, share in (entry.get("states") or {}).items() if share < below}
-           for context, entry in record.items()}
+    out = {context: unstable(entry.get("states") or {}, below) for context, entry in record.items()}
     return {context: states for context, states in out.items() if states}
 
 

@@ -730,8 +730,8 @@ def seeding_record(context: str, diagnostics: Mapping[str, Any]) -> dict[str, An
     """
     record = {"seedings": int(diagnostics["seedings"]), "agreement": diagnostics["agreement"],
               "states": diagnostics["state_agreement"]}
-    unstable = {s: round(share, 2) for s, share in record["states"].items()
-                if share < STATE_SEEDING_AGREEMENT}
+    unstable = {s: round(share, 2) for s, share in _selftrain.unstable(record["states"],
+                                                                       STATE_SEEDING_AGREEMENT).items()}
     if unstable:
         logger.warning("%s: of the calls of %s, a single one of the %d seedings (k-means cuts) they average makes "
                        "only %s on average; which cells get these states turns on the cut, read them with care "

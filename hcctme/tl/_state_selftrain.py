@@ -67,6 +67,7 @@ classes (:data:`~hcctme._constants.STATE_SELFTRAIN_MIN_SEEDS` each), keeps the m
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -339,7 +340,7 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     cluster seeds is looked for by its genes' expression first (:func:`~hcctme.tl._state_seeds.expression_seeds`),
     then through the genes it is co-expressed with (:func:`~hcctme.tl._state_coexpression.coexpression_seeds`).
     A population is called by the mean of the probabilities of the seedings (:func:`seedings`: nine where it has
-    fewer cells than its states' clusters need, else three; where they disagree, :func:`_disagree`, up to
+    fewer cells than its states' clusters need, else three; where they disagree, :func:`unstable`, up to
     ``params.seeding_batches`` times as many) that train the classifier; where none does, by the first
     seeding's mixture calls (each seeding's mixture calls are gated by its own cut's specificity test, not predicted
     from its seeds). The seed counts and diagnostics are those of the first seeding averaged: ``specificity``
@@ -361,11 +362,10 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     fits = fitted(0)
     if not fits:
         return None
-    mean = _averaged(fits, ids, min_confidence)
-    if _disagree(mean[2], params):
+    calls, conf, agreed, used = _averaged(fits, ids, min_confidence)
+    if unstable(agreed["state_agreement"], params.seeding_agreement):
         fits += [fit for batch in range(1, params.seeding_batches) for fit in fitted(batch)]
-        mean = _averaged(fits, ids, min_confidence)
-    calls, conf, agreed, used = mean
+        calls, conf, agreed, used = _averaged(fits, ids, min_confidence)
     return calls, conf, used[0].seed_counts, {**used[0].diagnostics, "seedings": len(used), **agreed}
 
 
@@ -382,9 +382,12 @@ def _averaged(fits: list[_Fit], ids: list[str], min_confidence: float
     return calls, conf, agreement(calls, each, ids), used
 
 
-def _disagree(agreed: dict[str, Any], params: SelfTrainParams) -> bool:
-    """Whether one of the seedings averaged makes fewer than ``params.seeding_agreement`` of a state's calls."""
-    return bool(agreed["state_agreement"]) and min(agreed["state_agreement"].values()) < params.seeding_agreement
+def unstable(state_agreement: Mapping[str, float], below: float) -> dict[str, float]:
+    """The states of whose calls one seeding makes fewer than ``below`` on average, with that share.
+
+    ``state_agreement``: :func:`agreement`'s. Non-empty where the seedings disagree.
+    """
+    return {state: float(share) for state, share in state_agreement.items() if share < below}
 
 
 def _called(state_probs: np.ndarray, none_probs: np.ndarray, ids: list[str], min_confidence: float
