@@ -213,7 +213,7 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
 
 def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, samples: np.ndarray, *,
            refine: str | None, refine_resolution: float, self_train: bool,
-           var_names: pd.Index, adjacency: sp.csr_matrix | None = None, random_state: int = Defaults.SEED,
+           var_names: pd.Index, random_state: int, adjacency: sp.csr_matrix | None = None,
            ) -> tuple[_model.Assignment, np.ndarray, np.ndarray, dict[str, Any], dict[str, Any]]:
     """The mixture's assignment, the final calls and confidence, the self-training's record and the vote's."""
     contexts, states = m["contexts"], m["states"]
@@ -655,8 +655,7 @@ def call_states(
     return adata if copy else None
 
 def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], min_confidence: float,
-                samples: np.ndarray, var_names: pd.Index, random_state: int = Defaults.SEED
-                ) -> dict[str, dict[str, Any]]:
+                samples: np.ndarray, var_names: pd.Index, random_state: int) -> dict[str, dict[str, Any]]:
     """Replace the mixture's calls by the self-trained ones, then flag on the carried artefact columns (in place).
 
     Each context's expression is read, all its cells: the cells flagged by no artefact column are
