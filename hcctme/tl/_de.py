@@ -25,7 +25,6 @@ one matrix product of the weights with the per-sample outer products of the desi
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from collections.abc import Sequence
 
@@ -35,6 +34,7 @@ from scipy import stats
 
 from hcctme._logging import logger
 from hcctme.tl import _stats
+from hcctme.tl._threads import one_blas_thread
 
 TMM_LOGRATIO_TRIM = 0.3  # edgeR calcNormFactors defaults
 TMM_SUM_TRIM = 0.05
@@ -355,16 +355,3 @@ def run_deseq2(
         logger.debug("PyDESeq2: %s", w.message)
     normed = pd.DataFrame(np.asarray(dds.layers["normed_counts"]), index=counts.index, columns=counts.columns)
     return results, normed
-
-
-def one_blas_thread():
-    """Limit BLAS to one thread.
-
-    PyDESeq2's many tiny L-BFGS-B fits are several times slower with a multi-threaded BLAS (thread
-    start-up per call), the more so on a busy machine.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn (scanpy)
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")

@@ -80,6 +80,7 @@ from hcctme.tl import _state_seeds as _seeds
 from hcctme.tl import _state_specificity as _specificity
 from hcctme.tl._state_params import SelfTrainParams
 from hcctme.tl._state_specificity import GenePanel
+from hcctme.tl._threads import one_blas_thread
 
 
 def carried(X: sp.csr_matrix, labels: np.ndarray, groups: np.ndarray, z: np.ndarray, ids: list[str],
@@ -355,9 +356,10 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     neighbours = nearest(pcs, params)
 
     def fitted(batch: int) -> list[_Fit]:
-        return [fit for p in seedings(X.shape[0], len(ids), params, batch)
-                if (fit := _fitted(X, pcs, neighbours, z, ids, best, confidence, called, p, samples, panel))
-                is not None]
+        with one_blas_thread():  # hundreds of small logistic regressions
+            return [fit for p in seedings(X.shape[0], len(ids), params, batch)
+                    if (fit := _fitted(X, pcs, neighbours, z, ids, best, confidence, called, p, samples, panel))
+                    is not None]
 
     fits = fitted(0)
     if not fits:

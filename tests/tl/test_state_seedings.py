@@ -121,6 +121,31 @@ def test_seedings_share_the_nearest_cells(monkeypatch):
     assert len(found) == 1 and len(used) == 3 and all(u is found[0] for u in used)
 
 
+def test_seedings_fit_on_one_blas_thread(monkeypatch):
+    # the seedings' many small logistic regressions run with BLAS limited to one thread (thread start-up per fit
+    # cost more than it saved: benchmarks/states_threads.py); the limit is lifted when the population is called
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    seen = []
+    real = selftrain._fitted
+
+    def recording(*args, **kwargs):
+        seen.append(blas_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(selftrain, "_fitted", recording)
+    X, z, best, confidence, _ = programme_population(seed=4)
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert blas_threads() == {2}
+        out = selftrain.call_population(X, z, ["A", "B"], best, confidence, confidence >= 0.5,
+                                        state_params.SelfTrainParams(), 0.5)
+        assert blas_threads() == {2}
+    assert out is not None and len(seen) == 3 and all(threads == {1} for threads in seen)
+
+
 def test_seedings_that_keep_the_mixture_calls_are_left_out_of_the_mean(monkeypatch):
     """Seedings with too few seeds keep the mixture's calls, gated by their own cut's specificity test: they are no
     classifier's probabilities. The mean is over the seedings that train one, and where none does, the first
@@ -253,9 +278,12 @@ def test_small_populations_calls_are_calibrated_on_the_generator(monkeypatch):
 
 @pytest.fixture(scope="module")
 def scored_cohort():
+    """Two populations of a small simulated cohort, both listed as too small for their states' clusters (nine
+    seedings): at random_state 7 the macrophages' seedings disagree and are seeded again, the CD8 T cells' are not.
+    """
     adata = hcctme.datasets.simulate_cohort(4, 200, random_state=3)
     hcctme.tl.score(adata)
-    return adata
+    return adata[adata.obs["cell_type"].isin(["Macrophages", "CD8+ T cells"])].copy()
 
 
 def test_call_states_random_state_seeds_every_seeding_and_repeats(scored_cohort, monkeypatch):
@@ -277,7 +305,8 @@ def test_call_states_random_state_seeds_every_seeding_and_repeats(scored_cohort,
     # they disagree, the same at the next random states (10-12, 13-15)
     triples = [seen[i:i + 3] for i in range(0, len(seen), 3)]
     assert triples[0] == [7, 8, 9] and all(t in ([7, 8, 9], [10, 11, 12], [13, 14, 15]) for t in triples), seen
-    assert record["self_train"]["small_populations"]  # both kinds of population are in this cohort
+    assert {c: r["seedings"] for c, r in record["self_train"]["seedings"].items()} == {"macrophage": 27, "cd8_t": 9}
+    assert len(seen) == 2 * (27 + 9) and [10, 11, 12] in triples and [13, 14, 15] in triples
     first, again = (run.obs[["hcctme_state", "hcctme_state_confidence"]] for run in runs)
     assert first.equals(again) and (first["hcctme_state"] != "unassigned").any()
     assert inspect.signature(hcctme.tl.call_states).parameters["random_state"].default == 0  # the recorded runs'
