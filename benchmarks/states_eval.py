@@ -10,7 +10,8 @@ confidence, the share of artefact cells left unassigned and the share of the oth
 (``clean_flagged``: the artefact rule's false positives, which lose their call); then the false-positive rate of
 ``tl.compare(features="composition")`` on the calls of ``--null`` null cohorts (no planted
 difference between the two arms), and of the same test on those cohorts' true states (the test's own
-rate). ``--absent`` adds, per setting, a cohort with one state per parent
+rate), with 95 % bootstrap intervals over cohorts (``--jobs`` processes; ``--save-null`` writes the p-values;
+``--seeds 0`` runs the null cohorts only). ``--absent`` adds, per setting, a cohort with one state per parent
 removed from every sample and prints the share of the parent called that state, and a cohort without the
 states of the short panels (:data:`ABSENT_SHORT`, 3-gene marker panels). ``--refine leiden``
 adds cluster voting on the state scores, ``--refine graph`` voting on the neighbour graph a
@@ -25,6 +26,8 @@ generator's doublets. ``--held-out`` runs the settings of ``HELD_OUT`` instead (
 developed; with ``--first-seed 200`` on seeds never used either).
 
     python benchmarks/states_eval.py --seeds 2 --null 16 --absent
+    python benchmarks/states_eval.py --seeds 0 --null 192 --jobs 2 --save-null \
+        benchmarks/results/composition_null_2.29/pvalues.csv
     python benchmarks/states_eval.py --held-out --first-seed 200 --seeds 2
 """
 
@@ -34,6 +37,7 @@ import argparse
 import sys
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -147,24 +151,54 @@ def absent_calls(setting: str, seed: int, cells: int, patients: int, absent: tup
     return pd.Series({s: float((calls[context == hcctme.sig.get(s).cell_context] == s).mean()) for s in absent})
 
 
-def null_fpr(n_cohorts: int, refine: str | None = None) -> dict[str, tuple[float, int]]:
-    """Share of composition tests at p < 0.05 on null cohorts (8 patients, 4 vs 4), and their number.
+NULL_FIRST_SEED = 500  # the null cohorts' seeds: 500, 501, ... (never a development or held-out setting's seed)
+# the p-values of the null cohorts of the saved run (states_eval.py --seeds 0 --null 192 --jobs 2 --save-null ...)
+SAVED_NULL = Path(__file__).resolve().parent / "results" / "composition_null_2.29" / "pvalues.csv"
 
-    ``"calls"``: the test on the calls; ``"true states"``: the same test on the generator's true states
-    of the same cohorts (the test's own rate, against which the calls' rate is read).
+
+def null_cohort_pvalues(seed: int, refine: str | None = None) -> pd.DataFrame:
+    """The composition test's p-values on one null cohort (8 patients, 4 vs 4, 200 cells each; 10x setting).
+
+    One row per test: ``seed``, ``on`` (``"calls"``: the test on the calls; ``"true states"``: the same test on the
+    generator's true states of the cohort, the test's own rate against which the calls' rate is read), ``group``
+    (the parent population), ``feature`` and ``pvalue`` (untested features left out).
     """
-    groupby = {"calls": "hcctme_state", "true states": "state_true"}
-    pvalues: dict[str, list[np.ndarray]] = {name: [] for name in groupby}
-    for seed in range(n_cohorts):
-        adata = with_graph(generate("10x", seed=500 + seed, n_patients=8, cells_per_patient=200), refine)
-        hcctme.tl.score(adata)
-        hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient", refine=refine)
-        for name, key in groupby.items():
-            hcctme.tl.compare(adata, condition_key="condition", sample_key="patient", reference="responder",
-                              features="composition", groupby=key, parent_key="cell_type")
-            pvalues[name].append(hcctme.get.compare(adata)["pvalue"].dropna().to_numpy())
-    return {name: (float(np.mean(np.concatenate(p) < 0.05)), int(sum(x.size for x in p)))
-            for name, p in pvalues.items()}
+    warnings.filterwarnings("ignore")
+    hcctme.settings.progress = False
+    adata = with_graph(generate("10x", seed=seed, n_patients=8, cells_per_patient=200), refine)
+    hcctme.tl.score(adata)
+    hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient", refine=refine)
+    tables = []
+    for on, key in {"calls": "hcctme_state", "true states": "state_true"}.items():
+        hcctme.tl.compare(adata, condition_key="condition", sample_key="patient", reference="responder",
+                          features="composition", groupby=key, parent_key="cell_type")
+        table = hcctme.get.compare(adata)[["group", "feature", "pvalue"]].dropna(subset=["pvalue"])
+        tables.append(table.astype({"group": str, "feature": str}).assign(seed=seed, on=on))
+    return pd.concat(tables, ignore_index=True)[["seed", "on", "group", "feature", "pvalue"]]
+
+
+def null_pvalues(n_cohorts: int, refine: str | None = None, jobs: int = 1) -> pd.DataFrame:
+    """:func:`null_cohort_pvalues` of ``n_cohorts`` null cohorts (seeds from :data:`NULL_FIRST_SEED`), in order."""
+    seeds = range(NULL_FIRST_SEED, NULL_FIRST_SEED + n_cohorts)
+    if jobs == 1:
+        return pd.concat([null_cohort_pvalues(s, refine) for s in seeds], ignore_index=True)
+    with ProcessPoolExecutor(jobs) as pool:
+        return pd.concat(pool.map(null_cohort_pvalues, seeds, [refine] * n_cohorts), ignore_index=True)
+
+
+def null_summary(pvalues: pd.DataFrame) -> pd.DataFrame:
+    """Per ``on`` (calls, true states): tests, cohorts, the rate at p < 0.05 with its 95 % bootstrap interval over
+    cohorts (:func:`compare_null_generator.bootstrap_interval`), and the rate at p < 0.01.
+    """
+    from benchmarks.compare_null_generator import bootstrap_interval
+
+    rows = {}
+    for on, group in pvalues.groupby("on", sort=False):
+        low, high = bootstrap_interval(group["pvalue"] < 0.05, group["seed"])
+        rows[on] = {"tests": len(group), "cohorts": group["seed"].nunique(),
+                    "rejected": int((group["pvalue"] < 0.05).sum()), "fpr_0.05": (group["pvalue"] < 0.05).mean(),
+                    "interval_low": low, "interval_high": high, "fpr_0.01": (group["pvalue"] < 0.01).mean()}
+    return pd.DataFrame(rows).T.astype({"tests": int, "cohorts": int, "rejected": int})
 
 
 def cohort_parser(description: str) -> argparse.ArgumentParser:
@@ -188,18 +222,8 @@ def parsed(parser: argparse.ArgumentParser) -> argparse.Namespace:
     return args
 
 
-def main() -> None:
-    parser = cohort_parser(__doc__.splitlines()[0])
-    parser.add_argument("--refine", default=None, choices=[None, "leiden", "graph"])
-    parser.add_argument("--no-self-train", action="store_true", help="mixture calls only")
-    parser.add_argument("--null", type=int, default=0, help="null cohorts for the composition FPR")
-    parser.add_argument("--absent", action="store_true", help="over-calls of states removed from a cohort")
-    parser.add_argument("--scrublet", default=None, choices=list(SCRUBLET_COLUMNS),
-                        help="pass scrublet's doublet score or its calls in artefacts")
-    parser.add_argument("--stand-in", action="store_true",
-                        help="add the 30-gene stress stand-in as an extra artefact column (the figures before 2.3)")
-    args = parsed(parser)
-    warnings.filterwarnings("ignore")
+def print_settings(args: argparse.Namespace) -> None:
+    """Per-parent ARI, per-state recall / precision, ECE and artefact shares of ``args.seeds`` cohorts per setting."""
     ari, states, summary = [], [], []
     for setting in args.settings:
         for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -229,6 +253,24 @@ def main() -> None:
     print("\nECE of the calls' confidence (ece_clean: of the calls of cells that are no artefact); share of artefact "
           "cells left unassigned; share of the other cells flagged as artefacts:")
     print(pd.DataFrame(summary).groupby("setting").mean(numeric_only=True).drop(columns="seed").round(3).to_string())
+
+
+def main() -> None:
+    parser = cohort_parser(__doc__.splitlines()[0])
+    parser.add_argument("--refine", default=None, choices=[None, "leiden", "graph"])
+    parser.add_argument("--no-self-train", action="store_true", help="mixture calls only")
+    parser.add_argument("--null", type=int, default=0, help="null cohorts for the composition FPR")
+    parser.add_argument("--jobs", type=int, default=1, help="processes for the null cohorts")
+    parser.add_argument("--save-null", type=Path, help="CSV to write the null cohorts' p-values to")
+    parser.add_argument("--absent", action="store_true", help="over-calls of states removed from a cohort")
+    parser.add_argument("--scrublet", default=None, choices=list(SCRUBLET_COLUMNS),
+                        help="pass scrublet's doublet score or its calls in artefacts")
+    parser.add_argument("--stand-in", action="store_true",
+                        help="add the 30-gene stress stand-in as an extra artefact column (the figures before 2.3)")
+    args = parsed(parser)
+    warnings.filterwarnings("ignore")
+    if args.seeds:  # --seeds 0: the null cohorts only
+        print_settings(args)
     if args.absent:
         for absent in (ABSENT, ABSENT_SHORT):
             shares = pd.DataFrame({setting: absent_calls(setting, args.first_seed, args.cells, args.patients, absent,
@@ -237,11 +279,13 @@ def main() -> None:
                   f"seed {args.first_seed}):")
             print(shares.round(3).to_string())
     if args.null:
-        rates = null_fpr(args.null, args.refine)
-        fpr, n_tests = rates["calls"]
-        print(f"\ncomposition FPR at p < 0.05 on {args.null} null cohorts: {fpr:.3f} ({n_tests} tests)")
-        fpr, n_tests = rates["true states"]
-        print(f"the same test on the generator's true states of those cohorts: {fpr:.3f} ({n_tests} tests)")
+        pvalues = null_pvalues(args.null, args.refine, args.jobs)
+        if args.save_null:
+            args.save_null.parent.mkdir(parents=True, exist_ok=True)
+            pvalues.to_csv(args.save_null, index=False)
+        print(f"\ncomposition test at p < 0.05 on {args.null} null cohorts (seeds {NULL_FIRST_SEED}-"
+              f"{NULL_FIRST_SEED + args.null - 1}), on the calls and on the generator's true states of those cohorts:")
+        print(null_summary(pvalues).to_string())
 
 
 if __name__ == "__main__":
