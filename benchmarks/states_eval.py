@@ -164,7 +164,6 @@ def null_cohort_pvalues(seed: int, refine: str | None = None) -> pd.DataFrame:
     (the parent population), ``feature`` and ``pvalue`` (untested features left out).
     """
     warnings.filterwarnings("ignore")
-    hcctme.settings.progress = False
     adata = with_graph(generate("10x", seed=seed, n_patients=8, cells_per_patient=200), refine)
     hcctme.tl.score(adata)
     hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient", refine=refine)
@@ -279,6 +278,7 @@ def main() -> None:
                   f"seed {args.first_seed}):")
             print(shares.round(3).to_string())
     if args.null:
+        hcctme.settings.progress = False  # before the worker processes start: they inherit it
         pvalues = null_pvalues(args.null, args.refine, args.jobs)
         if args.save_null:
             args.save_null.parent.mkdir(parents=True, exist_ok=True)
