@@ -34,8 +34,7 @@ from hcctme.tl import _state_selftrain
 
 
 def small_cohort():
-    adata = hcctme.datasets.simulate_cohort(4, 200, random_state=3)
-    return adata, "cell_type", "patient"
+    return hcctme.datasets.simulate_cohort(4, 200, random_state=3)
 
 
 def pipeline_cohort(cells: int):
@@ -46,19 +45,20 @@ def pipeline_cohort(cells: int):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "cohort.h5ad"
         write_cohort(path, cells, 64, 20_000)
-        adata = ad.read_h5ad(path)
-    return adata, "cell_type", "patient"
+        return ad.read_h5ad(path)
 
 
-def timed(adata, cell_type_key: str, sample_key: str, limited: bool) -> tuple[float, np.ndarray, np.ndarray]:
-    """Seconds of one ``call_states`` on a copy of ``adata``, its calls and confidences."""
+def timed(adata, limited: bool) -> tuple[float, np.ndarray, np.ndarray]:
+    """Seconds of one ``call_states`` on a copy of ``adata`` (both cohorts' keys: cell_type, patient), its calls and
+    confidences.
+    """
     work = adata.copy()
     original = _state_selftrain.one_blas_thread
     if not limited:
         _state_selftrain.one_blas_thread = contextlib.nullcontext
     try:
         start = time.perf_counter()
-        hcctme.tl.call_states(work, cell_type_key=cell_type_key, sample_key=sample_key)
+        hcctme.tl.call_states(work, cell_type_key="cell_type", sample_key="patient")
         seconds = time.perf_counter() - start
     finally:
         _state_selftrain.one_blas_thread = original
@@ -74,13 +74,13 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     hcctme.settings.progress = False
     for name in args.cohorts:
-        adata, cell_type_key, sample_key = small_cohort() if name == "small" else pipeline_cohort(args.cells)
+        adata = small_cohort() if name == "small" else pipeline_cohort(args.cells)
         hcctme.tl.score(adata)
         seconds: dict[bool, list[float]] = {True: [], False: []}
         results = {}
         for _ in range(args.repeats):
             for limited in (True, False):
-                s, calls, confidence = timed(adata, cell_type_key, sample_key, limited)
+                s, calls, confidence = timed(adata, limited)
                 seconds[limited].append(s)
                 results[limited] = (calls, confidence)
         same = (np.array_equal(results[True][0], results[False][0])
