@@ -118,17 +118,25 @@ def small_populations(contexts: np.ndarray, artefact: np.ndarray, states: Mappin
 
 
 def declined_states(mixture_counts: Mapping[str, Mapping[str, int]],
-                    specificity: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[str, dict[str, int]]:
+                    specificity: Mapping[str, Mapping[str, Mapping[str, Any]]],
+                    seedings: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict[str, int]]:
     """Per context, the states the specificity test declined in every candidate cluster, with their mixture calls.
 
     Only states the mixture called are listed: their calls are dropped (Villani 2017 pDCs: 120 mixture
-    calls, 0 after the test); ``uns[key_added + "_params"]["self_train"]["declined"]``.
+    calls, 0 after the test); ``uns[key_added + "_params"]["self_train"]["declined"]``. ``specificity`` is the first
+    seeding's; in a population no seeding trains the classifier for (``seedings``' entry has ``mixture_kept``), a
+    state is listed where every seeding's test drops its calls (where some keep them, :func:`seeding_record` warns).
     """
     out: dict[str, dict[str, int]] = {}
     for context, tests in specificity.items():
+        kept = (seedings or {}).get(context, {}).get("mixture_kept")
         for state, test in tests.items():
             n = int(mixture_counts.get(context, {}).get(state, 0))
-            if test.get("clusters_tested", 0) and not test.get("seeded", False) and n:
+            if kept is None:
+                dropped = test.get("clusters_tested", 0) and not test.get("seeded", False)
+            else:
+                dropped = kept.get(state, 1.0) == 0.0
+            if dropped and n:
                 out.setdefault(context, {})[state] = n
     return out
 
@@ -223,7 +231,7 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
               if self_train else
               {key: {} for key in SELF_TRAIN_RECORD})
     _flag_genes_of(result, m, thresholds)
-    declined = declined_states(result.counts, record["specificity"])
+    declined = declined_states(result.counts, record["specificity"], record["seedings"])
     trained = {**record, "declined": declined}
     for context, dropped in declined.items():
         logger.warning("%s: the specificity test declined every candidate cluster of %s, so the mixture's calls "
@@ -465,13 +473,14 @@ def call_states(
       ``genes``, the cells it ``flagged`` and those it ``added`` to the artefact cells, whether it was read
       ``alone`` (else averaged with the column) and whether the genes were ``borrowed`` from the other populations;
       ``small_populations``: per context with fewer cells (no artefact) than its states' seeding needs, ``cells``,
-      ``needed``, ``states`` and ``seedings`` (how many seedings' probabilities were averaged; 1 where the first
-      seeding's mixture calls stand, 0 where the population was not self-trained), also logged as a warning,
+      ``needed``, ``states`` and ``seedings`` (how many seedings' probabilities were averaged, their gated mixture
+      calls where none trains the classifier; 0 where the population was not self-trained), also logged as a warning,
       :func:`small_populations`; ``seedings``: per self-trained context, ``seedings`` (how many seedings'
       probabilities were averaged), ``agreement`` (the share of its cells one seeding calls as the mean does) and
       ``states`` (per called state, the share of its calls one seeding makes; NaN and ``{}`` with one seeding),
-      logged as a warning for a state under :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT`,
-      :func:`seeding_record`).
+      logged as a warning for a state under :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT`, and where no seeding
+      trains the classifier ``mixture_kept`` (per state the mixture calls, the share of the seedings whose
+      specificity test keeps those calls; warned of between 0 and 1), :func:`seeding_record`).
 
     Notes
     -----
@@ -547,7 +556,7 @@ def call_states(
        than 20 x (2 K + 4) (``small_populations``) gets fewer clusters than its states need and which
        states get seeds turns on the cut: its probabilities are the mean over nine seedings (one
        cluster per 20, 14 and 10 cells, three random states each; those with too few seeds for the
-       classifier left out, and the first seeding's mixture calls kept where none has enough); any
+       classifier left out, and the mean of their gated mixture calls taken where none has enough); any
        other population's, the mean over three seedings (``random_state`` and the next two). Where one
        of a population's seedings makes fewer than 0.8 of a state's calls on average, the same seedings
        are drawn at the next random states, three times as many in all, and averaged
@@ -724,11 +733,21 @@ def seeding_record(context: str, diagnostics: Mapping[str, Any]) -> dict[str, An
 
     ``seedings`` (how many seedings' probabilities were averaged), ``agreement`` and ``states`` (per state;
     :func:`hcctme.tl._state_selftrain.agreement`'s ``agreement`` and ``state_agreement``, NaN and ``{}`` with one
-    seeding). The warning names the states of whose calls one seeding makes fewer than
-    :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT` on average.
+    seeding) and, where no seeding trains the classifier, ``mixture_kept``
+    (:func:`hcctme.tl._state_selftrain.mixture_kept`). The warnings name the states of whose calls one seeding makes
+    fewer than :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT` on average, and the states whose mixture calls
+    some seedings' specificity tests keep and others drop (all drop: :func:`declined_states`).
     """
     record = {"seedings": int(diagnostics["seedings"]), "agreement": diagnostics["agreement"],
               "states": diagnostics["state_agreement"]}
+    if "mixture_kept" in diagnostics:
+        record["mixture_kept"] = diagnostics["mixture_kept"]
+        split = {s: round(share, 2) for s, share in record["mixture_kept"].items() if 0.0 < share < 1.0}
+        if split:
+            logger.warning("%s: no seeding has the seeds to train the classifier, and only these shares of the %d "
+                           "seedings' specificity tests keep the mixture's calls of %s: %s; the calls are their "
+                           "mean (uns[...]['self_train']['seedings'])", context, record["seedings"], list(split),
+                           split)
     unstable = {s: round(share, 2) for s, share in _selftrain.unstable(record["states"],
                                                                        STATE_SEEDING_AGREEMENT).items()}
     if unstable:

@@ -58,7 +58,9 @@ carries. This step learns it:
    state's calls), the same seedings are drawn again at the next random states, up to
    :data:`~hcctme._constants.STATE_SEEDING_BATCHES` batches in all, and all are averaged (release 2.29): the mean
    of three draws of an unstable cut is itself a draw (Sade-Feldman 2018's terminal-exhausted cells, 30-116 of 166
-   over ten random states).
+   over ten random states). Where no seeding trains the classifier, the mean is over every seeding's mixture calls,
+   each gated by its own cut's specificity test (release 2.31): the first seeding's alone are one draw (Wu 2021's
+   Tregs, 17 of 23 at 2 of 10 random states, 0 at the others).
 
 Deterministic (fixed ``random_state``). A population with fewer than
 :data:`~hcctme._constants.STATE_SELFTRAIN_MIN_CELLS` cells, or without seeds of at least two
@@ -342,11 +344,12 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     then through the genes it is co-expressed with (:func:`~hcctme.tl._state_coexpression.coexpression_seeds`).
     A population is called by the mean of the probabilities of the seedings (:func:`seedings`: nine where it has
     fewer cells than its states' clusters need, else three; where they disagree, :func:`unstable`, up to
-    ``params.seeding_batches`` times as many) that train the classifier; where none does, by the first
-    seeding's mixture calls (each seeding's mixture calls are gated by its own cut's specificity test, not predicted
-    from its seeds). The seed counts and diagnostics are those of the first seeding averaged: ``specificity``
-    (:func:`~hcctme.tl._state_seeds.confirm_seeds`), ``temperature`` (of the calibration; NaN without the
-    classifier), ``seedings`` (how many were averaged) and the seedings' :func:`agreement`.
+    ``params.seeding_batches`` times as many) that train the classifier; where none does, by the mean of all the
+    seedings' mixture calls (each seeding's mixture calls are gated by its own cut's specificity test, not predicted
+    from its seeds: a call stands where most cuts keep it). The seed counts and diagnostics are those of the first
+    seeding averaged: ``specificity`` (:func:`~hcctme.tl._state_seeds.confirm_seeds`), ``temperature`` (of the
+    calibration; NaN without the classifier), ``seedings`` (how many were averaged), the seedings' :func:`agreement`
+    and, where none trains the classifier, ``mixture_kept`` (:func:`mixture_kept`).
     """
     if X.shape[0] < params.min_cells or X.shape[1] < 3:
         return None
@@ -368,16 +371,29 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     if unstable(agreed["state_agreement"], params.seeding_agreement):
         fits += [fit for batch in range(1, params.seeding_batches) for fit in fitted(batch)]
         calls, conf, agreed, used = _averaged(fits, ids, min_confidence)
-    return calls, conf, used[0].seed_counts, {**used[0].diagnostics, "seedings": len(used), **agreed}
+    diagnostics = {**used[0].diagnostics, "seedings": len(used), **agreed}
+    if not used[0].trained:
+        diagnostics["mixture_kept"] = mixture_kept(used, ids, best, called)
+    return calls, conf, used[0].seed_counts, diagnostics
+
+
+def mixture_kept(fits: list[_Fit], ids: list[str], best: np.ndarray, called: np.ndarray) -> dict[str, float]:
+    """Per state the mixture calls, the share of ``fits`` (seedings without the classifier) that keep its calls.
+
+    A seeding's specificity test keeps or drops all the mixture's calls of a state (:func:`_mixture_fit`); the mean
+    of the seedings calls a state that few of them keep none of these (Wu 2021's TREG, kept by 2 of 9).
+    """
+    return {ids[j]: float(np.mean([np.any(fit.none[called & (best == j)] == 0) for fit in fits]))
+            for j in np.unique(best[called])}
 
 
 def _averaged(fits: list[_Fit], ids: list[str], min_confidence: float
               ) -> tuple[np.ndarray, np.ndarray, dict[str, Any], list[_Fit]]:
-    """Calls, confidence, :func:`agreement` and the seedings averaged: those that train the classifier, else the first.
+    """Calls, confidence, :func:`agreement` and the seedings averaged: those that train the classifier, else all.
 
     The calls are those of the mean probabilities of the seedings averaged (:func:`_called`).
     """
-    used = [fit for fit in fits if fit.trained] or fits[:1]
+    used = [fit for fit in fits if fit.trained] or fits
     calls, conf = _called(np.mean([fit.states for fit in used], axis=0), np.mean([fit.none for fit in used], axis=0),
                           ids, min_confidence)
     each = [_called(fit.states, fit.none, ids, min_confidence)[0] for fit in used]

@@ -18,3 +18,17 @@ def test_untested_or_uncalled_states_are_not_listed():
     tests = {"cd4_t": {"TREG": TESTED},  # declined, but the mixture called no cell TREG: nothing dropped
              "cd8_t": {"CD8_TEFF": {"clusters_tested": 0, "clusters_declined": 0, "seeded": False}}}
     assert declined_states(counts, tests) == {}
+
+
+def test_without_the_classifier_a_state_is_listed_where_every_seeding_drops_its_calls():
+    """A population no seeding trains the classifier for is called by the mean of its seedings' gated mixture calls
+    (release 2.31): its states are listed where every seeding's test drops them (``mixture_kept`` 0), whatever the
+    first seeding's test (the record's) read."""
+    counts = {"cd4_t": {"TREG": 25, "unassigned": 39}, "cd8_t": {"CD8_TEFF": 12, "CD8_TSTR": 7}}
+    tests = {"cd4_t": {"TREG": TESTED},  # the first seeding declines TREG, two of nine keep it
+             "cd8_t": {"CD8_TEFF": {"clusters_tested": 0, "clusters_declined": 0, "seeded": False},
+                       "CD8_TSTR": TESTED}}
+    seedings = {"cd4_t": {"seedings": 9, "mixture_kept": {"TREG": 2 / 9}},
+                "cd8_t": {"seedings": 3, "mixture_kept": {"CD8_TEFF": 0.0, "CD8_TSTR": 0.0}}}
+    assert declined_states(counts, tests, seedings) == {"cd8_t": {"CD8_TEFF": 12, "CD8_TSTR": 7}}
+    assert declined_states(counts, tests) == {"cd4_t": {"TREG": 25}, "cd8_t": {"CD8_TSTR": 7}}  # a trained population
