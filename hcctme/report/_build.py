@@ -131,7 +131,8 @@ def _states_section(ctx: _Context) -> str:
     return (_html.figure(_figures.composition(fractions, ctx.conditions), anchor="fig-states")
             + ctx.table(counts, "state_counts", index=True)
             + small_populations_note(results.small_populations(ctx.adata))
-            + unstable_states_note(results.unstable_states(ctx.adata, STATE_SEEDING_AGREEMENT)))
+            + unstable_states_note(results.unstable_states(ctx.adata, STATE_SEEDING_AGREEMENT))
+            + split_mixture_note(results.split_mixture_states(ctx.adata)))
 
 
 def small_populations_note(small: dict[str, dict[str, int]]) -> str:
@@ -147,14 +148,28 @@ def small_populations_note(small: dict[str, dict[str, int]]) -> str:
 
 def unstable_states_note(unstable: dict[str, dict[str, float]]) -> str:
     """A note naming the states whose calls the seedings the calls average disagree on (``""`` for none)."""
-    if not unstable:
+    return _state_shares_note(unstable, "States whose calls turn on how their population is cut (the share of their "
+                                        "calls a single one of the seedings averaged makes)",
+                              "Read them as one draw of several (call_states(random_state=...) draws others); a "
+                              "clearer population (more cells, cell types labelled finer) helps.")
+
+
+def split_mixture_note(split: dict[str, dict[str, float]]) -> str:
+    """A note naming the states whose mixture calls only some seedings keep, where none trains the classifier."""
+    return _state_shares_note(split, "States of populations in which no seeding had the seeds to train the state "
+                                     "classifier, whose mixture calls only some seedings' specificity tests keep (the "
+                                     "share that keep them)",
+                              "Their calls are the mean of the seedings': a state fewer than half of them keep is "
+                              "not called.")
+
+
+def _state_shares_note(shares: dict[str, dict[str, float]], lead: str, tail: str) -> str:
+    """``lead: context: STATE (share %), ...; ... tail`` as a note (``""`` without shares)."""
+    if not shares:
         return ""
     listed = "; ".join(f"{context}: " + ", ".join(f"{state} ({share:.0%})" for state, share in states.items())
-                       for context, states in unstable.items())
-    return _html.paragraph(f"States whose calls turn on how their population is cut (the share of their calls a "
-                           f"single one of the seedings averaged makes): {listed}. Read them as one draw of several "
-                           "(call_states(random_state=...) draws others); a clearer population (more cells, cell types "
-                           "labelled finer) helps.", note=True)
+                       for context, states in shares.items())
+    return _html.paragraph(f"{lead}: {listed}. {tail}", note=True)
 
 
 def _compare_section(ctx: _Context) -> str:

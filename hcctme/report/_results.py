@@ -109,6 +109,19 @@ def unstable_states(adata: AnnData, below: float) -> dict[str, dict[str, float]]
     return {context: states for context, states in out.items() if states}
 
 
+def split_mixture_states(adata: AnnData) -> dict[str, dict[str, float]]:
+    """Per context no seeding trained the classifier for, the states whose mixture calls only some seedings keep.
+
+    Each with the share of the seedings whose specificity test keeps them (``uns[...]["self_train"]["seedings"]
+    [context]["mixture_kept"]``, strictly between 0 and 1; ``{}``: none).
+    """
+    record = _self_train_entry(adata, "seedings")
+    out = {context: {state: float(share) for state, share in (entry.get("mixture_kept") or {}).items()
+                     if 0.0 < share < 1.0}
+           for context, entry in record.items()}
+    return {context: states for context, states in out.items() if states}
+
+
 def compare(adata: AnnData, features: str) -> pd.DataFrame | None:
     """The pipeline's comparison of ``features`` (composition, scores or genes)."""
     return _optional(get.compare, adata, compare_key(features))

@@ -159,6 +159,19 @@ def test_states_the_seedings_disagree_on_are_read_and_named_in_a_note():
     assert _build.unstable_states_note({}) == ""
 
 
+def test_states_whose_mixture_calls_some_seedings_drop_are_read_and_named_in_a_note():
+    record = {"cd4_t": {"seedings": 9, "agreement": 0.9, "states": {}, "mixture_kept": {"TREG": 2 / 9}},
+              "cd8_t": {"seedings": 3, "agreement": 1.0, "states": {}, "mixture_kept": {"CD8_TEFF": 1.0,
+                                                                                      "CD8_TSTR": 0.0}},
+              "t_cell": {"seedings": 3, "agreement": 0.72, "states": {"TREG": 0.67}}}
+    adata = _adata_with({f"{Keys.STATE}_params": {"tool": "call_states", "self_train": {"seedings": record}}})
+    assert _results.split_mixture_states(adata) == {"cd4_t": {"TREG": 2 / 9}}  # all kept or all dropped: no split
+    assert _results.split_mixture_states(_adata_with({})) == {}
+    note = _build.split_mixture_note({"cd4_t": {"TREG": 2 / 9}})
+    assert 'class="note"' in note and "cd4_t: TREG (22%)" in note and "fewer than half" in note
+    assert _build.split_mixture_note({}) == ""
+
+
 def test_small_populations_are_read_and_named_in_a_note():
     small = {"macrophage": {"cells": 69, "needed": 200, "states": 3}}
     adata = _adata_with({f"{Keys.STATE}_params": {"tool": "call_states", "self_train": {"small_populations": small}}})
