@@ -14,7 +14,7 @@ from anndata import AnnData
 
 from hcctme import get, kb
 from hcctme._constants import COMPARE_KEYS, Keys
-from hcctme.tl._state_selftrain import unstable
+from hcctme.tl._state_selftrain import split, unstable
 
 
 def _optional(read: Callable[..., pd.DataFrame], adata: AnnData, *args: Any, **kwargs: Any) -> pd.DataFrame | None:
@@ -104,21 +104,22 @@ def unstable_states(adata: AnnData, below: float) -> dict[str, dict[str, float]]
 
     Read from ``uns[...]["self_train"]["seedings"]`` (:func:`hcctme.tl._call_states.seeding_record`).
     """
-    record = _self_train_entry(adata, "seedings")
-    out = {context: unstable(entry.get("states") or {}, below) for context, entry in record.items()}
-    return {context: states for context, states in out.items() if states}
+    return _seeding_states(adata, "states", lambda shares: unstable(shares, below))
 
 
 def split_mixture_states(adata: AnnData) -> dict[str, dict[str, float]]:
     """Per context no seeding trained the classifier for, the states whose mixture calls only some seedings keep.
 
     Each with the share of the seedings whose specificity test keeps them (``uns[...]["self_train"]["seedings"]
-    [context]["mixture_kept"]``, strictly between 0 and 1; ``{}``: none).
+    [context]["mixture_kept"]``, :func:`hcctme.tl._state_selftrain.split`; ``{}``: none).
     """
-    record = _self_train_entry(adata, "seedings")
-    out = {context: {state: float(share) for state, share in (entry.get("mixture_kept") or {}).items()
-                     if 0.0 < share < 1.0}
-           for context, entry in record.items()}
+    return _seeding_states(adata, "mixture_kept", split)
+
+
+def _seeding_states(adata: AnnData, entry: str, select: Callable[[dict[str, float]], dict[str, float]]
+                    ) -> dict[str, dict[str, float]]:
+    """Per context of ``uns[...]["self_train"]["seedings"]``, ``select`` of its ``entry``, where not empty."""
+    out = {context: select(record.get(entry) or {}) for context, record in _self_train_entry(adata, "seedings").items()}
     return {context: states for context, states in out.items() if states}
 
 

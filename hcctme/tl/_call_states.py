@@ -742,7 +742,7 @@ def seeding_record(context: str, diagnostics: Mapping[str, Any]) -> dict[str, An
               "states": diagnostics["state_agreement"]}
     if "mixture_kept" in diagnostics:
         record["mixture_kept"] = diagnostics["mixture_kept"]
-        split = {s: round(share, 2) for s, share in record["mixture_kept"].items() if 0.0 < share < 1.0}
+        split = {s: round(share, 2) for s, share in _selftrain.split(record["mixture_kept"]).items()}
         if split:
             logger.warning("%s: no seeding has the seeds to train the classifier, and only these shares of the %d "
                            "seedings' specificity tests keep the mixture's calls of %s: %s; the calls are their "

@@ -408,6 +408,14 @@ def unstable(state_agreement: Mapping[str, float], below: float) -> dict[str, fl
     return {state: float(share) for state, share in state_agreement.items() if share < below}
 
 
+def split(kept: Mapping[str, float]) -> dict[str, float]:
+    """The states whose mixture calls some seedings keep and others drop, with the share keeping them.
+
+    ``kept``: :func:`mixture_kept`'s. A state every seeding drops is declined, not split.
+    """
+    return {state: float(share) for state, share in kept.items() if 0.0 < share < 1.0}
+
+
 def _called(state_probs: np.ndarray, none_probs: np.ndarray, ids: list[str], min_confidence: float
             ) -> tuple[np.ndarray, np.ndarray]:
     """Each cell's call (``""`` for none) and its best state's probability (``state_probs``: columns follow ``ids``).
