@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.states_real import call, confusion, matching, share_listing
+from benchmarks.states_real import by_cluster, call, confusion, matching, share_listing
 from hcctme._constants import STATE_SEEDING_AGREEMENT, STATE_SPECIFICITY_ALPHA, STATE_SPECIFICITY_AUROC
 from tests.sig.validation import datasets
 
@@ -363,3 +363,43 @@ def test_recorded_draws_at_random_state_0_are_the_calls(shares):
     first = draws[draws["random_state"] == 0].set_index(["dataset", "state"])["n_matching"]
     now = pd.concat({name: table["n_matching"] for name, table in shares.items()}, names=["dataset", "state"])
     assert first.sort_index().to_dict() == now.sort_index().to_dict()
+
+
+def test_states_named_for_one_cluster_are_read_once():
+    """:func:`by_cluster` merges the rows of the states a mapping names for one authors' cluster: a cell gets one
+    call, so the cluster's matching cells are the rows' sum (here 3 + 1 of 10, not 3 and 1 as two rows), its
+    sibling calls likewise; another cluster, and the same cluster at another random state, stay their own rows."""
+    rows = [("d", "A", "c1", 10, 1, 3, 0.3, 2, 20, 0), ("d", "B", "c1", 10, 1, 1, 0.1, 1, 20, 0),
+            ("d", "C", "c2", 5, 0, 4, 0.8, 0, 25, 0), ("d", "A", "c1", 10, 1, 8, 0.8, 0, 20, 10),
+            ("d", "B", "c1", 10, 1, 0, 0.0, 0, 20, 10)]
+    table = pd.DataFrame(rows, columns=["dataset", "state", "cluster", "n_cells", "n_artefact", "n_matching",
+                                        "share", "siblings_called", "n_siblings", "random_state"])
+    merged = by_cluster(table).set_index(["random_state", "cluster"])
+    assert len(merged) == 3
+    assert merged.loc[(0, "c1"), ["state", "n_matching", "siblings_called", "n_cells"]].tolist() == ["A / B", 4, 3, 10]
+    assert merged.loc[(0, "c1"), "share"] == pytest.approx(0.4)
+    assert merged.loc[(10, "c1"), "share"] == pytest.approx(0.8)
+    assert merged.loc[(0, "c2"), ["state", "n_matching"]].tolist() == ["C", 4]
+    assert list(by_cluster(table.drop(columns="random_state")).columns) == list(table.columns.drop("random_state"))
+
+
+def test_states_named_for_one_cluster_share_its_siblings():
+    """What :func:`by_cluster` relies on: every mapping that names several states for one authors' cluster tells
+    them apart from the same siblings in the same parent population, so their sibling calls can be summed."""
+    for dataset in DATASETS.values():
+        by_cells = {}
+        for state in dataset.states:
+            by_cells.setdefault(state.cluster, set()).add((state.siblings, state.parent))
+        assert all(len(kinds) == 1 for kinds in by_cells.values()), dataset.name
+
+
+@pytest.mark.slow
+def test_readme_count_of_clusters_reaching_the_target_is_the_calls(shares):
+    """README's summary line counts the authors' state clusters (Wu 2021's myCAF-like cells once, not once per
+    myCAF subtype) that reach 0.7 at the default random state."""
+    clusters = by_cluster(pd.concat([table.reset_index() for table in shares.values()]))
+    merged = clusters.set_index("cluster").loc["CAFs myCAF like s4+CAFs myCAF like s5"]
+    assert merged["state"] == "CAF_ECM_MYCAF / CAF_TGFB_MYCAF / CAF_WOUND_MYCAF"
+    sentence = f"met by {int((clusters['share'] >= 0.7).sum())} of the {len(clusters)} clusters at the default"
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert sentence in readme.replace("\n  ", " ")
