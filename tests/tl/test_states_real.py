@@ -125,6 +125,16 @@ def test_sade_feldman_t_cell_states_read_in_all_t_cells(shares):
 
 
 @pytest.mark.slow
+def test_sade_feldman_terminal_calls_are_mostly_the_heat_shock_cluster(called):
+    """The terminal row pools the authors' Exhausted and Exhausted/HS clusters; its calls are mostly the HS cells'
+    (56 of 81, 6 more CD8_TSTR), the Exhausted cluster's 23 of 85 (55 unassigned; README, "One state per cell")."""
+    adata = called["sadefeldman2018_melanoma"]
+    counts = pd.crosstab(_labels(adata, "sadefeldman2018_melanoma"), adata.obs["hcctme_state"].astype(str))
+    assert counts.loc["Exhausted/HS Cd8+ cells", ["CD8_TEX_TERMINAL", "CD8_TSTR"]].tolist() == [56, 6]
+    assert counts.loc["Exhausted Cd8+ cells", ["CD8_TEX_TERMINAL", "unassigned"]].tolist() == [23, 55]
+
+
+@pytest.mark.slow
 def test_sade_feldman_calls_turn_on_the_cut(shares, monkeypatch):
     """Sade-Feldman's exhausted cells (516 T cells, 14 k-means clusters) are seeded by whichever of the terminal,
     CD8_TSTR and TREG lists is highest in their clusters, and that turns on the k-means cut: with one seeding,
