@@ -22,6 +22,17 @@ from hcctme._constants import Defaults, Files, Keys
 
 MatrixKind = Literal["counts", "lognorm", "scaled", "other"]
 
+
+
+class TooFewCellsError(ValueError):
+    """The cohort holds too few cells per sample (or per sample and group) for a tool to test anything.
+
+    A property of the data, not of an argument: :func:`hcctme.pipeline.run` skips the step (or the comparison)
+    that raises it, records why in ``uns["hcctme_run"]["skipped"]`` and goes on with the other steps. A
+    ``ValueError``, so ``except ValueError`` still catches it.
+    """
+
+
 _PREVIEW = 12
 LOGNORM_MAX = 50  # non-integer values all below this read as log-normalised (log1p of normalised counts)
 

@@ -187,9 +187,13 @@ def run(adata: AnnData, config: PipelineConfig | None = None, **params) -> AnnDa
     config
         A :class:`PipelineConfig`; keyword arguments override its fields.
 
+    Notes
+    -----
     Everything knowable is checked before the first step; a step that cannot run (no counts, no
-    coordinates) is skipped with a warning and recorded in ``uns["hcctme_run"]["skipped"]``. When a
-    step fails, ``adata`` is restored to what it was before the call.
+    coordinates) is skipped with a warning and recorded in ``uns["hcctme_run"]["skipped"]``, as is a step or
+    comparison that raises :class:`hcctme.tl.TooFewCellsError` (too few cells per sample to test anything), so
+    that a small cohort still gets its scores, states and report. When a step fails otherwise, ``adata`` is
+    restored to what it was before the call.
     """
     config = PipelineConfig(**{**(asdict(config) if config else {}), **params})
     with _restored_on_error(adata):
@@ -202,20 +206,28 @@ def run(adata: AnnData, config: PipelineConfig | None = None, **params) -> AnnDa
         steps = [name for name in STEPS if name in config.steps and name not in skipped]
         for number, name in enumerate(steps, start=1):
             start = time.perf_counter()
-            run_step(adata, config, name)
+            skipped.update(run_step(adata, config, name))
             timings[name] = round(time.perf_counter() - start, 2)
             _step_logger.info("[%d/%d] %s done (%.1f s)", number, len(steps), name, timings[name])
         adata.uns[Keys.RUN] = {"config": _config_record(config), "timings_s": timings, "skipped": skipped}
     return adata
 
 
-def run_step(adata: AnnData, config: PipelineConfig, step: str) -> None:
+def run_step(adata: AnnData, config: PipelineConfig, step: str) -> dict[str, str]:
     """Run one pipeline step (one of :data:`STEPS`) on ``adata``; a step whose input is absent does nothing.
 
+    Returns what was skipped for too few cells (:class:`hcctme.tl.TooFewCellsError`), by step or comparison
+    (``{"compare_genes": "too few cells: ..."}``), each with a warning; that part wrote nothing.
     The Snakemake rules call this, one step per rule, so that they and :func:`run` run the same code.
     """
     _validate.choice(step, STEPS, name="step")
-    _STEP_FUNCTIONS[step](adata, config)
+    try:
+        skipped = _STEP_FUNCTIONS[step](adata, config) or {}
+    except _validate.TooFewCellsError as error:
+        skipped = {step: str(error)}
+    for part, reason in skipped.items():
+        warnings.warn(f"pipeline: {part} skipped: {reason}", UserWarning, stacklevel=2)
+    return skipped
 
 
 @contextlib.contextmanager
@@ -312,12 +324,18 @@ def compare_one(adata: AnnData, config: PipelineConfig, features: str) -> pd.Dat
     return get.compare(adata, key)
 
 
-def _compare(adata: AnnData, config: PipelineConfig) -> None:
+def _compare(adata: AnnData, config: PipelineConfig) -> dict[str, str]:
+    """Each comparison; those that find too few cells are skipped (returned with the reason), the others run."""
     features = ("composition", "scores", "genes")
     if not config.genes or _counts_problem(adata, config.counts_layer):
         features = ("composition", "scores")
+    skipped = {}
     for feature in features:
-        compare_one(adata, config, feature)
+        try:
+            compare_one(adata, config, feature)
+        except _validate.TooFewCellsError as error:
+            skipped[f"compare_{feature}"] = str(error)
+    return skipped
 
 
 def _ta_response(adata: AnnData, config: PipelineConfig) -> None:
@@ -362,7 +380,7 @@ def _profile(adata: AnnData, config: PipelineConfig) -> None:
     _adopt(light, adata)
 
 
-_STEP_FUNCTIONS: dict[str, Callable[[AnnData, PipelineConfig], None]] = {
+_STEP_FUNCTIONS: dict[str, Callable[[AnnData, PipelineConfig], dict[str, str] | None]] = {
     "score": _score,
     "states": _states,
     "compare": _compare,

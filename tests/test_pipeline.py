@@ -6,7 +6,7 @@ import anndata as ad
 import pandas as pd
 import pytest
 
-from hcctme import cli, datasets, get, pipeline
+from hcctme import cli, datasets, get, pipeline, report
 from hcctme._constants import Keys
 
 pytestmark = pytest.mark.slow
@@ -111,3 +111,49 @@ def test_the_configs_random_state_seeds_call_states(monkeypatch):
     config = pipeline.PipelineConfig(cell_type_key="cell_type", sample_key="patient", random_state=11)
     pipeline._states(ad.AnnData(obs=pd.DataFrame(index=["a"])), config)
     assert seen["random_state"] == 11 and seen["cell_type_key"] == "cell_type"
+
+
+def test_a_cohort_too_small_to_test_is_still_scored_called_and_reported(tmp_path: Path):
+    """Six patients of 50 cells: no cell type has 10 cells in two samples of each level, and no resistor keeps two
+    cell types of 10 cells for crosstalk. The comparisons and crosstalk are skipped, each with a warning and its
+    reason in uns["hcctme_run"]["skipped"] and the report; the scores, states, T+A response and profile are made
+    (the whole run raised before)."""
+    adata = datasets.simulate_cohort(6, 50, n_genes=600, random_state=3)
+    with pytest.warns(UserWarning, match="compare_composition skipped: too few cells"):
+        pipeline.run(adata, sample_key="patient", condition_key="response", reference="responder",
+                     cell_type_key="cell_type")
+    skipped = adata.uns[Keys.RUN]["skipped"]
+    too_few = {"compare_composition", "compare_scores", "compare_genes", "crosstalk"}
+    assert set(skipped) == too_few | {"tib"}
+    assert all(skipped[part].startswith("too few cells") for part in too_few)
+    assert Keys.STATE in adata.obs and not get.profile(adata).empty
+    assert get.ta_response(adata, per_sample=True).shape[0] == 6
+    html = report.build(adata)
+    assert "States within their cell type: not run (too few cells" in html
+    assert "Crosstalk: not run (too few cells" in html
+
+
+def test_run_on_a_real_cohort_of_few_cells_per_patient(tmp_path: Path):
+    """Sade-Feldman 2018's shipped 550 cells of 19 melanoma patients (tests/data), responders against
+    non-responders by the authors' clusters: no cluster has 10 cells in two patients of each response, so the
+    state composition is skipped (README, "From the shell"); the rest of the run is written."""
+    import json
+
+    import yaml
+
+    folder = Path(__file__).resolve().parent / "data" / "sadefeldman2018_melanoma"
+    contexts = yaml.safe_load((folder / "mapping.yaml").read_text())["contexts"]
+    (tmp_path / "contexts.yaml").write_text(yaml.safe_dump({k: v for k, v in contexts.items() if v}))
+    out = tmp_path / "out"
+    with pytest.warns(UserWarning, match="compare_composition skipped: too few cells"):
+        code = cli.main(["run", str(folder / "sadefeldman2018_melanoma.h5ad"), "--out", str(out), "--sample-key",
+                         "patient", "--condition-key", "response", "--reference", "Non-responder",
+                         "--cell-type-key", "cluster", "--context-map", str(tmp_path / "contexts.yaml"),
+                         "--no-progress"])
+    assert code == 0
+    skipped = json.loads((out / "manifest.json").read_text())["skipped"]
+    assert set(skipped) == {"compare_composition", "compare_genes", "tib"}
+    assert skipped["compare_composition"].startswith("too few cells")
+    for name in ("compare_scores", "ta_response_compare", "crosstalk_diff", "resistance_profile"):
+        assert not pd.read_csv(out / f"{name}.tsv", sep="\t").empty, name
+    assert "States within their cell type: not run (too few cells" in (out / "report.html").read_text()

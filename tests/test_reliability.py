@@ -338,7 +338,7 @@ CASES.update({
                                          lambda a: tl.pseudobulk(a, sample_key="patient", groupby="patient"),
                                          same, ValueError, "groupby and sample_key"),
     "pseudobulk-too_few_cells": Case("pseudobulk", lambda a: tl.pseudobulk(a, sample_key="patient", min_cells=10**6),
-                                     same, ValueError, "too few cells"),
+                                     same, tl.TooFewCellsError, "too few cells"),
     # ---- tl.compare -----------------------------------------------------------------------------
     "compare-single_level": Case("compare_scores", VALID["compare_scores"], one_level, ValueError, "single level"),
     "compare-reference_not_level": Case("compare_scores", lambda a: tl.compare(a, **{**KW, "reference": "CR"}),
@@ -413,8 +413,8 @@ CASES.update({
         "ta_response", lambda a: tl.ta_response(a, sample_key="patient", aggregate="sum"), same, ValueError,
         "aggregate="),
     "ta_response-too_few_cells": Case(
-        "ta_response", lambda a: tl.ta_response(a, sample_key="patient", min_cells=10**6), same, ValueError,
-        "too few cells"),
+        "ta_response", lambda a: tl.ta_response(a, sample_key="patient", min_cells=10**6), same,
+        tl.TooFewCellsError, "too few cells"),
     # ---- tl.crosstalk ---------------------------------------------------------------------------
     "crosstalk-counts": Case("crosstalk", VALID["crosstalk"], counts_x, ValueError, "log-normalised"),
     "crosstalk-scaled": Case("crosstalk", VALID["crosstalk"], scaled_x, ValueError, "negative values"),

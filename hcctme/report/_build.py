@@ -172,11 +172,18 @@ def _state_shares_note(shares: dict[str, dict[str, float]], lead: str, tail: str
     return _html.paragraph(f"{lead}: {listed}. {tail}", note=True)
 
 
+def _not_run_note(adata: AnnData, part: str, title: str) -> str:
+    """``title``: not run, and why, where the pipeline skipped ``part`` (``""`` where it did not)."""
+    reason = results.skipped(adata).get(part)
+    return _html.paragraph(f"{title}: not run ({reason}).", note=True) if reason else ""
+
+
 def _compare_section(ctx: _Context) -> str:
     body = ""
     for features, title in _COMPARE_TITLES.items():
         table = results.compare(ctx.adata, features)
         if table is None:
+            body += _not_run_note(ctx.adata, f"compare_{features}", title)
             continue
         n_sig = int((table["padj"] < Defaults.ALPHA).sum()) if "padj" in table else 0
         body += (f"<h3>{title}</h3>"
@@ -186,7 +193,9 @@ def _compare_section(ctx: _Context) -> str:
                                 anchor=f"fig-compare-{features}")
                  + ctx.table(_sorted(table), f"compare_{features}"))
     ta = results.ta_response(ctx.adata)
-    if ta is not None:
+    if ta is None:
+        body += _not_run_note(ctx.adata, "ta_response", "Atezolizumab + bevacizumab (T+A) response signatures")
+    else:
         body += ("<h3>Atezolizumab + bevacizumab (T+A) response signatures</h3>"
                  + _html.figure(_figures.volcano(ta, title="T+A response signatures", alpha=Defaults.ALPHA,
                                                   max_points=Report.MAX_POINTS),
@@ -209,7 +218,7 @@ def _crosstalk_section(ctx: _Context) -> str:
     pooled = results.crosstalk(ctx.adata)
     if pooled is not None:
         return "<h3>Interactions</h3>" + ctx.table(pooled, "crosstalk")
-    return _html.paragraph("Crosstalk was not run.", note=True)
+    return _not_run_note(ctx.adata, "crosstalk", "Crosstalk") or _html.paragraph("Crosstalk was not run.", note=True)
 
 
 def _tib_section(ctx: _Context) -> str:

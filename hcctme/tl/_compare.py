@@ -220,7 +220,7 @@ def compare(
         table, values = _genes(adata, units, design, reference, per_cell=per_cell, groupby=groupby, layer=layer,
                                method=method, min_cells=min_cells, dropped=dropped, skipped=skipped)
     if table.empty:
-        raise ValueError(
+        raise _validate.TooFewCellsError(
             f"too few cells: after leaving out samples with fewer than min_cells={min_cells} cells, no "
             "group has >= 2 samples in the reference and in another level (lower min_cells, or check "
             "sample_key / groupby)"

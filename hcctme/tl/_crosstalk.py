@@ -216,6 +216,18 @@ def _check_design(adata: AnnData, groupby: str, sample_key: str | None, conditio
             "covariates": covariates, "reference": reference}
 
 
+def _check_kept_levels(design: pd.DataFrame, kept_groups: dict[str, list[str]], reference: str,
+                       min_cells: int) -> None:
+    """The differential test needs kept units of the reference level and of another; raise where it has not."""
+    levels = set(design.loc[list(kept_groups), "condition"].astype(str))
+    if reference not in levels or len(levels) < 2:
+        raise _validate.TooFewCellsError(
+            f"too few cells: the samples with two or more groups of >= min_cells={min_cells} cells are all of "
+            f"condition level(s) {sorted(levels)}; the differential test needs samples of the reference "
+            f"{reference!r} and of another level (lower min_cells, or call without condition_key for the "
+            "per-sample table)")
+
+
 def _check_options(*, method: str | None, axes_only: bool, min_cells: int, expr_prop: float, n_perms: int | None,
                    min_samples: int, random_state: int, n_jobs: int | None, strength: str,
                    chunk_size: int) -> dict[str, Any]:
@@ -296,8 +308,9 @@ def _select_groups(groups: np.ndarray, samples: np.ndarray, order: list[str], *,
                        len(skipped), min_cells,
                        "; ".join(f"{r.sample}/{r.group} ({r.n_cells})" for r in skipped.itertuples()))
     if not kept_groups:
-        raise ValueError(f"no sample has two or more groups of obs[{groupby!r}] with >= min_cells={min_cells} "
-                         "cells; lower min_cells or check the annotation")
+        raise _validate.TooFewCellsError(f"too few cells: no sample has two or more groups of obs[{groupby!r}] "
+                                         f"with >= min_cells={min_cells} cells; lower min_cells or check the "
+                                         "annotation")
     return kept_groups, skipped
 
 
@@ -621,6 +634,8 @@ def crosstalk(
     res_table, res_info = _checked_resource(resource, opts["axes_only"], var_names)
     kept_groups, skipped = _select_groups(d["groups"], d["samples"], d["order"], min_cells=opts["min_cells"],
                                           groupby=groupby)
+    if d["design"] is not None:
+        _check_kept_levels(d["design"], kept_groups, d["reference"], opts["min_cells"])
     cells = _cells(d["groups"], d["samples"], kept_groups)
     thinning = (_depth_fractions(adata, counts_layer, cells, var_names, opts["chunk_size"])
                 if d["design"] is not None else None)

@@ -159,7 +159,7 @@ def _pseudobulk(
     dropped = dropped.reset_index(drop=True)
     keep = n_cells >= min_cells
     if not keep.any():
-        raise ValueError(
+        raise _validate.TooFewCellsError(
             f"too few cells: no {'sample x ' + groupby if groupby else 'sample'} profile has >= "
             f"min_cells={min_cells} cells (largest: {int(n_cells.max())}); lower min_cells or check "
             f"{sample_key!r}" + (f" / {groupby!r}" if groupby else "")

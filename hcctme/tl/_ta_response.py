@@ -121,8 +121,8 @@ def ta_response(
     n_cells = units.value_counts()
     small = n_cells[n_cells < min_cells]
     if len(small) == len(n_cells):
-        raise ValueError(f"too few cells: no sample of obs[{sample_key!r}] has >= min_cells={min_cells} cells "
-                         f"(largest: {int(n_cells.max())})")
+        raise _validate.TooFewCellsError(f"too few cells: no sample of obs[{sample_key!r}] has >= "
+                                         f"min_cells={min_cells} cells (largest: {int(n_cells.max())})")
     if len(small):
         logger.warning("ta_response: %d sample(s) with fewer than %d cells left out: %s", len(small), min_cells,
                        list(small.index)[:20])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 import anndata as ad
@@ -127,8 +128,14 @@ def pseudobulk(smk) -> None:
 
 
 def compare(smk) -> None:
+    """One comparison's table; an empty one, with a warning, where the cohort has too few cells for it."""
     adata = with_matrices(smk.input[0], smk.input.data)
-    table = compare_one(adata, _config(_cfg(smk)), smk.wildcards.features)
+    features = smk.wildcards.features
+    try:
+        table = compare_one(adata, _config(_cfg(smk)), features)
+    except tl.TooFewCellsError as error:
+        warnings.warn(f"workflow: compare_{features} skipped: {error}", UserWarning, stacklevel=2)
+        table = pd.DataFrame()
     _files.write_table(table, smk.output[0])
 
 
@@ -160,7 +167,7 @@ def _read_table(path: str, **kwargs) -> pd.DataFrame:
 
 def ta_response(smk) -> None:
     adata = _run_step(smk, "ta_response")
-    _files.write_table(get.ta_response(adata, per_sample=True), smk.output.per_sample, index=True)
+    _files.write_table(_or_empty(get.ta_response, adata, per_sample=True), smk.output.per_sample, index=True)
     _files.write_table(_or_empty(get.ta_response, adata), smk.output.compare)
 
 

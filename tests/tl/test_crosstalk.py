@@ -295,8 +295,19 @@ def test_small_groups_reported_and_skipped(cohort, caplog):
 def test_all_groups_too_small_raises(cohort, digest):
     adata = cohort.copy()
     before = digest(adata)
-    with pytest.raises(ValueError, match="no sample has two or more groups"):
+    with pytest.raises(hcctme.tl.TooFewCellsError, match="no sample has two or more groups"):
         hcctme.tl.crosstalk(adata, groupby="cell_type", sample_key="patient", min_cells=1000, n_perms=None)
+    assert digest(adata) == before
+
+
+def test_samples_left_of_one_condition_level_raise(cohort, digest):
+    """Where only the reference level's samples keep two groups of >= min_cells cells the differential test has
+    nothing to compare: a clear TooFewCellsError before LIANA runs (it was a KeyError from deep inside pandas)."""
+    keep = (cohort.obs["response"] == "responder") | (cohort.obs["cell_type"] == cohort.obs["cell_type"].iloc[0])
+    adata = cohort[keep.to_numpy()].copy()
+    before = digest(adata)
+    with pytest.raises(hcctme.tl.TooFewCellsError, match=r"all of condition level\(s\) \['responder'\]"):
+        hcctme.tl.crosstalk(adata, **ARGS)
     assert digest(adata) == before
 
 

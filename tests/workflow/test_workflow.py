@@ -75,3 +75,30 @@ def test_cores_passed_to_snakemake(tmp_path: Path, monkeypatch, cores, extra, ex
     given = cmd[cmd.index("--cores"):cmd.index("--cores") + 2] if "--cores" in cmd else []
     assert given == expected
     assert cmd[len(cmd) - len(extra):] == extra
+
+
+def test_compare_rule_writes_an_empty_table_where_the_cohort_has_too_few_cells(tmp_path: Path):
+    """The compare rule on six patients of 50 cells (no cell type with 10 cells in two samples of each level): a
+    warning and an empty table, which the profile rule reads as "not run", instead of a failed workflow."""
+    from types import SimpleNamespace
+
+    from hcctme import _files, pipeline
+    from hcctme.workflow import _steps
+
+    adata = datasets.simulate_cohort(6, 50, n_genes=600, random_state=3)
+    adata.write_h5ad(tmp_path / "cohort.h5ad")
+    config = {"sample_key": "patient", "condition_key": "response", "reference": "responder",
+              "cell_type_key": "cell_type"}
+    for step in ("score", "states"):
+        pipeline.run_step(adata, _steps._config({**_steps.DEFAULTS, **config}), step)
+    _files.write_results_h5ad(adata, tmp_path / "states.h5ad")
+
+    class Inputs(list):
+        data = str(tmp_path / "cohort.h5ad")
+
+    out = tmp_path / "compare_composition.tsv"
+    smk = SimpleNamespace(input=Inputs([str(tmp_path / "states.h5ad")]), output=[str(out)],
+                          wildcards=SimpleNamespace(features="composition"), params=SimpleNamespace(config=config))
+    with pytest.warns(UserWarning, match="compare_composition skipped: too few cells"):
+        _steps.compare(smk)
+    assert _steps._read_table(str(out)).empty
