@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("input", help="input .h5ad (never modified)")
     run.add_argument("--out", required=True, help="output folder")
     _add_keys(run)
+    run.add_argument("--no-condition", action="store_true",
+                     help="a cohort without conditions (no outcome labels): describe it (scores, states, per-sample "
+                          "T+A response and crosstalk, profiles against the cohort) without comparing")
     run.add_argument("--cell-type-key", default=Defaults.CELL_TYPE_KEY)
     _add_matrix(run)
     run.add_argument("--counts-layer", default=None,
@@ -239,7 +242,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     pipeline.run(
         adata,
         sample_key=args.sample_key,
-        condition_key=args.condition_key,
+        condition_key=None if args.no_condition else args.condition_key,
         reference=args.reference,
         cell_type_key=args.cell_type_key,
         layer=args.layer,

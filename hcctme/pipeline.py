@@ -33,6 +33,7 @@ from hcctme._version import __version__
 _step_logger = logging.getLogger(STEP_LOGGER)
 
 STEPS = ("score", "states", "compare", "ta_response", "crosstalk", "tib", "profile")
+_NO_CONDITION = "condition_key=None, no conditions to compare"  # the comparisons' skip reason (no warning)
 
 
 @dataclass
@@ -50,11 +51,14 @@ class PipelineConfig:
     per cell type: ``"limma-trend"`` or ``"voom"`` (limma, vectorised: seconds per cell type at 200
     patients x 20,000 genes) or ``"deseq2"`` (PyDESeq2: minutes per cell type at that size).
     ``random_state`` seeds the stochastic steps: the state calls' self-training, crosstalk and the spatial barrier.
+    ``condition_key=None`` describes a cohort without conditions (no outcome labels): the comparisons are skipped,
+    the T+A response and crosstalk are per sample only, the profiles are read against the whole cohort, and
+    ``reference`` is not used.
     """
 
     sample_key: str = Defaults.SAMPLE_KEY
-    condition_key: str = Defaults.CONDITION_KEY
-    reference: str = Defaults.REFERENCE
+    condition_key: str | None = Defaults.CONDITION_KEY
+    reference: str | None = Defaults.REFERENCE
     cell_type_key: str = Defaults.CELL_TYPE_KEY
     layer: str | None = None
     use_raw: bool | None = None
@@ -74,6 +78,15 @@ class PipelineConfig:
     random_state: int = Defaults.SEED
     steps: tuple[str, ...] = field(default=STEPS)
 
+    def __post_init__(self) -> None:
+        if self.condition_key is None:  # no condition: no reference level either (the tools refuse one alone)
+            self.reference = None
+
+    @property
+    def condition(self) -> dict[str, str | None]:
+        """``condition_key`` and ``reference`` as the tools take them (both None without a condition)."""
+        return {"condition_key": self.condition_key, "reference": self.reference}
+
     def validate(self, adata: AnnData) -> dict[str, str]:
         """Check everything knowable before any step writes anything or runs an expensive computation.
 
@@ -81,11 +94,12 @@ class PipelineConfig:
         """
         _validate.anndata(adata)
         _validate.categorical_levels(adata, self.sample_key, purpose="sample_key", min_levels=2)
-        conditions = _validate.categorical_levels(
-            adata, self.condition_key, purpose="condition_key", min_levels=2
-        )
-        _validate.level(conditions, self.reference, key=self.condition_key)
-        _validate.constant_within(adata, self.condition_key, self.sample_key)
+        if self.condition_key is not None:
+            conditions = _validate.categorical_levels(
+                adata, self.condition_key, purpose="condition_key", min_levels=2
+            )
+            _validate.level(conditions, self.reference, key=self.condition_key)
+            _validate.constant_within(adata, self.condition_key, self.sample_key)
         _validate.obs_column(adata, self.cell_type_key, purpose="cell_type_key")
         _validate.choice(self.de_method, GENE_METHODS, name="de_method")
         unknown = sorted(set(self.steps) - set(STEPS))
@@ -98,7 +112,9 @@ class PipelineConfig:
         context_map(self)
         extra_signatures(self)
         skipped = {}
-        if "compare" in self.steps:
+        if "compare" in self.steps and self.condition_key is None:
+            skipped["compare"] = _NO_CONDITION
+        elif "compare" in self.steps:
             reason = "genes=False" if not self.genes else _counts_problem(adata, self.counts_layer)
             if reason:
                 skipped["compare_genes"] = reason
@@ -200,7 +216,7 @@ def run(adata: AnnData, config: PipelineConfig | None = None, **params) -> AnnDa
         _harmonize(adata, config)
         skipped = config.validate(adata)
         for step, reason in skipped.items():
-            if not reason.endswith("=False"):
+            if not reason.endswith("=False") and reason != _NO_CONDITION:
                 warnings.warn(f"pipeline: {step} skipped: {reason}", UserWarning, stacklevel=2)
         timings: dict[str, float] = {}
         steps = [name for name in STEPS if name in config.steps and name not in skipped]
@@ -340,8 +356,7 @@ def _compare(adata: AnnData, config: PipelineConfig) -> dict[str, str]:
 
 def _ta_response(adata: AnnData, config: PipelineConfig) -> None:
     """T+A signatures per patient: pseudobulk log-CPM of the raw counts, or per-cell score means without them."""
-    common = dict(sample_key=config.sample_key, condition_key=config.condition_key, reference=config.reference,
-                  use_raw=config.use_raw)
+    common = dict(sample_key=config.sample_key, **config.condition, use_raw=config.use_raw)
     if _counts_problem(adata, config.counts_layer) is not None:
         tl.ta_response(adata, aggregate="mean", **common)
         return
@@ -355,8 +370,7 @@ def _crosstalk(adata: AnnData, config: PipelineConfig) -> None:
     if not config.crosstalk:
         return
     tl.crosstalk(adata, groupby=config.crosstalk_groupby or config.cell_type_key,
-                 sample_key=config.sample_key, condition_key=config.condition_key,
-                 reference=config.reference, layer=config.layer, use_raw=config.use_raw,
+                 sample_key=config.sample_key, **config.condition, layer=config.layer, use_raw=config.use_raw,
                  random_state=config.random_state)
 
 
@@ -371,7 +385,7 @@ def _uses_raw(adata: AnnData, config: PipelineConfig) -> bool:
 
 
 def _profile(adata: AnnData, config: PipelineConfig) -> None:
-    kw = dict(sample_key=config.sample_key, condition_key=config.condition_key, reference=config.reference)
+    kw = dict(sample_key=config.sample_key, **config.condition)
     if not _uses_raw(adata, config):
         tl.resistance_profile(adata, layer=config.layer, **kw)
         return

@@ -157,3 +157,41 @@ def test_run_on_a_real_cohort_of_few_cells_per_patient(tmp_path: Path):
     for name in ("compare_scores", "ta_response_compare", "crosstalk_diff", "resistance_profile"):
         assert not pd.read_csv(out / f"{name}.tsv", sep="\t").empty, name
     assert "States within their cell type: not run (too few cells" in (out / "report.html").read_text()
+
+
+def test_run_without_conditions_describes_the_cohort(tmp_path: Path):
+    """Lu 2022's 1,000 cells of 10 primary HCC tumours (tests/data; no outcome labels), log-normalised with their
+    counts kept: `hcctme run --no-condition` scores, calls and profiles them, with the T+A response and crosstalk
+    per sample; the comparisons are skipped without a warning and the report says why (until session 52 the main
+    job needed a condition column)."""
+    import json
+    import warnings
+
+    import scanpy as sc
+    import yaml
+
+    folder = Path(__file__).resolve().parent / "data" / "lu2022_hcc"
+    adata = ad.read_h5ad(folder / "lu2022_hcc.h5ad")
+    adata.layers["counts"] = adata.X.copy()
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+    adata.write_h5ad(tmp_path / "lu.h5ad")
+    contexts = yaml.safe_load((folder / "mapping.yaml").read_text())["contexts"]
+    (tmp_path / "contexts.yaml").write_text(yaml.safe_dump(contexts))
+    out = tmp_path / "out"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code = cli.main(["run", str(tmp_path / "lu.h5ad"), "--out", str(out), "--sample-key", "patient",
+                         "--cell-type-key", "cell_type", "--context-map", str(tmp_path / "contexts.yaml"),
+                         "--no-condition", "--no-progress"])
+    assert code == 0
+    assert not [w for w in caught if "compare" in str(w.message) and "skipped" in str(w.message)]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["skipped"]["compare"] == "condition_key=None, no conditions to compare"
+    assert "condition_key" not in manifest["parameters"] and "reference" not in manifest["parameters"]  # None
+    assert not list(out.glob("compare_*.tsv")) and not (out / "crosstalk_diff.tsv").exists()
+    per_sample = pd.read_csv(out / "ta_response_per_sample.tsv", sep="\t", index_col=0)
+    assert len(per_sample) == 10
+    assert pd.read_csv(out / "resistance_profile.tsv", sep="\t")["sample"].nunique() == 10
+    assert not pd.read_csv(out / "crosstalk.tsv", sep="\t").empty
+    assert "Comparisons: not run (condition_key=None, no conditions to compare)" in (out / "report.html").read_text()

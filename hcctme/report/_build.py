@@ -32,14 +32,16 @@ class _Context:
         cfg = results.run_config(adata)
         self.adata = adata
         self.sample_key = cfg.get("sample_key", Defaults.SAMPLE_KEY)
-        self.condition_key = cfg.get("condition_key", Defaults.CONDITION_KEY)
+        # a pipeline run records no condition_key when it had none (uns holds no None); outside a run, the default
+        self.condition_key = cfg.get("condition_key", None if cfg else Defaults.CONDITION_KEY)
         self.cell_type_key = cfg.get("cell_type_key", Defaults.CELL_TYPE_KEY)
         self.out_dir = out_dir
         obs = adata.obs
         self.samples = obs[self.sample_key].astype(str) if self.sample_key in obs else None
         self.conditions = (obs[[self.sample_key, self.condition_key]].astype(str).drop_duplicates(self.sample_key)
                            .set_index(self.sample_key)[self.condition_key]
-                           if self.samples is not None and self.condition_key in obs else None)
+                           if self.samples is not None and self.condition_key is not None
+                           and self.condition_key in obs else None)
 
     def table(self, frame: pd.DataFrame | None, stem: str, *, index: bool = False, **kwargs: Any) -> str:
         """An interactive table of at most Report.MAX_ROWS rows; the full table goes to ``<stem>.tsv``."""
@@ -179,7 +181,7 @@ def _not_run_note(adata: AnnData, part: str, title: str) -> str:
 
 
 def _compare_section(ctx: _Context) -> str:
-    body = ""
+    body = _not_run_note(ctx.adata, "compare", "Comparisons")
     for features, title in _COMPARE_TITLES.items():
         table = results.compare(ctx.adata, features)
         if table is None:
