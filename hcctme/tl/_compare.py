@@ -458,8 +458,12 @@ def _genes(adata, units, design, reference, *, per_cell, groupby, layer, method,
         shallow = AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(var_names).astype(str)))
         if layer is not None:
             shallow.layers[layer] = X
-        pdata, small = _pseudobulk(shallow, sample_key="_sample", groupby="_group" if groupby else None,
-                                   layer=layer, mode="sum", min_cells=min_cells if per_cell else 1)
+        try:
+            pdata, small = _pseudobulk(shallow, sample_key="_sample", groupby="_group" if groupby else None,
+                                       layer=layer, mode="sum", min_cells=min_cells if per_cell else 1)
+        except _validate.TooFewCellsError:  # no profile at all: compare's own refusal, in the user's terms
+            skipped.append(f"every {'sample x group' if groupby else 'sample'} profile: fewer than {min_cells} cells")
+            return _concat([]), _concat([])
         if len(small):
             dropped.append(pd.DataFrame({
                 "sample": small["_sample"].to_numpy(),
