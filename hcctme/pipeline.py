@@ -115,7 +115,7 @@ class PipelineConfig:
         if "compare" in self.steps and self.condition_key is None:
             skipped["compare"] = _NO_CONDITION
         elif "compare" in self.steps:
-            reason = "genes=False" if not self.genes else _counts_problem(adata, self.counts_layer)
+            reason = "genes=False" if not self.genes else counts_problem(adata, self.counts_layer)
             if reason:
                 skipped["compare_genes"] = reason
         if "crosstalk" in self.steps and not self.crosstalk:
@@ -136,7 +136,7 @@ def _expression_for_crosstalk(X) -> None:
         )
 
 
-def _counts_problem(adata: AnnData, counts_layer: str | None) -> str | None:
+def counts_problem(adata: AnnData, counts_layer: str | None) -> str | None:
     """Why gene-level tests cannot run (None when they can); an explicit bad ``counts_layer`` raises."""
     if counts_layer is None:
         if Keys.COUNTS not in adata.layers:
@@ -290,7 +290,7 @@ def _states(adata: AnnData, config: PipelineConfig) -> None:
                    context_map=context_map(config), random_state=config.random_state)
 
 
-def _counts_view(adata: AnnData, config: PipelineConfig) -> tuple[AnnData, str | None]:
+def counts_view(adata: AnnData, config: PipelineConfig) -> tuple[AnnData, str | None]:
     """The AnnData and layer holding the counts: ``adata`` itself, or a light one over ``adata.raw``."""
     if config.counts_layer == _RAW and _RAW not in adata.layers and adata.raw is not None:
         return _light(adata, adata.raw.X, adata.raw.var), None
@@ -330,7 +330,7 @@ def compare_one(adata: AnnData, config: PipelineConfig, features: str) -> pd.Dat
     elif features == "scores":
         tl.compare(adata, features="scores", groupby=config.cell_type_key, **common)
     else:
-        view, layer = _counts_view(adata, config)
+        view, layer = counts_view(adata, config)
         if config.genes_groups:  # genes of some cell types: compare a subset, then store its results in adata
             view, layer = _rows(view, layer, view.obs[config.cell_type_key].astype(str).isin(config.genes_groups))
         tl.compare(view, features="genes", groupby=config.cell_type_key, layer=layer, method=config.de_method,
@@ -343,7 +343,7 @@ def compare_one(adata: AnnData, config: PipelineConfig, features: str) -> pd.Dat
 def _compare(adata: AnnData, config: PipelineConfig) -> dict[str, str]:
     """Each comparison; those that find too few cells are skipped (returned with the reason), the others run."""
     features = ("composition", "scores", "genes")
-    if not config.genes or _counts_problem(adata, config.counts_layer):
+    if not config.genes or counts_problem(adata, config.counts_layer):
         features = ("composition", "scores")
     skipped = {}
     for feature in features:
@@ -357,10 +357,10 @@ def _compare(adata: AnnData, config: PipelineConfig) -> dict[str, str]:
 def _ta_response(adata: AnnData, config: PipelineConfig) -> None:
     """T+A signatures per patient: pseudobulk log-CPM of the raw counts, or per-cell score means without them."""
     common = dict(sample_key=config.sample_key, **config.condition, use_raw=config.use_raw)
-    if _counts_problem(adata, config.counts_layer) is not None:
+    if counts_problem(adata, config.counts_layer) is not None:
         tl.ta_response(adata, aggregate="mean", **common)
         return
-    view, layer = _counts_view(adata, config)
+    view, layer = counts_view(adata, config)
     tl.ta_response(view, layer=layer, **common)
     if view is not adata:
         _adopt(view, adata)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import warnings
 from typing import Any
@@ -13,7 +14,7 @@ import pandas as pd
 from hcctme import _files, _validate, get, tl
 from hcctme import report as report_module
 from hcctme._constants import COMPARE_KEYS, Keys, Suffix
-from hcctme.pipeline import PipelineConfig, compare_one, run_step
+from hcctme.pipeline import PipelineConfig, compare_one, counts_problem, counts_view, run_step
 
 # the config keys of the workflow that are not PipelineConfig fields
 _WORKFLOW_ONLY = {"input": None, "outdir": "results"}
@@ -58,9 +59,27 @@ def sample_names(config: dict[str, Any]) -> list[str]:
     return list(_sample_table(config))
 
 
+def gene_level(config: dict[str, Any]) -> bool:
+    """Whether the gene-level rules (pseudobulk, the genes comparison) run: ``genes`` on and raw counts in the input.
+
+    As :func:`hcctme.pipeline.run` decides (the input read backed: only its layers' first rows are looked at);
+    without counts they are left out of the workflow with a warning, not failed.
+    """
+    merged = {**DEFAULTS, **config}
+    return bool(merged["genes"]) and _has_counts(str(merged["input"]), merged["counts_layer"])
+
+
+@functools.cache  # the Snakefile asks for each target list: read the input and warn once
+def _has_counts(path: str, counts_layer: str | None) -> bool:
+    adata = _files.read_h5ad(_validate.existing_file(path, what="workflow input"), backed=True)
+    problem = counts_problem(adata, counts_layer)
+    if problem:
+        warnings.warn(f"workflow: pseudobulk and compare_genes skipped: {problem}", UserWarning, stacklevel=2)
+    return problem is None
+
+
 def compare_features(config: dict[str, Any]) -> list[str]:
-    genes = config.get("genes", DEFAULTS["genes"])
-    return ["composition", "scores", "genes"] if genes else ["composition", "scores"]
+    return ["composition", "scores", "genes"] if gene_level(config) else ["composition", "scores"]
 
 
 def _cfg(smk) -> dict[str, Any]:
@@ -121,9 +140,8 @@ def states(smk) -> None:
 
 def pseudobulk(smk) -> None:
     config = _cfg(smk)
-    adata = with_matrices(smk.input[0], smk.input.data)
-    bulk = tl.pseudobulk(adata, sample_key=config["sample_key"], groupby=config["cell_type_key"],
-                         layer=config["counts_layer"])
+    view, layer = counts_view(with_matrices(smk.input[0], smk.input.data), _config(config))
+    bulk = tl.pseudobulk(view, sample_key=config["sample_key"], groupby=config["cell_type_key"], layer=layer)
     _files.write_h5ad(bulk, smk.output[0])
 
 

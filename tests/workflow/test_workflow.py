@@ -102,3 +102,20 @@ def test_compare_rule_writes_an_empty_table_where_the_cohort_has_too_few_cells(t
     with pytest.warns(UserWarning, match="compare_composition skipped: too few cells"):
         _steps.compare(smk)
     assert _steps._read_table(str(out)).empty
+
+
+def test_gene_level_rules_run_only_where_the_input_holds_counts(tmp_path: Path):
+    """`all` asks for pseudobulk.h5ad and compare_genes.tsv only where `genes` is on and the input holds raw counts
+    (layers['counts'] by default, as `hcctme run` reads them); without counts they are left out with a warning
+    (the pseudobulk rule failed the whole workflow on Sade-Feldman 2018's log values before)."""
+    from hcctme.workflow import _steps
+
+    adata = datasets.simulate_cohort(4, 60, n_genes=300, random_state=4)
+    with_counts, without = tmp_path / "counts.h5ad", tmp_path / "log.h5ad"
+    adata.write_h5ad(with_counts)
+    del adata.layers["counts"]
+    adata.write_h5ad(without)
+    assert _steps.compare_features({"input": str(with_counts)}) == ["composition", "scores", "genes"]
+    assert not _steps.gene_level({"input": str(with_counts), "genes": False})
+    with pytest.warns(UserWarning, match="pseudobulk and compare_genes skipped: no raw counts"):
+        assert _steps.compare_features({"input": str(without)}) == ["composition", "scores"]
