@@ -23,7 +23,6 @@ from hcctme._constants import Defaults, Files, Keys
 MatrixKind = Literal["counts", "lognorm", "scaled", "other"]
 
 
-
 class TooFewCellsError(ValueError):
     """The cohort holds too few cells per sample (or per sample and group) for a tool to test anything.
 

@@ -176,8 +176,9 @@ def compare(
     ValueError
         A single condition level, a reference that is not a level, fewer than two units in a
         level, a condition (pair, patient, covariate) that varies within a sample, a sample in two
-        patients, a pair with one member, too few cells, non-count data for genes, a constant or
-        collinear covariate.
+        patients, a pair with one member, non-count data for genes, a constant or collinear covariate.
+    TooFewCellsError
+        A ``ValueError``: no group keeps two samples of ``min_cells`` cells in the reference and another level.
     """
     _validate.anndata(adata)
     _validate.choice(features, FEATURES, name="features")

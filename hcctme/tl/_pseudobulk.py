@@ -76,7 +76,9 @@ def pseudobulk(
     KeyError
         Missing obs column or layer.
     ValueError
-        Non-count input with ``mode="sum"``, non-finite values, or no profile with ``min_cells`` cells.
+        Non-count input with ``mode="sum"``, or non-finite values.
+    TooFewCellsError
+        A ``ValueError``: no profile with ``min_cells`` cells.
     """
     pdata, _ = _pseudobulk(adata, sample_key=sample_key, groupby=groupby, layer=layer, mode=mode,
                            min_cells=min_cells, chunk_size=chunk_size)
