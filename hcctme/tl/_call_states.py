@@ -478,9 +478,11 @@ def call_states(
       :func:`small_populations`; ``seedings``: per self-trained context, ``seedings`` (how many seedings'
       probabilities were averaged), ``agreement`` (the share of its cells one seeding calls as the mean does) and
       ``states`` (per called state, the share of its calls one seeding makes; NaN and ``{}`` with one seeding),
-      logged as a warning for a state under :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT`, and where no seeding
-      trains the classifier ``mixture_kept`` (per state the mixture calls, the share of the seedings whose
-      specificity test keeps those calls; warned of between 0 and 1), :func:`seeding_record`).
+      logged as a warning for a state under :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT`, ``classes`` (per
+      state, the share of the seedings averaged whose classifier has a class for it: the ``specificity`` record is
+      the first seeding's), and where no seeding trains the classifier ``mixture_kept`` (per state the mixture
+      calls, the share of the seedings whose specificity test keeps those calls; warned of between 0 and 1),
+      :func:`seeding_record`).
 
     Notes
     -----
@@ -733,13 +735,15 @@ def seeding_record(context: str, diagnostics: Mapping[str, Any]) -> dict[str, An
 
     ``seedings`` (how many seedings' probabilities were averaged), ``agreement`` and ``states`` (per state;
     :func:`hcctme.tl._state_selftrain.agreement`'s ``agreement`` and ``state_agreement``, NaN and ``{}`` with one
-    seeding) and, where no seeding trains the classifier, ``mixture_kept``
-    (:func:`hcctme.tl._state_selftrain.mixture_kept`). The warnings name the states of whose calls one seeding makes
-    fewer than :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT` on average, and the states whose mixture calls
-    some seedings' specificity tests keep and others drop (all drop: :func:`declined_states`).
+    seeding), ``classes`` (:func:`hcctme.tl._state_selftrain.classes`) or, where no seeding trains the classifier,
+    ``mixture_kept`` (:func:`hcctme.tl._state_selftrain.mixture_kept`). The warnings name the states of whose calls
+    one seeding makes fewer than :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT` on average, and the states whose
+    mixture calls some seedings' specificity tests keep and others drop (all drop: :func:`declined_states`).
     """
     record = {"seedings": int(diagnostics["seedings"]), "agreement": diagnostics["agreement"],
               "states": diagnostics["state_agreement"]}
+    if "classes" in diagnostics:
+        record["classes"] = diagnostics["classes"]
     if "mixture_kept" in diagnostics:
         record["mixture_kept"] = diagnostics["mixture_kept"]
         split = {s: round(share, 2) for s, share in _selftrain.split(record["mixture_kept"]).items()}

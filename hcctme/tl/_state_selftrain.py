@@ -349,7 +349,7 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     from its seeds: a call stands where most cuts keep it). The seed counts and diagnostics are those of the first
     seeding averaged: ``specificity`` (:func:`~hcctme.tl._state_seeds.confirm_seeds`), ``temperature`` (of the
     calibration; NaN without the classifier), ``seedings`` (how many were averaged), the seedings' :func:`agreement`
-    and, where none trains the classifier, ``mixture_kept`` (:func:`mixture_kept`).
+    and ``classes`` (:func:`classes`) or, where none trains the classifier, ``mixture_kept`` (:func:`mixture_kept`).
     """
     if X.shape[0] < params.min_cells or X.shape[1] < 3:
         return None
@@ -372,9 +372,20 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
         fits += [fit for batch in range(1, params.seeding_batches) for fit in fitted(batch)]
         calls, conf, agreed, used = _averaged(fits, ids, min_confidence)
     diagnostics = {**used[0].diagnostics, "seedings": len(used), **agreed}
-    if not used[0].trained:
+    if used[0].trained:
+        diagnostics["classes"] = classes(used, ids)
+    else:
         diagnostics["mixture_kept"] = mixture_kept(used, ids, best, called)
     return calls, conf, used[0].seed_counts, diagnostics
+
+
+def classes(fits: list[_Fit], ids: list[str]) -> dict[str, float]:
+    """Per state, the share of ``fits`` (seedings that train the classifier) whose classifier has a class for it.
+
+    The specificity tests the record keeps are the first seeding's; this says what all the seedings averaged did
+    (He 2020's macrophages: TAM2_SPP1 has seeds in some of the cuts only, and its calls turn on which are drawn).
+    """
+    return {state: float(np.mean([np.any(fit.states[:, j] > 0) for fit in fits])) for j, state in enumerate(ids)}
 
 
 def mixture_kept(fits: list[_Fit], ids: list[str], best: np.ndarray, called: np.ndarray) -> dict[str, float]:

@@ -628,8 +628,10 @@ def test_seedings_agreement_is_recorded_and_warned(caplog):
     """The record of a population's seedings and the warning of the states they disagree on (the record of a called
     population: ``test_states_real.py::test_seedings_agreement_marks_the_cut_dependent_calls``)."""
     with caplog.at_level(logging.WARNING, logger="hcctme"):
-        entry = seeding_record("cd8_t", {"seedings": 3, "agreement": 0.7, "state_agreement": {"A": 0.95, "B": 0.5}})
-    assert entry == {"seedings": 3, "agreement": 0.7, "states": {"A": 0.95, "B": 0.5}}
+        entry = seeding_record("cd8_t", {"seedings": 3, "agreement": 0.7, "state_agreement": {"A": 0.95, "B": 0.5},
+                                         "classes": {"A": 1.0, "B": 2 / 3}})
+    assert entry == {"seedings": 3, "agreement": 0.7, "states": {"A": 0.95, "B": 0.5},
+                     "classes": {"A": 1.0, "B": 2 / 3}}
     assert "cd8_t: of the calls of ['B'], a single one of the 3 seedings" in caplog.text and "'A'" not in caplog.text
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="hcctme"):

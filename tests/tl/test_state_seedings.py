@@ -189,7 +189,8 @@ def test_seedings_that_keep_the_mixture_calls_are_left_out_of_the_mean(monkeypat
     calls, conf, seeds, diagnostics = selftrain.call_population(X, z, ["A", "B"], best, confidence,
                                                                 confidence >= 0.5, params, 0.5)
     assert np.allclose(conf, 0.75) and (calls == "A").all()  # the mean of the two trained seedings
-    assert diagnostics == {"temperature": 0.6, "seedings": 2, "agreement": 1.0, "state_agreement": {"A": 1.0}}
+    assert diagnostics == {"temperature": 0.6, "seedings": 2, "agreement": 1.0, "state_agreement": {"A": 1.0},
+                           "classes": {"A": 1.0, "B": 0.0}}  # both trained seedings have an A class, neither a B
     assert seeds == {"A": 60}
 
 
@@ -329,3 +330,12 @@ def test_call_states_bad_random_state(scored_cohort, digest, value, error):
     with pytest.raises(error, match="random_state"):
         hcctme.tl.call_states(adata, cell_type_key="cell_type", random_state=value)
     assert digest(adata) == before
+
+
+def test_classes_are_the_share_of_the_seedings_with_a_class_for_each_state():
+    """The record's ``classes``: the first seeding's specificity tests stand for the population, so this says in how
+    many of the seedings averaged each state had a class (a state without one has probability 0 in that seeding)."""
+    with_both = np.array([[0.7, 0.2], [0.1, 0.8]])
+    a_only = np.array([[0.9, 0.0], [0.6, 0.0]])
+    fits = [selftrain._Fit(states, np.full(2, 0.1), {}, {}) for states in (with_both, a_only, a_only, with_both)]
+    assert selftrain.classes(fits, ["A", "B"]) == {"A": 1.0, "B": 0.5}

@@ -302,7 +302,8 @@ def test_small_populations_are_called_by_their_seedings(called):
     KUPFFER; TAM2_SPP1; TAM1_FOLR2 and TAM2_SPP1) and their mean called 9 of the 12 Mac_SPP1 cells TAM2_SPP1 and 5 of
     the 58 other macrophages (releases 2.24-2.28). They disagree, so release 2.29 draws 18 more: 10 of the 27 train the
     classifier and their mean calls no macrophage a state at random state 0 (the 12 Mac_SPP1 cells are all TAM2_SPP1 or
-    none: 11-12 in 5 of 10 random states, README "Over random states"). One finer cut alone (one cluster per 10 cells
+    none: 11-12 in 5 of 10 random states, README "Over random states"); 5 of those 10 have a TAM2_SPP1 class, 4 a
+    KUPFFER one and 2 a TAM1_FOLR2 one (the record's ``classes``). One finer cut alone (one cluster per 10 cells
     instead of 20) was measured and dropped in release 2.18: He 2020 unchanged, Zheng LAYN -> terminal 22 -> 0 of 22, Wu
     2020 Teff 11 -> 0 of 22."""
     wu = called["wu2021_tnbc"].uns["hcctme_state_params"]
@@ -312,6 +313,8 @@ def test_small_populations_are_called_by_their_seedings(called):
     params = he.uns["hcctme_state_params"]
     assert params["self_train"]["small_populations"]["macrophage"] == {"cells": 69, "needed": 200, "states": 3,
                                                                        "seedings": 10}
+    classes = params["self_train"]["seedings"]["macrophage"]["classes"]
+    assert classes == pytest.approx({"TAM1_FOLR2": 0.2, "KUPFFER": 0.4, "TAM2_SPP1": 0.5})
     assert (he.obs["hcctme_state_context"] == "macrophage").sum() == 70
     labels = _labels(he, "he2020_liver").to_numpy()
     calls = he.obs["hcctme_state"].astype(str).to_numpy()
