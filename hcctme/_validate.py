@@ -522,8 +522,8 @@ def scores(adata: AnnData, key: str = Keys.SCORES) -> pd.DataFrame:
     """Return signature scores stored by :func:`hcctme.tl.score`."""
     if key not in adata.obsm:
         raise KeyError(
-            f"no signature scores in adata.obsm[{key!r}]; run hcctme.tl.score(adata) first "
-            f"(or pass the scores_key it wrote)"
+            f"no signature scores in adata.obsm[{key!r}]; run hcctme.tl.score(adata) first (on the command line: "
+            f"hcctme score input.h5ad --out scored.h5ad), or pass the scores_key it wrote"
         )
     frame = adata.obsm[key]
     if not isinstance(frame, pd.DataFrame):

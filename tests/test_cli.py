@@ -122,3 +122,12 @@ def test_score_harmonises_gene_symbols_first(capsys, tmp_path: Path):
                        "--gene-symbols", "feature_name")
     assert code == 0, err
     assert list(ad.read_h5ad(out).obsm["hcctme_scores"].columns) == ["TAM2_SPP1", "CD8_TEFF"]
+
+
+def test_states_on_an_unscored_file_names_the_command_that_scores_it(capsys, tmp_path: Path):
+    adata = datasets.simulate_cohort(4, 60, n_genes=600, random_state=1)
+    path = tmp_path / "unscored.h5ad"
+    adata.write_h5ad(path)
+    code, _, err = run(capsys, "states", str(path), "--out", str(tmp_path / "s.h5ad"), "--cell-type-key", "cell_type")
+    assert code == cli.EXIT_USAGE and "hcctme score input.h5ad --out scored.h5ad" in err
+    assert not (tmp_path / "s.h5ad").exists()
