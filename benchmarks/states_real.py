@@ -111,13 +111,13 @@ def by_cluster(table: pd.DataFrame) -> pd.DataFrame:
     states (the rows' sum), its sibling calls likewise. ``state`` joins the states with ``" / "``; a
     ``random_state`` column, where present, is kept as a key.
     """
-    keys = [k for k in ("random_state", "dataset", "cluster") if k in table.columns]
-    merged = table.groupby(keys, sort=False).agg(
+    draw = ["random_state"] if "random_state" in table.columns else []
+    merged = table.groupby([*draw, "dataset", "cluster"], sort=False).agg(
         state=("state", " / ".join), n_cells=("n_cells", "first"), n_artefact=("n_artefact", "first"),
         n_matching=("n_matching", "sum"), siblings_called=("siblings_called", "sum"),
         n_siblings=("n_siblings", "first")).reset_index()
     merged["share"] = merged["n_matching"] / merged["n_cells"]
-    return merged[[*keys[:-2], *table.columns.drop([*keys[:-2]])]]
+    return merged[[*draw, *table.columns.drop(draw)]]  # the random state first, then matching's columns
 
 
 def confusion(adata: ad.AnnData, dataset: Dataset) -> pd.DataFrame:
