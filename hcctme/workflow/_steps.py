@@ -62,7 +62,7 @@ def sample_names(config: dict[str, Any]) -> list[str]:
 def gene_level(config: dict[str, Any]) -> bool:
     """Whether the gene-level rules (pseudobulk, the genes comparison) run: ``genes`` on and raw counts in the input.
 
-    As :func:`hcctme.pipeline.run` decides (the input read backed: only its layers' first rows are looked at);
+    As :func:`hcctme.pipeline.run` decides (the input read backed: a sample of at most 2,000 rows is looked at);
     without counts they are left out of the workflow with a warning, not failed.
     """
     merged = {**DEFAULTS, **config}
