@@ -79,6 +79,9 @@ def _has_counts(path: str, counts_layer: str | None) -> bool:
 
 
 def compare_features(config: dict[str, Any]) -> list[str]:
+    """The comparisons the workflow runs: none without a condition (``condition_key: null``), genes with counts."""
+    if {**DEFAULTS, **config}["condition_key"] is None:
+        return []
     return ["composition", "scores", "genes"] if gene_level(config) else ["composition", "scores"]
 
 

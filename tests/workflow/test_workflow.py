@@ -119,3 +119,15 @@ def test_gene_level_rules_run_only_where_the_input_holds_counts(tmp_path: Path):
     assert not _steps.gene_level({"input": str(with_counts), "genes": False})
     with pytest.warns(UserWarning, match="pseudobulk and compare_genes skipped: no raw counts"):
         assert _steps.compare_features({"input": str(without)}) == ["composition", "scores"]
+
+
+def test_workflow_without_conditions_describes_the_cohort(tmp_path: Path):
+    """`condition_key: null` (a cohort without outcome labels, as `hcctme run --no-condition`): no comparison rule,
+    the T+A response per sample only, the profile and the report (the schema refused null before)."""
+    configfile = _config(tmp_path, condition_key=None)
+    assert run_workflow(configfile, cores=2, directory=tmp_path, extra_args=["--quiet", "all"]) == 0
+    results = tmp_path / "results"
+    assert not list(results.glob("compare_*.tsv")) and (results / "report.html").is_file()
+    assert len(pd.read_csv(results / "ta_response_per_sample.tsv", sep="\t", index_col=0)) == 4
+    assert (results / "ta_response_compare.tsv").read_text().strip() == ""
+    assert pd.read_csv(results / "resistance_profile.tsv", sep="\t")["sample"].nunique() == 4
