@@ -215,9 +215,8 @@ def run(adata: AnnData, config: PipelineConfig | None = None, **params) -> AnnDa
     with _restored_on_error(adata):
         _harmonize(adata, config)
         skipped = config.validate(adata)
-        for step, reason in skipped.items():
-            if not reason.endswith("=False") and reason != _NO_CONDITION:
-                warnings.warn(f"pipeline: {step} skipped: {reason}", UserWarning, stacklevel=2)
+        _warn_skipped({step: reason for step, reason in skipped.items()
+                       if not reason.endswith("=False") and reason != _NO_CONDITION})
         timings: dict[str, float] = {}
         steps = [name for name in STEPS if name in config.steps and name not in skipped]
         for number, name in enumerate(steps, start=1):
@@ -241,9 +240,14 @@ def run_step(adata: AnnData, config: PipelineConfig, step: str) -> dict[str, str
         skipped = _STEP_FUNCTIONS[step](adata, config) or {}
     except _validate.TooFewCellsError as error:
         skipped = {step: str(error)}
-    for part, reason in skipped.items():
-        warnings.warn(f"pipeline: {part} skipped: {reason}", UserWarning, stacklevel=2)
+    _warn_skipped(skipped)
     return skipped
+
+
+def _warn_skipped(skipped: dict[str, str]) -> None:
+    """One warning per skipped step or comparison, pointing at the code that called the pipeline."""
+    for part, reason in skipped.items():
+        warnings.warn(f"pipeline: {part} skipped: {reason}", UserWarning, stacklevel=3)
 
 
 @contextlib.contextmanager

@@ -65,8 +65,8 @@ def gene_level(config: dict[str, Any]) -> bool:
     As :func:`hcctme.pipeline.run` decides (the input read backed: a sample of at most 2,000 rows is looked at);
     without counts they are left out of the workflow with a warning, not failed.
     """
-    merged = {**DEFAULTS, **config}
-    return bool(merged["genes"]) and _has_counts(str(merged["input"]), merged["counts_layer"])
+    settings = _config(config)
+    return settings.genes and _has_counts(str(config["input"]), settings.counts_layer)
 
 
 @functools.cache  # the Snakefile asks for each target list: read the input and warn once
@@ -80,7 +80,7 @@ def _has_counts(path: str, counts_layer: str | None) -> bool:
 
 def compare_features(config: dict[str, Any]) -> list[str]:
     """The comparisons the workflow runs: none without a condition (``condition_key: null``), genes with counts."""
-    if {**DEFAULTS, **config}["condition_key"] is None:
+    if _config(config).condition_key is None:
         return []
     return ["composition", "scores", "genes"] if gene_level(config) else ["composition", "scores"]
 
