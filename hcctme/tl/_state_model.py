@@ -49,6 +49,7 @@ import pandas as pd
 from scipy.special import logsumexp, ndtr
 
 from hcctme._constants import STATE_ARTEFACT_Z, STATE_MAX_FOREIGN_SHARE, Defaults
+from hcctme._logging import logger
 from hcctme.tl import _state_artefacts as _artefacts
 
 UNASSIGNED = Defaults.UNASSIGNED
@@ -89,8 +90,6 @@ class Mixture:
     sd1: np.ndarray
     p0_bg: np.ndarray  # probability that a background cell's score sits at the floor (e.g. UCell 0)
     p0_in: np.ndarray  # ... that an in-state cell's score does
-    n_iter: int = 0
-    converged: bool = False
 
     @property
     def separation(self) -> np.ndarray:
@@ -194,21 +193,19 @@ def fit_mixture(
     resp[np.arange(n), init] += 0.9
     previous = -np.inf
     mix = _m_step(z, floor, resp)
-    converged = False
-    it = 0
-    for it in range(1, th.max_iter + 1):  # noqa: B007 (the iteration count is recorded after the loop)
+    for _ in range(th.max_iter):
         log_joint = _log_joint(z, floor, mix)
         norm = logsumexp(log_joint, axis=1, keepdims=True)
         resp = np.exp(log_joint - norm)
         loglik = float(norm.sum())
         mix = _m_step(z, floor, resp)
         if abs(loglik - previous) <= th.tol * max(abs(loglik), 1.0):
-            converged = True
             break
         previous = loglik
+    else:
+        logger.debug("state mixture: EM stopped at max_iter=%d before converging", th.max_iter)
     log_joint = _log_joint(z, floor, mix)
     resp = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
-    mix.n_iter, mix.converged = it, converged
     return mix, resp
 
 

@@ -111,16 +111,6 @@ def transform_proportions(counts: np.ndarray, transform: str, delta: float) -> t
     return logs - logs.mean(axis=1, keepdims=True), (1.0 - repl) / (n * repl)
 
 
-def clr(counts: np.ndarray, delta: float) -> np.ndarray:
-    """Centred log-ratio (natural log) of each row after multiplicative replacement of zeros.
-
-    A rise of one part by a factor f moves every other part's CLR by ``-log(f) / D`` (D parts): with
-    3-4 parts that is a visible, spurious change of the parts that did not move, so CLR effects of
-    a single expansion spread over all parts (read them together, not one by one).
-    """
-    return transform_proportions(counts, "clr", delta)[0]
-
-
 # --------------------------------------------------------------------------------------------------
 # Method choice
 # --------------------------------------------------------------------------------------------------
