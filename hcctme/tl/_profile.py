@@ -148,7 +148,7 @@ def _signature_context(signature_id: str) -> str:
         from hcctme import sig
 
         return str(sig.get(signature_id).cell_context)
-    except Exception:  # a user signature or no library: read over all cells
+    except KeyError:  # a user signature, not in the library: read over all cells
         return "any"
 
 

@@ -272,3 +272,8 @@ def test_summary_rank_test_matches_compare_and_constant_activity_gives_p_one():
     assert summary.loc["B", "pvalue"] == 1.0 and summary.loc["B", "statistic"] == 8.0
     no_ref = _profile._summary(pd.DataFrame(rows).query("axis == 'B'"), None)
     assert no_ref["pvalue"].tolist() == [1.0]
+
+
+def test_signature_context_reads_the_library_and_any_for_user_sets():
+    assert _profile._signature_context("TAM2_SPP1") == "macrophage"
+    assert _profile._signature_context("MY_OWN_SET") == "any"
