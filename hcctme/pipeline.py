@@ -29,6 +29,7 @@ from hcctme import _files, _validate, get, tl
 from hcctme._constants import COMPARE_KEYS, GENE_METHODS, Defaults, Files, Keys
 from hcctme._logging import STEP_LOGGER, logger
 from hcctme._version import __version__
+from hcctme.tl import _contexts
 
 _step_logger = logging.getLogger(STEP_LOGGER)
 
@@ -165,8 +166,6 @@ _RAW = "raw"
 
 def context_map(config: PipelineConfig) -> dict[str, str | None] | None:
     """The run's context map: ``config.context_map`` as given, or read from its YAML path; checked."""
-    from hcctme.tl import _contexts
-
     value = config.context_map
     if isinstance(value, (str, Path)):
         value = _files.read_context_map(value)
@@ -276,10 +275,13 @@ def _harmonize(adata: AnnData, config: PipelineConfig) -> None:
 
 
 def _config_record(config: PipelineConfig) -> dict:
+    """The config as uns stores it: no None, tuples as lists, a context map as a table (labels may hold "/")."""
     record = {}
     for key, value in asdict(config).items():
         if value is None:
             continue
+        if key == "context_map" and isinstance(value, dict):
+            value = _contexts.map_table(value)
         record[key] = list(value) if isinstance(value, tuple) else value
     return record
 
@@ -472,6 +474,8 @@ _VERSIONED = ("anndata", "scanpy", "numpy", "scipy", "pandas", "h5py", "liana", 
 def _manifest(adata: AnnData, input_path: str | Path | None, *, full: bool) -> dict:
     from importlib.metadata import PackageNotFoundError, version
 
+    from hcctme.report import _results
+
     run = adata.uns.get(Keys.RUN, {})
     versions = {"hcctme": __version__, "signature_library": _validate.library_version(),
                 "python": platform.python_version()}
@@ -479,7 +483,7 @@ def _manifest(adata: AnnData, input_path: str | Path | None, *, full: bool) -> d
         with contextlib.suppress(PackageNotFoundError):
             versions[name] = version(name)
     record: dict = {
-        "parameters": run.get("config", {}) if isinstance(run, dict) else {},
+        "parameters": _results.run_config(adata),
         "skipped": run.get("skipped", {}) if isinstance(run, dict) else {},
         "versions": versions,
         "h5ad_contents": "full" if full else "results",  # results: obs, var, obsm, uns (no X, layers or raw)

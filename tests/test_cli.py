@@ -5,6 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from hcctme import cli, datasets, sig
+from hcctme.tl._contexts import map_from_table
 
 
 def run(capsys, *argv):
@@ -104,7 +105,7 @@ def test_states_with_a_context_map_file(capsys, tmp_path: Path):
     code, _, err = run(capsys, "states", str(src), "--out", str(out), "--cell-type-key", "cell_type",
                        "--context-map", str(mapping), "--context-map", "Hepatocytes=unassigned")
     assert code == 0, err
-    used = ad.read_h5ad(out).uns["hcctme_state_params"]["mapping"]
+    used = map_from_table(ad.read_h5ad(out).uns["hcctme_state_params"]["mapping"])
     assert used["Cluster 7"] == "macrophage" and used["Hepatocytes"] == "unassigned"
 
 

@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from anndata import AnnData
+from anndata import AnnData, read_h5ad
 
 import hcctme as hc
+from hcctme.tl._contexts import map_from_table
 
 ALLOWED = (ValueError, KeyError, TypeError, FileNotFoundError)
 FORBIDDEN = (IndexError, AttributeError, AssertionError, ZeroDivisionError, RuntimeError)
@@ -911,8 +912,25 @@ def test_context_map_file_and_accented_labels(small, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         hc.pipeline.run(adata, **PIPE, context_map=str(mapping), steps=("score", "states"))
-    used = hc.get.params(adata, "hcctme_state")["mapping"]
+    used = map_from_table(hc.get.params(adata, "hcctme_state")["mapping"])
     assert used["Cluster 7"] == "macrophage" and used["Hépatocytes"] == "hepatocyte"
+
+
+def test_context_map_labels_with_slashes_survive_anndata_writes(small, tmp_path):
+    """The run's record keeps the context map as a table: anndata wrote a "Macrophages/Kupffer" key as nested groups."""
+    from hcctme.report import _results
+
+    adata = small.copy()
+    adata.obs["cell_type"] = adata.obs["cell_type"].astype(str).replace({"Macrophages": "Macrophages/Kupffer"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hc.pipeline.run(adata, **PIPE, context_map={"Macrophages/Kupffer": "macrophage"}, steps=("score", "states"))
+    adata.write_h5ad(tmp_path / "x.h5ad")
+    back = read_h5ad(tmp_path / "x.h5ad")
+    assert _results.run_config(back)["context_map"] == {"Macrophages/Kupffer": "macrophage"}
+    assert map_from_table(hc.get.params(back, "hcctme_state")["mapping"])["Macrophages/Kupffer"] == "macrophage"
+    assert hc.pipeline._manifest(back, None, full=False)["parameters"]["context_map"] == {
+        "Macrophages/Kupffer": "macrophage"}
 
 
 def _cellxgene(adata: AnnData) -> AnnData:

@@ -261,15 +261,14 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
         "tool": "call_states",
         "params": {"cell_type_key": call["cell_type_key"], "scores_key": call["scores_key"],
                    "sample_key": call["sample_key"] if call["sample_key"] is not None else "",
-                   "context_map": {str(k): v or Defaults.UNASSIGNED for k, v in (call["context_map"] or {}).items()},
+                   "context_map": _contexts.map_table(call["context_map"]),
                    "artefacts": list(call["artefacts"].names), "min_confidence": call["min_confidence"],
                    "refine": refine or "none", "refine_resolution": float(call["refine_resolution"]),
                    "self_train": self_train, "random_state": call["random_state"], "layer": call["layer"] or "X",
                    "key_added": call["key_added"]},
         "library_version": library_version,
         "cell_type_key": call["cell_type_key"],
-        "mapping": {k: v or Defaults.UNASSIGNED for k, v in resolution.mapping.items()},
-        "mapping_source": dict(resolution.source),
+        "mapping": resolution.table(),
         "states": {k: list(v) for k, v in m["states"].items()},
         "artefact_signatures": {k: list(v) for k, v in m["art_cols"].items()},
         "artefacts_from_obs": dict(call["artefacts"].from_obs),
@@ -446,8 +445,11 @@ def call_states(
     * ``uns[key_added]``: tidy table, one row per (sample, context, call): ``sample`` (``"all"``
       without ``sample_key``), ``context``, ``state``, ``n_cells``, ``fraction`` (of the sample's
       cells of that context);
-    * ``uns[key_added + "_params"]``: ``tool``, ``params``, ``library_version``, ``mapping``
-      (label -> context), ``mapping_source``, ``states`` (context -> state ids competed),
+    * ``uns[key_added + "_params"]``: ``tool``, ``params`` (``context_map`` as a table: ``label``,
+      ``context``), ``library_version``, ``mapping`` (a table, one row per label: ``label``,
+      ``context``, ``source``: ``"context_map"``, ``"rule"`` or why the label is unresolved; labels are
+      values, not dict keys, so that a label holding "/" survives ``adata.write_h5ad``),
+      ``states`` (context -> state ids competed),
       ``artefact_signatures`` (context -> columns used), ``artefacts_from_obs`` (the ``artefacts`` read
       from ``obs``: name -> ``"score"`` or ``"flag"``), ``thresholds``, ``method``,
       ``diagnostics`` (per state the fitted proportion and separation; per context the artefact

@@ -20,6 +20,7 @@ from hcctme.tl import _state_params as state_params
 from hcctme.tl import _state_seeds as state_seeds
 from hcctme.tl import _state_selftrain as selftrain
 from hcctme.tl._call_states import SELF_TRAIN_RECORD, seeding_record, small_populations
+from hcctme.tl._contexts import map_from_table
 from tests.tl._state_artefact_data import foreign_cohort
 from tests.tl._state_populations import programme_population
 
@@ -260,8 +261,8 @@ def test_call_states_contract(fake_library, caplog):
     tam = table[(table.context == "macrophage") & (table["sample"] == "0")]
     assert tam["n_cells"].sum() == int(((adata.obs.patient == "0") & (adata.obs.cell_type == "TAMs")).sum())
     assert tam["fraction"].sum() == pytest.approx(1.0)
-    assert info["mapping"] == {"TAMs": "macrophage", "Tregs and CD4": "cd4_t", "Hepatocytes": "hepatocyte",
-                               "Cluster 9": UNASSIGNED}
+    assert map_from_table(info["mapping"]) == {"TAMs": "macrophage", "Tregs and CD4": "cd4_t",
+                                               "Hepatocytes": "hepatocyte", "Cluster 9": UNASSIGNED}
     assert info["states"] == {"macrophage": ["TAM_A", "TAM_B", "TAM_C"], "cd4_t": ["TREG_X"]}
     assert info["library_version"] == "test+1"
     assert info["thresholds"]["min_confidence"] == 0.5
@@ -670,14 +671,21 @@ def test_cells_for_clusters_is_where_kmeans_gets_all_its_clusters(n_states):
 
 
 def test_call_states_writes_h5ad(fake_library, tmp_path):
-    adata = _scored_adata()
-    hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
-    path = tmp_path / "x.h5ad"
-    adata.write_h5ad(path)
+    """Labels holding "/" are table values, not uns keys: anndata's own writer keeps them (it wrote a
+    "TAMs/other" key as nested groups, and failed where "TAMs" was a key too)."""
     import anndata
 
+    adata = _scored_adata()
+    adata.obs["cell_type"] = adata.obs["cell_type"].astype(str).replace({"Cluster 9": "TAMs/other"})
+    hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient", context_map={"TAMs/other": None})
+    path = tmp_path / "x.h5ad"
+    adata.write_h5ad(path)
     back = anndata.read_h5ad(path)
-    assert back.uns["hcctme_state_params"]["mapping"]["TAMs"] == "macrophage"
+    info, written = back.uns["hcctme_state_params"], adata.uns["hcctme_state_params"]
+    assert map_from_table(info["mapping"]) == {"TAMs": "macrophage", "Tregs and CD4": "cd4_t",
+                                               "Hepatocytes": "hepatocyte", "TAMs/other": UNASSIGNED}
+    pd.testing.assert_frame_equal(info["mapping"], written["mapping"], check_dtype=False)
+    assert map_from_table(info["params"]["context_map"]) == {"TAMs/other": UNASSIGNED}
     assert (back.obs["hcctme_state"].astype(str) == adata.obs["hcctme_state"].astype(str)).all()
 
 
@@ -713,7 +721,10 @@ def test_context_map_used(fake_library):
     hcctme.tl.call_states(adata, cell_type_key="cell_type", context_map={"Cluster 9": "macrophage",
                                                                          "TAMs": None})
     info = adata.uns["hcctme_state_params"]
-    assert info["mapping"]["TAMs"] == UNASSIGNED and info["mapping_source"]["TAMs"] == "context_map"
+    used = info["mapping"].set_index("label")
+    assert used.loc["TAMs", "context"] == UNASSIGNED and used.loc["TAMs", "source"] == "context_map"
+    assert used.loc["Cluster 9", "source"] == "context_map" and used.loc["Hepatocytes", "source"] == "rule"
+    assert map_from_table(info["params"]["context_map"]) == {"Cluster 9": "macrophage", "TAMs": UNASSIGNED}
     assert (adata.obs.loc[adata.obs.cell_type == "TAMs", "hcctme_state"] == UNASSIGNED).all()
     assert (adata.obs.loc[adata.obs.cell_type == "Cluster 9", "hcctme_state_context"] == "macrophage").all()
 
@@ -1024,8 +1035,9 @@ def test_pbmc68k_reduced_treg_calls():
     cd4 = ["CD4+/CD25 T Reg", "CD4+/CD45RO+ Memory", "CD4+/CD45RA+/CD25- Naive T"]
     hcctme.tl.call_states(adata, cell_type_key="bulk_labels", context_map={label: "cd4_t" for label in cd4})
     info = adata.uns["hcctme_state_params"]
-    assert info["mapping"]["CD4+/CD25 T Reg"] == "cd4_t" and info["mapping"]["CD8+ Cytotoxic T"] == "cd8_t"
-    assert info["mapping"]["CD34+"] == UNASSIGNED
+    used = map_from_table(info["mapping"])
+    assert used["CD4+/CD25 T Reg"] == "cd4_t" and used["CD8+ Cytotoxic T"] == "cd8_t"
+    assert used["CD34+"] == UNASSIGNED
     calls = adata.obs["hcctme_state"].astype(str)
     labels = adata.obs["bulk_labels"].astype(str)
     treg = calls == "TREG"
