@@ -45,8 +45,12 @@ def _preview(values: Iterable[Any]) -> str:
 # --------------------------------------------------------------------------------------------------
 # AnnData and keys
 # --------------------------------------------------------------------------------------------------
-def anndata(adata: Any, *, allow_empty: bool = False) -> AnnData:
-    """Check that ``adata`` is a non-empty AnnData."""
+def anndata(adata: Any, *, allow_empty: bool = False, writes: bool = False) -> AnnData:
+    """Check that ``adata`` is a non-empty AnnData and, for a tool that ``writes`` results into it, not a backed view.
+
+    anndata cannot write into a view of a backed object (``adata[mask]`` of a file opened with
+    ``backed="r"``) nor copy it without a file name: refused here, before any work, not by anndata at the end.
+    """
     if not isinstance(adata, AnnData):
         raise TypeError(
             f"expected an AnnData object, got {type(adata).__name__}; "
@@ -56,6 +60,12 @@ def anndata(adata: Any, *, allow_empty: bool = False) -> AnnData:
         raise ValueError(
             f"the AnnData is empty ({adata.n_obs} cells x {adata.n_vars} genes); "
             "check the filtering steps that produced it"
+        )
+    if writes and adata.is_view and adata.isbacked:
+        raise ValueError(
+            "adata is a view of a backed AnnData (a subset of a file opened with backed='r'), which anndata "
+            "cannot write results into; load the subset (subset = adata[mask].to_memory()) or write it to "
+            "its own file first (adata[mask].copy(filename='subset.h5ad'), then read that file backed)"
         )
     return adata
 

@@ -93,7 +93,7 @@ class PipelineConfig:
 
         Returns the steps that will be skipped, with the reason (``{"compare_genes": "..."}``).
         """
-        _validate.anndata(adata)
+        _validate.anndata(adata, writes=True)
         _validate.categorical_levels(adata, self.sample_key, purpose="sample_key", min_levels=2)
         if self.condition_key is not None:
             conditions = _validate.categorical_levels(
@@ -211,6 +211,7 @@ def run(adata: AnnData, config: PipelineConfig | None = None, **params) -> AnnDa
     restored to what it was before the call.
     """
     config = PipelineConfig(**{**(asdict(config) if config else {}), **params})
+    _validate.anndata(adata, writes=True)  # before the snapshot: a backed view cannot even be restored
     with _restored_on_error(adata):
         _harmonize(adata, config)
         skipped = config.validate(adata)

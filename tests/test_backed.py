@@ -269,3 +269,30 @@ def test_states_memory_benchmark_says_when_no_sample_fell_inside_hcctme(cohort_f
     module.main([str(cohort_file), "--sample-key", "patient", "--cell-type-key", "cell_type"])
     out = capsys.readouterr().out
     assert "no sample was taken inside hcctme code" in out and "peak 0.00 GB in:" not in out
+
+
+def test_a_view_of_a_backed_anndata_is_refused_before_any_work_with_the_fix(cohort_file: Path, tmp_path: Path):
+    """anndata cannot write into (or copy without a file name) a subset of a backed file: every tool that writes
+    refuses it up front (it used to compute, then fail in anndata asking for a .copy(filename=) never called)."""
+    from hcctme import pp, tl
+
+    backed = ad.read_h5ad(cohort_file, backed="r")
+    view = backed[backed.obs["patient"] != backed.obs["patient"].iloc[0]]
+    calls = {"score": lambda: tl.score(view), "harmonize_genes": lambda: pp.harmonize_genes(view),
+             "call_states": lambda: tl.call_states(view, cell_type_key="cell_type"),
+             "crosstalk": lambda: tl.crosstalk(view, groupby="cell_type"),
+             "ta_response": lambda: tl.ta_response(view, sample_key="patient"),
+             "tib": lambda: tl.tib(view, sample_key="patient"),
+             "pipeline": lambda: pipeline.run(view, **KEYS)}
+    before = set(view.uns)
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=r"view of a backed AnnData.*to_memory\(\)"):
+            call()
+        assert set(view.uns) == before and view.is_view, name
+    subset = view.to_memory()  # the first fix the message names
+    tl.score(subset, ["TREG"])
+    assert get.scores(subset).shape == (view.n_obs, 1)
+    view.copy(filename=tmp_path / "subset.h5ad")  # the second
+    on_disk = ad.read_h5ad(tmp_path / "subset.h5ad", backed="r")
+    tl.score(on_disk, ["TREG"])
+    assert get.scores(on_disk).shape == (view.n_obs, 1)

@@ -154,7 +154,7 @@ def harmonize_genes(
         symbol the one with the most direct route (current symbol, then alias, Ensembl id,
         ortholog) is kept, ties going to the first gene; the others are left unmapped.
     """
-    _validate.anndata(adata)
+    _validate.anndata(adata, writes=True)
     _validate.choice(species, SPECIES_OPTIONS, name="species")
     _validate.boolean(copy, name="copy")
     if gene_symbols is None:

@@ -625,7 +625,7 @@ def call_states(
     >>> adata.uns["hcctme_state_params"]["artefacts_from_obs"]  # doctest: +SKIP
     {'predicted_doublet': 'flag'}
     """
-    _validate.anndata(adata)
+    _validate.anndata(adata, writes=True)
     key_added = _validate.key_added(key_added)
     min_confidence, refine = _check_options(min_confidence, refine, refine_resolution)
     random_state = _validate.random_state(random_state)

@@ -180,7 +180,7 @@ def compare(
     TooFewCellsError
         A ``ValueError``: no group keeps two samples of ``min_cells`` cells in the reference and another level.
     """
-    _validate.anndata(adata)
+    _validate.anndata(adata, writes=True)
     _validate.choice(features, FEATURES, name="features")
     _validate.choice(aggregate, AGGREGATES, name="aggregate")
     _validate.choice(transform, _stats.TRANSFORMS, name="transform")

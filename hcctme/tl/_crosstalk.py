@@ -621,7 +621,7 @@ def crosstalk(
     t0 = time.perf_counter()
     call = {"groupby": groupby, "sample_key": sample_key, "condition_key": condition_key, "patient_key": patient_key,
             "pair_key": pair_key, "layer": layer, "use_raw": use_raw}
-    adata = _validate.anndata(adata)
+    adata = _validate.anndata(adata, writes=True)
     key_added = _validate.key_added(key_added)
     if _validate.boolean(copy, name="copy") and adata.isbacked:
         raise ValueError("copy=True would load the whole backed matrix into memory; call hcctme.tl.crosstalk(adata) "

@@ -80,7 +80,7 @@ def enrich(
     """
     from hcctme import sig
 
-    _validate.anndata(adata)
+    _validate.anndata(adata, writes=True)
     table = get.compare(adata, compare_key)
     params = _check_enrich(table, rank_by=rank_by, min_size=min_size, max_size=max_size,
                            permutation_num=permutation_num, random_state=random_state)

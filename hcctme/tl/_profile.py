@@ -628,7 +628,7 @@ def resistance_profile(
     -------
     None, or the AnnData copy when ``copy=True``.
     """
-    _validate.anndata(adata)
+    _validate.anndata(adata, writes=True)
     samples = _validate.categorical_levels(adata, sample_key, purpose="sample_key")
     key_added = _validate.key_added(key_added)
     condition, reference = _check_condition(adata, sample_key, condition_key, reference, active_threshold)

@@ -183,7 +183,7 @@ _NONFINITE = _validate.NONFINITE_MESSAGE
 # Validation
 # --------------------------------------------------------------------------------------------------
 def _check_params(adata: Any, **kw: Any) -> dict[str, Any]:
-    _validate.anndata(adata)
+    _validate.anndata(adata, writes=True)
     _validate.choice(kw["method"], METHODS, name="method")
     out = {
         "max_rank": _validate.positive_int(kw["max_rank"], name="max_rank"),

@@ -99,7 +99,7 @@ def ta_response(
     """
     from hcctme.tl._compare import compare
 
-    _validate.anndata(adata)
+    _validate.anndata(adata, writes=True)
     key_added = _validate.key_added(key_added)
     copy = _validate.boolean(copy, name="copy")
     _validate.choice(aggregate, AGGREGATES, name="aggregate")

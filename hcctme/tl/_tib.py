@@ -488,7 +488,7 @@ def tib(
 def _check_tib(adata: AnnData, *, sample_key: str, spatial_key: str, key_added: str, n_perms: int,
                radius: float | None, label_key: str | None, copy: bool) -> tuple[pd.Series, np.ndarray]:
     """The checks of :func:`tib` that need no labels; returns the sample column and the coordinates."""
-    _validate.anndata(adata)
+    _validate.anndata(adata, writes=True)
     samples = _validate.categorical_levels(adata, sample_key, purpose="sample_key")
     coords = _validate.spatial(adata, spatial_key)
     _validate.key_added(key_added)
