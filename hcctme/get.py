@@ -133,7 +133,8 @@ def enrich(adata: AnnData, key: str = Keys.ENRICH) -> pd.DataFrame:
 
 def ta_response(adata: AnnData, key: str = Keys.TA_RESPONSE, *, per_sample: bool = False) -> pd.DataFrame:
     """Table of :func:`hcctme.tl.ta_response`: the comparison, or the per-sample values (``per_sample=True``)."""
-    return _table(adata, key, Suffix.PER_SAMPLE if per_sample else "", tool="hcctme.tl.ta_response")
+    tool = "hcctme.tl.ta_response" + ("" if per_sample else " with condition_key and reference")
+    return _table(adata, key, Suffix.PER_SAMPLE if per_sample else "", tool=tool)
 
 
 def crosstalk(adata: AnnData, key: str = Keys.CROSSTALK, *, differential: bool = False) -> pd.DataFrame:

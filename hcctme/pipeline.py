@@ -26,7 +26,7 @@ import pandas as pd
 from anndata import AnnData
 
 from hcctme import _files, _validate, get, tl
-from hcctme._constants import COMPARE_KEYS, GENE_METHODS, Defaults, Files, Keys
+from hcctme._constants import COMPARE_KEYS, GENE_METHODS, Defaults, Files, Keys, Suffix
 from hcctme._logging import STEP_LOGGER, logger
 from hcctme._version import __version__
 from hcctme.tl import _contexts
@@ -224,8 +224,28 @@ def run(adata: AnnData, config: PipelineConfig | None = None, **params) -> AnnDa
             skipped.update(run_step(adata, config, name))
             timings[name] = round(time.perf_counter() - start, 2)
             _step_logger.info("[%d/%d] %s done (%.1f s)", number, len(steps), name, timings[name])
+        _drop_earlier_results(adata, skipped)
         adata.uns[Keys.RUN] = {"config": _config_record(config), "timings_s": timings, "skipped": skipped}
     return adata
+
+
+# uns key of each step's results (a skipped comparison: COMPARE_KEYS); the tools' second tables carry suffixes
+_STEP_KEYS = {"ta_response": Keys.TA_RESPONSE, "crosstalk": Keys.CROSSTALK, "tib": Keys.TIB, "profile": Keys.PROFILE}
+_RESULT_SUFFIXES = ("", Suffix.PARAMS, Suffix.VALUES, Suffix.DIFF, Suffix.PER_SAMPLE, Suffix.SUMMARY, Suffix.EVIDENCE)
+
+
+def _drop_earlier_results(adata: AnnData, skipped: dict[str, str]) -> None:
+    """Remove an earlier run's results of the parts this run skipped: the report would read them as this run's."""
+    for part in skipped:
+        if part == "compare":
+            keys = list(COMPARE_KEYS.values())
+        elif part.startswith("compare_"):
+            keys = [COMPARE_KEYS[part.removeprefix("compare_")]]
+        else:
+            keys = [_STEP_KEYS[part]] if part in _STEP_KEYS else []
+        for key in keys:
+            for suffix in _RESULT_SUFFIXES:
+                adata.uns.pop(key + suffix, None)
 
 
 def run_step(adata: AnnData, config: PipelineConfig, step: str) -> dict[str, str]:

@@ -195,3 +195,25 @@ def test_run_without_conditions_describes_the_cohort(tmp_path: Path):
     assert pd.read_csv(out / "resistance_profile.tsv", sep="\t")["sample"].nunique() == 10
     assert not pd.read_csv(out / "crosstalk.tsv", sep="\t").empty
     assert "Comparisons: not run (condition_key=None, no conditions to compare)" in (out / "report.html").read_text()
+
+
+def test_a_second_run_on_the_same_object_leaves_no_result_of_the_first_that_it_did_not_make():
+    """Run again without a condition and without crosstalk: the first run's comparisons, differential crosstalk,
+    T+A comparison and profile summary go (the report and get.* read them as this run's before)."""
+    from hcctme._constants import COMPARE_KEYS, Suffix
+
+    adata = datasets.simulate_cohort(6, 150, n_genes=600, spatial=True, random_state=4)
+    keys = dict(sample_key="patient", cell_type_key="cell_type", genes=False)
+    pipeline.run(adata, condition_key="response", reference="responder", **keys)
+    first = set(adata.uns)
+    assert {*COMPARE_KEYS.values(), Keys.CROSSTALK + Suffix.DIFF, Keys.TA_RESPONSE,
+            Keys.PROFILE + Suffix.SUMMARY} - {Keys.COMPARE_GENES} <= first
+    pipeline.run(adata, condition_key=None, crosstalk=False, **keys)
+    left = {key for key in first - set(adata.uns)}
+    assert left == {key + suffix for key in (Keys.COMPARE_COMPOSITION, Keys.COMPARE_SCORES)
+                    for suffix in ("", Suffix.PARAMS, Suffix.VALUES)} | {
+        Keys.CROSSTALK, Keys.CROSSTALK + Suffix.PARAMS, Keys.CROSSTALK + Suffix.DIFF, Keys.TA_RESPONSE,
+        Keys.PROFILE + Suffix.SUMMARY}
+    assert get.ta_response(adata, per_sample=True).shape[0] == 6 and Keys.TIB in adata.uns
+    html = report.build(adata)
+    assert "Crosstalk: not run (crosstalk=False)" in html and "Differential crosstalk" not in html

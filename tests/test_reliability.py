@@ -532,6 +532,36 @@ def test_bad_input_is_refused_cleanly(name, cohort, digest):
 
 
 # --------------------------------------------------------------------------------------------------
+# a tool run again under the same key_added replaces all of its earlier results
+# --------------------------------------------------------------------------------------------------
+def test_a_rerun_without_a_condition_or_refinement_drops_the_earlier_runs_second_outputs(cohort):
+    """get.*, pl.* and the report read the second tables as the current run's: a run that makes none drops them."""
+    from hcctme._constants import Keys, Suffix
+
+    adata = cohort.copy()
+    keys = dict(sample_key="patient", condition_key="response", reference=REF)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hc.tl.crosstalk(adata, groupby="cell_type", **keys)
+        hc.tl.ta_response(adata, **keys)
+        hc.tl.resistance_profile(adata, **keys)
+        hc.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient", refine="leiden")
+        firsts = {Keys.CROSSTALK + Suffix.DIFF, Keys.TA_RESPONSE, Keys.PROFILE + Suffix.SUMMARY}
+        assert firsts <= set(adata.uns) and Keys.STATE + Suffix.UNREFINED in adata.obs
+        hc.tl.crosstalk(adata, groupby="cell_type", sample_key="patient")
+        hc.tl.ta_response(adata, sample_key="patient")
+        hc.tl.resistance_profile(adata, sample_key="patient")
+        hc.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
+    assert not firsts & set(adata.uns) and Keys.STATE + Suffix.UNREFINED not in adata.obs
+    with pytest.raises(KeyError, match="with condition_key and reference"):
+        hc.get.crosstalk(adata, differential=True)
+    with pytest.raises(KeyError, match=r"run hcctme\.tl\.ta_response with condition_key and reference"):
+        hc.get.ta_response(adata)
+    assert hc.get.params(adata, Keys.TA_RESPONSE)["params"].get("condition_key") is None
+    assert len(hc.get.ta_response(adata, per_sample=True)) == adata.obs["patient"].nunique()
+
+
+# --------------------------------------------------------------------------------------------------
 # out-of-core input: backed and dask matrices give the in-memory results
 # --------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")

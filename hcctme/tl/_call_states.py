@@ -326,7 +326,9 @@ def _write(adata: AnnData, key_added: str, m: dict[str, Any], result: _model.Ass
     adata.obs[f"{key_added}{Suffix.CONTEXT}"] = pd.Categorical(contexts, categories=ctx_categories)
     adata.obs[f"{key_added}{Suffix.ARTEFACT}"] = pd.Categorical(result.artefact.astype(str))
     if refine is not None:
-        adata.obs[f"{key_added}_unrefined"] = pd.Categorical(result.calls, categories=categories)
+        adata.obs[f"{key_added}{Suffix.UNREFINED}"] = pd.Categorical(result.calls, categories=categories)
+    elif f"{key_added}{Suffix.UNREFINED}" in adata.obs:  # an earlier refined run's: not this call's
+        del adata.obs[f"{key_added}{Suffix.UNREFINED}"]
     adata.uns[key_added] = table
     adata.uns[f"{key_added}{Suffix.PARAMS}"] = provenance
 

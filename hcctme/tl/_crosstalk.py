@@ -455,6 +455,8 @@ def _write(adata: AnnData, key_added: str, table: pd.DataFrame, provenance: dict
     if diff is not None:
         adata.uns[key_added + Suffix.DIFF] = diff
         where += f" and uns[{key_added + Suffix.DIFF!r}]"
+    else:  # a run without a condition replaces an earlier run's differential table too
+        adata.uns.pop(key_added + Suffix.DIFF, None)
     return where
 
 

@@ -559,6 +559,8 @@ def _write(adata: AnnData, key_added: str, profile: pd.DataFrame, evidence: pd.D
     adata.uns[key_added + Suffix.PARAMS] = params
     if summary is not None:
         adata.uns[key_added + Suffix.SUMMARY] = summary
+    else:  # a run without a condition replaces an earlier run's summary too
+        adata.uns.pop(key_added + Suffix.SUMMARY, None)
     for kind, why in params["absent"].items():
         logger.info("resistance_profile: no %s evidence (%s)", kind, why)
 

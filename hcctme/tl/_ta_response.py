@@ -161,6 +161,8 @@ def ta_response(
     target.uns[key_added + Suffix.PER_SAMPLE] = per_sample
     if table is not None:
         target.uns[key_added] = table
+    else:  # a run without a condition replaces an earlier run's comparison too
+        target.uns.pop(key_added, None)
     target.uns[key_added + Suffix.PARAMS] = params
     logger.info("ta_response: %d T+A signatures over %d units (%s)%s -> uns[%r]", len(params["signatures"]),
                 len(per_sample), aggregate, ", compared by " + condition_key if condition_key else "",
