@@ -297,6 +297,8 @@ def build(adata: AnnData, path: str | Path | None = None, *, title: str = "hcctm
     """
     _validate.anndata(adata)
     _validate.scores(adata)
+    if path is not None:
+        _files.check_writable(path)  # before any work or file beside it: a folder, a read-only place
     ctx = _Context(adata, Path(path).parent if path is not None else None)
     if ctx.out_dir is not None:
         ctx.out_dir.mkdir(parents=True, exist_ok=True)

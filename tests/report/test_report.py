@@ -166,6 +166,15 @@ def test_report_of_200_patients_stays_under_10_mb(tmp_path: Path):
     assert len((tmp_path / "resistance_profile.tsv").read_text().splitlines()) == len(profile) + 1
 
 
+def test_a_folder_as_the_report_path_is_refused_before_any_file_is_written(analysed, tmp_path: Path, monkeypatch):
+    """It used to build the page, write the long tables' TSVs beside the folder and fail in os.replace."""
+    monkeypatch.setattr(Report, "MAX_ROWS", 5)
+    (tmp_path / "myreport").mkdir()
+    with pytest.raises(ValueError, match="is a folder; give a file name"):
+        report.build(analysed, tmp_path / "myreport")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["myreport"]
+
+
 def test_report_returns_text_without_path(analysed):
     text = report.build(analysed)
     assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")

@@ -108,6 +108,21 @@ def test_errors(adata, digest):
     assert digest(adata) == before
 
 
+def test_sample_and_group_labels_that_join_into_one_profile_name_are_refused(adata, digest):
+    """decoupler names profiles sample + "_" + group: ("P1_T", "core") and ("P1", "T_core") ended in a pandas
+    length error from inside decoupler."""
+    half = np.arange(adata.n_obs) < adata.n_obs // 2
+    adata.obs["sample_id"] = np.where(half, "P1_T", "P1")
+    adata.obs["compartment"] = np.where(half, "core", "T_core")
+    before = digest(adata)
+    with pytest.raises(ValueError, match=r"same profile name.*'P1_T' \+ 'core'; 'P1' \+ 'T_core'"):
+        hc.tl.pseudobulk(adata, sample_key="sample_id", groupby="compartment", layer="counts")
+    assert digest(adata) == before
+    adata.obs["compartment"] = np.where(half, "core", "rim")
+    pdata = hc.tl.pseudobulk(adata, sample_key="sample_id", groupby="compartment", layer="counts")
+    assert sorted(pdata.obs_names) == ["P1_T_core", "P1_rim"]
+
+
 def test_matches_decoupler(adata):
     import decoupler as dc
 
