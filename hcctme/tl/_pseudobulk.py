@@ -112,7 +112,7 @@ def _pseudobulk(
         if groupby == sample_key:
             raise ValueError(f"groupby and sample_key are both {groupby!r}; give groupby=None or another column")
         groups = _validate.obs_column(adata, groupby, purpose="groups to pseudobulk").astype(str)
-        _check_profile_names(samples, groups, sample_key=sample_key, groupby=groupby)
+        _check_profile_names(samples, groups)
     X, var_names = _validate.matrix(adata, layer=layer, use_raw=False)
     _validate.unique_genes(var_names)
     kind = _validate.matrix_kind(X)  # a dask matrix: its first rows only; every block is checked as it is summed
@@ -192,17 +192,19 @@ def _pseudobulk(
     return pdata, dropped
 
 
-def _check_profile_names(samples: pd.Series, groups: pd.Series, *, sample_key: str, groupby: str) -> None:
-    """Refuse (sample, group) pairs that decoupler would give one profile name, ``sample + "_" + group``."""
+def _check_profile_names(samples: pd.Series, groups: pd.Series) -> None:
+    """Refuse (sample, group) pairs that decoupler would give one profile name, ``sample + "_" + group``.
+
+    The message names the labels, not the columns: :func:`hcctme.tl.compare` pseudobulks under internal names.
+    """
     pairs = pd.DataFrame({"sample": samples.to_numpy(), "group": groups.to_numpy()}).drop_duplicates()
     names = pairs["sample"] + "_" + pairs["group"]
     clash = pairs[names.duplicated(keep=False).to_numpy()]
     if len(clash):
         shown = "; ".join(f"{s!r} + {g!r}" for s, g in clash.head(6).itertuples(index=False))
         raise ValueError(
-            f"{sample_key!r} and {groupby!r} labels join with '_' into the same profile name for different "
-            f"pairs ({shown}); rename the labels so that they join unambiguously (no '_' in the {sample_key!r} "
-            "labels is enough)"
+            f"sample and group labels join with '_' into the same profile name for different pairs ({shown}); "
+            "rename the labels so that they join unambiguously (no '_' in the sample labels is enough)"
         )
 
 

@@ -121,6 +121,13 @@ def test_sample_and_group_labels_that_join_into_one_profile_name_are_refused(ada
     adata.obs["compartment"] = np.where(half, "core", "rim")
     pdata = hc.tl.pseudobulk(adata, sample_key="sample_id", groupby="compartment", layer="counts")
     assert sorted(pdata.obs_names) == ["P1_T_core", "P1_rim"]
+    # compare's gene-level test pseudobulks under internal column names: the message names the labels
+    patient, cell_type = adata.obs["patient"].astype(str), adata.obs["cell_type"].astype(str)
+    adata.obs["patient"] = patient.replace({"P01": "P00_X"})
+    adata.obs["cell_type"] = cell_type.where((patient != "P00") | (cell_type != "A"), "X_A")
+    with pytest.raises(ValueError, match=r"same profile name.*'P00_X' \+ 'A'"):
+        hc.tl.compare(adata, condition_key="response", reference="responder", sample_key="patient",
+                      features="genes", groupby="cell_type", layer="counts")
 
 
 def test_matches_decoupler(adata):
