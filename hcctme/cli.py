@@ -209,6 +209,19 @@ def _check_outputs(out: str, *inputs: str, folder: bool = False) -> None:
     _files.check_writable(out, folder=folder)
 
 
+_DATA_KINDS = ("h5ad", "10x_h5", "loom", "hdf5", "zarr", "mtx", "gzip", "rds")
+
+
+def _refuse_replacing_data(out: str) -> None:
+    """Refuse a text output (an exported gene-set file) over an existing data file: a slip of --out would lose it."""
+    from hcctme import _files
+
+    path = Path(out)
+    if path.is_file() and (kind := _files.sniff(path)) in _DATA_KINDS:
+        raise ValueError(f"--out {out!r} is an existing {kind} data file, which this text export would replace; "
+                         "give another file name (e.g. signatures.gmt)")
+
+
 def _harmonise(adata, args: argparse.Namespace) -> None:
     if args.gene_symbols is None and args.species is None:
         return
@@ -351,6 +364,7 @@ def _cmd_signatures(args: argparse.Namespace) -> int:
         return 0
     if args.out:
         _check_outputs(args.out)
+        _refuse_replacing_data(args.out)
     sigs = sig.load(args.ids or None)
     if args.format == "gmt":
         text = sigs.to_gmt()

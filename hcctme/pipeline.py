@@ -101,7 +101,9 @@ class PipelineConfig:
             )
             _validate.level(conditions, self.reference, key=self.condition_key)
             _validate.constant_within(adata, self.condition_key, self.sample_key)
-        _validate.obs_column(adata, self.cell_type_key, purpose="cell_type_key")
+        cell_types = _validate.obs_column(adata, self.cell_type_key, purpose="cell_type_key").astype(str)
+        if self.genes_groups:
+            _check_genes_groups(self.genes_groups, cell_types, self.cell_type_key)
         _validate.choice(self.de_method, GENE_METHODS, name="de_method")
         unknown = sorted(set(self.steps) - set(STEPS))
         if unknown:
@@ -124,6 +126,15 @@ class PipelineConfig:
         if "tib" in self.steps and self.spatial_key not in adata.obsm:
             skipped["tib"] = f"no spatial coordinates in obsm[{self.spatial_key!r}]"
         return skipped
+
+
+def _check_genes_groups(genes_groups: list[str], cell_types: pd.Series, cell_type_key: str) -> None:
+    unknown = [str(g) for g in genes_groups if str(g) not in set(cell_types)]
+    if unknown:
+        raise ValueError(
+            f"genes_groups (--genes-groups) names {unknown}, not labels of obs[{cell_type_key!r}]; its labels are "
+            f"{_validate._preview(pd.unique(cell_types))}"
+        )
 
 
 def _expression_for_crosstalk(X) -> None:

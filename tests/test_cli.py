@@ -30,6 +30,21 @@ def test_signatures_list_show_export(capsys, tmp_path: Path):
     assert set(net["source"]) == {"TAM2_SPP1"} and "SPP1" in set(net["target"])
 
 
+def test_signatures_list_refuses_an_unknown_context_and_export_a_data_file_as_out(capsys, tmp_path: Path):
+    """An unknown --context printed an empty pandas frame with exit 0; export replaced an .h5ad given as --out."""
+    code, _, err = run(capsys, "signatures", "list", "--context", "CD8_T")
+    assert code == 2 and "no signature has cell_context='CD8_T'" in err and "cd8_t" in err
+    data = tmp_path / "cohort.h5ad"
+    datasets.simulate_cohort(4, 50, n_genes=300, random_state=0).write_h5ad(data)
+    before = data.read_bytes()
+    code, _, err = run(capsys, "signatures", "export", "--out", str(data))
+    assert code == 2 and "existing h5ad data file" in err and data.read_bytes() == before
+    gmt = tmp_path / "lib.gmt"
+    gmt.write_text("old\tcontent\n")
+    code, _, _ = run(capsys, "signatures", "export", "--out", str(gmt))  # a text file is replaced, as before
+    assert code == 0 and "TAM2_SPP1" in gmt.read_text()
+
+
 def test_axes_and_therapies(capsys):
     code, out, _ = run(capsys, "axes")
     assert code == 0 and "SPP1" in out and "CD44" in out

@@ -79,6 +79,9 @@ def test_pipeline_config_validation_names_the_problem():
         pipeline.run(adata, reference="nope")
     with pytest.raises(ValueError, match="unknown pipeline step"):
         pipeline.run(adata, steps=("score", "fly"))
+    # a misspelt cell type is refused before any step (it emptied, or silently shrank, the gene-level subset)
+    with pytest.raises(ValueError, match=r"genes_groups \(--genes-groups\) names \['Tcells'\].*'Macrophages'"):
+        pipeline.run(adata, genes_groups=["Macrophages", "Tcells"])
     assert adata.obsm.keys() == before.obsm.keys() and list(adata.uns) == list(before.uns)
 
 

@@ -93,6 +93,24 @@ class Signature:
         return fields
 
 
+_FILTER_FIELDS = ("id", "name", "collection", "cell_context", "species", "evidence", "role", "version", "validated")
+
+
+def _check_filter(sigs: Sequence[Signature], name: str, wanted: Any) -> None:
+    """Refuse a filter field signatures lack, or a value none of ``sigs`` holds (it would filter everything out)."""
+    if name not in _FILTER_FIELDS:
+        raise TypeError(f"signatures cannot be filtered by {name!r}; filter by one of {list(_FILTER_FIELDS)}")
+    present = {getattr(sig, name) for sig in sigs}
+    values = wanted if isinstance(wanted, (list, tuple, set, frozenset)) else [wanted]
+    missing = [v for v in values if v not in present]
+    if sigs and missing:
+        known = sorted(map(str, present))
+        raise ValueError(
+            f"no signature has {name}={missing[0]!r}; the {name} values here are "
+            f"{', '.join(known[:20])}{', ...' if len(known) > 20 else ''}"
+        )
+
+
 class SignatureSet(Sequence[Signature]):
     """An ordered, id-unique collection of signatures with the library version it came from.
 
@@ -151,8 +169,11 @@ class SignatureSet(Sequence[Signature]):
     def filter(self, **fields: Any) -> SignatureSet:
         """Signatures whose attributes equal the given values (a list means any of them).
 
-        ``sigs.filter(cell_context="macrophage", role=["state", "resistance"])``
+        ``sigs.filter(cell_context="macrophage", role=["state", "resistance"])``. A field that signatures do not
+        have, or a value that no signature of the set holds (a typo), is refused with the values there are.
         """
+        for name, wanted in fields.items():
+            _check_filter(self._sigs, name, wanted)
 
         def keep(sig: Signature) -> bool:
             for name, wanted in fields.items():

@@ -197,6 +197,15 @@ def test_list_shows_the_library_with_citations(lib):
     assert df["citation"].str.len().gt(0).all()
 
 
+def test_list_and_filter_refuse_unknown_fields_and_values(lib):
+    assert set(ht.sig.list(cell_context=["macrophage", "nk"])["cell_context"]) == {"macrophage", "nk"}
+    with pytest.raises(ValueError, match=r"no signature has cell_context='Macrophage'.*macrophage"):
+        ht.sig.list(cell_context="Macrophage")
+    with pytest.raises(TypeError, match="cannot be filtered by 'context'"):
+        lib.filter(context="macrophage")
+    assert len(lib.filter(role="state", cell_context="hepatocyte")) == 0  # known values, no signature with both
+
+
 def test_list_from_the_command_line():
     out = subprocess.run([sys.executable, "-c", "import hcctme as ht; print(ht.sig.list())"],
                          capture_output=True, text=True, timeout=300)
