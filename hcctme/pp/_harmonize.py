@@ -167,6 +167,12 @@ def harmonize_genes(
     resolved, detected = _resolve_species(species, values)
 
     table = map_names(values, resolved)
+    if table["symbol"].isna().all():
+        raise ValueError(
+            f"none of the {len(values)} gene names in {source} maps to a human symbol as species={resolved!r} "
+            f"(first names: {list(map(str, values[:5]))}); pass the species the names are from (or 'auto'), "
+            "or gene_symbols= naming the var column that holds symbols or Ensembl ids"
+        )
     table, collisions = resolve_collisions(table)
     report = _report(table, collisions, source=source, species=species, resolved=resolved,
                      detected=detected)

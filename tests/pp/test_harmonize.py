@@ -151,6 +151,18 @@ def test_unmapped_are_nan_and_reported(caplog):
     assert len(lines) == 1 and "2 unmapped" in lines[0].getMessage()
 
 
+def test_names_of_which_none_maps_for_the_given_species_are_refused(digest):
+    """Human symbols given species='mouse' all mapped to NaN: every step ran, then anndata could not write the
+    all-NaN column ("Can't implicitly convert non-string objects to strings")."""
+    adata = make(["CD8A", "CD3E", "SPP1", "PTPRC"])
+    before = digest(adata)
+    with pytest.raises(ValueError, match=r"none of the 4 gene names in var_names maps .* species='mouse'"):
+        ht.pp.harmonize_genes(adata, species="mouse")
+    assert digest(adata) == before
+    ht.pp.harmonize_genes(adata, species="auto")
+    assert adata.var[Keys.SYMBOL].tolist() == ["CD8A", "CD3E", "SPP1", "PTPRC"]
+
+
 def test_missing_values_in_symbol_column():
     var = pd.DataFrame({"sym": ["CD8A", None, np.nan]}, index=["g1", "g2", "g3"])
     adata = make(var.index, var=var)
