@@ -248,11 +248,27 @@ def _profile_section(ctx: _Context) -> str:
 
 def _scores_section(ctx: _Context) -> str:
     scores = results.scores(ctx.adata)
+    note = _dropped_note(results.scores_params(ctx.adata))
     if ctx.cell_type_key not in ctx.adata.obs:
-        return _html.paragraph(f"{scores.shape[1]} signatures scored.", note=True)
+        return _html.paragraph(f"{scores.shape[1]} signatures scored.", note=True) + note
     states = [c for c in scores.columns if not str(c).startswith("MARKER_")]
     means = scores[states].groupby(ctx.adata.obs[ctx.cell_type_key].astype(str).to_numpy()).mean()
-    return _html.figure(_figures.score_heatmap(means), anchor="fig-scores")
+    return _html.figure(_figures.score_heatmap(means), anchor="fig-scores") + note
+
+
+def _dropped_note(params: dict) -> str:
+    """The signatures left out for too few genes in the data, the user's own gene sets named first."""
+    from hcctme import sig
+
+    dropped = [str(d) for d in params.get("dropped", [])]
+    if not dropped:
+        return ""
+    library = set(sig.library().ids)
+    yours = [d for d in dropped if d not in library]
+    theirs = [d for d in dropped if d in library]
+    parts = ([f"your gene set(s) {', '.join(yours)}"] if yours else []) + \
+        ([f"{len(theirs)} of the library: {', '.join(theirs)}"] if theirs else [])
+    return _html.paragraph(f"Not scored, too few of their genes in the data: {'; '.join(parts)}.", note=True)
 
 
 def _methods_section(ctx: _Context) -> str:

@@ -264,6 +264,7 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
     duplicated = set(names[names.duplicated()])
     m = _Matched([], [], [], [], [], [], {}, {})
     low: list[str] = []
+    yours: list[str] = []  # the user's gene sets (collection "user"): named first, never cut from the warning
     ambiguous: dict[str, list[str]] = {}
     for sig in sigs:
         up = list(dict.fromkeys(str(g) for g in sig.genes_up))
@@ -277,7 +278,8 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
         m.n_genes[sig.id] = len(genes)
         used = up_p if method == "aucell" else present
         if coverage < min_coverage or len(used) < Defaults.MIN_GENES or not up_p:
-            low.append(f"{sig.id} ({len(present)}/{len(genes)} genes, {coverage:.0%})")
+            entry = f"{sig.id} ({len(present)}/{len(genes)} genes, {coverage:.0%})"
+            (yours if sig.collection == "user" else low).append(entry)
             m.dropped.append(sig.id)
             continue
         amb = sorted(g for g in present if g in duplicated)
@@ -309,10 +311,11 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
             "if they are Ensembl ids or mouse symbols, run hcctme.pp.harmonize_genes(adata) first; "
             "otherwise check the species and the signatures' gene symbols"
         )
-    if low:
+    if low or yours:
         shown = ", ".join(low[:30]) + (f", ... ({len(low)} in all)" if len(low) > 30 else "")
+        shown = "; ".join(filter(None, [f"your gene set(s) {', '.join(yours)}" if yours else "", shown]))
         warnings.warn(
-            f"{len(low)} of {len(sigs)} signature(s) left out: fewer than {min_coverage:.0%} of their "
+            f"{len(low) + len(yours)} of {len(sigs)} signature(s) left out: fewer than {min_coverage:.0%} of their "
             f"genes (or fewer than {Defaults.MIN_GENES} genes) found in the data: {shown}. Lower "
             "min_coverage to score them anyway, or run hcctme.pp.harmonize_genes(adata) if gene names "
             "differ (aliases, Ensembl ids, mouse)",

@@ -360,6 +360,23 @@ def test_low_coverage_signatures_left_out_with_one_warning():
     assert list(out.obsm["hcctme_scores"].columns) == ["GOOD", "HALF_MISSING"]
 
 
+def test_the_users_unscorable_gene_sets_are_named_first_in_the_warning_and_the_report():
+    """Behind more than 30 library signatures left out, a user's set was cut from the warning ("... (40 in all)")
+    and the report said nothing."""
+    from hcctme.report._build import _dropped_note
+
+    adata = hcctme.datasets.simulate_cohort(4, 50, n_genes=600, random_state=0)
+    sigs = hcctme.sig.library() + hcctme.sig.load({"MY_OWN_SET": ["NOPE1", "NOPE2", "NOPE3", "CD8A"]})
+    with pytest.warns(ScoringWarning) as record:
+        hcctme.tl.score(adata, sigs)
+    text = next(str(r.message) for r in record if issubclass(r.category, ScoringWarning))
+    assert "in all)" in text and "your gene set(s) MY_OWN_SET (1/4 genes, 25%)" in text
+    dropped = adata.uns["hcctme_scores_params"]["dropped"]
+    assert "MY_OWN_SET" in dropped and len(dropped) > 31
+    note = _dropped_note(adata.uns["hcctme_scores_params"])
+    assert f"your gene set(s) MY_OWN_SET; {len(dropped) - 1} of the library: " in note
+
+
 def test_harmonised_symbols_are_used():
     X = _real_like()
     adata = _adata(X, genes=np.array([f"ENSG{i:011d}" for i in range(N_GENES)]))
