@@ -32,6 +32,14 @@ class TooFewCellsError(ValueError):
     """
 
 
+class TooFewGenesError(ValueError):
+    """The data measure too few of the genes a step needs: no signature it reads reaches the minimum coverage.
+
+    A targeted panel or a gene subset, say. Like :class:`TooFewCellsError`, a property of the data:
+    :func:`hcctme.pipeline.run` skips the step that raises it, records why and goes on. A ``ValueError``.
+    """
+
+
 _PREVIEW = 12
 LOGNORM_MAX = 50  # non-integer values all below this read as log-normalised (log1p of normalised counts)
 

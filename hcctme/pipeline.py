@@ -35,6 +35,8 @@ _step_logger = logging.getLogger(STEP_LOGGER)
 
 STEPS = ("score", "states", "compare", "ta_response", "crosstalk", "tib", "profile")
 _NO_CONDITION = "condition_key=None, no conditions to compare"  # the comparisons' skip reason (no warning)
+# what the data cannot hold (too few cells per sample, too few genes measured): the step is skipped, the run goes on
+_DATA_LIMITS = (_validate.TooFewCellsError, _validate.TooFewGenesError)
 
 
 @dataclass
@@ -101,6 +103,7 @@ class PipelineConfig:
             )
             _validate.level(conditions, self.reference, key=self.condition_key)
             _validate.constant_within(adata, self.condition_key, self.sample_key)
+            _check_samples_per_level(adata, self.sample_key, self.condition_key)
         cell_types = _validate.obs_column(adata, self.cell_type_key, purpose="cell_type_key").astype(str)
         if self.genes_groups:
             _check_genes_groups(self.genes_groups, cell_types, self.cell_type_key)
@@ -126,6 +129,19 @@ class PipelineConfig:
         if "tib" in self.steps and self.spatial_key not in adata.obsm:
             skipped["tib"] = f"no spatial coordinates in obsm[{self.spatial_key!r}]"
         return skipped
+
+
+def _check_samples_per_level(adata: AnnData, sample_key: str, condition_key: str) -> None:
+    pairs = adata.obs[[sample_key, condition_key]].astype(str).drop_duplicates()
+    per_level = pairs[condition_key].value_counts()
+    thin = per_level[per_level < 2]
+    if len(thin):
+        raise ValueError(
+            "every condition level needs at least 2 samples to be compared, but level(s) "
+            + ", ".join(f"{lv!r} ({n} sample of obs[{sample_key!r}])" for lv, n in thin.items())
+            + f" of obs[{condition_key!r}] hold fewer; leave those samples out, merge levels, or describe the cohort "
+            "without comparing (condition_key=None, --no-condition)"
+        )
 
 
 def _check_genes_groups(genes_groups: list[str], cell_types: pd.Series, cell_type_key: str) -> None:
@@ -217,8 +233,9 @@ def run(adata: AnnData, config: PipelineConfig | None = None, **params) -> AnnDa
     -----
     Everything knowable is checked before the first step; a step that cannot run (no counts, no
     coordinates) is skipped with a warning and recorded in ``uns["hcctme_run"]["skipped"]``, as is a step or
-    comparison that raises :class:`hcctme.tl.TooFewCellsError` (too few cells per sample to test anything), so
-    that a small cohort still gets its scores, states and report. When a step fails otherwise, ``adata`` is
+    comparison that raises :class:`hcctme.tl.TooFewCellsError` (too few cells per sample to test anything) or
+    :class:`hcctme.tl.TooFewGenesError` (the data measure too few of its signatures' genes), so that a small
+    cohort, or a gene panel, still gets what it can hold and its report. When a step fails otherwise, ``adata`` is
     restored to what it was before the call.
     """
     config = PipelineConfig(**{**(asdict(config) if config else {}), **params})
@@ -262,14 +279,15 @@ def _drop_earlier_results(adata: AnnData, skipped: dict[str, str]) -> None:
 def run_step(adata: AnnData, config: PipelineConfig, step: str) -> dict[str, str]:
     """Run one pipeline step (one of :data:`STEPS`) on ``adata``; a step whose input is absent does nothing.
 
-    Returns what was skipped for too few cells (:class:`hcctme.tl.TooFewCellsError`), by step or comparison
+    Returns what was skipped for too few cells or genes (:class:`hcctme.tl.TooFewCellsError`,
+    :class:`hcctme.tl.TooFewGenesError`), by step or comparison
     (``{"compare_genes": "too few cells: ..."}``), each with a warning; that part wrote nothing.
     The Snakemake rules call this, one step per rule, so that they and :func:`run` run the same code.
     """
     _validate.choice(step, STEPS, name="step")
     try:
         skipped = _STEP_FUNCTIONS[step](adata, config) or {}
-    except _validate.TooFewCellsError as error:
+    except _DATA_LIMITS as error:
         skipped = {step: str(error)}
     _warn_skipped(skipped)
     return skipped
@@ -387,7 +405,7 @@ def _compare(adata: AnnData, config: PipelineConfig) -> dict[str, str]:
     for feature in features:
         try:
             compare_one(adata, config, feature)
-        except _validate.TooFewCellsError as error:
+        except _DATA_LIMITS as error:
             skipped[f"compare_{feature}"] = str(error)
     return skipped
 

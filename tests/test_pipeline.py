@@ -79,6 +79,12 @@ def test_pipeline_config_validation_names_the_problem():
         pipeline.run(adata, reference="nope")
     with pytest.raises(ValueError, match="unknown pipeline step"):
         pipeline.run(adata, steps=("score", "fly"))
+    # a condition level of one sample cannot be compared: refused before any step (it failed in the T+A step)
+    one = adata.copy()
+    one.obs["response"] = one.obs["response"].astype(str).where(one.obs["patient"] != "P01", "partial")
+    with pytest.raises(ValueError, match=r"level\(s\) 'partial' \(1 sample of obs\['patient'\]\)"):
+        pipeline.run(one)
+    assert list(one.uns) == list(before.uns)
     # a misspelt cell type is refused before any step (it emptied, or silently shrank, the gene-level subset)
     with pytest.raises(ValueError, match=r"genes_groups \(--genes-groups\) names \['Tcells'\].*'Macrophages'"):
         pipeline.run(adata, genes_groups=["Macrophages", "Tcells"])
@@ -160,6 +166,27 @@ def test_run_on_a_real_cohort_of_few_cells_per_patient(tmp_path: Path):
     for name in ("compare_scores", "ta_response_compare", "crosstalk_diff", "resistance_profile"):
         assert not pd.read_csv(out / f"{name}.tsv", sep="\t").empty, name
     assert "States within their cell type: not run (too few cells" in (out / "report.html").read_text()
+
+
+def test_run_on_a_gene_panel_skips_the_steps_whose_signatures_it_does_not_measure(tmp_path: Path):
+    """Villani 2017's 480 blood dendritic cells (tests/data), 859 genes: no state signature and no T+A signature
+    reaches its coverage. The states and the T+A response are skipped with the reason in the manifest and the
+    report (the run stopped at the states, telling the user to score with the library, which it had just done)."""
+    import json
+
+    folder = Path(__file__).resolve().parent / "data" / "villani2017_dc"
+    out = tmp_path / "out"
+    with pytest.warns(UserWarning, match="states skipped: no state signature could be scored"):
+        code = cli.main(["run", str(folder / "villani2017_dc.h5ad"), "--out", str(out), "--sample-key", "plate",
+                         "--cell-type-key", "cell_type", "--context-map", "CD141=dendritic", "--context-map",
+                         "CD1C=dendritic", "--context-map", "pDC=dendritic", "--no-condition", "--no-progress"])
+    assert code == 0
+    skipped = json.loads((out / "manifest.json").read_text())["skipped"]
+    assert set(skipped) == {"compare", "tib", "states", "ta_response"}
+    assert "too few genes of each" in skipped["states"] and "859 gene names are human symbols" in skipped["ta_response"]
+    html = (out / "report.html").read_text()
+    assert "Cell states: not run (no state signature could be scored" in html
+    assert not pd.read_csv(out / "resistance_profile.tsv", sep="\t").empty
 
 
 def test_run_without_conditions_describes_the_cohort(tmp_path: Path):

@@ -126,7 +126,8 @@ def _patients_section(ctx: _Context) -> str:
 def _states_section(ctx: _Context) -> str:
     states = results.states(ctx.adata)
     if states is None or ctx.samples is None:
-        return _html.paragraph("Cell states were not called.", note=True)
+        return (_not_run_note(ctx.adata, "states", "Cell states")
+                or _html.paragraph("Cell states were not called.", note=True))
     keep = states != Defaults.UNASSIGNED
     fractions = pd.crosstab(ctx.samples[keep], states[keep], normalize="index")
     counts = states.value_counts().rename_axis("state").rename("cells").to_frame()

@@ -185,13 +185,21 @@ def _resolve(labels: pd.Series, context_map: Mapping[str, str | None] | None,
 
 
 def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts.Resolution, library,
-                  extra: ArtefactInputs, scores_key: str) -> dict[str, Any]:
+                  extra: ArtefactInputs, scores_key: str, *, dropped: Sequence[str] = ()) -> dict[str, Any]:
     """States competed per context, each cell's context, artefact columns and the score values read.
 
     The user's artefact columns taken from ``obs`` (``extra.from_obs``) are read beside the scores; the
     boolean ones (``"flag"``) flag their True cells directly (``m["flag_cols"]``).
     """
     states, ignored, missing = state_signatures(scores.columns, library)
+    unscorable = [s for ids in state_signatures(pd.Index(list(map(str, dropped))), library)[0].values() for s in ids]
+    if not states and unscorable:
+        raise _validate.TooFewGenesError(
+            f"no state signature could be scored: the data hold too few genes of each (all {len(unscorable)} the "
+            f"scoring tried were left out for coverage, e.g. {', '.join(unscorable[:4])}; coverage per signature "
+            f"in uns[{scores_key + Suffix.PARAMS!r}]['coverage']); states need data measuring those genes "
+            "(not a targeted panel or a gene subset)"
+        )
     if not states:
         raise ValueError(
             f"adata.obsm[{scores_key!r}] holds no state signature of the library "
@@ -639,7 +647,8 @@ def call_states(
     from hcctme import sig
 
     library = sig.library()
-    m = _model_inputs(scores, labels, resolution, library, extra, scores_key)
+    dropped = adata.uns.get(scores_key + Suffix.PARAMS, {}).get("dropped", [])
+    m = _model_inputs(scores, labels, resolution, library, extra, scores_key, dropped=dropped)
     thresholds = _model.Thresholds(min_confidence=min_confidence)
     matrix = adata.layers[layer] if layer is not None else adata.X
     var_names = _validate.gene_names(adata)

@@ -304,12 +304,10 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
         )
     if not m.ids:
         best = max(m.coverage.items(), key=lambda kv: kv[1])
-        raise ValueError(
+        raise _validate.TooFewGenesError(
             f"none of the {len(sigs)} signature(s) has enough genes in the data (needs >= "
             f"{min_coverage:.0%} of its genes and >= {Defaults.MIN_GENES} genes found; best: {best[0]} "
-            f"with {best[1]:.0%}). The data's gene names look like {_validate._preview(names[:5])}: "
-            "if they are Ensembl ids or mouse symbols, run hcctme.pp.harmonize_genes(adata) first; "
-            "otherwise check the species and the signatures' gene symbols"
+            f"with {best[1]:.0%}). {_names_hint(names)}"
         )
     if low or yours:
         shown = ", ".join(low[:30]) + (f", ... ({len(low)} in all)" if len(low) > 30 else "")
@@ -323,6 +321,19 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
             stacklevel=3,
         )
     return m
+
+
+def _names_hint(names: pd.Index) -> str:
+    """What to do when no signature has enough genes, from what the gene names look like."""
+    from hcctme.sig import _genes
+
+    kind = _genes.gene_id_type(list(names))
+    if kind["id_type"] == "symbol" and kind["species"] == "human":
+        return (f"The data's {len(names):,} gene names are human symbols: they measure too few of these "
+                "signatures' genes (a targeted panel or a gene subset?); lower min_coverage to score them anyway")
+    return (f"The data's gene names look like {_validate._preview(names[:5])}: if they are Ensembl ids or mouse "
+            "symbols, run hcctme.pp.harmonize_genes(adata) first; otherwise check the species and the signatures' "
+            "gene symbols")
 
 
 # --------------------------------------------------------------------------------------------------

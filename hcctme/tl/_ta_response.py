@@ -126,6 +126,8 @@ def ta_response(
     if len(small):
         logger.warning("ta_response: %d sample(s) with fewer than %d cells left out: %s", len(small), min_cells,
                        list(small.index)[:20])
+    if design is not None:
+        _check_levels_kept(design.drop(index=small.index, errors="ignore"), condition_key, min_cells)
 
     if aggregate == "pseudobulk":
         values, provenance = _pseudobulk_scores(adata, units, layer=layer, min_coverage=min_coverage)
@@ -209,8 +211,9 @@ def _pseudobulk_scores(adata: AnnData, units: pd.Series, *, layer: str | None,
         values[name] = z[present].mean(axis=1)
         used[name] = present
     if not values:
-        raise ValueError("none of the T+A signatures has enough of its genes in the data (min_coverage="
-                         f"{min_coverage}); check that var_names are gene symbols")
+        raise _validate.TooFewGenesError(
+            f"none of the T+A signatures has enough of its genes varying in the data (min_coverage={min_coverage}); "
+            "check that var_names are gene symbols (hcctme.pp.harmonize_genes), or lower min_coverage")
     return pd.DataFrame(values), {"scores": f"pseudobulk log2 CPM of {'layer ' + layer if layer else 'X'}",
                                   "genes_used": used}
 
@@ -236,6 +239,19 @@ def _cell_scores(adata: AnnData, units: pd.Series, *, aggregate: str, scores_key
     values = grouped.mean() if aggregate == "mean" else grouped.median()
     values.index.name = "sample"
     return values, {"scores": f"{aggregate} of per-cell {origin}"}
+
+
+def _check_levels_kept(design: pd.DataFrame, condition_key: str, min_cells: int) -> None:
+    """Refuse, before scoring, a condition level that the samples left out for too few cells leave with < 2."""
+    per_level = design["condition"].value_counts()
+    thin = per_level[per_level < 2]
+    if len(thin):
+        raise _validate.TooFewCellsError(
+            f"too few cells: with the samples of fewer than min_cells={min_cells} cells left out, condition level(s) "
+            + ", ".join(f"{lv!r} ({n} sample)" for lv, n in thin.items())
+            + f" of obs[{condition_key!r}] keep fewer than the 2 samples a comparison needs; lower min_cells, or "
+            "compare without that level"
+        )
 
 
 def _compare_units(values: pd.DataFrame, design: pd.DataFrame, *, reference: str, method: str,

@@ -154,7 +154,7 @@ def compare(smk) -> None:
     features = smk.wildcards.features
     try:
         table = compare_one(adata, _config(_cfg(smk)), features)
-    except tl.TooFewCellsError as error:
+    except (tl.TooFewCellsError, tl.TooFewGenesError) as error:
         warnings.warn(f"workflow: compare_{features} skipped: {error}", UserWarning, stacklevel=2)
         table = pd.DataFrame()
     _files.write_table(table, smk.output[0])

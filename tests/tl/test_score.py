@@ -377,6 +377,18 @@ def test_the_users_unscorable_gene_sets_are_named_first_in_the_warning_and_the_r
     assert f"your gene set(s) MY_OWN_SET; {len(dropped) - 1} of the library: " in note
 
 
+def test_a_panel_of_human_symbols_too_small_for_any_signature_is_too_few_genes():
+    """The hint fits the names: human symbols measure too few genes (Zheng 2017's 533), no advice to harmonise."""
+    panel = ["CD8A", "CD3E", "PTPRC", "GZMB", "MKI67", "ACTB", "GAPDH", "CD4"]
+    adata = AnnData(np.ones((5, len(panel)), dtype=np.float32), var=pd.DataFrame(index=panel))
+    with pytest.raises(hcctme.tl.TooFewGenesError, match="8 gene names are human symbols: they measure too few"):
+        hcctme.tl.score(adata, ["TAM2_SPP1", "CD8_TEX_TERMINAL"])
+    ensembl = AnnData(np.ones((5, 3), dtype=np.float32),
+                      var=pd.DataFrame(index=["ENSG00000153563", "ENSG00000167286", "ENSG00000081237"]))
+    with pytest.raises(ValueError, match=r"run hcctme\.pp\.harmonize_genes"):
+        hcctme.tl.score(ensembl, ["TAM2_SPP1"])
+
+
 def test_harmonised_symbols_are_used():
     X = _real_like()
     adata = _adata(X, genes=np.array([f"ENSG{i:011d}" for i in range(N_GENES)]))

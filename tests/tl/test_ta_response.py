@@ -124,6 +124,22 @@ def test_scores_on_the_fly_with_the_library():
     assert "tl.score" in a.uns["hcctme_ta_response_params"]["scores"]
 
 
+def test_a_level_left_with_one_sample_by_min_cells_is_too_few_cells_in_the_users_terms(adata, digest):
+    """It was a ValueError of the inner comparison naming obs['condition'], a column the user does not have."""
+    data = adata.copy()
+    data.obs["outcome"] = data.obs["response"].astype(str)
+    thin = data.obs["patient"].isin(["P05", "P06", "P07"]).to_numpy()  # three of the four resistors
+    data = data[~thin | (np.arange(data.n_obs) % 10 == 0)].copy()  # each down to 6 cells
+    before = digest(data)
+    with pytest.raises(hc.tl.TooFewCellsError, match=r"level\(s\) 'resistor' \(1 sample\) of obs\['outcome'\]"):
+        hc.tl.ta_response(data, sample_key="patient", condition_key="outcome", reference="responder",
+                          aggregate="mean", min_cells=10)
+    assert digest(data) == before
+    hc.tl.ta_response(data, sample_key="patient", condition_key="outcome", reference="responder", aggregate="mean",
+                      min_cells=5)
+    assert len(hc.get.ta_response(data)) > 0
+
+
 def test_errors(adata, digest):
     before = digest(adata)
     ln = adata.copy()
@@ -137,7 +153,7 @@ def test_errors(adata, digest):
         (adata, dict(ARGS, reference="x"), ValueError, "not a level"),
         (adata, dict(ARGS, aggregate="sum"), ValueError, "aggregate"),
         (ln, dict(ARGS), ValueError, "raw counts"),
-        (adata, dict(ARGS), ValueError, "T\\+A signatures"),  # cohort genes G0.. are not symbols
+        (adata, dict(ARGS), hc.tl.TooFewGenesError, "T\\+A signatures"),  # cohort genes G0.. are not symbols
     ]
     for data, kwargs, exc, message in cases:
         snapshot = digest(data)
