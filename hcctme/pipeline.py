@@ -132,16 +132,10 @@ class PipelineConfig:
 
 
 def _check_samples_per_level(adata: AnnData, sample_key: str, condition_key: str) -> None:
+    from hcctme.tl import _design
+
     pairs = adata.obs[[sample_key, condition_key]].astype(str).drop_duplicates()
-    per_level = pairs[condition_key].value_counts()
-    thin = per_level[per_level < 2]
-    if len(thin):
-        raise ValueError(
-            "every condition level needs at least 2 samples to be compared, but level(s) "
-            + ", ".join(f"{lv!r} ({n} sample of obs[{sample_key!r}])" for lv, n in thin.items())
-            + f" of obs[{condition_key!r}] hold fewer; leave those samples out, merge levels, or describe the cohort "
-            "without comparing (condition_key=None, --no-condition)"
-        )
+    _design.check_levels(pairs.rename(columns={condition_key: "condition"}), condition_key, sample_key)
 
 
 def _check_genes_groups(genes_groups: list[str], cell_types: pd.Series, cell_type_key: str) -> None:

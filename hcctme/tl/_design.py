@@ -122,7 +122,7 @@ def unit_design(
     design = design.drop(columns=[c for c in ("patient",) if c in design.columns])
     design.index.name = "unit"
     _covariate_types(adata, design, covariates)
-    _check_levels(design, reference, condition_key, sample_key)
+    check_levels(design, condition_key, sample_key)
     if "block" in design:
         _check_blocks(design, reference, patient_key or pair_key)
     others = [lv for lv in pd.unique(design["condition"]) if lv != reference]
@@ -157,7 +157,8 @@ def _covariate_types(adata: AnnData, design: pd.DataFrame, covariates: Sequence[
         design["block"] = design["block"].astype(str)
 
 
-def _check_levels(design: pd.DataFrame, reference: str, condition_key: str, sample_key: str | None) -> None:
+def check_levels(design: pd.DataFrame, condition_key: str, sample_key: str | None) -> None:
+    """Refuse a condition level with fewer than 2 samples (``design``: one row per sample, a ``condition`` column)."""
     per_level = design["condition"].value_counts()
     thin = per_level[per_level < 2]
     if len(thin):
