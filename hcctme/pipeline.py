@@ -247,7 +247,7 @@ def run(adata: AnnData, config: PipelineConfig | None = None, **params) -> AnnDa
             timings[name] = round(time.perf_counter() - start, 2)
             _step_logger.info("[%d/%d] %s done (%.1f s)", number, len(steps), name, timings[name])
         _drop_earlier_results(adata, skipped)
-        adata.uns[Keys.RUN] = {"config": _config_record(config), "timings_s": timings, "skipped": skipped}
+        adata.uns[Keys.RUN] = {"config": config_record(config), "timings_s": timings, "skipped": skipped}
     return adata
 
 
@@ -318,7 +318,7 @@ def _harmonize(adata: AnnData, config: PipelineConfig) -> None:
     pp.harmonize_genes(adata, gene_symbols=config.gene_symbols, species=config.species or "auto")
 
 
-def _config_record(config: PipelineConfig) -> dict:
+def config_record(config: PipelineConfig) -> dict:
     """The config as uns stores it: no None, tuples as lists, a context map as a table (labels may hold "/")."""
     record = {}
     for key, value in asdict(config).items():

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
 import warnings
+from pathlib import Path
 from typing import Any
 
 import anndata as ad
@@ -14,7 +16,7 @@ import pandas as pd
 from hcctme import _files, _validate, get, tl
 from hcctme import report as report_module
 from hcctme._constants import COMPARE_KEYS, Keys, Suffix
-from hcctme.pipeline import PipelineConfig, compare_one, counts_problem, counts_view, run_step
+from hcctme.pipeline import PipelineConfig, compare_one, config_record, counts_problem, counts_view, run_step
 
 # the config keys of the workflow that are not PipelineConfig fields
 _WORKFLOW_ONLY = {"input": None, "outdir": "results"}
@@ -34,6 +36,22 @@ def schema_path() -> str:
 def _config(config: dict[str, Any]) -> PipelineConfig:
     merged = {**DEFAULTS, **config}
     return PipelineConfig(**{k: v for k, v in merged.items() if k not in _WORKFLOW_ONLY})
+
+
+def check_input(config: dict[str, Any]) -> None:
+    """Check the input against the config before any job, as ``hcctme run`` does before its first step.
+
+    The format (an h5ad file, else what it is and how to read it), the obs columns, the reference level, two
+    samples per condition level, the matrices (log-normalised for crosstalk; an explicit ``counts_layer`` holding
+    counts), the user's gene-set file: the input is read backed, a sample of at most 2,000 rows looked at.
+    """
+    _checked_input(str(config["input"]), json.dumps(config, sort_keys=True, default=str))
+
+
+@functools.cache  # the Snakefile is read more than once per process: check once
+def _checked_input(path: str, config_json: str) -> None:
+    adata = _files.read_h5ad(_validate.existing_file(path, what="workflow input"), backed=True)
+    _config(json.loads(config_json)).validate(adata)
 
 
 def _safe(name: str) -> str:
@@ -133,8 +151,13 @@ def with_matrices(results_path: str, input_path: str) -> ad.AnnData:
 
 def _run_step(smk, step: str) -> ad.AnnData:
     adata = with_matrices(smk.input[0], smk.input.data)
-    run_step(adata, _config(_cfg(smk)), step)
+    _write_skipped(run_step(adata, _config(_cfg(smk)), step), smk.output.skipped)
     return adata
+
+
+def _write_skipped(skipped: dict[str, str], path: str) -> None:
+    """What a rule skipped for too few cells or genes, with the reason: the profile rule records it for the report."""
+    _files.write_text(json.dumps(skipped, indent=1) + "\n", path)
 
 
 def states(smk) -> None:
@@ -152,12 +175,14 @@ def compare(smk) -> None:
     """One comparison's table; an empty one, with a warning, where the cohort has too few cells for it."""
     adata = with_matrices(smk.input[0], smk.input.data)
     features = smk.wildcards.features
+    skipped = {}
     try:
         table = compare_one(adata, _config(_cfg(smk)), features)
     except (tl.TooFewCellsError, tl.TooFewGenesError) as error:
         warnings.warn(f"workflow: compare_{features} skipped: {error}", UserWarning, stacklevel=2)
-        table = pd.DataFrame()
+        table, skipped = pd.DataFrame(), {f"compare_{features}": str(error)}
     _files.write_table(table, smk.output[0])
+    _write_skipped(skipped, smk.output.skipped)
 
 
 def _or_empty(read: Any, adata: ad.AnnData, **kwargs: Any) -> pd.DataFrame:
@@ -169,7 +194,11 @@ def _or_empty(read: Any, adata: ad.AnnData, **kwargs: Any) -> pd.DataFrame:
 
 
 def crosstalk(smk) -> None:
-    adata = _run_step(smk, "crosstalk") if _cfg(smk)["crosstalk"] else _files.read_h5ad(smk.input[0])
+    if _cfg(smk)["crosstalk"]:
+        adata = _run_step(smk, "crosstalk")
+    else:  # the profile rule records crosstalk=False from the config
+        adata = _files.read_h5ad(smk.input[0])
+        _write_skipped({}, smk.output.skipped)
     for name, differential in (("pooled", False), ("diff", True)):
         _files.write_table(_or_empty(get.crosstalk, adata, differential=differential), smk.output[name])
 
@@ -209,7 +238,11 @@ def profile(smk) -> None:
     for path in smk.input.compare:
         features = re.search(r"compare_(\w+)\.tsv$", path).group(1)
         _restore(adata, COMPARE_KEYS[features], _read_table(path))
-    run_step(adata, _config(config), "profile")
+    skipped = _config(config).validate(adata)  # what the config leaves out (no counts, coordinates, condition)
+    for path in smk.input.skipped:
+        skipped.update(json.loads(Path(path).read_text()))
+    skipped.update(run_step(adata, _config(config), "profile"))
+    adata.uns[Keys.RUN] = {"config": config_record(_config(config)), "skipped": skipped}
     _files.write_table(get.profile(adata), smk.output.table)
     _files.write_results_h5ad(adata, smk.output.h5ad)
 

@@ -1,9 +1,11 @@
 """The shipped Snakemake workflow, end to end on a tiny simulated cohort, and its config schema."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import anndata as ad
 import pandas as pd
 import pytest
 import yaml
@@ -37,6 +39,11 @@ def test_workflow_runs_end_to_end(tmp_path: Path):
     composition = pd.read_csv(results / "compare_composition.tsv", sep="\t")
     assert composition["pvalue"].between(0, 1).all()
     assert not list(results.glob("**/*.part"))
+    # what the run left out is recorded as `hcctme run` records it, and the report says so (it said nothing)
+    run = ad.read_h5ad(results / "hcctme.h5ad").uns["hcctme_run"]
+    assert run["skipped"] == {"compare_genes": "genes=False", "crosstalk": "crosstalk=False"}
+    assert run["config"]["sample_key"] == "patient"
+    assert "Crosstalk: not run (crosstalk=False)" in (results / "report.html").read_text()
 
 
 @pytest.mark.parametrize("bad", [{"unknown_key": 1}, {"genes": "yes"}, {"method": "magic"}])
@@ -47,6 +54,25 @@ def test_config_schema_refuses_bad_values(tmp_path: Path, bad: dict):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert "validat" in (proc.stdout + proc.stderr).lower()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"condition_key": "outcome"}, "adata.obs has no column 'outcome' (condition_key)"),
+    ({"reference": "partial"}, "reference 'partial' is not a level"),
+    ({"input": "table.csv"}, "cannot read 'table.csv' as h5ad: it is a text table"),
+])
+def test_the_input_is_checked_against_the_config_before_any_job(tmp_path: Path, change: dict, message: str):
+    """As `hcctme run` checks before its first step; a dry run passed these, and a real run failed jobs later
+    (after scoring and the state calls) or in h5py's reader."""
+    configfile = _config(tmp_path)
+    (tmp_path / "table.csv").write_text("gene,c1\nCD8A,1\n")
+    config = {**yaml.safe_load(configfile.read_text()), **change}
+    configfile.write_text(yaml.safe_dump(config))
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", snakefile(), "--configfile",
+                           str(configfile), "--cores", "1", "--dry-run", "--directory", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0 and message in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
 
 
 def test_missing_configfile_is_a_clear_error(tmp_path: Path):
@@ -96,12 +122,17 @@ def test_compare_rule_writes_an_empty_table_where_the_cohort_has_too_few_cells(t
     class Inputs(list):
         data = str(tmp_path / "cohort.h5ad")
 
+    class Outputs(list):
+        skipped = str(tmp_path / "skipped.json")
+
     out = tmp_path / "compare_composition.tsv"
-    smk = SimpleNamespace(input=Inputs([str(tmp_path / "states.h5ad")]), output=[str(out)],
+    smk = SimpleNamespace(input=Inputs([str(tmp_path / "states.h5ad")]), output=Outputs([str(out)]),
                           wildcards=SimpleNamespace(features="composition"), params=SimpleNamespace(config=config))
     with pytest.warns(UserWarning, match="compare_composition skipped: too few cells"):
         _steps.compare(smk)
     assert _steps._read_table(str(out)).empty
+    skipped = json.loads(Path(Outputs.skipped).read_text())  # the profile rule records it for the report
+    assert list(skipped) == ["compare_composition"] and skipped["compare_composition"].startswith("too few cells")
 
 
 def test_gene_level_rules_run_only_where_the_input_holds_counts(tmp_path: Path):

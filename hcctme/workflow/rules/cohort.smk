@@ -8,6 +8,7 @@ rule states:
         data=config["input"],
     output:
         f"{OUT}/states.h5ad",
+        skipped=f"{OUT}/skipped/states.json",
     params:
         config=config,
     script:
@@ -32,6 +33,7 @@ rule compare:
         data=config["input"],
     output:
         f"{OUT}/compare_{{features}}.tsv",
+        skipped=f"{OUT}/skipped/compare_{{features}}.json",
     wildcard_constraints:
         features="composition|scores|genes",
     params:
@@ -47,6 +49,7 @@ rule crosstalk:
     output:
         pooled=f"{OUT}/crosstalk.tsv",
         diff=f"{OUT}/crosstalk_diff.tsv",
+        skipped=f"{OUT}/skipped/crosstalk.json",
     params:
         config=config,
     script:
@@ -59,6 +62,7 @@ rule tib:
         data=config["input"],
     output:
         f"{OUT}/tib.tsv",
+        skipped=f"{OUT}/skipped/tib.json",
     params:
         config=config,
     script:
@@ -72,6 +76,7 @@ rule ta_response:
     output:
         per_sample=f"{OUT}/ta_response_per_sample.tsv",
         compare=f"{OUT}/ta_response_compare.tsv",
+        skipped=f"{OUT}/skipped/ta_response.json",
     params:
         config=config,
     script:

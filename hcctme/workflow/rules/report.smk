@@ -11,6 +11,8 @@ rule profile:
         ta_per_sample=f"{OUT}/ta_response_per_sample.tsv",
         ta_compare=f"{OUT}/ta_response_compare.tsv",
         compare=expand(f"{OUT}/compare_{{features}}.tsv", features=_steps.compare_features(config)),
+        skipped=[f"{OUT}/skipped/{step}.json" for step in ("states", "crosstalk", "tib", "ta_response")]
+        + expand(f"{OUT}/skipped/compare_{{features}}.json", features=_steps.compare_features(config)),
     output:
         h5ad=f"{OUT}/hcctme.h5ad",
         table=f"{OUT}/resistance_profile.tsv",
