@@ -139,7 +139,8 @@ def _check_samples_per_level(adata: AnnData, sample_key: str, condition_key: str
 
 
 def _check_genes_groups(genes_groups: list[str], cell_types: pd.Series, cell_type_key: str) -> None:
-    unknown = [str(g) for g in genes_groups if str(g) not in set(cell_types)]
+    labels = set(cell_types)
+    unknown = [str(g) for g in genes_groups if str(g) not in labels]
     if unknown:
         raise ValueError(
             f"genes_groups (--genes-groups) names {unknown}, not labels of obs[{cell_type_key!r}]; its labels are "
