@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -65,6 +66,9 @@ def read_gmt(path: Path) -> list[Signature]:
             )
         name, description, genes = fields[0].strip(), fields[1].strip(), [g.strip() for g in fields[2:]]
         genes = list(dict.fromkeys(g for g in genes if g))
+        spaced = [g for g in genes if any(c.isspace() for c in g)]
+        if spaced:
+            raise ValueError(f"{path}:{lineno}: gene field {spaced[0]!r} holds a space; GMT separates genes by tabs")
         entry = {"id": _safe_id(name), "name": name, "genes_up": genes,
                  "source": {"where": str(path), "note": description} if description else {}}
         sigs.append(to_signature(entry, where=f"{path}:{lineno}", strict=False))
@@ -78,7 +82,8 @@ def read_gmt(path: Path) -> list[Signature]:
 
 
 def _safe_id(name: str) -> str:
-    safe = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+    """An id the schema accepts (ASCII letters, digits, underscores); the name is kept as the signature's name."""
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c == "_" else "_" for c in name)
     return safe or "unnamed"
 
 
@@ -93,18 +98,30 @@ def from_dict(mapping: Mapping[str, Any]) -> list[Signature]:
             up, down = value.get("up", []), value.get("down", [])
         else:
             up, down = value, []
-        if isinstance(up, str):
-            raise TypeError(f"signature {key!r}: give a list of genes, not the string {up!r}")
-        sigs.append(to_signature({"id": str(key), "genes_up": list(up), "genes_down": list(down)},
-                                 where="dict", strict=False))
+        sigs.append(to_signature({"id": str(key), "genes_up": _gene_list(up, key, "up"),
+                                  "genes_down": _gene_list(down, key, "down")}, where="dict", strict=False))
     if not sigs:
         raise ValueError("the signature dict is empty")
     return sigs
 
 
+def _gene_list(genes: Any, key: Any, side: str) -> list[str]:
+    """A dict value's genes as a list; a string or a non-list refused (a string would be read letter by letter)."""
+    if isinstance(genes, (str, bytes, Mapping)) or not isinstance(genes, Iterable):
+        raise TypeError(
+            f"signature {key!r}: give the {side} genes as a list of gene symbols, not {type(genes).__name__} "
+            f"{genes!r}" + (f" (e.g. [{genes!r}])" if isinstance(genes, str) else "")
+        )
+    return list(genes)
+
+
 def from_net(net: pd.DataFrame, *, source: str = "source", target: str = "target",
              weight: str = "weight") -> list[Signature]:
-    """Decoupler net (source, target, weight) -> signatures; negative weights are genes_down."""
+    """Decoupler net (source, target, weight) -> signatures; negative weights are genes_down.
+
+    A weight other than +-1 is kept as the gene's weight, as a magnitude (the sign is its side), so that
+    ``to_net`` gives the net back.
+    """
     missing = [c for c in (source, target) if c not in net.columns]
     if missing:
         raise KeyError(f"the net has no column(s) {missing}; expected columns {source!r}, {target!r}"
@@ -114,9 +131,10 @@ def from_net(net: pd.DataFrame, *, source: str = "source", target: str = "target
     sigs = []
     if weight in net.columns:
         weights = pd.to_numeric(net[weight], errors="coerce")
-        if weights.isna().any():
-            bad = net.loc[weights.isna(), weight].head(3).tolist()
-            raise ValueError(f"the net's {weight!r} column must hold numbers; found {bad}")
+        bad = weights.isna() | ~np.isfinite(weights.fillna(0.0)) | (weights == 0)
+        if bad.any():
+            raise ValueError(f"the net's {weight!r} column must hold non-zero finite numbers; found "
+                             f"{net.loc[bad, weight].head(3).tolist()}")
     else:
         weights = pd.Series(1.0, index=net.index)
     if net[target].isna().any() or net[source].isna().any():
@@ -124,7 +142,8 @@ def from_net(net: pd.DataFrame, *, source: str = "source", target: str = "target
     for name, block in net.assign(_w=weights).groupby(source, sort=False):
         up = block.loc[block["_w"] >= 0, target].astype(str).tolist()
         down = block.loc[block["_w"] < 0, target].astype(str).tolist()
-        signed = {g: float(w) for g, w in zip(block[target].astype(str), block["_w"], strict=True) if abs(w) != 1}
+        signed = {g: abs(float(w)) for g, w in zip(block[target].astype(str), block["_w"], strict=True)
+                  if abs(w) != 1}
         entry = {"id": _safe_id(str(name)), "name": str(name), "genes_up": up, "genes_down": down,
                  "weights": signed}
         sigs.append(to_signature(entry, where="net", strict=False))

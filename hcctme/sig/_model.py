@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+_MAPPINGS = ("weights", "source", "excluded")  # Signature fields held as read-only mappings
+
 
 @dataclass(frozen=True)
 class Signature:
@@ -40,13 +42,26 @@ class Signature:
     excluded: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "genes_up", tuple(self.genes_up))
-        object.__setattr__(self, "genes_down", tuple(self.genes_down))
-        object.__setattr__(self, "weights", MappingProxyType(dict(self.weights)))
-        object.__setattr__(self, "source", MappingProxyType(dict(self.source)))
-        object.__setattr__(self, "excluded", MappingProxyType(dict(self.excluded)))
+        for side in ("genes_up", "genes_down"):
+            if isinstance(getattr(self, side), str):  # tuple("CD8A") would be its letters
+                raise TypeError(f"signature {self.id!r}: {side} must be a list of genes, not the string "
+                                f"{getattr(self, side)!r}")
+            object.__setattr__(self, side, tuple(getattr(self, side)))
+        for name in _MAPPINGS:
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
         if not self.name:
             object.__setattr__(self, "name", self.id)
+
+    # read-only mappings (MappingProxyType) cannot be pickled: the state holds plain dicts
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: dict(v) if k in _MAPPINGS else v for k, v in self.__dict__.items()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            object.__setattr__(self, k, MappingProxyType(dict(v)) if k in _MAPPINGS else v)
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.genes_up, self.genes_down, tuple(sorted(self.weights.items()))))
 
     @property
     def genes(self) -> tuple[str, ...]:
@@ -96,12 +111,17 @@ class Signature:
 _FILTER_FIELDS = ("id", "name", "collection", "cell_context", "species", "evidence", "role", "version", "validated")
 
 
+def _is_many(value: Any) -> bool:
+    """A filter value naming several values (a list, array or Series), not one (a string)."""
+    return not isinstance(value, (str, bytes)) and isinstance(value, Iterable)
+
+
 def _check_filter(sigs: Sequence[Signature], name: str, wanted: Any) -> None:
     """Refuse a filter field signatures lack, or a value none of ``sigs`` holds (it would filter everything out)."""
     if name not in _FILTER_FIELDS:
         raise TypeError(f"signatures cannot be filtered by {name!r}; filter by one of {list(_FILTER_FIELDS)}")
     present = {getattr(sig, name) for sig in sigs}
-    values = wanted if isinstance(wanted, (list, tuple, set, frozenset)) else [wanted]
+    values = wanted if _is_many(wanted) else [wanted]
     missing = [v for v in values if v not in present]
     if sigs and missing:
         known = sorted(map(str, present))
@@ -121,13 +141,27 @@ class SignatureSet(Sequence[Signature]):
         self, signatures: Iterable[Signature], *, library_version: str = "user", origin: str = ""
     ) -> None:
         self._sigs: tuple[Signature, ...] = tuple(signatures)
+        wrong = [s for s in self._sigs if not isinstance(s, Signature)]
+        if wrong:
+            raise TypeError(f"a SignatureSet holds Signature objects, got {type(wrong[0]).__name__} {wrong[0]!r}; "
+                            "build one from gene lists with hcctme.sig.load")
         ids = [s.id for s in self._sigs]
         dups = sorted({i for i in ids if ids.count(i) > 1})
         if dups:
             raise ValueError(f"duplicate signature ids: {dups}; ids must be unique within a set")
         self._index = {s.id: s for s in self._sigs}
-        self.library_version = library_version
-        self.origin = origin
+        self._library_version = str(library_version)
+        self._origin = str(origin)
+
+    @property
+    def library_version(self) -> str:
+        """The version of the library the set came from (``"user"`` for the user's own sets); read-only."""
+        return self._library_version
+
+    @property
+    def origin(self) -> str:
+        """Where the set was loaded from (a path, or the kind of object); read-only."""
+        return self._origin
 
     # Sequence protocol -----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -136,7 +170,9 @@ class SignatureSet(Sequence[Signature]):
     def __iter__(self) -> Iterator[Signature]:
         return iter(self._sigs)
 
-    def __getitem__(self, key: int | str) -> Signature:  # type: ignore[override]
+    def __getitem__(self, key: int | str | slice) -> Signature | SignatureSet:  # type: ignore[override]
+        if isinstance(key, slice):
+            return SignatureSet(self._sigs[key], library_version=self.library_version, origin=self.origin)
         if isinstance(key, str):
             try:
                 return self._index[key]
@@ -154,7 +190,16 @@ class SignatureSet(Sequence[Signature]):
     def __repr__(self) -> str:
         return f"SignatureSet({len(self)} signatures, library_version={self.library_version!r})"
 
+    def __eq__(self, other: object) -> bool:
+        """Equal when both hold equal signatures in the same order (the library version is provenance)."""
+        return isinstance(other, SignatureSet) and self._sigs == other._sigs
+
+    def __hash__(self) -> int:
+        return hash(self._sigs)
+
     def __add__(self, other: SignatureSet) -> SignatureSet:
+        if not isinstance(other, SignatureSet):
+            return NotImplemented  # Python raises the TypeError naming both operand types
         return SignatureSet(list(self) + list(other), library_version=self.library_version)
 
     # Views -----------------------------------------------------------------------------------------
@@ -172,13 +217,14 @@ class SignatureSet(Sequence[Signature]):
         ``sigs.filter(cell_context="macrophage", role=["state", "resistance"])``. A field that signatures do not
         have, or a value that no signature of the set holds (a typo), is refused with the values there are.
         """
+        fields = {name: list(wanted) if _is_many(wanted) else wanted for name, wanted in fields.items()}
         for name, wanted in fields.items():
             _check_filter(self._sigs, name, wanted)
 
         def keep(sig: Signature) -> bool:
             for name, wanted in fields.items():
                 value = getattr(sig, name)
-                if isinstance(wanted, (list, tuple, set, frozenset)):
+                if _is_many(wanted):
                     if value not in wanted:
                         return False
                 elif value != wanted:
@@ -230,7 +276,7 @@ class SignatureSet(Sequence[Signature]):
         """GMT text (genes_up only; a signed signature gives ``ID_UP``/``ID_DOWN`` lines)."""
         lines = []
         for sig in self._sigs:
-            description = sig.citation or sig.name
+            description = " ".join((sig.citation or sig.name).split())  # a tab or newline would break the line
             if sig.genes_down:
                 lines.append("\t".join([f"{sig.id}_UP", description, *sig.genes_up]))
                 lines.append("\t".join([f"{sig.id}_DOWN", description, *sig.genes_down]))

@@ -37,6 +37,9 @@ def list_signatures(**fields: Any) -> pd.DataFrame:
 
 def get(signature_id: str) -> Signature:
     """One library signature by id."""
+    if not isinstance(signature_id, str):
+        raise TypeError(f"give a library signature id (a string, see hcctme.sig.list()), got "
+                        f"{type(signature_id).__name__} {signature_id!r}")
     return library()[signature_id]
 
 
@@ -154,8 +157,12 @@ def _with_species(sig: Signature, species: str) -> Signature:
 
 
 def _looks_like_path(text: str) -> bool:
-    """Library ids never hold a dot or a slash: "sets.txt" or "dir/x" is a (maybe missing) file."""
-    return "." in text or "/" in text or "\\" in text
+    """Whether a string names a file or folder, not library ids.
+
+    Library ids never hold a dot or a slash: "sets.txt" or "dir/x" is a (maybe missing) file; so is an existing
+    file or folder whose name is not a library id ("mysigs").
+    """
+    return "." in text or "/" in text or "\\" in text or (text not in library() and Path(text).exists())
 
 
 def _from_path(path: Path) -> list[Signature]:
@@ -163,9 +170,9 @@ def _from_path(path: Path) -> list[Signature]:
         raise FileNotFoundError(f"signature file {str(path)!r} does not exist; check the path")
     if path.is_dir():
         return _io.read_yaml_dir(path)
-    if path.suffix == ".gmt":
+    if path.suffix.lower() == ".gmt":
         return _io.read_gmt(path)
-    if path.suffix in (".yaml", ".yml"):
+    if path.suffix.lower() in (".yaml", ".yml"):
         return _io.read_yaml(path)
     raise ValueError(f"{path}: unknown signature file type {path.suffix!r}; use .gmt, .yaml or .yml")
 

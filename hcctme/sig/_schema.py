@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -91,6 +92,10 @@ def to_signature(
     bad_source = sorted(set(source) - set(SOURCE_FIELDS))
     if bad_source:
         _fail(where, entry_id, f"unknown source field(s) {bad_source}; allowed: {list(SOURCE_FIELDS)}")
+    for field, value in [("name", entry.get("name")), ("collection", entry.get("collection")),
+                         *((f"source.{k}", v) for k, v in source.items())]:
+        if (value is not None and not isinstance(value, (str, int, float))) or isinstance(value, bool):
+            _fail(where, entry_id, f"{field} must be text, got {type(value).__name__} {value!r}")
     if strict:
         if not source.get("citation"):
             _fail(where, entry_id, "source.citation is required")
@@ -110,6 +115,9 @@ def to_signature(
             _fail(where, entry_id, f"weight given for {gene!r}, which is not in genes_up/genes_down")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)):
             _fail(where, entry_id, f"weight of {gene!r} must be a number, got {weight!r}")
+        if not math.isfinite(weight) or weight <= 0:
+            _fail(where, entry_id, f"weight of {gene!r} must be a positive finite number (a gene's importance; "
+                                   f"the sign comes from genes_up / genes_down), got {weight!r}")
 
     if known_symbols is not None and species == "human":
         unknown_genes = [g for g in up + down if g not in known_symbols]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -128,6 +130,14 @@ ERROR_CASES = {
     "validated_not_bool": (entry(validated="yes", validation="GSE0 AUROC 0.9"), "validated must be true or false"),
     "validation_not_text": (entry(validated=True, validation=0.91), "validation must be text"),
     "validated_without_reason": (entry(validated=False), "validation is empty"),
+    "name_not_text": (entry(name=["x", "y"]), "name must be text, got list"),
+    "collection_not_text": (entry(collection={"a": 1}), "collection must be text, got dict"),
+    "citation_not_text": (entry(source={"citation": {"a": 1}, "pmid": "1", "where": "Table 1"}),
+                          "source.citation must be text, got dict"),
+    "weight_negative": (entry(weights={"SPP1": -0.5}), "must be a positive finite number"),
+    "weight_zero": (entry(weights={"SPP1": 0}), "must be a positive finite number"),
+    "weight_nan": (entry(weights={"SPP1": float("nan")}), "must be a positive finite number"),
+    "weight_inf": (entry(weights={"SPP1": float("inf")}), "must be a positive finite number"),
 }
 
 
@@ -287,8 +297,59 @@ def test_net_errors():
         ht.sig.load(pd.DataFrame({"source": ["A"], "gene": ["CD8A"]}))
     with pytest.raises(ValueError, match="empty"):
         ht.sig.load(pd.DataFrame({"source": [], "target": []}))
-    with pytest.raises(ValueError, match="must hold numbers"):
+    with pytest.raises(ValueError, match="must hold non-zero finite numbers"):
         ht.sig.load(pd.DataFrame({"source": ["A"], "target": ["CD8A"], "weight": ["heavy"]}))
+    with pytest.raises(ValueError, match=r"non-zero finite numbers; found \[inf\]"):  # ULM failed in decoupler
+        ht.sig.load(pd.DataFrame({"source": ["A", "A"], "target": ["CD8A", "CD4"], "weight": [np.inf, 1.0]}))
+
+
+def test_weighted_net_round_trips_exactly():
+    """A down gene's weight is a magnitude: to_net -> load gave it back negated (and scored differently)."""
+    net = pd.DataFrame({"source": ["A"] * 4, "target": ["CD8A", "GZMB", "CD4", "TCF7"],
+                        "weight": [2.0, 1.0, -3.0, -1.0]})
+    sigs = ht.sig.load(net)
+    assert dict(sigs["A"].weights) == {"CD8A": 2.0, "CD4": 3.0}
+    pd.testing.assert_frame_equal(sigs.to_net(), net)
+    assert ht.sig.load(sigs.to_net()) == sigs
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ({"up": ["CD8A", "CD8B", "GZMB"], "down": "CD4"}, r"down genes as a list .* not str 'CD4' \(e\.g\. \['CD4'\]\)"),
+    (None, "up genes as a list of gene symbols, not NoneType"),
+    (5, "up genes as a list of gene symbols, not int 5"),
+])
+def test_dict_values_that_are_not_gene_lists_are_refused(value, message):
+    """A string of down genes was read letter by letter ('C', 'D', '4'); None and ints gave Python's iteration error."""
+    with pytest.raises(TypeError, match=message):
+        ht.sig.load({"A": value})
+
+
+def test_gmt_names_descriptions_and_gene_fields(tmp_path):
+    path = tmp_path / "sets.GMT"  # the suffix in any case
+    path.write_text("Treg-é\tdesc\tFOXP3\tIL2RA\tCTLA4\n", encoding="utf-8")
+    sigs = ht.sig.load(path)
+    assert sigs.ids == ["Treg__"] and sigs[0].name == "Treg-é"  # ASCII ids; the name kept (it was refused)
+    spaced = tmp_path / "spaced.gmt"
+    spaced.write_text("S\tdesc\tCD8A CD8B\tGZMB\n")
+    with pytest.raises(ValueError, match="gene field 'CD8A CD8B' holds a space"):
+        ht.sig.load(spaced)
+    tabbed = ht.sig.load({"T": ["CD8A", "CD8B"]})
+    tabbed = SignatureSet([dataclasses.replace(tabbed[0], name="line1\nline2\twith tab")])
+    assert ht.sig.load(_write(tmp_path / "t.gmt", tabbed.to_gmt()))["T"].genes_up == ("CD8A", "CD8B")
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_an_existing_path_without_a_dot_is_read_as_a_path(tmp_path, monkeypatch):
+    (tmp_path / "mysigs").mkdir()
+    ht.sig.to_yaml(ht.sig.load({"A": ["CD8A", "CD8B", "GZMB"]}), tmp_path / "mysigs" / "a.yaml")
+    monkeypatch.chdir(tmp_path)
+    assert ht.sig.load("mysigs").ids == ["A"]
+    with pytest.raises(KeyError, match="no signature 'nothere'"):
+        ht.sig.load("nothere")
 
 
 def test_dict_plain_and_signed():
@@ -300,7 +361,7 @@ def test_dict_plain_and_signed():
 
 
 def test_dict_errors():
-    with pytest.raises(TypeError, match="list of genes"):
+    with pytest.raises(TypeError, match="up genes as a list of gene symbols"):
         ht.sig.load({"T": "CD8A"})
     with pytest.raises(ValueError, match="empty"):
         ht.sig.load({})

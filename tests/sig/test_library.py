@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -204,6 +205,36 @@ def test_list_and_filter_refuse_unknown_fields_and_values(lib):
     with pytest.raises(TypeError, match="cannot be filtered by 'context'"):
         lib.filter(context="macrophage")
     assert len(lib.filter(role="state", cell_context="hepatocyte")) == 0  # known values, no signature with both
+
+
+def test_signatures_pickle_copy_hash_and_compare_by_content(lib):
+    """MappingProxyType fields made Signature unpicklable (no multiprocessing, no deepcopy) and unhashable;
+    SignatureSet compared by identity and sliced into a tuple."""
+    import copy
+    import pickle
+
+    sig = lib["TAM2_SPP1"]
+    assert pickle.loads(pickle.dumps(sig)) == sig and copy.deepcopy(sig) == sig
+    assert hash(pickle.loads(pickle.dumps(sig))) == hash(sig) and dict(sig.source)  # the mappings survive
+    assert pickle.loads(pickle.dumps(lib)) == lib
+    assert ht.sig.load(["TAM2_SPP1", "TREG"]) == ht.sig.load(["TAM2_SPP1", "TREG"])
+    assert ht.sig.load(["TAM2_SPP1", "TREG"]) != ht.sig.load(["TREG", "TAM2_SPP1"])
+    head = lib[0:3]
+    assert isinstance(head, ht.sig.SignatureSet) and head.ids == lib.ids[:3]
+
+
+def test_signature_sets_refuse_what_they_cannot_hold_and_keep_their_version(lib):
+    with pytest.raises(TypeError, match="unsupported operand"):
+        lib + {"MINE": ["CD8A"]}
+    with pytest.raises(TypeError, match="holds Signature objects, got str"):
+        ht.sig.SignatureSet(["a"])
+    with pytest.raises(TypeError, match="genes_up must be a list of genes, not the string 'CD8A'"):
+        ht.sig.Signature(id="a", genes_up="CD8A")
+    with pytest.raises(AttributeError):
+        ht.sig.library().library_version = "tampered"  # the cached library is shared by every call
+    with pytest.raises(TypeError, match="give a library signature id"):
+        ht.sig.get(0)
+    assert {s.role for s in lib.filter(role=np.array(["state"]))} == {"state"}  # an array of values, as a list
 
 
 def test_list_from_the_command_line():
