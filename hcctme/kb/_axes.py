@@ -90,6 +90,8 @@ def _ids(axis: str | Sequence[str] | None) -> list[str]:
     t = table()
     if axis is None:
         return t.ids
+    if not isinstance(axis, str) and not (isinstance(axis, Iterable) and all(isinstance(a, str) for a in axis)):
+        raise TypeError(f"axis must be an axis id or a list of them (see hcctme.kb.axes()), got {axis!r}")
     wanted = [axis] if isinstance(axis, str) else list(axis)
     unknown = [a for a in wanted if a not in t.ids]
     if unknown:
@@ -192,8 +194,8 @@ def _therapy_row(entry: dict[str, Any], th: dict[str, Any]) -> dict[str, Any]:
 def therapies(axis: str | Sequence[str] | None = None, *, setting: str | None = None) -> pd.DataFrame:
     """Therapies linked to the axes, sorted by evidence tier: one row per axis x therapy.
 
-    Tiers (ESCAT / OncoKB spirit): I approved in HCC for this setting; II positive randomised trial in
-    HCC; III clinical activity in HCC (phase 1/2) or approved in another tumour; IV preclinical only.
+    Tiers (ESCAT / OncoKB spirit): I approved in HCC for this setting; II positive randomised phase 3 trial
+    in HCC; III clinical activity in HCC (phase 1/2) or approved in another tumour; IV preclinical only.
 
     Parameters
     ----------

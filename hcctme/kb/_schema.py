@@ -35,7 +35,8 @@ EVIDENCE_LEVELS = ("clinical", "human_observational", "preclinical_in_vivo", "in
 THERAPY_STATUS = ("approved_hcc", "approved_other", "trial", "preclinical", "discontinued")
 SETTINGS = KB_SETTINGS  # treatment settings a user can select (kb.axes(setting=...), kb.therapies(setting=...))
 # evidence tiers of an axis -> therapy link (ESCAT / OncoKB spirit): I approved in HCC for this setting; II positive
-# randomised trial in HCC; III clinical activity in HCC (phase 1/2) or approved in another tumour; IV preclinical only
+# randomised phase 3 trial in HCC; III clinical activity in HCC (phase 1/2) or approved in another tumour; IV
+# preclinical only
 TIERS = ("I", "II", "III", "IV")
 REGIONS = ("FDA", "EMA", "NMPA")
 APPROVAL = ("approved", "withdrawn", "not_approved", "unverified")
@@ -229,7 +230,8 @@ def _check_tier(t: dict[str, Any], *, where: str, axis: Any, label: str) -> None
     """The tier must follow from the recorded status, approvals and trial (never from a negative trial).
 
     I: approved in HCC for this setting (a recorded approval and the registered trial behind it);
-    II: a positive randomised trial in HCC; III: clinical testing in HCC or approval in another
+    II: a positive randomised phase 3 trial in HCC; III: clinical testing in HCC (a positive randomised phase 2
+    included) or approval in another
     tumour; IV: preclinical only.
     """
     tier, trial = t["tier"], t["trial"]
@@ -240,8 +242,8 @@ def _check_tier(t: dict[str, Any], *, where: str, axis: Any, label: str) -> None
             _fail(where, axis, f"{label}: tier {tier} needs the setting(s) it applies to")
     if tier == "I" and (t["status"] != "approved_hcc" or "approved" not in t["approval"].values()):
         _fail(where, axis, f"{label}: tier I needs status approved_hcc and a recorded approval")
-    if tier == "II" and not (trial["outcome"] == "positive" and trial["randomised"]):
-        _fail(where, axis, f"{label}: tier II needs a positive randomised trial")
+    if tier == "II" and not (trial["outcome"] == "positive" and trial["randomised"] and "3" in trial["phase"]):
+        _fail(where, axis, f"{label}: tier II needs a positive randomised phase 3 trial")
     if tier == "III" and trial is None and t["status"] != "approved_other":
         _fail(where, axis, f"{label}: tier III needs a clinical trial in HCC or status approved_other")
     if tier == "IV" and (t["status"] in ("approved_hcc", "approved_other") or trial is not None):

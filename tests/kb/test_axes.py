@@ -118,6 +118,8 @@ def test_therapies_lookup():
     assert kb.therapies("VISTA").empty
     with pytest.raises(KeyError, match="unknown resistance axis"):
         kb.therapies("NOT_AN_AXIS")
+    with pytest.raises(TypeError, match="axis must be an axis id or a list of them"):  # was Python's iteration error
+        kb.axes(3)
 
 
 def test_axis_pairs_and_annotate():

@@ -126,12 +126,23 @@ def test_tiers_and_trials():
     top = table[table["tier"].isin(["I", "II"])]
     assert top["nct"].str.fullmatch(r"NCT[0-9]{8}").all()
     assert (top.loc[top["tier"] == "II", "trial_outcome"] == "positive").all()
+    assert top.loc[top["tier"] == "II", "trial_phase"].str.contains("3").all()  # a positive phase 2 is tier III
     assert top.loc[top["tier"] == "I", "trial_outcome"].isin(["positive", "activity"]).all()
     tier1 = table[table["tier"] == "I"]
     assert tier1[["fda", "ema", "nmpa"]].eq("approved").any(axis=1).all()
     assert (tier1["status"] == "approved_hcc").all()
     assert not (table["trial_outcome"] == "negative").any()  # negative trials are never support
-    assert table["checked"].str.fullmatch(r"2026-11-29|unverified").all()
+    dated = table["checked"] != "unverified"
+    assert table.loc[dated, "checked"].str.fullmatch(r"2026-(11-29|12-05)").all()  # the curation dates
+
+
+def test_tepotinib_cites_its_hcc_trials_not_a_review():
+    """It cited seed review A only (no PMID, DOI or NCT): now the randomised phase 1b/2 against sorafenib, which met
+    its endpoint (tier III: phase 2), and the single-arm trial after sorafenib in the note."""
+    row = kb.therapies("HGF_MET").set_index("therapy").loc["tepotinib"]
+    expected = ("III", "NCT01988493", "positive", "33972742")
+    assert (row["tier"], row["nct"], row["trial_outcome"], row["pmid"]) == expected
+    assert "Decaens2021" in row["note"] and "Ryoo BY" in row["citation"]
 
 
 @pytest.mark.parametrize("therapy", sorted(PIVOTAL))
@@ -224,7 +235,9 @@ def test_valid_tier_ii_document():
     ({"trial": {"name": "T1", "nct": "NCT01234567", "phase": "3", "randomised": True, "outcome": "negative"}},
      "a negative trial is not support"),
     ({"trial": {"name": "T1", "nct": "NCT01234567", "phase": "2", "randomised": False, "outcome": "activity"}},
-     "tier II needs a positive randomised trial"),
+     "tier II needs a positive randomised phase 3 trial"),
+    ({"trial": {"name": "T1", "nct": "NCT01234567", "phase": "1b/2", "randomised": True, "outcome": "positive"}},
+     "tier II needs a positive randomised phase 3 trial"),
     ({"trial": None}, "needs its trial with an NCT id"),
     ({"settings": []}, "needs the setting"),
     ({"tier": "I"}, "tier I needs status approved_hcc"),
