@@ -1,4 +1,4 @@
-"""Spelling of cell-type labels, folded before any recognition rule reads them.
+"""Cell-type labels: their spelling, folded before any recognition rule reads them, and label maps as tables.
 
 Accents are removed ("Hépatocytes" -> "hepatocytes"), Greek letters spelled out (phi glued, as in
 "MΦ" -> "mphi"; alpha, beta, gamma, delta as words), and the few Cell Ontology words (CELLxGENE
@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
+
+import pandas as pd
+
+from hcctme._constants import Defaults
 
 # Greek letters of cell-type labels; phi is glued to the preceding letter as in "MΦ" -> "mphi".
 _GREEK = {"\u03c6": "phi", "\u03d5": "phi", "\u03b1": " alpha ", "\u03b2": " beta ", "\u03b3": " gamma ",
@@ -33,3 +38,19 @@ def fold(label: object) -> str:
         text = text.replace(letter, spelled)
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     return _WORDS.sub(lambda m: CELL_ONTOLOGY_WORDS[m.group(1)], text)
+
+
+def map_table(context_map: Mapping[str, str | None] | None) -> pd.DataFrame:
+    """A ``{label: context}`` map as a table with the columns ``label`` and ``context`` (None: ``"unassigned"``).
+
+    Results store cell-type labels as values, never as dict keys: anndata writes a key holding "/"
+    ("CD4/CD8 T cells") as nested groups, which read back as another structure, or fail to write where
+    one label is the start of another ("Lymphocytes", "Lymphocytes/cell-cycle").
+    """
+    items = [(str(label), context or Defaults.UNASSIGNED) for label, context in (context_map or {}).items()]
+    return pd.DataFrame(items, columns=["label", "context"], dtype=object)
+
+
+def map_from_table(table: pd.DataFrame) -> dict[str, str]:
+    """The ``{label: context}`` map of a :func:`map_table` table."""
+    return dict(zip(table["label"].astype(str), table["context"].astype(str), strict=True))

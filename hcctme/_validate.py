@@ -8,7 +8,7 @@ was when it fails.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,7 +17,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from hcctme import _version
+from hcctme import _labels, _version
 from hcctme._constants import Defaults, Files, Keys
 
 MatrixKind = Literal["counts", "lognorm", "scaled", "other"]
@@ -166,10 +166,31 @@ def constant_within(adata: AnnData, key: str, by: str) -> pd.Series:
     return frame.groupby(by, observed=True)[key].first()
 
 
+def call_record(**arguments: Any) -> dict[str, Any]:
+    """A tool's arguments as ``uns[key + "_params"]`` stores them: ``params`` and ``params_none``.
+
+    h5ad files cannot hold None, so ``params`` keeps the arguments that are not None (tuples as lists, a
+    ``{label: context}`` map as a table: labels may hold "/") and ``params_none`` names the others;
+    :func:`hcctme.get.params` puts them back, so that ``tool(adata, **get.params(adata, key)["params"])``
+    repeats the call.
+    """
+    params = {}
+    for name, value in arguments.items():
+        if isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, Mapping) and all(v is None or isinstance(v, str) for v in value.values()):
+            value = _labels.map_table(value)
+        if value is not None:
+            params[name] = value
+    return {"params": params, "params_none": [name for name, value in arguments.items() if value is None]}
+
+
 def key_added(key: Any) -> str:
-    """Check a ``key_added`` argument."""
+    """Check a ``key_added`` argument (no "/": anndata writes it as nested groups, which read back elsewhere)."""
     if not isinstance(key, str) or not key:
         raise TypeError(f"key_added must be a non-empty string, got {key!r}")
+    if "/" in key:
+        raise ValueError(f"key_added {key!r} holds '/', which h5ad files read back as nested keys; use '_' instead")
     return key
 
 

@@ -23,6 +23,7 @@ from anndata import AnnData
 
 from hcctme import _validate
 from hcctme._constants import Keys, Suffix
+from hcctme._labels import map_from_table
 
 __all__ = ["compare", "crosstalk", "enrich", "params", "profile", "scores", "states", "ta_response", "tib"]
 
@@ -68,7 +69,9 @@ def params(adata: AnnData, key: str) -> dict[str, Any]:
 
     Returns
     -------
-    A copy of ``uns[key + "_params"]``: at least ``tool``, ``params`` and ``library_version``.
+    A copy of ``uns[key + "_params"]``: at least ``tool``, ``params`` and ``library_version``. ``params`` holds
+    the call's arguments as given (None included, a context map as a dict), so that
+    ``tool(adata, **get.params(adata, key)["params"])`` repeats the call.
     """
     _validate.anndata(adata, allow_empty=True)
     stored = adata.uns.get(key + Suffix.PARAMS)
@@ -81,7 +84,16 @@ def params(adata: AnnData, key: str) -> dict[str, Any]:
         )
     if not isinstance(stored, Mapping):
         raise TypeError(f"adata.uns[{key + Suffix.PARAMS!r}] is a {type(stored).__name__}, not a dict of parameters")
-    return dict(stored)
+    record = dict(stored)
+    if isinstance(record.get("params"), Mapping):  # the call's arguments as given (_validate.call_record)
+        call = {name: map_from_table(value) if _is_label_map(value) else value
+                for name, value in record["params"].items()}
+        record["params"] = call | dict.fromkeys(map(str, record.pop("params_none", [])))
+    return record
+
+
+def _is_label_map(value: Any) -> bool:
+    return isinstance(value, pd.DataFrame) and list(value.columns) == ["label", "context"]
 
 
 def _legacy_params(adata: AnnData, key: str) -> dict[str, Any]:
@@ -148,7 +160,15 @@ def tib(adata: AnnData, key: str = Keys.TIB) -> pd.DataFrame:
     return _table(adata, key, "", tool="hcctme.tl.tib")
 
 
-def profile(adata: AnnData, key: str = Keys.PROFILE, *, summary: bool = False) -> pd.DataFrame:
-    """Table of :func:`hcctme.tl.resistance_profile`, or its per-axis summary by condition (``summary=True``)."""
+def profile(adata: AnnData, key: str = Keys.PROFILE, *, summary: bool = False, evidence: bool = False) -> pd.DataFrame:
+    """Table of :func:`hcctme.tl.resistance_profile`, its summary or its evidence.
+
+    ``summary=True``: the per-axis summary by condition; ``evidence=True``: the long evidence table behind each
+    activity (one row per sample, axis and piece of evidence).
+    """
+    if summary and evidence:
+        raise ValueError("give summary=True or evidence=True, not both")
+    if evidence:
+        return _table(adata, key, Suffix.EVIDENCE, tool="hcctme.tl.resistance_profile")
     tool = "hcctme.tl.resistance_profile" + (" with condition_key" if summary else "")
     return _table(adata, key, Suffix.SUMMARY if summary else "", tool=tool)

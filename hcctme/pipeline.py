@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from hcctme import _files, _validate, get, tl
+from hcctme import _files, _labels, _validate, get, tl
 from hcctme._constants import COMPARE_KEYS, GENE_METHODS, Defaults, Files, Keys, Suffix
 from hcctme._logging import STEP_LOGGER, logger
 from hcctme._version import __version__
@@ -326,7 +326,7 @@ def config_record(config: PipelineConfig) -> dict:
         if value is None:
             continue
         if key == "context_map" and isinstance(value, dict):
-            value = _contexts.map_table(value)
+            value = _labels.map_table(value)
         record[key] = list(value) if isinstance(value, tuple) else value
     return record
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from hcctme import cli, datasets, sig
-from hcctme.tl._contexts import map_from_table
+from hcctme._labels import map_from_table
 
 
 def run(capsys, *argv):

@@ -46,8 +46,8 @@ def test_params_of_pseudobulk():
     pdata = ht.tl.pseudobulk(adata, sample_key="patient", min_cells=1)
     params = ht.get.params(pdata, Keys.PSEUDOBULK)
     assert params["tool"] == "hcctme.tl.pseudobulk"
-    assert params["params"] == {"sample_key": "patient", "groupby": "", "layer": "counts", "mode": "sum",
-                                "min_cells": 1}
+    assert params["params"] == {"sample_key": "patient", "groupby": None, "layer": "counts", "mode": "sum",
+                                "min_cells": 1, "chunk_size": None}
 
 
 def test_states_reads_every_column_call_states_writes():
@@ -141,3 +141,75 @@ def test_reads_the_layouts_of_hcctme_0_1():
     pd.testing.assert_frame_equal(crosstalk["conditions"], conditions)
     assert ht.get.params(adata, "hcctme_ta_response")["params"] == {"reference": "r"}
     assert ht.get.params(adata, "hcctme_scores")["method"] == "mean"
+
+
+# -- the call record: get.params(...)["params"] repeats the call ------------------------------------
+def _replayed(tool, adata, key, **kwargs):
+    """Run ``tool`` on a copy, then again on another copy with the recorded arguments; both copies.
+
+    ``key_added`` is where the record sits, not one of its arguments: it is given again.
+    """
+    first, second = adata.copy(), adata.copy()
+    tool(first, **kwargs)
+    tool(second, **ht.get.params(first, key)["params"], **{k: v for k, v in kwargs.items() if k == "key_added"})
+    return first, second
+
+
+def test_every_tools_recorded_arguments_repeat_the_call(tmp_path):
+    """Stand-ins for None ("X", "", -1, 0, "none"), arguments left out (ta_response's scores_key) and constants
+    recorded as arguments (score's w_neg) made the replay fail or differ; it must work after an h5ad round trip."""
+    import warnings
+
+    import anndata as ad
+
+    warnings.simplefilter("ignore")
+    adata = ht.datasets.simulate_cohort(6, 120, n_genes=800, spatial=True, random_state=2)
+    adata.obs["cell_type"] = adata.obs["cell_type"].astype(str).replace({"Macrophages": "Mono/Mac"})
+    ht.tl.score(adata, ["TAM2_SPP1", "TAM1_FOLR2", "KUPFFER", "TREG", "CD8_TEX_TERMINAL", "CD8_TEFF"],
+                key_added="mine")
+    first, second = _replayed(ht.tl.score, adata, "mine", signatures=["TAM2_SPP1", "TREG"], method="mean",
+                              layer=None, chunk_size=None, key_added="mine")
+    pd.testing.assert_frame_equal(ht.get.scores(first, "mine"), ht.get.scores(second, "mine"))
+    first, second = _replayed(ht.tl.call_states, adata, Keys.STATE, cell_type_key="cell_type", scores_key="mine",
+                              context_map={"Mono/Mac": "macrophage", "B cells": None}, sample_key=None)
+    pd.testing.assert_frame_equal(ht.get.states(first), ht.get.states(second))
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    ht.tl.call_states(adata, cell_type_key="cell_type", scores_key="mine", context_map={"Mono/Mac": "macrophage"})
+    adata.write_h5ad(tmp_path / "states.h5ad")
+    back = ad.read_h5ad(tmp_path / "states.h5ad")  # the record survives the file
+    assert ht.get.params(back, Keys.STATE)["params"]["context_map"] == {"Mono/Mac": "macrophage"}
+    assert ht.get.params(back, Keys.STATE)["params"]["sample_key"] is None
+    cases = [
+        (ht.tl.compare, Keys.COMPARE, dict(condition_key="response", sample_key="patient", reference="responder",
+                                           features="genes", groupby="cell_type", layer="counts")),
+        (ht.tl.crosstalk, Keys.CROSSTALK, dict(groupby="cell_type", sample_key="patient", n_perms=None)),
+        (ht.tl.tib, Keys.TIB, dict(sample_key="patient", radius=None, label_key=None)),
+        (ht.tl.ta_response, Keys.TA_RESPONSE, dict(sample_key="patient", aggregate="mean", scores_key="mine",
+                                                   score_method="mean")),
+        (ht.tl.resistance_profile, Keys.PROFILE, dict(sample_key="patient", scores_key="mine", layer=None)),
+    ]
+    for tool, key, kwargs in cases:
+        first, second = _replayed(tool, adata, key, **kwargs)
+        for suffix in ("", Suffix.PER_SAMPLE):
+            if key + suffix in first.uns:
+                pd.testing.assert_frame_equal(first.uns[key + suffix], second.uns[key + suffix], obj=key + suffix)
+    ht.tl.compare(adata, **cases[0][2])
+    first, second = _replayed(ht.tl.enrich, adata, Keys.ENRICH, group=None, contrast=None, permutation_num=50)
+    pd.testing.assert_frame_equal(ht.get.enrich(first), ht.get.enrich(second))
+    bulk = ht.tl.pseudobulk(adata, sample_key="patient", groupby=None, layer="counts")
+    again = ht.tl.pseudobulk(adata, **ht.get.params(bulk, Keys.PSEUDOBULK)["params"])
+    np.testing.assert_array_equal(np.asarray(bulk.X), np.asarray(again.X))
+
+
+def test_profile_evidence_is_read_through_get_and_slashed_keys_are_refused():
+    """The long evidence table had no reader; a key_added holding "/" wrote nested h5ad groups (read back
+    elsewhere, or not at all)."""
+    adata = ht.datasets.simulate_cohort(4, 60, n_genes=600, random_state=1)
+    ht.tl.score(adata)
+    ht.tl.resistance_profile(adata, sample_key="patient", key_added="prof")
+    evidence = ht.get.profile(adata, "prof", evidence=True)
+    assert list(evidence.columns) == ["sample", "axis", "evidence", "feature", "value", "z", "source"]
+    with pytest.raises(ValueError, match="not both"):
+        ht.get.profile(adata, "prof", summary=True, evidence=True)
+    with pytest.raises(ValueError, match="holds '/'"):
+        ht.tl.score(adata, key_added="ucell/v2")

@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from anndata import AnnData, read_h5ad
 
 import hcctme as hc
-from hcctme.tl._contexts import map_from_table
+from hcctme._labels import map_from_table
 
 ALLOWED = (ValueError, KeyError, TypeError, FileNotFoundError)
 FORBIDDEN = (IndexError, AttributeError, AssertionError, ZeroDivisionError, RuntimeError)

@@ -227,7 +227,9 @@ def _crosstalk_section(ctx: _Context) -> str:
 def _tib_section(ctx: _Context) -> str:
     table = results.tib(ctx.adata)
     if table is None:
-        return _html.paragraph("No spatial coordinates: the tumour immune barrier was not measured.", note=True)
+        return (_not_run_note(ctx.adata, "tib", "Spatial tumour immune barrier")
+                or _html.paragraph("The tumour immune barrier was not measured (hcctme.tl.tib, on spatial data).",
+                                   note=True))
     return ctx.table(table.rename_axis(ctx.sample_key), "tib", index=True)
 
 

@@ -14,7 +14,7 @@ from anndata import AnnData
 
 from hcctme import get, kb
 from hcctme._constants import COMPARE_KEYS, Keys
-from hcctme.tl._contexts import map_from_table
+from hcctme._labels import map_from_table
 from hcctme.tl._state_selftrain import split, unstable
 
 
@@ -128,8 +128,14 @@ def _seeding_states(adata: AnnData, entry: str, select: Callable[[dict[str, floa
 
 
 def compare(adata: AnnData, features: str) -> pd.DataFrame | None:
-    """The pipeline's comparison of ``features`` (composition, scores or genes)."""
-    return _optional(get.compare, adata, compare_key(features))
+    """The comparison of ``features`` (composition, scores or genes): the pipeline's, else ``tl.compare``'s own.
+
+    ``tl.compare`` called with its default ``key_added`` (the README's tour) writes ``uns["hcctme_compare"]``.
+    """
+    table = _optional(get.compare, adata, compare_key(features))
+    if table is None and _stored(adata, Keys.COMPARE).get("params", {}).get("features") == features:
+        table = _optional(get.compare, adata, Keys.COMPARE)
+    return table
 
 
 def ta_response(adata: AnnData, *, per_sample: bool = False) -> pd.DataFrame | None:

@@ -266,14 +266,13 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
     """uns[key_added + "_params"]: the call's parameters, the mapping, the model and its diagnostics."""
     self_train, refine = call["self_train"], call["refine"]
     return {
-        "tool": "call_states",
-        "params": {"cell_type_key": call["cell_type_key"], "scores_key": call["scores_key"],
-                   "sample_key": call["sample_key"] if call["sample_key"] is not None else "",
-                   "context_map": _contexts.map_table(call["context_map"]),
-                   "artefacts": list(call["artefacts"].names), "min_confidence": call["min_confidence"],
-                   "refine": refine or "none", "refine_resolution": float(call["refine_resolution"]),
-                   "self_train": self_train, "random_state": call["random_state"], "layer": call["layer"] or "X",
-                   "key_added": call["key_added"]},
+        "tool": "hcctme.tl.call_states",
+        **_validate.call_record(
+            cell_type_key=call["cell_type_key"], scores_key=call["scores_key"], context_map=call["context_map"],
+            sample_key=call["sample_key"], artefacts=call["artefacts_given"], min_confidence=call["min_confidence"],
+            refine=refine, refine_resolution=float(call["refine_resolution"]), self_train=self_train,
+            random_state=call["random_state"], layer=call["layer"]),
+        "artefacts_used": list(call["artefacts"].names),
         "library_version": library_version,
         "cell_type_key": call["cell_type_key"],
         "mapping": resolution.table(),
@@ -661,7 +660,8 @@ def call_states(
                                                         random_state=random_state)
     table = _count_table(calls, m["contexts"], samples.to_numpy(), m["states"])
     call = {"cell_type_key": cell_type_key, "scores_key": scores_key, "sample_key": sample_key,
-            "context_map": context_map, "artefacts": extra, "min_confidence": min_confidence, "refine": refine,
+            "context_map": context_map, "artefacts": extra, "artefacts_given": artefacts,
+            "min_confidence": min_confidence, "refine": refine,
             "refine_resolution": refine_resolution, "self_train": self_train, "random_state": random_state,
             "layer": layer, "key_added": key_added}
     provenance = _provenance(call, m, resolution, library.library_version, thresholds, result, trained,

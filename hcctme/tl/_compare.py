@@ -231,14 +231,13 @@ def compare(
     dropped_table = (pd.concat(dropped, ignore_index=True) if dropped
                      else pd.DataFrame(columns=["sample", "group", "n_cells"]))
     params = {
-        "tool": "compare",
-        "params": _writable({
-            "features": features, "condition_key": condition_key, "sample_key": sample_key,
-            "reference": reference, "groupby": groupby, "parent_key": parent_key, "covariates": list(covariates),
-            "patient_key": patient_key, "pair_key": pair_key, "method": method, "transform": transform,
-            "min_cells": min_cells, "aggregate": aggregate, "pseudocount": float(pseudocount),
-            "scores_key": scores_key, "layer": layer if layer is not None else "X",
-        }),
+        "tool": "hcctme.tl.compare",
+        **_validate.call_record(
+            features=features, condition_key=condition_key, sample_key=sample_key, reference=reference,
+            groupby=groupby, parent_key=parent_key, covariates=list(covariates) or None, patient_key=patient_key,
+            pair_key=pair_key, method=method, transform=transform, min_cells=min_cells, aggregate=aggregate,
+            pseudocount=float(pseudocount), scores_key=scores_key,
+            signatures=list(signatures) if signatures is not None else None, layer=layer),
         "library_version": _validate.library_version(),
         "paired": "block" in design,
         "n_units": int(design.shape[0]),
@@ -253,11 +252,6 @@ def compare(
     logger.info("compare(%s, %s): %d tests over %d units, %d with padj < 0.1 -> uns[%r]", features, method,
                 len(table), design.shape[0], int((table["padj"] < 0.1).sum()), key_added)
     return target if copy else None
-
-
-def _writable(params: dict) -> dict:
-    """Drop None values (h5ad cannot store them)."""
-    return {k: v for k, v in params.items() if v is not None}
 
 
 def _long_values(values: pd.DataFrame, design: pd.DataFrame, group: str, **extra: pd.DataFrame) -> pd.DataFrame:

@@ -184,25 +184,9 @@ class Resolution:
 
     def table(self) -> pd.DataFrame:
         """One row per label: ``label``, ``context`` (``"unassigned"`` for None) and ``source``."""
-        table = map_table(self.mapping)
+        table = _labels.map_table(self.mapping)
         table["source"] = [self.source[label] for label in self.mapping]
         return table
-
-
-def map_table(context_map: Mapping[str, str | None] | None) -> pd.DataFrame:
-    """A ``{label: context}`` map as a table with the columns ``label`` and ``context`` (None: ``"unassigned"``).
-
-    Results store cell-type labels as values, never as dict keys: anndata writes a key holding "/"
-    ("CD4/CD8 T cells") as nested groups, which read back as another structure, or fail to write where
-    one label is the start of another ("Lymphocytes", "Lymphocytes/cell-cycle").
-    """
-    items = [(str(label), context or Defaults.UNASSIGNED) for label, context in (context_map or {}).items()]
-    return pd.DataFrame(items, columns=["label", "context"], dtype=object)
-
-
-def map_from_table(table: pd.DataFrame) -> dict[str, str]:
-    """The ``{label: context}`` map of a :func:`map_table` table."""
-    return dict(zip(table["label"].astype(str), table["context"].astype(str), strict=True))
 
 
 def check_context_map(context_map: Mapping[str, str | None] | None) -> dict[str, str | None]:

@@ -173,11 +173,6 @@ def _liana_version() -> str:
     return version("liana")
 
 
-def _writable(params: dict[str, Any]) -> dict[str, Any]:
-    """Drop None values (h5ad cannot store them)."""
-    return {k: v for k, v in params.items() if v is not None}
-
-
 # --------------------------------------------------------------------------------------------------
 # Steps of the tool
 # --------------------------------------------------------------------------------------------------
@@ -419,21 +414,20 @@ def _differential(table: pd.DataFrame, design: pd.DataFrame, kept_groups: dict[s
 def _provenance(call: dict[str, Any], d: dict[str, Any], opts: dict[str, Any], res_info: dict[str, Any],
                 kept_groups: dict[str, list[str]], skipped: pd.DataFrame, depth_equalized: bool) -> dict[str, Any]:
     """uns[key_added + "_params"]: the call's parameters and the run's provenance."""
-    n_perms, use_raw = opts["n_perms"], call["use_raw"]
-    params = _writable({
-        "groupby": call["groupby"], "sample_key": call["sample_key"], "condition_key": call["condition_key"],
-        "reference": d["reference"], "covariates": list(d["covariates"]), "patient_key": call["patient_key"],
-        "pair_key": call["pair_key"], "method": opts["method"], "resource": res_info["resource"],
-        "axes_only": bool(opts["axes_only"]), "chunk_size": opts["chunk_size"],
-        "min_cells": opts["min_cells"], "expr_prop": opts["expr_prop"],
-        "n_perms": n_perms if n_perms is not None else 0, "strength": opts["strength"],
-        "min_samples": opts["min_samples"], "random_state": opts["random_state"], "n_jobs": opts["n_jobs"],
-        "layer": call["layer"],
-        "use_raw": bool(use_raw) if use_raw is not None else None,
-    })
+    resource = call["resource"]
+    record = _validate.call_record(
+        groupby=call["groupby"], sample_key=call["sample_key"], condition_key=call["condition_key"],
+        reference=d["reference"], covariates=list(d["covariates"]) or None, patient_key=call["patient_key"],
+        pair_key=call["pair_key"], method=opts["method"],
+        resource=resource[["ligand", "receptor"]] if isinstance(resource, pd.DataFrame) else resource,
+        axes_only=bool(opts["axes_only"]), chunk_size=opts["chunk_size"], min_cells=opts["min_cells"],
+        expr_prop=opts["expr_prop"], n_perms=opts["n_perms"], strength=opts["strength"],
+        min_samples=opts["min_samples"], random_state=opts["random_state"], n_jobs=opts["n_jobs"],
+        layer=call["layer"], use_raw=call["use_raw"], counts_layer=call["counts_layer"])
     groups_long = pd.DataFrame([(s_, g) for s_, gs in kept_groups.items() for g in gs], columns=["sample", "group"])
     provenance = {
-        "tool": "crosstalk", "params": params, "library_version": _validate.library_version(),
+        "tool": "hcctme.tl.crosstalk", **record, "resource_name": res_info["resource"],
+        "library_version": _validate.library_version(),
         "kb_version": kb_axes.get_version(), "method": opts["method"],
         "liana_version": _liana_version(),
         "n_resource_interactions": res_info["n_interactions"], "kb_pairs_added": res_info["kb_pairs_added"],
@@ -622,7 +616,8 @@ def crosstalk(
     """
     t0 = time.perf_counter()
     call = {"groupby": groupby, "sample_key": sample_key, "condition_key": condition_key, "patient_key": patient_key,
-            "pair_key": pair_key, "layer": layer, "use_raw": use_raw}
+            "pair_key": pair_key, "layer": layer, "use_raw": use_raw, "resource": resource,
+            "counts_layer": counts_layer}
     adata = _validate.anndata(adata, writes=True)
     key_added = _validate.key_added(key_added)
     if _validate.boolean(copy, name="copy") and adata.isbacked:

@@ -90,8 +90,7 @@ def enrich(
     out = _enrich_table(table, _gene_sets(signatures, sig), rank_by=rank_by, **params)
     record = {
         "tool": "hcctme.tl.enrich",
-        "params": {"compare_key": compare_key, "group": group or "", "contrast": contrast or "", "rank_by": rank_by,
-                   **params},
+        **_validate.call_record(compare_key=compare_key, group=group, contrast=contrast, rank_by=rank_by, **params),
         "library_version": _validate.library_version(),
     }
     adata = adata.copy() if copy else adata  # nothing is written before this line

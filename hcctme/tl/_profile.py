@@ -541,9 +541,9 @@ def _params(call: dict[str, Any], axes_table: pd.DataFrame, active_threshold: fl
             absent: dict[str, str], summary: pd.DataFrame | None) -> dict[str, Any]:
     """uns[key_added + "_params"]: tool, params, library_version, absent evidence kinds."""
     params = {
-        "tool": "resistance_profile",
-        "params": {k: v for k, v in {**call, "axes": list(axes_table["axis"]),
-                                     "active_threshold": active_threshold}.items() if v is not None},
+        "tool": "hcctme.tl.resistance_profile",
+        **_validate.call_record(**call, active_threshold=active_threshold),
+        "axes_used": list(axes_table["axis"]),
         "library_version": _validate.library_version(),
         "absent": absent, "n_axes": len(axes_table), "n_samples": len(order),
     }
@@ -646,7 +646,7 @@ def resistance_profile(
     profile, evidence, summary = _profile(scores, samples, order, condition, reference, axes_table, links, src,
                                           read_genes, active_threshold=float(active_threshold), keys=keys)
     call = {"sample_key": sample_key, "condition_key": condition_key, "reference": reference, **keys,
-            "layer": layer}
+            "layer": layer, "axes": list(axes) if axes is not None and not isinstance(axes, str) else axes}
     params = _params(call, axes_table, float(active_threshold), order, src["absent"], summary)
 
     adata = adata.copy() if copy else adata  # nothing above touched adata

@@ -184,8 +184,8 @@ def _pseudobulk(
     pdata.var = var
     pdata.uns[Keys.PSEUDOBULK + Suffix.PARAMS] = {
         "tool": "hcctme.tl.pseudobulk",
-        "params": {"sample_key": sample_key, "groupby": groupby if groupby is not None else "",
-                   "layer": layer if layer is not None else "X", "mode": mode, "min_cells": min_cells},
+        **_validate.call_record(sample_key=sample_key, groupby=groupby, layer=layer, mode=mode, min_cells=min_cells,
+                                chunk_size=chunk_size),
         "library_version": _validate.library_version(),
         "dropped": dropped,
     }

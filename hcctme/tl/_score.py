@@ -169,8 +169,10 @@ def score(
     adata = adata.copy() if copy else adata
     frame = pd.DataFrame(values, index=adata.obs_names.copy(), columns=pd.Index(matched.ids))
     adata.obsm[key_added] = frame
-    adata.uns[key_added + Suffix.PARAMS] = _info(method, params, layer=layer, used_raw=used_raw, sigs=sigs,
-                                                 matched=matched)
+    call = dict(signatures=_signatures_arg(signatures), method=method, layer=layer, use_raw=use_raw,
+                max_rank=max_rank, min_coverage=min_coverage, chunk_size=chunk_size, n_jobs=n_jobs,
+                random_state=random_state)
+    adata.uns[key_added + Suffix.PARAMS] = _info(method, call, used_raw=used_raw, sigs=sigs, matched=matched)
     logger.info("scored %d signatures (%s) in %d cells -> adata.obsm[%r], parameters in adata.uns[%r]",
                 len(matched.ids), method, adata.n_obs, key_added, key_added + Suffix.PARAMS)
     return adata if copy else None
@@ -604,25 +606,36 @@ def _gene_means(source: _Source) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------------
-def _info(method: str, params: dict[str, Any], *, layer: str | None, used_raw: bool, sigs,
-          matched: _Matched) -> dict[str, Any]:
-    p: dict[str, Any] = {"layer": layer if layer is not None else "X", "use_raw": bool(used_raw),
-                         "min_coverage": params["min_coverage"], "min_genes": Defaults.MIN_GENES,
-                         "n_jobs": params["n_jobs"]}
-    if params["chunk_size"] is not None:
-        p["chunk_size"] = params["chunk_size"]
+def _signatures_arg(signatures: Any) -> Any:
+    """The ``signatures`` argument as the record keeps it: None or library ids; other sets are named, not stored."""
+    if signatures is None or isinstance(signatures, str):
+        return signatures
+    if isinstance(signatures, (list, tuple)) and all(isinstance(s, str) for s in signatures):
+        return list(signatures)
+    return _NOT_RECORDED
+
+
+_NOT_RECORDED = object()  # a user's gene sets: their genes are in genes_used, the object is not kept
+
+
+def _info(method: str, call: dict[str, Any], *, used_raw: bool, sigs, matched: _Matched) -> dict[str, Any]:
+    """uns[key_added + "_params"]: the call (replayable through get.params), the method's constants, the genes."""
+    if call["signatures"] is _NOT_RECORDED:
+        call = {k: v for k, v in call.items() if k != "signatures"}
+    constants: dict[str, Any] = {"min_genes": Defaults.MIN_GENES}
     if method == "ucell":
-        p.update(max_rank=params["max_rank"], w_neg=W_NEG, ties="average", missing_genes="impute")
+        constants.update(w_neg=W_NEG, ties="average", missing_genes="impute")
     elif method == "mean":
-        p.update(ctrl_size=CTRL_SIZE, n_bins=N_BINS)
-        if params["random_state"] is not None:
-            p["random_state"] = params["random_state"]
+        constants.update(ctrl_size=CTRL_SIZE, n_bins=N_BINS)
     else:
-        p.update(tmin=Defaults.MIN_GENES, empty=False)
+        constants.update(tmin=Defaults.MIN_GENES, empty=False)
     return {
         "tool": "hcctme.tl.score",
         "method": method,
-        "params": p,
+        **_validate.call_record(**call),
+        "method_params": constants,
+        "used_raw": bool(used_raw),
+        "signatures_origin": str(getattr(sigs, "origin", "")),
         "library_version": str(getattr(sigs, "library_version", "user")),
         "coverage": dict(matched.coverage),
         "n_genes": dict(matched.n_genes),

@@ -149,12 +149,12 @@ def ta_response(
     per_sample = per_sample.reset_index(drop=True)
 
     params = {
-        "tool": "ta_response",
-        "params": {k: v for k, v in {
-            "sample_key": sample_key, "condition_key": condition_key, "reference": reference,
-            "aggregate": aggregate, "layer": layer, "min_coverage": float(min_coverage), "min_cells": min_cells,
-            "method": method, "covariates": list(covariates), "patient_key": patient_key, "pair_key": pair_key,
-        }.items() if v is not None},
+        "tool": "hcctme.tl.ta_response",
+        **_validate.call_record(
+            sample_key=sample_key, condition_key=condition_key, reference=reference, aggregate=aggregate,
+            layer=layer, scores_key=scores_key, score_method=score_method, use_raw=use_raw,
+            min_coverage=float(min_coverage), min_cells=min_cells, method=method, covariates=list(covariates) or None,
+            patient_key=patient_key, pair_key=pair_key),
         "library_version": _validate.library_version(),
         "signatures": [c for c in values.columns if c != TREG_TEFF],
         **provenance,

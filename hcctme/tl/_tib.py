@@ -347,6 +347,15 @@ def _sample_row(sq, sample: str, idx: np.ndarray, coords: np.ndarray, tumour: np
 # --------------------------------------------------------------------------------------------------
 # public
 # --------------------------------------------------------------------------------------------------
+def _as_given(labels: Labels) -> Any:
+    """A ``*_labels`` argument as the call record keeps it (sequences as lists)."""
+    if labels is None or isinstance(labels, str):
+        return labels
+    if isinstance(labels, Mapping):
+        return {str(k): v if isinstance(v, str) else list(v) for k, v in labels.items()}
+    return list(labels)
+
+
 def tib(
     adata: AnnData,
     *,
@@ -467,10 +476,11 @@ def tib(
     table.index.name = sample_key
     params = {
         "tool": "hcctme.tl.tib",
-        "params": {"sample_key": sample_key, "mode": mode, "state_key": state_key, "label_key": label_key or "",
-                   "spatial_key": spatial_key, "scores_key": scores_key,
-                   "radius": -1.0 if radius is None else float(radius), "n_perms": int(n_perms),
-                   "random_state": random_state},
+        **_validate.call_record(
+            sample_key=sample_key, state_key=state_key, barrier_labels=_as_given(barrier_labels),
+            tumour_labels=_as_given(tumour_labels), t_cell_labels=_as_given(t_cell_labels), label_key=label_key,
+            spatial_key=spatial_key, mode=mode, scores_key=scores_key,
+            radius=None if radius is None else float(radius), n_perms=int(n_perms), random_state=random_state),
         "radius_factor": RADIUS_FACTOR[mode],
         "labels": {role: {str(k): list(v) if isinstance(v, list) else v for k, v in rec.items()}
                    for role, rec in used.items() if isinstance(rec, dict)},

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import hcctme as ht
 from hcctme import datasets, get, kb, pipeline, report
 from hcctme._constants import Report
 
@@ -173,6 +174,19 @@ def test_a_folder_as_the_report_path_is_refused_before_any_file_is_written(analy
     with pytest.raises(ValueError, match="is a folder; give a file name"):
         report.build(analysed, tmp_path / "myreport")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["myreport"]
+
+
+def test_the_tours_own_comparison_and_an_unmeasured_barrier_are_reported_as_such():
+    """README's tour calls tl.compare with its default key (uns["hcctme_compare"]): the report said "No comparison
+    was run". Spatial data whose barrier was not measured read "No spatial coordinates"."""
+    adata = datasets.simulate_cohort(6, 120, n_genes=700, spatial=True, random_state=5)
+    ht.tl.score(adata)
+    ht.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient")
+    ht.tl.compare(adata, condition_key="response", sample_key="patient", reference="responder",
+                  features="composition", groupby="hcctme_state", parent_key="cell_type")
+    text = report.build(adata)
+    assert "<h3>States within their cell type</h3>" in text and "No comparison was run" not in text
+    assert "The tumour immune barrier was not measured (hcctme.tl.tib, on spatial data)." in text
 
 
 def test_report_returns_text_without_path(analysed):

@@ -11,6 +11,7 @@ import pytest
 from anndata import AnnData
 
 import hcctme
+from hcctme._labels import map_from_table
 from hcctme.sig import Signature, SignatureSet
 from hcctme.tl import _contexts
 from hcctme.tl import _state_artefacts as artefacts
@@ -20,7 +21,6 @@ from hcctme.tl import _state_params as state_params
 from hcctme.tl import _state_seeds as state_seeds
 from hcctme.tl import _state_selftrain as selftrain
 from hcctme.tl._call_states import SELF_TRAIN_RECORD, seeding_record, small_populations
-from hcctme.tl._contexts import map_from_table
 from tests.tl._state_artefact_data import foreign_cohort
 from tests.tl._state_populations import programme_population
 
@@ -255,7 +255,7 @@ def test_call_states_contract(fake_library, caplog):
                            ["TAM_A", "TAM_B", "TAM_C", "TREG_X"])
     assert all(r >= 0.8 and p >= 0.8 for r, p in rp.values()), rp
     info = adata.uns["hcctme_state_params"]
-    assert info["tool"] == "call_states" and info["params"]["sample_key"] == "patient"
+    assert info["tool"] == "hcctme.tl.call_states" and info["params"]["sample_key"] == "patient"
     table = adata.uns["hcctme_state"]
     assert list(table.columns) == ["sample", "context", "state", "n_cells", "fraction"]
     tam = table[(table.context == "macrophage") & (table["sample"] == "0")]

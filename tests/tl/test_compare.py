@@ -335,7 +335,7 @@ def test_storage(adata, digest, tmp_path):
     pd.testing.assert_frame_equal(adata.uns["cmp"], out.uns["hcctme_compare"])
     assert isinstance(adata.uns["cmp_values"], pd.DataFrame)
     params = adata.uns["cmp_params"]
-    assert params["tool"] == "compare" and params["params"]["method"] == "mannwhitney"
+    assert params["tool"] == "hcctme.tl.compare" and params["params"]["method"] == "mannwhitney"
     assert params["library_version"] == _validate.library_version()
     assert params["params"]["features"] == "scores" and not params["paired"]
     # the obs, X and obsm are untouched; uns is writable to h5ad

@@ -69,8 +69,9 @@ def test_liana_table_columns_axis_first_and_storage(result):
     assert "liana_res" not in adata.uns  # LIANA never wrote into the user's AnnData
     assert set(adata.uns) >= {"hcctme_crosstalk", "hcctme_crosstalk_diff", "hcctme_crosstalk_params"}
     provenance = adata.uns["hcctme_crosstalk_params"]
-    assert provenance["tool"] == "crosstalk" and provenance["kb_version"] == kb.version
-    assert provenance["params"]["resource"] == "consensus" and provenance["params"]["n_perms"] == 0
+    assert provenance["tool"] == "hcctme.tl.crosstalk" and provenance["kb_version"] == kb.version
+    call = hcctme.get.params(adata, "hcctme_crosstalk")["params"]  # the arguments as given, None included
+    assert call["resource"] == "consensus" and call["n_perms"] is None and "n_perms" in provenance["params_none"]
     assert provenance["method"] == provenance["params"]["method"] == "lr_means"
     assert set(provenance["conditions"]["condition"]) == {"responder", "resistor"}
     # differential table
@@ -124,7 +125,9 @@ def test_user_resource_dataframe(cohort):
     table = _run(cohort.copy(), groupby="cell_type", resource=resource, n_perms=None)
     assert set(table["ligand_complex"]) <= set(kb.axis_pairs()["ligand"]) | {"SPP1", "CXCL12"}
     out = hcctme.tl.crosstalk(cohort.copy(), groupby="cell_type", resource=resource, n_perms=None, copy=True)
-    assert out.uns["hcctme_crosstalk_params"]["params"]["resource"] == "user DataFrame"
+    record = hcctme.get.params(out, "hcctme_crosstalk")
+    assert record["resource_name"] == "user DataFrame"
+    pd.testing.assert_frame_equal(record["params"]["resource"], resource)  # kept, so the call can be repeated
 
 
 def test_results_survive_h5ad_round_trip(result, tmp_path):

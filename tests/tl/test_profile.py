@@ -162,7 +162,7 @@ def test_copy_and_axes_subset(scored):
     assert set(out.uns["hcctme_profile"]["axis"]) == {"TIB", "CXCR2"}
     ht.tl.resistance_profile(adata, sample_key="patient", axes=["TIB", "CXCR2"])
     pd.testing.assert_frame_equal(adata.uns["hcctme_profile"], out.uns["hcctme_profile"])
-    assert out.uns["hcctme_profile_params"]["tool"] == "resistance_profile"
+    assert out.uns["hcctme_profile_params"]["tool"] == "hcctme.tl.resistance_profile"
 
 
 def test_links_table_is_curated():

@@ -71,7 +71,7 @@ def test_pseudobulk_log_cpm_readout(ta_counts):
     assert table.loc[TREG_TEFF, "direction"] == "up"
     assert (table["method"] == "mannwhitney").all()
     params = out.uns["hcctme_ta_response_params"]
-    assert params["tool"] == "ta_response" and params["params"]["aggregate"] == "pseudobulk"
+    assert params["tool"] == "hcctme.tl.ta_response" and params["params"]["aggregate"] == "pseudobulk"
     assert set(params["genes_used"]["TA_TEFF"]) == set(teff)
 
 
