@@ -454,8 +454,8 @@ def call_states(
     * ``uns[key_added]``: tidy table, one row per (sample, context, call): ``sample`` (``"all"``
       without ``sample_key``), ``context``, ``state``, ``n_cells``, ``fraction`` (of the sample's
       cells of that context);
-    * ``uns[key_added + "_params"]``: ``tool``, ``params`` (``context_map`` as a table: ``label``,
-      ``context``), ``library_version``, ``mapping`` (a table, one row per label: ``label``,
+    * ``uns[key_added + "_params"]``: ``tool``, ``params`` (the call's arguments; :func:`hcctme.get.params`
+      gives them back as given), ``library_version``, ``mapping`` (a table, one row per label: ``label``,
       ``context``, ``source``: ``"context_map"``, ``"rule"`` or why the label is unresolved; labels are
       values, not dict keys, so that a label holding "/" survives ``adata.write_h5ad``),
       ``states`` (context -> state ids competed),
@@ -663,7 +663,7 @@ def call_states(
             "context_map": context_map, "artefacts": extra, "artefacts_given": artefacts,
             "min_confidence": min_confidence, "refine": refine,
             "refine_resolution": refine_resolution, "self_train": self_train, "random_state": random_state,
-            "layer": layer, "key_added": key_added}
+            "layer": layer}
     provenance = _provenance(call, m, resolution, library.library_version, thresholds, result, trained,
                              voting)
 
