@@ -162,7 +162,7 @@ def _looks_like_path(text: str) -> bool:
     Library ids never hold a dot or a slash: "sets.txt" or "dir/x" is a (maybe missing) file; so is an existing
     file or folder whose name is not a library id ("mysigs").
     """
-    return "." in text or "/" in text or "\\" in text or (text not in library() and Path(text).exists())
+    return "." in text or "/" in text or "\\" in text or (Path(text).exists() and text not in library())
 
 
 def _from_path(path: Path) -> list[Signature]:

@@ -419,7 +419,8 @@ def _provenance(call: dict[str, Any], d: dict[str, Any], opts: dict[str, Any], r
         groupby=call["groupby"], sample_key=call["sample_key"], condition_key=call["condition_key"],
         reference=d["reference"], covariates=list(d["covariates"]) or None, patient_key=call["patient_key"],
         pair_key=call["pair_key"], method=opts["method"],
-        resource=resource[["ligand", "receptor"]] if isinstance(resource, pd.DataFrame) else resource,
+        resource=(resource[["ligand", "receptor"]].dropna().astype(str).reset_index(drop=True)  # as it was read
+                  if isinstance(resource, pd.DataFrame) else resource),
         axes_only=bool(opts["axes_only"]), chunk_size=opts["chunk_size"], min_cells=opts["min_cells"],
         expr_prop=opts["expr_prop"], n_perms=opts["n_perms"], strength=opts["strength"],
         min_samples=opts["min_samples"], random_state=opts["random_state"], n_jobs=opts["n_jobs"],
