@@ -10,7 +10,7 @@ import pandas as pd
 from anndata import AnnData
 
 from hcctme import _validate
-from hcctme._constants import Keys
+from hcctme._constants import Keys, Suffix
 from hcctme._logging import logger
 from hcctme.sig import _genes
 
@@ -146,6 +146,8 @@ def harmonize_genes(
         a collision), so mapped and unmapped genes are never confused. Tools read the column
         through :func:`hcctme._validate.gene_names`, which falls back to a gene's own name where
         the column is NaN.
+    ``adata.uns["hcctme_symbol_params"]``
+        The call (``tool``, ``params``, ``library_version``), as every tool records it (:func:`hcctme.get.params`).
     ``adata.uns["hcctme_symbol"]``
         A report: source, species (given, used and the detection counts), ``routes`` (genes per
         route: current, alias, ensembl, ortholog, unmapped, collision), ``n_unmapped`` with up to
@@ -181,6 +183,9 @@ def harmonize_genes(
     adata.var[Keys.SYMBOL] = pd.Series(table["symbol"].to_numpy(dtype=object), index=adata.var_names,
                                        dtype=object)
     adata.uns[Keys.SYMBOL] = report
+    adata.uns[Keys.SYMBOL + Suffix.PARAMS] = {"tool": "hcctme.pp.harmonize_genes",
+                                              **_validate.call_record(gene_symbols=gene_symbols, species=species),
+                                              "library_version": report["library_version"]}
     logger.info(
         "harmonised %d/%d gene names from %s (%s; %s) -> var[%r]; %d unmapped, %d collision(s); "
         "report in uns[%r]",

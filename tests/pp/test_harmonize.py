@@ -302,3 +302,16 @@ def test_check_input_layer_raw_and_species():
         ht.pp.check_input(adata, layer="missing")
     mouse = ht.pp.check_input(make(["Cd8a", "Cd3e", "Spp1"]))
     assert mouse["species"] == "mouse" and mouse["gene_id_type"] == "symbol"
+
+
+def test_the_call_is_recorded_as_every_tool_records_it():
+    """It wrote its report only (uns["hcctme_symbol"]); get.params read it through the 0.1 fallback."""
+    var = pd.DataFrame({"ids": ["ENSG00000153563", "ENSG00000167286"]}, index=["a", "b"])
+    adata = make(var.index, var=var)
+    ht.pp.harmonize_genes(adata, gene_symbols="ids")
+    record = ht.get.params(adata, Keys.SYMBOL)
+    assert record["tool"] == "hcctme.pp.harmonize_genes"
+    assert record["params"] == {"gene_symbols": "ids", "species": "auto"}
+    again = make(var.index, var=var.copy())
+    ht.pp.harmonize_genes(again, **record["params"])
+    assert again.var[Keys.SYMBOL].tolist() == adata.var[Keys.SYMBOL].tolist() == ["CD8A", "CD3D"]
