@@ -15,7 +15,7 @@ import pandas as pd
 from anndata import AnnData
 
 from hcctme import _files, _validate
-from hcctme._constants import STATE_SEEDING_AGREEMENT, Defaults, Report
+from hcctme._constants import STATE_SEEDING_AGREEMENT, Defaults, Keys, Report
 from hcctme._logging import logger
 from hcctme._version import __version__
 from hcctme.report import _cards, _figures, _html, _summary
@@ -301,8 +301,8 @@ def build(adata: AnnData, path: str | Path | None = None, *, title: str = "hcctm
     Parameters
     ----------
     adata
-        The AnnData after :func:`hcctme.pipeline.run` (or the individual tools); each section is
-        shown when its results are present.
+        The AnnData after :func:`hcctme.pipeline.run` (or the individual tools, with their default
+        ``key_added``: the report reads the default keys); each section is shown when its results are present.
     path
         Where to write the report (atomically). Tables longer than ``Report.MAX_ROWS`` are shortened
         in the page and written in full as TSV beside it (unless that file exists). When None the
@@ -315,6 +315,12 @@ def build(adata: AnnData, path: str | Path | None = None, *, title: str = "hcctm
     The path written, or the HTML text when ``path`` is None.
     """
     _validate.anndata(adata)
+    if Keys.SCORES not in adata.obsm:
+        raise KeyError(
+            f"the report reads the tools' default keys and adata.obsm has no {Keys.SCORES!r}; run "
+            f"hcctme.tl.score(adata) with the default key_added, or copy yours there "
+            f"(adata.obsm[{Keys.SCORES!r}] = adata.obsm['<your key>']); obsm holds {sorted(adata.obsm)}"
+        )
     _validate.scores(adata)
     if path is not None:
         _files.check_writable(path)  # before any work or file beside it: a folder, a read-only place

@@ -198,6 +198,9 @@ def test_report_needs_scores():
     adata = datasets.simulate_cohort(4, 60, n_genes=600, random_state=1)
     with pytest.raises(KeyError, match=r"tl\.score"):
         report.build(adata)
+    ht.tl.score(adata, ["TAM2_SPP1", "TREG"], key_added="mine")  # it told the user to pass a key it cannot take
+    with pytest.raises(KeyError, match=r"reads the tools' default keys.*'mine'"):
+        report.build(adata)
 
 
 def _browser():
