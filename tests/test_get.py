@@ -170,6 +170,10 @@ def test_every_tools_recorded_arguments_repeat_the_call(tmp_path):
     first, second = _replayed(ht.tl.score, adata, "mine", signatures=["TAM2_SPP1", "TREG"], method="mean",
                               layer=None, chunk_size=None, key_added="mine")
     pd.testing.assert_frame_equal(ht.get.scores(first, "mine"), ht.get.scores(second, "mine"))
+    first, _ = _replayed(ht.tl.score, adata, "set", signatures=ht.sig.load(["TREG"]), key_added="set")
+    assert ht.get.params(first, "set")["params"]["signatures"] == ["TREG"]  # a set of library signatures: its ids
+    first, _ = _replayed(ht.tl.score, adata, "own", signatures={"OWN": ["CD8A", "CD8B", "GZMB"]}, key_added="own")
+    assert "signatures" not in ht.get.params(first, "own")["params"]  # a user's own sets are not stored
     first, second = _replayed(ht.tl.call_states, adata, Keys.STATE, cell_type_key="cell_type", scores_key="mine",
                               context_map={"Mono/Mac": "macrophage", "B cells": None}, sample_key=None)
     pd.testing.assert_frame_equal(ht.get.states(first), ht.get.states(second))

@@ -12,6 +12,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -607,11 +608,21 @@ def _gene_means(source: _Source) -> np.ndarray:
 # Results
 # --------------------------------------------------------------------------------------------------
 def _signatures_arg(signatures: Any) -> Any:
-    """The ``signatures`` argument as the record keeps it: None or library ids; other sets are named, not stored."""
-    if signatures is None or isinstance(signatures, str):
-        return signatures
+    """The ``signatures`` argument as the record keeps it.
+
+    None, ids or a path as given; a set of library signatures as its ids; other sets (a dict, a net, edited
+    signatures) are not stored (their genes are in genes_used).
+    """
+    if signatures is None or isinstance(signatures, (str, Path)):
+        return None if signatures is None else str(signatures)
     if isinstance(signatures, (list, tuple)) and all(isinstance(s, str) for s in signatures):
         return list(signatures)
+    from hcctme import sig
+
+    if isinstance(signatures, sig.SignatureSet):
+        library = sig.library()
+        if all(s.id in library and library[s.id] == s for s in signatures):
+            return list(signatures.ids)
     return _NOT_RECORDED
 
 
