@@ -275,7 +275,8 @@ def run_step(adata: AnnData, config: PipelineConfig, step: str) -> dict[str, str
     """Run one pipeline step (one of :data:`STEPS`) on ``adata``; a step whose input is absent does nothing.
 
     Returns what was skipped for too few cells or genes (:class:`hcctme.tl.TooFewCellsError`,
-    :class:`hcctme.tl.TooFewGenesError`), by step or comparison
+    :class:`hcctme.tl.TooFewGenesError`; the scoring's is raised: every later step reads the scores), by step or
+    comparison
     (``{"compare_genes": "too few cells: ..."}``), each with a warning; that part wrote nothing.
     The Snakemake rules call this, one step per rule, so that they and :func:`run` run the same code.
     """
@@ -283,6 +284,8 @@ def run_step(adata: AnnData, config: PipelineConfig, step: str) -> dict[str, str
     try:
         skipped = _STEP_FUNCTIONS[step](adata, config) or {}
     except _DATA_LIMITS as error:
+        if step == "score":  # every later step reads the scores: nothing to go on with
+            raise
         skipped = {step: str(error)}
     _warn_skipped(skipped)
     return skipped

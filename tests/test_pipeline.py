@@ -247,3 +247,17 @@ def test_a_second_run_on_the_same_object_leaves_no_result_of_the_first_that_it_d
     assert get.ta_response(adata, per_sample=True).shape[0] == 6 and Keys.TIB in adata.uns
     html = report.build(adata)
     assert "Crosstalk: not run (crosstalk=False)" in html and "Differential crosstalk" not in html
+
+
+def test_a_panel_no_signature_can_score_stops_the_run_at_the_scores():
+    """Every later step reads the scores: a TooFewGenesError there is the run's error, not a skipped step (states
+    would then have asked for scores the run could not make)."""
+    import numpy as np
+
+    panel = ["CD8A", "CD3E", "PTPRC", "GZMB", "MKI67", "ACTB", "GAPDH", "CD4"]
+    values = np.log1p(np.random.default_rng(0).poisson(2, (40, len(panel)))).astype("float32")
+    adata = ad.AnnData(values, var=pd.DataFrame(index=panel))
+    adata.obs["patient"], adata.obs["cell_type"] = np.repeat(["p1", "p2", "p3", "p4"], 10), "T"
+    with pytest.raises(pipeline.tl.TooFewGenesError, match="8 gene names are human symbols"):
+        pipeline.run(adata, condition_key=None, cell_type_key="cell_type")
+    assert not adata.uns and not adata.obsm
