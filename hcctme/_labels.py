@@ -54,3 +54,12 @@ def map_table(context_map: Mapping[str, str | None] | None) -> pd.DataFrame:
 def map_from_table(table: pd.DataFrame) -> dict[str, str]:
     """The ``{label: context}`` map of a :func:`map_table` table."""
     return dict(zip(table["label"].astype(str), table["context"].astype(str), strict=True))
+
+
+def maps_as_dicts(record: Mapping[str, object]) -> dict[str, object]:
+    """``record`` with each :func:`map_table` table value read back as its ``{label: context}`` dict."""
+    return {name: map_from_table(value) if _is_map_table(value) else value for name, value in record.items()}
+
+
+def _is_map_table(value: object) -> bool:
+    return isinstance(value, pd.DataFrame) and list(value.columns) == ["label", "context"]

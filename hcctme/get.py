@@ -23,7 +23,7 @@ from anndata import AnnData
 
 from hcctme import _validate
 from hcctme._constants import Keys, Suffix
-from hcctme._labels import map_from_table
+from hcctme._labels import maps_as_dicts
 
 __all__ = ["compare", "crosstalk", "enrich", "params", "profile", "scores", "states", "ta_response", "tib"]
 
@@ -86,14 +86,9 @@ def params(adata: AnnData, key: str) -> dict[str, Any]:
         raise TypeError(f"adata.uns[{key + Suffix.PARAMS!r}] is a {type(stored).__name__}, not a dict of parameters")
     record = dict(stored)
     if isinstance(record.get("params"), Mapping):  # the call's arguments as given (_validate.call_record)
-        call = {name: map_from_table(value) if _is_label_map(value) else value
-                for name, value in record["params"].items()}
+        call = maps_as_dicts(record["params"])
         record["params"] = call | dict.fromkeys(map(str, record.pop("params_none", [])))
     return record
-
-
-def _is_label_map(value: Any) -> bool:
-    return isinstance(value, pd.DataFrame) and list(value.columns) == ["label", "context"]
 
 
 def _legacy_params(adata: AnnData, key: str) -> dict[str, Any]:

@@ -25,11 +25,11 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
-from hcctme import _files, _labels, _validate, get, tl
+from hcctme import _files, _validate, get, tl
 from hcctme._constants import COMPARE_KEYS, GENE_METHODS, Defaults, Files, Keys, Suffix
 from hcctme._logging import STEP_LOGGER, logger
 from hcctme._version import __version__
-from hcctme.tl import _contexts
+from hcctme.tl import _contexts, _design
 
 _step_logger = logging.getLogger(STEP_LOGGER)
 
@@ -132,8 +132,6 @@ class PipelineConfig:
 
 
 def _check_samples_per_level(adata: AnnData, sample_key: str, condition_key: str) -> None:
-    from hcctme.tl import _design
-
     pairs = adata.obs[[sample_key, condition_key]].astype(str).drop_duplicates()
     _design.check_levels(pairs.rename(columns={condition_key: "condition"}), condition_key, sample_key)
 
@@ -323,15 +321,8 @@ def _harmonize(adata: AnnData, config: PipelineConfig) -> None:
 
 
 def config_record(config: PipelineConfig) -> dict:
-    """The config as uns stores it: no None, tuples as lists, a context map as a table (labels may hold "/")."""
-    record = {}
-    for key, value in asdict(config).items():
-        if value is None:
-            continue
-        if key == "context_map" and isinstance(value, dict):
-            value = _labels.map_table(value)
-        record[key] = list(value) if isinstance(value, tuple) else value
-    return record
+    """The config as uns stores it, as the tools store their calls (:func:`hcctme._validate.call_record`)."""
+    return _validate.call_record(**asdict(config))["params"]
 
 
 def _score(adata: AnnData, config: PipelineConfig) -> None:

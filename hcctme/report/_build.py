@@ -315,13 +315,14 @@ def build(adata: AnnData, path: str | Path | None = None, *, title: str = "hcctm
     The path written, or the HTML text when ``path`` is None.
     """
     _validate.anndata(adata)
-    if Keys.SCORES not in adata.obsm:
+    try:
+        _validate.scores(adata)
+    except KeyError:  # its hint names a scores_key, which build does not take
         raise KeyError(
             f"the report reads the tools' default keys and adata.obsm has no {Keys.SCORES!r}; run "
             f"hcctme.tl.score(adata) with the default key_added, or copy yours there "
             f"(adata.obsm[{Keys.SCORES!r}] = adata.obsm['<your key>']); obsm holds {sorted(adata.obsm)}"
-        )
-    _validate.scores(adata)
+        ) from None
     if path is not None:
         _files.check_writable(path)  # before any work or file beside it: a folder, a read-only place
     ctx = _Context(adata, Path(path).parent if path is not None else None)

@@ -14,7 +14,7 @@ from anndata import AnnData
 
 from hcctme import get, kb
 from hcctme._constants import COMPARE_KEYS, Keys
-from hcctme._labels import map_from_table
+from hcctme._labels import maps_as_dicts
 from hcctme.tl._state_selftrain import split, unstable
 
 
@@ -48,10 +48,7 @@ def compare_key(features: str) -> str:
 def run_config(adata: AnnData) -> dict[str, Any]:
     """The pipeline configuration of the run (``{}`` outside the pipeline), its context map as a dict."""
     run = adata.uns.get(Keys.RUN, {})
-    config = dict(run.get("config", {})) if isinstance(run, dict) else {}
-    if isinstance(config.get("context_map"), pd.DataFrame):
-        config["context_map"] = map_from_table(config["context_map"])
-    return config
+    return maps_as_dicts(run.get("config", {})) if isinstance(run, dict) else {}
 
 
 def skipped(adata: AnnData) -> dict[str, str]:

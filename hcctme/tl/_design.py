@@ -157,18 +157,28 @@ def _covariate_types(adata: AnnData, design: pd.DataFrame, covariates: Sequence[
         design["block"] = design["block"].astype(str)
 
 
-def check_levels(design: pd.DataFrame, condition_key: str, sample_key: str | None) -> None:
-    """Refuse a condition level with fewer than 2 samples (``design``: one row per sample, a ``condition`` column)."""
+def check_levels(design: pd.DataFrame, condition_key: str, sample_key: str | None, *,
+                 min_cells: int | None = None) -> None:
+    """Refuse a condition level with fewer than 2 samples (``design``: one row per sample, a ``condition`` column).
+
+    With ``min_cells``, the design holds the samples left after those of fewer cells were left out: a property of
+    the data, so :class:`hcctme._validate.TooFewCellsError`.
+    """
     per_level = design["condition"].value_counts()
     thin = per_level[per_level < 2]
-    if len(thin):
-        raise ValueError(
-            "one sample per group: condition level(s) "
-            + ", ".join(f"{lv!r} ({n} sample)" for lv, n in thin.items())
-            + f" of obs[{condition_key!r}]; the sample"
-            + (f" (obs[{sample_key!r}])" if sample_key else "")
-            + " is the unit of replication and each level needs at least 2 samples"
+    if not len(thin):
+        return
+    levels = ", ".join(f"{lv!r} ({n} sample)" for lv, n in thin.items()) + f" of obs[{condition_key!r}]"
+    if min_cells is not None:
+        raise _validate.TooFewCellsError(
+            f"too few cells: with the samples of fewer than min_cells={min_cells} cells left out, condition level(s) "
+            f"{levels} keep fewer than the 2 samples a comparison needs; lower min_cells, or compare without that level"
         )
+    raise ValueError(
+        f"one sample per group: condition level(s) {levels}; the sample"
+        + (f" (obs[{sample_key!r}])" if sample_key else "")
+        + " is the unit of replication and each level needs at least 2 samples"
+    )
 
 
 def _check_blocks(design: pd.DataFrame, reference: str, block_key: str) -> None:

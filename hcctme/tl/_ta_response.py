@@ -127,7 +127,8 @@ def ta_response(
         logger.warning("ta_response: %d sample(s) with fewer than %d cells left out: %s", len(small), min_cells,
                        list(small.index)[:20])
     if design is not None:
-        _check_levels_kept(design.drop(index=small.index, errors="ignore"), condition_key, min_cells)
+        _design.check_levels(design.drop(index=small.index, errors="ignore"), condition_key, sample_key,
+                             min_cells=min_cells)
 
     if aggregate == "pseudobulk":
         values, provenance = _pseudobulk_scores(adata, units, layer=layer, min_coverage=min_coverage)
@@ -239,19 +240,6 @@ def _cell_scores(adata: AnnData, units: pd.Series, *, aggregate: str, scores_key
     values = grouped.mean() if aggregate == "mean" else grouped.median()
     values.index.name = "sample"
     return values, {"scores": f"{aggregate} of per-cell {origin}"}
-
-
-def _check_levels_kept(design: pd.DataFrame, condition_key: str, min_cells: int) -> None:
-    """Refuse, before scoring, a condition level that the samples left out for too few cells leave with < 2."""
-    per_level = design["condition"].value_counts()
-    thin = per_level[per_level < 2]
-    if len(thin):
-        raise _validate.TooFewCellsError(
-            f"too few cells: with the samples of fewer than min_cells={min_cells} cells left out, condition level(s) "
-            + ", ".join(f"{lv!r} ({n} sample)" for lv, n in thin.items())
-            + f" of obs[{condition_key!r}] keep fewer than the 2 samples a comparison needs; lower min_cells, or "
-            "compare without that level"
-        )
 
 
 def _compare_units(values: pd.DataFrame, design: pd.DataFrame, *, reference: str, method: str,

@@ -50,8 +50,12 @@ def check_input(config: dict[str, Any]) -> None:
 
 @functools.cache  # the Snakefile is read more than once per process: check once
 def _checked_input(path: str, config_json: str) -> None:
-    adata = _files.read_h5ad(_validate.existing_file(path, what="workflow input"), backed=True)
-    _config(json.loads(config_json)).validate(adata)
+    _config(json.loads(config_json)).validate(_backed_input(path))
+
+
+@functools.cache  # one backed read of the input per process, for the checks and the target lists
+def _backed_input(path: str) -> ad.AnnData:
+    return _files.read_h5ad(_validate.existing_file(path, what="workflow input"), backed=True)
 
 
 def _safe(name: str) -> str:
@@ -89,8 +93,7 @@ def gene_level(config: dict[str, Any]) -> bool:
 
 @functools.cache  # the Snakefile asks for each target list: read the input and warn once
 def _has_counts(path: str, counts_layer: str | None) -> bool:
-    adata = _files.read_h5ad(_validate.existing_file(path, what="workflow input"), backed=True)
-    problem = counts_problem(adata, counts_layer)
+    problem = counts_problem(_backed_input(path), counts_layer)
     if problem:
         warnings.warn(f"workflow: pseudobulk and compare_genes skipped: {problem}", UserWarning, stacklevel=2)
     return problem is None
