@@ -155,7 +155,8 @@ def level(values: pd.Series, value: Any, *, key: str, what: str = "reference") -
 
 def constant_within(adata: AnnData, key: str, by: str) -> pd.Series:
     """Check that obs[key] takes one value per obs[by] group; return it indexed by group."""
-    frame = adata.obs[[by, key]].astype(str)
+    frame = pd.DataFrame({by: _column(adata.obs, "obs", by, "samples").astype(str),
+                          key: _column(adata.obs, "obs", key, "conditions").astype(str)})
     n_values = frame.groupby(by, observed=True)[key].nunique()
     bad = n_values[n_values > 1]
     if len(bad):
@@ -557,12 +558,12 @@ def counts(X: Any, *, what: str = "this tool", layer: str | None = None) -> None
 # --------------------------------------------------------------------------------------------------
 # Results of earlier tools
 # --------------------------------------------------------------------------------------------------
-def scores(adata: AnnData, key: str = Keys.SCORES) -> pd.DataFrame:
-    """Return signature scores stored by :func:`hcctme.tl.score`."""
+def scores(adata: AnnData, key: str = Keys.SCORES, *, argument: str = "scores_key") -> pd.DataFrame:
+    """Return signature scores stored by :func:`hcctme.tl.score` (``argument``: the caller's name for ``key``)."""
     if key not in adata.obsm:
         raise KeyError(
             f"no signature scores in adata.obsm[{key!r}]; run hcctme.tl.score(adata) first (on the command line: "
-            f"hcctme score input.h5ad --out scored.h5ad), or pass the scores_key it wrote"
+            f"hcctme score input.h5ad --out scored.h5ad), or pass the key_added it wrote as {argument}="
         )
     frame = adata.obsm[key]
     if not isinstance(frame, pd.DataFrame):

@@ -107,7 +107,7 @@ def _legacy_params(adata: AnnData, key: str) -> dict[str, Any]:
 def scores(adata: AnnData, key: str = Keys.SCORES) -> pd.DataFrame:
     """Signature scores of :func:`hcctme.tl.score`: cells x signatures (a copy of ``obsm[key]``)."""
     _validate.anndata(adata, allow_empty=True)
-    return _validate.scores(adata, key).copy()
+    return _validate.scores(adata, key, argument="key").copy()
 
 
 def states(adata: AnnData, key: str = Keys.STATE) -> pd.DataFrame:

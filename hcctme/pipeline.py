@@ -488,7 +488,7 @@ def write_outputs(adata: AnnData, out_dir: str | Path, *, input_path: str | Path
     the input file and the package versions. ``out_dir`` must be new, empty or an earlier hcctme
     run folder, and must not be or contain ``input_path``.
     """
-    from hcctme import report
+    from hcctme.report import _build as report_build
 
     out_dir = Path(out_dir)
     _files.refuse_overwrite(out_dir, input_path, folder=True)
@@ -498,7 +498,7 @@ def write_outputs(adata: AnnData, out_dir: str | Path, *, input_path: str | Path
         for stem, table in result_tables(adata).items():
             keep_index = stem in ("tib", "ta_response_per_sample")
             names[stem] = _files.write_table(table, tmp / f"{stem}.tsv", index=keep_index).name
-        names["report"] = Path(report.build(adata, tmp / "report.html")).name
+        names["report"] = Path(report_build.write(adata, tmp / "report.html", keep_tables=True)).name
         names["h5ad"] = _files.write_results_h5ad(adata, tmp / Files.RESULTS_H5AD, full=full).name
     written = {stem: out_dir / name for stem, name in names.items()}
     written["manifest"] = out_dir / Files.MANIFEST

@@ -37,6 +37,7 @@ def dotplot(adata: AnnData, *, key: str = Keys.CROSSTALK, n_top: int = 20, axes_
     """
     from matplotlib.colors import TwoSlopeNorm
 
+    n_top = _validate.positive_int(n_top, name="n_top")
     diff = get.crosstalk(adata, key, differential=True)
     table = diff[diff["tested"]]
     if condition is not None:
@@ -51,7 +52,7 @@ def dotplot(adata: AnnData, *, key: str = Keys.CROSSTALK, n_top: int = 20, axes_
         table = table[table["direction"] == direction]
     if table.empty:
         raise ValueError("no tested interaction to plot (check axes_only/direction/condition)")
-    top = table.head(int(n_top)).copy()
+    top = table.head(n_top).copy()
     top["y"] = [_interaction_label(r) + (f"  [{r['axis']}]" if isinstance(r["axis"], str) else "")
                 for _, r in top.iterrows()]
     top["x"] = [_pair_label(r) for _, r in top.iterrows()]
@@ -146,9 +147,15 @@ def _pick(diff: pd.DataFrame, interaction: Any) -> pd.Series:
     tested = diff[diff["tested"]] if diff["tested"].any() else diff
     if interaction is None:
         return tested.iloc[0]
-    if isinstance(interaction, (int, np.integer)):
+    if isinstance(interaction, (int, np.integer)) and not isinstance(interaction, bool):
+        if not -len(diff) <= interaction < len(diff):
+            raise ValueError(f"interaction={int(interaction)} is not a row of the differential table "
+                             f"({len(diff)} rows; read them with hcctme.get.crosstalk(adata, differential=True))")
         return diff.iloc[int(interaction)]
     if isinstance(interaction, dict):
+        missing = [c for c in ids if c not in interaction]
+        if missing:
+            raise KeyError(f"interaction dict lacks {missing}; give all of {ids}")
         interaction = tuple(interaction[c] for c in ids)
     if isinstance(interaction, (tuple, list)) and len(interaction) == 4:
         hit = diff

@@ -20,9 +20,11 @@ KINDS = ("bar", "umap")
 def _palette(states: Sequence[str], palette: Mapping[str, str] | None) -> dict[str, str]:
     import matplotlib as mpl
 
-    cmap = mpl.colormaps["tab20"] if len(states) > 10 else mpl.colormaps["tab10"]
+    # more states than tab20 holds (18 hues without its greys): tab20b and tab20c too, so no two share a colour
+    names = ["tab10"] if len(states) <= 10 else ["tab20"] if len(states) <= 18 else ["tab20", "tab20b", "tab20c"]
+    colours_of = [mpl.colors.to_hex(cmap(i)) for cmap in map(mpl.colormaps.get_cmap, names) for i in range(cmap.N)]
     # greys are reserved for "unassigned"
-    hues = [c for c in (mpl.colors.to_hex(cmap(i)) for i in range(cmap.N)) if len({c[1:3], c[3:5], c[5:7]}) > 1]
+    hues = list(dict.fromkeys(c for c in colours_of if len({c[1:3], c[3:5], c[5:7]}) > 1))
     colours = {s: hues[i % len(hues)] for i, s in enumerate(states)}
     colours[Defaults.UNASSIGNED] = UNASSIGNED_COLOUR
     if palette:
@@ -113,7 +115,8 @@ def states(
     kind = _validate.choice(kind, KINDS, name="kind")
     calls = _validate.state_calls(adata, key).astype(str)
     info = _state_info(adata, key)
-    state_order = [s for ids in info.get("states", {}).values() for s in ids]
+    # a state competed in two contexts (TREG under t_cell and cd4_t) is one state: listed once
+    state_order = list(dict.fromkeys(s for ids in info.get("states", {}).values() for s in ids))
     state_order += sorted(set(calls) - set(state_order) - {Defaults.UNASSIGNED})
     colours = _palette(state_order, palette)
     if kind == "umap":
@@ -151,6 +154,7 @@ def _contexts(table: pd.DataFrame, info: Mapping, contexts: Sequence[str] | None
     available = [c for c in info.get("states", {}) if c in present]
     available += sorted(present - set(available))
     if contexts is not None:
+        contexts = [contexts] if isinstance(contexts, str) else list(contexts)
         unknown = [c for c in contexts if c not in available]
         if unknown:
             raise ValueError(f"contexts {unknown} have no state calls; available: {available}")

@@ -28,14 +28,16 @@ _COMPARE_TITLES = {"composition": "States within their cell type", "scores": "Si
 class _Context:
     """What every section needs: keys, the cohort's patients and their conditions, and spilled tables."""
 
-    def __init__(self, adata: AnnData, out_dir: Path | None):
-        cfg = results.run_config(adata)
+    def __init__(self, adata: AnnData, out_dir: Path | None, *, keep_tables: bool = False):
+        # a pipeline run's config; outside one, the keys the tools recorded
+        cfg = results.run_config(adata) or results.recorded_keys(adata)
         self.adata = adata
         self.sample_key = cfg.get("sample_key", Defaults.SAMPLE_KEY)
-        # a pipeline run records no condition_key when it had none (uns holds no None); outside a run, the default
-        self.condition_key = cfg.get("condition_key", None if cfg else Defaults.CONDITION_KEY)
+        # a pipeline run records no condition_key when it had none (uns holds no None); else the default
+        self.condition_key = cfg.get("condition_key", None if results.run_config(adata) else Defaults.CONDITION_KEY)
         self.cell_type_key = cfg.get("cell_type_key", Defaults.CELL_TYPE_KEY)
         self.out_dir = out_dir
+        self.keep_tables = keep_tables
         obs = adata.obs
         self.samples = obs[self.sample_key].astype(str) if self.sample_key in obs else None
         self.conditions = (obs[[self.sample_key, self.condition_key]].astype(str).drop_duplicates(self.sample_key)
@@ -47,7 +49,7 @@ class _Context:
         """An interactive table of at most Report.MAX_ROWS rows; the full table goes to ``<stem>.tsv``."""
         if frame is not None and len(frame) > Report.MAX_ROWS and self.out_dir is not None:
             target = self.out_dir / f"{stem}.tsv"
-            if not target.exists():
+            if not (self.keep_tables and target.exists()):
                 _files.write_table(frame, target, index=index)
         return _html.table(frame, anchor=f"table-{stem}", max_rows=Report.MAX_ROWS, index=index,
                            full_file=f"{stem}.tsv", **kwargs)
@@ -128,8 +130,10 @@ def _states_section(ctx: _Context) -> str:
     if states is None or ctx.samples is None:
         return (_not_run_note(ctx.adata, "states", "Cell states")
                 or _html.paragraph("Cell states were not called.", note=True))
-    keep = states != Defaults.UNASSIGNED
-    fractions = pd.crosstab(ctx.samples[keep], states[keep], normalize="index")
+    # each state's share of all the patient's cells, the unassigned ones last: the bars sum to 1
+    fractions = pd.crosstab(ctx.samples, states, normalize="index")
+    fractions = fractions[[c for c in fractions.columns if c != Defaults.UNASSIGNED]
+                          + [c for c in fractions.columns if c == Defaults.UNASSIGNED]]
     counts = states.value_counts().rename_axis("state").rename("cells").to_frame()
     return (_html.figure(_figures.composition(fractions, ctx.conditions), anchor="fig-states")
             + ctx.table(counts, "state_counts", index=True)
@@ -285,8 +289,12 @@ def _methods_section(ctx: _Context) -> str:
              if t is not None and "method" in t.columns}
     library = str(params["scores"].get("library_version", "?"))
     kb_version = results.kb_version()
+    summary = results.profile(adata, summary=True)
+    profile_tests = sorted(set(summary["test"].astype(str))) if summary is not None and "test" in summary else []
     body = _summary.methods(params, tests, n_signatures=results.scores(adata).shape[1], fdr=Defaults.ALPHA,
-                            library_version=library, kb_version=kb_version, hcctme_version=__version__)
+                            library_version=library, kb_version=kb_version, hcctme_version=__version__,
+                            profile_tests=profile_tests,
+                            crosstalk_differential=results.crosstalk(adata, differential=True) is not None)
     rows = [("hcctme version", __version__), ("signature library", library), ("knowledge base", kb_version)]
     rows += [(f"config.{k}", str(v)) for k, v in results.run_config(adata).items()]
     rows += [(f"skipped.{k}", str(v)) for k, v in results.skipped(adata).items()]
@@ -305,14 +313,24 @@ def build(adata: AnnData, path: str | Path | None = None, *, title: str = "hcctm
         ``key_added``: the report reads the default keys); each section is shown when its results are present.
     path
         Where to write the report (atomically). Tables longer than ``Report.MAX_ROWS`` are shortened
-        in the page and written in full as TSV beside it (unless that file exists). When None the
-        HTML text is returned.
+        in the page and written in full as TSV beside it (``<table>.tsv``, replacing a file of that
+        name). When None the HTML text is returned.
     title
         Page title.
 
     Returns
     -------
     The path written, or the HTML text when ``path`` is None.
+    """
+    return write(adata, path, title=title)
+
+
+def write(adata: AnnData, path: str | Path | None, *, title: str = "hcctme resistance report",
+          keep_tables: bool = False) -> Path | str:
+    """:func:`build`; ``keep_tables``: a run folder's own TSVs beside ``path`` are kept, not rewritten.
+
+    The pipeline and the workflow write every table of the run before the report, which links to them
+    (a Snakemake rule's outputs must not be rewritten by a later rule).
     """
     _validate.anndata(adata)
     try:
@@ -325,7 +343,7 @@ def build(adata: AnnData, path: str | Path | None = None, *, title: str = "hcctm
         ) from None
     if path is not None:
         _files.check_writable(path)  # before any work or file beside it: a folder, a read-only place
-    ctx = _Context(adata, Path(path).parent if path is not None else None)
+    ctx = _Context(adata, Path(path).parent if path is not None else None, keep_tables=keep_tables)
     if ctx.out_dir is not None:
         ctx.out_dir.mkdir(parents=True, exist_ok=True)
     sections = [("summary", "Cohort summary", _summary_section(ctx)),

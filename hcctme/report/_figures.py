@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import html
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 _MAX_TICK_LABELS = 60  # more patients than this: names on hover only
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 40, "b": 60}, "font": {"size": 12}}
+
+
+def _text(value: Any) -> str:
+    """A label as plotly.js shows it verbatim: it reads <b>, <br>, <a ...> in text as markup, and entities back."""
+    return html.escape(str(value), quote=False)
 
 
 def composition(fractions: pd.DataFrame, conditions: pd.Series | None):
@@ -16,13 +24,13 @@ def composition(fractions: pd.DataFrame, conditions: pd.Series | None):
     order = list(fractions.index)
     if conditions is not None:
         order = sorted(order, key=lambda s: (str(conditions.get(s, "")), str(s)))
-    labels = [f"{s} ({conditions.get(s, '')})" if conditions is not None else str(s) for s in order]
+    labels = [_text(f"{s} ({conditions.get(s, '')})" if conditions is not None else s) for s in order]
     fig = go.Figure()
     for state in fractions.columns:
-        fig.add_bar(x=labels, y=fractions.loc[order, state].to_numpy(), name=str(state),
-                    hovertemplate="%{x}<br>" + str(state) + ": %{y:.2f}<extra></extra>")
-    fig.update_layout(barmode="stack", title="State composition per patient (fraction of cells)",
-                      yaxis_title="fraction of cells", height=460, legend={"font": {"size": 10}},
+        fig.add_bar(x=labels, y=fractions.loc[order, state].to_numpy(), name=_text(state),
+                    hovertemplate="%{x}<br>" + _text(state) + ": %{y:.2f}<extra></extra>")
+    fig.update_layout(barmode="stack", title="State composition per patient (fraction of the patient's cells)",
+                      yaxis_title="fraction of the patient's cells", height=460, legend={"font": {"size": 10}},
                       xaxis={"showticklabels": len(labels) <= _MAX_TICK_LABELS}, **_LAYOUT)
     return fig
 
@@ -52,6 +60,7 @@ def volcano(table: pd.DataFrame, *, title: str, alpha: float, max_points: int):
     label = frame["feature"].astype(str)
     if "group" in frame.columns:
         label = label + " | " + frame["group"].astype(str)
+    label = label.map(_text)
     padj = frame["padj"] if "padj" in frame.columns else pd.Series(np.nan, index=frame.index)
     hit = (padj < alpha).to_numpy()
     effect = frame["effect"].to_numpy(dtype=float).round(4)
@@ -76,11 +85,11 @@ def profile_heatmap(profile: pd.DataFrame):
         cond = profile.drop_duplicates("sample").set_index("sample")["condition"].astype(str)
         columns = sorted(wide.columns, key=lambda s: (cond.get(s, ""), str(s)))
         wide = wide[columns]
-        xlabels = [f"{s} ({cond.get(s, '')})" for s in columns]
+        xlabels = [_text(f"{s} ({cond.get(s, '')})") for s in columns]
     else:
-        xlabels = [str(s) for s in wide.columns]
+        xlabels = [_text(s) for s in wide.columns]
     limit = float(np.nanmax(np.abs(wide.to_numpy()))) if np.isfinite(wide.to_numpy()).any() else 1.0
-    fig = go.Figure(go.Heatmap(z=wide.to_numpy(), x=xlabels, y=[str(a) for a in wide.index], colorscale="RdBu_r",
+    fig = go.Figure(go.Heatmap(z=wide.to_numpy(), x=xlabels, y=[_text(a) for a in wide.index], colorscale="RdBu_r",
                                zmin=-limit, zmax=limit, colorbar={"title": "activity (z)"},
                                hovertemplate="%{y}<br>%{x}<br>activity %{z:.2f}<extra></extra>"))
     fig.update_layout(title="Resistance axis activity per patient", height=max(320, 28 * len(wide) + 140),
@@ -92,8 +101,8 @@ def score_heatmap(means: pd.DataFrame):
     """Mean signature score per cell type (cell types x signatures)."""
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Heatmap(z=means.to_numpy(), x=[str(c) for c in means.columns],
-                               y=[str(i) for i in means.index], colorscale="Viridis",
+    fig = go.Figure(go.Heatmap(z=means.to_numpy(), x=[_text(c) for c in means.columns],
+                               y=[_text(i) for i in means.index], colorscale="Viridis",
                                colorbar={"title": "mean score"},
                                hovertemplate="%{y}<br>%{x}<br>mean %{z:.3f}<extra></extra>"))
     fig.update_layout(title="Mean signature score per cell type", height=max(360, 24 * len(means) + 220),

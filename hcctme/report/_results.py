@@ -51,6 +51,22 @@ def run_config(adata: AnnData) -> dict[str, Any]:
     return maps_as_dicts(run.get("config", {})) if isinstance(run, dict) else {}
 
 
+def recorded_keys(adata: AnnData) -> dict[str, str]:
+    """``sample_key``, ``condition_key`` and ``cell_type_key`` as the tools recorded them outside a pipeline run.
+
+    The first tool (profile, states, comparisons, crosstalk, T+A, barrier) that recorded a key gives it.
+    """
+    tools = (Keys.PROFILE, Keys.STATE, Keys.COMPARE, *COMPARE_KEYS.values(), Keys.CROSSTALK, Keys.TA_RESPONSE,
+             Keys.TIB)
+    found: dict[str, str] = {}
+    for key in tools:
+        params = _params(adata, key)
+        for name in ("sample_key", "condition_key", "cell_type_key"):
+            if name not in found and isinstance(params.get(name), str):
+                found[name] = params[name]
+    return found
+
+
 def skipped(adata: AnnData) -> dict[str, str]:
     """Pipeline steps that were skipped, with the reason."""
     run = adata.uns.get(Keys.RUN, {})

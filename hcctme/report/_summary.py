@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,9 +31,10 @@ TEST_NAMES = {
     "wilcoxon": "Wilcoxon signed-rank test", "deseq2": "PyDESeq2 Wald test", "propeller": "propeller",
     "voom": "limma-voom (TMM normalisation, empirical-Bayes moderated t-test)",
     "limma-trend": "limma-trend (TMM log-CPM, empirical-Bayes moderated t-test with an abundance trend)",
+    "mannwhitneyu": "Mann-Whitney U test", "kruskal": "Kruskal-Wallis test",
 }
-CITED_TESTS = {"mannwhitney": "mannwhitneyu", "deseq2": "pydeseq2", "voom": "limma", "limma-trend": "limma",
-               "propeller": "propeller"}
+CITED_TESTS = {"mannwhitney": "mannwhitneyu", "mannwhitneyu": "mannwhitneyu", "deseq2": "pydeseq2",
+               "voom": "limma", "limma-trend": "limma", "propeller": "propeller"}
 
 
 @dataclass(frozen=True)
@@ -132,16 +134,30 @@ def genes(table: pd.DataFrame | None, *, fdr: float, limit: int, anchors: tuple[
 
 
 def axes(summary: pd.DataFrame | None, *, fdr: float, limit: int, anchors: tuple[str, str]) -> list[Finding]:
-    """Sentences about resistance axes active more often in one condition."""
-    if summary is None or "fraction_active_group" not in summary.columns:
+    """Sentences about resistance axes active more often in one condition.
+
+    With a reference level each row compares one group with it; without one (Kruskal-Wallis over all levels)
+    each row holds ``fraction_active_<level>`` and ``mean_activity_<level>`` for every level.
+    """
+    if summary is None or "padj" not in summary.columns:
+        return []
+    levels = [c.removeprefix("fraction_active_") for c in summary.columns
+              if c.startswith("fraction_active_") and c not in ("fraction_active_group", "fraction_active_reference")]
+    if "fraction_active_group" not in summary.columns and not levels:
         return []
     rows, significant = _ranked(summary, fdr, limit)
     out = []
     for _, row in rows.iterrows():
-        counts = f"{int(row['n_group'])} vs {int(row['n_reference'])} patients"
-        numbers = (f"active in {row['fraction_active_group']:.0%} of {row['group']} vs "
-                   f"{row['fraction_active_reference']:.0%} of {row['reference']} patients, mean activity "
-                   f"{_z(row['mean_activity_group'])} vs {_z(row['mean_activity_reference'])}")
+        if "fraction_active_group" in summary.columns:
+            counts = f"{int(row['n_group'])} vs {int(row['n_reference'])} patients"
+            numbers = (f"active in {row['fraction_active_group']:.0%} of {row['group']} vs "
+                       f"{row['fraction_active_reference']:.0%} of {row['reference']} patients, mean activity "
+                       f"{_z(row['mean_activity_group'])} vs {_z(row['mean_activity_reference'])}")
+        else:
+            counts = f"Kruskal-Wallis test over {len(levels)} conditions"
+            numbers = ("active in " + ", ".join(f"{row['fraction_active_' + lv]:.0%} of {lv}" for lv in levels)
+                       + " patients, mean activity "
+                       + " vs ".join(_z(row["mean_activity_" + lv]) for lv in levels))
         if significant:
             text = f"The {row['axis']} resistance axis is {numbers}: padj {_p(row['padj'])}, {counts}."
         else:
@@ -192,8 +208,14 @@ def barrier(tib: pd.DataFrame | None, conditions: pd.Series, *, alpha: float, an
 
 
 def methods(params: dict[str, dict[str, Any]], tests: dict[str, list[str]], *, n_signatures: int, fdr: float,
-            library_version: str, kb_version: str, hcctme_version: str) -> str:
-    """The methods section written from the stored parameters and the tests named in each comparison table."""
+            library_version: str, kb_version: str, hcctme_version: str, profile_tests: Sequence[str] = (),
+            crosstalk_differential: bool = False) -> str:
+    """The methods section written from the stored parameters and the tests named in each comparison table.
+
+    Only what ran is described: the comparison sentence needs a comparison table, the profile's test is the
+    one its summary table names (``profile_tests``; none without a condition), the differential crosstalk test
+    only with its table (``crosstalk_differential``).
+    """
     used: list[str] = ["scanpy"]
     score = params.get("scores", {})
     method = str(score.get("method", "ucell"))
@@ -207,10 +229,11 @@ def methods(params: dict[str, dict[str, Any]], tests: dict[str, list[str]], *, n
                     "cells below the confidence threshold stay unassigned.")
     described = [f"{what} by {' and '.join(TEST_NAMES.get(t, t) for t in names)}"
                  for what, names in tests.items() if names]
-    text.append("Responders and resistors were compared with patients as the unit of replication (per-patient "
-                "means, fractions or pseudobulk counts)" + (": " + "; ".join(described) if described else "")
-                + ". P-values were adjusted with Benjamini-Hochberg over each table.")
-    used.append("bh")
+    if described:
+        text.append("Responders and resistors were compared with patients as the unit of replication (per-patient "
+                    "means, fractions or pseudobulk counts): " + "; ".join(described)
+                    + ". P-values were adjusted with Benjamini-Hochberg over each table.")
+        used.append("bh")
     flat = {t for names in tests.values() for t in names}
     used += [CITED_TESTS[t] for t in sorted(flat) if t in CITED_TESTS]
     cross = params.get("crosstalk", {})
@@ -218,9 +241,10 @@ def methods(params: dict[str, dict[str, Any]], tests: dict[str, list[str]], *, n
         used.append("liana")
         text.append(f"Ligand-receptor crosstalk was inferred per patient with LIANA "
                     f"({cross.get('method', cross.get('resource_name', 'rank aggregate'))}) and interactions were "
-                    "mapped to the curated resistance axes; differential crosstalk uses a two-part test over "
-                    "patients: detection (Fisher's exact test, exact McNemar with pairs, or a linear model with "
-                    "covariates) and strength where detected (moderated t), combined as in hurdle models.")
+                    "mapped to the curated resistance axes"
+                    + ("; differential crosstalk uses a two-part test over patients: detection (Fisher's exact "
+                       "test, exact McNemar with pairs, or a linear model with covariates) and strength where "
+                       "detected (moderated t), combined as in hurdle models." if crosstalk_differential else "."))
     tib = params.get("tib", {})
     if tib:
         perms = f"{tib['n_perms']} label permutations" if "n_perms" in tib else "a permutation null"
@@ -228,9 +252,13 @@ def methods(params: dict[str, dict[str, Any]], tests: dict[str, list[str]], *, n
                     "(hcctme.tl.tib).")
     prof = params.get("profile", {})
     if prof:
+        compared = ""
+        if profile_tests:
+            compared = ("; axis activity was compared between conditions with a "
+                        + " and a ".join(TEST_NAMES.get(t, t) for t in profile_tests) + ", BH-adjusted over axes")
+            used += ["bh", *(CITED_TESTS[t] for t in profile_tests if t in CITED_TESTS)]
         text.append(f"An axis is active in a patient when its mean evidence z-score is at least "
-                    f"{prof.get('active_threshold', 0.5)}; axis activity was compared between conditions with a "
-                    "Mann-Whitney U test, BH-adjusted over axes.")
+                    f"{prof.get('active_threshold', 0.5)}{compared}.")
     text.append(f"Findings are reported at padj < {fdr:g}. hcctme {hcctme_version}; knowledge base {kb_version}.")
     cites = "".join(f"<li>{html.escape(CITATIONS[k])}</li>" for k in dict.fromkeys(used) if k in CITATIONS)
     return "".join(_html.paragraph(t) for t in text) + f"<h3>Citations</h3><ol>{cites}</ol>"

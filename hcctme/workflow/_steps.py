@@ -14,9 +14,9 @@ import h5py
 import pandas as pd
 
 from hcctme import _files, _validate, get, tl
-from hcctme import report as report_module
 from hcctme._constants import COMPARE_KEYS, Keys, Suffix
 from hcctme.pipeline import PipelineConfig, compare_one, config_record, counts_problem, counts_view, run_step
+from hcctme.report import _build as report_build
 
 # the config keys of the workflow that are not PipelineConfig fields
 _WORKFLOW_ONLY = {"input": None, "outdir": "results"}
@@ -252,4 +252,4 @@ def profile(smk) -> None:
 
 def report(smk) -> None:
     adata = _files.read_h5ad(smk.input[0])
-    report_module.build(adata, smk.output[0])
+    report_build.write(adata, smk.output[0], keep_tables=True)

@@ -68,6 +68,13 @@ def test_bad_input(adata):
         hcctme.pl.crosstalk(adata, kind="heatmap", value="sum")
     with pytest.raises(ValueError, match="direction must be"):
         hcctme.pl.crosstalk(adata, kind="dotplot", direction="sideways")
+    for n_top in (0, -3):
+        with pytest.raises(ValueError, match="n_top must be >= 1"):
+            hcctme.pl.crosstalk(adata, n_top=n_top)
+    with pytest.raises(ValueError, match=r"interaction=1000000 is not a row .* rows; read them with"):
+        hcctme.pl.crosstalk(adata, kind="strip", interaction=10**6)
+    with pytest.raises(KeyError, match=r"interaction dict lacks \['target', 'ligand_complex', 'receptor_complex'\]"):
+        hcctme.pl.crosstalk(adata, kind="strip", interaction={"source": "A"})
 
 
 def test_pooled_run_has_no_differential_plots():

@@ -67,7 +67,7 @@ def test_errors(scored):
     with pytest.raises(ValueError, match="kind"):
         hcctme.pl.scores(scored, "cell_type", kind="violin")
     del scored.obsm["hcctme_scores"]
-    with pytest.raises(KeyError, match=r"tl\.score"):
+    with pytest.raises(KeyError, match=r"tl\.score.*pass the key_added it wrote as key="):
         hcctme.pl.scores(scored, "cell_type")
 
 

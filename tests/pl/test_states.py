@@ -89,3 +89,27 @@ def test_bad_input(called):
         hcctme.pl.states(called, kind="umap")
     with pytest.raises(KeyError, match="patient_id"):
         hcctme.pl.states(called, sample_key="patient_id")
+
+
+def test_a_state_of_two_contexts_is_one_bar_layer_and_one_colour(called):
+    # call_states lists TREG under both t_cell and cd4_t: one layer, bars still summing to 1
+    called.uns["hcctme_state_params"] = {"states": {**STATES, "t_cell": ["TREG"]}}
+    axes = hcctme.pl.states(called, sample_key="patient", contexts="cd4_t")  # one context as a string
+    labels = [c.get_label() for c in axes[0].containers]
+    assert labels == ["TREG", "unassigned"]
+    tops = np.max([[p.get_y() + p.get_height() for p in c] for c in axes[0].containers], axis=0)
+    assert np.allclose(tops, 1.0)
+    plt.close("all")
+
+
+def test_many_states_get_distinct_colours():
+    from hcctme.pl._states import UNASSIGNED_COLOUR, _palette
+
+    states = [f"S{i}" for i in range(30)]
+    colours = _palette(states, None)
+    assert len({colours[s] for s in states}) == 30 and UNASSIGNED_COLOUR not in {colours[s] for s in states}
+
+
+def test_a_missing_condition_column_is_named(called):
+    with pytest.raises(KeyError, match=r"adata\.obs has no column 'responce'"):
+        hcctme.pl.states(called, sample_key="patient", condition_key="responce")

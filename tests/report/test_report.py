@@ -8,6 +8,7 @@ import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 import hcctme as ht
@@ -152,6 +153,42 @@ def test_long_tables_are_shortened_with_the_full_tsv_beside(analysed, tmp_path: 
             "resistance_profile.tsv beside this report.") in text
     rows = json.loads(re.search(r'data-for="table-resistance_profile">(.*?)</script>', text).group(1))
     assert len(rows) == 5
+
+
+def test_a_later_report_rewrites_the_full_tables_beside_it(analysed, tmp_path: Path, monkeypatch):
+    """A report kept an existing <table>.tsv: the "full table" beside a new report held another run's rows."""
+    monkeypatch.setattr(Report, "MAX_ROWS", 5)
+    (tmp_path / "resistance_profile.tsv").write_text("sample\taxis\nold\trun\n")
+    report.build(analysed, tmp_path / "report.html")
+    lines = (tmp_path / "resistance_profile.tsv").read_text().splitlines()
+    assert len(lines) == len(analysed.uns["hcctme_profile"]) + 1 and "old\trun" not in lines
+
+
+def test_keys_the_tools_recorded_and_state_shares_of_all_cells():
+    """Outside a pipeline run the report assumed obs['patient']: states called with sample_key="donor" read
+    "Cell states were not called". The composition figure, labelled a fraction of cells, plotted shares of the
+    called cells only."""
+    adata = datasets.simulate_cohort(6, 120, n_genes=700, random_state=5)
+    adata.obs = adata.obs.rename(columns={"patient": "donor"})
+    ht.tl.score(adata)
+    ht.tl.call_states(adata, cell_type_key="cell_type", sample_key="donor")
+    text = report.build(adata)
+    assert "Cell states were not called" not in text and "No sample column" not in text
+    spec = json.loads(re.search(r'data-for="fig-states">(.*?)</script>', text, re.S).group(1).replace("<\\/", "</"))
+    shares = pd.crosstab(adata.obs["donor"].astype(str), adata.obs["hcctme_state"].astype(str), normalize="index")
+    assert spec["layout"]["yaxis"]["title"]["text"] == "fraction of the patient's cells"
+    for trace in spec["data"]:
+        drawn = dict(zip(trace["x"], _values(trace["y"]), strict=True))
+        for donor, value in drawn.items():
+            assert value == pytest.approx(shares.loc[donor.split(" (")[0], trace["name"]])
+
+
+def _values(y):
+    import base64
+
+    import numpy as np
+
+    return np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"]) if isinstance(y, dict) else np.asarray(y)
 
 
 def test_report_of_200_patients_stays_under_10_mb(tmp_path: Path):

@@ -57,6 +57,44 @@ def test_axis_sentence_reports_fraction_active_and_activity():
                                        "patients, mean activity 1.34 vs 0.00: padj 0.00084, 8 vs 8 patients."]
 
 
+def test_axis_sentence_of_a_profile_compared_without_a_reference():
+    # tl.resistance_profile without reference=: Kruskal-Wallis over the levels, one column per level
+    summary = pd.DataFrame([{"axis": "LAG3", "group": "all", "reference": "", "statistic": 7.4, "pvalue": 0.0065,
+                             "test": "kruskal", "mean_activity_resistor": 0.65, "fraction_active_resistor": 0.625,
+                             "mean_activity_responder": -0.65, "fraction_active_responder": 0.0, "padj": 0.0074}])
+    found = _summary.axes(summary, fdr=0.05, limit=3, anchors=("t", "f"))
+    assert [f.text for f in found] == ["The LAG3 resistance axis is active in 62% of resistor, 0% of responder "
+                                       "patients, mean activity 0.65 vs -0.65: padj 0.0074, Kruskal-Wallis test over "
+                                       "2 conditions."]
+
+
+def _methods(**kw) -> str:
+    params = kw.pop("params", {"scores": {"method": "ucell"}})
+    return _summary.methods(params, kw.pop("tests", {}), n_signatures=10, fdr=0.05, library_version="1",
+                            kb_version="1", hcctme_version="0", **kw)
+
+
+def test_methods_describe_only_the_analyses_that_ran():
+    text = _methods(params={"scores": {"method": "ucell"}, "crosstalk": {"method": "rank_aggregate"},
+                            "profile": {"active_threshold": 0.5}})
+    assert "Responders and resistors were compared" not in text and "Benjamini" not in text
+    assert "differential crosstalk" not in text and "compared between conditions" not in text
+    text = _methods(tests={"scores": ["mannwhitney"]}, profile_tests=["kruskal"], crosstalk_differential=True,
+                    params={"scores": {"method": "ucell"}, "crosstalk": {"method": "rank_aggregate"},
+                            "profile": {"active_threshold": 0.5}})
+    assert "Responders and resistors were compared" in text and "scores by Mann-Whitney U test" in text
+    assert "compared between conditions with a Kruskal-Wallis test, BH-adjusted over axes" in text
+    assert "differential crosstalk uses a two-part test" in text
+
+
+def test_figure_labels_are_shown_verbatim_by_plotly():
+    fractions = pd.DataFrame({"<b>TREG</b>": [0.5, 0.2]}, index=["p1 & <br>", "p2"])
+    fig = _figures.composition(fractions, None)
+    assert fig.data[0].name == "&lt;b&gt;TREG&lt;/b&gt;" and list(fig.data[0].x) == ["p1 &amp; &lt;br&gt;", "p2"]
+    means = pd.DataFrame([[1.0]], index=['<a href="x">Mac</a>'], columns=["S"])
+    assert list(_figures.score_heatmap(means).data[0].y) == ['&lt;a href="x"&gt;Mac&lt;/a&gt;']
+
+
 def test_barrier_sentence_counts_patients_per_condition():
     tib = pd.DataFrame({"tib_pvalue": [0.01, 0.2, 0.03, np.nan]}, index=["P1", "P2", "P3", "P4"])
     conditions = pd.Series({"P1": "resistor", "P2": "resistor", "P3": "responder", "P4": "responder"})
