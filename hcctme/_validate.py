@@ -24,7 +24,7 @@ MatrixKind = Literal["counts", "lognorm", "scaled", "other"]
 
 
 class TooFewCellsError(ValueError):
-    """The cohort holds too few cells per sample (or per sample and group) for a tool to test anything.
+    """The cohort holds too few cells per sample (per sample and group, or too few samples) for a tool's result.
 
     A property of the data, not of an argument: :func:`hcctme.pipeline.run` skips the step (or the comparison)
     that raises it, records why in ``uns["hcctme_run"]["skipped"]`` and goes on with the other steps. A

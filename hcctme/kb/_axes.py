@@ -257,6 +257,18 @@ def _match(ligand: str, receptor: str, index) -> list[str]:
     return hits
 
 
+def reversed_only(ligand: str, receptor: str, axis: str) -> bool:
+    """Whether an interaction matches ``axis`` only with ligand and receptor swapped.
+
+    LIANA's ``TIGIT -> PVR`` for the kb's PVR -> TIGIT: its source is then the axis's receiver and its target
+    the sender.
+    """
+    lig, rec = set(split_complex(ligand)), set(split_complex(receptor))
+    pairs = [(kb_lig, kb_rec) for kb_lig, kb_rec, axis_id in _pair_index(table().digest) if axis_id == axis]
+    forward = any(kb_lig <= lig and kb_rec <= rec for kb_lig, kb_rec in pairs)
+    return not forward and any(kb_lig <= rec and kb_rec <= lig for kb_lig, kb_rec in pairs)
+
+
 def annotate(ligands: Iterable[str], receptors: Iterable[str]) -> pd.Series:
     """Axis ids (';'-joined, NaN when none) for ligand/receptor complex names (LIANA notation).
 

@@ -19,7 +19,10 @@ what earlier tools stored, each standardised across samples:
     (:func:`hcctme.tl.crosstalk` run with ``sample_key``): the largest ``lr_means`` (else
     ``expr_prod``, ``lrscore``, ``-log10(magnitude_rank)``) over the axis's pairs, counting only
     senders / receivers in the axis's kb contexts when the crosstalk groups map to cell contexts
-    (``obs[state_key + "_context"]``); an axis pair not reported in a sample counts as 0 there.
+    (``obs[state_key + "_context"]``; a coarser group such as myeloid cells counts for the macrophages
+    it holds, and a pair the resource holds reversed, TIGIT -> PVR, is read in the kb's direction).
+    An axis pair not reported in a sample counts as 0 there, unless the sample lacks the axis's sender
+    or receiver cells (missing); an axis no sample reports (its genes absent) has no crosstalk evidence.
 ``spatial``
     the tumour immune barrier (:func:`hcctme.tl.tib`): ``tib_score`` and ``t_exclusion`` for the TIB axis.
 
@@ -51,6 +54,7 @@ from scipy import stats
 from hcctme import _validate
 from hcctme._constants import CONTEXT_PARENTS, Keys, Suffix
 from hcctme._logging import logger
+from hcctme.kb import _axes as kb_axes
 from hcctme.tl import _stats
 
 KINDS: tuple[str, ...] = ("scores", "states", "crosstalk", "spatial")
@@ -298,18 +302,27 @@ def _label_contexts(adata: AnnData, labels: set[str], groupby: str | None, conte
 
 
 def _context_ok(context: str | None, allowed: set[str]) -> bool:
+    """Whether a group's context matches the kb's: the same, a child, or a coarser group holding it.
+
+    Myeloid cells hold the macrophages an axis names.
+    """
     if not allowed or "any" in allowed or context is None:
         return True
-    return context in allowed or CONTEXT_PARENTS.get(context, context) in allowed
+    return (context in allowed or CONTEXT_PARENTS.get(context, context) in allowed
+            or any(CONTEXT_PARENTS.get(a) == context for a in allowed))
 
 
 def _crosstalk_per_sample(adata: AnnData, table: pd.DataFrame, sample_key: str, axes: pd.DataFrame,
-                          order: pd.Index, *, groupby: str | None,
-                          context_key: str) -> tuple[pd.DataFrame | None, str]:
+                          order: pd.Index, *, groupby: str | None, context_key: str,
+                          groups: pd.DataFrame | None = None) -> tuple[pd.DataFrame | None, str]:
     """Samples x axes strength of the strongest pair of each axis, or None and why.
 
     Rows are kept when their sender and receiver match the axis's kb sender/receiver contexts (when
-    the table's groups can be mapped to contexts through ``obs[context_key]``).
+    the table's groups can be mapped to contexts through ``obs[context_key]``); a row that matches the
+    axis pair only reversed (LIANA's TIGIT -> PVR) has its source read as the receiver. An axis no kept
+    row of any sample reads is not measured (NaN: its genes or its cells are missing); otherwise a
+    sample without a row for it reads 0, unless the sample lacks the axis's sender or receiver cells
+    (``groups``: the (sample, group) pairs crosstalk kept), which is NaN too.
     """
     sample_col = next((c for c in (sample_key, "sample", "sample_id") if c in table.columns), None)
     if sample_col is None:
@@ -324,37 +337,65 @@ def _crosstalk_per_sample(adata: AnnData, table: pd.DataFrame, sample_key: str, 
         how = f"max -log10({rank_col}) over the axis pairs"
     else:
         return None, "the crosstalk table has no liana score column (lr_means, magnitude_rank, ...)"
-    if "axis" in table.columns:
-        axis_lists = table["axis"].astype(object).map(
-            lambda v: [a for a in re.split(r"[;,|]\s*", v) if a] if isinstance(v, str) else [])
-    elif {"ligand_complex", "receptor_complex"} <= set(table.columns):
-        from hcctme import kb
-
-        annotated = kb.annotate(table["ligand_complex"].astype(str), table["receptor_complex"].astype(str))
-        axis_lists = pd.Series(np.asarray(annotated, dtype=object), index=table.index).map(
-            lambda v: [a for a in re.split(r"[;,|]\s*", v) if a] if isinstance(v, str) else [])
-    else:
+    has_pairs = {"ligand_complex", "receptor_complex"} <= set(table.columns)
+    if "axis" not in table.columns and not has_pairs:
         return None, "the crosstalk table has neither an 'axis' column nor ligand_complex/receptor_complex"
+    annotated = (table["axis"].astype(object) if "axis" in table.columns
+                 else pd.Series(np.nan, index=table.index, dtype=object))
+    if has_pairs and annotated.isna().any():  # rows without an axis are matched to axes through the kb
+        missing = annotated.isna().to_numpy()
+        annotated = annotated.copy()
+        annotated[missing] = kb_axes.annotate(table.loc[missing, "ligand_complex"].astype(str),
+                                              table.loc[missing, "receptor_complex"].astype(str)).to_numpy()
+    axis_lists = annotated.map(lambda v: [a for a in re.split(r"[;,|]\s*", v) if a] if isinstance(v, str) else [])
+
+    def column(name: str) -> np.ndarray | None:
+        return table[name].astype(str).to_numpy() if name in table.columns else None
+
     frame = pd.DataFrame({"sample": table[sample_col].astype(str).to_numpy(), "strength": strength,
-                          "axis": axis_lists.to_numpy(),
-                          "source": table["source"].astype(str).to_numpy() if "source" in table.columns else None,
-                          "target": table["target"].astype(str).to_numpy() if "target" in table.columns else None})
+                          "axis": axis_lists.to_numpy(), "source": column("source"), "target": column("target"),
+                          "ligand": column("ligand_complex"), "receptor": column("receptor_complex")})
     frame = frame.explode("axis").dropna(subset=["axis"])
     frame = frame[frame["axis"].isin(set(axes["axis"]))]
-    if {"source", "target"} <= set(table.columns) and {"senders", "receivers"} <= set(axes.columns):
-        mapping = _label_contexts(adata, set(frame["source"]) | set(frame["target"]), groupby, context_key)
+    senders = dict(zip(axes["axis"], axes["senders"], strict=True)) if "senders" in axes.columns else {}
+    receivers = dict(zip(axes["axis"], axes["receivers"], strict=True)) if "receivers" in axes.columns else {}
+    mapping: dict[str, str] = {}
+    if {"source", "target"} <= set(table.columns) and senders and receivers:
+        labels = set(table["source"].astype(str)) | set(table["target"].astype(str))
+        mapping = _label_contexts(adata, labels | (set(groups["group"].astype(str)) if groups is not None else set()),
+                                  groupby, context_key)
         if mapping:
-            senders = dict(zip(axes["axis"], axes["senders"], strict=True))
-            receivers = dict(zip(axes["axis"], axes["receivers"], strict=True))
-            keep = [_context_ok(mapping.get(src), senders[ax]) and _context_ok(mapping.get(tgt), receivers[ax])
-                    for src, tgt, ax in zip(frame["source"], frame["target"], frame["axis"], strict=True)]
+            keep = [_pair_in_contexts(mapping.get(src), mapping.get(tgt), senders[ax], receivers[ax],
+                                      reverse=lig is not None and kb_axes.reversed_only(lig, rec, ax))
+                    for src, tgt, ax, lig, rec in zip(frame["source"], frame["target"], frame["axis"],
+                                                      frame["ligand"], frame["receptor"], strict=True)]
             frame = frame[np.asarray(keep, dtype=bool)]
             how += " (kb sender -> receiver contexts only)"
     wide = frame.groupby(["sample", "axis"])["strength"].max().unstack("axis")
-    sampled = set(table[sample_col].astype(str))
     wide = wide.reindex(index=order, columns=axes["axis"])
-    wide.loc[wide.index.isin(sampled)] = wide.loc[wide.index.isin(sampled)].fillna(0.0)
+    sampled = set(table[sample_col].astype(str))
+    for axis in wide.columns[wide.notna().any().to_numpy()]:  # read somewhere: a sample without a row reads 0
+        present = [s in sampled and _has_cells(groups, mapping, s, senders.get(axis), receivers.get(axis))
+                   for s in wide.index]
+        wide.loc[np.asarray(present) & wide[axis].isna().to_numpy(), axis] = 0.0
     return wide, how
+
+
+def _pair_in_contexts(source: str | None, target: str | None, senders: set[str], receivers: set[str], *,
+                      reverse: bool) -> bool:
+    if reverse:
+        source, target = target, source
+    return _context_ok(source, senders) and _context_ok(target, receivers)
+
+
+def _has_cells(groups: pd.DataFrame | None, mapping: dict[str, str], sample: str, senders: set[str] | None,
+               receivers: set[str] | None) -> bool:
+    """Whether crosstalk kept, in ``sample``, a group of the axis's sender and one of its receiver contexts."""
+    if groups is None or not mapping:
+        return True
+    contexts = [mapping.get(g) for g in groups.loc[groups["sample"] == sample, "group"]]
+    return (any(_context_ok(c, senders or set()) for c in contexts if c is not None)
+            and any(_context_ok(c, receivers or set()) for c in contexts if c is not None))
 
 
 def _add_specific_genes(axis_items: dict[str, tuple[bool, list[tuple[str, dict[str, Any]]]]],
@@ -398,6 +439,8 @@ def _check_condition(adata: AnnData, sample_key: str, condition_key: str | None,
     """The threshold's type; the per-sample condition (None without condition_key) and the checked reference."""
     if isinstance(active_threshold, bool) or not isinstance(active_threshold, int | float):
         raise TypeError(f"active_threshold must be a number, got {active_threshold!r}")
+    if not np.isfinite(active_threshold):
+        raise ValueError(f"active_threshold must be a finite number (z units, e.g. 0.5), got {active_threshold!r}")
     condition = None
     if condition_key is not None:
         cond_col = _validate.categorical_levels(adata, condition_key, purpose="condition_key", min_levels=2)
@@ -435,8 +478,10 @@ def _crosstalk_source(adata: AnnData, sample_key: str, crosstalk_key: str, axes_
         return None, "", f"uns[{crosstalk_key!r}] is not a results table; re-run hcctme.tl.crosstalk"
     provenance = adata.uns.get(crosstalk_key + Suffix.PARAMS)
     groupby = (provenance.get("params") or {}).get("groupby") if isinstance(provenance, dict) else None
+    groups = provenance.get("groups") if isinstance(provenance, dict) else None
     wide, how = _crosstalk_per_sample(adata, table, sample_key, axes_table, order, groupby=groupby,
-                                      context_key=context_key)
+                                      context_key=context_key,
+                                      groups=groups if isinstance(groups, pd.DataFrame) else None)
     return wide, how, (how if wide is None else None)
 
 
@@ -637,6 +682,11 @@ def resistance_profile(
     scores = _validate.scores(adata, scores_key)  # KeyError: run hcctme.tl.score first
     axes_table, links = _select_axes(axes)
     order = pd.Index(pd.unique(samples.astype(str)), name=sample_key)
+    if len(order) < 2:
+        raise _validate.TooFewCellsError(
+            f"resistance_profile reads each axis against the cohort (z-scores over samples), so it needs at least 2 "
+            f"samples in obs[{sample_key!r}]; got {len(order)} ({order[0]!r}). Profile the cohort together"
+        )
     samples = samples.astype(str)
     src = _sources(adata, sample_key=sample_key, state_key=state_key, crosstalk_key=crosstalk_key, tib_key=tib_key,
                    axes_table=axes_table, order=order)

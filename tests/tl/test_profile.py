@@ -277,3 +277,48 @@ def test_summary_rank_test_matches_compare_and_constant_activity_gives_p_one():
 def test_signature_context_reads_the_library_and_any_for_user_sets():
     assert _profile._signature_context("TAM2_SPP1") == "macrophage"
     assert _profile._signature_context("MY_OWN_SET") == "any"
+
+
+def _crosstalk_rows(adata, rows_of):
+    adata.uns["hcctme_crosstalk"] = pd.DataFrame([r for p in adata.obs["patient"].cat.categories for r in rows_of(p)])
+    adata.uns["hcctme_crosstalk_params"] = {"tool": "crosstalk", "params": {"groupby": "cell_type"}}
+
+
+def test_crosstalk_evidence_reads_reversed_pairs_coarse_groups_and_missing_cells(full):
+    """Sweep 54: LIANA holds TIGIT -> PVR (the kb PVR -> TIGIT), so its source is the kb receiver: TIGIT read 0
+    everywhere. A "Myeloid" group never matched an axis naming macrophages. An axis no row reads (its genes
+    absent) and a patient without the axis's sender cells read 0 instead of missing."""
+    adata = full.copy()
+    first = adata.obs["patient"].cat.categories[0]
+    adata.obs["cell_type"] = adata.obs["cell_type"].astype(str).replace({"Macrophages": "Myeloid"}).astype("category")
+    adata.obs["hcctme_state_context"] = adata.obs["hcctme_state_context"].astype(str).replace(
+        {"macrophage": "myeloid"}).astype("category")
+
+    def rows_of(p):
+        rows = [{"patient": p, "source": "CD8+ T cells", "target": "Tumour cells", "ligand_complex": "TIGIT",
+                 "receptor_complex": "PVR", "lr_means": 1.5, "axis": "TIGIT"}]
+        if p != first:  # the first patient lacks the macrophage (Myeloid) senders of SPP1
+            rows.append({"patient": p, "source": "Myeloid", "target": "Fibroblasts", "ligand_complex": "SPP1",
+                         "receptor_complex": "CD44", "lr_means": 2.0, "axis": "TIB"})
+        return rows
+
+    _crosstalk_rows(adata, rows_of)
+    kept = [(p, g) for p in adata.obs["patient"].cat.categories for g in adata.obs["cell_type"].cat.categories
+            if not (p == first and g == "Myeloid")]
+    adata.uns["hcctme_crosstalk_params"]["groups"] = pd.DataFrame(kept, columns=["sample", "group"])
+    ht.tl.resistance_profile(adata, sample_key="patient", axes=["TIGIT", "TIB", "ANGPT2_TEK"])
+    values = adata.uns["hcctme_profile_evidence"].query("evidence == 'crosstalk'").pivot(
+        index="sample", columns="axis", values="value")
+    assert (values["TIGIT"] == 1.5).all()
+    assert np.isnan(values.loc[first, "TIB"]) and (values["TIB"].drop(first) == 2.0).all()
+    assert "ANGPT2_TEK" not in values.columns  # no row reads it: no crosstalk evidence at all
+    profile = adata.uns["hcctme_profile"].set_index(["sample", "axis"])
+    assert profile.xs("ANGPT2_TEK", level="axis")["z_crosstalk"].isna().all()
+
+
+def test_threshold_and_cohort_size_are_checked(full):
+    with pytest.raises(ValueError, match="active_threshold must be a finite number"):
+        ht.tl.resistance_profile(full.copy(), sample_key="patient", active_threshold=float("nan"))
+    one = full[full.obs["patient"] == full.obs["patient"].cat.categories[0]].copy()
+    with pytest.raises(ht.tl.TooFewCellsError, match="needs at least 2 samples"):
+        ht.tl.resistance_profile(one, sample_key="patient")
