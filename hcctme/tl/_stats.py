@@ -34,8 +34,11 @@ differences, have no estimable variance and get NaN with a warning.
 
 from __future__ import annotations
 
+import itertools
+import math
 import warnings
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -97,7 +100,11 @@ def transform_proportions(counts: np.ndarray, transform: str, delta: float) -> t
     ``asin``: ``arcsin(sqrt(p))`` of the raw proportions (propeller's default; zeros need no
     replacement), variance ``1 / (4 n)``. ``logit`` and ``clr`` (natural log): after multiplicative
     replacement of zeros by ``delta``; variances by the delta method, ``1 / (n p (1 - p))`` and
-    ``(1 - p) / (n p)``. ``n`` = cells of the unit.
+    ``(1 - p) / (n p)``, with ``p`` the part's proportion pooled over the units. ``n`` = cells of the unit.
+
+    The unit's own ``p`` in the variance would make a weight depend on the outcome it weighs (a unit
+    with no cell of a rare part, replaced by ``delta``, got almost no weight): on random splits of Lu
+    2022's patients the weighted logit and clr tests then rejected 9-15 % of true nulls at 0.05.
     """
     counts = np.asarray(counts, dtype=float)
     n = counts.sum(axis=1, keepdims=True)
@@ -105,10 +112,11 @@ def transform_proportions(counts: np.ndarray, transform: str, delta: float) -> t
     if transform == "asin":
         return np.arcsin(np.sqrt(props)), np.broadcast_to(1.0 / (4.0 * n), props.shape).copy()
     repl = multiplicative_replacement(props, delta)
+    pooled = multiplicative_replacement(counts.sum(axis=0, keepdims=True) / counts.sum(), delta)
     if transform == "logit":
-        return np.log(repl / (1.0 - repl)), 1.0 / (n * repl * (1.0 - repl))
+        return np.log(repl / (1.0 - repl)), 1.0 / (n * pooled * (1.0 - pooled))
     logs = np.log(repl)
-    return logs - logs.mean(axis=1, keepdims=True), (1.0 - repl) / (n * repl)
+    return logs - logs.mean(axis=1, keepdims=True), (1.0 - pooled) / (n * pooled)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -160,12 +168,38 @@ def _no_variance(what: str) -> tuple[float, float]:
     return np.nan, np.nan
 
 
+# at most this many ways to split the samples: a tied Mann-Whitney p is exact (8 vs 8: 12,870)
+_EXACT_TIED_SPLITS = 20_000
+
+
 def mannwhitney(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Two-sided Mann-Whitney U (statistic of ``x``, p); two groups of one constant value give p = 1."""
-    if np.ptp(np.concatenate([x, y])) == 0:
+    """Two-sided Mann-Whitney U (statistic of ``x``, p); two groups of one constant value give p = 1.
+
+    With ties in small samples the p-value is the exact permutation p of the mid-rank statistic (scipy's
+    ``method="auto"`` falls back to the normal approximation there, below what an exact test can give:
+    0.025 for 4 vs 4, whose smallest is 2/70); otherwise scipy's (exact without ties at small n).
+    """
+    pooled = np.concatenate([x, y])
+    if np.ptp(pooled) == 0:
         return len(x) * len(y) / 2.0, 1.0
     res = stats.mannwhitneyu(x, y, alternative="two-sided", method="auto")
+    if len(np.unique(pooled)) < len(pooled) and math.comb(len(pooled), len(x)) <= _EXACT_TIED_SPLITS:
+        return float(res.statistic), _tied_exact_p(pooled, len(x))
     return float(res.statistic), float(res.pvalue)
+
+
+def _tied_exact_p(pooled: np.ndarray, n_x: int) -> float:
+    """Two-sided exact p of the rank sum of the first ``n_x`` values over every split of ``pooled``."""
+    ranks = stats.rankdata(pooled)
+    sums = ranks[_splits(len(pooled), n_x)].sum(axis=1)
+    centre = n_x * (len(pooled) + 1) / 2.0
+    observed = abs(ranks[:n_x].sum() - centre)
+    return float(np.mean(np.abs(sums - centre) >= observed - 1e-9))
+
+
+@lru_cache(maxsize=64)
+def _splits(n: int, k: int) -> np.ndarray:
+    return np.array(list(itertools.combinations(range(n), k)), dtype=np.intp)
 
 
 def _welch(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -224,6 +258,19 @@ def _rank(X: pd.DataFrame) -> int:
     return int(np.linalg.matrix_rank(X.to_numpy(dtype=float))) if X.shape[1] else 0
 
 
+def _blocks_absorb(X: pd.DataFrame, base: list[str], groups: dict[str, list[str]]) -> None:
+    """Name the covariate the pair/patient blocks absorb (constant within each pair or patient), if one does."""
+    blocks = base + groups["block"]
+    if _rank(X[blocks]) < len(blocks):
+        return
+    for name, members in groups.items():
+        if name != "block" and _rank(X[blocks + members]) < len(blocks) + len(members):
+            raise ValueError(
+                f"the model matrix is rank deficient: the covariate obs[{name!r}] is constant within each "
+                f"pair/patient, so the pair/patient blocks already account for it; drop {name!r} from covariates"
+            )
+
+
 def check_design(X: pd.DataFrame) -> None:
     """Refuse a rank-deficient design, naming the first covariate (or the blocks) that makes it so."""
     base = [c for c in X.columns if c == "Intercept" or c.startswith("condition[")]
@@ -240,8 +287,9 @@ def check_design(X: pd.DataFrame) -> None:
         trial = cols + members
         if _rank(X[trial]) < len(trial):
             if name == "block":
+                _blocks_absorb(X, base, groups)
                 raise ValueError("the model matrix is rank deficient: the pair/patient blocks are collinear with the "
-                                 "condition or a covariate (a covariate constant within pairs?)")
+                                 "condition (each pair/patient holds one condition level?)")
             raise ValueError(
                 f"the model matrix is rank deficient: the covariate obs[{name!r}] is constant, duplicated or "
                 f"collinear with the condition (or an earlier covariate); drop {name!r} from covariates"

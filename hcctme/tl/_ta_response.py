@@ -69,8 +69,10 @@ def ta_response(
         obs column of the sample of each cell.
     condition_key, reference
         Optional: compare the per-unit values between condition levels (other minus reference)
-        with the engine of :func:`hcctme.tl.compare` (empirical-Bayes moderated linear model by
-        default; ``method``, ``covariates``, ``patient_key``, ``pair_key`` as there).
+        with the engine of :func:`hcctme.tl.compare` on scores (``method="auto"``: Mann-Whitney U, or a
+        weighted linear model with pairs or covariates; ``method``, ``covariates``, ``patient_key``,
+        ``pair_key`` as there). A sample ``min_cells`` leaves out takes no part in the values of the others
+        (the pseudobulk's z-scores are over the kept samples), and its pair partner is left out too.
     aggregate
         ``"pseudobulk"`` (default), ``"mean"`` or ``"median"`` of per-cell scores.
     layer
@@ -126,12 +128,20 @@ def ta_response(
     if len(small):
         logger.warning("ta_response: %d sample(s) with fewer than %d cells left out: %s", len(small), min_cells,
                        list(small.index)[:20])
+    if design is not None and "block" in design and len(small):  # a pair left with one member tests nothing
+        blocks = design["block"].drop(index=small.index, errors="ignore")
+        alone = blocks.index[blocks.map(blocks.value_counts()).to_numpy() < 2]
+        if len(alone):
+            logger.warning("ta_response: %d sample(s) left without their pair/patient partner by min_cells=%d and "
+                           "left out too: %s", len(alone), min_cells, list(alone)[:20])
+            small = pd.concat([small, n_cells.loc[alone]])
     if design is not None:
         _design.check_levels(design.drop(index=small.index, errors="ignore"), condition_key, sample_key,
                              min_cells=min_cells)
 
     if aggregate == "pseudobulk":
-        values, provenance = _pseudobulk_scores(adata, units, layer=layer, min_coverage=min_coverage)
+        values, provenance = _pseudobulk_scores(adata, units, layer=layer, min_coverage=min_coverage,
+                                                left_out=small.index)
     else:
         values, provenance = _cell_scores(adata, units, aggregate=aggregate, scores_key=scores_key,
                                           method=score_method, use_raw=use_raw, min_coverage=min_coverage)
@@ -185,9 +195,9 @@ def _signature_genes() -> dict[str, list[str]]:
         return found.to_dict()
 
 
-def _pseudobulk_scores(adata: AnnData, units: pd.Series, *, layer: str | None,
-                       min_coverage: float) -> tuple[pd.DataFrame, dict]:
-    """Units x signatures: mean z (across units) of the signature genes' pseudobulk log2 CPM."""
+def _pseudobulk_scores(adata: AnnData, units: pd.Series, *, layer: str | None, min_coverage: float,
+                       left_out: pd.Index) -> tuple[pd.DataFrame, dict]:
+    """Units x signatures: mean z (across the units not ``left_out``) of the signature genes' pseudobulk log2 CPM."""
     X, var_names = _validate.matrix(adata, layer=layer, use_raw=False)
     var_names = _validate.unique_genes(_validate.gene_names(adata, var_names))  # harmonised symbols
     kind = _validate.matrix_kind(X)
@@ -200,6 +210,7 @@ def _pseudobulk_scores(adata: AnnData, units: pd.Series, *, layer: str | None,
     lib = sums.sum(axis=1, keepdims=True)
     logcpm = np.log2(sums / np.maximum(lib, 1.0) * 1e6 + PRIOR_COUNT)
     frame = pd.DataFrame(logcpm, index=pd.Index(order, name="sample"), columns=var_names)
+    frame = frame.drop(index=left_out, errors="ignore")
     sd = frame.std(axis=0, ddof=1)
     z = (frame - frame.mean(axis=0)) / sd.where(sd > 0)
     values, used = {}, {}

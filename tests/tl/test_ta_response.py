@@ -161,3 +161,29 @@ def test_errors(adata, digest):
             hc.tl.ta_response(data, **kwargs)
         assert digest(data) == snapshot, kwargs
     assert digest(adata) == before
+
+
+def test_samples_min_cells_leaves_out_take_no_part_in_the_others_values(ta_counts):
+    """Sweep 54 (Lu 2022): the pseudobulk z-scores were taken over every sample, the small ones included, so a
+    left-out sample moved the values of the kept ones (TA_ABRS by up to 0.10)."""
+    thin = ta_counts[~((ta_counts.obs["patient"] == "p0").to_numpy() & (np.arange(ta_counts.n_obs) % 10 != 0))].copy()
+    assert (thin.obs["patient"] == "p0").sum() < 30
+    with_small = hc.tl.ta_response(thin, **ARGS, min_cells=30, copy=True)
+    by_hand = hc.tl.ta_response(thin[thin.obs["patient"] != "p0"].copy(), **ARGS, min_cells=30, copy=True)
+    a = with_small.uns["hcctme_ta_response_per_sample"].set_index("sample")
+    b = by_hand.uns["hcctme_ta_response_per_sample"].set_index("sample")
+    assert "p0" not in a.index
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_a_pair_min_cells_breaks_is_left_out_whole(ta_counts):
+    """Sweep 54: a paired run crashed in the inner comparison ('a pair with one member ... obs['_block']')."""
+    data = ta_counts.copy()
+    data.obs["visit"] = np.where(np.arange(data.n_obs) % 2 == 0, "pre", "on")
+    data.obs["biopsy"] = data.obs["patient"].astype(str) + "_" + data.obs["visit"]
+    drop = ((data.obs["biopsy"] == "p0_on").to_numpy() & (np.arange(data.n_obs) % 20 != 1))
+    data = data[~drop].copy()
+    hc.tl.ta_response(data, sample_key="biopsy", condition_key="visit", reference="pre", patient_key="patient",
+                      aggregate="pseudobulk", min_cells=20)
+    kept = set(hc.get.ta_response(data, per_sample=True)["sample"])
+    assert not {"p0_on", "p0_pre"} & kept and len(kept) == 14
