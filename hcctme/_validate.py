@@ -374,8 +374,8 @@ def unique_genes(var_names: pd.Index) -> pd.Index:
     if not var_names.is_unique:
         dups = var_names[var_names.duplicated()].unique()
         raise ValueError(
-            f"{len(dups)} gene name(s) are duplicated ({_preview(dups)}); "
-            "call adata.var_names_make_unique() or hcctme.pp.harmonize_genes first"
+            f"{len(dups)} gene name(s) are duplicated ({_preview(dups)}); call adata.var_names_make_unique() "
+            "first (harmonising the names does not remove their duplicates)"
         )
     return var_names
 

@@ -38,8 +38,9 @@ def check_input(adata: AnnData, *, layer: str | None = None, use_raw: bool | Non
         - ``has_nan`` (NaN or infinite values in that sample);
         - ``gene_id_type`` (``"ensembl"``, ``"symbol"`` or ``"unknown"``) and ``species``
           (``"human"``, ``"mouse"``, ``"unknown"``), by the rule of
-          :func:`hcctme.sig._genes.gene_id_type`, with the counts behind them in ``gene_ids``;
-        - ``n_duplicated_genes`` / ``duplicated_genes`` (examples) and ``n_duplicated_cells``;
+          :func:`hcctme.sig._genes.gene_id_type`, with the counts behind them in ``gene_ids``, of the
+          names the tools match (the harmonised symbols after :func:`hcctme.pp.harmonize_genes`);
+        - ``n_duplicated_genes`` / ``duplicated_genes`` (examples, of those names) and ``n_duplicated_cells``;
         - ``harmonised``: whether ``var["hcctme_symbol"]`` exists; ``counts_layer``: whether
           ``layers["counts"]`` holds integer counts;
         - ``issues``: a list of plain-language problems and how to fix them (empty when fine).
@@ -67,8 +68,9 @@ def check_input(adata: AnnData, *, layer: str | None = None, use_raw: bool | Non
     else:
         issues.append(f"the AnnData is empty ({adata.n_obs} cells x {adata.n_vars} genes)")
 
-    ids = _genes.gene_id_type(var_names)
-    dups = var_names[var_names.duplicated()].unique()
+    matched = _validate.gene_names(adata, var_names)  # the names the tools match: harmonised symbols if any
+    ids = _genes.gene_id_type(matched)
+    dups = matched[matched.duplicated()].unique()
     n_dup_cells = int(adata.obs_names.duplicated().sum())
     harmonised = Keys.SYMBOL in adata.var.columns
     counts_layer = None

@@ -146,6 +146,11 @@ def harmonize_genes(
         a collision), so mapped and unmapped genes are never confused. Tools read the column
         through :func:`hcctme._validate.gene_names`, which falls back to a gene's own name where
         the column is NaN.
+    ``adata.raw.var["hcctme_symbol"]``
+        The same for the genes of ``adata.raw`` (mapped by the same rule and species), which the tools
+        read by default where it exists: without it a scanpy layout (all genes in ``.raw``, the variable
+        ones in ``.X``) kept its Ensembl ids or mouse names. Not written when ``gene_symbols`` names a
+        column ``raw.var`` lacks (a warning says so).
     ``adata.uns["hcctme_symbol_params"]``
         The call (``tool``, ``params``, ``library_version``), as every tool records it (:func:`hcctme.get.params`).
     ``adata.uns["hcctme_symbol"]``
@@ -178,10 +183,13 @@ def harmonize_genes(
     table, collisions = resolve_collisions(table)
     report = _report(table, collisions, source=source, species=species, resolved=resolved,
                      detected=detected)
+    raw_symbols = _raw_symbols(adata, gene_symbols, resolved)
 
     adata = adata.copy() if copy else adata  # nothing written before this line
     adata.var[Keys.SYMBOL] = pd.Series(table["symbol"].to_numpy(dtype=object), index=adata.var_names,
                                        dtype=object)
+    if raw_symbols is not None:
+        adata.raw.var[Keys.SYMBOL] = raw_symbols
     adata.uns[Keys.SYMBOL] = report
     adata.uns[Keys.SYMBOL + Suffix.PARAMS] = {"tool": "hcctme.pp.harmonize_genes",
                                               **_validate.call_record(gene_symbols=gene_symbols, species=species),
@@ -194,6 +202,22 @@ def harmonize_genes(
         report["n_unmapped"], len(collisions), Keys.SYMBOL,
     )
     return adata if copy else None
+
+
+def _raw_symbols(adata: AnnData, gene_symbols: str | None, species: str) -> pd.Series | None:
+    """The symbols of ``adata.raw``'s genes (mapped as ``var``'s), or None without raw or its name column."""
+    if adata.raw is None:
+        return None
+    if gene_symbols is None:
+        names = pd.Index(adata.raw.var_names)
+    elif gene_symbols in adata.raw.var.columns:
+        names = pd.Index(adata.raw.var[gene_symbols])
+    else:
+        logger.warning("harmonize_genes: adata.raw.var has no column %r; the genes of .raw keep their names (tools "
+                       "read .raw by default: pass use_raw=False to read the harmonised .X)", gene_symbols)
+        return None
+    table, _ = resolve_collisions(map_names(list(names.astype(object)), species))
+    return pd.Series(table["symbol"].to_numpy(dtype=object), index=adata.raw.var_names, dtype=object)
 
 
 def _report(table: pd.DataFrame, collisions: dict[str, list[str]], *, source: str, species: str,

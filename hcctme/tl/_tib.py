@@ -128,7 +128,7 @@ def _cells_masks(adata: AnnData, *, state_key: str, label_key: str | None, barri
         col = labels_column()
         values = [v for v in BARRIER_STATES if v in set(col)]
         if not values:
-            raise ValueError(
+            raise _validate.TooFewCellsError(
                 f"none of the default barrier states {list(BARRIER_STATES)} occur in obs[{column!r}]; "
                 "name the barrier cells with barrier_labels=[...] (values of obs[label_key]) or "
                 "barrier_labels={column: [...]}"
@@ -144,7 +144,7 @@ def _cells_masks(adata: AnnData, *, state_key: str, label_key: str | None, barri
             col = labels_column()
             values = _matching_levels(col, TUMOUR_PATTERNS)
             if not values:
-                raise ValueError(
+                raise _validate.TooFewCellsError(
                     f"no tumour label recognised in obs[{label_key!r}] (looked for {list(TUMOUR_PATTERNS)}); "
                     "pass tumour_labels=[...] or tumour_labels={column: [...]}"
                 )
@@ -165,7 +165,7 @@ def _cells_masks(adata: AnnData, *, state_key: str, label_key: str | None, barri
             mask |= col.isin(extra).to_numpy()
             record[label_key] = sorted(set(values) | set(extra))
         if not mask.any():
-            raise ValueError(
+            raise _validate.TooFewCellsError(
                 f"no CD8 T cells found by default in obs[{column!r}] (states {list(CD8_STATES)} or the "
                 "cd8_t context); pass t_cell_labels=[...] or t_cell_labels={column: [...]}"
             )
@@ -398,8 +398,11 @@ def tib(
 
     Null and p-values: labels are permuted within each sample among its non-tumour positions
     (``n_perms`` times; tumour architecture kept), one-sided ``tib_pvalue`` and ``t_exclusion_pvalue``.
-    Each sample's permutations are seeded from ``random_state`` and the sample name, so a sample's result
-    does not depend on which other samples are analysed with it.
+    Each sample's permutations are seeded from ``random_state`` and the sample name, so in cells mode a
+    sample's result does not depend on which other samples are analysed with it. In spot mode it does: the
+    score proxies are scaled, and the tumour spots cut (Otsu), over all the spots of the call, so that a slide
+    without tumour gets none; analyse the slides of one cohort together, or pass ``tumour_labels`` (a column
+    or a Mapping) to fix the tumour spots.
     Neighbouring cells are not independent, so compare groups of patients with samples as replicates
     (e.g. a rank test on ``tib_score``), not by counting significant samples.
 
@@ -439,7 +442,8 @@ def tib(
         Neighbourhood radius in coordinate units. ``None``: per sample, 2 x (cells) or 1.5 x (spots) the
         median nearest-neighbour distance (first ring of neighbours).
     n_perms
-        Permutations per sample (0 skips p-values).
+        Permutations per sample. 0 skips them: no p-values, and no ``tib_score`` (the expected
+        coverage comes from the permutations); colocalisation, coverage and ``t_exclusion`` remain.
     random_state
         Seed of the permutations.
     key_added
@@ -455,6 +459,13 @@ def tib(
         ``n_cells``, ``n_tumour``, ``n_barrier``, ``n_t_cell``, ``radius``, ``tib_score``, ``tib_pvalue``,
         ``t_exclusion``, ``t_exclusion_pvalue`` and the components above (``note`` says why a value is
         missing). In spot mode ``n_barrier`` / ``n_t_cell`` are the summed proxies.
+
+    Raises
+    ------
+    TooFewCellsError
+        No tumour cells or spots, or none of the default barrier states or CD8 T cells in the data (name
+        them with the ``*_labels`` arguments): a property of the data, which :func:`hcctme.pipeline.run`
+        skips the step for, with the reason.
     """
     samples, coords = _check_tib(adata, sample_key=sample_key, spatial_key=spatial_key, key_added=key_added,
                                  n_perms=n_perms, radius=radius, label_key=label_key, copy=copy)
@@ -517,7 +528,7 @@ def _check_tib(adata: AnnData, *, sample_key: str, spatial_key: str, key_added: 
 def _check_tumour(tumour: np.ndarray, masks: dict[str, np.ndarray] | None, used: dict, *, mode: str) -> None:
     """Refuse data without tumour; warn when cells are labelled tumour and barrier/T cell at once."""
     if not tumour.any():
-        raise ValueError(
+        raise _validate.TooFewCellsError(
             f"no tumour {'spots' if mode == 'spots' else 'cells'} found ({used.get('tumour')}); "
             "tl.tib measures a barrier around tumour: name the tumour with tumour_labels="
         )

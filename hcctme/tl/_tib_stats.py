@@ -46,14 +46,16 @@ _PERM_CHUNK = 64
 
 
 def median_nn_distance(coords: np.ndarray) -> float:
-    """Median distance of each position to its nearest other position (0 when < 2 positions)."""
-    coords = np.asarray(coords, dtype=float)
+    """Median distance of each distinct position to its nearest other one (0 when < 2 positions).
+
+    Cells that share a position (several cells mapped onto one spot) count once: with every cell beside a
+    twin, the nearest other cell is always at distance 0.
+    """
+    coords = np.unique(np.asarray(coords, dtype=float), axis=0)
     if coords.shape[0] < 2:
         return 0.0
     dist, _ = cKDTree(coords).query(coords, k=2)
-    nn = dist[:, 1]
-    nn = nn[nn > 0]
-    return float(np.median(nn)) if nn.size else 0.0
+    return float(np.median(dist[:, 1]))
 
 
 def otsu_threshold(values: np.ndarray, n_bins: int = 256) -> float:
@@ -127,7 +129,7 @@ def _coverage(rows: sp.csr_matrix, weights: np.ndarray) -> np.ndarray:
 
 
 def _pvalue(null: np.ndarray, observed: float) -> float:
-    if not np.isfinite(observed):
+    if not np.isfinite(observed) or null.size == 0:  # no permutations (n_perms=0): no p-value
         return np.nan
     tol = 1e-12 * max(1.0, abs(observed))
     return float((1 + np.sum(null >= observed - tol)) / (1 + null.size))

@@ -248,6 +248,38 @@ def test_gene_names_for_raw_and_subsets():
     assert _validate.gene_names(subset, pd.Index(["TIM-3", "OTHER"])).tolist() == ["HAVCR2", "OTHER"]
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_the_genes_of_raw_are_harmonised_too():
+    """Sweep 54: scanpy's layout (every gene in .raw, the variable ones in .X) kept .raw's Ensembl ids, which the
+    tools read by default: after harmonize_genes, tl.score found no signature and check_input still asked for
+    harmonize_genes."""
+    import anndata as ad
+
+    lu = ad.read_h5ad("tests/data/lu2022_hcc/lu2022_hcc.h5ad")
+    to_ensembl = {}
+    for ensembl, symbol in _genes.ensembl_to_symbol().items():
+        to_ensembl.setdefault(symbol, ensembl)
+    ids = lu.copy()
+    ids.var_names = [to_ensembl.get(g, g) for g in lu.var_names]
+    ids.raw = ids
+    ids = ids[:, ids.var_names[:300]].copy()  # .X: a gene subset, .raw: all genes
+    assert "Ensembl" in " ".join(ht.pp.check_input(ids)["issues"])
+    ht.pp.harmonize_genes(ids)
+    assert ht.pp.check_input(ids)["issues"] == [] and ids.raw.var[Keys.SYMBOL].notna().mean() > 0.8
+    ht.tl.score(ids)
+    ht.tl.score(lu)
+    pd.testing.assert_frame_equal(ht.get.scores(ids), ht.get.scores(lu))
+
+
+def test_duplicated_names_are_refused_with_the_fix_that_works():
+    adata = make(["CD8A", "CD8A", "PD-L1"])
+    ht.pp.harmonize_genes(adata)
+    with pytest.raises(ValueError, match=r"var_names_make_unique\(\) first \(harmonising the names does not"):
+        _validate.unique_genes(_validate.gene_names(adata))
+    adata.var_names_make_unique()
+    assert ht.pp.check_input(adata)["n_duplicated_genes"] == 0
+
+
 def test_ensembl_base():
     assert _genes.ensembl_base("ENSG00000153563.16") == "ENSG00000153563"
     assert _genes.ensembl_base("ENSMUSG00000053977") == "ENSMUSG00000053977"

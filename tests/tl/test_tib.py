@@ -12,6 +12,7 @@ from anndata import AnnData
 from scipy import stats
 
 import hcctme as ht
+from hcctme._constants import BARRIER_STATES
 from hcctme.datasets import simulate_cohort
 from hcctme.tl import _tib_stats
 
@@ -162,8 +163,22 @@ def test_stats_exact_on_a_toy_ring():
     assert abs(out["tib_score"]) < 0.2
 
 
+def test_without_permutations_the_p_values_are_missing_not_one():
+    """Sweep 54: n_perms=0 gave t_exclusion_pvalue 1.0 (an empty null read as never exceeded)."""
+    g = np.stack(np.meshgrid(np.arange(12), np.arange(12)), -1).reshape(-1, 2).astype(float)
+    d = np.linalg.norm(g - 6, axis=1)
+    adj = sp.csr_matrix((np.linalg.norm(g[:, None] - g[None], axis=2) <= 1.5) & ~np.eye(len(g), dtype=bool))
+    geom = _tib_stats.geometry(adj, d < 3, g)
+    out = _tib_stats.sample_stats(geom, ((d >= 3) & (d < 4.2)).astype(float), (d > 5).astype(float), n_perms=0,
+                                  rng=np.random.default_rng(0))
+    assert np.isnan(out["t_exclusion_pvalue"]) and np.isnan(out["tib_pvalue"]) and out["t_exclusion"] > 0
+
+
 def test_helpers():
     assert _tib_stats.median_nn_distance(np.array([[0.0, 0.0], [0.0, 2.0], [0.0, 5.0]])) == pytest.approx(2.0)
+    # cells mapped onto shared positions (three per spot) count each position once: the radius was 0
+    spots = np.repeat(np.stack(np.meshgrid(np.arange(10), np.arange(10)), -1).reshape(-1, 2) * 100.0, 3, axis=0)
+    assert _tib_stats.median_nn_distance(spots) == pytest.approx(100.0)
     values = np.r_[np.random.default_rng(0).normal(0, 1, 200), np.random.default_rng(1).normal(8, 1, 200)]
     assert 2 < _tib_stats.otsu_threshold(values) < 6
     scaled = _tib_stats.robust_unit_scale(values)
@@ -284,6 +299,9 @@ def test_errors_leave_input_untouched(cohort, digest):
     with_states = _with_states(adata)
     with pytest.raises(ValueError, match="unknown"):
         ht.tl.tib(with_states, sample_key="patient", barrier_labels=["NOT_A_STATE"])
+    no_barrier = with_states[~with_states.obs["hcctme_state"].isin(BARRIER_STATES)].copy()
+    with pytest.raises(ht.tl.TooFewCellsError, match="none of the default barrier states"):  # the pipeline skips it
+        ht.tl.tib(no_barrier, sample_key="patient")
     assert digest(adata) == before
 
 
