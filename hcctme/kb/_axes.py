@@ -263,8 +263,13 @@ def reversed_only(ligand: str, receptor: str, axis: str) -> bool:
     LIANA's ``TIGIT -> PVR`` for the kb's PVR -> TIGIT: its source is then the axis's receiver and its target
     the sender.
     """
+    return _reversed_only(ligand, receptor, axis, table().digest)
+
+
+@lru_cache(maxsize=4096)
+def _reversed_only(ligand: str, receptor: str, axis: str, digest: str) -> bool:
     lig, rec = set(split_complex(ligand)), set(split_complex(receptor))
-    pairs = [(kb_lig, kb_rec) for kb_lig, kb_rec, axis_id in _pair_index(table().digest) if axis_id == axis]
+    pairs = [(kb_lig, kb_rec) for kb_lig, kb_rec, axis_id in _pair_index(digest) if axis_id == axis]
     forward = any(kb_lig <= lig and kb_rec <= rec for kb_lig, kb_rec in pairs)
     return not forward and any(kb_lig <= rec and kb_rec <= lig for kb_lig, kb_rec in pairs)
 

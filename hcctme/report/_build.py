@@ -30,11 +30,12 @@ class _Context:
 
     def __init__(self, adata: AnnData, out_dir: Path | None, *, keep_tables: bool = False):
         # a pipeline run's config; outside one, the keys the tools recorded
-        cfg = results.run_config(adata) or results.recorded_keys(adata)
+        run = results.run_config(adata)
+        cfg = run or results.recorded_keys(adata)
         self.adata = adata
         self.sample_key = cfg.get("sample_key", Defaults.SAMPLE_KEY)
         # a pipeline run records no condition_key when it had none (uns holds no None); else the default
-        self.condition_key = cfg.get("condition_key", None if results.run_config(adata) else Defaults.CONDITION_KEY)
+        self.condition_key = cfg.get("condition_key", None if run else Defaults.CONDITION_KEY)
         self.cell_type_key = cfg.get("cell_type_key", Defaults.CELL_TYPE_KEY)
         self.out_dir = out_dir
         self.keep_tables = keep_tables

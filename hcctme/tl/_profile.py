@@ -374,8 +374,12 @@ def _crosstalk_per_sample(adata: AnnData, table: pd.DataFrame, sample_key: str, 
     wide = frame.groupby(["sample", "axis"])["strength"].max().unstack("axis")
     wide = wide.reindex(index=order, columns=axes["axis"])
     sampled = set(table[sample_col].astype(str))
+    kept = ({} if groups is None or not mapping else  # the contexts of the groups crosstalk kept, per sample
+            groups.assign(context=groups["group"].astype(str).map(mapping)).dropna(subset=["context"])
+            .groupby(groups["sample"].astype(str).to_numpy())["context"].agg(set).to_dict())
     for axis in wide.columns[wide.notna().any().to_numpy()]:  # read somewhere: a sample without a row reads 0
-        present = [s in sampled and _has_cells(groups, mapping, s, senders.get(axis), receivers.get(axis))
+        present = [s in sampled and (not kept or _has_cells(kept.get(s, set()), senders.get(axis),
+                                                            receivers.get(axis)))
                    for s in wide.index]
         wide.loc[np.asarray(present) & wide[axis].isna().to_numpy(), axis] = 0.0
     return wide, how
@@ -388,14 +392,10 @@ def _pair_in_contexts(source: str | None, target: str | None, senders: set[str],
     return _context_ok(source, senders) and _context_ok(target, receivers)
 
 
-def _has_cells(groups: pd.DataFrame | None, mapping: dict[str, str], sample: str, senders: set[str] | None,
-               receivers: set[str] | None) -> bool:
-    """Whether crosstalk kept, in ``sample``, a group of the axis's sender and one of its receiver contexts."""
-    if groups is None or not mapping:
-        return True
-    contexts = [mapping.get(g) for g in groups.loc[groups["sample"] == sample, "group"]]
-    return (any(_context_ok(c, senders or set()) for c in contexts if c is not None)
-            and any(_context_ok(c, receivers or set()) for c in contexts if c is not None))
+def _has_cells(contexts: set[str], senders: set[str] | None, receivers: set[str] | None) -> bool:
+    """Whether a sample's kept crosstalk groups hold one of the axis's sender and one of its receiver contexts."""
+    return (any(_context_ok(c, senders or set()) for c in contexts)
+            and any(_context_ok(c, receivers or set()) for c in contexts))
 
 
 def _add_specific_genes(axis_items: dict[str, tuple[bool, list[tuple[str, dict[str, Any]]]]],
