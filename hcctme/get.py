@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from anndata import AnnData
 
@@ -86,9 +87,18 @@ def params(adata: AnnData, key: str) -> dict[str, Any]:
         raise TypeError(f"adata.uns[{key + Suffix.PARAMS!r}] is a {type(stored).__name__}, not a dict of parameters")
     record = dict(stored)
     if isinstance(record.get("params"), Mapping):  # the call's arguments as given (_validate.call_record)
-        call = maps_as_dicts(record["params"])
+        call = {name: _as_given(value) for name, value in maps_as_dicts(record["params"]).items()}
         record["params"] = call | dict.fromkeys(map(str, record.pop("params_none", [])))
     return record
+
+
+def _as_given(value: Any) -> Any:
+    """An argument as the call gave it: h5ad files return lists as arrays and numbers as numpy scalars."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def _legacy_params(adata: AnnData, key: str) -> dict[str, Any]:

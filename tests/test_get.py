@@ -172,8 +172,15 @@ def test_every_tools_recorded_arguments_repeat_the_call(tmp_path):
     pd.testing.assert_frame_equal(ht.get.scores(first, "mine"), ht.get.scores(second, "mine"))
     first, _ = _replayed(ht.tl.score, adata, "set", signatures=ht.sig.load(["TREG"]), key_added="set")
     assert ht.get.params(first, "set")["params"]["signatures"] == ["TREG"]  # a set of library signatures: its ids
-    first, _ = _replayed(ht.tl.score, adata, "own", signatures={"OWN": ["CD8A", "CD8B", "GZMB"]}, key_added="own")
-    assert "signatures" not in ht.get.params(first, "own")["params"]  # a user's own sets are not stored
+    own = {"OWN": ["CD8A", "CD8B", "GZMB"], "SIGNED": {"up": ["SPP1", "CD68", "APOE"], "down": ["FOLR2", "LYVE1"]}}
+    first, second = _replayed(ht.tl.score, adata, "own", signatures=own, key_added="own")
+    pd.testing.assert_frame_equal(ht.get.scores(first, "own"), ht.get.scores(second, "own"))  # sets kept as a net
+    first.write_h5ad(tmp_path / "own.h5ad")
+    back = ad.read_h5ad(tmp_path / "own.h5ad")  # a list of ids, and the net, come back from the file as given
+    ht.tl.score(back, **ht.get.params(back, "own")["params"], key_added="again")
+    pd.testing.assert_frame_equal(ht.get.scores(back, "again"), ht.get.scores(first, "own"))
+    ht.tl.score(back, **ht.get.params(back, "mine")["params"], key_added="ids")
+    pd.testing.assert_frame_equal(ht.get.scores(back, "ids"), ht.get.scores(back, "mine"))
     first, second = _replayed(ht.tl.call_states, adata, Keys.STATE, cell_type_key="cell_type", scores_key="mine",
                               context_map={"Mono/Mac": "macrophage", "B cells": None}, sample_key=None)
     pd.testing.assert_frame_equal(ht.get.states(first), ht.get.states(second))

@@ -74,11 +74,25 @@ def read_gmt(path: Path) -> list[Signature]:
         sigs.append(to_signature(entry, where=f"{path}:{lineno}", strict=False))
     if not sigs:
         raise ValueError(f"{path}: no gene sets found in this GMT file")
-    ids = [s.id for s in sigs]
-    dups = sorted({i for i in ids if ids.count(i) > 1})
-    if dups:
-        raise SignatureSchemaError(f"{path}: gene set names repeated: {dups}")
-    return sigs
+    return _distinct_ids(sigs, where=str(path))
+
+
+def _distinct_ids(sigs: list[Signature], *, where: str) -> list[Signature]:
+    """Refuse gene sets whose names repeat, or become one id (ids keep ASCII letters, digits and underscores)."""
+    names: dict[str, list[str]] = {}
+    for signature in sigs:
+        names.setdefault(signature.id, []).append(signature.name or signature.id)
+    clashes = {i: n for i, n in names.items() if len(n) > 1}
+    if not clashes:
+        return sigs
+    repeated = sorted(n[0] for n in clashes.values() if len(set(n)) == 1)
+    if repeated:
+        raise SignatureSchemaError(f"{where}: gene set names repeated: {repeated}")
+    i, n = next(iter(clashes.items()))
+    raise SignatureSchemaError(
+        f"{where}: the gene set names {n} all become the id {i!r} (ids keep ASCII letters, digits and "
+        "underscores; other characters become '_'); rename them so that they differ in those characters"
+    )
 
 
 def _safe_id(name: str) -> str:
@@ -98,11 +112,11 @@ def from_dict(mapping: Mapping[str, Any]) -> list[Signature]:
             up, down = value.get("up", []), value.get("down", [])
         else:
             up, down = value, []
-        sigs.append(to_signature({"id": str(key), "genes_up": _gene_list(up, key, "up"),
+        sigs.append(to_signature({"id": _safe_id(str(key)), "name": str(key), "genes_up": _gene_list(up, key, "up"),
                                   "genes_down": _gene_list(down, key, "down")}, where="dict", strict=False))
     if not sigs:
         raise ValueError("the signature dict is empty")
-    return sigs
+    return _distinct_ids(sigs, where="the signature dict")
 
 
 def _gene_list(genes: Any, key: Any, side: str) -> list[str]:
@@ -147,7 +161,7 @@ def from_net(net: pd.DataFrame, *, source: str = "source", target: str = "target
         entry = {"id": _safe_id(str(name)), "name": str(name), "genes_up": up, "genes_down": down,
                  "weights": signed}
         sigs.append(to_signature(entry, where="net", strict=False))
-    return sigs
+    return _distinct_ids(sigs, where="the net")
 
 
 def to_yaml(sigs: SignatureSet, path: str | Path | None = None) -> str:

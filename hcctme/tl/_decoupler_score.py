@@ -48,9 +48,23 @@ def score_block(block, *, method: str, net: pd.DataFrame, ids: list[str], var_na
     if n_rows == 0:
         return np.zeros((0, len(ids)), dtype=np.float32)
     block = sp.csr_matrix(block) if sp.issparse(block) else np.asarray(block)
-    tmp = AnnData(X=block, obs=pd.DataFrame(index=pd.RangeIndex(n_rows).astype(str)),
+    out = np.zeros((n_rows, len(ids)), dtype=np.float32)
+    # a cell with one value in every gene (no counts: an empty droplet) has no regression to fit: ULM's t is NaN
+    # there and decoupler's p-value correction fails; it scores 0 (no evidence either way), as UCell scores it
+    varies = _varying_rows(block) if method == "ulm" else np.ones(n_rows, dtype=bool)
+    if not varies.any():
+        return out
+    tmp = AnnData(X=block[varies], obs=pd.DataFrame(index=pd.RangeIndex(int(varies.sum())).astype(str)),
                   var=pd.DataFrame(index=var_names))
     func = getattr(dc.mt, method)
     func(tmp, net, tmin=tmin, empty=False, bsize=bsize, verbose=False)
     frame = tmp.obsm[f"score_{method}"]
-    return frame.reindex(columns=ids).to_numpy(dtype=np.float32)
+    out[varies] = frame.reindex(columns=ids).to_numpy(dtype=np.float32)
+    return out
+
+
+def _varying_rows(block) -> np.ndarray:
+    """Rows whose values are not all equal (a sparse row's min and max count its implicit zeros)."""
+    if sp.issparse(block):
+        return block.max(axis=1).toarray().ravel() > block.min(axis=1).toarray().ravel()
+    return np.ptp(block, axis=1) > 0

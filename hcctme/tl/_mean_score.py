@@ -122,7 +122,8 @@ def set_means_csr(indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, ind
 def set_means(block, index: SetIndex) -> np.ndarray:
     """Per-cell means of each set for an in-memory block (dense blocks are converted to CSR)."""
     if not sp.issparse(block):
-        block = sp.csr_matrix(np.asarray(block))
+        dense = np.asarray(block)
+        block = sp.csr_matrix(dense.astype(np.float32) if dense.dtype == np.float16 else dense)  # no float16 sparse
     elif block.format != "csr":
         block = block.tocsr()
     if not block.has_canonical_format:

@@ -170,7 +170,7 @@ def score(
     adata = adata.copy() if copy else adata
     frame = pd.DataFrame(values, index=adata.obs_names.copy(), columns=pd.Index(matched.ids))
     adata.obsm[key_added] = frame
-    call = dict(signatures=_signatures_arg(signatures), method=method, layer=layer, use_raw=use_raw,
+    call = dict(signatures=_signatures_arg(signatures, sigs), method=method, layer=layer, use_raw=use_raw,
                 max_rank=max_rank, min_coverage=min_coverage, chunk_size=chunk_size, n_jobs=n_jobs,
                 random_state=random_state)
     adata.uns[key_added + Suffix.PARAMS] = _info(method, call, used_raw=used_raw, sigs=sigs, matched=matched)
@@ -282,6 +282,9 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
         used = up_p if method == "aucell" else present
         if coverage < min_coverage or len(used) < Defaults.MIN_GENES or not up_p:
             entry = f"{sig.id} ({len(present)}/{len(genes)} genes, {coverage:.0%})"
+            if coverage >= min_coverage and len(present) >= Defaults.MIN_GENES:  # enough genes, too few up genes
+                why = "aucell reads genes_up only" if method == "aucell" else "none of its genes_up is found"
+                entry = f"{sig.id} ({len(up_p)} of its {len(up)} genes_up found: {why})"
             (yours if sig.collection == "user" else low).append(entry)
             m.dropped.append(sig.id)
             continue
@@ -307,17 +310,18 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
         )
     if not m.ids:
         best = max(m.coverage.items(), key=lambda kv: kv[1])
+        up_only = "; aucell reads genes_up only" if method == "aucell" else ""
         raise _validate.TooFewGenesError(
             f"none of the {len(sigs)} signature(s) has enough genes in the data (needs >= "
-            f"{min_coverage:.0%} of its genes and >= {Defaults.MIN_GENES} genes found; best: {best[0]} "
-            f"with {best[1]:.0%}). {_names_hint(names)}"
+            f"{min_coverage:.0%} of its genes and >= {Defaults.MIN_GENES} genes found, genes_up among them"
+            f"{up_only}; best coverage: {best[0]} with {best[1]:.0%}). {_names_hint(names)}"
         )
     if low or yours:
         shown = ", ".join(low[:30]) + (f", ... ({len(low)} in all)" if len(low) > 30 else "")
         shown = "; ".join(filter(None, [f"your gene set(s) {', '.join(yours)}" if yours else "", shown]))
         warnings.warn(
             f"{len(low) + len(yours)} of {len(sigs)} signature(s) left out: fewer than {min_coverage:.0%} of their "
-            f"genes (or fewer than {Defaults.MIN_GENES} genes) found in the data: {shown}. Lower "
+            f"genes (or fewer than {Defaults.MIN_GENES} genes, or of genes_up) found in the data: {shown}. Lower "
             "min_coverage to score them anyway, or run hcctme.pp.harmonize_genes(adata) if gene names "
             "differ (aliases, Ensembl ids, mouse)",
             ScoringWarning,
@@ -607,11 +611,16 @@ def _gene_means(source: _Source) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # Results
 # --------------------------------------------------------------------------------------------------
-def _signatures_arg(signatures: Any) -> Any:
+# a user's gene sets are recorded (as a decoupler net) up to this many genes in all; larger collections are not
+_RECORDED_NET_ROWS = 200_000
+
+
+def _signatures_arg(signatures: Any, loaded: Any) -> Any:
     """The ``signatures`` argument as the record keeps it.
 
-    None, ids or a path as given; a set of library signatures as its ids; other sets (a dict, a net, edited
-    signatures) are not stored (their genes are in genes_used).
+    None, ids or a path as given; a set of library signatures as its ids; a user's own sets (a dict, a net,
+    edited signatures) as the decoupler net of what was loaded (genes, signs, weights: ``sig.load`` reads it
+    back), unless they hold more than ``_RECORDED_NET_ROWS`` genes in all (their genes are in genes_used).
     """
     if signatures is None or isinstance(signatures, (str, Path)):
         return None if signatures is None else str(signatures)
@@ -623,10 +632,15 @@ def _signatures_arg(signatures: Any) -> Any:
         library = sig.library()
         if all(s.id in library and library[s.id] == s for s in signatures):
             return list(signatures.ids)
+    net = loaded.to_net()
+    if len(net) <= _RECORDED_NET_ROWS:
+        return net
+    logger.warning("tl.score: the %d gene sets scored (%d genes in all) are not kept in the record, so "
+                   "get.params cannot repeat this call; their genes are in genes_used", len(loaded), len(net))
     return _NOT_RECORDED
 
 
-_NOT_RECORDED = object()  # a user's gene sets: their genes are in genes_used, the object is not kept
+_NOT_RECORDED = object()  # a very large collection of a user's gene sets: their genes are in genes_used
 
 
 def _info(method: str, call: dict[str, Any], *, used_raw: bool, sigs, matched: _Matched) -> dict[str, Any]:

@@ -551,3 +551,17 @@ def test_library_signatures_use_known_symbols():
     sigs = ht.sig.library()
     missing = {s.id: [g for g in s.genes if g not in known()] for s in sigs if s.species == "human"}
     assert not any(missing.values()), {k: v for k, v in missing.items() if v}
+
+
+def test_names_that_become_one_id_are_named_with_the_fix(tmp_path):
+    """Sweep 54: "CD8+ T" and "CD8- T" read "gene set names repeated: ['CD8__T']" (GMT), "duplicate signature
+    ids" (net), and a dict refused such names outright while the other loaders renamed them."""
+    gmt = tmp_path / "sets.gmt"
+    gmt.write_text("CD8+ T\tcytotoxic\tCD8A\tCD8B\tGZMB\nCD8- T\thelper\tCD4\tIL7R\tCCR7\n")
+    net = pd.DataFrame({"source": ["CD8+ T", "CD8- T"], "target": ["CD8A", "CD4"], "weight": [1.0, 1.0]})
+    message = r"names \['CD8\+ T', 'CD8- T'\] all become the id 'CD8__T'.*rename them"
+    for source in (gmt, net, {"CD8+ T": ["CD8A", "CD8B"], "CD8- T": ["CD4", "IL7R"]}):
+        with pytest.raises(SignatureSchemaError, match=message):
+            ht.sig.load(source)
+    loaded = ht.sig.load({"CD8+ T": ["CD8A", "CD8B"], "CD4 T": ["CD4", "IL7R"]})
+    assert list(loaded.ids) == ["CD8__T", "CD4_T"] and loaded["CD8__T"].name == "CD8+ T"

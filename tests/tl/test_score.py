@@ -562,3 +562,30 @@ def test_dask_sparse_column_chunks_and_nonfinite():
     with pytest.raises(ValueError, match="NaN or infinite"):
         hcctme.tl.score(dbad, sigs)
     assert "hcctme_scores" not in dbad.obsm
+
+
+def test_float16_mean_and_an_empty_cell_under_ulm():
+    """Sweep 54: method='mean' crashed inside scipy on dense float16; ULM failed in decoupler's p-value correction
+    ('`ps` must be within [0, 1]') on a cell with no counts, which now scores 0 as under UCell."""
+    adata = AnnData(_real_like().toarray().astype(np.float16), var=pd.DataFrame(index=_genes()))
+    sets = {"A": list(_genes()[:40]), "B": list(_genes()[40:80])}
+    hcctme.tl.score(adata, sets, method="mean")
+    assert np.isfinite(hcctme.get.scores(adata).to_numpy()).all()
+    counts = _ties_counts().tolil()
+    counts[3, :] = 0
+    empty = AnnData(sp.csr_matrix(counts), var=pd.DataFrame(index=_genes()))
+    empty.X.eliminate_zeros()
+    hcctme.tl.score(empty, sets, method="ulm")
+    scores = hcctme.get.scores(empty).to_numpy()
+    assert (scores[3] == 0).all() and np.isfinite(scores).all()
+    full = AnnData(sp.csr_matrix(_ties_counts()), var=pd.DataFrame(index=_genes()))
+    hcctme.tl.score(full, sets, method="ulm")  # the other cells score as without the empty one
+    keep = np.arange(N_CELLS) != 3
+    assert np.allclose(scores[keep], hcctme.get.scores(full).to_numpy()[keep], atol=1e-5)
+
+
+def test_a_set_without_enough_genes_up_is_named_for_that():
+    adata = AnnData(_ties_counts(), var=pd.DataFrame(index=_genes()))
+    genes = list(_genes())
+    with pytest.warns(ScoringWarning, match=r"signed \(2 of its 2 genes_up found: aucell reads genes_up only\)"):
+        hcctme.tl.score(adata, {"signed": {"up": genes[:2], "down": genes[5:10]}, "ok": genes[:5]}, method="aucell")
