@@ -42,6 +42,12 @@ def _add_matrix(parser: argparse.ArgumentParser) -> None:
                         help="read adata.raw (default: scanpy's rule)")
 
 
+def _add_min_coverage(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--min-coverage", type=float, default=Defaults.MIN_COVERAGE,
+                        help="score a signature when at least this share of its genes is measured (default "
+                             f"{Defaults.MIN_COVERAGE}; lower it for a gene panel)")
+
+
 def _add_genes(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gene-symbols", default=None, metavar="COLUMN",
                         help="harmonise gene names first, from this var column (e.g. feature_name, gene_ids)")
@@ -104,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                           f"{Keys.COUNTS!r} when present, else the tests are skipped and recorded as skipped)")
     run.add_argument("--signatures", default=None,
                      help="your gene sets (GMT/YAML file), scored in addition to the library's")
+    _add_min_coverage(run)
     _add_genes(run)
     _add_context_map(run)
     run.add_argument("--no-genes", action="store_true", help="skip pseudobulk differential expression")
@@ -123,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_matrix(score)
     _add_genes(score)
     score.add_argument("--max-rank", type=int, default=Defaults.MAX_RANK)
+    _add_min_coverage(score)
     score.add_argument("--chunk-size", type=int, default=None)
     score.add_argument("--n-jobs", type=int, default=1)
     _add_backed(score)
@@ -262,6 +270,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         use_raw=args.use_raw,
         counts_layer=args.counts_layer,
         signatures=signatures,
+        min_coverage=args.min_coverage,
         context_map=context_map,
         gene_symbols=args.gene_symbols,
         species=args.species,
@@ -284,7 +293,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     adata = _files.read_h5ad(args.input, backed=args.backed)
     _harmonise(adata, args)
     tl.score(adata, signatures, method=args.method, layer=args.layer,
-             use_raw=args.use_raw, max_rank=args.max_rank, chunk_size=args.chunk_size, n_jobs=args.n_jobs)
+             use_raw=args.use_raw, max_rank=args.max_rank, min_coverage=args.min_coverage, chunk_size=args.chunk_size,
+             n_jobs=args.n_jobs)
     _files.write_h5ad(adata, args.out)  # a backed input's matrices are copied block by block, not loaded
     print(args.out)
     return 0

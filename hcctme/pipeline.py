@@ -48,12 +48,15 @@ class PipelineConfig:
     ``"raw"`` for ``adata.raw.X`` (when no layer is called "raw"); ``None`` uses
     ``layers["counts"]`` when it holds counts and otherwise skips the gene-level tests with a
     warning (recorded in ``uns["hcctme_run"]["skipped"]``). ``signatures`` are the user's gene sets,
-    scored in addition to the library's (state calling needs the library). ``gene_symbols`` /
+    scored in addition to the library's (state calling needs the library); ``method`` and ``min_coverage`` are
+    :func:`hcctme.tl.score`'s (a gene panel may need a lower coverage). ``gene_symbols`` /
     ``species`` run :func:`hcctme.pp.harmonize_genes` first. ``context_map`` maps cell-type labels to
     contexts (a dict, or the path of a YAML file holding one). ``de_method`` tests the pseudobulk genes
     per cell type: ``"limma-trend"`` or ``"voom"`` (limma, vectorised: seconds per cell type at 200
     patients x 20,000 genes) or ``"deseq2"`` (PyDESeq2: minutes per cell type at that size).
     ``random_state`` seeds the stochastic steps: the state calls' self-training, crosstalk and the spatial barrier.
+    ``steps`` run in their order; the results of steps left out, from an earlier call on the same object, are kept
+    and read by the later steps and written with the outputs (to compute the profile again alone, say).
     ``condition_key=None`` describes a cohort without conditions (no outcome labels): the comparisons are skipped,
     the T+A response and crosstalk are per sample only, the profiles are read against the whole cohort, and
     ``reference`` is not used.
@@ -68,6 +71,7 @@ class PipelineConfig:
     counts_layer: str | None = None
     signatures: list[str] | str | None = None
     method: str = "ucell"
+    min_coverage: float = Defaults.MIN_COVERAGE
     context_map: dict[str, str] | str | None = None
     gene_symbols: str | None = None
     species: str | None = None
@@ -98,6 +102,13 @@ class PipelineConfig:
         _validate.anndata(adata, writes=True)
         _validate.categorical_levels(adata, self.sample_key, purpose="sample_key", min_levels=2)
         if self.condition_key is not None:
+            if self.condition_key not in adata.obs.columns:
+                raise KeyError(
+                    f"adata.obs has no column {self.condition_key!r} (condition_key, the outcome of each sample); "
+                    f"name the outcome column (condition_key= / --condition-key), or describe a cohort without "
+                    f"outcome labels with condition_key=None (--no-condition); obs columns: "
+                    f"{list(map(str, adata.obs.columns[:20]))}"
+                )
             conditions = _validate.categorical_levels(
                 adata, self.condition_key, purpose="condition_key", min_levels=2
             )
@@ -168,6 +179,10 @@ def counts_problem(adata: AnnData, counts_layer: str | None) -> str | None:
             raise ValueError("counts_layer='raw' takes the counts from adata.raw, but adata.raw is None; "
                              "name the layer holding raw counts instead")
         X = adata.raw.X
+    elif counts_layer not in adata.layers:
+        raise KeyError(f"counts_layer={counts_layer!r} (--counts-layer) is not a layer of adata (layers: "
+                       f"{sorted(adata.layers) or 'none'}); name the layer holding raw counts, 'raw' for adata.raw, "
+                       "or leave it out / pass genes=False (--no-genes) to skip the gene-level tests")
     else:
         X, _ = _validate.matrix(adata, layer=counts_layer, use_raw=False)
     where = "adata.raw.X" if counts_layer == _RAW and _RAW not in adata.layers else \
@@ -327,7 +342,7 @@ def config_record(config: PipelineConfig) -> dict:
 
 def _score(adata: AnnData, config: PipelineConfig) -> None:
     tl.score(adata, extra_signatures(config), method=config.method, layer=config.layer, use_raw=config.use_raw,
-             n_jobs=config.n_jobs)
+             min_coverage=config.min_coverage, n_jobs=config.n_jobs)
 
 
 def _states(adata: AnnData, config: PipelineConfig) -> None:

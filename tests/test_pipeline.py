@@ -261,3 +261,16 @@ def test_a_panel_no_signature_can_score_stops_the_run_at_the_scores():
     with pytest.raises(pipeline.tl.TooFewGenesError, match="8 gene names are human symbols"):
         pipeline.run(adata, condition_key=None, cell_type_key="cell_type")
     assert not adata.uns and not adata.obsm
+
+
+def test_a_missing_outcome_column_and_counts_layer_name_their_options():
+    """Sweep 54: a cohort without obs['response'] got "adata.obs has no column 'response'" (no word of
+    --no-condition), and a missing --counts-layer got advice about --layer."""
+    adata = datasets.simulate_cohort(4, 60, n_genes=300, random_state=1)
+    no_outcome = adata.copy()
+    del no_outcome.obs["response"]
+    with pytest.raises(KeyError, match=r"condition_key=None \(--no-condition\)"):
+        pipeline.PipelineConfig().validate(no_outcome)
+    with pytest.raises(KeyError, match=r"counts_layer='umi' \(--counts-layer\) is not a layer.*--no-genes"):
+        pipeline.counts_problem(adata, "umi")
+    assert pipeline.PipelineConfig(min_coverage=0.3).min_coverage == 0.3

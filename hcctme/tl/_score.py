@@ -322,8 +322,8 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
         warnings.warn(
             f"{len(low) + len(yours)} of {len(sigs)} signature(s) left out: fewer than {min_coverage:.0%} of their "
             f"genes (or fewer than {Defaults.MIN_GENES} genes, or of genes_up) found in the data: {shown}. Lower "
-            "min_coverage to score them anyway, or run hcctme.pp.harmonize_genes(adata) if gene names "
-            "differ (aliases, Ensembl ids, mouse)",
+            "min_coverage (--min-coverage) to score them anyway, or run hcctme.pp.harmonize_genes(adata) if gene "
+            "names differ (aliases, Ensembl ids, mouse)",
             ScoringWarning,
             stacklevel=3,
         )
@@ -337,7 +337,8 @@ def _names_hint(names: pd.Index) -> str:
     kind = _genes.gene_id_type(list(names))
     if kind["id_type"] == "symbol" and kind["species"] == "human":
         return (f"The data's {len(names):,} gene names are human symbols: they measure too few of these "
-                "signatures' genes (a targeted panel or a gene subset?); lower min_coverage to score them anyway")
+                "signatures' genes (a targeted panel or a gene subset?); lower min_coverage (--min-coverage) to "
+                "score them anyway")
     return (f"The data's gene names look like {_validate._preview(names[:5])}: if they are Ensembl ids or mouse "
             "symbols, run hcctme.pp.harmonize_genes(adata) first; otherwise check the species and the signatures' "
             "gene symbols")

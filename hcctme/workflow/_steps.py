@@ -22,7 +22,8 @@ from hcctme.report import _build as report_build
 _WORKFLOW_ONLY = {"input": None, "outdir": "results"}
 # PipelineConfig fields the workflow's config schema exposes (their defaults are PipelineConfig's)
 _CONFIG_FIELDS = ("sample_key", "condition_key", "reference", "cell_type_key", "layer", "use_raw", "counts_layer",
-                  "signatures", "method", "genes", "de_method", "crosstalk", "spatial_key", "random_state")
+                  "signatures", "method", "min_coverage", "genes", "de_method", "crosstalk", "spatial_key",
+                  "random_state")
 DEFAULTS = {"outdir": _WORKFLOW_ONLY["outdir"],
             **{name: getattr(PipelineConfig(), name) for name in _CONFIG_FIELDS}}
 
@@ -158,6 +159,16 @@ def _run_step(smk, step: str) -> ad.AnnData:
     return adata
 
 
+def _write_params(adata: ad.AnnData, key: str, path: str) -> None:
+    """A rule's tool record (``uns[key + "_params"]``, and ``_values``) for the profile rule to put back.
+
+    The report's methods and :func:`hcctme.get.params` read it, and the profile reads crosstalk's groups from it:
+    without it the workflow's profile differed from ``hcctme run``'s.
+    """
+    uns = {k: adata.uns[k] for k in (key + Suffix.PARAMS, key + Suffix.VALUES) if k in adata.uns}
+    _files.write_h5ad(ad.AnnData(uns=uns), path)
+
+
 def _write_skipped(skipped: dict[str, str], path: str) -> None:
     """What a rule skipped for too few cells or genes, with the reason: the profile rule records it for the report."""
     _files.write_text(json.dumps(skipped, indent=1) + "\n", path)
@@ -186,6 +197,7 @@ def compare(smk) -> None:
         table, skipped = pd.DataFrame(), {f"compare_{features}": str(error)}
     _files.write_table(table, smk.output[0])
     _write_skipped(skipped, smk.output.skipped)
+    _write_params(adata, COMPARE_KEYS[features], smk.output.params)
 
 
 def _or_empty(read: Any, adata: ad.AnnData, **kwargs: Any) -> pd.DataFrame:
@@ -204,11 +216,13 @@ def crosstalk(smk) -> None:
         _write_skipped({}, smk.output.skipped)
     for name, differential in (("pooled", False), ("diff", True)):
         _files.write_table(_or_empty(get.crosstalk, adata, differential=differential), smk.output[name])
+    _write_params(adata, Keys.CROSSTALK, smk.output.params)
 
 
 def tib(smk) -> None:
     adata = _run_step(smk, "tib")
     _files.write_table(_or_empty(get.tib, adata), smk.output[0], index=True)
+    _write_params(adata, Keys.TIB, smk.output.params)
 
 
 def _read_table(path: str, **kwargs) -> pd.DataFrame:
@@ -222,6 +236,7 @@ def ta_response(smk) -> None:
     adata = _run_step(smk, "ta_response")
     _files.write_table(_or_empty(get.ta_response, adata, per_sample=True), smk.output.per_sample, index=True)
     _files.write_table(_or_empty(get.ta_response, adata), smk.output.compare)
+    _write_params(adata, Keys.TA_RESPONSE, smk.output.params)
 
 
 def _restore(adata: ad.AnnData, key: str, table: pd.DataFrame) -> None:
@@ -241,6 +256,8 @@ def profile(smk) -> None:
     for path in smk.input.compare:
         features = re.search(r"compare_(\w+)\.tsv$", path).group(1)
         _restore(adata, COMPARE_KEYS[features], _read_table(path))
+    for path in smk.input.params:  # the tools' records: the profile reads crosstalk's groups, the report all
+        adata.uns.update(_files.read_h5ad(path).uns)
     skipped = _config(config).validate(adata)  # what the config leaves out (no counts, coordinates, condition)
     for path in smk.input.skipped:
         skipped.update(json.loads(Path(path).read_text()))

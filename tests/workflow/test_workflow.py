@@ -124,6 +124,7 @@ def test_compare_rule_writes_an_empty_table_where_the_cohort_has_too_few_cells(t
 
     class Outputs(list):
         skipped = str(tmp_path / "skipped.json")
+        params = str(tmp_path / "params.h5ad")
 
     out = tmp_path / "compare_composition.tsv"
     smk = SimpleNamespace(input=Inputs([str(tmp_path / "states.h5ad")]), output=Outputs([str(out)]),
@@ -162,3 +163,25 @@ def test_workflow_without_conditions_describes_the_cohort(tmp_path: Path):
     assert len(pd.read_csv(results / "ta_response_per_sample.tsv", sep="\t", index_col=0)) == 4
     assert (results / "ta_response_compare.tsv").read_text().strip() == ""
     assert pd.read_csv(results / "resistance_profile.tsv", sep="\t")["sample"].nunique() == 4
+
+
+def test_the_workflows_profile_and_records_equal_hcctme_runs(tmp_path: Path):
+    """Sweep 54: the profile rule put the crosstalk tables back without crosstalk's record, whose groups the
+    profile reads: its activities differed from `hcctme run`'s by up to 1.2 on the spatial demo, and the report's
+    methods left out crosstalk and the barrier. The cohort rules now pass their records on (params/<rule>.h5ad)."""
+    from hcctme import get, pipeline
+
+    configfile = _config(tmp_path, crosstalk=True, min_coverage=0.4)
+    assert run_workflow(configfile, cores=2, directory=tmp_path, extra_args=["--quiet", "all"]) == 0
+    results = tmp_path / "results"
+    adata = ad.read_h5ad(tmp_path / "cohort.h5ad")
+    pipeline.run(adata, genes=False, min_coverage=0.4)
+    workflow = pd.read_csv(results / "resistance_profile.tsv", sep="\t")
+    columns = ["sample", "axis", "activity", "active", "n_evidence", "z_scores", "z_states", "z_crosstalk", "z_spatial"]
+    pd.testing.assert_frame_equal(workflow[columns], get.profile(adata).reset_index(drop=True)[columns],
+                                  check_dtype=False)
+    written = ad.read_h5ad(results / "hcctme.h5ad")
+    for key in ("hcctme_crosstalk", "hcctme_tib", "hcctme_ta_response"):
+        assert get.params(written, key)["tool"] == get.params(adata, key)["tool"]
+    assert get.params(written, "hcctme_scores")["params"]["min_coverage"] == 0.4
+    assert "LIANA" in (results / "report.html").read_text()

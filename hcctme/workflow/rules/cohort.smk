@@ -34,6 +34,7 @@ rule compare:
     output:
         f"{OUT}/compare_{{features}}.tsv",
         skipped=f"{OUT}/skipped/compare_{{features}}.json",
+        params=f"{OUT}/params/compare_{{features}}.h5ad",
     wildcard_constraints:
         features="composition|scores|genes",
     params:
@@ -50,6 +51,7 @@ rule crosstalk:
         pooled=f"{OUT}/crosstalk.tsv",
         diff=f"{OUT}/crosstalk_diff.tsv",
         skipped=f"{OUT}/skipped/crosstalk.json",
+        params=f"{OUT}/params/crosstalk.h5ad",
     params:
         config=config,
     script:
@@ -63,6 +65,7 @@ rule tib:
     output:
         f"{OUT}/tib.tsv",
         skipped=f"{OUT}/skipped/tib.json",
+        params=f"{OUT}/params/tib.h5ad",
     params:
         config=config,
     script:
@@ -77,6 +80,7 @@ rule ta_response:
         per_sample=f"{OUT}/ta_response_per_sample.tsv",
         compare=f"{OUT}/ta_response_compare.tsv",
         skipped=f"{OUT}/skipped/ta_response.json",
+        params=f"{OUT}/params/ta_response.h5ad",
     params:
         config=config,
     script:

@@ -13,6 +13,8 @@ rule profile:
         compare=expand(f"{OUT}/compare_{{features}}.tsv", features=_steps.compare_features(config)),
         skipped=[f"{OUT}/skipped/{step}.json" for step in ("states", "crosstalk", "tib", "ta_response")]
         + expand(f"{OUT}/skipped/compare_{{features}}.json", features=_steps.compare_features(config)),
+        params=[f"{OUT}/params/{step}.h5ad" for step in ("crosstalk", "tib", "ta_response")]
+        + expand(f"{OUT}/params/compare_{{features}}.h5ad", features=_steps.compare_features(config)),
     output:
         h5ad=f"{OUT}/hcctme.h5ad",
         table=f"{OUT}/resistance_profile.tsv",
