@@ -168,6 +168,18 @@ def _check_inputs(adata: AnnData, *, scores_key: str, cell_type_key: str, sample
     return scores, labels, samples, extra
 
 
+def _check_expression(matrix: Any, *, layer: str | None, use_raw: bool | None) -> None:
+    """Refuse NaN or infinite values (in full in memory; on a sample of rows when backed or dask) and scaled data."""
+    values = matrix.data if sp.issparse(matrix) else matrix if isinstance(matrix, np.ndarray) else None
+    if values is not None and not np.all(np.isfinite(values)):
+        raise ValueError(_validate.NONFINITE_MESSAGE)
+    if _validate.matrix_kind(matrix) == "scaled":
+        read = f"adata.layers[{layer!r}]" if layer is not None else "the matrix read (use_raw=" + repr(use_raw) + ")"
+        raise ValueError(f"{read} holds negative values (scaled data?): call_states reads log-normalised "
+                         "expression or raw counts; pass layer= naming such a layer, or use_raw=True where "
+                         "adata.raw holds them (scanpy keeps the log data there before sc.pp.scale)")
+
+
 def _resolve(labels: pd.Series, context_map: Mapping[str, str | None] | None,
              cell_type_key: str) -> _contexts.Resolution:
     """The label -> cell_context mapping; refused when no label maps."""
@@ -354,6 +366,7 @@ def call_states(
     self_train: bool = True,
     random_state: int = Defaults.SEED,
     layer: str | None = None,
+    use_raw: bool | None = None,
     key_added: str = Keys.STATE,
     copy: bool = False,
 ) -> AnnData | None:
@@ -431,10 +444,12 @@ def call_states(
         the seedings of a population use ``random_state``, ``random_state + 1``, ... Another seed is another draw
         of the cuts, not another method: ``uns[key_added + "_params"]["self_train"]["seedings"]`` says how far
         one population's draws agree.
-    layer
-        Expression read by ``self_train``: ``adata.layers[layer]``, or ``adata.X`` (default). Raw
-        counts are log-normalised on the fly; anything else is taken as log-normalised. It is
-        centred within each sample of ``sample_key`` before the principal components.
+    layer, use_raw
+        Expression read by ``self_train`` and the artefact rules: ``adata.layers[layer]``, ``adata.raw``
+        (``use_raw=None`` follows scanpy, as :func:`hcctme.tl.score` does: ``.raw`` when present and no layer
+        is given) or ``adata.X``. Raw counts are log-normalised on the fly; scaled values (negative: a
+        ``sc.pp.scale`` output) and NaN or infinite values are refused. It is centred within each sample of
+        ``sample_key`` before the principal components.
     key_added
         Prefix of the outputs.
     copy
@@ -635,6 +650,10 @@ def call_states(
     {'predicted_doublet': 'flag'}
     """
     _validate.anndata(adata, writes=True)
+    if _validate.boolean(copy, name="copy") and adata.isbacked:
+        raise ValueError("copy=True would load the whole backed matrix into memory; call "
+                         "hcctme.tl.call_states(adata) with copy=False (it writes only obs and uns), or load it "
+                         "first with adata.to_memory()")
     key_added = _validate.key_added(key_added)
     min_confidence, refine = _check_options(min_confidence, refine, refine_resolution)
     random_state = _validate.random_state(random_state)
@@ -649,8 +668,9 @@ def call_states(
     dropped = adata.uns.get(scores_key + Suffix.PARAMS, {}).get("dropped", [])
     m = _model_inputs(scores, labels, resolution, library, extra, scores_key, dropped=dropped)
     thresholds = _model.Thresholds(min_confidence=min_confidence)
-    matrix = adata.layers[layer] if layer is not None else adata.X
-    var_names = _validate.gene_names(adata)
+    matrix, genes = _validate.matrix(adata, layer=layer, use_raw=use_raw)
+    _check_expression(matrix, layer=layer, use_raw=use_raw)
+    var_names = _validate.gene_names(adata, genes)
     sums = _genes_of.prepare(m, matrix, var_names)
     _artefacts.add_library_size(m, matrix, samples.to_numpy(), sums=sums)
     _artefacts.add_gene_support(m, matrix, var_names, library)
@@ -663,7 +683,7 @@ def call_states(
             "context_map": context_map, "artefacts": extra, "artefacts_given": artefacts,
             "min_confidence": min_confidence, "refine": refine,
             "refine_resolution": refine_resolution, "self_train": self_train, "random_state": random_state,
-            "layer": layer}
+            "layer": layer, "use_raw": use_raw}
     provenance = _provenance(call, m, resolution, library.library_version, thresholds, result, trained,
                              voting)
 
@@ -915,6 +935,10 @@ def _artefact_columns(adata: AnnData, artefacts, scores: pd.DataFrame, scores_ke
     if _artefacts.LIBRARY_SIZE in names:
         raise ValueError(f"artefacts may not name {_artefacts.LIBRARY_SIZE!r}: call_states computes that artefact "
                          "column itself from raw counts; rename your column")
+    slashed = [a for a in names if "/" in a]
+    if slashed:
+        raise ValueError(f"artefact column names {slashed} hold '/', which an h5ad file reads back as nested keys "
+                         "of the record; rename the column(s) (e.g. adata.obs.rename(columns=...))")
     missing = [a for a in names if a not in scores.columns and a not in adata.obs.columns]
     if missing:
         raise KeyError(f"artefacts {missing} are neither columns of adata.obsm[{scores_key!r}] nor of adata.obs; "

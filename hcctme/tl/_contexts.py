@@ -20,10 +20,13 @@ the table :data:`RULES`) each propose a context; the proposals are combined as f
 * "malignant hepatocytes" and the like are ``tumour`` (tumour beats hepatocyte);
 * when two or more contexts remain that share a parent the label is read as that parent
   ("CD4/CD8 T cells" -> ``t_cell``, "Mono/Mac" -> ``myeloid``);
-* otherwise the label is ambiguous ("T/NK cells") and stays unassigned.
+* otherwise the label is ambiguous ("T/NK cells") and stays unassigned;
+* a label whose "/"-separated parts name cell types of their own is read from those: "Macrophage/Tumour"
+  names tumour on its own (not as a qualifier, as in "tumour T cells") and stays unassigned, as does
+  "Mast/Macrophage" (a part naming a cell type without a context).
 
-Notable readings: "Tregs"/"T reg"/"regulatory T"/"Th17"/"Tfh" -> ``cd4_t``; "Tex"/"Tpex"/"CTL" ->
-``cd8_t``; "TAMs"/"Kupffer"/"monocyte-derived macrophages" -> ``macrophage``; "TANs"/"PMN"/
+Notable readings: "Tregs"/"T reg"/"regulatory T"/"T regulatory"/"reg. T"/"Th17"/"Tfh" -> ``cd4_t``;
+"Tex"/"Tpex"/"CTL" -> ``cd8_t``; "TAMs"/"Kupffer"/"monocyte-derived macrophages" -> ``macrophage``; "TANs"/"PMN"/
 "PMN-MDSC"/"G-MDSC" -> ``neutrophil``; "M-MDSC" -> ``monocyte``; "MDSC" alone -> ``myeloid``;
 "CAFs"/"myCAF"/"iCAF"/"HSC"/"stellate"/"myofibroblasts" -> ``fibroblast`` ("HSC" is read as
 hepatic stellate cell, the liver meaning; haematopoietic stem cells are usually "HSPC", which
@@ -67,8 +70,8 @@ RULES: tuple[tuple[str, str], ...] = (
     ("cd8_t", r"\b(tex|tpex|texprog|texterm|ctls?|tc1|cytotoxic\s*t|killer\s*t|exhausted\s*(cd8\s*)?t)\b"),
     ("cd8_t", r"\b(tex|tpex|ctl)s?\b"),
     ("cd4_t", r"\bcd4(t|tcells?|ts)?\b"),
-    ("cd4_t", r"\b(t\s*regs?|tregs?|regulatory\s*t|th\s*(1|2|9|17|22)|th(1|2|9|17|22)s?|tfh|tfr|t\s*helper|"
-              r"helper\s*t)\b"),
+    ("cd4_t", r"\b(t\s*regs?|tregs?|regulatory\s*t|t\s*regulatory|reg\s*t|th\s*(1|2|9|17|22)|th(1|2|9|17|22)s?|"
+              r"tfh|tfr|t\s*helper|helper\s*t)\b"),
     ("t_cell", r"\bt\s*(cell|cells|lymphocytes?|lymph)\b"),
     ("t_cell", r"^(t|ts|t\s*cells?)$"),
     ("t_cell", r"\b(gd\s*t|gamma\s*delta|tcr\s*gd|tem|tcm|temra|trm|tn|naive\s*t|memory\s*t|effector\s*t|cycling\s*t|"
@@ -116,6 +119,9 @@ _DOMINATES: tuple[tuple[str, str], ...] = (("tumour", "hepatocyte"),)
 _WEAK: frozenset[str] = frozenset({"tumour"})
 
 _RULES = tuple((ctx, re.compile(p)) for ctx, p in RULES)
+# cell types with no context: a label naming one beside a context's ("Mast/Macrophage") is ambiguous
+_OTHER_CELL_TYPES = re.compile(r"\b(mast|cholangiocytes?|pericytes?|epithelial|nkt|mait|keratinocytes?|"
+                               r"melanocytes?|erythro\w*|platelets?|smooth muscle|adipocytes?|neurons?)\b")
 _OVERRIDE_RULES = tuple((ctx, re.compile(p)) for ctx, p in _OVERRIDES)
 
 
@@ -138,12 +144,12 @@ def _ancestors(context: str) -> set[str]:
     return out
 
 
-def _combine(found: set[str]) -> tuple[str | None, str]:
+def _combine(found: set[str], *, weak: frozenset[str] = _WEAK) -> tuple[str | None, str]:
     """Combine proposed contexts into one, or None when ambiguous; returns (context, reason)."""
     if not found:
         return None, "no rule matched"
-    if len(found - _WEAK - {"hepatocyte"}) >= 1:
-        found = found - _WEAK
+    if len(found - weak - {"hepatocyte"}) >= 1:
+        found = found - weak
     for winner, loser in _DOMINATES:
         if winner in found and loser in found:
             found = found - {loser}
@@ -167,6 +173,15 @@ def recognise(label: object) -> tuple[str | None, str]:
     for ctx, pattern in _OVERRIDE_RULES:
         if pattern.search(text):
             return ctx, "rule"
+    parts = [part for part in str(label).split("/") if normalise(part)]
+    if len(parts) > 1:  # "Macrophage/Tumour", "Mast/Macrophage": each part may name a cell type of its own
+        found_parts = [recognise(part)[0] for part in parts]
+        if any(ctx is None and _OTHER_CELL_TYPES.search(normalise(part))
+               for ctx, part in zip(found_parts, parts, strict=True)):
+            return None, f"ambiguous: a part of {str(label)!r} names a cell type without a context"
+        named = {ctx for ctx in found_parts if ctx is not None}
+        if len(named) > 1:  # tumour named on its own is no qualifier ("tumour T cells" are T cells)
+            return _combine(named, weak=frozenset())
     found = {ctx for ctx, pattern in _RULES if pattern.search(text)}
     return _combine(found)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
@@ -50,6 +51,10 @@ RESOLUTION_TABLE = [
     # never guessed
     ("T/NK cells", None), ("NKT", None), ("Doublets", None), ("3", None), ("CD34+", None),
     ("Mast cells", None), ("Epithelial", None), ("Cholangiocytes", None), ("unknown", None),
+    # sweep 54: Treg spellings read as plain T cells; parts naming two cell types read as one of them
+    ("reg. T cell", "cd4_t"), ("T regulatory cells", "cd4_t"), ("Reg T", "cd4_t"),
+    ("Macrophage/Tumour", None), ("CAF/Tumour", None), ("Mast/Macrophage", None), ("Epithelial/Macrophage", None),
+    ("Exhausted/HS Cd8+ cells", "cd8_t"), ("cDC1/cDC2", "dendritic"), ("Macrophages/x", "macrophage"),
 ]
 
 
@@ -269,6 +274,38 @@ def test_call_states_contract(fake_library, caplog):
     assert set(info["ignored_signatures"]) == {"MY_OWN_SET"}  # user sets are not called
     assert table.loc[table.context == "macrophage", "n_cells"].sum() == int(mac.sum())
     assert "cell_context mapping used" in caplog.text and "obs['hcctme_state']" in caplog.text
+
+
+def test_expression_the_caller_cannot_read_is_refused_before_any_work(fake_library, digest, tmp_path):
+    """Sweep 54: NaN in the matrix and a z-scaled .X (with the log data in .raw, which tl.score read) were read
+    silently; copy=True on a backed file failed after the work; an artefact column holding "/" came back from an
+    h5ad file as nested keys."""
+    adata = _scored_adata()
+    kwargs = dict(cell_type_key="cell_type", sample_key="patient", self_train=False)
+    nan = adata.copy()
+    nan.X[0, 0] = np.nan
+    scaled = adata.copy()
+    scaled.X = scaled.X - 1.0
+    slashed = adata.copy()
+    slashed.obs["scrublet/predicted_doublet"] = False
+    for data, extra, error, message in [
+        (nan, {}, ValueError, "NaN or infinite"),
+        (scaled, {}, ValueError, r"negative values \(scaled data\?\).*use_raw=True"),
+        (adata, {"copy": "no"}, TypeError, "copy must be True or False"),
+        (slashed, {"artefacts": ["scrublet/predicted_doublet"]}, ValueError, "hold '/'.*rename"),
+    ]:
+        before = digest(data)
+        with pytest.raises(error, match=message):
+            hcctme.tl.call_states(data, **kwargs, **extra)
+        assert digest(data) == before
+    scaled.raw = adata  # scanpy's layout: the log data in .raw, the scaled data in .X: .raw is read
+    hcctme.tl.call_states(scaled, **kwargs)
+    hcctme.tl.call_states(adata, **kwargs)
+    pd.testing.assert_frame_equal(hcctme.get.states(scaled), hcctme.get.states(adata))
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    backed = ad.read_h5ad(tmp_path / "a.h5ad", backed="r")
+    with pytest.raises(ValueError, match="copy=True would load the whole backed matrix"):
+        hcctme.tl.call_states(backed, **kwargs, copy=True)
 
 
 def test_self_training_learns_the_programme_the_scores_read_poorly():
