@@ -730,7 +730,8 @@ CLI_CASES: dict[str, CliCase] = {
                                                 2, "YAML mapping", True),
     # ---- pipeline options refused up front ----------------------------------------------------------
     "run-counts_layer_missing": CliCase(lambda i, t: ["run", str(i), "--out", str(t / "o"), "--sample-key", "patient",
-                                                      "--counts-layer", "umis"], 2, "layers has no 'umis'"),
+                                                      "--counts-layer", "umis"], 2,
+                                      "counts_layer='umis' (--counts-layer) is not a layer"),
     "run-crosstalk_on_counts": CliCase(lambda i, t: ["run", str(i), "--out", str(t / "o"), "--layer", "counts"], 2,
                                        "crosstalk needs log-normalised"),
     "run-unknown_gene_symbols_column": CliCase(lambda i, t: ["run", str(i), "--out", str(t / "o"), "--gene-symbols",

@@ -169,15 +169,19 @@ def _check_inputs(adata: AnnData, *, scores_key: str, cell_type_key: str, sample
 
 
 def _check_expression(matrix: Any, *, layer: str | None, use_raw: bool | None) -> None:
-    """Refuse NaN or infinite values (in full in memory; on a sample of rows when backed or dask) and scaled data."""
+    """Refuse NaN or infinite values (in full in memory; on a sample of rows when backed or dask); log scaled data.
+
+    Scaled values are read as they are (some published matrices are centred: Zheng 2017's, He 2020's), with a
+    warning: where the log data sit in ``.raw`` or a layer, reading them is the better choice.
+    """
     values = matrix.data if sp.issparse(matrix) else matrix if isinstance(matrix, np.ndarray) else None
     if values is not None and not np.all(np.isfinite(values)):
         raise ValueError(_validate.NONFINITE_MESSAGE)
     if _validate.matrix_kind(matrix) == "scaled":
-        read = f"adata.layers[{layer!r}]" if layer is not None else "the matrix read (use_raw=" + repr(use_raw) + ")"
-        raise ValueError(f"{read} holds negative values (scaled data?): call_states reads log-normalised "
-                         "expression or raw counts; pass layer= naming such a layer, or use_raw=True where "
-                         "adata.raw holds them (scanpy keeps the log data there before sc.pp.scale)")
+        read = f"adata.layers[{layer!r}]" if layer is not None else f"the matrix read (use_raw={use_raw!r})"
+        logger.warning("call_states: %s holds negative values (scaled data?); they are read as log-normalised "
+                       "expression: pass layer= naming log-normalised data or raw counts, or use_raw=True where "
+                       "adata.raw holds them (scanpy keeps the log data there before sc.pp.scale)", read)
 
 
 def _resolve(labels: pd.Series, context_map: Mapping[str, str | None] | None,
@@ -447,9 +451,9 @@ def call_states(
     layer, use_raw
         Expression read by ``self_train`` and the artefact rules: ``adata.layers[layer]``, ``adata.raw``
         (``use_raw=None`` follows scanpy, as :func:`hcctme.tl.score` does: ``.raw`` when present and no layer
-        is given) or ``adata.X``. Raw counts are log-normalised on the fly; scaled values (negative: a
-        ``sc.pp.scale`` output) and NaN or infinite values are refused. It is centred within each sample of
-        ``sample_key`` before the principal components.
+        is given) or ``adata.X``. Raw counts are log-normalised on the fly; anything else is taken as
+        log-normalised (scaled values with a warning); NaN or infinite values are refused. It is centred within
+        each sample of ``sample_key`` before the principal components.
     key_added
         Prefix of the outputs.
     copy

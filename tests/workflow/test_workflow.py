@@ -57,7 +57,7 @@ def test_config_schema_refuses_bad_values(tmp_path: Path, bad: dict):
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"condition_key": "outcome"}, "adata.obs has no column 'outcome' (condition_key)"),
+    ({"condition_key": "outcome"}, "adata.obs has no column 'outcome' (condition_key, the outcome of each sample)"),
     ({"reference": "partial"}, "reference 'partial' is not a level"),
     ({"input": "table.csv"}, "cannot read 'table.csv' as h5ad: it is a text table"),
 ])
