@@ -179,12 +179,14 @@ def counts_problem(adata: AnnData, counts_layer: str | None) -> str | None:
             raise ValueError("counts_layer='raw' takes the counts from adata.raw, but adata.raw is None; "
                              "name the layer holding raw counts instead")
         X = adata.raw.X
-    elif counts_layer not in adata.layers:
-        raise KeyError(f"counts_layer={counts_layer!r} (--counts-layer) is not a layer of adata (layers: "
-                       f"{sorted(adata.layers) or 'none'}); name the layer holding raw counts, 'raw' for adata.raw, "
-                       "or leave it out / pass genes=False (--no-genes) to skip the gene-level tests")
     else:
-        X, _ = _validate.matrix(adata, layer=counts_layer, use_raw=False)
+        try:
+            X, _ = _validate.matrix(adata, layer=counts_layer, use_raw=False)
+        except KeyError:  # its hint names layer=, the log-normalised matrix's argument here
+            raise KeyError(f"counts_layer={counts_layer!r} (--counts-layer) is not a layer of adata (layers: "
+                           f"{sorted(adata.layers) or 'none'}); name the layer holding raw counts, 'raw' for "
+                           "adata.raw, or leave it out / pass genes=False (--no-genes) to skip the gene-level "
+                           "tests") from None
     where = "adata.raw.X" if counts_layer == _RAW and _RAW not in adata.layers else \
         f"adata.layers[{counts_layer or Keys.COUNTS!r}]"
     kind = _validate.matrix_kind(X)

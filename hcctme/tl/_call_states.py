@@ -151,8 +151,8 @@ def _check_options(min_confidence: float, refine: str | None, refine_resolution:
 
 
 def _check_inputs(adata: AnnData, *, scores_key: str, cell_type_key: str, sample_key: str | None,
-                  artefacts: list[str] | tuple[str, ...] | None, self_train: bool,
-                  layer: str | None) -> tuple[pd.DataFrame, pd.Series, pd.Series, ArtefactInputs]:
+                  artefacts: list[str] | tuple[str, ...] | None,
+                  self_train: bool) -> tuple[pd.DataFrame, pd.Series, pd.Series, ArtefactInputs]:
     """Scores, cell-type labels, samples and the user's extra artefact columns (obsm or obs)."""
     scores = _validate.scores(adata, scores_key)
     labels = _validate.obs_column(adata, cell_type_key, purpose="cell-type labels").astype(str)
@@ -162,9 +162,6 @@ def _check_inputs(adata: AnnData, *, scores_key: str, cell_type_key: str, sample
     extra = _artefact_columns(adata, artefacts, scores, scores_key)
     if not isinstance(self_train, bool):
         raise TypeError(f"self_train must be True or False, got {self_train!r}")
-    if layer is not None and layer not in adata.layers:
-        raise KeyError(f"layer {layer!r} is not in adata.layers ({list(adata.layers)}); pass one of them or "
-                       "layer=None for adata.X")
     return scores, labels, samples, extra
 
 
@@ -663,7 +660,9 @@ def call_states(
     random_state = _validate.random_state(random_state)
     scores, labels, samples, extra = _check_inputs(adata, scores_key=scores_key, cell_type_key=cell_type_key,
                                                    sample_key=sample_key, artefacts=artefacts,
-                                                   self_train=self_train, layer=layer)
+                                                   self_train=self_train)
+    matrix, genes = _validate.matrix(adata, layer=layer, use_raw=use_raw)
+    _check_expression(matrix, layer=layer, use_raw=use_raw)
     adjacency = _vote.graph(adata) if refine == "graph" else None
     resolution = _resolve(labels, context_map, cell_type_key)
     from hcctme import sig
@@ -672,8 +671,6 @@ def call_states(
     dropped = adata.uns.get(scores_key + Suffix.PARAMS, {}).get("dropped", [])
     m = _model_inputs(scores, labels, resolution, library, extra, scores_key, dropped=dropped)
     thresholds = _model.Thresholds(min_confidence=min_confidence)
-    matrix, genes = _validate.matrix(adata, layer=layer, use_raw=use_raw)
-    _check_expression(matrix, layer=layer, use_raw=use_raw)
     var_names = _validate.gene_names(adata, genes)
     sums = _genes_of.prepare(m, matrix, var_names)
     _artefacts.add_library_size(m, matrix, samples.to_numpy(), sums=sums)
