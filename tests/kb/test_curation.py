@@ -133,7 +133,23 @@ def test_tiers_and_trials():
     assert (tier1["status"] == "approved_hcc").all()
     assert not (table["trial_outcome"] == "negative").any()  # negative trials are never support
     dated = table["checked"] != "unverified"
-    assert table.loc[dated, "checked"].str.fullmatch(r"2026-(11-29|12-05)").all()  # the curation dates
+    assert table.loc[dated, "checked"].str.fullmatch(r"2026-(11-29|12-0[56])").all()  # the curation dates
+
+
+def test_second_line_approvals_and_negative_phase_3_trials_are_recorded():
+    """Sweep 55: nivolumab + ipilimumab and pembrolizumab after sorafenib hold FDA approvals in HCC (2020, full in
+    2025; 2018, kept after ODAC's 2021 vote) but were tier III and II with FDA 'unverified'; the EU's first-line
+    nivolumab + ipilimumab approval (2025) read 'unverified'; CheckMate 459, LEAP-002 and COSMIC-312's OS were in no
+    row, though README says negative phase 3 results are recorded."""
+    table = kb.therapies(axis="PD1").set_index("therapy")
+    for name in ("nivolumab + ipilimumab (after sorafenib)", "pembrolizumab (after sorafenib)"):
+        assert table.loc[name, ["tier", "status", "fda"]].tolist() == ["I", "approved_hcc", "approved"]
+    assert table.loc["nivolumab + ipilimumab", "ema"] == "approved"
+    assert table.loc["camrelizumab + rivoceranib (apatinib)", "fda"] == "not_approved"  # two FDA CRLs
+    negatives = " ".join(kb.therapies()["negative_trials"].astype(str))
+    for trial in ("CheckMate 459", "LEAP-002", "COSMIC-312 (overall survival)"):
+        assert trial in negatives
+    assert table.loc["nivolumab (monotherapy)", "fda"] == "withdrawn"
 
 
 def test_tepotinib_cites_its_hcc_trials_not_a_review():
