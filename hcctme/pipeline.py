@@ -251,7 +251,7 @@ def run(adata: AnnData, config: PipelineConfig | None = None, **params) -> AnnDa
     config = PipelineConfig(**{**(asdict(config) if config else {}), **params})
     _validate.anndata(adata, writes=True)  # before the snapshot: a backed view cannot even be restored
     with _restored_on_error(adata):
-        _harmonize(adata, config)
+        harmonize(adata, config)
         skipped = config.validate(adata)
         _warn_skipped({step: reason for step, reason in skipped.items()
                        if not reason.endswith("=False") and reason != _NO_CONDITION})
@@ -329,7 +329,8 @@ def _restored_on_error(adata: AnnData) -> Iterator[None]:
         raise
 
 
-def _harmonize(adata: AnnData, config: PipelineConfig) -> None:
+def harmonize(adata: AnnData, config: PipelineConfig) -> None:
+    """Map ``adata``'s gene names as the config asks (``gene_symbols`` / ``species``); nothing when it asks nothing."""
     if config.gene_symbols is None and config.species is None:
         return
     from hcctme import pp

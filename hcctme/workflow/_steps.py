@@ -15,15 +15,23 @@ import pandas as pd
 
 from hcctme import _files, _validate, get, tl
 from hcctme._constants import COMPARE_KEYS, Keys, Suffix
-from hcctme.pipeline import PipelineConfig, compare_one, config_record, counts_problem, counts_view, run_step
+from hcctme.pipeline import (
+    PipelineConfig,
+    compare_one,
+    config_record,
+    counts_problem,
+    counts_view,
+    harmonize,
+    run_step,
+)
 from hcctme.report import _build as report_build
 
 # the config keys of the workflow that are not PipelineConfig fields
 _WORKFLOW_ONLY = {"input": None, "outdir": "results"}
 # PipelineConfig fields the workflow's config schema exposes (their defaults are PipelineConfig's)
 _CONFIG_FIELDS = ("sample_key", "condition_key", "reference", "cell_type_key", "layer", "use_raw", "counts_layer",
-                  "signatures", "method", "min_coverage", "genes", "de_method", "crosstalk", "spatial_key",
-                  "random_state")
+                  "signatures", "method", "min_coverage", "genes", "genes_groups", "de_method", "crosstalk",
+                  "spatial_key", "context_map", "gene_symbols", "species", "random_state")
 DEFAULTS = {"outdir": _WORKFLOW_ONLY["outdir"],
             **{name: getattr(PipelineConfig(), name) for name in _CONFIG_FIELDS}}
 
@@ -51,7 +59,9 @@ def check_input(config: dict[str, Any]) -> None:
 
 @functools.cache  # the Snakefile is read more than once per process: check once
 def _checked_input(path: str, config_json: str) -> None:
-    _config(json.loads(config_json)).validate(_backed_input(path))
+    config, adata = _config(json.loads(config_json)), _backed_input(path)
+    harmonize(adata, config)  # the names every rule matches (in memory: the file is read only)
+    config.validate(adata)
 
 
 @functools.cache  # one backed read of the input per process, for the checks and the target lists
@@ -116,7 +126,9 @@ def split_sample(smk) -> None:  # one sample's cells in memory: the per-sample f
     sample = _sample_table(config)[smk.wildcards.sample]
     adata = _files.read_h5ad(smk.input[0], backed=True)
     mask = (adata.obs[config["sample_key"]].astype(str) == sample).to_numpy()
-    _files.write_h5ad(adata[mask].to_memory(), smk.output[0])
+    part = adata[mask].to_memory()
+    harmonize(part, _config(config))  # the scoring rule matches the mapped names
+    _files.write_h5ad(part, smk.output[0])
 
 
 def score_sample(smk) -> None:
@@ -133,13 +145,16 @@ def merge_scores(smk) -> None:
     _files.write_results_h5ad(merged, smk.output[0])
 
 
-def with_matrices(results_path: str, input_path: str) -> ad.AnnData:
+def with_matrices(results_path: str, input_path: str, config: PipelineConfig | None = None) -> ad.AnnData:
     """The workflow's input (read backed when its matrices are large) carrying the results of ``results_path``.
 
     ``results_path`` is a results-only h5ad of earlier rules (its cells in any order); its obs columns,
-    obsm entries and uns are added to the input's.
+    obsm entries and uns are added to the input's. With ``config``, its gene names are mapped as the config asks
+    (``gene_symbols`` / ``species``), as :func:`hcctme.pipeline.run` maps them before its first step.
     """
     adata = _files.read_h5ad(input_path, backed=None)
+    if config is not None:
+        harmonize(adata, config)
     results = _files.read_h5ad(results_path)
     order = results.obs_names.get_indexer(adata.obs_names)
     if (order < 0).any() or len(order) != results.n_obs:
@@ -154,8 +169,9 @@ def with_matrices(results_path: str, input_path: str) -> ad.AnnData:
 
 
 def _run_step(smk, step: str) -> ad.AnnData:
-    adata = with_matrices(smk.input[0], smk.input.data)
-    _write_skipped(run_step(adata, _config(_cfg(smk)), step), smk.output.skipped)
+    config = _config(_cfg(smk))
+    adata = with_matrices(smk.input[0], smk.input.data, config)
+    _write_skipped(run_step(adata, config, step), smk.output.skipped)
     return adata
 
 
@@ -180,18 +196,19 @@ def states(smk) -> None:
 
 def pseudobulk(smk) -> None:
     config = _cfg(smk)
-    view, layer = counts_view(with_matrices(smk.input[0], smk.input.data), _config(config))
+    view, layer = counts_view(with_matrices(smk.input[0], smk.input.data, _config(config)), _config(config))
     bulk = tl.pseudobulk(view, sample_key=config["sample_key"], groupby=config["cell_type_key"], layer=layer)
     _files.write_h5ad(bulk, smk.output[0])
 
 
 def compare(smk) -> None:
     """One comparison's table; an empty one, with a warning, where the cohort has too few cells for it."""
-    adata = with_matrices(smk.input[0], smk.input.data)
+    config = _config(_cfg(smk))
+    adata = with_matrices(smk.input[0], smk.input.data, config)
     features = smk.wildcards.features
     skipped = {}
     try:
-        table = compare_one(adata, _config(_cfg(smk)), features)
+        table = compare_one(adata, config, features)
     except (tl.TooFewCellsError, tl.TooFewGenesError) as error:
         warnings.warn(f"workflow: compare_{features} skipped: {error}", UserWarning, stacklevel=2)
         table, skipped = pd.DataFrame(), {f"compare_{features}": str(error)}
@@ -247,7 +264,7 @@ def _restore(adata: ad.AnnData, key: str, table: pd.DataFrame) -> None:
 
 def profile(smk) -> None:
     config = _cfg(smk)
-    adata = with_matrices(smk.input.states, smk.input.data)
+    adata = with_matrices(smk.input.states, smk.input.data, _config(config))
     _restore(adata, Keys.CROSSTALK, _read_table(smk.input.crosstalk))
     _restore(adata, Keys.CROSSTALK + Suffix.DIFF, _read_table(smk.input.crosstalk_diff))
     _restore(adata, Keys.TIB, _read_table(smk.input.tib, index_col=0))

@@ -185,3 +185,36 @@ def test_the_workflows_profile_and_records_equal_hcctme_runs(tmp_path: Path):
         assert get.params(written, key)["tool"] == get.params(adata, key)["tool"]
     assert get.params(written, "hcctme_scores")["params"]["min_coverage"] == 0.4
     assert "LIANA" in (results / "report.html").read_text()
+
+
+def test_the_workflow_takes_gene_symbols_context_map_and_genes_groups(tmp_path: Path):
+    """Sweep 54 (helper G): the workflow's config had no `gene_symbols`, `species`, `context_map` or `genes_groups`,
+    which `hcctme run` takes: a cohort with Ensembl-like ids in var_names or its own cell-type labels could not be
+    run. Each rule now maps the names as `hcctme run` does; its calls and profile equal the run's."""
+    from hcctme import get, pipeline
+
+    adata = datasets.simulate_cohort(4, 120, n_genes=1000, spatial=True, random_state=4)
+    adata.var["feature_name"] = adata.var_names.to_numpy()
+    adata.var_names = [f"gene{i:05d}" for i in range(adata.n_vars)]
+    adata.obs["cell_type"] = adata.obs["cell_type"].cat.rename_categories({"Macrophages": "cluster 3"})
+    adata.write_h5ad(tmp_path / "cohort.h5ad")
+    settings = {"gene_symbols": "feature_name", "context_map": {"cluster 3": "macrophage"},
+                "genes_groups": ["cluster 3", "CD8+ T cells"], "crosstalk": False}
+    config = {"input": str(tmp_path / "cohort.h5ad"), "outdir": str(tmp_path / "results"), **settings}
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    assert run_workflow(configfile, cores=2, directory=tmp_path, extra_args=["--quiet", "all"]) == 0
+    results = tmp_path / "results"
+    pipeline.run(adata, **settings)
+    written = ad.read_h5ad(results / "hcctme.h5ad")
+    assert (written.obs.loc[adata.obs_names, "hcctme_state"].astype(str)
+            == adata.obs["hcctme_state"].astype(str)).all()
+    assert adata.obs.loc[adata.obs["cell_type"] == "cluster 3", "hcctme_state"].astype(str).str.startswith(
+        ("TAM", "KUPFFER")).any()
+    genes = pd.read_csv(results / "compare_genes.tsv", sep="\t")
+    assert set(genes["group"]) == set(get.compare(adata, "hcctme_compare_genes")["group"])
+    assert "cluster 3" in set(genes["group"]) <= set(settings["genes_groups"])
+    assert len(genes) == len(get.compare(adata, "hcctme_compare_genes"))
+    columns = ["sample", "axis", "activity", "active"]
+    pd.testing.assert_frame_equal(pd.read_csv(results / "resistance_profile.tsv", sep="\t")[columns],
+                                  get.profile(adata).reset_index(drop=True)[columns], check_dtype=False)
