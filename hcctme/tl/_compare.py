@@ -222,12 +222,7 @@ def compare(
         table, values = _genes(adata, units, design, reference, per_cell=per_cell, groupby=groupby, layer=layer,
                                method=method, min_cells=min_cells, dropped=dropped, skipped=skipped)
     if table.empty:
-        raise _validate.TooFewCellsError(
-            f"too few cells: after leaving out samples with fewer than min_cells={min_cells} cells, no "
-            "group has >= 2 samples in the reference and in another level (lower min_cells, or check "
-            "sample_key / groupby)"
-            + (f" (skipped: {'; '.join(skipped)[:400]})" if skipped else "")
-        )
+        raise _validate.TooFewCellsError(_nothing_tested(skipped, min_cells if per_cell else None))
     table = _finish(table)
     dropped_table = (pd.concat(dropped, ignore_index=True) if dropped
                      else pd.DataFrame(columns=["sample", "group", "n_cells"]))
@@ -495,29 +490,22 @@ def _genes(adata, units, design, reference, *, per_cell, groupby, layer, method,
 
 def _genes_group(counts: pd.DataFrame, design: pd.DataFrame, reference: str, method: str):
     """A limma method or PyDESeq2 on one group's samples x genes counts; (None, the reason) when it cannot run."""
-    sub = design.loc[counts.index].copy()
-    if "block" in sub:
-        seen = sub["block"].map(sub["block"].value_counts())
-        sub = sub[seen > 1]
-        counts = counts.loc[sub.index]
-    n_per = sub["condition"].value_counts()
-    too_few = "fewer than 2 samples in the reference and another level"
-    if n_per.get(reference, 0) < 2:
-        return None, too_few
-    others = [lv for lv in pd.unique(sub["condition"]) if lv != reference and n_per[lv] >= 2]
-    if not others:
-        return None, too_few
-    keep = sub["condition"].isin([reference, *others]).to_numpy()
+    empty = counts.index[counts.sum(axis=1).to_numpy() == 0]
+    if len(empty):  # no library to normalise by (edgeR's log-CPM of it is 0/0): left out, as a gene of no counts
+        logger.warning("compare genes: profile(s) %s have no counts in any gene; left out", list(map(str, empty)))
+        counts = counts.drop(index=empty)
+    sub = design.loc[counts.index]
+    setup = _stats.unit_design(sub, sub["condition"], reference, 2)
+    if isinstance(setup, str):
+        return None, setup
+    X, keep, others = setup
     sub, counts = sub[keep], counts[keep]
     counts = counts.loc[:, counts.sum(axis=0) > 0]
     if counts.shape[1] == 0:
         return None, "no counts"
-    X = _stats.design_matrix(sub["condition"], reference, others, covariates=_design.covariate_frame(sub),
-                             blocks=sub.get("block", None))
-    _stats.check_design(X)
     if method in ("limma-trend", "voom"):
         res, logn = (_de.run_trend if method == "limma-trend" else _de.run_voom)(counts, X, others)  # log2-CPM
-        extra = ("AveExpr", "lfcSE")
+        extra = ("AveExpr", "lfcSE", "df")
         if res[others[0]].empty:
             return None, "fewer than 2 genes pass the expression filter (filterByExpr)"
     else:
@@ -551,6 +539,24 @@ def _genes_group(counts: pd.DataFrame, design: pd.DataFrame, reference: str, met
     long = _long_values(logn[genes], sub, "")
     long = long.drop(columns="group")
     return table, long
+
+
+def _nothing_tested(skipped: list[str], min_cells: int | None) -> str:
+    """Why no group was tested: too few samples, or the groups' own reasons.
+
+    Too few samples of ``min_cells`` cells (None: one profile per sample), else what each group reported (a design
+    its samples cannot fit, no gene passing the expression filter).
+    """
+    reasons = f" (skipped: {'; '.join(skipped)[:400]})" if skipped else ""
+    too_few = [r for r in skipped if r.endswith(_stats.TOO_FEW_SAMPLES) or ("fewer than" in r and " cells" in r)]
+    if skipped and not too_few:
+        return f"no group could be tested{reasons}"
+    if min_cells is None:
+        return ("too few samples: no group has >= 2 samples in the reference and in another level (check "
+                f"condition_key / groupby){reasons}")
+    return (f"too few cells: after leaving out samples with fewer than min_cells={min_cells} cells, no group has "
+            f">= 2 samples in the reference and in another level (lower min_cells, or check sample_key / "
+            f"groupby){reasons}")
 
 
 # --------------------------------------------------------------------------------------------------

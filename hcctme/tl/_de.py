@@ -45,6 +45,7 @@ FILTER_MIN_TOTAL = 15
 FILTER_LARGE_N = 10
 FILTER_MIN_PROP = 0.7
 RESULT_COLUMNS = ["log2FoldChange", "stat", "pvalue", "lfcSE"]
+LIMMA_COLUMNS = [*RESULT_COLUMNS, "AveExpr", "df"]  # the limma methods' tables: the moderated t's df too
 _FIT_BYTES = 256 * 2**20  # memory for the per-gene X'WX blocks of one batch
 
 
@@ -168,18 +169,18 @@ def weighted_fit(y: np.ndarray, w: np.ndarray, X: np.ndarray, coefs: Sequence[in
 
 
 def ebayes(beta: np.ndarray, unscaled: np.ndarray, s2: np.ndarray, df: int) -> tuple[np.ndarray, ...]:
-    """Moderated t statistics (limma ``eBayes``), two-sided p-values and standard errors, genes x k.
+    """Moderated t statistics (limma ``eBayes``), two-sided p-values and standard errors, genes x k, and the df.
 
     The residual variances ``s2`` are squeezed towards a prior fitted across the genes
     (:func:`hcctme.tl._stats.squeeze_var`); the t statistics have the residual plus the prior degrees of
-    freedom (at most the pooled residual degrees of freedom).
+    freedom (at most the pooled residual degrees of freedom), returned last (one per gene).
     """
     post, df_total, d0, s0 = _stats.squeeze_var(s2, np.full(s2.shape, float(df)))
     logger.debug("voom: %d genes, residual df %d, prior df %.3g, prior variance %.3g", len(s2), df, d0, s0)
     se = unscaled * np.sqrt(post)[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
         t = beta / se
-    return t, 2.0 * stats.t.sf(np.abs(t), df_total[:, None]), se
+    return t, 2.0 * stats.t.sf(np.abs(t), df_total[:, None]), se, df_total
 
 
 def ns_basis(x: np.ndarray, df: int) -> np.ndarray:
@@ -247,14 +248,14 @@ def _filtered(counts: pd.DataFrame, design: np.ndarray) -> tuple[pd.DataFrame, n
 
 
 def _tables(counts: pd.DataFrame, others: Sequence[str], beta: np.ndarray, t: np.ndarray, p: np.ndarray,
-            se: np.ndarray, ave: np.ndarray) -> dict[str, pd.DataFrame]:
+            se: np.ndarray, ave: np.ndarray, df: np.ndarray) -> dict[str, pd.DataFrame]:
     return {other: pd.DataFrame({"log2FoldChange": beta[:, k], "stat": t[:, k], "pvalue": p[:, k], "lfcSE": se[:, k],
-                                 "AveExpr": ave}, index=counts.columns)
+                                 "AveExpr": ave, "df": df}, index=counts.columns)
             for k, other in enumerate(others)}
 
 
 def _empty(counts: pd.DataFrame, others: Sequence[str]) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    return ({other: pd.DataFrame(columns=[*RESULT_COLUMNS, "AveExpr"], dtype=float) for other in others},
+    return ({other: pd.DataFrame(columns=LIMMA_COLUMNS, dtype=float) for other in others},
             pd.DataFrame(index=counts.index, dtype=float))
 
 
@@ -282,7 +283,8 @@ def run_trend(
     with np.errstate(divide="ignore", invalid="ignore"):
         t = beta / se
     p = 2.0 * stats.t.sf(np.abs(t), df_total[:, None])
-    return _tables(counts, others, beta, t, p, se, ave), pd.DataFrame(y, index=counts.index, columns=counts.columns)
+    return (_tables(counts, others, beta, t, p, se, ave, df_total),
+            pd.DataFrame(y, index=counts.index, columns=counts.columns))
 
 
 def run_voom(
@@ -302,9 +304,9 @@ def run_voom(
     y, w = voom_weights(counts.to_numpy(dtype=float), design, lib)
     coefs = [list(X.columns).index(f"condition[{other}]") for other in others]
     beta, unscaled, s2, df = weighted_fit(y, w, design, coefs)
-    t, p, se = ebayes(beta, unscaled, s2, df)
-    return _tables(counts, others, beta, t, p, se, y.mean(axis=0)), pd.DataFrame(y, index=counts.index,
-                                                                                   columns=counts.columns)
+    t, p, se, df_total = ebayes(beta, unscaled, s2, df)
+    return (_tables(counts, others, beta, t, p, se, y.mean(axis=0), df_total),
+            pd.DataFrame(y, index=counts.index, columns=counts.columns))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -59,7 +59,8 @@ def enrich(
         Gene sets with fewer / more ranked genes are left out (gseapy semantics, counted after
         matching to the ranked genes).
     permutation_num
-        Gene-set permutations for the nominal p-values.
+        Gene-set permutations for the nominal p-values. A set no permutation reaches gets
+        ``1 / (permutation_num + 1)``, the smallest p-value a permutation test can give (gseapy reports 0).
     random_state
         Seed of the permutations (results are reproducible for a given seed).
     key_added
@@ -202,7 +203,9 @@ def _prerank(ranking: pd.Series, gene_sets: dict[str, list[str]], *, min_size: i
         "term": d["Term"].astype(str).to_numpy(),
         "es": pd.to_numeric(d["ES"], errors="coerce").to_numpy(float),
         "nes": nes,
-        "pvalue": pd.to_numeric(d["NOM p-val"], errors="coerce").to_numpy(float),
+        # a permutation p-value is never 0 (Phipson & Smyth 2010): gseapy's 0 is "beyond every permutation"
+        "pvalue": np.maximum(pd.to_numeric(d["NOM p-val"], errors="coerce").to_numpy(float),
+                             1.0 / (permutation_num + 1)),
         "fdr": pd.to_numeric(d["FDR q-val"], errors="coerce").to_numpy(float),
         "n_genes": [sizes[t] for t in d["Term"].astype(str)],
         "set_size": [len(gene_sets[t]) for t in d["Term"].astype(str)],

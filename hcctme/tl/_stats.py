@@ -52,6 +52,7 @@ PAIRED_METHODS = ("wilcoxon", "paired_t")
 MODEL_METHODS = ("moderated", "wls", "ols")
 SAMPLE_METHODS = MODEL_METHODS + UNPAIRED_METHODS + PAIRED_METHODS
 METHODS = ("auto", *SAMPLE_METHODS, *GENE_METHODS)
+TOO_FEW_SAMPLES = "samples in the reference and another level"  # the end of unit_design's reason
 RESULT_COLUMNS = ["feature", "contrast", "effect", "statistic", "pvalue", "n_reference", "n_other",
                   "mean_reference", "mean_other", "method", "df"]
 
@@ -380,9 +381,14 @@ def _wls(y: np.ndarray, X: np.ndarray, v: np.ndarray | None) -> tuple[np.ndarray
     return beta, np.diag(cov), s2, n - p
 
 
-def _pattern_design(sub: pd.DataFrame, cond_all: pd.Series, reference: str,
-                    min_samples: int) -> tuple[pd.DataFrame, np.ndarray, list[str]] | None:
-    """Design matrix of the units in ``sub``, which of them enter it, and the testable levels (None if none)."""
+def unit_design(sub: pd.DataFrame, cond_all: pd.Series, reference: str,
+                min_samples: int) -> tuple[pd.DataFrame, np.ndarray, list[str]] | str:
+    """Design matrix of the units in ``sub``, which of them enter it, and the testable levels; or why none.
+
+    A pair/patient block left with one unit is dropped (it carries no within-block information), before and
+    after the levels with fewer than ``min_samples`` units are; the design of what is left must be estimable.
+    """
+    too_few = f"fewer than {min_samples} {TOO_FEW_SAMPLES}"
     cond = cond_all.loc[sub.index]
     keep = np.ones(len(sub), dtype=bool)
     blocks = sub.get("block")
@@ -390,10 +396,10 @@ def _pattern_design(sub: pd.DataFrame, cond_all: pd.Series, reference: str,
         keep &= (blocks.map(blocks.value_counts()) > 1).to_numpy()
     counts = cond[keep].value_counts()
     if counts.get(reference, 0) < min_samples:
-        return None
+        return too_few
     others = [lv for lv in pd.unique(cond_all) if lv != reference and counts.get(lv, 0) >= min_samples]
     if not others:
-        return None
+        return too_few
     keep &= cond.isin([reference, *others]).to_numpy()
     if blocks is not None:  # again: dropping levels can leave blocks with one unit
         kept = blocks[keep]
@@ -401,7 +407,7 @@ def _pattern_design(sub: pd.DataFrame, cond_all: pd.Series, reference: str,
         counts = cond[keep].value_counts()
         others = [lv for lv in others if counts.get(lv, 0) >= min_samples]
         if counts.get(reference, 0) < min_samples or not others:
-            return None
+            return too_few
         keep &= cond.isin([reference, *others]).to_numpy()
     sub = sub[keep]
     cov_cols = [c for c in sub.columns if c.startswith("covariate:")]
@@ -409,8 +415,8 @@ def _pattern_design(sub: pd.DataFrame, cond_all: pd.Series, reference: str,
     X = design_matrix(cond[keep], reference, others, covariates=covs, blocks=sub.get("block"))
     try:
         check_design(X)
-    except ValueError:  # the full design was checked up front: these units alone cannot fit it
-        return None
+    except ValueError as err:  # the full design was checked up front: these units alone cannot fit it
+        return f"these samples cannot fit the design ({err})"
     return X, keep, others
 
 
@@ -436,8 +442,8 @@ def moderated_fit(
     patterns, codes = np.unique(~np.isnan(matrix.T), axis=0, return_inverse=True)
     fits = []
     for k, pattern in enumerate(patterns):  # features measured in the same units share a design
-        setup = _pattern_design(design.loc[values.index[pattern]], cond_all, reference, min_samples)
-        if setup is None:
+        setup = unit_design(design.loc[values.index[pattern]], cond_all, reference, min_samples)
+        if isinstance(setup, str):
             continue
         X, keep, others = setup
         rows = np.flatnonzero(pattern)[keep]

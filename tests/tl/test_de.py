@@ -83,7 +83,7 @@ def test_ebayes_equals_limma_port():
     y = np.log2(counts.to_numpy(float) + 0.5)
     X = _stats.design_matrix(condition, "A", ["B"]).to_numpy(float)
     beta, unscaled, s2, df = _de.weighted_fit(y, np.ones_like(y), X, [1])
-    t, p, se = _de.ebayes(beta, unscaled, s2, df)
+    t, p, se, _ = _de.ebayes(beta, unscaled, s2, df)
     fit = limma.eBayes(limma.lmFit(pd.DataFrame(y.T), design=X))
     np.testing.assert_allclose(t[:, 0], np.asarray(fit.t)[:, 1], rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(p[:, 0], np.asarray(fit.p_value)[:, 1], rtol=1e-6)

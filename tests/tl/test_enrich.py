@@ -53,6 +53,15 @@ def test_planted_set_enriched_up(genes_result):
     assert out.set_index("term").loc["PLANTED", "pvalue"] <= out.set_index("term").loc["RANDOM", "pvalue"]
 
 
+def test_a_permutation_p_value_is_never_zero(genes_result):
+    """Sweep 55: a set no permutation reaches read p = 0 and padj = 0 (gseapy's NOM p-val); the smallest p a
+    permutation test can give is 1 / (permutations + 1) (Phipson & Smyth 2010)."""
+    _, table = genes_result
+    out = _enrich(table, GENE_SETS, permutation_num=50, random_state=1)
+    assert out["pvalue"].min() >= 1 / 51 and out["padj"].min() > 0
+    assert out.set_index("term").loc["PLANTED", "pvalue"] == pytest.approx(1 / 51)
+
+
 def test_reproducible_with_seed(genes_result):
     _, table = genes_result
     a = _enrich(table, GENE_SETS, permutation_num=100, random_state=3)

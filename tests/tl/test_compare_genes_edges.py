@@ -1,0 +1,101 @@
+"""Gene-level compare at the edges a cohort reaches (sweep 55): one group's design, an orphan pair member after a
+thin level is dropped, an empty profile, the documented df column, and what the refusal names."""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from hcctme import get, tl
+
+
+def _bulk(counts: np.ndarray, cond: list[str]) -> ad.AnnData:
+    n, g = counts.shape
+    return ad.AnnData(X=counts.astype(np.float32), obs=pd.DataFrame({"cond": cond}, index=[f"S{i}" for i in range(n)]),
+                      var=pd.DataFrame(index=[f"g{j}" for j in range(g)]))
+
+
+def _nb(rng: np.random.Generator, n: int, g: int) -> np.ndarray:
+    return rng.negative_binomial(5, 5 / (5 + np.exp(rng.normal(3, 1.5, g))[None] * np.ones((n, 1))))
+
+
+def test_a_group_whose_samples_cannot_fit_the_design_is_skipped_not_the_call():
+    """`rare` keeps 4 samples, in which `batch` equals the condition: the whole call failed, the valid T lost."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for s in range(8):
+        for ct, n in (("T", 30), ("rare", 30 if s % 2 == 0 else 2)):
+            rows += [(f"s{s}", ct, "R" if s < 4 else "NR")] * n
+    obs = pd.DataFrame(rows, columns=["sample", "ct", "cond"], index=[f"c{i}" for i in range(len(rows))])
+    obs["batch"] = obs["sample"].map(dict(zip([f"s{i}" for i in range(8)], [0., 1, 0, 1, 1, 0, 1, 0], strict=True)))
+    adata = ad.AnnData(X=_nb(rng, len(obs), 200).astype(np.float32), obs=obs,
+                       var=pd.DataFrame(index=[f"g{j}" for j in range(200)]))
+    tl.compare(adata, condition_key="cond", sample_key="sample", reference="R", groupby="ct", covariates="batch",
+               features="genes", min_cells=10, layer=None)
+    assert set(get.compare(adata)["group"]) == {"T"}
+    skipped = get.params(adata, "hcctme_compare")["skipped"]
+    assert any(s.startswith("rare: these samples cannot fit the design") and "'batch'" in s for s in skipped)
+
+
+def test_a_pair_member_left_alone_by_a_dropped_level_leaves_the_fit():
+    """p0A and the C samples of X are too small: C is dropped, p0B has no partner and must go (it stayed)."""
+    rng = np.random.default_rng(4)
+    mu = np.exp(rng.normal(0, 2, 400)) * 0.3
+    rows = []
+    for p in range(5):
+        for level in ("A", "B", "C"):
+            sample = f"p{p}{level}"
+            nx = 3 if sample == "p0A" or (level == "C" and p > 0) else 30
+            for ct, n in (("X", nx), ("Y", 30)):
+                rows += [(sample, f"p{p}", level, ct)] * n
+    obs = pd.DataFrame(rows, columns=["sample", "pair", "cond", "ct"], index=[f"c{i}" for i in range(len(rows))])
+    X = rng.poisson(mu[None] * np.exp(rng.normal(0, 0.3, (len(obs), 1))), size=(len(obs), 400)).astype(np.float32)
+    adata = ad.AnnData(X=sp.csr_matrix(X), obs=obs, var=pd.DataFrame(index=[f"g{j}" for j in range(400)]))
+    kw = dict(condition_key="cond", sample_key="sample", reference="A", features="genes", groupby="ct",
+              pair_key="pair", min_cells=10, layer=None)
+    tl.compare(adata, **kw)
+    full = get.compare(adata).query("group == 'X'")
+    clean = adata[~((adata.obs["sample"] == "p0B") & (adata.obs["ct"] == "X"))].copy()
+    tl.compare(clean, **kw)
+    by_hand = get.compare(clean).query("group == 'X'")
+    assert full[["n_reference", "n_other"]].drop_duplicates().values.tolist() == [[4, 4]]
+    merged = full.merge(by_hand, on=["feature", "contrast"], suffixes=("", "_hand"))
+    assert len(merged) == len(full) == len(by_hand)
+    np.testing.assert_allclose(merged["pvalue"], merged["pvalue_hand"], rtol=1e-10)
+
+
+@pytest.mark.parametrize("method", ["limma-trend", "voom"])
+def test_a_profile_without_counts_is_left_out_not_every_p_value_nan(method: str, caplog):
+    """limma-trend's log-CPM of a library of 0 is 0/0: every p-value of the table was NaN, silently."""
+    rng = np.random.default_rng(1)
+    counts = _nb(rng, 10, 200)
+    counts[9] = 0
+    adata = _bulk(counts, ["R"] * 5 + ["NR"] * 5)
+    tl.compare(adata, condition_key="cond", sample_key=None, reference="R", features="genes", method=method,
+               layer=None)
+    table = get.compare(adata)
+    assert table["pvalue"].notna().all() and (table["n_other"] == 4).all()
+    assert "S9" in caplog.text and "no counts" in caplog.text
+    reference = _bulk(counts[:9], ["R"] * 5 + ["NR"] * 4)
+    tl.compare(reference, condition_key="cond", sample_key=None, reference="R", features="genes", method=method,
+               layer=None)
+    pd.testing.assert_frame_equal(table, get.compare(reference))
+
+
+def test_the_limma_tables_carry_the_moderated_df():
+    rng = np.random.default_rng(0)
+    adata = _bulk(_nb(rng, 8, 200), ["R"] * 4 + ["NR"] * 4)
+    for method in ("limma-trend", "voom"):
+        tl.compare(adata, condition_key="cond", sample_key=None, reference="R", features="genes", method=method,
+                   layer=None)
+        df = get.compare(adata)["df"]
+        assert ((df >= 6 - 1e-9) & np.isfinite(df)).all()  # the residual df (8 - 2) plus the prior's
+
+
+def test_an_expression_filter_failure_is_not_blamed_on_min_cells():
+    rng = np.random.default_rng(0)
+    adata = _bulk(rng.poisson(0.5, size=(8, 3000)), ["R"] * 4 + ["NR"] * 4)
+    with pytest.raises(tl.TooFewCellsError, match=r"^no group could be tested .*filterByExpr") as info:
+        tl.compare(adata, condition_key="cond", sample_key=None, reference="R", features="genes", layer=None)
+    assert "min_cells" not in str(info.value)
