@@ -548,7 +548,7 @@ def _nothing_tested(skipped: list[str], min_cells: int | None) -> str:
     its samples cannot fit, no gene passing the expression filter).
     """
     reasons = f" (skipped: {'; '.join(skipped)[:400]})" if skipped else ""
-    too_few = [r for r in skipped if r.endswith(_stats.TOO_FEW_SAMPLES) or ("fewer than" in r and " cells" in r)]
+    too_few = [r for r in skipped if r.endswith(_stats.TOO_FEW_SAMPLES) or " cells" in r]
     if skipped and not too_few:
         return f"no group could be tested{reasons}"
     if min_cells is None:

@@ -212,15 +212,25 @@ def _check_design(adata: AnnData, groupby: str, sample_key: str | None, conditio
 
 
 def _check_kept_levels(design: pd.DataFrame, kept_groups: dict[str, list[str]], reference: str,
-                       min_cells: int) -> None:
-    """The differential test needs kept units of the reference level and of another; raise where it has not."""
-    levels = set(design.loc[list(kept_groups), "condition"].astype(str))
-    if reference not in levels or len(levels) < 2:
+                       min_cells: int, min_samples: int) -> None:
+    """The differential test needs kept units of the reference level and of another: raise where it has none.
+
+    Where no two levels keep ``min_samples`` units, nothing can be tested: a warning says so (the per-sample
+    table, which the resistance profile reads, is still written).
+    """
+    counts = design.loc[list(kept_groups), "condition"].astype(str).value_counts()
+    kept = ", ".join(f"{level!r}: {n}" for level, n in sorted(counts.items()))
+    if reference not in counts or len(counts) < 2:
         raise _validate.TooFewCellsError(
             f"too few cells: the samples with two or more groups of >= min_cells={min_cells} cells are all of "
-            f"condition level(s) {sorted(levels)}; the differential test needs samples of the reference "
+            f"condition level(s) {sorted(counts.index)}; the differential test needs samples of the reference "
             f"{reference!r} and of another level (lower min_cells, or call without condition_key for the "
             "per-sample table)")
+    if counts[reference] < min_samples or not (counts.drop(reference) >= min_samples).any():
+        logger.warning("crosstalk: the differential test can test nothing: the samples with two or more groups of "
+                       ">= min_cells=%d cells are, per condition level, {%s}; it needs >= min_samples=%d of the "
+                       "reference %r and of another level (lower min_cells or min_samples)", min_cells, kept,
+                       min_samples, reference)
 
 
 def _check_options(*, method: str | None, axes_only: bool, min_cells: int, expr_prop: float, n_perms: int | None,
@@ -313,6 +323,16 @@ def _cells(groups: np.ndarray, samples: np.ndarray, kept_groups: dict[str, list[
     """Per sample, the (sorted) indices of its cells in the kept groups."""
     return {sample: np.flatnonzero((samples == sample) & np.isin(groups, keep))
             for sample, keep in kept_groups.items()}
+
+
+def _whole_samples(groups: np.ndarray, samples: np.ndarray, kept_groups: dict[str, list[str]]) -> dict[str, np.ndarray]:
+    """Per kept sample, the indices of all its labelled cells: LIANA run on a sample sees it whole.
+
+    LIANA leaves out the groups below ``min_cells`` itself (the groups :func:`_select_groups` leaves out), and its
+    ``lrscore`` reads the mean of the whole matrix it is given: the sample's, as LIANA run on that sample reads it.
+    """
+    labelled = pd.notna(groups)
+    return {sample: np.flatnonzero((samples == sample) & labelled) for sample in kept_groups}
 
 
 def _run_rank_aggregate(X: Any, cells: dict[str, np.ndarray], groups: np.ndarray, obs_names: pd.Index,
@@ -598,7 +618,7 @@ def crosstalk(
         with ``condition_key``, ``conditions`` (unit, condition). With ``condition_key``,
         ``uns[key_added + "_diff"]``: the differential table, one row per interaction: ``source``,
         ``target``, ``ligand_complex``, ``receptor_complex``, ``axis``, ``condition``,
-        ``reference``, ``effect`` (strength where detected, moderated model coefficient),
+        ``reference``, ``effect`` (strength where detected, linear model coefficient),
         ``mean_reference``, ``mean_other`` (mean strength where detected), ``detection_reference``,
         ``detection_other`` (fractions of evaluable units), ``detection_effect``,
         ``pvalue_detection``, ``pvalue_strength``, ``pvalue`` (the two parts combined), ``padj``
@@ -633,14 +653,15 @@ def crosstalk(
     kept_groups, skipped = _select_groups(d["groups"], d["samples"], d["order"], min_cells=opts["min_cells"],
                                           groupby=groupby)
     if d["design"] is not None:
-        _check_kept_levels(d["design"], kept_groups, d["reference"], opts["min_cells"])
+        _check_kept_levels(d["design"], kept_groups, d["reference"], opts["min_cells"], opts["min_samples"])
     cells = _cells(d["groups"], d["samples"], kept_groups)
     thinning = (_depth_fractions(adata, counts_layer, cells, var_names, opts["chunk_size"])
                 if d["design"] is not None else None)
     if opts["method"] == "lr_means":
         long = _run_lr_means(X, cells, d["groups"], kept_groups, var_names, res_table, thinning, opts)
     else:
-        long = _run_rank_aggregate(X, cells, d["groups"], adata.obs_names, var_names, res_table, thinning, opts)
+        whole = _whole_samples(d["groups"], d["samples"], kept_groups)
+        long = _run_rank_aggregate(X, whole, d["groups"], adata.obs_names, var_names, res_table, thinning, opts)
     table = _table(long, sample_key, list(kept_groups), opts["expr_prop"])
     provenance = _provenance(call, d, opts, res_info, kept_groups, skipped, thinning is not None)
     diff = None if d["design"] is None else _differential(

@@ -125,6 +125,11 @@ def ta_response(
     if len(small) == len(n_cells):
         raise _validate.TooFewCellsError(f"too few cells: no sample of obs[{sample_key!r}] has >= "
                                          f"min_cells={min_cells} cells (largest: {int(n_cells.max())})")
+    if aggregate == "pseudobulk" and len(n_cells) - len(small) < 2:
+        raise _validate.TooFewCellsError(
+            f"too few samples: the pseudobulk z-scores compare the units of obs[{sample_key!r}] with each other and "
+            f"need >= 2 of >= min_cells={min_cells} cells; {len(n_cells) - len(small)} kept (use aggregate='mean' "
+            "for per-cell score means of a single sample)")
     if len(small):
         logger.warning("ta_response: %d sample(s) with fewer than %d cells left out: %s", len(small), min_cells,
                        list(small.index)[:20])
