@@ -229,6 +229,8 @@ def random_state(value: Any, *, name: str = "random_state", allow_none: bool = F
         raise TypeError(f"{name} must be {kind}, got {type(value).__name__} ({value!r})")
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
+    if value >= 2**63:  # the tools record it in uns; h5ad stores it as a 64-bit integer
+        raise ValueError(f"{name} must be < 2**63 (stored in h5ad as a 64-bit integer), got {value}")
     return int(value)
 
 

@@ -290,7 +290,8 @@ def test_null_refuses_effects():
 # Effects and noise
 # ------------------------------------------------------------------------------------------------
 def test_effects_merge_over_defaults_and_noise_scales_them():
-    adata = simulate_cohort(4, 50, effects={"TAM2_SPP1": 2.0, "Neutrophils": 0}, noise=2.0, random_state=0)
+    adata = simulate_cohort(4, 50, effects={"TAM2_SPP1": 2.0, "Neutrophils": 0}, noise=2.0, spatial=True,
+                            random_state=0)
     truth = adata.uns[Keys.SIM]
     assert truth["effects"]["TAM2_SPP1"] == 2.0
     assert truth["effects"]["CD8_TEX_TERMINAL"] == DEFAULT_EFFECTS["CD8_TEX_TERMINAL"]
@@ -322,7 +323,11 @@ def test_bigger_effect_gives_bigger_shift():
     (dict(n_genes=0), ValueError, "n_genes"),
     (dict(random_state=-1), ValueError, "random_state"),
     (dict(random_state=1.5), TypeError, "random_state"),
-    (dict(noise=0), ValueError, "noise must be > 0"),
+    (dict(random_state=2**64), ValueError, r"random_state must be < 2\*\*63"),
+    (dict(random_state=5, seed=7), ValueError, "disagree"),
+    (dict(noise=0), ValueError, r"noise must be in \[0.1, 10.0\]"),
+    (dict(noise=0.001), ValueError, "noise must be in"),
+    (dict(n_genes=40_000), ValueError, "n_genes=40000 is more than the"),
     (dict(noise="loud"), TypeError, "noise"),
     (dict(spatial="yes"), TypeError, "spatial"),
     (dict(effects={"TAM9_NOPE": 1.0}), ValueError, "unknown effect name.*TAM9_NOPE.*TAM2_SPP1"),
@@ -443,3 +448,14 @@ def test_small_cohorts_are_fast():
     start = time.perf_counter()
     simulate_cohort(12, 400, n_genes=500, null=True, random_state=1)
     assert time.perf_counter() - start < 5.0  # typically ~0.3 s; generous for loaded CI machines
+
+
+def test_the_barrier_stays_a_fraction_and_is_planted_only_with_coordinates():
+    """Sweep 55: noise=0.5 recorded a barrier "fraction" of 1.6; a cohort without coordinates recorded a barrier
+    applied (0.8, 'up') that nothing planted."""
+    truth = simulate_cohort(4, 60, spatial=True, noise=0.5, random_state=0).uns["hcctme_sim"]
+    assert truth["effects_applied"]["barrier"] == 1.0
+    assert (truth["barrier"]["strength"] <= 1.0).all()
+    flat = simulate_cohort(4, 60, random_state=0).uns["hcctme_sim"]
+    row = flat["effects_table"].set_index("name").loc["barrier"]
+    assert row["applied"] == 0.0 and row["direction_in_resistors"] == "none"
