@@ -2,7 +2,7 @@
 
 The script writes a synthetic CSR count matrix to a temporary h5ad, then
 
-1. opens it backed and runs ``hcctme.tl.score`` (UCell, ``--signatures`` random signatures of 30 genes)
+1. opens it backed and runs ``hcctme.tl.score`` (UCell, 30 random signatures of 30 genes)
    and ``hcctme.tl.pseudobulk`` (patient x cell type) in this process, ``--rows`` cells at a time;
 2. reads it as dask arrays with ``anndata.experimental.read_elem_lazy`` (``--rows`` cells per task) and
    runs the same two calls with a ``LocalCluster`` of ``--workers`` single-threaded worker processes as
@@ -67,6 +67,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000, help="cells per chunk / task")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    if min(args.cells, args.genes, args.nnz, args.rows, args.workers) < 1:
+        parser.error("--cells, --genes, --nnz, --rows and --workers must be >= 1")
 
     import distributed
     import h5py

@@ -121,6 +121,8 @@ def main() -> None:
     parser.add_argument("--power-cells", type=int, default=200, help="cells per patient in the power cohorts")
     parser.add_argument("--power-seed", type=int, default=7000)
     args = parser.parse_args()
+    if min(args.cohorts, args.jobs, args.cells, args.patients) < 1:
+        parser.error("--cohorts, --jobs, --cells and --patients must be >= 1")
     pd.set_option("display.width", 200)
     if args.power:
         warnings.filterwarnings("ignore")

@@ -221,6 +221,8 @@ def main() -> None:
     parser.add_argument("--cells", type=int, default=500, help="cells per patient")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    if min(args.sizes) < 2 or args.reps < 1:
+        parser.error("--sizes must be >= 2 patients per arm each (a cohort needs >= 4) and --reps >= 1")
     warnings.simplefilter("ignore")
     hc.settings.progress = False
     tables = []

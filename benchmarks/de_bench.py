@@ -133,6 +133,8 @@ def main() -> None:
     parser.add_argument("--null-lib-sd", type=float, nargs="*", default=[],
                         help="also print the null FPR with library sizes spread this much (log-scale sd)")
     args = parser.parse_args()
+    if min(args.samples) < 4 or args.genes < 400:
+        parser.error("--samples must be >= 4 each (two arms of >= 2) and --genes >= 400 (200 genes are planted)")
     null_sweep(args.null_lib_sd)
     for n in args.samples:
         counts, condition, planted = simulate_counts(n, args.genes, seed=args.seed)

@@ -254,6 +254,8 @@ def main() -> None:
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    if min(args.sizes) < 1000 or args.genes < 1:
+        parser.error("--sizes must be >= 1000 cells each and --genes >= 1")
     Path(args.out).mkdir(parents=True, exist_ok=True)
     print(f"{os.cpu_count()} CPUs, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM; hcctme run args: {extra}")
     results = {str(n): bench_size(n, args, extra) for n in args.sizes}
