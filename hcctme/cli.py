@@ -414,7 +414,9 @@ def _cmd_axes(args: argparse.Namespace) -> int:
 def _cmd_workflow(args: argparse.Namespace) -> int:
     from hcctme.workflow import run_workflow
 
-    extra = [a for a in args.snakemake_args if a != "--"]
+    extra = list(args.snakemake_args)
+    if extra[:1] == ["--"]:  # the separator only: a later "--" is snakemake's
+        extra = extra[1:]
     return run_workflow(args.configfile, cores=args.cores, directory=args.directory, extra_args=extra)
 
 

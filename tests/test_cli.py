@@ -147,3 +147,13 @@ def test_states_on_an_unscored_file_names_the_command_that_scores_it(capsys, tmp
     code, _, err = run(capsys, "states", str(path), "--out", str(tmp_path / "s.h5ad"), "--cell-type-key", "cell_type")
     assert code == cli.EXIT_USAGE and "hcctme score input.h5ad --out scored.h5ad" in err
     assert not (tmp_path / "s.h5ad").exists()
+
+
+def test_workflow_passes_what_follows_the_separator_to_snakemake(tmp_path: Path, monkeypatch):
+    """Only the leading `--` is the separator (every `--` was dropped, a later one meant for snakemake too)."""
+    import hcctme.workflow
+
+    calls = []
+    monkeypatch.setattr(hcctme.workflow, "run_workflow", lambda *a, **kw: calls.append(kw["extra_args"]) or 0)
+    assert cli.main(["workflow", "--configfile", str(tmp_path / "c.yaml"), "--", "--dry-run", "--", "x"]) == 0
+    assert calls == [["--dry-run", "--", "x"]]

@@ -268,6 +268,8 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
     m = _Matched([], [], [], [], [], [], {}, {})
     low: list[str] = []
     yours: list[str] = []  # the user's gene sets (collection "user"): named first, never cut from the warning
+    short_yours: list[str] = []  # fewer than MIN_GENES genes in all: no data scores them
+    short_library: list[str] = []
     ambiguous: dict[str, list[str]] = {}
     for sig in sigs:
         up = list(dict.fromkeys(str(g) for g in sig.genes_up))
@@ -280,6 +282,10 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
         m.coverage[sig.id] = float(coverage)
         m.n_genes[sig.id] = len(genes)
         used = up_p if method == "aucell" else present
+        if len(genes) < Defaults.MIN_GENES:  # no data and no min_coverage can score it
+            (short_yours if sig.collection == "user" else short_library).append(f"{sig.id} ({len(genes)} genes)")
+            m.dropped.append(sig.id)
+            continue
         if coverage < min_coverage or len(used) < Defaults.MIN_GENES or not up_p:
             entry = f"{sig.id} ({len(present)}/{len(genes)} genes, {coverage:.0%})"
             if coverage >= min_coverage and len(present) >= Defaults.MIN_GENES:  # enough genes, too few up genes
@@ -316,14 +322,21 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
             f"{min_coverage:.0%} of its genes and >= {Defaults.MIN_GENES} genes found, genes_up among them"
             f"{up_only}; best coverage: {best[0]} with {best[1]:.0%}). {_names_hint(names)}"
         )
-    if low or yours:
+    if short_library:
+        logger.info("signature(s) of fewer than %d genes are never scored: %s", Defaults.MIN_GENES,
+                    ", ".join(short_library))
+    if low or yours or short_yours:
         shown = ", ".join(low[:30]) + (f", ... ({len(low)} in all)" if len(low) > 30 else "")
         shown = "; ".join(filter(None, [f"your gene set(s) {', '.join(yours)}" if yours else "", shown]))
+        coverage_part = (f"fewer than {min_coverage:.0%} of their genes (or fewer than {Defaults.MIN_GENES} "
+                         f"genes, or of genes_up) found in the data: {shown}. Lower min_coverage (--min-coverage) "
+                         "to score them anyway, or run hcctme.pp.harmonize_genes(adata) if gene names differ "
+                         "(aliases, Ensembl ids, mouse)") if shown else ""
+        short_part = (f"your gene set(s) {', '.join(short_yours)} have fewer than {Defaults.MIN_GENES} genes in "
+                      "all, which no min_coverage scores (add genes, or read them one by one)") if short_yours else ""
         warnings.warn(
-            f"{len(low) + len(yours)} of {len(sigs)} signature(s) left out: fewer than {min_coverage:.0%} of their "
-            f"genes (or fewer than {Defaults.MIN_GENES} genes, or of genes_up) found in the data: {shown}. Lower "
-            "min_coverage (--min-coverage) to score them anyway, or run hcctme.pp.harmonize_genes(adata) if gene "
-            "names differ (aliases, Ensembl ids, mouse)",
+            f"{len(low) + len(yours) + len(short_yours)} of {len(sigs)} signature(s) left out: "
+            + "; ".join(filter(None, [coverage_part, short_part])),
             ScoringWarning,
             stacklevel=3,
         )

@@ -360,6 +360,22 @@ def test_low_coverage_signatures_left_out_with_one_warning():
     assert list(out.obsm["hcctme_scores"].columns) == ["GOOD", "HALF_MISSING"]
 
 
+def test_a_set_of_fewer_than_three_genes_is_not_sent_to_min_coverage(caplog):
+    """Sweep 55: TAM3_MT1G (2 of 2 genes measured) was listed under 'lower min_coverage to score them anyway' in
+    every run (six times in tutorial 05), a fix that cannot work; a user's 2-gene set the same."""
+    adata = hcctme.datasets.simulate_cohort(4, 50, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ScoringWarning)
+        with caplog.at_level("INFO", logger="hcctme"):
+            hcctme.tl.score(adata, ["TAM3_MT1G", "TAM2_SPP1"], min_coverage=0.0)
+    assert list(hcctme.get.scores(adata).columns) == ["TAM2_SPP1"]
+    assert "never scored: TAM3_MT1G (2 genes)" in caplog.text
+    with pytest.warns(ScoringWarning) as record:
+        hcctme.tl.score(adata, {"PAIR": ["CD8A", "CD8B"], "CD8": ["CD8A", "CD8B", "CD3E"]}, min_coverage=0.0)
+    text = " ".join(str(r.message) for r in record)
+    assert "your gene set(s) PAIR (2 genes) have fewer than 3 genes in all" in text and "min_coverage (" not in text
+
+
 def test_the_users_unscorable_gene_sets_are_named_first_in_the_warning_and_the_report():
     """Behind more than 30 library signatures left out, a user's set was cut from the warning ("... (40 in all)")
     and the report said nothing."""
