@@ -444,7 +444,8 @@ def call_states(
         Seed of the self-training: its k-means cuts, calibration fold splits and the cell subsamples it draws;
         the seedings of a population use ``random_state``, ``random_state + 1``, ... Another seed is another draw
         of the cuts, not another method: ``uns[key_added + "_params"]["self_train"]["seedings"]`` says how far
-        one population's draws agree.
+        one population's draws agree. The draws follow the rows as stored: the same cells in another order (or
+        with genes no cell expresses added) are another draw as well (README, limits).
     layer, use_raw
         Expression read by ``self_train`` and the artefact rules: ``adata.layers[layer]``, ``adata.raw``
         (``use_raw=None`` follows scanpy, as :func:`hcctme.tl.score` does: ``.raw`` when present and no layer

@@ -59,15 +59,18 @@ def _normalised(X: sp.csr_matrix, counts: bool) -> sp.csr_matrix:
     """Counts scaled to 10,000 per cell and log1p'd; other values as they are, duplicate entries summed.
 
     Each cell holds one value per gene (the matrix product sums duplicates; a copy is summed for other
-    values, the input untouched): the mean squares and sample sums add stored values one by one.
+    values, the input untouched): the mean squares and sample sums add stored values one by one. Stored zeros
+    are dropped: the detection counts and ranks read stored entries, so a zero kept in the matrix read as detected.
     """
     if counts:
         total = np.asarray(X.sum(axis=1)).ravel()
         X = sp.csr_matrix(sp.diags((1e4 / np.maximum(total, 1.0)).astype(np.float32)) @ X)
         X.data = np.log1p(X.data)
-    elif not X.has_canonical_format:
+        X.eliminate_zeros()
+    elif not X.has_canonical_format or (X.data == 0).any():
         X = X.copy()
         X.sum_duplicates()
+        X.eliminate_zeros()
     return X
 
 

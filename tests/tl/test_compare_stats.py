@@ -16,7 +16,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
+from anndata import AnnData
 from scipy import stats
 
 import hcctme as hc
@@ -159,3 +161,30 @@ def test_planted_gene_gain_found_8v8():
     indexed = table.set_index(["feature", "group"])
     for key in (("CD44", "Fibroblasts"), ("SPP1", "Macrophages")):
         assert indexed.loc[key, "padj"] < 0.1 and indexed.loc[key, "direction"] == "up", indexed.loc[key]
+
+
+def test_a_contrast_reads_the_same_whichever_of_its_levels_is_the_reference():
+    """Sweep 55: with three levels, a feature whose reference level kept too few units was left out of the shared
+    prior, so B vs A (reference A) and A vs B (reference B) differed in p by up to 0.099 (df 48 vs 11.8)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for arm in "ABC":
+        for k in range(3):
+            for group in ("g1", "g2"):
+                rows += [(f"{arm}{k}", arm, group)] * (2 if (group == "g2" and arm == "A" and k > 0) else 30)
+    obs = pd.DataFrame(rows, columns=["sample", "arm", "group"], index=[f"c{i}" for i in range(len(rows))])
+    adata = AnnData(X=np.zeros((len(obs), 1), dtype=np.float32), obs=obs)
+    shift = obs["sample"].map({s: rng.normal(0, 0.3) for s in obs["sample"].unique()}).to_numpy()
+    adata.obsm["hcctme_scores"] = pd.DataFrame(
+        {f"sig{j}": shift * rng.uniform(0.5, 2) + rng.normal(0, 1, len(obs)) for j in range(8)}, index=obs.index)
+
+    def contrast(reference: str, name: str) -> pd.DataFrame:
+        out = hc.tl.compare(adata, condition_key="arm", sample_key="sample", reference=reference, groupby="group",
+                            method="moderated", min_cells=10, copy=True).uns["hcctme_compare"]
+        return out[(out["contrast"] == name) & (out["group"] == "g1")].set_index("feature").sort_index()
+
+    ref_a, ref_b = contrast("A", "B vs A"), contrast("B", "A vs B")
+    assert len(ref_a) == 8
+    np.testing.assert_allclose(ref_a["effect"], -ref_b["effect"], atol=1e-12)
+    np.testing.assert_allclose(ref_a["pvalue"], ref_b["pvalue"], rtol=1e-9)
+    np.testing.assert_allclose(ref_a["df"], ref_b["df"], rtol=1e-9)
