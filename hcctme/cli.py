@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="samples with fewer cells in a group are left out of that group")
     _add_backed(compare)
 
-    crosstalk = add("crosstalk", help="ligand-receptor crosstalk on resistance axes (tl.crosstalk)")
+    crosstalk = add("crosstalk", help="ligand-receptor crosstalk, annotated with the resistance axes (tl.crosstalk)")
     crosstalk.add_argument("input")
     crosstalk.add_argument("--out", required=True, help="output .tsv")
     crosstalk.add_argument("--groupby", required=True)

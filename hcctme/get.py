@@ -35,7 +35,7 @@ _LEGACY_TABLES = ("table", "compare", "per_sample")
 def _stored(adata: AnnData, key: str, suffix: str) -> Any:
     """``uns[key + suffix]``, unwrapping the dicts hcctme 0.1 wrote (None when absent)."""
     stored = adata.uns.get(key + suffix)
-    if isinstance(stored, Mapping):  # 0.1: {"table": ..., "params": ...} or ta_response's {"compare": ...}
+    if isinstance(stored, Mapping) and any(k in stored for k in _LEGACY_TABLES):  # 0.1's wrappers
         return stored.get("table", stored.get("compare"))
     parent = adata.uns.get(key)
     if stored is None and suffix == Suffix.PER_SAMPLE and isinstance(parent, Mapping):

@@ -35,6 +35,7 @@ _step_logger = logging.getLogger(STEP_LOGGER)
 
 STEPS = ("score", "states", "compare", "ta_response", "crosstalk", "tib", "profile")
 _NO_CONDITION = "condition_key=None, no conditions to compare"  # the comparisons' skip reason (no warning)
+_NO_STATES = "no state calls (obs['hcctme_state']): add 'states' to steps, or run tl.call_states first"
 # what the data cannot hold (too few cells per sample, too few genes measured): the step is skipped, the run goes on
 _DATA_LIMITS = (_validate.TooFewCellsError, _validate.TooFewGenesError)
 
@@ -139,6 +140,11 @@ class PipelineConfig:
             skipped["crosstalk"] = "crosstalk=False"
         if "tib" in self.steps and self.spatial_key not in adata.obsm:
             skipped["tib"] = f"no spatial coordinates in obsm[{self.spatial_key!r}]"
+        if "states" not in self.steps and Keys.STATE not in adata.obs:  # the steps that read the calls have none
+            if "compare" in self.steps and "compare" not in skipped:
+                skipped["compare_composition"] = _NO_STATES
+            if "tib" in self.steps and "tib" not in skipped:
+                skipped["tib"] = _NO_STATES
         return skipped
 
 
@@ -248,6 +254,9 @@ def run(adata: AnnData, config: PipelineConfig | None = None, **params) -> AnnDa
     cohort, or a gene panel, still gets what it can hold and its report. When a step fails otherwise, ``adata`` is
     restored to what it was before the call.
     """
+    if config is not None and not isinstance(config, PipelineConfig):
+        raise TypeError(f"config must be a PipelineConfig, got {type(config).__name__}; pass PipelineConfig(**d) or "
+                        "run(adata, **d)")
     config = PipelineConfig(**{**(asdict(config) if config else {}), **params})
     _validate.anndata(adata, writes=True)  # before the snapshot: a backed view cannot even be restored
     with _restored_on_error(adata):
@@ -409,6 +418,9 @@ def _compare(adata: AnnData, config: PipelineConfig) -> dict[str, str]:
     if not config.genes or counts_problem(adata, config.counts_layer):
         features = ("composition", "scores")
     skipped = {}
+    if Keys.STATE not in adata.obs:
+        features = tuple(f for f in features if f != "composition")
+        skipped["compare_composition"] = _NO_STATES
     for feature in features:
         try:
             compare_one(adata, config, feature)
@@ -437,9 +449,11 @@ def _crosstalk(adata: AnnData, config: PipelineConfig) -> None:
                  random_state=config.random_state)
 
 
-def _tib(adata: AnnData, config: PipelineConfig) -> None:
+def _tib(adata: AnnData, config: PipelineConfig) -> dict[str, str] | None:
     if config.spatial_key not in adata.obsm:
-        return
+        return None
+    if Keys.STATE not in adata.obs:
+        return {"tib": _NO_STATES}
     tl.tib(adata, sample_key=config.sample_key, spatial_key=config.spatial_key, random_state=config.random_state)
 
 

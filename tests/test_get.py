@@ -224,3 +224,11 @@ def test_profile_evidence_is_read_through_get_and_slashed_keys_are_refused():
         ht.get.profile(adata, "prof", summary=True, evidence=True)
     with pytest.raises(ValueError, match="holds '/'"):
         ht.tl.score(adata, key_added="ucell/v2")
+
+
+def test_a_key_holding_something_else_than_a_table_is_a_type_error():
+    """Sweep 55: a dict under the key read as 0.1's wrapper: the KeyError said the key was absent, then listed it."""
+    adata = AnnData(np.zeros((2, 2), dtype=np.float32))
+    adata.uns["hcctme_compare"] = {"note": "not a table"}
+    with pytest.raises(TypeError, match=r"uns\['hcctme_compare'\] is a dict, not a results table"):
+        ht.get.compare(adata)

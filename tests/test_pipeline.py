@@ -274,3 +274,16 @@ def test_a_missing_outcome_column_and_counts_layer_name_their_options():
     with pytest.raises(KeyError, match=r"counts_layer='umi' \(--counts-layer\) is not a layer.*--no-genes"):
         pipeline.counts_problem(adata, "umi")
     assert pipeline.PipelineConfig(min_coverage=0.3).min_coverage == 0.3
+
+
+def test_steps_that_read_state_calls_left_without_them_are_skipped_up_front():
+    """Sweep 55: steps=("score", "compare") without state calls scored, then failed in the composition test (a
+    KeyError not naming the states step); a dict config failed inside dataclasses.asdict."""
+    adata = datasets.simulate_cohort(6, 150, spatial=True, random_state=0)
+    with pytest.warns(UserWarning, match="compare_composition skipped: no state calls"):
+        pipeline.run(adata, steps=("score", "compare", "tib"), genes=False)
+    skipped = adata.uns["hcctme_run"]["skipped"]
+    assert skipped["compare_composition"].startswith("no state calls") and skipped["tib"].startswith("no state")
+    assert "hcctme_compare_scores" in adata.uns and "hcctme_state" not in adata.obs
+    with pytest.raises(TypeError, match="config must be a PipelineConfig, got dict"):
+        pipeline.run(adata, {"genes": False})

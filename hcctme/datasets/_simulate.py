@@ -253,10 +253,7 @@ def _biology(n_genes: int, library_version: str) -> _Biology:
         + [g for genes in downs.values() for g in genes]
         + [LR_TRUTH["ligand"], LR_TRUTH["receptor"]]
     ))
-    if n_genes < len(programme):
-        logger.warning("n_genes=%d is smaller than the %d genes of the cell-type and state programmes; "
-                       "simulating those %d genes", n_genes, len(programme), len(programme))
-        n_genes = len(programme)
+    n_genes = max(n_genes, len(programme))  # simulate_cohort warns
     in_universe = set(programme)
     others = [g for g in _other_library_genes() if g not in in_universe][: n_genes - len(programme)]
     in_universe.update(others)
@@ -555,6 +552,9 @@ def simulate_cohort(
     if not args["spatial"] and "barrier" in applied:
         applied["barrier"] = 0.0  # no coordinates: no barrier planted
     bio = _biology(args["n_genes"], _validate.library_version())
+    if bio.genes.size > args["n_genes"]:
+        warnings.warn(f"n_genes={args['n_genes']} is smaller than the {bio.genes.size} genes of the cell-type and "
+                      f"state programmes; simulating those {bio.genes.size} genes", UserWarning, stacklevel=2)
     rng = np.random.default_rng(args["random_state"])
     cohort = _draw_patients(rng, args["n_patients"])
     cells = _draw_cells(rng, cohort, applied, noise=args["noise"], cells_per_patient=args["cells_per_patient"])

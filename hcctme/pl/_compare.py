@@ -23,7 +23,7 @@ def _tables(data, key: str, values: pd.DataFrame | None) -> tuple[pd.DataFrame, 
     if isinstance(data, pd.DataFrame):
         return data, values
     raise TypeError(
-        f"expected an AnnData holding a tl.compare result or the DataFrame tl.compare returned, got "
+        f"expected an AnnData holding a tl.compare result or the DataFrame hcctme.get.compare reads, got "
         f"{type(data).__name__}"
     )
 
@@ -54,7 +54,7 @@ def compare(
     ----------
     data
         AnnData with the results of :func:`hcctme.tl.compare` (``uns[key]`` and ``uns[key +
-        "_values"]``), or the table it returned (then pass ``values``).
+        "_values"]``), or its table as :func:`hcctme.get.compare` reads it (then pass ``values``).
     features
         Features to show (default: the ``n_top`` rows with the smallest p-values).
     group, contrast

@@ -29,7 +29,7 @@ def _table(data: AnnData | pd.DataFrame, key: str) -> pd.DataFrame:
         raise TypeError(f"{key!r} is not a resistance_profile table; re-run hcctme.tl.resistance_profile")
     missing = [c for c in _REQUIRED if c not in table.columns]
     if missing:
-        raise ValueError(f"the table lacks column(s) {missing}; pass the table hcctme.tl.resistance_profile returned")
+        raise ValueError(f"the table lacks column(s) {missing}; pass the table hcctme.get.profile reads")
     return table
 
 
@@ -60,7 +60,7 @@ def resistance_profile(
     Parameters
     ----------
     data
-        AnnData with ``uns[key]`` or the table :func:`hcctme.tl.resistance_profile` returned.
+        AnnData with ``uns[key]`` or the table :func:`hcctme.get.profile` reads.
     key
         uns key of the table.
     value

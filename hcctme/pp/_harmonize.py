@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -213,8 +214,9 @@ def _raw_symbols(adata: AnnData, gene_symbols: str | None, species: str) -> pd.S
     elif gene_symbols in adata.raw.var.columns:
         names = pd.Index(adata.raw.var[gene_symbols])
     else:
-        logger.warning("harmonize_genes: adata.raw.var has no column %r; the genes of .raw keep their names (tools "
-                       "read .raw by default: pass use_raw=False to read the harmonised .X)", gene_symbols)
+        warnings.warn(f"harmonize_genes: adata.raw.var has no column {gene_symbols!r}; the genes of .raw keep their "
+                      "names (tools read .raw by default: pass use_raw=False to read the harmonised .X)", UserWarning,
+                      stacklevel=3)
         return None
     table, _ = resolve_collisions(map_names(list(names.astype(object)), species))
     return pd.Series(table["symbol"].to_numpy(dtype=object), index=adata.raw.var_names, dtype=object)

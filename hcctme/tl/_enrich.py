@@ -37,7 +37,7 @@ def enrich(
     """Preranked GSEA of a genes comparison against the hcctme library or the user's gene sets.
 
     Genes of each group x contrast of a :func:`hcctme.tl.compare` table (``features="genes"``) are
-    ranked by ``rank_by`` (the moderated t of voom or the Wald statistic of DESeq2 by default: positive
+    ranked by ``rank_by`` (the moderated t of limma-trend or voom, or the Wald statistic of DESeq2, by default: positive
     = higher in the other level) and passed to :func:`gseapy.prerank`. Gene sets are always handed to gseapy as a local
     dict, so nothing is downloaded (no Enrichr library names).
 

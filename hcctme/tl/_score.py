@@ -90,7 +90,8 @@ def score(
         as absent). Lower it for shallow data (e.g. to the median genes per cell).
     min_coverage
         Signatures with a smaller fraction of their genes found in the data, or with fewer than
-        ``Defaults.MIN_GENES`` (3) genes found, are left out with one warning that lists them.
+        ``Defaults.MIN_GENES`` (3) genes found, are left out with one warning that lists them (each with its
+        reason). A library signature of fewer than 3 genes in all (TAM3_MT1G) is never scored and only logged.
     chunk_size
         Cells read and scored at once; bounds memory. Default ``Defaults.CHUNK_SIZE`` (10,000)
         for in-memory and backed sparse data, blocks of about 256 MB for a dense matrix on disk,
@@ -266,8 +267,8 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
         first.setdefault(name, pos)
     duplicated = set(names[names.duplicated()])
     m = _Matched([], [], [], [], [], [], {}, {})
-    low: list[str] = []
-    yours: list[str] = []  # the user's gene sets (collection "user"): named first, never cut from the warning
+    low: list[tuple[str, bool]] = []  # (entry, whether a lower min_coverage would score it)
+    yours: list[tuple[str, bool]] = []  # the user's gene sets (collection "user"): named first, never cut
     short_yours: list[str] = []  # fewer than MIN_GENES genes in all: no data scores them
     short_library: list[str] = []
     ambiguous: dict[str, list[str]] = {}
@@ -291,7 +292,10 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
             if coverage >= min_coverage and len(present) >= Defaults.MIN_GENES:  # enough genes, too few up genes
                 why = "aucell reads genes_up only" if method == "aucell" else "none of its genes_up is found"
                 entry = f"{sig.id} ({len(up_p)} of its {len(up)} genes_up found: {why})"
-            (yours if sig.collection == "user" else low).append(entry)
+            elif len(used) < Defaults.MIN_GENES:  # below the floor: no min_coverage scores it
+                entry = f"{sig.id} ({len(used)}/{len(genes)} genes found, fewer than {Defaults.MIN_GENES})"
+            lowering_helps = len(used) >= Defaults.MIN_GENES and bool(up_p)
+            (yours if sig.collection == "user" else low).append((entry, lowering_helps))
             m.dropped.append(sig.id)
             continue
         amb = sorted(g for g in present if g in duplicated)
@@ -317,41 +321,57 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
     if not m.ids:
         best = max(m.coverage.items(), key=lambda kv: kv[1])
         up_only = "; aucell reads genes_up only" if method == "aucell" else ""
+        helps = any(h for _, h in low + yours)
         raise _validate.TooFewGenesError(
             f"none of the {len(sigs)} signature(s) has enough genes in the data (needs >= "
             f"{min_coverage:.0%} of its genes and >= {Defaults.MIN_GENES} genes found, genes_up among them"
-            f"{up_only}; best coverage: {best[0]} with {best[1]:.0%}). {_names_hint(names)}"
+            f"{up_only}; best coverage: {best[0]} with {best[1]:.0%}). {_names_hint(names, lowering_helps=helps)}"
         )
     if short_library:
         logger.info("signature(s) of fewer than %d genes are never scored: %s", Defaults.MIN_GENES,
                     ", ".join(short_library))
     if low or yours or short_yours:
-        shown = ", ".join(low[:30]) + (f", ... ({len(low)} in all)" if len(low) > 30 else "")
-        shown = "; ".join(filter(None, [f"your gene set(s) {', '.join(yours)}" if yours else "", shown]))
-        coverage_part = (f"fewer than {min_coverage:.0%} of their genes (or fewer than {Defaults.MIN_GENES} "
-                         f"genes, or of genes_up) found in the data: {shown}. Lower min_coverage (--min-coverage) "
-                         "to score them anyway, or run hcctme.pp.harmonize_genes(adata) if gene names differ "
-                         "(aliases, Ensembl ids, mouse)") if shown else ""
-        short_part = (f"your gene set(s) {', '.join(short_yours)} have fewer than {Defaults.MIN_GENES} genes in "
-                      "all, which no min_coverage scores (add genes, or read them one by one)") if short_yours else ""
-        warnings.warn(
-            f"{len(low) + len(yours) + len(short_yours)} of {len(sigs)} signature(s) left out: "
-            + "; ".join(filter(None, [coverage_part, short_part])),
-            ScoringWarning,
-            stacklevel=3,
-        )
+        warnings.warn(_left_out(low, yours, short_yours, n_sigs=len(sigs), min_coverage=min_coverage),
+                      ScoringWarning, stacklevel=3)
     return m
 
 
-def _names_hint(names: pd.Index) -> str:
+def _left_out(low: list[tuple[str, bool]], yours: list[tuple[str, bool]], short_yours: list[str], *, n_sigs: int,
+              min_coverage: float) -> str:
+    """The warning naming the signatures left out, the user's first, each group with the fix that works for it.
+
+    ``low`` / ``yours``: (entry, whether a lower ``min_coverage`` would score it) of the library's / the user's.
+    """
+    def listed(entries: list[str], mine: list[str]) -> str:
+        shown = ", ".join(entries[:30]) + (f", ... ({len(entries)} in all)" if len(entries) > 30 else "")
+        return "; ".join(filter(None, [f"your gene set(s) {', '.join(mine)}" if mine else "", shown]))
+
+    parts = []
+    coverage = listed([e for e, h in low if h], [e for e, h in yours if h])
+    if coverage:
+        parts.append(f"fewer than {min_coverage:.0%} of their genes found in the data: {coverage}. Lower "
+                     "min_coverage (--min-coverage) to score them anyway")
+    floor = listed([e for e, h in low if not h], [e for e, h in yours if not h])
+    if floor:
+        parts.append(f"fewer than {Defaults.MIN_GENES} of their genes (or none of genes_up) found: {floor}, which no "
+                     "min_coverage scores")
+    if short_yours:
+        parts.append(f"your gene set(s) {', '.join(short_yours)} have fewer than {Defaults.MIN_GENES} genes in all, "
+                     "which no min_coverage scores (add genes, or read them one by one)")
+    return (f"{len(low) + len(yours) + len(short_yours)} of {n_sigs} signature(s) left out: " + "; ".join(parts)
+            + ". Run hcctme.pp.harmonize_genes(adata) if gene names differ (aliases, Ensembl ids, mouse)")
+
+
+def _names_hint(names: pd.Index, *, lowering_helps: bool = True) -> str:
     """What to do when no signature has enough genes, from what the gene names look like."""
     from hcctme.sig import _genes
 
     kind = _genes.gene_id_type(list(names))
     if kind["id_type"] == "symbol" and kind["species"] == "human":
+        fix = ("lower min_coverage (--min-coverage) to score them anyway" if lowering_helps else
+               f"no min_coverage scores them: each has fewer than {Defaults.MIN_GENES} of its genes measured")
         return (f"The data's {len(names):,} gene names are human symbols: they measure too few of these "
-                "signatures' genes (a targeted panel or a gene subset?); lower min_coverage (--min-coverage) to "
-                "score them anyway")
+                f"signatures' genes (a targeted panel or a gene subset?); {fix}")
     return (f"The data's gene names look like {_validate._preview(names[:5])}: if they are Ensembl ids or mouse "
             "symbols, run hcctme.pp.harmonize_genes(adata) first; otherwise check the species and the signatures' "
             "gene symbols")

@@ -347,3 +347,14 @@ def test_the_call_is_recorded_as_every_tool_records_it():
     again = make(var.index, var=var.copy())
     ht.pp.harmonize_genes(again, **record["params"])
     assert again.var[Keys.SYMBOL].tolist() == adata.var[Keys.SYMBOL].tolist() == ["CD8A", "CD3D"]
+
+
+def test_a_name_column_raw_lacks_is_warned():
+    """Sweep 55: the docstring's "a warning says so" was a log line no default session shows; the tools then read
+    .raw under its unmapped names."""
+    adata = AnnData(np.ones((3, 2), dtype=np.float32), var=pd.DataFrame({"sym": ["CD8A", "CD3E"]}, index=["g1", "g2"]))
+    adata.raw = adata.copy()
+    del adata.raw.var["sym"]
+    with pytest.warns(UserWarning, match="adata.raw.var has no column 'sym'"):
+        ht.pp.harmonize_genes(adata, gene_symbols="sym")
+    assert "hcctme_symbol" not in adata.raw.var

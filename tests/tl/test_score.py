@@ -374,6 +374,12 @@ def test_a_set_of_fewer_than_three_genes_is_not_sent_to_min_coverage(caplog):
         hcctme.tl.score(adata, {"PAIR": ["CD8A", "CD8B"], "CD8": ["CD8A", "CD8B", "CD3E"]}, min_coverage=0.0)
     text = " ".join(str(r.message) for r in record)
     assert "your gene set(s) PAIR (2 genes) have fewer than 3 genes in all" in text and "min_coverage (" not in text
+    with pytest.warns(ScoringWarning) as record:  # 2 of 3 genes measured (67 %): the floor, not the coverage
+        hcctme.tl.score(adata, {"MOST": ["CD8A", "CD8B", "NOT_A_GENE"], "CD8": ["CD8A", "CD8B", "CD3E"]})
+    text = " ".join(str(r.message) for r in record)
+    assert "MOST (2/3 genes found, fewer than 3)" in text and "Lower min_coverage" not in text
+    with pytest.raises(hcctme.tl.TooFewGenesError, match="no min_coverage scores them"):
+        hcctme.tl.score(adata, {"MOST": ["CD8A", "CD8B", "NOT_A_GENE"]}, min_coverage=0.0)
 
 
 def test_the_users_unscorable_gene_sets_are_named_first_in_the_warning_and_the_report():
@@ -386,7 +392,9 @@ def test_the_users_unscorable_gene_sets_are_named_first_in_the_warning_and_the_r
     with pytest.warns(ScoringWarning) as record:
         hcctme.tl.score(adata, sigs)
     text = next(str(r.message) for r in record if issubclass(r.category, ScoringWarning))
-    assert "in all)" in text and "your gene set(s) MY_OWN_SET (1/4 genes, 25%)" in text
+    # 1 of its 4 genes: below the 3-gene floor, named first among those no min_coverage scores (sweep 55: it was
+    # sent to min_coverage with the others)
+    assert "found: your gene set(s) MY_OWN_SET (1/4 genes found, fewer than 3)" in text
     dropped = adata.uns["hcctme_scores_params"]["dropped"]
     assert "MY_OWN_SET" in dropped and len(dropped) > 31
     note = _dropped_note(adata.uns["hcctme_scores_params"])
