@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from hcctme import _labels, _version
-from hcctme._constants import Defaults, Files, Keys
+from hcctme._constants import Defaults, Files, Keys, Suffix
 
 MatrixKind = Literal["counts", "lognorm", "scaled", "other"]
 
@@ -155,6 +155,9 @@ def level(values: pd.Series, value: Any, *, key: str, what: str = "reference") -
 
 def constant_within(adata: AnnData, key: str, by: str) -> pd.Series:
     """Check that obs[key] takes one value per obs[by] group; return it indexed by group."""
+    missing = int(_column(adata.obs, "obs", key, "conditions").isna().sum())
+    if missing:
+        raise ValueError(f"obs[{key!r}] has {missing} missing value(s); every cell needs one (drop or label them)")
     frame = pd.DataFrame({by: _column(adata.obs, "obs", by, "samples").astype(str),
                           key: _column(adata.obs, "obs", key, "conditions").astype(str)})
     n_values = frame.groupby(by, observed=True)[key].nunique()
@@ -186,13 +189,47 @@ def call_record(**arguments: Any) -> dict[str, Any]:
     return {"params": params, "params_none": [name for name, value in arguments.items() if value is None]}
 
 
-def key_added(key: Any) -> str:
-    """Check a ``key_added`` argument (no "/": anndata writes it as nested groups, which read back elsewhere)."""
+def key_added(key: Any, *, adata: AnnData | None = None, slots: Sequence[str] = (),
+              reads: Iterable[Any] = ()) -> str:
+    """Check a ``key_added`` argument (no "/": anndata writes it as nested groups, which read back elsewhere).
+
+    With ``adata``, the key may not name an entry of ``slots`` (``"obs"``, ``"obsm"``, ``"uns"``) that no hcctme tool
+    wrote (no ``uns[key + "_params"]``: the user's own data, e.g. ``obsm["spatial"]``), nor an input the call
+    ``reads`` (its cell-type or sample column).
+    """
     if not isinstance(key, str) or not key:
         raise TypeError(f"key_added must be a non-empty string, got {key!r}")
     if "/" in key:
         raise ValueError(f"key_added {key!r} holds '/', which h5ad files read back as nested keys; use '_' instead")
+    if key in set(r for r in reads if isinstance(r, str)):
+        raise ValueError(f"key_added={key!r} is also a column this call reads; choose another key_added")
+    if adata is not None and key + Suffix.PARAMS not in adata.uns:
+        for slot in slots:
+            if key in getattr(adata, slot):
+                raise ValueError(f"key_added={key!r} would overwrite adata.{slot}[{key!r}], which no hcctme tool "
+                                 "wrote; choose another key_added")
     return key
+
+
+def key_name(value: Any, *, name: str) -> str:
+    """Check a key argument naming an entry of the AnnData (a non-empty string)."""
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{name} must be a non-empty string (a key of the AnnData), got {value!r}")
+    return value
+
+
+def names(value: Any, *, name: str) -> list[str] | None:
+    """A name or a list of names (no repeats) as a list; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list | tuple | pd.Index | np.ndarray) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"{name} must be a name or a list of names, got {value!r}")
+    repeated = sorted({v for v in value if list(value).count(v) > 1})
+    if repeated:
+        raise ValueError(f"{name} names {repeated} more than once")
+    return list(value)
 
 
 def choice(value: Any, options: Sequence[str], *, name: str) -> str:
@@ -285,6 +322,8 @@ def matrix(
     ``use_raw=None`` follows scanpy: ``.raw`` is used when present and no layer is given.
     Returns the matrix (not copied) and its gene names.
     """
+    if use_raw is not None and not isinstance(use_raw, bool | np.bool_):
+        raise TypeError(f"use_raw must be True, False or None, got {use_raw!r}")
     if layer is not None and use_raw:
         raise ValueError("give either layer= or use_raw=True, not both")
     if layer is not None:
@@ -562,6 +601,7 @@ def counts(X: Any, *, what: str = "this tool", layer: str | None = None) -> None
 # --------------------------------------------------------------------------------------------------
 def scores(adata: AnnData, key: str = Keys.SCORES, *, argument: str = "scores_key") -> pd.DataFrame:
     """Return signature scores stored by :func:`hcctme.tl.score` (``argument``: the caller's name for ``key``)."""
+    key = key_name(key, name=argument)
     if key not in adata.obsm:
         raise KeyError(
             f"no signature scores in adata.obsm[{key!r}]; run hcctme.tl.score(adata) first (on the command line: "
@@ -576,6 +616,15 @@ def scores(adata: AnnData, key: str = Keys.SCORES, *, argument: str = "scores_ke
     return frame
 
 
+def finite_scores(scores: pd.DataFrame, key: str) -> None:
+    """Refuse infinite scores (no per-sample mean or z-score can hold them)."""
+    infinite = np.isinf(scores.to_numpy(dtype=float))
+    if infinite.any():
+        bad = list(scores.columns[infinite.any(axis=0)])
+        raise ValueError(f"score columns {_preview(bad)} of adata.obsm[{key!r}] hold {int(infinite.sum())} infinite "
+                         "value(s), which no per-sample mean can hold; re-run hcctme.tl.score or replace them")
+
+
 def state_calls(adata: AnnData, key: str = Keys.STATE) -> pd.Series:
     """Return state calls stored by :func:`hcctme.tl.call_states`."""
     if key not in adata.obs.columns:
@@ -588,14 +637,15 @@ def state_calls(adata: AnnData, key: str = Keys.STATE) -> pd.Series:
 
 def spatial(adata: AnnData, key: str = Keys.SPATIAL) -> np.ndarray:
     """Return 2-D spatial coordinates from ``obsm[key]``."""
-    if key not in adata.obsm:
+    if key_name(key, name="spatial_key") not in adata.obsm:
         raise KeyError(
             f"no spatial coordinates in adata.obsm[{key!r}]; this tool needs spatial data "
             "(squidpy/Visium convention obsm['spatial'], or pass spatial_key=)"
         )
     coords = np.asarray(adata.obsm[key], dtype=float)
-    if coords.ndim != 2 or coords.shape[1] < 2:
-        raise ValueError(f"adata.obsm[{key!r}] must be cells x 2 coordinates, got shape {coords.shape}")
+    if coords.ndim != 2 or not 2 <= coords.shape[1] <= 3:
+        raise ValueError(f"adata.obsm[{key!r}] must be cells x 2 (or 3) coordinates, got shape {coords.shape}; "
+                         "pass spatial_key= naming the coordinates")
     if not np.all(np.isfinite(coords[:, :2])):
         raise ValueError(f"adata.obsm[{key!r}] has NaN or infinite coordinates")
     return coords[:, :2]

@@ -46,7 +46,7 @@ def _stored(adata: AnnData, key: str, suffix: str) -> Any:
 def _table(adata: AnnData, key: str, suffix: str, *, tool: str) -> pd.DataFrame:
     """``uns[key + suffix]`` as a DataFrame; a KeyError naming ``tool`` when it is missing."""
     _validate.anndata(adata, allow_empty=True)
-    name = key + suffix
+    name = _validate.key_name(key, name="key") + suffix
     table = _stored(adata, key, suffix)
     if table is None:
         raise KeyError(
@@ -75,7 +75,7 @@ def params(adata: AnnData, key: str) -> dict[str, Any]:
     ``tool(adata, **get.params(adata, key)["params"])`` repeats the call.
     """
     _validate.anndata(adata, allow_empty=True)
-    stored = adata.uns.get(key + Suffix.PARAMS)
+    stored = adata.uns.get(_validate.key_name(key, name="key") + Suffix.PARAMS)
     if stored is None and isinstance(adata.uns.get(key), Mapping):
         stored = _legacy_params(adata, key)
     if stored is None:
@@ -127,6 +127,7 @@ def states(adata: AnnData, key: str = Keys.STATE) -> pd.DataFrame:
     (the cell context each cell was read in) and ``unrefined`` (calls before refinement).
     """
     _validate.anndata(adata, allow_empty=True)
+    _validate.key_name(key, name="key")
     columns = {"state": key, "confidence": key + Suffix.CONFIDENCE, "context": key + Suffix.CONTEXT,
                "unrefined": key + Suffix.UNREFINED}
     _validate.state_calls(adata, key)
@@ -140,6 +141,7 @@ def compare(adata: AnnData, key: str = Keys.COMPARE, *, values: bool = False) ->
     With ``values=True``, the long per-sample values that were tested (sample, group, feature, value,
     condition), as :func:`hcctme.pl.compare` draws them.
     """
+    values = _validate.boolean(values, name="values")
     return _table(adata, key, Suffix.VALUES if values else "", tool="hcctme.tl.compare")
 
 
@@ -150,12 +152,14 @@ def enrich(adata: AnnData, key: str = Keys.ENRICH) -> pd.DataFrame:
 
 def ta_response(adata: AnnData, key: str = Keys.TA_RESPONSE, *, per_sample: bool = False) -> pd.DataFrame:
     """Table of :func:`hcctme.tl.ta_response`: the comparison, or the per-sample values (``per_sample=True``)."""
+    per_sample = _validate.boolean(per_sample, name="per_sample")
     tool = "hcctme.tl.ta_response" + ("" if per_sample else " with condition_key and reference")
     return _table(adata, key, Suffix.PER_SAMPLE if per_sample else "", tool=tool)
 
 
 def crosstalk(adata: AnnData, key: str = Keys.CROSSTALK, *, differential: bool = False) -> pd.DataFrame:
     """Table of :func:`hcctme.tl.crosstalk`: liana's interactions, or the patient-level differential table."""
+    differential = _validate.boolean(differential, name="differential")
     tool = "hcctme.tl.crosstalk" + (" with condition_key and reference" if differential else "")
     return _table(adata, key, Suffix.DIFF if differential else "", tool=tool)
 
@@ -171,6 +175,7 @@ def profile(adata: AnnData, key: str = Keys.PROFILE, *, summary: bool = False, e
     ``summary=True``: the per-axis summary by condition; ``evidence=True``: the long evidence table behind each
     activity (one row per sample, axis and piece of evidence).
     """
+    summary, evidence = _validate.boolean(summary, name="summary"), _validate.boolean(evidence, name="evidence")
     if summary and evidence:
         raise ValueError("give summary=True or evidence=True, not both")
     if evidence:

@@ -91,7 +91,7 @@ def test_each_getter_reads_its_key_and_names_the_tool(read, where, tool):
     got.loc[0, "padj"] = 1.0  # a copy
     assert adata.uns[where].loc[0, "padj"] == 0.01
     adata.uns[where] = {"not": "a table"}
-    with pytest.raises(KeyError, match=tool):  # a dict without a table is no result
+    with pytest.raises(TypeError, match=tool):  # a dict without a table (sweep 55: a KeyError listing the key)
         read(adata)
     adata.uns[where] = np.arange(3)
     with pytest.raises(TypeError, match="not a results table"):

@@ -884,8 +884,9 @@ def test_missing_counts_skip_gene_tests_with_a_warning_and_a_record(small, monke
     monkeypatch.setattr(tl, "compare", _recorder(calls, "compare"))
     with pytest.warns(UserWarning, match="compare_genes skipped: no raw counts"):
         hc.pipeline.run(adata, **PIPE, steps=("compare",))
-    assert [kw["features"] for _, _, kw in calls] == ["composition", "scores"]
+    assert [kw["features"] for _, _, kw in calls] == ["scores"]  # no state calls here: no composition (sweep 55)
     assert adata.uns["hcctme_run"]["skipped"]["compare_genes"].startswith("no raw counts")
+    assert adata.uns["hcctme_run"]["skipped"]["compare_composition"].startswith("no state calls")
 
 
 def test_counts_taken_from_raw(small, monkeypatch):

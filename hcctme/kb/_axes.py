@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from hcctme import _validate
 from hcctme.kb import _schema
 from hcctme.kb._schema import split_complex
 
@@ -92,7 +93,7 @@ def _ids(axis: str | Sequence[str] | None) -> list[str]:
         return t.ids
     if not isinstance(axis, str) and not (isinstance(axis, Iterable) and all(isinstance(a, str) for a in axis)):
         raise TypeError(f"axis must be an axis id or a list of them (see hcctme.kb.axes()), got {axis!r}")
-    wanted = [axis] if isinstance(axis, str) else list(axis)
+    wanted = list(dict.fromkeys([axis] if isinstance(axis, str) else axis))  # an id named twice is one axis
     unknown = [a for a in wanted if a not in t.ids]
     if unknown:
         raise KeyError(f"unknown resistance axis/axes {unknown}; known axes: {t.ids}")
@@ -234,6 +235,7 @@ def axis_pairs(*, include_metabolite: bool = False) -> pd.DataFrame:
     ``ligand_complex`` and the receptor's in ``receptor_complex`` (either orientation); see
     :func:`annotate`.
     """
+    include_metabolite = _validate.boolean(include_metabolite, name="include_metabolite")
     frame = axes()
     keep = frame["interaction"].eq("protein") | (include_metabolite & frame["interaction"].eq("metabolite"))
     columns = ["ligand", "receptor", "axis", "direction", "sender", "receiver", "interaction"]
@@ -283,6 +285,10 @@ def annotate(ligands: Iterable[str], receptors: Iterable[str]) -> pd.Series:
     ``KLRK1`` matches ``HCST_KLRK1``). The reversed orientation also matches, because resources
     differ on direction (e.g. ``TIGIT -> PVR``).
     """
+    for name, values in (("ligands", ligands), ("receptors", receptors)):
+        if isinstance(values, str) or not isinstance(values, Iterable):
+            raise TypeError(f"{name} must be a list (or column) of complex names, one per interaction, got "
+                            f"{values!r}")
     ligands = pd.Index(np.asarray(list(ligands), dtype=object).astype(str))
     receptors = pd.Index(np.asarray(list(receptors), dtype=object).astype(str))
     if len(ligands) != len(receptors):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -11,10 +11,12 @@ from matplotlib.axes import Axes
 
 from hcctme import _validate, get
 from hcctme._constants import GENE_METHODS, Defaults, Keys, Suffix
-from hcctme.pl._utils import finish, panels
+from hcctme.pl._utils import common_arguments, finish, panels
 
 
 def _tables(data, key: str, values: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    if values is not None and not isinstance(values, pd.DataFrame):
+        raise TypeError(f"values must be the long per-sample table (a DataFrame) or None, got {type(values).__name__}")
     if isinstance(data, AnnData):
         table = get.compare(data, key)
         if values is None and key + Suffix.VALUES in data.uns:
@@ -28,6 +30,7 @@ def _tables(data, key: str, values: pd.DataFrame | None) -> tuple[pd.DataFrame, 
     )
 
 
+@common_arguments
 def compare(
     data: AnnData | pd.DataFrame,
     *,
@@ -89,6 +92,8 @@ def compare(
         )
     n_top = _validate.positive_int(n_top, name="n_top")
     ncols = _validate.positive_int(ncols, name="ncols")
+    if palette is not None and not isinstance(palette, Mapping):
+        raise TypeError(f"palette must be a dict {{condition level: colour}}, got {palette!r}")
     rows = _select_rows(table, group, contrast)
     if features is not None:
         if isinstance(features, str):
@@ -164,6 +169,7 @@ def compare(
     return finish(list(axes.ravel()[:n]), show=show, save=save)
 
 
+@common_arguments
 def volcano(
     data: AnnData | pd.DataFrame,
     *,

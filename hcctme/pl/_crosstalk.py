@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 
 from hcctme import _validate, get
 from hcctme._constants import Defaults, Keys
-from hcctme.pl._utils import finish, panels
+from hcctme.pl._utils import common_arguments, finish, panels
 from hcctme.tl import _crosstalk_stats as cstats
 
 _ARROW = " \u2192 "
@@ -213,6 +213,7 @@ def strip(adata: AnnData, *, key: str = Keys.CROSSTALK, interaction: Any = None,
     return ax
 
 
+@common_arguments
 def crosstalk(adata: AnnData, *, kind: str = "dotplot", key: str = Keys.CROSSTALK, ax: Axes | None = None,
               show: bool = False, save: str | None = None, **kwargs: Any) -> Axes | None:
     """Plot :func:`hcctme.tl.crosstalk` results.

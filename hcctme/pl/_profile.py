@@ -11,9 +11,9 @@ from anndata import AnnData
 from matplotlib.axes import Axes
 from matplotlib.colors import TwoSlopeNorm
 
-from hcctme import get
+from hcctme import _validate, get
 from hcctme._constants import Keys
-from hcctme.pl._utils import finish, panels
+from hcctme.pl._utils import common_arguments, finish, panels
 
 _REQUIRED = ("sample", "axis", "activity", "active")
 
@@ -41,6 +41,7 @@ def _short_therapies(text: str, n: int = 2) -> str:
     return ", ".join(items[:n]) + (f" +{len(items) - n}" if len(items) > n else "")
 
 
+@common_arguments
 def resistance_profile(
     data: AnnData | pd.DataFrame,
     *,
@@ -86,6 +87,10 @@ def resistance_profile(
     table = _table(data, key)
     if value not in table.columns:
         raise ValueError(f"value={value!r} is not a column of the table; choose activity or a z_* column")
+    max_therapies = _validate.positive_int(max_therapies, name="max_therapies", minimum=0)
+    if vmax is not None and (isinstance(vmax, bool) or not isinstance(vmax, int | float | np.integer | np.floating)
+                             or not 0 < vmax < np.inf):
+        raise TypeError(f"vmax must be a positive number or None, got {vmax!r}")
     if axes is not None:
         axes = [axes] if isinstance(axes, str) else list(axes)
         unknown = sorted(set(axes) - set(table["axis"]))

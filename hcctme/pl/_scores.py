@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 
 from hcctme import _validate, get
 from hcctme._constants import Keys, Suffix
-from hcctme.pl._utils import finish, panels
+from hcctme.pl._utils import common_arguments, finish, panels
 
 KINDS = ("dotplot", "heatmap")
 
@@ -22,12 +22,9 @@ def score_summary(adata: AnnData, groupby: str, signatures: Sequence[str] | None
     """Per group: mean score (groups x signatures) and fraction of cells with a score above 0."""
     scores = get.scores(adata, key)
     groups = _validate.obs_column(adata, groupby, purpose="groups to summarise scores by")
+    signatures = _validate.names(signatures, name="signatures")
     if signatures is None:
         signatures = list(scores.columns)
-    elif isinstance(signatures, str):
-        signatures = [signatures]
-    else:
-        signatures = list(signatures)
     if not signatures:
         raise ValueError("no signatures to plot: pass signature ids or leave signatures=None")
     missing = [s for s in signatures if s not in scores.columns]
@@ -48,6 +45,7 @@ def score_summary(adata: AnnData, groupby: str, signatures: Sequence[str] | None
     return means, fraction
 
 
+@common_arguments
 def scores(
     adata: AnnData,
     groupby: str,

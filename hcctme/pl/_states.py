@@ -11,7 +11,7 @@ from matplotlib.axes import Axes
 
 from hcctme import _validate, get
 from hcctme._constants import Defaults, Keys, Suffix
-from hcctme.pl._utils import finish, panels
+from hcctme.pl._utils import common_arguments, finish, panels
 
 UNASSIGNED_COLOUR = "#d9d9d9"
 KINDS = ("bar", "umap")
@@ -56,6 +56,7 @@ def _state_info(adata: AnnData, key: str) -> dict:
     return info if isinstance(info.get("states", {}), Mapping) else {}
 
 
+@common_arguments
 def states(
     adata: AnnData,
     *,
@@ -154,7 +155,7 @@ def _contexts(table: pd.DataFrame, info: Mapping, contexts: Sequence[str] | None
     available = [c for c in info.get("states", {}) if c in present]
     available += sorted(present - set(available))
     if contexts is not None:
-        contexts = [contexts] if isinstance(contexts, str) else list(contexts)
+        contexts = _validate.names(contexts, name="contexts")
         unknown = [c for c in contexts if c not in available]
         if unknown:
             raise ValueError(f"contexts {unknown} have no state calls; available: {available}")

@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 
 from hcctme import _validate, get
 from hcctme._constants import Keys, Suffix
-from hcctme.pl._utils import finish, panels
+from hcctme.pl._utils import common_arguments, finish, panels
 
 COLOURS = {"other": "#d9d9d9", "tumour": "#f4a582", "t_cell": "#2166ac", "barrier": "#7b3294"}
 
@@ -29,6 +29,7 @@ def _labels_from_params(params: Mapping[str, Any], role: str) -> Any:
     return record
 
 
+@common_arguments
 def tib(
     adata: AnnData,
     sample: str,

@@ -7,6 +7,8 @@ written to), and returns the Axes, or a list of Axes for several panels, when ``
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +44,19 @@ def finish(axes: Axes | list[Axes], *, show: bool | None, save: str | Path | Non
         plt.show()
         return None
     return axes
+
+
+def common_arguments(plot: Callable[..., Any]) -> Callable[..., Any]:
+    """Check ``ax``, ``show`` and ``save`` before ``plot`` draws (they failed deep inside matplotlib or PIL)."""
+    @functools.wraps(plot)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        ax, show, save = kwargs.get("ax"), kwargs.get("show"), kwargs.get("save")
+        if ax is not None and not isinstance(ax, Axes):
+            raise TypeError(f"ax must be a matplotlib Axes or None, got {ax!r}")
+        if show is not None and not isinstance(show, bool | np.bool_):
+            raise TypeError(f"show must be True, False or None, got {show!r}")
+        if save is not None and not isinstance(save, str | Path):
+            raise TypeError(f"save must be a file path (str or Path) or None, got {save!r}")
+        return plot(*args, **kwargs)
+
+    return checked

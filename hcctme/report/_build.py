@@ -334,6 +334,11 @@ def write(adata: AnnData, path: str | Path | None, *, title: str = "hcctme resis
     (a Snakemake rule's outputs must not be rewritten by a later rule).
     """
     _validate.anndata(adata)
+    if not isinstance(title, str):
+        raise TypeError(f"title must be a string, got {title!r}")
+    if not adata.obs_names.is_unique:
+        raise ValueError("adata.obs_names has duplicates, which the report's per-cell tables cannot align; call "
+                         "adata.obs_names_make_unique() first")
     try:
         _validate.scores(adata)
     except KeyError:  # its hint names a scores_key, which build does not take

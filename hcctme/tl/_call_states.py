@@ -656,7 +656,7 @@ def call_states(
         raise ValueError("copy=True would load the whole backed matrix into memory; call "
                          "hcctme.tl.call_states(adata) with copy=False (it writes only obs and uns), or load it "
                          "first with adata.to_memory()")
-    key_added = _validate.key_added(key_added)
+    key_added = _validate.key_added(key_added, adata=adata, slots=("obs", "uns"), reads=(cell_type_key, sample_key))
     min_confidence, refine = _check_options(min_confidence, refine, refine_resolution)
     random_state = _validate.random_state(random_state)
     scores, labels, samples, extra = _check_inputs(adata, scores_key=scores_key, cell_type_key=cell_type_key,
@@ -930,7 +930,8 @@ def _artefact_columns(adata: AnnData, artefacts, scores: pd.DataFrame, scores_ke
     """Validate the user's extra artefact columns: columns of ``obsm[scores_key]`` first, then of ``obs``."""
     if artefacts is None:
         return ArtefactInputs()
-    if isinstance(artefacts, str) or not all(isinstance(a, str) for a in artefacts):
+    if isinstance(artefacts, str) or not isinstance(artefacts, list | tuple | pd.Index | np.ndarray) \
+            or not all(isinstance(a, str) for a in artefacts):
         raise TypeError(f"artefacts must be a list of column names (of adata.obsm[{scores_key!r}] or adata.obs), "
                         f"got {artefacts!r}")
     names = list(dict.fromkeys(artefacts))

@@ -185,10 +185,10 @@ def compare(
     _validate.choice(features, FEATURES, name="features")
     _validate.choice(aggregate, AGGREGATES, name="aggregate")
     _validate.choice(transform, _stats.TRANSFORMS, name="transform")
-    key_added = _validate.key_added(key_added)
+    key_added = _validate.key_added(key_added, adata=adata, slots=("uns",))
     copy = _validate.boolean(copy, name="copy")
     min_cells = _validate.positive_int(min_cells, name="min_cells")
-    if isinstance(pseudocount, bool) or not isinstance(pseudocount, int | float) or pseudocount <= 0:
+    if isinstance(pseudocount, bool) or not isinstance(pseudocount, int | float) or not 0 < pseudocount < np.inf:
         raise ValueError(f"pseudocount must be a positive number, got {pseudocount!r}")
     covariates = _design.covariate_list(covariates)
     if sample_key is None and features == "composition":
@@ -352,9 +352,8 @@ def _test_blocks(blocks, design, reference, method):
 def _scores(adata, units, design, reference, *, per_cell, groupby, method, scores_key, signatures, aggregate,
             min_cells, dropped, skipped):
     scores = _validate.scores(adata, scores_key)
+    signatures = _validate.names(signatures, name="signatures")
     if signatures is not None:
-        if isinstance(signatures, str):
-            signatures = [signatures]
         missing = [s for s in signatures if s not in scores.columns]
         if missing:
             raise KeyError(
@@ -368,12 +367,11 @@ def _scores(adata, units, design, reference, *, per_cell, groupby, method, score
     if non_numeric:
         raise TypeError(f"score columns {non_numeric} of adata.obsm[{scores_key!r}] are not numeric")
     scores = scores.reindex(adata.obs_names).astype(float)
-    infinite = np.isinf(scores.to_numpy())
-    if infinite.any():
-        bad = list(scores.columns[infinite.any(axis=0)])
-        raise ValueError(f"score columns {_validate._preview(bad)} of adata.obsm[{scores_key!r}] hold "
-                         f"{int(infinite.sum())} infinite value(s), which no per-sample mean can hold; re-run "
-                         "hcctme.tl.score or replace them")
+    _validate.finite_scores(scores, scores_key)
+    empty = scores.columns[scores.isna().all(axis=0).to_numpy()]
+    if len(empty):  # a signature scored in no cell: said, not silently absent from the table
+        skipped.extend(f"{name}: no cell has a score (all NaN)" for name in empty)
+        scores = scores.drop(columns=empty)
     if groupby is not None:
         groups = _validate.obs_column(adata, groupby, purpose="groups to compare within").astype(str)
     else:

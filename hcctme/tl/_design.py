@@ -30,13 +30,7 @@ UNIT_SEP = "|"
 
 def covariate_list(covariates: str | Sequence[str] | None) -> list[str]:
     """``covariates`` as a list of obs column names."""
-    if covariates is None:
-        return []
-    if isinstance(covariates, str):
-        return [covariates]
-    if not all(isinstance(c, str) for c in covariates):
-        raise TypeError(f"covariates must be an obs column name or a list of them, got {covariates!r}")
-    return list(covariates)
+    return _validate.names(covariates, name="covariates (obs column names)") or []
 
 
 def _constant_within(frame: pd.DataFrame, by: str, column: str, key: str, where: str) -> None:

@@ -459,6 +459,8 @@ def _select_axes(axes: Sequence[str] | None) -> tuple[pd.DataFrame, pd.DataFrame
         if not isinstance(axes, str | Sequence | pd.Index | np.ndarray):
             raise TypeError(f"axes must be a kb axis id or a list of them, got {type(axes).__name__} ({axes!r})")
         wanted = [axes] if isinstance(axes, str) else [str(a) for a in axes]
+        if not wanted:
+            raise ValueError("axes=[] selects no axis; pass kb axis ids, or axes=None for all")
         unknown = sorted(set(wanted) - set(axes_table["axis"]))
         if unknown:
             raise ValueError(f"unknown axis id(s) {unknown}; kb axes are {list(axes_table['axis'])}")
@@ -677,9 +679,14 @@ def resistance_profile(
     """
     _validate.anndata(adata, writes=True)
     samples = _validate.categorical_levels(adata, sample_key, purpose="sample_key")
-    key_added = _validate.key_added(key_added)
+    key_added = _validate.key_added(key_added, adata=adata, slots=("uns",))
     condition, reference = _check_condition(adata, sample_key, condition_key, reference, active_threshold)
+    _validate.boolean(copy, name="copy")
+    for name, value in (("scores_key", scores_key), ("state_key", state_key), ("crosstalk_key", crosstalk_key),
+                        ("tib_key", tib_key)):
+        _validate.key_name(value, name=name)
     scores = _validate.scores(adata, scores_key)  # KeyError: run hcctme.tl.score first
+    _validate.finite_scores(scores, scores_key)
     axes_table, links = _select_axes(axes)
     order = pd.Index(pd.unique(samples.astype(str)), name=sample_key)
     if len(order) < 2:

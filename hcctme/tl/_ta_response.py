@@ -102,11 +102,13 @@ def ta_response(
     from hcctme.tl._compare import compare
 
     _validate.anndata(adata, writes=True)
-    key_added = _validate.key_added(key_added)
+    key_added = _validate.key_added(key_added, adata=adata, slots=("uns",))
     copy = _validate.boolean(copy, name="copy")
     _validate.choice(aggregate, AGGREGATES, name="aggregate")
     min_cells = _validate.positive_int(min_cells, name="min_cells")
+    min_coverage = _validate.fraction(min_coverage, name="min_coverage")
     covariates = _design.covariate_list(covariates)
+    _validate.key_name(sample_key, name="sample_key (the T+A signatures are read per sample)")
     if condition_key is not None:
         if reference is None:
             raise ValueError("condition_key was given without reference= (the baseline condition level)")
@@ -221,7 +223,7 @@ def _pseudobulk_scores(adata: AnnData, units: pd.Series, *, layer: str | None, m
     values, used = {}, {}
     for name, genes in _signature_genes().items():
         present = [g for g in genes if g in z.columns and np.isfinite(sd[g]) and sd[g] > 0]
-        if not genes or len(present) / len(genes) < min_coverage:
+        if not present or len(present) / len(genes) < min_coverage:  # none varying: nothing to average
             logger.warning("ta_response: %s has %d of its %d genes varying in the pseudobulk (min_coverage=%.2f); "
                            "left out", name, len(present), len(genes), min_coverage)
             continue
