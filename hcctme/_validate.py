@@ -155,11 +155,11 @@ def level(values: pd.Series, value: Any, *, key: str, what: str = "reference") -
 
 def constant_within(adata: AnnData, key: str, by: str) -> pd.Series:
     """Check that obs[key] takes one value per obs[by] group; return it indexed by group."""
-    missing = int(_column(adata.obs, "obs", key, "conditions").isna().sum())
-    if missing:
-        raise ValueError(f"obs[{key!r}] has {missing} missing value(s); every cell needs one (drop or label them)")
-    frame = pd.DataFrame({by: _column(adata.obs, "obs", by, "samples").astype(str),
-                          key: _column(adata.obs, "obs", key, "conditions").astype(str)})
+    values = _column(adata.obs, "obs", key, "conditions")
+    if values.isna().any():
+        raise ValueError(f"obs[{key!r}] has {int(values.isna().sum())} missing value(s); every cell needs one (drop "
+                         "or label them)")
+    frame = pd.DataFrame({by: _column(adata.obs, "obs", by, "samples").astype(str), key: values.astype(str)})
     n_values = frame.groupby(by, observed=True)[key].nunique()
     bad = n_values[n_values > 1]
     if len(bad):
@@ -201,7 +201,7 @@ def key_added(key: Any, *, adata: AnnData | None = None, slots: Sequence[str] = 
         raise TypeError(f"key_added must be a non-empty string, got {key!r}")
     if "/" in key:
         raise ValueError(f"key_added {key!r} holds '/', which h5ad files read back as nested keys; use '_' instead")
-    if key in set(r for r in reads if isinstance(r, str)):
+    if key in {r for r in reads if isinstance(r, str)}:
         raise ValueError(f"key_added={key!r} is also a column this call reads; choose another key_added")
     if adata is not None and key + Suffix.PARAMS not in adata.uns:
         for slot in slots:
@@ -226,7 +226,7 @@ def names(value: Any, *, name: str) -> list[str] | None:
         return [value]
     if not isinstance(value, list | tuple | pd.Index | np.ndarray) or not all(isinstance(v, str) for v in value):
         raise TypeError(f"{name} must be a name or a list of names, got {value!r}")
-    repeated = sorted({v for v in value if list(value).count(v) > 1})
+    repeated = sorted(pd.Index(value)[pd.Index(value).duplicated()].unique())
     if repeated:
         raise ValueError(f"{name} names {repeated} more than once")
     return list(value)

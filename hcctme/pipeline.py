@@ -144,11 +144,6 @@ class PipelineConfig:
             skipped["crosstalk"] = "crosstalk=False"
         if "tib" in self.steps and self.spatial_key not in adata.obsm:
             skipped["tib"] = f"no spatial coordinates in obsm[{self.spatial_key!r}]"
-        if "states" not in self.steps and Keys.STATE not in adata.obs:  # the steps that read the calls have none
-            if "compare" in self.steps and "compare" not in skipped:
-                skipped["compare_composition"] = _NO_STATES
-            if "tib" in self.steps and "tib" not in skipped:
-                skipped["tib"] = _NO_STATES
         return skipped
 
 

@@ -276,7 +276,7 @@ def test_a_missing_outcome_column_and_counts_layer_name_their_options():
     assert pipeline.PipelineConfig(min_coverage=0.3).min_coverage == 0.3
 
 
-def test_steps_that_read_state_calls_left_without_them_are_skipped_up_front():
+def test_steps_that_read_state_calls_left_without_them_are_skipped_with_the_reason():
     """Sweep 55: steps=("score", "compare") without state calls scored, then failed in the composition test (a
     KeyError not naming the states step); a dict config failed inside dataclasses.asdict."""
     adata = datasets.simulate_cohort(6, 150, spatial=True, random_state=0)

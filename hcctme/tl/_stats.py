@@ -420,15 +420,15 @@ def unit_design(sub: pd.DataFrame, cond_all: pd.Series, reference: str,
     return X, keep, others
 
 
-def _baseline_design(sub: pd.DataFrame, cond_all: pd.Series, reference: str, min_samples: int
+def _baseline_design(sub: pd.DataFrame, cond_all: pd.Series, reference: str, min_samples: int, *, prior: bool
                      ) -> tuple[str | None, tuple[pd.DataFrame, np.ndarray, list[str]] | None]:
-    """The design of ``sub`` with ``reference`` as baseline, or else with the first level that can be one.
+    """The design of ``sub`` with ``reference`` as baseline, or else (``prior``) with the first level that can be one.
 
-    A feature whose reference level keeps too few units is still fit over the levels that can be tested, so its
-    residual variance enters the shared prior whichever level is the reference: the p-value of a contrast then
-    does not depend on which of its two levels is the reference (as in limma).
+    With a shared prior, a feature whose reference level keeps too few units is still fit over the levels that can
+    be tested, so its residual variance enters the prior whichever level is the reference: the p-value of a contrast
+    then does not depend on which of its two levels is the reference (as in limma).
     """
-    for baseline in dict.fromkeys([reference, *pd.unique(cond_all)]):
+    for baseline in dict.fromkeys([reference, *(pd.unique(cond_all) if prior else ())]):
         setup = unit_design(sub, cond_all, baseline, min_samples)
         if not isinstance(setup, str):
             return baseline, setup
@@ -457,7 +457,8 @@ def moderated_fit(
     patterns, codes = np.unique(~np.isnan(matrix.T), axis=0, return_inverse=True)
     fits = []
     for k, pattern in enumerate(patterns):  # features measured in the same units share a design
-        baseline, setup = _baseline_design(design.loc[values.index[pattern]], cond_all, reference, min_samples)
+        baseline, setup = _baseline_design(design.loc[values.index[pattern]], cond_all, reference, min_samples,
+                                           prior=moderate)
         if setup is None:
             continue
         X, keep, others = setup
@@ -479,9 +480,9 @@ def moderated_fit(
                              "effect": float(beta[c]), "unscaled": float(unscaled[c]), "s2": s2, "df_resid": df,
                              "n_reference": int(is_ref.sum()), "n_other": int(is_oth.sum()),
                              "mean_reference": float(y[is_ref].mean()), "mean_other": float(y[is_oth].mean()),
-                             "constant": bool(np.ptp(y) == 0)})
+                             "constant": bool(np.ptp(y) == 0), "prior_only": False})
     frame = pd.DataFrame(fits)
-    if frame.empty or frame.get("prior_only", pd.Series(False, index=frame.index)).fillna(False).all():
+    if frame.empty or frame["prior_only"].all():
         return pd.DataFrame(columns=RESULT_COLUMNS)
     # one variance per feature (shared by its contrasts) enters the prior
     per_feature = frame.drop_duplicates("feature")
@@ -491,8 +492,7 @@ def moderated_fit(
         post, total = per_feature["s2"].to_numpy(), per_feature["df_resid"].to_numpy(float)
     s2_post = dict(zip(per_feature["feature"], post, strict=True))
     df_post = dict(zip(per_feature["feature"], total, strict=True))
-    if "prior_only" in frame:
-        frame = frame[~frame["prior_only"].fillna(False).astype(bool)].reset_index(drop=True)
+    frame = frame[~frame["prior_only"].astype(bool)].reset_index(drop=True)
     frame["s2_post"] = frame["feature"].map(s2_post)
     frame["df"] = frame["feature"].map(df_post)
     se = np.sqrt(frame["s2_post"] * frame["unscaled"]).to_numpy()
