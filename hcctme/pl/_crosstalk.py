@@ -96,7 +96,7 @@ def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[s
 
     if value not in ("strength", "effect"):
         raise ValueError(f"value must be 'strength' or 'effect', got {value!r}")
-    wanted = None if axis is None else ([axis] if isinstance(axis, str) else list(axis))
+    wanted = _validate.names(axis, name="axis")
 
     def axis_rows(frame: pd.DataFrame) -> pd.DataFrame:
         rows = frame[frame["axis"].notna()]

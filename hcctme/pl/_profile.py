@@ -92,7 +92,7 @@ def resistance_profile(
                              or not 0 < vmax < np.inf):
         raise TypeError(f"vmax must be a positive number or None, got {vmax!r}")
     if axes is not None:
-        axes = [axes] if isinstance(axes, str) else list(axes)
+        axes = _validate.names(axes, name="axes")
         unknown = sorted(set(axes) - set(table["axis"]))
         if unknown:
             raise ValueError(f"unknown axis id(s) {unknown}; the table has {_preview(table['axis'])}")

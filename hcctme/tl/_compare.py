@@ -493,7 +493,7 @@ def _genes_group(counts: pd.DataFrame, design: pd.DataFrame, reference: str, met
         logger.warning("compare genes: profile(s) %s have no counts in any gene; left out", list(map(str, empty)))
         counts = counts.drop(index=empty)
     sub = design.loc[counts.index]
-    setup = _stats.unit_design(sub, sub["condition"], reference, 2)
+    setup = _stats.testable_design(sub, sub["condition"], reference, 2)
     if isinstance(setup, str):
         return None, setup
     X, keep, others = setup

@@ -682,10 +682,9 @@ def resistance_profile(
     key_added = _validate.key_added(key_added, adata=adata, slots=("uns",))
     condition, reference = _check_condition(adata, sample_key, condition_key, reference, active_threshold)
     _validate.boolean(copy, name="copy")
-    for name, value in (("scores_key", scores_key), ("state_key", state_key), ("crosstalk_key", crosstalk_key),
-                        ("tib_key", tib_key)):
+    for name, value in (("state_key", state_key), ("crosstalk_key", crosstalk_key), ("tib_key", tib_key)):
         _validate.key_name(value, name=name)
-    scores = _validate.scores(adata, scores_key)  # KeyError: run hcctme.tl.score first
+    scores = _validate.scores(adata, scores_key)  # checks the key too; KeyError: run hcctme.tl.score first
     _validate.finite_scores(scores, scores_key)
     axes_table, links = _select_axes(axes)
     order = pd.Index(pd.unique(samples.astype(str)), name=sample_key)

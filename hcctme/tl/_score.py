@@ -198,8 +198,6 @@ def _check_params(adata: Any, **kw: Any) -> dict[str, Any]:
     }
     _validate.key_added(kw["key_added"], adata=adata, slots=("obsm",))
     _validate.boolean(kw["copy"], name="copy")
-    if kw["use_raw"] is not None and not isinstance(kw["use_raw"], bool):
-        raise TypeError(f"use_raw must be True, False or None, got {kw['use_raw']!r}")
     if kw["copy"] and adata.isbacked:
         raise ValueError(
             "copy=True would load the whole backed matrix into memory; call hcctme.tl.score(adata) "

@@ -52,7 +52,7 @@ PAIRED_METHODS = ("wilcoxon", "paired_t")
 MODEL_METHODS = ("moderated", "wls", "ols")
 SAMPLE_METHODS = MODEL_METHODS + UNPAIRED_METHODS + PAIRED_METHODS
 METHODS = ("auto", *SAMPLE_METHODS, *GENE_METHODS)
-TOO_FEW_SAMPLES = "samples in the reference and another level"  # the end of unit_design's reason
+TOO_FEW_SAMPLES = "samples in the reference and another level"  # the end of testable_design's reason
 RESULT_COLUMNS = ["feature", "contrast", "effect", "statistic", "pvalue", "n_reference", "n_other",
                   "mean_reference", "mean_other", "method", "df"]
 
@@ -381,7 +381,7 @@ def _wls(y: np.ndarray, X: np.ndarray, v: np.ndarray | None) -> tuple[np.ndarray
     return beta, np.diag(cov), s2, n - p
 
 
-def unit_design(sub: pd.DataFrame, cond_all: pd.Series, reference: str,
+def testable_design(sub: pd.DataFrame, cond_all: pd.Series, reference: str,
                 min_samples: int) -> tuple[pd.DataFrame, np.ndarray, list[str]] | str:
     """Design matrix of the units in ``sub``, which of them enter it, and the testable levels; or why none.
 
@@ -429,7 +429,7 @@ def _baseline_design(sub: pd.DataFrame, cond_all: pd.Series, reference: str, min
     then does not depend on which of its two levels is the reference (as in limma).
     """
     for baseline in dict.fromkeys([reference, *(pd.unique(cond_all) if prior else ())]):
-        setup = unit_design(sub, cond_all, baseline, min_samples)
+        setup = testable_design(sub, cond_all, baseline, min_samples)
         if not isinstance(setup, str):
             return baseline, setup
     return None, None

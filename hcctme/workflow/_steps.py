@@ -195,9 +195,9 @@ def states(smk) -> None:
 
 
 def pseudobulk(smk) -> None:
-    config = _cfg(smk)
-    view, layer = counts_view(with_matrices(smk.input[0], smk.input.data, _config(config)), _config(config))
-    bulk = tl.pseudobulk(view, sample_key=config["sample_key"], groupby=config["cell_type_key"], layer=layer)
+    config = _config(_cfg(smk))
+    view, layer = counts_view(with_matrices(smk.input[0], smk.input.data, config), config)
+    bulk = tl.pseudobulk(view, sample_key=config.sample_key, groupby=config.cell_type_key, layer=layer)
     _files.write_h5ad(bulk, smk.output[0])
 
 
