@@ -72,6 +72,8 @@ def _usual_mode(path: Path, *, folder: bool) -> None:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it into place only if the block succeeds."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"output {str(path)!r} is a folder; give a file name (e.g. {str(path / 'out')!r})")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=Files.PART_SUFFIX, dir=path.parent)
     os.close(fd)

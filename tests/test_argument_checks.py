@@ -117,3 +117,12 @@ def test_plots_and_the_report_check_their_arguments(scored):
     duplicated.obs_names = ["c"] * duplicated.n_obs
     with pytest.raises(ValueError, match="obs_names has duplicates"):
         ht.report.build(duplicated)
+
+
+def test_signature_files_are_not_written_over_a_folder(tmp_path):
+    """sig.to_gmt / to_yaml to a folder: a ValueError naming the fix, not an IsADirectoryError; nothing written."""
+    for write in (ht.sig.to_gmt, ht.sig.to_yaml):
+        with pytest.raises(ValueError, match="is a folder; give a file name"):
+            write(None, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert ht.sig.to_gmt(None, tmp_path / "library.gmt").startswith(ht.sig.to_gmt().split("\n")[0])

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from hcctme import _validate
+from hcctme import _files, _validate
 from hcctme.sig._model import Signature, SignatureSet
 from hcctme.sig._schema import SignatureSchemaError, to_signature, to_signatures
 
@@ -168,5 +168,5 @@ def to_yaml(sigs: SignatureSet, path: str | Path | None = None) -> str:
     """Signatures -> YAML text in the library schema."""
     text = yaml.safe_dump([s.to_dict() for s in sigs], sort_keys=False, allow_unicode=True)
     if path is not None:
-        Path(path).write_text(text, encoding="utf-8")
+        _files.write_text(text, path)
     return text

@@ -10,6 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from hcctme import _files
+
 _MAPPINGS = ("weights", "source", "excluded")  # Signature fields held as read-only mappings
 
 
@@ -284,7 +286,7 @@ class SignatureSet(Sequence[Signature]):
                 lines.append("\t".join([sig.id, description, *sig.genes_up]))
         text = "\n".join(lines) + "\n"
         if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
+            _files.write_text(text, path)
         return text
 
     def to_dict(self) -> dict[str, list[str]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from hcctme.tl import _state_coexpression as _coexpression
 from hcctme.tl import _state_expression as _expression
 from hcctme.tl import _state_genes_of as _genes_of
 from hcctme.tl import _state_model as _model
+from hcctme.tl import _state_order as _order
 from hcctme.tl import _state_params as _params
 from hcctme.tl import _state_seeds as _seeds
 from hcctme.tl import _state_selftrain as _selftrain
@@ -237,7 +238,8 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
     genes_down = {s: list(library[s].genes_down or ()) for s in used_cols}
     return {"states": states, "ignored": ignored, "used_cols": used_cols, "contexts": contexts, "genes": genes,
             "genes_down": genes_down, "flag_cols": [c for c, kind in extra.from_obs.items() if kind == "flag"],
-            "art_cols": art_cols, "values": values, "references": _artefacts.references(values, contexts, markers)}
+            "art_cols": art_cols, "values": values, "references": _artefacts.references(values, contexts, markers),
+            "order": _order.rank(scores.index)}
 
 
 def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, samples: np.ndarray, *,
@@ -247,7 +249,8 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
     """The mixture's assignment, the final calls and confidence, the self-training's record and the vote's."""
     contexts, states = m["contexts"], m["states"]
     result = _model.assign(m["values"], contexts, states, artefacts=m["art_cols"], references=m["references"],
-                           thresholds=thresholds, flag_columns=m["flag_cols"], support=m.get("art_support"))
+                           thresholds=thresholds, flag_columns=m["flag_cols"], support=m.get("art_support"),
+                           order=m["order"])
     record = (_self_train(matrix, result, m, thresholds.min_confidence, samples, var_names, random_state)
               if self_train else
               {key: {} for key in SELF_TRAIN_RECORD})
@@ -262,7 +265,7 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
     if refine is not None:
         graph_of = _vote.graph_for(refine, adjacency, result.z, states)
         calls, confidence, voting = _vote.vote(calls, confidence, result.artefact, contexts, states, graph_of,
-                                               resolution=refine_resolution, refine=refine)
+                                               resolution=refine_resolution, refine=refine, order=m["order"])
     calls, confidence = _artefacts.discount(calls, confidence, result.artefact_probability, thresholds.min_confidence)
     for context, diag in result.diagnostics.items():
         weak = {s: round(v["separation"], 2) for s, v in diag.items()
@@ -444,8 +447,9 @@ def call_states(
         Seed of the self-training: its k-means cuts, calibration fold splits and the cell subsamples it draws;
         the seedings of a population use ``random_state``, ``random_state + 1``, ... Another seed is another draw
         of the cuts, not another method: ``uns[key_added + "_params"]["self_train"]["seedings"]`` says how far
-        one population's draws agree. The draws follow the rows as stored: the same cells in another order (or
-        with genes no cell expresses added) are another draw as well (README, limits).
+        one population's draws agree. The draws read each population's cells in the order of their names
+        (``obs_names``) and the genes by name among those the population detects: the same cells in another row
+        order, or with genes no cell expresses added, get the same calls (release 2.32).
     layer, use_raw
         Expression read by ``self_train`` and the artefact rules: ``adata.layers[layer]``, ``adata.raw``
         (``use_raw=None`` follows scanpy, as :func:`hcctme.tl.score` does: ``.raw`` when present and no layer
@@ -728,13 +732,13 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
     agreements: dict[str, dict[str, Any]] = {}
     carrying: dict[str, _Carrying] = {}
     for context, ids in states.items():
-        rows = np.flatnonzero(contexts == context)
+        rows = _order.population(contexts, context, m["order"])
         if np.sum(result.artefact[rows] == "") < params.min_cells:
             continue
-        columns, positions, background, down = _specificity.panel_columns(
-            var_names, {s: genes[s] for s in ids}, down={s: genes_down[s] for s in ids if genes_down.get(s)})
+        draw = _PanelDraw(var_names, {s: genes[s] for s in ids}, {s: genes_down[s] for s in ids if genes_down.get(s)})
         clean = result.artefact[rows] == ""
-        expression, panel_x, kept = _population_expression(matrix, rows, params, samples, columns, clean)
+        expression, panel_x, kept = _population_expression(matrix, rows, params, samples, clean, draw.columns)
+        columns, positions, background, down = draw.drawn
         idx = rows[clean]
         carrying[context] = _carrying(expression, var_names[kept], m, context, rows, result.artefact[rows],
                                        samples)
@@ -810,14 +814,34 @@ def _excluded_genes(m: Mapping[str, Any], ids: Sequence[str]) -> set[str]:
     return {g for s in ids for g in (*m["genes"][s], *m["genes_down"].get(s, ()))}
 
 
+@dataclass
+class _PanelDraw:
+    """A population's specificity panel, drawn once its read knows the genes the population detects."""
+
+    var_names: pd.Index
+    signatures: dict[str, list[str]]  # state -> genes (up)
+    down: dict[str, list[str]]  # state -> genes down
+    drawn: tuple = ()  # :func:`hcctme.tl._state_specificity.panel_columns`'s value
+
+    def columns(self, detected: np.ndarray) -> np.ndarray:
+        """The panel's matrix columns, its background drawn among the ``detected`` genes (boolean per gene)."""
+        self.drawn = _specificity.panel_columns(self.var_names, self.signatures, down=self.down, detected=detected)
+        return self.drawn[0]
+
+
 def _population_expression(matrix: Any, rows: np.ndarray, params: _params.SelfTrainParams, samples: np.ndarray,
-                           columns: np.ndarray, clean: np.ndarray) -> tuple[sp.csr_matrix, Any, np.ndarray]:
-    """A population's log expression, its panel ``columns`` and the gene positions kept (all, unless backed)."""
+                           clean: np.ndarray, panel_of: Callable[[np.ndarray], np.ndarray] | None = None
+                           ) -> tuple[sp.csr_matrix, Any, np.ndarray]:
+    """A population's log expression, its panel's columns and the gene positions kept (all, unless backed).
+
+    ``panel_of``: the panel's columns from each gene's detection in the population (boolean); None: no panel.
+    """
     if hasattr(matrix, "to_memory"):  # backed: read in chunks, the candidate variable genes (of the clean cells)
-        return _expression.log_expression_chunked(matrix, rows, params, samples[rows], panel_columns=columns,
+        return _expression.log_expression_chunked(matrix, rows, params, samples[rows], panel_columns=panel_of,
                                                   ranked=clean)
     expression = _expression.log_expression(matrix[rows])
-    return expression, sp.csc_matrix(expression[:, columns]), np.arange(matrix.shape[1])
+    panel = None if panel_of is None else sp.csc_matrix(expression[:, panel_of(expression.getnnz(axis=0) > 0)])
+    return expression, panel, np.arange(matrix.shape[1])
 
 
 @dataclass(frozen=True)
@@ -862,12 +886,11 @@ def _carry_artefacts(matrix: Any, result: _model.Assignment, m: Mapping[str, Any
         reads = _carry.plan(population.chosen, agreed, population.lists.columns, population.excluded)
         if not reads:
             continue
-        rows = np.flatnonzero(m["contexts"] == context)
+        rows = _order.population(m["contexts"], context, m["order"])
         expression, genes = population.expression, population.genes
         if not all(set(read.genes) <= set(genes) for read in reads.values()):
             clean = result.artefact[rows] == ""
-            expression, _, kept = _population_expression(matrix, rows, params, samples, np.zeros(0, dtype=int),
-                                                         clean)
+            expression, _, kept = _population_expression(matrix, rows, params, samples, clean)
             genes = var_names[kept]
         found = _carry.carry(expression, population.lists, result.artefact[rows], genes, samples[rows], reads)
         if found.record:
@@ -885,7 +908,7 @@ def _flag_genes_of(result: _model.Assignment, m: Mapping[str, Any], thresholds: 
     """
     genes_of = m["genes_of"]
     for context, columns in genes_of["columns"].items():
-        cells = np.flatnonzero(m["contexts"] == context)
+        cells = _order.population(m["contexts"], context, m["order"])
         rows = cells[result.artefact[cells] == ""]
         if rows.size == 0:
             continue

@@ -12,6 +12,7 @@ most variable genes of a population's rows, :func:`principal_components` reduces
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -83,7 +84,8 @@ def sample_codes(samples: np.ndarray | None, n: int) -> tuple[np.ndarray, int]:
 
 
 def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParams, samples: np.ndarray | None = None,
-                           *, panel_columns: np.ndarray | None = None, ranked: np.ndarray | None = None,
+                           *, panel_columns: np.ndarray | Callable[[np.ndarray], np.ndarray] | None = None,
+                           ranked: np.ndarray | None = None,
                            chunk_size: int = Defaults.CHUNK_SIZE
                            ) -> tuple[sp.csr_matrix, sp.csc_matrix | None, np.ndarray]:
     """``log_expression(matrix[rows])`` restricted to the genes :func:`principal_components` can choose.
@@ -95,7 +97,8 @@ def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParam
     variance (``samples``: each row's sample, as for principal_components; float64 sums), columns in
     their original order, a superset of the genes principal_components then takes (it recomputes the
     variances on these columns exactly as on the whole matrix). With ``panel_columns``, the same
-    pass also returns those columns, log-normalised over whole rows (the specificity test's genes);
+    pass also returns those columns, log-normalised over whole rows (the specificity test's genes;
+    a function of each gene's detection in ``rows``, boolean, gives them from the first pass);
     otherwise the second value is None. The third value: the candidates' column positions in ``matrix``.
     ``ranked`` (boolean over ``rows``): the rows whose variances rank the candidates (all rows are
     returned), so that they are a superset of the genes principal_components takes on those rows.
@@ -121,6 +124,8 @@ def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParam
     size = np.maximum(np.bincount(codes, weights=weight, minlength=n_samples), 1).astype(float)
     var = (squares - (sums ** 2 / size[:, None]).sum(axis=0)) / max(weight.sum(), 1.0)
     keep = np.sort(np.argsort(-var, kind="stable")[: params.n_hvgs + STATE_SELFTRAIN_HVG_MARGIN])
+    if callable(panel_columns):
+        panel_columns = panel_columns(stored > 0)
     kept = _RowStack(len(rows), keep.size, int(stored[keep].sum()))
     panel = None if panel_columns is None else _RowStack(len(rows), len(panel_columns),
                                                          int(stored[panel_columns].sum()))

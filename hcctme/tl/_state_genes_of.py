@@ -62,6 +62,7 @@ from hcctme._constants import (
 )
 from hcctme.tl import _contexts
 from hcctme.tl import _state_artefacts as _artefacts
+from hcctme.tl import _state_order as _order
 
 PREFIX = "genes_of_"  # artefact column "genes_of_<population>", e.g. "genes_of_cd8_t"
 
@@ -94,26 +95,40 @@ class Read:
     scale: float  # the other population's own score (detection of the genes minus the controls'): its level 1
 
 
-def choose(host: np.ndarray, own: np.ndarray, excluded: np.ndarray) -> np.ndarray:
-    """Positions of the genes that mark a population (detection ``own``) in a context (``host``), step 2."""
+def choose(host: np.ndarray, own: np.ndarray, excluded: np.ndarray, name_rank: np.ndarray | None = None
+           ) -> np.ndarray:
+    """Positions of the genes that mark a population (detection ``own``) in a context (``host``), step 2.
+
+    ``name_rank``: each gene's rank by name, which breaks ties (by position where None), so that the order of the
+    matrix's columns does not change the genes chosen.
+    """
     gap = own - host
     chosen = np.flatnonzero((gap >= STATE_GENES_OF_GAP) & ~excluded)
-    chosen = chosen[np.argsort(-gap[chosen], kind="stable")][:STATE_GENES_OF_MAX]
+    chosen = chosen[_ordered(-gap[chosen], chosen, name_rank)][:STATE_GENES_OF_MAX]
     return np.sort(chosen) if chosen.size >= STATE_GENES_OF_MIN else np.zeros(0, dtype=np.int64)
 
 
-def controls(host: np.ndarray, own: np.ndarray, chosen: np.ndarray, excluded: np.ndarray) -> np.ndarray:
+def controls(host: np.ndarray, own: np.ndarray, chosen: np.ndarray, excluded: np.ndarray,
+             name_rank: np.ndarray | None = None) -> np.ndarray:
     """For each chosen gene the genes detected about as often in the context and as often in the other population.
 
     A deeper cell detects more of every gene; the controls' detection is what a clean cell of its
-    depth detects of genes like the chosen ones (step 3).
+    depth detects of genes like the chosen ones (step 3). Ties: as in :func:`choose`.
     """
     candidates = np.flatnonzero((np.abs(own - host) < _CONTROL_GAP) & ~excluded)
     candidates = np.setdiff1d(candidates, chosen)
     if candidates.size == 0:
         return candidates
-    nearest = [candidates[np.argsort(np.abs(host[candidates] - host[g]), kind="stable")[:_CONTROLS]] for g in chosen]
+    nearest = [candidates[_ordered(np.abs(host[candidates] - host[g]), candidates, name_rank)[:_CONTROLS]]
+               for g in chosen]
     return np.unique(np.concatenate(nearest))
+
+
+def _ordered(key: np.ndarray, positions: np.ndarray, name_rank: np.ndarray | None) -> np.ndarray:
+    """The order of ``key`` (increasing), ties broken by the genes' ``name_rank`` (by position where None)."""
+    if name_rank is None:
+        return np.argsort(key, kind="stable")
+    return np.lexsort((name_rank[positions], key))
 
 
 _CONTROL_GAP = 0.1  # a control gene's detection differs by less than this between the context and the population
@@ -136,6 +151,7 @@ def plan(matrix: Any, contexts: np.ndarray, states: Mapping[str, Sequence[str]],
     groups = list(dict.fromkeys([*others, *hosts]))
     rates, sums = detection(matrix, np.column_stack([contexts == g for g in groups]), len(groups))
     names = pd.Index(var_names.astype(str))
+    name_rank = _order.rank(names)
     out: dict[str, dict[str, Read]] = {}
     for host in hosts:
         excluded = names.isin([g for s in states[host] for g in genes.get(s, ())])
@@ -144,10 +160,10 @@ def plan(matrix: Any, contexts: np.ndarray, states: Mapping[str, Sequence[str]],
             if _contexts.LINEAGES[other] == _contexts.LINEAGES[host]:
                 continue
             own = rates[groups.index(other)]
-            chosen = choose(here, own, excluded)
+            chosen = choose(here, own, excluded, name_rank)
             if chosen.size == 0:
                 continue
-            matched = controls(here, own, chosen, excluded)
+            matched = controls(here, own, chosen, excluded, name_rank)
             scale = float(own[chosen].mean() - (own[matched].mean() if matched.size else 0.0))
             if scale > 0:
                 out.setdefault(host, {})[other] = Read(chosen, matched, scale)

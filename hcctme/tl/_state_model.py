@@ -51,6 +51,7 @@ from scipy.special import logsumexp, ndtr
 from hcctme._constants import STATE_ARTEFACT_Z, STATE_MAX_FOREIGN_SHARE, Defaults
 from hcctme._logging import logger
 from hcctme.tl import _state_artefacts as _artefacts
+from hcctme.tl import _state_order as _order
 
 UNASSIGNED = Defaults.UNASSIGNED
 _SD_FLOOR = 0.25  # in z units: discrete scores of short signatures must not make a spike
@@ -269,6 +270,7 @@ def assign(
     thresholds: Thresholds = Thresholds(),
     flag_columns: Sequence[str] = (),
     support: Mapping[str, np.ndarray] | None = None,
+    order: np.ndarray | None = None,
 ) -> Assignment:
     """Call one state per cell inside its context.
 
@@ -295,6 +297,9 @@ def assign(
         column -> boolean array over all cells: the cells that may be flagged on that column (the
         library's artefact lists: the cells detecting enough of the list's genes,
         :func:`hcctme.tl._state_artefacts.add_gene_support`); columns not named are not gated.
+    order
+        Each cell's rank in the order a population's cells are fitted in (:func:`hcctme.tl._state_order.rank`);
+        None: by row.
     """
     n = scores.shape[0]
     contexts = np.asarray([UNASSIGNED if c is None else c for c in contexts], dtype=object)
@@ -312,7 +317,7 @@ def assign(
                         artefact_probability=np.zeros(n))
     for context, ids in states.items():
         ids = list(ids)
-        idx = np.flatnonzero(contexts == context)
+        idx = _order.population(contexts, context, order)
         if not ids or idx.size == 0:
             continue
         values = scores[ids].to_numpy(dtype=float)[idx]

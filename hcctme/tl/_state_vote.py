@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from anndata import AnnData
 
 from hcctme._constants import Defaults
+from hcctme.tl import _state_order as _order
 
 GRAPH_KEY = "connectivities"  # obsp key written by scanpy's sc.pp.neighbors
 MIN_CELLS = 30  # parent populations with fewer cells keep their per-cell calls
@@ -96,14 +97,15 @@ def majority(labels: np.ndarray, calls: np.ndarray, voters: np.ndarray) -> tuple
 
 def vote(calls: np.ndarray, confidence: np.ndarray, artefact: np.ndarray, contexts: np.ndarray,
          states: Mapping[str, list[str]], graph_of: GraphOf, *, resolution: float,
-         refine: str) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+         refine: str, order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Leiden sub-clusters of each parent population on ``graph_of`` and the majority call of each.
 
     The artefact cells (``artefact != ""``) do not vote and stay ``"unassigned"`` (confidence 0).
     A cell of a sub-cluster with a strict majority gets the majority call and, as confidence, the
     call's share of the sub-cluster's voters; the other cells keep their call and confidence.
     ``refine`` names the method in the error raised without igraph. Returns (calls, confidence,
-    per-context provenance: sub-clusters, those that voted, and cells whose call changed).
+    per-context provenance: sub-clusters, those that voted, and cells whose call changed). ``order``: each cell's
+    rank in the order a population's cells are clustered in (:func:`hcctme.tl._state_order.rank`; None: by row).
     """
     import scanpy as sc
 
@@ -113,7 +115,7 @@ def vote(calls: np.ndarray, confidence: np.ndarray, artefact: np.ndarray, contex
     clean = np.asarray(artefact).astype(str) == ""
     record: dict[str, Any] = {}
     for context in states:
-        idx = np.flatnonzero(contexts == context)
+        idx = _order.population(contexts, context, order)
         if idx.size < MIN_CELLS:
             continue
         sub = AnnData(obs=pd.DataFrame(index=[str(i) for i in range(idx.size)]))

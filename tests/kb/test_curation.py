@@ -150,6 +150,8 @@ def test_second_line_approvals_and_negative_phase_3_trials_are_recorded():
     for trial in ("CheckMate 459", "LEAP-002", "COSMIC-312 (overall survival)"):
         assert trial in negatives
     assert table.loc["nivolumab (monotherapy)", "fda"] == "withdrawn"
+    # the EU label of toripalimab (2024) holds nasopharyngeal and oesophageal cancer only (sweep 56)
+    assert table.loc["toripalimab + bevacizumab", ["ema", "nmpa"]].tolist() == ["not_approved", "approved"]
 
 
 def test_tepotinib_cites_its_hcc_trials_not_a_review():

@@ -1057,13 +1057,14 @@ def test_pbmc68k_reduced_treg_calls():
 
     What the data supports: only 12 of the 50 TREG genes are among its 765 genes (no FOXP3,
     IL2RA, CTLA4) and the "CD4+/CD25 T Reg" bulk label (assigned by correlation to sorted
-    populations) does not have higher TREG scores than the other CD4 labels, so a significant
-    enrichment of Treg calls in that label cannot be asserted honestly. The test checks the
-    real-data path: scores from .raw, a context_map for the bulk labels, Treg calls only in
-    cd4_t cells, a conservative fraction of calls, and that the label holds the calls.
+    populations) does not have higher TREG scores than the other CD4 labels, so no Treg call can
+    be asserted honestly. The test checks the real-data path: scores from .raw, a context_map for
+    the bulk labels, the 95 CD4 cells one population too small for its clusters (nine seedings),
+    and what the caller makes of the mixture's one TREG call there: no seeding's cut keeps it at
+    random state 0 (declined), so no cell is called TREG (release 2.32; release 2.31's cuts, the
+    rows read as stored, kept the one call, in the T Reg label).
     """
     import scanpy as sc
-    from scipy.stats import fisher_exact
 
     adata = sc.datasets.pbmc68k_reduced()
     hcctme.tl.score(adata, ["TREG", "TAM2_SPP1", "CD8_TEFF", "CD8_TEX_TERMINAL", "CD8_TEX_PROGENITOR"],
@@ -1074,19 +1075,15 @@ def test_pbmc68k_reduced_treg_calls():
     used = map_from_table(info["mapping"])
     assert used["CD4+/CD25 T Reg"] == "cd4_t" and used["CD8+ Cytotoxic T"] == "cd8_t"
     assert used["CD34+"] == UNASSIGNED
-    calls = adata.obs["hcctme_state"].astype(str)
     labels = adata.obs["bulk_labels"].astype(str)
-    treg = calls == "TREG"
-    assert set(labels[treg]) <= set(cd4)
     in_cd4 = labels.isin(cd4)
-    assert 0 < treg.sum() <= 0.5 * in_cd4.sum()
-    is_treg_label = labels == "CD4+/CD25 T Reg"
-    table = [[int((treg & is_treg_label).sum()), int((~treg & is_treg_label).sum())],
-             [int((treg & in_cd4 & ~is_treg_label).sum()), int((~treg & in_cd4 & ~is_treg_label).sum())]]
-    odds, p = fisher_exact(table, alternative="greater")
-    print(f"\npbmc68k_reduced Treg calls: [[T Reg label: called, not], [other CD4: called, not]] = {table}; "
-          f"odds ratio {odds}, one-sided Fisher p = {p:.3g}")
-    assert table[0][0] >= table[1][0]  # the calls sit in the T Reg label (direction only; see docstring)
+    assert (adata.obs["hcctme_state_context"].astype(str) == "cd4_t").sum() == in_cd4.sum() == 95
+    assert info["mixture_counts"]["cd4_t"]["TREG"] == 1  # the mixture's one call
+    small = info["self_train"]["small_populations"]["cd4_t"]
+    assert small["cells"] == 95 and small["seedings"] == 9
+    assert info["self_train"]["seedings"]["cd4_t"]["mixture_kept"] == {"TREG": 0.0}
+    assert info["self_train"]["declined"]["cd4_t"] == {"TREG": 1}
+    assert not (adata.obs["hcctme_state"].astype(str) == "TREG").any()
 
 
 def test_cross_fitted_probabilities_are_held_out():
