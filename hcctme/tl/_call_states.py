@@ -835,10 +835,15 @@ def _population_expression(matrix: Any, rows: np.ndarray, params: _params.SelfTr
     """A population's log expression, its panel's columns and the gene positions kept (all, unless backed).
 
     ``panel_of``: the panel's columns from each gene's detection in the population (boolean); None: no panel.
+    The rows come back in the order of ``rows``; a backed matrix is read in the file's order (consecutive rows are
+    read together) and its population's rows are put in that order in memory (a copy of the population's kept genes).
     """
     if hasattr(matrix, "to_memory"):  # backed: read in chunks, the candidate variable genes (of the clean cells)
-        return _expression.log_expression_chunked(matrix, rows, params, samples[rows], panel_columns=panel_of,
-                                                  ranked=clean)
+        stored = np.argsort(rows, kind="stable")  # read in the file's order (runs of rows), then put in ``rows``'
+        expression, panel, kept = _expression.log_expression_chunked(
+            matrix, rows[stored], params, samples[rows[stored]], panel_columns=panel_of, ranked=clean[stored])
+        back = np.argsort(stored, kind="stable")
+        return expression[back], (None if panel is None else panel[back]), kept
     expression = _expression.log_expression(matrix[rows])
     panel = None if panel_of is None else sp.csc_matrix(expression[:, panel_of(expression.getnnz(axis=0) > 0)])
     return expression, panel, np.arange(matrix.shape[1])
