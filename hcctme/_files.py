@@ -72,8 +72,7 @@ def _usual_mode(path: Path, *, folder: bool) -> None:
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it into place only if the block succeeds."""
     path = Path(path)
-    if path.is_dir():
-        raise ValueError(f"output {str(path)!r} is a folder; give a file name (e.g. {str(path / 'out')!r})")
+    _not_a_folder(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=Files.PART_SUFFIX, dir=path.parent)
     os.close(fd)
@@ -209,6 +208,12 @@ def _existing_ancestor(path: Path) -> Path:
     return Path.cwd()
 
 
+def _not_a_folder(path: Path) -> None:
+    """Refuse an output file path that names an existing folder."""
+    if path.is_dir():
+        raise ValueError(f"output {str(path)!r} is a folder; give a file name (e.g. {str(path / 'out')!r})")
+
+
 def check_writable(path: str | Path, *, folder: bool = False) -> Path:
     """Check, before any work, that ``path`` (a file, or a folder when ``folder``) can be written.
 
@@ -221,8 +226,8 @@ def check_writable(path: str | Path, *, folder: bool = False) -> Path:
         raise ValueError("the output path is empty; give a file or folder name")
     if path.exists() and folder and not path.is_dir():
         raise ValueError(f"output folder {str(path)!r} exists and is a file; choose a folder name")
-    if path.exists() and not folder and path.is_dir():
-        raise ValueError(f"output {str(path)!r} is a folder; give a file name (e.g. {str(path / 'out')!r})")
+    if not folder:
+        _not_a_folder(path)
     if folder:
         _check_replaceable_dir(path)
     base = _existing_ancestor(path.parent)

@@ -76,6 +76,7 @@ from hcctme._constants import (
     STATE_SPECIFICITY_REFERENCE_Z,
     STATE_SPECIFICITY_SHORT_MAX_NULL,
 )
+from hcctme.tl import _state_order as _order
 
 
 @dataclass
@@ -112,8 +113,8 @@ def panel_columns(var_names: Any, signatures: dict[str, list[str]], n_background
 
     own, own_down = located(signatures), located(down or {})
     taken = {i for cols in (*own.values(), *own_down.values()) for i in cols}
-    pool = np.array(sorted((i for i in range(len(names)) if i not in taken and (detected is None or detected[i])),
-                           key=names.__getitem__), dtype=int)
+    pool = np.array([i for i in range(len(names)) if i not in taken and (detected is None or detected[i])], dtype=int)
+    pool = pool[np.argsort(_order.rank(names)[pool], kind="stable")]
     rng = np.random.default_rng(random_state)
     background = np.sort(rng.choice(pool, min(n_background, pool.size), replace=False)) if pool.size else pool
     columns = np.array(sorted(taken | set(background.tolist())), dtype=int)

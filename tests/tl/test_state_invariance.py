@@ -30,10 +30,9 @@ def _calls(adata: ad.AnnData, **kwargs) -> pd.DataFrame:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         logging.getLogger("hcctme").setLevel(logging.ERROR)
+        out = adata if adata.isbacked else adata.copy()  # a backed file is called in place (copy would load it)
         try:
-            out = adata if adata.isbacked else hcctme.tl.call_states(adata, **KEYS, copy=True, **kwargs)
-            if adata.isbacked:  # copy=True would load the matrix: called in place
-                hcctme.tl.call_states(adata, **KEYS, **kwargs)
+            hcctme.tl.call_states(out, **KEYS, **kwargs)
         finally:
             logging.getLogger("hcctme").setLevel(logging.NOTSET)
     return out.obs[["hcctme_state", "hcctme_state_confidence", "hcctme_state_artefact"]].astype(
