@@ -136,6 +136,10 @@ CONTEXT_PARENTS: Final = {
 # doublets and ambient RNA).
 ARTEFACT_COLLECTION: Final = "artefacts"
 MARKER_COLLECTION: Final = "cell_type_markers"
+# The confidence at which call_states' model calls a cell: the mixture's calls that start its EM and seed the
+# self-training, and the seedings' agreement. The user's min_confidence only cuts the final calls, so a stricter
+# min_confidence keeps the same model and confidences (session 57: it retrained the model before).
+STATE_MODEL_CONFIDENCE: Final = 0.5
 # Robust z (median / MAD within a parent population) above which an artefact or foreign-lineage
 # score makes a cell "none of these" in call_states.
 STATE_ARTEFACT_Z: Final = 3.0

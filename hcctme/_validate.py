@@ -190,24 +190,37 @@ def call_record(**arguments: Any) -> dict[str, Any]:
 
 
 def key_added(key: Any, *, adata: AnnData | None = None, slots: Sequence[str] = (),
-              reads: Iterable[Any] = ()) -> str:
+              reads: Iterable[Any] = (), tool: str | None = None,
+              outputs: Iterable[tuple[str, str]] = ()) -> str:
     """Check a ``key_added`` argument (no "/": anndata writes it as nested groups, which read back elsewhere).
 
     With ``adata``, the key may not name an entry of ``slots`` (``"obs"``, ``"obsm"``, ``"uns"``) that no hcctme tool
     wrote (no ``uns[key + "_params"]``: the user's own data, e.g. ``obsm["spatial"]``), nor an input the call
-    ``reads`` (its cell-type or sample column).
+    ``reads`` (its cell-type or sample column, the scores it reads). ``outputs``: the call's other writes as
+    ``(slot, name)`` (``("obs", key + "_confidence")``), held to the same rules. ``tool``: the calling tool's name
+    (``"hcctme.tl.call_states"``); a key whose record names another tool (``uns[key + "_params"]["tool"]``) is
+    refused: writing there would replace that tool's results and provenance.
     """
     if not isinstance(key, str) or not key:
         raise TypeError(f"key_added must be a non-empty string, got {key!r}")
     if "/" in key:
         raise ValueError(f"key_added {key!r} holds '/', which h5ad files read back as nested keys; use '_' instead")
-    if key in {r for r in reads if isinstance(r, str)}:
-        raise ValueError(f"key_added={key!r} is also a column this call reads; choose another key_added")
-    if adata is not None and key + Suffix.PARAMS not in adata.uns:
-        for slot in slots:
-            if key in getattr(adata, slot):
-                raise ValueError(f"key_added={key!r} would overwrite adata.{slot}[{key!r}], which no hcctme tool "
+    outputs = list(outputs)
+    read = {r for r in reads if isinstance(r, str)}
+    clash = [name for name in (key, *(name for _, name in outputs)) if name in read]
+    if clash:
+        raise ValueError(f"key_added={key!r} would write {clash[0]!r}, which this call reads; choose another key_added")
+    if adata is None:
+        return key
+    record = adata.uns.get(key + Suffix.PARAMS)
+    if record is None:
+        for slot, name in [*((slot, key) for slot in slots), *outputs]:
+            if name in getattr(adata, slot):
+                raise ValueError(f"key_added={key!r} would overwrite adata.{slot}[{name!r}], which no hcctme tool "
                                  "wrote; choose another key_added")
+    elif tool is not None and isinstance(record, Mapping) and record.get("tool", tool) != tool:
+        raise ValueError(f"key_added={key!r} holds the results of {record['tool']} (uns[{key + Suffix.PARAMS!r}]); "
+                         "writing there would replace them: choose another key_added")
     return key
 
 

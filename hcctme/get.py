@@ -131,6 +131,13 @@ def states(adata: AnnData, key: str = Keys.STATE) -> pd.DataFrame:
     columns = {"state": key, "confidence": key + Suffix.CONFIDENCE, "context": key + Suffix.CONTEXT,
                "unrefined": key + Suffix.UNREFINED}
     _validate.state_calls(adata, key)
+    record = adata.uns.get(key + Suffix.PARAMS)
+    tool = record.get("tool") if isinstance(record, Mapping) else None
+    if (tool is not None and tool != "hcctme.tl.call_states") or (record is None and columns["confidence"]
+                                                                  not in adata.obs.columns):
+        raise TypeError(f"adata.obs[{key!r}] holds no calls of hcctme.tl.call_states "
+                        f"({'its record names ' + tool if tool else 'no call record, no confidence column'}); "
+                        "pass the key call_states wrote (key_added), or run it first")
     present = {name: column for name, column in columns.items() if column in adata.obs.columns}
     return pd.DataFrame({name: adata.obs[column] for name, column in present.items()}, index=adata.obs_names)
 

@@ -456,18 +456,9 @@ def _tib(adata: AnnData, config: PipelineConfig) -> dict[str, str] | None:
     tl.tib(adata, sample_key=config.sample_key, spatial_key=config.spatial_key, random_state=config.random_state)
 
 
-def _uses_raw(adata: AnnData, config: PipelineConfig) -> bool:
-    return config.layer is None and (adata.raw is not None if config.use_raw is None else bool(config.use_raw))
-
-
 def _profile(adata: AnnData, config: PipelineConfig) -> None:
-    kw = dict(sample_key=config.sample_key, **config.condition)
-    if not _uses_raw(adata, config):
-        tl.resistance_profile(adata, layer=config.layer, **kw)
-        return
-    light = _light(adata, adata.raw.X, adata.raw.var)  # the profile's gene evidence reads the same matrix
-    tl.resistance_profile(light, **kw)
-    _adopt(light, adata)
+    tl.resistance_profile(adata, sample_key=config.sample_key, layer=config.layer, use_raw=config.use_raw,
+                          **config.condition)
 
 
 _STEP_FUNCTIONS: dict[str, Callable[[AnnData, PipelineConfig], dict[str, str] | None]] = {
@@ -527,7 +518,7 @@ def write_outputs(adata: AnnData, out_dir: str | Path, *, input_path: str | Path
     names: dict[str, str] = {}
     with _files.atomic_dir(out_dir, manifest=_manifest(adata, input_path, full=full)) as tmp:
         for stem, table in result_tables(adata).items():
-            keep_index = stem in ("tib", "ta_response_per_sample")
+            keep_index = stem == "tib"  # its samples are the index; the other tables hold them as a column
             names[stem] = _files.write_table(table, tmp / f"{stem}.tsv", index=keep_index).name
         names["report"] = Path(report_build.write(adata, tmp / "report.html", keep_tables=True)).name
         names["h5ad"] = _files.write_results_h5ad(adata, tmp / Files.RESULTS_H5AD, full=full).name

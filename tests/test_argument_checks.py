@@ -88,7 +88,7 @@ def test_a_signature_scored_in_no_cell_is_said_not_dropped_silently(scored):
 def test_key_added_never_overwrites_the_users_own_data(scored):
     with pytest.raises(ValueError, match=r"would overwrite adata.obsm\['spatial'\]"):
         ht.tl.score(scored.copy(), key_added="spatial")
-    with pytest.raises(ValueError, match="is also a column this call reads"):
+    with pytest.raises(ValueError, match="which this call reads"):
         ht.tl.call_states(scored.copy(), cell_type_key="cell_type", key_added="cell_type")
     adata = scored.copy()
     adata.uns["log1p"] = {"base": None}

@@ -63,6 +63,18 @@ def test_states_reads_every_column_call_states_writes():
         ht.get.states(adata, "other_state")
 
 
+def test_states_refuses_a_column_call_states_did_not_write():
+    """Any obs column read as state calls (sweep 57: get.states(adata, "cluster") returned the authors' labels)."""
+    adata = _cells(4)
+    adata.obs["cluster"] = ["a", "b", "a", "b"]
+    with pytest.raises(TypeError, match=r"no calls of hcctme\.tl\.call_states"):
+        ht.get.states(adata, "cluster")
+    adata.obs["cluster_confidence"] = 0.5
+    adata.uns["cluster_params"] = {"tool": "hcctme.tl.tib"}
+    with pytest.raises(TypeError, match=r"its record names hcctme\.tl\.tib"):
+        ht.get.states(adata, "cluster")
+
+
 # -- on hand-built entries in the contract layout --------------------------------------------------
 TOOLS = [
     # getter call, where the table is stored, tool named in the error

@@ -220,8 +220,8 @@ def test_run_without_conditions_describes_the_cohort(tmp_path: Path):
     assert manifest["skipped"]["compare"] == "condition_key=None, no conditions to compare"
     assert "condition_key" not in manifest["parameters"] and "reference" not in manifest["parameters"]  # None
     assert not list(out.glob("compare_*.tsv")) and not (out / "crosstalk_diff.tsv").exists()
-    per_sample = pd.read_csv(out / "ta_response_per_sample.tsv", sep="\t", index_col=0)
-    assert len(per_sample) == 10
+    per_sample = pd.read_csv(out / "ta_response_per_sample.tsv", sep="\t")
+    assert len(per_sample) == 10 and per_sample.columns[0] == "sample"  # no unnamed row-number column (sweep 57)
     assert pd.read_csv(out / "resistance_profile.tsv", sep="\t")["sample"].nunique() == 10
     assert not pd.read_csv(out / "crosstalk.tsv", sep="\t").empty
     assert "Comparisons: not run (condition_key=None, no conditions to compare)" in (out / "report.html").read_text()

@@ -848,8 +848,8 @@ def test_layer_and_use_raw_reach_every_step(small, monkeypatch):
         assert seen[name][1]["use_raw"] is True and seen[name][1]["layer"] is None, name
     # T+A reads the raw counts as pseudobulk (layers["counts"]); per-cell scores would come from .raw
     assert seen["ta_response"][1]["use_raw"] is True and seen["ta_response"][1]["layer"] == "counts"
-    profiled = seen["resistance_profile"][0]
-    assert profiled.X is adata.raw.X  # the profile's gene evidence reads .raw, not the scaled X
+    # the profile's gene evidence reads .raw, not the scaled X (use_raw passed on since session 57)
+    assert seen["resistance_profile"][1]["use_raw"] is True and seen["resistance_profile"][1]["layer"] is None
 
 
 def test_crosstalk_on_counts_is_refused_before_any_step(small, monkeypatch, digest):

@@ -63,7 +63,7 @@ def _axes(rows: pd.DataFrame) -> str:
                        if f"z_{kind}" in row.index and pd.notna(row[f"z_{kind}"]))
         items.append({"axis": _html.Raw(f"<b>{html.escape(str(row['axis']))}</b> "
                                         f"{html.escape(str(row.get('axis_name', '')))}"),
-                      "activity": float(row["activity"]), "evidence": _html.Raw(tags)})
+                      "activity": f"{float(row['activity']):.2f}", "evidence": _html.Raw(tags)})  # as its z tags
     return _html.static_table(pd.DataFrame(items), digits=2)
 
 

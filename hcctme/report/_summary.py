@@ -31,7 +31,7 @@ TEST_NAMES = {
     "wilcoxon": "Wilcoxon signed-rank test", "deseq2": "PyDESeq2 Wald test", "propeller": "propeller",
     "voom": "limma-voom (TMM normalisation, empirical-Bayes moderated t-test)",
     "limma-trend": "limma-trend (TMM log-CPM, empirical-Bayes moderated t-test with an abundance trend)",
-    "mannwhitneyu": "Mann-Whitney U test", "kruskal": "Kruskal-Wallis test",
+    "mannwhitneyu": "Mann-Whitney U test", "kruskal": "Kruskal-Wallis test (permutation p)",
 }
 CITED_TESTS = {"mannwhitney": "mannwhitneyu", "mannwhitneyu": "mannwhitneyu", "deseq2": "pydeseq2",
                "voom": "limma", "limma-trend": "limma", "propeller": "propeller"}
@@ -255,7 +255,9 @@ def methods(params: dict[str, dict[str, Any]], tests: dict[str, list[str]], *, n
         compared = ""
         if profile_tests:
             compared = ("; axis activity was compared between conditions with a "
-                        + " and a ".join(TEST_NAMES.get(t, t) for t in profile_tests) + ", BH-adjusted over axes")
+                        + " and a ".join(TEST_NAMES.get(t, t) for t in profile_tests)
+                        + ", BH-adjusted over the distinct evidence of the axes (axes with identical activities "
+                          "count once)")
             used += ["bh", *(CITED_TESTS[t] for t in profile_tests if t in CITED_TESTS)]
         text.append(f"An axis is active in a patient when its mean evidence z-score is at least "
                     f"{prof.get('active_threshold', 0.5)}{compared}.")

@@ -146,8 +146,9 @@ def _check_options(min_confidence: float, refine: str | None, refine_resolution:
     """The checked confidence threshold and refinement method."""
     min_confidence = _validate.fraction(min_confidence, name="min_confidence")
     refine = _validate.choice(refine, REFINE_METHODS, name="refine")
-    if isinstance(refine_resolution, bool) or not isinstance(refine_resolution, (int, float)) or refine_resolution <= 0:
-        raise ValueError(f"refine_resolution must be a positive number, got {refine_resolution!r}")
+    if (isinstance(refine_resolution, bool) or not isinstance(refine_resolution, (int, float))
+            or not np.isfinite(refine_resolution) or refine_resolution <= 0):
+        raise ValueError(f"refine_resolution must be a positive finite number, got {refine_resolution!r}")
     return min_confidence, refine
 
 
@@ -236,6 +237,7 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
             logger.warning("%s states not scored (left out of the competition): %s", context, ids)
     genes = {s: list(library[s].genes_up) for s in used_cols}
     genes_down = {s: list(library[s].genes_down or ()) for s in used_cols}
+    ignored = [c for c in ignored if c not in extra.names]  # the user's gene sets passed as artefacts are used
     return {"states": states, "ignored": ignored, "used_cols": used_cols, "contexts": contexts, "genes": genes,
             "genes_down": genes_down, "flag_cols": [c for c, kind in extra.from_obs.items() if kind == "flag"],
             "art_cols": art_cols, "values": values, "references": _artefacts.references(values, contexts, markers),
@@ -244,14 +246,24 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
 
 def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, samples: np.ndarray, *,
            refine: str | None, refine_resolution: float, self_train: bool,
-           var_names: pd.Index, random_state: int, adjacency: sp.csr_matrix | None = None,
+           var_names: pd.Index, random_state: int, min_confidence: float, adjacency: sp.csr_matrix | None = None,
            ) -> tuple[_model.Assignment, np.ndarray, np.ndarray, dict[str, Any], dict[str, Any]]:
-    """The mixture's assignment, the final calls and confidence, the self-training's record and the vote's."""
+    """The mixture's assignment, the final calls and confidence, the self-training's record and the vote's.
+
+    The model (mixture, self-training, flags) calls at ``thresholds.model_confidence`` whatever ``min_confidence``,
+    which cuts the final calls (:func:`cut`): a stricter ``min_confidence`` keeps the same confidences and calls a
+    subset of the cells. The vote (``refine``) reads the calls at ``min_confidence``.
+    """
     contexts, states = m["contexts"], m["states"]
     result = _model.assign(m["values"], contexts, states, artefacts=m["art_cols"], references=m["references"],
                            thresholds=thresholds, flag_columns=m["flag_cols"], support=m.get("art_support"),
                            order=m["order"])
-    record = (_self_train(matrix, result, m, thresholds.min_confidence, samples, var_names, random_state)
+    few = {c: int(np.sum((contexts == c) & (result.artefact == ""))) for c, how in result.fitted.items()
+           if how == _model.TOO_FEW_CELLS}
+    if few:
+        logger.warning("too few cells to call states in (fewer than %d clean cells each): %s; their cells stay "
+                       "unassigned (uns[...]['fitted'])", thresholds.min_fit_cells, few)
+    record = (_self_train(matrix, result, m, thresholds.model_confidence, samples, var_names, random_state)
               if self_train else
               {key: {} for key in SELF_TRAIN_RECORD})
     _flag_genes_of(result, m, thresholds)
@@ -261,12 +273,12 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
         logger.warning("%s: the specificity test declined every candidate cluster of %s, so the mixture's calls "
                        "of these states (%s) are dropped; see uns[...]['self_train']['specificity']", context,
                        list(dropped), dropped)
-    calls, confidence, voting = result.calls, result.confidence, {}
+    calls, confidence, voting = cut(result, min_confidence), result.confidence, {}
     if refine is not None:
         graph_of = _vote.graph_for(refine, adjacency, result.z, states)
         calls, confidence, voting = _vote.vote(calls, confidence, result.artefact, contexts, states, graph_of,
                                                resolution=refine_resolution, refine=refine, order=m["order"])
-    calls, confidence = _artefacts.discount(calls, confidence, result.artefact_probability, thresholds.min_confidence)
+    calls, confidence = _artefacts.discount(calls, confidence, result.artefact_probability, min_confidence)
     for context, diag in result.diagnostics.items():
         weak = {s: round(v["separation"], 2) for s, v in diag.items()
                 if "separation" in v and v["separation"] < WEAK_SEPARATION}
@@ -274,6 +286,12 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
             logger.warning("%s: states without a distinct high sub-population (separation < %.1f sd): %s; "
                            "their calls are the upper tail of a continuum", context, WEAK_SEPARATION, weak)
     return result, calls, confidence, trained, voting
+
+
+def cut(result: _model.Assignment, min_confidence: float) -> np.ndarray:
+    """The calls at ``min_confidence``: each clean cell's best state where it may be called and is that confident."""
+    keep = result.eligible & (result.artefact == "") & (result.confidence >= min_confidence)
+    return np.where(keep, result.best, Defaults.UNASSIGNED).astype(object)
 
 
 def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.Resolution, library_version: str,
@@ -287,7 +305,7 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
             cell_type_key=call["cell_type_key"], scores_key=call["scores_key"], context_map=call["context_map"],
             sample_key=call["sample_key"], artefacts=call["artefacts_given"], min_confidence=call["min_confidence"],
             refine=refine, refine_resolution=float(call["refine_resolution"]), self_train=self_train,
-            random_state=call["random_state"], layer=call["layer"]),
+            random_state=call["random_state"], layer=call["layer"], use_raw=call["use_raw"]),
         "artefacts_used": list(call["artefacts"].names),
         "library_version": library_version,
         "cell_type_key": call["cell_type_key"],
@@ -423,7 +441,9 @@ def call_states(
         the cell's best state (the calibrated classifier's where the population was self-trained,
         the mixture's posterior elsewhere) times the probability that the cell is not an artefact
         (Notes). 0.5 is the Bayes decision between "this state" and "another state or none"; raise
-        it for stricter calls.
+        it for stricter calls. It only cuts the final calls: the model (mixture, self-training) is fitted at 0.5
+        whatever its value, so another ``min_confidence`` gives the same confidences, and a higher one a subset of
+        the calls (with ``refine``, the vote reads the calls at ``min_confidence``).
     refine
         After the per-cell calls, sub-cluster each parent population with leiden
         (``refine_resolution``) and let each sub-cluster vote: ``"graph"`` on the user's neighbour
@@ -490,7 +510,8 @@ def call_states(
       ``mixture_counts`` (per context, the mixture's calls of each state and ``"unassigned"`` before the
       self-training: where a state's cells are lost, in the mixture or in the self-training),
       ``artefact_rule`` (the thresholds of :mod:`hcctme.tl._state_artefacts`; ``library_size``
-      is an artefact column where the expression holds raw counts), ``fitted``,
+      is an artefact column where the expression holds raw counts), ``fitted`` (per context ``"mixture"``, or
+      ``"too few cells"``: fewer than 30 clean cells, not called, warned of),
       ``ignored_signatures``, ``refine``, ``self_train`` (``params``, ``seeds``
       per context, ``specificity``: per context and state whether a cluster confirmed it, the
       clusters tested and declined, and the test of its best cluster: ``n_measured``, ``n_up``,
@@ -640,7 +661,7 @@ def call_states(
       programme's genes in many cells (a distinct upper group) is flagged as that artefact;
     * signatures scored from the user's own gene sets (columns that are not library ids) are not
       used for calling (their parent context and mutual exclusivity are unknown); they are
-      listed in ``uns[key_added + "_params"]["ignored_signatures"]``.
+      listed in ``uns[key_added + "_params"]["ignored_signatures"]``, unless passed in ``artefacts``.
 
     Examples
     --------
@@ -660,7 +681,11 @@ def call_states(
         raise ValueError("copy=True would load the whole backed matrix into memory; call "
                          "hcctme.tl.call_states(adata) with copy=False (it writes only obs and uns), or load it "
                          "first with adata.to_memory()")
-    key_added = _validate.key_added(key_added, adata=adata, slots=("obs", "uns"), reads=(cell_type_key, sample_key))
+    key_added = _validate.key_added(
+        key_added, adata=adata, slots=("obs", "uns"), reads=(cell_type_key, sample_key, scores_key),
+        tool="hcctme.tl.call_states",
+        outputs=[("obs", key_added + sfx) for sfx in (Suffix.CONFIDENCE, Suffix.CONTEXT, Suffix.ARTEFACT,
+                                                      Suffix.UNREFINED)] if isinstance(key_added, str) else [])
     min_confidence, refine = _check_options(min_confidence, refine, refine_resolution)
     random_state = _validate.random_state(random_state)
     scores, labels, samples, extra = _check_inputs(adata, scores_key=scores_key, cell_type_key=cell_type_key,
@@ -675,7 +700,7 @@ def call_states(
     library = sig.library()
     dropped = adata.uns.get(scores_key + Suffix.PARAMS, {}).get("dropped", [])
     m = _model_inputs(scores, labels, resolution, library, extra, scores_key, dropped=dropped)
-    thresholds = _model.Thresholds(min_confidence=min_confidence)
+    thresholds = _model.Thresholds()
     var_names = _validate.gene_names(adata, genes)
     sums = _genes_of.prepare(m, matrix, var_names)
     _artefacts.add_library_size(m, matrix, samples.to_numpy(), sums=sums)
@@ -683,7 +708,7 @@ def call_states(
     result, calls, confidence, trained, voting = _calls(m, matrix, thresholds, samples.to_numpy(), refine=refine,
                                                         refine_resolution=refine_resolution, self_train=self_train,
                                                         var_names=var_names, adjacency=adjacency,
-                                                        random_state=random_state)
+                                                        random_state=random_state, min_confidence=min_confidence)
     table = _count_table(calls, m["contexts"], samples.to_numpy(), m["states"])
     call = {"cell_type_key": cell_type_key, "scores_key": scores_key, "sample_key": sample_key,
             "context_map": context_map, "artefacts": extra, "artefacts_given": artefacts,
@@ -704,7 +729,7 @@ def call_states(
     )
     return adata if copy else None
 
-def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], min_confidence: float,
+def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], model_confidence: float,
                 samples: np.ndarray, var_names: pd.Index, random_state: int) -> dict[str, dict[str, Any]]:
     """Replace the mixture's calls by the self-trained ones, then flag on the carried artefact columns (in place).
 
@@ -750,9 +775,10 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mi
         best = np.array([position[b] for b in result.best[idx]], dtype=int)
         called = result.calls[idx] != Defaults.UNASSIGNED
         trained = _selftrain.call_population(expression, z, list(ids), best, result.confidence[idx], called,
-                                             params, min_confidence, samples[idx], panel)
+                                             params, model_confidence, samples[idx], panel)
         if trained is not None:
-            calls, confidence, counts, diagnostics = trained
+            calls, confidence, counts, diagnostics = trained[:4]
+            result.best[idx], result.eligible[idx] = trained.best, trained.eligible
             tests[context] = diagnostics["specificity"]
             temperatures[context] = diagnostics["temperature"]
             agreements[context] = seeding_record(context, diagnostics)

@@ -7,7 +7,11 @@ what earlier tools stored, each standardised across samples:
     signature scores (:func:`hcctme.tl.score`) of the states / programmes linked to the axis
     (``hcctme/kb/data/axis_links.tsv``), averaged per sample over the cells of the signature's
     cell context (all cells when contexts are unknown). Axes with no linked signature use the mean
-    expression of their ligand and receptor genes instead (source ``genes:...``).
+    expression of their ligand and receptor genes instead (source ``genes:...``): each ligand gene over
+    the cells of the axis's sender contexts, each receptor gene over its receiver contexts
+    (``obs[state_key + "_context"]``; all cells without it, and for recruitment axes). A tumour-intrinsic
+    axis holds its markers as ligands of a tumour sender: S100A9 for TACE_S100A9 is read in tumour cells,
+    not in the neutrophils that make far more of it.
 ``states``
     abundance of the linked states (:func:`hcctme.tl.call_states`): per sample, the fraction of the
     state's parent population (e.g. TAM2_SPP1 among macrophages; linked states of one parent are
@@ -49,7 +53,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
-from scipy import stats
 
 from hcctme import _validate
 from hcctme._constants import CONTEXT_PARENTS, Keys, Suffix
@@ -100,7 +103,7 @@ def _split_list(value: Any) -> list[str]:
 
 
 def _kb_axes() -> pd.DataFrame:
-    """One row per axis: axis, name, direction, genes (ligand and receptor subunits)."""
+    """One row per axis: axis, name, direction, genes (ligand and receptor subunits, also apart), contexts."""
     from hcctme import kb
 
     raw = kb.axes()
@@ -108,10 +111,10 @@ def _kb_axes() -> pd.DataFrame:
         raise TypeError("hcctme.kb.axes() must return a DataFrame with an 'axis' column")
     rows = []
     for axis, group in raw.groupby("axis", sort=False):
-        genes: list[str] = []
-        for col in ("ligand", "receptor", "ligand_complex", "receptor_complex"):
-            if col in group.columns:
-                genes.extend(_split_genes(group[col].tolist()))
+        ligands = [g for col in ("ligand", "ligand_complex") if col in group.columns
+                   for g in _split_genes(group[col].tolist())]
+        receptors = [g for col in ("receptor", "receptor_complex") if col in group.columns
+                     for g in _split_genes(group[col].tolist())]
         direction = str(group["direction"].iloc[0]) if "direction" in group.columns else "up"
         name = str(group["name"].iloc[0]) if "name" in group.columns else str(axis)
         senders: set[str] = set()
@@ -120,8 +123,9 @@ def _kb_axes() -> pd.DataFrame:
             if col in group.columns:
                 for value in group[col]:
                     bucket.update(_split_list(value))
-        rows.append({"axis": str(axis), "name": name, "direction": direction, "genes": list(dict.fromkeys(genes)),
-                     "senders": senders, "receivers": receivers})
+        rows.append({"axis": str(axis), "name": name, "direction": direction,
+                     "genes": list(dict.fromkeys(ligands + receptors)), "ligands": list(dict.fromkeys(ligands)),
+                     "receptors": list(dict.fromkeys(receptors)), "senders": senders, "receivers": receivers})
     return pd.DataFrame(rows)
 
 
@@ -163,6 +167,29 @@ def _in_context(contexts: pd.Series, context: str) -> np.ndarray:
     return (contexts == context).to_numpy() | (parents == context).to_numpy()
 
 
+def _in_any(levels: pd.Index, contexts: set[str]) -> np.ndarray:
+    """Which context ``levels`` belong to any kb context of ``contexts`` (the context or its child; "any": all)."""
+    if not contexts or "any" in contexts:
+        return np.ones(len(levels), dtype=bool)
+    return np.array([lv in contexts or CONTEXT_PARENTS.get(lv) in contexts for lv in levels], dtype=bool)
+
+
+def gene_roles(ax: pd.Series, *, density: bool = False) -> list[tuple[str, frozenset[str]]]:
+    """An axis's genes, each with the kb contexts whose cells express it for the axis.
+
+    Ligand genes in the sender contexts (the markers of a tumour-intrinsic axis are held as ligands without a
+    receptor, its sender the tumour), receptor genes in the receiver contexts; every cell (``"any"``) for a
+    recruitment axis (``density``: more such cells is the signal). A gene in both roles keeps its first.
+    """
+    if density:
+        return [(g, frozenset({"any"})) for g in ax["genes"]]
+    roles: dict[str, frozenset[str]] = {}
+    for genes, contexts in ((ax["ligands"], ax["senders"]), (ax["receptors"], ax["receivers"])):
+        for gene in genes:
+            roles.setdefault(gene, frozenset(contexts))
+    return list(roles.items())
+
+
 # --------------------------------------------------------------------------------------------------
 # evidence
 # --------------------------------------------------------------------------------------------------
@@ -188,54 +215,91 @@ def _score_evidence(scores: pd.DataFrame, samples: pd.Series, contexts: pd.Serie
 
 
 class _GeneEvidence:
-    """Per sample, the mean expression of gene sets, from per-sample sums of each gene read in one chunked pass.
+    """Per sample, the mean expression of an axis's genes in their cells, from one chunked pass over the matrix.
 
-    Called with a gene list (``read_genes(genes, why=...)``), it returns the evidence item: per sample,
-    the mean over cells of the genes' mean log-normalised expression (counts are normalised to 1e4 per
-    cell and log1p-transformed, as scanpy would). The mean over cells of a mean over genes is the mean
-    over genes of the per-gene means, so one pass over the matrix (row chunks: a backed matrix is never
-    loaded) serves every axis; it runs on the first call, for all the genes of ``wanted``.
+    Called with an axis's gene roles (:func:`gene_roles`: each gene with the kb contexts whose cells express it), it
+    returns the evidence item: per sample, the mean over the genes of each gene's mean log-normalised expression
+    over the sample's cells of its contexts (counts are normalised to 1e4 per cell and log1p-transformed, as scanpy
+    would); a gene whose contexts hold no cell of a sample is not measured there, and a sample with none of the
+    genes measured is NaN. Without cell contexts (no :func:`hcctme.tl.call_states`) every gene is read over all
+    cells. One pass (row chunks: a backed matrix is never loaded) sums each gene per sample and cell context for
+    every axis; it runs on the first call, for all the genes of ``wanted``.
     """
 
     def __init__(self, adata: AnnData, wanted: list[str], samples: pd.Series, order: pd.Index,
-                 layer: str | None) -> None:
-        self.adata, self.samples, self.order, self.layer = adata, samples, order, layer
-        self.X, names = _validate.matrix(adata, layer=layer, use_raw=False)
+                 layer: str | None, use_raw: bool | None, contexts: pd.Series | None) -> None:
+        self.samples, self.order = samples, order
+        self.X, names = _validate.matrix(adata, layer=layer, use_raw=use_raw)
+        raw = layer is None and (adata.raw is not None if use_raw is None else bool(use_raw))
+        self.where = f"layers[{layer!r}]" if layer else ("raw.X" if raw else "X")
+        self.by_context = contexts is not None
+        self.contexts = (contexts.astype(str) if contexts is not None
+                         else pd.Series("all", index=samples.index, dtype=object))
+        self.levels = pd.Index(pd.unique(self.contexts.to_numpy()))
         self.position: dict[str, int] = {}
         for i, name in enumerate(_validate.gene_names(adata, names)):  # harmonised symbols when present
             self.position.setdefault(str(name), i)
         self.genes = [g for g in dict.fromkeys(wanted) if g in self.position]
-        self.means: pd.DataFrame | None = None
+        self.sums: np.ndarray | None = None  # samples x context levels x genes
+        self.cells: np.ndarray | None = None  # samples x context levels
 
-    def _read(self) -> pd.DataFrame:
+    def _read(self) -> None:
         X = self.X
-        counts = _validate.matrix_kind(X, n_rows=self.adata.n_obs) == "counts"
-        codes = self.order.get_indexer(self.samples.to_numpy())
+        kind = _validate.matrix_kind(X, n_rows=X.shape[0])
+        if kind == "scaled":
+            raise ValueError(
+                f"resistance_profile reads gene expression ({self.where}) for axes without a linked signature, but "
+                "it has negative values (scaled or centred data): pass layer= with counts or log-normalised values, "
+                "or use_raw=True where .raw holds them")
+        n_levels = len(self.levels)
+        codes = (self.order.get_indexer(self.samples.to_numpy()) * n_levels
+                 + self.levels.get_indexer(self.contexts.to_numpy()))
+        n_groups = len(self.order) * n_levels
         columns = [self.position[g] for g in self.genes]
-        sums = np.zeros((len(self.order), len(columns)))
+        sums = np.zeros((n_groups, len(columns)))
         for start, stop, block in _validate.row_blocks(X):
             block = sp.csr_matrix(block, dtype=np.float64)
             values = block[:, columns].toarray()
-            if counts:  # normalise to 1e4 per cell and log1p, as scanpy would
+            if kind == "counts":  # normalise to 1e4 per cell and log1p, as scanpy would
                 totals = np.asarray(block.sum(axis=1)).ravel()
                 values = np.log1p(values / np.maximum(totals, 1)[:, None] * 1e4)
             rows = codes[start:stop]
-            member = sp.csr_matrix((np.ones(len(rows)), (rows, np.arange(len(rows)))),
-                                   shape=(len(self.order), len(rows)))
+            member = sp.csr_matrix((np.ones(len(rows)), (rows, np.arange(len(rows)))), shape=(n_groups, len(rows)))
             sums += member @ values
-        n_cells = np.bincount(codes, minlength=len(self.order))
-        return pd.DataFrame(sums / np.maximum(n_cells, 1)[:, None], index=self.order, columns=self.genes)
+        self.sums = sums.reshape(len(self.order), n_levels, len(columns))
+        self.cells = np.bincount(codes, minlength=n_groups).reshape(len(self.order), n_levels).astype(float)
 
-    def __call__(self, genes: list[str], *, why: str = "no linked signature scored") -> list[dict[str, Any]]:
-        present = [g for g in genes if g in self.position]
+    def __call__(self, roles: list[tuple[str, frozenset[str]]], *,
+                 why: str = "no linked signature scored") -> list[dict[str, Any]]:
+        present = [(g, c) for g, c in roles if g in self.position]
         if not present:
             return []
-        if self.means is None:
-            self.means = self._read()
-        values = self.means[present].mean(axis=1)
-        where = f"layers[{self.layer!r}]" if self.layer else "X"
-        return [{"feature": "genes:" + ",".join(present), "values": values,
-                 "source": f"{where}: mean expression of {', '.join(present)} ({why})"}]
+        if self.sums is None:
+            self._read()
+        assert self.sums is not None and self.cells is not None
+        means = []
+        for gene, contexts in present:
+            mask = _in_any(self.levels, set(contexts) if self.by_context else {"any"})
+            n = self.cells[:, mask].sum(axis=1)
+            total = self.sums[:, mask, self.genes.index(gene)].sum(axis=1)
+            means.append(np.where(n > 0, total / np.maximum(n, 1), np.nan))
+        stacked = np.vstack(means)
+        measured = np.isfinite(stacked).any(axis=0)
+        values = np.full(len(self.order), np.nan)
+        values[measured] = np.nanmean(stacked[:, measured], axis=0)
+        return [{"feature": "genes:" + ",".join(g for g, _ in present), "values": pd.Series(values, index=self.order),
+                 "source": f"{self.where}: mean expression of {self._described(present)} ({why})"}]
+
+    def _described(self, present: list[tuple[str, frozenset[str]]]) -> str:
+        """``"HGF in fibroblast/macrophage cells, MET in tumour cells"`` (genes of one context set together)."""
+        by: dict[frozenset[str], list[str]] = {}
+        for gene, contexts in present:
+            by.setdefault(contexts if self.by_context else frozenset({"any"}), []).append(gene)
+        parts = []
+        for contexts, genes in by.items():
+            where = "all cells" if not contexts or "any" in contexts else "/".join(sorted(contexts)) + " cells"
+            parts.append(f"{', '.join(genes)} in {where}")
+        return ", ".join(parts)
 
 
 def _state_evidence(states: pd.Series, contexts: pd.Series | None, samples: pd.Series, order: pd.Index,
@@ -327,6 +391,9 @@ def _crosstalk_per_sample(adata: AnnData, table: pd.DataFrame, sample_key: str, 
     sample_col = next((c for c in (sample_key, "sample", "sample_id") if c in table.columns), None)
     if sample_col is None:
         return None, f"the crosstalk table has no per-sample column ({sample_key!r}); run tl.crosstalk with sample_key="
+    if not set(table[sample_col].astype(str)) & set(order):
+        return None, (f"the crosstalk table's samples (column {sample_col!r}) are none of obs[{sample_key!r}]'s: run "
+                      f"tl.crosstalk with sample_key={sample_key!r}")
     strength_col = next((c for c in _STRENGTH_COLUMNS if c in table.columns), None)
     rank_col = next((c for c in _RANK_COLUMNS if c in table.columns), None)
     if strength_col is not None:
@@ -399,23 +466,26 @@ def _has_cells(contexts: set[str], senders: set[str] | None, receivers: set[str]
 
 
 def _add_specific_genes(axis_items: dict[str, tuple[bool, list[tuple[str, dict[str, Any]]]]],
-                        axes_table: pd.DataFrame, read_genes: Callable[..., list[dict[str, Any]]]) -> None:
+                        axes_table: pd.DataFrame, links: pd.DataFrame,
+                        read_genes: Callable[..., list[dict[str, Any]]]) -> None:
     """Give axes with only shared evidence a feature of their own: their ligand / receptor genes.
 
     An axis whose evidence features are all read by other axes too (CD8_TEX_TERMINAL by PD1, TIM3,
     LAG3 and TIGIT) gets the mean expression of its own ligand and receptor genes, when the data
-    have them.
+    have them (each in its cells: :func:`gene_roles`).
     """
     users: dict[tuple[str, str], set[str]] = {}
     for axis, (_, items) in axis_items.items():
         for kind, item in items:
             users.setdefault((kind, item["feature"]), set()).add(axis)
-    genes = dict(zip(axes_table["axis"], axes_table["genes"], strict=True))
+    rows = axes_table.set_index("axis", drop=False)
+    recruitment = set(links.loc[links["kind"] == "population", "axis"])
     for axis, (_, items) in axis_items.items():
         specific = any(users[(kind, item["feature"])] == {axis} for kind, item in items)
-        if specific or not genes.get(axis):
+        if specific or not rows.loc[axis, "genes"]:
             continue
-        extra = read_genes(genes[axis], why="axis-specific: its other evidence is shared with other axes")
+        extra = read_genes(gene_roles(rows.loc[axis], density=axis in recruitment),
+                           why="axis-specific: its other evidence is shared with other axes")
         items.extend(("scores", item) for item in extra)
 
 
@@ -426,7 +496,9 @@ def _zscore(values: pd.Series, centre_mask: np.ndarray | None, flip: bool) -> pd
         return pd.Series(np.nan, index=x.index)
     sd = float(x[finite].std(ddof=1))
     ref = x[finite & centre_mask] if centre_mask is not None else x[finite]
-    centre = float(ref.mean()) if len(ref) else float(x[finite].mean())
+    if not len(ref):  # no reference patient has this feature: "SDs above the reference" is undefined
+        return pd.Series(np.nan, index=x.index)
+    centre = float(ref.mean())
     z = (x - centre) / sd if sd > 1e-12 else pd.Series(np.where(finite, 0.0, np.nan), index=x.index)
     return -z if flip else z
 
@@ -526,7 +598,7 @@ def _axis_evidence(ax: pd.Series, ax_links: pd.DataFrame, scores: pd.DataFrame, 
         items += [("scores", e) for e in _score_evidence(scores, samples, contexts, order, sig_features, scores_key,
                                                          density=density)]
     elif ax["genes"]:
-        items += [("scores", e) for e in read_genes(ax["genes"])]
+        items += [("scores", e) for e in read_genes(gene_roles(ax, density=density))]
     if src["states"] is not None:
         state_features = list(dict.fromkeys(ax_links.loc[ax_links["kind"] == "state", "feature"]))
         items += [("states", e) for e in _state_evidence(src["states"], contexts, samples, order, state_features,
@@ -575,7 +647,7 @@ def _profile(scores: pd.DataFrame, samples: pd.Series, order: pd.Index, conditio
         items = _axis_evidence(ax, links[links["axis"] == ax["axis"]], scores, samples, order, src, read_genes,
                                **keys)
         axis_items[ax["axis"]] = (flip, items)
-    _add_specific_genes(axis_items, axes_table, read_genes)
+    _add_specific_genes(axis_items, axes_table, links, read_genes)
     evidence = _evidence(axis_items, order, centre_mask)
     profile = _combine(evidence, axes_table, order, active_threshold=active_threshold)
     if condition is not None:
@@ -595,7 +667,8 @@ def _params(call: dict[str, Any], axes_table: pd.DataFrame, active_threshold: fl
         "absent": absent, "n_axes": len(axes_table), "n_samples": len(order),
     }
     if summary is not None and len(summary):
-        params["n_distinct_tests"] = int(summary.drop_duplicates(["evidence_group", "group"]).shape[0])
+        tested = summary.dropna(subset=["pvalue"])
+        params["n_distinct_tests"] = int(tested.drop_duplicates(["evidence_group", "group"]).shape[0])
     return params
 
 
@@ -626,6 +699,7 @@ def resistance_profile(
     crosstalk_key: str = Keys.CROSSTALK,
     tib_key: str = Keys.TIB,
     layer: str | None = None,
+    use_raw: bool | None = None,
     axes: Sequence[str] | None = None,
     active_threshold: float = 0.5,
     key_added: str = Keys.PROFILE,
@@ -657,8 +731,11 @@ def resistance_profile(
     layer
         Expression used for axes without a linked signature, and for the axis-specific gene evidence
         of axes whose other evidence is all shared with other axes (each axis then keeps a feature
-        of its own: the mean expression of its ligand and receptor genes); ``None``: ``.X``; counts
-        are log-normalised on the fly.
+        of its own: the mean expression of its ligand and receptor genes); ``None``: ``.X`` (or ``.raw``,
+        see ``use_raw``); counts are log-normalised on the fly, and scaled data (negative values) are refused.
+    use_raw
+        Read that expression from ``.raw`` (scanpy's convention, as :func:`hcctme.tl.score`): ``None`` uses
+        ``.raw`` when it is present and no ``layer`` is given.
     axes
         Restrict to these kb axis ids (default: all).
     active_threshold
@@ -679,7 +756,10 @@ def resistance_profile(
     """
     _validate.anndata(adata, writes=True)
     samples = _validate.categorical_levels(adata, sample_key, purpose="sample_key")
-    key_added = _validate.key_added(key_added, adata=adata, slots=("uns",))
+    key_added = _validate.key_added(key_added, adata=adata, slots=("uns",),
+                                    reads=(scores_key, state_key, crosstalk_key, tib_key),
+                                    tool="hcctme.tl.resistance_profile",
+                                    outputs=[("uns", key_added + sfx) for sfx in (Suffix.EVIDENCE, Suffix.SUMMARY)])
     condition, reference = _check_condition(adata, sample_key, condition_key, reference, active_threshold)
     _validate.boolean(copy, name="copy")
     for name, value in (("state_key", state_key), ("crosstalk_key", crosstalk_key), ("tib_key", tib_key)):
@@ -697,12 +777,13 @@ def resistance_profile(
     src = _sources(adata, sample_key=sample_key, state_key=state_key, crosstalk_key=crosstalk_key, tib_key=tib_key,
                    axes_table=axes_table, order=order)
     wanted = [g for genes in axes_table["genes"] if genes for g in genes]
-    read_genes = _GeneEvidence(adata, wanted, samples, order, layer)
+    read_genes = _GeneEvidence(adata, wanted, samples, order, layer, use_raw, src["contexts"])
     keys = {"scores_key": scores_key, "state_key": state_key, "crosstalk_key": crosstalk_key, "tib_key": tib_key}
     profile, evidence, summary = _profile(scores, samples, order, condition, reference, axes_table, links, src,
                                           read_genes, active_threshold=float(active_threshold), keys=keys)
     call = {"sample_key": sample_key, "condition_key": condition_key, "reference": reference, **keys,
-            "layer": layer, "axes": list(axes) if axes is not None and not isinstance(axes, str) else axes}
+            "layer": layer, "use_raw": use_raw,
+            "axes": list(axes) if axes is not None and not isinstance(axes, str) else axes}
     params = _params(call, axes_table, float(active_threshold), order, src["absent"], summary)
 
     adata = adata.copy() if copy else adata  # nothing above touched adata
@@ -755,13 +836,15 @@ def _evidence_text(evidence: pd.DataFrame, out: pd.DataFrame) -> list[str]:
 def _evidence_groups(profile: pd.DataFrame) -> pd.Series:
     """Axis -> its evidence group (the ';'-joined axes with an identical per-sample activity vector).
 
-    Such axes carry the same evidence and count as one test.
+    Such axes carry the same evidence and count as one test. An axis measured in no sample shares nothing: it is
+    its own group.
     """
     wide = profile.pivot(index="sample", columns="axis", values="activity")
     keys: dict[tuple, list[str]] = {}
     for axis in pd.unique(profile["axis"]):
         vector = wide[axis].to_numpy(dtype=float)
-        key = tuple(np.where(np.isnan(vector), np.inf, np.round(vector, 10)))
+        key = (tuple(np.where(np.isnan(vector), np.inf, np.round(vector, 10))) if np.isfinite(vector).any()
+               else ("unmeasured", axis))
         keys.setdefault(key, []).append(axis)
     return pd.Series({axis: ";".join(members) for members in keys.values() for axis in members}, name="evidence_group")
 
@@ -784,11 +867,17 @@ def _summary(profile: pd.DataFrame, reference: str | None) -> pd.DataFrame:
 
 
 def _summary_rows(profile: pd.DataFrame, reference: str | None) -> list[dict[str, Any]]:
-    """One row per axis (and compared level) with the rank test of its activity."""
+    """One row per axis (and compared level) with the rank test of its activity.
+
+    Means and fractions active are over the patients in whom the axis was measured (finite activity), as the
+    tests and ``n_*`` are: a patient without the axis's cells is not an inactive one. Without a reference the test
+    is Kruskal-Wallis with a permutation p (:func:`hcctme.tl._stats.kruskal`; exact at small n).
+    """
     rows = []
     levels = sorted(profile["condition"].unique())
     for axis, group in profile.groupby("axis", sort=False):
-        by = {lv: group.loc[group["condition"] == lv, "activity"].dropna().to_numpy() for lv in levels}
+        group = group[np.isfinite(group["activity"].to_numpy(dtype=float))]
+        by = {lv: group.loc[group["condition"] == lv, "activity"].to_numpy() for lv in levels}
         if reference is not None:
             ref = by[reference]
             for lv in levels:
@@ -804,21 +893,23 @@ def _summary_rows(profile: pd.DataFrame, reference: str | None) -> list[dict[str
                 rows.append({"axis": axis, "group": lv, "reference": reference,
                              "mean_activity_group": mean_other, "mean_activity_reference": mean_ref,
                              "effect": mean_other - mean_ref,
-                             "fraction_active_group": float(active[group["condition"] == lv].mean()),
-                             "fraction_active_reference": float(active[group["condition"] == reference].mean()),
+                             "fraction_active_group": _share(active[group["condition"] == lv]),
+                             "fraction_active_reference": _share(active[group["condition"] == reference]),
                              "statistic": stat, "pvalue": p, "test": "mannwhitneyu",
                              "n_group": len(other), "n_reference": len(ref)})
         else:
             arrays = [a for a in by.values() if len(a) >= 2]
             p, stat = np.nan, np.nan
-            if len(arrays) >= 2 and np.ptp(np.concatenate(arrays)) == 0:
-                p, stat = 1.0, 0.0
-            elif len(arrays) >= 2:
-                res = stats.kruskal(*arrays)
-                p, stat = float(res.pvalue), float(res.statistic)
+            if len(arrays) >= 2:
+                stat, p = _stats.kruskal(arrays)
             row = {"axis": axis, "group": "all", "reference": "", "statistic": stat, "pvalue": p, "test": "kruskal"}
             for lv in levels:
                 row[f"mean_activity_{lv}"] = float(np.mean(by[lv])) if len(by[lv]) else np.nan
-                row[f"fraction_active_{lv}"] = float(group.loc[group["condition"] == lv, "active"].mean())
+                row[f"fraction_active_{lv}"] = _share(group.loc[group["condition"] == lv, "active"])
             rows.append(row)
     return rows
+
+
+def _share(active: pd.Series) -> float:
+    """The share of True in ``active`` (NaN when empty: no patient measured)."""
+    return float(active.astype(bool).mean()) if len(active) else np.nan

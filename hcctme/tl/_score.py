@@ -196,7 +196,7 @@ def _check_params(adata: Any, **kw: Any) -> dict[str, Any]:
         "n_jobs": _n_jobs(kw["n_jobs"]),
         "random_state": _validate.random_state(kw["random_state"], allow_none=True),
     }
-    _validate.key_added(kw["key_added"], adata=adata, slots=("obsm",))
+    _validate.key_added(kw["key_added"], adata=adata, slots=("obsm",), tool="hcctme.tl.score")
     _validate.boolean(kw["copy"], name="copy")
     if kw["copy"] and adata.isbacked:
         raise ValueError(

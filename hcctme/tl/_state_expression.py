@@ -190,6 +190,10 @@ def principal_components(X: sp.csr_matrix, params: SelfTrainParams, samples: np.
     return pcs / max(float(pcs[:, 0].std()), 1e-12)
 
 
+#: within-sample variance under this share of a gene's mean square is rounding, not variation (:func:`variable_genes`)
+VARIANCE_RESIDUE = 1e-5
+
+
 def variable_genes(X: sp.csr_matrix, codes: np.ndarray, n_samples: int, n_genes: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``n_genes`` columns of ``X`` of largest within-sample variance (of those that vary) and the sample means.
 
@@ -197,8 +201,12 @@ def variable_genes(X: sp.csr_matrix, codes: np.ndarray, n_samples: int, n_genes:
     """
     size = np.bincount(codes, minlength=n_samples).astype(float)
     means = _sample_sums(X, codes, n_samples) / size[:, None]
-    var = _square_means(X) - (size[:, None] * means ** 2).sum(axis=0) / codes.size
-    return np.argsort(-var, kind="stable")[: min(n_genes, int(np.sum(var > 1e-12)))], means
+    square = _square_means(X)
+    var = square - (size[:, None] * means ** 2).sum(axis=0) / codes.size
+    # A gene that does not vary within samples reads a rounding residue of its mean square (float32 sums): one
+    # cell per sample left ~1e-6 where the variance is 0, and every "varying" gene centred to zeros broke ARPACK.
+    varying = var > np.maximum(1e-12, VARIANCE_RESIDUE * square)
+    return np.argsort(-np.where(varying, var, -np.inf), kind="stable")[: min(n_genes, int(np.sum(varying)))], means
 
 
 def _sample_sums(X: sp.csr_matrix, codes: np.ndarray, n_samples: int) -> np.ndarray:

@@ -21,12 +21,15 @@ The model, for one parent context (e.g. ``macrophage``) whose state collection h
    are a point mass with a probability of their own in the state (at most the background's) and
    in the background; only the scores above it are normal.
 4. **Call.** ``confidence`` = posterior probability of the best state; the call is that state when
-   ``confidence >= min_confidence`` and the cell's score lies above the floor and above the
-   state's background mean, else ``"unassigned"``.
+   ``confidence >= model_confidence`` (0.5) and the cell's score lies above the floor and above the
+   state's background mean (``eligible``), else ``"unassigned"``. These calls start the EM and seed the
+   self-training whatever ``call_states``' ``min_confidence``, which only cuts the final calls.
 
-Provisional / fallback rule (contexts with fewer than ``min_fit_cells`` cells, and EM's start):
-with K >= 2, ``min(1 - 2 ** (-(z_best - z_second) / margin_half), Phi(z_best - level_z))``; with
-K = 1, ``Phi(z - single_z)``.
+Provisional rule (EM's start): with K >= 2, ``min(1 - 2 ** (-(z_best - z_second) / margin_half),
+Phi(z_best - level_z))``; with K = 1, ``Phi(z - single_z)``. A context with fewer than ``min_fit_cells`` clean
+cells is not called (its ``fitted`` is ``"too few cells"``): z-scores within a handful of cells rank them whatever
+they express, and the rule called the top of any population (a 3-cell CD4 population: TREG at confidence 0.66
+for the cell 0.0001 above the other two, all three far below the data's CD4 T cells; session 57).
 
 Diagnostics per state: the fitted proportion and the separation
 ``(mu1 - mu0) / sqrt((sd1**2 + sd0**2) / 2)`` (in sd units; well below ~1.5 means the score has no
@@ -48,7 +51,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp, ndtr
 
-from hcctme._constants import STATE_ARTEFACT_Z, STATE_MAX_FOREIGN_SHARE, Defaults
+from hcctme._constants import STATE_ARTEFACT_Z, STATE_MAX_FOREIGN_SHARE, STATE_MODEL_CONFIDENCE, Defaults
 from hcctme._logging import logger
 from hcctme.tl import _state_artefacts as _artefacts
 from hcctme.tl import _state_order as _order
@@ -58,6 +61,7 @@ _SD_FLOOR = 0.25  # in z units: discrete scores of short signatures must not mak
 # the scores of 3-4 gene signatures cluster at a few levels (0.25-0.5 apart): a narrower in-state
 # component sits on the top level and leaves the lower ones to the background
 _SD_FLOOR_STATE = 0.35
+TOO_FEW_CELLS = "too few cells"  # Assignment.fitted of a context with fewer than min_fit_cells clean cells
 _LOG2PI = float(np.log(2.0 * np.pi))
 
 
@@ -65,7 +69,7 @@ _LOG2PI = float(np.log(2.0 * np.pi))
 class Thresholds:
     """Parameters of the assignment (see the module docstring)."""
 
-    min_confidence: float = 0.5
+    model_confidence: float = STATE_MODEL_CONFIDENCE
     min_fit_cells: int = 30
     artefact_z: float = STATE_ARTEFACT_Z
     max_foreign_share: float = STATE_MAX_FOREIGN_SHARE
@@ -107,9 +111,10 @@ class Assignment:
     z: pd.DataFrame  # standardised state scores (NaN outside the state's context)
     artefact: np.ndarray  # column that flagged the cell as an artefact, "" when none
     artefact_probability: np.ndarray  # probability that the cell is an artefact (hcctme.tl._state_artefacts)
+    eligible: np.ndarray  # whether the cell's best state may be called at any confidence (call: eligible and conf)
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     diagnostics: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
-    fitted: dict[str, str] = field(default_factory=dict)  # context -> "mixture" | "rule"
+    fitted: dict[str, str] = field(default_factory=dict)  # context -> "mixture" | "too few cells"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -211,7 +216,7 @@ def fit_mixture(
 
 
 def _classes(best: np.ndarray, confidence: np.ndarray, k: int, th: Thresholds) -> np.ndarray:
-    return np.where(confidence >= th.min_confidence, best, k)
+    return np.where(confidence >= th.model_confidence, best, k)
 
 
 def floor_mask(values: np.ndarray, *, min_fraction: float = 0.01) -> np.ndarray:
@@ -235,7 +240,10 @@ def _transform(z: np.ndarray, th: Thresholds) -> np.ndarray:
 def assign_context(
     values: np.ndarray, th: Thresholds, fit_rows: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Mixture | None, np.ndarray]:
-    """Assign the cells of one context: (best column, confidence, called, mixture, z).
+    """Assign the cells of one context: (best column, confidence, eligible, mixture, z).
+
+    ``eligible``: the cells whose best state may be called (the score above the floor and the state's background
+    mean; every cell under the fallback rule); a call needs its confidence too.
 
     The mixture is fitted on ``fit_rows`` (default: all cells) and applied to every cell.
     """
@@ -245,8 +253,8 @@ def assign_context(
     mean, sd = ref.mean(axis=0), ref.std(axis=0)
     z = np.nan_to_num((values - mean) / np.where(sd > 1e-12, sd, np.nan), nan=0.0)
     best, conf = rule(z, th)
-    if fit_rows.sum() < th.min_fit_cells:
-        return best, conf, conf >= th.min_confidence, None, z
+    if fit_rows.sum() < th.min_fit_cells:  # too few cells to tell a state from the population's own spread
+        return best, conf, np.zeros(n, dtype=bool), None, z
     floor = floor_mask(values)
     z = _transform(z, th)
     mix, _ = fit_mixture(z[fit_rows], floor[fit_rows], _classes(best, conf, k, th)[fit_rows], th)
@@ -256,8 +264,7 @@ def assign_context(
     best = np.argmax(resp[:, :k], axis=1)
     conf = resp[rows, best]
     above = ~floor[rows, best] & (z[rows, best] > mix.mu0[best])
-    called = (conf >= th.min_confidence) & above
-    return best, conf, called, mix, z
+    return best, conf, above, mix, z
 
 
 def assign(
@@ -314,7 +321,7 @@ def assign(
     all_states = list(dict.fromkeys(s for ids in states.values() for s in ids))
     z_frame = pd.DataFrame(np.nan, index=scores.index, columns=all_states)
     result = Assignment(calls=calls, confidence=conf, best=best_all, z=z_frame, artefact=flagged,
-                        artefact_probability=np.zeros(n))
+                        artefact_probability=np.zeros(n), eligible=np.zeros(n, dtype=bool))
     for context, ids in states.items():
         ids = list(ids)
         idx = _order.population(contexts, context, order)
@@ -330,8 +337,10 @@ def assign(
         is_artefact = found.flagged != ""
         flagged[idx] = found.flagged
         result.artefact_probability[idx] = found.probability
-        best, c, called, mix, z = assign_context(values, thresholds, fit_rows=~is_artefact)
-        called &= ~is_artefact
+        best, c, eligible, mix, z = assign_context(values, thresholds, fit_rows=~is_artefact)
+        eligible &= ~is_artefact
+        result.eligible[idx] = eligible
+        called = eligible & (c >= thresholds.model_confidence)
         z_frame.iloc[idx, [z_frame.columns.get_loc(s) for s in ids]] = z
         best_ids = np.asarray(ids, dtype=object)[best]
         conf[idx] = np.where(is_artefact, 0.0, np.clip(c, 0.0, 1.0))
@@ -339,7 +348,7 @@ def assign(
         calls[idx[called]] = best_ids[called]
         result.counts[context] = {s: int(np.sum(calls[idx] == s)) for s in ids}
         result.counts[context][UNASSIGNED] = int(np.sum(calls[idx] == UNASSIGNED))
-        result.fitted[context] = "mixture" if mix is not None else "rule"
+        result.fitted[context] = "mixture" if mix is not None else TOO_FEW_CELLS
         result.diagnostics[context] = {UNASSIGNED: {"artefacts": int(is_artefact.sum()),
                                                     "markers_not_used": found.unused,
                                                     "markers_unreached": found.unreached,

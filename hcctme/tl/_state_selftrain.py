@@ -71,7 +71,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -325,11 +325,26 @@ def scaled(probs: np.ndarray, t: float) -> np.ndarray:
     return softmax(np.log(np.clip(probs, 1e-9, 1.0)) / t, axis=1)
 
 
+class PopulationCalls(NamedTuple):
+    """One population's self-trained calls (:func:`call_population`)."""
+
+    calls: np.ndarray  # the state, or "" for none, at the model's confidence
+    confidence: np.ndarray  # the best state's probability
+    seed_counts: dict[str, int]
+    diagnostics: dict[str, Any]
+    best: np.ndarray  # the best state of every cell
+    eligible: np.ndarray  # whether the best state beats "none of these" (a call at any confidence it reaches)
+
+
 def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.ndarray, confidence: np.ndarray,
                     called: np.ndarray, params: SelfTrainParams, min_confidence: float,
                     samples: np.ndarray | None = None, panel: GenePanel | None = None
-                    ) -> tuple[np.ndarray, np.ndarray, dict[str, int], dict[str, Any]] | None:
-    """Self-trained (calls, confidence, seed counts, diagnostics) for one population's non-artefact cells, or None.
+                    ) -> PopulationCalls | None:
+    """Self-trained calls (:class:`PopulationCalls`) for one population's non-artefact cells, or None.
+
+    ``min_confidence`` is the model's (:data:`~hcctme._constants.STATE_MODEL_CONFIDENCE` in ``call_states``): the
+    seedings' agreement and whether more are drawn are read on the calls at it; ``best`` and ``eligible`` give the
+    calls at any other threshold.
 
     ``X``: log-normalised expression of those cells; ``z``: their standardised state scores;
     ``best`` / ``confidence`` / ``called``: the mixture's best state index, its posterior and
@@ -376,7 +391,10 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
         diagnostics["classes"] = classes(used, ids)
     else:
         diagnostics["mixture_kept"] = mixture_kept(used, ids, best, called)
-    return calls, conf, used[0].seed_counts, diagnostics
+    states = np.mean([fit.states for fit in used], axis=0)
+    at_any, _ = _called(states, np.mean([fit.none for fit in used], axis=0), ids, 0.0)
+    top = np.asarray(ids, dtype=object)[states.argmax(axis=1)]
+    return PopulationCalls(calls, conf, used[0].seed_counts, diagnostics, top, at_any != "")
 
 
 def classes(fits: list[_Fit], ids: list[str]) -> dict[str, float]:

@@ -189,6 +189,31 @@ def mannwhitney(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(res.statistic), float(res.pvalue)
 
 
+#: random relabellings of a Kruskal-Wallis permutation p where the distinct ones are more (:func:`kruskal`)
+KRUSKAL_PERMUTATIONS = 9999
+
+
+def kruskal(groups: Sequence[np.ndarray]) -> tuple[float, float]:
+    """Kruskal-Wallis H of ``groups`` (one array of unit values each) and its permutation p.
+
+    The chi-square p-value scipy gives is asymptotic and anti-conservative with few units per group (3 vs 3
+    perfectly separated: 0.0495, where no relabelling of six values can give less than 0.1). The p here is the
+    share of relabellings of the pooled values (group sizes kept) whose H reaches the observed one: exact over every
+    distinct relabelling where they are at most :data:`KRUSKAL_PERMUTATIONS`, else over that many random ones
+    (seeded, the observed labelling counted). All values equal: H = 0, p = 1.
+    """
+    arrays = [np.asarray(g, dtype=float) for g in groups]
+    if np.ptp(np.concatenate(arrays)) == 0:
+        return 0.0, 1.0
+
+    def statistic(*samples: np.ndarray, axis: int = -1) -> np.ndarray:
+        return stats.kruskal(*samples, axis=axis).statistic
+
+    res = stats.permutation_test(arrays, statistic, permutation_type="independent", vectorized=True,
+                                 n_resamples=KRUSKAL_PERMUTATIONS, alternative="greater", rng=0)
+    return float(res.statistic), float(res.pvalue)
+
+
 def _tied_exact_p(pooled: np.ndarray, n_x: int) -> float:
     """Two-sided exact p of the rank sum of the first ``n_x`` values over every split of ``pooled``."""
     ranks = stats.rankdata(pooled)

@@ -102,7 +102,8 @@ def ta_response(
     from hcctme.tl._compare import compare
 
     _validate.anndata(adata, writes=True)
-    key_added = _validate.key_added(key_added, adata=adata, slots=("uns",))
+    key_added = _validate.key_added(key_added, adata=adata, slots=("uns",), reads=(scores_key,),
+                                    tool="hcctme.tl.ta_response", outputs=[("uns", key_added + Suffix.PER_SAMPLE)])
     copy = _validate.boolean(copy, name="copy")
     _validate.choice(aggregate, AGGREGATES, name="aggregate")
     min_cells = _validate.positive_int(min_cells, name="min_cells")
@@ -278,6 +279,6 @@ def _compare_units(values: pd.DataFrame, design: pd.DataFrame, *, reference: str
     light = AnnData(X=sp.csr_matrix((len(obs), 1), dtype=np.float32), obs=obs)
     light.obsm["_ta"] = values.set_axis(light.obs_names)
     out = compare(light, condition_key="condition", sample_key=None, reference=reference, features="scores",
-                  scores_key="_ta", covariates=covariates or None, pair_key=pair, method=method, key_added="_ta",
-                  copy=True)
-    return out.uns["_ta"]
+                  scores_key="_ta", covariates=covariates or None, pair_key=pair, method=method,
+                  key_added="_ta_compare", copy=True)
+    return out.uns["_ta_compare"]

@@ -512,7 +512,7 @@ def _check_tib(adata: AnnData, *, sample_key: str, spatial_key: str, key_added: 
     _validate.anndata(adata, writes=True)
     samples = _validate.categorical_levels(adata, sample_key, purpose="sample_key")
     coords = _validate.spatial(adata, spatial_key)
-    _validate.key_added(key_added, adata=adata, slots=("uns",))
+    _validate.key_added(key_added, adata=adata, slots=("uns",), tool="hcctme.tl.tib")
     _validate.positive_int(n_perms, name="n_perms", minimum=0)
     _validate.boolean(copy, name="copy")
     if radius is not None:

@@ -290,3 +290,22 @@ def test_citations_md_lists_every_key_and_trial():
     assert not missing, f"kb/CITATIONS.md lacks citation keys {missing}"
     for trial in ("CELESTIAL", "IMbrave152/SKYSCRAPER-14", "NCT05904886", "NCT03680508", "NCT05337137"):
         assert trial in text
+
+
+def test_citations_md_regimen_table_is_the_kb():
+    """CITATIONS.md's "Tier I/II regimens" table says how each status was checked: its tier and FDA / EMA / NMPA
+    columns are the shipped kb's (session 57: the kb recorded toripalimab + bevacizumab EMA not_approved, the table
+    still said unverified)."""
+    from importlib import resources
+
+    text = resources.files("hcctme.kb").joinpath("CITATIONS.md").read_text(encoding="utf-8")
+    table = text.split("## Tier I/II regimens")[1].split("\n\n")[1]
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table.splitlines()
+            if line.startswith("|") and not line.startswith(("|---", "| therapy"))]
+    therapies = kb.therapies()
+    assert len(rows) >= 10
+    for name, tier, setting, fda, ema, nmpa, *_ in rows:
+        kb_rows = therapies[(therapies["therapy"] == name) & therapies["settings"].str.contains(setting)]
+        assert len(kb_rows), name
+        for _, row in kb_rows.iterrows():
+            assert (row["tier"], row["fda"], row["ema"], row["nmpa"]) == (tier, fda, ema, nmpa), (name, row["axis"])

@@ -83,7 +83,8 @@ def test_methods_describe_only_the_analyses_that_ran():
                     params={"scores": {"method": "ucell"}, "crosstalk": {"method": "rank_aggregate"},
                             "profile": {"active_threshold": 0.5}})
     assert "Responders and resistors were compared" in text and "scores by Mann-Whitney U test" in text
-    assert "compared between conditions with a Kruskal-Wallis test, BH-adjusted over axes" in text
+    assert ("compared between conditions with a Kruskal-Wallis test (permutation p), BH-adjusted over the distinct "
+            "evidence of the axes (axes with identical activities count once)") in text
     assert "differential crosstalk uses a two-part test" in text
 
 
@@ -218,3 +219,11 @@ def test_small_populations_are_read_and_named_in_a_note():
     note = _build.small_populations_note(small)
     assert 'class="note"' in note and "macrophage (69 cells for 3 states, 200 needed)" in note
     assert _build.small_populations_note({}) == ""
+
+
+def test_a_patient_card_prints_an_axis_activity_as_its_z_tags():
+    """Two decimals, as the z tags beside it (sweep 57: ``.2g`` printed 1.99487 as "2" next to "scores z=1.99")."""
+    rows = pd.DataFrame({"axis": ["HGF_MET", "CXCR2"], "axis_name": ["HGF - MET", "CXCR2"], "active": [True, True],
+                         "activity": [1.99487, 12.3456], "z_scores": [1.99487, 12.3456]})
+    html = _cards._axes(rows)
+    assert "<td>1.99</td>" in html and "scores z=1.99" in html and "<td>12.35</td>" in html

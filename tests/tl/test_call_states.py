@@ -135,14 +135,19 @@ def test_model_calls_nothing_without_states():
     assert np.mean(single.calls != UNASSIGNED) < 0.02
 
 
-def test_model_small_context_uses_rule_and_other_contexts_untouched():
+def test_model_small_context_is_not_called_and_other_contexts_untouched():
+    """Fewer than min_fit_cells (30) clean cells: no call (session 57 sweep: the rule called the top-ranked cells of
+    any small population, a 3-cell CD4 population's highest TREG score at confidence 0.66)."""
     scores, _, _ = _synthetic_scores((0.4, 0.4), n=20)
     contexts = np.array(["ctx"] * 20, dtype=object)
     contexts[:3] = None
     result = model.assign(scores, contexts, {"ctx": ["S0", "S1"]})
-    assert result.fitted["ctx"] == "rule"
-    assert list(result.calls[:3]) == [UNASSIGNED] * 3
+    assert result.fitted["ctx"] == model.TOO_FEW_CELLS
+    assert np.all(result.calls == UNASSIGNED) and not result.eligible.any()
     assert np.all(result.confidence[:3] == 0)
+    bigger, _, _ = _synthetic_scores((0.4, 0.4), n=400)
+    called = model.assign(bigger, ["ctx"] * 400, {"ctx": ["S0", "S1"]})
+    assert called.fitted["ctx"] == "mixture" and np.any(called.calls != UNASSIGNED)
 
 
 def test_real_between_sample_shift_is_kept():
@@ -270,7 +275,7 @@ def test_call_states_contract(fake_library, caplog):
                                                "Hepatocytes": "hepatocyte", "Cluster 9": UNASSIGNED}
     assert info["states"] == {"macrophage": ["TAM_A", "TAM_B", "TAM_C"], "cd4_t": ["TREG_X"]}
     assert info["library_version"] == "test+1"
-    assert info["thresholds"]["min_confidence"] == 0.5
+    assert info["thresholds"]["model_confidence"] == 0.5 and info["params"]["min_confidence"] == 0.5
     assert set(info["ignored_signatures"]) == {"MY_OWN_SET"}  # user sets are not called
     assert table.loc[table.context == "macrophage", "n_cells"].sum() == int(mac.sum())
     assert "cell_context mapping used" in caplog.text and "obs['hcctme_state']" in caplog.text
@@ -314,7 +319,7 @@ def test_self_training_learns_the_programme_the_scores_read_poorly():
     mixture_calls = np.where(confidence >= 0.5, np.asarray(ids, dtype=object)[best], "none")
     out = selftrain.call_population(X, z, ids, best, confidence, confidence >= 0.5, params, 0.5)
     assert out is not None
-    calls, conf, seeds, diagnostics = out
+    calls, conf, seeds, diagnostics = out[:4]
     assert diagnostics["specificity"] == {}  # no gene panel: no specificity test
     assert 0.05 <= diagnostics["temperature"] <= 20.0
     calls = np.where(calls == "", "none", calls)

@@ -56,7 +56,7 @@ def test_the_call_is_the_mean_of_the_seedings_probabilities(monkeypatch):
     monkeypatch.setattr(selftrain, "_fitted", recorded)
     out = selftrain.call_population(X, z, ["A", "B"], best, confidence, confidence >= 0.5, params, 0.5)
     assert out is not None
-    calls, conf, seeds, diagnostics = out
+    calls, conf, seeds, diagnostics = out[:4]
     assert len(fits) == 9 and all(fit.trained for fit in fits) and diagnostics["seedings"] == 9
     mean = np.mean([fit.states for fit in fits], axis=0)
     none = np.mean([fit.none for fit in fits], axis=0)
@@ -83,7 +83,7 @@ def test_a_population_its_clusters_fit_is_called_by_the_mean_of_three_seedings(m
         return fits[-1]
 
     monkeypatch.setattr(selftrain, "_fitted", recorded)
-    calls, conf, seeds, diagnostics = selftrain.call_population(X, z, ["A", "B"], best, confidence,
+    calls, conf, seeds, diagnostics, *_ = selftrain.call_population(X, z, ["A", "B"], best, confidence,
                                                                 confidence >= 0.5, params, 0.5)
     assert [(p.random_state, p.repeats) for p in seen] == [(0, 1), (1, 1), (2, 1)]
     assert len(fits) == 3 and all(fit.trained for fit in fits) and diagnostics["seedings"] == 3
@@ -172,7 +172,7 @@ def test_seedings_that_keep_the_mixture_calls_are_left_out_of_the_mean(monkeypat
             return made[-1]
 
         monkeypatch.setattr(selftrain, "_fitted", mixture_only)
-        calls, conf, seeds, diagnostics = selftrain.call_population(X, z, ["A", "B"], best, confidence,
+        calls, conf, seeds, diagnostics, *_ = selftrain.call_population(X, z, ["A", "B"], best, confidence,
                                                                     confidence >= 0.5, params, 0.5)
         assert len(made) == fits and diagnostics["seedings"] == fits
         assert (calls == calls_expected).all() and np.allclose(conf, conf_expected)
@@ -186,7 +186,7 @@ def test_seedings_that_keep_the_mixture_calls_are_left_out_of_the_mean(monkeypat
         return fit(value, trained=value > 0.5) if value else None  # 0: a seeding without a fit
 
     monkeypatch.setattr(selftrain, "_fitted", some_trained)
-    calls, conf, seeds, diagnostics = selftrain.call_population(X, z, ["A", "B"], best, confidence,
+    calls, conf, seeds, diagnostics, *_ = selftrain.call_population(X, z, ["A", "B"], best, confidence,
                                                                 confidence >= 0.5, params, 0.5)
     assert np.allclose(conf, 0.75) and (calls == "A").all()  # the mean of the two trained seedings
     assert diagnostics == {"temperature": 0.6, "seedings": 2, "agreement": 1.0, "state_agreement": {"A": 1.0},
@@ -226,7 +226,7 @@ def test_a_population_whose_seedings_disagree_is_seeded_again(monkeypatch, agree
     assert X.shape[0] >= state_seeds.cells_for_clusters(2, params)
     fitted, made = _two_kinds_of_fit(X.shape[0], agree)
     monkeypatch.setattr(selftrain, "_fitted", fitted)
-    calls, conf, _, diagnostics = selftrain.call_population(X, z, ["A", "B"], best, confidence, confidence >= 0.5,
+    calls, conf, _, diagnostics, *_ = selftrain.call_population(X, z, ["A", "B"], best, confidence, confidence >= 0.5,
                                                             params, 0.4)
     if agree:
         assert made == [0, 1, 2] and diagnostics["seedings"] == 3 and diagnostics["state_agreement"] == {"A": 1.0}
