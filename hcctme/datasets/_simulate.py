@@ -187,6 +187,7 @@ _KEY_GENES: dict[str, tuple[str, ...]] = {
 _MIN_CELLS_PER_PATIENT = 50
 _MIN_PATIENTS = 4
 _MIN_NOISE, _MAX_NOISE = 0.1, 10.0  # beyond them lr_fold ** (1 / noise) overflows or every effect vanishes
+_MAX_LOG_EFFECT = 50.0  # |log-odds or log-fold| planted after noise: e^50 is already no biology
 
 
 # --------------------------------------------------------------------------------------------------
@@ -219,12 +220,34 @@ def _filler_candidates() -> list[str]:
     return sorted(set(keep))
 
 
+def _current_names(genes: np.ndarray, filler: np.ndarray) -> np.ndarray:
+    """``genes`` with each filler drawn under a previous symbol named by its current one (TDGF1 -> CRIPTO).
+
+    The gene tables hold a few genes under an older name beside the current one; the draw keeps its list (and so
+    every gene's position and parameters), only the label changes, unless the current symbol is drawn too.
+    """
+    try:
+        from hcctme.sig import _genes
+
+        previous = _genes.previous_symbols()
+    except (FileNotFoundError, ModuleNotFoundError, KeyError):  # pragma: no cover - table missing
+        return genes
+    taken = set(genes)
+    out = genes.copy()
+    for i in np.flatnonzero(filler):
+        current = previous.get(str(genes[i]))
+        if current is not None and current not in taken:
+            out[i] = current
+            taken.add(current)
+    return out
+
+
 # --------------------------------------------------------------------------------------------------
 # Gene-level parameters
 # --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Biology:
-    genes: np.ndarray  # (G,) symbols, sorted
+    genes: np.ndarray  # (G,) symbols, sorted (but for the few fillers renamed to their current symbol)
     type_levels: np.ndarray  # (T, G) float32 log relative abundance per cell type
     state_delta: np.ndarray  # (S + 1, G) float32 log shift of each state over its parent; last row 0
     phi: np.ndarray  # (G,) float32 NB dispersion
@@ -332,12 +355,13 @@ def _biology(n_genes: int, library_version: str) -> _Biology:
             membership[g].append(f"{state}(down)")
     kind = np.where(np.isin(genes, programme), "programme",
                     np.where(np.isin(genes, others), "library", "filler"))
+    names = _current_names(genes, kind == "filler")
     var = pd.DataFrame({"sim_programmes": [";".join(membership[g]) for g in genes], "sim_gene_kind": kind},
-                       index=pd.Index(genes.astype(str), name=None))
+                       index=pd.Index(names.astype(str), name=None))
     programmes = {t: list(MARKERS[t]) for t in CELL_TYPES}
     programmes.update({s: [s] for s in STATE_IDS})
     return _Biology(
-        genes=genes.astype(str), type_levels=levels.astype(np.float32), state_delta=delta.astype(np.float32),
+        genes=names.astype(str), type_levels=levels.astype(np.float32), state_delta=delta.astype(np.float32),
         phi=phi.astype(np.float32), var=var, programmes=programmes,
         lr_index=(col[LR_TRUTH["ligand"]], col[LR_TRUTH["receptor"]]),
     )
@@ -383,15 +407,23 @@ def _resolve_effects(effects: Mapping[str, Any] | None, *, null: bool) -> dict[s
 
 
 def _applied(effects: Mapping[str, float], noise: float) -> dict[str, float]:
-    """Effect sizes after ``noise``: log-scale effects and the barrier (a fraction, at most 1) divided by it."""
+    """Effect sizes after ``noise``: log-scale effects and the barrier (a fraction, at most 1) divided by it.
+
+    A log-scale effect (a state's or cell type's log-odds shift, ``log(lr_fold)``) beyond
+    :data:`_MAX_LOG_EFFECT` once divided by ``noise`` is refused: the odds and folds it plants overflow.
+    """
     out = {}
     for key, value in effects.items():
-        if key == "lr_fold":
-            out[key] = float(value ** (1.0 / noise))
-        elif key == "barrier":
+        if key == "barrier":
             out[key] = min(float(value / noise), 1.0)
-        else:
-            out[key] = float(value / noise)
+            continue
+        log_effect = (math.log(value) if key == "lr_fold" else value) / noise
+        if abs(log_effect) > _MAX_LOG_EFFECT:
+            raise ValueError(
+                f"effects[{key!r}]={value!r} with noise={noise!r} plants a log-scale effect of {log_effect:.3g}, "
+                f"beyond +-{_MAX_LOG_EFFECT:g} (odds or folds of e^{_MAX_LOG_EFFECT:g}); use a smaller effect or a "
+                "larger noise")
+        out[key] = float(value ** (1.0 / noise)) if key == "lr_fold" else float(value / noise)
     return out
 
 

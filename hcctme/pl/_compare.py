@@ -12,6 +12,7 @@ from matplotlib.axes import Axes
 from hcctme import _validate, get
 from hcctme._constants import GENE_METHODS, Defaults, Keys, Suffix
 from hcctme.pl._utils import common_arguments, finish, panels
+from hcctme.tl._compare import N_GENE_VALUES
 
 
 def _tables(data, key: str, values: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -108,6 +109,13 @@ def compare(
     rows = rows.head(n_top if features is None else len(rows))
     if rows.empty:
         raise ValueError("no feature to plot")
+    kept = set(zip(values["feature"].astype(str), values["group"].astype(str), strict=True))
+    without = [f"{r.feature} ({r.group})" for r in rows.itertuples(index=False) if (str(r.feature), str(r.group))
+               not in kept]
+    if without:
+        raise ValueError(f"no per-sample values stored for {without}: tl.compare keeps them for the "
+                         f"{N_GENE_VALUES} genes of smallest p-value per group and contrast only (a box plot needs "
+                         "them); plot those genes, or use pl.volcano for the whole table")
 
     levels = list(pd.unique(values["condition"].astype(str)))
     ref = None
@@ -197,10 +205,16 @@ def volcano(
     table, _ = _tables(data, key, None)
     alpha = _validate.fraction(alpha, name="alpha")
     n_labels = _validate.positive_int(n_labels, name="n_labels", minimum=0)
+    missing = [c for c in ("feature", "effect", "pvalue") if c not in table.columns]
+    if missing:
+        raise KeyError(f"the comparison table has no column(s) {missing}; pl.volcano reads feature, effect, pvalue "
+                       "and padj (tl.compare's table)")
     rows = _select_rows(table, group, contrast)
     rows = rows.dropna(subset=["effect", "pvalue"])
     if rows.empty:
         raise ValueError("no tested feature to plot")
+    if "padj" not in rows.columns:  # no adjusted p-values: every point grey, as pl.compare reads them
+        rows = rows.assign(padj=np.nan)
     ax = panels(ax=ax, figsize=figsize)[0, 0]
     y = -np.log10(np.clip(rows["pvalue"].to_numpy(float), 1e-300, 1.0))
     x = rows["effect"].to_numpy(float)

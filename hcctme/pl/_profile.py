@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
@@ -34,11 +35,17 @@ def _table(data: AnnData | pd.DataFrame, key: str) -> pd.DataFrame:
 
 
 def _short_therapies(text: str, n: int = 2) -> str:
+    """The first ``n`` therapies as ``name [tier]`` (the kb's ``name (note) [tier, trial]`` items), ``+k`` more."""
     items = [t.strip() for t in str(text).split(";") if t.strip()]
     if not items:
         return "-"
-    items = [t.split(" (")[0] for t in items]
-    return ", ".join(items[:n]) + (f" +{len(items) - n}" if len(items) > n else "")
+    short = []
+    for item in items:
+        name, _, evidence = item.partition(" [")
+        name = re.sub(r"\s*\([^)]*\)", "", name).strip() or name.strip()
+        tier = evidence.split(",")[0].rstrip("]").strip()
+        short.append(f"{name} [{tier}]" if tier else name)
+    return ", ".join(short[:n]) + (f" +{len(short) - n}" if len(short) > n else "")
 
 
 @common_arguments

@@ -20,12 +20,16 @@ KINDS = ("bar", "umap")
 def _palette(states: Sequence[str], palette: Mapping[str, str] | None) -> dict[str, str]:
     import matplotlib as mpl
 
-    # more states than tab20 holds (18 hues without its greys): tab20b and tab20c too, so no two share a colour
-    names = ["tab10"] if len(states) <= 10 else ["tab20"] if len(states) <= 18 else ["tab20", "tab20b", "tab20c"]
-    colours_of = [mpl.colors.to_hex(cmap(i)) for cmap in map(mpl.colormaps.get_cmap, names) for i in range(cmap.N)]
-    # greys are reserved for "unassigned"
-    hues = list(dict.fromkeys(c for c in colours_of if len({c[1:3], c[3:5], c[5:7]}) > 1))
-    colours = {s: hues[i % len(hues)] for i, s in enumerate(states)}
+    # the smallest qualitative palette whose hues (greys are reserved for "unassigned") cover the states, so no two
+    # share a colour: tab10 (9 hues), tab20 (18), tab20 with tab20b and tab20c; beyond those, turbo's even steps
+    for names in (["tab10"], ["tab20"], ["tab20", "tab20b", "tab20c"]):
+        colours_of = [mpl.colors.to_hex(cmap(i)) for cmap in map(mpl.colormaps.get_cmap, names) for i in range(cmap.N)]
+        hues = list(dict.fromkeys(c for c in colours_of if len({c[1:3], c[3:5], c[5:7]}) > 1))
+        if len(states) <= len(hues):
+            break
+    else:
+        hues = [mpl.colors.to_hex(mpl.colormaps["turbo"](x)) for x in np.linspace(0.05, 0.95, len(states))]
+    colours = {s: hues[i] for i, s in enumerate(states)}
     colours[Defaults.UNASSIGNED] = UNASSIGNED_COLOUR
     if palette:
         colours.update(palette)

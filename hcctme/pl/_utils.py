@@ -46,6 +46,26 @@ def finish(axes: Axes | list[Axes], *, show: bool | None, save: str | Path | Non
     return axes
 
 
+def _check_save(save: Any) -> None:
+    """A figure file path: not a folder, in an existing folder, with an extension matplotlib writes."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    if not isinstance(save, str | Path):
+        raise TypeError(f"save must be a file path (str or Path) or None, got {save!r}")
+    path = Path(save)
+    if not str(save):
+        raise ValueError("save='' is empty; give a file path such as 'figures/plot.png', or None not to save")
+    if path.is_dir() or str(save).endswith(("/", "\\")):
+        raise ValueError(f"save={str(save)!r} names a folder; give a file path such as 'figures/plot.png'")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    suffix = path.suffix.lstrip(".").lower()
+    if suffix not in formats:
+        raise ValueError(f"save={str(save)!r}: the file name needs an extension matplotlib writes, one of "
+                         f"{sorted(formats)} (e.g. 'plot.png')")
+    if not path.parent.exists():
+        raise FileNotFoundError(f"save={str(save)!r}: the folder {str(path.parent)!r} does not exist; create it first")
+
+
 def common_arguments(plot: Callable[..., Any]) -> Callable[..., Any]:
     """Check ``ax``, ``show`` and ``save`` before ``plot`` draws (they failed deep inside matplotlib or PIL)."""
     @functools.wraps(plot)
@@ -55,8 +75,8 @@ def common_arguments(plot: Callable[..., Any]) -> Callable[..., Any]:
             raise TypeError(f"ax must be a matplotlib Axes or None, got {ax!r}")
         if show is not None and not isinstance(show, bool | np.bool_):
             raise TypeError(f"show must be True, False or None, got {show!r}")
-        if save is not None and not isinstance(save, str | Path):
-            raise TypeError(f"save must be a file path (str or Path) or None, got {save!r}")
+        if save is not None:
+            _check_save(save)
         return plot(*args, **kwargs)
 
     return checked

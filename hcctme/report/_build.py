@@ -53,7 +53,7 @@ class _Context:
             if not (self.keep_tables and target.exists()):
                 _files.write_table(frame, target, index=index)
         return _html.table(frame, anchor=f"table-{stem}", max_rows=Report.MAX_ROWS, index=index,
-                           full_file=f"{stem}.tsv", **kwargs)
+                           full_file=f"{stem}.tsv" if self.out_dir is not None else None, **kwargs)
 
 
 def _overview_sentence(ctx: _Context) -> str:
@@ -186,6 +186,21 @@ def _not_run_note(adata: AnnData, part: str, title: str) -> str:
     return _html.paragraph(f"{title}: not run ({reason}).", note=True) if reason else ""
 
 
+def _contrasts(adata: AnnData) -> list[str]:
+    """The contrasts the comparison tables hold (``"resistor vs responder"``), in order of first appearance."""
+    tables = [results.compare(adata, features) for features in _COMPARE_TITLES] + [results.ta_response(adata)]
+    return list(dict.fromkeys(str(c) for t in tables if t is not None and "contrast" in t.columns
+                              for c in t["contrast"].dropna()))
+
+
+def _contrast_title(adata: AnnData) -> str:
+    """The comparison section's title from the stored contrast (``"Resistor versus responder"``)."""
+    contrasts = _contrasts(adata)
+    if len(contrasts) != 1:
+        return "Comparisons between conditions"
+    return contrasts[0].replace(" vs ", " versus ", 1).capitalize()
+
+
 def _compare_section(ctx: _Context) -> str:
     body = _not_run_note(ctx.adata, "compare", "Comparisons")
     for features, title in _COMPARE_TITLES.items():
@@ -293,6 +308,7 @@ def _methods_section(ctx: _Context) -> str:
     summary = results.profile(adata, summary=True)
     profile_tests = sorted(set(summary["test"].astype(str))) if summary is not None and "test" in summary else []
     body = _summary.methods(params, tests, n_signatures=results.scores(adata).shape[1], fdr=Defaults.ALPHA,
+                            contrasts=_contrasts(adata),
                             library_version=library, kb_version=kb_version, hcctme_version=__version__,
                             profile_tests=profile_tests,
                             crosstalk_differential=results.crosstalk(adata, differential=True) is not None)
@@ -355,7 +371,7 @@ def write(adata: AnnData, path: str | Path | None, *, title: str = "hcctme resis
     sections = [("summary", "Cohort summary", _summary_section(ctx)),
                 ("patients", "Patients", _patients_section(ctx)),
                 ("states", "Resistance cell states per patient", _states_section(ctx)),
-                ("compare", "Responders versus resistors", _compare_section(ctx)),
+                ("compare", _contrast_title(ctx.adata), _compare_section(ctx)),
                 ("crosstalk", "Ligand-receptor crosstalk on resistance axes", _crosstalk_section(ctx)),
                 ("tib", "Spatial tumour immune barrier", _tib_section(ctx)),
                 ("profile", "Resistance profile and therapies", _profile_section(ctx)),

@@ -32,9 +32,11 @@ TEST_NAMES = {
     "voom": "limma-voom (TMM normalisation, empirical-Bayes moderated t-test)",
     "limma-trend": "limma-trend (TMM log-CPM, empirical-Bayes moderated t-test with an abundance trend)",
     "mannwhitneyu": "Mann-Whitney U test", "kruskal": "Kruskal-Wallis test (permutation p)",
+    "moderated": "precision-weighted linear model with an empirical-Bayes moderated t-test (propeller / limma style)",
+    "wls": "precision-weighted linear model (weighted least squares, each feature its own variance)",
 }
 CITED_TESTS = {"mannwhitney": "mannwhitneyu", "mannwhitneyu": "mannwhitneyu", "deseq2": "pydeseq2",
-               "voom": "limma", "limma-trend": "limma", "propeller": "propeller"}
+               "voom": "limma", "limma-trend": "limma", "propeller": "propeller", "moderated": "propeller"}
 
 
 @dataclass(frozen=True)
@@ -209,7 +211,7 @@ def barrier(tib: pd.DataFrame | None, conditions: pd.Series, *, alpha: float, an
 
 def methods(params: dict[str, dict[str, Any]], tests: dict[str, list[str]], *, n_signatures: int, fdr: float,
             library_version: str, kb_version: str, hcctme_version: str, profile_tests: Sequence[str] = (),
-            crosstalk_differential: bool = False) -> str:
+            crosstalk_differential: bool = False, contrasts: Sequence[str] = ()) -> str:
     """The methods section written from the stored parameters and the tests named in each comparison table.
 
     Only what ran is described: the comparison sentence needs a comparison table, the profile's test is the
@@ -230,7 +232,8 @@ def methods(params: dict[str, dict[str, Any]], tests: dict[str, list[str]], *, n
     described = [f"{what} by {' and '.join(TEST_NAMES.get(t, t) for t in names)}"
                  for what, names in tests.items() if names]
     if described:
-        text.append("Responders and resistors were compared with patients as the unit of replication (per-patient "
+        compared = f"The conditions ({'; '.join(contrasts)})" if contrasts else "The conditions"
+        text.append(f"{compared} were compared with patients as the unit of replication (per-patient "
                     "means, fractions or pseudobulk counts): " + "; ".join(described)
                     + ". P-values were adjusted with Benjamini-Hochberg over each table.")
         used.append("bh")

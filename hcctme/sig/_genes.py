@@ -53,15 +53,37 @@ def allowlist() -> dict[str, str]:
 
 @lru_cache(maxsize=1)
 def known_human_symbols() -> frozenset[str]:
-    """Every symbol hcctme accepts as a current human gene symbol."""
-    return frozenset(human_genes()["symbol"]) | frozenset(allowlist())
+    """Every symbol hcctme accepts as a current human gene symbol: an Ensembl id's preferred (newest) symbol.
+
+    A symbol the tables hold only as an older name of an id (TDGF1 for CRIPTO, FAM172A for ARB2A) is a previous
+    symbol (:func:`previous_symbols`), not a current one: the library check refuses it and
+    :func:`hcctme.pp.harmonize_genes` maps it to the id's symbol, as it maps the id itself.
+    """
+    return frozenset(_preferred()["symbol"]) | frozenset(allowlist())
+
+
+def _preferred() -> pd.DataFrame:
+    """Each Ensembl id's preferred symbol (the first of its rows in :func:`human_genes`)."""
+    return human_genes().drop_duplicates("ensembl_id", keep="first")
+
+
+@lru_cache(maxsize=1)
+def previous_symbols() -> dict[str, str]:
+    """A symbol the tables hold only as an older name of one Ensembl id -> that id's preferred symbol."""
+    genes = human_genes()
+    current = set(_preferred()["symbol"])
+    preferred = dict(zip(_preferred()["ensembl_id"], _preferred()["symbol"], strict=True))
+    older = genes[~genes["symbol"].isin(current)]
+    targets = older.assign(target=older["ensembl_id"].map(preferred)).groupby("symbol")["target"].agg(set)
+    return {symbol: next(iter(t)) for symbol, t in targets.items() if len(t) == 1}
 
 
 @lru_cache(maxsize=1)
 def _alias_rows() -> tuple[dict[str, str], dict[str, str]]:
     table = _read("aliases.tsv")
     upper_known = {s.upper() for s in known_human_symbols()}
-    folded: dict[str, str] = {}
+    folded: dict[str, str] = {old.upper(): new for old, new in previous_symbols().items()
+                              if old.upper() not in upper_known}
     exact: dict[str, str] = {}
     for alias, symbol in zip(table["alias"], table["symbol"], strict=True):
         if alias.upper() in upper_known:  # differs from a current symbol only by case: exact match only

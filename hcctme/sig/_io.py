@@ -153,7 +153,7 @@ def from_net(net: pd.DataFrame, *, source: str = "source", target: str = "target
         weights = pd.Series(1.0, index=net.index)
     if net[target].isna().any() or net[source].isna().any():
         raise ValueError(f"the net has missing values in {source!r} or {target!r}")
-    for name, block in net.assign(_w=weights).groupby(source, sort=False):
+    for name, block in net.assign(_w=weights).groupby(source, sort=False, observed=True):
         up = block.loc[block["_w"] >= 0, target].astype(str).tolist()
         down = block.loc[block["_w"] < 0, target].astype(str).tolist()
         signed = {g: abs(float(w)) for g, w in zip(block[target].astype(str), block["_w"], strict=True)

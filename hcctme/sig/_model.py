@@ -157,7 +157,11 @@ class SignatureSet(Sequence[Signature]):
 
     @property
     def library_version(self) -> str:
-        """The version of the library the set came from (``"user"`` for the user's own sets); read-only."""
+        """The version of the library the set came from; read-only.
+
+        :func:`hcctme.sig.load` tags the user's own sets with the library version they were loaded beside;
+        ``"user"`` marks a set built directly from :class:`Signature` objects that are not the library's.
+        """
         return self._library_version
 
     @property

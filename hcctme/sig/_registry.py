@@ -108,6 +108,12 @@ def load(x: Any = None, *, species: str = "human") -> SignatureSet:
     if isinstance(x, SignatureSet):
         return x
     if isinstance(x, Signature):
+        try:
+            lib = library()
+        except FileNotFoundError:  # no library beside the package: the user's object stands alone
+            return SignatureSet([x])
+        if x.id in lib and lib[x.id] == x:  # a library signature keeps the library's version in the provenance
+            return lib.subset([x.id])
         return SignatureSet([x])
     if isinstance(x, pd.DataFrame):
         sigs = _io.from_net(x)

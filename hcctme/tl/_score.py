@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -258,6 +258,24 @@ class _Matched:
     dropped: list[str] = field(default_factory=list)
 
 
+def _data_names(sig, first: Mapping[str, int]) -> dict[str, str]:
+    """A user's gene the data lack, renamed to its current symbol where the data hold that (IL8 -> CXCL8).
+
+    After :func:`hcctme.pp.harmonize_genes` the data name genes by their current symbols; a gene set written with a
+    previous symbol or an alias would otherwise lose the gene without a word. The library's genes are current
+    symbols, so only the user's sets are read this way.
+    """
+    if sig.collection != "user":
+        return {}
+    from hcctme.sig._genes import current_symbol
+
+    out = {}
+    for gene in dict.fromkeys(str(g) for g in (*sig.genes_up, *sig.genes_down)):
+        if gene not in first and (current := current_symbol(gene)) is not None and current in first:
+            out[gene] = current
+    return out
+
+
 def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Matched:
     names = pd.Index(names).astype(str)
     first: dict[str, int] = {}
@@ -270,9 +288,13 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
     short_yours: list[str] = []  # fewer than MIN_GENES genes in all: no data scores them
     short_library: list[str] = []
     ambiguous: dict[str, list[str]] = {}
+    renamed: dict[str, dict[str, str]] = {}
     for sig in sigs:
-        up = list(dict.fromkeys(str(g) for g in sig.genes_up))
-        down = list(dict.fromkeys(str(g) for g in sig.genes_down))
+        named = _data_names(sig, first)
+        if named:
+            renamed[sig.id] = named
+        up = list(dict.fromkeys(named.get(str(g), str(g)) for g in sig.genes_up))
+        down = list(dict.fromkeys(named.get(str(g), str(g)) for g in sig.genes_down))
         genes = list(dict.fromkeys(up + down))
         up_p = [g for g in up if g in first]
         down_p = [g for g in down if g in first]
@@ -305,7 +327,7 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
         m.down.append(np.array([first[g] for g in down_p], dtype=np.int64))
         m.n_up.append(len(up))
         m.n_down.append(len(down))
-        m.weights.append(dict(sig.weights))
+        m.weights.append({named.get(str(g), str(g)): w for g, w in sig.weights.items()})
         m.genes_used[sig.id] = used
         if down_p and method != "aucell":
             m.genes_down_used[sig.id] = down_p
@@ -325,6 +347,9 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
             f"{min_coverage:.0%} of its genes and >= {Defaults.MIN_GENES} genes found, genes_up among them"
             f"{up_only}; best coverage: {best[0]} with {best[1]:.0%}). {_names_hint(names, lowering_helps=helps)}"
         )
+    if renamed:
+        logger.info("genes read under the data's current symbols (previous symbols or aliases in the gene sets): %s",
+                    "; ".join(f"{k}: {', '.join(f'{o} -> {n}' for o, n in v.items())}" for k, v in renamed.items()))
     if short_library:
         logger.info("signature(s) of fewer than %d genes are never scored: %s", Defaults.MIN_GENES,
                     ", ".join(short_library))

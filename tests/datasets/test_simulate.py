@@ -461,3 +461,11 @@ def test_the_barrier_stays_a_fraction_and_is_planted_only_with_coordinates():
     flat = simulate_cohort(4, 60, random_state=0).uns["hcctme_sim"]
     row = flat["effects_table"].set_index("name").loc["barrier"]
     assert row["applied"] == 0.0 and row["direction_in_resistors"] == "none"
+
+
+@pytest.mark.parametrize("effects, noise", [({"lr_fold": 1e40}, 0.1), ({"lr_fold": 1e-40}, 0.1),
+                                            ({"TAM2_SPP1": 1e308}, 0.5)])
+def test_effects_that_overflow_after_noise_are_refused(effects, noise):
+    """Sweep 57: OverflowError, a math domain error or NaN probabilities from deep inside."""
+    with pytest.raises(ValueError, match="log-scale effect"):
+        ht.datasets.simulate_cohort(n_patients=4, cells_per_patient=60, effects=effects, noise=noise)

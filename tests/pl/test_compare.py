@@ -89,6 +89,18 @@ def test_genes_boxplots_and_volcano(adata):
     ax = hc.pl.volcano(table, group="all", n_labels=0)
     assert len(ax.texts) == 0
     plt.close(ax.figure)
+    # a table without padj draws every point grey; one without effect names the column (sweep 57: bare KeyErrors)
+    ax = hc.pl.volcano(table.drop(columns="padj"), group="all", n_labels=0)
+    assert {tuple(c) for c in ax.collections[0].get_facecolors().round(3)} == {(0.741, 0.741, 0.741, 1.0)}
+    plt.close(ax.figure)
+    with pytest.raises(KeyError, match=r"no column\(s\) \['effect'\]"):
+        hc.pl.volcano(table.drop(columns="effect"))
+    # a gene whose per-sample values tl.compare did not keep (not among the 50 smallest p-values per group)
+    values = adata.uns["hcctme_compare_values"]
+    missing = sorted(set(table["feature"]) - set(values["feature"]))
+    if missing:
+        with pytest.raises(ValueError, match="no per-sample values stored for"):
+            hc.pl.compare(adata, features=[missing[0]])
 
 
 def test_errors(adata):

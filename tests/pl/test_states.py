@@ -105,9 +105,10 @@ def test_a_state_of_two_contexts_is_one_bar_layer_and_one_colour(called):
 def test_many_states_get_distinct_colours():
     from hcctme.pl._states import UNASSIGNED_COLOUR, _palette
 
-    states = [f"S{i}" for i in range(30)]
-    colours = _palette(states, None)
-    assert len({colours[s] for s in states}) == 30 and UNASSIGNED_COLOUR not in {colours[s] for s in states}
+    for n in (9, 10, 18, 19, 30, 54, 55, 80):  # sweep 57: exactly 10 (and 55 on) shared a colour
+        states = [f"S{i}" for i in range(n)]
+        colours = _palette(states, None)
+        assert len({colours[s] for s in states}) == n and UNASSIGNED_COLOUR not in {colours[s] for s in states}, n
 
 
 def test_a_missing_condition_column_is_named(called):

@@ -37,3 +37,25 @@ def test_finish_saves_shows_and_returns(tmp_path):
         warnings.simplefilter("ignore")  # Agg cannot show: matplotlib says so
         assert finish(ax, show=True, save=None) is None
     plt.close("all")
+
+
+def test_save_is_checked_before_drawing(tmp_path):
+    """Sweep 57: a folder wrote a hidden '.png' in it, a bad extension failed in matplotlib after drawing."""
+    import hcctme as ht
+    from hcctme.datasets import simulate_cohort
+
+    adata = simulate_cohort(n_patients=4, cells_per_patient=60, random_state=0)
+    ht.tl.score(adata, ["TREG", "CD8_TEFF", "TAM2_SPP1"], n_jobs=1)
+    (tmp_path / "figures").mkdir()
+    open_before = plt.get_fignums()
+    for save, error, match in ((tmp_path / "figures", ValueError, "names a folder"),
+                               (f"{tmp_path / 'figures'}/", ValueError, "names a folder"),
+                               (tmp_path / "plot.xyz", ValueError, "extension matplotlib writes"),
+                               (tmp_path / "nowhere" / "plot.png", FileNotFoundError, "does not exist"),
+                               ("", ValueError, "is empty")):
+        with pytest.raises(error, match=match):
+            ht.pl.scores(adata, groupby="cell_type", save=save)
+    assert list((tmp_path / "figures").iterdir()) == [] and plt.get_fignums() == open_before
+    ht.pl.scores(adata, groupby="cell_type", save=tmp_path / "figures" / "plot.pdf")
+    assert (tmp_path / "figures" / "plot.pdf").stat().st_size > 0
+    plt.close("all")

@@ -358,3 +358,28 @@ def test_a_name_column_raw_lacks_is_warned():
     with pytest.warns(UserWarning, match="adata.raw.var has no column 'sym'"):
         ht.pp.harmonize_genes(adata, gene_symbols="sym")
     assert "hcctme_symbol" not in adata.raw.var
+
+
+def test_a_symbol_held_only_as_an_older_name_is_a_previous_symbol():
+    """Sweep 57: every symbol the tables listed for an Ensembl id counted as current (TDGF1 beside CRIPTO), so
+    TDGF1-named data stayed TDGF1 while the same genes by id became CRIPTO, and the library check accepted it."""
+    assert "TDGF1" not in _genes.known_human_symbols() and "CRIPTO" in _genes.known_human_symbols()
+    assert _genes.previous_symbols()["FAM172A"] == "ARB2A" and _genes.current_symbol("TDGF1") == "CRIPTO"
+    by_name = make(["TDGF1", "FAM172A", "GAPDH"])
+    ids = _genes.human_genes().set_index("symbol")["ensembl_id"]
+    by_id = make([ids["CRIPTO"], ids["ARB2A"], ids["GAPDH"]])
+    for adata in (by_name, by_id):
+        ht.pp.harmonize_genes(adata)
+    assert list(by_name.var[Keys.SYMBOL]) == list(by_id.var[Keys.SYMBOL]) == ["CRIPTO", "ARB2A", "GAPDH"]
+
+
+def test_a_users_previous_symbol_reads_the_harmonised_gene():
+    """After harmonize_genes the data say CXCL8; a gene set written with IL8 lost the gene without a word."""
+    rng = np.random.default_rng(0)
+    names = ["IL8", "G0S2", "CXCR2", "S100A8", "S100A9", "FCN1", "GAPDH", "ACTB"]
+    adata = make(names, X=rng.poisson(3.0, size=(40, len(names))).astype(np.float32))
+    before = ht.tl.score(adata, {"neut": ["IL8", "G0S2", "CXCR2", "S100A8", "S100A9", "FCN1"]}, copy=True, n_jobs=1)
+    ht.pp.harmonize_genes(adata)
+    after = ht.tl.score(adata, {"neut": ["IL8", "G0S2", "CXCR2", "S100A8", "S100A9", "FCN1"]}, copy=True, n_jobs=1)
+    assert ht.get.params(after, "hcctme_scores")["genes_used"]["neut"][0] == "CXCL8"
+    assert np.allclose(before.obsm["hcctme_scores"]["neut"], after.obsm["hcctme_scores"]["neut"])

@@ -77,12 +77,17 @@ def _methods(**kw) -> str:
 def test_methods_describe_only_the_analyses_that_ran():
     text = _methods(params={"scores": {"method": "ucell"}, "crosstalk": {"method": "rank_aggregate"},
                             "profile": {"active_threshold": 0.5}})
-    assert "Responders and resistors were compared" not in text and "Benjamini" not in text
+    assert "were compared with patients as the unit" not in text and "Benjamini" not in text
     assert "differential crosstalk" not in text and "compared between conditions" not in text
-    text = _methods(tests={"scores": ["mannwhitney"]}, profile_tests=["kruskal"], crosstalk_differential=True,
+    text = _methods(tests={"scores": ["mannwhitney"], "states": ["moderated"]}, profile_tests=["kruskal"],
+                    crosstalk_differential=True, contrasts=["post vs pre"],
                     params={"scores": {"method": "ucell"}, "crosstalk": {"method": "rank_aggregate"},
                             "profile": {"active_threshold": 0.5}})
-    assert "Responders and resistors were compared" in text and "scores by Mann-Whitney U test" in text
+    # the stored contrast, not "responders and resistors" whatever the condition (sweep 57)
+    assert "The conditions (post vs pre) were compared" in text and "scores by Mann-Whitney U test" in text
+    # the default composition test by its name, cited (it read "by moderated" before)
+    assert "states by precision-weighted linear model with an empirical-Bayes moderated t-test" in text
+    assert "Phipson B" in text
     assert ("compared between conditions with a Kruskal-Wallis test (permutation p), BH-adjusted over the distinct "
             "evidence of the axes (axes with identical activities count once)") in text
     assert "differential crosstalk uses a two-part test" in text
@@ -227,3 +232,17 @@ def test_a_patient_card_prints_an_axis_activity_as_its_z_tags():
                          "activity": [1.99487, 12.3456], "z_scores": [1.99487, 12.3456]})
     html = _cards._axes(rows)
     assert "<td>1.99</td>" in html and "scores z=1.99" in html and "<td>12.35</td>" in html
+
+
+def test_the_comparison_title_is_the_stored_contrast_and_no_file_is_named_without_one(tmp_path):
+    """Sweep 57: the section always read "Responders versus resistors", and report.build(adata) without a path said
+    the full tables were TSV files "beside this report" that no call wrote."""
+    adata = AnnData(np.zeros((4, 2)), obs=pd.DataFrame(index=[f"c{i}" for i in range(4)]))
+    table = pd.DataFrame({"feature": [f"f{i}" for i in range(600)], "group": "g", "contrast": "post vs pre",
+                          "effect": 0.1, "pvalue": 0.5, "padj": 0.9, "method": "mannwhitney"})
+    adata.uns[Keys.COMPARE_SCORES] = table
+    adata.uns[Keys.COMPARE_SCORES + "_params"] = {"tool": "hcctme.tl.compare", "params": {"features": "scores"}}
+    assert _build._contrast_title(adata) == "Post versus pre"
+    ctx = _build._Context(adata, None)
+    assert "beside this report" not in ctx.table(table, "compare_scores")
+    assert "compare_scores.tsv beside this report" in _build._Context(adata, tmp_path).table(table, "compare_scores")

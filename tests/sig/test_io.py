@@ -565,3 +565,18 @@ def test_names_that_become_one_id_are_named_with_the_fix(tmp_path):
             ht.sig.load(source)
     loaded = ht.sig.load({"CD8+ T": ["CD8A", "CD8B"], "CD4 T": ["CD4", "IL7R"]})
     assert list(loaded.ids) == ["CD8__T", "CD4_T"] and loaded["CD8__T"].name == "CD8+ T"
+
+
+def test_a_net_subset_with_a_categorical_source_loads_only_its_sets():
+    """Sweep 57: unused categories became empty groups ("ANGIOGENESIS: genes_up is empty")."""
+    net = ht.sig.to_net()
+    net["source"] = net["source"].astype("category")
+    loaded = ht.sig.load(net[net["source"] == "TAM2_SPP1"])
+    assert loaded.ids == ["TAM2_SPP1"]
+
+
+def test_a_library_signature_object_keeps_the_library_version():
+    library = ht.sig.library()
+    assert ht.sig.load(ht.sig.get("TREG")).library_version == library.library_version
+    mine = dataclasses.replace(ht.sig.get("TREG"), genes_up=("FOXP3", "IL2RA", "CTLA4"))
+    assert ht.sig.load(mine).library_version == "user"
