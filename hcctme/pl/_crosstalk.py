@@ -88,8 +88,9 @@ def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[s
             figsize: tuple[float, float] | None = None, ax: Axes | None = None) -> Axes:
     """Sender x receiver heatmap of resistance-axis activity.
 
-    ``value="strength"``: mean over samples of the summed ``lr_means`` of the axis interactions
-    between each sender and receiver. ``value="effect"`` (needs a differential run): summed effect
+    ``value="strength"``: the summed ``lr_means`` of the axis interactions between each sender and receiver,
+    averaged over the samples in which liana reports them (a pair reported in one sample of eight shows that
+    sample's strength, not an eighth of it). ``value="effect"`` (needs a differential run): summed effect
     (condition minus reference) of those interactions. ``axis`` restricts to some kb axes.
     """
     from matplotlib.colors import TwoSlopeNorm
@@ -113,7 +114,7 @@ def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[s
         by = ([sample_key] if sample_key else []) + ["source", "target"]
         summed = table.groupby(by, observed=True)["lr_means"].sum().reset_index()
         mat = summed.groupby(["source", "target"], observed=True)["lr_means"].mean().unstack("target")
-        label = "summed lr_means (mean over samples)"
+        label = "summed lr_means (mean over the samples reporting the pair)"
         norm = None
         cmap = cmap or "viridis"
     else:

@@ -29,6 +29,15 @@ def _labels_from_params(params: Mapping[str, Any], role: str) -> Any:
     return record
 
 
+def _barrier_legend(labels: Any) -> str:
+    """The barrier layer's legend: the default barrier states, or the labels the call used."""
+    if labels is None:
+        return "barrier (SPP1+ TAM / myCAF)"
+    groups = labels.values() if isinstance(labels, Mapping) else [labels]
+    values = [str(v) for group in groups for v in np.atleast_1d(group)]
+    return f"barrier ({', '.join(values[:3])}{f' +{len(values) - 3}' if len(values) > 3 else ''})"
+
+
 @common_arguments
 def tib(
     adata: AnnData,
@@ -109,7 +118,7 @@ def tib(
             ("other", other, s * 0.6, "other cells"),
             ("tumour", tumour, s, "tumour"),
             ("t_cell", ~tumour & (t_cell > 0) & (barrier == 0), s * 1.3, "CD8 T cells"),
-            ("barrier", ~tumour & (barrier > 0), s * 1.6, "barrier (SPP1+ TAM / myCAF)"),
+            ("barrier", ~tumour & (barrier > 0), s * 1.6, _barrier_legend(barrier_labels)),
         )
         for name, mask, size_, label in layers:
             if mask.any():

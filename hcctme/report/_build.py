@@ -198,7 +198,8 @@ def _contrast_title(adata: AnnData) -> str:
     contrasts = _contrasts(adata)
     if len(contrasts) != 1:
         return "Comparisons between conditions"
-    return contrasts[0].replace(" vs ", " versus ", 1).capitalize()
+    title = contrasts[0].replace(" vs ", " versus ", 1)
+    return title[:1].upper() + title[1:]  # "CD8-high versus CD8-low" keeps its capitals
 
 
 def _compare_section(ctx: _Context) -> str:

@@ -95,7 +95,8 @@ def load(x: Any = None, *, species: str = "human") -> SignatureSet:
         :class:`SignatureSet` (returned as is).
     species
         Species of the gene symbols in dicts/GMT/nets ("human" or "mouse"). Mouse lists are mapped
-        to human symbols through the shipped ortholog table.
+        to human symbols through the shipped ortholog table. YAML entries carry their own ``species:``
+        field, which this argument does not override.
 
     Returns
     -------
@@ -134,7 +135,7 @@ def load(x: Any = None, *, species: str = "human") -> SignatureSet:
             f"cannot load signatures from {type(x).__name__}; pass library ids, a dict of gene lists, "
             "a GMT/YAML path or a decoupler net DataFrame"
         )
-    if species == "mouse":
+    if species == "mouse" and not _is_yaml(x):  # a YAML entry says its own species
         sigs = [_with_species(s, "mouse") for s in sigs]
     return SignatureSet(_to_human(sigs), library_version=_current_version(), origin=_origin(x))
 
@@ -154,6 +155,14 @@ def _origin(x: Any) -> str:
     if isinstance(x, (str, Path)):
         return str(x)
     return type(x).__name__
+
+
+def _is_yaml(x: Any) -> bool:
+    """Whether ``x`` names a YAML file or a folder of them (read by :func:`_from_path`)."""
+    if not isinstance(x, str | Path) or (isinstance(x, str) and not _looks_like_path(x)):
+        return False
+    path = Path(x)
+    return path.is_dir() or path.suffix.lower() in (".yaml", ".yml")
 
 
 def _with_species(sig: Signature, species: str) -> Signature:

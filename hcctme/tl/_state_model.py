@@ -254,7 +254,7 @@ def assign_context(
     z = np.nan_to_num((values - mean) / np.where(sd > 1e-12, sd, np.nan), nan=0.0)
     best, conf = rule(z, th)
     if fit_rows.sum() < th.min_fit_cells:  # too few cells to tell a state from the population's own spread
-        return best, conf, np.zeros(n, dtype=bool), None, z
+        return best, np.zeros(n), np.zeros(n, dtype=bool), None, z
     floor = floor_mask(values)
     z = _transform(z, th)
     mix, _ = fit_mixture(z[fit_rows], floor[fit_rows], _classes(best, conf, k, th)[fit_rows], th)

@@ -580,3 +580,13 @@ def test_a_library_signature_object_keeps_the_library_version():
     assert ht.sig.load(ht.sig.get("TREG")).library_version == library.library_version
     mine = dataclasses.replace(ht.sig.get("TREG"), genes_up=("FOXP3", "IL2RA", "CTLA4"))
     assert ht.sig.load(mine).library_version == "user"
+
+
+def test_species_does_not_override_a_yaml_entrys_own(tmp_path):
+    """load(yaml, species="mouse") read a human entry's genes as mouse symbols (sweep 57): the docstring says the
+    argument is for dicts, GMT and nets; a YAML entry says its own species."""
+    path = write(tmp_path / "human.yaml", [entry()])
+    loaded = ht.sig.load(str(path), species="mouse")
+    assert loaded["TEST_SIG"].species == "human" and loaded["TEST_SIG"].genes_up == ("SPP1", "CD274", "MME")
+    mouse = ht.sig.load({"M": ["Spp1", "Cd274", "Mme"]}, species="mouse")
+    assert mouse["M"].genes_up == ("SPP1", "CD274", "MME")

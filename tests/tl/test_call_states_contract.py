@@ -106,6 +106,7 @@ def test_a_population_of_a_few_cells_is_not_called(scored, caplog):
         out = ht.tl.call_states(small, cell_type_key="cell_type", copy=True)
     cells = out.obs["cell_type"] == "CD4+ T cells"
     assert cells.sum() == 3 and (out.obs.loc[cells, "hcctme_state"] == "unassigned").all()
+    assert (out.obs.loc[cells, "hcctme_state_confidence"] == 0).all()  # no model there: no confidence either
     assert out.uns["hcctme_state_params"]["fitted"]["cd4_t"] == "too few cells"
     assert "too few cells to call states in" in caplog.text and "{'cd4_t': " in caplog.text
 
