@@ -221,9 +221,9 @@ def check_writable(path: str | Path, *, folder: bool = False) -> Path:
     file in it (permission bits alone do not tell: ACLs, read-only mounts, root). Raises
     ValueError naming the path and the reason.
     """
-    path = Path(path)
-    if not str(path).strip():
+    if not str(path).strip():  # before Path(), which reads "" as "."
         raise ValueError("the output path is empty; give a file or folder name")
+    path = Path(path)
     if path.exists() and folder and not path.is_dir():
         raise ValueError(f"output folder {str(path)!r} exists and is a file; choose a folder name")
     if not folder:

@@ -197,15 +197,15 @@ def key_added(key: Any, *, adata: AnnData | None = None, slots: Sequence[str] = 
     With ``adata``, the key may not name an entry of ``slots`` (``"obs"``, ``"obsm"``, ``"uns"``) that no hcctme tool
     wrote (no ``uns[key + "_params"]``: the user's own data, e.g. ``obsm["spatial"]``), nor an input the call
     ``reads`` (its cell-type or sample column, the scores it reads). ``outputs``: the call's other writes as
-    ``(slot, name)`` (``("obs", key + "_confidence")``), held to the same rules. ``tool``: the calling tool's name
-    (``"hcctme.tl.call_states"``); a key whose record names another tool (``uns[key + "_params"]["tool"]``) is
-    refused: writing there would replace that tool's results and provenance.
+    ``(slot, suffix)`` (``("obs", "_confidence")``: ``obs[key + "_confidence"]``), held to the same rules.
+    ``tool``: the calling tool's name (``"hcctme.tl.call_states"``); a key whose record names another tool
+    (``uns[key + "_params"]["tool"]``) is refused: writing there would replace that tool's results and provenance.
     """
     if not isinstance(key, str) or not key:
         raise TypeError(f"key_added must be a non-empty string, got {key!r}")
     if "/" in key:
         raise ValueError(f"key_added {key!r} holds '/', which h5ad files read back as nested keys; use '_' instead")
-    outputs = list(outputs)
+    outputs = [(slot, key + suffix) for slot, suffix in outputs]
     read = {r for r in reads if isinstance(r, str)}
     clash = [name for name in (key, *(name for _, name in outputs)) if name in read]
     if clash:

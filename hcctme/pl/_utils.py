@@ -50,13 +50,13 @@ def _check_save(save: Any) -> None:
     """A figure file path: not a folder, in an existing folder, with an extension matplotlib writes."""
     from matplotlib.backend_bases import FigureCanvasBase
 
+    from hcctme import _files
+
     if not isinstance(save, str | Path):
         raise TypeError(f"save must be a file path (str or Path) or None, got {save!r}")
-    path = Path(save)
-    if not str(save):
-        raise ValueError("save='' is empty; give a file path such as 'figures/plot.png', or None not to save")
-    if path.is_dir() or str(save).endswith(("/", "\\")):
-        raise ValueError(f"save={str(save)!r} names a folder; give a file path such as 'figures/plot.png'")
+    if str(save).endswith(("/", "\\")):  # a folder that may not exist yet
+        raise ValueError(f"output {str(save)!r} is a folder; give a file name (e.g. 'figures/plot.png')")
+    path = _files.check_writable(save)  # empty, an existing folder, an unwritable place
     formats = FigureCanvasBase.get_supported_filetypes()
     suffix = path.suffix.lstrip(".").lower()
     if suffix not in formats:

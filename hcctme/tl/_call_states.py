@@ -684,8 +684,7 @@ def call_states(
     key_added = _validate.key_added(
         key_added, adata=adata, slots=("obs", "uns"), reads=(cell_type_key, sample_key, scores_key),
         tool="hcctme.tl.call_states",
-        outputs=[("obs", key_added + sfx) for sfx in (Suffix.CONFIDENCE, Suffix.CONTEXT, Suffix.ARTEFACT,
-                                                      Suffix.UNREFINED)] if isinstance(key_added, str) else [])
+        outputs=[("obs", sfx) for sfx in (Suffix.CONFIDENCE, Suffix.CONTEXT, Suffix.ARTEFACT, Suffix.UNREFINED)])
     min_confidence, refine = _check_options(min_confidence, refine, refine_resolution)
     random_state = _validate.random_state(random_state)
     scores, labels, samples, extra = _check_inputs(adata, scores_key=scores_key, cell_type_key=cell_type_key,

@@ -641,7 +641,7 @@ def crosstalk(
             "counts_layer": counts_layer}
     adata = _validate.anndata(adata, writes=True)
     key_added = _validate.key_added(key_added, adata=adata, slots=("uns",), tool="hcctme.tl.crosstalk",
-                                    outputs=[("uns", key_added + Suffix.DIFF)])
+                                    outputs=[("uns", Suffix.DIFF)])
     if _validate.boolean(copy, name="copy") and adata.isbacked:
         raise ValueError("copy=True would load the whole backed matrix into memory; call hcctme.tl.crosstalk(adata) "
                          "with copy=False: the tables of a backed AnnData are written to its in-memory uns")

@@ -168,10 +168,9 @@ def _in_context(contexts: pd.Series, context: str) -> np.ndarray:
 
 
 def _in_any(levels: pd.Index, contexts: set[str]) -> np.ndarray:
-    """Which context ``levels`` belong to any kb context of ``contexts`` (the context or its child; "any": all)."""
-    if not contexts or "any" in contexts:
-        return np.ones(len(levels), dtype=bool)
-    return np.array([lv in contexts or CONTEXT_PARENTS.get(lv) in contexts for lv in levels], dtype=bool)
+    """Which context ``levels`` belong to any kb context of ``contexts`` (:func:`_in_context`; none given: all)."""
+    as_series = pd.Series(levels, dtype=object)
+    return np.logical_or.reduce([_in_context(as_series, c) for c in (contexts or {"any"})])
 
 
 def gene_roles(ax: pd.Series, *, density: bool = False) -> list[tuple[str, frozenset[str]]]:
@@ -759,7 +758,7 @@ def resistance_profile(
     key_added = _validate.key_added(key_added, adata=adata, slots=("uns",),
                                     reads=(scores_key, state_key, crosstalk_key, tib_key),
                                     tool="hcctme.tl.resistance_profile",
-                                    outputs=[("uns", key_added + sfx) for sfx in (Suffix.EVIDENCE, Suffix.SUMMARY)])
+                                    outputs=[("uns", Suffix.EVIDENCE), ("uns", Suffix.SUMMARY)])
     condition, reference = _check_condition(adata, sample_key, condition_key, reference, active_threshold)
     _validate.boolean(copy, name="copy")
     for name, value in (("state_key", state_key), ("crosstalk_key", crosstalk_key), ("tib_key", tib_key)):

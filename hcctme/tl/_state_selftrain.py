@@ -382,19 +382,17 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     fits = fitted(0)
     if not fits:
         return None
-    calls, conf, agreed, used = _averaged(fits, ids, min_confidence)
-    if unstable(agreed["state_agreement"], params.seeding_agreement):
+    mean = _averaged(fits, ids, min_confidence)
+    if unstable(mean.agreed["state_agreement"], params.seeding_agreement):
         fits += [fit for batch in range(1, params.seeding_batches) for fit in fitted(batch)]
-        calls, conf, agreed, used = _averaged(fits, ids, min_confidence)
-    diagnostics = {**used[0].diagnostics, "seedings": len(used), **agreed}
+        mean = _averaged(fits, ids, min_confidence)
+    used = mean.used
+    diagnostics = {**used[0].diagnostics, "seedings": len(used), **mean.agreed}
     if used[0].trained:
         diagnostics["classes"] = classes(used, ids)
     else:
         diagnostics["mixture_kept"] = mixture_kept(used, ids, best, called)
-    states = np.mean([fit.states for fit in used], axis=0)
-    at_any, _ = _called(states, np.mean([fit.none for fit in used], axis=0), ids, 0.0)
-    top = np.asarray(ids, dtype=object)[states.argmax(axis=1)]
-    return PopulationCalls(calls, conf, used[0].seed_counts, diagnostics, top, at_any != "")
+    return PopulationCalls(mean.calls, mean.confidence, used[0].seed_counts, diagnostics, mean.best, mean.eligible)
 
 
 def classes(fits: list[_Fit], ids: list[str]) -> dict[str, float]:
@@ -416,17 +414,28 @@ def mixture_kept(fits: list[_Fit], ids: list[str], best: np.ndarray, called: np.
             for j in np.unique(best[called])}
 
 
-def _averaged(fits: list[_Fit], ids: list[str], min_confidence: float
-              ) -> tuple[np.ndarray, np.ndarray, dict[str, Any], list[_Fit]]:
-    """Calls, confidence, :func:`agreement` and the seedings averaged: those that train the classifier, else all.
+class _Averaged(NamedTuple):
+    """The mean of a population's seedings (:func:`_averaged`)."""
+
+    calls: np.ndarray  # at min_confidence
+    confidence: np.ndarray
+    best: np.ndarray  # each cell's best state
+    eligible: np.ndarray  # whether it beats "none of these" (a call at any confidence it reaches)
+    agreed: dict[str, Any]  # agreement()
+    used: list[_Fit]
+
+
+def _averaged(fits: list[_Fit], ids: list[str], min_confidence: float) -> _Averaged:
+    """The mean of the seedings that train the classifier (else of all): calls, best state, :func:`agreement`.
 
     The calls are those of the mean probabilities of the seedings averaged (:func:`_called`).
     """
     used = [fit for fit in fits if fit.trained] or fits
-    calls, conf = _called(np.mean([fit.states for fit in used], axis=0), np.mean([fit.none for fit in used], axis=0),
-                          ids, min_confidence)
+    states, none = np.mean([fit.states for fit in used], axis=0), np.mean([fit.none for fit in used], axis=0)
+    calls, conf = _called(states, none, ids, min_confidence)
     each = [_called(fit.states, fit.none, ids, min_confidence)[0] for fit in used]
-    return calls, conf, agreement(calls, each, ids), used
+    best = np.asarray(ids, dtype=object)[states.argmax(axis=1)]
+    return _Averaged(calls, conf, best, conf > none, agreement(calls, each, ids), used)
 
 
 def unstable(state_agreement: Mapping[str, float], below: float) -> dict[str, float]:

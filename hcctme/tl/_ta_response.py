@@ -103,7 +103,7 @@ def ta_response(
 
     _validate.anndata(adata, writes=True)
     key_added = _validate.key_added(key_added, adata=adata, slots=("uns",), reads=(scores_key,),
-                                    tool="hcctme.tl.ta_response", outputs=[("uns", key_added + Suffix.PER_SAMPLE)])
+                                    tool="hcctme.tl.ta_response", outputs=[("uns", Suffix.PER_SAMPLE)])
     copy = _validate.boolean(copy, name="copy")
     _validate.choice(aggregate, AGGREGATES, name="aggregate")
     min_cells = _validate.positive_int(min_cells, name="min_cells")

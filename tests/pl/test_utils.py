@@ -48,8 +48,8 @@ def test_save_is_checked_before_drawing(tmp_path):
     ht.tl.score(adata, ["TREG", "CD8_TEFF", "TAM2_SPP1"], n_jobs=1)
     (tmp_path / "figures").mkdir()
     open_before = plt.get_fignums()
-    for save, error, match in ((tmp_path / "figures", ValueError, "names a folder"),
-                               (f"{tmp_path / 'figures'}/", ValueError, "names a folder"),
+    for save, error, match in ((tmp_path / "figures", ValueError, "is a folder"),
+                               (f"{tmp_path / 'figures'}/", ValueError, "is a folder"),
                                (tmp_path / "plot.xyz", ValueError, "extension matplotlib writes"),
                                (tmp_path / "nowhere" / "plot.png", FileNotFoundError, "does not exist"),
                                ("", ValueError, "is empty")):
