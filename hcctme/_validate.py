@@ -259,6 +259,17 @@ def boolean(value: Any, *, name: str) -> bool:
     return bool(value)
 
 
+def copy_flag(value: Any, *, adata: AnnData, tool: str, writes: str) -> bool:
+    """Check ``copy``; a backed AnnData cannot be copied without loading its whole matrix, so it is refused."""
+    copy = boolean(value, name="copy")
+    if copy and adata.isbacked:
+        raise ValueError(
+            f"copy=True would load the whole backed matrix into memory; call {tool}(adata) with copy=False "
+            f"(it writes only the in-memory {writes}), or load the data first with adata.to_memory()"
+        )
+    return copy
+
+
 def positive_int(value: Any, *, name: str, allow_none: bool = False, minimum: int = 1) -> int | None:
     """Check an integer parameter (``bool`` is refused)."""
     if value is None and allow_none:

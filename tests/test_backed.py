@@ -297,3 +297,41 @@ def test_a_view_of_a_backed_anndata_is_refused_before_any_work_with_the_fix(coho
     on_disk = ad.read_h5ad(tmp_path / "subset.h5ad", backed="r")
     tl.score(on_disk, ["TREG"])
     assert get.scores(on_disk).shape == (view.n_obs, 1)
+
+
+@pytest.fixture(scope="module")
+def analysed_file(cohort_file: Path, tmp_path_factory) -> Path:
+    adata = _run(ad.read_h5ad(cohort_file))
+    path = tmp_path_factory.mktemp("backed_analysed") / "analysed.h5ad"
+    adata.write_h5ad(path)
+    return path
+
+
+def _copy_calls() -> dict:
+    from hcctme import pp, tl
+
+    condition = {"sample_key": "patient", "condition_key": "response", "reference": "responder"}
+    return {
+        "hcctme.pp.harmonize_genes": lambda a: pp.harmonize_genes(a, copy=True),
+        "hcctme.tl.score": lambda a: tl.score(a, copy=True),
+        "hcctme.tl.call_states": lambda a: tl.call_states(a, cell_type_key="cell_type", sample_key="patient",
+                                                          key_added="calls", copy=True),
+        "hcctme.tl.compare": lambda a: tl.compare(a, **condition, key_added="cmp", copy=True),
+        "hcctme.tl.ta_response": lambda a: tl.ta_response(a, **condition, key_added="ta", copy=True),
+        "hcctme.tl.crosstalk": lambda a: tl.crosstalk(a, groupby="cell_type", sample_key="patient", copy=True),
+        "hcctme.tl.tib": lambda a: tl.tib(a, sample_key="patient", key_added="tib2", copy=True),
+        "hcctme.tl.enrich": lambda a: tl.enrich(a, compare_key=COMPARE_KEYS["genes"], key_added="enr", copy=True),
+        "hcctme.tl.resistance_profile": lambda a: tl.resistance_profile(a, **condition, key_added="prof",
+                                                                        copy=True),
+    }
+
+
+@pytest.mark.parametrize("tool", list(_copy_calls()))
+def test_copy_of_a_backed_anndata_is_refused_by_every_tool_before_any_work(analysed_file: Path, tool: str):
+    adata = _files.read_h5ad(analysed_file, backed=True)
+    obs, uns_keys, var = adata.obs.copy(), set(adata.uns), adata.var.copy()
+    with pytest.raises(ValueError, match=rf"copy=True would load the whole backed matrix.*call {tool}\(adata\)"):
+        _copy_calls()[tool](adata)
+    pd.testing.assert_frame_equal(adata.obs, obs)
+    pd.testing.assert_frame_equal(adata.var, var)
+    assert set(adata.uns) == uns_keys

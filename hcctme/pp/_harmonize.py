@@ -164,7 +164,7 @@ def harmonize_genes(
     """
     _validate.anndata(adata, writes=True)
     _validate.choice(species, SPECIES_OPTIONS, name="species")
-    _validate.boolean(copy, name="copy")
+    _validate.copy_flag(copy, adata=adata, tool="hcctme.pp.harmonize_genes", writes="var and uns")
     if gene_symbols is None:
         names = pd.Index(adata.var_names)
         source = "var_names"

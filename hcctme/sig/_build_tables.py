@@ -21,7 +21,10 @@ script writes two gzipped TSV files holding only the columns hcctme reads:
 
     1. ``biomart_one2one``: Ensembl's one-to-one ortholog;
     2. ``biomart_high``: an Ensembl ortholog with orthology confidence 1;
-    3. ``biomart_low`` / ``hcop``: any other Ensembl or HCOP ortholog.
+    3. ``biomart_low`` / ``hcop``: any other Ensembl or HCOP ortholog, unless the human gene is
+       another mouse gene's one-to-one ortholog (HCOP's prediction maps the mouse-only Ly6a, Ly6c1
+       and Ly6g, and pseudogenes such as Rpl36-ps12, onto LY6H and RPL36, whose mouse orthologs are
+       Ly6h and Rpl36): such a mouse gene has no human ortholog here.
 
     Ties inside a tier go to the pair supported by more HCOP resources, then the Ensembl
     gene-order conservation score, then the human symbol (alphabetical, for determinism). When one
@@ -136,6 +139,8 @@ def mouse_orthologs(biomart_m2h: pd.DataFrame, hcop_m2h: pd.DataFrame, preferred
         ["tier", "support", "goc", "human_symbol"], ascending=[True, False, False, True], kind="mergesort"
     )
     best = pairs.drop_duplicates("mouse_ensembl_id", keep="first")
+    one_to_one = best.loc[best["source"] == "biomart_one2one", "human_symbol"]
+    best = best[(best["tier"] < TIERS["hcop"]) | ~best["human_symbol"].isin(one_to_one)]
     # rank order is kept inside each mouse symbol so that the first row is the preferred one
     best = best.assign(_rank=range(len(best))).sort_values(["mouse_symbol", "_rank"], kind="mergesort")
     return best[["mouse_symbol", "mouse_ensembl_id", "human_symbol", "source"]].reset_index(drop=True)

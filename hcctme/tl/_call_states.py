@@ -677,10 +677,7 @@ def call_states(
     {'predicted_doublet': 'flag'}
     """
     _validate.anndata(adata, writes=True)
-    if _validate.boolean(copy, name="copy") and adata.isbacked:
-        raise ValueError("copy=True would load the whole backed matrix into memory; call "
-                         "hcctme.tl.call_states(adata) with copy=False (it writes only obs and uns), or load it "
-                         "first with adata.to_memory()")
+    _validate.copy_flag(copy, adata=adata, tool="hcctme.tl.call_states", writes="obs and uns")
     key_added = _validate.key_added(
         key_added, adata=adata, slots=("obs", "uns"), reads=(cell_type_key, sample_key, scores_key),
         tool="hcctme.tl.call_states",

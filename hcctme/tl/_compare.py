@@ -187,7 +187,7 @@ def compare(
     _validate.choice(transform, _stats.TRANSFORMS, name="transform")
     key_added = _validate.key_added(key_added, adata=adata, slots=("uns",), reads=(scores_key,),
                                     tool="hcctme.tl.compare", outputs=[("uns", Suffix.VALUES)])
-    copy = _validate.boolean(copy, name="copy")
+    copy = _validate.copy_flag(copy, adata=adata, tool="hcctme.tl.compare", writes="uns")
     min_cells = _validate.positive_int(min_cells, name="min_cells")
     if isinstance(pseudocount, bool) or not isinstance(pseudocount, int | float) or not 0 < pseudocount < np.inf:
         raise ValueError(f"pseudocount must be a positive number, got {pseudocount!r}")

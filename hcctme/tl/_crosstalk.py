@@ -642,9 +642,7 @@ def crosstalk(
     adata = _validate.anndata(adata, writes=True)
     key_added = _validate.key_added(key_added, adata=adata, slots=("uns",), tool="hcctme.tl.crosstalk",
                                     outputs=[("uns", Suffix.DIFF)])
-    if _validate.boolean(copy, name="copy") and adata.isbacked:
-        raise ValueError("copy=True would load the whole backed matrix into memory; call hcctme.tl.crosstalk(adata) "
-                         "with copy=False: the tables of a backed AnnData are written to its in-memory uns")
+    _validate.copy_flag(copy, adata=adata, tool="hcctme.tl.crosstalk", writes="uns")
     d = _check_design(adata, groupby, sample_key, condition_key, reference, covariates, patient_key, pair_key)
     opts = _check_options(method=method, axes_only=axes_only, min_cells=min_cells, expr_prop=expr_prop,
                           n_perms=n_perms, min_samples=min_samples, random_state=random_state, n_jobs=n_jobs,

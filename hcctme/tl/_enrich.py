@@ -87,7 +87,7 @@ def enrich(
     params = _check_enrich(table, rank_by=rank_by, min_size=min_size, max_size=max_size,
                            permutation_num=permutation_num, random_state=random_state)
     _validate.key_added(key_added, adata=adata, slots=("uns",), reads=(compare_key,), tool="hcctme.tl.enrich")
-    _validate.boolean(copy, name="copy")
+    _validate.copy_flag(copy, adata=adata, tool="hcctme.tl.enrich", writes="uns")
     table = _select(table, group=group, contrast=contrast)
     out = _enrich_table(table, _gene_sets(signatures, sig), rank_by=rank_by, **params)
     record = {

@@ -760,7 +760,7 @@ def resistance_profile(
                                     tool="hcctme.tl.resistance_profile",
                                     outputs=[("uns", Suffix.EVIDENCE), ("uns", Suffix.SUMMARY)])
     condition, reference = _check_condition(adata, sample_key, condition_key, reference, active_threshold)
-    _validate.boolean(copy, name="copy")
+    _validate.copy_flag(copy, adata=adata, tool="hcctme.tl.resistance_profile", writes="uns")
     for name, value in (("state_key", state_key), ("crosstalk_key", crosstalk_key), ("tib_key", tib_key)):
         _validate.key_name(value, name=name)
     scores = _validate.scores(adata, scores_key)  # checks the key too; KeyError: run hcctme.tl.score first

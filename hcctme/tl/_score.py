@@ -197,12 +197,7 @@ def _check_params(adata: Any, **kw: Any) -> dict[str, Any]:
         "random_state": _validate.random_state(kw["random_state"], allow_none=True),
     }
     _validate.key_added(kw["key_added"], adata=adata, slots=("obsm",), tool="hcctme.tl.score")
-    _validate.boolean(kw["copy"], name="copy")
-    if kw["copy"] and adata.isbacked:
-        raise ValueError(
-            "copy=True would load the whole backed matrix into memory; call hcctme.tl.score(adata) "
-            "with copy=False: scores of a backed AnnData are written to its in-memory obsm/uns"
-        )
+    _validate.copy_flag(kw["copy"], adata=adata, tool="hcctme.tl.score", writes="obsm and uns")
     return out
 
 

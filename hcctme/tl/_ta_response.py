@@ -104,7 +104,7 @@ def ta_response(
     _validate.anndata(adata, writes=True)
     key_added = _validate.key_added(key_added, adata=adata, slots=("uns",), reads=(scores_key,),
                                     tool="hcctme.tl.ta_response", outputs=[("uns", Suffix.PER_SAMPLE)])
-    copy = _validate.boolean(copy, name="copy")
+    copy = _validate.copy_flag(copy, adata=adata, tool="hcctme.tl.ta_response", writes="uns")
     _validate.choice(aggregate, AGGREGATES, name="aggregate")
     min_cells = _validate.positive_int(min_cells, name="min_cells")
     min_coverage = _validate.fraction(min_coverage, name="min_coverage")

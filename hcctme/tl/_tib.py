@@ -514,7 +514,7 @@ def _check_tib(adata: AnnData, *, sample_key: str, spatial_key: str, key_added: 
     coords = _validate.spatial(adata, spatial_key)
     _validate.key_added(key_added, adata=adata, slots=("uns",), tool="hcctme.tl.tib")
     _validate.positive_int(n_perms, name="n_perms", minimum=0)
-    _validate.boolean(copy, name="copy")
+    _validate.copy_flag(copy, adata=adata, tool="hcctme.tl.tib", writes="uns")
     if radius is not None:
         if isinstance(radius, bool) or not isinstance(radius, int | float | np.integer | np.floating):
             raise TypeError(f"radius must be a positive number or None, got {radius!r}")

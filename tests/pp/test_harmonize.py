@@ -81,6 +81,26 @@ def test_mouse_symbols_through_orthologs_not_case():
     assert report["routes"]["ortholog"] == 5 and report["n_unmapped"] == 1
 
 
+def test_mouse_only_genes_are_not_mapped_onto_another_genes_human_ortholog():
+    # HCOP predicts LY6H for the mouse-only Ly6a / Ly6c1 / Ly6g (neutrophil and stem-cell markers) and RPL36
+    # for a pseudogene; LY6H and RPL36 are Ly6h's and Rpl36's one-to-one orthologs
+    adata = make(["Ly6g", "Ly6a", "Ly6c1", "Rpl36-ps12", "Ly6h", "Rpl36"])
+    ht.pp.harmonize_genes(adata, species="mouse")
+    got = adata.var[Keys.SYMBOL]
+    assert got.iloc[:4].isna().all(), got.tolist()
+    assert got.iloc[4:].tolist() == ["LY6H", "RPL36"]
+    table = _genes.mouse_orthologs()
+    weak = table[table["source"].isin(["biomart_low", "hcop"])]
+    one_to_one = set(table.loc[table["source"] == "biomart_one2one", "human_symbol"])
+    assert not set(weak["human_symbol"]) & one_to_one
+
+
+def test_loricrin_previous_symbol():
+    adata = make(["LOR", "CD8A"])
+    ht.pp.harmonize_genes(adata)
+    assert adata.var[Keys.SYMBOL].tolist() == ["LORICRIN", "CD8A"]
+
+
 def test_human_mode_never_upper_cases_mouse_symbols():
     adata = make(["Cd8a", "Sirpa", "CD8A", "SIRPa"])
     ht.pp.harmonize_genes(adata, species="human")
