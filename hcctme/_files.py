@@ -223,6 +223,8 @@ def check_writable(path: str | Path, *, folder: bool = False) -> Path:
     """
     if not str(path).strip():  # before Path(), which reads "" as "."
         raise ValueError("the output path is empty; give a file or folder name")
+    if not folder and str(path).endswith(("/", os.sep)):  # before Path(), which drops the slash
+        raise ValueError(f"output {str(path)!r} names a folder (it ends with '/'); give a file name in it")
     path = Path(path)
     if path.exists() and folder and not path.is_dir():
         raise ValueError(f"output folder {str(path)!r} exists and is a file; choose a folder name")
@@ -579,6 +581,16 @@ def _unescape(value: Any) -> Any:
     return value
 
 
+def _text_column(values: pd.Series) -> pd.Series:
+    """A text column h5ad can hold: strings, and a missing value kept missing (a categorical; not the text 'nan')."""
+    missing = values.isna().to_numpy()
+    if not missing.any():
+        return values.astype(str)
+    text = values.astype(object).where(~missing, None)
+    return pd.Series(pd.Categorical([None if m else str(v) for v, m in zip(text, missing, strict=True)]),
+                     index=values.index, name=values.name)
+
+
 def _safe_value(value):
     if isinstance(value, dict):
         return {escape_key(k): _safe_value(v) for k, v in value.items() if v is not None}
@@ -588,7 +600,7 @@ def _safe_value(value):
         frame.index = frame.index.astype(str)
         for col in frame.columns:
             if frame[col].dtype == object or isinstance(frame[col].dtype, pd.CategoricalDtype):
-                frame[col] = frame[col].astype(str)
+                frame[col] = _text_column(frame[col])
             elif frame[col].dtype == bool:
                 frame[col] = frame[col].astype(bool)
         return frame

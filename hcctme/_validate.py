@@ -153,6 +153,20 @@ def level(values: pd.Series, value: Any, *, key: str, what: str = "reference") -
     return str(value)
 
 
+def reference_level(values: pd.Series, value: Any, *, key: str) -> str:
+    """Check the ``reference`` of a condition column (:func:`level`) and the column's levels.
+
+    Results name a contrast ``"<other> vs <reference>"``; a level holding ``" vs "`` would make that name
+    ambiguous, so it is refused.
+    """
+    reference = level(values, value, key=key, what="reference")
+    ambiguous = [lv for lv in pd.unique(values.astype(str)) if " vs " in lv]
+    if ambiguous:
+        raise ValueError(f"obs[{key!r}] has level(s) {_preview(ambiguous)} holding ' vs ', which hcctme uses to name "
+                         "a contrast ('<other> vs <reference>'); rename them (e.g. ' versus ' or '_vs_')")
+    return reference
+
+
 def constant_within(adata: AnnData, key: str, by: str) -> pd.Series:
     """Check that obs[key] takes one value per obs[by] group; return it indexed by group."""
     values = _column(adata.obs, "obs", key, "conditions")
@@ -659,8 +673,12 @@ def state_calls(adata: AnnData, key: str = Keys.STATE) -> pd.Series:
     return adata.obs[key]
 
 
-def spatial(adata: AnnData, key: str = Keys.SPATIAL) -> np.ndarray:
-    """Return 2-D spatial coordinates from ``obsm[key]``."""
+def spatial(adata: AnnData, key: str = Keys.SPATIAL, *, samples: pd.Series | None = None) -> np.ndarray:
+    """Return 2-D spatial coordinates from ``obsm[key]``.
+
+    A third column (z) is dropped only where it is constant within each of ``samples`` (one section per
+    sample; all cells without ``samples``): cells of two sections at the same x, y are not neighbours.
+    """
     if key_name(key, name="spatial_key") not in adata.obsm:
         raise KeyError(
             f"no spatial coordinates in adata.obsm[{key!r}]; this tool needs spatial data "
@@ -670,8 +688,18 @@ def spatial(adata: AnnData, key: str = Keys.SPATIAL) -> np.ndarray:
     if coords.ndim != 2 or not 2 <= coords.shape[1] <= 3:
         raise ValueError(f"adata.obsm[{key!r}] must be cells x 2 (or 3) coordinates, got shape {coords.shape}; "
                          "pass spatial_key= naming the coordinates")
-    if not np.all(np.isfinite(coords[:, :2])):
+    if not np.all(np.isfinite(coords)):
         raise ValueError(f"adata.obsm[{key!r}] has NaN or infinite coordinates")
+    if coords.shape[1] == 3:
+        groups = np.zeros(len(coords)) if samples is None else pd.Series(samples).astype(str).to_numpy()
+        z_range = pd.Series(coords[:, 2]).groupby(groups).agg(lambda z: z.max() - z.min())
+        if (z_range > 0).any():
+            raise ValueError(
+                f"adata.obsm[{key!r}] holds 3-D coordinates whose third column (z) varies within "
+                f"{'a sample' if samples is not None else 'the data'} ({_preview(z_range.index[z_range > 0])}): "
+                "the barrier is measured on 2-D sections; give each section its own sample id (sample_key) or "
+                "store x, y only"
+            )
     return coords[:, :2]
 
 

@@ -85,7 +85,8 @@ def _add_write_full(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``hcctme`` command (global flags are accepted before or after the command)."""
-    parser = argparse.ArgumentParser(prog="hcctme", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="hcctme", description="hcctme: resistance analysis of HCC single-cell "
+                                     "and spatial cohorts (run `hcctme demo` for a first report)")
     _add_global(parser)
     common = argparse.ArgumentParser(add_help=False)  # the global flags, accepted after the command too
     _add_global(common, default=argparse.SUPPRESS)
@@ -163,6 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
     crosstalk.add_argument("--sample-key", default=None)
     crosstalk.add_argument("--condition-key", default=None)
     crosstalk.add_argument("--reference", default=None)
+    crosstalk.add_argument("--min-cells", type=int, default=Defaults.MIN_CELLS,
+                           help="groups with fewer cells in a sample are skipped there")
+    crosstalk.add_argument("--expr-prop", type=float, default=0.1,
+                           help="fewest share of a group's cells expressing a ligand / receptor (LIANA's filter)")
+    crosstalk.add_argument("--min-samples", type=int, default=3,
+                           help="with --condition-key: fewest samples per level where an interaction is tested")
+    crosstalk.add_argument("--resource", default="consensus", help="LIANA resource name (bundled, read offline)")
+    crosstalk.add_argument("--axes-only", action="store_true",
+                           help="score only the interactions of the resistance axes (much faster)")
     _add_matrix(crosstalk)
     _add_genes(crosstalk)
 
@@ -351,7 +361,9 @@ def _cmd_crosstalk(args: argparse.Namespace) -> int:
     adata = _files.read_h5ad(args.input)
     _harmonise(adata, args)
     tl.crosstalk(adata, groupby=args.groupby, sample_key=args.sample_key, condition_key=args.condition_key,
-                 reference=args.reference, layer=args.layer, use_raw=args.use_raw)
+                 reference=args.reference, layer=args.layer, use_raw=args.use_raw, min_cells=args.min_cells,
+                 expr_prop=args.expr_prop, min_samples=args.min_samples, resource=args.resource,
+                 axes_only=args.axes_only)
     _files.write_table(get.crosstalk(adata, differential=args.condition_key is not None), args.out)
     print(args.out)
     return 0

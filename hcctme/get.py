@@ -43,8 +43,12 @@ def _stored(adata: AnnData, key: str, suffix: str) -> Any:
     return stored
 
 
-def _table(adata: AnnData, key: str, suffix: str, *, tool: str) -> pd.DataFrame:
-    """``uns[key + suffix]`` as a DataFrame; a KeyError naming ``tool`` when it is missing."""
+def _table(adata: AnnData, key: str, suffix: str, *, tool: str, writers: tuple[str, ...]) -> pd.DataFrame:
+    """``uns[key + suffix]`` as a DataFrame; a KeyError naming ``tool`` when it is missing.
+
+    A TypeError when the key's record (``uns[key + "_params"]["tool"]``) names a tool other than ``writers``: the
+    table is another tool's result.
+    """
     _validate.anndata(adata, allow_empty=True)
     name = _validate.key_name(key, name="key") + suffix
     table = _stored(adata, key, suffix)
@@ -55,6 +59,11 @@ def _table(adata: AnnData, key: str, suffix: str, *, tool: str) -> pd.DataFrame:
         )
     if not isinstance(table, pd.DataFrame):
         raise TypeError(f"adata.uns[{name!r}] is a {type(table).__name__}, not a results table; re-run {tool}")
+    record = adata.uns.get(key + Suffix.PARAMS)
+    writer = record.get("tool") if isinstance(record, Mapping) else None
+    if isinstance(writer, str) and writer not in writers:
+        raise TypeError(f"adata.uns[{name!r}] holds a result of {writer}, not of {writers[0]}; pass the key_added "
+                        f"{writers[0]} used (or run it first)")
     return table.copy()
 
 
@@ -149,31 +158,32 @@ def compare(adata: AnnData, key: str = Keys.COMPARE, *, values: bool = False) ->
     condition), as :func:`hcctme.pl.compare` draws them.
     """
     values = _validate.boolean(values, name="values")
-    return _table(adata, key, Suffix.VALUES if values else "", tool="hcctme.tl.compare")
+    return _table(adata, key, Suffix.VALUES if values else "", tool="hcctme.tl.compare",
+                  writers=("hcctme.tl.compare", "hcctme.tl.ta_response"))
 
 
 def enrich(adata: AnnData, key: str = Keys.ENRICH) -> pd.DataFrame:
     """Table of :func:`hcctme.tl.enrich` (term, group, contrast, nes, pvalue, padj, lead_genes, ...)."""
-    return _table(adata, key, "", tool="hcctme.tl.enrich")
+    return _table(adata, key, "", tool="hcctme.tl.enrich", writers=("hcctme.tl.enrich",))
 
 
 def ta_response(adata: AnnData, key: str = Keys.TA_RESPONSE, *, per_sample: bool = False) -> pd.DataFrame:
     """Table of :func:`hcctme.tl.ta_response`: the comparison, or the per-sample values (``per_sample=True``)."""
     per_sample = _validate.boolean(per_sample, name="per_sample")
     tool = "hcctme.tl.ta_response" + ("" if per_sample else " with condition_key and reference")
-    return _table(adata, key, Suffix.PER_SAMPLE if per_sample else "", tool=tool)
+    return _table(adata, key, Suffix.PER_SAMPLE if per_sample else "", tool=tool, writers=("hcctme.tl.ta_response",))
 
 
 def crosstalk(adata: AnnData, key: str = Keys.CROSSTALK, *, differential: bool = False) -> pd.DataFrame:
     """Table of :func:`hcctme.tl.crosstalk`: liana's interactions, or the patient-level differential table."""
     differential = _validate.boolean(differential, name="differential")
     tool = "hcctme.tl.crosstalk" + (" with condition_key and reference" if differential else "")
-    return _table(adata, key, Suffix.DIFF if differential else "", tool=tool)
+    return _table(adata, key, Suffix.DIFF if differential else "", tool=tool, writers=("hcctme.tl.crosstalk",))
 
 
 def tib(adata: AnnData, key: str = Keys.TIB) -> pd.DataFrame:
     """Table of :func:`hcctme.tl.tib`: one row per sample (tib_score, t_exclusion, p-values, ...)."""
-    return _table(adata, key, "", tool="hcctme.tl.tib")
+    return _table(adata, key, "", tool="hcctme.tl.tib", writers=("hcctme.tl.tib",))
 
 
 def profile(adata: AnnData, key: str = Keys.PROFILE, *, summary: bool = False, evidence: bool = False) -> pd.DataFrame:
@@ -186,6 +196,7 @@ def profile(adata: AnnData, key: str = Keys.PROFILE, *, summary: bool = False, e
     if summary and evidence:
         raise ValueError("give summary=True or evidence=True, not both")
     if evidence:
-        return _table(adata, key, Suffix.EVIDENCE, tool="hcctme.tl.resistance_profile")
+        return _table(adata, key, Suffix.EVIDENCE, tool="hcctme.tl.resistance_profile",
+                      writers=("hcctme.tl.resistance_profile",))
     tool = "hcctme.tl.resistance_profile" + (" with condition_key" if summary else "")
-    return _table(adata, key, Suffix.SUMMARY if summary else "", tool=tool)
+    return _table(adata, key, Suffix.SUMMARY if summary else "", tool=tool, writers=("hcctme.tl.resistance_profile",))

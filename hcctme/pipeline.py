@@ -117,7 +117,7 @@ class PipelineConfig:
             conditions = _validate.categorical_levels(
                 adata, self.condition_key, purpose="condition_key", min_levels=2
             )
-            _validate.level(conditions, self.reference, key=self.condition_key)
+            _validate.reference_level(conditions, self.reference, key=self.condition_key)
             _validate.constant_within(adata, self.condition_key, self.sample_key)
             _check_samples_per_level(adata, self.sample_key, self.condition_key)
         cell_types = _validate.obs_column(adata, self.cell_type_key, purpose="cell_type_key").astype(str)
@@ -144,6 +144,8 @@ class PipelineConfig:
             skipped["crosstalk"] = "crosstalk=False"
         if "tib" in self.steps and self.spatial_key not in adata.obsm:
             skipped["tib"] = f"no spatial coordinates in obsm[{self.spatial_key!r}]"
+        elif "tib" in self.steps:  # NaN or 3-D coordinates refused now, not after the other steps ran
+            _validate.spatial(adata, self.spatial_key, samples=adata.obs[self.sample_key])
         return skipped
 
 

@@ -106,6 +106,19 @@ def test_score_then_states_then_compare_on_files(capsys, tmp_path: Path):
     assert src.read_bytes() == before
 
 
+def test_crosstalk_takes_the_options_its_messages_name(capsys, tmp_path: Path):
+    adata = datasets.simulate_cohort(4, 50, n_genes=600, random_state=3)
+    src, table = tmp_path / "small.h5ad", tmp_path / "ct.tsv"
+    adata.write_h5ad(src)
+    code, _, err = run(capsys, "crosstalk", str(src), "--out", str(table), "--groupby", "cell_type",
+                       "--sample-key", "patient", "--min-cells", "500")
+    assert code == 2 and "lower min_cells" in err
+    assert run(capsys, "crosstalk", str(src), "--out", str(table), "--groupby", "cell_type", "--sample-key",
+               "patient", "--min-cells", "2", "--expr-prop", "0.2", "--axes-only")[0] == 0
+    result = pd.read_csv(table, sep="\t")
+    assert len(result) and result["axis"].notna().all()  # --axes-only kept the axis interactions only
+
+
 def test_states_with_a_context_map_file(capsys, tmp_path: Path):
     import anndata as ad
 

@@ -57,6 +57,9 @@ def test_write_h5ad_round_trip_with_tables_in_uns(tmp_path: Path):
     assert list(back.uns["table"].columns) == ["a", "b", "ok"]
     assert back.uns["nested"]["mapping"]["CD8+ T cells"] == "cd8_t"
     assert "table" in adata.uns and adata.uns["table"]["a"].iloc[1] is None  # the caller's object is untouched
+    # a missing text value stays missing (it was written as the text 'nan': crosstalk's axis column)
+    assert back.uns["table"]["a"].isna().tolist() == [False, True, False]
+    assert back.uns["table"]["a"].astype(object).iloc[[0, 2]].tolist() == ["x", "z"]
 
 
 def test_atomic_dir_replaces_a_run_as_a_whole_and_keeps_it_when_interrupted(tmp_path: Path):
@@ -111,5 +114,7 @@ def test_check_writable_names_the_problem(tmp_path: Path):
         _files.check_writable(tmp_path)
     with pytest.raises(ValueError, match="exists and is a file"):
         _files.check_writable(afile, folder=True)
+    with pytest.raises(ValueError, match=r"names a folder \(it ends with '/'\)"):  # it wrote a file named 'new'
+        _files.check_writable(f"{tmp_path}/new/")
     assert _files.check_writable(tmp_path / "new" / "deep" / "out.tsv") == tmp_path / "new" / "deep" / "out.tsv"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]  # the check leaves nothing behind

@@ -244,3 +244,17 @@ def test_a_key_holding_something_else_than_a_table_is_a_type_error():
     adata.uns["hcctme_compare"] = {"note": "not a table"}
     with pytest.raises(TypeError, match=r"uns\['hcctme_compare'\] is a dict, not a results table"):
         ht.get.compare(adata)
+
+
+def test_a_reader_refuses_another_tools_table():
+    """Sweep 58: get.ta_response / get.tib returned tl.compare's composition table as their own."""
+    adata = AnnData(np.zeros((2, 2), dtype=np.float32))
+    table = pd.DataFrame({"feature": ["a"], "pvalue": [0.5]})
+    adata.uns["hcctme_compare"] = table
+    adata.uns["hcctme_compare_params"] = {"tool": "hcctme.tl.compare"}
+    for read in (ht.get.ta_response, ht.get.tib, ht.get.profile, ht.get.enrich, ht.get.crosstalk):
+        with pytest.raises(TypeError, match=r"holds a result of hcctme.tl.compare, not of"):
+            read(adata, "hcctme_compare")
+    pd.testing.assert_frame_equal(ht.get.compare(adata), table)
+    adata.uns["hcctme_compare_params"] = {"tool": "hcctme.tl.ta_response"}  # its comparison has compare's columns
+    pd.testing.assert_frame_equal(ht.get.compare(adata), table)

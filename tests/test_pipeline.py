@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import anndata as ad
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -89,6 +90,12 @@ def test_pipeline_config_validation_names_the_problem():
     with pytest.raises(ValueError, match=r"genes_groups \(--genes-groups\) names \['Tcells'\].*'Macrophages'"):
         pipeline.run(adata, genes_groups=["Macrophages", "Tcells"])
     assert adata.obsm.keys() == before.obsm.keys() and list(adata.uns) == list(before.uns)
+    # a NaN coordinate is refused before any step (the tib step found it after five steps had run)
+    spatial = datasets.simulate_cohort(4, 60, n_genes=600, spatial=True, random_state=2)
+    spatial.obsm["spatial"][3, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite coordinates"):
+        pipeline.run(spatial)
+    assert "hcctme_scores" not in spatial.obsm
 
 
 def test_run_without_counts_records_skipped_steps_in_manifest_and_report(tmp_path: Path, capsys):

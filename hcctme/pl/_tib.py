@@ -94,7 +94,7 @@ def tib(
         t_cell_labels = _labels_from_params(stored, "t_cell")
     samples = _validate.categorical_levels(adata, sample_key, purpose="sample_key")
     sample = _validate.level(samples, sample, key=sample_key, what="sample")
-    coords = _validate.spatial(adata, spatial_key)
+    coords = _validate.spatial(adata, spatial_key, samples=samples)
     mode = _validate.choice(mode, ("cells", "spots"), name="mode")
     if mode == "cells":
         masks, _ = tl_tib._cells_masks(adata, state_key=state_key, label_key=label_key, barrier=barrier_labels,

@@ -666,10 +666,13 @@ def call_states(
     Examples
     --------
     A doublet detector's output as an artefact input (scanpy's scrublet, run per sample on the
-    raw counts; a boolean ``obs`` column flags its cells, a numeric one is read by the artefact rule):
+    raw counts, here ``layers["counts"]``; a boolean ``obs`` column flags its cells, a numeric one is
+    read by the artefact rule):
 
     >>> import scanpy as sc
-    >>> sc.pp.scrublet(adata, batch_key="patient", random_state=0)  # doctest: +SKIP
+    >>> counts = sc.AnnData(adata.layers["counts"], obs=adata.obs[["patient"]])  # doctest: +SKIP
+    >>> sc.pp.scrublet(counts, batch_key="patient", random_state=0)  # doctest: +SKIP
+    >>> adata.obs["predicted_doublet"] = counts.obs["predicted_doublet"]  # doctest: +SKIP
     >>> hcctme.tl.score(adata)  # doctest: +SKIP
     >>> hcctme.tl.call_states(adata, cell_type_key="cell_type", sample_key="patient",
     ...                       artefacts=["predicted_doublet"])  # doctest: +SKIP

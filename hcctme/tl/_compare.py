@@ -158,8 +158,9 @@ def compare(
         ``group`` (``"all"`` without groupby/parent_key), ``contrast`` (``"<other> vs
         <reference>"``), ``effect``, ``statistic`` (moderated t, t, U, W or Wald), ``pvalue``,
         ``padj`` (Benjamini-Hochberg over the whole table), ``n_reference``, ``n_other`` (units
-        tested), ``direction``, ``method``, ``mean_reference``, ``mean_other``, ``df`` plus the
-        feature-specific columns above; sorted by p-value). ``uns[key_added + "_values"]``: the
+        tested), ``direction``, ``method``, ``mean_reference``, ``mean_other``, ``df`` (NaN for the
+        rank tests and DESeq2's Wald test, which have none) plus the feature-specific columns above;
+        sorted by p-value). ``uns[key_added + "_values"]``: the
         per-unit values tested (long), for :func:`hcctme.pl.compare`. ``uns[key_added +
         "_params"]``: tool, params, library_version, the design (units), dropped units and skipped
         groups.
@@ -382,14 +383,15 @@ def _scores(adata, units, design, reference, *, per_cell, groupby, method, score
         mask = (groups == group).to_numpy()
         grouped = scores.loc[mask].groupby(units.to_numpy()[mask], observed=True, sort=True)
         values = grouped.mean() if aggregate == "mean" else grouped.median()
-        n = grouped.size()
+        n = grouped.count()  # per feature: the cells with a score (a NaN score is no cell of that value)
         variances = _sampling_variances(grouped.var(ddof=1), n) * (1.0 if aggregate == "mean" else np.pi / 2)
         if per_cell:
-            small = n < min_cells
+            few = n < min_cells
+            small = few.all(axis=1)  # a unit too small for every feature is dropped, and reported
             if small.any():
                 dropped.append(pd.DataFrame({"sample": n.index[small], "group": group,
-                                             "n_cells": n[small].astype(int).to_numpy()}))
-            values, variances = values.loc[~small], variances.loc[~small]
+                                             "n_cells": n.loc[small].max(axis=1).astype(int).to_numpy()}))
+            values, variances = values.mask(few).loc[~small], variances.mask(few).loc[~small]
         if values.empty:
             skipped.append(f"{group}: no sample with >= {min_cells} cells")
             continue
@@ -406,16 +408,15 @@ def _scores(adata, units, design, reference, *, per_cell, groupby, method, score
     return _concat(tables), _concat(longs)
 
 
-def _sampling_variances(within: pd.DataFrame, n: pd.Series) -> pd.DataFrame:
+def _sampling_variances(within: pd.DataFrame, n: pd.DataFrame) -> pd.DataFrame:
     """Sampling variance of each unit's mean.
 
-    The feature's within-unit variance pooled over units, divided by the unit's cells (x pi/2 for a
-    median, by the caller); 0 when no unit has 2 cells.
+    The feature's within-unit variance pooled over units, divided by the unit's cells with a value of
+    that feature (``n``, units x features; x pi/2 for a median, by the caller); 0 when no unit has 2 cells.
     """
     dof = (n - 1).clip(lower=0).astype(float)
-    pooled = within.mul(dof, axis=0).sum(axis=0, min_count=1) / max(float(dof.sum()), 1.0)
-    return pd.DataFrame(np.outer(1.0 / n.to_numpy(float), pooled.fillna(0.0).to_numpy()), index=within.index,
-                        columns=within.columns)
+    pooled = within.mul(dof).sum(axis=0, min_count=1) / dof.sum(axis=0).clip(lower=1.0)
+    return (1.0 / n.astype(float).where(n > 0)).mul(pooled.fillna(0.0), axis=1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -531,6 +532,8 @@ def _genes_group(counts: pd.DataFrame, design: pd.DataFrame, reference: str, met
             "method": method,
             **{col: r[col].to_numpy() for col in extra},
         })
+        if "df" not in frame:  # DESeq2's Wald test reads the normal distribution: no t degrees of freedom
+            frame["df"] = np.nan
         rows.append(frame)
     table = pd.concat(rows, ignore_index=True)
     top = (table.dropna(subset=["pvalue"]).sort_values("pvalue").groupby("contrast").head(N_GENE_VALUES))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from hcctme.kb import _axes as kb_axes
 from hcctme.kb._schema import split_complex
 from hcctme.tl import _crosstalk_fast as fast
 from hcctme.tl import _crosstalk_stats as cstats
-from hcctme.tl import _design
+from hcctme.tl import _design, _thinning
 
 ID_COLUMNS = list(cstats.ID_COLUMNS)
 POOLED = "all"  # the single "sample" of a run without sample_key
@@ -115,15 +115,32 @@ def _check_matrix(X: Any) -> str:
 # --------------------------------------------------------------------------------------------------
 # Depth equalisation (differential runs)
 # --------------------------------------------------------------------------------------------------
+class _Depth(NamedTuple):
+    """Raw counts to thin, the kept fraction per unit, and the counts' harmonised gene names (keys of the draws)."""
+
+    counts: Any
+    fractions: dict[str, float]
+    genes: pd.Index
+
+
+def _thinning_of(depth: _Depth, cells: dict[str, np.ndarray], obs_names: pd.Index, seed: int) -> _thinning.Thinning:
+    """Each cell's kept fraction and the name keys of its draws."""
+    per_cell = np.ones(len(obs_names))
+    for sample, idx in cells.items():
+        per_cell[idx] = depth.fractions[sample]
+    return _thinning.Thinning(fraction=per_cell, cell_keys=_thinning.name_keys(obs_names),
+                              gene_keys=_thinning.name_keys(depth.genes), seed=seed)
+
+
 def _depth_fractions(adata: AnnData, counts_layer: str | None, cells: dict[str, np.ndarray],
-                     var_names: pd.Index, chunk_size: int) -> tuple[Any, dict[str, float]] | None:
+                     on_var_axis: bool, var_names: pd.Index, chunk_size: int) -> _Depth | None:
     """The counts matrix and, per unit, the thinning fraction to the shallowest unit's median depth.
 
     None (logged) when there are no usable raw counts. Counts per cell are summed chunk by chunk.
     """
     if counts_layer is None:
         return None
-    if counts_layer not in adata.layers or not pd.Index(adata.var_names).astype(str).equals(var_names):
+    if counts_layer not in adata.layers or not on_var_axis:
         logger.warning("crosstalk: no layer %r of raw counts matching the expression matrix's genes; sequencing "
                        "depth is not equalised across samples before the differential test", counts_layer)
         return None
@@ -136,7 +153,7 @@ def _depth_fractions(adata: AnnData, counts_layer: str | None, cells: dict[str, 
     target = min(medians.values())
     if target <= 0:
         raise ValueError("crosstalk: a sample has a median of 0 counts per cell; remove empty cells first")
-    return counts, {sample: min(1.0, target / m) for sample, m in medians.items()}
+    return _Depth(counts, {sample: min(1.0, target / m) for sample, m in medians.items()}, var_names)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -195,7 +212,7 @@ def _check_design(adata: AnnData, groupby: str, sample_key: str | None, conditio
                              "(patients), never cells")
         _validate.categorical_levels(adata, condition_key, purpose="conditions (condition_key)", min_levels=2)
         cond_col = adata.obs[condition_key].astype(str)
-        reference = _validate.level(cond_col, reference, key=condition_key, what="reference")
+        reference = _validate.reference_level(cond_col, reference, key=condition_key)
         units, design = _design.unit_design(adata, condition_key=condition_key, sample_key=sample_key,
                                             reference=reference, patient_key=patient_key, pair_key=pair_key,
                                             covariates=covariates)
@@ -203,7 +220,7 @@ def _check_design(adata: AnnData, groupby: str, sample_key: str | None, conditio
     elif reference is not None or patient_key is not None or pair_key is not None or covariates:
         raise ValueError("reference, covariates, patient_key and pair_key are only used with condition_key")
     samples = samples_col.astype(str).to_numpy()
-    order = list(pd.unique(samples))
+    order = sorted(pd.unique(samples))  # as pandas orders a category's levels: not by the rows' order
     if design is None and sample_key is not None and isinstance(adata.obs[sample_key].dtype, pd.CategoricalDtype):
         seen = set(order)
         order = [str(s) for s in adata.obs[sample_key].cat.categories if str(s) in seen]
@@ -263,12 +280,17 @@ def _check_options(*, method: str | None, axes_only: bool, min_cells: int, expr_
     return opts
 
 
-def _expression(adata: AnnData, layer: str | None, use_raw: bool | None) -> tuple[Any, pd.Index]:
-    """The log-normalised matrix and its harmonised, unique gene symbols."""
-    X, var_names = _validate.matrix(adata, layer=layer, use_raw=use_raw)
-    var_names = _validate.unique_genes(_validate.gene_names(adata, var_names))  # harmonised symbols
+def _expression(adata: AnnData, layer: str | None, use_raw: bool | None) -> tuple[Any, pd.Index, bool]:
+    """The log-normalised matrix, its harmonised unique gene symbols, and whether it shares ``adata``'s genes.
+
+    A counts layer can equalise depth only for a matrix on ``adata``'s gene axis (``X``, a layer, or a ``.raw``
+    holding the same genes in the same order); the symbols are compared before harmonisation renames them.
+    """
+    X, source_names = _validate.matrix(adata, layer=layer, use_raw=use_raw)
+    on_var_axis = pd.Index(source_names).astype(str).equals(pd.Index(adata.var_names).astype(str))
+    var_names = _validate.unique_genes(_validate.gene_names(adata, source_names))  # harmonised symbols
     _check_matrix(X)
-    return X, var_names
+    return X, var_names, on_var_axis
 
 
 def _checked_resource(resource: str | pd.DataFrame, axes_only: bool,
@@ -336,21 +358,19 @@ def _whole_samples(groups: np.ndarray, samples: np.ndarray, kept_groups: dict[st
 
 
 def _run_rank_aggregate(X: Any, cells: dict[str, np.ndarray], groups: np.ndarray, obs_names: pd.Index,
-                        var_names: pd.Index, res_table: pd.DataFrame, thinning: tuple[Any, dict[str, float]] | None,
+                        var_names: pd.Index, res_table: pd.DataFrame, thinning: _Depth | None,
                         opts: dict[str, Any]) -> pd.DataFrame:
     """LIANA's rank_aggregate per sample (in parallel when n_jobs > 1), on depth-thinned counts when given."""
     seed = opts["random_state"]
+    thin = None if thinning is None else _thinning_of(thinning, cells, obs_names, seed)
 
     def jobs():
-        for i, (sample, idx) in enumerate(cells.items()):
+        for sample, idx in cells.items():
             labels_s = pd.Series(groups[idx], index=obs_names[idx])
-            if thinning is None:
+            if thin is None:
                 yield sample, _rows(X, idx), labels_s
             else:
-                counts, fractions = thinning
-                rng = np.random.default_rng([seed, i])
-                fraction = np.full(len(idx), fractions[sample])
-                yield sample, fast.thinned_lognorm(_rows(counts, idx), fraction, rng), labels_s
+                yield sample, _thinning.thinned_lognorm(_rows(thinning.counts, idx), idx, thin), labels_s
 
     run = dict(min_cells=opts["min_cells"], expr_prop=opts["expr_prop"], n_perms=opts["n_perms"], seed=seed)
     progress = settings.progress and len(cells) > 1
@@ -370,7 +390,7 @@ def _run_rank_aggregate(X: Any, cells: dict[str, np.ndarray], groups: np.ndarray
 
 
 def _run_lr_means(X: Any, cells: dict[str, np.ndarray], groups: np.ndarray, kept_groups: dict[str, list[str]],
-                  var_names: pd.Index, res_table: pd.DataFrame, thinning: tuple[Any, dict[str, float]] | None,
+                  obs_names: pd.Index, var_names: pd.Index, res_table: pd.DataFrame, thinning: _Depth | None,
                   opts: dict[str, Any]) -> pd.DataFrame:
     """LIANA's lr_means of every unit from the groups' means and fractions, summed in one chunked pass."""
     exploded = fast.explode(res_table)
@@ -386,11 +406,7 @@ def _run_lr_means(X: Any, cells: dict[str, np.ndarray], groups: np.ndarray, kept
         n_codes += len(keep)
     matrix, how = X, None
     if thinning is not None:
-        counts, fractions = thinning
-        per_cell = np.ones(len(groups))
-        for sample, idx in cells.items():
-            per_cell[idx] = fractions[sample]
-        matrix, how = counts, fast.Thinning(fraction=per_cell, seed=opts["random_state"])
+        matrix, how = thinning.counts, _thinning_of(thinning, cells, obs_names, opts["random_state"])
     sums, expressing = fast.group_statistics(matrix, codes, n_codes, columns, chunk_size=opts["chunk_size"],
                                              thinning=how)
     n_cells = np.bincount(codes[codes >= 0], minlength=n_codes).astype(float)
@@ -597,9 +613,9 @@ def crosstalk(
         Minimum evaluable samples per condition (and samples where the interaction was detected)
         for an interaction to be tested; others are reported with ``tested=False``.
     random_state
-        Seed of LIANA's permutations and of the depth thinning of a differential run (with
-        ``method="lr_means"`` the thinning is drawn chunk by chunk: reproducible for a given
-        ``random_state`` and ``chunk_size``).
+        Seed of LIANA's permutations and of the depth thinning of a differential run. Each count's
+        thinning draw is fixed by the seed and its cell's and gene's names: the same for another row
+        or gene order, ``chunk_size`` and ``method`` (both methods thin the same way).
     n_jobs
         With ``method="rank_aggregate"``: samples run in parallel (joblib processes); None uses
         ``hcctme.settings.n_jobs``. Its cost grows with the number of group pairs x resource
@@ -621,7 +637,8 @@ def crosstalk(
         ``reference``, ``effect`` (strength where detected, linear model coefficient),
         ``mean_reference``, ``mean_other`` (mean strength where detected), ``detection_reference``,
         ``detection_other`` (fractions of evaluable units), ``detection_effect``,
-        ``pvalue_detection``, ``pvalue_strength``, ``pvalue`` (the two parts combined), ``padj``
+        ``pvalue_detection``, ``pvalue_strength``, ``statistic`` and ``df`` (the parts' chi-square(1)
+        statistics summed, over the parts tested), ``pvalue`` (the two parts combined), ``padj``
         (BH over tested interactions), ``n_reference``, ``n_other`` (evaluable units),
         ``n_samples``, ``n_detected``, ``tested``, ``direction`` (of the part with the smaller
         p-value); sorted by tested, p-value, then larger |effect| (axis interactions first among
@@ -647,17 +664,17 @@ def crosstalk(
     opts = _check_options(method=method, axes_only=axes_only, min_cells=min_cells, expr_prop=expr_prop,
                           n_perms=n_perms, min_samples=min_samples, random_state=random_state, n_jobs=n_jobs,
                           strength=strength, chunk_size=chunk_size)
-    X, var_names = _expression(adata, layer, use_raw)
+    X, var_names, on_var_axis = _expression(adata, layer, use_raw)
     res_table, res_info = _checked_resource(resource, opts["axes_only"], var_names)
     kept_groups, skipped = _select_groups(d["groups"], d["samples"], d["order"], min_cells=opts["min_cells"],
                                           groupby=groupby)
     if d["design"] is not None:
         _check_kept_levels(d["design"], kept_groups, d["reference"], opts["min_cells"], opts["min_samples"])
     cells = _cells(d["groups"], d["samples"], kept_groups)
-    thinning = (_depth_fractions(adata, counts_layer, cells, var_names, opts["chunk_size"])
+    thinning = (_depth_fractions(adata, counts_layer, cells, on_var_axis, var_names, opts["chunk_size"])
                 if d["design"] is not None else None)
     if opts["method"] == "lr_means":
-        long = _run_lr_means(X, cells, d["groups"], kept_groups, var_names, res_table, thinning, opts)
+        long = _run_lr_means(X, cells, d["groups"], kept_groups, adata.obs_names, var_names, res_table, thinning, opts)
     else:
         whole = _whole_samples(d["groups"], d["samples"], kept_groups)
         long = _run_rank_aggregate(X, whole, d["groups"], adata.obs_names, var_names, res_table, thinning, opts)

@@ -11,7 +11,8 @@ of the group's cells, the complex represented by its least expressed subunit) an
 (and the ``lr_means`` of ``liana.mt.rank_aggregate``) run on each unit.
 
 A differential run equalises sequencing depth here too: each chunk of raw counts is binomially
-thinned to the shallowest unit's median depth and log1p(CP10k)-normalised before it is summed.
+thinned to the shallowest unit's median depth (:mod:`hcctme.tl._thinning`, drawn by cell and gene
+name) and log1p(CP10k)-normalised before it is summed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from hcctme import _validate
+from hcctme.tl import _thinning
 
 #: LIANA's key of one interaction in one unit (the unit column first)
 UNIT = "@unit"
@@ -51,30 +53,8 @@ def row_totals(X: Any, *, chunk_size: int) -> np.ndarray:
     return totals
 
 
-@dataclass
-class Thinning:
-    """Binomial thinning of raw counts: the kept fraction of each cell, and the seed of the draws."""
-
-    fraction: np.ndarray  # per cell (rows of the counts matrix)
-    seed: int
-
-
-def thinned_lognorm(block: sp.csr_matrix, fraction: np.ndarray, rng: np.random.Generator) -> sp.csr_matrix:
-    """Counts thinned row by row to ``fraction``, then log1p(CP10k)-normalised over all genes."""
-    per_value = np.repeat(fraction, np.diff(block.indptr))
-    thin = per_value < 1.0
-    values = np.round(block.data).astype(np.int64)
-    values[thin] = rng.binomial(values[thin], per_value[thin])
-    block = sp.csr_matrix((values.astype(np.float64), block.indices.copy(), block.indptr.copy()), shape=block.shape)
-    block.eliminate_zeros()
-    size = np.asarray(block.sum(axis=1)).ravel()
-    block.data *= np.repeat(1e4 / np.where(size > 0, size, 1.0), np.diff(block.indptr))
-    np.log1p(block.data, out=block.data)
-    return block
-
-
 def group_statistics(X: Any, codes: np.ndarray, n_codes: int, genes: np.ndarray, *, chunk_size: int,
-                     thinning: Thinning | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     thinning: _thinning.Thinning | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per code (unit x group; -1: cell not used), the sum over cells and the number of expressing cells.
 
     Only the columns ``genes`` are kept; with ``thinning``, ``X`` holds raw counts, thinned and
@@ -82,15 +62,14 @@ def group_statistics(X: Any, codes: np.ndarray, n_codes: int, genes: np.ndarray,
     """
     sums = np.zeros((n_codes, len(genes)))
     expressing = np.zeros((n_codes, len(genes)))
-    for i, (start, stop, block) in enumerate(_blocks(X, chunk_size)):
+    for start, stop, block in _blocks(X, chunk_size):
         rows = codes[start:stop]
         used = np.flatnonzero(rows >= 0)
         if not len(used):
             continue
         block = block[used]
         if thinning is not None:
-            rng = np.random.default_rng([thinning.seed, i])
-            block = thinned_lognorm(block, thinning.fraction[start:stop][used], rng)
+            block = _thinning.thinned_lognorm(block, start + used, thinning)
         block = sp.csr_matrix(block[:, genes], dtype=np.float64)
         member = sp.csr_matrix((np.ones(len(used)), (rows[used], np.arange(len(used)))), shape=(n_codes, len(used)))
         sums += (member @ block).toarray()

@@ -163,7 +163,7 @@ def differential(
             frac_oth = det[:, is_oth].sum(axis=1) / n_oth
             mean_ref = np.nanmean(np.where(is_ref[None, :], values, np.nan), axis=1) if is_ref.any() else np.nan
             mean_oth = np.nanmean(np.where(is_oth[None, :], values, np.nan), axis=1) if is_oth.any() else np.nan
-        pval = np.where(tested, _stats.combine_two_part(np.where(tested, det_p, np.nan), s_p), np.nan)
+        chi, dof, pval = _stats.combine_two_part(np.where(tested, det_p, np.nan), np.where(tested, s_p, np.nan))
         frame = matrix.index.to_frame(index=False)
         frame["condition"] = other
         frame["reference"] = reference
@@ -175,6 +175,8 @@ def differential(
         frame["detection_effect"] = det_effect
         frame["pvalue_detection"] = np.where(tested, det_p, np.nan)
         frame["pvalue_strength"] = s_p
+        frame["statistic"] = chi  # the two parts' chi-square(1) statistics summed, df parts tested
+        frame["df"] = dof
         frame["pvalue"] = pval
         frame["padj"] = _stats.bh(pval)
         frame["n_reference"] = n_ref

@@ -68,7 +68,7 @@ def unit_design(
             f"adata.obs[{condition_key!r}] has a single level ({levels[0]!r}); a comparison needs at least "
             "two condition levels"
         )
-    reference = _validate.level(condition, reference, key=condition_key, what="reference")
+    reference = _validate.reference_level(condition, reference, key=condition_key)
     if patient_key is not None and pair_key is not None:
         raise ValueError("give patient_key or pair_key, not both (patient_key covers pairs: a patient with samples "
                          "in several condition levels is a pair)")

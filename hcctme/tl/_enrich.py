@@ -50,7 +50,8 @@ def enrich(
         ids, a dict ``{name: [genes]}``, a GMT or YAML path, a decoupler net. Each signature
         contributes its ``genes_up``.
     compare_key
-        ``key_added`` of the genes comparison.
+        ``key_added`` of the genes comparison. Its genes (``var_names``) are ranked by the symbols
+        :func:`hcctme.pp.harmonize_genes` gave them, where it ran (Ensembl ids read as symbols).
     group, contrast
         Restrict to one group (groupby level) and/or one contrast of the table (default: all).
     rank_by
@@ -60,7 +61,8 @@ def enrich(
         matching to the ranked genes).
     permutation_num
         Gene-set permutations for the nominal p-values. A set no permutation reaches gets
-        ``1 / (permutation_num + 1)``, the smallest p-value a permutation test can give (gseapy reports 0).
+        ``1 / (permutation_num + 1)`` (gseapy reports 0). A floor, not the test's resolution: gseapy's p
+        counts only the permutations whose score has the observed sign, so its smallest non-zero p is coarser.
     random_state
         Seed of the permutations (results are reproducible for a given seed).
     key_added
@@ -89,6 +91,8 @@ def enrich(
     _validate.key_added(key_added, adata=adata, slots=("uns",), reads=(compare_key,), tool="hcctme.tl.enrich")
     _validate.copy_flag(copy, adata=adata, tool="hcctme.tl.enrich", writes="uns")
     table = _select(table, group=group, contrast=contrast)
+    # the genes of tl.compare's table are var_names: ranked by the symbols harmonize_genes gave them
+    table = table.assign(feature=_validate.gene_names(adata, pd.Index(table["feature"].astype(str))))
     out = _enrich_table(table, _gene_sets(signatures, sig), rank_by=rank_by, **params)
     record = {
         "tool": "hcctme.tl.enrich",

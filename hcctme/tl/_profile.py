@@ -517,7 +517,7 @@ def _check_condition(adata: AnnData, sample_key: str, condition_key: str | None,
         cond_col = _validate.categorical_levels(adata, condition_key, purpose="condition_key", min_levels=2)
         condition = _validate.constant_within(adata, condition_key, sample_key)
         if reference is not None:
-            reference = _validate.level(cond_col, reference, key=condition_key)
+            reference = _validate.reference_level(cond_col, reference, key=condition_key)
     elif reference is not None:
         raise ValueError("reference is given without condition_key; name the condition column as well")
     return condition, reference

@@ -1,9 +1,10 @@
-"""The order call_states reads each population's cells in (sorted by cell name, not by row) and breaks gene ties in.
+"""The order a tool reads a group's cells in (sorted by cell name, not by row) and breaks gene ties in.
 
 Every step of the state calling that draws at random or sums over cells (k-means seeds, calibration
 fold splits, cell subsamples, the mixture's fits, leiden) reads a population's cells in this order, so
 that the calls of a cell do not depend on where its row sits in the AnnData (release 2.32; before it, 21 of the
 demo simulator's 600 cells changed call when the rows were permuted). Genes tied in a ranking are taken by name.
+``tl.tib`` reads each sample's cells in this order for its permutations.
 """
 
 from __future__ import annotations

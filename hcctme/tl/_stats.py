@@ -644,8 +644,8 @@ def detection_test(detected: np.ndarray, condition: np.ndarray, reference: str, 
     return diff, float(stats.binomtest(gain, gain + loss, 0.5).pvalue)
 
 
-def combine_two_part(p_detection: np.ndarray, p_strength: np.ndarray) -> np.ndarray:
-    """One p-value per row from the detection and strength p-values.
+def combine_two_part(p_detection: np.ndarray, p_strength: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One statistic, its degrees of freedom and one p-value per row from the detection and strength p-values.
 
     Their chi-square(1) statistics are summed, as in hurdle models; a part that was not tested (NaN)
     is left out; NaN when neither was.
@@ -661,4 +661,4 @@ def combine_two_part(p_detection: np.ndarray, p_strength: np.ndarray) -> np.ndar
     out = np.full(len(pd_), np.nan)
     has = dof > 0
     out[has] = stats.chi2.sf(chi[has], dof[has])
-    return out
+    return np.where(has, chi, np.nan), np.where(has, dof, np.nan), out

@@ -261,24 +261,31 @@ def _cell_scores(adata: AnnData, units: pd.Series, *, aggregate: str, scores_key
     return values, {"scores": f"{aggregate} of per-cell {origin}"}
 
 
+def _free_name(name: str, taken: list[str]) -> str:
+    """``name``, with underscores in front until it is none of the user's covariate names."""
+    while name in taken:
+        name = "_" + name
+    return name
+
+
 def _compare_units(values: pd.DataFrame, design: pd.DataFrame, *, reference: str, method: str,
                    compare) -> pd.DataFrame:
     """The comparison table of per-unit values, through tl.compare's engine on a unit-level AnnData."""
-    obs = pd.DataFrame({"condition": design["condition"].astype(str).to_numpy()},
-                       index=pd.Index(values.index.astype(str), name=None))
+    obs = pd.DataFrame(index=pd.Index(values.index.astype(str), name=None))
     covariates = []
     for col in design.columns:
         if col.startswith("covariate:"):
             name = col.split(":", 1)[1]
             obs[name] = design[col].to_numpy()
             covariates.append(name)
-    pair = None
+    condition, pair = _free_name("_condition", covariates), None
+    obs[condition] = design["condition"].astype(str).to_numpy()
     if "block" in design:
-        obs["_block"] = design["block"].astype(str).to_numpy()
-        pair = "_block"
+        pair = _free_name("_block", [*covariates, condition])
+        obs[pair] = design["block"].astype(str).to_numpy()
     light = AnnData(X=sp.csr_matrix((len(obs), 1), dtype=np.float32), obs=obs)
     light.obsm["_ta"] = values.set_axis(light.obs_names)
-    out = compare(light, condition_key="condition", sample_key=None, reference=reference, features="scores",
+    out = compare(light, condition_key=condition, sample_key=None, reference=reference, features="scores",
                   scores_key="_ta", covariates=covariates or None, pair_key=pair, method=method,
                   key_added="_ta_compare", copy=True)
     return out.uns["_ta_compare"]

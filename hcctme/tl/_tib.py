@@ -22,16 +22,13 @@ from anndata import AnnData
 from hcctme import _validate
 from hcctme._constants import BARRIER_STATES, Defaults, Keys, Suffix
 from hcctme._logging import logger
-from hcctme.tl import _tib_stats
+from hcctme.tl import _contexts, _state_order, _tib_stats
 
 #: default CD8 T-cell states (any CD8 T cell counts: the context ``cd8_t`` is used as well)
 CD8_STATES: tuple[str, ...] = ("CD8_TEX_TERMINAL", "CD8_TEX_PROGENITOR", "CD8_TEFF")
 #: cell contexts read as tumour (HCC tumour cells are hepatocyte-derived)
 TUMOUR_CONTEXTS: tuple[str, ...] = ("tumour", "hepatocyte")
 T_CELL_CONTEXTS: tuple[str, ...] = ("cd8_t",)
-#: label spellings recognised as tumour / CD8 T in a user's label column (case-insensitive substrings)
-TUMOUR_PATTERNS: tuple[str, ...] = ("tumour", "tumor", "malignant", "cancer", "hcc", "hepatocyte")
-CD8_PATTERNS: tuple[str, ...] = ("cd8",)
 #: spot mode defaults: signature score columns used as proxies
 SPOT_TUMOUR_SIGNATURES: tuple[str, ...] = ("MARKER_TUMOUR",)
 SPOT_T_CELL_SIGNATURES: tuple[str, ...] = ("MARKER_CD8_T",)
@@ -97,8 +94,12 @@ def _context_column(adata: AnnData, state_key: str) -> pd.Series:
     return adata.obs[key].astype(str)
 
 
-def _matching_levels(col: pd.Series, patterns: Sequence[str]) -> list[str]:
-    return [lv for lv in pd.unique(col) if any(p in lv.lower() for p in patterns)]
+def _levels_of(col: pd.Series, contexts: Sequence[str]) -> list[str]:
+    """The labels of ``col`` that call_states' label reader recognises as one of ``contexts``.
+
+    The reader's rules, not substrings: "Tumor-associated macrophages" is a macrophage label, not a tumour one.
+    """
+    return [lv for lv in pd.unique(col) if _contexts.recognise(lv)[0] in contexts]
 
 
 def _cells_masks(adata: AnnData, *, state_key: str, label_key: str | None, barrier: Labels,
@@ -142,11 +143,12 @@ def _cells_masks(adata: AnnData, *, state_key: str, label_key: str | None, barri
             used["tumour"] = {state_key + Suffix.CONTEXT: list(TUMOUR_CONTEXTS)}
         else:
             col = labels_column()
-            values = _matching_levels(col, TUMOUR_PATTERNS)
+            values = _levels_of(col, TUMOUR_CONTEXTS)
             if not values:
                 raise _validate.TooFewCellsError(
-                    f"no tumour label recognised in obs[{label_key!r}] (looked for {list(TUMOUR_PATTERNS)}); "
-                    "pass tumour_labels=[...] or tumour_labels={column: [...]}"
+                    f"no tumour label recognised in obs[{label_key!r}] (labels read as the contexts "
+                    f"{list(TUMOUR_CONTEXTS)}, as call_states reads them: 'Tumour cells', 'Malignant', 'HCC', "
+                    "'Hepatocytes' ...); pass tumour_labels=[...] or tumour_labels={column: [...]}"
                 )
             masks["tumour"] = col.isin(values).to_numpy()
             used["tumour"] = {label_key: values}
@@ -161,7 +163,7 @@ def _cells_masks(adata: AnnData, *, state_key: str, label_key: str | None, barri
                 mask |= adata.obs[ctx_key].astype(str).isin(T_CELL_CONTEXTS).to_numpy()
                 record[ctx_key] = list(T_CELL_CONTEXTS)
         else:
-            extra = _matching_levels(col, CD8_PATTERNS)
+            extra = _levels_of(col, T_CELL_CONTEXTS)
             mask |= col.isin(extra).to_numpy()
             record[label_key] = sorted(set(values) | set(extra))
         if not mask.any():
@@ -388,7 +390,9 @@ def tib(
         proxy among each edge spot's neighbours);
     ``tib_score``
         ``((colocalisation - expected) + (coverage - expected)) / 2``, expectations under the null;
-        0 = barrier cells where chance puts them, 1 = all of them ring the tumour and cover its edge;
+        0 = barrier cells where chance puts them; all of them ringing the tumour and covering its edge
+        reach ``1 - (colocalisation_expected + coverage_expected) / 2``, under 1 and set by the sample's
+        geometry (read ``tib_pvalue`` or each part against its expectation when samples differ in shape);
     ``t_exclusion``
         log2 of the mean distance of CD8 T cells to the nearest tumour cell over its expectation
         (> 0: kept further out than chance);
@@ -423,8 +427,10 @@ def tib(
         ``tumour_labels={"cell_type": ["Tumour cells"]}``.
     label_key
         obs column the plain label lists refer to (e.g. a user's annotation). With it and no
-        explicit labels, tumour and CD8 T labels are recognised by their spelling (``tumour``, ``tumor``,
-        ``malignant``, ``hepatocyte``...; ``CD8``) and barrier labels must be the library state ids.
+        explicit labels, tumour and CD8 T labels are recognised as :func:`hcctme.tl.call_states` reads
+        labels (tumour / hepatocyte: "Tumour cells", "Malignant", "HCC", "Hepatocytes" ...; CD8 T: "CD8+
+        T cells" ...; "Tumor-associated macrophages" is a macrophage label) and barrier labels must be the
+        library state ids.
     spatial_key
         obsm key of the coordinates.
     mode
@@ -511,7 +517,7 @@ def _check_tib(adata: AnnData, *, sample_key: str, spatial_key: str, key_added: 
     """The checks of :func:`tib` that need no labels; returns the sample column and the coordinates."""
     _validate.anndata(adata, writes=True)
     samples = _validate.categorical_levels(adata, sample_key, purpose="sample_key")
-    coords = _validate.spatial(adata, spatial_key)
+    coords = _validate.spatial(adata, spatial_key, samples=samples)
     _validate.key_added(key_added, adata=adata, slots=("uns",), tool="hcctme.tl.tib")
     _validate.positive_int(n_perms, name="n_perms", minimum=0)
     _validate.copy_flag(copy, adata=adata, tool="hcctme.tl.tib", writes="uns")
@@ -541,14 +547,19 @@ def _check_tumour(tumour: np.ndarray, masks: dict[str, np.ndarray] | None, used:
 def _tib_table(samples: pd.Series, coords: np.ndarray, tumour: np.ndarray, weights: dict[str, np.ndarray],
                masks: dict[str, np.ndarray] | None, *, radius: float | None, mode: str, n_perms: int,
                random_state: int) -> pd.DataFrame:
-    """One row per sample (index = sample name), each sample's permutations seeded by its name."""
+    """One row per sample (index = sample name), each sample's permutations seeded by its name.
+
+    A sample's cells are read in the order of their names, so the permutations (and so ``tib_score``, an
+    excess over their mean) do not depend on where the cells' rows sit in the AnnData.
+    """
     sq = _squidpy()
+    order, labels = _state_order.rank(samples.index), samples.to_numpy()
     with _quiet_squidpy():
         rows = [
-            _sample_row(sq, sample, np.flatnonzero((samples == sample).to_numpy()), coords, tumour, weights,
+            _sample_row(sq, sample, _state_order.population(labels, sample, order), coords, tumour, weights,
                         masks, radius=radius, mode=mode, n_perms=n_perms,
                         rng=np.random.default_rng([random_state, zlib.crc32(str(sample).encode())]))
-            for sample in pd.unique(samples)
+            for sample in sorted(pd.unique(labels))
         ]
     table = pd.DataFrame(rows).set_index("sample")
     table.index = table.index.astype(str)

@@ -20,8 +20,10 @@ score scaled to [0, 1] for spots. Only their values on non-tumour positions are 
   non-tumour neighbours (with 0/1 weights: the fraction of the tumour boundary touched by a barrier
   cell).
 - ``tib_score`` = mean of the two excesses over their permutation expectations,
-  ``((colocalisation - E) + (coverage - E)) / 2``: 0 when barrier cells sit where chance puts them,
-  up to 1 when they all ring the tumour and cover its whole edge.
+  ``((colocalisation - E) + (coverage - E)) / 2``: 0 when barrier cells sit where chance puts them; when
+  they all ring the tumour and cover its whole edge it reaches ``1 - (E_colocalisation + E_coverage) / 2``,
+  under 1 and set by the sample's geometry (a sample whose ring is a large share of its non-tumour
+  positions can score less for the same perfect barrier).
 - ``t_exclusion`` = log2(weighted mean distance of T cells to the nearest tumour position / the same
   under the null); > 0 when T cells are kept further from tumour than chance.
 

@@ -52,8 +52,17 @@ def check_input(config: dict[str, Any]) -> None:
 
     The format (an h5ad file, else what it is and how to read it), the obs columns, the reference level, two
     samples per condition level, the matrices (log-normalised for crosstalk; an explicit ``counts_layer`` holding
-    counts), the user's gene-set file: the input is read backed, a sample of at most 2,000 rows looked at.
+    counts), the user's gene-set file: the input is read backed, a sample of at most 2,000 rows looked at. The
+    scoring method: the workflow scores each sample on its own, so ``mean`` (control genes drawn from expression
+    bins of the matrix scored: other bins in every sample) is refused.
     """
+    if config.get("method", DEFAULTS["method"]) == "mean":
+        raise ValueError(
+            "method 'mean' cannot be used in the workflow: it scores each sample on its own, and the mean method "
+            "draws its control genes from expression bins of the cells it scores, so each sample would get other "
+            "controls and the scores would not compare between samples; use method ucell, aucell or ulm (per cell, "
+            "the same whatever the other cells), or `hcctme run`, which scores the whole cohort at once"
+        )
     _checked_input(str(config["input"]), json.dumps(config, sort_keys=True, default=str))
 
 
@@ -251,7 +260,7 @@ def _read_table(path: str, **kwargs) -> pd.DataFrame:
 
 def ta_response(smk) -> None:
     adata = _run_step(smk, "ta_response")
-    _files.write_table(_or_empty(get.ta_response, adata, per_sample=True), smk.output.per_sample, index=True)
+    _files.write_table(_or_empty(get.ta_response, adata, per_sample=True), smk.output.per_sample)
     _files.write_table(_or_empty(get.ta_response, adata), smk.output.compare)
     _write_params(adata, Keys.TA_RESPONSE, smk.output.params)
 
@@ -269,7 +278,7 @@ def profile(smk) -> None:
     _restore(adata, Keys.CROSSTALK + Suffix.DIFF, _read_table(smk.input.crosstalk_diff))
     _restore(adata, Keys.TIB, _read_table(smk.input.tib, index_col=0))
     _restore(adata, Keys.TA_RESPONSE, _read_table(smk.input.ta_compare))
-    _restore(adata, Keys.TA_RESPONSE + Suffix.PER_SAMPLE, _read_table(smk.input.ta_per_sample, index_col=0))
+    _restore(adata, Keys.TA_RESPONSE + Suffix.PER_SAMPLE, _read_table(smk.input.ta_per_sample))
     for path in smk.input.compare:
         features = re.search(r"compare_(\w+)\.tsv$", path).group(1)
         _restore(adata, COMPARE_KEYS[features], _read_table(path))

@@ -223,6 +223,7 @@ def test_genes_equal_direct_pydeseq2(adata):
     np.testing.assert_allclose(got["lfcSE"], ref["lfcSE"], rtol=1e-5)
     np.testing.assert_allclose(got["baseMean"], ref["baseMean"], rtol=1e-10)
     assert (table["method"] == "deseq2").all()
+    assert table["df"].isna().all()  # every table has df (DESeq2's Wald test has none)
     # the planted 3-fold genes come out on top, up
     top = table.head(4)
     assert set(top["feature"]) == {"G0", "G1", "G2", "G3"}
@@ -605,3 +606,49 @@ def test_moderated_without_prior_equals_weighted_least_squares():
     assert row["effect"] == pytest.approx(fit.params[1])
     assert row["statistic"] == pytest.approx(fit.tvalues[1])
     assert row["pvalue"] == pytest.approx(fit.pvalues[1])
+
+
+def _scores_with_unscored_cells(seed: int = 0) -> ad.AnnData:
+    """8 samples of 12 cells, one score column; sample S2 has a score in 2 of its 12 cells only."""
+    rng = np.random.default_rng(seed)
+    rows = [{"sample": f"S{s}", "cond": "R" if s < 4 else "NR"} for s in range(8) for _ in range(12)]
+    obs = pd.DataFrame(rows, index=[f"c{i}" for i in range(len(rows))]).astype("category")
+    adata = ad.AnnData(X=np.zeros((len(obs), 3), np.float32), obs=obs)
+    score = rng.normal(size=adata.n_obs) + (obs["sample"].cat.codes.to_numpy() % 3)
+    score[np.flatnonzero((obs["sample"] == "S2").to_numpy())[2:]] = np.nan
+    adata.obsm["hcctme_scores"] = pd.DataFrame({"F0": score, "F1": rng.normal(size=adata.n_obs)},
+                                               index=adata.obs_names)
+    return adata
+
+
+def test_a_cell_without_a_score_is_no_cell_of_that_samples_value():
+    adata = _scores_with_unscored_cells()
+    kw = dict(condition_key="cond", sample_key="sample", reference="R")
+    table = run(adata, method="welch", min_cells=10, **kw).set_index("feature")
+    assert table.loc["F0", "n_reference"] == 3 and table.loc["F1", "n_reference"] == 4  # S2: 2 scored F0 cells
+    frame = adata.obsm["hcctme_scores"].assign(sample=adata.obs["sample"].astype(str).to_numpy(),
+                                               cond=adata.obs["cond"].astype(str).to_numpy())
+    means = frame[frame["sample"] != "S2"].groupby(["cond", "sample"])["F0"].mean()
+    expected = stats.ttest_ind(means["NR"], means["R"], equal_var=False)
+    assert table.loc["F0", "pvalue"] == pytest.approx(expected.pvalue, rel=1e-10)
+    # the weights read the scored cells only: dropping the unscored cells changes nothing
+    both = run(adata, method="wls", min_cells=1, **kw).set_index("feature")
+    only_f0 = adata[~np.isnan(adata.obsm["hcctme_scores"]["F0"].to_numpy())].copy()
+    alone = run(only_f0, method="wls", min_cells=1, signatures=["F0"], **kw).set_index("feature")
+    assert both.loc["F0", "pvalue"] == pytest.approx(alone.loc["F0", "pvalue"], rel=1e-9)
+    # a sample too small for every feature is dropped and reported; for one feature only, left out of it
+    small = _scores_with_unscored_cells()
+    small.obsm["hcctme_scores"].loc[(small.obs["sample"] == "S2").to_numpy(), "F1"] = np.nan
+    hc.tl.compare(small, min_cells=10, method="welch", **kw)
+    dropped = hc.get.params(small, "hcctme_compare")["dropped"]
+    assert dropped["sample"].tolist() == ["S2"] and dropped["n_cells"].tolist() == ["2"]  # stored as text
+
+
+def test_a_condition_level_holding_vs_is_refused_with_the_fix(adata):
+    adata.obs["response"] = adata.obs["response"].astype(str).replace({"resistor": "IO vs TKI"})
+    before = adata.copy()
+    for features in ("scores", "composition"):
+        with pytest.raises(ValueError, match=r"holding ' vs '.*rename them"):
+            hc.tl.compare(adata, features=features, groupby="cell_type" if features == "composition" else None,
+                          **KW)
+    assert set(adata.uns) == set(before.uns)

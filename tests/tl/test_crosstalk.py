@@ -86,6 +86,13 @@ def test_liana_table_columns_axis_first_and_storage(result):
     tested = diff[diff["tested"]]
     assert (tested["n_reference"] >= 3).all() and (tested["n_other"] >= 3).all()
     assert np.all(np.diff(tested["pvalue"].to_numpy()) >= 0)
+    # DESIGN.md's statistic: the two parts' chi-square(1) statistics summed over the parts tested
+    parts = tested[["pvalue_detection", "pvalue_strength"]].to_numpy()
+    chi = np.nansum(stats.chi2.isf(np.clip(parts, 1e-300, 1.0), 1), axis=1)
+    np.testing.assert_allclose(tested["statistic"], chi, rtol=1e-10)
+    np.testing.assert_array_equal(tested["df"], np.isfinite(parts).sum(axis=1))
+    np.testing.assert_allclose(tested["pvalue"], stats.chi2.sf(chi, tested["df"]), rtol=1e-10)
+    assert untested["statistic"].isna().all()
 
 
 def test_planted_gain_found_in_synthetic_cohort(result):
@@ -368,3 +375,30 @@ def test_paired_design_and_covariates_through_the_shared_engine(cohort, digest):
     with pytest.raises(ValueError, match=r"pair with one member.*obs\['pair'\]"):
         hcctme.tl.crosstalk(lonely, **ARGS, pair_key="pair")
     assert digest(lonely) == before
+
+
+def test_depth_is_equalised_after_harmonize_genes_renamed_genes(cohort):
+    # the counts layer stays on X's gene axis when harmonize_genes maps an alias: depth is still equalised
+    kw = dict(groupby="cell_type", sample_key="patient", condition_key="response", reference="responder",
+              axes_only=True)
+    plain, renamed = cohort.copy(), cohort.copy()
+    names = list(renamed.var_names)
+    names[names.index("SPP1")] = "OPN"  # an alias harmonize_genes maps back
+    renamed.var_names = names
+    hcctme.pp.harmonize_genes(renamed)
+    first, second = _run(plain, **kw), _run(renamed, **kw)
+    assert plain.uns["hcctme_crosstalk_params"]["depth_equalized"]
+    assert renamed.uns["hcctme_crosstalk_params"]["depth_equalized"]
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_tables_do_not_follow_the_rows_order(cohort):
+    """Sweep 58: a differential run listed its per-sample table in the order the samples' cells came."""
+    kw = dict(groupby="cell_type", sample_key="patient", condition_key="response", reference="responder",
+              axes_only=True)
+    ordered = cohort.copy()
+    ordered.obs["patient"] = ordered.obs["patient"].astype(str)
+    shuffled = ordered[np.random.default_rng(1).permutation(ordered.n_obs)].copy()
+    first, second = _run(ordered, **kw), _run(shuffled, **kw)
+    pd.testing.assert_frame_equal(first, second)
+    pd.testing.assert_frame_equal(ordered.uns["hcctme_crosstalk"], shuffled.uns["hcctme_crosstalk"])

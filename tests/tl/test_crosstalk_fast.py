@@ -8,7 +8,6 @@ import anndata
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse as sp
 
 import hcctme
 from hcctme.tl import _crosstalk, _crosstalk_fast
@@ -144,24 +143,6 @@ def test_expr_prop_filters_whole_complexes():
     assert len(table) == 4 and set(table["receptor_complex"]) == {"R1_R2"}
     zero = table[(table["source"] == "b") & (table["target"] == "a")]
     assert zero["lr_means"].tolist() == [0.0]  # CellPhoneDB: 0 when the ligand or the receptor mean is 0
-
-
-def test_thinning_halves_depth_and_keeps_full_depth_rows():
-    rng = np.random.default_rng(0)
-    counts = sp.csr_matrix(rng.poisson(3.0, size=(400, 50)).astype(np.float64))
-    fraction = np.r_[np.full(200, 0.5), np.ones(200)]
-    out = _crosstalk_fast.thinned_lognorm(counts, fraction, np.random.default_rng(1))
-    kept = np.asarray(counts.sum(axis=1)).ravel()
-    reference = np.log1p(counts[200:].toarray() * (1e4 / kept[200:, None]))
-    np.testing.assert_allclose(out[200:].toarray(), reference, rtol=1e-12)  # fraction 1: plain log1p(CP10k)
-    # the thinned half: total counts ~ Binomial(total, 0.5); recover them from the normalised values
-    expressed = (out[:200] > 0).sum() / (counts[:200] > 0).sum()
-    assert 0.6 < expressed < 0.95  # zeros appear where counts were thinned away, not everywhere
-    first = np.expm1(out[0].toarray().ravel())
-    units = first[first > 0].min()  # one thinned count, in CP10k
-    thinned_total = 1e4 / units
-    n = kept[0]
-    assert abs(thinned_total - n / 2) < 5 * np.sqrt(n / 4)
 
 
 def test_chunked_statistics_do_not_depend_on_chunk_size(cohort):

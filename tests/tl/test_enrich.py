@@ -8,6 +8,7 @@ import pytest
 from anndata import AnnData
 
 import hcctme as hc
+from hcctme._constants import Keys
 
 from ._compare_data import cohort
 
@@ -132,3 +133,17 @@ def test_library_by_default():
                           "method": "deseq2"})
     out = _enrich(table, permutation_num=20)
     assert set(out["term"]) <= set(lib.ids) and len(out) > 10
+
+
+def test_genes_are_ranked_by_their_harmonised_symbols(genes_result):
+    """Sweep 58: tl.compare names genes by var_names; after harmonize_genes (Ensembl ids) nothing matched."""
+    adata, table = genes_result
+    by_id = adata.copy()
+    symbols = pd.Series(by_id.var_names.astype(str), index=[f"ENSG{i:011d}" for i in range(by_id.n_vars)])
+    by_id.var_names = symbols.index
+    by_id.var[Keys.SYMBOL] = symbols.to_numpy()  # as pp.harmonize_genes writes it
+    hc.tl.compare(by_id, features="genes", **KW)
+    assert hc.get.compare(by_id)["feature"].str.startswith("ENSG").all()
+    hc.tl.enrich(by_id, GENE_SETS, permutation_num=200, random_state=1)
+    pd.testing.assert_frame_equal(hc.get.enrich(by_id), _enrich(table, GENE_SETS, permutation_num=200,
+                                                                 random_state=1))

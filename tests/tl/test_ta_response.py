@@ -187,3 +187,16 @@ def test_a_pair_min_cells_breaks_is_left_out_whole(ta_counts):
                       aggregate="pseudobulk", min_cells=20)
     kept = set(hc.get.ta_response(data, per_sample=True)["sample"])
     assert not {"p0_on", "p0_pre"} & kept and len(kept) == 14
+
+
+def test_a_covariate_named_condition_is_a_covariate():
+    """Sweep 58: the unit-level table named its condition column "condition", which the covariate replaced."""
+    adata = hc.datasets.simulate_cohort(8, 60, n_genes=300, random_state=1)
+    adata.obs["condition"] = adata.obs["age"].astype(float)
+    adata.obs["age_copy"] = adata.obs["age"].astype(float)
+    kw = dict(sample_key="patient", condition_key="response", reference="responder")
+    hc.tl.ta_response(adata, covariates="age_copy", key_added="ta_a", **kw)
+    hc.tl.ta_response(adata, covariates="condition", key_added="ta_b", **kw)
+    first = hc.get.ta_response(adata, "ta_a").sort_values("feature").reset_index(drop=True)
+    second = hc.get.ta_response(adata, "ta_b").sort_values("feature").reset_index(drop=True)
+    np.testing.assert_allclose(first["pvalue"], second["pvalue"], rtol=1e-12)

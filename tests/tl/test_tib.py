@@ -122,6 +122,13 @@ def test_label_key_defaults(cohort):
     assert set(params["tumour"]["label"]) == {"Tumour cells", "Hepatocytes"}
     assert "CD8+ T cells" in params["t_cell"]["label"]
     assert out["tib_score"].notna().all()
+    # labels are read as call_states reads them: a tumour-associated macrophage is no tumour cell (substrings
+    # 'tumor' / 'cancer' read them as tumour, barrier cells included)
+    renamed = {"Macrophages": "Tumor-associated macrophages", "Fibroblasts": "Cancer-associated fibroblasts"}
+    adata.obs["label"] = adata.obs["label"].replace(renamed)
+    _tib(adata, sample_key="patient", label_key="label", n_perms=9)
+    tumour = adata.uns["hcctme_tib_params"]["labels"]["tumour"]["label"]
+    assert set(tumour) == {"Tumour cells", "Hepatocytes"}
 
 
 def test_reproducible_and_copy(cohort):
@@ -296,6 +303,13 @@ def test_errors_leave_input_untouched(cohort, digest):
         ht.tl.tib(adata, sample_key="patient", mode="voxels", **LABELS)
     with pytest.raises(ValueError, match="radius"):
         ht.tl.tib(adata, sample_key="patient", radius=-1.0, **LABELS)
+    stacked = adata.copy()  # two sections of one sample stacked in z: not one plane
+    z = (stacked.obs_names.to_series().str[-1].astype(int) % 2 * 1000.0).to_numpy()
+    stacked.obsm["spatial"] = np.c_[stacked.obsm["spatial"][:, :2], z]
+    with pytest.raises(ValueError, match=r"third column \(z\) varies within a sample"):
+        ht.tl.tib(stacked, sample_key="patient", **LABELS)
+    stacked.obsm["spatial"] = np.c_[stacked.obsm["spatial"][:, :2], np.full(stacked.n_obs, 5.0)]  # one section
+    ht.tl.tib(stacked, sample_key="patient", n_perms=0, **LABELS)
     with_states = _with_states(adata)
     with pytest.raises(ValueError, match="unknown"):
         ht.tl.tib(with_states, sample_key="patient", barrier_labels=["NOT_A_STATE"])
@@ -330,3 +344,9 @@ def test_pl_tib_cells_and_spots(cohort, spots):
     plt.close("all")
     with pytest.raises(ValueError, match="not a level"):
         ht.pl.tib(adata, "no-such-sample")
+
+
+def test_the_table_does_not_follow_the_rows_order(cohort, table):
+    """Sweep 58: each sample's permutations ran over its cells in row order (tib_score moved by up to 0.02)."""
+    shuffled = cohort[np.random.default_rng(3).permutation(cohort.n_obs)].copy()
+    pd.testing.assert_frame_equal(_tib(shuffled, sample_key="patient", n_perms=N_PERMS, **LABELS), table)

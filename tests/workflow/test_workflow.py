@@ -32,8 +32,9 @@ def test_workflow_runs_end_to_end(tmp_path: Path):
     results = tmp_path / "results"
     assert (results / "report.html").stat().st_size > 10_000
     assert len(list((results / "scored").glob("*.h5ad"))) == 4  # per-sample fan-out
-    per_sample = pd.read_csv(results / "ta_response_per_sample.tsv", sep="\t", index_col=0)
+    per_sample = pd.read_csv(results / "ta_response_per_sample.tsv", sep="\t")
     assert len(per_sample) == 4 and "TA_TREG_TEFF" in per_sample.columns
+    assert per_sample.columns[0] == "sample"  # as `hcctme run` writes it (an unnamed row-number column before)
     profile = pd.read_csv(results / "resistance_profile.tsv", sep="\t")
     assert {"axis", "activity", "active"} <= set(profile.columns)
     composition = pd.read_csv(results / "compare_composition.tsv", sep="\t")
@@ -60,6 +61,8 @@ def test_config_schema_refuses_bad_values(tmp_path: Path, bad: dict):
     ({"condition_key": "outcome"}, "adata.obs has no column 'outcome' (condition_key, the outcome of each sample)"),
     ({"reference": "partial"}, "reference 'partial' is not a level"),
     ({"input": "table.csv"}, "cannot read 'table.csv' as h5ad: it is a text table"),
+    # per-sample scoring would give each sample its own control genes (scores off by up to 0.59, sweep 58)
+    ({"method": "mean"}, "method 'mean' cannot be used in the workflow"),
 ])
 def test_the_input_is_checked_against_the_config_before_any_job(tmp_path: Path, change: dict, message: str):
     """As `hcctme run` checks before its first step; a dry run passed these, and a real run failed jobs later
@@ -160,7 +163,7 @@ def test_workflow_without_conditions_describes_the_cohort(tmp_path: Path):
     assert run_workflow(configfile, cores=2, directory=tmp_path, extra_args=["--quiet", "all"]) == 0
     results = tmp_path / "results"
     assert not list(results.glob("compare_*.tsv")) and (results / "report.html").is_file()
-    assert len(pd.read_csv(results / "ta_response_per_sample.tsv", sep="\t", index_col=0)) == 4
+    assert len(pd.read_csv(results / "ta_response_per_sample.tsv", sep="\t")) == 4
     assert (results / "ta_response_compare.tsv").read_text().strip() == ""
     assert pd.read_csv(results / "resistance_profile.tsv", sep="\t")["sample"].nunique() == 4
 
