@@ -17,6 +17,7 @@ class Keys:
     TIB: Final = "hcctme_tib"  # uns: per-sample tumour immune barrier table
     PROFILE: Final = "hcctme_profile"  # uns: per-sample x axis resistance profile
     SYMBOL: Final = "hcctme_symbol"  # var: harmonised gene symbol
+    DEPTH_EQUALIZED: Final = "hcctme_depth_equalized"  # layers: counts thinned to a common depth, log1p(CP10k)
     SPATIAL: Final = "spatial"  # obsm: coordinates (squidpy convention)
     COUNTS: Final = "counts"  # layers: raw integer counts
     SIM: Final = "hcctme_sim"  # uns: ground truth of simulated cohorts

@@ -586,8 +586,7 @@ def _text_column(values: pd.Series) -> pd.Series:
     missing = values.isna().to_numpy()
     if not missing.any():
         return values.astype(str)
-    text = values.astype(object).where(~missing, None)
-    return pd.Series(pd.Categorical([None if m else str(v) for v, m in zip(text, missing, strict=True)]),
+    return pd.Series(pd.Categorical([None if m else str(v) for v, m in zip(values, missing, strict=True)]),
                      index=values.index, name=values.name)
 
 

@@ -18,9 +18,10 @@ from hcctme._logging import logger
 from hcctme._settings import settings
 from hcctme.kb import _axes as kb_axes
 from hcctme.kb._schema import split_complex
+from hcctme.pp import _thinning
 from hcctme.tl import _crosstalk_fast as fast
 from hcctme.tl import _crosstalk_stats as cstats
-from hcctme.tl import _design, _thinning
+from hcctme.tl import _design
 
 ID_COLUMNS = list(cstats.ID_COLUMNS)
 POOLED = "all"  # the single "sample" of a run without sample_key

@@ -11,7 +11,7 @@ of the group's cells, the complex represented by its least expressed subunit) an
 (and the ``lr_means`` of ``liana.mt.rank_aggregate``) run on each unit.
 
 A differential run equalises sequencing depth here too: each chunk of raw counts is binomially
-thinned to the shallowest unit's median depth (:mod:`hcctme.tl._thinning`, drawn by cell and gene
+thinned to the shallowest unit's median depth (:mod:`hcctme.pp._thinning`, drawn by cell and gene
 name) and log1p(CP10k)-normalised before it is summed.
 """
 
@@ -26,7 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from hcctme import _validate
-from hcctme.tl import _thinning
+from hcctme.pp import _thinning
 
 #: LIANA's key of one interaction in one unit (the unit column first)
 UNIT = "@unit"

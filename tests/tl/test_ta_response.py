@@ -200,3 +200,18 @@ def test_a_covariate_named_condition_is_a_covariate():
     first = hc.get.ta_response(adata, "ta_a").sort_values("feature").reset_index(drop=True)
     second = hc.get.ta_response(adata, "ta_b").sort_values("feature").reset_index(drop=True)
     np.testing.assert_allclose(first["pvalue"], second["pvalue"], rtol=1e-12)
+
+
+def test_per_cell_score_means_warn_of_a_depth_gap_and_the_pseudobulk_does_not_need_to(tmp_path):
+    """Sweep 58: null cohorts with the resistors read 2x deeper put 0.27 of aggregate="mean" tests at p < 0.05
+    (the pseudobulk's CPM, 0.03); the mean path now names pp.equalize_depth."""
+    from benchmarks.compare_depth_null import cohort
+
+    adata = cohort(0, depth_gap=True)
+    kw = dict(sample_key="patient", condition_key="response", reference="responder")
+    with pytest.warns(UserWarning, match=r"differ in sequencing depth .*hcctme\.pp\.equalize_depth"):
+        hc.tl.ta_response(adata, aggregate="mean", **kw)
+    assert hc.get.params(adata, "hcctme_ta_response")["depth"]["fold"] > 1.9
+    hc.tl.ta_response(adata, **kw)  # the pseudobulk: depth is normalised by the CPM
+    assert "depth" not in hc.get.params(adata, "hcctme_ta_response")
+    adata.write_h5ad(tmp_path / "ta.h5ad")  # the record stays writable

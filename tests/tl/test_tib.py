@@ -350,3 +350,21 @@ def test_the_table_does_not_follow_the_rows_order(cohort, table):
     """Sweep 58: each sample's permutations ran over its cells in row order (tib_score moved by up to 0.02)."""
     shuffled = cohort[np.random.default_rng(3).permutation(cohort.n_obs)].copy()
     pd.testing.assert_frame_equal(_tib(shuffled, sample_key="patient", n_perms=N_PERMS, **LABELS), table)
+
+
+def test_a_perfect_barrier_scores_the_documented_maximum_not_one():
+    """Sweep 58: the docstring said 1 for a perfect barrier; its maximum is 1 - (E_colocalisation + E_coverage) / 2."""
+    xs, ys = np.meshgrid(np.arange(30), np.arange(30))
+    xy = np.c_[xs.ravel(), ys.ravel()].astype(float)
+    r = np.hypot(xy[:, 0] - 14.5, xy[:, 1] - 14.5)
+    label = np.full(len(xy), "Other", dtype=object)
+    label[r < 6], label[(r >= 6) & (r < 7.5)] = "Tumour", "TAM2_SPP1"
+    label[np.random.default_rng(0).choice(np.flatnonzero(r > 11), 40, replace=False)] = "CD8 T"
+    adata = AnnData(np.zeros((len(xy), 1), np.float32),
+                    obs=pd.DataFrame({"lab": label, "sample": "S1"}, index=[str(i) for i in range(len(xy))]))
+    adata.obsm["spatial"] = xy
+    row = _tib(adata, sample_key="sample", label_key="lab", barrier_labels=["TAM2_SPP1"], tumour_labels=["Tumour"],
+               t_cell_labels=["CD8 T"], n_perms=99).iloc[0]
+    assert row["colocalisation"] == 1 and row["coverage"] == 1
+    maximum = 1 - (row["colocalisation_expected"] + row["coverage_expected"]) / 2
+    assert row["tib_score"] == pytest.approx(maximum, rel=1e-12) and row["tib_score"] < 0.95

@@ -7,7 +7,8 @@ import pytest
 import scipy.sparse as sp
 from scipy import stats
 
-from hcctme.tl import _crosstalk_fast, _thinning
+from hcctme.pp import _thinning
+from hcctme.tl import _crosstalk_fast
 
 
 def _thinning_of(n_cells: int, n_genes: int, fraction: np.ndarray, seed: int = 1) -> _thinning.Thinning:

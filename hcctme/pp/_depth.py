@@ -1,0 +1,108 @@
+"""Sequencing depth equalised across samples: counts thinned to a common depth, then log-normalised."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+
+from hcctme import _validate
+from hcctme._constants import Defaults, Keys, Suffix
+from hcctme._logging import logger
+from hcctme.pp import _thinning
+
+
+def cell_depths(adata: AnnData, counts_layer: str, *, chunk_size: int = Defaults.CHUNK_SIZE) -> np.ndarray:
+    """Counts per cell of ``layers[counts_layer]``, read ``chunk_size`` rows at a time (backed files too)."""
+    totals = np.zeros(adata.n_obs)
+    for start, stop, block in _validate.row_blocks(adata.layers[counts_layer], chunk_size=chunk_size):
+        totals[start:stop] = np.asarray(sp.csr_matrix(block).sum(axis=1, dtype=np.float64)).ravel()
+    return totals
+
+
+def equalize_depth(
+    adata: AnnData,
+    sample_key: str,
+    *,
+    counts_layer: str = Keys.COUNTS,
+    key_added: str = Keys.DEPTH_EQUALIZED,
+    random_state: int = Defaults.SEED,
+    copy: bool = False,
+) -> AnnData | None:
+    """Log-normalised expression with the samples' sequencing depth equalised, as a new layer.
+
+    Signature scores are not depth-invariant (UCell ranks, means of log values: a cell read half as deep
+    detects fewer genes), so where the conditions were sequenced to different depths a per-sample score
+    comparison reads the depth as an effect. This thins every sample's raw counts binomially to the
+    shallowest sample's median counts per cell, as :func:`hcctme.tl.crosstalk` does before its test, and
+    log1p(CP10k)-normalises them. Score that layer (``tl.score(adata, layer=key_added)``) before
+    :func:`hcctme.tl.compare` when :func:`hcctme.tl.compare` warns that the conditions differ in depth.
+    Each count's draw is fixed by ``random_state``, its cell's name and its gene's name (no row or gene
+    order moves it).
+
+    Parameters
+    ----------
+    adata
+        AnnData in memory with raw counts in ``layers[counts_layer]``.
+    sample_key
+        obs column of the samples (the units whose depth is equalised).
+    counts_layer
+        Layer of raw integer counts.
+    key_added
+        ``layers[key_added]``: the thinned, log1p(CP10k) expression (sparse, float32);
+        ``uns[key_added + "_params"]``: tool, params, each sample's median counts per cell before and
+        its kept fraction, the target depth, library version.
+    random_state
+        Seed of the thinning draws.
+    copy
+        Return a copy of ``adata`` with the layer instead of writing into ``adata``.
+
+    Returns
+    -------
+    The modified copy when ``copy=True``, else ``None``.
+    """
+    _validate.anndata(adata, writes=True)
+    if adata.isbacked:
+        raise ValueError("equalize_depth writes a new expression layer, which a backed AnnData cannot hold; load "
+                         "the data first (adata.to_memory())")
+    _validate.key_name(sample_key, name="sample_key")
+    _validate.key_name(counts_layer, name="counts_layer")
+    if counts_layer not in adata.layers:
+        raise KeyError(f"adata.layers has no {counts_layer!r}; pass counts_layer= naming the layer of raw counts "
+                       f"(layers: {list(adata.layers)})")
+    if _validate.matrix_kind(adata.layers[counts_layer]) != "counts":
+        raise ValueError(f"layers[{counts_layer!r}] does not hold raw integer counts; pass the layer of raw counts")
+    key_added = _validate.key_added(key_added, adata=adata, slots=("layers",), reads=(counts_layer,),
+                                    tool="hcctme.pp.equalize_depth")
+    random_state = _validate.random_state(random_state)
+    copy = _validate.copy_flag(copy, adata=adata, tool="hcctme.pp.equalize_depth", writes="layers and uns")
+    samples = _validate.categorical_levels(adata, sample_key, purpose="sample_key").to_numpy()
+    medians = pd.Series(cell_depths(adata, counts_layer)).groupby(samples).median()
+    target = float(medians.min())
+    if target <= 0:
+        raise ValueError(f"a sample has a median of 0 counts per cell ({medians.idxmin()!r}); remove empty cells")
+    fractions = (target / medians).clip(upper=1.0)
+    thinning = _thinning.Thinning(fraction=fractions.reindex(samples).to_numpy(dtype=float),
+                                  cell_keys=_thinning.name_keys(adata.obs_names),
+                                  gene_keys=_thinning.name_keys(adata.var_names), seed=random_state)
+    blocks = [_thinning.thinned_lognorm(sp.csr_matrix(block), np.arange(start, stop), thinning)
+              for start, stop, block in _validate.row_blocks(adata.layers[counts_layer],
+                                                             chunk_size=Defaults.CHUNK_SIZE)]
+    layer = sp.vstack(blocks, format="csr").astype(np.float32)
+    record: dict[str, Any] = {
+        "tool": "hcctme.pp.equalize_depth",
+        **_validate.call_record(sample_key=sample_key, counts_layer=counts_layer, random_state=random_state),
+        "depth": pd.DataFrame({"sample": medians.index.astype(str), "median_counts": medians.to_numpy(),
+                               "fraction": fractions.to_numpy()}),
+        "target_counts": target,
+        "library_version": _validate.library_version(),
+    }
+    adata = adata.copy() if copy else adata  # nothing written before this line
+    adata.layers[key_added] = layer
+    adata.uns[key_added + Suffix.PARAMS] = record
+    logger.info("equalize_depth: %d samples thinned to %.0f counts per cell (median) -> layers[%r]",
+                len(medians), target, key_added)
+    return adata if copy else None

@@ -1,0 +1,105 @@
+"""pp.equalize_depth: counts thinned to the shallowest sample's depth, and score comparisons calibrated with it."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import hcctme
+from benchmarks.compare_depth_null import SIGNATURES, cohort
+
+KEY = "hcctme_depth_equalized"
+
+
+@pytest.fixture(scope="module")
+def deep_resistors():
+    """A null cohort whose responders were read half as deep."""
+    return cohort(0, depth_gap=True)
+
+
+def test_each_sample_is_thinned_to_the_shallowest_median(deep_resistors):
+    adata = deep_resistors.copy()
+    hcctme.pp.equalize_depth(adata, "patient")
+    record = hcctme.get.params(adata, KEY)
+    depth = record["depth"].set_index("sample")
+    assert depth["median_counts"].min() == record["target_counts"]
+    np.testing.assert_allclose(depth["fraction"], np.minimum(1.0, record["target_counts"] / depth["median_counts"]))
+    layer, counts = adata.layers[KEY], adata.layers["counts"]
+    assert sp.issparse(layer) and layer.dtype == np.float32
+    samples = adata.obs["patient"].astype(str).to_numpy()
+    detected = pd.Series(np.diff(sp.csr_matrix(layer).indptr)).groupby(samples).median()
+    before = pd.Series(np.diff(sp.csr_matrix(counts).indptr)).groupby(samples).median()
+    thinned = depth.index[depth["fraction"] < 0.9]
+    assert (detected[thinned] < before[thinned]).all()  # the deep samples lose genes to the thinning
+    kept = depth.index[depth["fraction"] == 1.0]  # the shallowest sample is only log-normalised
+    rows = np.flatnonzero(np.isin(samples, kept))
+    total = np.asarray(counts[rows].sum(axis=1)).ravel()
+    expected = np.log1p(counts[rows].toarray() * (1e4 / total[:, None]))
+    np.testing.assert_allclose(layer[rows].toarray(), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_layer_does_not_follow_the_rows_order(deep_resistors):
+    adata = deep_resistors.copy()
+    hcctme.pp.equalize_depth(adata, "patient")
+    rows = np.random.default_rng(1).permutation(adata.n_obs)
+    shuffled = deep_resistors[rows].copy()
+    hcctme.pp.equalize_depth(shuffled, "patient")
+    np.testing.assert_array_equal(shuffled.layers[KEY].toarray(), adata.layers[KEY][rows].toarray())
+
+
+def test_bad_input_is_refused_and_leaves_the_anndata_untouched(deep_resistors, digest):
+    adata = deep_resistors.copy()
+    before = digest(adata)
+    with pytest.raises(KeyError, match="no 'raw'; pass counts_layer="):
+        hcctme.pp.equalize_depth(adata, "patient", counts_layer="raw")
+    adata.layers["lognorm"] = adata.X.copy()
+    before = digest(adata)
+    with pytest.raises(ValueError, match="does not hold raw integer counts"):
+        hcctme.pp.equalize_depth(adata, "patient", counts_layer="lognorm")
+    with pytest.raises(ValueError, match=r"would overwrite adata\.layers\['lognorm'\]"):
+        hcctme.pp.equalize_depth(adata, "patient", key_added="lognorm")
+    with pytest.raises(KeyError, match="donor"):
+        hcctme.pp.equalize_depth(adata, "donor")
+    assert digest(adata) == before
+
+
+@pytest.mark.slow
+def test_score_comparisons_are_calibrated_on_the_equalised_layer_and_warned_of_on_x():
+    """Twelve null cohorts, responders read half as deep: on X the per-sample UCell means read the depth as an
+    effect (benchmarks/compare_depth_null.py, 60 cohorts: 0.47 of the tests at p < 0.05); on the equalised layer
+    the rate is nominal, and tl.compare warns of the depth where the levels differ 1.5-fold (the simulator's
+    patients differ in depth too, so a 2x thinning does not always reach it), never on the equalised scores."""
+    hits: dict[str, list[bool]] = {"X": [], "equalised": []}
+    warned = 0
+    for seed in range(12):
+        adata = cohort(seed, depth_gap=True)
+        hcctme.pp.equalize_depth(adata, "patient")
+        for scored_on, layer in (("X", None), ("equalised", KEY)):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                hcctme.tl.score(adata, SIGNATURES, layer=layer)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                hcctme.tl.compare(adata, condition_key="response", sample_key="patient", reference="responder")
+            said = bool([w for w in caught if "differ in sequencing depth" in str(w.message)])
+            depth = hcctme.get.params(adata, "hcctme_compare")["depth"]
+            if scored_on == "X":
+                assert said == (depth["fold"] >= 1.5), depth
+                warned += said
+            else:
+                assert not said and depth == {"scored_on": KEY}
+            hits[scored_on].extend((hcctme.get.compare(adata)["pvalue"] < 0.05).tolist())
+    assert warned >= 9, warned
+    assert np.mean(hits["X"]) > 0.25, np.mean(hits["X"])
+    assert np.mean(hits["equalised"]) <= 0.10, np.mean(hits["equalised"])
+    control = cohort(0, depth_gap=False)
+    hcctme.tl.score(control, SIGNATURES)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        hcctme.tl.compare(control, condition_key="response", sample_key="patient", reference="responder")
+    assert not [w for w in caught if "sequencing depth" in str(w.message)]
+    assert hcctme.get.params(control, "hcctme_compare")["depth"]["fold"] < 1.5
