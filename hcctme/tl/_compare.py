@@ -269,11 +269,11 @@ DEPTH_FOLD = 1.5
 
 
 def _depth_check(adata: AnnData, units: pd.Series, design: pd.DataFrame, *, scores_key: str,
-                 counts_layer: str) -> dict[str, Any] | None:
+                 counts_layer: str | None) -> dict[str, Any] | None:
     """Each condition level's median counts per cell (median over its units), warned of where they differ.
 
     Scores are not depth-invariant: on null cohorts whose resistors were read 2x deeper, UCell scores compared
-    per sample put 0.30-0.50 of the tests at p < 0.05 (sweep 58), and :func:`hcctme.pp.equalize_depth` brings them
+    per sample put 0.47-0.71 of the tests at p < 0.05 (sweep 58), and :func:`hcctme.pp.equalize_depth` brings them
     back to the nominal rate. None without a layer of raw counts, or when the scores read the equalised layer.
     """
     record = adata.uns.get(scores_key + Suffix.PARAMS)
