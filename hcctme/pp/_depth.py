@@ -15,12 +15,20 @@ from hcctme._logging import logger
 from hcctme.pp import _thinning
 
 
-def cell_depths(adata: AnnData, counts_layer: str, *, chunk_size: int = Defaults.CHUNK_SIZE) -> np.ndarray:
-    """Counts per cell of ``layers[counts_layer]``, read ``chunk_size`` rows at a time (backed files too)."""
-    totals = np.zeros(adata.n_obs)
-    for start, stop, block in _validate.row_blocks(adata.layers[counts_layer], chunk_size=chunk_size):
+def row_totals(X: Any, *, chunk_size: int = Defaults.CHUNK_SIZE) -> np.ndarray:
+    """Sum of every row (counts per cell), read ``chunk_size`` rows at a time (in memory, backed or dask)."""
+    totals = np.zeros(X.shape[0])
+    for start, stop, block in _validate.row_blocks(X, chunk_size=chunk_size):
         totals[start:stop] = np.asarray(sp.csr_matrix(block).sum(axis=1, dtype=np.float64)).ravel()
     return totals
+
+
+def kept_fractions(medians: pd.Series) -> tuple[float, pd.Series]:
+    """The shallowest sample's median counts per cell, and each sample's fraction thinned to it (at most 1)."""
+    target = float(medians.min())
+    if target <= 0:
+        raise ValueError(f"sample {medians.idxmin()!r} has a median of 0 counts per cell; remove empty cells first")
+    return target, (target / medians).clip(upper=1.0)
 
 
 def equalize_depth(
@@ -80,14 +88,10 @@ def equalize_depth(
     random_state = _validate.random_state(random_state)
     copy = _validate.copy_flag(copy, adata=adata, tool="hcctme.pp.equalize_depth", writes="layers and uns")
     samples = _validate.categorical_levels(adata, sample_key, purpose="sample_key").to_numpy()
-    medians = pd.Series(cell_depths(adata, counts_layer)).groupby(samples).median()
-    target = float(medians.min())
-    if target <= 0:
-        raise ValueError(f"a sample has a median of 0 counts per cell ({medians.idxmin()!r}); remove empty cells")
-    fractions = (target / medians).clip(upper=1.0)
-    thinning = _thinning.Thinning(fraction=fractions.reindex(samples).to_numpy(dtype=float),
-                                  cell_keys=_thinning.name_keys(adata.obs_names),
-                                  gene_keys=_thinning.name_keys(adata.var_names), seed=random_state)
+    medians = pd.Series(row_totals(adata.layers[counts_layer])).groupby(samples).median()
+    target, fractions = kept_fractions(medians)
+    thinning = _thinning.Thinning.named(fractions.reindex(samples).to_numpy(dtype=float), adata.obs_names,
+                                        adata.var_names, seed=random_state)
     blocks = [_thinning.thinned_lognorm(sp.csr_matrix(block), np.arange(start, stop), thinning)
               for start, stop, block in _validate.row_blocks(adata.layers[counts_layer],
                                                              chunk_size=Defaults.CHUNK_SIZE)]

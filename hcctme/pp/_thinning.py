@@ -34,6 +34,11 @@ class Thinning:
     gene_keys: np.ndarray  # per gene (columns of the counts matrix)
     seed: int
 
+    @classmethod
+    def named(cls, fraction: np.ndarray, cells: Iterable[object], genes: Iterable[object], *, seed: int) -> Thinning:
+        """The thinning of cells and genes of these names (their :func:`name_keys`)."""
+        return cls(fraction=fraction, cell_keys=name_keys(cells), gene_keys=name_keys(genes), seed=seed)
+
 
 def name_keys(names: Iterable[object]) -> np.ndarray:
     """A stable 64-bit key per name (BLAKE2b; Python's ``hash`` changes between runs)."""

@@ -284,7 +284,7 @@ def _depth_check(adata: AnnData, units: pd.Series, design: pd.DataFrame, *, scor
     if counts_layer is None or counts_layer not in adata.layers \
             or _validate.matrix_kind(adata.layers[counts_layer]) != "counts":
         return None
-    per_unit = pd.Series(_depth.cell_depths(adata, counts_layer)).groupby(units.astype(str).to_numpy()).median()
+    per_unit = pd.Series(_depth.row_totals(adata.layers[counts_layer])).groupby(units.astype(str).to_numpy()).median()
     per_level = per_unit.groupby(design["condition"].astype(str).reindex(per_unit.index).to_numpy()).median()
     fold = float(per_level.max() / max(per_level.min(), 1.0))
     if fold >= DEPTH_FOLD:

@@ -18,7 +18,7 @@ from hcctme._logging import logger
 from hcctme._settings import settings
 from hcctme.kb import _axes as kb_axes
 from hcctme.kb._schema import split_complex
-from hcctme.pp import _thinning
+from hcctme.pp import _depth, _thinning
 from hcctme.tl import _crosstalk_fast as fast
 from hcctme.tl import _crosstalk_stats as cstats
 from hcctme.tl import _design
@@ -129,8 +129,7 @@ def _thinning_of(depth: _Depth, cells: dict[str, np.ndarray], obs_names: pd.Inde
     per_cell = np.ones(len(obs_names))
     for sample, idx in cells.items():
         per_cell[idx] = depth.fractions[sample]
-    return _thinning.Thinning(fraction=per_cell, cell_keys=_thinning.name_keys(obs_names),
-                              gene_keys=_thinning.name_keys(depth.genes), seed=seed)
+    return _thinning.Thinning.named(per_cell, obs_names, depth.genes, seed=seed)
 
 
 def _depth_fractions(adata: AnnData, counts_layer: str | None, cells: dict[str, np.ndarray],
@@ -149,12 +148,9 @@ def _depth_fractions(adata: AnnData, counts_layer: str | None, cells: dict[str, 
     if _validate.matrix_kind(counts) != "counts":
         raise ValueError(f"crosstalk: layers[{counts_layer!r}] does not hold raw integer counts; pass the layer of "
                          "raw counts as counts_layer, or counts_layer=None to skip depth equalisation")
-    totals = fast.row_totals(counts, chunk_size=chunk_size)
-    medians = {sample: float(np.median(totals[idx])) for sample, idx in cells.items()}
-    target = min(medians.values())
-    if target <= 0:
-        raise ValueError("crosstalk: a sample has a median of 0 counts per cell; remove empty cells first")
-    return _Depth(counts, {sample: min(1.0, target / m) for sample, m in medians.items()}, var_names)
+    totals = _depth.row_totals(counts, chunk_size=chunk_size)
+    _, fractions = _depth.kept_fractions(pd.Series({sample: np.median(totals[idx]) for sample, idx in cells.items()}))
+    return _Depth(counts, fractions.to_dict(), var_names)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -45,14 +45,6 @@ def _blocks(X: Any, chunk_size: int) -> Iterator[tuple[int, int, sp.csr_matrix]]
         yield start, stop, sp.csr_matrix(block)
 
 
-def row_totals(X: Any, *, chunk_size: int) -> np.ndarray:
-    """Sum of every row (counts per cell), read ``chunk_size`` rows at a time."""
-    totals = np.zeros(X.shape[0])
-    for start, stop, block in _blocks(X, chunk_size):
-        totals[start:stop] = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
-    return totals
-
-
 def group_statistics(X: Any, codes: np.ndarray, n_codes: int, genes: np.ndarray, *, chunk_size: int,
                      thinning: _thinning.Thinning | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per code (unit x group; -1: cell not used), the sum over cells and the number of expressing cells.
