@@ -323,4 +323,4 @@ ROLES: Final = ("resistance", "response", "state", "program", "marker", "artefac
 EVIDENCE: Final = ("published_list", "marker_panel", "derived")
 SPECIES: Final = ("human", "mouse")
 #: Version of the curated signature library (signatures/*.yaml); signatures/CHANGELOG.md says what changed.
-SIGNATURE_LIBRARY_VERSION: Final = "2.3"
+SIGNATURE_LIBRARY_VERSION: Final = "2.4"

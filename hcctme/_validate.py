@@ -473,14 +473,30 @@ def in_memory(block: Any) -> np.ndarray | sp.spmatrix:
 
     The one place that knows how dask arrays (``compute``), anndata's backed sparse datasets
     (``to_memory``) and ``np.matrix`` are brought into memory; every chunked reader goes through it.
+    A CSR/CSC block that stores a value as several entries (duplicates: the same matrix to scipy and anndata)
+    comes back summed, on a copy, so that counting stored entries counts cells (sweep 59b: crosstalk read
+    expressing shares of 2.0); float16 values come back as float32 (scipy.sparse holds no float16).
     """
     if hasattr(block, "compute"):  # dask
         block = block.compute()
     if hasattr(block, "to_memory"):  # anndata backed sparse dataset
         block = block.to_memory()
     if sp.issparse(block):
+        if block.format in ("csr", "csc") and not block.has_canonical_format:
+            block = block.copy()
+            block.sum_duplicates()
         return block
-    return np.asarray(block)
+    block = np.asarray(block)
+    return block.astype(np.float32) if block.dtype == np.float16 else block
+
+
+def is_sparse(X: Any) -> bool:
+    """Whether a matrix stores sparse values: scipy, anndata's backed CSR/CSC datasets, dask arrays of sparse chunks."""
+    from anndata.abc import CSCDataset, CSRDataset
+
+    if sp.issparse(X) or isinstance(X, CSRDataset | CSCDataset):
+        return True
+    return hasattr(X, "compute") and sp.issparse(getattr(X, "_meta", None))
 
 
 def rows_in_memory(X: Any, rows: np.ndarray) -> np.ndarray | sp.spmatrix:
@@ -495,7 +511,7 @@ def rows_in_memory(X: Any, rows: np.ndarray) -> np.ndarray | sp.spmatrix:
     """
     rows = np.asarray(rows)
     if rows.size and _backed_csr(X) and rows.dtype.kind in "iu" and np.all(np.diff(rows) > 0):
-        return _backed_csr_rows(X, rows.astype(np.int64))
+        return in_memory(_backed_csr_rows(X, rows.astype(np.int64)))  # duplicate entries summed, as for every read
     return in_memory(X[rows])
 
 

@@ -483,6 +483,8 @@ _RESULT_TABLES: dict[str, Callable[[AnnData], pd.DataFrame]] = {
     "crosstalk_diff": partial(get.crosstalk, differential=True),
     "tib": get.tib,
     "resistance_profile": get.profile,
+    "resistance_profile_summary": partial(get.profile, summary=True),
+    "resistance_profile_evidence": partial(get.profile, evidence=True),
 }
 
 

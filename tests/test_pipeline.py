@@ -34,7 +34,8 @@ def test_run_writes_every_output(run_dir: Path):
     names = {p.name for p in run_dir.iterdir()}
     expected = {"hcctme.h5ad", "report.html", "compare_composition.tsv", "compare_scores.tsv",
                 "compare_genes.tsv", "crosstalk.tsv", "crosstalk_diff.tsv", "tib.tsv", "resistance_profile.tsv",
-                "ta_response_per_sample.tsv", "ta_response_compare.tsv"}
+                "ta_response_per_sample.tsv", "ta_response_compare.tsv", "resistance_profile_summary.tsv",
+                "resistance_profile_evidence.tsv"}
     assert expected <= names
     assert not [n for n in names if n.endswith(".part")]
 
@@ -58,6 +59,12 @@ def test_tables_are_tidy(run_dir: Path):
     profile = pd.read_csv(run_dir / "resistance_profile.tsv", sep="\t")
     assert {"axis", "activity", "active"} <= set(profile.columns)
     assert profile["patient" if "patient" in profile.columns else profile.columns[0]].nunique() == 8
+    # the profile's tests by condition and its evidence are written too (sweep 59a: only the profile was)
+    adata = ad.read_h5ad(run_dir / "hcctme.h5ad")
+    for name, kwargs in (("summary", {"summary": True}), ("evidence", {"evidence": True})):
+        written = pd.read_csv(run_dir / f"resistance_profile_{name}.tsv", sep="\t")
+        assert len(written) == len(get.profile(adata, **kwargs)) > 0
+    assert {"axis", "pvalue", "padj"} <= set(pd.read_csv(run_dir / "resistance_profile_summary.tsv", sep="\t"))
 
 
 def test_input_file_is_never_modified(cohort_file: Path, run_dir: Path):

@@ -28,11 +28,11 @@ state is recognised from its signature as a whole. The simulator plants them tha
   (neutrophils) still detects its state genes, and at least ``_STATE_MIN_LOG_FOLD`` (3-fold) more
   than in the parent when the gene is already expressed there (e.g. markers shared with the type);
 * about one gene in five of a long list (> 10 genes) is not induced (published lists are
-  imperfect); short curated lists (< 10 genes, e.g. NEU_CD10_ALPL = MME, ALPL, NTRK1; TAM1_FOLR2,
-  ENDO_ONCOFETAL_PLVAP with 3) are all induced, each ``sqrt(10 / n)`` times stronger: such panels
+  imperfect); short curated lists (< 10 genes, e.g. NEU_CD10_ALPL = MME, ALPL, NTRK1 and ENDO_ONCOFETAL_PLVAP
+  with 3, TAM1_FOLR2 with 4) are all induced, each ``sqrt(10 / n)`` times stronger: such panels
   list the few defining markers, and a state read from 3-4 genes is recognisable only when each
   of them is reliably detected;
-* ``genes_down`` (HLA-DR of HLA-DR^-/lo M-MDSC, the TCF7/IL7R of terminal exhaustion) are lowered
+* ``genes_down`` (HLA-DR of HLA-DR^-/lo M-MDSC, the GPR183 / MX1 of terminal exhaustion) are lowered
   about 50-fold, to near absence; the programme strength varies between cells of a state (sd 0.2
   on the log-fold; a wider spread made in-state scores flat from background to maximum, unlike
   the unimodal module scores of annotated states).
@@ -138,7 +138,8 @@ TUMOUR_TYPES: tuple[str, ...] = ("Tumour cells", "Hepatocytes")
 #: Planted responder-vs-resistor differences (resistors relative to responders).
 #:
 #: * a state id (e.g. ``"TAM2_SPP1"``): shift of the state's log-odds within its parent cell type;
-#: * a cell-type label (e.g. ``"Neutrophils"``): shift of the type's log-odds among all cells;
+#: * a cell-type label (e.g. ``"Neutrophils"``): shift of the type's logit against the unshifted types (a multinomial
+#:   logit over all cell types: the type's realised log-odds among all cells moves by more or less where others move);
 #: * ``"lr_fold"``: fold change of SPP1 in TAM2_SPP1 macrophages and of CD44 in fibroblasts;
 #: * ``"barrier"``: in [0, 1], the fraction of barrier cells (TAM2_SPP1, CAF_ECM_MYCAF) placed in a
 #:   ring around tumour nests and of CD8+ T cells kept out of them (``spatial=True`` only).
@@ -505,8 +506,11 @@ def simulate_cohort(
           state's own log-odds within the parent moves by more or less than its value: with the defaults
           CD8_TEX_TERMINAL +1.0 moves by +1.18 and CD8_TEX_PROGENITOR -1.0 by -1.39 (``state_proportions``'
           ``group_mean`` holds the realised shares);
-        * a cell-type label of ``CELL_TYPES`` (e.g. ``"Neutrophils"``): shift of the type's
-          log-odds among all cells in resistors;
+        * a cell-type label of ``CELL_TYPES`` (e.g. ``"Neutrophils"``): shift of the type's logit
+          against the types not shifted, in the multinomial over all cell types, in resistors (natural
+          log); where other types are shifted too, the type's own log-odds among all cells moves by more
+          or less: with the defaults Neutrophils +0.7 moves by +0.78 and CD8+ T cells -0.7 by -0.77
+          (``group_mean`` holds the realised shares);
         * ``"lr_fold"``: fold change (> 0) of SPP1 in TAM2_SPP1 macrophages and of CD44 in
           fibroblasts of resistors (the planted ligand-receptor gain);
         * ``"barrier"``: in [0, 1], strength of the tumour immune barrier in resistors when

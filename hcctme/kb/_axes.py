@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -175,6 +176,31 @@ THERAPY_COLUMNS = ["axis", "axis_name", "therapy", "tier", "status", "fda", "ema
 def _negative_text(therapy: dict[str, Any]) -> str:
     return "; ".join(f"{n['name']} ({n['nct'] or 'no NCT'}, phase {n['phase']}): negative"
                      + (f" - {n['note']}" if n["note"] else "") for n in therapy["negative_trials"])
+
+
+_NEGATIVE_NAME = re.compile(r"(?:^|; )([^;]+?) \((?:NCT\d+|no NCT), phase [^)]*\): negative")
+
+
+def negative_names(text: Any) -> list[str]:
+    """The trial names of a :func:`therapies` row's ``negative_trials`` text (the format of ``_negative_text``)."""
+    return _NEGATIVE_NAME.findall(text) if isinstance(text, str) else []
+
+
+def therapy_label(row: Any) -> str:
+    """``name [tier, trial or citation key | status | negative: trials]``: a :func:`therapies` row as results print it.
+
+    The status (``approved_hcc``, ``approved_other``, ``trial``, ``preclinical``, ``discontinued``) and the negative
+    trials go with every suggestion, so a therapy whose phase 3 trials failed is never shown as plain support
+    (tivantinib: ``[III, ... | discontinued | negative: METIV-HCC, JET-HCC]``). Fields a row lacks are left out.
+    """
+    def text(field: str) -> str:
+        value = row.get(field)
+        return str(value) if isinstance(value, str) and value else ""
+
+    head = ", ".join(v for v in (text("tier"), text("trial") or text("citation_key")) if v)
+    negative = negative_names(row.get("negative_trials"))
+    parts = [p for p in (head, text("status"), "negative: " + ", ".join(negative) if negative else "") if p]
+    return f"{row['therapy']} [{' | '.join(parts)}]" if parts else str(row["therapy"])
 
 
 def _therapy_row(entry: dict[str, Any], th: dict[str, Any]) -> dict[str, Any]:

@@ -35,7 +35,11 @@ def _table(data: AnnData | pd.DataFrame, key: str) -> pd.DataFrame:
 
 
 def _short_therapies(text: str, n: int = 2) -> str:
-    """The first ``n`` therapies as ``name [tier]`` (the kb's ``name (note) [tier, trial]`` items), ``+k`` more."""
+    """The first ``n`` therapies as ``name [tier]``, ``+k`` more.
+
+    The kb's items read ``name (note) [tier, trial | status | ...]``; a discontinued therapy is shown as
+    ``name [tier, discontinued]``.
+    """
     items = [t.strip() for t in str(text).split(";") if t.strip()]
     if not items:
         return "-"
@@ -43,7 +47,9 @@ def _short_therapies(text: str, n: int = 2) -> str:
     for item in items:
         name, _, evidence = item.partition(" [")
         name = re.sub(r"\s*\([^)]*\)", "", name).strip() or name.strip()
-        tier = evidence.split(",")[0].rstrip("]").strip()
+        tier = evidence.split("|")[0].split(",")[0].rstrip("]").strip()
+        if tier and "| discontinued" in evidence:
+            tier += ", discontinued"
         short.append(f"{name} [{tier}]" if tier else name)
     return ", ".join(short[:n]) + (f" +{len(short) - n}" if len(short) > n else "")
 

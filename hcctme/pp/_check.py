@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 from anndata import AnnData
 
 from hcctme import _validate
@@ -102,7 +101,7 @@ def check_input(adata: AnnData, *, layer: str | None = None, use_raw: bool | Non
     report: dict[str, Any] = {
         "matrix": which,
         "shape": tuple(int(s) for s in (X.shape if X is not None else (0, 0))),
-        "sparse": bool(X is not None and sp.issparse(X)),
+        "sparse": bool(X is not None and _validate.is_sparse(X)),
         "dtype": str(X.dtype) if X is not None else None,
         "kind": kind,
         "has_nan": bool(has_nan),

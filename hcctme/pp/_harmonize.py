@@ -73,8 +73,9 @@ def resolve_collisions(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, lis
     """Keep one name per symbol; the others become unmapped.
 
     The kept name is the one with the most direct route (current symbol, then alias, Ensembl id,
-    ortholog), then the first in order. Returns the updated table (route of the losers:
-    ``collision``) and ``{symbol: [all names that mapped to it, kept one first]}``.
+    ortholog; among mouse genes, by symbol or Ensembl id, the human gene's preferred mouse ortholog,
+    ``_genes.human_to_mouse``: Gzmb for GZMB, not Gzme), then the first in order. Returns the updated
+    table (route of the losers: ``collision``) and ``{symbol: [all names that mapped to it, kept one first]}``.
     """
     table = table.copy()
     mapped = table[table["symbol"].notna()]
@@ -83,14 +84,27 @@ def resolve_collisions(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, lis
     if not dup_mask.any():
         return table, collisions
     rank = mapped["route"].map({r: i for i, r in enumerate(ROUTES)})
-    ordered = mapped[dup_mask].assign(_rank=rank[dup_mask], _pos=np.arange(len(mapped))[dup_mask.to_numpy()])
-    ordered = ordered.sort_values(["symbol", "_rank", "_pos"], kind="mergesort")
+    other = [_genes.human_to_mouse().get(symbol) != _mouse_symbol(name, route)
+             for name, symbol, route in zip(mapped["name"], mapped["symbol"], mapped["route"], strict=True)]
+    ordered = mapped[dup_mask].assign(_rank=rank[dup_mask], _other=np.asarray(other)[dup_mask.to_numpy()],
+                                      _pos=np.arange(len(mapped))[dup_mask.to_numpy()])
+    ordered = ordered.sort_values(["symbol", "_rank", "_other", "_pos"], kind="mergesort")
     for symbol, block in ordered.groupby("symbol", sort=True):
         collisions[str(symbol)] = [str(n) for n in block["name"]]
         losers = block.index[1:]
         table.loc[losers, "symbol"] = np.nan
         table.loc[losers, "route"] = "collision"
     return table, collisions
+
+
+def _mouse_symbol(name: Any, route: str) -> str | None:
+    """The mouse gene a name stands for: a mouse symbol (route ``ortholog``) or a mouse Ensembl id; else None."""
+    name = name.strip() if isinstance(name, str) else None
+    if not name or route not in ("ortholog", "ensembl"):
+        return None
+    if route == "ortholog":
+        return name
+    return _genes.mouse_symbol_of_id().get(_genes.ensembl_base(name) or "")
 
 
 def _resolve_species(species: str, names: Sequence[Any]) -> tuple[str, dict[str, Any]]:

@@ -8,9 +8,11 @@ the methods written from the stored parameters. All results are read through :mo
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from anndata import AnnData
 
@@ -121,8 +123,8 @@ def _patients_section(ctx: _Context) -> str:
              f'<span id="cards-count">{len(order)} shown</span></div>')
     legend = _html.paragraph("Composition: fraction of the patient's cells of each state's cell context (blue) "
                              "against the cohort median (grey), states that differ most first. Axes: activity "
-                             "(mean z of the evidence kinds shown). Therapies: kb evidence tier and trial "
-                             "when known, else development status.", note=True)
+                             "(mean z of the evidence kinds shown). Therapies: kb evidence tier, supporting "
+                             "trial (or paper), development status and negative trials.", note=True)
     return tools + legend + f'<div class="cards">{cards}</div>'
 
 
@@ -148,7 +150,7 @@ def small_populations_note(small: dict[str, dict[str, int]]) -> str:
     if not small:
         return ""
     listed = "; ".join(f"{context} ({int(size['cells']):,} cells for {int(size['states'])} states, "
-                       f"{int(size['needed']):,} needed)" for context, size in small.items())
+                       f"{int(size['needed']):,} needed)" for context, size in sorted(small.items()))
     return _html.paragraph(f"Populations with fewer cells than the state calling's clusters need: {listed}. Which of "
                            "their states get seeds turns on how they are cut, so their calls are the mean of several "
                            "seedings' and fewer of their cells are called; read them with care.", note=True)
@@ -175,8 +177,8 @@ def _state_shares_note(shares: dict[str, dict[str, float]], lead: str, tail: str
     """``lead: context: STATE (share %), ...; ... tail`` as a note (``""`` without shares)."""
     if not shares:
         return ""
-    listed = "; ".join(f"{context}: " + ", ".join(f"{state} ({share:.0%})" for state, share in states.items())
-                       for context, states in shares.items())
+    listed = "; ".join(f"{context}: " + ", ".join(f"{state} ({share:.0%})" for state, share in sorted(states.items()))
+                       for context, states in sorted(shares.items()))
     return _html.paragraph(f"{lead}: {listed}. {tail}", note=True)
 
 
@@ -314,11 +316,27 @@ def _methods_section(ctx: _Context) -> str:
                             profile_tests=profile_tests,
                             crosstalk_differential=results.crosstalk(adata, differential=True) is not None)
     rows = [("hcctme version", __version__), ("signature library", library), ("knowledge base", kb_version)]
-    rows += [(f"config.{k}", str(v)) for k, v in results.run_config(adata).items()]
-    rows += [(f"skipped.{k}", str(v)) for k, v in results.skipped(adata).items()]
-    rows += [(f"time.{k} (s)", str(v)) for k, v in results.timings(adata).items()]
+    # keys in sorted order, as h5py stores them: the report of a run equals that of its hcctme.h5ad read back
+    rows += [(f"config.{k}", _sorted_text(v)) for k, v in sorted(results.run_config(adata).items())]
+    rows += [(f"skipped.{k}", _sorted_text(v)) for k, v in sorted(results.skipped(adata).items())]
+    rows += [(f"time.{k} (s)", _sorted_text(v)) for k, v in sorted(results.timings(adata).items())]
     return body + "<h3>Parameters and versions</h3>" + _html.table(
         pd.DataFrame(rows, columns=["parameter", "value"]), anchor="table-parameters", page_length=25)
+
+
+def _sorted_text(value: Any, *, nested: bool = False) -> str:
+    """``value`` as text, every mapping's keys sorted and arrays as lists.
+
+    The same text in memory and read back from h5ad (h5py stores keys sorted and lists as arrays).
+    """
+    if isinstance(value, Mapping):
+        items = sorted(value.items(), key=lambda kv: str(kv[0]))
+        return "{" + ", ".join(f"'{k}': {_sorted_text(v, nested=True)}" for k, v in items) + "}"
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_sorted_text(v, nested=True) for v in value) + "]"
+    return f"'{value}'" if nested and isinstance(value, str) else str(value)
 
 
 def build(adata: AnnData, path: str | Path | None = None, *, title: str = "hcctme resistance report") -> Path | str:

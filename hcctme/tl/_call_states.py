@@ -468,8 +468,9 @@ def call_states(
         the seedings of a population use ``random_state``, ``random_state + 1``, ... Another seed is another draw
         of the cuts, not another method: ``uns[key_added + "_params"]["self_train"]["seedings"]`` says how far
         one population's draws agree. The draws read each population's cells in the order of their names
-        (``obs_names``) and the genes by name among those the population detects: the same cells in another row
-        order, or with genes no cell expresses added, get the same calls (release 2.32).
+        (``obs_names``) and its genes in the order of their names: the same cells in another row order, with their
+        genes in another column order, or with genes no cell expresses added, get the same calls and confidences
+        (releases 2.32 and 2.34). Renaming the cells is another draw.
     layer, use_raw
         Expression read by ``self_train`` and the artefact rules: ``adata.layers[layer]``, ``adata.raw``
         (``use_raw=None`` follows scanpy, as :func:`hcctme.tl.score` does: ``.raw`` when present and no layer
@@ -755,20 +756,22 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mo
     temperatures: dict[str, float] = {}
     agreements: dict[str, dict[str, Any]] = {}
     carrying: dict[str, _Carrying] = {}
+    gene_rank = _order.rank(var_names)
     for context, ids in states.items():
         rows = _order.population(contexts, context, m["order"])
         if np.sum(result.artefact[rows] == "") < params.min_cells:
             continue
         draw = _PanelDraw(var_names, {s: genes[s] for s in ids}, {s: genes_down[s] for s in ids if genes_down.get(s)})
         clean = result.artefact[rows] == ""
-        expression, panel_x, kept = _population_expression(matrix, rows, params, samples, clean, draw.columns)
+        expression, panel_x, kept = _population_expression(matrix, rows, params, samples, clean, gene_rank,
+                                                           draw.columns)
         columns, positions, background, down = draw.drawn
         idx = rows[clean]
         carrying[context] = _carrying(expression, var_names[kept], m, context, rows, result.artefact[rows],
                                        samples)
         expression = expression[clean]  # computed first, so the self-training holds the clean cells' rows only
         panel = _specificity.build_panel(sp.csc_matrix(panel_x[clean]), positions, background, down,
-                                         expression_columns=_located(columns, kept))
+                                         expression_columns=_located(columns, kept, len(var_names)))
         z = result.z[ids].to_numpy(dtype=float)[idx]
         position = {s: j for j, s in enumerate(ids)}
         best = np.array([position[b] for b in result.best[idx]], dtype=int)
@@ -789,7 +792,7 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mo
                 out[context] = counts
     for entry in small.values():
         entry.setdefault("seedings", 0)  # not self-trained: the mixture's calls
-    carried = _carry_artefacts(matrix, result, m, samples, var_names, carrying, params)
+    carried = _carry_artefacts(matrix, result, m, samples, var_names, gene_rank, carrying, params)
     return {"seeds": out, "specificity": tests, "temperature": temperatures, "carried_artefacts": carried,
             "small_populations": small, "seedings": agreements}
 
@@ -826,12 +829,11 @@ def seeding_record(context: str, diagnostics: Mapping[str, Any]) -> dict[str, An
     return record
 
 
-def _located(columns: np.ndarray, kept: np.ndarray) -> np.ndarray:
-    """The column of each gene position of ``columns`` among the sorted positions ``kept``, or -1 where absent."""
-    if not kept.size:
-        return np.full(columns.size, -1)
-    at = np.minimum(np.searchsorted(kept, columns), kept.size - 1)
-    return np.where(kept[at] == columns, at, -1)
+def _located(columns: np.ndarray, kept: np.ndarray, n_genes: int) -> np.ndarray:
+    """The column of each gene position of ``columns`` among the positions ``kept`` (of ``n_genes``), or -1."""
+    where = np.full(n_genes, -1)
+    where[kept] = np.arange(kept.size)
+    return where[columns]
 
 
 def _excluded_genes(m: Mapping[str, Any], ids: Sequence[str]) -> set[str]:
@@ -855,23 +857,35 @@ class _PanelDraw:
 
 
 def _population_expression(matrix: Any, rows: np.ndarray, params: _params.SelfTrainParams, samples: np.ndarray,
-                           clean: np.ndarray, panel_of: Callable[[np.ndarray], np.ndarray] | None = None
+                           clean: np.ndarray, gene_rank: np.ndarray,
+                           panel_of: Callable[[np.ndarray], np.ndarray] | None = None
                            ) -> tuple[sp.csr_matrix, Any, np.ndarray]:
     """A population's log expression, its panel's columns and the gene positions kept (all, unless backed).
 
-    ``panel_of``: the panel's columns from each gene's detection in the population (boolean); None: no panel.
-    The rows come back in the order of ``rows``; a backed matrix is read in the file's order (consecutive rows are
-    read together) and its population's rows are put in that order in memory (a copy of the population's kept genes).
+    The kept genes' columns are in the order of their names (``gene_rank``: each gene position's rank among the
+    names): every ranking of genes in the self-training breaks its ties by name, and the principal components
+    read the same matrix, whatever the order of the AnnData's genes (release 2.34; before it confidences moved by
+    up to 0.0035 with the gene order). ``panel_of``: the panel's columns from each gene's detection in the
+    population (boolean per gene position); None: no panel. The rows come back in the order of ``rows``; a
+    backed matrix is read in the file's order (consecutive rows are read together) and its population's rows are
+    put in that order in memory (a copy of the population's kept genes).
     """
     if hasattr(matrix, "to_memory"):  # backed: read in chunks, the candidate variable genes (of the clean cells)
         stored = np.argsort(rows, kind="stable")  # read in the file's order (runs of rows), then put in ``rows``'
         expression, panel, kept = _expression.log_expression_chunked(
-            matrix, rows[stored], params, samples[rows[stored]], panel_columns=panel_of, ranked=clean[stored])
+            matrix, rows[stored], params, samples[rows[stored]], panel_columns=panel_of, ranked=clean[stored],
+            gene_rank=gene_rank)
         back = np.argsort(stored, kind="stable")
         return expression[back], (None if panel is None else panel[back]), kept
-    expression = _expression.log_expression(matrix[rows])
-    panel = None if panel_of is None else sp.csc_matrix(expression[:, panel_of(expression.getnnz(axis=0) > 0)])
-    return expression, panel, np.arange(matrix.shape[1])
+    expression = _expression.name_ordered(_expression.log_expression(_validate.rows_in_memory(matrix, rows)),
+                                          gene_rank)
+    kept = np.argsort(gene_rank, kind="stable")
+    if panel_of is None:
+        return expression, None, kept
+    detected = np.zeros(matrix.shape[1], dtype=bool)
+    detected[kept] = expression.getnnz(axis=0) > 0
+    panel = sp.csc_matrix(expression[:, _located(panel_of(detected), kept, matrix.shape[1])])
+    return expression, panel, kept
 
 
 @dataclass(frozen=True)
@@ -900,7 +914,8 @@ def _carrying(expression: sp.csr_matrix, genes: pd.Index, m: Mapping[str, Any], 
 
 
 def _carry_artefacts(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], samples: np.ndarray,
-                     var_names: pd.Index, carrying: Mapping[str, _Carrying], params: _params.SelfTrainParams
+                     var_names: pd.Index, gene_rank: np.ndarray, carrying: Mapping[str, _Carrying],
+                     params: _params.SelfTrainParams
                      ) -> dict[str, Any]:
     """Flag each population's cells on its carried artefact columns (in place); context -> column -> record.
 
@@ -920,7 +935,7 @@ def _carry_artefacts(matrix: Any, result: _model.Assignment, m: Mapping[str, Any
         expression, genes = population.expression, population.genes
         if not all(set(read.genes) <= set(genes) for read in reads.values()):
             clean = result.artefact[rows] == ""
-            expression, _, kept = _population_expression(matrix, rows, params, samples, clean)
+            expression, _, kept = _population_expression(matrix, rows, params, samples, clean, gene_rank)
             genes = var_names[kept]
         found = _carry.carry(expression, population.lists, result.artefact[rows], genes, samples[rows], reads)
         if found.record:

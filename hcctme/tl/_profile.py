@@ -125,30 +125,65 @@ def _kb_axes() -> pd.DataFrame:
                     bucket.update(_split_list(value))
         rows.append({"axis": str(axis), "name": name, "direction": direction,
                      "genes": list(dict.fromkeys(ligands + receptors)), "ligands": list(dict.fromkeys(ligands)),
-                     "receptors": list(dict.fromkeys(receptors)), "senders": senders, "receivers": receivers})
+                     "receptors": list(dict.fromkeys(receptors)), "senders": senders, "receivers": receivers,
+                     **_pair_contexts(group)})
     return pd.DataFrame(rows)
 
 
-def _kb_therapies(axis: str) -> str:
-    """The axis' therapies ranked by evidence tier, each with its tier and supporting trial or paper.
+def _pair_contexts(pairs: pd.DataFrame) -> dict[str, Any]:
+    """Each gene's contexts and each pair's (senders, receivers), from the axis's own kb pairs.
 
-    ``"atezolizumab + bevacizumab [I, IMbrave150]; ... ; anti-SPP1 blocking antibody [IV, Liu2023]"``:
-    :func:`hcctme.kb.therapies` is already sorted by tier; the supporting trial (or, without one, the
-    kb citation key listed in ``hcctme/kb/CITATIONS.md``) follows each name, so a reader can follow
-    every suggestion to its evidence and tier.
+    An axis's pairs can run between different cells (OSM_SAA: SAA1 from hepatocytes to FPR2 / TLR2 on neutrophils,
+    OSM from neutrophils to OSMR_IL6ST on CD8 T cells): a gene is read in the contexts of the pairs that hold it,
+    not in every context of the axis. A pair without a sender or receiver reads every cell (``"any"``).
+    """
+    def contexts(row: pd.Series, col: str) -> frozenset[str]:
+        return frozenset(_split_list(row[col]) if col in row.index else []) or frozenset({"any"})
+
+    per_gene: dict[str, dict[str, frozenset[str]]] = {"ligand_contexts": {}, "receptor_contexts": {}}
+    per_pair: list[tuple[frozenset[str], frozenset[str], frozenset[str], frozenset[str]]] = []
+    for _, row in pairs.iterrows():
+        sent, received = contexts(row, "sender"), contexts(row, "receiver")
+        subunits = []
+        for cols, key, where in ((("ligand", "ligand_complex"), "ligand_contexts", sent),
+                                 (("receptor", "receptor_complex"), "receptor_contexts", received)):
+            genes = _split_genes([row[c] for c in cols if c in row.index])
+            subunits.append(frozenset(genes))
+            for gene in genes:
+                per_gene[key][gene] = per_gene[key].get(gene, frozenset()) | where
+        if all(subunits):
+            per_pair.append((*subunits, sent, received))
+    return {**per_gene, "pair_contexts": per_pair}
+
+
+def _matched_pairs(pairs: list[tuple[frozenset[str], ...]], ligand: Any, receptor: Any
+                   ) -> list[tuple[frozenset[str], frozenset[str]]]:
+    """The (senders, receivers) of the kb pairs an interaction matches, as :func:`hcctme.kb.annotate` matches them.
+
+    By subunits in either notation (LIANA writes ``IL6ST_OSMR`` for the kb's ``OSMR_IL6ST``); the reversed
+    orientation is the caller's (``reverse``), so both orientations are looked up here.
+    """
+    lig, rec = set(_split_genes(ligand)), set(_split_genes(receptor))
+    return [(sent, received) for kb_lig, kb_rec, sent, received in pairs
+            if (kb_lig <= lig and kb_rec <= rec) or (kb_lig <= rec and kb_rec <= lig)]
+
+
+def _kb_therapies(axis: str) -> str:
+    """The axis' therapies ranked by evidence tier, each with its tier, evidence, status and negative trials.
+
+    ``"atezolizumab + bevacizumab [I, IMbrave150 | approved_hcc]; ... ; anti-SPP1 blocking antibody [IV, Liu2023 |
+    preclinical]"`` (:func:`hcctme.kb._axes.therapy_label`): :func:`hcctme.kb.therapies` is already sorted by tier;
+    the supporting trial (or, without one, the kb citation key listed in ``hcctme/kb/CITATIONS.md``) follows each
+    name, so a reader can follow every suggestion to its evidence, tier and development status.
     """
     from hcctme import kb
+    from hcctme.kb._axes import therapy_label
 
     try:
         table = kb.therapies(axis)
     except KeyError:
         return ""
-    items = []
-    for name, tier, trial, key in zip(table["therapy"], table["tier"], table["trial"], table["citation_key"],
-                                      strict=True):
-        source = trial if isinstance(trial, str) and trial else key
-        items.append(f"{name} [{tier}, {source}]")
-    return "; ".join(dict.fromkeys(items))
+    return "; ".join(dict.fromkeys(therapy_label(row) for _, row in table.iterrows()))
 
 
 def _signature_context(signature_id: str) -> str:
@@ -176,16 +211,19 @@ def _in_any(levels: pd.Index, contexts: set[str]) -> np.ndarray:
 def gene_roles(ax: pd.Series, *, density: bool = False) -> list[tuple[str, frozenset[str]]]:
     """An axis's genes, each with the kb contexts whose cells express it for the axis.
 
-    Ligand genes in the sender contexts (the markers of a tumour-intrinsic axis are held as ligands without a
-    receptor, its sender the tumour), receptor genes in the receiver contexts; every cell (``"any"``) for a
-    recruitment axis (``density``: more such cells is the signal). A gene in both roles keeps its first.
+    Ligand genes in the sender contexts of the kb pairs that hold them (the markers of a tumour-intrinsic axis
+    are held as ligands without a receptor, its sender the tumour), receptor genes in the receiver contexts of
+    theirs (:func:`_pair_contexts`); every cell (``"any"``) for a recruitment axis (``density``: more such cells
+    is the signal). A gene in both roles keeps its first.
     """
     if density:
         return [(g, frozenset({"any"})) for g in ax["genes"]]
     roles: dict[str, frozenset[str]] = {}
-    for genes, contexts in ((ax["ligands"], ax["senders"]), (ax["receptors"], ax["receivers"])):
+    for genes, role, contexts in ((ax["ligands"], "ligand_contexts", ax["senders"]),
+                                  (ax["receptors"], "receptor_contexts", ax["receivers"])):
+        own = ax.get(role) if isinstance(ax.get(role), dict) else {}
         for gene in genes:
-            roles.setdefault(gene, frozenset(contexts))
+            roles.setdefault(gene, frozenset(own.get(gene, contexts)))
     return list(roles.items())
 
 
@@ -425,14 +463,21 @@ def _crosstalk_per_sample(adata: AnnData, table: pd.DataFrame, sample_key: str, 
     frame = frame[frame["axis"].isin(set(axes["axis"]))]
     senders = dict(zip(axes["axis"], axes["senders"], strict=True)) if "senders" in axes.columns else {}
     receivers = dict(zip(axes["axis"], axes["receivers"], strict=True)) if "receivers" in axes.columns else {}
+    pairs = dict(zip(axes["axis"], axes["pair_contexts"], strict=True)) if "pair_contexts" in axes.columns else {}
+
+    def in_contexts(source: str | None, target: str | None, axis: str, ligand: Any, receptor: Any) -> bool:
+        """Whether the row runs between the contexts of a kb pair of the axis that it matches (else the axis's)."""
+        reverse = ligand is not None and kb_axes.reversed_only(ligand, receptor, axis)
+        routes = (_matched_pairs(pairs.get(axis, []), ligand, receptor) if ligand is not None else []) \
+            or [(senders[axis], receivers[axis])]
+        return any(_pair_in_contexts(source, target, *route, reverse=reverse) for route in routes)
     mapping: dict[str, str] = {}
     if {"source", "target"} <= set(table.columns) and senders and receivers:
         labels = set(table["source"].astype(str)) | set(table["target"].astype(str))
         mapping = _label_contexts(adata, labels | (set(groups["group"].astype(str)) if groups is not None else set()),
                                   groupby, context_key)
         if mapping:
-            keep = [_pair_in_contexts(mapping.get(src), mapping.get(tgt), senders[ax], receivers[ax],
-                                      reverse=lig is not None and kb_axes.reversed_only(lig, rec, ax))
+            keep = [in_contexts(mapping.get(src), mapping.get(tgt), ax, lig, rec)
                     for src, tgt, ax, lig, rec in zip(frame["source"], frame["target"], frame["axis"],
                                                       frame["ligand"], frame["receptor"], strict=True)]
             frame = frame[np.asarray(keep, dtype=bool)]
@@ -444,8 +489,9 @@ def _crosstalk_per_sample(adata: AnnData, table: pd.DataFrame, sample_key: str, 
             groups.assign(context=groups["group"].astype(str).map(mapping)).dropna(subset=["context"])
             .groupby(groups["sample"].astype(str).to_numpy())["context"].agg(set).to_dict())
     for axis in wide.columns[wide.notna().any().to_numpy()]:  # read somewhere: a sample without a row reads 0
-        present = [s in sampled and (not kept or _has_cells(kept.get(s, set()), senders.get(axis),
-                                                            receivers.get(axis)))
+        routes = [(sent, received) for *_, sent, received in pairs.get(axis, [])] \
+            or [(senders.get(axis), receivers.get(axis))]
+        present = [s in sampled and (not kept or any(_has_cells(kept.get(s, set()), *route) for route in routes))
                    for s in wide.index]
         wide.loc[np.asarray(present) & wide[axis].isna().to_numpy(), axis] = 0.0
     return wide, how
@@ -459,7 +505,7 @@ def _pair_in_contexts(source: str | None, target: str | None, senders: set[str],
 
 
 def _has_cells(contexts: set[str], senders: set[str] | None, receivers: set[str] | None) -> bool:
-    """Whether a sample's kept crosstalk groups hold one of the axis's sender and one of its receiver contexts."""
+    """Whether a sample's kept crosstalk groups hold one of a pair's sender and one of its receiver contexts."""
     return (any(_context_ok(c, senders or set()) for c in contexts)
             and any(_context_ok(c, receivers or set()) for c in contexts))
 
@@ -743,7 +789,8 @@ def resistance_profile(
         ``uns[key_added]``: one row per sample and axis: ``sample``, (``condition``), ``axis``,
         ``axis_name``, ``activity``, ``active``, ``n_evidence``, ``z_scores``, ``z_states``,
         ``z_crosstalk``, ``z_spatial``, ``source`` (where each evidence came from), ``therapies``
-        (kb), ``evidence`` (a readable summary). ``uns[key_added + "_evidence"]``: the long
+        (the kb's, ``name [tier, trial or paper | status | negative: trials]``, best tier first), ``evidence``
+        (a readable summary). ``uns[key_added + "_evidence"]``: the long
         evidence table; ``uns[key_added + "_summary"]``: the cohort summary (with a condition);
         ``uns[key_added + "_params"]``: tool, params, library_version, absent evidence kinds.
     copy

@@ -35,6 +35,14 @@ def log_expression(X) -> sp.csr_matrix:
     return _normalised(X, _holds_counts(X.data))
 
 
+def name_ordered(X: sp.csr_matrix, gene_rank: np.ndarray) -> sp.csr_matrix:
+    """``X`` (owned by the caller: its values are reordered in place) with column ``j`` the gene of name rank ``j``."""
+    out = sp.csr_matrix((X.data, gene_rank[X.indices], X.indptr), shape=X.shape)
+    out.has_sorted_indices = False
+    out.sort_indices()
+    return out
+
+
 def holds_counts(matrix: Any, rows: np.ndarray, *, chunk_size: int = Defaults.CHUNK_SIZE) -> bool:
     """Whether the first stored values of ``matrix[rows]`` (at most ``_COUNTS_PROBE``) are raw counts."""
     probe: list[np.ndarray] = []
@@ -85,7 +93,7 @@ def sample_codes(samples: np.ndarray | None, n: int) -> tuple[np.ndarray, int]:
 
 def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParams, samples: np.ndarray | None = None,
                            *, panel_columns: np.ndarray | Callable[[np.ndarray], np.ndarray] | None = None,
-                           ranked: np.ndarray | None = None,
+                           ranked: np.ndarray | None = None, gene_rank: np.ndarray | None = None,
                            chunk_size: int = Defaults.CHUNK_SIZE
                            ) -> tuple[sp.csr_matrix, sp.csc_matrix | None, np.ndarray]:
     """``log_expression(matrix[rows])`` restricted to the genes :func:`principal_components` can choose.
@@ -94,9 +102,10 @@ def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParam
     check on the first values, per-gene mean and variance, then the candidate genes' values), so
     memory is set by one chunk and the population's cells x candidate genes, not by all its genes.
     The candidates are the ``n_hvgs + STATE_SELFTRAIN_HVG_MARGIN`` genes of largest within-sample
-    variance (``samples``: each row's sample, as for principal_components; float64 sums), columns in
-    their original order, a superset of the genes principal_components then takes (it recomputes the
-    variances on these columns exactly as on the whole matrix). With ``panel_columns``, the same
+    variance (``samples``: each row's sample, as for principal_components; float64 sums; ties taken in the
+    order of ``gene_rank``, each gene's rank, by default its position), columns in that order, a superset of
+    the genes principal_components then takes (it recomputes the variances on these columns exactly as on
+    the whole matrix). With ``panel_columns``, the same
     pass also returns those columns, log-normalised over whole rows (the specificity test's genes;
     a function of each gene's detection in ``rows``, boolean, gives them from the first pass);
     otherwise the second value is None. The third value: the candidates' column positions in ``matrix``.
@@ -123,7 +132,9 @@ def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParam
         squares += np.asarray((sp.diags(w) @ X.multiply(X).astype(np.float64)).sum(axis=0)).ravel()
     size = np.maximum(np.bincount(codes, weights=weight, minlength=n_samples), 1).astype(float)
     var = (squares - (sums ** 2 / size[:, None]).sum(axis=0)) / max(weight.sum(), 1.0)
-    keep = np.sort(np.argsort(-var, kind="stable")[: params.n_hvgs + STATE_SELFTRAIN_HVG_MARGIN])
+    gene_rank = np.arange(matrix.shape[1]) if gene_rank is None else gene_rank
+    keep = np.lexsort((gene_rank, -var))[: params.n_hvgs + STATE_SELFTRAIN_HVG_MARGIN]
+    keep = keep[np.argsort(gene_rank[keep], kind="stable")]
     if callable(panel_columns):
         panel_columns = panel_columns(stored > 0)
     kept = _RowStack(len(rows), keep.size, int(stored[keep].sum()))
@@ -131,7 +142,9 @@ def log_expression_chunked(matrix: Any, rows: np.ndarray, params: SelfTrainParam
                                                          int(stored[panel_columns].sum()))
     for block in blocks():
         X = _normalised(block, counts)
-        kept.append(X[:, keep])
+        part = X[:, keep]
+        part.sort_indices()  # column selection keeps the stored order: sorted, the same matrix whatever the gene order
+        kept.append(part)
         if panel is not None:
             panel.append(X[:, panel_columns])
     return kept.matrix(), (None if panel is None else sp.csc_matrix(panel.matrix())), keep

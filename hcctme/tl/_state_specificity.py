@@ -103,7 +103,8 @@ def panel_columns(var_names: Any, signatures: dict[str, list[str]], n_background
     background is drawn from the other genes, taken in the order of their names, and only from those
     ``detected`` (boolean per gene) where it is given: the genes no cell of the population detects, and the
     order of the matrix's columns, do not change the draw (release 2.32; before it 24 of 600 simulated cells
-    changed call when 300 unexpressed genes were added).
+    changed call when 300 unexpressed genes were added). The columns and the background are listed in the
+    order of the genes' names, so that every ranking of the panel's genes breaks its ties by name (release 2.34).
     """
     names = list(map(str, var_names))
     position = {g: i for i, g in enumerate(names)}
@@ -114,10 +115,11 @@ def panel_columns(var_names: Any, signatures: dict[str, list[str]], n_background
     own, own_down = located(signatures), located(down or {})
     taken = {i for cols in (*own.values(), *own_down.values()) for i in cols}
     pool = np.array([i for i in range(len(names)) if i not in taken and (detected is None or detected[i])], dtype=int)
-    pool = pool[np.argsort(_order.rank(names)[pool], kind="stable")]
+    rank = _order.rank(names)
+    pool = pool[np.argsort(rank[pool], kind="stable")]
     rng = np.random.default_rng(random_state)
-    background = np.sort(rng.choice(pool, min(n_background, pool.size), replace=False)) if pool.size else pool
-    columns = np.array(sorted(taken | set(background.tolist())), dtype=int)
+    background = pool[np.sort(rng.choice(pool.size, min(n_background, pool.size), replace=False))]
+    columns = np.array(sorted(taken | set(background.tolist()), key=rank.__getitem__), dtype=int)
     where = {c: j for j, c in enumerate(columns)}
 
     def positions(cols_of: dict[str, list[int]]) -> dict[str, np.ndarray]:

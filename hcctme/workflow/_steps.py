@@ -290,6 +290,8 @@ def profile(smk) -> None:
     skipped.update(run_step(adata, _config(config), "profile"))
     adata.uns[Keys.RUN] = {"config": config_record(_config(config)), "skipped": skipped}
     _files.write_table(get.profile(adata), smk.output.table)
+    _files.write_table(_or_empty(get.profile, adata, summary=True), smk.output.summary)
+    _files.write_table(get.profile(adata, evidence=True), smk.output.evidence)
     _files.write_results_h5ad(adata, smk.output.h5ad)
 
 

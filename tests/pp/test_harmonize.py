@@ -89,10 +89,39 @@ def test_mouse_only_genes_are_not_mapped_onto_another_genes_human_ortholog():
     got = adata.var[Keys.SYMBOL]
     assert got.iloc[:4].isna().all(), got.tolist()
     assert got.iloc[4:].tolist() == ["LY6H", "RPL36"]
-    table = _genes.mouse_orthologs()
-    weak = table[table["source"].isin(["biomart_low", "hcop"])]
-    one_to_one = set(table.loc[table["source"] == "biomart_one2one", "human_symbol"])
-    assert not set(weak["human_symbol"]) & one_to_one
+    # a weak pair that many resources support stays: Agtr1a (Ensembl low confidence, 10 HCOP resources) beside Agtr1b
+    assert _genes.mouse_to_human()["Agtr1a"] == _genes.mouse_to_human()["Agtr1b"] == "AGTR1"
+
+
+def test_curated_orthologs_overrule_ensembls_export_and_name_ties():
+    """Sweep 59c: the table sent Cxcl1 to CXCL2 (and Cxcl3 to CXCL1), Hspa1b to HSPA1A, H3f3b to H3-3A, Kxd1 to
+    UBA52, Tmsb4x to TMSB4Y and Sp100 to SP140, and left Lyz2, Abcg2 and Cldn4 unmapped: the pairs HGNC or NCBI
+    curate now come first, and among equal candidates the human gene of the mouse gene's name."""
+    table = _genes.mouse_to_human()
+    expected = {"Cxcl1": "CXCL1", "Cxcl2": "CXCL2", "Cxcl3": "CXCL3", "Hspa1b": "HSPA1B", "Hspa1a": "HSPA1A",
+                "H3f3a": "H3-3A", "H3f3b": "H3-3B", "Kxd1": "KXD1", "Lhb": "LHB", "Tmsb4x": "TMSB4X",
+                "Sp100": "SP100", "Set": "SET", "Ifitm2": "IFITM2", "Fpr2": "FPR2", "Lyz2": "LYZ", "Abcg2": "ABCG2",
+                "Cldn4": "CLDN4", "Cxadr": "CXADR", "Cyp21a1": "CYP21A2", "Agtr1a": "AGTR1", "Agtr1b": "AGTR1"}
+    assert {m: table.get(m) for m in expected} == expected
+    assert _genes.human_to_mouse()["GZMB"] == "Gzmb" and _genes.human_to_mouse()["CXCL1"] == "Cxcl1"
+
+
+@pytest.mark.parametrize("names", [["Gzme", "Gzmb", "Cxcl1"], ["Cxcl1", "Gzmb", "Gzme"]])
+def test_a_collision_keeps_the_human_genes_own_mouse_ortholog_in_any_order(names):
+    """Gzme's curated pair is GZMB too; Gzmb keeps GZMB whichever column comes first (the first column won)."""
+    adata = make(names)
+    ht.pp.harmonize_genes(adata, species="mouse")
+    got = dict(zip(names, adata.var[Keys.SYMBOL], strict=True))
+    assert got["Gzmb"] == "GZMB" and pd.isna(got["Gzme"]) and got["Cxcl1"] == "CXCL1"
+    assert adata.uns[Keys.SYMBOL]["collisions"]["GZMB"][0] == "Gzmb"
+
+
+@pytest.mark.parametrize("names", [["ENSMUSG00000022156", "ENSMUSG00000015437"], [" Gzme", " Gzmb"]])
+def test_a_collision_of_mouse_ensembl_ids_or_padded_symbols_keeps_the_preferred_ortholog(names):
+    """Review of sweep 59c: Gzme's Ensembl id (first) kept GZMB over Gzmb's, and padded symbols were not matched."""
+    adata = make(names)
+    ht.pp.harmonize_genes(adata, species="mouse")
+    assert pd.isna(adata.var[Keys.SYMBOL].iloc[0]) and adata.var[Keys.SYMBOL].iloc[1] == "GZMB"
 
 
 def test_loricrin_previous_symbol():

@@ -10,6 +10,7 @@ from anndata import AnnData
 
 from hcctme._constants import Keys
 from hcctme.report import _build, _cards, _figures, _html, _results, _summary
+from hcctme.tl import _profile
 
 
 def _compare_row(**kw):
@@ -112,9 +113,21 @@ def test_barrier_sentence_counts_patients_per_condition():
 def test_therapy_label_shows_tier_and_trial_and_falls_back_to_status():
     with_tier = pd.Series({"therapy": "atezolizumab + bevacizumab", "tier": "I", "trial": "IMbrave150",
                            "status": "approved_hcc"})
-    assert _cards.therapy_label(with_tier) == "atezolizumab + bevacizumab [I, IMbrave150]"
+    assert _cards.therapy_label(with_tier) == "atezolizumab + bevacizumab [I, IMbrave150 | approved_hcc]"
     assert _cards.therapy_label(with_tier.drop(["tier", "trial"])) == "atezolizumab + bevacizumab (approved_hcc)"
     assert _cards.therapy_label(pd.Series({"therapy": "x", "tier": "III", "trial": None})) == "x [III]"
+
+
+def test_therapies_carry_their_status_and_negative_trials():
+    """Sweep 59a: the kb's discontinued tivantinib (METIV-HCC and JET-HCC negative) was listed as a plain suggestion."""
+    from hcctme import kb
+
+    row = kb.therapies("HGF_MET").set_index("therapy").loc["tivantinib"].copy()
+    row["therapy"] = "tivantinib"
+    label = _cards.therapy_label(row)
+    assert label.startswith("tivantinib [III, ") and label.endswith("| discontinued | negative: METIV-HCC, JET-HCC]")
+    profile_text = _profile._kb_therapies("HGF_MET")
+    assert label in profile_text.split("; ")
 
 
 def test_state_fractions_are_within_each_states_context():
@@ -123,7 +136,17 @@ def test_state_fractions_are_within_each_states_context():
     samples = pd.Series(["A"] * 7 + ["B"])
     fractions = _cards.state_fractions(states, samples, contexts, unassigned="unassigned")
     assert fractions.loc["A"].to_dict() == {"TAM1": 0.25, "TAM2": 0.5, "TEX": 2 / 3}
-    assert fractions.loc["B"].to_dict() == {"TAM1": 0.0, "TAM2": 1.0, "TEX": 0.0}
+    assert fractions.loc["B", ["TAM1", "TAM2"]].to_dict() == {"TAM1": 0.0, "TAM2": 1.0}
+    assert np.isnan(fractions.loc["B", "TEX"])  # B has no CD8 T cells: not measured, not 0
+
+
+def test_card_composition_names_states_of_populations_the_patient_lacks():
+    fractions = pd.DataFrame({"TAM2": [0.5, 1.0], "TEX": [2 / 3, np.nan]}, index=["A", "B"])
+    text = _cards.card("B", condition="resistor", n_cells=1, fractions=fractions, cohort=fractions.median(),
+                       profile_rows=None, tib=None, therapies=pd.DataFrame(columns=["axis", "therapy"]),
+                       alpha=0.05, max_states=8)
+    assert "<td>TAM2</td>" in text and "<td>TEX</td>" not in text and "0.00" not in text
+    assert "Not measured (no cells of their population in this patient): TEX." in text
 
 
 def test_card_lists_active_axes_then_barrier_then_tiered_therapies():
@@ -140,7 +163,7 @@ def test_card_lists_active_axes_then_barrier_then_tiered_therapies():
     assert text.index("Active resistance axes") < text.index("Spatial barrier") < text.index("Therapies linked")
     assert "barrier present: TIB score 3.10 (p 0.01), T-cell exclusion 0.40." in text
     assert "states z=1.40" in text and "spatial z=2.00" in text and "crosstalk z=" not in text
-    assert "<td>anti-SPP1 [III]</td>" in text and "atezolizumab" not in text  # PD1 is not active
+    assert "<td>anti-SPP1 [III | preclinical]</td>" in text and "atezolizumab" not in text  # PD1 is not active
 
 
 def test_table_embeds_escaped_rows_as_json_and_names_the_full_file():
@@ -246,3 +269,26 @@ def test_the_comparison_title_is_the_stored_contrast_and_no_file_is_named_withou
     ctx = _build._Context(adata, None)
     assert "beside this report" not in ctx.table(table, "compare_scores")
     assert "compare_scores.tsv beside this report" in _build._Context(adata, tmp_path).table(table, "compare_scores")
+
+
+def test_notes_and_parameters_list_their_entries_in_sorted_order():
+    """Sweep 59a: h5py stores dict keys sorted, so a report built from the hcctme.h5ad a run wrote listed the
+    populations, states and config in another order than the report the run wrote from memory."""
+    small = {"neutrophil": {"cells": 80, "states": 2, "needed": 160}, "cd8_t": {"cells": 90, "states": 4,
+                                                                                  "needed": 240}}
+    assert _build.small_populations_note(small) == _build.small_populations_note(dict(sorted(small.items())))
+    assert _build.small_populations_note(small).index("cd8_t") < _build.small_populations_note(small).index("neutro")
+    shares = {"macrophage": {"TAM3": 0.2, "TAM1": 0.4}}
+    assert "macrophage: TAM1 (40%), TAM3 (20%)" in _build.unstable_states_note(shares)
+    value = {"b": ["x", "y"], "a": {"d": 1, "c": "z"}}
+    round_trip = {"a": {"c": "z", "d": 1}, "b": np.array(["x", "y"])}
+    assert _build._sorted_text(value) == _build._sorted_text(round_trip) == "{'a': {'c': 'z', 'd': 1}, 'b': ['x', 'y']}"
+    assert _build._sorted_text("patient") == "patient"
+
+
+def test_profile_heatmap_hover_says_whether_the_axis_is_active_and_its_evidence_count():
+    profile = pd.DataFrame({"sample": ["P1", "P2"], "axis": ["TIB", "TIB"], "activity": [1.2, -0.3],
+                            "active": [True, False], "n_evidence": [3, 2]})
+    trace = _figures.profile_heatmap(profile).data[0]
+    assert trace.customdata.tolist() == [[["active", 3], ["not active", 2]]]
+    assert "%{customdata[0]}" in trace.hovertemplate and "%{customdata[1]}" in trace.hovertemplate

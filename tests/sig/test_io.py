@@ -479,7 +479,7 @@ def test_mouse_ortholog_table():
     assert list(table.columns) == ["mouse_symbol", "mouse_ensembl_id", "human_symbol", "source"]
     assert table["mouse_ensembl_id"].is_unique  # one preferred ortholog per mouse gene
     assert table["mouse_ensembl_id"].str.match(r"^ENSMUSG\d{11}$").all()
-    assert set(table["source"]) <= {"biomart_one2one", "biomart_high", "biomart_low", "hcop"}
+    assert set(table["source"]) <= {"hcop_curated", "biomart_one2one", "biomart_high", "biomart_low", "hcop"}
     assert set(table["human_symbol"]) <= known()
     assert _genes.mouse_to_human()["Cd8a"] == "CD8A"
     assert _genes.human_to_mouse()["CD8A"] == "Cd8a"

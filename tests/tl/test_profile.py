@@ -322,3 +322,19 @@ def test_threshold_and_cohort_size_are_checked(full):
     one = full[full.obs["patient"] == full.obs["patient"].cat.categories[0]].copy()
     with pytest.raises(ht.tl.TooFewCellsError, match="needs at least 2 samples"):
         ht.tl.resistance_profile(one, sample_key="patient")
+
+
+def test_genes_are_read_in_the_contexts_of_their_own_kb_pairs():
+    """Sweep 59a: OSM_SAA's pairs run hepatocyte -> neutrophil (SAA1 -> FPR2 / TLR2) and neutrophil -> CD8 T cell
+    (OSM -> OSMR_IL6ST); pooling the axis's senders and receivers read FPR2 in CD8 T cells and OSM in hepatocytes."""
+    from hcctme.tl import _profile
+
+    axes = _profile._kb_axes().set_index("axis")
+    roles = dict(_profile.gene_roles(axes.loc["OSM_SAA"]))
+    assert roles == {"SAA1": {"hepatocyte"}, "OSM": {"neutrophil"}, "FPR2": {"neutrophil"}, "TLR2": {"neutrophil"},
+                     "OSMR": {"cd8_t"}, "IL6ST": {"cd8_t"}}
+    pairs = axes.loc["OSM_SAA", "pair_contexts"]
+    # LIANA's notation orders a complex's subunits otherwise (IL6ST_OSMR): pairs match by subunits, either way round
+    assert _profile._matched_pairs(pairs, "OSM", "IL6ST_OSMR") == [({"neutrophil"}, {"cd8_t"})]
+    assert _profile._matched_pairs(pairs, "FPR2", "SAA1") == [({"hepatocyte"}, {"neutrophil"})]
+    assert _profile._matched_pairs(pairs, "OSM", "LIFR") == []

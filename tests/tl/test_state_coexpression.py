@@ -149,6 +149,8 @@ def test_call_states_finds_a_state_no_cluster_seeds_through_the_route():
 def test_panel_columns_are_located_in_the_kept_genes_of_a_backed_read():
     from hcctme.tl._call_states import _located
 
-    np.testing.assert_array_equal(_located(np.array([2, 5, 7, 10]), np.array([1, 2, 7, 9])), [1, -1, 2, -1])
-    np.testing.assert_array_equal(_located(np.array([0, 3]), np.arange(5)), [0, 3])  # in memory: every gene kept
-    np.testing.assert_array_equal(_located(np.array([4]), np.array([], dtype=int)), [-1])
+    np.testing.assert_array_equal(_located(np.array([2, 5, 7, 10]), np.array([1, 2, 7, 9]), 11), [1, -1, 2, -1])
+    np.testing.assert_array_equal(_located(np.array([0, 3]), np.arange(5), 5), [0, 3])  # in memory: every gene kept
+    np.testing.assert_array_equal(_located(np.array([4]), np.array([], dtype=int), 5), [-1])
+    # the kept genes in the order of their names, not of their positions (release 2.34)
+    np.testing.assert_array_equal(_located(np.array([2, 0, 4]), np.array([4, 0, 2, 1]), 5), [2, 1, 0])

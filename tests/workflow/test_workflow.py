@@ -37,6 +37,9 @@ def test_workflow_runs_end_to_end(tmp_path: Path):
     assert per_sample.columns[0] == "sample"  # as `hcctme run` writes it (an unnamed row-number column before)
     profile = pd.read_csv(results / "resistance_profile.tsv", sep="\t")
     assert {"axis", "activity", "active"} <= set(profile.columns)
+    summary = pd.read_csv(results / "resistance_profile_summary.tsv", sep="\t")
+    assert {"axis", "pvalue", "padj"} <= set(summary.columns) and len(summary) > 0
+    assert len(pd.read_csv(results / "resistance_profile_evidence.tsv", sep="\t")) > 0
     composition = pd.read_csv(results / "compare_composition.tsv", sep="\t")
     assert composition["pvalue"].between(0, 1).all()
     assert not list(results.glob("**/*.part"))

@@ -18,6 +18,8 @@ rule profile:
     output:
         h5ad=f"{OUT}/hcctme.h5ad",
         table=f"{OUT}/resistance_profile.tsv",
+        summary=f"{OUT}/resistance_profile_summary.tsv",
+        evidence=f"{OUT}/resistance_profile_evidence.tsv",
     params:
         config=config,
     script:
