@@ -157,15 +157,21 @@ def _pair_contexts(pairs: pd.DataFrame) -> dict[str, Any]:
 
 
 def _matched_pairs(pairs: list[tuple[frozenset[str], ...]], ligand: Any, receptor: Any
-                   ) -> list[tuple[frozenset[str], frozenset[str]]]:
-    """The (senders, receivers) of the kb pairs an interaction matches, as :func:`hcctme.kb.annotate` matches them.
+                   ) -> list[tuple[frozenset[str], frozenset[str], bool]]:
+    """(senders, receivers, reversed) of each kb pair an interaction matches, as :func:`hcctme.kb.annotate` does.
 
-    By subunits in either notation (LIANA writes ``IL6ST_OSMR`` for the kb's ``OSMR_IL6ST``); the reversed
-    orientation is the caller's (``reverse``), so both orientations are looked up here.
+    By subunits, so in either notation of a complex (LIANA writes ``IL6ST_OSMR`` for the kb's ``OSMR_IL6ST``), and
+    in either orientation (``reversed``: the interaction's ligand is the pair's receptor, LIANA's ``TIGIT -> PVR``
+    for the kb's PVR -> TIGIT; its source is then the pair's receiver).
     """
     lig, rec = set(_split_genes(ligand)), set(_split_genes(receptor))
-    return [(sent, received) for kb_lig, kb_rec, sent, received in pairs
-            if (kb_lig <= lig and kb_rec <= rec) or (kb_lig <= rec and kb_rec <= lig)]
+    out = []
+    for kb_lig, kb_rec, sent, received in pairs:
+        if kb_lig <= lig and kb_rec <= rec:
+            out.append((sent, received, False))
+        elif kb_lig <= rec and kb_rec <= lig:
+            out.append((sent, received, True))
+    return out
 
 
 def _kb_therapies(axis: str) -> str:
@@ -467,10 +473,12 @@ def _crosstalk_per_sample(adata: AnnData, table: pd.DataFrame, sample_key: str, 
 
     def in_contexts(source: str | None, target: str | None, axis: str, ligand: Any, receptor: Any) -> bool:
         """Whether the row runs between the contexts of a kb pair of the axis that it matches (else the axis's)."""
-        reverse = ligand is not None and kb_axes.reversed_only(ligand, receptor, axis)
-        routes = (_matched_pairs(pairs.get(axis, []), ligand, receptor) if ligand is not None else []) \
-            or [(senders[axis], receivers[axis])]
-        return any(_pair_in_contexts(source, target, *route, reverse=reverse) for route in routes)
+        routes = _matched_pairs(pairs.get(axis, []), ligand, receptor) if ligand is not None else []
+        if not routes:
+            reverse = ligand is not None and kb_axes.reversed_only(ligand, receptor, axis)
+            routes = [(senders[axis], receivers[axis], reverse)]
+        return any(_pair_in_contexts(source, target, sent, received, reverse=reverse)
+                   for sent, received, reverse in routes)
     mapping: dict[str, str] = {}
     if {"source", "target"} <= set(table.columns) and senders and receivers:
         labels = set(table["source"].astype(str)) | set(table["target"].astype(str))

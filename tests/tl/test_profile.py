@@ -335,6 +335,6 @@ def test_genes_are_read_in_the_contexts_of_their_own_kb_pairs():
                      "OSMR": {"cd8_t"}, "IL6ST": {"cd8_t"}}
     pairs = axes.loc["OSM_SAA", "pair_contexts"]
     # LIANA's notation orders a complex's subunits otherwise (IL6ST_OSMR): pairs match by subunits, either way round
-    assert _profile._matched_pairs(pairs, "OSM", "IL6ST_OSMR") == [({"neutrophil"}, {"cd8_t"})]
-    assert _profile._matched_pairs(pairs, "FPR2", "SAA1") == [({"hepatocyte"}, {"neutrophil"})]
+    assert _profile._matched_pairs(pairs, "OSM", "IL6ST_OSMR") == [({"neutrophil"}, {"cd8_t"}, False)]
+    assert _profile._matched_pairs(pairs, "FPR2", "SAA1") == [({"hepatocyte"}, {"neutrophil"}, True)]  # reversed
     assert _profile._matched_pairs(pairs, "OSM", "LIFR") == []
