@@ -297,6 +297,8 @@ CASES.update({
     "score-key_added_empty": Case("score", lambda a: tl.score(a, key_added=""), same, TypeError, "key_added"),
     "score-copy_type": Case("score", lambda a: tl.score(a, copy="yes"), same, TypeError, "copy"),
     # ---- tl.call_states -------------------------------------------------------------------------
+    "call_states-duplicated_genes": Case("call_states", VALID["call_states"], dup_vars, ValueError,
+                                         "var_names_make_unique"),
     "call_states-no_scores": Case("call_states", VALID["call_states"], no_scores, KeyError, "tl.score"),
     "call_states-scores_not_frame": Case("call_states", VALID["call_states"], array_scores, TypeError,
                                          "not a DataFrame"),
@@ -464,6 +466,8 @@ CASES.update({
     "tib-spots_without_scores": Case("tib", lambda a: tl.tib(a, sample_key="patient", mode="spots", n_perms=0),
                                      no_scores, KeyError, "tl.score"),
     # ---- tl.resistance_profile ------------------------------------------------------------------
+    "profile-duplicated_genes": Case("resistance_profile", VALID["resistance_profile"], dup_vars, ValueError,
+                                     "var_names_make_unique"),
     "profile-no_scores": Case("resistance_profile", VALID["resistance_profile"], no_scores, KeyError, "tl.score"),
     "profile-unknown_axis": Case("resistance_profile",
                                  lambda a: tl.resistance_profile(a, sample_key="patient", axes=["NO_SUCH_AXIS"]),
