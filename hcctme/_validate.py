@@ -296,7 +296,11 @@ def positive_int(value: Any, *, name: str, allow_none: bool = False, minimum: in
 
 
 def random_state(value: Any, *, name: str = "random_state", allow_none: bool = False) -> int | None:
-    """Check a seed: a non-negative integer (or None when ``allow_none``), as numpy's generators take."""
+    """Check a seed: an integer in [0, 2**32), or None when ``allow_none``.
+
+    The range numpy's ``RandomState``, scanpy and scikit-learn take (the mean score draws its control genes as
+    scanpy does; call_states' k-means runs through scikit-learn).
+    """
     if value is None and allow_none:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -304,8 +308,9 @@ def random_state(value: Any, *, name: str = "random_state", allow_none: bool = F
         raise TypeError(f"{name} must be {kind}, got {type(value).__name__} ({value!r})")
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
-    if value >= 2**63:  # the tools record it in uns; h5ad stores it as a 64-bit integer
-        raise ValueError(f"{name} must be < 2**63 (stored in h5ad as a 64-bit integer), got {value}")
+    if value >= 2**32:
+        raise ValueError(f"{name} must be < 2**32 (numpy's RandomState, scanpy and scikit-learn take no larger "
+                         f"seed), got {value}")
     return int(value)
 
 
@@ -603,6 +608,11 @@ def matrix_kind(X: Any, *, n_rows: int | None = None, check_finite: bool = True)
     if not np.issubdtype(np.dtype(X.dtype), np.number) or np.dtype(X.dtype) == np.bool_:
         raise TypeError(f"the expression matrix has dtype {X.dtype}; expected numbers")
     return _kind(_values(_row_sample(X, n_rows)), check_finite=check_finite)
+
+
+def kind_of_values(values: np.ndarray) -> MatrixKind:
+    """:func:`matrix_kind`'s rule applied to every one of ``values`` (NaN or infinite values are refused)."""
+    return _kind(np.asarray(values))
 
 
 def _kind(values: np.ndarray, *, check_finite: bool = True) -> MatrixKind:

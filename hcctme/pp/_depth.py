@@ -15,11 +15,20 @@ from hcctme._logging import logger
 from hcctme.pp import _thinning
 
 
-def row_totals(X: Any, *, chunk_size: int = Defaults.CHUNK_SIZE) -> np.ndarray:
-    """Sum of every row (counts per cell), read ``chunk_size`` rows at a time (in memory, backed or dask)."""
+def row_totals(X: Any, *, chunk_size: int = Defaults.CHUNK_SIZE, not_counts: str | None = None) -> np.ndarray:
+    """Sum of every row (counts per cell), read ``chunk_size`` rows at a time (in memory, backed or dask).
+
+    ``not_counts``: the message of the ValueError raised when a value is not a non-negative integer (every
+    block is checked, not a sample of rows: the counts are then thinned and would be rounded silently).
+    """
     totals = np.zeros(X.shape[0])
     for start, stop, block in _validate.row_blocks(X, chunk_size=chunk_size):
-        totals[start:stop] = np.asarray(sp.csr_matrix(block).sum(axis=1, dtype=np.float64)).ravel()
+        block = sp.csr_matrix(block)
+        if not_counts is not None and _validate.kind_of_values(block.data) != "counts":
+            first = np.flatnonzero((block.data < 0) | (block.data != np.round(block.data)))[0]
+            row = start + int(np.searchsorted(block.indptr, first, side="right")) - 1
+            raise ValueError(f"{not_counts} (row {row} holds {block.data[first]:g})")
+        totals[start:stop] = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
     return totals
 
 
@@ -81,14 +90,14 @@ def equalize_depth(
     if counts_layer not in adata.layers:
         raise KeyError(f"adata.layers has no {counts_layer!r}; pass counts_layer= naming the layer of raw counts "
                        f"(layers: {list(adata.layers)})")
-    if _validate.matrix_kind(adata.layers[counts_layer]) != "counts":
-        raise ValueError(f"layers[{counts_layer!r}] does not hold raw integer counts; pass the layer of raw counts")
     key_added = _validate.key_added(key_added, adata=adata, slots=("layers",), reads=(counts_layer,),
                                     tool="hcctme.pp.equalize_depth")
     random_state = _validate.random_state(random_state)
     copy = _validate.copy_flag(copy, adata=adata, tool="hcctme.pp.equalize_depth", writes="layers and uns")
     samples = _validate.categorical_levels(adata, sample_key, purpose="sample_key").to_numpy()
-    medians = pd.Series(row_totals(adata.layers[counts_layer])).groupby(samples).median()
+    totals = row_totals(adata.layers[counts_layer], not_counts=f"layers[{counts_layer!r}] does not hold raw integer "
+                        "counts; pass counts_layer= naming the layer of raw counts")
+    medians = pd.Series(totals).groupby(samples).median()
     target, fractions = kept_fractions(medians)
     thinning = _thinning.Thinning.named(fractions.reindex(samples).to_numpy(dtype=float), adata.obs_names,
                                         adata.var_names, seed=random_state)

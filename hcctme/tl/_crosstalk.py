@@ -145,10 +145,9 @@ def _depth_fractions(adata: AnnData, counts_layer: str | None, cells: dict[str, 
                        "depth is not equalised across samples before the differential test", counts_layer)
         return None
     counts = adata.layers[counts_layer]
-    if _validate.matrix_kind(counts) != "counts":
-        raise ValueError(f"crosstalk: layers[{counts_layer!r}] does not hold raw integer counts; pass the layer of "
-                         "raw counts as counts_layer, or counts_layer=None to skip depth equalisation")
-    totals = _depth.row_totals(counts, chunk_size=chunk_size)
+    totals = _depth.row_totals(counts, chunk_size=chunk_size, not_counts=(
+        f"crosstalk: layers[{counts_layer!r}] does not hold raw integer counts; pass the layer of raw counts as "
+        "counts_layer, or counts_layer=None to skip depth equalisation"))
     _, fractions = _depth.kept_fractions(pd.Series({sample: np.median(totals[idx]) for sample, idx in cells.items()}))
     return _Depth(counts, fractions.to_dict(), var_names)
 

@@ -5,6 +5,10 @@ scoring the whole matrix provided decoupler keeps every gene: ``empty=False`` (w
 ``empty=True`` decoupler drops the genes that are zero in the block, which changes AUCell's
 ``n_up`` and ULM's regression from block to block). decoupler's ``bsize`` sets how many rows ULM
 densifies at once; it is bounded here to about 256 MB of float64.
+
+AUCell ranks each cell's genes with ordinal ranks: tied values (every zero) are ranked by column position.
+The genes are handed to decoupler in the order of their names, so the scores do not depend on the data's
+gene order (they equal decoupler's on the matrix with its columns sorted by name).
 """
 
 from __future__ import annotations
@@ -49,13 +53,15 @@ def score_block(block, *, method: str, net: pd.DataFrame, ids: list[str], var_na
         return np.zeros((0, len(ids)), dtype=np.float32)
     block = sp.csr_matrix(block) if sp.issparse(block) else np.asarray(block)
     out = np.zeros((n_rows, len(ids)), dtype=np.float32)
-    # a cell with one value in every gene (no counts: an empty droplet) has no regression to fit: ULM's t is NaN
-    # there and decoupler's p-value correction fails; it scores 0 (no evidence either way), as UCell scores it
-    varies = _varying_rows(block) if method == "ulm" else np.ones(n_rows, dtype=bool)
+    # a cell with one value in every gene (no counts: an empty droplet) has no regression to fit (ULM's t is NaN
+    # there and decoupler's p-value correction fails) and nothing to recover (AUCell would rank its ties by column
+    # position); it scores 0 (no evidence either way), as UCell scores it
+    varies = _varying_rows(block)
     if not varies.any():
         return out
-    tmp = AnnData(X=block[varies], obs=pd.DataFrame(index=pd.RangeIndex(int(varies.sum())).astype(str)),
-                  var=pd.DataFrame(index=var_names))
+    by_name = np.argsort(np.asarray(var_names, dtype=str), kind="stable") if method == "aucell" else slice(None)
+    tmp = AnnData(X=block[varies][:, by_name], obs=pd.DataFrame(index=pd.RangeIndex(int(varies.sum())).astype(str)),
+                  var=pd.DataFrame(index=var_names[by_name]))
     func = getattr(dc.mt, method)
     func(tmp, net, tmin=tmin, empty=False, bsize=bsize, verbose=False)
     frame = tmp.obsm[f"score_{method}"]

@@ -80,7 +80,9 @@ def score(
         control genes, ``ctrl_size=50``, ``n_bins=25``), equal to scanpy's result for the same
         ``random_state``; signed signatures score ``score(up) - score(down)``.
         ``"aucell"`` / ``"ulm"``: :func:`decoupler.mt.aucell` / :func:`decoupler.mt.ulm`
-        (AUCell scores ``genes_up``; ULM uses signed weights).
+        (AUCell scores ``genes_up``, reading the genes in the order of their names, so its ordinal ranks of
+        tied values do not depend on the data's gene order; ULM uses signed weights). A cell with the same
+        value in every gene (no counts) scores 0 under both.
     layer
         Score ``adata.layers[layer]`` instead of ``X``.
     use_raw

@@ -43,7 +43,8 @@ def clusters(pcs: np.ndarray, n_states: int, params: SelfTrainParams) -> np.ndar
     from sklearn.cluster import KMeans
 
     n_clusters = int(min(_wanted_clusters(n_states, params), max(pcs.shape[0] // params.cluster_cells, 2)))
-    return KMeans(n_clusters=n_clusters, n_init=3, random_state=params.random_state).fit_predict(pcs)
+    seed = params.random_state % 2**32  # a population's seedings add their index to the user's seed
+    return KMeans(n_clusters=n_clusters, n_init=3, random_state=seed).fit_predict(pcs)
 
 
 def _wanted_clusters(n_states: int, params: SelfTrainParams) -> int:

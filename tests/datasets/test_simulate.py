@@ -325,7 +325,7 @@ def test_bigger_effect_gives_bigger_shift():
     (dict(n_genes=0), ValueError, "n_genes"),
     (dict(random_state=-1), ValueError, "random_state"),
     (dict(random_state=1.5), TypeError, "random_state"),
-    (dict(random_state=2**64), ValueError, r"random_state must be < 2\*\*63"),
+    (dict(random_state=2**32), ValueError, r"random_state must be < 2\*\*32"),
     (dict(random_state=5, seed=7), ValueError, "disagree"),
     (dict(noise=0), ValueError, r"noise must be in \[0.1, 10.0\]"),
     (dict(noise=0.001), ValueError, "noise must be in"),

@@ -119,3 +119,15 @@ def test_a_gene_set_passed_as_artefact_is_not_listed_as_ignored(scored):
     ht.tl.call_states(adata, cell_type_key="cell_type", artefacts=["MY_STRESS"], self_train=False)
     record = adata.uns["hcctme_state_params"]
     assert "MY_STRESS" in record["artefacts_used"] and record["ignored_signatures"] == ["MY_OTHER"]
+
+
+def test_the_largest_seed_runs_and_a_larger_one_is_refused(scored):
+    """The seed check took seeds up to 2**63 while scikit-learn's k-means and scanpy's control-gene draw take them
+    below 2**32 (tl.score(method="mean", random_state=2**40) failed inside numpy's mt19937); a population's seedings
+    add their index to the seed, wrapped below 2**32 for k-means."""
+    out = _call(scored, random_state=2**32 - 1)
+    assert out.obs["hcctme_state"].notna().all()
+    with pytest.raises(ValueError, match=r"random_state must be < 2\*\*32"):
+        _call(scored, random_state=2**32)
+    with pytest.raises(ValueError, match=r"random_state must be < 2\*\*32"):
+        ht.tl.score(scored.copy(), ["TAM2_SPP1"], method="mean", random_state=2**40)

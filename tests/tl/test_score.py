@@ -299,10 +299,24 @@ def test_decoupler_methods_equal_decoupler_on_whole_matrix(method):
     ours = _scores(adata, sigs, method=method, chunk_size=77)
     net = pd.DataFrame([(k, g, 1.0) for k, v in sigs.items() for g in v if g in adata.var_names],
                        columns=["source", "target", "weight"])
-    tmp = adata.copy()
+    tmp = adata[:, np.argsort(adata.var_names.to_numpy(dtype=str))].copy()  # AUCell's ties: by gene name
     getattr(dc.mt, method)(tmp, net, tmin=3, empty=False)
     ref = tmp.obsm[f"score_{method}"][list(sigs)]
     np.testing.assert_allclose(ours.to_numpy(), ref.to_numpy(), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["aucell", "ulm"])
+def test_decoupler_methods_are_free_of_gene_order_and_score_an_empty_cell_0(method):
+    """decoupler's AUCell ranks tied values (every zero) by column position: on pbmc68k_reduced's .raw, a gene
+    permutation moved 691 of 700 cells' AUCell scores by up to 0.056, and an all-zero cell scored up to 0.072."""
+    X = _real_like(seed=9).toarray()
+    X[0] = 0
+    adata = _adata(sp.csr_matrix(X))
+    sigs = {k: v for k, v in _signatures(seed=21).items() if not isinstance(v, dict)}
+    ours = _scores(adata, sigs, method=method, chunk_size=77).to_numpy()
+    shuffled = adata[:, np.random.default_rng(3).permutation(adata.n_vars)].copy()
+    np.testing.assert_array_equal(_scores(shuffled, sigs, method=method, chunk_size=77).to_numpy(), ours)
+    assert np.all(ours[0] == 0)
 
 
 def test_ulm_uses_signed_weights_and_aucell_scores_up_genes():
