@@ -103,3 +103,25 @@ def test_score_comparisons_are_calibrated_on_the_equalised_layer_and_warned_of_o
         hcctme.tl.compare(control, condition_key="response", sample_key="patient", reference="responder")
     assert not [w for w in caught if "sequencing depth" in str(w.message)]
     assert hcctme.get.params(control, "hcctme_compare")["depth"]["fold"] < 1.5
+
+
+@pytest.mark.parametrize("tool", ["equalize_depth", "crosstalk"])
+@pytest.mark.parametrize("edit,match", [("fraction", r"does not hold raw integer counts.*\(row 2500 holds 0\.5\)"),
+                                        ("negative", r"does not hold raw integer counts.*\(row 2500 holds -3\)"),
+                                        ("nan", "NaN or infinite")])
+def test_every_count_is_checked_before_thinning(tool, edit, match, digest):
+    """The counts check read a 2,000-row sample: a non-integer count in a cell outside it was rounded silently
+    and a NaN reached the thinned layer. One value in the last of 2,600 cells is now enough to refuse."""
+    adata = hcctme.datasets.simulate_cohort(4, 650, n_genes=300, random_state=0)
+    assert adata.n_obs == 2600
+    counts = adata.layers["counts"].toarray().astype(np.float32)
+    counts[2500, 0] = {"fraction": 0.5, "negative": -3.0, "nan": np.nan}[edit]
+    adata.layers["counts"] = sp.csr_matrix(counts)
+    before = digest(adata)
+    with pytest.raises(ValueError, match=match):
+        if tool == "equalize_depth":
+            hcctme.pp.equalize_depth(adata, "patient")
+        else:
+            hcctme.tl.crosstalk(adata, groupby="cell_type", sample_key="patient", condition_key="response",
+                                reference="responder", n_perms=None)
+    assert digest(adata) == before
