@@ -464,6 +464,28 @@ def unique_genes(var_names: pd.Index) -> pd.Index:
     return var_names
 
 
+def unique_symbols(adata: AnnData, var_names: Iterable[Any]) -> pd.Index:
+    """The harmonised symbols of the genes ``var_names`` (:func:`gene_names`), refused where two genes share one.
+
+    Unique var names can still share a symbol: a gene left unmapped keeps its own name, which can be another
+    gene's harmonised symbol (mouse data holding ``Apoe`` and a human ``APOE`` transgene).
+    """
+    names = pd.Index(var_names)
+    unique_genes(names)
+    symbols = gene_names(adata, names)
+    if symbols.is_unique:
+        return symbols
+    shared = symbols[symbols.duplicated()].unique()
+    clashes = {s: [str(n) for n in names[symbols == s]] for s in shared[:5]}
+    shown = "; ".join(f"{s}: {', '.join(map(repr, genes))}" for s, genes in clashes.items())
+    raise ValueError(
+        f"{len(shared)} harmonised gene symbol(s) name more than one gene ({shown}): a gene left unmapped by "
+        f"harmonize_genes keeps its own name, which is another gene's symbol here; drop or rename one gene of "
+        f"each (e.g. adata = adata[:, ~adata.var_names.isin([...])].copy()), or set its var[{Keys.SYMBOL!r}] "
+        "to the symbol it should be read as"
+    )
+
+
 def _row_sample(X: Any, n_rows: int, max_rows: int = 2000) -> np.ndarray | sp.spmatrix:
     """A deterministic sample of rows, loaded into memory (works for backed and dask matrices)."""
     if n_rows <= max_rows or hasattr(X, "compute"):  # dask: rows spread over the matrix would load every block

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from anndata import AnnData
 
 from hcctme import _validate
@@ -87,9 +88,13 @@ def check_input(adata: AnnData, *, layer: str | None = None, use_raw: bool | Non
     elif ids["id_type"] == "unknown" and len(var_names):
         issues.append("no gene name is a known human/mouse symbol or Ensembl id; if symbols are in a var "
                       "column, pass it as harmonize_genes(adata, gene_symbols=...)")
-    if len(dups):
+    if len(dups) and not pd.Index(var_names).is_unique:
         issues.append(f"{len(dups)} duplicated gene name(s) (e.g. {list(map(str, dups[:5]))}); call "
                       "adata.var_names_make_unique()")
+    elif len(dups):
+        issues.append(f"{len(dups)} harmonised gene symbol(s) name more than one gene (e.g. "
+                      f"{list(map(str, dups[:5]))}): a gene left unmapped keeps its own name, another gene's "
+                      "symbol; drop or rename one gene of each")
     if n_dup_cells:
         issues.append(f"{n_dup_cells} duplicated cell name(s); call adata.obs_names_make_unique()")
     if kind == "scaled":

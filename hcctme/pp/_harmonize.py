@@ -160,7 +160,8 @@ def harmonize_genes(
         The current human symbol of each gene, **NaN where unmapped** (and for the genes that lose
         a collision), so mapped and unmapped genes are never confused. Tools read the column
         through :func:`hcctme._validate.gene_names`, which falls back to a gene's own name where
-        the column is NaN.
+        the column is NaN; where that own name is another gene's symbol (mouse data with ``Apoe`` and
+        a human ``APOE`` transgene) they refuse the data, naming both genes.
     ``adata.raw.var["hcctme_symbol"]``
         The same for the genes of ``adata.raw`` (mapped by the same rule and species), which the tools
         read by default where it exists: without it a scanpy layout (all genes in ``.raw``, the variable

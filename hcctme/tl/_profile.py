@@ -280,7 +280,7 @@ class _GeneEvidence:
                          else pd.Series("all", index=samples.index, dtype=object))
         self.levels = pd.Index(pd.unique(self.contexts.to_numpy()))
         self.position: dict[str, int] = {}
-        for i, name in enumerate(_validate.unique_genes(_validate.gene_names(adata, names))):  # harmonised symbols
+        for i, name in enumerate(_validate.unique_symbols(adata, names)):
             self.position.setdefault(str(name), i)
         self.genes = [g for g in dict.fromkeys(wanted) if g in self.position]
         self.sums: np.ndarray | None = None  # samples x context levels x genes

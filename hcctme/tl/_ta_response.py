@@ -214,7 +214,7 @@ def _pseudobulk_scores(adata: AnnData, units: pd.Series, *, layer: str | None, m
                        left_out: pd.Index) -> tuple[pd.DataFrame, dict]:
     """Units x signatures: mean z (across the units not ``left_out``) of the signature genes' pseudobulk log2 CPM."""
     X, var_names = _validate.matrix(adata, layer=layer, use_raw=False)
-    var_names = _validate.unique_genes(_validate.gene_names(adata, var_names))  # harmonised symbols
+    var_names = _validate.unique_symbols(adata, var_names)
     kind = _validate.matrix_kind(X)
     if kind != "counts":
         where = f"layer {layer!r}" if layer is not None else ".X"

@@ -432,3 +432,26 @@ def test_a_users_previous_symbol_reads_the_harmonised_gene():
     after = ht.tl.score(adata, {"neut": ["IL8", "G0S2", "CXCR2", "S100A8", "S100A9", "FCN1"]}, copy=True, n_jobs=1)
     assert ht.get.params(after, "hcctme_scores")["genes_used"]["neut"][0] == "CXCL8"
     assert np.allclose(before.obsm["hcctme_scores"]["neut"], after.obsm["hcctme_scores"]["neut"])
+
+
+def test_an_unmapped_gene_named_as_another_genes_symbol_is_refused_with_a_fix_that_works(digest):
+    """Mouse data with Apoe and a human APOE transgene: Apoe maps to APOE, the transgene stays unmapped and keeps
+    its name, so the tools read APOE twice. The message said to call var_names_make_unique(), which changes
+    nothing (the var names are unique); it now names both genes and the fix, and following it works."""
+    human = ["APOE", "CD68", "C1QB", "C1QC", "CD14", "LYZ", "CSF1R", "SPP1", "TREM2", "APOC1", "GPNMB"]
+    to_mouse = _genes.human_to_mouse()
+    names = [to_mouse[g] for g in human] + ["APOE"]
+    rng = np.random.default_rng(0)
+    adata = AnnData(sp.csr_matrix(np.log1p(rng.poisson(2.0, (60, len(names)))).astype(np.float32)),
+                    obs=pd.DataFrame(index=[f"c{i}" for i in range(60)]), var=pd.DataFrame(index=names))
+    ht.pp.harmonize_genes(adata, species="mouse")
+    assert "harmonised gene symbol(s) name more than one gene" in " ".join(ht.pp.check_input(adata)["issues"])
+    before = digest(adata)
+    signature = {"tam": ["APOE", "SPP1", "TREM2", "GPNMB", "APOC1"]}
+    with pytest.raises(ValueError, match=r"1 harmonised gene symbol\(s\) name more than one gene \(APOE: 'Apoe', "
+                                         r"'APOE'\).*drop or rename one gene"):
+        ht.tl.score(adata, signature)
+    assert digest(adata) == before
+    kept = adata[:, adata.var_names != "APOE"].copy()
+    ht.tl.score(kept, signature)
+    assert kept.obsm["hcctme_scores"]["tam"].notna().all()
