@@ -102,10 +102,12 @@ def compare(
         single-threaded, Wald test). ``effect`` is the log2 fold change, ``statistic`` the moderated t
         (limma) or the Wald statistic (deseq2); ``lfcSE`` is added, with ``AveExpr`` (mean log2-CPM,
         limma) or ``baseMean`` (deseq2). The per-sample values kept for plotting are log2-CPM (limma)
-        or log2(normalised counts + 1) (deseq2). The limma methods leave out genes failing edgeR's
-        ``filterByExpr``. voom's false-positive rate at p < 0.05 rises with the spread of the samples'
-        library sizes (0.052 at equal sizes, 0.062 at a log-scale sd of 1 on NB simulations, README),
-        where limma-trend and PyDESeq2 stay at 0.05.
+        or log2(normalised counts + 1) (deseq2). PyDESeq2 sets the p-value of a gene with an outlying
+        sample (Cook's distance; refitted only with >= 7 samples per level) to NaN: its row keeps the effect
+        and statistic, with NaN ``pvalue`` / ``padj``, sorted last, and the count is logged. The limma
+        methods leave out genes failing edgeR's ``filterByExpr``. voom's false-positive rate at p < 0.05
+        rises with the spread of the samples' library sizes (0.052 at equal sizes, 0.062 at a log-scale sd
+        of 1 on NB simulations, README), where limma-trend and PyDESeq2 stay at 0.05.
     groupby
         obs column: test within each of its levels (scores, genes) or the levels whose
         proportions are compared (composition, required there).
@@ -167,7 +169,8 @@ def compare(
         ``group`` (``"all"`` without groupby/parent_key), ``contrast`` (``"<other> vs
         <reference>"``), ``effect``, ``statistic`` (moderated t, t, U, W or Wald), ``pvalue``,
         ``padj`` (Benjamini-Hochberg over the whole table), ``n_reference``, ``n_other`` (units
-        tested), ``direction``, ``method``, ``mean_reference``, ``mean_other``, ``df`` (NaN for the
+        tested), ``direction``, ``method``, ``mean_reference``, ``mean_other``, ``df`` (the linear
+        models' residual df, Welch-Satterthwaite's for Welch's t, pairs - 1 for the paired t; NaN for the
         rank tests and DESeq2's Wald test, which have none) plus the feature-specific columns above;
         sorted by p-value). ``uns[key_added + "_values"]``: the
         per-unit values tested (long), for :func:`hcctme.pl.compare`. ``uns[key_added +
@@ -299,7 +302,11 @@ def _depth_check(adata: AnnData, units: pd.Series, design: pd.DataFrame, *, scor
 
 
 def _long_values(values: pd.DataFrame, design: pd.DataFrame, group: str, **extra: pd.DataFrame) -> pd.DataFrame:
-    """Units x features -> long (sample, group, feature, value, condition[, pair], extra columns)."""
+    """Units x features -> long (sample, group, feature, value, condition[, pair], extra columns).
+
+    In a paired / blocked design a unit whose pair has no other unit with a value is left out, as the tests
+    leave it out (:func:`hcctme.tl._stats.testable_design`): the table holds the values tested.
+    """
     matrix = values.to_numpy(dtype=float)
     n_s, n_f = matrix.shape
     sample = np.repeat(values.index.to_numpy().astype(str), n_f)
@@ -315,7 +322,10 @@ def _long_values(values: pd.DataFrame, design: pd.DataFrame, group: str, **extra
     long["condition"] = np.repeat(cond, n_f)
     if "block" in design:
         long["pair"] = np.repeat(design["block"].reindex(values.index).to_numpy(), n_f)
-    return long[~np.isnan(long["value"].to_numpy())].reset_index(drop=True)
+    long = long[~np.isnan(long["value"].to_numpy())]
+    if "block" in design:
+        long = long[long.groupby(["feature", "pair"])["value"].transform("size").to_numpy() > 1]
+    return long.reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -364,7 +374,7 @@ def _composition(adata, units, design, reference, *, groupby, parent_key, method
             skipped.append(f"{parent}: fewer than 2 samples with >= {min_cells} cells in a condition level")
             continue
         result.insert(1, "group", parent)
-        props = sub.div(sub.sum(axis=1), axis=0)
+        props = _paired_units(sub, design).pipe(lambda s: s.div(s.sum(axis=1), axis=0))
         cond = design.loc[props.index, "condition"]
         prop_means = props.groupby(cond.to_numpy()).mean()
         other = result["contrast"].str.split(" vs ").str[0]
@@ -374,6 +384,14 @@ def _composition(adata, units, design, reference, *, groupby, parent_key, method
         tables.append(result)
         longs.append(_long_values(y, design, parent, proportion=props, n_cells=sub))
     return _concat(tables), _concat(longs)
+
+
+def _paired_units(sub: pd.DataFrame, design: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``sub`` a paired / blocked test reads: those whose pair holds another of its units."""
+    if "block" not in design:
+        return sub
+    blocks = design.loc[sub.index, "block"]
+    return sub[(blocks.map(blocks.value_counts()) > 1).to_numpy()]
 
 
 def _test_blocks(blocks, design, reference, method):
@@ -580,6 +598,9 @@ def _genes_group(counts: pd.DataFrame, design: pd.DataFrame, reference: str, met
         })
         if "df" not in frame:  # DESeq2's Wald test reads the normal distribution: no t degrees of freedom
             frame["df"] = np.nan
+        if method == "deseq2" and (outliers := int((frame["pvalue"].isna() & frame["statistic"].notna()).sum())):
+            logger.info("compare genes (deseq2) %s: %d gene(s) with a Cook's-distance outlier sample get p = NaN "
+                        "(PyDESeq2 refits them only with >= 7 samples per level)", other, outliers)
         rows.append(frame)
     table = pd.concat(rows, ignore_index=True)
     top = (table.dropna(subset=["pvalue"]).sort_values("pvalue").groupby("contrast").head(N_GENE_VALUES))

@@ -228,11 +228,12 @@ def _splits(n: int, k: int) -> np.ndarray:
     return np.array(list(itertools.combinations(range(n), k)), dtype=np.intp)
 
 
-def _welch(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def _welch(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """Welch's t, its p-value and its Welch-Satterthwaite degrees of freedom (NaN for two constant groups)."""
     if np.ptp(x) == 0 and np.ptp(y) == 0:
-        return (0.0, 1.0) if x[0] == y[0] else _no_variance("Welch test with two constant groups")
+        return (*((0.0, 1.0) if x[0] == y[0] else _no_variance("Welch test with two constant groups")), np.nan)
     res = stats.ttest_ind(x, y, equal_var=False)
-    return float(res.statistic), float(res.pvalue)
+    return float(res.statistic), float(res.pvalue), float(res.df)
 
 
 def _wilcoxon(d: np.ndarray) -> tuple[float, float]:
@@ -244,11 +245,12 @@ def _wilcoxon(d: np.ndarray) -> tuple[float, float]:
     return float(res.statistic), float(res.pvalue)
 
 
-def _paired_t(d: np.ndarray) -> tuple[float, float]:
+def _paired_t(d: np.ndarray) -> tuple[float, float, float]:
+    """The paired t, its p-value and its degrees of freedom (pairs - 1; NaN for identical differences)."""
     if np.ptp(d) == 0:
-        return (0.0, 1.0) if d[0] == 0 else _no_variance("paired t-test with identical differences")
+        return (*((0.0, 1.0) if d[0] == 0 else _no_variance("paired t-test with identical differences")), np.nan)
     res = stats.ttest_1samp(d, 0.0)
-    return float(res.statistic), float(res.pvalue)
+    return float(res.statistic), float(res.pvalue), float(res.df)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -598,18 +600,18 @@ def compare_samples(
                 r = np.array([ref_by[b] for b in common])
                 o = np.array([oth_by[b] for b in common])
                 d = o - r
-                stat, p = _wilcoxon(d) if method == "wilcoxon" else _paired_t(d)
+                stat, p, df = (*_wilcoxon(d), np.nan) if method == "wilcoxon" else _paired_t(d)
                 effect = float(d.mean())
             else:
                 r, o = col[is_ref], col[is_oth]
                 if len(r) < min_samples or len(o) < min_samples:
                     continue
-                stat, p = mannwhitney(o, r) if method == "mannwhitney" else _welch(o, r)
+                stat, p, df = (*mannwhitney(o, r), np.nan) if method == "mannwhitney" else _welch(o, r)
                 effect = float(o.mean() - r.mean())
             rows.append({"feature": feature, "contrast": f"{other} vs {reference}", "effect": effect,
                          "statistic": stat, "pvalue": p, "n_reference": len(r), "n_other": len(o),
                          "mean_reference": float(r.mean()), "mean_other": float(o.mean()), "method": method,
-                         "df": np.nan})
+                         "df": df})
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 

@@ -652,3 +652,35 @@ def test_a_condition_level_holding_vs_is_refused_with_the_fix(adata):
             hc.tl.compare(adata, features=features, groupby="cell_type" if features == "composition" else None,
                           **KW)
     assert set(adata.uns) == set(before.uns)
+
+
+def test_paired_composition_describes_and_lists_only_the_pairs_tested():
+    """P01_on keeps 2 macrophages (below min_cells), so the paired model drops P01_pre too; prop_reference /
+    prop_other averaged P01_pre with the tested pairs (TAM2_SPP1's prop_diff -0.142 instead of -0.019, the
+    unassigned share's sign flipped) and the values table listed P01_pre."""
+    a = hc.datasets.simulate_cohort(6, 200, n_genes=600, random_state=0)
+    time = np.where(np.random.default_rng(0).random(a.n_obs) < 0.5, "pre", "on")
+    a.obs["time"] = pd.Categorical(time)
+    a.obs["sample"] = pd.Categorical(a.obs["patient"].astype(str) + "_" + time)
+    a.obs["state"] = a.obs["state_true"]
+    macrophages = (a.obs["cell_type"] == "Macrophages").to_numpy()
+    keep = np.ones(a.n_obs, bool)
+    keep[np.flatnonzero((a.obs["sample"] == "P01_on").to_numpy() & macrophages)[2:]] = False
+    a = a[keep].copy()
+    hc.tl.compare(a, features="composition", groupby="state", parent_key="cell_type", condition_key="time",
+                  sample_key="sample", reference="pre", pair_key="patient", method="ols")
+    table = hc.get.compare(a).query("group == 'Macrophages'").set_index("feature")
+    values = a.uns["hcctme_compare_values"].query("group == 'Macrophages'")
+    mac = a.obs[a.obs["cell_type"] == "Macrophages"]
+    counts = pd.crosstab(mac["sample"].astype(str), mac["state"].astype(str))
+    counts = counts[counts.sum(axis=1) >= 10]
+    patients = pd.Series(counts.index.str.split("_").str[0])
+    counts = counts[patients.map(patients.value_counts()).to_numpy() == 2]
+    assert "P01_pre" not in counts.index and len(counts) == 4  # two complete pairs
+    assert set(values["sample"]) == set(counts.index)
+    props = counts.div(counts.sum(axis=1), axis=0)
+    pre = props.index.str.endswith("_pre")
+    for feature, row in table.iterrows():
+        assert row["n_reference"] == pre.sum()
+        assert row["prop_reference"] == pytest.approx(props.loc[pre, feature].mean(), rel=1e-12)
+        assert row["prop_other"] == pytest.approx(props.loc[~pre, feature].mean(), rel=1e-12)

@@ -1,6 +1,8 @@
 """Gene-level compare at the edges a cohort reaches (sweep 55): one group's design, an orphan pair member after a
 thin level is dropped, an empty profile, the documented df column, and what the refusal names."""
 
+import logging
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -99,3 +101,18 @@ def test_an_expression_filter_failure_is_not_blamed_on_min_cells():
     with pytest.raises(tl.TooFewCellsError, match=r"^no group could be tested .*filterByExpr") as info:
         tl.compare(adata, condition_key="cond", sample_key=None, reference="R", features="genes", layer=None)
     assert "min_cells" not in str(info.value)
+
+
+def test_deseq2_cooks_outliers_are_logged(caplog):
+    """PyDESeq2 sets the p-value of a gene with a Cook's-distance outlier to NaN (no refit below 7 samples per
+    level); the row kept its effect and statistic with nothing saying why."""
+    import hcctme
+
+    adata = hcctme.datasets.simulate_cohort(8, 120, n_genes=600, random_state=0)
+    with caplog.at_level(logging.INFO, logger="hcctme"):
+        hcctme.tl.compare(adata, features="genes", method="deseq2", condition_key="response", sample_key="patient",
+                          reference="responder")
+    table = hcctme.get.compare(adata)
+    outliers = int((table["pvalue"].isna() & table["statistic"].notna()).sum())
+    assert outliers >= 1
+    assert f"{outliers} gene(s) with a Cook's-distance outlier sample get p = NaN" in caplog.text

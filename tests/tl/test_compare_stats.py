@@ -188,3 +188,27 @@ def test_a_contrast_reads_the_same_whichever_of_its_levels_is_the_reference():
     np.testing.assert_allclose(ref_a["effect"], -ref_b["effect"], atol=1e-12)
     np.testing.assert_allclose(ref_a["pvalue"], ref_b["pvalue"], rtol=1e-9)
     np.testing.assert_allclose(ref_a["df"], ref_b["df"], rtol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["welch", "paired_t", "mannwhitney", "wilcoxon"])
+def test_the_t_tests_report_their_degrees_of_freedom(method):
+    """df was NaN for every test but the linear models: Welch's t has its Welch-Satterthwaite df, the paired t
+    pairs - 1; the rank tests have none."""
+    from hcctme.tl import _stats
+
+    rng = np.random.default_rng(4)
+    units = [f"{c}{i}" for c in ("r", "o") for i in range(6)]
+    design = pd.DataFrame({"condition": ["ref"] * 6 + ["other"] * 6, "block": [f"p{i}" for i in range(6)] * 2},
+                          index=units)
+    values = pd.DataFrame({"f": np.r_[rng.normal(0, 1, 6), rng.normal(1, 3, 6)]}, index=units)
+    row = _stats.compare_samples(values, design, "ref", method=method).iloc[0]
+    ref, other = values["f"].to_numpy()[:6], values["f"].to_numpy()[6:]
+    if method == "welch":
+        expected = stats.ttest_ind(other, ref, equal_var=False)
+        assert row["df"] == pytest.approx(expected.df, rel=1e-12)
+        assert row["pvalue"] == pytest.approx(expected.pvalue, rel=1e-12)
+    elif method == "paired_t":
+        assert row["df"] == 5
+        assert row["pvalue"] == pytest.approx(stats.ttest_rel(other, ref).pvalue, rel=1e-12)
+    else:
+        assert np.isnan(row["df"])
