@@ -91,7 +91,9 @@ def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[s
     ``value="strength"``: the summed ``lr_means`` of the axis interactions between each sender and receiver,
     averaged over the samples in which liana reports them (a pair reported in one sample of eight shows that
     sample's strength, not an eighth of it). ``value="effect"`` (needs a differential run): summed effect
-    (condition minus reference) of those interactions. ``axis`` restricts to some kb axes.
+    (condition minus reference) of those interactions in one contrast: ``condition``'s, by default the first
+    of the table's (as :func:`dotplot`; effects of different contrasts are never added). ``axis`` restricts to
+    some kb axes.
     """
     from matplotlib.colors import TwoSlopeNorm
 
@@ -119,12 +121,14 @@ def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[s
         cmap = cmap or "viridis"
     else:
         table = axis_rows(get.crosstalk(adata, key, differential=True))
-        if condition is not None:
-            table = table[table["condition"] == condition]
+        if condition is None and len(table):
+            condition = str(table["condition"].iloc[0])
+        table = table[table["condition"].astype(str) == condition]
         if table.empty:
-            raise ValueError(f"no interaction of axis {wanted or 'any'} in the differential table")
+            raise ValueError(f"no interaction of axis {wanted or 'any'} in the differential table"
+                             + (f" for condition {condition!r}" if condition is not None else ""))
         mat = table.groupby(["source", "target"], observed=True)["effect"].sum().unstack("target")
-        label = "summed effect"
+        label = f"summed effect ({condition} vs {table['reference'].iloc[0]})"
         lim = float(np.nanmax(np.abs(mat.to_numpy()))) or 1.0
         norm = TwoSlopeNorm(0.0, -lim, lim)
         cmap = cmap or "RdBu_r"

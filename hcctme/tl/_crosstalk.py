@@ -385,28 +385,36 @@ def _run_rank_aggregate(X: Any, cells: dict[str, np.ndarray], groups: np.ndarray
                      ignore_index=True)
 
 
-def _run_lr_means(X: Any, cells: dict[str, np.ndarray], groups: np.ndarray, kept_groups: dict[str, list[str]],
+def _run_lr_means(X: Any, whole: dict[str, np.ndarray], groups: np.ndarray, kept_groups: dict[str, list[str]],
                   obs_names: pd.Index, var_names: pd.Index, res_table: pd.DataFrame, thinning: _Depth | None,
                   opts: dict[str, Any]) -> pd.DataFrame:
-    """LIANA's lr_means of every unit from the groups' means and fractions, summed in one chunked pass."""
+    """LIANA's lr_means of every unit from the groups' means and fractions, summed in one chunked pass.
+
+    ``whole``: each unit's labelled cells (:func:`_whole_samples`). The cells of its groups below ``min_cells``
+    are summed under one extra code: they count towards which genes the unit expresses at all, as LIANA drops
+    only the genes no cell of the sample expresses before it drops the small groups.
+    """
     exploded = fast.explode(res_table)
     position = var_names.get_indexer(pd.unique(pd.concat([exploded["ligand"], exploded["receptor"]])))
     columns = np.sort(position[position >= 0])  # only the resource genes are summed
     codes = np.full(len(groups), -1, dtype=np.int64)  # each cell's unit x group (-1: not scored)
     unit_codes: dict[str, np.ndarray] = {}
+    rest_codes: dict[str, int] = {}
     n_codes = 0
-    for sample, idx in cells.items():
+    for sample, idx in whole.items():
         keep = pd.Index(kept_groups[sample])
-        codes[idx] = n_codes + keep.get_indexer(groups[idx])
+        at = keep.get_indexer(groups[idx])
+        codes[idx] = n_codes + np.where(at >= 0, at, len(keep))
         unit_codes[sample] = n_codes + np.arange(len(keep))
-        n_codes += len(keep)
+        rest_codes[sample] = n_codes + len(keep)
+        n_codes += len(keep) + 1
     matrix, how = X, None
     if thinning is not None:
-        matrix, how = thinning.counts, _thinning_of(thinning, cells, obs_names, opts["random_state"])
+        matrix, how = thinning.counts, _thinning_of(thinning, whole, obs_names, opts["random_state"])
     sums, expressing = fast.group_statistics(matrix, codes, n_codes, columns, chunk_size=opts["chunk_size"],
                                              thinning=how)
     n_cells = np.bincount(codes[codes >= 0], minlength=n_codes).astype(float)
-    units = fast.unit_stats(sums, expressing, n_cells, unit_codes, kept_groups)
+    units = fast.unit_stats(sums, expressing, n_cells, unit_codes, kept_groups, rest_codes)
     return fast.lr_table(units, exploded, var_names[columns], expr_prop=opts["expr_prop"])
 
 
@@ -578,7 +586,10 @@ def crosstalk(
         Axis pairs of :func:`hcctme.kb.axis_pairs` that the resource lacks are appended (listed in
         ``uns[key_added + "_params"]["kb_pairs_added"]``).
     axes_only
-        Score only the interactions that belong to a resistance axis (much faster).
+        Score only the interactions that belong to a resistance axis (much faster). ``lr_means`` does
+        not change; ``method="rank_aggregate"``'s ``magnitude_rank`` / ``specificity_rank`` are ranks among
+        the interactions scored, so they (and a differential test on them) differ from a run on the whole
+        resource.
     min_cells
         Groups with fewer cells in a sample are skipped there (reported in
         ``uns[key_added + "_params"]["skipped"]`` and logged); a sample left with < 2 groups is skipped.
@@ -603,8 +614,10 @@ def crosstalk(
         (each unit's counts are binomially thinned so that its median counts per cell match the
         shallowest unit's, then log1p(CP10k)-normalised): detection above ``expr_prop`` and
         ``lr_means`` both grow with depth, so a depth difference between conditions would
-        otherwise read as a difference in crosstalk. ``None``, a missing layer or ``use_raw``
-        data skip it (logged; ``depth_equalized`` in the provenance).
+        otherwise read as a difference in crosstalk. The thinned counts then replace the matrix
+        ``layer`` / ``use_raw`` names, which must share ``adata``'s genes: ``None``, a missing layer, or
+        a ``.raw`` holding other genes than ``var`` skip it (logged; ``depth_equalized`` in the
+        provenance).
     min_samples
         Minimum evaluable samples per condition (and samples where the interaction was detected)
         for an interaction to be tested; others are reported with ``tested=False``.
@@ -669,10 +682,10 @@ def crosstalk(
     cells = _cells(d["groups"], d["samples"], kept_groups)
     thinning = (_depth_fractions(adata, counts_layer, cells, on_var_axis, var_names, opts["chunk_size"])
                 if d["design"] is not None else None)
+    whole = _whole_samples(d["groups"], d["samples"], kept_groups)
     if opts["method"] == "lr_means":
-        long = _run_lr_means(X, cells, d["groups"], kept_groups, adata.obs_names, var_names, res_table, thinning, opts)
+        long = _run_lr_means(X, whole, d["groups"], kept_groups, adata.obs_names, var_names, res_table, thinning, opts)
     else:
-        whole = _whole_samples(d["groups"], d["samples"], kept_groups)
         long = _run_rank_aggregate(X, whole, d["groups"], adata.obs_names, var_names, res_table, thinning, opts)
     table = _table(long, sample_key, list(kept_groups), opts["expr_prop"])
     provenance = _provenance(call, d, opts, res_info, kept_groups, skipped, thinning is not None)

@@ -191,11 +191,16 @@ def lr_table(units: dict[str, UnitStats], exploded: pd.DataFrame, genes: pd.Inde
 
 
 def unit_stats(sums: np.ndarray, expressing: np.ndarray, n_cells: np.ndarray, codes: dict[str, np.ndarray],
-               groups: dict[str, list[str]]) -> dict[str, UnitStats]:
-    """Per unit, the means / fractions of its groups (rows ``codes[unit]`` of the sums)."""
+               groups: dict[str, list[str]], rest: dict[str, int] | None = None) -> dict[str, UnitStats]:
+    """Per unit, the means / fractions of its groups (rows ``codes[unit]`` of the sums).
+
+    ``rest[unit]``: the row summing the unit's other cells (groups too small to score), which count towards the
+    genes the unit expresses at all.
+    """
     out = {}
     for unit, rows in codes.items():
         n = n_cells[rows][:, None]
+        totals = sums[rows].sum(axis=0) + (sums[rest[unit]] if rest is not None else 0.0)
         out[unit] = UnitStats(groups=list(groups[unit]), means=sums[rows] / n, props=expressing[rows] / n,
-                              present=sums[rows].sum(axis=0) > 0)
+                              present=totals > 0)
     return out

@@ -122,3 +122,26 @@ def test_strip_shows_one_dot_per_evaluable_sample(adata):
     assert other_dots.mean() == pytest.approx(row["mean_other"])
     assert f"{row['ligand_complex']}" in ax.get_title() and f"{row['receptor_complex']}" in ax.get_title()
     plt.close("all")
+
+
+def test_effect_heatmap_shows_one_contrast_of_a_three_level_condition():
+    """With x vs ref and y vs ref the heatmap added both contrasts' effects into each cell."""
+    adata = hcctme.datasets.simulate_cohort(9, 100, n_genes=600, random_state=4)
+    patients = list(adata.obs["patient"].cat.categories)
+    adata.obs["cond"] = adata.obs["patient"].astype(str).map(
+        {p: ["ref", "x", "y"][i % 3] for i, p in enumerate(patients)}).astype("category")
+    hcctme.tl.crosstalk(adata, groupby="cell_type", sample_key="patient", condition_key="cond", reference="ref",
+                        axes_only=True, min_samples=2)
+    diff = hcctme.get.crosstalk(adata, differential=True)
+    diff = diff[diff["axis"].notna()]
+    for condition in ("x", "y", None):
+        ax = hcctme.pl.crosstalk(adata, kind="heatmap", value="effect", condition=condition)
+        shown = condition or str(diff["condition"].iloc[0])
+        rows = [t.get_text() for t in ax.get_yticklabels()]
+        cols = [t.get_text() for t in ax.get_xticklabels()]
+        expected = (diff[diff["condition"] == shown].groupby(["source", "target"], observed=True)["effect"].sum()
+                    .unstack("target").reindex(index=rows, columns=cols).to_numpy(float))
+        drawn = np.ma.filled(ax.get_images()[0].get_array().astype(float), np.nan)
+        np.testing.assert_allclose(drawn, expected, equal_nan=True)
+        assert f"({shown} vs ref)" in ax.figure.axes[-1].get_ylabel()
+        plt.close("all")

@@ -166,3 +166,33 @@ def test_dask_matrix_gives_the_same_table(cohort, fast_table):
     adata.X = da.from_array(cohort.X.toarray(), chunks=(64, -1))
     hcctme.tl.crosstalk(adata, groupby="cell_type", sample_key="patient", chunk_size=100)
     pd.testing.assert_frame_equal(adata.uns["hcctme_crosstalk"], fast_table, check_exact=False, rtol=0, atol=1e-12)
+
+
+def test_a_gene_expressed_only_in_a_group_below_min_cells_counts_as_expressed_as_in_liana():
+    """LIANA drops the genes no cell of the sample expresses, then the small groups: with expr_prop=0, L2 (expressed
+    by one cell of a 3-cell group) keeps its interactions among the kept groups. The lr_means path read presence
+    over the kept groups only: 4 rows instead of LIANA's 8."""
+    li = pytest.importorskip("liana")
+    rng = np.random.default_rng(1)
+    genes = ["L1", "R1", "L2", "R2"] + [f"G{i}" for i in range(40)]
+    groups = ["A"] * 20 + ["B"] * 15 + ["C"] * 3
+    X = rng.poisson(1.0, (len(groups), len(genes))).astype(float)
+    X[:, 2] = 0
+    X[-1, 2] = 5
+    X = np.log1p(X / X.sum(1, keepdims=True) * 1e4)
+    adata = anndata.AnnData(X.astype(np.float32),
+                            obs=pd.DataFrame({"grp": pd.Categorical(groups)}, index=[f"c{i}" for i in range(38)]),
+                            var=pd.DataFrame(index=genes))
+    resource = pd.DataFrame({"ligand": ["L1", "L2"], "receptor": ["R1", "R2"]})
+    keys = ["source", "target", "ligand_complex", "receptor_complex"]
+    tables = {m: hcctme.tl.crosstalk(adata, groupby="grp", resource=resource, min_cells=10, expr_prop=0.0, method=m,
+                                     copy=True).uns["hcctme_crosstalk"] for m in ("lr_means", "rank_aggregate")}
+    full = _crosstalk._resource(resource, axes_only=False)[0]
+    reference = li.mt.cellphonedb(adata.copy(), groupby="grp", resource=full, expr_prop=0.0, min_cells=10,
+                                  n_perms=None, use_raw=False, inplace=False, verbose=False)
+    expected = set(map(tuple, reference[keys].astype(str).to_numpy()))
+    assert ("A", "B", "L2", "R2") in expected and len(expected) == 8
+    for table in tables.values():
+        assert set(map(tuple, table[keys].astype(str).to_numpy())) == expected
+    merged = tables["lr_means"].merge(reference, on=keys, suffixes=("", "_liana"))
+    np.testing.assert_allclose(merged["lr_means"], merged["lr_means_liana"], rtol=1e-5)
