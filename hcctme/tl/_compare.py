@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -237,7 +236,7 @@ def compare(
                                method=method, min_cells=min_cells, dropped=dropped, skipped=skipped)
     if table.empty:
         raise _validate.TooFewCellsError(_nothing_tested(skipped, min_cells if per_cell else None))
-    depth = _depth_check(adata, units, design, scores_key=scores_key, counts_layer=layer) \
+    depth = _depth.condition_depths(adata, units, design, scores_key=scores_key, counts_layer=layer) \
         if features == "scores" and per_cell else None
     table = _finish(table)
     dropped_table = (pd.concat(dropped, ignore_index=True) if dropped
@@ -265,40 +264,6 @@ def compare(
     logger.info("compare(%s, %s): %d tests over %d units, %d with padj < 0.1 -> uns[%r]", features, method,
                 len(table), design.shape[0], int((table["padj"] < 0.1).sum()), key_added)
     return target if copy else None
-
-
-#: a condition level whose samples' median counts per cell differ this many fold from another's is warned of
-DEPTH_FOLD = 1.5
-
-
-def _depth_check(adata: AnnData, units: pd.Series, design: pd.DataFrame, *, scores_key: str,
-                 counts_layer: str | None) -> dict[str, Any] | None:
-    """Each condition level's median counts per cell (median over its units), warned of where they differ.
-
-    Scores are not depth-invariant: on null cohorts whose resistors were read 2x deeper, UCell scores compared
-    per sample put 0.47-0.71 of the tests at p < 0.05 (sweep 58), and :func:`hcctme.pp.equalize_depth` brings them
-    back to the nominal rate. None without a layer of raw counts, or when the scores read the equalised layer.
-    """
-    record = adata.uns.get(scores_key + Suffix.PARAMS)
-    scored_on = record.get("params", {}).get("layer") if isinstance(record, dict) else None
-    equalised = adata.uns.get(f"{scored_on}{Suffix.PARAMS}") if isinstance(scored_on, str) else None
-    if isinstance(equalised, dict) and equalised.get("tool") == "hcctme.pp.equalize_depth":
-        return {"scored_on": scored_on}
-    if counts_layer is None or counts_layer not in adata.layers \
-            or _validate.matrix_kind(adata.layers[counts_layer]) != "counts":
-        return None
-    per_unit = pd.Series(_depth.row_totals(adata.layers[counts_layer])).groupby(units.astype(str).to_numpy()).median()
-    per_level = per_unit.groupby(design["condition"].astype(str).reindex(per_unit.index).to_numpy()).median()
-    fold = float(per_level.max() / max(per_level.min(), 1.0))
-    if fold >= DEPTH_FOLD:
-        message = ("the conditions differ in sequencing depth (median counts per cell of their samples: "
-                   + ", ".join(f"{lv} {v:.0f}" for lv, v in per_level.items())
-                   + f"; {fold:.1f}-fold): signature scores move with depth, so this comparison can read the depth "
-                   "as an effect; equalise it first (hcctme.pp.equalize_depth(adata, sample_key), then "
-                   "hcctme.tl.score(adata, layer='hcctme_depth_equalized')) or compare features='genes'")
-        warnings.warn(message, UserWarning, stacklevel=3)
-        logger.warning("compare: %s", message)
-    return {"median_counts": {str(k): float(v) for k, v in per_level.items()}, "fold": fold}
 
 
 def _long_values(values: pd.DataFrame, design: pd.DataFrame, group: str, **extra: pd.DataFrame) -> pd.DataFrame:
