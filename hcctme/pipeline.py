@@ -103,8 +103,8 @@ class PipelineConfig:
         _validate.anndata(adata, writes=True)
         for flag in ("genes", "crosstalk"):
             _validate.boolean(getattr(self, flag), name=flag)
-        _validate.names(self.steps, name="steps")
-        _validate.names(self.genes_groups, name="genes_groups")
+        self.steps = tuple(_validate.names(self.steps, name="steps") or ())  # one name is a list of one
+        self.genes_groups = _validate.names(self.genes_groups, name="genes_groups")
         _validate.categorical_levels(adata, self.sample_key, purpose="sample_key", min_levels=2)
         if self.condition_key is not None:
             if self.condition_key not in adata.obs.columns:

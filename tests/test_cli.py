@@ -170,3 +170,17 @@ def test_workflow_passes_what_follows_the_separator_to_snakemake(tmp_path: Path,
     monkeypatch.setattr(hcctme.workflow, "run_workflow", lambda *a, **kw: calls.append(kw["extra_args"]) or 0)
     assert cli.main(["workflow", "--configfile", str(tmp_path / "c.yaml"), "--", "--dry-run", "--", "x"]) == 0
     assert calls == [["--dry-run", "--", "x"]]
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly():
+    """`hcctme signatures list | head -1` printed "error: [Errno 32] Broken pipe" and exited 1."""
+    import subprocess
+    import sys
+
+    code = "import sys; from hcctme.cli import main; sys.exit(main(sys.argv[1:]))"
+    for argv in (["signatures", "list"], ["axes", "--therapies"]):
+        proc = subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc.stdout.close()  # a reader gone before the first line (`head -0`), so every write meets a closed pipe
+        err = proc.stderr.read().decode()
+        proc.stderr.close()
+        assert proc.wait() == 0 and "Broken pipe" not in err, (argv, err)

@@ -87,6 +87,11 @@ def test_pipeline_config_validation_names_the_problem():
         pipeline.run(adata, reference="nope")
     with pytest.raises(ValueError, match="unknown pipeline step"):
         pipeline.run(adata, steps=("score", "fly"))
+    # one name is a list of one (steps="score" was read letter by letter: "unknown pipeline step(s) ['c', 'e', ...]")
+    with pytest.raises(ValueError, match=r"unknown pipeline step\(s\) \['fly'\]"):
+        pipeline.run(adata, steps="fly")
+    with pytest.raises(ValueError, match=r"genes_groups \(--genes-groups\) names \['Tcells'\]"):
+        pipeline.run(adata, genes_groups="Tcells")
     # a condition level of one sample cannot be compared: refused before any step (it failed in the T+A step)
     one = adata.copy()
     one.obs["response"] = one.obs["response"].astype(str).where(one.obs["patient"] != "P01", "partial")

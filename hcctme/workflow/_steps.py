@@ -185,12 +185,15 @@ def _run_step(smk, step: str) -> ad.AnnData:
 
 
 def _write_params(adata: ad.AnnData, key: str, path: str) -> None:
-    """A rule's tool record (``uns[key + "_params"]``, and ``_values``) for the profile rule to put back.
+    """A rule's results as its tool stores them in ``uns``, for the profile rule to put back.
 
-    The report's methods and :func:`hcctme.get.params` read it, and the profile reads crosstalk's groups from it:
-    without it the workflow's profile differed from ``hcctme run``'s.
+    ``uns[key]``, its ``_diff`` / ``_per_sample`` tables, ``_params`` and ``_values``.
+    The report's methods and :func:`hcctme.get.params` read the records, and the profile reads the tables and
+    crosstalk's groups: read back from the h5ad they hold the values and types the tool wrote (read from the
+    TSVs, floats moved in the last bit and sample ids such as "001" became integers that match no sample).
     """
-    uns = {k: adata.uns[k] for k in (key + Suffix.PARAMS, key + Suffix.VALUES) if k in adata.uns}
+    suffixes = ("", Suffix.DIFF, Suffix.PER_SAMPLE, Suffix.PARAMS, Suffix.VALUES)
+    uns = {key + s: adata.uns[key + s] for s in suffixes if key + s in adata.uns}
     _files.write_h5ad(ad.AnnData(uns=uns), path)
 
 
@@ -251,13 +254,6 @@ def tib(smk) -> None:
     _write_params(adata, Keys.TIB, smk.output.params)
 
 
-def _read_table(path: str, **kwargs) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, sep="\t", **kwargs)
-    except pd.errors.EmptyDataError:
-        return pd.DataFrame()
-
-
 def ta_response(smk) -> None:
     adata = _run_step(smk, "ta_response")
     _files.write_table(_or_empty(get.ta_response, adata, per_sample=True), smk.output.per_sample)
@@ -265,24 +261,10 @@ def ta_response(smk) -> None:
     _write_params(adata, Keys.TA_RESPONSE, smk.output.params)
 
 
-def _restore(adata: ad.AnnData, key: str, table: pd.DataFrame) -> None:
-    """Put a table another rule wrote back where its tool stores it (``uns[key]``), unless it is empty."""
-    if not table.empty:
-        adata.uns[key] = table
-
-
 def profile(smk) -> None:
     config = _cfg(smk)
     adata = with_matrices(smk.input.states, smk.input.data, _config(config))
-    _restore(adata, Keys.CROSSTALK, _read_table(smk.input.crosstalk))
-    _restore(adata, Keys.CROSSTALK + Suffix.DIFF, _read_table(smk.input.crosstalk_diff))
-    _restore(adata, Keys.TIB, _read_table(smk.input.tib, index_col=0))
-    _restore(adata, Keys.TA_RESPONSE, _read_table(smk.input.ta_compare))
-    _restore(adata, Keys.TA_RESPONSE + Suffix.PER_SAMPLE, _read_table(smk.input.ta_per_sample))
-    for path in smk.input.compare:
-        features = re.search(r"compare_(\w+)\.tsv$", path).group(1)
-        _restore(adata, COMPARE_KEYS[features], _read_table(path))
-    for path in smk.input.params:  # the tools' records: the profile reads crosstalk's groups, the report all
+    for path in smk.input.params:  # the other rules' results and records (:func:`_write_params`)
         adata.uns.update(_files.read_h5ad(path).uns)
     skipped = _config(config).validate(adata)  # what the config leaves out (no counts, coordinates, condition)
     for path in smk.input.skipped:
