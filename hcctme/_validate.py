@@ -478,11 +478,14 @@ def unique_symbols(adata: AnnData, var_names: Iterable[Any]) -> pd.Index:
     shared = symbols[symbols.duplicated()].unique()
     clashes = {s: [str(n) for n in names[symbols == s]] for s in shared[:5]}
     shown = "; ".join(f"{s}: {', '.join(map(repr, genes))}" for s, genes in clashes.items())
+    in_raw = adata.raw is not None and names.equals(pd.Index(adata.raw.var_names))
+    fix = ("in adata.raw, which the tool reads: e.g. raw = adata.raw.to_adata(); adata.raw = "
+           "raw[:, ~raw.var_names.isin([...])], or set its adata.raw.var" if in_raw
+           else "e.g. adata = adata[:, ~adata.var_names.isin([...])].copy(), or set its var")
     raise ValueError(
         f"{len(shared)} harmonised gene symbol(s) name more than one gene ({shown}): a gene left unmapped by "
         f"harmonize_genes keeps its own name, which is another gene's symbol here; drop or rename one gene of "
-        f"each (e.g. adata = adata[:, ~adata.var_names.isin([...])].copy()), or set its var[{Keys.SYMBOL!r}] "
-        "to the symbol it should be read as"
+        f"each ({fix}[{Keys.SYMBOL!r}] to the symbol it should be read as)"
     )
 
 
@@ -621,14 +624,19 @@ NONFINITE_MESSAGE = (
 )
 
 
+def numeric_dtype(X: Any) -> None:
+    """Refuse a matrix whose values are not numbers (booleans, strings, objects)."""
+    if not np.issubdtype(np.dtype(X.dtype), np.number) or np.dtype(X.dtype) == np.bool_:
+        raise TypeError(f"the expression matrix has dtype {X.dtype}; expected numbers")
+
+
 def matrix_kind(X: Any, *, n_rows: int | None = None, check_finite: bool = True) -> MatrixKind:
     """Classify a matrix as integer counts, log-normalised, scaled (negative values) or other.
 
     Reads a deterministic sample of up to 2000 rows. Raises ValueError on NaN or infinite values.
     """
     n_rows = X.shape[0] if n_rows is None else n_rows
-    if not np.issubdtype(np.dtype(X.dtype), np.number) or np.dtype(X.dtype) == np.bool_:
-        raise TypeError(f"the expression matrix has dtype {X.dtype}; expected numbers")
+    numeric_dtype(X)
     return _kind(_values(_row_sample(X, n_rows)), check_finite=check_finite)
 
 

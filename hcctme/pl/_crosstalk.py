@@ -91,8 +91,8 @@ def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[s
     ``value="strength"``: the summed ``lr_means`` of the axis interactions between each sender and receiver,
     averaged over the samples in which liana reports them (a pair reported in one sample of eight shows that
     sample's strength, not an eighth of it). ``value="effect"`` (needs a differential run): summed effect
-    (condition minus reference) of those interactions in one contrast: ``condition``'s, by default the first
-    of the table's (as :func:`dotplot`; effects of different contrasts are never added). ``axis`` restricts to
+    (condition minus reference) of those interactions in one contrast: ``condition``'s, by default that of the
+    table's first tested interaction (as :func:`dotplot`; effects of different contrasts are never added). ``axis`` restricts to
     some kb axes.
     """
     from matplotlib.colors import TwoSlopeNorm
@@ -120,9 +120,10 @@ def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[s
         norm = None
         cmap = cmap or "viridis"
     else:
-        table = axis_rows(get.crosstalk(adata, key, differential=True))
-        if condition is None and len(table):
-            condition = str(table["condition"].iloc[0])
+        diff = get.crosstalk(adata, key, differential=True)
+        if condition is None and len(diff):  # the contrast of the first tested row, as dotplot shows
+            condition = str((diff[diff["tested"]] if diff["tested"].any() else diff)["condition"].iloc[0])
+        table = axis_rows(diff)
         table = table[table["condition"].astype(str) == condition]
         if table.empty:
             raise ValueError(f"no interaction of axis {wanted or 'any'} in the differential table"

@@ -22,6 +22,8 @@ def row_totals(X: Any, *, chunk_size: int = Defaults.CHUNK_SIZE, not_counts: str
     ``not_counts``: the message of the ValueError raised when a value is not a non-negative integer (every
     block is checked, not a sample of rows: the counts are then thinned and would be rounded silently).
     """
+    if not_counts is not None:
+        _validate.numeric_dtype(X)
     totals = np.zeros(X.shape[0])
     for start, stop, block in _validate.row_blocks(X, chunk_size=chunk_size):
         block = sp.csr_matrix(block)

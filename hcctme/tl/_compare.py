@@ -266,11 +266,12 @@ def compare(
     return target if copy else None
 
 
-def _long_values(values: pd.DataFrame, design: pd.DataFrame, group: str, **extra: pd.DataFrame) -> pd.DataFrame:
+def _long_values(values: pd.DataFrame, design: pd.DataFrame, group: str, *, reference: str,
+                 **extra: pd.DataFrame) -> pd.DataFrame:
     """Units x features -> long (sample, group, feature, value, condition[, pair], extra columns).
 
-    In a paired / blocked design a unit whose pair has no other unit with a value is left out, as the tests
-    leave it out (:func:`hcctme.tl._stats.testable_design`): the table holds the values tested.
+    In a paired / blocked design each feature keeps the units its test reads (:func:`_tested_units`): the table
+    holds the values tested.
     """
     matrix = values.to_numpy(dtype=float)
     n_s, n_f = matrix.shape
@@ -287,10 +288,22 @@ def _long_values(values: pd.DataFrame, design: pd.DataFrame, group: str, **extra
     long["condition"] = np.repeat(cond, n_f)
     if "block" in design:
         long["pair"] = np.repeat(design["block"].reindex(values.index).to_numpy(), n_f)
-    long = long[~np.isnan(long["value"].to_numpy())]
     if "block" in design:
-        long = long[long.groupby(["feature", "pair"])["value"].transform("size").to_numpy() > 1]
+        tested = {str(f): set(_tested_units(values.index[values[f].notna().to_numpy()], design, reference).astype(str))
+                  for f in values.columns}
+        long = long[[s in tested[f] for s, f in zip(long["sample"], long["feature"], strict=True)]]
+    long = long[~np.isnan(long["value"].to_numpy())]
     return long.reset_index(drop=True)
+
+
+def _tested_units(units: pd.Index, design: pd.DataFrame, reference: str) -> pd.Index:
+    """The ``units`` a paired / blocked test reads (none when nothing is testable).
+
+    :func:`hcctme.tl._stats.testable_design` drops a pair left with one unit, also after it drops a condition
+    level with too few units.
+    """
+    setup = _stats.testable_design(design.loc[units], design.loc[units, "condition"], reference, 2)
+    return units[:0] if isinstance(setup, str) else units[setup[1]]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -339,7 +352,8 @@ def _composition(adata, units, design, reference, *, groupby, parent_key, method
             skipped.append(f"{parent}: fewer than 2 samples with >= {min_cells} cells in a condition level")
             continue
         result.insert(1, "group", parent)
-        props = _paired_units(sub, design).pipe(lambda s: s.div(s.sum(axis=1), axis=0))
+        read = sub.loc[_tested_units(sub.index, design, reference)] if "block" in design else sub
+        props = read.div(read.sum(axis=1), axis=0)
         cond = design.loc[props.index, "condition"]
         prop_means = props.groupby(cond.to_numpy()).mean()
         other = result["contrast"].str.split(" vs ").str[0]
@@ -347,16 +361,8 @@ def _composition(adata, units, design, reference, *, groupby, parent_key, method
         result["prop_other"] = [prop_means.loc[o, f] for o, f in zip(other, result["feature"], strict=True)]
         result["prop_diff"] = result["prop_other"] - result["prop_reference"]
         tables.append(result)
-        longs.append(_long_values(y, design, parent, proportion=props, n_cells=sub))
+        longs.append(_long_values(y, design, parent, reference=reference, proportion=props, n_cells=sub))
     return _concat(tables), _concat(longs)
-
-
-def _paired_units(sub: pd.DataFrame, design: pd.DataFrame) -> pd.DataFrame:
-    """The rows of ``sub`` a paired / blocked test reads: those whose pair holds another of its units."""
-    if "block" not in design:
-        return sub
-    blocks = design.loc[sub.index, "block"]
-    return sub[(blocks.map(blocks.value_counts()) > 1).to_numpy()]
 
 
 def _test_blocks(blocks, design, reference, method):
@@ -433,7 +439,7 @@ def _scores(adata, units, design, reference, *, per_cell, groupby, method, score
             continue
         result.insert(1, "group", group)
         tables.append(result)
-        longs.append(_long_values(values, design, group))
+        longs.append(_long_values(values, design, group, reference=reference))
     return _concat(tables), _concat(longs)
 
 
@@ -570,7 +576,7 @@ def _genes_group(counts: pd.DataFrame, design: pd.DataFrame, reference: str, met
     table = pd.concat(rows, ignore_index=True)
     top = (table.dropna(subset=["pvalue"]).sort_values("pvalue").groupby("contrast").head(N_GENE_VALUES))
     genes = list(dict.fromkeys(top["feature"]))
-    long = _long_values(logn[genes], sub, "")
+    long = _long_values(logn[genes], sub, "", reference=reference)
     long = long.drop(columns="group")
     return table, long
 

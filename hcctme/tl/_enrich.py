@@ -92,7 +92,7 @@ def enrich(
     _validate.copy_flag(copy, adata=adata, tool="hcctme.tl.enrich", writes="uns")
     table = _select(table, group=group, contrast=contrast)
     # the genes of tl.compare's table are var_names: ranked by the symbols harmonize_genes gave them
-    table = table.assign(feature=_validate.gene_names(adata, pd.Index(table["feature"].astype(str))))
+    table = table.assign(feature=_validate.unique_symbols(adata, pd.Index(table["feature"].astype(str))))
     out = _enrich_table(table, _gene_sets(signatures, sig), rank_by=rank_by, **params)
     record = {
         "tool": "hcctme.tl.enrich",

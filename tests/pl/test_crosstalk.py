@@ -133,10 +133,11 @@ def test_effect_heatmap_shows_one_contrast_of_a_three_level_condition():
     hcctme.tl.crosstalk(adata, groupby="cell_type", sample_key="patient", condition_key="cond", reference="ref",
                         axes_only=True, min_samples=2)
     diff = hcctme.get.crosstalk(adata, differential=True)
+    shown_by_dotplot = str(diff.loc[diff["tested"], "condition"].iloc[0])
     diff = diff[diff["axis"].notna()]
     for condition in ("x", "y", None):
         ax = hcctme.pl.crosstalk(adata, kind="heatmap", value="effect", condition=condition)
-        shown = condition or str(diff["condition"].iloc[0])
+        shown = condition or shown_by_dotplot
         rows = [t.get_text() for t in ax.get_yticklabels()]
         cols = [t.get_text() for t in ax.get_xticklabels()]
         expected = (diff[diff["condition"] == shown].groupby(["source", "target"], observed=True)["effect"].sum()
@@ -144,4 +145,8 @@ def test_effect_heatmap_shows_one_contrast_of_a_three_level_condition():
         drawn = np.ma.filled(ax.get_images()[0].get_array().astype(float), np.nan)
         np.testing.assert_allclose(drawn, expected, equal_nan=True)
         assert f"({shown} vs ref)" in ax.figure.axes[-1].get_ylabel()
+        plt.close("all")
+    for axis in sorted(set(diff["axis"].astype(str).str.split(";").explode()))[:3]:  # the default: dotplot's contrast
+        ax = hcctme.pl.crosstalk(adata, kind="heatmap", value="effect", axis=axis)
+        assert f"({shown_by_dotplot} vs ref)" in ax.figure.axes[-1].get_ylabel()
         plt.close("all")

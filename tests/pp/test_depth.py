@@ -106,16 +106,17 @@ def test_score_comparisons_are_calibrated_on_the_equalised_layer_and_warned_of_o
 
 
 @pytest.mark.parametrize("tool", ["equalize_depth", "crosstalk"])
-@pytest.mark.parametrize("edit,match", [("fraction", r"does not hold raw integer counts.*\(row 2500 holds 0\.5\)"),
-                                        ("negative", r"does not hold raw integer counts.*\(row 2500 holds -3\)"),
+@pytest.mark.parametrize("edit,match", [("fraction", r"does not hold raw integer counts.*\(row 2598 holds 0\.5\)"),
+                                        ("negative", r"does not hold raw integer counts.*\(row 2598 holds -3\)"),
                                         ("nan", "NaN or infinite")])
 def test_every_count_is_checked_before_thinning(tool, edit, match, digest):
     """The counts check read a 2,000-row sample: a non-integer count in a cell outside it was rounded silently
-    and a NaN reached the thinned layer. One value in the last of 2,600 cells is now enough to refuse."""
+    and a NaN reached the thinned layer. One value in a cell outside that sample is now enough to refuse; a
+    boolean layer is refused as before."""
     adata = hcctme.datasets.simulate_cohort(4, 650, n_genes=300, random_state=0)
     assert adata.n_obs == 2600
     counts = adata.layers["counts"].toarray().astype(np.float32)
-    counts[2500, 0] = {"fraction": 0.5, "negative": -3.0, "nan": np.nan}[edit]
+    counts[2598, 0] = {"fraction": 0.5, "negative": -3.0, "nan": np.nan}[edit]  # outside the 2,000 rows sampled
     adata.layers["counts"] = sp.csr_matrix(counts)
     before = digest(adata)
     with pytest.raises(ValueError, match=match):
@@ -124,4 +125,13 @@ def test_every_count_is_checked_before_thinning(tool, edit, match, digest):
         else:
             hcctme.tl.crosstalk(adata, groupby="cell_type", sample_key="patient", condition_key="response",
                                 reference="responder", n_perms=None)
+    assert digest(adata) == before
+
+
+def test_a_boolean_counts_layer_is_refused(digest):
+    adata = hcctme.datasets.simulate_cohort(4, 100, n_genes=300, random_state=0)
+    adata.layers["counts"] = adata.layers["counts"] > 0
+    before = digest(adata)
+    with pytest.raises(TypeError, match="dtype bool; expected numbers"):
+        hcctme.pp.equalize_depth(adata, "patient")
     assert digest(adata) == before

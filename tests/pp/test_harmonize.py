@@ -455,3 +455,47 @@ def test_an_unmapped_gene_named_as_another_genes_symbol_is_refused_with_a_fix_th
     kept = adata[:, adata.var_names != "APOE"].copy()
     ht.tl.score(kept, signature)
     assert kept.obsm["hcctme_scores"]["tam"].notna().all()
+
+
+def test_the_clash_fix_named_for_a_raw_layout_works():
+    """In a scanpy layout the tools read .raw: the message named a fix on var, which left the clash in .raw."""
+    human = ["APOE", "CD68", "C1QB", "C1QC", "CD14", "LYZ", "CSF1R", "SPP1", "TREM2", "APOC1", "GPNMB"]
+    to_mouse = _genes.human_to_mouse()
+    names = [to_mouse[g] for g in human] + ["APOE"]
+    rng = np.random.default_rng(0)
+    adata = AnnData(sp.csr_matrix(np.log1p(rng.poisson(2.0, (60, len(names)))).astype(np.float32)),
+                    obs=pd.DataFrame(index=[f"c{i}" for i in range(60)]), var=pd.DataFrame(index=names))
+    adata.raw = adata
+    ht.pp.harmonize_genes(adata, species="mouse")
+    signature = {"tam": ["APOE", "SPP1", "TREM2", "GPNMB", "APOC1"]}
+    with pytest.raises(ValueError, match=r"in adata\.raw, which the tool reads: e\.g\. raw = adata\.raw\.to_adata\(\)"):
+        ht.tl.score(adata, signature)
+    raw = adata.raw.to_adata()
+    adata.raw = raw[:, ~raw.var_names.isin(["APOE"])]
+    ht.tl.score(adata, signature)
+    assert adata.obsm["hcctme_scores"]["tam"].notna().all()
+
+
+def test_ta_response_and_enrich_refuse_a_symbol_clash_too():
+    """Review of sweep 60: ta_response(aggregate="mean") gave the old var_names_make_unique() advice, and enrich
+    ranked "APOE" by whichever of Apoe and the transgene had the smaller p-value."""
+    to_mouse = _genes.human_to_mouse()
+    human = [g for g in ["APOE", "CD68", "C1QB", "C1QC", "CD14", "LYZ", "CSF1R", "SPP1", "TREM2", "APOC1", "GPNMB",
+                         "CD74", "FCGR3A", "MRC1", "CD163", "MSR1", "MARCO", "VSIG4", "FOLR2", "LYVE1"] if g in to_mouse]
+    names = [to_mouse[g] for g in human] + ["APOE"]
+    rng = np.random.default_rng(0)
+    condition = np.repeat(["R", "N"], 120)
+    counts = rng.poisson(5.0, (240, len(names))).astype(np.float32)
+    obs = pd.DataFrame({"sample": pd.Categorical(np.repeat([f"s{i}" for i in range(8)], 30)),
+                        "cond": pd.Categorical(condition)}, index=[f"c{i}" for i in range(240)])
+    adata = AnnData(sp.csr_matrix(counts), obs=obs, var=pd.DataFrame(index=names))
+    adata.layers["counts"] = adata.X.copy()
+    ht.pp.harmonize_genes(adata, species="mouse")
+    clash = r"1 harmonised gene symbol\(s\) name more than one gene \(APOE: "
+    lognorm = adata.copy()
+    lognorm.X = sp.csr_matrix(np.log1p(counts))
+    with pytest.raises(ValueError, match=clash):
+        ht.tl.ta_response(lognorm, sample_key="sample", aggregate="mean")
+    ht.tl.compare(adata, features="genes", condition_key="cond", sample_key="sample", reference="R")
+    with pytest.raises(ValueError, match=clash):
+        ht.tl.enrich(adata, signatures={"tam": human[:12]}, min_size=3, permutation_num=100)

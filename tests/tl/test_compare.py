@@ -684,3 +684,34 @@ def test_paired_composition_describes_and_lists_only_the_pairs_tested():
         assert row["n_reference"] == pre.sum()
         assert row["prop_reference"] == pytest.approx(props.loc[pre, feature].mean(), rel=1e-12)
         assert row["prop_other"] == pytest.approx(props.loc[~pre, feature].mean(), rel=1e-12)
+
+
+def test_paired_composition_leaves_out_a_pair_orphaned_by_a_dropped_level():
+    """P06_post keeps 2 macrophages, so 'post' has one unit there and is dropped, which leaves P07_pre without a
+    partner: the test reads P01-P05's pre / on pairs, and prop_reference averaged P07_pre in too (review of
+    sweep 60)."""
+    a = hc.datasets.simulate_cohort(7, 800, n_genes=300, random_state=0)
+    patients = list(a.obs["patient"].cat.categories)
+    patient = a.obs["patient"].astype(str).to_numpy()
+    half = np.random.default_rng(0).random(a.n_obs) < 0.5
+    time = np.where(half, "pre", np.where(np.isin(patient, patients[-2:]), "post", "on"))
+    a.obs["time"] = pd.Categorical(time)
+    a.obs["sample"] = pd.Categorical(patient + "_" + time)
+    a.obs["state"] = a.obs["state_true"]
+    macrophages = (a.obs["cell_type"] == "Macrophages").to_numpy()
+    keep = np.ones(a.n_obs, bool)
+    keep[np.flatnonzero((a.obs["sample"] == f"{patients[-2]}_post").to_numpy() & macrophages)[2:]] = False
+    a = a[keep].copy()
+    hc.tl.compare(a, features="composition", groupby="state", parent_key="cell_type", condition_key="time",
+                  sample_key="sample", reference="pre", pair_key="patient", method="ols")
+    table = hc.get.compare(a).query("group == 'Macrophages'").set_index("feature")
+    values = a.uns["hcctme_compare_values"].query("group == 'Macrophages'")
+    tested = [f"{p}_{t}" for p in patients[:5] for t in ("pre", "on")]
+    assert set(values["sample"]) == set(tested)
+    mac = a.obs[a.obs["cell_type"] == "Macrophages"]
+    counts = pd.crosstab(mac["sample"].astype(str), mac["state"].astype(str)).loc[tested]
+    props = counts.div(counts.sum(axis=1), axis=0)
+    pre = [s for s in tested if s.endswith("_pre")]
+    for feature, row in table.iterrows():
+        assert row["n_reference"] == len(pre)
+        assert row["prop_reference"] == pytest.approx(props.loc[pre, feature].mean(), rel=1e-12)
