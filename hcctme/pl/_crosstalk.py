@@ -92,8 +92,8 @@ def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[s
     averaged over the samples in which liana reports them (a pair reported in one sample of eight shows that
     sample's strength, not an eighth of it). ``value="effect"`` (needs a differential run): summed effect
     (condition minus reference) of those interactions in one contrast: ``condition``'s, by default that of the
-    table's first tested interaction (as :func:`dotplot`; effects of different contrasts are never added). ``axis`` restricts to
-    some kb axes.
+    table's first tested interaction (as :func:`dotplot`; effects of different contrasts are never added).
+    ``axis`` restricts to some kb axes.
     """
     from matplotlib.colors import TwoSlopeNorm
 

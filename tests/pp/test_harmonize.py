@@ -480,8 +480,9 @@ def test_ta_response_and_enrich_refuse_a_symbol_clash_too():
     """Review of sweep 60: ta_response(aggregate="mean") gave the old var_names_make_unique() advice, and enrich
     ranked "APOE" by whichever of Apoe and the transgene had the smaller p-value."""
     to_mouse = _genes.human_to_mouse()
-    human = [g for g in ["APOE", "CD68", "C1QB", "C1QC", "CD14", "LYZ", "CSF1R", "SPP1", "TREM2", "APOC1", "GPNMB",
-                         "CD74", "FCGR3A", "MRC1", "CD163", "MSR1", "MARCO", "VSIG4", "FOLR2", "LYVE1"] if g in to_mouse]
+    wanted = ["APOE", "CD68", "C1QB", "C1QC", "CD14", "LYZ", "CSF1R", "SPP1", "TREM2", "APOC1", "GPNMB", "CD74",
+              "FCGR3A", "MRC1", "CD163", "MSR1", "MARCO", "VSIG4", "FOLR2", "LYVE1"]
+    human = [g for g in wanted if g in to_mouse]
     names = [to_mouse[g] for g in human] + ["APOE"]
     rng = np.random.default_rng(0)
     condition = np.repeat(["R", "N"], 120)
