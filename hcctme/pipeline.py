@@ -33,6 +33,8 @@ from hcctme.tl import _contexts, _design
 
 _step_logger = logging.getLogger(STEP_LOGGER)
 
+__all__ = ["STEPS", "PipelineConfig", "run", "write_outputs"]  # the rest serves the CLI and the workflow rules
+
 STEPS = ("score", "states", "compare", "ta_response", "crosstalk", "tib", "profile")
 _NO_CONDITION = "condition_key=None, no conditions to compare"  # the comparisons' skip reason (no warning)
 _NO_STATES = "no state calls (obs['hcctme_state']): add 'states' to steps, or run tl.call_states first"

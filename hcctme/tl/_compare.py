@@ -261,8 +261,8 @@ def compare(
     target.uns[key_added] = table
     target.uns[key_added + Suffix.VALUES] = values
     target.uns[key_added + Suffix.PARAMS] = params
-    logger.info("compare(%s, %s): %d tests over %d units, %d with padj < 0.1 -> uns[%r]", features, method,
-                len(table), design.shape[0], int((table["padj"] < 0.1).sum()), key_added)
+    logger.info("compare(%s, %s): %d tests over %d units, %d with padj < %g -> uns[%r]", features, method,
+                len(table), design.shape[0], int((table["padj"] < Defaults.ALPHA).sum()), Defaults.ALPHA, key_added)
     return target if copy else None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -193,9 +194,9 @@ def ta_response(
     else:  # a run without a condition replaces an earlier run's comparison too
         target.uns.pop(key_added, None)
     target.uns[key_added + Suffix.PARAMS] = params
-    logger.info("ta_response: %d T+A signatures over %d units (%s)%s -> uns[%r]", len(params["signatures"]),
-                len(per_sample), aggregate, ", compared by " + condition_key if condition_key else "",
-                key_added + Suffix.PER_SAMPLE)
+    logger.info("ta_response: %d T+A signatures over %d units (%s) -> uns[%r]%s", len(params["signatures"]),
+                len(per_sample), aggregate, key_added + Suffix.PER_SAMPLE,
+                f", compared by {condition_key} -> uns[{key_added!r}]" if table is not None else "")
     return target if copy else None
 
 
@@ -293,7 +294,13 @@ def _compare_units(values: pd.DataFrame, design: pd.DataFrame, *, reference: str
         obs[pair] = design["block"].astype(str).to_numpy()
     light = AnnData(X=sp.csr_matrix((len(obs), 1), dtype=np.float32), obs=obs)
     light.obsm["_ta"] = values.set_axis(light.obs_names)
-    out = compare(light, condition_key=condition, sample_key=None, reference=reference, features="scores",
-                  scores_key="_ta", covariates=covariates or None, pair_key=pair, method=method,
-                  key_added="_ta_compare", copy=True)
+    quiet = logging.getLogger("hcctme")  # the comparison's own line would name its private key
+    level = quiet.level
+    quiet.setLevel(max(level, logging.WARNING))
+    try:
+        out = compare(light, condition_key=condition, sample_key=None, reference=reference, features="scores",
+                      scores_key="_ta", covariates=covariates or None, pair_key=pair, method=method,
+                      key_added="_ta_compare", copy=True)
+    finally:
+        quiet.setLevel(level)
     return out.uns["_ta_compare"]

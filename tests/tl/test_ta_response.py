@@ -215,3 +215,20 @@ def test_per_cell_score_means_warn_of_a_depth_gap_and_the_pseudobulk_does_not_ne
     hc.tl.ta_response(adata, **kw)  # the pseudobulk: depth is normalised by the CPM
     assert "depth" not in hc.get.params(adata, "hcctme_ta_response")
     adata.write_h5ad(tmp_path / "ta.h5ad")  # the record stays writable
+
+
+def test_the_log_names_both_tables_and_not_the_private_comparison(ta_counts, caplog):
+    """The inner comparison logged "-> uns['_ta_compare']", a key never written, and the comparison's own key was
+    never named; compare counted padj < 0.1 where every other tool counts padj < Defaults.ALPHA."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="hcctme"):
+        hc.tl.ta_response(ta_counts, **ARGS, copy=True)
+    assert "_ta_compare" not in caplog.text
+    assert ("-> uns['hcctme_ta_response_per_sample'], compared by response -> uns['hcctme_ta_response']"
+            in caplog.text)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="hcctme"):
+        hc.tl.compare(ta_counts, condition_key="response", sample_key="patient", reference="responder",
+                      features="genes", copy=True)
+    assert "with padj < 0.05 -> uns['hcctme_compare']" in caplog.text
