@@ -16,7 +16,7 @@ is built from
   ``spatial=True``, a tumour immune barrier) described in :data:`DEFAULT_EFFECTS`.
 
 Gene-level parameters (baseline, programmes, dispersions) come from a fixed internal seed, so every
-cohort of the same ``n_genes`` shares one "biology"; ``seed`` drives patients, cells and counts.
+cohort of the same ``n_genes`` shares one "biology"; ``random_state`` drives patients, cells and counts.
 Everything that was planted is written to ``adata.uns["hcctme_sim"]``.
 
 State programmes. In real scRNA-seq the genes that define a state are detected in a clear
