@@ -26,6 +26,8 @@ from hcctme.pipeline import (
 )
 from hcctme.report import _build as report_build
 
+_NO_CONDITION = "condition_key is null: no conditions to compare"  # a comparison table's skip reason
+
 # the config keys of the workflow that are not PipelineConfig fields
 _WORKFLOW_ONLY = {"input": None, "outdir": "results"}
 # PipelineConfig fields the workflow's config schema exposes (their defaults are PipelineConfig's)
@@ -184,6 +186,12 @@ def _run_step(smk, step: str) -> ad.AnnData:
     return adata
 
 
+def _why_not(smk, adata: ad.AnnData, step: str, default: str) -> str:
+    """Why ``step`` wrote no table: the config's reason (no coordinates, crosstalk off), the run's, or ``default``."""
+    skipped = {**_config(_cfg(smk)).validate(adata), **json.loads(Path(smk.output.skipped).read_text())}
+    return skipped.get(step, default)
+
+
 def _write_params(adata: ad.AnnData, key: str, path: str) -> None:
     """A rule's results as its tool stores them in ``uns``, for the profile rule to put back.
 
@@ -223,18 +231,21 @@ def compare(smk) -> None:
         table = compare_one(adata, config, features)
     except (tl.TooFewCellsError, tl.TooFewGenesError) as error:
         warnings.warn(f"workflow: compare_{features} skipped: {error}", UserWarning, stacklevel=2)
-        table, skipped = pd.DataFrame(), {f"compare_{features}": str(error)}
+        table, skipped = pd.DataFrame({"skipped": [str(error)]}), {f"compare_{features}": str(error)}
     _files.write_table(table, smk.output[0])
     _write_skipped(skipped, smk.output.skipped)
     _write_params(adata, COMPARE_KEYS[features], smk.output.params)
 
 
-def _or_empty(read: Any, adata: ad.AnnData, **kwargs: Any) -> pd.DataFrame:
-    """The table ``read`` (a :mod:`hcctme.get` function) returns; an empty one when the step did not run."""
+def _or_skipped(read: Any, adata: ad.AnnData, why: str, **kwargs: Any) -> pd.DataFrame:
+    """The table ``read`` (a :mod:`hcctme.get` function) returns, or one ``skipped`` row saying why there is none.
+
+    The rule must write the file, and a file without a header reads as no table at all.
+    """
     try:
         return read(adata, **kwargs)
     except KeyError:
-        return pd.DataFrame()
+        return pd.DataFrame({"skipped": [why]})
 
 
 def crosstalk(smk) -> None:
@@ -243,21 +254,27 @@ def crosstalk(smk) -> None:
     else:  # the profile rule records crosstalk=False from the config
         adata = _files.read_h5ad(smk.input[0])
         _write_skipped({}, smk.output.skipped)
-    for name, differential in (("pooled", False), ("diff", True)):
-        _files.write_table(_or_empty(get.crosstalk, adata, differential=differential), smk.output[name])
+    why = _why_not(smk, adata, "crosstalk", "crosstalk wrote no table")
+    _files.write_table(_or_skipped(get.crosstalk, adata, why), smk.output.pooled)
+    if Keys.CROSSTALK in adata.uns:  # it ran: without a condition there is no differential test
+        why = _NO_CONDITION
+    _files.write_table(_or_skipped(get.crosstalk, adata, why, differential=True), smk.output.diff)
     _write_params(adata, Keys.CROSSTALK, smk.output.params)
 
 
 def tib(smk) -> None:
     adata = _run_step(smk, "tib")
-    _files.write_table(_or_empty(get.tib, adata), smk.output[0], index=True)
+    table = _or_skipped(get.tib, adata, _why_not(smk, adata, "tib", "the barrier step wrote no table"))
+    _files.write_table(table, smk.output[0], index="skipped" not in table.columns)
     _write_params(adata, Keys.TIB, smk.output.params)
 
 
 def ta_response(smk) -> None:
     adata = _run_step(smk, "ta_response")
-    _files.write_table(_or_empty(get.ta_response, adata, per_sample=True), smk.output.per_sample)
-    _files.write_table(_or_empty(get.ta_response, adata), smk.output.compare)
+    why = _why_not(smk, adata, "ta_response", "the T+A step wrote no table")
+    _files.write_table(_or_skipped(get.ta_response, adata, why, per_sample=True), smk.output.per_sample)
+    _files.write_table(_or_skipped(get.ta_response, adata, _NO_CONDITION if Keys.TA_RESPONSE + Suffix.PER_SAMPLE
+                                   in adata.uns else why), smk.output.compare)
     _write_params(adata, Keys.TA_RESPONSE, smk.output.params)
 
 
@@ -272,7 +289,7 @@ def profile(smk) -> None:
     skipped.update(run_step(adata, _config(config), "profile"))
     adata.uns[Keys.RUN] = {"config": config_record(_config(config)), "skipped": skipped}
     _files.write_table(get.profile(adata), smk.output.table)
-    _files.write_table(_or_empty(get.profile, adata, summary=True), smk.output.summary)
+    _files.write_table(_or_skipped(get.profile, adata, _NO_CONDITION, summary=True), smk.output.summary)
     _files.write_table(get.profile(adata, evidence=True), smk.output.evidence)
     _files.write_results_h5ad(adata, smk.output.h5ad)
 
