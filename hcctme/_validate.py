@@ -375,7 +375,7 @@ def matrix(
         if layer not in adata.layers:
             raise KeyError(
                 f"adata.layers has no {layer!r}; available layers: {_preview(adata.layers.keys()) or 'none'}"
-                " (pass layer=None to use .X)"
+                " (pass layer=None to use .X; on the command line, --layer X)"
             )
         return sparse_structure(adata.layers[layer], where=f"adata.layers[{layer!r}]"), adata.var_names
     if use_raw is None:

@@ -38,7 +38,7 @@ def _add_keys(parser: argparse.ArgumentParser, *, condition: bool = True) -> Non
 
 
 def _add_matrix(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--layer", default=None, help="layer with log-normalised expression (default .X)")
+    parser.add_argument("--layer", default=None, help='layer with log-normalised expression (default, or "X": .X)')
     parser.add_argument("--use-raw", action=argparse.BooleanOptionalAction, default=None,
                         help="read adata.raw (default: scanpy's rule)")
 
@@ -152,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--features", default="scores", choices=["scores", "composition", "genes"])
     compare.add_argument("--groupby", default=None)
     compare.add_argument("--parent-key", default=None)
-    compare.add_argument("--layer", default=Keys.COUNTS, help="counts layer for features=genes")
+    compare.add_argument("--layer", default=Keys.COUNTS,
+                         help='counts layer for features=genes ("X": the raw counts are in .X)')
     _add_de_method(compare)
     compare.add_argument("--min-cells", type=int, default=Defaults.MIN_CELLS,
                          help="samples with fewer cells in a group are left out of that group")
@@ -277,7 +278,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         condition_key=None if args.no_condition else args.condition_key,
         reference=args.reference,
         cell_type_key=args.cell_type_key,
-        layer=args.layer,
+        layer=_layer(args.layer),
         use_raw=args.use_raw,
         counts_layer=args.counts_layer,
         signatures=signatures,
@@ -303,7 +304,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     signatures = _signatures_arg(args.signatures)
     adata = _files.read_h5ad(args.input, backed=args.backed)
     _harmonise(adata, args)
-    tl.score(adata, signatures, method=args.method, layer=args.layer,
+    tl.score(adata, signatures, method=args.method, layer=_layer(args.layer),
              use_raw=args.use_raw, max_rank=args.max_rank, min_coverage=args.min_coverage, chunk_size=args.chunk_size,
              n_jobs=args.n_jobs)
     _files.write_h5ad(adata, args.out)  # a backed input's matrices are copied block by block, not loaded
@@ -348,7 +349,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     adata = _files.read_h5ad(args.input, backed=args.backed)
     tl.compare(adata, condition_key=args.condition_key, sample_key=args.sample_key,
                reference=args.reference, features=args.features, groupby=args.groupby,
-               parent_key=args.parent_key, layer=args.layer, min_cells=args.min_cells,
+               parent_key=args.parent_key, layer=_layer(args.layer), min_cells=args.min_cells,
                method=args.de_method if args.features == "genes" else "auto")
     _files.write_table(get.compare(adata), args.out)
     print(args.out)
@@ -362,7 +363,7 @@ def _cmd_crosstalk(args: argparse.Namespace) -> int:
     adata = _files.read_h5ad(args.input)
     _harmonise(adata, args)
     tl.crosstalk(adata, groupby=args.groupby, sample_key=args.sample_key, condition_key=args.condition_key,
-                 reference=args.reference, layer=args.layer, use_raw=args.use_raw, min_cells=args.min_cells,
+                 reference=args.reference, layer=_layer(args.layer), use_raw=args.use_raw, min_cells=args.min_cells,
                  expr_prop=args.expr_prop, min_samples=args.min_samples, resource=args.resource,
                  axes_only=args.axes_only)
     _files.write_table(get.crosstalk(adata, differential=args.condition_key is not None), args.out)
@@ -463,6 +464,11 @@ def _quiet_terminal(*, verbose: bool) -> None:
     handler.set_name(STEP_LOGGER)
     handler.setFormatter(logging.Formatter("hcctme %(message)s"))
     steps.addHandler(handler)
+
+
+def _layer(value: str | None) -> str | None:
+    """``--layer``'s value as the tools take it: ``X`` (or nothing) names ``.X``."""
+    return None if value in (None, "X") else value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -184,3 +184,18 @@ def test_a_reader_that_stops_early_ends_the_command_quietly():
         err = proc.stderr.read().decode()
         proc.stderr.close()
         assert proc.wait() == 0 and "Broken pipe" not in err, (argv, err)
+
+
+def test_layer_x_names_the_counts_in_x(capsys, tmp_path: Path):
+    """`hcctme compare --features genes` on a file whose raw counts are in .X could not run: --layer defaults to
+    counts and every value was read as a layer name, while the error advised layer=None, a Python-only fix."""
+    adata = datasets.simulate_cohort(4, 60, n_genes=400, random_state=1)
+    adata.X = adata.layers.pop("counts")
+    path = tmp_path / "counts_in_x.h5ad"
+    adata.write_h5ad(path)
+    argv = ["compare", str(path), "--condition-key", "response", "--sample-key", "patient", "--reference",
+            "responder", "--features", "genes", "--out", str(tmp_path / "genes.tsv")]
+    code, _, err = run(capsys, *argv)
+    assert code == cli.EXIT_USAGE and "on the command line, --layer X" in err
+    code, out, _ = run(capsys, *argv, "--layer", "X")
+    assert code == 0 and len(pd.read_csv(tmp_path / "genes.tsv", sep="\t")) > 0
