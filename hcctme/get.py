@@ -124,7 +124,21 @@ def _legacy_params(adata: AnnData, key: str) -> dict[str, Any]:
 
 
 def scores(adata: AnnData, key: str = Keys.SCORES) -> pd.DataFrame:
-    """Signature scores of :func:`hcctme.tl.score`: cells x signatures (a copy of ``obsm[key]``)."""
+    """Signature scores of :func:`hcctme.tl.score`: cells x signatures (a copy of ``obsm[key]``).
+
+    Parameters
+    ----------
+    adata
+        AnnData :func:`hcctme.tl.score` has written to.
+    key
+        The ``key_added`` of ``tl.score``: the scores are read from ``obsm[key]`` (a ``KeyError`` when it is
+        absent, a ``TypeError`` when it holds something other than a DataFrame).
+
+    Returns
+    -------
+    DataFrame
+        A copy of ``obsm[key]``: one row per cell (``obs_names``), one column per signature.
+    """
     _validate.anndata(adata, allow_empty=True)
     return _validate.scores(adata, key, argument="key").copy()
 
@@ -134,6 +148,21 @@ def states(adata: AnnData, key: str = Keys.STATE) -> pd.DataFrame:
 
     Columns: ``state`` (``obs[key]``) and, where the tool wrote them, ``confidence``, ``context``
     (the cell context each cell was read in) and ``unrefined`` (calls before refinement).
+
+    Parameters
+    ----------
+    adata
+        AnnData :func:`hcctme.tl.call_states` has written to.
+    key
+        The ``key_added`` of ``tl.call_states``: the calls are ``obs[key]``, the other columns
+        ``obs[key + "_confidence"]``, ``obs[key + "_context"]`` and ``obs[key + "_unrefined"]``. A ``KeyError``
+        when ``obs`` has no ``key``; a ``TypeError`` when ``uns[key + "_params"]`` names another tool, or when
+        there is neither such a record nor a confidence column (the column is not call_states' output).
+
+    Returns
+    -------
+    DataFrame
+        One row per cell (index ``obs_names``), with the columns above that are present.
     """
     _validate.anndata(adata, allow_empty=True)
     _validate.key_name(key, name="key")
@@ -156,6 +185,24 @@ def compare(adata: AnnData, key: str = Keys.COMPARE, *, values: bool = False) ->
 
     With ``values=True``, the long per-sample values that were tested (sample, group, feature, value,
     condition), as :func:`hcctme.pl.compare` draws them.
+
+    Parameters
+    ----------
+    adata
+        AnnData :func:`hcctme.tl.compare` has written to.
+    key
+        The ``key_added`` of ``tl.compare`` (the pipeline's comparisons are under
+        ``"hcctme_compare_composition"``, ``"hcctme_compare_scores"`` and ``"hcctme_compare_genes"``). The
+        ``key_added`` of :func:`hcctme.tl.ta_response` is read too: its comparison table is a ``tl.compare``
+        table. A ``TypeError`` when ``uns[key + "_params"]`` names any other tool.
+    values
+        Read the per-sample values (``uns[key + "_values"]``) instead of the comparison table (``uns[key]``).
+        True or False; other values raise a ``TypeError``.
+
+    Returns
+    -------
+    DataFrame
+        A copy of the stored table.
     """
     values = _validate.boolean(values, name="values")
     return _table(adata, key, Suffix.VALUES if values else "", tool="hcctme.tl.compare",
@@ -163,26 +210,86 @@ def compare(adata: AnnData, key: str = Keys.COMPARE, *, values: bool = False) ->
 
 
 def enrich(adata: AnnData, key: str = Keys.ENRICH) -> pd.DataFrame:
-    """Table of :func:`hcctme.tl.enrich` (term, group, contrast, nes, pvalue, padj, lead_genes, ...)."""
+    """Table of :func:`hcctme.tl.enrich` (term, group, contrast, nes, pvalue, padj, lead_genes, ...).
+
+    Parameters
+    ----------
+    adata
+        AnnData :func:`hcctme.tl.enrich` has written to.
+    key
+        The ``key_added`` of ``tl.enrich``: the table is ``uns[key]``.
+
+    Returns
+    -------
+    DataFrame
+        A copy of ``uns[key]``.
+    """
     return _table(adata, key, "", tool="hcctme.tl.enrich", writers=("hcctme.tl.enrich",))
 
 
 def ta_response(adata: AnnData, key: str = Keys.TA_RESPONSE, *, per_sample: bool = False) -> pd.DataFrame:
-    """Table of :func:`hcctme.tl.ta_response`: the comparison, or the per-sample values (``per_sample=True``)."""
+    """Table of :func:`hcctme.tl.ta_response`: the comparison, or the per-sample values (``per_sample=True``).
+
+    Parameters
+    ----------
+    adata
+        AnnData :func:`hcctme.tl.ta_response` has written to.
+    key
+        The ``key_added`` of ``tl.ta_response``.
+    per_sample
+        Read the per-sample T+A values (``uns[key + "_per_sample"]``, written by every run) instead of the
+        comparison (``uns[key]``, written only by a run with ``condition_key`` and ``reference``). True or
+        False; other values raise a ``TypeError``.
+
+    Returns
+    -------
+    DataFrame
+        A copy of the stored table.
+    """
     per_sample = _validate.boolean(per_sample, name="per_sample")
     tool = "hcctme.tl.ta_response" + ("" if per_sample else " with condition_key and reference")
     return _table(adata, key, Suffix.PER_SAMPLE if per_sample else "", tool=tool, writers=("hcctme.tl.ta_response",))
 
 
 def crosstalk(adata: AnnData, key: str = Keys.CROSSTALK, *, differential: bool = False) -> pd.DataFrame:
-    """Table of :func:`hcctme.tl.crosstalk`: liana's interactions, or the patient-level differential table."""
+    """Table of :func:`hcctme.tl.crosstalk`: liana's interactions, or the patient-level differential table.
+
+    Parameters
+    ----------
+    adata
+        AnnData :func:`hcctme.tl.crosstalk` has written to.
+    key
+        The ``key_added`` of ``tl.crosstalk``.
+    differential
+        Read the differential table (``uns[key + "_diff"]``, written only by a run with ``condition_key`` and
+        ``reference``) instead of the interaction table (``uns[key]``). True or False; other values raise a
+        ``TypeError``.
+
+    Returns
+    -------
+    DataFrame
+        A copy of the stored table.
+    """
     differential = _validate.boolean(differential, name="differential")
     tool = "hcctme.tl.crosstalk" + (" with condition_key and reference" if differential else "")
     return _table(adata, key, Suffix.DIFF if differential else "", tool=tool, writers=("hcctme.tl.crosstalk",))
 
 
 def tib(adata: AnnData, key: str = Keys.TIB) -> pd.DataFrame:
-    """Table of :func:`hcctme.tl.tib`: one row per sample (tib_score, t_exclusion, p-values, ...)."""
+    """Table of :func:`hcctme.tl.tib`: one row per sample (tib_score, t_exclusion, p-values, ...).
+
+    Parameters
+    ----------
+    adata
+        AnnData :func:`hcctme.tl.tib` has written to.
+    key
+        The ``key_added`` of ``tl.tib``: the table is ``uns[key]``.
+
+    Returns
+    -------
+    DataFrame
+        A copy of ``uns[key]``, indexed by sample.
+    """
     return _table(adata, key, "", tool="hcctme.tl.tib", writers=("hcctme.tl.tib",))
 
 
@@ -191,6 +298,24 @@ def profile(adata: AnnData, key: str = Keys.PROFILE, *, summary: bool = False, e
 
     ``summary=True``: the per-axis summary by condition; ``evidence=True``: the long evidence table behind each
     activity (one row per sample, axis and piece of evidence).
+
+    Parameters
+    ----------
+    adata
+        AnnData :func:`hcctme.tl.resistance_profile` has written to.
+    key
+        The ``key_added`` of ``tl.resistance_profile``.
+    summary
+        Read the summary (``uns[key + "_summary"]``, written only by a run with ``condition_key``) instead of
+        the per-sample profile (``uns[key]``).
+    evidence
+        Read the evidence table (``uns[key + "_evidence"]``). ``summary`` and ``evidence`` are True or False
+        (other values raise a ``TypeError``), and not both True (a ``ValueError``).
+
+    Returns
+    -------
+    DataFrame
+        A copy of the stored table.
     """
     summary, evidence = _validate.boolean(summary, name="summary"), _validate.boolean(evidence, name="evidence")
     if summary and evidence:

@@ -247,6 +247,14 @@ def run(adata: AnnData, config: PipelineConfig | None = None, **params) -> AnnDa
         cell-type annotations in ``obs``.
     config
         A :class:`PipelineConfig`; keyword arguments override its fields.
+    **params
+        Fields of :class:`PipelineConfig` (e.g. ``condition_key=None``, ``steps=("score", "states")``), over
+        those of ``config``; an unknown name raises a ``TypeError``.
+
+    Returns
+    -------
+    AnnData
+        ``adata`` itself, with every step's results and ``uns["hcctme_run"]`` (config, timings_s, skipped).
 
     Notes
     -----
@@ -515,6 +523,29 @@ def write_outputs(adata: AnnData, out_dir: str | Path, *, input_path: str | Path
     written last, lists every file with its size and sha256, the run's parameters, skipped steps,
     the input file and the package versions. ``out_dir`` must be new, empty or an earlier hcctme
     run folder, and must not be or contain ``input_path``.
+
+    Parameters
+    ----------
+    adata
+        AnnData holding the results of :func:`run` (or of the tools, under the pipeline's keys); a table that is
+        absent is left out.
+    out_dir
+        Folder to write into (created, with its parents, if needed). An existing folder must be empty or hold
+        an earlier hcctme run (it is then replaced as a whole); otherwise, or when it cannot be written, a
+        ``ValueError`` before any work.
+    input_path
+        The file ``adata`` was read from: recorded in ``manifest.json`` (path, size, sha256; it must exist),
+        and refused (``ValueError``) when it is, or lies inside, ``out_dir``. ``None``: no input recorded.
+    full
+        Write the matrices (X, layers, raw) into ``hcctme.h5ad`` too.
+
+    Returns
+    -------
+    dict of str to Path
+        The files written, under ``out_dir``: one TSV per table present, by stem (``compare_composition``,
+        ``compare_scores``, ``compare_genes``, ``ta_response_compare``, ``ta_response_per_sample``, ``crosstalk``,
+        ``crosstalk_diff``, ``tib``, ``resistance_profile``, ``resistance_profile_summary``,
+        ``resistance_profile_evidence``), then ``report``, ``h5ad`` and ``manifest``.
     """
     from hcctme.report import _build as report_build
 

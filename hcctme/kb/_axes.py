@@ -55,6 +55,21 @@ def load(path: str | Path | None = None, *, check_genes: bool = True) -> AxisTab
 
     Raises :class:`hcctme.kb.AxisSchemaError` naming the file and the axis on any problem. With
     ``check_genes`` every ligand/receptor subunit must be a current human gene symbol.
+
+    Parameters
+    ----------
+    path
+        An axis table (YAML, the schema of ``hcctme/kb/data/axes.yaml``); a ``FileNotFoundError`` when it is not
+        a file. ``None``: the shipped table (read anew; :func:`table` caches it).
+    check_genes
+        Check every ligand/receptor subunit against the shipped human gene symbols. False skips that check
+        only; the rest of the schema is always validated.
+
+    Returns
+    -------
+    AxisTable
+        The schema version, the axes (one dict each), where the table was read from (``origin``) and the first
+        ten hex digits of the file's sha256 (``digest``).
     """
     if path is None:
         with resources.files(_DATA).joinpath(_FILE).open("rb") as handle:
@@ -260,6 +275,18 @@ def axis_pairs(*, include_metabolite: bool = False) -> pd.DataFrame:
     pairs. A LIANA interaction belongs to an axis when the axis ligand's subunits are contained in
     ``ligand_complex`` and the receptor's in ``receptor_complex`` (either orientation); see
     :func:`annotate`.
+
+    Parameters
+    ----------
+    include_metabolite
+        List the metabolite pairs too (True or False; other values raise a ``TypeError``).
+
+    Returns
+    -------
+    DataFrame
+        One row per axis x pair of the shipped table, in its order: ligand, receptor (LIANA complex notation),
+        axis, direction, sender, receiver (';'-joined cell contexts) and interaction (``protein`` or
+        ``metabolite``).
     """
     include_metabolite = _validate.boolean(include_metabolite, name="include_metabolite")
     frame = axes()
@@ -310,6 +337,22 @@ def annotate(ligands: Iterable[str], receptors: Iterable[str]) -> pd.Series:
     subunit of the axis receptor one of its receptor complex (``CSF1`` matches ``CSF1_IL34``,
     ``KLRK1`` matches ``HCST_KLRK1``). The reversed orientation also matches, because resources
     differ on direction (e.g. ``TIGIT -> PVR``).
+
+    Parameters
+    ----------
+    ligands
+        Ligand complex names, one per interaction (a list, array or column such as LIANA's
+        ``ligand_complex``); subunits joined by ``_``. Values are read as text. A single string raises a
+        ``TypeError``.
+    receptors
+        Receptor complex names, one per interaction, in the order of ``ligands`` (a ``ValueError`` when the
+        lengths differ).
+
+    Returns
+    -------
+    Series
+        Named ``axis``, one value per interaction in the given order (a fresh ``RangeIndex``, not the index of
+        the input): the ids of the shipped table's axes it matches, ';'-joined in the table's order, or NaN.
     """
     for name, values in (("ligands", ligands), ("receptors", receptors)):
         if isinstance(values, str) or not isinstance(values, Iterable):

@@ -197,6 +197,28 @@ def volcano(
     most significant are labelled. With several groups, pass ``group`` (otherwise all groups are
     drawn together).
 
+    Parameters
+    ----------
+    data
+        AnnData with the results of :func:`hcctme.tl.compare` (``uns[key]``), or its table as
+        :func:`hcctme.get.compare` reads it (columns feature, effect, pvalue and, for the colours, padj; a
+        table without padj draws every point grey).
+    group, contrast
+        Restrict to one group / one contrast of the table (a ``ValueError`` when absent from it; ``contrast``
+        is ignored for a table without a contrast column).
+    key
+        ``key_added`` of ``tl.compare`` (read only when ``data`` is an AnnData).
+    alpha
+        Significance level in [0, 1]: points with ``padj < alpha`` are coloured and may be labelled.
+    n_labels
+        Label the significant points among the ``n_labels`` of smallest p-value (0: no labels).
+    ax
+        Draw into this Axes.
+    figsize
+        Figure size when a new figure is made (``ax`` None).
+    show, save
+        Call ``plt.show()`` (and return None); save the figure to this path.
+
     Returns
     -------
     Axes or None

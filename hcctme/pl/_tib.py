@@ -72,6 +72,45 @@ def tib(
 
     ``show=True`` calls ``plt.show()`` (and returns None); ``save`` writes the figure to that path.
 
+    Parameters
+    ----------
+    adata
+        Cells or spots with 2-D coordinates in ``obsm[spatial_key]`` and, usually, the results of
+        :func:`hcctme.tl.tib` under ``key``.
+    sample
+        The sample to draw: a level of ``obs[sample_key]`` (compared as text).
+    sample_key
+        obs column naming the sample. Default: the one the stored run used, else ``"patient"``.
+    key
+        ``key_added`` of ``tl.tib``: its parameters (``uns[key + "_params"]``) give the defaults here, its table
+        (``uns[key]``) the title's statistics. Neither is required.
+    state_key
+        obs column of :func:`hcctme.tl.call_states` that tells tumour, barrier and CD8 T cells apart in cells
+        mode (as in ``tl.tib``). Default: the stored run's, else ``"hcctme_state"``.
+    barrier_labels, tumour_labels, t_cell_labels
+        Who is who, as in :func:`hcctme.tl.tib`. When none of them nor ``label_key`` is given, the labels the
+        stored run used; giving any of the four drops all the stored labels (those not given take
+        ``tl.tib``'s defaults).
+    label_key
+        obs column the plain label lists refer to (as in ``tl.tib``); it is not taken from the stored run.
+    spatial_key
+        obsm key of the coordinates. Default: the stored run's, else ``"spatial"``.
+    mode
+        ``"cells"`` or ``"spots"`` (as in ``tl.tib``). Default: the stored run's, else ``"cells"``.
+    scores_key
+        obsm key of the signature scores that give the spot proxies (spots mode). Default: the stored run's,
+        else ``"hcctme_scores"``.
+    size
+        Marker size. Default: ``20000 / n`` clipped to [2, 60] for a sample of ``n`` cells or spots; in cells
+        mode other cells are drawn at 0.6 x, T cells at 1.3 x and barrier cells at 1.6 x this size.
+    ax
+        Draw into this Axes (default: a new 5.5 x 5 figure).
+    title
+        Axes title. Default: the sample and, when ``uns[key]`` holds its row, its TIB score and T-cell
+        exclusion with their p-values.
+    show, save
+        Call ``plt.show()`` (and return None); save the figure to this path.
+
     Returns
     -------
     Axes or None

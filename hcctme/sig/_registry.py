@@ -31,12 +31,37 @@ def list_signatures(**fields: Any) -> pd.DataFrame:
     tested (``validation`` says why) and missing for entries that make no such claim (programmes).
 
     Keyword arguments filter rows, e.g. ``sig.list(cell_context="macrophage")``.
+
+    Parameters
+    ----------
+    **fields
+        Signature fields and the value to keep (a list keeps any of its values): ``id``, ``name``,
+        ``collection``, ``cell_context``, ``species``, ``evidence``, ``role``, ``version`` or ``validated``. Another
+        field raises a ``TypeError``; a value no library signature holds (a typo) a ``ValueError`` listing the
+        values there are. Without them, the whole library.
+
+    Returns
+    -------
+    DataFrame
+        One row per signature, in library order: id, name, collection, cell_context, role, evidence, n_genes,
+        n_up, n_down, validated (nullable boolean), citation and validation.
     """
     return library().filter(**fields).to_frame()
 
 
 def get(signature_id: str) -> Signature:
-    """One library signature by id."""
+    """One library signature by id.
+
+    Parameters
+    ----------
+    signature_id
+        A library id (see ``hcctme.sig.list()``); a ``KeyError`` when the library has no such id, a
+        ``TypeError`` when it is not a string.
+
+    Returns
+    -------
+    Signature
+    """
     if not isinstance(signature_id, str):
         raise TypeError(f"give a library signature id (a string, see hcctme.sig.list()), got "
                         f"{type(signature_id).__name__} {signature_id!r}")
@@ -193,15 +218,55 @@ def _from_path(path: Path) -> list[Signature]:
 
 
 def to_net(x: Any = None) -> pd.DataFrame:
-    """Decoupler net (source, target, weight) of the library or of anything :func:`load` takes."""
+    """Decoupler net (source, target, weight) of the library or of anything :func:`load` takes.
+
+    Parameters
+    ----------
+    x
+        Anything :func:`load` takes (read with ``species="human"``); ``None``: the whole library.
+
+    Returns
+    -------
+    DataFrame
+        One row per signature x gene: ``source`` (signature id), ``target`` (gene) and ``weight`` (+1 for
+        genes_up, -1 for genes_down, or the gene's weight with that sign).
+    """
     return load(x).to_net()
 
 
 def to_gmt(x: Any = None, path: str | Path | None = None) -> str:
-    """GMT text of the library or of anything :func:`load` takes; written to ``path`` if given."""
+    """GMT text of the library or of anything :func:`load` takes; written to ``path`` if given.
+
+    Parameters
+    ----------
+    x
+        Anything :func:`load` takes (read with ``species="human"``); ``None``: the whole library.
+    path
+        File to write the text to (UTF-8, replaced atomically); ``None`` writes nothing.
+
+    Returns
+    -------
+    str
+        The GMT text: one line per signature (id, citation or name, genes_up); a signature with genes_down
+        gives two lines, ``<id>_UP`` and ``<id>_DOWN``. Weights are not kept.
+    """
     return load(x).to_gmt(path)
 
 
 def to_yaml(x: Any = None, path: str | Path | None = None) -> str:
-    """YAML text (library schema) of the library or of anything :func:`load` takes."""
+    """YAML text (library schema) of the library or of anything :func:`load` takes.
+
+    Parameters
+    ----------
+    x
+        Anything :func:`load` takes (read with ``species="human"``); ``None``: the whole library.
+    path
+        File to write the text to (UTF-8, replaced atomically); ``None`` writes nothing.
+
+    Returns
+    -------
+    str
+        The YAML text: a list of signature entries with every field of the schema (weights and sources
+        included), which :func:`load` reads back.
+    """
     return _io.to_yaml(load(x), path)
