@@ -609,6 +609,9 @@ def crosstalk(
         reported in a unit whose sender and receiver groups were present (below ``expr_prop``) is
         not detected there (the detection part), with no strength; units lacking either group are
         left out for it.
+    min_samples
+        Minimum evaluable samples per condition (and samples where the interaction was detected)
+        for an interaction to be tested; others are reported with ``tested=False``.
     counts_layer
         With ``condition_key``: layer of raw counts used to equalise sequencing depth before scoring
         (each unit's counts are binomially thinned so that its median counts per cell match the
@@ -618,9 +621,6 @@ def crosstalk(
         ``layer`` / ``use_raw`` names, which must share ``adata``'s genes: ``None``, a missing layer, or
         a ``.raw`` holding other genes than ``var`` skip it (logged; ``depth_equalized`` in the
         provenance).
-    min_samples
-        Minimum evaluable samples per condition (and samples where the interaction was detected)
-        for an interaction to be tested; others are reported with ``tested=False``.
     random_state
         Seed of LIANA's permutations and of the depth thinning of a differential run. Each count's
         thinning draw is fixed by the seed and its cell's and gene's names: the same for another row
