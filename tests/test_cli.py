@@ -197,5 +197,5 @@ def test_layer_x_names_the_counts_in_x(capsys, tmp_path: Path):
             "responder", "--features", "genes", "--out", str(tmp_path / "genes.tsv")]
     code, _, err = run(capsys, *argv)
     assert code == cli.EXIT_USAGE and "on the command line, --layer X" in err
-    code, out, _ = run(capsys, *argv, "--layer", "X")
+    code, _, _ = run(capsys, *argv, "--layer", "X")
     assert code == 0 and len(pd.read_csv(tmp_path / "genes.tsv", sep="\t")) > 0

@@ -85,7 +85,7 @@ def _documented_parameters(doc: str) -> list[str] | None:
             names = []
             for entry in lines[i + 2:]:
                 if entry.strip() and not entry.startswith(" "):
-                    if i + 2 < len(lines) and set(entry.strip()) == {"-"}:  # the next section's underline
+                    if set(entry.strip()) == {"-"}:  # the next section's underline: its header was no name
                         names.pop()
                         break
                     names += [n.strip() for n in entry.split(" : ")[0].split(",")]
