@@ -92,7 +92,9 @@ def enrich(
     _validate.copy_flag(copy, adata=adata, tool="hcctme.tl.enrich", writes="uns")
     table = _select(table, group=group, contrast=contrast)
     # the genes of tl.compare's table are var_names: ranked by the symbols harmonize_genes gave them
-    table = table.assign(feature=_validate.unique_symbols(adata, pd.Index(table["feature"].astype(str))))
+    features = pd.Index(pd.unique(table["feature"].astype(str)))  # each group's genes: a gene can be in several
+    symbols = dict(zip(features, _validate.unique_symbols(adata, features), strict=True))
+    table = table.assign(feature=table["feature"].astype(str).map(symbols))
     out = _enrich_table(table, _gene_sets(signatures, sig), rank_by=rank_by, **params)
     record = {
         "tool": "hcctme.tl.enrich",
