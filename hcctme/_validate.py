@@ -464,11 +464,17 @@ def unique_genes(var_names: pd.Index) -> pd.Index:
     return var_names
 
 
-def unique_symbols(adata: AnnData, var_names: Iterable[Any]) -> pd.Index:
+def reads_raw(adata: AnnData, layer: str | None, use_raw: bool | None) -> bool:
+    """Whether :func:`matrix` reads ``adata.raw`` for these arguments (scanpy's rule: by default when present)."""
+    return layer is None and (adata.raw is not None if use_raw is None else bool(use_raw))
+
+
+def unique_symbols(adata: AnnData, var_names: Iterable[Any], *, raw: bool = False) -> pd.Index:
     """The harmonised symbols of the genes ``var_names`` (:func:`gene_names`), refused where two genes share one.
 
     Unique var names can still share a symbol: a gene left unmapped keeps its own name, which can be another
-    gene's harmonised symbol (mouse data holding ``Apoe`` and a human ``APOE`` transgene).
+    gene's harmonised symbol (mouse data holding ``Apoe`` and a human ``APOE`` transgene). ``raw``: the genes are
+    those of ``adata.raw`` (:func:`reads_raw`), where the message says to fix them.
     """
     names = pd.Index(var_names)
     unique_genes(names)
@@ -478,9 +484,8 @@ def unique_symbols(adata: AnnData, var_names: Iterable[Any]) -> pd.Index:
     shared = symbols[symbols.duplicated()].unique()
     clashes = {s: [str(n) for n in names[symbols == s]] for s in shared[:5]}
     shown = "; ".join(f"{s}: {', '.join(map(repr, genes))}" for s, genes in clashes.items())
-    in_raw = adata.raw is not None and names.equals(pd.Index(adata.raw.var_names))
     fix = ("in adata.raw, which the tool reads: e.g. raw = adata.raw.to_adata(); adata.raw = "
-           "raw[:, ~raw.var_names.isin([...])], or set its adata.raw.var" if in_raw
+           "raw[:, ~raw.var_names.isin([...])], or set its adata.raw.var" if raw
            else "e.g. adata = adata[:, ~adata.var_names.isin([...])].copy(), or set its var")
     raise ValueError(
         f"{len(shared)} harmonised gene symbol(s) name more than one gene ({shown}): a gene left unmapped by "

@@ -701,7 +701,7 @@ def call_states(
     dropped = adata.uns.get(scores_key + Suffix.PARAMS, {}).get("dropped", [])
     m = _model_inputs(scores, labels, resolution, library, extra, scores_key, dropped=dropped)
     thresholds = _model.Thresholds()
-    var_names = _validate.unique_symbols(adata, genes)
+    var_names = _validate.unique_symbols(adata, genes, raw=_validate.reads_raw(adata, layer, use_raw))
     sums = _genes_of.prepare(m, matrix, var_names)
     _artefacts.add_library_size(m, matrix, samples.to_numpy(), sums=sums)
     _artefacts.add_gene_support(m, matrix, var_names, library)

@@ -289,8 +289,13 @@ def _long_values(values: pd.DataFrame, design: pd.DataFrame, group: str, *, refe
     if "block" in design:
         long["pair"] = np.repeat(design["block"].reindex(values.index).to_numpy(), n_f)
     if "block" in design:
-        tested = {str(f): set(_tested_units(values.index[values[f].notna().to_numpy()], design, reference).astype(str))
-                  for f in values.columns}
+        by_pattern: dict[bytes, set[str]] = {}  # features measured in the same units share their tested units
+        tested = {}
+        for feature in values.columns:
+            measured = values[feature].notna().to_numpy()
+            if (key := measured.tobytes()) not in by_pattern:
+                by_pattern[key] = set(_tested_units(values.index[measured], design, reference).astype(str))
+            tested[str(feature)] = by_pattern[key]
         long = long[[s in tested[f] for s, f in zip(long["sample"], long["feature"], strict=True)]]
     long = long[~np.isnan(long["value"].to_numpy())]
     return long.reset_index(drop=True)

@@ -284,7 +284,7 @@ def _expression(adata: AnnData, layer: str | None, use_raw: bool | None) -> tupl
     """
     X, source_names = _validate.matrix(adata, layer=layer, use_raw=use_raw)
     on_var_axis = pd.Index(source_names).astype(str).equals(pd.Index(adata.var_names).astype(str))
-    var_names = _validate.unique_symbols(adata, source_names)
+    var_names = _validate.unique_symbols(adata, source_names, raw=_validate.reads_raw(adata, layer, use_raw))
     _check_matrix(X)
     return X, var_names, on_var_axis
 

@@ -273,14 +273,14 @@ class _GeneEvidence:
                  layer: str | None, use_raw: bool | None, contexts: pd.Series | None) -> None:
         self.samples, self.order = samples, order
         self.X, names = _validate.matrix(adata, layer=layer, use_raw=use_raw)
-        raw = layer is None and (adata.raw is not None if use_raw is None else bool(use_raw))
+        raw = _validate.reads_raw(adata, layer, use_raw)
         self.where = f"layers[{layer!r}]" if layer else ("raw.X" if raw else "X")
         self.by_context = contexts is not None
         self.contexts = (contexts.astype(str) if contexts is not None
                          else pd.Series("all", index=samples.index, dtype=object))
         self.levels = pd.Index(pd.unique(self.contexts.to_numpy()))
         self.position: dict[str, int] = {}
-        for i, name in enumerate(_validate.unique_symbols(adata, names)):
+        for i, name in enumerate(_validate.unique_symbols(adata, names, raw=raw)):
             self.position.setdefault(str(name), i)
         self.genes = [g for g in dict.fromkeys(wanted) if g in self.position]
         self.sums: np.ndarray | None = None  # samples x context levels x genes

@@ -136,8 +136,8 @@ def score(
                            chunk_size=chunk_size, n_jobs=n_jobs, random_state=random_state,
                            key_added=key_added, copy=copy, use_raw=use_raw)
     X, var_names = _validate.matrix(adata, layer=layer, use_raw=use_raw)
-    names = _validate.unique_symbols(adata, var_names)
-    used_raw = layer is None and (adata.raw is not None if use_raw is None else bool(use_raw))
+    used_raw = _validate.reads_raw(adata, layer, use_raw)
+    names = _validate.unique_symbols(adata, var_names, raw=used_raw)
     _check_matrix(X, adata)
     sigs = _load_signatures(signatures)
     matched = _match(sigs, names, min_coverage=params["min_coverage"], method=method)

@@ -259,7 +259,8 @@ def _cell_scores(adata: AnnData, units: pd.Series, *, aggregate: str, scores_key
 
         X, var_names = _validate.matrix(adata, layer=None, use_raw=use_raw)
         light = AnnData(X=X, obs=pd.DataFrame(index=adata.obs_names),
-                        var=pd.DataFrame(index=_validate.unique_symbols(adata, var_names)))
+                        var=pd.DataFrame(index=_validate.unique_symbols(
+                            adata, var_names, raw=_validate.reads_raw(adata, None, use_raw))))
         signatures = sig.load(list(_signature_genes()))
         score(light, signatures, method=method, min_coverage=min_coverage, key_added="_ta")
         scores, origin = light.obsm["_ta"], f"tl.score(method={method!r})"

@@ -186,10 +186,9 @@ def _run_step(smk, step: str) -> ad.AnnData:
     return adata
 
 
-def _why_not(smk, adata: ad.AnnData, step: str, default: str) -> str:
-    """Why ``step`` wrote no table: the config's reason (no coordinates, crosstalk off), the run's, or ``default``."""
-    skipped = {**_config(_cfg(smk)).validate(adata), **json.loads(Path(smk.output.skipped).read_text())}
-    return skipped.get(step, default)
+def _why_not(smk, step: str, default: str) -> str:
+    """Why ``step`` wrote no table: the reason its run recorded (too few cells), else ``default``."""
+    return json.loads(Path(smk.output.skipped).read_text()).get(step, default)
 
 
 def _write_params(adata: ad.AnnData, key: str, path: str) -> None:
@@ -254,7 +253,7 @@ def crosstalk(smk) -> None:
     else:  # the profile rule records crosstalk=False from the config
         adata = _files.read_h5ad(smk.input[0])
         _write_skipped({}, smk.output.skipped)
-    why = _why_not(smk, adata, "crosstalk", "crosstalk wrote no table")
+    why = _why_not(smk, "crosstalk", "crosstalk wrote no table" if _cfg(smk)["crosstalk"] else "crosstalk=False")
     _files.write_table(_or_skipped(get.crosstalk, adata, why), smk.output.pooled)
     if Keys.CROSSTALK in adata.uns:  # it ran: without a condition there is no differential test
         why = _NO_CONDITION
@@ -264,14 +263,16 @@ def crosstalk(smk) -> None:
 
 def tib(smk) -> None:
     adata = _run_step(smk, "tib")
-    table = _or_skipped(get.tib, adata, _why_not(smk, adata, "tib", "the barrier step wrote no table"))
+    spatial_key = _config(_cfg(smk)).spatial_key
+    table = _or_skipped(get.tib, adata, _why_not(smk, "tib", "the barrier step wrote no table" if spatial_key
+                                                 in adata.obsm else f"no spatial coordinates in obsm[{spatial_key!r}]"))
     _files.write_table(table, smk.output[0], index="skipped" not in table.columns)
     _write_params(adata, Keys.TIB, smk.output.params)
 
 
 def ta_response(smk) -> None:
     adata = _run_step(smk, "ta_response")
-    why = _why_not(smk, adata, "ta_response", "the T+A step wrote no table")
+    why = _why_not(smk, "ta_response", "the T+A step wrote no table")
     _files.write_table(_or_skipped(get.ta_response, adata, why, per_sample=True), smk.output.per_sample)
     _files.write_table(_or_skipped(get.ta_response, adata, _NO_CONDITION if Keys.TA_RESPONSE + Suffix.PER_SAMPLE
                                    in adata.uns else why), smk.output.compare)

@@ -470,6 +470,8 @@ def test_the_clash_fix_named_for_a_raw_layout_works():
     signature = {"tam": ["APOE", "SPP1", "TREM2", "GPNMB", "APOC1"]}
     with pytest.raises(ValueError, match=r"in adata\.raw, which the tool reads: e\.g\. raw = adata\.raw\.to_adata\(\)"):
         ht.tl.score(adata, signature)
+    with pytest.raises(ValueError, match=r"each \(e\.g\. adata = adata\[:, ~adata\.var_names"):  # reading X: fix X
+        ht.tl.score(adata, signature, use_raw=False)
     raw = adata.raw.to_adata()
     adata.raw = raw[:, ~raw.var_names.isin(["APOE"])]
     ht.tl.score(adata, signature)
