@@ -434,16 +434,21 @@ def test_a_users_previous_symbol_reads_the_harmonised_gene():
     assert np.allclose(before.obsm["hcctme_scores"]["neut"], after.obsm["hcctme_scores"]["neut"])
 
 
-def test_an_unmapped_gene_named_as_another_genes_symbol_is_refused_with_a_fix_that_works(digest):
-    """Mouse data with Apoe and a human APOE transgene: Apoe maps to APOE, the transgene stays unmapped and keeps
-    its name, so the tools read APOE twice. The message said to call var_names_make_unique(), which changes
-    nothing (the var names are unique); it now names both genes and the fix, and following it works."""
+def _mouse_with_a_human_apoe() -> AnnData:
+    """Mouse macrophage genes (log-normalised) and a gene named APOE: a human transgene beside mouse Apoe."""
     human = ["APOE", "CD68", "C1QB", "C1QC", "CD14", "LYZ", "CSF1R", "SPP1", "TREM2", "APOC1", "GPNMB"]
     to_mouse = _genes.human_to_mouse()
     names = [to_mouse[g] for g in human] + ["APOE"]
     rng = np.random.default_rng(0)
-    adata = AnnData(sp.csr_matrix(np.log1p(rng.poisson(2.0, (60, len(names)))).astype(np.float32)),
-                    obs=pd.DataFrame(index=[f"c{i}" for i in range(60)]), var=pd.DataFrame(index=names))
+    return AnnData(sp.csr_matrix(np.log1p(rng.poisson(2.0, (60, len(names)))).astype(np.float32)),
+                   obs=pd.DataFrame(index=[f"c{i}" for i in range(60)]), var=pd.DataFrame(index=names))
+
+
+def test_an_unmapped_gene_named_as_another_genes_symbol_is_refused_with_a_fix_that_works(digest):
+    """Mouse data with Apoe and a human APOE transgene: Apoe maps to APOE, the transgene stays unmapped and keeps
+    its name, so the tools read APOE twice. The message said to call var_names_make_unique(), which changes
+    nothing (the var names are unique); it now names both genes and the fix, and following it works."""
+    adata = _mouse_with_a_human_apoe()
     ht.pp.harmonize_genes(adata, species="mouse")
     assert "harmonised gene symbol(s) name more than one gene" in " ".join(ht.pp.check_input(adata)["issues"])
     before = digest(adata)
@@ -459,12 +464,7 @@ def test_an_unmapped_gene_named_as_another_genes_symbol_is_refused_with_a_fix_th
 
 def test_the_clash_fix_named_for_a_raw_layout_works():
     """In a scanpy layout the tools read .raw: the message named a fix on var, which left the clash in .raw."""
-    human = ["APOE", "CD68", "C1QB", "C1QC", "CD14", "LYZ", "CSF1R", "SPP1", "TREM2", "APOC1", "GPNMB"]
-    to_mouse = _genes.human_to_mouse()
-    names = [to_mouse[g] for g in human] + ["APOE"]
-    rng = np.random.default_rng(0)
-    adata = AnnData(sp.csr_matrix(np.log1p(rng.poisson(2.0, (60, len(names)))).astype(np.float32)),
-                    obs=pd.DataFrame(index=[f"c{i}" for i in range(60)]), var=pd.DataFrame(index=names))
+    adata = _mouse_with_a_human_apoe()
     adata.raw = adata
     ht.pp.harmonize_genes(adata, species="mouse")
     signature = {"tam": ["APOE", "SPP1", "TREM2", "GPNMB", "APOC1"]}
