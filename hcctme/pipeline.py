@@ -549,6 +549,7 @@ def write_outputs(adata: AnnData, out_dir: str | Path, *, input_path: str | Path
     """
     from hcctme.report import _build as report_build
 
+    _validate.boolean(full, name="full")
     out_dir = Path(out_dir)
     _files.refuse_overwrite(out_dir, input_path, folder=True)
     _files.check_writable(out_dir, folder=True)

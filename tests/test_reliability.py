@@ -1006,6 +1006,9 @@ def test_a_run_folder_holds_exactly_one_run_with_its_manifest(cohort, tmp_path):
     first = cohort.copy()
     first.uns["hcctme_tib"] = pd.DataFrame({"tib": [0.5, 0.7]}, index=["P01", "P02"])
     first.uns["hcctme_run"] = {"config": {"sample_key": "patient"}, "skipped": {}}
+    with pytest.raises(TypeError, match="full must be True or False"):  # was read as truthy (sweep 60)
+        hc.pipeline.write_outputs(first, out, full="no")
+    assert not out.exists()
     hc.pipeline.write_outputs(first, out)
     assert (out / "tib.tsv").is_file()
     second = cohort.copy()

@@ -53,7 +53,8 @@ def _known_symbols() -> frozenset[str]:
 def load(path: str | Path | None = None, *, check_genes: bool = True) -> AxisTable:
     """Read and validate an axis table (the shipped one when ``path`` is None).
 
-    Raises :class:`hcctme.kb.AxisSchemaError` naming the file and the axis on any problem. With
+    Raises :class:`hcctme.kb.AxisSchemaError` naming the file and the axis on any problem in the table (a missing
+    file: ``FileNotFoundError``). With
     ``check_genes`` every ligand/receptor subunit must be a current human gene symbol.
 
     Parameters
