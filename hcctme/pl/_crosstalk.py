@@ -122,7 +122,7 @@ def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[s
     else:
         diff = get.crosstalk(adata, key, differential=True)
         if condition is None and len(diff):  # the contrast of the first tested row, as dotplot shows
-            condition = str((diff[diff["tested"]] if diff["tested"].any() else diff)["condition"].iloc[0])
+            condition = str(_tested_or_all(diff)["condition"].iloc[0])
         table = axis_rows(diff)
         table = table[table["condition"].astype(str) == condition]
         if table.empty:
@@ -148,9 +148,14 @@ def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[s
     return ax
 
 
+def _tested_or_all(diff: pd.DataFrame) -> pd.DataFrame:
+    """The differential table's tested rows, or all of them where none was tested."""
+    return diff[diff["tested"]] if diff["tested"].any() else diff
+
+
 def _pick(diff: pd.DataFrame, interaction: Any) -> pd.Series:
     ids = list(cstats.ID_COLUMNS)
-    tested = diff[diff["tested"]] if diff["tested"].any() else diff
+    tested = _tested_or_all(diff)
     if interaction is None:
         return tested.iloc[0]
     if isinstance(interaction, (int, np.integer)) and not isinstance(interaction, bool):

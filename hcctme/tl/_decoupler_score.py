@@ -44,8 +44,8 @@ def batch_size(n_genes: int, chunk_rows: int) -> int:
 
 
 def score_block(block, *, method: str, net: pd.DataFrame, ids: list[str], var_names: pd.Index,
-                tmin: int, bsize: int) -> np.ndarray:
-    """Scores (float32, cells x ids) of one in-memory block."""
+                tmin: int, bsize: int, order: np.ndarray | None = None) -> np.ndarray:
+    """Scores (float32, cells x ids) of one in-memory block; ``order``: the columns handed to decoupler, in turn."""
     import decoupler as dc
 
     n_rows = block.shape[0]
@@ -59,9 +59,9 @@ def score_block(block, *, method: str, net: pd.DataFrame, ids: list[str], var_na
     varies = _varying_rows(block)
     if not varies.any():
         return out
-    by_name = np.argsort(np.asarray(var_names, dtype=str), kind="stable") if method == "aucell" else slice(None)
-    tmp = AnnData(X=block[varies][:, by_name], obs=pd.DataFrame(index=pd.RangeIndex(int(varies.sum())).astype(str)),
-                  var=pd.DataFrame(index=var_names[by_name]))
+    columns = slice(None) if order is None else order
+    tmp = AnnData(X=block[varies][:, columns], obs=pd.DataFrame(index=pd.RangeIndex(int(varies.sum())).astype(str)),
+                  var=pd.DataFrame(index=var_names[columns]))
     func = getattr(dc.mt, method)
     func(tmp, net, tmin=tmin, empty=False, bsize=bsize, verbose=False)
     frame = tmp.obsm[f"score_{method}"]

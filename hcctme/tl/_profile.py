@@ -279,9 +279,7 @@ class _GeneEvidence:
         self.contexts = (contexts.astype(str) if contexts is not None
                          else pd.Series("all", index=samples.index, dtype=object))
         self.levels = pd.Index(pd.unique(self.contexts.to_numpy()))
-        self.position: dict[str, int] = {}
-        for i, name in enumerate(_validate.unique_symbols(adata, names, raw=raw)):
-            self.position.setdefault(str(name), i)
+        self.position = {str(name): i for i, name in enumerate(_validate.unique_symbols(adata, names, raw=raw))}
         self.genes = [g for g in dict.fromkeys(wanted) if g in self.position]
         self.sums: np.ndarray | None = None  # samples x context levels x genes
         self.cells: np.ndarray | None = None  # samples x context levels

@@ -273,17 +273,13 @@ def _data_names(sig, first: Mapping[str, int]) -> dict[str, str]:
 
 
 def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Matched:
-    names = pd.Index(names).astype(str)
-    first: dict[str, int] = {}
-    for pos, name in enumerate(names):
-        first.setdefault(name, pos)
-    duplicated = set(names[names.duplicated()])
+    """Each signature's genes among ``names`` (unique: :func:`hcctme._validate.unique_symbols`)."""
+    first = {name: pos for pos, name in enumerate(pd.Index(names).astype(str))}
     m = _Matched([], [], [], [], [], [], {}, {})
     low: list[tuple[str, bool]] = []  # (entry, whether a lower min_coverage would score it)
     yours: list[tuple[str, bool]] = []  # the user's gene sets (collection "user"): named first, never cut
     short_yours: list[str] = []  # fewer than MIN_GENES genes in all: no data scores them
     short_library: list[str] = []
-    ambiguous: dict[str, list[str]] = {}
     renamed: dict[str, dict[str, str]] = {}
     for sig in sigs:
         named = _data_names(sig, first)
@@ -314,10 +310,6 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
             (yours if sig.collection == "user" else low).append((entry, lowering_helps))
             m.dropped.append(sig.id)
             continue
-        amb = sorted(g for g in present if g in duplicated)
-        if amb:
-            ambiguous[sig.id] = amb
-            continue
         m.ids.append(sig.id)
         m.up.append(np.array([first[g] for g in up_p], dtype=np.int64))
         m.down.append(np.array([first[g] for g in down_p], dtype=np.int64))
@@ -327,13 +319,6 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
         m.genes_used[sig.id] = used
         if down_p and method != "aucell":
             m.genes_down_used[sig.id] = down_p
-    if ambiguous:
-        shown = "; ".join(f"{k}: {v[:5]}" for k, v in list(ambiguous.items())[:8])
-        raise ValueError(
-            f"gene names used by {len(ambiguous)} signature(s) occur more than once in the data ({shown}); "
-            "a signature gene must name one column: call adata.var_names_make_unique() or aggregate the "
-            "duplicated genes first"
-        )
     if not m.ids:
         best = max(m.coverage.items(), key=lambda kv: kv[1])
         up_only = "; aucell reads genes_up only" if method == "aucell" else ""
@@ -504,15 +489,16 @@ class _DecouplerEngine(_Engine):
     var_names: pd.Index
     bsize: int
     n_sigs: int
+    order: np.ndarray | None  # AUCell: the genes in the order of their names, drawn once for every block
 
     @classmethod
     def build(cls, m: _Matched, names: pd.Index, *, method: str, chunk_rows: int) -> _DecouplerEngine:
-        from anndata.utils import make_index_unique
-
-        unique = make_index_unique(pd.Index(names).astype(str).copy())
-        net = _decoupler_score.make_net(m.ids, unique, m.up, m.down, m.weights, method)
-        bsize = _decoupler_score.batch_size(len(unique), chunk_rows)
-        return cls(method=method, net=net, ids=list(m.ids), var_names=unique, bsize=bsize, n_sigs=len(m.ids))
+        names = pd.Index(names).astype(str)  # unique (:func:`hcctme._validate.unique_symbols`)
+        net = _decoupler_score.make_net(m.ids, names, m.up, m.down, m.weights, method)
+        bsize = _decoupler_score.batch_size(len(names), chunk_rows)
+        order = np.argsort(names.to_numpy(dtype=str), kind="stable") if method == "aucell" else None
+        return cls(method=method, net=net, ids=list(m.ids), var_names=names, bsize=bsize, n_sigs=len(m.ids),
+                   order=order)
 
     def block(self, block: Any) -> tuple[np.ndarray, bool, bool]:
         nonfinite, negative = _block_flags(block)
@@ -520,7 +506,7 @@ class _DecouplerEngine(_Engine):
             return np.zeros((block.shape[0], self.n_sigs), dtype=np.float32), True, negative
         values = _decoupler_score.score_block(block, method=self.method, net=self.net, ids=self.ids,
                                               var_names=self.var_names, tmin=Defaults.MIN_GENES,
-                                              bsize=self.bsize)
+                                              bsize=self.bsize, order=self.order)
         return values, nonfinite, negative
 
 
