@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -168,9 +168,10 @@ def compare(
         ``group`` (``"all"`` without groupby/parent_key), ``contrast`` (``"<other> vs
         <reference>"``), ``effect``, ``statistic`` (moderated t, t, U, W or Wald), ``pvalue``,
         ``padj`` (Benjamini-Hochberg over the whole table), ``n_reference``, ``n_other`` (units
-        tested), ``direction``, ``method``, ``mean_reference``, ``mean_other``, ``df`` (the linear
-        models' residual df, Welch-Satterthwaite's for Welch's t, pairs - 1 for the paired t; NaN for the
-        rank tests and DESeq2's Wald test, which have none) plus the feature-specific columns above;
+        tested), ``direction``, ``method``, ``mean_reference``, ``mean_other``, ``df`` (the moderated t's
+        total df for limma-trend, voom and ``moderated``, residual plus prior df as limma's ``df.total``; the
+        residual df of ``ols``/``wls``, Welch-Satterthwaite's for Welch's t, pairs - 1 for the paired t; NaN for
+        the rank tests and DESeq2's Wald test, which have none) plus the feature-specific columns above;
         sorted by p-value). ``uns[key_added + "_values"]``: the
         per-unit values tested (long), for :func:`hcctme.pl.compare`. ``uns[key_added +
         "_params"]``: tool, params, library_version, the design (units), dropped units and skipped
@@ -190,16 +191,40 @@ def compare(
         A single condition level, a reference that is not a level, fewer than two units in a
         level, a condition (pair, patient, covariate) that varies within a sample, a sample in two
         patients, a pair with one member, non-count data for genes, a constant or collinear covariate.
+        A pseudobulk by sample x group (:func:`hcctme.tl.pseudobulk` with ``groupby``) compared on genes
+        without ``groupby``.
     TooFewCellsError
         A ``ValueError``: no group keeps two samples of ``min_cells`` cells in the reference and another level.
+    TooFewGenesError
+        A ``ValueError``: features="genes" and in no group do two genes pass the expression filter (a small
+        targeted panel, or counts too low).
     """
     _validate.anndata(adata, writes=True)
     _validate.choice(features, FEATURES, name="features")
-    _validate.choice(aggregate, AGGREGATES, name="aggregate")
-    _validate.choice(transform, _stats.TRANSFORMS, name="transform")
     key_added = _validate.key_added(key_added, adata=adata, slots=("uns",), reads=(scores_key,),
                                     tool="hcctme.tl.compare", outputs=[("uns", Suffix.VALUES)])
     copy = _validate.copy_flag(copy, adata=adata, tool="hcctme.tl.compare", writes="uns")
+    table, values, params = _tables(
+        adata, condition_key=condition_key, sample_key=sample_key, reference=reference, features=features,
+        groupby=groupby, parent_key=parent_key, covariates=covariates, patient_key=patient_key, pair_key=pair_key,
+        method=method, transform=transform, scores_key=scores_key, signatures=signatures, layer=layer,
+        aggregate=aggregate, min_cells=min_cells, pseudocount=pseudocount)
+    target = adata.copy() if copy else adata
+    target.uns[key_added] = table
+    target.uns[key_added + Suffix.VALUES] = values
+    target.uns[key_added + Suffix.PARAMS] = params
+    logger.info("compare(%s, %s): %d tests over %d units, %d with padj < %g -> uns[%r]", features,
+                params["params"]["method"], len(table), params["n_units"],
+                int((table["padj"] < Defaults.ALPHA).sum()), Defaults.ALPHA, key_added)
+    return target if copy else None
+
+
+def _tables(adata: AnnData, *, condition_key, sample_key, reference, features, groupby, parent_key, covariates,
+            patient_key, pair_key, method, transform, scores_key, signatures, layer, aggregate, min_cells,
+            pseudocount) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Compare's table, per-unit values and params record, computed without writing or logging the result."""
+    _validate.choice(aggregate, AGGREGATES, name="aggregate")
+    _validate.choice(transform, _stats.TRANSFORMS, name="transform")
     min_cells = _validate.positive_int(min_cells, name="min_cells")
     if isinstance(pseudocount, bool) or not isinstance(pseudocount, int | float) or not 0 < pseudocount < np.inf:
         raise ValueError(f"pseudocount must be a positive number, got {pseudocount!r}")
@@ -214,6 +239,8 @@ def compare(
         if key is not None and key in (condition_key, sample_key):
             raise ValueError(f"{name}={key!r} is also the condition_key or sample_key; pass a different column")
 
+    if features == "genes" and sample_key is None and groupby is None:
+        _check_grouped_profiles(adata)
     units, design = _design.unit_design(adata, condition_key=condition_key, sample_key=sample_key,
                                         reference=reference, patient_key=patient_key, pair_key=pair_key,
                                         covariates=covariates)
@@ -235,7 +262,9 @@ def compare(
         table, values = _genes(adata, units, design, reference, per_cell=per_cell, groupby=groupby, layer=layer,
                                method=method, min_cells=min_cells, dropped=dropped, skipped=skipped)
     if table.empty:
-        raise _validate.TooFewCellsError(_nothing_tested(skipped, min_cells if per_cell else None))
+        why = _nothing_tested(skipped, min_cells if per_cell else None)
+        too_few_genes = skipped and all(r.endswith((_TOO_FEW_GENES, _NO_COUNTS)) for r in skipped)
+        raise (_validate.TooFewGenesError if too_few_genes else _validate.TooFewCellsError)(why)
     depth = _depth.condition_depths(adata, units, design, scores_key=scores_key, counts_layer=layer) \
         if features == "scores" and per_cell else None
     table = _finish(table)
@@ -257,13 +286,7 @@ def compare(
         "skipped": list(skipped),
         **({"depth": depth} if depth is not None else {}),  # h5ad holds no None
     }
-    target = adata.copy() if copy else adata
-    target.uns[key_added] = table
-    target.uns[key_added + Suffix.VALUES] = values
-    target.uns[key_added + Suffix.PARAMS] = params
-    logger.info("compare(%s, %s): %d tests over %d units, %d with padj < %g -> uns[%r]", features, method,
-                len(table), design.shape[0], int((table["padj"] < Defaults.ALPHA).sum()), Defaults.ALPHA, key_added)
-    return target if copy else None
+    return table, values, params
 
 
 def _long_values(values: pd.DataFrame, design: pd.DataFrame, group: str, *, reference: str,
@@ -391,6 +414,19 @@ def _test_blocks(blocks, design, reference, method):
 # --------------------------------------------------------------------------------------------------
 # Signature scores
 # --------------------------------------------------------------------------------------------------
+def _check_grouped_profiles(adata: AnnData) -> None:
+    """Refuse testing a pseudobulk by sample x group as if each profile were a sample (no groupby given)."""
+    record = adata.uns.get(Keys.PSEUDOBULK + Suffix.PARAMS)
+    params = record.get("params", {}) if isinstance(record, Mapping) else {}
+    grouped = params.get("groupby") if isinstance(params, Mapping) else None
+    if grouped is not None and grouped in adata.obs and adata.obs[grouped].nunique() > 1:
+        raise ValueError(
+            f"this AnnData is a pseudobulk by sample x {grouped!r} (uns[{Keys.PSEUDOBULK + Suffix.PARAMS!r}]): "
+            f"without groupby= its profiles of one sample would be tested as independent samples, each sample "
+            f"counted once per {grouped!r} level. Pass groupby={grouped!r} (each level tested on its own), or "
+            "pseudobulk by sample alone (tl.pseudobulk(..., groupby=None)) to pool them")
+
+
 def _scores(adata, units, design, reference, *, per_cell, groupby, method, scores_key, signatures, aggregate,
             min_cells, dropped, skipped):
     scores = _validate.scores(adata, scores_key)
@@ -542,12 +578,12 @@ def _genes_group(counts: pd.DataFrame, design: pd.DataFrame, reference: str, met
     sub, counts = sub[keep], counts[keep]
     counts = counts.loc[:, counts.sum(axis=0) > 0]
     if counts.shape[1] == 0:
-        return None, "no counts"
+        return None, _NO_COUNTS
     if method in ("limma-trend", "voom"):
         res, logn = (_de.run_trend if method == "limma-trend" else _de.run_voom)(counts, X, others)  # log2-CPM
         extra = ("AveExpr", "lfcSE", "df")
         if res[others[0]].empty:
-            return None, "fewer than 2 genes pass the expression filter (filterByExpr)"
+            return None, _TOO_FEW_GENES
     else:
         res, normed = _de.run_deseq2(counts, sub, reference, others)
         logn = np.log2(normed + 1.0)
@@ -584,6 +620,10 @@ def _genes_group(counts: pd.DataFrame, design: pd.DataFrame, reference: str, met
     long = _long_values(logn[genes], sub, "", reference=reference)
     long = long.drop(columns="group")
     return table, long
+
+
+_NO_COUNTS = "no counts"
+_TOO_FEW_GENES = "fewer than 2 genes pass the expression filter (filterByExpr)"
 
 
 def _nothing_tested(skipped: list[str], min_cells: int | None) -> str:

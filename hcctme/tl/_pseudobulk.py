@@ -179,6 +179,7 @@ def _pseudobulk(
     for col in (sample_key, groupby):
         if col is not None:
             pdata.obs[col] = pdata.obs[col].astype(str).astype("category")
+    _restore_dtypes(pdata.obs, adata.obs, skip=(sample_key, groupby))
     var = adata.var.copy()
     var.index = pdata.var_names
     pdata.var = var
@@ -190,6 +191,19 @@ def _pseudobulk(
         "dropped": dropped,
     }
     return pdata, dropped
+
+
+def _restore_dtypes(profiles: pd.DataFrame, cells: pd.DataFrame, *, skip: tuple[str | None, ...]) -> None:
+    """Give the carried obs columns their cells' dtypes back (decoupler makes every carried column categorical).
+
+    A numeric covariate (age) that came back categorical would be fitted as one dummy per value downstream.
+    """
+    for col in profiles.columns.intersection(cells.columns):
+        dtype = cells[col].dtype
+        if col in skip or isinstance(dtype, pd.CategoricalDtype) or profiles[col].dtype == dtype:
+            continue
+        values = profiles[col].astype(object)
+        profiles[col] = pd.Series(values.to_numpy(), index=profiles.index, dtype=object).astype(dtype)
 
 
 def _check_profile_names(samples: pd.Series, groups: pd.Series) -> None:

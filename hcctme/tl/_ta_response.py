@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,7 +12,7 @@ from anndata import AnnData
 from hcctme import _validate
 from hcctme._constants import Defaults, Keys, Suffix
 from hcctme._logging import logger
-from hcctme.tl import _design
+from hcctme.tl import _compare, _design
 
 #: The T+A response signatures of Zhu et al. 2022 Nat Med (PMID 35739268), library collection
 #: "ta_response".
@@ -105,7 +104,6 @@ def ta_response(
     None, or the AnnData copy when ``copy=True``. Nothing is written when the call fails.
     """
     from hcctme.pp import _depth
-    from hcctme.tl._compare import compare
 
     _validate.anndata(adata, writes=True)
     key_added = _validate.key_added(key_added, adata=adata, slots=("uns",), reads=(scores_key,),
@@ -133,7 +131,9 @@ def ta_response(
     small = n_cells[n_cells < min_cells]
     if len(small) == len(n_cells):
         raise _validate.TooFewCellsError(f"too few cells: no sample of obs[{sample_key!r}] has >= "
-                                         f"min_cells={min_cells} cells (largest: {int(n_cells.max())})")
+                                         f"min_cells={min_cells} cells (largest: {int(n_cells.max())}); lower "
+                                         "min_cells (min_cells=1 for one observation per sample: bulk or "
+                                         "pseudobulk input)")
     if aggregate == "pseudobulk" and len(n_cells) - len(small) < 2:
         raise _validate.TooFewCellsError(
             f"too few samples: the pseudobulk z-scores compare the units of obs[{sample_key!r}] with each other and "
@@ -166,8 +166,7 @@ def ta_response(
     if design is not None and aggregate != "pseudobulk":  # per-cell scores move with depth; the pseudobulk's CPM not
         depth = _depth.condition_depths(adata, units, design, scores_key=scores_key, counts_layer=layer or Keys.COUNTS)
     if design is not None:
-        table = _compare_units(values, design.loc[values.index], reference=str(reference), method=method,
-                               compare=compare)
+        table = _compare_units(values, design.loc[values.index], reference=str(reference), method=method)
     per_sample = values.copy()
     per_sample.insert(0, "sample", per_sample.index.astype(str))
     per_sample["n_cells"] = n_cells.reindex(values.index).astype(int).to_numpy()
@@ -278,8 +277,7 @@ def _free_name(name: str, taken: list[str]) -> str:
     return name
 
 
-def _compare_units(values: pd.DataFrame, design: pd.DataFrame, *, reference: str, method: str,
-                   compare) -> pd.DataFrame:
+def _compare_units(values: pd.DataFrame, design: pd.DataFrame, *, reference: str, method: str) -> pd.DataFrame:
     """The comparison table of per-unit values, through tl.compare's engine on a unit-level AnnData."""
     obs = pd.DataFrame(index=pd.Index(values.index.astype(str), name=None))
     covariates = []
@@ -295,13 +293,9 @@ def _compare_units(values: pd.DataFrame, design: pd.DataFrame, *, reference: str
         obs[pair] = design["block"].astype(str).to_numpy()
     light = AnnData(X=sp.csr_matrix((len(obs), 1), dtype=np.float32), obs=obs)
     light.obsm["_ta"] = values.set_axis(light.obs_names)
-    quiet = logging.getLogger("hcctme")  # the comparison's own line would name its private key
-    level = quiet.level
-    quiet.setLevel(max(level, logging.WARNING))
-    try:
-        out = compare(light, condition_key=condition, sample_key=None, reference=reference, features="scores",
-                      scores_key="_ta", covariates=covariates or None, pair_key=pair, method=method,
-                      key_added="_ta_compare", copy=True)
-    finally:
-        quiet.setLevel(level)
-    return out.uns["_ta_compare"]
+    table, _, _ = _compare._tables(
+        light, condition_key=condition, sample_key=None, reference=reference, features="scores", groupby=None,
+        parent_key=None, covariates=covariates or None, patient_key=None, pair_key=pair, method=method,
+        transform="asin", scores_key="_ta", signatures=None, layer=None, aggregate="mean",
+        min_cells=Defaults.MIN_CELLS, pseudocount=0.5)
+    return table

@@ -239,6 +239,23 @@ def test_genes_from_pseudobulk_anndata_equal_cell_level(adata):
     merged = cell_level.merge(table, on=["feature", "group"], suffixes=("", "_pb"))
     assert len(merged) == len(cell_level)
     np.testing.assert_allclose(merged["pvalue"], merged["pvalue_pb"], rtol=1e-6)
+    # sweep 61: without groupby the profiles of one patient were tested as independent samples, silently
+    with pytest.raises(ValueError, match=r"pseudobulk by sample x 'cell_type'.*Pass groupby='cell_type'"):
+        run(pdata, condition_key="response", sample_key=None, reference="responder", features="genes")
+    one_type = pdata[pdata.obs["cell_type"] == pdata.obs["cell_type"].iloc[0]].copy()
+    assert len(run(one_type, condition_key="response", sample_key=None, reference="responder", features="genes"))
+
+
+def test_a_panel_no_gene_of_which_passes_the_filter_is_too_few_genes(adata):
+    """Sweep 61: it raised TooFewCellsError, whose fix (lower min_cells) changes nothing."""
+    panel = adata[:, :3].copy()
+    counts = np.zeros(panel.shape, dtype=np.float32)  # a low-count panel: one count per gene and sample
+    first = pd.Series(np.arange(panel.n_obs)).groupby(panel.obs["patient"].to_numpy(), observed=True).first()
+    counts[first.to_numpy(), :] = 1
+    panel.layers["counts"] = counts
+    for min_cells in (10, 1):
+        with pytest.raises(hc.tl.TooFewGenesError, match="fewer than 2 genes pass the expression filter"):
+            run(panel, features="genes", min_cells=min_cells, **KW)
 
 
 def test_genes_refuse_lognormalised(adata, digest):

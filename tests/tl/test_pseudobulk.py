@@ -138,3 +138,27 @@ def test_matches_decoupler(adata):
     ref = ref[ref.obs["psbulk_cells"] > 0]
     ref_df = pd.DataFrame(np.asarray(ref.X), index=ref.obs_names)
     np.testing.assert_array_equal(np.asarray(pdata.X), ref_df.loc[pdata.obs_names].to_numpy())
+
+
+def test_carried_columns_keep_their_dtypes_and_compare_fits_a_numeric_covariate():
+    """Sweep 61: decoupler made every carried obs column categorical, so the documented hand-off pseudobulk ->
+    compare(features="genes", sample_key=None, covariates="age") fitted age as one dummy per value (median df 3.0
+    instead of 7.6; p-values off by up to 0.93 against the same call on the cells)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cells = hc.datasets.simulate_cohort(8, 50, random_state=1, n_genes=600)
+    codes = cells.obs["patient"].cat.codes.to_numpy()
+    cells.obs["flag"] = codes % 2 == 0
+    cells.obs["weight"] = np.where(codes == 1, np.nan, codes * 0.5)
+    pdata = hc.tl.pseudobulk(cells, sample_key="patient")
+    for col in ("age", "flag", "weight"):
+        expected = cells.obs.groupby("patient", observed=True)[col].first()
+        assert pdata.obs[col].dtype == cells.obs[col].dtype, col
+        pd.testing.assert_series_equal(pdata.obs[col], expected.reindex(pdata.obs["patient"]).set_axis(pdata.obs_names),
+                                       check_names=False)
+    kwargs = dict(condition_key="response", reference="responder", features="genes", covariates="age", copy=True)
+    on_cells = hc.get.compare(hc.tl.compare(cells, sample_key="patient", **kwargs))
+    on_profiles = hc.get.compare(hc.tl.compare(pdata, sample_key=None, **kwargs))
+    pd.testing.assert_frame_equal(on_cells, on_profiles, check_exact=True)
