@@ -15,6 +15,7 @@ readable.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -94,7 +95,7 @@ def params(adata: AnnData, key: str) -> dict[str, Any]:
         )
     if not isinstance(stored, Mapping):
         raise TypeError(f"adata.uns[{key + Suffix.PARAMS!r}] is a {type(stored).__name__}, not a dict of parameters")
-    record = dict(stored)
+    record = copy.deepcopy(dict(stored))  # nested lists and tables too: editing the record never edits uns
     if isinstance(record.get("params"), Mapping):  # the call's arguments as given (_validate.call_record)
         call = {name: _as_given(value) for name, value in maps_as_dicts(record["params"]).items()}
         record["params"] = call | dict.fromkeys(map(str, record.pop("params_none", [])))
@@ -110,11 +111,14 @@ def _as_given(value: Any) -> Any:
     return value
 
 
-def _legacy_params(adata: AnnData, key: str) -> dict[str, Any]:
-    """The parameters hcctme 0.1 kept inside ``uns[key]``, in the layout of ``uns[key + "_params"]``."""
+def _legacy_params(adata: AnnData, key: str) -> dict[str, Any] | None:
+    """The parameters hcctme 0.1 kept inside ``uns[key]``, in the layout of ``uns[key + "_params"]``.
+
+    None where ``uns[key]`` is no 0.1 record (scanpy's ``log1p``, the simulator's truth): another dict.
+    """
     legacy = adata.uns[key]
     if not any(part in legacy for part in _LEGACY_TABLES):  # score / call_states: uns[key] was the params dict
-        return dict(legacy)
+        return dict(legacy) if "library_version" in legacy else None
     inner = dict(legacy.get("params") or {})
     out: dict[str, Any] = {"params": inner, "library_version": inner.get("library_version")}
     for wrapper in (legacy, adata.uns.get(key + Suffix.DIFF)):  # crosstalk kept provenance beside both tables

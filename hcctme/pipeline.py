@@ -334,12 +334,18 @@ def _warn_skipped(skipped: dict[str, str]) -> None:
 
 @contextlib.contextmanager
 def _restored_on_error(adata: AnnData) -> Iterator[None]:
-    """Undo, when the block raises, whatever the steps wrote into obs, var, obsm and uns."""
+    """Undo, when the block raises, whatever the steps wrote into obs, var, raw.var, obsm and uns."""
     obs, var, obsm, uns = adata.obs.copy(), adata.var.copy(), dict(adata.obsm), dict(adata.uns)
+    raw_var = adata.raw.var.copy() if adata.raw is not None else None  # harmonize_genes writes raw.var too
     try:
         yield
     except BaseException:
         adata.obs, adata.var = obs, var
+        if raw_var is not None:
+            for column in [c for c in adata.raw.var.columns if c not in raw_var.columns]:
+                del adata.raw.var[column]
+            for column in raw_var.columns:
+                adata.raw.var[column] = raw_var[column]
         for key in [k for k in adata.obsm if k not in obsm]:
             del adata.obsm[key]
         for key, value in obsm.items():

@@ -37,6 +37,11 @@ def test_scores_and_params_of_tl_score():
     assert params["genes_used"]["A"] == sigs["A"] and params["coverage"] == {"A": 1.0, "B": 1.0}
     assert params["library_version"] == "user" or params["library_version"].startswith(ht.__version__)
     assert "s" not in adata.uns  # the contract: parameters under key + "_params", nothing under the key
+    params["dropped"].append("X")  # sweep 61: a shallow copy; nested lists and dicts were the stored ones
+    params["genes_used"]["A"].append("X")
+    params["coverage"]["A"] = 0.0
+    again = ht.get.params(adata, "s")
+    assert again["dropped"] == [] and again["genes_used"]["A"] == sigs["A"] and again["coverage"]["A"] == 1.0
 
 
 def test_params_of_pseudobulk():
@@ -128,6 +133,11 @@ def test_params_errors():
     adata.uns["x_params"] = "text"
     with pytest.raises(TypeError, match="not a dict"):
         ht.get.params(adata, "x")
+    adata.uns["log1p"] = {"base": None}  # sweep 61: any dict under the key was read as hcctme 0.1's record
+    adata.uns["truth"] = {"params": {"n": 1}, "effects": [1]}
+    for key in ("log1p", "truth"):
+        with pytest.raises(KeyError, match=f"no hcctme tool wrote a result under key {key!r}"):
+            ht.get.params(adata, key)
     with pytest.raises(TypeError, match="AnnData"):
         ht.get.params(pd.DataFrame(), "x")
 

@@ -306,3 +306,25 @@ def test_steps_that_read_state_calls_left_without_them_are_skipped_with_the_reas
     assert "hcctme_compare_scores" in adata.uns and "hcctme_state" not in adata.obs
     with pytest.raises(TypeError, match="config must be a PipelineConfig, got dict"):
         pipeline.run(adata, {"genes": False})
+
+
+def test_a_failed_run_leaves_raw_var_as_it_was():
+    """Sweep 61: harmonize writes raw.var's symbol column too, which the restore on failure did not undo."""
+    adata = datasets.simulate_cohort(4, 60, n_genes=600, random_state=1)
+    adata.raw = adata.copy()
+    raw_var, var = adata.raw.var.copy(), adata.var.copy()
+    with pytest.raises(ValueError, match="not-a-level"):
+        pipeline.run(adata, species="human", reference="not-a-level")
+    pd.testing.assert_frame_equal(adata.raw.var, raw_var)
+    pd.testing.assert_frame_equal(adata.var, var)
+
+
+def test_the_report_shows_the_per_sample_ta_response_and_the_patients_without_a_condition():
+    """Sweep 61: a run without a condition computed the per-sample T+A response, which the report never showed,
+    and its opening line dropped the number of patients."""
+    adata = datasets.simulate_cohort(6, 80, n_genes=600, random_state=1)
+    pipeline.run(adata, condition_key=None, steps=("score", "ta_response"))
+    text = report.build(adata)
+    assert 'id="table-ta_response_per_sample"' in text
+    assert f"{adata.n_obs:,} cells x {adata.n_vars:,} genes from 6 patients." in text
+

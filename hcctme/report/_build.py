@@ -64,6 +64,8 @@ def _overview_sentence(ctx: _Context) -> str:
     if ctx.conditions is not None:
         per = ctx.conditions.value_counts().sort_index()
         text += f" from {len(ctx.conditions)} patients (" + ", ".join(f"{n} {lv}" for lv, n in per.items()) + ")"
+    elif ctx.samples is not None:
+        text += f" from {ctx.samples.nunique()} patients"
     return _html.paragraph(text + ".")
 
 
@@ -218,16 +220,25 @@ def _compare_section(ctx: _Context) -> str:
                                                   max_points=Report.MAX_POINTS),
                                 anchor=f"fig-compare-{features}")
                  + ctx.table(_sorted(table), f"compare_{features}"))
-    ta = results.ta_response(ctx.adata)
-    if ta is None:
-        body += _not_run_note(ctx.adata, "ta_response", "Atezolizumab + bevacizumab (T+A) response signatures")
-    else:
-        body += ("<h3>Atezolizumab + bevacizumab (T+A) response signatures</h3>"
-                 + _html.figure(_figures.volcano(ta, title="T+A response signatures", alpha=Defaults.ALPHA,
-                                                  max_points=Report.MAX_POINTS),
-                                anchor="fig-ta-response")
+    return body + _ta_response_part(ctx) or _html.paragraph("No comparison was run.", note=True)
+
+
+def _ta_response_part(ctx: _Context) -> str:
+    """The T+A response signatures: their comparison when a condition was given, and the per-sample values."""
+    title = "Atezolizumab + bevacizumab (T+A) response signatures"
+    ta, per_sample = results.ta_response(ctx.adata), results.ta_response(ctx.adata, per_sample=True)
+    if ta is None and per_sample is None:
+        return _not_run_note(ctx.adata, "ta_response", title)
+    body = f"<h3>{title}</h3>"
+    if ta is not None:
+        body += (_html.figure(_figures.volcano(ta, title="T+A response signatures", alpha=Defaults.ALPHA,
+                                               max_points=Report.MAX_POINTS), anchor="fig-ta-response")
                  + ctx.table(_sorted(ta), "ta_response_compare"))
-    return body or _html.paragraph("No comparison was run.", note=True)
+    if per_sample is not None:
+        body += (_html.paragraph("Per sample: each signature's value (hcctme.tl.ta_response; cells per sample in "
+                                 "n_cells).")
+                 + ctx.table(per_sample, "ta_response_per_sample"))
+    return body
 
 
 def _sorted(table: pd.DataFrame) -> pd.DataFrame:
@@ -274,7 +285,7 @@ def _profile_section(ctx: _Context) -> str:
 
 def _scores_section(ctx: _Context) -> str:
     scores = results.scores(ctx.adata)
-    note = _dropped_note(results.scores_params(ctx.adata))
+    note = _dropped_note(results.scores_record(ctx.adata))
     if ctx.cell_type_key not in ctx.adata.obs:
         return _html.paragraph(f"{scores.shape[1]} signatures scored.", note=True) + note
     states = [c for c in scores.columns if not str(c).startswith("MARKER_")]
@@ -282,19 +293,39 @@ def _scores_section(ctx: _Context) -> str:
     return _html.figure(_figures.score_heatmap(means), anchor="fig-scores") + note
 
 
-def _dropped_note(params: dict) -> str:
-    """The signatures left out for too few genes in the data, the user's own gene sets named first."""
+def _dropped_note(record: dict) -> str:
+    """The signatures left out: lists shorter than the scoring minimum, then too few genes in the data.
+
+    The user's own gene sets are named first in each sentence.
+    """
     from hcctme import sig
 
-    dropped = [str(d) for d in params.get("dropped", [])]
+    dropped = [str(d) for d in record.get("dropped", [])]
     if not dropped:
         return ""
+    minimum = int(record.get("method_params", {}).get("min_genes", Defaults.MIN_GENES))
+    coverage, found = record.get("coverage", {}), record.get("n_genes", {})
+
+    def short_list(name: str) -> bool:  # the list's length is the genes found over the share found
+        share = float(coverage.get(name, 0.0))
+        return share > 0 and round(float(found.get(name, 0)) / share) < minimum
+
+    short = [d for d in dropped if short_list(d)]
     library = set(sig.library().ids)
-    yours = [d for d in dropped if d not in library]
-    theirs = [d for d in dropped if d in library]
-    parts = ([f"your gene set(s) {', '.join(yours)}"] if yours else []) + \
-        ([f"{len(theirs)} of the library: {', '.join(theirs)}"] if theirs else [])
-    return _html.paragraph(f"Not scored, too few of their genes in the data: {'; '.join(parts)}.", note=True)
+
+    def named(ids: list[str]) -> str:
+        yours = [d for d in ids if d not in library]
+        theirs = [d for d in ids if d in library]
+        return "; ".join(([f"your gene set(s) {', '.join(yours)}"] if yours else [])
+                         + ([f"{len(theirs)} of the library: {', '.join(theirs)}"] if theirs else []))
+
+    sentences = []
+    if short:
+        sentences.append(f"Not scored, lists shorter than the {minimum}-gene scoring minimum: {named(short)}.")
+    if [d for d in dropped if d not in short]:
+        sentences.append(f"Not scored, too few of their genes in the data: "
+                         f"{named([d for d in dropped if d not in short])}.")
+    return _html.paragraph(" ".join(sentences), note=True)
 
 
 def _methods_section(ctx: _Context) -> str:
@@ -310,7 +341,12 @@ def _methods_section(ctx: _Context) -> str:
     kb_version = results.kb_version()
     summary = results.profile(adata, summary=True)
     profile_tests = sorted(set(summary["test"].astype(str))) if summary is not None and "test" in summary else []
-    body = _summary.methods(params, tests, n_signatures=results.scores(adata).shape[1], fdr=Defaults.ALPHA,
+    from hcctme import sig
+
+    scored, library_ids = [str(c) for c in results.scores(adata).columns], set(sig.library().ids)
+    yours = [c for c in scored if c not in library_ids]
+    body = _summary.methods(params, tests, n_signatures=len(scored) - len(yours), your_sets=yours,
+                            fdr=Defaults.ALPHA,
                             contrasts=_contrasts(adata),
                             library_version=library, kb_version=kb_version, hcctme_version=__version__,
                             profile_tests=profile_tests,

@@ -11,7 +11,7 @@ import html
 import numpy as np
 import pandas as pd
 
-from hcctme.kb._axes import therapy_label as _kb_therapy_label
+from hcctme.kb._axes import therapy_label
 from hcctme.report import _html
 
 KINDS = ("scores", "states", "crosstalk", "spatial")
@@ -26,7 +26,8 @@ def state_fractions(states: pd.Series, samples: pd.Series, contexts: pd.Series |
     fraction of 0 (and the cohort median is taken over the patients who have that population).
     """
     keep = (states != unassigned).to_numpy()
-    counts = pd.crosstab(samples[keep], states[keep])
+    every = pd.Index(pd.unique(samples.to_numpy())).sort_values()  # a patient none of whose cells is called: 0
+    counts = pd.crosstab(samples[keep], states[keep]).reindex(every, fill_value=0)
     if contexts is None:
         totals = samples.value_counts()
         return counts.div(totals.reindex(counts.index), axis=0)
@@ -45,10 +46,10 @@ def _bar(value: float, scale: float, *, cohort: bool = False) -> str:
 
 
 def _composition(sample: str, fractions: pd.DataFrame, cohort: pd.Series, max_states: int) -> str:
-    if sample not in fractions.index:
-        return '<p class="note">No state calls.</p>'
-    own = fractions.loc[sample]
+    own = fractions.loc[sample] if sample in fractions.index else pd.Series(dtype=float)
     measured = own.dropna()
+    if measured.empty:
+        return '<p class="note">No state calls.</p>'
     order = (measured - cohort[measured.index]).abs().sort_values(ascending=False).index[:max_states]
     scale = float(max(measured.max() if measured.size else 0.0, cohort.max(), 1e-9))
     rows = pd.DataFrame({
@@ -92,18 +93,6 @@ def _barrier(sample: str, tib: pd.DataFrame | None, alpha: float) -> str:
     return (f"<h4>Spatial barrier</h4><p>{verdict}: TIB score {score:.2f} (p {pval:.2g}){extra}.</p>")
 
 
-def therapy_label(row: pd.Series) -> str:
-    """``therapy [tier, trial | status | negative: trials]`` when the kb gives a tier, else ``therapy (status)``.
-
-    The kb label is the profile's therapies column's (:func:`hcctme.kb._axes.therapy_label`).
-    """
-    tier = row.get("tier")
-    if isinstance(tier, str) and tier:
-        return _kb_therapy_label(row)
-    status = row.get("status")
-    return f"{row['therapy']} ({status})" if status is not None and pd.notna(status) else str(row["therapy"])
-
-
 def _therapies(active_axes: list[str], therapies: pd.DataFrame) -> str:
     if not active_axes:
         return ""
@@ -111,12 +100,10 @@ def _therapies(active_axes: list[str], therapies: pd.DataFrame) -> str:
     if chosen.empty:
         return '<h4>Therapies</h4><p class="note">The knowledge base links no therapy to these axes.</p>'
     chosen["rank"] = chosen["axis"].map({axis: i for i, axis in enumerate(active_axes)})
-    chosen = chosen.sort_values(["rank", "tier"] if "tier" in chosen.columns else ["rank"], kind="stable")
-    header = "therapy [tier, trial | status]" if "tier" in chosen.columns else "therapy (status)"
+    chosen = chosen.sort_values(["rank", "tier"], kind="stable")  # the kb's schema gives every therapy a tier
     frame = pd.DataFrame({"axis": chosen["axis"].astype(str).to_numpy(),
-                          header: [therapy_label(row) for _, row in chosen.iterrows()]})
-    if "drug_class" in chosen.columns:
-        frame["class"] = chosen["drug_class"].astype(str).to_numpy()
+                          "therapy [tier, trial | status]": [therapy_label(row) for _, row in chosen.iterrows()],
+                          "class": chosen["drug_class"].astype(str).to_numpy()})
     return "<h4>Therapies linked to the active axes</h4>" + _html.static_table(frame)
 
 

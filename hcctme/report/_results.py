@@ -89,6 +89,11 @@ def scores_params(adata: AnnData) -> dict[str, Any]:
     return _params(adata, Keys.SCORES)
 
 
+def scores_record(adata: AnnData) -> dict[str, Any]:
+    """The scoring's whole record (coverage, genes found, dropped signatures; ``{}`` when it did not run)."""
+    return dict(_stored(adata, Keys.SCORES))
+
+
 def states(adata: AnnData) -> pd.Series | None:
     """The state call of each cell."""
     calls = _optional(get.states, adata)

@@ -211,7 +211,7 @@ def barrier(tib: pd.DataFrame | None, conditions: pd.Series, *, alpha: float, an
 
 def methods(params: dict[str, dict[str, Any]], tests: dict[str, list[str]], *, n_signatures: int, fdr: float,
             library_version: str, kb_version: str, hcctme_version: str, profile_tests: Sequence[str] = (),
-            crosstalk_differential: bool = False, contrasts: Sequence[str] = ()) -> str:
+            crosstalk_differential: bool = False, contrasts: Sequence[str] = (), your_sets: Sequence[str] = ()) -> str:
     """The methods section written from the stored parameters and the tests named in each comparison table.
 
     Only what ran is described: the comparison sentence needs a comparison table, the profile's test is the
@@ -222,8 +222,10 @@ def methods(params: dict[str, dict[str, Any]], tests: dict[str, list[str]], *, n
     score = params.get("scores", {})
     method = str(score.get("method", "ucell"))
     used.append(method if method in CITATIONS else "decoupler")
+    yours = (f" and {len(your_sets)} of the user's gene sets ({', '.join(map(str, your_sets[:10]))}"
+             f"{' ...' if len(your_sets) > 10 else ''})" if your_sets else "")
     text = [f"Cells were scored against {n_signatures} signatures of the hcctme library "
-            f"(version {library_version}) with {method}."]
+            f"(version {library_version}){yours} with {method}."]
     states = params.get("states", {})
     if states:
         how = f", method {states['method']}" if "method" in states else ""

@@ -110,11 +110,10 @@ def test_barrier_sentence_counts_patients_per_condition():
                                        "patients: 1 of 2 resistor, 1 of 1 responder."]
 
 
-def test_therapy_label_shows_tier_and_trial_and_falls_back_to_status():
+def test_therapy_label_shows_tier_and_trial_and_status():
     with_tier = pd.Series({"therapy": "atezolizumab + bevacizumab", "tier": "I", "trial": "IMbrave150",
                            "status": "approved_hcc"})
     assert _cards.therapy_label(with_tier) == "atezolizumab + bevacizumab [I, IMbrave150 | approved_hcc]"
-    assert _cards.therapy_label(with_tier.drop(["tier", "trial"])) == "atezolizumab + bevacizumab (approved_hcc)"
     assert _cards.therapy_label(pd.Series({"therapy": "x", "tier": "III", "trial": None})) == "x [III]"
 
 
@@ -140,6 +139,38 @@ def test_state_fractions_are_within_each_states_context():
     assert np.isnan(fractions.loc["B", "TEX"])  # B has no CD8 T cells: not measured, not 0
 
 
+def test_a_patient_with_the_population_but_no_call_counts_zero_in_the_cohort_median():
+    """Sweep 61: a patient none of whose cells was called was left out of the counts, so every cohort median was
+    taken without its zeros (PMN_MDSC 0.12 instead of 0.06 on a simulated cohort)."""
+    states = pd.Series(["TAM2", "TAM2", "unassigned", "TAM2", "unassigned", "unassigned", "TEX", "unassigned"])
+    contexts = pd.Series(["macrophage"] * 6 + ["cd8_t"] * 2)
+    samples = pd.Series(["A", "A", "A", "B", "C", "C", "A", "C"])
+    fractions = _cards.state_fractions(states, samples, contexts, unassigned="unassigned")
+    assert fractions.loc["C", "TAM2"] == 0.0 and fractions.loc["C", "TEX"] == 0.0  # C has both populations
+    assert np.isnan(fractions.loc["B", "TEX"])  # B has no CD8 T cells
+    assert fractions["TAM2"].median() == 2 / 3 and fractions["TEX"].median() == 0.5
+    alone = _cards.state_fractions(states, samples, None, unassigned="unassigned")
+    assert alone.loc["C"].tolist() == [0.0, 0.0]
+
+
+def test_the_dropped_note_tells_a_short_list_from_genes_missing_in_the_data():
+    """Sweep 61: TAM3_MT1G (2 genes, below the 3-gene minimum, both measured) was "not scored, too few of their
+    genes in the data"."""
+    record = {"dropped": ["TAM3_MT1G", "MINE", "NEU_N1"], "coverage": {"TAM3_MT1G": 1.0, "MINE": 0.5, "NEU_N1": 0.25},
+              "n_genes": {"TAM3_MT1G": 2, "MINE": 1, "NEU_N1": 1}, "method_params": {"min_genes": 3}}
+    text = _build._dropped_note(record)
+    assert ("Not scored, lists shorter than the 3-gene scoring minimum: your gene set(s) MINE; 1 of the library: "
+            "TAM3_MT1G. Not scored, too few of their genes in the data: 1 of the library: NEU_N1.") in text
+
+
+def test_the_methods_name_the_users_gene_sets_apart_from_the_library():
+    """Sweep 61: 40 library signatures and 2 of the user's sets read "scored against 42 signatures of the library"."""
+    text = _summary.methods({"scores": {"method": "ucell"}}, {}, n_signatures=40, your_sets=["MY_A", "MY_B"],
+                            fdr=0.05, library_version="2.4", kb_version="k", hcctme_version="v")
+    assert ("Cells were scored against 40 signatures of the hcctme library (version 2.4) and 2 of the user&#x27;s "
+            "gene sets (MY_A, MY_B) with ucell.") in text
+
+
 def test_card_composition_names_states_of_populations_the_patient_lacks():
     fractions = pd.DataFrame({"TAM2": [0.5, 1.0], "TEX": [2 / 3, np.nan]}, index=["A", "B"])
     text = _cards.card("B", condition="resistor", n_cells=1, fractions=fractions, cohort=fractions.median(),
@@ -156,14 +187,15 @@ def test_card_lists_active_axes_then_barrier_then_tiered_therapies():
     tib = pd.DataFrame({"tib_score": [3.1], "tib_pvalue": [0.01], "t_exclusion": [0.4]}, index=["P1"])
     therapies = pd.DataFrame({"axis": ["TIB", "PD1"], "therapy": ["anti-SPP1", "atezolizumab + bevacizumab"],
                               "status": ["preclinical", "approved_hcc"], "tier": ["III", "I"],
-                              "trial": [None, "IMbrave150"]})
+                              "trial": [None, "IMbrave150"], "drug_class": ["antibody", "antibody + antibody"]})
     text = _cards.card("P1", condition="resistor", n_cells=120, fractions=None, cohort=None, profile_rows=rows,
                        tib=tib, therapies=therapies, alpha=0.05, max_states=8)
     assert 'id="patient-P1"' in text and 'data-search="p1 resistor"' in text
     assert text.index("Active resistance axes") < text.index("Spatial barrier") < text.index("Therapies linked")
     assert "barrier present: TIB score 3.10 (p 0.01), T-cell exclusion 0.40." in text
     assert "states z=1.40" in text and "spatial z=2.00" in text and "crosstalk z=" not in text
-    assert "<td>anti-SPP1 [III | preclinical]</td>" in text and "atezolizumab" not in text  # PD1 is not active
+    assert "<td>anti-SPP1 [III | preclinical]</td><td>antibody</td>" in text
+    assert "atezolizumab" not in text  # PD1 is not active
 
 
 def test_table_embeds_escaped_rows_as_json_and_names_the_full_file():
