@@ -84,7 +84,7 @@ def resolve_collisions(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, lis
     if not dup_mask.any():
         return table, collisions
     rank = mapped["route"].map({r: i for i, r in enumerate(ROUTES)})
-    other = [_genes.human_to_mouse().get(symbol) != _mouse_symbol(name, route)
+    other = [_not_preferred(_mouse_symbol(name, route), symbol)
              for name, symbol, route in zip(mapped["name"], mapped["symbol"], mapped["route"], strict=True)]
     ordered = mapped[dup_mask].assign(_rank=rank[dup_mask], _other=np.asarray(other)[dup_mask.to_numpy()],
                                       _pos=np.arange(len(mapped))[dup_mask.to_numpy()])
@@ -95,6 +95,11 @@ def resolve_collisions(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, lis
         table.loc[losers, "symbol"] = np.nan
         table.loc[losers, "route"] = "collision"
     return table, collisions
+
+
+def _not_preferred(mouse: str | None, symbol: str) -> bool:
+    """A mouse gene that is not the human gene's preferred ortholog; a gene that is no mouse gene never is."""
+    return mouse is not None and _genes.human_to_mouse().get(symbol) != mouse
 
 
 def _mouse_symbol(name: Any, route: str) -> str | None:

@@ -213,8 +213,10 @@ class SignatureSet(Sequence[Signature]):
     def ids(self) -> list[str]:
         return [s.id for s in self._sigs]
 
-    def subset(self, ids: Iterable[str]) -> SignatureSet:
-        """The signatures with these ids, in the given order."""
+    def subset(self, ids: Iterable[str] | str) -> SignatureSet:
+        """The signatures with these ids, in the given order (one id may be given as a string)."""
+        if isinstance(ids, str):
+            ids = [ids]
         return SignatureSet([self[i] for i in ids], library_version=self.library_version, origin=self.origin)
 
     def filter(self, **fields: Any) -> SignatureSet:
@@ -279,10 +281,15 @@ class SignatureSet(Sequence[Signature]):
         return pd.DataFrame(rows, columns=["source", "target", "weight"])
 
     def to_gmt(self, path: str | Path | None = None) -> str:
-        """GMT text (genes_up only; a signed signature gives ``ID_UP``/``ID_DOWN`` lines)."""
+        """GMT text (genes_up only; a signed signature gives ``ID_UP``/``ID_DOWN`` lines).
+
+        The description is a link to the source (DOI, else PubMed, as MSigDB writes a URL), else the name or
+        citation with ``_`` for whitespace: readers such as decoupler's ``read_gmt`` split lines on any whitespace
+        and would read the words of a spaced description as genes.
+        """
         lines = []
         for sig in self._sigs:
-            description = " ".join((sig.citation or sig.name).split())  # a tab or newline would break the line
+            description = _gmt_description(sig)
             if sig.genes_down:
                 lines.append("\t".join([f"{sig.id}_UP", description, *sig.genes_up]))
                 lines.append("\t".join([f"{sig.id}_DOWN", description, *sig.genes_down]))
@@ -296,3 +303,14 @@ class SignatureSet(Sequence[Signature]):
     def to_dict(self) -> dict[str, list[str]]:
         """Id -> genes_up (the form scanpy/decoupler users pass around)."""
         return {s.id: list(s.genes_up) for s in self._sigs}
+
+
+def _gmt_description(sig: Signature) -> str:
+    """A GMT description without whitespace: the source's DOI or PubMed link, else the citation or name."""
+    doi, pmid = sig.source.get("doi"), sig.source.get("pmid")
+    if doi:
+        return f"https://doi.org/{str(doi).strip()}"
+    if pmid:
+        return f"https://pubmed.ncbi.nlm.nih.gov/{str(pmid).strip()}/"
+    return "_".join((sig.citation or sig.name or sig.id).split())
+

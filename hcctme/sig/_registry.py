@@ -247,8 +247,10 @@ def to_gmt(x: Any = None, path: str | Path | None = None) -> str:
     Returns
     -------
     str
-        The GMT text: one line per signature (id, citation or name, genes_up); a signature with genes_down
-        gives two lines, ``<id>_UP`` and ``<id>_DOWN``. Weights are not kept.
+        The GMT text: one line per signature (id, description, genes_up); a signature with genes_down
+        gives two lines, ``<id>_UP`` and ``<id>_DOWN``. The description holds no whitespace (decoupler's
+        reader splits on it): the source's DOI link, else its PubMed link, else the citation or name with ``_``
+        for spaces. Weights, names and other metadata are not kept.
     """
     return load(x).to_gmt(path)
 

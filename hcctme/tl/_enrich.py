@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -178,8 +179,8 @@ def _enrich_table(table: pd.DataFrame, gene_sets: dict[str, list[str]], *, rank_
 
 
 def _gene_sets(signatures: Any, sig: Any) -> dict[str, list[str]]:
-    if isinstance(signatures, str) and not signatures.endswith((".gmt", ".yaml", ".yml")) \
-            and "/" not in signatures and signatures not in sig.library():
+    if isinstance(signatures, str) and not signatures.lower().endswith((".gmt", ".yaml", ".yml")) \
+            and "/" not in signatures and not Path(signatures).exists() and signatures not in sig.library():
         raise ValueError(
             f"{signatures!r} is neither a library signature id nor a local GMT/YAML file; hcctme never "
             "downloads gene sets (Enrichr names are not accepted): pass a dict or a GMT path"

@@ -502,3 +502,16 @@ def test_ta_response_and_enrich_refuse_a_symbol_clash_too():
     ht.tl.compare(adata, features="genes", condition_key="cond", sample_key="sample", reference="R")
     with pytest.raises(ValueError, match=clash):
         ht.tl.enrich(adata, signatures={"tam": human[:12]}, min_size=3, permutation_num=100)
+
+
+def test_a_human_gene_keeps_its_symbol_against_a_mouse_orthologs_id():
+    """Sweep 61: the preferred-ortholog tie-break ran on human genes too, which are never a mouse ortholog, so in
+    a human+mouse (PDX) reference the mouse Cd8a's Ensembl id took CD8A from the human gene listed before it."""
+    ids = {"CD8A": "ENSG00000153563", "CD4": "ENSG00000010610", "PTPRC": "ENSG00000081237",
+           "CD3E": "ENSG00000198851", "mm10_Cd8a": "ENSMUSG00000053977"}
+    adata = AnnData(np.ones((3, len(ids)), np.float32), var=pd.DataFrame({"gene_ids": list(ids.values())},
+                                                                          index=list(ids)))
+    ht.pp.harmonize_genes(adata, gene_symbols="gene_ids")
+    assert adata.uns[Keys.SYMBOL]["species_used"] == "human"
+    assert adata.var.loc["CD8A", Keys.SYMBOL] == "CD8A" and pd.isna(adata.var.loc["mm10_Cd8a", Keys.SYMBOL])
+    assert adata.uns[Keys.SYMBOL]["collisions"]["CD8A"] == ["ENSG00000153563", "ENSMUSG00000053977"]

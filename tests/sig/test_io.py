@@ -590,3 +590,31 @@ def test_species_does_not_override_a_yaml_entrys_own(tmp_path):
     assert loaded["TEST_SIG"].species == "human" and loaded["TEST_SIG"].genes_up == ("SPP1", "CD274", "MME")
     mouse = ht.sig.load({"M": ["Spp1", "Cd274", "Mme"]}, species="mouse")
     assert mouse["M"].genes_up == ("SPP1", "CD274", "MME")
+
+
+def test_gmt_export_reads_back_in_decoupler(tmp_path, user_set):
+    """Sweep 61: the description was the spaced citation; decoupler's read_gmt, which splits lines on any
+    whitespace, read its words ("et", "al.", "2020") as genes of all 84 exported sets."""
+    import decoupler as dc
+
+    with_source = Signature(id="CITED", genes_up=("SPP1", "CD44"), source={"citation": "A B et al. 2020", "pmid": "1"})
+    sets = ht.sig.load(None) + user_set + SignatureSet([with_source])
+    path = tmp_path / "all.gmt"
+    sets.to_gmt(path)
+    net = dc.pp.read_gmt(str(path))
+    read = {name: list(group["target"]) for name, group in net.groupby("source", sort=False)}
+    expected = {}
+    for s in sets:
+        if s.genes_down:
+            expected |= {f"{s.id}_UP": list(s.genes_up), f"{s.id}_DOWN": list(s.genes_down)}
+        else:
+            expected[s.id] = list(s.genes_up)
+    assert read == expected
+    descriptions = [line.split("\t")[1] for line in path.read_text(encoding="utf-8").splitlines()]
+    assert "https://pubmed.ncbi.nlm.nih.gov/1/" in descriptions and "SPP1+_TAM" in descriptions
+
+
+def test_subset_takes_one_id_as_a_string(user_set):
+    """Sweep 61: subset("TAM2") read the id letter by letter ("no signature 'T' in this set")."""
+    assert user_set.subset("TAM2").ids == ["TAM2"]
+    assert user_set.subset(["NEU", "TAM2"]).ids == ["NEU", "TAM2"]

@@ -147,3 +147,25 @@ def test_genes_are_ranked_by_their_harmonised_symbols(genes_result):
     hc.tl.enrich(by_id, GENE_SETS, permutation_num=200, random_state=1)
     pd.testing.assert_frame_equal(hc.get.enrich(by_id), _enrich(table, GENE_SETS, permutation_num=200,
                                                                  random_state=1))
+
+
+def test_gene_set_files_are_read_as_sig_load_reads_them(tmp_path, monkeypatch):
+    """Sweep 61: enrich's check for Enrichr names refused a GMT file with an upper-case suffix and a relative
+    folder of YAML files, both of which sig.load reads."""
+    rng = np.random.default_rng(0)
+    genes = hc.sig.library().genes()[:400]
+    stat = rng.normal(size=len(genes))
+    adata = AnnData(np.zeros((2, len(genes)), np.float32), var=pd.DataFrame(index=genes))
+    adata.uns["hcctme_compare"] = pd.DataFrame({
+        "feature": genes, "group": "all", "contrast": "R vs NR", "effect": stat, "statistic": stat, "pvalue": 0.5,
+        "padj": 0.5, "method": "limma-trend"})
+    monkeypatch.chdir(tmp_path)
+    sets = {"S1": genes[:20], "S2": genes[100:140]}
+    hc.sig.to_gmt(sets, "sets.GMT")
+    (tmp_path / "mysigs").mkdir()
+    hc.sig.to_yaml(sets, "mysigs/sets.yaml")
+    for source, key in (("sets.GMT", "e_gmt"), ("mysigs", "e_dir")):
+        hc.tl.enrich(adata, source, permutation_num=20, key_added=key)
+        assert sorted(adata.uns[key]["term"]) == ["S1", "S2"]
+    with pytest.raises(ValueError, match="Enrichr names are not accepted"):
+        hc.tl.enrich(adata, "KEGG_2021_Human", permutation_num=20, key_added="e_enrichr")
