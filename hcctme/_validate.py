@@ -227,15 +227,20 @@ def key_added(key: Any, *, adata: AnnData | None = None, slots: Sequence[str] = 
     if adata is None:
         return key
     record = adata.uns.get(key + Suffix.PARAMS)
-    if record is None:
-        for slot, name in [*((slot, key) for slot in slots), *outputs]:
+    if not _hcctme_record(record):  # a user's own entry under the params name is no hcctme provenance
+        for slot, name in [*((slot, key) for slot in slots), *outputs, ("uns", key + Suffix.PARAMS)]:
             if name in getattr(adata, slot):
                 raise ValueError(f"key_added={key!r} would overwrite adata.{slot}[{name!r}], which no hcctme tool "
                                  "wrote; choose another key_added")
-    elif tool is not None and isinstance(record, Mapping) and record.get("tool", tool) != tool:
+    elif tool is not None and record["tool"] != tool:
         raise ValueError(f"key_added={key!r} holds the results of {record['tool']} (uns[{key + Suffix.PARAMS!r}]); "
                          "writing there would replace them: choose another key_added")
     return key
+
+
+def _hcctme_record(record: Any) -> bool:
+    """Whether an ``uns[key + "_params"]`` entry is the provenance record of an hcctme tool."""
+    return isinstance(record, Mapping) and isinstance(record.get("tool"), str) and record["tool"].startswith("hcctme.")
 
 
 def key_name(value: Any, *, name: str) -> str:
@@ -745,12 +750,25 @@ def spatial(adata: AnnData, key: str = Keys.SPATIAL, *, samples: pd.Series | Non
             f"no spatial coordinates in adata.obsm[{key!r}]; this tool needs spatial data "
             "(squidpy/Visium convention obsm['spatial'], or pass spatial_key=)"
         )
-    coords = np.asarray(adata.obsm[key], dtype=float)
+    coords = adata.obsm[key]
+    numeric = not sp.issparse(coords) and (
+        all(pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) for dtype in coords.dtypes)
+        if isinstance(coords, pd.DataFrame) else np.asarray(coords).dtype.kind in "iuf")
+    if not numeric:
+        raise TypeError(f"adata.obsm[{key!r}] must hold numeric coordinates as a dense array (cells x 2 or 3), got "
+                        f"{type(coords).__name__}" + (f" of {np.asarray(coords).dtype}" if not sp.issparse(coords)
+                                                     and not isinstance(coords, pd.DataFrame) else "")
+                        + "; convert it (e.g. np.asarray(..., dtype=float)) or pass spatial_key= naming the "
+                        "coordinates")
+    coords = np.asarray(coords, dtype=float)
     if coords.ndim != 2 or not 2 <= coords.shape[1] <= 3:
         raise ValueError(f"adata.obsm[{key!r}] must be cells x 2 (or 3) coordinates, got shape {coords.shape}; "
                          "pass spatial_key= naming the coordinates")
-    if not np.all(np.isfinite(coords)):
-        raise ValueError(f"adata.obsm[{key!r}] has NaN or infinite coordinates")
+    bad = ~np.isfinite(coords).all(axis=1)
+    if bad.any():
+        raise ValueError(f"adata.obsm[{key!r}] has NaN or infinite coordinates in {int(bad.sum())} cell(s) "
+                         f"({_preview(adata.obs_names[bad])}); drop those cells (adata[mask].copy()) or fill their "
+                         "coordinates")
     if coords.shape[1] == 3:
         groups = np.zeros(len(coords)) if samples is None else pd.Series(samples).astype(str).to_numpy()
         z_range = pd.Series(coords[:, 2]).groupby(groups).agg(lambda z: z.max() - z.min())

@@ -97,6 +97,18 @@ def test_key_added_never_overwrites_the_users_own_data(scored):
                       features="scores", key_added="log1p")
     again = scored.copy()
     ht.tl.score(again, key_added="hcctme_scores")  # a tool's own earlier result is replaced, as before
+    # sweep 61: an entry under the params name counted as an hcctme record, whatever it held
+    kwargs = dict(condition_key="response", sample_key="patient", reference="responder", features="scores")
+    for params in ({"note": "mine"}, "my notes", {"tool": "my_pipeline"}):
+        own = scored.copy()
+        own.uns["mine"], own.uns["mine_params"] = pd.DataFrame({"a": [1]}), params
+        with pytest.raises(ValueError, match=r"would overwrite adata.uns\['mine'\]"):
+            ht.tl.compare(own, key_added="mine", **kwargs)
+        del own.uns["mine"]
+        with pytest.raises(ValueError, match=r"would overwrite adata.uns\['mine_params'\]"):
+            ht.tl.compare(own, key_added="mine", **kwargs)
+    ht.tl.compare(again, key_added="mine", **kwargs)
+    ht.tl.compare(again, key_added="mine", **kwargs)  # its own record: replaced
 
 
 def test_plots_and_the_report_check_their_arguments(scored):

@@ -426,11 +426,12 @@ def tib(
         A dict ``{obs column: values}`` names labels in any column(s), e.g.
         ``tumour_labels={"cell_type": ["Tumour cells"]}``.
     label_key
-        obs column the plain label lists refer to (e.g. a user's annotation). With it and no
+        obs column the plain label lists refer to (e.g. a user's annotation). In cells mode, with it and no
         explicit labels, tumour and CD8 T labels are recognised as :func:`hcctme.tl.call_states` reads
         labels (tumour / hepatocyte: "Tumour cells", "Malignant", "HCC", "Hepatocytes" ...; CD8 T: "CD8+
         T cells" ...; "Tumor-associated macrophages" is a macrophage label) and barrier labels must be the
-        library state ids.
+        library state ids. In spot mode only the plain lists read it (spots mix cells: nothing is recognised
+        from a spot's label); label_key without one is refused.
     spatial_key
         obsm key of the coordinates.
     mode
@@ -449,7 +450,8 @@ def tib(
         median nearest-neighbour distance (first ring of neighbours).
     n_perms
         Permutations per sample. 0 skips them: no p-values, and no ``tib_score`` (the expected
-        coverage comes from the permutations); colocalisation, coverage and ``t_exclusion`` remain.
+        coverage comes from the permutations; a sample without barrier cells still scores 0); colocalisation,
+        coverage and ``t_exclusion`` remain.
     random_state
         Seed of the permutations.
     key_added
@@ -483,6 +485,13 @@ def tib(
         weights = {k: v.astype(float) for k, v in masks.items()}
         tumour = masks["tumour"]
     else:
+        plain = [lab for lab in (barrier_labels, tumour_labels, t_cell_labels)
+                 if lab is not None and not isinstance(lab, Mapping)]
+        if label_key is not None and not plain:
+            raise ValueError(
+                f"label_key={label_key!r} is read in spot mode only by plain label lists, and none was given: the "
+                "proxies come from signature scores. Pass e.g. tumour_labels=[...] (values of obs[label_key]) or "
+                "tumour_labels={column: values}, or leave label_key out")
         masks = None
         weights, used = _spots_weights(adata, label_key=label_key, scores_key=scores_key, barrier=barrier_labels,
                                        tumour=tumour_labels, t_cell=t_cell_labels)

@@ -209,7 +209,7 @@ def sample_stats(
         )
     else:  # no barrier anywhere outside tumour: no barrier
         out.update(colocalisation=np.nan, colocalisation_expected=ring_share, coverage=0.0,
-                   coverage_expected=0.0, tib_score=0.0, tib_pvalue=1.0)
+                   coverage_expected=0.0, tib_score=0.0, tib_pvalue=1.0 if n_perms > 0 else np.nan)
     if has_t:
         null_tdist_a = np.concatenate(null_tdist) if null_tdist else np.array([])
         excl = np.log2(t_dist / mean_dist) if mean_dist > 0 else np.nan

@@ -368,3 +368,54 @@ def test_a_perfect_barrier_scores_the_documented_maximum_not_one():
     assert row["colocalisation"] == 1 and row["coverage"] == 1
     maximum = 1 - (row["colocalisation_expected"] + row["coverage_expected"]) / 2
     assert row["tib_score"] == pytest.approx(maximum, rel=1e-12) and row["tib_score"] < 0.95
+
+
+def test_without_permutations_a_sample_without_barrier_has_no_p_value(cohort):
+    """Sweep 61: n_perms=0 still gave tib_pvalue 1.0 to a sample with no barrier cell (NaN everywhere else)."""
+    adata = cohort[cohort.obs["patient"].isin(cohort.obs["patient"].cat.categories[:3])].copy()
+    first = adata.obs["patient"].cat.categories[0]
+    barrier = adata.obs["state_true"].isin(BARRIER["state_true"]) & (adata.obs["patient"] == first)
+    adata = adata[~barrier.to_numpy()].copy()
+    table = _tib(adata, sample_key="patient", n_perms=0, **LABELS)
+    assert table.loc[first, "n_barrier"] == 0 and table.loc[first, "tib_score"] == 0
+    assert table["tib_pvalue"].isna().all() and table["t_exclusion_pvalue"].isna().all()
+
+
+def test_spot_mode_refuses_a_label_key_it_would_not_read(spots, digest):
+    """Sweep 61: in spot mode label_key without a plain label list was stored in the record and never read (the
+    tumour spots came from the tumour score whatever the column said)."""
+    adata = spots.copy()
+    adata.obs["annot"] = np.where(adata.obs["pathology"] == "tumour", "Tumour cells", "Stroma")
+    before = digest(adata)
+    with pytest.raises(ValueError, match="label_key='annot' is read in spot mode only by plain label lists"):
+        ht.tl.tib(adata, sample_key="patient", mode="spots", label_key="annot", n_perms=0)
+    with pytest.raises(ValueError, match="label_key='annot' is read in spot mode only by plain label lists"):
+        ht.tl.tib(adata, sample_key="patient", mode="spots", label_key="annot", n_perms=0,
+                  tumour_labels={"annot": ["Tumour cells"]})
+    assert digest(adata) == before
+    table = _tib(adata, sample_key="patient", mode="spots", label_key="annot", tumour_labels=["Tumour cells"],
+                 n_perms=0)
+    assert table["n_tumour"].sum() == (adata.obs["annot"] == "Tumour cells").sum()
+
+
+def test_coordinates_that_are_not_a_numeric_array_are_refused_by_name(cohort, digest):
+    """Sweep 61: NaN coordinates were refused without saying which cells or how to fix it; sparse or text
+    coordinates failed inside numpy ("setting an array element with a sequence")."""
+    adata = cohort[cohort.obs["patient"].isin(cohort.obs["patient"].cat.categories[:2])].copy()
+    xy = np.asarray(adata.obsm["spatial"], dtype=float)
+    cases = {"nan": (xy.copy(), ValueError, r"NaN or infinite coordinates in 1 cell\(s\) .*drop those cells"),
+             "sparse": (sp.csr_matrix(xy), TypeError, "numeric coordinates as a dense array"),
+             "text": (pd.DataFrame({"x": xy[:, 0], "y": ["row"] * len(xy)}, index=adata.obs_names), TypeError,
+                      "numeric coordinates as a dense array")}
+    cases["nan"][0][3, 0] = np.nan
+    for coords, error, message in cases.values():
+        bad = adata.copy()
+        bad.obsm["spatial"] = coords
+        before = digest(bad)
+        with pytest.raises(error, match=message):
+            ht.tl.tib(bad, sample_key="patient", n_perms=0, **LABELS)
+        assert digest(bad) == before
+    frame = adata.copy()  # a numeric DataFrame is coordinates as well
+    frame.obsm["spatial"] = pd.DataFrame(xy[:, :2], index=adata.obs_names, columns=["x", "y"])
+    pd.testing.assert_frame_equal(_tib(frame, sample_key="patient", n_perms=0, **LABELS),
+                                  _tib(adata, sample_key="patient", n_perms=0, **LABELS))
