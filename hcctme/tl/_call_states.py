@@ -121,22 +121,24 @@ def small_populations(contexts: np.ndarray, artefact: np.ndarray, states: Mappin
 def declined_states(mixture_counts: Mapping[str, Mapping[str, int]],
                     specificity: Mapping[str, Mapping[str, Mapping[str, Any]]],
                     seedings: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict[str, int]]:
-    """Per context, the states the specificity test declined in every candidate cluster, with their mixture calls.
+    """Per context, the states the specificity test declined in every seeding, with their mixture calls.
 
     Only states the mixture called are listed: their calls are dropped (Villani 2017 pDCs: 120 mixture
-    calls, 0 after the test); ``uns[key_added + "_params"]["self_train"]["declined"]``. ``specificity`` is the first
-    seeding's; in a population no seeding trains the classifier for (``seedings``' entry has ``mixture_kept``), a
-    state is listed where every seeding's test drops its calls (where some keep them, :func:`seeding_record` warns).
+    calls, 0 after the test); ``uns[key_added + "_params"]["self_train"]["declined"]``. Over every seeding the
+    population's calls average: where they train the classifier (``seedings``' entry has ``classes``), a state no
+    seeding's classifier has a class for; where none does (``mixture_kept``), a state every seeding's test drops
+    (where some keep it, :func:`seeding_record` warns). Without that record, the first seeding's ``specificity``.
     """
     out: dict[str, dict[str, int]] = {}
     for context, tests in specificity.items():
-        kept = (seedings or {}).get(context, {}).get("mixture_kept")
+        record = (seedings or {}).get(context, {})
+        shares = record.get("classes", record.get("mixture_kept"))
         for state, test in tests.items():
             n = int(mixture_counts.get(context, {}).get(state, 0))
-            if kept is None:
+            if shares is None:
                 dropped = test.get("clusters_tested", 0) and not test.get("seeded", False)
             else:
-                dropped = kept.get(state, 1.0) == 0.0
+                dropped = shares.get(state, 1.0) == 0.0
             if dropped and n:
                 out.setdefault(context, {})[state] = n
     return out
@@ -247,10 +249,11 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
 def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, samples: np.ndarray, *,
            refine: str | None, refine_resolution: float, self_train: bool,
            var_names: pd.Index, random_state: int, min_confidence: float, adjacency: sp.csr_matrix | None = None,
-           ) -> tuple[_model.Assignment, np.ndarray, np.ndarray, dict[str, Any], dict[str, Any]]:
-    """The mixture's assignment, the final calls and confidence, the self-training's record and the vote's.
+           ) -> tuple[_model.Assignment, np.ndarray, np.ndarray, dict[str, Any], dict[str, Any], np.ndarray | None]:
+    """The mixture's assignment, the final calls and confidence, the records of the self-training and the vote.
 
-    The model (mixture, self-training, flags) calls at ``thresholds.model_confidence`` whatever ``min_confidence``,
+    Last, with ``refine``, the per-cell calls the vote started from (else None). The model (mixture,
+    self-training, flags) calls at ``thresholds.model_confidence`` whatever ``min_confidence``,
     which cuts the final calls (:func:`cut`): a stricter ``min_confidence`` keeps the same confidences and calls a
     subset of the cells. The vote (``refine``) reads the calls at ``min_confidence``.
     """
@@ -270,22 +273,31 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
     declined = declined_states(result.counts, record["specificity"], record["seedings"])
     trained = {**record, "declined": declined}
     for context, dropped in declined.items():
-        logger.warning("%s: the specificity test declined every candidate cluster of %s, so the mixture's calls "
-                       "of these states (%s) are dropped; see uns[...]['self_train']['specificity']", context,
+        logger.warning("%s: the specificity test declined %s in every seeding, so the mixture's calls of these "
+                       "states (%s) are dropped; see uns[...]['self_train']['specificity']", context,
                        list(dropped), dropped)
-    calls, confidence, voting = cut(result, min_confidence), result.confidence, {}
+    own, own_confidence = _artefacts.discount(cut(result, min_confidence), result.confidence,
+                                              result.artefact_probability, min_confidence)
+    calls, confidence, voting, unrefined = own, own_confidence, {}, None
     if refine is not None:
         graph_of = _vote.graph_for(refine, adjacency, result.z, states)
-        calls, confidence, voting = _vote.vote(calls, confidence, result.artefact, contexts, states, graph_of,
-                                               resolution=refine_resolution, refine=refine, order=m["order"])
-    calls, confidence = _artefacts.discount(calls, confidence, result.artefact_probability, min_confidence)
+        voted, share, voting = _vote.vote(cut(result, min_confidence), result.confidence, result.artefact, contexts,
+                                          states, graph_of, resolution=refine_resolution, refine=refine,
+                                          order=m["order"])
+        voted, share = _artefacts.discount(voted, share, result.artefact_probability, min_confidence)
+        kept = (voted == Defaults.UNASSIGNED) & (own != Defaults.UNASSIGNED)  # the vote never removes a call
+        calls, confidence = np.where(kept, own, voted).astype(object), np.where(kept, own_confidence, share)
+        for context, record in voting.items():  # the final changes, against the per-cell calls
+            cells = contexts == context
+            record["changed"] = int(np.sum(calls[cells] != own[cells]))
+        unrefined = own
     for context, diag in result.diagnostics.items():
         weak = {s: round(v["separation"], 2) for s, v in diag.items()
                 if "separation" in v and v["separation"] < WEAK_SEPARATION}
         if weak:
             logger.warning("%s: states without a distinct high sub-population (separation < %.1f sd): %s; "
                            "their calls are the upper tail of a continuum", context, WEAK_SEPARATION, weak)
-    return result, calls, confidence, trained, voting
+    return result, calls, confidence, trained, voting, unrefined
 
 
 def cut(result: _model.Assignment, min_confidence: float) -> np.ndarray:
@@ -356,7 +368,8 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
 
 
 def _write(adata: AnnData, key_added: str, m: dict[str, Any], result: _model.Assignment, calls: np.ndarray,
-           confidence: np.ndarray, *, refine: str | None, table: pd.DataFrame, provenance: dict[str, Any]) -> None:
+           confidence: np.ndarray, *, unrefined: np.ndarray | None, table: pd.DataFrame,
+           provenance: dict[str, Any]) -> None:
     """Store the per-cell calls in obs, the count table and provenance in uns."""
     contexts = m["contexts"]
     categories = list(dict.fromkeys([*m["used_cols"], Defaults.UNASSIGNED]))
@@ -366,8 +379,8 @@ def _write(adata: AnnData, key_added: str, m: dict[str, Any], result: _model.Ass
                                         + [Defaults.UNASSIGNED]))
     adata.obs[f"{key_added}{Suffix.CONTEXT}"] = pd.Categorical(contexts, categories=ctx_categories)
     adata.obs[f"{key_added}{Suffix.ARTEFACT}"] = pd.Categorical(result.artefact.astype(str))
-    if refine is not None:
-        adata.obs[f"{key_added}{Suffix.UNREFINED}"] = pd.Categorical(result.calls, categories=categories)
+    if unrefined is not None:
+        adata.obs[f"{key_added}{Suffix.UNREFINED}"] = pd.Categorical(unrefined, categories=categories)
     elif f"{key_added}{Suffix.UNREFINED}" in adata.obs:  # an earlier refined run's: not this call's
         del adata.obs[f"{key_added}{Suffix.UNREFINED}"]
     adata.uns[key_added] = table
@@ -452,10 +465,12 @@ def call_states(
         population's standardised state scores. Artefact cells do not vote and stay unassigned;
         a sub-cluster votes only where more than half its voters agree on a state (its cells get
         that state, confidence = the state's share times the cell's probability of not being an
-        artefact); the cells of the other sub-clusters keep their own calls (an ``"unassigned"``
-        majority removes no call). Smooths noisy single-cell calls at the price of cell-level
-        resolution. The per-cell calls are kept in ``obs[key_added + "_unrefined"]``; per context,
-        the sub-clusters, those that voted and the cells whose call changed are recorded in
+        artefact, where that reaches ``min_confidence``); the cells of the other sub-clusters keep their
+        own calls, and so does a called cell whose voted confidence falls below ``min_confidence``: the vote
+        removes no call. Smooths noisy single-cell calls at the price of cell-level
+        resolution. The per-cell calls (those of ``refine=None``) are kept in ``obs[key_added + "_unrefined"]``;
+        per context, the sub-clusters, those that voted and the cells whose final call differs from them are
+        recorded in
         ``uns[key_added + "_params"]["refine"]["voting"]``. Needs the ``igraph`` package.
     refine_resolution
         Leiden resolution of the sub-clustering (small = few, large sub-clusters).
@@ -638,8 +653,8 @@ def call_states(
     7. the confidence is multiplied by the probability that the cell is not an artefact (steps 1 and 6),
        and a call whose confidence then falls below ``min_confidence`` is dropped.
 
-    Contexts with fewer than 30 cells use a rule instead of the mixture: ``min(1 - 2**(-(z_best
-    - z_second) / 0.75), Phi(z_best))`` (K >= 2) or ``Phi(z - 1)`` (K = 1).
+    A population with fewer than 30 clean cells is not called (``fitted``: "too few cells"; its cells stay
+    ``"unassigned"``).
 
     Evaluation: ``benchmarks/states_eval.py`` calls states on cohorts of an independent generator
     (``tests/tl/_state_generator.py``: state programmes from other papers' lists sharing 30-60 %
@@ -705,10 +720,10 @@ def call_states(
     sums = _genes_of.prepare(m, matrix, var_names)
     _artefacts.add_library_size(m, matrix, samples.to_numpy(), sums=sums)
     _artefacts.add_gene_support(m, matrix, var_names, library)
-    result, calls, confidence, trained, voting = _calls(m, matrix, thresholds, samples.to_numpy(), refine=refine,
-                                                        refine_resolution=refine_resolution, self_train=self_train,
-                                                        var_names=var_names, adjacency=adjacency,
-                                                        random_state=random_state, min_confidence=min_confidence)
+    result, calls, confidence, trained, voting, unrefined = _calls(
+        m, matrix, thresholds, samples.to_numpy(), refine=refine, refine_resolution=refine_resolution,
+        self_train=self_train, var_names=var_names, adjacency=adjacency, random_state=random_state,
+        min_confidence=min_confidence)
     table = _count_table(calls, m["contexts"], samples.to_numpy(), m["states"])
     call = {"cell_type_key": cell_type_key, "scores_key": scores_key, "sample_key": sample_key,
             "context_map": context_map, "artefacts": extra, "artefacts_given": artefacts,
@@ -719,7 +734,7 @@ def call_states(
                              voting)
 
     adata = adata.copy() if copy else adata  # nothing written before this line
-    _write(adata, key_added, m, result, calls, confidence, refine=refine, table=table, provenance=provenance)
+    _write(adata, key_added, m, result, calls, confidence, unrefined=unrefined, table=table, provenance=provenance)
     mapped = {k: v for k, v in resolution.mapping.items() if v is not None}
     logger.info("cell_context mapping used: %s; unassigned labels: %s", mapped, resolution.unmapped)
     logger.info(

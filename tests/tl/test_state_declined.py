@@ -32,3 +32,14 @@ def test_without_the_classifier_a_state_is_listed_where_every_seeding_drops_its_
                 "cd8_t": {"seedings": 3, "mixture_kept": {"CD8_TEFF": 0.0, "CD8_TSTR": 0.0}}}
     assert declined_states(counts, tests, seedings) == {"cd8_t": {"CD8_TEFF": 12, "CD8_TSTR": 7}}
     assert declined_states(counts, tests) == {"cd4_t": {"TREG": 25}, "cd8_t": {"CD8_TSTR": 7}}  # a trained population
+
+
+def test_with_the_classifier_a_state_is_listed_where_no_seeding_has_a_class_for_it():
+    """Sweep 61: a trained population's record read only the first seeding's test, so a state its calls hold (its
+    class in 85 % of the 27 seedings averaged: 28 cells called) was listed as declined, with a warning that its
+    calls were dropped."""
+    counts = {"cd8_t": {"CD8_TEX_PROGENITOR": 20, "CD8_TSTR": 9, "CD8_TEFF": 30}}
+    tests = {"cd8_t": {"CD8_TEX_PROGENITOR": TESTED, "CD8_TSTR": TESTED,
+                       "CD8_TEFF": {**TESTED, "clusters_declined": 0, "seeded": True}}}
+    seedings = {"cd8_t": {"seedings": 27, "classes": {"CD8_TEX_PROGENITOR": 0.85, "CD8_TSTR": 0.0, "CD8_TEFF": 1.0}}}
+    assert declined_states(counts, tests, seedings) == {"cd8_t": {"CD8_TSTR": 9}}

@@ -118,3 +118,26 @@ def test_graph_of_other_cells_is_a_clear_error(fake_library, digest):  # noqa: F
     with pytest.raises(ValueError, match=r"connectivities.*\(1800, 1800\)"):
         hcctme.tl.call_states(adata, cell_type_key="cell_type", refine="graph")
     assert digest(adata) == before
+
+
+@pytest.mark.parametrize("min_confidence", [0.5, 0.8])
+def test_the_vote_removes_no_call_and_records_the_final_changes(fake_library, min_confidence):  # noqa: F811
+    """Sweep 61: at min_confidence 0.8 a voting sub-cluster's share (> 0.5) was cut at 0.8, which unassigned its
+    cells, confident ones included; "changed" was counted before that cut, and obs["..._unrefined"] held the
+    model's calls at 0.5, not the per-cell calls at min_confidence."""
+    pytest.importorskip("igraph")
+    adata = _with_graph(_scored_adata())
+    kwargs = dict(cell_type_key="cell_type", sample_key="patient", min_confidence=min_confidence)
+    plain = hcctme.tl.call_states(adata, **kwargs, copy=True)
+    refined = hcctme.tl.call_states(adata, **kwargs, refine="graph", copy=True)
+    own = plain.obs["hcctme_state"].astype(str).to_numpy()
+    final = refined.obs["hcctme_state"].astype(str).to_numpy()
+    np.testing.assert_array_equal(refined.obs["hcctme_state_unrefined"].astype(str).to_numpy(), own)
+    assert not ((own != UNASSIGNED) & (final == UNASSIGNED)).any()
+    called = final != UNASSIGNED
+    assert (refined.obs["hcctme_state_confidence"].to_numpy()[called] >= min_confidence).all()
+    contexts = refined.obs["hcctme_state_context"].astype(str).to_numpy()
+    voting = refined.uns["hcctme_state_params"]["refine"]["voting"]
+    assert {c: v["changed"] for c, v in voting.items()} == {c: int(np.sum((contexts == c) & (own != final)))
+                                                           for c in voting}
+    assert sum(v["changed"] for v in voting.values()) > 0
