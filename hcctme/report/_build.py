@@ -338,7 +338,7 @@ def _methods_section(ctx: _Context) -> str:
     tests = {title: sorted(set(t["method"].astype(str))) for title, t in tables.items()
              if t is not None and "method" in t.columns}
     library = str(params["scores"].get("library_version", "?"))
-    kb_version = results.kb_version()
+    kb_version = results.kb_version(adata)
     summary = results.profile(adata, summary=True)
     profile_tests = sorted(set(summary["test"].astype(str))) if summary is not None and "test" in summary else []
     from hcctme import sig

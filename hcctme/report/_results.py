@@ -196,6 +196,10 @@ def therapies() -> pd.DataFrame:
     return kb.therapies()
 
 
-def kb_version() -> str:
-    """Version of the shipped axis table."""
+def kb_version(adata: AnnData) -> str:
+    """Version of the kb the profile (else the crosstalk) read; the installed one when neither recorded it."""
+    for key in (Keys.PROFILE, Keys.CROSSTALK):
+        recorded = _stored(adata, key).get("kb_version")
+        if recorded:
+            return str(recorded)
     return str(kb.version)

@@ -10,12 +10,13 @@ what earlier tools stored, each standardised across samples:
     expression of their ligand and receptor genes instead (source ``genes:...``): each ligand gene over
     the cells of the axis's sender contexts, each receptor gene over its receiver contexts
     (``obs[state_key + "_context"]``; all cells without it, and for recruitment axes). A tumour-intrinsic
-    axis holds its markers as ligands of a tumour sender: S100A9 for TACE_S100A9 is read in tumour cells,
-    not in the neutrophils that make far more of it.
+    axis holds its markers as ligands of a tumour sender, read in tumour cells; TACE_S100A9 reads S100A9 through
+    the tumour-context TACE_RESISTANCE panel, not in the neutrophils that make far more of it.
 ``states``
     abundance of the linked states (:func:`hcctme.tl.call_states`): per sample, the fraction of the
     state's parent population (e.g. TAM2_SPP1 among macrophages; linked states of one parent are
-    pooled, e.g. NEU_CD10_ALPL + PMN_MDSC among neutrophils); for recruitment axes also the linked
+    pooled, e.g. NEU_CD10_ALPL + PMN_MDSC among neutrophils; without ``obs[state_key + "_context"]`` each
+    parent's linked states as a fraction of all cells, the parents kept apart); for recruitment axes also the linked
     population's share of all cells (neutrophils for CXCR2, monocytes for CCL2-CCR2, macrophages for
     CSF1-CSF1R).
 ``crosstalk``
@@ -202,10 +203,20 @@ def _signature_context(signature_id: str) -> str:
 
 
 def _in_context(contexts: pd.Series, context: str) -> np.ndarray:
+    """The cells of ``context``: its own, its children's, and those of the coarser group holding it.
+
+    Cells labelled only "T cells" (``t_cell``) hold the CD8 T cells a ``cd8_t`` signature is read in, as
+    :func:`_context_ok` lets a coarser crosstalk group count; without them a cohort annotated coarsely would read
+    no evidence there.
+    """
     if context == "any":
         return np.ones(len(contexts), dtype=bool)
     parents = contexts.map(lambda c: CONTEXT_PARENTS.get(c, c))
-    return (contexts == context).to_numpy() | (parents == context).to_numpy()
+    mask = (contexts == context).to_numpy() | (parents == context).to_numpy()
+    coarser = CONTEXT_PARENTS.get(context)
+    if coarser is not None:
+        mask |= (contexts == coarser).to_numpy()
+    return mask
 
 
 def _in_any(levels: pd.Index, contexts: set[str]) -> np.ndarray:
@@ -359,14 +370,15 @@ def _state_evidence(states: pd.Series, contexts: pd.Series | None, samples: pd.S
             continue
         if contexts is not None and not density:
             parent = str(contexts[(states == feature).to_numpy()].value_counts().idxmax())
-        else:
-            parent = "all"
+        else:  # the parents still kept apart (TAM2_SPP1 and the myCAFs are no one population's states)
+            parent = f"all:{_signature_context(feature)}"
         by_parent.setdefault(parent, []).append(feature)
     out = []
     for parent, members in by_parent.items():
         in_state = states.isin(members).to_numpy()
-        base = (contexts == parent).to_numpy() if parent != "all" else np.ones(len(states), bool)
-        where = f"fraction of {parent} cells" if parent != "all" else "fraction of all cells"
+        whole = parent.startswith("all:")
+        base = np.ones(len(states), bool) if whole else (contexts == parent).to_numpy()
+        where = "fraction of all cells" if whole else f"fraction of {parent} cells"
         values = _per_sample_mean(in_state[base].astype(float), samples[base], np.ones(int(base.sum()), bool), order)
         name = "+".join(members)
         out.append({"feature": name, "values": values,
@@ -687,8 +699,14 @@ def _evidence(axis_items: dict[str, tuple[bool, list[tuple[str, dict[str, Any]]]
 def _profile(scores: pd.DataFrame, samples: pd.Series, order: pd.Index, condition: pd.Series | None,
              reference: str | None, axes_table: pd.DataFrame, links: pd.DataFrame, src: dict[str, Any],
              read_genes: Callable[..., list[dict[str, Any]]], *, active_threshold: float,
-             keys: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
-    """The profile, evidence and (with a condition) summary tables, from AnnData-free inputs."""
+             keys: dict[str, str], selected: pd.DataFrame | None = None,
+             ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame | None]:
+    """The profile, evidence and (with a condition) summary tables, from AnnData-free inputs.
+
+    The evidence of every axis of ``axes_table`` is read; the tables hold the ``selected`` axes (None: all). Which
+    evidence an axis shares with others (:func:`_add_specific_genes`) is read over all of them, so an axis's
+    activity does not depend on which others are selected.
+    """
     centre_mask = None
     if condition is not None and reference is not None:
         centre_mask = (condition.reindex(order).astype(str) == reference).to_numpy()
@@ -699,8 +717,10 @@ def _profile(scores: pd.DataFrame, samples: pd.Series, order: pd.Index, conditio
                                **keys)
         axis_items[ax["axis"]] = (flip, items)
     _add_specific_genes(axis_items, axes_table, links, read_genes)
+    selected = axes_table if selected is None else selected
+    axis_items = {axis: axis_items[axis] for axis in selected["axis"]}
     evidence = _evidence(axis_items, order, centre_mask)
-    profile = _combine(evidence, axes_table, order, active_threshold=active_threshold)
+    profile = _combine(evidence, selected, order, active_threshold=active_threshold)
     if condition is not None:
         profile.insert(1, "condition", condition.reindex(profile["sample"]).astype(str).to_numpy())
     summary = _summary(profile, reference) if condition is not None else None
@@ -709,12 +729,12 @@ def _profile(scores: pd.DataFrame, samples: pd.Series, order: pd.Index, conditio
 
 def _params(call: dict[str, Any], axes_table: pd.DataFrame, active_threshold: float, order: pd.Index,
             absent: dict[str, str], summary: pd.DataFrame | None) -> dict[str, Any]:
-    """uns[key_added + "_params"]: tool, params, library_version, absent evidence kinds."""
+    """uns[key_added + "_params"]: tool, params, library and kb versions, absent evidence kinds."""
     params = {
         "tool": "hcctme.tl.resistance_profile",
         **_validate.call_record(**call, active_threshold=active_threshold),
         "axes_used": list(axes_table["axis"]),
-        "library_version": _validate.library_version(),
+        "library_version": _validate.library_version(), "kb_version": kb_axes.get_version(),
         "absent": absent, "n_axes": len(axes_table), "n_samples": len(order),
     }
     if summary is not None and len(summary):
@@ -798,7 +818,7 @@ def resistance_profile(
         (the kb's, ``name [tier, trial or paper | status | negative: trials]``, best tier first), ``evidence``
         (a readable summary). ``uns[key_added + "_evidence"]``: the long
         evidence table; ``uns[key_added + "_summary"]``: the cohort summary (with a condition);
-        ``uns[key_added + "_params"]``: tool, params, library_version, absent evidence kinds.
+        ``uns[key_added + "_params"]``: tool, params, library_version, kb_version, absent evidence kinds.
     copy
         Return a copy of ``adata`` with the results instead of writing into ``adata``.
 
@@ -818,7 +838,8 @@ def resistance_profile(
         _validate.key_name(value, name=name)
     scores = _validate.scores(adata, scores_key)  # checks the key too; KeyError: run hcctme.tl.score first
     _validate.finite_scores(scores, scores_key)
-    axes_table, links = _select_axes(axes)
+    axes_table, _ = _select_axes(axes)
+    kb_table, kb_links = _select_axes(None)  # every axis is read: which evidence is shared is the kb's, not the call's
     order = pd.Index(pd.unique(samples.astype(str)), name=sample_key)
     if len(order) < 2:
         raise _validate.TooFewCellsError(
@@ -827,12 +848,13 @@ def resistance_profile(
         )
     samples = samples.astype(str)
     src = _sources(adata, sample_key=sample_key, state_key=state_key, crosstalk_key=crosstalk_key, tib_key=tib_key,
-                   axes_table=axes_table, order=order)
-    wanted = [g for genes in axes_table["genes"] if genes for g in genes]
+                   axes_table=kb_table, order=order)
+    wanted = [g for genes in kb_table["genes"] if genes for g in genes]
     read_genes = _GeneEvidence(adata, wanted, samples, order, layer, use_raw, src["contexts"])
     keys = {"scores_key": scores_key, "state_key": state_key, "crosstalk_key": crosstalk_key, "tib_key": tib_key}
-    profile, evidence, summary = _profile(scores, samples, order, condition, reference, axes_table, links, src,
-                                          read_genes, active_threshold=float(active_threshold), keys=keys)
+    profile, evidence, summary = _profile(scores, samples, order, condition, reference, kb_table, kb_links, src,
+                                          read_genes, active_threshold=float(active_threshold), keys=keys,
+                                          selected=axes_table)
     call = {"sample_key": sample_key, "condition_key": condition_key, "reference": reference, **keys,
             "layer": layer, "use_raw": use_raw,
             "axes": list(axes) if axes is not None and not isinstance(axes, str) else axes}

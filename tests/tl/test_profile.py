@@ -338,3 +338,63 @@ def test_genes_are_read_in_the_contexts_of_their_own_kb_pairs():
     assert _profile._matched_pairs(pairs, "OSM", "IL6ST_OSMR") == [({"neutrophil"}, {"cd8_t"}, False)]
     assert _profile._matched_pairs(pairs, "FPR2", "SAA1") == [({"hepatocyte"}, {"neutrophil"}, True)]  # reversed
     assert _profile._matched_pairs(pairs, "OSM", "LIFR") == []
+
+
+def test_an_axis_reads_the_same_whichever_other_axes_are_selected(full):
+    """Sweep 61: an axis got its axis-specific gene feature only where its other evidence was shared with an axis of
+    the selection, so axes=["TIM3"] read TIM3 without HAVCR2 (activity -0.73 -> -0.62 ..., active flipping)."""
+    adata = full.copy()
+    whole = ht.get.profile(adata).set_index(["sample", "axis"])
+    whole_evidence = ht.get.profile(adata, evidence=True)
+    for axes in (["TIM3"], ["PD1", "CTLA4"], "TIB"):
+        ht.tl.resistance_profile(adata, sample_key="patient", condition_key="response", reference="responder",
+                                 axes=axes, key_added="some")
+        some = adata.uns["some"].set_index(["sample", "axis"])
+        pd.testing.assert_frame_equal(some, whole.loc[some.index], check_exact=True)
+        evidence = adata.uns["some_evidence"]
+        expected = whole_evidence[whole_evidence["axis"].isin(set(evidence["axis"]))].reset_index(drop=True)
+        pd.testing.assert_frame_equal(evidence.reset_index(drop=True), expected, check_exact=True)
+
+
+def test_coarse_labels_hold_the_evidence_of_their_child_contexts(scored):
+    """Sweep 61: with cells labelled "T cells" / "Myeloid cells" (contexts t_cell, myeloid), which call_states
+    accepts, CD8_TEX_TERMINAL (cd8_t) and MACRO_M2 (macrophage) were read in no cell: PD1's scores evidence NaN,
+    HGF_MET without evidence, and nothing said so. A coarser group holds them, as in the crosstalk reading."""
+    adata = scored.copy()
+    _states(adata)
+    coarse = {"cd8_t": "t_cell", "cd4_t": "t_cell", "macrophage": "myeloid", "monocyte": "myeloid"}
+    context = adata.obs["hcctme_state_context"].astype(str)
+    adata.obs["hcctme_state_context"] = pd.Categorical(context.map(lambda c: coarse.get(c, c)))
+    ht.tl.resistance_profile(adata, sample_key="patient", axes=["PD1", "HGF_MET"])
+    table = ht.get.profile(adata).set_index(["sample", "axis"])
+    assert table.xs("PD1", level="axis")["z_scores"].notna().all()
+    assert table.xs("HGF_MET", level="axis")["n_evidence"].ge(1).all()
+    evidence = ht.get.profile(adata, evidence=True)
+    row = evidence[(evidence["axis"] == "PD1") & (evidence["feature"] == "CD8_TEX_TERMINAL")].iloc[0]
+    in_t = ((adata.obs["hcctme_state_context"] == "t_cell").to_numpy()
+            & (adata.obs["patient"] == row["sample"]).to_numpy())
+    assert row["value"] == pytest.approx(adata.obsm["hcctme_scores"]["CD8_TEX_TERMINAL"].to_numpy()[in_t].mean())
+
+
+def test_without_contexts_states_of_different_parents_are_kept_apart(scored):
+    """Sweep 61: without obs[state_key + "_context"] TIB's TAM2_SPP1 (macrophages) and myCAF states (fibroblasts)
+    were pooled into one fraction of all cells."""
+    adata = scored.copy()
+    ht.tl.resistance_profile(adata, sample_key="patient", state_key="state_true", axes=["TIB"])
+    evidence = ht.get.profile(adata, evidence=True)
+    states = evidence.loc[evidence["evidence"] == "states", "feature"].unique()
+    assert set(states) == {"TAM2_SPP1", "CAF_ECM_MYCAF+CAF_TGFB_MYCAF"}
+    tam2 = evidence[(evidence["feature"] == "TAM2_SPP1") & (evidence["evidence"] == "states")]
+    tam2 = tam2.set_index("sample")["value"]
+    share = (adata.obs["state_true"] == "TAM2_SPP1").groupby(adata.obs["patient"].astype(str), observed=True).mean()
+    pd.testing.assert_series_equal(tam2.sort_index(), share.sort_index(), check_names=False)
+
+
+def test_the_profile_records_the_kb_version_and_reads_tace_s100a9_in_tumour_cells(full):
+    """Sweep 61: the kb version was not recorded (the report printed the installed one), and TACE_S100A9, documented
+    as read in tumour cells, read only the hypoxia hallmark over all cells."""
+    params = ht.get.params(full, "hcctme_profile")
+    assert params["kb_version"] == ht.kb.version
+    evidence = ht.get.profile(full, evidence=True)
+    tace = evidence[(evidence["axis"] == "TACE_S100A9") & (evidence["evidence"] == "scores")]
+    assert "obsm['hcctme_scores'].TACE_RESISTANCE (mean in tumour cells)" in set(tace["source"])
