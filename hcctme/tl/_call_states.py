@@ -120,14 +120,17 @@ def small_populations(contexts: np.ndarray, artefact: np.ndarray, states: Mappin
 
 def declined_states(mixture_counts: Mapping[str, Mapping[str, int]],
                     specificity: Mapping[str, Mapping[str, Mapping[str, Any]]],
-                    seedings: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict[str, int]]:
-    """Per context, the states the specificity test declined in every seeding, with their mixture calls.
+                    seedings: Mapping[str, Mapping[str, Any]] | None = None,
+                    calls: Mapping[str, Mapping[str, int]] | None = None) -> dict[str, dict[str, int]]:
+    """Per context, the states the specificity test declined, with the mixture calls that were dropped.
 
     Only states the mixture called are listed: their calls are dropped (Villani 2017 pDCs: 120 mixture
-    calls, 0 after the test); ``uns[key_added + "_params"]["self_train"]["declined"]``. Over every seeding the
-    population's calls average: where they train the classifier (``seedings``' entry has ``classes``), a state no
-    seeding's classifier has a class for; where none does (``mixture_kept``), a state every seeding's test drops
-    (where some keep it, :func:`seeding_record` warns). Without that record, the first seeding's ``specificity``.
+    calls, 0 after the test); ``uns[key_added + "_params"]["self_train"]["declined"]``. A state is declined where the
+    first seeding's test (the record's ``specificity``) declined it, or where no seeding averaged kept it (``seedings``:
+    no seeding's classifier has its class, ``classes``; or, where none trains the classifier, every seeding's test
+    drops its mixture calls, ``mixture_kept``, some keeping them being warned of by :func:`seeding_record`), and the
+    population's final ``calls`` (per context and state; None: not checked) hold none of it: a state the other
+    seedings call is not listed (sweep 61: 28 cells called a state listed as dropped).
     """
     out: dict[str, dict[str, int]] = {}
     for context, tests in specificity.items():
@@ -135,11 +138,11 @@ def declined_states(mixture_counts: Mapping[str, Mapping[str, int]],
         shares = record.get("classes", record.get("mixture_kept"))
         for state, test in tests.items():
             n = int(mixture_counts.get(context, {}).get(state, 0))
-            if shares is None:
-                dropped = test.get("clusters_tested", 0) and not test.get("seeded", False)
-            else:
-                dropped = shares.get(state, 1.0) == 0.0
-            if dropped and n:
+            declined = bool(test.get("clusters_tested", 0) and not test.get("seeded", False))
+            if shares is not None:
+                declined = (declined and "classes" in record) or shares.get(state, 1.0) == 0.0
+            called = int((calls or {}).get(context, {}).get(state, 0))
+            if declined and n and not called:
                 out.setdefault(context, {})[state] = n
     return out
 
@@ -270,7 +273,9 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
               if self_train else
               {key: {} for key in SELF_TRAIN_RECORD})
     _flag_genes_of(result, m, thresholds)
-    declined = declined_states(result.counts, record["specificity"], record["seedings"])
+    final = pd.crosstab(contexts, result.calls)
+    declined = declined_states(result.counts, record["specificity"], record["seedings"],
+                               {c: final.loc[c].to_dict() for c in final.index})
     trained = {**record, "declined": declined}
     for context, dropped in declined.items():
         logger.warning("%s: the specificity test declined %s in every seeding, so the mixture's calls of these "

@@ -42,4 +42,8 @@ def test_with_the_classifier_a_state_is_listed_where_no_seeding_has_a_class_for_
     tests = {"cd8_t": {"CD8_TEX_PROGENITOR": TESTED, "CD8_TSTR": TESTED,
                        "CD8_TEFF": {**TESTED, "clusters_declined": 0, "seeded": True}}}
     seedings = {"cd8_t": {"seedings": 27, "classes": {"CD8_TEX_PROGENITOR": 0.85, "CD8_TSTR": 0.0, "CD8_TEFF": 1.0}}}
-    assert declined_states(counts, tests, seedings) == {"cd8_t": {"CD8_TSTR": 9}}
+    calls = {"cd8_t": {"CD8_TEX_PROGENITOR": 28, "CD8_TEFF": 31, "unassigned": 40}}
+    assert declined_states(counts, tests, seedings, calls) == {"cd8_t": {"CD8_TSTR": 9}}
+    # a state the first seeding declines that some seedings' classes hold, but the mean calls in no cell: dropped
+    assert declined_states(counts, tests, seedings, {"cd8_t": {"CD8_TEFF": 31}}) == {
+        "cd8_t": {"CD8_TEX_PROGENITOR": 20, "CD8_TSTR": 9}}
