@@ -136,7 +136,8 @@ def harmonize_genes(
 
     Recognised names: current HGNC symbols; aliases and previous symbols (``CD10``->MME,
     ``PD-L1``->CD274, ``TIM-3``->HAVCR2, ``IL8``->CXCL8, ``SEPT11``->SEPTIN11, upper-cased
-    ``C19ORF53``->C19orf53; the shipped ``aliases.tsv``, matched case-insensitively); human or
+    ``C19ORF53``->C19orf53; the shipped ``aliases.tsv`` and HGNC's previous symbols, ``AMICA1``->JAML,
+    ``IGJ``->JCHAIN, each kept only where it names one gene; matched case-insensitively); human or
     mouse Ensembl gene ids, versioned or not (``ENSG00000153563.16``->CD8A); and mouse symbols,
     through the shipped BioMart/HCOP ortholog table (``Cd8a``->CD8A, ``H2-Ab1``->HLA-DQB2),
     never by upper-casing.

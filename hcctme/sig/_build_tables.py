@@ -38,6 +38,10 @@ script writes two gzipped TSV files holding only the columns hcctme reads:
     candidates the sources list: no ortholog is ever made by changing the case of a symbol. When one
     mouse symbol has several Ensembl ids, the best-ranked row comes first in the file.
 
+HGNC's previous symbols (``previous_symbols.tsv.gz``, HGNC data, CC0) are built from HGNC's complete set by
+``python -m hcctme.sig._build_previous``, which reads the tables written here: run it after this script. Its
+docstring records the source file (repository, path, commit, release date).
+
 Nothing is ever derived by changing the case of a symbol.
 """
 

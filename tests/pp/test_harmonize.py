@@ -434,6 +434,81 @@ def test_a_users_previous_symbol_reads_the_harmonised_gene():
     assert np.allclose(before.obsm["hcctme_scores"]["neut"], after.obsm["hcctme_scores"]["neut"])
 
 
+
+def test_pbmc68k_reduced_hgnc_previous_symbols_reach_the_library():
+    """scanpy's pbmc68k_reduced (hg19-era names): HGNC previous symbols stayed unmapped (the tables held 41 older
+    names), so AMICA1 lost DC_CDC2 its gene JAML. HGNC's previous symbols (previous_symbols.tsv.gz) map them."""
+    sc = pytest.importorskip("scanpy")
+    adata = sc.datasets.pbmc68k_reduced()
+    ht.pp.harmonize_genes(adata)
+    symbols = adata.var[Keys.SYMBOL]
+    previous = {"AMICA1": "JAML", "IGJ": "JCHAIN", "ATP5B": "ATP5F1B", "PHB": "PHB1", "H2AFY": "MACROH2A1",
+                "TCEB2": "ELOB", "ADRBK1": "GRK2", "UFD1L": "UFD1"}
+    assert {old: symbols[old] for old in previous} == previous
+    assert adata.uns[Keys.SYMBOL]["n_unmapped"] <= 14 and adata.uns[Keys.SYMBOL]["n_collisions"] == 0
+    assert "JAML" in ht.sig.get("DC_CDC2").genes
+    ht.tl.score(adata, ["DC_CDC2"], use_raw=True, min_coverage=0, n_jobs=1)
+    assert "JAML" in ht.get.params(adata, "hcctme_scores")["genes_used"]["DC_CDC2"]
+
+
+def test_a_previous_symbol_ambiguous_in_hgnc_is_not_mapped():
+    """ACSM2, AK3L1 and ALDH4 are HGNC previous symbols of two approved genes each; RAGE is a previous symbol of
+    MOK but an alias of AGER, CCBP2 one of ACKR2 but an alias of ACKR4: none names one gene, none is mapped."""
+    ambiguous = ["ACSM2", "AK3L1", "ALDH4", "RAGE", "CCBP2"]
+    for name in ambiguous:
+        assert name not in _genes.previous_symbols() and _genes.current_symbol(name) is None, name
+    adata = make([*ambiguous, "AMICA1"])
+    ht.pp.harmonize_genes(adata)
+    assert adata.var[Keys.SYMBOL].iloc[:-1].isna().all() and adata.var[Keys.SYMBOL].iloc[-1] == "JAML"
+    assert adata.uns[Keys.SYMBOL]["n_unmapped"] == len(ambiguous)
+
+
+def test_the_previous_symbol_table_keeps_one_gene_names_only():
+    """The build rules of hcctme/sig/_build_previous.py on a small HGNC-like table."""
+    from hcctme.sig._build_previous import previous_symbols
+
+    hgnc = pd.DataFrame({
+        "symbol": ["JAML", "ACSM2A", "ACSM2B", "MOK", "AGER", "CD8B", "GAPDH", "NOTKNOWN1", "OLD"],
+        "status": ["Approved"] * 8 + ["Entry Withdrawn"],
+        "prev_symbol": ["AMICA1", "ACSM2", '"ACSM2|X1"', "RAGE", "", "cd8a", "", "OLDNAME", "GONE"],
+        "alias_symbol": ["", "", "", "", "rage", "", "amica2", "", ""],
+    })
+    table = previous_symbols(hgnc, known=frozenset({"JAML", "ACSM2A", "ACSM2B", "MOK", "AGER", "CD8A", "CD8B",
+                                                    "GAPDH"}), taken=set())
+    # ACSM2: two genes; RAGE: also an alias (any case) of AGER; cd8a: CD8A in another case; OLDNAME: its gene is
+    # unknown here; GONE: not an approved gene's
+    assert dict(zip(table["previous"], table["symbol"], strict=True)) == {"AMICA1": "JAML", "X1": "ACSM2B"}
+    assert list(table.columns) == ["previous", "symbol"]
+
+
+def test_a_previous_symbol_spelled_like_a_current_symbol_is_not_folded(monkeypatch):
+    """_alias_rows' case rule holds for previous symbols: an old name that differs from a current symbol only by case
+    (here a made-up Cd8a -> CD8B) is never matched case-insensitively, so CD8A and a mouse Cd8a keep their meaning."""
+    real = _genes.previous_symbols()
+    upper_known = {s.upper() for s in _genes.known_human_symbols()}
+    assert not any(old.upper() in upper_known for old in real)  # the shipped tables hold no such name
+    monkeypatch.setattr(_genes, "previous_symbols", lambda: {**real, "Cd8a": "CD8B"})
+    _genes._alias_rows.cache_clear()
+    try:
+        assert "CD8A" not in _genes.aliases()
+        assert _genes.current_symbol("CD8A") == "CD8A"
+        assert _genes.current_symbol("cd8a") is None and _genes.current_symbol("Cd8a") is None
+        assert _genes.current_symbol("amica1") == "JAML"  # a previous symbol no current symbol shares: folded
+    finally:
+        monkeypatch.undo()
+        _genes._alias_rows.cache_clear()
+
+
+@pytest.mark.parametrize("names", [["AMICA1", "JAML", "CD8A"], ["JAML", "AMICA1", "CD8A"]])
+def test_data_with_both_the_previous_and_the_current_symbol_keep_the_current_one(names):
+    adata = make(names)
+    ht.pp.harmonize_genes(adata)
+    symbols = adata.var[Keys.SYMBOL]
+    assert symbols["JAML"] == "JAML" and pd.isna(symbols["AMICA1"]) and symbols["CD8A"] == "CD8A"
+    report = adata.uns[Keys.SYMBOL]
+    assert report["n_collisions"] == 1 and list(report["collisions"]["JAML"]) == ["JAML", "AMICA1"]
+
+
 def _mouse_with_a_human_apoe() -> AnnData:
     """Mouse macrophage genes (log-normalised) and a gene named APOE: a human transgene beside mouse Apoe."""
     human = ["APOE", "CD68", "C1QB", "C1QC", "CD14", "LYZ", "CSF1R", "SPP1", "TREM2", "APOC1", "GPNMB"]
