@@ -64,10 +64,11 @@ def pseudobulk(
     -------
     AnnData with one obs per profile (named ``"<sample>"`` or ``"<sample>_<group>"``) and the same
     genes. ``obs`` holds the sample (and group) column, every obs column that is constant within each
-    profile (condition, patient metadata, ...), ``obs["n_cells"]`` and decoupler's ``psbulk_cells`` /
-    ``psbulk_counts``; ``layers["psbulk_props"]`` is the fraction of cells expressing each gene. In sum
-    mode the counts are also in ``layers["counts"]``, so the result can be passed on to
-    :func:`hcctme.tl.compare` (``features="genes"``, ``sample_key=None``). ``uns["hcctme_pseudobulk_params"]``
+    profile (condition, patient metadata, ...; with the cells' dtypes, so a numeric covariate stays numeric),
+    ``obs["n_cells"]`` and decoupler's ``psbulk_cells`` / ``psbulk_counts``; ``layers["psbulk_props"]`` is the
+    fraction of cells expressing each gene. In sum mode the counts are also in ``layers["counts"]``, so the result
+    can be passed on to :func:`hcctme.tl.compare` (``features="genes"``, ``sample_key=None``; with the same
+    ``groupby`` when the profiles are per sample and group). ``uns["hcctme_pseudobulk_params"]``
     records the tool, its parameters, the library version and the dropped profiles (read it with
     ``hcctme.get.params(pdata, "hcctme_pseudobulk")``).
 
