@@ -209,7 +209,8 @@ def key_added(key: Any, *, adata: AnnData | None = None, slots: Sequence[str] = 
     """Check a ``key_added`` argument (no "/": anndata writes it as nested groups, which read back elsewhere).
 
     With ``adata``, the key may not name an entry of ``slots`` (``"obs"``, ``"obsm"``, ``"uns"``) that no hcctme tool
-    wrote (no ``uns[key + "_params"]``: the user's own data, e.g. ``obsm["spatial"]``), nor an input the call
+    wrote (no hcctme record in ``uns[key + "_params"]``, a dict whose ``tool`` is ``"hcctme.<tool>"``: the user's own
+    data, e.g. ``obsm["spatial"]``; nor a user's own entry under that params name), nor an input the call
     ``reads`` (its cell-type or sample column, the scores it reads). ``outputs``: the call's other writes as
     ``(slot, suffix)`` (``("obs", "_confidence")``: ``obs[key + "_confidence"]``), held to the same rules.
     ``tool``: the calling tool's name (``"hcctme.tl.call_states"``); a key whose record names another tool
@@ -760,7 +761,8 @@ def spatial(adata: AnnData, key: str = Keys.SPATIAL, *, samples: pd.Series | Non
                                                      and not isinstance(coords, pd.DataFrame) else "")
                         + "; convert it (e.g. np.asarray(..., dtype=float)) or pass spatial_key= naming the "
                         "coordinates")
-    coords = np.asarray(coords, dtype=float)
+    coords = (coords.to_numpy(dtype=float, na_value=np.nan) if isinstance(coords, pd.DataFrame)
+              else np.asarray(coords, dtype=float))  # nullable columns: pd.NA read as NaN, refused below
     if coords.ndim != 2 or not 2 <= coords.shape[1] <= 3:
         raise ValueError(f"adata.obsm[{key!r}] must be cells x 2 (or 3) coordinates, got shape {coords.shape}; "
                          "pass spatial_key= naming the coordinates")

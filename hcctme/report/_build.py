@@ -304,13 +304,8 @@ def _dropped_note(record: dict) -> str:
     if not dropped:
         return ""
     minimum = int(record.get("method_params", {}).get("min_genes", Defaults.MIN_GENES))
-    coverage, found = record.get("coverage", {}), record.get("n_genes", {})
-
-    def short_list(name: str) -> bool:  # the list's length is the genes found over the share found
-        share = float(coverage.get(name, 0.0))
-        return share > 0 and round(float(found.get(name, 0)) / share) < minimum
-
-    short = [d for d in dropped if short_list(d)]
+    lengths = record.get("n_genes", {})  # tl.score records each list's length
+    short = [d for d in dropped if d in lengths and int(lengths[d]) < minimum]
     library = set(sig.library().ids)
 
     def named(ids: list[str]) -> str:

@@ -224,8 +224,9 @@ def methods(params: dict[str, dict[str, Any]], tests: dict[str, list[str]], *, n
     used.append(method if method in CITATIONS else "decoupler")
     yours = (f" and {len(your_sets)} of the user's gene sets ({', '.join(map(str, your_sets[:10]))}"
              f"{' ...' if len(your_sets) > 10 else ''})" if your_sets else "")
-    text = [f"Cells were scored against {n_signatures} signatures of the hcctme library "
-            f"(version {library_version}){yours} with {method}."]
+    library = f"{n_signatures} signatures of the hcctme library (version {library_version})"
+    text = [f"Cells were scored against {library}{yours} with {method}." if n_signatures else
+            f"Cells were scored against {yours.removeprefix(' and ')} with {method}."]
     states = params.get("states", {})
     if states:
         how = f", method {states['method']}" if "method" in states else ""

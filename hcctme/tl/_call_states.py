@@ -255,7 +255,8 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
            ) -> tuple[_model.Assignment, np.ndarray, np.ndarray, dict[str, Any], dict[str, Any], np.ndarray | None]:
     """The mixture's assignment, the final calls and confidence, the records of the self-training and the vote.
 
-    Last, with ``refine``, the per-cell calls the vote started from (else None). The model (mixture,
+    Last, with ``refine``, the per-cell calls of ``refine=None`` (cut at ``min_confidence``, artefacts discounted; else
+    None). The model (mixture,
     self-training, flags) calls at ``thresholds.model_confidence`` whatever ``min_confidence``,
     which cuts the final calls (:func:`cut`): a stricter ``min_confidence`` keeps the same confidences and calls a
     subset of the cells. The vote (``refine``) reads the calls at ``min_confidence``.
@@ -542,7 +543,8 @@ def call_states(
       ``coexpression_genes``, ``coexpression_declined``: the co-expression route of a short panel no cluster seeds,
       :mod:`hcctme.tl._state_coexpression`;
       ``specificity_params``; ``coexpression_params``; ``declined``: per context the states whose
-      clusters were all declined, with the mixture's calls of each that were dropped;
+      clusters were declined (:func:`declined_states`) and that no cell is called, with the mixture's calls of each
+      that were dropped;
       ``carried_artefacts``: per context and carried artefact column ``"<column>_carried"``, its
       ``genes``, the cells it ``flagged`` and those it ``added`` to the artefact cells, whether it was read
       ``alone`` (else averaged with the column) and whether the genes were ``borrowed`` from the other populations;

@@ -191,8 +191,8 @@ def compare(
         A single condition level, a reference that is not a level, fewer than two units in a
         level, a condition (pair, patient, covariate) that varies within a sample, a sample in two
         patients, a pair with one member, non-count data for genes, a constant or collinear covariate.
-        A pseudobulk by sample x group (:func:`hcctme.tl.pseudobulk` with ``groupby``) compared on genes
-        without ``groupby``.
+        A pseudobulk by sample x group (:func:`hcctme.tl.pseudobulk` with ``groupby``) compared with
+        ``sample_key=None`` and without ``groupby``.
     TooFewCellsError
         A ``ValueError``: no group keeps two samples of ``min_cells`` cells in the reference and another level.
     TooFewGenesError
@@ -239,7 +239,7 @@ def _tables(adata: AnnData, *, condition_key, sample_key, reference, features, g
         if key is not None and key in (condition_key, sample_key):
             raise ValueError(f"{name}={key!r} is also the condition_key or sample_key; pass a different column")
 
-    if features == "genes" and sample_key is None and groupby is None:
+    if features != "composition" and sample_key is None and groupby is None:
         _check_grouped_profiles(adata)
     units, design = _design.unit_design(adata, condition_key=condition_key, sample_key=sample_key,
                                         reference=reference, patient_key=patient_key, pair_key=pair_key,

@@ -179,6 +179,9 @@ def _enrich_table(table: pd.DataFrame, gene_sets: dict[str, list[str]], *, rank_
 
 
 def _gene_sets(signatures: Any, sig: Any) -> dict[str, list[str]]:
+    if isinstance(signatures, str) and not signatures.strip():
+        raise ValueError("signatures is an empty string; pass a library signature id, a GMT/YAML path, a dict of gene "
+                         "lists or None for the library")
     if isinstance(signatures, str) and not signatures.lower().endswith((".gmt", ".yaml", ".yml")) \
             and "/" not in signatures and not Path(signatures).exists() and signatures not in sig.library():
         raise ValueError(

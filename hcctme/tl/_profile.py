@@ -202,21 +202,28 @@ def _signature_context(signature_id: str) -> str:
         return "any"
 
 
-def _in_context(contexts: pd.Series, context: str) -> np.ndarray:
-    """The cells of ``context``: its own, its children's, and those of the coarser group holding it.
+def _in_context(contexts: pd.Series, context: str, *, coarser: bool = True) -> np.ndarray:
+    """The cells of ``context``: its own, its children's and, with ``coarser``, those of the coarser group holding it.
 
     Cells labelled only "T cells" (``t_cell``) hold the CD8 T cells a ``cd8_t`` signature is read in, as
     :func:`_context_ok` lets a coarser crosstalk group count; without them a cohort annotated coarsely would read
-    no evidence there.
+    no evidence there. A population's share of all cells (recruitment axes) counts its own cells only.
     """
     if context == "any":
         return np.ones(len(contexts), dtype=bool)
     parents = contexts.map(lambda c: CONTEXT_PARENTS.get(c, c))
     mask = (contexts == context).to_numpy() | (parents == context).to_numpy()
-    coarser = CONTEXT_PARENTS.get(context)
-    if coarser is not None:
-        mask |= (contexts == coarser).to_numpy()
+    parent = CONTEXT_PARENTS.get(context)
+    if coarser and parent is not None:
+        mask |= (contexts == parent).to_numpy()
     return mask
+
+
+def _context_text(contexts: pd.Series, context: str) -> str:
+    """``"<context> cells"``, naming the coarser group's cells where :func:`_in_context` reads them too."""
+    parent = CONTEXT_PARENTS.get(context)
+    held = parent is not None and bool((contexts == parent).any())
+    return f"{context} cells" + (f" and the {parent} cells holding them" if held else "")
 
 
 def _in_any(levels: pd.Index, contexts: set[str]) -> np.ndarray:
@@ -262,7 +269,7 @@ def _score_evidence(scores: pd.DataFrame, samples: pd.Series, contexts: pd.Serie
     for feature in features:
         context = _signature_context(feature) if contexts is not None and not density else "any"
         mask = _in_context(contexts, context) if contexts is not None else np.ones(len(samples), bool)
-        where = f"mean in {context} cells" if context != "any" else "mean in all cells"
+        where = f"mean in {_context_text(contexts, context)}" if context != "any" else "mean in all cells"
         values = _per_sample_mean(scores[feature].to_numpy(dtype=float), samples, mask, order)
         out.append({"feature": feature, "values": values, "source": f"obsm[{scores_key!r}].{feature} ({where})"})
     return out
@@ -391,7 +398,7 @@ def _population_evidence(contexts: pd.Series, samples: pd.Series, order: pd.Inde
     """Per sample, the fraction of all cells in each linked population (recruitment axes)."""
     out = []
     for population in populations:
-        members = _in_context(contexts, population)
+        members = _in_context(contexts, population, coarser=False)
         if not members.any():
             continue
         values = _per_sample_mean(members.astype(float), samples, np.ones(len(samples), bool), order)

@@ -201,10 +201,12 @@ def _restore_dtypes(profiles: pd.DataFrame, cells: pd.DataFrame, *, skip: tuple[
     """
     for col in profiles.columns.intersection(cells.columns):
         dtype = cells[col].dtype
-        if col in skip or isinstance(dtype, pd.CategoricalDtype) or profiles[col].dtype == dtype:
+        if col in skip or profiles[col].dtype == dtype:
             continue
-        values = profiles[col].astype(object)
-        profiles[col] = pd.Series(values.to_numpy(), index=profiles.index, dtype=object).astype(dtype)
+        values = pd.Series(profiles[col].astype(object).to_numpy(), index=profiles.index, dtype=object)
+        # a categorical keeps its own categories and order (decoupler's hold only the levels present, sorted)
+        profiles[col] = pd.Categorical(values, dtype=dtype) if isinstance(dtype, pd.CategoricalDtype) \
+            else values.astype(dtype)
 
 
 def _check_profile_names(samples: pd.Series, groups: pd.Series) -> None:

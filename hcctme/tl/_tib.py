@@ -490,8 +490,8 @@ def tib(
         if label_key is not None and not plain:
             raise ValueError(
                 f"label_key={label_key!r} is read in spot mode only by plain label lists, and none was given: the "
-                "proxies come from signature scores. Pass e.g. tumour_labels=[...] (values of obs[label_key]) or "
-                "tumour_labels={column: values}, or leave label_key out")
+                "proxies come from signature scores. Pass e.g. tumour_labels=[...] (values of obs[label_key]), or "
+                "leave label_key out (a {column: values} dict names its own column)")
         masks = None
         weights, used = _spots_weights(adata, label_key=label_key, scores_key=scores_key, barrier=barrier_labels,
                                        tumour=tumour_labels, t_cell=t_cell_labels)

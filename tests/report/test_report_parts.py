@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from anndata import AnnData
 
+import hcctme as ht
 from hcctme._constants import Keys
 from hcctme.report import _build, _cards, _figures, _html, _results, _summary
 from hcctme.tl import _profile
@@ -157,10 +158,16 @@ def test_the_dropped_note_tells_a_short_list_from_genes_missing_in_the_data():
     """Sweep 61: TAM3_MT1G (2 genes, below the 3-gene minimum, both measured) was "not scored, too few of their
     genes in the data"."""
     record = {"dropped": ["TAM3_MT1G", "MINE", "NEU_N1"], "coverage": {"TAM3_MT1G": 1.0, "MINE": 0.5, "NEU_N1": 0.25},
-              "n_genes": {"TAM3_MT1G": 2, "MINE": 1, "NEU_N1": 1}, "method_params": {"min_genes": 3}}
+              "n_genes": {"TAM3_MT1G": 2, "MINE": 2, "NEU_N1": 4}, "method_params": {"min_genes": 3}}
     text = _build._dropped_note(record)
     assert ("Not scored, lists shorter than the 3-gene scoring minimum: your gene set(s) MINE; 1 of the library: "
             "TAM3_MT1G. Not scored, too few of their genes in the data: 1 of the library: NEU_N1.") in text
+    adata = AnnData(np.ones((4, 3), np.float32), var=pd.DataFrame(index=["MT1G", "SPP1", "CD8A"]))
+    ht.tl.score(adata, {"SHORT": ["MT1G", "MT2A"], "LONG": ["SPP1", "G1", "G2", "G3"], "OK": ["MT1G", "SPP1", "CD8A"]},
+                min_coverage=0.1)
+    text = _build._dropped_note(ht.get.params(adata, "hcctme_scores"))  # tl.score's own record
+    assert ("lists shorter than the 3-gene scoring minimum: your gene set(s) SHORT. Not scored, too few of their "
+            "genes in the data: your gene set(s) LONG.") in text
 
 
 def test_the_methods_name_the_users_gene_sets_apart_from_the_library():
@@ -169,6 +176,9 @@ def test_the_methods_name_the_users_gene_sets_apart_from_the_library():
                             fdr=0.05, library_version="2.4", kb_version="k", hcctme_version="v")
     assert ("Cells were scored against 40 signatures of the hcctme library (version 2.4) and 2 of the user&#x27;s "
             "gene sets (MY_A, MY_B) with ucell.") in text
+    only = _summary.methods({"scores": {"method": "ucell"}}, {}, n_signatures=0, your_sets=["MY_A"], fdr=0.05,
+                            library_version="2.4", kb_version="k", hcctme_version="v")
+    assert "Cells were scored against 1 of the user&#x27;s gene sets (MY_A) with ucell." in only
 
 
 def test_card_composition_names_states_of_populations_the_patient_lacks():

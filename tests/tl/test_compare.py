@@ -242,6 +242,10 @@ def test_genes_from_pseudobulk_anndata_equal_cell_level(adata):
     # sweep 61: without groupby the profiles of one patient were tested as independent samples, silently
     with pytest.raises(ValueError, match=r"pseudobulk by sample x 'cell_type'.*Pass groupby='cell_type'"):
         run(pdata, condition_key="response", sample_key=None, reference="responder", features="genes")
+    scored = pdata.copy()  # review 61: per-profile scores tested without groupby pooled the cell types too
+    scored.obsm["hcctme_scores"] = pd.DataFrame({"S": np.arange(scored.n_obs, dtype=float)}, index=scored.obs_names)
+    with pytest.raises(ValueError, match=r"Pass groupby='cell_type'"):
+        run(scored, condition_key="response", sample_key=None, reference="responder", features="scores")
     one_type = pdata[pdata.obs["cell_type"] == pdata.obs["cell_type"].iloc[0]].copy()
     assert len(run(one_type, condition_key="response", sample_key=None, reference="responder", features="genes"))
 

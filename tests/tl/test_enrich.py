@@ -169,3 +169,6 @@ def test_gene_set_files_are_read_as_sig_load_reads_them(tmp_path, monkeypatch):
         assert sorted(adata.uns[key]["term"]) == ["S1", "S2"]
     with pytest.raises(ValueError, match="Enrichr names are not accepted"):
         hc.tl.enrich(adata, "KEGG_2021_Human", permutation_num=20, key_added="e_enrichr")
+    (tmp_path / "config.yaml").write_text("threads: 4\n")  # review 61: "" read the working directory
+    with pytest.raises(ValueError, match="signatures is an empty string"):
+        hc.tl.enrich(adata, "", permutation_num=20, key_added="e_empty")

@@ -371,6 +371,7 @@ def test_coarse_labels_hold_the_evidence_of_their_child_contexts(scored):
     assert table.xs("HGF_MET", level="axis")["n_evidence"].ge(1).all()
     evidence = ht.get.profile(adata, evidence=True)
     row = evidence[(evidence["axis"] == "PD1") & (evidence["feature"] == "CD8_TEX_TERMINAL")].iloc[0]
+    assert "(mean in cd8_t cells and the t_cell cells holding them)" in row["source"]
     in_t = ((adata.obs["hcctme_state_context"] == "t_cell").to_numpy()
             & (adata.obs["patient"] == row["sample"]).to_numpy())
     assert row["value"] == pytest.approx(adata.obsm["hcctme_scores"]["CD8_TEX_TERMINAL"].to_numpy()[in_t].mean())
@@ -398,3 +399,19 @@ def test_the_profile_records_the_kb_version_and_reads_tace_s100a9_in_tumour_cell
     evidence = ht.get.profile(full, evidence=True)
     tace = evidence[(evidence["axis"] == "TACE_S100A9") & (evidence["evidence"] == "scores")]
     assert "obsm['hcctme_scores'].TACE_RESISTANCE (mean in tumour cells)" in set(tace["source"])
+
+
+def test_a_populations_share_counts_its_own_cells_not_the_coarser_groups(scored):
+    """Review 61: the coarse-context rule reached the recruitment axes' population shares, so CXCR2's neutrophil
+    share counted the cells labelled only "myeloid" as neutrophils."""
+    adata = scored.copy()
+    _states(adata)
+    context = adata.obs["hcctme_state_context"].astype(str)
+    adata.obs["hcctme_state_context"] = pd.Categorical(context.replace({"macrophage": "myeloid"}))
+    ht.tl.resistance_profile(adata, sample_key="patient", axes=["CXCR2"])
+    evidence = ht.get.profile(adata, evidence=True)
+    share = evidence[evidence["feature"] == "neutrophil cells"].set_index("sample")["value"]
+    expected = (adata.obs["hcctme_state_context"] == "neutrophil").groupby(adata.obs["patient"].astype(str),
+                                                                          observed=True).mean()
+    pd.testing.assert_series_equal(share.sort_index(), expected.sort_index(), check_names=False)
+

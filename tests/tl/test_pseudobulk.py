@@ -152,8 +152,10 @@ def test_carried_columns_keep_their_dtypes_and_compare_fits_a_numeric_covariate(
     codes = cells.obs["patient"].cat.codes.to_numpy()
     cells.obs["flag"] = codes % 2 == 0
     cells.obs["weight"] = np.where(codes == 1, np.nan, codes * 0.5)
+    grade = pd.CategoricalDtype(["G1", "G2", "G3"], ordered=True)  # review 61: categories and order kept too
+    cells.obs["grade"] = pd.Categorical(np.where(codes % 2 == 0, "G3", "G1"), dtype=grade)
     pdata = hc.tl.pseudobulk(cells, sample_key="patient")
-    for col in ("age", "flag", "weight"):
+    for col in ("age", "flag", "weight", "grade"):
         expected = cells.obs.groupby("patient", observed=True)[col].first()
         assert pdata.obs[col].dtype == cells.obs[col].dtype, col
         pd.testing.assert_series_equal(pdata.obs[col], expected.reindex(pdata.obs["patient"]).set_axis(pdata.obs_names),

@@ -408,6 +408,9 @@ def test_coordinates_that_are_not_a_numeric_array_are_refused_by_name(cohort, di
              "text": (pd.DataFrame({"x": xy[:, 0], "y": ["row"] * len(xy)}, index=adata.obs_names), TypeError,
                       "numeric coordinates as a dense array")}
     cases["nan"][0][3, 0] = np.nan
+    nullable = pd.DataFrame(xy[:, :2], index=adata.obs_names, columns=["x", "y"]).astype("Float64")
+    nullable.iloc[3, 0] = pd.NA  # review 61: numpy's "float() argument must be ... NAType"
+    cases["nullable"] = (nullable, ValueError, r"NaN or infinite coordinates in 1 cell\(s\)")
     for coords, error, message in cases.values():
         bad = adata.copy()
         bad.obsm["spatial"] = coords
