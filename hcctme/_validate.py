@@ -660,8 +660,13 @@ def _kind(values: np.ndarray, *, check_finite: bool = True) -> MatrixKind:
     """The one rule telling counts (non-negative integers) from log-normalised, scaled and other values."""
     if values.size == 0:
         return "counts"
-    if check_finite and not np.all(np.isfinite(values)):
-        raise ValueError(NONFINITE_MESSAGE)
+    finite = np.isfinite(values)
+    if not np.all(finite):
+        if check_finite:
+            raise ValueError(NONFINITE_MESSAGE)
+        values = values[finite]  # unchecked: the kind of the finite values (a NaN compares as nothing)
+        if values.size == 0:
+            return "other"
     if values.min() < 0:
         return "scaled"
     if np.all(values == np.round(values)):

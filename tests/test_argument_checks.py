@@ -138,3 +138,17 @@ def test_signature_files_are_not_written_over_a_folder(tmp_path):
             write(None, tmp_path)
     assert list(tmp_path.iterdir()) == []
     assert ht.sig.to_gmt(None, tmp_path / "library.gmt").startswith(ht.sig.to_gmt().split("\n")[0])
+
+
+def test_check_input_reads_the_kind_of_the_finite_values():
+    """Sweep 61: one NaN in z-scored data made check_input call it "other" and drop the "looks scaled" issue (a NaN
+    minimum compares as nothing)."""
+    rng = np.random.default_rng(0)
+    scaled = rng.normal(size=(60, 30)).astype(np.float32)
+    scaled[0, 0] = np.nan
+    report = ht.pp.check_input(ad.AnnData(scaled))
+    assert report["has_nan"] and report["kind"] == "scaled"
+    assert any("scaled" in issue for issue in report["issues"])
+    counts = rng.poisson(2.0, size=(60, 30)).astype(np.float32)
+    counts[1, 1] = np.inf
+    assert ht.pp.check_input(ad.AnnData(counts))["kind"] == "counts"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
@@ -93,24 +94,30 @@ def load(path: str | Path | None = None, *, check_genes: bool = True) -> AxisTab
 
 
 @lru_cache(maxsize=1)
-def table() -> AxisTable:
-    """The shipped axis table, validated once per session."""
+def _shipped() -> AxisTable:
+    """The shipped axis table, validated once per session (shared: never handed out)."""
     return load()
+
+
+def table() -> AxisTable:
+    """The shipped axis table, validated once per session; a copy, so that editing it changes no later call."""
+    return copy.deepcopy(_shipped())
 
 
 def get_version() -> str:
     """Version of the shipped table: ``'<schema version>+<content digest>'``."""
-    t = table()
+    t = _shipped()
     return f"{t.version}+kb.{t.digest}"
 
 
 def _ids(axis: str | Sequence[str] | None) -> list[str]:
-    t = table()
+    t = _shipped()
     if axis is None:
         return t.ids
-    if not isinstance(axis, str) and not (isinstance(axis, Iterable) and all(isinstance(a, str) for a in axis)):
+    given = [axis] if isinstance(axis, str) else list(axis) if isinstance(axis, Iterable) else None  # once: a generator
+    if given is None or not all(isinstance(a, str) for a in given):
         raise TypeError(f"axis must be an axis id or a list of them (see hcctme.kb.axes()), got {axis!r}")
-    wanted = list(dict.fromkeys([axis] if isinstance(axis, str) else axis))  # an id named twice is one axis
+    wanted = list(dict.fromkeys(given))  # an id named twice is one axis
     unknown = [a for a in wanted if a not in t.ids]
     if unknown:
         raise KeyError(f"unknown resistance axis/axes {unknown}; known axes: {t.ids}")
@@ -125,6 +132,9 @@ def _first(cites: list[dict[str, Any]], field: str) -> Any:
 
 
 def _check_setting(setting: str | None) -> None:
+    if setting is not None and not isinstance(setting, str):
+        raise TypeError(f"setting must be one treatment setting (a string, one of {list(_schema.SETTINGS)}), got "
+                        f"{setting!r}")
     if setting is not None and setting not in _schema.SETTINGS:
         raise ValueError(f"unknown treatment setting {setting!r}; use one of {list(_schema.SETTINGS)}")
 
@@ -178,7 +188,7 @@ def axes(axis: str | Sequence[str] | None = None, *, setting: str | None = None)
     pmid, doi (first cited paper), seed.
     """
     _check_setting(setting)
-    t = table()
+    t = _shipped()
     rows = [row for axis_id in _ids(axis) if setting is None or setting in t[axis_id]["settings"]
             for row in _axis_rows(t[axis_id])]
     return pd.DataFrame(rows, columns=AXIS_COLUMNS)
@@ -258,8 +268,9 @@ def therapies(axis: str | Sequence[str] | None = None, *, setting: str | None = 
     ordered by tier, then in the order of the table.
     """
     _check_setting(setting)
-    t = table()
-    rows = [_therapy_row(t[axis_id], th) for axis_id in _ids(axis) for th in t[axis_id]["therapies"]
+    t = _shipped()
+    wanted = set(_ids(axis))
+    rows = [_therapy_row(t[axis_id], th) for axis_id in t.ids if axis_id in wanted for th in t[axis_id]["therapies"]
             if setting is None or setting in th["settings"]]
     frame = pd.DataFrame(rows, columns=THERAPY_COLUMNS)
     order = frame["tier"].map({tier: i for i, tier in enumerate(_schema.TIERS)})
@@ -300,7 +311,7 @@ def axis_pairs(*, include_metabolite: bool = False) -> pd.DataFrame:
 def _pair_index(digest: str) -> tuple[tuple[frozenset[str], frozenset[str], str], ...]:
     del digest  # cache key only
     return tuple((frozenset(split_complex(p["ligand"])), frozenset(split_complex(p["receptor"])), a["id"])
-                 for a in table().axes for p in a["pairs"] if p["interaction"] == "protein")
+                 for a in _shipped().axes for p in a["pairs"] if p["interaction"] == "protein")
 
 
 def _match(ligand: str, receptor: str, index) -> list[str]:
@@ -319,7 +330,7 @@ def reversed_only(ligand: str, receptor: str, axis: str) -> bool:
     LIANA's ``TIGIT -> PVR`` for the kb's PVR -> TIGIT: its source is then the axis's receiver and its target
     the sender.
     """
-    return _reversed_only(ligand, receptor, axis, table().digest)
+    return _reversed_only(ligand, receptor, axis, _shipped().digest)
 
 
 @lru_cache(maxsize=4096)
@@ -363,7 +374,7 @@ def annotate(ligands: Iterable[str], receptors: Iterable[str]) -> pd.Series:
     receptors = pd.Index(np.asarray(list(receptors), dtype=object).astype(str))
     if len(ligands) != len(receptors):
         raise ValueError(f"got {len(ligands)} ligands but {len(receptors)} receptors")
-    index = _pair_index(table().digest)
+    index = _pair_index(_shipped().digest)
     keys = pd.MultiIndex.from_arrays([ligands, receptors])
     cache: dict[tuple[str, str], Any] = {}
     for key in keys.unique():
@@ -375,7 +386,7 @@ def annotate(ligands: Iterable[str], receptors: Iterable[str]) -> pd.Series:
 def genes() -> frozenset[str]:
     """Every ligand/receptor subunit and tumour-intrinsic marker gene named by the axes."""
     out: set[str] = set()
-    for axis in table().axes:
+    for axis in _shipped().axes:
         out.update(axis["markers"])
         for pair in axis["pairs"]:
             out.update(split_complex(pair["ligand"]))

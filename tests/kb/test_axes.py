@@ -277,3 +277,21 @@ def test_contexts_per_pair_override():
     assert osm.loc["OSM", "sender"] == "neutrophil" and osm.loc["OSM", "receiver"] == "cd8_t"
     assert set(osm.loc[["SAA1"], "sender"]) == {"hepatocyte"}
     assert np.all(kb.axes()["sender"].str.len() > 0)
+
+
+def test_the_table_and_the_lookups_are_safe_to_edit_and_follow_the_table_order():
+    """Sweep 61: kb.table() handed out the cached table (clearing a therapy list emptied every later kb.therapies
+    call); a generator of axis ids was used up by the type check (0 rows, no error); therapies within a tier followed
+    the order of the ids asked for, not the table's; setting=["tace"] said "unknown treatment setting"."""
+    before = kb.therapies("PD1")
+    edited = kb.table()
+    edited["PD1"]["therapies"].clear()
+    pd.testing.assert_frame_equal(kb.therapies("PD1"), before)
+    assert len(kb.therapies(a for a in ["PD1", "VEGF"])) == len(kb.therapies(["PD1", "VEGF"])) > 0
+    assert len(kb.axes(iter(["PD1", "VEGF"]))) == len(kb.axes(["PD1", "VEGF"])) > 0
+    pd.testing.assert_frame_equal(kb.therapies(["VEGF", "HGF_MET"]), kb.therapies(["HGF_MET", "VEGF"]))
+    every = kb.therapies()
+    some = kb.therapies(["VEGF", "HGF_MET"])
+    pd.testing.assert_frame_equal(some, every[every["axis"].isin(["VEGF", "HGF_MET"])].reset_index(drop=True))
+    with pytest.raises(TypeError, match="setting must be one treatment setting"):
+        kb.therapies(setting=["tace"])
