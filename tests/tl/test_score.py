@@ -412,7 +412,9 @@ def test_the_users_unscorable_gene_sets_are_named_first_in_the_warning_and_the_r
     dropped = adata.uns["hcctme_scores_params"]["dropped"]
     assert "MY_OWN_SET" in dropped and len(dropped) > 31
     note = _dropped_note(adata.uns["hcctme_scores_params"])
-    assert f"your gene set(s) MY_OWN_SET; {len(dropped) - 1} of the library: " in note
+    assert "lists shorter than the 3-gene scoring minimum: 1 of the library: TAM3_MT1G." in note  # sweep 61
+    assert f"too few of their genes in the data: your gene set(s) MY_OWN_SET; {len(dropped) - 2} of the library: " \
+        in note
 
 
 def test_a_panel_of_human_symbols_too_small_for_any_signature_is_too_few_genes():
