@@ -420,6 +420,10 @@ def _cmd_axes(args: argparse.Namespace) -> int:
         table = kb.therapies(args.axis, setting=args.setting)[THERAPY_COLUMNS]
     else:
         table = kb.axes(args.axis, setting=args.setting)[AXES_COLUMNS]
+    if table.empty:  # pandas would print "Empty DataFrame" and the column list
+        what = "therapy" if args.therapies else "axis"
+        print(f"no {what} matches --axis {' '.join(args.axis or ['(all)'])} --setting {args.setting}")
+        return 0
     with pd.option_context("display.max_rows", None, "display.width", 250, "display.max_colwidth", 60):
         print(table.fillna("-").to_string(index=False))
     return 0

@@ -61,6 +61,8 @@ def test_axes_and_therapies(capsys):
     assert code == 0 and "NCT05904886" in out and "negative" in out
     code, _, err = run(capsys, "axes", "--axis", "NOPE")
     assert code == cli.EXIT_USAGE and "NOPE" in err
+    code, out, _ = run(capsys, "axes", "--therapies", "--axis", "TIB", "--setting", "tace")  # sweep 61
+    assert code == 0 and out.strip() == "no therapy matches --axis TIB --setting tace"
 
 
 def test_unknown_signature_is_a_clear_error(capsys):

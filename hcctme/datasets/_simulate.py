@@ -537,7 +537,8 @@ def simulate_cohort(
     random_state
         Seed of patients, cells and counts (the gene-level biology is fixed).
     seed
-        Deprecated alias of ``random_state`` (a FutureWarning says so).
+        Deprecated alias of ``random_state`` (a FutureWarning says so). When given it is the seed used; a
+        ``random_state`` other than it is refused, except 0, the default, which cannot be told from one not given.
 
     Returns
     -------
