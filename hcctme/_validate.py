@@ -756,18 +756,17 @@ def spatial(adata: AnnData, key: str = Keys.SPATIAL, *, samples: pd.Series | Non
             f"no spatial coordinates in adata.obsm[{key!r}]; this tool needs spatial data "
             "(squidpy/Visium convention obsm['spatial'], or pass spatial_key=)"
         )
-    coords = adata.obsm[key]
-    numeric = not sp.issparse(coords) and (
-        all(pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) for dtype in coords.dtypes)
-        if isinstance(coords, pd.DataFrame) else np.asarray(coords).dtype.kind in "iuf")
-    if not numeric:
+    given = adata.obsm[key]
+    dtypes = [] if sp.issparse(given) else list(given.dtypes) if isinstance(given, pd.DataFrame) else [
+        np.asarray(given).dtype]
+    if not dtypes or not all(pd.api.types.is_numeric_dtype(d) and not pd.api.types.is_bool_dtype(d)
+                             and not pd.api.types.is_complex_dtype(d) for d in dtypes):
+        kinds = f" of {', '.join(sorted(map(str, set(dtypes))))}" if dtypes else ""
         raise TypeError(f"adata.obsm[{key!r}] must hold numeric coordinates as a dense array (cells x 2 or 3), got "
-                        f"{type(coords).__name__}" + (f" of {np.asarray(coords).dtype}" if not sp.issparse(coords)
-                                                     and not isinstance(coords, pd.DataFrame) else "")
-                        + "; convert it (e.g. np.asarray(..., dtype=float)) or pass spatial_key= naming the "
-                        "coordinates")
-    coords = (coords.to_numpy(dtype=float, na_value=np.nan) if isinstance(coords, pd.DataFrame)
-              else np.asarray(coords, dtype=float))  # nullable columns: pd.NA read as NaN, refused below
+                        f"{type(given).__name__}{kinds}; convert it (e.g. np.asarray(..., dtype=float)) or pass "
+                        "spatial_key= naming the coordinates")
+    coords = (given.to_numpy(dtype=float, na_value=np.nan) if isinstance(given, pd.DataFrame)
+              else np.asarray(given, dtype=float))  # nullable columns: pd.NA read as NaN, refused below
     if coords.ndim != 2 or not 2 <= coords.shape[1] <= 3:
         raise ValueError(f"adata.obsm[{key!r}] must be cells x 2 (or 3) coordinates, got shape {coords.shape}; "
                          "pass spatial_key= naming the coordinates")

@@ -298,29 +298,33 @@ def _dropped_note(record: dict) -> str:
 
     The user's own gene sets are named first in each sentence.
     """
-    from hcctme import sig
-
     dropped = [str(d) for d in record.get("dropped", [])]
     if not dropped:
         return ""
     minimum = int(record.get("method_params", {}).get("min_genes", Defaults.MIN_GENES))
     lengths = record.get("n_genes", {})  # tl.score records each list's length
     short = [d for d in dropped if d in lengths and int(lengths[d]) < minimum]
-    library = set(sig.library().ids)
+    rest = [d for d in dropped if d not in short]
 
     def named(ids: list[str]) -> str:
-        yours = [d for d in ids if d not in library]
-        theirs = [d for d in ids if d in library]
+        yours, theirs = _yours_and_library(ids)
         return "; ".join(([f"your gene set(s) {', '.join(yours)}"] if yours else [])
                          + ([f"{len(theirs)} of the library: {', '.join(theirs)}"] if theirs else []))
 
     sentences = []
     if short:
         sentences.append(f"Not scored, lists shorter than the {minimum}-gene scoring minimum: {named(short)}.")
-    if [d for d in dropped if d not in short]:
-        sentences.append(f"Not scored, too few of their genes in the data: "
-                         f"{named([d for d in dropped if d not in short])}.")
+    if rest:
+        sentences.append(f"Not scored, too few of their genes in the data: {named(rest)}.")
     return _html.paragraph(" ".join(sentences), note=True)
+
+
+def _yours_and_library(ids: list[str]) -> tuple[list[str], list[str]]:
+    """``ids`` split into the user's gene sets and the library's signatures, each in the given order."""
+    from hcctme import sig
+
+    library = set(sig.library().ids)
+    return [i for i in ids if i not in library], [i for i in ids if i in library]
 
 
 def _methods_section(ctx: _Context) -> str:
@@ -336,11 +340,8 @@ def _methods_section(ctx: _Context) -> str:
     kb_version = results.kb_version(adata)
     summary = results.profile(adata, summary=True)
     profile_tests = sorted(set(summary["test"].astype(str))) if summary is not None and "test" in summary else []
-    from hcctme import sig
-
-    scored, library_ids = [str(c) for c in results.scores(adata).columns], set(sig.library().ids)
-    yours = [c for c in scored if c not in library_ids]
-    body = _summary.methods(params, tests, n_signatures=len(scored) - len(yours), your_sets=yours,
+    yours, library = _yours_and_library([str(c) for c in results.scores(adata).columns])
+    body = _summary.methods(params, tests, n_signatures=len(library), your_sets=yours,
                             fdr=Defaults.ALPHA,
                             contrasts=_contrasts(adata),
                             library_version=library, kb_version=kb_version, hcctme_version=__version__,

@@ -222,11 +222,11 @@ def methods(params: dict[str, dict[str, Any]], tests: dict[str, list[str]], *, n
     score = params.get("scores", {})
     method = str(score.get("method", "ucell"))
     used.append(method if method in CITATIONS else "decoupler")
-    yours = (f" and {len(your_sets)} of the user's gene sets ({', '.join(map(str, your_sets[:10]))}"
-             f"{' ...' if len(your_sets) > 10 else ''})" if your_sets else "")
-    library = f"{n_signatures} signatures of the hcctme library (version {library_version})"
-    text = [f"Cells were scored against {library}{yours} with {method}." if n_signatures else
-            f"Cells were scored against {yours.removeprefix(' and ')} with {method}."]
+    scored = [f"{n_signatures} signatures of the hcctme library (version {library_version})"] if n_signatures else []
+    if your_sets:
+        scored.append(f"{len(your_sets)} of the user's gene sets ({', '.join(map(str, your_sets[:10]))}"
+                      f"{' ...' if len(your_sets) > 10 else ''})")
+    text = [f"Cells were scored against {' and '.join(scored)} with {method}."]
     states = params.get("states", {})
     if states:
         how = f", method {states['method']}" if "method" in states else ""

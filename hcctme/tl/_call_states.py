@@ -282,12 +282,13 @@ def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, sample
         logger.warning("%s: the specificity test declined %s in every seeding, so the mixture's calls of these "
                        "states (%s) are dropped; see uns[...]['self_train']['specificity']", context,
                        list(dropped), dropped)
-    own, own_confidence = _artefacts.discount(cut(result, min_confidence), result.confidence,
-                                              result.artefact_probability, min_confidence)
+    per_cell = cut(result, min_confidence)
+    own, own_confidence = _artefacts.discount(per_cell, result.confidence, result.artefact_probability,
+                                              min_confidence)
     calls, confidence, voting, unrefined = own, own_confidence, {}, None
     if refine is not None:
         graph_of = _vote.graph_for(refine, adjacency, result.z, states)
-        voted, share, voting = _vote.vote(cut(result, min_confidence), result.confidence, result.artefact, contexts,
+        voted, share, voting = _vote.vote(per_cell, result.confidence, result.artefact, contexts,
                                           states, graph_of, resolution=refine_resolution, refine=refine,
                                           order=m["order"])
         voted, share = _artefacts.discount(voted, share, result.artefact_probability, min_confidence)
