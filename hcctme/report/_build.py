@@ -340,8 +340,8 @@ def _methods_section(ctx: _Context) -> str:
     kb_version = results.kb_version(adata)
     summary = results.profile(adata, summary=True)
     profile_tests = sorted(set(summary["test"].astype(str))) if summary is not None and "test" in summary else []
-    yours, library = _yours_and_library([str(c) for c in results.scores(adata).columns])
-    body = _summary.methods(params, tests, n_signatures=len(library), your_sets=yours,
+    yours, theirs = _yours_and_library([str(c) for c in results.scores(adata).columns])
+    body = _summary.methods(params, tests, n_signatures=len(theirs), your_sets=yours,
                             fdr=Defaults.ALPHA,
                             contrasts=_contrasts(adata),
                             library_version=library, kb_version=kb_version, hcctme_version=__version__,
