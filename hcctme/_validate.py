@@ -723,6 +723,12 @@ def scores(adata: AnnData, key: str = Keys.SCORES, *, argument: str = "scores_ke
             f"adata.obsm[{key!r}] is a {type(frame).__name__}, not a DataFrame of scores; "
             "re-run hcctme.tl.score"
         )
+    repeated = frame.columns[frame.columns.duplicated()].unique()
+    if len(repeated):
+        raise ValueError(
+            f"adata.obsm[{key!r}] names the score column(s) {_preview(list(repeated))} more than once; "
+            "drop or rename the repeats (each signature is one column)"
+        )
     return frame
 
 

@@ -104,6 +104,7 @@ def compare(
             raise KeyError(f"feature(s) {unknown} are not in the comparison table")
         rows = rows[rows["feature"].isin(features)]
     rows = rows.sort_values("pvalue", na_position="last")
+    several = "contrast" in rows and rows["contrast"].nunique() > 1  # the titles then name each one's contrast
     if "contrast" in rows:
         rows = rows.drop_duplicates(["feature", "group"])
     rows = rows.head(n_top if features is None else len(rows))
@@ -170,7 +171,8 @@ def compare(
         ax.set_xticks(range(len(levels)), levels, rotation=30, ha="right")
         title = str(row.feature) if str(row.group) == "all" else f"{row.feature} ({row.group})"
         padj = getattr(row, "padj", np.nan)
-        ax.set_title(f"{title}\neffect {row.effect:+.2f}, padj {padj:.2g}", fontsize=9)
+        which = f"{row.contrast}: " if several else ""
+        ax.set_title(f"{title}\n{which}effect {row.effect:+.2f}, padj {padj:.2g}", fontsize=9)
         ax.set_ylabel(ylabel, fontsize=8)
         ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
@@ -252,8 +254,8 @@ def volcano(
     is_genes = "method" in rows and rows["method"].isin(GENE_METHODS).all()
     ax.set_xlabel("log2 fold change" if is_genes else "effect")
     ax.set_ylabel("-log10 p-value")
-    con = contrast or (str(rows["contrast"].iloc[0]) if "contrast" in rows and rows["contrast"].nunique() == 1
-                       else "")
+    # the table's contrast when it holds one (a contrast= given for a table without the column is not one)
+    con = str(rows["contrast"].iloc[0]) if "contrast" in rows and rows["contrast"].nunique() == 1 else ""
     ax.set_title(" | ".join(t for t in (con, "" if group is None else str(group)) if t), fontsize=9)
     ax.spines[["top", "right"]].set_visible(False)
     return finish(ax, show=show, save=save)

@@ -12,11 +12,29 @@ from matplotlib.axes import Axes
 
 from hcctme import _validate, get
 from hcctme._constants import Defaults, Keys
+from hcctme.kb import _axes as kb_axes
 from hcctme.pl._utils import common_arguments, finish, panels
 from hcctme.tl import _crosstalk_stats as cstats
 
 _ARROW = " \u2192 "
 KINDS = ("dotplot", "heatmap", "strip")
+
+
+def _in_axis_orientation(rows: pd.DataFrame, wanted: list[str] | None) -> pd.DataFrame:
+    """Swap source and target of the rows that match every axis read (``wanted``, or all of theirs) only reversed."""
+    def reversed_row(ligand: str, receptor: str, axes: str) -> bool:
+        ids = [a for a in axes.split(";") if wanted is None or a in wanted]
+        return bool(ids) and all(kb_axes.reversed_only(ligand, receptor, a) for a in ids)
+
+    flip = np.array([reversed_row(str(lig), str(rec), str(axes)) for lig, rec, axes in
+                     zip(rows["ligand_complex"], rows["receptor_complex"], rows["axis"], strict=True)], dtype=bool)
+    if not flip.any():
+        return rows
+    rows = rows.copy()
+    source, target = rows["source"].astype(str).to_numpy(), rows["target"].astype(str).to_numpy()
+    rows["source"] = np.where(flip, target, source)
+    rows["target"] = np.where(flip, source, target)
+    return rows
 
 
 def _interaction_label(row: pd.Series | Any) -> str:
@@ -33,8 +51,11 @@ def dotplot(adata: AnnData, *, key: str = Keys.CROSSTALK, n_top: int = 20, axes_
     """Top differential interactions: sender -> receiver (x) by ligand -> receptor (y).
 
     Dot size is -log10(p-value), colour the effect (condition minus reference); axis interactions
-    are labelled with their kb axis. ``direction`` ("up"/"down") keeps one sign of effect.
+    are labelled with their kb axis. ``direction`` ("up"/"down") keeps one sign of effect. An
+    interaction tested on detection alone (not detected in one condition: no strength effect) is an
+    open circle edged in its direction's colour.
     """
+    from matplotlib import colormaps
     from matplotlib.colors import TwoSlopeNorm
 
     n_top = _validate.positive_int(n_top, name="n_top")
@@ -62,9 +83,17 @@ def dotplot(adata: AnnData, *, key: str = Keys.CROSSTALK, n_top: int = 20, axes_
     figsize = figsize or (max(4.0, 0.6 * len(xs) + 3.5), max(3.0, 0.32 * len(ys) + 1.5))
     ax = panels(ax=ax, figsize=figsize)[0, 0]
     fig = ax.figure
-    lim = float(np.nanmax(np.abs(top["effect"]))) or 1.0
-    sc = ax.scatter([xs.index(x) for x in top["x"]], [ys.index(y) for y in top["y"]], s=30 + 60 * size,
-                    c=top["effect"], cmap=cmap, norm=TwoSlopeNorm(0.0, -lim, lim), edgecolors="0.3", linewidths=0.5)
+    x = np.array([xs.index(v) for v in top["x"]])
+    y = np.array([ys.index(v) for v in top["y"]])
+    measured = top["effect"].notna().to_numpy()
+    lim = float(np.abs(top["effect"][measured]).max()) if measured.any() else 1.0
+    norm = TwoSlopeNorm(0.0, -(lim or 1.0), lim or 1.0)
+    sc = ax.scatter(x[measured], y[measured], s=30 + 60 * size[measured], c=top["effect"][measured], cmap=cmap,
+                    norm=norm, edgecolors="0.3", linewidths=0.5)
+    if not measured.all():  # detection-only tests: no strength effect to colour by
+        colours = colormaps[cmap](np.where(top["direction"][~measured] == "down", 0.0, 1.0))
+        ax.scatter(x[~measured], y[~measured], s=30 + 60 * size[~measured], facecolors="none", edgecolors=colours,
+                   linewidths=1.5, label="detection only")
     ax.set_xticks(range(len(xs)), xs, rotation=60, ha="right")
     ax.set_yticks(range(len(ys)), ys)
     ax.set_xlim(-0.7, len(xs) - 0.3)
@@ -93,7 +122,8 @@ def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[s
     sample's strength, not an eighth of it). ``value="effect"`` (needs a differential run): summed effect
     (condition minus reference) of those interactions in one contrast: ``condition``'s, by default that of the
     table's first tested interaction (as :func:`dotplot`; effects of different contrasts are never added).
-    ``axis`` restricts to some kb axes.
+    ``axis`` restricts to some kb axes. Senders and receivers are the axis's: a resource row that matches its
+    axis only reversed (LIANA's TIGIT -> PVR for the kb's PVR -> TIGIT) is drawn from its target to its source.
     """
     from matplotlib.colors import TwoSlopeNorm
 
@@ -106,7 +136,7 @@ def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[s
         if wanted is not None:
             hit = rows["axis"].astype(str).str.split(";").apply(lambda ids: any(a in wanted for a in ids))
             rows = rows[hit.to_numpy()]
-        return rows
+        return _in_axis_orientation(rows, wanted)
 
     if value == "strength":
         table = axis_rows(get.crosstalk(adata, key))
@@ -128,7 +158,8 @@ def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[s
         if table.empty:
             raise ValueError(f"no interaction of axis {wanted or 'any'} in the differential table"
                              + (f" for condition {condition!r}" if condition is not None else ""))
-        mat = table.groupby(["source", "target"], observed=True)["effect"].sum().unstack("target")
+        # min_count=1: a pair with no measured effect is blank, not a summed 0 ("no difference")
+        mat = table.groupby(["source", "target"], observed=True)["effect"].sum(min_count=1).unstack("target")
         label = f"summed effect ({condition} vs {table['reference'].iloc[0]})"
         lim = float(np.nanmax(np.abs(mat.to_numpy()))) or 1.0
         norm = TwoSlopeNorm(0.0, -lim, lim)
@@ -219,7 +250,9 @@ def strip(adata: AnnData, *, key: str = Keys.CROSSTALK, interaction: Any = None,
     ax.set_ylabel(f"{params.get('strength', 'lr_means')} per {sample_key}")
     p = row["pvalue"]
     ptxt = f"p = {p:.2g}" if pd.notna(p) else "not tested"
-    ax.set_title(f"{_pair_label(row)}\n{_interaction_label(row)}\neffect {row['effect']:.2f}, {ptxt}", fontsize=9)
+    etxt = (f"effect {row['effect']:.2f}" if pd.notna(row["effect"]) else
+            f"detection {row['detection_effect']:+.2f} (no strength effect)" if pd.notna(p) else "no effect")
+    ax.set_title(f"{_pair_label(row)}\n{_interaction_label(row)}\n{etxt}, {ptxt}", fontsize=9)
     fig.tight_layout()
     return ax
 

@@ -355,20 +355,20 @@ def _composition(adata, units, design, reference, *, groupby, parent_key, method
     counts.index.names = ["sample", "parent"]
     blocks = []
     for parent in pd.unique(parents):
-        sub = counts.xs(parent, level="parent")
-        sub = sub.loc[:, sub.sum(axis=0) > 0]
-        sub = sub.reindex(design.index).dropna(how="all").fillna(0)
+        # every unit, those without a cell of this parent too: each one left out is reported in `dropped`
+        sub = counts.xs(parent, level="parent").reindex(design.index).fillna(0)
         totals = sub.sum(axis=1)
         small = totals < min_cells
         if small.any():
             dropped.append(pd.DataFrame({"sample": sub.index[small], "group": parent,
                                          "n_cells": totals[small].astype(int).to_numpy()}))
         sub = sub.loc[~small]
-        if sub.shape[1] < 2:
-            skipped.append(f"{parent}: a single level of {groupby}")
-            continue
+        sub = sub.loc[:, sub.sum(axis=0) > 0]  # a level seen only in left-out units is no part of the test
         if sub.shape[0] == 0:
             skipped.append(f"{parent}: no sample with >= {min_cells} cells")
+            continue
+        if sub.shape[1] < 2:
+            skipped.append(f"{parent}: a single level of {groupby}")
             continue
         delta = pseudocount / float(np.median(sub.sum(axis=1)))
         y, v = _stats.transform_proportions(sub.to_numpy(), transform, delta)
@@ -460,14 +460,19 @@ def _scores(adata, units, design, reference, *, per_cell, groupby, method, score
         grouped = scores.loc[mask].groupby(units.to_numpy()[mask], observed=True, sort=True)
         values = grouped.mean() if aggregate == "mean" else grouped.median()
         n = grouped.count()  # per feature: the cells with a score (a NaN score is no cell of that value)
-        variances = _sampling_variances(grouped.var(ddof=1), n) * (1.0 if aggregate == "mean" else np.pi / 2)
+        within = grouped.var(ddof=1)
         if per_cell:
+            # a unit without a cell of this group is left out too, and reported (appended: the others keep their order)
+            n = n.reindex(n.index.append(design.index.difference(n.index)), fill_value=0)
+            values, within = values.reindex(n.index), within.reindex(n.index)
             few = n < min_cells
             small = few.all(axis=1)  # a unit too small for every feature is dropped, and reported
             if small.any():
                 dropped.append(pd.DataFrame({"sample": n.index[small], "group": group,
                                              "n_cells": n.loc[small].max(axis=1).astype(int).to_numpy()}))
-            values, variances = values.mask(few).loc[~small], variances.mask(few).loc[~small]
+            # a unit left out of a feature's test adds nothing to its pooled within-unit variance either
+            values, within, n = values.mask(few).loc[~small], within.mask(few).loc[~small], n.mask(few, 0).loc[~small]
+        variances = _sampling_variances(within, n) * (1.0 if aggregate == "mean" else np.pi / 2)
         if values.empty:
             skipped.append(f"{group}: no sample with >= {min_cells} cells")
             continue

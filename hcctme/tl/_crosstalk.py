@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -91,7 +91,9 @@ def _resource_genes(table: pd.DataFrame) -> set[str]:
 # --------------------------------------------------------------------------------------------------
 def _rows(X: Any, idx: np.ndarray) -> sp.csr_matrix:
     """Rows ``idx`` of any supported matrix (dense, sparse, backed, dask) as an in-memory CSR."""
-    return sp.csr_matrix(_validate.rows_in_memory(X, idx), dtype=np.float32)  # idx is sorted (read as runs when backed)
+    rows = sp.csr_matrix(_validate.rows_in_memory(X, idx), dtype=np.float32)  # idx sorted: read as runs when backed
+    rows.eliminate_zeros()  # LIANA counts stored entries as expressing cells, explicit zeros among them
+    return rows
 
 
 def _check_matrix(X: Any) -> str:
@@ -198,6 +200,7 @@ def _check_design(adata: AnnData, groupby: str, sample_key: str | None, conditio
         samples_col = _validate.categorical_levels(adata, sample_key, purpose="samples (sample_key)")
         if sample_key == groupby:
             raise ValueError("sample_key and groupby must be different obs columns")
+        _check_unit_column(sample_key)
     else:
         samples_col = pd.Series(POOLED, index=adata.obs_names)
     design = None
@@ -418,6 +421,16 @@ def _run_lr_means(X: Any, whole: dict[str, np.ndarray], groups: np.ndarray, kept
     return fast.lr_table(units, exploded, var_names[columns], expr_prop=opts["expr_prop"])
 
 
+def _check_unit_column(sample_key: str, columns: Iterable[str] = (*fast.COLUMNS, "axis")) -> None:
+    """Refuse a sample_key named as a column of the interaction table (it would overwrite or be overwritten)."""
+    if sample_key in set(columns):
+        raise ValueError(
+            f"sample_key={sample_key!r} is also the name of a column of the crosstalk table (columns: "
+            f"{_validate._preview(list(columns))}); copy the sample column under another name, e.g. "
+            f"adata.obs['sample'] = adata.obs[{sample_key!r}], and pass sample_key='sample'"
+        )
+
+
 def _table(long: pd.DataFrame, sample_key: str | None, order: list[str], expr_prop: float) -> pd.DataFrame:
     """The table of all units (unit column ``fast.UNIT``), annotated with its axes and ordered."""
     if long.empty:
@@ -427,6 +440,7 @@ def _table(long: pd.DataFrame, sample_key: str | None, order: list[str], expr_pr
         )
     units = long.pop(fast.UNIT)
     if sample_key is not None:
+        _check_unit_column(sample_key, [*long.columns, "axis"])  # rank_aggregate's own score columns
         long.insert(0, sample_key, pd.Categorical(units, categories=order))
     keys = pd.MultiIndex.from_arrays([long["ligand_complex"], long["receptor_complex"]])
     unique = keys.unique()

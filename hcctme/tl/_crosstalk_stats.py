@@ -71,10 +71,10 @@ def strength_matrix(
     strength is never imputed where it was not detected.
     """
     ids = list(ID_COLUMNS)
-    long = table[[*ids, sample_key]].copy()
-    long["value"] = strength_values(table, strength).to_numpy()
-    long[sample_key] = long[sample_key].astype(str)
-    wide = long.pivot_table(index=ids, columns=sample_key, values="value", aggfunc="first", observed=True)
+    # own column names: a sample_key such as "value" must not be overwritten by the strength
+    long = table[ids].assign(_unit=table[sample_key].astype(str).to_numpy(),
+                             _strength=strength_values(table, strength).to_numpy())
+    wide = long.pivot_table(index=ids, columns="_unit", values="_strength", aggfunc="first", observed=True)
     wide = wide.reindex(columns=list(samples))
     index = wide.index.to_frame(index=False)
     evaluable = np.zeros(wide.shape, dtype=bool)

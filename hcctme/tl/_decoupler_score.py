@@ -73,4 +73,4 @@ def _varying_rows(block) -> np.ndarray:
     """Rows whose values are not all equal (a sparse row's min and max count its implicit zeros)."""
     if sp.issparse(block):
         return block.max(axis=1).toarray().ravel() > block.min(axis=1).toarray().ravel()
-    return np.ptp(block, axis=1) > 0
+    return np.max(block, axis=1) > np.min(block, axis=1)  # not np.ptp: it wraps around in a signed integer dtype

@@ -89,7 +89,9 @@ def score(
         Score ``adata.raw``. ``None`` follows scanpy: ``raw`` when it is set and no layer is given.
     max_rank
         UCell: ranks above this are capped (genes beyond the top ``max_rank`` of a cell count
-        as absent). Lower it for shallow data (e.g. to the median genes per cell).
+        as absent). Lower it for shallow data (e.g. to the median genes per cell), but not below
+        the longest signature's length (a ValueError says which: as in R UCell, a longer signature's
+        U statistic leaves [0, 1]).
     min_coverage
         Signatures with a smaller fraction of their genes found in the data, or with fewer than
         ``Defaults.MIN_GENES`` (3) genes found, are left out with one warning that lists them (each with its
@@ -141,6 +143,8 @@ def score(
     _check_matrix(X, adata)
     sigs = _load_signatures(signatures)
     matched = _match(sigs, names, min_coverage=params["min_coverage"], method=method)
+    if method == "ucell":
+        _check_max_rank(matched, params["max_rank"])
     source = _Source.of(X, params["chunk_size"], backed=adata.isbacked)
 
     with _ucell.numba_threads(params["n_jobs"]):
@@ -200,6 +204,19 @@ def _check_params(adata: Any, **kw: Any) -> dict[str, Any]:
     _validate.key_added(kw["key_added"], adata=adata, slots=("obsm",), tool="hcctme.tl.score")
     _validate.copy_flag(kw["copy"], adata=adata, tool="hcctme.tl.score", writes="obsm and uns")
     return out
+
+
+def _check_max_rank(m: _Matched, max_rank: int) -> None:
+    """Refuse a signature longer than max_rank, as R UCell does: its U statistic leaves [0, 1] (reverses past 2x)."""
+    longer = [f"{sid} ({max(n_up, n_down)} genes)" for sid, n_up, n_down in zip(m.ids, m.n_up, m.n_down, strict=True)
+              if max(n_up, n_down) > max_rank]
+    if longer:
+        raise ValueError(
+            f"max_rank={max_rank} is below the length of signature(s) {_validate._preview(longer)}: UCell ranks "
+            "only the top max_rank genes of each cell, so a longer signature's score leaves [0, 1] and its order "
+            "turns over. Raise max_rank to at least the longest signature's length (--max-rank), or leave those "
+            "signatures out (signatures=)"
+        )
 
 
 def _n_jobs(value: Any) -> int:
@@ -323,10 +340,16 @@ def _match(sigs, names: pd.Index, *, min_coverage: float, method: str) -> _Match
         best = max(m.coverage.items(), key=lambda kv: kv[1])
         up_only = "; aucell reads genes_up only" if method == "aucell" else ""
         helps = any(h for _, h in low + yours)
+        if len(short_yours) == len(sigs):  # the sets are short, not the data
+            raise _validate.TooFewGenesError(
+                f"your gene set(s) {', '.join(short_yours)} have fewer than {Defaults.MIN_GENES} genes in all, "
+                "which no min_coverage scores: add genes to each set (or read the genes one by one)")
         raise _validate.TooFewGenesError(
             f"none of the {len(sigs)} signature(s) has enough genes in the data (needs >= "
             f"{min_coverage:.0%} of its genes and >= {Defaults.MIN_GENES} genes found, genes_up among them"
             f"{up_only}; best coverage: {best[0]} with {best[1]:.0%}). {_names_hint(names, lowering_helps=helps)}"
+            + (f" Your gene set(s) {', '.join(short_yours)} have fewer than {Defaults.MIN_GENES} genes in all."
+               if short_yours else "")
         )
     if renamed:
         logger.info("genes read under the data's current symbols (previous symbols or aliases in the gene sets): %s",

@@ -123,3 +123,26 @@ def test_errors(adata):
     del bare.uns["hcctme_compare"]
     with pytest.raises(KeyError, match=r"tl\.compare"):
         hc.pl.volcano(bare)
+
+
+def test_panel_titles_name_their_contrast_when_there_are_several(adata):
+    adata.obs["arm"] = adata.obs["patient"].map({f"P{i}": "ABC"[i % 3] for i in range(8)})
+    hc.tl.compare(adata, condition_key="arm", sample_key="patient", reference="A")
+    table = hc.get.compare(adata)
+    assert table["contrast"].nunique() == 2
+    axes = hc.pl.compare(adata, n_top=3)
+    for ax in axes:
+        feature = ax.get_title().split("\n")[0]
+        best = table[table["feature"] == feature].sort_values("pvalue").iloc[0]
+        assert f"{best['contrast']}: effect {best['effect']:+.2f}" in ax.get_title()
+    one = hc.pl.compare(adata, n_top=1, contrast="B vs A")[0]
+    assert "vs" not in one.get_title()
+    plt.close("all")
+
+
+def test_volcano_titles_no_contrast_it_did_not_apply():
+    table = pd.DataFrame({"feature": ["a", "b", "c"], "group": "all", "effect": [1.0, -0.5, 0.2],
+                          "pvalue": [1e-4, 0.02, 0.5], "padj": [3e-4, 0.03, 0.5]})
+    ax = hc.pl.volcano(table, contrast="drug vs placebo")
+    assert ax.get_title() == ""
+    plt.close("all")

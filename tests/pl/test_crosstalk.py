@@ -101,7 +101,8 @@ def test_dotplot_draws_the_top_tested_interactions(adata):
 def test_effect_heatmap_sums_the_axis_effects(adata):
     diff = hcctme.get.crosstalk(adata, differential=True)
     rows = diff[diff["axis"].notna()]
-    expected = rows.groupby(["source", "target"], observed=True)["effect"].sum().unstack("target").astype(float)
+    expected = rows.groupby(["source", "target"], observed=True)["effect"].sum(min_count=1).unstack("target") \
+        .astype(float)
     ax = hcctme.pl.crosstalk(adata, kind="heatmap", value="effect")
     drawn = np.ma.filled(ax.images[0].get_array().astype(float), np.nan)
     np.testing.assert_allclose(drawn, expected.to_numpy(), equal_nan=True)
@@ -140,8 +141,8 @@ def test_effect_heatmap_shows_one_contrast_of_a_three_level_condition():
         shown = condition or shown_by_dotplot
         rows = [t.get_text() for t in ax.get_yticklabels()]
         cols = [t.get_text() for t in ax.get_xticklabels()]
-        expected = (diff[diff["condition"] == shown].groupby(["source", "target"], observed=True)["effect"].sum()
-                    .unstack("target").reindex(index=rows, columns=cols).to_numpy(float))
+        expected = (diff[diff["condition"] == shown].groupby(["source", "target"], observed=True)["effect"]
+                    .sum(min_count=1).unstack("target").reindex(index=rows, columns=cols).to_numpy(float))
         drawn = np.ma.filled(ax.get_images()[0].get_array().astype(float), np.nan)
         np.testing.assert_allclose(drawn, expected, equal_nan=True)
         assert f"({shown} vs ref)" in ax.figure.axes[-1].get_ylabel()
@@ -150,3 +151,81 @@ def test_effect_heatmap_shows_one_contrast_of_a_three_level_condition():
         ax = hcctme.pl.crosstalk(adata, kind="heatmap", value="effect", axis=axis)
         assert f"({shown_by_dotplot} vs ref)" in ax.figure.axes[-1].get_ylabel()
         plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    """A simulated cohort whose top tested interactions mix strength and detection-only tests."""
+    old = hcctme.settings.progress
+    hcctme.settings.progress = False
+    data = hcctme.datasets.simulate_cohort(6, 150, n_genes=800, random_state=1)
+    hcctme.tl.crosstalk(data, groupby="cell_type", sample_key="patient", condition_key="response",
+                        reference="responder", n_perms=None)
+    hcctme.settings.progress = old
+    return data
+
+
+def test_dotplot_draws_detection_only_tests(simulated):
+    """A row tested on detection alone (effect NaN) gets an open circle; matplotlib drops NaN-coloured dots."""
+    diff = hcctme.get.crosstalk(simulated, differential=True)
+    top = diff[diff["tested"]].head(20)
+    assert top["effect"].isna().any() and top["effect"].notna().any()
+    ax = hcctme.pl.crosstalk(simulated, n_top=20)
+    coloured, detection = ax.collections[0], ax.collections[1]
+    assert len(coloured.get_offsets()) == int(top["effect"].notna().sum())
+    assert not np.isnan(np.asarray(coloured.get_array(), float)).any()
+    assert len(detection.get_offsets()) == int(top["effect"].isna().sum())
+    plt.close("all")
+
+
+def test_effect_heatmap_leaves_unmeasured_pairs_blank(simulated):
+    """A sender/receiver pair whose axis rows have no effect is NaN (blank), not a summed 0."""
+    diff = hcctme.get.crosstalk(simulated, differential=True)
+    rows = diff[diff["axis"].notna() & (diff["condition"] == diff[diff["tested"]]["condition"].iloc[0])]
+    measured = rows.groupby(["source", "target"], observed=True)["effect"].count()
+    ax = hcctme.pl.crosstalk(simulated, kind="heatmap", value="effect")
+    shown = np.ma.filled(ax.images[0].get_array().astype(float), np.nan)
+    assert (measured == 0).any()
+    assert np.isnan(shown).sum() >= int((measured == 0).sum())
+    assert np.nansum(np.abs(shown)) > 0
+    plt.close("all")
+
+
+def test_strip_title_of_a_detection_only_row(simulated):
+    diff = hcctme.get.crosstalk(simulated, differential=True)
+    position = int(np.flatnonzero((diff["tested"] & diff["effect"].isna()).to_numpy())[0])
+    ax = hcctme.pl.crosstalk(simulated, kind="strip", interaction=position)
+    assert "nan" not in ax.get_title() and "no strength effect" in ax.get_title()
+    plt.close("all")
+
+
+def test_heatmap_draws_a_reversed_resource_row_in_the_axis_orientation():
+    """LIANA's TIGIT -> PVR matches the kb's PVR -> TIGIT only reversed: PVR+ tumour cells are the senders."""
+    import anndata as ad
+    import liana as li
+    import pandas as pd
+    import scipy.sparse as sp
+
+    resource = li.rs.select_resource("consensus")
+    genes = sorted({g for c in pd.concat([resource.ligand, resource.receptor]) for g in c.split("_")})[:300]
+    genes = sorted(set(genes) | {"PVR", "TIGIT"})
+    rng = np.random.default_rng(0)
+    labels = np.array(["Tumour cells"] * 40 + ["CD8+ T cells"] * 40)
+    X = rng.poisson(0.05, (len(labels), len(genes))).astype(np.float32)
+    X[labels == "Tumour cells", genes.index("PVR")] = rng.poisson(5, 40)
+    X[labels == "CD8+ T cells", genes.index("TIGIT")] = rng.poisson(5, 40)
+    adata = ad.AnnData(sp.csr_matrix(np.log1p(X)), var=pd.DataFrame(index=genes),
+                       obs=pd.DataFrame({"cell_type": pd.Categorical(labels)}, index=[f"c{i}" for i in range(80)]))
+    hcctme.tl.crosstalk(adata, groupby="cell_type")
+    table = hcctme.get.crosstalk(adata)
+    tigit = table[table["axis"].astype(str) == "TIGIT"]
+    assert set(zip(tigit["ligand_complex"], tigit["receptor_complex"], strict=True)) == {("TIGIT", "PVR")}
+    ax = hcctme.pl.crosstalk(adata, kind="heatmap", axis="TIGIT")
+    senders = [t.get_text() for t in ax.get_yticklabels()]
+    receivers = [t.get_text() for t in ax.get_xticklabels()]
+    drawn = np.ma.filled(ax.images[0].get_array().astype(float), np.nan)
+    strength = {(s, r): drawn[i, j] for i, s in enumerate(senders) for j, r in enumerate(receivers)}
+    row = tigit[(tigit["source"] == "CD8+ T cells") & (tigit["target"] == "Tumour cells")]
+    assert strength[("Tumour cells", "CD8+ T cells")] == pytest.approx(float(row["lr_means"].iloc[0]))
+    assert np.isnan(strength.get(("CD8+ T cells", "Tumour cells"), np.nan))
+    plt.close("all")

@@ -59,3 +59,15 @@ def test_save_is_checked_before_drawing(tmp_path):
     ht.pl.scores(adata, groupby="cell_type", save=tmp_path / "figures" / "plot.pdf")
     assert (tmp_path / "figures" / "plot.pdf").stat().st_size > 0
     plt.close("all")
+
+
+def test_finish_closes_a_shown_figure(tmp_path):
+    """show=True returns no handle, so the figure is closed (it stayed open: one leaked per call in a loop)."""
+    plt.close("all")
+    for i in range(3):
+        _, ax = plt.subplots()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            assert finish(ax, show=True, save=tmp_path / f"plot{i}.png") is None
+        assert (tmp_path / f"plot{i}.png").stat().st_size > 0
+    assert plt.get_fignums() == []

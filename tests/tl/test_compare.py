@@ -736,3 +736,79 @@ def test_paired_composition_leaves_out_a_pair_orphaned_by_a_dropped_level():
     for feature, row in table.iterrows():
         assert row["n_reference"] == len(pre)
         assert row["prop_reference"] == pytest.approx(props.loc[pre, feature].mean(), rel=1e-12)
+
+
+def _with_small_sample(scores: bool) -> ad.AnnData:
+    """Eight samples of 15-100 cells and 'sX', 5-6 cells (below min_cells=10): a level or noise only it holds."""
+    rng = np.random.default_rng(0)
+    rows, values = [], []
+    sizes = [15, 60, 25, 100, 20, 80, 30, 45]
+    for i, size in enumerate(sizes):
+        cond = "ref" if i < 4 else "oth"
+        p = [.5, .3, .2] if cond == "ref" else [.35, .4, .25]
+        offset = rng.normal(0, 0.3)
+        for state in rng.choice(["a", "b", "c"], size, p=p):
+            rows.append((f"s{i}", cond, state))
+            values.append(offset + rng.normal(0, 1) + 0.3 * (cond == "oth"))
+    for state in ["a", "r", "r", "b", "r", "a"]:
+        rows.append(("sX", "ref", state))
+        values.append(rng.normal(0, 30))
+    obs = pd.DataFrame(rows, columns=["sample", "cond", "state"], index=[f"c{i}" for i in range(len(rows))])
+    adata = ad.AnnData(np.zeros((len(obs), 1), dtype=np.float32), obs=obs)
+    if scores:
+        adata.obsm["hcctme_scores"] = pd.DataFrame({"S1": values}, index=obs.index)
+    return adata
+
+
+@pytest.mark.parametrize("features, options", [
+    ("composition", {"groupby": "state", "transform": "asin"}),
+    ("composition", {"groupby": "state", "transform": "logit"}),
+    ("composition", {"groupby": "state", "transform": "clr"}),
+    ("scores", {"method": "wls"}),
+    ("scores", {"method": "moderated"}),
+])
+def test_a_sample_left_out_for_min_cells_has_no_influence(features, options):
+    """Its level stayed a row (0 cells in every tested sample; clr moved every level), its cells weighted the rest."""
+    full = _with_small_sample(scores=features == "scores")
+    tables = []
+    for adata in (full.copy(), full[full.obs["sample"] != "sX"].copy()):
+        hc.tl.compare(adata, condition_key="cond", sample_key="sample", reference="ref", features=features,
+                      min_cells=10, **options)
+        tables.append(hc.get.compare(adata).sort_values("feature", ignore_index=True))
+        if adata.n_obs == full.n_obs:
+            assert "sX" in set(adata.uns["hcctme_compare_params"]["dropped"]["sample"])
+    assert "r" not in set(tables[0]["feature"])
+    pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=False, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("features", ["composition", "scores"])
+def test_a_sample_without_cells_of_a_group_is_reported_as_dropped(features):
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(8):
+        cond = "ref" if i < 4 else "oth"
+        rows += [(f"s{i}", cond, "T", state) for state in rng.choice(["t1", "t2"], 40)]
+        rows += [(f"s{i}", cond, "Mac", state) for state in rng.choice(["m1", "m2"], {0: 0, 1: 5}.get(i, 40))]
+    obs = pd.DataFrame(rows, columns=["sample", "cond", "ct", "state"], index=[f"c{i}" for i in range(len(rows))])
+    adata = ad.AnnData(np.zeros((len(obs), 1), dtype=np.float32), obs=obs)
+    adata.obsm["hcctme_scores"] = pd.DataFrame({"S1": rng.normal(size=len(obs))}, index=obs.index)
+    options = {"groupby": "state", "parent_key": "ct"} if features == "composition" else {"groupby": "ct"}
+    hc.tl.compare(adata, condition_key="cond", sample_key="sample", reference="ref", features=features,
+                  min_cells=10, **options)
+    table = hc.get.compare(adata)
+    dropped = adata.uns["hcctme_compare_params"]["dropped"]
+    assert (table.loc[table["group"] == "Mac", "n_reference"] == 2).all()
+    mac = dropped[dropped["group"] == "Mac"].set_index("sample")["n_cells"].astype(int)
+    assert mac.to_dict() == {"s0": 0, "s1": 5}
+
+
+def test_duplicated_score_columns_are_named(digest):
+    rng = np.random.default_rng(0)
+    obs = pd.DataFrame({"sample": np.repeat([f"s{i}" for i in range(6)], 20),
+                        "cond": np.repeat(["a", "b"] * 3, 20)}, index=[f"c{i}" for i in range(120)])
+    adata = ad.AnnData(np.zeros((120, 1), dtype=np.float32), obs=obs)
+    adata.obsm["hcctme_scores"] = pd.DataFrame(rng.normal(size=(120, 3)), index=obs.index, columns=["X", "X", "Y"])
+    before = digest(adata)
+    with pytest.raises(ValueError, match="names the score column\\(s\\) 'X' more than once"):
+        hc.tl.compare(adata, condition_key="cond", sample_key="sample", reference="a")
+    assert digest(adata) == before

@@ -402,3 +402,40 @@ def test_tables_do_not_follow_the_rows_order(cohort):
     first, second = _run(ordered, **kw), _run(shuffled, **kw)
     pd.testing.assert_frame_equal(first, second)
     pd.testing.assert_frame_equal(ordered.uns["hcctme_crosstalk"], shuffled.uns["hcctme_crosstalk"])
+
+
+@pytest.mark.parametrize("name", ["axis", "source", "lr_means"])
+def test_sample_key_named_as_a_table_column_is_refused(cohort, digest, name):
+    """The sample column was overwritten by the kb annotation ('axis') or failed after LIANA's run ('source')."""
+    adata = cohort.copy()
+    adata.obs[name] = adata.obs["patient"]
+    before = digest(adata)
+    with pytest.raises(ValueError, match=f"sample_key='{name}' is also the name of a column"):
+        hcctme.tl.crosstalk(adata, **dict(ARGS, sample_key=name))
+    assert digest(adata) == before
+
+
+def test_sample_key_named_value_tests_as_any_other_name(result):
+    """strength_matrix wrote the strength into a column 'value', overwriting a sample_key of that name."""
+    adata, diff = result
+    renamed = adata.copy()
+    renamed.obs["value"] = renamed.obs["patient"]
+    again = _run(renamed, **dict(ARGS, sample_key="value"))
+    assert int(again["tested"].sum()) == int(diff["tested"].sum()) > 0
+    pd.testing.assert_frame_equal(again.reset_index(drop=True), diff.reset_index(drop=True), check_exact=True)
+
+
+def test_stored_zeros_are_not_expressing_cells_in_either_method():
+    """LIANA's rank_aggregate counted a CSR matrix's explicit zeros as expressing cells; lr_means did not."""
+    adata = lr_cohort(4, 25, n_genes=150, seed=3)
+    adata.X = adata.X.tocsr().astype(np.float32)
+    adata.X.data[np.random.default_rng(0).random(adata.X.data.size) < 0.3] = 0.0
+    assert (adata.X.data == 0).sum() > 0
+    ids = ["source", "target", "ligand_complex", "receptor_complex"]
+    tables = {}
+    for method in ("lr_means", "rank_aggregate"):
+        data = adata.copy()
+        hcctme.tl.crosstalk(data, groupby="cell_type", method=method)
+        tables[method] = hcctme.get.crosstalk(data).set_index(ids).sort_index()
+    assert tables["lr_means"].index.equals(tables["rank_aggregate"].index)
+    np.testing.assert_allclose(tables["rank_aggregate"]["lr_means"], tables["lr_means"]["lr_means"], rtol=1e-5)

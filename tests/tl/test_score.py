@@ -95,7 +95,7 @@ def _scores(adata, sigs, **kw) -> pd.DataFrame:
 # --------------------------------------------------------------------------------------------------
 # UCell == pyucell
 # --------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("max_rank", [5, 40, 300, 1500, 5000])
+@pytest.mark.parametrize("max_rank", [20, 40, 300, 1500, 5000])
 def test_ucell_equals_pyucell_random_sparse_with_ties(max_rank):
     adata = _adata(_ties_counts())
     sigs = _signatures()
@@ -125,9 +125,23 @@ def test_ucell_equals_pyucell_dense_float64_and_tied_group_at_max_rank():
     adata = _adata(X)
     sigs = {"A": [f"G{i}" for i in range(5, 15)], "B": [f"G{i}" for i in range(25, 45)],
             "C": {"up": [f"G{i}" for i in range(0, 8)], "down": [f"G{i}" for i in range(8, 14)]}}
-    for max_rank in (15, 20, 21, 25):
+    for max_rank in (20, 21, 25):
         np.testing.assert_allclose(_scores(adata, sigs, max_rank=max_rank).to_numpy(),
                                    _pyucell(adata, sigs, max_rank).to_numpy(), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("n_genes, max_rank", [(15, 10), (40, 15)])
+def test_ucell_refuses_a_signature_longer_than_max_rank(n_genes, max_rank, digest):
+    """As R UCell: its U statistic left [0, 1] (up to 1.4) and, past twice max_rank, reversed (pyucell agrees)."""
+    adata = _adata(_real_like())
+    sigs = {"SHORT": [f"G{i}" for i in range(100, 110)], "LONG": [f"G{i}" for i in range(n_genes)]}
+    before = digest(adata)
+    with pytest.raises(ValueError, match=rf"max_rank={max_rank} is below the length of signature\(s\) "
+                                         rf"'LONG \({n_genes} genes\)'"):
+        hcctme.tl.score(adata, sigs, max_rank=max_rank)
+    assert digest(adata) == before
+    assert _scores(adata, sigs, max_rank=n_genes)["LONG"].between(0, 1).all()
+    assert _scores(adata, {"LONG": sigs["LONG"]}, method="mean", max_rank=max_rank)["LONG"].std() > 0
 
 
 def test_ucell_scaled_data_warns_and_equals_pyucell():
@@ -306,6 +320,18 @@ def test_decoupler_methods_equal_decoupler_on_whole_matrix(method):
 
 
 @pytest.mark.parametrize("method", ["aucell", "ulm"])
+def test_decoupler_methods_read_signed_integers_as_their_values(method):
+    """np.ptp wrapped around in int8 (127 - -128 = -1): a varying cell was read as constant and scored 0."""
+    rng = np.random.default_rng(0)
+    X = rng.integers(-20, 20, (30, 60)).astype(np.int8)
+    X[0, :2] = [127, -128]
+    sigs = {"S": [f"G{i}" for i in range(10)], "T": [f"G{i}" for i in range(20, 32)]}
+    as_int = _scores(_adata(X), sigs, method=method)
+    as_float = _scores(_adata(X.astype(np.float32)), sigs, method=method)
+    np.testing.assert_array_equal(as_int.to_numpy(), as_float.to_numpy())
+
+
+@pytest.mark.parametrize("method", ["aucell", "ulm"])
 def test_decoupler_methods_are_free_of_gene_order_and_score_an_empty_cell_0(method):
     """decoupler's AUCell ranks tied values (every zero) by column position: on pbmc68k_reduced's .raw, a gene
     permutation moved 691 of 700 cells' AUCell scores by up to 0.056, and an all-zero cell scored up to 0.072."""
@@ -394,6 +420,9 @@ def test_a_set_of_fewer_than_three_genes_is_not_sent_to_min_coverage(caplog):
     assert "MOST (2/3 genes found, fewer than 3)" in text and "Lower min_coverage" not in text
     with pytest.raises(hcctme.tl.TooFewGenesError, match="no min_coverage scores them"):
         hcctme.tl.score(adata, {"MOST": ["CD8A", "CD8B", "NOT_A_GENE"]}, min_coverage=0.0)
+    # the set is short, not the data: the error said the data's names measure too few genes (sweep 62)
+    with pytest.raises(hcctme.tl.TooFewGenesError, match=r"^your gene set\(s\) PAIR \(2 genes\) have fewer than 3"):
+        hcctme.tl.score(adata, {"PAIR": ["CD8A", "CD8B"]})
 
 
 def test_the_users_unscorable_gene_sets_are_named_first_in_the_warning_and_the_report():
