@@ -174,8 +174,9 @@ def compare(
         the rank tests and DESeq2's Wald test, which have none) plus the feature-specific columns above;
         sorted by p-value). ``uns[key_added + "_values"]``: the
         per-unit values tested (long), for :func:`hcctme.pl.compare`. ``uns[key_added +
-        "_params"]``: tool, params, library_version, the design (units), dropped units and skipped
-        groups.
+        "_params"]``: tool, params, library_version, the design (units), dropped units (each unit left out
+        of a group's test for fewer than ``min_cells`` cells, none included: it adds nothing to that test, neither
+        a level of its own nor a share of the pooled within-unit variance) and skipped groups.
     copy
         Return a copy of ``adata`` with the results instead of writing into ``adata``.
 
