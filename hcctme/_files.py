@@ -25,6 +25,7 @@ from typing import Any
 import anndata as ad
 import pandas as pd
 from anndata import AnnData
+from anndata.abc import CSCDataset, CSRDataset
 
 from hcctme import _validate
 from hcctme._constants import Files
@@ -431,8 +432,11 @@ def _open_backed(path: Path) -> AnnData:
     parts: dict[str, Any] = {k: read_elem(handle[k]) for k in ("obs", "var", "obsm", "varm", "obsp", "varp", "uns")
                              if k in handle}
     if "layers" in handle:
+        # the on-disk layers read through a handle of their own: anndata closes and reopens its file (when it
+        # writes or copies a backed object), which would leave them reading through a closed one
+        layers = h5py.File(path, "r")["layers"]
         parts["layers"] = {name: sparse_dataset(node) if _is_sparse_group(node) else read_elem(node)
-                           for name, node in handle["layers"].items()}
+                           for name, node in layers.items()}
     if "raw" in handle:
         parts["raw"] = {k: read_elem(handle[f"raw/{k}"]) for k in ("var", "varm") if f"raw/{k}" in handle}
     return AnnData(filename=handle, **parts)
@@ -514,15 +518,30 @@ def write_results_h5ad(adata: AnnData, path: str | Path, *, full: bool = False) 
     path = Path(path)
     if full and not adata.isbacked:
         return write_h5ad(adata, path)
+    if full and adata.is_view:
+        raise ValueError(
+            "cannot write a whole view of a backed AnnData (its file holds every cell's matrices): write the "
+            "cells to their own file first, adata[mask].copy(filename='subset.h5ad'), or write the results only "
+            "(full=False)"
+        )
     with atomic_path(path) as tmp:
-        _write_anndata(results_only(adata), tmp)
-        if full:
-            _copy_matrices(Path(adata.filename), tmp, n_vars=adata.n_vars)
+        if not full:
+            _write_anndata(results_only(adata), tmp)
+        else:
+            on_disk = {name: layer for name, layer in adata.layers.items()
+                       if isinstance(layer, CSRDataset | CSCDataset)}
+            _write_anndata(AnnData(obs=adata.obs, var=adata.var, obsm=dict(adata.obsm), varm=dict(adata.varm),
+                                   obsp=dict(adata.obsp), varp=dict(adata.varp), uns=adata.uns,
+                                   layers={n: v for n, v in adata.layers.items() if n not in on_disk}), tmp)
+            _copy_matrices(Path(adata.filename), tmp, n_vars=adata.n_vars, layers=on_disk)
     return path
 
 
-def _copy_matrices(source: Path, target: Path, *, n_vars: int) -> None:
-    """Copy X, layers and raw from the h5ad ``source`` into the h5ad ``target`` (HDF5 object copies)."""
+def _copy_matrices(source: Path, target: Path, *, n_vars: int, layers: Mapping[str, Any]) -> None:
+    """Copy X and raw from the h5ad ``source``, and the on-disk ``layers`` from their groups, into ``target``.
+
+    HDF5 object copies, block by block; the layers held in memory were written with the rest.
+    """
     import h5py
 
     with h5py.File(source, "r") as src, h5py.File(target, "r+") as dst:
@@ -537,8 +556,8 @@ def _copy_matrices(source: Path, target: Path, *, n_vars: int) -> None:
                 if name in dst:
                     del dst[name]
                 dst.copy(src[name], name)
-        for name in src.get("layers", ()):
-            dst.require_group("layers").copy(src["layers"][name], name)
+        for name, layer in layers.items():
+            dst.require_group("layers").copy(layer.group, name)
 
 
 def write_table(table: pd.DataFrame, path: str | Path, *, index: bool = False) -> Path:
@@ -582,7 +601,14 @@ def _unescape(value: Any) -> Any:
 
 
 def _text_column(values: pd.Series) -> pd.Series:
-    """A text column h5ad can hold: strings, and a missing value kept missing (a categorical; not the text 'nan')."""
+    """A text column h5ad can hold: strings, and a missing value kept missing (a categorical; not the text 'nan').
+
+    A categorical stays one (its categories as text), so the table reads back with the dtype it was written with.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        text = values.cat.categories.map(str)
+        if text.is_unique:
+            return values.cat.rename_categories(text)
     missing = values.isna().to_numpy()
     if not missing.any():
         return values.astype(str)
@@ -596,7 +622,8 @@ def _safe_value(value):
     if isinstance(value, pd.DataFrame):
         frame = value.copy()
         frame.columns = [escape_key(c) for c in frame.columns]
-        frame.index = frame.index.astype(str)
+        if not pd.api.types.is_numeric_dtype(frame.index):  # a numeric index (RangeIndex) h5ad keeps as it is
+            frame.index = frame.index.astype(str)
         for col in frame.columns:
             if frame[col].dtype == object or isinstance(frame[col].dtype, pd.CategoricalDtype):
                 frame[col] = _text_column(frame[col])

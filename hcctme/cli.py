@@ -165,7 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     crosstalk.add_argument("--groupby", required=True)
     crosstalk.add_argument("--sample-key", default=None)
     crosstalk.add_argument("--condition-key", default=None)
-    crosstalk.add_argument("--reference", default=None)
+    crosstalk.add_argument("--reference", default=None,
+                           help=f"reference level (default {Defaults.REFERENCE!r} with --condition-key)")
     crosstalk.add_argument("--min-cells", type=int, default=Defaults.MIN_CELLS,
                            help="groups with fewer cells in a sample are skipped there")
     crosstalk.add_argument("--expr-prop", type=float, default=0.1,
@@ -362,8 +363,9 @@ def _cmd_crosstalk(args: argparse.Namespace) -> int:
     _check_outputs(args.out, args.input)
     adata = _files.read_h5ad(args.input)
     _harmonise(adata, args)
+    reference = args.reference if args.reference is not None or args.condition_key is None else Defaults.REFERENCE
     tl.crosstalk(adata, groupby=args.groupby, sample_key=args.sample_key, condition_key=args.condition_key,
-                 reference=args.reference, layer=_layer(args.layer), use_raw=args.use_raw, min_cells=args.min_cells,
+                 reference=reference, layer=_layer(args.layer), use_raw=args.use_raw, min_cells=args.min_cells,
                  expr_prop=args.expr_prop, min_samples=args.min_samples, resource=args.resource,
                  axes_only=args.axes_only)
     _files.write_table(get.crosstalk(adata, differential=args.condition_key is not None), args.out)

@@ -11,6 +11,10 @@ Each function raises a ``KeyError`` naming the tool to run when the result is mi
 when the key holds something else. Results written by hcctme 0.1 (``{"table": ..., "params": ...}`` and
 ``{"per_sample": ..., "compare": ...}`` dicts in ``uns``) are read too, so that old ``.h5ad`` files stay
 readable.
+
+A table describes the cells it was computed on: ``adata[mask].copy()`` keeps ``uns`` as it was, so after
+subsetting the tables still read the whole cohort's results (:func:`hcctme.report.build` warns where a
+comparison's or crosstalk's samples are no longer all in ``obs``); re-run the tools on the subset.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ __all__ = ["STEPS", "PipelineConfig", "run", "write_outputs"]  # the rest serves
 
 STEPS = ("score", "states", "compare", "ta_response", "crosstalk", "tib", "profile")
 _NO_CONDITION = "condition_key=None, no conditions to compare"  # the comparisons' skip reason (no warning)
-_NO_STATES = "no state calls (obs['hcctme_state']): add 'states' to steps, or run tl.call_states first"
+NO_STATES = "no state calls (obs['hcctme_state']): add 'states' to steps, or run tl.call_states first"
 # what the data cannot hold (too few cells per sample, too few genes measured): the step is skipped, the run goes on
 _DATA_LIMITS = (_validate.TooFewCellsError, _validate.TooFewGenesError)
 
@@ -437,7 +437,7 @@ def _compare(adata: AnnData, config: PipelineConfig) -> dict[str, str]:
     skipped = {}
     if Keys.STATE not in adata.obs:
         features = tuple(f for f in features if f != "composition")
-        skipped["compare_composition"] = _NO_STATES
+        skipped["compare_composition"] = NO_STATES
     for feature in features:
         try:
             compare_one(adata, config, feature)
@@ -470,7 +470,7 @@ def _tib(adata: AnnData, config: PipelineConfig) -> dict[str, str] | None:
     if config.spatial_key not in adata.obsm:
         return None
     if Keys.STATE not in adata.obs:
-        return {"tib": _NO_STATES}
+        return {"tib": NO_STATES}
     tl.tib(adata, sample_key=config.sample_key, spatial_key=config.spatial_key, random_state=config.random_state)
 
 

@@ -119,6 +119,11 @@ def test_crosstalk_takes_the_options_its_messages_name(capsys, tmp_path: Path):
                "patient", "--min-cells", "2", "--expr-prop", "0.2", "--axes-only")[0] == 0
     result = pd.read_csv(table, sep="\t")
     assert len(result) and result["axis"].notna().all()  # --axes-only kept the axis interactions only
+    # --condition-key alone: the reference defaults to 'responder' as in hcctme run and compare (it was None)
+    code, _, _ = run(capsys, "crosstalk", str(src), "--out", str(table), "--groupby", "cell_type", "--sample-key",
+                     "patient", "--min-cells", "2", "--axes-only", "--condition-key", "response", "--min-samples", "1")
+    assert code == 0
+    assert set(pd.read_csv(table, sep="\t")["reference"]) == {"responder"}
 
 
 def test_states_with_a_context_map_file(capsys, tmp_path: Path):

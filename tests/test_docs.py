@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,8 @@ import pytest
 
 import hcctme as ht
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
 
 pytest.importorskip("sphinx")
 pytest.importorskip("myst_nb")
@@ -112,3 +114,35 @@ def test_every_public_function_documents_exactly_its_parameters():
                     documented is not None and [n for n in documented if not n.startswith("*")] != named):
                 wrong.append(f"{name}.{attr}: {documented} vs {named}")
     assert not wrong, wrong
+
+
+class _ParsedError(Exception):
+    """Raised once a benchmark's arguments parsed: the test stops before any work."""
+
+
+def _documented_benchmark_commands() -> list[str]:
+    texts = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    found = {c for path in texts for c in re.findall(r"`python (benchmarks/\w+\.py[^`]*)`", path.read_text())}
+    return sorted(found)
+
+
+@pytest.mark.parametrize("command", _documented_benchmark_commands())
+def test_documented_benchmark_commands_parse(command: str, monkeypatch):
+    """Two README pipeline_bench commands lacked the required --out (sweep 62): each documented command's
+    arguments must parse (placeholders DIR and FILE stand for paths)."""
+    import argparse
+    import runpy
+    import shlex
+
+    script, *args = shlex.split(command)
+    original = argparse.ArgumentParser.parse_args
+
+    def parse_then_stop(self, *a, **kw):
+        original(self, *a, **kw)
+        raise _ParsedError
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_then_stop)
+    monkeypatch.setattr(sys, "argv", [script, *args])
+    module = runpy.run_path(str(ROOT / script), run_name="documented_command")
+    with pytest.raises(_ParsedError):
+        module["main"]()

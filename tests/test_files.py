@@ -118,3 +118,77 @@ def test_check_writable_names_the_problem(tmp_path: Path):
         _files.check_writable(f"{tmp_path}/new/")
     assert _files.check_writable(tmp_path / "new" / "deep" / "out.tsv") == tmp_path / "new" / "deep" / "out.tsv"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]  # the check leaves nothing behind
+
+
+def test_write_h5ad_keeps_a_tables_index_and_categoricals(tmp_path: Path):
+    """The writer made a RangeIndex '0', '1', ... and a categorical without missing values object (crosstalk's
+    sample column); plain anndata round-trips both."""
+    adata = AnnData(np.ones((3, 2), dtype=np.float32))
+    table = pd.DataFrame({"sample": pd.Categorical(["P1", "P2", "P1"]), "value": [1.0, 2.0, 3.0],
+                          "code": pd.Categorical([1, 2, 1])})
+    adata.uns["table"] = table
+    back = _files.read_h5ad(_files.write_h5ad(adata, tmp_path / "x.h5ad")).uns["table"]
+    pd.testing.assert_frame_equal(back, table.assign(code=table["code"].cat.rename_categories(["1", "2"])),
+                                  check_exact=True)
+    assert back.index.tolist() == [0, 1, 2] and isinstance(back["sample"].dtype, pd.CategoricalDtype)
+
+
+def _backed_file(tmp_path: Path) -> Path:
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    counts = sp.csr_matrix(rng.poisson(1.0, (40, 12)).astype(np.float32))
+    adata = AnnData(counts.copy(), obs=pd.DataFrame({"patient": np.repeat(["P1", "P2"], 20)},
+                                                    index=[f"c{i}" for i in range(40)]),
+                    var=pd.DataFrame(index=[f"G{i}" for i in range(12)]))
+    adata.layers["counts"] = counts
+    adata.obsp["connectivities"] = sp.identity(40, format="csr", dtype=np.float32)
+    adata.varm["PCs"] = rng.normal(size=(12, 3))
+    path = tmp_path / "in.h5ad"
+    adata.write_h5ad(path)
+    return path
+
+
+def test_a_backed_anndata_is_written_whole(tmp_path: Path):
+    """obsp, varm and a layer added in memory were dropped; a layer replaced in memory was the file's old one."""
+    import anndata as ad
+
+    adata = _files.read_h5ad(_backed_file(tmp_path), backed=True)
+    adata.layers["doubled"] = np.full((40, 12), 2.0, dtype=np.float32)
+    out = ad.read_h5ad(_files.write_h5ad(adata, tmp_path / "out.h5ad"))
+    assert sorted(out.layers) == ["counts", "doubled"] and float(out.layers["doubled"][0, 0]) == 2.0
+    assert list(out.obsp) == ["connectivities"] and list(out.varm) == ["PCs"]
+    source = ad.read_h5ad(tmp_path / "in.h5ad")
+    np.testing.assert_array_equal(out.layers["counts"].toarray(), source.layers["counts"].toarray())
+    np.testing.assert_array_equal(out.X.toarray(), source.X.toarray())
+
+
+def test_a_view_of_a_backed_anndata_is_refused_whole(tmp_path: Path):
+    """Its file's matrices hold every cell: the written file had 20 cells in obs and 40 rows in X (unreadable)."""
+    adata = _files.read_h5ad(_backed_file(tmp_path), backed=True)
+    view = adata[adata.obs["patient"] == "P1"]
+    with pytest.raises(ValueError, match=r"cannot write a whole view of a backed AnnData.*copy\(filename="):
+        _files.write_h5ad(view, tmp_path / "view.h5ad")
+    assert not (tmp_path / "view.h5ad").exists()
+    assert _files.read_h5ad(_files.write_results_h5ad(view, tmp_path / "results.h5ad")).n_obs == 20
+
+
+def test_the_backed_reader_leaves_anndata_able_to_write_and_copy(tmp_path: Path):
+    """Its on-disk layers read through anndata's handle, which anndata closes when it writes: an h5py error."""
+    import anndata as ad
+
+    adata = _files.read_h5ad(_backed_file(tmp_path), backed=True)
+    adata.write_h5ad(tmp_path / "whole.h5ad")
+    subset = adata[adata.obs["patient"] == "P1"].copy(filename=tmp_path / "subset.h5ad")
+    assert subset.n_obs == 20 and list(subset.layers) == ["counts"]
+    assert ad.read_h5ad(tmp_path / "whole.h5ad").layers["counts"].shape == (40, 12)
+    assert adata.layers["counts"][:5].shape == (5, 12)  # still readable after anndata reopened its file
+
+
+def test_a_layer_replaced_in_memory_is_written_as_replaced(tmp_path: Path):
+    import anndata as ad
+
+    adata = _files.read_h5ad(_backed_file(tmp_path), backed=True)
+    adata.layers["counts"] = np.full((40, 12), 3.0, dtype=np.float32)
+    out = ad.read_h5ad(_files.write_h5ad(adata, tmp_path / "out.h5ad"))
+    assert float(np.asarray(out.layers["counts"]).min()) == 3.0

@@ -8,6 +8,7 @@ the methods written from the stored parameters. All results are read through :mo
 from __future__ import annotations
 
 import datetime as _dt
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,20 @@ def _overview_sentence(ctx: _Context) -> str:
         text += f" from {len(ctx.conditions)} patients (" + ", ".join(f"{n} {lv}" for lv, n in per.items()) + ")"
     elif ctx.samples is not None:
         text += f" from {ctx.samples.nunique()} patients"
-    return _html.paragraph(text + ".")
+    return _html.paragraph(text + ".") + _stale_note(adata)
+
+
+def _stale_note(adata: AnnData) -> str:
+    """A warning where stored results were computed on samples this AnnData no longer holds (a subset's parent)."""
+    gone = results.samples_gone(adata)
+    if not gone:
+        return ""
+    listed = "; ".join(f"{key} ({', '.join(samples[:5])}{', ...' if len(samples) > 5 else ''})"
+                       for key, samples in gone.items())
+    text = (f"Results computed on samples this data no longer holds: {listed}. They describe the cells they were "
+            "computed on (subsetting keeps uns as it was): re-run the tools on this data.")
+    warnings.warn(f"report: {text}", UserWarning, stacklevel=4)
+    return _html.paragraph(text, note=True)
 
 
 def _findings(ctx: _Context) -> list[_summary.Finding]:

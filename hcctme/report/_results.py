@@ -13,7 +13,7 @@ import pandas as pd
 from anndata import AnnData
 
 from hcctme import get, kb
-from hcctme._constants import COMPARE_KEYS, Keys
+from hcctme._constants import COMPARE_KEYS, Keys, Suffix
 from hcctme._labels import maps_as_dicts
 from hcctme.tl._state_selftrain import split, unstable
 
@@ -38,6 +38,27 @@ def _params(adata: AnnData, key: str) -> dict[str, Any]:
     stored = _stored(adata, key)
     flat = {k: v for k, v in stored.items() if not isinstance(v, pd.DataFrame | dict)}
     return flat | dict(stored.get("params") or {})
+
+
+def samples_gone(adata: AnnData) -> dict[str, list[str]]:
+    """Per stored result, the samples it was computed on that ``adata`` no longer holds (results of a subset's parent).
+
+    Read from the records that list their samples: the comparisons' units and crosstalk's conditions.
+    """
+    gone = {}
+    for key, record in adata.uns.items():
+        if not (isinstance(key, str) and key.endswith(Suffix.PARAMS) and isinstance(record, dict)):
+            continue
+        params = record.get("params") if isinstance(record.get("params"), dict) else {}
+        column = params.get("patient_key") or params.get("sample_key")
+        listed = [(record.get("units"), "unit"), (record.get("conditions"), "sample")]
+        stored = next((frame[col] for frame, col in listed if isinstance(frame, pd.DataFrame) and col in frame), None)
+        if not isinstance(column, str) or column not in adata.obs or stored is None:
+            continue
+        missing = sorted(set(stored.astype(str)) - set(adata.obs[column].astype(str)))
+        if missing:
+            gone[key[: -len(Suffix.PARAMS)]] = missing
+    return gone
 
 
 def compare_key(features: str) -> str:

@@ -582,7 +582,9 @@ def _genes_group(counts: pd.DataFrame, design: pd.DataFrame, reference: str, met
         return None, setup
     X, keep, others = setup
     sub, counts = sub[keep], counts[keep]
-    counts = counts.loc[:, counts.sum(axis=0) > 0]
+    # genes by name: the normalisation and the trend sum over genes, so the statistics do not move (in the last
+    # bits, which gseapy's ranking read as different ties) with the order of the var rows
+    counts = counts.loc[:, counts.sum(axis=0) > 0].sort_index(axis=1)
     if counts.shape[1] == 0:
         return None, _NO_COUNTS
     if method in ("limma-trend", "voom"):

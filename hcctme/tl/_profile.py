@@ -909,7 +909,8 @@ def _evidence_text(evidence: pd.DataFrame, out: pd.DataFrame) -> list[str]:
     if not len(evidence):
         return [""] * len(out)
     ev = evidence.dropna(subset=["z"])
-    text = (ev.assign(t=ev["feature"] + " z=" + ev["z"].round(2).astype(str))
+    z = ev["z"].round(2) + 0.0  # + 0.0: a z at the centre reads 0.0, never -0.0 (its sign is summation noise)
+    text = (ev.assign(t=ev["feature"] + " z=" + z.astype(str))
             .groupby(["sample", "axis"], sort=False)["t"].agg(", ".join))
     return [text.get((s, a), "") for s, a in zip(out["sample"], out["axis"], strict=True)]
 

@@ -201,7 +201,10 @@ def _restore_dtypes(profiles: pd.DataFrame, cells: pd.DataFrame, *, skip: tuple[
     """
     for col in profiles.columns.intersection(cells.columns):
         dtype = cells[col].dtype
-        if col in skip or profiles[col].dtype == dtype:
+        # pandas reads two unordered categoricals of the same levels in any order as equal dtypes: compare the order
+        same = profiles[col].dtype == dtype and (not isinstance(dtype, pd.CategoricalDtype) or list(
+            profiles[col].cat.categories) == list(dtype.categories))
+        if col in skip or same:
             continue
         values = pd.Series(profiles[col].astype(object).to_numpy(), index=profiles.index, dtype=object)
         # a categorical keeps its own categories and order (decoupler's hold only the levels present, sorted)

@@ -13,9 +13,16 @@ import numpy as np
 import pandas as pd
 
 
-def rank(names: pd.Index) -> np.ndarray:
-    """Each name's position among the names sorted (ties, i.e. repeated names, by position): cells or genes."""
-    return np.argsort(np.argsort(np.asarray(names, dtype=str), kind="stable"), kind="stable")
+def rank(names: pd.Index, ties: np.ndarray | None = None) -> np.ndarray:
+    """Each name's position among the names sorted: cells or genes.
+
+    Repeated names are ordered by the columns of ``ties`` (cells x k, e.g. coordinates), then by position.
+    """
+    keys = np.asarray(names, dtype=str)
+    if ties is None:
+        return np.argsort(np.argsort(keys, kind="stable"), kind="stable")
+    ties = np.asarray(ties)
+    return np.argsort(np.lexsort((*(ties[:, j] for j in reversed(range(ties.shape[1]))), keys)), kind="stable")
 
 
 def population(contexts: np.ndarray, context: str, order: np.ndarray | None) -> np.ndarray:

@@ -558,11 +558,12 @@ def _tib_table(samples: pd.Series, coords: np.ndarray, tumour: np.ndarray, weigh
                random_state: int) -> pd.DataFrame:
     """One row per sample (index = sample name), each sample's permutations seeded by its name.
 
-    A sample's cells are read in the order of their names, so the permutations (and so ``tib_score``, an
-    excess over their mean) do not depend on where the cells' rows sit in the AnnData.
+    A sample's cells are read in the order of their names (repeated names by their coordinates), so the
+    permutations (and so ``tib_score``, an excess over their mean) do not depend on where the cells' rows sit
+    in the AnnData.
     """
     sq = _squidpy()
-    order, labels = _state_order.rank(samples.index), samples.to_numpy()
+    order, labels = _state_order.rank(samples.index, ties=coords), samples.to_numpy()
     with _quiet_squidpy():
         rows = [
             _sample_row(sq, sample, _state_order.population(labels, sample, order), coords, tumour, weights,

@@ -16,6 +16,7 @@ import pandas as pd
 from hcctme import _files, _validate, get, tl
 from hcctme._constants import COMPARE_KEYS, Keys, Suffix
 from hcctme.pipeline import (
+    NO_STATES,
     PipelineConfig,
     compare_one,
     config_record,
@@ -170,8 +171,8 @@ def with_matrices(results_path: str, input_path: str, config: PipelineConfig | N
     order = results.obs_names.get_indexer(adata.obs_names)
     if (order < 0).any() or len(order) != results.n_obs:
         raise ValueError(f"{results_path!r} does not hold the cells of the input {input_path!r}; rerun the workflow")
-    for column in results.obs.columns.difference(adata.obs.columns):
-        adata.obs[column] = results.obs[column].iloc[order].to_numpy()
+    for column in results.obs.columns.difference(adata.obs.columns):  # with its dtype: a state's categories kept
+        adata.obs[column] = results.obs[column].iloc[order].set_axis(adata.obs_names)
     for key, value in results.obsm.items():
         adata.obsm[key] = value.iloc[order].set_axis(adata.obs_names) if isinstance(value, pd.DataFrame) \
             else value[order]
@@ -216,7 +217,11 @@ def states(smk) -> None:
 def pseudobulk(smk) -> None:
     config = _config(_cfg(smk))
     view, layer = counts_view(with_matrices(smk.input[0], smk.input.data, config), config)
-    bulk = tl.pseudobulk(view, sample_key=config.sample_key, groupby=config.cell_type_key, layer=layer)
+    try:
+        bulk = tl.pseudobulk(view, sample_key=config.sample_key, groupby=config.cell_type_key, layer=layer)
+    except tl.TooFewCellsError as error:  # as hcctme run, which skips the gene comparison for it: no profile
+        warnings.warn(f"workflow: pseudobulk has no profile: {error}", UserWarning, stacklevel=2)
+        bulk = ad.AnnData(var=pd.DataFrame(index=view.var_names), uns={"skipped": str(error)})
     _files.write_h5ad(bulk, smk.output[0])
 
 
@@ -225,12 +230,16 @@ def compare(smk) -> None:
     config = _config(_cfg(smk))
     adata = with_matrices(smk.input[0], smk.input.data, config)
     features = smk.wildcards.features
+    why = NO_STATES if features == "composition" and Keys.STATE not in adata.obs else None  # states called none
+    if why is None:
+        try:
+            table = compare_one(adata, config, features)
+        except (tl.TooFewCellsError, tl.TooFewGenesError) as error:
+            why = str(error)
     skipped = {}
-    try:
-        table = compare_one(adata, config, features)
-    except (tl.TooFewCellsError, tl.TooFewGenesError) as error:
-        warnings.warn(f"workflow: compare_{features} skipped: {error}", UserWarning, stacklevel=2)
-        table, skipped = pd.DataFrame({"skipped": [str(error)]}), {f"compare_{features}": str(error)}
+    if why is not None:
+        warnings.warn(f"workflow: compare_{features} skipped: {why}", UserWarning, stacklevel=2)
+        table, skipped = pd.DataFrame({"skipped": [why]}), {f"compare_{features}": why}
     _files.write_table(table, smk.output[0])
     _write_skipped(skipped, smk.output.skipped)
     _write_params(adata, COMPARE_KEYS[features], smk.output.params)

@@ -5,6 +5,7 @@ import html
 import json
 import re
 import shutil
+import warnings
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -308,3 +309,15 @@ def test_report_works_in_headless_chromium(browser, analysed, report_path: Path,
 
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert errors == []
+
+
+def test_results_of_samples_a_subset_no_longer_holds_are_warned_of(analysed):
+    """adata[mask].copy() keeps uns: the header counted 4 patients while the findings quoted the 6-patient tests."""
+    keep = ["P01", "P02", "P03", "P04"]
+    subset = analysed[analysed.obs["patient"].isin(keep)].copy()
+    with pytest.warns(UserWarning, match="Results computed on samples this data no longer holds: .*P05, P06"):
+        text = report.build(subset)
+    assert "re-run the tools on this data" in text
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert "no longer holds" not in report.build(analysed)

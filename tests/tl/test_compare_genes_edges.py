@@ -116,3 +116,18 @@ def test_deseq2_cooks_outliers_are_logged(caplog):
     outliers = int((table["pvalue"].isna() & table["statistic"].notna()).sum())
     assert outliers >= 1
     assert f"{outliers} gene(s) with a Cook's-distance outlier sample get p = NaN" in caplog.text
+
+
+@pytest.mark.parametrize("method", ["limma-trend", "voom"])
+def test_the_gene_table_does_not_move_with_the_order_of_the_genes(method: str):
+    """TMM and the trend summed over genes in var order: the statistics moved in the last bits (enrich read it)."""
+    from hcctme.datasets import simulate_cohort
+
+    adata = simulate_cohort(6, 80, n_genes=400, random_state=1)
+    shuffled = adata[:, np.random.default_rng(0).permutation(adata.n_vars)].copy()
+    tables = []
+    for data in (adata, shuffled):
+        tl.compare(data, condition_key="response", sample_key="patient", reference="responder", features="genes",
+                   method=method)
+        tables.append(get.compare(data).sort_values(["feature", "contrast"], ignore_index=True))
+    pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)

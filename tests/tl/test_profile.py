@@ -415,3 +415,11 @@ def test_a_populations_share_counts_its_own_cells_not_the_coarser_groups(scored)
                                                                           observed=True).mean()
     pd.testing.assert_series_equal(share.sort_index(), expected.sort_index(), check_names=False)
 
+
+
+def test_evidence_text_reads_a_centred_z_as_0_never_minus_0():
+    """A z at the cohort centre is +-1e-17 by summation order: 'z=-0.0' in one run, 'z=0.0' in another."""
+    evidence = pd.DataFrame({"sample": ["S1", "S1"], "axis": ["TREG_AXIS"] * 2, "feature": ["TREG", "CCR8"],
+                             "z": [-1e-17, 1.234]})
+    out = pd.DataFrame({"sample": ["S1"], "axis": ["TREG_AXIS"]})
+    assert _profile._evidence_text(evidence, out) == ["TREG z=0.0, CCR8 z=1.23"]

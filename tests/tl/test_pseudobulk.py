@@ -164,3 +164,11 @@ def test_carried_columns_keep_their_dtypes_and_compare_fits_a_numeric_covariate(
     on_cells = hc.get.compare(hc.tl.compare(cells, sample_key="patient", **kwargs))
     on_profiles = hc.get.compare(hc.tl.compare(pdata, sample_key=None, **kwargs))
     pd.testing.assert_frame_equal(on_cells, on_profiles, check_exact=True)
+
+
+def test_a_carried_categorical_keeps_its_category_order_when_every_level_is_used(adata):
+    """pandas reads unordered categoricals of the same levels as equal dtypes: decoupler's sorted order was kept."""
+    data = adata.copy()
+    data.obs["response"] = pd.Categorical(data.obs["response"].astype(str), categories=["responder", "resistor"])
+    profiles = hc.tl.pseudobulk(data, sample_key="patient")
+    assert list(profiles.obs["response"].cat.categories) == ["responder", "resistor"]

@@ -422,3 +422,17 @@ def test_coordinates_that_are_not_a_numeric_array_are_refused_by_name(cohort, di
     frame.obsm["spatial"] = pd.DataFrame(xy[:, :2], index=adata.obs_names, columns=["x", "y"])
     pd.testing.assert_frame_equal(_tib(frame, sample_key="patient", n_perms=0, **LABELS),
                                   _tib(adata, sample_key="patient", n_perms=0, **LABELS))
+
+
+def test_repeated_cell_names_read_in_the_same_order_whatever_the_rows():
+    """Repeated obs_names (concatenated samples) were ordered by row: shuffling the rows moved tib_score."""
+    adata = simulate_cohort(4, 120, spatial=True, random_state=2)
+    names = adata.obs_names.to_numpy().copy()
+    names[1::2] = names[0::2]
+    adata.obs_names = names
+    labels = dict(barrier_labels={"state_true": ["TAM2_SPP1", "CAF_ECM_MYCAF"]},
+                  tumour_labels={"cell_type": ["Tumour cells"]}, t_cell_labels={"cell_type": ["CD8+ T cells"]})
+    ht.tl.tib(adata, sample_key="patient", n_perms=50, **labels)
+    shuffled = adata[np.random.default_rng(0).permutation(adata.n_obs)].copy()
+    ht.tl.tib(shuffled, sample_key="patient", n_perms=50, **labels)
+    pd.testing.assert_frame_equal(ht.get.tib(shuffled), ht.get.tib(adata), check_exact=True)

@@ -239,3 +239,66 @@ def test_the_workflow_takes_gene_symbols_context_map_and_genes_groups(tmp_path: 
     columns = ["sample", "axis", "activity", "active"]
     pd.testing.assert_frame_equal(pd.read_csv(results / "resistance_profile.tsv", sep="\t")[columns],
                                   get.profile(adata).reset_index(drop=True)[columns], check_dtype=False)
+
+
+def _rule_call(tmp_path: Path, adata, config: dict, features: str = "composition", steps=("score", "states")):
+    """A rule's ``snakemake`` object on ``adata`` after ``steps`` (results-only states.h5ad beside the cohort)."""
+    from types import SimpleNamespace
+
+    from hcctme import _files, pipeline
+    from hcctme.workflow import _steps
+
+    adata.write_h5ad(tmp_path / "cohort.h5ad")
+    for step in steps:
+        pipeline.run_step(adata, _steps._config({**_steps.DEFAULTS, **config}), step)
+    _files.write_results_h5ad(adata, tmp_path / "states.h5ad")
+
+    class Inputs(list):
+        data = str(tmp_path / "cohort.h5ad")
+
+    class Outputs(list):
+        skipped = str(tmp_path / "skipped.json")
+        params = str(tmp_path / "params.h5ad")
+
+    return SimpleNamespace(input=Inputs([str(tmp_path / "states.h5ad")]), output=Outputs([str(tmp_path / "out")]),
+                           wildcards=SimpleNamespace(features=features), params=SimpleNamespace(config=config))
+
+
+_KEYS = {"sample_key": "patient", "condition_key": "response", "reference": "responder", "cell_type_key": "cell_type"}
+
+
+def test_compare_rule_skips_composition_without_state_calls(tmp_path: Path):
+    """The states step called nothing (too few genes): hcctme run skips the composition, the rule raised KeyError."""
+    from hcctme.pipeline import NO_STATES
+    from hcctme.workflow import _steps
+
+    smk = _rule_call(tmp_path, datasets.simulate_cohort(4, 80, n_genes=400, random_state=3), _KEYS, steps=("score",))
+    with pytest.warns(UserWarning, match="compare_composition skipped: no state calls"):
+        _steps.compare(smk)
+    assert json.loads(Path(smk.output.skipped).read_text()) == {"compare_composition": NO_STATES}
+    assert pd.read_csv(smk.output[0], sep="\t")["skipped"].tolist() == [NO_STATES]
+
+
+def test_pseudobulk_rule_writes_no_profile_where_every_group_is_small(tmp_path: Path):
+    """hcctme run skips the gene comparison there; the rule raised TooFewCellsError and failed the workflow."""
+    from hcctme.workflow import _steps
+
+    adata = datasets.simulate_cohort(4, 100, n_genes=400, random_state=3)
+    adata = adata[adata.obs.groupby(["patient", "cell_type"], observed=True).cumcount().to_numpy() < 9].copy()
+    smk = _rule_call(tmp_path, adata, _KEYS, steps=())
+    smk_genes = adata.n_vars
+    with pytest.warns(UserWarning, match="pseudobulk has no profile: too few cells: no sample x cell_type profile"):
+        _steps.pseudobulk(smk)
+    bulk = ad.read_h5ad(smk.output[0])
+    assert bulk.n_obs == 0 and bulk.n_vars == smk_genes and "min_cells" in bulk.uns["skipped"]
+
+
+def test_the_rules_read_the_states_with_their_categories(tmp_path: Path):
+    """with_matrices copied obs columns as arrays: hcctme.h5ad's state column lost its unused categories."""
+    from hcctme.workflow import _steps
+
+    smk = _rule_call(tmp_path, datasets.simulate_cohort(4, 80, n_genes=400, random_state=3), _KEYS)
+    states = ad.read_h5ad(tmp_path / "states.h5ad").obs["hcctme_state"]
+    merged = _steps.with_matrices(smk.input[0], smk.input.data)
+    assert list(merged.obs["hcctme_state"].cat.categories) == list(states.cat.categories)
+    assert (merged.obs["hcctme_state"].astype(str) == states.reindex(merged.obs_names).astype(str)).all()
