@@ -116,19 +116,15 @@ def test_cores_passed_to_snakemake(tmp_path: Path, monkeypatch, cores, extra, ex
     assert cmd[len(cmd) - len(extra):] == extra
 
 
-def test_compare_rule_writes_a_skipped_row_where_the_cohort_has_too_few_cells(tmp_path: Path):
-    """The compare rule on six patients of 50 cells (no cell type with 10 cells in two samples of each level): a
-    warning and a table of one `skipped` row saying why, instead of a failed workflow."""
+def _rule_call(tmp_path: Path, adata, config: dict, features: str = "composition", steps=("score", "states")):
+    """A rule's ``snakemake`` object on ``adata`` after ``steps`` (results-only states.h5ad beside the cohort)."""
     from types import SimpleNamespace
 
     from hcctme import _files, pipeline
     from hcctme.workflow import _steps
 
-    adata = datasets.simulate_cohort(6, 50, n_genes=600, random_state=3)
     adata.write_h5ad(tmp_path / "cohort.h5ad")
-    config = {"sample_key": "patient", "condition_key": "response", "reference": "responder",
-              "cell_type_key": "cell_type"}
-    for step in ("score", "states"):
+    for step in steps:
         pipeline.run_step(adata, _steps._config({**_steps.DEFAULTS, **config}), step)
     _files.write_results_h5ad(adata, tmp_path / "states.h5ad")
 
@@ -139,14 +135,24 @@ def test_compare_rule_writes_a_skipped_row_where_the_cohort_has_too_few_cells(tm
         skipped = str(tmp_path / "skipped.json")
         params = str(tmp_path / "params.h5ad")
 
-    out = tmp_path / "compare_composition.tsv"
-    smk = SimpleNamespace(input=Inputs([str(tmp_path / "states.h5ad")]), output=Outputs([str(out)]),
-                          wildcards=SimpleNamespace(features="composition"), params=SimpleNamespace(config=config))
+    return SimpleNamespace(input=Inputs([str(tmp_path / "states.h5ad")]), output=Outputs([str(tmp_path / "out")]),
+                           wildcards=SimpleNamespace(features=features), params=SimpleNamespace(config=config))
+
+
+_KEYS = {"sample_key": "patient", "condition_key": "response", "reference": "responder", "cell_type_key": "cell_type"}
+
+
+def test_compare_rule_writes_a_skipped_row_where_the_cohort_has_too_few_cells(tmp_path: Path):
+    """The compare rule on six patients of 50 cells (no cell type with 10 cells in two samples of each level): a
+    warning and a table of one `skipped` row saying why, instead of a failed workflow."""
+    from hcctme.workflow import _steps
+
+    smk = _rule_call(tmp_path, datasets.simulate_cohort(6, 50, n_genes=600, random_state=3), _KEYS)
     with pytest.warns(UserWarning, match="compare_composition skipped: too few cells"):
         _steps.compare(smk)
-    skipped = json.loads(Path(Outputs.skipped).read_text())  # the profile rule records it for the report
+    skipped = json.loads(Path(smk.output.skipped).read_text())  # the profile rule records it for the report
     assert list(skipped) == ["compare_composition"] and skipped["compare_composition"].startswith("too few cells")
-    assert pd.read_csv(out, sep="\t")["skipped"].tolist() == [skipped["compare_composition"]]
+    assert pd.read_csv(smk.output[0], sep="\t")["skipped"].tolist() == [skipped["compare_composition"]]
 
 
 def test_gene_level_rules_run_only_where_the_input_holds_counts(tmp_path: Path):
@@ -239,32 +245,6 @@ def test_the_workflow_takes_gene_symbols_context_map_and_genes_groups(tmp_path: 
     columns = ["sample", "axis", "activity", "active"]
     pd.testing.assert_frame_equal(pd.read_csv(results / "resistance_profile.tsv", sep="\t")[columns],
                                   get.profile(adata).reset_index(drop=True)[columns], check_dtype=False)
-
-
-def _rule_call(tmp_path: Path, adata, config: dict, features: str = "composition", steps=("score", "states")):
-    """A rule's ``snakemake`` object on ``adata`` after ``steps`` (results-only states.h5ad beside the cohort)."""
-    from types import SimpleNamespace
-
-    from hcctme import _files, pipeline
-    from hcctme.workflow import _steps
-
-    adata.write_h5ad(tmp_path / "cohort.h5ad")
-    for step in steps:
-        pipeline.run_step(adata, _steps._config({**_steps.DEFAULTS, **config}), step)
-    _files.write_results_h5ad(adata, tmp_path / "states.h5ad")
-
-    class Inputs(list):
-        data = str(tmp_path / "cohort.h5ad")
-
-    class Outputs(list):
-        skipped = str(tmp_path / "skipped.json")
-        params = str(tmp_path / "params.h5ad")
-
-    return SimpleNamespace(input=Inputs([str(tmp_path / "states.h5ad")]), output=Outputs([str(tmp_path / "out")]),
-                           wildcards=SimpleNamespace(features=features), params=SimpleNamespace(config=config))
-
-
-_KEYS = {"sample_key": "patient", "condition_key": "response", "reference": "responder", "cell_type_key": "cell_type"}
 
 
 def test_compare_rule_skips_composition_without_state_calls(tmp_path: Path):
