@@ -175,3 +175,16 @@ def test_function_level_imports_are_seen(tmp_path):
     source.write_text("def f():\n    from hcctme.pipeline import run\n    import hcctme.report\n")
     assert imports_of("hcctme.tl._x", source, {"hcctme.pipeline", "hcctme.report"}) == {
         "hcctme.pipeline", "hcctme.report"}
+
+
+def test_the_packages_warnings_reach_a_script_that_configured_no_logging():
+    """A NullHandler on the 'hcctme' logger silenced every 'warned of' (small populations, seedings that disagree)
+    in scripts and notebooks; Python's last-resort handler prints them to stderr."""
+    import subprocess
+    import sys
+
+    code = ("import hcctme; from hcctme._logging import logger; logger.warning('visible warning'); "
+            "logger.info('quiet info')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(hcctme.__file__).parents[1])
+    assert "visible warning" in done.stderr and "quiet info" not in done.stderr
