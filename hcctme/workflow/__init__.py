@@ -11,11 +11,14 @@ Use it from your own workflow with a ``module`` directive::
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+
+from hcctme._settings import PROGRESS_VARIABLE, settings
 
 
 def snakefile() -> str:
@@ -50,4 +53,5 @@ def run_workflow(configfile: str | Path, *, cores: int | None = None, directory:
     if directory is not None:
         cmd += ["--directory", str(directory)]
     cmd += list(extra_args)
-    return subprocess.call(cmd)
+    env = None if settings.progress else {**os.environ, PROGRESS_VARIABLE: "0"}  # the jobs are processes of their own
+    return subprocess.call(cmd, env=env)

@@ -108,7 +108,7 @@ def test_cores_passed_to_snakemake(tmp_path: Path, monkeypatch, cores, extra, ex
     configfile = tmp_path / "config.yaml"
     configfile.write_text("input: x.h5ad\n")
     calls = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    monkeypatch.setattr(subprocess, "call", lambda cmd, env=None: calls.append(cmd) or 0)
     assert run_workflow(configfile, cores=cores, extra_args=extra) == 0
     cmd = calls[0]
     given = cmd[cmd.index("--cores"):cmd.index("--cores") + 2] if "--cores" in cmd else []
@@ -282,3 +282,22 @@ def test_the_rules_read_the_states_with_their_categories(tmp_path: Path):
     merged = _steps.with_matrices(smk.input[0], smk.input.data)
     assert list(merged.obs["hcctme_state"].cat.categories) == list(states.cat.categories)
     assert (merged.obs["hcctme_state"].astype(str) == states.reindex(merged.obs_names).astype(str)).all()
+
+
+def test_no_progress_reaches_the_workflows_jobs(tmp_path: Path, monkeypatch):
+    """hcctme --no-progress workflow drew the jobs' bars: each job is a process of its own, with default settings."""
+    from hcctme import settings
+
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text("input: x.h5ad\n")
+    envs = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd, env=None: envs.append(env) or 0)
+    monkeypatch.setattr(settings, "progress", False)
+    run_workflow(configfile)
+    assert envs[0]["HCCTME_PROGRESS"] == "0"
+    code = "from hcctme import settings; print(settings.progress)"
+    shown = subprocess.run([sys.executable, "-c", code], env=envs[0], capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == "False"
+    monkeypatch.setattr(settings, "progress", True)
+    run_workflow(configfile)
+    assert envs[1] is None
