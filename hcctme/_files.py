@@ -322,7 +322,9 @@ def read_h5ad(path: str | Path, *, backed: bool | None = False) -> AnnData:
 
     ``backed=True`` opens the file as ``anndata.read_h5ad(path, backed="r")`` does, except that the
     layers stay on disk too (anndata reads them into memory): X, every sparse layer and ``raw.X`` are
-    read by the tools in row chunks; obs, var, obsm, obsp and uns are in memory. ``backed=None``
+    read by the tools in row chunks; obs, var, obsm, obsp and uns are in memory. The on-disk layers read
+    through a read-only handle of their own (anndata closes and reopens its own when it writes), released with
+    the object (``del adata``), not by ``adata.file.close()``. ``backed=None``
     chooses: backed when the matrices would take more than ``Files.AUTO_BACKED_FRACTION`` of the
     available memory. Before reading, an in-memory read of matrices larger than the available memory
     is refused (the message suggests backed mode), and a backed CSC matrix (slow row access) is
@@ -480,7 +482,7 @@ def write_h5ad(adata: AnnData, path: str | Path) -> Path:
     uns values h5py cannot store (object columns, None) are stringified and keys holding "/" (cell-type
     labels such as "CD4/CD8 T") are escaped, in the file only, never in the caller's object
     (:func:`read_h5ad` restores the keys). A backed AnnData is written whole without loading its
-    matrices (:func:`write_results_h5ad` with ``full=True``).
+    matrices (:func:`write_results_h5ad` with ``full=True``); a view of one is refused.
     """
     if adata.isbacked:
         return write_results_h5ad(adata, path, full=True)
@@ -511,9 +513,11 @@ def results_only(adata: AnnData) -> AnnData:
 def write_results_h5ad(adata: AnnData, path: str | Path, *, full: bool = False) -> Path:
     """Write ``adata``'s results (obs, var, obsm, uns; :func:`results_only`) as an h5ad file, atomically.
 
-    With ``full``, the matrices (X, layers, raw) are written too: an in-memory AnnData as
-    :func:`write_h5ad` writes it; a backed one by copying the matrices' HDF5 groups from its file
-    into the new one (h5py copies them block by block, in bounded memory; nothing is loaded).
+    With ``full``, everything is written: an in-memory AnnData as :func:`write_h5ad` writes it; a backed one
+    with its varm, obsp, varp and the layers it holds in memory, and its on-disk matrices (X, raw, the layers
+    read from the file) copied from their HDF5 groups into the new file (h5py copies them block by block, in
+    bounded memory; nothing is loaded). A view of a backed AnnData is refused with ``full`` (its file holds every
+    cell's rows): write its cells to a file of their own first.
     """
     path = Path(path)
     if full and not adata.isbacked:

@@ -2,7 +2,7 @@
 
 No handler of its own (not even a ``NullHandler``): where the application configured no logging (a script, a
 notebook), Python's last-resort handler prints the warnings to stderr, as the docs promise ("warned of"); an
-application that configures logging (the command line, scanpy's settings) gets every message through its own.
+application that configures Python's logging (the command line does) gets every message through its handlers.
 """
 
 import logging

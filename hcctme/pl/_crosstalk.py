@@ -53,7 +53,7 @@ def dotplot(adata: AnnData, *, key: str = Keys.CROSSTALK, n_top: int = 20, axes_
     Dot size is -log10(p-value), colour the effect (condition minus reference); axis interactions
     are labelled with their kb axis. ``direction`` ("up"/"down") keeps one sign of effect. An
     interaction tested on detection alone (not detected in one condition: no strength effect) is an
-    open circle edged in its direction's colour.
+    open circle edged in its direction's colour (the scale's middle for "none").
     """
     from matplotlib import colormaps
     from matplotlib.colors import TwoSlopeNorm
@@ -91,7 +91,8 @@ def dotplot(adata: AnnData, *, key: str = Keys.CROSSTALK, n_top: int = 20, axes_
     sc = ax.scatter(x[measured], y[measured], s=30 + 60 * size[measured], c=top["effect"][measured], cmap=cmap,
                     norm=norm, edgecolors="0.3", linewidths=0.5)
     if not measured.all():  # detection-only tests: no strength effect to colour by
-        colours = colormaps[cmap](np.where(top["direction"][~measured] == "down", 0.0, 1.0))
+        side = top["direction"][~measured].map({"down": 0.0, "up": 1.0}).fillna(0.5).to_numpy()  # "none": neutral
+        colours = colormaps.get_cmap(cmap)(side)
         ax.scatter(x[~measured], y[~measured], s=30 + 60 * size[~measured], facecolors="none", edgecolors=colours,
                    linewidths=1.5, label="detection only")
     ax.set_xticks(range(len(xs)), xs, rotation=60, ha="right")
@@ -161,7 +162,8 @@ def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[s
         # min_count=1: a pair with no measured effect is blank, not a summed 0 ("no difference")
         mat = table.groupby(["source", "target"], observed=True)["effect"].sum(min_count=1).unstack("target")
         label = f"summed effect ({condition} vs {table['reference'].iloc[0]})"
-        lim = float(np.nanmax(np.abs(mat.to_numpy()))) or 1.0
+        finite = np.abs(mat.to_numpy(dtype=float))[np.isfinite(mat.to_numpy(dtype=float))]
+        lim = float(finite.max()) if finite.size and finite.max() > 0 else 1.0  # every pair blank: any scale
         norm = TwoSlopeNorm(0.0, -lim, lim)
         cmap = cmap or "RdBu_r"
     mat = mat.astype(float)

@@ -40,9 +40,10 @@ def finish(axes: Axes | list[Axes], *, show: bool | None, save: str | Path | Non
     first = axes[0] if isinstance(axes, list) else axes
     if save:
         first.figure.savefig(save, bbox_inches="tight", dpi=150)
-    if show:  # the caller gets no handle to close the figure, so it is closed here (as scanpy does)
+    if show:  # the caller gets no handle to close the figure: closed here, unless a window stays open (plt.ion)
         plt.show()
-        plt.close(first.figure)
+        if not plt.isinteractive():
+            plt.close(first.figure)
         return None
     return axes
 

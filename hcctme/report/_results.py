@@ -51,14 +51,27 @@ def samples_gone(adata: AnnData) -> dict[str, list[str]]:
             continue
         params = record.get("params") if isinstance(record.get("params"), dict) else {}
         column = params.get("patient_key") or params.get("sample_key")
-        listed = [(record.get("units"), "unit"), (record.get("conditions"), "sample")]
-        stored = next((frame[col] for frame, col in listed if isinstance(frame, pd.DataFrame) and col in frame), None)
+        stored = _recorded_samples(record, pooled=bool(params.get("patient_key")))
         if not isinstance(column, str) or column not in adata.obs or stored is None:
             continue
         missing = sorted(set(stored.astype(str)) - set(adata.obs[column].astype(str)))
         if missing:
             gone[key[: -len(Suffix.PARAMS)]] = missing
     return gone
+
+
+def _recorded_samples(record: dict[str, Any], *, pooled: bool) -> pd.Series | None:
+    """The samples (patients where ``pooled``, a patient_key's) a record lists, or None.
+
+    A paired design pooled by patient names its units "patient|condition": their patient is the ``block`` column.
+    Crosstalk's conditions name its units, which are not patients where it pooled them.
+    """
+    units, conditions = record.get("units"), record.get("conditions")
+    if isinstance(units, pd.DataFrame) and "unit" in units:
+        return units["block"] if pooled and "block" in units else units["unit"]
+    if isinstance(conditions, pd.DataFrame) and "sample" in conditions and not pooled:
+        return conditions["sample"]
+    return None
 
 
 def compare_key(features: str) -> str:

@@ -8,6 +8,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 
 import hcctme
@@ -228,4 +229,38 @@ def test_heatmap_draws_a_reversed_resource_row_in_the_axis_orientation():
     row = tigit[(tigit["source"] == "CD8+ T cells") & (tigit["target"] == "Tumour cells")]
     assert strength[("Tumour cells", "CD8+ T cells")] == pytest.approx(float(row["lr_means"].iloc[0]))
     assert np.isnan(strength.get(("CD8+ T cells", "Tumour cells"), np.nan))
+    plt.close("all")
+
+
+def test_detection_only_circles_of_no_change_are_neutral_and_cmap_objects_work(simulated):
+    """'none' rows (detection_effect 0, p 1) were edged in the colour of an increase; a Colormap object raised."""
+    from matplotlib import colormaps
+
+    diff = hcctme.get.crosstalk(simulated, differential=True)
+    tested = diff[diff["tested"]]
+    top = tested[tested["condition"] == tested["condition"].iloc[0]]
+    detection_only = top[top["effect"].isna()]
+    assert (detection_only["direction"] == "none").any()
+    cmap = colormaps["coolwarm"]
+    ax = hcctme.pl.crosstalk(simulated, n_top=len(top), cmap=cmap)
+    edges = ax.collections[1].get_edgecolors()
+    expected = cmap(detection_only["direction"].map({"down": 0.0, "up": 1.0}).fillna(0.5).to_numpy())
+    np.testing.assert_allclose(edges, expected)
+    plt.close("all")
+
+
+def test_effect_heatmap_of_an_axis_without_a_measured_effect_warns_nothing(simulated):
+    import warnings
+
+    diff = hcctme.get.crosstalk(simulated, differential=True)
+    rows = diff[diff["axis"].notna()]
+    axes = {a for ids in rows["axis"].astype(str) for a in ids.split(";")}
+    measured = {a for ids, e in zip(rows["axis"].astype(str), rows["effect"], strict=True) if pd.notna(e)
+                for a in ids.split(";")}
+    empty = sorted(axes - measured)
+    assert empty
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ax = hcctme.pl.crosstalk(simulated, kind="heatmap", value="effect", axis=empty[0])
+    assert np.isnan(np.ma.filled(ax.images[0].get_array().astype(float), np.nan)).all()
     plt.close("all")

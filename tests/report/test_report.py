@@ -9,6 +9,7 @@ import warnings
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -321,3 +322,18 @@ def test_results_of_samples_a_subset_no_longer_holds_are_warned_of(analysed):
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         assert "no longer holds" not in report.build(analysed)
+
+
+def test_a_paired_comparison_pooled_by_patient_is_not_read_as_stale():
+    """Its units are 'P01|pre', 'P01|on': read against obs[patient_key] every one looked gone."""
+    adata = datasets.simulate_cohort(4, 120, n_genes=600, random_state=2)
+    ht.tl.score(adata)
+    timepoint = np.where(np.arange(adata.n_obs) % 2 == 0, "pre", "on")
+    adata.obs["tp"] = timepoint
+    adata.obs["sample"] = adata.obs["patient"].astype(str) + "_" + timepoint
+    ht.tl.compare(adata, condition_key="tp", sample_key="sample", patient_key="patient", reference="pre",
+                  groupby="cell_type", min_cells=3)
+    assert "|" in adata.uns["hcctme_compare_params"]["units"]["unit"].iloc[0]
+    assert report._results.samples_gone(adata) == {}
+    subset = adata[adata.obs["patient"] != "P04"].copy()
+    assert report._results.samples_gone(subset) == {"hcctme_compare": ["P04"]}
