@@ -37,6 +37,12 @@ def _in_axis_orientation(rows: pd.DataFrame, wanted: list[str] | None) -> pd.Dat
     return rows
 
 
+def _symmetric_limit(effects: np.ndarray) -> float:
+    """The colour scale's half-width: the largest finite |effect|, 1 where there is none (or all are 0)."""
+    finite = np.abs(effects[np.isfinite(effects)])
+    return float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+
+
 def _interaction_label(row: pd.Series | Any) -> str:
     return f"{row['ligand_complex']}{_ARROW}{row['receptor_complex']}"
 
@@ -86,8 +92,8 @@ def dotplot(adata: AnnData, *, key: str = Keys.CROSSTALK, n_top: int = 20, axes_
     x = np.array([xs.index(v) for v in top["x"]])
     y = np.array([ys.index(v) for v in top["y"]])
     measured = top["effect"].notna().to_numpy()
-    lim = float(np.abs(top["effect"][measured]).max()) if measured.any() else 1.0
-    norm = TwoSlopeNorm(0.0, -(lim or 1.0), lim or 1.0)
+    lim = _symmetric_limit(top["effect"].to_numpy(dtype=float))
+    norm = TwoSlopeNorm(0.0, -lim, lim)
     sc = ax.scatter(x[measured], y[measured], s=30 + 60 * size[measured], c=top["effect"][measured], cmap=cmap,
                     norm=norm, edgecolors="0.3", linewidths=0.5)
     if not measured.all():  # detection-only tests: no strength effect to colour by
@@ -162,8 +168,7 @@ def heatmap(adata: AnnData, *, key: str = Keys.CROSSTALK, axis: str | Sequence[s
         # min_count=1: a pair with no measured effect is blank, not a summed 0 ("no difference")
         mat = table.groupby(["source", "target"], observed=True)["effect"].sum(min_count=1).unstack("target")
         label = f"summed effect ({condition} vs {table['reference'].iloc[0]})"
-        finite = np.abs(mat.to_numpy(dtype=float))[np.isfinite(mat.to_numpy(dtype=float))]
-        lim = float(finite.max()) if finite.size and finite.max() > 0 else 1.0  # every pair blank: any scale
+        lim = _symmetric_limit(mat.to_numpy(dtype=float))
         norm = TwoSlopeNorm(0.0, -lim, lim)
         cmap = cmap or "RdBu_r"
     mat = mat.astype(float)
