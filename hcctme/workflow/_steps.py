@@ -37,6 +37,25 @@ _CONFIG_FIELDS = ("sample_key", "condition_key", "reference", "cell_type_key", "
                   "spatial_key", "context_map", "gene_symbols", "species", "random_state")
 DEFAULTS = {"outdir": _WORKFLOW_ONLY["outdir"],
             **{name: getattr(PipelineConfig(), name) for name in _CONFIG_FIELDS}}
+_NAMES = ("gene_symbols", "species")  # every rule that reads the input maps its gene names as the config asks
+_CONDITION = ("condition_key", "reference")
+# the config keys each rule reads: its params, so that changing one key reruns only the rules that read it (and
+# what follows them); a rule sees the defaults in place of the others. The profile records the whole config.
+RULE_KEYS: dict[str, tuple[str, ...]] = {
+    "split_sample": ("input", "sample_key", *_NAMES),  # the sample file names are read from the input
+    "score_sample": ("signatures", "method", "layer", "use_raw", "min_coverage"),
+    "states": ("sample_key", "cell_type_key", "context_map", "random_state", *_NAMES),
+    "pseudobulk": ("sample_key", "cell_type_key", "counts_layer", *_NAMES),
+    "compare_composition": ("sample_key", "cell_type_key", *_CONDITION, *_NAMES),
+    "compare_scores": ("sample_key", "cell_type_key", *_CONDITION, *_NAMES),
+    "compare_genes": ("sample_key", "cell_type_key", "counts_layer", "genes_groups", "de_method", *_CONDITION,
+                      *_NAMES),
+    "crosstalk": ("crosstalk", "sample_key", "cell_type_key", "layer", "use_raw", "random_state", *_CONDITION,
+                  *_NAMES),
+    "tib": ("sample_key", "spatial_key", "random_state", *_NAMES),
+    "ta_response": ("sample_key", "use_raw", "counts_layer", *_CONDITION, *_NAMES),
+    "profile": _CONFIG_FIELDS,
+}
 
 
 def schema_path() -> str:
@@ -127,6 +146,16 @@ def compare_features(config: dict[str, Any]) -> list[str]:
     if _config(config).condition_key is None:
         return []
     return ["composition", "scores", "genes"] if gene_level(config) else ["composition", "scores"]
+
+
+def rule_config(config: dict[str, Any], rule: str) -> dict[str, Any]:
+    """The keys of ``config`` that ``rule`` reads (:data:`RULE_KEYS`), defaults filled in: the rule's params.
+
+    Snakemake reruns a job whose params changed, so a rule's params hold only what it reads: changing
+    ``de_method`` reruns the gene comparison and the profile, not the scoring. A default written out is no change.
+    """
+    merged = {**DEFAULTS, **config}
+    return {key: merged[key] for key in RULE_KEYS[rule]}
 
 
 def _cfg(smk) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import warnings
 import sys
 from pathlib import Path
 
@@ -55,6 +56,22 @@ def test_workflow_runs_end_to_end(tmp_path: Path):
     assert pd.read_csv(results / "crosstalk_diff.tsv", sep="\t")["skipped"].tolist() == ["crosstalk=False"]
     assert run["config"]["sample_key"] == "patient"
     assert "Crosstalk: not run (crosstalk=False)" in (results / "report.html").read_text()
+    # each rule's params are the keys it reads: another de_method reruns the gene comparison and what reads it (every
+    # rule before), and a default written out is no change
+    config = yaml.safe_load(configfile.read_text())
+    configfile.write_text(yaml.safe_dump({**config, "de_method": "voom", "method": "ucell"}))
+    assert _jobs_to_run(configfile, tmp_path) == {"compare": 1, "profile": 1, "report": 1, "all": 1}
+
+
+def _jobs_to_run(configfile: Path, directory: Path) -> dict[str, int]:
+    """The jobs a dry run of the workflow would run, by rule (snakemake's job stats)."""
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", snakefile(), "--configfile",
+                           str(configfile), "--directory", str(directory), "--cores", "1", "--dry-run", "all"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = (proc.stdout + proc.stderr).split("Job stats:")[1].splitlines()[3:]
+    rows = [line.split() for line in lines[:lines.index(next(x for x in lines if x.startswith("total")))]]
+    return {rule: int(count) for rule, count in rows}
 
 
 @pytest.mark.parametrize("bad", [{"unknown_key": 1}, {"genes": "yes"}, {"method": "magic"}])
@@ -301,3 +318,64 @@ def test_no_progress_reaches_the_workflows_jobs(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(settings, "progress", True)
     run_workflow(configfile)
     assert envs[1] is None
+
+
+def test_each_rule_reads_only_the_config_keys_it_declares(tmp_path: Path, monkeypatch):
+    """Every rule took the whole config as its params, so changing any key (de_method, spatial_key) reran every rule,
+    the per-sample scoring included. Each rule's params are now the keys it reads (`RULE_KEYS`), and it sees the
+    defaults in place of the others: here each rule gets the whole config and must read no key it does not declare."""
+    from types import SimpleNamespace
+
+    from hcctme.pipeline import PipelineConfig
+    from hcctme.workflow import _steps
+
+    read: set[str] = set()
+
+    class Recorded(PipelineConfig):
+        def __getattribute__(self, name):
+            if name in _steps.DEFAULTS and object.__getattribute__(self, "__dict__").get("_recording"):
+                read.add(name)
+            return object.__getattribute__(self, name)
+
+    class RecordedDict(dict):
+        def __getitem__(self, key):
+            read.add(key)
+            return super().__getitem__(key)
+
+        def get(self, key, default=None):
+            read.add(key)
+            return super().get(key, default)
+
+    def recorded_config(config):
+        settings = Recorded(**{k: v for k, v in {**_steps.DEFAULTS, **config}.items() if k not in ("input", "outdir")})
+        settings.__dict__["_recording"] = True
+        return settings
+
+    monkeypatch.setattr(_steps, "_config", recorded_config)
+    monkeypatch.setattr(_steps, "_cfg", lambda smk: RecordedDict({**_steps.DEFAULTS, **smk.params.config}))
+    adata = datasets.simulate_cohort(4, 80, n_genes=500, spatial=True, random_state=3)
+    config = {**_KEYS, "input": str(tmp_path / "cohort.h5ad"), "counts_layer": "counts", "crosstalk": True,
+              "genes_groups": ["Macrophages", "CD8+ T cells"], "de_method": "voom", "min_coverage": 0.4}
+    smk = _rule_call(tmp_path, adata, config)
+    for name in ("pooled", "diff", "per_sample", "compare"):  # the crosstalk and T+A rules' tables
+        setattr(smk.output, name, str(tmp_path / f"{name}.tsv"))
+    sample = _steps.sample_names(config)[0]
+    split = SimpleNamespace(input=[config["input"]], output=[str(tmp_path / "sample.h5ad")],
+                            wildcards=SimpleNamespace(sample=sample), params=smk.params)
+    calls = {"split_sample": lambda: _steps.split_sample(split),
+             "score_sample": lambda: _steps.score_sample(SimpleNamespace(**{**vars(split), "input": split.output,
+                                                                            "output": [str(tmp_path / "s.h5ad")]}))}
+    for rule in ("states", "pseudobulk", "crosstalk", "tib", "ta_response"):
+        calls[rule] = lambda rule=rule: getattr(_steps, rule)(smk)
+    for features in ("composition", "scores", "genes"):
+        calls[f"compare_{features}"] = lambda features=features: _steps.compare(
+            SimpleNamespace(**{**vars(smk), "wildcards": SimpleNamespace(features=features)}))
+    assert set(calls) | {"profile"} == set(_steps.RULE_KEYS)
+    for rule, call in calls.items():
+        read.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            call()
+        assert read, rule  # the recording saw the rule read its config
+        assert read <= set(_steps.RULE_KEYS[rule]), (rule, sorted(read - set(_steps.RULE_KEYS[rule])))
+    assert set(_steps.RULE_KEYS["profile"]) == set(_steps.DEFAULTS) - {"outdir"}  # it records the whole config

@@ -10,7 +10,7 @@ rule states:
         f"{OUT}/states.h5ad",
         skipped=f"{OUT}/skipped/states.json",
     params:
-        config=config,
+        config=_steps.rule_config(config, "states"),
     script:
         "../scripts/states.py"
 
@@ -22,7 +22,7 @@ rule pseudobulk:
     output:
         f"{OUT}/pseudobulk.h5ad",
     params:
-        config=config,
+        config=_steps.rule_config(config, "pseudobulk"),
     script:
         "../scripts/pseudobulk.py"
 
@@ -38,7 +38,7 @@ rule compare:
     wildcard_constraints:
         features="composition|scores|genes",
     params:
-        config=config,
+        config=lambda wildcards: _steps.rule_config(config, f"compare_{wildcards.features}"),
     script:
         "../scripts/compare.py"
 
@@ -53,7 +53,7 @@ rule crosstalk:
         skipped=f"{OUT}/skipped/crosstalk.json",
         params=f"{OUT}/params/crosstalk.h5ad",
     params:
-        config=config,
+        config=_steps.rule_config(config, "crosstalk"),
     script:
         "../scripts/crosstalk.py"
 
@@ -67,7 +67,7 @@ rule tib:
         skipped=f"{OUT}/skipped/tib.json",
         params=f"{OUT}/params/tib.h5ad",
     params:
-        config=config,
+        config=_steps.rule_config(config, "tib"),
     script:
         "../scripts/tib.py"
 
@@ -82,6 +82,6 @@ rule ta_response:
         skipped=f"{OUT}/skipped/ta_response.json",
         params=f"{OUT}/params/ta_response.h5ad",
     params:
-        config=config,
+        config=_steps.rule_config(config, "ta_response"),
     script:
         "../scripts/ta_response.py"

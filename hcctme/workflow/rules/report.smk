@@ -21,7 +21,7 @@ rule profile:
         summary=f"{OUT}/resistance_profile_summary.tsv",
         evidence=f"{OUT}/resistance_profile_evidence.tsv",
     params:
-        config=config,
+        config=_steps.rule_config(config, "profile"),
     script:
         "../scripts/profile.py"
 

@@ -8,7 +8,7 @@ rule split_sample:
     output:
         temp(f"{OUT}/samples/{{sample}}.h5ad"),
     params:
-        config=config,
+        config=_steps.rule_config(config, "split_sample"),
     script:
         "../scripts/split_sample.py"
 
@@ -19,7 +19,7 @@ rule score_sample:
     output:
         f"{OUT}/scored/{{sample}}.h5ad",
     params:
-        config=config,
+        config=_steps.rule_config(config, "score_sample"),
     script:
         "../scripts/score_sample.py"
 
