@@ -127,7 +127,8 @@ def tib(
     mode = mode or params.get("mode") or "cells"
     state_key = state_key or params.get("state_key") or Keys.STATE
     scores_key = scores_key or params.get("scores_key") or Keys.SCORES
-    if not given and params:
+    recorded = not given and bool(params)  # the call's labels, read on data that may lack some (a subset)
+    if recorded:
         barrier_labels = _labels_from_params(stored, "barrier")
         tumour_labels = _labels_from_params(stored, "tumour")
         t_cell_labels = _labels_from_params(stored, "t_cell")
@@ -137,11 +138,12 @@ def tib(
     mode = _validate.choice(mode, ("cells", "spots"), name="mode")
     if mode == "cells":
         masks, _ = tl_tib._cells_masks(adata, state_key=state_key, label_key=label_key, barrier=barrier_labels,
-                                       tumour=tumour_labels, t_cell=t_cell_labels)
+                                       tumour=tumour_labels, t_cell=t_cell_labels, absent_ok=recorded)
         weights = {k: v.astype(float) for k, v in masks.items()}
     else:
         weights, _ = tl_tib._spots_weights(adata, label_key=label_key, scores_key=scores_key,
-                                           barrier=barrier_labels, tumour=tumour_labels, t_cell=t_cell_labels)
+                                           barrier=barrier_labels, tumour=tumour_labels, t_cell=t_cell_labels,
+                                           absent_ok=recorded)
     sel = (samples == sample).to_numpy()
     xy = coords[sel]
     tumour = np.asarray(weights["tumour"], dtype=bool)[sel]

@@ -59,11 +59,13 @@ def _as_list(values: Sequence[str] | str) -> list[str]:
     return out
 
 
-def _obs_values(adata: AnnData, key: str, values: list[str], *, role: str) -> np.ndarray:
+def _obs_values(adata: AnnData, key: str, values: list[str], *, role: str, absent_ok: bool = False) -> np.ndarray:
+    """Cells whose ``obs[key]`` is one of ``values``; a value that is no level is an error, unless ``absent_ok``
+    (labels recorded by an earlier call, read again on data that may lack some of them: pl.tib on a subset)."""
     col = _validate.obs_column(adata, key, purpose=f"{role} labels").astype(str)
     levels = set(pd.unique(col))
     unknown = [v for v in values if v not in levels]
-    if unknown:
+    if unknown and not absent_ok:
         raise ValueError(
             f"unknown {role} label(s) {unknown} in obs[{key!r}]; its levels are: "
             f"{_validate._preview(sorted(levels))}"
@@ -71,12 +73,12 @@ def _obs_values(adata: AnnData, key: str, values: list[str], *, role: str) -> np
     return col.isin(values).to_numpy()
 
 
-def _mapping_mask(adata: AnnData, labels: Mapping, *, role: str) -> np.ndarray:
+def _mapping_mask(adata: AnnData, labels: Mapping, *, role: str, absent_ok: bool = False) -> np.ndarray:
     mask = np.zeros(adata.n_obs, dtype=bool)
     if not labels:
         raise ValueError(f"{role}_labels is an empty dict")
     for key, values in labels.items():
-        mask |= _obs_values(adata, key, _as_list(values), role=role)
+        mask |= _obs_values(adata, key, _as_list(values), role=role, absent_ok=absent_ok)
     return mask
 
 
@@ -103,8 +105,9 @@ def _levels_of(col: pd.Series, contexts: Sequence[str]) -> list[str]:
 
 
 def _cells_masks(adata: AnnData, *, state_key: str, label_key: str | None, barrier: Labels,
-                 tumour: Labels, t_cell: Labels) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """0/1 masks of barrier, tumour and T cells, and a record of how each was defined."""
+                 tumour: Labels, t_cell: Labels, absent_ok: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """0/1 masks of barrier, tumour and T cells, and a record of how each was defined (``absent_ok``:
+    :func:`_obs_values`)."""
     used: dict[str, Any] = {}
     masks: dict[str, np.ndarray] = {}
     column = label_key if label_key is not None else state_key
@@ -116,13 +119,13 @@ def _cells_masks(adata: AnnData, *, state_key: str, label_key: str | None, barri
 
     for role, labels in (("barrier", barrier), ("tumour", tumour), ("t_cell", t_cell)):
         if isinstance(labels, Mapping):
-            masks[role] = _mapping_mask(adata, labels, role=role)
+            masks[role] = _mapping_mask(adata, labels, role=role, absent_ok=absent_ok)
             used[role] = {str(k): _as_list(v) for k, v in labels.items()}
         elif labels is not None:
             values = _as_list(labels)
             if label_key is None:
                 _state_column(adata, state_key)  # KeyError: run call_states
-            masks[role] = _obs_values(adata, column, values, role=role)
+            masks[role] = _obs_values(adata, column, values, role=role, absent_ok=absent_ok)
             used[role] = {column: values}
     # defaults
     if "barrier" not in masks:
@@ -184,15 +187,16 @@ def _spot_scores(adata: AnnData, scores_key: str) -> pd.DataFrame:
 
 
 def _spot_proxy(adata: AnnData, labels: Labels, default: Sequence[str], *, role: str, label_key: str | None,
-                scores_key: str) -> tuple[np.ndarray, dict[str, Any]]:
+                scores_key: str, absent_ok: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
     """A [0, 1] proxy per spot: obs labels (0/1) or the mean of robust-scaled signature scores."""
     if isinstance(labels, Mapping):
-        return _mapping_mask(adata, labels, role=role).astype(float), {
+        return _mapping_mask(adata, labels, role=role, absent_ok=absent_ok).astype(float), {
             str(k): _as_list(v) for k, v in labels.items()
         }
     if labels is not None and label_key is not None:
         values = _as_list(labels)
-        return _obs_values(adata, label_key, values, role=role).astype(float), {label_key: values}
+        return _obs_values(adata, label_key, values, role=role, absent_ok=absent_ok).astype(float), {
+            label_key: values}
     scores = _spot_scores(adata, scores_key)
     if labels is None:
         columns = [c for c in default if c in scores.columns]
@@ -216,9 +220,9 @@ def _spot_proxy(adata: AnnData, labels: Labels, default: Sequence[str], *, role:
 
 
 def _spots_weights(adata: AnnData, *, label_key: str | None, scores_key: str, barrier: Labels, tumour: Labels,
-                   t_cell: Labels) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+                   t_cell: Labels, absent_ok: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     weights, used = {}, {}
-    common = dict(label_key=label_key, scores_key=scores_key)
+    common = dict(label_key=label_key, scores_key=scores_key, absent_ok=absent_ok)
     weights["barrier"], used["barrier"] = _spot_proxy(adata, barrier, BARRIER_STATES, role="barrier", **common)
     t_default: Sequence[str] = SPOT_T_CELL_SIGNATURES
     if t_cell is None and scores_key in adata.obsm and not any(
@@ -315,7 +319,7 @@ def _sample_row(sq, sample: str, idx: np.ndarray, coords: np.ndarray, tumour: np
                            "n_barrier": float(weights["barrier"][idx][~tumour[idx]].sum()),
                            "n_t_cell": float(weights["t_cell"][idx][~tumour[idx]].sum())}
     notes = []
-    if idx.size < 3 or not r > 0:
+    if len(np.unique(xy, axis=0)) < 3 or not r > 0:  # cells stacked at one spot (coordinates zero-filled): no map
         notes.append("too few distinct positions")
         graph = sp.csr_matrix((idx.size, idx.size), dtype=bool)
     else:

@@ -436,3 +436,37 @@ def test_repeated_cell_names_read_in_the_same_order_whatever_the_rows():
     shuffled = adata[np.random.default_rng(0).permutation(adata.n_obs)].copy()
     ht.tl.tib(shuffled, sample_key="patient", n_perms=50, **labels)
     pd.testing.assert_frame_equal(ht.get.tib(shuffled), ht.get.tib(adata), check_exact=True)
+
+
+def test_pl_tib_draws_the_call_on_data_that_lack_some_recorded_labels(cohort):
+    """Sweep 63: tl.tib records its default tumour contexts (tumour, hepatocyte) whether present or not, and pl.tib
+    read the record back strictly: a section without hepatocytes (or a subset without one barrier state) raised
+    "unknown tumour label(s) ['hepatocyte']" on the documented call."""
+    import matplotlib.pyplot as plt
+
+    adata = _with_states(cohort[cohort.obs["patient"].isin(cohort.obs["patient"].cat.categories[:2])
+                                & (cohort.obs["cell_type"] != "Hepatocytes")])
+    adata.obs["hcctme_state_context"] = adata.obs["hcctme_state_context"].cat.remove_unused_categories()
+    ht.tl.tib(adata, sample_key="patient", n_perms=9)
+    assert adata.uns["hcctme_tib_params"]["labels"]["tumour"]["hcctme_state_context"] == ["tumour", "hepatocyte"]
+    sample = str(adata.obs["patient"].cat.categories[0])
+    ax = ht.pl.tib(adata, sample)
+    legend = {t.get_text().split(" (")[0]: t.get_text() for t in ax.get_legend().get_texts()}
+    n_tumour = int(((adata.obs["patient"] == sample) & (adata.obs["cell_type"] == "Tumour cells")).sum())
+    assert legend["tumour"] == f"tumour ({n_tumour})"
+    plt.close("all")
+    with pytest.raises(ValueError, match="unknown tumour label"):  # labels the user passes are still checked
+        ht.pl.tib(adata, sample, tumour_labels={"cell_type": ["Hepatocytes"]})
+
+
+def test_a_sample_stacked_at_one_position_is_not_measured_whatever_the_radius(cohort):
+    """Sweep 63: the "too few distinct positions" rule counted cells, so with radius=30 a patient whose coordinates
+    were all zero-filled (scRNA-only in a spatial cohort) read as measured: tib_score 0, p 1, coverage 1."""
+    adata = cohort[cohort.obs["patient"].isin(cohort.obs["patient"].cat.categories[:3])].copy()
+    stacked = str(adata.obs["patient"].cat.categories[1])
+    adata.obsm["spatial"][(adata.obs["patient"] == stacked).to_numpy()] = 0.0
+    for radius in (None, 30.0):
+        table = _tib(adata.copy(), sample_key="patient", n_perms=9, radius=radius, **LABELS)
+        assert "too few distinct positions" in table.loc[stacked, "note"], radius
+        assert table.loc[stacked, ["tib_score", "coverage", "colocalisation"]].isna().all(), radius
+        assert table.drop(index=stacked)["tib_score"].notna().all(), radius
