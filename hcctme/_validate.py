@@ -459,15 +459,35 @@ def _compressed_structure(indptr: Any, indices: Any, data: Any, shape: tuple[int
                      else "row index")
 
 
-def unique_genes(var_names: pd.Index) -> pd.Index:
-    """Refuse duplicated gene names (a gene would be scored twice)."""
+def unique_genes(var_names: pd.Index, *, raw: bool = False) -> pd.Index:
+    """Refuse duplicated gene names (a gene would be scored twice).
+
+    ``raw``: the names are ``adata.raw``'s, which ``adata.var_names_make_unique()`` does not touch, so the message
+    gives the fix there.
+    """
     if not var_names.is_unique:
         dups = var_names[var_names.duplicated()].unique()
+        fix = ("in adata.raw, which is read here: raw = adata.raw.to_adata(); raw.var_names_make_unique(); "
+               "adata.raw = raw" if raw else "call adata.var_names_make_unique()")
         raise ValueError(
-            f"{len(dups)} gene name(s) are duplicated ({_preview(dups)}); call adata.var_names_make_unique() "
-            "first (harmonising the names does not remove their duplicates)"
+            f"{len(dups)} gene name(s) are duplicated ({_preview(dups)}); {fix} first (harmonising the names does "
+            "not remove their duplicates)"
         )
     return var_names
+
+
+def unique_cells(adata: AnnData, *, tool: str) -> None:
+    """Refuse duplicated cell names where they key random draws (binomial thinning).
+
+    Two cells of one name would get the same draws, so their thinned counts would not be independent.
+    """
+    if not adata.obs_names.is_unique:
+        dups = adata.obs_names[adata.obs_names.duplicated()].unique()
+        raise ValueError(
+            f"{len(dups)} cell name(s) are duplicated ({_preview(dups)}), as concatenating samples without "
+            f"index_unique leaves barcodes: {tool} keys each cell's thinning draws by its name, so cells of one name "
+            "would share them; call adata.obs_names_make_unique() first"
+        )
 
 
 def reads_raw(adata: AnnData, layer: str | None, use_raw: bool | None) -> bool:
@@ -483,7 +503,7 @@ def unique_symbols(adata: AnnData, var_names: Iterable[Any], *, raw: bool = Fals
     those of ``adata.raw`` (:func:`reads_raw`), where the message says to fix them.
     """
     names = pd.Index(var_names)
-    unique_genes(names)
+    unique_genes(names, raw=raw)
     symbols = gene_names(adata, names)
     if symbols.is_unique:
         return symbols

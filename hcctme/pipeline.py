@@ -130,7 +130,7 @@ class PipelineConfig:
         if unknown:
             raise ValueError(f"unknown pipeline step(s) {unknown}; steps are {list(STEPS)}")
         X, var_names = _validate.matrix(adata, layer=self.layer, use_raw=self.use_raw)
-        _validate.unique_genes(pd.Index(var_names))
+        _validate.unique_genes(pd.Index(var_names), raw=_validate.reads_raw(adata, self.layer, self.use_raw))
         if self.crosstalk and "crosstalk" in self.steps:
             _expression_for_crosstalk(X)
         context_map(self)

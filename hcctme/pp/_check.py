@@ -73,10 +73,12 @@ def check_input(adata: AnnData, *, layer: str | None = None, use_raw: bool | Non
     dups = matched[matched.duplicated()].unique()
     n_dup_cells = int(adata.obs_names.duplicated().sum())
     harmonised = Keys.SYMBOL in adata.var.columns
-    counts_layer = None
+    counts_layer, counts_nonfinite = None, False
     if Keys.COUNTS in adata.layers:
         try:
             counts_layer = _validate.matrix_kind(adata.layers[Keys.COUNTS], check_finite=False) == "counts"
+            counts_nonfinite = counts_layer and _has_nonfinite(adata.layers[Keys.COUNTS])  # refused by the tools
+            counts_layer = counts_layer and not counts_nonfinite
         except TypeError:
             counts_layer = False
 
@@ -89,8 +91,9 @@ def check_input(adata: AnnData, *, layer: str | None = None, use_raw: bool | Non
         issues.append("no gene name is a known human/mouse symbol or Ensembl id; if symbols are in a var "
                       "column, pass it as harmonize_genes(adata, gene_symbols=...)")
     if len(dups) and not pd.Index(var_names).is_unique:
-        issues.append(f"{len(dups)} duplicated gene name(s) (e.g. {list(map(str, dups[:5]))}); call "
-                      "adata.var_names_make_unique()")
+        fix = ("raw = adata.raw.to_adata(); raw.var_names_make_unique(); adata.raw = raw" if which == "raw"
+               else "adata.var_names_make_unique()")
+        issues.append(f"{len(dups)} duplicated gene name(s) (e.g. {list(map(str, dups[:5]))}); call {fix}")
     elif len(dups):
         issues.append(f"{len(dups)} harmonised gene symbol(s) name more than one gene (e.g. "
                       f"{list(map(str, dups[:5]))}): a gene left unmapped keeps its own name, another gene's "
@@ -100,7 +103,10 @@ def check_input(adata: AnnData, *, layer: str | None = None, use_raw: bool | Non
     if kind == "scaled":
         issues.append(f"{which} looks scaled (negative values); scoring wants counts or log-normalised data "
                       "(pass layer= or use_raw=)")
-    if counts_layer is False:
+    if counts_nonfinite:
+        issues.append("layers['counts'] holds NaN or infinite values besides integer counts; pseudobulk and compare "
+                      "need raw counts: replace them with the counts they should be")
+    elif counts_layer is False:
         issues.append("layers['counts'] is not integer counts; pseudobulk and compare need raw counts")
 
     report: dict[str, Any] = {

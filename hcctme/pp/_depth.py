@@ -27,10 +27,13 @@ def row_totals(X: Any, *, chunk_size: int = Defaults.CHUNK_SIZE, not_counts: str
     totals = np.zeros(X.shape[0])
     for start, stop, block in _validate.row_blocks(X, chunk_size=chunk_size):
         block = sp.csr_matrix(block)
-        if not_counts is not None and _validate.kind_of_values(block.data) != "counts":
-            first = np.flatnonzero((block.data < 0) | (block.data != np.round(block.data)))[0]
+        if not_counts is not None and (_validate._kind(block.data, check_finite=False) != "counts"
+                                       or not np.all(np.isfinite(block.data))):  # the row named, NaN included
+            first = np.flatnonzero(~(block.data >= 0) | (block.data != np.round(block.data)))[0]
             row = start + int(np.searchsorted(block.indptr, first, side="right")) - 1
-            raise ValueError(f"{not_counts} (row {row} holds {block.data[first]:g})")
+            value = block.data[first]
+            what = "" if np.isfinite(value) else ", NaN or infinite values are no counts"
+            raise ValueError(f"{not_counts} (row {row} holds {value:g}{what})")
         totals[start:stop] = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
     return totals
 
@@ -98,6 +101,7 @@ def equalize_depth(
     random_state = _validate.random_state(random_state)
     copy = _validate.copy_flag(copy, adata=adata, tool="hcctme.pp.equalize_depth", writes="layers and uns")
     samples = _validate.categorical_levels(adata, sample_key, purpose="sample_key").to_numpy()
+    _validate.unique_cells(adata, tool="hcctme.pp.equalize_depth")
     totals = row_totals(adata.layers[counts_layer], not_counts=f"layers[{counts_layer!r}] does not hold raw integer "
                         "counts; pass counts_layer= naming the layer of raw counts")
     medians = pd.Series(totals).groupby(samples).median()

@@ -69,12 +69,13 @@ def map_names(names: Sequence[Any], species: str) -> pd.DataFrame:
     return pd.DataFrame({"name": list(names), "symbol": symbols, "route": routes})
 
 
-def resolve_collisions(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, list[str]]]:
+def resolve_collisions(table: pd.DataFrame, species: str = "human") -> tuple[pd.DataFrame, dict[str, list[str]]]:
     """Keep one name per symbol; the others become unmapped.
 
-    The kept name is the one with the most direct route (current symbol, then alias, Ensembl id,
-    ortholog; among mouse genes, by symbol or Ensembl id, the human gene's preferred mouse ortholog,
-    ``_genes.human_to_mouse``: Gzmb for GZMB, not Gzme), then the first in order. Returns the updated
+    The kept name is a gene of ``species`` (the data's: a human gene keeps its symbol against a mouse ortholog's
+    Ensembl id in a human+mouse reference, whatever the order), then the one with the most direct route (current
+    symbol, then alias, Ensembl id, ortholog; among mouse genes, by symbol or Ensembl id, the human gene's preferred
+    mouse ortholog, ``_genes.human_to_mouse``: Gzmb for GZMB, not Gzme), then the first in order. Returns the updated
     table (route of the losers: ``collision``) and ``{symbol: [all names that mapped to it, kept one first]}``.
     """
     table = table.copy()
@@ -84,11 +85,13 @@ def resolve_collisions(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, lis
     if not dup_mask.any():
         return table, collisions
     rank = mapped["route"].map({r: i for i, r in enumerate(ROUTES)})
-    other = [_not_preferred(_mouse_symbol(name, route), symbol)
-             for name, symbol, route in zip(mapped["name"], mapped["symbol"], mapped["route"], strict=True)]
-    ordered = mapped[dup_mask].assign(_rank=rank[dup_mask], _other=np.asarray(other)[dup_mask.to_numpy()],
-                                      _pos=np.arange(len(mapped))[dup_mask.to_numpy()])
-    ordered = ordered.sort_values(["symbol", "_rank", "_other", "_pos"], kind="mergesort")
+    mouse_genes = [_mouse_symbol(name, route) for name, route in zip(mapped["name"], mapped["route"], strict=True)]
+    other = [_not_preferred(mouse, symbol) for mouse, symbol in zip(mouse_genes, mapped["symbol"], strict=True)]
+    foreign = np.array([(mouse is not None) != (species == "mouse") for mouse in mouse_genes])
+    hit = dup_mask.to_numpy()
+    ordered = mapped[dup_mask].assign(_foreign=foreign[hit], _rank=rank[dup_mask], _other=np.asarray(other)[hit],
+                                      _pos=np.arange(len(mapped))[hit])
+    ordered = ordered.sort_values(["symbol", "_foreign", "_rank", "_other", "_pos"], kind="mergesort")
     for symbol, block in ordered.groupby("symbol", sort=True):
         collisions[str(symbol)] = [str(n) for n in block["name"]]
         losers = block.index[1:]
@@ -202,7 +205,7 @@ def harmonize_genes(
             f"(first names: {list(map(str, values[:5]))}); pass the species the names are from (or 'auto'), "
             "or gene_symbols= naming the var column that holds symbols or Ensembl ids"
         )
-    table, collisions = resolve_collisions(table)
+    table, collisions = resolve_collisions(table, resolved)
     report = _report(table, collisions, source=source, species=species, resolved=resolved,
                      detected=detected)
     raw_symbols = _raw_symbols(adata, gene_symbols, resolved)
@@ -239,7 +242,7 @@ def _raw_symbols(adata: AnnData, gene_symbols: str | None, species: str) -> pd.S
                       "names (tools read .raw by default: pass use_raw=False to read the harmonised .X)", UserWarning,
                       stacklevel=3)
         return None
-    table, _ = resolve_collisions(map_names(list(names.astype(object)), species))
+    table, _ = resolve_collisions(map_names(list(names.astype(object)), species), species)
     return pd.Series(table["symbol"].to_numpy(dtype=object), index=adata.raw.var_names, dtype=object)
 
 

@@ -146,6 +146,7 @@ def _depth_fractions(adata: AnnData, counts_layer: str | None, cells: dict[str, 
         logger.warning("crosstalk: no layer %r of raw counts matching the expression matrix's genes; sequencing "
                        "depth is not equalised across samples before the differential test", counts_layer)
         return None
+    _validate.unique_cells(adata, tool="crosstalk's depth equalisation (counts_layer=None skips it)")
     counts = adata.layers[counts_layer]
     totals = _depth.row_totals(counts, chunk_size=chunk_size, not_counts=(
         f"crosstalk: layers[{counts_layer!r}] does not hold raw integer counts; pass the layer of raw counts as "

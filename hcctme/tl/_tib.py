@@ -60,8 +60,11 @@ def _as_list(values: Sequence[str] | str) -> list[str]:
 
 
 def _obs_values(adata: AnnData, key: str, values: list[str], *, role: str, absent_ok: bool = False) -> np.ndarray:
-    """Cells whose ``obs[key]`` is one of ``values``; a value that is no level is an error, unless ``absent_ok``
-    (labels recorded by an earlier call, read again on data that may lack some of them: pl.tib on a subset)."""
+    """Cells whose ``obs[key]`` is one of ``values``.
+
+    A value that is no level is an error, unless ``absent_ok`` (labels recorded by an earlier call, read again on
+    data that may lack some of them: pl.tib on a subset).
+    """
     col = _validate.obs_column(adata, key, purpose=f"{role} labels").astype(str)
     levels = set(pd.unique(col))
     unknown = [v for v in values if v not in levels]
@@ -105,9 +108,9 @@ def _levels_of(col: pd.Series, contexts: Sequence[str]) -> list[str]:
 
 
 def _cells_masks(adata: AnnData, *, state_key: str, label_key: str | None, barrier: Labels,
-                 tumour: Labels, t_cell: Labels, absent_ok: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """0/1 masks of barrier, tumour and T cells, and a record of how each was defined (``absent_ok``:
-    :func:`_obs_values`)."""
+                 tumour: Labels, t_cell: Labels,
+                 absent_ok: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """0/1 masks of barrier, tumour and T cells, and a record of how each was defined (``absent_ok``: below)."""
     used: dict[str, Any] = {}
     masks: dict[str, np.ndarray] = {}
     column = label_key if label_key is not None else state_key

@@ -108,7 +108,7 @@ def test_score_comparisons_are_calibrated_on_the_equalised_layer_and_warned_of_o
 @pytest.mark.parametrize("tool", ["equalize_depth", "crosstalk"])
 @pytest.mark.parametrize("edit,match", [("fraction", r"does not hold raw integer counts.*\(row 2598 holds 0\.5\)"),
                                         ("negative", r"does not hold raw integer counts.*\(row 2598 holds -3\)"),
-                                        ("nan", "NaN or infinite")])
+                                        ("nan", r"integer counts.*\(row 2598 holds nan, NaN or infinite")])
 def test_every_count_is_checked_before_thinning(tool, edit, match, digest):
     """The counts check read a 2,000-row sample: a non-integer count in a cell outside it was rounded silently
     and a NaN reached the thinned layer. One value in a cell outside that sample is now enough to refuse; a
@@ -135,3 +135,40 @@ def test_a_boolean_counts_layer_is_refused(digest):
     with pytest.raises(TypeError, match="dtype bool; expected numbers"):
         hcctme.pp.equalize_depth(adata, "patient")
     assert digest(adata) == before
+
+
+@pytest.mark.parametrize("tool", ["equalize_depth", "crosstalk"])
+def test_cells_of_one_name_are_refused_where_names_key_the_draws(tool, digest):
+    """Sweep 63: each count's thinning draw is keyed by its cell's name, so barcodes repeated across samples (a
+    concat without index_unique) gave distinct cells the same draws; the names are now refused with the fix."""
+    adata = hcctme.datasets.simulate_cohort(6, 300, n_genes=300, random_state=0)
+    adata.obs_names = [f"BC{i % 300:03d}" for i in range(adata.n_obs)]
+    before = digest(adata)
+    with pytest.raises(ValueError, match=r"cell name\(s\) are duplicated.*obs_names_make_unique"):
+        if tool == "equalize_depth":
+            hcctme.pp.equalize_depth(adata, "patient")
+        else:
+            hcctme.tl.crosstalk(adata, groupby="cell_type", sample_key="patient", condition_key="response",
+                                reference="responder", counts_layer="counts")
+    assert digest(adata) == before
+
+
+def test_check_input_names_a_fix_that_works_and_a_counts_layer_with_nan():
+    """Sweep 63: duplicated genes of .raw were met with adata.var_names_make_unique(), which leaves .raw as it is;
+    a counts layer holding NaN was reported as integer counts, which the gene-level tools then refused."""
+    adata = hcctme.datasets.simulate_cohort(4, 60, n_genes=300, random_state=0)
+    raw = adata.copy()
+    raw.var_names = [*raw.var_names[:-1], raw.var_names[0]]
+    adata.raw = raw
+    [issue] = [i for i in hcctme.pp.check_input(adata)["issues"] if "duplicated gene" in i]
+    assert "raw = adata.raw.to_adata(); raw.var_names_make_unique(); adata.raw = raw" in issue
+    with pytest.raises(ValueError, match=r"in adata.raw, which is read here: raw = adata.raw.to_adata\(\)"):
+        hcctme.tl.score(adata)
+    counts = adata.layers["counts"].toarray().astype(np.float32)
+    counts[5, 3] = np.nan
+    adata.layers["counts"] = sp.csr_matrix(counts)
+    report = hcctme.pp.check_input(adata, use_raw=False)
+    assert report["counts_layer"] is False
+    assert [i for i in report["issues"] if "counts" in i] == [
+        "layers['counts'] holds NaN or infinite values besides integer counts; pseudobulk and compare need raw "
+        "counts: replace them with the counts they should be"]
