@@ -560,6 +560,18 @@ def is_sparse(X: Any) -> bool:
     return hasattr(X, "compute") and sp.issparse(getattr(X, "_meta", None))
 
 
+def backed(X: Any) -> bool:
+    """Whether ``X`` is read from its file at each access: anndata's backed CSR/CSC dataset or an h5py dataset.
+
+    The backed dense ``X`` of ``read_h5ad(..., backed="r")`` is an h5py dataset (no ``to_memory``), which reads
+    only increasing rows and is loaded whole by ``np.asarray``: such matrices are read in row blocks.
+    """
+    import h5py
+    from anndata.abc import CSCDataset, CSRDataset
+
+    return isinstance(X, CSRDataset | CSCDataset | h5py.Dataset)
+
+
 def rows_in_memory(X: Any, rows: np.ndarray) -> np.ndarray | sp.spmatrix:
     """``X[rows]`` in memory (:func:`in_memory`), for any supported matrix; ``rows``: integer positions.
 

@@ -893,7 +893,7 @@ def _population_expression(matrix: Any, rows: np.ndarray, params: _params.SelfTr
     backed matrix is read in the file's order (consecutive rows are read together) and its population's rows are
     put in that order in memory (a copy of the population's kept genes).
     """
-    if hasattr(matrix, "to_memory"):  # backed: read in chunks, the candidate variable genes (of the clean cells)
+    if _validate.backed(matrix):  # backed: read in chunks, the candidate variable genes (of the clean cells)
         stored = np.argsort(rows, kind="stable")  # read in the file's order (runs of rows), then put in ``rows``'
         expression, panel, kept = _expression.log_expression_chunked(
             matrix, rows[stored], params, samples[rows[stored]], panel_columns=panel_of, ranked=clean[stored],

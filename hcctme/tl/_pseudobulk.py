@@ -122,7 +122,8 @@ def _pseudobulk(
             f"pseudobulk mode='sum' needs raw integer counts but {'layer ' + repr(layer) if layer else '.X'} "
             f"looks {kind}; {_validate.counts_hint(layer)}, or use mode='mean' for normalised data"
         )
-    if mode == "sum" and not (hasattr(X, "to_memory") or _dask.is_dask(X)):  # backed/dask: per block
+    out_of_core = _validate.backed(X) or _dask.is_dask(X)  # backed X or layer, or a dask array
+    if mode == "sum" and not out_of_core:  # backed/dask: every block is checked as it is summed
         _validate.all_counts(X, what="pseudobulk mode='sum'", layer=layer)
 
     import decoupler as dc
@@ -134,7 +135,6 @@ def _pseudobulk(
     obs.index = obs.index.astype(str)
     if not obs.index.is_unique:
         obs.index = pd.RangeIndex(len(obs)).astype(str)
-    out_of_core = hasattr(X, "to_memory") or _dask.is_dask(X)  # backed X or layer, or a dask array
     if out_of_core and mode == "median":
         raise ValueError(
             "mode='median' needs every cell of a profile in memory, but the matrix is backed or a dask array; "

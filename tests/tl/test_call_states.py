@@ -422,6 +422,25 @@ def test_square_means_and_row_stack_equal_the_sparse_expressions_they_replace(mo
         short.matrix()
 
 
+def test_population_of_a_backed_dense_matrix_is_read_in_chunks_as_in_memory(tmp_path):
+    """Sweep 63: a backed dense X (an h5py dataset, no ``to_memory``) went down the in-memory branch, which read the
+    population's rows unsorted in one go: h5py refused them (TypeError), so call_states failed on such a file."""
+    from hcctme._constants import STATE_SELFTRAIN_HVG_MARGIN
+    from hcctme.tl._call_states import _population_expression
+
+    rng = np.random.default_rng(63)
+    X = rng.poisson(0.8, size=(300, 600)).astype(np.float32)
+    ad.AnnData(X=X).write_h5ad(tmp_path / "dense.h5ad")
+    backed = ad.read_h5ad(tmp_path / "dense.h5ad", backed="r")
+    rows = rng.permutation(300)[:240]  # a population's rows come in the calls' order, not the file's
+    samples, clean, gene_rank = np.repeat(["a", "b", "c"], 100), rng.random(240) < 0.9, rng.permutation(600)
+    params = state_params.SelfTrainParams(n_hvgs=20)
+    chunked, _, kept = _population_expression(backed.X, rows, params, samples, clean, gene_rank)
+    whole, _, every = _population_expression(X, rows, params, samples, clean, gene_rank)
+    assert kept.size == 20 + STATE_SELFTRAIN_HVG_MARGIN and every.size == 600  # read in chunks: the candidates only
+    assert chunked.shape == (240, kept.size) and (chunked != whole[:, gene_rank[kept]]).nnz == 0
+
+
 def _cluster_seeds(groups, z, ids, mixture, params):
     return state_seeds.cluster_seeds(state_seeds.summarise(groups, z, ids, mixture, params), ids, params)
 

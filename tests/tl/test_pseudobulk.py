@@ -172,3 +172,31 @@ def test_a_carried_categorical_keeps_its_category_order_when_every_level_is_used
     data.obs["response"] = pd.Categorical(data.obs["response"].astype(str), categories=["responder", "resistor"])
     profiles = hc.tl.pseudobulk(data, sample_key="patient")
     assert list(profiles.obs["response"].cat.categories) == ["responder", "resistor"]
+
+
+@pytest.mark.parametrize("reader", ["anndata", "hcctme"])
+def test_a_backed_dense_matrix_is_summed_chunk_by_chunk_as_in_memory(adata, tmp_path, monkeypatch, reader):
+    """Sweep 63: a backed dense X (an h5py dataset, no ``to_memory``) was taken for an in-memory matrix: the counts
+    check loaded it whole and decoupler failed on it (AttributeError 'AsTypeView' ... 'data')."""
+    import anndata as ad
+
+    from hcctme import _files, _validate
+
+    dense = adata.copy()
+    dense.X = adata.layers["counts"].toarray().astype(np.float32)
+    del dense.layers["counts"]
+    dense.write_h5ad(tmp_path / "dense.h5ad")
+    read = {"anndata": lambda: ad.read_h5ad(tmp_path / "dense.h5ad", backed="r"),
+            "hcctme": lambda: _files.read_h5ad(tmp_path / "dense.h5ad", backed=True)}[reader]
+    checked: list[int] = []
+    all_counts = _validate.all_counts
+    monkeypatch.setattr(_validate, "all_counts", lambda X, **kw: (checked.append(X.shape[0]), all_counts(X, **kw)))
+    for mode in ("sum", "mean"):
+        expected = hc.tl.pseudobulk(dense, sample_key="patient", groupby="cell_type", layer=None, mode=mode)
+        checked.clear()
+        got = hc.tl.pseudobulk(read(), sample_key="patient", groupby="cell_type", layer=None, mode=mode,
+                               chunk_size=50)
+        assert list(got.obs_names) == list(expected.obs_names)
+        np.testing.assert_allclose(np.asarray(got.X), np.asarray(expected.X), rtol=1e-6)
+        np.testing.assert_allclose(got.layers["psbulk_props"], expected.layers["psbulk_props"], rtol=1e-6)
+        assert checked == ([50] * 7 + [10] if mode == "sum" else [])  # every block of 50 rows, never the whole matrix
