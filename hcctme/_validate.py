@@ -661,10 +661,23 @@ def _values(block: Any) -> np.ndarray:
     return np.asarray(block).ravel()
 
 
-NONFINITE_MESSAGE = (
-    "the expression matrix contains NaN or infinite values; "
-    "replace them (e.g. np.nan_to_num) or fix the normalisation step that produced them"
-)
+_NONFINITE_FIX = "replace them (e.g. np.nan_to_num) or fix the normalisation step that produced them"
+NONFINITE_MESSAGE = f"the expression matrix contains NaN or infinite values; {_NONFINITE_FIX}"
+
+
+def finite_rows(block: sp.csr_matrix, rows: Sequence[int], *, where: str) -> None:
+    """Refuse a block of rows read into memory (CSR) that holds NaN or infinite values.
+
+    For the chunked readers, which check every block as they read it (:func:`matrix_kind` reads a sample of rows);
+    ``rows``: the matrix's row of each of the block's rows, named in the message with the matrix (``where``).
+    """
+    finite = np.isfinite(block.data)
+    if finite.all():
+        return
+    first = int(np.argmin(finite))
+    row = int(np.searchsorted(block.indptr, first, side="right")) - 1
+    raise ValueError(f"{where} contains NaN or infinite values (row {rows[row]} holds {block.data[first]:g}); "
+                     f"{_NONFINITE_FIX}")
 
 
 def numeric_dtype(X: Any) -> None:

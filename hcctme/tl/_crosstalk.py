@@ -119,9 +119,10 @@ def _check_matrix(X: Any) -> str:
 # Depth equalisation (differential runs)
 # --------------------------------------------------------------------------------------------------
 class _Depth(NamedTuple):
-    """Raw counts to thin, the kept fraction per unit, and the counts' harmonised gene names (keys of the draws)."""
+    """Raw counts to thin, their name, the kept fraction per unit, the counts' harmonised gene names (draws' keys)."""
 
     counts: Any
+    where: str
     fractions: dict[str, float]
     genes: pd.Index
 
@@ -152,7 +153,7 @@ def _depth_fractions(adata: AnnData, counts_layer: str | None, cells: dict[str, 
         f"crosstalk: layers[{counts_layer!r}] does not hold raw integer counts; pass the layer of raw counts as "
         "counts_layer, or counts_layer=None to skip depth equalisation"))
     _, fractions = _depth.kept_fractions(pd.Series({sample: np.median(totals[idx]) for sample, idx in cells.items()}))
-    return _Depth(counts, fractions.to_dict(), var_names)
+    return _Depth(counts, f"adata.layers[{counts_layer!r}]", fractions.to_dict(), var_names)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -280,17 +281,18 @@ def _check_options(*, method: str | None, axes_only: bool, min_cells: int, expr_
     return opts
 
 
-def _expression(adata: AnnData, layer: str | None, use_raw: bool | None) -> tuple[Any, pd.Index, bool]:
-    """The log-normalised matrix, its harmonised unique gene symbols, and whether it shares ``adata``'s genes.
+def _expression(adata: AnnData, layer: str | None, use_raw: bool | None) -> tuple[Any, str, pd.Index, bool]:
+    """The log-normalised matrix, its name, its harmonised unique gene symbols, and whether it shares ``adata``'s genes.
 
     A counts layer can equalise depth only for a matrix on ``adata``'s gene axis (``X``, a layer, or a ``.raw``
     holding the same genes in the same order); the symbols are compared before harmonisation renames them.
     """
     X, source_names = _validate.matrix(adata, layer=layer, use_raw=use_raw)
     on_var_axis = pd.Index(source_names).astype(str).equals(pd.Index(adata.var_names).astype(str))
-    var_names = _validate.unique_symbols(adata, source_names, raw=_validate.reads_raw(adata, layer, use_raw))
+    raw = _validate.reads_raw(adata, layer, use_raw)
+    var_names = _validate.unique_symbols(adata, source_names, raw=raw)
     _check_matrix(X)
-    return X, var_names, on_var_axis
+    return X, f"adata.layers[{layer!r}]" if layer else ("adata.raw.X" if raw else "adata.X"), var_names, on_var_axis
 
 
 def _checked_resource(resource: str | pd.DataFrame, axes_only: bool,
@@ -357,20 +359,23 @@ def _whole_samples(groups: np.ndarray, samples: np.ndarray, kept_groups: dict[st
     return {sample: np.flatnonzero((samples == sample) & labelled) for sample in kept_groups}
 
 
-def _run_rank_aggregate(X: Any, cells: dict[str, np.ndarray], groups: np.ndarray, obs_names: pd.Index,
+def _run_rank_aggregate(X: Any, where: str, cells: dict[str, np.ndarray], groups: np.ndarray, obs_names: pd.Index,
                         var_names: pd.Index, res_table: pd.DataFrame, thinning: _Depth | None,
                         opts: dict[str, Any]) -> pd.DataFrame:
-    """LIANA's rank_aggregate per sample (in parallel when n_jobs > 1), on depth-thinned counts when given."""
+    """LIANA's rank_aggregate per sample (in parallel when n_jobs > 1), on depth-thinned counts when given.
+
+    ``where`` names ``X``; the rows read (of ``X`` or the counts) are refused when they hold NaN or infinite values.
+    """
     seed = opts["random_state"]
     thin = None if thinning is None else _thinning_of(thinning, cells, obs_names, seed)
+    matrix, where = (X, where) if thinning is None else (thinning.counts, thinning.where)
 
     def jobs():
         for sample, idx in cells.items():
             labels_s = pd.Series(groups[idx], index=obs_names[idx])
-            if thin is None:
-                yield sample, _rows(X, idx), labels_s
-            else:
-                yield sample, _thinning.thinned_lognorm(_rows(thinning.counts, idx), idx, thin), labels_s
+            rows = _rows(matrix, idx)
+            _validate.finite_rows(rows, idx, where=where)
+            yield sample, rows if thin is None else _thinning.thinned_lognorm(rows, idx, thin), labels_s
 
     run = dict(min_cells=opts["min_cells"], expr_prop=opts["expr_prop"], n_perms=opts["n_perms"], seed=seed)
     progress = settings.progress and len(cells) > 1
@@ -389,11 +394,12 @@ def _run_rank_aggregate(X: Any, cells: dict[str, np.ndarray], groups: np.ndarray
                      ignore_index=True)
 
 
-def _run_lr_means(X: Any, whole: dict[str, np.ndarray], groups: np.ndarray, kept_groups: dict[str, list[str]],
-                  obs_names: pd.Index, var_names: pd.Index, res_table: pd.DataFrame, thinning: _Depth | None,
-                  opts: dict[str, Any]) -> pd.DataFrame:
+def _run_lr_means(X: Any, where: str, whole: dict[str, np.ndarray], groups: np.ndarray,
+                  kept_groups: dict[str, list[str]], obs_names: pd.Index, var_names: pd.Index, res_table: pd.DataFrame,
+                  thinning: _Depth | None, opts: dict[str, Any]) -> pd.DataFrame:
     """LIANA's lr_means of every unit from the groups' means and fractions, summed in one chunked pass.
 
+    ``where`` names ``X`` (:func:`~hcctme.tl._crosstalk_fast.group_statistics` refuses NaN in the cells it reads).
     ``whole``: each unit's labelled cells (:func:`_whole_samples`). The cells of its groups below ``min_cells``
     are summed under one extra code: they count towards which genes the unit expresses at all, as LIANA drops
     only the genes no cell of the sample expresses before it drops the small groups.
@@ -414,9 +420,10 @@ def _run_lr_means(X: Any, whole: dict[str, np.ndarray], groups: np.ndarray, kept
         n_codes += len(keep) + 1
     matrix, how = X, None
     if thinning is not None:
-        matrix, how = thinning.counts, _thinning_of(thinning, whole, obs_names, opts["random_state"])
+        matrix, where = thinning.counts, thinning.where
+        how = _thinning_of(thinning, whole, obs_names, opts["random_state"])
     sums, expressing = fast.group_statistics(matrix, codes, n_codes, columns, chunk_size=opts["chunk_size"],
-                                             thinning=how)
+                                             thinning=how, where=where)
     n_cells = np.bincount(codes[codes >= 0], minlength=n_codes).astype(float)
     units = fast.unit_stats(sums, expressing, n_cells, unit_codes, kept_groups, rest_codes)
     return fast.lr_table(units, exploded, var_names[columns], expr_prop=opts["expr_prop"])
@@ -688,7 +695,7 @@ def crosstalk(
     opts = _check_options(method=method, axes_only=axes_only, min_cells=min_cells, expr_prop=expr_prop,
                           n_perms=n_perms, min_samples=min_samples, random_state=random_state, n_jobs=n_jobs,
                           strength=strength, chunk_size=chunk_size)
-    X, var_names, on_var_axis = _expression(adata, layer, use_raw)
+    X, where, var_names, on_var_axis = _expression(adata, layer, use_raw)
     res_table, res_info = _checked_resource(resource, opts["axes_only"], var_names)
     kept_groups, skipped = _select_groups(d["groups"], d["samples"], d["order"], min_cells=opts["min_cells"],
                                           groupby=groupby)
@@ -699,9 +706,11 @@ def crosstalk(
                 if d["design"] is not None else None)
     whole = _whole_samples(d["groups"], d["samples"], kept_groups)
     if opts["method"] == "lr_means":
-        long = _run_lr_means(X, whole, d["groups"], kept_groups, adata.obs_names, var_names, res_table, thinning, opts)
+        long = _run_lr_means(X, where, whole, d["groups"], kept_groups, adata.obs_names, var_names, res_table,
+                             thinning, opts)
     else:
-        long = _run_rank_aggregate(X, whole, d["groups"], adata.obs_names, var_names, res_table, thinning, opts)
+        long = _run_rank_aggregate(X, where, whole, d["groups"], adata.obs_names, var_names, res_table, thinning,
+                                   opts)
     table = _table(long, sample_key, list(kept_groups), opts["expr_prop"])
     provenance = _provenance(call, d, opts, res_info, kept_groups, skipped, thinning is not None)
     diff = None if d["design"] is None else _differential(

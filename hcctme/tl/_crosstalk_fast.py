@@ -46,11 +46,13 @@ def _blocks(X: Any, chunk_size: int) -> Iterator[tuple[int, int, sp.csr_matrix]]
 
 
 def group_statistics(X: Any, codes: np.ndarray, n_codes: int, genes: np.ndarray, *, chunk_size: int,
-                     thinning: _thinning.Thinning | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     thinning: _thinning.Thinning | None = None,
+                     where: str = "the expression matrix") -> tuple[np.ndarray, np.ndarray]:
     """Per code (unit x group; -1: cell not used), the sum over cells and the number of expressing cells.
 
     Only the columns ``genes`` are kept; with ``thinning``, ``X`` holds raw counts, thinned and
-    normalised chunk by chunk (all genes count towards a cell's size).
+    normalised chunk by chunk (all genes count towards a cell's size). The cells used are refused when they hold
+    NaN or infinite values (``where`` names ``X`` in the message).
     """
     sums = np.zeros((n_codes, len(genes)))
     expressing = np.zeros((n_codes, len(genes)))
@@ -60,6 +62,7 @@ def group_statistics(X: Any, codes: np.ndarray, n_codes: int, genes: np.ndarray,
         if not len(used):
             continue
         block = block[used]
+        _validate.finite_rows(block, start + used, where=where)
         if thinning is not None:
             block = _thinning.thinned_lognorm(block, start + used, thinning)
         block = sp.csr_matrix(block[:, genes], dtype=np.float64)

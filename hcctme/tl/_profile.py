@@ -284,7 +284,8 @@ class _GeneEvidence:
     would); a gene whose contexts hold no cell of a sample is not measured there, and a sample with none of the
     genes measured is NaN. Without cell contexts (no :func:`hcctme.tl.call_states`) every gene is read over all
     cells. One pass (row chunks: a backed matrix is never loaded) sums each gene per sample and cell context for
-    every axis; it runs on the first call, for all the genes of ``wanted``.
+    every axis; it runs on the first call, for all the genes of ``wanted``, and refuses a NaN or infinite value in
+    any block it reads.
     """
 
     def __init__(self, adata: AnnData, wanted: list[str], samples: pd.Series, order: pd.Index,
@@ -318,6 +319,7 @@ class _GeneEvidence:
         sums = np.zeros((n_groups, len(columns)))
         for start, stop, block in _validate.row_blocks(X):
             block = sp.csr_matrix(block, dtype=np.float64)
+            _validate.finite_rows(block, range(start, stop), where=f"adata.{self.where}")
             values = block[:, columns].toarray()
             if kind == "counts":  # normalise to 1e4 per cell and log1p, as scanpy would
                 totals = np.asarray(block.sum(axis=1)).ravel()

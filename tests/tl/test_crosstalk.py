@@ -439,3 +439,29 @@ def test_stored_zeros_are_not_expressing_cells_in_either_method():
         tables[method] = hcctme.get.crosstalk(data).set_index(ids).sort_index()
     assert tables["lr_means"].index.equals(tables["rank_aggregate"].index)
     np.testing.assert_allclose(tables["rank_aggregate"]["lr_means"], tables["lr_means"]["lr_means"], rtol=1e-5)
+
+
+def test_nan_outside_the_row_sample_is_refused_by_every_method_and_matrix_form(digest):
+    """Sweep 63: NaN was looked for only in matrix_kind's sample of 2,000 rows (a dask array's first rows): a NaN
+    cell outside it was read silently (its interactions failed the expr_prop filter, the table lost rows)."""
+    import dask.array as da
+    import scipy.sparse as sp
+
+    adata = lr_cohort(8, 55, n_genes=150, seed=0)  # 2,200 cells, p0's first
+    sampled = set(np.random.default_rng(0).choice(adata.n_obs, 2000, replace=False))  # _validate._row_sample's rows
+    row = next(i for i in range(adata.n_obs) if i not in sampled)  # a cell of p0: rank_aggregate reads p0 first
+    clean = adata.X.toarray()
+    X = clean.copy()
+    X[row] = np.where(X[row] > 0, np.nan, 0.0)
+    adata.X = sp.csr_matrix(X)
+    before = digest(adata)
+    for method in ("lr_means", "rank_aggregate"):
+        with pytest.raises(ValueError, match=rf"adata\.X contains NaN or infinite values \(row {row} holds nan\)"):
+            hcctme.tl.crosstalk(adata, groupby="cell_type", sample_key="patient", method=method)
+    assert digest(adata) == before
+    X = clean.copy()
+    X[2100] = np.where(X[2100] > 0, np.inf, 0.0)  # beyond a dask array's sample, its first 2,000 rows
+    adata.X = da.from_array(sp.csr_matrix(X), chunks=(500, -1), asarray=False)
+    with pytest.raises(ValueError, match=r"adata\.X contains NaN or infinite values \(row 2100 holds inf\)"):
+        hcctme.tl.crosstalk(adata, groupby="cell_type", sample_key="patient")
+    assert "hcctme_crosstalk" not in adata.uns

@@ -164,3 +164,22 @@ def test_crosstalk_run_per_another_sample_column_is_reported_absent():
     absent = ht.get.params(adata, "hcctme_profile")["absent"]
     assert "are none of obs['patient']'s" in absent["crosstalk"]
     assert "crosstalk" not in set(adata.uns["hcctme_profile_evidence"]["evidence"])
+
+
+def test_nan_outside_the_row_sample_is_refused_in_memory_and_dask(digest):
+    """Sweep 63: NaN was looked for only in matrix_kind's sample of 2,000 rows (a dask array's first rows): a NaN cell
+    outside it gave its sample NaN evidence silently."""
+    import dask.array as da
+
+    adata = _cohort({"S0": 300, "S1": 300, "S2": 300, "S3": 300}, tumour=300)  # 2,400 cells
+    sampled = set(np.random.default_rng(0).choice(adata.n_obs, 2000, replace=False))  # _validate._row_sample's rows
+    row = next(i for i in range(2000, adata.n_obs) if i not in sampled)  # outside either sample
+    X = adata.X.toarray()
+    X[row, 0] = np.nan
+    for form in (sp.csr_matrix(X), da.from_array(sp.csr_matrix(X), chunks=(500, -1), asarray=False)):
+        data = adata.copy()
+        data.X = form
+        before = digest(data) if sp.issparse(form) else None  # the digest reads a dask array of CSR chunks as objects
+        with pytest.raises(ValueError, match=rf"adata\.X contains NaN or infinite values \(row {row} holds nan\)"):
+            ht.tl.resistance_profile(data, sample_key="patient", axes=["TACE_S100A9"])
+        assert "hcctme_profile" not in data.uns and (before is None or digest(data) == before)
