@@ -178,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="score only the interactions of the resistance axes (much faster)")
     _add_matrix(crosstalk)
     _add_genes(crosstalk)
+    _add_backed(crosstalk)
 
     sigs = add("signatures", help="the curated signature library")
     sigs_sub = sigs.add_subparsers(dest="action", required=True)
@@ -361,7 +362,7 @@ def _cmd_crosstalk(args: argparse.Namespace) -> int:
     from hcctme import _files, get, tl
 
     _check_outputs(args.out, args.input)
-    adata = _files.read_h5ad(args.input)
+    adata = _files.read_h5ad(args.input, backed=args.backed)
     _harmonise(adata, args)
     reference = args.reference if args.reference is not None or args.condition_key is None else Defaults.REFERENCE
     tl.crosstalk(adata, groupby=args.groupby, sample_key=args.sample_key, condition_key=args.condition_key,

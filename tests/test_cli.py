@@ -126,6 +126,32 @@ def test_crosstalk_takes_the_options_its_messages_name(capsys, tmp_path: Path):
     assert set(pd.read_csv(table, sep="\t")["reference"]) == {"responder"}
 
 
+def test_crosstalk_reads_its_input_backed_as_the_other_steps_do(capsys, tmp_path: Path, monkeypatch):
+    """Sweep 63: `hcctme crosstalk` had no --backed / --in-memory and read the whole file always: a file larger than
+    the available memory was refused with a message telling the user to open it backed, which it could not."""
+    from hcctme import _files, tl
+
+    src = tmp_path / "small.h5ad"
+    datasets.simulate_cohort(4, 50, n_genes=600, random_state=3).write_h5ad(src)
+    argv = ["crosstalk", str(src), "--groupby", "cell_type", "--sample-key", "patient", "--min-cells", "2",
+            "--axes-only", "--out"]
+    backed: list[bool] = []
+    crosstalk = tl.crosstalk
+    monkeypatch.setattr(tl, "crosstalk", lambda adata, **kw: (backed.append(adata.isbacked), crosstalk(adata, **kw))[1])
+    tables = {flag: tmp_path / f"{flag.strip('-')}.tsv" for flag in ("--in-memory", "--backed")}
+    for flag, table in tables.items():
+        assert run(capsys, *argv, str(table), flag)[0] == 0
+    assert backed == [False, True]
+    on_disk, in_memory = (pd.read_csv(table, sep="\t") for table in tables.values())
+    pd.testing.assert_frame_equal(on_disk, in_memory)
+    # memory smaller than the matrices: read backed by default, refused in memory (the message names --backed)
+    total = sum(size for _, size in _files.matrix_layout(src).values())
+    monkeypatch.setattr(_files, "available_memory", lambda: total // 2)
+    assert run(capsys, *argv, str(tmp_path / "auto.tsv"))[0] == 0 and backed[-1]
+    code, _, err = run(capsys, *argv, str(tmp_path / "refused.tsv"), "--in-memory")
+    assert code == cli.EXIT_USAGE and "open it backed (hcctme run --backed" in err
+
+
 def test_states_with_a_context_map_file(capsys, tmp_path: Path):
     import anndata as ad
 
