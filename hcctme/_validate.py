@@ -551,6 +551,22 @@ def in_memory(block: Any) -> np.ndarray | sp.spmatrix:
     return block.astype(np.float32) if block.dtype == np.float16 else block
 
 
+def sliceable(X: Any) -> Any:
+    """``X``, a dask array's blocks made sliceable: scipy sparse blocks other than CSR/CSC (COO) become CSR.
+
+    dask slices blocks to take rows or to rechunk, and a COO matrix cannot be indexed; a block's format is known
+    only once it is computed (``map_blocks(sp.coo_matrix)`` has a numpy ``_meta``), so every block is passed
+    through the conversion (CSR, CSC and numpy blocks unchanged). Other matrices are returned as they are.
+    """
+    if not hasattr(X, "map_blocks"):
+        return X
+    return X.map_blocks(_sliceable_block, dtype=X.dtype, meta=X._meta)
+
+
+def _sliceable_block(block: Any) -> Any:
+    return block.tocsr() if sp.issparse(block) and block.format not in ("csr", "csc") else block
+
+
 def is_sparse(X: Any) -> bool:
     """Whether a matrix stores sparse values: scipy, anndata's backed CSR/CSC datasets, dask arrays of sparse chunks."""
     from anndata.abc import CSCDataset, CSRDataset
@@ -585,7 +601,7 @@ def rows_in_memory(X: Any, rows: np.ndarray) -> np.ndarray | sp.spmatrix:
     rows = np.asarray(rows)
     if rows.size and _backed_csr(X) and rows.dtype.kind in "iu" and np.all(np.diff(rows) > 0):
         return in_memory(_backed_csr_rows(X, rows.astype(np.int64)))  # duplicate entries summed, as for every read
-    return in_memory(X[rows])
+    return in_memory(sliceable(X)[rows])
 
 
 _ROW_GAP = 4
@@ -628,7 +644,7 @@ def row_blocks(X: Any, *, chunk_size: int = Defaults.CHUNK_SIZE) -> Iterator[tup
     memory used is that of one block.
     """
     chunk_size = positive_int(chunk_size, name="chunk_size")
-    n_rows = X.shape[0]
+    n_rows, X = X.shape[0], sliceable(X)
     for start in range(0, n_rows, chunk_size):
         stop = min(n_rows, start + chunk_size)
         yield start, stop, in_memory(X[start:stop])

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from hcctme import _validate
 from hcctme._logging import logger
 
 
@@ -22,8 +23,11 @@ def is_dask(X: Any) -> bool:
 def row_blocks(X: Any, chunk_size: int | None) -> Any:
     """``X`` rechunked so that every block holds whole rows, ``chunk_size`` rows each when given.
 
-    Without ``chunk_size`` the array's own row chunks are kept (a file read lazily keeps its reads).
+    Without ``chunk_size`` the array's own row chunks are kept (a file read lazily keeps its reads). Blocks of
+    scipy sparse formats dask cannot slice (COO) are read as CSR (:func:`hcctme._validate.sliceable`), so the
+    results do not depend on ``chunk_size``.
     """
+    X = _validate.sliceable(X)
     if len(X.chunks[1]) > 1:
         X = X.rechunk({1: -1})
     if chunk_size is not None:

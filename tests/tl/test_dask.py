@@ -193,3 +193,30 @@ def test_each_block_is_read_once():
         tl.score(lazy, {"S": [f"G{i}" for i in range(10)]})
         assert sorted(reads.loads) == [0, 1, 2]
     np.testing.assert_array_equal(bulk.X, np.vstack([counts[i:i + 2000].sum(axis=0) for i in (0, 2000, 4000)]))
+
+
+def test_coo_chunks_give_the_in_memory_results_whatever_the_chunk_size(cohort):
+    """Sweep 63: rows rechunked or sliced (chunk_size, a chunked reader's blocks) made dask index COO blocks, which
+    failed inside dask ('coo_matrix' object is not subscriptable); with the array's own chunks the call worked."""
+    import dask
+
+    from hcctme import _validate
+
+    def coo(M):
+        return da.from_array(M, chunks=(130, -1), asarray=False).map_blocks(sp.coo_matrix, dtype=M.dtype)
+
+    lazy = _lazy(cohort, coo(cohort.X), coo(cohort.layers["counts"]))
+    expected = cohort.copy()
+    tl.score(expected, SIGNATURES)
+    expected_bulk = tl.pseudobulk(cohort, sample_key="patient", groupby="cell_type")
+    with dask.config.set(scheduler="synchronous"):
+        for chunk_size in (None, 77):
+            tl.score(lazy, SIGNATURES, chunk_size=chunk_size)
+            np.testing.assert_array_equal(lazy.obsm["hcctme_scores"].to_numpy(),
+                                          expected.obsm["hcctme_scores"].to_numpy())
+            bulk = tl.pseudobulk(lazy, sample_key="patient", groupby="cell_type", chunk_size=chunk_size)
+            np.testing.assert_array_equal(bulk.X, expected_bulk.X)
+        blocks = [block for _, _, block in _validate.row_blocks(lazy.X, chunk_size=77)]  # crosstalk's, profile's
+        assert (sp.vstack(blocks, format="csr") != cohort.X).nnz == 0
+        rows = np.array([5, 140, 141, 599])
+        assert (sp.csr_matrix(_validate.rows_in_memory(lazy.X, rows)) != cohort.X[rows]).nnz == 0
