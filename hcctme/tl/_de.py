@@ -105,9 +105,11 @@ def filter_by_expr(counts: np.ndarray, X: np.ndarray) -> np.ndarray:
     samples as the smallest group (``1 / max(hat values)`` of the design; above 10 samples,
     10 + 0.7 x the rest) and at least 15 counts in all. Without it, genes of a handful of counts read
     as differential whenever the arms differ in depth (a zero is a higher log-CPM in a shallower sample).
+    The hat values come from a QR decomposition of ``X`` (R's ``hat``), whatever the units of its columns.
     """
     lib = counts.sum(axis=1)
-    hat = np.einsum("ij,jk,ik->i", X, np.linalg.pinv(X.T @ X), X)
+    q, _ = np.linalg.qr(X)
+    hat = np.sum(q**2, axis=1)
     min_samples = 1.0 / np.max(hat)
     if min_samples > FILTER_LARGE_N:
         min_samples = FILTER_LARGE_N + (min_samples - FILTER_LARGE_N) * FILTER_MIN_PROP

@@ -114,6 +114,29 @@ def test_log_cpm_is_edger_cpm():
     assert _de.log_cpm(counts, lib)[0, 0] == pytest.approx(np.log2(0.8 / 101.6 * 1e6), rel=1e-14)  # prior 2 x 100/250
 
 
+def _nb_counts(n: int, g: int, seed: int = 3) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    mean = rng.gamma(0.8, 60, g) + 1
+    return rng.negative_binomial(5, 5 / (5 + mean[None] * np.exp(rng.normal(0, 0.3, n))[:, None])).astype(float)
+
+
+def test_filter_by_expr_hat_values_do_not_depend_on_a_covariates_units():
+    """Sweep 63: the hat values were X (X'X)^+ X', whose pinv truncated with a covariate of ~3e7 (each sample's
+    UMIs): every hat value came out ~1/12, so the smallest group read as 11.4 samples and fewer genes were kept."""
+    n = 12
+    counts = _nb_counts(n, 500)
+    umis = np.round(np.random.default_rng(4).normal(3e7, 6e6, n))
+    base = np.column_stack([np.ones(n), np.repeat([0.0, 1.0], n // 2)])
+    keep = _de.filter_by_expr(counts, np.column_stack([base, umis]))
+    np.testing.assert_array_equal(keep, _de.filter_by_expr(counts, np.column_stack([base, umis / 1e6])))
+    # edgeR: the smallest group is 1 / the largest hat value, the projection on X's columns (an SVD's here)
+    u = np.linalg.svd(np.column_stack([base, (umis - umis.mean()) / umis.std()]), full_matrices=False)[0]
+    min_samples = 1 / np.max(np.sum(u**2, axis=1))
+    lib = counts.sum(axis=1)
+    often = ((counts / lib[:, None] * 1e6 >= 10 / np.median(lib) * 1e6).sum(axis=0) >= min_samples - 1e-14)
+    np.testing.assert_array_equal(keep, often & (counts.sum(axis=0) >= 15))
+
+
 # --------------------------------------------------------------------------------------------------
 # limma-trend and voom against PyDESeq2, power and the null
 # --------------------------------------------------------------------------------------------------
