@@ -209,6 +209,8 @@ def squeeze_var_trend(s2: np.ndarray, df: float, covariate: np.ndarray) -> tuple
     The prior's location is a natural-spline regression of the log variances on the covariate
     (limma ``fitFDist``: up to 4 degrees of freedom), its degrees of freedom come from the residual
     spread. Returns the posterior variances, the total degrees of freedom per gene and the prior df.
+    With fewer than 3 genes or a single covariate value the prior is limma's without a covariate: a constant,
+    the mean variance when nothing is left of the spread for a prior df.
     """
     from scipy import special
 
@@ -227,6 +229,8 @@ def squeeze_var_trend(s2: np.ndarray, df: float, covariate: np.ndarray) -> tuple
     if np.isfinite(d0):
         prior = np.exp(emean + special.digamma(d0 / 2) - np.log(d0 / 2))
         post = (d0 * prior + df * s2) / (d0 + df)
+    elif spline_df < 2:  # limma's fitFDist without the covariate: the pooled variance is the prior's MLE
+        post = np.full(n, x.mean())
     else:
         post = np.exp(emean)
     total = np.minimum(np.full(n, df + d0), df * n)

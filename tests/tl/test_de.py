@@ -137,6 +137,18 @@ def test_filter_by_expr_hat_values_do_not_depend_on_a_covariates_units():
     np.testing.assert_array_equal(keep, often & (counts.sum(axis=0) >= 15))
 
 
+def test_squeeze_var_trend_of_two_genes_is_limmas_without_the_covariate():
+    """Sweep 63: below 3 genes (or one distinct AveExpr) limma's fitFDist drops the covariate and, with no spread
+    left for a prior df, takes the mean variance as the prior; the trend's exp(mean adjusted log s2) was 1.78x it."""
+    post, total, d0 = _de.squeeze_var_trend(np.array([0.030, 0.034]), 2.0, np.array([5.1, 7.3]))
+    assert np.isinf(d0)
+    np.testing.assert_allclose(post, [0.032, 0.032], rtol=1e-14)
+    np.testing.assert_array_equal(total, [4.0, 4.0])  # the pooled residual df
+    post, _, d0 = _de.squeeze_var_trend(np.array([0.030, 0.034, 0.035]), 2.0, np.full(3, 6.0))
+    assert np.isinf(d0)
+    np.testing.assert_allclose(post, np.full(3, 0.033), rtol=1e-14)
+
+
 # --------------------------------------------------------------------------------------------------
 # limma-trend and voom against PyDESeq2, power and the null
 # --------------------------------------------------------------------------------------------------
