@@ -114,7 +114,7 @@ def compare(
         Composition only: obs column of the parent population the proportions are taken within.
     covariates
         Sample-level obs column(s) to adjust for (constant within each unit). A covariate that is
-        constant or collinear with the condition is refused, naming the column.
+        constant, has an infinite value or is collinear with the condition is refused, naming the column.
     patient_key
         obs column of the patient of each sample, above ``sample_key``. Patients whose samples are
         all in one condition level (multi-region, tumour + adjacent) are pooled into one unit;
@@ -191,7 +191,8 @@ def compare(
     ValueError
         A single condition level, a reference that is not a level, fewer than two units in a
         level, a condition (pair, patient, covariate) that varies within a sample, a sample in two
-        patients, a pair with one member, non-count data for genes, a constant or collinear covariate.
+        patients, a pair with one member, non-count data for genes, a constant, infinite or collinear
+        covariate.
         A pseudobulk by sample x group (:func:`hcctme.tl.pseudobulk` with ``groupby``) compared with
         ``sample_key=None`` and without ``groupby``.
     TooFewCellsError

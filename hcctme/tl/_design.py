@@ -11,14 +11,15 @@ From the cells' obs it builds one row per *unit of replication* with its conditi
 * ``pair_key``: the unit is the sample, the pair is the block.
 
 Every inconsistency is refused with an error naming the column: a sample in two patients, a pair
-(or patient) with one member, a covariate that varies within a unit, is constant, or is collinear
-with the condition.
+(or patient) with one member, a covariate that varies within a unit, is constant, has an infinite value, or is
+collinear with the condition.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 from anndata import AnnData
 
@@ -143,6 +144,10 @@ def _covariate_types(adata: AnnData, design: pd.DataFrame, covariates: Sequence[
         original = adata.obs[c]
         if pd.api.types.is_numeric_dtype(original) and not pd.api.types.is_bool_dtype(original):
             design[name] = design[name].astype(float)
+            n_infinite = int(np.isinf(original.to_numpy(dtype=float)).sum())
+            if n_infinite:
+                raise ValueError(f"adata.obs[{c!r}] has {n_infinite} non-finite (infinite) values; fill or drop "
+                                 "those cells before calling this tool")
         else:
             design[name] = design[name].astype(str)
         if design[name].nunique() < 2:

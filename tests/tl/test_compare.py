@@ -812,3 +812,21 @@ def test_duplicated_score_columns_are_named(digest):
     with pytest.raises(ValueError, match="names the score column\\(s\\) 'X' more than once"):
         hc.tl.compare(adata, condition_key="cond", sample_key="sample", reference="a")
     assert digest(adata) == before
+
+
+def _per_patient(adata, values):
+    """A per-patient obs column: ``values`` in the order of the patients P00, P01, ..."""
+    patients = sorted(adata.obs["patient"].astype(str).unique())
+    return adata.obs["patient"].astype(str).map(dict(zip(patients, values, strict=True))).astype(float).to_numpy()
+
+
+@pytest.mark.parametrize("features", ["genes", "scores"])
+def test_an_infinite_covariate_is_named_as_such(adata, digest, features):
+    """Sweep 63: an infinite covariate value reached the rank check's SVD (LAPACK printed DLASCL errors) and was
+    reported as a constant, duplicated or collinear covariate; it is refused as a NaN is, naming the column."""
+    adata.obs["bmi"] = _per_patient(adata, [22.0, np.inf, 27.5, 24.1, 30.2, 21.7, 25.0, 23.3])
+    n_infinite = int(np.isinf(adata.obs["bmi"]).sum())
+    before = digest(adata)
+    with pytest.raises(ValueError, match=rf"obs\['bmi'\] has {n_infinite} non-finite \(infinite\) values; fill or"):
+        hc.tl.compare(adata, features=features, covariates="bmi", **KW)
+    assert digest(adata) == before and n_infinite > 0
