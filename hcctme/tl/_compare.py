@@ -113,8 +113,10 @@ def compare(
     parent_key
         Composition only: obs column of the parent population the proportions are taken within.
     covariates
-        Sample-level obs column(s) to adjust for (constant within each unit). A covariate that is
-        constant, has an infinite value or is collinear with the condition is refused, naming the column.
+        Sample-level obs column(s) to adjust for (constant within each unit). A numeric covariate is
+        centred and scaled, so the condition's test does not depend on its units or offset. A covariate
+        that is constant, has an infinite value or is collinear with the condition (to limma's
+        tolerance, 1e-7 of a column's norm) is refused, naming the column.
     patient_key
         obs column of the patient of each sample, above ``sample_key``. Patients whose samples are
         all in one condition level (multi-region, tumour + adjacent) are pooled into one unit;

@@ -47,6 +47,8 @@ FILTER_MIN_PROP = 0.7
 RESULT_COLUMNS = ["log2FoldChange", "stat", "pvalue", "lfcSE"]
 LIMMA_COLUMNS = [*RESULT_COLUMNS, "AveExpr", "df"]  # the limma methods' tables: the moderated t's df too
 _FIT_BYTES = 256 * 2**20  # memory for the per-gene X'WX blocks of one batch
+_SINGULAR = ("the weighted least-squares fit is numerically singular: a covariate or the pair/patient blocks are "
+             "(nearly) collinear with the condition; drop that covariate")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -160,12 +162,18 @@ def weighted_fit(y: np.ndarray, w: np.ndarray, X: np.ndarray, coefs: Sequence[in
         wb, yb = w[:, sl], y[:, sl]
         xtwx = (wb.T @ outer).reshape(-1, p, p)
         xtwy = (wb * yb).T @ X
-        cov = np.linalg.inv(xtwx)  # positive definite: weights > 0, X of full rank
+        try:
+            cov = np.linalg.inv(xtwx)  # positive definite: weights > 0, X of full rank
+        except np.linalg.LinAlgError as err:
+            raise ValueError(_SINGULAR) from err
+        variances = cov[:, coefs, coefs]
+        if not np.all(variances > 0):  # a negative variance: X'WX numerically singular, its inverse meaningless
+            raise ValueError(_SINGULAR)
         b = np.einsum("gij,gj->gi", cov, xtwy)
         resid = yb - X @ b.T
         s2[sl] = np.sum(wb * resid**2, axis=0)
         beta[sl] = b[:, coefs]
-        unscaled[sl] = np.sqrt(np.maximum(cov[:, coefs, coefs], 0.0))
+        unscaled[sl] = np.sqrt(variances)
     df = n - int(np.linalg.matrix_rank(X))
     return beta, unscaled, s2 / df, df
 
@@ -339,8 +347,8 @@ def run_deseq2(
         terms.append("block")
     for i, col in enumerate(c for c in design.columns if c.startswith("covariate:")):
         values = design[col]
-        if pd.api.types.is_numeric_dtype(values):
-            meta[f"cov{i}"] = values.astype(float).to_numpy()
+        if pd.api.types.is_numeric_dtype(values):  # standardised: PyDESeq2's IRLS fails on a large offset (a year)
+            meta[f"cov{i}"] = _stats.standardised(values.astype(float)).to_numpy()
         else:
             codes = {v: f"V{j}" for j, v in enumerate(sorted(pd.unique(values.astype(str))))}
             meta[f"cov{i}"] = values.astype(str).map(codes).to_numpy()

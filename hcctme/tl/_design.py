@@ -12,7 +12,7 @@ From the cells' obs it builds one row per *unit of replication* with its conditi
 
 Every inconsistency is refused with an error naming the column: a sample in two patients, a pair
 (or patient) with one member, a covariate that varies within a unit, is constant, has an infinite value, or is
-collinear with the condition.
+collinear with the condition (to limma's tolerance, :func:`hcctme.tl._stats.check_design`).
 """
 
 from __future__ import annotations

@@ -53,6 +53,7 @@ MODEL_METHODS = ("moderated", "wls", "ols")
 SAMPLE_METHODS = MODEL_METHODS + UNPAIRED_METHODS + PAIRED_METHODS
 METHODS = ("auto", *SAMPLE_METHODS, *GENE_METHODS)
 TOO_FEW_SAMPLES = "samples in the reference and another level"  # the end of testable_design's reason
+RANK_TOL = 1e-7  # limma lmFit's QR tolerance, relative to a column's norm: the design's rank at it
 RESULT_COLUMNS = ["feature", "contrast", "effect", "statistic", "pvalue", "n_reference", "n_other",
                   "mean_reference", "mean_other", "method", "df"]
 
@@ -264,7 +265,10 @@ def design_matrix(
     covariates: pd.DataFrame | None = None,
     blocks: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """Intercept, one 0/1 column per other condition level, covariates and block (pair) fixed effects."""
+    """Intercept, one 0/1 column per other condition level, covariates and block (pair) fixed effects.
+
+    A numeric covariate enters :func:`standardised`; a categorical one as 0/1 columns of its levels but the first.
+    """
     X = pd.DataFrame({"Intercept": 1.0}, index=condition.index)
     for other in others:
         X[f"condition[{other}]"] = (condition == other).astype(float)
@@ -272,7 +276,7 @@ def design_matrix(
         for col in covariates.columns:
             values = covariates[col]
             if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-                X[f"covariate[{col}]"] = values.astype(float)
+                X[f"covariate[{col}]"] = standardised(values.astype(float))
             else:
                 dummies = pd.get_dummies(values.astype(str), prefix=f"covariate[{col}]", drop_first=True)
                 X = X.join(dummies.astype(float))
@@ -282,8 +286,31 @@ def design_matrix(
     return X
 
 
+def standardised(values: pd.Series) -> pd.Series:
+    """A numeric covariate centred and scaled to unit SD (all 0 when constant to ``RANK_TOL`` of its magnitude).
+
+    With an intercept in the model the condition's coefficients do not change, and the fit stays well conditioned
+    whatever the covariate's units and offset (a year, a date in nanoseconds).
+    """
+    centred = values - values.mean()
+    sd = float(np.sqrt(np.mean(centred**2)))
+    if sd <= RANK_TOL * float(np.sqrt(np.mean(values**2))):  # rounding noise around a constant, not a covariate
+        return centred * 0.0
+    return centred / sd
+
+
 def _rank(X: pd.DataFrame) -> int:
-    return int(np.linalg.matrix_rank(X.to_numpy(dtype=float))) if X.shape[1] else 0
+    """Rank of ``X`` with its columns scaled to unit norm, singular values below ``RANK_TOL`` of the largest dropped.
+
+    The column scaling makes the rank independent of each column's units; the tolerance is limma's (lmFit's QR):
+    a column within 1e-7 of the others' span has no estimable coefficient.
+    """
+    if not X.shape[1]:
+        return 0
+    values = X.to_numpy(dtype=float)
+    norms = np.linalg.norm(values, axis=0)
+    singular = np.linalg.svd(values / np.where(norms > 0, norms, 1.0), compute_uv=False)
+    return int(np.sum(singular > RANK_TOL * singular[0]))
 
 
 def _blocks_absorb(X: pd.DataFrame, base: list[str], groups: dict[str, list[str]]) -> None:
@@ -300,7 +327,10 @@ def _blocks_absorb(X: pd.DataFrame, base: list[str], groups: dict[str, list[str]
 
 
 def check_design(X: pd.DataFrame) -> None:
-    """Refuse a rank-deficient design, naming the first covariate (or the blocks) that makes it so."""
+    """Refuse a rank-deficient design, naming the first covariate (or the blocks) that makes it so.
+
+    The rank is :func:`_rank`'s: whatever the columns' units, at limma's tolerance.
+    """
     base = [c for c in X.columns if c == "Intercept" or c.startswith("condition[")]
     cols = list(base)
     if _rank(X[cols]) < len(cols):

@@ -820,6 +820,50 @@ def _per_patient(adata, values):
     return adata.obs["patient"].astype(str).map(dict(zip(patients, values, strict=True))).astype(float).to_numpy()
 
 
+def test_check_design_rank_does_not_depend_on_column_units_and_uses_limmas_tolerance():
+    """Sweep 63: the rank check ran numpy's default tolerance on the raw design: dates as epoch nanoseconds (~1.7e18)
+    were refused as collinear, while a dose equal to the condition up to 1e-9 passed and broke the fits."""
+    rng = np.random.default_rng(3)
+    condition = np.repeat([0.0, 1.0], 6)
+    base = pd.DataFrame({"Intercept": 1.0, "condition[B]": condition})
+    days = 19_700 + rng.permutation([3.0, 40, 95, 130, 170, 210, 250, 280, 300, 330, 350, 365])
+    for dates in (days, pd.to_datetime(days, unit="D").astype("int64").astype(float)):  # days, epoch ns
+        _stats.check_design(base.assign(**{"covariate[collected]": dates}))
+    noise = rng.normal(size=12)
+    _stats.check_design(base.assign(**{"covariate[dose]": condition * (1 + 1e-5 * noise)}))  # estimable in limma
+    with pytest.raises(ValueError, match=r"rank deficient: the covariate obs\['dose'\] is constant, duplicated or"):
+        _stats.check_design(base.assign(**{"covariate[dose]": condition * (1 + 1e-9 * noise)}))
+    # standardising a numeric covariate does not blow rounding noise around a constant up into a covariate
+    rounded = pd.DataFrame({"dose": np.tile([0.3, 0.1 * 3], 6)})
+    X = _stats.design_matrix(pd.Series(np.repeat(["A", "B"], 6)), "A", ["B"], covariates=rounded)
+    with pytest.raises(ValueError, match=r"obs\['dose'\] is constant, duplicated or collinear"):
+        _stats.check_design(X)
+
+
+def test_compare_does_not_depend_on_a_covariates_units(adata, digest):
+    """Sweep 63: a date in epoch nanoseconds was refused as collinear and a dose equal to the condition up to 1e-9
+    was fitted (limma-trend: every gene significant); now the dates in ns give the table of the dates in days and
+    the dose is refused by name."""
+    days = 19_700 + np.array([3.0, 95, 170, 250, 40, 300, 130, 365])
+    tables = {}
+    for unit, dates in (("days", days), ("ns", pd.to_datetime(days, unit="D").astype("int64").astype(float))):
+        adata.obs["collected"] = _per_patient(adata, dates)
+        for features in ("genes", "scores"):
+            tables[unit, features] = run(adata, features=features, covariates="collected", **KW)
+    for features in ("genes", "scores"):
+        days_table, ns_table = tables["days", features], tables["ns", features]
+        assert list(ns_table["feature"]) == list(days_table["feature"]) and len(days_table) >= 2
+        for column in ("effect", "statistic", "pvalue"):
+            np.testing.assert_allclose(ns_table[column], days_table[column], rtol=1e-9, atol=1e-12)
+    is_other = np.repeat([0.0, 1.0], 4)
+    adata.obs["dose"] = _per_patient(adata, is_other * (1 + 1e-9 * np.random.default_rng(3).normal(size=8)))
+    before = digest(adata)
+    for features in ("genes", "scores"):
+        with pytest.raises(ValueError, match=r"obs\['dose'\] is constant, duplicated or collinear with the condition"):
+            hc.tl.compare(adata, features=features, covariates="dose", **KW)
+    assert digest(adata) == before
+
+
 @pytest.mark.parametrize("features", ["genes", "scores"])
 def test_an_infinite_covariate_is_named_as_such(adata, digest, features):
     """Sweep 63: an infinite covariate value reached the rank check's SVD (LAPACK printed DLASCL errors) and was

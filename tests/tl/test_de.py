@@ -137,6 +137,18 @@ def test_filter_by_expr_hat_values_do_not_depend_on_a_covariates_units():
     np.testing.assert_array_equal(keep, often & (counts.sum(axis=0) >= 15))
 
 
+def test_weighted_fit_refuses_a_numerically_singular_design():
+    """Sweep 63: with a covariate equal to the condition up to 1e-9, the inverse of X'X held a negative variance
+    that was clamped to 0 (every gene significant), or np.linalg.inv raised LinAlgError; now a ValueError says why."""
+    condition = np.repeat([0.0, 1.0], 4)
+    for seed, noise in ((3, 1e-10), (0, 1e-9)):  # inv returns a negative variance / raises
+        rng = np.random.default_rng(seed)
+        X = np.column_stack([np.ones(8), condition, condition * (1 + noise * rng.normal(size=8))])
+        y = rng.normal(5, 1, (8, 30))
+        with pytest.raises(ValueError, match=r"numerically singular.*collinear with the condition"):
+            _de.weighted_fit(y, np.ones_like(y), X, [1])
+
+
 def test_squeeze_var_trend_of_two_genes_is_limmas_without_the_covariate():
     """Sweep 63: below 3 genes (or one distinct AveExpr) limma's fitFDist drops the covariate and, with no spread
     left for a prior df, takes the mean variance as the prior; the trend's exp(mean adjusted log s2) was 1.78x it."""
@@ -147,6 +159,20 @@ def test_squeeze_var_trend_of_two_genes_is_limmas_without_the_covariate():
     post, _, d0 = _de.squeeze_var_trend(np.array([0.030, 0.034, 0.035]), 2.0, np.full(3, 6.0))
     assert np.isinf(d0)
     np.testing.assert_allclose(post, np.full(3, 0.033), rtol=1e-14)
+
+
+def test_deseq2_standardises_a_numeric_covariate():
+    """Sweep 63: a covariate such as the year of diagnosis went into PyDESeq2 as is and its fit raised
+    LinAlgError("Singular matrix"); standardised, the year and the year - 2016 give one table."""
+    n = 12
+    counts = pd.DataFrame(_nb_counts(n, 60), index=[f"s{i}" for i in range(n)]).rename(columns=lambda j: f"g{j}")
+    year = np.array([2012, 2015, 2019, 2021, 2013, 2017, 2014, 2020, 2016, 2018, 2012, 2019], dtype=float)
+    tables = []
+    for x in (year, year - 2016):
+        design = pd.DataFrame({"condition": np.repeat(["A", "B"], n // 2), "covariate:year": x}, index=counts.index)
+        tables.append(_de.run_deseq2(counts, design, "A", ["B"])[0]["B"])
+    for column in ("log2FoldChange", "pvalue"):
+        np.testing.assert_allclose(tables[0][column], tables[1][column], rtol=1e-8, atol=1e-12)
 
 
 # --------------------------------------------------------------------------------------------------
