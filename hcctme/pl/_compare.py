@@ -22,6 +22,8 @@ def _tables(data, key: str, values: pd.DataFrame | None) -> tuple[pd.DataFrame, 
         table = get.compare(data, key)
         if values is None and key + Suffix.VALUES in data.uns:
             values = get.compare(data, key, values=True)
+        elif values is None and key + Suffix.PER_SAMPLE in data.uns:  # tl.ta_response: one wide row per sample
+            values = _long_values(data, key, table)
         return table, values
     if isinstance(data, pd.DataFrame):
         return data, values
@@ -29,6 +31,18 @@ def _tables(data, key: str, values: pd.DataFrame | None) -> tuple[pd.DataFrame, 
         f"expected an AnnData holding a tl.compare result or the DataFrame hcctme.get.compare reads, got "
         f"{type(data).__name__}"
     )
+
+
+def _long_values(adata: AnnData, key: str, table: pd.DataFrame) -> pd.DataFrame | None:
+    """:func:`hcctme.tl.ta_response`'s per-sample table as the long values tl.compare stores (group ``"all"``)."""
+    condition_key = get.params(adata, key)["params"].get("condition_key")
+    wide = adata.uns[key + Suffix.PER_SAMPLE]
+    if condition_key is None or condition_key not in wide.columns:
+        return None
+    features = [f for f in pd.unique(table["feature"]) if f in wide.columns]
+    long = wide.melt(id_vars=["sample", condition_key], value_vars=features, var_name="feature")
+    return long.rename(columns={condition_key: "condition"}).assign(group="all")[
+        ["sample", "group", "feature", "value", "condition"]]
 
 
 @common_arguments
@@ -58,7 +72,8 @@ def compare(
     ----------
     data
         AnnData with the results of :func:`hcctme.tl.compare` (``uns[key]`` and ``uns[key +
-        "_values"]``), or its table as :func:`hcctme.get.compare` reads it (then pass ``values``).
+        "_values"]``) or of :func:`hcctme.tl.ta_response` with a condition (``uns[key + "_per_sample"]``), or its
+        table as :func:`hcctme.get.compare` reads it (then pass ``values``).
     features
         Features to show (default: the ``n_top`` rows with the smallest p-values).
     group, contrast

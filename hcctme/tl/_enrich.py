@@ -14,6 +14,7 @@ from hcctme._constants import GENE_METHODS, Defaults, Keys, Suffix
 from hcctme._logging import logger
 from hcctme.tl import _stats
 
+RANK_COLUMNS = ("statistic", "effect")  # signed columns of a genes comparison: positive = higher in the other level
 ENRICH_COLUMNS = [
     "term", "group", "contrast", "es", "nes", "pvalue", "fdr", "padj", "n_genes", "set_size", "direction",
     "lead_genes",
@@ -56,7 +57,8 @@ def enrich(
     group, contrast
         Restrict to one group (groupby level) and/or one contrast of the table (default: all).
     rank_by
-        Column of the table the genes are ranked by (``"statistic"``, or ``"effect"`` for log2FC).
+        Column of the table the genes are ranked by: ``"statistic"``, or ``"effect"`` for log2FC (signed: an
+        unsigned column such as a p-value would rank the genes most higher in the other level last).
     min_size, max_size
         Gene sets with fewer / more ranked genes are left out (gseapy semantics, counted after
         matching to the ranked genes).
@@ -64,6 +66,8 @@ def enrich(
         Gene-set permutations for the nominal p-values. A set no permutation reaches gets
         ``1 / (permutation_num + 1)`` (gseapy reports 0). A floor, not the test's resolution: gseapy's p
         counts only the permutations whose score has the observed sign, so its smallest non-zero p is coarser.
+        Where no permutation has the observed sign (a few permutations), the set gets the floor and ``nes`` is
+        NaN (there is no null score of that sign to normalise by).
     random_state
         Seed of the permutations (results are reproducible for a given seed).
     key_added
@@ -85,7 +89,7 @@ def enrich(
     from hcctme import sig
 
     _validate.anndata(adata, writes=True)
-    _validate.key_name(rank_by, name="rank_by")
+    _validate.choice(rank_by, RANK_COLUMNS, name="rank_by")
     table = get.compare(adata, _validate.key_name(compare_key, name="compare_key"))
     params = _check_enrich(table, rank_by=rank_by, min_size=min_size, max_size=max_size,
                            permutation_num=permutation_num, random_state=random_state)
@@ -96,10 +100,13 @@ def enrich(
     features = pd.Index(pd.unique(table["feature"].astype(str)))  # each group's genes: a gene can be in several
     symbols = dict(zip(features, _validate.unique_symbols(adata, features), strict=True))
     table = table.assign(feature=table["feature"].astype(str).map(symbols))
-    out = _enrich_table(table, _gene_sets(signatures, sig), rank_by=rank_by, **params)
+    gene_sets = _gene_sets(signatures, sig)
+    out = _enrich_table(table, gene_sets, rank_by=rank_by, **params)
     record = {
         "tool": "hcctme.tl.enrich",
-        **_validate.call_record(compare_key=compare_key, group=group, contrast=contrast, rank_by=rank_by, **params),
+        # the sets tested, as a dict (None: the library), so that get.params repeats the call
+        **_validate.call_record(signatures=None if signatures is None else gene_sets, compare_key=compare_key,
+                                group=group, contrast=contrast, rank_by=rank_by, **params),
         "library_version": _validate.library_version(),
     }
     adata = adata.copy() if copy else adata  # nothing is written before this line
@@ -209,17 +216,22 @@ def _prerank(ranking: pd.Series, gene_sets: dict[str, list[str]], *, min_size: i
                          permutation_num=permutation_num, seed=seed, threads=1, outdir=None, no_plot=True,
                          verbose=False)
     d = res.res2d
+    es = pd.to_numeric(d["ES"], errors="coerce").to_numpy(float)
     nes = pd.to_numeric(d["NES"], errors="coerce").to_numpy(float)
+    pvalue = pd.to_numeric(d["NOM p-val"], errors="coerce").to_numpy(float)
+    # no permutation of the observed sign (few permutations): gseapy reports p 1 and NES = ES, with nothing to
+    # normalise by; the set is beyond every permutation of its sign
+    unreached = (nes == es) & (es != 0) & (pvalue == 1)
+    nes[unreached], pvalue[unreached] = np.nan, 0.0
     return pd.DataFrame({
         "term": d["Term"].astype(str).to_numpy(),
-        "es": pd.to_numeric(d["ES"], errors="coerce").to_numpy(float),
+        "es": es,
         "nes": nes,
         # a permutation p-value is never 0 (Phipson & Smyth 2010): gseapy's 0 is "beyond every permutation"
-        "pvalue": np.maximum(pd.to_numeric(d["NOM p-val"], errors="coerce").to_numpy(float),
-                             1.0 / (permutation_num + 1)),
+        "pvalue": np.maximum(pvalue, 1.0 / (permutation_num + 1)),
         "fdr": pd.to_numeric(d["FDR q-val"], errors="coerce").to_numpy(float),
         "n_genes": [sizes[t] for t in d["Term"].astype(str)],
         "set_size": [len(gene_sets[t]) for t in d["Term"].astype(str)],
-        "direction": _stats.direction(nes),
+        "direction": _stats.direction(es),  # NES has the sign of ES
         "lead_genes": d["Lead_genes"].astype(str).to_numpy(),
     })

@@ -47,9 +47,12 @@ def ta_response(
 ) -> AnnData | None:
     """Score the T+A response signatures per sample and, with a condition, compare groups.
 
-    The signatures of Zhu et al. 2022 (Nat Med, PMID 35739268; library collection
-    ``"ta_response"``): ``TA_ABRS``, ``TA_TEFF``, ``TA_TREG``, ``TA_ANGIOGENESIS``,
-    ``TA_MYELOID_INFLAMMATION`` and ``TA_ONCOFETAL``. They were defined on bulk tumours, so by
+    The signatures Zhu et al. 2022 (Nat Med, PMID 35739268) read in the atezolizumab + bevacizumab trials
+    (library collection ``"ta_response"``): ``TA_ABRS`` and ``TA_ONCOFETAL`` (GPC3, AFP, with SALL4) from that
+    paper; ``TA_TEFF``, ``TA_ANGIOGENESIS`` and ``TA_MYELOID_INFLAMMATION``, the IMmotion150 sets (McDermott 2018,
+    PMID 29867230) the paper applied; ``TA_TREG``, the 8-gene Treg score Li et al. 2024 (PMID 38168935) applied to
+    the same trial data (Zhu 2022's own Treg list is not public). Each signature's source is in its library record
+    (``hcctme.sig.library()``). They were defined on bulk tumours, so by
     default (``aggregate="pseudobulk"``) each unit (sample, or patient with ``patient_key``) is read
     as the trial analyses read a bulk sample: the counts of all its cells are summed, turned into
     log2 CPM (prior count 1), each signature gene is z-scored across units and a signature's value
@@ -58,8 +61,9 @@ def ta_response(
     (``obsm[scores_key]``, or UCell scores computed on the side): those are weighted by the cell
     composition of each sample, unlike the bulk readout.
 
-    ``TA_TREG_TEFF = TA_TREG - TA_TEFF`` reports the paper's Treg/Teff ratio on the log scale
-    (higher = relatively more Treg than effector T signal, associated with resistance).
+    ``TA_TREG_TEFF = TA_TREG - TA_TEFF``, the difference of the two values (mean z of the genes' log CPM for the
+    pseudobulk, of per-cell scores otherwise), stands in for Zhu 2022's Treg/Teff ratio (higher = relatively more
+    Treg than effector T signal, associated with reduced benefit).
 
     Parameters
     ----------
@@ -83,7 +87,8 @@ def ta_response(
         Layer of raw counts for the pseudobulk (``None``: ``.X``).
     scores_key, score_method, use_raw, min_coverage
         ``"mean"``/``"median"``: existing scores in ``obsm[scores_key]`` when it holds every T+A
-        signature, else scored now with :func:`hcctme.tl.score` (``score_method`` on ``.X``, or
+        signature, else scored now with :func:`hcctme.tl.score` (``score_method`` on the layer the scores of
+        ``obsm[scores_key]`` read, as their record names it: a depth-equalised layer; without one on ``.X``, or
         ``.raw`` per ``use_raw``) on the side (not written into ``adata``). ``min_coverage`` also applies to
         the pseudobulk readout.
     min_cells
@@ -248,26 +253,36 @@ def _pseudobulk_scores(adata: AnnData, units: pd.Series, *, layer: str | None, m
 
 def _cell_scores(adata: AnnData, units: pd.Series, *, aggregate: str, scores_key: str, method: str,
                  use_raw: bool | None, min_coverage: float) -> tuple[pd.DataFrame, dict]:
-    """Units x signatures: mean or median of per-cell scores."""
+    """Units x signatures: mean or median of per-cell scores, and the genes each signature's scores read.
+
+    Scored on the side, they read the matrix the stored scores read (their record's layer: a depth-equalised one,
+    which the depth check reads from that record), else ``.X`` or ``.raw`` per ``use_raw``.
+    """
     existing = adata.obsm.get(scores_key)
+    record = adata.uns.get(scores_key + Suffix.PARAMS)
+    record = record if isinstance(record, dict) else {}
     if isinstance(existing, pd.DataFrame) and all(s in existing.columns for s in TA_SIGNATURES):
-        scores, origin = existing[list(TA_SIGNATURES)], f"obsm[{scores_key!r}]"
+        scores, origin, genes = existing[list(TA_SIGNATURES)], f"obsm[{scores_key!r}]", record.get("genes_used", {})
     else:
         from hcctme import sig
         from hcctme.tl._score import score
 
-        X, var_names = _validate.matrix(adata, layer=None, use_raw=use_raw)
+        layer = (record.get("params") or {}).get("layer")
+        use_raw = use_raw if layer is None else False
+        X, var_names = _validate.matrix(adata, layer=layer, use_raw=use_raw)
         light = AnnData(X=X, obs=pd.DataFrame(index=adata.obs_names),
                         var=pd.DataFrame(index=_validate.unique_symbols(
-                            adata, var_names, raw=_validate.reads_raw(adata, None, use_raw))))
+                            adata, var_names, raw=_validate.reads_raw(adata, layer, use_raw))))
         signatures = sig.load(list(_signature_genes()))
         score(light, signatures, method=method, min_coverage=min_coverage, key_added="_ta")
-        scores, origin = light.obsm["_ta"], f"tl.score(method={method!r})"
+        scores, genes = light.obsm["_ta"], light.uns["_ta" + Suffix.PARAMS]["genes_used"]
+        origin = f"tl.score(method={method!r}{f', layer={layer!r}' if layer is not None else ''})"
     scores = scores.astype(float)
     grouped = scores.groupby(units.to_numpy(), observed=True, sort=True)
     values = grouped.mean() if aggregate == "mean" else grouped.median()
     values.index.name = "sample"
-    return values, {"scores": f"{aggregate} of per-cell {origin}"}
+    used = {name: [str(g) for g in genes[name]] for name in values.columns if name in genes}
+    return values, {"scores": f"{aggregate} of per-cell {origin}", "genes_used": used}
 
 
 def _free_name(name: str, taken: list[str]) -> str:

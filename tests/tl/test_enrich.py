@@ -172,3 +172,49 @@ def test_gene_set_files_are_read_as_sig_load_reads_them(tmp_path, monkeypatch):
     (tmp_path / "config.yaml").write_text("threads: 4\n")  # review 61: "" read the working directory
     with pytest.raises(ValueError, match="signatures is an empty string"):
         hc.tl.enrich(adata, "", permutation_num=20, key_added="e_empty")
+
+
+@pytest.mark.parametrize("rank_by", ["pvalue", "padj", "feature", "method"])
+def test_rank_by_takes_a_signed_numeric_column(genes_result, rank_by):
+    """Sweep 63: any column was taken: rank_by="pvalue" ranked the genes most higher in resistors last (their set
+    came out "down"), and a text column failed with a bare KeyError or a float conversion error."""
+    _, table = genes_result
+    with pytest.raises(ValueError, match=rf"rank_by={rank_by!r} is not supported; choose one of \['statistic', "
+                                         r"'effect'\]"):
+        _enrich(table, GENE_SETS, rank_by=rank_by, permutation_num=10)
+
+
+def test_a_set_no_permutation_of_its_sign_reaches_gets_the_floor(genes_result, monkeypatch):
+    """Sweep 63: where no permutation had the observed sign, gseapy reported p 1 and NES = ES, which passed through:
+    the most extreme set got p 1 while its mirror got the documented floor 1/(permutation_num + 1)."""
+    import gseapy
+
+    from hcctme.tl import _enrich as enrich_module
+
+    real = gseapy.prerank
+
+    def no_negative_permutation(**kwargs):
+        res = real(**kwargs)
+        d = res.res2d
+        down = d["ES"].astype(float) < 0
+        d.loc[down, "NES"], d.loc[down, "NOM p-val"] = d.loc[down, "ES"], 1.0  # what gseapy reports then
+        return res
+
+    monkeypatch.setattr(gseapy, "prerank", no_negative_permutation)
+    ranking = pd.Series(np.linspace(3, -3, 100), index=[f"G{i}" for i in range(100)])
+    sets = {"TOP": [f"G{i}" for i in range(10)], "BOTTOM": [f"G{i}" for i in range(90, 100)]}
+    out = enrich_module._prerank(ranking, sets, min_size=5, max_size=500, permutation_num=3, seed=0).set_index("term")
+    assert out.loc["BOTTOM", "pvalue"] == 0.25 and np.isnan(out.loc["BOTTOM", "nes"])
+    assert out.loc["BOTTOM", "direction"] == "down" and out.loc["BOTTOM", "es"] == -1.0
+
+
+def test_the_record_repeats_a_call_on_the_users_gene_sets(genes_result):
+    """Sweep 63: the record left out `signatures`, so a call repeated from get.params tested the whole library."""
+    adata, _ = genes_result
+    adata = adata.copy()
+    hc.tl.enrich(adata, GENE_SETS, permutation_num=20)
+    first = hc.get.enrich(adata)
+    params = hc.get.params(adata, "hcctme_enrich")["params"]
+    assert {k: list(v) for k, v in params["signatures"].items()} == GENE_SETS
+    hc.tl.enrich(adata, **params)
+    pd.testing.assert_frame_equal(hc.get.enrich(adata), first, check_exact=True)

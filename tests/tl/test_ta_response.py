@@ -233,3 +233,41 @@ def test_the_log_names_both_tables_and_not_the_private_comparison(ta_counts, cap
         hc.tl.compare(ta_counts, condition_key="response", sample_key="patient", reference="responder",
                       features="genes", copy=True)
     assert "with padj < 0.05 -> uns['hcctme_compare']" in caplog.text
+
+
+def test_scores_made_on_the_side_read_the_layer_the_stored_scores_read():
+    """Sweep 63: after pp.equalize_depth and tl.score(layer=the equalised layer), whose scores lack a T+A signature
+    (left out on coverage), aggregate="mean" scored every T+A signature again on .X, while its depth record said the
+    scores read the equalised layer (no warning: a depth-confounded test recorded as equalised). The side scores now
+    read the stored scores' layer, and the record names the genes each signature read."""
+    from benchmarks.compare_depth_null import cohort as depth_cohort
+
+    adata = depth_cohort(0, depth_gap=True)
+    hc.pp.equalize_depth(adata, "patient")
+    hc.tl.score(adata, list(TA_SIGNATURES)[1:], layer="hcctme_depth_equalized")  # no TA_ABRS stored
+    kw = dict(sample_key="patient", condition_key="response", reference="responder", aggregate="mean")
+    hc.tl.ta_response(adata, **kw)
+    record = hc.get.params(adata, "hcctme_ta_response")
+    assert record["depth"] == {"scored_on": "hcctme_depth_equalized"}
+    assert record["scores"] == "mean of per-cell tl.score(method='ucell', layer='hcctme_depth_equalized')"
+    side = adata.copy()
+    hc.tl.score(side, list(TA_SIGNATURES), layer="hcctme_depth_equalized", key_added="all_ta")
+    expected = hc.get.scores(side, "all_ta").groupby(adata.obs["patient"].astype(str).to_numpy()).mean()
+    got = hc.get.ta_response(adata, per_sample=True).set_index("sample")
+    columns = [c for c in TA_SIGNATURES if c in got]
+    np.testing.assert_allclose(got[columns].to_numpy(), expected.loc[got.index, columns].to_numpy(), rtol=1e-6)
+    assert record["genes_used"]["TA_TREG"] == list(side.uns["all_ta_params"]["genes_used"]["TA_TREG"])
+
+
+def test_the_pl_compare_box_plots_read_the_t_a_per_sample_table(ta_counts):
+    """Sweep 63: pl.compare(adata, key=<ta_response key>) looked only for uns[key + "_values"], which ta_response
+    never writes, and told the user to pass it."""
+    import matplotlib.pyplot as plt
+
+    adata = ta_counts.copy()
+    hc.tl.ta_response(adata, sample_key="patient", condition_key="response", reference="responder")
+    axes = hc.pl.compare(adata, key="hcctme_ta_response", features=["TA_TREG"])
+    per_sample = hc.get.ta_response(adata, per_sample=True)
+    drawn = np.sort(np.concatenate([c.get_offsets()[:, 1] for c in axes[0].collections]))
+    np.testing.assert_allclose(drawn, np.sort(per_sample["TA_TREG"].to_numpy()))
+    plt.close("all")
