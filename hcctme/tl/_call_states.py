@@ -237,8 +237,9 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
     if not np.all(np.isfinite(values.to_numpy(dtype=float))):
         bad = [c for c in read if not np.all(np.isfinite(values[c].to_numpy(dtype=float)))]
         raise ValueError(f"scores {bad} in adata.obsm[{scores_key!r}] contain NaN/inf; re-run tl.score")
+    present = set(np.unique(contexts))
     for context, ids in missing.items():
-        if context in states:
+        if context in states and context in present:  # no warning of a population the data do not hold
             logger.warning("%s states not scored (left out of the competition): %s", context, ids)
     genes = {s: list(library[s].genes_up) for s in used_cols}
     genes_down = {s: list(library[s].genes_down or ()) for s in used_cols}
@@ -246,7 +247,7 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
     return {"states": states, "ignored": ignored, "used_cols": used_cols, "contexts": contexts, "genes": genes,
             "genes_down": genes_down, "flag_cols": [c for c, kind in extra.from_obs.items() if kind == "flag"],
             "art_cols": art_cols, "values": values, "references": _artefacts.references(values, contexts, markers),
-            "order": _order.rank(scores.index)}
+            "order": _order.rank(scores.index, ties=values.to_numpy(dtype=float))}  # repeated names: by scores
 
 
 def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, samples: np.ndarray, *,
@@ -490,9 +491,9 @@ def call_states(
         the seedings of a population use ``random_state``, ``random_state + 1``, ... Another seed is another draw
         of the cuts, not another method: ``uns[key_added + "_params"]["self_train"]["seedings"]`` says how far
         one population's draws agree. The draws read each population's cells in the order of their names
-        (``obs_names``) and its genes in the order of their names: the same cells in another row order, with their
-        genes in another column order, or with genes no cell expresses added, get the same calls and confidences
-        (releases 2.32 and 2.34). Renaming the cells is another draw.
+        (``obs_names``; cells of one name by their scores) and its genes in the order of their names: the same
+        cells in another row order, with their genes in another column order, or with genes no cell expresses added,
+        get the same calls and confidences (releases 2.32 and 2.34). Renaming the cells is another draw.
     layer, use_raw
         Expression read by ``self_train`` and the artefact rules: ``adata.layers[layer]``, ``adata.raw``
         (``use_raw=None`` follows scanpy, as :func:`hcctme.tl.score` does: ``.raw`` when present and no layer

@@ -173,3 +173,29 @@ def test_backed_calls_do_not_depend_on_the_order_of_the_genes(cohort, tmp_path):
         got.append(_calls(backed))
         backed.file.close()
     pd.testing.assert_frame_equal(got[1], got[0], check_exact=True)
+
+
+def test_cells_of_one_name_are_read_in_the_order_of_their_scores(cohort):
+    """Sweep 63: repeated cell names (a concat without index_unique) were ordered by row, so the same cells in
+    another row order got other calls (2 of 600 here, one confidence moved by 0.11); they are ordered by their
+    scores now."""
+    repeated = cohort.copy()
+    repeated.obs_names = [f"cell{i % 300}" for i in range(repeated.n_obs)]
+    perm = np.random.default_rng(1).permutation(repeated.n_obs)
+    expected = _calls(repeated).reset_index(drop=True)
+    got = _calls(repeated[perm].copy()).reset_index(drop=True).iloc[np.argsort(perm)].reset_index(drop=True)
+    assert (expected["hcctme_state"] != "unassigned").sum() > 100
+    pd.testing.assert_frame_equal(got, expected, check_exact=True)
+
+
+def test_no_warning_of_unscored_states_of_a_population_the_data_lack(cohort, caplog):
+    """Sweep 63: a cohort without macrophages was told "macrophage states not scored ... ['TAM3_MT1G']"."""
+    adata = cohort[~cohort.obs["cell_type"].isin(["Macrophages", "Monocytes", "Kupffer cells"])].copy()
+    with caplog.at_level(logging.WARNING, logger="hcctme"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hcctme.tl.call_states(adata, **KEYS)
+    assert not [r for r in caplog.records if "macrophage states not scored" in r.getMessage()]
+    with caplog.at_level(logging.WARNING, logger="hcctme"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hcctme.tl.call_states(cohort.copy(), **KEYS)
+    assert [r for r in caplog.records if "macrophage states not scored" in r.getMessage()]
