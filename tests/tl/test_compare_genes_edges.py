@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from hcctme import get, tl
+from hcctme import datasets, get, tl
 
 
 def _bulk(counts: np.ndarray, cond: list[str]) -> ad.AnnData:
@@ -131,3 +131,15 @@ def test_the_gene_table_does_not_move_with_the_order_of_the_genes(method: str):
                    method=method)
         tables.append(get.compare(data).sort_values(["feature", "contrast"], ignore_index=True))
     pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)
+
+
+def test_sample_key_on_pseudobulk_profiles_names_the_call_that_works():
+    """Sweep 62 observation, mended in 63: tl.compare(features="genes", sample_key=...) on tl.pseudobulk's output read
+    each profile as one cell and refused with "fewer than 10 cells", which the profiles are not."""
+    adata = datasets.simulate_cohort(6, 150, n_genes=400, random_state=0)
+    bulk = tl.pseudobulk(adata, sample_key="patient", groupby="cell_type", layer="counts")
+    kw = dict(features="genes", condition_key="response", reference="responder", layer="counts")
+    with pytest.raises(ValueError, match=r"holds tl.pseudobulk's profiles .* sample_key=None, groupby='cell_type'"):
+        tl.compare(bulk, sample_key="patient", groupby="cell_type", **kw)
+    tl.compare(bulk, sample_key=None, groupby="cell_type", **kw)  # the call the message names
+    assert get.compare(bulk)["pvalue"].between(0, 1).all()
