@@ -130,11 +130,17 @@ def equalize_depth(
 
 #: a condition level whose samples' median counts per cell differ this many fold from another's is warned of
 DEPTH_FOLD = 1.5
+#: so is a smaller gap that separates the levels' samples beyond chance (Kruskal-Wallis on their log depth): on null
+#: cohorts whose resistors were all read 1.1-1.3x deeper, 0.25-0.88 of the score tests fell under p < 0.05 (sweep 63)
+DEPTH_ALPHA = 0.05
 
 
 def condition_depths(adata: AnnData, units: pd.Series, design: pd.DataFrame, *, scores_key: str,
                  counts_layer: str | None) -> dict[str, Any] | None:
     """Each condition level's median counts per cell (median over its units), warned of where they differ.
+
+    Warned where the levels' medians differ :data:`DEPTH_FOLD`-fold or more, or where the samples' depths separate
+    the levels beyond chance (:data:`DEPTH_ALPHA`): a small gap every resistor shares moves the tests too.
 
     Scores are not depth-invariant: on null cohorts whose resistors were read 2x deeper, UCell scores compared
     per sample put 0.47-0.71 of the tests at p < 0.05 (sweep 58), and :func:`hcctme.pp.equalize_depth` brings them
@@ -149,14 +155,28 @@ def condition_depths(adata: AnnData, units: pd.Series, design: pd.DataFrame, *, 
             or _validate.matrix_kind(adata.layers[counts_layer]) != "counts":
         return None
     per_unit = pd.Series(row_totals(adata.layers[counts_layer])).groupby(units.astype(str).to_numpy()).median()
-    per_level = per_unit.groupby(design["condition"].astype(str).reindex(per_unit.index).to_numpy()).median()
+    levels = design["condition"].astype(str).reindex(per_unit.index)
+    per_level = per_unit.groupby(levels.to_numpy()).median()
     fold = float(per_level.max() / max(per_level.min(), 1.0))
-    if fold >= DEPTH_FOLD:
+    pvalue = _separation(np.log(np.maximum(per_unit.to_numpy(dtype=float), 1.0)), levels.to_numpy())
+    if fold >= DEPTH_FOLD or pvalue < DEPTH_ALPHA:
         message = ("the conditions differ in sequencing depth (median counts per cell of their samples: "
                    + ", ".join(f"{lv} {v:.0f}" for lv, v in per_level.items())
-                   + f"; {fold:.1f}-fold): signature scores move with depth, so this comparison can read the depth "
+                   + f"; {fold:.2f}-fold, samples' depths by condition: Kruskal-Wallis p = {pvalue:.2g}): "
+                   "signature scores move with depth, so this comparison can read the depth "
                    "as an effect; equalise it first (hcctme.pp.equalize_depth(adata, sample_key), then "
                    "hcctme.tl.score(adata, layer='hcctme_depth_equalized')) or compare features='genes'")
         warnings.warn(message, UserWarning, stacklevel=3)
         logger.warning("%s", message)
-    return {"median_counts": {str(k): float(v) for k, v in per_level.items()}, "fold": fold}
+    return {"median_counts": {str(k): float(v) for k, v in per_level.items()}, "fold": fold, "pvalue": pvalue}
+
+
+def _separation(log_depth: np.ndarray, levels: np.ndarray) -> float:
+    """Kruskal-Wallis p of the samples' log depth by condition level (1 where it cannot be computed)."""
+    from scipy import stats
+
+    kept = pd.notna(levels)
+    groups = [log_depth[kept & (levels == level)] for level in pd.unique(levels[kept])]
+    if len(groups) < 2 or np.ptp(log_depth[kept]) == 0:
+        return 1.0
+    return float(stats.kruskal(*groups).pvalue)

@@ -81,9 +81,11 @@ def compare(
         a unit's weight grows with its cells only as far as the within-unit spread of the score
         (variance / cells) matters next to the between-unit variation. Scores move with sequencing
         depth: where the condition levels' samples differ >= 1.5-fold in median counts per cell
-        (``layers[layer]``, raw counts) a warning names :func:`hcctme.pp.equalize_depth` (null cohorts
-        with the resistors read 2x deeper: 0.48-0.71 of the tests at p < 0.05 on ``X``, 0.03-0.05 on the
-        equalised layer; sweep 58); ``uns[key_added + "_params"]["depth"]`` records the medians.
+        (``layers[layer]``, raw counts), or where their depths separate the levels beyond chance (Kruskal-Wallis
+        p < 0.05: every resistor read 1.2x deeper put 0.66 of null tests at p < 0.05, sweep 63), a warning names
+        :func:`hcctme.pp.equalize_depth` (null cohorts with the resistors read 2x deeper: 0.48-0.71 of the tests
+        at p < 0.05 on ``X``, 0.03-0.05 on the equalised layer; sweep 58); ``uns[key_added + "_params"]["depth"]``
+        records the medians, the fold and that p.
         ``"composition"``: proportions of each ``groupby`` level (e.g. a state) within each
         ``parent_key`` level (e.g. the cell type; all cells of the unit when ``None``), tested
         propeller-style on ``transform``-ed proportions (Phipson et al. 2022). Every transform is a
@@ -148,7 +150,10 @@ def compare(
         on depth, and their weights use each part's proportion pooled over the samples; when the arms
         differ several-fold in cells per sample zeros are commoner in the smaller samples and these tests
         run a little above their nominal false-positive rate (0.060-0.065 at p < 0.05 with 3x the cells,
-        README); keep ``"asin"`` for such cohorts.
+        README). The arcsine drifts instead for a rare part there: its mean over a sample's binomial count
+        moves with the sample's cells (a 2 % state, 60 vs 180 cells per arm: 0.082 at p < 0.05, the logit
+        0.052; ``benchmarks/compare_rare_null.py``, sweep 63): use ``"logit"`` for rare states when the arms
+        differ in cells per sample.
     scores_key
         obsm key of the signature scores (features="scores").
     signatures

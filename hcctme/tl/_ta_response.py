@@ -80,7 +80,8 @@ def ta_response(
     aggregate
         ``"pseudobulk"`` (default), ``"mean"`` or ``"median"`` of per-cell scores. Per-cell scores move
         with sequencing depth: with a condition whose samples differ in depth (>= 1.5-fold median counts
-        per cell, read from ``layers["counts"]``) a warning names :func:`hcctme.pp.equalize_depth`; on null
+        per cell, read from ``layers["counts"]``, or depths that separate the levels beyond chance, as in
+        :func:`hcctme.tl.compare`) a warning names :func:`hcctme.pp.equalize_depth`; on null
         cohorts with the resistors read 2x deeper, ``"mean"`` put 0.27 of the tests at p < 0.05 and the
         pseudobulk 0.03 (sweep 58).
     layer

@@ -1,0 +1,78 @@
+"""False-positive rate of the composition test for a rare state when the arms differ in cells per sample.
+
+Null cohorts written with numpy, not the library's simulator: each patient's share of a rare state is drawn from
+one Beta distribution (mean ``--share``, concentration 200: between-patient CV ~0.7), its count binomial among the
+patient's cells; responders hold ``--cells-reference`` cells, resistors ``--cells-other`` (3x by default, the
+nuisance of ``tests/tl/test_nuisance_null.py``). Nothing differs between the arms but the number of cells. The
+rare state's share is tested with ``tl.compare(features="composition")`` (the default, moderated) on the arcsine
+transform (the default) and on the logit. Prints each rate at p < 0.05 and 0.01 with its 95 % interval::
+
+    python benchmarks/compare_rare_null.py --cohorts 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import warnings
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata import AnnData
+from scipy import stats
+
+import hcctme
+
+TRANSFORMS = ("asin", "logit")
+
+
+def null_cohort(seed: int, *, per_arm: int, cells: tuple[int, int], share: float) -> AnnData:
+    """Cells of ``2 * per_arm`` patients, obs only (sample, response, state): the arms differ in cells alone."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(2 * per_arm):
+        level, n = ("responder", cells[0]) if i < per_arm else ("resistor", cells[1])
+        k = rng.binomial(n, rng.beta(200.0 * share, 200.0 * (1 - share)))
+        rows += [(f"S{i:02d}", level, "rare")] * k + [(f"S{i:02d}", level, "common")] * (n - k)
+    obs = pd.DataFrame(rows, columns=["sample", "response", "state"])
+    obs.index = obs.index.astype(str)
+    return AnnData(X=sp.csr_matrix((len(obs), 1), dtype=np.float32), obs=obs)
+
+
+def run(n_cohorts: int, *, per_arm: int, cells: tuple[int, int], share: float) -> dict[str, np.ndarray]:
+    pvalues: dict[str, list[float]] = {t: [] for t in TRANSFORMS}
+    for seed in range(n_cohorts):
+        adata = null_cohort(seed, per_arm=per_arm, cells=cells, share=share)
+        for transform in TRANSFORMS:
+            hcctme.tl.compare(adata, condition_key="response", sample_key="sample", reference="responder",
+                              features="composition", groupby="state", transform=transform)
+            table = hcctme.get.compare(adata)
+            pvalues[transform].append(float(table.loc[table["feature"] == "rare", "pvalue"].iloc[0]))
+    return {t: np.asarray(p) for t, p in pvalues.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cohorts", type=int, default=500)
+    parser.add_argument("--per-arm", type=int, default=10)
+    parser.add_argument("--cells-reference", type=int, default=60)
+    parser.add_argument("--cells-other", type=int, default=180)
+    parser.add_argument("--share", type=float, default=0.02)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    logging.getLogger("hcctme").setLevel(logging.ERROR)
+    hcctme.settings.progress = False
+    pvalues = run(args.cohorts, per_arm=args.per_arm, cells=(args.cells_reference, args.cells_other),
+                  share=args.share)
+    print(f"{args.cohorts} null cohorts, {args.per_arm} vs {args.per_arm} patients, {args.cells_reference} vs "
+          f"{args.cells_other} cells, a {args.share:.0%} state")
+    for transform, p in pvalues.items():
+        for alpha in (0.05, 0.01):
+            k = int((p < alpha).sum())
+            ci = stats.binomtest(k, len(p)).proportion_ci(0.95)
+            print(f"transform={transform}: FPR at p < {alpha}: {k / len(p):.3f} ({ci.low:.3f}-{ci.high:.3f})")
+
+
+if __name__ == "__main__":
+    main()
