@@ -13,6 +13,9 @@ prints, per authors' state cluster, the matching cells at the first, their media
 0.7, and the rows reaching 0.7 per random state (README's table "over random states"; ``--save CSV`` keeps the
 shares). Keep the random states 10 apart: a population whose seedings disagree is seeded at up to nine consecutive
 ones (each with three cluster sizes where it is small).
+``--sample-key patient`` passes that obs column as ``sample_key`` where a dataset has it (per-sample centring, as
+``hcctme run`` and the pipeline call the states; the README's tables are without it) and lists the datasets called
+with it.
 ``--refine leiden`` / ``graph`` adds cluster voting (``graph``: on a neighbour graph built the
 way a scanpy user would: normalise_total and log1p where X holds counts, 2,000 highly variable genes, 50-PC PCA,
 ``sc.pp.neighbors``, 15 neighbours).
@@ -65,11 +68,16 @@ def scored(dataset: Dataset, refine: str | None = None) -> ad.AnnData:
     return adata
 
 
-def call(dataset: Dataset, refine: str | None = None, random_state: int = 0) -> ad.AnnData:
-    """The dataset scored with the library and its states called (labels mapped by :func:`context_map`)."""
+def call(dataset: Dataset, refine: str | None = None, random_state: int = 0,
+         sample_key: str | None = None) -> ad.AnnData:
+    """The dataset scored with the library and its states called (labels mapped by :func:`context_map`).
+
+    ``sample_key``: passed where the dataset's obs has that column.
+    """
     adata = scored(dataset, refine)
     hcctme.tl.call_states(adata, cell_type_key=dataset.label_key, context_map=context_map(dataset), refine=refine,
-                          random_state=random_state)
+                          random_state=random_state,
+                          sample_key=sample_key if sample_key in adata.obs.columns else None)
     return adata
 
 
@@ -169,6 +177,7 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="confusion matrices as markdown tables")
     parser.add_argument("--random-states", type=int, nargs="+", help="call at each of these random states")
     parser.add_argument("--save", type=Path, help="with --random-states: the shares per draw as CSV")
+    parser.add_argument("--sample-key", help="obs column passed as sample_key where a dataset has it")
     args = parser.parse_args()
     pd.set_option("display.width", 200)
     warnings.filterwarnings("ignore")
@@ -185,9 +194,10 @@ def main() -> None:
     for dataset in datasets():
         if not dataset.states:
             continue
-        adata = call(dataset, args.refine)
+        adata = call(dataset, args.refine, sample_key=args.sample_key)
         table = confusion(adata, dataset)
-        print(f"\n{dataset.name}: authors' clusters x calls")
+        with_key = args.sample_key is not None and args.sample_key in adata.obs.columns
+        print(f"\n{dataset.name}: authors' clusters x calls{f' (sample_key={args.sample_key!r})' if with_key else ''}")
         print(table.to_markdown() if args.markdown else table.to_string())
         tables.append(matching(adata, dataset))
         if not args.markdown:

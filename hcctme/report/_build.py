@@ -165,11 +165,23 @@ def small_populations_note(small: dict[str, dict[str, int]]) -> str:
     """A note naming the populations with fewer cells than the state calling's seeding needs (``""`` for none)."""
     if not small:
         return ""
-    listed = "; ".join(f"{context} ({int(size['cells']):,} cells for {int(size['states'])} states, "
-                       f"{int(size['needed']):,} needed)" for context, size in sorted(small.items()))
-    return _html.paragraph(f"Populations with fewer cells than the state calling's clusters need: {listed}. Which of "
-                           "their states get seeds turns on how they are cut, so their calls are the mean of several "
-                           "seedings' and fewer of their cells are called; read them with care.", note=True)
+
+    def listed(contexts: list[str]) -> str:
+        return "; ".join(f"{c} ({int(small[c]['cells']):,} cells for {int(small[c]['states'])} states, "
+                         f"{int(small[c]['needed']):,} needed)" for c in contexts)
+
+    # no seeding: too few cells for the self-training, the mixture's calls stand
+    mixture = sorted(c for c, size in small.items() if "seedings" in size and int(size["seedings"]) == 0)
+    seeded = sorted(c for c in small if c not in mixture)
+    parts = []
+    if seeded:
+        parts.append(f"Populations with fewer cells than the state calling's clusters need: {listed(seeded)}. Which "
+                     "of their states get seeds turns on how they are cut, so their calls are the mean of several "
+                     "seedings' and fewer of their cells are called; read them with care.")
+    if mixture:
+        parts.append(f"Populations too small for the self-training: {listed(mixture)}. Their calls are the mixture "
+                     "model's alone; read them with care.")
+    return _html.paragraph(" ".join(parts), note=True)
 
 
 def unstable_states_note(unstable: dict[str, dict[str, float]]) -> str:

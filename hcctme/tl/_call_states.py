@@ -774,7 +774,8 @@ def _self_train(matrix: Any, result: _model.Assignment, m: Mapping[str, Any], mo
     """
     params = _params.SelfTrainParams(random_state=random_state)
     contexts, states, genes, genes_down = m["contexts"], m["states"], m["genes"], m["genes_down"]
-    small = small_populations(contexts, result.artefact, states, params)
+    fitted = {c: ids for c, ids in states.items() if result.fitted.get(c) != _model.TOO_FEW_CELLS}  # others: none
+    small = small_populations(contexts, result.artefact, fitted, params)
     out: dict[str, dict[str, int]] = {}
     tests: dict[str, dict[str, Any]] = {}
     temperatures: dict[str, float] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -659,6 +660,9 @@ _NO_COUNTS = "no counts"
 _TOO_FEW_GENES = "fewer than 2 genes pass the expression filter (filterByExpr)"
 
 
+_MIN_CELLS_REASON = re.compile(r"(with >= \d+ cells|fewer than \d+ cells)")
+
+
 def _nothing_tested(skipped: list[str], min_cells: int | None) -> str:
     """Why no group was tested: too few samples, or the groups' own reasons.
 
@@ -666,7 +670,8 @@ def _nothing_tested(skipped: list[str], min_cells: int | None) -> str:
     its samples cannot fit, no gene passing the expression filter).
     """
     reasons = f" (skipped: {'; '.join(skipped)[:400]})" if skipped else ""
-    too_few = [r for r in skipped if r.endswith(_stats.TOO_FEW_SAMPLES) or " cells" in r]
+    # the min_cells reasons by their wording, not " cells" anywhere: a label such as "B cells" is no reason
+    too_few = [r for r in skipped if r.endswith(_stats.TOO_FEW_SAMPLES) or _MIN_CELLS_REASON.search(r)]
     if skipped and not too_few:
         return f"no group could be tested{reasons}"
     if min_cells is None:

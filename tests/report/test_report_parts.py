@@ -334,3 +334,16 @@ def test_profile_heatmap_hover_says_whether_the_axis_is_active_and_its_evidence_
     trace = _figures.profile_heatmap(profile).data[0]
     assert trace.customdata.tolist() == [[["active", 3], ["not active", 2]]]
     assert "%{customdata[0]}" in trace.hovertemplate and "%{customdata[1]}" in trace.hovertemplate
+
+
+def test_the_small_populations_note_says_which_calls_are_the_mixtures():
+    """Sweep 63 (Zilionis 2019): populations no seeding ran on (too few cells for the self-training) were said to be
+    called by "the mean of several seedings'"; they are named apart, their calls the mixture model's."""
+    small = {"t_cell": {"cells": 65, "needed": 280, "states": 5, "seedings": 3},
+             "macrophage": {"cells": 40, "needed": 120, "states": 2, "seedings": 0}}
+    note = _build.small_populations_note(small)
+    note = note.replace("&#x27;", "'")  # HTML-escaped apostrophes
+    assert "clusters need: t_cell (65 cells for 5 states, 280 needed). Which" in note
+    assert "too small for the self-training: macrophage (40 cells for 2 states, 120 needed). Their calls are the " \
+           "mixture model's alone" in note
+    assert "mixture" not in _build.small_populations_note({"t_cell": small["t_cell"]})

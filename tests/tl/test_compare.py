@@ -874,3 +874,14 @@ def test_an_infinite_covariate_is_named_as_such(adata, digest, features):
     with pytest.raises(ValueError, match=rf"obs\['bmi'\] has {n_infinite} non-finite \(infinite\) values; fill or"):
         hc.tl.compare(adata, features=features, covariates="bmi", **KW)
     assert digest(adata) == before and n_infinite > 0
+
+
+def test_a_label_ending_in_cells_is_no_reason_of_too_few_cells():
+    """Sweep 63 (Kang 2018): "B cells: a single level of state" read as a min_cells reason because the label holds
+    " cells", so the error said "too few cells ... lower min_cells" where every sample had enough."""
+    from hcctme.tl._compare import _nothing_tested
+
+    assert _nothing_tested(["B cells: a single level of state"], 10).startswith("no group could be tested")
+    assert _nothing_tested(["B cells: no sample with >= 10 cells"], 10).startswith("too few cells")
+    assert _nothing_tested(["T: fewer than 2 samples with >= 10 cells in a condition level"], 10).startswith(
+        "too few cells")

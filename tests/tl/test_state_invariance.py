@@ -199,3 +199,17 @@ def test_no_warning_of_unscored_states_of_a_population_the_data_lack(cohort, cap
         warnings.simplefilter("ignore")
         hcctme.tl.call_states(cohort.copy(), **KEYS)
     assert [r for r in caplog.records if "macrophage states not scored" in r.getMessage()]
+
+
+def test_a_population_too_small_to_fit_gets_one_warning(cohort, caplog):
+    """Sweep 63 (Puram 2017): a population under min_fit_cells was warned of twice, "their cells stay unassigned"
+    and "the calls are the mixture's; read them with care", for calls it does not have."""
+    cd8 = np.flatnonzero((cohort.obs["cell_type"] == "CD8+ T cells").to_numpy())
+    adata = cohort[np.setdiff1d(np.arange(cohort.n_obs), cd8[20:])].copy()  # 20 CD8 T cells left
+    with caplog.at_level(logging.WARNING, logger="hcctme"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        hcctme.tl.call_states(adata, **KEYS)
+    messages = [r.getMessage() for r in caplog.records]
+    assert [m for m in messages if m.startswith("too few cells to call states") and "'cd8_t'" in m]
+    assert not [m for m in messages if m.startswith("cd8_t:") and "the calls are the mixture's" in m]
+    assert "cd8_t" not in adata.uns["hcctme_state_params"]["self_train"]["small_populations"]
