@@ -172,8 +172,9 @@ def _expression_for_crosstalk(X) -> None:
         what = "integer counts" if kind == "counts" else "negative (scaled) values"
         raise ValueError(
             f"the expression matrix the steps read holds {what}, but crosstalk needs log-normalised values; "
-            "choose the log-normalised matrix with layer= / use_raw= (--layer / --use-raw), or turn crosstalk "
-            "off (crosstalk=False, --no-crosstalk)"
+            "choose the log-normalised matrix with layer= / use_raw= (--layer / --use-raw), make one (keep the "
+            "counts: adata.layers['counts'] = adata.X.copy(); then sc.pp.normalize_total(adata, target_sum=1e4); "
+            "sc.pp.log1p(adata)), or turn crosstalk off (crosstalk=False, --no-crosstalk)"
         )
 
 

@@ -13,6 +13,10 @@ from hcctme._constants import Keys
 from hcctme._logging import logger
 from hcctme.sig import _genes
 
+_LOGNORM_FIX = ("keep the counts as a layer and log-normalise X (adata.layers['counts'] = adata.X.copy(); "
+                "sc.pp.normalize_total(adata, target_sum=1e4); sc.pp.log1p(adata)), or pass layer= / use_raw= naming "
+                "the log-normalised matrix")
+
 
 def check_input(adata: AnnData, *, layer: str | None = None, use_raw: bool | None = None) -> dict[str, Any]:
     """Inspect an AnnData and say what hcctme will see in it; nothing is modified.
@@ -103,6 +107,9 @@ def check_input(adata: AnnData, *, layer: str | None = None, use_raw: bool | Non
     if kind == "scaled":
         issues.append(f"{which} looks scaled (negative values); scoring wants counts or log-normalised data "
                       "(pass layer= or use_raw=)")
+    elif kind == "counts":  # scoring reads them, crosstalk and the profile (and so hcctme run) refuse them
+        issues.append(f"{which} holds raw counts; crosstalk and the resistance profile (and hcctme run) need "
+                      f"log-normalised values: {_LOGNORM_FIX}")
     if counts_nonfinite:
         issues.append("layers['counts'] holds NaN or infinite values besides integer counts; pseudobulk and compare "
                       "need raw counts: replace them with the counts they should be")

@@ -276,12 +276,20 @@ def _sorted(table: pd.DataFrame) -> pd.DataFrame:
 def _crosstalk_section(ctx: _Context) -> str:
     diff = results.crosstalk(ctx.adata, differential=True)
     if diff is not None:
-        return ("<h3>Differential crosstalk (patient level)</h3>"
+        untested = "" if _crosstalk_tested(diff) else _html.paragraph(
+            "No interaction could be tested between the conditions (too few samples with both groups of an "
+            "interaction in each condition: column tested); the table lists the interactions read.", note=True)
+        return ("<h3>Differential crosstalk (patient level)</h3>" + untested
                 + ctx.table(diff, "crosstalk_diff"))
     pooled = results.crosstalk(ctx.adata)
     if pooled is not None:
         return "<h3>Interactions</h3>" + ctx.table(pooled, "crosstalk")
     return _not_run_note(ctx.adata, "crosstalk", "Crosstalk") or _html.paragraph("Crosstalk was not run.", note=True)
+
+
+def _crosstalk_tested(diff: pd.DataFrame | None) -> bool:
+    """Whether the differential crosstalk tested any interaction (its ``tested`` column; a table without it did)."""
+    return diff is not None and ("tested" not in diff.columns or bool(diff["tested"].astype(bool).any()))
 
 
 def _tib_section(ctx: _Context) -> str:
@@ -372,7 +380,7 @@ def _methods_section(ctx: _Context) -> str:
                             contrasts=_contrasts(adata),
                             library_version=library, kb_version=kb_version, hcctme_version=__version__,
                             profile_tests=profile_tests,
-                            crosstalk_differential=results.crosstalk(adata, differential=True) is not None)
+                            crosstalk_differential=_crosstalk_tested(results.crosstalk(adata, differential=True)))
     rows = [("hcctme version", __version__), ("signature library", library), ("knowledge base", kb_version)]
     # keys in sorted order, as h5py stores them: the report of a run equals that of its hcctme.h5ad read back
     rows += [(f"config.{k}", _sorted_text(v)) for k, v in sorted(results.run_config(adata).items())]

@@ -347,3 +347,13 @@ def test_the_small_populations_note_says_which_calls_are_the_mixtures():
     assert "too small for the self-training: macrophage (40 cells for 2 states, 120 needed). Their calls are the " \
            "mixture model's alone" in note
     assert "mixture" not in _build.small_populations_note({"t_cell": small["t_cell"]})
+
+
+def test_a_differential_crosstalk_that_tested_nothing_is_not_described_as_run():
+    """Sweep 63 (Kang 2018): every row tested=False, yet the Methods described the two-part test and the section
+    showed the table without a word."""
+    untested = pd.DataFrame({"ligand": ["SPP1"], "receptor": ["CD44"], "tested": [False]})
+    assert not _build._crosstalk_tested(untested)
+    assert _build._crosstalk_tested(untested.assign(tested=True))
+    assert _build._crosstalk_tested(untested.drop(columns="tested"))  # a table from before the column: it ran
+    assert not _build._crosstalk_tested(None)
