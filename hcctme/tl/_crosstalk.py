@@ -333,9 +333,14 @@ def _select_groups(groups: np.ndarray, samples: np.ndarray, order: list[str], *,
         kept_groups[sample] = keep
     skipped = pd.DataFrame(skipped_rows, columns=["sample", "group", "n_cells", "reason"])
     if len(skipped):
-        logger.warning("crosstalk: skipped %d group(s)/sample(s) with too few cells (min_cells=%d): %s",
-                       len(skipped), min_cells,
-                       "; ".join(f"{r.sample}/{r.group} ({r.n_cells})" for r in skipped.itertuples()))
+        groups_out, samples_out = skipped[skipped["group"] != "*"], skipped[skipped["group"] == "*"]
+        if len(groups_out):
+            logger.warning("crosstalk: skipped %d group(s) with fewer than min_cells=%d cells: %s", len(groups_out),
+                           min_cells, "; ".join(f"{r.sample}/{r.group} ({r.n_cells})" for r in groups_out.itertuples()))
+        if len(samples_out):
+            logger.warning("crosstalk: skipped %d sample(s) with fewer than 2 groups of >= min_cells=%d cells "
+                           "(cells in all): %s", len(samples_out), min_cells,
+                           "; ".join(f"{r.sample} ({r.n_cells})" for r in samples_out.itertuples()))
     if not kept_groups:
         raise _validate.TooFewCellsError(f"too few cells: no sample has two or more groups of obs[{groupby!r}] "
                                          f"with >= min_cells={min_cells} cells; lower min_cells or check the "

@@ -465,3 +465,19 @@ def test_nan_outside_the_row_sample_is_refused_by_every_method_and_matrix_form(d
     with pytest.raises(ValueError, match=r"adata\.X contains NaN or infinite values \(row 2100 holds inf\)"):
         hcctme.tl.crosstalk(adata, groupby="cell_type", sample_key="patient")
     assert "hcctme_crosstalk" not in adata.uns
+
+
+def test_the_skip_warning_gives_each_skip_its_own_reason(caplog):
+    """Sweep 63 (Sade-Feldman): whole samples of 14-44 cells were listed among groups "with too few cells
+    (min_cells=10)"; their reason, fewer than 2 groups of 10 cells, is now the message of their own line."""
+    from hcctme.tl._crosstalk import _select_groups
+
+    groups = np.array(["A"] * 12 + ["B"] * 12 + ["A"] * 30 + ["B"] * 3)
+    samples = np.array(["s1"] * 24 + ["s2"] * 33)
+    with caplog.at_level(logging.WARNING, logger="hcctme"):
+        kept, skipped = _select_groups(groups, samples, ["s1", "s2"], min_cells=10, groupby="cell_type")
+    assert kept == {"s1": ["A", "B"]} and len(skipped) == 2
+    messages = [r.getMessage() for r in caplog.records]
+    assert "crosstalk: skipped 1 group(s) with fewer than min_cells=10 cells: s2/B (3)" in messages
+    assert "crosstalk: skipped 1 sample(s) with fewer than 2 groups of >= min_cells=10 cells (cells in all): " \
+           "s2 (33)" in messages
