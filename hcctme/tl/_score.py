@@ -129,7 +129,8 @@ def score(
     Rank methods on data with negative values (scaled data): UCell and AUCell ranks remain
     defined, but ranks of scaled values no longer mean "expressed highly in this cell"; a
     :class:`ScoringWarning` says so and the scores are still returned. Score log-normalised
-    data (``layer=`` or ``use_raw=``) for meaningful rank scores.
+    data (``layer=`` or ``use_raw=``) for meaningful rank scores. ``mean`` and ``ulm`` on raw counts
+    (a sample of rows read as non-negative integers) warn too: their scores would move with depth.
 
     NaN or infinite values raise a ValueError (nothing is written). Gene names come from
     ``var["hcctme_symbol"]`` when :func:`hcctme.pp.harmonize_genes` wrote it.
@@ -141,6 +142,12 @@ def score(
     used_raw = _validate.reads_raw(adata, layer, use_raw)
     names = _validate.unique_symbols(adata, var_names, raw=used_raw)
     _check_matrix(X, adata)
+    if method not in RANK_METHODS and _validate.matrix_kind(X, check_finite=False) == "counts":
+        warnings.warn(
+            f"the matrix scored holds raw counts: {method} reads expression values as they are, so its scores move "
+            "with each cell's sequencing depth (the rank methods do not); score log-normalised expression "
+            "(sc.pp.normalize_total + sc.pp.log1p, or layer= / use_raw= naming it), or method='ucell'",
+            ScoringWarning, stacklevel=2)
     sigs = _load_signatures(signatures)
     matched = _match(sigs, names, min_coverage=params["min_coverage"], method=method)
     if method == "ucell":

@@ -658,3 +658,20 @@ def test_a_set_without_enough_genes_up_is_named_for_that():
     genes = list(_genes())
     with pytest.warns(ScoringWarning, match=r"signed \(2 of its 2 genes_up found: aucell reads genes_up only\)"):
         hcctme.tl.score(adata, {"signed": {"up": genes[:2], "down": genes[5:10]}, "ok": genes[:5]}, method="aucell")
+
+
+@pytest.mark.parametrize("method", ["mean", "ulm"])
+def test_value_methods_warn_of_raw_counts_and_rank_methods_do_not(method):
+    """Sweep 63 (He 2020, counts in X): method="mean" scored raw counts silently, its scores tracking depth
+    (r = -0.67 against -0.39 on log1p(CP10k)); the value methods warn now, the rank methods need not."""
+    counts = np.random.default_rng(0).poisson(2.0, (60, 40)).astype(np.float32)
+    adata = AnnData(counts, var=pd.DataFrame(index=[f"G{i}" for i in range(40)]))
+    sets = {"A": [f"G{i}" for i in range(10)]}
+    with pytest.warns(ScoringWarning, match=f"holds raw counts: {method} reads expression values as they are"):
+        hcctme.tl.score(adata, sets, method=method)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hcctme.tl.score(adata, sets, method="ucell")
+        logged = adata.copy()
+        logged.X = np.log1p(counts)
+        hcctme.tl.score(logged, sets, method=method)
