@@ -247,7 +247,8 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
     return {"states": states, "ignored": ignored, "used_cols": used_cols, "contexts": contexts, "genes": genes,
             "genes_down": genes_down, "flag_cols": [c for c, kind in extra.from_obs.items() if kind == "flag"],
             "art_cols": art_cols, "values": values, "references": _artefacts.references(values, contexts, markers),
-            "order": _order.rank(scores.index, ties=values.to_numpy(dtype=float))}  # repeated names: by scores
+            "order": _order.rank(scores.index, ties=None if scores.index.is_unique  # repeated names: by scores
+                                 else values.to_numpy(dtype=float))}
 
 
 def _calls(m: dict[str, Any], matrix: Any, thresholds: _model.Thresholds, samples: np.ndarray, *,

@@ -251,8 +251,8 @@ def _tables(adata: AnnData, *, condition_key, sample_key, reference, features, g
 
     if features != "composition" and sample_key is None and groupby is None:
         _check_grouped_profiles(adata)
-    if sample_key is not None:
-        _check_cells_not_profiles(adata, sample_key)
+    if sample_key is not None and min_cells > 1:
+        _check_cells_not_profiles(adata, sample_key, min_cells)
     units, design = _design.unit_design(adata, condition_key=condition_key, sample_key=sample_key,
                                         reference=reference, patient_key=patient_key, pair_key=pair_key,
                                         covariates=covariates)
@@ -439,8 +439,11 @@ def _check_grouped_profiles(adata: AnnData) -> None:
             "pseudobulk by sample alone (tl.pseudobulk(..., groupby=None)) to pool them")
 
 
-def _check_cells_not_profiles(adata: AnnData, sample_key: str) -> None:
-    """Refuse ``sample_key`` on tl.pseudobulk's profiles: it reads cells, and each profile would count as one."""
+def _check_cells_not_profiles(adata: AnnData, sample_key: str, min_cells: int) -> None:
+    """Refuse ``sample_key`` on tl.pseudobulk's profiles with ``min_cells`` > 1: each profile would count as one cell.
+
+    With ``min_cells=1`` the profiles are summed again as they are, the result of ``sample_key=None``.
+    """
     record = adata.uns.get(Keys.PSEUDOBULK + Suffix.PARAMS)
     params = record.get("params", {}) if isinstance(record, Mapping) else {}
     if not isinstance(params, Mapping) or "sample_key" not in params:
@@ -449,7 +452,7 @@ def _check_cells_not_profiles(adata: AnnData, sample_key: str) -> None:
     raise ValueError(
         f"this AnnData holds tl.pseudobulk's profiles (uns[{Keys.PSEUDOBULK + Suffix.PARAMS!r}]: one row per sample"
         f"{f' x {grouped!r}' if grouped else ''}), and sample_key={sample_key!r} reads cells: each profile would "
-        f"count as one cell, fewer than min_cells. Compare the profiles with sample_key=None"
+        f"count as one cell, fewer than min_cells={min_cells}. Compare the profiles with sample_key=None"
         f"{f', groupby={grouped!r}' if grouped else ''} (each row is a sample), or compare the cells' AnnData with "
         f"sample_key={sample_key!r}")
 

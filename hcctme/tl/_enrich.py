@@ -104,8 +104,10 @@ def enrich(
     out = _enrich_table(table, gene_sets, rank_by=rank_by, **params)
     record = {
         "tool": "hcctme.tl.enrich",
-        # the sets tested, as a dict (None: the library), so that get.params repeats the call
-        **_validate.call_record(signatures=None if signatures is None else gene_sets, compare_key=compare_key,
+        # the sets tested, as a dict (None: the library), so that get.params repeats the call; a set no ranked
+        # list could test takes no part in any result, and a large GMT would swell the record
+        **_validate.call_record(signatures=None if signatures is None else {
+            term: gene_sets[term] for term in pd.unique(out["term"])}, compare_key=compare_key,
                                 group=group, contrast=contrast, rank_by=rank_by, **params),
         "library_version": _validate.library_version(),
     }
@@ -219,9 +221,9 @@ def _prerank(ranking: pd.Series, gene_sets: dict[str, list[str]], *, min_size: i
     es = pd.to_numeric(d["ES"], errors="coerce").to_numpy(float)
     nes = pd.to_numeric(d["NES"], errors="coerce").to_numpy(float)
     pvalue = pd.to_numeric(d["NOM p-val"], errors="coerce").to_numpy(float)
-    # no permutation of the observed sign (few permutations): gseapy reports p 1 and NES = ES, with nothing to
+    # no permutation of the observed sign (few permutations): gseapy reports p 1 and NES +-1, with nothing to
     # normalise by; the set is beyond every permutation of its sign
-    unreached = (nes == es) & (es != 0) & (pvalue == 1)
+    unreached = (np.abs(nes) == 1.0) & (es != 0) & (pvalue == 1)
     nes[unreached], pvalue[unreached] = np.nan, 0.0
     return pd.DataFrame({
         "term": d["Term"].astype(str).to_numpy(),

@@ -269,6 +269,12 @@ def _cell_scores(adata: AnnData, units: pd.Series, *, aggregate: str, scores_key
         from hcctme.tl._score import score
 
         layer = (record.get("params") or {}).get("layer")
+        if layer is not None and layer not in adata.layers:
+            raise KeyError(
+                f"the scores of obsm[{scores_key!r}] read layers[{layer!r}] (uns[{scores_key + Suffix.PARAMS!r}]), "
+                "which adata no longer holds, and the T+A signatures they lack would be scored on it: make the layer "
+                "again (hcctme.pp.equalize_depth for the depth-equalised one), or score the T+A signatures with the "
+                "rest (hcctme.tl.score(adata, layer=...)), or use the pseudobulk (aggregate='pseudobulk')")
         use_raw = use_raw if layer is None else False
         X, var_names = _validate.matrix(adata, layer=layer, use_raw=use_raw)
         light = AnnData(X=X, obs=pd.DataFrame(index=adata.obs_names),

@@ -117,7 +117,8 @@ def test_score_comparisons_are_calibrated_on_the_equalised_layer_and_warned_of_o
 @pytest.mark.parametrize("tool", ["equalize_depth", "crosstalk"])
 @pytest.mark.parametrize("edit,match", [("fraction", r"does not hold raw integer counts.*\(row 2598 holds 0\.5\)"),
                                         ("negative", r"does not hold raw integer counts.*\(row 2598 holds -3\)"),
-                                        ("nan", r"integer counts.*\(row 2598 holds nan, NaN or infinite")])
+                                        ("nan", r"counts.*\(row 2598 holds nan, NaN or infinite"),
+                                        ("inf", r"counts.*\(row 2598 holds inf, NaN or infinite")])
 def test_every_count_is_checked_before_thinning(tool, edit, match, digest):
     """The counts check read a 2,000-row sample: a non-integer count in a cell outside it was rounded silently
     and a NaN reached the thinned layer. One value in a cell outside that sample is now enough to refuse; a
@@ -125,7 +126,7 @@ def test_every_count_is_checked_before_thinning(tool, edit, match, digest):
     adata = hcctme.datasets.simulate_cohort(4, 650, n_genes=300, random_state=0)
     assert adata.n_obs == 2600
     counts = adata.layers["counts"].toarray().astype(np.float32)
-    counts[2598, 0] = {"fraction": 0.5, "negative": -3.0, "nan": np.nan}[edit]  # outside the 2,000 rows sampled
+    counts[2598, 0] = {"fraction": 0.5, "negative": -3.0, "nan": np.nan, "inf": np.inf}[edit]  # not sampled
     adata.layers["counts"] = sp.csr_matrix(counts)
     before = digest(adata)
     with pytest.raises(ValueError, match=match):
@@ -160,6 +161,13 @@ def test_cells_of_one_name_are_refused_where_names_key_the_draws(tool, digest):
             hcctme.tl.crosstalk(adata, groupby="cell_type", sample_key="patient", condition_key="response",
                                 reference="responder", counts_layer="counts")
     assert digest(adata) == before
+    if tool == "equalize_depth":  # a gene's name keys its draws too (review of sweep 63)
+        adata.obs_names_make_unique()
+        adata.var_names = [*adata.var_names[:-1], adata.var_names[0]]
+        before = digest(adata)
+        with pytest.raises(ValueError, match=r"gene name\(s\) are duplicated"):
+            hcctme.pp.equalize_depth(adata, "patient")
+        assert digest(adata) == before
 
 
 def test_check_input_names_a_fix_that_works_and_a_counts_layer_with_nan():
@@ -186,7 +194,8 @@ def test_check_input_names_a_fix_that_works_and_a_counts_layer_with_nan():
 def test_a_small_depth_gap_every_resistor_shares_is_warned_of():
     """Sweep 63: the warning needed a 1.5-fold gap, but null cohorts whose resistors were all read 1.1-1.3x deeper
     put 0.25-0.88 of the score tests at p < 0.05 with no warning; a gap that separates the levels' samples beyond
-    chance (Kruskal-Wallis p < 0.05) is warned of now, and the record holds that p."""
+    chance (a permutation Kruskal-Wallis p < 0.05; within pairs for a paired design) is warned of now, and the record
+    holds that p; a perfect split of 3 vs 3 (exact p 0.1) is no such gap."""
     rng = np.random.default_rng(0)
     genes = [g for s in ("TREG", "CD8_TEFF", "TAM2_SPP1") for g in hcctme.sig.library()[s].genes_up]
     genes = list(dict.fromkeys(genes)) + [f"FILL{i}" for i in range(200)]
@@ -207,8 +216,18 @@ def test_a_small_depth_gap_every_resistor_shares_is_warned_of():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         hcctme.tl.score(adata, ["TREG", "CD8_TEFF", "TAM2_SPP1"])
-    with pytest.warns(UserWarning, match=r"differ in sequencing depth .*1\.[12]\d-fold, samples' depths by "
-                                         r"condition: Kruskal-Wallis p = 0\.00"):
+    with pytest.warns(UserWarning, match=r"differ in sequencing depth .*1\.[12]\d-fold; the samples' depths by "
+                                         r"condition: p = 0\.00"):
         hcctme.tl.compare(adata, condition_key="response", sample_key="patient", reference="responder")
     depth = hcctme.get.params(adata, "hcctme_compare")["depth"]
     assert depth["fold"] < 1.5 and depth["pvalue"] < 0.01
+    # the p is read as the comparison reads the samples: exact at 3 vs 3, within pairs for a paired design
+    from hcctme.pp._depth import _separation
+
+    levels = pd.Series(["a"] * 3 + ["b"] * 3, index=[f"s{i}" for i in range(6)])
+    assert _separation(np.log([1000, 1010, 1020, 1030, 1040, 1050]), levels, None) == pytest.approx(0.1)
+    patients = pd.Series(np.repeat([f"p{i}" for i in range(8)], 2), index=[f"u{i}" for i in range(16)])
+    paired = pd.Series(["pre", "on"] * 8, index=patients.index)
+    depth = np.repeat(np.random.default_rng(1).lognormal(7.5, 0.5, 8), 2) * np.tile([1.0, 1.25], 8)
+    assert _separation(np.log(depth), paired, None) > 0.05  # across patients the gap drowns in their spread
+    assert _separation(np.log(depth), paired, patients) == pytest.approx(2 / 256)  # every pair: on deeper

@@ -142,4 +142,7 @@ def test_sample_key_on_pseudobulk_profiles_names_the_call_that_works():
     with pytest.raises(ValueError, match=r"holds tl.pseudobulk's profiles .* sample_key=None, groupby='cell_type'"):
         tl.compare(bulk, sample_key="patient", groupby="cell_type", **kw)
     tl.compare(bulk, sample_key=None, groupby="cell_type", **kw)  # the call the message names
-    assert get.compare(bulk)["pvalue"].between(0, 1).all()
+    expected = get.compare(bulk)
+    assert expected["pvalue"].between(0, 1).all()
+    tl.compare(bulk, sample_key="patient", groupby="cell_type", min_cells=1, **kw)  # each profile summed as it is
+    pd.testing.assert_frame_equal(get.compare(bulk), expected, check_exact=True)

@@ -257,6 +257,9 @@ def test_scores_made_on_the_side_read_the_layer_the_stored_scores_read():
     columns = [c for c in TA_SIGNATURES if c in got]
     np.testing.assert_allclose(got[columns].to_numpy(), expected.loc[got.index, columns].to_numpy(), rtol=1e-6)
     assert record["genes_used"]["TA_TREG"] == list(side.uns["all_ta_params"]["genes_used"]["TA_TREG"])
+    del adata.layers["hcctme_depth_equalized"]  # the layer the stored scores read is gone: said so, with the fix
+    with pytest.raises(KeyError, match=r"hcctme_depth_equalized.*which adata no longer holds.*equalize_depth"):
+        hc.tl.ta_response(adata, **kw)
 
 
 def test_the_pl_compare_box_plots_read_the_t_a_per_sample_table(ta_counts):
