@@ -82,8 +82,9 @@ def compare(
         a unit's weight grows with its cells only as far as the within-unit spread of the score
         (variance / cells) matters next to the between-unit variation. Scores move with sequencing
         depth: where the condition levels' samples differ >= 1.5-fold in median counts per cell
-        (``layers[layer]``, raw counts), or where their depths separate the levels beyond chance (Kruskal-Wallis
-        p < 0.05: every resistor read 1.2x deeper put 0.66 of null tests at p < 0.05, sweep 63), a warning names
+        (``layers[layer]``, raw counts), or where their depths separate the levels beyond chance (a permutation
+        Kruskal-Wallis p < 0.05, within pairs a signed-rank p for a paired design: every resistor read 1.2x
+        deeper put 0.66 of null tests at p < 0.05, sweep 63), a warning names
         :func:`hcctme.pp.equalize_depth` (null cohorts with the resistors read 2x deeper: 0.48-0.71 of the tests
         at p < 0.05 on ``X``, 0.03-0.05 on the equalised layer; sweep 58); ``uns[key_added + "_params"]["depth"]``
         records the medians, the fold and that p.
