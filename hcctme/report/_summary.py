@@ -73,17 +73,29 @@ def _other_level(row: pd.Series) -> str:
 
 
 def _ranked(table: pd.DataFrame | None, fdr: float, limit: int) -> tuple[pd.DataFrame, bool]:
-    """The rows under ``fdr`` (padj), best first; else the single best row, flagged as not significant."""
+    """The rows under ``fdr`` (padj), best first; else the single best row, flagged as not significant.
+
+    Rows of equal padj and p-value are ranked by the size of their effect (not by name); the single best row
+    carries ``_tied``, how many rows share its padj and p-value.
+    """
     if table is None or "padj" not in table.columns:
         return pd.DataFrame(), False
-    tested = table.dropna(subset=["padj"]).sort_values(["padj", "pvalue"])
+    tested = table.dropna(subset=["padj"])
+    size = tested["effect"].abs() if "effect" in tested.columns else pd.Series(0.0, index=tested.index)
+    tested = tested.assign(_size=-size.fillna(0.0)).sort_values(["padj", "pvalue", "_size"], kind="mergesort")
     hits = tested[tested["padj"] < fdr]
-    return (hits.head(limit), True) if len(hits) else (tested.head(1), False)
+    if len(hits):
+        return hits.head(limit), True
+    best = tested.head(1)
+    tied = int(((tested["padj"] == best["padj"].iloc[0]) & (tested["pvalue"] == best["pvalue"].iloc[0])).sum())
+    return best.assign(_tied=tied), False
 
 
 def _none_text(what: str, fdr: float, row: pd.Series, label: str) -> str:
+    tied = int(row.get("_tied", 1))
+    among = f"; {tied} tests tie at that p-value, this one of the largest effect" if tied > 1 else ""
     return (f"No {what} difference reached padj < {fdr:g}; the closest is {label} "
-            f"(padj {_p(float(row['padj']))}, {_n(row)}).")
+            f"(padj {_p(float(row['padj']))}, {_n(row)}{among}).")
 
 
 def composition(table: pd.DataFrame | None, *, fdr: float, limit: int, anchors: tuple[str, str]) -> list[Finding]:

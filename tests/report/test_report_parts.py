@@ -357,3 +357,14 @@ def test_a_differential_crosstalk_that_tested_nothing_is_not_described_as_run():
     assert _build._crosstalk_tested(untested.assign(tested=True))
     assert _build._crosstalk_tested(untested.drop(columns="tested"))  # a table from before the column: it ran
     assert not _build._crosstalk_tested(None)
+
+
+def test_the_closest_of_tied_rows_is_the_one_of_the_largest_effect_and_the_tie_is_said():
+    """Sweep 63 (Kang 2018): 24 of 45 tests tied at p 0.333 and the report named the alphabetically first
+    (CD8_TSTR in B cells, effect +0.015) as "the closest", without a word of the tie."""
+    table = pd.DataFrame({"feature": ["A_SIG", "B_SIG", "C_SIG"], "group": ["g", "g", "g"],
+                          "effect": [0.015, -0.25, 0.1], "pvalue": [0.333, 0.333, 0.5], "padj": [0.6, 0.6, 0.6],
+                          "n_reference": [3, 3, 3], "n_other": [3, 3, 3], "contrast": ["r vs s"] * 3})
+    [finding] = _summary.scores(table, fdr=0.05, limit=3, anchors=("a", "b"))
+    assert "the closest is B_SIG" in finding.text
+    assert "2 tests tie at that p-value, this one of the largest effect" in finding.text
