@@ -84,8 +84,8 @@ def _ranked(table: pd.DataFrame | None, fdr: float, limit: int) -> tuple[pd.Data
     size = tested["effect"].abs() if "effect" in tested.columns else pd.Series(0.0, index=tested.index)
     tested = tested.assign(_size=-size.fillna(0.0)).sort_values(["padj", "pvalue", "_size"], kind="mergesort")
     hits = tested[tested["padj"] < fdr]
-    if len(hits):
-        return hits.head(limit), True
+    if len(hits) or tested.empty:
+        return hits.head(limit), bool(len(hits))
     best = tested.head(1)
     tied = int(((tested["padj"] == best["padj"].iloc[0]) & (tested["pvalue"] == best["pvalue"].iloc[0])).sum())
     return best.assign(_tied=tied), False

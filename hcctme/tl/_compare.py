@@ -15,8 +15,7 @@ from hcctme import _validate
 from hcctme._constants import Defaults, Keys, Suffix
 from hcctme._logging import logger
 from hcctme._settings import settings
-from hcctme.pp import _depth
-from hcctme.tl import _de, _design, _stats
+from hcctme.tl import _de, _depth_gap, _design, _stats
 from hcctme.tl._pseudobulk import _pseudobulk
 
 FEATURES = ("scores", "composition", "genes")
@@ -278,7 +277,7 @@ def _tables(adata: AnnData, *, condition_key, sample_key, reference, features, g
         why = _nothing_tested(skipped, min_cells if per_cell else None)
         too_few_genes = skipped and all(r.endswith((_TOO_FEW_GENES, _NO_COUNTS)) for r in skipped)
         raise (_validate.TooFewGenesError if too_few_genes else _validate.TooFewCellsError)(why)
-    depth = _depth.condition_depths(adata, units, design, scores_key=scores_key, counts_layer=layer) \
+    depth = _depth_gap.condition_depths(adata, units, design, scores_key=scores_key, counts_layer=layer) \
         if features == "scores" and per_cell else None
     table = _finish(table)
     dropped_table = (pd.concat(dropped, ignore_index=True) if dropped

@@ -109,7 +109,7 @@ def ta_response(
     -------
     None, or the AnnData copy when ``copy=True``. Nothing is written when the call fails.
     """
-    from hcctme.pp import _depth
+    from hcctme.tl import _depth_gap
 
     _validate.anndata(adata, writes=True)
     key_added = _validate.key_added(key_added, adata=adata, slots=("uns",), reads=(scores_key,),
@@ -170,7 +170,8 @@ def ta_response(
         values[TREG_TEFF] = values["TA_TREG"] - values["TA_TEFF"]
     table, depth = None, None
     if design is not None and aggregate != "pseudobulk":  # per-cell scores move with depth; the pseudobulk's CPM not
-        depth = _depth.condition_depths(adata, units, design, scores_key=scores_key, counts_layer=layer or Keys.COUNTS)
+        depth = _depth_gap.condition_depths(adata, units, design, scores_key=scores_key,
+                                            counts_layer=layer or Keys.COUNTS)
     if design is not None:
         table = _compare_units(values, design.loc[values.index], reference=str(reference), method=method)
     per_sample = values.copy()

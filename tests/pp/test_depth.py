@@ -222,7 +222,7 @@ def test_a_small_depth_gap_every_resistor_shares_is_warned_of():
     depth = hcctme.get.params(adata, "hcctme_compare")["depth"]
     assert depth["fold"] < 1.5 and depth["pvalue"] < 0.01
     # the p is read as the comparison reads the samples: exact at 3 vs 3, within pairs for a paired design
-    from hcctme.pp._depth import _separation
+    from hcctme.tl._depth_gap import _separation
 
     levels = pd.Series(["a"] * 3 + ["b"] * 3, index=[f"s{i}" for i in range(6)])
     assert _separation(np.log([1000, 1010, 1020, 1030, 1040, 1050]), levels, None) == pytest.approx(0.1)

@@ -368,3 +368,4 @@ def test_the_closest_of_tied_rows_is_the_one_of_the_largest_effect_and_the_tie_i
     [finding] = _summary.scores(table, fdr=0.05, limit=3, anchors=("a", "b"))
     assert "the closest is B_SIG" in finding.text
     assert "2 tests tie at that p-value, this one of the largest effect" in finding.text
+    assert _summary.scores(table.assign(padj=np.nan), fdr=0.05, limit=3, anchors=("a", "b")) == []  # none tested

@@ -299,7 +299,7 @@ def test_small_groups_reported_and_skipped(cohort, caplog):
     assert ((skipped["sample"] == "p0") & (skipped["group"] == "Tumour") & (skipped["n_cells"] == 5)).any()
     p0 = table[table["patient"] == "p0"]
     assert not ((p0["source"] == "Tumour") | (p0["target"] == "Tumour")).any()
-    assert "too few cells" in caplog.text
+    assert "skipped 1 group(s) with fewer than min_cells=10 cells: p0/Tumour (5)" in caplog.text
 
 
 def test_all_groups_too_small_raises(cohort, digest):
