@@ -13,9 +13,14 @@ from hcctme._constants import Keys
 from hcctme._logging import logger
 from hcctme.sig import _genes
 
-_LOGNORM_FIX = ("keep the counts as a layer and log-normalise X (adata.layers['counts'] = adata.X.copy(); "
-                "sc.pp.normalize_total(adata, target_sum=1e4); sc.pp.log1p(adata)), or pass layer= / use_raw= naming "
-                "the log-normalised matrix")
+# how to reach log-normalised values, by the matrix found holding counts (only X's counts are copied to a layer)
+_LOGNORM_FIX = {
+    "X": ("keep the counts as a layer and log-normalise X (adata.layers['counts'] = adata.X.copy(); "
+          "sc.pp.normalize_total(adata, target_sum=1e4); sc.pp.log1p(adata)), or pass layer= / use_raw= naming the "
+          "log-normalised matrix"),
+    "raw": "pass use_raw=False where X holds the log-normalised values (the tools read .raw by default)",
+}
+_LOGNORM_FIX_LAYER = "pass layer= naming the log-normalised matrix, or layer=None to read X"
 
 
 def check_input(adata: AnnData, *, layer: str | None = None, use_raw: bool | None = None) -> dict[str, Any]:
@@ -109,7 +114,7 @@ def check_input(adata: AnnData, *, layer: str | None = None, use_raw: bool | Non
                       "(pass layer= or use_raw=)")
     elif kind == "counts":  # scoring reads them, crosstalk and the profile (and so hcctme run) refuse them
         issues.append(f"{which} holds raw counts; crosstalk and the resistance profile (and hcctme run) need "
-                      f"log-normalised values: {_LOGNORM_FIX}")
+                      f"log-normalised values: {_LOGNORM_FIX.get(which, _LOGNORM_FIX_LAYER)}")
     if counts_nonfinite:
         issues.append("layers['counts'] holds NaN or infinite values besides integer counts; pseudobulk and compare "
                       "need raw counts: replace them with the counts they should be")

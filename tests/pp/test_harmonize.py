@@ -353,9 +353,14 @@ def test_check_input_counts_symbols(digest):
     assert report["counts_layer"] is True and report["harmonised"] is False
     assert report["has_nan"] is False
     assert any("var_names_make_unique" in issue for issue in report["issues"])
-    # sweep 63 (Lu 2022 as shipped): counts in X, which hcctme run then refused, were no issue
-    assert any(issue.startswith("X holds raw counts; crosstalk and the resistance profile (and hcctme run) need "
-                                "log-normalised values") for issue in report["issues"])
+    # sweep 63 (Lu 2022 as shipped): counts in X, which hcctme run then refused, were no issue; the fix named is the
+    # matrix's own (copying X into layers['counts'] would overwrite a counts layer or save log values as counts)
+    fixes = {which: [i for i in ht.pp.check_input(adata, **kw)["issues"] if "holds raw counts" in i]
+             for which, kw in (("X", {}), ("layer", {"layer": "counts"}))}
+    assert fixes["X"] == [i for i in report["issues"] if "holds raw counts" in i]
+    assert fixes["X"][0].startswith("X holds raw counts; crosstalk and the resistance profile (and hcctme run) need "
+                                    "log-normalised values: keep the counts as a layer")
+    assert fixes["layer"][0].endswith("values: pass layer= naming the log-normalised matrix, or layer=None to read X")
 
 
 def test_check_input_lognorm_scaled_nan_sparse():
