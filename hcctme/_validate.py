@@ -681,6 +681,11 @@ _NONFINITE_FIX = "replace them (e.g. np.nan_to_num) or fix the normalisation ste
 NONFINITE_MESSAGE = f"the expression matrix contains NaN or infinite values; {_NONFINITE_FIX}"
 
 
+def row_of_entry(block: sp.csr_matrix, entry: int) -> int:
+    """The row (of ``block``) that holds stored entry ``entry`` of its ``data``."""
+    return int(np.searchsorted(block.indptr, entry, side="right")) - 1
+
+
 def finite_rows(block: sp.csr_matrix, rows: Sequence[int], *, where: str) -> None:
     """Refuse a block of rows read into memory (CSR) that holds NaN or infinite values.
 
@@ -691,7 +696,7 @@ def finite_rows(block: sp.csr_matrix, rows: Sequence[int], *, where: str) -> Non
     if finite.all():
         return
     first = int(np.argmin(finite))
-    row = int(np.searchsorted(block.indptr, first, side="right")) - 1
+    row = row_of_entry(block, first)
     raise ValueError(f"{where} contains NaN or infinite values (row {rows[row]} holds {block.data[first]:g}); "
                      f"{_NONFINITE_FIX}")
 

@@ -30,7 +30,7 @@ def row_totals(X: Any, *, chunk_size: int = Defaults.CHUNK_SIZE, not_counts: str
             ~np.isfinite(block.data) | (block.data < 0) | (block.data != np.round(block.data)))
         if bad is not None and bad.any():  # the row named, NaN and infinite values included
             first = int(np.flatnonzero(bad)[0])
-            row = start + int(np.searchsorted(block.indptr, first, side="right")) - 1
+            row = start + _validate.row_of_entry(block, first)
             value = block.data[first]
             what = "" if np.isfinite(value) else ", NaN or infinite values are no counts"
             raise ValueError(f"{not_counts} (row {row} holds {value:g}{what})")

@@ -426,11 +426,16 @@ def _test_blocks(blocks, design, reference, method):
 # --------------------------------------------------------------------------------------------------
 # Signature scores
 # --------------------------------------------------------------------------------------------------
-def _check_grouped_profiles(adata: AnnData) -> None:
-    """Refuse testing a pseudobulk by sample x group as if each profile were a sample (no groupby given)."""
+def _pseudobulk_params(adata: AnnData) -> Mapping:
+    """The params tl.pseudobulk recorded where ``adata`` is its output (empty otherwise)."""
     record = adata.uns.get(Keys.PSEUDOBULK + Suffix.PARAMS)
     params = record.get("params", {}) if isinstance(record, Mapping) else {}
-    grouped = params.get("groupby") if isinstance(params, Mapping) else None
+    return params if isinstance(params, Mapping) else {}
+
+
+def _check_grouped_profiles(adata: AnnData) -> None:
+    """Refuse testing a pseudobulk by sample x group as if each profile were a sample (no groupby given)."""
+    grouped = _pseudobulk_params(adata).get("groupby")
     if grouped is not None and grouped in adata.obs and adata.obs[grouped].nunique() > 1:
         raise ValueError(
             f"this AnnData is a pseudobulk by sample x {grouped!r} (uns[{Keys.PSEUDOBULK + Suffix.PARAMS!r}]): "
@@ -444,9 +449,8 @@ def _check_cells_not_profiles(adata: AnnData, sample_key: str, min_cells: int) -
 
     With ``min_cells=1`` the profiles are summed again as they are, the result of ``sample_key=None``.
     """
-    record = adata.uns.get(Keys.PSEUDOBULK + Suffix.PARAMS)
-    params = record.get("params", {}) if isinstance(record, Mapping) else {}
-    if not isinstance(params, Mapping) or "sample_key" not in params:
+    params = _pseudobulk_params(adata)
+    if "sample_key" not in params:
         return
     grouped = params.get("groupby")
     raise ValueError(
