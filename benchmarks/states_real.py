@@ -13,9 +13,9 @@ prints, per authors' state cluster, the matching cells at the first, their media
 0.7, and the rows reaching 0.7 per random state (README's table "over random states"; ``--save CSV`` keeps the
 shares). Keep the random states 10 apart: a population whose seedings disagree is seeded at up to nine consecutive
 ones (each with three cluster sizes where it is small).
-``--sample-key patient`` passes that obs column as ``sample_key`` where a dataset has it (per-sample centring, as
-``hcctme run`` and the pipeline call the states; the README's tables are without it) and lists the datasets called
-with it.
+``--sample-key patient`` passes that obs column as ``sample_key`` where a dataset has it (the self-training's
+per-sample centring, as ``hcctme run`` and the pipeline call the states; the README's tables are without it) and
+lists the datasets called with it.
 ``--refine leiden`` / ``graph`` adds cluster voting (``graph``: on a neighbour graph built the
 way a scanpy user would: normalise_total and log1p where X holds counts, 2,000 highly variable genes, 50-PC PCA,
 ``sc.pp.neighbors``, 15 neighbours).

@@ -205,9 +205,9 @@ STATE_SELFTRAIN_MIN_SEEDS: Final = 10
 # another list and left "none of these"; library 2.2, with the stress stand-in column)
 STATE_SELFTRAIN_MIN_STATE_SEEDS: Final = 5
 # cluster seeds: k-means clusters (2 K + 4, at most STATE_SELFTRAIN_MAX_CLUSTERS) of a population's
-# within-sample-centred expression PCs; a cluster seeds the state whose mean z-score is highest there
-# when it reaches STATE_CLUSTER_SEED_Z and STATE_CLUSTER_SEED_SHARE of that state's highest cluster mean
-# and at least STATE_CLUSTER_SUPPORT of its cells are that state's mixture calls (or the mean reaches
+# expression PCs, centred within each sample on its score-adjusted mean; a cluster seeds the state whose mean
+# z-score is highest there when it reaches STATE_CLUSTER_SEED_Z and STATE_CLUSTER_SEED_SHARE of that state's highest
+# cluster mean and at least STATE_CLUSTER_SUPPORT of its cells are that state's mixture calls (or the mean reaches
 # STATE_CLUSTER_STRONG_Z, or its cells' mixture calls of that state outnumber those of all other states together,
 # or the state has no mixture call in the population and leads by STATE_CLUSTER_UNCALLED_LEAD, below)
 STATE_SELFTRAIN_MAX_CLUSTERS: Final = 40

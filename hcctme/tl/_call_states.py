@@ -343,10 +343,11 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
                    "genes other annotated lineages' populations detect: genes_of); state scores z-scored over "
                    "each context (no per-sample re-centering); K-states-or-none mixture (EM) per context; "
                    "confidence = posterior of the best state"
-                   + ("; self-training: k-means clusters of the context's within-sample-centred expression "
-                      "PCs seed the states and 'none of these' (a cluster seeds a state only when a real share of "
-                      "the state's signature genes is up in it, more often than expression-matched background "
-                      "genes: self_train.specificity; a state whose clusters are all declined is not called), "
+                   + ("; self-training: k-means clusters of the PCs of the context's expression, centred "
+                      "within each sample on its mean less the part its mean state scores predict, seed the "
+                      "states and 'none of these' (a cluster seeds a state only when a real share of the state's "
+                      "signature genes is up in it, more often than expression-matched background genes: "
+                      "self_train.specificity; a state whose clusters are all declined is not called), "
                       "each seeded state carried to the genes that separate its seeds (a feature; a 'none of "
                       "these' seed past the midpoint to a state's seeds on its carried score is no seed), "
                       "a logistic regression on the PCs, state z-scores and carried "
@@ -444,11 +445,13 @@ def call_states(
         ``obs`` column with the sample/patient, recorded with the call and used for the
         per-sample counts in ``uns[key_added]``. Scores are *not* re-centred per sample: real
         between-sample differences in state composition are kept. The self-training's expression
-        features are centred within each sample (the clusters follow states, not patients'
-        batch shifts); the states are then read from the un-centred scores. Where the patients differ in
-        their states more than in batch, that centring takes the difference away: on Sade-Feldman 2018
-        (responders and non-responders) the exhausted clusters got 0 of 166 CD8_TEX_TERMINAL calls with
-        ``sample_key``, 59 without (README, "With sample_key"); leave it out for such cohorts.
+        features are centred on each sample's mean less the part its cells' mean state scores predict
+        (the clusters follow states, not patients' batch shifts, and a patient whose cells score high
+        for a state keeps it); the states are then read from the un-centred scores. Until release 2.35
+        they were centred on the samples' means, which took away the states patients differ in
+        (Sade-Feldman 2018: 0 of 166 exhausted cells called CD8_TEX_TERMINAL with ``sample_key``, 76
+        now, 59 without; README, "Samples"). What the scores do not see of a patient's difference
+        is still centred away: without ``sample_key`` nothing is, and batch shifts stay in the features.
     artefacts
         Extra artefact columns that make a cell "none of these", looked up in ``obsm[scores_key]``
         first (e.g. your own dissociation-stress or ambient-RNA gene sets scored with ``tl.score``),
@@ -503,7 +506,7 @@ def call_states(
         (``use_raw=None`` follows scanpy, as :func:`hcctme.tl.score` does: ``.raw`` when present and no layer
         is given) or ``adata.X``. Raw counts are log-normalised on the fly; anything else is taken as
         log-normalised (scaled values with a warning); NaN or infinite values are refused. It is centred within
-        each sample of ``sample_key`` before the principal components.
+        each sample of ``sample_key`` (on the score-adjusted means, above) before the principal components.
     key_added
         Prefix of the outputs.
     copy
@@ -601,7 +604,8 @@ def call_states(
        the state's background mean;
     5. self-training (``self_train=True``, populations of at least 50 cells; see
        :mod:`hcctme.tl._state_selftrain`): the population's log-normalised expression, centred
-       within each sample (``sample_key``), is reduced to 30 principal components of its 2,000
+       within each sample (``sample_key``) on the sample's mean less the part its mean state scores
+       predict, is reduced to 30 principal components of its 2,000
        most variable genes; k-means clusters of those components seed each state in the cluster
        where its signature is highest (and in clusters at least half as high, backed by the
        mixture's calls: 10 % of the cluster, or more than the calls of all other states there)

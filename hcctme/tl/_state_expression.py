@@ -2,8 +2,9 @@
 
 The classifier's features besides the state z-scores: the top :data:`~hcctme._constants.STATE_SELFTRAIN_PCS`
 principal components of the :data:`~hcctme._constants.STATE_SELFTRAIN_HVGS` genes of largest within-sample
-variance, log-normalised and centred within each sample (the components follow states, not patients' batch
-shifts; ARPACK on the implicitly centred sparse matrix, or from
+variance, log-normalised and centred within each sample on the sample's mean less the part its cells' mean state
+scores predict (:func:`score_adjusted_means`: the components follow states, not patients' batch shifts, and keep
+the states the samples differ in; ARPACK on the implicitly centred sparse matrix, or from
 :data:`~hcctme._constants.STATE_SELFTRAIN_GRAM_CELLS` cells on the centred gene covariance).
 
 The matrix is read in row blocks (backed and dask matrices too): :func:`log_expression_chunked` keeps the
@@ -175,18 +176,19 @@ class _RowStack:
         return sp.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape)
 
 
-def principal_components(X: sp.csr_matrix, params: SelfTrainParams, samples: np.ndarray | None = None
-                         ) -> np.ndarray | None:
+def principal_components(X: sp.csr_matrix, params: SelfTrainParams, samples: np.ndarray | None = None,
+                         z: np.ndarray | None = None) -> np.ndarray | None:
     """Top PCs of the most variable genes of ``X`` (cells of one population), centred within each sample.
 
-    Every gene is centred on its mean in the cell's sample (``samples``; one sample when None), so
-    the components follow what varies between the cells of a sample (states) rather than between
-    samples (batch, depth). The genes are the ``params.n_hvgs`` of largest within-sample variance,
-    kept on the log scale (programme genes that move several-fold weigh more than noisy genes). Below
-    ``params.gram_cells`` cells the components come from ARPACK on the implicitly centred sparse
-    matrix; from it on, from the genes' centred covariance (one pass of dense blocks, then its top
-    eigenvectors), which is faster on tall matrices; the two agree to ARPACK's tolerance, up to sign.
-    None when fewer than 3 genes vary.
+    Every gene is centred on its mean in the cell's sample (``samples``; one sample when None), less the part the
+    sample's mean state scores ``z`` predict (:func:`score_adjusted_means`; None: the means), so the components
+    follow what varies between the cells of a sample (states) rather than between samples (batch, depth), and keep
+    the states a sample holds more or less of than the others. The genes are the ``params.n_hvgs`` of largest
+    within-sample variance, kept on the log scale (programme genes that move several-fold weigh more than noisy
+    genes). Below ``params.gram_cells`` cells the components come from ARPACK on the implicitly centred sparse
+    matrix; from it on, from the genes' centred covariance (one pass of dense blocks, then its top eigenvectors),
+    which is faster on tall matrices; the two agree to ARPACK's tolerance, up to sign. None when fewer than 3 genes
+    vary.
     """
     codes, n_samples = sample_codes(samples, X.shape[0])
     onehot = sp.csr_matrix((np.ones(codes.size), (np.arange(codes.size), codes)), shape=(codes.size, n_samples))
@@ -195,12 +197,31 @@ def principal_components(X: sp.csr_matrix, params: SelfTrainParams, samples: np.
     if n_comps < 2:
         return None
     sub = X[:, genes]  # kept in X's precision: every product upcasts it to float64 exactly
-    centre = means[:, genes]
+    centre = means[:, genes] if z is None else score_adjusted_means(sub, codes, means[:, genes], z)
     if sub.shape[0] >= params.gram_cells:
         pcs = _gram_components(sub, centre, codes, n_comps)
     else:
         pcs = _arpack_components(sp.csr_matrix(sub, dtype=np.float64), centre, codes, onehot, n_comps, params)
     return pcs / max(float(pcs[:, 0].std()), 1e-12)
+
+
+def score_adjusted_means(X: Any, codes: np.ndarray, means: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Each sample's mean of the columns of ``X`` less the part its mean state scores predict (samples x columns).
+
+    ``means``: the samples' column means; ``z``: the cells' state z-scores. Each column's slopes on the scores
+    come from the within-sample regression (the scores centred within each sample, a ridge of 1e-6 per cell), and a
+    sample keeps ``slopes`` times its mean scores' distance from the cells' mean: centred on these, the cells lose
+    their sample's shift but not the states their scores place more or less of in it.
+    """
+    n_samples = means.shape[0]
+    size = np.maximum(np.bincount(codes, minlength=n_samples), 1).astype(float)
+    score_means = np.zeros((n_samples, z.shape[1]))
+    np.add.at(score_means, codes, z)
+    score_means /= size[:, None]
+    within = z - score_means[codes]
+    gram = within.T @ within + 1e-6 * z.shape[0] * np.eye(z.shape[1])
+    slopes = np.linalg.solve(gram, np.asarray(X.T @ within).T)
+    return means - (score_means - z.mean(axis=0)) @ slopes
 
 
 #: within-sample variance under this share of a gene's mean square is rounding, not variation (:func:`variable_genes`)

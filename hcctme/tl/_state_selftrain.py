@@ -7,7 +7,8 @@ carries. This step learns it:
 
 1. **Features** (:mod:`hcctme.tl._state_expression`). The top
    :data:`~hcctme._constants.STATE_SELFTRAIN_PCS` principal components of the population's
-   log-normalised expression, centred within each sample, plus the state z-scores.
+   log-normalised expression, centred within each sample on its mean less the part its mean state scores
+   predict, plus the state z-scores.
 2. **Seeds** (:mod:`hcctme.tl._state_seeds`). K-means clusters of the cells in component space seed
    the state they score highest for where the mixture backs it and the specificity test
    (:mod:`hcctme.tl._state_specificity`) confirms it, else "none of these" (also where most of a
@@ -96,7 +97,9 @@ def carried(X: sp.csr_matrix, labels: np.ndarray, groups: np.ndarray, z: np.ndar
     (the clusters ``groups`` whose mean z-score of the state is at most the specificity test's
     reference z, :func:`._state_specificity.reference_rows`) reaches ``params.carry_auroc`` (the
     ``params.carry_genes`` highest; none when fewer than ``params.carry_min_genes``) are its carried
-    genes, and a cell's carried score is their mean log-expression, centred within the cell's sample
+    genes, and a cell's carried score is their mean log-expression, centred within the cell's sample as the
+    components are, on the sample's mean less the part its mean z-scores predict
+    (:func:`~hcctme.tl._state_expression.score_adjusted_means`)
     and scaled to unit sd. A second pass leaves out of the reference the cells whose first score is
     nearer the seeds' median than the reference's (a cluster of the state that its signature genes
     score low). Returns each carried state's scores, in the order of ``ids`` (states with fewer
@@ -111,11 +114,11 @@ def carried(X: sp.csr_matrix, labels: np.ndarray, groups: np.ndarray, z: np.ndar
             continue
         reference = _specificity.reference_rows(groups, z[:, j], groups[mine[0]])
         reference = reference[labels[reference] != state]
-        first = _carried_score(X, mine, reference, codes, size, params)
+        first = _carried_score(X, mine, reference, codes, size, params, z)
         if first is None:
             continue
         below = reference[first[reference] < _specificity.midpoint(first, mine, reference)]
-        second = _carried_score(X, mine, below, codes, size, params)
+        second = _carried_score(X, mine, below, codes, size, params, z)
         columns[state] = first if second is None else second
     return columns
 
@@ -144,7 +147,7 @@ def purified_none(labels: np.ndarray, scores: dict[str, np.ndarray]) -> np.ndarr
 
 
 def _carried_score(X: sp.csr_matrix, mine: np.ndarray, reference: np.ndarray, codes: np.ndarray, size: np.ndarray,
-                   params: SelfTrainParams) -> np.ndarray | None:
+                   params: SelfTrainParams, z: np.ndarray) -> np.ndarray | None:
     """The carried score of the seeds ``mine`` against the cells ``reference`` (:func:`carried`), or None."""
     if reference.size < params.min_seeds:
         return None
@@ -152,7 +155,9 @@ def _carried_score(X: sp.csr_matrix, mine: np.ndarray, reference: np.ndarray, co
                                            threshold=params.carry_auroc, random_state=params.random_state)
     if chosen.size < params.carry_min_genes:
         return None
-    score = _specificity.sample_centred_mean(X, chosen, codes, size)
+    raw = np.asarray(X[:, chosen].mean(axis=1), dtype=float).ravel()
+    means = (np.bincount(codes, weights=raw, minlength=size.size) / size)[:, None]
+    score = raw - _expression.score_adjusted_means(raw[:, None], codes, means, z)[codes, 0]
     return score / max(float(score.std()), 1e-12)
 
 
@@ -348,7 +353,8 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
 
     ``X``: log-normalised expression of those cells; ``z``: their standardised state scores;
     ``best`` / ``confidence`` / ``called``: the mixture's best state index, its posterior and
-    whether it was called; ``samples``: each cell's sample (expression is centred within it);
+    whether it was called; ``samples``: each cell's sample (expression is centred within it, on the sample's
+    mean less the part its mean z-scores predict);
     ``panel``: the signature and background genes of those cells
     (:func:`~hcctme.tl._state_seeds.confirm_seeds`; None skips the specificity test). None when the population is
     too small, or when the seeds are too few and there is no ``panel``; with a ``panel`` and too few seeds, the
@@ -368,7 +374,7 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     """
     if X.shape[0] < params.min_cells or X.shape[1] < 3:
         return None
-    pcs = _expression.principal_components(X, params, samples)
+    pcs = _expression.principal_components(X, params, samples, z)
     if pcs is None:
         return None
     neighbours = nearest(pcs, params)

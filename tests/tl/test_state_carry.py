@@ -39,12 +39,16 @@ def test_carried_score_reads_the_programme_where_the_panel_gene_is_low():
     means = [scores[groups == g, 0].mean() for g in range(4)]
     assert min(means[1], means[2]) > max(means[0], means[3]) + 1.5
     assert means[1] - means[2] < 0.5
-    # centred within each sample: the samples' shift of every gene does not move it
-    assert abs(scores[samples == "a", 0].mean() - scores[samples == "b", 0].mean()) < 1e-9
+    # centred within each sample (on its mean less the part its mean z predicts): the samples' shift of 0.3 on every
+    # gene does not move it
+    assert abs(scores[samples == "a", 0].mean() - scores[samples == "b", 0].mean()) < 0.02
 
 
 def test_every_seeded_state_is_carried_and_unseeded_ones_are_not():
-    """One column per state with enough seeds, in ``ids`` order, each independent of the others."""
+    """One column per state with enough seeds, in ``ids`` order, each independent of the others' seeds.
+
+    The centring reads all the states' z-scores (release 2.35), so a column moves by rounding-sized amounts with
+    the columns ``z`` holds, not with which states are seeded."""
     X, groups, samples, z = _population()
     labels = np.where(groups == 1, "S", np.where(groups == 2, "T", state_seeds.NONE_CLASS)).astype(object)
     params = state_params.SelfTrainParams()
@@ -52,12 +56,12 @@ def test_every_seeded_state_is_carried_and_unseeded_ones_are_not():
     both = selftrain.carried(X, labels, groups, z2, ["S", "T"], samples, params)
     alone = selftrain.carried(X, labels, groups, z2[:, :1], ["S"], samples, params)
     assert list(both) == ["S", "T"]
-    np.testing.assert_array_equal(both["S"], alone["S"])
+    np.testing.assert_allclose(both["S"], alone["S"], atol=1e-4)
     assert both["T"][groups == 2].mean() > both["T"][np.isin(groups, [0, 3])].mean() + 1.5
     labels[groups == 2] = ""  # T without seeds
     without_t = selftrain.carried(X, labels, groups, z2, ["S", "T"], samples, params)
     assert list(without_t) == ["S"]
-    np.testing.assert_array_equal(without_t["S"], alone["S"])
+    np.testing.assert_array_equal(without_t["S"], both["S"])
 
 
 def test_no_carried_score_without_co_varying_genes():
