@@ -14,7 +14,8 @@ cells, which one linear boundary cannot hold). Two feature sets:
   features of ``caller``. What a reader who knew which genes each programme moves could use (genes a
   programme does not induce in a cohort, 15 %, only add noise).
 - ``caller``: what the caller reads: 30 principal components computed as the self-training's (2,000 most
-  variable genes, centred within each patient; here over all of the population's cells), every library
+  variable genes, centred within each patient on the plain means, as until release 2.35: the recorded run is
+  release 2.27's; here over all of the population's cells), every library
   score z-scored over the population (artefact scores and the stress stand-in included) and the relative
   log library size.
 

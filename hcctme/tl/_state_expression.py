@@ -184,11 +184,11 @@ def principal_components(X: sp.csr_matrix, params: SelfTrainParams, samples: np.
     sample's mean state scores ``z`` predict (:func:`score_adjusted_means`; None: the means), so the components
     follow what varies between the cells of a sample (states) rather than between samples (batch, depth), and keep
     the states a sample holds more or less of than the others. The genes are the ``params.n_hvgs`` of largest
-    within-sample variance, kept on the log scale (programme genes that move several-fold weigh more than noisy
-    genes). Below ``params.gram_cells`` cells the components come from ARPACK on the implicitly centred sparse
-    matrix; from it on, from the genes' centred covariance (one pass of dense blocks, then its top eigenvectors),
-    which is faster on tall matrices; the two agree to ARPACK's tolerance, up to sign. None when fewer than 3 genes
-    vary.
+    within-sample variance (about the samples' plain means: a gene that moves only between samples ranks low), kept
+    on the log scale (programme genes that move several-fold weigh more than noisy genes). Below
+    ``params.gram_cells`` cells the components come from ARPACK on the implicitly centred sparse matrix; from it on,
+    from the genes' centred covariance (one pass of dense blocks, then its top eigenvectors), which is faster on
+    tall matrices; the two agree to ARPACK's tolerance, up to sign. None when fewer than 3 genes vary.
     """
     codes, n_samples = sample_codes(samples, X.shape[0])
     onehot = sp.csr_matrix((np.ones(codes.size), (np.arange(codes.size), codes)), shape=(codes.size, n_samples))
@@ -211,17 +211,32 @@ def score_adjusted_means(X: Any, codes: np.ndarray, means: np.ndarray, z: np.nda
     ``means``: the samples' column means; ``z``: the cells' state z-scores. Each column's slopes on the scores
     come from the within-sample regression (the scores centred within each sample, a ridge of 1e-6 per cell), and a
     sample keeps ``slopes`` times its mean scores' distance from the cells' mean: centred on these, the cells lose
-    their sample's shift but not the states their scores place more or less of in it.
+    their sample's shift but not the states their scores place more or less of in it. One sample: ``means``. A
+    sparse ``X`` is read :data:`_GRAM_BLOCK_VALUES` values of rows at a time (a float32 ``X`` is never copied whole
+    to float64).
     """
     n_samples = means.shape[0]
+    if n_samples == 1:
+        return means
     size = np.maximum(np.bincount(codes, minlength=n_samples), 1).astype(float)
     score_means = np.zeros((n_samples, z.shape[1]))
     np.add.at(score_means, codes, z)
     score_means /= size[:, None]
     within = z - score_means[codes]
     gram = within.T @ within + 1e-6 * z.shape[0] * np.eye(z.shape[1])
-    slopes = np.linalg.solve(gram, np.asarray(X.T @ within).T)
+    slopes = np.linalg.solve(gram, _cross_product(X, within).T)
     return means - (score_means - z.mean(axis=0)) @ slopes
+
+
+def _cross_product(X: Any, dense: np.ndarray) -> np.ndarray:
+    """``X.T @ dense`` (columns of ``X`` x columns of ``dense``), a sparse ``X`` one block of rows at a time."""
+    if not sp.issparse(X):
+        return np.asarray(X, dtype=np.float64).T @ dense
+    step = max(1, _GRAM_BLOCK_VALUES // max(X.shape[1], 1))
+    out = np.zeros((X.shape[1], dense.shape[1]))
+    for lo in range(0, X.shape[0], step):
+        out += np.asarray(X[lo:lo + step].T @ dense[lo:lo + step])
+    return out
 
 
 #: within-sample variance under this share of a gene's mean square is rounding, not variation (:func:`variable_genes`)

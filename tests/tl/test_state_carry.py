@@ -47,8 +47,8 @@ def test_carried_score_reads_the_programme_where_the_panel_gene_is_low():
 def test_every_seeded_state_is_carried_and_unseeded_ones_are_not():
     """One column per state with enough seeds, in ``ids`` order, each independent of the others' seeds.
 
-    The centring reads all the states' z-scores (release 2.35), so a column moves by rounding-sized amounts with
-    the columns ``z`` holds, not with which states are seeded."""
+    The centring reads all the states' z-scores (release 2.35), so a column moves (here by ~1e-6) with the columns
+    ``z`` holds, not with which states are seeded."""
     X, groups, samples, z = _population()
     labels = np.where(groups == 1, "S", np.where(groups == 2, "T", state_seeds.NONE_CLASS)).astype(object)
     params = state_params.SelfTrainParams()

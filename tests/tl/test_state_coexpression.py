@@ -129,7 +129,7 @@ def test_call_states_finds_a_state_no_cluster_seeds_through_the_route():
     fired in 504, 505 and 507 until release 2.24; release 2.25 (fewer cells set aside by foreign-lineage markers)
     moves the cuts: it fires in 500, 502, 506, 507 and 509 of 500-511, and on seed 505 a cluster seeds the state
     (55 of its 57 cells called, 59 calls). Release 2.35 (each patient centred on its score-adjusted mean) moves
-    the cuts again: of seeds 500-502 the route fires in 500 (10 calls of 23 cells) and 502, not on seed 506.
+    the cuts again: the route fires on seeds 500 (10 calls of 23 cells) and 502, and no longer on 506.
     """
     import hcctme
     from tests.tl._state_generator import generate

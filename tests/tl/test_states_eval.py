@@ -317,9 +317,10 @@ def test_states_removed_from_every_sample_are_not_called():
 
 
 @pytest.mark.slow
-def test_a_sibling_seeded_in_a_states_cells_does_not_take_its_class():
-    """10x seed 100 (8 x 600 cells) without the two 3-gene panels' states: a 25-cell cluster of PMN-MDSC cells
-    passes NEU_CD10_ALPL through MME (AUROC 0.65) and seeds it. The classifier's first fit splits the PMN-MDSC cells'
+def test_neutrophils_without_the_short_panels_keep_their_pmn_mdsc_calls():
+    """10x seed 100 (8 x 600 cells) without the two 3-gene panels' states: the PMN-MDSC cells keep their calls and
+    the absent NEU_CD10_ALPL takes none of them. Until release 2.35 a 25-cell cluster of PMN-MDSC cells
+    passed NEU_CD10_ALPL through MME (AUROC 0.65) and seeds it. The classifier's first fit splits the PMN-MDSC cells'
     probabilities between the two classes, none reaches the seed confidence for PMN_MDSC, and release 2.22's refit
     dropped its class: of the 186 PMN-MDSC cells none was called PMN_MDSC, 49 were called NEU_CD10_ALPL (19.8 % of
     the neutrophils). Release 2.23 refits a state confirmed on a full panel that no cell is predicted for on its
