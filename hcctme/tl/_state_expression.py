@@ -228,11 +228,16 @@ def score_adjusted_means(X: Any, codes: np.ndarray, means: np.ndarray, z: np.nda
     return means - (score_means - z.mean(axis=0)) @ slopes
 
 
+def _rows_per_block(n_columns: int) -> int:
+    """Rows of a block of about :data:`_GRAM_BLOCK_VALUES` values (at least one)."""
+    return max(1, _GRAM_BLOCK_VALUES // max(n_columns, 1))
+
+
 def _cross_product(X: Any, dense: np.ndarray) -> np.ndarray:
     """``X.T @ dense`` (columns of ``X`` x columns of ``dense``), a sparse ``X`` one block of rows at a time."""
     if not sp.issparse(X):
         return np.asarray(X, dtype=np.float64).T @ dense
-    step = max(1, _GRAM_BLOCK_VALUES // max(X.shape[1], 1))
+    step = _rows_per_block(X.shape[1])
     out = np.zeros((X.shape[1], dense.shape[1]))
     for lo in range(0, X.shape[0], step):
         out += np.asarray(X[lo:lo + step].T @ dense[lo:lo + step])
@@ -265,7 +270,7 @@ def _sample_sums(X: sp.csr_matrix, codes: np.ndarray, n_samples: int) -> np.ndar
     its sample's and column's total, a block of rows of about :data:`_GRAM_BLOCK_VALUES` values at a time.
     """
     out = np.zeros((n_samples, X.shape[1]))
-    step = max(1, _GRAM_BLOCK_VALUES // max(X.shape[1], 1))
+    step = _rows_per_block(X.shape[1])
     for lo in range(0, X.shape[0], step):
         hi = min(X.shape[0], lo + step)
         first, last = X.indptr[lo], X.indptr[hi]
@@ -322,7 +327,7 @@ def _gram_components(sub: sp.csr_matrix, centre: np.ndarray, codes: np.ndarray, 
     from scipy.linalg import eigh
 
     n_genes = sub.shape[1]
-    step = max(1, _GRAM_BLOCK_VALUES // n_genes)
+    step = _rows_per_block(n_genes)
     gram = np.zeros((n_genes, n_genes))
     for lo in range(0, sub.shape[0], step):
         block = sub[lo:lo + step].toarray() - centre[codes[lo:lo + step]]
@@ -337,7 +342,7 @@ def _centred_product(sub: sp.csr_matrix, centre: np.ndarray, codes: np.ndarray, 
     Rows of about :data:`_GRAM_BLOCK_VALUES` values at a time (each row's product is its own, so the
     result is the whole product's): a float32 ``sub`` is upcast one block at a time.
     """
-    step = max(1, _GRAM_BLOCK_VALUES // max(sub.shape[1], 1))
+    step = _rows_per_block(sub.shape[1])
     product = sub @ v if sub.shape[0] <= step else np.concatenate([sub[lo:lo + step] @ v
                                                                      for lo in range(0, sub.shape[0], step)])
     return product - (centre @ v)[codes]
