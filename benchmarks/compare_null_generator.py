@@ -6,7 +6,8 @@ default) are tested with ``tl.compare(features="composition", groupby="state_tru
 each model method (``moderated``, the default; ``wls``, the same weights without the shared empirical-Bayes prior;
 ``ols``). No state calling is involved: this is the test's own rate, against which the rate on the calls
 (``states_eval.py --null``) is read. Prints the rate at p < 0.05 and p < 0.01 per method, with a 95 % bootstrap
-interval over cohorts, and per method and parent population. ``--power N`` adds the methods' power on the demo
+interval over cohorts, and per method and parent population, and how many of the tests the arcsine drift check
+(``tl/_arcsine_drift.py``) warned of. ``--power N`` adds the methods' power on the demo
 simulator's planted state shifts (``datasets.simulate_cohort``: N planted and N null cohorts of ``--power-patients``
 per arm): the share of planted shifts at p < 0.05 with the right sign, and at each method's own 5 % null quantile.
 
@@ -42,6 +43,9 @@ def cohort_pvalues(seed: int, setting: str, cells: int, patients: int) -> pd.Dat
         hcctme.tl.compare(adata, condition_key="condition", sample_key="patient", reference="responder",
                           features="composition", groupby="state_true", parent_key="cell_type", method=method)
         table = hcctme.get.compare(adata)[["group", "feature", "pvalue"]]
+        drift = hcctme.get.params(adata, "hcctme_compare")["arcsine_drift"]
+        warned = set(zip(drift["group"].astype(str), drift["feature"].astype(str)))
+        table = table.assign(warned=[(str(g), str(f)) in warned for g, f in zip(table["group"], table["feature"])])
         tables.append(table.assign(seed=seed, method=method))
     return pd.concat(tables, ignore_index=True)
 
@@ -144,6 +148,11 @@ def main() -> None:
     print(overall.round(4).to_string())
     print("\nrate at p < 0.05 per parent population:")
     print(per_parent.round(3).to_string())
+    tested = pvalues.dropna(subset=["pvalue"])
+    tested = tested[tested["method"] == METHODS[0]]
+    print(f"\nwarned of by the arcsine drift check (tl/_arcsine_drift.py): {int(tested['warned'].sum())} of "
+          f"{len(tested):,} tests in {tested.loc[tested['warned'], 'seed'].nunique()} of {tested['seed'].nunique()} "
+          "cohorts")
 
 
 if __name__ == "__main__":

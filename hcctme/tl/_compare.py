@@ -15,7 +15,7 @@ from hcctme import _validate
 from hcctme._constants import Defaults, Keys, Suffix
 from hcctme._logging import logger
 from hcctme._settings import settings
-from hcctme.tl import _de, _depth_gap, _design, _stats
+from hcctme.tl import _arcsine_drift, _de, _depth_gap, _design, _stats
 from hcctme.tl._pseudobulk import _pseudobulk
 
 FEATURES = ("scores", "composition", "genes")
@@ -154,7 +154,13 @@ def compare(
         README). The arcsine drifts instead for a rare part there: its mean over a sample's binomial count
         moves with the sample's cells (a 2 % state, 60 vs 180 cells per arm: 0.082 at p < 0.05, the logit
         0.052; ``benchmarks/compare_rare_null.py``, sweep 63): use ``"logit"`` for rare states when the arms
-        differ in cells per sample.
+        differ in cells per sample. The arcsine test warns where it is so: per parent, state and contrast, the
+        gap between the levels that their samples' cells alone predict (each sample's expected arcsine at the
+        state's pooled share) is read against the standard error of the observed gap (Welch; within pairs for a
+        paired design), and a shift that would put a two-sided test at p < 0.05 at a rate of 0.06 or more is
+        named in a warning and recorded in ``uns[key_added + "_params"]["arcsine_drift"]`` (``group``,
+        ``feature``, ``contrast``, median cells per sample of each level, ``drift``, ``se``, ``shift``,
+        ``expected_fpr``; empty where nothing is warned of).
     scores_key
         obsm key of the signature scores (features="scores").
     signatures
@@ -261,11 +267,12 @@ def _tables(adata: AnnData, *, condition_key, sample_key, reference, features, g
     reference = str(reference)
     dropped: list[pd.DataFrame] = []
     skipped: list[str] = []
+    drift: list[pd.DataFrame] = []
     per_cell = sample_key is not None
     if features == "composition":
         table, values = _composition(adata, units, design, reference, groupby=groupby, parent_key=parent_key,
                                      method=method, transform=transform, min_cells=min_cells,
-                                     pseudocount=pseudocount, dropped=dropped, skipped=skipped)
+                                     pseudocount=pseudocount, dropped=dropped, skipped=skipped, drift=drift)
     elif features == "scores":
         table, values = _scores(adata, units, design, reference, per_cell=per_cell, groupby=groupby,
                                 method=method, scores_key=scores_key, signatures=signatures,
@@ -297,6 +304,7 @@ def _tables(adata: AnnData, *, condition_key, sample_key, reference, features, g
         "dropped": dropped_table.astype(str),
         "skipped": list(skipped),
         **({"depth": depth} if depth is not None else {}),  # h5ad holds no None
+        **({"arcsine_drift": drift[0].astype({"group": str, "feature": str, "contrast": str})} if drift else {}),
     }
     return table, values, params
 
@@ -350,7 +358,7 @@ def _tested_units(units: pd.Index, design: pd.DataFrame, reference: str) -> pd.I
 # Composition
 # --------------------------------------------------------------------------------------------------
 def _composition(adata, units, design, reference, *, groupby, parent_key, method, transform, min_cells,
-                 pseudocount, dropped, skipped):
+                 pseudocount, dropped, skipped, drift):
     if groupby is None:
         raise ValueError(
             "features='composition' needs groupby (the obs column whose levels' proportions are compared, "
@@ -386,13 +394,15 @@ def _composition(adata, units, design, reference, *, groupby, parent_key, method
         y, v = _stats.transform_proportions(sub.to_numpy(), transform, delta)
         blocks.append((parent, sub, pd.DataFrame(y, index=sub.index, columns=sub.columns),
                        pd.DataFrame(v, index=sub.index, columns=sub.columns)))
-    tables, longs = [], []
+    tables, longs, drifts = [], [], []
     for parent, result, (_, sub, y, _) in zip(*_test_blocks(blocks, design, reference, method), blocks, strict=True):
         if result.empty:
             skipped.append(f"{parent}: fewer than 2 samples with >= {min_cells} cells in a condition level")
             continue
         result.insert(1, "group", parent)
         read = sub.loc[_tested_units(sub.index, design, reference)] if "block" in design else sub
+        if transform == "asin":
+            drifts.append(_arcsine_drift.contrast_drift(read, y.loc[read.index], design, reference, parent))
         props = read.div(read.sum(axis=1), axis=0)
         cond = design.loc[props.index, "condition"]
         prop_means = props.groupby(cond.to_numpy()).mean()
@@ -402,6 +412,8 @@ def _composition(adata, units, design, reference, *, groupby, parent_key, method
         result["prop_diff"] = result["prop_other"] - result["prop_reference"]
         tables.append(result)
         longs.append(_long_values(y, design, parent, reference=reference, proportion=props, n_cells=sub))
+    if drifts:
+        drift.append(_arcsine_drift.warn_of_drift(pd.concat(drifts, ignore_index=True)))
     return _concat(tables), _concat(longs)
 
 
