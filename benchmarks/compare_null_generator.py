@@ -44,8 +44,9 @@ def cohort_pvalues(seed: int, setting: str, cells: int, patients: int) -> pd.Dat
                           features="composition", groupby="state_true", parent_key="cell_type", method=method)
         table = hcctme.get.compare(adata)[["group", "feature", "pvalue"]]
         drift = hcctme.get.params(adata, "hcctme_compare")["arcsine_drift"]
-        warned = set(zip(drift["group"].astype(str), drift["feature"].astype(str)))
-        table = table.assign(warned=[(str(g), str(f)) in warned for g, f in zip(table["group"], table["feature"])])
+        warned = set(zip(drift["group"].astype(str), drift["feature"].astype(str), strict=True))
+        keys = zip(table["group"].astype(str), table["feature"].astype(str), strict=True)
+        table = table.assign(warned=[key in warned for key in keys])
         tables.append(table.assign(seed=seed, method=method))
     return pd.concat(tables, ignore_index=True)
 
