@@ -559,15 +559,16 @@ def call_states(
       ``alone`` (else averaged with the column) and whether the genes were ``borrowed`` from the other populations;
       ``small_populations``: per context with fewer cells (no artefact) than its states' seeding needs, ``cells``,
       ``needed``, ``states`` and ``seedings`` (how many seedings' probabilities were averaged, their gated mixture
-      calls where none trains the classifier; 0 where the population was not self-trained), also logged as a warning,
+      calls for those that do not train the classifier: all of them where fewer than half do; 0 where the population
+      was not self-trained), also logged as a warning,
       :func:`small_populations`; ``seedings``: per self-trained context, ``seedings`` (how many seedings'
       probabilities were averaged), ``agreement`` (the share of its cells one seeding calls as the mean does) and
       ``states`` (per called state, the share of its calls one seeding makes; NaN and ``{}`` with one seeding),
       logged as a warning for a state under :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT`, ``classes`` (per
-      state, the share of the seedings averaged whose classifier has a class for it: the ``specificity`` record is
-      the first seeding's), and where no seeding trains the classifier ``mixture_kept`` (per state the mixture
-      calls, the share of the seedings whose specificity test keeps those calls; warned of between 0 and 1),
-      :func:`seeding_record`).
+      state, the share of the seedings averaged that train the classifier whose classifier has a class for it: the
+      ``specificity`` record is the first seeding's), and where seedings that do not train it are averaged (fewer
+      than half train it) ``mixture_kept`` (per state the mixture calls, the share of those seedings whose
+      specificity test keeps those calls; warned of between 0 and 1), :func:`seeding_record`).
 
     Notes
     -----
@@ -835,8 +836,9 @@ def seeding_record(context: str, diagnostics: Mapping[str, Any]) -> dict[str, An
 
     ``seedings`` (how many seedings' probabilities were averaged), ``agreement`` and ``states`` (per state;
     :func:`hcctme.tl._state_selftrain.agreement`'s ``agreement`` and ``state_agreement``, NaN and ``{}`` with one
-    seeding), ``classes`` (:func:`hcctme.tl._state_selftrain.classes`) or, where no seeding trains the classifier,
-    ``mixture_kept`` (:func:`hcctme.tl._state_selftrain.mixture_kept`). The warnings name the states of whose calls
+    seeding), ``classes`` (:func:`hcctme.tl._state_selftrain.classes`, of the seedings that train the classifier)
+    and, where seedings that do not are averaged, ``mixture_kept`` (:func:`hcctme.tl._state_selftrain.mixture_kept`,
+    of those). The warnings name the states of whose calls
     one seeding makes fewer than :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT` on average, and the states whose
     mixture calls some seedings' specificity tests keep and others drop (all drop: :func:`declined_states`).
     """
@@ -848,10 +850,16 @@ def seeding_record(context: str, diagnostics: Mapping[str, Any]) -> dict[str, An
         record["mixture_kept"] = diagnostics["mixture_kept"]
         split = {s: round(share, 2) for s, share in _selftrain.split(record["mixture_kept"]).items()}
         if split:
-            logger.warning("%s: no seeding has the seeds to train the classifier, and only these shares of the %d "
-                           "seedings' specificity tests keep the mixture's calls of %s: %s; the calls are their "
-                           "mean (uns[...]['self_train']['seedings'])", context, record["seedings"], list(split),
-                           split)
+            if "classes" not in record:
+                logger.warning("%s: no seeding has the seeds to train the classifier, and only these shares of the "
+                               "%d seedings' specificity tests keep the mixture's calls of %s: %s; the calls are "
+                               "their mean (uns[...]['self_train']['seedings'])", context, record["seedings"],
+                               list(split), split)
+            else:
+                logger.warning("%s: fewer than half of the seedings have the seeds to train the classifier, and of "
+                               "those without it only these shares' specificity tests keep the mixture's calls of "
+                               "%s: %s; the calls are the mean of all %d seedings (uns[...]['self_train']"
+                               "['seedings'])", context, list(split), split, record["seedings"])
     unstable = {s: round(share, 2) for s, share in _selftrain.unstable(record["states"],
                                                                        STATE_SEEDING_AGREEMENT).items()}
     if unstable:
