@@ -95,12 +95,13 @@ def main() -> None:
     logging.getLogger("hcctme").setLevel(logging.ERROR)
     hcctme.settings.progress = False
     if args.grid:
-        print(f"{args.cohorts} null cohorts per row, {args.per_arm} vs {args.per_arm} patients")
+        print(f"{args.cohorts} null cohorts per row (those with a cell of the rare state: 'cohorts'), "
+              f"{args.per_arm} vs {args.per_arm} patients")
         print(grid(args.cohorts, args.per_arm).round(4).to_string(index=False))
         return
     pvalues = run(args.cohorts, per_arm=args.per_arm, cells=(args.cells_reference, args.cells_other),
                   share=args.share)
-    print(f"{args.cohorts} null cohorts, {args.per_arm} vs {args.per_arm} patients, {args.cells_reference} vs "
+    print(f"{len(pvalues['asin'])} null cohorts, {args.per_arm} vs {args.per_arm} patients, {args.cells_reference} vs "
           f"{args.cells_other} cells, a {args.share:.0%} state")
     warned = pvalues.pop("warned")
     print(f"arcsine test warned of the rare state in {warned.mean():.3f} of the cohorts")

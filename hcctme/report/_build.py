@@ -195,10 +195,10 @@ def unstable_states_note(unstable: dict[str, dict[str, float]]) -> str:
 def split_mixture_note(split: dict[str, dict[str, float]]) -> str:
     """A note naming the states whose mixture calls only some seedings keep, where few or none train the classifier."""
     return _state_shares_note(split, "States of populations in which no seeding, or fewer than half, had the seeds to "
-                                     "train the state classifier, whose mixture calls only some seedings' specificity "
-                                     "tests keep (the share that keep them)",
-                              "Their calls are the mean of the seedings': a state fewer than half of them keep is "
-                              "not called.")
+                                     "train the state classifier, which only some seedings keep (the share that keep "
+                                     "them: a specificity test keeping the mixture's calls, or a classifier's class)",
+                              "Their calls are the mean of the seedings': a state few of them keep is not "
+                              "called.")
 
 
 def _state_shares_note(shares: dict[str, dict[str, float]], lead: str, tail: str) -> str:

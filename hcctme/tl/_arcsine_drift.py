@@ -5,8 +5,10 @@ state is a binomial count over its cells, and the mean of ``arcsin(sqrt(K / n))`
 (a 2 % state: 0.116 at 60 cells, 0.136 at 180). Where the condition levels' samples hold different numbers of cells
 of a parent population, that gap reads as an effect: on null cohorts of 10 vs 10 patients with 60 vs 180 cells, a
 1 % state was called at p < 0.05 in 0.10 of them and a 2 % state in 0.085 (the logit: 0.023 and 0.053;
-``benchmarks/compare_rare_null.py``). :func:`hcctme.tl.compare` (``features="composition"``, ``transform="asin"``)
-warns of it, naming ``transform="logit"``.
+``benchmarks/compare_rare_null.py --cohorts 400 --grid``). :func:`hcctme.tl.compare` (``features="composition"``,
+``transform="asin"``) warns of it, naming ``transform="logit"``. The gap and its standard error are read on unweighted
+means, without the model's covariates or precision weights and each level against the reference alone: an
+approximation of the test's own scale, which the grid's rows check (README, "Statistics").
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ def false_positive_rate(shift: float) -> float:
 
 def contrast_drift(counts: pd.DataFrame, values: pd.DataFrame, design: pd.DataFrame, reference: str,
                    group: str) -> pd.DataFrame:
-    """Per feature and contrast of one parent: the arcsine gap the units' cells alone predict, as the test reads it.
+    """Per feature and contrast of one parent: the arcsine gap the units' cells alone predict, in standard errors.
 
     ``counts``: units x features cell counts of the parent; ``values``: their arcsine proportions. Each feature's
     share is pooled over the units; a unit's expected value is :func:`expected_arcsine` of its cells at that share.

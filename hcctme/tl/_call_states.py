@@ -127,20 +127,22 @@ def declined_states(mixture_counts: Mapping[str, Mapping[str, int]],
     Only states the mixture called are listed: their calls are dropped (Villani 2017 pDCs: 120 mixture
     calls, 0 after the test); ``uns[key_added + "_params"]["self_train"]["declined"]``. A state is declined where the
     first seeding's test (the record's ``specificity``) declined it, or where no seeding averaged kept it (``seedings``:
-    no seeding's classifier has its class, ``classes``; or, where none trains the classifier, every seeding's test
-    drops its mixture calls, ``mixture_kept``, some keeping them being warned of by :func:`seeding_record`), and the
+    no seeding's classifier has its class, ``classes``; or, where seedings without the classifier are averaged, none
+    of them keeps it, ``mixture_kept``: one without the classifier keeps it where its test keeps the mixture's calls,
+    one with it where its classifier has a class for it; some keeping it being warned of by :func:`seeding_record`),
+    and the
     population's final ``calls`` (per context and state; None: not checked) hold none of it: a state the other
     seedings call is not listed (sweep 61: 28 cells called a state listed as dropped).
     """
     out: dict[str, dict[str, int]] = {}
     for context, tests in specificity.items():
         record = (seedings or {}).get(context, {})
-        shares = record.get("classes", record.get("mixture_kept"))
+        shares = record.get("mixture_kept", record.get("classes"))
         for state, test in tests.items():
             n = int(mixture_counts.get(context, {}).get(state, 0))
             declined = bool(test.get("clusters_tested", 0) and not test.get("seeded", False))
             if shares is not None:
-                declined = (declined and "classes" in record) or shares.get(state, 1.0) == 0.0
+                declined = (declined and "mixture_kept" not in record) or shares.get(state, 1.0) == 0.0
             called = int((calls or {}).get(context, {}).get(state, 0))
             if declined and n and not called:
                 out.setdefault(context, {})[state] = n
@@ -567,8 +569,10 @@ def call_states(
       logged as a warning for a state under :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT`, ``classes`` (per
       state, the share of the seedings averaged that train the classifier whose classifier has a class for it: the
       ``specificity`` record is the first seeding's), and where seedings that do not train it are averaged (fewer
-      than half train it) ``mixture_kept`` (per state the mixture calls, the share of those seedings whose
-      specificity test keeps those calls; warned of between 0 and 1), :func:`seeding_record`).
+      than half train it) ``mixture_kept`` (per state the mixture calls or a classifier has a class for, the share
+      of all the seedings averaged that keep it: one without the classifier where its specificity test keeps the
+      mixture's calls, one with it where its classifier has the class; warned of between 0 and 1),
+      :func:`seeding_record`).
 
     Notes
     -----
@@ -838,9 +842,9 @@ def seeding_record(context: str, diagnostics: Mapping[str, Any]) -> dict[str, An
     :func:`hcctme.tl._state_selftrain.agreement`'s ``agreement`` and ``state_agreement``, NaN and ``{}`` with one
     seeding), ``classes`` (:func:`hcctme.tl._state_selftrain.classes`, of the seedings that train the classifier)
     and, where seedings that do not are averaged, ``mixture_kept`` (:func:`hcctme.tl._state_selftrain.mixture_kept`,
-    of those). The warnings name the states of whose calls
-    one seeding makes fewer than :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT` on average, and the states whose
-    mixture calls some seedings' specificity tests keep and others drop (all drop: :func:`declined_states`).
+    of all the seedings averaged). The warnings name the states of whose calls
+    one seeding makes fewer than :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT` on average, and the states
+    some seedings keep and others drop (``mixture_kept``; all drop: :func:`declined_states`).
     """
     record = {"seedings": int(diagnostics["seedings"]), "agreement": diagnostics["agreement"],
               "states": diagnostics["state_agreement"]}
@@ -856,10 +860,11 @@ def seeding_record(context: str, diagnostics: Mapping[str, Any]) -> dict[str, An
                                "their mean (uns[...]['self_train']['seedings'])", context, record["seedings"],
                                list(split), split)
             else:
-                logger.warning("%s: fewer than half of the seedings have the seeds to train the classifier, and of "
-                               "those without it only these shares' specificity tests keep the mixture's calls of "
-                               "%s: %s; the calls are the mean of all %d seedings (uns[...]['self_train']"
-                               "['seedings'])", context, list(split), split, record["seedings"])
+                logger.warning("%s: fewer than half of the %d seedings have the seeds to train the classifier, and "
+                               "only these shares of them keep %s (a classifier's class, or the specificity test "
+                               "keeping the mixture's calls): %s; the calls are the mean of all the seedings "
+                               "(uns[...]['self_train']['seedings'])", context, record["seedings"], list(split),
+                               split)
     unstable = {s: round(share, 2) for s, share in _selftrain.unstable(record["states"],
                                                                        STATE_SEEDING_AGREEMENT).items()}
     if unstable:

@@ -157,7 +157,9 @@ def compare(
         differ in cells per sample. The arcsine test warns where it is so: per parent, state and contrast, the
         gap between the levels that their samples' cells alone predict (each sample's expected arcsine at the
         state's pooled share) is read against the standard error of the observed gap (Welch; within pairs for a
-        paired design), and a shift that would put a two-sided test at p < 0.05 at a rate of 0.06 or more is
+        paired design: unweighted means, covariates not adjusted for, each level against the reference alone, an
+        approximation of the model's), and a shift that would put a two-sided test at p < 0.05 at a rate of 0.06 or
+        more is
         named in a warning and recorded in ``uns[key_added + "_params"]["arcsine_drift"]`` (``group``,
         ``feature``, ``contrast``, median cells per sample of each level, ``drift``, ``se``, ``shift``,
         ``expected_fpr``; empty where nothing is warned of).
@@ -238,7 +240,10 @@ def compare(
 def _tables(adata: AnnData, *, condition_key, sample_key, reference, features, groupby, parent_key, covariates,
             patient_key, pair_key, method, transform, scores_key, signatures, layer, aggregate, min_cells,
             pseudocount) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """Compare's table, per-unit values and params record, computed without writing or logging the result."""
+    """Compare's table, per-unit values and params record, computed without writing the result or logging its summary.
+
+    The depth and arcsine-drift checks warn here (:mod:`hcctme.tl._depth_gap`, :mod:`hcctme.tl._arcsine_drift`).
+    """
     _validate.choice(aggregate, AGGREGATES, name="aggregate")
     _validate.choice(transform, _stats.TRANSFORMS, name="transform")
     min_cells = _validate.positive_int(min_cells, name="min_cells")

@@ -373,7 +373,7 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     (:func:`~hcctme.tl._state_seeds.confirm_seeds`), ``temperature`` (of the calibration; NaN without the
     classifier), ``seedings`` (how many were averaged), the seedings' :func:`agreement`, ``classes`` (:func:`classes`,
     of the seedings averaged that train the classifier) and, where seedings without it are averaged,
-    ``mixture_kept`` (:func:`mixture_kept`, of those).
+    ``mixture_kept`` (:func:`mixture_kept`, of all the seedings averaged).
     """
     if X.shape[0] < params.min_cells or X.shape[1] < 3:
         return None
@@ -401,7 +401,7 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     if trained:
         diagnostics["classes"] = classes(trained, ids)
     if len(trained) < len(used):
-        diagnostics["mixture_kept"] = mixture_kept([fit for fit in used if not fit.trained], ids, best, called)
+        diagnostics["mixture_kept"] = mixture_kept(used, ids, best, called)
     return PopulationCalls(mean.calls, mean.confidence, used[0].seed_counts, diagnostics, mean.best, mean.eligible)
 
 
@@ -415,13 +415,22 @@ def classes(fits: list[_Fit], ids: list[str]) -> dict[str, float]:
 
 
 def mixture_kept(fits: list[_Fit], ids: list[str], best: np.ndarray, called: np.ndarray) -> dict[str, float]:
-    """Per state the mixture calls, the share of ``fits`` (seedings without the classifier) that keep its calls.
+    """Per state the mixture calls or a classifier of ``fits`` has a class for, the share of ``fits`` that keep it.
 
-    A seeding's specificity test keeps or drops all the mixture's calls of a state (:func:`_mixture_fit`); the mean
+    A seeding without the classifier keeps a state where its specificity test keeps the mixture's calls of it (the
+    test keeps or drops them all, :func:`_mixture_fit`); one with the classifier (where fewer than half of the
+    seedings have it, all are averaged: :func:`_averaged`) where its classifier has a class for the state. The mean
     of the seedings calls a state that few of them keep none of these (Wu 2021's TREG, kept by 2 of 9).
     """
-    return {ids[j]: float(np.mean([np.any(fit.none[called & (best == j)] == 0) for fit in fits]))
-            for j in np.unique(best[called])}
+    mixture_called = set(np.unique(best[called]).tolist())
+    with_class = {j for fit in fits if fit.trained for j in range(len(ids)) if np.any(fit.states[:, j] > 0)}
+
+    def keeps(fit: _Fit, j: int) -> bool:
+        if fit.trained:
+            return bool(np.any(fit.states[:, j] > 0))
+        return bool(np.any(fit.none[called & (best == j)] == 0))
+
+    return {ids[j]: float(np.mean([keeps(fit, j) for fit in fits])) for j in sorted(mixture_called | with_class)}
 
 
 class _Averaged(NamedTuple):

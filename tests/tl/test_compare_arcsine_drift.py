@@ -98,8 +98,16 @@ def test_a_paired_design_reads_the_gap_within_each_patient():
     share = float((obs["state"] == "rare").mean())
     assert rare["drift"] == pytest.approx(_arcsine_drift.expected_arcsine(180, share)
                                           - _arcsine_drift.expected_arcsine(60, share))
+    # the standard error is that of the ten patients' differences, not of two independent arms (Welch)
+    counts = pd.crosstab([obs["patient"], obs["time"]], obs["state"])
+    values = np.arcsin(np.sqrt(counts["rare"] / counts.sum(axis=1))).unstack("time")
+    diffs = values["on"] - values["pre"]
+    assert rare["se"] == pytest.approx(diffs.std(ddof=1) / np.sqrt(10), rel=1e-9)
+    welch = np.sqrt(values["on"].var(ddof=1) / 10 + values["pre"].var(ddof=1) / 10)
+    assert abs(rare["se"] - welch) > 0.01 * welch
 
 
+@pytest.mark.slow
 def test_the_warning_follows_the_rate_over_null_cohorts():
     """200 null cohorts each. A 1 % state with 60 vs 180 cells per sample: the arcsine test calls it at p < 0.05 far
     above the nominal rate (0.10 over 400 cohorts in session 65's grid; the logit 0.023) and every cohort is warned of.

@@ -58,9 +58,9 @@ def test_tests_without_the_shared_prior_keep_the_rate_in_every_parent(null_pvalu
 
 def test_the_arcsine_drift_check_rarely_warns_where_the_cells_are_not_tied_to_the_arm(null_pvalues):
     """The generator's patients hold 200 cells each, split among parents by per-patient composition, the same in both
-    arms: the check of tl/_arcsine_drift.py finds a gap from the cells alone in few tests (seeds 10000-10199: 7 of
-    4,176 tests in 5 of 200 cohorts, README), while on cohorts whose arms differ in cells it warns of nearly every one
-    (tests/tl/test_compare_arcsine_drift.py)."""
+    arms: the check of tl/_arcsine_drift.py finds a gap from the cells alone in few tests (README: 7 of 4,176 tests in
+    5 of 200 cohorts on seeds 10000-10199; here seeds 12000-12239), while on cohorts whose arms differ in cells it
+    warns of nearly every one (tests/tl/test_compare_arcsine_drift.py)."""
     moderated = null_pvalues[null_pvalues["method"] == "moderated"]
     assert moderated["warned"].mean() <= 0.005, moderated["warned"].sum()
     assert moderated.loc[moderated["warned"], "seed"].nunique() <= 0.06 * COHORTS

@@ -5,6 +5,7 @@ cells (release 2.28)."""
 from __future__ import annotations
 
 import inspect
+import logging
 from dataclasses import replace
 
 import numpy as np
@@ -194,9 +195,9 @@ def test_seedings_that_keep_the_mixture_calls_are_left_out_of_the_mean(monkeypat
     assert seeds == {"A": 60}
 
 
-def test_a_classifier_fewer_than_half_of_the_seedings_train_is_averaged_with_the_others(monkeypatch):
+def test_a_classifier_fewer_than_half_of_the_seedings_train_is_averaged_with_the_others(monkeypatch, caplog):
     """One of three seedings trains the classifier (every cell A at 0.9), two keep no mixture call (the specificity
-    test declined A in their cuts): the mean is over all three, so no cell is called (A at 0.3, none at 0.67). Until
+    test declined A in their cuts): the mean is over all three, so no cell is called (A at 0.3, none at 0.7). Until
     release 2.36 the one that trained stood alone: deep_10x seed 201 at 100 cells per patient had 66 of its 94
     endothelial cells called ENDO_ONCOFETAL_PLVAP at a mean confidence of 0.88, 23 of them right."""
     X, z, best, confidence, _ = programme_population(seed=0, n=120)
@@ -219,7 +220,17 @@ def test_a_classifier_fewer_than_half_of_the_seedings_train_is_averaged_with_the
     assert (calls == "").all() and np.allclose(conf, 0.3)
     assert diagnostics["seedings"] == 3 and diagnostics["temperature"] == 0.9 and seeds == {"A": 90}  # the trained
     assert diagnostics["classes"] == {"A": 1.0, "B": 0.0}
-    assert diagnostics["mixture_kept"] == {["A", "B"][j]: 0.0 for j in np.unique(best[called])}
+    # kept: by the trained seeding's class (A) or a mixture seeding's test (none): A by 1 of 3, B (mixture-called) by 0
+    assert set(best[called]) == {0, 1}
+    assert diagnostics["mixture_kept"] == {"A": pytest.approx(1 / 3), "B": 0.0}
+    with caplog.at_level(logging.WARNING, logger="hcctme"):
+        record = _call_states.seeding_record("ctx", diagnostics)
+    assert "fewer than half of the 3 seedings have the seeds to train the classifier" in caplog.text
+    assert "keep ['A']" in caplog.text
+    tests = {"A": {"clusters_tested": 1, "seeded": True}, "B": {"clusters_tested": 1, "seeded": False}}
+    declined = _call_states.declined_states({"ctx": {"A": 5, "B": 7}}, {"ctx": tests}, {"ctx": record},
+                                                  {"ctx": {}})
+    assert declined == {"ctx": {"B": 7}}  # A is kept by one seeding: split (warned of), not declined
 
 
 def test_later_batches_are_the_same_seedings_at_the_next_random_states():
