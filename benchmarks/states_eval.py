@@ -27,7 +27,7 @@ developed; with ``--first-seed 200`` on seeds never used either).
 
     python benchmarks/states_eval.py --seeds 2 --null 16 --absent
     python benchmarks/states_eval.py --seeds 0 --null 192 --jobs 2 --save-null \
-        benchmarks/results/composition_null_2.35/pvalues.csv
+        benchmarks/results/composition_null_2.36/pvalues.csv
     python benchmarks/states_eval.py --held-out --first-seed 200 --seeds 2
 """
 
@@ -153,7 +153,7 @@ def absent_calls(setting: str, seed: int, cells: int, patients: int, absent: tup
 
 NULL_FIRST_SEED = 500  # the null cohorts' seeds: 500, 501, ... (never a development or held-out setting's seed)
 # the p-values of the null cohorts of the saved run (states_eval.py --seeds 0 --null 192 --jobs 2 --save-null ...)
-SAVED_NULL = Path(__file__).resolve().parent / "results" / "composition_null_2.35" / "pvalues.csv"
+SAVED_NULL = Path(__file__).resolve().parent / "results" / "composition_null_2.36" / "pvalues.csv"
 
 
 def null_cohort_pvalues(seed: int, refine: str | None = None) -> pd.DataFrame:

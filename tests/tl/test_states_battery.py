@@ -146,7 +146,7 @@ def test_load_names_what_is_missing(tmp_path, monkeypatch):
         states_battery.main()
 
 
-RECORDED = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "states_battery_2.35"
+RECORDED = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "states_battery_2.36"
 README_LABELS = {"10x": "10x (3,000 UMI)", "smartseq": "Smart-seq (60,000 reads)", "noisy_10x": "noisy shallow 10x",
                  "stress_high": "high stress (25 %)", "deep_10x": "held out: deep_10x (8,000 UMI)",
                  "mid_10x": "held out: mid_10x (2,200 UMI, more noise and stress)",

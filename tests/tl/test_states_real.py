@@ -315,31 +315,37 @@ def test_small_populations_are_called_by_their_seedings(called):
     of their names): 4 of the 27 train the classifier (2 with a TAM2_SPP1 class, 2 KUPFFER, 1 TAM1_FOLR2), the mean
     calls none at random state 0 and 10-12 of 12 at 6 of 10 random states. One finer cut alone (one cluster per 10 cells
     instead of 20) was measured and dropped in release 2.18: He 2020 unchanged, Zheng LAYN -> terminal 22 -> 0 of 22, Wu
-    2020 Teff 11 -> 0 of 22."""
+    2020 Teff 11 -> 0 of 22. Release 2.36 averages all the seedings where fewer than half train the classifier: 4 of
+    the first 9 do, their mean with the other five's gated mixture calls calls TAM2_SPP1, the seedings disagree on it,
+    and of the 27 drawn 11 train (2 with a TAM1_FOLR2 class, 5 KUPFFER, 5 TAM2_SPP1); all 27 averaged call 3 of the
+    12 Mac_SPP1 cells TAM2_SPP1 (19 of 27 keep it) and no other macrophage a state. TAM1_FOLR2, which the first
+    seeding declines by read-through, is kept by 5 of the 27 (2 classes, 3 mixture tests): split, not declined."""
     wu = called["wu2021_tnbc"].uns["hcctme_state_params"]
     assert np.isnan(wu["self_train"]["temperature"]["cd4_t"]) and "cd4_t" not in wu["self_train"]["seeds"]
     assert wu["self_train"]["small_populations"]["cd4_t"] == {"cells": 57, "needed": 120, "states": 1, "seedings": 9}
     he = called["he2020_liver"]
     params = he.uns["hcctme_state_params"]
     assert params["self_train"]["small_populations"]["macrophage"] == {"cells": 69, "needed": 200, "states": 3,
-                                                                       "seedings": 4}
-    classes = params["self_train"]["seedings"]["macrophage"]["classes"]
-    assert classes == pytest.approx({"TAM1_FOLR2": 0.25, "KUPFFER": 0.5, "TAM2_SPP1": 0.5})
+                                                                       "seedings": 27}
+    record = params["self_train"]["seedings"]["macrophage"]
+    assert record["classes"] == pytest.approx({"TAM1_FOLR2": 2 / 11, "KUPFFER": 5 / 11, "TAM2_SPP1": 5 / 11})
+    assert record["mixture_kept"] == pytest.approx({"TAM1_FOLR2": 5 / 27, "KUPFFER": 5 / 27, "TAM2_SPP1": 19 / 27})
     assert (he.obs["hcctme_state_context"] == "macrophage").sum() == 70
     labels = _labels(he, "he2020_liver").to_numpy()
     calls = he.obs["hcctme_state"].astype(str).to_numpy()
     macrophage = (he.obs["hcctme_state_context"].astype(str) == "macrophage").to_numpy()
-    assert np.sum(calls[labels == "Mac_SPP1"] == "TAM2_SPP1") == 0  # 9 in releases 2.24-2.28
+    assert np.sum(calls[labels == "Mac_SPP1"] == "TAM2_SPP1") == 3  # 9 in releases 2.24-2.28, 0 in 2.29-2.35
     assert np.sum(calls[macrophage & (labels != "Mac_SPP1")] == "TAM2_SPP1") <= 6
     assert not np.isin(calls[macrophage], ["KUPFFER", "TAM1_FOLR2"]).any()
     # release 2.15: the mixture's 16 TAM1_FOLR2 calls (15 in the Kupffer-like Mac_SDC3 of this tumour-free liver)
     # pass the 4-gene panel in their best cluster only through genes the KUPFFER list holds, which scores higher
-    # there: declined as in the cluster seeds (read-through), the calls dropped (the first averaged seeding's test)
+    # there: declined as in the cluster seeds (read-through), the calls dropped (the first averaged seeding's test);
+    # since release 2.36 the other seedings are averaged too, and 5 of the 27 keep the state: none of its calls
+    # stands, and it is warned of as split rather than listed as declined
     folr2 = params["self_train"]["specificity"]["macrophage"]["TAM1_FOLR2"]
     assert folr2["read_through"] == "KUPFFER" and not folr2["seeded"]
     assert params["mixture_counts"]["macrophage"]["TAM1_FOLR2"] >= 10
-    assert params["self_train"]["declined"]["macrophage"]["TAM1_FOLR2"] == params["mixture_counts"]["macrophage"][
-        "TAM1_FOLR2"]
+    assert "macrophage" not in params["self_train"]["declined"]
 
 
 @pytest.mark.slow
@@ -362,7 +368,7 @@ def test_seedings_agreement_marks_the_cut_dependent_calls(called):
     assert 0.0 < record["agreement"] < 1.0 and min(record["states"].values()) < STATE_SEEDING_AGREEMENT
 
 
-DRAWS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "states_real_2.34" / "random_states.csv"
+DRAWS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "states_real_2.36" / "random_states.csv"
 
 
 def test_readme_table_over_random_states_is_the_recorded_run():
