@@ -373,7 +373,7 @@ DRAWS = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "states
 
 def test_readme_table_over_random_states_is_the_recorded_run():
     """README's table of the real-data shares over ten random states is ``states_real.py --random-states``' saved
-    output (``benchmarks/results/states_real_2.34/random_states.csv``): the table and the rows reaching 0.7 per
+    output (``benchmarks/results/states_real_2.36/random_states.csv``): the table and the rows reaching 0.7 per
     random state."""
     from benchmarks.states_real import draws_summary
 
