@@ -411,7 +411,12 @@ def classes(fits: list[_Fit], ids: list[str]) -> dict[str, float]:
     The specificity tests the record keeps are the first seeding's; this says what all the seedings averaged did
     (He 2020's macrophages: TAM2_SPP1 has seeds in some of the cuts only, and its calls turn on which are drawn).
     """
-    return {state: float(np.mean([np.any(fit.states[:, j] > 0) for fit in fits])) for j, state in enumerate(ids)}
+    return {state: float(np.mean([_has_class(fit, j) for fit in fits])) for j, state in enumerate(ids)}
+
+
+def _has_class(fit: _Fit, j: int) -> bool:
+    """Whether ``fit``'s classifier has a class for the ``j``-th state (its probabilities are 0 without one)."""
+    return bool(np.any(fit.states[:, j] > 0))
 
 
 def mixture_kept(fits: list[_Fit], ids: list[str], best: np.ndarray, called: np.ndarray) -> dict[str, float]:
@@ -422,15 +427,12 @@ def mixture_kept(fits: list[_Fit], ids: list[str], best: np.ndarray, called: np.
     seedings have it, all are averaged: :func:`_averaged`) where its classifier has a class for the state. The mean
     of the seedings calls a state that few of them keep none of these (Wu 2021's TREG, kept by 2 of 9).
     """
-    mixture_called = set(np.unique(best[called]).tolist())
-    with_class = {j for fit in fits if fit.trained for j in range(len(ids)) if np.any(fit.states[:, j] > 0)}
-
     def keeps(fit: _Fit, j: int) -> bool:
-        if fit.trained:
-            return bool(np.any(fit.states[:, j] > 0))
-        return bool(np.any(fit.none[called & (best == j)] == 0))
+        return _has_class(fit, j) if fit.trained else bool(np.any(fit.none[called & (best == j)] == 0))
 
-    return {ids[j]: float(np.mean([keeps(fit, j) for fit in fits])) for j in sorted(mixture_called | with_class)}
+    listed = set(np.unique(best[called]).tolist())
+    listed |= {j for fit in fits if fit.trained for j in range(len(ids)) if _has_class(fit, j)}
+    return {ids[j]: float(np.mean([keeps(fit, j) for fit in fits])) for j in sorted(listed)}
 
 
 class _Averaged(NamedTuple):
