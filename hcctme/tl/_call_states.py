@@ -842,7 +842,8 @@ def seeding_record(context: str, diagnostics: Mapping[str, Any]) -> dict[str, An
     :func:`hcctme.tl._state_selftrain.agreement`'s ``agreement`` and ``state_agreement``, NaN and ``{}`` with one
     seeding), ``classes`` (:func:`hcctme.tl._state_selftrain.classes`, of the seedings that train the classifier)
     and, where seedings that do not are averaged, ``mixture_kept`` (:func:`hcctme.tl._state_selftrain.mixture_kept`,
-    of all the seedings averaged). The warnings name the states of whose calls
+    of all the seedings averaged) and ``established`` (:func:`hcctme.tl._state_selftrain.established`: the states
+    whose cells keep the mean of the seedings with the classifier). The warnings name the states of whose calls
     one seeding makes fewer than :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT` on average, and the states
     some seedings keep and others drop (``mixture_kept``; all drop: :func:`declined_states`).
     """
@@ -852,6 +853,7 @@ def seeding_record(context: str, diagnostics: Mapping[str, Any]) -> dict[str, An
         record["classes"] = diagnostics["classes"]
     if "mixture_kept" in diagnostics:
         record["mixture_kept"] = diagnostics["mixture_kept"]
+        record["established"] = list(diagnostics["established"])
         split = {s: round(share, 2) for s, share in _selftrain.split(record["mixture_kept"]).items()}
         if split:
             if "classes" not in record:
@@ -860,11 +862,14 @@ def seeding_record(context: str, diagnostics: Mapping[str, Any]) -> dict[str, An
                                "their mean (uns[...]['self_train']['seedings'])", context, record["seedings"],
                                list(split), split)
             else:
+                own = (f", except that the cells the seedings with the classifier call {record['established']} "
+                       "keep those seedings' mean (each list's gene test seeded it in at least half of them)"
+                       ) if record["established"] else ""
                 logger.warning("%s: fewer than half of the %d seedings have the seeds to train the classifier, and "
                                "only these shares of them keep %s (a classifier's class, or the specificity test "
-                               "keeping the mixture's calls): %s; the calls are the mean of all the seedings "
+                               "keeping the mixture's calls): %s; the calls are the mean of all the seedings%s "
                                "(uns[...]['self_train']['seedings'])", context, record["seedings"], list(split),
-                               split)
+                               split, own)
     unstable = {s: round(share, 2) for s, share in _selftrain.unstable(record["states"],
                                                                        STATE_SEEDING_AGREEMENT).items()}
     if unstable:

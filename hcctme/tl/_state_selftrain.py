@@ -456,11 +456,11 @@ def _averaged(fits: list[_Fit], ids: list[str], min_confidence: float) -> _Avera
     the one that does may have seeded a state in a cluster the other cuts decline: averaged alone, its classifier
     called 66 of deep_10x seed 201's 94 endothelial cells ENDO_ONCOFETAL_PLVAP at a mean confidence of 0.88, 23 of
     them right (100 cells per patient; release 2.36 averages it with the eight cuts that declined the state: no call).
-    That cut seeded the 3-gene panel through one gene, which its specificity test lets a short panel do; a state
-    that at least half of the training cuts seeded through the whole list's test (:func:`established`) is called by
-    their mean (release 2.37): the cells the trained seedings' mean calls such a state take its probabilities (the
-    generator's Tregs and PMN-MDSC at 100 cells per patient, noisy_10x seeds 200 and 201: 20 of 25 calls right where
-    the mean of all the seedings called none).
+    That cut seeded the 3-gene panel through one gene, which the specificity test lets a short panel do. A state that
+    at least half of the training cuts seeded through its whole list's test (:func:`established`) is called by their
+    mean (release 2.37): a cell that mean calls such a state (at ``min_confidence``) takes its probabilities, every
+    other cell keeps the mean of all (the generator's Tregs and PMN-MDSC at 100 cells per patient, noisy_10x seeds 200
+    and 201: 20 of 25 calls right, where the mean of all called none).
     """
     trained = [fit for fit in fits if fit.trained]
     used = trained if 2 * len(trained) >= len(fits) else trained + [fit for fit in fits if not fit.trained]
@@ -469,8 +469,7 @@ def _averaged(fits: list[_Fit], ids: list[str], min_confidence: float) -> _Avera
     if kept:
         own_states, own_none = np.mean([fit.states for fit in trained], axis=0), np.mean([fit.none for fit in trained],
                                                                                           axis=0)
-        top = own_states.argmax(axis=1)
-        rows = np.isin(top, [ids.index(s) for s in kept]) & (own_states[np.arange(top.size), top] > own_none)
+        rows = np.isin(_called(own_states, own_none, ids, min_confidence)[0], kept)
         states[rows], none[rows] = own_states[rows], own_none[rows]
     calls, conf = _called(states, none, ids, min_confidence)
     each = [_called(fit.states, fit.none, ids, min_confidence)[0] for fit in used]

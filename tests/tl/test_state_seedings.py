@@ -5,6 +5,7 @@ cells (release 2.28)."""
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 from dataclasses import replace
 
@@ -195,14 +196,21 @@ def test_seedings_that_keep_the_mixture_calls_are_left_out_of_the_mean(monkeypat
     assert seeds == {"A": 60}
 
 
-def test_a_classifier_fewer_than_half_of_the_seedings_train_is_averaged_with_the_others(monkeypatch, caplog):
+@pytest.mark.parametrize("n_measured", [3, 20])
+def test_a_classifier_fewer_than_half_of_the_seedings_train_is_averaged_with_the_others(monkeypatch, caplog,
+                                                                                         n_measured):
     """One of three seedings trains the classifier (every cell A at 0.9), two keep no mixture call (the specificity
-    test declined A in their cuts): the mean is over all three, so no cell is called (A at 0.3, none at 0.7). Until
-    release 2.36 the one that trained stood alone: deep_10x seed 201 at 100 cells per patient had 66 of its 94
-    endothelial cells called ENDO_ONCOFETAL_PLVAP at a mean confidence of 0.88, 23 of them right."""
+    test declined A in their cuts). Where the trained cut seeded A as a short panel (3 measured genes: one gene up is
+    enough) the mean is over all three, so no cell is called (A at 0.3, none at 0.7); until release 2.36 the one
+    that trained stood alone: deep_10x seed 201 at 100 cells per patient had 66 of its 94 endothelial cells called
+    ENDO_ONCOFETAL_PLVAP at a mean confidence of 0.88, 23 of them right. Where it seeded A through the whole list's
+    test (20 measured genes), A is established (release 2.37) and the cells its classifier calls A keep its
+    probabilities (the generator's Tregs and PMN-MDSC at 100 cells per patient)."""
     X, z, best, confidence, _ = programme_population(seed=0, n=120)
     n = X.shape[0]
-    values = iter([0.9, 0.0, 0.0, *([None] * 6)])
+    values = itertools.chain([0.9, 0.0, 0.0], itertools.repeat(None))  # the seedings disagree on A: more are drawn
+    test = {"seeded": True, "clusters_tested": 1, "clusters_declined": 0, "pvalue": 1e-6, "n_measured": n_measured,
+            "n_up": 3}
 
     def one_trained(*args, **kwargs):
         value = next(values)
@@ -210,14 +218,20 @@ def test_a_classifier_fewer_than_half_of_the_seedings_train_is_averaged_with_the
             return None  # a seeding without a fit
         states = np.zeros((n, 2))
         states[:, 0] = value
+        specificity = {"A": test if value else {**test, "seeded": False}}
         return selftrain._Fit(states, np.full(n, 0.1 if value else 1.0), {"A": int(100 * value)},
-                              {"temperature": value}, trained=bool(value))
+                              {"temperature": value, "specificity": specificity}, trained=bool(value))
 
     monkeypatch.setattr(selftrain, "_fitted", one_trained)
     called = confidence >= 0.5
     calls, conf, seeds, diagnostics, *_ = selftrain.call_population(X, z, ["A", "B"], best, confidence, called,
                                                                 state_params.SelfTrainParams(), 0.5)
-    assert (calls == "").all() and np.allclose(conf, 0.3)
+    established = n_measured >= 8
+    assert diagnostics["established"] == (["A"] if established else [])
+    if established:
+        assert (calls == "A").all() and np.allclose(conf, 0.9)
+    else:
+        assert (calls == "").all() and np.allclose(conf, 0.3)
     assert diagnostics["seedings"] == 3 and diagnostics["temperature"] == 0.9 and seeds == {"A": 90}  # the trained
     assert diagnostics["classes"] == {"A": 1.0, "B": 0.0}
     # kept: by the trained seeding's class (A) or a mixture seeding's test (none): A by 1 of 3, B (mixture-called) by 0
@@ -227,10 +241,27 @@ def test_a_classifier_fewer_than_half_of_the_seedings_train_is_averaged_with_the
         record = _call_states.seeding_record("ctx", diagnostics)
     assert "fewer than half of the 3 seedings have the seeds to train the classifier" in caplog.text
     assert "keep ['A']" in caplog.text
+    assert record["established"] == diagnostics["established"]
+    assert ("the cells the seedings with the classifier call ['A'] keep" in caplog.text) == established
     tests = {"A": {"clusters_tested": 1, "seeded": True}, "B": {"clusters_tested": 1, "seeded": False}}
     declined = _call_states.declined_states({"ctx": {"A": 5, "B": 7}}, {"ctx": tests}, {"ctx": record},
                                                   {"ctx": {}})
     assert declined == {"ctx": {"B": 7}}  # A is kept by one seeding: split (warned of), not declined
+
+
+def test_established_states_are_those_half_the_trained_seedings_seeded_through_the_whole_list():
+    def fit(**entries) -> selftrain._Fit:
+        return selftrain._Fit(np.zeros((2, 3)), np.ones(2), {}, {"specificity": entries})
+
+    full = {"seeded": True, "n_measured": 12}
+    short = {"seeded": True, "n_measured": 3}
+    declined = {"seeded": False, "n_measured": 12}
+    fits = [fit(A=full, B=short, C=declined), fit(A=full, B=short, C=full), fit(A=declined, C=declined),
+            fit(A=full, B=short, C=declined)]
+    # A: 3 of 4 seeded it through its list; B: a short panel, never; C: 1 of 4
+    assert selftrain.established(fits, ["A", "B", "C"]) == ["A"]
+    assert selftrain.established(fits[1:3], ["A", "B", "C"]) == ["A", "C"]  # one of two is half
+    assert selftrain.established([fit()], ["A"]) == []  # no record of the test (no panel)
 
 
 def test_later_batches_are_the_same_seedings_at_the_next_random_states():
