@@ -198,7 +198,8 @@ def split_mixture_note(split: dict[str, dict[str, float]]) -> str:
                                      "train the state classifier, which only some seedings keep (the share that keep "
                                      "them: a specificity test keeping the mixture's calls, or a classifier's class)",
                               "Their calls are the mean of the seedings': a state few of them keep is not "
-                              "called.")
+                              "called, unless at least half of the seedings that train the classifier seeded it "
+                              "through its list's gene test (their calls of it stand).")
 
 
 def _state_shares_note(shares: dict[str, dict[str, float]], lead: str, tail: str) -> str:

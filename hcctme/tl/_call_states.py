@@ -571,8 +571,9 @@ def call_states(
       ``specificity`` record is the first seeding's), and where seedings that do not train it are averaged (fewer
       than half train it) ``mixture_kept`` (per state the mixture calls or a classifier has a class for, the share
       of all the seedings averaged that keep it: one without the classifier where its specificity test keeps the
-      mixture's calls, one with it where its classifier has the class; warned of between 0 and 1),
-      :func:`seeding_record`).
+      mixture's calls, one with it where its classifier has the class; warned of between 0 and 1) and
+      ``established`` (the states whose cells the trained seedings' mean calls keep that mean: at least half of
+      those seedings seeded the state through its list's gene test; warned of), :func:`seeding_record`).
 
     Notes
     -----
@@ -862,14 +863,16 @@ def seeding_record(context: str, diagnostics: Mapping[str, Any]) -> dict[str, An
                                "their mean (uns[...]['self_train']['seedings'])", context, record["seedings"],
                                list(split), split)
             else:
-                own = (f", except that the cells the seedings with the classifier call {record['established']} "
-                       "keep those seedings' mean (each list's gene test seeded it in at least half of them)"
-                       ) if record["established"] else ""
                 logger.warning("%s: fewer than half of the %d seedings have the seeds to train the classifier, and "
                                "only these shares of them keep %s (a classifier's class, or the specificity test "
-                               "keeping the mixture's calls): %s; the calls are the mean of all the seedings%s "
+                               "keeping the mixture's calls): %s; the calls are the mean of all the seedings "
                                "(uns[...]['self_train']['seedings'])", context, record["seedings"], list(split),
-                               split, own)
+                               split)
+        if record["established"]:
+            logger.warning("%s: fewer than half of the %d seedings have the seeds to train the classifier, but at "
+                           "least half of those that do seeded %s through its list's gene test: the cells they call "
+                           "it keep their mean (uns[...]['self_train']['seedings'][...]['established'])", context,
+                           record["seedings"], record["established"])
     unstable = {s: round(share, 2) for s, share in _selftrain.unstable(record["states"],
                                                                        STATE_SEEDING_AGREEMENT).items()}
     if unstable:

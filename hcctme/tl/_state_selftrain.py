@@ -61,7 +61,9 @@ carries. This step learns it:
    of three draws of an unstable cut is itself a draw (Sade-Feldman 2018's terminal-exhausted cells, 30-116 of 166
    over ten random states). Where no seeding trains the classifier, the mean is over every seeding's mixture calls,
    each gated by its own cut's specificity test (release 2.31): the first seeding's alone are one draw (Wu 2021's
-   Tregs, 17 of 23 at 2 of 10 random states, 0 at the others).
+   Tregs, 17 of 23 at 2 of 10 random states, 0 at the others). Where fewer than half of the seedings train it, the
+   mean is over all of them (release 2.36), except the cells the trained ones call a state that at least half of
+   them seeded through its list's gene test (:func:`established`, release 2.37).
 
 Deterministic (fixed ``random_state``). A population with fewer than
 :data:`~hcctme._constants.STATE_SELFTRAIN_MIN_CELLS` cells, or without seeds of at least two
@@ -368,12 +370,14 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     ``params.seeding_batches`` times as many) that train the classifier, where they are at least half of them;
     otherwise by the mean of all the seedings, those without the classifier read as their mixture calls (each
     seeding's mixture calls are gated by its own cut's specificity test, not predicted from its seeds: a call stands
-    where most cuts keep it; :func:`_averaged`). The seed counts and diagnostics are those of the first seeding
+    where most cuts keep it), except the cells the trained seedings' mean calls an :func:`established` state, which
+    keep that mean (chosen at ``min_confidence``: at another threshold ``best`` and ``eligible`` read the mean each
+    cell was given; :func:`_averaged`). The seed counts and diagnostics are those of the first seeding
     averaged (one that trains the classifier where any does): ``specificity``
     (:func:`~hcctme.tl._state_seeds.confirm_seeds`), ``temperature`` (of the calibration; NaN without the
     classifier), ``seedings`` (how many were averaged), the seedings' :func:`agreement`, ``classes`` (:func:`classes`,
     of the seedings averaged that train the classifier) and, where seedings without it are averaged,
-    ``mixture_kept`` (:func:`mixture_kept`, of all the seedings averaged).
+    ``mixture_kept`` (:func:`mixture_kept`, of all the seedings averaged) and ``established`` (:func:`established`).
     """
     if X.shape[0] < params.min_cells or X.shape[1] < 3:
         return None
@@ -426,7 +430,8 @@ def mixture_kept(fits: list[_Fit], ids: list[str], best: np.ndarray, called: np.
     A seeding without the classifier keeps a state where its specificity test keeps the mixture's calls of it (the
     test keeps or drops them all, :func:`_mixture_fit`); one with the classifier (where fewer than half of the
     seedings have it, all are averaged: :func:`_averaged`) where its classifier has a class for the state. The mean
-    of the seedings calls a state that few of them keep none of these (Wu 2021's TREG, kept by 2 of 9).
+    of the seedings calls a state that few of them keep none of these (Wu 2021's TREG, kept by 2 of 9), unless it is
+    :func:`established` (the cells the trained seedings call it keep their mean).
     """
     def keeps(fit: _Fit, j: int) -> bool:
         return _has_class(fit, j) if fit.trained else bool(np.any(fit.none[called & (best == j)] == 0))
@@ -445,36 +450,39 @@ class _Averaged(NamedTuple):
     eligible: np.ndarray  # whether it beats "none of these" (a call at any confidence it reaches)
     agreed: dict[str, Any]  # agreement()
     used: list[_Fit]
-    established: list[str]  # the states whose cells the trained seedings' mean calls (:func:`established`)
+    established: list[str]  # the states whose cells take the trained seedings' mean where it calls them
 
 
 def _averaged(fits: list[_Fit], ids: list[str], min_confidence: float) -> _Averaged:
     """The mean of the seedings that train the classifier where they are at least half of them, else of all.
 
-    Returns the calls, best state and :func:`agreement`; the calls are those of the mean probabilities of the seedings
-    averaged (:func:`_called`), those that train the classifier first. Where most cuts find too few seeds to train it,
-    the one that does may have seeded a state in a cluster the other cuts decline: averaged alone, its classifier
-    called 66 of deep_10x seed 201's 94 endothelial cells ENDO_ONCOFETAL_PLVAP at a mean confidence of 0.88, 23 of
-    them right (100 cells per patient; release 2.36 averages it with the eight cuts that declined the state: no call).
+    Returns the calls, best state, :func:`agreement` and the :func:`established` states; the calls are those of the
+    mean probabilities of the seedings averaged (:func:`_called`), those that train the classifier first. Where most
+    cuts find too few seeds to train it, the one that does may have seeded a state in a cluster the other cuts
+    decline: averaged alone, its classifier called 66 of deep_10x seed 201's 94 endothelial cells ENDO_ONCOFETAL_PLVAP
+    at a mean confidence of 0.88, 23 of them right (100 cells per patient; release 2.36 averages it with the eight
+    cuts that declined the state: no call).
     That cut seeded the 3-gene panel through one gene, which the specificity test lets a short panel do. A state that
     at least half of the training cuts seeded through its whole list's test (:func:`established`) is called by their
     mean (release 2.37): a cell that mean calls such a state (at ``min_confidence``) takes its probabilities, every
     other cell keeps the mean of all (the generator's Tregs and PMN-MDSC at 100 cells per patient, noisy_10x seeds 200
-    and 201: 20 of 25 calls right, where the mean of all called none).
+    and 201: 21 of 25 calls right, where the mean of all called none). The agreement is read over all the seedings
+    averaged, so an established state's calls, which the seedings without the classifier do not make, read as one
+    draw of several and more seedings are drawn (:func:`unstable`): the state is then established over more cuts.
     """
     trained = [fit for fit in fits if fit.trained]
     used = trained if 2 * len(trained) >= len(fits) else trained + [fit for fit in fits if not fit.trained]
     states, none = np.mean([fit.states for fit in used], axis=0), np.mean([fit.none for fit in used], axis=0)
-    kept = established(trained, ids) if trained and len(used) > len(trained) else []
-    if kept:
-        own_states, own_none = np.mean([fit.states for fit in trained], axis=0), np.mean([fit.none for fit in trained],
-                                                                                          axis=0)
-        rows = np.isin(_called(own_states, own_none, ids, min_confidence)[0], kept)
+    established_states = established(trained, ids) if len(used) > len(trained) else []
+    if established_states:
+        own_states = np.mean([fit.states for fit in trained], axis=0)
+        own_none = np.mean([fit.none for fit in trained], axis=0)
+        rows = np.isin(_called(own_states, own_none, ids, min_confidence)[0], established_states)
         states[rows], none[rows] = own_states[rows], own_none[rows]
     calls, conf = _called(states, none, ids, min_confidence)
     each = [_called(fit.states, fit.none, ids, min_confidence)[0] for fit in used]
     best = np.asarray(ids, dtype=object)[states.argmax(axis=1)]
-    return _Averaged(calls, conf, best, conf > none, agreement(calls, each, ids), used, kept)
+    return _Averaged(calls, conf, best, conf > none, agreement(calls, each, ids), used, established_states)
 
 
 def established(fits: list[_Fit], ids: list[str]) -> list[str]:
@@ -483,8 +491,8 @@ def established(fits: list[_Fit], ids: list[str]) -> list[str]:
     A cluster seeds a state of eight or more measured genes where the binomial or majority route of its gene test
     passes (:func:`._state_specificity.specific`), and a short panel where one of its genes is up there, which a
     programme's shared gene does in a cluster of another state. Where fewer than half of the seedings train the
-    classifier (the population-size runs at 100-400 cells per patient, seeds 200-201, and the battery's two
-    endothelial cohorts that release 2.36 changed), the trained cuts' mean called the 3-gene
+    classifier (release 2.36's population-size runs at 100-400 cells per patient, seeds 200-201, and two of the three
+    battery cohorts whose endothelial calls it changed), the trained cuts' mean called the 3-gene
     ENDO_ONCOFETAL_PLVAP panel in 19 populations, 287 of 716 calls right (0.40, near the state's share of the
     cells), and TREG or PMN_MDSC, seeded through their lists, in 4, 46 of 59 right (0.78). ``[]`` without a
     record of the test (no panel).
@@ -493,6 +501,8 @@ def established(fits: list[_Fit], ids: list[str]) -> list[str]:
         entry = fit.diagnostics["specificity"].get(state, {})
         return bool(entry.get("seeded")) and not _specificity.is_short(int(entry.get("n_measured", 0)))
 
+    if not fits:
+        return []
     return [state for state in ids if 2 * sum(full(fit, state) for fit in fits) >= len(fits)]
 
 

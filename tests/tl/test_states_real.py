@@ -322,7 +322,7 @@ def test_small_populations_are_called_by_their_seedings(called):
     seeding declines by read-through, is kept by 5 of the 27 (2 classes, 3 mixture tests): split, not declined.
     Release 2.37 calls a state that at least half of the trained seedings seeded through its list's gene test by
     their mean (``established``): TAM2_SPP1 and KUPFFER were seeded so by 5 of the 11, so none is, and the calls are
-    release 2.36's (at 6 of 10 random states TAM2_SPP1 is: README "Over random states")."""
+    release 2.36's (at five of the other nine random states TAM2_SPP1 is: README "Over random states")."""
     wu = called["wu2021_tnbc"].uns["hcctme_state_params"]
     assert np.isnan(wu["self_train"]["temperature"]["cd4_t"]) and "cd4_t" not in wu["self_train"]["seeds"]
     assert wu["self_train"]["small_populations"]["cd4_t"] == {"cells": 57, "needed": 120, "states": 1, "seedings": 9}
