@@ -865,14 +865,15 @@ def seeding_record(context: str, diagnostics: Mapping[str, Any]) -> dict[str, An
             else:
                 logger.warning("%s: fewer than half of the %d seedings have the seeds to train the classifier, and "
                                "only these shares of them keep %s (a classifier's class, or the specificity test "
-                               "keeping the mixture's calls): %s; the calls are the mean of all the seedings "
+                               "keeping the mixture's calls): %s; the calls are the mean of all the seedings%s "
                                "(uns[...]['self_train']['seedings'])", context, record["seedings"], list(split),
-                               split)
+                               split, " except the cells of the established states" if record["established"] else "")
         if record["established"]:
             logger.warning("%s: fewer than half of the %d seedings have the seeds to train the classifier, but at "
-                           "least half of those that do seeded %s through its list's gene test: the cells they call "
-                           "it keep their mean (uns[...]['self_train']['seedings'][...]['established'])", context,
-                           record["seedings"], record["established"])
+                           "least half of those that do seeded each of %s through its list's gene test (established): "
+                           "the cells they call one of these keep their mean "
+                           "(uns[...]['self_train']['seedings'][...]['established'])", context, record["seedings"],
+                           record["established"])
     unstable = {s: round(share, 2) for s, share in _selftrain.unstable(record["states"],
                                                                        STATE_SEEDING_AGREEMENT).items()}
     if unstable:
