@@ -701,9 +701,10 @@ def test_seedings_agreement_is_recorded_and_warned(caplog):
     assert "seedings" not in caplog.text  # at the line, and one seeding: no warning
     with caplog.at_level(logging.WARNING, logger="hcctme"):  # no seeding trains the classifier
         entry = seeding_record("cd4_t", {"seedings": 9, "agreement": 0.9, "state_agreement": {},
-                                         "mixture_kept": {"TREG": 2 / 9, "CD4_X": 0.0, "CD4_Y": 1.0}})
+                                         "mixture_kept": {"TREG": 2 / 9, "CD4_X": 0.0, "CD4_Y": 1.0},
+                                         "established": []})
     assert entry == {"seedings": 9, "agreement": 0.9, "states": {}, "mixture_kept": {"TREG": 2 / 9, "CD4_X": 0.0,
-                                                                                     "CD4_Y": 1.0}}
+                                                                                     "CD4_Y": 1.0}, "established": []}
     assert "only these shares of the 9 seedings' specificity tests keep the mixture's calls of ['TREG']" in caplog.text
     assert "CD4_X" not in caplog.text and "CD4_Y" not in caplog.text  # all drop (declined_states) or all keep
 
