@@ -212,13 +212,46 @@ def test_wu2021_tregs_pass_the_mixture_not_the_cuts(shares, called):
 @pytest.mark.slow
 def test_states_no_cluster_of_which_gets_the_matching_call(shares):
     """The honest failures: the Wu 2021 myCAF-like clusters get no myCAF call (single Kieffer genes are barely up
-    in them: 6 of 39 ECM-myCAF genes at AUROC 0.65 against the iCAF-like cells), the 23 Sade-Feldman Tregs, 4 % of
+    in them: :func:`test_wu2021_mycaf_lists_barely_tell_mycaf_like_from_icaf_like_cells_gene_by_gene`), the 23
+    Sade-Feldman Tregs, 4 % of
     its T cells, no TREG call, and its exhausted heat-shock cluster few CD8_TSTR calls (12 of 81; 5 in release 2.8,
     when 73 were called CD8_TEX_TERMINAL in the T-cell population; 19 of 81 were CD8_TSTR when the exhausted clusters
     were read alone; 88 of 95 cells of its "Lymphocytes" cluster are called CD8_TSTR)."""
     assert shares["wu2021_tnbc"].loc[["CAF_ECM_MYCAF", "CAF_TGFB_MYCAF", "CAF_WOUND_MYCAF"], "share"].max() <= 0.1
     sade = shares["sadefeldman2018_melanoma"]
     assert sade.loc["TREG", "share"] <= 0.1 and sade.loc["CD8_TSTR", "share"] <= 0.2
+
+
+def test_wu2021_mycaf_lists_barely_tell_mycaf_like_from_icaf_like_cells_gene_by_gene():
+    """Why the specificity test declines the clusters of Wu 2021's myCAF-like cells (216 of the CAFs, about 550 UMI
+    each): gene by gene, log-normalised, the Kieffer myCAF lists' genes barely rank the myCAF-like cells above the
+    iCAF-like ones (AUROC per gene: ECM myCAF 39 genes, median 0.53, 3 at >= 0.65; TGF-beta myCAF 26, 0.52, 2; wound
+    myCAF 33, 0.50, 1), while the onco-fetal POSTN panel's POSTN is up in them. The test asks for a share of a list's
+    genes up in a cluster (:mod:`hcctme.tl._state_specificity`); these lists do not have it here."""
+    import anndata as ad
+    import scanpy as sc
+    from sklearn.metrics import roc_auc_score
+
+    import hcctme
+
+    dataset = DATASETS["wu2021_tnbc"]
+    adata = ad.read_h5ad(dataset.path)
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+    labels = adata.obs[dataset.label_key].astype(str)
+    mycaf, icaf = labels.str.contains("myCAF").to_numpy(), labels.str.contains("iCAF").to_numpy()
+    assert mycaf.sum() == 216
+    truth = np.r_[np.ones(mycaf.sum()), np.zeros(icaf.sum())]
+
+    def aurocs(state: str) -> np.ndarray:
+        genes = [g for g in hcctme.sig.get(state).genes if g in adata.var_names]
+        x = adata[:, genes].X.toarray()
+        return np.array([roc_auc_score(truth, np.r_[x[mycaf, j], x[icaf, j]]) for j in range(len(genes))])
+
+    for state, n_genes, up in (("CAF_ECM_MYCAF", 39, 3), ("CAF_TGFB_MYCAF", 26, 2), ("CAF_WOUND_MYCAF", 33, 1)):
+        auroc = aurocs(state)
+        assert auroc.size == n_genes and np.median(auroc) < 0.55 and np.sum(auroc >= STATE_SPECIFICITY_AUROC) == up
+    assert aurocs("CAF_ONCOFETAL_POSTN").max() >= STATE_SPECIFICITY_AUROC
 
 
 @pytest.mark.slow
@@ -272,11 +305,13 @@ def test_wu2021_cafs_are_lost_to_the_specificity_test_not_to_foreign_markers(cal
     10 % cap, set aside 98 of them until release 2.6 (T cell 34, plasma 27, endothelial 18, myeloid 18; scrublet
     scores those cells as doublets no more often than the clean ones); held together to 10 % of the 379-cell
     population, 69 cells of the population are released and 39 of the 346 are set aside by any artefact column.
-    The mixture calls 1-3 cells for each of the three near-identical Kieffer myCAF lists, and no cluster is seeded
-    for any of them: the myCAF-like cells are 62 % of the CAFs, a state that is the population's default has no
-    contrast with "none of these". The onco-fetal POSTN state (POSTN, FAP, PTGDS; POSTN detected in 82 % of the
-    myCAF-like s5 cells, 25 % of the iCAF-like s1 cells) is called in 99 of the 216 myCAF-like cells and 3 of the
-    130 iCAF-like ones."""
+    The mixture calls 1-3 cells for each of the three near-identical Kieffer myCAF lists, and no cluster of the
+    first seeding is seeded for any of them (3, 2 and 2 of the 26 seedings have a class for them; their mean calls
+    none): the myCAF-like cells are 62 % of the CAFs, a state that is the population's default has little contrast
+    with "none of these", and the lists' genes barely tell them from the iCAF-like cells
+    (:func:`test_wu2021_mycaf_lists_barely_tell_mycaf_like_from_icaf_like_cells_gene_by_gene`). The onco-fetal
+    POSTN state (POSTN, FAP, PTGDS; POSTN detected in 82 % of the myCAF-like s5 cells, 25 % of the iCAF-like s1
+    cells) is called in 99 of the 216 myCAF-like cells and 3 of the 130 iCAF-like ones."""
     adata = called["wu2021_tnbc"]
     params = adata.uns["hcctme_state_params"]
     labels = _labels(adata, "wu2021_tnbc")
@@ -292,6 +327,9 @@ def test_wu2021_cafs_are_lost_to_the_specificity_test_not_to_foreign_markers(cal
     assert max(mixture[s] for s in ("CAF_ECM_MYCAF", "CAF_TGFB_MYCAF", "CAF_WOUND_MYCAF")) <= 5
     specificity = params["self_train"]["specificity"]["fibroblast"]
     assert not any(specificity[s]["seeded"] for s in ("CAF_ECM_MYCAF", "CAF_TGFB_MYCAF", "CAF_WOUND_MYCAF"))
+    # in most cuts the clusters highest in them are declined: 3, 2 and 2 of the 26 seedings have a class for them
+    classes = params["self_train"]["seedings"]["fibroblast"]["classes"]
+    assert [round(26 * classes[s]) for s in ("CAF_ECM_MYCAF", "CAF_TGFB_MYCAF", "CAF_WOUND_MYCAF")] == [3, 2, 2]
     calls = adata.obs["hcctme_state"].astype(str).to_numpy()
     mycaf = labels.str.contains("myCAF").to_numpy()
     postn = calls == "CAF_ONCOFETAL_POSTN"
