@@ -494,16 +494,14 @@ def established(fits: list[_Fit], ids: list[str]) -> list[str]:
     classifier (release 2.36's population-size runs at 100-400 cells per patient, seeds 200-201, and two of the three
     battery cohorts whose endothelial calls it changed), the trained cuts' mean called the 3-gene
     ENDO_ONCOFETAL_PLVAP panel in 19 populations, 287 of 716 calls right (0.40, near the state's share of the
-    cells), and TREG or PMN_MDSC, seeded through their lists, in 4, 46 of 59 right (0.78). ``[]`` without a
-    record of the test (no panel).
+    cells), and TREG or PMN_MDSC, seeded through their lists, in 4, 46 of 59 right (0.78). Read from each fit's
+    ``full_panel_seeds`` (:func:`~hcctme.tl._state_seeds.tested_on_full_panels`, the set that also lets such a state
+    keep few seeds, :func:`~hcctme.tl._state_seeds.with_enough_seeds`); ``[]`` without the test (no panel) or
+    without ``fits``.
     """
-    def full(fit: _Fit, state: str) -> bool:
-        entry = fit.diagnostics["specificity"].get(state, {})
-        return bool(entry.get("seeded")) and not _specificity.is_short(int(entry.get("n_measured", 0)))
-
     if not fits:
         return []
-    return [state for state in ids if 2 * sum(full(fit, state) for fit in fits) >= len(fits)]
+    return [state for state in ids if 2 * sum(state in fit.full_panel_seeds for fit in fits) >= len(fits)]
 
 
 def unstable(state_agreement: Mapping[str, float], below: float) -> dict[str, float]:
@@ -593,6 +591,7 @@ class _Fit:
     seed_counts: dict[str, int]
     diagnostics: dict[str, Any]
     trained: bool = True  # False: the mixture's calls (too few seeds for the classifier)
+    full_panel_seeds: frozenset[str] = frozenset()  # the states its cut seeded through a list that is no short panel
 
 
 def _fitted(X: sp.csr_matrix, pcs: np.ndarray, neighbours: np.ndarray | None, z: np.ndarray, ids: list[str],
@@ -644,7 +643,7 @@ def _fitted(X: sp.csr_matrix, pcs: np.ndarray, neighbours: np.ndarray | None, z:
     states = np.column_stack([probs[:, column[s]] if s in column else np.zeros(probs.shape[0]) for s in ids])
     none = probs[:, column[_seeds.NONE_CLASS]] if _seeds.NONE_CLASS in column else np.zeros(probs.shape[0])
     seed_counts = {str(v): int(c) for v, c in zip(values, counts, strict=True)}
-    return _Fit(states, none, seed_counts, {"specificity": specificity, "temperature": t})
+    return _Fit(states, none, seed_counts, {"specificity": specificity, "temperature": t}, full_panel_seeds=tested)
 
 
 def _mixture_fit(mixture_calls: np.ndarray, best: np.ndarray, confidence: np.ndarray, called: np.ndarray,

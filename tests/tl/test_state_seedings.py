@@ -8,6 +8,7 @@ import inspect
 import itertools
 import logging
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -223,8 +224,10 @@ def test_a_classifier_fewer_than_half_of_the_seedings_train_is_averaged_with_the
         states[:, 0] = np.where(half, value, value / 2)
         none = np.where(half, 1.0 - value, 1.0 - value / 2) if value else np.ones(n)
         specificity = {"A": test if value else {**test, "seeded": False}}
+        panel = SimpleNamespace(short=frozenset() if n_measured >= 8 else frozenset({"A"}))
         return selftrain._Fit(states, none, {"A": int(100 * value)}, {"temperature": value, "specificity": specificity},
-                              trained=bool(value))
+                              trained=bool(value),
+                              full_panel_seeds=state_seeds.tested_on_full_panels(specificity, panel))
 
     monkeypatch.setattr(selftrain, "_fitted", one_trained)
     called = confidence >= 0.5
@@ -257,9 +260,13 @@ def test_a_classifier_fewer_than_half_of_the_seedings_train_is_averaged_with_the
 
 def test_established_states_are_those_half_the_trained_seedings_seeded_through_the_whole_list():
     """A state is established where at least half of the trained seedings' specificity records say it was seeded and
-    it is not a short panel there (eight or more measured genes); without a record, or without seedings, none is."""
+    it is not a short panel there (:func:`state_seeds.tested_on_full_panels`); without the test (no panel), or
+    without seedings, none is."""
+    panel = SimpleNamespace(short=frozenset({"B"}))
+
     def fit(**entries) -> selftrain._Fit:
-        return selftrain._Fit(np.zeros((2, 3)), np.ones(2), {}, {"specificity": entries})
+        return selftrain._Fit(np.zeros((2, 3)), np.ones(2), {}, {"specificity": entries},
+                              full_panel_seeds=state_seeds.tested_on_full_panels(entries, panel if entries else None))
 
     full = {"seeded": True, "n_measured": 12}
     short = {"seeded": True, "n_measured": 3}
