@@ -845,8 +845,9 @@ def seeding_record(context: str, diagnostics: Mapping[str, Any]) -> dict[str, An
     and, where seedings that do not are averaged, ``mixture_kept`` (:func:`hcctme.tl._state_selftrain.mixture_kept`,
     of all the seedings averaged) and ``established`` (:func:`hcctme.tl._state_selftrain.established`: the states
     whose cells keep the mean of the seedings with the classifier). The warnings name the states of whose calls
-    one seeding makes fewer than :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT` on average, and the states
-    some seedings keep and others drop (``mixture_kept``; all drop: :func:`declined_states`).
+    one seeding makes fewer than :data:`~hcctme._constants.STATE_SEEDING_AGREEMENT` on average, and, in one
+    message (:func:`_averaged_mixture_warning`), the states some seedings keep and others drop (``mixture_kept``; all
+    drop: :func:`declined_states`) and the established states.
     """
     record = {"seedings": int(diagnostics["seedings"]), "agreement": diagnostics["agreement"],
               "states": diagnostics["state_agreement"]}
@@ -855,25 +856,9 @@ def seeding_record(context: str, diagnostics: Mapping[str, Any]) -> dict[str, An
     if "mixture_kept" in diagnostics:
         record["mixture_kept"] = diagnostics["mixture_kept"]
         record["established"] = list(diagnostics["established"])
-        split = {s: round(share, 2) for s, share in _selftrain.split(record["mixture_kept"]).items()}
-        if split:
-            if "classes" not in record:
-                logger.warning("%s: no seeding has the seeds to train the classifier, and only these shares of the "
-                               "%d seedings' specificity tests keep the mixture's calls of %s: %s; the calls are "
-                               "their mean (uns[...]['self_train']['seedings'])", context, record["seedings"],
-                               list(split), split)
-            else:
-                logger.warning("%s: fewer than half of the %d seedings have the seeds to train the classifier, and "
-                               "only these shares of them keep %s (a classifier's class, or the specificity test "
-                               "keeping the mixture's calls): %s; the calls are the mean of all the seedings%s "
-                               "(uns[...]['self_train']['seedings'])", context, record["seedings"], list(split),
-                               split, " except the cells of the established states" if record["established"] else "")
-        if record["established"]:
-            logger.warning("%s: fewer than half of the %d seedings have the seeds to train the classifier, but at "
-                           "least half of those that do seeded each of %s through its list's gene test (established): "
-                           "the cells they call one of these keep their mean "
-                           "(uns[...]['self_train']['seedings'][...]['established'])", context, record["seedings"],
-                           record["established"])
+        message = _averaged_mixture_warning(context, record)
+        if message:
+            logger.warning("%s", message)
     unstable = {s: round(share, 2) for s, share in _selftrain.unstable(record["states"],
                                                                        STATE_SEEDING_AGREEMENT).items()}
     if unstable:
@@ -882,6 +867,36 @@ def seeding_record(context: str, diagnostics: Mapping[str, Any]) -> dict[str, An
                        "(uns[...]['self_train']['seedings']; random_state=... draws other cuts)", context,
                        list(unstable), record["seedings"], unstable)
     return record
+
+
+def _averaged_mixture_warning(context: str, record: Mapping[str, Any]) -> str | None:
+    """The warning of a population whose seedings mostly lack the classifier (:func:`seeding_record`), or None.
+
+    Names the states some of its seedings keep and others drop (``mixture_kept``) and the ``established`` states,
+    in one message; None where there are neither.
+    """
+    split = {s: round(share, 2) for s, share in _selftrain.split(record["mixture_kept"]).items()}
+    established = record["established"]
+    if not split and not established:
+        return None
+    n = record["seedings"]
+    if "classes" not in record:  # no seeding trains the classifier: nothing is established
+        return (f"{context}: no seeding has the seeds to train the classifier, and only these shares of the {n} "
+                f"seedings' specificity tests keep the mixture's calls of {list(split)}: {split}; the calls are "
+                "their mean (uns[...]['self_train']['seedings'])")
+    parts = [f"{context}: fewer than half of the {n} seedings have the seeds to train the classifier"]
+    if split:
+        parts.append(f", and only these shares of them keep {list(split)} (a classifier's class, or the specificity "
+                     f"test keeping the mixture's calls): {split}")
+    if established:
+        parts.append(f"; at least half of those that do seeded each of {established} through its list's gene test "
+                     "(established)")
+    parts.append("; the calls are the mean of all the seedings")
+    if established:
+        parts.append(", except the cells the mean of those with the classifier calls an established state, which keep "
+                     "that mean")
+    parts.append(" (uns[...]['self_train']['seedings'])")
+    return "".join(parts)
 
 
 def _located(columns: np.ndarray, kept: np.ndarray, n_genes: int) -> np.ndarray:

@@ -707,6 +707,20 @@ def test_seedings_agreement_is_recorded_and_warned(caplog):
                                                                                      "CD4_Y": 1.0}, "established": []}
     assert "only these shares of the 9 seedings' specificity tests keep the mixture's calls of ['TREG']" in caplog.text
     assert "CD4_X" not in caplog.text and "CD4_Y" not in caplog.text  # all drop (declined_states) or all keep
+    trained_minority = {"seedings": 27, "agreement": 0.9, "state_agreement": {}, "classes": {"TAM2_SPP1": 0.5},
+                        "mixture_kept": {"TAM2_SPP1": 1.0, "KUPFFER": 0.0}}
+    for established, split in (([], False), (["TAM2_SPP1"], False), (["TAM2_SPP1"], True)):
+        kept = {**trained_minority["mixture_kept"], "TAM1_FOLR2": 0.3} if split else trained_minority["mixture_kept"]
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="hcctme"):
+            seeding_record("macrophage", {**trained_minority, "mixture_kept": kept, "established": established})
+        mine = [r.getMessage() for r in caplog.records if "have the seeds to train the classifier" in r.getMessage()]
+        assert len(mine) == (1 if established or split else 0)  # nothing split, none established: no warning
+        if mine:
+            assert mine[0].startswith("macrophage: fewer than half of the 27 seedings have the seeds")
+            assert ("only these shares of them keep ['TAM1_FOLR2']" in mine[0]) == split
+            assert ("each of ['TAM2_SPP1'] through its list's gene test (established)" in mine[0]) == bool(established)
+            assert ("except the cells" in mine[0]) == bool(established)
 
 
 def test_small_populations_count_the_cells_without_artefacts():

@@ -252,6 +252,7 @@ def test_a_classifier_fewer_than_half_of_the_seedings_train_is_averaged_with_the
     assert "keep ['A']" in caplog.text
     assert record["established"] == diagnostics["established"]
     assert ("seeded each of ['A'] through its list's gene test (established)" in caplog.text) == established
+    assert caplog.text.count("have the seeds to train the classifier") == 1  # one message, established or not
     tests = {"A": {"clusters_tested": 1, "seeded": True}, "B": {"clusters_tested": 1, "seeded": False}}
     declined = _call_states.declined_states({"ctx": {"A": 5, "B": 7}}, {"ctx": tests}, {"ctx": record},
                                                   {"ctx": {}})
