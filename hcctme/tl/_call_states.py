@@ -881,6 +881,8 @@ def _averaged_mixture_warning(context: str, record: Mapping[str, Any]) -> str | 
         return None
     n = record["seedings"]
     if "classes" not in record:  # no seeding trains the classifier: nothing is established
+        if not split:
+            return None
         return (f"{context}: no seeding has the seeds to train the classifier, and only these shares of the {n} "
                 f"seedings' specificity tests keep the mixture's calls of {list(split)}: {split}; the calls are "
                 "their mean (uns[...]['self_train']['seedings'])")
@@ -889,8 +891,8 @@ def _averaged_mixture_warning(context: str, record: Mapping[str, Any]) -> str | 
         parts.append(f", and only these shares of them keep {list(split)} (a classifier's class, or the specificity "
                      f"test keeping the mixture's calls): {split}")
     if established:
-        parts.append(f"; at least half of those that do seeded each of {established} through its list's gene test "
-                     "(established)")
+        parts.append(f"; at least half of the seedings with the classifier seeded each of {established} through its "
+                     "list's gene test (established)")
     parts.append("; the calls are the mean of all the seedings")
     if established:
         parts.append(", except the cells the mean of those with the classifier calls an established state, which keep "

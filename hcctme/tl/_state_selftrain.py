@@ -430,8 +430,8 @@ def mixture_kept(fits: list[_Fit], ids: list[str], best: np.ndarray, called: np.
     A seeding without the classifier keeps a state where its specificity test keeps the mixture's calls of it (the
     test keeps or drops them all, :func:`_mixture_fit`); one with the classifier (where fewer than half of the
     seedings have it, all are averaged: :func:`_averaged`) where its classifier has a class for the state. The mean
-    of the seedings calls a state that few of them keep none of these (Wu 2021's TREG, kept by 2 of 9), unless it is
-    :func:`established` (the cells the trained seedings call it keep their mean).
+    of the seedings calls a state that few of them keep none of these (Wu 2021's TREG, kept by 1 of 9 since release
+    2.32), unless it is :func:`established` (the cells the trained seedings call it keep their mean).
     """
     def keeps(fit: _Fit, j: int) -> bool:
         return _has_class(fit, j) if fit.trained else bool(np.any(fit.none[called & (best == j)] == 0))

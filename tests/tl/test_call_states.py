@@ -21,7 +21,7 @@ from hcctme.tl import _state_model as model
 from hcctme.tl import _state_params as state_params
 from hcctme.tl import _state_seeds as state_seeds
 from hcctme.tl import _state_selftrain as selftrain
-from hcctme.tl._call_states import SELF_TRAIN_RECORD, seeding_record, small_populations
+from hcctme.tl._call_states import SELF_TRAIN_RECORD, _averaged_mixture_warning, seeding_record, small_populations
 from tests.tl._state_artefact_data import foreign_cohort
 from tests.tl._state_populations import programme_population
 
@@ -721,6 +721,8 @@ def test_seedings_agreement_is_recorded_and_warned(caplog):
             assert ("only these shares of them keep ['TAM1_FOLR2']" in mine[0]) == split
             assert ("each of ['TAM2_SPP1'] through its list's gene test (established)" in mine[0]) == bool(established)
             assert ("except the cells" in mine[0]) == bool(established)
+    # no classifier and nothing split (all seedings drop the state: declined_states warns of it): no message
+    assert _averaged_mixture_warning("cd4_t", {"seedings": 9, "mixture_kept": {"TREG": 0.0}, "established": []}) is None
 
 
 def test_small_populations_count_the_cells_without_artefacts():
