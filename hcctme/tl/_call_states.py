@@ -125,8 +125,9 @@ def declined_states(mixture_counts: Mapping[str, Mapping[str, int]],
     """Per context, the states the specificity test declined, with the mixture calls that were dropped.
 
     Only states the mixture called are listed: their calls are dropped (Villani 2017 pDCs: 120 mixture
-    calls, 0 after the test); ``uns[key_added + "_params"]["self_train"]["declined"]``. A state is declined where the
-    first seeding's test (the record's ``specificity``) declined it, or where no seeding averaged kept it (``seedings``:
+    calls, 0 after the test before the majority route; now seeded, 181 of 192);
+    ``uns[key_added + "_params"]["self_train"]["declined"]``. A state is declined where the first seeding's test
+    (the record's ``specificity``) declined it, or where no seeding averaged kept it (``seedings``:
     no seeding's classifier has its class, ``classes``; or, where seedings without the classifier are averaged, none
     of them keeps it, ``mixture_kept``: one without the classifier keeps it where its test keeps the mixture's calls,
     one with it where its classifier has a class for it; some keeping it being warned of by :func:`seeding_record`),
@@ -640,17 +641,18 @@ def call_states(
        and the carried scores is fitted on the seeds and
        refitted once on its own confident predictions ("none of these" only where at least 10 cells
        are confidently predicted "none"); the last model's probabilities are
-       cross-fitted (5 folds, each predicted by the model fitted on the others; the mean over 3
-       random fold splits), averaged with those of each cell's 15 nearest neighbours (weight 0.5)
-       and temperature-scaled to the cluster seeds' labels (log loss with every seed class weighted
-       the same; ``uns[key_added + "_params"]["self_train"]["temperature"]``). The
+       cross-fitted (5 folds, each predicted by the model fitted on the others; one random fold split
+       per seeding, three per seeding in a small population), averaged with those of each cell's 15
+       nearest neighbours (weight 0.5) and temperature-scaled to the cluster seeds' labels (log loss
+       with every seed class weighted the same; ``uns[key_added + "_params"]["self_train"]["temperature"]``). The
        probability of the best state replaces the confidence and the call is that state when it
        beats "none of these" and reaches ``min_confidence``. It learns the many programme genes a
        short signature does not read; artefact cells stay unassigned. A population with fewer cells
        than 20 x (2 K + 4) (``small_populations``) gets fewer clusters than its states need and which
        states get seeds turns on the cut: its probabilities are the mean over nine seedings (one
-       cluster per 20, 14 and 10 cells, three random states each; those with too few seeds for the
-       classifier left out, and the mean of their gated mixture calls taken where none has enough); any
+       cluster per 20, 14 and 10 cells, three random states each; where fewer than half of them train the
+       classifier, all are averaged, those without it as their gated mixture calls, except the cells the
+       trained seedings' mean calls an established state); any
        other population's, the mean over three seedings (``random_state`` and the next two). Where one
        of a population's seedings makes fewer than 0.8 of a state's calls on average, the same seedings
        are drawn at the next random states, three times as many in all, and averaged
