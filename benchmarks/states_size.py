@@ -7,7 +7,9 @@ its states' clusters need. This benchmark draws cohorts of several sizes (cells 
 ``states_eval.py`` does, and prints per population (the cells of one context) whether it was listed, its calls, their
 accuracy against the generator's truth (``state_true``: artefact cells should stay unassigned), mean confidence and
 ECE, and the ARI over its cells; then the same pooled by size and listing: the calibration gap per call (mean
-confidence minus accuracy: positive is overconfident), the ECE of the pooled calls and the mean ARI.
+confidence minus accuracy: positive is overconfident), the ECE of the pooled calls and the mean ARI; the pooled
+ECE's 95 % percentile interval over the cohorts (the (setting, seed) pairs resampled with replacement: what these
+few cohorts can tell of it); and, for the listed populations, each context's share of that gap.
 
     python benchmarks/states_size.py --sizes 100 200 400 600 --seeds 2 --first-seed 200
 """
@@ -70,6 +72,52 @@ def pooled(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out).set_index(["size", "small"])
 
 
+def ece_interval(table: pd.DataFrame, draws: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per size and listing, the pooled ECE and its 95 % percentile interval over the cohorts.
+
+    The cohorts ((setting, seed) pairs) are drawn with replacement ``draws`` times and the ECE of the drawn cohorts'
+    pooled calls read each time: the spread of the figure over cohorts like these, not over cells.
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for (size, small), group in table.groupby(["size", "small"]):
+        cohorts = [(np.concatenate(g["_confidence"].to_list()), np.concatenate(g["_right"].to_list()))
+                   for _, g in group.groupby(["setting", "seed"])]
+        confidence, right = (np.concatenate(parts) for parts in zip(*cohorts, strict=True))
+        if not right.size:
+            continue
+        drawn = []
+        for _ in range(draws):
+            pick = rng.integers(0, len(cohorts), len(cohorts))
+            conf = np.concatenate([cohorts[i][0] for i in pick])
+            drawn.append(expected_calibration_error(conf, np.concatenate([cohorts[i][1] for i in pick]))
+                         if conf.size else np.nan)
+        low, high = np.nanquantile(drawn, [0.025, 0.975])
+        out.append({"size": size, "small": small, "cohorts": len(cohorts), "calls": int(right.size),
+                    "ece": expected_calibration_error(confidence, right), "ece_low": low, "ece_high": high})
+    return pd.DataFrame(out).set_index(["size", "small"])
+
+
+def gap_by_context(table: pd.DataFrame) -> pd.DataFrame:
+    """Per size, each context's calls in the listed populations and its share of their calibration gap.
+
+    ``gap_share``: the context's (sum of confidence - right calls) over all the listed calls at that size, so the
+    shares add up to the pooled gap per call (:func:`pooled`'s ``gap_per_call``).
+    """
+    listed = table[table["small"]]
+    out = []
+    for size, group in listed.groupby("size"):
+        total = int(group["calls"].sum())
+        for context, mine in group.groupby("context"):
+            confidence = np.concatenate(mine["_confidence"].to_list())
+            right = np.concatenate(mine["_right"].to_list())
+            out.append({"size": size, "context": context, "calls": int(right.size),
+                        "accuracy": right.mean() if right.size else np.nan,
+                        "confidence": confidence.mean() if right.size else np.nan,
+                        "gap_share": (confidence.sum() - right.sum()) / total if total else np.nan})
+    return pd.DataFrame(out).set_index(["size", "context"])
+
+
 def main() -> None:
     parser = cohort_parser(__doc__.splitlines()[0])
     parser.set_defaults(settings=list(SETTINGS), first_seed=200)
@@ -91,6 +139,11 @@ def main() -> None:
     print(pooled(table).round(3).to_string())
     print("\npooled over sizes:")
     print(pooled(table.assign(size="all")).round(3).to_string())
+    print("\npooled ECE with its 95 % interval over the cohorts (cohorts resampled, 1,000 draws; over sizes, a"
+          " (setting, seed) pair's sizes are drawn together):")
+    print(pd.concat([ece_interval(table), ece_interval(table.assign(size="all"))]).round(3).to_string())
+    print("\nlisted populations by context (gap_share: the context's part of the gap per call above):")
+    print(gap_by_context(table).round(3).to_string())
 
 
 if __name__ == "__main__":
