@@ -85,6 +85,8 @@ def ece_interval(table: pd.DataFrame, draws: int = 1000, seed: int = 0) -> pd.Da
                    for _, g in group.groupby(["setting", "seed"])]
         confidence, right = (np.concatenate(parts) for parts in zip(*cohorts, strict=True))
         if not right.size:
+            out.append({"size": size, "small": small, "cohorts": len(cohorts), "calls": 0, "ece": np.nan,
+                        "ece_low": np.nan, "ece_high": np.nan})
             continue
         drawn = []
         for _ in range(draws):
@@ -95,7 +97,8 @@ def ece_interval(table: pd.DataFrame, draws: int = 1000, seed: int = 0) -> pd.Da
         low, high = np.nanquantile(drawn, [0.025, 0.975])
         out.append({"size": size, "small": small, "cohorts": len(cohorts), "calls": int(right.size),
                     "ece": expected_calibration_error(confidence, right), "ece_low": low, "ece_high": high})
-    return pd.DataFrame(out).set_index(["size", "small"])
+    columns = ["size", "small", "cohorts", "calls", "ece", "ece_low", "ece_high"]
+    return pd.DataFrame(out, columns=columns).set_index(["size", "small"])
 
 
 def gap_by_context(table: pd.DataFrame) -> pd.DataFrame:
@@ -115,7 +118,8 @@ def gap_by_context(table: pd.DataFrame) -> pd.DataFrame:
                         "accuracy": right.mean() if right.size else np.nan,
                         "confidence": confidence.mean() if right.size else np.nan,
                         "gap_share": (confidence.sum() - right.sum()) / total if total else np.nan})
-    return pd.DataFrame(out).set_index(["size", "context"])
+    columns = ["size", "context", "calls", "accuracy", "confidence", "gap_share"]
+    return pd.DataFrame(out, columns=columns).set_index(["size", "context"])
 
 
 def main() -> None:

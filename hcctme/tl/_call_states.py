@@ -650,9 +650,9 @@ def call_states(
        short signature does not read; artefact cells stay unassigned. A population with fewer cells
        than 20 x (2 K + 4) (``small_populations``) gets fewer clusters than its states need and which
        states get seeds turns on the cut: its probabilities are the mean over nine seedings (one
-       cluster per 20, 14 and 10 cells, three random states each; where fewer than half of them train the
-       classifier, all are averaged, those without it as their gated mixture calls, except the cells the
-       trained seedings' mean calls an established state); any
+       cluster per 20, 14 and 10 cells, three random states each; those without the classifier left out
+       where at least half train it; where fewer do, all are averaged, those without it as their gated
+       mixture calls, except the cells the trained seedings' mean calls an established state); any
        other population's, the mean over three seedings (``random_state`` and the next two). Where one
        of a population's seedings makes fewer than 0.8 of a state's calls on average, the same seedings
        are drawn at the next random states, three times as many in all, and averaged
@@ -882,9 +882,7 @@ def _averaged_mixture_warning(context: str, record: Mapping[str, Any]) -> str | 
     if not split and not established:
         return None
     n = record["seedings"]
-    if "classes" not in record:  # no seeding trains the classifier: nothing is established
-        if not split:
-            return None
+    if "classes" not in record:  # no seeding trains the classifier: nothing is established, so some state is split
         return (f"{context}: no seeding has the seeds to train the classifier, and only these shares of the {n} "
                 f"seedings' specificity tests keep the mixture's calls of {list(split)}: {split}; the calls are "
                 "their mean (uns[...]['self_train']['seedings'])")

@@ -721,7 +721,7 @@ def test_seedings_agreement_is_recorded_and_warned(caplog):
             assert ("only these shares of them keep ['TAM1_FOLR2']" in mine[0]) == split
             assert ("each of ['TAM2_SPP1'] through its list's gene test (established)" in mine[0]) == bool(established)
             assert ("except the cells" in mine[0]) == bool(established)
-    # no classifier and nothing split (all seedings drop the state: declined_states warns of it): no message
+    # nothing split (all seedings drop the state: declined_states warns of it) and none established: no message
     assert _averaged_mixture_warning("cd4_t", {"seedings": 9, "mixture_kept": {"TREG": 0.0}, "established": []}) is None
 
 

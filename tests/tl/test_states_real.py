@@ -193,7 +193,7 @@ def test_wu2020_treg_row_misses_the_weak_treg_cluster(called):
     """Wu 2020's Treg row (7 of 14) is one cluster of each kind: all 5 cells of 4.6b-Treg are called TREG and 2 of
     the 9 of 4.6a-Treg. 4.6a holds the Treg programme weakly in this subset (FOXP3 detected in 2 of its 9 cells,
     IL2RA in none; 4.6b: 4 and 4 of 5): its TREG scores (median 0.30) sit nearer the other CD4 clusters' (0.10-0.17)
-    than 4.6b's (0.60). A small population (100 CD4 T cells) is not what loses them."""
+    than 4.6b's (0.60): the weak programme, more likely than the small population (100 CD4 T cells), loses them."""
     adata = called["wu2020_tcells"]
     labels = _labels(adata, "wu2020_tcells")
     calls = adata.obs["hcctme_state"].astype(str)

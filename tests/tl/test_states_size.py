@@ -49,7 +49,19 @@ def test_interval_is_per_size_and_listing_and_reproducible():
     pd.testing.assert_frame_equal(first, again)
     assert list(first.index) == [(100, False), (100, True), (200, False), (200, True)]
     assert (first["cohorts"] == 4).all() and (first["calls"] == 400).all()
-    assert (first["ece_low"] <= first["ece"]).all() and (first["ece"] <= first["ece_high"] + 1e-12).all()
+    assert (first["ece_low"] <= first["ece_high"]).all()
+    # over sizes a (setting, seed) pair is one cohort: its sizes are drawn together
+    overall = ece_interval(table.assign(size="all"), draws=100)
+    assert overall.loc[("all", True), "cohorts"] == 4 and overall.loc[("all", True), "calls"] == 800
+
+
+def test_groups_without_calls_and_tables_without_listed_populations_keep_their_columns():
+    rows = [_population("a", 0, "cd8_t", np.empty(0), np.empty(0, dtype=bool), small=False, size=600)]
+    table = pd.DataFrame(rows)
+    interval = ece_interval(table, draws=10)
+    assert interval.loc[(600, False), "calls"] == 0 and np.isnan(interval.loc[(600, False), "ece"])
+    shares = gap_by_context(table)  # nothing listed at 600 cells per patient
+    assert shares.empty and list(shares.columns) == ["calls", "accuracy", "confidence", "gap_share"]
 
 
 def test_context_shares_add_up_to_the_listed_gap_per_call():
