@@ -11,7 +11,7 @@ import pytest
 
 import hcctme
 from benchmarks import states_battery
-from benchmarks.states_battery import frames, pair_of, parent_table, runs, state_table
+from benchmarks.states_battery import ari_intervals, frames, pair_of, parent_table, runs, state_table
 
 
 def _result(setting: str, seed: int, ece: float, ari: dict[str, float], states: dict[str, tuple[int, float, float]],
@@ -146,6 +146,29 @@ def test_load_names_what_is_missing(tmp_path, monkeypatch):
         states_battery.main()
 
 
+def test_ari_intervals_are_parent_table_means_with_their_spread_over_pairs():
+    """Identical pairs leave no spread; a setting whose pairs straddle 0.8 holds it inside; the means are
+    :func:`parent_table`'s."""
+    flat = {"A": 0.9, "B": 0.5}
+    results = [_result("10x", seed, 0.01, flat, {}) for seed in (200, 201, 202, 203)]
+    results += [_result("smartseq", seed, 0.01, {"A": a, "B": 0.81}, {})
+                for seed, a in ((200, 0.72), (201, 0.72), (202, 0.9), (203, 0.9))]
+    parents = frames(results)[0]
+    intervals = ari_intervals(parents, [200, 202], draws=500)
+    means = parent_table(parents, [200, 202])
+    for (setting, parent), row in intervals.iterrows():
+        assert row["mean"] == pytest.approx(means.loc[setting, parent]) and row["pairs"] == 2
+        assert row["low"] <= row["mean"] <= row["high"]
+    ten_a, ten_b = intervals.loc[("10x", "A")], intervals.loc[("10x", "B")]
+    assert ten_a["low"] == ten_a["high"] == pytest.approx(0.9) and ten_a["reading"] == "interval over"
+    assert ten_b["reading"] == "interval under"
+    smart_a = intervals.loc[("smartseq", "A")]  # pairs at 0.72 and 0.9: mean 0.81, the interval spans both
+    assert smart_a["low"] == pytest.approx(0.72) and smart_a["high"] == pytest.approx(0.9)
+    assert smart_a["reading"] == "at or above, 0.8 inside"
+    assert intervals.loc[("smartseq", "B"), "reading"] == "interval over"  # 0.81 in every pair
+    pd.testing.assert_frame_equal(intervals, ari_intervals(parents, [200, 202], draws=500))
+
+
 RECORDED = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "states_battery_2.36"
 README_LABELS = {"10x": "10x (3,000 UMI)", "smartseq": "Smart-seq (60,000 reads)", "noisy_10x": "noisy shallow 10x",
                  "stress_high": "high stress (25 %)", "deep_10x": "held out: deep_10x (8,000 UMI)",
@@ -169,6 +192,16 @@ def test_readme_generator_tables_are_the_recorded_battery():
         seen = int(((states["state"] == state) & (states["shared_induced"] != 0)).sum())
         line = readme_state_row(str(state), row, seen)
         assert line in readme, line
+
+
+def test_readme_ari_intervals_are_the_recorded_battery():
+    """README's count of per-parent ARI intervals over, holding and under 0.8 is the recorded run's."""
+    readme = " ".join((RECORDED.parents[2] / "README.md").read_text().split())
+    counts = ari_intervals(pd.read_csv(RECORDED / "parents.csv"), list(states_battery.PAIRS))["reading"].value_counts()
+    assert counts.to_dict() == {"interval over": 27, "interval under": 17, "below, 0.8 inside": 5,
+                                "at or above, 0.8 inside": 5}
+    assert "27 intervals lie over 0.8 and 17 under it" in readme
+    assert "10 hold it: five means at or above" in readme and "and five below" in readme
 
 
 def test_readme_agreement_line_is_the_recorded_battery():
