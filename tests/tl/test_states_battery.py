@@ -153,6 +153,9 @@ def test_ari_intervals_are_parent_table_means_with_their_spread_over_pairs():
     results = [_result("10x", seed, 0.01, flat, {}) for seed in (200, 201, 202, 203)]
     results += [_result("smartseq", seed, 0.01, {"A": a, "B": 0.81}, {})
                 for seed, a in ((200, 0.72), (201, 0.72), (202, 0.9), (203, 0.9))]
+    # seeds that differ within each pair but not between pairs: the pairs' means are both 0.81, no spread over pairs
+    results += [_result("deep_10x", seed, 0.01, {"A": a, "B": 0.5}, {})
+                for seed, a in ((200, 0.72), (201, 0.9), (202, 0.72), (203, 0.9))]
     parents = frames(results)[0]
     intervals = ari_intervals(parents, [200, 202], draws=500)
     means = parent_table(parents, [200, 202])
@@ -166,6 +169,12 @@ def test_ari_intervals_are_parent_table_means_with_their_spread_over_pairs():
     assert smart_a["low"] == pytest.approx(0.72) and smart_a["high"] == pytest.approx(0.9)
     assert smart_a["reading"] == "at or above, 0.8 inside"
     assert intervals.loc[("smartseq", "B"), "reading"] == "interval over"  # 0.81 in every pair
+    deep_a = intervals.loc[("deep_10x", "A")]  # resampling seeds instead of pairs would straddle 0.8 here
+    assert deep_a["low"] == deep_a["high"] == pytest.approx(0.81) and deep_a["reading"] == "interval over"
+    missing = parents.assign(C=np.where(parents["setting"] == "10x", np.nan, 0.9))  # a parent 10x never has
+    with_missing = ari_intervals(missing, [200, 202], draws=100)
+    assert with_missing.loc[("10x", "C"), "reading"] == "no pairs" and with_missing.loc[("10x", "C"), "pairs"] == 0
+    assert with_missing.loc[("smartseq", "C"), "pairs"] == 2
     pd.testing.assert_frame_equal(intervals, ari_intervals(parents, [200, 202], draws=500))
 
 
@@ -200,6 +209,20 @@ def test_readme_ari_intervals_are_the_recorded_battery():
     counts = ari_intervals(pd.read_csv(RECORDED / "parents.csv"), list(states_battery.PAIRS))["reading"].value_counts()
     assert counts.to_dict() == {"interval over": 27, "interval under": 17, "below, 0.8 inside": 5,
                                 "at or above, 0.8 inside": 5}
+    intervals = ari_intervals(pd.read_csv(RECORDED / "parents.csv"), list(states_battery.PAIRS))
+    named = {reading: set(rows.index) for reading, rows in intervals.groupby("reading")}
+    # the README's lists, in its words
+    assert named["at or above, 0.8 inside"] == {("stress_high", "CAFs"), ("deep_10x", "Neutrophils"),
+                                                ("mid_10x", "CD8+ T cells"), ("transitional_10x", "CD8+ T cells"),
+                                                ("doublets_10x", "CAFs")}
+    assert named["below, 0.8 inside"] == {("10x", "Neutrophils"), ("smartseq", "Neutrophils"),
+                                          ("doublets_10x", "Neutrophils"), ("shallow_smartseq", "Neutrophils"),
+                                          ("noisy_10x", "CD4+ T cells")}
+    assert named["interval under"] == ({(s, "Endothelial cells") for s in README_LABELS}
+                                       | {("noisy_10x", p) for p in ("CD8+ T cells", "Macrophages", "Neutrophils",
+                                                                     "CAFs")}
+                                       | {(s, "Neutrophils") for s in ("stress_high", "mid_10x", "transitional_10x")}
+                                       | {("mid_10x", "CAFs")})
     assert "27 intervals lie over 0.8 and 17 under it" in readme
     assert "10 hold it: five means at or above" in readme and "and five below" in readme
 
