@@ -93,9 +93,14 @@ def _paired(table: pd.DataFrame, pairs: list[int]) -> pd.DataFrame:
     return table.assign(pair=[pair_of(s, pairs) for s in table["seed"]]).drop(columns="seed")
 
 
+def _pair_means(parents: pd.DataFrame, pairs: list[int]) -> pd.DataFrame:
+    """Each (setting, pair)'s figures: the mean of the pair's two seeds."""
+    return _paired(parents, pairs).groupby(["setting", "pair"], sort=False).mean()
+
+
 def parent_table(parents: pd.DataFrame, pairs: list[int]) -> pd.DataFrame:
     """Per setting: each parent's ARI and the ECE, mean over the pairs; the highest pair's ECE and its first seed."""
-    by_pair = _paired(parents, pairs).groupby(["setting", "pair"], sort=False).mean()
+    by_pair = _pair_means(parents, pairs)
     table = by_pair.groupby(level="setting", sort=False).mean()
     ece = by_pair["ECE"].unstack("pair")
     names = [c for c in table.columns if c != "ECE"]
@@ -112,7 +117,7 @@ def ari_intervals(parents: pd.DataFrame, pairs: list[int], draws: int = 20000, s
     sorts it against the issue's 0.8: ``"interval over"``, ``"at or above, 0.8 inside"``, ``"below, 0.8 inside"``
     (these two: the pairs cannot tell the mean from the target), ``"interval under"``, or ``"no pairs"``.
     """
-    by_pair = _paired(parents, pairs).groupby(["setting", "pair"], sort=False).mean().drop(columns="ECE")
+    by_pair = _pair_means(parents, pairs).drop(columns="ECE")
     out = []
     for setting, group in by_pair.groupby(level="setting", sort=False):
         rng = np.random.default_rng([seed, zlib.crc32(str(setting).encode())])

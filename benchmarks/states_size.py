@@ -57,13 +57,17 @@ def populations(adata, setting: str, seed: int, size: int) -> list[dict]:
     return rows
 
 
+def _calls(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The confidence and rightness of every call of ``rows`` (populations), pooled."""
+    return np.concatenate(rows["_confidence"].to_list()), np.concatenate(rows["_right"].to_list())
+
+
 def pooled(table: pd.DataFrame) -> pd.DataFrame:
     """Per size and listing: populations, calls, accuracy, gap per call, ECE of the pooled calls, mean ARI."""
     out = []
     for (size, small), group in table.groupby(["size", "small"]):
         calls = int(group["calls"].sum())
-        confidence = np.concatenate(group["_confidence"].to_list())
-        right = np.concatenate(group["_right"].to_list())
+        confidence, right = _calls(group)
         out.append({"size": size, "small": small, "populations": len(group), "calls": calls,
                     "accuracy": right.mean() if calls else np.nan,
                     "gap_per_call": (confidence.sum() - right.sum()) / calls if calls else np.nan,
@@ -81,9 +85,8 @@ def ece_interval(table: pd.DataFrame, draws: int = 1000, seed: int = 0) -> pd.Da
     rng = np.random.default_rng(seed)
     out = []
     for (size, small), group in table.groupby(["size", "small"]):
-        cohorts = [(np.concatenate(g["_confidence"].to_list()), np.concatenate(g["_right"].to_list()))
-                   for _, g in group.groupby(["setting", "seed"])]
-        confidence, right = (np.concatenate(parts) for parts in zip(*cohorts, strict=True))
+        cohorts = [_calls(rows) for _, rows in group.groupby(["setting", "seed"])]
+        confidence, right = _calls(group)
         if not right.size:
             out.append({"size": size, "small": small, "cohorts": len(cohorts), "calls": 0, "ece": np.nan,
                         "ece_low": np.nan, "ece_high": np.nan})
@@ -112,8 +115,7 @@ def gap_by_context(table: pd.DataFrame) -> pd.DataFrame:
     for size, group in listed.groupby("size"):
         total = int(group["calls"].sum())
         for context, mine in group.groupby("context"):
-            confidence = np.concatenate(mine["_confidence"].to_list())
-            right = np.concatenate(mine["_right"].to_list())
+            confidence, right = _calls(mine)
             out.append({"size": size, "context": context, "calls": int(right.size),
                         "accuracy": right.mean() if right.size else np.nan,
                         "confidence": confidence.mean() if right.size else np.nan,
