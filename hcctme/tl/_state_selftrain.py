@@ -306,6 +306,15 @@ def temperature(probs: np.ndarray, train: np.ndarray, classes: np.ndarray) -> fl
     ``train``: each cell's label (``""``: none); labels that are not among ``classes`` are left out.
     Each labelled cell weighs the inverse of its label's count (every class weighs the same, as in
     the classifier's balanced fit): a large class of impure seeds does not set ``T`` on its own.
+
+    Where every labelled cell's most probable class is its label, that loss falls as ``T`` falls, without a minimum:
+    the fit stops at its bound, 0.05, a 20-fold sharpening of the log-probabilities, which the cells between the
+    classes take too. Where, besides, the model has no "none of these" class (the refit dropped it,
+    :func:`self_train`), the "none of these" seeds are labelled cells of no class it has: they enter the loss with a
+    uniform target over ``classes``, together weighing as one class (outlier exposure: Hendrycks, Mazeika and
+    Dietterich 2019, ICLR, arXiv:1812.04606), which bounds the sharpening by how far the model tells them apart from
+    its classes. Release 2.38: on the generator's populations of 100 cells per patient, naive-like CD8 T cells the
+    refit gave the effector class at a raw 0.55 read 0.94 after scaling (``T`` 0.05), 0.65 now.
     """
     from scipy.optimize import minimize_scalar
     from scipy.special import logsumexp
@@ -317,10 +326,20 @@ def temperature(probs: np.ndarray, train: np.ndarray, classes: np.ndarray) -> fl
     y = np.array([column[c] for c in train[rows]])
     weight = 1.0 / np.bincount(y, minlength=classes.size)[y]
     logp = np.log(np.clip(probs[rows], 1e-9, 1.0))
+    separated = bool(np.all(probs[rows].argmax(axis=1) == y))
+    outside = np.flatnonzero(train == _seeds.NONE_CLASS) if separated and _seeds.NONE_CLASS not in column \
+        else np.empty(0, dtype=int)
+    logq = np.log(np.clip(probs[outside], 1e-9, 1.0))
 
     def loss(t: float) -> float:
         scaled = logp / t
-        return float(-(weight * (scaled[np.arange(rows.size), y] - logsumexp(scaled, axis=1))).sum() / weight.sum())
+        value = -(weight * (scaled[np.arange(rows.size), y] - logsumexp(scaled, axis=1))).sum()
+        total = weight.sum()
+        if outside.size:  # cross-entropy against the uniform target, the seeds' mean
+            uniform = logq / t
+            value += -((1.0 / outside.size) * (uniform - logsumexp(uniform, axis=1)[:, None]).mean(axis=1)).sum()
+            total += 1.0
+        return float(value / total)
 
     return float(minimize_scalar(loss, bounds=(0.05, 20.0), method="bounded").x)
 
