@@ -357,7 +357,9 @@ def _provenance(call: dict[str, Any], m: dict[str, Any], resolution: _contexts.R
                       "scores is fitted on the seeds and refitted on its confident predictions ('none of these' "
                       "only where >= 10 cells of it are confident), its cross-fitted (5-fold, mean of 3 splits) "
                       "probabilities averaged over 15 nearest neighbours and temperature-scaled to the cluster "
-                      "seeds (class-balanced log loss; self_train.temperature; contexts in self_train.seeds); "
+                      "seeds (class-balanced log loss; where they are all predicted right and the refit has no "
+                      "'none of these' class, its seeds at a uniform target; self_train.temperature; contexts in "
+                      "self_train.seeds); "
                       "then each artefact column flagging >= 20 cells is carried to the genes separating its cells "
                       "from the clean ones "
                       "(AUROC, the states' signature genes left out), read as a robust z alone on those of them "
@@ -644,7 +646,9 @@ def call_states(
        cross-fitted (5 folds, each predicted by the model fitted on the others; one random fold split
        per seeding, three per seeding in a small population), averaged with those of each cell's 15
        nearest neighbours (weight 0.5) and temperature-scaled to the cluster seeds' labels (log loss
-       with every seed class weighted the same; ``uns[key_added + "_params"]["self_train"]["temperature"]``). The
+       with every seed class weighted the same; where every seed is predicted its label and the refit has no
+       "none of these" class, the none seeds enter with a uniform target, release 2.38;
+       ``uns[key_added + "_params"]["self_train"]["temperature"]``). The
        probability of the best state replaces the confidence and the call is that state when it
        beats "none of these" and reaches ``min_confidence``. It learns the many programme genes a
        short signature does not read; artefact cells stay unassigned. A population with fewer cells

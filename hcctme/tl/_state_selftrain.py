@@ -45,7 +45,9 @@ carries. This step learns it:
    best (log loss, each class weighted by the inverse of its seed count as the classifier's classes
    are: the "none of these" seeds, often the largest and least pure class, do not set ``T`` alone):
    the seeds are labelled by their cluster, not by the classifier, so ``T`` is not fitted to the
-   classifier's own confident predictions.
+   classifier's own confident predictions. Where every seed is predicted its label, that loss has no minimum; where
+   the refit has also dropped "none of these", its seeds enter with a uniform target (release 2.38,
+   :func:`temperature`).
 6. **Call.** The probability of the best state is the confidence; the call is that state when
    it is the most probable class (states and "none") and reaches ``min_confidence``.
 7. **Small populations.** A population with fewer cells than its states' clusters need

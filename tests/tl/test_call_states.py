@@ -1182,6 +1182,70 @@ def test_temperature_weighs_every_class_the_same():
     assert t < unweighted  # its wrong labels pulled the unweighted T up (under-confident)
 
 
+def _separable_with_none_seeds(rng, n_none=30):
+    """Two classes whose 200 labelled cells are all predicted right, and "none of these" seeds near 50/50."""
+    from scipy.special import softmax
+
+    top = rng.uniform(0.6, 0.9, 200)  # the labelled class's probability
+    p_a = np.r_[top[:100], 1.0 - top[100:]]
+    none = softmax(rng.normal(0, 0.1, (n_none, 2)), axis=1)
+    probs = np.vstack([np.column_stack([p_a, 1.0 - p_a]), none])
+    labels = np.r_[np.repeat(["A", "B"], 100), np.full(n_none, state_seeds.NONE_CLASS)].astype(object)
+    return probs, labels
+
+
+def test_a_separable_fit_sharpens_to_its_bound_without_none_seeds():
+    probs, labels = _separable_with_none_seeds(np.random.default_rng(5))
+    classes = np.array(["A", "B"], dtype=object)
+    assert np.all(probs[:200].argmax(axis=1) == (labels[:200] == "B"))  # every labelled cell predicted right
+    without = np.where(labels == state_seeds.NONE_CLASS, "", labels).astype(object)
+    assert selftrain.temperature(probs, without, classes) == pytest.approx(0.05, abs=1e-3)
+
+
+def test_none_seeds_bound_the_sharpening_of_a_separable_fit_with_a_uniform_target():
+    """Outlier exposure: the seeds of no class the model has should be none of its classes' confidently."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import logsumexp
+
+    probs, labels = _separable_with_none_seeds(np.random.default_rng(5))
+    classes = np.array(["A", "B"], dtype=object)
+    t = selftrain.temperature(probs, labels, classes)
+    assert t > 0.15  # three times the bound
+    # the none seeds read 0.63 on average where the bound would read them 0.83; the labelled cells stay sharp
+    none_top = {temp: selftrain.scaled(probs[200:], temp).max(axis=1).mean() for temp in (t, 0.05)}
+    assert none_top[t] < 0.7 < none_top[0.05]
+    assert selftrain.scaled(probs[:200], t).max(axis=1).mean() > 0.95
+    # the loss written out: each class's mean log loss, and the none seeds' mean cross-entropy to (1/2, 1/2)
+    logp = np.log(probs)
+
+    def loss(temp):
+        log_q = logp / temp - logsumexp(logp / temp, axis=1)[:, None]
+        a, b = -log_q[:100, 0].mean(), -log_q[100:200, 1].mean()
+        return (a + b - log_q[200:].mean()) / 3
+
+    assert t == pytest.approx(minimize_scalar(loss, bounds=(0.05, 20.0), method="bounded").x, rel=1e-3)
+    # more none seeds weigh the same (one class)
+    more, more_labels = _separable_with_none_seeds(np.random.default_rng(5), n_none=300)
+    assert selftrain.temperature(more, more_labels, classes) == pytest.approx(t, rel=0.1)
+
+
+def test_none_seeds_count_as_a_class_where_the_model_has_one_and_not_where_its_fit_is_finite():
+    probs, labels = _separable_with_none_seeds(np.random.default_rng(5))
+    with_none = np.array(["A", "B", state_seeds.NONE_CLASS], dtype=object)
+    probs3 = np.column_stack([probs * 0.9, np.full(len(probs), 0.1)])
+    # the model has the class: the none seeds are ordinary labels (their own class's log loss), not a uniform target
+    uniform_free = selftrain.temperature(probs3, labels, with_none)
+    relabelled = np.where(labels == state_seeds.NONE_CLASS, "C", labels).astype(object)
+    as_class = selftrain.temperature(probs3, relabelled, np.array(["A", "B", "C"], dtype=object))
+    assert uniform_free == pytest.approx(as_class)
+    # one labelled cell predicted wrong: the fit has a minimum of its own and the none seeds are left out
+    wrong = labels.copy()
+    wrong[0] = "B"
+    without = np.where(wrong == state_seeds.NONE_CLASS, "", wrong).astype(object)
+    classes = np.array(["A", "B"], dtype=object)
+    assert selftrain.temperature(probs, wrong, classes) == selftrain.temperature(probs, without, classes)
+
+
 def _unweighted_temperature(probs, labels, classes):
     from scipy.optimize import minimize_scalar
     from scipy.special import logsumexp

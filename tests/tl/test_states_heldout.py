@@ -50,3 +50,21 @@ def test_calls_of_cells_that_are_no_artefact_stay_calibrated_with_many_doublets(
     assert res["ece_clean"] <= 0.05
     assert res["ece"] > res["ece_clean"]
     assert res["artefacts"]["doublet"] >= 0.7
+
+
+@pytest.mark.slow
+def test_cells_in_no_state_of_a_small_population_are_not_called_with_the_states_confidence():
+    """deep_10x seed 200 at 100 cells per patient (119 clean CD8 T cells for 4 states): the refit drops "none of
+    these" (27 seeds, 15 of them naive-like cells), its two classes separate their seeds entirely, and release 2.37's
+    temperature fit sharpened to its bound (0.05): 16 of the 18 clean naive-like cells called effector or terminal at
+    a mean confidence of 0.93. Release 2.38 fits it with the none seeds at a uniform target
+    (``_state_selftrain.temperature``): the same calls (two classes: the better reaches 0.5) at 0.65, while the right
+    calls keep 0.96."""
+    obs = called_cohort("deep_10x", 200, 100, 8)[0].obs
+    calls, truth = obs["hcctme_state"].astype(str), obs["state_true"].astype(str)
+    called = (obs["hcctme_state_context"].astype(str) == "cd8_t") & (calls != "unassigned")
+    naive = called & (obs["programme"].astype(str) == "NAIVE_T") & (obs["artefact"].astype(str) == "none")
+    confidence = obs["hcctme_state_confidence"]
+    assert naive.sum() == 16
+    assert confidence[naive].mean() < 0.75
+    assert confidence[called & (calls == truth)].mean() > 0.9
