@@ -1232,12 +1232,16 @@ def test_none_seeds_bound_the_sharpening_of_a_separable_fit_with_a_uniform_targe
 def test_none_seeds_count_as_a_class_where_the_model_has_one_and_not_where_its_fit_is_finite():
     probs, labels = _separable_with_none_seeds(np.random.default_rng(5))
     with_none = np.array(["A", "B", state_seeds.NONE_CLASS], dtype=object)
-    probs3 = np.column_stack([probs * 0.9, np.full(len(probs), 0.1)])
-    # the model has the class: the none seeds are ordinary labels (their own class's log loss), not a uniform target
+    none_rows = labels == state_seeds.NONE_CLASS
+    # a three-class model that predicts every seed its label, the none seeds "none of these"
+    probs3 = np.column_stack([probs * np.where(none_rows, 0.4, 0.9)[:, None], np.where(none_rows, 0.6, 0.1)])
+    assert np.all(with_none[probs3.argmax(axis=1)] == labels)
+    # the model has the class: the none seeds are ordinary labels (their own class's log loss), not a uniform target,
+    # so the fit, which has no minimum, stops at the bound as it does with the class under another name
     uniform_free = selftrain.temperature(probs3, labels, with_none)
-    relabelled = np.where(labels == state_seeds.NONE_CLASS, "C", labels).astype(object)
+    relabelled = np.where(none_rows, "C", labels).astype(object)
     as_class = selftrain.temperature(probs3, relabelled, np.array(["A", "B", "C"], dtype=object))
-    assert uniform_free == pytest.approx(as_class)
+    assert uniform_free == pytest.approx(as_class) and as_class == pytest.approx(0.05, abs=1e-3)
     # one labelled cell predicted wrong: the fit has a minimum of its own and the none seeds are left out
     wrong = labels.copy()
     wrong[0] = "B"

@@ -177,7 +177,8 @@ def test_sade_feldman_calls_turn_on_the_cut(shares, monkeypatch):
 def test_floors_below_the_target(shares):
     """Wu 2020 measured: TREG 7 of 14 with 5 of 86 sibling calls (3 before the carried score of every seeded
     state), Teff 17 of 22 (0.77; 19 in releases 2.7-2.23, 15 in release 2.6, when the "none of these" seeds were not
-    purified) with 23 of 62 sibling calls (27 in releases 2.7-2.23, 18 before; most of them effector-memory cells):
+    purified) with 24 of 62 sibling calls (23 in releases 2.24-2.37, 27 in releases 2.7-2.23, 18 before; most of them
+    effector-memory cells):
     its 91 CD8 T cells are called by the mean of 9 seedings since release 2.24. Wu 2021 detox iCAF 17 of 130 (30
     before the foreign-lineage markers' joint share, release 2.6: 69 more CAFs in the population move its
     clusters)."""
