@@ -359,7 +359,8 @@ def test_composition_fpr_on_the_saved_null_cohorts():
     # the p-values spread over (0, 1): a test that never rejects would pass the bound above
     assert 0.35 < np.mean(pvalues.loc[pvalues["on"] == "calls", "pvalue"] < 0.5) < 0.65
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    quoted = (f"FPR {calls['fpr_0.05']:.3f} on 192 null cohorts (release 2.36, {int(calls['rejected'])} of "
+    release = SAVED_NULL.parent.name.rsplit("_", 1)[-1]  # composition_null_<release>
+    quoted = (f"FPR {calls['fpr_0.05']:.3f} on 192 null cohorts (release {release}, {int(calls['rejected'])} of "
               f"{int(calls['tests']):,} tests; 95 % bootstrap interval over cohorts {calls['interval_low']:.3f}-"
               f"{calls['interval_high']:.3f}; at p < 0.01 {calls['fpr_0.01']:.3f}; the true states "
               f"{true_states['fpr_0.05']:.3f}")
