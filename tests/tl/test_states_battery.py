@@ -206,10 +206,10 @@ def test_readme_generator_tables_are_the_recorded_battery():
 def test_readme_ari_intervals_are_the_recorded_battery():
     """README's count of per-parent ARI intervals over, holding and under 0.8 is the recorded run's."""
     readme = " ".join((RECORDED.parents[2] / "README.md").read_text().split())
-    counts = ari_intervals(pd.read_csv(RECORDED / "parents.csv"), list(states_battery.PAIRS))["reading"].value_counts()
+    intervals = ari_intervals(pd.read_csv(RECORDED / "parents.csv"), list(states_battery.PAIRS))
+    counts = intervals["reading"].value_counts()
     assert counts.to_dict() == {"interval over": 27, "interval under": 17, "below, 0.8 inside": 5,
                                 "at or above, 0.8 inside": 5}
-    intervals = ari_intervals(pd.read_csv(RECORDED / "parents.csv"), list(states_battery.PAIRS))
     named = {reading: set(rows.index) for reading, rows in intervals.groupby("reading")}
     # the README's lists, in its words
     assert named["at or above, 0.8 inside"] == {("stress_high", "CAFs"), ("deep_10x", "Neutrophils"),
