@@ -180,7 +180,7 @@ STATE_GENES_OF_Z: Final = 3.5
 # every state z-score is at most STATE_NONE_SEED_Z ("none of these"); a multinomial logistic
 # regression (inverse regularisation STATE_SELFTRAIN_C) on the top STATE_SELFTRAIN_PCS principal
 # components of the STATE_SELFTRAIN_HVGS most variable log-normalised genes plus the state z-scores
-# is fitted on them, and refitted STATE_SELFTRAIN_ROUNDS times on its own confident predictions.
+# is fitted on them and refitted on its own confident predictions: STATE_SELFTRAIN_ROUNDS fits in all.
 STATE_SEED_CONFIDENCE: Final = 0.9
 STATE_NONE_SEED_Z: Final = -0.5
 STATE_SELFTRAIN_C: Final = 0.1
@@ -272,7 +272,7 @@ STATE_SMOOTH_NEIGHBORS: Final = 15
 STATE_SMOOTHING: Final = 0.5
 STATE_SMOOTH_POOL: Final = 20_000  # neighbours searched among at most this many cells of a population
 # specificity of a cluster seed (tl/_state_specificity.py): a cluster seeds a state only when the state's
-# signature genes are up in it (AUROC of the cluster against the rest of the population >= STATE_SPECIFICITY_AUROC)
+# signature genes are up in it (AUROC of the cluster against its reference cells >= STATE_SPECIFICITY_AUROC)
 # more often than expression-matched background genes (STATE_SPECIFICITY_BINS mean-expression bins of up to
 # STATE_SPECIFICITY_BACKGROUND genes), one-sided binomial p <= STATE_SPECIFICITY_ALPHA, and at least
 # STATE_SPECIFICITY_MIN_UP of its measured genes (detected in >= STATE_SPECIFICITY_MIN_DETECTION of the cells) are up

@@ -232,7 +232,7 @@ def _model_inputs(scores: pd.DataFrame, labels: pd.Series, resolution: _contexts
     contexts = labels.map(lambda x: resolution.mapping[x] or Defaults.UNASSIGNED).to_numpy(dtype=object)
     states = with_parent_contexts(states, contexts)
     used_cols = list(dict.fromkeys(c for ids in states.values() for c in ids))
-    art_cols, markers, _ = _artefacts.signatures(scores.columns, library, contexts, list(states), extra.names)
+    art_cols, markers = _artefacts.signatures(scores.columns, library, contexts, list(states), extra.names)
     read = list(dict.fromkeys([*used_cols, *(c for cols in art_cols.values() for c in cols)]))
     if extra.obs_values:
         scores = scores.assign(**extra.obs_values)
@@ -594,9 +594,10 @@ def call_states(
        raise it. Without a distinct upper group, and for the cell-type markers of other lineages
        (doublets, ambient RNA: a small minority), the rule is :data:`hcctme._constants.STATE_ARTEFACT_Z`
        robust sd (median / MAD) above the context's median (a foreign marker must also reach a
-       third of its own lineage's median level, and is not used in a context where it would flag
-       more than 10 % of the cells: there it marks a state whose genes it shares, not doublets; nor
-       is the library size where it would flag more than 10 %: there it marks a state of larger cells;
+       third of the way from the context's median to its own lineage's median level, and is not
+       used in a context where it would flag more than 10 % of the cells: there it marks a state
+       whose genes it shares, not doublets; nor is the library size where it would flag more than
+       10 %: there it marks a state of larger cells;
        together the foreign markers keep their flags in at most 10 % of the cells, those furthest
        toward a foreign lineage's own level).
        A boolean ``obs`` column in ``artefacts`` (a doublet detector's calls) flags its True cells

@@ -108,20 +108,20 @@ class ContextFlags:
 
     flagged: np.ndarray  # column that flagged the cell, "" when none
     probability: np.ndarray  # probability that the cell is an artefact
-    unused: list[str]  # foreign-lineage markers not used (they would flag too many cells)
+    unused: list[str]  # foreign-lineage markers and the library size not used (they would flag too many cells)
     flagged_by: dict[str, int]  # cells each column flags (a cell can be flagged by several)
     foreign_released: int = 0  # cells whose foreign-lineage flags the joint cap lifted (:func:`strongest_foreign`)
     unreached: list[str] = field(default_factory=list)  # markers not used: lineage level within reach (:func:`reaches`)
 
 
 def signatures(columns: pd.Index, library, contexts: np.ndarray, states: list[str], extra: list[str]
-               ) -> tuple[dict[str, list[str]], dict[str, str], list[str]]:
+               ) -> tuple[dict[str, list[str]], dict[str, str]]:
     """Score columns that make a cell "none of these" in each context with states.
 
     The library's ``"artefacts"`` collection (e.g. dissociation stress, hepatocyte ambient RNA),
     the user's ``extra`` columns, and the ``"cell_type_markers"`` of lineages other than the
     context's (:data:`hcctme.tl._contexts.LINEAGES`) that have at least 20 cells in the data.
-    Returns (context -> columns, marker column -> the lineage it marks, the marker columns used).
+    Returns (context -> columns, marker column -> the lineage it marks, for the marker columns used).
     """
     scored = [str(c) for c in columns]
     common = [c for c in scored if c in library and library[c].collection == ARTEFACT_COLLECTION]
@@ -135,7 +135,7 @@ def signatures(columns: pd.Index, library, contexts: np.ndarray, states: list[st
                                 if lin in present and lin != _contexts.LINEAGES.get(context))]
            for context in states}
     needed = sorted({c for cols in out.values() for c in cols if c in markers})
-    return out, {c: markers[c] for c in needed}, needed
+    return out, {c: markers[c] for c in needed}
 
 
 def references(scores: pd.DataFrame, contexts: np.ndarray, markers: dict[str, str]) -> dict[str, float]:

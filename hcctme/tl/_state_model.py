@@ -73,7 +73,6 @@ class Thresholds:
     min_fit_cells: int = 30
     artefact_z: float = STATE_ARTEFACT_Z
     max_foreign_share: float = STATE_MAX_FOREIGN_SHARE
-    symlog: bool = False
     max_iter: int = 200
     tol: float = 1e-6
     margin_half: float = 0.75
@@ -228,22 +227,13 @@ def floor_mask(values: np.ndarray, *, min_fraction: float = 0.01) -> np.ndarray:
     return mask & (mask.mean(axis=0) >= min_fraction)
 
 
-def symlog(z: np.ndarray) -> np.ndarray:
-    """``sign(z) * log1p(|z|)``: tames the long upper tail of in-state scores (heteroscedastic states)."""
-    return np.sign(z) * np.log1p(np.abs(z))
-
-
-def _transform(z: np.ndarray, th: Thresholds) -> np.ndarray:
-    return symlog(z) if th.symlog else z
-
-
 def assign_context(
     values: np.ndarray, th: Thresholds, fit_rows: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, Mixture | None, np.ndarray]:
     """Assign the cells of one context: (best column, confidence, eligible, mixture, z).
 
     ``eligible``: the cells whose best state may be called (the score above the floor and the state's background
-    mean; every cell under the fallback rule); a call needs its confidence too.
+    mean; no cell where fewer than ``th.min_fit_cells`` cells fit the mixture); a call needs its confidence too.
 
     The mixture is fitted on ``fit_rows`` (default: all cells) and applied to every cell.
     """
@@ -256,7 +246,6 @@ def assign_context(
     if fit_rows.sum() < th.min_fit_cells:  # too few cells to tell a state from the population's own spread
         return best, np.zeros(n), np.zeros(n, dtype=bool), None, z
     floor = floor_mask(values)
-    z = _transform(z, th)
     mix, _ = fit_mixture(z[fit_rows], floor[fit_rows], _classes(best, conf, k, th)[fit_rows], th)
     log_joint = _log_joint(z, floor, mix)
     resp = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))

@@ -72,7 +72,6 @@ class ClusterSummary:
     groups: np.ndarray  # each cell's cluster
     mixture: np.ndarray  # each cell's mixture call ("" for none)
     clusters: np.ndarray
-    sizes: np.ndarray
     means: np.ndarray  # mean z-score of each state
     support: np.ndarray  # share of the cluster's cells the mixture calls each state
     called: np.ndarray  # share of the cluster's cells the mixture calls any state
@@ -97,7 +96,7 @@ def summarise(groups: np.ndarray, z: np.ndarray, ids: list[str], mixture: np.nda
     support = np.array([[np.mean(mixture[groups == g] == s) for s in ids] for g in clusters_of]).reshape(
         clusters_of.size, len(ids))
     called = np.array([np.mean(mixture[groups == g] != "") for g in clusters_of])
-    return ClusterSummary(groups=groups, mixture=mixture, clusters=clusters_of, sizes=sizes, means=means,
+    return ClusterSummary(groups=groups, mixture=mixture, clusters=clusters_of, means=means,
                           support=support, called=called, top=_top(means, sizes, params),
                           uncalled=_few_calls(mixture, ids, params.min_seeds),
                           population_called=float(np.mean(mixture != "")))

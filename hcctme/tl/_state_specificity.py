@@ -11,8 +11,8 @@ its genes. This module tests that, gene by gene:
    :data:`~hcctme._constants.STATE_SPECIFICITY_BACKGROUND` other genes (drawn with a fixed seed),
    log-normalised; a gene is measured when it is detected in at least
    :data:`~hcctme._constants.STATE_SPECIFICITY_MIN_DETECTION` of the population's cells.
-2. **Up in the cluster.** Per measured gene, the AUROC of the cluster's cells against the rest of
-   the population (Mann-Whitney from ranks, computed once per gene for all clusters); a gene is up
+2. **Up in the cluster.** Per measured gene, the AUROC of the cluster's cells against its reference
+   cells (**Reference cells** below; Mann-Whitney from ranks, all genes in one pass); a gene is up
    when it reaches :data:`~hcctme._constants.STATE_SPECIFICITY_AUROC`.
 3. **Matched null.** The background genes are binned by mean expression (as the control genes of
    scanpy's ``score_genes``); the rate at which background genes of a state gene's bin are up in
