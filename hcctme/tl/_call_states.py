@@ -554,7 +554,7 @@ def call_states(
       ``null_rate``, ``pvalue``, ``majority_auroc``, ``majority_null_rate``, ``majority_pvalue``,
       ``n_down_measured``, ``n_down``; ``read_through``: the sibling a short panel read in a cluster, where it did,
       :func:`hcctme.tl._state_specificity.read_through`; ``coexpression_pvalue``, ``coexpression_route``,
-      ``coexpression_genes``, ``coexpression_declined``: the co-expression route of a short panel no cluster seeds,
+      ``coexpression_genes``, ``coexpression_declined``: the co-expression route of a short panel,
       :mod:`hcctme.tl._state_coexpression`;
       ``specificity_params``; ``coexpression_params``; ``declined``: per context the states whose
       clusters were declined (:func:`declined_states`) and that no cell is called, with the mixture's calls of each

@@ -1,16 +1,20 @@
-"""A short panel no cluster seeds, looked for through the genes its own genes are co-expressed with.
+"""A short panel's cells, looked for through the genes its own genes are co-expressed with.
 
 The k-means clusters of a population (:func:`hcctme.tl._state_seeds.clusters`) follow its largest sources of
 variation. A state that raises a handful of genes can spread over all of them: generator endothelial cells, 10x
 seed 300, the 142 clean cells of a state that raises PLVAP and two partner genes made up 12-52 % of each of the six
 clusters, so no cluster was high in the 3-gene panel, the expression route
 (:func:`~hcctme.tl._state_seeds.expression_seeds`) had no cluster to test and the state got no call, although PLVAP
-alone separated its cells (detected in 88 % of them, in 24 % of the others). A state is a programme, not one gene:
-within the samples, its panel gene varies with the programme's other genes. Choosing the cells by the panel's own
-genes and then testing those genes would be circular; this route tests only the partners, and only then chooses
-cells.
+alone separated its cells (detected in 88 % of them, in 24 % of the others). A route that seeds a few of them
+does not find the rest either: in the same population one k-means cut seeded the state through an 18-cell cluster
+(11 of its cells the state's) while 54 of the state's 133 clean cells were "none of these" seeds, and that
+seeding's classifier predicted 14 % of them the state. Release 2.39 looks for every short panel this way, seeded
+or not (before, only those no other route had seeded), and adds the cells it finds to the state's seeds. A state
+is a programme, not one gene: within the samples, its panel gene varies with the programme's other genes.
+Choosing the cells by the panel's own genes and then testing those genes would be circular; this route tests only
+the partners, and only then chooses cells.
 
-1. **Co-expression test.** For each measured up gene of a short panel left unseeded, the correlation (Pearson,
+1. **Co-expression test.** For each measured up gene of a short panel, the correlation (Pearson,
    log expression centred within each sample, over the population's clean cells) with each of the population's
    most variable genes, itself excluded; its statistic is the
    :data:`~hcctme._constants.STATE_COEXPRESSION_PARTNERS`-th largest of them (how strongly its second partner
@@ -22,9 +26,9 @@ cells.
 2. **Module and seeds.** A passing gene and its partners (the genes it correlates with above the null genes' 99th
    percentile of their highest correlation) form a module, whose mean standardised expression is split by a
    two-component normal mixture. Cells of the high component (posterior >=
-   :data:`~hcctme._constants.STATE_COEXPRESSION_POSTERIOR`) that are seeds of "none of these" or of nothing, and
-   that the mixture seeds no other state, become the state's seeds; cells between the components are no seed; the
-   low component keeps its seeds.
+   :data:`~hcctme._constants.STATE_COEXPRESSION_POSTERIOR`) that are seeds of "none of these", of the state or of
+   nothing, and that the mixture seeds no other state, become the state's seeds; cells between the components are
+   no seed; the low component keeps its seeds.
 3. **Guards.** A module whose high component holds at least as many seeds of a sibling state as unclaimed
    cells is the sibling's programme (10x seed 401: FOLR2 and CD163 of the unplanted 4-gene TAM1_FOLR2 panel
    co-varied with 21 genes of the Kupffer programme, and 59 of the 265 Kupffer cells were called TAM1_FOLR2): the
@@ -65,28 +69,29 @@ def params() -> dict[str, float | int]:
 def coexpression_seeds(labels: np.ndarray, mixture_seeds: np.ndarray, groups: np.ndarray, X: sp.csr_matrix,
                        samples: np.ndarray | None, z: np.ndarray, ids: list[str], panel: GenePanel,
                        report: dict[str, dict[str, Any]], params: SelfTrainParams) -> np.ndarray:
-    """The seeds ``labels`` with each unseeded short panel looked for through its co-expressed genes.
+    """The seeds ``labels`` with each short panel looked for through its co-expressed genes.
 
     ``X``: the population's log expression (clean cells); ``panel.expression_columns`` locates the panel's
     columns in it. A state that passes is ``seeded`` in ``report`` with ``coexpression_route`` and the test's
-    figures; a state tested and not seeded keeps its seeds, with its ``coexpression_pvalue`` and, where its module
+    figures, its seeds (from another route, where one seeded it) joined by the cells the route finds; a state whose
+    module fails or is declined keeps its seeds, with its ``coexpression_pvalue`` and, where its module
     was declined, ``coexpression_declined`` (``"sibling seeds"`` or ``"cluster test"``).
     """
-    unseeded = [s for s in ids if not report[s]["seeded"] and _specificity.short_panel(panel, s)
-                and panel.state_columns.get(s, np.empty(0)).size]
-    if not unseeded or panel.background.size < STATE_COEXPRESSION_NULL // 4:
+    short = [s for s in ids if _specificity.short_panel(panel, s) and panel.state_columns.get(s, np.empty(0)).size]
+    if not short or panel.background.size < STATE_COEXPRESSION_NULL // 4:
         return labels
     matrix = _Standardised.of(X, samples, params)
     if matrix is None:
         return labels
     out = labels.copy()
-    for state in unseeded:
+    for state in short:
         module, pvalue = _module(state, panel, matrix)
         report[state]["coexpression_pvalue"] = pvalue
         if module is None:
             continue
         chosen, between = _split(matrix.score(module))
-        unclaimed = np.isin(out, ["", _seeds.NONE_CLASS]) & np.isin(mixture_seeds, ["", _seeds.NONE_CLASS, state])
+        free = ["", _seeds.NONE_CLASS, state]  # the state's own seeds, where a cluster seeded it, are not claimed
+        unclaimed = np.isin(out, free) & np.isin(mixture_seeds, free)
         candidates = chosen & unclaimed
         if np.sum(chosen & ~unclaimed) >= np.sum(candidates):
             report[state]["coexpression_declined"] = "sibling seeds"

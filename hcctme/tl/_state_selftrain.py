@@ -386,8 +386,9 @@ def call_population(X: sp.csr_matrix, z: np.ndarray, ids: list[str], best: np.nd
     mixture's calls except those of the states whose candidate clusters were all declined (their calls are
     dropped, their confidence set to 0); a state the mixture calls but no cluster was a candidate for is first
     tested in its highest-scoring cluster (:func:`~hcctme.tl._state_seeds.tested_where_best`). A short panel no
-    cluster seeds is looked for by its genes' expression first (:func:`~hcctme.tl._state_seeds.expression_seeds`),
-    then through the genes it is co-expressed with (:func:`~hcctme.tl._state_coexpression.coexpression_seeds`).
+    cluster seeds is looked for by its genes' expression first (:func:`~hcctme.tl._state_seeds.expression_seeds`);
+    every short panel, seeded or not, then through the genes it is co-expressed with
+    (:func:`~hcctme.tl._state_coexpression.coexpression_seeds`, release 2.39).
     A population is called by the mean of the probabilities of the seedings (:func:`seedings`: nine where it has
     fewer cells than its states' clusters need, else three; where they disagree, :func:`unstable`, up to
     ``params.seeding_batches`` times as many) that train the classifier, where they are at least half of them;
