@@ -153,7 +153,7 @@ def absent_calls(setting: str, seed: int, cells: int, patients: int, absent: tup
 
 NULL_FIRST_SEED = 500  # the null cohorts' seeds: 500, 501, ... (never a development or held-out setting's seed)
 # the p-values of the null cohorts of the saved run (states_eval.py --seeds 0 --null 192 --jobs 2 --save-null ...)
-SAVED_NULL = Path(__file__).resolve().parent / "results" / "composition_null_2.38" / "pvalues.csv"
+SAVED_NULL = Path(__file__).resolve().parent / "results" / "composition_null_2.39" / "pvalues.csv"
 
 
 def null_cohort_pvalues(seed: int, refine: str | None = None) -> pd.DataFrame:

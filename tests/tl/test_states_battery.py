@@ -178,7 +178,7 @@ def test_ari_intervals_are_parent_table_means_with_their_spread_over_pairs():
     pd.testing.assert_frame_equal(intervals, ari_intervals(parents, [200, 202], draws=500))
 
 
-RECORDED = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "states_battery_2.38"
+RECORDED = Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "states_battery_2.39"
 README_LABELS = {"10x": "10x (3,000 UMI)", "smartseq": "Smart-seq (60,000 reads)", "noisy_10x": "noisy shallow 10x",
                  "stress_high": "high stress (25 %)", "deep_10x": "held out: deep_10x (8,000 UMI)",
                  "mid_10x": "held out: mid_10x (2,200 UMI, more noise and stress)",
