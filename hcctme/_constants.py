@@ -293,7 +293,7 @@ STATE_SPECIFICITY_SHORT_MAX_NULL: Final = 0.15
 # rest): the one-gene rule is tested in the cluster the genes themselves point to, so it needs more than chance gives
 # (false short-panel clusters of sessions 23 and 27: best gene 0.66-0.73)
 STATE_SHORT_EXPRESSION_AUROC: Final = 0.75
-# a short panel neither route seeds is looked for through its co-expressed genes (tl/_state_coexpression.py): a
+# every short panel, seeded or not, is then looked for through its co-expressed genes (tl/_state_coexpression.py): a
 # measured gene whose STATE_COEXPRESSION_PARTNERS-th highest within-sample correlation beats that of the
 # STATE_COEXPRESSION_NULL nearest expression-matched background genes (p <= STATE_SPECIFICITY_ALPHA / its measured
 # genes) and its partners form a module; cells of its high normal component (posterior >= STATE_COEXPRESSION_POSTERIOR)

@@ -27,8 +27,8 @@ the partners, and only then chooses cells.
    percentile of their highest correlation) form a module, whose mean standardised expression is split by a
    two-component normal mixture. Cells of the high component (posterior >=
    :data:`~hcctme._constants.STATE_COEXPRESSION_POSTERIOR`) that are seeds of "none of these", of the state or of
-   nothing, and that the mixture seeds no other state, become the state's seeds; cells between the components are
-   no seed; the low component keeps its seeds.
+   nothing, and that the mixture seeds no other state, become the state's seeds; "none of these" seeds between the
+   components are dropped; the low component keeps its seeds.
 3. **Guards.** A module whose high component holds at least as many seeds of a sibling state as unclaimed
    cells is the sibling's programme (10x seed 401: FOLR2 and CD163 of the unplanted 4-gene TAM1_FOLR2 panel
    co-varied with 21 genes of the Kupffer programme, and 59 of the 265 Kupffer cells were called TAM1_FOLR2): the

@@ -19,8 +19,8 @@ or of no class when its state's median gene is up there and another cluster seed
 A cluster the majority rule leaves without a seed whose state the test declines seeds "none of these", the
 mixture's calls of that state included (:func:`unbacked_majorities`).
 A short panel no cluster seeds is looked for by its genes' mean log expression, which a within-cell rank score does
-not follow (:func:`expression_seeds`), and then through the genes it is co-expressed with
-(:mod:`hcctme.tl._state_coexpression`).
+not follow (:func:`expression_seeds`); every short panel, seeded or not, then through the genes it is co-expressed
+with (:mod:`hcctme.tl._state_coexpression`, release 2.39).
 """
 
 from __future__ import annotations
