@@ -379,9 +379,10 @@ def test_small_populations_calls_are_calibrated_on_the_generator(monkeypatch):
 def scored_cohort():
     """Two populations of a small simulated cohort, both listed as too small for their states' clusters (nine
     seedings): at random_state 29 the CD8 T cells' seedings disagree and are seeded again, the macrophages' are not
-    (release 2.39, whose co-expression route reads the macrophages' 4-gene TAM1_FOLR2 panel in every seeding; until
-    release 2.38 at random_state 7 the macrophages' disagreed and the CD8 T cells' did not; at 0-39 release 2.39
-    seeds one population again at 29 alone).
+    (release 2.39, whose co-expression route adds cells to the macrophages' seeded 4-gene TAM1_FOLR2 panel, p 0.0025
+    in the first seeding at random_state 7; until release 2.38 at random_state 7 the macrophages' disagreed and the
+    CD8 T cells' did not). Of random states 0-39, 29 is the only one where release 2.39 seeds exactly one of the two
+    again (at 30 both).
     """
     adata = hcctme.datasets.simulate_cohort(4, 200, random_state=3)
     hcctme.tl.score(adata)
